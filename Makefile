@@ -1,0 +1,136 @@
+# hmst: build, test, demo and install.
+#   make demo      set up missing dependencies, build, run the main job on a built-in default
+#   make test      set up, build, run every test (swift test, C hosts + ASan, pytest, checks)
+#   make install PREFIX=/usr/local   library, header, pkg-config file and the hmst tool
+SHELL := /bin/bash
+export PATH := $(PATH):/opt/swift/usr/bin
+
+VERSION    := 0.1.0
+SOVERSION  := 0
+PREFIX     ?= /usr/local
+PYTHON     ?= python3
+CC         ?= cc
+CXX        ?= c++
+
+SCRATCH    := .build-release
+OUT        := build
+LIB        := $(OUT)/lib/libhmst.so.$(VERSION)
+CLI        := $(OUT)/bin/hmst
+SWIFTFLAGS := -c release --scratch-path $(SCRATCH) -Xswiftc -static-stdlib -Xswiftc -use-ld=lld
+LIBFLAGS   := -Xlinker --version-script=$(CURDIR)/Sources/HMSTCAPI/exports.map -Xlinker -soname=libhmst.so.$(SOVERSION)
+CWARN      := -std=c11 -Wall -Wextra -Werror
+RPATH      := -Wl,-rpath,$(CURDIR)/$(OUT)/lib
+
+.PHONY: all deps lib cli demo test install uninstall clean swift-test chost chost-asan pytest \
+        header-check export-check examples install-check python-package
+
+all: lib cli
+
+deps: $(OUT)/.deps
+$(OUT)/.deps: tools/setup-deps.sh
+	@mkdir -p $(OUT)
+	@PYTHON=$(PYTHON) bash tools/setup-deps.sh
+	@touch $@
+
+SOURCES := $(shell find Sources include -type f -o -type l) Package.swift
+
+lib: $(LIB)
+$(LIB): $(OUT)/.deps $(SOURCES)
+	swift build $(SWIFTFLAGS) --product hmst $(LIBFLAGS)
+	@mkdir -p $(OUT)/lib
+	cp $(SCRATCH)/release/libhmst.so $(LIB)
+	ln -sf libhmst.so.$(VERSION) $(OUT)/lib/libhmst.so.$(SOVERSION)
+	ln -sf libhmst.so.$(VERSION) $(OUT)/lib/libhmst.so
+
+cli: $(CLI)
+$(CLI): $(OUT)/.deps $(SOURCES)
+	swift build $(SWIFTFLAGS) --product hmst-cli
+	@mkdir -p $(OUT)/bin
+	cp $(SCRATCH)/release/hmst-cli $(CLI)
+
+# ---- tests ----------------------------------------------------------------------------------
+
+test: all swift-test header-check export-check chost chost-asan examples pytest install-check
+	@echo "make test: all suites passed"
+
+swift-test: $(OUT)/.deps
+	swift test 2>&1 | tee $(OUT)/swift-test.log | grep -E "error|failed|passed|Executed|Test Suite 'All tests'" ; \
+	  exit $${PIPESTATUS[0]}
+
+header-check:
+	$(CC) $(CWARN) -pedantic -fsyntax-only -x c include/hmst.h
+	$(CXX) -std=c++17 -Wall -Wextra -Werror -pedantic -fsyntax-only -x c++ include/hmst.h
+	@echo "header-check: hmst.h is clean C11 and C++17"
+
+export-check: lib
+	$(PYTHON) tools/check_exports.py --header include/hmst.h --library $(LIB) --tests Tests/CHost/test_api.c
+	@if ldd $(LIB) | grep -qi swift; then echo "export-check: libhmst depends on the Swift runtime" >&2; exit 1; fi
+
+CHOST_TESTS := $(patsubst Tests/CHost/%.c,$(OUT)/tests/%,$(wildcard Tests/CHost/*.c))
+
+$(OUT)/tests/%: Tests/CHost/%.c include/hmst.h $(LIB)
+	@mkdir -p $(OUT)/tests
+	$(CC) $(CWARN) -g -Iinclude $< -L$(OUT)/lib -lhmst -lpthread $(RPATH) -o $@
+
+$(OUT)/tests-asan/%: Tests/CHost/%.c include/hmst.h $(LIB)
+	@mkdir -p $(OUT)/tests-asan
+	$(CC) $(CWARN) -g -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -Iinclude $< \
+	  -L$(OUT)/lib -lhmst -lpthread $(RPATH) -o $@
+
+chost: $(CHOST_TESTS)
+	@set -e; for t in $^; do echo "== $$t"; env -u LD_LIBRARY_PATH $$t; done
+
+chost-asan: $(patsubst $(OUT)/tests/%,$(OUT)/tests-asan/%,$(CHOST_TESTS))
+	@set -e; for t in $^; do echo "== $$t (AddressSanitizer)"; \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 LSAN_OPTIONS=suppressions=$(CURDIR)/Tests/CHost/lsan.supp \
+	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 $$t; done
+
+EXAMPLES_C := $(patsubst examples/c/%.c,$(OUT)/examples/%,$(wildcard examples/c/*.c))
+$(OUT)/examples/%: examples/c/%.c include/hmst.h $(LIB)
+	@mkdir -p $(OUT)/examples
+	$(CC) $(CWARN) -Iinclude $< -L$(OUT)/lib -lhmst $(RPATH) -o $@
+
+examples: $(EXAMPLES_C) python-package
+	@set -e; for e in $(EXAMPLES_C); do echo "== $$e"; $$e; done
+	@set -e; for e in examples/python/*.py; do echo "== $$e"; HMST_LIBRARY=$(CURDIR)/$(LIB) $(PYTHON) $$e; done
+
+python-package: lib
+	cp $(LIB) bindings/python/hmst/libhmst.so
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-build-isolation ./bindings/python
+
+pytest: python-package
+	cd bindings/python && HMST_LIBRARY=$(CURDIR)/$(LIB) $(PYTHON) -m pytest -q tests
+	cd /tmp && env -u HMST_LIBRARY $(PYTHON) -c "import hmst; print('pip-installed hmst', hmst.__version__, 'loads', hmst.library_path())"
+
+# make install into a scratch prefix, then build an out-of-tree program with pkg-config alone.
+install-check: all
+	rm -rf $(OUT)/stage
+	$(MAKE) --no-print-directory install PREFIX=$(CURDIR)/$(OUT)/stage
+	mkdir -p $(OUT)/oot && cp examples/c/system_info.c $(OUT)/oot/app.c
+	cd $(OUT)/oot && PKG_CONFIG_PATH=$(CURDIR)/$(OUT)/stage/lib/pkgconfig \
+	  $(CC) $(CWARN) app.c $$(PKG_CONFIG_PATH=$(CURDIR)/$(OUT)/stage/lib/pkgconfig pkg-config --cflags --libs hmst) -o app
+	env -u LD_LIBRARY_PATH $(OUT)/oot/app > /dev/null && echo "install-check: out-of-tree program built with pkg-config runs"
+
+# ---- install ---------------------------------------------------------------------------------
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin
+	install -m 755 $(LIB) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf libhmst.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libhmst.so.$(SOVERSION)
+	ln -sf libhmst.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libhmst.so
+	install -m 644 include/hmst.h $(DESTDIR)$(PREFIX)/include/
+	install -m 755 $(CLI) $(DESTDIR)$(PREFIX)/bin/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' tools/hmst.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/hmst.pc
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v ldconfig >/dev/null; then ldconfig; fi
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/lib/libhmst.so* $(DESTDIR)$(PREFIX)/include/hmst.h \
+	      $(DESTDIR)$(PREFIX)/bin/hmst $(DESTDIR)$(PREFIX)/lib/pkgconfig/hmst.pc
+
+# ---- demo ------------------------------------------------------------------------------------
+
+demo: all examples
+	$(CLI) system-info
+
+clean:
+	rm -rf $(OUT) $(SCRATCH) .build bindings/python/hmst/libhmst.so bindings/python/build

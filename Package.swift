@@ -1,0 +1,50 @@
+// swift-tools-version:6.0
+// hmst: Hierarchical Memory-State Transformer runtime.
+// Targets are grouped by role: system libraries, C/C++ shims, the Swift core, the C API, tools, tests.
+// The shared library libhmst.so is the `hmst` dynamic product; the Makefile links it with
+// -static-stdlib, a SONAME and a version script (see Makefile and Sources/HMSTCAPI/exports.map).
+import PackageDescription
+
+let package = Package(
+    name: "hmst",
+    products: [
+        .library(name: "hmst", type: .dynamic, targets: ["HMSTCAPI"]),
+        .executable(name: "hmst-cli", targets: ["hmst-cli"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // System libraries (Debian: libopenblas-dev, libnuma-dev).
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CNUMA", providers: [.apt(["libnuma-dev"])]),
+
+        // C++ shim over FAISS (Debian's libfaiss.a has no C API): every exception is caught there.
+        .target(name: "CFAISSShim",
+                cxxSettings: [.unsafeFlags(["-O2"])],
+                linkerSettings: [.linkedLibrary("faiss"), .linkedLibrary("gomp"),
+                                 .linkedLibrary("openblas"), .linkedLibrary("m"),
+                                 .linkedLibrary("stdc++")]),
+
+        // C support: the public header (symlink to include/hmst.h), the thread-local error
+        // buffer, the log sink and CPU feature detection.
+        .target(name: "CHMST", cSettings: [.unsafeFlags(["-O2"])]),
+
+        // Pure Swift engine code.
+        .target(name: "HMSTCore",
+                dependencies: ["CBLAS", "CNUMA", "CFAISSShim", "CHMST"]),
+
+        // Only the exported @_cdecl functions.
+        .target(name: "HMSTCAPI", dependencies: ["HMSTCore", "CHMST"], exclude: ["exports.map"]),
+
+        // The command-line tool; every real action is a HMSTCore call.
+        .executableTarget(name: "hmst-cli",
+                          dependencies: ["HMSTCore",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+
+        .testTarget(name: "HMSTCoreTests", dependencies: ["HMSTCore"]),
+        .testTarget(name: "HMSTCAPITests", dependencies: ["HMSTCAPI", "CHMST"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,76 @@
+/*
+ * hmst_faiss_shim.h: a small extern "C" API over FAISS's C++ library.
+ *
+ * Why it exists: Debian's libfaiss.a ships only the C++ API, and Swift's C++ interop aborts the
+ * process on any C++ exception. Every function here catches every exception and turns it into
+ * a status plus a message (read with hmstfs_last_error(), thread-local), so FAISS errors reach
+ * hosts as hmst statuses, never as crashes. Only HMSTCore/Memory calls this module.
+ *
+ * Symbols are prefixed hmstfs_ and stay local to libhmst.
+ */
+#ifndef HMST_FAISS_SHIM_H
+#define HMST_FAISS_SHIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Status values, mirroring enum hmst_status. */
+enum {
+    HMSTFS_OK = 0,
+    HMSTFS_INVALID_ARGUMENT = -1,
+    HMSTFS_IO = -3,
+    HMSTFS_BAD_FORMAT = -4,
+    HMSTFS_OUT_OF_MEMORY = -5,
+    HMSTFS_INTERNAL = -99
+};
+
+/* Metrics, mirroring faiss::MetricType. */
+enum { HMSTFS_METRIC_INNER_PRODUCT = 0, HMSTFS_METRIC_L2 = 1 };
+
+typedef struct hmstfs_index hmstfs_index; /* owns a faiss::Index */
+
+/* Message of the last failure on this thread ("" if none). Valid until the next shim call. */
+const char *hmstfs_last_error(void);
+
+/* "MAJOR.MINOR.PATCH" of the linked FAISS. Static storage. */
+const char *hmstfs_version(void);
+
+/* Sets/gets OpenMP's thread count, which FAISS uses for search, add and training. */
+void hmstfs_set_omp_threads(int n);
+int hmstfs_get_omp_threads(void);
+
+/* faiss::index_factory(dim, description, metric), wrapped in an IndexIDMap when the index does
+ * not take ids itself (flat indexes). */
+int hmstfs_index_factory(int dim, const char *description, int metric, hmstfs_index **out);
+void hmstfs_index_free(hmstfs_index *index);
+
+int hmstfs_index_dim(const hmstfs_index *index);
+int64_t hmstfs_index_ntotal(const hmstfs_index *index);
+int hmstfs_index_is_trained(const hmstfs_index *index);
+
+/* x: [n, dim] row-major float32. */
+int hmstfs_index_train(hmstfs_index *index, int64_t n, const float *x);
+/* x: [n, dim], ids: [n] */
+int hmstfs_index_add_with_ids(hmstfs_index *index, int64_t n, const float *x, const int64_t *ids);
+/* queries: [n, dim] -> distances: [n, k], labels: [n, k] (-1 where fewer than k results).
+ * nprobe <= 0 keeps the index's own setting; it applies to IVF indexes only. */
+int hmstfs_index_search(const hmstfs_index *index, int64_t n, const float *queries, int64_t k,
+                        int nprobe, float *distances, int64_t *labels);
+/* Removes the given ids; *n_removed receives how many were present. */
+int hmstfs_index_remove_ids(hmstfs_index *index, int64_t n, const int64_t *ids, int64_t *n_removed);
+/* Reconstructs the stored vector of `id` into out[dim] (exact for flat, approximate for PQ). */
+int hmstfs_index_reconstruct(const hmstfs_index *index, int64_t id, float *out);
+
+/* faiss::write_index / read_index on a path (the caller makes it atomic). */
+int hmstfs_index_write(const hmstfs_index *index, const char *path);
+int hmstfs_index_read(const char *path, hmstfs_index **out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

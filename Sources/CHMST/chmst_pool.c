@@ -1,0 +1,151 @@
+/*
+ * chmst_pool.c: the worker pool behind HMSTCore's parallel loops. Workers sleep on a condition
+ * variable between jobs and spin briefly after one, so back-to-back jobs (one per layer during
+ * decode) do not pay a futex wake each.
+ */
+#define _GNU_SOURCE
+#include "chmst_pool.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#define SPIN_ITERATIONS 20000
+
+typedef struct {
+    pthread_mutex_t run_lock; /* held by the caller that owns the current job */
+    pthread_mutex_t m;
+    pthread_cond_t cv_work, cv_done;
+    pthread_t *threads;
+    int n_workers; /* threads besides the caller */
+    int stop;
+    atomic_uint_fast64_t generation;
+    /* current job */
+    chmst_task_fn fn;
+    void *ctx;
+    int64_t n_tasks;
+    int job_workers; /* workers taking part: indices 0..<job_workers */
+    atomic_int_fast64_t next;
+    atomic_int finished;
+} pool_t;
+
+static pool_t pool = {
+    .run_lock = PTHREAD_MUTEX_INITIALIZER,
+    .m = PTHREAD_MUTEX_INITIALIZER,
+    .cv_work = PTHREAD_COND_INITIALIZER,
+    .cv_done = PTHREAD_COND_INITIALIZER,
+};
+
+static void run_tasks(chmst_task_fn fn, void *ctx, int64_t n) {
+    for (;;) {
+        int64_t i = atomic_fetch_add(&pool.next, 1);
+        if (i >= n) break;
+        fn(ctx, i);
+    }
+}
+
+static void *worker_main(void *arg) {
+    int index = (int)(intptr_t)arg;
+    uint64_t seen = atomic_load(&pool.generation);
+    for (;;) {
+        /* spin a little for the next job before sleeping */
+        for (int s = 0; s < SPIN_ITERATIONS && atomic_load(&pool.generation) == seen; s++) {
+#if defined(__x86_64__)
+            __builtin_ia32_pause();
+#endif
+        }
+        pthread_mutex_lock(&pool.m);
+        while (atomic_load(&pool.generation) == seen && !pool.stop) pthread_cond_wait(&pool.cv_work, &pool.m);
+        if (pool.stop) {
+            pthread_mutex_unlock(&pool.m);
+            return NULL;
+        }
+        seen = atomic_load(&pool.generation);
+        int take_part = index < pool.job_workers;
+        chmst_task_fn fn = pool.fn;
+        void *ctx = pool.ctx;
+        int64_t n = pool.n_tasks;
+        pthread_mutex_unlock(&pool.m);
+        if (!take_part) continue;
+        run_tasks(fn, ctx, n);
+        pthread_mutex_lock(&pool.m);
+        if (atomic_fetch_add(&pool.finished, 1) + 1 == pool.job_workers) pthread_cond_signal(&pool.cv_done);
+        pthread_mutex_unlock(&pool.m);
+    }
+}
+
+static void stop_workers_locked(void) {
+    pthread_mutex_lock(&pool.m);
+    pool.stop = 1;
+    pthread_cond_broadcast(&pool.cv_work);
+    pthread_mutex_unlock(&pool.m);
+    for (int i = 0; i < pool.n_workers; i++) pthread_join(pool.threads[i], NULL);
+    free(pool.threads);
+    pool.threads = NULL;
+    pool.n_workers = 0;
+    pool.stop = 0;
+}
+
+int chmst_pool_set_threads(int n) {
+    if (n < 1) n = 1;
+    pthread_mutex_lock(&pool.run_lock);
+    int status = 0;
+    if (n - 1 != pool.n_workers) {
+        stop_workers_locked();
+        int want = n - 1;
+        if (want > 0) {
+            pool.threads = calloc((size_t)want, sizeof(pthread_t));
+            if (pool.threads == NULL) want = 0, status = -1;
+            for (int i = 0; i < want; i++) {
+                if (pthread_create(&pool.threads[i], NULL, worker_main, (void *)(intptr_t)i) != 0) {
+                    status = -1;
+                    break;
+                }
+                pool.n_workers = i + 1;
+            }
+        }
+    }
+    pthread_mutex_unlock(&pool.run_lock);
+    return status;
+}
+
+int chmst_pool_get_threads(void) {
+    pthread_mutex_lock(&pool.run_lock);
+    int n = pool.n_workers + 1;
+    pthread_mutex_unlock(&pool.run_lock);
+    return n;
+}
+
+void chmst_pool_run(int64_t n_tasks, int max_threads, chmst_task_fn fn, void *ctx) {
+    if (n_tasks <= 0 || fn == NULL) return;
+    if (max_threads <= 1 || n_tasks == 1 || pthread_mutex_trylock(&pool.run_lock) != 0) {
+        for (int64_t i = 0; i < n_tasks; i++) fn(ctx, i);
+        return;
+    }
+    int workers = pool.n_workers;
+    if (workers > max_threads - 1) workers = max_threads - 1;
+    if (workers > n_tasks - 1) workers = (int)(n_tasks - 1);
+    if (workers <= 0) {
+        pthread_mutex_unlock(&pool.run_lock);
+        for (int64_t i = 0; i < n_tasks; i++) fn(ctx, i);
+        return;
+    }
+    pthread_mutex_lock(&pool.m);
+    pool.fn = fn;
+    pool.ctx = ctx;
+    pool.n_tasks = n_tasks;
+    pool.job_workers = workers;
+    atomic_store(&pool.next, 0);
+    atomic_store(&pool.finished, 0);
+    atomic_fetch_add(&pool.generation, 1);
+    pthread_cond_broadcast(&pool.cv_work);
+    pthread_mutex_unlock(&pool.m);
+
+    run_tasks(fn, ctx, n_tasks);
+
+    pthread_mutex_lock(&pool.m);
+    while (atomic_load(&pool.finished) < workers) pthread_cond_wait(&pool.cv_done, &pool.m);
+    pthread_mutex_unlock(&pool.m);
+    pthread_mutex_unlock(&pool.run_lock);
+}

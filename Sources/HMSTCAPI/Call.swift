@@ -1,0 +1,57 @@
+// The boundary discipline every export follows: each @_cdecl body is one hmstCall { ... },
+// which clears the thread's last error, runs the body, and maps any thrown error to a status
+// plus hmst_last_error(). Argument checks come before any pointer is dereferenced.
+import CHMST
+import HMSTCore
+
+@inline(__always)
+func hmstCall(_ body: () throws -> Void) -> Int32 {
+    chmst_clear_error()
+    do {
+        try body()
+        return Status.ok.rawValue
+    } catch let e as HMSTError {
+        chmst_set_error(e.message)
+        return e.status.rawValue
+    } catch {
+        chmst_set_error("unexpected error: \(error)")
+        return Status.internal.rawValue
+    }
+}
+
+/// Throws INVALID_ARGUMENT naming the parameter when a required pointer is NULL.
+@inline(__always)
+func required<T>(_ p: T?, _ name: String) throws -> T {
+    guard let p else { throw HMSTError.invalidArgument("\(name) must not be NULL") }
+    return p
+}
+
+/// A C string argument as a Swift String (lossy for invalid UTF-8, which the callers reject
+/// where it matters).
+func cString(_ p: UnsafePointer<CChar>?, _ name: String) throws -> String {
+    String(cString: try required(p, name))
+}
+
+/// Writes `s` NUL-terminated into buf[cap] following the header's buffer rule: *n_out gets the
+/// length without NUL; if cap <= length, BUFFER_TOO_SMALL and nothing is written to buf.
+func writeString(_ s: String, _ buf: UnsafeMutablePointer<CChar>?, _ cap: Int, _ nOut: UnsafeMutablePointer<Int>?) throws {
+    let nOut = try required(nOut, "n_out")
+    if buf == nil && cap != 0 { throw HMSTError.invalidArgument("buf is NULL but cap is \(cap)") }
+    let bytes = Array(s.utf8)
+    nOut.pointee = bytes.count
+    guard cap > bytes.count, let buf else {
+        throw HMSTError(.bufferTooSmall, "buffer of \(cap) bytes is too small: \(bytes.count + 1) needed")
+    }
+    bytes.withUnsafeBufferPointer { src in
+        UnsafeMutableRawPointer(buf).copyMemory(from: src.baseAddress!, byteCount: bytes.count)
+    }
+    buf[bytes.count] = 0
+}
+
+/// Copies a Swift string into a fixed C char array field (a tuple in Swift), truncating.
+func copyString<T>(_ s: String, into field: inout T) {
+    withUnsafeMutableBytes(of: &field) { raw in
+        guard let base = raw.baseAddress, raw.count > 0 else { return }
+        chmst_copy_string(base.assumingMemoryBound(to: CChar.self), raw.count, s)
+    }
+}

@@ -1,0 +1,101 @@
+// FaissIndex: a Swift owner of one FAISS index behind the CFAISSShim C API. It checks shapes
+// and values before FAISS sees them and turns shim statuses into HMSTError. Locking and
+// lazy training belong to SemanticMemory, not here.
+import CFAISSShim
+
+public enum VectorMetric: Int32, Sendable {
+    case innerProduct = 0
+    case l2 = 1
+}
+
+public final class FaissIndex: @unchecked Sendable {
+    let handle: OpaquePointer
+    public let dim: Int
+
+    /// Any faiss::index_factory description ("Flat", "IVF1024,Flat", "IVF4096,PQ32", ...).
+    public init(dim: Int, description: String, metric: VectorMetric) throws {
+        guard dim > 0, dim <= 65536 else { throw HMSTError.invalidArgument("vector dimension \(dim) is outside 1...65536") }
+        var out: OpaquePointer?
+        try FaissIndex.check(hmstfs_index_factory(Int32(dim), description, metric.rawValue, &out),
+                             "index_factory(\"\(description)\")")
+        guard let out else { throw HMSTError(.internal, "FAISS shim returned no index") }
+        handle = out
+        self.dim = dim
+    }
+
+    private init(handle: OpaquePointer) {
+        self.handle = handle
+        dim = Int(hmstfs_index_dim(handle))
+    }
+
+    deinit { hmstfs_index_free(handle) }
+
+    public static func read(path: String) throws -> FaissIndex {
+        var out: OpaquePointer?
+        try check(hmstfs_index_read(path, &out), "reading \(path)")
+        guard let out else { throw HMSTError(.internal, "FAISS shim returned no index") }
+        return FaissIndex(handle: out)
+    }
+
+    public var count: Int { Int(hmstfs_index_ntotal(handle)) }
+    public var isTrained: Bool { hmstfs_index_is_trained(handle) != 0 }
+
+    /// x: [n, dim]
+    public func train(_ x: [Float]) throws {
+        let n = try rows(of: x, "train")
+        try x.withUnsafeBufferPointer { try FaissIndex.check(hmstfs_index_train(handle, Int64(n), $0.baseAddress), "train") }
+    }
+
+    /// x: [n, dim], ids: [n]
+    public func add(_ x: [Float], ids: [Int64]) throws {
+        let n = try rows(of: x, "add")
+        guard ids.count == n else { throw HMSTError.invalidArgument("add: \(n) vectors but \(ids.count) ids") }
+        try x.withUnsafeBufferPointer { xp in
+            try ids.withUnsafeBufferPointer { ip in
+                try FaissIndex.check(hmstfs_index_add_with_ids(handle, Int64(n), xp.baseAddress, ip.baseAddress), "add")
+            }
+        }
+    }
+
+    /// queries: [n, dim] -> distances [n, k], ids [n, k] (-1 where fewer than k exist)
+    public func search(_ queries: [Float], k: Int, nprobe: Int = 0) throws -> (distances: [Float], ids: [Int64]) {
+        let n = try rows(of: queries, "search")
+        guard k > 0, k <= 1 << 20 else { throw HMSTError.invalidArgument("search: k = \(k) must be in 1...1048576") }
+        var d = [Float](repeating: 0, count: n * k)
+        var l = [Int64](repeating: -1, count: n * k)
+        try queries.withUnsafeBufferPointer { q in
+            try d.withUnsafeMutableBufferPointer { dp in
+                try l.withUnsafeMutableBufferPointer { lp in
+                    try FaissIndex.check(hmstfs_index_search(handle, Int64(n), q.baseAddress, Int64(k), Int32(nprobe),
+                                                             dp.baseAddress, lp.baseAddress), "search")
+                }
+            }
+        }
+        return (d, l)
+    }
+
+    /// Returns how many of the ids were present.
+    public func remove(ids: [Int64]) throws -> Int {
+        var removed: Int64 = 0
+        try ids.withUnsafeBufferPointer { try FaissIndex.check(hmstfs_index_remove_ids(handle, Int64(ids.count), $0.baseAddress, &removed), "remove_ids") }
+        return Int(removed)
+    }
+
+    /// Writes with faiss::write_index to `path` as is (callers make it atomic).
+    public func write(path: String) throws {
+        try FaissIndex.check(hmstfs_index_write(handle, path), "writing \(path)")
+    }
+
+    private func rows(of x: [Float], _ what: String) throws -> Int {
+        guard x.count % dim == 0 else {
+            throw HMSTError.invalidArgument("\(what): \(x.count) floats is not a multiple of the dimension \(dim)")
+        }
+        return x.count / dim
+    }
+
+    static func check(_ rc: Int32, _ what: String) throws {
+        guard rc != 0 else { return }
+        let message = String(cString: hmstfs_last_error())
+        throw HMSTError(Status(rawValue: rc) ?? .internal, "\(what): \(message)")
+    }
+}

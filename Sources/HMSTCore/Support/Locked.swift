@@ -1,0 +1,30 @@
+// Locked<T>: a value behind a pthread mutex, for the few globals the library keeps
+// (thread count, caches). Small on purpose: no Foundation, no Dispatch.
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public final class Locked<T>: @unchecked Sendable {
+    private var value: T
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+
+    public init(_ value: T) {
+        self.value = value
+        mutex = .allocate(capacity: 1)
+        pthread_mutex_init(mutex, nil)
+    }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+
+    public func withLock<R>(_ body: (inout T) throws -> R) rethrows -> R {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body(&value)
+    }
+
+    public func get() -> T { withLock { $0 } }
+    public func set(_ v: T) { withLock { $0 = v } }
+}

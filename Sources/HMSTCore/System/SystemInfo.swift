@@ -1,0 +1,58 @@
+// SystemInfo: what hmst_system_info() reports: versions, BLAS, SIMD, NUMA, FAISS, threads.
+import CBLAS
+import CFAISSShim
+import CHMST
+
+public enum Version {
+    public static let string = "0.1.0"
+    public static let abi: Int32 = 1
+}
+
+public struct SystemInfo: Sendable {
+    public var version = Version.string
+    public var abiVersion = Version.abi
+    public var nCPUs = Threads.cpuCount
+    public var nThreads = Threads.count
+    public var blasThreads = Threads.blasThreads
+    public var blasCore = String(cString: openblas_get_corename())
+    public var blasConfig = SystemInfo.openBLASConfig
+    public var simdFlags = chmst_cpu_features()
+    public var numa = NUMATopology.current
+    public var faissVersion = String(cString: hmstfs_version())
+    public var ompThreads = Int(hmstfs_get_omp_threads())
+
+    public init() {}
+
+    /// openblas_get_config() rebuilds its answer in a static buffer on every call, so
+    /// concurrent callers garble it: read it exactly once (a Swift static is initialised once).
+    static let openBLASConfig = String(cString: openblas_get_config())
+
+    /// Names of the set enum hmst_simd_flag bits, in bit order.
+    public var simdNames: [String] {
+        let names = ["sse4.2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl",
+                     "avx512vnni", "avx512bf16"]
+        return names.enumerated().filter { simdFlags & (1 << UInt64($0.offset)) != 0 }.map { $0.element }
+    }
+
+    public var json: String {
+        let w = JSONWriter()
+        w.object {
+            w.field("version", version)
+            w.field("abi_version", Int(abiVersion))
+            w.field("n_cpus", nCPUs)
+            w.field("n_threads", nThreads)
+            w.field("blas_threads", blasThreads)
+            w.field("omp_threads", ompThreads)
+            w.field("blas_core", blasCore)
+            w.field("blas_config", blasConfig)
+            w.field("simd_flags", Int(simdFlags))
+            w.field("simd", simdNames)
+            w.field("numa_available", numa.available)
+            w.field("numa_nodes", numa.nodeCount)
+            w.field("numa_policy_permitted", numa.policyPermitted)
+            if let e = numa.policyError { w.field("numa_policy_error", e) }
+            w.field("faiss_version", faissVersion)
+        }
+        return w.output
+    }
+}

@@ -1,0 +1,89 @@
+// Threads: the one thread-count knob. Setting it sizes every pool in the process that hmst
+// drives: OpenBLAS, OpenMP (used by FAISS) and hmst's own worker pool (CHMST/chmst_pool.c).
+import CBLAS
+import CFAISSShim
+import CHMST
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public enum Threads {
+    public static let maxThreads = 1024
+
+    private static let state = Locked<Int?>(nil)
+
+    /// CPUs in this process's affinity mask.
+    public static var cpuCount: Int { Int(chmst_cpu_count()) }
+
+    /// The default: HMST_NUM_THREADS if it holds a valid count, else every CPU we may run on.
+    static func defaultCount() -> Int {
+        if let raw = getenv("HMST_NUM_THREADS"), let n = Int(String(cString: raw)), n >= 1, n <= maxThreads {
+            return n
+        }
+        return cpuCount
+    }
+
+    /// The current count; the first call applies the default to every pool.
+    public static var count: Int {
+        if let n = state.get() { return n }
+        try? set(0)
+        return state.get() ?? 1
+    }
+
+    /// n in 1...1024, or 0 for the default.
+    public static func set(_ n: Int) throws {
+        guard n >= 0, n <= maxThreads else {
+            throw HMSTError.invalidArgument("thread count \(n) is outside 0 (all CPUs) ... \(maxThreads)")
+        }
+        let want = n == 0 ? defaultCount() : n
+        try state.withLock { current in
+            openblas_set_num_threads(Int32(want))
+            hmstfs_set_omp_threads(Int32(want))
+            if chmst_pool_set_threads(Int32(want)) != 0 {
+                current = Int(chmst_pool_get_threads())
+                throw HMSTError(.outOfMemory, "could only start \(current ?? 1) of \(want) worker threads")
+            }
+            current = want
+        }
+        Log.info("threads set to \(want) (OpenBLAS, OpenMP and hmst workers)")
+    }
+
+    /// OpenBLAS's own idea of its thread count.
+    public static var blasThreads: Int { Int(openblas_get_num_threads()) }
+}
+
+/// Runs body(i) for every i in 0..<n on hmst's pool, with at most `threads` threads (the
+/// caller included). Tasks must be independent; body must not throw or touch shared state
+/// without synchronisation. Nested calls run inline.
+public func parallelFor(_ n: Int, threads: Int = Threads.count, _ body: (Int) -> Void) {
+    if n <= 0 { return }
+    if n == 1 || threads <= 1 {
+        for i in 0..<n { body(i) }
+        return
+    }
+    withoutActuallyEscaping(body) { escapable in
+        var fn = escapable
+        withUnsafeMutablePointer(to: &fn) { ctx in
+            chmst_pool_run(Int64(n), Int32(min(threads, Threads.maxThreads)), { raw, task in
+                guard let raw else { return }
+                raw.assumingMemoryBound(to: ((Int) -> Void).self).pointee(Int(task))
+            }, ctx)
+        }
+    }
+}
+
+/// Splits 0..<count into at most `parts` contiguous ranges of near-equal size.
+public func splitRange(_ count: Int, parts: Int) -> [Range<Int>] {
+    let p = max(1, min(parts, count))
+    guard count > 0 else { return [] }
+    var out: [Range<Int>] = []
+    out.reserveCapacity(p)
+    let base = count / p, extra = count % p
+    var start = 0
+    for i in 0..<p {
+        let len = base + (i < extra ? 1 : 0)
+        out.append(start..<(start + len))
+        start += len
+    }
+    return out
+}
