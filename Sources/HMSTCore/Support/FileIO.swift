@@ -1,0 +1,142 @@
+// FileIO: the core's file primitives without Foundation. Reads whole files or maps them
+// read-only; writes atomically (temp file in the same directory, fsync, rename, fsync of the
+// directory), so a crash leaves either the old file or the new one, never a torn one.
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public enum FileIO {
+    static func errnoMessage() -> String { String(cString: strerror(errno)) }
+
+    public static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+
+    public static func isDirectory(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    public static func fileSize(_ path: String) throws -> Int {
+        var st = stat()
+        guard stat(path, &st) == 0 else { throw HMSTError.io("cannot stat \(path): \(errnoMessage())") }
+        return Int(st.st_size)
+    }
+
+    /// Creates the directory and its parents (mode 0755); existing ones are fine.
+    public static func makeDirectories(_ path: String) throws {
+        var prefix = path.hasPrefix("/") ? "/" : ""
+        for part in path.split(separator: "/", omittingEmptySubsequences: true) {
+            prefix += part + "/"
+            if mkdir(prefix, 0o755) != 0 && errno != EEXIST {
+                throw HMSTError.io("cannot create directory \(prefix): \(errnoMessage())")
+            }
+        }
+        guard isDirectory(path) else { throw HMSTError.io("\(path) exists and is not a directory") }
+    }
+
+    public static func readAll(_ path: String) throws -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw errno == ENOENT ? HMSTError.notFound("\(path): no such file") : HMSTError.io("cannot open \(path): \(errnoMessage())")
+        }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw HMSTError.io("cannot stat \(path): \(errnoMessage())") }
+        if (st.st_mode & S_IFMT) == S_IFDIR { throw HMSTError.io("\(path) is a directory, not a file") }
+        var out = [UInt8]()
+        out.reserveCapacity(Int(st.st_size))
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw HMSTError.io("cannot read \(path): \(errnoMessage())")
+            }
+            if n == 0 { break }
+            out.append(contentsOf: chunk[0..<n])
+        }
+        return out
+    }
+
+    public static func readText(_ path: String) throws -> String {
+        String(decoding: try readAll(path), as: UTF8.self)
+    }
+
+    /// Writes `bytes` to `path` atomically. The temp file is `path.tmp.<pid>` beside it.
+    public static func writeAtomically(_ path: String, _ bytes: UnsafeRawBufferPointer) throws {
+        let tmp = "\(path).tmp.\(getpid())"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw HMSTError.io("cannot create \(tmp): \(errnoMessage())") }
+        var ok = false
+        defer {
+            if !ok { close(fd); unlink(tmp) }
+        }
+        var off = 0
+        while off < bytes.count {
+            let n = write(fd, bytes.baseAddress! + off, min(bytes.count - off, 1 << 30))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw HMSTError.io("cannot write \(tmp): \(errnoMessage())")
+            }
+            off += n
+        }
+        guard fsync(fd) == 0 else { throw HMSTError.io("fsync of \(tmp) failed: \(errnoMessage())") }
+        ok = true
+        close(fd)
+        guard rename(tmp, path) == 0 else {
+            let m = errnoMessage()
+            unlink(tmp)
+            throw HMSTError.io("cannot rename \(tmp) to \(path): \(m)")
+        }
+        syncDirectory(of: path)
+    }
+
+    public static func writeAtomically(_ path: String, _ bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { try writeAtomically(path, $0) }
+    }
+
+    public static func writeAtomically(_ path: String, text: String) throws {
+        try writeAtomically(path, Array(text.utf8))
+    }
+
+    /// fsync the directory holding `path` so the rename itself is durable (best effort).
+    static func syncDirectory(of path: String) {
+        let dir: String
+        if let slash = path.lastIndex(of: "/") { dir = slash == path.startIndex ? "/" : String(path[..<slash]) } else { dir = "." }
+        let fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd >= 0 { fsync(fd); close(fd) }
+    }
+}
+
+/// A read-only memory map of a whole file. Unmapped on deinit.
+public final class MappedFile: @unchecked Sendable {
+    public let path: String
+    public let base: UnsafeRawPointer?
+    public let count: Int
+
+    public init(path: String) throws {
+        self.path = path
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw errno == ENOENT ? HMSTError.notFound("\(path): no such file") : HMSTError.io("cannot open \(path): \(FileIO.errnoMessage())")
+        }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw HMSTError.io("cannot stat \(path): \(FileIO.errnoMessage())") }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw HMSTError.io("\(path) is not a regular file") }
+        count = Int(st.st_size)
+        if count == 0 {
+            base = nil
+            return
+        }
+        guard let p = mmap(nil, count, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else {
+            throw HMSTError.io("cannot map \(path): \(FileIO.errnoMessage())")
+        }
+        base = UnsafeRawPointer(p)
+    }
+
+    public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
+
+    deinit {
+        if let base { munmap(UnsafeMutableRawPointer(mutating: base), count) }
+    }
+}
