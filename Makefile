@@ -54,8 +54,9 @@ test: all swift-test header-check export-check chost chost-asan examples pytest 
 	@echo "make test: all suites passed"
 
 swift-test: $(OUT)/.deps
-	swift test 2>&1 | tee $(OUT)/swift-test.log | grep -E "error|failed|passed|Executed|Test Suite 'All tests'" ; \
-	  exit $${PIPESTATUS[0]}
+	@mkdir -p $(OUT)
+	swift test --disable-swift-testing 2>&1 | tee $(OUT)/swift-test.log | \
+	  grep -E "error:|failed|Executed .* tests|Test Suite 'All tests'" ; exit $${PIPESTATUS[0]}
 
 header-check:
 	$(CC) $(CWARN) -pedantic -fsyntax-only -x c include/hmst.h
@@ -96,7 +97,7 @@ examples: $(EXAMPLES_C) python-package
 
 python-package: lib
 	cp $(LIB) bindings/python/hmst/libhmst.so
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-build-isolation ./bindings/python
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore ./bindings/python
 
 pytest: python-package
 	cd bindings/python && HMST_LIBRARY=$(CURDIR)/$(LIB) $(PYTHON) -m pytest -q tests

@@ -26,7 +26,7 @@ pymissing=()
 "$py" -c "import pytest" 2>/dev/null || pymissing+=(pytest)
 if ((${#pymissing[@]})); then
     echo "hmst setup: pip installing ${pymissing[*]}"
-    "$py" -m pip install --quiet --disable-pip-version-check "${pymissing[@]}"
+    "$py" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "${pymissing[@]}"
 fi
 
 command -v swift >/dev/null || [[ -x /opt/swift/usr/bin/swift ]] || {

@@ -1,0 +1,15 @@
+"""hmst: Python bindings for libhmst, the Hierarchical Memory-State Transformer runtime.
+
+    import hmst
+    hmst.system_info()      # what the library sees of this machine
+    hmst.set_threads(2)     # one knob for every thread pool
+
+Failing calls raise hmst.HMSTError with .status, .status_name and .message.
+"""
+from .api import (HMSTError, abi_version, get_threads, library_path, set_log_handler, set_threads,
+                  system_info, version)
+
+__version__ = "0.1.0"
+
+__all__ = ["HMSTError", "abi_version", "get_threads", "library_path", "set_log_handler", "set_threads",
+           "system_info", "version", "__version__"]

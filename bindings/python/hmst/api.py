@@ -1,0 +1,105 @@
+"""The Pythonic face of libhmst: exceptions, dicts and numpy arrays over the ctypes layer."""
+import ctypes
+import json
+import threading
+
+from . import _lib
+
+_STATUS_NAMES = {v: k for k, v in vars(_lib).items() if k.isupper() and isinstance(v, int) and not k.startswith("LOG_")
+                 and k != "ABI_VERSION"}
+
+
+class HMSTError(Exception):
+    """A failing hmst call. `status` is the enum hmst_status value, `status_name` its name
+    ("INVALID_ARGUMENT", ...), `message` the library's reason (hmst_last_error())."""
+
+    def __init__(self, status, message):
+        self.status = status
+        self.status_name = _lib.lib.hmst_status_string(status).decode()
+        self.message = message
+        super().__init__(f"{self.status_name}: {message}")
+
+
+def _check(status):
+    if status != _lib.OK:
+        raise HMSTError(status, _lib.lib.hmst_last_error().decode("utf-8", "replace"))
+    return status
+
+
+def _read_string(call):
+    """Runs call(buf, cap, n_out) with the size-query-then-fetch protocol; returns str."""
+    n = ctypes.c_size_t(0)
+    rc = call(None, 0, ctypes.byref(n))
+    if rc != _lib.BUFFER_TOO_SMALL:
+        _check(rc)
+    for _ in range(4):  # the answer can grow between calls (it is live data): retry
+        buf = ctypes.create_string_buffer(n.value + 1)
+        rc = call(buf, len(buf), ctypes.byref(n))
+        if rc == _lib.OK:
+            return buf.value.decode("utf-8", "replace")
+        if rc != _lib.BUFFER_TOO_SMALL:
+            _check(rc)
+    _check(rc)
+
+
+def version():
+    """The library's "MAJOR.MINOR.PATCH"."""
+    return _lib.lib.hmst_version().decode()
+
+
+def abi_version():
+    return _lib.lib.hmst_abi_version()
+
+
+def library_path():
+    """Where libhmst was loaded from."""
+    return _lib.path
+
+
+def system_info():
+    """Versions, OpenBLAS, SIMD features, NUMA topology and FAISS, as a dict."""
+    return json.loads(_read_string(_lib.lib.hmst_system_info_json))
+
+
+def set_threads(n):
+    """Threads for every pool (OpenBLAS, OpenMP in FAISS, hmst's workers); 0 = all CPUs."""
+    if not isinstance(n, int) or isinstance(n, bool):
+        raise TypeError(f"thread count must be an int, not {type(n).__name__}")
+    if not -2**31 <= n < 2**31:
+        raise HMSTError(_lib.INVALID_ARGUMENT, f"thread count {n} is outside 0 ... 1024")
+    _check(_lib.lib.hmst_set_n_threads(n))
+
+
+def get_threads():
+    return _lib.lib.hmst_get_n_threads()
+
+
+_LEVELS = {"debug": _lib.LOG_DEBUG, "info": _lib.LOG_INFO, "warn": _lib.LOG_WARN, "warning": _lib.LOG_WARN,
+           "error": _lib.LOG_ERROR, "none": _lib.LOG_NONE}
+_log_lock = threading.Lock()
+_log_keepalive = None  # the installed ctypes callback must outlive its use by the library
+
+
+def set_log_handler(handler, level="warn"):
+    """Routes library diagnostics to handler(level_name, message); None restores stderr.
+    The handler may be called from library worker threads."""
+    global _log_keepalive
+    if isinstance(level, str):
+        if level.lower() not in _LEVELS:
+            raise ValueError(f"unknown log level {level!r}; use one of {sorted(_LEVELS)}")
+        level = _LEVELS[level.lower()]
+    names = ["debug", "info", "warn", "error"]
+    with _log_lock:
+        if handler is None:
+            _lib.lib.hmst_log_set(_lib.LOG_CALLBACK(), None)
+            _log_keepalive = None
+        else:
+            def trampoline(lvl, msg, _ud):
+                try:
+                    handler(names[lvl] if 0 <= lvl < 4 else str(lvl), msg.decode("utf-8", "replace"))
+                except Exception:  # an exception must not unwind into C
+                    pass
+            cb = _lib.LOG_CALLBACK(trampoline)
+            _lib.lib.hmst_log_set(cb, None)
+            _log_keepalive = cb
+        _check(_lib.lib.hmst_log_set_level(level))

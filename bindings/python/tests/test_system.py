@@ -1,0 +1,102 @@
+"""Foundation bindings: loading, ABI checks, errors as exceptions, system info, threads, logs."""
+import ctypes
+import subprocess
+import sys
+import threading
+
+import pytest
+
+import hmst
+from hmst import _lib
+
+
+def test_version_matches_package():
+    assert hmst.version() == hmst.__version__
+    assert hmst.abi_version() == _lib.ABI_VERSION
+
+
+def test_struct_sizes_match_library():
+    for name, cls in _lib.STRUCTS.items():
+        assert _lib.lib.hmst_sizeof(name.encode()) == ctypes.sizeof(cls)
+    assert _lib.lib.hmst_sizeof(b"no_such_struct") == 0
+
+
+def test_system_info_dict():
+    info = hmst.system_info()
+    assert info["version"] == hmst.version()
+    assert info["n_cpus"] >= 1 and info["n_threads"] >= 1
+    assert "OpenBLAS" in info["blas_config"]
+    assert info["numa_nodes"] >= 1
+    assert isinstance(info["numa_policy_permitted"], bool)
+    assert info["faiss_version"].count(".") == 2
+    assert isinstance(info["simd"], list)
+
+
+def test_system_info_struct_agrees_with_json():
+    s = _lib.SystemInfo(struct_size=ctypes.sizeof(_lib.SystemInfo))
+    assert _lib.lib.hmst_system_info(ctypes.byref(s)) == 0
+    info = hmst.system_info()
+    assert s.version.decode() == info["version"]
+    assert s.simd_flags == info["simd_flags"]
+    assert s.faiss_version.decode() == info["faiss_version"]
+
+
+def test_errors_raise_with_status_and_message():
+    with pytest.raises(hmst.HMSTError) as e:
+        hmst.set_threads(-5)
+    assert e.value.status == _lib.INVALID_ARGUMENT
+    assert e.value.status_name == "INVALID_ARGUMENT"
+    assert "-5" in e.value.message
+    with pytest.raises(hmst.HMSTError):
+        hmst.set_threads(5000)
+    with pytest.raises(hmst.HMSTError):
+        hmst.set_threads(2**40)  # would wrap in a C int32: rejected before the call
+    with pytest.raises(TypeError):
+        hmst.set_threads("4")
+
+
+def test_threads_round_trip():
+    hmst.set_threads(1)
+    assert hmst.get_threads() == 1
+    assert hmst.system_info()["blas_threads"] == 1
+    hmst.set_threads(2)
+    assert hmst.get_threads() == 2
+    hmst.set_threads(0)
+    assert hmst.get_threads() >= 1
+
+
+def test_log_handler_receives_messages():
+    seen = []
+    hmst.set_log_handler(lambda level, msg: seen.append((level, msg)), level="info")
+    try:
+        hmst.set_threads(1)
+    finally:
+        hmst.set_log_handler(None)
+    assert any(level == "info" and "thread" in msg for level, msg in seen)
+    with pytest.raises(ValueError):
+        hmst.set_log_handler(None, level="loud")
+
+
+def test_last_error_is_per_thread():
+    errors = {}
+
+    def fail():
+        try:
+            hmst.set_threads(-7)
+        except hmst.HMSTError as e:
+            errors["t"] = e.message
+
+    t = threading.Thread(target=fail)
+    t.start()
+    t.join()
+    assert "-7" in errors["t"]
+    _lib.lib.hmst_clear_error()
+    assert _lib.lib.hmst_last_error() == b""
+
+
+def test_bad_library_path_is_a_clear_import_error(tmp_path):
+    code = "import hmst"
+    env = {"HMST_LIBRARY": str(tmp_path / "nope.so"), "PATH": "/usr/bin:/bin"}
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert r.returncode != 0
+    assert "cannot load libhmst" in r.stderr and "HMST_LIBRARY" in r.stderr
