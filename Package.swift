@@ -31,9 +31,12 @@ let package = Package(
         // buffer, the log sink and CPU feature detection.
         .target(name: "CHMST", cSettings: [.unsafeFlags(["-O2"])]),
 
+        // Numeric kernels OpenBLAS lacks: bf16/f16 conversion and GEMV, AVX-512 with fallbacks.
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
+
         // Pure Swift engine code.
         .target(name: "HMSTCore",
-                dependencies: ["CBLAS", "CNUMA", "CFAISSShim", "CHMST"]),
+                dependencies: ["CBLAS", "CNUMA", "CFAISSShim", "CHMST", "CKernels"]),
 
         // Only the exported @_cdecl functions.
         .target(name: "HMSTCAPI", dependencies: ["HMSTCore", "CHMST"], exclude: ["exports.map"]),

@@ -1,0 +1,70 @@
+/*
+ * hmst_kernels.h: the numeric kernels OpenBLAS does not provide (internal).
+ * bf16 storage: conversions and a bf16-weight GEMV/GEMM for decode and prefill; each has an
+ * AVX-512 (F / BF16) variant picked at run time from the CPU's features and a portable C
+ * fallback with identical results up to float rounding order. All pointers are row-major.
+ * Symbols are prefixed hk_ and stay local to libhmst.
+ */
+#ifndef HMST_KERNELS_H
+#define HMST_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Which variant the dispatcher uses: 0 portable, 1 AVX-512F, 2 AVX-512F + BF16 instructions. */
+int hk_level(void);
+/* Forces a level no higher than the CPU supports (tests compare variants); -1 = automatic. */
+void hk_set_max_level(int level);
+
+/* bf16 (raw uint16 bits) -> f32: out[n] = in[n] << 16 */
+void hk_bf16_to_f32(float *out, const uint16_t *in, size_t n);
+/* f32 -> bf16 with round-to-nearest-even (NaN stays NaN) */
+void hk_f32_to_bf16(uint16_t *out, const float *in, size_t n);
+/* IEEE half -> f32 */
+void hk_f16_to_f32(float *out, const uint16_t *in, size_t n);
+/* f32 -> IEEE half, round-to-nearest-even, overflow to inf */
+void hk_f32_to_f16(uint16_t *out, const float *in, size_t n);
+
+/* y[rows] = W[rows, cols] (bf16) · x[cols] (f32), for rows in [row_begin, row_end). */
+void hk_gemv_bf16(float *y, const uint16_t *w, const float *x, size_t cols, size_t row_begin, size_t row_end);
+
+/* y[rows] = W[rows, cols] (f32) · x[cols], for rows in [row_begin, row_end). */
+void hk_gemv_f32(float *y, const float *w, const float *x, size_t cols, size_t row_begin, size_t row_end);
+
+
+/* ---- elementwise and row ops (ops.c), all f32 ---------------------------------------------- */
+
+/* out[r, :] = w * x[r, :] / sqrt(mean(x[r, :]^2) + eps) for r < rows; rstd[r] saved if non-NULL.
+ * x: [rows, C]  w: [C]  out: [rows, C] (may alias x)  rstd: [rows] */
+void hk_rmsnorm(float *out, float *rstd, const float *x, const float *w, size_t rows, size_t C, float eps);
+
+/* out[i] = silu(a[i]) * b[i], silu(z) = z / (1 + exp(-z)).  out may alias a or b. */
+void hk_silu_mul(float *out, const float *a, const float *b, size_t n);
+
+/* In-place numerically stable softmax of x[n]; returns the log of the normaliser plus max
+ * (the log-sum-exp), useful for losses. */
+float hk_softmax(float *x, size_t n);
+
+/* Rotary embedding, HF rotate_half layout: for each row (one head of one token) and i < Dh/2,
+ * (x[i], x[i+Dh/2]) is rotated by angle pos * inv_freq[i].
+ * x: [T, n_heads, Dh] with row stride ld (>= n_heads*Dh) between tokens
+ * cos_t, sin_t: [T, Dh/2] precomputed for the tokens' positions */
+void hk_rope(float *x, size_t T, size_t n_heads, size_t Dh, size_t ld, const float *cos_t, const float *sin_t);
+
+/* One query of causal attention over n keys of one KV head:
+ * scores[s] = scale * q·K[s], p = softmax(scores), out = Σ_s p[s] V[s].
+ * q: [Dh]  K, V: [n, Dh] contiguous  out: [Dh]  scratch: [n] (receives p) */
+void hk_attend(float *out, float *scratch, const float *q, const float *K, const float *V, size_t n, size_t Dh, float scale);
+
+/* out[i] += a * x[i] */
+void hk_axpy(float *out, float a, const float *x, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,150 @@
+/*
+ * kernels.c: bf16/f16 conversions and GEMV kernels with run-time dispatch.
+ * GEMV is memory-bound: each variant streams a weight row once and keeps x in cache, with four
+ * independent accumulators per row to hide FMA latency.
+ */
+#include "hmst_kernels.h"
+
+#include <stdatomic.h>
+#include <string.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define HK_X86 1
+#endif
+
+static atomic_int forced_max = -1;
+static atomic_int cpu_level = -1;
+
+static int detect(void) {
+#if HK_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")) {
+        if (__builtin_cpu_supports("avx512bf16")) return 2;
+        return 1;
+    }
+#endif
+    return 0;
+}
+
+int hk_level(void) {
+    int l = atomic_load(&cpu_level);
+    if (l < 0) {
+        l = detect();
+        atomic_store(&cpu_level, l);
+    }
+    int f = atomic_load(&forced_max);
+    return (f >= 0 && f < l) ? f : l;
+}
+
+void hk_set_max_level(int level) { atomic_store(&forced_max, level); }
+
+/* ---- conversions --------------------------------------------------------------------------- */
+
+static inline float bf16_to_f32(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static inline uint16_t f32_to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40); /* quiet NaN */
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+void hk_bf16_to_f32(float *out, const uint16_t *in, size_t n) {
+    size_t i = 0;
+#if HK_X86
+    if (hk_level() >= 1) {
+        /* widen 16 bf16 at a time: zero-extend to 32 bits and shift into the high half */
+        extern void hk_bf16_to_f32_avx512(float *, const uint16_t *, size_t);
+        hk_bf16_to_f32_avx512(out, in, n & ~(size_t)15);
+        i = n & ~(size_t)15;
+    }
+#endif
+    for (; i < n; i++) out[i] = bf16_to_f32(in[i]);
+}
+
+void hk_f32_to_bf16(uint16_t *out, const float *in, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = f32_to_bf16(in[i]);
+}
+
+/* IEEE half conversions through the compiler's _Float16, which rounds to nearest-even and
+ * handles subnormals, infinities and NaN (F16C instructions where the target has them). */
+void hk_f16_to_f32(float *out, const uint16_t *in, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        _Float16 h;
+        memcpy(&h, &in[i], 2);
+        out[i] = (float)h;
+    }
+}
+
+void hk_f32_to_f16(uint16_t *out, const float *in, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        _Float16 h = (_Float16)in[i];
+        memcpy(&out[i], &h, 2);
+    }
+}
+
+/* ---- GEMV ---------------------------------------------------------------------------------- */
+
+static void gemv_bf16_portable(float *y, const uint16_t *w, const float *x, size_t cols, size_t r0, size_t r1) {
+    for (size_t r = r0; r < r1; r++) {
+        const uint16_t *row = w + r * cols;
+        float a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+        size_t c = 0;
+        for (; c + 4 <= cols; c += 4) {
+            a0 += bf16_to_f32(row[c]) * x[c];
+            a1 += bf16_to_f32(row[c + 1]) * x[c + 1];
+            a2 += bf16_to_f32(row[c + 2]) * x[c + 2];
+            a3 += bf16_to_f32(row[c + 3]) * x[c + 3];
+        }
+        for (; c < cols; c++) a0 += bf16_to_f32(row[c]) * x[c];
+        y[r] = (a0 + a1) + (a2 + a3);
+    }
+}
+
+static void gemv_f32_portable(float *y, const float *w, const float *x, size_t cols, size_t r0, size_t r1) {
+    for (size_t r = r0; r < r1; r++) {
+        const float *row = w + r * cols;
+        float a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+        size_t c = 0;
+        for (; c + 4 <= cols; c += 4) {
+            a0 += row[c] * x[c];
+            a1 += row[c + 1] * x[c + 1];
+            a2 += row[c + 2] * x[c + 2];
+            a3 += row[c + 3] * x[c + 3];
+        }
+        for (; c < cols; c++) a0 += row[c] * x[c];
+        y[r] = (a0 + a1) + (a2 + a3);
+    }
+}
+
+#if HK_X86
+extern void hk_gemv_bf16_avx512(float *y, const uint16_t *w, const float *x, size_t cols, size_t r0, size_t r1);
+extern void hk_gemv_f32_avx512(float *y, const float *w, const float *x, size_t cols, size_t r0, size_t r1);
+#endif
+
+void hk_gemv_bf16(float *y, const uint16_t *w, const float *x, size_t cols, size_t r0, size_t r1) {
+#if HK_X86
+    if (hk_level() >= 1) {
+        hk_gemv_bf16_avx512(y, w, x, cols, r0, r1);
+        return;
+    }
+#endif
+    gemv_bf16_portable(y, w, x, cols, r0, r1);
+}
+
+void hk_gemv_f32(float *y, const float *w, const float *x, size_t cols, size_t r0, size_t r1) {
+#if HK_X86
+    if (hk_level() >= 1) {
+        hk_gemv_f32_avx512(y, w, x, cols, r0, r1);
+        return;
+    }
+#endif
+    gemv_f32_portable(y, w, x, cols, r0, r1);
+}

@@ -1,0 +1,165 @@
+// Decoder: the Mixtral-style forward pass over a KV cache. Owns nothing but references to the
+// weights; a Session (one per context) owns the cache and workspace. Prefill runs GEMMs over
+// all new tokens; decode (T == 1) runs GEMVs that read only the two chosen experts.
+import CKernels
+
+public final class Decoder: @unchecked Sendable {
+    public let dims: DecoderDims
+    public let weights: DecoderWeights
+
+    public init(dims: DecoderDims, weights: DecoderWeights) {
+        self.dims = dims
+        self.weights = weights
+    }
+
+    /// Which rows of logits a forward call computes.
+    public enum LogitsRows { case none, last, all }
+
+    /// Runs tokens[0..<T] at positions cache.length..<cache.length+T, appends them to the cache
+    /// and writes logits to ws.logits ([1, V] for .last, [T, V] for .all).
+    /// The caller has checked: 1 <= T <= ws.maxT, cache.length + T <= cache.nCtx, ids < V.
+    /// trace, when given, receives the experts and gates of every token: [T, L, K] each.
+    func forward(tokens: UnsafePointer<Int32>, T: Int, cache: KVCache, ws: Workspace, logits: LogitsRows,
+                 threads: Int, traceExperts: UnsafeMutablePointer<Int32>? = nil,
+                 traceGates: UnsafeMutablePointer<Float>? = nil) {
+        let d = dims
+        let x = ws.x.pointer
+        let pos0 = cache.length
+        for t in 0..<T { weights.embed.copyRow(Int(tokens[t]), to: x + t * d.C) }
+        RoPE.tables(cos: ws.ropeCos.pointer, sin: ws.ropeSin.pointer, invFreq: ws.invFreq, pos0: pos0, T: T)
+
+        for l in 0..<d.L {
+            let lw = weights.layers[l]
+            // ---- attention sublayer: x += o_proj(attn(rmsnorm(x)))
+            hk_rmsnorm(ws.xn.pointer, nil, x, weightPointer(lw.attnNorm), T, d.C, d.eps)
+            attention(layer: l, lw: lw, T: T, pos0: pos0, cache: cache, ws: ws, threads: threads)
+            linearForward(out: ws.proj.pointer, x: ws.att.pointer, T: T, w: lw.o, scratch: ws.widen.pointer, threads: threads)
+            addInPlace(x, ws.proj.pointer, T * d.C)
+            // ---- MoE sublayer: x += Σ_k gate_k · expert_k(rmsnorm(x))
+            hk_rmsnorm(ws.xn.pointer, nil, x, weightPointer(lw.ffnNorm), T, d.C, d.eps)
+            let traceE = traceExperts.map { $0 + l * d.K }
+            let traceG = traceGates.map { $0 + l * d.K }
+            moe(lw: lw, T: T, ws: ws, threads: threads, traceExperts: traceE, traceGates: traceG)
+            addInPlace(x, ws.proj.pointer, T * d.C)
+        }
+        cache.length = pos0 + T
+
+        switch logits {
+        case .none: return
+        case .last:
+            hk_rmsnorm(ws.xn.pointer, nil, x + (T - 1) * d.C, weightPointer(weights.finalNorm), 1, d.C, d.eps)
+            linearForward(out: ws.logits.pointer, x: ws.xn.pointer, T: 1, w: weights.lmHead, scratch: ws.widen.pointer, threads: threads)
+        case .all:
+            hk_rmsnorm(ws.xn.pointer, nil, x, weightPointer(weights.finalNorm), T, d.C, d.eps)
+            linearForward(out: ws.logits.pointer, x: ws.xn.pointer, T: T, w: weights.lmHead, scratch: ws.widen.pointer, threads: threads)
+        }
+    }
+
+    // MARK: attention
+
+    /// ws.att[T, H*Dh] = causal GQA attention of ws.xn[T, C] over the cache plus the new tokens.
+    private func attention(layer l: Int, lw: LayerWeights, T: Int, pos0: Int, cache: KVCache, ws: Workspace, threads: Int) {
+        let d = dims
+        linearForward(out: ws.q.pointer, x: ws.xn.pointer, T: T, w: lw.q, scratch: ws.widen.pointer, threads: threads)
+        linearForward(out: ws.k.pointer, x: ws.xn.pointer, T: T, w: lw.k, scratch: ws.widen.pointer, threads: threads)
+        linearForward(out: ws.v.pointer, x: ws.xn.pointer, T: T, w: lw.v, scratch: ws.widen.pointer, threads: threads)
+        hk_rope(ws.q.pointer, T, d.H, d.Dh, d.qDim, ws.ropeCos.pointer, ws.ropeSin.pointer)
+        hk_rope(ws.k.pointer, T, d.KV, d.Dh, d.kvDim, ws.ropeCos.pointer, ws.ropeSin.pointer)
+        cache.store(layer: l, pos0: pos0, T: T, kNew: ws.k.pointer, vNew: ws.v.pointer)
+
+        let scale = 1 / Float(d.Dh).squareRoot()
+        let nCtx = cache.nCtx
+        let q = ws.q.pointer, att = ws.att.pointer, scores = ws.scores.pointer
+        // one task per head: each walks its queries in order with its own score row
+        parallelFor(d.H, threads: threads) { h in
+            let kvh = h / d.groupSize
+            let K = cache.keys(l, kvh), V = cache.values(l, kvh)
+            for t in 0..<T {
+                hk_attend(att + t * d.qDim + h * d.Dh, scores + h * nCtx, q + t * d.qDim + h * d.Dh,
+                          K, V, pos0 + t + 1, d.Dh, scale)
+            }
+        }
+    }
+
+    // MARK: mixture of experts
+
+    /// ws.proj[T, C] = Σ_k gate · SwiGLU_expert(ws.xn), tokens grouped by expert: one GEMM
+    /// (or GEMV when a single token) per expert and projection.
+    private func moe(lw: LayerWeights, T: Int, ws: Workspace, threads: Int,
+                     traceExperts: UnsafeMutablePointer<Int32>?, traceGates: UnsafeMutablePointer<Float>?) {
+        let d = dims
+        let probs = ws.routerLogits.pointer
+        linearForward(out: probs, x: ws.xn.pointer, T: T, w: lw.router, scratch: ws.widen.pointer, threads: threads)
+        Router.route(probs: probs, T: T, E: d.E, K: d.K, topIdx: ws.topIdx, topW: ws.topW.pointer)
+
+        // group token rows by expert
+        let nOf = ws.nOf, rowsOf = ws.rowsOf, gateOf = ws.gateOf.pointer
+        for e in 0..<d.E { nOf[e] = 0 }
+        for t in 0..<T {
+            for j in 0..<d.K {
+                let e = Int(ws.topIdx[t * d.K + j])
+                rowsOf[e * ws.maxT + nOf[e]] = Int32(t)
+                gateOf[e * ws.maxT + nOf[e]] = ws.topW.pointer[t * d.K + j]
+                nOf[e] += 1
+                if let traceExperts, let traceGates {
+                    traceExperts[t * d.L * d.K + j] = Int32(e)
+                    traceGates[t * d.L * d.K + j] = ws.topW.pointer[t * d.K + j]
+                }
+            }
+        }
+
+        let out = ws.proj.pointer
+        out.update(repeating: 0, count: T * d.C)
+        for e in 0..<d.E where nOf[e] > 0 {
+            let n = nOf[e], ex = lw.experts[e]
+            let rows = rowsOf + e * ws.maxT
+            // xe[n, C] = xn[rows]
+            for i in 0..<n { (ws.xe.pointer + i * d.C).update(from: ws.xn.pointer + Int(rows[i]) * d.C, count: d.C) }
+            linearForward(out: ws.h1.pointer, x: ws.xe.pointer, T: n, w: ex.w1, scratch: ws.widen.pointer, threads: threads)
+            linearForward(out: ws.h3.pointer, x: ws.xe.pointer, T: n, w: ex.w3, scratch: ws.widen.pointer, threads: threads)
+            hk_silu_mul(ws.h1.pointer, ws.h1.pointer, ws.h3.pointer, n * d.F)
+            linearForward(out: ws.ye.pointer, x: ws.h1.pointer, T: n, w: ex.w2, scratch: ws.widen.pointer, threads: threads)
+            for i in 0..<n {
+                hk_axpy(out + Int(rows[i]) * d.C, gateOf[e * ws.maxT + i], ws.ye.pointer + i * d.C, d.C)
+            }
+        }
+    }
+
+    @inline(__always) private func weightPointer(_ w: Weight) -> UnsafePointer<Float> {
+        if case let .f32(p) = w.storage { return p }
+        preconditionFailure("norm weights are converted to f32 at load")
+    }
+
+    @inline(__always) private func addInPlace(_ x: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Float>, _ n: Int) {
+        hk_axpy(x, 1, y, n)
+    }
+}
+
+/// Router: softmax over all E logits in fp32, top-K, renormalise the K gates to sum to 1
+/// (Mixtral's routing, HF MixtralSparseMoeBlock).
+enum Router {
+    /// probs: [T, E] logits in, probabilities out.  topIdx, topW: [T, K]
+    static func route(probs: UnsafeMutablePointer<Float>, T: Int, E: Int, K: Int,
+                      topIdx: UnsafeMutablePointer<Int32>, topW: UnsafeMutablePointer<Float>) {
+        for t in 0..<T {
+            let p = probs + t * E
+            hk_softmax(p, E)
+            var sum: Float = 0
+            for j in 0..<K {
+                // the j-th largest: first index wins ties, like a stable descending sort
+                var best = -1
+                var bestV = -Float.infinity
+                for e in 0..<E {
+                    var taken = false
+                    for i in 0..<j where topIdx[t * K + i] == Int32(e) { taken = true }
+                    if !taken && (best < 0 || p[e] > bestV) { best = e; bestV = p[e] }
+                }
+                topIdx[t * K + j] = Int32(best)
+                topW[t * K + j] = bestV
+                sum += bestV
+            }
+            let inv = sum > 0 ? 1 / sum : 0
+            for j in 0..<K { topW[t * K + j] *= inv }
+        }
+    }
+}

@@ -1,0 +1,52 @@
+// Linear: out = x · Wᵀ for the forward pass, choosing the kernel by shape and storage.
+// T == 1 (decode): a GEMV that streams each weight row once, split over hmst's pool.
+// T > 1 (prefill): OpenBLAS sgemm; bf16 weights are widened to f32 in a scratch buffer first,
+// which costs one pass over the weights and is amortised over the T rows.
+import CBLAS
+import CKernels
+
+/// out[T, W.rows] = x[T, W.cols] · Wᵀ.  scratch: at least W.count floats when W is bf16 and T > 1
+/// (the workspace sizes it from the largest weight), unused otherwise.
+func linearForward(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, T: Int, w: Weight,
+                   scratch: UnsafeMutablePointer<Float>, threads: Int) {
+    let rows = w.rows, cols = w.cols
+    if T == 1 {
+        gemvParallel(out: out, x: x, w: w, threads: threads)
+        return
+    }
+    let wf: UnsafePointer<Float>
+    switch w.storage {
+    case let .f32(p): wf = p
+    case let .bf16(p):
+        let chunks = splitRange(rows, parts: threads * 2)
+        parallelFor(chunks.count, threads: threads) { c in
+            let r = chunks[c]
+            hk_bf16_to_f32(scratch + r.lowerBound * cols, p + r.lowerBound * cols, r.count * cols)
+        }
+        wf = UnsafePointer(scratch)
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(rows), Int32(cols),
+                1, x, Int32(cols), wf, Int32(cols), 0, out, Int32(rows))
+}
+
+/// y[W.rows] = W · x[W.cols], rows split over the pool.
+func gemvParallel(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, w: Weight, threads: Int) {
+    let rows = w.rows, cols = w.cols
+    // about 64 KiB of weights per task keeps tasks cheap to hand out yet balanced
+    let rowsPerTask = max(1, (1 << 16) / max(1, cols * w.bytesPerElement))
+    let nTasks = (rows + rowsPerTask - 1) / rowsPerTask
+    let body: (Int) -> Void
+    switch w.storage {
+    case let .f32(p):
+        body = { t in
+            let r0 = t * rowsPerTask
+            hk_gemv_f32(out, p, x, cols, r0, min(rows, r0 + rowsPerTask))
+        }
+    case let .bf16(p):
+        body = { t in
+            let r0 = t * rowsPerTask
+            hk_gemv_bf16(out, p, x, cols, r0, min(rows, r0 + rowsPerTask))
+        }
+    }
+    parallelFor(nTasks, threads: nTasks < 4 ? 1 : threads, body)
+}

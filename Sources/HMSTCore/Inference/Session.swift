@@ -1,0 +1,121 @@
+// Session: one conversation's state over a shared, read-only Decoder: the KV cache, the
+// workspace, the token history and the optional route trace. One thread at a time.
+
+public struct SessionParams: Sendable {
+    /// Context length in tokens; 0 = the model's max_position_embeddings.
+    public var nCtx = 0
+    /// Most tokens per forward call; longer inputs are split into chunks.
+    public var nBatch = 256
+    /// Threads for this session's work; 0 = the library-wide count.
+    public var nThreads = 0
+    /// Record which experts each token used, per layer.
+    public var traceRoutes = false
+
+    public init() {}
+}
+
+/// Experts and gates of every token evaluated since the last reset (when tracing).
+public struct RouteTrace: Sendable {
+    public var nLayers: Int
+    public var K: Int
+    public var experts: [Int32] = []  // [N, L, K]
+    public var gates: [Float] = []    // [N, L, K]
+    public var count: Int { experts.count / max(1, nLayers * K) }
+}
+
+public final class Session: @unchecked Sendable {
+    public let decoder: Decoder
+    public let params: SessionParams
+    public let nCtx: Int
+    public let threads: Int
+    let cache: KVCache
+    let ws: Workspace
+    public private(set) var history: [Int32] = []
+    public private(set) var trace: RouteTrace
+    /// Rows of ws.logits valid after the last evaluate: 1 (last token) or the batch size.
+    public private(set) var logitsRows = 0
+
+    public init(decoder: Decoder, params: SessionParams) throws {
+        let d = decoder.dims
+        guard params.nCtx >= 0, params.nCtx <= d.maxPositions else {
+            throw HMSTError.invalidArgument("n_ctx \(params.nCtx) must be in 0 (model maximum) ... \(d.maxPositions)")
+        }
+        guard params.nBatch >= 1, params.nBatch <= 65536 else {
+            throw HMSTError.invalidArgument("n_batch \(params.nBatch) must be in 1 ... 65536")
+        }
+        guard params.nThreads >= 0, params.nThreads <= Threads.maxThreads else {
+            throw HMSTError.invalidArgument("n_threads \(params.nThreads) must be in 0 (library default) ... \(Threads.maxThreads)")
+        }
+        self.decoder = decoder
+        self.params = params
+        nCtx = params.nCtx == 0 ? d.maxPositions : params.nCtx
+        threads = params.nThreads == 0 ? Threads.count : params.nThreads
+        let maxT = min(params.nBatch, nCtx)
+        cache = KVCache(dims: d, nCtx: nCtx)
+        ws = Workspace(dims: d, maxT: maxT, nCtx: nCtx, widenCount: decoder.weights.hasBF16 ? decoder.weights.largestMatrix : 1)
+        trace = RouteTrace(nLayers: d.L, K: d.K)
+    }
+
+    public var position: Int { cache.length }
+    public var memoryBytes: Int { cache.bytes + ws.bytes }
+
+    public func reset() {
+        cache.reset()
+        history.removeAll(keepingCapacity: true)
+        trace.experts.removeAll(keepingCapacity: true)
+        trace.gates.removeAll(keepingCapacity: true)
+        logitsRows = 0
+    }
+
+    /// Appends `tokens` to the context. With allLogits, logits for every token of the final
+    /// chunk are kept (all tokens if they fit one batch); otherwise only the last token's.
+    public func evaluate(_ tokens: [Int32], allLogits: Bool = false) throws {
+        let d = decoder.dims
+        guard !tokens.isEmpty else { throw HMSTError.invalidArgument("no tokens to evaluate") }
+        if let bad = tokens.first(where: { $0 < 0 || Int($0) >= d.V }) {
+            throw HMSTError.invalidArgument("token id \(bad) is outside the vocabulary 0 ..< \(d.V)")
+        }
+        guard cache.length + tokens.count <= nCtx else {
+            throw HMSTError.invalidArgument("context full: \(cache.length) + \(tokens.count) tokens exceed n_ctx \(nCtx)")
+        }
+        if allLogits && tokens.count > ws.maxT {
+            throw HMSTError.invalidArgument("all-token logits need the batch to fit n_batch \(ws.maxT); got \(tokens.count) tokens")
+        }
+        var start = 0
+        while start < tokens.count {
+            let n = min(ws.maxT, tokens.count - start)
+            let last = start + n == tokens.count
+            var traceE: [Int32] = [], traceG: [Float] = []
+            if params.traceRoutes {
+                traceE = [Int32](repeating: -1, count: n * d.L * d.K)
+                traceG = [Float](repeating: 0, count: n * d.L * d.K)
+            }
+            tokens.withUnsafeBufferPointer { tp in
+                traceE.withUnsafeMutableBufferPointer { te in
+                    traceG.withUnsafeMutableBufferPointer { tg in
+                        decoder.forward(tokens: tp.baseAddress! + start, T: n, cache: cache, ws: ws,
+                                        logits: last ? (allLogits ? .all : .last) : .none, threads: threads,
+                                        traceExperts: params.traceRoutes ? te.baseAddress : nil,
+                                        traceGates: params.traceRoutes ? tg.baseAddress : nil)
+                    }
+                }
+            }
+            if params.traceRoutes {
+                trace.experts += traceE
+                trace.gates += traceG
+            }
+            start += n
+            if last { logitsRows = allLogits ? n : 1 }
+        }
+        history += tokens
+    }
+
+    /// Logits of row r of the last evaluate: [V]. Valid until the next evaluate.
+    public func logits(row r: Int = -1) throws -> UnsafeBufferPointer<Float> {
+        let V = decoder.dims.V
+        guard logitsRows > 0 else { throw HMSTError.invalidArgument("no logits yet: evaluate tokens first") }
+        let row = r < 0 ? logitsRows - 1 : r
+        guard row < logitsRows else { throw HMSTError.invalidArgument("logits row \(r) is outside 0 ..< \(logitsRows)") }
+        return UnsafeBufferPointer(start: ws.logits.pointer + row * V, count: V)
+    }
+}

@@ -1,0 +1,67 @@
+// Workspace: every activation buffer one forward pass needs, allocated once per context for
+// at most `maxT` tokens per call, so the hot path never allocates.
+
+final class Workspace {
+    let maxT: Int
+    let x: FloatBuffer        // [maxT, C] residual stream
+    let xn: FloatBuffer       // [maxT, C] normed input of a sublayer
+    let q: FloatBuffer        // [maxT, H*Dh]
+    let k: FloatBuffer        // [maxT, KV*Dh]
+    let v: FloatBuffer        // [maxT, KV*Dh]
+    let att: FloatBuffer      // [maxT, H*Dh] attention output before o_proj
+    let proj: FloatBuffer     // [maxT, C] sublayer output
+    let scores: FloatBuffer   // [H, nCtx] attention probabilities, one row per head task
+    let ropeCos: FloatBuffer  // [maxT, Dh/2]
+    let ropeSin: FloatBuffer  // [maxT, Dh/2]
+    let invFreq: [Float]      // [Dh/2]
+    let routerLogits: FloatBuffer  // [maxT, E] -> softmax probabilities
+    let topIdx: UnsafeMutablePointer<Int32>  // [maxT, K]
+    let topW: FloatBuffer     // [maxT, K] renormalised gates
+    let rowsOf: UnsafeMutablePointer<Int32>  // [E, maxT] token rows routed to each expert
+    let gateOf: FloatBuffer   // [E, maxT] their gates
+    let nOf: UnsafeMutablePointer<Int>       // [E]
+    let xe: FloatBuffer       // [maxT, C] gathered expert input
+    let h1: FloatBuffer       // [maxT, F]
+    let h3: FloatBuffer       // [maxT, F]
+    let ye: FloatBuffer       // [maxT, C]
+    let logits: FloatBuffer   // [maxT, V]
+    let widen: FloatBuffer    // bf16 -> f32 scratch for prefill GEMMs (1 element if unused)
+
+    init(dims d: DecoderDims, maxT: Int, nCtx: Int, widenCount: Int) {
+        self.maxT = maxT
+        x = FloatBuffer(count: maxT * d.C)
+        xn = FloatBuffer(count: maxT * d.C)
+        q = FloatBuffer(count: maxT * d.qDim)
+        k = FloatBuffer(count: maxT * d.kvDim)
+        v = FloatBuffer(count: maxT * d.kvDim)
+        att = FloatBuffer(count: maxT * d.qDim)
+        proj = FloatBuffer(count: maxT * d.C)
+        scores = FloatBuffer(count: d.H * nCtx)
+        ropeCos = FloatBuffer(count: maxT * d.Dh / 2)
+        ropeSin = FloatBuffer(count: maxT * d.Dh / 2)
+        invFreq = RoPE.inverseFrequencies(Dh: d.Dh, theta: d.ropeTheta)
+        routerLogits = FloatBuffer(count: maxT * d.E)
+        topIdx = .allocate(capacity: maxT * d.K)
+        topW = FloatBuffer(count: maxT * d.K)
+        rowsOf = .allocate(capacity: d.E * maxT)
+        gateOf = FloatBuffer(count: d.E * maxT)
+        nOf = .allocate(capacity: d.E)
+        xe = FloatBuffer(count: maxT * d.C)
+        h1 = FloatBuffer(count: maxT * d.F)
+        h3 = FloatBuffer(count: maxT * d.F)
+        ye = FloatBuffer(count: maxT * d.C)
+        logits = FloatBuffer(count: maxT * d.V)
+        widen = FloatBuffer(count: max(1, widenCount), zeroed: false)
+    }
+
+    deinit {
+        topIdx.deallocate()
+        rowsOf.deallocate()
+        nOf.deallocate()
+    }
+
+    var bytes: Int {
+        [x, xn, q, k, v, att, proj, scores, ropeCos, ropeSin, routerLogits, topW, gateOf, xe, h1, h3, ye, logits, widen]
+            .reduce(0) { $0 + $1.count * 4 }
+    }
+}

@@ -1,0 +1,123 @@
+// Sampler: turns a row of logits into the next token. Order: repetition penalty on recent
+// tokens, then greedy (temperature 0) or temperature, top-k, softmax, top-p, min-p, draw.
+// Validation of the settings happens once in SamplingParams.validate(), not per token.
+
+public struct SamplingParams: Sendable, Equatable {
+    /// 0 = greedy (argmax)
+    public var temperature: Float = 0.8
+    /// 0 = off
+    public var topK: Int = 50
+    /// 1 = off
+    public var topP: Float = 0.9
+    /// 0 = off; keep tokens with p >= minP * p_max
+    public var minP: Float = 0
+    /// 1 = off; > 1 discourages tokens seen in the last `repeatLastN`
+    public var repetitionPenalty: Float = 1
+    public var repeatLastN: Int = 64
+    public var seed: UInt64 = 0
+
+    public init() {}
+
+    public func validate() throws {
+        func bad(_ m: String) -> HMSTError { HMSTError.invalidArgument(m) }
+        guard temperature.isFinite, temperature >= 0 else { throw bad("temperature \(temperature) must be finite and >= 0") }
+        guard topK >= 0 else { throw bad("top_k \(topK) must be >= 0 (0 = off)") }
+        guard topP.isFinite, topP > 0, topP <= 1 else { throw bad("top_p \(topP) must be in (0, 1]") }
+        guard minP.isFinite, minP >= 0, minP <= 1 else { throw bad("min_p \(minP) must be in [0, 1]") }
+        guard repetitionPenalty.isFinite, repetitionPenalty > 0 else {
+            throw bad("repetition_penalty \(repetitionPenalty) must be finite and > 0")
+        }
+        guard repeatLastN >= 0 else { throw bad("repeat_last_n \(repeatLastN) must be >= 0") }
+    }
+}
+
+public struct Sampler {
+    public let params: SamplingParams
+    public var rng: RNG
+    private var candidates: [(id: Int32, p: Float)] = []
+    private var scratch: [Float] = []
+
+    public init(params: SamplingParams) throws {
+        try params.validate()
+        self.params = params
+        rng = RNG(seed: params.seed)
+    }
+
+    /// logits: [V] (not modified). recent: tokens the repetition penalty looks at.
+    public mutating func sample(logits: UnsafePointer<Float>, V: Int, recent: ArraySlice<Int32>) -> Int32 {
+        var buf = scratch.count == V ? scratch : [Float](repeating: 0, count: V)
+        scratch = []
+        defer { scratch = buf }
+        return buf.withUnsafeMutableBufferPointer { l in
+            guard let base = l.baseAddress, V > 0 else { return 0 }
+            base.update(from: logits, count: V)
+            applyRepetitionPenalty(l, recent: recent)
+            if params.temperature == 0 { return Sampler.argmax(l) }
+            return draw(l)
+        }
+    }
+
+    private func applyRepetitionPenalty(_ l: UnsafeMutableBufferPointer<Float>, recent: ArraySlice<Int32>) {
+        guard params.repetitionPenalty != 1, params.repeatLastN > 0 else { return }
+        var seen = Set<Int32>()
+        for id in recent.suffix(params.repeatLastN) where id >= 0 && Int(id) < l.count && seen.insert(id).inserted {
+            let v = l[Int(id)]
+            l[Int(id)] = v > 0 ? v / params.repetitionPenalty : v * params.repetitionPenalty
+        }
+    }
+
+    /// The first index of the largest value (NaN never wins).
+    static func argmax(_ l: UnsafeMutableBufferPointer<Float>) -> Int32 {
+        var best = 0
+        var bestV = -Float.infinity
+        for i in 0..<l.count where l[i] > bestV {
+            best = i
+            bestV = l[i]
+        }
+        return Int32(best)
+    }
+
+    private mutating func draw(_ l: UnsafeMutableBufferPointer<Float>) -> Int32 {
+        let invT = 1 / params.temperature
+        candidates.removeAll(keepingCapacity: true)
+        for i in 0..<l.count where !l[i].isNaN { candidates.append((Int32(i), l[i] * invT)) }
+        if candidates.isEmpty { return 0 }
+        candidates.sort { $0.p > $1.p || ($0.p == $1.p && $0.id < $1.id) }
+        if params.topK > 0 && params.topK < candidates.count { candidates.removeLast(candidates.count - params.topK) }
+        // softmax over the survivors
+        let m = candidates[0].p
+        var sum: Float = 0
+        for i in candidates.indices {
+            let e = m.isInfinite ? (candidates[i].p == m ? 1 : 0) : expf(candidates[i].p - m)
+            candidates[i].p = e
+            sum += e
+        }
+        for i in candidates.indices { candidates[i].p /= sum }
+        if params.topP < 1 {
+            var cum: Float = 0
+            var keep = candidates.count
+            for i in candidates.indices {
+                cum += candidates[i].p
+                if cum >= params.topP { keep = i + 1; break }
+            }
+            candidates.removeLast(candidates.count - keep)
+        }
+        if params.minP > 0 {
+            let floor = params.minP * candidates[0].p
+            let keep = candidates.firstIndex { $0.p < floor } ?? candidates.count
+            candidates.removeLast(candidates.count - max(1, keep))
+        }
+        var total: Float = 0
+        for c in candidates { total += c.p }
+        var u = rng.nextFloat() * total
+        for c in candidates {
+            u -= c.p
+            if u < 0 { return c.id }
+        }
+        return candidates[candidates.count - 1].id
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

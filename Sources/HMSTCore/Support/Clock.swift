@@ -1,0 +1,12 @@
+// Clock: monotonic milliseconds for stats and progress lines.
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public enum Clock {
+    public static func nowMs() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) * 1000 + Double(ts.tv_nsec) / 1_000_000
+    }
+}
