@@ -1,0 +1,116 @@
+// The fast decoder against the reference, and against itself: cached decode vs full recompute,
+// chunked prefill vs one batch, bf16 weights vs their f32 values, thread counts.
+import XCTest
+@testable import HMSTCore
+
+final class DecoderTests: XCTestCase {
+    static let dims = DecoderDims(C: 32, H: 4, KV: 2, Dh: 8, F: 48, E: 8, K: 2, V: 61, L: 2, eps: 1e-5,
+                                  ropeTheta: 10000, maxPositions: 64, tiedEmbeddings: false)
+    let tokens: [Int32] = [3, 17, 60, 0, 5, 5, 42, 9, 1, 33]
+
+    func makeDecoder(bf16: Bool = false, tied: Bool = false) throws -> Decoder {
+        var d = DecoderTests.dims
+        d.tiedEmbeddings = tied
+        let (w, _) = try RandomWeights.make(dims: d, seed: 11, std: 0.3, bf16: bf16)
+        return Decoder(dims: d, weights: w)
+    }
+
+    func allLogits(_ dec: Decoder, _ toks: [Int32], nBatch: Int = 64, threads: Int = 2) throws -> [[Float]] {
+        var p = SessionParams()
+        p.nBatch = nBatch
+        p.nThreads = threads
+        let s = try Session(decoder: dec, params: p)
+        try s.evaluate(toks, allLogits: true)
+        return try (0..<toks.count).map { Array(try s.logits(row: $0)) }
+    }
+
+    func assertClose(_ a: [[Float]], _ b: [[Double]], tol: Double, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(a.count, b.count, file: file, line: line)
+        var worst = 0.0
+        for (ra, rb) in zip(a, b) { for (x, y) in zip(ra, rb) { worst = max(worst, abs(Double(x) - y)) } }
+        XCTAssertLessThan(worst, tol, "max |diff| \(worst)", file: file, line: line)
+    }
+
+    func testMatchesReferenceForwardUntiedAndTied() throws {
+        for tied in [false, true] {
+            let dec = try makeDecoder(tied: tied)
+            let ref = ReferenceDecoder(d: dec.dims, w: dec.weights).forward(tokens)
+            assertClose(try allLogits(dec, tokens), ref, tol: 1e-4)
+        }
+    }
+
+    func testCachedDecodeEqualsFullRecompute() throws {
+        let dec = try makeDecoder()
+        let full = try allLogits(dec, tokens)
+        var p = SessionParams()
+        p.nThreads = 2
+        let s = try Session(decoder: dec, params: p)
+        for (i, t) in tokens.enumerated() {
+            try s.evaluate([t])
+            let row = Array(try s.logits())
+            let worst = zip(row, full[i]).map { abs($0 - $1) }.max() ?? 0
+            XCTAssertLessThan(worst, 1e-4, "position \(i)")
+        }
+    }
+
+    func testChunkedPrefillAndThreadCountsAgree() throws {
+        let dec = try makeDecoder()
+        var p = SessionParams()
+        p.nBatch = 3  // prompt split into chunks of 3
+        let s = try Session(decoder: dec, params: p)
+        try s.evaluate(tokens)
+        let last = Array(try s.logits())
+        for threads in [1, 2, 3] {
+            let one = try allLogits(dec, tokens, threads: threads).last!
+            XCTAssertLessThan(zip(one, last).map { abs($0 - $1) }.max()!, 1e-4, "threads \(threads)")
+        }
+    }
+
+    func testBF16WeightsMatchTheirF32Values() throws {
+        let dec16 = try makeDecoder(bf16: true)
+        let ref = ReferenceDecoder(d: dec16.dims, w: dec16.weights).forward(tokens)  // reads the bf16 values
+        assertClose(try allLogits(dec16, tokens), ref, tol: 1e-3)
+        // decode path (GEMV) too
+        let s = try Session(decoder: dec16, params: SessionParams())
+        for t in tokens { try s.evaluate([t]) }
+        assertClose([Array(try s.logits())], [ref.last!], tol: 1e-3)
+    }
+
+    func testRouteTraceMatchesReferenceRouting() throws {
+        let dec = try makeDecoder()
+        var p = SessionParams()
+        p.traceRoutes = true
+        let s = try Session(decoder: dec, params: p)
+        try s.evaluate(Array(tokens[0..<4]))
+        try s.evaluate(Array(tokens[4...]))
+        XCTAssertEqual(s.trace.count, tokens.count)
+        for t in 0..<tokens.count {
+            for l in 0..<dec.dims.L {
+                let base = (t * dec.dims.L + l) * dec.dims.K
+                let e0 = s.trace.experts[base], e1 = s.trace.experts[base + 1]
+                XCTAssertNotEqual(e0, e1)
+                XCTAssertTrue((0..<8).contains(e0) && (0..<8).contains(e1))
+                XCTAssertEqual(Double(s.trace.gates[base] + s.trace.gates[base + 1]), 1, accuracy: 1e-5)
+                XCTAssertGreaterThanOrEqual(s.trace.gates[base], s.trace.gates[base + 1])
+            }
+        }
+    }
+
+    func testBadInputsAreErrors() throws {
+        let dec = try makeDecoder()
+        var p = SessionParams()
+        p.nCtx = 8
+        let s = try Session(decoder: dec, params: p)
+        XCTAssertThrowsError(try s.evaluate([]))
+        XCTAssertThrowsError(try s.evaluate([61]))
+        XCTAssertThrowsError(try s.evaluate([-1]))
+        XCTAssertThrowsError(try s.logits())
+        XCTAssertThrowsError(try s.evaluate([Int32](repeating: 1, count: 9)))
+        try s.evaluate([Int32](repeating: 1, count: 8))
+        XCTAssertThrowsError(try s.evaluate([1]))  // full
+        s.reset()
+        try s.evaluate([1])
+        p.nCtx = 1000
+        XCTAssertThrowsError(try Session(decoder: dec, params: p))
+    }
+}

@@ -1,0 +1,98 @@
+// ReferenceDecoder: the Mixtral forward written the slow, obvious way, in Double, with a
+// per-token loop over experts and no cache. The fast Decoder must agree with it.
+@testable import HMSTCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct ReferenceDecoder {
+    let d: DecoderDims
+    let w: DecoderWeights
+
+    func matrix(_ m: Weight) -> [[Double]] {
+        var out: [[Double]] = []
+        var row = [Float](repeating: 0, count: m.cols)
+        for r in 0..<m.rows {
+            row.withUnsafeMutableBufferPointer { m.copyRow(r, to: $0.baseAddress!) }
+            out.append(row.map(Double.init))
+        }
+        return out
+    }
+
+    func apply(_ m: [[Double]], _ x: [Double]) -> [Double] {
+        m.map { row in zip(row, x).reduce(0) { $0 + $1.0 * $1.1 } }
+    }
+
+    func rmsnorm(_ x: [Double], _ g: Weight) -> [Double] {
+        let gw = matrix(g)[0]
+        let s = 1 / (x.reduce(0) { $0 + $1 * $1 } / Double(x.count) + Double(d.eps)).squareRoot()
+        return zip(x, gw).map { $0 * s * $1 }
+    }
+
+    func rope(_ v: inout [Double], pos: Int, invFreq: [Float]) {
+        let half = d.Dh / 2
+        for h in 0..<(v.count / d.Dh) {
+            for i in 0..<half {
+                let a = Double(Float(pos) * invFreq[i])
+                let x1 = v[h * d.Dh + i], x2 = v[h * d.Dh + i + half]
+                v[h * d.Dh + i] = x1 * cos(a) - x2 * sin(a)
+                v[h * d.Dh + i + half] = x2 * cos(a) + x1 * sin(a)
+            }
+        }
+    }
+
+    /// logits [T][V]
+    func forward(_ tokens: [Int32]) -> [[Double]] {
+        let invFreq = RoPE.inverseFrequencies(Dh: d.Dh, theta: d.ropeTheta)
+        let embed = matrix(w.embed)
+        var xs = tokens.map { embed[Int($0)] }
+        for l in 0..<d.L {
+            let lw = w.layers[l]
+            let (q, k, v, o) = (matrix(lw.q), matrix(lw.k), matrix(lw.v), matrix(lw.o))
+            var Q: [[Double]] = [], K: [[Double]] = [], Vv: [[Double]] = []
+            for (t, x) in xs.enumerated() {
+                let xn = rmsnorm(x, lw.attnNorm)
+                var qt = apply(q, xn), kt = apply(k, xn)
+                rope(&qt, pos: t, invFreq: invFreq)
+                rope(&kt, pos: t, invFreq: invFreq)
+                Q.append(qt); K.append(kt); Vv.append(apply(v, xn))
+            }
+            for t in 0..<xs.count {
+                var att = [Double](repeating: 0, count: d.H * d.Dh)
+                for h in 0..<d.H {
+                    let g = h / (d.H / d.KV)
+                    var s = (0...t).map { u in
+                        (0..<d.Dh).reduce(0.0) { $0 + Q[t][h * d.Dh + $1] * K[u][g * d.Dh + $1] } / Double(d.Dh).squareRoot()
+                    }
+                    let m = s.max()!
+                    s = s.map { exp($0 - m) }
+                    let z = s.reduce(0, +)
+                    for u in 0...t { for i in 0..<d.Dh { att[h * d.Dh + i] += s[u] / z * Vv[u][g * d.Dh + i] } }
+                }
+                xs[t] = zip(xs[t], apply(o, att)).map(+)
+            }
+            let router = matrix(lw.router)
+            for t in 0..<xs.count {
+                let xn = rmsnorm(xs[t], lw.ffnNorm)
+                let logits = apply(router, xn)
+                let m = logits.max()!
+                let p = logits.map { exp($0 - m) }
+                let z = p.reduce(0, +)
+                let probs = p.map { $0 / z }
+                let top = probs.enumerated().sorted { $0.element > $1.element || ($0.element == $1.element && $0.offset < $1.offset) }.prefix(d.K)
+                let norm = top.reduce(0) { $0 + $1.element }
+                var out = [Double](repeating: 0, count: d.C)
+                for (e, pe) in top {  // one expert at a time, one token at a time
+                    let ex = lw.experts[e]
+                    let a = apply(matrix(ex.w1), xn), b = apply(matrix(ex.w3), xn)
+                    let act = zip(a, b).map { $0 / (1 + exp(-$0)) * $1 }
+                    let y = apply(matrix(ex.w2), act)
+                    for i in 0..<d.C { out[i] += pe / norm * y[i] }
+                }
+                xs[t] = zip(xs[t], out).map(+)
+            }
+        }
+        let head = matrix(w.lmHead)
+        return xs.map { apply(head, rmsnorm($0, w.finalNorm)) }
+    }
+}
