@@ -46,6 +46,9 @@ let package = Package(
                           dependencies: ["HMSTCore",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
+        // Inference benchmarks printing JSON lines (not tests): swift run -c release hmst-bench
+        .executableTarget(name: "hmst-bench", dependencies: ["HMSTCore", "CBLAS"]),
+
         .testTarget(name: "HMSTCoreTests", dependencies: ["HMSTCore"]),
         .testTarget(name: "HMSTCAPITests", dependencies: ["HMSTCAPI", "CHMST"]),
     ],

@@ -28,6 +28,7 @@ typedef struct {
     int job_workers; /* workers taking part: indices 0..<job_workers */
     atomic_int_fast64_t next;
     atomic_int finished;
+    uint64_t start_generation; /* generation when the current workers were created */
 } pool_t;
 
 static pool_t pool = {
@@ -47,7 +48,9 @@ static void run_tasks(chmst_task_fn fn, void *ctx, int64_t n) {
 
 static void *worker_main(void *arg) {
     int index = (int)(intptr_t)arg;
-    uint64_t seen = atomic_load(&pool.generation);
+    /* Not atomic_load(&pool.generation): a job may already have been posted by the time this
+     * thread runs, and it must take part in that job, not wait for the next one. */
+    uint64_t seen = pool.start_generation;
     for (;;) {
         /* spin a little for the next job before sleeping */
         for (int s = 0; s < SPIN_ITERATIONS && atomic_load(&pool.generation) == seen; s++) {
@@ -94,6 +97,7 @@ int chmst_pool_set_threads(int n) {
     if (n - 1 != pool.n_workers) {
         stop_workers_locked();
         int want = n - 1;
+        pool.start_generation = atomic_load(&pool.generation);
         if (want > 0) {
             pool.threads = calloc((size_t)want, sizeof(pthread_t));
             if (pool.threads == NULL) want = 0, status = -1;

@@ -23,6 +23,18 @@ final class ThreadsTests: XCTestCase {
         XCTAssertEqual(out.get(), 64)
     }
 
+    /// Regression: a worker created by a resize must join a job posted before it first ran
+    /// (it used to wait for the next job while the caller waited for it: a deadlock).
+    func testJobRightAfterResizeCompletes() throws {
+        for i in 0..<300 {
+            try Threads.set(1 + i % 3)
+            let n = Locked(0)
+            parallelFor(16) { _ in n.withLock { $0 += 1 } }
+            XCTAssertEqual(n.get(), 16)
+        }
+        try Threads.set(0)
+    }
+
     func testSetValidates() throws {
         XCTAssertThrowsError(try Threads.set(-1))
         XCTAssertThrowsError(try Threads.set(5000))

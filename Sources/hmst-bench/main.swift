@@ -1,0 +1,161 @@
+// hmst-bench: inference speed of random-weight decoders, as JSON lines on stdout.
+//   hmst-bench [--quick] [--case NAME] [--threads 1,2] [--dtypes f32,bf16]
+// Each line: case, shape, threads, dtype, prefill and decode tokens/s, and the roofline:
+// achieved GFLOP/s against measured sgemm GFLOP/s (prefill), and bytes read per token against
+// measured memory bandwidth (decode).
+import CBLAS
+import HMSTCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct BenchShape {
+    let name: String
+    let dims: DecoderDims
+}
+
+func shape(_ name: String, C: Int, L: Int, H: Int, KV: Int, F: Int, E: Int, K: Int, V: Int) -> BenchShape {
+    BenchShape(name: name, dims: DecoderDims(C: C, H: H, KV: KV, Dh: C / H, F: F, E: E, K: K, V: V, L: L, eps: 1e-5,
+                                             ropeTheta: 10000, maxPositions: 2048, tiedEmbeddings: false))
+}
+
+let shapes = [
+    shape("micro", C: 256, L: 4, H: 4, KV: 2, F: 512, E: 8, K: 2, V: 8192),
+    shape("moe512", C: 512, L: 8, H: 8, KV: 8, F: 1536, E: 8, K: 2, V: 32000),
+    shape("dense512", C: 512, L: 8, H: 8, KV: 8, F: 1536, E: 1, K: 1, V: 32000),
+    shape("tiny", C: 768, L: 8, H: 12, KV: 4, F: 1536, E: 8, K: 2, V: 32000),
+]
+
+// ---- arguments ---------------------------------------------------------------------------------
+var args = Array(CommandLine.arguments.dropFirst())
+func option(_ name: String) -> String? {
+    guard let i = args.firstIndex(of: name), i + 1 < args.count else { return nil }
+    return args[i + 1]
+}
+let quick = args.contains("--quick")
+let only = option("--case")
+let threadList = (option("--threads") ?? "1,2").split(separator: ",").compactMap { Int($0) }
+let dtypes = (option("--dtypes") ?? "f32,bf16").split(separator: ",").map(String.init)
+let promptLen = Int(option("--prompt") ?? "") ?? (quick ? 64 : 512)
+let genLen = Int(option("--gen") ?? "") ?? (quick ? 16 : 128)
+
+// ---- rooflines ---------------------------------------------------------------------------------
+func sgemmGFLOPs(threads: Int) -> Double {
+    openblas_set_num_threads(Int32(threads))
+    let m = 512, n = 1536, k = 512
+    let a = [Float](repeating: 0.5, count: m * k), b = [Float](repeating: 0.25, count: n * k)
+    var c = [Float](repeating: 0, count: m * n)
+    var best = Double.infinity
+    for _ in 0..<8 {
+        let t0 = Clock.nowMs()
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k), 1, a, Int32(k), b, Int32(k), 0, &c, Int32(n))
+        best = min(best, Clock.nowMs() - t0)
+    }
+    return 2.0 * Double(m * n * k) / (best / 1000) / 1e9
+}
+
+func bandwidthGBs(threads: Int) -> Double {
+    let n = 64 << 20  // 256 MiB of floats
+    let buf = UnsafeMutablePointer<Float>.allocate(capacity: n)
+    defer { buf.deallocate() }
+    buf.initialize(repeating: 1, count: n)
+    let parts = splitRange(n, parts: threads)
+    var best = Double.infinity
+    let sums = UnsafeMutablePointer<Float>.allocate(capacity: threads)
+    defer { sums.deallocate() }
+    for _ in 0..<4 {
+        let t0 = Clock.nowMs()
+        parallelFor(parts.count, threads: threads) { p in
+            var s0: SIMD16<Float> = .zero
+            let r = parts[p]
+            let base = UnsafeRawPointer(buf + r.lowerBound)
+            var i = 0
+            while i + 16 <= r.count {
+                s0 += base.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+                i += 16
+            }
+            sums[p] = s0.sum()
+        }
+        best = min(best, Clock.nowMs() - t0)
+    }
+    return Double(n * 4) / (best / 1000) / 1e9
+}
+
+// ---- model cost --------------------------------------------------------------------------------
+func matmulParamsPerToken(_ d: DecoderDims) -> Double {
+    let attn = d.C * d.H * d.Dh * 2 + d.C * d.KV * d.Dh * 2
+    return Double(d.L * (attn + d.E * d.C + d.K * 3 * d.C * d.F))
+}
+
+func json(_ pairs: [(String, Any)]) -> String {
+    "{" + pairs.map { k, v in
+        let value: String
+        switch v {
+        case let s as String: value = "\"\(s)\""
+        case let d as Double: value = d.isFinite ? String(format2(d)) : "null"
+        default: value = "\(v)"
+        }
+        return "\"\(k)\":\(value)"
+    }.joined(separator: ",") + "}"
+}
+
+func format2(_ d: Double) -> String {
+    let r = (d * 100).rounded() / 100
+    return String(r)
+}
+
+// ---- run ---------------------------------------------------------------------------------------
+for s in shapes where only == nil || only == s.name {
+    for dtype in dtypes {
+        let (weights, _) = try RandomWeights.make(dims: s.dims, seed: 1, bf16: dtype == "bf16")
+        let decoder = Decoder(dims: s.dims, weights: weights)
+        for threads in threadList {
+            try Threads.set(threads)
+            let gflops = sgemmGFLOPs(threads: threads)
+            let bw = bandwidthGBs(threads: threads)
+            try Threads.set(threads)
+            var p = SessionParams()
+            p.nCtx = promptLen + genLen + 8
+            p.nBatch = promptLen
+            p.nThreads = threads
+            let session = try Session(decoder: decoder, params: p)
+            var rng = RNG(seed: 5)
+            let prompt = (0..<promptLen).map { _ in Int32(rng.next() % UInt64(s.dims.V)) }
+            try session.evaluate(Array(prompt.prefix(8)))  // warm-up
+            session.reset()
+            var prefillMs = Double.infinity
+            for _ in 0..<(quick ? 1 : 3) {
+                session.reset()
+                let t0 = Clock.nowMs()
+                try session.evaluate(prompt)
+                prefillMs = min(prefillMs, Clock.nowMs() - t0)
+            }
+            var tok: Int32 = 1
+            let t1 = Clock.nowMs()
+            for _ in 0..<genLen {
+                try session.evaluate([tok])
+                tok = (tok &* 31 &+ 7) % Int32(s.dims.V)
+            }
+            let decodeMs = Clock.nowMs() - t1
+            let d = s.dims
+            let bytesPerWeight = dtype == "bf16" ? 2.0 : 4.0
+            let prefillTPS = Double(promptLen) / prefillMs * 1000
+            let decodeTPS = Double(genLen) / decodeMs * 1000
+            let flopsPerToken = 2 * matmulParamsPerToken(d)
+            let avgCtx = Double(promptLen) + Double(genLen) / 2
+            let kvBytes = Double(d.L * d.KV * d.Dh * 2 * 4) * avgCtx
+            let bytesPerToken = (matmulParamsPerToken(d) + Double(d.V * d.C)) * bytesPerWeight + kvBytes
+            let total = Double(d.V * d.C * 2 + d.L * (d.C * d.H * d.Dh * 2 + d.C * d.KV * d.Dh * 2 + d.E * 3 * d.C * d.F))
+            print(json([
+                ("case", "\(s.name) C=\(d.C) L=\(d.L) H=\(d.H) KV=\(d.KV) F=\(d.F) E=\(d.E) K=\(d.K) V=\(d.V)"),
+                ("params_total_m", total / 1e6), ("params_active_m", (matmulParamsPerToken(d) + Double(d.V * d.C * 2)) / 1e6),
+                ("threads", threads), ("dtype", dtype), ("prompt_tokens", promptLen), ("gen_tokens", genLen),
+                ("prefill_tok_s", prefillTPS), ("decode_tok_s", decodeTPS),
+                ("prefill_gflops", prefillTPS * flopsPerToken / 1e9), ("sgemm_gflops", gflops),
+                ("prefill_vs_sgemm", prefillTPS * flopsPerToken / 1e9 / gflops),
+                ("decode_gb_per_token", bytesPerToken / 1e9), ("decode_gb_s", decodeTPS * bytesPerToken / 1e9),
+                ("bandwidth_gb_s", bw), ("decode_vs_bandwidth", decodeTPS * bytesPerToken / 1e9 / bw),
+            ]))
+        }
+    }
+}
