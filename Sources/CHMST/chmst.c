@@ -99,3 +99,5 @@ int chmst_cpu_count(void) {
 size_t chmst_sizeof_system_info(void) { return sizeof(struct hmst_system_info); }
 
 size_t chmst_system_info_min_size(void) { return offsetof(struct hmst_system_info, abi_version); }
+
+int chmst_current_cpu(void) { return sched_getcpu(); }

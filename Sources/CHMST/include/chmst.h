@@ -29,6 +29,9 @@ void chmst_log_emit(int level, const char *message);
 /* enum hmst_simd_flag bits of the running CPU. */
 uint64_t chmst_cpu_features(void);
 
+/* The CPU the calling thread runs on, or -1. */
+int chmst_current_cpu(void);
+
 /* Number of CPUs in this process's affinity mask (>= 1). */
 int chmst_cpu_count(void);
 

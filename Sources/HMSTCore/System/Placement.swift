@@ -1,0 +1,217 @@
+// Placement: where the pages of a memory-mapped checkpoint live. A mapping's NUMA policy only
+// applies to pages as they are first faulted in, so each strategy sets the policy on the range
+// and then faults every page in itself, spread over the worker pool; or, when asked, copies
+// the weights into anonymous memory bound with the policy (the only way to move pages that the
+// page cache already holds). Where policy calls are refused (EPERM in containers) or there is
+// one node, it degrades to a plain mapping and says so in the report.
+import CHMST
+import CNUMA
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public enum NUMAStrategy: Int32, Sendable, CaseIterable {
+    /// plain mmap, no policy calls
+    case disabled = 0
+    /// pages interleaved across all nodes, worker threads spread over nodes
+    case distribute = 1
+    /// pages and threads on the calling thread's node
+    case isolate = 2
+    /// leave placement to the process policy (numactl --interleave / --membind ...)
+    case numactl = 3
+
+    public var name: String {
+        switch self {
+        case .disabled: return "disabled"
+        case .distribute: return "distribute"
+        case .isolate: return "isolate"
+        case .numactl: return "numactl"
+        }
+    }
+
+    public init?(name: String) {
+        guard let s = NUMAStrategy.allCases.first(where: { $0.name == name }) else { return nil }
+        self = s
+    }
+}
+
+public struct PlacementOptions: Sendable {
+    public var strategy = NUMAStrategy.disabled
+    /// madvise(MADV_WILLNEED) so the kernel reads ahead
+    public var prefetch = false
+    /// mlock the weights; a failure is a warning, not an error
+    public var mlock = false
+    /// copy into anonymous memory bound with the strategy's policy instead of faulting the
+    /// file's pages in place (needed when the file is already in the page cache elsewhere)
+    public var copyToAnonymous = false
+    public init() {}
+}
+
+public struct PlacementReport: Sendable {
+    public var requested = NUMAStrategy.disabled
+    /// what was really done: .disabled when the policy could not be applied
+    public var applied = NUMAStrategy.disabled
+    public var nodes = 1
+    public var pagesTouched = 0
+    public var copied = false
+    public var prefetched = false
+    public var locked = false
+    /// non-fatal problems (EPERM, mlock limits), for the host's log and the load result
+    public var warnings: [String] = []
+
+    public var summary: String {
+        var s = "numa \(requested.name)"
+        if applied != requested { s += " (applied: \(applied.name))" }
+        s += ", \(nodes) node(s)"
+        if copied { s += ", copied to bound memory" }
+        if pagesTouched > 0 { s += ", \(pagesTouched) pages placed" }
+        if prefetched { s += ", prefetched" }
+        if locked { s += ", mlocked" }
+        return s
+    }
+}
+
+/// A region of weights: where it starts and how long it is, plus the memory that backs it
+/// when placement copied it (the caller then reads from `base`, not the file map).
+public final class PlacedRegion: @unchecked Sendable {
+    public let base: UnsafeRawPointer?
+    public let count: Int
+    let anonymous: UnsafeMutableRawPointer?
+    let lockedCount: Int
+
+    init(base: UnsafeRawPointer?, count: Int, anonymous: UnsafeMutableRawPointer?, lockedCount: Int) {
+        self.base = base
+        self.count = count
+        self.anonymous = anonymous
+        self.lockedCount = lockedCount
+    }
+
+    deinit {
+        if let base, lockedCount > 0 { munlock(base, lockedCount) }
+        if let anonymous { munmap(anonymous, count) }
+    }
+}
+
+public enum Placement {
+    static let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
+
+    /// Places `bytes` (a read-only file mapping) according to options.
+    public static func place(_ bytes: UnsafeRawBufferPointer, options: PlacementOptions) -> (PlacedRegion, PlacementReport) {
+        var report = PlacementReport()
+        report.requested = options.strategy
+        let topo = NUMATopology.current
+        report.nodes = topo.nodeCount
+        guard let src = bytes.baseAddress, bytes.count > 0 else {
+            return (PlacedRegion(base: bytes.baseAddress, count: 0, anonymous: nil, lockedCount: 0), report)
+        }
+        var base: UnsafeRawPointer = src
+        var anonymous: UnsafeMutableRawPointer?
+
+        switch options.strategy {
+        case .disabled:
+            break
+        case .numactl:
+            report.applied = .numactl  // the process policy governs faults; nothing to do
+        case .distribute, .isolate:
+            if !topo.available || !topo.policyPermitted {
+                report.warnings.append("NUMA \(options.strategy.name) not applied: \(topo.policyError ?? "NUMA unavailable"); using plain mmap")
+            } else {
+                var mask = nodeMask(strategy: options.strategy, nodes: topo.nodeCount)
+                let mode = options.strategy == .distribute ? Int32(MPOL_INTERLEAVE) : Int32(MPOL_BIND)
+                if options.copyToAnonymous {
+                    if let anon = mmap(nil, bytes.count, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), anon != MAP_FAILED {
+                        if mbindRange(anon, bytes.count, mode: mode, mask: &mask) {
+                            copyParallel(to: anon, from: src, count: bytes.count)
+                            mprotect(anon, bytes.count, PROT_READ)
+                            anonymous = anon
+                            base = UnsafeRawPointer(anon)
+                            report.copied = true
+                            report.applied = options.strategy
+                        } else {
+                            report.warnings.append("mbind on anonymous memory failed: \(String(cString: strerror(errno))); using the file map")
+                            munmap(anon, bytes.count)
+                        }
+                    } else {
+                        report.warnings.append("could not allocate \(bytes.count) bytes to copy weights into; using the file map")
+                    }
+                } else if mbindRange(UnsafeMutableRawPointer(mutating: src), bytes.count, mode: mode, mask: &mask) {
+                    report.pagesTouched = touchPages(src, bytes.count)
+                    report.applied = options.strategy
+                } else {
+                    report.warnings.append("mbind on the weight map failed: \(String(cString: strerror(errno))); using plain mmap")
+                }
+            }
+        }
+
+        if options.prefetch && anonymous == nil {
+            let (start, len) = pageAligned(base, bytes.count)
+            if madvise(UnsafeMutableRawPointer(mutating: start), len, MADV_WILLNEED) == 0 {
+                report.prefetched = true
+            } else {
+                report.warnings.append("madvise(WILLNEED) failed: \(String(cString: strerror(errno)))")
+            }
+        }
+        var locked = 0
+        if options.mlock {
+            if mlock(base, bytes.count) == 0 {
+                locked = bytes.count
+                report.locked = true
+            } else {
+                let err = errno
+                report.warnings.append("mlock of \(bytes.count) bytes failed: \(String(cString: strerror(err)))"
+                    + (err == ENOMEM || err == EPERM ? " (raise RLIMIT_MEMLOCK, e.g. ulimit -l unlimited)" : ""))
+            }
+        }
+        return (PlacedRegion(base: base, count: bytes.count, anonymous: anonymous, lockedCount: locked), report)
+    }
+
+    static func nodeMask(strategy: NUMAStrategy, nodes: Int) -> [UInt] {
+        let bits = UInt.bitWidth
+        var mask = [UInt](repeating: 0, count: max(1, (nodes + bits - 1) / bits))
+        if strategy == .isolate {
+            let cpu = chmst_current_cpu()
+            let node = cpu >= 0 ? max(0, Int(numa_node_of_cpu(cpu))) : 0
+            mask[node / bits] |= 1 << UInt(node % bits)
+        } else {
+            for n in 0..<nodes { mask[n / bits] |= 1 << UInt(n % bits) }
+        }
+        return mask
+    }
+
+    static func pageAligned(_ p: UnsafeRawPointer, _ count: Int) -> (UnsafeRawPointer, Int) {
+        let addr = UInt(bitPattern: p)
+        let start = addr & ~UInt(pageSize - 1)
+        return (UnsafeRawPointer(bitPattern: start)!, Int(addr - start) + count)
+    }
+
+    static func mbindRange(_ p: UnsafeMutableRawPointer, _ count: Int, mode: Int32, mask: inout [UInt]) -> Bool {
+        let (start, len) = pageAligned(UnsafeRawPointer(p), count)
+        let maxNode = UInt(mask.count * UInt.bitWidth)
+        return mask.withUnsafeMutableBufferPointer {
+            mbind(UnsafeMutableRawPointer(mutating: start), UInt(len), mode, $0.baseAddress, maxNode + 1, 0) == 0
+        }
+    }
+
+    /// Reads one byte per page, spread over the pool, so every page faults in under the policy.
+    static func touchPages(_ p: UnsafeRawPointer, _ count: Int) -> Int {
+        let (start, len) = pageAligned(p, count)
+        let pages = (len + pageSize - 1) / pageSize
+        let chunks = splitRange(pages, parts: Threads.count * 4)
+        let sink = UnsafeMutablePointer<UInt8>.allocate(capacity: max(1, chunks.count))
+        defer { sink.deallocate() }
+        parallelFor(chunks.count) { c in
+            var acc: UInt8 = 0
+            for page in chunks[c] { acc &+= start.load(fromByteOffset: page * pageSize, as: UInt8.self) }
+            sink[c] = acc  // keeps the loads from being optimised away
+        }
+        return pages
+    }
+
+    static func copyParallel(to dst: UnsafeMutableRawPointer, from src: UnsafeRawPointer, count: Int) {
+        let chunks = splitRange(count, parts: Threads.count * 4)
+        parallelFor(chunks.count) { c in
+            let r = chunks[c]
+            (dst + r.lowerBound).copyMemory(from: src + r.lowerBound, byteCount: r.count)
+        }
+    }
+}

@@ -1,0 +1,74 @@
+// NUMA placement on a real file map. On one node the logic still runs: the policy is set on
+// the range (checked back with get_mempolicy) and pages are faulted in under it; where policy
+// calls are refused it must degrade with a warning, never fail.
+import CNUMA
+import XCTest
+@testable import HMSTCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+final class PlacementTests: XCTestCase {
+    var path = ""
+
+    override func setUpWithError() throws {
+        path = "/tmp/hmst-placement-\(getpid()).bin"
+        try FileIO.writeAtomically(path, (0..<(3 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 7) })
+    }
+
+    override func tearDown() { unlink(path) }
+
+    func policy(at p: UnsafeRawPointer) -> Int32 {
+        var mode: Int32 = -1
+        _ = get_mempolicy(&mode, nil, 0, UnsafeMutableRawPointer(mutating: p), UInt32(MPOL_F_ADDR))
+        return mode
+    }
+
+    func testDistributeSetsInterleaveAndTouchesEveryPage() throws {
+        let map = try MappedFile(path: path)
+        var o = PlacementOptions()
+        o.strategy = .distribute
+        let (region, report) = Placement.place(map.bytes, options: o)
+        if NUMATopology.current.policyPermitted {
+            XCTAssertEqual(report.applied, .distribute, report.summary)
+            XCTAssertEqual(report.pagesTouched, (3 << 20) / Placement.pageSize)
+            XCTAssertEqual(policy(at: region.base!), Int32(MPOL_INTERLEAVE))
+        } else {
+            XCTAssertEqual(report.applied, .disabled)
+            XCTAssertFalse(report.warnings.isEmpty)
+        }
+        XCTAssertEqual(region.base, map.base)
+    }
+
+    func testCopyToAnonymousKeepsTheBytes() throws {
+        let map = try MappedFile(path: path)
+        var o = PlacementOptions()
+        o.strategy = .isolate
+        o.copyToAnonymous = true
+        o.mlock = true
+        let (region, report) = Placement.place(map.bytes, options: o)
+        if NUMATopology.current.policyPermitted {
+            XCTAssertTrue(report.copied)
+            XCTAssertNotEqual(region.base, map.base)
+            XCTAssertEqual(policy(at: region.base!), Int32(MPOL_BIND))
+        }
+        XCTAssertEqual(memcmp(region.base!, map.base!, map.count), 0)
+        XCTAssertTrue(report.locked || report.warnings.contains { $0.contains("mlock") }, report.summary)
+    }
+
+    func testDisabledAndNumactlLeaveTheMapAlone() throws {
+        let map = try MappedFile(path: path)
+        for s in [NUMAStrategy.disabled, .numactl] {
+            var o = PlacementOptions()
+            o.strategy = s
+            o.prefetch = true
+            let (region, report) = Placement.place(map.bytes, options: o)
+            XCTAssertEqual(report.applied, s)
+            XCTAssertEqual(region.base, map.base)
+            XCTAssertTrue(report.prefetched)
+            XCTAssertEqual(report.pagesTouched, 0)
+        }
+        XCTAssertEqual(NUMAStrategy(name: "distribute"), .distribute)
+        XCTAssertNil(NUMAStrategy(name: "spread"))
+    }
+}
