@@ -2,7 +2,7 @@
 // Keys keep insertion order, which JSONEncoder does not promise; strings are escaped per RFC 8259.
 
 public final class JSONWriter {
-    public private(set) var output = ""
+    public internal(set) var output = ""
     private var needsComma = [false]
 
     public init() {}
@@ -36,6 +36,11 @@ public final class JSONWriter {
         key(k)
         output += "[" + v.map(JSONWriter.quote).joined(separator: ",") + "]"
     }
+    public func field(_ k: String, _ v: JSONValue) {
+        key(k)
+        v.write(into: &output)
+    }
+
     public func field(_ k: String, object body: () -> Void) {
         key(k)
         object(body)

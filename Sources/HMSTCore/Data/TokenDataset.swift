@@ -1,0 +1,116 @@
+// TokenDataset: a directory of token shards plus metadata.json, as `hmst preprocess` and
+// `hmst split` write it; and ShardWriter, which writes one with bounded memory.
+//   metadata.json: {"format":"hmst-tokens","version":1,"vocab_size":V,"token_dtype":"uint16",
+//                   "eos_id":id|null,"tokenizer":path|null,"total_tokens":N,"documents":D,
+//                   "shards":[{"file":"shard_00000.bin","tokens":n,"documents":d}],"sources":[...]}
+
+public final class TokenDataset: @unchecked Sendable {
+    public let directory: String
+    public let shards: [TokenShard]
+    public let vocabSize: Int
+    public let eosId: Int32?
+    public let tokenizer: String?
+    public let sources: [String]
+    public let totalTokens: Int
+    public let documentCount: Int
+
+    public init(directory: String) throws {
+        self.directory = directory
+        let metaPath = directory + "/metadata.json"
+        guard FileIO.exists(metaPath) else {
+            throw HMSTError.notFound("\(directory) is not a token dataset: no metadata.json (make one with `hmst preprocess`)")
+        }
+        let meta = try JSONValue.parse(bytes: try FileIO.readAll(metaPath))
+        func bad(_ m: String) -> HMSTError { HMSTError.badFormat("\(metaPath): \(m)") }
+        guard meta["format"]?.string == "hmst-tokens" else { throw bad("\"format\" is not \"hmst-tokens\"") }
+        guard meta["version"]?.int == 1 else { throw bad("unsupported version \(meta["version"]?.serialized ?? "missing")") }
+        guard let v = meta["vocab_size"]?.int, v >= 1 else { throw bad("missing or invalid vocab_size") }
+        vocabSize = v
+        if let e = meta["eos_id"], !e.isNull {
+            guard let id = e.int, id >= 0, id < v else { throw bad("eos_id \(e.serialized) is outside the vocabulary") }
+            eosId = Int32(id)
+        } else {
+            eosId = nil
+        }
+        tokenizer = meta["tokenizer"]?.string
+        sources = meta["sources"]?.array?.compactMap { $0.string } ?? []
+        guard let list = meta["shards"]?.array else { throw bad("missing \"shards\" list") }
+        var shards: [TokenShard] = []
+        for (i, entry) in list.enumerated() {
+            guard let file = entry["file"]?.string, !file.contains("/"), !file.isEmpty else {
+                throw bad("shard \(i) has no plain file name")
+            }
+            let shard = try TokenShard(path: directory + "/" + file)
+            guard shard.vocabSize == v else { throw bad("\(file) has vocab \(shard.vocabSize), metadata says \(v)") }
+            if let n = entry["tokens"]?.int, n != shard.count { throw bad("\(file) holds \(shard.count) tokens, metadata says \(n)") }
+            shards.append(shard)
+        }
+        self.shards = shards
+        totalTokens = shards.reduce(0) { $0 + $1.count }
+        documentCount = shards.reduce(0) { $0 + $1.documentCount }
+        if let n = meta["total_tokens"]?.int, n != totalTokens { throw bad("total_tokens \(n) but the shards hold \(totalTokens)") }
+    }
+}
+
+/// Appends documents and cuts shards of about `shardTokens` tokens; finish() writes metadata
+/// last, so a directory with metadata.json is always complete.
+public final class ShardWriter {
+    public let directory: String
+    public let vocabSize: Int
+    let eosId: Int32?
+    let shardTokens: Int
+    var tokens: [Int32] = []
+    var docStarts: [Int] = []
+    var written: [(file: String, tokens: Int, documents: Int)] = []
+    public private(set) var totalTokens = 0
+    public private(set) var documents = 0
+
+    public init(directory: String, vocabSize: Int, eosId: Int32?, shardTokens: Int = 1 << 26) throws {
+        guard shardTokens >= 1 else { throw HMSTError.invalidArgument("shard size must be >= 1 token") }
+        try FileIO.makeDirectories(directory)
+        self.directory = directory
+        self.vocabSize = vocabSize
+        self.eosId = eosId
+        self.shardTokens = shardTokens
+    }
+
+    /// Adds one document (its tokens; the EOS separator is appended here when there is one).
+    public func append(document: [Int32]) throws {
+        guard !document.isEmpty || eosId != nil else { return }
+        docStarts.append(tokens.count)
+        tokens += document
+        if let eosId { tokens.append(eosId) }
+        documents += 1
+        if tokens.count >= shardTokens { try flush() }
+    }
+
+    func flush() throws {
+        guard !tokens.isEmpty else { return }
+        let file = "shard_\(String(repeating: "0", count: max(0, 5 - String(written.count).count)))\(written.count).bin"
+        try TokenShard.write(path: directory + "/" + file, tokens: tokens, documentStarts: docStarts, vocabSize: vocabSize)
+        written.append((file, tokens.count, docStarts.count))
+        totalTokens += tokens.count
+        tokens.removeAll(keepingCapacity: true)
+        docStarts.removeAll(keepingCapacity: true)
+    }
+
+    public func finish(tokenizer: String?, sources: [String]) throws {
+        try flush()
+        let w = JSONWriter()
+        w.object {
+            w.field("format", "hmst-tokens")
+            w.field("version", 1)
+            w.field("vocab_size", vocabSize)
+            w.field("token_dtype", vocabSize <= 65536 ? "uint16" : "uint32")
+            if let eosId { w.field("eos_id", Int(eosId)) } else { w.field("eos_id", JSONValue.null) }
+            if let tokenizer { w.field("tokenizer", tokenizer) } else { w.field("tokenizer", JSONValue.null) }
+            w.field("total_tokens", totalTokens)
+            w.field("documents", documents)
+            w.field("shards", JSONValue.array(written.map {
+                .object([("file", .string($0.file)), ("tokens", .number(Double($0.tokens))), ("documents", .number(Double($0.documents)))])
+            }))
+            w.field("sources", sources)
+        }
+        try FileIO.writeAtomically(directory + "/metadata.json", text: w.output + "\n")
+    }
+}
