@@ -1,0 +1,84 @@
+// TextGeneration: prompt text in, text out, on a Session and a tokenizer: stop strings, raw
+// byte streaming per token and the text result. Stop strings are matched on the decoded bytes
+// of the generated tokens; the returned text ends before the stop string.
+
+/// What generation and the data tools need of a tokenizer.
+public protocol TextTokenizer: AnyObject, Sendable {
+    var vocabSize: Int { get }
+    /// The end-of-text token that ends generation, if the vocabulary has one.
+    var eosId: Int32? { get }
+    func encode(bytes: [UInt8]) -> [Int32]
+    /// Throws on an id outside the vocabulary.
+    func decode(_ ids: [Int32]) throws -> [UInt8]
+}
+
+public struct TextGenerationRequest {
+    public var maxTokens = 50
+    public var sampling = SamplingParams()
+    public var stopStrings: [String] = []
+    /// Also stop at the tokenizer's end-of-text token (default).
+    public var stopAtEOS = true
+    /// Called with each token and its bytes; return false to stop.
+    public var onPiece: (Int32, [UInt8]) -> Bool = { _, _ in true }
+    public init() {}
+}
+
+public struct TextGenerationResult: Sendable {
+    public var text: [UInt8]
+    public var tokens: [Int32]
+    public var stats: GenerationStats
+    public var string: String { String(decoding: text, as: UTF8.self) }
+}
+
+extension Session {
+    public func generate(prompt: [UInt8], tokenizer: TextTokenizer, _ req: TextGenerationRequest) throws -> TextGenerationResult {
+        guard tokenizer.vocabSize <= decoder.dims.V else {
+            throw HMSTError.invalidArgument("tokenizer vocabulary \(tokenizer.vocabSize) is larger than the model's \(decoder.dims.V)")
+        }
+        let stops = req.stopStrings.map { Array($0.utf8) }.filter { !$0.isEmpty }
+        var r = GenerationRequest()
+        r.maxTokens = req.maxTokens
+        r.sampling = req.sampling
+        if req.stopAtEOS, let eos = tokenizer.eosId { r.eosTokens = [eos] }
+        var text: [UInt8] = []
+        var stopAt: Int?
+        var decodeError: Error?
+        r.onToken = { id in
+            do {
+                let piece = try tokenizer.decode([id])
+                text += piece
+                return req.onPiece(id, piece)
+            } catch {
+                decodeError = error
+                return false
+            }
+        }
+        r.shouldStop = { _ in
+            for s in stops {
+                // only the tail can contain a new match
+                let from = max(0, text.count - s.count - 64)
+                if let i = TextGeneration.find(s, in: text, from: from) { stopAt = i; return true }
+            }
+            return false
+        }
+        let promptTokens = tokenizer.encode(bytes: prompt)
+        var (tokens, stats) = try generate(prompt: promptTokens, r)
+        if let decodeError { throw decodeError }
+        if let stopAt { text.removeLast(text.count - stopAt) }
+        if stats.stopReason == .stopString && stopAt == nil { stats.stopReason = .maxTokens }
+        return TextGenerationResult(text: text, tokens: tokens, stats: stats)
+    }
+}
+
+enum TextGeneration {
+    /// First index >= from where needle occurs in hay.
+    static func find(_ needle: [UInt8], in hay: [UInt8], from: Int) -> Int? {
+        guard needle.count <= hay.count else { return nil }
+        var i = from
+        while i + needle.count <= hay.count {
+            if hay[i] == needle[0] && Array(hay[i..<(i + needle.count)]) == needle { return i }
+            i += 1
+        }
+        return nil
+    }
+}

@@ -1,0 +1,139 @@
+import XCTest
+@testable import HMSTCore
+
+final class SamplerTests: XCTestCase {
+    let logits: [Float] = [1.0, 3.0, 0.5, 2.5, -1.0, 2.9]
+
+    func draw(_ p: SamplingParams, n: Int, recent: [Int32] = []) throws -> [Int] {
+        var s = try Sampler(params: p)
+        var counts = [Int](repeating: 0, count: logits.count)
+        for _ in 0..<n { counts[Int(s.sample(logits: logits, V: logits.count, recent: recent[...]))] += 1 }
+        return counts
+    }
+
+    func testGreedyAndTopK1AreArgmax() throws {
+        var p = SamplingParams()
+        p.temperature = 0
+        XCTAssertEqual(try draw(p, n: 10)[1], 10)
+        p.temperature = 1.5
+        p.topK = 1
+        XCTAssertEqual(try draw(p, n: 50)[1], 50)
+    }
+
+    func testTemperatureMatchesSoftmaxFrequencies() throws {
+        var p = SamplingParams()
+        p.temperature = 1
+        p.topK = 0
+        p.topP = 1
+        p.seed = 42
+        let n = 60000
+        let counts = try draw(p, n: n)
+        let e = logits.map { exp(Double($0)) }
+        let z = e.reduce(0, +)
+        for i in 0..<logits.count {
+            XCTAssertEqual(Double(counts[i]) / Double(n), e[i] / z, accuracy: 0.01, "token \(i)")
+        }
+    }
+
+    func testTopPAndMinPCutTheTail() throws {
+        var p = SamplingParams()
+        p.temperature = 1
+        p.topK = 0
+        p.topP = 0.6  // the two most likely: p(1)=.33, p(5)=.30 -> cumulative .63
+        let c = try draw(p, n: 2000)
+        XCTAssertEqual(c[0] + c[2] + c[3] + c[4], 0)
+        XCTAssertGreaterThan(c[1], 0)
+        XCTAssertGreaterThan(c[5], 0)
+        p.topP = 1
+        p.minP = 0.5  // keep p >= 0.5 * p_max: tokens 1, 5, 3
+        let m = try draw(p, n: 2000)
+        XCTAssertEqual(m[0] + m[2] + m[4], 0)
+        XCTAssertGreaterThan(m[3], 0)
+    }
+
+    func testRepetitionPenaltyAndSeeds() throws {
+        var p = SamplingParams()
+        p.temperature = 0
+        p.repetitionPenalty = 2
+        let c = try draw(p, n: 5, recent: [1])  // 3.0 / 2 = 1.5 < 2.9
+        XCTAssertEqual(c[5], 5)
+        p.temperature = 1
+        p.seed = 7
+        XCTAssertEqual(try draw(p, n: 100), try draw(p, n: 100))
+        var bad = SamplingParams()
+        bad.temperature = -1
+        XCTAssertThrowsError(try Sampler(params: bad))
+        bad = SamplingParams()
+        bad.topP = 0
+        XCTAssertThrowsError(try Sampler(params: bad))
+        bad = SamplingParams()
+        bad.minP = .nan
+        XCTAssertThrowsError(try Sampler(params: bad))
+    }
+}
+
+/// id = byte, 256 = end of text.
+final class ByteTokenizer: TextTokenizer, @unchecked Sendable {
+    var vocabSize: Int { 257 }
+    var eosId: Int32? { 256 }
+    func encode(bytes: [UInt8]) -> [Int32] { bytes.map(Int32.init) }
+    func decode(_ ids: [Int32]) throws -> [UInt8] {
+        try ids.compactMap {
+            guard $0 >= 0 && $0 <= 256 else { throw HMSTError.invalidArgument("id \($0)") }
+            return $0 == 256 ? nil : UInt8($0)
+        }
+    }
+}
+
+final class TextGenerationTests: XCTestCase {
+    func makeSession() throws -> Session {
+        let d = DecoderDims(C: 32, H: 4, KV: 2, Dh: 8, F: 48, E: 8, K: 2, V: 257, L: 2, eps: 1e-5,
+                            ropeTheta: 10000, maxPositions: 256, tiedEmbeddings: true)
+        let (w, _) = try RandomWeights.make(dims: d, seed: 3, std: 0.5)
+        return try Session(decoder: Decoder(dims: d, weights: w), params: SessionParams())
+    }
+
+    func testStopStringsTrimAndStreamingMatchesResult() throws {
+        let s = try makeSession()
+        var req = TextGenerationRequest()
+        req.sampling.temperature = 0
+        req.stopAtEOS = false
+        req.maxTokens = 40
+        let full = try s.generate(prompt: Array("hello".utf8), tokenizer: ByteTokenizer(), req)
+        XCTAssertEqual(full.tokens.count, 40)
+        XCTAssertEqual(full.stats.stopReason, .maxTokens)
+        let stop = Array(full.text[20..<23])
+        let expectedEnd = TextGeneration.find(stop, in: full.text, from: 0)!
+        s.reset()
+        var streamed: [UInt8] = []
+        req.stopStrings = [String(decoding: stop, as: UTF8.self)]
+        req.onPiece = { _, piece in streamed += piece; return true }
+        // only valid if the stop bytes are valid UTF-8; skip otherwise
+        guard String(validating: stop, as: UTF8.self) != nil else { return }
+        let cut = try s.generate(prompt: Array("hello".utf8), tokenizer: ByteTokenizer(), req)
+        XCTAssertEqual(cut.stats.stopReason, .stopString)
+        XCTAssertEqual(cut.text, Array(full.text[0..<expectedEnd]))
+        XCTAssertTrue(streamed.starts(with: cut.text))
+    }
+
+    func testCallbackStopsAndStatsAreFilled() throws {
+        let s = try makeSession()
+        var req = TextGenerationRequest()
+        req.maxTokens = 30
+        req.sampling.seed = 1
+        var n = 0
+        req.onPiece = { _, _ in n += 1; return n < 5 }
+        let r = try s.generate(prompt: Array("abc".utf8), tokenizer: ByteTokenizer(), req)
+        XCTAssertEqual(r.stats.stopReason == .callback || r.stats.stopReason == .eos, true)
+        XCTAssertLessThanOrEqual(r.tokens.count, 5)
+        XCTAssertEqual(r.stats.promptTokens, 3)
+        XCTAssertGreaterThan(r.stats.timeToFirstTokenMs, 0)
+        // same seed, same text
+        s.reset()
+        n = -1000
+        let a = try s.generate(prompt: Array("abc".utf8), tokenizer: ByteTokenizer(), req)
+        s.reset()
+        let b = try s.generate(prompt: Array("abc".utf8), tokenizer: ByteTokenizer(), req)
+        XCTAssertEqual(a.tokens, b.tokens)
+    }
+}
