@@ -64,18 +64,18 @@ header-check:
 	@echo "header-check: hmst.h is clean C11 and C++17"
 
 export-check: lib
-	$(PYTHON) tools/check_exports.py --header include/hmst.h --library $(LIB) --tests Tests/CHost/test_api.c
+	$(PYTHON) tools/check_exports.py --header include/hmst.h --library $(LIB) --tests Tests/CHost/*.c
 	@if ldd $(LIB) | grep -qi swift; then echo "export-check: libhmst depends on the Swift runtime" >&2; exit 1; fi
 
 CHOST_TESTS := $(patsubst Tests/CHost/%.c,$(OUT)/tests/%,$(wildcard Tests/CHost/*.c))
 
 $(OUT)/tests/%: Tests/CHost/%.c include/hmst.h $(LIB)
 	@mkdir -p $(OUT)/tests
-	$(CC) $(CWARN) -g -Iinclude $< -L$(OUT)/lib -lhmst -lpthread $(RPATH) -o $@
+	$(CC) $(CWARN) -g -Iinclude -DGOLDEN_DIR=\"$(CURDIR)/Tests/Golden\" $< -L$(OUT)/lib -lhmst -lpthread $(RPATH) -o $@
 
 $(OUT)/tests-asan/%: Tests/CHost/%.c include/hmst.h $(LIB)
 	@mkdir -p $(OUT)/tests-asan
-	$(CC) $(CWARN) -g -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -Iinclude $< \
+	$(CC) $(CWARN) -g -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -Iinclude -DGOLDEN_DIR=\"$(CURDIR)/Tests/Golden\" $< \
 	  -L$(OUT)/lib -lhmst -lpthread $(RPATH) -o $@
 
 chost: $(CHOST_TESTS)

@@ -183,6 +183,218 @@ HMST_API int hmst_set_n_threads(int32_t n);
 /* The current thread count (>= 1). Thread-safe. */
 HMST_API int32_t hmst_get_n_threads(void);
 
+/* ---------------------------------------------------------------------------------------------
+ * Models
+ *
+ * A model is a checkpoint directory as the Hugging Face ecosystem lays it out: config.json
+ * (MixtralConfig), model.safetensors (or shards + model.safetensors.index.json) and optionally
+ * tokenizer.json. Weights are memory-mapped read-only: f32 tensors are used in place, bf16 and
+ * f16 tensors as bf16 (f16 is converted). A loaded model is immutable and may be shared by any
+ * number of contexts on any threads.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct hmst_model hmst_model;     /* opaque */
+typedef struct hmst_context hmst_context; /* opaque: KV cache, workspace, history, trace */
+
+/* Where the pages of the mapped weights live (enum values of hmst_model_params.numa). */
+enum hmst_numa_strategy {
+    HMST_NUMA_DISABLED = 0,   /* plain mmap, no policy calls (default) */
+    HMST_NUMA_DISTRIBUTE = 1, /* pages interleaved over all nodes, threads spread over nodes */
+    HMST_NUMA_ISOLATE = 2,    /* pages and threads on the calling thread's node */
+    HMST_NUMA_NUMACTL = 3     /* keep the process policy (run under numactl) */
+};
+
+/* Load progress in [0, 1]. Return false to cancel: the load then fails with
+ * HMST_STATUS_CANCELLED and nothing is leaked. Called on the loading thread. */
+typedef bool (*hmst_progress_callback)(float progress, void *user_data);
+
+struct hmst_model_params {
+    uint32_t struct_size;           /* set by hmst_model_default_params() */
+    int32_t numa;                   /* enum hmst_numa_strategy */
+    bool numa_copy;                 /* with DISTRIBUTE/ISOLATE: copy weights into memory bound
+                                     * with the policy instead of faulting the map in place */
+    bool prefetch;                  /* madvise(MADV_WILLNEED) the weights */
+    bool mlock;                     /* lock the weights in RAM; failure is only a warning */
+    bool load_tokenizer;            /* read tokenizer.json if present (default true) */
+    hmst_progress_callback progress;
+    void *progress_user_data;
+};
+
+/* Defaults: NUMA disabled, no prefetch, no mlock, tokenizer loaded. Thread-safe. */
+HMST_API struct hmst_model_params hmst_model_default_params(void);
+
+/* Loads the checkpoint directory at `path`. params may be NULL for the defaults. Every tensor
+ * header is validated before any weight is touched; a malformed checkpoint gives
+ * HMST_STATUS_BAD_FORMAT (or NOT_FOUND for a missing file) with the exact problem. NUMA requests
+ * that the system refuses degrade to plain mmap with a warning (see hmst_model_info_json).
+ * Thread-safe. Release with hmst_model_free after freeing its contexts. */
+HMST_API int hmst_model_load(const char *path, const struct hmst_model_params *params, hmst_model **out_model);
+
+/* A model with random weights (normal(0, 0.02), norms 1) in one of the presets "micro",
+ * "tiny", "small", "base", "large", clearly untrained; with no tokenizer unless one is saved
+ * beside it later. Thread-safe. */
+HMST_API int hmst_model_init_random(const char *preset, uint64_t seed, hmst_model **out_model);
+
+/* Writes the model as a checkpoint directory (config.json, model.safetensors, and
+ * tokenizer.json if the model has a tokenizer), each file atomically. dtype: "f32" or "bf16".
+ * Thread-safe (the model is read-only). */
+HMST_API int hmst_model_save(const hmst_model *model, const char *dir, const char *dtype);
+
+/* NULL is a no-op. Free every context of the model first. Not thread-safe with other use of
+ * the same model. */
+HMST_API void hmst_model_free(hmst_model *model);
+
+/* Shape and size facts of a loaded model. */
+struct hmst_model_info {
+    uint32_t struct_size;      /* set by the host: sizeof(struct hmst_model_info) */
+    int32_t n_vocab;           /* V */
+    int32_t n_embd;            /* C */
+    int32_t n_layer;           /* L */
+    int32_t n_head;            /* H */
+    int32_t n_head_kv;         /* KV */
+    int32_t head_dim;          /* Dh */
+    int32_t n_ff;              /* F, per expert */
+    int32_t n_expert;          /* E */
+    int32_t n_expert_used;     /* K */
+    int32_t n_ctx_train;       /* max_position_embeddings */
+    int64_t n_params;          /* total parameters */
+    int64_t n_params_active;   /* parameters one token touches */
+    int32_t has_tokenizer;     /* 1 if a tokenizer is attached */
+    int32_t eos_token;         /* end-of-text id, or -1 */
+    double load_ms;            /* wall time of hmst_model_load */
+    int32_t numa_applied;      /* enum hmst_numa_strategy actually in effect */
+    int32_t weights_bf16;      /* 1 if the matrices are held as bf16 */
+};
+
+/* Fills *out up to out->struct_size bytes (at least 8). Thread-safe. */
+HMST_API int hmst_model_info(const hmst_model *model, struct hmst_model_info *out);
+
+/* The config, parameter counts, tensor list and load report (placement, warnings) as JSON,
+ * with the buffer protocol of this header. Thread-safe. */
+HMST_API int hmst_model_info_json(const hmst_model *model, char *buf, size_t cap, size_t *n_out);
+
+/* ---------------------------------------------------------------------------------------------
+ * Tokenization (with the model's tokenizer)
+ * ------------------------------------------------------------------------------------------- */
+
+/* Encodes text[0..text_len) (any bytes; invalid UTF-8 is kept losslessly) into token ids,
+ * with the buffer protocol (cap in ids). HMST_STATUS_UNSUPPORTED if the model has no tokenizer.
+ * Thread-safe. */
+HMST_API int hmst_tokenize(const hmst_model *model, const char *text, size_t text_len, int32_t *out, size_t cap,
+                           size_t *n_out);
+
+/* Decodes ids into bytes (not NUL-terminated; cap in bytes). An id outside the vocabulary is
+ * HMST_STATUS_INVALID_ARGUMENT. Thread-safe. */
+HMST_API int hmst_detokenize(const hmst_model *model, const int32_t *tokens, size_t n_tokens, char *out, size_t cap,
+                             size_t *n_out);
+
+/* ---------------------------------------------------------------------------------------------
+ * Contexts: evaluation and generation
+ * ------------------------------------------------------------------------------------------- */
+
+struct hmst_context_params {
+    uint32_t struct_size;  /* set by hmst_context_default_params() */
+    int32_t n_ctx;         /* context length in tokens; 0 = the model's n_ctx_train */
+    int32_t n_batch;       /* most tokens per forward pass (prompts are chunked); default 256 */
+    int32_t n_threads;     /* threads for this context; 0 = hmst_get_n_threads() */
+    bool trace_routes;     /* record the experts every token used (hmst_context_route_trace) */
+};
+
+/* Defaults: n_ctx 0, n_batch 256, n_threads 0, no trace. Thread-safe. */
+HMST_API struct hmst_context_params hmst_context_default_params(void);
+
+/* Creates a context over `model` (which must outlive it). params may be NULL. Thread-safe. */
+HMST_API int hmst_context_new(hmst_model *model, const struct hmst_context_params *params, hmst_context **out_ctx);
+
+/* NULL is a no-op. Not thread-safe with other use of the same context. */
+HMST_API void hmst_context_free(hmst_context *ctx);
+
+/* Forgets all tokens (KV cache, history, route trace). One thread per context. */
+HMST_API int hmst_context_reset(hmst_context *ctx);
+
+/* Number of tokens in the context (the next token's position). One thread per context. */
+HMST_API int hmst_context_n_past(const hmst_context *ctx, int32_t *out_n);
+
+/* Appends tokens[0..n) to the context and runs the model over them. With all_logits, logits
+ * are kept for every token (n must be <= n_batch); otherwise only for the last. Fails without
+ * changing the context on bad ids or when n_past + n > n_ctx. One thread per context. */
+HMST_API int hmst_context_eval(hmst_context *ctx, const int32_t *tokens, size_t n, bool all_logits);
+
+/* Copies the logits of row `row` of the last eval (0-based; -1 = the last row) into out[V]
+ * (cap in floats). One thread per context. */
+HMST_API int hmst_context_get_logits(const hmst_context *ctx, int32_t row, float *out, size_t cap, size_t *n_out);
+
+/* Experts and gates of every token evaluated since the last reset, when the context was
+ * created with trace_routes: experts[N][n_layer][n_expert_used] and gates likewise (cap in
+ * elements, both arrays the same size; either may be NULL to skip it). *n_out = N * L * K.
+ * One thread per context. */
+HMST_API int hmst_context_route_trace(const hmst_context *ctx, int32_t *experts, float *gates, size_t cap,
+                                      size_t *n_out);
+
+/* Sampling settings. temperature 0 = greedy. */
+struct hmst_sampling_params {
+    uint32_t struct_size;       /* set by hmst_sampling_default_params() */
+    float temperature;          /* default 0.8 */
+    int32_t top_k;              /* default 50; 0 = off */
+    float top_p;                /* default 0.9; 1 = off */
+    float min_p;                /* default 0; keep p >= min_p * p_max */
+    float repetition_penalty;   /* default 1 (off) */
+    int32_t repeat_last_n;      /* default 64 */
+    uint64_t seed;              /* default 0; same seed + settings + prompt = same text */
+};
+
+/* Thread-safe. */
+HMST_API struct hmst_sampling_params hmst_sampling_default_params(void);
+
+/* Called with every generated token and its bytes (piece is not NUL-terminated and may hold
+ * part of a UTF-8 sequence). Return false to stop generation. Runs on the generating thread. */
+typedef bool (*hmst_token_callback)(int32_t token, const char *piece, size_t piece_len, void *user_data);
+
+enum hmst_stop_reason {
+    HMST_STOP_MAX_TOKENS = 0,
+    HMST_STOP_EOS = 1,
+    HMST_STOP_STRING = 2,
+    HMST_STOP_CALLBACK = 3,
+    HMST_STOP_CONTEXT_FULL = 4
+};
+
+struct hmst_generate_params {
+    uint32_t struct_size;                 /* set by hmst_generate_default_params() */
+    int32_t max_tokens;                   /* default 50 */
+    struct hmst_sampling_params sampling;
+    const char *const *stop;              /* n_stop NUL-terminated stop strings, or NULL */
+    size_t n_stop;
+    bool ignore_eos;                      /* keep going past the end-of-text token */
+    hmst_token_callback on_token;         /* optional streaming callback */
+    void *user_data;
+};
+
+/* Thread-safe. */
+HMST_API struct hmst_generate_params hmst_generate_default_params(void);
+
+struct hmst_generation_stats {
+    uint32_t struct_size;         /* set by the host */
+    int32_t prompt_tokens;
+    int32_t generated_tokens;
+    int32_t stop_reason;          /* enum hmst_stop_reason */
+    double load_ms;               /* the model's load time */
+    double prompt_ms;
+    double generate_ms;           /* from the first sampled token to the end */
+    double time_to_first_token_ms;
+    double prompt_tokens_per_second;
+    double tokens_per_second;     /* decode speed */
+};
+
+/* Tokenizes `prompt` (NUL-terminated), appends it to the context and generates. The text is
+ * kept in the context: fetch it with hmst_context_last_output. stats may be NULL (else its
+ * struct_size must be set). Needs a tokenizer. One thread per context. */
+HMST_API int hmst_generate(hmst_context *ctx, const char *prompt, const struct hmst_generate_params *params,
+                           struct hmst_generation_stats *stats);
+
+/* The text of the last hmst_generate (bytes, NUL-terminated in buf; cap counts the NUL), with
+ * the stop string cut off. One thread per context. */
+HMST_API int hmst_context_last_output(const hmst_context *ctx, char *buf, size_t cap, size_t *n_out);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

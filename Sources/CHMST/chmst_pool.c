@@ -11,7 +11,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
-#define SPIN_ITERATIONS 20000
+#define SPIN_ITERATIONS 2000
 
 typedef struct {
     pthread_mutex_t run_lock; /* held by the caller that owns the current job */

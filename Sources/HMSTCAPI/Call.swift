@@ -35,15 +35,19 @@ func cString(_ p: UnsafePointer<CChar>?, _ name: String) throws -> String {
 /// Writes `s` NUL-terminated into buf[cap] following the header's buffer rule: *n_out gets the
 /// length without NUL; if cap <= length, BUFFER_TOO_SMALL and nothing is written to buf.
 func writeString(_ s: String, _ buf: UnsafeMutablePointer<CChar>?, _ cap: Int, _ nOut: UnsafeMutablePointer<Int>?) throws {
+    try writeBytes(Array(s.utf8), buf, cap, nOut)
+}
+
+/// The same rule for raw bytes (which may contain NULs; *n_out tells the length).
+func writeBytes(_ bytes: [UInt8], _ buf: UnsafeMutablePointer<CChar>?, _ cap: Int, _ nOut: UnsafeMutablePointer<Int>?) throws {
     let nOut = try required(nOut, "n_out")
     if buf == nil && cap != 0 { throw HMSTError.invalidArgument("buf is NULL but cap is \(cap)") }
-    let bytes = Array(s.utf8)
     nOut.pointee = bytes.count
     guard cap > bytes.count, let buf else {
         throw HMSTError(.bufferTooSmall, "buffer of \(cap) bytes is too small: \(bytes.count + 1) needed")
     }
-    bytes.withUnsafeBufferPointer { src in
-        UnsafeMutableRawPointer(buf).copyMemory(from: src.baseAddress!, byteCount: bytes.count)
+    bytes.withUnsafeBytes { src in
+        if let base = src.baseAddress { UnsafeMutableRawPointer(buf).copyMemory(from: base, byteCount: bytes.count) }
     }
     buf[bytes.count] = 0
 }

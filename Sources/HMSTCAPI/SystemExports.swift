@@ -48,6 +48,12 @@ public func hmst_sizeof(_ name: UnsafePointer<CChar>?) -> Int {
     guard let name else { return 0 }
     switch String(cString: name) {
     case "hmst_system_info": return Int(chmst_sizeof_system_info())
+    case "hmst_model_params": return MemoryLayout<hmst_model_params>.size
+    case "hmst_model_info": return MemoryLayout<hmst_model_info>.size
+    case "hmst_context_params": return MemoryLayout<hmst_context_params>.size
+    case "hmst_sampling_params": return MemoryLayout<hmst_sampling_params>.size
+    case "hmst_generate_params": return MemoryLayout<hmst_generate_params>.size
+    case "hmst_generation_stats": return MemoryLayout<hmst_generation_stats>.size
     default: return 0
     }
 }

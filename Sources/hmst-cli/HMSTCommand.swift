@@ -10,7 +10,7 @@ struct HMSTCommand: ParsableCommand {
         commandName: "hmst",
         abstract: "Hierarchical Memory-State Transformer runtime: offline tools.",
         version: Version.string,
-        subcommands: [SystemInfoCommand.self])
+        subcommands: [SystemInfoCommand.self, InfoCommand.self, InitCommand.self, GenerateCommand.self])
 }
 
 /// Options every subcommand that computes accepts.

@@ -140,3 +140,51 @@ public final class MappedFile: @unchecked Sendable {
         if let base { munmap(UnsafeMutableRawPointer(mutating: base), count) }
     }
 }
+
+/// A file written in pieces and published atomically: data goes to `path.tmp.<pid>` beside
+/// it; commit() fsyncs and renames; deinit without commit removes the temp file.
+public final class AtomicFileWriter {
+    public let path: String
+    let tmp: String
+    var fd: Int32
+    var committed = false
+
+    public init(path: String) throws {
+        self.path = path
+        tmp = "\(path).tmp.\(getpid())"
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw HMSTError.io("cannot create \(tmp): \(FileIO.errnoMessage())") }
+    }
+
+    public func write(_ bytes: UnsafeRawBufferPointer) throws {
+        var off = 0
+        while off < bytes.count {
+            let n = Glibc.write(fd, bytes.baseAddress! + off, min(bytes.count - off, 1 << 30))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw HMSTError.io("cannot write \(tmp): \(FileIO.errnoMessage())")
+            }
+            off += n
+        }
+    }
+
+    public func write(_ bytes: [UInt8]) throws { try bytes.withUnsafeBytes { try write($0) } }
+
+    public func commit() throws {
+        guard fsync(fd) == 0 else { throw HMSTError.io("fsync of \(tmp) failed: \(FileIO.errnoMessage())") }
+        close(fd)
+        fd = -1
+        guard rename(tmp, path) == 0 else {
+            let m = FileIO.errnoMessage()
+            unlink(tmp)
+            throw HMSTError.io("cannot rename \(tmp) to \(path): \(m)")
+        }
+        committed = true
+        FileIO.syncDirectory(of: path)
+    }
+
+    deinit {
+        if fd >= 0 { close(fd) }
+        if !committed { unlink(tmp) }
+    }
+}

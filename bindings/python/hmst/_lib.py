@@ -46,8 +46,119 @@ class SystemInfo(ctypes.Structure):
     ]
 
 
+PROGRESS_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_bool, ctypes.c_float, ctypes.c_void_p)
+TOKEN_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_bool, ctypes.c_int32, ctypes.POINTER(ctypes.c_char), ctypes.c_size_t,
+                                  ctypes.c_void_p)
+
+# enum hmst_numa_strategy
+NUMA_DISABLED, NUMA_DISTRIBUTE, NUMA_ISOLATE, NUMA_NUMACTL = range(4)
+# enum hmst_stop_reason
+STOP_REASONS = ["max_tokens", "eos", "stop_string", "callback", "context_full"]
+
+
+class ModelParams(ctypes.Structure):
+    """struct hmst_model_params"""
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("numa", ctypes.c_int32),
+        ("numa_copy", ctypes.c_bool),
+        ("prefetch", ctypes.c_bool),
+        ("mlock", ctypes.c_bool),
+        ("load_tokenizer", ctypes.c_bool),
+        ("progress", PROGRESS_CALLBACK),
+        ("progress_user_data", ctypes.c_void_p),
+    ]
+
+
+class ModelInfo(ctypes.Structure):
+    """struct hmst_model_info"""
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("n_vocab", ctypes.c_int32),
+        ("n_embd", ctypes.c_int32),
+        ("n_layer", ctypes.c_int32),
+        ("n_head", ctypes.c_int32),
+        ("n_head_kv", ctypes.c_int32),
+        ("head_dim", ctypes.c_int32),
+        ("n_ff", ctypes.c_int32),
+        ("n_expert", ctypes.c_int32),
+        ("n_expert_used", ctypes.c_int32),
+        ("n_ctx_train", ctypes.c_int32),
+        ("n_params", ctypes.c_int64),
+        ("n_params_active", ctypes.c_int64),
+        ("has_tokenizer", ctypes.c_int32),
+        ("eos_token", ctypes.c_int32),
+        ("load_ms", ctypes.c_double),
+        ("numa_applied", ctypes.c_int32),
+        ("weights_bf16", ctypes.c_int32),
+    ]
+
+
+class ContextParams(ctypes.Structure):
+    """struct hmst_context_params"""
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("n_ctx", ctypes.c_int32),
+        ("n_batch", ctypes.c_int32),
+        ("n_threads", ctypes.c_int32),
+        ("trace_routes", ctypes.c_bool),
+    ]
+
+
+class SamplingParams(ctypes.Structure):
+    """struct hmst_sampling_params"""
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("temperature", ctypes.c_float),
+        ("top_k", ctypes.c_int32),
+        ("top_p", ctypes.c_float),
+        ("min_p", ctypes.c_float),
+        ("repetition_penalty", ctypes.c_float),
+        ("repeat_last_n", ctypes.c_int32),
+        ("seed", ctypes.c_uint64),
+    ]
+
+
+class GenerateParams(ctypes.Structure):
+    """struct hmst_generate_params"""
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("max_tokens", ctypes.c_int32),
+        ("sampling", SamplingParams),
+        ("stop", ctypes.POINTER(ctypes.c_char_p)),
+        ("n_stop", ctypes.c_size_t),
+        ("ignore_eos", ctypes.c_bool),
+        ("on_token", TOKEN_CALLBACK),
+        ("user_data", ctypes.c_void_p),
+    ]
+
+
+class GenerationStats(ctypes.Structure):
+    """struct hmst_generation_stats"""
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("prompt_tokens", ctypes.c_int32),
+        ("generated_tokens", ctypes.c_int32),
+        ("stop_reason", ctypes.c_int32),
+        ("load_ms", ctypes.c_double),
+        ("prompt_ms", ctypes.c_double),
+        ("generate_ms", ctypes.c_double),
+        ("time_to_first_token_ms", ctypes.c_double),
+        ("prompt_tokens_per_second", ctypes.c_double),
+        ("tokens_per_second", ctypes.c_double),
+    ]
+
+
 # struct name in hmst.h -> ctypes class, checked against hmst_sizeof() at load
-STRUCTS = {"hmst_system_info": SystemInfo}
+STRUCTS = {
+    "hmst_system_info": SystemInfo,
+    "hmst_model_params": ModelParams,
+    "hmst_model_info": ModelInfo,
+    "hmst_context_params": ContextParams,
+    "hmst_sampling_params": SamplingParams,
+    "hmst_generate_params": GenerateParams,
+    "hmst_generation_stats": GenerationStats,
+}
 
 LOG_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
 
@@ -100,6 +211,35 @@ _declare("hmst_system_info", ctypes.c_int, ctypes.POINTER(SystemInfo))
 _declare("hmst_system_info_json", ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_size_t))
 _declare("hmst_set_n_threads", ctypes.c_int, ctypes.c_int32)
 _declare("hmst_get_n_threads", ctypes.c_int32)
+
+_P = ctypes.c_void_p  # opaque handles
+_SIZE_P = ctypes.POINTER(ctypes.c_size_t)
+_declare("hmst_model_default_params", ModelParams)
+_declare("hmst_model_load", ctypes.c_int, ctypes.c_char_p, ctypes.POINTER(ModelParams), ctypes.POINTER(_P))
+_declare("hmst_model_init_random", ctypes.c_int, ctypes.c_char_p, ctypes.c_uint64, ctypes.POINTER(_P))
+_declare("hmst_model_save", ctypes.c_int, _P, ctypes.c_char_p, ctypes.c_char_p)
+_declare("hmst_model_free", None, _P)
+_declare("hmst_model_info", ctypes.c_int, _P, ctypes.POINTER(ModelInfo))
+_declare("hmst_model_info_json", ctypes.c_int, _P, ctypes.c_char_p, ctypes.c_size_t, _SIZE_P)
+_declare("hmst_tokenize", ctypes.c_int, _P, ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_int32),
+         ctypes.c_size_t, _SIZE_P)
+_declare("hmst_detokenize", ctypes.c_int, _P, ctypes.POINTER(ctypes.c_int32), ctypes.c_size_t, ctypes.c_char_p,
+         ctypes.c_size_t, _SIZE_P)
+_declare("hmst_context_default_params", ContextParams)
+_declare("hmst_context_new", ctypes.c_int, _P, ctypes.POINTER(ContextParams), ctypes.POINTER(_P))
+_declare("hmst_context_free", None, _P)
+_declare("hmst_context_reset", ctypes.c_int, _P)
+_declare("hmst_context_n_past", ctypes.c_int, _P, ctypes.POINTER(ctypes.c_int32))
+_declare("hmst_context_eval", ctypes.c_int, _P, ctypes.POINTER(ctypes.c_int32), ctypes.c_size_t, ctypes.c_bool)
+_declare("hmst_context_get_logits", ctypes.c_int, _P, ctypes.c_int32, ctypes.POINTER(ctypes.c_float),
+         ctypes.c_size_t, _SIZE_P)
+_declare("hmst_context_route_trace", ctypes.c_int, _P, ctypes.POINTER(ctypes.c_int32),
+         ctypes.POINTER(ctypes.c_float), ctypes.c_size_t, _SIZE_P)
+_declare("hmst_sampling_default_params", SamplingParams)
+_declare("hmst_generate_default_params", GenerateParams)
+_declare("hmst_generate", ctypes.c_int, _P, ctypes.c_char_p, ctypes.POINTER(GenerateParams),
+         ctypes.POINTER(GenerationStats))
+_declare("hmst_context_last_output", ctypes.c_int, _P, ctypes.c_char_p, ctypes.c_size_t, _SIZE_P)
 
 
 def _check_abi():

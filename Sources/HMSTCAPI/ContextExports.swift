@@ -1,0 +1,228 @@
+// Exports: contexts, evaluation, sampling and generation. Documented in include/hmst.h.
+import CHMST
+import HMSTCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+final class ContextBox {
+    let model: LanguageModel
+    let session: Session
+    var lastOutput: [UInt8] = []
+    init(model: LanguageModel, session: Session) {
+        self.model = model
+        self.session = session
+    }
+}
+
+func resolveContext(_ h: OpaquePointer?) throws -> ContextBox {
+    try HandleRegistry.shared.resolve(h, as: ContextBox.self, "ctx")
+}
+
+@_cdecl("hmst_context_default_params")
+public func hmst_context_default_params() -> hmst_context_params {
+    var p = hmst_context_params()
+    p.struct_size = UInt32(MemoryLayout<hmst_context_params>.size)
+    p.n_ctx = 0
+    p.n_batch = 256
+    p.n_threads = 0
+    p.trace_routes = false
+    return p
+}
+
+@_cdecl("hmst_context_new")
+public func hmst_context_new(_ model: OpaquePointer?, _ params: UnsafePointer<hmst_context_params>?,
+                             _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    hmstCall {
+        let m = try resolveModel(model)
+        let out = try required(out, "out_ctx")
+        let p = try readParams(params, defaults: hmst_context_default_params(), name: "params")
+        var sp = SessionParams()
+        sp.nCtx = Int(p.n_ctx)
+        sp.nBatch = Int(p.n_batch)
+        sp.nThreads = Int(p.n_threads)
+        sp.traceRoutes = p.trace_routes
+        let session = try Session(decoder: m.decoder, params: sp)
+        out.pointee = HandleRegistry.shared.register(ContextBox(model: m, session: session))
+    }
+}
+
+@_cdecl("hmst_context_free")
+public func hmst_context_free(_ ctx: OpaquePointer?) {
+    HandleRegistry.shared.release(ctx, as: ContextBox.self)
+}
+
+@_cdecl("hmst_context_reset")
+public func hmst_context_reset(_ ctx: OpaquePointer?) -> Int32 {
+    hmstCall {
+        let c = try resolveContext(ctx)
+        c.session.reset()
+        c.lastOutput = []
+    }
+}
+
+@_cdecl("hmst_context_n_past")
+public func hmst_context_n_past(_ ctx: OpaquePointer?, _ out: UnsafeMutablePointer<Int32>?) -> Int32 {
+    hmstCall {
+        let c = try resolveContext(ctx)
+        try required(out, "out_n").pointee = Int32(c.session.position)
+    }
+}
+
+@_cdecl("hmst_context_eval")
+public func hmst_context_eval(_ ctx: OpaquePointer?, _ tokens: UnsafePointer<Int32>?, _ n: Int, _ allLogits: Bool) -> Int32 {
+    hmstCall {
+        let c = try resolveContext(ctx)
+        guard n >= 1, n <= c.session.nCtx else {
+            throw HMSTError.invalidArgument("n = \(n) tokens; must be in 1 ... n_ctx (\(c.session.nCtx))")
+        }
+        let t = try required(tokens, "tokens")
+        try c.session.evaluate(Array(UnsafeBufferPointer(start: t, count: n)), allLogits: allLogits)
+    }
+}
+
+@_cdecl("hmst_context_get_logits")
+public func hmst_context_get_logits(_ ctx: OpaquePointer?, _ row: Int32, _ out: UnsafeMutablePointer<Float>?, _ cap: Int,
+                                    _ nOut: UnsafeMutablePointer<Int>?) -> Int32 {
+    hmstCall {
+        let c = try resolveContext(ctx)
+        let nOut = try required(nOut, "n_out")
+        if out == nil && cap != 0 { throw HMSTError.invalidArgument("out is NULL but cap is \(cap)") }
+        guard row >= -1 else { throw HMSTError.invalidArgument("row \(row) must be >= -1") }
+        let logits = try c.session.logits(row: Int(row))
+        nOut.pointee = logits.count
+        guard cap >= logits.count, let out else {
+            throw HMSTError(.bufferTooSmall, "\(logits.count) logits do not fit cap \(cap)")
+        }
+        out.update(from: logits.baseAddress!, count: logits.count)
+    }
+}
+
+@_cdecl("hmst_context_route_trace")
+public func hmst_context_route_trace(_ ctx: OpaquePointer?, _ experts: UnsafeMutablePointer<Int32>?,
+                                     _ gates: UnsafeMutablePointer<Float>?, _ cap: Int,
+                                     _ nOut: UnsafeMutablePointer<Int>?) -> Int32 {
+    hmstCall {
+        let c = try resolveContext(ctx)
+        let nOut = try required(nOut, "n_out")
+        guard c.session.params.traceRoutes else {
+            throw HMSTError.invalidArgument("this context was created without trace_routes")
+        }
+        guard cap >= 0 else { throw HMSTError.invalidArgument("cap must be >= 0") }
+        let t = c.session.trace
+        nOut.pointee = t.experts.count
+        if t.experts.isEmpty { return }
+        guard cap >= t.experts.count, experts != nil || gates != nil else {
+            if experts == nil && gates == nil && cap != 0 { throw HMSTError.invalidArgument("experts and gates are both NULL") }
+            throw HMSTError(.bufferTooSmall, "\(t.experts.count) trace entries do not fit cap \(cap)")
+        }
+        if let experts { t.experts.withUnsafeBufferPointer { experts.update(from: $0.baseAddress!, count: $0.count) } }
+        if let gates { t.gates.withUnsafeBufferPointer { gates.update(from: $0.baseAddress!, count: $0.count) } }
+    }
+}
+
+@_cdecl("hmst_sampling_default_params")
+public func hmst_sampling_default_params() -> hmst_sampling_params {
+    let d = SamplingParams()
+    var p = hmst_sampling_params()
+    p.struct_size = UInt32(MemoryLayout<hmst_sampling_params>.size)
+    p.temperature = d.temperature
+    p.top_k = Int32(d.topK)
+    p.top_p = d.topP
+    p.min_p = d.minP
+    p.repetition_penalty = d.repetitionPenalty
+    p.repeat_last_n = Int32(d.repeatLastN)
+    p.seed = d.seed
+    return p
+}
+
+@_cdecl("hmst_generate_default_params")
+public func hmst_generate_default_params() -> hmst_generate_params {
+    var p = hmst_generate_params()
+    p.struct_size = UInt32(MemoryLayout<hmst_generate_params>.size)
+    p.max_tokens = 50
+    p.sampling = hmst_sampling_default_params()
+    p.stop = nil
+    p.n_stop = 0
+    p.ignore_eos = false
+    p.on_token = nil
+    p.user_data = nil
+    return p
+}
+
+func samplingParams(_ s: hmst_sampling_params) throws -> SamplingParams {
+    guard Int(s.struct_size) == MemoryLayout<hmst_sampling_params>.size else {
+        throw HMSTError.invalidArgument("sampling.struct_size is \(s.struct_size); initialise it with hmst_sampling_default_params()")
+    }
+    var p = SamplingParams()
+    p.temperature = s.temperature
+    p.topK = Int(s.top_k)
+    p.topP = s.top_p
+    p.minP = s.min_p
+    p.repetitionPenalty = s.repetition_penalty
+    p.repeatLastN = Int(s.repeat_last_n)
+    p.seed = s.seed
+    try p.validate()
+    return p
+}
+
+@_cdecl("hmst_generate")
+public func hmst_generate(_ ctx: OpaquePointer?, _ prompt: UnsafePointer<CChar>?, _ params: UnsafePointer<hmst_generate_params>?,
+                          _ stats: UnsafeMutablePointer<hmst_generation_stats>?) -> Int32 {
+    hmstCall {
+        let c = try resolveContext(ctx)
+        let promptPtr = try required(prompt, "prompt")
+        let promptBytes = Array(UnsafeRawBufferPointer(start: promptPtr, count: strlen(promptPtr)))
+        let p = try readParams(params, defaults: hmst_generate_default_params(), name: "params")
+        if let stats {
+            let s = Int(UnsafeRawPointer(stats).load(as: UInt32.self))
+            guard s >= 8 else { throw HMSTError.invalidArgument("stats->struct_size is \(s); set it to sizeof(struct hmst_generation_stats)") }
+        }
+        guard let tok = c.model.tokenizer else {
+            throw HMSTError.unsupported("this model has no tokenizer; use hmst_context_eval with token ids")
+        }
+        guard p.max_tokens >= 0 else { throw HMSTError.invalidArgument("max_tokens \(p.max_tokens) must be >= 0") }
+        guard p.n_stop <= 1024 else { throw HMSTError.invalidArgument("n_stop \(p.n_stop) is more than 1024") }
+        if p.n_stop > 0 && p.stop == nil { throw HMSTError.invalidArgument("stop is NULL but n_stop is \(p.n_stop)") }
+        var req = TextGenerationRequest()
+        req.maxTokens = Int(p.max_tokens)
+        req.sampling = try samplingParams(p.sampling)
+        req.stopAtEOS = !p.ignore_eos
+        for i in 0..<Int(p.n_stop) {
+            guard let s = p.stop![i] else { throw HMSTError.invalidArgument("stop[\(i)] is NULL") }
+            req.stopStrings.append(String(cString: s))
+        }
+        if let cb = p.on_token {
+            let ud = p.user_data
+            req.onPiece = { id, piece in
+                piece.withUnsafeBufferPointer { b in
+                    b.withMemoryRebound(to: CChar.self) { cb(id, $0.baseAddress, $0.count, ud) }
+                }
+            }
+        }
+        let r = try c.session.generate(prompt: promptBytes, tokenizer: tok, req)
+        c.lastOutput = r.text
+        if let stats {
+            var s = hmst_generation_stats()
+            s.prompt_tokens = Int32(r.stats.promptTokens)
+            s.generated_tokens = Int32(r.stats.generatedTokens)
+            s.stop_reason = r.stats.stopReason.rawValue
+            s.load_ms = c.model.report.loadMs
+            s.prompt_ms = r.stats.promptMs
+            s.generate_ms = r.stats.generateMs
+            s.time_to_first_token_ms = r.stats.timeToFirstTokenMs
+            s.prompt_tokens_per_second = r.stats.promptTokensPerSecond
+            s.tokens_per_second = r.stats.tokensPerSecond
+            try writeInfo(s, to: stats, minimum: 8, name: "stats")
+        }
+    }
+}
+
+@_cdecl("hmst_context_last_output")
+public func hmst_context_last_output(_ ctx: OpaquePointer?, _ buf: UnsafeMutablePointer<CChar>?, _ cap: Int,
+                                     _ nOut: UnsafeMutablePointer<Int>?) -> Int32 {
+    hmstCall {
+        let c = try resolveContext(ctx)
+        try writeBytes(c.lastOutput, buf, cap, nOut)
+    }
+}

@@ -1,0 +1,307 @@
+// Checkpoint: loading and saving HF-style checkpoint directories (config.json,
+// model.safetensors or shards + model.safetensors.index.json, tokenizer.json).
+// Loading validates every shard header and the tensor set against the config before any
+// weight is read, places pages per the NUMA options, and uses f32/bf16 tensors in place.
+import CKernels
+
+public enum WeightType: Sendable {
+    /// f32 and bf16 as stored (in place in the map); f16 widened to f32
+    case asStored
+    /// everything as f32 (bf16/f16 widened into owned memory)
+    case f32
+    /// matrices as bf16 (f32 rounded into owned memory); norms and router stay f32
+    case bf16
+}
+
+public struct ModelLoadOptions {
+    public var placement = PlacementOptions()
+    public var loadTokenizer = true
+    public var weightType = WeightType.asStored
+    /// Called with the fraction done; return false to cancel (HMSTError .cancelled).
+    public var progress: ((Double) -> Bool)?
+    public init() {}
+}
+
+/// Hook through which checkpoints get their tokenizer (set by the tokenizer module).
+public enum TokenizerFiles {
+    public nonisolated(unsafe) static var load: ((String) throws -> TextTokenizer)?
+    public nonisolated(unsafe) static var save: ((TextTokenizer, String) throws -> Void)?
+}
+
+/// The HF tensor names and shapes a config implies, in a stable order.
+public func expectedTensors(_ c: ModelConfig) -> [(name: String, shape: [Int])] {
+    let d = c.dims
+    var out: [(String, [Int])] = [("model.embed_tokens.weight", [d.V, d.C])]
+    for l in 0..<d.L {
+        let p = "model.layers.\(l)."
+        out.append((p + "input_layernorm.weight", [d.C]))
+        out.append((p + "self_attn.q_proj.weight", [d.qDim, d.C]))
+        out.append((p + "self_attn.k_proj.weight", [d.kvDim, d.C]))
+        out.append((p + "self_attn.v_proj.weight", [d.kvDim, d.C]))
+        out.append((p + "self_attn.o_proj.weight", [d.C, d.qDim]))
+        out.append((p + "post_attention_layernorm.weight", [d.C]))
+        out.append((p + "block_sparse_moe.gate.weight", [d.E, d.C]))
+        for e in 0..<d.E {
+            let ep = p + "block_sparse_moe.experts.\(e)."
+            out.append((ep + "w1.weight", [d.F, d.C]))
+            out.append((ep + "w2.weight", [d.C, d.F]))
+            out.append((ep + "w3.weight", [d.F, d.C]))
+        }
+    }
+    out.append(("model.norm.weight", [d.C]))
+    if !d.tiedEmbeddings { out.append(("lm_head.weight", [d.V, d.C])) }
+    return out
+}
+
+/// One mapped shard: its header and where its data section now lives.
+final class LoadedShard {
+    let file: String
+    let map: MappedFile
+    let header: SafeTensorsHeader
+    let region: PlacedRegion
+
+    init(file: String, map: MappedFile, header: SafeTensorsHeader, region: PlacedRegion) {
+        self.file = file
+        self.map = map
+        self.header = header
+        self.region = region
+    }
+
+    func pointer(_ t: SafeTensorInfo) -> UnsafeRawPointer? { region.base.map { $0 + t.begin } }
+}
+
+extension LanguageModel {
+    public static func load(path: String, options: ModelLoadOptions = ModelLoadOptions()) throws -> LanguageModel {
+        let t0 = Clock.nowMs()
+        guard FileIO.isDirectory(path) else {
+            throw FileIO.exists(path) ? HMSTError.invalidArgument("\(path) is a file; a checkpoint is a directory with config.json and model.safetensors")
+                                      : HMSTError.notFound("checkpoint directory \(path) does not exist")
+        }
+        let configPath = path + "/config.json"
+        guard FileIO.exists(configPath) else { throw HMSTError.notFound("\(configPath): no such file") }
+        let configJSON = try JSONValue.parse(bytes: try FileIO.readAll(configPath))
+        let config = try ModelConfig(json: configJSON, source: configPath)
+        var report = LoadReport()
+        report.path = path
+        if let h = configJSON["hmst"], h["untrained"]?.bool == true { report.untrained = true }
+
+        // ---- which files hold which tensors
+        var shardFiles: [String]
+        var weightMap: [String: String]? = nil
+        let single = path + "/model.safetensors", indexPath = path + "/model.safetensors.index.json"
+        if FileIO.exists(single) {
+            shardFiles = ["model.safetensors"]
+        } else if FileIO.exists(indexPath) {
+            let index = try JSONValue.parse(bytes: try FileIO.readAll(indexPath))
+            guard let wm = index["weight_map"]?.object else { throw HMSTError.badFormat("\(indexPath): no \"weight_map\" object") }
+            var map: [String: String] = [:]
+            for (name, f) in wm {
+                guard let file = f.string, !file.isEmpty, !file.contains("/"), file != ".", file != ".." else {
+                    throw HMSTError.badFormat("\(indexPath): weight_map[\"\(name)\"] is not a plain file name")
+                }
+                map[name] = file
+            }
+            weightMap = map
+            shardFiles = Array(Set(map.values)).sorted()
+            for f in shardFiles where !FileIO.exists(path + "/" + f) {
+                throw HMSTError.notFound("\(indexPath) names shard \(f), which does not exist")
+            }
+        } else {
+            throw HMSTError.notFound("\(path) has neither model.safetensors nor model.safetensors.index.json")
+        }
+
+        // ---- map and validate every header before touching weights
+        var shards: [LoadedShard] = []
+        var location: [String: (LoadedShard, SafeTensorInfo)] = [:]
+        var placements: [PlacementReport] = []
+        for f in shardFiles {
+            let map = try MappedFile(path: path + "/" + f)
+            let header = try SafeTensorsHeader(file: map.bytes, source: path + "/" + f)
+            let data = UnsafeRawBufferPointer(rebasing: map.bytes[header.dataOffset...])
+            let (region, placement) = Placement.place(data, options: options.placement)
+            placements.append(placement)
+            let shard = LoadedShard(file: f, map: map, header: header, region: region)
+            shards.append(shard)
+            for t in header.tensors {
+                if let prev = location[t.name] {
+                    throw HMSTError.badFormat("tensor \(t.name) is in both \(prev.0.file) and \(f)")
+                }
+                if let wm = weightMap, wm[t.name] != f {
+                    throw HMSTError.badFormat("\(indexPath): tensor \(t.name) is in \(f) but the weight_map says \(wm[t.name] ?? "nothing")")
+                }
+                location[t.name] = (shard, t)
+            }
+        }
+        if let wm = weightMap {
+            let missing = wm.keys.filter { location[$0] == nil }.sorted()
+            if !missing.isEmpty {
+                throw HMSTError.badFormat("\(indexPath) lists tensors its shards do not hold: \(missing.prefix(5).joined(separator: ", "))")
+            }
+        }
+        var expected = expectedTensors(config)
+        let expectedNames = Set(expected.map { $0.name })
+        // a tied checkpoint may still carry a copy of the head; it is ignored
+        let ignorable: Set<String> = config.tieWordEmbeddings ? ["lm_head.weight"] : []
+        let missing = expected.filter { location[$0.name] == nil }.map { $0.name }
+        if !missing.isEmpty {
+            throw HMSTError.badFormat("checkpoint \(path) lacks \(missing.count) tensor(s) the config needs: \(missing.prefix(5).joined(separator: ", "))\(missing.count > 5 ? ", ..." : "")")
+        }
+        let unexpected = location.keys.filter { !expectedNames.contains($0) && !ignorable.contains($0) }.sorted()
+        if !unexpected.isEmpty {
+            throw HMSTError.badFormat("checkpoint \(path) has \(unexpected.count) tensor(s) this config does not use: \(unexpected.prefix(5).joined(separator: ", "))\(unexpected.count > 5 ? ", ..." : "")")
+        }
+        for (name, shape) in expected {
+            let t = location[name]!.1
+            guard t.shape == shape else {
+                throw HMSTError.badFormat("tensor \(name) has shape \(t.shape) but the config implies \(shape)")
+            }
+            guard t.dtype == .f32 || t.dtype == .bf16 || t.dtype == .f16 else {
+                throw HMSTError.unsupported("tensor \(name) is \(t.dtype.rawValue); hmst loads F32, BF16 and F16 weights")
+            }
+        }
+        expected.removeAll()
+
+        // ---- weights by role
+        var owned: [AnyObject] = []
+        let total = Double(location.count)
+        var done = 0.0
+        func tick(_ name: String) throws {
+            done += 1
+            if let p = options.progress, !p(done / total) {
+                throw HMSTError(.cancelled, "loading \(path) cancelled at \(name)")
+            }
+        }
+        func view(_ name: String, _ rows: Int, _ cols: Int, want: WeightType) throws -> Weight {
+            let (shard, t) = location[name]!
+            guard let p = shard.pointer(t) else { throw HMSTError.badFormat("tensor \(name) has no data") }
+            try tick(name)
+            let n = rows * cols
+            let addr = Int(bitPattern: p)
+            switch (t.dtype, want) {
+            case (.f32, .asStored) where addr % 4 == 0, (.f32, .f32) where addr % 4 == 0:
+                return Weight(.f32(p.assumingMemoryBound(to: Float.self)), rows: rows, cols: cols, owner: shard)
+            case (.bf16, .asStored) where addr % 2 == 0, (.bf16, .bf16) where addr % 2 == 0:
+                return Weight(.bf16(p.assumingMemoryBound(to: UInt16.self)), rows: rows, cols: cols, owner: shard)
+            default:
+                // convert into owned memory: to bf16 if asked, else f32
+                let f = FloatBuffer(count: n, zeroed: false)
+                switch t.dtype {
+                case .f32: UnsafeMutableRawPointer(f.pointer).copyMemory(from: p, byteCount: n * 4)
+                case .bf16:
+                    let tmp = UnsafeMutablePointer<UInt16>.allocate(capacity: n)
+                    UnsafeMutableRawPointer(tmp).copyMemory(from: p, byteCount: n * 2)
+                    hk_bf16_to_f32(f.pointer, tmp, n)
+                    tmp.deallocate()
+                default:
+                    let tmp = UnsafeMutablePointer<UInt16>.allocate(capacity: n)
+                    UnsafeMutableRawPointer(tmp).copyMemory(from: p, byteCount: n * 2)
+                    hk_f16_to_f32(f.pointer, tmp, n)
+                    tmp.deallocate()
+                }
+                if want == .bf16 {
+                    let b = OwnedTensor(count: n, bf16: true)
+                    hk_f32_to_bf16(b.raw.assumingMemoryBound(to: UInt16.self), f.pointer, n)
+                    owned.append(b)
+                    return b.weight(rows: rows, cols: cols)
+                }
+                owned.append(f)
+                return Weight(.f32(UnsafePointer(f.pointer)), rows: rows, cols: cols, owner: f)
+            }
+        }
+        let weights = try DecoderWeights(dims: config.dims,
+                                         tensor: { name, r, c in try view(name, r, c, want: options.weightType) },
+                                         f32: { name, r, c in try view(name, r, c, want: .f32) })
+
+        var tokenizer: TextTokenizer? = nil
+        let tokPath = path + "/tokenizer.json"
+        if options.loadTokenizer && FileIO.exists(tokPath) {
+            guard let loader = TokenizerFiles.load else {
+                throw HMSTError.unsupported("\(tokPath): this build has no tokenizer support")
+            }
+            tokenizer = try loader(tokPath)
+            if let tv = tokenizer?.vocabSize, tv > config.vocabSize {
+                throw HMSTError.badFormat("\(tokPath) has \(tv) tokens but the model's vocab_size is \(config.vocabSize)")
+            }
+        }
+
+        report.placement = mergePlacements(placements, requested: options.placement.strategy)
+        report.loadMs = Clock.nowMs() - t0
+        return LanguageModel(decoder: Decoder(dims: config.dims, weights: weights), tokenizer: tokenizer,
+                             config: configJSON, report: report, storage: shards + owned)
+    }
+
+    static func mergePlacements(_ ps: [PlacementReport], requested: NUMAStrategy) -> PlacementReport {
+        guard var r = ps.first else { var e = PlacementReport(); e.requested = requested; return e }
+        for p in ps.dropFirst() {
+            if p.applied != r.applied { r.applied = .disabled }
+            r.pagesTouched += p.pagesTouched
+            r.copied = r.copied && p.copied
+            r.prefetched = r.prefetched && p.prefetched
+            r.locked = r.locked && p.locked
+            r.warnings += p.warnings
+        }
+        return r
+    }
+
+    /// A randomly initialised model (normal(0, 0.02), norms 1), marked untrained.
+    public static func random(config: ModelConfig, seed: UInt64, bf16: Bool = false, tokenizer: TextTokenizer? = nil) throws -> LanguageModel {
+        let (weights, tensors) = try RandomWeights.make(dims: config.dims, seed: seed, bf16: bf16)
+        var json = config.json()
+        if case var .object(o) = json {
+            o.append(("hmst", .object([("untrained", .bool(true)), ("seed", .number(Double(seed)))])))
+            json = .object(o)
+        }
+        var report = LoadReport()
+        report.untrained = true
+        return LanguageModel(decoder: Decoder(dims: config.dims, weights: weights), tokenizer: tokenizer,
+                             config: json, report: report, storage: tensors.compactMap { $0.weight.owner })
+    }
+
+    /// The model's config as parsed (the JSON may carry more keys, which save keeps).
+    public func modelConfig() throws -> ModelConfig { try ModelConfig(json: config) }
+
+    /// Writes config.json, model.safetensors (f32 or bf16) and tokenizer.json, each atomically.
+    public func save(directory: String, dtype: SafeTensorDType = .f32) throws {
+        let c = try modelConfig()
+        try FileIO.makeDirectories(directory)
+        let w = decoder.weights
+        var byName: [String: Weight] = ["model.embed_tokens.weight": w.embed, "model.norm.weight": w.finalNorm]
+        if !c.tieWordEmbeddings { byName["lm_head.weight"] = w.lmHead }
+        for (l, lw) in w.layers.enumerated() {
+            let p = "model.layers.\(l)."
+            byName[p + "input_layernorm.weight"] = lw.attnNorm
+            byName[p + "self_attn.q_proj.weight"] = lw.q
+            byName[p + "self_attn.k_proj.weight"] = lw.k
+            byName[p + "self_attn.v_proj.weight"] = lw.v
+            byName[p + "self_attn.o_proj.weight"] = lw.o
+            byName[p + "post_attention_layernorm.weight"] = lw.ffnNorm
+            byName[p + "block_sparse_moe.gate.weight"] = lw.router
+            for (e, ex) in lw.experts.enumerated() {
+                let ep = p + "block_sparse_moe.experts.\(e)."
+                byName[ep + "w1.weight"] = ex.w1
+                byName[ep + "w2.weight"] = ex.w2
+                byName[ep + "w3.weight"] = ex.w3
+            }
+        }
+        let tensors = expectedTensors(c).map { TensorToWrite(name: $0.name, shape: $0.shape, weight: byName[$0.name]!) }
+        try SafeTensorsWriter.write(path: directory + "/model.safetensors", tensors: tensors, dtype: dtype)
+        var json = config
+        if case var .object(o) = json {
+            let dt = dtype == .bf16 ? "bfloat16" : "float32"
+            o.removeAll { $0.0 == "torch_dtype" || $0.0 == "dtype" }
+            o.append(("torch_dtype", .string(dt)))
+            json = .object(o)
+        }
+        try FileIO.writeAtomically(directory + "/config.json", text: prettyJSON(json) + "\n")
+        if let tokenizer {
+            guard let save = TokenizerFiles.save else { throw HMSTError.unsupported("this build cannot save tokenizers") }
+            try save(tokenizer, directory + "/tokenizer.json")
+        }
+    }
+}
+
+/// JSON with one key per line at the top level (config.json is read by people too).
+func prettyJSON(_ v: JSONValue) -> String {
+    guard let o = v.object else { return v.serialized }
+    return "{\n" + o.map { "  " + JSONWriter.quote($0.0) + ": " + $0.1.serialized }.joined(separator: ",\n") + "\n}"
+}

@@ -1,0 +1,77 @@
+// SafeTensorsWriter: writes tensors as a .safetensors file the way HF's safetensors does:
+// names sorted, data contiguous in that order, the header JSON padded with spaces to a
+// multiple of 8 bytes, "__metadata__": {"format": "pt"}; streamed to disk and published
+// atomically.
+import CKernels
+
+public struct TensorToWrite {
+    public let name: String
+    public let shape: [Int]
+    public let weight: Weight
+    public init(name: String, shape: [Int], weight: Weight) {
+        self.name = name
+        self.shape = shape
+        self.weight = weight
+    }
+}
+
+public enum SafeTensorsWriter {
+    /// dtype: .f32 or .bf16 (f32 values are rounded to nearest-even bf16).
+    public static func write(path: String, tensors: [TensorToWrite], dtype: SafeTensorDType,
+                             metadata: [(String, String)] = [("format", "pt")]) throws {
+        guard dtype == .f32 || dtype == .bf16 else {
+            throw HMSTError.unsupported("saving as \(dtype.rawValue) is not supported (f32 or bf16)")
+        }
+        let sorted = tensors.sorted { $0.name < $1.name }
+        var entries: [(String, JSONValue)] = [("__metadata__", .object(metadata.map { ($0.0, .string($0.1)) }))]
+        var offset = 0
+        for t in sorted {
+            guard t.shape.reduce(1, *) == t.weight.count else {
+                throw HMSTError.invalidArgument("tensor \(t.name): shape \(t.shape) does not match \(t.weight.count) elements")
+            }
+            let bytes = t.weight.count * dtype.size
+            entries.append((t.name, .object([("dtype", .string(dtype.rawValue)),
+                                             ("shape", .array(t.shape.map { .number(Double($0)) })),
+                                             ("data_offsets", .array([.number(Double(offset)), .number(Double(offset + bytes))]))])))
+            offset += bytes
+        }
+        var header = Array(JSONValue.object(entries).serialized.utf8)
+        while header.count % 8 != 0 { header.append(0x20) }
+        let file = try AtomicFileWriter(path: path)
+        var len = UInt64(header.count).littleEndian
+        try withUnsafeBytes(of: &len) { try file.write($0) }
+        try file.write(header)
+        let chunk = 1 << 20
+        var f32 = [Float](repeating: 0, count: chunk)
+        var b16 = [UInt16](repeating: 0, count: chunk)
+        for t in sorted {
+            var start = 0
+            while start < t.weight.count {
+                let n = min(chunk, t.weight.count - start)
+                let rows = t.weight.cols > 0 ? t.weight.cols : 1
+                // copyRows works on whole rows; go element-wise through a flat view instead
+                try f32.withUnsafeMutableBufferPointer { fb in
+                    copyFlat(t.weight, from: start, count: n, to: fb.baseAddress!, rowLength: rows)
+                    if dtype == .f32 {
+                        try file.write(UnsafeRawBufferPointer(start: fb.baseAddress, count: n * 4))
+                    } else {
+                        try b16.withUnsafeMutableBufferPointer { bb in
+                            hk_f32_to_bf16(bb.baseAddress!, fb.baseAddress!, n)
+                            try file.write(UnsafeRawBufferPointer(start: bb.baseAddress, count: n * 2))
+                        }
+                    }
+                }
+                start += n
+            }
+        }
+        try file.commit()
+    }
+
+    /// Elements [from, from+count) of a row-major weight, as f32.
+    static func copyFlat(_ w: Weight, from: Int, count: Int, to out: UnsafeMutablePointer<Float>, rowLength _: Int) {
+        switch w.storage {
+        case let .f32(p): out.update(from: p + from, count: count)
+        case let .bf16(p): hk_bf16_to_f32(out, p + from, count)
+        }
+    }
+}

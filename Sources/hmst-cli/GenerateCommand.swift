@@ -1,0 +1,209 @@
+// hmst generate: the seed's inference.py. Interactive REPL by default, one --prompt, or a batch
+// from --input (one prompt per line) to --output. Reports tokens/s, latency and TTFT.
+import ArgumentParser
+import Foundation
+import HMSTCore
+
+struct GenerateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Generate text from a checkpoint (interactive, single prompt, or batch).",
+        discussion: """
+            Interactive commands: set <param> <value> (max_length, temperature, top_p, top_k, min_p, \
+            repetition_penalty, seed), stats, help, quit/exit.
+            """)
+
+    @Argument(help: "Checkpoint directory (config.json, model.safetensors, tokenizer.json).")
+    var checkpoint: String
+
+    @Option(help: "Generate once for this prompt and exit.")
+    var prompt: String?
+
+    @Option(help: "Batch mode: a file with one prompt per line.")
+    var input: String?
+
+    @Option(help: "Batch mode: write results here (default: stdout).")
+    var output: String?
+
+    @Option(name: .customLong("max-length"), help: "Maximum tokens to generate.")
+    var maxLength = 50
+
+    @Option(help: "Sampling temperature; 0 = greedy.")
+    var temperature: Float = 0.8
+
+    @Option(name: .customLong("top-p"), help: "Nucleus sampling threshold (1 = off).")
+    var topP: Float = 0.9
+
+    @Option(name: .customLong("top-k"), help: "Top-k sampling (0 = off).")
+    var topK = 50
+
+    @Option(name: .customLong("min-p"), help: "Min-p sampling (0 = off).")
+    var minP: Float = 0
+
+    @Option(name: .customLong("repetition-penalty"), help: "Penalty for recent tokens (1 = off).")
+    var repetitionPenalty: Float = 1
+
+    @Option(help: "Random seed (same seed, same text).")
+    var seed: UInt64 = 0
+
+    @Option(help: "Stop string (repeatable).")
+    var stop: [String] = []
+
+    @Option(name: .customLong("n-ctx"), help: "Context length (0 = the model's).")
+    var nCtx = 0
+
+    @Option(help: "NUMA placement: disabled, distribute, isolate, numactl.")
+    var numa = "disabled"
+
+    @OptionGroup var threadOptions: ThreadOptions
+
+    func validate() throws {
+        if input == nil && output != nil { throw ValidationError("--output needs --input") }
+        if prompt != nil && input != nil { throw ValidationError("--prompt and --input are mutually exclusive") }
+        if NUMAStrategy(name: numa) == nil { throw ValidationError("--numa must be disabled, distribute, isolate or numactl") }
+    }
+
+    func run() throws {
+        try runReportingErrors {
+            try threadOptions.apply()
+            var load = ModelLoadOptions()
+            load.placement.strategy = NUMAStrategy(name: numa) ?? .disabled
+            let model = try LanguageModel.load(path: checkpoint, options: load)
+            for w in model.report.warnings + model.report.placement.warnings { printError("hmst: warning: \(w)") }
+            if model.report.untrained { printError("hmst: note: \(checkpoint) is an untrained (randomly initialised) model") }
+            guard let tokenizer = model.tokenizer else {
+                throw HMSTError.unsupported("\(checkpoint) has no tokenizer.json; generation needs one")
+            }
+            var sp = SessionParams()
+            sp.nCtx = nCtx
+            let session = try Session(decoder: model.decoder, params: sp)
+            var settings = Settings(maxLength: maxLength, sampling: SamplingParams())
+            settings.sampling.temperature = temperature
+            settings.sampling.topP = topP
+            settings.sampling.topK = topK
+            settings.sampling.minP = minP
+            settings.sampling.repetitionPenalty = repetitionPenalty
+            settings.sampling.seed = seed
+            try settings.sampling.validate()
+            let runner = Runner(session: session, tokenizer: tokenizer, stops: stop, loadMs: model.report.loadMs)
+            if let prompt {
+                _ = try runner.run(prompt, settings, stream: true)
+                printError(runner.lastStatsLine)
+            } else if let input {
+                try runBatch(runner, settings, input: input)
+            } else {
+                try repl(runner, &settings)
+            }
+        }
+    }
+
+    struct Settings {
+        var maxLength: Int
+        var sampling: SamplingParams
+    }
+
+    final class Runner {
+        let session: Session
+        let tokenizer: TextTokenizer
+        let stops: [String]
+        let loadMs: Double
+        var history: [GenerationStats] = []
+        var lastStatsLine = ""
+
+        init(session: Session, tokenizer: TextTokenizer, stops: [String], loadMs: Double) {
+            self.session = session
+            self.tokenizer = tokenizer
+            self.stops = stops
+            self.loadMs = loadMs
+        }
+
+        func run(_ prompt: String, _ s: Settings, stream: Bool) throws -> String {
+            session.reset()
+            var req = TextGenerationRequest()
+            req.maxTokens = s.maxLength
+            req.sampling = s.sampling
+            req.stopStrings = stops
+            if stream {
+                FileHandle.standardOutput.write(Data(prompt.utf8))
+                req.onPiece = { _, piece in
+                    FileHandle.standardOutput.write(Data(piece))
+                    return true
+                }
+            }
+            let r = try session.generate(prompt: Array(prompt.utf8), tokenizer: tokenizer, req)
+            if stream { print("") }
+            history.append(r.stats)
+            let st = r.stats
+            lastStatsLine = String(format: "[%d prompt tokens in %.1f ms, %d generated in %.1f ms: %.1f tokens/s, TTFT %.1f ms, latency %.1f ms, stop: %@]",
+                                   st.promptTokens, st.promptMs, st.generatedTokens, st.generateMs, st.tokensPerSecond,
+                                   st.timeToFirstTokenMs, st.timeToFirstTokenMs + st.generateMs, "\(st.stopReason)")
+            return r.string
+        }
+    }
+
+    func runBatch(_ runner: Runner, _ s: Settings, input: String) throws {
+        let text = try FileIO.readText(input)
+        let prompts = text.split(separator: "\n", omittingEmptySubsequences: true).map(String.init)
+        var out = ""
+        for (i, p) in prompts.enumerated() {
+            let completion = try runner.run(p, s, stream: false)
+            out += "=== prompt \(i + 1)\n\(p)\n=== completion\n\(completion)\n"
+            printError("prompt \(i + 1)/\(prompts.count): \(runner.lastStatsLine)")
+        }
+        if let output { try FileIO.writeAtomically(output, text: out) } else { print(out, terminator: "") }
+    }
+
+    func repl(_ runner: Runner, _ s: inout Settings) throws {
+        print("hmst interactive generation. Type a prompt, or: set <param> <value>, stats, help, quit.")
+        while true {
+            FileHandle.standardOutput.write(Data("> ".utf8))
+            guard let line = readLine() else { print(""); return }
+            let t = line.trimmingCharacters(in: .whitespaces)
+            if t.isEmpty { continue }
+            let words = t.split(separator: " ").map(String.init)
+            switch words[0].lowercased() {
+            case "quit", "exit": return
+            case "help":
+                print("max_length=\(s.maxLength) temperature=\(s.sampling.temperature) top_p=\(s.sampling.topP) top_k=\(s.sampling.topK) min_p=\(s.sampling.minP) repetition_penalty=\(s.sampling.repetitionPenalty) seed=\(s.sampling.seed)")
+                print("commands: set <param> <value> | stats | help | quit | exit; anything else is a prompt")
+            case "stats":
+                let h = runner.history
+                if h.isEmpty { print("no generations yet"); continue }
+                let tps = h.map(\.tokensPerSecond).reduce(0, +) / Double(h.count)
+                let ttft = h.map(\.timeToFirstTokenMs).reduce(0, +) / Double(h.count)
+                let lat = h.map { $0.timeToFirstTokenMs + $0.generateMs }.reduce(0, +) / Double(h.count)
+                print(String(format: "%d generations: %.1f tokens/s, TTFT %.1f ms, latency %.1f ms (means); load %.0f ms",
+                             h.count, tps, ttft, lat, runner.loadMs))
+            case "set" where words.count == 3:
+                var n = s
+                switch words[1] {
+                case "max_length", "max-length": n.maxLength = Int(words[2]) ?? -1
+                case "temperature": n.sampling.temperature = Float(words[2]) ?? -1
+                case "top_p", "top-p": n.sampling.topP = Float(words[2]) ?? -1
+                case "top_k", "top-k": n.sampling.topK = Int(words[2]) ?? -1
+                case "min_p", "min-p": n.sampling.minP = Float(words[2]) ?? -1
+                case "repetition_penalty", "repetition-penalty": n.sampling.repetitionPenalty = Float(words[2]) ?? -1
+                case "seed": n.sampling.seed = UInt64(words[2]) ?? 0
+                default:
+                    print("unknown parameter \(words[1])")
+                    continue
+                }
+                do {
+                    try n.sampling.validate()
+                    guard n.maxLength >= 0 else { throw HMSTError.invalidArgument("max_length must be >= 0") }
+                    s = n
+                    print("\(words[1]) = \(words[2])")
+                } catch let e as HMSTError {
+                    print("invalid: \(e.message)")
+                }
+            default:
+                do {
+                    _ = try runner.run(line, s, stream: true)
+                    print(runner.lastStatsLine)
+                } catch let e as HMSTError {
+                    print("error: \(e.message)")
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,90 @@
+// hmst against Hugging Face transformers' MixtralForCausalLM on checkpoints transformers wrote
+// (tools/golden/make_model_golden.py): logits within 1e-4 and identical expert routing.
+import XCTest
+@testable import HMSTCore
+
+final class HFGoldenTests: XCTestCase {
+    func check(_ name: String, weightType: WeightType = .asStored, tol: Float = 1e-4, routing checkRouting: Bool = true) throws {
+        let dir = Golden.root + "/model/" + name
+        var o = ModelLoadOptions()
+        o.weightType = weightType
+        let model = try LanguageModel.load(path: dir, options: o)
+        let ref = try JSONValue.parse(bytes: try FileIO.readAll(dir + "/reference.json"))
+        let tokens = (ref["tokens"]?.array ?? []).compactMap { $0.int }.map(Int32.init)
+        let golden = try Golden.array(dir + "/logits.bin")
+        XCTAssertEqual(golden.shape, [tokens.count, model.dims.V])
+        var p = SessionParams()
+        p.traceRoutes = true
+        let s = try Session(decoder: model.decoder, params: p)
+        try s.evaluate(tokens, allLogits: true)
+        var worst: Float = 0
+        let scale = max(1, golden.data.map { abs($0) }.max() ?? 1)
+        for t in 0..<tokens.count {
+            let row = try s.logits(row: t)
+            for v in 0..<model.dims.V { worst = max(worst, abs(row[v] - golden.data[t * model.dims.V + v])) }
+        }
+        XCTAssertLessThan(worst, tol * (tol < 1e-3 ? 1 : scale), "\(name): max |logit diff| \(worst) (logit scale \(scale))")
+        guard checkRouting else { return }
+        // routing: the same two experts per token and layer, gates to 1e-5
+        let routing = ref["routing"]?.array ?? []
+        XCTAssertEqual(routing.count, model.dims.L)
+        for (l, layer) in routing.enumerated() {
+            let experts = layer["experts"]?.array ?? [], gates = layer["gates"]?.array ?? []
+            for t in 0..<tokens.count {
+                let base = (t * model.dims.L + l) * model.dims.K
+                let want = experts[t].array?.compactMap { $0.int } ?? []
+                let got = (0..<model.dims.K).map { Int(s.trace.experts[base + $0]) }
+                XCTAssertEqual(got, want, "\(name) layer \(l) token \(t)")
+                let wg = gates[t].array?.compactMap { $0.number } ?? []
+                for k in 0..<model.dims.K { XCTAssertEqual(Double(s.trace.gates[base + k]), wg[k], accuracy: 1e-5) }
+            }
+        }
+    }
+
+    func testUntiedMatchesTransformers() throws { try check("tiny_untied") }
+    func testTiedMatchesTransformers() throws { try check("tiny_tied") }
+    /// Loaded as bf16, the model must compute exactly what the reference computes with the
+    /// rounded weights (rounding alone can flip near-tied expert choices, so transformers'
+    /// f32 logits are not the yardstick here).
+    func testLoadedAsBF16MatchesReferenceOnRoundedWeights() throws {
+        var o = ModelLoadOptions()
+        o.weightType = .bf16
+        let model = try LanguageModel.load(path: Golden.root + "/model/tiny_untied", options: o)
+        XCTAssertTrue(model.weightsBF16)
+        let tokens: [Int32] = [1, 5, 17, 90, 3]
+        let ref = ReferenceDecoder(d: model.dims, w: model.decoder.weights).forward(tokens)
+        let s = try Session(decoder: model.decoder, params: SessionParams())
+        try s.evaluate(tokens, allLogits: true)
+        for t in 0..<tokens.count {
+            let row = try s.logits(row: t)
+            for v in 0..<model.dims.V { XCTAssertEqual(Double(row[v]), ref[t][v], accuracy: 2e-3) }
+        }
+    }
+
+    func testSaveLoadRoundTripIsBitExact() throws {
+        let src = Golden.root + "/model/tiny_untied"
+        let a = try LanguageModel.load(path: src)
+        let dir = "/tmp/hmst-rt-\(UInt32.random(in: 0...UInt32.max))"
+        defer { _ = system("rm -rf '\(dir)' '\(dir)-bf16'") }
+        try a.save(directory: dir)
+        let b = try LanguageModel.load(path: dir)
+        let ma = try MappedFile(path: src + "/model.safetensors")
+        let mb = try MappedFile(path: dir + "/model.safetensors")
+        let ha = try SafeTensorsHeader(map: ma)
+        let hb = try SafeTensorsHeader(map: mb)
+        XCTAssertEqual(Set(ha.tensors.map(\.name)), Set(hb.tensors.map(\.name)))
+        for t in ha.tensors {
+            let u = hb.tensor(t.name)!
+            XCTAssertEqual(t.shape, u.shape)
+            XCTAssertEqual(memcmp(ma.base! + ha.dataOffset + t.begin, mb.base! + hb.dataOffset + u.begin, t.end - t.begin), 0, t.name)
+        }
+        XCTAssertEqual(try ModelConfig(json: b.config), try ModelConfig(json: a.config))
+        // bf16 save: loads and stays close
+        try a.save(directory: dir + "-bf16", dtype: .bf16)
+        let c = try LanguageModel.load(path: dir + "-bf16")
+        XCTAssertTrue(c.weightsBF16)
+    }
+}
+#if canImport(Glibc)
+import Glibc
+#endif

@@ -1,0 +1,357 @@
+"""Models and contexts: loading checkpoints, tokenizing, evaluating and generating."""
+import codecs
+import ctypes
+import json
+import queue
+import threading
+
+import numpy as np
+
+from . import _lib
+from .api import HMSTError, _check, _read_string
+
+_NUMA = {"disabled": _lib.NUMA_DISABLED, "distribute": _lib.NUMA_DISTRIBUTE, "isolate": _lib.NUMA_ISOLATE,
+         "numactl": _lib.NUMA_NUMACTL}
+
+
+class Generation:
+    """The result of a generation: `text` (str), `raw` (bytes) and `stats` (dict)."""
+
+    def __init__(self, raw, stats):
+        self.raw = raw
+        self.text = raw.decode("utf-8", "replace")
+        self.stats = stats
+
+    def __str__(self):
+        return self.text
+
+    def __repr__(self):
+        return f"Generation(text={self.text!r}, stats={self.stats!r})"
+
+
+class Model:
+    """A loaded checkpoint directory (config.json + model.safetensors [+ tokenizer.json]).
+
+        with hmst.Model("ckpt/") as model:
+            print(model.generate("Once upon a time", max_tokens=20).text)
+    """
+
+    def __init__(self, path, *, numa="disabled", numa_copy=False, prefetch=False, mlock=False,
+                 load_tokenizer=True, progress=None):
+        self._h = None
+        if numa not in _NUMA:
+            raise ValueError(f"numa must be one of {sorted(_NUMA)}, not {numa!r}")
+        p = _lib.lib.hmst_model_default_params()
+        p.numa = _NUMA[numa]
+        p.numa_copy = bool(numa_copy)
+        p.prefetch = bool(prefetch)
+        p.mlock = bool(mlock)
+        p.load_tokenizer = bool(load_tokenizer)
+        keep = None
+        if progress is not None:
+            def cb(fraction, _ud):
+                try:
+                    return bool(progress(fraction) is not False)
+                except Exception:
+                    return False
+            keep = _lib.PROGRESS_CALLBACK(cb)
+            p.progress = keep
+        h = ctypes.c_void_p()
+        _check(_lib.lib.hmst_model_load(str(path).encode(), ctypes.byref(p), ctypes.byref(h)))
+        self._h = h
+        del keep
+
+    @classmethod
+    def random(cls, preset="micro", seed=0):
+        """An untrained model with random weights in a preset shape."""
+        self = cls.__new__(cls)
+        h = ctypes.c_void_p()
+        _check(_lib.lib.hmst_model_init_random(str(preset).encode(), int(seed), ctypes.byref(h)))
+        self._h = h
+        return self
+
+    def _handle(self):
+        if self._h is None:
+            raise HMSTError(_lib.INVALID_ARGUMENT, "model is closed")
+        return self._h
+
+    def close(self):
+        """Releases the weights. Idempotent. Close the model's contexts first."""
+        if getattr(self, "_h", None) is not None:
+            _lib.lib.hmst_model_free(self._h)
+            self._h = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        self.close()
+
+    def save(self, directory, dtype="f32"):
+        """Writes a checkpoint directory that transformers' MixtralForCausalLM can load."""
+        _check(_lib.lib.hmst_model_save(self._handle(), str(directory).encode(), dtype.encode()))
+
+    @property
+    def info(self):
+        """Config, parameter counts, weights dtype and load report, as a dict."""
+        return json.loads(_read_string(lambda b, c, n: _lib.lib.hmst_model_info_json(self._handle(), b, c, n)))
+
+    def _info_struct(self):
+        i = _lib.ModelInfo(struct_size=ctypes.sizeof(_lib.ModelInfo))
+        _check(_lib.lib.hmst_model_info(self._handle(), ctypes.byref(i)))
+        return i
+
+    @property
+    def n_vocab(self):
+        return self._info_struct().n_vocab
+
+    @property
+    def eos_token(self):
+        e = self._info_struct().eos_token
+        return None if e < 0 else e
+
+    def tokenize(self, text):
+        """str or bytes -> int32 array of token ids."""
+        data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+        n = ctypes.c_size_t(0)
+        rc = _lib.lib.hmst_tokenize(self._handle(), data, len(data), None, 0, ctypes.byref(n))
+        if rc not in (_lib.OK, _lib.BUFFER_TOO_SMALL):
+            _check(rc)
+        out = np.zeros(n.value, dtype=np.int32)
+        _check(_lib.lib.hmst_tokenize(self._handle(), data, len(data),
+                                      out.ctypes.data_as(ctypes.POINTER(ctypes.c_int32)), n.value, ctypes.byref(n)))
+        return out
+
+    def detokenize(self, ids):
+        """token ids -> bytes (exactly what was encoded)."""
+        ids = np.ascontiguousarray(np.asarray(ids, dtype=np.int64).reshape(-1))
+        if ids.size and (ids.min() < -2**31 or ids.max() >= 2**31):
+            raise HMSTError(_lib.INVALID_ARGUMENT, "token ids must fit int32")
+        ids = ids.astype(np.int32)
+        ptr = ids.ctypes.data_as(ctypes.POINTER(ctypes.c_int32))
+        n = ctypes.c_size_t(0)
+        rc = _lib.lib.hmst_detokenize(self._handle(), ptr, ids.size, None, 0, ctypes.byref(n))
+        if rc not in (_lib.OK, _lib.BUFFER_TOO_SMALL):
+            _check(rc)
+        buf = ctypes.create_string_buffer(max(1, n.value))
+        _check(_lib.lib.hmst_detokenize(self._handle(), ptr, ids.size, buf, n.value, ctypes.byref(n)))
+        return buf.raw[:n.value]
+
+    def decode(self, ids):
+        """token ids -> str (invalid UTF-8 replaced)."""
+        return self.detokenize(ids).decode("utf-8", "replace")
+
+    def context(self, n_ctx=0, n_batch=256, n_threads=0, trace_routes=False):
+        return Context(self, n_ctx=n_ctx, n_batch=n_batch, n_threads=n_threads, trace_routes=trace_routes)
+
+    def generate(self, prompt, **kwargs):
+        """One-shot generation in a fresh context; see Context.generate for the options."""
+        with self.context() as ctx:
+            return ctx.generate(prompt, **kwargs)
+
+
+class Context:
+    """A KV cache and workspace over a model; use from one thread at a time."""
+
+    def __init__(self, model, n_ctx=0, n_batch=256, n_threads=0, trace_routes=False):
+        self._h = None
+        self.model = model
+        p = _lib.lib.hmst_context_default_params()
+        for name, v in (("n_ctx", n_ctx), ("n_batch", n_batch), ("n_threads", n_threads)):
+            if not isinstance(v, int) or not -2**31 <= v < 2**31:
+                raise HMSTError(_lib.INVALID_ARGUMENT, f"{name} must be an int32, not {v!r}")
+        p.n_ctx, p.n_batch, p.n_threads, p.trace_routes = n_ctx, n_batch, n_threads, bool(trace_routes)
+        h = ctypes.c_void_p()
+        _check(_lib.lib.hmst_context_new(model._handle(), ctypes.byref(p), ctypes.byref(h)))
+        self._h = h
+        self._info = model._info_struct()
+
+    def _handle(self):
+        if self._h is None:
+            raise HMSTError(_lib.INVALID_ARGUMENT, "context is closed")
+        return self._h
+
+    def close(self):
+        if getattr(self, "_h", None) is not None:
+            _lib.lib.hmst_context_free(self._h)
+            self._h = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        self.close()
+
+    def reset(self):
+        _check(_lib.lib.hmst_context_reset(self._handle()))
+
+    @property
+    def n_past(self):
+        n = ctypes.c_int32()
+        _check(_lib.lib.hmst_context_n_past(self._handle(), ctypes.byref(n)))
+        return n.value
+
+    def eval(self, tokens, all_logits=False):
+        """Appends token ids (int array-like) to the context and runs the model."""
+        t = np.ascontiguousarray(np.asarray(tokens).reshape(-1))
+        if t.dtype.kind not in "iu":
+            raise TypeError(f"tokens must be integers, not {t.dtype}")
+        if t.size and (t.min() < -2**31 or t.max() >= 2**31):
+            raise HMSTError(_lib.INVALID_ARGUMENT, "token ids must fit int32")
+        t = t.astype(np.int32)
+        _check(_lib.lib.hmst_context_eval(self._handle(), t.ctypes.data_as(ctypes.POINTER(ctypes.c_int32)),
+                                          t.size, bool(all_logits)))
+
+    def logits(self, row=-1):
+        """float32 [V] logits of one row of the last eval (a copy)."""
+        out = np.empty(self._info.n_vocab, dtype=np.float32)
+        n = ctypes.c_size_t()
+        _check(_lib.lib.hmst_context_get_logits(self._handle(), int(row),
+                                                out.ctypes.data_as(ctypes.POINTER(ctypes.c_float)), out.size,
+                                                ctypes.byref(n)))
+        return out
+
+    def forward(self, tokens):
+        """Evaluates tokens and returns float32 [T, V] logits for every one of them."""
+        t = np.asarray(tokens).reshape(-1)
+        self.eval(t, all_logits=True)
+        return np.stack([self.logits(i) for i in range(t.size)])
+
+    def route_trace(self):
+        """(experts int32 [N, L, K], gates float32 [N, L, K]) of every token since reset."""
+        n = ctypes.c_size_t()
+        rc = _lib.lib.hmst_context_route_trace(self._handle(), None, None, 0, ctypes.byref(n))
+        if rc not in (_lib.OK, _lib.BUFFER_TOO_SMALL):
+            _check(rc)
+        L, K = self._info.n_layer, self._info.n_expert_used
+        experts = np.zeros(n.value, dtype=np.int32)
+        gates = np.zeros(n.value, dtype=np.float32)
+        if n.value:
+            _check(_lib.lib.hmst_context_route_trace(self._handle(),
+                                                     experts.ctypes.data_as(ctypes.POINTER(ctypes.c_int32)),
+                                                     gates.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
+                                                     n.value, ctypes.byref(n)))
+        return experts.reshape(-1, L, K), gates.reshape(-1, L, K)
+
+    def _params(self, max_tokens, temperature, top_k, top_p, min_p, repetition_penalty, repeat_last_n, seed,
+                stop, ignore_eos):
+        p = _lib.lib.hmst_generate_default_params()
+        p.max_tokens = int(max_tokens)
+        s = p.sampling
+        s.temperature, s.top_k, s.top_p, s.min_p = float(temperature), int(top_k), float(top_p), float(min_p)
+        s.repetition_penalty, s.repeat_last_n, s.seed = float(repetition_penalty), int(repeat_last_n), int(seed)
+        p.sampling = s
+        keep = []
+        if stop:
+            if isinstance(stop, str):
+                stop = [stop]
+            arr = (ctypes.c_char_p * len(stop))(*[x.encode("utf-8") for x in stop])
+            keep.append(arr)
+            p.stop = ctypes.cast(arr, ctypes.POINTER(ctypes.c_char_p))
+            p.n_stop = len(stop)
+        p.ignore_eos = bool(ignore_eos)
+        return p, keep
+
+    def generate(self, prompt, max_tokens=50, temperature=0.8, top_k=50, top_p=0.9, min_p=0.0,
+                 repetition_penalty=1.0, repeat_last_n=64, seed=0, stop=None, ignore_eos=False, on_token=None):
+        """Appends `prompt` and generates; returns a Generation (text + stats dict).
+        on_token(token_id, piece_bytes) -> False stops early."""
+        p, keep = self._params(max_tokens, temperature, top_k, top_p, min_p, repetition_penalty, repeat_last_n,
+                               seed, stop, ignore_eos)
+        errors = []
+        if on_token is not None:
+            def cb(token, piece, n, _ud):
+                try:
+                    return on_token(token, ctypes.string_at(piece, n)) is not False
+                except BaseException as e:  # never unwind into C; re-raised after the call
+                    errors.append(e)
+                    return False
+            keep.append(_lib.TOKEN_CALLBACK(cb))
+            p.on_token = keep[-1]
+        stats = _lib.GenerationStats(struct_size=ctypes.sizeof(_lib.GenerationStats))
+        rc = _lib.lib.hmst_generate(self._handle(), prompt.encode("utf-8") if isinstance(prompt, str) else bytes(prompt),
+                                    ctypes.byref(p), ctypes.byref(stats))
+        if errors:
+            raise errors[0]
+        _check(rc)
+        raw = self._last_output()
+        return Generation(raw, {
+            "prompt_tokens": stats.prompt_tokens, "generated_tokens": stats.generated_tokens,
+            "stop_reason": _lib.STOP_REASONS[stats.stop_reason] if 0 <= stats.stop_reason < 5 else stats.stop_reason,
+            "load_ms": stats.load_ms, "prompt_ms": stats.prompt_ms, "generate_ms": stats.generate_ms,
+            "time_to_first_token_ms": stats.time_to_first_token_ms,
+            "prompt_tokens_per_second": stats.prompt_tokens_per_second, "tokens_per_second": stats.tokens_per_second})
+
+    def _last_output(self):
+        n = ctypes.c_size_t()
+        rc = _lib.lib.hmst_context_last_output(self._handle(), None, 0, ctypes.byref(n))
+        if rc not in (_lib.OK, _lib.BUFFER_TOO_SMALL):
+            _check(rc)
+        buf = ctypes.create_string_buffer(n.value + 1)
+        _check(_lib.lib.hmst_context_last_output(self._handle(), buf, n.value + 1, ctypes.byref(n)))
+        return buf.raw[:n.value]
+
+    def stream(self, prompt, **kwargs):
+        """Yields generated text pieces (str) as they are produced. Breaking out of the loop
+        stops generation. The final Generation is available as the iterator's `.result`."""
+        return _Stream(self, prompt, kwargs)
+
+
+class _Stream:
+    def __init__(self, ctx, prompt, kwargs):
+        self._q = queue.Queue()
+        self._stop = threading.Event()
+        self.result = None
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+
+        def on_token(_tok, piece):
+            text = decoder.decode(piece)
+            if text:
+                self._q.put(("piece", text))
+            return not self._stop.is_set()
+
+        def run():
+            try:
+                self.result = ctx.generate(prompt, on_token=on_token, **kwargs)
+                tail = decoder.decode(b"", final=True)
+                if tail:
+                    self._q.put(("piece", tail))
+                self._q.put(("done", None))
+            except BaseException as e:
+                self._q.put(("error", e))
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        kind, value = self._q.get()
+        if kind == "piece":
+            return value
+        self._thread.join()
+        if kind == "error":
+            raise value
+        raise StopIteration
+
+    def close(self):
+        self._stop.set()
+        while self._thread.is_alive():
+            try:
+                self._q.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        self._thread.join()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass

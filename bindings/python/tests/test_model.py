@@ -1,0 +1,102 @@
+"""Model and Context bindings: numpy in and out, exceptions, context managers, golden logits."""
+import json
+import os
+import struct
+
+import numpy as np
+import pytest
+
+import hmst
+
+GOLDEN = os.path.join(os.path.dirname(__file__), "..", "..", "..", "Tests", "Golden", "model")
+
+
+def read_golden(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    assert data[:8] == b"HMSTGOLD"
+    _, ndim = struct.unpack("<II", data[8:16])
+    shape = struct.unpack(f"<{ndim}I", data[16:16 + 4 * ndim])
+    return np.frombuffer(data[16 + 4 * ndim:], dtype=np.float32).reshape(shape)
+
+
+@pytest.fixture(scope="module")
+def micro():
+    with hmst.Model.random("micro", seed=3) as m:
+        yield m
+
+
+def test_hf_checkpoint_logits_match_transformers():
+    path = os.path.join(GOLDEN, "tiny_untied")
+    ref = json.load(open(os.path.join(path, "reference.json")))
+    golden = read_golden(os.path.join(path, "logits.bin"))
+    with hmst.Model(path) as model, model.context() as ctx:
+        logits = ctx.forward(ref["tokens"])
+    assert logits.dtype == np.float32 and logits.shape == golden.shape
+    np.testing.assert_allclose(logits, golden, atol=1e-4)
+
+
+def test_info_and_shapes(micro):
+    info = micro.info
+    assert info["untrained"] is True
+    assert info["shape"]["V"] == 4096 and micro.n_vocab == 4096
+    assert 15e6 < info["n_params"] < 16e6
+    assert micro.eos_token is None
+
+
+def test_cached_decode_equals_full_forward(micro):
+    toks = np.array([5, 9, 100, 7], dtype=np.int64)
+    with micro.context(n_ctx=32) as a, micro.context(n_ctx=32) as b:
+        full = a.forward(toks)
+        for i, t in enumerate(toks):
+            b.eval([t])
+            np.testing.assert_allclose(b.logits(), full[i], atol=1e-4)
+        assert b.n_past == 4
+
+
+def test_route_trace(micro):
+    with micro.context(trace_routes=True) as ctx:
+        ctx.eval([1, 2, 3])
+        experts, gates = ctx.route_trace()
+    assert experts.shape == (3, 4, 2) and gates.shape == (3, 4, 2)
+    assert ((experts >= 0) & (experts < 8)).all()
+    np.testing.assert_allclose(gates.sum(-1), 1, atol=1e-5)
+
+
+def test_errors_are_exceptions(micro, tmp_path):
+    with pytest.raises(hmst.HMSTError) as e:
+        hmst.Model(tmp_path / "missing")
+    assert e.value.status_name == "NOT_FOUND"
+    with pytest.raises(hmst.HMSTError):
+        hmst.Model.random("gigantic")
+    with micro.context(n_ctx=8) as ctx:
+        with pytest.raises(hmst.HMSTError) as e:
+            ctx.eval([1, 5000])
+        assert "5000" in e.value.message
+        with pytest.raises(hmst.HMSTError):
+            ctx.logits()
+        with pytest.raises(hmst.HMSTError):
+            ctx.eval(list(range(9)))
+        with pytest.raises(TypeError):
+            ctx.eval([1.5])
+        with pytest.raises(hmst.HMSTError) as e:
+            ctx.generate("hello")
+        assert e.value.status_name == "UNSUPPORTED"
+    with pytest.raises(ValueError):
+        hmst.Model(tmp_path, numa="everywhere")
+
+
+def test_close_is_idempotent_and_guards_use(tmp_path):
+    m = hmst.Model.random("micro", seed=1)
+    m.save(tmp_path / "ckpt", dtype="bf16")
+    m.close()
+    m.close()
+    with pytest.raises(hmst.HMSTError):
+        m.info
+    calls = []
+    with hmst.Model(tmp_path / "ckpt", progress=lambda f: calls.append(f)) as m2:
+        assert m2.info["weights"] == "bf16"
+    assert calls and calls[-1] == pytest.approx(1.0)
+    with pytest.raises(hmst.HMSTError) as e:
+        hmst.Model(tmp_path / "ckpt", progress=lambda f: False)
+    assert e.value.status_name == "CANCELLED"
