@@ -10,7 +10,8 @@ struct HMSTCommand: ParsableCommand {
         commandName: "hmst",
         abstract: "Hierarchical Memory-State Transformer runtime: offline tools.",
         version: Version.string,
-        subcommands: [SystemInfoCommand.self, InfoCommand.self, InitCommand.self, GenerateCommand.self])
+        subcommands: [SystemInfoCommand.self, InfoCommand.self, InitCommand.self, GenerateCommand.self,
+                      TokenizerCommand.self])
 }
 
 /// Options every subcommand that computes accepts.

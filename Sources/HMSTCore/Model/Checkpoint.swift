@@ -22,12 +22,6 @@ public struct ModelLoadOptions {
     public init() {}
 }
 
-/// Hook through which checkpoints get their tokenizer (set by the tokenizer module).
-public enum TokenizerFiles {
-    public nonisolated(unsafe) static var load: ((String) throws -> TextTokenizer)?
-    public nonisolated(unsafe) static var save: ((TextTokenizer, String) throws -> Void)?
-}
-
 /// The HF tensor names and shapes a config implies, in a stable order.
 public func expectedTensors(_ c: ModelConfig) -> [(name: String, shape: [Int])] {
     let d = c.dims
@@ -215,10 +209,7 @@ extension LanguageModel {
         var tokenizer: TextTokenizer? = nil
         let tokPath = path + "/tokenizer.json"
         if options.loadTokenizer && FileIO.exists(tokPath) {
-            guard let loader = TokenizerFiles.load else {
-                throw HMSTError.unsupported("\(tokPath): this build has no tokenizer support")
-            }
-            tokenizer = try loader(tokPath)
+            tokenizer = try Tokenizer(jsonPath: tokPath)
             if let tv = tokenizer?.vocabSize, tv > config.vocabSize {
                 throw HMSTError.badFormat("\(tokPath) has \(tv) tokens but the model's vocab_size is \(config.vocabSize)")
             }
@@ -294,8 +285,8 @@ extension LanguageModel {
         }
         try FileIO.writeAtomically(directory + "/config.json", text: prettyJSON(json) + "\n")
         if let tokenizer {
-            guard let save = TokenizerFiles.save else { throw HMSTError.unsupported("this build cannot save tokenizers") }
-            try save(tokenizer, directory + "/tokenizer.json")
+            guard let t = tokenizer as? Tokenizer else { throw HMSTError.unsupported("this model's tokenizer cannot be saved as tokenizer.json") }
+            try t.save(path: directory + "/tokenizer.json")
         }
     }
 }
