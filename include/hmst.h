@@ -395,6 +395,65 @@ HMST_API int hmst_generate(hmst_context *ctx, const char *prompt, const struct h
  * the stop string cut off. One thread per context. */
 HMST_API int hmst_context_last_output(const hmst_context *ctx, char *buf, size_t cap, size_t *n_out);
 
+/* ---------------------------------------------------------------------------------------------
+ * Tokenizers (standalone; a model's own tokenizer is used through hmst_tokenize)
+ *
+ * Byte-level BPE as GPT-2 and Hugging Face tokenizers' ByteLevel do it, stored as HF
+ * tokenizer.json. Encoding takes any bytes (invalid UTF-8 included) and decoding gives them
+ * back exactly. A tokenizer is immutable after load/train: all functions but _free are
+ * thread-safe on a shared handle.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct hmst_tokenizer hmst_tokenizer; /* opaque */
+
+/* Loads a tokenizer.json (path to the file, or to a directory that holds one). Malformed
+ * files give HMST_STATUS_BAD_FORMAT naming the problem; valid files of a kind hmst does not
+ * run (WordPiece, normalizers...) give HMST_STATUS_UNSUPPORTED. Thread-safe. */
+HMST_API int hmst_tokenizer_load(const char *path, hmst_tokenizer **out_tokenizer);
+
+struct hmst_tokenizer_train_params {
+    uint32_t struct_size;                 /* set by hmst_tokenizer_train_default_params() */
+    int32_t vocab_size;                   /* default 8192, special tokens included */
+    int32_t min_frequency;                /* default 2: rarer pairs are not merged */
+    const char *const *special_tokens;    /* default NULL: "<|endoftext|>", "<|pad|>" */
+    size_t n_special_tokens;
+    hmst_progress_callback progress;      /* optional; return false to cancel */
+    void *progress_user_data;
+};
+
+/* Thread-safe. */
+HMST_API struct hmst_tokenizer_train_params hmst_tokenizer_train_default_params(void);
+
+/* Trains on text files, deterministically (the same files and options give the same
+ * tokenizer; merges match HF tokenizers' BpeTrainer). params may be NULL. Thread-safe. */
+HMST_API int hmst_tokenizer_train(const char *const *files, size_t n_files,
+                                  const struct hmst_tokenizer_train_params *params, hmst_tokenizer **out_tokenizer);
+
+/* Writes tokenizer.json atomically. Thread-safe. */
+HMST_API int hmst_tokenizer_save(const hmst_tokenizer *tokenizer, const char *path);
+
+/* NULL is a no-op. */
+HMST_API void hmst_tokenizer_free(hmst_tokenizer *tokenizer);
+
+/* Encodes text[0..text_len) into ids (buffer protocol, cap in ids). Thread-safe. */
+HMST_API int hmst_tokenizer_encode(const hmst_tokenizer *tokenizer, const char *text, size_t text_len, int32_t *out,
+                                   size_t cap, size_t *n_out);
+
+/* Decodes ids into bytes (not NUL-terminated; cap in bytes). Thread-safe. */
+HMST_API int hmst_tokenizer_decode(const hmst_tokenizer *tokenizer, const int32_t *tokens, size_t n_tokens, char *out,
+                                   size_t cap, size_t *n_out);
+
+/* Number of ids (vocabulary plus added tokens). Thread-safe. */
+HMST_API int hmst_tokenizer_vocab_size(const hmst_tokenizer *tokenizer, int32_t *out_size);
+
+/* The piece of an id as written in tokenizer.json (byte-level characters, e.g. "Ġthe"; added
+ * tokens as their content), NUL-terminated into buf (cap counts the NUL). Thread-safe. */
+HMST_API int hmst_tokenizer_id_to_piece(const hmst_tokenizer *tokenizer, int32_t id, char *buf, size_t cap,
+                                        size_t *n_out);
+
+/* The id of a piece written as in tokenizer.json; HMST_STATUS_NOT_FOUND if absent. Thread-safe. */
+HMST_API int hmst_tokenizer_piece_to_id(const hmst_tokenizer *tokenizer, const char *piece, int32_t *out_id);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

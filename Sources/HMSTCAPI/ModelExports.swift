@@ -102,19 +102,8 @@ public func hmst_tokenize(_ model: OpaquePointer?, _ text: UnsafePointer<CChar>?
                           _ out: UnsafeMutablePointer<Int32>?, _ cap: Int, _ nOut: UnsafeMutablePointer<Int>?) -> Int32 {
     hmstCall {
         let m = try resolveModel(model)
-        let nOut = try required(nOut, "n_out")
-        guard textLen >= 0, textLen <= 1 << 40 else { throw HMSTError.invalidArgument("text_len \(textLen) is out of range") }
-        if textLen > 0 && text == nil { throw HMSTError.invalidArgument("text is NULL but text_len is \(textLen)") }
-        if out == nil && cap != 0 { throw HMSTError.invalidArgument("out is NULL but cap is \(cap)") }
         guard let tok = m.tokenizer else { throw HMSTError.unsupported("this model has no tokenizer (no tokenizer.json in the checkpoint)") }
-        let bytes = textLen == 0 ? [] : Array(UnsafeRawBufferPointer(start: text, count: textLen))
-        let ids = tok.encode(bytes: bytes)
-        nOut.pointee = ids.count
-        guard ids.count <= cap, let out else {
-            if ids.isEmpty { return }
-            throw HMSTError(.bufferTooSmall, "\(ids.count) tokens do not fit cap \(cap)")
-        }
-        ids.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: ids.count) }
+        try encodeInto(tok, text, textLen, out, cap, nOut)
     }
 }
 
@@ -123,19 +112,8 @@ public func hmst_detokenize(_ model: OpaquePointer?, _ tokens: UnsafePointer<Int
                             _ out: UnsafeMutablePointer<CChar>?, _ cap: Int, _ nOut: UnsafeMutablePointer<Int>?) -> Int32 {
     hmstCall {
         let m = try resolveModel(model)
-        let nOut = try required(nOut, "n_out")
-        guard n >= 0, n <= 1 << 32 else { throw HMSTError.invalidArgument("n_tokens \(n) is out of range") }
-        if n > 0 && tokens == nil { throw HMSTError.invalidArgument("tokens is NULL but n_tokens is \(n)") }
-        if out == nil && cap != 0 { throw HMSTError.invalidArgument("out is NULL but cap is \(cap)") }
         guard let tok = m.tokenizer else { throw HMSTError.unsupported("this model has no tokenizer (no tokenizer.json in the checkpoint)") }
-        let ids = n == 0 ? [] : Array(UnsafeBufferPointer(start: tokens, count: n))
-        let bytes = try tok.decode(ids)
-        nOut.pointee = bytes.count
-        guard bytes.count <= cap, let out else {
-            if bytes.isEmpty { return }
-            throw HMSTError(.bufferTooSmall, "\(bytes.count) bytes do not fit cap \(cap)")
-        }
-        bytes.withUnsafeBytes { UnsafeMutableRawPointer(out).copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
+        try decodeInto(tok, tokens, n, out, cap, nOut)
     }
 }
 

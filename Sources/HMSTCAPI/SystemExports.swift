@@ -54,6 +54,7 @@ public func hmst_sizeof(_ name: UnsafePointer<CChar>?) -> Int {
     case "hmst_sampling_params": return MemoryLayout<hmst_sampling_params>.size
     case "hmst_generate_params": return MemoryLayout<hmst_generate_params>.size
     case "hmst_generation_stats": return MemoryLayout<hmst_generation_stats>.size
+    case "hmst_tokenizer_train_params": return MemoryLayout<hmst_tokenizer_train_params>.size
     default: return 0
     }
 }

@@ -34,6 +34,8 @@ public struct GenerationRequest {
     public var eosTokens: Set<Int32> = []
     /// Called with every sampled token; return false to stop (the token is kept).
     public var onToken: (Int32) -> Bool = { _ in true }
+    /// Sample only ids below this (a tokenizer smaller than the model's vocabulary).
+    public var vocabLimit: Int? = nil
     /// Called after each token with all generated tokens; return true to stop (stop strings).
     public var shouldStop: ([Int32]) -> Bool = { _ in false }
 
@@ -54,7 +56,7 @@ extension Session {
         stats.promptMs = Clock.nowMs() - t0
         var out: [Int32] = []
         var tFirst = 0.0
-        let V = decoder.dims.V
+        let V = min(decoder.dims.V, req.vocabLimit ?? Int.max)
         while out.count < req.maxTokens {
             let row = try logits()
             let next = sampler.sample(logits: row.baseAddress!, V: V, recent: history[...])

@@ -39,6 +39,7 @@ extension Session {
         var r = GenerationRequest()
         r.maxTokens = req.maxTokens
         r.sampling = req.sampling
+        r.vocabLimit = tokenizer.vocabSize
         if req.stopAtEOS, let eos = tokenizer.eosId { r.eosTokens = [eos] }
         var text: [UInt8] = []
         var stopAt: Int?

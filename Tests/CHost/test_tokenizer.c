@@ -1,0 +1,176 @@
+/* test_tokenizer.c: standalone tokenizers and text generation through a checkpoint that
+ * carries a tokenizer.json, via the real library. */
+#include <hmst.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "check.h"
+
+#ifndef GOLDEN_DIR
+#define GOLDEN_DIR "Tests/Golden"
+#endif
+
+static int pieces_seen;
+static bool on_token(int32_t token, const char *piece, size_t len, void *ud) {
+    (void)token;
+    (void)piece;
+    size_t *total = ud;
+    *total += len;
+    pieces_seen++;
+    return pieces_seen < 1000;
+}
+
+static bool stop_early(int32_t token, const char *piece, size_t len, void *ud) {
+    (void)token, (void)piece, (void)len, (void)ud;
+    return false;
+}
+
+static void test_tokenizer_api(void) {
+    hmst_tokenizer *t = NULL;
+    CHECK_STATUS(hmst_tokenizer_load(NULL, &t), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(hmst_tokenizer_load("/nonexistent.json", &t), HMST_STATUS_NOT_FOUND);
+    CHECK_STATUS(hmst_tokenizer_load(GOLDEN_DIR "/model/tiny_untied/config.json", &t), HMST_STATUS_BAD_FORMAT);
+    CHECK_STATUS(hmst_tokenizer_load(GOLDEN_DIR "/tokenizer/hf_tokenizer.json", NULL), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(hmst_tokenizer_load(GOLDEN_DIR "/tokenizer/hf_tokenizer.json", &t), HMST_STATUS_OK);
+    if (!t) return;
+    int32_t v = 0;
+    CHECK_STATUS(hmst_tokenizer_vocab_size(t, &v), HMST_STATUS_OK);
+    CHECK(v == 1000);
+    CHECK_STATUS(hmst_tokenizer_vocab_size(t, NULL), HMST_STATUS_INVALID_ARGUMENT);
+
+    const char text[] = "Hello world, it's \xff\xfe invalid UTF-8 <|endoftext|> too";
+    size_t n = 0;
+    CHECK_STATUS(hmst_tokenizer_encode(t, text, sizeof text - 1, NULL, 0, &n), HMST_STATUS_BUFFER_TOO_SMALL);
+    int32_t *ids = malloc(n * sizeof *ids);
+    size_t n2 = 0;
+    CHECK_STATUS(hmst_tokenizer_encode(t, text, sizeof text - 1, ids, n, &n2), HMST_STATUS_OK);
+    CHECK(n2 == n);
+    CHECK_STATUS(hmst_tokenizer_encode(t, NULL, 5, ids, n, &n2), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(hmst_tokenizer_encode(t, text, 0, NULL, 0, &n2), HMST_STATUS_OK);
+    CHECK(n2 == 0);
+    char back[128];
+    size_t nb = 0;
+    CHECK_STATUS(hmst_tokenizer_decode(t, ids, n, back, 3, &nb), HMST_STATUS_BUFFER_TOO_SMALL);
+    CHECK(nb == sizeof text - 1);
+    CHECK_STATUS(hmst_tokenizer_decode(t, ids, n, back, sizeof back, &nb), HMST_STATUS_OK);
+    CHECK(nb == sizeof text - 1 && memcmp(back, text, nb) == 0); /* lossless, invalid UTF-8 included */
+    int32_t bad = 1000;
+    CHECK_STATUS(hmst_tokenizer_decode(t, &bad, 1, back, sizeof back, &nb), HMST_STATUS_INVALID_ARGUMENT);
+    free(ids);
+
+    int32_t id = -1;
+    CHECK_STATUS(hmst_tokenizer_piece_to_id(t, "<|endoftext|>", &id), HMST_STATUS_OK);
+    CHECK(id == 0);
+    CHECK_STATUS(hmst_tokenizer_piece_to_id(t, "no such piece at all", &id), HMST_STATUS_NOT_FOUND);
+    char piece[64];
+    CHECK_STATUS(hmst_tokenizer_id_to_piece(t, 0, piece, sizeof piece, &n), HMST_STATUS_OK);
+    CHECK(strcmp(piece, "<|endoftext|>") == 0);
+    CHECK_STATUS(hmst_tokenizer_id_to_piece(t, -1, piece, sizeof piece, &n), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(hmst_tokenizer_id_to_piece(t, 5, piece, 1, &n), HMST_STATUS_BUFFER_TOO_SMALL);
+    CHECK_STATUS(hmst_tokenizer_save(t, "/nonexistent-dir/x.json"), HMST_STATUS_IO);
+    hmst_tokenizer_free(t);
+    hmst_tokenizer_free(NULL);
+    CHECK_STATUS(hmst_tokenizer_vocab_size(t, &v), HMST_STATUS_INVALID_ARGUMENT); /* freed */
+}
+
+static bool cancel_training(float p, void *ud) {
+    (void)p, (void)ud;
+    return false;
+}
+
+/* Train a tokenizer, put it beside a random micro model, load, generate. */
+static void test_generation(void) {
+    const char *files[] = {"/usr/share/common-licenses/GPL-3", "/usr/share/common-licenses/Apache-2.0"};
+    struct hmst_tokenizer_train_params tp = hmst_tokenizer_train_default_params();
+    CHECK(tp.vocab_size == 8192 && tp.min_frequency == 2);
+    hmst_tokenizer *t = NULL;
+    CHECK_STATUS(hmst_tokenizer_train(files, 0, &tp, &t), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(hmst_tokenizer_train(NULL, 2, &tp, &t), HMST_STATUS_INVALID_ARGUMENT);
+    tp.vocab_size = 10;
+    CHECK_STATUS(hmst_tokenizer_train(files, 2, &tp, &t), HMST_STATUS_INVALID_ARGUMENT);
+    tp = hmst_tokenizer_train_default_params();
+    tp.vocab_size = 600;
+    tp.progress = cancel_training;
+    CHECK_STATUS(hmst_tokenizer_train(files, 2, &tp, &t), HMST_STATUS_CANCELLED);
+    tp.progress = NULL;
+    CHECK_STATUS(hmst_tokenizer_train(files, 2, &tp, &t), HMST_STATUS_OK);
+    if (!t) return;
+
+    hmst_model *m = NULL;
+    CHECK_STATUS(hmst_model_init_random("micro", 1, &m), HMST_STATUS_OK);
+    CHECK_STATUS(hmst_model_save(m, "/tmp/hmst-ctest-gen", "f32"), HMST_STATUS_OK);
+    hmst_model_free(m);
+    CHECK_STATUS(hmst_tokenizer_save(t, "/tmp/hmst-ctest-gen/tokenizer.json"), HMST_STATUS_OK);
+    hmst_tokenizer_free(t);
+
+    CHECK_STATUS(hmst_model_load("/tmp/hmst-ctest-gen", NULL, &m), HMST_STATUS_OK);
+    if (!m) return;
+    hmst_context *c = NULL;
+    CHECK_STATUS(hmst_context_new(m, NULL, &c), HMST_STATUS_OK);
+    struct hmst_generate_params gp = hmst_generate_default_params();
+    gp.max_tokens = 12;
+    gp.sampling.seed = 42;
+    size_t streamed = 0;
+    gp.on_token = on_token;
+    gp.user_data = &streamed;
+    gp.ignore_eos = true;
+    struct hmst_generation_stats st = {.struct_size = sizeof st};
+    CHECK_STATUS(hmst_generate(c, "The license", &gp, &st), HMST_STATUS_OK);
+    CHECK(st.generated_tokens == 12 && st.prompt_tokens >= 2 && st.stop_reason == HMST_STOP_MAX_TOKENS);
+    CHECK(st.time_to_first_token_ms > 0 && st.tokens_per_second > 0);
+    size_t n = 0;
+    CHECK_STATUS(hmst_context_last_output(c, NULL, 0, &n), HMST_STATUS_BUFFER_TOO_SMALL);
+    CHECK(n == streamed && n > 0);
+    char *first = malloc(n + 1);
+    CHECK_STATUS(hmst_context_last_output(c, first, n + 1, &n), HMST_STATUS_OK);
+
+    /* same seed, same text */
+    CHECK_STATUS(hmst_context_reset(c), HMST_STATUS_OK);
+    CHECK_STATUS(hmst_generate(c, "The license", &gp, &st), HMST_STATUS_OK);
+    char *second = malloc(n + 1);
+    size_t n2 = 0;
+    CHECK_STATUS(hmst_context_last_output(c, second, n + 1, &n2), HMST_STATUS_OK);
+    CHECK(n2 == n && memcmp(first, second, n) == 0);
+
+    /* a stop string taken from that output ends the text just before it */
+    if (n > 6) {
+        char stop[4] = {first[n - 3], first[n - 2], first[n - 1], 0};
+        const char *stops[] = {stop};
+        gp.stop = stops;
+        gp.n_stop = 1;
+        CHECK_STATUS(hmst_context_reset(c), HMST_STATUS_OK);
+        CHECK_STATUS(hmst_generate(c, "The license", &gp, &st), HMST_STATUS_OK);
+        CHECK(st.stop_reason == HMST_STOP_STRING || st.stop_reason == HMST_STOP_MAX_TOKENS);
+        CHECK_STATUS(hmst_context_last_output(c, second, n + 1, &n2), HMST_STATUS_OK);
+        CHECK(n2 <= n - 3 && memcmp(first, second, n2) == 0);
+        gp.stop = NULL;
+        gp.n_stop = 3; /* NULL list with a count */
+        CHECK_STATUS(hmst_generate(c, "x", &gp, &st), HMST_STATUS_INVALID_ARGUMENT);
+        gp.n_stop = 0;
+    }
+    /* the callback stops generation */
+    gp.on_token = stop_early;
+    CHECK_STATUS(hmst_context_reset(c), HMST_STATUS_OK);
+    CHECK_STATUS(hmst_generate(c, "The license", &gp, &st), HMST_STATUS_OK);
+    CHECK(st.stop_reason == HMST_STOP_CALLBACK && st.generated_tokens == 1);
+    gp.sampling.temperature = -1;
+    CHECK_STATUS(hmst_generate(c, "x", &gp, &st), HMST_STATUS_INVALID_ARGUMENT);
+
+    /* the model's tokenizer */
+    int32_t ids[64];
+    CHECK_STATUS(hmst_tokenize(m, "The license", 11, ids, 64, &n), HMST_STATUS_OK);
+    char text[64];
+    CHECK_STATUS(hmst_detokenize(m, ids, n, text, sizeof text, &n2), HMST_STATUS_OK);
+    CHECK(n2 == 11 && memcmp(text, "The license", 11) == 0);
+    free(first);
+    free(second);
+    hmst_context_free(c);
+    hmst_model_free(m);
+}
+
+int main(void) {
+    hmst_log_set_level(HMST_LOG_ERROR);
+    test_tokenizer_api();
+    test_generation();
+    return check_summary("test_tokenizer");
+}
