@@ -152,7 +152,7 @@ public enum BPETrainer {
         }
         let partial = UnsafeMutableBufferPointer<[[UInt8]: Int]>.allocate(capacity: max(1, jobs.count))
         partial.initialize(repeating: [:])
-        defer { partial.deallocate() }
+        defer { _ = partial.deinitialize(); partial.deallocate() }
         let total = texts.reduce(0) { $0 + $1.count }
         let done = Locked(0)
         let cancelled = Locked(false)

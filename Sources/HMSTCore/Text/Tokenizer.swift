@@ -118,7 +118,7 @@ public final class Tokenizer: TextTokenizer, @unchecked Sendable {
     public func encodeBatch(_ texts: [[UInt8]], threads: Int = Threads.count) -> [[Int32]] {
         let results = UnsafeMutableBufferPointer<[Int32]>.allocate(capacity: texts.count)
         results.initialize(repeating: [])
-        defer { results.deallocate() }
+        defer { _ = results.deinitialize(); results.deallocate() }
         let parts = splitRange(texts.count, parts: max(1, threads) * 4)
         parallelFor(parts.count, threads: threads) { p in
             var cache = WordCache()
