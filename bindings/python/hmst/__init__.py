@@ -9,8 +9,9 @@ Failing calls raise hmst.HMSTError with .status, .status_name and .message.
 from .api import (HMSTError, abi_version, get_threads, library_path, set_log_handler, set_threads,
                   system_info, version)
 from .model import Context, Generation, Model
+from .tokenizer import Tokenizer
 
 __version__ = "0.1.0"
 
-__all__ = ["Context", "Generation", "HMSTError", "Model", "abi_version", "get_threads", "library_path", "set_log_handler", "set_threads",
+__all__ = ["Context", "Generation", "HMSTError", "Model", "Tokenizer", "abi_version", "get_threads", "library_path", "set_log_handler", "set_threads",
            "system_info", "version", "__version__"]

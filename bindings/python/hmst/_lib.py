@@ -149,6 +149,19 @@ class GenerationStats(ctypes.Structure):
     ]
 
 
+class TokenizerTrainParams(ctypes.Structure):
+    """struct hmst_tokenizer_train_params"""
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("vocab_size", ctypes.c_int32),
+        ("min_frequency", ctypes.c_int32),
+        ("special_tokens", ctypes.POINTER(ctypes.c_char_p)),
+        ("n_special_tokens", ctypes.c_size_t),
+        ("progress", PROGRESS_CALLBACK),
+        ("progress_user_data", ctypes.c_void_p),
+    ]
+
+
 # struct name in hmst.h -> ctypes class, checked against hmst_sizeof() at load
 STRUCTS = {
     "hmst_system_info": SystemInfo,
@@ -158,6 +171,7 @@ STRUCTS = {
     "hmst_sampling_params": SamplingParams,
     "hmst_generate_params": GenerateParams,
     "hmst_generation_stats": GenerationStats,
+    "hmst_tokenizer_train_params": TokenizerTrainParams,
 }
 
 LOG_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
@@ -240,6 +254,19 @@ _declare("hmst_generate_default_params", GenerateParams)
 _declare("hmst_generate", ctypes.c_int, _P, ctypes.c_char_p, ctypes.POINTER(GenerateParams),
          ctypes.POINTER(GenerationStats))
 _declare("hmst_context_last_output", ctypes.c_int, _P, ctypes.c_char_p, ctypes.c_size_t, _SIZE_P)
+_declare("hmst_tokenizer_load", ctypes.c_int, ctypes.c_char_p, ctypes.POINTER(_P))
+_declare("hmst_tokenizer_train_default_params", TokenizerTrainParams)
+_declare("hmst_tokenizer_train", ctypes.c_int, ctypes.POINTER(ctypes.c_char_p), ctypes.c_size_t,
+         ctypes.POINTER(TokenizerTrainParams), ctypes.POINTER(_P))
+_declare("hmst_tokenizer_save", ctypes.c_int, _P, ctypes.c_char_p)
+_declare("hmst_tokenizer_free", None, _P)
+_declare("hmst_tokenizer_encode", ctypes.c_int, _P, ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_int32),
+         ctypes.c_size_t, _SIZE_P)
+_declare("hmst_tokenizer_decode", ctypes.c_int, _P, ctypes.POINTER(ctypes.c_int32), ctypes.c_size_t, ctypes.c_char_p,
+         ctypes.c_size_t, _SIZE_P)
+_declare("hmst_tokenizer_vocab_size", ctypes.c_int, _P, ctypes.POINTER(ctypes.c_int32))
+_declare("hmst_tokenizer_id_to_piece", ctypes.c_int, _P, ctypes.c_int32, ctypes.c_char_p, ctypes.c_size_t, _SIZE_P)
+_declare("hmst_tokenizer_piece_to_id", ctypes.c_int, _P, ctypes.c_char_p, ctypes.POINTER(ctypes.c_int32))
 
 
 def _check_abi():

@@ -9,6 +9,7 @@ import numpy as np
 
 from . import _lib
 from .api import HMSTError, _check, _read_string
+from .tokenizer import _decode_call, _encode_call
 
 _NUMA = {"disabled": _lib.NUMA_DISABLED, "distribute": _lib.NUMA_DISTRIBUTE, "isolate": _lib.NUMA_ISOLATE,
          "numactl": _lib.NUMA_NUMACTL}
@@ -114,31 +115,12 @@ class Model:
         return None if e < 0 else e
 
     def tokenize(self, text):
-        """str or bytes -> int32 array of token ids."""
-        data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
-        n = ctypes.c_size_t(0)
-        rc = _lib.lib.hmst_tokenize(self._handle(), data, len(data), None, 0, ctypes.byref(n))
-        if rc not in (_lib.OK, _lib.BUFFER_TOO_SMALL):
-            _check(rc)
-        out = np.zeros(n.value, dtype=np.int32)
-        _check(_lib.lib.hmst_tokenize(self._handle(), data, len(data),
-                                      out.ctypes.data_as(ctypes.POINTER(ctypes.c_int32)), n.value, ctypes.byref(n)))
-        return out
+        """str or bytes -> int32 array of token ids (the checkpoint's tokenizer)."""
+        return _encode_call(_lib.lib.hmst_tokenize, self._handle(), text)
 
     def detokenize(self, ids):
         """token ids -> bytes (exactly what was encoded)."""
-        ids = np.ascontiguousarray(np.asarray(ids, dtype=np.int64).reshape(-1))
-        if ids.size and (ids.min() < -2**31 or ids.max() >= 2**31):
-            raise HMSTError(_lib.INVALID_ARGUMENT, "token ids must fit int32")
-        ids = ids.astype(np.int32)
-        ptr = ids.ctypes.data_as(ctypes.POINTER(ctypes.c_int32))
-        n = ctypes.c_size_t(0)
-        rc = _lib.lib.hmst_detokenize(self._handle(), ptr, ids.size, None, 0, ctypes.byref(n))
-        if rc not in (_lib.OK, _lib.BUFFER_TOO_SMALL):
-            _check(rc)
-        buf = ctypes.create_string_buffer(max(1, n.value))
-        _check(_lib.lib.hmst_detokenize(self._handle(), ptr, ids.size, buf, n.value, ctypes.byref(n)))
-        return buf.raw[:n.value]
+        return _decode_call(_lib.lib.hmst_detokenize, self._handle(), ids)
 
     def decode(self, ids):
         """token ids -> str (invalid UTF-8 replaced)."""

@@ -1,0 +1,66 @@
+"""hmst.Tokenizer and text generation through Python."""
+import os
+
+import numpy as np
+import pytest
+
+import hmst
+
+GOLDEN = os.path.join(os.path.dirname(__file__), "..", "..", "..", "Tests", "Golden")
+CORPUS = ["/usr/share/common-licenses/GPL-3", "/usr/share/common-licenses/Apache-2.0"]
+
+
+def test_hf_tokenizer_round_trip_and_pieces():
+    with hmst.Tokenizer(os.path.join(GOLDEN, "tokenizer", "hf_tokenizer.json")) as tok:
+        assert len(tok) == 1000
+        ids = tok.encode("Hello world, it's 2026")
+        assert ids.dtype == np.int32
+        assert tok.decode(ids) == "Hello world, it's 2026"
+        raw = b"\xff\x00 bytes \xe2\x82"
+        assert tok.decode_bytes(tok.encode(raw)) == raw
+        assert tok.piece_to_id("<|endoftext|>") == 0
+        assert tok.id_to_piece(0) == "<|endoftext|>"
+        assert tok.piece_to_id("definitely not a piece") is None
+        with pytest.raises(hmst.HMSTError):
+            tok.decode([5000])
+        with pytest.raises(TypeError):
+            tok.decode([1.5])
+
+
+def test_errors(tmp_path):
+    with pytest.raises(hmst.HMSTError) as e:
+        hmst.Tokenizer(tmp_path / "missing.json")
+    assert e.value.status_name == "NOT_FOUND"
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"model": {"type": "WordPiece"}}')
+    with pytest.raises(hmst.HMSTError) as e:
+        hmst.Tokenizer(bad)
+    assert e.value.status_name == "BAD_FORMAT" and "WordPiece" in e.value.message
+
+
+@pytest.mark.skipif(not all(map(os.path.exists, CORPUS)), reason="Debian license texts absent")
+def test_train_save_and_generate(tmp_path):
+    seen = []
+    tok = hmst.Tokenizer.train(CORPUS, vocab_size=700, progress=seen.append)
+    assert len(tok) == 700 and seen
+    ckpt = tmp_path / "ckpt"
+    with hmst.Model.random("micro", seed=2) as m:
+        m.save(ckpt)
+    tok.save(ckpt / "tokenizer.json")
+    with hmst.Model(ckpt) as model:
+        np.testing.assert_array_equal(model.tokenize("the license"), tok.encode("the license"))
+        with model.context() as ctx:
+            pieces = []
+            g = ctx.generate("The license", max_tokens=8, seed=1, ignore_eos=True,
+                             on_token=lambda t, p: pieces.append(p))
+            assert g.stats["generated_tokens"] == 8 and g.stats["stop_reason"] == "max_tokens"
+            assert b"".join(pieces) == g.raw
+            ctx.reset()
+            again = ctx.generate("The license", max_tokens=8, seed=1, ignore_eos=True)
+            assert again.text == g.text
+            ctx.reset()
+            streamed = "".join(ctx.stream("The license", max_tokens=8, seed=1, ignore_eos=True))
+            assert streamed == g.text
+            ctx.reset()
+            with pytest.raises(ZeroDivisionError):  # a callback's exception surfaces in Python
+                ctx.generate("x", max_tokens=3, on_token=lambda t, p: 1 / 0)
