@@ -4,6 +4,7 @@
 // achieved GFLOP/s against measured sgemm GFLOP/s (prefill), and bytes read per token against
 // measured memory bandwidth (decode).
 import CBLAS
+import Foundation
 import HMSTCore
 #if canImport(Glibc)
 import Glibc
@@ -102,6 +103,46 @@ func json(_ pairs: [(String, Any)]) -> String {
 func format2(_ d: Double) -> String {
     let r = (d * 100).rounded() / 100
     return String(r)
+}
+
+// ---- tokenizer mode: hmst-bench tokenizer --corpus FILE [--vocab N] [--threads 1,2] ----------------
+if args.first == "tokenizer" {
+    guard let corpus = option("--corpus") else {
+        FileHandle.standardError.write(Data("hmst-bench tokenizer --corpus FILE [--vocab N]\n".utf8))
+        exit(2)
+    }
+    let text = try FileIO.readAll(corpus)
+    for vocab in (option("--vocab") ?? "2000,8000").split(separator: ",").compactMap({ Int($0) }) {
+        var o = BPETrainingOptions()
+        o.vocabSize = vocab
+        for threads in threadList {
+            try Threads.set(threads)
+            let t0 = Clock.nowMs()
+            let tok = try BPETrainer.train(texts: [text], options: o)
+            let trainS = (Clock.nowMs() - t0) / 1000
+            // one string, one thread (the pool is not used by encode(bytes:))
+            var best = Double.infinity
+            var nTokens = 0
+            for _ in 0..<3 {
+                let t1 = Clock.nowMs()
+                nTokens = tok.encode(bytes: text).count
+                best = min(best, Clock.nowMs() - t1)
+            }
+            let lines = text.split(separator: 0x0A, omittingEmptySubsequences: false).map { Array($0) }
+            var bestBatch = Double.infinity
+            for _ in 0..<3 {
+                let t2 = Clock.nowMs()
+                _ = tok.encodeBatch(lines, threads: threads)
+                bestBatch = min(bestBatch, Clock.nowMs() - t2)
+            }
+            let mb = Double(text.count) / 1e6
+            print(json([("bench", "tokenizer"), ("corpus_mb", mb), ("vocab", vocab), ("threads", threads),
+                        ("train_s", trainS), ("tokens", nTokens),
+                        ("encode_mb_s_single_string_1_thread", mb / (best / 1000)),
+                        ("encode_mb_s_batch_by_line", mb / (bestBatch / 1000))]))
+        }
+    }
+    exit(0)
 }
 
 // ---- run ---------------------------------------------------------------------------------------

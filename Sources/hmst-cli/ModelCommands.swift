@@ -19,6 +19,9 @@ struct InitCommand: ParsableCommand {
     @Option(help: "Stored dtype: f32 or bf16.")
     var dtype = "f32"
 
+    @Option(help: "A tokenizer.json (or its directory) to ship with the model; the vocabulary then defaults to its size.")
+    var tokenizer: String?
+
     @Argument(help: "Output checkpoint directory.")
     var output: String
 
@@ -28,8 +31,15 @@ struct InitCommand: ParsableCommand {
         try runReportingErrors {
             try threadOptions.apply()
             guard dtype == "f32" || dtype == "bf16" else { throw HMSTError.invalidArgument("--dtype must be f32 or bf16") }
-            let config = try ModelConfig.preset(size, vocabSize: vocab)
-            let model = try LanguageModel.random(config: config, seed: seed, bf16: dtype == "bf16")
+            let tok = try tokenizer.map(loadTokenizer)
+            var config = try ModelConfig.preset(size, vocabSize: vocab ?? tok?.vocabSize)
+            if let tok {
+                guard tok.vocabSize <= config.vocabSize else {
+                    throw HMSTError.invalidArgument("the tokenizer has \(tok.vocabSize) tokens but --vocab is \(config.vocabSize)")
+                }
+                config.eosTokenId = tok.eosId.map(Int.init)
+            }
+            let model = try LanguageModel.random(config: config, seed: seed, bf16: dtype == "bf16", tokenizer: tok)
             try model.save(directory: output, dtype: dtype == "bf16" ? .bf16 : .f32)
             print("wrote \(output): UNTRAINED \(size) model (random weights, seed \(seed)), "
                   + "\(formatCount(config.parameterCount)) parameters (\(formatCount(config.activeParameterCount)) active per token), \(dtype)")
