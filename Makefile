@@ -22,7 +22,7 @@ CWARN      := -std=c11 -Wall -Wextra -Werror
 RPATH      := -Wl,-rpath,$(CURDIR)/$(OUT)/lib
 
 .PHONY: all deps lib cli demo test install uninstall clean swift-test chost chost-asan pytest \
-        header-check export-check examples install-check python-package
+        header-check export-check examples install-check python-package cli-test bench
 
 all: lib cli
 
@@ -50,8 +50,20 @@ $(CLI): $(OUT)/.deps $(SOURCES)
 
 # ---- tests ----------------------------------------------------------------------------------
 
-test: all swift-test header-check export-check chost chost-asan examples pytest install-check
+test: all swift-test header-check export-check chost chost-asan examples pytest cli-test install-check
 	@echo "make test: all suites passed"
+
+# A small checkpoint with a tokenizer for the examples: an UNTRAINED micro model plus a BPE
+# trained on Debian's license texts (present on every Debian system).
+FIXTURE := $(OUT)/fixtures/micro
+LICENSES := /usr/share/common-licenses/GPL-3 /usr/share/common-licenses/Apache-2.0
+$(FIXTURE)/config.json: $(CLI)
+	@mkdir -p $(OUT)/fixtures
+	$(CLI) tokenizer train --vocab-size 1000 --no-progress --output $(OUT)/fixtures/tokenizer.json $(LICENSES)
+	$(CLI) init --size micro --seed 1 --tokenizer $(OUT)/fixtures/tokenizer.json $(FIXTURE)
+
+cli-test: $(CLI)
+	bash tests/cli/test_cli.sh $(CURDIR)/$(CLI) $(CURDIR)/$(OUT)/cli-test
 
 swift-test: $(OUT)/.deps
 	@mkdir -p $(OUT)
@@ -91,9 +103,13 @@ $(OUT)/examples/%: examples/c/%.c include/hmst.h $(LIB)
 	@mkdir -p $(OUT)/examples
 	$(CC) $(CWARN) -Iinclude $< -L$(OUT)/lib -lhmst $(RPATH) -o $@
 
-examples: $(EXAMPLES_C) python-package
-	@set -e; for e in $(EXAMPLES_C); do echo "== $$e"; $$e; done
-	@set -e; for e in examples/python/*.py; do echo "== $$e"; HMST_LIBRARY=$(CURDIR)/$(LIB) $(PYTHON) $$e; done
+examples: $(EXAMPLES_C) python-package $(FIXTURE)/config.json
+	@echo "== examples/c/system_info.c"; $(OUT)/examples/system_info
+	@echo "== examples/c/generate.c (untrained micro model: the text is noise)"; \
+	  $(OUT)/examples/generate $(FIXTURE) "The license" 20
+	@echo "== examples/python/system_info.py"; HMST_LIBRARY=$(CURDIR)/$(LIB) $(PYTHON) examples/python/system_info.py
+	@echo "== examples/python/generate.py (untrained micro model)"; \
+	  HMST_LIBRARY=$(CURDIR)/$(LIB) $(PYTHON) examples/python/generate.py $(FIXTURE) "The license" 20
 
 python-package: lib
 	cp $(LIB) bindings/python/hmst/libhmst.so
@@ -130,8 +146,23 @@ uninstall:
 
 # ---- demo ------------------------------------------------------------------------------------
 
+# The main job on a built-in default. Until training lands (issue: pre-training) it runs the
+# pipeline on Debian's fortunes: tokenizer, shards, split, an untrained micro model, generation.
+DEMO := $(OUT)/demo
+FORTUNES = $(shell ls /usr/share/games/fortunes/* 2>/dev/null | grep -v '\.')
 demo: all examples
 	$(CLI) system-info
+	$(CLI) preprocess --input $(FORTUNES) --output $(DEMO)/data --vocab-size 4096 --doc-separator % --no-progress
+	$(CLI) split $(DEMO)/data --val-fraction 0.1 --seed 1
+	$(CLI) init --size micro --seed 1 --tokenizer $(DEMO)/data/tokenizer/tokenizer.json $(DEMO)/micro
+	$(CLI) info $(DEMO)/micro | head -5
+	$(CLI) generate $(DEMO)/micro --prompt "Q: What is the meaning of life?" --max-length 30 --seed 7
+
+# Inference and tokenizer speed, as JSON lines (not part of make test).
+bench: deps
+	swift build -c release --product hmst-bench
+	.build/release/hmst-bench
+	$(PYTHON) benchmarks/tokenizer_vs_hf.py
 
 clean:
 	rm -rf $(OUT) $(SCRATCH) .build bindings/python/hmst/libhmst.so bindings/python/build

@@ -4,7 +4,7 @@
 # Run as root (make demo / make test call it); as another user it only reports what is missing.
 set -euo pipefail
 
-debs=(libopenblas-dev libfaiss-dev libnuma-dev pkg-config)
+debs=(libopenblas-dev libfaiss-dev libnuma-dev pkg-config fortunes)
 missing=()
 for p in "${debs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The hmst command-line tool end to end: every subcommand, its modes and its errors.
+# Usage: tests/cli/test_cli.sh HMST_BINARY WORKDIR
+set -uo pipefail
+HMST=$1
+W=$2
+rm -rf "$W" && mkdir -p "$W"
+pass=0
+fail=0
+check() { # description, command...
+    local what=$1
+    shift
+    if "$@" >"$W/out" 2>"$W/err"; then
+        pass=$((pass + 1))
+    else
+        fail=$((fail + 1))
+        echo "FAIL: $what" >&2
+        sed 's/^/  | /' "$W/out" "$W/err" | head -20 >&2
+    fi
+}
+fails() { # description, command... (must exit non-zero with a message)
+    local what=$1
+    shift
+    if "$@" >"$W/out" 2>"$W/err"; then
+        fail=$((fail + 1))
+        echo "FAIL (succeeded): $what" >&2
+    elif [[ -s "$W/err" ]]; then
+        pass=$((pass + 1))
+    else
+        fail=$((fail + 1))
+        echo "FAIL (no message): $what" >&2
+    fi
+}
+CORPUS=(/usr/share/common-licenses/GPL-3 /usr/share/common-licenses/Apache-2.0)
+
+check "system-info --json" bash -c "$HMST system-info --json | python3 -c 'import json,sys; json.load(sys.stdin)'"
+check "info --presets" bash -c "$HMST info --presets | grep -q 'micro'"
+check "tokenizer train" "$HMST" tokenizer train --vocab-size 800 --no-progress --output "$W/tok.json" "${CORPUS[@]}"
+check "tokenizer encode/decode round trip" bash -c \
+    "ids=\$($HMST tokenizer encode --tokenizer $W/tok.json 'Hello, world!'); [[ \$($HMST tokenizer decode --tokenizer $W/tok.json \$ids) == 'Hello, world!' ]]"
+check "init with tokenizer" bash -c "$HMST init --size micro --seed 3 --tokenizer $W/tok.json $W/ckpt > $W/init.txt"
+check "init says untrained" grep -q UNTRAINED "$W/init.txt"
+check "info on checkpoint" bash -c "$HMST info $W/ckpt | grep -q 'UNTRAINED' && $HMST info $W/ckpt | grep -q 'tokenizer:  800 tokens'"
+check "info --json" bash -c "$HMST info --json $W/ckpt | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d[\"untrained\"]'"
+check "generate --prompt" bash -c "$HMST generate $W/ckpt --prompt 'The license' --max-length 10 --seed 1 2>$W/stats | grep -q '^The license'"
+check "generate reports tokens/s, latency and TTFT" bash -c "grep -q 'tokens/s' $W/stats && grep -q 'TTFT' $W/stats && grep -q 'latency' $W/stats"
+check "generate is reproducible with --seed" bash -c \
+    "[[ \$($HMST generate $W/ckpt --prompt 'A' --max-length 12 --seed 9 2>/dev/null) == \$($HMST generate $W/ckpt --prompt 'A' --max-length 12 --seed 9 2>/dev/null) ]]"
+printf 'First prompt\nSecond prompt\n' >"$W/prompts.txt"
+check "generate batch --input/--output" "$HMST" generate "$W/ckpt" --input "$W/prompts.txt" --output "$W/results.txt" --max-length 5 --temperature 0
+check "batch output has both prompts" bash -c "grep -q 'First prompt' $W/results.txt && grep -q 'Second prompt' $W/results.txt"
+check "interactive REPL" bash -c "printf 'help\nset temperature 0\nset top_k 5\nset nonsense 1\nHello there\nstats\nquit\n' | $HMST generate $W/ckpt --max-length 4 > $W/repl.txt && grep -q 'temperature = 0' $W/repl.txt && grep -q 'unknown parameter' $W/repl.txt && grep -q 'generations' $W/repl.txt"
+check "REPL ends at EOF" bash -c "printf 'Hello\n' | $HMST generate $W/ckpt --max-length 2"
+check "preprocess with tokenizer" "$HMST" preprocess --input "${CORPUS[@]}" --output "$W/data" --tokenizer-path "$W/tok.json" --no-progress
+check "preprocess trains a tokenizer when none is given" "$HMST" preprocess --input "${CORPUS[@]}" --output "$W/data2" --vocab-size 600 --no-progress
+check "trained tokenizer saved beside the data" test -f "$W/data2/tokenizer/tokenizer.json"
+check "split" "$HMST" split "$W/data" --val-fraction 0.2 --seed 4
+check "split wrote train_split and val" bash -c "test -f $W/train_split/metadata.json && test -f $W/val/metadata.json"
+check "split is deterministic" bash -c "$HMST split $W/data --val-fraction 0.2 --seed 4 --output-dir $W/again && cmp $W/val/shard_00000.bin $W/again/val/shard_00000.bin"
+fails "generate on a missing checkpoint" "$HMST" generate "$W/nope" --prompt x
+fails "generate without a tokenizer" bash -c "$HMST init --size micro $W/notok >/dev/null && $HMST generate $W/notok --prompt x"
+fails "bad sampling value" "$HMST" generate "$W/ckpt" --prompt x --top-p 0
+fails "--prompt with --input" "$HMST" generate "$W/ckpt" --prompt x --input "$W/prompts.txt"
+fails "unknown preset" "$HMST" init --size enormous "$W/x"
+fails "split of a non-dataset" "$HMST" split "$W/ckpt"
+fails "corrupt tokenizer" bash -c "echo '{' > $W/bad.json && $HMST tokenizer encode --tokenizer $W/bad.json hi"
+echo "cli: $pass passed, $fail failed"
+[[ $fail -eq 0 ]]
