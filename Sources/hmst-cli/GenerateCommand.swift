@@ -131,7 +131,7 @@ struct GenerateCommand: ParsableCommand {
                 }
             }
             let r = try session.generate(prompt: Array(prompt.utf8), tokenizer: tokenizer, req)
-            if stream { print("") }
+            if stream { FileHandle.standardOutput.write(Data("\n".utf8)) }
             history.append(r.stats)
             let st = r.stats
             lastStatsLine = String(format: "[%d prompt tokens in %.1f ms, %d generated in %.1f ms: %.1f tokens/s, TTFT %.1f ms, latency %.1f ms, stop: %@]",
