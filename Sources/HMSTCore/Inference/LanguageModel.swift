@@ -31,18 +31,12 @@ public final class LanguageModel: @unchecked Sendable {
     /// Total parameters, counting a tied head once.
     public var parameterCount: Int {
         let d = dims
-        let attn = d.C * d.qDim * 2 + d.C * d.kvDim * 2
-        let perLayer = attn + 2 * d.C + d.E * d.C + d.E * 3 * d.C * d.F
+        let perLayer = d.C * d.qDim * 2 + d.C * d.kvDim * 2 + 2 * d.C + d.E * d.C + d.E * 3 * d.C * d.F
         return d.V * d.C * (d.tiedEmbeddings ? 1 : 2) + d.L * perLayer + d.C
     }
 
-    /// Parameters one token reads: attention, router, K experts, norms, its embedding row, head.
-    public var activeParameterCount: Int {
-        let d = dims
-        let attn = d.C * d.qDim * 2 + d.C * d.kvDim * 2
-        let perLayer = attn + 2 * d.C + d.E * d.C + d.K * 3 * d.C * d.F
-        return d.C + d.L * perLayer + d.C + d.V * d.C
-    }
+    /// Active parameters as Mixtral counts them: all but the E - K unused experts per layer.
+    public var activeParameterCount: Int { parameterCount - dims.L * (dims.E - dims.K) * 3 * dims.C * dims.F }
 
     public var weightsBF16: Bool { decoder.weights.hasBF16 }
 }

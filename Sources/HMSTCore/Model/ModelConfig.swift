@@ -190,10 +190,10 @@ public struct ModelConfig: Sendable, Equatable {
         return d.V * d.C * (d.tiedEmbeddings ? 1 : 2) + d.L * perLayer + d.C
     }
 
-    /// Parameters one token reads (its embedding row, attention, router, K experts, norms, head).
+    /// Active parameters as Mixtral counts them (12.9B for 8x7B): everything except the experts
+    /// a token does not use (E - K of them per layer); embeddings and head count in full.
     public var activeParameterCount: Int {
         let d = dims
-        let perLayer = d.C * d.qDim * 2 + d.C * d.kvDim * 2 + 2 * d.C + d.E * d.C + d.K * 3 * d.C * d.F
-        return d.C + d.L * perLayer + d.C + d.V * d.C
+        return parameterCount - d.L * (d.E - d.K) * 3 * d.C * d.F
     }
 }
