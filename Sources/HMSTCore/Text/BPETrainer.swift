@@ -17,6 +17,49 @@ public enum BPETrainer {
     /// return false to cancel.
     public static func train(texts: [[UInt8]], options: BPETrainingOptions,
                              progress: ((String, Int, Int) -> Bool)? = nil) throws -> Tokenizer {
+        try validate(options)
+        let (wordList, counts) = try countWords(texts, progress: progress)
+        return try train(words: wordList, counts: counts, options: options, progress: progress)
+    }
+
+    /// Trains on files streamed in line-aligned blocks: memory grows with the number of
+    /// distinct words, not with the size of the input.
+    public static func train(files: [String], options: BPETrainingOptions,
+                             progress: ((String, Int, Int) -> Bool)? = nil) throws -> Tokenizer {
+        guard !files.isEmpty else { throw HMSTError.invalidArgument("no training files") }
+        try validate(options)
+        var total = 0
+        for f in files { total += try FileIO.fileSize(f) }
+        var merged: [[UInt8]: Int] = [:]
+        var done = 0
+        for f in files {
+            var carry: [UInt8] = []
+            var blocks: [[UInt8]] = []
+            func flush() throws {
+                guard !blocks.isEmpty else { return }
+                let (w, c) = try countWords(blocks, progress: nil)
+                for (word, n) in zip(w, c) { merged[word, default: 0] += n }
+                blocks.removeAll()
+                if let progress, !progress("words", done, total) { throw HMSTError(.cancelled, "tokenizer training cancelled") }
+            }
+            try Preprocessor.forEachBlock(f) { block in
+                done += block.count
+                carry += block
+                // cut at the last newline so lines never straddle two blocks
+                if let nl = carry.lastIndex(of: 0x0A) {
+                    blocks.append(Array(carry[...nl]))
+                    carry.removeFirst(nl + 1)
+                }
+                if blocks.reduce(0, { $0 + $1.count }) >= 64 << 20 { try flush() }
+            }
+            if !carry.isEmpty { blocks.append(carry) }
+            try flush()
+        }
+        let sorted = merged.sorted { $0.key.lexicographicallyPrecedes($1.key) }
+        return try train(words: sorted.map { $0.key }, counts: sorted.map { $0.value }, options: options, progress: progress)
+    }
+
+    static func validate(_ options: BPETrainingOptions) throws {
         guard options.vocabSize >= 256 + options.specialTokens.count else {
             throw HMSTError.invalidArgument("vocab size \(options.vocabSize) must be at least 256 + \(options.specialTokens.count) special tokens")
         }
@@ -25,7 +68,10 @@ public enum BPETrainer {
         if Set(options.specialTokens).count != options.specialTokens.count || options.specialTokens.contains("") {
             throw HMSTError.invalidArgument("special tokens must be distinct and non-empty")
         }
-        let (wordList, counts) = try countWords(texts, progress: progress)
+    }
+
+    static func train(words wordList: [[UInt8]], counts: [Int], options: BPETrainingOptions,
+                      progress: ((String, Int, Int) -> Bool)?) throws -> Tokenizer {
 
         // ---- initial vocabulary: specials, then the byte alphabet sorted by character
         var pieces: [[UInt8]] = options.specialTokens.map { Array($0.utf8) }
@@ -97,13 +143,6 @@ public enum BPETrainer {
             AddedToken(id: Int32($0.offset), content: $0.element, special: true)
         }
         return Tokenizer(model: model, addedTokens: added, addPrefixSpace: false)
-    }
-
-    /// Trains on files read whole (memory: the text plus its word counts).
-    public static func train(files: [String], options: BPETrainingOptions,
-                             progress: ((String, Int, Int) -> Bool)? = nil) throws -> Tokenizer {
-        guard !files.isEmpty else { throw HMSTError.invalidArgument("no training files") }
-        return try train(texts: try files.map { try FileIO.readAll($0) }, options: options, progress: progress)
     }
 
     @inline(__always) static func pairKey(_ a: Int32, _ b: Int32) -> UInt64 { UInt64(UInt32(a)) << 32 | UInt64(UInt32(b)) }
