@@ -60,9 +60,14 @@ public final class Decoder: @unchecked Sendable {
     /// ws.att[T, H*Dh] = causal GQA attention of ws.xn[T, C] over the cache plus the new tokens.
     private func attention(layer l: Int, lw: LayerWeights, T: Int, pos0: Int, cache: KVCache, ws: Workspace, threads: Int) {
         let d = dims
-        linearForward(out: ws.q.pointer, x: ws.xn.pointer, T: T, w: lw.q, scratch: ws.widen.pointer, threads: threads)
-        linearForward(out: ws.k.pointer, x: ws.xn.pointer, T: T, w: lw.k, scratch: ws.widen.pointer, threads: threads)
-        linearForward(out: ws.v.pointer, x: ws.xn.pointer, T: T, w: lw.v, scratch: ws.widen.pointer, threads: threads)
+        if T == 1 {
+            gemvBatch([GEMVJob(out: ws.q.pointer, x: ws.xn.pointer, w: lw.q), GEMVJob(out: ws.k.pointer, x: ws.xn.pointer, w: lw.k),
+                       GEMVJob(out: ws.v.pointer, x: ws.xn.pointer, w: lw.v)], threads: threads)
+        } else {
+            linearForward(out: ws.q.pointer, x: ws.xn.pointer, T: T, w: lw.q, scratch: ws.widen.pointer, threads: threads)
+            linearForward(out: ws.k.pointer, x: ws.xn.pointer, T: T, w: lw.k, scratch: ws.widen.pointer, threads: threads)
+            linearForward(out: ws.v.pointer, x: ws.xn.pointer, T: T, w: lw.v, scratch: ws.widen.pointer, threads: threads)
+        }
         hk_rope(ws.q.pointer, T, d.H, d.Dh, d.qDim, ws.ropeCos.pointer, ws.ropeSin.pointer)
         hk_rope(ws.k.pointer, T, d.KV, d.Dh, d.kvDim, ws.ropeCos.pointer, ws.ropeSin.pointer)
         cache.store(layer: l, pos0: pos0, T: T, kNew: ws.k.pointer, vNew: ws.v.pointer)
@@ -110,6 +115,10 @@ public final class Decoder: @unchecked Sendable {
 
         let out = ws.proj.pointer
         out.update(repeating: 0, count: T * d.C)
+        if T == 1 {
+            decodeExperts(lw: lw, ws: ws, threads: threads)
+            return
+        }
         for e in 0..<d.E where nOf[e] > 0 {
             let n = nOf[e], ex = lw.experts[e]
             let rows = rowsOf + e * ws.maxT
@@ -123,6 +132,26 @@ public final class Decoder: @unchecked Sendable {
                 hk_axpy(out + Int(rows[i]) * d.C, gateOf[e * ws.maxT + i], ws.ye.pointer + i * d.C, d.C)
             }
         }
+    }
+
+    /// Decode (one token): the K chosen experts' w1 and w3 GEMVs as one job, then their w2
+    /// GEMVs as another; only those experts' weights are read.
+    private func decodeExperts(lw: LayerWeights, ws: Workspace, threads: Int) {
+        let d = dims
+        var up: [GEMVJob] = []
+        var down: [GEMVJob] = []
+        for j in 0..<d.K {
+            let ex = lw.experts[Int(ws.topIdx[j])]
+            up.append(GEMVJob(out: ws.h1.pointer + j * d.F, x: ws.xn.pointer, w: ex.w1))
+            up.append(GEMVJob(out: ws.h3.pointer + j * d.F, x: ws.xn.pointer, w: ex.w3))
+        }
+        gemvBatch(up, threads: threads)
+        hk_silu_mul(ws.h1.pointer, ws.h1.pointer, ws.h3.pointer, d.K * d.F)
+        for j in 0..<d.K {
+            down.append(GEMVJob(out: ws.ye.pointer + j * d.C, x: ws.h1.pointer + j * d.F, w: lw.experts[Int(ws.topIdx[j])].w2))
+        }
+        gemvBatch(down, threads: threads)
+        for j in 0..<d.K { hk_axpy(ws.proj.pointer, ws.topW.pointer[j], ws.ye.pointer + j * d.C, d.C) }
     }
 
     @inline(__always) private func weightPointer(_ w: Weight) -> UnsafePointer<Float> {

@@ -50,3 +50,35 @@ func gemvParallel(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, w: 
     }
     parallelFor(nTasks, threads: nTasks < 4 ? 1 : threads, body)
 }
+
+/// One GEMV of a batch: out[w.rows] = w · x[w.cols].
+struct GEMVJob {
+    let out: UnsafeMutablePointer<Float>
+    let x: UnsafePointer<Float>
+    let w: Weight
+}
+
+/// Several independent GEMVs as one parallel job (decode: q/k/v together, the chosen experts'
+/// w1/w3 together), so the pool synchronises once instead of once per matrix.
+func gemvBatch(_ jobs: [GEMVJob], threads: Int) {
+    var tasks: [(job: Int32, r0: Int32, r1: Int32)] = []
+    tasks.reserveCapacity(64)
+    for (j, job) in jobs.enumerated() {
+        let rowsPerTask = max(1, (1 << 16) / max(1, job.w.cols * job.w.bytesPerElement))
+        var r = 0
+        while r < job.w.rows {
+            tasks.append((Int32(j), Int32(r), Int32(min(job.w.rows, r + rowsPerTask))))
+            r += rowsPerTask
+        }
+    }
+    tasks.withUnsafeBufferPointer { t in
+        parallelFor(t.count, threads: t.count < 4 ? 1 : threads) { i in
+            let task = t[i]
+            let job = jobs[Int(task.job)]
+            switch job.w.storage {
+            case let .f32(p): hk_gemv_f32(job.out, p, job.x, job.w.cols, Int(task.r0), Int(task.r1))
+            case let .bf16(p): hk_gemv_bf16(job.out, p, job.x, job.w.cols, Int(task.r0), Int(task.r1))
+            }
+        }
+    }
+}

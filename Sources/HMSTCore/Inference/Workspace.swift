@@ -46,10 +46,12 @@ final class Workspace {
         rowsOf = .allocate(capacity: d.E * maxT)
         gateOf = FloatBuffer(count: d.E * maxT)
         nOf = .allocate(capacity: d.E)
-        xe = FloatBuffer(count: maxT * d.C)
-        h1 = FloatBuffer(count: maxT * d.F)
-        h3 = FloatBuffer(count: maxT * d.F)
-        ye = FloatBuffer(count: maxT * d.C)
+        // decode keeps the K chosen experts' activations side by side: at least K rows
+        let rows = max(maxT, d.K)
+        xe = FloatBuffer(count: rows * d.C)
+        h1 = FloatBuffer(count: rows * d.F)
+        h3 = FloatBuffer(count: rows * d.F)
+        ye = FloatBuffer(count: rows * d.C)
         logits = FloatBuffer(count: maxT * d.V)
         widen = FloatBuffer(count: max(1, widenCount), zeroed: false)
     }
