@@ -31,6 +31,17 @@ typedef struct {
     uint64_t start_generation; /* generation when the current workers were created */
 } pool_t;
 
+static pool_t pool;
+
+/* the pinning plan, applied to workers when they are created */
+static cpu_set_t *pin_sets = NULL;
+static int pin_n_sets = 0;
+
+static int apply_pin(int i) {
+    if (pin_n_sets == 0 || i >= pool.n_workers) return 0;
+    return pthread_setaffinity_np(pool.threads[i], sizeof(cpu_set_t), &pin_sets[i % pin_n_sets]) == 0 ? 0 : 1;
+}
+
 static pool_t pool = {
     .run_lock = PTHREAD_MUTEX_INITIALIZER,
     .m = PTHREAD_MUTEX_INITIALIZER,
@@ -107,6 +118,7 @@ int chmst_pool_set_threads(int n) {
                     break;
                 }
                 pool.n_workers = i + 1;
+                apply_pin(i);
             }
         }
     }
@@ -152,4 +164,52 @@ void chmst_pool_run(int64_t n_tasks, int max_threads, chmst_task_fn fn, void *ct
     while (atomic_load(&pool.finished) < workers) pthread_cond_wait(&pool.cv_done, &pool.m);
     pthread_mutex_unlock(&pool.m);
     pthread_mutex_unlock(&pool.run_lock);
+}
+
+int chmst_pool_pin(const int32_t *cpus, const int32_t *offsets, int n_sets) {
+    pthread_mutex_lock(&pool.run_lock);
+    free(pin_sets);
+    pin_sets = NULL;
+    pin_n_sets = 0;
+    int failed = 0;
+    if (n_sets > 0 && cpus != NULL && offsets != NULL) {
+        pin_sets = calloc((size_t)n_sets, sizeof(cpu_set_t));
+        if (pin_sets != NULL) {
+            for (int s = 0; s < n_sets; s++) {
+                CPU_ZERO(&pin_sets[s]);
+                for (int32_t k = offsets[s]; k < offsets[s + 1]; k++)
+                    if (cpus[k] >= 0 && cpus[k] < CPU_SETSIZE) CPU_SET(cpus[k], &pin_sets[s]);
+            }
+            pin_n_sets = n_sets;
+        }
+    }
+    if (pin_n_sets > 0) {
+        for (int i = 0; i < pool.n_workers; i++) failed += apply_pin(i);
+    } else {
+        cpu_set_t all;
+        CPU_ZERO(&all);
+        if (sched_getaffinity(0, sizeof all, &all) != 0) CPU_ZERO(&all);
+        for (int i = 0; i < pool.n_workers; i++)
+            failed += pthread_setaffinity_np(pool.threads[i], sizeof all, &all) == 0 ? 0 : 1;
+    }
+    pthread_mutex_unlock(&pool.run_lock);
+    return failed;
+}
+
+int chmst_pool_worker_cpus(int worker, int32_t *cpus, int cap) {
+    pthread_mutex_lock(&pool.run_lock);
+    int n = -1;
+    if (worker >= 0 && worker < pool.n_workers) {
+        cpu_set_t set;
+        if (pthread_getaffinity_np(pool.threads[worker], sizeof set, &set) == 0) {
+            n = 0;
+            for (int c = 0; c < CPU_SETSIZE; c++)
+                if (CPU_ISSET(c, &set)) {
+                    if (n < cap && cpus) cpus[n] = c;
+                    n++;
+                }
+        }
+    }
+    pthread_mutex_unlock(&pool.run_lock);
+    return n;
 }

@@ -1,6 +1,7 @@
 // NUMA placement on a real file map. On one node the logic still runs: the policy is set on
 // the range (checked back with get_mempolicy) and pages are faulted in under it; where policy
 // calls are refused it must degrade with a warning, never fail.
+import CHMST
 import CNUMA
 import XCTest
 @testable import HMSTCore
@@ -54,6 +55,26 @@ final class PlacementTests: XCTestCase {
         }
         XCTAssertEqual(memcmp(region.base!, map.base!, map.count), 0)
         XCTAssertTrue(report.locked || report.warnings.contains { $0.contains("mlock") }, report.summary)
+    }
+
+    func testWorkersArePinnedPerStrategy() throws {
+        try Threads.set(3)
+        defer { Placement.placeThreads(.disabled); try? Threads.set(0) }
+        let nodes = Placement.cpusByNode()
+        XCTAssertFalse(Placement.placeThreads(.distribute).isEmpty)
+        var cpus = [Int32](repeating: -1, count: 1024)
+        for w in 0..<2 {
+            let n = Int(chmst_pool_worker_cpus(Int32(w), &cpus, 1024))
+            XCTAssertEqual(Array(cpus[0..<n]), nodes[w % nodes.count], "worker \(w)")
+        }
+        // a resize keeps the plan
+        try Threads.set(2)
+        let n = Int(chmst_pool_worker_cpus(0, &cpus, 1024))
+        XCTAssertEqual(Array(cpus[0..<n]), nodes[0])
+        XCTAssertEqual(Placement.placeThreads(.numactl), "")
+        let all = Int(chmst_pool_worker_cpus(0, &cpus, 1024))
+        XCTAssertEqual(all, Threads.cpuCount)
+        XCTAssertEqual(chmst_pool_worker_cpus(99, &cpus, 1024), -1)
     }
 
     func testDisabledAndNumactlLeaveTheMapAlone() throws {

@@ -24,6 +24,15 @@ int chmst_pool_get_threads(void);
  * returning when all have finished. Tasks are handed out dynamically in index order. */
 void chmst_pool_run(int64_t n_tasks, int max_threads, chmst_task_fn fn, void *ctx);
 
+/* Pins the worker threads: worker i runs on the CPUs cpus[offsets[s]..offsets[s+1]) with
+ * s = i % n_sets (NUMA placement spreads workers over nodes or keeps them on one). Later
+ * resizes keep the pinning. n_sets == 0 unpins (every CPU of the process mask). Returns the
+ * number of workers that could not be pinned. */
+int chmst_pool_pin(const int32_t *cpus, const int32_t *offsets, int n_sets);
+
+/* CPUs worker i may run on, written to cpus (up to cap); returns the count, or -1. */
+int chmst_pool_worker_cpus(int worker, int32_t *cpus, int cap);
+
 #ifdef __cplusplus
 }
 #endif

@@ -216,6 +216,7 @@ extension LanguageModel {
         }
 
         report.placement = mergePlacements(placements, requested: options.placement.strategy)
+        report.placement.threads = Placement.placeThreads(options.placement.strategy)
         report.loadMs = Clock.nowMs() - t0
         return LanguageModel(decoder: Decoder(dims: config.dims, weights: weights), tokenizer: tokenizer,
                              config: configJSON, report: report, storage: shards + owned)

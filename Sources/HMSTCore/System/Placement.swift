@@ -58,6 +58,8 @@ public struct PlacementReport: Sendable {
     public var locked = false
     /// non-fatal problems (EPERM, mlock limits), for the host's log and the load result
     public var warnings: [String] = []
+    /// how hmst's worker threads were placed ("" when left alone)
+    public var threads = ""
 
     public var summary: String {
         var s = "numa \(requested.name)"
@@ -67,6 +69,7 @@ public struct PlacementReport: Sendable {
         if pagesTouched > 0 { s += ", \(pagesTouched) pages placed" }
         if prefetched { s += ", prefetched" }
         if locked { s += ", mlocked" }
+        if !threads.isEmpty { s += ", " + threads }
         return s
     }
 }
@@ -163,6 +166,48 @@ public enum Placement {
             }
         }
         return (PlacedRegion(base: base, count: bytes.count, anonymous: anonymous, lockedCount: locked), report)
+    }
+
+    /// CPUs of each NUMA node (node index -> CPU ids), from libnuma; one set of every CPU when
+    /// NUMA is unavailable.
+    static func cpusByNode() -> [[Int32]] {
+        let topo = NUMATopology.current
+        guard topo.available, let mask = numa_allocate_cpumask() else {
+            return [Array(0..<Int32(Threads.cpuCount))]
+        }
+        defer { numa_free_cpumask(mask) }
+        var out: [[Int32]] = []
+        for node in 0..<topo.nodeCount {
+            guard numa_node_to_cpus(Int32(node), mask) == 0 else { continue }
+            var cpus: [Int32] = []
+            for c in 0..<Int32(numa_num_configured_cpus()) where numa_bitmask_isbitset(mask, UInt32(c)) != 0 { cpus.append(c) }
+            if !cpus.isEmpty { out.append(cpus) }
+        }
+        return out.isEmpty ? [Array(0..<Int32(Threads.cpuCount))] : out
+    }
+
+    /// Pins hmst's workers for a strategy: distribute spreads worker i over node i % nodes,
+    /// isolate keeps every worker on the calling thread's node, the others unpin.
+    /// Returns a description for the load report.
+    @discardableResult
+    public static func placeThreads(_ strategy: NUMAStrategy) -> String {
+        let nodes = cpusByNode()
+        var sets: [[Int32]] = []
+        switch strategy {
+        case .distribute: sets = nodes
+        case .isolate:
+            let cpu = chmst_current_cpu()
+            sets = [nodes.first { $0.contains(cpu) } ?? nodes[0]]
+        case .disabled, .numactl: sets = []
+        }
+        var flat: [Int32] = [], offsets: [Int32] = [0]
+        for s in sets { flat += s; offsets.append(Int32(flat.count)) }
+        let failed = flat.withUnsafeBufferPointer { f in
+            offsets.withUnsafeBufferPointer { o in chmst_pool_pin(f.baseAddress, o.baseAddress, Int32(sets.count)) }
+        }
+        if sets.isEmpty { return "" }
+        let what = strategy == .distribute ? "workers spread over \(sets.count) node(s)" : "workers on the caller's node"
+        return failed == 0 ? what : what + " (\(failed) could not be pinned)"
     }
 
     static func nodeMask(strategy: NUMAStrategy, nodes: Int) -> [UInt] {
