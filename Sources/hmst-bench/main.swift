@@ -20,11 +20,17 @@ func shape(_ name: String, C: Int, L: Int, H: Int, KV: Int, F: Int, E: Int, K: I
                                              ropeTheta: 10000, maxPositions: 2048, tiedEmbeddings: false))
 }
 
+func preset(_ name: String) -> BenchShape {
+    var d = (try? ModelConfig.preset(name).dims)!
+    d.maxPositions = 2048
+    return BenchShape(name: name, dims: d)
+}
+
 let shapes = [
-    shape("micro", C: 256, L: 4, H: 4, KV: 2, F: 512, E: 8, K: 2, V: 8192),
+    preset("micro"),
     shape("moe512", C: 512, L: 8, H: 8, KV: 8, F: 1536, E: 8, K: 2, V: 32000),
     shape("dense512", C: 512, L: 8, H: 8, KV: 8, F: 1536, E: 1, K: 1, V: 32000),
-    shape("tiny", C: 768, L: 8, H: 12, KV: 4, F: 1536, E: 8, K: 2, V: 32000),
+    preset("tiny"),
 ]
 
 // ---- arguments ---------------------------------------------------------------------------------

@@ -1,0 +1,61 @@
+// The C kernels: every AVX-512 variant against the portable one, on shapes with row and
+// column tails; conversions against Swift's own Float16 and bf16 rounding.
+import CKernels
+import XCTest
+@testable import HMSTCore
+
+final class KernelTests: XCTestCase {
+    override func tearDown() { hk_set_max_level(-1) }
+
+    func testGEMVVariantsAgreeOnOddShapes() {
+        var rng = RNG(seed: 3)
+        for rows in [1, 3, 4, 5, 9, 17] {
+            for cols in [1, 7, 15, 16, 17, 63, 64, 65, 130] {
+                let w = (0..<(rows * cols)).map { _ in rng.nextGaussian() }
+                let x = (0..<cols).map { _ in rng.nextGaussian() }
+                var wb = [UInt16](repeating: 0, count: w.count)
+                hk_f32_to_bf16(&wb, w, w.count)
+                var results: [[Float]] = []
+                var results16: [[Float]] = []
+                for level in [0, -1] {
+                    hk_set_max_level(Int32(level))
+                    var y = [Float](repeating: .nan, count: rows), y16 = y
+                    hk_gemv_f32(&y, w, x, cols, 0, rows)
+                    hk_gemv_bf16(&y16, wb, x, cols, 0, rows)
+                    results.append(y)
+                    results16.append(y16)
+                }
+                for r in 0..<rows {
+                    let exact = (0..<cols).reduce(0.0) { $0 + Double(w[r * cols + $1]) * Double(x[$1]) }
+                    XCTAssertEqual(Double(results[0][r]), exact, accuracy: 1e-4 * Double(cols))
+                    XCTAssertEqual(results[1][r], results[0][r], accuracy: 1e-4 * Float(cols), "f32 rows \(rows) cols \(cols)")
+                    XCTAssertEqual(results16[1][r], results16[0][r], accuracy: 1e-4 * Float(cols), "bf16 rows \(rows) cols \(cols)")
+                }
+            }
+        }
+    }
+
+    func testConversions() {
+        // f16: every bit pattern against Swift's Float16
+        let all = (0...UInt16.max).map { $0 }
+        var f = [Float](repeating: 0, count: all.count)
+        hk_f16_to_f32(&f, all, all.count)
+        for (i, h) in all.enumerated() {
+            let want = Float(Float16(bitPattern: h))
+            XCTAssertTrue(want.isNaN ? f[i].isNaN : f[i].bitPattern == want.bitPattern, "f16 \(h)")
+        }
+        var back = [UInt16](repeating: 0, count: all.count)
+        hk_f32_to_f16(&back, f, f.count)
+        for (i, h) in all.enumerated() where !f[i].isNaN { XCTAssertEqual(back[i], h) }
+        // bf16: widening then rounding is the identity; ties round to even
+        var b = [UInt16](repeating: 0, count: 3)
+        hk_f32_to_bf16(&b, [Float(bitPattern: 0x3F80_8000), Float(bitPattern: 0x3F81_8000), 1.0], 3)
+        XCTAssertEqual(b, [0x3F80, 0x3F82, 0x3F80])
+        let raw = (0..<4096).map { UInt16($0 * 16) }
+        var wide = [Float](repeating: 0, count: raw.count)
+        hk_bf16_to_f32(&wide, raw, raw.count)
+        var again = [UInt16](repeating: 0, count: raw.count)
+        hk_f32_to_bf16(&again, wide, wide.count)
+        for i in 0..<raw.count where !wide[i].isNaN { XCTAssertEqual(again[i], raw[i]) }
+    }
+}
