@@ -48,7 +48,13 @@ func gemvParallel(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, w: 
             hk_gemv_bf16(out, p, x, cols, r0, min(rows, r0 + rowsPerTask))
         }
     }
-    parallelFor(nTasks, threads: nTasks < 4 ? 1 : threads, body)
+    parallelFor(nTasks, threads: gemvThreads(bytes: w.count * w.bytesPerElement, threads), body)
+}
+
+/// Threads worth waking for a GEMV reading `bytes` of weights: a worker's wake-up costs about
+/// as much as streaming a few hundred KiB, so small matrices stay on the calling thread.
+@inline(__always) func gemvThreads(bytes: Int, _ threads: Int) -> Int {
+    max(1, min(threads, bytes / (384 << 10)))
 }
 
 /// One GEMV of a batch: out[w.rows] = w · x[w.cols].
@@ -71,8 +77,9 @@ func gemvBatch(_ jobs: [GEMVJob], threads: Int) {
             r += rowsPerTask
         }
     }
+    let bytes = jobs.reduce(0) { $0 + $1.w.count * $1.w.bytesPerElement }
     tasks.withUnsafeBufferPointer { t in
-        parallelFor(t.count, threads: t.count < 4 ? 1 : threads) { i in
+        parallelFor(t.count, threads: gemvThreads(bytes: bytes, threads)) { i in
             let task = t[i]
             let job = jobs[Int(task.job)]
             switch job.w.storage {
