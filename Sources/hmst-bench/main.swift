@@ -184,6 +184,15 @@ for s in shapes where only == nil || only == s.name {
                 tok = (tok &* 31 &+ 7) % Int32(s.dims.V)
             }
             let decodeMs = Clock.nowMs() - t1
+            // llama-bench's tg128: decode from an empty context (no prompt in the KV cache)
+            session.reset()
+            try session.evaluate([1])
+            let t2 = Clock.nowMs()
+            for _ in 0..<genLen {
+                try session.evaluate([tok])
+                tok = (tok &* 31 &+ 7) % Int32(s.dims.V)
+            }
+            let decodeEmptyMs = Clock.nowMs() - t2
             let d = s.dims
             let bytesPerWeight = dtype == "bf16" ? 2.0 : 4.0
             let prefillTPS = Double(promptLen) / prefillMs * 1000
@@ -198,6 +207,7 @@ for s in shapes where only == nil || only == s.name {
                 ("params_total_m", total / 1e6), ("params_active_m", (matmulParamsPerToken(d) + Double(d.V * d.C * 2)) / 1e6),
                 ("threads", threads), ("dtype", dtype), ("prompt_tokens", promptLen), ("gen_tokens", genLen),
                 ("prefill_tok_s", prefillTPS), ("decode_tok_s", decodeTPS),
+                ("decode_tok_s_empty_ctx", Double(genLen) / decodeEmptyMs * 1000),
                 ("prefill_gflops", prefillTPS * flopsPerToken / 1e9), ("sgemm_gflops", gflops),
                 ("prefill_vs_sgemm", prefillTPS * flopsPerToken / 1e9 / gflops),
                 ("decode_gb_per_token", bytesPerToken / 1e9), ("decode_gb_s", decodeTPS * bytesPerToken / 1e9),
