@@ -20,6 +20,36 @@ class HMSTError(Exception):
         super().__init__(f"{self.status_name}: {message}")
 
 
+class _Resource:
+    """Owns one library handle (self._h): close() frees it exactly once; `with` blocks and
+    __del__ call close(). Subclasses set _kind and _free (the hmst_*_free function)."""
+    _kind = "handle"
+    _free = None
+
+    def _handle(self):
+        if getattr(self, "_h", None) is None:
+            raise HMSTError(_lib.INVALID_ARGUMENT, f"{self._kind} is closed")
+        return self._h
+
+    def close(self):
+        """Releases the handle. Idempotent."""
+        if getattr(self, "_h", None) is not None:
+            type(self)._free(self._h)
+            self._h = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
 def _check(status):
     if status != _lib.OK:
         raise HMSTError(status, _lib.lib.hmst_last_error().decode("utf-8", "replace"))

@@ -8,7 +8,7 @@ import threading
 import numpy as np
 
 from . import _lib
-from .api import HMSTError, _check, _read_string
+from .api import HMSTError, _check, _read_string, _Resource
 from .tokenizer import _decode_call, _encode_call
 
 _NUMA = {"disabled": _lib.NUMA_DISABLED, "distribute": _lib.NUMA_DISTRIBUTE, "isolate": _lib.NUMA_ISOLATE,
@@ -30,12 +30,15 @@ class Generation:
         return f"Generation(text={self.text!r}, stats={self.stats!r})"
 
 
-class Model:
+class Model(_Resource):
     """A loaded checkpoint directory (config.json + model.safetensors [+ tokenizer.json]).
+    Close its contexts before the model.
 
         with hmst.Model("ckpt/") as model:
             print(model.generate("Once upon a time", max_tokens=20).text)
     """
+    _kind = "model"
+    _free = staticmethod(lambda h: _lib.lib.hmst_model_free(h))
 
     def __init__(self, path, *, numa="disabled", numa_copy=False, prefetch=False, mlock=False,
                  load_tokenizer=True, progress=None):
@@ -70,26 +73,6 @@ class Model:
         _check(_lib.lib.hmst_model_init_random(str(preset).encode(), int(seed), ctypes.byref(h)))
         self._h = h
         return self
-
-    def _handle(self):
-        if self._h is None:
-            raise HMSTError(_lib.INVALID_ARGUMENT, "model is closed")
-        return self._h
-
-    def close(self):
-        """Releases the weights. Idempotent. Close the model's contexts first."""
-        if getattr(self, "_h", None) is not None:
-            _lib.lib.hmst_model_free(self._h)
-            self._h = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        self.close()
 
     def save(self, directory, dtype="f32"):
         """Writes a checkpoint directory that transformers' MixtralForCausalLM can load."""
@@ -135,8 +118,10 @@ class Model:
             return ctx.generate(prompt, **kwargs)
 
 
-class Context:
+class Context(_Resource):
     """A KV cache and workspace over a model; use from one thread at a time."""
+    _kind = "context"
+    _free = staticmethod(lambda h: _lib.lib.hmst_context_free(h))
 
     def __init__(self, model, n_ctx=0, n_batch=256, n_threads=0, trace_routes=False):
         self._h = None
@@ -150,25 +135,6 @@ class Context:
         _check(_lib.lib.hmst_context_new(model._handle(), ctypes.byref(p), ctypes.byref(h)))
         self._h = h
         self._info = model._info_struct()
-
-    def _handle(self):
-        if self._h is None:
-            raise HMSTError(_lib.INVALID_ARGUMENT, "context is closed")
-        return self._h
-
-    def close(self):
-        if getattr(self, "_h", None) is not None:
-            _lib.lib.hmst_context_free(self._h)
-            self._h = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        self.close()
 
     def reset(self):
         _check(_lib.lib.hmst_context_reset(self._handle()))

@@ -5,7 +5,7 @@ import os
 import numpy as np
 
 from . import _lib
-from .api import HMSTError, _check, _read_string
+from .api import HMSTError, _check, _read_string, _Resource
 
 
 def _encode_call(fn, handle, text):
@@ -38,7 +38,7 @@ def _decode_call(fn, handle, ids):
     return buf.raw[:n.value]
 
 
-class Tokenizer:
+class Tokenizer(_Resource):
     """A byte-level BPE tokenizer.
 
         tok = hmst.Tokenizer("ckpt/tokenizer.json")
@@ -47,6 +47,8 @@ class Tokenizer:
         tok = hmst.Tokenizer.train(["corpus.txt"], vocab_size=8000)
         tok.save("out/tokenizer.json")
     """
+    _kind = "tokenizer"
+    _free = staticmethod(lambda h: _lib.lib.hmst_tokenizer_free(h))
 
     def __init__(self, path):
         self._h = None
@@ -82,25 +84,6 @@ class Tokenizer:
         _check(_lib.lib.hmst_tokenizer_train(paths, len(files), ctypes.byref(p), ctypes.byref(h)))
         self._h = h
         return self
-
-    def _handle(self):
-        if self._h is None:
-            raise HMSTError(_lib.INVALID_ARGUMENT, "tokenizer is closed")
-        return self._h
-
-    def close(self):
-        if getattr(self, "_h", None) is not None:
-            _lib.lib.hmst_tokenizer_free(self._h)
-            self._h = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        self.close()
 
     def save(self, path):
         _check(_lib.lib.hmst_tokenizer_save(self._handle(), os.fspath(path).encode()))
