@@ -1,0 +1,71 @@
+// Causal grouped-query attention for training, through sgemm per (sequence, head):
+//   S = scale · Q Kᵀ (causal mask), P = softmax_rows(S), O = P V
+// P is saved for backward:
+//   dV += Pᵀ dO,  dP = dO Vᵀ,  dS = P ⊙ (dP − rowsum(dP ⊙ P)),  dQ += scale · dS K,  dK += scale · dSᵀ Q
+// Heads h in a group share KV head h / (H / KV); their dK and dV add up.
+import CBLAS
+import CKernels
+
+enum AttentionGrad {
+    /// q: [B*T, H*Dh]  k, v: [B*T, KV*Dh]  ->  out: [B*T, H*Dh];  probs: [B, H, T, T] saved.
+    static func forward(out: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>,
+                        k: UnsafePointer<Float>, v: UnsafePointer<Float>, B: Int, T: Int, H: Int, KV: Int, Dh: Int) {
+        let scale = 1 / Float(Dh).squareRoot()
+        let ldq = H * Dh, ldk = KV * Dh
+        for b in 0..<B {
+            for h in 0..<H {
+                let g = h / (H / KV)
+                let Q = q + b * T * ldq + h * Dh, K = k + b * T * ldk + g * Dh, V = v + b * T * ldk + g * Dh
+                let P = probs + ((b * H + h) * T) * T
+                // P[T, T] = scale · Q Kᵀ
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(T), Int32(Dh), scale, Q, Int32(ldq),
+                            K, Int32(ldk), 0, P, Int32(T))
+                for t in 0..<T {
+                    let row = P + t * T
+                    hk_softmax(row, t + 1)
+                    for s in (t + 1)..<max(t + 1, T) { row[s] = 0 }
+                }
+                // O[T, Dh] = P V
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(T), Int32(Dh), Int32(T), 1, P, Int32(T),
+                            V, Int32(ldk), 0, out + b * T * ldq + h * Dh, Int32(ldq))
+            }
+        }
+    }
+
+    /// Differentiates forward. dq, dk, dv accumulate (+=); scratch: [T, T].
+    static func backward(dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
+                         dout: UnsafePointer<Float>, probs: UnsafePointer<Float>, q: UnsafePointer<Float>,
+                         k: UnsafePointer<Float>, v: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>,
+                         B: Int, T: Int, H: Int, KV: Int, Dh: Int) {
+        let scale = 1 / Float(Dh).squareRoot()
+        let ldq = H * Dh, ldk = KV * Dh
+        let dS = scratch
+        for b in 0..<B {
+            for h in 0..<H {
+                let g = h / (H / KV)
+                let qo = b * T * ldq + h * Dh, ko = b * T * ldk + g * Dh
+                let P = probs + ((b * H + h) * T) * T
+                let dO = dout + qo
+                // dV[T, Dh] += Pᵀ dO
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(T), Int32(Dh), Int32(T), 1, P, Int32(T),
+                            dO, Int32(ldq), 1, dv + ko, Int32(ldk))
+                // dP[T, T] = dO Vᵀ
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(T), Int32(Dh), 1, dO, Int32(ldq),
+                            v + ko, Int32(ldk), 0, dS, Int32(T))
+                // dS = P ⊙ (dP − rowsum(dP ⊙ P)), causal entries only
+                for t in 0..<T {
+                    let p = P + t * T, d = dS + t * T
+                    var dot: Float = 0
+                    for s in 0...t { dot += p[s] * d[s] }
+                    for s in 0...t { d[s] = p[s] * (d[s] - dot) }
+                    for s in (t + 1)..<max(t + 1, T) { d[s] = 0 }
+                }
+                // dQ[T, Dh] += scale · dS K ;  dK[T, Dh] += scale · dSᵀ Q
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(T), Int32(Dh), Int32(T), scale, dS, Int32(T),
+                            k + ko, Int32(ldk), 1, dq + qo, Int32(ldq))
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(T), Int32(Dh), Int32(T), scale, dS, Int32(T),
+                            q + qo, Int32(ldq), 1, dk + ko, Int32(ldk))
+            }
+        }
+    }
+}
