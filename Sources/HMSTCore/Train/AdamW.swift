@@ -1,0 +1,95 @@
+// AdamW (Loshchilov & Hutter): Adam moments with bias correction and weight decay decoupled
+// from the gradient, applied to every parameter except norms (and biases, which the model has
+// none of). Works on the flat Parameters buffers; its state is two more buffers.
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public struct AdamWConfig: Sendable, Equatable {
+    public var beta1: Float = 0.9
+    public var beta2: Float = 0.95
+    public var eps: Float = 1e-8
+    public var weightDecay: Float = 0.1
+    public init() {}
+}
+
+public final class AdamW {
+    public let config: AdamWConfig
+    let params: Parameters
+    let m: FloatBuffer
+    let v: FloatBuffer
+    /// 1 where weight decay applies, per parameter tensor
+    let decays: [Bool]
+    public private(set) var step = 0
+
+    public init(params: Parameters, config: AdamWConfig = AdamWConfig()) {
+        self.params = params
+        self.config = config
+        m = FloatBuffer(count: params.count)
+        v = FloatBuffer(count: params.count)
+        decays = params.names.map { !$0.hasSuffix("norm.weight") }
+    }
+
+    /// Bytes of optimizer state.
+    public var stateBytes: Int { (m.count + v.count) * 4 }
+
+    /// One update with learning rate lr from params.grads (already clipped/scaled).
+    public func update(lr: Float) {
+        step += 1
+        let c = config
+        let bc1 = 1 - powf(c.beta1, Float(step)), bc2 = 1 - powf(c.beta2, Float(step))
+        let p = params.values.pointer, g = params.grads.pointer, mp = m.pointer, vp = v.pointer
+        for (t, start) in params.offsets.enumerated() {
+            let n = params.shapes[t].reduce(1, *)
+            let wd = decays[t] ? c.weightDecay : 0
+            parallelFor((n + 8191) / 8192) { chunk in
+                let lo = start + chunk * 8192, hi = min(start + n, lo + 8192)
+                for i in lo..<hi {
+                    mp[i] = c.beta1 * mp[i] + (1 - c.beta1) * g[i]
+                    vp[i] = c.beta2 * vp[i] + (1 - c.beta2) * g[i] * g[i]
+                    let mhat = mp[i] / bc1, vhat = vp[i] / bc2
+                    p[i] -= lr * (mhat / (vhat.squareRoot() + c.eps) + wd * p[i])
+                }
+            }
+        }
+    }
+}
+
+public enum GradClip {
+    /// Scales params.grads so their global L2 norm is at most maxNorm; returns the norm before.
+    @discardableResult
+    public static func clip(_ params: Parameters, maxNorm: Float) -> Float {
+        let g = params.grads.pointer
+        var ss = 0.0
+        for i in 0..<params.count { ss += Double(g[i]) * Double(g[i]) }
+        let norm = Float(ss.squareRoot())
+        if maxNorm > 0, norm > maxNorm, norm.isFinite {
+            let s = maxNorm / norm
+            for i in 0..<params.count { g[i] *= s }
+        }
+        return norm
+    }
+}
+
+/// Linear warmup then cosine decay to minLR, counted in optimizer steps.
+public struct LRSchedule: Sendable, Equatable {
+    public var maxLR: Float
+    public var minLR: Float
+    public var warmupSteps: Int
+    public var totalSteps: Int
+
+    public init(maxLR: Float, minLR: Float? = nil, warmupSteps: Int, totalSteps: Int) {
+        self.maxLR = maxLR
+        self.minLR = minLR ?? maxLR / 10
+        self.warmupSteps = warmupSteps
+        self.totalSteps = totalSteps
+    }
+
+    /// The rate for optimizer step `step` (0-based).
+    public func lr(at step: Int) -> Float {
+        if step < warmupSteps { return maxLR * Float(step + 1) / Float(warmupSteps) }
+        if step >= totalSteps { return minLR }
+        let progress = Float(step - warmupSteps) / Float(max(1, totalSteps - warmupSteps))
+        return minLR + 0.5 * (maxLR - minLR) * (1 + cosf(Float.pi * progress))
+    }
+}
