@@ -146,17 +146,22 @@ uninstall:
 
 # ---- demo ------------------------------------------------------------------------------------
 
-# The main job on a built-in default. Until training lands (issue: pre-training) it runs the
-# pipeline on Debian's fortunes: tokenizer, shards, split, an untrained micro model, generation.
+# The main job on a built-in default: train the micro preset on Debian's fortunes for about two
+# minutes (tokenizer, shards, document-level validation split, AdamW), then generate from the
+# best checkpoint from the CLI, from C and from Python.
 DEMO := $(OUT)/demo
 FORTUNES = $(shell ls /usr/share/games/fortunes/* 2>/dev/null | grep -v '\.')
+DEMO_STEPS ?= 200
 demo: all examples
 	$(CLI) system-info
-	$(CLI) preprocess --input $(FORTUNES) --output $(DEMO)/data --vocab-size 4096 --doc-separator % --no-progress
-	$(CLI) split $(DEMO)/data --val-fraction 0.1 --seed 1
-	$(CLI) init --size micro --seed 1 --tokenizer $(DEMO)/data/tokenizer/tokenizer.json $(DEMO)/micro
-	$(CLI) info $(DEMO)/micro | head -5
-	$(CLI) generate $(DEMO)/micro --prompt "Q: What is the meaning of life?" --max-length 30 --seed 7
+	rm -rf $(DEMO)
+	$(CLI) train $(FORTUNES) --doc-separator % --model-size micro --vocab-size 4096 --seq-len 128 --batch-size 8 \
+	  --steps-per-epoch $(DEMO_STEPS) --eval-every 50 --val-split 0.1 --learning-rate 1e-3 --seed 1 --output-dir $(DEMO)
+	@echo "== validation curve (metrics.jsonl)"; grep val_loss $(DEMO)/metrics.jsonl | \
+	  $(PYTHON) -c "import sys, json; [print('step %4d  val loss %.3f nats/token' % (d['step'], d['val_loss'])) for d in map(json.loads, sys.stdin)]"
+	@echo "== hmst generate (CLI)"; $(CLI) generate $(DEMO)/best_model --prompt "Q: What is the meaning of life?" --max-length 40 --seed 7 --temperature 0.7
+	@echo "== examples/c/generate.c"; $(OUT)/examples/generate $(DEMO)/best_model "A computer" 40
+	@echo "== examples/python/generate.py"; HMST_LIBRARY=$(CURDIR)/$(LIB) $(PYTHON) examples/python/generate.py $(DEMO)/best_model "Love is" 40
 
 # Inference and tokenizer speed, as JSON lines (not part of make test).
 bench: deps

@@ -57,6 +57,13 @@ check "trained tokenizer saved beside the data" test -f "$W/data2/tokenizer/toke
 check "split" "$HMST" split "$W/data" --val-fraction 0.2 --seed 4
 check "split wrote train_split and val" bash -c "test -f $W/train_split/metadata.json && test -f $W/val/metadata.json"
 check "split is deterministic" bash -c "$HMST split $W/data --val-fraction 0.2 --seed 4 --output-dir $W/again && cmp $W/val/shard_00000.bin $W/again/val/shard_00000.bin"
+check "train (text, tokenizer trained, val split)" "$HMST" train "${CORPUS[@]}" --model-size micro --vocab-size 600 --seq-len 32 \
+    --batch-size 2 --steps-per-epoch 4 --eval-every 2 --val-split 0.2 --output-dir "$W/run" --no-progress
+check "train wrote best_model, final, metrics" bash -c "test -f $W/run/best_model/model.safetensors && test -f $W/run/final/tokenizer.json && [[ \$(wc -l < $W/run/metrics.jsonl) -eq 4 ]]"
+check "trained checkpoint generates" bash -c "$HMST generate $W/run/final --prompt 'The' --max-length 5 > /dev/null"
+check "train (pre-tokenized, val file)" "$HMST" train "$W/train_split" --pretokenized --val-file "$W/val" --model-size micro \
+    --seq-len 32 --batch-size 2 --steps-per-epoch 2 --output-dir "$W/run2" --no-progress
+fails "--val-split with --val-file" "$HMST" train "${CORPUS[@]}" --val-split 0.1 --val-file x --output-dir "$W/bad"
 fails "generate on a missing checkpoint" "$HMST" generate "$W/nope" --prompt x
 fails "generate without a tokenizer" bash -c "$HMST init --size micro $W/notok >/dev/null && $HMST generate $W/notok --prompt x"
 fails "bad sampling value" "$HMST" generate "$W/ckpt" --prompt x --top-p 0

@@ -1,0 +1,192 @@
+// Trainer: the pre-training loop over token datasets: random windows, gradient accumulation,
+// clipping, AdamW on a warmup + cosine schedule (counted in optimizer steps), periodic
+// evaluation with early stopping, best/periodic/final checkpoints and metrics.jsonl.
+// Resume, mixed precision, gradient checkpointing and the 8-bit optimizer are not here yet.
+
+public struct TrainerOptions: Sendable {
+    public var epochs = 1
+    public var batchSize = 8
+    public var sequenceLength = 256
+    public var learningRate: Float = 3e-4
+    public var minLearningRate: Float? = nil
+    public var warmupFraction: Double = 0.05
+    /// optimizer steps per epoch; 0 = one pass over the training tokens
+    public var stepsPerEpoch = 0
+    public var gradientAccumulationSteps = 1
+    public var gradClip: Float = 1
+    /// evaluate every N optimizer steps (0 = at the end of each epoch)
+    public var evalEvery = 0
+    /// windows per evaluation (0 = the whole validation set)
+    public var evalWindows = 64
+    /// stop after this many evaluations without improvement (0 = never)
+    public var patience = 0
+    /// save output/checkpoint-epoch-N every N epochs (0 = never)
+    public var saveEvery = 0
+    public var seed: UInt64 = 0
+    public var adam = AdamWConfig()
+    public init() {}
+}
+
+public struct TrainerProgress: Sendable {
+    public var step: Int
+    public var totalSteps: Int
+    public var epoch: Int
+    public var loss: Double
+    public var lr: Float
+    public var tokensPerSecond: Double
+    public var etaSeconds: Double
+    public var valLoss: Double?
+}
+
+public final class Trainer {
+    public let params: Parameters
+    public let options: TrainerOptions
+    public let train: TokenDataset
+    public let val: TokenDataset?
+    public let tokenizer: Tokenizer?
+    public let outputDir: String
+    let grad: ModelGrad
+    let optimizer: AdamW
+    var sampler: WindowSampler
+    public private(set) var step = 0
+    public private(set) var bestVal = Double.infinity
+
+    public init(params: Parameters, train: TokenDataset, val: TokenDataset?, tokenizer: Tokenizer?, outputDir: String,
+                options: TrainerOptions) throws {
+        guard options.batchSize >= 1, options.sequenceLength >= 1, options.epochs >= 1, options.gradientAccumulationSteps >= 1 else {
+            throw HMSTError.invalidArgument("batch size, sequence length, epochs and accumulation steps must be >= 1")
+        }
+        guard options.learningRate > 0, options.learningRate.isFinite else { throw HMSTError.invalidArgument("learning rate must be > 0") }
+        guard options.sequenceLength <= params.config.maxPositionEmbeddings else {
+            throw HMSTError.invalidArgument("sequence length \(options.sequenceLength) exceeds the model's \(params.config.maxPositionEmbeddings) positions")
+        }
+        guard train.vocabSize <= params.config.vocabSize else {
+            throw HMSTError.invalidArgument("the data's vocabulary (\(train.vocabSize)) is larger than the model's (\(params.config.vocabSize))")
+        }
+        self.params = params
+        self.options = options
+        self.train = train
+        self.val = val
+        self.tokenizer = tokenizer
+        self.outputDir = outputDir
+        grad = ModelGrad(params: params)
+        optimizer = AdamW(params: params, config: options.adam)
+        sampler = try WindowSampler(dataset: train, blockSize: options.sequenceLength, seed: options.seed)
+        try FileIO.makeDirectories(outputDir)
+    }
+
+    public var stepsPerEpoch: Int {
+        if options.stepsPerEpoch > 0 { return options.stepsPerEpoch }
+        let perStep = options.batchSize * options.sequenceLength * options.gradientAccumulationSteps
+        return max(1, train.totalTokens / perStep)
+    }
+
+    /// Runs every epoch; progress returns false to stop early (a checkpoint is still saved).
+    public func run(progress: (TrainerProgress) -> Bool = { _ in true }) throws -> (steps: Int, bestVal: Double?) {
+        let total = stepsPerEpoch * options.epochs
+        let schedule = LRSchedule(maxLR: options.learningRate, minLR: options.minLearningRate,
+                                  warmupSteps: max(1, Int(Double(total) * options.warmupFraction)), totalSteps: total)
+        let B = options.batchSize, T = options.sequenceLength
+        var windows = [Int32](repeating: 0, count: B * (T + 1))
+        let t0 = Clock.nowMs()
+        var tokensSeen = 0
+        var sinceBest = 0
+        var stopped = false
+        let metrics = try AtomicAppender(path: outputDir + "/metrics.jsonl")
+        outer: for epoch in 1...options.epochs {
+            for _ in 0..<stepsPerEpoch {
+                params.zeroGrads()
+                var loss = 0.0
+                for _ in 0..<options.gradientAccumulationSteps {
+                    windows.withUnsafeMutableBufferPointer { sampler.nextBatch(B, into: $0.baseAddress!) }
+                    let r = try grad.step(windows: windows, B: B, T: T, backward: true)
+                    loss += r.loss / Double(options.gradientAccumulationSteps)
+                    tokensSeen += B * T
+                }
+                if options.gradientAccumulationSteps > 1 {
+                    let s = 1 / Float(options.gradientAccumulationSteps)
+                    for i in 0..<params.count { params.grads.pointer[i] *= s }
+                }
+                let norm = GradClip.clip(params, maxNorm: options.gradClip)
+                guard norm.isFinite else { throw HMSTError(.internal, "gradient norm is \(norm) at step \(step): training diverged") }
+                let lr = schedule.lr(at: step)
+                optimizer.update(lr: lr)
+                step += 1
+                let elapsed = (Clock.nowMs() - t0) / 1000
+                var valLoss: Double? = nil
+                let evalNow = options.evalEvery > 0 ? step % options.evalEvery == 0 : step % stepsPerEpoch == 0
+                if evalNow, val != nil {
+                    let v = try evaluate()
+                    valLoss = v
+                    if v < bestVal {
+                        bestVal = v
+                        sinceBest = 0
+                        try save(to: outputDir + "/best_model")
+                    } else {
+                        sinceBest += 1
+                    }
+                }
+                let w = JSONWriter()
+                w.object {
+                    w.field("step", step); w.field("epoch", epoch); w.field("loss", loss); w.field("lr", Double(lr))
+                    w.field("grad_norm", Double(norm)); w.field("tokens", tokensSeen); w.field("seconds", elapsed)
+                    if let valLoss { w.field("val_loss", valLoss); w.field("val_bpt", valLoss / 0.6931471805599453) }
+                }
+                try metrics.append(w.output + "\n")
+                let p = TrainerProgress(step: step, totalSteps: total, epoch: epoch, loss: loss, lr: lr,
+                                        tokensPerSecond: Double(tokensSeen) / max(elapsed, 1e-9),
+                                        etaSeconds: elapsed / Double(step) * Double(total - step), valLoss: valLoss)
+                if !progress(p) { stopped = true; break outer }
+                if options.patience > 0 && sinceBest >= options.patience { stopped = true; break outer }
+            }
+            if options.saveEvery > 0 && epoch % options.saveEvery == 0 {
+                try save(to: outputDir + "/checkpoint-epoch-\(epoch)")
+            }
+        }
+        _ = stopped
+        try save(to: outputDir + "/final")
+        return (step, bestVal.isFinite ? bestVal : nil)
+    }
+
+    /// Mean next-token loss (nats) over the validation windows.
+    public func evaluate() throws -> Double {
+        guard let val else { throw HMSTError.invalidArgument("no validation data") }
+        var seq = try SequentialWindows(dataset: val, blockSize: options.sequenceLength)
+        let T = options.sequenceLength
+        var w = [Int32](repeating: 0, count: T + 1)
+        var total = 0.0, n = 0
+        let limit = options.evalWindows > 0 ? options.evalWindows : Int.max
+        while n < limit, w.withUnsafeMutableBufferPointer({ seq.next(into: $0.baseAddress!) }) {
+            total += try grad.step(windows: w, B: 1, T: T, backward: false).ceLoss
+            n += 1
+        }
+        guard n > 0 else { throw HMSTError.invalidArgument("the validation set has no window of \(T + 1) tokens") }
+        return total / Double(n)
+    }
+
+    /// Writes a loadable checkpoint directory (config.json, model.safetensors, tokenizer.json).
+    public func save(to dir: String) throws {
+        let model = LanguageModel(decoder: try params.decoder(), tokenizer: tokenizer, config: params.config.json(),
+                                  report: LoadReport(), storage: [params])
+        try model.save(directory: dir)
+    }
+}
+
+/// Appends lines to a file, each write flushed to disk (metrics survive a crash).
+final class AtomicAppender {
+    let fd: Int32
+    init(path: String) throws {
+        fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw HMSTError.io("cannot open \(path): \(String(cString: strerror(errno)))") }
+    }
+    func append(_ s: String) throws {
+        let bytes = Array(s.utf8)
+        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        guard n == bytes.count else { throw HMSTError.io("cannot append metrics: \(String(cString: strerror(errno)))") }
+    }
+    deinit { close(fd) }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

@@ -1,0 +1,118 @@
+// hmst train: the seed's train.py (the options implemented so far): data as text or
+// pre-tokenized shards, validation by split or file, a tokenizer reused or trained, and the
+// schedule; writes best_model/, final/, checkpoint-epoch-N/ and metrics.jsonl.
+import ArgumentParser
+import Foundation
+import HMSTCore
+
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train", abstract: "Pre-train a model from scratch on text or pre-tokenized data.")
+
+    @Argument(help: "Training data: text files, or a pre-tokenized directory with --pretokenized.") var data: [String]
+    @Flag(help: "DATA is a directory written by `hmst preprocess`.") var pretokenized = false
+    @Option(name: .customLong("val-split"), help: "Fraction of documents held out for validation.") var valSplit: Double?
+    @Option(name: .customLong("val-file"), help: "Validation data (text, or a directory with --pretokenized).") var valFile: String?
+    @Option(name: .customLong("tokenizer-path"), help: "Reuse this tokenizer (file or directory).") var tokenizerPath: String?
+    @Option(name: .customLong("vocab-size"), help: "Vocabulary when a tokenizer is trained.") var vocabSize = 4096
+    @Option(name: .customLong("doc-separator"), help: "blankline, line, file or a marker line (text input).") var docSeparator = "blankline"
+    @Option(name: .customLong("model-size"), help: "micro, tiny, small, base.") var modelSize = "micro"
+    @Option(help: "Epochs.") var epochs = 1
+    @Option(name: .customLong("batch-size"), help: "Sequences per micro-batch.") var batchSize = 8
+    @Option(name: .customLong("seq-len"), help: "Tokens per sequence.") var seqLen = 256
+    @Option(name: .customLong("learning-rate"), help: "Peak learning rate.") var learningRate: Float = 3e-4
+    @Option(name: .customLong("steps-per-epoch"), help: "Optimizer steps per epoch (0 = one pass).") var stepsPerEpoch = 0
+    @Option(name: .customLong("eval-every"), help: "Evaluate every N optimizer steps (0 = each epoch).") var evalEvery = 0
+    @Option(help: "Stop after N evaluations without improvement (0 = never).") var patience = 0
+    @Option(name: .customLong("save-every"), help: "Save a checkpoint every N epochs (0 = never).") var saveEvery = 0
+    @Option(name: .customLong("gradient-accumulation-steps"), help: "Micro-batches per optimizer step.") var accumulation = 1
+    @Option(name: .customLong("output-dir"), help: "Where checkpoints and metrics go.") var outputDir = "checkpoints/run"
+    @Option(help: "Seed for initialisation and data order.") var seed: UInt64 = 0
+    @Flag(name: .customLong("no-progress"), help: "No live progress line.") var noProgress = false
+    @OptionGroup var threadOptions: ThreadOptions
+
+    func validate() throws {
+        if valSplit != nil && valFile != nil { throw ValidationError("--val-split and --val-file are mutually exclusive") }
+        if let v = valSplit, !(v > 0 && v < 1) { throw ValidationError("--val-split must be between 0 and 1") }
+        if pretokenized && data.count != 1 { throw ValidationError("--pretokenized takes one directory") }
+    }
+
+    func run() throws {
+        try runReportingErrors {
+            try threadOptions.apply()
+            try FileIO.makeDirectories(outputDir)
+            // ---- tokenizer and token data
+            var tokenizer: Tokenizer? = try tokenizerPath.map(loadTokenizer)
+            var trainSet: TokenDataset
+            var valSet: TokenDataset? = nil
+            var o = PreprocessOptions()
+            o.separator = DocumentSeparator(parsing: docSeparator)
+            if pretokenized {
+                trainSet = try TokenDataset(directory: data[0])
+                if tokenizer == nil, let t = trainSet.tokenizer {
+                    tokenizer = try loadTokenizer(t.hasPrefix("/") ? t : data[0] + "/" + t)
+                }
+            } else {
+                if tokenizer == nil {
+                    var to = BPETrainingOptions()
+                    to.vocabSize = vocabSize
+                    let t = try BPETrainer.train(files: data, options: to)
+                    try FileIO.makeDirectories(outputDir + "/tokenizer")
+                    try t.save(path: outputDir + "/tokenizer/tokenizer.json")
+                    printError("trained a \(t.vocabSize)-token tokenizer -> \(outputDir)/tokenizer")
+                    tokenizer = t
+                }
+                guard let tok = tokenizer else { return }
+                _ = try Preprocessor.run(inputs: data, output: outputDir + "/data", encoder: tok, tokenizerPath: nil, options: o)
+                trainSet = try TokenDataset(directory: outputDir + "/data")
+            }
+            if let valSplit {
+                let r = try DatasetSplit.split(dataset: trainSet, valFraction: valSplit, seed: seed,
+                                               trainDirectory: outputDir + "/split/train_split", valDirectory: outputDir + "/split/val")
+                trainSet = try TokenDataset(directory: r.trainDirectory)
+                valSet = try TokenDataset(directory: r.valDirectory)
+            } else if let valFile {
+                if pretokenized {
+                    valSet = try TokenDataset(directory: valFile)
+                } else if let tok = tokenizer {
+                    _ = try Preprocessor.run(inputs: [valFile], output: outputDir + "/val-data", encoder: tok, tokenizerPath: nil, options: o)
+                    valSet = try TokenDataset(directory: outputDir + "/val-data")
+                }
+            }
+            // ---- model
+            var config = try ModelConfig.preset(modelSize, vocabSize: tokenizer?.vocabSize ?? trainSet.vocabSize)
+            config.eosTokenId = (tokenizer?.eosId).map(Int.init)
+            let params = try Parameters(model: LanguageModel.random(config: config, seed: seed))
+            var opts = TrainerOptions()
+            opts.epochs = epochs
+            opts.batchSize = batchSize
+            opts.sequenceLength = min(seqLen, config.maxPositionEmbeddings)
+            opts.learningRate = learningRate
+            opts.stepsPerEpoch = stepsPerEpoch
+            opts.evalEvery = evalEvery
+            opts.patience = patience
+            opts.saveEvery = saveEvery
+            opts.gradientAccumulationSteps = accumulation
+            opts.seed = seed
+            let trainer = try Trainer(params: params, train: trainSet, val: valSet, tokenizer: tokenizer, outputDir: outputDir, options: opts)
+            printError("training \(modelSize) (\(config.parameterCount) parameters) on \(trainSet.totalTokens) tokens, "
+                       + "\(trainer.stepsPerEpoch) steps/epoch x \(epochs), batch \(batchSize)x\(opts.sequenceLength)")
+            let interactive = !noProgress && isatty(2) != 0
+            let result = try trainer.run { p in
+                let line = String(format: "step %d/%d  epoch %d  loss %.4f  lr %.2e  %.0f tok/s  ETA %.0fs%@", p.step, p.totalSteps,
+                                  p.epoch, p.loss, p.lr, p.tokensPerSecond, p.etaSeconds,
+                                  p.valLoss.map { String(format: "  val %.4f", $0) } ?? "")
+                if interactive {
+                    FileHandle.standardError.write(Data(("\r" + line + "   ").utf8))
+                    if p.valLoss != nil { FileHandle.standardError.write(Data("\n".utf8)) }
+                } else if p.valLoss != nil || p.step % 20 == 0 || p.step == p.totalSteps {
+                    printError(line)
+                }
+                return true
+            }
+            if interactive { FileHandle.standardError.write(Data("\n".utf8)) }
+            print("trained \(result.steps) steps; best validation loss \(result.bestVal.map { String(format: "%.4f", $0) } ?? "n/a") -> \(outputDir)/final"
+                  + (result.bestVal != nil ? ", \(outputDir)/best_model" : ""))
+        }
+    }
+}

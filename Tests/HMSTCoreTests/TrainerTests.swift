@@ -1,0 +1,83 @@
+// The training loop end to end on a tiny model: it learns, evaluates, stops early, and writes
+// loadable best/final/periodic checkpoints plus metrics.jsonl.
+import XCTest
+@testable import HMSTCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+final class TrainerTests: XCTestCase {
+    var dir = ""
+
+    override func setUpWithError() throws {
+        dir = "/tmp/hmst-trainer-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileIO.makeDirectories(dir)
+        var text = ""
+        for i in 0..<120 { text += "abcabc \(i % 7) the cat sat on the mat.\n\n" }
+        try FileIO.writeAtomically(dir + "/corpus.txt", text: text)
+    }
+
+    override func tearDown() { _ = system("rm -rf '\(dir)'") }
+
+    func testTrainsEvaluatesAndSavesLoadableCheckpoints() throws {
+        _ = try Preprocessor.run(inputs: [dir + "/corpus.txt"], output: dir + "/data", encoder: ByteEncoder(), tokenizerPath: nil)
+        let ds = try TokenDataset(directory: dir + "/data")
+        let split = try DatasetSplit.split(dataset: ds, valFraction: 0.2, seed: 1, trainDirectory: dir + "/tr", valDirectory: dir + "/va")
+        let config = try ModelConfig(vocabSize: 257, hiddenSize: 16, intermediateSize: 16, numHiddenLayers: 1, numAttentionHeads: 2,
+                                     numKeyValueHeads: 1, maxPositionEmbeddings: 64, ropeTheta: 10000, numLocalExperts: 4, numExpertsPerTok: 2)
+        let params = try Parameters(model: LanguageModel.random(config: config, seed: 3))
+        var o = TrainerOptions()
+        o.batchSize = 4
+        o.sequenceLength = 32
+        o.learningRate = 3e-3
+        o.stepsPerEpoch = 30
+        o.epochs = 2
+        o.evalEvery = 15
+        o.evalWindows = 8
+        o.saveEvery = 1
+        o.gradientAccumulationSteps = 2
+        let trainer = try Trainer(params: params, train: try TokenDataset(directory: split.trainDirectory),
+                                  val: try TokenDataset(directory: split.valDirectory), tokenizer: nil, outputDir: dir + "/out", options: o)
+        let before = try trainer.evaluate()
+        var vals: [Double] = []
+        let r = try trainer.run { p in
+            if let v = p.valLoss { vals.append(v) }
+            return true
+        }
+        XCTAssertEqual(r.steps, 60)
+        XCTAssertEqual(vals.count, 4)
+        XCTAssertLessThan(vals.last!, before - 1.0, "validation loss \(before) -> \(vals)")
+        for sub in ["best_model", "final", "checkpoint-epoch-1", "checkpoint-epoch-2"] {
+            let m = try LanguageModel.load(path: dir + "/out/" + sub)
+            XCTAssertEqual(m.dims.V, 257, sub)
+        }
+        let lines = try FileIO.readText(dir + "/out/metrics.jsonl").split(separator: "\n")
+        XCTAssertEqual(lines.count, 60)
+        XCTAssertTrue(lines[14].contains("\"val_loss\""))
+        // the saved final model computes the same loss as the trainer's parameters
+        let final = try LanguageModel.load(path: dir + "/out/final")
+        let p2 = try Parameters(model: final)
+        XCTAssertEqual(memcmp(p2.values.pointer, params.values.pointer, params.count * 4), 0)
+    }
+
+    func testEarlyStoppingAndBadOptions() throws {
+        _ = try Preprocessor.run(inputs: [dir + "/corpus.txt"], output: dir + "/data", encoder: ByteEncoder(), tokenizerPath: nil)
+        let ds = try TokenDataset(directory: dir + "/data")
+        let config = try ModelConfig(vocabSize: 257, hiddenSize: 8, intermediateSize: 8, numHiddenLayers: 1, numAttentionHeads: 2,
+                                     numKeyValueHeads: 1, maxPositionEmbeddings: 32, ropeTheta: 10000, numLocalExperts: 4, numExpertsPerTok: 2)
+        let params = try Parameters(model: LanguageModel.random(config: config, seed: 3))
+        var o = TrainerOptions()
+        o.sequenceLength = 16
+        o.batchSize = 2
+        o.stepsPerEpoch = 50
+        o.evalEvery = 1
+        o.evalWindows = 2
+        o.patience = 2
+        o.learningRate = 1e-9  // no progress: patience must stop it
+        let t = try Trainer(params: params, train: ds, val: ds, tokenizer: nil, outputDir: dir + "/es", options: o)
+        let r = try t.run()
+        XCTAssertLessThan(r.steps, 50)
+        o.sequenceLength = 64
+        XCTAssertThrowsError(try Trainer(params: params, train: ds, val: nil, tokenizer: nil, outputDir: dir + "/x", options: o))
+    }
+}
