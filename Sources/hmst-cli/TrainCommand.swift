@@ -28,6 +28,8 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("gradient-accumulation-steps"), help: "Micro-batches per optimizer step.") var accumulation = 1
     @Option(name: .customLong("output-dir"), help: "Where checkpoints and metrics go.") var outputDir = "checkpoints/run"
     @Option(help: "Seed for initialisation and data order.") var seed: UInt64 = 0
+    @Option(help: "Continue from a checkpoint with trainer state (OUTPUT/final or checkpoint-epoch-N), with the same data and options.")
+    var resume: String?
     @Flag(name: .customLong("no-progress"), help: "No live progress line.") var noProgress = false
     @OptionGroup var threadOptions: ThreadOptions
 
@@ -43,6 +45,9 @@ struct TrainCommand: ParsableCommand {
             try FileIO.makeDirectories(outputDir)
             // ---- tokenizer and token data
             var tokenizer: Tokenizer? = try tokenizerPath.map(loadTokenizer)
+            if tokenizer == nil, let resume, FileIO.exists(resume + "/tokenizer.json") {
+                tokenizer = try loadTokenizer(resume + "/tokenizer.json")
+            }
             var trainSet: TokenDataset
             var valSet: TokenDataset? = nil
             var o = PreprocessOptions()
@@ -95,6 +100,12 @@ struct TrainCommand: ParsableCommand {
             opts.gradientAccumulationSteps = accumulation
             opts.seed = seed
             let trainer = try Trainer(params: params, train: trainSet, val: valSet, tokenizer: tokenizer, outputDir: outputDir, options: opts)
+            if let resume {
+                try trainer.resume(from: resume)
+                printError("resumed from \(resume) at step \(trainer.step)")
+            }
+            // Ctrl-C: finish the current step, save final/ with the state to resume from, exit
+            signal(SIGINT) { _ in trainInterrupted = 1 }
             printError("training \(modelSize) (\(config.parameterCount) parameters) on \(trainSet.totalTokens) tokens, "
                        + "\(trainer.stepsPerEpoch) steps/epoch x \(epochs), batch \(batchSize)x\(opts.sequenceLength)")
             let interactive = !noProgress && isatty(2) != 0
@@ -108,6 +119,10 @@ struct TrainCommand: ParsableCommand {
                 } else if p.valLoss != nil || p.step % 20 == 0 || p.step == p.totalSteps {
                     printError(line)
                 }
+                if trainInterrupted != 0 {
+                    printError("\ninterrupted: saving \(outputDir)/final (resume with --resume \(outputDir)/final)")
+                    return false
+                }
                 return true
             }
             if interactive { FileHandle.standardError.write(Data("\n".utf8)) }
@@ -116,3 +131,5 @@ struct TrainCommand: ParsableCommand {
         }
     }
 }
+
+nonisolated(unsafe) var trainInterrupted: Int32 = 0

@@ -60,6 +60,43 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(memcmp(p2.values.pointer, params.values.pointer, params.count * 4), 0)
     }
 
+    /// Stopping at step 10, resuming from final/ in a fresh trainer and finishing gives the
+    /// losses of an uninterrupted 20-step run.
+    func testResumeIsExact() throws {
+        _ = try Preprocessor.run(inputs: [dir + "/corpus.txt"], output: dir + "/data", encoder: ByteEncoder(), tokenizerPath: nil)
+        let ds = try TokenDataset(directory: dir + "/data")
+        let config = try ModelConfig(vocabSize: 257, hiddenSize: 16, intermediateSize: 8, numHiddenLayers: 1, numAttentionHeads: 2,
+                                     numKeyValueHeads: 1, maxPositionEmbeddings: 32, ropeTheta: 10000, numLocalExperts: 4, numExpertsPerTok: 2)
+        var o = TrainerOptions()
+        o.sequenceLength = 16
+        o.batchSize = 2
+        o.stepsPerEpoch = 20
+        o.learningRate = 2e-3
+        o.seed = 4
+        func losses(_ dir: String) throws -> [Double] {
+            try FileIO.readText(dir + "/metrics.jsonl").split(separator: "\n").map {
+                try JSONValue.parse(String($0))["loss"]?.number ?? .nan
+            }
+        }
+        let straight = try Trainer(params: try Parameters(model: LanguageModel.random(config: config, seed: 1)), train: ds, val: nil,
+                                   tokenizer: nil, outputDir: dir + "/straight", options: o)
+        _ = try straight.run()
+        let first = try Trainer(params: try Parameters(model: LanguageModel.random(config: config, seed: 1)), train: ds, val: nil,
+                                tokenizer: nil, outputDir: dir + "/part", options: o)
+        _ = try first.run { $0.step < 10 }
+        XCTAssertEqual(first.step, 10)
+        let second = try Trainer(params: try Parameters(model: LanguageModel.random(config: config, seed: 99)), train: ds, val: nil,
+                                 tokenizer: nil, outputDir: dir + "/part", options: o)
+        try second.resume(from: dir + "/part/final")
+        XCTAssertEqual(second.step, 10)
+        _ = try second.run()
+        let a = try losses(dir + "/straight"), b = try losses(dir + "/part")
+        XCTAssertEqual(a.count, 20)
+        XCTAssertEqual(b.count, 20)
+        XCTAssertEqual(a, b, "resumed losses differ")
+        XCTAssertThrowsError(try second.resume(from: dir + "/straight/nonexistent"))
+    }
+
     func testEarlyStoppingAndBadOptions() throws {
         _ = try Preprocessor.run(inputs: [dir + "/corpus.txt"], output: dir + "/data", encoder: ByteEncoder(), tokenizerPath: nil)
         let ds = try TokenDataset(directory: dir + "/data")

@@ -63,6 +63,8 @@ check "train wrote best_model, final, metrics" bash -c "test -f $W/run/best_mode
 check "trained checkpoint generates" bash -c "$HMST generate $W/run/final --prompt 'The' --max-length 5 > /dev/null"
 check "train (pre-tokenized, val file)" "$HMST" train "$W/train_split" --pretokenized --val-file "$W/val" --model-size micro \
     --seq-len 32 --batch-size 2 --steps-per-epoch 2 --output-dir "$W/run2" --no-progress
+check "train --resume continues from final/" bash -c "$HMST train $W/train_split --pretokenized --model-size micro --seq-len 32 --batch-size 2 --steps-per-epoch 4 --output-dir $W/run3 --resume $W/run2/final --no-progress 2>&1 | grep -q 'resumed from'"
+check "Ctrl-C saves a resumable checkpoint" bash -c "($HMST train $W/train_split --pretokenized --model-size micro --seq-len 32 --batch-size 2 --steps-per-epoch 100000 --output-dir $W/run4 --no-progress > $W/int.txt 2>&1 & pid=\$!; sleep 4; kill -INT \$pid; wait \$pid) ; test -f $W/run4/final/trainer_state.json && grep -q interrupted $W/int.txt"
 fails "--val-split with --val-file" "$HMST" train "${CORPUS[@]}" --val-split 0.1 --val-file x --output-dir "$W/bad"
 fails "generate on a missing checkpoint" "$HMST" generate "$W/nope" --prompt x
 fails "generate without a tokenizer" bash -c "$HMST init --size micro $W/notok >/dev/null && $HMST generate $W/notok --prompt x"

@@ -30,6 +30,9 @@ public final class AdamW {
         decays = params.names.map { !$0.hasSuffix("norm.weight") }
     }
 
+    /// Continue from a saved step count (moments are restored by the trainer).
+    func restore(step: Int) { self.step = step }
+
     /// Bytes of optimizer state.
     public var stateBytes: Int { (m.count + v.count) * 4 }
 

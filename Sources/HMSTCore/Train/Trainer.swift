@@ -50,6 +50,8 @@ public final class Trainer {
     var sampler: WindowSampler
     public private(set) var step = 0
     public private(set) var bestVal = Double.infinity
+    var sinceBest = 0
+    var tokensSeen = 0
 
     public init(params: Parameters, train: TokenDataset, val: TokenDataset?, tokenizer: Tokenizer?, outputDir: String,
                 options: TrainerOptions) throws {
@@ -81,7 +83,8 @@ public final class Trainer {
         return max(1, train.totalTokens / perStep)
     }
 
-    /// Runs every epoch; progress returns false to stop early (a checkpoint is still saved).
+    /// Runs (or continues, after resume) every epoch; progress returns false to stop early
+    /// (final/ is still saved, with the state to resume from).
     public func run(progress: (TrainerProgress) -> Bool = { _ in true }) throws -> (steps: Int, bestVal: Double?) {
         let total = stepsPerEpoch * options.epochs
         let schedule = LRSchedule(maxLR: options.learningRate, minLR: options.minLearningRate,
@@ -89,62 +92,58 @@ public final class Trainer {
         let B = options.batchSize, T = options.sequenceLength
         var windows = [Int32](repeating: 0, count: B * (T + 1))
         let t0 = Clock.nowMs()
-        var tokensSeen = 0
-        var sinceBest = 0
-        var stopped = false
+        let tokensAtStart = tokensSeen
         let metrics = try AtomicAppender(path: outputDir + "/metrics.jsonl")
-        outer: for epoch in 1...options.epochs {
-            for _ in 0..<stepsPerEpoch {
-                params.zeroGrads()
-                var loss = 0.0
-                for _ in 0..<options.gradientAccumulationSteps {
-                    windows.withUnsafeMutableBufferPointer { sampler.nextBatch(B, into: $0.baseAddress!) }
-                    let r = try grad.step(windows: windows, B: B, T: T, backward: true)
-                    loss += r.loss / Double(options.gradientAccumulationSteps)
-                    tokensSeen += B * T
-                }
-                if options.gradientAccumulationSteps > 1 {
-                    let s = 1 / Float(options.gradientAccumulationSteps)
-                    for i in 0..<params.count { params.grads.pointer[i] *= s }
-                }
-                let norm = GradClip.clip(params, maxNorm: options.gradClip)
-                guard norm.isFinite else { throw HMSTError(.internal, "gradient norm is \(norm) at step \(step): training diverged") }
-                let lr = schedule.lr(at: step)
-                optimizer.update(lr: lr)
-                step += 1
-                let elapsed = (Clock.nowMs() - t0) / 1000
-                var valLoss: Double? = nil
-                let evalNow = options.evalEvery > 0 ? step % options.evalEvery == 0 : step % stepsPerEpoch == 0
-                if evalNow, val != nil {
-                    let v = try evaluate()
-                    valLoss = v
-                    if v < bestVal {
-                        bestVal = v
-                        sinceBest = 0
-                        try save(to: outputDir + "/best_model")
-                    } else {
-                        sinceBest += 1
-                    }
-                }
-                let w = JSONWriter()
-                w.object {
-                    w.field("step", step); w.field("epoch", epoch); w.field("loss", loss); w.field("lr", Double(lr))
-                    w.field("grad_norm", Double(norm)); w.field("tokens", tokensSeen); w.field("seconds", elapsed)
-                    if let valLoss { w.field("val_loss", valLoss); w.field("val_bpt", valLoss / 0.6931471805599453) }
-                }
-                try metrics.append(w.output + "\n")
-                let p = TrainerProgress(step: step, totalSteps: total, epoch: epoch, loss: loss, lr: lr,
-                                        tokensPerSecond: Double(tokensSeen) / max(elapsed, 1e-9),
-                                        etaSeconds: elapsed / Double(step) * Double(total - step), valLoss: valLoss)
-                if !progress(p) { stopped = true; break outer }
-                if options.patience > 0 && sinceBest >= options.patience { stopped = true; break outer }
+        while step < total {
+            let epoch = step / stepsPerEpoch + 1
+            params.zeroGrads()
+            var loss = 0.0
+            for _ in 0..<options.gradientAccumulationSteps {
+                windows.withUnsafeMutableBufferPointer { sampler.nextBatch(B, into: $0.baseAddress!) }
+                let r = try grad.step(windows: windows, B: B, T: T, backward: true)
+                loss += r.loss / Double(options.gradientAccumulationSteps)
+                tokensSeen += B * T
             }
-            if options.saveEvery > 0 && epoch % options.saveEvery == 0 {
-                try save(to: outputDir + "/checkpoint-epoch-\(epoch)")
+            if options.gradientAccumulationSteps > 1 {
+                let s = 1 / Float(options.gradientAccumulationSteps)
+                for i in 0..<params.count { params.grads.pointer[i] *= s }
             }
+            let norm = GradClip.clip(params, maxNorm: options.gradClip)
+            guard norm.isFinite else { throw HMSTError(.internal, "gradient norm is \(norm) at step \(step): training diverged") }
+            let lr = schedule.lr(at: step)
+            optimizer.update(lr: lr)
+            step += 1
+            let elapsed = (Clock.nowMs() - t0) / 1000
+            var valLoss: Double? = nil
+            let evalNow = options.evalEvery > 0 ? step % options.evalEvery == 0 : step % stepsPerEpoch == 0
+            if evalNow, val != nil {
+                let v = try evaluate()
+                valLoss = v
+                if v < bestVal {
+                    bestVal = v
+                    sinceBest = 0
+                    try save(to: outputDir + "/best_model")
+                } else {
+                    sinceBest += 1
+                }
+            }
+            let w = JSONWriter()
+            w.object {
+                w.field("step", step); w.field("epoch", epoch); w.field("loss", loss); w.field("lr", Double(lr))
+                w.field("grad_norm", Double(norm)); w.field("tokens", tokensSeen); w.field("seconds", elapsed)
+                if let valLoss { w.field("val_loss", valLoss); w.field("val_bpt", valLoss / 0.6931471805599453) }
+            }
+            try metrics.append(w.output + "\n")
+            let p = TrainerProgress(step: step, totalSteps: total, epoch: epoch, loss: loss, lr: lr,
+                                    tokensPerSecond: Double(tokensSeen - tokensAtStart) / max(elapsed, 1e-9),
+                                    etaSeconds: elapsed / Double(step) * Double(total - step), valLoss: valLoss)
+            if options.saveEvery > 0 && step % stepsPerEpoch == 0 && epoch % options.saveEvery == 0 {
+                try save(to: outputDir + "/checkpoint-epoch-\(epoch)", withState: true)
+            }
+            if !progress(p) { break }
+            if options.patience > 0 && sinceBest >= options.patience { break }
         }
-        _ = stopped
-        try save(to: outputDir + "/final")
+        try save(to: outputDir + "/final", withState: true)
         return (step, bestVal.isFinite ? bestVal : nil)
     }
 
@@ -164,11 +163,65 @@ public final class Trainer {
         return total / Double(n)
     }
 
-    /// Writes a loadable checkpoint directory (config.json, model.safetensors, tokenizer.json).
-    public func save(to dir: String) throws {
+    /// Writes a loadable checkpoint directory (config.json, model.safetensors, tokenizer.json);
+    /// withState adds what resume needs: optimizer.safetensors (AdamW moments) and
+    /// trainer_state.json (step, best validation loss, data sampler and its RNG).
+    public func save(to dir: String, withState: Bool = false) throws {
         let model = LanguageModel(decoder: try params.decoder(), tokenizer: tokenizer, config: params.config.json(),
                                   report: LoadReport(), storage: [params])
         try model.save(directory: dir)
+        guard withState else { return }
+        let n = params.count
+        try SafeTensorsWriter.write(path: dir + "/optimizer.safetensors", tensors: [
+            TensorToWrite(name: "adamw.m", shape: [n], weight: Weight(.f32(UnsafePointer(optimizer.m.pointer)), rows: 1, cols: n, owner: optimizer)),
+            TensorToWrite(name: "adamw.v", shape: [n], weight: Weight(.f32(UnsafePointer(optimizer.v.pointer)), rows: 1, cols: n, owner: optimizer)),
+        ], dtype: .f32)
+        let s = sampler.state.rng.s
+        let w = JSONWriter()
+        w.object {
+            w.field("format", "hmst-trainer-state"); w.field("version", 1)
+            w.field("step", step); w.field("optimizer_step", optimizer.step)
+            w.field("best_val", bestVal.isFinite ? bestVal : -1); w.field("since_best", sinceBest)
+            w.field("tokens_seen", tokensSeen); w.field("windows_drawn", sampler.state.drawn)
+            // the RNG words as strings: JSON numbers cannot hold 64-bit integers exactly
+            w.field("sampler_rng", [String(s.0), String(s.1), String(s.2), String(s.3)])
+        }
+        try FileIO.writeAtomically(dir + "/trainer_state.json", text: w.output + "\n")
+    }
+
+    /// Restores parameters, AdamW moments, step counters and the data sampler from a
+    /// directory written by save(withState: true), so training continues exactly.
+    public func resume(from dir: String) throws {
+        let model = try LanguageModel.load(path: dir, options: { var o = ModelLoadOptions(); o.loadTokenizer = false; o.weightType = .f32; return o }())
+        let loaded = try Parameters(model: model)
+        guard loaded.count == params.count, try model.modelConfig().dims == params.config.dims else {
+            throw HMSTError.invalidArgument("\(dir) holds a model of another shape than the one being trained")
+        }
+        params.values.pointer.update(from: loaded.values.pointer, count: params.count)
+        let map = try MappedFile(path: dir + "/optimizer.safetensors")
+        let header = try SafeTensorsHeader(map: map)
+        for (name, buf) in [("adamw.m", optimizer.m), ("adamw.v", optimizer.v)] {
+            guard let t = header.tensor(name), t.dtype == .f32, t.elementCount == params.count, let base = map.base else {
+                throw HMSTError.badFormat("\(dir)/optimizer.safetensors lacks \(name) of \(params.count) f32 values")
+            }
+            UnsafeMutableRawPointer(buf.pointer).copyMemory(from: base + header.dataOffset + t.begin, byteCount: params.count * 4)
+        }
+        let j = try JSONValue.parse(bytes: try FileIO.readAll(dir + "/trainer_state.json"))
+        guard j["format"]?.string == "hmst-trainer-state", let st = j["step"]?.int, let ost = j["optimizer_step"]?.int,
+              let rngJ = j["sampler_rng"]?.array, rngJ.count == 4 else {
+            throw HMSTError.badFormat("\(dir)/trainer_state.json is not an hmst trainer state")
+        }
+        let words = rngJ.compactMap { $0.string.flatMap { UInt64($0) } }
+        guard words.count == 4 else { throw HMSTError.badFormat("\(dir)/trainer_state.json: bad sampler_rng") }
+        step = st
+        optimizer.restore(step: ost)
+        let b = j["best_val"]?.number ?? -1
+        bestVal = b < 0 ? .infinity : b
+        sinceBest = j["since_best"]?.int ?? 0
+        tokensSeen = j["tokens_seen"]?.int ?? 0
+        var rng = RNG(seed: 0)
+        rng.s = (words[0], words[1], words[2], words[3])
+        sampler.restore(WindowSamplerState(rng: rng, drawn: j["windows_drawn"]?.int ?? 0))
     }
 }
 
