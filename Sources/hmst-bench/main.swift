@@ -111,6 +111,39 @@ func format2(_ d: Double) -> String {
     return String(r)
 }
 
+// ---- training mode: hmst-bench train [--preset micro] [--batch 8] [--seq 256] [--steps 5] ----------
+if args.first == "train" {
+    let name = option("--preset") ?? "micro"
+    let B = Int(option("--batch") ?? "") ?? 8
+    let T = Int(option("--seq") ?? "") ?? 256
+    let steps = Int(option("--steps") ?? "") ?? 5
+    var config = try ModelConfig.preset(name, vocabSize: Int(option("--vocab") ?? ""))
+    config.maxPositionEmbeddings = max(config.maxPositionEmbeddings, T)
+    for threads in threadList {
+        try Threads.set(threads)
+        let params = try Parameters(model: LanguageModel.random(config: config, seed: 1))
+        let grad = ModelGrad(params: params)
+        let opt = AdamW(params: params)
+        var rng = RNG(seed: 2)
+        let windows = (0..<(B * (T + 1))).map { _ in Int32(rng.next() % UInt64(config.vocabSize)) }
+        var times: [Double] = []
+        var loss = 0.0
+        for s in 0..<(steps + 1) {
+            let t0 = Clock.nowMs()
+            params.zeroGrads()
+            loss = try grad.step(windows: windows, B: B, T: T, backward: true).loss
+            GradClip.clip(params, maxNorm: 1)
+            opt.update(lr: 1e-3)
+            if s > 0 { times.append(Clock.nowMs() - t0) }  // the first step warms up
+        }
+        let ms = times.sorted()[times.count / 2]
+        print(json([("bench", "train"), ("preset", name), ("params_m", Double(config.parameterCount) / 1e6), ("threads", threads),
+                    ("batch", B), ("seq", T), ("step_ms_median", ms), ("tokens_per_s", Double(B * T) / ms * 1000),
+                    ("last_loss", loss), ("dtype", "f32")]))
+    }
+    exit(0)
+}
+
 // ---- tokenizer mode: hmst-bench tokenizer --corpus FILE [--vocab N] [--threads 1,2] ----------------
 if args.first == "tokenizer" {
     guard let corpus = option("--corpus") else {

@@ -1,0 +1,60 @@
+#!/usr/bin/env python3
+"""Training speed: hmst against PyTorch on the same Mixtral config (the micro preset:
+hidden 256, 4 layers, 4 heads / 2 KV heads, 8 experts top-2, FFN 512, vocab 4096), sequence
+256, batch 8, AdamW, 2 threads. Prints one JSON line per side and the ratio.
+Needs `pip install torch==2.13.0+cpu transformers`.
+    python3 benchmarks/train_vs_pytorch.py [--bench .build/release/hmst-bench] [--steps 5]
+"""
+import argparse
+import json
+import subprocess
+import time
+
+import torch
+from transformers import MixtralConfig, MixtralForCausalLM
+
+
+def pytorch(steps, threads, B=8, T=256):
+    torch.set_num_threads(threads)
+    cfg = MixtralConfig(vocab_size=4096, hidden_size=256, intermediate_size=512, num_hidden_layers=4,
+                        num_attention_heads=4, num_key_value_heads=2, num_local_experts=8, num_experts_per_tok=2,
+                        max_position_embeddings=1024, output_router_logits=True, router_aux_loss_coef=0.001)
+    model = MixtralForCausalLM(cfg)
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    ids = torch.randint(0, 4096, (B, T + 1))
+    times = []
+    for s in range(steps + 1):
+        t0 = time.perf_counter()
+        out = model(ids[:, :-1], labels=ids[:, 1:].contiguous())
+        # transformers shifts labels itself; feed the same window both ways for an equal amount of work
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad()
+        if s > 0:
+            times.append(time.perf_counter() - t0)
+    ms = sorted(times)[len(times) // 2] * 1000
+    return {"bench": "train", "impl": "pytorch", "torch": torch.__version__, "threads": threads, "batch": B, "seq": T,
+            "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2), "step_ms_median": round(ms, 1),
+            "tokens_per_s": round(B * T / ms * 1000, 1)}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bench", default=".build/release/hmst-bench")
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    theirs = pytorch(args.steps, args.threads)
+    print(json.dumps(theirs))
+    out = subprocess.run([args.bench, "train", "--preset", "micro", "--steps", str(args.steps), "--threads", str(args.threads)],
+                         check=True, capture_output=True, text=True).stdout
+    ours = json.loads(out.splitlines()[-1])
+    ours["impl"] = "hmst"
+    print(json.dumps(ours))
+    print(json.dumps({"comparison": "hmst / pytorch tokens/s", "fp32": round(ours["tokens_per_s"] / theirs["tokens_per_s"], 2)}))
+
+
+if __name__ == "__main__":
+    main()
