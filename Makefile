@@ -61,6 +61,7 @@ $(FIXTURE)/config.json: $(CLI)
 	@mkdir -p $(OUT)/fixtures
 	$(CLI) tokenizer train --vocab-size 1000 --no-progress --output $(OUT)/fixtures/tokenizer.json $(LICENSES)
 	$(CLI) init --size micro --seed 1 --tokenizer $(OUT)/fixtures/tokenizer.json $(FIXTURE)
+	$(CLI) preprocess --input $(LICENSES) --output $(OUT)/fixtures/data --tokenizer-path $(OUT)/fixtures/tokenizer.json --no-progress
 
 cli-test: $(CLI)
 	bash tests/cli/test_cli.sh $(CURDIR)/$(CLI) $(CURDIR)/$(OUT)/cli-test
@@ -83,18 +84,18 @@ CHOST_TESTS := $(patsubst Tests/CHost/%.c,$(OUT)/tests/%,$(wildcard Tests/CHost/
 
 $(OUT)/tests/%: Tests/CHost/%.c include/hmst.h $(LIB)
 	@mkdir -p $(OUT)/tests
-	$(CC) $(CWARN) -g -Iinclude -DGOLDEN_DIR=\"$(CURDIR)/Tests/Golden\" $< -L$(OUT)/lib -lhmst -lpthread $(RPATH) -o $@
+	$(CC) $(CWARN) -g -Iinclude -DGOLDEN_DIR=\"$(CURDIR)/Tests/Golden\" -DFIXTURE_DIR=\"$(CURDIR)/$(OUT)/fixtures\" $< -L$(OUT)/lib -lhmst -lpthread -lm $(RPATH) -o $@
 
 $(OUT)/tests-asan/%: Tests/CHost/%.c include/hmst.h $(LIB)
 	@mkdir -p $(OUT)/tests-asan
-	$(CC) $(CWARN) -g -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -Iinclude -DGOLDEN_DIR=\"$(CURDIR)/Tests/Golden\" $< \
-	  -L$(OUT)/lib -lhmst -lpthread $(RPATH) -o $@
+	$(CC) $(CWARN) -g -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -Iinclude -DGOLDEN_DIR=\"$(CURDIR)/Tests/Golden\" -DFIXTURE_DIR=\"$(CURDIR)/$(OUT)/fixtures\" $< \
+	  -L$(OUT)/lib -lhmst -lpthread -lm $(RPATH) -o $@
 
-chost: $(CHOST_TESTS)
-	@set -e; for t in $^; do echo "== $$t"; env -u LD_LIBRARY_PATH $$t; done
+chost: $(CHOST_TESTS) $(FIXTURE)/config.json
+	@set -e; for t in $(CHOST_TESTS); do echo "== $$t"; env -u LD_LIBRARY_PATH $$t; done
 
-chost-asan: $(patsubst $(OUT)/tests/%,$(OUT)/tests-asan/%,$(CHOST_TESTS))
-	@set -e; for t in $^; do echo "== $$t (AddressSanitizer)"; \
+chost-asan: $(patsubst $(OUT)/tests/%,$(OUT)/tests-asan/%,$(CHOST_TESTS)) $(FIXTURE)/config.json
+	@set -e; for t in $(patsubst $(OUT)/tests/%,$(OUT)/tests-asan/%,$(CHOST_TESTS)); do echo "== $$t (AddressSanitizer)"; \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 LSAN_OPTIONS=suppressions=$(CURDIR)/Tests/CHost/lsan.supp \
 	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 $$t; done
 

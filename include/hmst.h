@@ -454,6 +454,81 @@ HMST_API int hmst_tokenizer_id_to_piece(const hmst_tokenizer *tokenizer, int32_t
 /* The id of a piece written as in tokenizer.json; HMST_STATUS_NOT_FOUND if absent. Thread-safe. */
 HMST_API int hmst_tokenizer_piece_to_id(const hmst_tokenizer *tokenizer, const char *piece, int32_t *out_id);
 
+/* ---------------------------------------------------------------------------------------------
+ * Training
+ *
+ * Pre-training on a token dataset written by `hmst preprocess` (or hmst's data tools): random
+ * windows, AdamW with decoupled weight decay, global-norm clipping, warmup + cosine decay in
+ * optimizer steps, evaluation with early stopping, best_model/, final/ and periodic
+ * checkpoints plus metrics.jsonl in output_dir. A trainer is used by one thread at a time.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct hmst_trainer hmst_trainer; /* opaque */
+
+/* Passed to the progress callback after every optimizer step. */
+struct hmst_train_progress {
+    uint32_t struct_size;       /* sizeof(struct hmst_train_progress) of the library */
+    int32_t step;               /* optimizer steps done */
+    int32_t total_steps;
+    int32_t epoch;              /* 1-based */
+    double loss;                /* mean training loss of the step (cross-entropy + balancing) */
+    double learning_rate;
+    double tokens_per_second;
+    double eta_seconds;
+    double val_loss;            /* NaN unless this step evaluated */
+};
+
+/* Return false to stop training (final/ is saved with the state to resume from). Called on the
+ * training thread. */
+typedef bool (*hmst_train_progress_callback)(const struct hmst_train_progress *progress, void *user_data);
+
+struct hmst_trainer_params {
+    uint32_t struct_size;           /* set by hmst_trainer_default_params() */
+    const char *train_data;         /* required: a token dataset directory */
+    const char *val_data;           /* optional: a token dataset directory for evaluation */
+    const char *output_dir;         /* required */
+    const char *model_size;         /* preset of a new model: "micro" (default), "tiny", ... */
+    const char *init_from;          /* optional: start from this checkpoint instead */
+    const char *resume_from;        /* optional: final/ or checkpoint-epoch-N/ with trainer state */
+    int32_t epochs;                 /* default 1 */
+    int32_t batch_size;             /* default 8 */
+    int32_t seq_len;                /* default 256 */
+    int32_t steps_per_epoch;        /* default 0: one pass over the training tokens */
+    int32_t grad_accum_steps;       /* default 1 */
+    int32_t eval_every;             /* default 0: at the end of each epoch */
+    int32_t eval_windows;           /* default 64 */
+    int32_t patience;               /* default 0: never stop early */
+    int32_t save_every;             /* default 0: no periodic checkpoints */
+    float learning_rate;            /* default 3e-4 */
+    float weight_decay;             /* default 0.1 */
+    float grad_clip;                /* default 1.0 */
+    uint64_t seed;                  /* default 0 */
+    hmst_train_progress_callback progress;
+    void *user_data;
+};
+
+/* Thread-safe. */
+HMST_API struct hmst_trainer_params hmst_trainer_default_params(void);
+
+/* Opens the data, builds or loads the model, optionally resumes. Thread-safe. */
+HMST_API int hmst_trainer_create(const struct hmst_trainer_params *params, hmst_trainer **out_trainer);
+
+/* One optimizer step; *out_loss (may be NULL) receives its loss. */
+HMST_API int hmst_trainer_step(hmst_trainer *trainer, double *out_loss);
+
+/* Mean validation loss in nats per token over eval_windows windows. */
+HMST_API int hmst_trainer_evaluate(hmst_trainer *trainer, double *out_val_loss);
+
+/* Runs the remaining steps of every epoch with evaluation, checkpoints and the progress
+ * callback. *out_steps (may be NULL) receives the steps done in total. */
+HMST_API int hmst_trainer_run(hmst_trainer *trainer, int32_t *out_steps);
+
+/* Writes a loadable checkpoint with the trainer state (for resume_from) into dir. */
+HMST_API int hmst_trainer_save(hmst_trainer *trainer, const char *dir);
+
+/* NULL is a no-op. */
+HMST_API void hmst_trainer_free(hmst_trainer *trainer);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

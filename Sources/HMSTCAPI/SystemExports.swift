@@ -55,6 +55,8 @@ public func hmst_sizeof(_ name: UnsafePointer<CChar>?) -> Int {
     case "hmst_generate_params": return MemoryLayout<hmst_generate_params>.size
     case "hmst_generation_stats": return MemoryLayout<hmst_generation_stats>.size
     case "hmst_tokenizer_train_params": return MemoryLayout<hmst_tokenizer_train_params>.size
+    case "hmst_trainer_params": return MemoryLayout<hmst_trainer_params>.size
+    case "hmst_train_progress": return MemoryLayout<hmst_train_progress>.size
     default: return 0
     }
 }

@@ -87,32 +87,14 @@ public final class Trainer {
     /// (final/ is still saved, with the state to resume from).
     public func run(progress: (TrainerProgress) -> Bool = { _ in true }) throws -> (steps: Int, bestVal: Double?) {
         let total = stepsPerEpoch * options.epochs
-        let schedule = LRSchedule(maxLR: options.learningRate, minLR: options.minLearningRate,
-                                  warmupSteps: max(1, Int(Double(total) * options.warmupFraction)), totalSteps: total)
-        let B = options.batchSize, T = options.sequenceLength
-        var windows = [Int32](repeating: 0, count: B * (T + 1))
+        let schedule = self.schedule
+        var windows = [Int32](repeating: 0, count: options.batchSize * (options.sequenceLength + 1))
         let t0 = Clock.nowMs()
         let tokensAtStart = tokensSeen
         let metrics = try AtomicAppender(path: outputDir + "/metrics.jsonl")
         while step < total {
             let epoch = step / stepsPerEpoch + 1
-            params.zeroGrads()
-            var loss = 0.0
-            for _ in 0..<options.gradientAccumulationSteps {
-                windows.withUnsafeMutableBufferPointer { sampler.nextBatch(B, into: $0.baseAddress!) }
-                let r = try grad.step(windows: windows, B: B, T: T, backward: true)
-                loss += r.loss / Double(options.gradientAccumulationSteps)
-                tokensSeen += B * T
-            }
-            if options.gradientAccumulationSteps > 1 {
-                let s = 1 / Float(options.gradientAccumulationSteps)
-                for i in 0..<params.count { params.grads.pointer[i] *= s }
-            }
-            let norm = GradClip.clip(params, maxNorm: options.gradClip)
-            guard norm.isFinite else { throw HMSTError(.internal, "gradient norm is \(norm) at step \(step): training diverged") }
-            let lr = schedule.lr(at: step)
-            optimizer.update(lr: lr)
-            step += 1
+            let (loss, lr, norm) = try trainStep(schedule: schedule, windows: &windows)
             let elapsed = (Clock.nowMs() - t0) / 1000
             var valLoss: Double? = nil
             let evalNow = options.evalEvery > 0 ? step % options.evalEvery == 0 : step % stepsPerEpoch == 0
@@ -145,6 +127,42 @@ public final class Trainer {
         }
         try save(to: outputDir + "/final", withState: true)
         return (step, bestVal.isFinite ? bestVal : nil)
+    }
+
+    /// The schedule for the configured epochs.
+    public var schedule: LRSchedule {
+        let total = stepsPerEpoch * options.epochs
+        return LRSchedule(maxLR: options.learningRate, minLR: options.minLearningRate,
+                          warmupSteps: max(1, Int(Double(total) * options.warmupFraction)), totalSteps: total)
+    }
+
+    /// One optimizer step (gradient accumulation included): returns the mean loss, the rate
+    /// used and the gradient norm before clipping.
+    public func trainStep() throws -> (loss: Double, lr: Float, gradNorm: Float) {
+        var windows = [Int32](repeating: 0, count: options.batchSize * (options.sequenceLength + 1))
+        return try trainStep(schedule: schedule, windows: &windows)
+    }
+
+    func trainStep(schedule: LRSchedule, windows: inout [Int32]) throws -> (loss: Double, lr: Float, gradNorm: Float) {
+        let B = options.batchSize, T = options.sequenceLength
+        params.zeroGrads()
+        var loss = 0.0
+        for _ in 0..<options.gradientAccumulationSteps {
+            windows.withUnsafeMutableBufferPointer { sampler.nextBatch(B, into: $0.baseAddress!) }
+            let r = try grad.step(windows: windows, B: B, T: T, backward: true)
+            loss += r.loss / Double(options.gradientAccumulationSteps)
+            tokensSeen += B * T
+        }
+        if options.gradientAccumulationSteps > 1 {
+            let s = 1 / Float(options.gradientAccumulationSteps)
+            for i in 0..<params.count { params.grads.pointer[i] *= s }
+        }
+        let norm = GradClip.clip(params, maxNorm: options.gradClip)
+        guard norm.isFinite else { throw HMSTError(.internal, "gradient norm is \(norm) at step \(step): training diverged") }
+        let lr = schedule.lr(at: step)
+        optimizer.update(lr: lr)
+        step += 1
+        return (loss, lr, norm)
     }
 
     /// Mean next-token loss (nats) over the validation windows.

@@ -1,0 +1,151 @@
+// Exports: training. Documented in include/hmst.h.
+import CHMST
+import HMSTCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+final class TrainerBox {
+    let trainer: Trainer
+    let progress: hmst_train_progress_callback?
+    let userData: UnsafeMutableRawPointer?
+    init(_ t: Trainer, progress: hmst_train_progress_callback?, userData: UnsafeMutableRawPointer?) {
+        trainer = t
+        self.progress = progress
+        self.userData = userData
+    }
+}
+
+func resolveTrainer(_ h: OpaquePointer?) throws -> TrainerBox {
+    try HandleRegistry.shared.resolve(h, as: TrainerBox.self, "trainer")
+}
+
+@_cdecl("hmst_trainer_default_params")
+public func hmst_trainer_default_params() -> hmst_trainer_params {
+    let d = TrainerOptions()
+    var p = hmst_trainer_params()
+    p.struct_size = UInt32(MemoryLayout<hmst_trainer_params>.size)
+    p.train_data = nil; p.val_data = nil; p.output_dir = nil; p.model_size = nil; p.init_from = nil; p.resume_from = nil
+    p.epochs = Int32(d.epochs)
+    p.batch_size = Int32(d.batchSize)
+    p.seq_len = Int32(d.sequenceLength)
+    p.steps_per_epoch = Int32(d.stepsPerEpoch)
+    p.grad_accum_steps = Int32(d.gradientAccumulationSteps)
+    p.eval_every = Int32(d.evalEvery)
+    p.eval_windows = Int32(d.evalWindows)
+    p.patience = Int32(d.patience)
+    p.save_every = Int32(d.saveEvery)
+    p.learning_rate = d.learningRate
+    p.weight_decay = d.adam.weightDecay
+    p.grad_clip = d.gradClip
+    p.seed = d.seed
+    p.progress = nil
+    p.user_data = nil
+    return p
+}
+
+@_cdecl("hmst_trainer_create")
+public func hmst_trainer_create(_ params: UnsafePointer<hmst_trainer_params>?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    hmstCall {
+        let out = try required(out, "out_trainer")
+        let p = try readParams(try required(params, "params"), defaults: hmst_trainer_default_params(), name: "params")
+        let trainDir = try cString(p.train_data, "params->train_data")
+        let outputDir = try cString(p.output_dir, "params->output_dir")
+        let train = try TokenDataset(directory: trainDir)
+        let val = try p.val_data.map { try TokenDataset(directory: String(cString: $0)) }
+        var tokenizer: Tokenizer? = nil
+        if let t = train.tokenizer {
+            let path = t.hasPrefix("/") ? t : trainDir + "/" + t
+            if FileIO.exists(path) { tokenizer = try Tokenizer(jsonPath: path) }
+        }
+        let model: LanguageModel
+        if let initFrom = p.init_from {
+            var o = ModelLoadOptions()
+            o.weightType = .f32
+            model = try LanguageModel.load(path: String(cString: initFrom), options: o)
+        } else {
+            let size = p.model_size.map { String(cString: $0) } ?? "micro"
+            var config = try ModelConfig.preset(size, vocabSize: tokenizer?.vocabSize ?? train.vocabSize)
+            config.eosTokenId = (tokenizer?.eosId ?? train.eosId).map(Int.init)
+            model = try LanguageModel.random(config: config, seed: p.seed)
+        }
+        func positive(_ v: Int32, _ name: String, allowZero: Bool = false) throws -> Int {
+            guard v > 0 || (allowZero && v == 0) else { throw HMSTError.invalidArgument("params->\(name) = \(v) must be \(allowZero ? ">= 0" : "> 0")") }
+            return Int(v)
+        }
+        var o = TrainerOptions()
+        o.epochs = try positive(p.epochs, "epochs")
+        o.batchSize = try positive(p.batch_size, "batch_size")
+        o.sequenceLength = try positive(p.seq_len, "seq_len")
+        o.stepsPerEpoch = try positive(p.steps_per_epoch, "steps_per_epoch", allowZero: true)
+        o.gradientAccumulationSteps = try positive(p.grad_accum_steps, "grad_accum_steps")
+        o.evalEvery = try positive(p.eval_every, "eval_every", allowZero: true)
+        o.evalWindows = try positive(p.eval_windows, "eval_windows", allowZero: true)
+        o.patience = try positive(p.patience, "patience", allowZero: true)
+        o.saveEvery = try positive(p.save_every, "save_every", allowZero: true)
+        guard p.learning_rate.isFinite, p.learning_rate > 0 else { throw HMSTError.invalidArgument("params->learning_rate must be > 0") }
+        guard p.weight_decay.isFinite, p.weight_decay >= 0 else { throw HMSTError.invalidArgument("params->weight_decay must be >= 0") }
+        guard p.grad_clip.isFinite, p.grad_clip >= 0 else { throw HMSTError.invalidArgument("params->grad_clip must be >= 0") }
+        o.learningRate = p.learning_rate
+        o.adam.weightDecay = p.weight_decay
+        o.gradClip = p.grad_clip
+        o.seed = p.seed
+        let trainer = try Trainer(params: try Parameters(model: model), train: train, val: val, tokenizer: tokenizer,
+                                  outputDir: outputDir, options: o)
+        if let r = p.resume_from { try trainer.resume(from: String(cString: r)) }
+        out.pointee = HandleRegistry.shared.register(TrainerBox(trainer, progress: p.progress, userData: p.user_data))
+    }
+}
+
+@_cdecl("hmst_trainer_step")
+public func hmst_trainer_step(_ t: OpaquePointer?, _ outLoss: UnsafeMutablePointer<Double>?) -> Int32 {
+    hmstCall {
+        let box = try resolveTrainer(t)
+        let r = try box.trainer.trainStep()
+        outLoss?.pointee = r.loss
+    }
+}
+
+@_cdecl("hmst_trainer_evaluate")
+public func hmst_trainer_evaluate(_ t: OpaquePointer?, _ out: UnsafeMutablePointer<Double>?) -> Int32 {
+    hmstCall {
+        let box = try resolveTrainer(t)
+        let out = try required(out, "out_val_loss")
+        out.pointee = try box.trainer.evaluate()
+    }
+}
+
+@_cdecl("hmst_trainer_run")
+public func hmst_trainer_run(_ t: OpaquePointer?, _ outSteps: UnsafeMutablePointer<Int32>?) -> Int32 {
+    hmstCall {
+        let box = try resolveTrainer(t)
+        let r = try box.trainer.run { p in
+            guard let cb = box.progress else { return true }
+            var s = hmst_train_progress()
+            s.struct_size = UInt32(MemoryLayout<hmst_train_progress>.size)
+            s.step = Int32(p.step)
+            s.total_steps = Int32(p.totalSteps)
+            s.epoch = Int32(p.epoch)
+            s.loss = p.loss
+            s.learning_rate = Double(p.lr)
+            s.tokens_per_second = p.tokensPerSecond
+            s.eta_seconds = p.etaSeconds
+            s.val_loss = p.valLoss ?? .nan
+            return cb(&s, box.userData)
+        }
+        outSteps?.pointee = Int32(r.steps)
+    }
+}
+
+@_cdecl("hmst_trainer_save")
+public func hmst_trainer_save(_ t: OpaquePointer?, _ dir: UnsafePointer<CChar>?) -> Int32 {
+    hmstCall {
+        let box = try resolveTrainer(t)
+        try box.trainer.save(to: try cString(dir, "dir"), withState: true)
+    }
+}
+
+@_cdecl("hmst_trainer_free")
+public func hmst_trainer_free(_ t: OpaquePointer?) {
+    HandleRegistry.shared.release(t, as: TrainerBox.self)
+}

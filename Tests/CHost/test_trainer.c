@@ -1,0 +1,84 @@
+/* test_trainer.c: the training API through the real library, on the fixture dataset
+ * (license texts tokenized by `hmst preprocess`, made by the Makefile). */
+#include <hmst.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "check.h"
+
+#ifndef FIXTURE_DIR
+#define FIXTURE_DIR "build/fixtures"
+#endif
+
+static int calls;
+static int evals;
+static bool on_progress(const struct hmst_train_progress *p, void *ud) {
+    (void)ud;
+    calls++;
+    if (!isnan(p->val_loss)) evals++;
+    if (p->struct_size != sizeof *p || p->step < 1 || !(p->loss > 0)) return false;
+    return p->step < 3; /* stop after the third step */
+}
+
+int main(void) {
+    hmst_log_set_level(HMST_LOG_ERROR);
+    hmst_trainer *t = NULL;
+    struct hmst_trainer_params p = hmst_trainer_default_params();
+    CHECK(p.struct_size == sizeof p && p.batch_size == 8 && p.seq_len == 256 && p.epochs == 1);
+    CHECK_STATUS(hmst_trainer_create(NULL, &t), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(hmst_trainer_create(&p, NULL), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(hmst_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT); /* no train_data */
+    CHECK(strstr(hmst_last_error(), "train_data") != NULL);
+    p.train_data = "/nonexistent/data";
+    p.output_dir = "/tmp/hmst-ctest-train";
+    CHECK_STATUS(hmst_trainer_create(&p, &t), HMST_STATUS_NOT_FOUND);
+    p.train_data = FIXTURE_DIR "/data";
+    p.val_data = FIXTURE_DIR "/data";
+    p.seq_len = 32;
+    p.batch_size = 0;
+    CHECK_STATUS(hmst_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
+    p.batch_size = 2;
+    p.learning_rate = -1;
+    CHECK_STATUS(hmst_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
+    p.learning_rate = 1e-3f;
+    p.model_size = "colossal";
+    CHECK_STATUS(hmst_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
+    p.model_size = "micro";
+    p.steps_per_epoch = 6;
+    p.eval_every = 2;
+    p.eval_windows = 2;
+    p.progress = on_progress;
+    CHECK_STATUS(hmst_trainer_create(&p, &t), HMST_STATUS_OK);
+    if (!t) return check_summary("test_trainer");
+
+    double loss = 0, val = 0;
+    CHECK_STATUS(hmst_trainer_step(t, &loss), HMST_STATUS_OK);
+    CHECK(loss > 1 && loss < 20);
+    CHECK_STATUS(hmst_trainer_step(t, NULL), HMST_STATUS_OK);
+    CHECK_STATUS(hmst_trainer_evaluate(t, &val), HMST_STATUS_OK);
+    CHECK(val > 1 && val < 20);
+    CHECK_STATUS(hmst_trainer_evaluate(t, NULL), HMST_STATUS_INVALID_ARGUMENT);
+    int32_t steps = 0;
+    CHECK_STATUS(hmst_trainer_run(t, &steps), HMST_STATUS_OK); /* the callback stops it at step 3 */
+    CHECK(steps == 3 && calls == 1 && evals == 0);
+    CHECK_STATUS(hmst_trainer_save(t, NULL), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(hmst_trainer_save(t, "/tmp/hmst-ctest-train/saved"), HMST_STATUS_OK);
+    hmst_trainer_free(t);
+    CHECK_STATUS(hmst_trainer_step(t, &loss), HMST_STATUS_INVALID_ARGUMENT); /* freed */
+    hmst_trainer_free(NULL);
+
+    /* the saved checkpoint loads as a model, and training resumes from it */
+    hmst_model *m = NULL;
+    CHECK_STATUS(hmst_model_load("/tmp/hmst-ctest-train/saved", NULL, &m), HMST_STATUS_OK);
+    hmst_model_free(m);
+    p.resume_from = "/tmp/hmst-ctest-train/saved";
+    p.progress = NULL;
+    CHECK_STATUS(hmst_trainer_create(&p, &t), HMST_STATUS_OK);
+    CHECK_STATUS(hmst_trainer_run(t, &steps), HMST_STATUS_OK);
+    CHECK(steps == 6);
+    hmst_trainer_free(t);
+    p.resume_from = "/tmp/hmst-ctest-train/nowhere";
+    CHECK_STATUS(hmst_trainer_create(&p, &t), HMST_STATUS_NOT_FOUND);
+    return check_summary("test_trainer");
+}
