@@ -116,7 +116,7 @@ python-package: lib
 	cp $(LIB) bindings/python/hmst/libhmst.so
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore ./bindings/python
 
-pytest: python-package
+pytest: python-package $(FIXTURE)/config.json
 	cd bindings/python && HMST_LIBRARY=$(CURDIR)/$(LIB) $(PYTHON) -m pytest -q tests
 	cd /tmp && env -u HMST_LIBRARY $(PYTHON) -c "import hmst; print('pip-installed hmst', hmst.__version__, 'loads', hmst.library_path())"
 

@@ -10,8 +10,9 @@ from .api import (HMSTError, abi_version, get_threads, library_path, set_log_han
                   system_info, version)
 from .model import Context, Generation, Model
 from .tokenizer import Tokenizer
+from .trainer import Trainer
 
 __version__ = "0.1.0"
 
-__all__ = ["Context", "Generation", "HMSTError", "Model", "Tokenizer", "abi_version", "get_threads", "library_path", "set_log_handler", "set_threads",
+__all__ = ["Context", "Generation", "HMSTError", "Model", "Tokenizer", "Trainer", "abi_version", "get_threads", "library_path", "set_log_handler", "set_threads",
            "system_info", "version", "__version__"]

@@ -162,6 +162,52 @@ class TokenizerTrainParams(ctypes.Structure):
     ]
 
 
+class TrainProgress(ctypes.Structure):
+    """struct hmst_train_progress"""
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("step", ctypes.c_int32),
+        ("total_steps", ctypes.c_int32),
+        ("epoch", ctypes.c_int32),
+        ("loss", ctypes.c_double),
+        ("learning_rate", ctypes.c_double),
+        ("tokens_per_second", ctypes.c_double),
+        ("eta_seconds", ctypes.c_double),
+        ("val_loss", ctypes.c_double),
+    ]
+
+
+TRAIN_PROGRESS_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_bool, ctypes.POINTER(TrainProgress), ctypes.c_void_p)
+
+
+class TrainerParams(ctypes.Structure):
+    """struct hmst_trainer_params"""
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("train_data", ctypes.c_char_p),
+        ("val_data", ctypes.c_char_p),
+        ("output_dir", ctypes.c_char_p),
+        ("model_size", ctypes.c_char_p),
+        ("init_from", ctypes.c_char_p),
+        ("resume_from", ctypes.c_char_p),
+        ("epochs", ctypes.c_int32),
+        ("batch_size", ctypes.c_int32),
+        ("seq_len", ctypes.c_int32),
+        ("steps_per_epoch", ctypes.c_int32),
+        ("grad_accum_steps", ctypes.c_int32),
+        ("eval_every", ctypes.c_int32),
+        ("eval_windows", ctypes.c_int32),
+        ("patience", ctypes.c_int32),
+        ("save_every", ctypes.c_int32),
+        ("learning_rate", ctypes.c_float),
+        ("weight_decay", ctypes.c_float),
+        ("grad_clip", ctypes.c_float),
+        ("seed", ctypes.c_uint64),
+        ("progress", TRAIN_PROGRESS_CALLBACK),
+        ("user_data", ctypes.c_void_p),
+    ]
+
+
 # struct name in hmst.h -> ctypes class, checked against hmst_sizeof() at load
 STRUCTS = {
     "hmst_system_info": SystemInfo,
@@ -172,6 +218,8 @@ STRUCTS = {
     "hmst_generate_params": GenerateParams,
     "hmst_generation_stats": GenerationStats,
     "hmst_tokenizer_train_params": TokenizerTrainParams,
+    "hmst_trainer_params": TrainerParams,
+    "hmst_train_progress": TrainProgress,
 }
 
 LOG_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
@@ -267,6 +315,13 @@ _declare("hmst_tokenizer_decode", ctypes.c_int, _P, ctypes.POINTER(ctypes.c_int3
 _declare("hmst_tokenizer_vocab_size", ctypes.c_int, _P, ctypes.POINTER(ctypes.c_int32))
 _declare("hmst_tokenizer_id_to_piece", ctypes.c_int, _P, ctypes.c_int32, ctypes.c_char_p, ctypes.c_size_t, _SIZE_P)
 _declare("hmst_tokenizer_piece_to_id", ctypes.c_int, _P, ctypes.c_char_p, ctypes.POINTER(ctypes.c_int32))
+_declare("hmst_trainer_default_params", TrainerParams)
+_declare("hmst_trainer_create", ctypes.c_int, ctypes.POINTER(TrainerParams), ctypes.POINTER(_P))
+_declare("hmst_trainer_step", ctypes.c_int, _P, ctypes.POINTER(ctypes.c_double))
+_declare("hmst_trainer_evaluate", ctypes.c_int, _P, ctypes.POINTER(ctypes.c_double))
+_declare("hmst_trainer_run", ctypes.c_int, _P, ctypes.POINTER(ctypes.c_int32))
+_declare("hmst_trainer_save", ctypes.c_int, _P, ctypes.c_char_p)
+_declare("hmst_trainer_free", None, _P)
 
 
 def _check_abi():

@@ -1,0 +1,92 @@
+"""hmst.Trainer: pre-training on a token dataset (made by `hmst preprocess`)."""
+import ctypes
+import math
+import os
+
+from . import _lib
+from .api import _check, _Resource
+
+
+class Trainer(_Resource):
+    """Pre-trains a model; checkpoints and metrics.jsonl go to output_dir.
+
+        with hmst.Trainer("data/train", "runs/a", val_data="data/val", steps_per_epoch=100) as t:
+            t.run(progress=lambda p: print(p["step"], p["loss"]))
+    """
+    _kind = "trainer"
+    _free = staticmethod(lambda h: _lib.lib.hmst_trainer_free(h))
+
+    def __init__(self, train_data, output_dir, *, val_data=None, model_size="micro", init_from=None,
+                 resume_from=None, epochs=1, batch_size=8, seq_len=256, steps_per_epoch=0, grad_accum_steps=1,
+                 eval_every=0, eval_windows=64, patience=0, save_every=0, learning_rate=3e-4, weight_decay=0.1,
+                 grad_clip=1.0, seed=0):
+        self._h = None
+        self._keep = []
+        p = _lib.lib.hmst_trainer_default_params()
+        for name, value in (("train_data", train_data), ("val_data", val_data), ("output_dir", output_dir),
+                            ("model_size", model_size), ("init_from", init_from), ("resume_from", resume_from)):
+            if value is not None:
+                b = os.fspath(value).encode()
+                self._keep.append(b)
+                setattr(p, name, b)
+        for name, value in (("epochs", epochs), ("batch_size", batch_size), ("seq_len", seq_len),
+                            ("steps_per_epoch", steps_per_epoch), ("grad_accum_steps", grad_accum_steps),
+                            ("eval_every", eval_every), ("eval_windows", eval_windows), ("patience", patience),
+                            ("save_every", save_every)):
+            if not isinstance(value, int) or not -2**31 <= value < 2**31:
+                raise TypeError(f"{name} must be an int32, not {value!r}")
+            setattr(p, name, value)
+        p.learning_rate, p.weight_decay, p.grad_clip = float(learning_rate), float(weight_decay), float(grad_clip)
+        p.seed = int(seed)
+        # one trampoline for the trainer's life; run(progress=...) decides what it calls
+        state = self._state = {"progress": None, "errors": []}
+
+        def trampoline(ptr, _ud):
+            fn = state["progress"]
+            if fn is None:
+                return True
+            s = ptr.contents
+            info = {"step": s.step, "total_steps": s.total_steps, "epoch": s.epoch, "loss": s.loss,
+                    "learning_rate": s.learning_rate, "tokens_per_second": s.tokens_per_second,
+                    "eta_seconds": s.eta_seconds, "val_loss": None if math.isnan(s.val_loss) else s.val_loss}
+            try:
+                return fn(info) is not False
+            except BaseException as e:  # never unwind into C; re-raised after the call
+                state["errors"].append(e)
+                return False
+
+        self._trampoline = _lib.TRAIN_PROGRESS_CALLBACK(trampoline)
+        p.progress = self._trampoline
+        h = ctypes.c_void_p()
+        _check(_lib.lib.hmst_trainer_create(ctypes.byref(p), ctypes.byref(h)))
+        self._h = h
+
+    def step(self):
+        """One optimizer step; returns its loss."""
+        loss = ctypes.c_double()
+        _check(_lib.lib.hmst_trainer_step(self._handle(), ctypes.byref(loss)))
+        return loss.value
+
+    def evaluate(self):
+        """Mean validation loss in nats per token."""
+        v = ctypes.c_double()
+        _check(_lib.lib.hmst_trainer_evaluate(self._handle(), ctypes.byref(v)))
+        return v.value
+
+    def run(self, progress=None):
+        """Runs the remaining steps. progress(dict) returning False stops training (final/ is
+        still saved). Returns the number of steps done."""
+        self._state["progress"], self._state["errors"] = progress, []
+        steps = ctypes.c_int32()
+        try:
+            rc = _lib.lib.hmst_trainer_run(self._handle(), ctypes.byref(steps))
+        finally:
+            self._state["progress"] = None
+        if self._state["errors"]:
+            raise self._state["errors"][0]
+        _check(rc)
+        return steps.value
+
+    def save(self, directory):
+        """A loadable checkpoint plus the state to resume from."""
+        _check(_lib.lib.hmst_trainer_save(self._handle(), os.fspath(directory).encode()))

@@ -1,0 +1,34 @@
+"""hmst.Trainer: steps, evaluation, a progress callback that stops, checkpoints that load."""
+import json
+import os
+
+import pytest
+
+import hmst
+
+FIXTURE = os.path.join(os.path.dirname(__file__), "..", "..", "..", "build", "fixtures", "data")
+
+
+@pytest.mark.skipif(not os.path.exists(os.path.join(FIXTURE, "metadata.json")), reason="run `make` fixtures first")
+def test_train_steps_progress_and_checkpoints(tmp_path):
+    out = tmp_path / "run"
+    with hmst.Trainer(FIXTURE, out, val_data=FIXTURE, seq_len=32, batch_size=2, steps_per_epoch=6, eval_every=2,
+                      eval_windows=2, learning_rate=1e-3) as t:
+        first = t.step()
+        assert 1 < first < 20
+        assert 1 < t.evaluate() < 20
+        seen = []
+        steps = t.run(progress=lambda p: seen.append(p) or p["step"] < 4)
+        assert steps == 4 and [p["step"] for p in seen] == [2, 3, 4]
+        assert seen[0]["val_loss"] is not None and seen[1]["val_loss"] is None
+        with pytest.raises(ZeroDivisionError):
+            t.run(progress=lambda p: 1 / 0)
+    with hmst.Model(out / "final") as m:
+        assert m.info["shape"]["V"] == 1000
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    assert json.loads(lines[0])["step"] == 2
+    with pytest.raises(hmst.HMSTError) as e:
+        hmst.Trainer(FIXTURE, out, batch_size=0)
+    assert "batch_size" in e.value.message
+    with pytest.raises(hmst.HMSTError):
+        hmst.Trainer(tmp_path / "nothing", out)
