@@ -159,7 +159,8 @@ demo: all examples
 	$(CLI) train $(FORTUNES) --doc-separator % --model-size micro --vocab-size 4096 --seq-len 128 --batch-size 8 \
 	  --steps-per-epoch $(DEMO_STEPS) --eval-every 50 --val-split 0.1 --learning-rate 1e-3 --seed 1 --output-dir $(DEMO)
 	@echo "== validation curve (metrics.jsonl)"; grep val_loss $(DEMO)/metrics.jsonl | \
-	  $(PYTHON) -c "import sys, json; [print('step %4d  val loss %.3f nats/token' % (d['step'], d['val_loss'])) for d in map(json.loads, sys.stdin)]"
+	  $(PYTHON) -c "import sys, json; [print('step %4d  val loss %.3f nats/token, %.3f bits/byte' % (d['step'], d['val_loss'], d.get('val_bpb', float('nan')))) for d in map(json.loads, sys.stdin)]"
+	@echo "   (loss curves: $(DEMO)/loss.svg)"
 	@echo "== hmst generate (CLI)"; $(CLI) generate $(DEMO)/best_model --prompt "Q: What is the meaning of life?" --max-length 40 --seed 7 --temperature 0.7
 	@echo "== examples/c/generate.c"; $(OUT)/examples/generate $(DEMO)/best_model "A computer" 40
 	@echo "== examples/python/generate.py"; HMST_LIBRARY=$(CURDIR)/$(LIB) $(PYTHON) examples/python/generate.py $(DEMO)/best_model "Love is" 40

@@ -54,6 +54,7 @@ final class TrainerTests: XCTestCase {
         let lines = try FileIO.readText(dir + "/out/metrics.jsonl").split(separator: "\n")
         XCTAssertEqual(lines.count, 60)
         XCTAssertTrue(lines[14].contains("\"val_loss\""))
+        XCTAssertTrue(try FileIO.readText(dir + "/out/loss.svg").hasPrefix("<svg"))
         // the saved final model computes the same loss as the trainer's parameters
         let final = try LanguageModel.load(path: dir + "/out/final")
         let p2 = try Parameters(model: final)

@@ -60,6 +60,7 @@ check "split is deterministic" bash -c "$HMST split $W/data --val-fraction 0.2 -
 check "train (text, tokenizer trained, val split)" "$HMST" train "${CORPUS[@]}" --model-size micro --vocab-size 600 --seq-len 32 \
     --batch-size 2 --steps-per-epoch 4 --eval-every 2 --val-split 0.2 --output-dir "$W/run" --no-progress
 check "train wrote best_model, final, metrics" bash -c "test -f $W/run/best_model/model.safetensors && test -f $W/run/final/tokenizer.json && [[ \$(wc -l < $W/run/metrics.jsonl) -eq 4 ]]"
+check "metrics report bits per byte and loss.svg is drawn" bash -c "grep -q val_bpb $W/run/metrics.jsonl && python3 -c 'import xml.dom.minidom,sys; xml.dom.minidom.parse(sys.argv[1])' $W/run/loss.svg"
 check "trained checkpoint generates" bash -c "$HMST generate $W/run/final --prompt 'The' --max-length 5 > /dev/null"
 check "train (pre-tokenized, val file)" "$HMST" train "$W/train_split" --pretokenized --val-file "$W/val" --model-size micro \
     --seq-len 32 --batch-size 2 --steps-per-epoch 2 --output-dir "$W/run2" --no-progress

@@ -50,6 +50,9 @@ public final class Trainer {
     var sampler: WindowSampler
     public private(set) var step = 0
     public private(set) var bestVal = Double.infinity
+    /// bytes of text per validation token (decoded with the tokenizer), for bits per byte
+    public private(set) var valBytesPerToken: Double?
+    var curve: [(step: Int, train: Double, val: Double?)] = []
     var sinceBest = 0
     var tokensSeen = 0
 
@@ -75,6 +78,16 @@ public final class Trainer {
         optimizer = AdamW(params: params, config: options.adam)
         sampler = try WindowSampler(dataset: train, blockSize: options.sequenceLength, seed: options.seed)
         try FileIO.makeDirectories(outputDir)
+        if let tokenizer, let val {
+            // decode up to 1M validation tokens: bytes per token, for bits per byte
+            var tokens = 0, bytes = 0
+            for shard in val.shards where tokens < 1 << 20 {
+                let n = min(shard.count, (1 << 20) - tokens)
+                bytes += try tokenizer.decode((0..<n).map { shard.token($0) }).count
+                tokens += n
+            }
+            if tokens > 0 && bytes > 0 { valBytesPerToken = Double(bytes) / Double(tokens) }
+        }
     }
 
     public var stepsPerEpoch: Int {
@@ -113,9 +126,14 @@ public final class Trainer {
             w.object {
                 w.field("step", step); w.field("epoch", epoch); w.field("loss", loss); w.field("lr", Double(lr))
                 w.field("grad_norm", Double(norm)); w.field("tokens", tokensSeen); w.field("seconds", elapsed)
-                if let valLoss { w.field("val_loss", valLoss); w.field("val_bpt", valLoss / 0.6931471805599453) }
+                if let valLoss {
+                    w.field("val_loss", valLoss)
+                    if let bpt = valBytesPerToken { w.field("val_bpb", valLoss / 0.6931471805599453 / bpt) }
+                }
             }
             try metrics.append(w.output + "\n")
+            curve.append((step, loss, valLoss))
+            if valLoss != nil || step == total { try? FileIO.writeAtomically(outputDir + "/loss.svg", text: LossPlot.svg(curve)) }
             let p = TrainerProgress(step: step, totalSteps: total, epoch: epoch, loss: loss, lr: lr,
                                     tokensPerSecond: Double(tokensSeen - tokensAtStart) / max(elapsed, 1e-9),
                                     etaSeconds: elapsed / Double(step) * Double(total - step), valLoss: valLoss)
