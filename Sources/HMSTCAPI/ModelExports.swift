@@ -97,13 +97,19 @@ public func hmst_model_info_json(_ model: OpaquePointer?, _ buf: UnsafeMutablePo
     }
 }
 
+/// The tokenizer of a model handle, or UNSUPPORTED when its checkpoint has none.
+func modelTokenizer(_ h: OpaquePointer?) throws -> TextTokenizer {
+    guard let tok = try resolveModel(h).tokenizer else {
+        throw HMSTError.unsupported("this model has no tokenizer (no tokenizer.json in the checkpoint)")
+    }
+    return tok
+}
+
 @_cdecl("hmst_tokenize")
 public func hmst_tokenize(_ model: OpaquePointer?, _ text: UnsafePointer<CChar>?, _ textLen: Int,
                           _ out: UnsafeMutablePointer<Int32>?, _ cap: Int, _ nOut: UnsafeMutablePointer<Int>?) -> Int32 {
     hmstCall {
-        let m = try resolveModel(model)
-        guard let tok = m.tokenizer else { throw HMSTError.unsupported("this model has no tokenizer (no tokenizer.json in the checkpoint)") }
-        try encodeInto(tok, text, textLen, out, cap, nOut)
+        try encodeInto(try modelTokenizer(model), text, textLen, out, cap, nOut)
     }
 }
 
@@ -111,9 +117,7 @@ public func hmst_tokenize(_ model: OpaquePointer?, _ text: UnsafePointer<CChar>?
 public func hmst_detokenize(_ model: OpaquePointer?, _ tokens: UnsafePointer<Int32>?, _ n: Int,
                             _ out: UnsafeMutablePointer<CChar>?, _ cap: Int, _ nOut: UnsafeMutablePointer<Int>?) -> Int32 {
     hmstCall {
-        let m = try resolveModel(model)
-        guard let tok = m.tokenizer else { throw HMSTError.unsupported("this model has no tokenizer (no tokenizer.json in the checkpoint)") }
-        try decodeInto(tok, tokens, n, out, cap, nOut)
+        try decodeInto(try modelTokenizer(model), tokens, n, out, cap, nOut)
     }
 }
 

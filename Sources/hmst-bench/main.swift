@@ -234,10 +234,9 @@ for s in shapes where only == nil || only == s.name {
             let avgCtx = Double(promptLen) + Double(genLen) / 2
             let kvBytes = Double(d.L * d.KV * d.Dh * 2 * 4) * avgCtx
             let bytesPerToken = (matmulParamsPerToken(d) + Double(d.V * d.C)) * bytesPerWeight + kvBytes
-            let total = Double(d.V * d.C * 2 + d.L * (d.C * d.H * d.Dh * 2 + d.C * d.KV * d.Dh * 2 + d.E * 3 * d.C * d.F))
             print(json([
                 ("case", "\(s.name) C=\(d.C) L=\(d.L) H=\(d.H) KV=\(d.KV) F=\(d.F) E=\(d.E) K=\(d.K) V=\(d.V)"),
-                ("params_total_m", total / 1e6), ("params_active_m", (matmulParamsPerToken(d) + Double(d.V * d.C * 2)) / 1e6),
+                ("params_total_m", Double(d.parameterCount) / 1e6), ("params_active_m", Double(d.activeParameterCount) / 1e6),
                 ("threads", threads), ("dtype", dtype), ("prompt_tokens", promptLen), ("gen_tokens", genLen),
                 ("prefill_tok_s", prefillTPS), ("decode_tok_s", decodeTPS),
                 ("decode_tok_s_empty_ctx", Double(genLen) / decodeEmptyMs * 1000),

@@ -24,6 +24,16 @@ public struct DecoderDims: Sendable, Equatable {
         self.maxPositions = maxPositions; self.tiedEmbeddings = tiedEmbeddings
     }
 
+    /// Total parameters (a tied head counted once).
+    public var parameterCount: Int {
+        let perLayer = C * qDim * 2 + C * kvDim * 2 + 2 * C + E * C + E * 3 * C * F
+        return V * C * (tiedEmbeddings ? 1 : 2) + L * perLayer + C
+    }
+
+    /// Active parameters as Mixtral counts them (12.9B for 8x7B): all but the E - K experts a
+    /// token does not use in each layer; embeddings and head count in full.
+    public var activeParameterCount: Int { parameterCount - L * (E - K) * 3 * C * F }
+
     var qDim: Int { H * Dh }
     var kvDim: Int { KV * Dh }
     var groupSize: Int { H / KV }

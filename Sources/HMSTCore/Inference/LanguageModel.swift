@@ -28,15 +28,8 @@ public final class LanguageModel: @unchecked Sendable {
 
     public var dims: DecoderDims { decoder.dims }
 
-    /// Total parameters, counting a tied head once.
-    public var parameterCount: Int {
-        let d = dims
-        let perLayer = d.C * d.qDim * 2 + d.C * d.kvDim * 2 + 2 * d.C + d.E * d.C + d.E * 3 * d.C * d.F
-        return d.V * d.C * (d.tiedEmbeddings ? 1 : 2) + d.L * perLayer + d.C
-    }
-
-    /// Active parameters as Mixtral counts them: all but the E - K unused experts per layer.
-    public var activeParameterCount: Int { parameterCount - dims.L * (dims.E - dims.K) * 3 * dims.C * dims.F }
+    public var parameterCount: Int { dims.parameterCount }
+    public var activeParameterCount: Int { dims.activeParameterCount }
 
     public var weightsBF16: Bool { decoder.weights.hasBF16 }
 }

@@ -183,17 +183,7 @@ public struct ModelConfig: Sendable, Equatable {
         }
     }
 
-    /// Total parameters (a tied head counted once).
-    public var parameterCount: Int {
-        let d = dims
-        let perLayer = d.C * d.qDim * 2 + d.C * d.kvDim * 2 + 2 * d.C + d.E * d.C + d.E * 3 * d.C * d.F
-        return d.V * d.C * (d.tiedEmbeddings ? 1 : 2) + d.L * perLayer + d.C
-    }
-
-    /// Active parameters as Mixtral counts them (12.9B for 8x7B): everything except the experts
-    /// a token does not use (E - K of them per layer); embeddings and head count in full.
-    public var activeParameterCount: Int {
-        let d = dims
-        return parameterCount - d.L * (d.E - d.K) * 3 * d.C * d.F
-    }
+    /// Total and active parameters (Mixtral's convention): see DecoderDims.
+    public var parameterCount: Int { dims.parameterCount }
+    public var activeParameterCount: Int { dims.activeParameterCount }
 }

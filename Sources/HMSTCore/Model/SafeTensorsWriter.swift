@@ -48,10 +48,8 @@ public enum SafeTensorsWriter {
             var start = 0
             while start < t.weight.count {
                 let n = min(chunk, t.weight.count - start)
-                let rows = t.weight.cols > 0 ? t.weight.cols : 1
-                // copyRows works on whole rows; go element-wise through a flat view instead
                 try f32.withUnsafeMutableBufferPointer { fb in
-                    copyFlat(t.weight, from: start, count: n, to: fb.baseAddress!, rowLength: rows)
+                    copyFlat(t.weight, from: start, count: n, to: fb.baseAddress!)
                     if dtype == .f32 {
                         try file.write(UnsafeRawBufferPointer(start: fb.baseAddress, count: n * 4))
                     } else {
@@ -68,7 +66,7 @@ public enum SafeTensorsWriter {
     }
 
     /// Elements [from, from+count) of a row-major weight, as f32.
-    static func copyFlat(_ w: Weight, from: Int, count: Int, to out: UnsafeMutablePointer<Float>, rowLength _: Int) {
+    static func copyFlat(_ w: Weight, from: Int, count: Int, to out: UnsafeMutablePointer<Float>) {
         switch w.storage {
         case let .f32(p): out.update(from: p + from, count: count)
         case let .bf16(p): hk_bf16_to_f32(out, p + from, count)
