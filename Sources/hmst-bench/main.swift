@@ -111,35 +111,45 @@ func format2(_ d: Double) -> String {
     return String(r)
 }
 
-// ---- training mode: hmst-bench train [--preset micro] [--batch 8] [--seq 256] [--steps 5] ----------
+// ---- training mode: hmst-bench train [--preset micro] [--batch 8] [--seq 256] [--steps 5] --------
+//      [--precision f32,bf16] [--checkpointing] [--optimizer adamw|adamw8bit]
 if args.first == "train" {
     let name = option("--preset") ?? "micro"
     let B = Int(option("--batch") ?? "") ?? 8
     let T = Int(option("--seq") ?? "") ?? 256
     let steps = Int(option("--steps") ?? "") ?? 5
+    let precisions = (option("--precision") ?? "f32,bf16").split(separator: ",").compactMap { MatmulPrecision(rawValue: String($0)) }
+    let checkpointing = args.contains("--checkpointing")
+    let eightBit = option("--optimizer") == "adamw8bit"
     var config = try ModelConfig.preset(name, vocabSize: Int(option("--vocab") ?? ""))
     config.maxPositionEmbeddings = max(config.maxPositionEmbeddings, T)
-    for threads in threadList {
-        try Threads.set(threads)
-        let params = try Parameters(model: LanguageModel.random(config: config, seed: 1))
-        let grad = ModelGrad(params: params)
-        let opt = AdamW(params: params)
-        var rng = RNG(seed: 2)
-        let windows = (0..<(B * (T + 1))).map { _ in Int32(rng.next() % UInt64(config.vocabSize)) }
-        var times: [Double] = []
-        var loss = 0.0
-        for s in 0..<(steps + 1) {
-            let t0 = Clock.nowMs()
-            params.zeroGrads()
-            loss = try grad.step(windows: windows, B: B, T: T, backward: true).loss
-            GradClip.clip(params, maxNorm: 1)
-            opt.update(lr: 1e-3)
-            if s > 0 { times.append(Clock.nowMs() - t0) }  // the first step warms up
+    let model = try LanguageModel.random(config: config, seed: 1)
+    for precision in precisions {
+        for threads in threadList {
+            try Threads.set(threads)
+            let params = try Parameters(model: model)
+            let grad = ModelGrad(params: params, options: ModelGradOptions(precision: precision, gradientCheckpointing: checkpointing))
+            let opt: Optimizer = eightBit ? AdamW8bit(params: params) : AdamW(params: params)
+            var rng = RNG(seed: 2)
+            let windows = (0..<(B * (T + 1))).map { _ in Int32(rng.next() % UInt64(config.vocabSize)) }
+            var times: [Double] = []
+            var loss = 0.0
+            for s in 0..<(steps + 1) {
+                let t0 = Clock.nowMs()
+                params.zeroGrads()
+                loss = try grad.step(windows: windows, B: B, T: T, backward: true).loss
+                GradClip.clip(params, maxNorm: 1)
+                opt.update(lr: 1e-3)
+                if s > 0 { times.append(Clock.nowMs() - t0) }  // the first step warms up
+            }
+            let ms = times.sorted()[times.count / 2]
+            print(json([("bench", "train"), ("preset", name), ("params_m", Double(config.parameterCount) / 1e6), ("threads", threads),
+                        ("batch", B), ("seq", T), ("step_ms_median", ms), ("tokens_per_s", Double(B * T) / ms * 1000),
+                        ("last_loss", loss), ("dtype", precision.rawValue), ("checkpointing", checkpointing ? 1 : 0),
+                        ("activation_mb", Double(grad.bufferBytes.activations) / 1048576),
+                        ("step_buffers_mb", Double(grad.bufferBytes.total) / 1048576),
+                        ("optimizer", eightBit ? "adamw8bit" : "adamw"), ("optimizer_state_mb", Double(opt.stateBytes) / 1048576)]))
         }
-        let ms = times.sorted()[times.count / 2]
-        print(json([("bench", "train"), ("preset", name), ("params_m", Double(config.parameterCount) / 1e6), ("threads", threads),
-                    ("batch", B), ("seq", T), ("step_ms_median", ms), ("tokens_per_s", Double(B * T) / ms * 1000),
-                    ("last_loss", loss), ("dtype", "f32")]))
     }
     exit(0)
 }

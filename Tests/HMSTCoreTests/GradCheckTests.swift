@@ -155,7 +155,7 @@ final class GradCheckTests: XCTestCase {
         var o = [Float](repeating: 0, count: B * T * H * Dh), P = [Float](repeating: 0, count: B * H * T * T)
         AttentionGrad.forward(out: &o, probs: &P, q: q, k: k, v: v, B: B, T: T, H: H, KV: KV, Dh: Dh)
         var dq = [Float](repeating: 0, count: q.count), dk = [Float](repeating: 0, count: k.count), dv = dk
-        var scratch = [Float](repeating: 0, count: T * T)
+        var scratch = [Float](repeating: 0, count: B * KV * T * T)
         AttentionGrad.backward(dq: &dq, dk: &dk, dv: &dv, dout: r, probs: P, q: q, k: k, v: v, scratch: &scratch,
                                B: B, T: T, H: H, KV: KV, Dh: Dh)
         let q0 = q, k0 = k, v0 = v

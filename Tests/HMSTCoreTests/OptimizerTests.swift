@@ -1,4 +1,5 @@
 import XCTest
+import CKernels
 @testable import HMSTCore
 
 final class OptimizerTests: XCTestCase {
@@ -65,5 +66,70 @@ final class OptimizerTests: XCTestCase {
         }
         XCTAssertGreaterThan(first, 2.0)
         XCTAssertLessThan(last, 0.3, "loss went from \(first) to \(last)")
+    }
+}
+
+/// 8-bit AdamW: the maps, the blockwise round trip, the state size and a loss curve that
+/// tracks f32 AdamW.
+final class AdamW8bitTests: XCTestCase {
+    func testDynamicMapsAndBlockwiseRoundTrip() {
+        var signed = [Float](repeating: 0, count: 256), unsigned = signed
+        hk_dynamic_map(&signed, 1)
+        hk_dynamic_map(&unsigned, 0)
+        for map in [signed, unsigned] {
+            XCTAssertEqual(Set(map).count, 256)
+            XCTAssertEqual(map, map.sorted())
+            XCTAssertEqual(map.last, 1)
+            XCTAssertTrue(map.contains(0))
+        }
+        XCTAssertEqual(signed.first!, -signed[254], accuracy: 1e-7)  // mirrored, with 0 and 1 extra
+        XCTAssertEqual(unsigned.first, 0)
+        var rng = RNG(seed: 4)
+        let n = 1000
+        let x = (0..<n).map { _ in rng.nextGaussian() * (rng.next() % 2 == 0 ? 1 : 1e-3) }
+        var q = [UInt8](repeating: 0, count: n), absmax = [Float](repeating: 0, count: 4), y = x
+        hk_quantize_blockwise(&q, &absmax, x, n, signed)
+        hk_dequantize_blockwise(&y, q, absmax, n, signed)
+        for b in 0..<4 {
+            let block = (b * 256)..<min(n, (b + 1) * 256)
+            XCTAssertEqual(absmax[b], block.map { abs(x[$0]) }.max()!)
+            for i in block {
+                // nearest code: error at most half the gap to the neighbouring codes (< 7% of absmax)
+                XCTAssertLessThan(abs(y[i] - x[i]), 0.07 * absmax[b], "element \(i)")
+            }
+        }
+    }
+
+    func testStateIsAQuarterAndLossTracksF32() throws {
+        let c = try ModelConfig(vocabSize: 64, hiddenSize: 64, intermediateSize: 64, numHiddenLayers: 2, numAttentionHeads: 4,
+                                numKeyValueHeads: 2, maxPositionEmbeddings: 32, ropeTheta: 10000, numLocalExperts: 4, numExpertsPerTok: 2)
+        var curves: [[Double]] = []
+        var bytes: [Int] = []
+        for eightBit in [false, true] {
+            let p = try Parameters(model: LanguageModel.random(config: c, seed: 2))
+            let mg = ModelGrad(params: p)
+            let opt: Optimizer = eightBit ? AdamW8bit(params: p) : AdamW(params: p)
+            var rng = RNG(seed: 7)
+            // a learnable stream: token t+1 = (3 t + 1) mod 64 with a random start
+            var curve: [Double] = []
+            for _ in 0..<40 {
+                var w: [Int32] = []
+                for _ in 0..<4 {
+                    var t = Int32(rng.next() % 64)
+                    for _ in 0..<17 { w.append(t); t = (3 * t + 1) % 64 }
+                }
+                p.zeroGrads()
+                curve.append(try mg.step(windows: w, B: 4, T: 16, backward: true).ceLoss)
+                GradClip.clip(p, maxNorm: 1)
+                opt.update(lr: 3e-3)
+            }
+            curves.append(curve)
+            bytes.append(opt.stateBytes)
+        }
+        let f32 = curves[0], q8 = curves[1]
+        XCTAssertLessThan(f32.last!, f32.first! * 0.6, "f32 AdamW learns: \(f32)")
+        XCTAssertEqual(q8.last!, f32.last!, accuracy: 0.1 * f32.first!, "8-bit \(q8.last!) vs f32 \(f32.last!)")
+        let ratio = Double(bytes[1]) / Double(bytes[0])
+        XCTAssertLessThan(ratio, 0.35, "8-bit state \(bytes[1]) vs \(bytes[0]) bytes")
     }
 }

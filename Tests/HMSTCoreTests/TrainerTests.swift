@@ -62,9 +62,21 @@ final class TrainerTests: XCTestCase {
     }
 
     /// Stopping at step 10, resuming from final/ in a fresh trainer and finishing gives the
-    /// losses of an uninterrupted 20-step run.
+    /// losses of an uninterrupted 20-step run: with the defaults, and with mixed precision,
+    /// gradient checkpointing and the 8-bit optimizer together.
     func testResumeIsExact() throws {
-        _ = try Preprocessor.run(inputs: [dir + "/corpus.txt"], output: dir + "/data", encoder: ByteEncoder(), tokenizerPath: nil)
+        try checkResume(variant: "default") { _ in }
+        try checkResume(variant: "bf16-ckpt-8bit") {
+            $0.precision = .bf16
+            $0.gradientCheckpointing = true
+            $0.use8bitOptimizer = true
+        }
+    }
+
+    func checkResume(variant: String, _ configure: (inout TrainerOptions) -> Void) throws {
+        let dir = self.dir + "/" + variant
+        try FileIO.makeDirectories(dir)
+        _ = try Preprocessor.run(inputs: [self.dir + "/corpus.txt"], output: dir + "/data", encoder: ByteEncoder(), tokenizerPath: nil)
         let ds = try TokenDataset(directory: dir + "/data")
         let config = try ModelConfig(vocabSize: 257, hiddenSize: 16, intermediateSize: 8, numHiddenLayers: 1, numAttentionHeads: 2,
                                      numKeyValueHeads: 1, maxPositionEmbeddings: 32, ropeTheta: 10000, numLocalExperts: 4, numExpertsPerTok: 2)
@@ -74,6 +86,7 @@ final class TrainerTests: XCTestCase {
         o.stepsPerEpoch = 20
         o.learningRate = 2e-3
         o.seed = 4
+        configure(&o)
         func losses(_ dir: String) throws -> [Double] {
             try FileIO.readText(dir + "/metrics.jsonl").split(separator: "\n").map {
                 try JSONValue.parse(String($0))["loss"]?.number ?? .nan
@@ -94,8 +107,16 @@ final class TrainerTests: XCTestCase {
         let a = try losses(dir + "/straight"), b = try losses(dir + "/part")
         XCTAssertEqual(a.count, 20)
         XCTAssertEqual(b.count, 20)
-        XCTAssertEqual(a, b, "resumed losses differ")
+        XCTAssertEqual(a, b, "\(variant): resumed losses differ")
         XCTAssertThrowsError(try second.resume(from: dir + "/straight/nonexistent"))
+        // the state names its optimizer: resuming with the other one is refused
+        var other = o
+        other.use8bitOptimizer.toggle()
+        let wrong = try Trainer(params: try Parameters(model: LanguageModel.random(config: config, seed: 1)), train: ds, val: nil,
+                                tokenizer: nil, outputDir: dir + "/wrong", options: other)
+        XCTAssertThrowsError(try wrong.resume(from: dir + "/part/final")) { e in
+            XCTAssertTrue("\(e)".contains("optimizer") || "\(e)".contains("adamw"), "\(e)")
+        }
     }
 
     func testEarlyStoppingAndBadOptions() throws {

@@ -36,6 +36,38 @@ void hk_gemv_bf16(float *y, const uint16_t *w, const float *x, size_t cols, size
 void hk_gemv_f32(float *y, const float *w, const float *x, size_t cols, size_t row_begin, size_t row_end);
 
 
+/* Mixed-precision matmul (gemm_bf16.c), row-major like cblas_sgemm:
+ * C[M, N] = alpha * op(A)[M, K] · op(B)[K, N] + beta * C, where op(X) = Xᵀ when trans is
+ * non-zero (A is then stored [K, M], B [N, K]). Both operands are rounded to bf16 (nearest
+ * even) and products are accumulated in f32: vdpbf16ps when hk_level() >= 2, a portable
+ * kernel otherwise. beta == 0 ignores C's old contents. Single-threaded and reentrant: callers
+ * split M or N across threads. Returns 0, or -1 when scratch memory cannot be allocated. */
+int hk_gemm_bf16(int transA, int transB, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
+                 const float *B, size_t ldb, float beta, float *C, size_t ldc);
+
+/* ---- blockwise 8-bit optimizer state (adam8bit.c) ------------------------------------------ */
+
+enum { HK_QBLOCK = 256 };
+
+/* The 256-value dynamic quantisation map, ascending, within [-1, 1] (signed) or [0, 1]. */
+void hk_dynamic_map(float *map, int is_signed);
+/* q[n] = nearest map index of x / absmax of its block; absmax: [ceil(n / 256)] */
+void hk_quantize_blockwise(uint8_t *q, float *absmax, const float *x, size_t n, const float *map);
+/* x[n] = map[q] * absmax of the block */
+void hk_dequantize_blockwise(float *x, const uint8_t *q, const float *absmax, size_t n, const float *map);
+
+typedef struct {
+    float beta1, beta2, eps, lr, weight_decay;
+    float bc1, bc2; /* bias corrections 1 - beta^t */
+} hk_adam_params;
+
+/* One AdamW step over blocks [block_begin, block_end) of an n-element tensor whose moments are
+ * stored 8-bit: dequantise m (signed map) and v (unsigned map), update them with g, update p
+ * with the f32 moments, requantise with fresh block maxima. Blocks are independent. */
+void hk_adam8bit_update(float *p, const float *g, uint8_t *mq, uint8_t *vq, float *m_absmax, float *v_absmax,
+                        size_t block_begin, size_t block_end, size_t n, const float *map_m, const float *map_v,
+                        const hk_adam_params *a);
+
 /* ---- elementwise and row ops (ops.c), all f32 ---------------------------------------------- */
 
 /* out[r, :] = w * x[r, :] / sqrt(mean(x[r, :]^2) + eps) for r < rows; rstd[r] saved if non-NULL.

@@ -72,4 +72,29 @@ public enum SafeTensorsWriter {
         case let .bf16(p): hk_bf16_to_f32(out, p + from, count)
         }
     }
+
+    /// Writes tensors given as raw bytes of their declared dtypes (optimizer state), in the
+    /// same layout and atomically.
+    public static func writeRaw(path: String, tensors: [RawTensor], metadata: [(String, String)] = [("format", "pt")]) throws {
+        let sorted = tensors.sorted { $0.name < $1.name }
+        var entries: [(String, JSONValue)] = [("__metadata__", .object(metadata.map { ($0.0, .string($0.1)) }))]
+        var offset = 0
+        for t in sorted {
+            guard t.shape.reduce(1, *) * t.dtype.size == t.bytes.count else {
+                throw HMSTError.invalidArgument("tensor \(t.name): shape \(t.shape) does not match \(t.bytes.count) bytes of \(t.dtype.rawValue)")
+            }
+            entries.append((t.name, .object([("dtype", .string(t.dtype.rawValue)),
+                                             ("shape", .array(t.shape.map { .number(Double($0)) })),
+                                             ("data_offsets", .array([.number(Double(offset)), .number(Double(offset + t.bytes.count))]))])))
+            offset += t.bytes.count
+        }
+        var header = Array(JSONValue.object(entries).serialized.utf8)
+        while header.count % 8 != 0 { header.append(0x20) }
+        let file = try AtomicFileWriter(path: path)
+        var len = UInt64(header.count).littleEndian
+        try withUnsafeBytes(of: &len) { try file.write($0) }
+        try file.write(header)
+        for t in sorted where t.bytes.count > 0 { try file.write(t.bytes) }
+        try file.commit()
+    }
 }

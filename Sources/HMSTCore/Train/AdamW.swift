@@ -13,7 +13,8 @@ public struct AdamWConfig: Sendable, Equatable {
     public init() {}
 }
 
-public final class AdamW {
+public final class AdamW: Optimizer {
+    public let kind = "adamw"
     public let config: AdamWConfig
     let params: Parameters
     let m: FloatBuffer
@@ -30,8 +31,13 @@ public final class AdamW {
         decays = params.names.map { !$0.hasSuffix("norm.weight") }
     }
 
-    /// Continue from a saved step count (moments are restored by the trainer).
-    func restore(step: Int) { self.step = step }
+    public func stateTensors() -> [RawTensor] { [m.raw("adamw.m", owner: m), v.raw("adamw.v", owner: v)] }
+
+    public func loadState(_ file: SafeTensorsFile, step: Int) throws {
+        try file.copy("adamw.m", dtype: .f32, count: m.count, to: m.pointer)
+        try file.copy("adamw.v", dtype: .f32, count: v.count, to: v.pointer)
+        self.step = step
+    }
 
     /// Bytes of optimizer state.
     public var stateBytes: Int { (m.count + v.count) * 4 }
@@ -41,19 +47,26 @@ public final class AdamW {
         step += 1
         let c = config
         let bc1 = 1 - powf(c.beta1, Float(step)), bc2 = 1 - powf(c.beta2, Float(step))
-        let p = params.values.pointer, g = params.grads.pointer, mp = m.pointer, vp = v.pointer
         for (t, start) in params.offsets.enumerated() {
             let n = params.shapes[t].reduce(1, *)
             let wd = decays[t] ? c.weightDecay : 0
             parallelFor((n + 8191) / 8192) { chunk in
-                let lo = start + chunk * 8192, hi = min(start + n, lo + 8192)
-                for i in lo..<hi {
-                    mp[i] = c.beta1 * mp[i] + (1 - c.beta1) * g[i]
-                    vp[i] = c.beta2 * vp[i] + (1 - c.beta2) * g[i] * g[i]
-                    let mhat = mp[i] / bc1, vhat = vp[i] / bc2
-                    p[i] -= lr * (mhat / (vhat.squareRoot() + c.eps) + wd * p[i])
-                }
+                let lo = chunk * 8192, hi = min(n, lo + 8192)
+                AdamW.updateF32(p: params.values.pointer + start + lo, g: params.grads.pointer + start + lo,
+                                m: m.pointer + start + lo, v: v.pointer + start + lo, n: hi - lo,
+                                c: c, lr: lr, wd: wd, bc1: bc1, bc2: bc2)
             }
+        }
+    }
+
+    /// The f32 AdamW rule over n elements (also used by AdamW8bit for small tensors).
+    static func updateF32(p: UnsafeMutablePointer<Float>, g: UnsafePointer<Float>, m: UnsafeMutablePointer<Float>,
+                          v: UnsafeMutablePointer<Float>, n: Int, c: AdamWConfig, lr: Float, wd: Float, bc1: Float, bc2: Float) {
+        for i in 0..<n {
+            m[i] = c.beta1 * m[i] + (1 - c.beta1) * g[i]
+            v[i] = c.beta2 * v[i] + (1 - c.beta2) * g[i] * g[i]
+            let mhat = m[i] / bc1, vhat = v[i] / bc2
+            p[i] -= lr * (mhat / (vhat.squareRoot() + c.eps) + wd * p[i])
         }
     }
 }

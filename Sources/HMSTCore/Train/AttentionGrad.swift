@@ -2,7 +2,9 @@
 //   S = scale · Q Kᵀ (causal mask), P = softmax_rows(S), O = P V
 // P is saved for backward:
 //   dV += Pᵀ dO,  dP = dO Vᵀ,  dS = P ⊙ (dP − rowsum(dP ⊙ P)),  dQ += scale · dS K,  dK += scale · dSᵀ Q
-// Heads h in a group share KV head h / (H / KV); their dK and dV add up.
+// Heads h in a group share KV head h / (H / KV); their dK and dV add up. Forward runs one task
+// per (sequence, head), backward one per (sequence, KV group) so no two tasks write one dK row;
+// each GEMM is single-threaded (the trainer holds OpenBLAS at one thread).
 import CBLAS
 import CKernels
 
@@ -12,8 +14,8 @@ enum AttentionGrad {
                         k: UnsafePointer<Float>, v: UnsafePointer<Float>, B: Int, T: Int, H: Int, KV: Int, Dh: Int) {
         let scale = 1 / Float(Dh).squareRoot()
         let ldq = H * Dh, ldk = KV * Dh
-        for b in 0..<B {
-            for h in 0..<H {
+        parallelFor(B * H) { task in
+                let b = task / H, h = task % H
                 let g = h / (H / KV)
                 let Q = q + b * T * ldq + h * Dh, K = k + b * T * ldk + g * Dh, V = v + b * T * ldk + g * Dh
                 let P = probs + ((b * H + h) * T) * T
@@ -28,21 +30,20 @@ enum AttentionGrad {
                 // O[T, Dh] = P V
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(T), Int32(Dh), Int32(T), 1, P, Int32(T),
                             V, Int32(ldk), 0, out + b * T * ldq + h * Dh, Int32(ldq))
-            }
         }
     }
 
-    /// Differentiates forward. dq, dk, dv accumulate (+=); scratch: [T, T].
+    /// Differentiates forward. dq, dk, dv accumulate (+=); scratch: [B·KV, T, T].
     static func backward(dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
                          dout: UnsafePointer<Float>, probs: UnsafePointer<Float>, q: UnsafePointer<Float>,
                          k: UnsafePointer<Float>, v: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>,
                          B: Int, T: Int, H: Int, KV: Int, Dh: Int) {
         let scale = 1 / Float(Dh).squareRoot()
         let ldq = H * Dh, ldk = KV * Dh
-        let dS = scratch
-        for b in 0..<B {
-            for h in 0..<H {
-                let g = h / (H / KV)
+        parallelFor(B * KV) { task in
+            let b = task / KV, g = task % KV
+            let dS = scratch + task * T * T
+            for h in (g * (H / KV))..<((g + 1) * (H / KV)) {
                 let qo = b * T * ldq + h * Dh, ko = b * T * ldk + g * Dh
                 let P = probs + ((b * H + h) * T) * T
                 let dO = dout + qo

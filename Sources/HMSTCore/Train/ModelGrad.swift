@@ -1,10 +1,13 @@
 // ModelGrad: one training forward and backward of the whole decoder over a batch of B
-// sequences of T tokens, on f32 Parameters. The forward keeps every activation the backward
-// needs (named per layer below); the backward walks the layers in reverse, accumulating into
-// Parameters.grads. Loss = mean next-token cross-entropy + the load-balancing loss computed,
-// as HF Mixtral does, over the router outputs of all layers together.
+// sequences of T tokens, on f32 Parameters. The forward keeps what the backward needs in
+// StepBuffers (reused across steps); the backward walks the layers in reverse, accumulating
+// into Parameters.grads. Loss = mean next-token cross-entropy + the load-balancing loss
+// computed, as HF Mixtral does, over the router outputs of all layers together.
 //
-// Activations are plain arrays for now: memory grows with B·T·L and no checkpointing yet.
+// Options: mixed precision runs every projection, expert and LM-head GEMM with bf16 operands
+// and f32 accumulation (weights, activations, gradients and optimizer stay f32; the router
+// stays f32 so expert choices do not flip); gradient checkpointing keeps only each layer's
+// input and recomputes the layer's forward during backward.
 
 public struct StepResult: Sendable {
     public var loss: Double      // cross-entropy + aux
@@ -13,46 +16,75 @@ public struct StepResult: Sendable {
     public var tokens: Int
 }
 
-final class LayerActivations {
-    var xIn: [Float] = []    // [N, C] residual input
-    var xn1: [Float] = []    // [N, C] rmsnorm(xIn)
-    var rstd1: [Float] = []  // [N]
-    var q: [Float] = []      // [N, H*Dh] after RoPE
-    var k: [Float] = []      // [N, KV*Dh] after RoPE
-    var v: [Float] = []      // [N, KV*Dh]
-    var probs: [Float] = []  // [B, H, T, T] attention probabilities
-    var att: [Float] = []    // [N, H*Dh]
-    var x2: [Float] = []     // [N, C] after the attention residual
-    var xn2: [Float] = []    // [N, C]
-    var rstd2: [Float] = []  // [N]
-    var rprobs: [Float] = [] // [N, E] router probabilities
-    var topIdx: [Int32] = [] // [N, K]
-    var gates: [Float] = []  // [N, K]
-    var experts: [ExpertActivations] = []
+public struct ModelGradOptions: Sendable, Equatable {
+    public var precision: MatmulPrecision = .f32
+    public var gradientCheckpointing = false
+    public init(precision: MatmulPrecision = .f32, gradientCheckpointing: Bool = false) {
+        self.precision = precision
+        self.gradientCheckpointing = gradientCheckpointing
+    }
 }
 
-struct ExpertActivations {
-    var rows: [Int32] = []   // [n] token rows routed here
-    var slots: [Int32] = []  // [n] which of the K choices it was
-    var xe: [Float] = []     // [n, C]
-    var a: [Float] = []      // [n, F] x·W1ᵀ
-    var b: [Float] = []      // [n, F] x·W3ᵀ
-    var h: [Float] = []      // [n, F] silu(a)·b
-    var y: [Float] = []      // [n, C] h·W2ᵀ (before the gate)
+/// Pointers to one layer's tensors inside a flat Parameters buffer (values or grads).
+struct LayerTensors {
+    let attnNorm, q, k, v, o, ffnNorm, router: UnsafeMutablePointer<Float>
+    let w1, w2, w3: [UnsafeMutablePointer<Float>]   // E each: [F, C], [C, F], [F, C]
+
+    init(layer l: Int, E: Int, _ at: (String) -> UnsafeMutablePointer<Float>) {
+        let p = "model.layers.\(l)."
+        attnNorm = at(p + "input_layernorm.weight")
+        q = at(p + "self_attn.q_proj.weight"); k = at(p + "self_attn.k_proj.weight")
+        v = at(p + "self_attn.v_proj.weight"); o = at(p + "self_attn.o_proj.weight")
+        ffnNorm = at(p + "post_attention_layernorm.weight")
+        router = at(p + "block_sparse_moe.gate.weight")
+        w1 = (0..<E).map { at(p + "block_sparse_moe.experts.\($0).w1.weight") }
+        w2 = (0..<E).map { at(p + "block_sparse_moe.experts.\($0).w2.weight") }
+        w3 = (0..<E).map { at(p + "block_sparse_moe.experts.\($0).w3.weight") }
+    }
+}
+
+/// Runs body over near-equal row ranges of 0..<n on the pool.
+func parallelRows(_ n: Int, grain: Int = 32, _ body: (Range<Int>) -> Void) {
+    let ranges = splitRange(n, parts: min(Threads.count, max(1, n / grain)))
+    parallelFor(ranges.count) { body(ranges[$0]) }
 }
 
 public final class ModelGrad {
     public let params: Parameters
+    public let options: ModelGradOptions
     let d: DecoderDims
     let auxCoef: Float
-    /// Expert choices of the last step, all layers ([L, N, K]), for tests and diagnostics.
-    public private(set) var lastRouting: [Int32] = []
+    let mm: Matmul
+    let f32 = Matmul(precision: .f32)
+    let W: [LayerTensors]   // values
+    let G: [LayerTensors]   // gradients
+    let embed, embedGrad, finalNorm, finalNormGrad, head, headGrad: UnsafeMutablePointer<Float>
+    var buffers: StepBuffers?
 
-    public init(params: Parameters) {
+    public init(params: Parameters, options: ModelGradOptions = ModelGradOptions()) {
         self.params = params
+        self.options = options
         d = params.config.dims
         auxCoef = Float(params.config.routerAuxLossCoef)
+        mm = Matmul(precision: options.precision)
+        let E = d.E
+        W = (0..<d.L).map { LayerTensors(layer: $0, E: E, params.value) }
+        G = (0..<d.L).map { LayerTensors(layer: $0, E: E, params.grad) }
+        embed = params.value("model.embed_tokens.weight"); embedGrad = params.grad("model.embed_tokens.weight")
+        finalNorm = params.value("model.norm.weight"); finalNormGrad = params.grad("model.norm.weight")
+        let headName = d.tiedEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight"
+        head = params.value(headName); headGrad = params.grad(headName)
     }
+
+    /// Expert choices of the last step, all layers ([L, N, K]), for tests and diagnostics.
+    public var lastRouting: [Int32] {
+        guard let b = buffers else { return [] }
+        return Array(UnsafeBufferPointer(start: b.topIdx.pointer, count: b.topIdx.count))
+    }
+
+    /// Bytes of the step's buffers for the last batch shape: (all, activations kept from
+    /// forward to backward). Gradient checkpointing shrinks the second.
+    public var bufferBytes: (total: Int, activations: Int) { (buffers?.bytes ?? 0, buffers?.activationBytes ?? 0) }
 
     /// windows: [B, T + 1] token ids (inputs are [.., 0..<T], targets [.., 1...T]).
     /// With backward, gradients are added to params.grads (zero them first).
@@ -64,165 +96,118 @@ public final class ModelGrad {
         if let bad = windows.first(where: { $0 < 0 || Int($0) >= d.V }) {
             throw HMSTError.invalidArgument("token id \(bad) is outside the vocabulary 0 ..< \(d.V)")
         }
-        let N = B * T, C = d.C, qD = d.qDim, kvD = d.kvDim, E = d.E, K = d.K, F = d.F, V = d.V
-        var inputs = [Int32](repeating: 0, count: N), targets = inputs
+        let shape = StepShape(d: d, B: B, T: T)
+        if buffers?.shape != shape { buffers = nil; buffers = StepBuffers(shape: shape, checkpointing: options.gradientCheckpointing) }
+        guard let s = buffers else { throw HMSTError(.internal, "step buffers missing") }
+        prepare(s, windows: windows)
+        return Threads.withSingleThreadedBLAS { run(s, backward: backward) }
+    }
+
+    /// Inputs, targets and per-row RoPE tables (positions restart in every sequence).
+    private func prepare(_ s: StepBuffers, windows: [Int32]) {
+        let B = s.shape.B, T = s.shape.T, half = d.Dh / 2
         for b in 0..<B {
             for t in 0..<T {
-                inputs[b * T + t] = windows[b * (T + 1) + t]
-                targets[b * T + t] = windows[b * (T + 1) + t + 1]
+                s.inputs.pointer[b * T + t] = windows[b * (T + 1) + t]
+                s.targets.pointer[b * T + t] = windows[b * (T + 1) + t + 1]
             }
         }
-        // RoPE tables per row (positions restart in every sequence)
-        let half = d.Dh / 2
         let invFreq = RoPE.inverseFrequencies(Dh: d.Dh, theta: d.ropeTheta)
-        var cosT = [Float](repeating: 0, count: T * half), sinT = cosT
-        RoPE.tables(cos: &cosT, sin: &sinT, invFreq: invFreq, pos0: 0, T: T)
-        var cosN = [Float](), sinN = [Float](), negSinN = [Float]()
-        for _ in 0..<B { cosN += cosT; sinN += sinT }
-        negSinN = sinN.map { -$0 }
+        RoPE.tables(cos: s.cos.pointer, sin: s.sin.pointer, invFreq: invFreq, pos0: 0, T: T)
+        for b in 1..<max(B, 1) {
+            (s.cos.pointer + b * T * half).update(from: s.cos.pointer, count: T * half)
+            (s.sin.pointer + b * T * half).update(from: s.sin.pointer, count: T * half)
+        }
+        for i in 0..<(B * T * half) { s.negSin.pointer[i] = -s.sin.pointer[i] }
+    }
 
-        let P = params
-        func w(_ name: String) -> UnsafeMutablePointer<Float> { P.value(name) }
-        func g(_ name: String) -> UnsafeMutablePointer<Float> { P.grad(name) }
-
+    private func run(_ s: StepBuffers, backward: Bool) -> StepResult {
+        let N = s.shape.N, C = d.C, V = d.V, L = d.L
         // ---------------- forward
-        var x = [Float](repeating: 0, count: N * C)
-        EmbeddingGrad.forward(x: &x, table: w("model.embed_tokens.weight"), tokens: inputs, N: N, C: C)
-        var acts: [LayerActivations] = []
-        for l in 0..<d.L {
-            let p = "model.layers.\(l)."
-            let a = LayerActivations()
-            a.xIn = x
-            a.xn1 = [Float](repeating: 0, count: N * C); a.rstd1 = [Float](repeating: 0, count: N)
-            RMSNormGrad.forward(y: &a.xn1, rstd: &a.rstd1, x: a.xIn, w: w(p + "input_layernorm.weight"), N: N, C: C, eps: d.eps)
-            a.q = [Float](repeating: 0, count: N * qD); a.k = [Float](repeating: 0, count: N * kvD); a.v = a.k
-            LinearGrad.forward(y: &a.q, x: a.xn1, w: w(p + "self_attn.q_proj.weight"), N: N, I: C, O: qD)
-            LinearGrad.forward(y: &a.k, x: a.xn1, w: w(p + "self_attn.k_proj.weight"), N: N, I: C, O: kvD)
-            LinearGrad.forward(y: &a.v, x: a.xn1, w: w(p + "self_attn.v_proj.weight"), N: N, I: C, O: kvD)
-            RoPEGrad.forward(&a.q, N: N, nHeads: d.H, Dh: d.Dh, ld: qD, cos: cosN, sin: sinN)
-            RoPEGrad.forward(&a.k, N: N, nHeads: d.KV, Dh: d.Dh, ld: kvD, cos: cosN, sin: sinN)
-            a.att = [Float](repeating: 0, count: N * qD); a.probs = [Float](repeating: 0, count: B * d.H * T * T)
-            AttentionGrad.forward(out: &a.att, probs: &a.probs, q: a.q, k: a.k, v: a.v, B: B, T: T, H: d.H, KV: d.KV, Dh: d.Dh)
-            var o = [Float](repeating: 0, count: N * C)
-            LinearGrad.forward(y: &o, x: a.att, w: w(p + "self_attn.o_proj.weight"), N: N, I: qD, O: C)
-            a.x2 = zip(a.xIn, o).map(+)
-            a.xn2 = [Float](repeating: 0, count: N * C); a.rstd2 = [Float](repeating: 0, count: N)
-            RMSNormGrad.forward(y: &a.xn2, rstd: &a.rstd2, x: a.x2, w: w(p + "post_attention_layernorm.weight"), N: N, C: C, eps: d.eps)
-            var rl = [Float](repeating: 0, count: N * E)
-            LinearGrad.forward(y: &rl, x: a.xn2, w: w(p + "block_sparse_moe.gate.weight"), N: N, I: C, O: E)
-            a.rprobs = [Float](repeating: 0, count: N * E); a.topIdx = [Int32](repeating: 0, count: N * K); a.gates = [Float](repeating: 0, count: N * K)
-            RouterGrad.forward(probs: &a.rprobs, topIdx: &a.topIdx, gates: &a.gates, logits: rl, N: N, E: E, K: K)
-            var out = a.x2
-            a.experts = (0..<E).map { _ in ExpertActivations() }
-            for n in 0..<N {
-                for j in 0..<K {
-                    let e = Int(a.topIdx[n * K + j])
-                    a.experts[e].rows.append(Int32(n))
-                    a.experts[e].slots.append(Int32(j))
-                }
-            }
-            for e in 0..<E where !a.experts[e].rows.isEmpty {
-                let ep = p + "block_sparse_moe.experts.\(e)."
-                var ex = a.experts[e]
-                let n = ex.rows.count
-                ex.xe = [Float](repeating: 0, count: n * C)
-                for (i, r) in ex.rows.enumerated() { for c in 0..<C { ex.xe[i * C + c] = a.xn2[Int(r) * C + c] } }
-                ex.a = [Float](repeating: 0, count: n * F); ex.b = ex.a; ex.h = ex.a
-                LinearGrad.forward(y: &ex.a, x: ex.xe, w: w(ep + "w1.weight"), N: n, I: C, O: F)
-                LinearGrad.forward(y: &ex.b, x: ex.xe, w: w(ep + "w3.weight"), N: n, I: C, O: F)
-                SwiGLUGrad.forward(h: &ex.h, a: ex.a, b: ex.b, n: n * F)
-                ex.y = [Float](repeating: 0, count: n * C)
-                LinearGrad.forward(y: &ex.y, x: ex.h, w: w(ep + "w2.weight"), N: n, I: F, O: C)
-                for (i, r) in ex.rows.enumerated() {
-                    let gate = a.gates[Int(r) * K + Int(ex.slots[i])]
-                    for c in 0..<C { out[Int(r) * C + c] += gate * ex.y[i * C + c] }
-                }
-                a.experts[e] = ex
-            }
-            x = out
-            acts.append(a)
+        EmbeddingGrad.forward(x: s.xIn[0].pointer, table: embed, tokens: s.inputs.pointer, N: N, C: C)
+        for l in 0..<L {
+            forwardLayer(l, s, out: l + 1 < L ? s.xIn[l + 1].pointer : s.xOut.pointer)
         }
-        var xnF = [Float](repeating: 0, count: N * C), rstdF = [Float](repeating: 0, count: N)
-        RMSNormGrad.forward(y: &xnF, rstd: &rstdF, x: x, w: w("model.norm.weight"), N: N, C: C, eps: d.eps)
-        let headName = d.tiedEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight"
-        var logits = [Float](repeating: 0, count: N * V)
-        LinearGrad.forward(y: &logits, x: xnF, w: w(headName), N: N, I: C, O: V)
-        let (ce, count) = CrossEntropy.forward(logits: &logits, targets: targets, N: N, V: V)  // logits -> probs
-        // load balancing over every layer's routing at once
-        let allProbs = acts.flatMap(\.rprobs), allIdx = acts.flatMap(\.topIdx)
-        lastRouting = allIdx
-        var dAllRouter = [Float](repeating: 0, count: allProbs.count)
-        let aux = dAllRouter.withUnsafeMutableBufferPointer { buf in
-            RouterGrad.auxLoss(dlogits: backward ? buf.baseAddress : nil, probs: allProbs, topIdx: allIdx,
-                               N: N * d.L, E: E, K: K, coef: auxCoef)
-        }
+        RMSNormGrad.forward(y: s.xnF.pointer, rstd: s.rstdF.pointer, x: s.xOut.pointer, w: finalNorm, N: N, C: C, eps: d.eps)
+        mm.linear(y: s.logits.pointer, x: s.xnF.pointer, w: head, N: N, I: C, O: V)
+        let (ce, count) = CrossEntropy.forward(logits: s.logits.pointer, targets: s.targets.pointer, N: N, V: V)  // -> probs
+        s.dAllRouter.pointer.update(repeating: 0, count: s.dAllRouter.count)
+        let aux = RouterGrad.auxLoss(dlogits: backward ? s.dAllRouter.pointer : nil, probs: s.rprobs.pointer,
+                                     topIdx: s.topIdx.pointer, N: N * L, E: d.E, K: d.K, coef: auxCoef)
         let result = StepResult(loss: ce + Double(aux), ceLoss: ce, auxLoss: Double(aux), tokens: count)
         guard backward else { return result }
 
         // ---------------- backward
-        CrossEntropy.backward(probs: &logits, targets: targets, N: N, V: V, scale: 1 / Float(max(1, count)))
-        var dxnF = [Float](repeating: 0, count: N * C)
-        LinearGrad.backward(dx: &dxnF, dW: g(headName), dy: logits, x: xnF, w: w(headName), N: N, I: C, O: V)
-        var dx = [Float](repeating: 0, count: N * C)
-        RMSNormGrad.backward(dx: &dx, dw: g("model.norm.weight"), dy: dxnF, x: x, w: w("model.norm.weight"), rstd: rstdF, N: N, C: C)
-        for l in stride(from: d.L - 1, through: 0, by: -1) {
-            let p = "model.layers.\(l)."
-            let a = acts[l]
-            // x_out = x2 + Σ gate·expert(xn2): the residual passes dx to x2 unchanged
-            var dx2 = dx
-            var dxn2 = [Float](repeating: 0, count: N * C)
-            var dgates = [Float](repeating: 0, count: N * K)
-            for e in 0..<E where !a.experts[e].rows.isEmpty {
-                let ep = p + "block_sparse_moe.experts.\(e)."
-                let ex = a.experts[e]
-                let n = ex.rows.count
-                var dy = [Float](repeating: 0, count: n * C)
-                for (i, r) in ex.rows.enumerated() {
-                    let slot = Int(r) * K + Int(ex.slots[i])
-                    var dg: Float = 0
-                    for c in 0..<C {
-                        let dout = dx[Int(r) * C + c]
-                        dg += dout * ex.y[i * C + c]
-                        dy[i * C + c] = a.gates[slot] * dout
-                    }
-                    dgates[slot] += dg
-                }
-                var dh = [Float](repeating: 0, count: n * F)
-                LinearGrad.backward(dx: &dh, dW: g(ep + "w2.weight"), dy: dy, x: ex.h, w: w(ep + "w2.weight"), N: n, I: F, O: C)
-                var da = [Float](repeating: 0, count: n * F), db = da
-                SwiGLUGrad.backward(da: &da, db: &db, dh: dh, a: ex.a, b: ex.b, n: n * F)
-                var dxe = [Float](repeating: 0, count: n * C)
-                LinearGrad.backward(dx: &dxe, dW: g(ep + "w1.weight"), dy: da, x: ex.xe, w: w(ep + "w1.weight"), N: n, I: C, O: F)
-                LinearGrad.backward(dx: &dxe, dW: g(ep + "w3.weight"), dy: db, x: ex.xe, w: w(ep + "w3.weight"), N: n, I: C, O: F)
-                for (i, r) in ex.rows.enumerated() { for c in 0..<C { dxn2[Int(r) * C + c] += dxe[i * C + c] } }
-            }
-            var drl = [Float](repeating: 0, count: N * E)
-            RouterGrad.backward(dlogits: &drl, dgates: dgates, probs: a.rprobs, topIdx: a.topIdx, gates: a.gates, N: N, E: E, K: K)
-            for i in 0..<(N * E) { drl[i] += dAllRouter[l * N * E + i] }
-            LinearGrad.backward(dx: &dxn2, dW: g(p + "block_sparse_moe.gate.weight"), dy: drl, x: a.xn2,
-                                w: w(p + "block_sparse_moe.gate.weight"), N: N, I: C, O: E)
-            RMSNormGrad.backward(dx: &dx2, dw: g(p + "post_attention_layernorm.weight"), dy: dxn2, x: a.x2,
-                                 w: w(p + "post_attention_layernorm.weight"), rstd: a.rstd2, N: N, C: C)
-            // x2 = xIn + o_proj(att)
-            var datt = [Float](repeating: 0, count: N * qD)
-            LinearGrad.backward(dx: &datt, dW: g(p + "self_attn.o_proj.weight"), dy: dx2, x: a.att, w: w(p + "self_attn.o_proj.weight"),
-                                N: N, I: qD, O: C)
-            var dq = [Float](repeating: 0, count: N * qD), dk = [Float](repeating: 0, count: N * kvD), dv = dk
-            var scratch = [Float](repeating: 0, count: T * T)
-            AttentionGrad.backward(dq: &dq, dk: &dk, dv: &dv, dout: datt, probs: a.probs, q: a.q, k: a.k, v: a.v, scratch: &scratch,
-                                   B: B, T: T, H: d.H, KV: d.KV, Dh: d.Dh)
-            RoPEGrad.backward(&dq, N: N, nHeads: d.H, Dh: d.Dh, ld: qD, cos: cosN, negSin: negSinN)
-            RoPEGrad.backward(&dk, N: N, nHeads: d.KV, Dh: d.Dh, ld: kvD, cos: cosN, negSin: negSinN)
-            var dxn1 = [Float](repeating: 0, count: N * C)
-            LinearGrad.backward(dx: &dxn1, dW: g(p + "self_attn.q_proj.weight"), dy: dq, x: a.xn1, w: w(p + "self_attn.q_proj.weight"), N: N, I: C, O: qD)
-            LinearGrad.backward(dx: &dxn1, dW: g(p + "self_attn.k_proj.weight"), dy: dk, x: a.xn1, w: w(p + "self_attn.k_proj.weight"), N: N, I: C, O: kvD)
-            LinearGrad.backward(dx: &dxn1, dW: g(p + "self_attn.v_proj.weight"), dy: dv, x: a.xn1, w: w(p + "self_attn.v_proj.weight"), N: N, I: C, O: kvD)
-            // xIn feeds both the residual (dx2) and the norm
-            RMSNormGrad.backward(dx: &dx2, dw: g(p + "input_layernorm.weight"), dy: dxn1, x: a.xIn,
-                                 w: w(p + "input_layernorm.weight"), rstd: a.rstd1, N: N, C: C)
-            dx = dx2
+        CrossEntropy.backward(probs: s.logits.pointer, targets: s.targets.pointer, N: N, V: V, scale: 1 / Float(max(1, count)))
+        mm.linearBackward(dx: s.dxn1.pointer, dxBeta: 0, dW: headGrad, dy: s.logits.pointer, x: s.xnF.pointer, w: head, N: N, I: C, O: V)
+        s.dx.pointer.update(repeating: 0, count: N * C)
+        RMSNormGrad.backward(dx: s.dx.pointer, dw: finalNormGrad, dy: s.dxn1.pointer, x: s.xOut.pointer, w: finalNorm,
+                             rstd: s.rstdF.pointer, N: N, C: C)
+        for l in stride(from: L - 1, through: 0, by: -1) {
+            // checkpointing: refill the shared activation set (xOut is free by now)
+            if s.checkpointing { forwardLayer(l, s, out: s.xOut.pointer) }
+            backwardLayer(l, s)
         }
-        EmbeddingGrad.backward(dTable: g("model.embed_tokens.weight"), dx: dx, tokens: inputs, N: N, C: C)
+        EmbeddingGrad.backward(dTable: embedGrad, dx: s.dx.pointer, tokens: s.inputs.pointer, N: N, C: C)
         return result
+    }
+
+    /// One decoder layer: x = xIn[l] -> out.
+    private func forwardLayer(_ l: Int, _ s: StepBuffers, out: UnsafeMutablePointer<Float>) {
+        let a = s.layerActs(l), w = W[l]
+        let B = s.shape.B, T = s.shape.T, N = s.shape.N, C = d.C, qD = d.qDim, kvD = d.kvDim, E = d.E, K = d.K
+        let x = s.xIn[l].pointer
+        RMSNormGrad.forward(y: a.xn1.pointer, rstd: a.rstd1.pointer, x: x, w: w.attnNorm, N: N, C: C, eps: d.eps)
+        mm.linear(y: a.q.pointer, x: a.xn1.pointer, w: w.q, N: N, I: C, O: qD)
+        mm.linear(y: a.k.pointer, x: a.xn1.pointer, w: w.k, N: N, I: C, O: kvD)
+        mm.linear(y: a.v.pointer, x: a.xn1.pointer, w: w.v, N: N, I: C, O: kvD)
+        RoPEGrad.forward(a.q.pointer, N: N, nHeads: d.H, Dh: d.Dh, ld: qD, cos: s.cos.pointer, sin: s.sin.pointer)
+        RoPEGrad.forward(a.k.pointer, N: N, nHeads: d.KV, Dh: d.Dh, ld: kvD, cos: s.cos.pointer, sin: s.sin.pointer)
+        AttentionGrad.forward(out: a.att.pointer, probs: a.probs.pointer, q: a.q.pointer, k: a.k.pointer, v: a.v.pointer,
+                              B: B, T: T, H: d.H, KV: d.KV, Dh: d.Dh)
+        mm.linear(y: s.o.pointer, x: a.att.pointer, w: w.o, N: N, I: qD, O: C)
+        let x2 = a.x2.pointer, o = s.o.pointer
+        parallelRows(N) { r in for i in (r.lowerBound * C)..<(r.upperBound * C) { x2[i] = x[i] + o[i] } }
+        RMSNormGrad.forward(y: a.xn2.pointer, rstd: a.rstd2.pointer, x: x2, w: w.ffnNorm, N: N, C: C, eps: d.eps)
+        // the router stays f32: its choices must not flip with the matmul precision
+        f32.linear(y: s.rl.pointer, x: a.xn2.pointer, w: w.router, N: N, I: C, O: E)
+        let probs = s.rprobs.pointer + l * N * E, topIdx = s.topIdx.pointer + l * N * K
+        RouterGrad.forward(probs: probs, topIdx: topIdx, gates: a.gates.pointer, logits: s.rl.pointer, N: N, E: E, K: K)
+        MoEGrad.dispatch(a, topIdx: topIdx, N: N, E: E, K: K)
+        MoEGrad.forward(out: out, a, s, w: w, mm: mm, d: d, N: N)
+    }
+
+    /// Differentiates forwardLayer: s.dx holds dL/d(out) on entry and dL/d(xIn[l]) on exit.
+    private func backwardLayer(_ l: Int, _ s: StepBuffers) {
+        let a = s.layerActs(l), w = W[l], g = G[l]
+        let B = s.shape.B, T = s.shape.T, N = s.shape.N, C = d.C, qD = d.qDim, kvD = d.kvDim, E = d.E, K = d.K
+        // out = x2 + Σ gate·expert(xn2): the residual passes dx to x2 unchanged
+        s.dx2.pointer.update(from: s.dx.pointer, count: N * C)
+        MoEGrad.backward(dxn2: s.dxn2.pointer, a, s, w: w, g: g, mm: mm, d: d, N: N)
+        let probs = s.rprobs.pointer + l * N * E, topIdx = s.topIdx.pointer + l * N * K
+        RouterGrad.backward(dlogits: s.drl.pointer, dgates: s.dgates.pointer, probs: probs, topIdx: topIdx,
+                            gates: a.gates.pointer, N: N, E: E, K: K)
+        let drl = s.drl.pointer, dAux = s.dAllRouter.pointer + l * N * E
+        for i in 0..<(N * E) { drl[i] += dAux[i] }
+        f32.linearBackward(dx: s.dxn2.pointer, dW: g.router, dy: drl, x: a.xn2.pointer, w: w.router, N: N, I: C, O: E)
+        RMSNormGrad.backward(dx: s.dx2.pointer, dw: g.ffnNorm, dy: s.dxn2.pointer, x: a.x2.pointer, w: w.ffnNorm,
+                             rstd: a.rstd2.pointer, N: N, C: C)
+        // x2 = xIn + o_proj(att)
+        mm.linearBackward(dx: s.datt.pointer, dxBeta: 0, dW: g.o, dy: s.dx2.pointer, x: a.att.pointer, w: w.o, N: N, I: qD, O: C)
+        s.dq.pointer.update(repeating: 0, count: N * qD)
+        s.dk.pointer.update(repeating: 0, count: N * kvD)
+        s.dv.pointer.update(repeating: 0, count: N * kvD)
+        AttentionGrad.backward(dq: s.dq.pointer, dk: s.dk.pointer, dv: s.dv.pointer, dout: s.datt.pointer, probs: a.probs.pointer,
+                               q: a.q.pointer, k: a.k.pointer, v: a.v.pointer, scratch: s.attScratch.pointer,
+                               B: B, T: T, H: d.H, KV: d.KV, Dh: d.Dh)
+        RoPEGrad.backward(s.dq.pointer, N: N, nHeads: d.H, Dh: d.Dh, ld: qD, cos: s.cos.pointer, negSin: s.negSin.pointer)
+        RoPEGrad.backward(s.dk.pointer, N: N, nHeads: d.KV, Dh: d.Dh, ld: kvD, cos: s.cos.pointer, negSin: s.negSin.pointer)
+        mm.linearBackward(dx: s.dxn1.pointer, dxBeta: 0, dW: g.q, dy: s.dq.pointer, x: a.xn1.pointer, w: w.q, N: N, I: C, O: qD)
+        mm.linearBackward(dx: s.dxn1.pointer, dW: g.k, dy: s.dk.pointer, x: a.xn1.pointer, w: w.k, N: N, I: C, O: kvD)
+        mm.linearBackward(dx: s.dxn1.pointer, dW: g.v, dy: s.dv.pointer, x: a.xn1.pointer, w: w.v, N: N, I: C, O: kvD)
+        // xIn feeds both the residual (dx2) and the norm
+        RMSNormGrad.backward(dx: s.dx2.pointer, dw: g.attnNorm, dy: s.dxn1.pointer, x: s.xIn[l].pointer, w: w.attnNorm,
+                             rstd: a.rstd1.pointer, N: N, C: C)
+        s.dx.pointer.update(from: s.dx2.pointer, count: N * C)
     }
 }

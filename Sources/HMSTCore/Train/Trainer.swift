@@ -1,7 +1,8 @@
 // Trainer: the pre-training loop over token datasets: random windows, gradient accumulation,
 // clipping, AdamW on a warmup + cosine schedule (counted in optimizer steps), periodic
 // evaluation with early stopping, best/periodic/final checkpoints and metrics.jsonl.
-// Resume, mixed precision, gradient checkpointing and the 8-bit optimizer are not here yet.
+// Options select mixed precision (bf16 GEMMs, f32 master weights), gradient checkpointing
+// and the 8-bit optimizer; save(withState:) and resume(from:) make a continued run exact.
 
 public struct TrainerOptions: Sendable {
     public var epochs = 1
@@ -24,6 +25,12 @@ public struct TrainerOptions: Sendable {
     public var saveEvery = 0
     public var seed: UInt64 = 0
     public var adam = AdamWConfig()
+    /// f32, or bf16 matmuls with f32 accumulation and master weights (--mixed-precision)
+    public var precision: MatmulPrecision = .f32
+    /// recompute each layer's activations during backward (--gradient-checkpointing)
+    public var gradientCheckpointing = false
+    /// blockwise 8-bit AdamW state (--use-8bit-optimizer)
+    public var use8bitOptimizer = false
     public init() {}
 }
 
@@ -46,7 +53,7 @@ public final class Trainer {
     public let tokenizer: Tokenizer?
     public let outputDir: String
     let grad: ModelGrad
-    let optimizer: AdamW
+    public let optimizer: Optimizer
     var sampler: WindowSampler
     public private(set) var step = 0
     public private(set) var bestVal = Double.infinity
@@ -74,8 +81,9 @@ public final class Trainer {
         self.val = val
         self.tokenizer = tokenizer
         self.outputDir = outputDir
-        grad = ModelGrad(params: params)
-        optimizer = AdamW(params: params, config: options.adam)
+        grad = ModelGrad(params: params, options: ModelGradOptions(precision: options.precision,
+                                                                   gradientCheckpointing: options.gradientCheckpointing))
+        optimizer = options.use8bitOptimizer ? AdamW8bit(params: params, config: options.adam) : AdamW(params: params, config: options.adam)
         sampler = try WindowSampler(dataset: train, blockSize: options.sequenceLength, seed: options.seed)
         try FileIO.makeDirectories(outputDir)
         if let tokenizer, let val {
@@ -200,23 +208,19 @@ public final class Trainer {
     }
 
     /// Writes a loadable checkpoint directory (config.json, model.safetensors, tokenizer.json);
-    /// withState adds what resume needs: optimizer.safetensors (AdamW moments) and
+    /// withState adds what resume needs: optimizer.safetensors (the optimizer's state) and
     /// trainer_state.json (step, best validation loss, data sampler and its RNG).
     public func save(to dir: String, withState: Bool = false) throws {
         let model = LanguageModel(decoder: try params.decoder(), tokenizer: tokenizer, config: params.config.json(),
                                   report: LoadReport(), storage: [params])
         try model.save(directory: dir)
         guard withState else { return }
-        let n = params.count
-        try SafeTensorsWriter.write(path: dir + "/optimizer.safetensors", tensors: [
-            TensorToWrite(name: "adamw.m", shape: [n], weight: Weight(.f32(UnsafePointer(optimizer.m.pointer)), rows: 1, cols: n, owner: optimizer)),
-            TensorToWrite(name: "adamw.v", shape: [n], weight: Weight(.f32(UnsafePointer(optimizer.v.pointer)), rows: 1, cols: n, owner: optimizer)),
-        ], dtype: .f32)
+        try SafeTensorsWriter.writeRaw(path: dir + "/optimizer.safetensors", tensors: optimizer.stateTensors())
         let s = sampler.state.rng.s
         let w = JSONWriter()
         w.object {
             w.field("format", "hmst-trainer-state"); w.field("version", 1)
-            w.field("step", step); w.field("optimizer_step", optimizer.step)
+            w.field("step", step); w.field("optimizer", optimizer.kind); w.field("optimizer_step", optimizer.step)
             w.field("best_val", bestVal.isFinite ? bestVal : -1); w.field("since_best", sinceBest)
             w.field("tokens_seen", tokensSeen); w.field("windows_drawn", sampler.state.drawn)
             // the RNG words as strings: JSON numbers cannot hold 64-bit integers exactly
@@ -225,7 +229,7 @@ public final class Trainer {
         try FileIO.writeAtomically(dir + "/trainer_state.json", text: w.output + "\n")
     }
 
-    /// Restores parameters, AdamW moments, step counters and the data sampler from a
+    /// Restores parameters, optimizer state, step counters and the data sampler from a
     /// directory written by save(withState: true), so training continues exactly.
     public func resume(from dir: String) throws {
         let model = try LanguageModel.load(path: dir, options: { var o = ModelLoadOptions(); o.loadTokenizer = false; o.weightType = .f32; return o }())
@@ -233,24 +237,20 @@ public final class Trainer {
         guard loaded.count == params.count, try model.modelConfig().dims == params.config.dims else {
             throw HMSTError.invalidArgument("\(dir) holds a model of another shape than the one being trained")
         }
-        params.values.pointer.update(from: loaded.values.pointer, count: params.count)
-        let map = try MappedFile(path: dir + "/optimizer.safetensors")
-        let header = try SafeTensorsHeader(map: map)
-        for (name, buf) in [("adamw.m", optimizer.m), ("adamw.v", optimizer.v)] {
-            guard let t = header.tensor(name), t.dtype == .f32, t.elementCount == params.count, let base = map.base else {
-                throw HMSTError.badFormat("\(dir)/optimizer.safetensors lacks \(name) of \(params.count) f32 values")
-            }
-            UnsafeMutableRawPointer(buf.pointer).copyMemory(from: base + header.dataOffset + t.begin, byteCount: params.count * 4)
-        }
         let j = try JSONValue.parse(bytes: try FileIO.readAll(dir + "/trainer_state.json"))
         guard j["format"]?.string == "hmst-trainer-state", let st = j["step"]?.int, let ost = j["optimizer_step"]?.int,
               let rngJ = j["sampler_rng"]?.array, rngJ.count == 4 else {
             throw HMSTError.badFormat("\(dir)/trainer_state.json is not an hmst trainer state")
         }
+        let savedKind = j["optimizer"]?.string ?? "adamw"
+        guard savedKind == optimizer.kind else {
+            throw HMSTError.invalidArgument("\(dir) was trained with \(savedKind); resume it with the same optimizer (not \(optimizer.kind))")
+        }
+        try optimizer.loadState(SafeTensorsFile(path: dir + "/optimizer.safetensors"), step: ost)
+        params.values.pointer.update(from: loaded.values.pointer, count: params.count)
         let words = rngJ.compactMap { $0.string.flatMap { UInt64($0) } }
         guard words.count == 4 else { throw HMSTError.badFormat("\(dir)/trainer_state.json: bad sampler_rng") }
         step = st
-        optimizer.restore(step: ost)
         let b = j["best_val"]?.number ?? -1
         bestVal = b < 0 ? .infinity : b
         sinceBest = j["since_best"]?.int ?? 0

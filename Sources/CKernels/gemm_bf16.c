@@ -1,0 +1,206 @@
+/*
+ * gemm_bf16.c: the mixed-precision matmul OpenBLAS 0.3.21 lacks (no cblas_sbgemm in Debian's
+ * build): C = alpha * op(A) op(B) + beta * C with both operands rounded to bf16 and every
+ * product accumulated in f32.
+ *
+ * Layout follows GotoBLAS: for each block of NC columns and KC depth, B is packed into
+ * 32-column panels of bf16 pairs [KC/2][32][2]; for each block of MC rows, A is packed into
+ * 8-row panels [KC/2][8][2]; an 8x32 micro-kernel keeps its 16 accumulators in registers and
+ * issues one vdpbf16ps (32 multiply-adds) per row and half-panel for every pair of k. A pair
+ * holds (k even, k odd) in one 32-bit lane, which is exactly what vdpbf16ps multiplies.
+ * Without AVX512-BF16 the same packed panels go through a portable micro-kernel, so both
+ * paths round identically and differ only in summation order.
+ */
+#include "hmst_kernels.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum { MR = 8, NR = 32, KC = 256, MC = 64, NC = 512 };
+
+/* f32 -> bf16 bits, round to nearest even; NaN stays a quiet NaN. Branch-free, so the
+ * packing loops below vectorise. */
+static inline uint32_t bf16_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16, quiet = (u >> 16) | 0x40u;
+    return (u & 0x7fffffffu) > 0x7f800000u ? quiet : rounded;
+}
+
+/* Packing, one loop per storage order so each reads memory contiguously.
+ * pack_a: op(A)[m0 .. m0+mc, k0 .. k0+kc] -> panels of MR rows: out[panel][kc/2][MR] pairs.
+ * pack_b: op(B)[k0 .. k0+kc, n0 .. n0+nc] -> panels of NR columns: out[panel][kc/2][NR] pairs.
+ * Rows past mc / columns past nc / the odd k past kc are zero. */
+#define HK_DEFINE_PACKERS(SUFFIX, ATTR)                                                                          \
+    static ATTR void pack_a##SUFFIX(uint32_t *out, const float *A, size_t lda, int transA, size_t m0, size_t mc,   \
+                                    size_t k0, size_t kc) {                                                     \
+        size_t kp = (kc + 1) / 2, full = kc / 2;                                                                \
+        for (size_t p = 0; p * MR < mc; p++) {                                                                  \
+            uint32_t *dst = out + p * kp * MR;                                                                  \
+            size_t rows = mc - p * MR < MR ? mc - p * MR : MR;                                                  \
+            if (rows < MR) memset(dst, 0, kp * MR * 4);                                                         \
+            if (!transA) {                                                                                      \
+                for (size_t r = 0; r < rows; r++) {                                                             \
+                    const float *src = A + (m0 + p * MR + r) * lda + k0;                                        \
+                    for (size_t j = 0; j < full; j++)                                                           \
+                        dst[j * MR + r] = bf16_bits(src[2 * j]) | (bf16_bits(src[2 * j + 1]) << 16);             \
+                    if (kc & 1) dst[full * MR + r] = bf16_bits(src[kc - 1]);                                    \
+                }                                                                                               \
+            } else {                                                                                            \
+                for (size_t j = 0; j < kp; j++) {                                                               \
+                    const float *r0 = A + (k0 + 2 * j) * lda + m0 + p * MR;                                     \
+                    const float *r1 = r0 + lda;                                                                 \
+                    int odd = 2 * j + 1 >= kc;                                                                  \
+                    for (size_t r = 0; r < rows; r++)                                                           \
+                        dst[j * MR + r] = bf16_bits(r0[r]) | (odd ? 0u : bf16_bits(r1[r]) << 16);               \
+                }                                                                                               \
+            }                                                                                                   \
+        }                                                                                                       \
+    }                                                                                                           \
+    static ATTR void pack_b##SUFFIX(uint32_t *out, const float *B, size_t ldb, int transB, size_t k0, size_t kc,   \
+                                    size_t n0, size_t nc) {                                                     \
+        size_t kp = (kc + 1) / 2, full = kc / 2;                                                                \
+        for (size_t p = 0; p * NR < nc; p++) {                                                                  \
+            uint32_t *dst = out + p * kp * NR;                                                                  \
+            size_t cols = nc - p * NR < NR ? nc - p * NR : NR;                                                  \
+            if (cols < NR) memset(dst, 0, kp * NR * 4);                                                         \
+            if (transB) {                                                                                       \
+                for (size_t c = 0; c < cols; c++) {                                                             \
+                    const float *src = B + (n0 + p * NR + c) * ldb + k0;                                        \
+                    for (size_t j = 0; j < full; j++)                                                           \
+                        dst[j * NR + c] = bf16_bits(src[2 * j]) | (bf16_bits(src[2 * j + 1]) << 16);             \
+                    if (kc & 1) dst[full * NR + c] = bf16_bits(src[kc - 1]);                                    \
+                }                                                                                               \
+            } else {                                                                                            \
+                for (size_t j = 0; j < kp; j++) {                                                               \
+                    const float *r0 = B + (k0 + 2 * j) * ldb + n0 + p * NR;                                     \
+                    const float *r1 = r0 + ldb;                                                                 \
+                    if (2 * j + 1 < kc) {                                                                       \
+                        for (size_t c = 0; c < cols; c++) dst[j * NR + c] = bf16_bits(r0[c]) | (bf16_bits(r1[c]) << 16); \
+                    } else {                                                                                    \
+                        for (size_t c = 0; c < cols; c++) dst[j * NR + c] = bf16_bits(r0[c]);                   \
+                    }                                                                                           \
+                }                                                                                               \
+            }                                                                                                   \
+        }                                                                                                       \
+    }
+
+HK_DEFINE_PACKERS(_portable, )
+#if defined(__x86_64__)
+HK_DEFINE_PACKERS(_avx512, __attribute__((target("avx512f,avx512bw,avx512vl"))))
+#endif
+
+/* Per-thread packing scratch, grown on demand and freed when the thread exits. */
+#include <pthread.h>
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+typedef struct { uint32_t *a, *b; size_t a_n, b_n; } scratch_t;
+static void scratch_free(void *p) {
+    scratch_t *s = p;
+    free(s->a);
+    free(s->b);
+    free(s);
+}
+static void scratch_init(void) { pthread_key_create(&scratch_key, scratch_free); }
+static scratch_t *scratch_get(size_t a_n, size_t b_n) {
+    pthread_once(&scratch_once, scratch_init);
+    scratch_t *s = pthread_getspecific(scratch_key);
+    if (!s) {
+        s = calloc(1, sizeof *s);
+        if (!s || pthread_setspecific(scratch_key, s) != 0) { free(s); return NULL; }
+    }
+    if (s->a_n < a_n) { free(s->a); s->a = aligned_alloc(64, a_n * 4); s->a_n = s->a ? a_n : 0; }
+    if (s->b_n < b_n) { free(s->b); s->b = aligned_alloc(64, b_n * 4); s->b_n = s->b ? b_n : 0; }
+    return s->a && s->b ? s : NULL;
+}
+
+static inline float lo_f(uint32_t v) { uint32_t u = v << 16; float f; memcpy(&f, &u, 4); return f; }
+static inline float hi_f(uint32_t v) { uint32_t u = v & 0xffff0000u; float f; memcpy(&f, &u, 4); return f; }
+
+/* C[mr, nr] += alpha * Apanel · Bpanel over kp pairs (portable). */
+static void micro_portable(float *C, size_t ldc, const uint32_t *a, const uint32_t *b, size_t kp,
+                           size_t mr, size_t nr, float alpha) {
+    float acc[MR][NR];
+    memset(acc, 0, sizeof acc);
+    for (size_t j = 0; j < kp; j++) {
+        for (size_t r = 0; r < MR; r++) {
+            float a0 = lo_f(a[j * MR + r]), a1 = hi_f(a[j * MR + r]);
+            for (size_t c = 0; c < NR; c++) acc[r][c] += a0 * lo_f(b[j * NR + c]) + a1 * hi_f(b[j * NR + c]);
+        }
+    }
+    for (size_t r = 0; r < mr; r++)
+        for (size_t c = 0; c < nr; c++) C[r * ldc + c] += alpha * acc[r][c];
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define HK_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+
+static HK_BF16 void micro_avx512bf16(float *C, size_t ldc, const uint32_t *a, const uint32_t *b, size_t kp,
+                                     size_t mr, size_t nr, float alpha) {
+    __m512 acc[MR][2];
+    for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    for (size_t j = 0; j < kp; j++) {
+        __m512bh b0 = (__m512bh)_mm512_loadu_si512((const void *)(b + j * NR));
+        __m512bh b1 = (__m512bh)_mm512_loadu_si512((const void *)(b + j * NR + 16));
+        const uint32_t *ap = a + j * MR;
+#define HK_ROW(r)                                                           \
+        {                                                                   \
+            __m512bh av = (__m512bh)_mm512_set1_epi32((int)ap[r]);          \
+            acc[r][0] = _mm512_dpbf16_ps(acc[r][0], av, b0);                \
+            acc[r][1] = _mm512_dpbf16_ps(acc[r][1], av, b1);                \
+        }
+        HK_ROW(0) HK_ROW(1) HK_ROW(2) HK_ROW(3) HK_ROW(4) HK_ROW(5) HK_ROW(6) HK_ROW(7)
+#undef HK_ROW
+    }
+    __m512 va = _mm512_set1_ps(alpha);
+    __mmask16 m0 = nr >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nr) - 1);
+    __mmask16 m1 = nr >= 32 ? (__mmask16)0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
+    for (size_t r = 0; r < mr; r++) {
+        float *c = C + r * ldc;
+        _mm512_mask_storeu_ps(c, m0, _mm512_fmadd_ps(va, acc[r][0], _mm512_maskz_loadu_ps(m0, c)));
+        if (m1) _mm512_mask_storeu_ps(c + 16, m1, _mm512_fmadd_ps(va, acc[r][1], _mm512_maskz_loadu_ps(m1, c + 16)));
+    }
+}
+#endif
+
+int hk_gemm_bf16(int transA, int transB, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
+                 const float *B, size_t ldb, float beta, float *C, size_t ldc) {
+    if (M == 0 || N == 0) return 0;
+    for (size_t m = 0; m < M; m++) {
+        float *c = C + m * ldc;
+        if (beta == 0) memset(c, 0, N * sizeof(float));
+        else if (beta != 1) for (size_t n = 0; n < N; n++) c[n] *= beta;
+    }
+    if (K == 0 || alpha == 0) return 0;
+    void (*micro)(float *, size_t, const uint32_t *, const uint32_t *, size_t, size_t, size_t, float) = micro_portable;
+    void (*pack_a)(uint32_t *, const float *, size_t, int, size_t, size_t, size_t, size_t) = pack_a_portable;
+    void (*pack_b)(uint32_t *, const float *, size_t, int, size_t, size_t, size_t, size_t) = pack_b_portable;
+#if defined(__x86_64__)
+    if (hk_level() >= 1) { pack_a = pack_a_avx512; pack_b = pack_b_avx512; }
+    if (hk_level() >= 2) micro = micro_avx512bf16;
+#endif
+    size_t kcMax = K < KC ? K : KC, kpMax = (kcMax + 1) / 2;
+    scratch_t *s = scratch_get(((MC + MR - 1) / MR) * MR * kpMax, ((NC + NR - 1) / NR) * NR * kpMax);
+    if (!s) return -1;
+    uint32_t *pa = s->a, *pb = s->b;
+    for (size_t n0 = 0; n0 < N; n0 += NC) {
+        size_t nc = N - n0 < NC ? N - n0 : NC;
+        for (size_t k0 = 0; k0 < K; k0 += KC) {
+            size_t kc = K - k0 < KC ? K - k0 : KC, kp = (kc + 1) / 2;
+            pack_b(pb, B, ldb, transB, k0, kc, n0, nc);
+            for (size_t m0 = 0; m0 < M; m0 += MC) {
+                size_t mc = M - m0 < MC ? M - m0 : MC;
+                pack_a(pa, A, lda, transA, m0, mc, k0, kc);
+                for (size_t jn = 0; jn < nc; jn += NR) {
+                    for (size_t im = 0; im < mc; im += MR) {
+                        size_t mr = mc - im < MR ? mc - im : MR, nr = nc - jn < NR ? nc - jn : NR;
+                        micro(C + (m0 + im) * ldc + n0 + jn, ldc, pa + (im / MR) * kp * MR, pb + (jn / NR) * kp * NR, kp,
+                              mr, nr, alpha);
+                    }
+                }
+            }
+        }
+    }
+    return 0;
+}

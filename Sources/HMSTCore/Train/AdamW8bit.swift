@@ -1,0 +1,110 @@
+// AdamW8bit: AdamW with both moments stored in 8 bits, blockwise (256 values per block, each
+// block scaled by its absolute maximum, dynamic quantisation maps: signed for m, unsigned for
+// v), as bitsandbytes does. Tensors under 4096 elements keep f32 moments (norm weights, tiny
+// routers): they cost little and are sensitive. The arithmetic of a step is f32 (CKernels
+// hk_adam8bit_update); only storage is 8-bit, so the state is about a quarter of AdamW's.
+import CKernels
+
+public final class AdamW8bit: Optimizer {
+    public let kind = "adamw8bit"
+    public static let minQuantizedElements = 4096
+    public let config: AdamWConfig
+    let params: Parameters
+    let decays: [Bool]
+    /// per parameter tensor: offset into the 8-bit arrays and block scales, or into the f32 ones
+    let slots: [Slot]
+    let mq, vq: ByteBuffer          // [Q]        8-bit codes of the quantised tensors
+    let mAbs, vAbs: FloatBuffer     // [Q / 256]  block maxima (rounded up per tensor)
+    let mSmall, vSmall: FloatBuffer // [S]        f32 moments of the small tensors
+    let mapM, mapV: FloatBuffer     // [256]      signed and unsigned dynamic maps
+    public private(set) var step = 0
+
+    enum Slot { case quantized(code: Int, block: Int), small(Int) }
+
+    public init(params: Parameters, config: AdamWConfig = AdamWConfig()) {
+        self.params = params
+        self.config = config
+        decays = params.names.map { !$0.hasSuffix("norm.weight") }
+        var s: [Slot] = [], q = 0, blocks = 0, small = 0
+        for shape in params.shapes {
+            let n = shape.reduce(1, *)
+            if n >= AdamW8bit.minQuantizedElements {
+                s.append(.quantized(code: q, block: blocks))
+                q += n
+                blocks += (n + Int(HK_QBLOCK) - 1) / Int(HK_QBLOCK)
+            } else {
+                s.append(.small(small))
+                small += n
+            }
+        }
+        slots = s
+        mq = ByteBuffer(count: q); vq = ByteBuffer(count: q)
+        mAbs = FloatBuffer(count: blocks); vAbs = FloatBuffer(count: blocks)
+        mSmall = FloatBuffer(count: small); vSmall = FloatBuffer(count: small)
+        mapM = FloatBuffer(count: 256); mapV = FloatBuffer(count: 256)
+        hk_dynamic_map(mapM.pointer, 1)
+        hk_dynamic_map(mapV.pointer, 0)
+        // zero moments: the code of 0 (any code reads 0 while the block maximum is 0)
+        let zeroM = UInt8((0..<256).first { mapM.pointer[$0] == 0 } ?? 0)
+        mq.pointer.update(repeating: zeroM, count: q)
+    }
+
+    public var stateBytes: Int { mq.count + vq.count + (mAbs.count + vAbs.count + mSmall.count + vSmall.count) * 4 }
+
+    public func update(lr: Float) {
+        step += 1
+        let c = config
+        let bc1 = 1 - powf(c.beta1, Float(step)), bc2 = 1 - powf(c.beta2, Float(step))
+        for (t, start) in params.offsets.enumerated() {
+            let n = params.shapes[t].reduce(1, *)
+            let wd = decays[t] ? c.weightDecay : 0
+            let p = params.values.pointer + start, g = params.grads.pointer + start
+            switch slots[t] {
+            case let .small(o):
+                AdamW.updateF32(p: p, g: g, m: mSmall.pointer + o, v: vSmall.pointer + o, n: n, c: c, lr: lr, wd: wd, bc1: bc1, bc2: bc2)
+            case let .quantized(code, block):
+                var a = hk_adam_params(beta1: c.beta1, beta2: c.beta2, eps: c.eps, lr: lr, weight_decay: wd, bc1: bc1, bc2: bc2)
+                let nBlocks = (n + Int(HK_QBLOCK) - 1) / Int(HK_QBLOCK)
+                let ranges = splitRange(nBlocks, parts: min(Threads.count, max(1, nBlocks / 16)))
+                parallelFor(ranges.count) { i in
+                    hk_adam8bit_update(p, g, mq.pointer + code, vq.pointer + code, mAbs.pointer + block, vAbs.pointer + block,
+                                       ranges[i].lowerBound, ranges[i].upperBound, n, mapM.pointer, mapV.pointer, &a)
+                }
+            }
+        }
+    }
+
+    public func stateTensors() -> [RawTensor] {
+        [mq.raw("adamw8bit.m_codes", owner: mq), vq.raw("adamw8bit.v_codes", owner: vq),
+         mAbs.raw("adamw8bit.m_absmax", owner: mAbs), vAbs.raw("adamw8bit.v_absmax", owner: vAbs),
+         mSmall.raw("adamw8bit.m_small", owner: mSmall), vSmall.raw("adamw8bit.v_small", owner: vSmall)]
+    }
+
+    public func loadState(_ file: SafeTensorsFile, step: Int) throws {
+        try file.copy("adamw8bit.m_codes", dtype: .u8, count: mq.count, to: mq.pointer)
+        try file.copy("adamw8bit.v_codes", dtype: .u8, count: vq.count, to: vq.pointer)
+        for (name, b) in [("adamw8bit.m_absmax", mAbs), ("adamw8bit.v_absmax", vAbs), ("adamw8bit.m_small", mSmall), ("adamw8bit.v_small", vSmall)] {
+            try file.copy(name, dtype: .f32, count: b.count, to: b.pointer)
+        }
+        self.step = step
+    }
+}
+
+/// 64-byte aligned bytes.
+final class ByteBuffer {
+    let pointer: UnsafeMutablePointer<UInt8>
+    let count: Int
+    init(count: Int) {
+        self.count = count
+        pointer = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1), alignment: 64).bindMemory(to: UInt8.self, capacity: max(count, 1))
+        pointer.initialize(repeating: 0, count: max(count, 1))
+    }
+    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
+    func raw(_ name: String, owner: AnyObject) -> RawTensor {
+        RawTensor(name: name, dtype: .u8, shape: [count], bytes: UnsafeRawBufferPointer(start: pointer, count: count), owner: owner)
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

@@ -1,0 +1,88 @@
+// Matmul: every GEMM of a training step, in f32 (OpenBLAS) or mixed precision (bf16 operands,
+// f32 accumulation, CKernels' hk_gemm_bf16). Work is split across hmst's pool by output rows
+// (or columns when there are few rows), each piece one single-threaded GEMM: OpenBLAS is held
+// at one thread for the step (Threads.withSingleThreadedBLAS), so its own workers never spin
+// against ours on small expert and attention GEMMs.
+import CBLAS
+import CKernels
+
+public enum MatmulPrecision: String, Sendable, CaseIterable {
+    case f32
+    /// bf16 operands, f32 accumulation and f32 outputs (--mixed-precision)
+    case bf16
+}
+
+struct Matmul {
+    let precision: MatmulPrecision
+
+    /// C[M, N] = alpha · op(A)[M, K] · op(B)[K, N] + beta · C   (row-major, op = ᵀ when trans)
+    /// A is stored [M, K] (or [K, M] when transA), B [K, N] (or [N, K] when transB).
+    func gemm(transA: Bool, transB: Bool, M: Int, N: Int, K: Int, alpha: Float = 1,
+              A: UnsafePointer<Float>, lda: Int, B: UnsafePointer<Float>, ldb: Int,
+              beta: Float, C: UnsafeMutablePointer<Float>, ldc: Int) {
+        guard M > 0, N > 0 else { return }
+        let work = M * N * max(K, 1)
+        let parts = work < 1 << 18 ? 1 : min(Threads.count, max(M, N) / 16 + 1)
+        if parts <= 1 {
+            single(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
+            return
+        }
+        if M >= N {
+            let ranges = splitRange(M, parts: parts)
+            parallelFor(ranges.count) { i in
+                let r = ranges[i]
+                single(transA, transB, r.count, N, K, alpha, transA ? A + r.lowerBound : A + r.lowerBound * lda, lda,
+                       B, ldb, beta, C + r.lowerBound * ldc, ldc)
+            }
+        } else {
+            let ranges = splitRange(N, parts: parts)
+            parallelFor(ranges.count) { i in
+                let r = ranges[i]
+                single(transA, transB, M, r.count, K, alpha, A, lda, transB ? B + r.lowerBound * ldb : B + r.lowerBound, ldb,
+                       beta, C + r.lowerBound, ldc)
+            }
+        }
+    }
+
+    private func single(_ tA: Bool, _ tB: Bool, _ M: Int, _ N: Int, _ K: Int, _ alpha: Float, _ A: UnsafePointer<Float>, _ lda: Int,
+                        _ B: UnsafePointer<Float>, _ ldb: Int, _ beta: Float, _ C: UnsafeMutablePointer<Float>, _ ldc: Int) {
+        switch precision {
+        case .f32:
+            cblas_sgemm(CblasRowMajor, tA ? CblasTrans : CblasNoTrans, tB ? CblasTrans : CblasNoTrans, Int32(M), Int32(N), Int32(K),
+                        alpha, A, Int32(lda), B, Int32(ldb), beta, C, Int32(ldc))
+        case .bf16:
+            if hk_gemm_bf16(tA ? 1 : 0, tB ? 1 : 0, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) != 0 {
+                // scratch allocation failed: the f32 product is the closest correct answer
+                cblas_sgemm(CblasRowMajor, tA ? CblasTrans : CblasNoTrans, tB ? CblasTrans : CblasNoTrans, Int32(M), Int32(N), Int32(K),
+                            alpha, A, Int32(lda), B, Int32(ldb), beta, C, Int32(ldc))
+            }
+        }
+    }
+
+    // ---- a linear layer, HF layout W [O, I] -------------------------------------------------
+
+    /// y[N, O] = x[N, I] · Wᵀ
+    func linear(y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, w: UnsafePointer<Float>, N: Int, I: Int, O: Int) {
+        gemm(transA: false, transB: true, M: N, N: O, K: I, A: x, lda: I, B: w, ldb: I, beta: 0, C: y, ldc: O)
+    }
+
+    /// Differentiates linear: dx[N, I] = dxBeta · dx + dy[N, O] · W (skipped when dx is nil),
+    /// dW[O, I] += dyᵀ · x.
+    func linearBackward(dx: UnsafeMutablePointer<Float>?, dxBeta: Float = 1, dW: UnsafeMutablePointer<Float>, dy: UnsafePointer<Float>,
+                        x: UnsafePointer<Float>, w: UnsafePointer<Float>, N: Int, I: Int, O: Int) {
+        if let dx { gemm(transA: false, transB: false, M: N, N: I, K: O, A: dy, lda: O, B: w, ldb: I, beta: dxBeta, C: dx, ldc: I) }
+        gemm(transA: true, transB: false, M: O, N: I, K: N, A: dy, lda: O, B: x, ldb: I, beta: 1, C: dW, ldc: I)
+    }
+}
+
+extension Threads {
+    /// Runs body with OpenBLAS at one thread (hmst's pool parallelises around it), then
+    /// restores the count. The count is process-wide: concurrent inference elsewhere runs
+    /// meanwhile with single-threaded BLAS (slower, still correct).
+    static func withSingleThreadedBLAS<R>(_ body: () throws -> R) rethrows -> R {
+        let before = blasThreads
+        if before != 1 { openblas_set_num_threads(1) }
+        defer { if before != 1 { openblas_set_num_threads(Int32(before)) } }
+        return try body()
+    }
+}

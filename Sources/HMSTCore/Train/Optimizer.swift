@@ -1,0 +1,53 @@
+// Optimizer: what the trainer needs of AdamW and 8-bit AdamW: an update from Parameters.grads,
+// the step count, the bytes of state, and the state as raw tensors for optimizer.safetensors
+// (so a resumed run continues bit for bit).
+
+public protocol Optimizer: AnyObject {
+    /// "adamw" or "adamw8bit": recorded in trainer_state.json, checked on resume.
+    var kind: String { get }
+    var step: Int { get }
+    /// Bytes of optimizer state (moments, quantisation scales).
+    var stateBytes: Int { get }
+    /// One update with learning rate lr from params.grads (already clipped and scaled).
+    func update(lr: Float)
+    /// The state, for saving.
+    func stateTensors() -> [RawTensor]
+    /// Restores the state written by stateTensors() and the step count.
+    func loadState(_ file: SafeTensorsFile, step: Int) throws
+}
+
+/// A tensor given as raw little-endian bytes of a declared dtype; owner keeps them alive.
+public struct RawTensor {
+    public let name: String
+    public let dtype: SafeTensorDType
+    public let shape: [Int]
+    public let bytes: UnsafeRawBufferPointer
+    public let owner: AnyObject
+}
+
+/// A mapped .safetensors file with its validated header.
+public final class SafeTensorsFile {
+    public let path: String
+    let map: MappedFile
+    public let header: SafeTensorsHeader
+
+    public init(path: String) throws {
+        self.path = path
+        map = try MappedFile(path: path)
+        header = try SafeTensorsHeader(map: map)
+    }
+
+    /// Copies tensor `name` into dst, after checking its dtype and element count.
+    public func copy(_ name: String, dtype: SafeTensorDType, count: Int, to dst: UnsafeMutableRawPointer) throws {
+        guard let t = header.tensor(name), t.dtype == dtype, t.elementCount == count, let base = map.base else {
+            throw HMSTError.badFormat("\(path) lacks \(name) as \(count) \(dtype.rawValue) values")
+        }
+        dst.copyMemory(from: base + header.dataOffset + t.begin, byteCount: count * dtype.size)
+    }
+}
+
+extension FloatBuffer {
+    func raw(_ name: String, owner: AnyObject) -> RawTensor {
+        RawTensor(name: name, dtype: .f32, shape: [count], bytes: UnsafeRawBufferPointer(start: pointer, count: count * 4), owner: owner)
+    }
+}

@@ -1,0 +1,118 @@
+// StepBuffers: every activation and gradient buffer of a training step, allocated once for a
+// batch shape (B, T) and reused by every step of that shape: no allocation in the step.
+// With gradient checkpointing a layer keeps only its input (and its routing, which the
+// load-balancing loss needs for all layers at once); the rest lives in one LayerActs that
+// backward refills by re-running each layer's forward. activationBytes measures the saving.
+
+/// 64-byte aligned Int32 storage (the Int32 twin of FloatBuffer).
+final class I32Buffer {
+    let pointer: UnsafeMutablePointer<Int32>
+    let count: Int
+    init(count: Int) {
+        self.count = count
+        pointer = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
+            .bindMemory(to: Int32.self, capacity: max(count, 1))
+        pointer.initialize(repeating: 0, count: max(count, 1))
+    }
+    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
+}
+
+/// Counts the bytes of the buffers it makes.
+struct BufferArena {
+    var bytes = 0
+    mutating func f(_ n: Int) -> FloatBuffer { bytes += n * 4; return FloatBuffer(count: n) }
+    mutating func i(_ n: Int) -> I32Buffer { bytes += n * 4; return I32Buffer(count: n) }
+}
+
+/// A layer's activations beyond its input (N = B·T tokens, NK = N·K expert slots).
+final class LayerActs {
+    let xn1, rstd1: FloatBuffer      // [N, C], [N]    input RMSNorm and its 1/rms
+    let q, k, v: FloatBuffer         // [N, H·Dh], [N, KV·Dh] ×2, after RoPE
+    let probs: FloatBuffer           // [B, H, T, T]   attention probabilities
+    let att: FloatBuffer             // [N, H·Dh]      attention output before o_proj
+    let x2: FloatBuffer              // [N, C]         after the attention residual
+    let xn2, rstd2: FloatBuffer      // [N, C], [N]
+    let gates: FloatBuffer           // [N, K]         renormalised top-K router weights
+    let order: I32Buffer             // [NK]           n·K + slot of each expert slot, grouped by expert
+    let pos: I32Buffer               // [N·K]          where (n, slot) sits in that grouping
+    var offsets: [Int]               // [E + 1]        expert e owns rows offsets[e] ..< offsets[e+1]
+    let ea, eb: FloatBuffer          // [NK, F]        x·W1ᵀ and x·W3ᵀ per slot
+    let ey: FloatBuffer              // [NK, C]        expert output before the gate
+
+    init(_ s: StepShape, _ a: inout BufferArena) {
+        let N = s.N, NK = s.N * s.d.K, d = s.d
+        xn1 = a.f(N * d.C); rstd1 = a.f(N)
+        q = a.f(N * d.qDim); k = a.f(N * d.kvDim); v = a.f(N * d.kvDim)
+        probs = a.f(s.B * d.H * s.T * s.T); att = a.f(N * d.qDim)
+        x2 = a.f(N * d.C); xn2 = a.f(N * d.C); rstd2 = a.f(N)
+        gates = a.f(N * d.K); order = a.i(NK); pos = a.i(NK)
+        offsets = [Int](repeating: 0, count: d.E + 1)
+        ea = a.f(NK * d.F); eb = a.f(NK * d.F); ey = a.f(NK * d.C)
+    }
+}
+
+struct StepShape: Equatable {
+    let d: DecoderDims
+    let B: Int
+    let T: Int
+    var N: Int { B * T }
+}
+
+final class StepBuffers {
+    let shape: StepShape
+    let checkpointing: Bool
+    let xIn: [FloatBuffer]           // L × [N, C]  each layer's input (kept in both modes)
+    let rprobs: FloatBuffer          // [L, N, E]   router probabilities of every layer
+    let topIdx: I32Buffer            // [L, N, K]   expert choices of every layer
+    let acts: [LayerActs]            // L sets, or 1 shared set refilled per layer when checkpointing
+    // forward scratch
+    let inputs, targets: I32Buffer   // [N]
+    let cos, sin, negSin: FloatBuffer // [N, Dh/2]  RoPE tables per row (positions restart per sequence)
+    let o: FloatBuffer               // [N, C]      o_proj output
+    let rl: FloatBuffer              // [N, E]      router logits
+    let xe: FloatBuffer              // [NK, C]     expert inputs grouped by expert
+    let h: FloatBuffer               // [NK, F]     silu(a)·b
+    let xOut: FloatBuffer            // [N, C]      the last layer's output (and recompute's sink)
+    let xnF, rstdF: FloatBuffer      // [N, C], [N] final norm
+    let logits: FloatBuffer          // [N, V]      logits, then probabilities, then dlogits
+    // backward scratch
+    let dx, dx2, dxn1, dxn2: FloatBuffer // [N, C]
+    let dgates: FloatBuffer          // [N, K]
+    let dys, dxe: FloatBuffer        // [NK, C]
+    let dh, da, db: FloatBuffer      // [NK, F]
+    let drl: FloatBuffer             // [N, E]
+    let dAllRouter: FloatBuffer      // [L, N, E]   load-balancing loss gradient, all layers
+    let datt, dq: FloatBuffer        // [N, H·Dh]
+    let dk, dv: FloatBuffer          // [N, KV·Dh]
+    let attScratch: FloatBuffer      // [B·KV, T, T] dS per (sequence, KV group) task
+    /// Bytes of everything above.
+    let bytes: Int
+    /// Bytes of what is kept across layers between forward and backward (the part
+    /// checkpointing shrinks): layer inputs, routing and the per-layer activation sets.
+    let activationBytes: Int
+
+    init(shape s: StepShape, checkpointing: Bool) {
+        self.shape = s
+        self.checkpointing = checkpointing
+        let d = s.d, N = s.N, NK = N * d.K, half = d.Dh / 2
+        var a = BufferArena()
+        xIn = (0..<d.L).map { _ in a.f(N * d.C) }
+        rprobs = a.f(d.L * N * d.E); topIdx = a.i(d.L * N * d.K)
+        acts = (0..<(checkpointing ? 1 : d.L)).map { _ in LayerActs(s, &a) }
+        activationBytes = a.bytes
+        inputs = a.i(N); targets = a.i(N)
+        cos = a.f(N * half); sin = a.f(N * half); negSin = a.f(N * half)
+        o = a.f(N * d.C); rl = a.f(N * d.E); xe = a.f(NK * d.C); h = a.f(NK * d.F)
+        xOut = a.f(N * d.C); xnF = a.f(N * d.C); rstdF = a.f(N); logits = a.f(N * d.V)
+        dx = a.f(N * d.C); dx2 = a.f(N * d.C); dxn1 = a.f(N * d.C); dxn2 = a.f(N * d.C)
+        dgates = a.f(N * d.K); dys = a.f(NK * d.C); dxe = a.f(NK * d.C)
+        dh = a.f(NK * d.F); da = a.f(NK * d.F); db = a.f(NK * d.F)
+        drl = a.f(N * d.E); dAllRouter = a.f(d.L * N * d.E)
+        datt = a.f(N * d.qDim); dq = a.f(N * d.qDim); dk = a.f(N * d.kvDim); dv = a.f(N * d.kvDim)
+        attScratch = a.f(s.B * d.KV * s.T * s.T)
+        bytes = a.bytes
+    }
+
+    /// The activation set layer l works in.
+    func layerActs(_ l: Int) -> LayerActs { checkpointing ? acts[0] : acts[l] }
+}
