@@ -505,6 +505,10 @@ struct hmst_trainer_params {
     uint64_t seed;                  /* default 0 */
     hmst_train_progress_callback progress;
     void *user_data;
+    /* appended later: a host built with an older header (smaller struct_size) gets the defaults */
+    bool mixed_precision;           /* default false: bf16 matmuls, f32 accumulation and master weights */
+    bool gradient_checkpointing;    /* default false: recompute each layer's activations in backward */
+    bool use_8bit_optimizer;        /* default false: blockwise 8-bit AdamW state (about 1/4 the memory) */
 };
 
 /* Thread-safe. */

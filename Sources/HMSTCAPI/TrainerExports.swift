@@ -41,6 +41,9 @@ public func hmst_trainer_default_params() -> hmst_trainer_params {
     p.seed = d.seed
     p.progress = nil
     p.user_data = nil
+    p.mixed_precision = d.precision == .bf16
+    p.gradient_checkpointing = d.gradientCheckpointing
+    p.use_8bit_optimizer = d.use8bitOptimizer
     return p
 }
 
@@ -90,6 +93,9 @@ public func hmst_trainer_create(_ params: UnsafePointer<hmst_trainer_params>?, _
         o.adam.weightDecay = p.weight_decay
         o.gradClip = p.grad_clip
         o.seed = p.seed
+        o.precision = p.mixed_precision ? .bf16 : .f32
+        o.gradientCheckpointing = p.gradient_checkpointing
+        o.use8bitOptimizer = p.use_8bit_optimizer
         let trainer = try Trainer(params: try Parameters(model: model), train: train, val: val, tokenizer: tokenizer,
                                   outputDir: outputDir, options: o)
         if let r = p.resume_from { try trainer.resume(from: String(cString: r)) }

@@ -30,6 +30,11 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Seed for initialisation and data order.") var seed: UInt64 = 0
     @Option(help: "Continue from a checkpoint with trainer state (OUTPUT/final or checkpoint-epoch-N), with the same data and options.")
     var resume: String?
+    @Flag(name: .customLong("mixed-precision"), help: "bf16 matmuls with f32 accumulation and f32 master weights.") var mixedPrecision = false
+    @Flag(name: .customLong("gradient-checkpointing"), help: "Recompute each layer's activations in backward (less memory).")
+    var gradientCheckpointing = false
+    @Flag(name: .customLong("use-8bit-optimizer"), help: "Blockwise 8-bit AdamW state (about a quarter of the memory).")
+    var use8bitOptimizer = false
     @Flag(name: .customLong("no-progress"), help: "No live progress line.") var noProgress = false
     @OptionGroup var threadOptions: ThreadOptions
 
@@ -99,6 +104,9 @@ struct TrainCommand: ParsableCommand {
             opts.saveEvery = saveEvery
             opts.gradientAccumulationSteps = accumulation
             opts.seed = seed
+            opts.precision = mixedPrecision ? .bf16 : .f32
+            opts.gradientCheckpointing = gradientCheckpointing
+            opts.use8bitOptimizer = use8bitOptimizer
             let trainer = try Trainer(params: params, train: trainSet, val: valSet, tokenizer: tokenizer, outputDir: outputDir, options: opts)
             if let resume {
                 try trainer.resume(from: resume)
@@ -107,7 +115,9 @@ struct TrainCommand: ParsableCommand {
             // Ctrl-C: finish the current step, save final/ with the state to resume from, exit
             signal(SIGINT) { _ in trainInterrupted = 1 }
             printError("training \(modelSize) (\(config.parameterCount) parameters) on \(trainSet.totalTokens) tokens, "
-                       + "\(trainer.stepsPerEpoch) steps/epoch x \(epochs), batch \(batchSize)x\(opts.sequenceLength)")
+                       + "\(trainer.stepsPerEpoch) steps/epoch x \(epochs), batch \(batchSize)x\(opts.sequenceLength), "
+                       + "\(opts.precision == .bf16 ? "mixed precision (bf16)" : "f32")\(gradientCheckpointing ? ", gradient checkpointing" : ""), "
+                       + "\(trainer.optimizer.kind) (\(trainer.optimizer.stateBytes >> 20) MiB of state)")
             let interactive = !noProgress && isatty(2) != 0
             let result = try trainer.run { p in
                 let line = String(format: "step %d/%d  epoch %d  loss %.4f  lr %.2e  %.0f tok/s  ETA %.0fs%@", p.step, p.totalSteps,

@@ -2,6 +2,7 @@
  * (license texts tokenized by `hmst preprocess`, made by the Makefile). */
 #include <hmst.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -80,5 +81,26 @@ int main(void) {
     hmst_trainer_free(t);
     p.resume_from = "/tmp/hmst-ctest-train/nowhere";
     CHECK_STATUS(hmst_trainer_create(&p, &t), HMST_STATUS_NOT_FOUND);
+
+    /* mixed precision + checkpointing + 8-bit AdamW; the state refuses the other optimizer */
+    CHECK(!p.mixed_precision && !p.gradient_checkpointing && !p.use_8bit_optimizer);
+    p.resume_from = NULL;
+    p.mixed_precision = p.gradient_checkpointing = p.use_8bit_optimizer = true;
+    CHECK_STATUS(hmst_trainer_create(&p, &t), HMST_STATUS_OK);
+    CHECK_STATUS(hmst_trainer_step(t, &loss), HMST_STATUS_OK);
+    CHECK(loss > 1 && loss < 20);
+    CHECK_STATUS(hmst_trainer_save(t, "/tmp/hmst-ctest-train/saved8"), HMST_STATUS_OK);
+    hmst_trainer_free(t);
+    p.use_8bit_optimizer = false;
+    p.resume_from = "/tmp/hmst-ctest-train/saved8";
+    CHECK_STATUS(hmst_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(hmst_last_error(), "adamw8bit") != NULL);
+    /* a host built against the older, shorter struct gets the defaults for the new fields */
+    p.use_8bit_optimizer = true;
+    p.struct_size = (uint32_t)offsetof(struct hmst_trainer_params, mixed_precision);
+    CHECK_STATUS(hmst_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT); /* resumes as adamw: refused */
+    p.struct_size = sizeof p;
+    CHECK_STATUS(hmst_trainer_create(&p, &t), HMST_STATUS_OK);
+    hmst_trainer_free(t);
     return check_summary("test_trainer");
 }

@@ -66,6 +66,13 @@ check "train (pre-tokenized, val file)" "$HMST" train "$W/train_split" --pretoke
     --seq-len 32 --batch-size 2 --steps-per-epoch 2 --output-dir "$W/run2" --no-progress
 check "train --resume continues from final/" bash -c "$HMST train $W/train_split --pretokenized --model-size micro --seq-len 32 --batch-size 2 --steps-per-epoch 4 --output-dir $W/run3 --resume $W/run2/final --no-progress 2>&1 | grep -q 'resumed from'"
 check "Ctrl-C saves a resumable checkpoint" bash -c "($HMST train $W/train_split --pretokenized --model-size micro --seq-len 32 --batch-size 2 --steps-per-epoch 100000 --output-dir $W/run4 --no-progress > $W/int.txt 2>&1 & pid=\$!; sleep 4; kill -INT \$pid; wait \$pid) ; test -f $W/run4/final/trainer_state.json && grep -q interrupted $W/int.txt"
+check "train --mixed-precision --gradient-checkpointing --use-8bit-optimizer --gradient-accumulation-steps 2 --patience 1" \
+    bash -c "$HMST train $W/train_split --pretokenized --val-file $W/val --model-size micro --seq-len 32 --batch-size 2 --steps-per-epoch 4 --epochs 2 \
+    --eval-every 2 --patience 1 --save-every 1 --gradient-accumulation-steps 2 --mixed-precision --gradient-checkpointing --use-8bit-optimizer \
+    --learning-rate 1e-3 --seed 3 --threads 2 --output-dir $W/run5 --no-progress 2>&1 | tee $W/run5.txt | grep -q 'mixed precision (bf16), gradient checkpointing, adamw8bit' \
+    && test -f $W/run5/final/optimizer.safetensors && grep -q adamw8bit $W/run5/final/trainer_state.json && test -d $W/run5/checkpoint-epoch-1"
+fails "resume with another optimizer" "$HMST" train "$W/train_split" --pretokenized --model-size micro --seq-len 32 --batch-size 2 \
+    --steps-per-epoch 8 --output-dir "$W/run6" --resume "$W/run5/final" --no-progress
 fails "--val-split with --val-file" "$HMST" train "${CORPUS[@]}" --val-split 0.1 --val-file x --output-dir "$W/bad"
 fails "generate on a missing checkpoint" "$HMST" generate "$W/nope" --prompt x
 fails "generate without a tokenizer" bash -c "$HMST init --size micro $W/notok >/dev/null && $HMST generate $W/notok --prompt x"

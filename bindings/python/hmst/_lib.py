@@ -205,6 +205,9 @@ class TrainerParams(ctypes.Structure):
         ("seed", ctypes.c_uint64),
         ("progress", TRAIN_PROGRESS_CALLBACK),
         ("user_data", ctypes.c_void_p),
+        ("mixed_precision", ctypes.c_bool),
+        ("gradient_checkpointing", ctypes.c_bool),
+        ("use_8bit_optimizer", ctypes.c_bool),
     ]
 
 

@@ -19,7 +19,8 @@ class Trainer(_Resource):
     def __init__(self, train_data, output_dir, *, val_data=None, model_size="micro", init_from=None,
                  resume_from=None, epochs=1, batch_size=8, seq_len=256, steps_per_epoch=0, grad_accum_steps=1,
                  eval_every=0, eval_windows=64, patience=0, save_every=0, learning_rate=3e-4, weight_decay=0.1,
-                 grad_clip=1.0, seed=0):
+                 grad_clip=1.0, seed=0, mixed_precision=False, gradient_checkpointing=False,
+                 use_8bit_optimizer=False):
         self._h = None
         self._keep = []
         p = _lib.lib.hmst_trainer_default_params()
@@ -38,6 +39,9 @@ class Trainer(_Resource):
             setattr(p, name, value)
         p.learning_rate, p.weight_decay, p.grad_clip = float(learning_rate), float(weight_decay), float(grad_clip)
         p.seed = int(seed)
+        p.mixed_precision = bool(mixed_precision)
+        p.gradient_checkpointing = bool(gradient_checkpointing)
+        p.use_8bit_optimizer = bool(use_8bit_optimizer)
         # one trampoline for the trainer's life; run(progress=...) decides what it calls
         state = self._state = {"progress": None, "errors": []}
 

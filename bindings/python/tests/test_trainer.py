@@ -32,3 +32,22 @@ def test_train_steps_progress_and_checkpoints(tmp_path):
     assert "batch_size" in e.value.message
     with pytest.raises(hmst.HMSTError):
         hmst.Trainer(tmp_path / "nothing", out)
+
+
+def test_memory_and_precision_options(tmp_path):
+    """Mixed precision, gradient checkpointing and the 8-bit optimizer train, save their state
+    and resume only with the optimizer they were saved with."""
+    out = tmp_path / "run"
+    opts = dict(seq_len=32, batch_size=2, steps_per_epoch=4, learning_rate=1e-3, mixed_precision=True,
+                gradient_checkpointing=True, use_8bit_optimizer=True)
+    with hmst.Trainer(FIXTURE, out, **opts) as t:
+        losses = [t.step() for _ in range(3)]
+        assert all(1 < x < 20 for x in losses)
+        t.save(out / "mid")
+    state = (out / "mid" / "trainer_state.json").read_text()
+    assert '"adamw8bit"' in state
+    with hmst.Trainer(FIXTURE, tmp_path / "again", resume_from=out / "mid", **opts) as t:
+        assert 1 < t.step() < 20
+    opts["use_8bit_optimizer"] = False
+    with pytest.raises(hmst.HMSTError, match="adamw8bit"):
+        hmst.Trainer(FIXTURE, tmp_path / "other", resume_from=out / "mid", **opts)
