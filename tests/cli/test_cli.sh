@@ -69,7 +69,7 @@ check "Ctrl-C saves a resumable checkpoint" bash -c "($HMST train $W/train_split
 check "train --mixed-precision --gradient-checkpointing --use-8bit-optimizer --gradient-accumulation-steps 2 --patience 1" \
     bash -c "$HMST train $W/train_split --pretokenized --val-file $W/val --model-size micro --seq-len 32 --batch-size 2 --steps-per-epoch 4 --epochs 2 \
     --eval-every 2 --patience 1 --save-every 1 --gradient-accumulation-steps 2 --mixed-precision --gradient-checkpointing --use-8bit-optimizer \
-    --learning-rate 1e-3 --seed 3 --threads 2 --output-dir $W/run5 --no-progress 2>&1 | tee $W/run5.txt | grep -q 'mixed precision (bf16), gradient checkpointing, adamw8bit' \
+    --learning-rate 1e-3 --seed 3 --threads 2 --output-dir $W/run5 --no-progress > $W/run5.txt 2>&1 && grep -q 'mixed precision (bf16), gradient checkpointing, adamw8bit' $W/run5.txt \
     && test -f $W/run5/final/optimizer.safetensors && grep -q adamw8bit $W/run5/final/trainer_state.json && test -d $W/run5/checkpoint-epoch-1"
 fails "resume with another optimizer" "$HMST" train "$W/train_split" --pretokenized --model-size micro --seq-len 32 --batch-size 2 \
     --steps-per-epoch 8 --output-dir "$W/run6" --resume "$W/run5/final" --no-progress
