@@ -24,14 +24,14 @@ void hk_rmsnorm(float *out, float *rstd, const float *x, const float *w, size_t 
     }
 }
 
-void hk_silu_mul(float *out, const float *a, const float *b, size_t n) {
+void hk_silu_mul_portable(float *out, const float *a, const float *b, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float z = a[i];
         out[i] = z / (1.0f + expf(-z)) * b[i];
     }
 }
 
-float hk_softmax(float *x, size_t n) {
+float hk_softmax_portable(float *x, size_t n) {
     if (n == 0) return -INFINITY;
     float m = x[0];
     for (size_t i = 1; i < n; i++) m = x[i] > m ? x[i] : m;

@@ -59,3 +59,35 @@ final class KernelTests: XCTestCase {
         for i in 0..<raw.count where !wide[i].isNaN { XCTAssertEqual(again[i], raw[i]) }
     }
 }
+
+/// The AVX-512 exp-based ops against the portable libm loops, over ordinary and extreme inputs.
+final class VectorMathTests: XCTestCase {
+    func testVectorExpOpsMatchPortable() throws {
+        guard hk_level() >= 1 else { throw XCTSkip("no AVX-512 on this CPU") }
+        defer { hk_set_max_level(-1) }
+        var rng = RNG(seed: 12)
+        for n in [1, 15, 16, 17, 100, 4096] {
+            var x = (0..<n).map { _ in rng.nextGaussian() * 8 }
+            if n > 3 { x[0] = -200; x[1] = 90; x[2] = -Float.infinity }
+            let b = (0..<n).map { _ in rng.nextGaussian() }, dh = (0..<n).map { _ in rng.nextGaussian() }
+            var results: [[[Float]]] = []
+            for level in [1, 0] {
+                hk_set_max_level(Int32(level))
+                var sm = x
+                let lse = hk_softmax(&sm, n)
+                var h = [Float](repeating: 0, count: n), da = h, db = h
+                let xs = x.map { max($0, -80) }   // silu inputs: finite
+                hk_silu_mul(&h, xs, b, n)
+                hk_swiglu_backward(&da, &db, dh, xs, b, n)
+                results.append([sm, h, da, db, [lse]])
+            }
+            for (k, name) in ["softmax", "silu_mul", "swiglu da", "swiglu db", "log-sum-exp"].enumerated() {
+                for i in 0..<results[0][k].count {
+                    let v = results[0][k][i], w = results[1][k][i]
+                    XCTAssertEqual(v, w, accuracy: 2e-6 * max(1, abs(w)), "\(name)[\(i)] n=\(n)")
+                }
+            }
+            XCTAssertEqual(results[0][0].reduce(0, +), 1, accuracy: 1e-5)
+        }
+    }
+}

@@ -61,6 +61,9 @@ typedef struct {
     float bc1, bc2; /* bias corrections 1 - beta^t */
 } hk_adam_params;
 
+/* One f32 AdamW step over n elements: m, v updated in place, p -= lr (m̂ / (√v̂ + eps) + wd p). */
+void hk_adamw_update(float *p, const float *g, float *m, float *v, size_t n, const hk_adam_params *a);
+
 /* One AdamW step over blocks [block_begin, block_end) of an n-element tensor whose moments are
  * stored 8-bit: dequantise m (signed map) and v (unsigned map), update them with g, update p
  * with the f32 moments, requantise with fresh block maxima. Blocks are independent. */
@@ -91,6 +94,9 @@ void hk_rope(float *x, size_t T, size_t n_heads, size_t Dh, size_t ld, const flo
  * scores[s] = scale * q·K[s], p = softmax(scores), out = Σ_s p[s] V[s].
  * q: [Dh]  K, V: [n, Dh] contiguous  out: [Dh]  scratch: [n] (receives p) */
 void hk_attend(float *out, float *scratch, const float *q, const float *K, const float *V, size_t n, size_t Dh, float scale);
+
+/* Differentiates hk_silu_mul: da = dh · b · σ(a)(1 + a(1 − σ(a))),  db = dh · silu(a). */
+void hk_swiglu_backward(float *da, float *db, const float *dh, const float *a, const float *b, size_t n);
 
 /* out[i] += a * x[i] */
 void hk_axpy(float *out, float a, const float *x, size_t n);

@@ -1,6 +1,7 @@
 // AdamW (Loshchilov & Hutter): Adam moments with bias correction and weight decay decoupled
 // from the gradient, applied to every parameter except norms (and biases, which the model has
 // none of). Works on the flat Parameters buffers; its state is two more buffers.
+import CKernels
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -62,12 +63,8 @@ public final class AdamW: Optimizer {
     /// The f32 AdamW rule over n elements (also used by AdamW8bit for small tensors).
     static func updateF32(p: UnsafeMutablePointer<Float>, g: UnsafePointer<Float>, m: UnsafeMutablePointer<Float>,
                           v: UnsafeMutablePointer<Float>, n: Int, c: AdamWConfig, lr: Float, wd: Float, bc1: Float, bc2: Float) {
-        for i in 0..<n {
-            m[i] = c.beta1 * m[i] + (1 - c.beta1) * g[i]
-            v[i] = c.beta2 * v[i] + (1 - c.beta2) * g[i] * g[i]
-            let mhat = m[i] / bc1, vhat = v[i] / bc2
-            p[i] -= lr * (mhat / (vhat.squareRoot() + c.eps) + wd * p[i])
-        }
+        var a = hk_adam_params(beta1: c.beta1, beta2: c.beta2, eps: c.eps, lr: lr, weight_decay: wd, bc1: bc1, bc2: bc2)
+        hk_adamw_update(p, g, m, v, n, &a)
     }
 }
 
@@ -76,12 +73,27 @@ public enum GradClip {
     @discardableResult
     public static func clip(_ params: Parameters, maxNorm: Float) -> Float {
         let g = params.grads.pointer
-        var ss = 0.0
-        for i in 0..<params.count { ss += Double(g[i]) * Double(g[i]) }
-        let norm = Float(ss.squareRoot())
+        // per-range sums in f32 lanes, combined in Double in a fixed order
+        let ranges = splitRange(params.count, parts: min(Threads.count, max(1, params.count >> 16)))
+        var sums = [Double](repeating: 0, count: ranges.count)
+        sums.withUnsafeMutableBufferPointer { sp in
+            parallelFor(ranges.count) { part in
+                var total = 0.0
+                var i = ranges[part].lowerBound
+                while i < ranges[part].upperBound {
+                    let end = min(ranges[part].upperBound, i + 4096)
+                    var acc: Float = 0
+                    for j in i..<end { acc += g[j] * g[j] }
+                    total += Double(acc)
+                    i = end
+                }
+                sp[part] = total
+            }
+        }
+        let norm = Float(sums.reduce(0, +).squareRoot())
         if maxNorm > 0, norm > maxNorm, norm.isFinite {
             let s = maxNorm / norm
-            for i in 0..<params.count { g[i] *= s }
+            parallelFor(ranges.count) { part in for i in ranges[part] { g[i] *= s } }
         }
         return norm
     }

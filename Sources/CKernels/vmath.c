@@ -1,0 +1,146 @@
+/*
+ * vmath.c: the exp-heavy elementwise ops of training and inference (softmax, SiLU gates and
+ * their backward) and the AdamW update, as 16-wide AVX-512 loops with a polynomial exp, and
+ * portable loops over libm otherwise. The vector exp reduces x = n·ln2 + r (|r| <= ln2/2),
+ * evaluates a degree-6 polynomial for e^r and scales by 2^n (vscalefps): within 2 ulp of expf
+ * over the whole float range, exact 0 below -104 and +inf above 88.7.
+ */
+#include <math.h>
+
+#include "hmst_kernels.h"
+
+float hk_softmax_portable(float *x, size_t n);
+void hk_silu_mul_portable(float *out, const float *a, const float *b, size_t n);
+
+void hk_swiglu_backward_portable(float *da, float *db, const float *dh, const float *a, const float *b, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float s = 1.0f / (1.0f + expf(-a[i]));
+        da[i] = dh[i] * b[i] * s * (1.0f + a[i] * (1.0f - s));
+        db[i] = dh[i] * a[i] * s;
+    }
+}
+
+#define HK_ADAMW_LOOP                                                                          \
+    for (size_t i = 0; i < n; i++) {                                                           \
+        float gi = g[i];                                                                       \
+        float mi = hp->beta1 * m[i] + (1 - hp->beta1) * gi;                                    \
+        float vi = hp->beta2 * v[i] + (1 - hp->beta2) * gi * gi;                               \
+        m[i] = mi;                                                                             \
+        v[i] = vi;                                                                             \
+        float mhat = mi / hp->bc1, vhat = vi / hp->bc2;                                        \
+        p[i] -= hp->lr * (mhat / (sqrtf(vhat) + hp->eps) + hp->weight_decay * p[i]);           \
+    }
+
+static void adamw_portable(float *restrict p, const float *restrict g, float *restrict m, float *restrict v, size_t n,
+                           const hk_adam_params *hp) {
+    HK_ADAMW_LOOP
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define HK_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
+
+static HK_AVX512 inline __m512 exp16(__m512 x) {
+    x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.7f)), _mm512_set1_ps(-104.0f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504089f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-06f), r);
+    __m512 p = _mm512_set1_ps(1.0f / 720);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
+static HK_AVX512 float softmax_avx512(float *x, size_t n) {
+    __m512 vm = _mm512_set1_ps(-INFINITY);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) vm = _mm512_max_ps(vm, _mm512_loadu_ps(x + i));
+    if (i < n) vm = _mm512_max_ps(vm, _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), (__mmask16)((1u << (n - i)) - 1), x + i));
+    float m = _mm512_reduce_max_ps(vm);
+    if (m == -INFINITY) {
+        for (i = 0; i < n; i++) x[i] = 1.0f / (float)n;
+        return -INFINITY;
+    }
+    __m512 mm = _mm512_set1_ps(m), vs = _mm512_setzero_ps();
+    for (i = 0; i + 16 <= n; i += 16) {
+        __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i), mm));
+        _mm512_storeu_ps(x + i, e);
+        vs = _mm512_add_ps(vs, e);
+    }
+    if (i < n) {
+        __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
+        __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), mm));
+        e = _mm512_maskz_mov_ps(k, e);
+        _mm512_mask_storeu_ps(x + i, k, e);
+        vs = _mm512_add_ps(vs, e);
+    }
+    float sum = _mm512_reduce_add_ps(vs);
+    __m512 inv = _mm512_set1_ps(1.0f / sum);
+    for (i = 0; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, _mm512_mul_ps(_mm512_loadu_ps(x + i), inv));
+    for (; i < n; i++) x[i] *= 1.0f / sum;
+    return m + logf(sum);
+}
+
+/* sigmoid(z) = 1 / (1 + e^-z) */
+static HK_AVX512 inline __m512 sigmoid16(__m512 z) {
+    return _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_add_ps(_mm512_set1_ps(1.0f), exp16(_mm512_sub_ps(_mm512_setzero_ps(), z))));
+}
+
+static HK_AVX512 void silu_mul_avx512(float *out, const float *a, const float *b, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 z = _mm512_loadu_ps(a + i);
+        _mm512_storeu_ps(out + i, _mm512_mul_ps(_mm512_mul_ps(z, sigmoid16(z)), _mm512_loadu_ps(b + i)));
+    }
+    if (i < n) hk_silu_mul_portable(out + i, a + i, b + i, n - i);
+}
+
+static HK_AVX512 void swiglu_backward_avx512(float *da, float *db, const float *dh, const float *a, const float *b, size_t n) {
+    size_t i = 0;
+    __m512 one = _mm512_set1_ps(1.0f);
+    for (; i + 16 <= n; i += 16) {
+        __m512 z = _mm512_loadu_ps(a + i), s = sigmoid16(z), d = _mm512_loadu_ps(dh + i);
+        __m512 ds = _mm512_mul_ps(s, _mm512_fmadd_ps(z, _mm512_sub_ps(one, s), one)); /* s (1 + z (1 - s)) */
+        _mm512_storeu_ps(da + i, _mm512_mul_ps(_mm512_mul_ps(d, _mm512_loadu_ps(b + i)), ds));
+        _mm512_storeu_ps(db + i, _mm512_mul_ps(d, _mm512_mul_ps(z, s)));
+    }
+    if (i < n) hk_swiglu_backward_portable(da + i, db + i, dh + i, a + i, b + i, n - i);
+}
+
+static HK_AVX512 void adamw_avx512(float *restrict p, const float *restrict g, float *restrict m, float *restrict v, size_t n,
+                                   const hk_adam_params *hp) {
+    HK_ADAMW_LOOP
+}
+#endif
+
+float hk_softmax(float *x, size_t n) {
+#if defined(__x86_64__)
+    if (hk_level() >= 1) return softmax_avx512(x, n);
+#endif
+    return hk_softmax_portable(x, n);
+}
+
+void hk_silu_mul(float *out, const float *a, const float *b, size_t n) {
+#if defined(__x86_64__)
+    if (hk_level() >= 1) { silu_mul_avx512(out, a, b, n); return; }
+#endif
+    hk_silu_mul_portable(out, a, b, n);
+}
+
+void hk_swiglu_backward(float *da, float *db, const float *dh, const float *a, const float *b, size_t n) {
+#if defined(__x86_64__)
+    if (hk_level() >= 1) { swiglu_backward_avx512(da, db, dh, a, b, n); return; }
+#endif
+    hk_swiglu_backward_portable(da, db, dh, a, b, n);
+}
+
+void hk_adamw_update(float *p, const float *g, float *m, float *v, size_t n, const hk_adam_params *hp) {
+#if defined(__x86_64__)
+    if (hk_level() >= 1) { adamw_avx512(p, g, m, v, n, hp); return; }
+#endif
+    adamw_portable(p, g, m, v, n, hp);
+}
