@@ -2,11 +2,14 @@
 // (full forward, chunks with a carried state, token steps), against the Double reference
 // (MambaReference.swift), the backward against central differences of that reference, and
 // everything against transformers' MambaMixer (Tests/Golden/mamba, tools/golden/make_mamba_golden.py).
+import CKernels
 import XCTest
 @testable import HMSTCore
 
 final class SSMTests: XCTestCase {
     var rng = RNG(seed: 31)
+
+    override func tearDown() { hk_set_max_level(-1) }
 
     func randn(_ n: Int, _ s: Float = 1) -> [Float] { (0..<n).map { _ in rng.nextGaussian() * s } }
 
@@ -136,6 +139,24 @@ final class SSMTests: XCTestCase {
         var s2 = MambaState(config: m.config)
         XCTAssertEqual(try m.forward(x, state: &s2, threads: 3), out)
         XCTAssertEqual(s2, full)
+    }
+
+    /// The scan's AVX-512, AVX2 and portable builds compute the same operations in the same order.
+    func testScanBuildsForEachISAAgreeBitForBit() throws {
+        let m = try makeMixer(C: 16, N: 40, R: 3)  // N = 40: full SIMD blocks and a tail
+        let x = randn(7 * 16), dy = randn(7 * 16)
+        var results: [[Float]] = []
+        for level in [-1, 0] {
+            hk_set_max_level(Int32(level))
+            var s = MambaState(config: m.config)
+            let tape = MambaTape(config: m.config)
+            let out = try m.forward(x, state: &s, tape: tape, threads: 1)
+            var dx = [Float](repeating: 0, count: x.count)
+            let g = MambaMixerWeights(config: m.config)
+            try m.backward(dx: &dx, grads: g, dy: dy, tape: tape, threads: 1)
+            results.append(out + s.ssm + dx + Array(g.storage.buffer))
+        }
+        XCTAssertEqual(results[0], results[1])
     }
 
     func testConvKernelOneHasNoConvState() throws {

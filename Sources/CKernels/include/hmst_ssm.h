@@ -48,7 +48,7 @@ void hk_ssm_scan_forward(float *y, float *h, const float *x, const float *delta,
  *   dx, ddelta: [T, Di] +=   dA_log: [Di, N] += (through A = -exp(A_log): dA_log = dA ⊙ A)   dD: [Di] +=
  *   dB, dC: [T, N] += with row stride ld_dbc; every channel adds to every row, so concurrent
  *   blocks need their own dB/dC buffers (the caller sums them)
- *   work: [(T + 1) N] scratch for this call. No gradient flows into h0. */
+ *   work: [(T + 3) N] scratch for this call. No gradient flows into h0. */
 void hk_ssm_scan_backward(float *dx, float *ddelta, float *dA_log, float *dD, float *dB, float *dC, size_t ld_dbc,
                           float *work, const float *dy, const float *x, const float *delta, const float *A_log,
                           const float *B, const float *C, size_t ld_bc, const float *D, const float *h0,

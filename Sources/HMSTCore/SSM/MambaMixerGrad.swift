@@ -69,11 +69,11 @@ extension MambaMixer {
         //   its own [T, 2N] buffer when there are several
         let nb = blocks.count
         let parts = FloatBuffer(count: nb > 1 ? nb * T * 2 * N : 0)
-        let work = FloatBuffer(count: nb * (T + 1) * N, zeroed: false)
+        let work = FloatBuffer(count: nb * (T + 3) * N, zeroed: false)
         parallelFor(nb, threads: threads) { b in
             let (dBC, ld) = nb > 1 ? (parts.pointer + b * T * 2 * N, 2 * N) : (ddbc.pointer + R, ldBC)
             hk_ssm_scan_backward(dxc.pointer, ddelta.pointer, g.pointer(.aLog), g.pointer(.d), dBC, dBC + N, ld,
-                                 work.pointer + b * (T + 1) * N, dyScan.pointer, xc, delta, w.pointer(.aLog),
+                                 work.pointer + b * (T + 3) * N, dyScan.pointer, xc, delta, w.pointer(.aLog),
                                  dbc + R, dbc + R + N, ldBC, w.pointer(.d), tape.h0.pointer, T, Di, N,
                                  blocks[b].lowerBound, blocks[b].upperBound)
         }
