@@ -159,6 +159,18 @@ final class SSMTests: XCTestCase {
         XCTAssertEqual(results[0], results[1])
     }
 
+    /// The scan's polynomial exp (CKernels/ssm.c) against libm over the range δ·A takes.
+    func testScanExpIsWithinTwoULPOfExpf() {
+        var worst: Float = 0
+        var v: Float = -87
+        while v <= 1 {
+            worst = max(worst, abs(hk_ssm_exp(v) - expf(v)) / expf(v))
+            v += 0.00731
+        }
+        XCTAssertLessThan(worst, 2.4e-7)
+        XCTAssertEqual(hk_ssm_exp(-1000), hk_ssm_exp(-87))  // clamped, no NaN or denormal
+    }
+
     func testConvKernelOneHasNoConvState() throws {
         let m = try makeMixer(C: 8, N: 4, W: 1)
         let x = randn(3 * 8)

@@ -4,7 +4,7 @@
  * on the channels [d0, d1) only, so callers split Di over threads with no shared writes (except
  * where a comment says the caller must give each block its own buffer). All f32, row-major.
  * Dimension letters: T time, Di inner width, N state size, W conv width.
- * Kept out of hmst_kernels.h so the SSM lands as new files only; symbols are prefixed hk_.
+ * hmst_kernels.h includes this header; symbols are prefixed hk_ and stay local to libhmst.
  */
 #ifndef HMST_SSM_H
 #define HMST_SSM_H

@@ -111,6 +111,9 @@ func withMutableElements<R>(_ a: inout [Float], _ body: (UnsafeMutablePointer<Fl
     }
 }
 
+/// One mixer over shared weights. forward/step/backward only read the weights, so several
+/// threads may run it at once on their own states and tapes; an optimizer may update the
+/// weights between calls, never during one.
 public final class MambaMixer: @unchecked Sendable {
     public let config: MambaConfig
     public let weights: MambaMixerWeights
@@ -239,8 +242,9 @@ public final class MambaMixer: @unchecked Sendable {
         func weight(_ t: MambaTensor, _ rows: Int, _ cols: Int) -> Weight {
             Weight(.f32(UnsafePointer(w.pointer(t))), rows: rows, cols: cols, owner: w)
         }
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 5 * Di + ldBC + Di) { scratch in
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 5 * Di + ldBC) { scratch in
             guard let s = scratch.baseAddress else { return }
+            // xz [2Di] | xc [Di] | dbc [R+2N] | δ [Di] | y [Di]
             let xz = s, xc = s + 2 * Di, dbc = s + 3 * Di, delta = dbc + ldBC, y = delta + Di
             // xz[2Di] = in_proj [2Di, C] · x[C]
             gemvParallel(out: xz, x: x, w: weight(.inProj, 2 * Di, C), threads: threads)

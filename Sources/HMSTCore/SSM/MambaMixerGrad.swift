@@ -7,6 +7,9 @@ import CBLAS
 import CKernels
 
 extension MambaMixer {
+    /// At most this many channel blocks in the backward (memory: 5·T·N floats per block).
+    static let maxBackwardBlocks = 32
+
     /// Differentiates the forward recorded on `tape` given dy = dL/dout [T, C]: adds dL/dx to
     /// dx [T, C] and dL/dW to `grads` for all nine tensors (conv1d.bias only if use_conv_bias).
     public func backward(dx: inout [Float], grads: MambaMixerWeights, dy: [Float], tape: MambaTape,
@@ -43,7 +46,8 @@ extension MambaMixer {
         let dxc = FloatBuffer(count: T * Di)                  // [T, Di]      dL/dxc
         let ddelta = FloatBuffer(count: T * Di)               // [T, Di]      dL/dδ, then dL/ddtpre
         let ddbc = FloatBuffer(count: T * ldBC)               // [T, R+2N]    dL/d(Δraw | B | C)
-        let blocks = splitRange(Di, parts: threads)
+        // each block holds [T, 2N] partial dB/dC and [T+3, N] scratch, so the split stays modest
+        let blocks = splitRange(Di, parts: min(threads, MambaMixer.maxBackwardBlocks))
 
         // forward: out[T, C] = yg[T, Di] · out_projᵀ
         //   d out_proj[C, Di] += dyᵀ · yg;   dyg[T, Di] = dy · out_proj
