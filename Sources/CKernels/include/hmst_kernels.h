@@ -105,4 +105,7 @@ void hk_axpy(float *out, float a, const float *x, size_t n);
 }
 #endif
 
+/* The Mamba conv and selective-scan kernels (ssm.c). */
+#include "hmst_ssm.h"
+
 #endif
