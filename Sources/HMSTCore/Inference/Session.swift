@@ -30,10 +30,10 @@ public final class Session: @unchecked Sendable {
     public let threads: Int
     let cache: KVCache
     let ws: Workspace
-    public private(set) var history: [Int32] = []
+    public internal(set) var history: [Int32] = []
     public private(set) var trace: RouteTrace
     /// Rows of ws.logits valid after the last evaluate: 1 (last token) or the batch size.
-    public private(set) var logitsRows = 0
+    public internal(set) var logitsRows = 0
 
     public init(decoder: Decoder, params: SessionParams) throws {
         let d = decoder.dims

@@ -1,0 +1,86 @@
+// Encoding text with the base model, for the memories: the final-norm hidden states of every
+// token ([T, C], what the LM head reads), the model's surprise on the text (mean next-token
+// negative log-likelihood) and a pooled embedding (mean of the hidden states, L2-normalised),
+// the vector semantic memory stores.
+
+public struct TextEncoding: Sendable {
+    /// [T, C] final-norm hidden states, row per token
+    public var hidden: [Float]
+    public var T: Int
+    public var C: Int
+    /// mean next-token negative log-likelihood in nats over T-1 predictions (0 when T == 1)
+    public var surprise: Double
+}
+
+extension Session {
+    /// Runs tokens through a fresh context (the session is reset first) and returns every
+    /// token's hidden state and the mean next-token loss. Tokens beyond n_ctx are an error.
+    public func encode(_ tokens: [Int32]) throws -> TextEncoding {
+        reset()
+        let d = decoder.dims, C = d.C, V = d.V
+        guard !tokens.isEmpty else { throw HMSTError.invalidArgument("encode: no tokens") }
+        guard tokens.count <= nCtx else { throw HMSTError.invalidArgument("encode: \(tokens.count) tokens exceed n_ctx \(nCtx)") }
+        if let bad = tokens.first(where: { $0 < 0 || Int($0) >= V }) {
+            throw HMSTError.invalidArgument("token id \(bad) is outside the vocabulary 0 ..< \(V)")
+        }
+        var hidden = [Float](repeating: 0, count: tokens.count * C)
+        var nll = 0.0
+        var start = 0
+        while start < tokens.count {
+            let n = min(ws.maxT, tokens.count - start)
+            tokens.withUnsafeBufferPointer { tp in
+                decoder.forward(tokens: tp.baseAddress! + start, T: n, cache: cache, ws: ws, logits: .all, threads: threads)
+            }
+            // after an all-rows forward, ws.xn holds the final-norm hidden states of the chunk
+            hidden.withUnsafeMutableBufferPointer { $0.baseAddress!.advanced(by: start * C).update(from: ws.xn.pointer, count: n * C) }
+            for t in 0..<n where start + t + 1 < tokens.count {
+                let row = ws.logits.pointer + t * V
+                var m = row[0]
+                for v in 1..<V { m = max(m, row[v]) }
+                var s = 0.0
+                for v in 0..<V { s += Double(expf(row[v] - m)) }
+                nll += Double(m) + log(s) - Double(row[Int(tokens[start + t + 1])])
+            }
+            start += n
+        }
+        history += tokens
+        logitsRows = 0
+        return TextEncoding(hidden: hidden, T: tokens.count, C: C, surprise: tokens.count > 1 ? nll / Double(tokens.count - 1) : 0)
+    }
+}
+
+extension TextEncoding {
+    /// Mean over tokens of the hidden states, L2-normalised: [C].
+    public func pooled() -> [Float] {
+        var v = [Double](repeating: 0, count: C)
+        for t in 0..<T { for c in 0..<C { v[c] += Double(hidden[t * C + c]) } }
+        let norm = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        return v.map { Float(norm > 0 ? $0 / norm : 0) }
+    }
+}
+
+extension LanguageModel {
+    /// Tokenizes (with the model's tokenizer) and encodes text; at most maxTokens tokens are
+    /// kept (the most recent), and at most the model's context.
+    public func encode(text: String, maxTokens: Int = 2048) throws -> (tokens: [Int32], encoding: TextEncoding) {
+        guard let tokenizer else { throw HMSTError.invalidArgument("this model has no tokenizer: encode token ids instead") }
+        var tokens = tokenizer.encode(bytes: Array(text.utf8))
+        guard !tokens.isEmpty else { throw HMSTError.invalidArgument("encode: the text has no tokens") }
+        let limit = min(maxTokens, dims.maxPositions)
+        if tokens.count > limit { tokens = Array(tokens.suffix(limit)) }
+        return (tokens, try encode(tokens: tokens))
+    }
+
+    public func encode(tokens: [Int32]) throws -> TextEncoding {
+        var p = SessionParams()
+        p.nCtx = max(1, min(tokens.count, dims.maxPositions))
+        return try Session(decoder: decoder, params: p).encode(tokens)
+    }
+
+    /// The pooled embedding of text: [C], unit length.
+    public func embed(text: String) throws -> [Float] { try encode(text: text).encoding.pooled() }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

@@ -1,0 +1,208 @@
+// EpisodicMemory: a bounded buffer of recent interactions, each compressed by a Mamba
+// selective SSM into a fixed-size state vector. The text is encoded by the base model (final
+// hidden states [T, C]); the mixer (C -> Di = 2C, state N) scans them from a zero state; the
+// key is the final SSM state pooled over channels ([N], MambaState.pooled()), L2-normalised.
+// Retrieval is cosine similarity in that N-dimensional space over all entries (M ≤ maxEntries
+// keys: one GEMV). When full, the entry with the lowest retention score (importance, then age)
+// is evicted. Every method is thread-safe: one lock, held for in-memory work only (the model
+// and SSM encoding run outside it).
+import CBLAS
+
+public struct EpisodicMemoryConfig: Sendable, Equatable {
+    public var maxEntries = 1000
+    /// N: the SSM state size, the key dimension (256 in the seed's presets)
+    public var stateSize = 256
+    /// tokens kept per entry (the most recent)
+    public var maxTokens = 2048
+    /// seed of the SSM's initial weights
+    public var seed: UInt64 = 0
+    public init() {}
+
+    func validate() throws {
+        guard maxEntries >= 1, maxEntries <= 10_000_000 else { throw HMSTError.invalidArgument("max_entries \(maxEntries) must be in 1...10000000") }
+        guard stateSize >= 1, stateSize <= 4096 else { throw HMSTError.invalidArgument("state_size \(stateSize) must be in 1...4096") }
+        guard maxTokens >= 1 else { throw HMSTError.invalidArgument("max_tokens must be >= 1") }
+    }
+}
+
+public struct EpisodicEntry: Sendable, Equatable {
+    public var id: Int64
+    public var text: String
+    public var tokens: [Int32]
+    public var timestamp: Double
+    public var accessCount: Int
+    /// base-model surprise on the text: mean next-token loss in nats
+    public var surprise: Double
+    /// caller-set importance in [0, 1] (default 0.5), one term of the retention score
+    public var importance: Double
+}
+
+public struct EpisodicHit: Sendable, Equatable {
+    public var id: Int64
+    public var score: Float    // cosine similarity
+}
+
+public final class EpisodicMemory: @unchecked Sendable {
+    public let config: EpisodicMemoryConfig
+    /// C: the width of the hidden states the mixer reads (the base model's hidden size)
+    public let inputSize: Int
+    let mixerConfig: MambaConfig
+    let mixer: MambaMixer
+    let weights: MambaMixerWeights
+    let lock = Locked(())
+    var entries: [EpisodicEntry] = []     // [M]
+    var keys: [Float] = []                // [M, N] unit rows, same order as entries
+    var nextId: Int64 = 1
+
+    public init(inputSize: Int, config: EpisodicMemoryConfig = EpisodicMemoryConfig(), weights: MambaMixerWeights? = nil) throws {
+        try config.validate()
+        guard inputSize >= 1 else { throw HMSTError.invalidArgument("input size \(inputSize) must be >= 1") }
+        self.config = config
+        self.inputSize = inputSize
+        mixerConfig = try MambaConfig.episodicMemory(hiddenSize: inputSize, stateSize: config.stateSize)
+        if let weights {
+            guard weights.config == mixerConfig else { throw HMSTError.invalidArgument("SSM weights do not match hidden \(inputSize), state \(config.stateSize)") }
+            self.weights = weights
+        } else {
+            self.weights = MambaMixerWeights.random(config: mixerConfig, seed: config.seed)
+        }
+        mixer = MambaMixer(weights: self.weights)
+    }
+
+    public convenience init(model: LanguageModel, config: EpisodicMemoryConfig = EpisodicMemoryConfig()) throws {
+        try self.init(inputSize: model.dims.C, config: config)
+    }
+
+    public var count: Int { lock.withLock { _ in entries.count } }
+    public var keyDim: Int { config.stateSize }
+
+    /// The key of hidden states [T, C]: the SSM's final state, pooled over channels, unit length.
+    public func key(hidden: [Float]) throws -> [Float] {
+        guard !hidden.isEmpty, hidden.count % inputSize == 0 else {
+            throw HMSTError.invalidArgument("hidden states of \(hidden.count) values are not rows of \(inputSize)")
+        }
+        guard hidden.allSatisfy(\.isFinite) else { throw HMSTError.invalidArgument("hidden states contain NaN or infinity") }
+        var state = MambaState(config: mixerConfig)
+        _ = try mixer.forward(hidden, state: &state)
+        return try EpisodicMemory.unit(state.pooled(), "SSM state")
+    }
+
+    static func unit(_ v: [Float], _ what: String) throws -> [Float] {
+        var ss = 0.0
+        for x in v { ss += Double(x) * Double(x) }
+        guard ss.isFinite else { throw HMSTError.invalidArgument("\(what) is not finite") }
+        guard ss > 0 else { return v }
+        let s = Float(1 / ss.squareRoot())
+        return v.map { $0 * s }
+    }
+
+    /// Encodes text with the model and stores it; returns its id.
+    @discardableResult
+    public func add(text: String, model: LanguageModel, importance: Double = 0.5, timestamp: Double = Clock.wallSeconds()) throws -> Int64 {
+        try checkModel(model)
+        let (tokens, enc) = try model.encode(text: text, maxTokens: config.maxTokens)
+        return try add(key: try key(hidden: enc.hidden), text: text, tokens: tokens, surprise: enc.surprise,
+                       importance: importance, timestamp: timestamp)
+    }
+
+    /// Stores a precomputed key ([N], normalised here).
+    @discardableResult
+    public func add(key: [Float], text: String, tokens: [Int32] = [], surprise: Double = 0, importance: Double = 0.5,
+                    timestamp: Double = Clock.wallSeconds()) throws -> Int64 {
+        guard key.count == config.stateSize else {
+            throw HMSTError.invalidArgument("episodic key has \(key.count) values; this memory's keys have \(config.stateSize)")
+        }
+        guard surprise.isFinite, importance.isFinite, timestamp.isFinite else {
+            throw HMSTError.invalidArgument("surprise, importance and timestamp must be finite")
+        }
+        let k = try EpisodicMemory.unit(key, "episodic key")
+        return lock.withLock { _ in
+            if entries.count >= config.maxEntries { evictOne() }
+            let id = nextId
+            nextId += 1
+            entries.append(EpisodicEntry(id: id, text: text, tokens: tokens, timestamp: timestamp, accessCount: 0,
+                                         surprise: surprise, importance: min(1, max(0, importance))))
+            keys += k
+            return id
+        }
+    }
+
+    func checkModel(_ model: LanguageModel) throws {
+        guard model.dims.C == inputSize else {
+            throw HMSTError.invalidArgument("the model's hidden size \(model.dims.C) is not this memory's \(inputSize)")
+        }
+    }
+
+    /// Drops the entry with the lowest importance (the oldest among equals). Lock held.
+    private func evictOne() {
+        guard let victim = entries.indices.min(by: {
+            (entries[$0].importance, entries[$0].timestamp) < (entries[$1].importance, entries[$1].timestamp)
+        }) else { return }
+        removeAt(victim)
+    }
+
+    private func removeAt(_ i: Int) {
+        let N = config.stateSize
+        entries.remove(at: i)
+        keys.removeSubrange((i * N)..<((i + 1) * N))
+    }
+
+    /// The k entries most similar to the text (encoded like an entry); their access counts grow.
+    public func search(text: String, model: LanguageModel, k: Int) throws -> [EpisodicHit] {
+        try checkModel(model)
+        let (_, enc) = try model.encode(text: text, maxTokens: config.maxTokens)
+        return try search(key: try key(hidden: enc.hidden), k: k)
+    }
+
+    /// The k entries whose keys have the highest cosine similarity to `key` ([N]).
+    public func search(key: [Float], k: Int) throws -> [EpisodicHit] {
+        guard k >= 1 else { throw HMSTError.invalidArgument("k = \(k) must be >= 1") }
+        guard key.count == config.stateSize else {
+            throw HMSTError.invalidArgument("query has \(key.count) values; this memory's keys have \(config.stateSize)")
+        }
+        let q = try EpisodicMemory.unit(key, "query")
+        let N = config.stateSize
+        return lock.withLock { _ -> [EpisodicHit] in
+            let M = entries.count
+            guard M > 0 else { return [] }
+            // scores[M] = keys[M, N] · q[N]
+            var scores = [Float](repeating: 0, count: M)
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(M), Int32(N), 1, keys, Int32(N), q, 1, 0, &scores, 1)
+            let top = scores.indices.sorted { scores[$0] != scores[$1] ? scores[$0] > scores[$1] : entries[$0].id < entries[$1].id }.prefix(k)
+            for i in top { entries[i].accessCount += 1 }
+            return top.map { EpisodicHit(id: entries[$0].id, score: scores[$0]) }
+        }
+    }
+
+    public func entry(id: Int64) throws -> EpisodicEntry {
+        try lock.withLock { _ in
+            guard let e = entries.first(where: { $0.id == id }) else { throw HMSTError.notFound("no episodic entry with id \(id)") }
+            return e
+        }
+    }
+
+    public func allEntries() -> [EpisodicEntry] { lock.withLock { _ in entries } }
+
+    /// Removes the ids present; returns how many were.
+    @discardableResult
+    public func remove(ids: [Int64]) -> Int {
+        let drop = Set(ids)
+        return lock.withLock { _ in
+            var removed = 0
+            for i in stride(from: entries.count - 1, through: 0, by: -1) where drop.contains(entries[i].id) {
+                removeAt(i)
+                removed += 1
+            }
+            return removed
+        }
+    }
+
+    /// Sets an entry's importance (clamped to [0, 1]).
+    public func setImportance(id: Int64, _ importance: Double) throws {
+        guard importance.isFinite else { throw HMSTError.invalidArgument("importance must be finite") }
+        try lock.withLock { _ in
+            guard let i = entries.firstIndex(where: { $0.id == id }) else { throw HMSTError.notFound("no episodic entry with id \(id)") }
+            entries[i].importance = min(1, max(0, importance))
+        }
+    }
+}

@@ -1,0 +1,103 @@
+// Encoding with the base model (hidden states, surprise, pooled embedding) and the episodic
+// memory: SSM keys, retrieval, eviction, access counts and bad input.
+import XCTest
+@testable import HMSTCore
+
+/// A random model over bytes (vocabulary 257) with SamplerTests' ByteTokenizer.
+func byteModel(seed: UInt64 = 5, hidden: Int = 32) throws -> LanguageModel {
+    let c = try ModelConfig(vocabSize: 257, hiddenSize: hidden, intermediateSize: 48, numHiddenLayers: 2, numAttentionHeads: 4,
+                            numKeyValueHeads: 2, maxPositionEmbeddings: 512, ropeTheta: 10000, numLocalExperts: 4, numExpertsPerTok: 2)
+    let m = try LanguageModel.random(config: c, seed: seed)
+    return LanguageModel(decoder: m.decoder, tokenizer: ByteTokenizer(), config: m.config, report: LoadReport(), storage: [m])
+}
+
+final class EncodeTests: XCTestCase {
+    func testHiddenStatesSurpriseAndEmbedding() throws {
+        let model = try byteModel()
+        let tokens = Array("the cat sat on the mat".utf8).map(Int32.init)
+        let enc = try model.encode(tokens: tokens)
+        XCTAssertEqual(enc.T, tokens.count)
+        XCTAssertEqual(enc.hidden.count, tokens.count * 32)
+        // the surprise is the training loss of the same window (cross-entropy part)
+        let p = try Parameters(model: model)
+        let r = try ModelGrad(params: p).step(windows: tokens, B: 1, T: tokens.count - 1, backward: false)
+        XCTAssertEqual(enc.surprise, r.ceLoss, accuracy: 1e-4)
+        // hidden states are what the LM head reads: logits = h · headᵀ
+        let s = try Session(decoder: model.decoder, params: SessionParams())
+        try s.evaluate(tokens, allLogits: true)
+        let head = p.value("lm_head.weight")
+        for t in [0, tokens.count - 1] {
+            let logits = try s.logits(row: t)
+            for v in [0, 97, 256] {
+                var dot: Float = 0
+                for c in 0..<32 { dot += enc.hidden[t * 32 + c] * head[v * 32 + c] }
+                XCTAssertEqual(dot, logits[v], accuracy: 1e-4)
+            }
+        }
+        let e = try model.embed(text: "the cat sat on the mat")
+        XCTAssertEqual(e.count, 32)
+        XCTAssertEqual(e.reduce(0) { $0 + $1 * $1 }, 1, accuracy: 1e-5)
+        XCTAssertEqual(e, try model.embed(text: "the cat sat on the mat"))
+        XCTAssertThrowsError(try model.embed(text: ""))
+        let noTok = try LanguageModel.random(config: model.modelConfig(), seed: 1)
+        XCTAssertThrowsError(try noTok.embed(text: "x"))
+    }
+}
+
+final class EpisodicMemoryTests: XCTestCase {
+    func testAddSearchEvictAndAccessCounts() throws {
+        let model = try byteModel()
+        var cfg = EpisodicMemoryConfig()
+        cfg.maxEntries = 4
+        cfg.stateSize = 16
+        let mem = try EpisodicMemory(model: model, config: cfg)
+        let texts = ["the cat sat on the mat", "quantum chromodynamics of gluons", "a recipe for bread and butter", "stock prices fell sharply today"]
+        var ids: [Int64] = []
+        for (i, t) in texts.enumerated() { ids.append(try mem.add(text: t, model: model, importance: i == 0 ? 0.9 : 0.5, timestamp: Double(i))) }
+        XCTAssertEqual(mem.count, 4)
+        // an entry's own text finds it first, with cosine 1
+        for (i, t) in texts.enumerated() {
+            let hits = try mem.search(text: t, model: model, k: 2)
+            XCTAssertEqual(hits.first?.id, ids[i])
+            XCTAssertEqual(hits.first?.score ?? 0, 1, accuracy: 1e-4)
+            XCTAssertEqual(hits.count, 2)
+        }
+        XCTAssertEqual(mem.allEntries().reduce(0) { $0 + $1.accessCount }, 8)   // 4 searches x 2 hits
+        XCTAssertGreaterThanOrEqual(try mem.entry(id: ids[0]).accessCount, 1)
+        XCTAssertGreaterThan(try mem.entry(id: ids[1]).surprise, 0)
+        XCTAssertEqual(try mem.entry(id: ids[1]).tokens.count, texts[1].utf8.count)
+        // full: the next add evicts the least important, oldest entry (ids[1])
+        let five = try mem.add(text: "a fifth memory", model: model, timestamp: 10)
+        XCTAssertEqual(mem.count, 4)
+        XCTAssertThrowsError(try mem.entry(id: ids[1])) { XCTAssertEqual(($0 as? HMSTError)?.status, .notFound) }
+        XCTAssertNoThrow(try mem.entry(id: ids[0]))
+        XCTAssertEqual(mem.remove(ids: [five, 12345]), 1)
+        XCTAssertEqual(mem.count, 3)
+        // keys are deterministic for a seed: a second memory computes the same key
+        let other = try EpisodicMemory(model: model, config: cfg)
+        let (_, enc) = try model.encode(text: texts[2])
+        XCTAssertEqual(try mem.key(hidden: enc.hidden), try other.key(hidden: enc.hidden))
+    }
+
+    func testBadInput() throws {
+        let model = try byteModel()
+        var cfg = EpisodicMemoryConfig()
+        cfg.stateSize = 8
+        let mem = try EpisodicMemory(model: model, config: cfg)
+        func status(_ body: () throws -> Any) -> Status? {
+            do { _ = try body(); return nil } catch let e as HMSTError { return e.status } catch { return nil }
+        }
+        XCTAssertEqual(status { try mem.add(key: [1, 2], text: "x") }, .invalidArgument)                        // wrong dimension
+        XCTAssertEqual(status { try mem.add(key: [Float](repeating: .nan, count: 8), text: "x") }, .invalidArgument)  // NaN
+        XCTAssertEqual(status { try mem.search(key: [Float](repeating: 1, count: 8), k: 0) }, .invalidArgument)   // k <= 0
+        XCTAssertEqual(status { try mem.search(key: [1], k: 1) }, .invalidArgument)
+        XCTAssertEqual(status { try mem.entry(id: 77) }, .notFound)
+        XCTAssertEqual(status { try mem.key(hidden: [Float](repeating: .infinity, count: 32)) }, .invalidArgument)
+        XCTAssertEqual(try mem.search(key: [Float](repeating: 1, count: 8), k: 3), [])                           // empty memory
+        let wide = try byteModel(hidden: 64)
+        XCTAssertEqual(status { try mem.add(text: "x", model: wide) }, .invalidArgument)                          // model mismatch
+        var bad = EpisodicMemoryConfig()
+        bad.maxEntries = 0
+        XCTAssertEqual(status { try EpisodicMemory(inputSize: 32, config: bad) }, .invalidArgument)
+    }
+}
