@@ -3,13 +3,20 @@
 #include "hmst_faiss_shim.h"
 
 #include <faiss/Index.h>
+#include <faiss/IVFlib.h>
+#include <faiss/IndexFlat.h>
+#include <faiss/IndexFlatCodes.h>
 #include <faiss/IndexIDMap.h>
 #include <faiss/IndexIVF.h>
+#include <faiss/IndexIVFPQ.h>
+#include <faiss/IndexPQ.h>
+#include <faiss/impl/io.h>
 #include <faiss/impl/FaissException.h>
 #include <faiss/index_factory.h>
 #include <faiss/index_io.h>
 #include <faiss/impl/IDSelector.h>
 
+#include <algorithm>
 #include <cstring>
 #include <exception>
 #include <memory>
@@ -65,6 +72,24 @@ faiss::IndexIVF *ivf_of(faiss::Index *index) {
         return dynamic_cast<faiss::IndexIVF *>(map->index);
     return nullptr;
 }
+
+// The index under an IDMap wrapper, or the index itself.
+const faiss::Index *unwrapped(const faiss::Index *index) {
+    if (auto *map = dynamic_cast<const faiss::IndexIDMap *>(index)) return map->index;
+    return index;
+}
+
+// An IOWriter that only counts, so the serialized size costs no copy.
+struct CountingWriter : faiss::IOWriter {
+    size_t bytes = 0;
+    size_t operator()(const void *, size_t size, size_t nitems) override {
+        bytes += size * nitems;
+        return nitems;
+    }
+};
+
+// FAISS's clustering warns below 39 training points per centroid (Clustering.h).
+constexpr int64_t kMinPointsPerCentroid = 39;
 
 }  // namespace
 
@@ -171,6 +196,79 @@ int hmstfs_index_reconstruct(const hmstfs_index *index, int64_t id, float *out) 
     return guard([&]() -> int {
         if (index == nullptr || out == nullptr) return fail(HMSTFS_INVALID_ARGUMENT, "reconstruct: NULL argument");
         index->index->reconstruct(id, out);
+        return HMSTFS_OK;
+    });
+}
+
+int hmstfs_index_get_info(const hmstfs_index *index, hmstfs_index_info *out) {
+    return guard([&]() -> int {
+        if (index == nullptr || out == nullptr) return fail(HMSTFS_INVALID_ARGUMENT, "get_info: NULL argument");
+        const faiss::Index *idx = index->index.get();
+        hmstfs_index_info info{};
+        // nprobe reaches only a top-level IVF index (see hmstfs_index_search)
+        if (auto *ivf = dynamic_cast<const faiss::IndexIVF *>(idx)) info.nlist = (int64_t)ivf->nlist;
+        if (!idx->is_trained) {
+            int64_t need = 0;
+            if (auto *ivf = faiss::ivflib::try_extract_index_ivf(idx)) {
+                need = kMinPointsPerCentroid * (int64_t)ivf->nlist;
+                if (auto *ivfpq = dynamic_cast<const faiss::IndexIVFPQ *>(ivf))
+                    need = std::max(need, kMinPointsPerCentroid * (int64_t)ivfpq->pq.ksub);
+            } else if (auto *pq = dynamic_cast<const faiss::IndexPQ *>(unwrapped(idx))) {
+                need = kMinPointsPerCentroid * (int64_t)pq->pq.ksub;
+            } else {
+                need = kMinPointsPerCentroid * 256;  // an unknown trainable index: a generous default
+            }
+            info.min_train_count = need;
+        }
+        const faiss::Index *inner = unwrapped(idx);
+        info.supports_remove = (faiss::ivflib::try_extract_index_ivf(idx) != nullptr ||
+                                dynamic_cast<const faiss::IndexFlatCodes *>(inner) != nullptr) ? 1 : 0;
+        info.is_flat = (inner != idx && dynamic_cast<const faiss::IndexFlat *>(inner) != nullptr) ? 1 : 0;
+        *out = info;
+        return HMSTFS_OK;
+    });
+}
+
+int hmstfs_index_skip_polysemous_training(hmstfs_index *index) {
+    return guard([&]() -> int {
+        if (index == nullptr) return fail(HMSTFS_INVALID_ARGUMENT, "skip_polysemous_training: NULL argument");
+        faiss::Index *idx = index->index.get();
+        if (auto *ivfpq = dynamic_cast<faiss::IndexIVFPQ *>(faiss::ivflib::try_extract_index_ivf(idx)))
+            ivfpq->do_polysemous_training = false;
+        if (auto *map = dynamic_cast<faiss::IndexIDMap *>(idx)) idx = map->index;
+        if (auto *pq = dynamic_cast<faiss::IndexPQ *>(idx)) pq->do_polysemous_training = false;
+        return HMSTFS_OK;
+    });
+}
+
+int hmstfs_index_serialized_size(const hmstfs_index *index, int64_t *out_bytes) {
+    return guard([&]() -> int {
+        if (index == nullptr || out_bytes == nullptr)
+            return fail(HMSTFS_INVALID_ARGUMENT, "serialized_size: NULL argument");
+        CountingWriter writer;
+        faiss::write_index(index->index.get(), &writer);
+        *out_bytes = (int64_t)writer.bytes;
+        return HMSTFS_OK;
+    });
+}
+
+int hmstfs_index_export_flat(const hmstfs_index *index, int64_t cap, int64_t *ids, float *x,
+                             int64_t *n_out) {
+    return guard([&]() -> int {
+        if (index == nullptr || n_out == nullptr || (cap > 0 && (ids == nullptr || x == nullptr)))
+            return fail(HMSTFS_INVALID_ARGUMENT, "export_flat: NULL argument");
+        auto *map = dynamic_cast<const faiss::IndexIDMap *>(index->index.get());
+        auto *flat = map ? dynamic_cast<const faiss::IndexFlat *>(map->index) : nullptr;
+        if (flat == nullptr) return fail(HMSTFS_INVALID_ARGUMENT, "export_flat: not an exact (IDMap over Flat) index");
+        int64_t n = (int64_t)map->ntotal;
+        if ((int64_t)map->id_map.size() != n || (int64_t)flat->ntotal != n)
+            return fail(HMSTFS_INTERNAL, "export_flat: id map and vectors disagree");
+        if (cap < n) return fail(HMSTFS_INVALID_ARGUMENT, "export_flat: buffer smaller than ntotal");
+        if (n > 0) {
+            std::memcpy(ids, map->id_map.data(), sizeof(int64_t) * (size_t)n);
+            std::memcpy(x, flat->get_xb(), sizeof(float) * (size_t)n * (size_t)flat->d);
+        }
+        *n_out = n;
         return HMSTFS_OK;
     });
 }

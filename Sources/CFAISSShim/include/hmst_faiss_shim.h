@@ -65,6 +65,30 @@ int hmstfs_index_remove_ids(hmstfs_index *index, int64_t n, const int64_t *ids, 
 /* Reconstructs the stored vector of `id` into out[dim] (exact for flat, approximate for PQ). */
 int hmstfs_index_reconstruct(const hmstfs_index *index, int64_t id, float *out);
 
+/* What SemanticMemory needs to know about an index to drive lazy training and removal. */
+typedef struct hmstfs_index_info {
+    int64_t nlist;           /* IVF lists when the index is IVF at the top (nprobe applies), else 0 */
+    int64_t min_train_count; /* vectors training should see: 39 per centroid of every k-means
+                                inside (coarse quantizer, PQ sub-quantizers); 0 if trained */
+    int supports_remove;     /* 1 when remove_ids works (IVF, flat codes), 0 for e.g. HNSW */
+    int is_flat;             /* 1 for an IDMap over an exact IndexFlat (export_flat works) */
+} hmstfs_index_info;
+int hmstfs_index_get_info(const hmstfs_index *index, hmstfs_index_info *out);
+
+/* Turns off polysemous training of PQ codebooks (IVFPQ, PQ), which index_factory enables unless
+ * the description ends in "np". It only serves Hamming-filtered search, which hmst never asks
+ * for, and costs seconds per sub-quantizer. Other indexes: no-op. Call before training. */
+int hmstfs_index_skip_polysemous_training(hmstfs_index *index);
+
+/* Bytes faiss::write_index would produce (a counting writer, nothing is copied): the size of
+ * the index's vectors, codes, ids and structure. */
+int hmstfs_index_serialized_size(const hmstfs_index *index, int64_t *out_bytes);
+
+/* For an exact index (info.is_flat): copies every stored vector and its id, in storage order.
+ * ids: [cap], x: [cap, dim]; fails with INVALID_ARGUMENT if cap < ntotal. *n_out = ntotal. */
+int hmstfs_index_export_flat(const hmstfs_index *index, int64_t cap, int64_t *ids, float *x,
+                             int64_t *n_out);
+
 /* faiss::write_index / read_index on a path (the caller makes it atomic). */
 int hmstfs_index_write(const hmstfs_index *index, const char *path);
 int hmstfs_index_read(const char *path, hmstfs_index **out);

@@ -81,6 +81,50 @@ public final class FaissIndex: @unchecked Sendable {
         return Int(removed)
     }
 
+    /// What lazy training and removal need to know (see hmstfs_index_info).
+    public struct Info: Sendable, Equatable {
+        public let nlist: Int          // top-level IVF lists (nprobe applies), else 0
+        public let minTrainCount: Int  // 39 per centroid of every k-means inside; 0 if trained
+        public let supportsRemove: Bool
+        public let isFlat: Bool        // an exact IDMap(Flat): exportFlat() works
+    }
+
+    public func info() throws -> Info {
+        var raw = hmstfs_index_info()
+        try FaissIndex.check(hmstfs_index_get_info(handle, &raw), "index info")
+        return Info(nlist: Int(raw.nlist), minTrainCount: Int(raw.min_train_count),
+                    supportsRemove: raw.supports_remove != 0, isFlat: raw.is_flat != 0)
+    }
+
+    /// PQ codebooks train without the polysemous reordering (as the "np" suffix would ask):
+    /// it only helps Hamming-filtered search and costs seconds per sub-quantizer.
+    public func skipPolysemousTraining() throws {
+        try FaissIndex.check(hmstfs_index_skip_polysemous_training(handle), "skip polysemous training")
+    }
+
+    /// Bytes faiss::write_index would write: the index's own size, without copying it.
+    public func serializedBytes() throws -> Int {
+        var n: Int64 = 0
+        try FaissIndex.check(hmstfs_index_serialized_size(handle, &n), "serialized size")
+        return Int(n)
+    }
+
+    /// Every stored vector and id of an exact index, in storage order.  -> x: [n, dim], ids: [n]
+    public func exportFlat() throws -> (x: [Float], ids: [Int64]) {
+        let n = count
+        var ids = [Int64](repeating: 0, count: n)
+        var x = [Float](repeating: 0, count: n * dim)
+        var got: Int64 = 0
+        try ids.withUnsafeMutableBufferPointer { ip in
+            try x.withUnsafeMutableBufferPointer { xp in
+                try FaissIndex.check(hmstfs_index_export_flat(handle, Int64(n), ip.baseAddress, xp.baseAddress, &got),
+                                     "export_flat")
+            }
+        }
+        guard got == n else { throw HMSTError(.internal, "export_flat: expected \(n) vectors, got \(got)") }
+        return (x, ids)
+    }
+
     /// Writes with faiss::write_index to `path` as is (callers make it atomic).
     public func write(path: String) throws {
         try FaissIndex.check(hmstfs_index_write(handle, path), "writing \(path)")

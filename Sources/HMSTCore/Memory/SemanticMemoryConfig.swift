@@ -1,0 +1,41 @@
+// SemanticMemoryConfig: how a SemanticMemory is built (dimension, FAISS factory description,
+// metric, default nprobe) and its on-disk names. The defaults are the operating point chosen
+// in benchmarks/README.md ("Semantic memory"); validation of a config happens here, before
+// FAISS sees it.
+
+/// Similarity used by SemanticMemory. Scores: inner product and cosine are similarities
+/// (higher is closer); l2 is the squared Euclidean distance (lower is closer).
+public enum SemanticMetric: String, Sendable, CaseIterable {
+    case innerProduct = "inner_product"
+    case cosine = "cosine"   // vectors are L2-normalised on add and query, then inner product
+    case l2 = "l2"
+
+    var faissMetric: VectorMetric { self == .l2 ? .l2 : .innerProduct }
+}
+
+public struct SemanticMemoryConfig: Sendable, Equatable {
+    /// benchmarks/README.md: recall@10 >= 0.9 at 1M x 256 on 2 cores, below 1 ms a query.
+    public static let defaultDescription = "IVF4096,Flat"
+    public static let defaultNprobe = 16
+
+    public var dim: Int                // Dk
+    public var description: String    // any faiss::index_factory string: "IVF1024,Flat", "HNSW32", "Flat"
+    public var metric: SemanticMetric
+    public var nprobe: Int             // IVF lists searched when a query names none
+
+    public init(dim: Int, description: String = SemanticMemoryConfig.defaultDescription,
+                metric: SemanticMetric = .cosine, nprobe: Int = SemanticMemoryConfig.defaultNprobe) {
+        self.dim = dim
+        self.description = description
+        self.metric = metric
+        self.nprobe = nprobe
+    }
+
+    func validate() throws {
+        guard dim > 0, dim <= 65536 else { throw HMSTError.invalidArgument("dimension \(dim) is outside 1...65536") }
+        guard !description.isEmpty, description.utf8.count <= 256, !description.utf8.contains(0) else {
+            throw HMSTError.invalidArgument("index description must be 1...256 bytes without NUL")
+        }
+        guard nprobe >= 1 else { throw HMSTError.invalidArgument("nprobe \(nprobe) must be >= 1") }
+    }
+}

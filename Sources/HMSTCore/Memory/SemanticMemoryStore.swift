@@ -1,0 +1,186 @@
+// SemanticMemoryStore: saving a SemanticMemory to a directory and loading it back.
+//   memory.json              the manifest, written last: format, version, config, counts, and the
+//                            name, size and checksum of each data file below
+//   index-<gen>.faiss        faiss::write_index of the serving index (the exact flat index while
+//                            the memory is in its exact phase)
+//   metadata-<gen>.jsonl     one line per entry (MemoryMetadata.swift)
+// Every file goes to a temp name, is fsynced and renamed; the data files carry a fresh
+// generation in their names, so the manifest's rename is the single commit point: a kill at
+// any moment leaves the old manifest with the old files or the new one with the new files.
+// Files no manifest names any more are deleted after the commit. One process saves a given
+// directory at a time.
+#if canImport(Glibc)
+import Glibc
+#endif
+import CFAISSShim
+
+extension SemanticMemory {
+    static let manifestName = "memory.json"
+    static let formatName = "hmst-semantic-memory"
+    static let formatVersion = 1
+
+    /// Writes the memory to `directory` (created if missing), replacing what was there
+    /// atomically. Thread-safe: holds the read lock, so searches go on and writers wait.
+    public func save(directory: String) throws {
+        try FileIO.makeDirectories(directory)
+        let gen = SemanticMemory.newGeneration()
+        let indexName = "index-\(gen).faiss", metadataName = "metadata-\(gen).jsonl"
+        try lock.withReadLock {
+            let indexPath = directory + "/" + indexName
+            let tmp = "\(indexPath).tmp.\(getpid())"
+            defer { unlink(tmp) }  // a no-op after the rename
+            try index.write(path: tmp)
+            let indexFile = try FileChecksum.of(path: tmp)
+            try SemanticMemory.fsyncAndRename(tmp, indexPath)
+
+            let lines = MemoryMetadataLines.encode(entries)
+            try FileIO.writeAtomically(directory + "/" + metadataName, lines)
+
+            let w = JSONWriter()
+            w.object {
+                w.field("format", SemanticMemory.formatName)
+                w.field("version", SemanticMemory.formatVersion)
+                w.field("dim", config.dim)
+                w.field("description", config.description)
+                w.field("metric", config.metric.rawValue)
+                w.field("nprobe", config.nprobe)
+                w.field("phase", lazy ? "exact" : "ready")
+                w.field("count", entries.count)
+                w.field("next_id", String(nextId))
+                w.field("tombstones", tombstones.sorted().map { String($0) })
+                w.field("faiss_version", String(cString: hmstfs_version()))
+                w.field("index", object: {
+                    w.field("file", indexName)
+                    w.field("bytes", indexFile.bytes)
+                    w.field("checksum", FileChecksum.hex(indexFile.checksum))
+                })
+                w.field("metadata", object: {
+                    w.field("file", metadataName)
+                    w.field("bytes", lines.count)
+                    w.field("checksum", FileChecksum.hex(FileChecksum.of(lines)))
+                })
+            }
+            try FileIO.writeAtomically(directory + "/" + SemanticMemory.manifestName, text: w.output + "\n")
+        }
+        SemanticMemory.removeStaleFiles(directory, keep: [indexName, metadataName])
+    }
+
+    /// Reads a directory written by save(directory:). Throws NOT_FOUND for a missing directory,
+    /// manifest or data file; BAD_FORMAT for a corrupt or inconsistent one (checksum, sizes,
+    /// counts, dimension, FAISS parse errors); UNSUPPORTED for a newer format version.
+    public static func load(directory: String) throws -> SemanticMemory {
+        guard FileIO.isDirectory(directory) else { throw HMSTError.notFound("\(directory): no such memory directory") }
+        let manifestPath = directory + "/" + manifestName
+        guard FileIO.exists(manifestPath) else {
+            throw HMSTError.notFound("\(directory) is not a semantic memory: no \(manifestName)")
+        }
+        let m: JSONValue
+        do { m = try JSONValue.parse(bytes: try FileIO.readAll(manifestPath)) } catch let e as HMSTError where e.status == .badFormat {
+            throw HMSTError.badFormat("\(manifestPath): \(e.message)")
+        }
+        func bad(_ why: String) -> HMSTError { HMSTError.badFormat("\(manifestPath): \(why)") }
+        guard m["format"]?.string == formatName else { throw bad("\"format\" is not \"\(formatName)\"") }
+        guard let version = m["version"]?.int, version >= 1 else { throw bad("\"version\" must be an integer >= 1") }
+        guard version <= formatVersion else {
+            throw HMSTError.unsupported("\(manifestPath): format version \(version) is newer than this hmst reads (\(formatVersion))")
+        }
+        guard let dim = m["dim"]?.int, let description = m["description"]?.string,
+              let metricName = m["metric"]?.string, let nprobe = m["nprobe"]?.int,
+              let phase = m["phase"]?.string, let count = m["count"]?.int, count >= 0,
+              let nextIdText = m["next_id"]?.string, let nextId = Int64(nextIdText), nextId >= 0,
+              let tombstoneList = m["tombstones"]?.array else {
+            throw bad("missing or mistyped dim, description, metric, nprobe, phase, count, next_id or tombstones")
+        }
+        guard let metric = SemanticMetric(rawValue: metricName) else { throw bad("unknown metric \"\(metricName)\"") }
+        guard phase == "exact" || phase == "ready" else { throw bad("unknown phase \"\(phase)\"") }
+        var tombstones = Set<Int64>()
+        for t in tombstoneList {
+            guard let s = t.string, let id = Int64(s), id >= 0 else { throw bad("tombstones must be decimal id strings") }
+            tombstones.insert(id)
+        }
+        let config = SemanticMemoryConfig(dim: dim, description: description, metric: metric, nprobe: nprobe)
+        do { try config.validate() } catch let e as HMSTError { throw bad(e.message) }
+
+        let indexPath = try checkedFile(m["index"], directory: directory, manifest: manifestPath)
+        let metadataPath = try checkedFile(m["metadata"], directory: directory, manifest: manifestPath)
+        let index = try FaissIndex.read(path: indexPath)
+        guard index.dim == dim else { throw HMSTError.badFormat("\(indexPath): dimension \(index.dim), manifest says \(dim)") }
+        let info = try index.info()
+        guard index.isTrained, phase == "ready" || info.isFlat else {
+            throw HMSTError.badFormat("\(indexPath): an untrained or non-exact index for phase \"\(phase)\"")
+        }
+        guard index.count == count + tombstones.count else {
+            throw HMSTError.badFormat("\(indexPath): \(index.count) vectors, manifest says \(count) entries + \(tombstones.count) tombstones")
+        }
+        let entries = try MemoryMetadataLines.decode(try FileIO.readAll(metadataPath), source: metadataPath)
+        guard entries.count == count else {
+            throw HMSTError.badFormat("\(metadataPath): \(entries.count) entries, manifest says \(count)")
+        }
+        if let top = entries.keys.max(), top >= nextId, top != .max { throw bad("next_id \(nextId) is not above id \(top)") }
+        if let clash = tombstones.first(where: { entries[$0] != nil }) { throw bad("id \(clash) is both live and a tombstone") }
+        return try SemanticMemory(config: config, index: index, lazy: phase == "exact", entries: entries,
+                                  tombstones: tombstones, nextId: nextId)
+    }
+
+    /// The path of a data file the manifest names, after checking its size and checksum.
+    private static func checkedFile(_ entry: JSONValue?, directory: String, manifest: String) throws -> String {
+        guard let entry, let name = entry["file"]?.string, let bytes = entry["bytes"]?.int,
+              let sumText = entry["checksum"]?.string, let sum = UInt64(sumText, radix: 16) else {
+            throw HMSTError.badFormat("\(manifest): a data file entry lacks file, bytes or checksum")
+        }
+        guard !name.isEmpty, !name.contains("/"), name != ".", name != ".." else {
+            throw HMSTError.badFormat("\(manifest): data file name \"\(name)\" is not a plain file name")
+        }
+        let path = directory + "/" + name
+        guard FileIO.exists(path) else { throw HMSTError.notFound("\(path): missing (named by \(manifest))") }
+        let actual = try FileChecksum.of(path: path)
+        guard actual.bytes == bytes else {
+            throw HMSTError.badFormat("\(path): \(actual.bytes) bytes, manifest says \(bytes) (truncated or replaced)")
+        }
+        guard actual.checksum == sum else { throw HMSTError.badFormat("\(path): checksum mismatch (corrupt file)") }
+        return path
+    }
+
+    // ---- files ----------------------------------------------------------------------------
+
+    private static let generationCounter = Locked<UInt64>(0)
+
+    /// Unique per save: wall-clock nanoseconds, pid and a process-wide counter.
+    static func newGeneration() -> String {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        let ns = UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
+        let n = generationCounter.withLock { c -> UInt64 in c += 1; return c }
+        return "\(String(ns, radix: 16))-\(getpid())-\(n)"
+    }
+
+    /// fsync a file FAISS wrote, rename it into place and fsync the directory.
+    static func fsyncAndRename(_ tmp: String, _ path: String) throws {
+        let fd = open(tmp, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw HMSTError.io("cannot open \(tmp): \(FileIO.errnoMessage())") }
+        let synced = fsync(fd) == 0
+        close(fd)
+        guard synced else { throw HMSTError.io("fsync of \(tmp) failed: \(FileIO.errnoMessage())") }
+        guard rename(tmp, path) == 0 else { throw HMSTError.io("cannot rename \(tmp) to \(path): \(FileIO.errnoMessage())") }
+        FileIO.syncDirectory(of: path)
+    }
+
+    /// Best effort, after a commit: our data files the manifest no longer names, and temp files
+    /// of saves that died. Other files in the directory are left alone.
+    static func removeStaleFiles(_ directory: String, keep: Set<String>) {
+        guard let dir = opendir(directory) else { return }
+        var stale: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: &entry.pointee.d_name) {
+                String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self))
+            }
+            if keep.contains(name) { continue }
+            let ours = (name.hasPrefix("index-") && (name.hasSuffix(".faiss") || name.contains(".faiss.tmp.")))
+                || (name.hasPrefix("metadata-") && (name.hasSuffix(".jsonl") || name.contains(".jsonl.tmp.")))
+                || name.hasPrefix(manifestName + ".tmp.")
+            if ours { stale.append(name) }
+        }
+        closedir(dir)
+        for name in stale { unlink(directory + "/" + name) }
+    }
+}
