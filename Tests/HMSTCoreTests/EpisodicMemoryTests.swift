@@ -2,6 +2,9 @@
 // memory: SSM keys, retrieval, eviction, access counts and bad input.
 import XCTest
 @testable import HMSTCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A random model over bytes (vocabulary 257) with SamplerTests' ByteTokenizer.
 func byteModel(seed: UInt64 = 5, hidden: Int = 32) throws -> LanguageModel {
@@ -99,5 +102,43 @@ final class EpisodicMemoryTests: XCTestCase {
         var bad = EpisodicMemoryConfig()
         bad.maxEntries = 0
         XCTAssertEqual(status { try EpisodicMemory(inputSize: 32, config: bad) }, .invalidArgument)
+    }
+
+    func testSaveLoadRoundTripAndCorruption() throws {
+        let model = try byteModel()
+        var cfg = EpisodicMemoryConfig()
+        cfg.stateSize = 16
+        cfg.seed = 9
+        let mem = try EpisodicMemory(model: model, config: cfg)
+        for t in ["alpha beta", "gamma delta \"quoted\"\nnew line", "épsilon ünïcode"] { try mem.add(text: t, model: model) }
+        _ = try mem.search(text: "alpha", model: model, k: 1)
+        let dir = "/tmp/hmst-episodic-\(getpid())"
+        defer { _ = system("rm -rf '\(dir)'") }
+        try mem.save(directory: dir)
+        let back = try EpisodicMemory.load(directory: dir)
+        XCTAssertEqual(back.allEntries(), mem.allEntries())
+        XCTAssertEqual(try back.search(text: "gamma", model: model, k: 3), try mem.search(text: "gamma", model: model, k: 3))
+        // the SSM weights travel with the memory: a new entry gets the same key
+        let (_, enc) = try model.encode(text: "zeta")
+        XCTAssertEqual(try back.key(hidden: enc.hidden), try mem.key(hidden: enc.hidden))
+        // a second save replaces the first and leaves one generation of files
+        try mem.add(text: "one more", model: model)
+        try mem.save(directory: dir)
+        XCTAssertEqual(try EpisodicMemory.load(directory: dir).count, 4)
+        var names: [String] = []
+        if let d = opendir(dir) {
+            while let e = readdir(d) {
+                names.append(withUnsafePointer(to: &e.pointee.d_name) { String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self)) })
+            }
+            closedir(d)
+        }
+        XCTAssertEqual(names.filter { $0.hasPrefix("entries-") }.count, 1, "\(names)")
+        // corruption is named, never a crash
+        let entriesFile = names.first { $0.hasPrefix("entries-") }!
+        try FileIO.writeAtomically(dir + "/" + entriesFile, text: "garbage\n")
+        XCTAssertThrowsError(try EpisodicMemory.load(directory: dir)) { XCTAssertEqual(($0 as? HMSTError)?.status, .badFormat) }
+        XCTAssertThrowsError(try EpisodicMemory.load(directory: dir + "/nope")) { XCTAssertEqual(($0 as? HMSTError)?.status, .notFound) }
+        try FileIO.writeAtomically(dir + "/episodic.json", text: "{\"format\": 3")
+        XCTAssertThrowsError(try EpisodicMemory.load(directory: dir)) { XCTAssertEqual(($0 as? HMSTError)?.status, .badFormat) }
     }
 }

@@ -81,7 +81,7 @@ public final class EpisodicMemory: @unchecked Sendable {
         guard !hidden.isEmpty, hidden.count % inputSize == 0 else {
             throw HMSTError.invalidArgument("hidden states of \(hidden.count) values are not rows of \(inputSize)")
         }
-        guard hidden.allSatisfy(\.isFinite) else { throw HMSTError.invalidArgument("hidden states contain NaN or infinity") }
+        try VectorChecks.requireFinite(hidden, dim: inputSize, "episodic key: hidden states")
         var state = MambaState(config: mixerConfig)
         _ = try mixer.forward(hidden, state: &state)
         return try EpisodicMemory.unit(state.pooled(), "SSM state")

@@ -21,11 +21,7 @@ public struct MemoryMetadata: Sendable, Equatable {
     }
 
     /// The wall clock in seconds since the Unix epoch.
-    public static func now() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-    }
+    public static func now() -> Double { Clock.wallSeconds() }
 
     /// Throws INVALID_ARGUMENT for a non-finite timestamp or a json string that is not JSON.
     /// `what` names the entry in errors ("add: metadata 3").

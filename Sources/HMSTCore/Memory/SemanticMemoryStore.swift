@@ -23,7 +23,7 @@ extension SemanticMemory {
     /// atomically. Thread-safe: holds the read lock, so searches go on and writers wait.
     public func save(directory: String) throws {
         try FileIO.makeDirectories(directory)
-        let gen = SemanticMemory.newGeneration()
+        let gen = MemoryFiles.newGeneration()
         let indexName = "index-\(gen).faiss", metadataName = "metadata-\(gen).jsonl"
         try lock.withReadLock {
             let indexPath = directory + "/" + indexName
@@ -31,7 +31,7 @@ extension SemanticMemory {
             defer { unlink(tmp) }  // a no-op after the rename
             try index.write(path: tmp)
             let indexFile = try FileChecksum.of(path: tmp)
-            try SemanticMemory.fsyncAndRename(tmp, indexPath)
+            try MemoryFiles.fsyncAndRename(tmp, indexPath)
 
             let lines = MemoryMetadataLines.encode(entries)
             try FileIO.writeAtomically(directory + "/" + metadataName, lines)
@@ -49,20 +49,14 @@ extension SemanticMemory {
                 w.field("next_id", String(nextId))
                 w.field("tombstones", tombstones.sorted().map { String($0) })
                 w.field("faiss_version", String(cString: hmstfs_version()))
-                w.field("index", object: {
-                    w.field("file", indexName)
-                    w.field("bytes", indexFile.bytes)
-                    w.field("checksum", FileChecksum.hex(indexFile.checksum))
-                })
-                w.field("metadata", object: {
-                    w.field("file", metadataName)
-                    w.field("bytes", lines.count)
-                    w.field("checksum", FileChecksum.hex(FileChecksum.of(lines)))
-                })
+                MemoryFiles.describe(w, "index", file: indexName, indexFile)
+                MemoryFiles.describe(w, "metadata", file: metadataName, (lines.count, FileChecksum.of(lines)))
             }
             try FileIO.writeAtomically(directory + "/" + SemanticMemory.manifestName, text: w.output + "\n")
         }
-        SemanticMemory.removeStaleFiles(directory, keep: [indexName, metadataName])
+        MemoryFiles.removeStale(directory, keep: [indexName, metadataName], manifest: SemanticMemory.manifestName) { name in
+            (name.hasPrefix("index-") && name.contains(".faiss")) || (name.hasPrefix("metadata-") && name.contains(".jsonl"))
+        }
     }
 
     /// Reads a directory written by save(directory:). Throws NOT_FOUND for a missing directory,
@@ -101,8 +95,8 @@ extension SemanticMemory {
         let config = SemanticMemoryConfig(dim: dim, description: description, metric: metric, nprobe: nprobe)
         do { try config.validate() } catch let e as HMSTError { throw bad(e.message) }
 
-        let indexPath = try checkedFile(m["index"], directory: directory, manifest: manifestPath)
-        let metadataPath = try checkedFile(m["metadata"], directory: directory, manifest: manifestPath)
+        let indexPath = try MemoryFiles.checkedFile(m["index"], directory: directory, manifest: manifestPath)
+        let metadataPath = try MemoryFiles.checkedFile(m["metadata"], directory: directory, manifest: manifestPath)
         let index = try FaissIndex.read(path: indexPath)
         guard index.dim == dim else { throw HMSTError.badFormat("\(indexPath): dimension \(index.dim), manifest says \(dim)") }
         let info = try index.info()
@@ -120,67 +114,5 @@ extension SemanticMemory {
         if let clash = tombstones.first(where: { entries[$0] != nil }) { throw bad("id \(clash) is both live and a tombstone") }
         return try SemanticMemory(config: config, index: index, lazy: phase == "exact", entries: entries,
                                   tombstones: tombstones, nextId: nextId)
-    }
-
-    /// The path of a data file the manifest names, after checking its size and checksum.
-    private static func checkedFile(_ entry: JSONValue?, directory: String, manifest: String) throws -> String {
-        guard let entry, let name = entry["file"]?.string, let bytes = entry["bytes"]?.int,
-              let sumText = entry["checksum"]?.string, let sum = UInt64(sumText, radix: 16) else {
-            throw HMSTError.badFormat("\(manifest): a data file entry lacks file, bytes or checksum")
-        }
-        guard !name.isEmpty, !name.contains("/"), name != ".", name != ".." else {
-            throw HMSTError.badFormat("\(manifest): data file name \"\(name)\" is not a plain file name")
-        }
-        let path = directory + "/" + name
-        guard FileIO.exists(path) else { throw HMSTError.notFound("\(path): missing (named by \(manifest))") }
-        let actual = try FileChecksum.of(path: path)
-        guard actual.bytes == bytes else {
-            throw HMSTError.badFormat("\(path): \(actual.bytes) bytes, manifest says \(bytes) (truncated or replaced)")
-        }
-        guard actual.checksum == sum else { throw HMSTError.badFormat("\(path): checksum mismatch (corrupt file)") }
-        return path
-    }
-
-    // ---- files ----------------------------------------------------------------------------
-
-    private static let generationCounter = Locked<UInt64>(0)
-
-    /// Unique per save: wall-clock nanoseconds, pid and a process-wide counter.
-    static func newGeneration() -> String {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        let ns = UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
-        let n = generationCounter.withLock { c -> UInt64 in c += 1; return c }
-        return "\(String(ns, radix: 16))-\(getpid())-\(n)"
-    }
-
-    /// fsync a file FAISS wrote, rename it into place and fsync the directory.
-    static func fsyncAndRename(_ tmp: String, _ path: String) throws {
-        let fd = open(tmp, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw HMSTError.io("cannot open \(tmp): \(FileIO.errnoMessage())") }
-        let synced = fsync(fd) == 0
-        close(fd)
-        guard synced else { throw HMSTError.io("fsync of \(tmp) failed: \(FileIO.errnoMessage())") }
-        guard rename(tmp, path) == 0 else { throw HMSTError.io("cannot rename \(tmp) to \(path): \(FileIO.errnoMessage())") }
-        FileIO.syncDirectory(of: path)
-    }
-
-    /// Best effort, after a commit: our data files the manifest no longer names, and temp files
-    /// of saves that died. Other files in the directory are left alone.
-    static func removeStaleFiles(_ directory: String, keep: Set<String>) {
-        guard let dir = opendir(directory) else { return }
-        var stale: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafePointer(to: &entry.pointee.d_name) {
-                String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self))
-            }
-            if keep.contains(name) { continue }
-            let ours = (name.hasPrefix("index-") && (name.hasSuffix(".faiss") || name.contains(".faiss.tmp.")))
-                || (name.hasPrefix("metadata-") && (name.hasSuffix(".jsonl") || name.contains(".jsonl.tmp.")))
-                || name.hasPrefix(manifestName + ".tmp.")
-            if ours { stale.append(name) }
-        }
-        closedir(dir)
-        for name in stale { unlink(directory + "/" + name) }
     }
 }

@@ -1,0 +1,114 @@
+// EpisodicMemoryStore: an EpisodicMemory as a directory (committed as MemoryFiles describes):
+//   episodic.json               manifest: format, version, config, counts, data files
+//   episodic-<gen>.safetensors  "keys" [M, N] and the SSM mixer as "mixer.<HF MambaMixer name>"
+//   entries-<gen>.jsonl         one entry a line: id, text, tokens, timestamp, access count,
+//                               surprise, importance (ids as decimal strings)
+
+extension EpisodicMemory {
+    static let manifestName = "episodic.json"
+    static let formatName = "hmst-episodic-memory"
+    static let formatVersion = 1
+
+    /// Writes the memory to `directory` atomically. Thread-safe (holds the memory's lock).
+    public func save(directory: String) throws {
+        try FileIO.makeDirectories(directory)
+        let gen = MemoryFiles.newGeneration()
+        let dataName = "episodic-\(gen).safetensors", entriesName = "entries-\(gen).jsonl"
+        try lock.withLock { _ in
+            let M = entries.count, N = config.stateSize
+            let keyBuf = FloatBuffer(count: M * N)
+            keyBuf.pointer.update(from: keys, count: M * N)
+            var tensors = [RawTensor(name: "keys", dtype: .f32, shape: [M, N],
+                                     bytes: UnsafeRawBufferPointer(start: keyBuf.pointer, count: M * N * 4), owner: keyBuf)]
+            for t in MambaTensor.allCases {
+                tensors.append(RawTensor(name: "mixer." + t.hfName, dtype: .f32, shape: t.shape(mixerConfig),
+                                         bytes: UnsafeRawBufferPointer(weights.buffer(t)), owner: weights))
+            }
+            let dataPath = directory + "/" + dataName
+            try SafeTensorsWriter.writeRaw(path: dataPath, tensors: tensors)
+            let dataInfo = try FileChecksum.of(path: dataPath)
+            var lines = ""
+            for e in entries {
+                let w = JSONWriter()
+                w.object {
+                    w.field("id", String(e.id)); w.field("text", e.text)
+                    w.field("tokens", JSONValue.array(e.tokens.map { .number(Double($0)) }))
+                    w.field("timestamp", e.timestamp); w.field("access_count", e.accessCount)
+                    w.field("surprise", e.surprise); w.field("importance", e.importance)
+                }
+                lines += w.output + "\n"
+            }
+            let entriesInfo = try MemoryFiles.writeData(directory, entriesName, Array(lines.utf8))
+            let w = JSONWriter()
+            w.object {
+                w.field("format", EpisodicMemory.formatName); w.field("version", EpisodicMemory.formatVersion)
+                w.field("input_size", inputSize); w.field("state_size", config.stateSize)
+                w.field("max_entries", config.maxEntries); w.field("max_tokens", config.maxTokens)
+                w.field("seed", String(config.seed)); w.field("count", M); w.field("next_id", String(nextId))
+                MemoryFiles.describe(w, "data", file: dataName, dataInfo)
+                MemoryFiles.describe(w, "entries", file: entriesName, entriesInfo)
+            }
+            try FileIO.writeAtomically(directory + "/" + EpisodicMemory.manifestName, text: w.output + "\n")
+        }
+        MemoryFiles.removeStale(directory, keep: [dataName, entriesName], manifest: EpisodicMemory.manifestName) { name in
+            (name.hasPrefix("episodic-") && name.contains(".safetensors")) || (name.hasPrefix("entries-") && name.contains(".jsonl"))
+        }
+    }
+
+    /// Reads a directory written by save(directory:): NOT_FOUND for a missing directory or
+    /// file, BAD_FORMAT for a corrupt or inconsistent one, UNSUPPORTED for a newer version.
+    public static func load(directory: String) throws -> EpisodicMemory {
+        guard FileIO.isDirectory(directory) else { throw HMSTError.notFound("\(directory): no such memory directory") }
+        let manifestPath = directory + "/" + manifestName
+        guard FileIO.exists(manifestPath) else { throw HMSTError.notFound("\(directory) is not an episodic memory: no \(manifestName)") }
+        func bad(_ why: String) -> HMSTError { HMSTError.badFormat("\(manifestPath): \(why)") }
+        let m: JSONValue
+        do { m = try JSONValue.parse(bytes: try FileIO.readAll(manifestPath)) } catch let e as HMSTError where e.status == .badFormat {
+            throw bad(e.message)
+        }
+        guard m["format"]?.string == formatName else { throw bad("\"format\" is not \"\(formatName)\"") }
+        guard let version = m["version"]?.int, version >= 1 else { throw bad("\"version\" must be an integer >= 1") }
+        guard version <= formatVersion else {
+            throw HMSTError.unsupported("\(manifestPath): format version \(version) is newer than this hmst reads (\(formatVersion))")
+        }
+        guard let inputSize = m["input_size"]?.int, let stateSize = m["state_size"]?.int, let maxEntries = m["max_entries"]?.int,
+              let maxTokens = m["max_tokens"]?.int, let seed = m["seed"]?.string.flatMap({ UInt64($0) }),
+              let count = m["count"]?.int, count >= 0, let nextId = m["next_id"]?.string.flatMap({ Int64($0) }) else {
+            throw bad("missing or mistyped input_size, state_size, max_entries, max_tokens, seed, count or next_id")
+        }
+        var config = EpisodicMemoryConfig()
+        config.stateSize = stateSize; config.maxEntries = maxEntries; config.maxTokens = maxTokens; config.seed = seed
+        do { try config.validate() } catch let e as HMSTError { throw bad(e.message) }
+        guard inputSize >= 1, count <= maxEntries else { throw bad("input_size must be >= 1 and count <= max_entries") }
+        let dataPath = try MemoryFiles.checkedFile(m["data"], directory: directory, manifest: manifestPath)
+        let entriesPath = try MemoryFiles.checkedFile(m["entries"], directory: directory, manifest: manifestPath)
+        let mixerConfig = try MambaConfig.episodicMemory(hiddenSize: inputSize, stateSize: stateSize)
+        let file = try SafeTensorsFile(path: dataPath)
+        let weights = try MambaMixerWeights.load(path: dataPath, prefix: "mixer.", config: mixerConfig)
+        let memory = try EpisodicMemory(inputSize: inputSize, config: config, weights: weights)
+        var keys = [Float](repeating: 0, count: count * stateSize)
+        if count > 0 { try keys.withUnsafeMutableBytes { try file.copy("keys", dtype: .f32, count: count * stateSize, to: $0.baseAddress!) } }
+        guard keys.allSatisfy(\.isFinite) else { throw HMSTError.badFormat("\(dataPath): keys are not finite") }
+        var entries: [EpisodicEntry] = []
+        let text = try FileIO.readText(entriesPath)
+        for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: true).enumerated() {
+            let j = try JSONValue.parse(String(line))
+            guard let id = j["id"]?.string.flatMap({ Int64($0) }), let t = j["text"]?.string, let toks = j["tokens"]?.array,
+                  let ts = j["timestamp"]?.number, let ac = j["access_count"]?.int, let su = j["surprise"]?.number,
+                  let im = j["importance"]?.number, ts.isFinite, su.isFinite, im.isFinite, ac >= 0, id < nextId else {
+                throw HMSTError.badFormat("\(entriesPath): line \(n + 1) is not a valid entry")
+            }
+            let tokens = toks.compactMap { $0.int.map(Int32.init(truncatingIfNeeded:)) }
+            guard tokens.count == toks.count else { throw HMSTError.badFormat("\(entriesPath): line \(n + 1): tokens must be integers") }
+            entries.append(EpisodicEntry(id: id, text: t, tokens: tokens, timestamp: ts, accessCount: ac, surprise: su, importance: im))
+        }
+        guard entries.count == count else { throw HMSTError.badFormat("\(entriesPath): \(entries.count) entries, manifest says \(count)") }
+        guard Set(entries.map(\.id)).count == count else { throw HMSTError.badFormat("\(entriesPath): duplicate ids") }
+        memory.lock.withLock { _ in
+            memory.entries = entries
+            memory.keys = keys
+            memory.nextId = nextId
+        }
+        return memory
+    }
+}
