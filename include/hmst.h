@@ -455,6 +455,149 @@ HMST_API int hmst_tokenizer_id_to_piece(const hmst_tokenizer *tokenizer, int32_t
 HMST_API int hmst_tokenizer_piece_to_id(const hmst_tokenizer *tokenizer, const char *piece, int32_t *out_id);
 
 /* ---------------------------------------------------------------------------------------------
+ * Memory
+ *
+ * Semantic memory: a FAISS vector store (any index_factory description) with stable 64-bit ids,
+ * text and source per entry, lazy IVF training (exact search until 39 vectors per list exist,
+ * then train, migrate and keep serving), removal without rebuild and atomic, versioned
+ * directories. Episodic memory: a bounded buffer of recent texts, each compressed by a Mamba
+ * selective SSM into a state vector of state_size values and retrieved by cosine similarity.
+ * Consolidation moves important episodic entries (access count, recency, the model's surprise,
+ * caller importance) into semantic memory as base-model embeddings.
+ *
+ * Both memories are thread-safe: any number of threads may search while others add, remove,
+ * save or consolidate. A model passed with a memory must have the hidden size the memory was
+ * made for (the semantic dimension, the episodic input size) and a tokenizer for text calls.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct hmst_semantic hmst_semantic;         /* opaque */
+typedef struct hmst_episodic hmst_episodic;         /* opaque */
+typedef struct hmst_consolidator hmst_consolidator; /* opaque: a background consolidation thread */
+
+enum hmst_metric {
+    HMST_METRIC_COSINE = 0,        /* vectors normalised on add and query; score = cosine, higher is closer */
+    HMST_METRIC_INNER_PRODUCT = 1, /* score = dot product, higher is closer */
+    HMST_METRIC_L2 = 2             /* score = squared L2 distance, lower is closer */
+};
+
+/* One search result; id is -1 (score NaN) past the last result when fewer than k exist. */
+struct hmst_memory_hit {
+    int64_t id;
+    float score;
+};
+
+/* The pooled embedding of text (the mean of the model's final-norm hidden states, unit length),
+ * the vectors consolidation stores: out[n_embd]. cap counts floats; *n_out receives n_embd
+ * (BUFFER_TOO_SMALL when cap is smaller). Thread-safe. */
+HMST_API int hmst_model_embed(const hmst_model *model, const char *text, float *out, size_t cap, size_t *n_out);
+
+struct hmst_semantic_params {
+    uint32_t struct_size;           /* set by hmst_semantic_default_params() */
+    int32_t dim;                    /* required: vector dimension (n_embd to store model embeddings) */
+    const char *index_description;  /* default "IVF4096,Flat" (see benchmarks/README.md); any index_factory string */
+    int32_t metric;                 /* enum hmst_metric, default COSINE */
+    int32_t nprobe;                 /* default 16: IVF lists searched when a search passes 0 */
+};
+
+/* Thread-safe. */
+HMST_API struct hmst_semantic_params hmst_semantic_default_params(void);
+/* Thread-safe. */
+HMST_API int hmst_semantic_create(const struct hmst_semantic_params *params, hmst_semantic **out);
+/* Loads a directory written by hmst_semantic_save: NOT_FOUND, BAD_FORMAT (corrupt or
+ * inconsistent files, checksums) or UNSUPPORTED (newer format). Thread-safe. */
+HMST_API int hmst_semantic_load(const char *dir, hmst_semantic **out);
+/* Writes atomically: a crash leaves the previous or the new memory, never a mix. Searches go on
+ * meanwhile. Thread-safe. */
+HMST_API int hmst_semantic_save(hmst_semantic *memory, const char *dir);
+/* NULL is a no-op. Not concurrently with other calls on the same memory. */
+HMST_API void hmst_semantic_free(hmst_semantic *memory);
+/* Adds n vectors [n, dim]. ids: NULL to assign new ones, else n unused ids >= 0. texts: NULL or
+ * n strings (NULL entries mean ""). source: NULL or a label for all n. out_ids (may be NULL):
+ * receives the n ids. NaN/inf values, a duplicate id or n <= 0 are INVALID_ARGUMENT and add
+ * nothing. Thread-safe. */
+HMST_API int hmst_semantic_add(hmst_semantic *memory, const float *vectors, int64_t n, const int64_t *ids,
+                               const char *const *texts, const char *source, int64_t *out_ids);
+/* Embeds text with the model (hmst_model_embed) and adds it. Thread-safe. */
+HMST_API int hmst_semantic_add_text(hmst_semantic *memory, const hmst_model *model, const char *text, const char *source,
+                                    int64_t *out_id);
+/* queries [n, dim] -> out[n * k], best first per query. nprobe 0 = the memory's default.
+ * k <= 0 is INVALID_ARGUMENT; an empty memory returns only id -1. Thread-safe. */
+HMST_API int hmst_semantic_search(hmst_semantic *memory, const float *queries, int64_t n, int32_t k, int32_t nprobe,
+                                  struct hmst_memory_hit *out);
+/* Embeds text and searches: out[k]; *n_out (may be NULL) receives how many are valid. Thread-safe. */
+HMST_API int hmst_semantic_search_text(hmst_semantic *memory, const hmst_model *model, const char *text, int32_t k,
+                                       int32_t nprobe, struct hmst_memory_hit *out, int32_t *n_out);
+/* Removes the ids present; *n_removed (may be NULL) receives how many were. Thread-safe. */
+HMST_API int hmst_semantic_remove(hmst_semantic *memory, const int64_t *ids, int64_t n, int64_t *n_removed);
+/* The text of entry id, NUL-terminated (buffer rule as hmst_system_info_json); NOT_FOUND for an
+ * unknown id. Thread-safe. */
+HMST_API int hmst_semantic_get_text(hmst_semantic *memory, int64_t id, char *buf, size_t cap, size_t *n_out);
+/* Count, dimension, description, metric, phase (exact/training/ready), nlist, nprobe, index
+ * bytes... as JSON (buffer rule as hmst_system_info_json). Thread-safe. */
+HMST_API int hmst_semantic_stats_json(hmst_semantic *memory, char *buf, size_t cap, size_t *n_out);
+
+struct hmst_episodic_params {
+    uint32_t struct_size;           /* set by hmst_episodic_default_params() */
+    int32_t max_entries;            /* default 1000: the least important (then oldest) entry is evicted beyond */
+    int32_t state_size;             /* default 256: SSM state size N, the key dimension */
+    int32_t max_tokens;             /* default 2048: tokens kept per entry (the most recent) */
+    uint64_t seed;                  /* default 0: initial SSM weights */
+};
+
+/* Thread-safe. */
+HMST_API struct hmst_episodic_params hmst_episodic_default_params(void);
+/* An empty memory for texts encoded by `model` (its n_embd is the SSM's input size). Thread-safe. */
+HMST_API int hmst_episodic_create(const hmst_model *model, const struct hmst_episodic_params *params, hmst_episodic **out);
+/* As hmst_semantic_load / hmst_semantic_save. Thread-safe. */
+HMST_API int hmst_episodic_load(const char *dir, hmst_episodic **out);
+HMST_API int hmst_episodic_save(hmst_episodic *memory, const char *dir);
+/* NULL is a no-op. Not concurrently with other calls on the same memory. */
+HMST_API void hmst_episodic_free(hmst_episodic *memory);
+/* Encodes text (base model, then the SSM) and stores it with importance in [0, 1] (clamped).
+ * Thread-safe. */
+HMST_API int hmst_episodic_add_text(hmst_episodic *memory, const hmst_model *model, const char *text, float importance,
+                                    int64_t *out_id);
+/* Stores a precomputed key[n_key] (n_key == state_size) with its text. Thread-safe. */
+HMST_API int hmst_episodic_add_key(hmst_episodic *memory, const float *key, size_t n_key, const char *text, float importance,
+                                   int64_t *out_id);
+/* The k most similar entries to text (or to key[n_key]), best first, into out[k]; *n_out (may
+ * be NULL) receives how many are valid. Each hit's access count grows. Thread-safe. */
+HMST_API int hmst_episodic_search_text(hmst_episodic *memory, const hmst_model *model, const char *text, int32_t k,
+                                       struct hmst_memory_hit *out, int32_t *n_out);
+HMST_API int hmst_episodic_search_key(hmst_episodic *memory, const float *key, size_t n_key, int32_t k,
+                                      struct hmst_memory_hit *out, int32_t *n_out);
+/* Thread-safe. */
+HMST_API int hmst_episodic_remove(hmst_episodic *memory, const int64_t *ids, int64_t n, int64_t *n_removed);
+/* Thread-safe. */
+HMST_API int hmst_episodic_get_text(hmst_episodic *memory, int64_t id, char *buf, size_t cap, size_t *n_out);
+/* Count, capacity, state size and every entry's id, access count, surprise, importance and
+ * timestamp as JSON (buffer rule as hmst_system_info_json). Thread-safe. */
+HMST_API int hmst_episodic_stats_json(hmst_episodic *memory, char *buf, size_t cap, size_t *n_out);
+
+struct hmst_consolidate_params {
+    uint32_t struct_size;           /* set by hmst_consolidate_default_params() */
+    double threshold;               /* default 0.5: entries scoring at least this move */
+    int32_t max_per_run;            /* default 256 */
+    bool remove_from_episodic;      /* default true */
+    double half_life_seconds;       /* default 3600: recency halves every half life */
+};
+
+/* Thread-safe. */
+HMST_API struct hmst_consolidate_params hmst_consolidate_default_params(void);
+/* One consolidation pass; *n_moved (may be NULL) receives how many entries moved. Searches on
+ * both memories go on meanwhile. Thread-safe. */
+HMST_API int hmst_consolidate(hmst_episodic *episodic, hmst_semantic *semantic, const hmst_model *model,
+                              const struct hmst_consolidate_params *params, int32_t *n_moved);
+/* Starts a thread running a pass every interval_seconds. The memories and model stay alive
+ * until hmst_consolidator_stop. Thread-safe. */
+HMST_API int hmst_consolidator_start(hmst_episodic *episodic, hmst_semantic *semantic, const hmst_model *model,
+                                     const struct hmst_consolidate_params *params, double interval_seconds,
+                                     hmst_consolidator **out);
+/* Stops the thread (a pass in progress finishes first), reports the passes run and entries moved
+ * (either may be NULL) and frees the handle. NULL is a no-op. Thread-safe. */
+HMST_API void hmst_consolidator_stop(hmst_consolidator *consolidator, int32_t *n_passes, int32_t *n_moved);
+
+/* ---------------------------------------------------------------------------------------------
  * Training
  *
  * Pre-training on a token dataset written by `hmst preprocess` (or hmst's data tools): random

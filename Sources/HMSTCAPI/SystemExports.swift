@@ -57,6 +57,10 @@ public func hmst_sizeof(_ name: UnsafePointer<CChar>?) -> Int {
     case "hmst_tokenizer_train_params": return MemoryLayout<hmst_tokenizer_train_params>.size
     case "hmst_trainer_params": return MemoryLayout<hmst_trainer_params>.size
     case "hmst_train_progress": return MemoryLayout<hmst_train_progress>.size
+    case "hmst_semantic_params": return MemoryLayout<hmst_semantic_params>.size
+    case "hmst_episodic_params": return MemoryLayout<hmst_episodic_params>.size
+    case "hmst_consolidate_params": return MemoryLayout<hmst_consolidate_params>.size
+    case "hmst_memory_hit": return MemoryLayout<hmst_memory_hit>.size
     default: return 0
     }
 }

@@ -25,7 +25,7 @@ public struct ConsolidationOptions: Sendable, Equatable {
     public var surpriseScale = 3.0
     public init() {}
 
-    func validate() throws {
+    public func validate() throws {
         let w = [accessWeight, recencyWeight, surpriseWeight, callerWeight]
         guard w.allSatisfy({ $0.isFinite && $0 >= 0 }), w.reduce(0, +) > 0 else {
             throw HMSTError.invalidArgument("consolidation weights must be finite, >= 0 and not all 0")
@@ -59,14 +59,19 @@ public enum Consolidator {
         }
     }
 
-    /// One consolidation pass. The semantic memory's dimension must be the model's hidden size.
-    public static func run(episodic: EpisodicMemory, semantic: SemanticMemory, model: LanguageModel,
-                           options: ConsolidationOptions = ConsolidationOptions(), now: Double = Clock.wallSeconds()) throws -> ConsolidationReport {
-        try options.validate()
+    /// Throws unless the model fits both memories (episodic input size, semantic dimension).
+    public static func check(episodic: EpisodicMemory, semantic: SemanticMemory, model: LanguageModel) throws {
         try episodic.checkModel(model)
         guard semantic.config.dim == model.dims.C else {
             throw HMSTError.invalidArgument("semantic memory dimension \(semantic.config.dim) is not the model's hidden size \(model.dims.C)")
         }
+    }
+
+    /// One consolidation pass. The semantic memory's dimension must be the model's hidden size.
+    public static func run(episodic: EpisodicMemory, semantic: SemanticMemory, model: LanguageModel,
+                           options: ConsolidationOptions = ConsolidationOptions(), now: Double = Clock.wallSeconds()) throws -> ConsolidationReport {
+        try options.validate()
+        try check(episodic: episodic, semantic: semantic, model: model)
         let entries = episodic.allEntries()
         let s = scores(entries, now: now, options: options)
         let chosen = entries.indices.filter { s[$0] >= options.threshold }.sorted { s[$0] > s[$1] }.prefix(options.maxPerRun)
@@ -113,6 +118,7 @@ public final class BackgroundConsolidator: @unchecked Sendable {
                 interval: Double) throws {
         guard interval.isFinite, interval > 0 else { throw HMSTError.invalidArgument("consolidation interval must be > 0 seconds") }
         try options.validate()
+        try Consolidator.check(episodic: episodic, semantic: semantic, model: model)
         self.episodic = episodic
         self.semantic = semantic
         self.model = model

@@ -127,7 +127,7 @@ public final class EpisodicMemory: @unchecked Sendable {
         }
     }
 
-    func checkModel(_ model: LanguageModel) throws {
+    public func checkModel(_ model: LanguageModel) throws {
         guard model.dims.C == inputSize else {
             throw HMSTError.invalidArgument("the model's hidden size \(model.dims.C) is not this memory's \(inputSize)")
         }
