@@ -211,6 +211,48 @@ class TrainerParams(ctypes.Structure):
     ]
 
 
+# enum hmst_metric
+METRIC_COSINE, METRIC_INNER_PRODUCT, METRIC_L2 = range(3)
+
+
+class MemoryHit(ctypes.Structure):
+    """struct hmst_memory_hit"""
+    _fields_ = [("id", ctypes.c_int64), ("score", ctypes.c_float)]
+
+
+class SemanticParams(ctypes.Structure):
+    """struct hmst_semantic_params"""
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("dim", ctypes.c_int32),
+        ("index_description", ctypes.c_char_p),
+        ("metric", ctypes.c_int32),
+        ("nprobe", ctypes.c_int32),
+    ]
+
+
+class EpisodicParams(ctypes.Structure):
+    """struct hmst_episodic_params"""
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("max_entries", ctypes.c_int32),
+        ("state_size", ctypes.c_int32),
+        ("max_tokens", ctypes.c_int32),
+        ("seed", ctypes.c_uint64),
+    ]
+
+
+class ConsolidateParams(ctypes.Structure):
+    """struct hmst_consolidate_params"""
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("threshold", ctypes.c_double),
+        ("max_per_run", ctypes.c_int32),
+        ("remove_from_episodic", ctypes.c_bool),
+        ("half_life_seconds", ctypes.c_double),
+    ]
+
+
 # struct name in hmst.h -> ctypes class, checked against hmst_sizeof() at load
 STRUCTS = {
     "hmst_system_info": SystemInfo,
@@ -223,6 +265,10 @@ STRUCTS = {
     "hmst_tokenizer_train_params": TokenizerTrainParams,
     "hmst_trainer_params": TrainerParams,
     "hmst_train_progress": TrainProgress,
+    "hmst_semantic_params": SemanticParams,
+    "hmst_episodic_params": EpisodicParams,
+    "hmst_consolidate_params": ConsolidateParams,
+    "hmst_memory_hit": MemoryHit,
 }
 
 LOG_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
@@ -325,6 +371,41 @@ _declare("hmst_trainer_evaluate", ctypes.c_int, _P, ctypes.POINTER(ctypes.c_doub
 _declare("hmst_trainer_run", ctypes.c_int, _P, ctypes.POINTER(ctypes.c_int32))
 _declare("hmst_trainer_save", ctypes.c_int, _P, ctypes.c_char_p)
 _declare("hmst_trainer_free", None, _P)
+
+_F = ctypes.POINTER(ctypes.c_float)
+_I64 = ctypes.POINTER(ctypes.c_int64)
+_HITS = ctypes.POINTER(MemoryHit)
+_I32 = ctypes.POINTER(ctypes.c_int32)
+_declare("hmst_model_embed", ctypes.c_int, _P, ctypes.c_char_p, _F, ctypes.c_size_t, _SIZE_P)
+_declare("hmst_semantic_default_params", SemanticParams)
+_declare("hmst_semantic_create", ctypes.c_int, ctypes.POINTER(SemanticParams), ctypes.POINTER(_P))
+_declare("hmst_semantic_load", ctypes.c_int, ctypes.c_char_p, ctypes.POINTER(_P))
+_declare("hmst_semantic_save", ctypes.c_int, _P, ctypes.c_char_p)
+_declare("hmst_semantic_free", None, _P)
+_declare("hmst_semantic_add", ctypes.c_int, _P, _F, ctypes.c_int64, _I64, ctypes.POINTER(ctypes.c_char_p), ctypes.c_char_p, _I64)
+_declare("hmst_semantic_add_text", ctypes.c_int, _P, _P, ctypes.c_char_p, ctypes.c_char_p, _I64)
+_declare("hmst_semantic_search", ctypes.c_int, _P, _F, ctypes.c_int64, ctypes.c_int32, ctypes.c_int32, _HITS)
+_declare("hmst_semantic_search_text", ctypes.c_int, _P, _P, ctypes.c_char_p, ctypes.c_int32, ctypes.c_int32, _HITS, _I32)
+_declare("hmst_semantic_remove", ctypes.c_int, _P, _I64, ctypes.c_int64, _I64)
+_declare("hmst_semantic_get_text", ctypes.c_int, _P, ctypes.c_int64, ctypes.c_char_p, ctypes.c_size_t, _SIZE_P)
+_declare("hmst_semantic_stats_json", ctypes.c_int, _P, ctypes.c_char_p, ctypes.c_size_t, _SIZE_P)
+_declare("hmst_episodic_default_params", EpisodicParams)
+_declare("hmst_episodic_create", ctypes.c_int, _P, ctypes.POINTER(EpisodicParams), ctypes.POINTER(_P))
+_declare("hmst_episodic_load", ctypes.c_int, ctypes.c_char_p, ctypes.POINTER(_P))
+_declare("hmst_episodic_save", ctypes.c_int, _P, ctypes.c_char_p)
+_declare("hmst_episodic_free", None, _P)
+_declare("hmst_episodic_add_text", ctypes.c_int, _P, _P, ctypes.c_char_p, ctypes.c_float, _I64)
+_declare("hmst_episodic_add_key", ctypes.c_int, _P, _F, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_float, _I64)
+_declare("hmst_episodic_search_text", ctypes.c_int, _P, _P, ctypes.c_char_p, ctypes.c_int32, _HITS, _I32)
+_declare("hmst_episodic_search_key", ctypes.c_int, _P, _F, ctypes.c_size_t, ctypes.c_int32, _HITS, _I32)
+_declare("hmst_episodic_remove", ctypes.c_int, _P, _I64, ctypes.c_int64, _I64)
+_declare("hmst_episodic_get_text", ctypes.c_int, _P, ctypes.c_int64, ctypes.c_char_p, ctypes.c_size_t, _SIZE_P)
+_declare("hmst_episodic_stats_json", ctypes.c_int, _P, ctypes.c_char_p, ctypes.c_size_t, _SIZE_P)
+_declare("hmst_consolidate_default_params", ConsolidateParams)
+_declare("hmst_consolidate", ctypes.c_int, _P, _P, _P, ctypes.POINTER(ConsolidateParams), _I32)
+_declare("hmst_consolidator_start", ctypes.c_int, _P, _P, _P, ctypes.POINTER(ConsolidateParams), ctypes.c_double,
+         ctypes.POINTER(_P))
+_declare("hmst_consolidator_stop", None, _P, _I32, _I32)
 
 
 def _check_abi():

@@ -93,6 +93,20 @@ class Model(_Resource):
         return self._info_struct().n_vocab
 
     @property
+    def n_embd(self):
+        """The hidden size C (the dimension of embed())."""
+        return self._info_struct().n_embd
+
+    def embed(self, text):
+        """The pooled embedding of text: mean of the final-norm hidden states, unit length,
+        as a float32 array of n_embd (what consolidation stores in semantic memory)."""
+        out = np.zeros(self.n_embd, dtype=np.float32)
+        n = ctypes.c_size_t()
+        _check(_lib.lib.hmst_model_embed(self._handle(), text.encode() if isinstance(text, str) else text,
+                                         out.ctypes.data_as(ctypes.POINTER(ctypes.c_float)), out.shape[0], ctypes.byref(n)))
+        return out
+
+    @property
     def eos_token(self):
         e = self._info_struct().eos_token
         return None if e < 0 else e

@@ -1,0 +1,94 @@
+"""hmst.SemanticMemory, hmst.EpisodicMemory, Model.embed and consolidation over the fixture model."""
+import os
+import threading
+
+import numpy as np
+import pytest
+
+import hmst
+
+FIXTURE = os.environ.get("HMST_FIXTURE", os.path.join(os.path.dirname(__file__), "../../../build/fixtures/micro"))
+
+
+@pytest.fixture(scope="module")
+def model():
+    with hmst.Model(FIXTURE) as m:
+        yield m
+
+
+def test_semantic_vectors_roundtrip_and_errors(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((200, 16)).astype(np.float32)
+    with hmst.SemanticMemory(16, index="IVF4,Flat", metric="cosine", nprobe=4) as mem:
+        ids = mem.add(x, texts=[f"row {i}" for i in range(200)], source="pytest")
+        assert ids.dtype == np.int64 and len(set(ids.tolist())) == 200
+        assert mem.stats()["phase"] == "ready"  # 200 >= 39 * 4: trained lazily
+        found, scores = mem.search(x[:5], k=3)
+        assert found.shape == (5, 3) and scores.dtype == np.float32
+        assert (found[:, 0] == ids[:5]).all()
+        assert mem.text(ids[7]) == "row 7"
+        assert mem.remove([ids[0], 10**12]) == 1
+        assert len(mem) == 199
+        found, _ = mem.search(x[0], k=1)
+        assert found[0, 0] != ids[0]
+        mem.save(tmp_path / "sem")
+        with hmst.SemanticMemory.load(tmp_path / "sem") as back:
+            assert len(back) == 199
+            np.testing.assert_array_equal(back.search(x[:5], k=3)[0], mem.search(x[:5], k=3)[0])
+        with pytest.raises(hmst.HMSTError, match="non-finite"):
+            mem.add(np.full((1, 16), np.nan, dtype=np.float32))
+        with pytest.raises(hmst.HMSTError) as e:
+            mem.add(np.zeros((1, 15), dtype=np.float32))
+        assert e.value.status_name == "INVALID_ARGUMENT"
+        with pytest.raises(hmst.HMSTError, match="k = 0"):
+            mem.search(x[0], k=0)
+        with pytest.raises(hmst.HMSTError) as e:
+            mem.text(10**12)
+        assert e.value.status_name == "NOT_FOUND"
+    with pytest.raises(hmst.HMSTError) as e:
+        hmst.SemanticMemory.load(tmp_path / "nothing")
+    assert e.value.status_name == "NOT_FOUND"
+    (tmp_path / "sem" / "memory.json").write_text("{")
+    with pytest.raises(hmst.HMSTError) as e:
+        hmst.SemanticMemory.load(tmp_path / "sem")
+    assert e.value.status_name == "BAD_FORMAT"
+
+
+def test_embed_episodic_and_consolidation(model, tmp_path):
+    e = model.embed("hello there")
+    assert e.shape == (model.n_embd,) and e.dtype == np.float32
+    assert abs(float(np.dot(e, e)) - 1) < 1e-4
+    np.testing.assert_array_equal(e, model.embed("hello there"))
+    notes = ["The licensee may copy the work.", "Warranty is disclaimed.", "Source must be offered.", "Patents."]
+    with hmst.EpisodicMemory(model, max_entries=16, state_size=32) as epi, \
+            hmst.SemanticMemory(model.n_embd, index="Flat") as sem:
+        ids = [epi.add(model, t, importance=1.0 if i == 1 else 0.0) for i, t in enumerate(notes)]
+        hits = epi.search(model, notes[1], k=2)
+        assert hits[0].id == ids[1] and hits[0].text == notes[1] and abs(hits[0].score - 1) < 1e-4
+        assert len(epi.entries()) == 4
+        epi.save(tmp_path / "epi")
+        with hmst.EpisodicMemory.load(tmp_path / "epi") as back:
+            assert [h.id for h in back.search(model, notes[2], k=1)] == [ids[2]]
+        moved = hmst.consolidate(epi, sem, model, threshold=0.45)
+        assert moved >= 1 and len(sem) == moved and len(epi) == 4 - moved
+        top = sem.search_text(model, notes[1], k=1)[0]
+        assert top.text == notes[1]
+        with pytest.raises(hmst.HMSTError):
+            epi.add_key(np.zeros(31, dtype=np.float32))
+        # background consolidation while another thread searches
+        for i in range(6):
+            epi.add(model, f"note {i}", importance=1.0)
+        errors = []
+
+        def searcher():
+            try:
+                for _ in range(20):
+                    sem.search_text(model, "note", k=2)
+            except Exception as ex:  # pragma: no cover - reported below
+                errors.append(ex)
+        with hmst.Consolidator(epi, sem, model, interval=0.01, threshold=0.45) as c:
+            t = threading.Thread(target=searcher)
+            t.start()
+            t.join()
+        assert not errors
+        assert c.passes >= 0 and c.moved >= 0
