@@ -81,5 +81,17 @@ fails "--prompt with --input" "$HMST" generate "$W/ckpt" --prompt x --input "$W/
 fails "unknown preset" "$HMST" init --size enormous "$W/x"
 fails "split of a non-dataset" "$HMST" split "$W/ckpt"
 fails "corrupt tokenizer" bash -c "echo '{' > $W/bad.json && $HMST tokenizer encode --tokenizer $W/bad.json hi"
+# memory: a directory with episodic/ and semantic/
+MEM="$W/mem"
+check "memory add (episodic)" bash -c "$HMST memory add --dir $MEM --model $W/ckpt --state-size 32 --importance 0.9 'The licensee may copy the work.' 'Warranty is disclaimed.' > $W/ids.txt && [[ \$(wc -l < $W/ids.txt) -eq 2 ]]"
+check "memory add (semantic, from a file)" bash -c "printf 'Patents are licensed.\nSource must be offered.\n' > $W/notes.txt && $HMST memory add --dir $MEM --model $W/ckpt --tier semantic --index Flat --file $W/notes.txt"
+check "memory search finds an entry by its own text" bash -c "$HMST memory search --dir $MEM --model $W/ckpt --tier episodic -k 1 --json 'Warranty is disclaimed.' | grep -q '\"text\":\"Warranty is disclaimed.\"'"
+check "memory stats" bash -c "$HMST memory stats --dir $MEM | grep -q 'episodic: 2/1000' && $HMST memory stats --dir $MEM | grep -q 'semantic: 2 entries'"
+check "memory consolidate moves important entries" bash -c "$HMST memory consolidate --dir $MEM --model $W/ckpt --threshold 0.4 > $W/cons.txt && grep -q 'semantic' $W/cons.txt && $HMST memory stats --dir $MEM | grep -q 'semantic: 4 entries'"
+check "memory remove" bash -c "$HMST memory remove --dir $MEM --tier semantic 0 && $HMST memory stats --dir $MEM | grep -q 'semantic: 3 entries'"
+fails "memory remove of an unknown id" "$HMST" memory remove --dir "$MEM" --tier semantic 424242
+fails "memory search without a model" "$HMST" memory search --dir "$MEM" --model "$W/nope" x
+fails "memory stats of a missing directory" "$HMST" memory stats --dir "$W/no-memory"
+fails "memory of a corrupt directory" bash -c "echo '{' > $MEM/semantic/memory.json && $HMST memory stats --dir $MEM"
 echo "cli: $pass passed, $fail failed"
 [[ $fail -eq 0 ]]
