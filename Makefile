@@ -111,6 +111,8 @@ examples: $(EXAMPLES_C) python-package $(FIXTURE)/config.json
 	@echo "== examples/python/system_info.py"; HMST_LIBRARY=$(CURDIR)/$(LIB) $(PYTHON) examples/python/system_info.py
 	@echo "== examples/python/generate.py (untrained micro model)"; \
 	  HMST_LIBRARY=$(CURDIR)/$(LIB) $(PYTHON) examples/python/generate.py $(FIXTURE) "The license" 20
+	@echo "== examples/python/memory_search.py (untrained micro model)"; \
+	  HMST_LIBRARY=$(CURDIR)/$(LIB) $(PYTHON) examples/python/memory_search.py $(FIXTURE)
 
 python-package: lib
 	cp $(LIB) bindings/python/hmst/libhmst.so
@@ -164,6 +166,9 @@ demo: all examples
 	@echo "== hmst generate (CLI)"; $(CLI) generate $(DEMO)/best_model --prompt "Q: What is the meaning of life?" --max-length 40 --seed 7 --temperature 0.7
 	@echo "== examples/c/generate.c"; $(OUT)/examples/generate $(DEMO)/best_model "A computer" 40
 	@echo "== examples/python/generate.py"; HMST_LIBRARY=$(CURDIR)/$(LIB) $(PYTHON) examples/python/generate.py $(DEMO)/best_model "Love is" 40
+	@echo "== examples/python/memory_search.py (episodic SSM memory, consolidation, FAISS semantic memory)"; \
+	  cat $(FORTUNES) | head -c 20000 | tr '\n' ' ' | sed 's/ % /\n/g' | head -40 > $(DEMO)/memories.txt; \
+	  HMST_LIBRARY=$(CURDIR)/$(LIB) $(PYTHON) examples/python/memory_search.py $(DEMO)/best_model $(DEMO)/memories.txt
 
 # Inference and tokenizer speed, as JSON lines (not part of make test).
 bench: deps
