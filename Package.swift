@@ -47,7 +47,7 @@ let package = Package(
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // Inference benchmarks printing JSON lines (not tests): swift run -c release hmst-bench
-        .executableTarget(name: "hmst-bench", dependencies: ["HMSTCore", "CBLAS"]),
+        .executableTarget(name: "hmst-bench", dependencies: ["HMSTCore", "CBLAS", "CKernels"]),
 
         .testTarget(name: "HMSTCoreTests", dependencies: ["HMSTCore"]),
         .testTarget(name: "HMSTCAPITests", dependencies: ["HMSTCAPI", "CHMST"]),

@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { MR = 8, NR = 32, KC = 256, MC = 64, NC = 512 };
+enum { MR = 8, NR = 32, KC = 256, MC = 64, NC = 1024 };
 
 /* f32 -> bf16 bits, round to nearest even; NaN stays a quiet NaN. Branch-free, so the
  * packing loops below vectorise. */

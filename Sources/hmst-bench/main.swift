@@ -4,6 +4,7 @@
 // achieved GFLOP/s against measured sgemm GFLOP/s (prefill), and bytes read per token against
 // measured memory bandwidth (decode).
 import CBLAS
+import CKernels
 import Foundation
 import HMSTCore
 #if canImport(Glibc)
@@ -109,6 +110,35 @@ func json(_ pairs: [(String, Any)]) -> String {
 func format2(_ d: Double) -> String {
     let r = (d * 100).rounded() / 100
     return String(r)
+}
+
+// ---- gemm mode: hmst-bench gemm — one-thread f32 sgemm (OpenBLAS) against the bf16 kernel ---------
+//      on the training step's shapes (M tokens or rows, N outputs, K inputs; t = transposed operand)
+if args.first == "gemm" {
+    openblas_set_num_threads(1)
+    let shapes: [(String, Bool, Bool, Int, Int, Int)] = [
+        ("x·Wᵀ expert", false, true, 512, 512, 256), ("dy·W expert", false, false, 512, 256, 512),
+        ("dyᵀ·x expert", true, false, 512, 256, 512), ("x·Wᵀ head", false, true, 2048, 4096, 256),
+        ("dyᵀ·x head", true, false, 4096, 256, 2048), ("square 1024", false, false, 1024, 1024, 1024)]
+    for (name, tA, tB, M, N, K) in shapes {
+        var rng = RNG(seed: 1)
+        let A = (0..<(M * K)).map { _ in rng.nextGaussian() }, B = (0..<(K * N)).map { _ in rng.nextGaussian() }
+        var C = [Float](repeating: 0, count: M * N)
+        let lda = tA ? M : K, ldb = tB ? K : N
+        func time(_ body: () -> Void) -> Double {
+            body()
+            var best = Double.infinity
+            for _ in 0..<5 { let t0 = Clock.nowMs(); body(); best = min(best, Clock.nowMs() - t0) }
+            return best
+        }
+        let f32 = time { cblas_sgemm(CblasRowMajor, tA ? CblasTrans : CblasNoTrans, tB ? CblasTrans : CblasNoTrans, Int32(M), Int32(N), Int32(K),
+                                     1, A, Int32(lda), B, Int32(ldb), 0, &C, Int32(N)) }
+        let bf16 = time { _ = hk_gemm_bf16(tA ? 1 : 0, tB ? 1 : 0, M, N, K, 1, A, lda, B, ldb, 0, &C, N) }
+        let flops = 2.0 * Double(M * N * K)
+        print(json([("bench", "gemm"), ("shape", name), ("M", M), ("N", N), ("K", K), ("threads", 1),
+                    ("f32_gflops", flops / f32 / 1e6), ("bf16_gflops", flops / bf16 / 1e6), ("bf16_over_f32", f32 / bf16)]))
+    }
+    exit(0)
 }
 
 // ---- training mode: hmst-bench train [--preset micro] [--batch 8] [--seq 256] [--steps 5] --------
