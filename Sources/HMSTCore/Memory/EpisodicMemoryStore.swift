@@ -58,19 +58,9 @@ extension EpisodicMemory {
     /// Reads a directory written by save(directory:): NOT_FOUND for a missing directory or
     /// file, BAD_FORMAT for a corrupt or inconsistent one, UNSUPPORTED for a newer version.
     public static func load(directory: String) throws -> EpisodicMemory {
-        guard FileIO.isDirectory(directory) else { throw HMSTError.notFound("\(directory): no such memory directory") }
-        let manifestPath = directory + "/" + manifestName
-        guard FileIO.exists(manifestPath) else { throw HMSTError.notFound("\(directory) is not an episodic memory: no \(manifestName)") }
+        let (m, manifestPath) = try MemoryFiles.readManifest(directory: directory, name: manifestName, format: formatName,
+                                                             version: formatVersion, kind: "an episodic memory")
         func bad(_ why: String) -> HMSTError { HMSTError.badFormat("\(manifestPath): \(why)") }
-        let m: JSONValue
-        do { m = try JSONValue.parse(bytes: try FileIO.readAll(manifestPath)) } catch let e as HMSTError where e.status == .badFormat {
-            throw bad(e.message)
-        }
-        guard m["format"]?.string == formatName else { throw bad("\"format\" is not \"\(formatName)\"") }
-        guard let version = m["version"]?.int, version >= 1 else { throw bad("\"version\" must be an integer >= 1") }
-        guard version <= formatVersion else {
-            throw HMSTError.unsupported("\(manifestPath): format version \(version) is newer than this hmst reads (\(formatVersion))")
-        }
         guard let inputSize = m["input_size"]?.int, let stateSize = m["state_size"]?.int, let maxEntries = m["max_entries"]?.int,
               let maxTokens = m["max_tokens"]?.int, let seed = m["seed"]?.string.flatMap({ UInt64($0) }),
               let count = m["count"]?.int, count >= 0, let nextId = m["next_id"]?.string.flatMap({ Int64($0) }) else {

@@ -80,4 +80,23 @@ enum MemoryFiles {
             w.field("checksum", FileChecksum.hex(info.checksum))
         })
     }
+
+    /// Reads and checks a memory directory's manifest: NOT_FOUND for a missing directory or
+    /// manifest, BAD_FORMAT for malformed JSON or another format, UNSUPPORTED for a newer
+    /// version. Returns the manifest and its path (for error messages).
+    static func readManifest(directory: String, name: String, format: String, version maxVersion: Int, kind: String) throws -> (JSONValue, String) {
+        guard FileIO.isDirectory(directory) else { throw HMSTError.notFound("\(directory): no such memory directory") }
+        let path = directory + "/" + name
+        guard FileIO.exists(path) else { throw HMSTError.notFound("\(directory) is not \(kind): no \(name)") }
+        let m: JSONValue
+        do { m = try JSONValue.parse(bytes: try FileIO.readAll(path)) } catch let e as HMSTError where e.status == .badFormat {
+            throw HMSTError.badFormat("\(path): \(e.message)")
+        }
+        guard m["format"]?.string == format else { throw HMSTError.badFormat("\(path): \"format\" is not \"\(format)\"") }
+        guard let version = m["version"]?.int, version >= 1 else { throw HMSTError.badFormat("\(path): \"version\" must be an integer >= 1") }
+        guard version <= maxVersion else {
+            throw HMSTError.unsupported("\(path): format version \(version) is newer than this hmst reads (\(maxVersion))")
+        }
+        return (m, path)
+    }
 }

@@ -63,21 +63,9 @@ extension SemanticMemory {
     /// manifest or data file; BAD_FORMAT for a corrupt or inconsistent one (checksum, sizes,
     /// counts, dimension, FAISS parse errors); UNSUPPORTED for a newer format version.
     public static func load(directory: String) throws -> SemanticMemory {
-        guard FileIO.isDirectory(directory) else { throw HMSTError.notFound("\(directory): no such memory directory") }
-        let manifestPath = directory + "/" + manifestName
-        guard FileIO.exists(manifestPath) else {
-            throw HMSTError.notFound("\(directory) is not a semantic memory: no \(manifestName)")
-        }
-        let m: JSONValue
-        do { m = try JSONValue.parse(bytes: try FileIO.readAll(manifestPath)) } catch let e as HMSTError where e.status == .badFormat {
-            throw HMSTError.badFormat("\(manifestPath): \(e.message)")
-        }
+        let (m, manifestPath) = try MemoryFiles.readManifest(directory: directory, name: manifestName, format: formatName,
+                                                             version: formatVersion, kind: "a semantic memory")
         func bad(_ why: String) -> HMSTError { HMSTError.badFormat("\(manifestPath): \(why)") }
-        guard m["format"]?.string == formatName else { throw bad("\"format\" is not \"\(formatName)\"") }
-        guard let version = m["version"]?.int, version >= 1 else { throw bad("\"version\" must be an integer >= 1") }
-        guard version <= formatVersion else {
-            throw HMSTError.unsupported("\(manifestPath): format version \(version) is newer than this hmst reads (\(formatVersion))")
-        }
         guard let dim = m["dim"]?.int, let description = m["description"]?.string,
               let metricName = m["metric"]?.string, let nprobe = m["nprobe"]?.int,
               let phase = m["phase"]?.string, let count = m["count"]?.int, count >= 0,

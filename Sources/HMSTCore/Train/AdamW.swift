@@ -47,10 +47,7 @@ public final class AdamW: Optimizer {
     public func update(lr: Float) {
         step += 1
         let c = config
-        let bc1 = 1 - powf(c.beta1, Float(step)), bc2 = 1 - powf(c.beta2, Float(step))
-        for (t, start) in params.offsets.enumerated() {
-            let n = params.shapes[t].reduce(1, *)
-            let wd = decays[t] ? c.weightDecay : 0
+        forEachTensor(params, decays: decays, config: c, step: step) { _, start, n, wd, bc1, bc2 in
             parallelFor((n + 8191) / 8192) { chunk in
                 let lo = chunk * 8192, hi = min(n, lo + 8192)
                 AdamW.updateF32(p: params.values.pointer + start + lo, g: params.grads.pointer + start + lo,

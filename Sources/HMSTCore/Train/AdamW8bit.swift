@@ -54,10 +54,7 @@ public final class AdamW8bit: Optimizer {
     public func update(lr: Float) {
         step += 1
         let c = config
-        let bc1 = 1 - powf(c.beta1, Float(step)), bc2 = 1 - powf(c.beta2, Float(step))
-        for (t, start) in params.offsets.enumerated() {
-            let n = params.shapes[t].reduce(1, *)
-            let wd = decays[t] ? c.weightDecay : 0
+        forEachTensor(params, decays: decays, config: c, step: step) { t, start, n, wd, bc1, bc2 in
             let p = params.values.pointer + start, g = params.grads.pointer + start
             switch slots[t] {
             case let .small(o):

@@ -16,6 +16,18 @@ public protocol Optimizer: AnyObject {
     func loadState(_ file: SafeTensorsFile, step: Int) throws
 }
 
+extension Optimizer {
+    /// Runs body(tensor index, offset, element count, weight decay) over every parameter
+    /// tensor with this step's bias corrections (bc1, bc2) for `step` (1-based).
+    func forEachTensor(_ params: Parameters, decays: [Bool], config c: AdamWConfig, step: Int,
+                       _ body: (_ t: Int, _ start: Int, _ n: Int, _ wd: Float, _ bc1: Float, _ bc2: Float) -> Void) {
+        let bc1 = 1 - powf(c.beta1, Float(step)), bc2 = 1 - powf(c.beta2, Float(step))
+        for (t, start) in params.offsets.enumerated() {
+            body(t, start, params.shapes[t].reduce(1, *), decays[t] ? c.weightDecay : 0, bc1, bc2)
+        }
+    }
+}
+
 /// A tensor given as raw little-endian bytes of a declared dtype; owner keeps them alive.
 public struct RawTensor {
     public let name: String
@@ -51,3 +63,7 @@ extension FloatBuffer {
         RawTensor(name: name, dtype: .f32, shape: [count], bytes: UnsafeRawBufferPointer(start: pointer, count: count * 4), owner: owner)
     }
 }
+
+#if canImport(Glibc)
+import Glibc
+#endif
