@@ -67,7 +67,7 @@ void hk_adam8bit_update(float *p, const float *g, uint8_t *mq, uint8_t *vq, floa
         size_t lo = b * HK_QBLOCK, hi = lo + HK_QBLOCK < n ? lo + HK_QBLOCK : n, len = hi - lo;
         float mmax = 0, vmax = 0;
         for (size_t i = 0; i < len; i++) {
-            float gi = g[lo + i];
+            float gi = g[lo + i] * a->grad_scale;
             float mi = a->beta1 * map_m[mq[lo + i]] * m_absmax[b] + (1 - a->beta1) * gi;
             float vi = a->beta2 * map_v[vq[lo + i]] * v_absmax[b] + (1 - a->beta2) * gi * gi;
             m[i] = mi;

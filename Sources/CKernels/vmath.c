@@ -22,7 +22,7 @@ void hk_swiglu_backward_portable(float *da, float *db, const float *dh, const fl
 
 #define HK_ADAMW_LOOP                                                                          \
     for (size_t i = 0; i < n; i++) {                                                           \
-        float gi = g[i];                                                                       \
+        float gi = g[i] * hp->grad_scale;                                                      \
         float mi = hp->beta1 * m[i] + (1 - hp->beta1) * gi;                                    \
         float vi = hp->beta2 * v[i] + (1 - hp->beta2) * gi * gi;                               \
         m[i] = mi;                                                                             \

@@ -168,8 +168,7 @@ if args.first == "train" {
                 let t0 = Clock.nowMs()
                 params.zeroGrads()
                 loss = try grad.step(windows: windows, B: B, T: T, backward: true).loss
-                GradClip.clip(params, maxNorm: 1)
-                opt.update(lr: 1e-3)
+                opt.update(lr: 1e-3, gradScale: GradClip.scale(norm: GradClip.norm(params), maxNorm: 1))
                 if s > 0 { times.append(Clock.nowMs() - t0) }  // the first step warms up
             }
             let ms = times.sorted()[times.count / 2]

@@ -1,4 +1,7 @@
 import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
 import CKernels
 @testable import HMSTCore
 
@@ -29,6 +32,19 @@ final class OptimizerTests: XCTestCase {
             XCTAssertEqual(Double(p.values.pointer[i]), want, accuracy: 1e-5, "param \(i)")
         }
         XCTAssertEqual(opt.stateBytes, 2 * 4 * p.count)
+        // gradScale multiplies the gradients inside the update: grads x 4 at scale 1/4 is the same step
+        for eightBit in [false, true] {
+            let a = Parameters(config: try tinyConfig()), b = Parameters(config: try tinyConfig())
+            for i in 0..<a.count {
+                a.values.pointer[i] = before[i]; b.values.pointer[i] = before[i]
+                a.grads.pointer[i] = grads[i]; b.grads.pointer[i] = grads[i] * 4
+            }
+            let oa: Optimizer = eightBit ? AdamW8bit(params: a) : AdamW(params: a)
+            let ob: Optimizer = eightBit ? AdamW8bit(params: b) : AdamW(params: b)
+            oa.update(lr: 0.01)
+            ob.update(lr: 0.01, gradScale: 0.25)
+            XCTAssertEqual(memcmp(a.values.pointer, b.values.pointer, a.count * 4), 0, "8-bit \(eightBit)")
+        }
     }
 
     func testScheduleAndClipping() throws {

@@ -58,7 +58,8 @@ void hk_dequantize_blockwise(float *x, const uint8_t *q, const float *absmax, si
 
 typedef struct {
     float beta1, beta2, eps, lr, weight_decay;
-    float bc1, bc2; /* bias corrections 1 - beta^t */
+    float bc1, bc2;    /* bias corrections 1 - beta^t */
+    float grad_scale;  /* gradients are used as g * grad_scale (clipping, accumulation mean) */
 } hk_adam_params;
 
 /* One f32 AdamW step over n elements: m, v updated in place, p -= lr (m̂ / (√v̂ + eps) + wd p). */

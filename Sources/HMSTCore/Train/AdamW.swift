@@ -44,7 +44,7 @@ public final class AdamW: Optimizer {
     public var stateBytes: Int { (m.count + v.count) * 4 }
 
     /// One update with learning rate lr from params.grads (already clipped/scaled).
-    public func update(lr: Float) {
+    public func update(lr: Float, gradScale: Float) {
         step += 1
         let c = config
         forEachTensor(params, decays: decays, config: c, step: step) { _, start, n, wd, bc1, bc2 in
@@ -52,25 +52,25 @@ public final class AdamW: Optimizer {
                 let lo = chunk * 8192, hi = min(n, lo + 8192)
                 AdamW.updateF32(p: params.values.pointer + start + lo, g: params.grads.pointer + start + lo,
                                 m: m.pointer + start + lo, v: v.pointer + start + lo, n: hi - lo,
-                                c: c, lr: lr, wd: wd, bc1: bc1, bc2: bc2)
+                                c: c, lr: lr, wd: wd, bc1: bc1, bc2: bc2, scale: gradScale)
             }
         }
     }
 
     /// The f32 AdamW rule over n elements (also used by AdamW8bit for small tensors).
     static func updateF32(p: UnsafeMutablePointer<Float>, g: UnsafePointer<Float>, m: UnsafeMutablePointer<Float>,
-                          v: UnsafeMutablePointer<Float>, n: Int, c: AdamWConfig, lr: Float, wd: Float, bc1: Float, bc2: Float) {
-        var a = hk_adam_params(beta1: c.beta1, beta2: c.beta2, eps: c.eps, lr: lr, weight_decay: wd, bc1: bc1, bc2: bc2)
+                          v: UnsafeMutablePointer<Float>, n: Int, c: AdamWConfig, lr: Float, wd: Float, bc1: Float, bc2: Float,
+                          scale: Float) {
+        var a = hk_adam_params(beta1: c.beta1, beta2: c.beta2, eps: c.eps, lr: lr, weight_decay: wd, bc1: bc1, bc2: bc2, grad_scale: scale)
         hk_adamw_update(p, g, m, v, n, &a)
     }
 }
 
 public enum GradClip {
-    /// Scales params.grads so their global L2 norm is at most maxNorm; returns the norm before.
-    @discardableResult
-    public static func clip(_ params: Parameters, maxNorm: Float) -> Float {
+    /// The global L2 norm of params.grads (f32 partial sums per 4096, combined in Double in a
+    /// fixed order, so the result does not depend on the thread count's timing).
+    public static func norm(_ params: Parameters) -> Float {
         let g = params.grads.pointer
-        // per-range sums in f32 lanes, combined in Double in a fixed order
         let ranges = splitRange(params.count, parts: min(Threads.count, max(1, params.count >> 16)))
         var sums = [Double](repeating: 0, count: ranges.count)
         sums.withUnsafeMutableBufferPointer { sp in
@@ -87,10 +87,23 @@ public enum GradClip {
                 sp[part] = total
             }
         }
-        let norm = Float(sums.reduce(0, +).squareRoot())
-        if maxNorm > 0, norm > maxNorm, norm.isFinite {
-            let s = maxNorm / norm
-            parallelFor(ranges.count) { part in for i in ranges[part] { g[i] *= s } }
+        return Float(sums.reduce(0, +).squareRoot())
+    }
+
+    /// The factor that brings a gradient of norm `norm` to at most maxNorm (1 when it is
+    /// within, or maxNorm <= 0 turns clipping off).
+    public static func scale(norm: Float, maxNorm: Float) -> Float {
+        maxNorm > 0 && norm > maxNorm && norm.isFinite ? maxNorm / norm : 1
+    }
+
+    /// Scales params.grads so their global L2 norm is at most maxNorm; returns the norm before.
+    @discardableResult
+    public static func clip(_ params: Parameters, maxNorm: Float) -> Float {
+        let norm = norm(params)
+        let s = scale(norm: norm, maxNorm: maxNorm)
+        if s != 1 {
+            let g = params.grads.pointer
+            parallelRows(params.count, grain: 1 << 16) { r in for i in r { g[i] *= s } }
         }
         return norm
     }

@@ -51,16 +51,16 @@ public final class AdamW8bit: Optimizer {
 
     public var stateBytes: Int { mq.count + vq.count + (mAbs.count + vAbs.count + mSmall.count + vSmall.count) * 4 }
 
-    public func update(lr: Float) {
+    public func update(lr: Float, gradScale: Float) {
         step += 1
         let c = config
         forEachTensor(params, decays: decays, config: c, step: step) { t, start, n, wd, bc1, bc2 in
             let p = params.values.pointer + start, g = params.grads.pointer + start
             switch slots[t] {
             case let .small(o):
-                AdamW.updateF32(p: p, g: g, m: mSmall.pointer + o, v: vSmall.pointer + o, n: n, c: c, lr: lr, wd: wd, bc1: bc1, bc2: bc2)
+                AdamW.updateF32(p: p, g: g, m: mSmall.pointer + o, v: vSmall.pointer + o, n: n, c: c, lr: lr, wd: wd, bc1: bc1, bc2: bc2, scale: gradScale)
             case let .quantized(code, block):
-                var a = hk_adam_params(beta1: c.beta1, beta2: c.beta2, eps: c.eps, lr: lr, weight_decay: wd, bc1: bc1, bc2: bc2)
+                var a = hk_adam_params(beta1: c.beta1, beta2: c.beta2, eps: c.eps, lr: lr, weight_decay: wd, bc1: bc1, bc2: bc2, grad_scale: gradScale)
                 let nBlocks = (n + Int(HK_QBLOCK) - 1) / Int(HK_QBLOCK)
                 let ranges = splitRange(nBlocks, parts: min(Threads.count, max(1, nBlocks / 16)))
                 parallelFor(ranges.count) { i in

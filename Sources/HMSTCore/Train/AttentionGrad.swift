@@ -4,13 +4,12 @@
 //   dV += Pᵀ dO,  dP = dO Vᵀ,  dS = P ⊙ (dP − rowsum(dP ⊙ P)),  dQ += scale · dS K,  dK += scale · dSᵀ Q
 // Heads h in a group share KV head h / (H / KV); their dK and dV add up. Forward runs one task
 // per (sequence, head), backward one per (sequence, KV group) so no two tasks write one dK row;
-// each GEMM is single-threaded (the trainer holds OpenBLAS at one thread).
-import CBLAS
+// each GEMM runs on its task's thread (nested pool calls run inline), in the step's precision.
 import CKernels
 
 enum AttentionGrad {
     /// q: [B*T, H*Dh]  k, v: [B*T, KV*Dh]  ->  out: [B*T, H*Dh];  probs: [B, H, T, T] saved.
-    static func forward(out: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>,
+    static func forward(mm: Matmul = Matmul(precision: .f32), out: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>,
                         k: UnsafePointer<Float>, v: UnsafePointer<Float>, B: Int, T: Int, H: Int, KV: Int, Dh: Int) {
         let scale = 1 / Float(Dh).squareRoot()
         let ldq = H * Dh, ldk = KV * Dh
@@ -20,21 +19,19 @@ enum AttentionGrad {
                 let Q = q + b * T * ldq + h * Dh, K = k + b * T * ldk + g * Dh, V = v + b * T * ldk + g * Dh
                 let P = probs + ((b * H + h) * T) * T
                 // P[T, T] = scale · Q Kᵀ
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(T), Int32(Dh), scale, Q, Int32(ldq),
-                            K, Int32(ldk), 0, P, Int32(T))
+                mm.gemm(transA: false, transB: true, M: T, N: T, K: Dh, alpha: scale, A: Q, lda: ldq, B: K, ldb: ldk, beta: 0, C: P, ldc: T)
                 for t in 0..<T {
                     let row = P + t * T
                     hk_softmax(row, t + 1)
                     for s in (t + 1)..<max(t + 1, T) { row[s] = 0 }
                 }
                 // O[T, Dh] = P V
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(T), Int32(Dh), Int32(T), 1, P, Int32(T),
-                            V, Int32(ldk), 0, out + b * T * ldq + h * Dh, Int32(ldq))
+                mm.gemm(transA: false, transB: false, M: T, N: Dh, K: T, alpha: 1, A: P, lda: T, B: V, ldb: ldk, beta: 0, C: out + b * T * ldq + h * Dh, ldc: ldq)
         }
     }
 
     /// Differentiates forward. dq, dk, dv accumulate (+=); scratch: [B·KV, T, T].
-    static func backward(dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
+    static func backward(mm: Matmul = Matmul(precision: .f32), dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
                          dout: UnsafePointer<Float>, probs: UnsafePointer<Float>, q: UnsafePointer<Float>,
                          k: UnsafePointer<Float>, v: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>,
                          B: Int, T: Int, H: Int, KV: Int, Dh: Int) {
@@ -48,11 +45,9 @@ enum AttentionGrad {
                 let P = probs + ((b * H + h) * T) * T
                 let dO = dout + qo
                 // dV[T, Dh] += Pᵀ dO
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(T), Int32(Dh), Int32(T), 1, P, Int32(T),
-                            dO, Int32(ldq), 1, dv + ko, Int32(ldk))
+                mm.gemm(transA: true, transB: false, M: T, N: Dh, K: T, alpha: 1, A: P, lda: T, B: dO, ldb: ldq, beta: 1, C: dv + ko, ldc: ldk)
                 // dP[T, T] = dO Vᵀ
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(T), Int32(Dh), 1, dO, Int32(ldq),
-                            v + ko, Int32(ldk), 0, dS, Int32(T))
+                mm.gemm(transA: false, transB: true, M: T, N: T, K: Dh, alpha: 1, A: dO, lda: ldq, B: v + ko, ldb: ldk, beta: 0, C: dS, ldc: T)
                 // dS = P ⊙ (dP − rowsum(dP ⊙ P)), causal entries only
                 for t in 0..<T {
                     let p = P + t * T, d = dS + t * T
@@ -62,10 +57,8 @@ enum AttentionGrad {
                     for s in (t + 1)..<max(t + 1, T) { d[s] = 0 }
                 }
                 // dQ[T, Dh] += scale · dS K ;  dK[T, Dh] += scale · dSᵀ Q
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(T), Int32(Dh), Int32(T), scale, dS, Int32(T),
-                            k + ko, Int32(ldk), 1, dq + qo, Int32(ldq))
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(T), Int32(Dh), Int32(T), scale, dS, Int32(T),
-                            q + qo, Int32(ldq), 1, dk + ko, Int32(ldk))
+                mm.gemm(transA: false, transB: false, M: T, N: Dh, K: T, alpha: scale, A: dS, lda: T, B: k + ko, ldb: ldk, beta: 1, C: dq + qo, ldc: ldq)
+                mm.gemm(transA: true, transB: false, M: T, N: Dh, K: T, alpha: scale, A: dS, lda: T, B: q + qo, ldb: ldq, beta: 1, C: dk + ko, ldc: ldk)
             }
         }
     }

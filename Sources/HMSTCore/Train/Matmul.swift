@@ -27,7 +27,9 @@ struct Matmul {
             single(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
             return
         }
-        if M >= N {
+        // split the output so the operand every piece must read whole (and the bf16 kernel
+        // packs whole) is the smaller one: rows of C when B is the smaller operand
+        if M * K >= K * N {
             let ranges = splitRange(M, parts: parts)
             parallelFor(ranges.count) { i in
                 let r = ranges[i]

@@ -163,7 +163,7 @@ public final class ModelGrad {
         mm.linear(y: a.v.pointer, x: a.xn1.pointer, w: w.v, N: N, I: C, O: kvD)
         RoPEGrad.forward(a.q.pointer, N: N, nHeads: d.H, Dh: d.Dh, ld: qD, cos: s.cos.pointer, sin: s.sin.pointer)
         RoPEGrad.forward(a.k.pointer, N: N, nHeads: d.KV, Dh: d.Dh, ld: kvD, cos: s.cos.pointer, sin: s.sin.pointer)
-        AttentionGrad.forward(out: a.att.pointer, probs: a.probs.pointer, q: a.q.pointer, k: a.k.pointer, v: a.v.pointer,
+        AttentionGrad.forward(mm: mm, out: a.att.pointer, probs: a.probs.pointer, q: a.q.pointer, k: a.k.pointer, v: a.v.pointer,
                               B: B, T: T, H: d.H, KV: d.KV, Dh: d.Dh)
         mm.linear(y: s.o.pointer, x: a.att.pointer, w: w.o, N: N, I: qD, O: C)
         let x2 = a.x2.pointer, o = s.o.pointer
@@ -197,7 +197,7 @@ public final class ModelGrad {
         s.dq.pointer.update(repeating: 0, count: N * qD)
         s.dk.pointer.update(repeating: 0, count: N * kvD)
         s.dv.pointer.update(repeating: 0, count: N * kvD)
-        AttentionGrad.backward(dq: s.dq.pointer, dk: s.dk.pointer, dv: s.dv.pointer, dout: s.datt.pointer, probs: a.probs.pointer,
+        AttentionGrad.backward(mm: mm, dq: s.dq.pointer, dk: s.dk.pointer, dv: s.dv.pointer, dout: s.datt.pointer, probs: a.probs.pointer,
                                q: a.q.pointer, k: a.k.pointer, v: a.v.pointer, scratch: s.attScratch.pointer,
                                B: B, T: T, H: d.H, KV: d.KV, Dh: d.Dh)
         RoPEGrad.backward(s.dq.pointer, N: N, nHeads: d.H, Dh: d.Dh, ld: qD, cos: s.cos.pointer, negSin: s.negSin.pointer)

@@ -8,8 +8,9 @@ public protocol Optimizer: AnyObject {
     var step: Int { get }
     /// Bytes of optimizer state (moments, quantisation scales).
     var stateBytes: Int { get }
-    /// One update with learning rate lr from params.grads (already clipped and scaled).
-    func update(lr: Float)
+    /// One update with learning rate lr from params.grads × gradScale (the clipping and
+    /// accumulation factors, applied inside the update instead of in passes of their own).
+    func update(lr: Float, gradScale: Float)
     /// The state, for saving.
     func stateTensors() -> [RawTensor]
     /// Restores the state written by stateTensors() and the step count.
@@ -26,6 +27,10 @@ extension Optimizer {
             body(t, start, params.shapes[t].reduce(1, *), decays[t] ? c.weightDecay : 0, bc1, bc2)
         }
     }
+}
+
+extension Optimizer {
+    public func update(lr: Float) { update(lr: lr, gradScale: 1) }
 }
 
 /// A tensor given as raw little-endian bytes of a declared dtype; owner keeps them alive.

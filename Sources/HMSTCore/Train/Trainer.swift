@@ -179,14 +179,12 @@ public final class Trainer {
             loss += r.loss / Double(options.gradientAccumulationSteps)
             tokensSeen += B * T
         }
-        if options.gradientAccumulationSteps > 1 {
-            let s = 1 / Float(options.gradientAccumulationSteps)
-            for i in 0..<params.count { params.grads.pointer[i] *= s }
-        }
-        let norm = GradClip.clip(params, maxNorm: options.gradClip)
+        // the mean over micro-batches and the clipping factor are applied inside the update
+        let accum = Float(options.gradientAccumulationSteps)
+        let norm = GradClip.norm(params) / accum
         guard norm.isFinite else { throw HMSTError(.internal, "gradient norm is \(norm) at step \(step): training diverged") }
         let lr = schedule.lr(at: step)
-        optimizer.update(lr: lr)
+        optimizer.update(lr: lr, gradScale: GradClip.scale(norm: norm, maxNorm: options.gradClip) / accum)
         step += 1
         return (loss, lr, norm)
     }
