@@ -1,5 +1,6 @@
 // hmst-bench: inference speed of random-weight decoders, as JSON lines on stdout.
 //   hmst-bench [--quick] [--case NAME] [--threads 1,2] [--dtypes f32,bf16]
+//   hmst-bench train | tokenizer | memory ...   (see each mode below)
 // Each line: case, shape, threads, dtype, prefill and decode tokens/s, and the roofline:
 // achieved GFLOP/s against measured sgemm GFLOP/s (prefill), and bytes read per token against
 // measured memory bandwidth (decode).
@@ -220,6 +221,25 @@ if args.first == "tokenizer" {
                         ("encode_mb_s_batch_by_line", mb / (bestBatch / 1000))]))
         }
     }
+    exit(0)
+}
+
+// ---- memory mode: hmst-bench memory [--n 1000000] [--dim 256] [--queries 1000] [--nlist N] ----------
+//      [--indexes "IVF4096,Flat;IVF4096,PQ32"] [--nprobe 1,4,16,64,256] [--threads N]
+//      [--clusters 64] [--noise 1.0] [--latent 32]   (MemoryBench.swift)
+if args.first == "memory" {
+    var o = MemoryBenchOptions()
+    o.n = Int(option("--n") ?? "") ?? o.n
+    o.dim = Int(option("--dim") ?? "") ?? o.dim
+    o.nQueries = Int(option("--queries") ?? "") ?? o.nQueries
+    o.nlist = Int(option("--nlist") ?? "") ?? o.nlist
+    o.threads = Int(option("--threads") ?? "") ?? o.threads
+    o.clusters = Int(option("--clusters") ?? "") ?? o.clusters
+    o.latent = Int(option("--latent") ?? "") ?? o.latent
+    o.noise = Float(option("--noise") ?? "") ?? o.noise
+    if let d = option("--indexes") { o.descriptions = d.split(separator: ";").map(String.init) }
+    if let p = option("--nprobe") { o.nprobes = p.split(separator: ",").compactMap { Int($0) } }
+    try MemoryBench.run(o)
     exit(0)
 }
 

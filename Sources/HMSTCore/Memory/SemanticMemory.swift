@@ -141,7 +141,7 @@ public final class SemanticMemory: @unchecked Sendable {
             }
         }
         for (i, m) in metadata.enumerated() { try m.validate("add: metadata \(i)") }
-        let assigned: [Int64] = try lock.withWriteLock {
+        let (assigned, due): ([Int64], Bool) = try lock.withWriteLock {
             let newIds = try checkedIds(ids, n: n)
             try index.add(x, ids: newIds)
             for (i, id) in newIds.enumerated() { entries[id] = metadata[i] }
@@ -150,9 +150,9 @@ public final class SemanticMemory: @unchecked Sendable {
                 training?.tailIds += newIds
                 training?.tailX += x
             }
-            return newIds
+            return (newIds, lazy && training == nil && entries.count >= max(trainThreshold, nextTrainingAttempt))
         }
-        trainIfDue()
+        if due { trainIfDue() }
         return assigned
     }
 
