@@ -496,7 +496,7 @@ struct hmst_semantic_params {
     int32_t dim;                    /* required: vector dimension (n_embd to store model embeddings) */
     const char *index_description;  /* default "IVF4096,Flat" (see benchmarks/README.md); any index_factory string */
     int32_t metric;                 /* enum hmst_metric, default COSINE */
-    int32_t nprobe;                 /* default 16: IVF lists searched when a search passes 0 */
+    int32_t nprobe;                 /* default 32: IVF lists searched when a search passes 0 */
 };
 
 /* Thread-safe. */
@@ -521,7 +521,7 @@ HMST_API int hmst_semantic_add(hmst_semantic *memory, const float *vectors, int6
 HMST_API int hmst_semantic_add_text(hmst_semantic *memory, const hmst_model *model, const char *text, const char *source,
                                     int64_t *out_id);
 /* queries [n, dim] -> out[n * k], best first per query. nprobe 0 = the memory's default.
- * k <= 0 is INVALID_ARGUMENT; an empty memory returns only id -1. Thread-safe. */
+ * k <= 0 is INVALID_ARGUMENT; searching an empty memory is NOT_FOUND. Thread-safe. */
 HMST_API int hmst_semantic_search(hmst_semantic *memory, const float *queries, int64_t n, int32_t k, int32_t nprobe,
                                   struct hmst_memory_hit *out);
 /* Embeds text and searches: out[k]; *n_out (may be NULL) receives how many are valid. Thread-safe. */

@@ -17,7 +17,7 @@
 static void test_semantic_vectors(void) {
     hmst_semantic *s = NULL;
     struct hmst_semantic_params p = hmst_semantic_default_params();
-    CHECK(p.struct_size == sizeof p && p.metric == HMST_METRIC_COSINE && p.nprobe == 16);
+    CHECK(p.struct_size == sizeof p && p.metric == HMST_METRIC_COSINE && p.nprobe == 32);
     CHECK_STATUS(hmst_semantic_create(&p, &s), HMST_STATUS_INVALID_ARGUMENT); /* dim 0 */
     p.dim = 4;
     p.metric = 7;
@@ -31,6 +31,9 @@ static void test_semantic_vectors(void) {
     CHECK_STATUS(hmst_semantic_create(&p, &s), HMST_STATUS_OK);
     if (!s) return;
 
+    struct hmst_memory_hit none[2];
+    const float origin[4] = {1, 1, 1, 1};
+    CHECK_STATUS(hmst_semantic_search(s, origin, 1, 2, 0, none), HMST_STATUS_NOT_FOUND); /* empty */
     const float v[12] = {1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0};
     const char *texts[3] = {"east", NULL, "up"};
     int64_t ids[3] = {0};

@@ -86,7 +86,7 @@ class SemanticMemory(_Memory):
     _get_text = staticmethod(lambda *a: _lib.lib.hmst_semantic_get_text(*a))
     _stats = staticmethod(lambda *a: _lib.lib.hmst_semantic_stats_json(*a))
 
-    def __init__(self, dim, index="IVF4096,Flat", metric="cosine", nprobe=16, *, _handle=None):
+    def __init__(self, dim, index="IVF4096,Flat", metric="cosine", nprobe=32, *, _handle=None):
         self._h = None
         if _handle is not None:
             self._h = _handle
