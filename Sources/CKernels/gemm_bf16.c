@@ -164,6 +164,90 @@ static HK_BF16 void micro_avx512bf16(float *C, size_t ldc, const uint32_t *a, co
 }
 #endif
 
+#if defined(__x86_64__)
+/* Packers with the BF16 conversion instructions (vcvtne2ps2bf16: round to nearest even, as
+ * bf16_bits; input denormals read as zero). 16 pairs per step; the portable packers above
+ * finish ragged edges. */
+static HK_BF16 inline __m512i pairs16(const float *k0, const float *k1) {
+    /* lanes i: (k0[i], k1[i]) as one 32-bit pair, low half k0 */
+    __m256i lo = (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(k0));
+    __m256i hi = (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(k1));
+    return _mm512_or_si512(_mm512_cvtepu16_epi32(lo), _mm512_slli_epi32(_mm512_cvtepu16_epi32(hi), 16));
+}
+
+static HK_BF16 inline __m512i consecutive16(const float *src) {
+    /* 32 consecutive floats -> 16 pairs (src[2i], src[2i+1]) in order */
+    return (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + 16), _mm512_loadu_ps(src));
+}
+
+static HK_BF16 void pack_a_bf16(uint32_t *out, const float *A, size_t lda, int transA, size_t m0, size_t mc, size_t k0, size_t kc) {
+    size_t kp = (kc + 1) / 2, full = kc / 2;
+    if (mc % MR != 0 || (!transA && full < 16)) {
+        pack_a_avx512(out, A, lda, transA, m0, mc, k0, kc);
+        return;
+    }
+    for (size_t p = 0; p * MR < mc; p++) {
+        uint32_t *dst = out + p * kp * MR;
+        if (!transA) {
+            for (size_t r = 0; r < MR; r++) {
+                const float *src = A + (m0 + p * MR + r) * lda + k0;
+                size_t j = 0;
+                for (; j + 16 <= full; j += 16) {
+                    uint32_t tmp[16];  /* scatters are microcoded on some CPUs: store, then spread */
+                    _mm512_storeu_si512(tmp, consecutive16(src + 2 * j));
+                    for (int i = 0; i < 16; i++) dst[(j + i) * MR + r] = tmp[i];
+                }
+                for (; j < full; j++) dst[j * MR + r] = bf16_bits(src[2 * j]) | (bf16_bits(src[2 * j + 1]) << 16);
+                if (kc & 1) dst[full * MR + r] = bf16_bits(src[kc - 1]);
+            }
+        } else {
+            /* rows 2j and 2j+1 of the stored [K, M] matrix, MR columns each: 8 pairs */
+            for (size_t j = 0; j < kp; j++) {
+                const float *r0 = A + (k0 + 2 * j) * lda + m0 + p * MR;
+                __m128i lo = (__m128i)_mm256_cvtneps_pbh(_mm256_loadu_ps(r0)), hi = _mm_setzero_si128();
+                if (2 * j + 1 < kc) hi = (__m128i)_mm256_cvtneps_pbh(_mm256_loadu_ps(r0 + lda));
+                __m256i pr = _mm256_or_si256(_mm256_cvtepu16_epi32(lo), _mm256_slli_epi32(_mm256_cvtepu16_epi32(hi), 16));
+                _mm256_storeu_si256((__m256i *)(dst + j * MR), pr);
+            }
+        }
+    }
+}
+
+static HK_BF16 void pack_b_bf16(uint32_t *out, const float *B, size_t ldb, int transB, size_t k0, size_t kc, size_t n0, size_t nc) {
+    size_t kp = (kc + 1) / 2, full = kc / 2;
+    if (nc % NR != 0 || (transB && full < 16)) {
+        pack_b_avx512(out, B, ldb, transB, k0, kc, n0, nc);
+        return;
+    }
+    for (size_t p = 0; p * NR < nc; p++) {
+        uint32_t *dst = out + p * kp * NR;
+        if (transB) {
+            for (size_t c = 0; c < NR; c++) {
+                const float *src = B + (n0 + p * NR + c) * ldb + k0;
+                size_t j = 0;
+                for (; j + 16 <= full; j += 16) {
+                    uint32_t tmp[16];
+                    _mm512_storeu_si512(tmp, consecutive16(src + 2 * j));
+                    for (int i = 0; i < 16; i++) dst[(j + i) * NR + c] = tmp[i];
+                }
+                for (; j < full; j++) dst[j * NR + c] = bf16_bits(src[2 * j]) | (bf16_bits(src[2 * j + 1]) << 16);
+                if (kc & 1) dst[full * NR + c] = bf16_bits(src[kc - 1]);
+            }
+        } else {
+            for (size_t j = 0; j < kp; j++) {
+                const float *r0 = B + (k0 + 2 * j) * ldb + n0 + p * NR;
+                if (2 * j + 1 < kc) {
+                    _mm512_storeu_si512(dst + j * NR, pairs16(r0, r0 + ldb));
+                    _mm512_storeu_si512(dst + j * NR + 16, pairs16(r0 + 16, r0 + ldb + 16));
+                } else {
+                    for (size_t c = 0; c < NR; c++) dst[j * NR + c] = bf16_bits(r0[c]);
+                }
+            }
+        }
+    }
+}
+#endif
+
 int hk_gemm_bf16(int transA, int transB, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
                  const float *B, size_t ldb, float beta, float *C, size_t ldc) {
     if (M == 0 || N == 0) return 0;
@@ -178,7 +262,7 @@ int hk_gemm_bf16(int transA, int transB, size_t M, size_t N, size_t K, float alp
     void (*pack_b)(uint32_t *, const float *, size_t, int, size_t, size_t, size_t, size_t) = pack_b_portable;
 #if defined(__x86_64__)
     if (hk_level() >= 1) { pack_a = pack_a_avx512; pack_b = pack_b_avx512; }
-    if (hk_level() >= 2) micro = micro_avx512bf16;
+    if (hk_level() >= 2) { micro = micro_avx512bf16; pack_a = pack_a_bf16; pack_b = pack_b_bf16; }
 #endif
     size_t kcMax = K < KC ? K : KC, kpMax = (kcMax + 1) / 2;
     scratch_t *s = scratch_get(((MC + MR - 1) / MR) * MR * kpMax, ((NC + NR - 1) / NR) * NR * kpMax);
