@@ -9,6 +9,7 @@
 #include "hmst_kernels.h"
 
 #include <math.h>
+#include <string.h>
 
 void hk_dynamic_map(float *map, int is_signed) {
     int n = 0;
@@ -44,14 +45,35 @@ static inline uint8_t nearest(const float *map, float x) {
     return (uint8_t)lo;
 }
 
-void hk_quantize_blockwise(uint8_t *q, float *absmax, const float *x, size_t n, const float *map) {
+void hk_quant_table(uint8_t *table, const float *map) {
+    for (uint32_t hi = 0; hi < 65536; hi++) {
+        uint32_t u = (hi << 16) | 0x8000u; /* the middle of the bucket of floats sharing these top bits */
+        float x;
+        memcpy(&x, &u, 4);
+        table[hi] = isnan(x) ? 0 : nearest(map, fminf(1.0f, fmaxf(-1.0f, x)));
+    }
+}
+
+/* nearest() through the table: the bucket's code is within one of the nearest (buckets are
+ * 2^-7 wide relative, narrower than the gap between codes), so one step either way is exact. */
+static inline uint8_t nearest_fast(const float *map, const uint8_t *table, float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    int i = table[u >> 16];
+    float d = fabsf(x - map[i]);
+    if (i < 255 && fabsf(x - map[i + 1]) < d) return (uint8_t)(i + 1);
+    if (i > 0 && fabsf(x - map[i - 1]) <= d) return (uint8_t)(i - 1); /* ties go down, as in nearest() */
+    return (uint8_t)i;
+}
+
+void hk_quantize_blockwise(uint8_t *q, float *absmax, const float *x, size_t n, const float *map, const uint8_t *table) {
     for (size_t b = 0; b * HK_QBLOCK < n; b++) {
         size_t lo = b * HK_QBLOCK, hi = lo + HK_QBLOCK < n ? lo + HK_QBLOCK : n;
         float m = 0;
         for (size_t i = lo; i < hi; i++) m = fmaxf(m, fabsf(x[i]));
         absmax[b] = m;
-        float inv = m > 0 ? 1.0f / m : 0.0f;
-        for (size_t i = lo; i < hi; i++) q[i] = nearest(map, x[i] * inv);
+        float d = m > 0 ? m : 1.0f; /* divide, not multiply by 1/m: 1/m overflows for tiny m */
+        for (size_t i = lo; i < hi; i++) q[i] = table ? nearest_fast(map, table, x[i] / d) : nearest(map, x[i] / d);
     }
 }
 
@@ -61,7 +83,7 @@ void hk_dequantize_blockwise(float *x, const uint8_t *q, const float *absmax, si
 
 void hk_adam8bit_update(float *p, const float *g, uint8_t *mq, uint8_t *vq, float *m_absmax, float *v_absmax,
                         size_t block_begin, size_t block_end, size_t n, const float *map_m, const float *map_v,
-                        const hk_adam_params *a) {
+                        const uint8_t *table_m, const uint8_t *table_v, const hk_adam_params *a) {
     float m[HK_QBLOCK], v[HK_QBLOCK];
     for (size_t b = block_begin; b < block_end; b++) {
         size_t lo = b * HK_QBLOCK, hi = lo + HK_QBLOCK < n ? lo + HK_QBLOCK : n, len = hi - lo;
@@ -79,10 +101,10 @@ void hk_adam8bit_update(float *p, const float *g, uint8_t *mq, uint8_t *vq, floa
         }
         m_absmax[b] = mmax;
         v_absmax[b] = vmax;
-        float im = mmax > 0 ? 1.0f / mmax : 0.0f, iv = vmax > 0 ? 1.0f / vmax : 0.0f;
+        float dm = mmax > 0 ? mmax : 1.0f, dv = vmax > 0 ? vmax : 1.0f;
         for (size_t i = 0; i < len; i++) {
-            mq[lo + i] = nearest(map_m, m[i] * im);
-            vq[lo + i] = nearest(map_v, v[i] * iv);
+            mq[lo + i] = nearest_fast(map_m, table_m, m[i] / dm);
+            vq[lo + i] = nearest_fast(map_v, table_v, v[i] / dv);
         }
     }
 }

@@ -142,3 +142,56 @@ final class EpisodicMemoryTests: XCTestCase {
         XCTAssertThrowsError(try EpisodicMemory.load(directory: dir)) { XCTAssertEqual(($0 as? HMSTError)?.status, .badFormat) }
     }
 }
+
+/// kill -9 while an episodic memory saves in a loop: every load finds the old or the new
+/// memory, complete (ids 1...n, each key retrieving its own entry), never a torn one.
+final class EpisodicMemoryKillTests: XCTestCase {
+    static let loopDirVariable = "HMST_TEST_EPISODIC_SAVE_LOOP_DIR"
+
+    static func key(_ id: Int64) -> [Float] {
+        var rng = RNG(seed: UInt64(id) &* 7919)
+        return (0..<16).map { _ in rng.nextGaussian() }
+    }
+
+    func testKillDuringSaveLeavesOldOrNew() throws {
+        let dir = "/tmp/hmst-episodic-kill-\(getpid())"
+        defer { _ = system("rm -rf '\(dir)'") }
+        var rng = RNG(seed: 3)
+        var last = 0
+        for round in 0..<8 {
+            let pid = try ChildProcess.spawnSelf("HMSTCoreTests.EpisodicMemorySaveLoopChild/testSaveLoop",
+                                                 env: ["\(Self.loopDirVariable)=\(dir)", "HMST_NUM_THREADS=1"])
+            ChildProcess.waitForChange(dir + "/episodic.json", from: (try? FileIO.readText(dir + "/episodic.json")) ?? "")
+            ChildProcess.killAfter(pid, maxMicroseconds: 100_000, rng: &rng)
+            let mem = try EpisodicMemory.load(directory: dir)
+            let entries = mem.allEntries()
+            XCTAssertEqual(entries.map(\.id), (1...Int64(entries.count)).map { $0 }, "round \(round)")
+            for id in [Int64(1), Int64(entries.count)] {
+                XCTAssertEqual(try mem.search(key: Self.key(id), k: 1).first?.id, id, "round \(round)")
+                XCTAssertEqual(try mem.entry(id: id).text, "entry \(id)")
+            }
+            XCTAssertGreaterThanOrEqual(entries.count, last, "a later load never goes back in time")
+            last = entries.count
+        }
+        XCTAssertGreaterThan(last, 3)
+    }
+}
+
+/// Run only as the child of EpisodicMemoryKillTests: adds three entries and saves, forever.
+final class EpisodicMemorySaveLoopChild: XCTestCase {
+    func testSaveLoop() throws {
+        guard let raw = getenv(EpisodicMemoryKillTests.loopDirVariable) else { throw XCTSkip("only run by the kill -9 test") }
+        let dir = String(cString: raw)
+        var cfg = EpisodicMemoryConfig()
+        cfg.stateSize = 16
+        cfg.maxEntries = 1_000_000
+        let mem = FileIO.exists(dir + "/episodic.json") ? try EpisodicMemory.load(directory: dir) : try EpisodicMemory(inputSize: 8, config: cfg)
+        while true {
+            for _ in 0..<3 {
+                let id = Int64(mem.count + 1)
+                try mem.add(key: EpisodicMemoryKillTests.key(id), text: "entry \(id)")
+            }
+            try mem.save(directory: dir)
+        }
+    }
+}

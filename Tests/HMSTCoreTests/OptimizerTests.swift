@@ -104,8 +104,32 @@ final class AdamW8bitTests: XCTestCase {
         let n = 1000
         let x = (0..<n).map { _ in rng.nextGaussian() * (rng.next() % 2 == 0 ? 1 : 1e-3) }
         var q = [UInt8](repeating: 0, count: n), absmax = [Float](repeating: 0, count: 4), y = x
-        hk_quantize_blockwise(&q, &absmax, x, n, signed)
+        hk_quantize_blockwise(&q, &absmax, x, n, signed, nil)
         hk_dequantize_blockwise(&y, q, absmax, n, signed)
+        // the lookup table gives exactly the binary search's codes, for both maps, on values
+        // spread over every decade, on the codes themselves and on the midpoints between them
+        for map in [signed, unsigned] {
+            var table = [UInt8](repeating: 0, count: 65536)
+            hk_quant_table(&table, map)
+            var probe: [Float] = map
+            for i in 1..<256 { probe.append((map[i - 1] + map[i]) / 2); probe.append(map[i].nextDown); probe.append(map[i].nextUp) }
+            for _ in 0..<20000 { probe.append(Float(rng.nextGaussian()) * powf(10, Float(Int(rng.next() % 8)) - 7)) }
+            probe = probe.map { map[0] >= 0 ? abs($0) : $0 }.map { min(1, max(-1, $0)) }
+            // one value per block of 256 is the block maximum (scale 1), so quantise each value alone
+            var qa = [UInt8](repeating: 0, count: 1), qb = qa, am = [Float](repeating: 0, count: 1)
+            for v in probe where v != 0 {
+                hk_quantize_blockwise(&qa, &am, [v], 1, map, nil)
+                hk_quantize_blockwise(&qb, &am, [v], 1, map, table)
+                XCTAssertEqual(qa, qb, "value \(v)")
+            }
+            var many = [UInt8](repeating: 0, count: probe.count), manyT = many
+            var maxes = [Float](repeating: 0, count: (probe.count + 255) / 256)
+            hk_quantize_blockwise(&many, &maxes, probe, probe.count, map, nil)
+            hk_quantize_blockwise(&manyT, &maxes, probe, probe.count, map, table)
+            if let i = (0..<many.count).first(where: { many[$0] != manyT[$0] }) {
+                XCTFail("element \(i): \(probe[i]) / \(maxes[i / 256]) = \(probe[i] / maxes[i / 256]): codes \(many[i]) vs \(manyT[i])")
+            }
+        }
         for b in 0..<4 {
             let block = (b * 256)..<min(n, (b + 1) * 256)
             XCTAssertEqual(absmax[b], block.map { abs(x[$0]) }.max()!)

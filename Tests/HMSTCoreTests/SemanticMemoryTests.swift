@@ -441,36 +441,15 @@ final class SemanticMemoryTests: XCTestCase {
     func testKillDuringSaveLeavesOldOrNew() throws {
         let dir = tempDirectory("killed")
         defer { removeTree(dir) }
-        var exe = [CChar](repeating: 0, count: 4096)
-        let len = readlink("/proc/self/exe", &exe, exe.count - 1)
-        XCTAssertGreaterThan(len, 0)
-        let path = String(cString: exe)
         var rng = RNG(seed: 42)
         var lastCount = 0
         var phases: [String] = []
         for round in 0..<12 {
-            var pid = pid_t()
-            var actions = posix_spawn_file_actions_t()
-            posix_spawn_file_actions_init(&actions)
-            posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-            posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-            let argv = [path, "HMSTCoreTests.SemanticMemorySaveLoopChild/testSaveLoop"]
             let env = ["\(Self.loopDirVariable)=\(dir)", "HMST_NUM_THREADS=1", "OMP_NUM_THREADS=1"]
-            var cArgv = argv.map { strdup($0) } + [nil]
-            var cEnv = env.map { strdup($0) } + [nil]
-            let rc = posix_spawn(&pid, path, &actions, nil, &cArgv, &cEnv)
-            posix_spawn_file_actions_destroy(&actions)
-            (cArgv + cEnv).forEach { free($0) }
-            XCTAssertEqual(rc, 0, "posix_spawn")
-            if rc != 0 { return }
+            let pid = try ChildProcess.spawnSelf("HMSTCoreTests.SemanticMemorySaveLoopChild/testSaveLoop", env: env)
             // wait for the child's first commit after this round's start, then kill at a random moment
-            let before = (try? FileIO.readText(dir + "/memory.json")) ?? ""
-            let t0 = Clock.nowMs()
-            while ((try? FileIO.readText(dir + "/memory.json")) ?? "") == before, Clock.nowMs() - t0 < 30_000 { usleep(2000) }
-            usleep(UInt32(rng.next() % 150_000))
-            kill(pid, SIGKILL)
-            var status: Int32 = 0
-            waitpid(pid, &status, 0)
+            ChildProcess.waitForChange(dir + "/memory.json", from: (try? FileIO.readText(dir + "/memory.json")) ?? "")
+            ChildProcess.killAfter(pid, maxMicroseconds: 150_000, rng: &rng)
             let torn = try listDirectory(dir).filter { $0.contains(".tmp.") }.count
             let mem = try SemanticMemory.load(directory: dir)
             let n = try checkConsistent(mem, "round \(round)")

@@ -51,8 +51,12 @@ enum { HK_QBLOCK = 256 };
 
 /* The 256-value dynamic quantisation map, ascending, within [-1, 1] (signed) or [0, 1]. */
 void hk_dynamic_map(float *map, int is_signed);
-/* q[n] = nearest map index of x / absmax of its block; absmax: [ceil(n / 256)] */
-void hk_quantize_blockwise(uint8_t *q, float *absmax, const float *x, size_t n, const float *map);
+/* table[65536]: for the floats sharing each value of their top 16 bits, a map index within one
+ * of the nearest; hk_adam8bit_update refines it exactly. */
+void hk_quant_table(uint8_t *table, const float *map);
+/* q[n] = nearest map index of x / absmax of its block; absmax: [ceil(n / 256)]. table: NULL
+ * (binary search) or hk_quant_table's table for the map (the same result, faster). */
+void hk_quantize_blockwise(uint8_t *q, float *absmax, const float *x, size_t n, const float *map, const uint8_t *table);
 /* x[n] = map[q] * absmax of the block */
 void hk_dequantize_blockwise(float *x, const uint8_t *q, const float *absmax, size_t n, const float *map);
 
@@ -70,7 +74,7 @@ void hk_adamw_update(float *p, const float *g, float *m, float *v, size_t n, con
  * with the f32 moments, requantise with fresh block maxima. Blocks are independent. */
 void hk_adam8bit_update(float *p, const float *g, uint8_t *mq, uint8_t *vq, float *m_absmax, float *v_absmax,
                         size_t block_begin, size_t block_end, size_t n, const float *map_m, const float *map_v,
-                        const hk_adam_params *a);
+                        const uint8_t *table_m, const uint8_t *table_v, const hk_adam_params *a);
 
 /* ---- elementwise and row ops (ops.c), all f32 ---------------------------------------------- */
 

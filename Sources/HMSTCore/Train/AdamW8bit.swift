@@ -17,6 +17,7 @@ public final class AdamW8bit: Optimizer {
     let mAbs, vAbs: FloatBuffer     // [Q / 256]  block maxima (rounded up per tensor)
     let mSmall, vSmall: FloatBuffer // [S]        f32 moments of the small tensors
     let mapM, mapV: FloatBuffer     // [256]      signed and unsigned dynamic maps
+    let tableM, tableV: ByteBuffer  // [65536]    nearest-code lookup by a float's top 16 bits
     public private(set) var step = 0
 
     enum Slot { case quantized(code: Int, block: Int), small(Int) }
@@ -44,6 +45,9 @@ public final class AdamW8bit: Optimizer {
         mapM = FloatBuffer(count: 256); mapV = FloatBuffer(count: 256)
         hk_dynamic_map(mapM.pointer, 1)
         hk_dynamic_map(mapV.pointer, 0)
+        tableM = ByteBuffer(count: 65536); tableV = ByteBuffer(count: 65536)
+        hk_quant_table(tableM.pointer, mapM.pointer)
+        hk_quant_table(tableV.pointer, mapV.pointer)
         // zero moments: the code of 0 (any code reads 0 while the block maximum is 0)
         let zeroM = UInt8((0..<256).first { mapM.pointer[$0] == 0 } ?? 0)
         mq.pointer.update(repeating: zeroM, count: q)
@@ -65,7 +69,8 @@ public final class AdamW8bit: Optimizer {
                 let ranges = splitRange(nBlocks, parts: min(Threads.count, max(1, nBlocks / 16)))
                 parallelFor(ranges.count) { i in
                     hk_adam8bit_update(p, g, mq.pointer + code, vq.pointer + code, mAbs.pointer + block, vAbs.pointer + block,
-                                       ranges[i].lowerBound, ranges[i].upperBound, n, mapM.pointer, mapV.pointer, &a)
+                                       ranges[i].lowerBound, ranges[i].upperBound, n, mapM.pointer, mapV.pointer,
+                                       tableM.pointer, tableV.pointer, &a)
                 }
             }
         }
