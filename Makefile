@@ -154,7 +154,7 @@ uninstall:
 # best checkpoint from the CLI, from C and from Python.
 DEMO := $(OUT)/demo
 FORTUNES = $(shell ls /usr/share/games/fortunes/* 2>/dev/null | grep -v '\.')
-DEMO_STEPS ?= 200
+DEMO_STEPS ?= 450
 demo: all examples
 	$(CLI) system-info
 	rm -rf $(DEMO)
@@ -170,10 +170,12 @@ demo: all examples
 	  cat $(FORTUNES) | head -c 20000 | tr '\n' ' ' | sed 's/ % /\n/g' | head -40 > $(DEMO)/memories.txt; \
 	  HMST_LIBRARY=$(CURDIR)/$(LIB) $(PYTHON) examples/python/memory_search.py $(DEMO)/best_model $(DEMO)/memories.txt
 
-# Inference and tokenizer speed, as JSON lines (not part of make test).
+# Inference, training, GEMM and tokenizer speed, as JSON lines (not part of make test).
 bench: deps
 	swift build -c release --product hmst-bench
 	.build/release/hmst-bench
+	.build/release/hmst-bench train --preset micro --threads 1,2 --precision f32,bf16
+	.build/release/hmst-bench gemm
 	$(PYTHON) benchmarks/tokenizer_vs_hf.py
 
 clean:
