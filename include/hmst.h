@@ -540,7 +540,7 @@ struct hmst_episodic_params {
     uint32_t struct_size;           /* set by hmst_episodic_default_params() */
     int32_t max_entries;            /* default 1000: the least important (then oldest) entry is evicted beyond */
     int32_t state_size;             /* default 256: SSM state size N, the key dimension */
-    int32_t max_tokens;             /* default 2048: tokens kept per entry (the most recent) */
+    int32_t max_tokens;             /* default 8192: tokens kept per entry (the most recent), encoded in windows of the model context */
     uint64_t seed;                  /* default 0: initial SSM weights */
 };
 

@@ -82,6 +82,32 @@ final class EpisodicMemoryTests: XCTestCase {
         XCTAssertEqual(try mem.key(hidden: enc.hidden), try other.key(hidden: enc.hidden))
     }
 
+    /// Texts longer than the model's context are encoded window by window, the SSM state
+    /// carried across: the key equals one scan over the concatenated windows' hidden states.
+    func testLongTextsAreEncodedInWindows() throws {
+        let c = try ModelConfig(vocabSize: 257, hiddenSize: 32, intermediateSize: 48, numHiddenLayers: 1, numAttentionHeads: 4,
+                                numKeyValueHeads: 2, maxPositionEmbeddings: 16, ropeTheta: 10000, numLocalExperts: 4, numExpertsPerTok: 2)
+        let base = try LanguageModel.random(config: c, seed: 2)
+        let model = LanguageModel(decoder: base.decoder, tokenizer: ByteTokenizer(), config: base.config, report: LoadReport(), storage: [base])
+        var cfg = EpisodicMemoryConfig()
+        cfg.stateSize = 8
+        cfg.maxTokens = 40
+        let mem = try EpisodicMemory(model: model, config: cfg)
+        let text = String(repeating: "abcdefghij", count: 5)   // 50 bytes: the last 40 kept, windows 16 + 16 + 8
+        let id = try mem.add(text: text, model: model)
+        let e = try mem.entry(id: id)
+        XCTAssertEqual(e.tokens, Array(text.utf8.suffix(40)).map(Int32.init))
+        var hidden: [Float] = []
+        var surprise = 0.0
+        for w in stride(from: 0, to: 40, by: 16) {
+            let enc = try model.encode(tokens: Array(e.tokens[w..<min(40, w + 16)]))
+            hidden += enc.hidden
+            surprise += enc.surprise * Double(enc.T - 1)
+        }
+        XCTAssertEqual(try mem.search(key: try mem.key(hidden: hidden), k: 1).first?.score ?? 0, 1, accuracy: 1e-5)
+        XCTAssertEqual(e.surprise, surprise / 37, accuracy: 1e-9)
+    }
+
     func testBadInput() throws {
         let model = try byteModel()
         var cfg = EpisodicMemoryConfig()

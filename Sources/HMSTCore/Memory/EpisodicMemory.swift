@@ -12,8 +12,9 @@ public struct EpisodicMemoryConfig: Sendable, Equatable {
     public var maxEntries = 1000
     /// N: the SSM state size, the key dimension (256 in the seed's presets)
     public var stateSize = 256
-    /// tokens kept per entry (the most recent)
-    public var maxTokens = 2048
+    /// tokens kept per entry (the most recent); texts longer than the model's context are
+    /// encoded in windows of the context, the SSM carrying its state across them
+    public var maxTokens = 8192
     /// seed of the SSM's initial weights
     public var seed: UInt64 = 0
     public init() {}
@@ -78,13 +79,41 @@ public final class EpisodicMemory: @unchecked Sendable {
 
     /// The key of hidden states [T, C]: the SSM's final state, pooled over channels, unit length.
     public func key(hidden: [Float]) throws -> [Float] {
+        var state = MambaState(config: mixerConfig)
+        try scan(hidden, state: &state)
+        return try EpisodicMemory.unit(state.pooled(), "SSM state")
+    }
+
+    /// Runs the SSM over hidden states [T, C] from `state`, leaving the final state there.
+    func scan(_ hidden: [Float], state: inout MambaState) throws {
         guard !hidden.isEmpty, hidden.count % inputSize == 0 else {
             throw HMSTError.invalidArgument("hidden states of \(hidden.count) values are not rows of \(inputSize)")
         }
         try VectorChecks.requireFinite(hidden, dim: inputSize, "episodic key: hidden states")
-        var state = MambaState(config: mixerConfig)
         _ = try mixer.forward(hidden, state: &state)
-        return try EpisodicMemory.unit(state.pooled(), "SSM state")
+    }
+
+    /// Tokenizes text (keeping the last maxTokens tokens) and encodes it window by window of the
+    /// model's context: the key is the SSM state after all windows, the surprise the mean
+    /// next-token loss over them.
+    func encode(text: String, model: LanguageModel) throws -> (key: [Float], tokens: [Int32], surprise: Double) {
+        guard let tokenizer = model.tokenizer else { throw HMSTError.invalidArgument("this model has no tokenizer: add keys instead") }
+        var tokens = tokenizer.encode(bytes: Array(text.utf8))
+        guard !tokens.isEmpty else { throw HMSTError.invalidArgument("the text has no tokens") }
+        if tokens.count > config.maxTokens { tokens = Array(tokens.suffix(config.maxTokens)) }
+        let window = max(1, model.dims.maxPositions)
+        var state = MambaState(config: mixerConfig)
+        var nll = 0.0, predicted = 0
+        var start = 0
+        while start < tokens.count {
+            let piece = Array(tokens[start..<min(tokens.count, start + window)])
+            let enc = try model.encode(tokens: piece)
+            try scan(enc.hidden, state: &state)
+            nll += enc.surprise * Double(piece.count - 1)
+            predicted += piece.count - 1
+            start += window
+        }
+        return (try EpisodicMemory.unit(state.pooled(), "SSM state"), tokens, predicted > 0 ? nll / Double(predicted) : 0)
     }
 
     static func unit(_ v: [Float], _ what: String) throws -> [Float] {
@@ -100,9 +129,8 @@ public final class EpisodicMemory: @unchecked Sendable {
     @discardableResult
     public func add(text: String, model: LanguageModel, importance: Double = 0.5, timestamp: Double = Clock.wallSeconds()) throws -> Int64 {
         try checkModel(model)
-        let (tokens, enc) = try model.encode(text: text, maxTokens: config.maxTokens)
-        return try add(key: try key(hidden: enc.hidden), text: text, tokens: tokens, surprise: enc.surprise,
-                       importance: importance, timestamp: timestamp)
+        let (key, tokens, surprise) = try encode(text: text, model: model)
+        return try add(key: key, text: text, tokens: tokens, surprise: surprise, importance: importance, timestamp: timestamp)
     }
 
     /// Stores a precomputed key ([N], normalised here).
@@ -150,8 +178,7 @@ public final class EpisodicMemory: @unchecked Sendable {
     /// The k entries most similar to the text (encoded like an entry); their access counts grow.
     public func search(text: String, model: LanguageModel, k: Int) throws -> [EpisodicHit] {
         try checkModel(model)
-        let (_, enc) = try model.encode(text: text, maxTokens: config.maxTokens)
-        return try search(key: try key(hidden: enc.hidden), k: k)
+        return try search(key: try encode(text: text, model: model).key, k: k)
     }
 
     /// The k entries whose keys have the highest cosine similarity to `key` ([N]).

@@ -177,7 +177,7 @@ class EpisodicMemory(_Memory):
     _get_text = staticmethod(lambda *a: _lib.lib.hmst_episodic_get_text(*a))
     _stats = staticmethod(lambda *a: _lib.lib.hmst_episodic_stats_json(*a))
 
-    def __init__(self, model=None, max_entries=1000, state_size=256, max_tokens=2048, seed=0, *, _handle=None):
+    def __init__(self, model=None, max_entries=1000, state_size=256, max_tokens=8192, seed=0, *, _handle=None):
         self._h = None
         if _handle is not None:
             self._h = _handle
