@@ -1,0 +1,69 @@
+// Fuzzed memory directories: random byte flips, truncations and insertions in every file of a
+// saved semantic and episodic memory. Loading must give a loaded memory or an HMSTError, never a
+// crash; a load that succeeds must answer a search without crashing.
+import Foundation
+import XCTest
+@testable import HMSTCore
+
+final class MemoryFuzzTests: XCTestCase {
+    func mutate(_ bytes: [UInt8], _ rng: inout RNG) -> [UInt8] {
+        var b = bytes
+        guard !b.isEmpty else { return [UInt8(rng.next() & 0xff)] }
+        switch rng.next() % 4 {
+        case 0: for _ in 0..<(1 + Int(rng.next() % 4)) { b[Int(rng.next() % UInt64(b.count))] ^= UInt8(1 << (rng.next() % 8)) }
+        case 1: b = Array(b.prefix(Int(rng.next() % UInt64(b.count))))
+        case 2: b.insert(UInt8(rng.next() & 0xff), at: Int(rng.next() % UInt64(b.count)))
+        default: b[Int(rng.next() % UInt64(b.count))] = [UInt8(ascii: "\""), UInt8(ascii: "{"), UInt8(ascii: "9"), 0][Int(rng.next() % 4)]
+        }
+        return b
+    }
+
+    func fuzz(_ original: String, rounds: Int, load: (String) throws -> Void) throws {
+        let names = try FileManager.default.contentsOfDirectory(atPath: original).sorted()
+        var rng = RNG(seed: 77)
+        var loaded = 0, refused = 0
+        let work = original + "-fuzz"
+        for _ in 0..<rounds {
+            _ = system("rm -rf '\(work)' && cp -r '\(original)' '\(work)'")
+            let name = names[Int(rng.next() % UInt64(names.count))]
+            let bytes = try FileIO.readAll(work + "/" + name)
+            try FileIO.writeAtomically(work + "/" + name, mutate(bytes, &rng))
+            do {
+                try load(work)
+                loaded += 1
+            } catch is HMSTError {
+                refused += 1
+            }
+        }
+        _ = system("rm -rf '\(work)'")
+        XCTAssertGreaterThan(refused, rounds / 2, "most corruptions are caught (loaded \(loaded))")
+    }
+
+    func testCorruptSemanticDirectories() throws {
+        let dir = "/tmp/hmst-fuzz-semantic-\(getpid())"
+        defer { _ = system("rm -rf '\(dir)'") }
+        let mem = try SemanticMemory(dim: 8, description: "IVF2,Flat", metric: .l2)
+        let ids = (0..<Int64(100)).map { $0 }
+        try mem.add(vectors: MemoryTestData.vectors(ids: ids, dim: 8), metadata: MemoryTestData.metas(ids), ids: ids)
+        try mem.save(directory: dir)
+        try fuzz(dir, rounds: 200) { d in
+            let m = try SemanticMemory.load(directory: d)
+            _ = try m.search(query: MemoryTestData.vector(id: 3, dim: 8), k: 5)
+        }
+    }
+
+    func testCorruptEpisodicDirectories() throws {
+        let dir = "/tmp/hmst-fuzz-episodic-\(getpid())"
+        defer { _ = system("rm -rf '\(dir)'") }
+        var cfg = EpisodicMemoryConfig()
+        cfg.stateSize = 8
+        let mem = try EpisodicMemory(inputSize: 4, config: cfg)
+        var rng = RNG(seed: 5)
+        for i in 0..<20 { try mem.add(key: (0..<8).map { _ in rng.nextGaussian() }, text: "entry \(i) \u{e9}", tokens: [1, 2, Int32(i)]) }
+        try mem.save(directory: dir)
+        try fuzz(dir, rounds: 200) { d in
+            let m = try EpisodicMemory.load(directory: d)
+            _ = try m.search(key: [Float](repeating: 1, count: 8), k: 3)
+        }
+    }
+}
