@@ -23,24 +23,11 @@ public enum SafeTensorsWriter {
             throw HMSTError.unsupported("saving as \(dtype.rawValue) is not supported (f32 or bf16)")
         }
         let sorted = tensors.sorted { $0.name < $1.name }
-        var entries: [(String, JSONValue)] = [("__metadata__", .object(metadata.map { ($0.0, .string($0.1)) }))]
-        var offset = 0
-        for t in sorted {
-            guard t.shape.reduce(1, *) == t.weight.count else {
-                throw HMSTError.invalidArgument("tensor \(t.name): shape \(t.shape) does not match \(t.weight.count) elements")
-            }
-            let bytes = t.weight.count * dtype.size
-            entries.append((t.name, .object([("dtype", .string(dtype.rawValue)),
-                                             ("shape", .array(t.shape.map { .number(Double($0)) })),
-                                             ("data_offsets", .array([.number(Double(offset)), .number(Double(offset + bytes))]))])))
-            offset += bytes
+        for t in sorted where t.shape.reduce(1, *) != t.weight.count {
+            throw HMSTError.invalidArgument("tensor \(t.name): shape \(t.shape) does not match \(t.weight.count) elements")
         }
-        var header = Array(JSONValue.object(entries).serialized.utf8)
-        while header.count % 8 != 0 { header.append(0x20) }
-        let file = try AtomicFileWriter(path: path)
-        var len = UInt64(header.count).littleEndian
-        try withUnsafeBytes(of: &len) { try file.write($0) }
-        try file.write(header)
+        let file = try startFile(path: path, metadata: metadata,
+                                 entries: sorted.map { ($0.name, dtype, $0.shape, $0.weight.count * dtype.size) })
         let chunk = 1 << 20
         var f32 = [Float](repeating: 0, count: chunk)
         var b16 = [UInt16](repeating: 0, count: chunk)
@@ -77,16 +64,25 @@ public enum SafeTensorsWriter {
     /// same layout and atomically.
     public static func writeRaw(path: String, tensors: [RawTensor], metadata: [(String, String)] = [("format", "pt")]) throws {
         let sorted = tensors.sorted { $0.name < $1.name }
+        for t in sorted where t.shape.reduce(1, *) * t.dtype.size != t.bytes.count {
+            throw HMSTError.invalidArgument("tensor \(t.name): shape \(t.shape) does not match \(t.bytes.count) bytes of \(t.dtype.rawValue)")
+        }
+        let file = try startFile(path: path, metadata: metadata, entries: sorted.map { ($0.name, $0.dtype, $0.shape, $0.bytes.count) })
+        for t in sorted where t.bytes.count > 0 { try file.write(t.bytes) }
+        try file.commit()
+    }
+
+    /// Opens the atomic writer and writes the length and the header of sorted entries
+    /// (name, dtype, shape, bytes), whose data must follow in that order.
+    private static func startFile(path: String, metadata: [(String, String)],
+                                  entries list: [(String, SafeTensorDType, [Int], Int)]) throws -> AtomicFileWriter {
         var entries: [(String, JSONValue)] = [("__metadata__", .object(metadata.map { ($0.0, .string($0.1)) }))]
         var offset = 0
-        for t in sorted {
-            guard t.shape.reduce(1, *) * t.dtype.size == t.bytes.count else {
-                throw HMSTError.invalidArgument("tensor \(t.name): shape \(t.shape) does not match \(t.bytes.count) bytes of \(t.dtype.rawValue)")
-            }
-            entries.append((t.name, .object([("dtype", .string(t.dtype.rawValue)),
-                                             ("shape", .array(t.shape.map { .number(Double($0)) })),
-                                             ("data_offsets", .array([.number(Double(offset)), .number(Double(offset + t.bytes.count))]))])))
-            offset += t.bytes.count
+        for (name, dtype, shape, bytes) in list {
+            entries.append((name, .object([("dtype", .string(dtype.rawValue)),
+                                           ("shape", .array(shape.map { .number(Double($0)) })),
+                                           ("data_offsets", .array([.number(Double(offset)), .number(Double(offset + bytes))]))])))
+            offset += bytes
         }
         var header = Array(JSONValue.object(entries).serialized.utf8)
         while header.count % 8 != 0 { header.append(0x20) }
@@ -94,7 +90,6 @@ public enum SafeTensorsWriter {
         var len = UInt64(header.count).littleEndian
         try withUnsafeBytes(of: &len) { try file.write($0) }
         try file.write(header)
-        for t in sorted where t.bytes.count > 0 { try file.write(t.bytes) }
-        try file.commit()
+        return file
     }
 }
