@@ -106,6 +106,7 @@ struct MemoryCommand: ParsableCommand {
                 }
                 if tier != .episodic, FileIO.exists(at.semanticDir + "/memory.json") {
                     let mem = try SemanticMemory.load(directory: at.semanticDir)
+                    guard mem.count > 0 else { return }   // an emptied memory has nothing to report
                     let hits = try mem.search(query: try m.embed(text: query), k: k, nprobe: nprobe > 0 ? nprobe : nil)
                     MemoryCommand.printHits("semantic", hits.map { ($0.id, $0.score, $0.metadata.text) }, json: json)
                 }

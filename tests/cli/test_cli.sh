@@ -89,6 +89,7 @@ check "memory search finds an entry by its own text" bash -c "$HMST memory searc
 check "memory stats" bash -c "$HMST memory stats --dir $MEM | grep -q 'episodic: 2/1000' && $HMST memory stats --dir $MEM | grep -q 'semantic: 2 entries'"
 check "memory consolidate moves important entries" bash -c "$HMST memory consolidate --dir $MEM --model $W/ckpt --threshold 0.4 > $W/cons.txt && grep -q 'semantic' $W/cons.txt && $HMST memory stats --dir $MEM | grep -q 'semantic: 4 entries'"
 check "memory remove" bash -c "$HMST memory remove --dir $MEM --tier semantic 0 && $HMST memory stats --dir $MEM | grep -q 'semantic: 3 entries'"
+check "memory search of an emptied semantic memory prints nothing" bash -c "$HMST memory add --dir $W/mem2 --model $W/ckpt --tier semantic --index Flat 'only entry' && $HMST memory remove --dir $W/mem2 --tier semantic 0 && [[ -z \$($HMST memory search --dir $W/mem2 --model $W/ckpt x) ]]"
 fails "memory remove of an unknown id" "$HMST" memory remove --dir "$MEM" --tier semantic 424242
 fails "memory search without a model" "$HMST" memory search --dir "$MEM" --model "$W/nope" x
 fails "memory stats of a missing directory" "$HMST" memory stats --dir "$W/no-memory"
