@@ -532,6 +532,14 @@ HMST_API int hmst_semantic_remove(hmst_semantic *memory, const int64_t *ids, int
 /* The text of entry id, NUL-terminated (buffer rule as hmst_system_info_json); NOT_FOUND for an
  * unknown id. Thread-safe. */
 HMST_API int hmst_semantic_get_text(hmst_semantic *memory, int64_t id, char *buf, size_t cap, size_t *n_out);
+/* Off by default: the add that reaches the IVF training threshold trains, migrates and swaps
+ * before it returns (about a minute at 160k x 256 entries). On: that add only snapshots, and a
+ * library thread trains while adds and searches go on (the exact index serves meanwhile); a
+ * process must call hmst_semantic_wait_training (or save later) to keep the trained index.
+ * Not saved with the memory. Thread-safe. */
+HMST_API int hmst_semantic_set_background_training(hmst_semantic *memory, bool enabled);
+/* Blocks until no training is in progress. Thread-safe. */
+HMST_API int hmst_semantic_wait_training(hmst_semantic *memory);
 /* Count, dimension, description, metric, phase (exact/training/ready), nlist, nprobe, index
  * bytes... as JSON (buffer rule as hmst_system_info_json). Thread-safe. */
 HMST_API int hmst_semantic_stats_json(hmst_semantic *memory, char *buf, size_t cap, size_t *n_out);

@@ -184,6 +184,16 @@ public func hmst_semantic_get_text(_ m: OpaquePointer?, _ id: Int64, _ buf: Unsa
     hmstCall { try writeString(try resolveSemantic(m).metadata(id: id).text, buf, cap, nOut) }
 }
 
+@_cdecl("hmst_semantic_set_background_training")
+public func hmst_semantic_set_background_training(_ m: OpaquePointer?, _ enabled: Bool) -> Int32 {
+    hmstCall { try resolveSemantic(m).trainInBackground = enabled }
+}
+
+@_cdecl("hmst_semantic_wait_training")
+public func hmst_semantic_wait_training(_ m: OpaquePointer?) -> Int32 {
+    hmstCall { try resolveSemantic(m).waitForTraining() }
+}
+
 @_cdecl("hmst_semantic_stats_json")
 public func hmst_semantic_stats_json(_ m: OpaquePointer?, _ buf: UnsafeMutablePointer<CChar>?, _ cap: Int,
                                      _ nOut: UnsafeMutablePointer<Int>?) -> Int32 {

@@ -91,6 +91,24 @@ static void test_semantic_vectors(void) {
 
     hmst_semantic_free(s);
     CHECK_STATUS(hmst_semantic_search(s, q, 1, 2, 0, hits), HMST_STATUS_INVALID_ARGUMENT); /* freed */
+    CHECK_STATUS(hmst_semantic_wait_training(s), HMST_STATUS_INVALID_ARGUMENT);
+
+    /* IVF training on a library thread: adds return at once, searches go on, wait ends ready */
+    hmst_semantic *bg = NULL;
+    p.index_description = "IVF2,Flat";
+    CHECK_STATUS(hmst_semantic_create(&p, &bg), HMST_STATUS_OK);
+    CHECK_STATUS(hmst_semantic_set_background_training(NULL, true), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(hmst_semantic_set_background_training(bg, true), HMST_STATUS_OK);
+    float many[4 * 100];
+    for (int i = 0; i < 400; i++) many[i] = (float)((i * 7919) % 101) / 101.0f + (float)(i / 4);
+    CHECK_STATUS(hmst_semantic_add(bg, many, 100, NULL, NULL, NULL, NULL), HMST_STATUS_OK); /* 100 >= 39 x 2 */
+    CHECK_STATUS(hmst_semantic_search(bg, many + 4 * 50, 1, 1, 0, hits), HMST_STATUS_OK);
+    CHECK_STATUS(hmst_semantic_wait_training(bg), HMST_STATUS_OK);
+    CHECK_STATUS(hmst_semantic_stats_json(bg, json, sizeof json, &n), HMST_STATUS_OK);
+    CHECK(strstr(json, "\"phase\":\"ready\"") != NULL && strstr(json, "\"count\":100") != NULL);
+    CHECK_STATUS(hmst_semantic_search(bg, many + 4 * 50, 1, 1, 2, hits), HMST_STATUS_OK);
+    CHECK(hits[0].id == 50);
+    hmst_semantic_free(bg);
     hmst_semantic_free(NULL);
 }
 

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 // SemanticMemory: a vector memory over FAISS with stable 64-bit ids and per-entry metadata.
 // It owns the locking and the lazy training of IVF-style indexes: until the configured index
 // has enough vectors to train (39 per centroid), an exact flat index serves searches; the
@@ -307,11 +310,49 @@ public final class SemanticMemory: @unchecked Sendable {
         try finishTraining(snapshot)
     }
 
-    /// After an add: trains when the exact phase has reached its threshold. Errors are kept
-    /// in lastTrainingError, not thrown: the add itself succeeded.
+    /// When true, the add that reaches the training threshold only takes the snapshot; a
+    /// detached thread trains, migrates and swaps while adds and searches go on (the exact
+    /// index serves meanwhile). Off by default: a short-lived process would exit before the
+    /// swap. Not saved with the memory. Thread-safe.
+    public var trainInBackground: Bool {
+        get { backgroundTraining.get() }
+        set { backgroundTraining.set(newValue) }
+    }
+    private let backgroundTraining = Locked(false)
+
+    /// Blocks until no training is in progress (polls every millisecond). Thread-safe.
+    public func waitForTraining() {
+        while lock.withReadLock({ training != nil }) { usleep(1000) }
+    }
+
+    /// After an add: trains when the exact phase has reached its threshold, here or on a
+    /// background thread. Errors are kept in lastTrainingError, not thrown: the add itself
+    /// succeeded.
     private func trainIfDue() {
         guard let snapshot = try? beginTraining(force: false) else { return }
-        try? finishTraining(snapshot)
+        guard trainInBackground else {
+            try? finishTraining(snapshot)
+            return
+        }
+        final class Job {
+            let memory: SemanticMemory
+            let snapshot: (x: [Float], ids: [Int64])
+            init(_ m: SemanticMemory, _ s: (x: [Float], ids: [Int64])) { memory = m; snapshot = s }
+        }
+        let ctx = Unmanaged.passRetained(Job(self, snapshot)).toOpaque()
+        var thread = pthread_t()
+        let rc = pthread_create(&thread, nil, { raw in
+            let job = Unmanaged<Job>.fromOpaque(raw!).takeRetainedValue()
+            try? job.memory.finishTraining(job.snapshot)
+            return nil
+        }, ctx)
+        if rc == 0 {
+            pthread_detach(thread)
+        } else {
+            // no thread: train here rather than leave the log open
+            let job = Unmanaged<Job>.fromOpaque(ctx).takeRetainedValue()
+            try? finishTraining(job.snapshot)
+        }
     }
 
     /// Under the write lock: decides, copies the exact index (a memcpy) and opens the log.

@@ -388,6 +388,8 @@ _declare("hmst_semantic_search", ctypes.c_int, _P, _F, ctypes.c_int64, ctypes.c_
 _declare("hmst_semantic_search_text", ctypes.c_int, _P, _P, ctypes.c_char_p, ctypes.c_int32, ctypes.c_int32, _HITS, _I32)
 _declare("hmst_semantic_remove", ctypes.c_int, _P, _I64, ctypes.c_int64, _I64)
 _declare("hmst_semantic_get_text", ctypes.c_int, _P, ctypes.c_int64, ctypes.c_char_p, ctypes.c_size_t, _SIZE_P)
+_declare("hmst_semantic_set_background_training", ctypes.c_int, _P, ctypes.c_bool)
+_declare("hmst_semantic_wait_training", ctypes.c_int, _P)
 _declare("hmst_semantic_stats_json", ctypes.c_int, _P, ctypes.c_char_p, ctypes.c_size_t, _SIZE_P)
 _declare("hmst_episodic_default_params", EpisodicParams)
 _declare("hmst_episodic_create", ctypes.c_int, _P, ctypes.POINTER(EpisodicParams), ctypes.POINTER(_P))

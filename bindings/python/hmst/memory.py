@@ -136,6 +136,15 @@ class SemanticMemory(_Memory):
                                           text_arr, None if source is None else _text(source), _ptr(out, ctypes.c_int64)))
         return out
 
+    def train_in_background(self, enabled=True):
+        """IVF training on a library thread instead of inside the add that reaches the
+        threshold; call wait_training() before the process ends to keep the trained index."""
+        _check(_lib.lib.hmst_semantic_set_background_training(self._handle(), bool(enabled)))
+
+    def wait_training(self):
+        """Blocks until no training is in progress."""
+        _check(_lib.lib.hmst_semantic_wait_training(self._handle()))
+
     def add_text(self, model, text, source=None):
         """Embeds text with the model (Model.embed) and stores it; returns its id."""
         out = ctypes.c_int64()

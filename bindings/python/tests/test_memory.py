@@ -54,6 +54,19 @@ def test_semantic_vectors_roundtrip_and_errors(tmp_path):
     assert e.value.status_name == "BAD_FORMAT"
 
 
+def test_background_training():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((300, 8)).astype(np.float32)
+    with hmst.SemanticMemory(8, index="IVF4,Flat", metric="l2") as mem:
+        mem.train_in_background()
+        ids = mem.add(x)
+        found, _ = mem.search(x[10], k=1)  # served while training
+        assert found[0, 0] == ids[10]
+        mem.wait_training()
+        assert mem.stats()["phase"] == "ready" and len(mem) == 300
+        assert mem.search(x[200], k=1, nprobe=4)[0][0, 0] == ids[200]
+
+
 def test_embed_episodic_and_consolidation(model, tmp_path):
     e = model.embed("hello there")
     assert e.shape == (model.n_embd,) and e.dtype == np.float32
