@@ -221,9 +221,37 @@ static void test_with_model(void) {
     hmst_model_free(m);
 }
 
+/* Garbage handles (never created by hmst) are rejected without being dereferenced. */
+static void test_garbage_handles(void) {
+    uint64_t r = 0x2545F4914F6CDD1Dull;
+    float v[4] = {1, 2, 3, 4};
+    struct hmst_memory_hit hits[2];
+    int64_t id = 0;
+    size_t n = 0;
+    char buf[16];
+    for (int i = 0; i < 200; i++) {
+        r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+        hmst_semantic *s = (hmst_semantic *)(uintptr_t)(r | 8);
+        hmst_episodic *e = (hmst_episodic *)(uintptr_t)(r | 8);
+        hmst_model *m = (hmst_model *)(uintptr_t)(r | 8);
+        CHECK_STATUS(hmst_semantic_add(s, v, 1, NULL, NULL, NULL, &id), HMST_STATUS_INVALID_ARGUMENT);
+        CHECK_STATUS(hmst_semantic_search(s, v, 1, 1, 0, hits), HMST_STATUS_INVALID_ARGUMENT);
+        CHECK_STATUS(hmst_semantic_get_text(s, 1, buf, sizeof buf, &n), HMST_STATUS_INVALID_ARGUMENT);
+        CHECK_STATUS(hmst_semantic_save(s, "/tmp/x"), HMST_STATUS_INVALID_ARGUMENT);
+        CHECK_STATUS(hmst_episodic_add_key(e, v, 4, "x", 0.5f, &id), HMST_STATUS_INVALID_ARGUMENT);
+        CHECK_STATUS(hmst_episodic_search_key(e, v, 4, 1, hits, NULL), HMST_STATUS_INVALID_ARGUMENT);
+        CHECK_STATUS(hmst_model_embed(m, "x", v, 4, &n), HMST_STATUS_INVALID_ARGUMENT);
+        CHECK_STATUS(hmst_consolidate(e, s, m, NULL, NULL), HMST_STATUS_INVALID_ARGUMENT);
+        hmst_semantic_free(s); /* unknown pointers: a no-op */
+        hmst_episodic_free(e);
+        hmst_consolidator_stop((hmst_consolidator *)(uintptr_t)(r | 8), NULL, NULL);
+    }
+}
+
 int main(void) {
     if (system("rm -rf " DIR " && mkdir -p " DIR) != 0) return 1;
     test_semantic_vectors();
     test_with_model();
+    test_garbage_handles();
     return check_summary("test_memory");
 }
