@@ -66,7 +66,9 @@ final class MixedPrecisionTests: XCTestCase {
         let p = try makeParams()
         var rng = RNG(seed: 3)
         let windows = (0..<(3 * 17)).map { _ in Int32(rng.next() % 40) }
+        let blasBefore = Threads.blasThreads
         let (r32, g32) = try gradients(ModelGradOptions(), p, windows: windows)
+        XCTAssertEqual(Threads.blasThreads, blasBefore, "the step gives OpenBLAS its thread count back")
         // checkpointing recomputes the same arithmetic: bit-identical loss and gradients
         let (rc, gc) = try gradients(ModelGradOptions(gradientCheckpointing: true), p, windows: windows)
         XCTAssertEqual(r32.loss, rc.loss)

@@ -78,13 +78,26 @@ struct Matmul {
 }
 
 extension Threads {
+    /// (steps inside withSingleThreadedBLAS, OpenBLAS's count before the first of them)
+    private static let singleBLAS = Locked<(depth: Int, saved: Int)>((0, 1))
+
     /// Runs body with OpenBLAS at one thread (hmst's pool parallelises around it), then
-    /// restores the count. The count is process-wide: concurrent inference elsewhere runs
-    /// meanwhile with single-threaded BLAS (slower, still correct).
+    /// restores the count once the last concurrent caller leaves. The count is process-wide:
+    /// inference elsewhere meanwhile runs with single-threaded BLAS (slower, still correct).
     static func withSingleThreadedBLAS<R>(_ body: () throws -> R) rethrows -> R {
-        let before = blasThreads
-        if before != 1 { openblas_set_num_threads(1) }
-        defer { if before != 1 { openblas_set_num_threads(Int32(before)) } }
+        singleBLAS.withLock { s in
+            if s.depth == 0 {
+                s.saved = blasThreads
+                if s.saved != 1 { openblas_set_num_threads(1) }
+            }
+            s.depth += 1
+        }
+        defer {
+            singleBLAS.withLock { s in
+                s.depth -= 1
+                if s.depth == 0 && s.saved != 1 { openblas_set_num_threads(Int32(s.saved)) }
+            }
+        }
         return try body()
     }
 }
