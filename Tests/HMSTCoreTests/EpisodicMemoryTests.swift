@@ -106,6 +106,17 @@ final class EpisodicMemoryTests: XCTestCase {
         }
         XCTAssertEqual(try mem.search(key: try mem.key(hidden: hidden), k: 1).first?.score ?? 0, 1, accuracy: 1e-5)
         XCTAssertEqual(e.surprise, surprise / 37, accuracy: 1e-9)
+        // embeddings of entries longer than the context pool over every window, and consolidate
+        var mean = [Double](repeating: 0, count: 32)
+        for t in 0..<40 { for c in 0..<32 { mean[c] += Double(hidden[t * 32 + c]) } }
+        let norm = mean.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        let embedded = try model.embed(tokens: e.tokens)
+        for c in 0..<32 { XCTAssertEqual(Double(embedded[c]), mean[c] / norm, accuracy: 1e-5) }
+        let semantic = try SemanticMemory(config: SemanticMemoryConfig(dim: 32, description: "Flat"))
+        try mem.setImportance(id: id, 1)
+        var o = ConsolidationOptions()
+        o.threshold = 0.3
+        XCTAssertEqual(try Consolidator.run(episodic: mem, semantic: semantic, model: model, options: o).moved.count, 1)
     }
 
     func testBadInput() throws {

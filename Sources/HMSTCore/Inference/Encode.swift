@@ -52,33 +52,76 @@ extension Session {
 extension TextEncoding {
     /// Mean over tokens of the hidden states, L2-normalised: [C].
     public func pooled() -> [Float] {
-        var v = [Double](repeating: 0, count: C)
-        for t in 0..<T { for c in 0..<C { v[c] += Double(hidden[t * C + c]) } }
+        var sum = HiddenSum(C: C)
+        sum.add(self)
+        return sum.unitMean()
+    }
+}
+
+/// Running sum of hidden states over windows, for a mean over all their tokens.
+struct HiddenSum {
+    var v: [Double]
+    init(C: Int) { v = [Double](repeating: 0, count: C) }
+    mutating func add(_ e: TextEncoding) {
+        for t in 0..<e.T { for c in 0..<e.C { v[c] += Double(e.hidden[t * e.C + c]) } }
+    }
+    /// The mean direction, unit length (the count cancels in the normalisation).
+    func unitMean() -> [Float] {
         let norm = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
         return v.map { Float(norm > 0 ? $0 / norm : 0) }
     }
 }
 
 extension LanguageModel {
+    /// Tokenizes text with the model's tokenizer, keeping the last `limit` tokens.
+    public func tokens(text: String, limit: Int) throws -> [Int32] {
+        guard let tokenizer else { throw HMSTError.invalidArgument("this model has no tokenizer: encode token ids instead") }
+        let tokens = tokenizer.encode(bytes: Array(text.utf8))
+        guard !tokens.isEmpty else { throw HMSTError.invalidArgument("encode: the text has no tokens") }
+        return tokens.count > limit ? Array(tokens.suffix(limit)) : tokens
+    }
+
     /// Tokenizes (with the model's tokenizer) and encodes text; at most maxTokens tokens are
     /// kept (the most recent), and at most the model's context.
     public func encode(text: String, maxTokens: Int = 2048) throws -> (tokens: [Int32], encoding: TextEncoding) {
-        guard let tokenizer else { throw HMSTError.invalidArgument("this model has no tokenizer: encode token ids instead") }
-        var tokens = tokenizer.encode(bytes: Array(text.utf8))
-        guard !tokens.isEmpty else { throw HMSTError.invalidArgument("encode: the text has no tokens") }
-        let limit = min(maxTokens, dims.maxPositions)
-        if tokens.count > limit { tokens = Array(tokens.suffix(limit)) }
+        let tokens = try tokens(text: text, limit: min(maxTokens, dims.maxPositions))
         return (tokens, try encode(tokens: tokens))
     }
 
+    /// Encodes tokens that fit the model's context (an error beyond it).
     public func encode(tokens: [Int32]) throws -> TextEncoding {
         var p = SessionParams()
         p.nCtx = max(1, min(tokens.count, dims.maxPositions))
         return try Session(decoder: decoder, params: p).encode(tokens)
     }
 
-    /// The pooled embedding of text: [C], unit length.
-    public func embed(text: String) throws -> [Float] { try encode(text: text).encoding.pooled() }
+    /// Encodes any number of tokens window by window of the model's context (each window a
+    /// fresh context), calling body with each window's encoding in order.
+    public func encodeWindows(tokens: [Int32], _ body: (TextEncoding) throws -> Void) throws {
+        guard !tokens.isEmpty else { throw HMSTError.invalidArgument("encode: no tokens") }
+        let window = max(1, dims.maxPositions)
+        var p = SessionParams()
+        p.nCtx = min(tokens.count, window)
+        let session = try Session(decoder: decoder, params: p)
+        var start = 0
+        while start < tokens.count {
+            try body(try session.encode(Array(tokens[start..<min(tokens.count, start + window)])))
+            start += window
+        }
+    }
+
+    /// The pooled embedding of tokens: the mean of every token's hidden state over all windows,
+    /// unit length, [C].
+    public func embed(tokens: [Int32]) throws -> [Float] {
+        var sum = HiddenSum(C: dims.C)
+        try encodeWindows(tokens: tokens) { sum.add($0) }
+        return sum.unitMean()
+    }
+
+    /// The pooled embedding of text (its last maxTokens tokens): [C], unit length.
+    public func embed(text: String, maxTokens: Int = 8192) throws -> [Float] {
+        try embed(tokens: try tokens(text: text, limit: maxTokens))
+    }
 }
 
 #if canImport(Glibc)

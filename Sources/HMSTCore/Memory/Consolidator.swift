@@ -81,7 +81,7 @@ public enum Consolidator {
         var metadata: [MemoryMetadata] = []
         for i in chosen {
             let e = entries[i]
-            let embedding = e.tokens.isEmpty ? try model.embed(text: e.text) : try model.encode(tokens: e.tokens).pooled()
+            let embedding = e.tokens.isEmpty ? try model.embed(text: e.text) : try model.embed(tokens: e.tokens)
             vectors += embedding
             let w = JSONWriter()
             w.object {

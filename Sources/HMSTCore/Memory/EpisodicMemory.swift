@@ -97,21 +97,13 @@ public final class EpisodicMemory: @unchecked Sendable {
     /// model's context: the key is the SSM state after all windows, the surprise the mean
     /// next-token loss over them.
     func encode(text: String, model: LanguageModel) throws -> (key: [Float], tokens: [Int32], surprise: Double) {
-        guard let tokenizer = model.tokenizer else { throw HMSTError.invalidArgument("this model has no tokenizer: add keys instead") }
-        var tokens = tokenizer.encode(bytes: Array(text.utf8))
-        guard !tokens.isEmpty else { throw HMSTError.invalidArgument("the text has no tokens") }
-        if tokens.count > config.maxTokens { tokens = Array(tokens.suffix(config.maxTokens)) }
-        let window = max(1, model.dims.maxPositions)
+        let tokens = try model.tokens(text: text, limit: config.maxTokens)
         var state = MambaState(config: mixerConfig)
         var nll = 0.0, predicted = 0
-        var start = 0
-        while start < tokens.count {
-            let piece = Array(tokens[start..<min(tokens.count, start + window)])
-            let enc = try model.encode(tokens: piece)
+        try model.encodeWindows(tokens: tokens) { enc in
             try scan(enc.hidden, state: &state)
-            nll += enc.surprise * Double(piece.count - 1)
-            predicted += piece.count - 1
-            start += window
+            nll += enc.surprise * Double(enc.T - 1)
+            predicted += enc.T - 1
         }
         return (try EpisodicMemory.unit(state.pooled(), "SSM state"), tokens, predicted > 0 ? nll / Double(predicted) : 0)
     }
