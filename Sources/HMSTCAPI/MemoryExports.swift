@@ -123,15 +123,9 @@ public func hmst_semantic_add(_ m: OpaquePointer?, _ vectors: UnsafePointer<Floa
 public func hmst_semantic_add_text(_ m: OpaquePointer?, _ model: OpaquePointer?, _ text: UnsafePointer<CChar>?,
                                    _ source: UnsafePointer<CChar>?, _ outId: UnsafeMutablePointer<Int64>?) -> Int32 {
     hmstCall {
-        let mem = try resolveSemantic(m)
-        let lm = try resolveModel(model)
-        let t = try cString(text, "text")
-        guard lm.dims.C == mem.config.dim else {
-            throw HMSTError.invalidArgument("the model's hidden size \(lm.dims.C) is not the memory's dimension \(mem.config.dim)")
-        }
-        let ids = try mem.add(vectors: try lm.embed(text: t),
-                              metadata: [MemoryMetadata(text: t, source: source.map { String(cString: $0) } ?? "")])
-        outId?.pointee = ids[0]
+        let id = try resolveSemantic(m).add(text: try cString(text, "text"), model: try resolveModel(model),
+                                            source: source.map { String(cString: $0) } ?? "")
+        outId?.pointee = id
     }
 }
 
@@ -159,10 +153,7 @@ public func hmst_semantic_search_text(_ m: OpaquePointer?, _ model: OpaquePointe
         let kk = try checkK(k)
         let out = try required(out, "out")
         guard nprobe >= 0 else { throw HMSTError.invalidArgument("nprobe = \(nprobe) must be >= 0") }
-        guard lm.dims.C == mem.config.dim else {
-            throw HMSTError.invalidArgument("the model's hidden size \(lm.dims.C) is not the memory's dimension \(mem.config.dim)")
-        }
-        let hits = try mem.search(query: try lm.embed(text: try cString(text, "text")), k: kk, nprobe: nprobe == 0 ? nil : Int(nprobe))
+        let hits = try mem.search(text: try cString(text, "text"), model: lm, k: kk, nprobe: nprobe == 0 ? nil : Int(nprobe))
         let valid = writeHits(hits.map { ($0.id, $0.score) }, k: kk, out)
         nOut?.pointee = Int32(valid)
     }

@@ -76,7 +76,7 @@ struct MemoryCommand: ParsableCommand {
                 } else {
                     let mem = try modelOptions.semantic(at, m)
                     var vectors: [Float] = []
-                    for t in all { vectors += try m.embed(text: t) }
+                    for t in all { vectors += try mem.embedding(of: t, model: m) }
                     let ids = try mem.add(vectors: vectors, metadata: all.map { MemoryMetadata(text: $0, source: source) })
                     for id in ids { print(id) }
                     try mem.save(directory: at.semanticDir)
@@ -107,7 +107,7 @@ struct MemoryCommand: ParsableCommand {
                 if tier != .episodic, FileIO.exists(at.semanticDir + "/memory.json") {
                     let mem = try SemanticMemory.load(directory: at.semanticDir)
                     guard mem.count > 0 else { return }   // an emptied memory has nothing to report
-                    let hits = try mem.search(query: try m.embed(text: query), k: k, nprobe: nprobe > 0 ? nprobe : nil)
+                    let hits = try mem.search(text: query, model: m, k: k, nprobe: nprobe > 0 ? nprobe : nil)
                     MemoryCommand.printHits("semantic", hits.map { ($0.id, $0.score, $0.metadata.text) }, json: json)
                 }
             }

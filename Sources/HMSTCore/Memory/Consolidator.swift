@@ -62,9 +62,7 @@ public enum Consolidator {
     /// Throws unless the model fits both memories (episodic input size, semantic dimension).
     public static func check(episodic: EpisodicMemory, semantic: SemanticMemory, model: LanguageModel) throws {
         try episodic.checkModel(model)
-        guard semantic.config.dim == model.dims.C else {
-            throw HMSTError.invalidArgument("semantic memory dimension \(semantic.config.dim) is not the model's hidden size \(model.dims.C)")
-        }
+        try semantic.checkModel(model)
     }
 
     /// One consolidation pass. The semantic memory's dimension must be the model's hidden size.
