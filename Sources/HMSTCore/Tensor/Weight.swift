@@ -44,19 +44,23 @@ public struct Weight: @unchecked Sendable {
     }
 }
 
-/// Owned, aligned f32 memory for weights the model holds itself (converted or initialised).
-public final class FloatBuffer: @unchecked Sendable {
-    public let pointer: UnsafeMutablePointer<Float>
+/// Owned, 64-byte aligned memory of a plain numeric type (weights the model holds itself,
+/// training buffers, optimizer state), zeroed unless asked not to be.
+public final class AlignedBuffer<Element>: @unchecked Sendable {
+    public let pointer: UnsafeMutablePointer<Element>
     public let count: Int
 
     public init(count: Int, zeroed: Bool = true) {
         self.count = count
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
-        pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
-        if zeroed { pointer.initialize(repeating: 0, count: max(count, 1)) }
+        let bytes = max(count, 1) * MemoryLayout<Element>.stride
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        if zeroed { raw.initializeMemory(as: UInt8.self, repeating: 0, count: bytes) }
+        pointer = raw.bindMemory(to: Element.self, capacity: max(count, 1))
     }
 
     deinit { UnsafeMutableRawPointer(pointer).deallocate() }
 
-    public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: pointer, count: count) }
+    public var buffer: UnsafeMutableBufferPointer<Element> { UnsafeMutableBufferPointer(start: pointer, count: count) }
 }
+
+public typealias FloatBuffer = AlignedBuffer<Float>

@@ -32,7 +32,7 @@ public final class AdamW: Optimizer {
         decays = params.names.map { !$0.hasSuffix("norm.weight") }
     }
 
-    public func stateTensors() -> [RawTensor] { [m.raw("adamw.m", owner: m), v.raw("adamw.v", owner: v)] }
+    public func stateTensors() -> [RawTensor] { [m.raw("adamw.m", dtype: .f32), v.raw("adamw.v", dtype: .f32)] }
 
     public func loadState(_ file: SafeTensorsFile, step: Int) throws {
         try file.copy("adamw.m", dtype: .f32, count: m.count, to: m.pointer)

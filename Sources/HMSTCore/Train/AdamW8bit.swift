@@ -77,9 +77,9 @@ public final class AdamW8bit: Optimizer {
     }
 
     public func stateTensors() -> [RawTensor] {
-        [mq.raw("adamw8bit.m_codes", owner: mq), vq.raw("adamw8bit.v_codes", owner: vq),
-         mAbs.raw("adamw8bit.m_absmax", owner: mAbs), vAbs.raw("adamw8bit.v_absmax", owner: vAbs),
-         mSmall.raw("adamw8bit.m_small", owner: mSmall), vSmall.raw("adamw8bit.v_small", owner: vSmall)]
+        [mq.raw("adamw8bit.m_codes", dtype: .u8), vq.raw("adamw8bit.v_codes", dtype: .u8),
+         mAbs.raw("adamw8bit.m_absmax", dtype: .f32), vAbs.raw("adamw8bit.v_absmax", dtype: .f32),
+         mSmall.raw("adamw8bit.m_small", dtype: .f32), vSmall.raw("adamw8bit.v_small", dtype: .f32)]
     }
 
     public func loadState(_ file: SafeTensorsFile, step: Int) throws {
@@ -92,20 +92,7 @@ public final class AdamW8bit: Optimizer {
     }
 }
 
-/// 64-byte aligned bytes.
-final class ByteBuffer {
-    let pointer: UnsafeMutablePointer<UInt8>
-    let count: Int
-    init(count: Int) {
-        self.count = count
-        pointer = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1), alignment: 64).bindMemory(to: UInt8.self, capacity: max(count, 1))
-        pointer.initialize(repeating: 0, count: max(count, 1))
-    }
-    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
-    func raw(_ name: String, owner: AnyObject) -> RawTensor {
-        RawTensor(name: name, dtype: .u8, shape: [count], bytes: UnsafeRawBufferPointer(start: pointer, count: count), owner: owner)
-    }
-}
+typealias ByteBuffer = AlignedBuffer<UInt8>
 
 #if canImport(Glibc)
 import Glibc

@@ -63,9 +63,11 @@ public final class SafeTensorsFile {
     }
 }
 
-extension FloatBuffer {
-    func raw(_ name: String, owner: AnyObject) -> RawTensor {
-        RawTensor(name: name, dtype: .f32, shape: [count], bytes: UnsafeRawBufferPointer(start: pointer, count: count * 4), owner: owner)
+extension AlignedBuffer {
+    /// The whole buffer as a tensor of `dtype` (whose size must be the element's).
+    func raw(_ name: String, dtype: SafeTensorDType) -> RawTensor {
+        RawTensor(name: name, dtype: dtype, shape: [count],
+                  bytes: UnsafeRawBufferPointer(start: pointer, count: count * MemoryLayout<Element>.stride), owner: self)
     }
 }
 

@@ -4,18 +4,7 @@
 // load-balancing loss needs for all layers at once); the rest lives in one LayerActs that
 // backward refills by re-running each layer's forward. activationBytes measures the saving.
 
-/// 64-byte aligned Int32 storage (the Int32 twin of FloatBuffer).
-final class I32Buffer {
-    let pointer: UnsafeMutablePointer<Int32>
-    let count: Int
-    init(count: Int) {
-        self.count = count
-        pointer = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
-            .bindMemory(to: Int32.self, capacity: max(count, 1))
-        pointer.initialize(repeating: 0, count: max(count, 1))
-    }
-    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
-}
+typealias I32Buffer = AlignedBuffer<Int32>
 
 /// Counts the bytes of the buffers it makes.
 struct BufferArena {
