@@ -48,17 +48,10 @@ struct Matmul {
 
     private func single(_ tA: Bool, _ tB: Bool, _ M: Int, _ N: Int, _ K: Int, _ alpha: Float, _ A: UnsafePointer<Float>, _ lda: Int,
                         _ B: UnsafePointer<Float>, _ ldb: Int, _ beta: Float, _ C: UnsafeMutablePointer<Float>, _ ldc: Int) {
-        switch precision {
-        case .f32:
-            cblas_sgemm(CblasRowMajor, tA ? CblasTrans : CblasNoTrans, tB ? CblasTrans : CblasNoTrans, Int32(M), Int32(N), Int32(K),
-                        alpha, A, Int32(lda), B, Int32(ldb), beta, C, Int32(ldc))
-        case .bf16:
-            if hk_gemm_bf16(tA ? 1 : 0, tB ? 1 : 0, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) != 0 {
-                // scratch allocation failed: the f32 product is the closest correct answer
-                cblas_sgemm(CblasRowMajor, tA ? CblasTrans : CblasNoTrans, tB ? CblasTrans : CblasNoTrans, Int32(M), Int32(N), Int32(K),
-                            alpha, A, Int32(lda), B, Int32(ldb), beta, C, Int32(ldc))
-            }
-        }
+        // bf16 when asked; f32 as well when the bf16 kernel cannot get its scratch memory
+        if precision == .bf16, hk_gemm_bf16(tA ? 1 : 0, tB ? 1 : 0, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) == 0 { return }
+        cblas_sgemm(CblasRowMajor, tA ? CblasTrans : CblasNoTrans, tB ? CblasTrans : CblasNoTrans, Int32(M), Int32(N), Int32(K),
+                    alpha, A, Int32(lda), B, Int32(ldb), beta, C, Int32(ldc))
     }
 
     // ---- a linear layer, HF layout W [O, I] -------------------------------------------------

@@ -103,22 +103,15 @@ public final class ModelGrad {
         return Threads.withSingleThreadedBLAS { run(s, backward: backward) }
     }
 
-    /// Inputs, targets and per-row RoPE tables (positions restart in every sequence).
+    /// Inputs and targets of the batch (the RoPE tables come with the buffers).
     private func prepare(_ s: StepBuffers, windows: [Int32]) {
-        let B = s.shape.B, T = s.shape.T, half = d.Dh / 2
+        let B = s.shape.B, T = s.shape.T
         for b in 0..<B {
             for t in 0..<T {
                 s.inputs.pointer[b * T + t] = windows[b * (T + 1) + t]
                 s.targets.pointer[b * T + t] = windows[b * (T + 1) + t + 1]
             }
         }
-        let invFreq = RoPE.inverseFrequencies(Dh: d.Dh, theta: d.ropeTheta)
-        RoPE.tables(cos: s.cos.pointer, sin: s.sin.pointer, invFreq: invFreq, pos0: 0, T: T)
-        for b in 1..<max(B, 1) {
-            (s.cos.pointer + b * T * half).update(from: s.cos.pointer, count: T * half)
-            (s.sin.pointer + b * T * half).update(from: s.sin.pointer, count: T * half)
-        }
-        for i in 0..<(B * T * half) { s.negSin.pointer[i] = -s.sin.pointer[i] }
     }
 
     private func run(_ s: StepBuffers, backward: Bool) -> StepResult {

@@ -100,6 +100,14 @@ final class StepBuffers {
         datt = a.f(N * d.qDim); dq = a.f(N * d.qDim); dk = a.f(N * d.kvDim); dv = a.f(N * d.kvDim)
         attScratch = a.f(s.B * d.KV * s.T * s.T)
         bytes = a.bytes
+        // RoPE tables per row, fixed for the shape: positions restart in every sequence
+        let T = s.T
+        RoPE.tables(cos: cos.pointer, sin: sin.pointer, invFreq: RoPE.inverseFrequencies(Dh: d.Dh, theta: d.ropeTheta), pos0: 0, T: T)
+        for b in 1..<max(s.B, 1) {
+            (cos.pointer + b * T * half).update(from: cos.pointer, count: T * half)
+            (sin.pointer + b * T * half).update(from: sin.pointer, count: T * half)
+        }
+        for i in 0..<(N * half) { negSin.pointer[i] = -sin.pointer[i] }
     }
 
     /// The activation set layer l works in.
