@@ -1,0 +1,44 @@
+// MemoryPrompt: how retrieved memories and a question are laid out in the model's input, the one
+// format Stage 2 memory fine-tuning (Train/MemoryTuning/) teaches and evaluation (Eval/) and the
+// engine use when they ask:
+//
+//     <mem>fact one</mem><mem>fact two</mem><q>question<a> answer</a>
+//
+// The five markers are added tokens of the tokenizer (special: never split, never produced by
+// BPE from plain text). A model that has not been memory-tuned has none of them; `plain` lays the
+// same content out as ordinary text for such a model.
+
+public enum MemoryPrompt {
+    public static let memoryOpen = "<mem>"
+    public static let memoryClose = "</mem>"
+    public static let question = "<q>"
+    public static let answer = "<a>"
+    public static let answerEnd = "</a>"
+
+    /// Every marker, in the order Stage 2 appends them to a tokenizer.
+    public static let markers = [memoryOpen, memoryClose, question, answer, answerEnd]
+
+    /// The prompt up to and including the answer marker; the answer follows it, then `answerEnd`.
+    public static func render(memories: [String], question q: String) -> String {
+        var s = ""
+        for m in memories { s += memoryOpen + m + memoryClose }
+        return s + question + q + answer
+    }
+
+    /// The same content as plain text, for a tokenizer without the markers.
+    public static func plain(memories: [String], question q: String) -> String {
+        var s = ""
+        for m in memories { s += "Fact: " + m + "\n" }
+        return s + "Question: " + q + "\nAnswer:"
+    }
+
+    /// Whether a tokenizer carries all five markers as single tokens.
+    public static func isSupported(by tokenizer: Tokenizer) -> Bool {
+        markers.allSatisfy { tokenizer.id(for: $0) != nil }
+    }
+
+    /// `render` when the tokenizer knows the markers, else `plain`.
+    public static func format(memories: [String], question q: String, tokenizer: Tokenizer) -> String {
+        isSupported(by: tokenizer) ? render(memories: memories, question: q) : plain(memories: memories, question: q)
+    }
+}
