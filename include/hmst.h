@@ -162,10 +162,31 @@ struct hmst_system_info {
     int32_t numa_nodes;             /* configured NUMA nodes (1 if NUMA is unavailable) */
     int32_t numa_policy_permitted;  /* 1 if mbind/set_mempolicy work here (not EPERM) */
     char faiss_version[16];         /* FAISS the library is linked with, "MAJOR.MINOR.PATCH" */
+    /* Appended later: a host built against the shorter struct gets only the fields above. */
+    char blas_core_at_load[32];     /* the family OpenBLAS chose when it loaded */
+    char blas_core_best[32];        /* the best family this CPU's instruction set allows */
+    int32_t blas_below_capability;  /* 1 if blas_core is below that (see HMST_BLAS_CORETYPE) */
+    int32_t mixed_precision_bf16;   /* 1 if mixed-precision training computes in bf16 here, 0 = f32 */
+    double fma_gflops;              /* measured f32 FMA peak of one core, GFLOP/s (0: no AVX2+FMA) */
+    double bf16_gflops;             /* measured bf16 dot-product peak of one core (0: no AVX512-BF16) */
 };
 
 /* Fills *out up to out->struct_size bytes, which the host sets first (at least offsetof the
- * field after struct_size plus its size, i.e. 20 bytes). Thread-safe. */
+ * field after struct_size plus its size, i.e. 20 bytes). The first call in a process measures
+ * the FMA and bf16 rates (a few milliseconds). Thread-safe.
+ *
+ * OpenBLAS kernels: Debian's OpenBLAS picks its kernel family from CPUID when it loads and falls
+ * back to SSE3 ("Prescott") kernels on CPUs newer than its tables, several times slower. When
+ * libhmst loads it compares that family with the CPU's instruction set and, if it is below,
+ * re-initialises OpenBLAS with the best family (SkylakeX/Cooperlake for AVX-512, Haswell or Zen
+ * for AVX2, Sandybridge for AVX), for hmst's GEMMs and FAISS's alike (one OpenBLAS per process:
+ * the host's own calls into it gain too). OPENBLAS_CORETYPE is still honoured when it is not
+ * below the CPU (OPENBLAS_CORETYPE=Prescott therefore reproduces a misdetection and its fix on
+ * any machine). HMST_BLAS_CORETYPE=keep leaves OpenBLAS's choice alone (a warning is logged when
+ * it is below the CPU); HMST_BLAS_CORETYPE=<family> asks for that family. blas_core_at_load,
+ * blas_core and blas_below_capability report what happened; the JSON adds the message.
+ * Mixed precision: bf16 dot products are used only where they beat f32 FMA by 1.25x (measured);
+ * HMST_MIXED_PRECISION_COMPUTE=bf16|f32 overrides the choice. */
 HMST_API int hmst_system_info(struct hmst_system_info *out);
 
 /* The same information (plus details that do not fit the struct) as a JSON object, written as

@@ -101,6 +101,12 @@ public func hmst_system_info(_ out: UnsafeMutablePointer<hmst_system_info>?) -> 
         info.numa_nodes = Int32(s.numa.nodeCount)
         info.numa_policy_permitted = s.numa.policyPermitted ? 1 : 0
         copyString(s.faissVersion, into: &info.faiss_version)
+        copyString(s.blas.coreAtLoad, into: &info.blas_core_at_load)
+        copyString(s.blas.bestCore, into: &info.blas_core_best)
+        info.blas_below_capability = s.blas.belowCapability ? 1 : 0
+        info.mixed_precision_bf16 = s.rates.mixedPrecisionCompute == .bf16 ? 1 : 0
+        info.fma_gflops = s.rates.fmaGFLOPS
+        info.bf16_gflops = s.rates.bf16GFLOPS
         // Copy only as many bytes as the host's struct has; struct_size stays the host's.
         withUnsafeBytes(of: &info) { src in
             UnsafeMutableRawPointer(out).copyMemory(from: src.baseAddress!, byteCount: min(hostSize, ourSize))

@@ -117,6 +117,13 @@ func format2(_ d: Double) -> String {
 //      on the training step's shapes (M tokens or rows, N outputs, K inputs; t = transposed operand)
 if args.first == "gemm" {
     openblas_set_num_threads(1)
+    // the CPU, OpenBLAS's kernels and the measured per-core peaks every line is compared with
+    let info = SystemInfo()
+    let peak = info.rates
+    print(json([("bench", "gemm_peaks"), ("cpu", CPUModel.name), ("blas_core", info.blas.core),
+                ("blas_core_at_load", info.blas.coreAtLoad), ("blas_below_capability", info.blas.belowCapability ? 1 : 0),
+                ("fma_peak_gflops", peak.fmaGFLOPS), ("bf16_dot_peak_gflops", peak.bf16GFLOPS),
+                ("mixed_precision_compute", peak.mixedPrecisionCompute.rawValue)]))
     let shapes: [(String, Bool, Bool, Int, Int, Int)] = [
         ("x·Wᵀ expert", false, true, 512, 512, 256), ("dy·W expert", false, false, 512, 256, 512),
         ("dyᵀ·x expert", true, false, 512, 256, 512), ("x·Wᵀ head", false, true, 2048, 4096, 256),
@@ -137,7 +144,9 @@ if args.first == "gemm" {
         let bf16 = time { _ = hk_gemm_bf16(tA ? 1 : 0, tB ? 1 : 0, M, N, K, 1, A, lda, B, ldb, 0, &C, N) }
         let flops = 2.0 * Double(M * N * K)
         print(json([("bench", "gemm"), ("shape", name), ("M", M), ("N", N), ("K", K), ("threads", 1),
-                    ("f32_gflops", flops / f32 / 1e6), ("bf16_gflops", flops / bf16 / 1e6), ("bf16_over_f32", f32 / bf16)]))
+                    ("f32_gflops", flops / f32 / 1e6), ("bf16_gflops", flops / bf16 / 1e6), ("bf16_over_f32", f32 / bf16),
+                    ("f32_of_fma_peak", peak.fmaGFLOPS > 0 ? flops / f32 / 1e6 / peak.fmaGFLOPS : 0),
+                    ("bf16_of_dot_peak", peak.bf16GFLOPS > 0 ? flops / bf16 / 1e6 / peak.bf16GFLOPS : 0)]))
     }
     exit(0)
 }

@@ -20,9 +20,16 @@ struct SystemInfoCommand: ParsableCommand {
                 return
             }
             print("hmst \(s.version) (ABI \(s.abiVersion))")
+            print("cpu:      \(s.cpuModel)")
             print("cpus:     \(s.nCPUs) available, \(s.nThreads) threads (OpenBLAS \(s.blasThreads), OpenMP \(s.ompThreads))")
             print("simd:     \(s.simdNames.joined(separator: " "))")
-            print("openblas: \(s.blasCore) — \(s.blasConfig)")
+            let b = s.blas
+            let state = b.belowCapability ? "BELOW this CPU (best: \(b.bestCore))"
+                : b.action == .switched ? "switched from \(b.coreAtLoad) at load" : "matches this CPU"
+            print("openblas: \(s.blasCore), \(state) — \(s.blasConfig)")
+            if !b.message.isEmpty { print("          \(b.message)") }
+            print("rates:    f32 FMA \(Int(s.rates.fmaGFLOPS.rounded())) GFLOP/s, bf16 dot \(Int(s.rates.bf16GFLOPS.rounded())) GFLOP/s per core")
+            print("mixed precision: \(s.rates.reason)")
             let policy = s.numa.policyPermitted ? "permitted" : "refused (\(s.numa.policyError ?? "unknown"))"
             print("numa:     \(s.numa.available ? "available" : "unavailable"), \(s.numa.nodeCount) node(s), policy calls \(policy)")
             print("faiss:    \(s.faissVersion)")

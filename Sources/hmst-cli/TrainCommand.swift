@@ -116,7 +116,7 @@ struct TrainCommand: ParsableCommand {
             signal(SIGINT) { _ in trainInterrupted = 1 }
             printError("training \(modelSize) (\(config.parameterCount) parameters) on \(trainSet.totalTokens) tokens, "
                        + "\(trainer.stepsPerEpoch) steps/epoch x \(epochs), batch \(batchSize)x\(opts.sequenceLength), "
-                       + "\(opts.precision == .bf16 ? "mixed precision (bf16)" : "f32")\(gradientCheckpointing ? ", gradient checkpointing" : ""), "
+                       + "\(trainer.precisionReason)\(gradientCheckpointing ? ", gradient checkpointing" : ""), "
                        + "\(trainer.optimizer.kind) (\(trainer.optimizer.stateBytes >> 20) MiB of state)")
             let interactive = !noProgress && isatty(2) != 0
             let result = try trainer.run { p in

@@ -123,6 +123,15 @@ static void test_system_info(void) {
     CHECK(info.numa_available == 0 || info.numa_available == 1);
     CHECK(info.numa_policy_permitted == 0 || info.numa_policy_permitted == 1);
     CHECK(strchr(info.faiss_version, '.') != NULL);
+    /* The OpenBLAS kernels in use must match this CPU (libhmst switches them at load when
+     * OpenBLAS misdetects the CPU); this fails on a machine where that did not work. */
+    CHECK(info.blas_core_at_load[0] != '\0' && info.blas_core_best[0] != '\0');
+    CHECK(info.blas_below_capability == 0);
+    if (!(info.blas_below_capability == 0)) fprintf(stderr, "  blas_core %s below %s\n", info.blas_core, info.blas_core_best);
+    CHECK(info.mixed_precision_bf16 == 0 || info.mixed_precision_bf16 == 1);
+    if (info.simd_flags & HMST_SIMD_FMA) CHECK(info.fma_gflops > 1.0);
+    if (info.simd_flags & HMST_SIMD_AVX512BF16) CHECK(info.bf16_gflops > 1.0);
+    else CHECK(info.bf16_gflops == 0.0 && info.mixed_precision_bf16 == 0);
 #if defined(__x86_64__)
     CHECK((info.simd_flags & HMST_SIMD_SSE42) != 0);
     CHECK(((info.simd_flags & HMST_SIMD_AVX2) != 0) == (strstr(info.simd_names, "avx2") != NULL));

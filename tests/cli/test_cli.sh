@@ -34,6 +34,19 @@ fails() { # description, command... (must exit non-zero with a message)
 CORPUS=(/usr/share/common-licenses/GPL-3 /usr/share/common-licenses/Apache-2.0)
 
 check "system-info --json" bash -c "$HMST system-info --json | python3 -c 'import json,sys; json.load(sys.stdin)'"
+# OpenBLAS kernels: whatever OpenBLAS picks (OPENBLAS_CORETYPE=Prescott forces the misdetection
+# seen on CPUs newer than Debian's OpenBLAS), the kernels in use match the CPU; =keep reports it.
+blas_field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
+check "kernels in use match the CPU" bash -c "[[ \$($HMST system-info --json | blas_field blas_below_capability) == False ]]"
+if grep -q avx /proc/cpuinfo; then
+    export -f blas_field
+    check "OPENBLAS_CORETYPE=Prescott is upgraded" bash -c \
+        "j=\$(OPENBLAS_CORETYPE=Prescott $HMST system-info --json); [[ \$(blas_field blas_core_at_load <<<\"\$j\") == Prescott && \$(blas_field blas_core <<<\"\$j\") != Prescott && \$(blas_field blas_below_capability <<<\"\$j\") == False ]]"
+    check "HMST_BLAS_CORETYPE=keep keeps and reports it" bash -c \
+        "j=\$(OPENBLAS_CORETYPE=Prescott HMST_BLAS_CORETYPE=keep $HMST system-info --json 2>$W/keep.err); [[ \$(blas_field blas_core <<<\"\$j\") == Prescott && \$(blas_field blas_below_capability <<<\"\$j\") == True ]] && grep -q 'below this CPU' $W/keep.err"
+    check "HMST_BLAS_CORETYPE beyond the CPU is refused" bash -c \
+        "HMST_BLAS_CORETYPE=NoSuchCore $HMST system-info --json 2>&1 >/dev/null | grep -q 'not an OpenBLAS'"
+fi
 check "info --presets" bash -c "$HMST info --presets | grep -q 'micro'"
 check "tokenizer train" "$HMST" tokenizer train --vocab-size 800 --no-progress --output "$W/tok.json" "${CORPUS[@]}"
 check "tokenizer encode/decode round trip" bash -c \

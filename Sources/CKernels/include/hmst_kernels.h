@@ -45,6 +45,12 @@ void hk_gemv_f32(float *y, const float *w, const float *x, size_t cols, size_t r
 int hk_gemm_bf16(int transA, int transB, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
                  const float *B, size_t ldb, float beta, float *C, size_t ldc);
 
+/* ---- peak rates of this core (cpu_rates.c) ------------------------------------------------- */
+
+/* Measures, on the calling thread, f32 FMA and bf16 dot-product throughput in GFLOP/s (0 when
+ * the CPU lacks the instructions: FMA needs AVX2+FMA, bf16 AVX512-BF16). Takes a few ms. */
+void hk_measure_rates(double *fma_gflops, double *bf16_gflops);
+
 /* ---- blockwise 8-bit optimizer state (adam8bit.c) ------------------------------------------ */
 
 enum { HK_QBLOCK = 256 };

@@ -14,7 +14,10 @@ public struct SystemInfo: Sendable {
     public var nCPUs = Threads.cpuCount
     public var nThreads = Threads.count
     public var blasThreads = Threads.blasThreads
-    public var blasCore = String(cString: openblas_get_corename())
+    public var cpuModel = CPUModel.name
+    public var blas = BLASStatus.current
+    public var blasCore: String { blas.core }
+    public var rates = ComputeRates.current
     public var blasConfig = SystemInfo.openBLASConfig
     public var simdFlags = chmst_cpu_features()
     public var numa = NUMATopology.current
@@ -39,11 +42,21 @@ public struct SystemInfo: Sendable {
         w.object {
             w.field("version", version)
             w.field("abi_version", Int(abiVersion))
+            w.field("cpu", cpuModel)
             w.field("n_cpus", nCPUs)
             w.field("n_threads", nThreads)
             w.field("blas_threads", blasThreads)
             w.field("omp_threads", ompThreads)
             w.field("blas_core", blasCore)
+            w.field("blas_core_at_load", blas.coreAtLoad)
+            w.field("blas_core_best", blas.bestCore)
+            w.field("blas_below_capability", blas.belowCapability)
+            w.field("blas_action", blas.action.rawValue)
+            if !blas.message.isEmpty { w.field("blas_message", blas.message) }
+            w.field("fma_gflops_per_core", rates.fmaGFLOPS)
+            w.field("bf16_gflops_per_core", rates.bf16GFLOPS)
+            w.field("mixed_precision_compute", rates.mixedPrecisionCompute.rawValue)
+            w.field("mixed_precision_reason", rates.reason)
             w.field("blas_config", blasConfig)
             w.field("simd_flags", Int(simdFlags))
             w.field("simd", simdNames)

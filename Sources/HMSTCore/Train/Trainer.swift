@@ -53,6 +53,10 @@ public final class Trainer {
     public let tokenizer: Tokenizer?
     public let outputDir: String
     let grad: ModelGrad
+    /// what the step's GEMMs compute in: options.precision, resolved for this CPU
+    public let computePrecision: MatmulPrecision
+    /// the choice and its reason, for the start line
+    public let precisionReason: String
     public let optimizer: Optimizer
     var sampler: WindowSampler
     public private(set) var step = 0
@@ -81,7 +85,16 @@ public final class Trainer {
         self.val = val
         self.tokenizer = tokenizer
         self.outputDir = outputDir
-        grad = ModelGrad(params: params, options: ModelGradOptions(precision: options.precision,
+        // --mixed-precision computes in bf16 only where bf16 dot products beat f32 FMA (ComputeRates)
+        if options.precision == .bf16 {
+            let rates = ComputeRates.current
+            computePrecision = rates.mixedPrecisionCompute
+            precisionReason = "mixed precision: " + rates.reason
+        } else {
+            computePrecision = .f32
+            precisionReason = "f32"
+        }
+        grad = ModelGrad(params: params, options: ModelGradOptions(precision: computePrecision,
                                                                    gradientCheckpointing: options.gradientCheckpointing))
         optimizer = options.use8bitOptimizer ? AdamW8bit(params: params, config: options.adam) : AdamW(params: params, config: options.adam)
         sampler = try WindowSampler(dataset: train, blockSize: options.sequenceLength, seed: options.seed)

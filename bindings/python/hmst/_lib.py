@@ -43,6 +43,12 @@ class SystemInfo(ctypes.Structure):
         ("numa_nodes", ctypes.c_int32),
         ("numa_policy_permitted", ctypes.c_int32),
         ("faiss_version", ctypes.c_char * 16),
+        ("blas_core_at_load", ctypes.c_char * 32),
+        ("blas_core_best", ctypes.c_char * 32),
+        ("blas_below_capability", ctypes.c_int32),
+        ("mixed_precision_bf16", ctypes.c_int32),
+        ("fma_gflops", ctypes.c_double),
+        ("bf16_gflops", ctypes.c_double),
     ]
 
 

@@ -100,3 +100,22 @@ def test_bad_library_path_is_a_clear_import_error(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert r.returncode != 0
     assert "cannot load libhmst" in r.stderr and "HMST_LIBRARY" in r.stderr
+
+
+def test_blas_kernels_match_cpu_even_when_openblas_misdetects():
+    # OPENBLAS_CORETYPE=Prescott reproduces OpenBLAS's fallback on CPUs it does not know;
+    # loading libhmst from Python must still leave kernels that match the CPU.
+    code = ("import hmst, json; i = hmst.system_info(); "
+            "print(json.dumps([i['blas_core_at_load'], i['blas_core'], i['blas_below_capability']]))")
+    import json
+    import os
+    env = dict(os.environ, OPENBLAS_CORETYPE="Prescott")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    at_load, core, below = json.loads(out.stdout)
+    assert below is False
+    if "avx" in open("/proc/cpuinfo").read():
+        assert at_load == "Prescott" and core != "Prescott"
+    info = hmst.system_info()
+    assert info["blas_below_capability"] is False
+    assert info["mixed_precision_compute"] in ("f32", "bf16")
+    assert info["cpu"]

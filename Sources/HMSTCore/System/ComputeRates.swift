@@ -1,0 +1,122 @@
+// ComputeRates: what this CPU computes fastest, measured once per process. Two decisions hang on
+// it: whether OpenBLAS runs kernels below the CPU's instruction set (CHMST/chmst_blas.c fixes
+// that at load; BLASStatus reports it) and which arithmetic --mixed-precision uses for its GEMMs.
+// bf16 dot products (vdpbf16ps) are twice f32 FMA's rate on AMD Zen 4 but half of it on Intel's
+// model 207 Xeons, so the choice is made from CPUID plus a few-millisecond measurement, never
+// from the CPU's name.
+import CHMST
+import CKernels
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The OpenBLAS kernel family in use against the CPU's capability.
+public struct BLASStatus: Sendable {
+    public enum Action: String, Sendable { case none, switched, kept, failed }
+    public var coreAtLoad: String
+    public var core: String
+    public var bestCore: String
+    public var belowCapability: Bool
+    public var action: Action
+    public var message: String
+
+    public static var current: BLASStatus {
+        let s = chmst_blas_check()!.pointee
+        let action: Action
+        switch s.action {
+        case Int32(CHMST_BLAS_SWITCHED.rawValue): action = .switched
+        case Int32(CHMST_BLAS_KEPT.rawValue): action = .kept
+        case Int32(CHMST_BLAS_FAILED.rawValue): action = .failed
+        default: action = .none
+        }
+        return BLASStatus(coreAtLoad: cString(s.core_at_load), core: cString(s.core), bestCore: cString(s.best_core),
+                          belowCapability: s.below_capability != 0, action: action, message: cString(s.message))
+    }
+}
+
+/// Peak per-core rates and the compute type mixed precision uses on this CPU.
+public struct ComputeRates: Sendable {
+    /// f32 FMA peak of one core, GFLOP/s (0 without AVX2+FMA)
+    public var fmaGFLOPS: Double
+    /// bf16 dot-product peak of one core, GFLOP/s (0 without AVX512-BF16)
+    public var bf16GFLOPS: Double
+    /// the precision --mixed-precision runs its GEMMs in
+    public var mixedPrecisionCompute: MatmulPrecision
+    /// why, in words, for the training start line and system-info
+    public var reason: String
+
+    /// bf16 must beat f32 FMA by this factor: the bf16 GEMM also pays for packing to bf16.
+    public static let bf16Margin = 1.25
+
+    /// Measured on first use (a few ms), then cached for the process.
+    public static let current: ComputeRates = measure()
+
+    static func measure() -> ComputeRates {
+        var fma = 0.0, bf16 = 0.0
+        hk_measure_rates(&fma, &bf16)
+        return decide(fma: fma, bf16: bf16, override: getenv("HMST_MIXED_PRECISION_COMPUTE").map { String(cString: $0) })
+    }
+
+    /// The decision, separate from the measurement so that tests can feed it numbers.
+    /// override: HMST_MIXED_PRECISION_COMPUTE (bf16 or f32), honoured when the CPU can do it.
+    static func decide(fma: Double, bf16: Double, override: String?) -> ComputeRates {
+        let rates = "bf16 dot \(Int(bf16.rounded())) GFLOP/s, f32 FMA \(Int(fma.rounded())) GFLOP/s per core"
+        let ratio = fma > 0 ? String((bf16 / fma * 100).rounded() / 100) : "inf"
+        if let o = override?.lowercased(), o == "f32" || o == "bf16" {
+            if o == "bf16" && bf16 <= 0 {
+                return ComputeRates(fmaGFLOPS: fma, bf16GFLOPS: bf16, mixedPrecisionCompute: .f32,
+                                    reason: "HMST_MIXED_PRECISION_COMPUTE=bf16 ignored: no AVX512-BF16 on this CPU")
+            }
+            return ComputeRates(fmaGFLOPS: fma, bf16GFLOPS: bf16, mixedPrecisionCompute: o == "bf16" ? .bf16 : .f32,
+                                reason: "HMST_MIXED_PRECISION_COMPUTE=\(o) (\(rates))")
+        }
+        if bf16 <= 0 {
+            return ComputeRates(fmaGFLOPS: fma, bf16GFLOPS: 0, mixedPrecisionCompute: .f32,
+                                reason: "f32 compute: no AVX512-BF16 dot products on this CPU")
+        }
+        if bf16 >= bf16Margin * fma {
+            return ComputeRates(fmaGFLOPS: fma, bf16GFLOPS: bf16, mixedPrecisionCompute: .bf16,
+                                reason: "bf16 compute: \(rates) (\(ratio)x)")
+        }
+        return ComputeRates(fmaGFLOPS: fma, bf16GFLOPS: bf16, mixedPrecisionCompute: .f32,
+                            reason: "f32 compute: \(rates) (bf16 is \(ratio)x, below \(bf16Margin)x)")
+    }
+}
+
+private func cString<T>(_ tuple: T) -> String {
+    withUnsafeBytes(of: tuple) { raw in
+        let bytes = raw.bindMemory(to: UInt8.self)
+        let end = bytes.firstIndex(of: 0) ?? bytes.count
+        return String(decoding: bytes[..<end], as: UTF8.self)
+    }
+}
+
+/// The CPU's name as /proc/cpuinfo gives it, with family and model, e.g.
+/// "Intel(R) Xeon(R) Processor (family 6, model 207)": every benchmark figure names its CPU.
+public enum CPUModel {
+    public static let name: String = {
+        guard let text = try? FileIO.readText("/proc/cpuinfo") else { return "unknown" }
+        var model = "unknown", family = "?", number = "?"
+        for line in text.split(separator: "\n").prefix(64) {
+            let parts = line.split(separator: ":", maxSplits: 1)
+            guard parts.count == 2 else { continue }
+            let key = parts[0].trimmingCharacters(), value = parts[1].trimmingCharacters()
+            switch key {
+            case "model name": model = value
+            case "cpu family": family = value
+            case "model": number = value
+            default: break
+            }
+        }
+        return "\(model) (family \(family), model \(number))"
+    }()
+}
+
+private extension Substring {
+    func trimmingCharacters() -> String {
+        var s = self[...]
+        while let f = s.first, f == " " || f == "\t" { s.removeFirst() }
+        while let l = s.last, l == " " || l == "\t" { s.removeLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,55 @@
+// The OpenBLAS kernel check and the mixed-precision compute choice (System/ComputeRates.swift).
+import CHMST
+@testable import HMSTCore
+import XCTest
+
+final class ComputeRatesTests: XCTestCase {
+    /// Fails on a machine whose OpenBLAS runs kernels below the CPU after libhmst's fix-up.
+    func testKernelsInUseMatchTheCPU() {
+        let s = BLASStatus.current
+        XCTAssertFalse(s.belowCapability, "OpenBLAS runs \(s.core), below \(s.bestCore): \(s.message)")
+        XCTAssertFalse(s.core.isEmpty)
+        XCTAssertNotEqual(s.action, .failed, s.message)
+    }
+
+    func testFamilyLevels() {
+        XCTAssertEqual(chmst_blas_core_level("Prescott"), 1)
+        XCTAssertEqual(chmst_blas_core_level("sandybridge"), 2)
+        XCTAssertEqual(chmst_blas_core_level("Haswell"), 3)
+        XCTAssertEqual(chmst_blas_core_level("Zen"), 3)
+        XCTAssertEqual(chmst_blas_core_level("SkylakeX"), 4)
+        XCTAssertEqual(chmst_blas_core_level("COOPERLAKE"), 4)
+        XCTAssertEqual(chmst_blas_core_level("NoSuchCore"), 0)
+        XCTAssertEqual(chmst_blas_core_level(nil), 0)
+    }
+
+    func testMixedPrecisionChoice() {
+        // Intel model 207: vdpbf16ps at half the rate of f32 FMA -> f32 compute
+        var r = ComputeRates.decide(fma: 160, bf16: 80, override: nil)
+        XCTAssertEqual(r.mixedPrecisionCompute, .f32)
+        XCTAssertTrue(r.reason.contains("0.5x"), r.reason)
+        // Zen 4: bf16 twice f32 -> bf16
+        r = ComputeRates.decide(fma: 100, bf16: 200, override: nil)
+        XCTAssertEqual(r.mixedPrecisionCompute, .bf16)
+        // a small edge does not pay for packing
+        r = ComputeRates.decide(fma: 100, bf16: 120, override: nil)
+        XCTAssertEqual(r.mixedPrecisionCompute, .f32)
+        // no AVX512-BF16
+        r = ComputeRates.decide(fma: 100, bf16: 0, override: nil)
+        XCTAssertEqual(r.mixedPrecisionCompute, .f32)
+        XCTAssertTrue(r.reason.contains("no AVX512-BF16"))
+        // overrides, the impossible one refused
+        XCTAssertEqual(ComputeRates.decide(fma: 160, bf16: 80, override: "bf16").mixedPrecisionCompute, .bf16)
+        XCTAssertEqual(ComputeRates.decide(fma: 100, bf16: 200, override: "F32").mixedPrecisionCompute, .f32)
+        XCTAssertEqual(ComputeRates.decide(fma: 100, bf16: 0, override: "bf16").mixedPrecisionCompute, .f32)
+        XCTAssertEqual(ComputeRates.decide(fma: 160, bf16: 80, override: "junk").mixedPrecisionCompute, .f32)
+    }
+
+    func testMeasuredRatesAreSane() {
+        let r = ComputeRates.current
+        let f = chmst_cpu_features()
+        if f & UInt64(HMST_SIMD_FMA.rawValue) != 0 { XCTAssertGreaterThan(r.fmaGFLOPS, 1) }
+        if f & UInt64(HMST_SIMD_AVX512BF16.rawValue) != 0 { XCTAssertGreaterThan(r.bf16GFLOPS, 1) } else { XCTAssertEqual(r.bf16GFLOPS, 0) }
+        XCTAssertTrue(CPUModel.name.contains("family"), CPUModel.name)
+    }
+}
