@@ -10,6 +10,8 @@ public struct TextEncoding: Sendable {
     public var C: Int
     /// mean next-token negative log-likelihood in nats over T-1 predictions (0 when T == 1)
     public var surprise: Double
+    /// [T-1]: log p(token[t+1] | tokens[...t]) under the model, nats
+    public var nextTokenLogProbs: [Double] = []
 }
 
 extension Session {
@@ -25,6 +27,8 @@ extension Session {
         }
         var hidden = [Float](repeating: 0, count: tokens.count * C)
         var nll = 0.0
+        var logProbs = [Double]()
+        logProbs.reserveCapacity(tokens.count)
         var start = 0
         while start < tokens.count {
             let n = min(ws.maxT, tokens.count - start)
@@ -39,13 +43,16 @@ extension Session {
                 for v in 1..<V { m = max(m, row[v]) }
                 var s = 0.0
                 for v in 0..<V { s += Double(expf(row[v] - m)) }
-                nll += Double(m) + log(s) - Double(row[Int(tokens[start + t + 1])])
+                let lp = Double(row[Int(tokens[start + t + 1])]) - Double(m) - log(s)
+                logProbs.append(lp)
+                nll -= lp
             }
             start += n
         }
         history += tokens
         logitsRows = 0
-        return TextEncoding(hidden: hidden, T: tokens.count, C: C, surprise: tokens.count > 1 ? nll / Double(tokens.count - 1) : 0)
+        return TextEncoding(hidden: hidden, T: tokens.count, C: C, surprise: tokens.count > 1 ? nll / Double(tokens.count - 1) : 0,
+                            nextTokenLogProbs: logProbs)
     }
 }
 
