@@ -4,6 +4,6 @@
 #include <zlib.h>
 
 /* inflateInit2 with 16 + MAX_WBITS: a gzip header and trailer (CRC-32, length) are expected. */
-static inline int hmst_zlib_inflate_init_gzip(z_stream *stream) {
+static inline int czlib_inflate_init_gzip(z_stream *stream) {
     return inflateInit2(stream, 16 + MAX_WBITS);
 }

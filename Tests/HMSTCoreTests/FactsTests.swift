@@ -326,12 +326,26 @@ final class FactsTests: XCTestCase {
             XCTAssertEqual((e as? HMSTError)?.status, .notFound)
             XCTAssertTrue((e as? HMSTError)?.message.contains("miscfiles") ?? false)
         }
-        c.realFacts = .none
+        // Not installed: synthetic facts only, and the note says why.
+        c.realFacts = .installed
+        c.installedTablePaths = [dir + "/absent.gz", dir + "/absent"]
         let set = try FactBenchmark.generate(c)
         XCTAssertNil(set.real.path)
-        XCTAssertNotNil(set.real.note)
+        XCTAssertTrue(set.real.note?.contains("apt-get install miscfiles") ?? false, "\(String(describing: set.real.note))")
+        XCTAssertTrue(set.real.note?.contains(dir + "/absent.gz") ?? false)
         XCTAssertFalse(set.facts.contains { $0.source == .miscfiles })
         XCTAssertEqual(set.entities(in: .heldout).count + set.entities(in: .trainKnown).count + set.entities(in: .trainMemoryOnly).count, 200)
+        try set.write(to: dir + "/m")
+        let manifest = try JSONValue.parse(try FileIO.readText(dir + "/m/manifest.json"))
+        XCTAssertEqual(manifest["real_facts"]?["source"]?.string, "none")
+        XCTAssertEqual(manifest["real_facts"]?["note"]?.string, set.real.note)
+        XCTAssertEqual(manifest["seed"]?.int, 1)
+        XCTAssertEqual(manifest["splits"]?["distractor"]?["facts"]?.int, 10)
+        XCTAssertEqual(manifest["version"]?.int, FactBenchmark.version)
+        // An installed table that is found is used.
+        try FileIO.writeAtomically(dir + "/present", text: FactsTests.table)
+        c.installedTablePaths = [dir + "/absent", dir + "/present"]
+        XCTAssertEqual(try FactBenchmark.generate(c).real.path, dir + "/present")
     }
 
     func testBadConfigsAreRejected() {

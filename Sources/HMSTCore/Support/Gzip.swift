@@ -16,7 +16,7 @@ public enum Gzip {
         out.reserveCapacity(bytes.count * 4)
         var chunk = [UInt8](repeating: 0, count: 1 << 16)
         var stream = z_stream()
-        guard hmst_zlib_inflate_init_gzip(&stream) == Z_OK else {
+        guard czlib_inflate_init_gzip(&stream) == Z_OK else {
             throw HMSTError(.internal, "\(name): zlib inflateInit2 failed")
         }
         defer { inflateEnd(&stream) }

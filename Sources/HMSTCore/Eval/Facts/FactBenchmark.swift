@@ -7,8 +7,8 @@
 public struct FactBenchmarkConfig: Sendable, Equatable {
     /// Where the real facts come from.
     public enum RealFacts: Sendable, Equatable {
-        /// The miscfiles table at its Debian path if installed; without it, synthetic facts only
-        /// (FactSet.real.note says so).
+        /// The miscfiles table at the first of `installedTablePaths` that exists; without one,
+        /// synthetic facts only (FactSet.real.note says so).
         case installed
         /// This table; missing or malformed is an error.
         case file(String)
@@ -22,6 +22,8 @@ public struct FactBenchmarkConfig: Sendable, Equatable {
     /// Distractor fact sentences in the evaluation memory (>= 10,000 for the benchmark proper).
     public var distractors = 10_000
     public var realFacts = RealFacts.installed
+    /// Where `.installed` looks: Debian's miscfiles paths.
+    public var installedTablePaths = CountriesTable.defaultPaths
     /// Fractions of entities (real and invented, each) for train_known and train_memory_only;
     /// the rest is heldout.
     public var knownFraction = 0.4
@@ -70,12 +72,12 @@ public enum FactBenchmark {
         case .none:
             break
         case .installed:
-            if let p = CountriesTable.findDefault() {
+            if let p = config.installedTablePaths.first(where: { FileIO.exists($0) }) {
                 countries = try CountriesTable.load(path: p)
                 real = RealFactsReport(path: p, countries: countries.count, entities: 0, note: nil)
             } else {
                 real = RealFactsReport(path: nil, countries: 0, entities: 0,
-                                       note: "no miscfiles countries table at \(CountriesTable.defaultPaths.joined(separator: " or ")) "
+                                       note: "no miscfiles countries table at \(config.installedTablePaths.joined(separator: " or ")) "
                                            + "(apt-get install miscfiles); synthetic facts only")
             }
         case let .file(p):
