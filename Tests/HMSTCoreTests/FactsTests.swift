@@ -203,7 +203,7 @@ final class FactsTests: XCTestCase {
             XCTAssertEqual(t.relation, f.relation)
         }
         var valuesOf = [String: Set<String>]()
-        for f in set.facts { valuesOf[f.relation, default: []].insert(f.value) }
+        for f in set.facts { valuesOf[f.relation + "/" + f.source.rawValue, default: []].insert(f.value) }
         for e in set.heldoutItems + set.knownItems {
             let f = try XCTUnwrap(factByID[e.factID])
             XCTAssertTrue(e.prompt.contains(f.entity), e.prompt)
@@ -214,9 +214,9 @@ final class FactsTests: XCTestCase {
             XCTAssertEqual(Set(e.choices).count, 4, "\(e.choices)")
             XCTAssertEqual(e.choices[e.gold], e.target)
             XCTAssertTrue(e.choices.allSatisfy { $0.hasPrefix(" ") })
-            if f.source == .synthetic {   // large pools: alternatives are values of the same relation
-                XCTAssertTrue(e.choices.allSatisfy { valuesOf[f.relation]?.contains(String($0.dropFirst())) == true }, "\(e.choices)")
-            }
+            // Alternatives are values of the same relation from the same source (real or invented).
+            let pool = valuesOf[f.relation + "/" + f.source.rawValue] ?? []
+            XCTAssertTrue(e.choices.allSatisfy { pool.contains(String($0.dropFirst())) }, "\(e.choices)")
         }
         // Golds are spread over positions, not always first.
         XCTAssertEqual(Set(set.heldoutItems.map(\.gold)), [0, 1, 2, 3])
@@ -224,6 +224,23 @@ final class FactsTests: XCTestCase {
         for f in set.facts {
             XCTAssertTrue(f.text.contains(f.entity) && f.text.contains(f.value), f.text)
             XCTAssertTrue((1...3).contains(f.value.split(separator: " ").count), f.value)
+        }
+    }
+
+    /// One entity and no distractors: each relation has one value, so alternatives are invented.
+    func testTinyConfigsStillHaveDistinctChoices() throws {
+        var c = FactBenchmarkConfig()
+        c.realFacts = .none
+        c.entities = 1
+        c.distractors = 0
+        c.knownFraction = 0
+        c.memoryOnlyFraction = 0
+        let set = try FactBenchmark.generate(c)
+        XCTAssertEqual(set.heldoutItems.count, 8 * 4)
+        XCTAssertTrue(set.trainItems.isEmpty && set.knownItems.isEmpty)
+        for e in set.heldoutItems {
+            XCTAssertEqual(Set(e.choices).count, 4, "\(e.choices)")
+            XCTAssertEqual(e.choices[e.gold], e.target)
         }
     }
 

@@ -144,11 +144,14 @@ public enum FactBenchmark {
             }
         }
 
-        // Multiple-choice alternatives come from the values each relation has across all facts.
+        // Multiple-choice alternatives come from the values each relation has across all facts of
+        // the same source: a real country's capital competes with real capitals only, so an
+        // invented name never gives the answer away.
+        func poolKey(_ f: Fact) -> String { f.relation + "/" + f.source.rawValue }
         var valuesByRelation = [String: [String]]()
         var seenValue = Set<String>()
-        for f in facts where seenValue.insert(f.relation + "\u{0}" + f.value).inserted {
-            valuesByRelation[f.relation, default: []].append(f.value)
+        for f in facts where seenValue.insert(poolKey(f) + "\u{0}" + f.value).inserted {
+            valuesByRelation[poolKey(f), default: []].append(f.value)
         }
         var choiceRandom = FactRandom(seed: config.seed, stream: Stream.choices.rawValue)
         names.random = FactRandom(seed: config.seed, stream: Stream.choices.rawValue &+ 100)
@@ -165,13 +168,13 @@ public enum FactBenchmark {
                 }
                 if f.split == .trainKnown {
                     for t in relation.templates {
-                        let (choices, gold) = try multipleChoice(f, relation, valuesByRelation[f.relation] ?? [], config.choices, &choiceRandom, &names)
+                        let (choices, gold) = try multipleChoice(f, relation, valuesByRelation[poolKey(f)] ?? [], config.choices, &choiceRandom, &names)
                         knownItems.append(evalItem(f, t, choices, gold, id: "known\(knownItems.count)"))
                     }
                 }
             case .heldout:
                 for t in relation.templates {
-                    let (choices, gold) = try multipleChoice(f, relation, valuesByRelation[f.relation] ?? [], config.choices, &choiceRandom, &names)
+                    let (choices, gold) = try multipleChoice(f, relation, valuesByRelation[poolKey(f)] ?? [], config.choices, &choiceRandom, &names)
                     heldoutItems.append(evalItem(f, t, choices, gold, id: "heldout\(heldoutItems.count)"))
                 }
             case .distractor:
