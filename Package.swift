@@ -15,10 +15,12 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
-        // System libraries (Debian: libopenblas-dev, libnuma-dev).
+        // System libraries (Debian: libopenblas-dev, libnuma-dev, zlib1g-dev).
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CNUMA", providers: [.apt(["libnuma-dev"])]),
+        // zlib (Debian: zlib1g-dev), to read gzip-compressed data files such as miscfiles' tables.
+        .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
 
         // C++ shim over FAISS (Debian's libfaiss.a has no C API): every exception is caught there.
         .target(name: "CFAISSShim",
@@ -36,7 +38,7 @@ let package = Package(
 
         // Pure Swift engine code.
         .target(name: "HMSTCore",
-                dependencies: ["CBLAS", "CNUMA", "CFAISSShim", "CHMST", "CKernels"]),
+                dependencies: ["CBLAS", "CNUMA", "CZlib", "CFAISSShim", "CHMST", "CKernels"]),
 
         // Only the exported @_cdecl functions.
         .target(name: "HMSTCAPI", dependencies: ["HMSTCore", "CHMST"], exclude: ["exports.map"]),

@@ -1,0 +1,61 @@
+// hmst facts generate: the fact benchmark (issue 11 section 2) as files, for Stage 2 training
+// and the evaluation harness. Every decision is FactBenchmark's; this only parses and prints.
+import ArgumentParser
+import Foundation
+import HMSTCore
+
+struct FactsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "facts", abstract: "The fact benchmark: real (miscfiles) and invented facts, splits, tasks.",
+        subcommands: [Generate.self])
+
+    struct Generate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "generate",
+            abstract: "Write facts, Stage 2 training items, evaluation memory and harness tasks to a directory.",
+            discussion: """
+                Deterministic: the same options give byte-identical files. Real facts come from Debian's \
+                miscfiles countries table (/usr/share/misc/countries.gz) when installed; without it the \
+                benchmark is synthetic only, and the command says so. Nothing is downloaded.
+                """)
+
+        @Option(help: "Output directory (created if needed).") var output: String
+        @Option(help: "Seed of every random choice.") var seed: UInt64 = 1
+        @Option(help: "Invented entities to ask about (each has every synthetic relation).") var entities = 200
+        @Option(help: "Distractor fact sentences in the evaluation memory.") var distractors = 10_000
+        @Option(help: "The miscfiles countries table (gzip or plain); default: the installed one, if any.")
+        var countries: String?
+        @Flag(name: .customLong("no-real"), help: "Synthetic facts only.") var noReal = false
+        @Option(name: .customLong("known-fraction"), help: "Fraction of entities in train_known.") var knownFraction = 0.4
+        @Option(name: .customLong("memory-only-fraction"), help: "Fraction of entities in train_memory_only (the rest is heldout).")
+        var memoryOnlyFraction = 0.3
+
+        func validate() throws {
+            if noReal && countries != nil { throw ValidationError("--no-real and --countries exclude each other") }
+        }
+
+        func run() throws {
+            try runReportingErrors {
+                var c = FactBenchmarkConfig()
+                c.seed = seed
+                c.entities = entities
+                c.distractors = distractors
+                c.knownFraction = knownFraction
+                c.memoryOnlyFraction = memoryOnlyFraction
+                c.realFacts = noReal ? .none : countries.map { .file($0) } ?? .installed
+                let startMs = Clock.nowMs()
+                let set = try FactBenchmark.generate(c)
+                try set.write(to: output)
+                if let note = set.real.note, !noReal { printError("hmst facts: \(note)") }
+                for s in FactSplit.allCases {
+                    let name = s.rawValue.padding(toLength: 18, withPad: " ", startingAt: 0)
+                    print("\(name) \(set.entities(in: s).count) entities, \(set.facts(in: s).count) facts")
+                }
+                print("real facts: " + (set.real.path.map { "\(set.real.entities) countries from \($0)" } ?? "none"))
+                print(String(format: "%d train items, %d heldout + %d known eval items, %d memory lines in %.2f s -> %@",
+                             set.trainItems.count, set.heldoutItems.count, set.knownItems.count, set.memoryTexts.count,
+                             (Clock.nowMs() - startMs) / 1000, output))
+            }
+        }
+    }
+}
