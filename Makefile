@@ -38,7 +38,7 @@ lib: $(LIB)
 $(LIB): $(OUT)/.deps $(SOURCES)
 	swift build $(SWIFTFLAGS) --product hmst $(LIBFLAGS)
 	@mkdir -p $(OUT)/lib
-	cp $(SCRATCH)/release/libhmst.so $(LIB)
+	cp $(SCRATCH)/release/libhmst.so $(LIB).tmp && mv -f $(LIB).tmp $(LIB)
 	ln -sf libhmst.so.$(VERSION) $(OUT)/lib/libhmst.so.$(SOVERSION)
 	ln -sf libhmst.so.$(VERSION) $(OUT)/lib/libhmst.so
 
@@ -46,7 +46,7 @@ cli: $(CLI)
 $(CLI): $(OUT)/.deps $(SOURCES)
 	swift build $(SWIFTFLAGS) --product hmst-cli
 	@mkdir -p $(OUT)/bin
-	cp $(SCRATCH)/release/hmst-cli $(CLI)
+	cp $(SCRATCH)/release/hmst-cli $(CLI).tmp && mv -f $(CLI).tmp $(CLI)
 
 # ---- tests ----------------------------------------------------------------------------------
 

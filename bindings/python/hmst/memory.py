@@ -17,6 +17,8 @@ import numpy as np
 from . import _lib
 from .api import HMSTError, _check, _read_string, _Resource
 
+_HIT_DTYPE = np.dtype(_lib.MemoryHit)  # {id: int64, score: float32}, 16 bytes
+
 _METRICS = {"cosine": _lib.METRIC_COSINE, "inner_product": _lib.METRIC_INNER_PRODUCT, "ip": _lib.METRIC_INNER_PRODUCT,
             "l2": _lib.METRIC_L2}
 
@@ -156,11 +158,12 @@ class SemanticMemory(_Memory):
         """queries: (n, dim) or (dim,) -> (ids int64 (n, k), scores float32 (n, k)); id -1 pads."""
         q = _vectors(queries, self.dim, "queries")
         n = q.shape[0]
-        hits = (_lib.MemoryHit * (n * int(k)))() if k > 0 else (_lib.MemoryHit * 1)()
-        _check(_lib.lib.hmst_semantic_search(self._handle(), _ptr(q, ctypes.c_float), n, int(k), int(nprobe), hits))
-        ids = np.array([h.id for h in hits], dtype=np.int64).reshape(n, k)
-        scores = np.array([h.score for h in hits], dtype=np.float32).reshape(n, k)
-        return ids, scores
+        # results land in a numpy array laid out as struct hmst_memory_hit: no per-hit Python work
+        hits = np.empty(max(1, n * int(k)), dtype=_HIT_DTYPE)
+        _check(_lib.lib.hmst_semantic_search(self._handle(), _ptr(q, ctypes.c_float), n, int(k), int(nprobe),
+                                             hits.ctypes.data_as(ctypes.POINTER(_lib.MemoryHit))))
+        hits = hits[:n * int(k)].reshape(n, int(k))
+        return hits["id"].copy(), hits["score"].copy()
 
     def search_text(self, model, text, k=10, nprobe=0):
         """The k nearest entries to the text's embedding, as Hit objects."""
