@@ -20,7 +20,7 @@ struct EvalCommand: ParsableCommand {
     @Option(name: .customLong("task"), parsing: .upToNextOption, help: "Task description files (JSON).") var tasks: [String]
     @Option(help: "Memory directory (episodic/ and semantic/) for the on and deleted conditions.") var memory: String?
     @Option(help: "Comma-separated memory conditions: off, on, oracle, deleted.") var condition = "off"
-    @Option(help: "Memories retrieved per item.") var k = 4
+    @Option(name: [.customShort("k"), .long], help: "Memories retrieved per item.") var k = 4
     @Option(help: "JSON report path.") var output: String?
     @Option(name: .customLong("items-output"), help: "Per-item JSONL path.") var itemsOutput: String?
     @Option(help: "First N items of each task (0 = all).") var limit = 0
