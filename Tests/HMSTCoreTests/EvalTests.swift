@@ -107,6 +107,14 @@ final class EvalScoringTests: XCTestCase {
         let ctx = context.utf8.map(Int32.init), cont = target.utf8.map(Int32.init)
         let expected = try trainingNLL(model, ctx + cont) - trainingNLL(model, ctx)
         XCTAssertEqual(-s.logprob, expected, accuracy: 1e-3)
+        // continuations sharing the context (evaluated once) score as they do alone
+        let shared = try ev.score(context: context, continuations: [target, " dogs", "!"])
+        XCTAssertEqual(shared.map(\.count), [6, 5, 1])
+        for (c, sc) in zip([target, " dogs", "!"], shared) {
+            let alone = try ev.score(context: context, continuation: c)
+            XCTAssertEqual(sc.logprob, alone.logprob, accuracy: 1e-4)
+            XCTAssertEqual(sc.isGreedy, alone.isGreedy)
+        }
         // the greedy continuation is greedy; change its last token and it is not
         let session = try Session(decoder: model.decoder, params: SessionParams())
         var req = GenerationRequest()

@@ -90,6 +90,20 @@ public final class Evaluator {
         return try session.logLikelihood(ctx + cont, from: ctx.count, vocabLimit: tokenizer.vocabSize)
     }
 
+    /// Several continuations of one context, the context evaluated once (Session.logLikelihoods).
+    public func score(context: String, continuations: [String]) throws -> [LogLikelihoodScore] {
+        var ctx = encode(context)
+        let conts = continuations.map(encode)
+        if let i = conts.firstIndex(where: \.isEmpty) {
+            throw HMSTError.invalidArgument("the continuation \"\(continuations[i])\" encodes to no tokens")
+        }
+        if ctx.isEmpty {
+            guard let eos = tokenizer.eosId else { throw HMSTError.invalidArgument("empty context and no end-of-text token to start from") }
+            ctx = [eos]
+        }
+        return try session.logLikelihoods(context: ctx, continuations: conts, vocabLimit: tokenizer.vocabSize)
+    }
+
     /// Rolling log-likelihood of text after an optional context (memories): see the header.
     public func scoreRolling(text: String, context: String = "") throws -> LogLikelihoodScore {
         let toks = encode(text)
@@ -159,7 +173,7 @@ public final class Evaluator {
                          ("answer_nll", .number(-s.logprob / Double(s.count))), ("is_greedy", .bool(s.isGreedy))]
                 case .multipleChoice:
                     let p = prompt(memories: mems, question: item.prompt)
-                    let scores = try item.choices.map { try score(context: p, continuation: $0) }
+                    let scores = try score(context: p, continuations: item.choices)
                     let ll = scores.map(\.logprob)
                     let mc = EvalMetrics.multipleChoice(logliks: ll, choiceBytes: item.choices.map(\.utf8.count), gold: item.gold)
                     let g = scores[item.gold]

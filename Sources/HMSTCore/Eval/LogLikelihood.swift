@@ -48,19 +48,7 @@ extension Session {
                 let q = min(b - 1, p + ws.maxT)
                 try evaluate(Array(seq[p..<q]), allLogits: true)
                 for t in (p + 1)...q {
-                    let row = try logits(row: t - 1 - p)
-                    guard let lp = row.baseAddress else { continue }
-                    let target = Int(seq[t])
-                    var m = lp[0]
-                    for v in 1..<V { m = max(m, lp[v]) }
-                    var sum = 0.0
-                    for v in 0..<V { sum += Double(expf(lp[v] - m)) }
-                    score.logprob += Double(lp[target]) - Double(m) - log(sum)
-                    if score.isGreedy {
-                        var best = 0
-                        for v in 1..<VL where lp[v] > lp[best] { best = v }
-                        if best != target { score.isGreedy = false }
-                    }
+                    try accumulate(row: t - 1 - p, target: seq[t], vocabLimit: VL, into: &score)
                 }
                 p = q
             }
@@ -70,5 +58,70 @@ extension Session {
         }
         reset()
         return score
+    }
+
+    /// Adds log p(target) from logits row r of the last evaluate, and whether it was the argmax.
+    @inline(__always)
+    func accumulate(row r: Int, target: Int32, vocabLimit VL: Int, into score: inout LogLikelihoodScore) throws {
+        let V = decoder.dims.V
+        let row = try logits(row: r)
+        guard let lp = row.baseAddress else { return }
+        let t = Int(target)
+        var m = lp[0]
+        for v in 1..<V { m = max(m, lp[v]) }
+        var sum = 0.0
+        for v in 0..<V { sum += Double(expf(lp[v] - m)) }
+        score.logprob += Double(lp[t]) - Double(m) - log(sum)
+        if score.isGreedy {
+            var best = 0
+            for v in 1..<VL where lp[v] > lp[best] { best = v }
+            if best != t { score.isGreedy = false }
+        }
+    }
+
+    /// Forgets positions >= n: the context shared by several continuations stays in the cache.
+    func rewind(to n: Int) {
+        cache.truncate(to: n)
+        if history.count > n { history.removeLast(history.count - n) }
+        logitsRows = 0
+    }
+
+    /// Each continuation scored after the same context, which is evaluated once (multiple-choice
+    /// options share their question). Equal to logLikelihood(context + c, from: context.count)
+    /// per continuation; falls back to it when context and the longest continuation overflow n_ctx.
+    public func logLikelihoods(context: [Int32], continuations: [[Int32]], vocabLimit: Int? = nil) throws -> [LogLikelihoodScore] {
+        guard !context.isEmpty else { throw HMSTError.invalidArgument("log-likelihood: empty context") }
+        guard continuations.allSatisfy({ !$0.isEmpty }) else { throw HMSTError.invalidArgument("log-likelihood: empty continuation") }
+        let longest = continuations.map(\.count).max() ?? 0
+        if context.count + longest - 1 > nCtx || params.traceRoutes {   // rewind keeps no route trace
+            return try continuations.map { try logLikelihood(context + $0, from: context.count, vocabLimit: vocabLimit) }
+        }
+        let V = decoder.dims.V
+        for c in [context] + continuations {
+            if let bad = c.first(where: { $0 < 0 || Int($0) >= V }) {
+                throw HMSTError.invalidArgument("token id \(bad) is outside the vocabulary 0 ..< \(V)")
+            }
+        }
+        let VL = max(1, min(V, vocabLimit ?? V))
+        let P = context.count - 1
+        reset()
+        if P > 0 { try evaluate(Array(context[0..<P])) }
+        var out: [LogLikelihoodScore] = []
+        for cont in continuations {
+            rewind(to: P)
+            // inputs: the context's last token, then every continuation token but the last
+            let inputs = [context[P]] + cont.dropLast()
+            var score = LogLikelihoodScore(logprob: 0, count: cont.count, isGreedy: true)
+            var p = 0
+            while p < inputs.count {
+                let q = min(inputs.count, p + ws.maxT)
+                try evaluate(Array(inputs[p..<q]), allLogits: true)
+                for j in p..<q { try accumulate(row: j - p, target: cont[j], vocabLimit: VL, into: &score) }
+                p = q
+            }
+            out.append(score)
+        }
+        reset()
+        return out
     }
 }
