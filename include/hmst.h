@@ -705,6 +705,61 @@ HMST_API int hmst_trainer_save(hmst_trainer *trainer, const char *dir);
 /* NULL is a no-op. */
 HMST_API void hmst_trainer_free(hmst_trainer *trainer);
 
+/* ---------------------------------------------------------------------------------------------
+ * Evaluation
+ *
+ * lm-evaluation-harness-style tasks on local files: a task is a JSON description {"name",
+ * "output_type": "loglikelihood" | "multiple_choice" | "generate_until" | "loglikelihood_rolling",
+ * "data": JSONL path relative to the description, "until": [...], "max_gen_tokens": N}; items are
+ * JSONL lines {"id", "prompt", "target", "choices", "gold", "memory": [...]} ("text" for rolling).
+ * Prompts use the memory layout <mem>fact</mem>...<q>question<a> (plain "Fact: ...\nQuestion: ...\n
+ * Answer:" for a tokenizer without those markers). Memory conditions: OFF (none), ON (the k texts
+ * retrieved from memory_dir for the prompt), ORACLE (the item's gold memories), DELETED (as ON,
+ * with every entry whose text is a gold memory left out; memory_dir is never modified). Metrics
+ * per task and condition with a 95% percentile-bootstrap interval: acc and answer_nll and
+ * perplexity (loglikelihood), acc, acc_norm and answer_nll (multiple_choice), exact_match and
+ * answer_nll (generate_until), bits_per_byte, byte_perplexity, word_perplexity and
+ * token_perplexity (loglikelihood_rolling). Nothing is downloaded.
+ * ------------------------------------------------------------------------------------------- */
+
+enum hmst_eval_condition {
+    HMST_EVAL_CONDITION_OFF = 1,
+    HMST_EVAL_CONDITION_ON = 2,
+    HMST_EVAL_CONDITION_ORACLE = 4,
+    HMST_EVAL_CONDITION_DELETED = 8
+};
+
+struct hmst_eval_params {
+    uint32_t struct_size;           /* set by hmst_eval_default_params() */
+    const char *const *task_paths;  /* n_tasks task description files; required */
+    size_t n_tasks;
+    const char *memory_dir;         /* default NULL: a memory directory (episodic/, semantic/) for ON and DELETED */
+    uint32_t conditions;            /* default HMST_EVAL_CONDITION_OFF: OR of hmst_eval_condition values,
+                                     * run and reported in the order off, on, oracle, deleted */
+    int32_t k;                      /* default 4: memories retrieved per item */
+    int32_t limit;                  /* default 0: every item; N: the first N items of each task */
+    uint64_t seed;                  /* default 0: bootstrap seed */
+    int32_t bootstrap_resamples;    /* default 1000 */
+    int32_t n_ctx;                  /* default 0: the model's context, at most 4096 tokens */
+    const char *report_path;        /* default NULL: also write the JSON report here (atomically) */
+    const char *items_path;         /* default NULL: write one JSON line per item and condition here */
+};
+
+/* Thread-safe. */
+HMST_API struct hmst_eval_params hmst_eval_default_params(void);
+
+/* Runs the tasks under the conditions and writes the JSON report, NUL-terminated, to buf
+ * ({"format": "hmst-eval-report", "settings": {...}, "tasks": {NAME: {"output_type", "file",
+ * "n_items", "conditions": {COND: {METRIC: {"value", "ci95": [low, high], "n"}}}}}, "seconds"}).
+ * cap counts bytes including the NUL; *n_out receives the length without it. If cap is too
+ * small: HMST_STATUS_BUFFER_TOO_SMALL, nothing written to buf, but the run happened (and wrote
+ * report_path and items_path if set): read report_path rather than running again; a few KiB
+ * per task and condition is enough. Bad task files are HMST_STATUS_NOT_FOUND or
+ * HMST_STATUS_BAD_FORMAT naming the file, line and field. Thread-safe: the model is read-only
+ * and each call has its own context; memory_dir is only read. */
+HMST_API int hmst_eval_run(const hmst_model *model, const struct hmst_eval_params *params, char *buf, size_t cap,
+                           size_t *n_out);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

@@ -61,6 +61,7 @@ public func hmst_sizeof(_ name: UnsafePointer<CChar>?) -> Int {
     case "hmst_episodic_params": return MemoryLayout<hmst_episodic_params>.size
     case "hmst_consolidate_params": return MemoryLayout<hmst_consolidate_params>.size
     case "hmst_memory_hit": return MemoryLayout<hmst_memory_hit>.size
+    case "hmst_eval_params": return MemoryLayout<hmst_eval_params>.size
     default: return 0
     }
 }

@@ -10,12 +10,15 @@ struct MemoryCommand: ParsableCommand {
         commandName: "memory", abstract: "Episodic and semantic memory in a directory: add, search, remove, stats, consolidate.",
         subcommands: [Add.self, Search.self, Remove.self, Stats.self, Consolidate.self])
 
-    enum Tier: String, ExpressibleByArgument, CaseIterable { case episodic, semantic, both }
+    enum Tier: String, ExpressibleByArgument, CaseIterable {
+        case episodic, semantic, both
+        var core: MemoryTier { MemoryTier(rawValue: rawValue) ?? .both }
+    }
 
     struct Location: ParsableArguments {
         @Option(help: "The memory directory (episodic/ and semantic/ inside).") var dir: String
-        var episodicDir: String { dir + "/episodic" }
-        var semanticDir: String { dir + "/semantic" }
+        /// The directory's tiers (MemoryStore owns the layout); mustExist for commands that only read.
+        func open(mustExist: Bool = false) throws -> MemoryStore { try MemoryStore(directory: dir, mustExist: mustExist) }
     }
 
     struct ModelOptions: ParsableArguments {
@@ -26,22 +29,21 @@ struct MemoryCommand: ParsableCommand {
 
         func load() throws -> LanguageModel { try LanguageModel.load(path: model) }
 
-        func episodic(_ at: Location, _ m: LanguageModel) throws -> EpisodicMemory {
-            if FileIO.exists(at.episodicDir + "/" + "episodic.json") { return try EpisodicMemory.load(directory: at.episodicDir) }
+        func episodic(_ store: MemoryStore, _ m: LanguageModel) throws -> EpisodicMemory {
             var c = EpisodicMemoryConfig()
             c.stateSize = stateSize
             c.maxEntries = maxEntries
-            return try EpisodicMemory(model: m, config: c)
+            return try store.episodic(creatingFor: m, config: c)
         }
 
-        func semantic(_ at: Location, _ m: LanguageModel) throws -> SemanticMemory {
-            if FileIO.exists(at.semanticDir + "/memory.json") { return try SemanticMemory.load(directory: at.semanticDir) }
-            return try SemanticMemory(config: SemanticMemoryConfig(dim: m.dims.C, description: index))
+        func semantic(_ store: MemoryStore, _ m: LanguageModel) throws -> SemanticMemory {
+            try store.semantic(creatingFor: m, description: index)
         }
     }
 
-    static func printHits(_ tier: String, _ hits: [(Int64, Float, String)], json: Bool) {
-        for (id, score, text) in hits {
+    static func printHits(_ hits: [MemoryStoreHit], json: Bool) {
+        for h in hits {
+            let (tier, id, score, text) = (h.tier.rawValue, h.id, h.score, h.text)
             if json {
                 let w = JSONWriter()
                 w.object { w.field("tier", tier); w.field("id", String(id)); w.field("score", Double(score)); w.field("text", text) }
@@ -69,18 +71,18 @@ struct MemoryCommand: ParsableCommand {
                 guard !all.isEmpty else { throw HMSTError.invalidArgument("nothing to add: give texts or --file") }
                 guard tier != .both else { throw HMSTError.invalidArgument("add goes to one tier: episodic or semantic") }
                 let m = try modelOptions.load()
+                let store = try at.open()
                 if tier == .episodic {
-                    let mem = try modelOptions.episodic(at, m)
+                    let mem = try modelOptions.episodic(store, m)
                     for t in all { print(try mem.add(text: t, model: m, importance: importance)) }
-                    try mem.save(directory: at.episodicDir)
                 } else {
-                    let mem = try modelOptions.semantic(at, m)
+                    let mem = try modelOptions.semantic(store, m)
                     var vectors: [Float] = []
                     for t in all { vectors += try mem.embedding(of: t, model: m) }
                     let ids = try mem.add(vectors: vectors, metadata: all.map { MemoryMetadata(text: $0, source: source) })
                     for id in ids { print(id) }
-                    try mem.save(directory: at.semanticDir)
                 }
+                try store.save(tier: tier.core)
             }
         }
     }
@@ -98,18 +100,13 @@ struct MemoryCommand: ParsableCommand {
         func run() throws {
             try runReportingErrors {
                 let m = try modelOptions.load()
-                if tier != .semantic, FileIO.exists(at.episodicDir + "/episodic.json") {
-                    let mem = try EpisodicMemory.load(directory: at.episodicDir)
-                    let hits = try mem.search(text: query, model: m, k: k)
-                    MemoryCommand.printHits("episodic", try hits.map { ($0.id, $0.score, try mem.entry(id: $0.id).text) }, json: json)
-                    try mem.save(directory: at.episodicDir)  // access counts feed consolidation
+                let store = try at.open()
+                // per tier, episodic first: -k counts results per tier
+                for t in [MemoryTier.episodic, .semantic] where tier.core == .both || tier.core == t {
+                    let hits = try store.search(text: query, model: m, tier: t, k: k, nprobe: nprobe > 0 ? nprobe : nil)
+                    MemoryCommand.printHits(hits, json: json)
                 }
-                if tier != .episodic, FileIO.exists(at.semanticDir + "/memory.json") {
-                    let mem = try SemanticMemory.load(directory: at.semanticDir)
-                    guard mem.count > 0 else { return }   // an emptied memory has nothing to report
-                    let hits = try mem.search(text: query, model: m, k: k, nprobe: nprobe > 0 ? nprobe : nil)
-                    MemoryCommand.printHits("semantic", hits.map { ($0.id, $0.score, $0.metadata.text) }, json: json)
-                }
+                try store.save(tier: .episodic)  // access counts feed consolidation
             }
         }
     }
@@ -122,20 +119,13 @@ struct MemoryCommand: ParsableCommand {
 
         func run() throws {
             try runReportingErrors {
-                switch tier {
-                case .episodic:
-                    let mem = try EpisodicMemory.load(directory: at.episodicDir)
-                    let n = mem.remove(ids: ids)
-                    try mem.save(directory: at.episodicDir)
-                    printError("removed \(n) of \(ids.count)")
-                    if n < ids.count { throw HMSTError.notFound("\(ids.count - n) of the ids are not in the episodic memory") }
-                case .semantic:
-                    let mem = try SemanticMemory.load(directory: at.semanticDir)
-                    let r = try mem.remove(ids: ids)
-                    try mem.save(directory: at.semanticDir)
-                    printError("removed \(r.removed) of \(ids.count)")
-                    if !r.unknownIds.isEmpty { throw HMSTError.notFound("unknown ids: \(r.unknownIds.map(String.init).joined(separator: ", "))") }
-                case .both: throw HMSTError.invalidArgument("remove works on one tier: episodic or semantic")
+                guard tier != .both else { throw HMSTError.invalidArgument("remove works on one tier: episodic or semantic") }
+                let store = try at.open(mustExist: true)
+                let r = try store.remove(ids: ids, tier: tier.core)
+                try store.save(tier: tier.core)
+                printError("removed \(r.removed) of \(ids.count)")
+                if !r.unknownIds.isEmpty {
+                    throw HMSTError.notFound("unknown ids in the \(tier.rawValue) memory: \(r.unknownIds.map(String.init).joined(separator: ", "))")
                 }
             }
         }
@@ -147,15 +137,14 @@ struct MemoryCommand: ParsableCommand {
 
         func run() throws {
             try runReportingErrors {
-                guard FileIO.isDirectory(at.dir) else { throw HMSTError.notFound("\(at.dir): no such memory directory") }
-                if FileIO.exists(at.episodicDir + "/episodic.json") {
-                    let mem = try EpisodicMemory.load(directory: at.episodicDir)
+                let store = try at.open(mustExist: true)
+                if let mem = store.episodic {
                     let e = mem.allEntries()
                     print("episodic: \(e.count)/\(mem.config.maxEntries) entries, state size \(mem.config.stateSize), input \(mem.inputSize), "
                           + "accesses \(e.reduce(0) { $0 + $1.accessCount })")
                 } else { print("episodic: none") }
-                if FileIO.exists(at.semanticDir + "/memory.json") {
-                    let s = try SemanticMemory.load(directory: at.semanticDir).stats()
+                if let sem = store.semantic {
+                    let s = sem.stats()
                     print("semantic: \(s.count) entries, dim \(s.dim), \(s.description) (\(s.metric.rawValue)), phase \(s.phase.rawValue), "
                           + "nprobe \(s.nprobe), index \(s.indexBytes) bytes")
                 } else { print("semantic: none") }
@@ -174,15 +163,15 @@ struct MemoryCommand: ParsableCommand {
         func run() throws {
             try runReportingErrors {
                 let m = try modelOptions.load()
-                let ep = try EpisodicMemory.load(directory: at.episodicDir)
-                let sem = try modelOptions.semantic(at, m)
+                let store = try at.open(mustExist: true)
+                guard let ep = store.episodic else { throw HMSTError.notFound("\(at.dir) has no episodic memory") }
+                let sem = try modelOptions.semantic(store, m)
                 var o = ConsolidationOptions()
                 o.threshold = threshold
                 o.maxPerRun = maxPerRun
                 o.removeFromEpisodic = !keep
                 let r = try Consolidator.run(episodic: ep, semantic: sem, model: m, options: o)
-                try sem.save(directory: at.semanticDir)   // semantic first: a crash between saves duplicates, never loses
-                try ep.save(directory: at.episodicDir)
+                try store.save()   // semantic first: a crash between saves duplicates, never loses
                 for mv in r.moved { print(String(format: "episodic %lld -> semantic %lld (score %.3f)", mv.episodic, mv.semantic, mv.score)) }
                 printError("consolidated \(r.moved.count) of \(r.scanned) entries")
             }

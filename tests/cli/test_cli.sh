@@ -106,6 +106,19 @@ check "memory search of an emptied semantic memory prints nothing" bash -c "$HMS
 fails "memory remove of an unknown id" "$HMST" memory remove --dir "$MEM" --tier semantic 424242
 fails "memory search without a model" "$HMST" memory search --dir "$MEM" --model "$W/nope" x
 fails "memory stats of a missing directory" "$HMST" memory stats --dir "$W/no-memory"
+# eval: tasks on local files under memory conditions (the memory directory is only read)
+E=$W/eval
+mkdir -p "$E"
+printf '%s\n' '{"id": "a", "prompt": "Who may copy the work?", "target": " the licensee", "choices": [" the licensee", " nobody"], "gold": 0, "memory": ["The licensee may copy the work."]}' \
+    '{"id": "b", "prompt": "Is warranty given?", "target": " no", "choices": [" yes", " no"], "gold": 1, "memory": ["Warranty is disclaimed."]}' > "$E/items.jsonl"
+echo '{"name": "mc", "output_type": "multiple_choice", "data": "items.jsonl"}' > "$E/mc.json"
+echo '{"name": "gen", "output_type": "generate_until", "data": "items.jsonl", "until": ["\n"], "max_gen_tokens": 4}' > "$E/gen.json"
+$HMST memory stats --dir "$MEM" > "$E/stats-before"
+check "eval under four conditions writes the report and the items" bash -c "$HMST eval $W/ckpt --task $E/mc.json $E/gen.json --memory $MEM --condition off,on,oracle,deleted -k 2 --output $E/report.json --items-output $E/items-out.jsonl --bootstrap 50 > $E/stdout && grep -q '\"acc_norm\"' $E/report.json && grep -q 'gen  deleted  exact_match' $E/stdout && [[ \$(wc -l < $E/items-out.jsonl) -eq 16 ]]"
+check "eval leaves the memory directory as it was" bash -c "$HMST memory stats --dir $MEM | cmp - $E/stats-before"
+check "eval of a malformed line names the line" bash -c "echo '{\"prompt\": ' >> $E/items.jsonl; ! $HMST eval $W/ckpt --task $E/mc.json 2> $E/err && grep -q 'items.jsonl line 3: not valid JSON' $E/err"
+fails "eval of an unknown condition" "$HMST" eval "$W/ckpt" --task "$E/mc.json" --condition off,sometimes
+fails "eval on without a memory directory" "$HMST" eval "$W/ckpt" --task "$E/mc.json" --condition on
 fails "memory of a corrupt directory" bash -c "echo '{' > $MEM/semantic/memory.json && $HMST memory stats --dir $MEM"
 echo "cli: $pass passed, $fail failed"
 [[ $fail -eq 0 ]]

@@ -8,6 +8,7 @@ Failing calls raise hmst.HMSTError with .status, .status_name and .message.
 """
 from .api import (HMSTError, abi_version, get_threads, library_path, set_log_handler, set_threads,
                   system_info, version)
+from .eval import evaluate
 from .memory import Consolidator, EpisodicMemory, Hit, SemanticMemory, consolidate
 from .model import Context, Generation, Model
 from .tokenizer import Tokenizer
@@ -15,5 +16,5 @@ from .trainer import Trainer
 
 __version__ = "0.1.0"
 
-__all__ = ["Consolidator", "Context", "EpisodicMemory", "Hit", "SemanticMemory", "consolidate", "Generation", "HMSTError", "Model", "Tokenizer", "Trainer", "abi_version", "get_threads", "library_path", "set_log_handler", "set_threads",
+__all__ = ["Consolidator", "Context", "EpisodicMemory", "Hit", "SemanticMemory", "consolidate", "evaluate", "Generation", "HMSTError", "Model", "Tokenizer", "Trainer", "abi_version", "get_threads", "library_path", "set_log_handler", "set_threads",
            "system_info", "version", "__version__"]

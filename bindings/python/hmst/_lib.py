@@ -259,6 +259,24 @@ class ConsolidateParams(ctypes.Structure):
     ]
 
 
+class EvalParams(ctypes.Structure):
+    """struct hmst_eval_params"""
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("task_paths", ctypes.POINTER(ctypes.c_char_p)),
+        ("n_tasks", ctypes.c_size_t),
+        ("memory_dir", ctypes.c_char_p),
+        ("conditions", ctypes.c_uint32),
+        ("k", ctypes.c_int32),
+        ("limit", ctypes.c_int32),
+        ("seed", ctypes.c_uint64),
+        ("bootstrap_resamples", ctypes.c_int32),
+        ("n_ctx", ctypes.c_int32),
+        ("report_path", ctypes.c_char_p),
+        ("items_path", ctypes.c_char_p),
+    ]
+
+
 # struct name in hmst.h -> ctypes class, checked against hmst_sizeof() at load
 STRUCTS = {
     "hmst_system_info": SystemInfo,
@@ -275,6 +293,7 @@ STRUCTS = {
     "hmst_episodic_params": EpisodicParams,
     "hmst_consolidate_params": ConsolidateParams,
     "hmst_memory_hit": MemoryHit,
+    "hmst_eval_params": EvalParams,
 }
 
 LOG_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
@@ -414,6 +433,8 @@ _declare("hmst_consolidate", ctypes.c_int, _P, _P, _P, ctypes.POINTER(Consolidat
 _declare("hmst_consolidator_start", ctypes.c_int, _P, _P, _P, ctypes.POINTER(ConsolidateParams), ctypes.c_double,
          ctypes.POINTER(_P))
 _declare("hmst_consolidator_stop", None, _P, _I32, _I32)
+_declare("hmst_eval_default_params", EvalParams)
+_declare("hmst_eval_run", ctypes.c_int, _P, ctypes.POINTER(EvalParams), ctypes.c_char_p, ctypes.c_size_t, _SIZE_P)
 
 
 def _check_abi():

@@ -1,0 +1,35 @@
+// EvalRun: the whole of `hmst eval`, hmst_eval_run and hmst.evaluate in one call, so the front
+// ends only parse arguments: load the tasks, open the memory directory (never modified), build
+// the retriever, run, and write the report and the per-item JSONL atomically when asked.
+
+public struct EvalRunRequest: Sendable {
+    public var taskPaths: [String] = []
+    /// memory directory for the on and deleted conditions; nil = none
+    public var memoryDirectory: String?
+    public var options = EvalOptions()
+    /// first items of each task; 0 = all
+    public var limit = 0
+    /// where to write the JSON report and the per-item JSONL; nil = not written
+    public var reportPath: String?
+    public var itemsPath: String?
+
+    public init() {}
+}
+
+public enum EvalRun {
+    public static func run(model: LanguageModel, _ req: EvalRunRequest) throws -> EvalReport {
+        guard !req.taskPaths.isEmpty else { throw HMSTError.invalidArgument("no task files given") }
+        var options = req.options
+        if req.itemsPath != nil { options.keepItems = true }
+        try options.validate()
+        let tasks = try req.taskPaths.map { try EvalTask.load(path: $0, limit: req.limit) }
+        var retriever: Retriever?
+        if let dir = req.memoryDirectory {
+            retriever = try MemoryStoreRetriever(store: try MemoryStore(directory: dir, mustExist: true), model: model)
+        }
+        let report = try Evaluator(model: model, retriever: retriever, options: options).run(tasks, memoryDirectory: req.memoryDirectory)
+        if let p = req.reportPath { try FileIO.writeAtomically(p, text: report.json()) }
+        if let p = req.itemsPath { try FileIO.writeAtomically(p, text: report.itemsJSONL()) }
+        return report
+    }
+}

@@ -1,0 +1,134 @@
+// MemoryStore: a memory directory as one object: DIR/episodic (EpisodicMemory) and DIR/semantic
+// (SemanticMemory), each opened if present and made on first use for a model. It owns the
+// directory layout (the CLI, the C API, evaluation and the engine use it rather than the paths),
+// searches either tier or both by text (merged by score), removes and saves. Scoring inside a
+// tier stays with the tier; ranking across tiers is by the raw cosine score of each.
+
+public enum MemoryTier: String, Sendable, CaseIterable {
+    case episodic, semantic, both
+}
+
+/// One retrieved entry, from either tier.
+public struct MemoryStoreHit: Sendable, Equatable {
+    public var tier: MemoryTier     // .episodic or .semantic
+    public var id: Int64
+    public var score: Float         // cosine similarity of the tier's keys
+    public var text: String
+    public init(tier: MemoryTier, id: Int64, score: Float, text: String) {
+        self.tier = tier
+        self.id = id
+        self.score = score
+        self.text = text
+    }
+}
+
+public final class MemoryStore: @unchecked Sendable {
+    public let directory: String
+    public var episodicDirectory: String { directory + "/episodic" }
+    public var semanticDirectory: String { directory + "/semantic" }
+    /// The tiers present on disk when opened, or made since; nil until then.
+    public private(set) var episodic: EpisodicMemory?
+    public private(set) var semantic: SemanticMemory?
+
+    /// Opens the directory's tiers that exist. With mustExist, a missing directory is NOT_FOUND;
+    /// otherwise the store starts empty and `save` creates it.
+    public init(directory: String, mustExist: Bool = false) throws {
+        guard !directory.isEmpty else { throw HMSTError.invalidArgument("memory directory: empty path") }
+        if mustExist, !FileIO.isDirectory(directory) { throw HMSTError.notFound("\(directory): no such memory directory") }
+        self.directory = directory
+        if MemoryStore.hasEpisodic(directory) { episodic = try EpisodicMemory.load(directory: directory + "/episodic") }
+        if MemoryStore.hasSemantic(directory) { semantic = try SemanticMemory.load(directory: directory + "/semantic") }
+    }
+
+    static func hasEpisodic(_ dir: String) -> Bool { FileIO.exists(dir + "/episodic/" + EpisodicMemory.manifestName) }
+    static func hasSemantic(_ dir: String) -> Bool { FileIO.exists(dir + "/semantic/" + SemanticMemory.manifestName) }
+
+    /// The episodic tier, made for the model with config if the directory has none yet.
+    public func episodic(creatingFor model: LanguageModel, config: EpisodicMemoryConfig = EpisodicMemoryConfig()) throws -> EpisodicMemory {
+        if let episodic { return episodic }
+        let m = try EpisodicMemory(model: model, config: config)
+        episodic = m
+        return m
+    }
+
+    /// The semantic tier, made with the model's hidden size and the FAISS description if absent.
+    public func semantic(creatingFor model: LanguageModel,
+                         description: String = SemanticMemoryConfig.defaultDescription) throws -> SemanticMemory {
+        if let semantic { return semantic }
+        let m = try SemanticMemory(config: SemanticMemoryConfig(dim: model.dims.C, description: description))
+        semantic = m
+        return m
+    }
+
+    /// Entries in the tiers present.
+    public var count: Int { (episodic?.count ?? 0) + (semantic?.count ?? 0) }
+
+    /// Every entry's text with its tier and id (episodic first, then semantic by id).
+    public func allEntries() throws -> [MemoryStoreHit] {
+        var out: [MemoryStoreHit] = []
+        if let episodic { out += episodic.allEntries().map { MemoryStoreHit(tier: .episodic, id: $0.id, score: 0, text: $0.text) } }
+        if let semantic {
+            for id in semantic.ids() { out.append(MemoryStoreHit(tier: .semantic, id: id, score: 0, text: try semantic.metadata(id: id).text)) }
+        }
+        return out
+    }
+
+    /// The k entries nearest the text in the tier (both: k from each tier, merged by score, the
+    /// best k kept). Tiers absent or empty contribute nothing. Episodic hits raise access counts
+    /// in memory; nothing is saved.
+    public func search(text: String, model: LanguageModel, tier: MemoryTier = .both, k: Int,
+                       nprobe: Int? = nil) throws -> [MemoryStoreHit] {
+        guard k > 0 else { throw HMSTError.invalidArgument("memory search: k = \(k) must be >= 1") }
+        var hits: [MemoryStoreHit] = []
+        if tier != .semantic, let episodic, episodic.count > 0 {
+            for h in try episodic.search(text: text, model: model, k: k) {
+                hits.append(MemoryStoreHit(tier: .episodic, id: h.id, score: h.score, text: try episodic.entry(id: h.id).text))
+            }
+        }
+        if tier != .episodic, let semantic, semantic.count > 0 {
+            for h in try semantic.search(text: text, model: model, k: k, nprobe: nprobe) {
+                hits.append(MemoryStoreHit(tier: .semantic, id: h.id, score: h.score, text: h.metadata.text))
+            }
+        }
+        guard tier == .both else { return hits }
+        // stable: equal scores keep episodic before semantic
+        let ranked = hits.enumerated().sorted { a, b in a.element.score != b.element.score ? a.element.score > b.element.score : a.offset < b.offset }
+        return ranked.prefix(k).map(\.element)
+    }
+
+    /// Removes ids from one tier; returns how many were present and the unknown ids.
+    public func remove(ids: [Int64], tier: MemoryTier) throws -> MemoryRemoval {
+        switch tier {
+        case .episodic:
+            guard let episodic else { throw HMSTError.notFound("\(directory) has no episodic memory") }
+            let present = Set(episodic.allEntries().map(\.id))
+            var seen = Set<Int64>()
+            let unknown = ids.filter { !present.contains($0) && seen.insert($0).inserted }
+            let n = episodic.remove(ids: ids)
+            return MemoryRemoval(removed: n, unknownIds: unknown)
+        case .semantic:
+            guard let semantic else { throw HMSTError.notFound("\(directory) has no semantic memory") }
+            return try semantic.remove(ids: ids)
+        case .both: throw HMSTError.invalidArgument("remove works on one tier: episodic or semantic")
+        }
+    }
+
+    /// Saves the tiers present, each atomically: semantic first, so a crash between the two
+    /// duplicates a consolidated entry rather than losing it.
+    public func save() throws {
+        try save(tier: .both)
+        }
+
+    /// Saves one tier only (search updates episodic access counts without touching semantic).
+    /// A tier the store does not hold is skipped; nothing held, nothing written.
+    public func save(tier: MemoryTier) throws {
+        if tier != .episodic, let semantic {
+            try FileIO.makeDirectories(directory)
+            try semantic.save(directory: semanticDirectory)
+        }
+        if tier != .semantic, let episodic {
+            try FileIO.makeDirectories(directory)
+            try episodic.save(directory: episodicDirectory)
+        }
+    }
+}

@@ -1,0 +1,58 @@
+// hmst eval CKPT --task FILE...: lm-evaluation-harness-style tasks under memory conditions;
+// prints one line per task, condition and metric and writes the JSON report. Every action is
+// HMSTCore's EvalRun.
+import ArgumentParser
+import Foundation
+import HMSTCore
+
+struct EvalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval",
+        abstract: "Evaluate a checkpoint on local tasks (loglikelihood, multiple_choice, generate_until, loglikelihood_rolling).",
+        discussion: """
+        A task is a JSON file {"name", "output_type", "data": "items.jsonl", "until": [...], "max_gen_tokens": N};
+        its items are JSONL lines {"id", "prompt", "target", "choices", "gold", "memory": [...]} ("text" for
+        loglikelihood_rolling). Conditions: off (no memories), on (k retrieved from --memory), oracle (the
+        item's gold memories), deleted (retrieved after removing the gold entries; the directory is not changed).
+        """)
+
+    @Argument(help: "Checkpoint directory (with tokenizer.json).") var checkpoint: String
+    @Option(name: .customLong("task"), parsing: .upToNextOption, help: "Task description files (JSON).") var tasks: [String]
+    @Option(help: "Memory directory (episodic/ and semantic/) for the on and deleted conditions.") var memory: String?
+    @Option(help: "Comma-separated memory conditions: off, on, oracle, deleted.") var condition = "off"
+    @Option(name: [.customShort("k"), .long], help: "Memories retrieved per item.") var k = 4
+    @Option(help: "JSON report path.") var output: String?
+    @Option(name: .customLong("items-output"), help: "Per-item JSONL path.") var itemsOutput: String?
+    @Option(help: "First N items of each task (0 = all).") var limit = 0
+    @Option(help: "Bootstrap seed.") var seed: UInt64 = 0
+    @Option(name: .customLong("bootstrap"), help: "Bootstrap resamples for the 95% intervals.") var resamples = 1000
+    @Option(name: .customLong("n-ctx"), help: "Context length (0 = the model's, at most 4096).") var nCtx = 0
+    @OptionGroup var threadOptions: ThreadOptions
+
+    func run() throws {
+        try runReportingErrors {
+            try threadOptions.apply()
+            var req = EvalRunRequest()
+            req.taskPaths = tasks
+            req.memoryDirectory = memory
+            req.options.conditions = try MemoryCondition.parseList(condition)
+            req.options.k = k
+            req.options.seed = seed
+            req.options.resamples = resamples
+            req.options.nCtx = nCtx
+            req.limit = limit
+            req.reportPath = output
+            req.itemsPath = itemsOutput
+            let model = try LanguageModel.load(path: checkpoint)
+            let report = try EvalRun.run(model: model, req)
+            for r in report.results {
+                for m in r.metrics {
+                    print(String(format: "%@  %@  %@  %.4f  [%.4f, %.4f]  n=%d", r.task, r.condition.rawValue, m.name,
+                                 m.value, m.low, m.high, m.n))
+                }
+            }
+            printError(String(format: "evaluated %d task(s) x %d condition(s) in %.1f s", Set(report.results.map(\.task)).count,
+                              req.options.conditions.count, report.seconds))
+        }
+    }
+}
