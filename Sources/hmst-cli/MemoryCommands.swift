@@ -11,6 +11,7 @@ struct MemoryCommand: ParsableCommand {
         subcommands: [Add.self, Search.self, Remove.self, Stats.self, Consolidate.self])
 
     enum Tier: String, ExpressibleByArgument, CaseIterable { case episodic, semantic, both }
+    enum Mode: String, ExpressibleByArgument, CaseIterable { case hybrid, dense, lexical }
 
     struct Location: ParsableArguments {
         @Option(help: "The memory directory (episodic/ and semantic/ inside).") var dir: String
@@ -48,6 +49,26 @@ struct MemoryCommand: ParsableCommand {
                 print(w.output)
             } else {
                 print(String(format: "%@ %6lld  %.4f  %@", tier, id, score, text.replacingOccurrences(of: "\n", with: " ")))
+            }
+        }
+    }
+
+    /// One line per hit: tier, id, score, then each part's score and rank ("-" where it missed).
+    static func printRetrieval(_ tier: String, _ hits: [RetrievalHit], json: Bool) {
+        for h in hits {
+            if json {
+                let w = JSONWriter()
+                w.object {
+                    w.field("tier", tier); w.field("id", String(h.id)); w.field("score", Double(h.score))
+                    if let d = h.dense { w.field("dense_score", Double(d.score)); w.field("dense_rank", d.rank) }
+                    if let l = h.lexical { w.field("lexical_score", Double(l.score)); w.field("lexical_rank", l.rank) }
+                    w.field("text", h.text)
+                }
+                print(w.output)
+            } else {
+                func part(_ p: RetrievalPart?) -> String { p.map { String(format: "%.4f#%d", $0.score, $0.rank) } ?? "-" }
+                print(String(format: "%@ %6lld  %.4f  dense %@  lexical %@  %@", tier, h.id, h.score, part(h.dense), part(h.lexical),
+                             h.text.replacingOccurrences(of: "\n", with: " ")))
             }
         }
     }
@@ -92,23 +113,24 @@ struct MemoryCommand: ParsableCommand {
         @Option(help: "episodic, semantic or both (default).") var tier: Tier = .both
         @Option(name: .short, help: "Results per tier.") var k = 5
         @Option(help: "IVF lists to probe (0 = the memory's default).") var nprobe = 0
+        @Option(help: "hybrid (default: vectors and BM25 fused by reciprocal rank), dense or lexical (BM25; no model needed).")
+        var mode: Mode = .hybrid
         @Flag(help: "One JSON object per result.") var json = false
         @Argument(help: "The query.") var query: String
 
         func run() throws {
             try runReportingErrors {
-                let m = try modelOptions.load()
+                let m = mode == .lexical ? nil : try modelOptions.load()
+                var o = RetrievalOptions(mode: RetrievalMode(rawValue: mode.rawValue) ?? .hybrid, k: k)
+                o.nprobe = nprobe > 0 ? nprobe : nil
                 if tier != .semantic, FileIO.exists(at.episodicDir + "/episodic.json") {
                     let mem = try EpisodicMemory.load(directory: at.episodicDir)
-                    let hits = try mem.search(text: query, model: m, k: k)
-                    MemoryCommand.printHits("episodic", try hits.map { ($0.id, $0.score, try mem.entry(id: $0.id).text) }, json: json)
+                    MemoryCommand.printRetrieval("episodic", try mem.retrieve(text: query, model: m, options: o), json: json)
                     try mem.save(directory: at.episodicDir)  // access counts feed consolidation
                 }
                 if tier != .episodic, FileIO.exists(at.semanticDir + "/memory.json") {
                     let mem = try SemanticMemory.load(directory: at.semanticDir)
-                    guard mem.count > 0 else { return }   // an emptied memory has nothing to report
-                    let hits = try mem.search(text: query, model: m, k: k, nprobe: nprobe > 0 ? nprobe : nil)
-                    MemoryCommand.printHits("semantic", hits.map { ($0.id, $0.score, $0.metadata.text) }, json: json)
+                    MemoryCommand.printRetrieval("semantic", try mem.retrieve(text: query, model: m, options: o), json: json)
                 }
             }
         }

@@ -17,7 +17,7 @@ public struct LexicalHit: Sendable, Equatable {
     public let score: Float
 }
 
-final class BM25Index {
+public final class BM25Index {
     /// One document's occurrence count of a term; tf 0 marks a removed document.
     struct Posting {
         var slot: UInt32
@@ -33,13 +33,15 @@ final class BM25Index {
     private var totalLength = 0.0               // Σ |D| over live documents
     private var deadSlots = 0
 
-    var count: Int { slotOf.count }
-    var termCount: Int { termIds.count }
-    func contains(_ id: Int64) -> Bool { slotOf[id] != nil }
+    public init() {}
+
+    public var count: Int { slotOf.count }
+    public var termCount: Int { termIds.count }
+    public func contains(_ id: Int64) -> Bool { slotOf[id] != nil }
 
     /// Adds a document by its terms (LexicalTokenizer.terms). Throws INTERNAL for an id already
     /// present (owners check ids first) or past 2^32 slots.
-    func insert(id: Int64, terms: [String]) throws {
+    public func insert(id: Int64, terms: [String]) throws {
         guard slotOf[id] == nil else { throw HMSTError(.internal, "lexical index: id \(id) is already indexed") }
         guard slotIds.count < Int(UInt32.max) else { throw HMSTError(.internal, "lexical index: 2^32 documents") }
         let slot = UInt32(slotIds.count)
@@ -56,7 +58,7 @@ final class BM25Index {
     /// Removes a document; `terms` must be the terms it was inserted with. Returns false for an
     /// id not indexed.
     @discardableResult
-    func remove(id: Int64, terms: [String]) -> Bool {
+    public func remove(id: Int64, terms: [String]) -> Bool {
         guard let slot = slotOf.removeValue(forKey: id) else { return false }
         for (t, _) in termFrequencies(terms, create: false) {
             let i = Int(t)
@@ -131,7 +133,7 @@ final class BM25Index {
 
     /// The `limit` best documents for the query's terms, best first (ties: smaller id first).
     /// Documents sharing no term with the query are not returned.
-    func search(terms: [String], limit: Int, k1: Float = 1.2, b: Float = 0.75) -> [LexicalHit] {
+    public func search(terms: [String], limit: Int, k1: Float = 1.2, b: Float = 0.75) -> [LexicalHit] {
         let live = slotOf.count
         guard limit > 0, live > 0 else { return [] }
         var unique: [Int32] = []
@@ -164,7 +166,7 @@ final class BM25Index {
 
     /// The BM25 score of one indexed document for the query terms (0 when it shares none);
     /// nil for an id not indexed. For reporting a lexical score beside a dense hit.
-    func score(id: Int64, terms: [String], k1: Float = 1.2, b: Float = 0.75) -> Float? {
+    public func score(id: Int64, terms: [String], k1: Float = 1.2, b: Float = 0.75) -> Float? {
         guard let slot = slotOf[id] else { return nil }
         let n = Double(slotOf.count)
         let avgdl = max(Float(totalLength / n), 1e-6)
