@@ -85,7 +85,7 @@ public func hmst_semantic_retrieve(_ m: OpaquePointer?, _ model: OpaquePointer?,
                 throw HMSTError.invalidArgument("\(o.mode.rawValue) mode needs a query vector or a model to embed the text")
             }
             guard let t else { throw HMSTError.invalidArgument("text must not be NULL when the query is embedded from it") }
-            q = try mem.embedding(of: t, model: try resolveModel(model))
+            q = try mem.queryEmbedding(of: t, model: try resolveModel(model))
         }
         try writeRetrievalHits(try mem.retrieve(text: t, query: q, options: o), out, cap, nOut)
     }

@@ -22,16 +22,7 @@ enum RetrievalBench {
     }
 
     static func readPairs(_ path: String) throws -> [Pair] {
-        var out: [Pair] = []
-        for (n, line) in try FileIO.readText(path).split(separator: "\n", omittingEmptySubsequences: true).enumerated() {
-            let j = try JSONValue.parse(String(line))
-            guard let q = j["question"]?.string, let f = j["fact"]?.string, !q.isEmpty, !f.isEmpty else {
-                throw HMSTError.badFormat("\(path): line \(n + 1) lacks \"question\" or \"fact\" strings")
-            }
-            out.append(Pair(question: q, fact: f))
-        }
-        guard !out.isEmpty else { throw HMSTError.badFormat("\(path): no pairs") }
-        return out
+        try RetrieverTrainer.readPairs(path: path).map { Pair(question: $0.question, fact: $0.fact) }
     }
 
     static func r4(_ x: Double) -> Double { (x * 10000).rounded() / 10000 }
@@ -78,10 +69,10 @@ enum RetrievalBench {
         let indexS = (Clock.nowMs() - t0) / 1000
         let gold = Dictionary(uniqueKeysWithValues: zip(texts.prefix(nFacts), ids.prefix(nFacts)))
         line([("bench", "retrieval"), ("phase", "build"), ("model", path), ("facts", nFacts), ("distractors", texts.count - nFacts),
-              ("questions", pairs.count), ("index", index), ("embed_s", r4(embedS)), ("index_s", r4(indexS))])
+              ("questions", pairs.count), ("index", index), ("embedder", model.embedderName), ("embed_s", r4(embedS)), ("index_s", r4(indexS))])
 
         t0 = Clock.nowMs()
-        let queries = try pairs.map { try mem.embedding(of: $0.question, model: model) }
+        let queries = try pairs.map { try mem.queryEmbedding(of: $0.question, model: model) }
         let embedMs = (Clock.nowMs() - t0) / Double(pairs.count)
         var runs: [(String, RetrievalOptions)] = [("dense", RetrievalOptions(mode: .dense, k: k)), ("lexical", RetrievalOptions(mode: .lexical, k: k))]
         for w in lexicalWeights {

@@ -73,6 +73,7 @@ public final class SemanticMemory: @unchecked Sendable {
     var lastTrainingMs: Double?
     var lastTrainingError: String?
     var lexical = BM25Index()            // the live entries' texts, by id
+    var embedderName: String?            // the embedder that built the text vectors (SemanticMemoryText)
 
     /// Changes made while a snapshot trains, replayed into the trained index at the swap.
     struct TrainingLog {
@@ -288,6 +289,15 @@ public final class SemanticMemory: @unchecked Sendable {
     }
 
     // ---- lookups ------------------------------------------------------------------------------
+
+    /// The embedder ("pooled", "projected-<hash>") that built this memory's text vectors; nil
+    /// while unknown (no text embedded for it yet, or vectors added directly). Thread-safe.
+    public var embedder: String? { lock.withReadLock { embedderName } }
+
+    /// Sets the embedder when none is recorded yet. Thread-safe.
+    func recordEmbedder(_ name: String) {
+        lock.withWriteLock { if embedderName == nil { embedderName = name } }
+    }
 
     /// Live entries. Thread-safe (read lock).
     public var count: Int { lock.withReadLock { entries.count } }

@@ -47,7 +47,7 @@ extension SemanticMemory {
         var query: [Float]? = nil
         if options.mode != .lexical {
             guard let model else { throw HMSTError.invalidArgument("retrieve: \(options.mode.rawValue) mode needs a model to embed the query") }
-            query = try embedding(of: text, model: model)
+            query = try queryEmbedding(of: text, model: model)
         }
         return try retrieve(text: text, query: query, options: options)
     }
