@@ -759,6 +759,68 @@ HMST_API struct hmst_eval_params hmst_eval_default_params(void);
  * and each call has its own context; memory_dir is only read. */
 HMST_API int hmst_eval_run(const hmst_model *model, const struct hmst_eval_params *params, char *buf, size_t cap,
                            size_t *n_out);
+/* ---- retrieval: dense, lexical (BM25) and hybrid search over both memories ----------------
+ * Each memory keeps, beside its vectors, a BM25 index over its entries' texts (rebuilt from the
+ * stored texts on load; nothing extra on disk). Terms: maximal runs of ASCII letters, digits and
+ * non-ASCII UTF-8 bytes, ASCII lowercased, English function and question words dropped (README,
+ * "Retrieval"). BM25 with k1 = 1.2, b = 0.75 by default. Hybrid mode fuses the dense and the
+ * lexical top n_candidates by weighted reciprocal rank: score = w_dense / (rrf_k + rank_dense)
+ * + w_lexical / (rrf_k + rank_lexical), ranks 1-based, a part that missed the document adds 0.
+ * ------------------------------------------------------------------------------------------- */
+
+enum hmst_retrieval_mode {
+    HMST_RETRIEVAL_HYBRID = 0,   /* both parts, fused by reciprocal rank */
+    HMST_RETRIEVAL_DENSE = 1,    /* vectors only (as hmst_semantic_search_text / hmst_episodic_search_text) */
+    HMST_RETRIEVAL_LEXICAL = 2   /* BM25 only; needs no model */
+};
+
+struct hmst_retrieval_params {
+    uint32_t struct_size;   /* set by hmst_retrieval_default_params() */
+    int32_t mode;           /* enum hmst_retrieval_mode, default HYBRID */
+    int32_t k;              /* hits wanted, default 5 (1...1048576) */
+    int32_t n_candidates;   /* hybrid: each part's top n fused, default 50 (at least k are used) */
+    float rrf_k;            /* default 60 */
+    float dense_weight;     /* hybrid: weight of the dense reciprocal rank, default 1 */
+    float lexical_weight;   /* hybrid: weight of the lexical reciprocal rank, default 1 */
+    float bm25_k1;          /* default 1.2 */
+    float bm25_b;           /* default 0.75, in [0, 1] */
+    int32_t nprobe;         /* semantic dense part: IVF lists probed, 0 = the memory's default */
+};
+
+/* One retrieval result with the score of each part. score ranks the hits: the fused RRF score
+ * (hybrid), the dense score (dense: cosine or inner product, higher is closer; squared L2,
+ * lower is closer) or the BM25 score (lexical). A part that did not return this entry among
+ * its candidates (or was not run) has rank 0 and score NaN. */
+struct hmst_retrieval_hit {
+    int64_t id;
+    float score;
+    float dense_score;
+    float lexical_score;
+    int32_t dense_rank;     /* 1-based rank among the dense candidates, 0 when absent */
+    int32_t lexical_rank;   /* 1-based rank among the lexical candidates, 0 when absent */
+};
+
+/* Thread-safe. */
+HMST_API struct hmst_retrieval_params hmst_retrieval_default_params(void);
+
+/* Retrieves the params->k best entries (params NULL: defaults) for a query text. The dense part
+ * uses `query` (n_query = the memory's dimension) when not NULL, else embeds `text` with
+ * `model` (which may be NULL in lexical mode); the lexical part uses `text` (required unless
+ * the mode is DENSE and `query` is given). Writes the hits, best first, to out[cap] and their
+ * count to *n_out (0 for an empty memory or no match); if cap is smaller than that count,
+ * returns BUFFER_TOO_SMALL with *n_out set and writes nothing to out. INVALID_ARGUMENT for bad
+ * params, a missing part, a wrong n_query or model size. Thread-safe: runs with searches,
+ * blocks adds and removes for its duration. */
+HMST_API int hmst_semantic_retrieve(hmst_semantic *memory, const hmst_model *model, const char *text,
+                                    const float *query, size_t n_query, const struct hmst_retrieval_params *params,
+                                    struct hmst_retrieval_hit *out, size_t cap, size_t *n_out);
+
+/* As hmst_semantic_retrieve for the episodic memory: the dense part encodes `text` with `model`
+ * through the memory's SSM (model may be NULL in lexical mode). The returned entries' access
+ * counts grow by one, as with hmst_episodic_search_text. Thread-safe. */
+HMST_API int hmst_episodic_retrieve(hmst_episodic *memory, const hmst_model *model, const char *text,
+                                    const struct hmst_retrieval_params *params, struct hmst_retrieval_hit *out,
+                                    size_t cap, size_t *n_out);
 
 #ifdef __cplusplus
 } /* extern "C" */

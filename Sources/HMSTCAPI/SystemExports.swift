@@ -62,6 +62,8 @@ public func hmst_sizeof(_ name: UnsafePointer<CChar>?) -> Int {
     case "hmst_consolidate_params": return MemoryLayout<hmst_consolidate_params>.size
     case "hmst_memory_hit": return MemoryLayout<hmst_memory_hit>.size
     case "hmst_eval_params": return MemoryLayout<hmst_eval_params>.size
+    case "hmst_retrieval_params": return MemoryLayout<hmst_retrieval_params>.size
+    case "hmst_retrieval_hit": return MemoryLayout<hmst_retrieval_hit>.size
     default: return 0
     }
 }

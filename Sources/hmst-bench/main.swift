@@ -1,6 +1,6 @@
 // hmst-bench: inference speed of random-weight decoders, as JSON lines on stdout.
 //   hmst-bench [--quick] [--case NAME] [--threads 1,2] [--dtypes f32,bf16]
-//   hmst-bench train | tokenizer | memory ...   (see each mode below)
+//   hmst-bench train | tokenizer | memory | retrieval | lexical ...   (see each mode below)
 // Each line: case, shape, threads, dtype, prefill and decode tokens/s, and the roofline:
 // achieved GFLOP/s against measured sgemm GFLOP/s (prefill), and bytes read per token against
 // measured memory bandwidth (decode).
@@ -249,6 +249,25 @@ if args.first == "memory" {
     if let d = option("--indexes") { o.descriptions = d.split(separator: ";").map(String.init) }
     if let p = option("--nprobe") { o.nprobes = p.split(separator: ",").compactMap { Int($0) } }
     try MemoryBench.run(o)
+    exit(0)
+}
+
+// ---- retrieval / lexical modes (RetrievalBench.swift) ------------------------------------------
+if args.first == "retrieval" {
+    guard let model = option("--model"), let pairs = option("--pairs") else {
+        FileHandle.standardError.write(Data("hmst-bench retrieval --model CKPT --pairs PAIRS.jsonl [--distractors FILE] [--max-distractors N] [--index Flat] [--candidates 50] [--lexical-weights 1,3] [--k 4]\n".utf8))
+        exit(2)
+    }
+    try RetrievalBench.runRetrieval(model: model, pairs: pairs, distractors: option("--distractors"),
+                                    maxDistractors: Int(option("--max-distractors") ?? "") ?? 10_000, index: option("--index") ?? "Flat",
+                                    candidates: Int(option("--candidates") ?? "") ?? 50,
+                                    lexicalWeights: (option("--lexical-weights") ?? "1").split(separator: ",").compactMap { Float($0) },
+                                    k: Int(option("--k") ?? "") ?? 4)
+    exit(0)
+}
+if args.first == "lexical" {
+    try RetrievalBench.runLexical(sizes: (option("--n") ?? "10000,1000000").split(separator: ",").compactMap { Int($0) },
+                                  nQueries: Int(option("--queries") ?? "") ?? 200)
     exit(0)
 }
 

@@ -14,6 +14,7 @@ struct MemoryCommand: ParsableCommand {
         case episodic, semantic, both
         var core: MemoryTier { MemoryTier(rawValue: rawValue) ?? .both }
     }
+    enum Mode: String, ExpressibleByArgument, CaseIterable { case hybrid, dense, lexical }
 
     struct Location: ParsableArguments {
         @Option(help: "The memory directory (episodic/ and semantic/ inside).") var dir: String
@@ -50,6 +51,26 @@ struct MemoryCommand: ParsableCommand {
                 print(w.output)
             } else {
                 print(String(format: "%@ %6lld  %.4f  %@", tier, id, score, text.replacingOccurrences(of: "\n", with: " ")))
+            }
+        }
+    }
+
+    /// One line per hit: tier, id, score, then each part's score and rank ("-" where it missed).
+    static func printRetrieval(_ tier: String, _ hits: [RetrievalHit], json: Bool) {
+        for h in hits {
+            if json {
+                let w = JSONWriter()
+                w.object {
+                    w.field("tier", tier); w.field("id", String(h.id)); w.field("score", Double(h.score))
+                    if let d = h.dense { w.field("dense_score", Double(d.score)); w.field("dense_rank", d.rank) }
+                    if let l = h.lexical { w.field("lexical_score", Double(l.score)); w.field("lexical_rank", l.rank) }
+                    w.field("text", h.text)
+                }
+                print(w.output)
+            } else {
+                func part(_ p: RetrievalPart?) -> String { p.map { String(format: "%.4f#%d", $0.score, $0.rank) } ?? "-" }
+                print(String(format: "%@ %6lld  %.4f  dense %@  lexical %@  %@", tier, h.id, h.score, part(h.dense), part(h.lexical),
+                             h.text.replacingOccurrences(of: "\n", with: " ")))
             }
         }
     }
@@ -94,17 +115,23 @@ struct MemoryCommand: ParsableCommand {
         @Option(help: "episodic, semantic or both (default).") var tier: Tier = .both
         @Option(name: .short, help: "Results per tier.") var k = 5
         @Option(help: "IVF lists to probe (0 = the memory's default).") var nprobe = 0
+        @Option(help: "hybrid (default: vectors and BM25 fused by reciprocal rank), dense or lexical (BM25; no model needed).")
+        var mode: Mode = .hybrid
         @Flag(help: "One JSON object per result.") var json = false
         @Argument(help: "The query.") var query: String
 
         func run() throws {
             try runReportingErrors {
-                let m = try modelOptions.load()
+                let m = mode == .lexical ? nil : try modelOptions.load()
+                var o = RetrievalOptions(mode: RetrievalMode(rawValue: mode.rawValue) ?? .hybrid, k: k)
+                o.nprobe = nprobe > 0 ? nprobe : nil
                 let store = try at.open()
                 // per tier, episodic first: -k counts results per tier
-                for t in [MemoryTier.episodic, .semantic] where tier.core == .both || tier.core == t {
-                    let hits = try store.search(text: query, model: m, tier: t, k: k, nprobe: nprobe > 0 ? nprobe : nil)
-                    MemoryCommand.printHits(hits, json: json)
+                if tier.core != .semantic, let mem = store.episodic {
+                    MemoryCommand.printRetrieval("episodic", try mem.retrieve(text: query, model: m, options: o), json: json)
+                }
+                if tier.core != .episodic, let mem = store.semantic {
+                    MemoryCommand.printRetrieval("semantic", try mem.retrieve(text: query, model: m, options: o), json: json)
                 }
                 try store.save(tier: .episodic)  // access counts feed consolidation
             }

@@ -16,6 +16,9 @@ public final class LanguageModel: @unchecked Sendable {
     /// config.json as loaded or as it will be saved
     public let config: JSONValue
     public internal(set) var report: LoadReport
+    /// The retrieval projection stored with the checkpoint (retriever.json), set by load; nil:
+    /// queries and documents embed as the pooled hidden state (Retrieval/RetrieverEmbedding.swift).
+    public internal(set) var retriever: RetrieverProjection?
     let storage: [AnyObject]
 
     public init(decoder: Decoder, tokenizer: TextTokenizer?, config: JSONValue, report: LoadReport, storage: [AnyObject]) {

@@ -65,7 +65,8 @@ public enum Consolidator {
         try semantic.checkModel(model)
     }
 
-    /// One consolidation pass. The semantic memory's dimension must be the model's hidden size.
+    /// One consolidation pass. The semantic memory's dimension must be the model's embedding size
+    /// (hidden size, or the retrieval projection's); entries move as document embeddings.
     public static func run(episodic: EpisodicMemory, semantic: SemanticMemory, model: LanguageModel,
                            options: ConsolidationOptions = ConsolidationOptions(), now: Double = Clock.wallSeconds()) throws -> ConsolidationReport {
         try options.validate()
@@ -79,7 +80,7 @@ public enum Consolidator {
         var metadata: [MemoryMetadata] = []
         for i in chosen {
             let e = entries[i]
-            let embedding = e.tokens.isEmpty ? try model.embed(text: e.text) : try model.embed(tokens: e.tokens)
+            let embedding = e.tokens.isEmpty ? try model.documentEmbedding(text: e.text) : try model.documentEmbedding(tokens: e.tokens)
             vectors += embedding
             let w = JSONWriter()
             w.object {
@@ -88,6 +89,7 @@ public enum Consolidator {
             }
             metadata.append(MemoryMetadata(text: e.text, source: "episodic:\(e.id)", timestamp: e.timestamp, json: w.output))
         }
+        semantic.recordEmbedder(model.embedderName)
         let ids = try semantic.add(vectors: vectors, metadata: metadata)
         for (n, i) in chosen.enumerated() { report.moved.append((entries[i].id, ids[n], s[i])) }
         if options.removeFromEpisodic { episodic.remove(ids: chosen.map { entries[$0].id }) }

@@ -5,7 +5,8 @@
 // Retrieval is cosine similarity in that N-dimensional space over all entries (M ≤ maxEntries
 // keys: one GEMV). When full, the entry with the lowest retention score (importance, then age)
 // is evicted. Every method is thread-safe: one lock, held for in-memory work only (the model
-// and SSM encoding run outside it).
+// and SSM encoding run outside it). A BM25 index over the entries' texts follows every add,
+// eviction and removal (Retrieval/EpisodicRetrieval.swift searches it beside the keys).
 import CBLAS
 
 public struct EpisodicMemoryConfig: Sendable, Equatable {
@@ -54,6 +55,7 @@ public final class EpisodicMemory: @unchecked Sendable {
     var entries: [EpisodicEntry] = []     // [M]
     var keys: [Float] = []                // [M, N] unit rows, same order as entries
     var nextId: Int64 = 1
+    var lexical = BM25Index()             // the entries' texts, by id
 
     public init(inputSize: Int, config: EpisodicMemoryConfig = EpisodicMemoryConfig(), weights: MambaMixerWeights? = nil) throws {
         try config.validate()
@@ -136,9 +138,11 @@ public final class EpisodicMemory: @unchecked Sendable {
             throw HMSTError.invalidArgument("surprise, importance and timestamp must be finite")
         }
         let k = try EpisodicMemory.unit(key, "episodic key")
-        return lock.withLock { _ in
+        let terms = LexicalTokenizer.terms(text)
+        return try lock.withLock { _ in
             if entries.count >= config.maxEntries { evictOne() }
             let id = nextId
+            try lexical.insert(id: id, terms: terms)
             nextId += 1
             entries.append(EpisodicEntry(id: id, text: text, tokens: tokens, timestamp: timestamp, accessCount: 0,
                                          surprise: surprise, importance: min(1, max(0, importance))))
@@ -163,6 +167,7 @@ public final class EpisodicMemory: @unchecked Sendable {
 
     private func removeAt(_ i: Int) {
         let N = config.stateSize
+        lexical.remove(id: entries[i].id, terms: LexicalTokenizer.terms(entries[i].text))
         entries.remove(at: i)
         keys.removeSubrange((i * N)..<((i + 1) * N))
     }
@@ -180,17 +185,23 @@ public final class EpisodicMemory: @unchecked Sendable {
             throw HMSTError.invalidArgument("query has \(key.count) values; this memory's keys have \(config.stateSize)")
         }
         let q = try EpisodicMemory.unit(key, "query")
-        let N = config.stateSize
         return lock.withLock { _ -> [EpisodicHit] in
-            let M = entries.count
-            guard M > 0 else { return [] }
-            // scores[M] = keys[M, N] · q[N]
-            var scores = [Float](repeating: 0, count: M)
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(M), Int32(N), 1, keys, Int32(N), q, 1, 0, &scores, 1)
-            let top = scores.indices.sorted { scores[$0] != scores[$1] ? scores[$0] > scores[$1] : entries[$0].id < entries[$1].id }.prefix(k)
-            for i in top { entries[i].accessCount += 1 }
-            return top.map { EpisodicHit(id: entries[$0].id, score: scores[$0]) }
+            let top = denseTopLocked(q, k: k)
+            for h in top { entries[h.index].accessCount += 1 }
+            return top.map { EpisodicHit(id: $0.id, score: $0.score) }
         }
+    }
+
+    /// The k entries most similar to the unit query q [N], best first (ties: smaller id).
+    /// Lock held by the caller; access counts untouched.
+    func denseTopLocked(_ q: [Float], k: Int) -> [(index: Int, id: Int64, score: Float)] {
+        let M = entries.count, N = config.stateSize
+        guard M > 0 else { return [] }
+        // scores[M] = keys[M, N] · q[N]
+        var scores = [Float](repeating: 0, count: M)
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(M), Int32(N), 1, keys, Int32(N), q, 1, 0, &scores, 1)
+        let top = scores.indices.sorted { scores[$0] != scores[$1] ? scores[$0] > scores[$1] : entries[$0].id < entries[$1].id }.prefix(k)
+        return top.map { (index: $0, id: entries[$0].id, score: scores[$0]) }
     }
 
     public func entry(id: Int64) throws -> EpisodicEntry {

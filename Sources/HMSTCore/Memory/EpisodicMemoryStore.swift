@@ -99,6 +99,9 @@ extension EpisodicMemory {
             memory.keys = keys
             memory.nextId = nextId
         }
+        try memory.lock.withLock { _ in
+            for e in entries { try memory.lexical.insert(id: e.id, terms: LexicalTokenizer.terms(e.text)) }
+        }
         return memory
     }
 }

@@ -7,6 +7,9 @@ import Glibc
 // add that crosses that count trains the real index on a snapshot outside the write lock,
 // then swaps it in under a short write lock. Saving and loading live in
 // SemanticMemoryStore.swift, input checks in VectorChecks.swift, FAISS calls in FaissIndex.
+// Beside the vectors, a BM25 index over the entries' texts (Retrieval/BM25Index.swift) follows
+// every add and remove under the same lock; it is rebuilt from the texts on load, and
+// Retrieval/SemanticRetrieval.swift searches both parts (dense, lexical, hybrid).
 //
 // Threads: any number of searches (and stats, metadata, save) run concurrently with each
 // other; add, remove and the training swap take the lock exclusively. A search never sees a
@@ -69,6 +72,8 @@ public final class SemanticMemory: @unchecked Sendable {
     var nextTrainingAttempt = 0          // after a failed training: retry once count doubles
     var lastTrainingMs: Double?
     var lastTrainingError: String?
+    var lexical = BM25Index()            // the live entries' texts, by id
+    var embedderName: String?            // the embedder that built the text vectors (SemanticMemoryText)
 
     /// Changes made while a snapshot trains, replayed into the trained index at the swap.
     struct TrainingLog {
@@ -121,6 +126,9 @@ public final class SemanticMemory: @unchecked Sendable {
         self.entries = entries
         self.tombstones = tombstones
         self.nextId = nextId
+        for id in entries.keys.sorted() {
+            try lexical.insert(id: id, terms: LexicalTokenizer.terms(entries[id]?.text ?? ""))
+        }
     }
 
     // ---- add ----------------------------------------------------------------------------------
@@ -144,10 +152,14 @@ public final class SemanticMemory: @unchecked Sendable {
             }
         }
         for (i, m) in metadata.enumerated() { try m.validate("add: metadata \(i)") }
+        let terms = metadata.map { LexicalTokenizer.terms($0.text) }   // outside the lock
         let (assigned, due): ([Int64], Bool) = try lock.withWriteLock {
             let newIds = try checkedIds(ids, n: n)
             try index.add(x, ids: newIds)
-            for (i, id) in newIds.enumerated() { entries[id] = metadata[i] }
+            for (i, id) in newIds.enumerated() {
+                entries[id] = metadata[i]
+                try lexical.insert(id: id, terms: terms[i])
+            }
             if let top = newIds.max(), top >= nextId { nextId = top == .max ? .max : top + 1 }
             if training != nil {
                 training?.tailIds += newIds
@@ -197,7 +209,10 @@ public final class SemanticMemory: @unchecked Sendable {
             } else {
                 tombstones.formUnion(present)
             }
-            for id in present { entries[id] = nil }
+            for id in present {
+                lexical.remove(id: id, terms: LexicalTokenizer.terms(entries[id]?.text ?? ""))
+                entries[id] = nil
+            }
             if training != nil { logRemovalDuringTraining(present) }
             guard removedFromIndex == present.count else {
                 throw HMSTError(.internal, "remove: the index held \(removedFromIndex) of \(present.count) ids the memory knew")
@@ -235,28 +250,34 @@ public final class SemanticMemory: @unchecked Sendable {
         let (q, n) = try VectorChecks.prepare(queries, dim: config.dim, metric: config.metric, "search")
         return try lock.withReadLock {
             guard !entries.isEmpty else { throw HMSTError.notFound("search: the memory is empty") }
-            let live = entries.count
-            // over-fetch by the tombstones so k live hits survive the filter
-            let kk = min(k, live) + tombstones.count
-            let probe = (lazy || nlist == 0) ? 0 : min(nprobe ?? config.nprobe, nlist)
-            let r = try index.search(q, k: kk, nprobe: probe)
-            var out: [[SemanticHit]] = []
-            out.reserveCapacity(n)
-            for row in 0..<n {
-                var hits: [SemanticHit] = []
-                hits.reserveCapacity(min(k, live))
-                for j in 0..<kk where hits.count < k {
-                    let id = r.ids[row * kk + j]
-                    if id < 0 || tombstones.contains(id) { continue }
-                    guard let m = entries[id] else {
-                        throw HMSTError(.internal, "search: the index returned id \(id), which the memory does not hold")
-                    }
-                    hits.append(SemanticHit(id: id, score: r.distances[row * kk + j], metadata: m))
-                }
-                out.append(hits)
-            }
-            return out
+            return try searchLocked(q, n: n, k: k, nprobe: nprobe)
         }
+    }
+
+    /// The search itself, for callers holding the lock (read or write). q: [n, dim], prepared.
+    func searchLocked(_ q: [Float], n: Int, k: Int, nprobe: Int?) throws -> [[SemanticHit]] {
+        let live = entries.count
+        guard live > 0 else { return Array(repeating: [], count: n) }
+        // over-fetch by the tombstones so k live hits survive the filter
+        let kk = min(k, live) + tombstones.count
+        let probe = (lazy || nlist == 0) ? 0 : min(nprobe ?? config.nprobe, nlist)
+        let r = try index.search(q, k: kk, nprobe: probe)
+        var out: [[SemanticHit]] = []
+        out.reserveCapacity(n)
+        for row in 0..<n {
+            var hits: [SemanticHit] = []
+            hits.reserveCapacity(min(k, live))
+            for j in 0..<kk where hits.count < k {
+                let id = r.ids[row * kk + j]
+                if id < 0 || tombstones.contains(id) { continue }
+                guard let m = entries[id] else {
+                    throw HMSTError(.internal, "search: the index returned id \(id), which the memory does not hold")
+                }
+                hits.append(SemanticHit(id: id, score: r.distances[row * kk + j], metadata: m))
+            }
+            out.append(hits)
+        }
+        return out
     }
 
     /// query: [dim] -> at most k hits, best first. As search(queries:k:nprobe:).
@@ -268,6 +289,15 @@ public final class SemanticMemory: @unchecked Sendable {
     }
 
     // ---- lookups ------------------------------------------------------------------------------
+
+    /// The embedder ("pooled", "projected-<hash>") that built this memory's text vectors; nil
+    /// while unknown (no text embedded for it yet, or vectors added directly). Thread-safe.
+    public var embedder: String? { lock.withReadLock { embedderName } }
+
+    /// Sets the embedder when none is recorded yet. Thread-safe.
+    func recordEmbedder(_ name: String) {
+        lock.withWriteLock { if embedderName == nil { embedderName = name } }
+    }
 
     /// Live entries. Thread-safe (read lock).
     public var count: Int { lock.withReadLock { entries.count } }

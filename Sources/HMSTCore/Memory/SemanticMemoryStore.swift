@@ -4,6 +4,7 @@
 //   index-<gen>.faiss        faiss::write_index of the serving index (the exact flat index while
 //                            the memory is in its exact phase)
 //   metadata-<gen>.jsonl     one line per entry (MemoryMetadata.swift)
+// The manifest's optional "embedder" names what built the text vectors (SemanticMemoryText).
 // Every file goes to a temp name, is fsynced and renamed; the data files carry a fresh
 // generation in their names, so the manifest's rename is the single commit point: a kill at
 // any moment leaves the old manifest with the old files or the new one with the new files.
@@ -49,6 +50,7 @@ extension SemanticMemory {
                 w.field("next_id", String(nextId))
                 w.field("tombstones", tombstones.sorted().map { String($0) })
                 w.field("faiss_version", String(cString: hmstfs_version()))
+                if let e = embedderName { w.field("embedder", e) }
                 MemoryFiles.describe(w, "index", file: indexName, indexFile)
                 MemoryFiles.describe(w, "metadata", file: metadataName, (lines.count, FileChecksum.of(lines)))
             }
@@ -100,7 +102,12 @@ extension SemanticMemory {
         }
         if let top = entries.keys.max(), top >= nextId, top != .max { throw bad("next_id \(nextId) is not above id \(top)") }
         if let clash = tombstones.first(where: { entries[$0] != nil }) { throw bad("id \(clash) is both live and a tombstone") }
-        return try SemanticMemory(config: config, index: index, lazy: phase == "exact", entries: entries,
-                                  tombstones: tombstones, nextId: nextId)
+        let memory = try SemanticMemory(config: config, index: index, lazy: phase == "exact", entries: entries,
+                                        tombstones: tombstones, nextId: nextId)
+        if let e = m["embedder"] {
+            guard let name = e.string, !name.isEmpty else { throw bad("\"embedder\" must be a non-empty string") }
+            memory.embedderName = name
+        }
+        return memory
     }
 }

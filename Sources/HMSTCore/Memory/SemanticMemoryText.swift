@@ -1,18 +1,34 @@
-// Text in semantic memory: a text's vector is the model's pooled embedding
-// (LanguageModel.embed), so the memory's dimension must be the model's hidden size.
+// Text in semantic memory: a text's vector is the model's document embedding (the pooled
+// hidden state, or its retrieval projection: Retrieval/RetrieverEmbedding.swift), a query's the
+// model's query embedding. The memory records which embedder built its vectors (the first
+// model to embed a text for it; saved in the manifest) and refuses a model that embeds
+// otherwise, since its queries would land in another space.
 
 extension SemanticMemory {
-    /// Throws INVALID_ARGUMENT unless the model's embeddings fit this memory.
+    /// Throws INVALID_ARGUMENT unless the model's embeddings fit this memory: the dimension and
+    /// the embedder that built the memory's vectors (when known).
     public func checkModel(_ model: LanguageModel) throws {
-        guard config.dim == model.dims.C else {
-            throw HMSTError.invalidArgument("the model's hidden size \(model.dims.C) is not the semantic memory's dimension \(config.dim)")
+        guard config.dim == model.embeddingDim else {
+            throw HMSTError.invalidArgument("the model's embeddings have \(model.embeddingDim) values (\(model.embedderName)); the semantic memory's dimension is \(config.dim)")
+        }
+        if let built = embedder, built != model.embedderName {
+            throw HMSTError.invalidArgument("this semantic memory's vectors were built by the \(built) embedder, but the model embeds with \(model.embedderName): use the model (and retriever) that built the memory, or rebuild it")
         }
     }
 
-    /// The vector this memory stores for text: [dim].
+    /// The vector this memory stores for text: [dim]. Records the model's embedder when the
+    /// memory has none yet.
     public func embedding(of text: String, model: LanguageModel) throws -> [Float] {
         try checkModel(model)
-        return try model.embed(text: text)
+        let v = try model.documentEmbedding(text: text)
+        recordEmbedder(model.embedderName)
+        return v
+    }
+
+    /// The vector a query text is searched with: [dim].
+    public func queryEmbedding(of text: String, model: LanguageModel) throws -> [Float] {
+        try checkModel(model)
+        return try model.queryEmbedding(text: text)
     }
 
     /// Embeds and adds one text; returns its id. Thread-safe.
@@ -21,8 +37,8 @@ extension SemanticMemory {
         try add(vectors: try embedding(of: text, model: model), metadata: [MemoryMetadata(text: text, source: source)])[0]
     }
 
-    /// The k entries nearest the text's embedding. Thread-safe.
+    /// The k entries nearest the text's query embedding. Thread-safe.
     public func search(text: String, model: LanguageModel, k: Int, nprobe: Int? = nil) throws -> [SemanticHit] {
-        try search(query: try embedding(of: text, model: model), k: k, nprobe: nprobe)
+        try search(query: try queryEmbedding(of: text, model: model), k: k, nprobe: nprobe)
     }
 }

@@ -218,8 +218,10 @@ extension LanguageModel {
         report.placement = mergePlacements(placements, requested: options.placement.strategy)
         report.placement.threads = Placement.placeThreads(options.placement.strategy)
         report.loadMs = Clock.nowMs() - t0
-        return LanguageModel(decoder: Decoder(dims: config.dims, weights: weights), tokenizer: tokenizer,
+        let model = LanguageModel(decoder: Decoder(dims: config.dims, weights: weights), tokenizer: tokenizer,
                              config: configJSON, report: report, storage: shards + owned)
+        model.retriever = try RetrieverProjection.load(checkpoint: path, hiddenSize: config.dims.C)
+        return model
     }
 
     static func mergePlacements(_ ps: [PlacementReport], requested: NUMAStrategy) -> PlacementReport {

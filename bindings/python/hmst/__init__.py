@@ -11,10 +11,13 @@ from .api import (HMSTError, abi_version, get_threads, library_path, set_log_han
 from .eval import evaluate
 from .memory import Consolidator, EpisodicMemory, Hit, SemanticMemory, consolidate
 from .model import Context, Generation, Model
+from .retrieval import RetrievalResult, retrieve
 from .tokenizer import Tokenizer
 from .trainer import Trainer
 
 __version__ = "0.1.0"
 
-__all__ = ["Consolidator", "Context", "EpisodicMemory", "Hit", "SemanticMemory", "consolidate", "evaluate", "Generation", "HMSTError", "Model", "Tokenizer", "Trainer", "abi_version", "get_threads", "library_path", "set_log_handler", "set_threads",
+__all__ = ["Consolidator", "Context", "EpisodicMemory", "Hit", "SemanticMemory", "consolidate", "evaluate", "Generation",
+           "HMSTError", "Model", "RetrievalResult", "retrieve", "Tokenizer", "Trainer", "abi_version", "get_threads",
+           "library_path", "set_log_handler", "set_threads",
            "system_info", "version", "__version__"]

@@ -274,6 +274,35 @@ class EvalParams(ctypes.Structure):
         ("n_ctx", ctypes.c_int32),
         ("report_path", ctypes.c_char_p),
         ("items_path", ctypes.c_char_p),
+# enum hmst_retrieval_mode
+RETRIEVAL_HYBRID, RETRIEVAL_DENSE, RETRIEVAL_LEXICAL = range(3)
+
+
+class RetrievalParams(ctypes.Structure):
+    """struct hmst_retrieval_params"""
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("mode", ctypes.c_int32),
+        ("k", ctypes.c_int32),
+        ("n_candidates", ctypes.c_int32),
+        ("rrf_k", ctypes.c_float),
+        ("dense_weight", ctypes.c_float),
+        ("lexical_weight", ctypes.c_float),
+        ("bm25_k1", ctypes.c_float),
+        ("bm25_b", ctypes.c_float),
+        ("nprobe", ctypes.c_int32),
+    ]
+
+
+class RetrievalHit(ctypes.Structure):
+    """struct hmst_retrieval_hit"""
+    _fields_ = [
+        ("id", ctypes.c_int64),
+        ("score", ctypes.c_float),
+        ("dense_score", ctypes.c_float),
+        ("lexical_score", ctypes.c_float),
+        ("dense_rank", ctypes.c_int32),
+        ("lexical_rank", ctypes.c_int32),
     ]
 
 
@@ -294,6 +323,8 @@ STRUCTS = {
     "hmst_consolidate_params": ConsolidateParams,
     "hmst_memory_hit": MemoryHit,
     "hmst_eval_params": EvalParams,
+    "hmst_retrieval_params": RetrievalParams,
+    "hmst_retrieval_hit": RetrievalHit,
 }
 
 LOG_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
@@ -435,6 +466,11 @@ _declare("hmst_consolidator_start", ctypes.c_int, _P, _P, _P, ctypes.POINTER(Con
 _declare("hmst_consolidator_stop", None, _P, _I32, _I32)
 _declare("hmst_eval_default_params", EvalParams)
 _declare("hmst_eval_run", ctypes.c_int, _P, ctypes.POINTER(EvalParams), ctypes.c_char_p, ctypes.c_size_t, _SIZE_P)
+_declare("hmst_retrieval_default_params", RetrievalParams)
+_declare("hmst_semantic_retrieve", ctypes.c_int, _P, _P, ctypes.c_char_p, _F, ctypes.c_size_t, ctypes.POINTER(RetrievalParams),
+         ctypes.c_void_p, ctypes.c_size_t, _SIZE_P)
+_declare("hmst_episodic_retrieve", ctypes.c_int, _P, _P, ctypes.c_char_p, ctypes.POINTER(RetrievalParams), ctypes.c_void_p,
+         ctypes.c_size_t, _SIZE_P)
 
 
 def _check_abi():

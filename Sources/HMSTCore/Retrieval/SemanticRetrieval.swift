@@ -1,0 +1,57 @@
+// SemanticRetrieval: dense, lexical and hybrid retrieval over a SemanticMemory. The dense part
+// is the FAISS search of SemanticMemory.swift, the lexical part the memory's BM25 index over its
+// texts; hybrid fuses both parts' top nCandidates by reciprocal rank (RankFusion.swift). Both
+// parts run under one read lock, so a hit never names an entry a concurrent remove dropped.
+
+extension SemanticMemory {
+    /// The k best entries for a query given as text (lexical part) and/or a vector [dim] (dense
+    /// part): dense mode needs the vector, lexical mode the text, hybrid both. An empty memory
+    /// gives no hits. Throws INVALID_ARGUMENT for bad options, a missing or malformed part.
+    /// Thread-safe: the read lock, like search.
+    public func retrieve(text: String?, query: [Float]?, options: RetrievalOptions) throws -> [RetrievalHit] {
+        try options.validate()
+        let wantDense = options.mode != .lexical, wantLexical = options.mode != .dense
+        var q: [Float] = []
+        if wantDense {
+            guard let query else {
+                throw HMSTError.invalidArgument("retrieve: \(options.mode.rawValue) mode needs a query vector (or a model to embed the text)")
+            }
+            guard query.count == config.dim else {
+                throw HMSTError.invalidArgument("retrieve: query has \(query.count) values, the memory's dimension is \(config.dim)")
+            }
+            q = try VectorChecks.prepare(query, dim: config.dim, metric: config.metric, "retrieve").0
+        }
+        var terms: [String] = []
+        if wantLexical {
+            guard let text else { throw HMSTError.invalidArgument("retrieve: \(options.mode.rawValue) mode needs the query text") }
+            terms = LexicalTokenizer.terms(text)
+        }
+        return try lock.withReadLock {
+            guard !entries.isEmpty else { return [] }
+            let per = options.perPart
+            let dense = wantDense ? try searchLocked(q, n: 1, k: per, nprobe: options.nprobe)[0].map { (id: $0.id, score: $0.score) } : []
+            let lex = wantLexical ? lexical.search(terms: terms, limit: per, k1: options.k1, b: options.b).map { (id: $0.id, score: $0.score) } : []
+            let ranked = switch options.mode {
+            case .hybrid: RankFusion.fuse(dense: dense, lexical: lex, k: options.k, rrfK: options.rrfK,
+                                          denseWeight: options.denseWeight, lexicalWeight: options.lexicalWeight)
+            case .dense: RankFusion.single(dense, dense: true)
+            case .lexical: RankFusion.single(lex, dense: false)
+            }
+            return ranked.map { RetrievalHit(id: $0.id, score: $0.score, dense: $0.dense, lexical: $0.lexical, text: entries[$0.id]?.text ?? "") }
+        }
+    }
+
+    /// As retrieve(text:query:options:), embedding the text with the model for the dense part
+    /// (the model may be nil in lexical mode).
+    public func retrieve(text: String, model: LanguageModel?, options: RetrievalOptions) throws -> [RetrievalHit] {
+        var query: [Float]? = nil
+        if options.mode != .lexical {
+            guard let model else { throw HMSTError.invalidArgument("retrieve: \(options.mode.rawValue) mode needs a model to embed the query") }
+            query = try queryEmbedding(of: text, model: model)
+        }
+        return try retrieve(text: text, query: query, options: options)
+    }
+
+    /// Documents and distinct terms in the lexical index. Thread-safe (read lock).
+    public var lexicalCounts: (documents: Int, terms: Int) { lock.withReadLock { (lexical.count, lexical.termCount) } }
+}

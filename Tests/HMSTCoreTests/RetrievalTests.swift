@@ -1,0 +1,215 @@
+// Retrieval: the lexical tokenizer, BM25 scores against hand-computed values, reciprocal rank
+// fusion by hand, removal (and compaction) against a freshly built index, save/load of both
+// memories, and question -> fact retrieval where BM25 finds what a random model's vectors miss.
+import XCTest
+@testable import HMSTCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+final class LexicalIndexTests: XCTestCase {
+    func testTokenizer() {
+        XCTAssertEqual(LexicalTokenizer.terms("What is the Capital-of FRANCE? 42ème, x_y"), ["capital", "france", "42ème", "x", "y"])
+        XCTAssertEqual(LexicalTokenizer.terms("The cat", dropStopwords: false), ["the", "cat"])
+        XCTAssertEqual(LexicalTokenizer.terms("  ...  "), [])
+    }
+
+    /// Three documents, N = 3, avgdl = 10/3, k1 = 1.2, b = 0.75 (values from the formula in
+    /// BM25Index.swift, worked in Python):
+    ///   "cat":      idf = ln(1 + 1.5/2.5) = ln 1.6; d1 (tf 1, |D| 3) 0.490051, d2 (tf 2) 0.664957
+    ///   "dog fast": d2 = ln 1.6 · 2.2/2.11 = 0.490051; d3 (|D| 4) = (ln 1.6 + ln(8/3)) · 2.2/2.38 = 1.341106
+    func testBM25MatchesHandComputedScores() throws {
+        let ix = BM25Index()
+        try ix.insert(id: 1, terms: LexicalTokenizer.terms("cat sat mat"))
+        try ix.insert(id: 2, terms: LexicalTokenizer.terms("Cat, cat; dog"))
+        try ix.insert(id: 3, terms: LexicalTokenizer.terms("dog runs fast far"))
+        let cat = ix.search(terms: ["cat"], limit: 10)
+        XCTAssertEqual(cat.map(\.id), [2, 1])
+        XCTAssertEqual(cat[0].score, 0.664957, accuracy: 1e-5)
+        XCTAssertEqual(cat[1].score, 0.490051, accuracy: 1e-5)
+        let dogFast = ix.search(terms: LexicalTokenizer.terms("the dog, fast? dog"), limit: 10)
+        XCTAssertEqual(dogFast.map(\.id), [3, 2])
+        XCTAssertEqual(dogFast[0].score, 1.341106, accuracy: 1e-5)
+        XCTAssertEqual(dogFast[1].score, 0.490051, accuracy: 1e-5)
+        XCTAssertEqual(try XCTUnwrap(ix.score(id: 3, terms: ["dog", "fast"])), 1.341106, accuracy: 1e-5)
+        XCTAssertEqual(ix.score(id: 1, terms: ["dog"]), 0)
+        XCTAssertNil(ix.score(id: 9, terms: ["dog"]))
+        XCTAssertEqual(ix.search(terms: ["cat"], limit: 1).map(\.id), [2])
+        XCTAssertEqual(ix.search(terms: ["zebra"], limit: 5), [])
+        XCTAssertThrowsError(try ix.insert(id: 1, terms: ["again"]))
+    }
+
+    func testRemoveMatchesAFreshIndexAndCompacts() throws {
+        var rng = RNG(seed: 3)
+        let words = (0..<40).map { "w\($0)" }
+        let docs = (0..<3000).map { _ in (0..<(3 + Int(rng.next() % 6))).map { _ in words[Int(rng.next() % 40)] } }
+        let ix = BM25Index()
+        for (i, d) in docs.enumerated() { try ix.insert(id: Int64(i), terms: d) }
+        let gone = Set((0..<3000).filter { $0 % 7 != 0 })   // removes 2571: compaction runs
+        for i in gone { XCTAssertTrue(ix.remove(id: Int64(i), terms: docs[i])) }
+        XCTAssertFalse(ix.remove(id: 1, terms: docs[1]))
+        let fresh = BM25Index()
+        for (i, d) in docs.enumerated() where !gone.contains(i) { try fresh.insert(id: Int64(i), terms: d) }
+        XCTAssertEqual(ix.count, fresh.count)
+        for q in [["w1"], ["w2", "w30"], ["w5", "w5", "w39"]] {
+            let a = ix.search(terms: q, limit: 20), b = fresh.search(terms: q, limit: 20)
+            XCTAssertEqual(a.map(\.id), b.map(\.id))
+            for (x, y) in zip(a, b) { XCTAssertEqual(x.score, y.score, accuracy: 1e-5) }
+        }
+        try ix.insert(id: 1, terms: ["w1"])   // a removed id may come back
+        XCTAssertTrue(ix.contains(1))
+    }
+
+    func testTopKSelection() {
+        let hits = (0..<500).map { LexicalHit(id: Int64($0), score: Float(($0 * 37) % 101)) }
+        XCTAssertEqual(TopK.select(hits, k: 7), Array(hits.sorted(by: TopK.better).prefix(7)))
+    }
+
+    /// dense A,B,C and lexical C,D (ids 1..4), rrfK 60: C = 1/63 + 1/61 = 0.0322664, A = 1/61,
+    /// B = D = 1/62 (tie: equal best rank 2, so the smaller id, B, first).
+    func testReciprocalRankFusionByHand() {
+        let r = RankFusion.fuse(dense: [(1, 0.9), (2, 0.8), (3, 0.7)], lexical: [(3, 5.0), (4, 2.0)], k: 10, rrfK: 60)
+        XCTAssertEqual(r.map(\.id), [3, 1, 2, 4])
+        XCTAssertEqual(r[0].score, Float(1.0 / 63 + 1.0 / 61), accuracy: 1e-7)
+        XCTAssertEqual(r[1].score, Float(1.0 / 61), accuracy: 1e-7)
+        XCTAssertEqual(r[2].score, Float(1.0 / 62), accuracy: 1e-7)
+        XCTAssertEqual(r[0].dense, RetrievalPart(score: 0.7, rank: 3))
+        XCTAssertEqual(r[0].lexical, RetrievalPart(score: 5.0, rank: 1))
+        XCTAssertNil(r[1].lexical)
+        XCTAssertNil(r[3].dense)
+        XCTAssertEqual(r[3].lexical, RetrievalPart(score: 2.0, rank: 2))
+        XCTAssertEqual(RankFusion.fuse(dense: [(1, 0.9), (2, 0.8), (3, 0.7)], lexical: [(3, 5.0), (4, 2.0)], k: 2).map(\.id), [3, 1])
+        // lexical weight 2: C = 1/63 + 2/61, D = 2/62, A = 1/61, B = 1/62
+        let w = RankFusion.fuse(dense: [(1, 0.9), (2, 0.8), (3, 0.7)], lexical: [(3, 5.0), (4, 2.0)], k: 4, lexicalWeight: 2)
+        XCTAssertEqual(w.map(\.id), [3, 4, 1, 2])
+        XCTAssertEqual(w[1].score, Float(2.0 / 62), accuracy: 1e-7)
+    }
+}
+
+final class MemoryRetrievalTests: XCTestCase {
+    private func tempDir() -> String {
+        let d = NSTemporaryDirectory() + "hmst-retrieval-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
+        addTeardownBlock { _ = try? FileManager.default.removeItem(atPath: d) }
+        return d
+    }
+
+    private static let texts = ["the cat sat on the mat", "Paris is the capital of France", "dogs chase cats in the park"]
+
+    func testSemanticModesRemoveAndSaveLoad() throws {
+        let mem = try SemanticMemory(dim: 4, description: "Flat")
+        let v: [Float] = [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0]
+        let ids = try mem.add(vectors: v, metadata: Self.texts.map { MemoryMetadata(text: $0) })
+        var o = RetrievalOptions(mode: .lexical, k: 3)
+        let lex = try mem.retrieve(text: "capital of france?", query: nil, options: o)
+        XCTAssertEqual(lex.map(\.id), [ids[1]])
+        XCTAssertEqual(lex[0].text, Self.texts[1])
+        XCTAssertNil(lex[0].dense)
+        XCTAssertEqual(lex[0].lexical?.rank, 1)
+
+        o.mode = .dense
+        let dense = try mem.retrieve(text: nil, query: [0, 0, 1, 0], options: o)
+        XCTAssertEqual(dense.first?.id, ids[2])
+        XCTAssertEqual(try XCTUnwrap(dense.first?.score), 1, accuracy: 1e-6)
+        XCTAssertNil(dense[0].lexical)
+
+        o.mode = .hybrid
+        let hy = try mem.retrieve(text: "cat on a mat", query: [0, 0, 1, 0], options: o)
+        // dense ranks 2 (c), then 0 and 1 tied at 0 (FAISS order); lexical: doc 0 ("cat", "mat"), doc 2 ("cats" is another term)
+        XCTAssertEqual(Set(hy.prefix(2).map(\.id)), [ids[0], ids[2]])
+        let top = try XCTUnwrap(hy.first { $0.id == ids[0] })
+        XCTAssertEqual(top.lexical?.rank, 1)
+        XCTAssertNotNil(top.dense)
+
+        XCTAssertThrowsError(try mem.retrieve(text: nil, query: [0, 0, 1, 0], options: RetrievalOptions(mode: .hybrid))) { e in
+            XCTAssertTrue("\(e)".contains("text"), "\(e)")
+        }
+        XCTAssertThrowsError(try mem.retrieve(text: "x", query: nil, options: RetrievalOptions(mode: .dense)))
+        XCTAssertThrowsError(try mem.retrieve(text: "x", query: [1, 2], options: RetrievalOptions(mode: .dense)))
+        XCTAssertThrowsError(try mem.retrieve(text: "x", query: nil, options: RetrievalOptions(mode: .lexical, k: 0)))
+
+        _ = try mem.remove(ids: [ids[1]])
+        XCTAssertEqual(try mem.retrieve(text: "capital of france", query: nil, options: RetrievalOptions(mode: .lexical)), [])
+        let dir = tempDir()
+        try mem.save(directory: dir)
+        let back = try SemanticMemory.load(directory: dir)
+        XCTAssertEqual(back.lexicalCounts.documents, 2)
+        let a = try mem.retrieve(text: "cat mat park", query: nil, options: RetrievalOptions(mode: .lexical))
+        let b = try back.retrieve(text: "cat mat park", query: nil, options: RetrievalOptions(mode: .lexical))
+        XCTAssertEqual(a, b)
+        XCTAssertEqual(a.map(\.id), [ids[0], ids[2]])
+        XCTAssertEqual(try back.retrieve(text: "france", query: nil, options: RetrievalOptions(mode: .lexical)), [])
+
+        let empty = try SemanticMemory(dim: 4, description: "Flat")
+        XCTAssertEqual(try empty.retrieve(text: "cat", query: [1, 0, 0, 0], options: RetrievalOptions()), [])
+    }
+
+    func testEpisodicModesEvictionRemoveAndSaveLoad() throws {
+        var c = EpisodicMemoryConfig()
+        c.stateSize = 4
+        c.maxEntries = 3
+        let mem = try EpisodicMemory(inputSize: 8, config: c)
+        var ids: [Int64] = []
+        for (i, t) in Self.texts.enumerated() {
+            var key = [Float](repeating: 0, count: 4)
+            key[i] = 1
+            ids.append(try mem.add(key: key, text: t, importance: 0.5, timestamp: Double(i)))
+        }
+        let lex = try mem.retrieve(text: "capital france", key: nil, options: RetrievalOptions(mode: .lexical))
+        XCTAssertEqual(lex.map(\.id), [ids[1]])
+        XCTAssertEqual(try mem.entry(id: ids[1]).accessCount, 1)
+        let hy = try mem.retrieve(text: "park", key: [0, 0, 0.9, 0.1], options: RetrievalOptions(mode: .hybrid, k: 1))
+        XCTAssertEqual(hy.map(\.id), [ids[2]])
+        XCTAssertEqual(hy[0].dense?.rank, 1)
+        XCTAssertEqual(hy[0].lexical?.rank, 1)
+        XCTAssertEqual(hy[0].score, Float(2.0 / 61), accuracy: 1e-7)
+
+        // eviction (full at 3: the oldest of equal importance goes) drops its text from the index
+        let newId = try mem.add(key: [0, 0, 0, 1], text: "a new fact about zebras", importance: 0.5, timestamp: 10)
+        XCTAssertThrowsError(try mem.entry(id: ids[0]))
+        XCTAssertEqual(try mem.retrieve(text: "cat mat", key: nil, options: RetrievalOptions(mode: .lexical)), [])
+        XCTAssertEqual(try mem.retrieve(text: "zebras", key: nil, options: RetrievalOptions(mode: .lexical)).map(\.id), [newId])
+        XCTAssertEqual(mem.remove(ids: [newId]), 1)
+        XCTAssertEqual(try mem.retrieve(text: "zebras", key: nil, options: RetrievalOptions(mode: .lexical)), [])
+
+        let dir = tempDir()
+        try mem.save(directory: dir)
+        let back = try EpisodicMemory.load(directory: dir)
+        let q = "capital of the park"
+        let a = try mem.retrieve(text: q, key: nil, options: RetrievalOptions(mode: .lexical))
+        let b = try back.retrieve(text: q, key: nil, options: RetrievalOptions(mode: .lexical))
+        XCTAssertEqual(a.map(\.id), b.map(\.id))
+        XCTAssertEqual(a.map(\.score), b.map(\.score))
+        XCTAssertEqual(Set(a.map(\.id)), [ids[1], ids[2]])
+    }
+
+    /// Facts about made-up places, questions in other words: a random model's pooled vectors
+    /// cannot tell the facts apart, BM25 finds them by their rare names, hybrid keeps that.
+    func testQuestionFindsFactLexicallyWhereDenseMisses() throws {
+        let model = try byteModel(hidden: 32)
+        var rng = RNG(seed: 11)
+        func name() -> String { String((0..<7).map { _ in Character(UnicodeScalar(UInt8(97 + rng.next() % 26))) }).capitalized }
+        let facts = (0..<40).map { _ in (place: name(), city: name()) }
+        let mem = try SemanticMemory(dim: 32, description: "Flat")
+        var ids: [Int64] = []
+        for f in facts { ids.append(try mem.add(text: "The capital of \(f.place) is \(f.city).", model: model)) }
+        var hits: [String: (at1: Int, at4: Int)] = [:]
+        for (name, mode, lexicalWeight) in [("dense", RetrievalMode.dense, Float(1)), ("lexical", .lexical, 1), ("hybrid", .hybrid, 1), ("hybrid-w3", .hybrid, 3)] {
+            var at1 = 0, at4 = 0
+            var o = RetrievalOptions(mode: mode, k: 4)
+            o.lexicalWeight = lexicalWeight
+            for (i, f) in facts.enumerated() {
+                let r = try mem.retrieve(text: "Which city is the capital of \(f.place)?", model: model, options: o)
+                if r.first?.id == ids[i] { at1 += 1 }
+                if r.contains(where: { $0.id == ids[i] }) { at4 += 1 }
+            }
+            hits[name] = (at1, at4)
+        }
+        print("question -> fact, 40 facts, random model:", hits.sorted { $0.key < $1.key })
+        XCTAssertEqual(hits["lexical"]?.at1, 40)
+        // equal-weight RRF lets the random dense ranks dilute BM25's (32 of 40 at 4 here); a
+        // lexical weight of 3 keeps every fact in the top 4
+        XCTAssertGreaterThan(hits["hybrid"]?.at4 ?? 0, hits["dense"]?.at4 ?? 40)
+        XCTAssertGreaterThanOrEqual(hits["hybrid-w3"]?.at4 ?? 0, 38)
+        XCTAssertLessThan(hits["dense"]?.at1 ?? 40, 20, "a random model's vectors should not find these facts")
+    }
+}
