@@ -373,6 +373,7 @@ final class EvalRunTests: XCTestCase {
         _ = try write("ok.jsonl", #"{"text": "some text"}"# + "\n")
         req.taskPaths = [try write("ok.json", #"{"name": "t", "output_type": "loglikelihood_rolling", "data": "ok.jsonl"}"#)]
         req.memoryDirectory = dir + "/no-memory"
+        req.options.conditions = [.off, .on]
         expectError(try EvalRun.run(model: try byteModel(), req), ["no-memory"])
     }
 }

@@ -11,6 +11,7 @@
 // bits_per_byte); a rolling text is scored from its first token when the tokenizer has an
 // end-of-text token to condition on (lm-eval's prefix token), from its second otherwise; its
 // bytes all count either way. Metric code lives in EvalMetrics, token scoring in LogLikelihood.
+// An Evaluator owns one Session: one thread at a time (the model itself may be shared).
 
 public final class Evaluator {
     public let model: LanguageModel
