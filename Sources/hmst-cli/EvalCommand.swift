@@ -27,6 +27,8 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Bootstrap seed.") var seed: UInt64 = 0
     @Option(name: .customLong("bootstrap"), help: "Bootstrap resamples for the 95% intervals.") var resamples = 1000
     @Option(name: .customLong("n-ctx"), help: "Context length (0 = the model's, at most 4096).") var nCtx = 0
+    @Option(name: .customLong("knn-lambdas"), help: "kNN-LM control: comma-separated λ values (answer NLL under off, datastore of the gold memories).")
+    var knnLambdas: String?
     @OptionGroup var threadOptions: ThreadOptions
 
     func run() throws {
@@ -40,6 +42,12 @@ struct EvalCommand: ParsableCommand {
             req.options.seed = seed
             req.options.resamples = resamples
             req.options.nCtx = nCtx
+            if let knnLambdas {
+                req.options.knnLambdas = try knnLambdas.split(separator: ",").map {
+                    guard let v = Double($0.trimmingCharacters(in: .whitespaces)) else { throw HMSTError.invalidArgument("--knn-lambdas: \"\($0)\" is not a number") }
+                    return v
+                }
+            }
             req.limit = limit
             req.reportPath = output
             req.itemsPath = itemsOutput

@@ -132,6 +132,41 @@ final class EvalScoringTests: XCTestCase {
     }
 }
 
+extension EvalScoringTests {
+    func testKNNLMControl() throws {
+        let model = try byteModel()
+        let ev = try Evaluator(model: model)
+        let context = "Question: the capital of Zorbia?\nAnswer:", target = " Quil"
+        let ctx = context.utf8.map(Int32.init), cont = target.utf8.map(Int32.init)
+        let store = KNNDatastore(C: model.dims.C)
+        try store.add(tokens: ctx + cont, session: ev.session)   // the very sentence being scored
+        XCTAssertEqual(store.count, ctx.count + cont.count - 1)
+        let nll = try KNNLM.answerNLL(session: ev.session, datastore: store, context: ctx, continuation: cont, lambdas: [0, 0.5, 1], k: 1)
+        // λ = 0 is the LM alone
+        let lm = try ev.score(context: context, continuation: target)
+        XCTAssertEqual(nll[0], -lm.logprob / Double(cont.count), accuracy: 1e-4)
+        // k = 1: the nearest key is the same position (distance 0), whose value is the target: p_kNN = 1
+        XCTAssertEqual(nll[2], 0, accuracy: 1e-9)
+        XCTAssertLessThan(nll[1], log(2.0))
+        XCTAssertLessThan(nll[1], nll[0])
+        // through the evaluator: a datastore of the task's gold memories, metrics under off only
+        var item = EvalItem(id: "z", line: 1)
+        item.prompt = "the capital of Zorbia?"
+        item.target = target
+        item.memory = ["the capital of Zorbia is Quil"]
+        var o = EvalOptions()
+        o.knnLambdas = [0.25, 0.5]
+        o.conditions = [.off, .oracle]
+        let report = try Evaluator(model: model, options: o).run([EvalTask(name: "k", outputType: .loglikelihood, items: [item])])
+        let off = report.result(task: "k", condition: .off)!
+        XCTAssertNotNil(off.metric("knn_answer_nll@0.25"))
+        XCTAssertNotNil(off.metric("knn_answer_nll@0.5"))
+        XCTAssertNil(report.result(task: "k", condition: .oracle)!.metric("knn_answer_nll@0.5"))
+        o.knnLambdas = [1.5]
+        XCTAssertThrowsError(try Evaluator(model: model, options: o))
+    }
+}
+
 final class EvalConditionTests: XCTestCase {
     let gold = "the capital of Zorbia is Quil"
     let facts = ["cats have four legs", "water boils at one hundred degrees", "the sky is blue on a clear day",
@@ -338,6 +373,7 @@ final class EvalRunTests: XCTestCase {
         _ = try write("ok.jsonl", #"{"text": "some text"}"# + "\n")
         req.taskPaths = [try write("ok.json", #"{"name": "t", "output_type": "loglikelihood_rolling", "data": "ok.jsonl"}"#)]
         req.memoryDirectory = dir + "/no-memory"
+        req.options.conditions = [.off, .on]
         expectError(try EvalRun.run(model: try byteModel(), req), ["no-memory"])
     }
 }

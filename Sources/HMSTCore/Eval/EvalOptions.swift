@@ -39,6 +39,10 @@ public struct EvalOptions: Sendable {
     public var nThreads = 0
     /// keep one record per (task, condition, item) for the per-item JSONL
     public var keepItems = false
+    /// kNN-LM control (KNNLM.swift): for each λ, knn_answer_nll@λ under the off condition of
+    /// loglikelihood and generate_until tasks, over a datastore of the task's gold memory texts
+    public var knnLambdas: [Double] = []
+    public var knnK = 32
 
     public init() {}
 
@@ -48,6 +52,10 @@ public struct EvalOptions: Sendable {
         guard resamples >= 1, resamples <= 1_000_000 else {
             throw HMSTError.invalidArgument("bootstrap resamples \(resamples) must be in 1...1000000")
         }
+        if let l = knnLambdas.first(where: { !($0 >= 0 && $0 <= 1) }) {
+            throw HMSTError.invalidArgument("kNN-LM λ \(l) must be in [0, 1]")
+        }
+        guard knnK >= 1 else { throw HMSTError.invalidArgument("kNN-LM k \(knnK) must be >= 1") }
         guard nCtx >= 0 else { throw HMSTError.invalidArgument("n_ctx \(nCtx) must be >= 0 (0 = the model's)") }
     }
 }

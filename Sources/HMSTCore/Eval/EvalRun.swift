@@ -24,7 +24,7 @@ public enum EvalRun {
         try options.validate()
         let tasks = try req.taskPaths.map { try EvalTask.load(path: $0, limit: req.limit) }
         var retriever: Retriever?
-        if let dir = req.memoryDirectory {
+        if let dir = req.memoryDirectory, options.conditions.contains(where: \.retrieves) {
             retriever = try MemoryStoreRetriever(store: try MemoryStore(directory: dir, mustExist: true), model: model)
         }
         let report = try Evaluator(model: model, retriever: retriever, options: options).run(tasks, memoryDirectory: req.memoryDirectory)

@@ -11,6 +11,7 @@
 // bits_per_byte); a rolling text is scored from its first token when the tokenizer has an
 // end-of-text token to condition on (lm-eval's prefix token), from its second otherwise; its
 // bytes all count either way. Metric code lives in EvalMetrics, token scoring in LogLikelihood.
+// An Evaluator owns one Session: one thread at a time (the model itself may be shared).
 
 public final class Evaluator {
     public let model: LanguageModel
@@ -153,7 +154,9 @@ public final class Evaluator {
         guard !task.items.isEmpty else { throw HMSTError.invalidArgument("task \(task.name) has no items") }
         var records: [EvalItemRecord] = []
         var columns: [String: [Double]] = [:]   // per-item values by metric input
+        var names: [String] = []                // extra mean metrics, in order
         func add(_ k: String, _ v: Double) { columns[k, default: []].append(v) }
+        let knn = try knnDatastore(task, condition)
         for item in task.items {
             let query = task.outputType == .loglikelihoodRolling ? item.text : item.prompt
             let mems: [String]
@@ -207,14 +210,48 @@ public final class Evaluator {
             } catch let e as HMSTError {
                 throw HMSTError(e.status, "task \(task.name), item \(item.id) (line \(item.line)): \(e.message)")
             }
+            if let knn, task.outputType == .loglikelihood || task.outputType == .generateUntil {
+                var ctx = encode(prompt(memories: mems, question: item.prompt))
+                if ctx.isEmpty, let eos = tokenizer.eosId { ctx = [eos] }
+                let nll = try KNNLM.answerNLL(session: session, datastore: knn, context: ctx, continuation: encode(item.target),
+                                              lambdas: options.knnLambdas, k: options.knnK)
+                for (l, v) in zip(options.knnLambdas, nll) {
+                    let name = "knn_answer_nll@\(l)"
+                    if !names.contains(name) { names.append(name) }
+                    add(name, v)
+                    f.append((name, .number(v)))
+                }
+            }
             if options.keepItems {
                 records.append(EvalItemRecord(task: task.name, condition: condition, id: item.id, memories: mems, fields: f,
                                               metadata: item.metadata))
             }
         }
-        let metrics = aggregate(task.outputType, columns)
+        let metrics = aggregate(task.outputType, columns) + names.map { meanMetric($0, columns) }
         return (EvalResult(task: task.name, outputType: task.outputType, file: task.path, condition: condition,
                            n: task.items.count, metrics: metrics), records)
+    }
+
+    /// The kNN-LM datastore for a task under the off condition: every distinct gold memory text
+    /// of its items; nil when no λ is asked for or the task has no memories.
+    func knnDatastore(_ task: EvalTask, _ condition: MemoryCondition) throws -> KNNDatastore? {
+        guard !options.knnLambdas.isEmpty, condition == .off,
+              task.outputType == .loglikelihood || task.outputType == .generateUntil else { return nil }
+        var seen = Set<String>()
+        let store = KNNDatastore(C: model.dims.C)
+        for item in task.items {
+            for m in item.memory where seen.insert(m).inserted {
+                let toks = encode(m)
+                try store.add(tokens: Array(toks.prefix(nCtx)), session: session)
+            }
+        }
+        return store.count > 0 ? store : nil
+    }
+
+    func meanMetric(_ name: String, _ cols: [String: [Double]]) -> EvalMetricValue {
+        let v = cols[name] ?? []
+        let ci = EvalMetrics.bootstrapMean(v, resamples: options.resamples, seed: options.seed)
+        return EvalMetricValue(name: name, value: v.reduce(0, +) / Double(max(1, v.count)), low: ci.low, high: ci.high, n: v.count)
     }
 
     /// Metric values and bootstrap intervals from the per-item columns.

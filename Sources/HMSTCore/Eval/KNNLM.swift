@@ -1,119 +1,114 @@
-// KNNLM: the training-free control for memory fine-tuning, after Khandelwal et al. 2020,
-// "Generalization through Memorization: Nearest Neighbor Language Models" (arXiv:1911.00172):
-// a datastore of (hidden state at t, token t+1) pairs over the memory texts, and at each target
-// position p(w) = λ·p_kNN(w) + (1−λ)·p_LM(w), where p_kNN puts softmax(−d/τ) mass on the
-// tokens of the k nearest keys (squared L2 over final-norm hidden states, the LM head's input).
-// τ is the mean of the k distances of that query, so the kernel is scale-free. Distances are one
-// sgemm per block of queries against all keys. The harness (Eval/) reports its answer NLL beside
-// the memory conditions; nothing here is trained.
+// KNNLM: a kNN-LM control (Khandelwal et al. 2020, "Generalization through Memorization",
+// arXiv:1911.00172) for the memory conditions: a datastore maps the final-norm hidden state
+// before each token of the fact sentences to that token; a target token then gets
+//     p(w) = λ · p_kNN(w) + (1 − λ) · p_LM(w),  p_kNN(w) ∝ Σ_{i ∈ k nearest, v_i = w} exp(−‖h − k_i‖²)
+// (squared L2, temperature 1, as the paper). The search is exact (brute force): datastores here
+// are the facts of a benchmark, thousands of tokens, not Wikipedia.
 import CBLAS
 #if canImport(Glibc)
 import Glibc
 #endif
 
-public struct KNNLMConfig: Sendable {
-    /// neighbours per query
-    public var k = 32
-    /// interpolation weights to report
-    public var lambdas: [Double] = [0, 0.25, 0.5, 0.75, 0.9]
-    public init() {}
-}
-
-public final class KNNLM {
-    public let model: LanguageModel
-    public let config: KNNLMConfig
-    /// [N, C] keys, N values, N squared norms
-    private(set) var keys: [Float] = []
-    private(set) var values: [Int32] = []
-    private(set) var keyNorms: [Float] = []
+public final class KNNDatastore: @unchecked Sendable {
+    public let C: Int
+    /// [N, C] hidden states, row i predicts values[i]
+    public private(set) var keys: [Float] = []
+    public private(set) var values: [Int32] = []
     public var count: Int { values.count }
 
-    /// Builds the datastore from texts (each encoded alone, truncated to the model's context).
-    public init(model: LanguageModel, texts: [String], config: KNNLMConfig = KNNLMConfig()) throws {
-        guard config.k >= 1 else { throw HMSTError.invalidArgument("kNN-LM: k must be >= 1") }
-        guard config.lambdas.allSatisfy({ $0 >= 0 && $0 <= 1 }) else {
-            throw HMSTError.invalidArgument("kNN-LM: every λ must be in [0, 1]")
-        }
-        self.model = model
-        self.config = config
-        let C = model.dims.C
-        for text in texts {
-            let tokens = try model.tokens(text: text, limit: model.dims.maxPositions)
-            guard tokens.count >= 2 else { continue }
-            let e = try model.encode(tokens: tokens)
-            for t in 0..<(e.T - 1) {
-                keys.append(contentsOf: e.hidden[(t * C)..<((t + 1) * C)])
-                values.append(tokens[t + 1])
-            }
-        }
-        guard !values.isEmpty else { throw HMSTError.invalidArgument("kNN-LM: the datastore texts produced no (state, next token) pairs") }
-        keyNorms = [Float](repeating: 0, count: values.count)
-        keys.withUnsafeBufferPointer { k in
-            for i in 0..<values.count {
-                var s: Float = 0
-                for c in 0..<C { s += k[i * C + c] * k[i * C + c] }
-                keyNorms[i] = s
-            }
-        }
+    public init(C: Int) { self.C = C }
+
+    /// Adds every (hidden state before token t+1, token t+1) pair of the tokens.
+    public func add(tokens: [Int32], session: Session) throws {
+        guard tokens.count >= 2 else { return }
+        let enc = try session.encode(tokens)
+        keys += enc.hidden[0..<((tokens.count - 1) * C)]
+        values += tokens[1...]
     }
 
-    /// Summed negative log-likelihood (nats) of `target`'s tokens after `prompt`, for each λ of
-    /// the config, plus the number of target tokens. The prompt is laid out by the caller.
-    public func targetNLL(prompt: String, target: String) throws -> (nll: [Double], tokens: Int) {
-        guard let tokenizer = model.tokenizer else { throw HMSTError.invalidArgument("kNN-LM: the model has no tokenizer") }
-        let p = tokenizer.encode(bytes: Array(prompt.utf8)), t = tokenizer.encode(bytes: Array(target.utf8))
-        guard !p.isEmpty, !t.isEmpty else { throw HMSTError.invalidArgument("kNN-LM: empty prompt or target") }
-        let all = p + t
-        guard all.count <= model.dims.maxPositions else {
-            throw HMSTError.invalidArgument("kNN-LM: prompt and target (\(all.count) tokens) exceed the model's context")
+    /// ‖k_i‖², kept beside the keys so a query's distances are one GEMV: ‖q‖² − 2 q·k_i + ‖k_i‖²
+    private var norms: [Float] = []
+
+    /// Σ over the k nearest keys of the normalised weights of those whose value is target.
+    /// query: [C].
+    public func probability(of target: Int32, query: UnsafePointer<Float>, k: Int) -> Double {
+        let N = count
+        guard N > 0, k > 0 else { return 0 }
+        if norms.count != N {
+            norms = [Float](repeating: 0, count: N)
+            keys.withUnsafeBufferPointer { kp in
+                for i in 0..<N { norms[i] = squaredNorm(kp.baseAddress! + i * C, C) }
+            }
         }
-        let e = try model.encode(tokens: all)
-        let C = model.dims.C, Q = t.count, N = values.count, K = min(config.k, N)
-        // queries: the hidden states that predict each target token
-        var q = [Float](repeating: 0, count: Q * C)
-        for j in 0..<Q {
-            let row = p.count - 1 + j
-            for c in 0..<C { q[j * C + c] = e.hidden[row * C + c] }
-        }
-        // dots[j, i] = q_j · k_i
-        var dots = [Float](repeating: 0, count: Q * N)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(Q), Int32(N), Int32(C), 1, q, Int32(C),
-                    keys, Int32(C), 0, &dots, Int32(N))
-        var nll = [Double](repeating: 0, count: config.lambdas.count)
-        var best = [(d: Float, i: Int)]()
+        var dots = [Float](repeating: 0, count: N)
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(N), Int32(C), 1, keys, Int32(C), query, 1, 0, &dots, 1)
+        let qn = squaredNorm(query, C)
+        // the k smallest distances by a bounded insertion list: O(N) for the small k used here
+        let K = min(k, N)
+        var best: [(d: Float, i: Int)] = []
         best.reserveCapacity(K + 1)
-        for j in 0..<Q {
-            var qn: Float = 0
-            for c in 0..<C { qn += q[j * C + c] * q[j * C + c] }
-            // k smallest distances: a bounded insertion list (K is small)
-            best.removeAll(keepingCapacity: true)
-            dots.withUnsafeBufferPointer { dp in
-                keyNorms.withUnsafeBufferPointer { kn in
-                    let base = j * N
-                    for i in 0..<N {
-                        let d = max(0, qn - 2 * dp[base + i] + kn[i])
-                        if best.count == K, d >= best[K - 1].d { continue }
-                        var pos = best.count
-                        while pos > 0 && best[pos - 1].d > d { pos -= 1 }
-                        best.insert((d, i), at: pos)
-                        if best.count > K { best.removeLast() }
-                    }
-                }
-            }
-            let tau = max(1e-6, Double(best.reduce(Float(0)) { $0 + $1.d }) / Double(best.count))
-            let dMin = Double(best[0].d)
-            var z = 0.0, hit = 0.0
-            for b in best {
-                let w = exp(-(Double(b.d) - dMin) / tau)
-                z += w
-                if values[b.i] == t[j] { hit += w }
-            }
-            let pKNN = hit / z
-            let pLM = exp(e.nextTokenLogProbs[p.count - 1 + j])
-            for (li, lambda) in config.lambdas.enumerated() {
-                nll[li] -= log(max(lambda * pKNN + (1 - lambda) * pLM, 1e-300))
+        for i in 0..<N {
+            let d = max(0, qn - 2 * dots[i] + norms[i])
+            if best.count == K, d >= best[K - 1].d { continue }
+            var pos = best.count
+            while pos > 0 && best[pos - 1].d > d { pos -= 1 }
+            best.insert((d, i), at: pos)
+            if best.count > K { best.removeLast() }
+        }
+        // weights exp(−d) relative to the nearest, so the largest is exp(0) = 1
+        let d0 = Double(best[0].d)
+        var total = 0.0, hit = 0.0
+        for b in best {
+            let w = exp(-(Double(b.d) - d0))
+            total += w
+            if values[b.i] == target { hit += w }
+        }
+        return total > 0 ? hit / total : 0
+    }
+}
+
+private func squaredNorm(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
+    var s: Float = 0
+    for c in 0..<n { s += x[c] * x[c] }
+    return s
+}
+
+extension Session {
+    /// For each scored position t in [from, seq.count): the final-norm hidden state before it
+    /// ([C]) and log p_LM(seq[t]). The sequence must fit n_ctx. The session is reset.
+    func hiddenAndLogProbs(_ seq: [Int32], from first: Int) throws -> (hidden: [Float], logp: [Double]) {
+        let C = decoder.dims.C
+        guard first >= 1, first < seq.count else { throw HMSTError.invalidArgument("kNN-LM: nothing to score") }
+        guard seq.count <= nCtx else { throw HMSTError.invalidArgument("kNN-LM: \(seq.count) tokens exceed n_ctx \(nCtx)") }
+        // one pass: encode keeps every position's hidden state and next-token log-probability
+        let enc = try encode(seq)   // hidden[t] is the state that predicts seq[t+1]
+        var hidden: [Float] = [], logp: [Double] = []
+        for t in (first - 1)..<(seq.count - 1) {
+            hidden += enc.hidden[(t * C)..<((t + 1) * C)]
+            logp.append(enc.nextTokenLogProbs[t])
+        }
+        reset()
+        return (hidden, logp)
+    }
+}
+
+public enum KNNLM {
+    /// Mean over target tokens of −log(λ p_kNN + (1 − λ) p_LM), one value per λ.
+    public static func answerNLL(session: Session, datastore: KNNDatastore, context: [Int32], continuation: [Int32],
+                                 lambdas: [Double], k: Int = 32) throws -> [Double] {
+        guard !context.isEmpty, !continuation.isEmpty else { throw HMSTError.invalidArgument("kNN-LM: empty context or continuation") }
+        let (hidden, logp) = try session.hiddenAndLogProbs(context + continuation, from: context.count)
+        let C = datastore.C
+        var pk = [Double](repeating: 0, count: continuation.count)
+        hidden.withUnsafeBufferPointer { h in
+            for j in 0..<continuation.count {
+                pk[j] = datastore.probability(of: continuation[j], query: h.baseAddress! + j * C, k: k)
             }
         }
-        return (nll, Q)
+        return lambdas.map { l in
+            var nll = 0.0
+            for j in 0..<continuation.count { nll -= log(l * pk[j] + (1 - l) * exp(logp[j])) }
+            return nll / Double(continuation.count)
+        }
     }
 }

@@ -1,0 +1,58 @@
+// MemoryStore: the directory layout (episodic/ and semantic/), merged search across tiers,
+// removal with unknown ids reported, and saving only what the store holds.
+import XCTest
+@testable import HMSTCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+final class MemoryStoreTests: XCTestCase {
+    func testTiersSearchRemoveAndSave() throws {
+        let model = try byteModel()
+        let dir = tempDirectory("memory-store")
+        defer { removeTree(dir) }
+        XCTAssertThrowsError(try MemoryStore(directory: dir, mustExist: true)) { XCTAssertTrue("\($0)".contains("no such memory directory")) }
+        let empty = try MemoryStore(directory: dir)
+        try empty.save()
+        XCTAssertFalse(FileIO.exists(dir))   // nothing held, nothing written
+        XCTAssertEqual(try empty.search(text: "x", model: model, k: 3), [])
+
+        let store = try MemoryStore(directory: dir)
+        var c = EpisodicMemoryConfig()
+        c.stateSize = 16
+        let epi = try store.episodic(creatingFor: model, config: c)
+        let e1 = try epi.add(text: "the cat sat on the mat", model: model)
+        _ = try epi.add(text: "stock prices fell", model: model)
+        let sem = try store.semantic(creatingFor: model, description: "Flat")
+        let s1 = try sem.add(text: "the cat sat on the mat", model: model)
+        _ = try sem.add(text: "bread and butter", model: model)
+        XCTAssertTrue(try store.episodic(creatingFor: model) === epi)   // made once
+        try store.save()
+        XCTAssertTrue(FileIO.exists(dir + "/episodic/episodic.json") && FileIO.exists(dir + "/semantic/memory.json"))
+
+        let again = try MemoryStore(directory: dir, mustExist: true)
+        XCTAssertEqual(again.count, 4)
+        // per tier, then both merged by score: the exact text is the best hit of each tier (cosine 1)
+        let e = try again.search(text: "the cat sat on the mat", model: model, tier: .episodic, k: 5)
+        XCTAssertEqual(e.map(\.tier), [.episodic, .episodic])
+        XCTAssertEqual(e.first?.id, e1)
+        let both = try again.search(text: "the cat sat on the mat", model: model, tier: .both, k: 3)
+        XCTAssertEqual(both.count, 3)
+        XCTAssertEqual(Set(both.prefix(2).map(\.tier)), [.episodic, .semantic])
+        XCTAssertEqual(both.prefix(2).map(\.text), ["the cat sat on the mat", "the cat sat on the mat"])
+        XCTAssertTrue(zip(both, both.dropFirst()).allSatisfy { $0.score >= $1.score })
+        // removal reports unknown ids per tier; both is refused
+        let r = try again.remove(ids: [s1, 999], tier: .semantic)
+        XCTAssertEqual(r.removed, 1)
+        XCTAssertEqual(r.unknownIds, [999])
+        let re = try again.remove(ids: [e1, 555, 555], tier: .episodic)
+        XCTAssertEqual(re.removed, 1)
+        XCTAssertEqual(re.unknownIds, [555])
+        XCTAssertThrowsError(try again.remove(ids: [1], tier: .both))
+        try again.save(tier: .semantic)
+        // only the semantic removal reached the disk
+        let third = try MemoryStore(directory: dir, mustExist: true)
+        XCTAssertEqual(third.semantic?.count, 1)
+        XCTAssertEqual(third.episodic?.count, 2)
+    }
+}
