@@ -743,6 +743,9 @@ struct hmst_eval_params {
     int32_t n_ctx;                  /* default 0: the model's context, at most 4096 tokens */
     const char *report_path;        /* default NULL: also write the JSON report here (atomically) */
     const char *items_path;         /* default NULL: write one JSON line per item and condition here */
+    /* Appended later (a host built against the shorter struct gets the defaults): */
+    int32_t retrieval_mode;         /* default HMST_RETRIEVAL_HYBRID: how ON and DELETED retrieve
+                                     * (enum hmst_retrieval_mode: hybrid BM25 + vectors, dense, lexical) */
 };
 
 /* Thread-safe. */

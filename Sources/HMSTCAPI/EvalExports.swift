@@ -14,6 +14,7 @@ public func hmst_eval_default_params() -> hmst_eval_params {
     p.seed = d.seed
     p.bootstrap_resamples = Int32(d.resamples)
     p.n_ctx = 0
+    p.retrieval_mode = Int32(HMST_RETRIEVAL_HYBRID.rawValue)
     return p
 }
 
@@ -40,6 +41,12 @@ func evalRequest(_ params: UnsafePointer<hmst_eval_params>?) throws -> EvalRunRe
     r.options.nCtx = Int(p.n_ctx)
     if let s = p.report_path { r.reportPath = String(cString: s) }
     if let s = p.items_path { r.itemsPath = String(cString: s) }
+    switch p.retrieval_mode {
+    case Int32(HMST_RETRIEVAL_HYBRID.rawValue): r.retrieval.mode = .hybrid
+    case Int32(HMST_RETRIEVAL_DENSE.rawValue): r.retrieval.mode = .dense
+    case Int32(HMST_RETRIEVAL_LEXICAL.rawValue): r.retrieval.mode = .lexical
+    default: throw HMSTError.invalidArgument("params->retrieval_mode \(p.retrieval_mode) is not an hmst_retrieval_mode value")
+    }
     return r
 }
 

@@ -21,6 +21,9 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Memory directory (episodic/ and semantic/) for the on and deleted conditions.") var memory: String?
     @Option(help: "Comma-separated memory conditions: off, on, oracle, deleted.") var condition = "off"
     @Option(name: [.customShort("k"), .long], help: "Memories retrieved per item.") var k = 4
+    @Option(help: "How on and deleted retrieve: hybrid (BM25 and vectors, fused by reciprocal rank), dense or lexical.")
+    var retrieval = "hybrid"
+    @Option(help: "Memory tier to retrieve from: episodic, semantic or both.") var tier = "both"
     @Option(help: "JSON report path.") var output: String?
     @Option(name: .customLong("items-output"), help: "Per-item JSONL path.") var itemsOutput: String?
     @Option(help: "First N items of each task (0 = all).") var limit = 0
@@ -49,6 +52,12 @@ struct EvalCommand: ParsableCommand {
                 }
             }
             req.limit = limit
+            guard let mode = RetrievalMode(rawValue: retrieval) else {
+                throw HMSTError.invalidArgument("--retrieval \(retrieval): expected hybrid, dense or lexical")
+            }
+            req.retrieval.mode = mode
+            guard let t = MemoryTier(rawValue: tier) else { throw HMSTError.invalidArgument("--tier \(tier): expected episodic, semantic or both") }
+            req.tier = t
             req.reportPath = output
             req.itemsPath = itemsOutput
             let model = try LanguageModel.load(path: checkpoint)

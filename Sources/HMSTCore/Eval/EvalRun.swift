@@ -7,6 +7,9 @@ public struct EvalRunRequest: Sendable {
     /// memory directory for the on and deleted conditions; nil = none
     public var memoryDirectory: String?
     public var options = EvalOptions()
+    /// how on and deleted retrieve: hybrid (default), dense or lexical, from which tier
+    public var retrieval = RetrievalOptions()
+    public var tier: MemoryTier = .both
     /// first items of each task; 0 = all
     public var limit = 0
     /// where to write the JSON report and the per-item JSONL; nil = not written
@@ -25,7 +28,8 @@ public enum EvalRun {
         let tasks = try req.taskPaths.map { try EvalTask.load(path: $0, limit: req.limit) }
         var retriever: Retriever?
         if let dir = req.memoryDirectory, options.conditions.contains(where: \.retrieves) {
-            retriever = try MemoryStoreRetriever(store: try MemoryStore(directory: dir, mustExist: true), model: model)
+            retriever = try MemoryStoreRetriever(store: try MemoryStore(directory: dir, mustExist: true), model: model,
+                                                 tier: req.tier, options: req.retrieval)
         }
         let report = try Evaluator(model: model, retriever: retriever, options: options).run(tasks, memoryDirectory: req.memoryDirectory)
         if let p = req.reportPath { try FileIO.writeAtomically(p, text: report.json()) }

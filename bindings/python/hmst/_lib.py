@@ -274,6 +274,7 @@ class EvalParams(ctypes.Structure):
         ("n_ctx", ctypes.c_int32),
         ("report_path", ctypes.c_char_p),
         ("items_path", ctypes.c_char_p),
+        ("retrieval_mode", ctypes.c_int32),
 # enum hmst_retrieval_mode
 RETRIEVAL_HYBRID, RETRIEVAL_DENSE, RETRIEVAL_LEXICAL = range(3)
 

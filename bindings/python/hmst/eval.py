@@ -29,12 +29,13 @@ def _int32(name, v, lo):
 
 
 def evaluate(model, tasks, memory=None, conditions=("off",), k=4, limit=0, seed=0, bootstrap=1000, n_ctx=0,
-             output=None, items_output=None):
+             output=None, items_output=None, retrieval="hybrid"):
     """Runs the task files on model (an hmst.Model) and returns the report as a dict.
 
     tasks: a path or a list of paths to task descriptions. memory: a memory directory for the
     "on" and "deleted" conditions (only read). conditions: names among off, on, oracle, deleted,
-    or one comma-separated string. output / items_output: also write the JSON report / per-item
+    or one comma-separated string. retrieval: how "on" and "deleted" retrieve: "hybrid" (BM25 and
+    vectors fused by reciprocal rank), "dense" or "lexical". output / items_output: also write the JSON report / per-item
     JSONL there. Raises HMSTError naming the file, line and field of a bad task.
     """
     paths = [tasks] if isinstance(tasks, (str, os.PathLike)) else list(tasks)
@@ -62,6 +63,10 @@ def evaluate(model, tasks, memory=None, conditions=("off",), k=4, limit=0, seed=
     p.bootstrap_resamples = _int32("bootstrap", bootstrap, 1)
     p.n_ctx = _int32("n_ctx", n_ctx, 0)
     p.items_path = os.fsencode(items_output) if items_output is not None else None
+    modes = {"hybrid": _lib.RETRIEVAL_HYBRID, "dense": _lib.RETRIEVAL_DENSE, "lexical": _lib.RETRIEVAL_LEXICAL}
+    if retrieval not in modes:
+        raise HMSTError(_lib.INVALID_ARGUMENT, f"unknown retrieval mode {retrieval!r} (expected hybrid, dense or lexical)")
+    p.retrieval_mode = modes[retrieval]
     with tempfile.TemporaryDirectory(prefix="hmst-eval-") as tmp:
         # the report also goes to a file, so a buffer that turns out too small costs no rerun
         report_path = os.fspath(output) if output is not None else os.path.join(tmp, "report.json")

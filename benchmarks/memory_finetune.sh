@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Stage 2 end to end (issue 11): does memory make the model know what it could not know?
+#   facts -> memory fine-tuning -> a semantic memory with 10k distractors -> evaluation under
+#   off / on / oracle / deleted, the episodic-only variant, the kNN-LM control and retrieval
+#   recall; prints one JSON summary line (and the on/off/deleted table on stderr).
+# Usage: benchmarks/memory_finetune.sh BASE_CKPT PRETRAIN_RUN OUT
+#   BASE_CKPT     a pre-trained checkpoint (make demo's build/demo/best_model)
+#   PRETRAIN_RUN  the `hmst train` output directory it came from (split/train_split, split/val)
+# Environment: STEPS (Stage 2 optimizer steps, default 600), LIMIT (eval items per task, 300),
+#   THREADS (2), HMST (the tool, build/bin/hmst), EXTRA (more train-memory flags).
+set -euo pipefail
+HMST=${HMST:-build/bin/hmst}
+BASE=$1
+RUN=$2
+OUT=$3
+STEPS=${STEPS:-600}
+LIMIT=${LIMIT:-300}
+THREADS=${THREADS:-2}
+EXTRA=${EXTRA:-}
+rm -rf "$OUT" && mkdir -p "$OUT"
+say() { echo "== $*" >&2; }
+
+say "facts"
+"$HMST" facts generate --output "$OUT/facts" --seed 1 >&2
+T="$OUT/facts/tasks"
+
+say "Stage 2: $STEPS steps from $BASE"
+t0=$(date +%s.%N)
+# shellcheck disable=SC2086
+"$HMST" train-memory "$BASE" --facts "$OUT/facts" --data "$RUN/split/train_split" --val-data "$RUN/split/val" \
+    --output "$OUT/stage2" --steps "$STEPS" --seed 1 --threads "$THREADS" --no-progress $EXTRA >&2
+t1=$(date +%s.%N)
+CK="$OUT/stage2/final"
+
+say "semantic memory: held-out and training facts + distractors"
+"$HMST" memory add --dir "$OUT/mem" --model "$CK" --tier semantic --source facts --file "$OUT/facts/memory.txt" >&2
+say "episodic memory: the held-out facts only"
+"$HMST" memory add --dir "$OUT/epmem" --model "$CK" --tier episodic --max-entries 4096 --file "$OUT/facts/memory_heldout.txt" >&2
+
+say "evaluation (first $LIMIT items of each task)"
+"$HMST" eval "$CK" --task "$T/facts_heldout_gen.json" "$T/facts_heldout_ll.json" --memory "$OUT/mem" \
+    --condition off,on,oracle,deleted --limit "$LIMIT" --knn-lambdas 0.25,0.5,0.75 --threads "$THREADS" \
+    --output "$OUT/report.json" >&2
+"$HMST" eval "$CK" --task "$T/facts_heldout_ll.json" --memory "$OUT/epmem" --tier episodic \
+    --condition off,on --limit "$LIMIT" --threads "$THREADS" --output "$OUT/report_episodic.json" >&2
+"$HMST" eval "$BASE" --task "$T/facts_heldout_ll.json" --condition off --limit "$LIMIT" --threads "$THREADS" \
+    --output "$OUT/report_base.json" >&2
+
+python3 - "$OUT" "$t0" "$t1" <<'EOF'
+import json, sys
+out, t0, t1 = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+r = json.load(open(f"{out}/report.json"))["tasks"]
+ep = json.load(open(f"{out}/report_episodic.json"))["tasks"]
+base = json.load(open(f"{out}/report_base.json"))["tasks"]
+def m(rep, task, cond, metric):
+    v = rep[task]["conditions"].get(cond, {}).get(metric)
+    return None if v is None else v["value"]
+gen, ll = "facts_heldout_gen", "facts_heldout_ll"
+metrics = [json.loads(l) for l in open(f"{out}/stage2/metrics.jsonl")]
+vals = [x for x in metrics if x.get("val_bpb") is not None]
+summary = {
+    "bench": "memory_finetune", "stage2_seconds": round(t1 - t0, 1),
+    "answer_nll": {c: m(r, ll, c, "answer_nll") for c in ("off", "on", "oracle", "deleted")},
+    "exact_match": {c: m(r, gen, c, "exact_match") for c in ("off", "on", "oracle", "deleted")},
+    "episodic_answer_nll": {c: m(ep, ll, c, "answer_nll") for c in ("off", "on")},
+    "base_model_answer_nll_off": m(base, ll, "off", "answer_nll"),
+    "knn_answer_nll": {k: v["value"] for k, v in r[ll]["conditions"]["off"].items() if k.startswith("knn_answer_nll")},
+    "val_bpb_first": vals[0]["val_bpb"] if vals else None, "val_bpb_last": vals[-1]["val_bpb"] if vals else None,
+}
+print(f"{'condition':<10}{'answer NLL':>12}{'exact match':>13}", file=sys.stderr)
+for c in ("off", "on", "oracle", "deleted"):
+    n, e = summary["answer_nll"][c], summary["exact_match"][c]
+    print(f"{c:<10}{n:>12.3f}{e:>13.3f}", file=sys.stderr)
+print(json.dumps(summary))
+EOF
