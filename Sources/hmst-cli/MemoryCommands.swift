@@ -37,7 +37,7 @@ struct MemoryCommand: ParsableCommand {
 
         func semantic(_ at: Location, _ m: LanguageModel) throws -> SemanticMemory {
             if FileIO.exists(at.semanticDir + "/memory.json") { return try SemanticMemory.load(directory: at.semanticDir) }
-            return try SemanticMemory(config: SemanticMemoryConfig(dim: m.dims.C, description: index))
+            return try SemanticMemory(config: SemanticMemoryConfig(dim: m.embeddingDim, description: index))
         }
     }
 
