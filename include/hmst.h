@@ -769,6 +769,13 @@ HMST_API int hmst_eval_run(const hmst_model *model, const struct hmst_eval_param
  * "Retrieval"). BM25 with k1 = 1.2, b = 0.75 by default. Hybrid mode fuses the dense and the
  * lexical top n_candidates by weighted reciprocal rank: score = w_dense / (rrf_k + rank_dense)
  * + w_lexical / (rrf_k + rank_lexical), ranks 1-based, a part that missed the document adds 0.
+ *
+ * A checkpoint may carry a retrieval projection (retriever.safetensors + retriever.json, made by
+ * `hmst train-retriever`): then every text call of the semantic memory (add_text, search_text,
+ * retrieve, consolidation) embeds documents and queries through it (its dim, which defaults to
+ * n_embd, must be the memory's), while hmst_model_embed stays the plain pooled embedding. A
+ * semantic memory records which embedder built its text vectors ("pooled" or "projected-<hash>",
+ * saved with it) and refuses, with INVALID_ARGUMENT, a model that embeds otherwise.
  * ------------------------------------------------------------------------------------------- */
 
 enum hmst_retrieval_mode {

@@ -58,10 +58,10 @@ enum RetrievalBench {
                 if !t.isEmpty, seen.insert(t).inserted { texts.append(t) }
             }
         }
-        let mem = try SemanticMemory(config: SemanticMemoryConfig(dim: model.dims.C, description: index))
+        let mem = try SemanticMemory(config: SemanticMemoryConfig(dim: model.embeddingDim, description: index))
         var t0 = Clock.nowMs()
         var vectors: [Float] = []
-        vectors.reserveCapacity(texts.count * model.dims.C)
+        vectors.reserveCapacity(texts.count * model.embeddingDim)
         for t in texts { vectors += try mem.embedding(of: t, model: model) }
         let embedS = (Clock.nowMs() - t0) / 1000
         t0 = Clock.nowMs()

@@ -42,19 +42,6 @@ struct MemoryCommand: ParsableCommand {
         }
     }
 
-    static func printHits(_ hits: [MemoryStoreHit], json: Bool) {
-        for h in hits {
-            let (tier, id, score, text) = (h.tier.rawValue, h.id, h.score, h.text)
-            if json {
-                let w = JSONWriter()
-                w.object { w.field("tier", tier); w.field("id", String(id)); w.field("score", Double(score)); w.field("text", text) }
-                print(w.output)
-            } else {
-                print(String(format: "%@ %6lld  %.4f  %@", tier, id, score, text.replacingOccurrences(of: "\n", with: " ")))
-            }
-        }
-    }
-
     /// One line per hit: tier, id, score, then each part's score and rank ("-" where it missed).
     static func printRetrieval(_ tier: String, _ hits: [RetrievalHit], json: Bool) {
         for h in hits {

@@ -11,8 +11,8 @@ struct TrainRetrieverCommand: ParsableCommand {
         abstract: "Train the query/document projection for dense retrieval on (question, fact) pairs; saved into the checkpoint.")
     @Argument(help: "The checkpoint directory (the base model stays frozen).") var checkpoint: String
     @Option(help: "JSON lines of {\"question\": ..., \"fact\": ...}.") var pairs: String
-    @Option(help: "Adam steps.") var steps = 300
-    @Option(help: "Projection size D (default: the model's hidden size, starting from the identity).") var dim: Int?
+    @Option(help: "Adam steps.") var steps = 800
+    @Option(help: "Projection size D (default: min(64, hidden size); the hidden size itself starts from the identity).") var dim: Int?
     @Option(name: .customLong("batch-size"), help: "Pairs per step (in-batch negatives).") var batchSize = 64
     @Option(name: .customLong("learning-rate"), help: "Adam learning rate.") var learningRate: Float = 1e-3
     @Option(help: "InfoNCE temperature.") var temperature: Float = 0.05

@@ -182,6 +182,37 @@ final class MemoryRetrievalTests: XCTestCase {
         XCTAssertEqual(Set(a.map(\.id)), [ids[1], ids[2]])
     }
 
+    /// Hybrid searches on two threads while a third adds and removes: every hit names a live
+    /// entry whose text carries the query word (both parts read under one lock).
+    func testConcurrentRetrieveWithAddsAndRemoves() throws {
+        let mem = try SemanticMemory(dim: 4, description: "Flat")
+        func vec(_ i: Int) -> [Float] { [Float(i % 7) + 1, Float(i % 5), 1, Float(i % 3)] }
+        _ = try mem.add(vectors: (0..<200).flatMap(vec), metadata: (0..<200).map { MemoryMetadata(text: "item w\($0 % 10) n\($0)") })
+        let failures = Locked(0)
+        DispatchQueue.concurrentPerform(iterations: 3) { worker in
+            if worker == 0 {
+                for i in 200..<600 {
+                    guard let id = try? mem.add(vectors: vec(i), metadata: [MemoryMetadata(text: "item w\(i % 10) n\(i)")]).first else {
+                        failures.withLock { $0 += 1 }; continue
+                    }
+                    if i % 2 == 0 { _ = try? mem.remove(ids: [id - 150]) }
+                }
+            } else {
+                for i in 0..<300 {
+                    let word = "w\(i % 10)"
+                    do {
+                        for h in try mem.retrieve(text: word, query: vec(i), options: RetrievalOptions(mode: .hybrid, k: 5))
+                        where h.lexical != nil && !h.text.contains(word) {
+                            failures.withLock { $0 += 1 }
+                        }
+                    } catch { failures.withLock { $0 += 1 } }
+                }
+            }
+        }
+        XCTAssertEqual(failures.withLock { $0 }, 0)
+        XCTAssertEqual(mem.lexicalCounts.documents, mem.count)
+    }
+
     /// Facts about made-up places, questions in other words: a random model's pooled vectors
     /// cannot tell the facts apart, BM25 finds them by their rare names, hybrid keeps that.
     func testQuestionFindsFactLexicallyWhereDenseMisses() throws {

@@ -55,7 +55,7 @@ public final class MemoryStore: @unchecked Sendable {
     public func semantic(creatingFor model: LanguageModel,
                          description: String = SemanticMemoryConfig.defaultDescription) throws -> SemanticMemory {
         if let semantic { return semantic }
-        let m = try SemanticMemory(config: SemanticMemoryConfig(dim: model.dims.C, description: description))
+        let m = try SemanticMemory(config: SemanticMemoryConfig(dim: model.embeddingDim, description: description))
         semantic = m
         return m
     }

@@ -9,10 +9,12 @@
 import CBLAS
 
 public struct RetrieverTrainingOptions: Sendable {
-    public var steps = 300
+    public var steps = 800
     public var batchSize = 64
-    /// D; nil: the model's hidden size C (then both maps start as the identity, i.e. the
-    /// pooled embedding, so training starts from today's retrieval)
+    /// D; nil: min(64, C). D = C starts both maps at the identity (the pooled embedding); a
+    /// smaller D starts from one shared random projection and generalised better in
+    /// README's measurement (held-out dense recall@4 0.85 at D = 64, 800 steps, against 0.38
+    /// at D = C = 256, 300 steps)
     public var dim: Int?
     public var learningRate: Float = 1e-3
     public var temperature: Float = 0.05
@@ -107,7 +109,7 @@ public enum RetrieverTrainer {
         guard n >= 2, eq.count == n * C, ed.count == n * C else {
             throw HMSTError.invalidArgument("train-retriever: need at least 2 pairs of [\(C)] embeddings")
         }
-        let D = options.dim ?? C
+        let D = options.dim ?? min(64, C)
         let B = min(options.batchSize, n)
         var wq = initialWeights(C: C, D: D, seed: options.seed), wd = wq
         var mq = [Float](repeating: 0, count: C * D), vq = mq, md = mq, vd = mq
