@@ -32,6 +32,33 @@ t0=$(date +%s.%N)
 t1=$(date +%s.%N)
 CK="$OUT/stage2/final"
 
+say "retrieval projection (DPR-style, query and document maps) on the training questions"
+python3 - "$OUT/facts" <<'PY'
+import json, sys
+d = sys.argv[1]
+train = [json.loads(l) for l in open(f"{d}/train.jsonl")]
+with open(f"{d}/train_pairs.jsonl", "w") as f:
+    for t in train:
+        f.write(json.dumps({"question": t["question"], "fact": t["memory"][0]}) + "\n")
+held = [json.loads(l) for l in open(f"{d}/tasks/facts_heldout_items.jsonl")]
+facts = set()
+with open(f"{d}/heldout_pairs.jsonl", "w") as f:
+    for h in held:
+        f.write(json.dumps({"question": h["prompt"], "fact": h["memory"][0]}) + "\n")
+        facts.add(h["memory"][0])
+# every other memory text (training facts and the 10k distractors) competes with the gold fact
+with open(f"{d}/distractors.txt", "w") as f:
+    for line in open(f"{d}/memory.txt"):
+        if line.rstrip("\n") not in facts:
+            f.write(line)
+PY
+"$HMST" train-retriever "$CK" --pairs "$OUT/facts/train_pairs.jsonl" --threads "$THREADS" >&2
+BENCH=${BENCH:-.build-release/release/hmst-bench}
+if [[ -x $BENCH ]]; then
+    "$BENCH" retrieval --model "$CK" --pairs "$OUT/facts/heldout_pairs.jsonl" --distractors "$OUT/facts/distractors.txt" \
+        --lexical-weights 1,3 --k 4 > "$OUT/retrieval.jsonl"
+fi
+
 say "semantic memory: held-out and training facts + distractors"
 "$HMST" memory add --dir "$OUT/mem" --model "$CK" --tier semantic --source facts --file "$OUT/facts/memory.txt" >&2
 say "episodic memory: the held-out facts only"
@@ -67,6 +94,9 @@ summary = {
     "knn_answer_nll": {k: v["value"] for k, v in r[ll]["conditions"]["off"].items() if k.startswith("knn_answer_nll")},
     "val_bpb_first": vals[0]["val_bpb"] if vals else None, "val_bpb_last": vals[-1]["val_bpb"] if vals else None,
 }
+import os
+if os.path.exists(f"{out}/retrieval.jsonl"):
+    summary["retrieval"] = [json.loads(l) for l in open(f"{out}/retrieval.jsonl") if l.strip()]
 print(f"{'condition':<10}{'answer NLL':>12}{'exact match':>13}", file=sys.stderr)
 for c in ("off", "on", "oracle", "deleted"):
     n, e = summary["answer_nll"][c], summary["exact_match"][c]

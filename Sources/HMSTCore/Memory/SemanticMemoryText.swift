@@ -8,11 +8,12 @@ extension SemanticMemory {
     /// Throws INVALID_ARGUMENT unless the model's embeddings fit this memory: the dimension and
     /// the embedder that built the memory's vectors (when known).
     public func checkModel(_ model: LanguageModel) throws {
+        // the embedder first: it names the cause when a projection also changed the dimension
+        if let built = embedder, built != model.embedderName {
+            throw HMSTError.invalidArgument("this semantic memory's vectors were built by the \(built) embedder, but the model embeds with \(model.embedderName) (\(model.embeddingDim) values; the memory holds \(config.dim)): use the model (and retriever) that built the memory, or rebuild it")
+        }
         guard config.dim == model.embeddingDim else {
             throw HMSTError.invalidArgument("the model's embeddings have \(model.embeddingDim) values (\(model.embedderName)); the semantic memory's dimension is \(config.dim)")
-        }
-        if let built = embedder, built != model.embedderName {
-            throw HMSTError.invalidArgument("this semantic memory's vectors were built by the \(built) embedder, but the model embeds with \(model.embedderName): use the model (and retriever) that built the memory, or rebuild it")
         }
     }
 
