@@ -11,7 +11,8 @@ struct HMSTCommand: ParsableCommand {
         abstract: "Hierarchical Memory-State Transformer runtime: offline tools.",
         version: Version.string,
         subcommands: [SystemInfoCommand.self, InfoCommand.self, InitCommand.self, GenerateCommand.self,
-                      TokenizerCommand.self, PreprocessCommand.self, SplitCommand.self, TrainCommand.self, MemoryCommand.self])
+                      TokenizerCommand.self, PreprocessCommand.self, SplitCommand.self, TrainCommand.self, MemoryCommand.self,
+                      TrainMemoryCommand.self])
 }
 
 /// Options every subcommand that computes accepts.
