@@ -61,6 +61,9 @@ public func hmst_sizeof(_ name: UnsafePointer<CChar>?) -> Int {
     case "hmst_episodic_params": return MemoryLayout<hmst_episodic_params>.size
     case "hmst_consolidate_params": return MemoryLayout<hmst_consolidate_params>.size
     case "hmst_memory_hit": return MemoryLayout<hmst_memory_hit>.size
+    case "hmst_memory_eval": return MemoryLayout<hmst_memory_eval>.size
+    case "hmst_memory_train_progress": return MemoryLayout<hmst_memory_train_progress>.size
+    case "hmst_memory_trainer_params": return MemoryLayout<hmst_memory_trainer_params>.size
     default: return 0
     }
 }

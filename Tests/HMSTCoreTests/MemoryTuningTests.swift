@@ -201,6 +201,47 @@ final class MemoryTuningTests: XCTestCase {
         XCTAssertGreaterThan(checked, p.count * 9 / 10)
     }
 
+    // MARK: shared training pieces
+
+    /// A parameter set that is not the Mixtral: a matrix and an SSM-style per-channel vector.
+    final class TwoTensors: ParameterSet {
+        let names = ["w", "A_log"]
+        let shapes = [[2, 2], [3]]
+        let offsets = [0, 4]
+        let count = 7
+        let values = FloatBuffer(count: 7)
+        let grads = FloatBuffer(count: 7)
+        let roles: [ParameterRole] = [.matrix, .vector]
+    }
+
+    /// Weight decay follows the role: with zero gradients one AdamW step shrinks the matrix by
+    /// lr·wd and leaves the vector alone (a name-suffix rule would have decayed A_log).
+    func testWeightDecayByRoleAndTheSharedStep() throws {
+        for eightBit in [false, true] {
+            let p = TwoTensors()
+            for i in 0..<7 { p.values.pointer[i] = 2 }
+            var c = AdamWConfig()
+            c.weightDecay = 0.1
+            let step = OptimizerStep(params: p, optimizer: OptimizerStep.makeOptimizer(params: p, use8bit: eightBit, config: c),
+                                     schedule: LRSchedule(maxLR: 0.5, warmupSteps: 1, totalSteps: 10), gradClip: 1)
+            let r = try step.run(step: 0, microBatches: 2) { i in Double(i + 1) }
+            XCTAssertEqual(r.loss, 1.5)
+            XCTAssertEqual(r.lr, 0.5)
+            XCTAssertEqual(r.gradNorm, 0)
+            for i in 0..<4 { XCTAssertEqual(p.values.pointer[i], 2 * (1 - 0.5 * 0.1), accuracy: 1e-6) }
+            for i in 4..<7 { XCTAssertEqual(p.values.pointer[i], 2) }
+            // a non-finite gradient stops the step before the update
+            let before = Array(UnsafeBufferPointer(start: p.values.pointer, count: 7))
+            XCTAssertThrowsError(try step.run(step: 1, microBatches: 1) { _ in p.grads.pointer[0] = .nan; return 0 })
+            XCTAssertEqual(Array(UnsafeBufferPointer(start: p.values.pointer, count: 7)), before)
+        }
+        let mixtral = Parameters(config: try tinyConfig(vocab: 10))
+        for (name, role) in zip(mixtral.names, mixtral.roles) {
+            XCTAssertEqual(role.decays, !name.hasSuffix("norm.weight"), name)
+        }
+        XCTAssertEqual(mixtral.roles.first, .embedding)
+    }
+
     // MARK: data and curriculum
 
     func testFactsReaderAndFixture() throws {

@@ -9,11 +9,12 @@ Failing calls raise hmst.HMSTError with .status, .status_name and .message.
 from .api import (HMSTError, abi_version, get_threads, library_path, set_log_handler, set_threads,
                   system_info, version)
 from .memory import Consolidator, EpisodicMemory, Hit, SemanticMemory, consolidate
+from .memory_trainer import MemoryTrainer, train_memory
 from .model import Context, Generation, Model
 from .tokenizer import Tokenizer
 from .trainer import Trainer
 
 __version__ = "0.1.0"
 
-__all__ = ["Consolidator", "Context", "EpisodicMemory", "Hit", "SemanticMemory", "consolidate", "Generation", "HMSTError", "Model", "Tokenizer", "Trainer", "abi_version", "get_threads", "library_path", "set_log_handler", "set_threads",
+__all__ = ["Consolidator", "Context", "EpisodicMemory", "Hit", "MemoryTrainer", "SemanticMemory", "consolidate", "Generation", "HMSTError", "Model", "Tokenizer", "Trainer", "abi_version", "train_memory", "get_threads", "library_path", "set_log_handler", "set_threads",
            "system_info", "version", "__version__"]
