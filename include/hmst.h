@@ -742,11 +742,12 @@ struct hmst_memory_trainer_params {
     const char *resume_from;        /* optional: output_dir/final of an earlier run */
     int32_t steps;                  /* default 1000 */
     int32_t batch_size;             /* default 8 */
-    int32_t seq_len;                /* default 128: memory examples and LM windows */
+    int32_t seq_len;                /* default 128: LM windows (and the longest memory example) */
+    int32_t memory_seq_len;         /* default 96: memory example rows, at most seq_len (0: seq_len) */
     int32_t grad_accum_steps;       /* default 1 */
     int32_t k;                      /* default 4: memories per example */
     int32_t eval_every;             /* default 0: evaluate at the end only */
-    int32_t eval_questions;         /* default 0: every held-out question */
+    int32_t eval_questions;         /* default 200 held-out questions (0: all) */
     float learning_rate;            /* default 3e-4 */
     float weight_decay;             /* default 0.1 */
     float grad_clip;                /* default 1.0 */

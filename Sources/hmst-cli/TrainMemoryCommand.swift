@@ -18,13 +18,14 @@ struct TrainMemoryCommand: ParsableCommand {
     @Option(help: "Output directory.") var output: String
     @Option(help: "Optimizer steps.") var steps = 1000
     @Option(name: .customLong("batch-size"), help: "Sequences per micro-batch.") var batchSize = 8
-    @Option(name: .customLong("seq-len"), help: "Positions per sequence (memory examples and LM windows).") var seqLen = 128
+    @Option(name: .customLong("seq-len"), help: "Positions per LM window (and the longest memory example).") var seqLen = 128
+    @Option(name: .customLong("memory-seq-len"), help: "Positions per memory example row (at most --seq-len).") var memorySeqLen = 96
     @Option(name: .customLong("learning-rate"), help: "Peak learning rate.") var learningRate: Float = 3e-4
     @Option(name: .customLong("lm-fraction"), help: "Share of steps that are plain language modelling on --data.") var lmFraction = 0.5
     @Option(help: "Memories per example.") var k = 4
     @Option(name: .customLong("gradient-accumulation-steps"), help: "Micro-batches per optimizer step.") var accumulation = 1
     @Option(name: .customLong("eval-every"), help: "Evaluate held-out questions every N steps (0 = at the end).") var evalEvery = 0
-    @Option(name: .customLong("eval-questions"), help: "Held-out questions per evaluation (0 = all).") var evalQuestions = 0
+    @Option(name: .customLong("eval-questions"), help: "Held-out questions per evaluation (0 = all).") var evalQuestions = 200
     @Option(help: "Seed for the curriculum and the data order.") var seed: UInt64 = 0
     @Option(help: "Continue from OUTPUT/final of an earlier run, with the same checkpoint, data and options.") var resume: String?
     @Flag(name: .customLong("mixed-precision"), help: "bf16 matmuls with f32 accumulation and f32 master weights.") var mixedPrecision = false
@@ -45,6 +46,7 @@ struct TrainMemoryCommand: ParsableCommand {
             o.steps = steps
             o.batchSize = batchSize
             o.sequenceLength = seqLen
+            o.memorySequenceLength = memorySeqLen
             o.learningRate = learningRate
             o.lmFraction = lmData == nil ? 0 : lmFraction
             o.curriculum.k = k
@@ -64,7 +66,7 @@ struct TrainMemoryCommand: ParsableCommand {
             signal(SIGINT) { _ in trainInterrupted = 1 }
             printError("stage 2 on \(corpus.facts.count) facts, \(trainer.curriculum.trainQuestions.count) training and "
                        + "\(trainer.heldOutQuestions.count) held-out questions: \(steps) steps of \(batchSize)x\(o.sequenceLength), "
-                       + "lm fraction \(o.lmFraction), k \(k), \(trainer.optimizer.kind)"
+                       + "memory rows of \(trainer.memoryT), lm fraction \(o.lmFraction), k \(k), \(trainer.optimizer.kind)"
                        + (mixedPrecision ? ", mixed precision" : "") + (gradientCheckpointing ? ", gradient checkpointing" : ""))
             let interactive = !noProgress && isatty(2) != 0
             func describe(_ e: MemoryEvaluation) -> String {

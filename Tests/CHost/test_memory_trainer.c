@@ -55,7 +55,7 @@ int main(void) {
     if (system("rm -rf " OUT) != 0) return 1;
     hmst_memory_trainer *t = NULL;
     struct hmst_memory_trainer_params p = hmst_memory_trainer_default_params();
-    CHECK(p.struct_size == sizeof p && p.batch_size == 8 && p.seq_len == 128 && p.k == 4 && p.steps == 1000);
+    CHECK(p.struct_size == sizeof p && p.batch_size == 8 && p.seq_len == 128 && p.memory_seq_len == 96 && p.k == 4 && p.steps == 1000);
     CHECK(fabsf(p.lm_fraction - 0.5f) < 1e-6f);
     CHECK_STATUS(hmst_memory_trainer_create(NULL, &t), HMST_STATUS_INVALID_ARGUMENT);
     CHECK_STATUS(hmst_memory_trainer_create(&p, NULL), HMST_STATUS_INVALID_ARGUMENT);
@@ -80,6 +80,7 @@ int main(void) {
     p.facts_dir = FACTS;
     p.batch_size = 2;
     p.seq_len = 48;
+    p.memory_seq_len = 40;
     p.steps = 6;
     p.eval_questions = 2;
     p.learning_rate = 1e-3f;

@@ -357,6 +357,7 @@ final class MemoryTuningTests: XCTestCase {
             o.steps = 8
             o.batchSize = 2
             o.sequenceLength = 64
+            o.memorySequenceLength = 48   // memory and LM rows of different lengths
             o.learningRate = 3e-3
             o.lmFraction = 0.5
             o.evalQuestions = 4

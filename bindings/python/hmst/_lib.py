@@ -303,6 +303,7 @@ class MemoryTrainerParams(ctypes.Structure):
         ("steps", ctypes.c_int32),
         ("batch_size", ctypes.c_int32),
         ("seq_len", ctypes.c_int32),
+        ("memory_seq_len", ctypes.c_int32),
         ("grad_accum_steps", ctypes.c_int32),
         ("k", ctypes.c_int32),
         ("eval_every", ctypes.c_int32),

@@ -31,7 +31,7 @@ class MemoryTrainer(_Resource):
     _free = staticmethod(lambda h: _lib.lib.hmst_memory_trainer_free(h))
 
     def __init__(self, checkpoint, facts_dir, output_dir, *, train_data=None, val_data=None, resume_from=None,
-                 steps=1000, batch_size=8, seq_len=128, grad_accum_steps=1, k=4, eval_every=0, eval_questions=0,
+                 steps=1000, batch_size=8, seq_len=128, memory_seq_len=96, grad_accum_steps=1, k=4, eval_every=0, eval_questions=200,
                  learning_rate=3e-4, weight_decay=0.1, grad_clip=1.0, lm_fraction=None, seed=0,
                  mixed_precision=False, gradient_checkpointing=False, use_8bit_optimizer=False):
         self._h = None
@@ -43,7 +43,7 @@ class MemoryTrainer(_Resource):
                 b = os.fspath(value).encode()
                 self._keep.append(b)
                 setattr(p, name, b)
-        for name, value in (("steps", steps), ("batch_size", batch_size), ("seq_len", seq_len),
+        for name, value in (("steps", steps), ("batch_size", batch_size), ("seq_len", seq_len), ("memory_seq_len", memory_seq_len),
                             ("grad_accum_steps", grad_accum_steps), ("k", k), ("eval_every", eval_every),
                             ("eval_questions", eval_questions)):
             if not isinstance(value, int) or not -2**31 <= value < 2**31:

@@ -9,8 +9,12 @@
 public struct MemoryTrainerOptions: Sendable {
     public var steps = 1000
     public var batchSize = 8
-    /// positions per row, for memory examples and LM windows alike
+    /// positions per row of the LM windows (and the longest memory example)
     public var sequenceLength = 128
+    /// positions per row of memory batches, at most sequenceLength (0 = sequenceLength):
+    /// examples are short, so a shorter row wastes less compute on padding; longer examples
+    /// drop distractors to fit
+    public var memorySequenceLength = 96
     public var learningRate: Float = 3e-4
     public var minLearningRate: Float? = nil
     public var warmupFraction: Double = 0.05
@@ -19,9 +23,9 @@ public struct MemoryTrainerOptions: Sendable {
     /// share of optimizer steps that are plain language modelling on the pre-training data
     public var lmFraction = 0.5
     public var curriculum = CurriculumOptions()
-    /// evaluate every N steps (0 = only at the end); questions per evaluation (0 = all held-out)
+    /// evaluate every N steps (0 = only at the end); held-out questions per evaluation (0 = all)
     public var evalEvery = 0
-    public var evalQuestions = 0
+    public var evalQuestions = 200
     /// LM validation windows per evaluation (when validation data is given)
     public var evalWindows = 64
     public var seed: UInt64 = 0
@@ -37,6 +41,9 @@ public struct MemoryTrainerOptions: Sendable {
         }
         guard learningRate > 0, learningRate.isFinite else { throw HMSTError.invalidArgument("learning rate must be > 0") }
         guard lmFraction >= 0, lmFraction < 1 else { throw HMSTError.invalidArgument("lm fraction must be in [0, 1), not \(lmFraction)") }
+        guard memorySequenceLength == 0 || memorySequenceLength >= 8 else {
+            throw HMSTError.invalidArgument("the memory sequence length \(memorySequenceLength) must be 0 or >= 8")
+        }
         guard evalEvery >= 0, evalQuestions >= 0, evalWindows >= 0 else { throw HMSTError.invalidArgument("evaluation counts must be >= 0") }
         try curriculum.validate()
     }
@@ -71,7 +78,14 @@ public final class MemoryTrainer {
     public let lmData: TokenDataset?
     public let lmVal: TokenDataset?
     public let outputDir: String
+    /// the training step for memory batches ([B, memoryT]) and for LM batches ([B, T]): two
+    /// instances over the same parameters, so neither reallocates its buffers per step
     public let grad: ModelGrad
+    let lmGrad: ModelGrad
+    /// positions per memory row
+    public var memoryT: Int {
+        options.memorySequenceLength > 0 ? min(options.memorySequenceLength, options.sequenceLength) : options.sequenceLength
+    }
     public let optimizer: Optimizer
     let optimizerStep: OptimizerStep
     var lmSampler: WindowSampler?
@@ -114,8 +128,10 @@ public final class MemoryTrainer {
         self.lmVal = lmVal
         self.outputDir = outputDir
         curriculum = try MemoryCurriculum(corpus: facts, tokenizer: tokenizer, options: options.curriculum)
-        grad = ModelGrad(params: params, options: ModelGradOptions(precision: options.precision,
-                                                                   gradientCheckpointing: options.gradientCheckpointing))
+        let go = ModelGradOptions(precision: options.precision, gradientCheckpointing: options.gradientCheckpointing)
+        grad = ModelGrad(params: params, options: go)
+        let mT = options.memorySequenceLength > 0 ? min(options.memorySequenceLength, options.sequenceLength) : options.sequenceLength
+        lmGrad = mT != options.sequenceLength ? ModelGrad(params: params, options: go) : grad
         optimizer = OptimizerStep.makeOptimizer(params: params, use8bit: options.use8bitOptimizer, config: options.adam)
         optimizerStep = OptimizerStep(params: params, optimizer: optimizer,
                                       schedule: LRSchedule(maxLR: options.learningRate, minLR: options.minLearningRate,
@@ -144,7 +160,7 @@ public final class MemoryTrainer {
 
     /// One optimizer step (a memory batch or an LM batch, per isLMStep).
     public func trainStep() throws -> MemoryStepResult {
-        let B = options.batchSize, T = options.sequenceLength
+        let B = options.batchSize, T = options.sequenceLength, mT = memoryT
         let lm = isLMStep(step)
         let pad = tokenizer.eosId ?? 0
         var inputs: [Int32] = [], targets: [Int32] = []
@@ -162,12 +178,12 @@ public final class MemoryTrainer {
                     }
                 }
                 tokensSeen += B * T
-            } else {
-                let examples = (0..<B).map { _ in curriculum.sample(&rng, maxTokens: T + 1) }
-                MemoryBatch.pack(examples, T: T, pad: pad, inputs: &inputs, targets: &targets)
-                tokensSeen += examples.reduce(0) { $0 + min($1.tokens.count, T + 1) }
+                return try lmGrad.step(inputs: inputs, targets: targets, B: B, T: T, backward: true).ceLoss
             }
-            return try grad.step(inputs: inputs, targets: targets, B: B, T: T, backward: true).ceLoss
+            let examples = (0..<B).map { _ in curriculum.sample(&rng, maxTokens: mT + 1) }
+            MemoryBatch.pack(examples, T: mT, pad: pad, inputs: &inputs, targets: &targets)
+            tokensSeen += examples.reduce(0) { $0 + min($1.tokens.count, mT + 1) }
+            return try grad.step(inputs: inputs, targets: targets, B: B, T: mT, backward: true).ceLoss
         }
         step += 1
         return MemoryStepResult(kind: lm ? "lm" : "memory", loss: r.loss, lr: r.lr, gradNorm: r.gradNorm)
@@ -176,7 +192,7 @@ public final class MemoryTrainer {
     /// Held-out answer NLL and exact match in every MemorySetting.
     public func evaluate() throws -> MemoryEvaluation {
         try MemoryEvaluator.evaluate(grad: grad, curriculum: curriculum, questions: heldOutQuestions,
-                                     B: options.batchSize, T: options.sequenceLength)
+                                     B: options.batchSize, T: memoryT)
     }
 
     /// Mean next-token loss (nats) on the LM validation data, and bits per byte.
@@ -204,7 +220,7 @@ public final class MemoryTrainer {
                     if b < got { targets[b * T + t] = w[b * (T + 1) + t + 1] }
                 }
             }
-            total += try grad.step(inputs: inputs, targets: targets, B: B, T: T, backward: false).ceLoss * Double(got)
+            total += try lmGrad.step(inputs: inputs, targets: targets, B: B, T: T, backward: false).ceLoss * Double(got)
             n += got
             if got < B { break }
         }
@@ -218,8 +234,6 @@ public final class MemoryTrainer {
     @discardableResult
     public func run(progress: (MemoryTrainerProgress) -> Bool = { _ in true }) throws -> MemoryEvaluation? {
         let total = options.steps
-        let t0 = Clock.nowMs()
-        let tokensAtStart = tokensSeen, stepAtStart = step
         let metrics = try AtomicAppender(path: outputDir + "/metrics.jsonl")
         var last: MemoryEvaluation? = nil
         if step == 0 {
@@ -229,6 +243,8 @@ public final class MemoryTrainer {
             try metrics.append(metricsLine(step: 0, result: nil, seconds: 0, eval: e, val: v))
             curve.append((0, e.nll[.on] ?? 0, e.nll[.on]))
         }
+        let t0 = Clock.nowMs()
+        let tokensAtStart = tokensSeen, stepAtStart = step
         while step < total {
             let r = try trainStep()
             let elapsed = (Clock.nowMs() - t0) / 1000
