@@ -269,6 +269,12 @@ final class MemoryTuningTests: XCTestCase {
         try FileIO.writeAtomically(dir + "/bad/train.jsonl",
                                    text: "{\"id\":\"q\",\"fact_id\":\"nope\",\"split\":\"heldout\",\"question\":\"?\",\"answer\":\"x\"}\n")
         XCTAssertThrowsError(try FactsCorpus(directory: dir + "/bad")) { e in XCTAssertTrue("\(e)".contains("nope")) }
+        // integer ids are read as their decimal text
+        try FileIO.writeAtomically(dir + "/bad/facts.jsonl",
+                                   text: "{\"id\":7,\"entity\":\"E\",\"relation\":\"r\",\"value\":\"v\",\"text\":\"E r v.\",\"split\":\"heldout\"}\n")
+        try FileIO.writeAtomically(dir + "/bad/train.jsonl",
+                                   text: "{\"id\":1,\"fact_id\":7,\"split\":\"heldout\",\"question\":\"?\",\"answer\":\"v\"}\n")
+        XCTAssertEqual(try FactsCorpus(directory: dir + "/bad").questions.first?.factId, "7")
     }
 
     func testCurriculumMixWithASeed() throws {

@@ -71,7 +71,7 @@ public struct FactsCorpus: Sendable {
 
     public func questions(in split: String) -> [FactQuestion] { questions.filter { $0.split == split } }
 
-    /// One JSON object per non-empty line; field(name) reads a required string.
+    /// One JSON object per non-empty line; field(name) reads a required string (or integer).
     static func readLines<T>(_ path: String, _ make: (JSONValue, (String) throws -> String) throws -> T) throws -> [T] {
         let text = try FileIO.readText(path)
         var out: [T] = []
@@ -84,8 +84,9 @@ public struct FactsCorpus: Sendable {
             }
             guard o.object != nil else { throw HMSTError.badFormat("\(path):\(n + 1): not a JSON object") }
             out.append(try make(o) { key in
-                guard let s = o[key]?.string else { throw HMSTError.badFormat("\(path):\(n + 1): missing string field \"\(key)\"") }
-                return s
+                if let s = o[key]?.string { return s }
+                if let i = o[key]?.int { return String(i) }   // integer ids read as their decimal text
+                throw HMSTError.badFormat("\(path):\(n + 1): missing string field \"\(key)\"")
             })
         }
         return out
