@@ -832,6 +832,107 @@ HMST_API int hmst_episodic_retrieve(hmst_episodic *memory, const hmst_model *mod
                                     const struct hmst_retrieval_params *params, struct hmst_retrieval_hit *out,
                                     size_t cap, size_t *n_out);
 
+/* ---------------------------------------------------------------------------------------------
+ * Stage 2 memory fine-tuning
+ *
+ * Teaches a pre-trained checkpoint to answer from retrieved memories laid out as
+ * `<mem>fact</mem>...<q>question<a> answer</a>`: the five markers are added to its tokenizer
+ * as special tokens (embedding and LM head grow by five rows, initialised to the mean row;
+ * a checkpoint that has them is used as is). Examples come from facts_dir/facts.jsonl and
+ * facts_dir/train.jsonl (`hmst facts generate`): the gold fact among distractors, distractors
+ * only, or no memory (answer: the fact, or " unknown" when it cannot be known), with the loss
+ * on answer tokens only; a share lm_fraction of the steps is plain language modelling on
+ * train_data to bound forgetting. output_dir receives final/ (a checkpoint with the trainer
+ * state, for resume_from), metrics.jsonl and loss.svg. A memory trainer is used by one thread
+ * at a time.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct hmst_memory_trainer hmst_memory_trainer; /* opaque */
+
+/* Held-out questions (split "heldout") in four settings: oracle (the gold fact alone in memory),
+ * on (gold among k-1 distractors), off (no memory), deleted (the same distractors, gold
+ * removed). nll_*: nats per answer token (answer and </a>, teacher-forced); exact_match_*: the
+ * fraction of questions greedy decoding answers exactly. */
+struct hmst_memory_eval {
+    uint32_t struct_size;       /* the host sets sizeof(struct hmst_memory_eval) */
+    int32_t n_questions;
+    double nll_oracle, nll_on, nll_off, nll_deleted;
+    double exact_match_oracle, exact_match_on, exact_match_off, exact_match_deleted;
+};
+
+/* Passed to the progress callback after every optimizer step. */
+struct hmst_memory_train_progress {
+    uint32_t struct_size;       /* sizeof(struct hmst_memory_train_progress) of the library */
+    int32_t step;               /* optimizer steps done */
+    int32_t total_steps;
+    bool lm_step;               /* this step was plain language modelling, not a memory batch */
+    double loss;                /* the step's loss: answer tokens, or all tokens for an LM step */
+    double learning_rate;
+    double tokens_per_second;
+    double eta_seconds;
+    bool evaluated;             /* eval holds this step's evaluation */
+    struct hmst_memory_eval eval;
+    double val_loss;            /* NaN unless evaluated with val_data */
+    double val_bits_per_byte;   /* NaN unless evaluated with val_data */
+};
+
+/* Return false to stop (final/ is saved with the state to resume from). Called on the training
+ * thread. */
+typedef bool (*hmst_memory_train_progress_callback)(const struct hmst_memory_train_progress *progress, void *user_data);
+
+struct hmst_memory_trainer_params {
+    uint32_t struct_size;           /* set by hmst_memory_trainer_default_params() */
+    const char *checkpoint;         /* required: the pre-trained checkpoint directory */
+    const char *facts_dir;          /* required: facts.jsonl and train.jsonl */
+    const char *train_data;         /* pre-training token dataset; required when lm_fraction > 0 */
+    const char *val_data;           /* optional: token dataset for validation loss and bits per byte */
+    const char *output_dir;         /* required */
+    const char *resume_from;        /* optional: output_dir/final of an earlier run */
+    int32_t steps;                  /* default 1000 */
+    int32_t batch_size;             /* default 8 */
+    int32_t seq_len;                /* default 128: LM windows (and the longest memory example) */
+    int32_t memory_seq_len;         /* default 96: memory example rows, at most seq_len (0: seq_len) */
+    int32_t grad_accum_steps;       /* default 1 */
+    int32_t k;                      /* default 4: memories per example */
+    int32_t eval_every;             /* default 0: evaluate at the end only */
+    int32_t eval_questions;         /* default 200 held-out questions (0: all) */
+    float learning_rate;            /* default 3e-4 */
+    float weight_decay;             /* default 0.1 */
+    float grad_clip;                /* default 1.0 */
+    float lm_fraction;              /* default 0.5, in [0, 1) */
+    uint64_t seed;                  /* default 0 */
+    hmst_memory_train_progress_callback progress;
+    void *user_data;
+    bool mixed_precision;           /* default false: bf16 matmuls, f32 accumulation and master weights */
+    bool gradient_checkpointing;    /* default false */
+    bool use_8bit_optimizer;        /* default false */
+};
+
+/* Thread-safe. */
+HMST_API struct hmst_memory_trainer_params hmst_memory_trainer_default_params(void);
+
+/* Loads the checkpoint (adding the markers if needed), the facts and the data; optionally
+ * resumes. Thread-safe. */
+HMST_API int hmst_memory_trainer_create(const struct hmst_memory_trainer_params *params,
+                                        hmst_memory_trainer **out_trainer);
+
+/* One optimizer step; *out_loss and *out_lm_step (either may be NULL) receive its loss and
+ * whether it was a plain language-modelling step. */
+HMST_API int hmst_memory_trainer_step(hmst_memory_trainer *trainer, double *out_loss, bool *out_lm_step);
+
+/* Evaluates the held-out questions into *out_eval (its struct_size set by the host). */
+HMST_API int hmst_memory_trainer_evaluate(hmst_memory_trainer *trainer, struct hmst_memory_eval *out_eval);
+
+/* Runs the remaining steps with evaluation, metrics and the progress callback, then saves
+ * output_dir/final. *out_steps (may be NULL) receives the steps done in total. */
+HMST_API int hmst_memory_trainer_run(hmst_memory_trainer *trainer, int32_t *out_steps);
+
+/* Writes a loadable checkpoint (with the markers) and the trainer state into dir. */
+HMST_API int hmst_memory_trainer_save(hmst_memory_trainer *trainer, const char *dir);
+
+/* NULL is a no-op. */
+HMST_API void hmst_memory_trainer_free(hmst_memory_trainer *trainer);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

@@ -64,6 +64,9 @@ public func hmst_sizeof(_ name: UnsafePointer<CChar>?) -> Int {
     case "hmst_eval_params": return MemoryLayout<hmst_eval_params>.size
     case "hmst_retrieval_params": return MemoryLayout<hmst_retrieval_params>.size
     case "hmst_retrieval_hit": return MemoryLayout<hmst_retrieval_hit>.size
+    case "hmst_memory_eval": return MemoryLayout<hmst_memory_eval>.size
+    case "hmst_memory_train_progress": return MemoryLayout<hmst_memory_train_progress>.size
+    case "hmst_memory_trainer_params": return MemoryLayout<hmst_memory_trainer_params>.size
     default: return 0
     }
 }

@@ -1,6 +1,6 @@
 // AdamW (Loshchilov & Hutter): Adam moments with bias correction and weight decay decoupled
-// from the gradient, applied to every parameter except norms (and biases, which the model has
-// none of). Works on the flat Parameters buffers; its state is two more buffers.
+// from the gradient, applied to the tensors whose ParameterRole decays (matrices and
+// embeddings; not norms, biases or per-channel vectors). Works on the flat Parameters buffers; its state is two more buffers.
 import CKernels
 #if canImport(Glibc)
 import Glibc
@@ -17,19 +17,19 @@ public struct AdamWConfig: Sendable, Equatable {
 public final class AdamW: Optimizer {
     public let kind = "adamw"
     public let config: AdamWConfig
-    let params: Parameters
+    let params: any ParameterSet
     let m: FloatBuffer
     let v: FloatBuffer
     /// 1 where weight decay applies, per parameter tensor
     let decays: [Bool]
     public private(set) var step = 0
 
-    public init(params: Parameters, config: AdamWConfig = AdamWConfig()) {
+    public init(params: any ParameterSet, config: AdamWConfig = AdamWConfig()) {
         self.params = params
         self.config = config
         m = FloatBuffer(count: params.count)
         v = FloatBuffer(count: params.count)
-        decays = params.names.map { !$0.hasSuffix("norm.weight") }
+        decays = params.decayMask
     }
 
     public func stateTensors() -> [RawTensor] { [m.raw("adamw.m", dtype: .f32), v.raw("adamw.v", dtype: .f32)] }
@@ -69,7 +69,7 @@ public final class AdamW: Optimizer {
 public enum GradClip {
     /// The global L2 norm of params.grads (f32 partial sums per 4096, combined in Double in a
     /// fixed order, so the result does not depend on the thread count's timing).
-    public static func norm(_ params: Parameters) -> Float {
+    public static func norm(_ params: any ParameterSet) -> Float {
         let g = params.grads.pointer
         let ranges = splitRange(params.count, parts: min(Threads.count, max(1, params.count >> 16)))
         var sums = [Double](repeating: 0, count: ranges.count)
@@ -98,7 +98,7 @@ public enum GradClip {
 
     /// Scales params.grads so their global L2 norm is at most maxNorm; returns the norm before.
     @discardableResult
-    public static func clip(_ params: Parameters, maxNorm: Float) -> Float {
+    public static func clip(_ params: any ParameterSet, maxNorm: Float) -> Float {
         let norm = norm(params)
         let s = scale(norm: norm, maxNorm: maxNorm)
         if s != 1 {

@@ -9,7 +9,7 @@ public final class AdamW8bit: Optimizer {
     public let kind = "adamw8bit"
     public static let minQuantizedElements = 4096
     public let config: AdamWConfig
-    let params: Parameters
+    let params: any ParameterSet
     let decays: [Bool]
     /// per parameter tensor: offset into the 8-bit arrays and block scales, or into the f32 ones
     let slots: [Slot]
@@ -22,10 +22,10 @@ public final class AdamW8bit: Optimizer {
 
     enum Slot { case quantized(code: Int, block: Int), small(Int) }
 
-    public init(params: Parameters, config: AdamWConfig = AdamWConfig()) {
+    public init(params: any ParameterSet, config: AdamWConfig = AdamWConfig()) {
         self.params = params
         self.config = config
-        decays = params.names.map { !$0.hasSuffix("norm.weight") }
+        decays = params.decayMask
         var s: [Slot] = [], q = 0, blocks = 0, small = 0
         for shape in params.shapes {
             let n = shape.reduce(1, *)

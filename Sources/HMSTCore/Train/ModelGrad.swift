@@ -60,6 +60,7 @@ public final class ModelGrad {
     let G: [LayerTensors]   // gradients
     let embed, embedGrad, finalNorm, finalNormGrad, head, headGrad: UnsafeMutablePointer<Float>
     var buffers: StepBuffers?
+    var lastStepHadBackward = false
 
     public init(params: Parameters, options: ModelGradOptions = ModelGradOptions()) {
         self.params = params
@@ -96,11 +97,44 @@ public final class ModelGrad {
         if let bad = windows.first(where: { $0 < 0 || Int($0) >= d.V }) {
             throw HMSTError.invalidArgument("token id \(bad) is outside the vocabulary 0 ..< \(d.V)")
         }
+        let s = try buffers(B: B, T: T)
+        prepare(s, windows: windows)
+        return Threads.withSingleThreadedBLAS { run(s, backward: backward) }
+    }
+
+    /// inputs, targets: [B, T] token ids; a target of -1 masks its position out (no loss, no
+    /// gradient) and the loss is the mean over the positions that count. Stage 2 trains on
+    /// answer tokens only this way, with padded examples. With backward, gradients are added
+    /// to params.grads (zero them first).
+    public func step(inputs: [Int32], targets: [Int32], B: Int, T: Int, backward: Bool) throws -> StepResult {
+        guard B >= 1, T >= 1, inputs.count == B * T, targets.count == B * T else {
+            throw HMSTError.invalidArgument("\(inputs.count) inputs and \(targets.count) targets are not B=\(B) rows of T=\(T)")
+        }
+        guard T <= d.maxPositions else { throw HMSTError.invalidArgument("sequence length \(T) exceeds max_position_embeddings \(d.maxPositions)") }
+        if let bad = inputs.first(where: { $0 < 0 || Int($0) >= d.V }) {
+            throw HMSTError.invalidArgument("token id \(bad) is outside the vocabulary 0 ..< \(d.V)")
+        }
+        if let bad = targets.first(where: { $0 < -1 || Int($0) >= d.V }) {
+            throw HMSTError.invalidArgument("target \(bad) is neither -1 (masked) nor in the vocabulary 0 ..< \(d.V)")
+        }
+        let s = try buffers(B: B, T: T)
+        s.inputs.pointer.update(from: inputs, count: B * T)
+        s.targets.pointer.update(from: targets, count: B * T)
+        return Threads.withSingleThreadedBLAS { run(s, backward: backward) }
+    }
+
+    /// The next-token probabilities of the last step, [B·T, V] row-major, while they are still
+    /// there: after a step without backward (backward turns them into gradients).
+    public func withLastProbabilities<R>(_ body: (UnsafePointer<Float>, _ rows: Int, _ V: Int) throws -> R) rethrows -> R? {
+        guard let s = buffers, !lastStepHadBackward else { return nil }
+        return try body(s.logits.pointer, s.shape.N, d.V)
+    }
+
+    private func buffers(B: Int, T: Int) throws -> StepBuffers {
         let shape = StepShape(d: d, B: B, T: T)
         if buffers?.shape != shape { buffers = nil; buffers = StepBuffers(shape: shape, checkpointing: options.gradientCheckpointing) }
         guard let s = buffers else { throw HMSTError(.internal, "step buffers missing") }
-        prepare(s, windows: windows)
-        return Threads.withSingleThreadedBLAS { run(s, backward: backward) }
+        return s
     }
 
     /// Inputs and targets of the batch (the RoPE tables come with the buffers).
@@ -115,6 +149,7 @@ public final class ModelGrad {
     }
 
     private func run(_ s: StepBuffers, backward: Bool) -> StepResult {
+        lastStepHadBackward = backward
         let N = s.shape.N, C = d.C, V = d.V, L = d.L
         // ---------------- forward
         EmbeddingGrad.forward(x: s.xIn[0].pointer, table: embed, tokens: s.inputs.pointer, N: N, C: C)

@@ -20,7 +20,7 @@ public protocol Optimizer: AnyObject {
 extension Optimizer {
     /// Runs body(tensor index, offset, element count, weight decay) over every parameter
     /// tensor with this step's bias corrections (bc1, bc2) for `step` (1-based).
-    func forEachTensor(_ params: Parameters, decays: [Bool], config c: AdamWConfig, step: Int,
+    func forEachTensor(_ params: any ParameterSet, decays: [Bool], config c: AdamWConfig, step: Int,
                        _ body: (_ t: Int, _ start: Int, _ n: Int, _ wd: Float, _ bc1: Float, _ bc2: Float) -> Void) {
         let bc1 = 1 - powf(c.beta1, Float(step)), bc2 = 1 - powf(c.beta2, Float(step))
         for (t, start) in params.offsets.enumerated() {

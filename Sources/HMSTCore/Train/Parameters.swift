@@ -1,8 +1,50 @@
 // Parameters: every trainable tensor of the decoder in one flat f32 buffer, in the HF tensor
 // order of expectedTensors(config), with a gradient buffer of the same layout. Optimizers and
 // the future gradient all-reduce work on the flat buffers; the model reads tensors by offset.
+// ParameterSet is what optimizers, clipping and OptimizerStep see of it (and of any other
+// model's parameters: an SSM, a controller, a critic): names, shapes, flat buffers and a role
+// per tensor, from which the optimizer decides weight decay.
 
-public final class Parameters: @unchecked Sendable {
+/// What a parameter tensor is to the optimizer. The model that owns the tensor says which role
+/// it has; optimizers never guess from names.
+public enum ParameterRole: String, Sendable {
+    /// a weight matrix (projections, experts, routers, LM head): decayed
+    case matrix
+    /// an embedding table: decayed, as GPT-2/llm.c and the seed's train.py do
+    case embedding
+    /// a norm gain: not decayed
+    case norm
+    /// a bias: not decayed
+    case bias
+    /// a per-channel parameter that is not a weight matrix (an SSM's A_log, D, dt bias, a
+    /// learned scale): not decayed, since pulling it to zero changes what it means
+    case vector
+
+    /// Whether decoupled weight decay applies to tensors of this role.
+    public var decays: Bool { self == .matrix || self == .embedding }
+}
+
+/// Trainable tensors in one flat f32 buffer with a gradient buffer of the same layout.
+public protocol ParameterSet: AnyObject {
+    var names: [String] { get }
+    var shapes: [[Int]] { get }
+    /// element offset of each tensor in values and grads
+    var offsets: [Int] { get }
+    /// total elements
+    var count: Int { get }
+    var values: FloatBuffer { get }
+    var grads: FloatBuffer { get }
+    /// one per tensor
+    var roles: [ParameterRole] { get }
+}
+
+extension ParameterSet {
+    public func zeroGrads() { grads.pointer.update(repeating: 0, count: count) }
+    /// Per tensor: whether weight decay applies (from its role).
+    public var decayMask: [Bool] { roles.map(\.decays) }
+}
+
+public final class Parameters: ParameterSet, @unchecked Sendable {
     public let config: ModelConfig
     public let names: [String]
     public let shapes: [[Int]]
@@ -10,12 +52,23 @@ public final class Parameters: @unchecked Sendable {
     public let count: Int
     public let values: FloatBuffer
     public let grads: FloatBuffer
+    public let roles: [ParameterRole]
     let index: [String: Int]
+
+    /// The role of a Mixtral tensor (the model's own table, not the optimizer's business).
+    static func mixtralRole(_ name: String) -> ParameterRole {
+        if name == "model.embed_tokens.weight" { return .embedding }
+        if name == "model.norm.weight" || name.hasSuffix("input_layernorm.weight") || name.hasSuffix("post_attention_layernorm.weight") {
+            return .norm
+        }
+        return .matrix
+    }
 
     public init(config: ModelConfig) {
         self.config = config
         let spec = expectedTensors(config)
         names = spec.map(\.name)
+        roles = spec.map { Parameters.mixtralRole($0.name) }
         shapes = spec.map(\.shape)
         var offs: [Int] = []
         var total = 0
@@ -63,8 +116,6 @@ public final class Parameters: @unchecked Sendable {
 
     public func value(_ name: String) -> UnsafeMutablePointer<Float> { values.pointer + offsets[index[name]!] }
     public func grad(_ name: String) -> UnsafeMutablePointer<Float> { grads.pointer + offsets[index[name]!] }
-
-    public func zeroGrads() { grads.pointer.update(repeating: 0, count: count) }
 
     /// A decoder reading these parameters in place (for evaluation and generation).
     public func decoder() throws -> Decoder {

@@ -58,6 +58,7 @@ public final class Trainer {
     /// the choice and its reason, for the start line
     public let precisionReason: String
     public let optimizer: Optimizer
+    let optimizerStep: OptimizerStep
     var sampler: WindowSampler
     public private(set) var step = 0
     public private(set) var bestVal = Double.infinity
@@ -96,7 +97,11 @@ public final class Trainer {
         }
         grad = ModelGrad(params: params, options: ModelGradOptions(precision: computePrecision,
                                                                    gradientCheckpointing: options.gradientCheckpointing))
-        optimizer = options.use8bitOptimizer ? AdamW8bit(params: params, config: options.adam) : AdamW(params: params, config: options.adam)
+        optimizer = OptimizerStep.makeOptimizer(params: params, use8bit: options.use8bitOptimizer, config: options.adam)
+        // the schedule needs stepsPerEpoch, which needs self: set at the end of init
+        optimizerStep = OptimizerStep(params: params, optimizer: optimizer,
+                                      schedule: LRSchedule(maxLR: options.learningRate, warmupSteps: 1, totalSteps: 1),
+                                      gradClip: options.gradClip)
         sampler = try WindowSampler(dataset: train, blockSize: options.sequenceLength, seed: options.seed)
         try FileIO.makeDirectories(outputDir)
         if let tokenizer, let val {
@@ -109,6 +114,7 @@ public final class Trainer {
             }
             if tokens > 0 && bytes > 0 { valBytesPerToken = Double(bytes) / Double(tokens) }
         }
+        optimizerStep.schedule = schedule
     }
 
     public var stepsPerEpoch: Int {
@@ -184,22 +190,15 @@ public final class Trainer {
 
     func trainStep(schedule: LRSchedule, windows: inout [Int32]) throws -> (loss: Double, lr: Float, gradNorm: Float) {
         let B = options.batchSize, T = options.sequenceLength
-        params.zeroGrads()
-        var loss = 0.0
-        for _ in 0..<options.gradientAccumulationSteps {
+        optimizerStep.schedule = schedule
+        let r = try optimizerStep.run(step: step, microBatches: options.gradientAccumulationSteps) { _ in
             windows.withUnsafeMutableBufferPointer { sampler.nextBatch(B, into: $0.baseAddress!) }
             let r = try grad.step(windows: windows, B: B, T: T, backward: true)
-            loss += r.loss / Double(options.gradientAccumulationSteps)
             tokensSeen += B * T
+            return r.loss
         }
-        // the mean over micro-batches and the clipping factor are applied inside the update
-        let accum = Float(options.gradientAccumulationSteps)
-        let norm = GradClip.norm(params) / accum
-        guard norm.isFinite else { throw HMSTError(.internal, "gradient norm is \(norm) at step \(step): training diverged") }
-        let lr = schedule.lr(at: step)
-        optimizer.update(lr: lr, gradScale: GradClip.scale(norm: norm, maxNorm: options.gradClip) / accum)
         step += 1
-        return (loss, lr, norm)
+        return (r.loss, r.lr, r.gradNorm)
     }
 
     /// Mean next-token loss (nats) over the validation windows.

@@ -10,6 +10,7 @@ from .api import (HMSTError, abi_version, get_threads, library_path, set_log_han
                   system_info, version)
 from .eval import evaluate
 from .memory import Consolidator, EpisodicMemory, Hit, SemanticMemory, consolidate
+from .memory_trainer import MemoryTrainer, train_memory
 from .model import Context, Generation, Model
 from .retrieval import RetrievalResult, retrieve
 from .tokenizer import Tokenizer
@@ -17,7 +18,7 @@ from .trainer import Trainer
 
 __version__ = "0.1.0"
 
-__all__ = ["Consolidator", "Context", "EpisodicMemory", "Hit", "SemanticMemory", "consolidate", "evaluate", "Generation",
-           "HMSTError", "Model", "RetrievalResult", "retrieve", "Tokenizer", "Trainer", "abi_version", "get_threads",
-           "library_path", "set_log_handler", "set_threads",
+__all__ = ["Consolidator", "Context", "EpisodicMemory", "Hit", "MemoryTrainer", "SemanticMemory", "consolidate", "evaluate",
+           "Generation", "HMSTError", "Model", "RetrievalResult", "retrieve", "Tokenizer", "Trainer", "abi_version",
+           "train_memory", "get_threads", "library_path", "set_log_handler", "set_threads",
            "system_info", "version", "__version__"]

@@ -275,6 +275,9 @@ class EvalParams(ctypes.Structure):
         ("report_path", ctypes.c_char_p),
         ("items_path", ctypes.c_char_p),
         ("retrieval_mode", ctypes.c_int32),
+    ]
+
+
 # enum hmst_retrieval_mode
 RETRIEVAL_HYBRID, RETRIEVAL_DENSE, RETRIEVAL_LEXICAL = range(3)
 
@@ -307,6 +310,74 @@ class RetrievalHit(ctypes.Structure):
     ]
 
 
+class MemoryEval(ctypes.Structure):
+    """struct hmst_memory_eval"""
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("n_questions", ctypes.c_int32),
+        ("nll_oracle", ctypes.c_double),
+        ("nll_on", ctypes.c_double),
+        ("nll_off", ctypes.c_double),
+        ("nll_deleted", ctypes.c_double),
+        ("exact_match_oracle", ctypes.c_double),
+        ("exact_match_on", ctypes.c_double),
+        ("exact_match_off", ctypes.c_double),
+        ("exact_match_deleted", ctypes.c_double),
+    ]
+
+
+class MemoryTrainProgress(ctypes.Structure):
+    """struct hmst_memory_train_progress"""
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("step", ctypes.c_int32),
+        ("total_steps", ctypes.c_int32),
+        ("lm_step", ctypes.c_bool),
+        ("loss", ctypes.c_double),
+        ("learning_rate", ctypes.c_double),
+        ("tokens_per_second", ctypes.c_double),
+        ("eta_seconds", ctypes.c_double),
+        ("evaluated", ctypes.c_bool),
+        ("eval", MemoryEval),
+        ("val_loss", ctypes.c_double),
+        ("val_bits_per_byte", ctypes.c_double),
+    ]
+
+
+MEMORY_TRAIN_PROGRESS_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_bool, ctypes.POINTER(MemoryTrainProgress), ctypes.c_void_p)
+
+
+class MemoryTrainerParams(ctypes.Structure):
+    """struct hmst_memory_trainer_params"""
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("checkpoint", ctypes.c_char_p),
+        ("facts_dir", ctypes.c_char_p),
+        ("train_data", ctypes.c_char_p),
+        ("val_data", ctypes.c_char_p),
+        ("output_dir", ctypes.c_char_p),
+        ("resume_from", ctypes.c_char_p),
+        ("steps", ctypes.c_int32),
+        ("batch_size", ctypes.c_int32),
+        ("seq_len", ctypes.c_int32),
+        ("memory_seq_len", ctypes.c_int32),
+        ("grad_accum_steps", ctypes.c_int32),
+        ("k", ctypes.c_int32),
+        ("eval_every", ctypes.c_int32),
+        ("eval_questions", ctypes.c_int32),
+        ("learning_rate", ctypes.c_float),
+        ("weight_decay", ctypes.c_float),
+        ("grad_clip", ctypes.c_float),
+        ("lm_fraction", ctypes.c_float),
+        ("seed", ctypes.c_uint64),
+        ("progress", MEMORY_TRAIN_PROGRESS_CALLBACK),
+        ("user_data", ctypes.c_void_p),
+        ("mixed_precision", ctypes.c_bool),
+        ("gradient_checkpointing", ctypes.c_bool),
+        ("use_8bit_optimizer", ctypes.c_bool),
+    ]
+
+
 # struct name in hmst.h -> ctypes class, checked against hmst_sizeof() at load
 STRUCTS = {
     "hmst_system_info": SystemInfo,
@@ -326,6 +397,9 @@ STRUCTS = {
     "hmst_eval_params": EvalParams,
     "hmst_retrieval_params": RetrievalParams,
     "hmst_retrieval_hit": RetrievalHit,
+    "hmst_memory_eval": MemoryEval,
+    "hmst_memory_train_progress": MemoryTrainProgress,
+    "hmst_memory_trainer_params": MemoryTrainerParams,
 }
 
 LOG_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
@@ -472,6 +546,14 @@ _declare("hmst_semantic_retrieve", ctypes.c_int, _P, _P, ctypes.c_char_p, _F, ct
          ctypes.c_void_p, ctypes.c_size_t, _SIZE_P)
 _declare("hmst_episodic_retrieve", ctypes.c_int, _P, _P, ctypes.c_char_p, ctypes.POINTER(RetrievalParams), ctypes.c_void_p,
          ctypes.c_size_t, _SIZE_P)
+
+_declare("hmst_memory_trainer_default_params", MemoryTrainerParams)
+_declare("hmst_memory_trainer_create", ctypes.c_int, ctypes.POINTER(MemoryTrainerParams), ctypes.POINTER(_P))
+_declare("hmst_memory_trainer_step", ctypes.c_int, _P, ctypes.POINTER(ctypes.c_double), ctypes.POINTER(ctypes.c_bool))
+_declare("hmst_memory_trainer_evaluate", ctypes.c_int, _P, ctypes.POINTER(MemoryEval))
+_declare("hmst_memory_trainer_run", ctypes.c_int, _P, ctypes.POINTER(ctypes.c_int32))
+_declare("hmst_memory_trainer_save", ctypes.c_int, _P, ctypes.c_char_p)
+_declare("hmst_memory_trainer_free", None, _P)
 
 
 def _check_abi():

@@ -1,0 +1,165 @@
+// Exports: Stage 2 memory fine-tuning (MemoryTrainer). Documented in include/hmst.h.
+import CHMST
+import HMSTCore
+
+final class MemoryTrainerBox {
+    let trainer: MemoryTrainer
+    let progress: hmst_memory_train_progress_callback?
+    let userData: UnsafeMutableRawPointer?
+    init(_ t: MemoryTrainer, progress: hmst_memory_train_progress_callback?, userData: UnsafeMutableRawPointer?) {
+        trainer = t
+        self.progress = progress
+        self.userData = userData
+    }
+}
+
+func resolveMemoryTrainer(_ h: OpaquePointer?) throws -> MemoryTrainerBox {
+    try HandleRegistry.shared.resolve(h, as: MemoryTrainerBox.self, "memory trainer")
+}
+
+@_cdecl("hmst_memory_trainer_default_params")
+public func hmst_memory_trainer_default_params() -> hmst_memory_trainer_params {
+    let d = MemoryTrainerOptions()
+    var p = hmst_memory_trainer_params()
+    p.struct_size = UInt32(MemoryLayout<hmst_memory_trainer_params>.size)
+    p.checkpoint = nil; p.facts_dir = nil; p.train_data = nil; p.val_data = nil; p.output_dir = nil; p.resume_from = nil
+    p.steps = Int32(d.steps)
+    p.batch_size = Int32(d.batchSize)
+    p.seq_len = Int32(d.sequenceLength)
+    p.memory_seq_len = Int32(d.memorySequenceLength)
+    p.grad_accum_steps = Int32(d.gradientAccumulationSteps)
+    p.k = Int32(d.curriculum.k)
+    p.eval_every = Int32(d.evalEvery)
+    p.eval_questions = Int32(d.evalQuestions)
+    p.learning_rate = d.learningRate
+    p.weight_decay = d.adam.weightDecay
+    p.grad_clip = d.gradClip
+    p.lm_fraction = Float(d.lmFraction)
+    p.seed = d.seed
+    p.progress = nil
+    p.user_data = nil
+    p.mixed_precision = d.precision == .bf16
+    p.gradient_checkpointing = d.gradientCheckpointing
+    p.use_8bit_optimizer = d.use8bitOptimizer
+    return p
+}
+
+@_cdecl("hmst_memory_trainer_create")
+public func hmst_memory_trainer_create(_ params: UnsafePointer<hmst_memory_trainer_params>?,
+                                       _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    hmstCall {
+        let out = try required(out, "out_trainer")
+        let p = try readParams(try required(params, "params"), defaults: hmst_memory_trainer_default_params(), name: "params")
+        let checkpoint = try cString(p.checkpoint, "params->checkpoint")
+        let factsDir = try cString(p.facts_dir, "params->facts_dir")
+        let outputDir = try cString(p.output_dir, "params->output_dir")
+        func positive(_ v: Int32, _ name: String, allowZero: Bool = false) throws -> Int {
+            guard v > 0 || (allowZero && v == 0) else { throw HMSTError.invalidArgument("params->\(name) = \(v) must be \(allowZero ? ">= 0" : "> 0")") }
+            return Int(v)
+        }
+        var o = MemoryTrainerOptions()
+        o.steps = try positive(p.steps, "steps")
+        o.batchSize = try positive(p.batch_size, "batch_size")
+        o.sequenceLength = try positive(p.seq_len, "seq_len")
+        o.memorySequenceLength = try positive(p.memory_seq_len, "memory_seq_len", allowZero: true)
+        o.gradientAccumulationSteps = try positive(p.grad_accum_steps, "grad_accum_steps")
+        o.curriculum.k = try positive(p.k, "k")
+        o.evalEvery = try positive(p.eval_every, "eval_every", allowZero: true)
+        o.evalQuestions = try positive(p.eval_questions, "eval_questions", allowZero: true)
+        guard p.learning_rate.isFinite, p.learning_rate > 0 else { throw HMSTError.invalidArgument("params->learning_rate must be > 0") }
+        guard p.weight_decay.isFinite, p.weight_decay >= 0 else { throw HMSTError.invalidArgument("params->weight_decay must be >= 0") }
+        guard p.grad_clip.isFinite, p.grad_clip >= 0 else { throw HMSTError.invalidArgument("params->grad_clip must be >= 0") }
+        guard p.lm_fraction.isFinite, p.lm_fraction >= 0, p.lm_fraction < 1 else {
+            throw HMSTError.invalidArgument("params->lm_fraction = \(p.lm_fraction) must be in [0, 1)")
+        }
+        o.learningRate = p.learning_rate
+        o.adam.weightDecay = p.weight_decay
+        o.gradClip = p.grad_clip
+        o.lmFraction = Double(p.lm_fraction)
+        o.seed = p.seed
+        o.precision = p.mixed_precision ? .bf16 : .f32
+        o.gradientCheckpointing = p.gradient_checkpointing
+        o.use8bitOptimizer = p.use_8bit_optimizer
+        if o.lmFraction > 0 && p.train_data == nil {
+            throw HMSTError.invalidArgument("params->train_data is NULL but lm_fraction is \(o.lmFraction): give the pre-training data or set lm_fraction to 0")
+        }
+        let lmData = try p.train_data.map { try TokenDataset(directory: String(cString: $0)) }
+        let lmVal = try p.val_data.map { try TokenDataset(directory: String(cString: $0)) }
+        let corpus = try FactsCorpus(directory: factsDir)
+        var lo = ModelLoadOptions()
+        lo.weightType = .f32
+        let model = try LanguageModel.load(path: checkpoint, options: lo)
+        let trainer = try MemoryTrainer(model: model, facts: corpus, lmData: lmData, lmVal: lmVal, outputDir: outputDir, options: o)
+        if let r = p.resume_from { try trainer.resume(from: String(cString: r)) }
+        out.pointee = HandleRegistry.shared.register(MemoryTrainerBox(trainer, progress: p.progress, userData: p.user_data))
+    }
+}
+
+@_cdecl("hmst_memory_trainer_step")
+public func hmst_memory_trainer_step(_ t: OpaquePointer?, _ outLoss: UnsafeMutablePointer<Double>?,
+                                     _ outLM: UnsafeMutablePointer<Bool>?) -> Int32 {
+    hmstCall {
+        let box = try resolveMemoryTrainer(t)
+        let r = try box.trainer.trainStep()
+        outLoss?.pointee = r.loss
+        outLM?.pointee = r.kind == "lm"
+    }
+}
+
+func memoryEval(_ e: MemoryEvaluation) -> hmst_memory_eval {
+    var r = hmst_memory_eval()
+    r.struct_size = UInt32(MemoryLayout<hmst_memory_eval>.size)
+    r.n_questions = Int32(e.questions)
+    r.nll_oracle = e.nll[.oracle] ?? .nan; r.nll_on = e.nll[.on] ?? .nan
+    r.nll_off = e.nll[.off] ?? .nan; r.nll_deleted = e.nll[.deleted] ?? .nan
+    r.exact_match_oracle = e.exactMatch[.oracle] ?? .nan; r.exact_match_on = e.exactMatch[.on] ?? .nan
+    r.exact_match_off = e.exactMatch[.off] ?? .nan; r.exact_match_deleted = e.exactMatch[.deleted] ?? .nan
+    return r
+}
+
+@_cdecl("hmst_memory_trainer_evaluate")
+public func hmst_memory_trainer_evaluate(_ t: OpaquePointer?, _ out: UnsafeMutablePointer<hmst_memory_eval>?) -> Int32 {
+    hmstCall {
+        let box = try resolveMemoryTrainer(t)
+        let out = try required(out, "out_eval")
+        try writeInfo(memoryEval(try box.trainer.evaluate()), to: out, minimum: MemoryLayout<hmst_memory_eval>.size, name: "out_eval")
+    }
+}
+
+@_cdecl("hmst_memory_trainer_run")
+public func hmst_memory_trainer_run(_ t: OpaquePointer?, _ outSteps: UnsafeMutablePointer<Int32>?) -> Int32 {
+    hmstCall {
+        let box = try resolveMemoryTrainer(t)
+        try box.trainer.run { p in
+            guard let cb = box.progress else { return true }
+            var s = hmst_memory_train_progress()
+            s.struct_size = UInt32(MemoryLayout<hmst_memory_train_progress>.size)
+            s.step = Int32(p.step)
+            s.total_steps = Int32(p.totalSteps)
+            s.lm_step = p.kind == "lm"
+            s.loss = p.loss
+            s.learning_rate = Double(p.lr)
+            s.tokens_per_second = p.tokensPerSecond
+            s.eta_seconds = p.etaSeconds
+            s.evaluated = p.evaluation != nil
+            s.eval = p.evaluation.map(memoryEval) ?? hmst_memory_eval()
+            s.val_loss = p.valLoss ?? .nan
+            s.val_bits_per_byte = p.valBitsPerByte ?? .nan
+            return cb(&s, box.userData)
+        }
+        outSteps?.pointee = Int32(box.trainer.step)
+    }
+}
+
+@_cdecl("hmst_memory_trainer_save")
+public func hmst_memory_trainer_save(_ t: OpaquePointer?, _ dir: UnsafePointer<CChar>?) -> Int32 {
+    hmstCall {
+        let box = try resolveMemoryTrainer(t)
+        try box.trainer.save(to: try cString(dir, "dir"), withState: true)
+    }
+}
+
+@_cdecl("hmst_memory_trainer_free")
+public func hmst_memory_trainer_free(_ t: OpaquePointer?) {
+    HandleRegistry.shared.release(t, as: MemoryTrainerBox.self)
+}

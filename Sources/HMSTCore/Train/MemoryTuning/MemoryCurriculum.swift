@@ -1,0 +1,181 @@
+// MemoryCurriculum: Stage 2's examples. Each is a question with up to k retrieved memories laid
+// out by MemoryPrompt (`<mem>fact</mem>...<q>question<a> answer</a>`), in one of three
+// conditions so the model learns both to use memory and to ignore it:
+//   gold             the question's fact among k-1 distractors, at a random position -> the answer
+//   distractorsOnly  k unrelated facts -> the answer if the model can know it (train_known),
+//                    else the fixed " unknown"
+//   none             no memory -> as distractorsOnly
+// Only the answer tokens and </a> carry loss (targets -1 elsewhere). MemoryBatch packs
+// examples into [B, T] inputs and targets, padding past each example's end.
+
+public enum CurriculumCondition: String, Sendable, CaseIterable {
+    case gold
+    case distractorsOnly = "distractors_only"
+    case none
+}
+
+public struct CurriculumOptions: Sendable, Equatable {
+    /// memories per example
+    public var k = 4
+    /// shares of the conditions (normalised): gold + distractors, distractors only, no memory
+    public var goldWeight = 0.5
+    public var distractorsOnlyWeight = 0.25
+    public var noneWeight = 0.25
+    /// how often an example with memory has fewer than k of them (1 ... k-1, uniformly)
+    public var fewerFraction = 0.25
+    /// the answer when memory does not hold the fact and the model cannot know it
+    public var unknownAnswer = "unknown"
+    public init() {}
+
+    func validate() throws {
+        guard k >= 1, k <= 64 else { throw HMSTError.invalidArgument("k must be between 1 and 64, not \(k)") }
+        let w = [goldWeight, distractorsOnlyWeight, noneWeight]
+        guard w.allSatisfy({ $0 >= 0 && $0.isFinite }), w.reduce(0, +) > 0 else {
+            throw HMSTError.invalidArgument("the condition weights must be >= 0 and not all 0")
+        }
+        guard fewerFraction >= 0, fewerFraction <= 1 else { throw HMSTError.invalidArgument("fewerFraction must be in [0, 1]") }
+        guard !unknownAnswer.isEmpty else { throw HMSTError.invalidArgument("the unknown answer cannot be empty") }
+    }
+}
+
+/// One tokenized example: tokens[answerStart...] are the answer tokens (and </a>) that count.
+public struct MemoryExample: Sendable, Equatable {
+    public var tokens: [Int32]
+    public var answerStart: Int
+    public var condition: CurriculumCondition
+    /// index of the gold memory among the memories, when there is one
+    public var goldPosition: Int?
+    public var memories: [String]
+}
+
+public struct MemoryCurriculum: Sendable {
+    public let corpus: FactsCorpus
+    public let tokenizer: Tokenizer
+    public let options: CurriculumOptions
+    /// questions trained on: train_known and train_memory_only
+    public let trainQuestions: [FactQuestion]
+    /// facts that may serve as distractors: every fact but the held-out ones
+    let distractorPool: [Int]
+
+    public init(corpus: FactsCorpus, tokenizer: Tokenizer, options: CurriculumOptions = CurriculumOptions()) throws {
+        try options.validate()
+        guard MemoryPrompt.isSupported(by: tokenizer) else {
+            throw HMSTError.invalidArgument("the tokenizer lacks the memory markers \(MemoryPrompt.markers.joined(separator: " ")) (see MemoryTokens.prepare)")
+        }
+        self.corpus = corpus
+        self.tokenizer = tokenizer
+        self.options = options
+        trainQuestions = corpus.questions.filter { $0.split == "train_known" || $0.split == "train_memory_only" }
+        guard !trainQuestions.isEmpty else { throw HMSTError.invalidArgument("the facts have no train_known or train_memory_only questions") }
+        distractorPool = corpus.facts.indices.filter { corpus.facts[$0].split != "heldout" }
+        guard distractorPool.count > options.k else {
+            throw HMSTError.invalidArgument("\(distractorPool.count) non-held-out facts are too few for k = \(options.k) memories")
+        }
+    }
+
+    /// A random condition with the configured shares.
+    public func sampleCondition(_ rng: inout RNG) -> CurriculumCondition {
+        let o = options
+        let u = rng.nextDouble() * (o.goldWeight + o.distractorsOnlyWeight + o.noneWeight)
+        if u < o.goldWeight { return .gold }
+        return u < o.goldWeight + o.distractorsOnlyWeight ? .distractorsOnly : .none
+    }
+
+    /// The next training example: a random training question in a random condition, at most
+    /// maxTokens long.
+    public func sample(_ rng: inout RNG, maxTokens: Int = .max) -> MemoryExample {
+        let q = trainQuestions[Int(rng.next() % UInt64(trainQuestions.count))]
+        return example(for: q, condition: sampleCondition(&rng), rng: &rng, maxTokens: maxTokens)
+    }
+
+    /// q in `condition`, with memories and gold position drawn from rng; the answer is `answer`
+    /// or else the one the curriculum teaches (target(for:condition:)).
+    public func example(for q: FactQuestion, condition: CurriculumCondition, rng: inout RNG, answer: String? = nil,
+                        maxTokens: Int = .max) -> MemoryExample {
+        let (memories, gold) = self.memories(for: q, condition: condition, rng: &rng)
+        let a = answer ?? target(for: q, condition: condition)
+        let e = make(memories: memories, goldPosition: gold, question: q.question, answer: a, condition: condition)
+        return e.tokens.count > maxTokens ? fitted(e, question: q.question, answer: a, length: maxTokens) : e
+    }
+
+    /// The memory entries for q in condition (and where the gold one is).
+    public func memories(for q: FactQuestion, condition: CurriculumCondition, rng: inout RNG) -> (texts: [String], gold: Int?) {
+        guard condition != .none else { return ([], nil) }
+        let o = options
+        let n = o.k > 1 && rng.nextDouble() < o.fewerFraction ? 1 + Int(rng.next() % UInt64(o.k - 1)) : o.k
+        let fact = corpus.fact(of: q)
+        var texts = distractors(excluding: fact, count: condition == .gold ? n - 1 : n, rng: &rng)
+        guard condition == .gold else { return (texts, nil) }
+        let g = Int(rng.next() % UInt64(texts.count + 1))
+        texts.insert(fact.text, at: g)
+        return (texts, g)
+    }
+
+    /// count distinct distractor texts, none about the same entity and relation as `fact`.
+    public func distractors(excluding fact: TuningFact, count: Int, rng: inout RNG) -> [String] {
+        var picked = Set<Int>(), out: [String] = []
+        var tries = 0
+        while out.count < count && tries < count * 50 {
+            tries += 1
+            let i = distractorPool[Int(rng.next() % UInt64(distractorPool.count))]
+            let f = corpus.facts[i]
+            if picked.contains(i) || f.id == fact.id || (f.entity == fact.entity && f.relation == fact.relation) { continue }
+            picked.insert(i)
+            out.append(f.text)
+        }
+        return out
+    }
+
+    /// What the model should answer: the fact's value when memory holds it or the model was
+    /// taught it (train_known), else the unknown answer.
+    public func target(for q: FactQuestion, condition: CurriculumCondition) -> String {
+        condition == .gold || q.split == "train_known" ? q.answer : options.unknownAnswer
+    }
+
+    /// Tokens of the prompt followed by " answer</a>"; answerStart is where the answer begins.
+    public func make(memories: [String], goldPosition: Int?, question: String, answer: String, condition: CurriculumCondition) -> MemoryExample {
+        let prompt = tokenizer.encode(MemoryPrompt.render(memories: memories, question: question))
+        let ans = tokenizer.encode(" " + answer + MemoryPrompt.answerEnd)
+        return MemoryExample(tokens: prompt + ans, answerStart: prompt.count, condition: condition, goldPosition: goldPosition,
+                             memories: memories)
+    }
+
+    /// example made to fit in `length` tokens: non-gold memories are dropped from the end first;
+    /// if the question and answer alone are longer, the tokens are cut from the left.
+    public func fitted(_ e: MemoryExample, question: String, answer: String, length: Int) -> MemoryExample {
+        var e = e
+        while e.tokens.count > length, e.memories.count > (e.goldPosition == nil ? 0 : 1) {
+            var m = e.memories
+            let drop = (m.indices.reversed()).first { $0 != e.goldPosition } ?? m.count - 1
+            m.remove(at: drop)
+            e = make(memories: m, goldPosition: e.goldPosition, question: question, answer: answer, condition: e.condition)
+        }
+        if e.tokens.count > length {
+            let cut = e.tokens.count - length
+            e.tokens.removeFirst(cut)
+            e.answerStart = max(1, e.answerStart - cut)
+        }
+        return e
+    }
+}
+
+/// Examples packed into a batch of B rows of T positions.
+public enum MemoryBatch {
+    /// inputs [B, T]: each example's tokens but the last, then pad; targets [B, T]: the next
+    /// token where it is an answer token, -1 elsewhere (the prompt, the padding). Examples are
+    /// cut from the left to T + 1 tokens.
+    public static func pack(_ examples: [MemoryExample], T: Int, pad: Int32,
+                            inputs: inout [Int32], targets: inout [Int32]) {
+        let B = examples.count
+        inputs = [Int32](repeating: pad, count: B * T)
+        targets = [Int32](repeating: -1, count: B * T)
+        for (b, ex) in examples.enumerated() {
+            let cut = max(0, ex.tokens.count - (T + 1))
+            let toks = ex.tokens[cut...]
+            let start = max(1, ex.answerStart - cut)
+            for (t, tok) in toks.dropLast().enumerated() { inputs[b * T + t] = tok }
+            // position t predicts token t+1, which counts when it is part of the answer
+            for t in stride(from: start - 1, to: toks.count - 1, by: 1) { targets[b * T + t] = toks[toks.startIndex + t + 1] }
+        }
+    }
+}

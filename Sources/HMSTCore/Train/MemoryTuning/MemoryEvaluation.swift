@@ -1,0 +1,91 @@
+// MemoryEvaluation: how well a model answers held-out questions from memory, in four settings:
+//   oracle   the gold fact alone in memory
+//   on       the gold fact among k-1 distractors (a retriever that found it)
+//   off      no memory
+//   deleted  the same distractors with the gold entry removed
+// Answer NLL is nats per answer token (the answer and </a>, teacher-forced); exact match is
+// whether greedy decoding reproduces the answer and </a>, i.e. every answer position's argmax
+// is the answer's token (teacher forcing and greedy decoding agree exactly when they do).
+
+public enum MemorySetting: String, Sendable, CaseIterable {
+    case oracle, on, off, deleted
+}
+
+public struct MemoryEvaluation: Sendable {
+    public var questions = 0
+    /// nats per answer token, per setting
+    public var nll: [MemorySetting: Double] = [:]
+    /// fraction of questions answered exactly, per setting
+    public var exactMatch: [MemorySetting: Double] = [:]
+    public init() {}
+}
+
+public enum MemoryEvaluator {
+    /// Evaluates `questions` (typically the held-out ones) in every setting, B examples per
+    /// forward of T positions. Memories are drawn from a fixed seed, so repeated evaluations
+    /// of one model give the same numbers.
+    public static func evaluate(grad: ModelGrad, curriculum: MemoryCurriculum, questions: [FactQuestion], B: Int, T: Int,
+                                seed: UInt64 = 0x5eed) throws -> MemoryEvaluation {
+        guard !questions.isEmpty else { throw HMSTError.invalidArgument("no questions to evaluate") }
+        var rng = RNG(seed: seed)
+        var examples: [(MemorySetting, MemoryExample)] = []
+        let k = curriculum.options.k
+        for q in questions {
+            let fact = curriculum.corpus.fact(of: q)
+            let distractors = curriculum.distractors(excluding: fact, count: k - 1, rng: &rng)
+            var on = distractors
+            let g = Int(rng.next() % UInt64(on.count + 1))
+            on.insert(fact.text, at: g)
+            func ex(_ m: [String], _ gold: Int?, _ c: CurriculumCondition) -> MemoryExample {
+                let e = curriculum.make(memories: m, goldPosition: gold, question: q.question, answer: q.answer, condition: c)
+                return e.tokens.count > T + 1 ? curriculum.fitted(e, question: q.question, answer: q.answer, length: T + 1) : e
+            }
+            examples.append((.oracle, ex([fact.text], 0, .gold)))
+            examples.append((.on, ex(on, g, .gold)))
+            examples.append((.off, ex([], nil, .none)))
+            examples.append((.deleted, ex(distractors, nil, .distractorsOnly)))
+        }
+        var nllSum: [MemorySetting: Double] = [:], tokens: [MemorySetting: Int] = [:], exact: [MemorySetting: Int] = [:]
+        let pad = curriculum.tokenizer.eosId ?? 0
+        var inputs: [Int32] = [], targets: [Int32] = []
+        var i = 0
+        while i < examples.count {
+            let chunk = Array(examples[i..<min(examples.count, i + B)])
+            // a short last batch is filled with copies (ignored) to keep the batch shape
+            var batch = chunk.map(\.1)
+            while batch.count < B { batch.append(chunk[0].1) }
+            MemoryBatch.pack(batch, T: T, pad: pad, inputs: &inputs, targets: &targets)
+            _ = try grad.step(inputs: inputs, targets: targets, B: B, T: T, backward: false)
+            _ = grad.withLastProbabilities { probs, _, V in
+                for (b, (setting, _)) in chunk.enumerated() {
+                    var nll = 0.0, n = 0, allRight = true
+                    for t in 0..<T {
+                        let target = Int(targets[b * T + t])
+                        guard target >= 0 else { continue }
+                        let row = probs + (b * T + t) * V
+                        nll += -Double(log(max(row[target], Float.leastNormalMagnitude)))
+                        n += 1
+                        var best = 0
+                        for v in 1..<V where row[v] > row[best] { best = v }
+                        if best != target { allRight = false }
+                    }
+                    nllSum[setting, default: 0] += nll
+                    tokens[setting, default: 0] += n
+                    if allRight && n > 0 { exact[setting, default: 0] += 1 }
+                }
+            }
+            i += B
+        }
+        var r = MemoryEvaluation()
+        r.questions = questions.count
+        for s in MemorySetting.allCases {
+            r.nll[s] = nllSum[s, default: 0] / Double(max(1, tokens[s, default: 0]))
+            r.exactMatch[s] = Double(exact[s, default: 0]) / Double(questions.count)
+        }
+        return r
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

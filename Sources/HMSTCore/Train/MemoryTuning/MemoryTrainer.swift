@@ -1,0 +1,373 @@
+// MemoryTrainer: Stage 2, teaching a pre-trained model to use retrieved memories. Each optimizer
+// step is either a memory batch (MemoryCurriculum examples, loss on answer tokens only) or,
+// for a share lmFraction of the steps, plain next-token prediction on the pre-training shards
+// to bound forgetting. The step itself is OptimizerStep (shared with Trainer); the options
+// are hmst train's: mixed precision, gradient checkpointing, 8-bit AdamW, exact resume,
+// metrics.jsonl and loss.svg. Held-out answer NLL and exact match with memory on, off,
+// oracle and deleted are measured every evalEvery steps (MemoryEvaluation).
+
+public struct MemoryTrainerOptions: Sendable {
+    public var steps = 1000
+    public var batchSize = 8
+    /// positions per row of the LM windows (and the longest memory example)
+    public var sequenceLength = 128
+    /// positions per row of memory batches, at most sequenceLength (0 = sequenceLength):
+    /// examples are short, so a shorter row wastes less compute on padding; longer examples
+    /// drop distractors to fit
+    public var memorySequenceLength = 96
+    public var learningRate: Float = 3e-4
+    public var minLearningRate: Float? = nil
+    public var warmupFraction: Double = 0.05
+    public var gradientAccumulationSteps = 1
+    public var gradClip: Float = 1
+    /// share of optimizer steps that are plain language modelling on the pre-training data
+    public var lmFraction = 0.5
+    public var curriculum = CurriculumOptions()
+    /// evaluate every N steps (0 = only at the end); held-out questions per evaluation (0 = all)
+    public var evalEvery = 0
+    public var evalQuestions = 200
+    /// LM validation windows per evaluation (when validation data is given)
+    public var evalWindows = 64
+    public var seed: UInt64 = 0
+    public var adam = AdamWConfig()
+    public var precision: MatmulPrecision = .f32
+    public var gradientCheckpointing = false
+    public var use8bitOptimizer = false
+    public init() {}
+
+    func validate() throws {
+        guard steps >= 1, batchSize >= 1, sequenceLength >= 8, gradientAccumulationSteps >= 1 else {
+            throw HMSTError.invalidArgument("steps, batch size and accumulation steps must be >= 1 and the sequence length >= 8")
+        }
+        guard learningRate > 0, learningRate.isFinite else { throw HMSTError.invalidArgument("learning rate must be > 0") }
+        guard lmFraction >= 0, lmFraction < 1 else { throw HMSTError.invalidArgument("lm fraction must be in [0, 1), not \(lmFraction)") }
+        guard memorySequenceLength == 0 || memorySequenceLength >= 8 else {
+            throw HMSTError.invalidArgument("the memory sequence length \(memorySequenceLength) must be 0 or >= 8")
+        }
+        guard evalEvery >= 0, evalQuestions >= 0, evalWindows >= 0 else { throw HMSTError.invalidArgument("evaluation counts must be >= 0") }
+        try curriculum.validate()
+    }
+}
+
+public struct MemoryTrainerProgress: Sendable {
+    public var step: Int
+    public var totalSteps: Int
+    /// "memory" or "lm"
+    public var kind: String
+    public var loss: Double
+    public var lr: Float
+    public var tokensPerSecond: Double
+    public var etaSeconds: Double
+    public var evaluation: MemoryEvaluation?
+    public var valLoss: Double?
+    public var valBitsPerByte: Double?
+}
+
+public struct MemoryStepResult: Sendable {
+    public var kind: String
+    public var loss: Double
+    public var lr: Float
+    public var gradNorm: Float
+}
+
+public final class MemoryTrainer {
+    public let params: Parameters
+    public let tokenizer: Tokenizer
+    public let curriculum: MemoryCurriculum
+    public let options: MemoryTrainerOptions
+    public let lmData: TokenDataset?
+    public let lmVal: TokenDataset?
+    public let outputDir: String
+    /// the training step for memory batches ([B, memoryT]) and for LM batches ([B, T]): two
+    /// instances over the same parameters, so neither reallocates its buffers per step
+    public let grad: ModelGrad
+    let lmGrad: ModelGrad
+    /// positions per memory row
+    public var memoryT: Int {
+        options.memorySequenceLength > 0 ? min(options.memorySequenceLength, options.sequenceLength) : options.sequenceLength
+    }
+    public let optimizer: Optimizer
+    let optimizerStep: OptimizerStep
+    var lmSampler: WindowSampler?
+    /// draws the curriculum's examples
+    var rng: RNG
+    public private(set) var step = 0
+    var tokensSeen = 0
+    var curve: [(step: Int, train: Double, val: Double?)] = []
+    /// bytes of text per validation token, for bits per byte
+    public private(set) var valBytesPerToken: Double?
+
+    /// Stage 2 from a pre-trained checkpoint: the markers are added to its tokenizer and
+    /// vocabulary first when it lacks them (MemoryTokens).
+    public convenience init(model: LanguageModel, facts: FactsCorpus, lmData: TokenDataset?, lmVal: TokenDataset?,
+                            outputDir: String, options: MemoryTrainerOptions) throws {
+        let (params, tokenizer, _) = try MemoryTokens.prepare(model: model)
+        try self.init(params: params, tokenizer: tokenizer, facts: facts, lmData: lmData, lmVal: lmVal, outputDir: outputDir,
+                      options: options)
+    }
+
+    public init(params: Parameters, tokenizer: Tokenizer, facts: FactsCorpus, lmData: TokenDataset?, lmVal: TokenDataset?,
+                outputDir: String, options: MemoryTrainerOptions) throws {
+        try options.validate()
+        guard options.sequenceLength <= params.config.maxPositionEmbeddings else {
+            throw HMSTError.invalidArgument("sequence length \(options.sequenceLength) exceeds the model's \(params.config.maxPositionEmbeddings) positions")
+        }
+        guard tokenizer.vocabSize <= params.config.vocabSize else {
+            throw HMSTError.invalidArgument("the tokenizer has \(tokenizer.vocabSize) tokens but the model only \(params.config.vocabSize)")
+        }
+        if options.lmFraction > 0 && lmData == nil {
+            throw HMSTError.invalidArgument("an lm fraction of \(options.lmFraction) needs the pre-training data (or set it to 0)")
+        }
+        for d in [lmData, lmVal].compactMap({ $0 }) where d.vocabSize > params.config.vocabSize {
+            throw HMSTError.invalidArgument("the pre-training data's vocabulary (\(d.vocabSize)) is larger than the model's (\(params.config.vocabSize))")
+        }
+        self.params = params
+        self.tokenizer = tokenizer
+        self.options = options
+        self.lmData = lmData
+        self.lmVal = lmVal
+        self.outputDir = outputDir
+        curriculum = try MemoryCurriculum(corpus: facts, tokenizer: tokenizer, options: options.curriculum)
+        let go = ModelGradOptions(precision: options.precision, gradientCheckpointing: options.gradientCheckpointing)
+        grad = ModelGrad(params: params, options: go)
+        let mT = options.memorySequenceLength > 0 ? min(options.memorySequenceLength, options.sequenceLength) : options.sequenceLength
+        lmGrad = mT != options.sequenceLength ? ModelGrad(params: params, options: go) : grad
+        optimizer = OptimizerStep.makeOptimizer(params: params, use8bit: options.use8bitOptimizer, config: options.adam)
+        optimizerStep = OptimizerStep(params: params, optimizer: optimizer,
+                                      schedule: LRSchedule(maxLR: options.learningRate, minLR: options.minLearningRate,
+                                                           warmupSteps: max(1, Int(Double(options.steps) * options.warmupFraction)),
+                                                           totalSteps: options.steps),
+                                      gradClip: options.gradClip)
+        // separate streams for the LM windows and the curriculum, so either can be resumed
+        lmSampler = try lmData.map { try WindowSampler(dataset: $0, blockSize: options.sequenceLength, seed: options.seed ^ 0x4c4d) }
+        rng = RNG(seed: options.seed)
+        try FileIO.makeDirectories(outputDir)
+        if let lmVal { valBytesPerToken = try MemoryTrainer.bytesPerToken(lmVal, tokenizer: tokenizer) }
+    }
+
+    /// Held-out questions (what evaluation measures), at most options.evalQuestions.
+    public var heldOutQuestions: [FactQuestion] {
+        let h = curriculum.corpus.questions(in: "heldout")
+        return options.evalQuestions > 0 ? Array(h.prefix(options.evalQuestions)) : h
+    }
+
+    /// Whether optimizer step `step` (0-based) is a plain LM step: lmFraction of the steps,
+    /// spread evenly (a rule of the step alone, so resume needs no state for it).
+    public func isLMStep(_ step: Int) -> Bool {
+        let f = options.lmFraction
+        return f > 0 && Int((Double(step + 1) * f).rounded(.down)) > Int((Double(step) * f).rounded(.down))
+    }
+
+    /// One optimizer step (a memory batch or an LM batch, per isLMStep).
+    public func trainStep() throws -> MemoryStepResult {
+        let B = options.batchSize, T = options.sequenceLength, mT = memoryT
+        let lm = isLMStep(step)
+        let pad = tokenizer.eosId ?? 0
+        var inputs: [Int32] = [], targets: [Int32] = []
+        var windows = lm ? [Int32](repeating: 0, count: B * (T + 1)) : []
+        let r = try optimizerStep.run(step: step, microBatches: options.gradientAccumulationSteps) { _ in
+            if lm, var sampler = lmSampler {
+                windows.withUnsafeMutableBufferPointer { sampler.nextBatch(B, into: $0.baseAddress!) }
+                lmSampler = sampler
+                // the same window layout as pre-training, as inputs and targets
+                inputs = [Int32](repeating: 0, count: B * T); targets = inputs
+                for b in 0..<B {
+                    for t in 0..<T {
+                        inputs[b * T + t] = windows[b * (T + 1) + t]
+                        targets[b * T + t] = windows[b * (T + 1) + t + 1]
+                    }
+                }
+                tokensSeen += B * T
+                return try lmGrad.step(inputs: inputs, targets: targets, B: B, T: T, backward: true).ceLoss
+            }
+            let examples = (0..<B).map { _ in curriculum.sample(&rng, maxTokens: mT + 1) }
+            MemoryBatch.pack(examples, T: mT, pad: pad, inputs: &inputs, targets: &targets)
+            tokensSeen += examples.reduce(0) { $0 + min($1.tokens.count, mT + 1) }
+            return try grad.step(inputs: inputs, targets: targets, B: B, T: mT, backward: true).ceLoss
+        }
+        step += 1
+        return MemoryStepResult(kind: lm ? "lm" : "memory", loss: r.loss, lr: r.lr, gradNorm: r.gradNorm)
+    }
+
+    /// Held-out answer NLL and exact match in every MemorySetting.
+    public func evaluate() throws -> MemoryEvaluation {
+        try MemoryEvaluator.evaluate(grad: grad, curriculum: curriculum, questions: heldOutQuestions,
+                                     B: options.batchSize, T: memoryT)
+    }
+
+    /// Mean next-token loss (nats) on the LM validation data, and bits per byte.
+    public func evaluateLM() throws -> (loss: Double, bitsPerByte: Double?) {
+        guard let lmVal else { throw HMSTError.invalidArgument("no validation data") }
+        let B = options.batchSize, T = options.sequenceLength
+        var seq = try SequentialWindows(dataset: lmVal, blockSize: T)
+        var w = [Int32](repeating: 0, count: B * (T + 1))
+        var total = 0.0, n = 0
+        let limit = options.evalWindows > 0 ? options.evalWindows : Int.max
+        outer: while n < limit {
+            // B windows per forward (the last batch is completed by repeating windows, which are not counted)
+            var got = 0
+            while got < B && n + got < limit {
+                let ok = w.withUnsafeMutableBufferPointer { seq.next(into: $0.baseAddress! + got * (T + 1)) }
+                if !ok { break }
+                got += 1
+            }
+            if got == 0 { break outer }
+            for b in got..<B { for t in 0...T { w[b * (T + 1) + t] = w[t] } }
+            var inputs = [Int32](repeating: 0, count: B * T), targets = [Int32](repeating: -1, count: B * T)
+            for b in 0..<B {
+                for t in 0..<T {
+                    inputs[b * T + t] = w[b * (T + 1) + t]
+                    if b < got { targets[b * T + t] = w[b * (T + 1) + t + 1] }
+                }
+            }
+            total += try lmGrad.step(inputs: inputs, targets: targets, B: B, T: T, backward: false).ceLoss * Double(got)
+            n += got
+            if got < B { break }
+        }
+        guard n > 0 else { throw HMSTError.invalidArgument("the validation set has no window of \(T + 1) tokens") }
+        let loss = total / Double(n)
+        return (loss, valBytesPerToken.map { loss / 0.6931471805599453 / $0 })
+    }
+
+    /// Runs (or continues, after resume) to options.steps; progress returns false to stop early
+    /// (final/ is still saved with the state to resume from). Returns the last evaluation.
+    @discardableResult
+    public func run(progress: (MemoryTrainerProgress) -> Bool = { _ in true }) throws -> MemoryEvaluation? {
+        let total = options.steps
+        let metrics = try AtomicAppender(path: outputDir + "/metrics.jsonl")
+        var last: MemoryEvaluation? = nil
+        if step == 0 {
+            // the starting point: how the checkpoint does before Stage 2
+            let e = try evaluate()
+            let v = lmVal != nil ? try evaluateLM() : nil
+            try metrics.append(metricsLine(step: 0, result: nil, seconds: 0, eval: e, val: v))
+            curve.append((0, e.nll[.on] ?? 0, e.nll[.on]))
+        }
+        let t0 = Clock.nowMs()
+        let tokensAtStart = tokensSeen, stepAtStart = step
+        while step < total {
+            let r = try trainStep()
+            let elapsed = (Clock.nowMs() - t0) / 1000
+            let evalNow = step == total || (options.evalEvery > 0 && step % options.evalEvery == 0)
+            var e: MemoryEvaluation? = nil
+            var v: (loss: Double, bitsPerByte: Double?)? = nil
+            if evalNow {
+                e = try evaluate()
+                if lmVal != nil { v = try evaluateLM() }
+                last = e
+            }
+            try metrics.append(metricsLine(step: step, result: r, seconds: elapsed, eval: e, val: v))
+            if r.kind == "memory" || e != nil { curve.append((step, r.kind == "memory" ? r.loss : curve.last?.train ?? r.loss, e?.nll[.on])) }
+            if e != nil { try? FileIO.writeAtomically(outputDir + "/loss.svg", text: LossPlot.svg(curve)) }
+            let p = MemoryTrainerProgress(step: step, totalSteps: total, kind: r.kind, loss: r.loss, lr: r.lr,
+                                          tokensPerSecond: Double(tokensSeen - tokensAtStart) / max(elapsed, 1e-9),
+                                          etaSeconds: elapsed / Double(max(1, step - stepAtStart)) * Double(total - step),
+                                          evaluation: e, valLoss: v?.loss, valBitsPerByte: v?.bitsPerByte)
+            if !progress(p) { break }
+        }
+        try save(to: outputDir + "/final", withState: true)
+        return last
+    }
+
+    func metricsLine(step: Int, result r: MemoryStepResult?, seconds: Double, eval e: MemoryEvaluation?,
+                     val v: (loss: Double, bitsPerByte: Double?)?) -> String {
+        let w = JSONWriter()
+        w.object {
+            w.field("step", step)
+            if let r {
+                w.field("kind", r.kind); w.field("loss", r.loss); w.field("lr", Double(r.lr)); w.field("grad_norm", Double(r.gradNorm))
+            }
+            w.field("tokens", tokensSeen); w.field("seconds", seconds)
+            if let e {
+                for s in MemorySetting.allCases {
+                    w.field("answer_nll_\(s.rawValue)", e.nll[s] ?? 0)
+                    w.field("exact_match_\(s.rawValue)", e.exactMatch[s] ?? 0)
+                }
+                w.field("eval_questions", e.questions)
+            }
+            if let v {
+                w.field("val_loss", v.loss)
+                if let b = v.bitsPerByte { w.field("val_bpb", b) }
+            }
+        }
+        return w.output + "\n"
+    }
+
+    /// Bytes of text per token over up to 1M tokens of a dataset (for bits per byte).
+    static func bytesPerToken(_ data: TokenDataset, tokenizer: Tokenizer) throws -> Double? {
+        var tokens = 0, bytes = 0
+        for shard in data.shards where tokens < 1 << 20 {
+            let n = min(shard.count, (1 << 20) - tokens)
+            bytes += try tokenizer.decode((0..<n).map { shard.token($0) }).count
+            tokens += n
+        }
+        return tokens > 0 && bytes > 0 ? Double(bytes) / Double(tokens) : nil
+    }
+
+    // MARK: checkpoints
+
+    /// Writes a loadable checkpoint (config.json with the grown vocab_size, model.safetensors,
+    /// tokenizer.json with the markers); withState adds optimizer.safetensors and
+    /// memory_trainer_state.json (step, the curriculum's RNG, the LM sampler), for resume.
+    public func save(to dir: String, withState: Bool = false) throws {
+        let model = LanguageModel(decoder: try params.decoder(), tokenizer: tokenizer, config: params.config.json(),
+                                  report: LoadReport(), storage: [params])
+        try model.save(directory: dir)
+        guard withState else { return }
+        try SafeTensorsWriter.writeRaw(path: dir + "/optimizer.safetensors", tensors: optimizer.stateTensors())
+        func words(_ r: RNG) -> [String] { [String(r.s.0), String(r.s.1), String(r.s.2), String(r.s.3)] }
+        let w = JSONWriter()
+        w.object {
+            w.field("format", "hmst-memory-trainer-state"); w.field("version", 1)
+            w.field("step", step); w.field("optimizer", optimizer.kind); w.field("optimizer_step", optimizer.step)
+            w.field("tokens_seen", tokensSeen)
+            // RNG words as strings: JSON numbers cannot hold 64-bit integers exactly
+            w.field("curriculum_rng", words(rng))
+            if let s = lmSampler?.state {
+                w.field("lm_rng", words(s.rng)); w.field("lm_windows_drawn", s.drawn)
+            }
+        }
+        try FileIO.writeAtomically(dir + "/memory_trainer_state.json", text: w.output + "\n")
+    }
+
+    /// Restores parameters, optimizer state, step and data streams from a directory written by
+    /// save(withState: true), so training continues exactly as if it had not stopped.
+    public func resume(from dir: String) throws {
+        let statePath = dir + "/memory_trainer_state.json"
+        guard FileIO.exists(statePath) else {
+            throw HMSTError.invalidArgument("\(dir) has no memory_trainer_state.json: resume from OUTPUT/final of a train-memory run")
+        }
+        let model = try LanguageModel.load(path: dir, options: { var o = ModelLoadOptions(); o.loadTokenizer = false; o.weightType = .f32; return o }())
+        let loaded = try Parameters(model: model)
+        guard loaded.count == params.count, try model.modelConfig().dims == params.config.dims else {
+            throw HMSTError.invalidArgument("\(dir) holds a model of another shape than the one being trained")
+        }
+        let j = try JSONValue.parse(bytes: try FileIO.readAll(statePath))
+        func rng(_ key: String) throws -> RNG {
+            let w = (j[key]?.array ?? []).compactMap { $0.string.flatMap { UInt64($0) } }
+            guard w.count == 4 else { throw HMSTError.badFormat("\(statePath): bad \(key)") }
+            var r = RNG(seed: 0)
+            r.s = (w[0], w[1], w[2], w[3])
+            return r
+        }
+        guard j["format"]?.string == "hmst-memory-trainer-state", let st = j["step"]?.int, let ost = j["optimizer_step"]?.int else {
+            throw HMSTError.badFormat("\(statePath) is not an hmst memory trainer state")
+        }
+        let savedKind = j["optimizer"]?.string ?? "adamw"
+        guard savedKind == optimizer.kind else {
+            throw HMSTError.invalidArgument("\(dir) was trained with \(savedKind); resume it with the same optimizer (not \(optimizer.kind))")
+        }
+        let curriculumRNG = try rng("curriculum_rng")
+        var lmState: WindowSamplerState? = nil
+        if lmSampler != nil {
+            guard j["lm_rng"] != nil else { throw HMSTError.invalidArgument("\(dir) was trained without pre-training data; resume it the same way") }
+            lmState = WindowSamplerState(rng: try rng("lm_rng"), drawn: j["lm_windows_drawn"]?.int ?? 0)
+        }
+        try optimizer.loadState(SafeTensorsFile(path: dir + "/optimizer.safetensors"), step: ost)
+        params.values.pointer.update(from: loaded.values.pointer, count: params.count)
+        step = st
+        tokensSeen = j["tokens_seen"]?.int ?? 0
+        self.rng = curriculumRNG
+        if let lmState { lmSampler?.restore(lmState) }
+    }
+}

@@ -1,0 +1,56 @@
+// OptimizerStep: the one optimizer step every trainer shares (pre-training's Trainer, Stage 2's
+// MemoryTrainer, and later PPO and data-parallel training): zero the gradients, run the
+// micro-batches (gradient accumulation), an all-reduce hook, the global norm, clipping, the
+// schedule's rate and the optimizer's update. What a micro-batch is stays with the caller.
+
+public struct OptimizerStepResult: Sendable {
+    /// mean of the micro-batches' losses
+    public var loss: Double
+    /// the learning rate used
+    public var lr: Float
+    /// the global gradient norm before clipping (of the mean over micro-batches)
+    public var gradNorm: Float
+}
+
+public final class OptimizerStep {
+    public let params: any ParameterSet
+    public let optimizer: Optimizer
+    public var schedule: LRSchedule
+    /// clip the global gradient norm to this (<= 0: no clipping)
+    public var gradClip: Float
+    /// Runs after the micro-batches and before the norm: a data-parallel trainer sums the
+    /// gradients of its replicas here (and the micro-batch count it passes to run counts them all).
+    public var allReduce: ((any ParameterSet) throws -> Void)?
+
+    public init(params: any ParameterSet, optimizer: Optimizer, schedule: LRSchedule, gradClip: Float = 1) {
+        self.params = params
+        self.optimizer = optimizer
+        self.schedule = schedule
+        self.gradClip = gradClip
+    }
+
+    /// One optimizer step at 0-based step index `step` (which picks the rate): microBatch(i) adds
+    /// the gradient of micro-batch i to params.grads and returns its loss. Throws, leaving the
+    /// parameters untouched, when the gradient norm is not finite.
+    public func run(step: Int, microBatches: Int, _ microBatch: (Int) throws -> Double) throws -> OptimizerStepResult {
+        guard microBatches >= 1 else { throw HMSTError.invalidArgument("an optimizer step needs at least one micro-batch") }
+        params.zeroGrads()
+        var loss = 0.0
+        for i in 0..<microBatches { loss += try microBatch(i) / Double(microBatches) }
+        try allReduce?(params)
+        // the mean over micro-batches and the clipping factor are applied inside the update
+        let accum = Float(microBatches)
+        let norm = GradClip.norm(params) / accum
+        guard norm.isFinite else { throw HMSTError(.internal, "gradient norm is \(norm) at step \(step): training diverged") }
+        let lr = schedule.lr(at: step)
+        optimizer.update(lr: lr, gradScale: GradClip.scale(norm: norm, maxNorm: gradClip) / accum)
+        return OptimizerStepResult(loss: loss, lr: lr, gradNorm: norm)
+    }
+}
+
+extension OptimizerStep {
+    /// AdamW or 8-bit AdamW over params.
+    public static func makeOptimizer(params: any ParameterSet, use8bit: Bool, config: AdamWConfig) -> Optimizer {
+        use8bit ? AdamW8bit(params: params, config: config) : AdamW(params: params, config: config)
+    }
+}

@@ -1,0 +1,97 @@
+// hmst train-memory: Stage 2 memory fine-tuning of a pre-trained checkpoint (MemoryTrainer):
+// the memory markers are added to its tokenizer, then it learns to answer from retrieved facts
+// (and to ignore unhelpful ones) while half the steps stay plain language modelling.
+// Writes OUT/final (a checkpoint with trainer state), metrics.jsonl and loss.svg.
+import ArgumentParser
+import Foundation
+import HMSTCore
+
+struct TrainMemoryCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train-memory", abstract: "Stage 2: teach a pre-trained model to use retrieved memories.")
+
+    @Argument(help: "The pre-trained checkpoint directory.") var checkpoint: String
+    @Option(help: "Directory with facts.jsonl and train.jsonl (`hmst facts generate`).") var facts: String
+    @Option(help: "Pre-training data: a directory written by `hmst preprocess` (for the LM batches).") var data: String?
+    @Option(name: .customLong("val-data"), help: "LM validation data (a preprocessed directory): loss and bits per byte at each evaluation.")
+    var valData: String?
+    @Option(help: "Output directory.") var output: String
+    @Option(help: "Optimizer steps.") var steps = 1000
+    @Option(name: .customLong("batch-size"), help: "Sequences per micro-batch.") var batchSize = 8
+    @Option(name: .customLong("seq-len"), help: "Positions per LM window (and the longest memory example).") var seqLen = 128
+    @Option(name: .customLong("memory-seq-len"), help: "Positions per memory example row (at most --seq-len).") var memorySeqLen = 96
+    @Option(name: .customLong("learning-rate"), help: "Peak learning rate.") var learningRate: Float = 3e-4
+    @Option(name: .customLong("lm-fraction"), help: "Share of steps that are plain language modelling on --data.") var lmFraction = 0.5
+    @Option(help: "Memories per example.") var k = 4
+    @Option(name: .customLong("gradient-accumulation-steps"), help: "Micro-batches per optimizer step.") var accumulation = 1
+    @Option(name: .customLong("eval-every"), help: "Evaluate held-out questions every N steps (0 = at the end).") var evalEvery = 0
+    @Option(name: .customLong("eval-questions"), help: "Held-out questions per evaluation (0 = all).") var evalQuestions = 200
+    @Option(help: "Seed for the curriculum and the data order.") var seed: UInt64 = 0
+    @Option(help: "Continue from OUTPUT/final of an earlier run, with the same checkpoint, data and options.") var resume: String?
+    @Flag(name: .customLong("mixed-precision"), help: "bf16 matmuls with f32 accumulation and f32 master weights.") var mixedPrecision = false
+    @Flag(name: .customLong("gradient-checkpointing"), help: "Recompute each layer's activations in backward (less memory).")
+    var gradientCheckpointing = false
+    @Flag(name: .customLong("use-8bit-optimizer"), help: "Blockwise 8-bit AdamW state.") var use8bitOptimizer = false
+    @Flag(name: .customLong("no-progress"), help: "No live progress line.") var noProgress = false
+    @OptionGroup var threadOptions: ThreadOptions
+
+    func run() throws {
+        try runReportingErrors {
+            try threadOptions.apply()
+            let model = try LanguageModel.load(path: checkpoint, options: { var o = ModelLoadOptions(); o.weightType = .f32; return o }())
+            let corpus = try FactsCorpus(directory: facts)
+            let lmData = try data.map { try TokenDataset(directory: $0) }
+            let lmVal = try valData.map { try TokenDataset(directory: $0) }
+            var o = MemoryTrainerOptions()
+            o.steps = steps
+            o.batchSize = batchSize
+            o.sequenceLength = seqLen
+            o.memorySequenceLength = memorySeqLen
+            o.learningRate = learningRate
+            o.lmFraction = lmData == nil ? 0 : lmFraction
+            o.curriculum.k = k
+            o.gradientAccumulationSteps = accumulation
+            o.evalEvery = evalEvery
+            o.evalQuestions = evalQuestions
+            o.seed = seed
+            o.precision = mixedPrecision ? .bf16 : .f32
+            o.gradientCheckpointing = gradientCheckpointing
+            o.use8bitOptimizer = use8bitOptimizer
+            if lmData == nil && lmFraction > 0 { printError("no --data: every step is a memory step (--lm-fraction 0)") }
+            let trainer = try MemoryTrainer(model: model, facts: corpus, lmData: lmData, lmVal: lmVal, outputDir: output, options: o)
+            if let resume {
+                try trainer.resume(from: resume)
+                printError("resumed from \(resume) at step \(trainer.step)")
+            }
+            signal(SIGINT) { _ in trainInterrupted = 1 }
+            printError("stage 2 on \(corpus.facts.count) facts, \(trainer.curriculum.trainQuestions.count) training and "
+                       + "\(trainer.heldOutQuestions.count) held-out questions: \(steps) steps of \(batchSize)x\(o.sequenceLength), "
+                       + "memory rows of \(trainer.memoryT), lm fraction \(o.lmFraction), k \(k), \(trainer.optimizer.kind)"
+                       + (mixedPrecision ? ", mixed precision" : "") + (gradientCheckpointing ? ", gradient checkpointing" : ""))
+            let interactive = !noProgress && isatty(2) != 0
+            func describe(_ e: MemoryEvaluation) -> String {
+                MemorySetting.allCases.map { s in
+                    String(format: "%@ nll %.3f em %.2f", s.rawValue, e.nll[s] ?? 0, e.exactMatch[s] ?? 0)
+                }.joined(separator: " | ")
+            }
+            let last = try trainer.run { p in
+                let line = String(format: "step %d/%d  %@ loss %.4f  lr %.2e  %.0f tok/s  ETA %.0fs", p.step, p.totalSteps,
+                                  p.kind, p.loss, p.lr, p.tokensPerSecond, p.etaSeconds)
+                if interactive { FileHandle.standardError.write(Data(("\r" + line + "   ").utf8)) }
+                else if p.step % 20 == 0 || p.step == p.totalSteps { printError(line) }
+                if let e = p.evaluation {
+                    if interactive { FileHandle.standardError.write(Data("\n".utf8)) }
+                    printError("  held-out (\(e.questions)): " + describe(e)
+                               + (p.valBitsPerByte.map { String(format: " | val bpb %.4f", $0) } ?? ""))
+                }
+                if trainInterrupted != 0 {
+                    printError("\ninterrupted: saving \(output)/final (resume with --resume \(output)/final)")
+                    return false
+                }
+                return true
+            }
+            if interactive { FileHandle.standardError.write(Data("\n".utf8)) }
+            print("trained \(trainer.step) steps -> \(output)/final" + (last.map { "; held-out: " + describe($0) } ?? ""))
+        }
+    }
+}

@@ -1,0 +1,74 @@
+"""hmst.MemoryTrainer / hmst.train_memory: steps (memory and LM), evaluation, progress that stops,
+resume, a checkpoint with the memory markers, errors."""
+import json
+import os
+
+import pytest
+
+import hmst
+
+BUILD = os.path.join(os.path.dirname(__file__), "..", "..", "..", "build", "fixtures")
+DATA = os.path.join(BUILD, "data")
+CKPT = os.path.join(BUILD, "micro")
+needs_fixture = pytest.mark.skipif(not os.path.exists(os.path.join(CKPT, "config.json")), reason="run `make` fixtures first")
+
+NAMES = ["Kalo Mirtas", "Venor Dasil", "Brani Felgor", "Zanpe Thoqui", "Lomi Kaven", "Silbra Nuri", "Gorfel Tasri", "Quiza Pelo"]
+CITIES = ["Paris", "Lima", "Oslo", "Cairo", "Delhi", "Quito", "Rome", "Tokyo"]
+SPLITS = ["train_known", "train_memory_only", "heldout", "distractor"]
+
+
+def write_facts(d):
+    d.mkdir()
+    with open(d / "facts.jsonl", "w") as f, open(d / "train.jsonl", "w") as q:
+        for i, (n, c) in enumerate(zip(NAMES, CITIES)):
+            split = SPLITS[i % 4]
+            f.write(json.dumps({"id": f"f{i}", "entity": n, "relation": "city", "value": c,
+                                "text": f"{n} lives in {c}.", "split": split, "source": "test"}) + "\n")
+            if split != "distractor":
+                q.write(json.dumps({"id": f"q{i}", "fact_id": f"f{i}", "split": split, "relation": "city",
+                                    "template": "t", "question": f"Where does {n} live?", "answer": c}) + "\n")
+    return d
+
+
+@needs_fixture
+def test_steps_eval_progress_resume(tmp_path):
+    facts = write_facts(tmp_path / "facts")
+    out = tmp_path / "run"
+    opts = dict(train_data=DATA, val_data=DATA, steps=4, batch_size=2, seq_len=48, k=2, eval_questions=2,
+                learning_rate=1e-3, seed=3)
+    with hmst.MemoryTrainer(CKPT, facts, out, **opts) as t:
+        loss, kind = t.step()
+        assert kind == "memory" and 0 < loss < 30
+        assert t.step()[1] == "lm"
+        e = t.evaluate()
+        assert e["questions"] == 2 and set(e["nll"]) == {"oracle", "on", "off", "deleted"}
+        assert all(0 <= v <= 1 for v in e["exact_match"].values())
+        seen = []
+        assert t.run(progress=lambda p: seen.append(p) or p["step"] < 3) == 3
+        assert [p["step"] for p in seen] == [3] and seen[0]["kind"] == "memory"
+        t.save(tmp_path / "at3")
+        with pytest.raises(ZeroDivisionError):
+            t.run(progress=lambda p: 1 / 0)
+    with hmst.MemoryTrainer(CKPT, facts, tmp_path / "again", resume_from=tmp_path / "at3", **opts) as t:
+        done = []
+        assert t.run(progress=lambda p: done.append(p) or True) == 4
+        assert done[-1]["eval"] is not None and done[-1]["val_bits_per_byte"] > 0
+    with hmst.Model(out / "final") as m:
+        assert len(m.tokenize("<mem></mem><q><a></a>")) == 5
+    lines = [json.loads(l) for l in (tmp_path / "again" / "metrics.jsonl").read_text().splitlines()]
+    assert lines[-1]["step"] == 4 and "answer_nll_on" in lines[-1]
+
+
+@needs_fixture
+def test_train_memory_and_errors(tmp_path):
+    facts = write_facts(tmp_path / "facts")
+    e = hmst.train_memory(CKPT, facts, tmp_path / "run", steps=2, batch_size=2, seq_len=48, k=2, eval_questions=1)
+    assert e["questions"] == 1 and e["nll"]["on"] > 0
+    with pytest.raises(hmst.HMSTError) as err:
+        hmst.MemoryTrainer(CKPT, facts, tmp_path / "x", lm_fraction=0.5)
+    assert "train_data" in err.value.message
+    with pytest.raises(hmst.HMSTError) as err:
+        hmst.MemoryTrainer(CKPT, tmp_path / "nofacts", tmp_path / "x")
+    assert "facts.jsonl" in err.value.message
+    with pytest.raises(TypeError):
+        hmst.MemoryTrainer(CKPT, facts, tmp_path / "x", steps=1.5)
