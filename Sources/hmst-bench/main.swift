@@ -1,5 +1,5 @@
 // hmst-bench: inference speed of random-weight decoders, as JSON lines on stdout.
-//   hmst-bench [--quick] [--case NAME] [--threads 1,2] [--dtypes f32,bf16]
+//   hmst-bench [--quick] [--case NAME] [--threads 1,2] [--dtypes f32,bf16,int8]
 //   hmst-bench train | tokenizer | memory ...   (see each mode below)
 // Each line: case, shape, threads, dtype, prefill and decode tokens/s, and the roofline:
 // achieved GFLOP/s against measured sgemm GFLOP/s (prefill), and bytes read per token against
@@ -255,7 +255,8 @@ if args.first == "memory" {
 // ---- run ---------------------------------------------------------------------------------------
 for s in shapes where only == nil || only == s.name {
     for dtype in dtypes {
-        let (weights, _) = try RandomWeights.make(dims: s.dims, seed: 1, bf16: dtype == "bf16")
+        let (made, _) = try RandomWeights.make(dims: s.dims, seed: 1, bf16: dtype == "bf16")
+        let weights = dtype == "int8" ? made.converted(to: .int8) : made
         let decoder = Decoder(dims: s.dims, weights: weights)
         for threads in threadList {
             try Threads.set(threads)
@@ -295,7 +296,7 @@ for s in shapes where only == nil || only == s.name {
             }
             let decodeEmptyMs = Clock.nowMs() - t2
             let d = s.dims
-            let bytesPerWeight = dtype == "bf16" ? 2.0 : 4.0
+            let bytesPerWeight = dtype == "bf16" ? 2.0 : (dtype == "int8" ? 1.125 : 4.0)  // int8: + f32 scale per 32
             let prefillTPS = Double(promptLen) / prefillMs * 1000
             let decodeTPS = Double(genLen) / decodeMs * 1000
             let flopsPerToken = 2 * matmulParamsPerToken(d)

@@ -13,7 +13,7 @@ struct GenerateCommand: ParsableCommand {
             repetition_penalty, seed), stats, help, quit/exit.
             """)
 
-    @Argument(help: "Checkpoint directory (config.json, model.safetensors, tokenizer.json).")
+    @Argument(help: "Checkpoint directory (config.json, model.safetensors, tokenizer.json) or a .gguf file.")
     var checkpoint: String
 
     @Option(help: "Generate once for this prompt and exit.")
@@ -57,6 +57,8 @@ struct GenerateCommand: ParsableCommand {
 
     @OptionGroup var threadOptions: ThreadOptions
 
+    @OptionGroup var loadFlags: LoadFlags
+
     func validate() throws {
         if input == nil && output != nil { throw ValidationError("--output needs --input") }
         if prompt != nil && input != nil { throw ValidationError("--prompt and --input are mutually exclusive") }
@@ -66,7 +68,7 @@ struct GenerateCommand: ParsableCommand {
     func run() throws {
         try runReportingErrors {
             try threadOptions.apply()
-            var load = ModelLoadOptions()
+            var load = try loadFlags.options()
             load.placement.strategy = NUMAStrategy(name: numa) ?? .disabled
             let model = try LanguageModel.load(path: checkpoint, options: load)
             for w in model.report.warnings + model.report.placement.warnings { printError("hmst: warning: \(w)") }

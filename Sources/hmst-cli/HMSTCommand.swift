@@ -12,7 +12,7 @@ struct HMSTCommand: ParsableCommand {
         version: Version.string,
         subcommands: [SystemInfoCommand.self, InfoCommand.self, InitCommand.self, GenerateCommand.self,
                       TokenizerCommand.self, PreprocessCommand.self, SplitCommand.self, TrainCommand.self, MemoryCommand.self,
-                      FactsCommand.self])
+                      FactsCommand.self, QuantizeCommand.self])
 }
 
 /// Options every subcommand that computes accepts.

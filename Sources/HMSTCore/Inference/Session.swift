@@ -52,7 +52,7 @@ public final class Session: @unchecked Sendable {
         threads = params.nThreads == 0 ? Threads.count : params.nThreads
         let maxT = min(params.nBatch, nCtx)
         cache = KVCache(dims: d, nCtx: nCtx)
-        ws = Workspace(dims: d, maxT: maxT, nCtx: nCtx, widenCount: decoder.weights.hasBF16 ? decoder.weights.largestMatrix : 1)
+        ws = Workspace(dims: d, maxT: maxT, nCtx: nCtx, widenCount: decoder.weights.needsWidening ? decoder.weights.largestMatrix : 1)
         trace = RouteTrace(nLayers: d.L, K: d.K)
     }
 

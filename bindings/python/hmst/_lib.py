@@ -73,6 +73,8 @@ class ModelParams(ctypes.Structure):
         ("load_tokenizer", ctypes.c_bool),
         ("progress", PROGRESS_CALLBACK),
         ("progress_user_data", ctypes.c_void_p),
+        ("check_tensors", ctypes.c_bool),
+        ("weights", ctypes.c_int32),
     ]
 
 
