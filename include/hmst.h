@@ -326,9 +326,11 @@ struct hmst_context_params {
     int32_t n_batch;       /* most tokens per forward pass (prompts are chunked); default 256 */
     int32_t n_threads;     /* threads for this context; 0 = hmst_get_n_threads() */
     bool trace_routes;     /* record the experts every token used (hmst_context_route_trace) */
+    /* appended in API 1.x (hosts built before see the default) */
+    int32_t kv_type;       /* enum hmst_kv_type: KV cache storage (default f32) */
 };
 
-/* Defaults: n_ctx 0, n_batch 256, n_threads 0, no trace. Thread-safe. */
+/* Defaults: n_ctx 0, n_batch 256, n_threads 0, no trace, f32 KV cache. Thread-safe. */
 HMST_API struct hmst_context_params hmst_context_default_params(void);
 
 /* Creates a context over `model` (which must outlive it). params may be NULL. Thread-safe. */
@@ -725,6 +727,13 @@ HMST_API void hmst_trainer_free(hmst_trainer *trainer);
  * GGUF import: hmst_model_load accepts a path ending in ".gguf" (llama.cpp's format, version 3,
  * architecture "llama", dense or with experts): F32, F16, BF16 and Q8_0 tensors, and its
  * byte-level BPE tokenizer (tokenizer.ggml.model "gpt2"). */
+
+/* Values of hmst_context_params.kv_type. bf16 halves the cache's memory and the bytes each
+ * decode step reads at long contexts; keys and values are rounded to bf16 as they are stored. */
+enum hmst_kv_type {
+    HMST_KV_F32 = 0,
+    HMST_KV_BF16 = 1
+};
 
 /* Values of hmst_model_params.weights. */
 enum hmst_weight_type {

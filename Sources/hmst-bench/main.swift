@@ -1,5 +1,5 @@
 // hmst-bench: inference speed of random-weight decoders, as JSON lines on stdout.
-//   hmst-bench [--quick] [--case NAME] [--threads 1,2] [--dtypes f32,bf16,int8]
+//   hmst-bench [--quick] [--case NAME] [--threads 1,2] [--dtypes f32,bf16,int8] [--kv f32|bf16]
 //   hmst-bench train | tokenizer | memory ...   (see each mode below)
 // Each line: case, shape, threads, dtype, prefill and decode tokens/s, and the roofline:
 // achieved GFLOP/s against measured sgemm GFLOP/s (prefill), and bytes read per token against
@@ -47,6 +47,7 @@ let threadList = (option("--threads") ?? "1,2").split(separator: ",").compactMap
 let dtypes = (option("--dtypes") ?? "f32,bf16").split(separator: ",").map(String.init)
 let promptLen = Int(option("--prompt") ?? "") ?? (quick ? 64 : 512)
 let genLen = Int(option("--gen") ?? "") ?? (quick ? 16 : 128)
+let kvType = KVCacheType(rawValue: option("--kv") ?? "f32") ?? .f32
 
 // ---- rooflines ---------------------------------------------------------------------------------
 func sgemmGFLOPs(threads: Int) -> Double {
@@ -368,6 +369,7 @@ for s in shapes where only == nil || only == s.name {
             p.nCtx = promptLen + genLen + 8
             p.nBatch = promptLen
             p.nThreads = threads
+            p.kvType = kvType
             let session = try Session(decoder: decoder, params: p)
             var rng = RNG(seed: 5)
             let prompt = (0..<promptLen).map { _ in Int32(rng.next() % UInt64(s.dims.V)) }
@@ -411,12 +413,12 @@ for s in shapes where only == nil || only == s.name {
             let decodeTPS = Double(genLen) / decodeMs * 1000
             let flopsPerToken = 2 * matmulParamsPerToken(d)
             let avgCtx = Double(promptLen) + Double(genLen) / 2
-            let kvBytes = Double(d.L * d.KV * d.Dh * 2 * 4) * avgCtx
+            let kvBytes = Double(d.L * d.KV * d.Dh * 2 * (kvType == .bf16 ? 2 : 4)) * avgCtx
             let bytesPerToken = (matmulParamsPerToken(d) + Double(d.V * d.C)) * bytesPerWeight + kvBytes
             print(json([
                 ("case", "\(s.name) C=\(d.C) L=\(d.L) H=\(d.H) KV=\(d.KV) F=\(d.F) E=\(d.E) K=\(d.K) V=\(d.V)"),
                 ("params_total_m", Double(d.parameterCount) / 1e6), ("params_active_m", Double(d.activeParameterCount) / 1e6),
-                ("threads", threads), ("dtype", dtype), ("prompt_tokens", promptLen), ("gen_tokens", genLen),
+                ("threads", threads), ("dtype", dtype), ("kv", kvType.rawValue), ("prompt_tokens", promptLen), ("gen_tokens", genLen),
                 ("prefill_tok_s", prefillTPS), ("decode_tok_s", decodeTPS),
                 ("decode_tok_s_empty_ctx", Double(genLen) / decodeEmptyMs * 1000),
                 ("decode_tok_s_median", 1000 / medianMs), ("decode_tok_s_empty_ctx_median", 1000 / medianEmptyMs),

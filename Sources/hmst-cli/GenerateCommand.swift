@@ -59,6 +59,9 @@ struct GenerateCommand: ParsableCommand {
 
     @OptionGroup var loadFlags: LoadFlags
 
+    @Option(name: .customLong("kv-cache"), help: "KV cache storage: f32 or bf16 (half the memory).")
+    var kvCache = "f32"
+
     func validate() throws {
         if input == nil && output != nil { throw ValidationError("--output needs --input") }
         if prompt != nil && input != nil { throw ValidationError("--prompt and --input are mutually exclusive") }
@@ -78,6 +81,8 @@ struct GenerateCommand: ParsableCommand {
             }
             var sp = SessionParams()
             sp.nCtx = nCtx
+            guard let kv = KVCacheType(rawValue: kvCache) else { throw HMSTError.invalidArgument("--kv-cache must be f32 or bf16") }
+            sp.kvType = kv
             let session = try Session(decoder: model.decoder, params: sp)
             var settings = Settings(maxLength: maxLength, sampling: SamplingParams())
             settings.sampling.temperature = temperature

@@ -12,10 +12,12 @@
 
 #include "check.h"
 
-/* logits of the last of 6 tokens fed one by one (decode) */
-static int decode_logits(hmst_model *m, float *out, size_t cap) {
+/* logits of the last of 6 tokens fed one by one (decode), with an f32 or bf16 KV cache */
+static int decode_logits_kv(hmst_model *m, float *out, size_t cap, int32_t kv_type) {
     hmst_context *c = NULL;
-    int rc = hmst_context_new(m, NULL, &c);
+    struct hmst_context_params cp = hmst_context_default_params();
+    cp.kv_type = kv_type;
+    int rc = hmst_context_new(m, &cp, &c);
     if (rc != HMST_STATUS_OK) return rc;
     const int32_t toks[6] = {1, 7, 300, 42, 9, 1000};
     for (int i = 0; i < 6 && rc == HMST_STATUS_OK; i++) rc = hmst_context_eval(c, &toks[i], 1, false);
@@ -23,6 +25,33 @@ static int decode_logits(hmst_model *m, float *out, size_t cap) {
     if (rc == HMST_STATUS_OK) rc = hmst_context_get_logits(c, -1, out, cap, &n);
     hmst_context_free(c);
     return rc;
+}
+
+static int decode_logits(hmst_model *m, float *out, size_t cap) { return decode_logits_kv(m, out, cap, HMST_KV_F32); }
+
+static void test_kv_bf16(void) {
+    hmst_model *m = NULL;
+    CHECK_STATUS(hmst_model_init_random("micro", 8, &m), HMST_STATUS_OK);
+    struct hmst_context_params cp = hmst_context_default_params();
+    CHECK(cp.kv_type == HMST_KV_F32);
+    float a[4096], b[4096];
+    CHECK_STATUS(decode_logits_kv(m, a, 4096, HMST_KV_F32), HMST_STATUS_OK);
+    CHECK_STATUS(decode_logits_kv(m, b, 4096, HMST_KV_BF16), HMST_STATUS_OK);
+    double maxref = 0, maxdiff = 0;
+    for (int i = 0; i < 4096; i++) {
+        maxref = fmax(maxref, fabs(a[i]));
+        maxdiff = fmax(maxdiff, fabs(a[i] - b[i]));
+    }
+    CHECK(maxdiff > 0 && maxdiff < 0.03 * maxref);
+    CHECK_STATUS(decode_logits_kv(m, b, 4096, 5), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(hmst_last_error(), "hmst_kv_type") != NULL);
+    /* a host built before kv_type: its struct ends after trace_routes */
+    hmst_context *c = NULL;
+    cp.kv_type = 77; /* beyond the old size: never read */
+    cp.struct_size = (uint32_t)offsetof(struct hmst_context_params, kv_type);
+    CHECK_STATUS(hmst_context_new(m, &cp, &c), HMST_STATUS_OK);
+    hmst_context_free(c);
+    hmst_model_free(m);
 }
 
 static void test_int8_round_trip(const char *dir) {
@@ -115,6 +144,7 @@ int main(void) {
     if (!mkdtemp(dir)) return 2;
     test_int8_round_trip(dir);
     test_check_tensors(dir);
+    test_kv_bf16();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);

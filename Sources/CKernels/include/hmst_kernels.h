@@ -106,6 +106,10 @@ void hk_rope(float *x, size_t T, size_t n_heads, size_t Dh, size_t ld, const flo
  * q: [Dh]  K, V: [n, Dh] contiguous  out: [Dh]  scratch: [n] (receives p) */
 void hk_attend(float *out, float *scratch, const float *q, const float *K, const float *V, size_t n, size_t Dh, float scale);
 
+/* hk_attend over a bf16 cache (attend_bf16.c).  K, V: [n, Dh] bf16 contiguous */
+void hk_attend_bf16(float *out, float *scratch, const float *q, const uint16_t *K, const uint16_t *V, size_t n, size_t Dh,
+                    float scale);
+
 /* Differentiates hk_silu_mul: da = dh · b · σ(a)(1 + a(1 − σ(a))),  db = dh · silu(a). */
 void hk_swiglu_backward(float *da, float *db, const float *dh, const float *a, const float *b, size_t n);
 

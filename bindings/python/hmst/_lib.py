@@ -110,6 +110,7 @@ class ContextParams(ctypes.Structure):
         ("n_batch", ctypes.c_int32),
         ("n_threads", ctypes.c_int32),
         ("trace_routes", ctypes.c_bool),
+        ("kv_type", ctypes.c_int32),
     ]
 
 

@@ -145,14 +145,18 @@ class Context(_Resource):
     _kind = "context"
     _free = staticmethod(lambda h: _lib.lib.hmst_context_free(h))
 
-    def __init__(self, model, n_ctx=0, n_batch=256, n_threads=0, trace_routes=False):
+    def __init__(self, model, n_ctx=0, n_batch=256, n_threads=0, trace_routes=False, kv_cache="f32"):
+        """kv_cache: "f32" or "bf16" (half the cache memory; keys/values rounded to bf16)."""
         self._h = None
+        if kv_cache not in ("f32", "bf16"):
+            raise ValueError(f"kv_cache must be 'f32' or 'bf16', not {kv_cache!r}")
         self.model = model
         p = _lib.lib.hmst_context_default_params()
         for name, v in (("n_ctx", n_ctx), ("n_batch", n_batch), ("n_threads", n_threads)):
             if not isinstance(v, int) or not -2**31 <= v < 2**31:
                 raise HMSTError(_lib.INVALID_ARGUMENT, f"{name} must be an int32, not {v!r}")
         p.n_ctx, p.n_batch, p.n_threads, p.trace_routes = n_ctx, n_batch, n_threads, bool(trace_routes)
+        p.kv_type = 1 if kv_cache == "bf16" else 0  # enum hmst_kv_type
         h = ctypes.c_void_p()
         _check(_lib.lib.hmst_context_new(model._handle(), ctypes.byref(p), ctypes.byref(h)))
         self._h = h

@@ -62,3 +62,16 @@ def test_gguf_path_errors_are_clean(tmp_path):
     bad.write_bytes(b"NOPE" + b"\0" * 40)
     with pytest.raises(hmst.HMSTError, match="not a GGUF file"):
         hmst.Model(bad)
+
+
+def test_bf16_kv_cache():
+    tokens = [3, 1, 4, 1, 5, 9, 2, 6]
+    with hmst.Model.random("micro", seed=2) as m:
+        with hmst.Context(m, n_ctx=32) as a, hmst.Context(m, n_ctx=32, kv_cache="bf16") as b:
+            for t in tokens:
+                a.eval([t])
+                b.eval([t])
+            la, lb = np.array(a.logits()), np.array(b.logits())
+        assert 0 < np.max(np.abs(la - lb)) < 0.03 * np.max(np.abs(la))
+        with pytest.raises(ValueError, match="kv_cache"):
+            hmst.Context(m, kv_cache="int8")
