@@ -301,6 +301,11 @@ final class GGUFTests: XCTestCase {
         check.checkTensors = true
         try expectBad(h.bytes(), "tensor \(h.tensors[2].name) has NaN at index 0", options: check)
         h = g
+        h.kv.append(("tokenizer.ggml.model", .string("llama")))  // SentencePiece: loads, without a tokenizer
+        let sp = try LanguageModel.load(path: try write(h, "sp"))
+        XCTAssertNil(sp.tokenizer)
+        XCTAssertTrue(sp.report.warnings.contains { $0.contains("tokenizer model \"llama\" is not supported") }, "\(sp.report.warnings)")
+        h = g
         h.tensors.swapAt(1, 2)  // offsets follow the list order: still valid
         XCTAssertNoThrow(try LanguageModel.load(path: try write(h, "swapped")))
 

@@ -30,6 +30,9 @@ extension LanguageModel {
         }
         var report = LoadReport()
         report.path = path
+        if options.placement.strategy != .disabled {
+            report.warnings.append("\(path): NUMA placement is not applied to GGUF files (plain mmap)")
+        }
         let g = GGUFImport(path: path, file: file, map: map, options: options)
         let (config, weights) = try g.build()
         var tokenizer: TextTokenizer? = nil
@@ -38,6 +41,9 @@ extension LanguageModel {
                 tokenizer = try g.tokenizer()
             } catch let e as HMSTError where e.status == .unsupported {
                 report.warnings.append(e.message)
+            }
+            if tokenizer != nil, let pre = file.metadata["tokenizer.ggml.pre"]?.string, !["default", "gpt-2", "gpt2"].contains(pre) {
+                report.warnings.append("\(path): tokenizer.ggml.pre is \"\(pre)\"; hmst splits text with GPT-2's pattern, so token ids may differ from llama.cpp's on some text")
             }
             if let tv = tokenizer?.vocabSize, tv > config.vocabSize {
                 throw HMSTError.badFormat("\(path): the tokenizer has \(tv) tokens but token_embd has \(config.vocabSize) rows")
