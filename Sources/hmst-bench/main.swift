@@ -47,7 +47,8 @@ let threadList = (option("--threads") ?? "1,2").split(separator: ",").compactMap
 let dtypes = (option("--dtypes") ?? "f32,bf16").split(separator: ",").map(String.init)
 let promptLen = Int(option("--prompt") ?? "") ?? (quick ? 64 : 512)
 let genLen = Int(option("--gen") ?? "") ?? (quick ? 16 : 128)
-let kvType = KVCacheType(rawValue: option("--kv") ?? "f32") ?? .f32
+let kvTypes = (option("--kv") ?? "f32").split(separator: ",").compactMap { KVCacheType(rawValue: String($0)) }
+let kvType = kvTypes.first ?? .f32
 
 // ---- rooflines ---------------------------------------------------------------------------------
 func sgemmGFLOPs(threads: Int) -> Double {
@@ -270,6 +271,57 @@ if args.first == "gemv" {
     hk_q8_set_max_level(-1)
     line.append(("int8_quantize_act_us", best { hk_q8_quantize_act(act, x, cols) }))
     print(json(line))
+    exit(0)
+}
+
+// ---- decode-ab mode: hmst-bench decode-ab [--case dense512] [--threads 2] [--dtypes f32,bf16,int8] ----
+//      [--kv f32,bf16] [--rounds 8] [--per 16]: decode rates of several weight types measured in turns
+//      (16 tokens of each, round after round), so that a shared machine's changing load hits all
+//      alike; medians of per-token times after a --prompt-token prompt and from an empty context.
+if args.first == "decode-ab" {
+    let s = shapes.first { $0.name == (only ?? "dense512") } ?? shapes[2]
+    let threads = threadList.last ?? 2
+    let rounds = Int(option("--rounds") ?? "") ?? 8, per = Int(option("--per") ?? "") ?? 16
+    try Threads.set(threads)
+    let (base, _) = try RandomWeights.make(dims: s.dims, seed: 1)
+    var rng = RNG(seed: 5)
+    let prompt = (0..<promptLen).map { _ in Int32(rng.next() % UInt64(s.dims.V)) }
+    var runs: [(dtype: String, kv: KVCacheType, long: Session, empty: Session, tLong: [Double], tEmpty: [Double])] = []
+    for dtype in dtypes {
+      let w = dtype == "int8" ? base.converted(to: .int8) : (dtype == "bf16" ? base.converted(to: .bf16) : base)
+      let decoder = Decoder(dims: s.dims, weights: w)
+      for kvType in kvTypes {
+        var p = SessionParams()
+        p.nCtx = promptLen + rounds * per + 8
+        p.nBatch = promptLen
+        p.nThreads = threads
+        p.kvType = kvType
+        let long = try Session(decoder: decoder, params: p), empty = try Session(decoder: decoder, params: p)
+        try long.evaluate(prompt)
+        try empty.evaluate([1])
+        runs.append((dtype, kvType, long, empty, [], []))
+      }
+    }
+    var tok: Int32 = 1
+    for _ in 0..<rounds {
+        for i in runs.indices {
+            for (session, isLong) in [(runs[i].long, true), (runs[i].empty, false)] {
+                for _ in 0..<per {
+                    let t0 = Clock.nowMs()
+                    try session.evaluate([tok])
+                    let dt = Clock.nowMs() - t0
+                    if isLong { runs[i].tLong.append(dt) } else { runs[i].tEmpty.append(dt) }
+                    tok = (tok &* 31 &+ 7) % Int32(s.dims.V)
+                }
+            }
+        }
+    }
+    func median(_ x: [Double]) -> Double { x.sorted()[x.count / 2] }
+    for r in runs {
+        print(json([("bench", "decode-ab"), ("case", s.name), ("threads", threads), ("dtype", r.dtype), ("kv", r.kv.rawValue),
+                    ("prompt_tokens", promptLen), ("tokens_each", r.tLong.count),
+                    ("decode_tok_s_median", 1000 / median(r.tLong)), ("decode_tok_s_empty_ctx_median", 1000 / median(r.tEmpty))]))
+    }
     exit(0)
 }
 
