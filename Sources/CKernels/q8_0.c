@@ -62,10 +62,14 @@ static inline float quantize_block(int8_t *q, const float *x) {
     }
     float d = amax / 127.0f;
     float id = d > 0 ? 1.0f / d : 0.0f;
+    /* round half to even without a libm call, so the loop vectorises on baseline x86-64:
+     * adding and removing 1.5 * 2^23 leaves the nearest integer for |v| < 2^22 */
+    const float magic = 12582912.0f;
     for (int i = 0; i < HK_Q8_BLOCK; i++) {
-        float v = nearbyintf(x[i] * id);
+        float v = x[i] * id;
         v = v > 127.0f ? 127.0f : (v < -127.0f ? -127.0f : v);
-        q[i] = (int8_t)v;
+        v = (v + magic) - magic;
+        q[i] = (int8_t)(int)v;
     }
     return d;
 }

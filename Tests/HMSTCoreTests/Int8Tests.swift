@@ -39,6 +39,13 @@ final class Int8Tests: XCTestCase {
         XCTAssertEqual(q[31], 119)                 // 15 · 7.9375 = 119.06 -> 119
         XCTAssertEqual(q[16], 0)
         XCTAssertTrue(q[32...].allSatisfy { $0 == 0 })
+        // ties round to even: with max |x| = 127 the scale is 1
+        var t = [Float](repeating: 0, count: 32)
+        t[0] = 127; t[1] = 2.5; t[2] = 3.5; t[3] = -2.5; t[4] = 0.5; t[5] = -126.5
+        var tq = [Int8](repeating: 9, count: 32), ts: [Float] = [0]
+        hk_q8_quantize(&tq, &ts, t, 32)
+        XCTAssertEqual(ts[0], 1)
+        XCTAssertEqual(Array(tq[0..<6]), [127, 2, 4, -2, 0, -126])
         var back = [Float](repeating: 0, count: 64)
         hk_q8_dequantize(&back, q, s, 64)
         XCTAssertEqual(back[17], 8 * 16 / 127, accuracy: 1e-6)
