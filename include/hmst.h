@@ -239,12 +239,18 @@ struct hmst_model_params {
     bool load_tokenizer;            /* read tokenizer.json if present (default true) */
     hmst_progress_callback progress;
     void *progress_user_data;
+    /* appended in API 1.x (hosts built before see the defaults) */
+    bool check_tensors;             /* scan every weight for NaN/Inf at load: BAD_FORMAT naming the
+                                     * tensor and its first bad element (touches every page) */
+    int32_t weights;                /* enum hmst_weight_type: how matrices are held (default as stored) */
 };
 
-/* Defaults: NUMA disabled, no prefetch, no mlock, tokenizer loaded. Thread-safe. */
+/* Defaults: NUMA disabled, no prefetch, no mlock, tokenizer loaded, no tensor check, weights as
+ * stored. Thread-safe. */
 HMST_API struct hmst_model_params hmst_model_default_params(void);
 
-/* Loads the checkpoint directory at `path`. params may be NULL for the defaults. Every tensor
+/* Loads the checkpoint directory at `path` (or a llama.cpp .gguf file, see "GGUF import" below).
+ * params may be NULL for the defaults. Every tensor
  * header is validated before any weight is touched; a malformed checkpoint gives
  * HMST_STATUS_BAD_FORMAT (or NOT_FOUND for a missing file) with the exact problem. NUMA requests
  * that the system refuses degrade to plain mmap with a warning (see hmst_model_info_json).
@@ -257,7 +263,8 @@ HMST_API int hmst_model_load(const char *path, const struct hmst_model_params *p
 HMST_API int hmst_model_init_random(const char *preset, uint64_t seed, hmst_model **out_model);
 
 /* Writes the model as a checkpoint directory (config.json, model.safetensors, and
- * tokenizer.json if the model has a tokenizer), each file atomically. dtype: "f32" or "bf16".
+ * tokenizer.json if the model has a tokenizer), each file atomically. dtype: "f32", "bf16" or
+ * "int8" (Q8_0 blocks: see "int8 weights" below).
  * Thread-safe (the model is read-only). */
 HMST_API int hmst_model_save(const hmst_model *model, const char *dir, const char *dtype);
 
@@ -319,9 +326,11 @@ struct hmst_context_params {
     int32_t n_batch;       /* most tokens per forward pass (prompts are chunked); default 256 */
     int32_t n_threads;     /* threads for this context; 0 = hmst_get_n_threads() */
     bool trace_routes;     /* record the experts every token used (hmst_context_route_trace) */
+    /* appended in API 1.x (hosts built before see the default) */
+    int32_t kv_type;       /* enum hmst_kv_type: KV cache storage (default f32) */
 };
 
-/* Defaults: n_ctx 0, n_batch 256, n_threads 0, no trace. Thread-safe. */
+/* Defaults: n_ctx 0, n_batch 256, n_threads 0, no trace, f32 KV cache. Thread-safe. */
 HMST_API struct hmst_context_params hmst_context_default_params(void);
 
 /* Creates a context over `model` (which must outlive it). params may be NULL. Thread-safe. */
@@ -932,6 +941,35 @@ HMST_API int hmst_memory_trainer_save(hmst_memory_trainer *trainer, const char *
 
 /* NULL is a no-op. */
 HMST_API void hmst_memory_trainer_free(hmst_memory_trainer *trainer);
+
+/* ---- int8 weights, tensor checks, GGUF import ------------------------------------------------
+ *
+ * int8 weights: projection matrices (embedding, attention, experts, LM head) whose width is a
+ * multiple of 32 are held as blocks of 32 int8 values with one f32 scale each (the Q8_0 block
+ * of GGUF); norms and the router stay f32. Decode quantizes the activation vector the same way
+ * once per token and sums in int32 (AVX-512 VNNI, AVX2 or portable C, chosen at run time);
+ * prefill dequantizes into f32 and uses sgemm. On disk (hmst_model_save(..., "int8") or
+ * `hmst quantize IN OUT --dtype int8`): `X.weight` I8 [rows, cols] plus `X.weight_scale` F32
+ * [rows, cols / 32], and config.json's "quantization": {"method": "q8_0", "block_size": 32, ...}.
+ *
+ * GGUF import: hmst_model_load accepts a path ending in ".gguf" (llama.cpp's format, version 3,
+ * architecture "llama", dense or with experts): F32, F16, BF16 and Q8_0 tensors, and its
+ * byte-level BPE tokenizer (tokenizer.ggml.model "gpt2"). */
+
+/* Values of hmst_context_params.kv_type. bf16 halves the cache's memory and the bytes each
+ * decode step reads at long contexts; keys and values are rounded to bf16 as they are stored. */
+enum hmst_kv_type {
+    HMST_KV_F32 = 0,
+    HMST_KV_BF16 = 1
+};
+
+/* Values of hmst_model_params.weights. */
+enum hmst_weight_type {
+    HMST_WEIGHTS_AS_STORED = 0, /* f32, bf16 and int8 used in place; f16 widened to f32 */
+    HMST_WEIGHTS_F32 = 1,       /* every matrix widened/dequantized to f32 */
+    HMST_WEIGHTS_BF16 = 2,      /* matrices rounded to bf16 */
+    HMST_WEIGHTS_INT8 = 3       /* matrices quantized to int8 Q8_0 blocks at load */
+};
 
 #ifdef __cplusplus
 } /* extern "C" */

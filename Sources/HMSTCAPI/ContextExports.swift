@@ -27,6 +27,7 @@ public func hmst_context_default_params() -> hmst_context_params {
     p.n_batch = 256
     p.n_threads = 0
     p.trace_routes = false
+    p.kv_type = Int32(HMST_KV_F32.rawValue)
     return p
 }
 
@@ -42,6 +43,11 @@ public func hmst_context_new(_ model: OpaquePointer?, _ params: UnsafePointer<hm
         sp.nBatch = Int(p.n_batch)
         sp.nThreads = Int(p.n_threads)
         sp.traceRoutes = p.trace_routes
+        switch p.kv_type {
+        case Int32(HMST_KV_F32.rawValue): sp.kvType = .f32
+        case Int32(HMST_KV_BF16.rawValue): sp.kvType = .bf16
+        default: throw HMSTError.invalidArgument("params->kv_type = \(p.kv_type) is not an enum hmst_kv_type value")
+        }
         let session = try Session(decoder: m.decoder, params: sp)
         out.pointee = HandleRegistry.shared.register(ContextBox(model: m, session: session))
     }

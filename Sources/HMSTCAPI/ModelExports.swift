@@ -22,6 +22,8 @@ public func hmst_model_default_params() -> hmst_model_params {
     p.load_tokenizer = true
     p.progress = nil
     p.progress_user_data = nil
+    p.check_tensors = false
+    p.weights = Int32(HMST_WEIGHTS_AS_STORED.rawValue)
     return p
 }
 
@@ -137,6 +139,14 @@ public func hmst_model_load(_ path: UnsafePointer<CChar>?, _ params: UnsafePoint
         o.placement.prefetch = p.prefetch
         o.placement.mlock = p.mlock
         o.loadTokenizer = p.load_tokenizer
+        o.checkTensors = p.check_tensors
+        switch p.weights {
+        case Int32(HMST_WEIGHTS_AS_STORED.rawValue): o.weightType = .asStored
+        case Int32(HMST_WEIGHTS_F32.rawValue): o.weightType = .f32
+        case Int32(HMST_WEIGHTS_BF16.rawValue): o.weightType = .bf16
+        case Int32(HMST_WEIGHTS_INT8.rawValue): o.weightType = .int8
+        default: throw HMSTError.invalidArgument("params->weights = \(p.weights) is not an enum hmst_weight_type value")
+        }
         if let cb = p.progress {
             let ud = p.progress_user_data
             o.progress = { fraction in cb(Float(fraction), ud) }
@@ -167,7 +177,8 @@ public func hmst_model_save(_ model: OpaquePointer?, _ dir: UnsafePointer<CChar>
         switch try cString(dtype, "dtype") {
         case "f32", "float32": dt = .f32
         case "bf16", "bfloat16": dt = .bf16
-        case let other: throw HMSTError.invalidArgument("dtype \"\(other)\" must be \"f32\" or \"bf16\"")
+        case "int8", "q8_0": dt = .i8
+        case let other: throw HMSTError.invalidArgument("dtype \"\(other)\" must be \"f32\", \"bf16\" or \"int8\"")
         }
         guard !dir.isEmpty else { throw HMSTError.invalidArgument("dir is empty") }
         try m.save(directory: dir, dtype: dt)

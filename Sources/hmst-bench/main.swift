@@ -1,5 +1,5 @@
 // hmst-bench: inference speed of random-weight decoders, as JSON lines on stdout.
-//   hmst-bench [--quick] [--case NAME] [--threads 1,2] [--dtypes f32,bf16]
+//   hmst-bench [--quick] [--case NAME] [--threads 1,2] [--dtypes f32,bf16,int8] [--kv f32|bf16]
 //   hmst-bench train | tokenizer | memory | retrieval | lexical ...   (see each mode below)
 // Each line: case, shape, threads, dtype, prefill and decode tokens/s, and the roofline:
 // achieved GFLOP/s against measured sgemm GFLOP/s (prefill), and bytes read per token against
@@ -47,6 +47,8 @@ let threadList = (option("--threads") ?? "1,2").split(separator: ",").compactMap
 let dtypes = (option("--dtypes") ?? "f32,bf16").split(separator: ",").map(String.init)
 let promptLen = Int(option("--prompt") ?? "") ?? (quick ? 64 : 512)
 let genLen = Int(option("--gen") ?? "") ?? (quick ? 16 : 128)
+let kvTypes = (option("--kv") ?? "f32").split(separator: ",").compactMap { KVCacheType(rawValue: String($0)) }
+let kvType = kvTypes.first ?? .f32
 
 // ---- rooflines ---------------------------------------------------------------------------------
 func sgemmGFLOPs(threads: Int) -> Double {
@@ -233,6 +235,158 @@ if args.first == "tokenizer" {
     exit(0)
 }
 
+// ---- gemv mode: hmst-bench gemv [--rows 1536] [--cols 512] — one-thread GEMV per weight type --------
+//      (int8 at each kernel level, its per-call activation quantization included); best of many calls.
+if args.first == "gemv" {
+    let rows = Int(option("--rows") ?? "") ?? 1536, cols = Int(option("--cols") ?? "") ?? 512
+    var rng = RNG(seed: 1)
+    let w = (0..<(rows * cols)).map { _ in rng.nextGaussian() * 0.02 }
+    let x = (0..<cols).map { _ in rng.nextGaussian() }
+    var y = [Float](repeating: 0, count: rows)
+    var wb = [UInt16](repeating: 0, count: w.count)
+    hk_f32_to_bf16(&wb, w, w.count)
+    var wq = [Int8](repeating: 0, count: w.count), ws = [Float](repeating: 0, count: w.count / 32)
+    hk_q8_quantize(&wq, &ws, w, w.count)
+    let act = UnsafeMutableRawPointer.allocate(byteCount: hk_q8_act_bytes(cols), alignment: 64)
+    func best(_ body: () -> Void) -> Double {
+        var b = Double.infinity
+        for _ in 0..<7 {
+            let t0 = Clock.nowMs()
+            for _ in 0..<50 { body() }
+            b = min(b, (Clock.nowMs() - t0) / 50)
+        }
+        return b * 1000  // µs
+    }
+    let f32 = best { hk_gemv_f32(&y, w, x, cols, 0, rows) }
+    let bf16 = best { hk_gemv_bf16(&y, wb, x, cols, 0, rows) }
+    var line: [(String, Any)] = [("bench", "gemv"), ("rows", rows), ("cols", cols), ("f32_us", f32), ("bf16_us", bf16)]
+    for level in (0...Int(hk_q8_level())).reversed() {
+        hk_q8_set_max_level(Int32(level))
+        let t = best {
+            hk_q8_quantize_act(act, x, cols)
+            hk_gemv_q8(&y, wq, ws, act, cols, 0, rows)
+        }
+        line.append(("int8_level\(level)_us", t))
+    }
+    hk_q8_set_max_level(-1)
+    line.append(("int8_quantize_act_us", best { hk_q8_quantize_act(act, x, cols) }))
+    print(json(line))
+    exit(0)
+}
+
+// ---- decode-ab mode: hmst-bench decode-ab [--case dense512] [--threads 2] [--dtypes f32,bf16,int8] ----
+//      [--kv f32,bf16] [--rounds 8] [--per 16]: decode rates of several weight types measured in turns
+//      (16 tokens of each, round after round), so that a shared machine's changing load hits all
+//      alike; medians of per-token times after a --prompt-token prompt and from an empty context.
+if args.first == "decode-ab" {
+    let s = shapes.first { $0.name == (only ?? "dense512") } ?? shapes[2]
+    let threads = threadList.last ?? 2
+    let rounds = Int(option("--rounds") ?? "") ?? 8, per = Int(option("--per") ?? "") ?? 16
+    try Threads.set(threads)
+    let (base, _) = try RandomWeights.make(dims: s.dims, seed: 1)
+    var rng = RNG(seed: 5)
+    let prompt = (0..<promptLen).map { _ in Int32(rng.next() % UInt64(s.dims.V)) }
+    var runs: [(dtype: String, kv: KVCacheType, long: Session, empty: Session, tLong: [Double], tEmpty: [Double])] = []
+    for dtype in dtypes {
+      let w = dtype == "int8" ? base.converted(to: .int8) : (dtype == "bf16" ? base.converted(to: .bf16) : base)
+      let decoder = Decoder(dims: s.dims, weights: w)
+      for kvType in kvTypes {
+        var p = SessionParams()
+        p.nCtx = promptLen + rounds * per + 8
+        p.nBatch = promptLen
+        p.nThreads = threads
+        p.kvType = kvType
+        let long = try Session(decoder: decoder, params: p), empty = try Session(decoder: decoder, params: p)
+        try long.evaluate(prompt)
+        try empty.evaluate([1])
+        runs.append((dtype, kvType, long, empty, [], []))
+      }
+    }
+    var tok: Int32 = 1
+    for _ in 0..<rounds {
+        for i in runs.indices {
+            for (session, isLong) in [(runs[i].long, true), (runs[i].empty, false)] {
+                for _ in 0..<per {
+                    let t0 = Clock.nowMs()
+                    try session.evaluate([tok])
+                    let dt = Clock.nowMs() - t0
+                    if isLong { runs[i].tLong.append(dt) } else { runs[i].tEmpty.append(dt) }
+                    tok = (tok &* 31 &+ 7) % Int32(s.dims.V)
+                }
+            }
+        }
+    }
+    func median(_ x: [Double]) -> Double { x.sorted()[x.count / 2] }
+    for r in runs {
+        print(json([("bench", "decode-ab"), ("case", s.name), ("threads", threads), ("dtype", r.dtype), ("kv", r.kv.rawValue),
+                    ("prompt_tokens", promptLen), ("tokens_each", r.tLong.count),
+                    ("decode_tok_s_median", 1000 / median(r.tLong)), ("decode_tok_s_empty_ctx_median", 1000 / median(r.tEmpty))]))
+    }
+    exit(0)
+}
+
+// ---- ppl mode: hmst-bench ppl --model CKPT --text FILE [--tokens 4096] [--window 128] ------------
+//      [--decode-tokens 1024] [--weights f32,bf16,int8]: perplexity of one checkpoint held as each
+//      weight type, over non-overlapping windows (prefill: GEMMs) and token by token (decode: GEMVs).
+if args.first == "ppl" {
+    guard let modelPath = option("--model"), let textPath = option("--text") else {
+        FileHandle.standardError.write(Data("usage: hmst-bench ppl --model CKPT --text FILE\n".utf8))
+        exit(2)
+    }
+    let nTokens = Int(option("--tokens") ?? "") ?? 4096
+    let window = Int(option("--window") ?? "") ?? 128
+    let nDecode = Int(option("--decode-tokens") ?? "") ?? 1024
+    let types = (option("--weights") ?? "f32,bf16,int8").split(separator: ",").map(String.init)
+    if let t = threadList.first { try Threads.set(t) }
+    func nll(_ logits: UnsafeBufferPointer<Float>, _ target: Int32) -> Double {
+        var m = -Double.infinity
+        for x in logits { m = max(m, Double(x)) }
+        var s = 0.0
+        for x in logits { s += exp(Double(x) - m) }
+        return m + log(s) - Double(logits[Int(target)])
+    }
+    for type in types {
+        var o = ModelLoadOptions()
+        switch type {
+        case "f32": o.weightType = .f32
+        case "bf16": o.weightType = .bf16
+        case "int8": o.weightType = .int8
+        default: o.weightType = .asStored
+        }
+        let model = try LanguageModel.load(path: modelPath, options: o)
+        guard let tok = model.tokenizer else { exit(2) }
+        let ids = Array(tok.encode(bytes: try FileIO.readAll(textPath)).prefix(nTokens))
+        var p = SessionParams()
+        p.nCtx = window
+        p.nBatch = window
+        p.nThreads = threadList.first ?? 2
+        let session = try Session(decoder: model.decoder, params: p)
+        var total = 0.0, count = 0
+        var start = 0
+        while start + window + 1 <= ids.count {
+            session.reset()
+            try session.evaluate(Array(ids[start..<(start + window)]), allLogits: true)
+            for i in 0..<window { total += nll(try session.logits(row: i), ids[start + i + 1]); count += 1 }
+            start += window
+        }
+        var dTotal = 0.0, dCount = 0
+        start = 0
+        while start + window + 1 <= ids.count && dCount < nDecode {
+            session.reset()
+            for i in 0..<window {
+                try session.evaluate([ids[start + i]])
+                dTotal += nll(try session.logits(), ids[start + i + 1])
+                dCount += 1
+            }
+            start += window
+        }
+        print(json([("bench", "ppl"), ("weights", model.weightsType), ("tokens_prefill", count),
+                    ("ppl_prefill", exp(total / Double(max(1, count)))), ("tokens_decode", dCount),
+                    ("ppl_decode", exp(dTotal / Double(max(1, dCount))))]))
+    }
+    exit(0)
+}
+
 // ---- memory mode: hmst-bench memory [--n 1000000] [--dim 256] [--queries 1000] [--nlist N] ----------
 //      [--indexes "IVF4096,Flat;IVF4096,PQ32"] [--nprobe 1,4,16,64,256] [--threads N]
 //      [--clusters 64] [--noise 1.0] [--latent 32]   (MemoryBench.swift)
@@ -274,7 +428,8 @@ if args.first == "lexical" {
 // ---- run ---------------------------------------------------------------------------------------
 for s in shapes where only == nil || only == s.name {
     for dtype in dtypes {
-        let (weights, _) = try RandomWeights.make(dims: s.dims, seed: 1, bf16: dtype == "bf16")
+        let (made, _) = try RandomWeights.make(dims: s.dims, seed: 1, bf16: dtype == "bf16")
+        let weights = dtype == "int8" ? made.converted(to: .int8) : made
         let decoder = Decoder(dims: s.dims, weights: weights)
         for threads in threadList {
             try Threads.set(threads)
@@ -285,6 +440,7 @@ for s in shapes where only == nil || only == s.name {
             p.nCtx = promptLen + genLen + 8
             p.nBatch = promptLen
             p.nThreads = threads
+            p.kvType = kvType
             let session = try Session(decoder: decoder, params: p)
             var rng = RNG(seed: 5)
             let prompt = (0..<promptLen).map { _ in Int32(rng.next() % UInt64(s.dims.V)) }
@@ -298,35 +454,45 @@ for s in shapes where only == nil || only == s.name {
                 prefillMs = min(prefillMs, Clock.nowMs() - t0)
             }
             var tok: Int32 = 1
+            // per-token times too: on a shared machine the median filters out preemption
+            var perToken: [Double] = []
             let t1 = Clock.nowMs()
             for _ in 0..<genLen {
+                let ta = Clock.nowMs()
                 try session.evaluate([tok])
+                perToken.append(Clock.nowMs() - ta)
                 tok = (tok &* 31 &+ 7) % Int32(s.dims.V)
             }
             let decodeMs = Clock.nowMs() - t1
+            let medianMs = perToken.sorted()[perToken.count / 2]
             // llama-bench's tg128: decode from an empty context (no prompt in the KV cache)
             session.reset()
             try session.evaluate([1])
+            var perTokenEmpty: [Double] = []
             let t2 = Clock.nowMs()
             for _ in 0..<genLen {
+                let ta = Clock.nowMs()
                 try session.evaluate([tok])
+                perTokenEmpty.append(Clock.nowMs() - ta)
                 tok = (tok &* 31 &+ 7) % Int32(s.dims.V)
             }
             let decodeEmptyMs = Clock.nowMs() - t2
+            let medianEmptyMs = perTokenEmpty.sorted()[perTokenEmpty.count / 2]
             let d = s.dims
-            let bytesPerWeight = dtype == "bf16" ? 2.0 : 4.0
+            let bytesPerWeight = dtype == "bf16" ? 2.0 : (dtype == "int8" ? 1.125 : 4.0)  // int8: + f32 scale per 32
             let prefillTPS = Double(promptLen) / prefillMs * 1000
             let decodeTPS = Double(genLen) / decodeMs * 1000
             let flopsPerToken = 2 * matmulParamsPerToken(d)
             let avgCtx = Double(promptLen) + Double(genLen) / 2
-            let kvBytes = Double(d.L * d.KV * d.Dh * 2 * 4) * avgCtx
+            let kvBytes = Double(d.L * d.KV * d.Dh * 2 * (kvType == .bf16 ? 2 : 4)) * avgCtx
             let bytesPerToken = (matmulParamsPerToken(d) + Double(d.V * d.C)) * bytesPerWeight + kvBytes
             print(json([
                 ("case", "\(s.name) C=\(d.C) L=\(d.L) H=\(d.H) KV=\(d.KV) F=\(d.F) E=\(d.E) K=\(d.K) V=\(d.V)"),
                 ("params_total_m", Double(d.parameterCount) / 1e6), ("params_active_m", Double(d.activeParameterCount) / 1e6),
-                ("threads", threads), ("dtype", dtype), ("prompt_tokens", promptLen), ("gen_tokens", genLen),
+                ("threads", threads), ("dtype", dtype), ("kv", kvType.rawValue), ("prompt_tokens", promptLen), ("gen_tokens", genLen),
                 ("prefill_tok_s", prefillTPS), ("decode_tok_s", decodeTPS),
                 ("decode_tok_s_empty_ctx", Double(genLen) / decodeEmptyMs * 1000),
+                ("decode_tok_s_median", 1000 / medianMs), ("decode_tok_s_empty_ctx_median", 1000 / medianEmptyMs),
                 ("prefill_gflops", prefillTPS * flopsPerToken / 1e9), ("sgemm_gflops", gflops),
                 ("prefill_vs_sgemm", prefillTPS * flopsPerToken / 1e9 / gflops),
                 ("decode_gb_per_token", bytesPerToken / 1e9), ("decode_gb_s", decodeTPS * bytesPerToken / 1e9),

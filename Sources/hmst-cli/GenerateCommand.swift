@@ -13,7 +13,7 @@ struct GenerateCommand: ParsableCommand {
             repetition_penalty, seed), stats, help, quit/exit.
             """)
 
-    @Argument(help: "Checkpoint directory (config.json, model.safetensors, tokenizer.json).")
+    @Argument(help: "Checkpoint directory (config.json, model.safetensors, tokenizer.json) or a .gguf file.")
     var checkpoint: String
 
     @Option(help: "Generate once for this prompt and exit.")
@@ -57,6 +57,11 @@ struct GenerateCommand: ParsableCommand {
 
     @OptionGroup var threadOptions: ThreadOptions
 
+    @OptionGroup var loadFlags: LoadFlags
+
+    @Option(name: .customLong("kv-cache"), help: "KV cache storage: f32 or bf16 (half the memory).")
+    var kvCache = "f32"
+
     func validate() throws {
         if input == nil && output != nil { throw ValidationError("--output needs --input") }
         if prompt != nil && input != nil { throw ValidationError("--prompt and --input are mutually exclusive") }
@@ -66,7 +71,7 @@ struct GenerateCommand: ParsableCommand {
     func run() throws {
         try runReportingErrors {
             try threadOptions.apply()
-            var load = ModelLoadOptions()
+            var load = try loadFlags.options()
             load.placement.strategy = NUMAStrategy(name: numa) ?? .disabled
             let model = try LanguageModel.load(path: checkpoint, options: load)
             for w in model.report.warnings + model.report.placement.warnings { printError("hmst: warning: \(w)") }
@@ -76,6 +81,8 @@ struct GenerateCommand: ParsableCommand {
             }
             var sp = SessionParams()
             sp.nCtx = nCtx
+            guard let kv = KVCacheType(rawValue: kvCache) else { throw HMSTError.invalidArgument("--kv-cache must be f32 or bf16") }
+            sp.kvType = kv
             let session = try Session(decoder: model.decoder, params: sp)
             var settings = Settings(maxLength: maxLength, sampling: SamplingParams())
             settings.sampling.temperature = temperature

@@ -12,7 +12,8 @@ struct HMSTCommand: ParsableCommand {
         version: Version.string,
         subcommands: [SystemInfoCommand.self, InfoCommand.self, InitCommand.self, GenerateCommand.self,
                       TokenizerCommand.self, PreprocessCommand.self, SplitCommand.self, TrainCommand.self, MemoryCommand.self,
-                      FactsCommand.self, EvalCommand.self, TrainRetrieverCommand.self, TrainMemoryCommand.self])
+                      FactsCommand.self, EvalCommand.self, TrainRetrieverCommand.self, TrainMemoryCommand.self,
+                      QuantizeCommand.self])
 }
 
 /// Options every subcommand that computes accepts.

@@ -28,7 +28,13 @@ struct MemoryCommand: ParsableCommand {
         @Option(name: .customLong("max-entries"), help: "Capacity of a new episodic memory.") var maxEntries = 1000
         @Option(help: "FAISS index of a new semantic memory.") var index = SemanticMemoryConfig.defaultDescription
 
-        func load() throws -> LanguageModel { try LanguageModel.load(path: model) }
+        @Flag(name: .customLong("check-tensors"), help: "Scan every weight for NaN/Inf at load.") var checkTensors = false
+
+        func load() throws -> LanguageModel {
+            var o = ModelLoadOptions()
+            o.checkTensors = checkTensors
+            return try LanguageModel.load(path: model, options: o)
+        }
 
         func episodic(_ store: MemoryStore, _ m: LanguageModel) throws -> EpisodicMemory {
             var c = EpisodicMemoryConfig()

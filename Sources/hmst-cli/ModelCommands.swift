@@ -16,7 +16,7 @@ struct InitCommand: ParsableCommand {
     @Option(help: "Random seed.")
     var seed: UInt64 = 0
 
-    @Option(help: "Stored dtype: f32 or bf16.")
+    @Option(help: "Stored dtype: f32, bf16 or int8.")
     var dtype = "f32"
 
     @Option(help: "A tokenizer.json (or its directory) to ship with the model; the vocabulary then defaults to its size.")
@@ -30,7 +30,7 @@ struct InitCommand: ParsableCommand {
     func run() throws {
         try runReportingErrors {
             try threadOptions.apply()
-            guard dtype == "f32" || dtype == "bf16" else { throw HMSTError.invalidArgument("--dtype must be f32 or bf16") }
+            guard ["f32", "bf16", "int8"].contains(dtype) else { throw HMSTError.invalidArgument("--dtype must be f32, bf16 or int8") }
             let tok = try tokenizer.map(loadTokenizer)
             var config = try ModelConfig.preset(size, vocabSize: vocab ?? tok?.vocabSize)
             if let tok {
@@ -40,7 +40,7 @@ struct InitCommand: ParsableCommand {
                 config.eosTokenId = tok.eosId.map(Int.init)
             }
             let model = try LanguageModel.random(config: config, seed: seed, bf16: dtype == "bf16", tokenizer: tok)
-            try model.save(directory: output, dtype: dtype == "bf16" ? .bf16 : .f32)
+            try model.save(directory: output, dtype: dtype == "bf16" ? .bf16 : (dtype == "int8" ? .i8 : .f32))
             print("wrote \(output): UNTRAINED \(size) model (random weights, seed \(seed)), "
                   + "\(formatCount(config.parameterCount)) parameters (\(formatCount(config.activeParameterCount)) active per token), \(dtype)")
         }
@@ -60,6 +60,8 @@ struct InfoCommand: ParsableCommand {
     @Flag(help: "Print JSON.")
     var json = false
 
+    @OptionGroup var loadFlags: LoadFlags
+
     func run() throws {
         try runReportingErrors {
             if presets || checkpoint == nil {
@@ -77,7 +79,7 @@ struct InfoCommand: ParsableCommand {
                 return
             }
             guard let checkpoint else { return }
-            let model = try LanguageModel.load(path: checkpoint)
+            let model = try LanguageModel.load(path: checkpoint, options: try loadFlags.options())
             if json { print(ModelInfo.json(model)); return }
             let c = try model.modelConfig()
             print("checkpoint: \(checkpoint)\(model.report.untrained ? "  (UNTRAINED: random weights)" : "")")
@@ -85,8 +87,9 @@ struct InfoCommand: ParsableCommand {
                   + "ffn \(c.intermediateSize), experts \(c.numLocalExperts) top-\(c.numExpertsPerTok), vocab \(c.vocabSize), "
                   + "context \(c.maxPositionEmbeddings), rope theta \(c.ropeTheta), tied \(c.tieWordEmbeddings)")
             print("parameters: \(formatCount(model.parameterCount)) total, \(formatCount(model.activeParameterCount)) active per token")
-            print("weights:    \(model.weightsBF16 ? "bf16" : "f32"), loaded in \(String(format: "%.1f", model.report.loadMs)) ms")
+            print("weights:    \(model.weightsType), loaded in \(String(format: "%.1f", model.report.loadMs)) ms")
             print("tokenizer:  \(model.tokenizer.map { "\($0.vocabSize) tokens" } ?? "none")")
+            guard FileIO.isDirectory(checkpoint) else { return }  // a .gguf file: no safetensors listing
             let map = try MappedFile(path: checkpoint + "/model.safetensors")
             let header = try SafeTensorsHeader(map: map)
             print("tensors (\(header.tensors.count)):")

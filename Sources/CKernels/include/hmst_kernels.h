@@ -106,11 +106,51 @@ void hk_rope(float *x, size_t T, size_t n_heads, size_t Dh, size_t ld, const flo
  * q: [Dh]  K, V: [n, Dh] contiguous  out: [Dh]  scratch: [n] (receives p) */
 void hk_attend(float *out, float *scratch, const float *q, const float *K, const float *V, size_t n, size_t Dh, float scale);
 
+/* hk_attend over a bf16 cache (attend_bf16.c).  K, V: [n, Dh] bf16 contiguous */
+void hk_attend_bf16(float *out, float *scratch, const float *q, const uint16_t *K, const uint16_t *V, size_t n, size_t Dh,
+                    float scale);
+
 /* Differentiates hk_silu_mul: da = dh · b · σ(a)(1 + a(1 − σ(a))),  db = dh · silu(a). */
 void hk_swiglu_backward(float *da, float *db, const float *dh, const float *a, const float *b, size_t n);
 
 /* out[i] += a * x[i] */
 void hk_axpy(float *out, float a, const float *x, size_t n);
+
+
+/* ---- int8 weights, Q8_0 blocks (q8_0.c) ----------------------------------------------------- */
+
+/* Values per block; every quantized row length is a multiple of it. */
+enum { HK_Q8_BLOCK = 32 };
+
+/* Which GEMV variant runs: 0 portable, 1 AVX2 (vpmaddubsw/vpmaddwd), 2 AVX-512 VNNI (vpdpbusd). */
+int hk_q8_level(void);
+/* Forces a level no higher than the CPU supports (tests compare variants); -1 = automatic. */
+void hk_q8_set_max_level(int level);
+
+/* Blockwise: scales[b] = max|x[block b]| / 127, q = round-half-even(x / scales[b]) in [-127, 127]
+ * (all-zero blocks: scale 0, q 0).  x: [n]  q: [n]  scales: [n / 32]; n % 32 == 0. */
+void hk_q8_quantize(int8_t *q, float *scales, const float *x, size_t n);
+/* out[n] = scales[i / 32] * q[i] */
+void hk_q8_dequantize(float *out, const int8_t *q, const float *scales, size_t n);
+
+/* Bytes of the quantized-activation buffer for a vector of n (% 32 == 0) values; the buffer
+ * must be 64-byte aligned. hk_q8_quantize_act fills it from x[n] (once per token). */
+size_t hk_q8_act_bytes(size_t n);
+void hk_q8_quantize_act(void *act, const float *x, size_t n);
+
+/* y[r] = Σ_b scales[r, b] · s_x[b] · Σ_{i in b} W[r, i] q_x[i]  for rows in [row_begin, row_end).
+ * W: [rows, cols] int8 in [-127, 127]  scales: [rows, cols / 32]  act: hk_q8_quantize_act of x[cols] */
+void hk_gemv_q8(float *y, const int8_t *w, const float *scales, const void *act, size_t cols, size_t row_begin,
+                size_t row_end);
+
+/* ---- NaN / Inf scans (q8_0.c) --------------------------------------------------------------- */
+
+/* Index of the first NaN or ±Inf in x[n], or (size_t)-1 when all are finite. */
+size_t hk_find_nonfinite_f32(const float *x, size_t n);
+/* The same over 16-bit floats: bf16 when is_bf16, IEEE half otherwise. */
+size_t hk_find_nonfinite_16(const uint16_t *x, size_t n, int is_bf16);
+/* Index of the first x[i] == value, or (size_t)-1 (int8 weights must not hold -128). */
+size_t hk_find_i8_value(const int8_t *x, size_t n, int8_t value);
 
 #ifdef __cplusplus
 }

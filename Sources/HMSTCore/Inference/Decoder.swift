@@ -78,6 +78,14 @@ public final class Decoder: @unchecked Sendable {
         // one task per head: each walks its queries in order with its own score row
         parallelFor(d.H, threads: threads) { h in
             let kvh = h / d.groupSize
+            if cache.type == .bf16 {
+                let K = cache.keys16(l, kvh), V = cache.values16(l, kvh)
+                for t in 0..<T {
+                    hk_attend_bf16(att + t * d.qDim + h * d.Dh, scores + h * nCtx, q + t * d.qDim + h * d.Dh,
+                                   K, V, pos0 + t + 1, d.Dh, scale)
+                }
+                return
+            }
             let K = cache.keys(l, kvh), V = cache.values(l, kvh)
             for t in 0..<T {
                 hk_attend(att + t * d.qDim + h * d.Dh, scores + h * nCtx, q + t * d.qDim + h * d.Dh,

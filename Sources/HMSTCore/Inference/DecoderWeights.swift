@@ -1,7 +1,7 @@
 // DecoderWeights: every tensor of a Mixtral-style decoder, by role, as the forward pass reads
 // them. Built from a name -> Weight lookup over HF tensor names, so checkpoints from hmst and
 // from transformers load the same way. Norm and router weights are small and always held as
-// f32; projections and experts stay in their stored dtype (f32 or bf16), usually in the map.
+// f32; projections and experts stay in their stored dtype (f32, bf16 or int8), usually in the map.
 
 public struct ExpertWeights: Sendable {
     public let w1: Weight  // [F, C] gate projection
@@ -25,6 +25,7 @@ public struct DecoderWeights: Sendable {
     public let layers: [LayerWeights]
     public let finalNorm: Weight     // [1, C] f32
     public let lmHead: Weight        // [V, C] (the embedding when tied)
+    let tied: Bool
 
     /// `tensor(name, rows, cols)` returns the named tensor checked against that shape.
     /// `f32(name, rows, cols)` returns it converted to f32 (owned) if stored otherwise.
@@ -56,6 +57,26 @@ public struct DecoderWeights: Sendable {
         self.layers = layers
         finalNorm = try f32("model.norm.weight", 1, d.C)
         lmHead = d.tiedEmbeddings ? embed : try tensor("lm_head.weight", d.V, d.C)
+        tied = d.tiedEmbeddings
+    }
+
+    init(embed: Weight, layers: [LayerWeights], finalNorm: Weight, lmHead: Weight, tied: Bool) {
+        self.embed = embed
+        self.layers = layers
+        self.finalNorm = finalNorm
+        self.lmHead = lmHead
+        self.tied = tied
+    }
+
+    /// Every projection matrix (embedding, attention, experts, head), each once.
+    public var matrices: [Weight] {
+        var out = [embed]
+        for l in layers {
+            out += [l.q, l.k, l.v, l.o]
+            for e in l.experts { out += [e.w1, e.w2, e.w3] }
+        }
+        if !tied { out.append(lmHead) }
+        return out
     }
 
     /// The largest projection, for sizing the bf16 widening scratch.
@@ -68,13 +89,15 @@ public struct DecoderWeights: Sendable {
         return m
     }
 
-    var hasBF16: Bool {
-        func isBF16(_ w: Weight) -> Bool { if case .bf16 = w.storage { return true }; return false }
-        if isBF16(embed) || isBF16(lmHead) { return true }
-        for l in layers {
-            if [l.q, l.k, l.v, l.o].contains(where: isBF16) { return true }
-            if l.experts.contains(where: { isBF16($0.w1) || isBF16($0.w2) || isBF16($0.w3) }) { return true }
-        }
-        return false
+    var hasBF16: Bool { matrices.contains { $0.isBF16 } }
+
+    /// Prefill widens bf16 and int8 matrices into f32 scratch.
+    var needsWidening: Bool { matrices.contains { $0.typeName != "f32" } }
+
+    /// "f32", "bf16", "int8", or "mixed (…)" listing the types in use.
+    public var typeDescription: String {
+        var seen: [String] = []
+        for w in matrices where !seen.contains(w.typeName) { seen.append(w.typeName) }
+        return seen.count == 1 ? seen[0] : "mixed (" + seen.joined(separator: ", ") + ")"
     }
 }

@@ -1,28 +1,56 @@
 // KVCache: keys and values of every past position, per layer and KV head, laid out
 // [L, KV, nCtx, Dh] so one head's keys are a contiguous [n, Dh] matrix for the attention GEMV.
+// Stored as f32 (default) or bf16 (SessionParams.kvType: half the bytes decode reads per
+// token at long contexts; new keys and values are rounded to nearest-even bf16).
+import CKernels
+
+public enum KVCacheType: String, Sendable {
+    case f32, bf16
+}
 
 public final class KVCache: @unchecked Sendable {
     public let nCtx: Int
+    public let type: KVCacheType
     let L: Int, KV: Int, Dh: Int
-    let k: FloatBuffer   // [L, KV, nCtx, Dh]
-    let v: FloatBuffer   // [L, KV, nCtx, Dh]
+    let k: UnsafeMutableRawPointer   // [L, KV, nCtx, Dh] of f32 or bf16
+    let v: UnsafeMutableRawPointer
+    let count: Int
     /// Positions filled (the next token goes to position `length`).
     public internal(set) var length = 0
 
-    init(dims d: DecoderDims, nCtx: Int) {
+    init(dims d: DecoderDims, nCtx: Int, type: KVCacheType = .f32) {
         self.nCtx = nCtx
+        self.type = type
         L = d.L; KV = d.KV; Dh = d.Dh
-        k = FloatBuffer(count: d.L * d.KV * nCtx * d.Dh, zeroed: false)
-        v = FloatBuffer(count: d.L * d.KV * nCtx * d.Dh, zeroed: false)
+        count = d.L * d.KV * nCtx * d.Dh
+        let bytes = max(1, count) * (type == .bf16 ? 2 : 4)
+        k = .allocate(byteCount: bytes, alignment: 64)
+        v = .allocate(byteCount: bytes, alignment: 64)
     }
 
-    /// Start of head h's keys in layer l: [nCtx, Dh]
+    deinit {
+        k.deallocate()
+        v.deallocate()
+    }
+
+    @inline(__always) private func offset(_ l: Int, _ h: Int) -> Int { ((l * KV + h) * nCtx) * Dh }
+
+    /// Start of head h's keys in layer l: [nCtx, Dh] (f32 cache)
     @inline(__always) func keys(_ l: Int, _ h: Int) -> UnsafeMutablePointer<Float> {
-        k.pointer + ((l * KV + h) * nCtx) * Dh
+        k.assumingMemoryBound(to: Float.self) + offset(l, h)
     }
 
     @inline(__always) func values(_ l: Int, _ h: Int) -> UnsafeMutablePointer<Float> {
-        v.pointer + ((l * KV + h) * nCtx) * Dh
+        v.assumingMemoryBound(to: Float.self) + offset(l, h)
+    }
+
+    /// The same for a bf16 cache.
+    @inline(__always) func keys16(_ l: Int, _ h: Int) -> UnsafeMutablePointer<UInt16> {
+        k.assumingMemoryBound(to: UInt16.self) + offset(l, h)
+    }
+
+    @inline(__always) func values16(_ l: Int, _ h: Int) -> UnsafeMutablePointer<UInt16> {
+        v.assumingMemoryBound(to: UInt16.self) + offset(l, h)
     }
 
     /// Stores new keys/values of T tokens at positions pos0..<pos0+T.
@@ -30,8 +58,14 @@ public final class KVCache: @unchecked Sendable {
     func store(layer l: Int, pos0: Int, T: Int, kNew: UnsafePointer<Float>, vNew: UnsafePointer<Float>) {
         for t in 0..<T {
             for h in 0..<KV {
-                (keys(l, h) + (pos0 + t) * Dh).update(from: kNew + t * KV * Dh + h * Dh, count: Dh)
-                (values(l, h) + (pos0 + t) * Dh).update(from: vNew + t * KV * Dh + h * Dh, count: Dh)
+                let src = t * KV * Dh + h * Dh, dst = (pos0 + t) * Dh
+                if type == .bf16 {
+                    hk_f32_to_bf16(keys16(l, h) + dst, kNew + src, Dh)
+                    hk_f32_to_bf16(values16(l, h) + dst, vNew + src, Dh)
+                } else {
+                    (keys(l, h) + dst).update(from: kNew + src, count: Dh)
+                    (values(l, h) + dst).update(from: vNew + src, count: Dh)
+                }
             }
         }
     }
@@ -41,5 +75,5 @@ public final class KVCache: @unchecked Sendable {
     /// Forgets positions >= n (n <= length), e.g. to rewind to a shared prompt prefix.
     public func truncate(to n: Int) { length = max(0, min(n, length)) }
 
-    public var bytes: Int { (k.count + v.count) * 4 }
+    public var bytes: Int { 2 * count * (type == .bf16 ? 2 : 4) }
 }

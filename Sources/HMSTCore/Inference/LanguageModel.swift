@@ -35,4 +35,7 @@ public final class LanguageModel: @unchecked Sendable {
     public var activeParameterCount: Int { dims.activeParameterCount }
 
     public var weightsBF16: Bool { decoder.weights.hasBF16 }
+
+    /// "f32", "bf16", "int8" or "mixed (…)": the projection matrices' storage.
+    public var weightsType: String { decoder.weights.typeDescription }
 }

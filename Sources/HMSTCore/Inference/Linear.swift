@@ -1,11 +1,13 @@
 // Linear: out = x · Wᵀ for the forward pass, choosing the kernel by shape and storage.
 // T == 1 (decode): a GEMV that streams each weight row once, split over hmst's pool.
 // T > 1 (prefill): OpenBLAS sgemm; bf16 weights are widened to f32 in a scratch buffer first,
-// which costs one pass over the weights and is amortised over the T rows.
+// which costs one pass over the weights and is amortised over the T rows; int8 (Q8_0) weights
+// are dequantized the same way. Decode with int8 weights quantizes x once per call (per distinct
+// input vector of a batch) and runs the integer GEMV (q8_0.c).
 import CBLAS
 import CKernels
 
-/// out[T, W.rows] = x[T, W.cols] · Wᵀ.  scratch: at least W.count floats when W is bf16 and T > 1
+/// out[T, W.rows] = x[T, W.cols] · Wᵀ.  scratch: at least W.count floats when W is bf16/int8 and T > 1
 /// (the workspace sizes it from the largest weight), unused otherwise.
 func linearForward(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, T: Int, w: Weight,
                    scratch: UnsafeMutablePointer<Float>, threads: Int) {
@@ -24,6 +26,14 @@ func linearForward(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, T:
             hk_bf16_to_f32(scratch + r.lowerBound * cols, p + r.lowerBound * cols, r.count * cols)
         }
         wf = UnsafePointer(scratch)
+    case let .q8(q, sc):
+        let chunks = splitRange(rows, parts: threads * 2)
+        let nb = cols / 32
+        parallelFor(chunks.count, threads: threads) { c in
+            let r = chunks[c]
+            hk_q8_dequantize(scratch + r.lowerBound * cols, q + r.lowerBound * cols, sc + r.lowerBound * nb, r.count * cols)
+        }
+        wf = UnsafePointer(scratch)
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(rows), Int32(cols),
                 1, x, Int32(cols), wf, Int32(cols), 0, out, Int32(rows))
@@ -31,6 +41,10 @@ func linearForward(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, T:
 
 /// y[W.rows] = W · x[W.cols], rows split over the pool.
 func gemvParallel(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, w: Weight, threads: Int) {
+    if w.isQ8 {
+        gemvBatch([GEMVJob(out: out, x: x, w: w)], threads: threads)
+        return
+    }
     let rows = w.rows, cols = w.cols
     // about 64 KiB of weights per task keeps tasks cheap to hand out yet balanced
     let rowsPerTask = max(1, (1 << 16) / max(1, cols * w.bytesPerElement))
@@ -47,6 +61,7 @@ func gemvParallel(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, w: 
             let r0 = t * rowsPerTask
             hk_gemv_bf16(out, p, x, cols, r0, min(rows, r0 + rowsPerTask))
         }
+    case .q8: return  // handled above
     }
     parallelFor(nTasks, threads: gemvThreads(bytes: w.count * w.bytesPerElement, threads), body)
 }
@@ -78,13 +93,35 @@ func gemvBatch(_ jobs: [GEMVJob], threads: Int) {
         }
     }
     let bytes = jobs.reduce(0) { $0 + $1.w.count * $1.w.bytesPerElement }
-    tasks.withUnsafeBufferPointer { t in
-        parallelFor(t.count, threads: gemvThreads(bytes: bytes, threads)) { i in
-            let task = t[i]
-            let job = jobs[Int(task.job)]
-            switch job.w.storage {
-            case let .f32(p): hk_gemv_f32(job.out, p, job.x, job.w.cols, Int(task.r0), Int(task.r1))
-            case let .bf16(p): hk_gemv_bf16(job.out, p, job.x, job.w.cols, Int(task.r0), Int(task.r1))
+    // int8 jobs: each distinct input vector quantized once, into one 64-byte aligned scratch
+    var actOffset = [Int](repeating: 0, count: jobs.count)
+    var inputs: [(x: UnsafePointer<Float>, cols: Int, offset: Int)] = []
+    var actBytes = 0
+    for (j, job) in jobs.enumerated() where job.w.isQ8 {
+        if let seen = inputs.first(where: { $0.x == job.x && $0.cols == job.w.cols }) {
+            actOffset[j] = seen.offset
+            continue
+        }
+        actOffset[j] = actBytes
+        inputs.append((job.x, job.w.cols, actBytes))
+        actBytes += (hk_q8_act_bytes(job.w.cols) + 63) & ~63
+    }
+    withUnsafeTemporaryAllocation(byteCount: max(64, actBytes), alignment: 64) { act in
+        let base = act.baseAddress!
+        for input in inputs { hk_q8_quantize_act(base + input.offset, input.x, input.cols) }
+        tasks.withUnsafeBufferPointer { t in
+            actOffset.withUnsafeBufferPointer { offs in
+                parallelFor(t.count, threads: gemvThreads(bytes: bytes, threads)) { i in
+                    let task = t[i]
+                    let j = Int(task.job)
+                    let job = jobs[j]
+                    switch job.w.storage {
+                    case let .f32(p): hk_gemv_f32(job.out, p, job.x, job.w.cols, Int(task.r0), Int(task.r1))
+                    case let .bf16(p): hk_gemv_bf16(job.out, p, job.x, job.w.cols, Int(task.r0), Int(task.r1))
+                    case let .q8(q, sc):
+                        hk_gemv_q8(job.out, q, sc, base + offs[j], job.w.cols, Int(task.r0), Int(task.r1))
+                    }
+                }
             }
         }
     }

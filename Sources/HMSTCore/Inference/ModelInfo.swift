@@ -10,7 +10,7 @@ public enum ModelInfo {
             w.field("config", m.config)
             w.field("n_params", m.parameterCount)
             w.field("n_params_active", m.activeParameterCount)
-            w.field("weights", m.weightsBF16 ? "bf16" : "f32")
+            w.field("weights", m.weightsType)
             w.field("has_tokenizer", m.tokenizer != nil)
             w.field("shape", object: {
                 w.field("V", d.V); w.field("C", d.C); w.field("L", d.L); w.field("H", d.H); w.field("KV", d.KV)

@@ -10,6 +10,8 @@ public struct SessionParams: Sendable {
     public var nThreads = 0
     /// Record which experts each token used, per layer.
     public var traceRoutes = false
+    /// KV cache storage: f32, or bf16 (half the memory and the bytes decode reads per token)
+    public var kvType = KVCacheType.f32
 
     public init() {}
 }
@@ -51,8 +53,8 @@ public final class Session: @unchecked Sendable {
         nCtx = params.nCtx == 0 ? d.maxPositions : params.nCtx
         threads = params.nThreads == 0 ? Threads.count : params.nThreads
         let maxT = min(params.nBatch, nCtx)
-        cache = KVCache(dims: d, nCtx: nCtx)
-        ws = Workspace(dims: d, maxT: maxT, nCtx: nCtx, widenCount: decoder.weights.hasBF16 ? decoder.weights.largestMatrix : 1)
+        cache = KVCache(dims: d, nCtx: nCtx, type: params.kvType)
+        ws = Workspace(dims: d, maxT: maxT, nCtx: nCtx, widenCount: decoder.weights.needsWidening ? decoder.weights.largestMatrix : 1)
         trace = RouteTrace(nLayers: d.L, K: d.K)
     }
 

@@ -11,12 +11,18 @@ public enum WeightType: Sendable {
     case f32
     /// matrices as bf16 (f32 rounded into owned memory); norms and router stay f32
     case bf16
+    /// matrices whose width is a multiple of 32 as int8 Q8_0 blocks (quantized into owned
+    /// memory unless stored so); norms and router stay f32
+    case int8
 }
 
 public struct ModelLoadOptions {
     public var placement = PlacementOptions()
     public var loadTokenizer = true
     public var weightType = WeightType.asStored
+    /// Scan every tensor the model uses for NaN/Inf at load (touches every page); the error
+    /// names the tensor and the first bad element. int8 scales are always checked.
+    public var checkTensors = false
     /// Called with the fraction done; return false to cancel (HMSTError .cancelled).
     public var progress: ((Double) -> Bool)?
     public init() {}
@@ -67,6 +73,9 @@ final class LoadedShard {
 extension LanguageModel {
     public static func load(path: String, options: ModelLoadOptions = ModelLoadOptions()) throws -> LanguageModel {
         let t0 = Clock.nowMs()
+        if path.lowercased().hasSuffix(".gguf") && FileIO.exists(path) && !FileIO.isDirectory(path) {
+            return try loadGGUF(path: path, options: options)
+        }
         guard FileIO.isDirectory(path) else {
             throw FileIO.exists(path) ? HMSTError.invalidArgument("\(path) is a file; a checkpoint is a directory with config.json and model.safetensors")
                                       : HMSTError.notFound("checkpoint directory \(path) does not exist")
@@ -75,6 +84,7 @@ extension LanguageModel {
         guard FileIO.exists(configPath) else { throw HMSTError.notFound("\(configPath): no such file") }
         let configJSON = try JSONValue.parse(bytes: try FileIO.readAll(configPath))
         let config = try ModelConfig(json: configJSON, source: configPath)
+        let quantized = try Q8Format.parseConfig(configJSON, source: configPath)
         var report = LoadReport()
         report.path = path
         if let h = configJSON["hmst"], h["untrained"]?.bool == true { report.untrained = true }
@@ -140,7 +150,9 @@ extension LanguageModel {
         if !missing.isEmpty {
             throw HMSTError.badFormat("checkpoint \(path) lacks \(missing.count) tensor(s) the config needs: \(missing.prefix(5).joined(separator: ", "))\(missing.count > 5 ? ", ..." : "")")
         }
-        let unexpected = location.keys.filter { !expectedNames.contains($0) && !ignorable.contains($0) }.sorted()
+        let unexpected = location.keys.filter {
+            !expectedNames.contains($0) && !ignorable.contains($0) && !Q8Format.isScaleOfInt8($0, location: { location[$0]?.1 })
+        }.sorted()
         if !unexpected.isEmpty {
             throw HMSTError.badFormat("checkpoint \(path) has \(unexpected.count) tensor(s) this config does not use: \(unexpected.prefix(5).joined(separator: ", "))\(unexpected.count > 5 ? ", ..." : "")")
         }
@@ -149,8 +161,12 @@ extension LanguageModel {
             guard t.shape == shape else {
                 throw HMSTError.badFormat("tensor \(name) has shape \(t.shape) but the config implies \(shape)")
             }
+            if t.dtype == .i8 {
+                try Q8Format.validate(name: name, shape: shape, quantizedConfig: quantized, scale: location[name + Q8Format.scaleSuffix]?.1)
+                continue
+            }
             guard t.dtype == .f32 || t.dtype == .bf16 || t.dtype == .f16 else {
-                throw HMSTError.unsupported("tensor \(name) is \(t.dtype.rawValue); hmst loads F32, BF16 and F16 weights")
+                throw HMSTError.unsupported("tensor \(name) is \(t.dtype.rawValue); hmst loads F32, BF16, F16 and (with a q8_0 \"quantization\" entry) I8 weights")
             }
         }
         expected.removeAll()
@@ -165,12 +181,27 @@ extension LanguageModel {
                 throw HMSTError(.cancelled, "loading \(path) cancelled at \(name)")
             }
         }
-        func view(_ name: String, _ rows: Int, _ cols: Int, want: WeightType) throws -> Weight {
+        func view(_ name: String, _ rows: Int, _ cols: Int, want: WeightType, ticked: Bool = false) throws -> Weight {
             let (shard, t) = location[name]!
             guard let p = shard.pointer(t) else { throw HMSTError.badFormat("tensor \(name) has no data") }
-            try tick(name)
+            if !ticked { try tick(name) }
             let n = rows * cols
             let addr = Int(bitPattern: p)
+            if options.checkTensors && !ticked { try TensorCheck.requireFinite(name: name, dtype: t.dtype, data: p, count: n, cols: cols) }
+            if t.dtype == .i8 {
+                let (sShard, st) = location[name + Q8Format.scaleSuffix]!
+                guard let sp = sShard.pointer(st) else { throw HMSTError.badFormat("tensor \(name)\(Q8Format.scaleSuffix) has no data") }
+                let q = try Q8Format.view(name: name, values: p, scales: sp, rows: rows, cols: cols, owner: shard)
+                switch want {
+                case .asStored, .int8: return q
+                case .f32: return convertWeight(q, toBF16: false)
+                case .bf16: return convertWeight(q, toBF16: true)
+                }
+            }
+            if want == .int8 {
+                let f = try view(name, rows, cols, want: .f32, ticked: true)
+                return Q8Tensor.fits(cols: cols) ? Q8Tensor.quantize(f) : f
+            }
             switch (t.dtype, want) {
             case (.f32, .asStored) where addr % 4 == 0, (.f32, .f32) where addr % 4 == 0:
                 return Weight(.f32(p.assumingMemoryBound(to: Float.self)), rows: rows, cols: cols, owner: shard)
@@ -254,7 +285,8 @@ extension LanguageModel {
     /// The model's config as parsed (the JSON may carry more keys, which save keeps).
     public func modelConfig() throws -> ModelConfig { try ModelConfig(json: config) }
 
-    /// Writes config.json, model.safetensors (f32 or bf16) and tokenizer.json, each atomically.
+    /// Writes config.json, model.safetensors (f32, bf16 or .i8: int8 Q8_0 matrices, Quant/Q8Format.swift)
+    /// and tokenizer.json, each atomically.
     public func save(directory: String, dtype: SafeTensorDType = .f32) throws {
         let c = try modelConfig()
         try FileIO.makeDirectories(directory)
@@ -282,8 +314,9 @@ extension LanguageModel {
         var json = config
         if case var .object(o) = json {
             let dt = dtype == .bf16 ? "bfloat16" : "float32"
-            o.removeAll { $0.0 == "torch_dtype" || $0.0 == "dtype" }
+            o.removeAll { $0.0 == "torch_dtype" || $0.0 == "dtype" || $0.0 == "quantization" }
             o.append(("torch_dtype", .string(dt)))
+            if dtype == .i8 { o.append(("quantization", Q8Format.configEntry)) }
             json = .object(o)
         }
         try FileIO.writeAtomically(directory + "/config.json", text: prettyJSON(json) + "\n")

@@ -16,11 +16,13 @@ public struct TensorToWrite {
 }
 
 public enum SafeTensorsWriter {
-    /// dtype: .f32 or .bf16 (f32 values are rounded to nearest-even bf16).
+    /// dtype: .f32, .bf16 (f32 values are rounded to nearest-even bf16) or .i8 (Q8_0 blocks:
+    /// Quant/Q8Format.swift).
     public static func write(path: String, tensors: [TensorToWrite], dtype: SafeTensorDType,
                              metadata: [(String, String)] = [("format", "pt")]) throws {
+        if dtype == .i8 { return try writeInt8(path: path, tensors: tensors, metadata: metadata) }
         guard dtype == .f32 || dtype == .bf16 else {
-            throw HMSTError.unsupported("saving as \(dtype.rawValue) is not supported (f32 or bf16)")
+            throw HMSTError.unsupported("saving as \(dtype.rawValue) is not supported (f32, bf16 or I8)")
         }
         let sorted = tensors.sorted { $0.name < $1.name }
         for t in sorted where t.shape.reduce(1, *) != t.weight.count {
@@ -57,6 +59,9 @@ public enum SafeTensorsWriter {
         switch w.storage {
         case let .f32(p): out.update(from: p + from, count: count)
         case let .bf16(p): hk_bf16_to_f32(out, p + from, count)
+        case let .q8(q, sc):
+            // whole blocks: from and count are multiples of 32 for the writer's chunks
+            hk_q8_dequantize(out, q + from, sc + from / 32, count)
         }
     }
 
@@ -74,7 +79,7 @@ public enum SafeTensorsWriter {
 
     /// Opens the atomic writer and writes the length and the header of sorted entries
     /// (name, dtype, shape, bytes), whose data must follow in that order.
-    private static func startFile(path: String, metadata: [(String, String)],
+    static func startFile(path: String, metadata: [(String, String)],
                                   entries list: [(String, SafeTensorDType, [Int], Int)]) throws -> AtomicFileWriter {
         var entries: [(String, JSONValue)] = [("__metadata__", .object(metadata.map { ($0.0, .string($0.1)) }))]
         var offset = 0

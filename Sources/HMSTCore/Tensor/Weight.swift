@@ -1,4 +1,5 @@
-// Weight: a read-only weight matrix as the forward pass sees it: f32 or bf16 storage, row-major
+// Weight: a read-only weight matrix as the forward pass sees it: f32, bf16 or int8 (Q8_0 blocks
+// of 32 values along a row, one f32 scale each: see Quant/Q8Tensor.swift) storage, row-major
 // [rows, cols] with rows = outputs (the HF/PyTorch Linear layout), living in a checkpoint map or
 // in memory the model owns. `owner` keeps that storage alive for as long as the Weight exists.
 import CKernels
@@ -6,6 +7,8 @@ import CKernels
 public enum WeightStorage: @unchecked Sendable {
     case f32(UnsafePointer<Float>)
     case bf16(UnsafePointer<UInt16>)
+    /// values [rows, cols] in [-127, 127], scales [rows, cols / 32]; cols % 32 == 0
+    case q8(UnsafePointer<Int8>, scales: UnsafePointer<Float>)
 }
 
 public struct Weight: @unchecked Sendable {
@@ -22,9 +25,25 @@ public struct Weight: @unchecked Sendable {
     }
 
     public var count: Int { rows * cols }
+    /// Bytes streamed per element (int8: the value; its block's scale adds 1/8 byte).
     public var bytesPerElement: Int {
-        if case .bf16 = storage { return 2 }
-        return 4
+        switch storage {
+        case .f32: return 4
+        case .bf16: return 2
+        case .q8: return 1
+        }
+    }
+
+    public var isQ8: Bool { if case .q8 = storage { return true }; return false }
+    public var isBF16: Bool { if case .bf16 = storage { return true }; return false }
+
+    /// "f32", "bf16" or "int8"
+    public var typeName: String {
+        switch storage {
+        case .f32: return "f32"
+        case .bf16: return "bf16"
+        case .q8: return "int8"
+        }
     }
 
     /// Row r as f32 into out[cols] (embedding lookups).
@@ -32,6 +51,7 @@ public struct Weight: @unchecked Sendable {
         switch storage {
         case let .f32(p): out.update(from: p + r * cols, count: cols)
         case let .bf16(p): hk_bf16_to_f32(out, p + r * cols, cols)
+        case let .q8(q, s): hk_q8_dequantize(out, q + r * cols, s + r * (cols / 32), cols)
         }
     }
 
@@ -40,6 +60,7 @@ public struct Weight: @unchecked Sendable {
         switch storage {
         case let .f32(p): out.update(from: p + r0 * cols, count: (r1 - r0) * cols)
         case let .bf16(p): hk_bf16_to_f32(out, p + r0 * cols, (r1 - r0) * cols)
+        case let .q8(q, s): hk_q8_dequantize(out, q + r0 * cols, s + r0 * (cols / 32), (r1 - r0) * cols)
         }
     }
 }

@@ -73,6 +73,8 @@ class ModelParams(ctypes.Structure):
         ("load_tokenizer", ctypes.c_bool),
         ("progress", PROGRESS_CALLBACK),
         ("progress_user_data", ctypes.c_void_p),
+        ("check_tensors", ctypes.c_bool),
+        ("weights", ctypes.c_int32),
     ]
 
 
@@ -108,6 +110,7 @@ class ContextParams(ctypes.Structure):
         ("n_batch", ctypes.c_int32),
         ("n_threads", ctypes.c_int32),
         ("trace_routes", ctypes.c_bool),
+        ("kv_type", ctypes.c_int32),
     ]
 
 

@@ -11,6 +11,7 @@ from . import _lib
 from .api import HMSTError, _check, _read_string, _Resource
 from .tokenizer import _decode_call, _encode_call
 
+_WEIGHTS = {"as_stored": 0, "f32": 1, "bf16": 2, "int8": 3}  # enum hmst_weight_type
 _NUMA = {"disabled": _lib.NUMA_DISABLED, "distribute": _lib.NUMA_DISTRIBUTE, "isolate": _lib.NUMA_ISOLATE,
          "numactl": _lib.NUMA_NUMACTL}
 
@@ -41,16 +42,22 @@ class Model(_Resource):
     _free = staticmethod(lambda h: _lib.lib.hmst_model_free(h))
 
     def __init__(self, path, *, numa="disabled", numa_copy=False, prefetch=False, mlock=False,
-                 load_tokenizer=True, progress=None):
+                 load_tokenizer=True, progress=None, check_tensors=False, weights="as_stored"):
+        """Loads a checkpoint directory or a llama.cpp .gguf file. check_tensors: scan every
+        weight for NaN/Inf. weights: "as_stored", "f32", "bf16" or "int8" (quantized at load)."""
         self._h = None
         if numa not in _NUMA:
             raise ValueError(f"numa must be one of {sorted(_NUMA)}, not {numa!r}")
+        if weights not in _WEIGHTS:
+            raise ValueError(f"weights must be one of {sorted(_WEIGHTS)}, not {weights!r}")
         p = _lib.lib.hmst_model_default_params()
         p.numa = _NUMA[numa]
         p.numa_copy = bool(numa_copy)
         p.prefetch = bool(prefetch)
         p.mlock = bool(mlock)
         p.load_tokenizer = bool(load_tokenizer)
+        p.check_tensors = bool(check_tensors)
+        p.weights = _WEIGHTS[weights]
         keep = None
         if progress is not None:
             def cb(fraction, _ud):
@@ -75,7 +82,8 @@ class Model(_Resource):
         return self
 
     def save(self, directory, dtype="f32"):
-        """Writes a checkpoint directory that transformers' MixtralForCausalLM can load."""
+        """Writes a checkpoint directory that transformers' MixtralForCausalLM can load.
+        dtype: "f32", "bf16" or "int8" (Q8_0 blocks: I8 values plus F32 `*_scale` tensors)."""
         _check(_lib.lib.hmst_model_save(self._handle(), str(directory).encode(), dtype.encode()))
 
     @property
@@ -137,14 +145,18 @@ class Context(_Resource):
     _kind = "context"
     _free = staticmethod(lambda h: _lib.lib.hmst_context_free(h))
 
-    def __init__(self, model, n_ctx=0, n_batch=256, n_threads=0, trace_routes=False):
+    def __init__(self, model, n_ctx=0, n_batch=256, n_threads=0, trace_routes=False, kv_cache="f32"):
+        """kv_cache: "f32" or "bf16" (half the cache memory; keys/values rounded to bf16)."""
         self._h = None
+        if kv_cache not in ("f32", "bf16"):
+            raise ValueError(f"kv_cache must be 'f32' or 'bf16', not {kv_cache!r}")
         self.model = model
         p = _lib.lib.hmst_context_default_params()
         for name, v in (("n_ctx", n_ctx), ("n_batch", n_batch), ("n_threads", n_threads)):
             if not isinstance(v, int) or not -2**31 <= v < 2**31:
                 raise HMSTError(_lib.INVALID_ARGUMENT, f"{name} must be an int32, not {v!r}")
         p.n_ctx, p.n_batch, p.n_threads, p.trace_routes = n_ctx, n_batch, n_threads, bool(trace_routes)
+        p.kv_type = 1 if kv_cache == "bf16" else 0  # enum hmst_kv_type
         h = ctypes.c_void_p()
         _check(_lib.lib.hmst_context_new(model._handle(), ctypes.byref(p), ctypes.byref(h)))
         self._h = h

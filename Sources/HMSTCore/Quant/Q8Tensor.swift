@@ -1,0 +1,97 @@
+// Q8Tensor: int8 weights in Q8_0 blocks held in memory hmst owns, and the conversions of whole
+// decoders between f32, bf16 and int8.
+//
+// Layout (the block format of GGUF's Q8_0 with the scale kept apart): a [rows, cols] matrix with
+// cols % 32 == 0 is stored as values[rows, cols] int8 in [-127, 127] and scales[rows, cols / 32]
+// f32; element (r, c) is scales[r, c / 32] · values[r, c]. A block's scale is max|x| / 127 of
+// its 32 values, which are rounded to nearest (ties to even). -128 never occurs (the GEMV moves
+// signs between operands and relies on it).
+//
+// Only projection matrices are quantized (embedding, attention, experts, LM head) and only when
+// cols % 32 == 0; norms and the router stay f32, as in llama.cpp's Q8_0 files.
+import CKernels
+
+public final class Q8Tensor: @unchecked Sendable {
+    public static let block = Int(HK_Q8_BLOCK)
+
+    let values: UnsafeMutablePointer<Int8>
+    let scales: UnsafeMutablePointer<Float>
+    public let rows: Int
+    public let cols: Int
+
+    init(rows: Int, cols: Int) {
+        self.rows = rows
+        self.cols = cols
+        values = UnsafeMutableRawPointer.allocate(byteCount: max(1, rows * cols), alignment: 64).bindMemory(to: Int8.self, capacity: max(1, rows * cols))
+        let nScales = max(1, rows * cols / Q8Tensor.block)
+        scales = UnsafeMutableRawPointer.allocate(byteCount: nScales * 4, alignment: 64).bindMemory(to: Float.self, capacity: nScales)
+    }
+
+    deinit {
+        UnsafeMutableRawPointer(values).deallocate()
+        UnsafeMutableRawPointer(scales).deallocate()
+    }
+
+    public var weight: Weight {
+        Weight(.q8(UnsafePointer(values), scales: UnsafePointer(scales)), rows: rows, cols: cols, owner: self)
+    }
+
+    /// Whether a matrix of this width can be stored as Q8_0 blocks.
+    public static func fits(cols: Int) -> Bool { cols > 0 && cols % block == 0 }
+
+    /// Quantizes any weight (f32, bf16, or int8: returned as is) row chunk by row chunk.
+    public static func quantize(_ w: Weight, threads: Int = Threads.count) -> Weight {
+        if w.isQ8 { return w }
+        let t = Q8Tensor(rows: w.rows, cols: w.cols)
+        let cols = w.cols, nb = cols / block
+        let chunks = splitRange(w.rows, parts: max(1, threads) * 4)
+        parallelFor(chunks.count, threads: threads) { c in
+            let r = chunks[c]
+            let tmp = UnsafeMutablePointer<Float>.allocate(capacity: max(1, r.count * cols))
+            defer { tmp.deallocate() }
+            w.copyRows(r.lowerBound, r.upperBound, to: tmp)
+            hk_q8_quantize(t.values + r.lowerBound * cols, t.scales + r.lowerBound * nb, tmp, r.count * cols)
+        }
+        return t.weight
+    }
+}
+
+/// Owned f32 or bf16 copy of any weight (dequantizing int8).
+func convertWeight(_ w: Weight, toBF16: Bool) -> Weight {
+    let t = OwnedTensor(count: w.count, bf16: toBF16)
+    let f = FloatBuffer(count: toBF16 ? w.cols : 0, zeroed: false)
+    for r in 0..<w.rows {
+        if toBF16 {
+            w.copyRow(r, to: f.pointer)
+            hk_f32_to_bf16(t.raw.assumingMemoryBound(to: UInt16.self) + r * w.cols, f.pointer, w.cols)
+        } else {
+            w.copyRow(r, to: t.raw.assumingMemoryBound(to: Float.self) + r * w.cols)
+        }
+    }
+    return t.weight(rows: w.rows, cols: w.cols)
+}
+
+extension DecoderWeights {
+    /// The same decoder with every projection matrix in `type` (.asStored: unchanged). Norms and
+    /// routers stay f32; int8 applies to matrices whose width is a multiple of 32.
+    public func converted(to type: WeightType, threads: Int = Threads.count) -> DecoderWeights {
+        func conv(_ w: Weight) -> Weight {
+            switch type {
+            case .asStored: return w
+            case .f32: return w.typeName == "f32" ? w : convertWeight(w, toBF16: false)
+            case .bf16: return w.isBF16 ? w : convertWeight(w, toBF16: true)
+            case .int8: return Q8Tensor.fits(cols: w.cols) ? Q8Tensor.quantize(w, threads: threads) : w
+            }
+        }
+        let e = conv(embed)
+        return DecoderWeights(
+            embed: e,
+            layers: layers.map { l in
+                LayerWeights(attnNorm: l.attnNorm, q: conv(l.q), k: conv(l.k), v: conv(l.v), o: conv(l.o), ffnNorm: l.ffnNorm,
+                             router: l.router,
+                             experts: l.experts.map { ExpertWeights(w1: conv($0.w1), w2: conv($0.w2), w3: conv($0.w3)) })
+            },
+            finalNorm: finalNorm,
+            lmHead: tied ? e : conv(lmHead), tied: tied)
+    }
+}

@@ -1,0 +1,71 @@
+// hmst quantize: rewrite a checkpoint (or a llama.cpp .gguf file) with its matrices in another
+// storage type, int8 Q8_0 blocks above all. Also the load flags shared by commands that load
+// a model (--check-tensors, --weights).
+import ArgumentParser
+import HMSTCore
+
+struct QuantizeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "quantize",
+        abstract: "Write a checkpoint with int8 (Q8_0 blocks), bf16 or f32 weights.",
+        discussion: """
+            int8: each matrix whose width is a multiple of 32 becomes I8 values plus an F32 scale per \
+            block of 32 (tensor X.weight_scale); norms and routers stay F32. INPUT may be a checkpoint \
+            directory or a llama.cpp .gguf file.
+            """)
+
+    @Argument(help: "Input checkpoint directory or .gguf file.")
+    var input: String
+
+    @Argument(help: "Output checkpoint directory.")
+    var output: String
+
+    @Option(help: "Stored dtype: int8, bf16 or f32.")
+    var dtype = "int8"
+
+    @Flag(name: .customLong("check-tensors"), help: "Scan every input tensor for NaN/Inf first.")
+    var checkTensors = false
+
+    @OptionGroup var threadOptions: ThreadOptions
+
+    func run() throws {
+        try runReportingErrors {
+            try threadOptions.apply()
+            let st: SafeTensorDType
+            var o = ModelLoadOptions()
+            o.checkTensors = checkTensors
+            switch dtype {
+            case "int8": st = .i8; o.weightType = .int8
+            case "bf16": st = .bf16; o.weightType = .bf16
+            case "f32": st = .f32; o.weightType = .f32
+            default: throw HMSTError.invalidArgument("--dtype must be int8, bf16 or f32, not \(dtype)")
+            }
+            let model = try LanguageModel.load(path: input, options: o)
+            try model.save(directory: output, dtype: st)
+            let bytes = (try? FileIO.fileSize(output + "/model.safetensors")) ?? 0
+            print("wrote \(output): \(model.weightsType) weights, model.safetensors \(formatCount(bytes))B")
+        }
+    }
+}
+
+/// Options of commands that load a model.
+struct LoadFlags: ParsableArguments {
+    @Flag(name: .customLong("check-tensors"), help: "Scan every weight for NaN/Inf at load (reads every page).")
+    var checkTensors = false
+
+    @Option(help: "How to hold the matrices: as-stored, f32, bf16 or int8 (quantized at load).")
+    var weights = "as-stored"
+
+    func options() throws -> ModelLoadOptions {
+        var o = ModelLoadOptions()
+        o.checkTensors = checkTensors
+        switch weights {
+        case "as-stored": o.weightType = .asStored
+        case "f32": o.weightType = .f32
+        case "bf16": o.weightType = .bf16
+        case "int8": o.weightType = .int8
+        default: throw HMSTError.invalidArgument("--weights must be as-stored, f32, bf16 or int8, not \(weights)")
+        }
+        return o
+    }
+}
