@@ -155,6 +155,7 @@ uninstall:
 DEMO := $(OUT)/demo
 FORTUNES = $(shell ls /usr/share/games/fortunes/* 2>/dev/null | grep -v '\.')
 DEMO_STEPS ?= 450
+DEMO_S2_STEPS ?= 300
 demo: all examples
 	$(CLI) system-info
 	rm -rf $(DEMO)
@@ -169,6 +170,10 @@ demo: all examples
 	@echo "== examples/python/memory_search.py (episodic SSM memory, consolidation, FAISS semantic memory)"; \
 	  cat $(FORTUNES) | head -c 20000 | tr '\n' ' ' | sed 's/ % /\n/g' | head -40 > $(DEMO)/memories.txt; \
 	  HMST_LIBRARY=$(CURDIR)/$(LIB) $(PYTHON) examples/python/memory_search.py $(DEMO)/best_model $(DEMO)/memories.txt
+	@echo "== Stage 2: $(DEMO_S2_STEPS) steps of memory fine-tuning on the fact benchmark, then held-out facts with memory"
+	@echo "   off / on (hybrid retrieval among 10k distractors) / oracle / deleted (benchmarks/memory_finetune.sh)"
+	STEPS=$(DEMO_S2_STEPS) LIMIT=60 HMST=$(CLI) EXTRA="--learning-rate 1e-3" bash benchmarks/memory_finetune.sh \
+	  $(DEMO)/best_model $(DEMO) $(DEMO)/stage2
 
 # Inference, training, GEMM and tokenizer speed, as JSON lines (not part of make test).
 bench: deps

@@ -123,6 +123,32 @@ check "eval leaves the memory directory as it was" bash -c "$HMST memory stats -
 check "eval of a malformed line names the line" bash -c "echo '{\"prompt\": ' >> $E/items.jsonl; ! $HMST eval $W/ckpt --task $E/mc.json 2> $E/err && grep -q 'items.jsonl line 3: not valid JSON' $E/err"
 fails "eval of an unknown condition" "$HMST" eval "$W/ckpt" --task "$E/mc.json" --condition off,sometimes
 fails "eval on without a memory directory" "$HMST" eval "$W/ckpt" --task "$E/mc.json" --condition on
+check "eval --retrieval lexical" bash -c "$HMST eval $W/ckpt --task $E/gen.json --memory $MEM --condition on,deleted --retrieval lexical -k 1 --bootstrap 10 > /dev/null"
+fails "eval of an unknown retrieval mode" "$HMST" eval "$W/ckpt" --task "$E/gen.json" --memory "$MEM" --condition on --retrieval fuzzy
+
+# Stage 2: facts, a few steps of memory fine-tuning with the markers, resume, and its errors
+F=$W/facts
+check "facts generate" "$HMST" facts generate --output "$F" --entities 12 --distractors 50 --seed 2
+S2=(--facts "$F" --data "$W/train_split" --batch-size 2 --seq-len 64 --memory-seq-len 64 --eval-questions 4 --seed 1 --no-progress)
+check "train-memory adds the markers and trains" bash -c "$HMST train-memory $W/ckpt ${S2[*]} --output $W/s2 --steps 4 && grep -q '\"<mem>\"' $W/s2/final/tokenizer.json && grep -q answer_nll_on $W/s2/metrics.jsonl"
+check "train-memory --resume continues" bash -c "$HMST train-memory $W/ckpt ${S2[*]} --output $W/s2b --steps 6 --resume $W/s2/final"
+check "eval of the memory-tuned model" bash -c "$HMST eval $W/s2/final --task $F/tasks/facts_heldout_ll.json --condition off,oracle --limit 3 --bootstrap 10 | grep -q 'oracle'"
+fails "train-memory without facts" "$HMST" train-memory "$W/ckpt" --facts "$W/no-facts" --data "$W/train_split" --output "$W/s2x" --steps 1
+
+# int8 weights and the tensor check
+check "quantize to int8, then generate with --check-tensors" bash -c "$HMST quantize $W/ckpt $W/q8 --dtype int8 > /dev/null && grep -q q8_0 $W/q8/config.json && $HMST generate $W/q8 --prompt 'The' --max-length 3 --check-tensors > /dev/null"
+check "--check-tensors names a NaN weight" bash -c "cp -r $W/ckpt $W/nan && python3 -c \"
+import json, struct, sys
+p = sys.argv[1] + '/model.safetensors'
+b = bytearray(open(p, 'rb').read())
+n = struct.unpack('<Q', b[:8])[0]
+h = json.loads(b[8:8 + n])
+name = next(k for k, v in h.items() if k != '__metadata__' and v['dtype'] == 'F32')
+o = 8 + n + h[name]['data_offsets'][0] + 4 * 3
+b[o:o + 4] = struct.pack('<f', float('nan'))
+open(p, 'wb').write(b)
+print(name)
+\" $W/nan > $W/nan-name && ! $HMST info $W/nan --check-tensors 2> $W/nan.err && grep -qF \"\$(cat $W/nan-name)\" $W/nan.err"
 fails "memory of a corrupt directory" bash -c "echo '{' > $MEM/semantic/memory.json && $HMST memory stats --dir $MEM"
 echo "cli: $pass passed, $fail failed"
 [[ $fail -eq 0 ]]

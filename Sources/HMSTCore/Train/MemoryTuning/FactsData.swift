@@ -58,10 +58,21 @@ public struct FactsCorpus: Sendable {
             TuningFact(id: try field("id"), entity: try field("entity"), relation: try field("relation"), value: try field("value"),
                  text: try field("text"), split: try field("split"), source: (o["source"]?.string) ?? "")
         }
-        let questions = try FactsCorpus.readLines(questionsPath) { o, field in
+        var questions = try FactsCorpus.readLines(questionsPath) { o, field in
             FactQuestion(id: try field("id"), factId: try field("fact_id"), split: try field("split"),
                          relation: (o["relation"]?.string) ?? "", template: (o["template"]?.string) ?? "",
                          question: try field("question"), answer: try field("answer"))
+        }
+        // `hmst facts generate` keeps held-out questions out of train.jsonl, in the evaluation
+        // items (every template, the held-out ones included): read them from there
+        let heldoutItems = directory + "/tasks/facts_heldout_items.jsonl"
+        if !questions.contains(where: { $0.split == "heldout" }), FileIO.exists(heldoutItems) {
+            questions += try FactsCorpus.readLines(heldoutItems) { o, field in
+                let target = try field("target")
+                return FactQuestion(id: try field("id"), factId: try field("fact_id"), split: "heldout",
+                                    relation: (o["relation"]?.string) ?? "", template: (o["template"]?.string) ?? "",
+                                    question: try field("prompt"), answer: String(target.drop(while: { $0 == " " })))
+            }
         }
         try self.init(facts: facts, questions: questions)
     }
