@@ -89,6 +89,44 @@ final class PPOTests: XCTestCase {
         XCTAssertGreaterThan(checked, indices.count / 2, "most checked gradients are non-zero")
     }
 
+    /// Two minibatch steps (loss, backward, gradient clipping, Adam) against PyTorch:
+    /// Tests/Golden/ppo, written by tools/golden/make_ppo_golden.py.
+    func testMinibatchStepsMatchPyTorch() throws {
+        let dir = Golden.root + "/ppo/"
+        var c = PPOConfig()
+        c.nEnvs = 1
+        c.nSteps = 8
+        c.nMinibatches = 1
+        c.totalSteps = 8
+        let t = try PPOTrainer(config: c) { _ in CartPole() }
+        let p0 = try Golden.array(dir + "params0").data
+        XCTAssertEqual(p0.count, t.model.parameterCount)
+        for i in 0..<p0.count { t.model.params[i] = p0[i] }
+        let stats = try Golden.array(dir + "stats").data
+        for step in 0..<2 {
+            func load(_ name: String) throws -> [Float] { try Golden.array(dir + "batch\(step)_\(name)").data }
+            let obs = try load("obs"), act = try load("actions")
+            for i in 0..<obs.count { t.mbObs[i] = obs[i] }
+            for i in 0..<act.count { t.mbActions[i] = Int32(act[i]) }
+            for (name, buf) in [("oldlogp", t.mbLogProbs), ("adv", t.mbAdv), ("returns", t.mbReturns), ("oldvalues", t.mbValues)] {
+                let a = try load(name)
+                for i in 0..<a.count { buf[i] = a[i] }
+            }
+            let s = t.minibatchStep(lr: 2.5e-4)
+            XCTAssertEqual(s.loss, stats[step * 3], accuracy: 1e-5)
+            XCTAssertEqual(s.approxKL, stats[step * 3 + 1], accuracy: 1e-6)
+            XCTAssertEqual(s.clipFraction, stats[step * 3 + 2])
+            let want = try Golden.array(dir + "params\(step + 1)").data
+            var maxErr: Float = 0, moved = 0
+            for i in 0..<want.count {
+                maxErr = max(maxErr, abs(t.model.params[i] - want[i]))
+                if abs(want[i] - p0[i]) > 1e-4 { moved += 1 }
+            }
+            XCTAssertLessThan(maxErr, 1e-6, "step \(step)")
+            XCTAssertGreaterThan(moved, want.count / 2, "the step moves most parameters")
+        }
+    }
+
     func testOrthogonalInitHasOrthonormalRowsOrColumns() {
         var rng = RNG(seed: 5)
         for (rows, cols) in [(8, 3), (3, 8), (6, 6)] {
