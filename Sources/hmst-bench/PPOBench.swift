@@ -39,7 +39,7 @@ enum PPOBench {
             let trainer = try PPOTrainer(config: c) { _ in CartPole() }
             var solvedAt: Int? = nil
             var recent = [Float]()
-            trainer.train { log in
+            try trainer.train { log in
                 recent += log.episodes.map(\.episodeReturn)
                 if recent.count > 20 { recent.removeFirst(recent.count - 20) }
                 if logEvery > 0 && log.update % logEvery == 0 {
@@ -50,12 +50,12 @@ enum PPOBench {
                           ("train_return_last20", recent.isEmpty ? Float.nan : recent.reduce(0, +) / Float(recent.count))])
                 }
                 if solvedAt == nil && log.update % evalEvery == 0 {
-                    let r = evaluatePolicy(trainer.model, episodes: 20, seed: 10_000 + UInt64(log.update)) { _ in CartPole() }
+                    let r = try evaluatePolicy(trainer.model, episodes: 20, seed: 10_000 + UInt64(log.update)) { _ in CartPole() }
                     if r.reduce(0, +) / Float(r.count) >= 475 { solvedAt = log.globalStep }
                 }
                 return true
             }
-            let r = evaluatePolicy(trainer.model, episodes: 20, seed: 1_000_000 + seed) { _ in CartPole() }
+            let r = try evaluatePolicy(trainer.model, episodes: 20, seed: 1_000_000 + seed) { _ in CartPole() }
             json([("mode", "ppo"), ("env", env), ("seed", Int(seed)), ("steps", trainer.globalStep),
                   ("steps_to_solve", solvedAt), ("final_mean_return", r.reduce(0, +) / Float(r.count)),
                   ("final_min_return", r.min() ?? 0), ("solved", (r.reduce(0, +) / Float(r.count)) >= 475 ? "true" : "false"),

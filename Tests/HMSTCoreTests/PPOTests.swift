@@ -176,7 +176,7 @@ final class PPOTests: XCTestCase {
         c.gamma = gamma
         let t = try PPOTrainer(config: c) { _ in make() }
         var last = PPOUpdateLog()
-        t.train { last = $0; return true }
+        try t.train { last = $0; return true }
         XCTAssertEqual(t.globalStep, c.totalSteps)
         return (t.model, last)
     }
@@ -261,5 +261,25 @@ final class PPOTests: XCTestCase {
             }
         }
         XCTAssertThrowsError(try VectorEnvironment([Odd(size: 1), Odd(size: 2)]))
+        // An environment whose observations are not of its declared size is an error, not a trap.
+        struct Liar: Environment {
+            var observationSize: Int { 2 }
+            var actionHeads: [Int] { [2] }
+            var t = 0
+            mutating func reset(seed: UInt64?) -> [Float] { t = 0; return [0, 0] }
+            mutating func step(_ action: [Int]) -> EnvironmentStep {
+                t += 1
+                return EnvironmentStep(observation: t < 3 ? [0, 0] : [0], reward: 0, terminated: false, truncated: false)
+            }
+        }
+        var small = PPOConfig()
+        small.nEnvs = 1
+        small.nSteps = 4
+        small.nMinibatches = 2
+        small.totalSteps = 4
+        let t = try? PPOTrainer(config: small) { _ in Liar() }
+        XCTAssertNotNil(t)
+        XCTAssertThrowsError(try t?.runUpdate()) { XCTAssertTrue("\($0)".contains("1 values, declared 2"), "\($0)") }
+        XCTAssertThrowsError(try evaluatePolicy(t!.model, episodes: 2, seed: 0) { _ in Liar() })
     }
 }

@@ -73,11 +73,11 @@ public struct VectorEnvironment<E: Environment> {
     public var count: Int { envs.count }
 
     /// Resets env i with seed + i; returns the observations as one [N * observationSize] array.
-    public mutating func reset(seed: UInt64) -> [Float] {
+    public mutating func reset(seed: UInt64) throws -> [Float] {
         var obs = [Float]()
         obs.reserveCapacity(count * observationSize)
         for i in 0..<count {
-            obs += envs[i].reset(seed: seed &+ UInt64(i))
+            obs += try checked(envs[i].reset(seed: seed &+ UInt64(i)), i)
             returns[i] = 0
             lengths[i] = 0
         }
@@ -90,7 +90,7 @@ public struct VectorEnvironment<E: Environment> {
     /// componentSums; returns the episodes that finished.
     public mutating func step(actions: UnsafePointer<Int32>, obs: UnsafeMutablePointer<Float>,
                               rewards: UnsafeMutablePointer<Float>, dones: UnsafeMutablePointer<Float>,
-                              componentSums: inout [Double]) -> [EpisodeRecord] {
+                              componentSums: inout [Double]) throws -> [EpisodeRecord] {
         let nH = actionHeads.count
         var finished = [EpisodeRecord]()
         var action = [Int](repeating: 0, count: nH)
@@ -107,10 +107,19 @@ public struct VectorEnvironment<E: Environment> {
                 lengths[i] = 0
                 s.observation = envs[i].reset(seed: nil)
             }
+            _ = try checked(s.observation, i)
             for j in 0..<observationSize { obs[i * observationSize + j] = s.observation[j] }
             rewards[i] = s.reward
             dones[i] = done ? 1 : 0
         }
         return finished
+    }
+
+    /// An observation of the declared size, or an error naming the environment.
+    func checked(_ o: [Float], _ i: Int) throws -> [Float] {
+        guard o.count == observationSize else {
+            throw HMSTError.invalidArgument("environment \(i) (\(E.self)) returned an observation of \(o.count) values, declared \(observationSize)")
+        }
+        return o
     }
 }

@@ -109,20 +109,20 @@ public final class PPOTrainer<E: Environment> {
         mbActions = PPOBuffer(count: M * nH, value: 0)
         adamM = PPOBuffer(count: model.parameterCount, value: 0)
         adamV = PPOBuffer(count: model.parameterCount, value: 0)
-        let first = v.reset(seed: config.seed)
+        let first = try v.reset(seed: config.seed)
         for i in 0..<first.count { nextObs[i] = first[i] }
         envs = v
     }
 
     /// Runs updates until config.nUpdates are done or onUpdate returns false.
-    public func train(_ onUpdate: (PPOUpdateLog) -> Bool = { _ in true }) {
+    public func train(_ onUpdate: (PPOUpdateLog) throws -> Bool = { _ in true }) throws {
         while update < config.nUpdates {
-            if !onUpdate(runUpdate()) { break }
+            if try !onUpdate(runUpdate()) { break }
         }
     }
 
     /// One rollout of nEnvs x nSteps and the optimisation on it.
-    public func runUpdate() -> PPOUpdateLog {
+    public func runUpdate() throws -> PPOUpdateLog {
         let t0 = Date()
         let c = config, N = c.nEnvs, T = c.nSteps, O = envs.observationSize, nH = envs.actionHeads.count
         let B = c.batchSize, M = c.minibatchSize
@@ -140,7 +140,7 @@ public final class PPOTrainer<E: Environment> {
             (dones.p + t * N).update(from: nextDone.p, count: N)
             model.act(nextObs.p, B: N, rng: &rng, actions: actions.p + t * N * nH, logProbs: logProbs.p + t * N,
                       values: values.p + t * N)
-            log.episodes += envs.step(actions: actions.p + t * N * nH, obs: nextObs.p, rewards: rewards.p + t * N,
+            log.episodes += try envs.step(actions: actions.p + t * N * nH, obs: nextObs.p, rewards: rewards.p + t * N,
                                       dones: nextDone.p, componentSums: &componentSums)
         }
         log.globalStep = globalStep
@@ -247,13 +247,14 @@ public func explainedVariance(predicted: UnsafePointer<Float>, actual: UnsafePoi
 /// Plays `episodes` episodes of fresh environments (env i reset with seed + i) with the model's
 /// policy, all at once, and returns their returns. Sampled actions unless greedy.
 public func evaluatePolicy<E: Environment>(_ model: ActorCritic, episodes: Int, seed: UInt64, greedy: Bool = false,
-                                           maxSteps: Int = 100_000, makeEnv: (Int) -> E) -> [Float] {
+                                           maxSteps: Int = 100_000, makeEnv: (Int) -> E) throws -> [Float] {
     var envs = (0..<episodes).map(makeEnv)
     guard let first = envs.first else { return [] }
     let O = first.observationSize, nH = first.actionHeads.count
     var obs = [Float](repeating: 0, count: episodes * O)
     for i in 0..<episodes {
         let o = envs[i].reset(seed: seed &+ UInt64(i))
+        guard o.count == O else { throw HMSTError.invalidArgument("evaluatePolicy: environment \(i) returned \(o.count) observation values, declared \(O)") }
         for j in 0..<O { obs[i * O + j] = o[j] }
     }
     var done = [Bool](repeating: false, count: episodes)
@@ -269,6 +270,7 @@ public func evaluatePolicy<E: Environment>(_ model: ActorCritic, episodes: Int, 
             let s = envs[i].step(action)
             ret[i] += s.reward
             done[i] = s.terminated || s.truncated
+            guard s.observation.count == O else { throw HMSTError.invalidArgument("evaluatePolicy: environment \(i) returned \(s.observation.count) observation values, declared \(O)") }
             for j in 0..<O { obs[i * O + j] = s.observation[j] }
         }
     }
