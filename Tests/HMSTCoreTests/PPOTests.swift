@@ -127,6 +127,29 @@ final class PPOTests: XCTestCase {
         }
     }
 
+    /// By hand, gamma = lambda = 0.5, two envs interleaved [T=3, N=2]. Env 0: rewards 1, 2, 3,
+    /// values 0.5, 1, 1.5, an episode ends after step 1 (dones[2] = 1), next value 2:
+    ///   t=2: delta = 3 + 0.5*2 - 1.5 = 2.5, adv 2.5
+    ///   t=1: no bootstrap: delta = 2 - 1 = 1, adv 1
+    ///   t=0: delta = 1 + 0.5*1 - 0.5 = 1, adv = 1 + 0.25*1 = 1.25
+    /// Env 1: zero rewards and values, next value 4 but nextDone 1: all 0.
+    func testGAEByHand() {
+        let rewards: [Float] = [1, 0, 2, 0, 3, 0], values: [Float] = [0.5, 0, 1, 0, 1.5, 0]
+        let dones: [Float] = [0, 0, 0, 0, 1, 0]
+        var adv = [Float](repeating: -9, count: 6), ret = adv
+        computeGAE(T: 3, N: 2, gamma: 0.5, lambda: 0.5, rewards: rewards, values: values, dones: dones,
+                   nextValue: [2, 4], nextDone: [0, 1], advantages: &adv, returns: &ret)
+        XCTAssertEqual(adv, [1.25, 0, 1, 0, 2.5, 0])
+        XCTAssertEqual(ret, [1.75, 0, 2, 0, 4, 0])
+    }
+
+    func testExplainedVariance() {
+        XCTAssertEqual(explainedVariance(predicted: [1, 2, 3], actual: [1, 2, 3], n: 3), 1)
+        // residuals 1, -1, 0 (variance 2/3) against actual variance 2/3: 0.
+        XCTAssertEqual(explainedVariance(predicted: [0, 3, 3], actual: [1, 2, 3], n: 3), 0, accuracy: 1e-6)
+        XCTAssertTrue(explainedVariance(predicted: [0, 1], actual: [1, 1], n: 2).isNaN)
+    }
+
     func testOrthogonalInitHasOrthonormalRowsOrColumns() {
         var rng = RNG(seed: 5)
         for (rows, cols) in [(8, 3), (3, 8), (6, 6)] {

@@ -148,24 +148,8 @@ public final class PPOTrainer<E: Environment> {
 
         // GAE.
         let nextValue = model.forward(nextObs.p, B: N).values
-        var lastGae = [Float](repeating: 0, count: N)
-        for t in stride(from: T - 1, through: 0, by: -1) {
-            for e in 0..<N {
-                let i = t * N + e
-                let nonTerminal: Float, nextV: Float
-                if t == T - 1 {
-                    nonTerminal = 1 - nextDone[e]
-                    nextV = nextValue[e]
-                } else {
-                    nonTerminal = 1 - dones[i + N]
-                    nextV = values[i + N]
-                }
-                let delta = rewards[i] + c.gamma * nextV * nonTerminal - values[i]
-                lastGae[e] = delta + c.gamma * c.gaeLambda * nonTerminal * lastGae[e]
-                advantages[i] = lastGae[e]
-                returns[i] = advantages[i] + values[i]
-            }
-        }
+        computeGAE(T: T, N: N, gamma: c.gamma, lambda: c.gaeLambda, rewards: rewards.p, values: values.p, dones: dones.p,
+                   nextValue: nextValue, nextDone: nextDone.p, advantages: advantages.p, returns: returns.p)
         log.explainedVariance = explainedVariance(predicted: values.p, actual: returns.p, n: B)
 
         // Optimisation.
@@ -226,6 +210,27 @@ public final class PPOTrainer<E: Environment> {
         adamStep(params: model.params.p, grads: model.grads.p, m: adamM.p, v: adamV.p, n: model.parameterCount,
                  step: adamSteps, lr: lr, eps: config.adamEps)
         return s
+    }
+}
+
+/// GAE(lambda) over a [T, N] rollout, as CleanRL: dones[t] marks obs t as the first of an
+/// episode (the step before it ended one, so it is not bootstrapped); nextValue and nextDone
+/// [N] are those of the observation after the last step. returns = advantages + values.
+public func computeGAE(T: Int, N: Int, gamma: Float, lambda: Float, rewards: UnsafePointer<Float>, values: UnsafePointer<Float>,
+                       dones: UnsafePointer<Float>, nextValue: UnsafePointer<Float>, nextDone: UnsafePointer<Float>,
+                       advantages: UnsafeMutablePointer<Float>, returns: UnsafeMutablePointer<Float>) {
+    for e in 0..<N {
+        var lastGae: Float = 0
+        for t in stride(from: T - 1, through: 0, by: -1) {
+            let i = t * N + e
+            let last = t == T - 1
+            let nonTerminal = 1 - (last ? nextDone[e] : dones[i + N])
+            let nextV = last ? nextValue[e] : values[i + N]
+            let delta = rewards[i] + gamma * nextV * nonTerminal - values[i]
+            lastGae = delta + gamma * lambda * nonTerminal * lastGae
+            advantages[i] = lastGae
+            returns[i] = lastGae + values[i]
+        }
     }
 }
 
