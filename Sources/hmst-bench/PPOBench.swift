@@ -17,6 +17,7 @@ enum PPOBench {
             switch v {
             case let f as Float: s = f.isFinite ? String(format: "%.6g", Double(f)) : "null"
             case let d as Double: s = d.isFinite ? String(format: "%.6g", d) : "null"
+            case let b as Bool: s = b ? "true" : "false"
             case let i as Int: s = String(i)
             case let o as Int?: s = o.map(String.init) ?? "null"
             case let t as String: s = "\"\(t)\""
@@ -57,8 +58,8 @@ enum PPOBench {
             }
             let r = try evaluatePolicy(trainer.model, episodes: 20, seed: 1_000_000 + seed) { _ in CartPole() }
             json([("mode", "ppo"), ("env", env), ("seed", Int(seed)), ("steps", trainer.globalStep),
-                  ("steps_to_solve", solvedAt), ("final_mean_return", r.reduce(0, +) / Float(r.count)),
-                  ("final_min_return", r.min() ?? 0), ("solved", (r.reduce(0, +) / Float(r.count)) >= 475 ? "true" : "false"),
+                  ("steps_to_solve", solvedAt as Any), ("final_mean_return", r.reduce(0, +) / Float(r.count)),
+                  ("final_min_return", r.min() ?? 0), ("solved", (r.reduce(0, +) / Float(r.count)) >= 475),
                   ("wall_s", Date().timeIntervalSince(t0))])
         }
     }
