@@ -269,6 +269,28 @@ final class PPOTests: XCTestCase {
         for (_, mean) in log.rewardComponents { XCTAssertGreaterThan(mean, 0.4) }
     }
 
+    /// A short CartPole run with the CleanRL defaults (40 updates, 20,480 steps; the full 500k
+    /// runs are `hmst-bench ppo`, benchmarks/README.md): evaluation returns rise well above a
+    /// random policy's (about 22), and the logs are finite.
+    func testShortCartPoleRunLearns() throws {
+        var c = PPOConfig()
+        c.totalSteps = 40 * c.batchSize
+        let t = try PPOTrainer(config: c) { _ in CartPole() }
+        let before = try evaluatePolicy(t.model, episodes: 20, seed: 99) { _ in CartPole() }
+        var logs = [PPOUpdateLog]()
+        try t.train { logs.append($0); return true }
+        XCTAssertEqual(logs.count, 40)
+        XCTAssertEqual(logs.last?.learningRate ?? 0, c.learningRate / 40, accuracy: 1e-9)
+        for l in logs {
+            XCTAssertTrue(l.loss.isFinite && l.approxKL.isFinite && l.explainedVariance.isFinite)
+            XCTAssertGreaterThanOrEqual(l.approxKL, 0)
+        }
+        let after = try evaluatePolicy(t.model, episodes: 20, seed: 99) { _ in CartPole() }
+        let mean = { (r: [Float]) in r.reduce(0, +) / Float(r.count) }
+        XCTAssertLessThan(mean(before), 40)
+        XCTAssertGreaterThan(mean(after), 50, "\(after)")
+    }
+
     func testBadConfigAndMismatchedEnvironmentsAreErrors() {
         var c = PPOConfig()
         c.nMinibatches = 3   // 512 rows do not split into 3
