@@ -291,6 +291,19 @@ final class PPOTests: XCTestCase {
         XCTAssertGreaterThan(mean(after), 50, "\(after)")
     }
 
+    /// The meta-controller's action shape: five binary heads learnt jointly.
+    func testProbeFiveHeadsLearnsEveryHead() throws {
+        let (m, log) = try train({ ProbeMultiHead(nHeads: 5) }, updates: 100)
+        let e = evaluate(m, [-1, 1])
+        for h in 0..<5 {
+            let wantOne = h % 2 == 0   // at +1; the opposite at -1
+            XCTAssertGreaterThan(wantOne ? e.p1[1][h] : 1 - e.p1[1][h], 0.9, "head \(h) at +1")
+            XCTAssertGreaterThan(wantOne ? 1 - e.p1[0][h] : e.p1[0][h], 0.9, "head \(h) at -1")
+        }
+        XCTAssertEqual(log.rewardComponents.count, 5)
+        XCTAssertGreaterThan(log.meanEpisodicReturn ?? 0, 0.85)
+    }
+
     func testBadConfigAndMismatchedEnvironmentsAreErrors() {
         var c = PPOConfig()
         c.nMinibatches = 3   // 512 rows do not split into 3

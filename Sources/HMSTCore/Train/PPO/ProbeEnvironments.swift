@@ -9,9 +9,9 @@
 //                         the policy learns action 1 (policy gradient).
 //   ProbeObservationAction: two actions, observation ±1, one step, reward +1 when the action is
 //                         1 for +1 and 0 for -1, else -1 (policy conditioned on observation).
-//   ProbeMultiHead:       two binary heads, observation ±1, one step; head 0 must match the
-//                         observation's sign and head 1 oppose it, +0.5 each (components
-//                         "head0", "head1"): the multi-discrete joint log-probability.
+//   ProbeMultiHead:       n binary heads, observation ±1, one step; even heads must match the
+//                         observation's sign and odd heads oppose it, 1/n each (components
+//                         "head0", "head1", ...): the multi-discrete joint log-probability.
 
 private func sign(_ rng: inout RNG) -> Float { rng.nextFloat() < 0.5 ? -1 : 1 }
 
@@ -85,21 +85,26 @@ public struct ProbeObservationAction: Environment {
 }
 
 public struct ProbeMultiHead: Environment {
+    public let nHeads: Int
     var rng = RNG(seed: 0)
     var obs: Float = 1
-    public init() {}
+    /// nHeads binary heads (5 is the meta-controller's shape: five binary decisions).
+    public init(nHeads: Int = 2) { self.nHeads = max(nHeads, 1) }
     public var observationSize: Int { 1 }
-    public var actionHeads: [Int] { [2, 2] }
-    public var rewardComponentNames: [String] { ["head0", "head1"] }
+    public var actionHeads: [Int] { [Int](repeating: 2, count: nHeads) }
+    public var rewardComponentNames: [String] { (0..<nHeads).map { "head\($0)" } }
     public mutating func reset(seed: UInt64?) -> [Float] {
         if let seed { rng = RNG(seed: seed) }
         obs = sign(&rng)
         return [obs]
     }
+    /// Even heads are right when they match the observation's sign (1 for +1), odd heads when
+    /// they oppose it; each right head earns 1 / nHeads.
     public mutating func step(_ action: [Int]) -> EnvironmentStep {
-        let r0: Float = (obs > 0) == (action[0] == 1) ? 0.5 : 0
-        let r1: Float = (obs > 0) == (action[1] == 0) ? 0.5 : 0
-        return EnvironmentStep(observation: [obs], reward: r0 + r1, terminated: true, truncated: false,
-                               rewardComponents: [r0, r1])
+        let parts = (0..<nHeads).map { h -> Float in
+            ((obs > 0) == (action[h] == 1)) == (h % 2 == 0) ? 1 / Float(nHeads) : 0
+        }
+        return EnvironmentStep(observation: [obs], reward: parts.reduce(0, +), terminated: true, truncated: false,
+                               rewardComponents: parts)
     }
 }
