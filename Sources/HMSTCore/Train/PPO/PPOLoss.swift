@@ -47,8 +47,8 @@ public func ppoLoss(logits: UnsafePointer<Float>, values: UnsafePointer<Float>, 
     var s = PPOLossStats()
     var pg: Double = 0, vl: Double = 0, ent: Double = 0, kl: Double = 0, oldKL: Double = 0, clipped = 0
     let invM = 1 / Float(M), clip = c.clipCoef
-    var logp = [Float](repeating: 0, count: nLogits)
-    var hEnt = [Float](repeating: 0, count: nH)
+    let logp = UnsafeMutablePointer<Float>.allocate(capacity: nLogits), hEnt = UnsafeMutablePointer<Float>.allocate(capacity: nH)
+    defer { logp.deallocate(); hEnt.deallocate() }
     for i in 0..<M {
         let row = logits + i * nLogits
         var newLogp: Float = 0, rowEnt: Float = 0, at = 0
