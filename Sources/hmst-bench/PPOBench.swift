@@ -29,6 +29,20 @@ enum PPOBench {
         fflush(stdout)
     }
 
+    /// Parses the options, runs, and exits: 0, or 2 with the reason on stderr.
+    static func main(_ option: (String) -> String?) -> Never {
+        do {
+            let seeds = (option("--seeds") ?? "1,2,3").split(separator: ",").compactMap { UInt64($0) }
+            guard !seeds.isEmpty else { throw HMSTError.invalidArgument("--seeds: a comma-separated list of integers") }
+            try run(env: option("--env") ?? "cartpole", seeds: seeds, steps: Int(option("--steps") ?? "") ?? 500_000,
+                    evalEvery: max(Int(option("--eval-every") ?? "") ?? 10, 1), logEvery: Int(option("--log-every") ?? "") ?? 0)
+            exit(0)
+        } catch {
+            FileHandle.standardError.write(Data("hmst-bench ppo: \(error)\nusage: hmst-bench ppo --env cartpole --seeds 1,2,3 --steps 500000 [--eval-every 10] [--log-every K]\n".utf8))
+            exit(2)
+        }
+    }
+
     static func run(env: String, seeds: [UInt64], steps: Int, evalEvery: Int, logEvery: Int) throws {
         guard env == "cartpole" else { throw HMSTError.invalidArgument("hmst-bench ppo: unknown --env \(env) (known: cartpole)") }
         openblas_set_num_threads(1)

@@ -252,7 +252,7 @@ if args.first == "memory" {
     exit(0)
 }
 
-if args.first == "ppo" { try PPOBench.run(env: option("--env") ?? "cartpole", seeds: (option("--seeds") ?? "1,2,3").split(separator: ",").compactMap { UInt64($0) }, steps: Int(option("--steps") ?? "") ?? 500_000, evalEvery: Int(option("--eval-every") ?? "") ?? 10, logEvery: Int(option("--log-every") ?? "") ?? 0); exit(0) }   // PPOBench.swift
+if args.first == "ppo" { PPOBench.main(option) }   // PPOBench.swift
 
 // ---- retrieval / lexical modes (RetrievalBench.swift) ------------------------------------------
 if args.first == "retrieval" {

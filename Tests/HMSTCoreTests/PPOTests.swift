@@ -307,7 +307,7 @@ final class PPOTests: XCTestCase {
     func testBadConfigAndMismatchedEnvironmentsAreErrors() {
         var c = PPOConfig()
         c.nMinibatches = 3   // 512 rows do not split into 3
-        XCTAssertThrowsError(try PPOTrainer(config: c) { _ in CartPole() })
+        XCTAssertThrowsError(try PPOTrainer(config: c) { _ in CartPole() }) { XCTAssertTrue("\($0)".contains("split into 3 minibatches"), "\($0)") }
         XCTAssertThrowsError(try ActorCritic(observationSize: 0, actionHeads: [2], seed: 1))
         struct Odd: Environment {
             var size: Int

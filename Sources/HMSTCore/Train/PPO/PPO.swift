@@ -34,11 +34,17 @@ public struct PPOConfig {
     public var nUpdates: Int { totalSteps / batchSize }
 
     func validate() throws {
-        guard nEnvs > 0, nSteps > 0, nMinibatches > 0, updateEpochs > 0, batchSize % nMinibatches == 0,
-              minibatchSize > 1, totalSteps >= batchSize, learningRate > 0, (0...1).contains(gamma),
-              (0...1).contains(gaeLambda), clipCoef > 0, maxGradNorm > 0 else {
-            throw HMSTError.invalidArgument("PPOConfig: needs nEnvs, nSteps, epochs > 0, nEnvs*nSteps divisible into nMinibatches of >= 2, totalSteps >= one batch, lr, clip, max grad norm > 0, gamma and lambda in [0, 1]")
+        func need(_ ok: Bool, _ what: String) throws {
+            if !ok { throw HMSTError.invalidArgument("PPOConfig: \(what)") }
         }
+        try need(nEnvs > 0 && nSteps > 0 && updateEpochs > 0 && nMinibatches > 0,
+                 "nEnvs (\(nEnvs)), nSteps (\(nSteps)), updateEpochs (\(updateEpochs)) and nMinibatches (\(nMinibatches)) must be positive")
+        try need(batchSize % nMinibatches == 0 && minibatchSize > 1,
+                 "the batch of nEnvs x nSteps = \(batchSize) must split into \(nMinibatches) minibatches of at least 2 rows")
+        try need(totalSteps >= batchSize, "totalSteps (\(totalSteps)) is less than one batch (\(batchSize))")
+        try need(learningRate > 0 && clipCoef > 0 && maxGradNorm > 0 && adamEps > 0,
+                 "learningRate, clipCoef, maxGradNorm and adamEps must be positive")
+        try need((0...1).contains(gamma) && (0...1).contains(gaeLambda), "gamma (\(gamma)) and gaeLambda (\(gaeLambda)) must be in [0, 1]")
     }
 }
 
