@@ -1,6 +1,6 @@
 // hmst-bench: inference speed of random-weight decoders, as JSON lines on stdout.
 //   hmst-bench [--quick] [--case NAME] [--threads 1,2] [--dtypes f32,bf16,int8] [--kv f32|bf16]
-//   hmst-bench train | tokenizer | memory | retrieval | lexical ...   (see each mode below)
+//   hmst-bench train | tokenizer | memory | retrieval | lexical | ppo ...   (see each mode below)
 // Each line: case, shape, threads, dtype, prefill and decode tokens/s, and the roofline:
 // achieved GFLOP/s against measured sgemm GFLOP/s (prefill), and bytes read per token against
 // measured memory bandwidth (decode).
@@ -405,6 +405,8 @@ if args.first == "memory" {
     try MemoryBench.run(o)
     exit(0)
 }
+
+if args.first == "ppo" { PPOBench.main(option) }   // PPOBench.swift
 
 // ---- retrieval / lexical modes (RetrievalBench.swift) ------------------------------------------
 if args.first == "retrieval" {
