@@ -118,9 +118,10 @@ func format2(_ d: Double) -> String {
 // ---- gemm mode: hmst-bench gemm — one-thread f32 sgemm (OpenBLAS) against the bf16 kernel ---------
 //      on the training step's shapes (M tokens or rows, N outputs, K inputs; t = transposed operand)
 if args.first == "gemm" {
-    openblas_set_num_threads(1)
     // the CPU, OpenBLAS's kernels and the measured per-core peaks every line is compared with
+    // (SystemInfo applies the library's thread count: read it before going to one thread)
     let info = SystemInfo()
+    openblas_set_num_threads(1)
     let peak = info.rates
     print(json([("bench", "gemm_peaks"), ("cpu", CPUModel.name), ("blas_core", info.blas.core),
                 ("blas_core_at_load", info.blas.coreAtLoad), ("blas_below_capability", info.blas.belowCapability ? 1 : 0),
@@ -160,13 +161,16 @@ if args.first == "train" {
     let B = Int(option("--batch") ?? "") ?? 8
     let T = Int(option("--seq") ?? "") ?? 256
     let steps = Int(option("--steps") ?? "") ?? 5
-    let precisions = (option("--precision") ?? "f32,bf16").split(separator: ",").compactMap { MatmulPrecision(rawValue: String($0)) }
+    // "mixed" is what --mixed-precision runs on this CPU (ComputeRates): bf16 only where it is faster
+    let precisions: [(name: String, precision: MatmulPrecision)] = (option("--precision") ?? "f32,bf16,mixed").split(separator: ",").compactMap {
+        $0 == "mixed" ? ("mixed", ComputeRates.current.mixedPrecisionCompute) : MatmulPrecision(rawValue: String($0)).map { (String($0.rawValue), $0) }
+    }
     let checkpointing = args.contains("--checkpointing")
     let eightBit = option("--optimizer") == "adamw8bit"
     var config = try ModelConfig.preset(name, vocabSize: Int(option("--vocab") ?? ""))
     config.maxPositionEmbeddings = max(config.maxPositionEmbeddings, T)
     let model = try LanguageModel.random(config: config, seed: 1)
-    for precision in precisions {
+    for (precisionName, precision) in precisions {
         for threads in threadList {
             try Threads.set(threads)
             let params = try Parameters(model: model)
@@ -186,7 +190,8 @@ if args.first == "train" {
             let ms = times.sorted()[times.count / 2]
             print(json([("bench", "train"), ("preset", name), ("params_m", Double(config.parameterCount) / 1e6), ("threads", threads),
                         ("batch", B), ("seq", T), ("step_ms_median", ms), ("tokens_per_s", Double(B * T) / ms * 1000),
-                        ("last_loss", loss), ("dtype", precision.rawValue), ("checkpointing", checkpointing ? 1 : 0),
+                        ("last_loss", loss), ("dtype", precisionName), ("compute", precision.rawValue), ("cpu", CPUModel.name),
+                        ("blas_core", BLASStatus.current.core), ("checkpointing", checkpointing ? 1 : 0),
                         ("activation_mb", Double(grad.bufferBytes.activations) / 1048576),
                         ("step_buffers_mb", Double(grad.bufferBytes.total) / 1048576),
                         ("optimizer", eightBit ? "adamw8bit" : "adamw"), ("optimizer_state_mb", Double(opt.stateBytes) / 1048576)]))
