@@ -120,11 +120,11 @@ echo '{"name": "gen", "output_type": "generate_until", "data": "items.jsonl", "u
 $HMST memory stats --dir "$MEM" > "$E/stats-before"
 check "eval under four conditions writes the report and the items" bash -c "$HMST eval $W/ckpt --task $E/mc.json $E/gen.json --memory $MEM --condition off,on,oracle,deleted -k 2 --output $E/report.json --items-output $E/items-out.jsonl --bootstrap 50 > $E/stdout && grep -q '\"acc_norm\"' $E/report.json && grep -q 'gen  deleted  exact_match' $E/stdout && [[ \$(wc -l < $E/items-out.jsonl) -eq 16 ]]"
 check "eval leaves the memory directory as it was" bash -c "$HMST memory stats --dir $MEM | cmp - $E/stats-before"
+check "eval --retrieval lexical" bash -c "$HMST eval $W/ckpt --task $E/gen.json --memory $MEM --condition on,deleted --retrieval lexical -k 1 --bootstrap 10 > /dev/null"
+fails "eval of an unknown retrieval mode" "$HMST" eval "$W/ckpt" --task "$E/gen.json" --memory "$MEM" --condition on --retrieval fuzzy
 check "eval of a malformed line names the line" bash -c "echo '{\"prompt\": ' >> $E/items.jsonl; ! $HMST eval $W/ckpt --task $E/mc.json 2> $E/err && grep -q 'items.jsonl line 3: not valid JSON' $E/err"
 fails "eval of an unknown condition" "$HMST" eval "$W/ckpt" --task "$E/mc.json" --condition off,sometimes
 fails "eval on without a memory directory" "$HMST" eval "$W/ckpt" --task "$E/mc.json" --condition on
-check "eval --retrieval lexical" bash -c "$HMST eval $W/ckpt --task $E/gen.json --memory $MEM --condition on,deleted --retrieval lexical -k 1 --bootstrap 10 > /dev/null"
-fails "eval of an unknown retrieval mode" "$HMST" eval "$W/ckpt" --task "$E/gen.json" --memory "$MEM" --condition on --retrieval fuzzy
 
 # Stage 2: facts, a few steps of memory fine-tuning with the markers, resume, and its errors
 F=$W/facts
