@@ -23,6 +23,8 @@ struct TrainMemoryCommand: ParsableCommand {
     @Option(name: .customLong("learning-rate"), help: "Peak learning rate.") var learningRate: Float = 3e-4
     @Option(name: .customLong("lm-fraction"), help: "Share of steps that are plain language modelling on --data.") var lmFraction = 0.5
     @Option(help: "Memories per example.") var k = 4
+    @Option(name: .customLong("questions-per-example"), help: "Questions asked after one memory block in gold examples (1...k).")
+    var questionsPerExample = 1
     @Option(name: .customLong("gradient-accumulation-steps"), help: "Micro-batches per optimizer step.") var accumulation = 1
     @Option(name: .customLong("eval-every"), help: "Evaluate held-out questions every N steps (0 = at the end).") var evalEvery = 0
     @Option(name: .customLong("eval-questions"), help: "Held-out questions per evaluation (0 = all).") var evalQuestions = 200
@@ -50,6 +52,7 @@ struct TrainMemoryCommand: ParsableCommand {
             o.learningRate = learningRate
             o.lmFraction = lmData == nil ? 0 : lmFraction
             o.curriculum.k = k
+            o.curriculum.questionsPerExample = questionsPerExample
             o.gradientAccumulationSteps = accumulation
             o.evalEvery = evalEvery
             o.evalQuestions = evalQuestions

@@ -339,6 +339,38 @@ final class MemoryTuningTests: XCTestCase {
         XCTAssertEqual(targets, [-1, 13, 14])
     }
 
+    /// Several questions after one memory block: each answer (and only the answers) carries
+    /// loss, each asked fact is among the memories, and the first question follows the memories.
+    func testMultiQuestionExamples() throws {
+        let (facts, questions) = FactsFixture.make(entities: 40, seed: 2)
+        let corpus = try FactsCorpus(facts: facts, questions: questions)
+        let tok = try makeTokenizer(facts).addingSpecialTokens(MemoryPrompt.markers)
+        var o = CurriculumOptions()
+        o.questionsPerExample = 3
+        let cur = try MemoryCurriculum(corpus: corpus, tokenizer: tok, options: o)
+        var rng = RNG(seed: 3)
+        let e = cur.multiQuestion(first: cur.trainQuestions[0], rng: &rng)
+        XCTAssertEqual(e.answerSpans.count, 3)
+        XCTAssertEqual(e.answerSpans[0].lowerBound, e.answerStart)
+        XCTAssertEqual(e.memories.count, o.k)
+        let text = try tok.decodeString(e.tokens)
+        XCTAssertTrue(text.hasPrefix(MemoryPrompt.memoryOpen))
+        XCTAssertEqual(text.components(separatedBy: MemoryPrompt.question).count - 1, 3)
+        for span in e.answerSpans {
+            let answer = try tok.decodeString(Array(e.tokens[span]))
+            XCTAssertTrue(answer.hasPrefix(" ") && answer.hasSuffix(MemoryPrompt.answerEnd), answer)
+            let value = String(answer.dropFirst().dropLast(MemoryPrompt.answerEnd.count))
+            XCTAssertTrue(e.memories.contains { $0.contains(value) }, "\(value) is not in the memories")
+        }
+        var inputs: [Int32] = [], targets: [Int32] = []
+        MemoryBatch.pack([e], T: e.tokens.count - 1, pad: 0, inputs: &inputs, targets: &targets)
+        let counted = targets.filter { $0 >= 0 }.count
+        XCTAssertEqual(counted, e.answerSpans.reduce(0) { $0 + $1.count })
+        for span in e.answerSpans { for i in span { XCTAssertEqual(targets[i - 1], e.tokens[i]) } }
+        o.questionsPerExample = o.k + 1
+        XCTAssertThrowsError(try MemoryCurriculum(corpus: corpus, tokenizer: tok, options: o))
+    }
+
     // MARK: training
 
     /// The fixture, its tokenizer (with markers), a tiny model and a small pre-training set.

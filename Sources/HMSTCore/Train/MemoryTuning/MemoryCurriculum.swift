@@ -25,6 +25,10 @@ public struct CurriculumOptions: Sendable, Equatable {
     public var fewerFraction = 0.25
     /// the answer when memory does not hold the fact and the model cannot know it
     public var unknownAnswer = "unknown"
+    /// gold examples ask up to this many questions after one memory block, each about a
+    /// different memory (`...</mem><q>q1<a> a1</a><q>q2<a> a2</a>`): every answer carries loss,
+    /// so a step teaches reading from memory several times over; 1 = one question per example
+    public var questionsPerExample = 1
     public init() {}
 
     func validate() throws {
@@ -35,6 +39,9 @@ public struct CurriculumOptions: Sendable, Equatable {
         }
         guard fewerFraction >= 0, fewerFraction <= 1 else { throw HMSTError.invalidArgument("fewerFraction must be in [0, 1]") }
         guard !unknownAnswer.isEmpty else { throw HMSTError.invalidArgument("the unknown answer cannot be empty") }
+        guard questionsPerExample >= 1, questionsPerExample <= k else {
+            throw HMSTError.invalidArgument("questions per example must be in 1...k (\(k)), not \(questionsPerExample)")
+        }
     }
 }
 
@@ -46,6 +53,9 @@ public struct MemoryExample: Sendable, Equatable {
     /// index of the gold memory among the memories, when there is one
     public var goldPosition: Int?
     public var memories: [String]
+    /// multi-question examples: every answer's token range (the first starts at answerStart);
+    /// only these carry loss. Empty: everything from answerStart on is the answer.
+    public var answerSpans: [Range<Int>] = []
 }
 
 public struct MemoryCurriculum: Sendable {
@@ -85,7 +95,41 @@ public struct MemoryCurriculum: Sendable {
     /// maxTokens long.
     public func sample(_ rng: inout RNG, maxTokens: Int = .max) -> MemoryExample {
         let q = trainQuestions[Int(rng.next() % UInt64(trainQuestions.count))]
-        return example(for: q, condition: sampleCondition(&rng), rng: &rng, maxTokens: maxTokens)
+        let condition = sampleCondition(&rng)
+        if condition == .gold, options.questionsPerExample > 1 {
+            let e = multiQuestion(first: q, rng: &rng)
+            if e.tokens.count <= maxTokens { return e }
+        }
+        return example(for: q, condition: condition, rng: &rng, maxTokens: maxTokens)
+    }
+
+    /// A gold example asking `questionsPerExample` questions, each about a different fact among
+    /// the memories (the others distractors), in a random order after one memory block.
+    public func multiQuestion(first q: FactQuestion, rng: inout RNG) -> MemoryExample {
+        var asked = [q]
+        var entities = Set([corpus.fact(of: q).entity + "/" + corpus.fact(of: q).relation])
+        var tries = 0
+        while asked.count < options.questionsPerExample && tries < 50 {
+            tries += 1
+            let c = trainQuestions[Int(rng.next() % UInt64(trainQuestions.count))]
+            let f = corpus.fact(of: c)
+            if entities.insert(f.entity + "/" + f.relation).inserted { asked.append(c) }
+        }
+        var memories = asked.map { corpus.fact(of: $0).text }
+        memories += distractors(excluding: corpus.fact(of: q), count: max(0, options.k - memories.count), rng: &rng)
+            .filter { !memories.contains($0) }
+        for i in stride(from: memories.count - 1, to: 0, by: -1) { memories.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+        var tokens = tokenizer.encode(MemoryPrompt.render(memories: memories, question: asked[0].question))
+        var spans: [Range<Int>] = []
+        for (i, a) in asked.enumerated() {
+            if i > 0 { tokens += tokenizer.encode(MemoryPrompt.question + a.question + MemoryPrompt.answer) }
+            let ans = tokenizer.encode(" " + a.answer + MemoryPrompt.answerEnd)
+            spans.append(tokens.count..<(tokens.count + ans.count))
+            tokens += ans
+        }
+        return MemoryExample(tokens: tokens, answerStart: spans[0].lowerBound, condition: .gold,
+                             goldPosition: memories.firstIndex(of: corpus.fact(of: q).text), memories: memories,
+                             answerSpans: spans)
     }
 
     /// q in `condition`, with memories and gold position drawn from rng; the answer is `answer`
@@ -174,8 +218,14 @@ public enum MemoryBatch {
             let toks = ex.tokens[cut...]
             let start = max(1, ex.answerStart - cut)
             for (t, tok) in toks.dropLast().enumerated() { inputs[b * T + t] = tok }
-            // position t predicts token t+1, which counts when it is part of the answer
-            for t in stride(from: start - 1, to: toks.count - 1, by: 1) { targets[b * T + t] = toks[toks.startIndex + t + 1] }
+            // position t predicts token t+1, which counts when it is part of an answer
+            if ex.answerSpans.isEmpty {
+                for t in stride(from: start - 1, to: toks.count - 1, by: 1) { targets[b * T + t] = toks[toks.startIndex + t + 1] }
+            }
+            for span in ex.answerSpans {
+                let lo = max(1, span.lowerBound - cut), hi = min(toks.count, span.upperBound - cut)
+                for t in stride(from: lo - 1, to: hi - 1, by: 1) { targets[b * T + t] = toks[toks.startIndex + t + 1] }
+            }
         }
     }
 }
