@@ -70,7 +70,7 @@ struct TrainMemoryCommand: ParsableCommand {
             printError("stage 2 on \(corpus.facts.count) facts, \(trainer.curriculum.trainQuestions.count) training and "
                        + "\(trainer.heldOutQuestions.count) held-out questions: \(steps) steps of \(batchSize)x\(o.sequenceLength), "
                        + "memory rows of \(trainer.memoryT), lm fraction \(o.lmFraction), k \(k), \(trainer.optimizer.kind)"
-                       + (mixedPrecision ? ", mixed precision" : "") + (gradientCheckpointing ? ", gradient checkpointing" : ""))
+                       + ", " + trainer.precisionReason + (gradientCheckpointing ? ", gradient checkpointing" : ""))
             let interactive = !noProgress && isatty(2) != 0
             func describe(_ e: MemoryEvaluation) -> String {
                 MemorySetting.allCases.map { s in

@@ -24,9 +24,13 @@ public final class KNNDatastore: @unchecked Sendable {
         let enc = try session.encode(tokens)
         keys += enc.hidden[0..<((tokens.count - 1) * C)]
         values += tokens[1...]
+        enc.hidden.withUnsafeBufferPointer { h in
+            for t in 0..<(tokens.count - 1) { norms.append(squaredNorm(h.baseAddress! + t * C, C)) }
+        }
     }
 
-    /// ‖k_i‖², kept beside the keys so a query's distances are one GEMV: ‖q‖² − 2 q·k_i + ‖k_i‖²
+    /// ‖k_i‖², kept beside the keys (filled by add) so a query's distances are one GEMV:
+    /// ‖q‖² − 2 q·k_i + ‖k_i‖²
     private var norms: [Float] = []
 
     /// Σ over the k nearest keys of the normalised weights of those whose value is target.
@@ -34,12 +38,6 @@ public final class KNNDatastore: @unchecked Sendable {
     public func probability(of target: Int32, query: UnsafePointer<Float>, k: Int) -> Double {
         let N = count
         guard N > 0, k > 0 else { return 0 }
-        if norms.count != N {
-            norms = [Float](repeating: 0, count: N)
-            keys.withUnsafeBufferPointer { kp in
-                for i in 0..<N { norms[i] = squaredNorm(kp.baseAddress! + i * C, C) }
-            }
-        }
         var dots = [Float](repeating: 0, count: N)
         cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(N), Int32(C), 1, keys, Int32(C), query, 1, 0, &dots, 1)
         let qn = squaredNorm(query, C)

@@ -51,6 +51,14 @@ public struct ComputeRates: Sendable {
     /// Measured on first use (a few ms), then cached for the process.
     public static let current: ComputeRates = measure()
 
+    /// What a training step asked for `requested` computes in on this CPU, and why (for the
+    /// start line): bf16 (--mixed-precision) becomes mixedPrecisionCompute; f32 stays f32.
+    public static func resolve(_ requested: MatmulPrecision) -> (precision: MatmulPrecision, reason: String) {
+        guard requested == .bf16 else { return (.f32, "f32") }
+        let r = current
+        return (r.mixedPrecisionCompute, "mixed precision: " + r.reason)
+    }
+
     static func measure() -> ComputeRates {
         var fma = 0.0, bf16 = 0.0
         hk_measure_rates(&fma, &bf16)
@@ -100,7 +108,7 @@ public enum CPUModel {
         for line in text.split(separator: "\n").prefix(64) {
             let parts = line.split(separator: ":", maxSplits: 1)
             guard parts.count == 2 else { continue }
-            let key = parts[0].trimmingCharacters(), value = parts[1].trimmingCharacters()
+            let key = String(parts[0].trimmingSpaces), value = String(parts[1].trimmingSpaces)
             switch key {
             case "model name": model = value
             case "cpu family": family = value
@@ -110,13 +118,4 @@ public enum CPUModel {
         }
         return "\(model) (family \(family), model \(number))"
     }()
-}
-
-private extension Substring {
-    func trimmingCharacters() -> String {
-        var s = self[...]
-        while let f = s.first, f == " " || f == "\t" { s.removeFirst() }
-        while let l = s.last, l == " " || l == "\t" { s.removeLast() }
-        return String(s)
-    }
 }

@@ -87,14 +87,7 @@ public final class Trainer {
         self.tokenizer = tokenizer
         self.outputDir = outputDir
         // --mixed-precision computes in bf16 only where bf16 dot products beat f32 FMA (ComputeRates)
-        if options.precision == .bf16 {
-            let rates = ComputeRates.current
-            computePrecision = rates.mixedPrecisionCompute
-            precisionReason = "mixed precision: " + rates.reason
-        } else {
-            computePrecision = .f32
-            precisionReason = "f32"
-        }
+        (computePrecision, precisionReason) = ComputeRates.resolve(options.precision)
         grad = ModelGrad(params: params, options: ModelGradOptions(precision: computePrecision,
                                                                    gradientCheckpointing: options.gradientCheckpointing))
         optimizer = OptimizerStep.makeOptimizer(params: params, use8bit: options.use8bitOptimizer, config: options.adam)

@@ -104,14 +104,6 @@ public struct FactsCorpus: Sendable {
     }
 }
 
-extension Substring {
-    var trimmingSpaces: Substring {
-        var s = self
-        while let f = s.first, f == " " || f == "\t" || f == "\r" { s.removeFirst() }
-        while let l = s.last, l == " " || l == "\t" || l == "\r" { s.removeLast() }
-        return s
-    }
-}
 
 /// A small synthetic fact set in the layout of `hmst facts generate`, for tests and quick runs:
 /// invented names (so no pre-trained model knows them) with a few relations each.

@@ -81,6 +81,9 @@ public final class MemoryTrainer {
     /// the training step for memory batches ([B, memoryT]) and for LM batches ([B, T]): two
     /// instances over the same parameters, so neither reallocates its buffers per step
     public let grad: ModelGrad
+    /// what the step's GEMMs compute in (options.precision resolved for this CPU) and why
+    public let computePrecision: MatmulPrecision
+    public let precisionReason: String
     let lmGrad: ModelGrad
     /// positions per memory row
     public var memoryT: Int {
@@ -128,7 +131,8 @@ public final class MemoryTrainer {
         self.lmVal = lmVal
         self.outputDir = outputDir
         curriculum = try MemoryCurriculum(corpus: facts, tokenizer: tokenizer, options: options.curriculum)
-        let go = ModelGradOptions(precision: options.precision, gradientCheckpointing: options.gradientCheckpointing)
+        (computePrecision, precisionReason) = ComputeRates.resolve(options.precision)
+        let go = ModelGradOptions(precision: computePrecision, gradientCheckpointing: options.gradientCheckpointing)
         grad = ModelGrad(params: params, options: go)
         let mT = options.memorySequenceLength > 0 ? min(options.memorySequenceLength, options.sequenceLength) : options.sequenceLength
         lmGrad = mT != options.sequenceLength ? ModelGrad(params: params, options: go) : grad
