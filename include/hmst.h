@@ -971,6 +971,115 @@ enum hmst_weight_type {
     HMST_WEIGHTS_INT8 = 3       /* matrices quantized to int8 Q8_0 blocks at load */
 };
 
+/* ------------------------------------------------------------------------------------------
+ * The HMST engine: per-query orchestration through memory (the seed's HMSTInferenceEngine).
+ *
+ * For each query the engine encodes the query with the base model, probes the memory tiers
+ * (hybrid retrieval) for their signals, lets the meta-controller make five decisions (early
+ * exit, episodic access, semantic retrieval, expert selection, verification), gives the chosen
+ * memories to the model in the Stage 2 layout (<mem>fact</mem>...<q>question<a>), generates the
+ * answer at the chosen depth and expert count, and, when verification was chosen, scores it
+ * with the critic: below the confidence threshold it retries once with both memories at full
+ * compute, then abstains ("I am not sure."). A Stage 2 model's own "unknown" answer is also an
+ * abstention.
+ *
+ * The controller (controller/) and critic (critic/) are stored in the checkpoint directory and
+ * loaded by hmst_model_load when present (a controller or critic trained for another model is
+ * an error there). Without a controller the engine uses the "full" policy (both memories +
+ * verification); without a critic, confidence is the answer tokens' geometric-mean probability
+ * and is flagged as not calibrated.
+ * ------------------------------------------------------------------------------------------ */
+
+typedef struct hmst_engine hmst_engine; /* opaque */
+
+struct hmst_engine_params {
+    uint32_t struct_size;        /* set by hmst_engine_default_params() */
+    int32_t k;                   /* memories given to the model; default 4 */
+    int32_t exit_layer;          /* layer early exit reads from; 0 = the controller's, else half the depth */
+    int32_t selected_experts;    /* experts per token under expert selection; default 1 */
+    float confidence_threshold;  /* default 0.5 */
+    bool retry_with_memory;      /* default true */
+    int32_t n_ctx;               /* 0 = min(2048, the model's) */
+    int32_t n_threads;           /* 0 = the library's */
+};
+
+/* Thread-safe. */
+HMST_API struct hmst_engine_params hmst_engine_default_params(void);
+
+/* The decisions, in the order of hmst_engine_result.decisions. */
+enum hmst_engine_decision {
+    HMST_DECISION_EARLY_EXIT = 0,
+    HMST_DECISION_EPISODIC = 1,
+    HMST_DECISION_SEMANTIC = 2,
+    HMST_DECISION_EXPERT_SELECTION = 3,
+    HMST_DECISION_VERIFY = 4
+};
+
+struct hmst_engine_result {
+    uint32_t struct_size;          /* set by the caller to sizeof(struct hmst_engine_result) */
+    char answer[1024];             /* what the engine says (the abstain text when it abstained), truncated */
+    char model_answer[1024];       /* the model's last answer before any abstention */
+    bool abstained;
+    bool retried;                  /* verification asked for a second attempt with memory */
+    float confidence;              /* P(correct) */
+    bool confidence_calibrated;    /* true: the critic's calibrated probability */
+    bool decisions[5];             /* enum hmst_engine_decision order */
+    float probabilities[5];        /* the policy's P(yes) per decision (0/1 for a fixed policy) */
+    int32_t n_citations;           /* memories given; their text, tier, id and score are in the JSON */
+    int32_t n_tokens;              /* answer tokens; their ids and log-probs are in the JSON */
+    int32_t prompt_tokens;         /* every prompt token run (query encoding, attempts) */
+    int32_t generated_tokens;
+    double matmul_flops;           /* 2 x multiply-adds of the model projections run */
+    int64_t vectors_scanned;       /* by the dense searches */
+    int64_t ssm_tokens_encoded;
+    int32_t critic_calls;
+    double stage_ms[6];            /* encode, retrieve, control, generate, verify, total */
+};
+
+/* Called with each answer token of every attempt: its id, bytes (not NUL-terminated) and
+ * log-probability. Return false to stop that attempt. Runs on the querying thread. */
+typedef bool (*hmst_engine_token_callback)(int32_t token, const char *piece, size_t piece_len,
+                                           float logprob, void *user_data);
+/* Called once at the end with the result and its JSON (NUL-terminated, json_len bytes; both
+ * valid only during the call). Runs on the querying thread. */
+typedef void (*hmst_engine_result_callback)(const struct hmst_engine_result *result, const char *json,
+                                            size_t json_len, void *user_data);
+
+struct hmst_engine_query_params {
+    uint32_t struct_size;                 /* set by hmst_engine_query_default_params() */
+    const char *policy;                   /* NULL or "auto" (controller, else full), "controller", "full",
+                                             "none", or decisions joined by '+': "episodic+semantic+verify" */
+    int32_t max_tokens;                   /* default 16 */
+    float temperature;                    /* default 0 (greedy) */
+    uint64_t seed;                        /* default 0 */
+    hmst_engine_token_callback on_token;  /* optional */
+    hmst_engine_result_callback on_result;/* optional: the result as JSON (citations, log-probs, cost) */
+    void *user_data;
+};
+
+/* Thread-safe. */
+HMST_API struct hmst_engine_query_params hmst_engine_query_default_params(void);
+
+/* An engine over a model (with its controller and critic, if loaded) and memory tiers (either
+ * may be NULL). The engine holds its own references: they may be freed before it. Errors: the
+ * model has no tokenizer, a memory built with another model or embedder (dimension or name),
+ * bad params. Thread-safe. */
+HMST_API int hmst_engine_create(const hmst_model *model, hmst_semantic *semantic, hmst_episodic *episodic,
+                                        const struct hmst_engine_params *params, hmst_engine **out_engine);
+
+/* Thread-safe; NULL is ignored. */
+HMST_API void hmst_engine_free(hmst_engine *engine);
+
+/* Answers one query. out_result (may be NULL) receives the result up to its struct_size. Errors:
+ * an empty query, "controller" without a trained controller, an unknown policy, a query too
+ * long for the context. Thread-safe: queries on one engine run one at a time (use one engine
+ * per thread for parallel queries; model and memories can be shared). */
+HMST_API int hmst_engine_ask(hmst_engine *engine, const char *query, const struct hmst_engine_query_params *params,
+                                     struct hmst_engine_result *out_result);
+
+/* Whether the engine has a trained controller / a critic. Thread-safe. */
+HMST_API int hmst_engine_info(const hmst_engine *engine, bool *has_controller, bool *has_critic, int32_t *exit_layer);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

@@ -67,6 +67,9 @@ public func hmst_sizeof(_ name: UnsafePointer<CChar>?) -> Int {
     case "hmst_memory_eval": return MemoryLayout<hmst_memory_eval>.size
     case "hmst_memory_train_progress": return MemoryLayout<hmst_memory_train_progress>.size
     case "hmst_memory_trainer_params": return MemoryLayout<hmst_memory_trainer_params>.size
+    case "hmst_engine_params": return MemoryLayout<hmst_engine_params>.size
+    case "hmst_engine_query_params": return MemoryLayout<hmst_engine_query_params>.size
+    case "hmst_engine_result": return MemoryLayout<hmst_engine_result>.size
     default: return 0
     }
 }

@@ -25,6 +25,13 @@ struct TrainMemoryCommand: ParsableCommand {
     @Option(help: "Memories per example.") var k = 4
     @Option(name: .customLong("questions-per-example"), help: "Questions asked after one memory block in gold examples (1...k).")
     var questionsPerExample = 1
+    @Option(name: .customLong("condition-weights"),
+            help: "Shares of gold, distractors-only and no-memory examples, as G,D,N (normalised).")
+    var conditionWeights = "0.5,0.25,0.25"
+    @Flag(name: .customLong("prompt-loss"), help: "Every token of a memory example carries loss, not only the answers.")
+    var promptLoss = false
+    @Option(name: .customLong("copy-fraction"), help: "Share of memory examples that are synthetic copy tasks (a random span, then its repeat).")
+    var copyFraction = 0.0
     @Option(name: .customLong("gradient-accumulation-steps"), help: "Micro-batches per optimizer step.") var accumulation = 1
     @Option(name: .customLong("eval-every"), help: "Evaluate held-out questions every N steps (0 = at the end).") var evalEvery = 0
     @Option(name: .customLong("eval-questions"), help: "Held-out questions per evaluation (0 = all).") var evalQuestions = 200
@@ -53,6 +60,13 @@ struct TrainMemoryCommand: ParsableCommand {
             o.lmFraction = lmData == nil ? 0 : lmFraction
             o.curriculum.k = k
             o.curriculum.questionsPerExample = questionsPerExample
+            let w = conditionWeights.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
+            guard w.count == 3, let g = w[0], let d = w[1], let n = w[2] else {
+                throw ValidationError("--condition-weights takes three numbers G,D,N, not \(conditionWeights)")
+            }
+            (o.curriculum.goldWeight, o.curriculum.distractorsOnlyWeight, o.curriculum.noneWeight) = (g, d, n)
+            o.curriculum.promptLoss = promptLoss
+            o.curriculum.copyFraction = copyFraction
             o.gradientAccumulationSteps = accumulation
             o.evalEvery = evalEvery
             o.evalQuestions = evalQuestions

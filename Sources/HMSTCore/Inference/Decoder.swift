@@ -21,14 +21,17 @@ public final class Decoder: @unchecked Sendable {
     /// trace, when given, receives the experts and gates of every token: [T, L, K] each.
     func forward(tokens: UnsafePointer<Int32>, T: Int, cache: KVCache, ws: Workspace, logits: LogitsRows,
                  threads: Int, traceExperts: UnsafeMutablePointer<Int32>? = nil,
-                 traceGates: UnsafeMutablePointer<Float>? = nil) {
+                 traceGates: UnsafeMutablePointer<Float>? = nil, budget: ComputeBudget = ComputeBudget()) {
         let d = dims
         let x = ws.x.pointer
+        // the budget was validated by the Session: 1...L layers, 1...K experts
+        let nLayers = budget.layers ?? d.L
+        let K = budget.expertsPerToken ?? d.K
         let pos0 = cache.length
         for t in 0..<T { weights.embed.copyRow(Int(tokens[t]), to: x + t * d.C) }
         RoPE.tables(cos: ws.ropeCos.pointer, sin: ws.ropeSin.pointer, invFreq: ws.invFreq, pos0: pos0, T: T)
 
-        for l in 0..<d.L {
+        for l in 0..<nLayers {
             let lw = weights.layers[l]
             // ---- attention sublayer: x += o_proj(attn(rmsnorm(x)))
             hk_rmsnorm(ws.xn.pointer, nil, x, weightPointer(lw.attnNorm), T, d.C, d.eps)
@@ -39,7 +42,7 @@ public final class Decoder: @unchecked Sendable {
             hk_rmsnorm(ws.xn.pointer, nil, x, weightPointer(lw.ffnNorm), T, d.C, d.eps)
             let traceE = traceExperts.map { $0 + l * d.K }
             let traceG = traceGates.map { $0 + l * d.K }
-            moe(lw: lw, T: T, ws: ws, threads: threads, traceExperts: traceE, traceGates: traceG)
+            moe(lw: lw, T: T, K: K, ws: ws, threads: threads, traceExperts: traceE, traceGates: traceG)
             addInPlace(x, ws.proj.pointer, T * d.C)
         }
         cache.length = pos0 + T
@@ -98,25 +101,27 @@ public final class Decoder: @unchecked Sendable {
 
     /// ws.proj[T, C] = Σ_k gate · SwiGLU_expert(ws.xn), tokens grouped by expert: one GEMM
     /// (or GEMV when a single token) per expert and projection.
-    private func moe(lw: LayerWeights, T: Int, ws: Workspace, threads: Int,
+    /// K: experts per token (the model's, or fewer under a ComputeBudget; the gates of the K
+    /// chosen are renormalised to sum to 1 either way).
+    private func moe(lw: LayerWeights, T: Int, K: Int, ws: Workspace, threads: Int,
                      traceExperts: UnsafeMutablePointer<Int32>?, traceGates: UnsafeMutablePointer<Float>?) {
         let d = dims
         let probs = ws.routerLogits.pointer
         linearForward(out: probs, x: ws.xn.pointer, T: T, w: lw.router, scratch: ws.widen.pointer, threads: threads)
-        Router.route(probs: probs, T: T, E: d.E, K: d.K, topIdx: ws.topIdx, topW: ws.topW.pointer)
+        Router.route(probs: probs, T: T, E: d.E, K: K, topIdx: ws.topIdx, topW: ws.topW.pointer)
 
         // group token rows by expert
         let nOf = ws.nOf, rowsOf = ws.rowsOf, gateOf = ws.gateOf.pointer
         for e in 0..<d.E { nOf[e] = 0 }
         for t in 0..<T {
-            for j in 0..<d.K {
-                let e = Int(ws.topIdx[t * d.K + j])
+            for j in 0..<K {
+                let e = Int(ws.topIdx[t * K + j])
                 rowsOf[e * ws.maxT + nOf[e]] = Int32(t)
-                gateOf[e * ws.maxT + nOf[e]] = ws.topW.pointer[t * d.K + j]
+                gateOf[e * ws.maxT + nOf[e]] = ws.topW.pointer[t * K + j]
                 nOf[e] += 1
                 if let traceExperts, let traceGates {
                     traceExperts[t * d.L * d.K + j] = Int32(e)
-                    traceGates[t * d.L * d.K + j] = ws.topW.pointer[t * d.K + j]
+                    traceGates[t * d.L * d.K + j] = ws.topW.pointer[t * K + j]
                 }
             }
         }
@@ -124,7 +129,7 @@ public final class Decoder: @unchecked Sendable {
         let out = ws.proj.pointer
         out.update(repeating: 0, count: T * d.C)
         if T == 1 {
-            decodeExperts(lw: lw, ws: ws, threads: threads)
+            decodeExperts(lw: lw, K: K, ws: ws, threads: threads)
             return
         }
         for e in 0..<d.E where nOf[e] > 0 {
@@ -144,22 +149,22 @@ public final class Decoder: @unchecked Sendable {
 
     /// Decode (one token): the K chosen experts' w1 and w3 GEMVs as one job, then their w2
     /// GEMVs as another; only those experts' weights are read.
-    private func decodeExperts(lw: LayerWeights, ws: Workspace, threads: Int) {
+    private func decodeExperts(lw: LayerWeights, K: Int, ws: Workspace, threads: Int) {
         let d = dims
         var up: [GEMVJob] = []
         var down: [GEMVJob] = []
-        for j in 0..<d.K {
+        for j in 0..<K {
             let ex = lw.experts[Int(ws.topIdx[j])]
             up.append(GEMVJob(out: ws.h1.pointer + j * d.F, x: ws.xn.pointer, w: ex.w1))
             up.append(GEMVJob(out: ws.h3.pointer + j * d.F, x: ws.xn.pointer, w: ex.w3))
         }
         gemvBatch(up, threads: threads)
-        hk_silu_mul(ws.h1.pointer, ws.h1.pointer, ws.h3.pointer, d.K * d.F)
-        for j in 0..<d.K {
+        hk_silu_mul(ws.h1.pointer, ws.h1.pointer, ws.h3.pointer, K * d.F)
+        for j in 0..<K {
             down.append(GEMVJob(out: ws.ye.pointer + j * d.C, x: ws.h1.pointer + j * d.F, w: lw.experts[Int(ws.topIdx[j])].w2))
         }
         gemvBatch(down, threads: threads)
-        for j in 0..<d.K { hk_axpy(ws.proj.pointer, ws.topW.pointer[j], ws.ye.pointer + j * d.C, d.C) }
+        for j in 0..<K { hk_axpy(ws.proj.pointer, ws.topW.pointer[j], ws.ye.pointer + j * d.C, d.C) }
     }
 
     @inline(__always) private func weightPointer(_ w: Weight) -> UnsafePointer<Float> {

@@ -19,6 +19,10 @@ public final class LanguageModel: @unchecked Sendable {
     /// The retrieval projection stored with the checkpoint (retriever.json), set by load; nil:
     /// queries and documents embed as the pooled hidden state (Retrieval/RetrieverEmbedding.swift).
     public internal(set) var retriever: RetrieverProjection?
+    /// The engine's meta-controller (controller/) and critic (critic/) stored with the
+    /// checkpoint, set by load; nil when absent.
+    public internal(set) var controller: MetaController?
+    public internal(set) var critic: EngineVerifier?
     let storage: [AnyObject]
 
     public init(decoder: Decoder, tokenizer: TextTokenizer?, config: JSONValue, report: LoadReport, storage: [AnyObject]) {

@@ -16,6 +16,41 @@ public struct SessionParams: Sendable {
     public init() {}
 }
 
+/// Less compute than the model's full forward, for the engine's early-exit and expert decisions:
+/// `layers` runs only the first n layers and reads the logits from there (through the model's
+/// final norm and head, or the trained exit head of that layer when the checkpoint has one);
+/// `expertsPerToken` routes each token to its top n experts instead of the model's K. nil:
+/// the model's own. A budget holds for a whole context: change it only after reset().
+public struct ComputeBudget: Sendable, Equatable {
+    public var layers: Int?
+    public var expertsPerToken: Int?
+    public init(layers: Int? = nil, expertsPerToken: Int? = nil) {
+        self.layers = layers
+        self.expertsPerToken = expertsPerToken
+    }
+
+    /// A clear error unless 1 <= layers <= L and 1 <= expertsPerToken <= K.
+    public func validate(for d: DecoderDims) throws {
+        if let n = layers, !(1...d.L).contains(n) {
+            throw HMSTError.invalidArgument("the compute budget's layers \(n) must be in 1 ... \(d.L)")
+        }
+        if let k = expertsPerToken, !(1...d.K).contains(k) {
+            throw HMSTError.invalidArgument("the compute budget's experts per token \(k) must be in 1 ... \(d.K)")
+        }
+    }
+
+    /// Multiply-adds per token of the projections this budget runs (attention projections,
+    /// router, the chosen experts, the head), for cost accounts; attention over the cache is
+    /// not included.
+    public func matmulFLOPsPerToken(_ d: DecoderDims) -> Double {
+        let L = Double(layers ?? d.L), K = Double(expertsPerToken ?? d.K)
+        let C = Double(d.C)
+        let attn = C * Double(d.qDim) * 2 + C * Double(d.kvDim) * 2
+        let ffn = K * 3 * C * Double(d.F) + C * Double(d.E)
+        return 2 * (L * (attn + ffn) + C * Double(d.V))
+    }
+}
+
 /// Experts and gates of every token evaluated since the last reset (when tracing).
 public struct RouteTrace: Sendable {
     public var nLayers: Int
@@ -36,6 +71,18 @@ public final class Session: @unchecked Sendable {
     public private(set) var trace: RouteTrace
     /// Rows of ws.logits valid after the last evaluate: 1 (last token) or the batch size.
     public internal(set) var logitsRows = 0
+    /// The compute budget of this context (set with setBudget, after a reset).
+    public private(set) var budget = ComputeBudget()
+
+    /// Sets the compute budget; the context must be empty (reset) because the cache of a
+    /// shallower forward has no entries for the skipped layers.
+    public func setBudget(_ b: ComputeBudget) throws {
+        try b.validate(for: decoder.dims)
+        guard cache.length == 0 || b == budget else {
+            throw HMSTError.invalidArgument("the compute budget can change only on an empty context (reset first)")
+        }
+        budget = b
+    }
 
     public init(decoder: Decoder, params: SessionParams) throws {
         let d = decoder.dims
@@ -98,7 +145,7 @@ public final class Session: @unchecked Sendable {
                         decoder.forward(tokens: tp.baseAddress! + start, T: n, cache: cache, ws: ws,
                                         logits: last ? (allLogits ? .all : .last) : .none, threads: threads,
                                         traceExperts: params.traceRoutes ? te.baseAddress : nil,
-                                        traceGates: params.traceRoutes ? tg.baseAddress : nil)
+                                        traceGates: params.traceRoutes ? tg.baseAddress : nil, budget: budget)
                     }
                 }
             }

@@ -381,6 +381,64 @@ class MemoryTrainerParams(ctypes.Structure):
     ]
 
 
+class EngineParams(ctypes.Structure):
+    """struct hmst_engine_params"""
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("k", ctypes.c_int32),
+        ("exit_layer", ctypes.c_int32),
+        ("selected_experts", ctypes.c_int32),
+        ("confidence_threshold", ctypes.c_float),
+        ("retry_with_memory", ctypes.c_bool),
+        ("n_ctx", ctypes.c_int32),
+        ("n_threads", ctypes.c_int32),
+    ]
+
+
+class EngineResult(ctypes.Structure):
+    """struct hmst_engine_result"""
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("answer", ctypes.c_char * 1024),
+        ("model_answer", ctypes.c_char * 1024),
+        ("abstained", ctypes.c_bool),
+        ("retried", ctypes.c_bool),
+        ("confidence", ctypes.c_float),
+        ("confidence_calibrated", ctypes.c_bool),
+        ("decisions", ctypes.c_bool * 5),
+        ("probabilities", ctypes.c_float * 5),
+        ("n_citations", ctypes.c_int32),
+        ("n_tokens", ctypes.c_int32),
+        ("prompt_tokens", ctypes.c_int32),
+        ("generated_tokens", ctypes.c_int32),
+        ("matmul_flops", ctypes.c_double),
+        ("vectors_scanned", ctypes.c_int64),
+        ("ssm_tokens_encoded", ctypes.c_int64),
+        ("critic_calls", ctypes.c_int32),
+        ("stage_ms", ctypes.c_double * 6),
+    ]
+
+
+ENGINE_TOKEN_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_bool, ctypes.c_int32, ctypes.POINTER(ctypes.c_char), ctypes.c_size_t,
+                                         ctypes.c_float, ctypes.c_void_p)
+ENGINE_RESULT_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.POINTER(EngineResult), ctypes.POINTER(ctypes.c_char), ctypes.c_size_t,
+                                          ctypes.c_void_p)
+
+
+class EngineQueryParams(ctypes.Structure):
+    """struct hmst_engine_query_params"""
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("policy", ctypes.c_char_p),
+        ("max_tokens", ctypes.c_int32),
+        ("temperature", ctypes.c_float),
+        ("seed", ctypes.c_uint64),
+        ("on_token", ENGINE_TOKEN_CALLBACK),
+        ("on_result", ENGINE_RESULT_CALLBACK),
+        ("user_data", ctypes.c_void_p),
+    ]
+
+
 # struct name in hmst.h -> ctypes class, checked against hmst_sizeof() at load
 STRUCTS = {
     "hmst_system_info": SystemInfo,
@@ -403,6 +461,9 @@ STRUCTS = {
     "hmst_memory_eval": MemoryEval,
     "hmst_memory_train_progress": MemoryTrainProgress,
     "hmst_memory_trainer_params": MemoryTrainerParams,
+    "hmst_engine_params": EngineParams,
+    "hmst_engine_query_params": EngineQueryParams,
+    "hmst_engine_result": EngineResult,
 }
 
 LOG_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
@@ -557,6 +618,14 @@ _declare("hmst_memory_trainer_evaluate", ctypes.c_int, _P, ctypes.POINTER(Memory
 _declare("hmst_memory_trainer_run", ctypes.c_int, _P, ctypes.POINTER(ctypes.c_int32))
 _declare("hmst_memory_trainer_save", ctypes.c_int, _P, ctypes.c_char_p)
 _declare("hmst_memory_trainer_free", None, _P)
+
+_declare("hmst_engine_default_params", EngineParams)
+_declare("hmst_engine_query_default_params", EngineQueryParams)
+_declare("hmst_engine_create", ctypes.c_int, _P, _P, _P, ctypes.POINTER(EngineParams), ctypes.POINTER(_P))
+_declare("hmst_engine_free", None, _P)
+_declare("hmst_engine_ask", ctypes.c_int, _P, ctypes.c_char_p, ctypes.POINTER(EngineQueryParams), ctypes.POINTER(EngineResult))
+_declare("hmst_engine_info", ctypes.c_int, _P, ctypes.POINTER(ctypes.c_bool), ctypes.POINTER(ctypes.c_bool),
+         ctypes.POINTER(ctypes.c_int32))
 
 
 def _check_abi():

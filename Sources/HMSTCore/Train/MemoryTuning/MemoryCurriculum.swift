@@ -29,6 +29,14 @@ public struct CurriculumOptions: Sendable, Equatable {
     /// different memory (`...</mem><q>q1<a> a1</a><q>q2<a> a2</a>`): every answer carries loss,
     /// so a step teaches reading from memory several times over; 1 = one question per example
     public var questionsPerExample = 1
+    /// every token of a memory example carries loss, not only the answers: the memories and
+    /// the question (which repeats the entity a memory names) teach copying from context
+    /// far more often per step than the answer tokens alone
+    public var promptLoss = false
+    /// share of examples that are synthetic copy tasks: a random token span, then the same span
+    /// again with loss on the repeat (the induction pattern that copying from memory builds on;
+    /// a small model pre-trained briefly has not learnt it)
+    public var copyFraction = 0.0
     public init() {}
 
     func validate() throws {
@@ -39,6 +47,7 @@ public struct CurriculumOptions: Sendable, Equatable {
         }
         guard fewerFraction >= 0, fewerFraction <= 1 else { throw HMSTError.invalidArgument("fewerFraction must be in [0, 1]") }
         guard !unknownAnswer.isEmpty else { throw HMSTError.invalidArgument("the unknown answer cannot be empty") }
+        guard copyFraction >= 0, copyFraction < 1 else { throw HMSTError.invalidArgument("the copy fraction must be in [0, 1), not \(copyFraction)") }
         guard questionsPerExample >= 1, questionsPerExample <= k else {
             throw HMSTError.invalidArgument("questions per example must be in 1...k (\(k)), not \(questionsPerExample)")
         }
@@ -94,6 +103,9 @@ public struct MemoryCurriculum: Sendable {
     /// The next training example: a random training question in a random condition, at most
     /// maxTokens long.
     public func sample(_ rng: inout RNG, maxTokens: Int = .max) -> MemoryExample {
+        if options.copyFraction > 0, rng.nextDouble() < options.copyFraction {
+            return copyExample(&rng, maxTokens: maxTokens)
+        }
         let q = trainQuestions[Int(rng.next() % UInt64(trainQuestions.count))]
         let condition = sampleCondition(&rng)
         if condition == .gold, options.questionsPerExample > 1 {
@@ -101,6 +113,17 @@ public struct MemoryCurriculum: Sendable {
             if e.tokens.count <= maxTokens { return e }
         }
         return example(for: q, condition: condition, rng: &rng, maxTokens: maxTokens)
+    }
+
+    /// A synthetic copy example: n random ordinary tokens (no special ones), then the same n;
+    /// the repeat after its first token carries loss.
+    public func copyExample(_ rng: inout RNG, maxTokens: Int) -> MemoryExample {
+        let ordinary = max(2, tokenizer.vocabSize - tokenizer.addedTokens.count)
+        let longest = max(4, min(48, (min(maxTokens, 256) - 1) / 2))
+        let n = 4 + Int(rng.next() % UInt64(longest - 3))
+        let span = (0..<n).map { _ in Int32(rng.next() % UInt64(ordinary)) }
+        return MemoryExample(tokens: span + span, answerStart: n + 1, condition: .gold, goldPosition: nil, memories: [],
+                             answerSpans: [(n + 1)..<(2 * n)])
     }
 
     /// A gold example asking `questionsPerExample` questions, each about a different fact among
@@ -209,7 +232,7 @@ public enum MemoryBatch {
     /// token where it is an answer token, -1 elsewhere (the prompt, the padding). Examples are
     /// cut from the left to T + 1 tokens.
     public static func pack(_ examples: [MemoryExample], T: Int, pad: Int32,
-                            inputs: inout [Int32], targets: inout [Int32]) {
+                            inputs: inout [Int32], targets: inout [Int32], promptLoss: Bool = false) {
         let B = examples.count
         inputs = [Int32](repeating: pad, count: B * T)
         targets = [Int32](repeating: -1, count: B * T)
@@ -218,7 +241,12 @@ public enum MemoryBatch {
             let toks = ex.tokens[cut...]
             let start = max(1, ex.answerStart - cut)
             for (t, tok) in toks.dropLast().enumerated() { inputs[b * T + t] = tok }
-            // position t predicts token t+1, which counts when it is part of an answer
+            // position t predicts token t+1, which counts when it is part of an answer (or always,
+            // with promptLoss)
+            if promptLoss {
+                for t in 0..<(toks.count - 1) { targets[b * T + t] = toks[toks.startIndex + t + 1] }
+                continue
+            }
             if ex.answerSpans.isEmpty {
                 for t in stride(from: start - 1, to: toks.count - 1, by: 1) { targets[b * T + t] = toks[toks.startIndex + t + 1] }
             }

@@ -185,7 +185,8 @@ public final class MemoryTrainer {
                 return try lmGrad.step(inputs: inputs, targets: targets, B: B, T: T, backward: true).ceLoss
             }
             let examples = (0..<B).map { _ in curriculum.sample(&rng, maxTokens: mT + 1) }
-            MemoryBatch.pack(examples, T: mT, pad: pad, inputs: &inputs, targets: &targets)
+            MemoryBatch.pack(examples, T: mT, pad: pad, inputs: &inputs, targets: &targets,
+                             promptLoss: options.curriculum.promptLoss)
             tokensSeen += examples.reduce(0) { $0 + min($1.tokens.count, mT + 1) }
             return try grad.step(inputs: inputs, targets: targets, B: B, T: mT, backward: true).ceLoss
         }

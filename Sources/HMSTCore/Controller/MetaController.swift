@@ -1,0 +1,134 @@
+// MetaController: the seed's MetaController, the policy that makes the engine's five decisions.
+// It reads the state summary (StateSummary: the base model's encoding of the query beside the
+// memory and uncertainty signals) through CleanRL's actor MLP with five two-way heads; the base
+// model is the transformer that encodes, the controller the small network on top. Trained by
+// PPO (Controller/ControllerTraining.swift, `hmst rl-train`). Stored in the checkpoint:
+//   controller/controller.safetensors  "params" [P] f32 (actor then critic, ActorCritic's order)
+//   controller/config.json             format, version, features, heads, hidden sizes, the
+//                                      model's hidden size / layers / vocabulary, the exit layer,
+//                                      the projection seed, the weights' hash, training summary
+// LanguageModel.load leaves it alone; Engine users load it with MetaController.load.
+
+import Foundation
+
+public final class MetaController: EngineController, @unchecked Sendable {
+    public static let directoryName = "controller"
+    static let weightsName = "controller.safetensors"
+    static let configName = "config.json"
+    static let formatName = "hmst-controller"
+    static let formatVersion = 1
+
+    public let network: ActorCritic
+    public let hidden: [Int]
+    /// the model it was trained for: hidden size, layers, vocabulary
+    public let modelShape: [Int]
+    public let exitLayer: Int
+    public let projectionSeed: UInt64
+    /// free-form record of the training run (JSON object), saved with the weights
+    public var trainingSummary: JSONValue = .object([])
+
+    public init(network: ActorCritic, hidden: [Int], model: LanguageModel, exitLayer: Int, projectionSeed: UInt64) throws {
+        guard network.observationSize == StateSummary.size, network.actionHeads == [2, 2, 2, 2, 2] else {
+            throw HMSTError.invalidArgument("controller: the network must read \(StateSummary.size) features into five two-way heads")
+        }
+        self.network = network
+        self.hidden = hidden
+        modelShape = MetaController.shape(of: model)
+        self.exitLayer = exitLayer
+        self.projectionSeed = projectionSeed
+    }
+
+    static func shape(of model: LanguageModel) -> [Int] { [model.dims.C, model.dims.L, model.dims.V] }
+
+    /// Greedy decisions (each head's likelier choice) and each head's probability of yes.
+    public func decide(_ observation: [Float]) throws -> (EngineDecisions, DecisionProbabilities) {
+        guard observation.count == network.observationSize else {
+            throw HMSTError.invalidArgument("controller: observation has \(observation.count) values, the controller reads \(network.observationSize)")
+        }
+        let (logits, _) = observation.withUnsafeBufferPointer { network.forward($0.baseAddress!, B: 1) }
+        var yes = [Float](repeating: 0, count: 5)
+        for h in 0..<5 {
+            let a = logits[2 * h], b = logits[2 * h + 1]
+            yes[h] = 1 / (1 + expf(a - b))
+        }
+        return (EngineDecisions(bits: yes.map { $0 > 0.5 }), DecisionProbabilities(yes: yes))
+    }
+
+    // MARK: files
+
+    private var hash: String {
+        let p = UnsafeBufferPointer(start: network.params.p, count: network.parameterCount)
+        return FileChecksum.hex(FileChecksum.of(Array(UnsafeRawBufferPointer(p))))
+    }
+
+    /// Writes controller/controller.safetensors, then controller/config.json (naming the
+    /// weights' hash, so a crash between the two is caught at load), each atomically.
+    public func save(checkpoint dir: String) throws {
+        let d = dir + "/" + MetaController.directoryName
+        try FileIO.makeDirectories(d)
+        let P = network.parameterCount
+        let buf = FloatBuffer(count: P)
+        buf.pointer.update(from: network.params.p, count: P)
+        try SafeTensorsWriter.writeRaw(path: d + "/" + MetaController.weightsName, tensors: [
+            RawTensor(name: "params", dtype: .f32, shape: [P], bytes: UnsafeRawBufferPointer(start: buf.pointer, count: P * 4), owner: buf),
+        ])
+        let w = JSONWriter()
+        w.object {
+            w.field("format", MetaController.formatName)
+            w.field("version", MetaController.formatVersion)
+            w.field("features", StateSummary.featureNames)
+            w.field("heads", EngineDecisions.names)
+            w.field("hidden", .array(hidden.map { .number(Double($0)) }))
+            w.field("model_hidden_size", modelShape[0])
+            w.field("model_layers", modelShape[1])
+            w.field("model_vocab_size", modelShape[2])
+            w.field("exit_layer", exitLayer)
+            w.field("projection_seed", String(projectionSeed))
+            w.field("parameters", P)
+            w.field("hash", hash)
+            w.field("training", trainingSummary)
+        }
+        try FileIO.writeAtomically(d + "/" + MetaController.configName, text: w.output + "\n")
+    }
+
+    /// The controller stored in a checkpoint directory for this model, or nil when it has none.
+    /// BAD_FORMAT for malformed or mismatched files, INVALID_ARGUMENT for a controller trained
+    /// for another model.
+    public static func load(checkpoint dir: String, model: LanguageModel) throws -> MetaController? {
+        let d = dir + "/" + directoryName
+        let jsonPath = d + "/" + configName
+        guard FileIO.exists(jsonPath) else { return nil }
+        let j = try JSONValue.parse(bytes: try FileIO.readAll(jsonPath))
+        guard j["format"]?.string == formatName, let version = j["version"]?.int,
+              let features = j["features"]?.array?.compactMap({ $0.string }), let hiddenJ = j["hidden"]?.array,
+              let C = j["model_hidden_size"]?.int, let L = j["model_layers"]?.int, let V = j["model_vocab_size"]?.int,
+              let exit = j["exit_layer"]?.int, let seedS = j["projection_seed"]?.string, let seed = UInt64(seedS),
+              let P = j["parameters"]?.int, let hash = j["hash"]?.string else {
+            throw HMSTError.badFormat("\(jsonPath): not a controller description (format, version, features, hidden, model sizes, exit_layer, projection_seed, parameters, hash)")
+        }
+        guard version <= formatVersion else { throw HMSTError.unsupported("\(jsonPath): version \(version) is newer than this hmst reads") }
+        guard features == StateSummary.featureNames else {
+            throw HMSTError.badFormat("\(jsonPath): its features (\(features.count)) are not the ones this hmst computes (\(StateSummary.size)); retrain the controller")
+        }
+        let shape = shape(of: model)
+        guard [C, L, V] == shape else {
+            throw HMSTError.invalidArgument("\(jsonPath): the controller was trained for a model of hidden size \(C), \(L) layers, vocabulary \(V); this model has \(shape[0]), \(shape[1]), \(shape[2])")
+        }
+        guard exit >= 1, exit <= L else { throw HMSTError.badFormat("\(jsonPath): exit layer \(exit) is outside 1...\(L)") }
+        let hidden = hiddenJ.compactMap { $0.int }
+        guard hidden.count == hiddenJ.count, !hidden.isEmpty, hidden.allSatisfy({ $0 >= 1 && $0 <= 4096 }) else {
+            throw HMSTError.badFormat("\(jsonPath): hidden sizes must be 1...4096")
+        }
+        let net = try ActorCritic(observationSize: StateSummary.size, actionHeads: [2, 2, 2, 2, 2], hidden: hidden, seed: 0)
+        guard net.parameterCount == P else { throw HMSTError.badFormat("\(jsonPath): \(P) parameters, but the hidden sizes give \(net.parameterCount)") }
+        let weightsPath = d + "/" + weightsName
+        guard FileIO.exists(weightsPath) else { throw HMSTError.notFound("\(weightsPath): missing (named by \(jsonPath))") }
+        let file = try SafeTensorsFile(path: weightsPath)
+        try file.copy("params", dtype: .f32, count: P, to: UnsafeMutableRawPointer(net.params.p))
+        for i in 0..<P where !net.params.p[i].isFinite { throw HMSTError.badFormat("\(weightsPath): parameter \(i) is not finite") }
+        let c = try MetaController(network: net, hidden: hidden, model: model, exitLayer: exit, projectionSeed: seed)
+        guard c.hash == hash else { throw HMSTError.badFormat("\(weightsPath) does not match \(jsonPath) (hash \(c.hash), expected \(hash))") }
+        c.trainingSummary = j["training"] ?? .object([])
+        return c
+    }
+}

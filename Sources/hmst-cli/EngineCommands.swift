@@ -1,0 +1,136 @@
+// hmst ask CKPT --memory DIR "question": one engine query (decisions, citations, confidence);
+// hmst rl-train --checkpoint CKPT --facts DIR: Stage 3, the meta-controller by PPO. Every
+// action is HMSTCore's Engine and ControllerTraining.
+import ArgumentParser
+import Foundation
+import HMSTCore
+
+struct EngineOptionGroup: ParsableArguments {
+    @Option(name: [.customShort("k"), .long], help: "Memories given to the model.") var k = 4
+    @Option(name: .customLong("exit-layer"), help: "Layer early exit reads from (default: the controller's, else half the depth).")
+    var exitLayer: Int?
+    @Option(name: .customLong("confidence-threshold"), help: "Below this verified confidence: retry with memory, then abstain.")
+    var threshold: Float = 0.5
+    @Option(name: .customLong("n-ctx"), help: "Context length (0 = min(2048, the model's)).") var nCtx = 0
+
+    func options() -> EngineOptions {
+        var o = EngineOptions()
+        o.k = k
+        o.exitLayer = exitLayer
+        o.confidenceThreshold = threshold
+        o.nCtx = nCtx
+        return o
+    }
+}
+
+struct AskCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ask",
+        abstract: "Answer questions through the HMST engine: controller decisions, memory, critic, citations.",
+        discussion: """
+        Each question: the query's signals (encoding, uncertainty, retrieval scores), the five decisions (early exit,
+        episodic, semantic, expert selection, verify) by the checkpoint's controller (or --policy), the answer with the
+        chosen memories, and the critic's confidence when verification ran. Without a question, reads one per line
+        from standard input.
+        """)
+
+    @Argument(help: "Checkpoint directory (with tokenizer.json; controller/ and critic/ are used when present).") var checkpoint: String
+    @Argument(help: "The question (omit to read questions from standard input).") var question: String?
+    @Option(help: "Memory directory (episodic/ and semantic/).") var memory: String?
+    @Option(help: "Decisions: auto (controller, else full), controller, full, none, or a + list of early_exit, episodic, semantic, expert_selection, verify.")
+    var policy = "auto"
+    @Option(name: .customLong("max-tokens"), help: "Longest answer in tokens.") var maxTokens = 16
+    @Flag(help: "Print the result as JSON.") var json = false
+    @OptionGroup var engine: EngineOptionGroup
+    @OptionGroup var threadOptions: ThreadOptions
+
+    func run() throws {
+        try runReportingErrors {
+            try threadOptions.apply()
+            let e = try Engine.open(checkpoint: checkpoint, memory: memory, options: engine.options())
+            let p = try EnginePolicy.parse(policy)
+            func one(_ text: String) throws {
+                var q = EngineQuery(text)
+                q.policy = p
+                q.maxTokens = maxTokens
+                let r = try e.ask(q)
+                print(json ? EngineReport.json(r) : EngineReport.text(r))
+            }
+            if let question { try one(question); return }
+            while let line = readLine() {
+                if line.trimmingCharacters(in: .whitespaces).isEmpty { continue }
+                do { try one(line) } catch let err as HMSTError { printError("error: \(err.message)") }
+            }
+        }
+    }
+}
+
+struct RLTrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rl-train",
+        abstract: "Stage 3: train the meta-controller with PPO on a fact set's query mix.",
+        discussion: """
+        Builds the query mix (known, semantic-only, episodic-only, unanswerable), a memory directory holding it
+        (OUTPUT/memory), every action's outcome for every query, then PPO with the seed's reward
+        (1.0·accuracy − 0.3·latency − 0.2·compute + 0.5·calibration) on an entity-disjoint training split. Prints the
+        PPO policy against every fixed policy, random, a reward regressor and the per-query best action on the test
+        split; writes the controller into the checkpoint (controller/) and report.json into OUTPUT.
+        """)
+
+    @Option(help: "Checkpoint directory (Stage 2 model; its critic/ is used for verification when present).") var checkpoint: String
+    @Option(help: "Fact set directory (`hmst facts generate`).") var facts: String
+    @Option(help: "Output directory (memory/, outcomes.jsonl, report.json).") var output: String
+    @Option(help: "PPO environment steps (one query each).") var episodes = 100_000
+    @Option(name: .customLong("queries-per-kind"), help: "Queries of each kind.") var queriesPerKind = 100
+    @Option(name: .customLong("semantic-distractors"), help: "Distractor facts in the semantic tier.") var semanticDistractors = 2000
+    @Option(name: .customLong("episodic-distractors"), help: "Distractor facts in the episodic tier.") var episodicDistractors = 200
+    @Option(help: "Seed.") var seed: UInt64 = 1
+    @Flag(name: .customLong("no-save"), help: "Do not write the controller into the checkpoint.") var noSave = false
+    @OptionGroup var engine: EngineOptionGroup
+    @OptionGroup var threadOptions: ThreadOptions
+
+    func run() throws {
+        try runReportingErrors {
+            try threadOptions.apply()
+            guard episodes >= 1024 else { throw HMSTError.invalidArgument("--episodes \(episodes) must be >= 1024") }
+            var o = ControllerTrainingOptions()
+            o.queriesPerKind = queriesPerKind
+            o.semanticDistractors = semanticDistractors
+            o.episodicDistractors = episodicDistractors
+            o.seed = seed
+            o.ppo.totalSteps = episodes
+            try FileIO.makeDirectories(output)
+            let model = try LanguageModel.load(path: checkpoint)
+            let (queries, semantic, episodic) = try ControllerTraining.queryMix(factsDirectory: facts, options: o)
+            printError("query mix: \(queries.count) queries; semantic tier \(semantic.count) texts, episodic tier \(episodic.count)")
+            let store = try ControllerTraining.buildMemory(directory: output + "/memory", model: model, semantic: semantic, episodic: episodic) {
+                printError("  memory \($0): \($1)/\($2)")
+            }
+            // every action is tried, so the checkpoint's own controller (if any) is not used
+            let e = try Engine(model: model, semantic: store.semantic, episodic: store.episodic, verifier: model.critic,
+                               controller: nil, useModelParts: false, options: engine.options())
+            let t0 = Date()
+            let table = try OutcomeTable.build(engine: e, queries: queries, maxTokens: 12) { i, n in
+                if i % 20 == 0 || i == n { printError("  outcomes: \(i)/\(n) queries (\(Int(Date().timeIntervalSince(t0))) s)") }
+            }
+            let tableSeconds = Date().timeIntervalSince(t0)
+            try FileIO.writeAtomically(output + "/outcomes.jsonl", text: EngineReport.outcomesJSONL(table))
+            var (net, report) = try ControllerTraining.train(table: table, options: o) { log in
+                if log.update % 50 == 0 {
+                    let r = log.rewardComponents.map { "\($0.name) \(String(format: "%.3f", $0.mean))" }.joined(separator: ", ")
+                    printError("  ppo update \(log.update): return \(String(format: "%.3f", log.meanEpisodicReturn ?? .nan)) kl \(String(format: "%.4f", log.approxKL)) clip \(String(format: "%.3f", log.clipFraction)) ev \(String(format: "%.3f", log.explainedVariance)) | \(r)")
+                }
+            }
+            report.tableSeconds = tableSeconds
+            print(EngineReport.controllerText(report))
+            try FileIO.writeAtomically(output + "/report.json", text: EngineReport.controllerJSON(report, options: o))
+            if !noSave {
+                let c = try MetaController(network: net, hidden: o.ppo.hidden, model: model, exitLayer: e.exitLayer, projectionSeed: e.options.projectionSeed)
+                c.trainingSummary = try JSONValue.parse(EngineReport.controllerJSON(report, options: o))
+                try c.save(checkpoint: checkpoint)
+                printError("controller written to \(checkpoint)/controller/")
+            }
+            _ = net
+        }
+    }
+}

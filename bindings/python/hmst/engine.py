@@ -1,0 +1,130 @@
+"""hmst.Engine: the HMST engine: per-query decisions, memory, critic, citations, confidence.
+
+    import hmst
+    with hmst.Model("ckpt/") as model, hmst.SemanticMemory.load("mem/semantic") as sem:
+        with hmst.Engine(model, semantic=sem) as engine:
+            r = engine.ask("What is the capital of Thokyrn?")
+            r.answer, r.confidence, r.decisions, r.citations
+
+The model's controller (controller/) and critic (critic/) are used when the checkpoint has them.
+"""
+import ctypes
+import json
+
+import numpy as np
+
+from . import _lib
+from .api import HMSTError, _check, _Resource
+
+DECISIONS = ("early_exit", "episodic", "semantic", "expert_selection", "verify")
+
+
+class EngineResult:
+    """One answer: `answer`, `model_answer`, `abstained`, `retried`, `confidence`,
+    `confidence_calibrated`, `decisions` and `probabilities` (dicts by decision name),
+    `citations` (list of dicts: tier, id, score, text), `tokens` and `token_logprobs` (numpy
+    arrays), `cost`, `stage_ms` (dicts) and `events` (list of str); `json` is the full record."""
+
+    def __init__(self, record):
+        self.json = record
+        self.query = record["query"]
+        self.answer = record["answer"]
+        self.model_answer = record["model_answer"]
+        self.abstained = record["abstained"]
+        self.retried = record["retried"]
+        self.confidence = record["confidence"]
+        self.confidence_calibrated = record["confidence_calibrated"]
+        self.policy = record["policy"]
+        self.decisions = dict(record["decisions"])
+        self.probabilities = dict(record["probabilities"])
+        self.citations = list(record["citations"])
+        self.tokens = np.asarray(record["tokens"], dtype=np.int32)
+        self.token_logprobs = np.asarray(record["token_logprobs"], dtype=np.float32)
+        self.cost = dict(record["cost"])
+        self.stage_ms = dict(record["stage_ms"])
+        self.events = list(record["events"])
+
+    def __str__(self):
+        return self.answer
+
+    def __repr__(self):
+        on = [k for k, v in self.decisions.items() if v]
+        return (f"EngineResult(answer={self.answer!r}, confidence={self.confidence:.3f}, decisions={on}, "
+                f"citations={len(self.citations)})")
+
+
+class Engine(_Resource):
+    """An engine over a model and memory tiers (hmst.SemanticMemory / hmst.EpisodicMemory, either
+    optional). Keep the model and memories open while the engine is. Queries on one engine run one
+    at a time."""
+    _kind = "engine"
+    _free = staticmethod(lambda h: _lib.lib.hmst_engine_free(h))
+
+    def __init__(self, model, semantic=None, episodic=None, *, k=4, exit_layer=0, selected_experts=1,
+                 confidence_threshold=0.5, retry_with_memory=True, n_ctx=0, n_threads=0):
+        self._h = None
+        p = _lib.lib.hmst_engine_default_params()
+        p.k = int(k)
+        p.exit_layer = int(exit_layer)
+        p.selected_experts = int(selected_experts)
+        p.confidence_threshold = float(confidence_threshold)
+        p.retry_with_memory = bool(retry_with_memory)
+        p.n_ctx = int(n_ctx)
+        p.n_threads = int(n_threads)
+        h = ctypes.c_void_p()
+        _check(_lib.lib.hmst_engine_create(model._handle(), semantic._handle() if semantic is not None else None,
+                                           episodic._handle() if episodic is not None else None,
+                                           ctypes.byref(p), ctypes.byref(h)))
+        self._h = h
+        self._keep = (model, semantic, episodic)   # the engine holds references to them
+
+    @property
+    def has_controller(self):
+        return self._info()[0]
+
+    @property
+    def has_critic(self):
+        return self._info()[1]
+
+    @property
+    def exit_layer(self):
+        return self._info()[2]
+
+    def _info(self):
+        c, k, e = ctypes.c_bool(), ctypes.c_bool(), ctypes.c_int32()
+        _check(_lib.lib.hmst_engine_info(self._handle(), ctypes.byref(c), ctypes.byref(k), ctypes.byref(e)))
+        return c.value, k.value, e.value
+
+    def ask(self, query, *, policy="auto", max_tokens=16, temperature=0.0, seed=0, on_token=None):
+        """Answers query (str). policy: "auto" (the controller, else full), "controller", "full",
+        "none", or decisions joined by "+" ("episodic+semantic+verify"). on_token(token_id, piece
+        bytes, logprob) is called for every answer token; return False to stop. Raises HMSTError."""
+        if not isinstance(query, str):
+            raise TypeError(f"query must be a str, not {type(query).__name__}")
+        p = _lib.lib.hmst_engine_query_default_params()
+        p.policy = str(policy).encode()
+        p.max_tokens = int(max_tokens)
+        p.temperature = float(temperature)
+        p.seed = int(seed)
+        holder = {}
+        errors = []
+
+        def result_cb(_res, js, n, _ud):
+            holder["json"] = ctypes.string_at(js, n).decode("utf-8", "replace")
+        rcb = _lib.ENGINE_RESULT_CALLBACK(result_cb)
+        p.on_result = rcb
+        tcb = None
+        if on_token is not None:
+            def token_cb(tok, piece, n, lp, _ud):
+                try:
+                    return on_token(int(tok), ctypes.string_at(piece, n), float(lp)) is not False
+                except Exception as e:  # never let an exception cross the C boundary
+                    errors.append(e)
+                    return False
+            tcb = _lib.ENGINE_TOKEN_CALLBACK(token_cb)
+            p.on_token = tcb
+        _check(_lib.lib.hmst_engine_ask(self._handle(), query.encode(), ctypes.byref(p), None))
+        if errors:
+            raise errors[0]
+        del tcb, rcb
+        return EngineResult(json.loads(holder["json"]))
