@@ -173,10 +173,11 @@ public enum ControllerTraining {
         }
         // fixed policies: every action, named ones first
         let named: [(String, EngineDecisions)] = [
-            ("never retrieve", EngineDecisions()), ("always semantic", EngineDecisions(semantic: true)),
+            // never retrieving, with the other decisions off, is also "all off"
+            ("never retrieve (all off)", EngineDecisions()), ("always semantic", EngineDecisions(semantic: true)),
             ("always episodic", EngineDecisions(episodic: true)), ("always both", EngineDecisions(episodic: true, semantic: true)),
             ("always verify", EngineDecisions(verify: true)), ("full (both + verify)", .full),
-            ("all on", .allOn), ("all off", .allOff),
+            ("all on", .allOn),
         ]
         var fixed: [PolicyScore] = []
         var namedIndices = Set<Int>()

@@ -10,6 +10,7 @@ extension EnginePolicy {
         case "full": return .fixed(.full)
         case "none", "off": return .fixed(.allOff)
         case "all", "all-on": return .fixed(.allOn)
+        case "": throw HMSTError.invalidArgument("policy: empty (auto, controller, full, none, or decisions joined by +)")
         default:
             var d = EngineDecisions()
             var bits = d.bits
