@@ -36,6 +36,7 @@ struct TrainCriticCommand: ParsableCommand {
     @Option(name: .customLong("validation-fraction"), help: "Share of entities for calibration (the rest is the test split).")
     var validationFraction = 0.2
     @Option(name: .customLong("split-seed"), help: "Seed of the entity split.") var splitSeed: UInt64 = 0
+    @Option(name: .customLong("min-per-class"), help: "Correct and wrong answers each split must hold at least.") var minPerClass = 10
     @Option(help: "Seed of the critic's samples and of ECE's noise floor.") var seed: UInt64 = 0
     @Option(help: "Read the pool from this JSONL instead of answering the questions.") var pool: String?
     @Option(name: .customLong("pool-output"), help: "Write the pool (features, hidden states, labels) as JSONL.") var poolOutput: String?
@@ -72,6 +73,7 @@ struct TrainCriticCommand: ParsableCommand {
             req.options.fitFraction = fitFraction
             req.options.validationFraction = validationFraction
             req.options.splitSeed = splitSeed
+            req.options.minimumPerClass = minPerClass
             req.options.seed = seed
             req.outputCheckpoint = output ?? checkpoint
             req.reportPath = report

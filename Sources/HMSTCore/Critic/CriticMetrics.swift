@@ -27,10 +27,6 @@ public enum CriticMetrics {
         return u / (Double(nPos) * Double(nNeg))
     }
 
-    public static func auroc(scores: [Float], labels: [Bool]) -> Double {
-        auroc(scores: scores.map(Double.init), labels: labels)
-    }
-
     /// Bin of a probability among `bins` equal-width bins of [0, 1]: [i/bins, (i+1)/bins), 1 in the last.
     @inline(__always) static func bin(_ p: Double, _ bins: Int) -> Int { min(bins - 1, max(0, Int(p * Double(bins)))) }
 

@@ -55,6 +55,9 @@ public struct CriticTrainingOptions: Sendable {
     /// L2 strengths tried for the probe; the one with the best out-of-fold log-loss is kept
     public var probeL2Grid: [Double] = [1, 10, 100, 1000]
     public var probeFolds = 5
+    /// correct and wrong answers each split must hold at least (fewer cannot fit, calibrate or
+    /// measure anything worth saving)
+    public var minimumPerClass = 10
     public var eceBins = 10
     /// simulations behind ECE's noise floor
     public var noiseDraws = 200
@@ -71,6 +74,7 @@ public struct CriticTrainingOptions: Sendable {
         }
         guard probeFolds >= 2, probeFolds <= 20 else { throw HMSTError.invalidArgument("probe folds \(probeFolds) must be in 2...20") }
         guard eceBins >= 1, eceBins <= 1000 else { throw HMSTError.invalidArgument("ECE bins \(eceBins) must be in 1...1000") }
+        guard minimumPerClass >= 1 else { throw HMSTError.invalidArgument("minimum answers per class \(minimumPerClass) must be >= 1") }
         guard noiseDraws >= 1 else { throw HMSTError.invalidArgument("noise floor draws must be >= 1") }
         guard ["platt", "temperature", "none"].contains(calibration) else {
             throw HMSTError.invalidArgument("calibration \"\(calibration)\": expected platt, temperature or none")
@@ -209,10 +213,9 @@ public enum CriticTraining {
         for (s, name) in ["fit", "validation", "test"].enumerated() {
             report.splits.append((name, idx[s].count, idx[s].filter { rows[$0].correct }.count, Set(idx[s].map { rows[$0].entity }).count))
         }
-        for (s, name) in [(0, "fit"), (1, "validation")] {
-            let p = report.splits[s].positives, n = report.splits[s].n
-            guard p > 0, p < n else {
-                throw HMSTError.invalidArgument("the \(name) split has \(p) correct answers of \(n) (entities are split \(o.fitFraction)/\(o.validationFraction)/rest); it needs both kinds: a larger pool or another --split-seed")
+        for s in report.splits {
+            guard s.positives >= o.minimumPerClass, s.n - s.positives >= o.minimumPerClass else {
+                throw HMSTError.invalidArgument("the \(s.name) split has \(s.positives) correct and \(s.n - s.positives) wrong answers (pool: \(report.poolPositives) correct of \(rows.count)); each split needs at least \(o.minimumPerClass) of each to fit, calibrate and measure a critic: a larger pool, or a model that answers more questions right")
             }
         }
         let labels = rows.map { $0.correct ? 1.0 : 0.0 }
