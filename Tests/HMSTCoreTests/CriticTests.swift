@@ -350,3 +350,56 @@ final class CriticFileTests: XCTestCase {
         assertStatus(.notFound, try critic.save(checkpoint: dir + "/nope"), "no such checkpoint directory")
     }
 }
+
+final class CriticEvalTests: XCTestCase {
+    /// hmst eval with a critic: generate_until answers get critic_p, the task the critic's metrics,
+    /// equal to CriticMetrics on the per-item values.
+    func testEvalReportsTheCriticsMetrics() throws {
+        let model = try byteModel()
+        let dir = tempDirectory("critic-eval")
+        defer { removeTree(dir + "/critic"); removeTree(dir) }
+        try FileIO.makeDirectories(dir)
+        let rows = CriticTrainingTests.syntheticPool(n: 600, C: model.dims.C, seed: 8)
+        var o = CriticTrainingOptions()
+        o.noiseDraws = 10
+        o.probeL2Grid = [10]
+        var settings = CriticSettings()
+        settings.samples = 2
+        try CriticTraining.fit(model: model, rows: rows, settings: settings, options: o).0.save(checkpoint: dir)
+        // items whose target is the model's own greedy answer (correct) or not (wrong)
+        let ev = try Evaluator(model: model)
+        var lines: [String] = []
+        for i in 0..<8 {
+            let q = "Question \(i)?"
+            let greedy = try ev.generate(prompt: ev.prompt(memories: [], question: q), until: ["\n"], maxTokens: 3)
+            let target = i % 2 == 0 && !EvalMetrics.normalizeAnswer(greedy).isEmpty ? greedy : "zzz"
+            lines.append(JSONValue.object([("id", .string("q\(i)")), ("prompt", .string(q)), ("target", .string(target))]).serialized)
+        }
+        try FileIO.writeAtomically(dir + "/items.jsonl", text: lines.joined(separator: "\n") + "\n")
+        try FileIO.writeAtomically(dir + "/gen.json", text: #"{"name": "gen", "output_type": "generate_until", "data": "items.jsonl", "until": ["\n"], "max_gen_tokens": 3}"#)
+        var req = EvalRunRequest()
+        req.taskPaths = [dir + "/gen.json"]
+        req.options.resamples = 50
+        req.options.keepItems = true
+        req.criticCheckpoint = dir
+        let report = try EvalRun.run(model: model, req)
+        let r = try XCTUnwrap(report.result(task: "gen", condition: .off))
+        let p = report.items.map { $0.fields.first { $0.0 == "critic_p" }!.1.number! }
+        let y = report.items.map { $0.fields.first { $0.0 == "exact_match" }!.1.bool! }
+        XCTAssertEqual(p.count, 8)
+        XCTAssertTrue(y.contains(true) && y.contains(false))
+        XCTAssertTrue(p.allSatisfy { $0 > 0 && $0 < 1 })
+        XCTAssertEqual(r.metric("critic_auroc")!.value, CriticMetrics.auroc(scores: p, labels: y), accuracy: 1e-12)
+        XCTAssertEqual(r.metric("critic_ece")!.value, CriticMetrics.ece(probabilities: p, labels: y), accuracy: 1e-12)
+        XCTAssertEqual(r.metric("critic_brier")!.value, CriticMetrics.brier(probabilities: p, labels: y), accuracy: 1e-12)
+        XCTAssertNotNil(r.metric("critic_ece_noise_floor"))
+        // the answers are the ones eval gives without a critic
+        req.criticCheckpoint = nil
+        let plain = try EvalRun.run(model: model, req)
+        XCTAssertNil(plain.result(task: "gen", condition: .off)!.metric("critic_auroc"))
+        XCTAssertEqual(plain.items.map { $0.fields.first { $0.0 == "generation" }!.1 }, report.items.map { $0.fields.first { $0.0 == "generation" }!.1 })
+        // a checkpoint without a critic is an error when one is asked for
+        req.criticCheckpoint = dir + "/nothing"
+        assertStatus(.notFound, try EvalRun.run(model: model, req), "has no critic")
+    }
+}
