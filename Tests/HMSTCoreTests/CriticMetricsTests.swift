@@ -57,6 +57,8 @@ final class CriticMetricsTests: XCTestCase {
         let two = CriticMetrics.eceNoiseFloor(probabilities: [0.5, 0.5], draws: 4000, seed: 2)
         XCTAssertEqual(two.mean, 0.25, accuracy: 0.015)
         XCTAssertEqual(two.p95, 0.5, accuracy: 1e-12)
+        XCTAssertEqual(two.low, 0, accuracy: 1e-12)    // the central 95%: from 0 to ½
+        XCTAssertEqual(two.high, 0.5, accuracy: 1e-12)
         // certain answers are always right: no noise
         XCTAssertEqual(CriticMetrics.eceNoiseFloor(probabilities: [1, 1, 1], draws: 20, seed: 3).mean, 0)
         // the floor shrinks like 1/sqrt(n): 2,000 answers spread over the bins stay well under 0.05

@@ -159,6 +159,8 @@ assert r['test']['auroc'] > 0.75, r['test']
 c = json.load(open(sys.argv[2]))
 assert c['format'] == 'hmst-critic' and c['calibration']['kind'] == 'platt', c
 \" $W/critic-report.json $W/s2c/critic/config.json"
+check "eval --critic adds the critic's metrics" bash -c "$HMST eval $W/s2c --task $F/tasks/facts_heldout_gen.json --condition off,oracle --limit 4 --critic --bootstrap 10 | grep -q 'oracle  critic_brier'"
+fails "eval --critic of a checkpoint without a critic" "$HMST" eval "$W/s2/final" --task "$F/tasks/facts_heldout_gen.json" --limit 2 --critic
 fails "train-critic into a directory without a model" "$HMST" train-critic "$W/s2/final" --pool "$W/critic-synth.jsonl" --output "$W/no-such-ckpt"
 check "train-critic of a pool from a model of another size names the problem" bash -c "python3 -c \"
 import json, sys

@@ -20,7 +20,8 @@ extension Evaluator {
     }
 
     /// critic_auroc, critic_ece, critic_ece_noise_floor, critic_brier and critic_confidence from
-    /// the per-item columns critic_p and exact_match; none when the critic did not run.
+    /// the per-item columns critic_p and exact_match; none when the critic did not run. The noise
+    /// floor's interval is the central 95% of ECE simulated for a perfectly calibrated critic.
     func criticMetrics(_ cols: [String: [Double]]) -> [EvalMetricValue] {
         guard let p = cols["critic_p"], let em = cols["exact_match"], p.count == em.count, !p.isEmpty else { return [] }
         let y = em.map { $0 > 0.5 }
@@ -34,7 +35,7 @@ extension Evaluator {
         let floor = CriticMetrics.eceNoiseFloor(probabilities: p, draws: 200, seed: seed)
         return [metric("critic_auroc") { CriticMetrics.auroc(scores: $0, labels: $1) },
                 metric("critic_ece") { CriticMetrics.ece(probabilities: $0, labels: $1) },
-                EvalMetricValue(name: "critic_ece_noise_floor", value: floor.mean, low: floor.mean, high: floor.p95, n: p.count),
+                EvalMetricValue(name: "critic_ece_noise_floor", value: floor.mean, low: floor.low, high: floor.high, n: p.count),
                 metric("critic_brier") { CriticMetrics.brier(probabilities: $0, labels: $1) },
                 metric("critic_confidence") { ps, _ in ps.reduce(0, +) / Double(ps.count) }]
     }

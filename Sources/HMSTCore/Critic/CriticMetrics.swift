@@ -49,11 +49,12 @@ public enum CriticMetrics {
 
     /// ECE's noise floor for these answers: the expected ECE of a perfectly calibrated predictor
     /// with the same n and the same confidences, i.e. labels drawn y_i ~ Bernoulli(p_i), by
-    /// simulation (`draws` times, RNG(seed)). Returns the mean and the 95th percentile; a measured
-    /// ECE near the mean is as good as n answers can show.
-    public static func eceNoiseFloor(probabilities p: [Double], bins: Int = 10, draws: Int = 200,
-                                     seed: UInt64 = 0) -> (mean: Double, p95: Double) {
-        guard !p.isEmpty, draws >= 1 else { return (.nan, .nan) }
+    /// simulation (`draws` times, RNG(seed)). Returns the mean, the 95th percentile (a measured
+    /// ECE above it is miscalibration beyond chance) and the central 95% range; a measured ECE
+    /// near the mean is as good as n answers can show.
+    public static func eceNoiseFloor(probabilities p: [Double], bins: Int = 10, draws: Int = 200, seed: UInt64 = 0)
+        -> (mean: Double, p95: Double, low: Double, high: Double) {
+        guard !p.isEmpty, draws >= 1 else { return (.nan, .nan, .nan, .nan) }
         var rng = RNG(seed: seed)
         var labels = [Bool](repeating: false, count: p.count)
         var values: [Double] = []
@@ -63,7 +64,8 @@ public enum CriticMetrics {
             values.append(ece(probabilities: p, labels: labels, bins: bins))
         }
         let sorted = values.sorted()
-        return (values.reduce(0, +) / Double(draws), EvalMetrics.quantile(sorted, 0.95))
+        return (values.reduce(0, +) / Double(draws), EvalMetrics.quantile(sorted, 0.95),
+                EvalMetrics.quantile(sorted, 0.025), EvalMetrics.quantile(sorted, 0.975))
     }
 
     /// Mean squared error of the probabilities against the 0/1 labels. NaN for no answers.
