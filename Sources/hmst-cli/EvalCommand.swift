@@ -32,6 +32,8 @@ struct EvalCommand: ParsableCommand {
     @Option(name: .customLong("n-ctx"), help: "Context length (0 = the model's, at most 4096).") var nCtx = 0
     @Option(name: .customLong("knn-lambdas"), help: "kNN-LM control: comma-separated λ values (answer NLL under off, datastore of the gold memories).")
     var knnLambdas: String?
+    @Flag(help: "Also score generate_until answers with the checkpoint's critic (critic_auroc, critic_ece, critic_brier; optimistic on items it was fitted on).")
+    var critic = false
     @OptionGroup var threadOptions: ThreadOptions
 
     func run() throws {
@@ -60,6 +62,7 @@ struct EvalCommand: ParsableCommand {
             req.tier = t
             req.reportPath = output
             req.itemsPath = itemsOutput
+            if critic { req.criticCheckpoint = checkpoint }
             let model = try LanguageModel.load(path: checkpoint)
             let report = try EvalRun.run(model: model, req)
             for r in report.results {

@@ -135,6 +135,40 @@ check "train-memory --resume continues" bash -c "$HMST train-memory $W/ckpt ${S2
 check "eval of the memory-tuned model" bash -c "$HMST eval $W/s2/final --task $F/tasks/facts_heldout_ll.json --condition off,oracle --limit 3 --bootstrap 10 | grep -q 'oracle'"
 fails "train-memory without facts" "$HMST" train-memory "$W/ckpt" --facts "$W/no-facts" --data "$W/train_split" --output "$W/s2x" --steps 1
 
+# train-critic: a barely trained model answers nothing right, a clear error (the pool is kept);
+# a pool whose labels vary (made here from the kept one) trains a critic written beside the model
+check "train-critic says the pool has no correct answers and keeps the pool" bash -c "! $HMST train-critic $W/s2/final --facts $F --condition off,oracle --limit 3 --samples 1 --no-progress --pool-output $W/critic-pool.jsonl 2> $W/tc.err && grep -q 'the pool has no correct answers' $W/tc.err && [[ \$(wc -l < $W/critic-pool.jsonl) -eq 12 ]] && [[ ! -e $W/s2/final/critic ]]"
+check "train-critic fits a pool with both kinds of answers" bash -c "cp -r $W/s2/final $W/s2c && python3 -c \"
+import json, random, sys
+row = json.loads(open(sys.argv[1]).readline())
+C = len(row['hidden'])
+rnd = random.Random(1)
+with open(sys.argv[2], 'w') as f:
+    for i in range(600):
+        ok = rnd.random() < 0.4
+        s = 1 if ok else -1
+        r = dict(row, id='q%d' % i, entity='e%d' % (i // 3), correct=ok, stratum=['gold_retrieved', 'no_memory'][i % 2])
+        r['features'] = {k: rnd.gauss(0, 1) for k in row['features']}
+        r['features']['answer_logprob_mean'] = s + rnd.gauss(0, 1)
+        r['hidden'] = [rnd.gauss(0, 1) + (0.7 * s if c == 0 else 0) for c in range(C)]
+        f.write(json.dumps(r) + '\n')
+\" $W/critic-pool.jsonl $W/critic-synth.jsonl && $HMST train-critic $W/s2c --pool $W/critic-synth.jsonl --report $W/critic-report.json > $W/tc.out && grep -q '^test: AUROC' $W/tc.out && grep -q 'stratum no_memory' $W/tc.out && test -f $W/s2c/critic/critic.safetensors && python3 -c \"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r['test']['auroc'] > 0.75, r['test']
+c = json.load(open(sys.argv[2]))
+assert c['format'] == 'hmst-critic' and c['calibration']['kind'] == 'platt', c
+\" $W/critic-report.json $W/s2c/critic/config.json"
+check "eval --critic adds the critic's metrics" bash -c "$HMST eval $W/s2c --task $F/tasks/facts_heldout_gen.json --condition off,oracle --limit 4 --critic --bootstrap 10 | grep -q 'oracle  critic_brier'"
+fails "eval --critic of a checkpoint without a critic" "$HMST" eval "$W/s2/final" --task "$F/tasks/facts_heldout_gen.json" --limit 2 --critic
+fails "train-critic into a directory without a model" "$HMST" train-critic "$W/s2/final" --pool "$W/critic-synth.jsonl" --output "$W/no-such-ckpt"
+check "train-critic of a pool from a model of another size names the problem" bash -c "python3 -c \"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+for r in rows: r['hidden'] = r['hidden'][:3]
+open(sys.argv[2], 'w').write(''.join(json.dumps(r) + '\\n' for r in rows))
+\" $W/critic-synth.jsonl $W/critic-small.jsonl && ! $HMST train-critic $W/s2c --pool $W/critic-small.jsonl 2> $W/tc.err && grep -q 'hidden state of 3 values' $W/tc.err"
+
 # int8 weights and the tensor check
 check "quantize to int8, then generate with --check-tensors" bash -c "$HMST quantize $W/ckpt $W/q8 --dtype int8 > /dev/null && grep -q q8_0 $W/q8/config.json && $HMST generate $W/q8 --prompt 'The' --max-length 3 --check-tensors > /dev/null"
 check "--check-tensors names a NaN weight" bash -c "cp -r $W/ckpt $W/nan && python3 -c \"

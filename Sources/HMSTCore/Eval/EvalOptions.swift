@@ -43,6 +43,8 @@ public struct EvalOptions: Sendable {
     /// loglikelihood and generate_until tasks, over a datastore of the task's gold memory texts
     public var knnLambdas: [Double] = []
     public var knnK = 32
+    /// score generate_until answers with this critic too (Critic/CriticEval.swift); nil = not
+    public var critic: Critic?
 
     public init() {}
 

@@ -15,6 +15,9 @@ public struct EvalRunRequest: Sendable {
     /// where to write the JSON report and the per-item JSONL; nil = not written
     public var reportPath: String?
     public var itemsPath: String?
+    /// score generate_until answers with the critic stored in this checkpoint directory
+    /// (an error when it has none); nil = no critic
+    public var criticCheckpoint: String?
 
     public init() {}
 }
@@ -25,6 +28,12 @@ public enum EvalRun {
         var options = req.options
         if req.itemsPath != nil { options.keepItems = true }
         try options.validate()
+        if let dir = req.criticCheckpoint {
+            guard let critic = try Critic.load(checkpoint: dir, model: model) else {
+                throw HMSTError.notFound("\(dir) has no critic (critic/config.json): train one with hmst train-critic")
+            }
+            options.critic = critic
+        }
         let tasks = try req.taskPaths.map { try EvalTask.load(path: $0, limit: req.limit) }
         var retriever: Retriever?
         if let dir = req.memoryDirectory, options.conditions.contains(where: \.retrieves) {

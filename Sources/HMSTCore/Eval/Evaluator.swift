@@ -188,7 +188,8 @@ public final class Evaluator {
                          ("acc", .number(mc.acc)), ("acc_norm", .number(mc.accNorm)), ("answer_nll", .number(-g.logprob / Double(g.count)))]
                 case .generateUntil:
                     let p = prompt(memories: mems, question: item.prompt)
-                    let out = try generate(prompt: p, until: task.until, maxTokens: task.maxGenTokens)
+                    let (out, judged) = try answerJudged(prompt: p, item: item, condition: condition, until: task.until,
+                                                         maxTokens: task.maxGenTokens)
                     let em = EvalMetrics.exactMatch(out, item.target)
                     let s = try score(context: p, continuation: item.target)
                     add("exact_match", em ? 1 : 0)
@@ -196,6 +197,7 @@ public final class Evaluator {
                     f = [("generation", .string(out)), ("target", .string(item.target)), ("exact_match", .bool(em)),
                          ("logprob", .number(s.logprob)), ("n_tokens", .number(Double(s.count))),
                          ("answer_nll", .number(-s.logprob / Double(s.count)))]
+                    if let judged { add("critic_p", judged); f.append(("critic_p", .number(judged))) }
                 case .loglikelihoodRolling:
                     let s = try scoreRolling(text: item.text, context: memoryPrefix(mems))
                     let bytes = item.text.utf8.count, words = EvalMetrics.wordCount(item.text)
@@ -284,7 +286,7 @@ public final class Evaluator {
         case .multipleChoice:
             return [mean("acc"), mean("acc_norm"), mean("answer_nll")]
         case .generateUntil:
-            return [mean("exact_match"), mean("answer_nll")]
+            return [mean("exact_match"), mean("answer_nll")] + criticMetrics(cols)
         case .loglikelihoodRolling:
             return [ratio("bits_per_byte", "loglik", "bytes") { EvalMetrics.bitsPerByte(loglik: $0, bytes: Int($1)) },
                     ratio("byte_perplexity", "loglik", "bytes") { EvalMetrics.perplexity(loglik: $0, units: Int($1)) },
