@@ -174,6 +174,13 @@ demo: all examples
 	@echo "   off / on (hybrid retrieval among 10k distractors) / oracle / deleted (benchmarks/memory_finetune.sh)"
 	STEPS=$(DEMO_S2_STEPS) LIMIT=60 HMST=$(CLI) EXTRA="--learning-rate 1e-3" bash benchmarks/memory_finetune.sh \
 	  $(DEMO)/best_model $(DEMO) $(DEMO)/stage2
+	@echo "== Stage 3: the meta-controller by PPO on a query mix (known / semantic / episodic / unanswerable facts)"
+	$(CLI) rl-train --checkpoint $(DEMO)/stage2/stage2/final --facts $(DEMO)/stage2/facts --output $(DEMO)/rl \
+	  --queries-per-kind 12 --semantic-distractors 300 --episodic-distractors 30 --episodes 16384
+	@echo "== the HMST engine (hmst ask): decisions, citations, confidence, cost"
+	@$(PYTHON) -c "import json,sys; rows=[json.loads(l) for l in open(sys.argv[1])]; \
+	  [print(next(r['query'] for r in rows if r['kind'] == k)) for k in ('semantic', 'episodic', 'unanswerable')]" \
+	  $(DEMO)/rl/outcomes.jsonl | $(CLI) ask $(DEMO)/stage2/stage2/final --memory $(DEMO)/rl/memory
 
 # Inference, training, GEMM and tokenizer speed, as JSON lines (not part of make test).
 bench: deps

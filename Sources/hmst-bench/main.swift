@@ -413,6 +413,16 @@ if args.first == "memory" {
 
 if args.first == "ppo" { PPOBench.main(option) }   // PPOBench.swift
 
+// ---- exit mode: the engine's early exit and expert selection against quality (ExitBench.swift)
+if args.first == "exit" {
+    guard let model = option("--model"), let data = option("--data") else {
+        FileHandle.standardError.write(Data("hmst-bench exit --model CKPT --data VAL_DIR [--windows 64] [--seq-len 128]\n".utf8))
+        exit(2)
+    }
+    try ExitBench.run(model: model, data: data, windows: Int(option("--windows") ?? "") ?? 64, seqLen: Int(option("--seq-len") ?? "") ?? 128)
+    exit(0)
+}
+
 // ---- retrieval / lexical modes (RetrievalBench.swift) ------------------------------------------
 if args.first == "retrieval" {
     guard let model = option("--model"), let pairs = option("--pairs") else {

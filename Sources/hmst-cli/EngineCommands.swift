@@ -116,7 +116,8 @@ struct RLTrainCommand: ParsableCommand {
             let tableSeconds = Date().timeIntervalSince(t0)
             try FileIO.writeAtomically(output + "/outcomes.jsonl", text: EngineReport.outcomesJSONL(table))
             var (net, report) = try ControllerTraining.train(table: table, options: o) { log in
-                if log.update % 50 == 0 {
+                let every = max(1, o.ppo.nUpdates / 10)
+                if log.update == 1 || log.update % every == 0 {
                     let r = log.rewardComponents.map { "\($0.name) \(String(format: "%.3f", $0.mean))" }.joined(separator: ", ")
                     printError("  ppo update \(log.update): return \(String(format: "%.3f", log.meanEpisodicReturn ?? .nan)) kl \(String(format: "%.4f", log.approxKL)) clip \(String(format: "%.3f", log.clipFraction)) ev \(String(format: "%.3f", log.explainedVariance)) | \(r)")
                 }

@@ -62,10 +62,18 @@ struct GenerateCommand: ParsableCommand {
     @Option(name: .customLong("kv-cache"), help: "KV cache storage: f32 or bf16 (half the memory).")
     var kvCache = "f32"
 
+    @Flag(help: "Interactive engine mode: each line is a question answered through the HMST engine (decisions, citations, confidence).")
+    var engine = false
+
+    @Option(help: "Memory directory for --engine (episodic/ and semantic/).")
+    var memory: String?
+
     func validate() throws {
         if input == nil && output != nil { throw ValidationError("--output needs --input") }
         if prompt != nil && input != nil { throw ValidationError("--prompt and --input are mutually exclusive") }
         if NUMAStrategy(name: numa) == nil { throw ValidationError("--numa must be disabled, distribute, isolate or numactl") }
+        if engine && (prompt != nil || input != nil) { throw ValidationError("--engine is an interactive mode (use `hmst ask` for one question)") }
+        if memory != nil && !engine { throw ValidationError("--memory needs --engine") }
     }
 
     func run() throws {
@@ -79,6 +87,7 @@ struct GenerateCommand: ParsableCommand {
             guard let tokenizer = model.tokenizer else {
                 throw HMSTError.unsupported("\(checkpoint) has no tokenizer.json; generation needs one")
             }
+            if engine { return try engineRepl(model) }
             var sp = SessionParams()
             sp.nCtx = nCtx
             guard let kv = KVCacheType(rawValue: kvCache) else { throw HMSTError.invalidArgument("--kv-cache must be f32 or bf16") }
@@ -158,6 +167,35 @@ struct GenerateCommand: ParsableCommand {
             printError("prompt \(i + 1)/\(prompts.count): \(runner.lastStatsLine)")
         }
         if let output { try FileIO.writeAtomically(output, text: out) } else { print(out, terminator: "") }
+    }
+
+    /// The interactive engine mode: a question per line; `policy <name>` switches the decisions.
+    func engineRepl(_ model: LanguageModel) throws {
+        let store = try memory.map { try MemoryStore(directory: $0, mustExist: true) }
+        var o = EngineOptions()
+        o.nCtx = nCtx
+        let e = try Engine(model: model, semantic: store?.semantic, episodic: store?.episodic, options: o)
+        var policy = EnginePolicy.automatic
+        print("hmst engine mode (controller: \(e.controller != nil ? "trained" : "none, full policy"), critic: \(e.verifier != nil ? "yes" : "none")). "
+              + "Type a question, or: policy <auto|controller|full|none|a+b>, help, quit.")
+        while true {
+            FileHandle.standardOutput.write(Data("? ".utf8))
+            guard let line = readLine() else { print(""); return }
+            let t = line.trimmingCharacters(in: .whitespaces)
+            if t.isEmpty { continue }
+            let words = t.split(separator: " ").map(String.init)
+            switch words[0].lowercased() {
+            case "quit", "exit": return
+            case "help": print("policy <auto|controller|full|none|\(EngineDecisions.names.joined(separator: "|"))[+...]> | quit; anything else is a question")
+            case "policy" where words.count == 2:
+                do { policy = try EnginePolicy.parse(words[1]); print("policy = \(words[1])") } catch let err as HMSTError { print("error: \(err.message)") }
+            default:
+                var q = EngineQuery(t)
+                q.policy = policy
+                q.maxTokens = maxLength
+                do { print(EngineReport.text(try e.ask(q))) } catch let err as HMSTError { print("error: \(err.message)") }
+            }
+        }
     }
 
     func repl(_ runner: Runner, _ s: inout Settings) throws {

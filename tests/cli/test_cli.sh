@@ -169,6 +169,37 @@ for r in rows: r['hidden'] = r['hidden'][:3]
 open(sys.argv[2], 'w').write(''.join(json.dumps(r) + '\\n' for r in rows))
 \" $W/critic-synth.jsonl $W/critic-small.jsonl && ! $HMST train-critic $W/s2c --pool $W/critic-small.jsonl 2> $W/tc.err && grep -q 'hidden state of 3 values' $W/tc.err"
 
+
+# the engine: rl-train builds the query mix's memory and a controller; ask answers through it
+check "rl-train builds the mix, the outcome table and a controller" bash -c "cp -r $W/s2/final $W/s2e && $HMST rl-train --checkpoint $W/s2e --facts $F --output $W/rl --queries-per-kind 6 --semantic-distractors 20 --episodic-distractors 5 --episodes 2048 --threads 2 > $W/rl.out 2> $W/rl.err && grep -q 'PPO controller' $W/rl.out && grep -q 'per-query best action' $W/rl.out && grep -q 'ppo update' $W/rl.err && test -f $W/s2e/controller/controller.safetensors && python3 -c \"
+import json, sys
+r = json.load(open(sys.argv[1]))
+names = [p['name'] for p in r['policies']]
+assert len(names) == 36 and 'random' in names and 'all on' in names, names
+rows = [json.loads(l) for l in open(sys.argv[2])]
+assert len(rows) == 24 and all(len(x['outcomes']) == 32 for x in rows)
+assert {x['kind'] for x in rows} == {'known', 'semantic', 'episodic', 'unanswerable'}
+\" $W/rl/report.json $W/rl/outcomes.jsonl"
+check "ask uses the trained controller, cites memory, prints costs" bash -c "$HMST ask $W/s2e --memory $W/rl/memory 'What is the capital of Nowhere?' --policy controller > $W/ask.txt && grep -q '^decisions (controller)' $W/ask.txt && grep -q '^cost:' $W/ask.txt && grep -q '^ms: encode' $W/ask.txt"
+check "ask --json with a fixed policy: citations only from the chosen tier" bash -c "$HMST ask $W/s2e --memory $W/rl/memory 'Who founded Nowhere?' --policy semantic --json | python3 -c \"
+import json, sys
+r = json.load(sys.stdin)
+assert r['decisions']['semantic'] and not r['decisions']['episodic'], r['decisions']
+assert r['citations'] and all(c['tier'] == 'semantic' for c in r['citations']), r['citations']
+assert len(r['token_logprobs']) == len(r['tokens']) and r['cost']['vectors_scanned'] > 0
+\""
+check "ask with the critic: verification is calibrated" bash -c "$HMST ask $W/s2c --memory $W/rl/memory 'Who founded Nowhere?' --policy semantic+verify --json | python3 -c \"
+import json, sys
+r = json.load(sys.stdin)
+assert r['confidence_calibrated'] and r['cost']['critic_calls'] >= 1, r
+\""
+check "ask reads questions from stdin" bash -c "printf 'Who founded Nowhere?\n\nWhat is the capital of Nowhere?\n' | $HMST ask $W/s2e --memory $W/rl/memory | grep -c '^Q: ' | grep -q 2"
+check "generate --engine: the interactive engine mode" bash -c "printf 'policy semantic\npolicy bogus\nWho founded Nowhere?\nquit\n' | $HMST generate $W/s2e --engine --memory $W/rl/memory --max-length 4 > $W/eng.txt && grep -q 'policy = semantic' $W/eng.txt && grep -q 'error: policy' $W/eng.txt && grep -q '^decisions (fixed)' $W/eng.txt && grep -q '\[1\] semantic' $W/eng.txt"
+fails "ask with an empty question" "$HMST" ask "$W/s2e" "  "
+fails "ask with an unknown policy" "$HMST" ask "$W/s2e" "Who?" --policy "semantic+psychic"
+fails "ask --policy controller without a controller" "$HMST" ask "$W/s2/final" "Who?" --policy controller
+check "a controller from another model is refused at load" bash -c "cp -r $W/ckpt $W/other && cp -r $W/s2e/controller $W/other/ && ! $HMST ask $W/other 'Who?' 2> $W/ask.err && grep -q 'controller was trained for a model' $W/ask.err"
+
 # int8 weights and the tensor check
 check "quantize to int8, then generate with --check-tensors" bash -c "$HMST quantize $W/ckpt $W/q8 --dtype int8 > /dev/null && grep -q q8_0 $W/q8/config.json && $HMST generate $W/q8 --prompt 'The' --max-length 3 --check-tensors > /dev/null"
 check "--check-tensors names a NaN weight" bash -c "cp -r $W/ckpt $W/nan && python3 -c \"

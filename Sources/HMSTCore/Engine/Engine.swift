@@ -355,5 +355,7 @@ extension Engine {
     }
 
     /// The critic stored with a checkpoint, as the engine's verifier (nil: none).
-    public static func openVerifier(checkpoint: String, model: LanguageModel) throws -> EngineVerifier? { nil }
+    public static func openVerifier(checkpoint: String, model: LanguageModel) throws -> EngineVerifier? {
+        try Critic.load(checkpoint: checkpoint, model: model)
+    }
 }
