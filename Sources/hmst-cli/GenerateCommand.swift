@@ -178,14 +178,9 @@ struct GenerateCommand: ParsableCommand {
         var policy = EnginePolicy.automatic
         print("hmst engine mode (controller: \(e.controller != nil ? "trained" : "none, full policy"), critic: \(e.verifier != nil ? "yes" : "none")). "
               + "Type a question, or: policy <auto|controller|full|none|a+b>, help, quit.")
-        while true {
-            FileHandle.standardOutput.write(Data("? ".utf8))
-            guard let line = readLine() else { print(""); return }
-            let t = line.trimmingCharacters(in: .whitespaces)
-            if t.isEmpty { continue }
-            let words = t.split(separator: " ").map(String.init)
+        try readCommands(prompt: "? ") { t, words in
             switch words[0].lowercased() {
-            case "quit", "exit": return
+            case "quit", "exit": return false
             case "help": print("policy <auto|controller|full|none|\(EngineDecisions.names.joined(separator: "|"))[+...]> | quit; anything else is a question")
             case "policy" where words.count == 2:
                 do { policy = try EnginePolicy.parse(words[1]); print("policy = \(words[1])") } catch let err as HMSTError { print("error: \(err.message)") }
@@ -195,25 +190,33 @@ struct GenerateCommand: ParsableCommand {
                 q.maxTokens = maxLength
                 do { print(EngineReport.text(try e.ask(q))) } catch let err as HMSTError { print("error: \(err.message)") }
             }
+            return true
+        }
+    }
+
+    /// Reads lines after a prompt until EOF or body returns false; blank lines are skipped;
+    /// body gets the trimmed line and its words.
+    func readCommands(prompt: String, _ body: (String, [String]) throws -> Bool) throws {
+        while true {
+            FileHandle.standardOutput.write(Data(prompt.utf8))
+            guard let line = readLine() else { print(""); return }
+            let t = line.trimmingCharacters(in: .whitespaces)
+            if t.isEmpty { continue }
+            if try !body(t, t.split(separator: " ").map(String.init)) { return }
         }
     }
 
     func repl(_ runner: Runner, _ s: inout Settings) throws {
         print("hmst interactive generation. Type a prompt, or: set <param> <value>, stats, help, quit.")
-        while true {
-            FileHandle.standardOutput.write(Data("> ".utf8))
-            guard let line = readLine() else { print(""); return }
-            let t = line.trimmingCharacters(in: .whitespaces)
-            if t.isEmpty { continue }
-            let words = t.split(separator: " ").map(String.init)
+        try readCommands(prompt: "> ") { t, words in
             switch words[0].lowercased() {
-            case "quit", "exit": return
+            case "quit", "exit": return false
             case "help":
                 print("max_length=\(s.maxLength) temperature=\(s.sampling.temperature) top_p=\(s.sampling.topP) top_k=\(s.sampling.topK) min_p=\(s.sampling.minP) repetition_penalty=\(s.sampling.repetitionPenalty) seed=\(s.sampling.seed)")
                 print("commands: set <param> <value> | stats | help | quit | exit; anything else is a prompt")
             case "stats":
                 let h = runner.history
-                if h.isEmpty { print("no generations yet"); continue }
+                if h.isEmpty { print("no generations yet"); return true }
                 let tps = h.map(\.tokensPerSecond).reduce(0, +) / Double(h.count)
                 let ttft = h.map(\.timeToFirstTokenMs).reduce(0, +) / Double(h.count)
                 let lat = h.map { $0.timeToFirstTokenMs + $0.generateMs }.reduce(0, +) / Double(h.count)
@@ -231,7 +234,7 @@ struct GenerateCommand: ParsableCommand {
                 case "seed": n.sampling.seed = UInt64(words[2]) ?? 0
                 default:
                     print("unknown parameter \(words[1])")
-                    continue
+                    return true
                 }
                 do {
                     try n.sampling.validate()
@@ -243,12 +246,13 @@ struct GenerateCommand: ParsableCommand {
                 }
             default:
                 do {
-                    _ = try runner.run(line, s, stream: true)
+                    _ = try runner.run(t, s, stream: true)
                     print(runner.lastStatsLine)
                 } catch let e as HMSTError {
                     print("error: \(e.message)")
                 }
             }
+            return true
         }
     }
 }
