@@ -135,3 +135,50 @@ struct RLTrainCommand: ParsableCommand {
         }
     }
 }
+
+struct TrainExitHeadCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train-exit-head",
+        abstract: "Train the engine's early exit: a norm and adapter after one layer, into the model's frozen LM head.",
+        discussion: """
+        Residual streams after --layer layers of pre-training windows (--data) train a norm gain and a C×C adapter
+        on next-token loss; validation loss (--val-data) of the whole model, of the plain early read-out and of the
+        trained exit is printed as JSON, and the exit head is written into the checkpoint (exit_head.safetensors +
+        exit_head.json), where early exit uses it.
+        """)
+
+    @Argument(help: "Checkpoint directory.") var checkpoint: String
+    @Option(help: "Training windows: a directory written by `hmst preprocess` / `hmst split`.") var data: String
+    @Option(name: .customLong("val-data"), help: "Validation windows (a preprocessed directory).") var valData: String
+    @Option(help: "Exit after this many layers (0 = half the depth).") var layer = 0
+    @Option(help: "Optimizer steps.") var steps = 300
+    @Option(name: .customLong("learning-rate"), help: "Peak learning rate.") var learningRate: Float = 1e-3
+    @Option(name: .customLong("seq-len"), help: "Positions per window.") var seqLen = 128
+    @Flag(name: .customLong("no-save"), help: "Measure only; do not write the exit head.") var noSave = false
+    @OptionGroup var threadOptions: ThreadOptions
+
+    func run() throws {
+        try runReportingErrors {
+            try threadOptions.apply()
+            var lo = ModelLoadOptions()
+            lo.weightType = .f32
+            let model = try LanguageModel.load(path: checkpoint, options: lo)
+            var o = ExitHeadTrainingOptions()
+            o.layer = layer
+            o.steps = steps
+            o.learningRate = learningRate
+            o.seqLen = seqLen
+            let (head, r) = try ExitHeadTrainer.train(model: model, train: try TokenDataset(directory: data),
+                                                      validation: try TokenDataset(directory: valData), options: o) { step, loss in
+                if step == 1 || step % max(1, steps / 10) == 0 { printError("step \(step)/\(steps)  loss \(String(format: "%.4f", loss))") }
+            }
+            print("{\"layer\": \(r.layer), \"of_layers\": \(model.dims.L), \"val_loss_full\": \(String(format: "%.4f", r.valLossFull)), "
+                  + "\"val_loss_early_readout\": \(String(format: "%.4f", r.valLossBefore)), \"val_loss_exit_head\": \(String(format: "%.4f", r.valLossAfter)), "
+                  + "\"flops_fraction\": \(String(format: "%.3f", r.flopsFraction)), \"steps\": \(r.steps), \"seconds\": \(String(format: "%.1f", r.seconds))}")
+            if !noSave {
+                try head.save(checkpoint: checkpoint)
+                printError("exit head written to \(checkpoint)/\(ExitHead.configName)")
+            }
+        }
+    }
+}

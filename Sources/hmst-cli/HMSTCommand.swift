@@ -14,7 +14,7 @@ struct HMSTCommand: ParsableCommand {
                       TokenizerCommand.self, PreprocessCommand.self, SplitCommand.self, TrainCommand.self, MemoryCommand.self,
                       FactsCommand.self, EvalCommand.self, TrainRetrieverCommand.self, TrainMemoryCommand.self,
                       TrainCriticCommand.self,
-                      QuantizeCommand.self, AskCommand.self, RLTrainCommand.self])
+                      QuantizeCommand.self, AskCommand.self, RLTrainCommand.self, TrainExitHeadCommand.self])
 }
 
 /// Options every subcommand that computes accepts.

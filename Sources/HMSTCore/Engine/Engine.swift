@@ -44,7 +44,7 @@ public final class Engine: @unchecked Sendable {
             if options.exitLayer == nil { options.exitLayer = mc.exitLayer }
             options.projectionSeed = mc.projectionSeed
         }
-        let exit = options.exitLayer ?? max(1, d.L / 2)
+        let exit = options.exitLayer ?? model.decoder.exitHead?.layer ?? max(1, d.L / 2)
         guard (1...d.L).contains(exit) else { throw HMSTError.invalidArgument("engine: exit layer \(exit) must be in 1...\(d.L)") }
         guard options.selectedExperts <= d.K else {
             throw HMSTError.invalidArgument("engine: selected experts \(options.selectedExperts) exceeds the model's \(d.K) experts per token")
@@ -253,7 +253,7 @@ public final class Engine: @unchecked Sendable {
         a.memories = ctx.memories(for: d, k: options.k)
         let budget = ComputeBudget(layers: d.earlyExit ? exitLayer : nil,
                                    expertsPerToken: d.expertSelection ? min(options.selectedExperts, model.dims.K) : nil)
-        let perToken = budget.matmulFLOPsPerToken(model.dims)
+        let perToken = budget.matmulFLOPsPerToken(model.decoder)
         var prompt = tokenizer.encode(MemoryPrompt.format(memories: a.memories.map(\.text), question: ctx.query.text, tokenizer: tokenizer))
         // memories that do not fit are dropped from the end (the weakest)
         while prompt.count + ctx.query.maxTokens > session.nCtx, !a.memories.isEmpty {

@@ -6,6 +6,9 @@ import CKernels
 public final class Decoder: @unchecked Sendable {
     public let dims: DecoderDims
     public let weights: DecoderWeights
+    /// A trained early exit (set once at load, before any forward): a budget of exactly its
+    /// layer reads the logits through it instead of the final norm.
+    public internal(set) var exitHead: ExitHead?
 
     public init(dims: DecoderDims, weights: DecoderWeights) {
         self.dims = dims
@@ -47,6 +50,13 @@ public final class Decoder: @unchecked Sendable {
         }
         cache.length = pos0 + T
 
+        if nLayers < d.L, let head = exitHead, head.layer == nLayers, logits != .none {
+            // the exit head's input to the LM head, in ws.xn (ws.proj is free scratch here)
+            let rows = logits == .last ? 1 : T
+            head.apply(out: ws.xn.pointer, x: logits == .last ? x + (T - 1) * d.C : x, T: rows, eps: d.eps, scratch: ws.proj.pointer)
+            linearForward(out: ws.logits.pointer, x: ws.xn.pointer, T: rows, w: weights.lmHead, scratch: ws.widen.pointer, threads: threads)
+            return
+        }
         switch logits {
         case .none: return
         case .last:

@@ -39,15 +39,21 @@ public struct ComputeBudget: Sendable, Equatable {
         }
     }
 
-    /// Multiply-adds per token of the projections this budget runs (attention projections,
-    /// router, the chosen experts, the head), for cost accounts; attention over the cache is
-    /// not included.
-    public func matmulFLOPsPerToken(_ d: DecoderDims) -> Double {
+    /// 2 x multiply-adds per token of the projections this budget runs (attention projections,
+    /// router, the chosen experts, an exit head's adapter, the head), for cost accounts;
+    /// attention over the cache is not included.
+    public func matmulFLOPsPerToken(_ d: DecoderDims, exitAdapter: Bool = false) -> Double {
         let L = Double(layers ?? d.L), K = Double(expertsPerToken ?? d.K)
         let C = Double(d.C)
         let attn = C * Double(d.qDim) * 2 + C * Double(d.kvDim) * 2
         let ffn = K * 3 * C * Double(d.F) + C * Double(d.E)
-        return 2 * (L * (attn + ffn) + C * Double(d.V))
+        let adapter = exitAdapter && (layers ?? d.L) < d.L ? C * C : 0
+        return 2 * (L * (attn + ffn) + adapter + C * Double(d.V))
+    }
+
+    /// matmulFLOPsPerToken for a decoder (its exit head counted when this budget uses it).
+    public func matmulFLOPsPerToken(_ decoder: Decoder) -> Double {
+        matmulFLOPsPerToken(decoder.dims, exitAdapter: decoder.exitHead != nil && decoder.exitHead?.layer == layers)
     }
 }
 
@@ -69,6 +75,12 @@ public final class Session: @unchecked Sendable {
     let ws: Workspace
     public internal(set) var history: [Int32] = []
     public private(set) var trace: RouteTrace
+    /// The residual stream after the last evaluate's final chunk ([rows, C], rows = that chunk's
+    /// tokens), at the depth of the budget: what an exit head reads. Valid until the next evaluate.
+    func residual(rows: Int) -> UnsafeBufferPointer<Float> {
+        UnsafeBufferPointer(start: ws.x.pointer, count: rows * decoder.dims.C)
+    }
+
     /// Rows of ws.logits valid after the last evaluate: 1 (last token) or the batch size.
     public internal(set) var logitsRows = 0
     /// The compute budget of this context (set with setBudget, after a reset).

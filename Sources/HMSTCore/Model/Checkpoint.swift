@@ -252,6 +252,7 @@ extension LanguageModel {
         let model = LanguageModel(decoder: Decoder(dims: config.dims, weights: weights), tokenizer: tokenizer,
                              config: configJSON, report: report, storage: shards + owned)
         model.retriever = try RetrieverProjection.load(checkpoint: path, hiddenSize: config.dims.C)
+        model.decoder.exitHead = try ExitHead.load(checkpoint: path, dims: config.dims)
         // the engine's meta-controller and critic, when the checkpoint has them
         model.controller = try MetaController.load(checkpoint: path, model: model)
         model.critic = try Engine.openVerifier(checkpoint: path, model: model)
