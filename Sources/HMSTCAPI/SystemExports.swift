@@ -67,6 +67,7 @@ public func hmst_sizeof(_ name: UnsafePointer<CChar>?) -> Int {
     case "hmst_memory_eval": return MemoryLayout<hmst_memory_eval>.size
     case "hmst_memory_train_progress": return MemoryLayout<hmst_memory_train_progress>.size
     case "hmst_memory_trainer_params": return MemoryLayout<hmst_memory_trainer_params>.size
+    case "hmst_data_parallel_params": return MemoryLayout<hmst_data_parallel_params>.size
     default: return 0
     }
 }
