@@ -40,7 +40,8 @@ struct DistributedOptions: ParsableArguments {
         do {
             try body()
         } catch let e as HMSTError where dp.size > 1 {
-            printError("hmst: rank \(dp.rank) of \(dp.size): \(e.status.name.lowercased().replacingOccurrences(of: "_", with: " ")): \(e.message)")
+            let who = e.message.hasPrefix("rank ") ? "" : "rank \(dp.rank) of \(dp.size): "
+            printError("hmst: \(who)\(e.status.name.lowercased().replacingOccurrences(of: "_", with: " ")): \(e.message)")
             printError("hmst: stopping all \(dp.size) ranks (MPI_Abort)")
             dp.communicator?.abort(code: 2)
             throw e

@@ -25,7 +25,7 @@ LOSS_RTOL=2e-5
 PARAM_ATOL=2e-4
 
 echo "== 1a. 2 ranks x batch 2 against 1 process x batch 4, 20 steps (router aux loss 0)"
-"$HMST" train "$FX/data" "${common[@]}" --steps-per-epoch 20 --router-aux-loss-coef 0 --batch-size 4 --output-dir "$OUT/one" >/dev/null
+"$HMST" train "$FX/data" "${common[@]}" --steps-per-epoch 20 --router-aux-loss-coef 0 --batch-size 4 --output-dir "$OUT/one" >/dev/null 2>"$OUT/one.log"
 "${MPIRUN[@]}" "$HMST" train "$FX/data" "${common[@]}" --steps-per-epoch 20 --router-aux-loss-coef 0 --batch-size 2 \
     --output-dir "$OUT/two" 2>"$OUT/two.log" >/dev/null || { cat "$OUT/two.log"; fail "mpirun training failed"; }
 grep -q "effective batch 4 = batch 2 x 1 accumulation x 2 ranks" "$OUT/two.log" || fail "no effective batch line"
@@ -33,7 +33,7 @@ python3 "$HERE/compare_runs.py" "$OUT/one" "$OUT/two" --steps 20 --loss-rtol $LO
 
 echo "== 1b. 2 ranks x batch 2 against 1 process x batch 2 x 2 accumulation, 20 steps (router aux loss on)"
 "$HMST" train "$FX/data" "${common[@]}" --steps-per-epoch 20 --batch-size 2 --gradient-accumulation-steps 2 \
-    --output-dir "$OUT/one-acc" >/dev/null
+    --output-dir "$OUT/one-acc" >/dev/null 2>"$OUT/one-acc.log"
 "${MPIRUN[@]}" "$HMST" train "$FX/data" "${common[@]}" --steps-per-epoch 20 --batch-size 2 \
     --output-dir "$OUT/two-aux" 2>"$OUT/two-aux.log" >/dev/null || { cat "$OUT/two-aux.log"; fail "mpirun training failed"; }
 python3 "$HERE/compare_runs.py" "$OUT/one-acc" "$OUT/two-aux" --steps 20 --loss-rtol $LOSS_RTOL --param-atol $PARAM_ATOL
@@ -43,7 +43,7 @@ step_of() { python3 -c "import json,sys; print(json.load(open(sys.argv[1] + '/ch
 
 echo "== 2a. kill -9 while final/ is being replaced (one process)"
 kc=(--steps-per-epoch 4 --batch-size 2)
-"$HMST" train "$FX/data" "${common[@]}" "${kc[@]}" --epochs 2 --output-dir "$OUT/kill" >/dev/null   # final/ at step 8
+"$HMST" train "$FX/data" "${common[@]}" "${kc[@]}" --epochs 2 --output-dir "$OUT/kill" >/dev/null 2>&1   # final/ at step 8
 [[ $(step_of "$OUT/kill/final") == 8 ]] || fail "no step-8 checkpoint"
 # continue to 12 steps; the save of final/ pauses with every part written, no manifest yet
 HMST_TEST_CHECKPOINT_PAUSE_MS=30000 "$HMST" train "$FX/data" "${common[@]}" "${kc[@]}" --epochs 3 --output-dir "$OUT/kill" \
@@ -53,8 +53,9 @@ for _ in $(seq 300); do compgen -G "$OUT/kill/.final.partial-*/trainer_state.jso
 compgen -G "$OUT/kill/.final.partial-*/trainer_state.json" >/dev/null || fail "the save never started"
 kill -9 $pid; wait $pid 2>/dev/null || true
 [[ $(step_of "$OUT/kill/final") == 8 ]] || fail "final/ is not the step-8 checkpoint after the kill"
-"$HMST" train "$FX/data" "${common[@]}" "${kc[@]}" --epochs 3 --output-dir "$OUT/kill" --resume "$OUT/kill/final" 2>&1 >/dev/null \
-    | grep -q "resumed from .* at step 8" || fail "cannot resume from the surviving checkpoint"
+"$HMST" train "$FX/data" "${common[@]}" "${kc[@]}" --epochs 3 --output-dir "$OUT/kill" --resume "$OUT/kill/final" >"$OUT/resume.log" 2>&1 \
+    || { cat "$OUT/resume.log"; fail "cannot resume from the surviving checkpoint"; }
+grep -q "resumed from .* at step 8" "$OUT/resume.log" || fail "did not resume at step 8"
 [[ $(step_of "$OUT/kill/final") == 12 ]] || fail "the resumed run did not commit step 12"
 compgen -G "$OUT/kill/.final.partial-*" >/dev/null && fail "the killed save's staging directory was not cleaned up"
 
@@ -78,11 +79,13 @@ wait $mpid && fail "mpirun exited 0 after rank 0 was killed"
 (( SECONDS - t0 < 60 )) || fail "the job took $((SECONDS - t0)) s to stop"
 [[ $(step_of "$OUT/kill-mpi/final") == 8 ]] || fail "final/ is not the step-8 checkpoint after the kill"
 # 2 ranks x batch 1 was saved; 1 process x batch 2 has the same effective batch and resumes exactly
-"$HMST" train "$FX/data" "${common[@]}" --steps-per-epoch 4 --batch-size 2 --epochs 3 --output-dir "$OUT/kill-mpi" \
-    --resume "$OUT/kill-mpi/final" 2>&1 >/dev/null | grep -q "resumed from .* at step 8" || fail "cannot resume the MPI checkpoint"
+"$HMST" train "$FX/data" "${common[@]}" --steps-per-epoch 4 --batch-size 2 --epochs 3 --output-dir "$OUT/kill-mpi-1" \
+    --resume "$OUT/kill-mpi/final" >"$OUT/resume-mpi.log" 2>&1 || { cat "$OUT/resume-mpi.log"; fail "cannot resume the MPI checkpoint"; }
+grep -q "resumed from .* at step 8" "$OUT/resume-mpi.log" || fail "did not resume the MPI checkpoint at step 8"
 # a different effective batch is refused with the reason
-"$HMST" train "$FX/data" "${common[@]}" --steps-per-epoch 4 --batch-size 1 --epochs 4 --output-dir "$OUT/kill-mpi" \
-    --resume "$OUT/kill-mpi/final" 2>&1 >/dev/null | grep -q "effective batch of 2" || fail "a different effective batch was not refused"
+"$HMST" train "$FX/data" "${common[@]}" --steps-per-epoch 4 --batch-size 1 --epochs 4 --output-dir "$OUT/kill-mpi-2" \
+    --resume "$OUT/kill-mpi/final" >"$OUT/refuse.log" 2>&1 && fail "a different effective batch was accepted"
+grep -q "effective batch of 2 (2 ranks); this run's is 1" "$OUT/refuse.log" || { cat "$OUT/refuse.log"; fail "no clear refusal"; }
 
 echo "== 3. a stalled rank: the job stops at the collective timeout"
 "${MPIRUN[@]}" "$HMST" train "$FX/data" "${common[@]}" --steps-per-epoch 100000 --batch-size 1 --collective-timeout 5 \

@@ -78,8 +78,10 @@ public final class Communicator: @unchecked Sendable {
         if c != nil, hmstmpi_loaded() != 0 { _ = hmstmpi_comm_free(&c) }
     }
 
-    /// Waits for a request, polling: spins for the first millisecond (collectives between
-    /// ranks on one machine finish in microseconds), then sleeps 50 µs between tests.
+    /// Waits for a request, polling MPI_Test (which is also what moves a non-blocking
+    /// collective on: libnbc progresses only inside MPI calls). Yields the CPU between tests
+    /// for the first second (the other rank may share the core), then sleeps 1 ms between
+    /// tests, a stalled job's pace, until the timeout.
     func wait(_ request: inout UnsafeMutableRawPointer?, _ what: String) throws {
         let t0 = Clock.nowMs()
         defer { waitSeconds += (Clock.nowMs() - t0) / 1000 }
@@ -89,14 +91,15 @@ public final class Communicator: @unchecked Sendable {
             try Communicator.check(hmstmpi_test(&request, &done), what)
             if done != 0 { return }
             polls += 1
-            if polls > 2000 {
+            if polls % 256 == 0 {
                 let waited = (Clock.nowMs() - t0) / 1000
                 if waited > timeoutSeconds {
                     throw HMSTError(.internal, "rank \(rank) of \(size): \(what) did not complete within \(Int(timeoutSeconds)) s: "
                                     + "another rank has died or stalled (the job stops; checkpoints already written are intact)")
                 }
-                usleep(50)
+                if waited > 1 { usleep(1000); continue }
             }
+            sched_yield()
         }
     }
 
