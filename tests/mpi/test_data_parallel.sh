@@ -4,11 +4,12 @@
 # 1. equivalence: 2 ranks x batch B against 1 process x batch 2B for 20 steps (router
 #    load-balancing loss off, since it is computed over each rank's rows: see README), and
 #    2 ranks x B against 1 process x B x 2 accumulation with it on; losses and parameters
-#    within the tolerances below
+#    within the tolerances below; and exact resume under MPI after a Ctrl-C
 # 2. kill -9 during a checkpoint save, one process and rank 0 under mpirun: the last committed
 #    checkpoint stays intact and resumes (under MPI: with 1 process, same effective batch)
 # 3. a stalled rank (SIGSTOP): the others stop at the collective timeout with a clear message
 # 4. a rank killed mid-training: the job ends instead of hanging
+# 5. train-memory under mpirun with the memory-saving options and --numa-rank, and its resume
 set -euo pipefail
 HMST=$1; FX=$2; OUT=$3
 rm -rf "$OUT"; mkdir -p "$OUT"
@@ -37,6 +38,22 @@ echo "== 1b. 2 ranks x batch 2 against 1 process x batch 2 x 2 accumulation, 20 
 "${MPIRUN[@]}" "$HMST" train "$FX/data" "${common[@]}" --steps-per-epoch 20 --batch-size 2 \
     --output-dir "$OUT/two-aux" 2>"$OUT/two-aux.log" >/dev/null || { cat "$OUT/two-aux.log"; fail "mpirun training failed"; }
 python3 "$HERE/compare_runs.py" "$OUT/one-acc" "$OUT/two-aux" --steps 20 --loss-rtol $LOSS_RTOL --param-atol $PARAM_ATOL
+
+echo "== 1c. exact resume with 2 ranks: Ctrl-C (SIGINT to rank 0) mid-run, --resume, same result as 1b's straight run"
+"${MPIRUN[@]}" "$HMST" train "$FX/data" "${common[@]}" --steps-per-epoch 20 --batch-size 2 \
+    --output-dir "$OUT/two-int" >"$OUT/two-int.log" 2>&1 &
+mpid=$!
+for _ in $(seq 600); do [[ -s $OUT/two-int/metrics.jsonl && $(wc -l <"$OUT/two-int/metrics.jsonl") -ge 5 ]] && break; sleep 0.1; done
+for p in $(pgrep -f "$OUT/two-int" || true); do
+    tr '\0' '\n' </proc/$p/environ 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=0" && kill -INT "$p"
+done
+wait $mpid || { cat "$OUT/two-int.log"; fail "the interrupted run did not end cleanly"; }
+stopped=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1] + '/checkpoint.json'))['step'])" "$OUT/two-int/final")
+(( stopped < 20 )) || fail "the run was not interrupted (step $stopped)"
+"${MPIRUN[@]}" "$HMST" train "$FX/data" "${common[@]}" --steps-per-epoch 20 --batch-size 2 \
+    --output-dir "$OUT/two-int" --resume "$OUT/two-int/final" >>"$OUT/two-int.log" 2>&1 || { cat "$OUT/two-int.log"; fail "resume failed"; }
+echo "interrupted at step $stopped, resumed to 20"
+python3 "$HERE/compare_runs.py" "$OUT/two-aux" "$OUT/two-int" --steps 20 --loss-rtol 0 --param-atol 0
 
 # the step of a committed checkpoint, from its manifest
 step_of() { python3 -c "import json,sys; print(json.load(open(sys.argv[1] + '/checkpoint.json'))['step'])" "$1"; }
@@ -115,4 +132,16 @@ done
 t0=$SECONDS
 wait $mpid && fail "mpirun exited 0 after a rank was killed"
 (( SECONDS - t0 < 60 )) || fail "the job took $((SECONDS - t0)) s to stop"
+echo "== 5. train-memory under mpirun: 8-bit AdamW, gradient checkpointing, --numa-rank; resume"
+"$HMST" facts generate --output "$OUT/facts" --entities 12 --distractors 50 --seed 2 >/dev/null 2>&1
+S2=(--facts "$OUT/facts" --data "$FX/data" --batch-size 2 --seq-len 64 --memory-seq-len 64 --eval-questions 4 --seed 1
+    --no-progress --threads 1 --use-8bit-optimizer --gradient-checkpointing --mixed-precision)
+"${MPIRUN[@]}" "$HMST" train-memory "$FX/micro" "${S2[@]}" --output "$OUT/s2" --steps 3 --numa-rank >"$OUT/s2.log" 2>&1 \
+    || { cat "$OUT/s2.log"; fail "train-memory under mpirun failed"; }
+grep -q "rank 1: --numa-rank: NUMA node" "$OUT/s2.log" || fail "--numa-rank did not say what it bound"
+grep -q "effective batch 4 = batch 2 x 1 accumulation x 2 ranks" "$OUT/s2.log" || fail "no effective batch line"
+[[ $(step_of "$OUT/s2/final") == 3 ]] || fail "train-memory did not commit step 3"
+"${MPIRUN[@]}" "$HMST" train-memory "$FX/micro" "${S2[@]}" --output "$OUT/s2" --steps 4 --resume "$OUT/s2/final" >>"$OUT/s2.log" 2>&1 \
+    || { cat "$OUT/s2.log"; fail "train-memory resume under mpirun failed"; }
+[[ $(step_of "$OUT/s2/final") == 4 ]] || fail "train-memory resume did not commit step 4"
 echo "test_data_parallel: all passed"
