@@ -14,6 +14,8 @@ struct DistributedOptions: ParsableArguments {
     var collectiveTimeout: Double = 300
     @Option(name: .customLong("allreduce-bucket-mb"), help: "MiB of gradients per all-reduce bucket.")
     var bucketMB = 16
+    @Flag(name: .customLong("no-allreduce-overlap"), help: "Reduce gradients only after the backward pass, not layer by layer during it.")
+    var noOverlap = false
 
     func validate() throws {
         guard ["auto", "on", "off"].contains(mpi) else { throw ValidationError("--mpi must be auto, on or off") }
@@ -27,6 +29,7 @@ struct DistributedOptions: ParsableArguments {
         let useMPI = mpi == "on" || (mpi == "auto" && Communicator.launchedByMPI)
         let dp = useMPI ? DataParallel(communicator: try Communicator.world(timeoutSeconds: collectiveTimeout)) : DataParallel.single
         dp.bucketElements = bucketMB << 18
+        dp.overlapWithBackward = !noOverlap
         if numaRank {
             let report = RankPlacement.bind(localRank: Communicator.localRank ?? dp.rank)
             printError("rank \(dp.rank): --numa-rank: \(report.summary)")

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Data-parallel throughput on one machine, in one run: P ranks x 1 thread (mpirun) against
 1 process x P threads, same global batch, same steps. Prints one JSON object: tokens/s of each,
-the mean step time and the mean gradient all-reduce time per step of the MPI run.
+the mean step time and the mean gradient all-reduce time per step of the MPI runs (with the
+all-reduce overlapping the backward pass, and with --no-allreduce-overlap).
 
     benchmarks/data-parallel/throughput.py --hmst build/bin/hmst --data build/fixtures/data \
         --model-size micro --batch 8 --seq-len 64 --steps 12 [--ranks 2]
@@ -63,10 +64,13 @@ def main():
         mpirun.append("--allow-run-as-root")
     run([*mpirun, args.hmst, "train", *common, "--batch-size", str(args.batch // P), "--threads", "1",
          "--output-dir", f"{tmp}/ranks"])
-    one, many = rates(f"{tmp}/threads"), rates(f"{tmp}/ranks")
+    run([*mpirun, args.hmst, "train", *common, "--batch-size", str(args.batch // P), "--threads", "1",
+         "--no-allreduce-overlap", "--output-dir", f"{tmp}/ranks-no-overlap"])
+    one, many, serial = rates(f"{tmp}/threads"), rates(f"{tmp}/ranks"), rates(f"{tmp}/ranks-no-overlap")
     print(json.dumps({"bench": "data_parallel_throughput", "cpu": cpu_name(), "model_size": args.model_size,
                       "global_batch": args.batch, "seq_len": args.seq_len, "steps_counted": args.steps - 2,
                       f"1_process_x_{P}_threads": one, f"{P}_ranks_x_1_thread": many,
+                      f"{P}_ranks_x_1_thread_no_overlap": serial,
                       "ranks_over_threads": many["tokens_per_second"] / one["tokens_per_second"]}))
 
 

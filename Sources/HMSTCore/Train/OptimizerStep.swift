@@ -25,6 +25,8 @@ public final class OptimizerStep {
     /// replicas whose summed gradients arrive through allReduce (1 without data parallelism):
     /// the update divides by micro-batches x replicas
     public var replicas = 1
+    /// Called before micro-batch i of n (data parallelism arms its overlap for the last one).
+    public var beforeMicroBatch: ((_ i: Int, _ n: Int) -> Void)?
 
     public init(params: any ParameterSet, optimizer: Optimizer, schedule: LRSchedule, gradClip: Float = 1) {
         self.params = params
@@ -40,7 +42,10 @@ public final class OptimizerStep {
         guard microBatches >= 1 else { throw HMSTError.invalidArgument("an optimizer step needs at least one micro-batch") }
         params.zeroGrads()
         var loss = 0.0
-        for i in 0..<microBatches { loss += try microBatch(i) / Double(microBatches) }
+        for i in 0..<microBatches {
+            beforeMicroBatch?(i, microBatches)
+            loss += try microBatch(i) / Double(microBatches)
+        }
         try allReduce?(params, &loss)
         // the mean over micro-batches (and replicas) and the clipping factor are applied inside the update
         let accum = Float(microBatches * max(1, replicas))

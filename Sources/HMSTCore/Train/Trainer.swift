@@ -103,7 +103,7 @@ public final class Trainer {
                                       schedule: LRSchedule(maxLR: options.learningRate, warmupSteps: 1, totalSteps: 1),
                                       gradClip: options.gradClip)
         sampler = try WindowSampler(dataset: train, blockSize: options.sequenceLength, seed: options.seed)
-        options.dataParallel.attach(to: optimizerStep)
+        options.dataParallel.attach(to: optimizerStep, grads: [grad])
         try options.dataParallel.synchronize(params)
         if options.dataParallel.isLeader { try FileIO.makeDirectories(outputDir) }
         if let tokenizer, let val {

@@ -107,6 +107,13 @@ public final class Communicator: @unchecked Sendable {
     /// all posted before the first wait so they progress together.
     public func allReduceSum(_ p: UnsafeMutablePointer<Float>, count: Int, bucketElements: Int = 1 << 22, what: String) throws {
         guard size > 1, count > 0 else { return }
+        var requests = try postAllReduceSum(p, count: count, bucketElements: bucketElements, what: what)
+        try waitAll(&requests, what)
+    }
+
+    /// Starts the in-place sum of p[count] in buckets; complete with waitAll (progress: testAll).
+    public func postAllReduceSum(_ p: UnsafeMutablePointer<Float>, count: Int, bucketElements: Int, what: String) throws -> [UnsafeMutableRawPointer?] {
+        guard size > 1, count > 0 else { return [] }
         let bucket = max(1, min(bucketElements, Int(Int32.max)))
         var requests: [UnsafeMutableRawPointer?] = []
         var off = 0
@@ -117,7 +124,22 @@ public final class Communicator: @unchecked Sendable {
             requests.append(req)
             off += n
         }
-        for i in requests.indices { try wait(&requests[i], what) }
+        return requests
+    }
+
+    /// One MPI_Test per request still pending (completed ones become nil): moves the
+    /// collectives on between pieces of other work.
+    public func testAll(_ requests: inout [UnsafeMutableRawPointer?], _ what: String) throws {
+        var done: Int32 = 0
+        for i in requests.indices where requests[i] != nil {
+            try Communicator.check(hmstmpi_test(&requests[i], &done), what)
+            if done != 0 { requests[i] = nil }
+        }
+    }
+
+    public func waitAll(_ requests: inout [UnsafeMutableRawPointer?], _ what: String) throws {
+        for i in requests.indices where requests[i] != nil { try wait(&requests[i], what) }
+        requests.removeAll()
     }
 
     public enum Reduction { case sum, max, min }

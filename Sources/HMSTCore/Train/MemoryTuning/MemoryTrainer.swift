@@ -152,7 +152,7 @@ public final class MemoryTrainer {
         // separate streams for the LM windows and the curriculum, so either can be resumed
         lmSampler = try lmData.map { try WindowSampler(dataset: $0, blockSize: options.sequenceLength, seed: options.seed ^ 0x4c4d) }
         rng = RNG(seed: options.seed)
-        options.dataParallel.attach(to: optimizerStep)
+        options.dataParallel.attach(to: optimizerStep, grads: grad === lmGrad ? [grad] : [grad, lmGrad])
         try options.dataParallel.synchronize(params)
         if options.dataParallel.isLeader { try FileIO.makeDirectories(outputDir) }
         if let lmVal { valBytesPerToken = try MemoryTrainer.bytesPerToken(lmVal, tokenizer: tokenizer) }
