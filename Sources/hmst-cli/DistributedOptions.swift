@@ -37,6 +37,12 @@ struct DistributedOptions: ParsableArguments {
         return dp
     }
 
+    /// start(), then body under abortingOnError.
+    func run(_ body: (DataParallel) throws -> Void) throws {
+        let dp = try start()
+        try abortingOnError(dp) { try body(dp) }
+    }
+
     /// Runs body; when it fails on a rank of a multi-rank job, prints the reason with the rank
     /// and ends the whole job (MPI_Abort), so the other ranks stop instead of waiting for this one.
     func abortingOnError(_ dp: DataParallel, _ body: () throws -> Void) throws {

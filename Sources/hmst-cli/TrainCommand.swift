@@ -48,121 +48,116 @@ struct TrainCommand: ParsableCommand {
     }
 
     func run() throws {
-        try runReportingErrors {
-            let dp = try distributed.start()
-            try distributed.abortingOnError(dp) { try train(dp) }
-        }
-    }
-
-    func train(_ dp: DataParallel) throws {
-        try threadOptions.apply()
-        if dp.size > 1 && (!pretokenized || valSplit != nil || (valFile != nil && !pretokenized)) {
-            // every rank would tokenize and split into the same output directory at once
-            throw HMSTError.invalidArgument("under mpirun, give pre-tokenized data (hmst preprocess, then --pretokenized) "
-                                            + "and --val-file with a pre-tokenized directory instead of --val-split")
-        }
-        if dp.isLeader { try FileIO.makeDirectories(outputDir) }
-        // ---- tokenizer and token data
-        var tokenizer: Tokenizer? = try tokenizerPath.map(loadTokenizer)
-        if tokenizer == nil, let resume, FileIO.exists(resume + "/tokenizer.json") {
-            tokenizer = try loadTokenizer(resume + "/tokenizer.json")
-        }
-        var trainSet: TokenDataset
-        var valSet: TokenDataset? = nil
-        var o = PreprocessOptions()
-        o.separator = DocumentSeparator(parsing: docSeparator)
-        if pretokenized {
-            trainSet = try TokenDataset(directory: data[0])
-            if tokenizer == nil, let t = trainSet.tokenizer {
-                tokenizer = try loadTokenizer(t.hasPrefix("/") ? t : data[0] + "/" + t)
+        try runReportingErrors { try distributed.run { dp in
+            try threadOptions.apply()
+            if dp.size > 1 && (!pretokenized || valSplit != nil || (valFile != nil && !pretokenized)) {
+                // every rank would tokenize and split into the same output directory at once
+                throw HMSTError.invalidArgument("under mpirun, give pre-tokenized data (hmst preprocess, then --pretokenized) "
+                                                + "and --val-file with a pre-tokenized directory instead of --val-split")
             }
-        } else {
-            if tokenizer == nil {
-                var to = BPETrainingOptions()
-                to.vocabSize = vocabSize
-                let t = try BPETrainer.train(files: data, options: to)
-                try FileIO.makeDirectories(outputDir + "/tokenizer")
-                try t.save(path: outputDir + "/tokenizer/tokenizer.json")
-                printError("trained a \(t.vocabSize)-token tokenizer -> \(outputDir)/tokenizer")
-                tokenizer = t
+            if dp.isLeader { try FileIO.makeDirectories(outputDir) }
+            // ---- tokenizer and token data
+            var tokenizer: Tokenizer? = try tokenizerPath.map(loadTokenizer)
+            if tokenizer == nil, let resume, FileIO.exists(resume + "/tokenizer.json") {
+                tokenizer = try loadTokenizer(resume + "/tokenizer.json")
             }
-            guard let tok = tokenizer else { return }
-            _ = try Preprocessor.run(inputs: data, output: outputDir + "/data", encoder: tok, tokenizerPath: nil, options: o)
-            trainSet = try TokenDataset(directory: outputDir + "/data")
-        }
-        if let valSplit {
-            let r = try DatasetSplit.split(dataset: trainSet, valFraction: valSplit, seed: seed,
-                                           trainDirectory: outputDir + "/split/train_split", valDirectory: outputDir + "/split/val")
-            trainSet = try TokenDataset(directory: r.trainDirectory)
-            valSet = try TokenDataset(directory: r.valDirectory)
-        } else if let valFile {
+            var trainSet: TokenDataset
+            var valSet: TokenDataset? = nil
+            var o = PreprocessOptions()
+            o.separator = DocumentSeparator(parsing: docSeparator)
             if pretokenized {
-                valSet = try TokenDataset(directory: valFile)
-            } else if let tok = tokenizer {
-                _ = try Preprocessor.run(inputs: [valFile], output: outputDir + "/val-data", encoder: tok, tokenizerPath: nil, options: o)
-                valSet = try TokenDataset(directory: outputDir + "/val-data")
+                trainSet = try TokenDataset(directory: data[0])
+                if tokenizer == nil, let t = trainSet.tokenizer {
+                    tokenizer = try loadTokenizer(t.hasPrefix("/") ? t : data[0] + "/" + t)
+                }
+            } else {
+                if tokenizer == nil {
+                    var to = BPETrainingOptions()
+                    to.vocabSize = vocabSize
+                    let t = try BPETrainer.train(files: data, options: to)
+                    try FileIO.makeDirectories(outputDir + "/tokenizer")
+                    try t.save(path: outputDir + "/tokenizer/tokenizer.json")
+                    printError("trained a \(t.vocabSize)-token tokenizer -> \(outputDir)/tokenizer")
+                    tokenizer = t
+                }
+                guard let tok = tokenizer else { return }
+                _ = try Preprocessor.run(inputs: data, output: outputDir + "/data", encoder: tok, tokenizerPath: nil, options: o)
+                trainSet = try TokenDataset(directory: outputDir + "/data")
             }
-        }
-        // ---- model
-        var config = try ModelConfig.preset(modelSize, vocabSize: tokenizer?.vocabSize ?? trainSet.vocabSize)
-        config.eosTokenId = (tokenizer?.eosId).map(Int.init)
-        if let routerAuxLossCoef {
-            guard routerAuxLossCoef >= 0, routerAuxLossCoef.isFinite else { throw HMSTError.invalidArgument("--router-aux-loss-coef must be >= 0") }
-            config.routerAuxLossCoef = routerAuxLossCoef
-        }
-        let params = try Parameters(model: LanguageModel.random(config: config, seed: seed))
-        var opts = TrainerOptions()
-        opts.epochs = epochs
-        opts.batchSize = batchSize
-        opts.sequenceLength = min(seqLen, config.maxPositionEmbeddings)
-        opts.learningRate = learningRate
-        opts.stepsPerEpoch = stepsPerEpoch
-        opts.evalEvery = evalEvery
-        opts.patience = patience
-        opts.saveEvery = saveEvery
-        opts.gradientAccumulationSteps = accumulation
-        opts.seed = seed
-        opts.precision = mixedPrecision ? .bf16 : .f32
-        opts.gradientCheckpointing = gradientCheckpointing
-        opts.use8bitOptimizer = use8bitOptimizer
-        opts.dataParallel = dp
-        let trainer = try Trainer(params: params, train: trainSet, val: valSet, tokenizer: tokenizer, outputDir: outputDir, options: opts)
-        if let resume {
-            try trainer.resume(from: resume)
-            printLeader(dp, "resumed from \(resume) at step \(trainer.step)")
-        }
-        // Ctrl-C: finish the current step, save final/ with the state to resume from, exit
-        signal(SIGINT) { _ in trainInterrupted = 1 }
-        printLeader(dp, "training \(modelSize) (\(config.parameterCount) parameters) on \(trainSet.totalTokens) tokens, "
-                   + "\(trainer.stepsPerEpoch) steps/epoch x \(epochs), batch \(batchSize)x\(opts.sequenceLength), "
-                   + "\(trainer.precisionReason)\(gradientCheckpointing ? ", gradient checkpointing" : ""), "
-                   + "\(trainer.optimizer.kind) (\(trainer.optimizer.stateBytes >> 20) MiB of state)")
-        printLeader(dp, dp.effectiveBatchLine(batch: batchSize, accumulation: accumulation)
-                    + (dp.size > 1 ? ", \(Threads.count) thread(s) per rank" : ""))
-        let interactive = !noProgress && isatty(2) != 0 && dp.isLeader
-        let result = try trainer.run { p in
-            let line = String(format: "step %d/%d  epoch %d  loss %.4f  lr %.2e  %.0f tok/s  ETA %.0fs%@", p.step, p.totalSteps,
-                              p.epoch, p.loss, p.lr, p.tokensPerSecond, p.etaSeconds,
-                              p.valLoss.map { String(format: "  val %.4f", $0) } ?? "")
-            if interactive {
-                FileHandle.standardError.write(Data(("\r" + line + "   ").utf8))
-                if p.valLoss != nil { FileHandle.standardError.write(Data("\n".utf8)) }
-            } else if dp.isLeader && (p.valLoss != nil || p.step % 20 == 0 || p.step == p.totalSteps) {
-                printError(line)
+            if let valSplit {
+                let r = try DatasetSplit.split(dataset: trainSet, valFraction: valSplit, seed: seed,
+                                               trainDirectory: outputDir + "/split/train_split", valDirectory: outputDir + "/split/val")
+                trainSet = try TokenDataset(directory: r.trainDirectory)
+                valSet = try TokenDataset(directory: r.valDirectory)
+            } else if let valFile {
+                if pretokenized {
+                    valSet = try TokenDataset(directory: valFile)
+                } else if let tok = tokenizer {
+                    _ = try Preprocessor.run(inputs: [valFile], output: outputDir + "/val-data", encoder: tok, tokenizerPath: nil, options: o)
+                    valSet = try TokenDataset(directory: outputDir + "/val-data")
+                }
             }
-            if trainInterrupted != 0 {
-                printLeader(dp, "\ninterrupted: saving \(outputDir)/final (resume with --resume \(outputDir)/final)")
-                return false
+            // ---- model
+            var config = try ModelConfig.preset(modelSize, vocabSize: tokenizer?.vocabSize ?? trainSet.vocabSize)
+            config.eosTokenId = (tokenizer?.eosId).map(Int.init)
+            if let routerAuxLossCoef {
+                guard routerAuxLossCoef >= 0, routerAuxLossCoef.isFinite else { throw HMSTError.invalidArgument("--router-aux-loss-coef must be >= 0") }
+                config.routerAuxLossCoef = routerAuxLossCoef
             }
-            return true
-        }
-        if interactive { FileHandle.standardError.write(Data("\n".utf8)) }
-        if dp.size > 1 {
-            printLeader(dp, String(format: "gradient all-reduce: %.2f ms per step on average over %d ranks", dp.meanAllReduceMs, dp.size))
-        }
-        guard dp.isLeader else { return }
-        print("trained \(result.steps) steps; best validation loss \(result.bestVal.map { String(format: "%.4f", $0) } ?? "n/a") -> \(outputDir)/final"
-              + (result.bestVal != nil ? ", \(outputDir)/best_model" : ""))
+            let params = try Parameters(model: LanguageModel.random(config: config, seed: seed))
+            var opts = TrainerOptions()
+            opts.epochs = epochs
+            opts.batchSize = batchSize
+            opts.sequenceLength = min(seqLen, config.maxPositionEmbeddings)
+            opts.learningRate = learningRate
+            opts.stepsPerEpoch = stepsPerEpoch
+            opts.evalEvery = evalEvery
+            opts.patience = patience
+            opts.saveEvery = saveEvery
+            opts.gradientAccumulationSteps = accumulation
+            opts.seed = seed
+            opts.precision = mixedPrecision ? .bf16 : .f32
+            opts.gradientCheckpointing = gradientCheckpointing
+            opts.use8bitOptimizer = use8bitOptimizer
+            opts.dataParallel = dp
+            let trainer = try Trainer(params: params, train: trainSet, val: valSet, tokenizer: tokenizer, outputDir: outputDir, options: opts)
+            if let resume {
+                try trainer.resume(from: resume)
+                printLeader(dp, "resumed from \(resume) at step \(trainer.step)")
+            }
+            // Ctrl-C: finish the current step, save final/ with the state to resume from, exit
+            signal(SIGINT) { _ in trainInterrupted = 1 }
+            printLeader(dp, "training \(modelSize) (\(config.parameterCount) parameters) on \(trainSet.totalTokens) tokens, "
+                       + "\(trainer.stepsPerEpoch) steps/epoch x \(epochs), batch \(batchSize)x\(opts.sequenceLength), "
+                       + "\(trainer.precisionReason)\(gradientCheckpointing ? ", gradient checkpointing" : ""), "
+                       + "\(trainer.optimizer.kind) (\(trainer.optimizer.stateBytes >> 20) MiB of state)")
+            printLeader(dp, dp.effectiveBatchLine(batch: batchSize, accumulation: accumulation)
+                        + (dp.size > 1 ? ", \(Threads.count) thread(s) per rank" : ""))
+            let interactive = !noProgress && isatty(2) != 0 && dp.isLeader
+            let result = try trainer.run { p in
+                let line = String(format: "step %d/%d  epoch %d  loss %.4f  lr %.2e  %.0f tok/s  ETA %.0fs%@", p.step, p.totalSteps,
+                                  p.epoch, p.loss, p.lr, p.tokensPerSecond, p.etaSeconds,
+                                  p.valLoss.map { String(format: "  val %.4f", $0) } ?? "")
+                if interactive {
+                    FileHandle.standardError.write(Data(("\r" + line + "   ").utf8))
+                    if p.valLoss != nil { FileHandle.standardError.write(Data("\n".utf8)) }
+                } else if dp.isLeader && (p.valLoss != nil || p.step % 20 == 0 || p.step == p.totalSteps) {
+                    printError(line)
+                }
+                if trainInterrupted != 0 {
+                    printLeader(dp, "\ninterrupted: saving \(outputDir)/final (resume with --resume \(outputDir)/final)")
+                    return false
+                }
+                return true
+            }
+            if interactive { FileHandle.standardError.write(Data("\n".utf8)) }
+            if dp.size > 1 {
+                printLeader(dp, String(format: "gradient all-reduce: %.2f ms per step on average over %d ranks", dp.meanAllReduceMs, dp.size))
+            }
+            guard dp.isLeader else { return }
+            print("trained \(result.steps) steps; best validation loss \(result.bestVal.map { String(format: "%.4f", $0) } ?? "n/a") -> \(outputDir)/final"
+                  + (result.bestVal != nil ? ", \(outputDir)/best_model" : ""))
+        } }
     }
 }
 

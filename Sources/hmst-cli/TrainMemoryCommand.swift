@@ -39,75 +39,70 @@ struct TrainMemoryCommand: ParsableCommand {
     @OptionGroup var distributed: DistributedOptions
 
     func run() throws {
-        try runReportingErrors {
-            let dp = try distributed.start()
-            try distributed.abortingOnError(dp) { try train(dp) }
-        }
-    }
-
-    func train(_ dp: DataParallel) throws {
-        try threadOptions.apply()
-        let model = try LanguageModel.load(path: checkpoint, options: { var o = ModelLoadOptions(); o.weightType = .f32; return o }())
-        let corpus = try FactsCorpus(directory: facts)
-        let lmData = try data.map { try TokenDataset(directory: $0) }
-        let lmVal = try valData.map { try TokenDataset(directory: $0) }
-        var o = MemoryTrainerOptions()
-        o.steps = steps
-        o.batchSize = batchSize
-        o.sequenceLength = seqLen
-        o.memorySequenceLength = memorySeqLen
-        o.learningRate = learningRate
-        o.lmFraction = lmData == nil ? 0 : lmFraction
-        o.curriculum.k = k
-        o.curriculum.questionsPerExample = questionsPerExample
-        o.gradientAccumulationSteps = accumulation
-        o.evalEvery = evalEvery
-        o.evalQuestions = evalQuestions
-        o.seed = seed
-        o.precision = mixedPrecision ? .bf16 : .f32
-        o.gradientCheckpointing = gradientCheckpointing
-        o.use8bitOptimizer = use8bitOptimizer
-        o.dataParallel = dp
-        if lmData == nil && lmFraction > 0 { printLeader(dp, "no --data: every step is a memory step (--lm-fraction 0)") }
-        let trainer = try MemoryTrainer(model: model, facts: corpus, lmData: lmData, lmVal: lmVal, outputDir: output, options: o)
-        if let resume {
-            try trainer.resume(from: resume)
-            printLeader(dp, "resumed from \(resume) at step \(trainer.step)")
-        }
-        signal(SIGINT) { _ in trainInterrupted = 1 }
-        printLeader(dp, "stage 2 on \(corpus.facts.count) facts, \(trainer.curriculum.trainQuestions.count) training and "
-                   + "\(trainer.heldOutQuestions.count) held-out questions: \(steps) steps of \(batchSize)x\(o.sequenceLength), "
-                   + "memory rows of \(trainer.memoryT), lm fraction \(o.lmFraction), k \(k), \(trainer.optimizer.kind)"
-                   + ", " + trainer.precisionReason + (gradientCheckpointing ? ", gradient checkpointing" : ""))
-        printLeader(dp, dp.effectiveBatchLine(batch: batchSize, accumulation: accumulation)
-                    + (dp.size > 1 ? ", \(Threads.count) thread(s) per rank" : ""))
-        let interactive = !noProgress && isatty(2) != 0 && dp.isLeader
-        func describe(_ e: MemoryEvaluation) -> String {
-            MemorySetting.allCases.map { s in
-                String(format: "%@ nll %.3f em %.2f", s.rawValue, e.nll[s] ?? 0, e.exactMatch[s] ?? 0)
-            }.joined(separator: " | ")
-        }
-        let last = try trainer.run { p in
-            let line = String(format: "step %d/%d  %@ loss %.4f  lr %.2e  %.0f tok/s  ETA %.0fs", p.step, p.totalSteps,
-                              p.kind, p.loss, p.lr, p.tokensPerSecond, p.etaSeconds)
-            if interactive { FileHandle.standardError.write(Data(("\r" + line + "   ").utf8)) }
-            else if dp.isLeader && (p.step % 20 == 0 || p.step == p.totalSteps) { printError(line) }
-            if let e = p.evaluation {
-                if interactive { FileHandle.standardError.write(Data("\n".utf8)) }
-                printError("  held-out (\(e.questions)): " + describe(e)
-                           + (p.valBitsPerByte.map { String(format: " | val bpb %.4f", $0) } ?? ""))
+        try runReportingErrors { try distributed.run { dp in
+            try threadOptions.apply()
+            let model = try LanguageModel.load(path: checkpoint, options: { var o = ModelLoadOptions(); o.weightType = .f32; return o }())
+            let corpus = try FactsCorpus(directory: facts)
+            let lmData = try data.map { try TokenDataset(directory: $0) }
+            let lmVal = try valData.map { try TokenDataset(directory: $0) }
+            var o = MemoryTrainerOptions()
+            o.steps = steps
+            o.batchSize = batchSize
+            o.sequenceLength = seqLen
+            o.memorySequenceLength = memorySeqLen
+            o.learningRate = learningRate
+            o.lmFraction = lmData == nil ? 0 : lmFraction
+            o.curriculum.k = k
+            o.curriculum.questionsPerExample = questionsPerExample
+            o.gradientAccumulationSteps = accumulation
+            o.evalEvery = evalEvery
+            o.evalQuestions = evalQuestions
+            o.seed = seed
+            o.precision = mixedPrecision ? .bf16 : .f32
+            o.gradientCheckpointing = gradientCheckpointing
+            o.use8bitOptimizer = use8bitOptimizer
+            o.dataParallel = dp
+            if lmData == nil && lmFraction > 0 { printLeader(dp, "no --data: every step is a memory step (--lm-fraction 0)") }
+            let trainer = try MemoryTrainer(model: model, facts: corpus, lmData: lmData, lmVal: lmVal, outputDir: output, options: o)
+            if let resume {
+                try trainer.resume(from: resume)
+                printLeader(dp, "resumed from \(resume) at step \(trainer.step)")
             }
-            if trainInterrupted != 0 {
-                printLeader(dp, "\ninterrupted: saving \(output)/final (resume with --resume \(output)/final)")
-                return false
+            signal(SIGINT) { _ in trainInterrupted = 1 }
+            printLeader(dp, "stage 2 on \(corpus.facts.count) facts, \(trainer.curriculum.trainQuestions.count) training and "
+                       + "\(trainer.heldOutQuestions.count) held-out questions: \(steps) steps of \(batchSize)x\(o.sequenceLength), "
+                       + "memory rows of \(trainer.memoryT), lm fraction \(o.lmFraction), k \(k), \(trainer.optimizer.kind)"
+                       + ", " + trainer.precisionReason + (gradientCheckpointing ? ", gradient checkpointing" : ""))
+            printLeader(dp, dp.effectiveBatchLine(batch: batchSize, accumulation: accumulation)
+                        + (dp.size > 1 ? ", \(Threads.count) thread(s) per rank" : ""))
+            let interactive = !noProgress && isatty(2) != 0 && dp.isLeader
+            func describe(_ e: MemoryEvaluation) -> String {
+                MemorySetting.allCases.map { s in
+                    String(format: "%@ nll %.3f em %.2f", s.rawValue, e.nll[s] ?? 0, e.exactMatch[s] ?? 0)
+                }.joined(separator: " | ")
             }
-            return true
-        }
-        if interactive { FileHandle.standardError.write(Data("\n".utf8)) }
-        if dp.size > 1 {
-            printLeader(dp, String(format: "gradient all-reduce: %.2f ms per step on average over %d ranks", dp.meanAllReduceMs, dp.size))
-        }
-        guard dp.isLeader else { return }
-        print("trained \(trainer.step) steps -> \(output)/final" + (last.map { "; held-out: " + describe($0) } ?? ""))
+            let last = try trainer.run { p in
+                let line = String(format: "step %d/%d  %@ loss %.4f  lr %.2e  %.0f tok/s  ETA %.0fs", p.step, p.totalSteps,
+                                  p.kind, p.loss, p.lr, p.tokensPerSecond, p.etaSeconds)
+                if interactive { FileHandle.standardError.write(Data(("\r" + line + "   ").utf8)) }
+                else if dp.isLeader && (p.step % 20 == 0 || p.step == p.totalSteps) { printError(line) }
+                if let e = p.evaluation {
+                    if interactive { FileHandle.standardError.write(Data("\n".utf8)) }
+                    printError("  held-out (\(e.questions)): " + describe(e)
+                               + (p.valBitsPerByte.map { String(format: " | val bpb %.4f", $0) } ?? ""))
+                }
+                if trainInterrupted != 0 {
+                    printLeader(dp, "\ninterrupted: saving \(output)/final (resume with --resume \(output)/final)")
+                    return false
+                }
+                return true
+            }
+            if interactive { FileHandle.standardError.write(Data("\n".utf8)) }
+            if dp.size > 1 {
+                printLeader(dp, String(format: "gradient all-reduce: %.2f ms per step on average over %d ranks", dp.meanAllReduceMs, dp.size))
+            }
+            guard dp.isLeader else { return }
+            print("trained \(trainer.step) steps -> \(output)/final" + (last.map { "; held-out: " + describe($0) } ?? ""))
+        } }
     }
 }
