@@ -27,7 +27,7 @@ struct DistributedOptions: ParsableArguments {
     /// model are set up, so threads and allocations start on the rank's node.
     func start() throws -> DataParallel {
         let useMPI = mpi == "on" || (mpi == "auto" && Communicator.launchedByMPI)
-        let dp = useMPI ? DataParallel(communicator: try Communicator.world(timeoutSeconds: collectiveTimeout)) : DataParallel.single
+        let dp = DataParallel(communicator: useMPI ? try Communicator.world(timeoutSeconds: collectiveTimeout) : nil)
         dp.bucketElements = bucketMB << 18
         dp.overlapWithBackward = !noOverlap
         if numaRank {
