@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The Python trainer API as ranks of an MPI job: mpirun -np 2 python3 python_rank.py. Both
-# ranks report rank/ranks and identical (all-reduced) losses; rank 0 alone saved.
+# ranks report rank/ranks and identical (all-reduced) losses; rank 0 alone saved. Then a C
+# host that uses MPI itself trains in its own communicator (host_comm.c, built with mpicc).
 #   test_python_mpi.sh LIBHMST FIXTURES OUT
 set -euo pipefail
 LIB=$1; FX=$2; OUT=$3
@@ -19,3 +20,7 @@ assert rows[0]["losses"] == rows[1]["losses"], rows          # the mean over ran
 assert os.path.exists(f"{out}/saved/checkpoint.json")
 print("test_python_mpi: 2 ranks, losses", [round(x, 4) for x in rows[0]["losses"]], "ok")
 PY
+
+mpicc -std=c11 -Wall -Werror -I"$ROOT/include" "$HERE/host_comm.c" -L"$(dirname "$LIB")" -l:"$(basename "$LIB")" \
+    -Wl,-rpath,"$(dirname "$LIB")" -o "$OUT/host_comm"
+"${MPIRUN[@]}" "$OUT/host_comm" "$FX/data" "$OUT/host"
