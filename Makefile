@@ -22,7 +22,7 @@ CWARN      := -std=c11 -Wall -Wextra -Werror
 RPATH      := -Wl,-rpath,$(CURDIR)/$(OUT)/lib
 
 .PHONY: all deps lib cli demo test install uninstall clean swift-test chost chost-asan pytest \
-        header-check export-check examples install-check python-package cli-test bench
+        header-check export-check examples install-check python-package cli-test bench mpi-test
 
 all: lib cli
 
@@ -50,7 +50,7 @@ $(CLI): $(OUT)/.deps $(SOURCES)
 
 # ---- tests ----------------------------------------------------------------------------------
 
-test: all swift-test header-check export-check chost chost-asan examples pytest cli-test install-check
+test: all swift-test header-check export-check chost chost-asan examples pytest cli-test mpi-test install-check
 	@echo "make test: all suites passed"
 
 # A small checkpoint with a tokenizer for the examples: an UNTRAINED micro model plus a BPE
@@ -65,6 +65,13 @@ $(FIXTURE)/config.json: $(CLI)
 
 cli-test: $(CLI)
 	bash tests/cli/test_cli.sh $(CURDIR)/$(CLI) $(CURDIR)/$(OUT)/cli-test
+
+# Data-parallel training under mpirun -np 2 (OpenMPI from tools/setup-deps.sh): equivalence with
+# one process, kill -9 during checkpoint saves, a stalled and a killed rank; then the Python
+# API as a rank of an MPI job.
+mpi-test: $(CLI) $(FIXTURE)/config.json lib
+	bash tests/mpi/test_data_parallel.sh $(CURDIR)/$(CLI) $(CURDIR)/$(OUT)/fixtures $(CURDIR)/$(OUT)/mpi-test
+	bash tests/mpi/test_python_mpi.sh $(CURDIR)/$(LIB) $(CURDIR)/$(OUT)/fixtures $(CURDIR)/$(OUT)/mpi-test-python
 
 swift-test: $(OUT)/.deps
 	@mkdir -p $(OUT)

@@ -33,12 +33,16 @@ let package = Package(
         // buffer, the log sink and CPU feature detection.
         .target(name: "CHMST", cSettings: [.unsafeFlags(["-O2"])]),
 
+        // OpenMPI loaded at run time with dlopen (Debian: openmpi-bin, libopenmpi-dev), for
+        // data-parallel training; nothing links libmpi, so one process needs no MPI at all.
+        .target(name: "CMPIShim", cSettings: [.unsafeFlags(["-O2"])]),
+
         // Numeric kernels OpenBLAS lacks: bf16/f16 conversion and GEMV, AVX-512 with fallbacks.
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
 
         // Pure Swift engine code.
         .target(name: "HMSTCore",
-                dependencies: ["CBLAS", "CNUMA", "CZlib", "CFAISSShim", "CHMST", "CKernels"]),
+                dependencies: ["CBLAS", "CNUMA", "CZlib", "CFAISSShim", "CHMST", "CKernels", "CMPIShim"]),
 
         // Only the exported @_cdecl functions.
         .target(name: "HMSTCAPI", dependencies: ["HMSTCore", "CHMST"], exclude: ["exports.map"]),

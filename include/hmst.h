@@ -690,6 +690,7 @@ struct hmst_trainer_params {
     bool mixed_precision;           /* default false: bf16 matmuls, f32 accumulation and master weights */
     bool gradient_checkpointing;    /* default false: recompute each layer's activations in backward */
     bool use_8bit_optimizer;        /* default false: blockwise 8-bit AdamW state (about 1/4 the memory) */
+    const struct hmst_data_parallel_params *data_parallel; /* default NULL: one process (see below) */
 };
 
 /* Thread-safe. */
@@ -915,6 +916,7 @@ struct hmst_memory_trainer_params {
     bool mixed_precision;           /* default false: bf16 matmuls, f32 accumulation and master weights */
     bool gradient_checkpointing;    /* default false */
     bool use_8bit_optimizer;        /* default false */
+    const struct hmst_data_parallel_params *data_parallel; /* default NULL: one process (see below) */
 };
 
 /* Thread-safe. */
@@ -1079,6 +1081,50 @@ HMST_API int hmst_engine_ask(hmst_engine *engine, const char *query, const struc
 
 /* Whether the engine has a trained controller / a critic. Thread-safe. */
 HMST_API int hmst_engine_info(const hmst_engine *engine, bool *has_controller, bool *has_critic, int32_t *exit_layer);
+/* ---- Data-parallel training over MPI ------------------------------------------------------
+ *
+ * A trainer (hmst_trainer or hmst_memory_trainer) can be one rank of a data-parallel job: every
+ * rank holds the whole model and optimizer, computes the gradient of its batch_size rows of a
+ * global batch of batch_size x ranks rows, and the gradients are summed with an all-reduce
+ * before the identical optimizer step on every rank (effective batch: batch_size x
+ * grad_accum_steps x ranks; the schedule counts optimizer steps). Rank r reads rows
+ * r*batch_size ..< (r+1)*batch_size of each global batch drawn from the one seeded stream, so
+ * 2 ranks x batch B see the windows 1 process x batch 2B sees. Rank 0 alone writes metrics and
+ * checkpoints; the others return from hmst_trainer_save without writing.
+ *
+ * MPI is OpenMPI (Debian's libopenmpi3, libmpi.so.40), loaded with dlopen when a trainer asks
+ * for it: libhmst does not link MPI and a single process never needs it. Under MPI every
+ * call on a trainer (create, step, evaluate, run, save) is collective: every rank makes it,
+ * in the same order. A collective that does not complete within collective_timeout_s (a rank
+ * died or stalled) fails with HMST_STATUS_INTERNAL and a message naming it; the trainer is then
+ * unusable and the host should end the job (MPI_Abort), since the other ranks may wait. */
+
+/* Values of hmst_data_parallel_params.mode. */
+enum hmst_data_parallel_mode {
+    HMST_DATA_PARALLEL_NONE = 0,      /* one process */
+    HMST_DATA_PARALLEL_MPI_WORLD = 1, /* MPI_COMM_WORLD (MPI initialised here unless the host did) */
+    HMST_DATA_PARALLEL_MPI_COMM = 2   /* the host's communicator mpi_comm (MPI initialised by the host) */
+};
+
+struct hmst_data_parallel_params {
+    uint32_t struct_size;           /* set by hmst_data_parallel_default_params() */
+    int32_t mode;                   /* enum hmst_data_parallel_mode; default NONE */
+    void *mpi_comm;                 /* MODE_MPI_COMM: an OpenMPI MPI_Comm (a pointer); duplicated, not kept */
+    double collective_timeout_s;    /* default 300: longest wait for an all-reduce or broadcast */
+    int32_t bucket_mb;              /* default 16: MiB of gradients per all-reduce bucket */
+    bool numa_rank;                 /* default false: bind this rank's threads and memory to NUMA node
+                                     * (local rank mod nodes); do it before loading anything else */
+};
+
+/* Thread-safe. */
+HMST_API struct hmst_data_parallel_params hmst_data_parallel_default_params(void);
+
+/* This trainer's rank and the number of ranks (0 and 1 for one process). Either out pointer
+ * may be NULL. Thread-safe. */
+HMST_API int hmst_trainer_get_rank(const hmst_trainer *trainer, int32_t *out_rank, int32_t *out_ranks);
+
+/* The same for a memory trainer. Thread-safe. */
+HMST_API int hmst_memory_trainer_get_rank(const hmst_memory_trainer *trainer, int32_t *out_rank, int32_t *out_ranks);
 
 #ifdef __cplusplus
 } /* extern "C" */

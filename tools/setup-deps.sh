@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what hmst needs on a fresh Debian machine, and only what is missing:
-# Debian's OpenBLAS, FAISS, libnuma and zlib development packages, the data packages fortunes and
+# Debian's OpenBLAS, FAISS, libnuma and zlib development packages, OpenMPI (mpirun and libmpi,
+# loaded at run time only by data-parallel training), the data packages fortunes and
 # miscfiles (its countries table feeds `hmst facts generate`), and numpy + pytest for Python.
 # Run as root (make demo / make test call it); as another user it only reports what is missing.
 set -euo pipefail
 
-debs=(libopenblas-dev libfaiss-dev libnuma-dev zlib1g-dev pkg-config fortunes miscfiles)
+debs=(libopenblas-dev libfaiss-dev libnuma-dev zlib1g-dev pkg-config fortunes miscfiles openmpi-bin libopenmpi-dev)
 missing=()
 for p in "${debs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -41,6 +41,7 @@ public func hmst_memory_trainer_default_params() -> hmst_memory_trainer_params {
     p.mixed_precision = d.precision == .bf16
     p.gradient_checkpointing = d.gradientCheckpointing
     p.use_8bit_optimizer = d.use8bitOptimizer
+    p.data_parallel = nil
     return p
 }
 
@@ -50,6 +51,8 @@ public func hmst_memory_trainer_create(_ params: UnsafePointer<hmst_memory_train
     hmstCall {
         let out = try required(out, "out_trainer")
         let p = try readParams(try required(params, "params"), defaults: hmst_memory_trainer_default_params(), name: "params")
+        // MPI (and --numa-rank binding) before the data and the model are loaded
+        let dataParallel = try makeDataParallel(p.data_parallel)
         let checkpoint = try cString(p.checkpoint, "params->checkpoint")
         let factsDir = try cString(p.facts_dir, "params->facts_dir")
         let outputDir = try cString(p.output_dir, "params->output_dir")
@@ -80,6 +83,7 @@ public func hmst_memory_trainer_create(_ params: UnsafePointer<hmst_memory_train
         o.precision = p.mixed_precision ? .bf16 : .f32
         o.gradientCheckpointing = p.gradient_checkpointing
         o.use8bitOptimizer = p.use_8bit_optimizer
+        o.dataParallel = dataParallel
         if o.lmFraction > 0 && p.train_data == nil {
             throw HMSTError.invalidArgument("params->train_data is NULL but lm_fraction is \(o.lmFraction): give the pre-training data or set lm_fraction to 0")
         }

@@ -70,6 +70,7 @@ public func hmst_sizeof(_ name: UnsafePointer<CChar>?) -> Int {
     case "hmst_engine_params": return MemoryLayout<hmst_engine_params>.size
     case "hmst_engine_query_params": return MemoryLayout<hmst_engine_query_params>.size
     case "hmst_engine_result": return MemoryLayout<hmst_engine_result>.size
+    case "hmst_data_parallel_params": return MemoryLayout<hmst_data_parallel_params>.size
     default: return 0
     }
 }

@@ -44,6 +44,7 @@ public func hmst_trainer_default_params() -> hmst_trainer_params {
     p.mixed_precision = d.precision == .bf16
     p.gradient_checkpointing = d.gradientCheckpointing
     p.use_8bit_optimizer = d.use8bitOptimizer
+    p.data_parallel = nil
     return p
 }
 
@@ -52,6 +53,8 @@ public func hmst_trainer_create(_ params: UnsafePointer<hmst_trainer_params>?, _
     hmstCall {
         let out = try required(out, "out_trainer")
         let p = try readParams(try required(params, "params"), defaults: hmst_trainer_default_params(), name: "params")
+        // MPI (and --numa-rank binding) before the data and the model are loaded
+        let dataParallel = try makeDataParallel(p.data_parallel)
         let trainDir = try cString(p.train_data, "params->train_data")
         let outputDir = try cString(p.output_dir, "params->output_dir")
         let train = try TokenDataset(directory: trainDir)
@@ -96,6 +99,7 @@ public func hmst_trainer_create(_ params: UnsafePointer<hmst_trainer_params>?, _
         o.precision = p.mixed_precision ? .bf16 : .f32
         o.gradientCheckpointing = p.gradient_checkpointing
         o.use8bitOptimizer = p.use_8bit_optimizer
+        o.dataParallel = dataParallel
         let trainer = try Trainer(params: try Parameters(model: model), train: train, val: val, tokenizer: tokenizer,
                                   outputDir: outputDir, options: o)
         if let r = p.resume_from { try trainer.resume(from: String(cString: r)) }

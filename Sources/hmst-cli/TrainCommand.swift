@@ -28,6 +28,8 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("gradient-accumulation-steps"), help: "Micro-batches per optimizer step.") var accumulation = 1
     @Option(name: .customLong("output-dir"), help: "Where checkpoints and metrics go.") var outputDir = "checkpoints/run"
     @Option(help: "Seed for initialisation and data order.") var seed: UInt64 = 0
+    @Option(name: .customLong("router-aux-loss-coef"), help: "Weight of the router's load-balancing loss (default: the preset's, 0.001).")
+    var routerAuxLossCoef: Double?
     @Option(help: "Continue from a checkpoint with trainer state (OUTPUT/final or checkpoint-epoch-N), with the same data and options.")
     var resume: String?
     @Flag(name: .customLong("mixed-precision"), help: "bf16 matmuls with f32 accumulation and f32 master weights.") var mixedPrecision = false
@@ -37,6 +39,7 @@ struct TrainCommand: ParsableCommand {
     var use8bitOptimizer = false
     @Flag(name: .customLong("no-progress"), help: "No live progress line.") var noProgress = false
     @OptionGroup var threadOptions: ThreadOptions
+    @OptionGroup var distributed: DistributedOptions
 
     func validate() throws {
         if valSplit != nil && valFile != nil { throw ValidationError("--val-split and --val-file are mutually exclusive") }
@@ -45,9 +48,14 @@ struct TrainCommand: ParsableCommand {
     }
 
     func run() throws {
-        try runReportingErrors {
+        try runReportingErrors { try distributed.run { dp in
             try threadOptions.apply()
-            try FileIO.makeDirectories(outputDir)
+            if dp.size > 1 && (!pretokenized || valSplit != nil || (valFile != nil && !pretokenized)) {
+                // every rank would tokenize and split into the same output directory at once
+                throw HMSTError.invalidArgument("under mpirun, give pre-tokenized data (hmst preprocess, then --pretokenized) "
+                                                + "and --val-file with a pre-tokenized directory instead of --val-split")
+            }
+            if dp.isLeader { try FileIO.makeDirectories(outputDir) }
             // ---- tokenizer and token data
             var tokenizer: Tokenizer? = try tokenizerPath.map(loadTokenizer)
             if tokenizer == nil, let resume, FileIO.exists(resume + "/tokenizer.json") {
@@ -92,6 +100,10 @@ struct TrainCommand: ParsableCommand {
             // ---- model
             var config = try ModelConfig.preset(modelSize, vocabSize: tokenizer?.vocabSize ?? trainSet.vocabSize)
             config.eosTokenId = (tokenizer?.eosId).map(Int.init)
+            if let routerAuxLossCoef {
+                guard routerAuxLossCoef >= 0, routerAuxLossCoef.isFinite else { throw HMSTError.invalidArgument("--router-aux-loss-coef must be >= 0") }
+                config.routerAuxLossCoef = routerAuxLossCoef
+            }
             let params = try Parameters(model: LanguageModel.random(config: config, seed: seed))
             var opts = TrainerOptions()
             opts.epochs = epochs
@@ -107,18 +119,21 @@ struct TrainCommand: ParsableCommand {
             opts.precision = mixedPrecision ? .bf16 : .f32
             opts.gradientCheckpointing = gradientCheckpointing
             opts.use8bitOptimizer = use8bitOptimizer
+            opts.dataParallel = dp
             let trainer = try Trainer(params: params, train: trainSet, val: valSet, tokenizer: tokenizer, outputDir: outputDir, options: opts)
             if let resume {
                 try trainer.resume(from: resume)
-                printError("resumed from \(resume) at step \(trainer.step)")
+                printLeader(dp, "resumed from \(resume) at step \(trainer.step)")
             }
             // Ctrl-C: finish the current step, save final/ with the state to resume from, exit
             signal(SIGINT) { _ in trainInterrupted = 1 }
-            printError("training \(modelSize) (\(config.parameterCount) parameters) on \(trainSet.totalTokens) tokens, "
+            printLeader(dp, "training \(modelSize) (\(config.parameterCount) parameters) on \(trainSet.totalTokens) tokens, "
                        + "\(trainer.stepsPerEpoch) steps/epoch x \(epochs), batch \(batchSize)x\(opts.sequenceLength), "
                        + "\(trainer.precisionReason)\(gradientCheckpointing ? ", gradient checkpointing" : ""), "
                        + "\(trainer.optimizer.kind) (\(trainer.optimizer.stateBytes >> 20) MiB of state)")
-            let interactive = !noProgress && isatty(2) != 0
+            printLeader(dp, dp.effectiveBatchLine(batch: batchSize, accumulation: accumulation)
+                        + (dp.size > 1 ? ", \(Threads.count) thread(s) per rank" : ""))
+            let interactive = !noProgress && isatty(2) != 0 && dp.isLeader
             let result = try trainer.run { p in
                 let line = String(format: "step %d/%d  epoch %d  loss %.4f  lr %.2e  %.0f tok/s  ETA %.0fs%@", p.step, p.totalSteps,
                                   p.epoch, p.loss, p.lr, p.tokensPerSecond, p.etaSeconds,
@@ -126,19 +141,23 @@ struct TrainCommand: ParsableCommand {
                 if interactive {
                     FileHandle.standardError.write(Data(("\r" + line + "   ").utf8))
                     if p.valLoss != nil { FileHandle.standardError.write(Data("\n".utf8)) }
-                } else if p.valLoss != nil || p.step % 20 == 0 || p.step == p.totalSteps {
+                } else if dp.isLeader && (p.valLoss != nil || p.step % 20 == 0 || p.step == p.totalSteps) {
                     printError(line)
                 }
                 if trainInterrupted != 0 {
-                    printError("\ninterrupted: saving \(outputDir)/final (resume with --resume \(outputDir)/final)")
+                    printLeader(dp, "\ninterrupted: saving \(outputDir)/final (resume with --resume \(outputDir)/final)")
                     return false
                 }
                 return true
             }
             if interactive { FileHandle.standardError.write(Data("\n".utf8)) }
+            if dp.size > 1 {
+                printLeader(dp, String(format: "gradient all-reduce: %.2f ms per step on average over %d ranks", dp.meanAllReduceMs, dp.size))
+            }
+            guard dp.isLeader else { return }
             print("trained \(result.steps) steps; best validation loss \(result.bestVal.map { String(format: "%.4f", $0) } ?? "n/a") -> \(outputDir)/final"
                   + (result.bestVal != nil ? ", \(outputDir)/best_model" : ""))
-        }
+        } }
     }
 }
 

@@ -43,9 +43,10 @@ struct TrainMemoryCommand: ParsableCommand {
     @Flag(name: .customLong("use-8bit-optimizer"), help: "Blockwise 8-bit AdamW state.") var use8bitOptimizer = false
     @Flag(name: .customLong("no-progress"), help: "No live progress line.") var noProgress = false
     @OptionGroup var threadOptions: ThreadOptions
+    @OptionGroup var distributed: DistributedOptions
 
     func run() throws {
-        try runReportingErrors {
+        try runReportingErrors { try distributed.run { dp in
             try threadOptions.apply()
             let model = try LanguageModel.load(path: checkpoint, options: { var o = ModelLoadOptions(); o.weightType = .f32; return o }())
             let corpus = try FactsCorpus(directory: facts)
@@ -74,18 +75,21 @@ struct TrainMemoryCommand: ParsableCommand {
             o.precision = mixedPrecision ? .bf16 : .f32
             o.gradientCheckpointing = gradientCheckpointing
             o.use8bitOptimizer = use8bitOptimizer
-            if lmData == nil && lmFraction > 0 { printError("no --data: every step is a memory step (--lm-fraction 0)") }
+            o.dataParallel = dp
+            if lmData == nil && lmFraction > 0 { printLeader(dp, "no --data: every step is a memory step (--lm-fraction 0)") }
             let trainer = try MemoryTrainer(model: model, facts: corpus, lmData: lmData, lmVal: lmVal, outputDir: output, options: o)
             if let resume {
                 try trainer.resume(from: resume)
-                printError("resumed from \(resume) at step \(trainer.step)")
+                printLeader(dp, "resumed from \(resume) at step \(trainer.step)")
             }
             signal(SIGINT) { _ in trainInterrupted = 1 }
-            printError("stage 2 on \(corpus.facts.count) facts, \(trainer.curriculum.trainQuestions.count) training and "
+            printLeader(dp, "stage 2 on \(corpus.facts.count) facts, \(trainer.curriculum.trainQuestions.count) training and "
                        + "\(trainer.heldOutQuestions.count) held-out questions: \(steps) steps of \(batchSize)x\(o.sequenceLength), "
                        + "memory rows of \(trainer.memoryT), lm fraction \(o.lmFraction), k \(k), \(trainer.optimizer.kind)"
                        + ", " + trainer.precisionReason + (gradientCheckpointing ? ", gradient checkpointing" : ""))
-            let interactive = !noProgress && isatty(2) != 0
+            printLeader(dp, dp.effectiveBatchLine(batch: batchSize, accumulation: accumulation)
+                        + (dp.size > 1 ? ", \(Threads.count) thread(s) per rank" : ""))
+            let interactive = !noProgress && isatty(2) != 0 && dp.isLeader
             func describe(_ e: MemoryEvaluation) -> String {
                 MemorySetting.allCases.map { s in
                     String(format: "%@ nll %.3f em %.2f", s.rawValue, e.nll[s] ?? 0, e.exactMatch[s] ?? 0)
@@ -95,20 +99,24 @@ struct TrainMemoryCommand: ParsableCommand {
                 let line = String(format: "step %d/%d  %@ loss %.4f  lr %.2e  %.0f tok/s  ETA %.0fs", p.step, p.totalSteps,
                                   p.kind, p.loss, p.lr, p.tokensPerSecond, p.etaSeconds)
                 if interactive { FileHandle.standardError.write(Data(("\r" + line + "   ").utf8)) }
-                else if p.step % 20 == 0 || p.step == p.totalSteps { printError(line) }
+                else if dp.isLeader && (p.step % 20 == 0 || p.step == p.totalSteps) { printError(line) }
                 if let e = p.evaluation {
                     if interactive { FileHandle.standardError.write(Data("\n".utf8)) }
                     printError("  held-out (\(e.questions)): " + describe(e)
                                + (p.valBitsPerByte.map { String(format: " | val bpb %.4f", $0) } ?? ""))
                 }
                 if trainInterrupted != 0 {
-                    printError("\ninterrupted: saving \(output)/final (resume with --resume \(output)/final)")
+                    printLeader(dp, "\ninterrupted: saving \(output)/final (resume with --resume \(output)/final)")
                     return false
                 }
                 return true
             }
             if interactive { FileHandle.standardError.write(Data("\n".utf8)) }
+            if dp.size > 1 {
+                printLeader(dp, String(format: "gradient all-reduce: %.2f ms per step on average over %d ranks", dp.meanAllReduceMs, dp.size))
+            }
+            guard dp.isLeader else { return }
             print("trained \(trainer.step) steps -> \(output)/final" + (last.map { "; held-out: " + describe($0) } ?? ""))
-        }
+        } }
     }
 }

@@ -35,10 +35,12 @@ public struct WindowSampler: Sendable {
 
     public mutating func restore(_ s: WindowSamplerState) { state = s }
 
-    /// Writes the next window into out[blockSize + 1].
-    public mutating func next(into out: UnsafeMutablePointer<Int32>) {
+    /// Writes the next window into out[blockSize + 1]; nil out: draw it without reading it.
+    public mutating func next(into out: UnsafeMutablePointer<Int32>?) {
         let total = cumulative[cumulative.count - 1]
         let r = Int(state.rng.next() % UInt64(total))
+        state.drawn += 1
+        guard let out else { return }
         var lo = 0, hi = cumulative.count - 1
         while lo < hi {  // first shard whose cumulative count exceeds r
             let mid = (lo + hi) / 2
@@ -46,12 +48,21 @@ public struct WindowSampler: Sendable {
         }
         let start = r - (lo == 0 ? 0 : cumulative[lo - 1])
         dataset.shards[lo].copy(from: start, count: blockSize + 1, to: out)
-        state.drawn += 1
     }
 
     /// B windows: out[B, blockSize + 1]
     public mutating func nextBatch(_ B: Int, into out: UnsafeMutablePointer<Int32>) {
         for b in 0..<B { next(into: out + b * (blockSize + 1)) }
+    }
+
+    /// Rank `rank`'s B windows of a global batch of ranks x B: all ranks x B are drawn (the
+    /// stream advances as for one process with batch ranks x B), rows rank*B ..< (rank+1)*B
+    /// are read into out[B, blockSize + 1]. Data parallelism's disjoint, resumable shards.
+    public mutating func nextBatch(_ B: Int, rank: Int, ranks: Int, into out: UnsafeMutablePointer<Int32>) {
+        for i in 0..<(B * ranks) {
+            let mine = i / B == rank
+            next(into: mine ? out + (i - rank * B) * (blockSize + 1) : nil)
+        }
     }
 }
 

@@ -58,6 +58,16 @@ public final class ModelGrad {
     let f32 = Matmul(precision: .f32)
     let W: [LayerTensors]   // values
     let G: [LayerTensors]   // gradients
+    /// Called during backward with a range of params.grads (element offsets) whose gradient
+    /// this step will not touch again: the final norm and LM head right after their backward,
+    /// then each layer's tensors as its backward ends (L-1 down to 0). Data parallelism starts
+    /// those ranges' all-reduce while the rest of the backward runs (DataParallel).
+    public var gradientsReady: ((Range<Int>) -> Void)?
+    /// element offsets of layer l's first tensor, of model.norm.weight, and the total
+    lazy var regionStarts: (layers: [Int], tail: Int) = {
+        let layers = (0..<d.L).map { params.offsets[params.index["model.layers.\($0).input_layernorm.weight"] ?? 0] }
+        return (layers, params.offsets[params.index["model.norm.weight"] ?? 0])
+    }()
     let embed, embedGrad, finalNorm, finalNormGrad, head, headGrad: UnsafeMutablePointer<Float>
     var buffers: StepBuffers?
     var lastStepHadBackward = false
@@ -171,10 +181,16 @@ public final class ModelGrad {
         s.dx.pointer.update(repeating: 0, count: N * C)
         RMSNormGrad.backward(dx: s.dx.pointer, dw: finalNormGrad, dy: s.dxn1.pointer, x: s.xOut.pointer, w: finalNorm,
                              rstd: s.rstdF.pointer, N: N, C: C)
+        // the final norm and an untied head are done (a tied head's gradient is the embedding's, done last)
+        if let ready = gradientsReady { ready(regionStarts.tail ..< params.count) }
         for l in stride(from: L - 1, through: 0, by: -1) {
             // checkpointing: refill the shared activation set (xOut is free by now)
             if s.checkpointing { forwardLayer(l, s, out: s.xOut.pointer) }
             backwardLayer(l, s)
+            if let ready = gradientsReady {
+                let r = regionStarts
+                ready(r.layers[l] ..< (l + 1 < L ? r.layers[l + 1] : r.tail))
+            }
         }
         EmbeddingGrad.backward(dTable: embedGrad, dx: s.dx.pointer, tokens: s.inputs.pointer, N: N, C: C)
         return result

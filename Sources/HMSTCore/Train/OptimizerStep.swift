@@ -19,8 +19,14 @@ public final class OptimizerStep {
     /// clip the global gradient norm to this (<= 0: no clipping)
     public var gradClip: Float
     /// Runs after the micro-batches and before the norm: a data-parallel trainer sums the
-    /// gradients of its replicas here (and the micro-batch count it passes to run counts them all).
-    public var allReduce: ((any ParameterSet) throws -> Void)?
+    /// gradients of its replicas here and turns the loss (this replica's mean over its
+    /// micro-batches) into the mean over replicas (Distributed/DataParallel.swift).
+    public var allReduce: ((any ParameterSet, inout Double) throws -> Void)?
+    /// replicas whose summed gradients arrive through allReduce (1 without data parallelism):
+    /// the update divides by micro-batches x replicas
+    public var replicas = 1
+    /// Called before micro-batch i of n (data parallelism arms its overlap for the last one).
+    public var beforeMicroBatch: ((_ i: Int, _ n: Int) -> Void)?
 
     public init(params: any ParameterSet, optimizer: Optimizer, schedule: LRSchedule, gradClip: Float = 1) {
         self.params = params
@@ -36,10 +42,13 @@ public final class OptimizerStep {
         guard microBatches >= 1 else { throw HMSTError.invalidArgument("an optimizer step needs at least one micro-batch") }
         params.zeroGrads()
         var loss = 0.0
-        for i in 0..<microBatches { loss += try microBatch(i) / Double(microBatches) }
-        try allReduce?(params)
-        // the mean over micro-batches and the clipping factor are applied inside the update
-        let accum = Float(microBatches)
+        for i in 0..<microBatches {
+            beforeMicroBatch?(i, microBatches)
+            loss += try microBatch(i) / Double(microBatches)
+        }
+        try allReduce?(params, &loss)
+        // the mean over micro-batches (and replicas) and the clipping factor are applied inside the update
+        let accum = Float(microBatches * max(1, replicas))
         let norm = GradClip.norm(params) / accum
         guard norm.isFinite else { throw HMSTError(.internal, "gradient norm is \(norm) at step \(step): training diverged") }
         let lr = schedule.lr(at: step)

@@ -3,6 +3,9 @@
 // evaluation with early stopping, best/periodic/final checkpoints and metrics.jsonl.
 // Options select mixed precision (bf16 GEMMs, f32 master weights), gradient checkpointing
 // and the 8-bit optimizer; save(withState:) and resume(from:) make a continued run exact.
+// Under MPI (options.dataParallel, Distributed/DataParallel.swift) every rank runs this loop
+// in lockstep on its rows of the global batch; rank 0 alone writes metrics and checkpoints,
+// and each checkpoint is committed as a whole (TrainingCheckpoint).
 
 public struct TrainerOptions: Sendable {
     public var epochs = 1
@@ -31,6 +34,8 @@ public struct TrainerOptions: Sendable {
     public var gradientCheckpointing = false
     /// blockwise 8-bit AdamW state (--use-8bit-optimizer)
     public var use8bitOptimizer = false
+    /// one process (the default), or this rank of a data-parallel job
+    public var dataParallel = DataParallel.single
     public init() {}
 }
 
@@ -66,7 +71,9 @@ public final class Trainer {
     public private(set) var valBytesPerToken: Double?
     var curve: [(step: Int, train: Double, val: Double?)] = []
     var sinceBest = 0
+    /// tokens of every rank's batches so far
     var tokensSeen = 0
+    public var dataParallel: DataParallel { options.dataParallel }
 
     public init(params: Parameters, train: TokenDataset, val: TokenDataset?, tokenizer: Tokenizer?, outputDir: String,
                 options: TrainerOptions) throws {
@@ -96,7 +103,9 @@ public final class Trainer {
                                       schedule: LRSchedule(maxLR: options.learningRate, warmupSteps: 1, totalSteps: 1),
                                       gradClip: options.gradClip)
         sampler = try WindowSampler(dataset: train, blockSize: options.sequenceLength, seed: options.seed)
-        try FileIO.makeDirectories(outputDir)
+        options.dataParallel.attach(to: optimizerStep, grads: [grad])
+        try options.dataParallel.synchronize(params)
+        if options.dataParallel.isLeader { try FileIO.makeDirectories(outputDir) }
         if let tokenizer, let val {
             // decode up to 1M validation tokens: bytes per token, for bits per byte
             var tokens = 0, bytes = 0
@@ -112,7 +121,7 @@ public final class Trainer {
 
     public var stepsPerEpoch: Int {
         if options.stepsPerEpoch > 0 { return options.stepsPerEpoch }
-        let perStep = options.batchSize * options.sequenceLength * options.gradientAccumulationSteps
+        let perStep = options.batchSize * options.sequenceLength * options.gradientAccumulationSteps * dataParallel.size
         return max(1, train.totalTokens / perStep)
     }
 
@@ -124,7 +133,8 @@ public final class Trainer {
         var windows = [Int32](repeating: 0, count: options.batchSize * (options.sequenceLength + 1))
         let t0 = Clock.nowMs()
         let tokensAtStart = tokensSeen
-        let metrics = try AtomicAppender(path: outputDir + "/metrics.jsonl")
+        let leader = dataParallel.isLeader
+        let metrics = leader ? try AtomicAppender(path: outputDir + "/metrics.jsonl") : nil
         while step < total {
             let epoch = step / stepsPerEpoch + 1
             let (loss, lr, norm) = try trainStep(schedule: schedule, windows: &windows)
@@ -150,17 +160,19 @@ public final class Trainer {
                     w.field("val_loss", valLoss)
                     if let bpt = valBytesPerToken { w.field("val_bpb", valLoss / 0.6931471805599453 / bpt) }
                 }
+                if dataParallel.size > 1 { w.field("ranks", dataParallel.size); w.field("allreduce_ms", dataParallel.lastAllReduceMs) }
             }
-            try metrics.append(w.output + "\n")
+            try metrics?.append(w.output + "\n")
             curve.append((step, loss, valLoss))
-            if valLoss != nil || step == total { try? FileIO.writeAtomically(outputDir + "/loss.svg", text: LossPlot.svg(curve)) }
+            if leader && (valLoss != nil || step == total) { try? FileIO.writeAtomically(outputDir + "/loss.svg", text: LossPlot.svg(curve)) }
             let p = TrainerProgress(step: step, totalSteps: total, epoch: epoch, loss: loss, lr: lr,
                                     tokensPerSecond: Double(tokensSeen - tokensAtStart) / max(elapsed, 1e-9),
                                     etaSeconds: elapsed / Double(step) * Double(total - step), valLoss: valLoss)
             if options.saveEvery > 0 && step % stepsPerEpoch == 0 && epoch % options.saveEvery == 0 {
                 try save(to: outputDir + "/checkpoint-epoch-\(epoch)", withState: true)
             }
-            if !progress(p) { break }
+            // every rank stops together: on its own request or any other rank's
+            if try dataParallel.anyRank(!progress(p)) { break }
             if options.patience > 0 && sinceBest >= options.patience { break }
         }
         try save(to: outputDir + "/final", withState: true)
@@ -184,17 +196,20 @@ public final class Trainer {
     func trainStep(schedule: LRSchedule, windows: inout [Int32]) throws -> (loss: Double, lr: Float, gradNorm: Float) {
         let B = options.batchSize, T = options.sequenceLength
         optimizerStep.schedule = schedule
+        let dp = dataParallel
         let r = try optimizerStep.run(step: step, microBatches: options.gradientAccumulationSteps) { _ in
-            windows.withUnsafeMutableBufferPointer { sampler.nextBatch(B, into: $0.baseAddress!) }
+            // this rank's rows of the global batch of ranks x B (all of it for one process)
+            windows.withUnsafeMutableBufferPointer { sampler.nextBatch(B, rank: dp.rank, ranks: dp.size, into: $0.baseAddress!) }
             let r = try grad.step(windows: windows, B: B, T: T, backward: true)
-            tokensSeen += B * T
+            tokensSeen += B * T * dp.size
             return r.loss
         }
         step += 1
         return (r.loss, r.lr, r.gradNorm)
     }
 
-    /// Mean next-token loss (nats) over the validation windows.
+    /// Mean next-token loss (nats) over the validation windows. Under MPI, window i is
+    /// evaluated by rank i % ranks and the sums are reduced: every rank gets the same value.
     public func evaluate() throws -> Double {
         guard let val else { throw HMSTError.invalidArgument("no validation data") }
         var seq = try SequentialWindows(dataset: val, blockSize: options.sequenceLength)
@@ -202,18 +217,28 @@ public final class Trainer {
         var w = [Int32](repeating: 0, count: T + 1)
         var total = 0.0, n = 0
         let limit = options.evalWindows > 0 ? options.evalWindows : Int.max
+        let dp = dataParallel
         while n < limit, w.withUnsafeMutableBufferPointer({ seq.next(into: $0.baseAddress!) }) {
-            total += try grad.step(windows: w, B: 1, T: T, backward: false).ceLoss
+            if n % dp.size == dp.rank { total += try grad.step(windows: w, B: 1, T: T, backward: false).ceLoss }
             n += 1
         }
+        total = try dp.sum([total], what: "the evaluation reduce")[0]
         guard n > 0 else { throw HMSTError.invalidArgument("the validation set has no window of \(T + 1) tokens") }
         return total / Double(n)
     }
 
     /// Writes a loadable checkpoint directory (config.json, model.safetensors, tokenizer.json);
     /// withState adds what resume needs: optimizer.safetensors (the optimizer's state) and
-    /// trainer_state.json (step, best validation loss, data sampler and its RNG).
+    /// trainer_state.json (step, best validation loss, data sampler and its RNG). The directory
+    /// is committed as a whole (TrainingCheckpoint). Under MPI every rank calls it (the
+    /// replicas are checked to agree) and rank 0 writes.
     public func save(to dir: String, withState: Bool = false) throws {
+        try dataParallel.checkReplicasAgree(params, step: step)
+        guard dataParallel.isLeader else { return }
+        try TrainingCheckpoint.commit(dir, step: step) { staging in try write(to: staging, withState: withState) }
+    }
+
+    func write(to dir: String, withState: Bool) throws {
         let model = LanguageModel(decoder: try params.decoder(), tokenizer: tokenizer, config: params.config.json(),
                                   report: LoadReport(), storage: [params])
         try model.save(directory: dir)
@@ -226,6 +251,9 @@ public final class Trainer {
             w.field("step", step); w.field("optimizer", optimizer.kind); w.field("optimizer_step", optimizer.step)
             w.field("best_val", bestVal.isFinite ? bestVal : -1); w.field("since_best", sinceBest)
             w.field("tokens_seen", tokensSeen); w.field("windows_drawn", sampler.state.drawn)
+            // the data stream and the schedule depend on the global batch, not on how it is split
+            w.field("ranks", dataParallel.size)
+            w.field("effective_batch", options.batchSize * options.gradientAccumulationSteps * dataParallel.size)
             // the RNG words as strings: JSON numbers cannot hold 64-bit integers exactly
             w.field("sampler_rng", [String(s.0), String(s.1), String(s.2), String(s.3)])
         }
@@ -233,8 +261,11 @@ public final class Trainer {
     }
 
     /// Restores parameters, optimizer state, step counters and the data sampler from a
-    /// directory written by save(withState: true), so training continues exactly.
+    /// directory written by save(withState: true), so training continues exactly. Refuses a
+    /// directory whose parts were not committed together, and a global batch other than the
+    /// saved one (a different rank count is fine when batch x accumulation x ranks is the same).
     public func resume(from dir: String) throws {
+        let committedStep = try TrainingCheckpoint.verify(dir, required: ["model.safetensors", "optimizer.safetensors", "trainer_state.json"])
         let model = try LanguageModel.load(path: dir, options: { var o = ModelLoadOptions(); o.loadTokenizer = false; o.weightType = .f32; return o }())
         let loaded = try Parameters(model: model)
         guard loaded.count == params.count, try model.modelConfig().dims == params.config.dims else {
@@ -245,9 +276,19 @@ public final class Trainer {
               let rngJ = j["sampler_rng"]?.array, rngJ.count == 4 else {
             throw HMSTError.badFormat("\(dir)/trainer_state.json is not an hmst trainer state")
         }
+        guard st == committedStep else {
+            throw HMSTError.badFormat("\(dir): trainer_state.json is at step \(st) but the checkpoint was committed at step \(committedStep)")
+        }
         let savedKind = j["optimizer"]?.string ?? "adamw"
         guard savedKind == optimizer.kind else {
             throw HMSTError.invalidArgument("\(dir) was trained with \(savedKind); resume it with the same optimizer (not \(optimizer.kind))")
+        }
+        let effective = options.batchSize * options.gradientAccumulationSteps * dataParallel.size
+        if let savedBatch = j["effective_batch"]?.int, savedBatch != effective {
+            let savedRanks = j["ranks"]?.int ?? 1
+            throw HMSTError.invalidArgument("\(dir) was trained with an effective batch of \(savedBatch) (\(savedRanks) rank\(savedRanks == 1 ? "" : "s")); "
+                                            + "this run's is \(effective) (batch \(options.batchSize) x \(options.gradientAccumulationSteps) accumulation x "
+                                            + "\(dataParallel.size) rank\(dataParallel.size == 1 ? "" : "s")): choose batch, accumulation and ranks with the same product to resume exactly")
         }
         try optimizer.loadState(SafeTensorsFile(path: dir + "/optimizer.safetensors"), step: ost)
         params.values.pointer.update(from: loaded.values.pointer, count: params.count)

@@ -8,6 +8,7 @@ Failing calls raise hmst.HMSTError with .status, .status_name and .message.
 """
 from .api import (HMSTError, abi_version, get_threads, library_path, set_log_handler, set_threads,
                   system_info, version)
+from .data_parallel import DataParallel
 from .engine import Engine, EngineResult
 from .eval import evaluate
 from .memory import Consolidator, EpisodicMemory, Hit, SemanticMemory, consolidate
@@ -19,7 +20,7 @@ from .trainer import Trainer
 
 __version__ = "0.1.0"
 
-__all__ = ["Consolidator", "Context", "Engine", "EngineResult", "EpisodicMemory", "Hit", "MemoryTrainer", "SemanticMemory", "consolidate", "evaluate",
+__all__ = ["Consolidator", "Context", "DataParallel", "Engine", "EngineResult", "EpisodicMemory", "Hit", "MemoryTrainer", "SemanticMemory", "consolidate", "evaluate",
            "Generation", "HMSTError", "Model", "RetrievalResult", "retrieve", "Tokenizer", "Trainer", "abi_version",
            "train_memory", "get_threads", "library_path", "set_log_handler", "set_threads",
            "system_info", "version", "__version__"]

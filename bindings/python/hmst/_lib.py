@@ -217,6 +217,7 @@ class TrainerParams(ctypes.Structure):
         ("mixed_precision", ctypes.c_bool),
         ("gradient_checkpointing", ctypes.c_bool),
         ("use_8bit_optimizer", ctypes.c_bool),
+        ("data_parallel", ctypes.c_void_p),
     ]
 
 
@@ -378,6 +379,7 @@ class MemoryTrainerParams(ctypes.Structure):
         ("mixed_precision", ctypes.c_bool),
         ("gradient_checkpointing", ctypes.c_bool),
         ("use_8bit_optimizer", ctypes.c_bool),
+        ("data_parallel", ctypes.c_void_p),
     ]
 
 
@@ -440,7 +442,23 @@ class EngineQueryParams(ctypes.Structure):
 
 
 # struct name in hmst.h -> ctypes class, checked against hmst_sizeof() at load
+class DataParallelParams(ctypes.Structure):
+    """struct hmst_data_parallel_params"""
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("mode", ctypes.c_int32),
+        ("mpi_comm", ctypes.c_void_p),
+        ("collective_timeout_s", ctypes.c_double),
+        ("bucket_mb", ctypes.c_int32),
+        ("numa_rank", ctypes.c_bool),
+    ]
+
+
+# enum hmst_data_parallel_mode
+DATA_PARALLEL_NONE, DATA_PARALLEL_MPI_WORLD, DATA_PARALLEL_MPI_COMM = range(3)
+
 STRUCTS = {
+    "hmst_data_parallel_params": DataParallelParams,
     "hmst_system_info": SystemInfo,
     "hmst_model_params": ModelParams,
     "hmst_model_info": ModelInfo,
@@ -618,6 +636,9 @@ _declare("hmst_memory_trainer_evaluate", ctypes.c_int, _P, ctypes.POINTER(Memory
 _declare("hmst_memory_trainer_run", ctypes.c_int, _P, ctypes.POINTER(ctypes.c_int32))
 _declare("hmst_memory_trainer_save", ctypes.c_int, _P, ctypes.c_char_p)
 _declare("hmst_memory_trainer_free", None, _P)
+_declare("hmst_data_parallel_default_params", DataParallelParams)
+_declare("hmst_trainer_get_rank", ctypes.c_int, _P, ctypes.POINTER(ctypes.c_int32), ctypes.POINTER(ctypes.c_int32))
+_declare("hmst_memory_trainer_get_rank", ctypes.c_int, _P, ctypes.POINTER(ctypes.c_int32), ctypes.POINTER(ctypes.c_int32))
 
 _declare("hmst_engine_default_params", EngineParams)
 _declare("hmst_engine_query_default_params", EngineQueryParams)

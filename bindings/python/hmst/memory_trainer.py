@@ -10,6 +10,7 @@ import os
 
 from . import _lib
 from .api import _check, _Resource
+from .data_parallel import _params_pointer, _rank
 
 _SETTINGS = ("oracle", "on", "off", "deleted")
 
@@ -33,7 +34,7 @@ class MemoryTrainer(_Resource):
     def __init__(self, checkpoint, facts_dir, output_dir, *, train_data=None, val_data=None, resume_from=None,
                  steps=1000, batch_size=8, seq_len=128, memory_seq_len=96, grad_accum_steps=1, k=4, eval_every=0, eval_questions=200,
                  learning_rate=3e-4, weight_decay=0.1, grad_clip=1.0, lm_fraction=None, seed=0,
-                 mixed_precision=False, gradient_checkpointing=False, use_8bit_optimizer=False):
+                 mixed_precision=False, gradient_checkpointing=False, use_8bit_optimizer=False, data_parallel=None):
         self._h = None
         self._keep = []
         p = _lib.lib.hmst_memory_trainer_default_params()
@@ -58,6 +59,8 @@ class MemoryTrainer(_Resource):
         p.mixed_precision = bool(mixed_precision)
         p.gradient_checkpointing = bool(gradient_checkpointing)
         p.use_8bit_optimizer = bool(use_8bit_optimizer)
+        # None: one process; "mpi" or hmst.DataParallel: a rank of an MPI job (every rank makes every call)
+        p.data_parallel = _params_pointer(data_parallel, self._keep)
         state = self._state = {"progress": None, "errors": []}
 
         def trampoline(ptr, _ud):
@@ -109,6 +112,16 @@ class MemoryTrainer(_Resource):
             raise self._state["errors"][0]
         _check(rc)
         return steps.value
+
+    @property
+    def rank(self):
+        """This process's rank (0 for one process)."""
+        return _rank(_lib.lib.hmst_memory_trainer_get_rank, self._handle())[0]
+
+    @property
+    def ranks(self):
+        """Processes training together (1 for one process)."""
+        return _rank(_lib.lib.hmst_memory_trainer_get_rank, self._handle())[1]
 
     def save(self, directory):
         """A loadable checkpoint (with the memory markers) plus the state to resume from."""

@@ -5,6 +5,7 @@ import os
 
 from . import _lib
 from .api import _check, _Resource
+from .data_parallel import _params_pointer, _rank
 
 
 class Trainer(_Resource):
@@ -20,7 +21,7 @@ class Trainer(_Resource):
                  resume_from=None, epochs=1, batch_size=8, seq_len=256, steps_per_epoch=0, grad_accum_steps=1,
                  eval_every=0, eval_windows=64, patience=0, save_every=0, learning_rate=3e-4, weight_decay=0.1,
                  grad_clip=1.0, seed=0, mixed_precision=False, gradient_checkpointing=False,
-                 use_8bit_optimizer=False):
+                 use_8bit_optimizer=False, data_parallel=None):
         self._h = None
         self._keep = []
         p = _lib.lib.hmst_trainer_default_params()
@@ -42,6 +43,8 @@ class Trainer(_Resource):
         p.mixed_precision = bool(mixed_precision)
         p.gradient_checkpointing = bool(gradient_checkpointing)
         p.use_8bit_optimizer = bool(use_8bit_optimizer)
+        # None: one process; "mpi" or hmst.DataParallel: a rank of an MPI job (every rank makes every call)
+        p.data_parallel = _params_pointer(data_parallel, self._keep)
         # one trampoline for the trainer's life; run(progress=...) decides what it calls
         state = self._state = {"progress": None, "errors": []}
 
@@ -90,6 +93,16 @@ class Trainer(_Resource):
             raise self._state["errors"][0]
         _check(rc)
         return steps.value
+
+    @property
+    def rank(self):
+        """This process's rank (0 for one process)."""
+        return _rank(_lib.lib.hmst_trainer_get_rank, self._handle())[0]
+
+    @property
+    def ranks(self):
+        """Processes training together (1 for one process)."""
+        return _rank(_lib.lib.hmst_trainer_get_rank, self._handle())[1]
 
     def save(self, directory):
         """A loadable checkpoint plus the state to resume from."""

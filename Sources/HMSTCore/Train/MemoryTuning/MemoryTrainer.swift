@@ -5,6 +5,9 @@
 // are hmst train's: mixed precision, gradient checkpointing, 8-bit AdamW, exact resume,
 // metrics.jsonl and loss.svg. Held-out answer NLL and exact match with memory on, off,
 // oracle and deleted are measured every evalEvery steps (MemoryEvaluation).
+// Under MPI (options.dataParallel, Distributed/DataParallel.swift) each rank trains on its rows
+// of every global batch; rank 0 alone evaluates, writes metrics and checkpoints (committed as
+// a whole by TrainingCheckpoint).
 
 public struct MemoryTrainerOptions: Sendable {
     public var steps = 1000
@@ -33,6 +36,8 @@ public struct MemoryTrainerOptions: Sendable {
     public var precision: MatmulPrecision = .f32
     public var gradientCheckpointing = false
     public var use8bitOptimizer = false
+    /// one process (the default), or this rank of a data-parallel job
+    public var dataParallel = DataParallel.single
     public init() {}
 
     func validate() throws {
@@ -95,7 +100,9 @@ public final class MemoryTrainer {
     /// draws the curriculum's examples
     var rng: RNG
     public private(set) var step = 0
+    /// tokens of every rank's batches so far
     var tokensSeen = 0
+    public var dataParallel: DataParallel { options.dataParallel }
     var curve: [(step: Int, train: Double, val: Double?)] = []
     /// bytes of text per validation token, for bits per byte
     public private(set) var valBytesPerToken: Double?
@@ -145,7 +152,9 @@ public final class MemoryTrainer {
         // separate streams for the LM windows and the curriculum, so either can be resumed
         lmSampler = try lmData.map { try WindowSampler(dataset: $0, blockSize: options.sequenceLength, seed: options.seed ^ 0x4c4d) }
         rng = RNG(seed: options.seed)
-        try FileIO.makeDirectories(outputDir)
+        options.dataParallel.attach(to: optimizerStep, grads: grad === lmGrad ? [grad] : [grad, lmGrad])
+        try options.dataParallel.synchronize(params)
+        if options.dataParallel.isLeader { try FileIO.makeDirectories(outputDir) }
         if let lmVal { valBytesPerToken = try MemoryTrainer.bytesPerToken(lmVal, tokenizer: tokenizer) }
     }
 
@@ -169,9 +178,11 @@ public final class MemoryTrainer {
         let pad = tokenizer.eosId ?? 0
         var inputs: [Int32] = [], targets: [Int32] = []
         var windows = lm ? [Int32](repeating: 0, count: B * (T + 1)) : []
+        let dp = dataParallel
         let r = try optimizerStep.run(step: step, microBatches: options.gradientAccumulationSteps) { _ in
+            // this rank's rows of the global batch of ranks x B (all of it for one process)
             if lm, var sampler = lmSampler {
-                windows.withUnsafeMutableBufferPointer { sampler.nextBatch(B, into: $0.baseAddress!) }
+                windows.withUnsafeMutableBufferPointer { sampler.nextBatch(B, rank: dp.rank, ranks: dp.size, into: $0.baseAddress!) }
                 lmSampler = sampler
                 // the same window layout as pre-training, as inputs and targets
                 inputs = [Int32](repeating: 0, count: B * T); targets = inputs
@@ -181,13 +192,14 @@ public final class MemoryTrainer {
                         targets[b * T + t] = windows[b * (T + 1) + t + 1]
                     }
                 }
-                tokensSeen += B * T
+                tokensSeen += B * T * dp.size
                 return try lmGrad.step(inputs: inputs, targets: targets, B: B, T: T, backward: true).ceLoss
             }
-            let examples = (0..<B).map { _ in curriculum.sample(&rng, maxTokens: mT + 1) }
+            let drawn = (0..<(B * dp.size)).map { _ in curriculum.sample(&rng, maxTokens: mT + 1) }
+            let examples = Array(drawn[dp.rows(B)])
             MemoryBatch.pack(examples, T: mT, pad: pad, inputs: &inputs, targets: &targets,
                              promptLoss: options.curriculum.promptLoss)
-            tokensSeen += examples.reduce(0) { $0 + min($1.tokens.count, mT + 1) }
+            tokensSeen += drawn.reduce(0) { $0 + min($1.tokens.count, mT + 1) }
             return try grad.step(inputs: inputs, targets: targets, B: B, T: mT, backward: true).ceLoss
         }
         step += 1
@@ -239,13 +251,14 @@ public final class MemoryTrainer {
     @discardableResult
     public func run(progress: (MemoryTrainerProgress) -> Bool = { _ in true }) throws -> MemoryEvaluation? {
         let total = options.steps
-        let metrics = try AtomicAppender(path: outputDir + "/metrics.jsonl")
+        let leader = dataParallel.isLeader
+        let metrics = leader ? try AtomicAppender(path: outputDir + "/metrics.jsonl") : nil
         var last: MemoryEvaluation? = nil
-        if step == 0 {
+        if step == 0 && leader {
             // the starting point: how the checkpoint does before Stage 2
             let e = try evaluate()
             let v = lmVal != nil ? try evaluateLM() : nil
-            try metrics.append(metricsLine(step: 0, result: nil, seconds: 0, eval: e, val: v))
+            try metrics?.append(metricsLine(step: 0, result: nil, seconds: 0, eval: e, val: v))
             curve.append((0, e.nll[.on] ?? 0, e.nll[.on]))
         }
         let t0 = Clock.nowMs()
@@ -256,19 +269,20 @@ public final class MemoryTrainer {
             let evalNow = step == total || (options.evalEvery > 0 && step % options.evalEvery == 0)
             var e: MemoryEvaluation? = nil
             var v: (loss: Double, bitsPerByte: Double?)? = nil
-            if evalNow {
+            if evalNow && leader {
                 e = try evaluate()
                 if lmVal != nil { v = try evaluateLM() }
                 last = e
             }
-            try metrics.append(metricsLine(step: step, result: r, seconds: elapsed, eval: e, val: v))
+            try metrics?.append(metricsLine(step: step, result: r, seconds: elapsed, eval: e, val: v))
             if r.kind == "memory" || e != nil { curve.append((step, r.kind == "memory" ? r.loss : curve.last?.train ?? r.loss, e?.nll[.on])) }
-            if e != nil { try? FileIO.writeAtomically(outputDir + "/loss.svg", text: LossPlot.svg(curve)) }
+            if e != nil && leader { try? FileIO.writeAtomically(outputDir + "/loss.svg", text: LossPlot.svg(curve)) }
             let p = MemoryTrainerProgress(step: step, totalSteps: total, kind: r.kind, loss: r.loss, lr: r.lr,
                                           tokensPerSecond: Double(tokensSeen - tokensAtStart) / max(elapsed, 1e-9),
                                           etaSeconds: elapsed / Double(max(1, step - stepAtStart)) * Double(total - step),
                                           evaluation: e, valLoss: v?.loss, valBitsPerByte: v?.bitsPerByte)
-            if !progress(p) { break }
+            // every rank stops together: on its own request or any other rank's
+            if try dataParallel.anyRank(!progress(p)) { break }
         }
         try save(to: outputDir + "/final", withState: true)
         return last
@@ -283,6 +297,7 @@ public final class MemoryTrainer {
                 w.field("kind", r.kind); w.field("loss", r.loss); w.field("lr", Double(r.lr)); w.field("grad_norm", Double(r.gradNorm))
             }
             w.field("tokens", tokensSeen); w.field("seconds", seconds)
+            if r != nil && dataParallel.size > 1 { w.field("ranks", dataParallel.size); w.field("allreduce_ms", dataParallel.lastAllReduceMs) }
             if let e {
                 for s in MemorySetting.allCases {
                     w.field("answer_nll_\(s.rawValue)", e.nll[s] ?? 0)
@@ -313,8 +328,16 @@ public final class MemoryTrainer {
 
     /// Writes a loadable checkpoint (config.json with the grown vocab_size, model.safetensors,
     /// tokenizer.json with the markers); withState adds optimizer.safetensors and
-    /// memory_trainer_state.json (step, the curriculum's RNG, the LM sampler), for resume.
+    /// memory_trainer_state.json (step, the curriculum's RNG, the LM sampler), for resume. The
+    /// directory is committed as a whole (TrainingCheckpoint); under MPI every rank calls it
+    /// (the replicas are checked to agree) and rank 0 writes.
     public func save(to dir: String, withState: Bool = false) throws {
+        try dataParallel.checkReplicasAgree(params, step: step)
+        guard dataParallel.isLeader else { return }
+        try TrainingCheckpoint.commit(dir, step: step) { staging in try write(to: staging, withState: withState) }
+    }
+
+    func write(to dir: String, withState: Bool) throws {
         let model = LanguageModel(decoder: try params.decoder(), tokenizer: tokenizer, config: params.config.json(),
                                   report: LoadReport(), storage: [params])
         try model.save(directory: dir)
@@ -326,6 +349,8 @@ public final class MemoryTrainer {
             w.field("format", "hmst-memory-trainer-state"); w.field("version", 1)
             w.field("step", step); w.field("optimizer", optimizer.kind); w.field("optimizer_step", optimizer.step)
             w.field("tokens_seen", tokensSeen)
+            w.field("ranks", dataParallel.size)
+            w.field("effective_batch", options.batchSize * options.gradientAccumulationSteps * dataParallel.size)
             // RNG words as strings: JSON numbers cannot hold 64-bit integers exactly
             w.field("curriculum_rng", words(rng))
             if let s = lmSampler?.state {
@@ -342,6 +367,7 @@ public final class MemoryTrainer {
         guard FileIO.exists(statePath) else {
             throw HMSTError.invalidArgument("\(dir) has no memory_trainer_state.json: resume from OUTPUT/final of a train-memory run")
         }
+        let committedStep = try TrainingCheckpoint.verify(dir, required: ["model.safetensors", "optimizer.safetensors", "memory_trainer_state.json"])
         let model = try LanguageModel.load(path: dir, options: { var o = ModelLoadOptions(); o.loadTokenizer = false; o.weightType = .f32; return o }())
         let loaded = try Parameters(model: model)
         guard loaded.count == params.count, try model.modelConfig().dims == params.config.dims else {
@@ -358,9 +384,18 @@ public final class MemoryTrainer {
         guard j["format"]?.string == "hmst-memory-trainer-state", let st = j["step"]?.int, let ost = j["optimizer_step"]?.int else {
             throw HMSTError.badFormat("\(statePath) is not an hmst memory trainer state")
         }
+        guard st == committedStep else {
+            throw HMSTError.badFormat("\(statePath) is at step \(st) but the checkpoint was committed at step \(committedStep)")
+        }
         let savedKind = j["optimizer"]?.string ?? "adamw"
         guard savedKind == optimizer.kind else {
             throw HMSTError.invalidArgument("\(dir) was trained with \(savedKind); resume it with the same optimizer (not \(optimizer.kind))")
+        }
+        let effective = options.batchSize * options.gradientAccumulationSteps * dataParallel.size
+        if let savedBatch = j["effective_batch"]?.int, savedBatch != effective {
+            throw HMSTError.invalidArgument("\(dir) was trained with an effective batch of \(savedBatch) (\(j["ranks"]?.int ?? 1) rank(s)); this run's is "
+                                            + "\(effective) (batch \(options.batchSize) x \(options.gradientAccumulationSteps) accumulation x \(dataParallel.size) rank(s)): "
+                                            + "choose batch, accumulation and ranks with the same product to resume exactly")
         }
         let curriculumRNG = try rng("curriculum_rng")
         var lmState: WindowSamplerState? = nil

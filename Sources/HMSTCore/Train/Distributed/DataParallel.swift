@@ -1,0 +1,137 @@
+// DataParallel: what makes a trainer data-parallel, in one place for Trainer and MemoryTrainer.
+// Every rank holds the whole model and optimizer; each optimizer step, each rank computes the
+// gradient of its own rows of the global batch, the gradients are summed over ranks (bucketed
+// non-blocking all-reduces, started during the last micro-batch's backward as each layer's
+// gradient is final and completed in OptimizerStep's hook before the norm and clipping) and
+// divided by ranks x micro-batches inside the update, so every rank applies the identical step. The data
+// split is by position in one seeded stream: every rank advances the same sampler over the
+// global batch of ranks x B rows and reads (copies) only rows rank*B ..< (rank+1)*B, so the
+// shards are disjoint, the order is the one a single process with batch ranks x B sees, and
+// the sampler state (identical on all ranks) is what a checkpoint stores.
+// Rank 0 alone writes metrics and checkpoints; decisions that depend on one rank's view
+// (stop, early stopping) are reduced so every rank takes them together.
+
+public final class DataParallel: @unchecked Sendable {
+    /// nil: a single process (no MPI at all)
+    public let communicator: Communicator?
+    public var rank: Int { communicator?.rank ?? 0 }
+    public var size: Int { communicator?.size ?? 1 }
+    /// rank 0: logs, writes metrics and checkpoints
+    public var isLeader: Bool { rank == 0 }
+    /// gradient elements per all-reduce bucket
+    public var bucketElements = 1 << 22
+    /// milliseconds of the last step's gradient all-reduce (the wait after the backward plus
+    /// the posting and testing during it), and their sum over the run
+    public private(set) var lastAllReduceMs = 0.0
+    public private(set) var totalAllReduceMs = 0.0
+    public private(set) var allReduceSteps = 0
+    /// mean milliseconds of a step's gradient all-reduce in this process so far
+    public var meanAllReduceMs: Double { totalAllReduceMs / Double(max(1, allReduceSteps)) }
+
+    public static let single = DataParallel(communicator: nil)
+
+    public init(communicator: Communicator?) {
+        self.communicator = communicator
+    }
+
+    /// The rows of each micro-batch this rank computes, out of size * B drawn.
+    public func rows(_ B: Int) -> Range<Int> { rank * B ..< (rank + 1) * B }
+
+    /// Overlap with the backward pass: during the last micro-batch of a step (armed), each
+    /// range of gradients the backward has finished (ModelGrad.gradientsReady: head, then layer
+    /// L-1 ... 0) is posted as non-blocking all-reduces at once, and pending ones are tested
+    /// (MPI progresses them only inside MPI calls) each time another range is ready; the step's
+    /// hook posts what is left (the embedding) and waits for all. Set false to reduce only after
+    /// the backward (the sums are the same either way).
+    public var overlapWithBackward = true
+    var armed = false
+    var posted: [Range<Int>] = []
+    var pending: [UnsafeMutableRawPointer?] = []
+    var postError: Error?
+    /// milliseconds spent posting and testing during the backward (part of the step's all-reduce work)
+    var overlapMs = 0.0
+
+    /// Hooks the gradient all-reduce into an optimizer step and the backward passes that feed
+    /// it (no-op for one process).
+    func attach(to step: OptimizerStep, grads: [ModelGrad]) {
+        guard let c = communicator, c.size > 1 else { return }
+        step.replicas = c.size
+        let what = "the gradient all-reduce"
+        step.beforeMicroBatch = { [unowned self] i, n in
+            self.armed = self.overlapWithBackward && i == n - 1
+            self.posted = []
+            self.overlapMs = 0
+        }
+        for g in grads {
+            let params = g.params
+            g.gradientsReady = { [unowned self] range in
+                guard self.armed, self.postError == nil, !range.isEmpty else { return }
+                let t0 = Clock.nowMs()
+                do {
+                    self.pending += try c.postAllReduceSum(params.grads.pointer + range.lowerBound, count: range.count,
+                                                           bucketElements: self.bucketElements, what: what)
+                    self.posted.append(range)
+                    try c.testAll(&self.pending, what)
+                } catch {
+                    self.postError = error
+                }
+                self.overlapMs += Clock.nowMs() - t0
+            }
+        }
+        step.allReduce = { [unowned self] params, loss in
+            let t0 = Clock.nowMs()
+            defer { self.armed = false; self.posted = [] }
+            if let e = self.postError { self.postError = nil; throw e }
+            // what the backward did not post (all of it when not armed): the gaps between posted ranges
+            var start = 0
+            for r in self.posted.sorted(by: { $0.lowerBound < $1.lowerBound }) + [params.count ..< params.count] {
+                if r.lowerBound > start {
+                    self.pending += try c.postAllReduceSum(params.grads.pointer + start, count: r.lowerBound - start,
+                                                           bucketElements: self.bucketElements, what: what)
+                }
+                start = max(start, r.upperBound)
+            }
+            try c.waitAll(&self.pending, what)
+            // the reported loss is the mean over ranks, as one process with the global batch reports it
+            loss = try c.allReduce([loss], what: "the loss all-reduce")[0] / Double(c.size)
+            self.lastAllReduceMs = Clock.nowMs() - t0 + self.overlapMs
+            self.totalAllReduceMs += self.lastAllReduceMs
+            self.allReduceSteps += 1
+        }
+    }
+
+    /// Rank 0's parameter values to every rank (at the start, so replicas begin identical
+    /// even if their initialisation differed).
+    func synchronize(_ params: any ParameterSet) throws {
+        try communicator?.broadcast(params.values.pointer, count: params.count, what: "the initial parameter broadcast")
+    }
+
+    /// Throws unless every rank holds bit-identical parameters (checked before a checkpoint, so
+    /// what rank 0 writes is what every rank trained).
+    func checkReplicasAgree(_ params: any ParameterSet, step: Int) throws {
+        guard let c = communicator, c.size > 1 else { return }
+        let sum = FileChecksum.of(UnsafeRawBufferPointer(start: params.values.pointer, count: params.count * 4))
+        let r = try c.allReduceRange(sum, what: "the replica check")
+        guard r.min == r.max else {
+            throw HMSTError(.internal, "rank \(c.rank): the \(c.size) replicas hold different parameters at step \(step) "
+                            + "(non-deterministic reduction?); not writing a checkpoint")
+        }
+    }
+
+    /// True on every rank when any rank asks to stop (Ctrl-C on one, a progress callback's false).
+    func anyRank(_ flag: Bool) throws -> Bool {
+        guard let c = communicator, c.size > 1 else { return flag }
+        return try c.allReduce([flag ? 1 : 0], .max, what: "the stop decision")[0] > 0
+    }
+
+    /// Sums of a few numbers over ranks (split evaluation).
+    func sum(_ values: [Double], what: String) throws -> [Double] {
+        guard let c = communicator, c.size > 1 else { return values }
+        return try c.allReduce(values, what: what)
+    }
+
+    /// "batch 8 x 2 accumulation x 2 ranks = 32 sequences per optimizer step"
+    public func effectiveBatchLine(batch: Int, accumulation: Int) -> String {
+        "effective batch \(batch * accumulation * size) = batch \(batch) x \(accumulation) accumulation x \(size) rank\(size == 1 ? "" : "s")"
+    }
+}
