@@ -17,6 +17,7 @@ let package = Package(
         // HTTP for the hmst-server executable only; libhmst.so and the hmst CLI never link it.
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
     ],
     targets: [
         // System libraries (Debian: libopenblas-dev, libnuma-dev, zlib1g-dev).
@@ -57,6 +58,7 @@ let package = Package(
                           dependencies: ["HMSTCore",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                          .product(name: "Hummingbird", package: "hummingbird"),
+                                         .product(name: "HTTPTypes", package: "swift-http-types"),
                                          .product(name: "Logging", package: "swift-log")]),
 
         // Inference benchmarks printing JSON lines (not tests): swift run -c release hmst-bench

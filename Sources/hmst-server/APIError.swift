@@ -3,6 +3,7 @@
 // and the middleware that turns any error thrown below it (ours, Hummingbird's HTTPError for
 // unknown routes or oversized bodies, HMSTError from the library) into that shape.
 import HMSTCore
+import HTTPTypes
 import Hummingbird
 
 struct APIError: Error, Sendable {

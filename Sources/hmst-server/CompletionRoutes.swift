@@ -90,7 +90,7 @@ struct CompletionRoutes {
             return .object([
                 ("tokens", .array(lps.map { .string(tok($0.bytes)) })),
                 ("token_logprobs", .array(lps.map { .number($0.logprob) })),
-                ("top_logprobs", .array(lps.map { t in .object(t.top.map { (tok($0.bytes), .number($0.logprob)) }) })),
+                ("top_logprobs", .array(lps.map { t in .object(t.top.map { (tok($0.bytes), JSONValue.number($0.logprob)) }) })),
                 ("text_offset", .array(offsets)),
             ])
         case .chat:
@@ -114,14 +114,14 @@ struct CompletionRoutes {
         sink.onTermination = { reason in
             if case .cancelled = reason { cancel.cancel() }
         }
-        func chunk(_ choices: [JSONValue], usage: JSONValue? = nil) -> String {
+        @Sendable func chunk(_ choices: [JSONValue], usage: JSONValue? = nil) -> String {
             var o: [(String, JSONValue)] = [("id", .string(id)), ("object", .string(objectName)), ("created", .number(created)),
                                             ("model", .string(state.modelName)), ("system_fingerprint", .string("hmst")),
                                             ("choices", .array(choices))]
             if let usage { o.append(("usage", usage)) }
             return "data: " + JSONValue.object(o).serialized + "\n\n"
         }
-        func delta(_ index: Int, _ text: String?, role: Bool, lps: [TokenLogprob], finish: String?) -> JSONValue {
+        @Sendable func delta(_ index: Int, _ text: String?, role: Bool, lps: [TokenLogprob], finish: String?) -> JSONValue {
             let lp: JSONValue = req.topLogprobs == nil || lps.isEmpty ? .null : logprobsJSON(kind, lps)
             let f: JSONValue = finish.map { .string($0) } ?? .null
             switch kind {

@@ -2,9 +2,10 @@
 // (so a streamed response logs its final token count):
 //   POST /v1/chat/completions 200 prompt_tokens=12 completion_tokens=40 ms=812.3
 // and the request counter of /metrics, labelled by the route pattern (not the raw path).
+import Foundation
+import HMSTCore
 import Hummingbird
 import Logging
-import HMSTCore
 
 struct RequestLogMiddleware: RouterMiddleware {
     typealias Context = ServerContext

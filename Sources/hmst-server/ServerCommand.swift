@@ -117,6 +117,7 @@ struct ServerCommand: AsyncParsableCommand {
         var slotList: [Slot] = []
         for i in 0..<slots { slotList.append(Slot(index: i, session: try Session(decoder: model.decoder, params: sp))) }
         let ctx = slotList[0].session.nCtx
+        let nSlots = slotList.count
 
         // ---- memory: both tiers made up front (so no route creates one concurrently), saved once
         var store: MemoryStore?
@@ -156,7 +157,7 @@ struct ServerCommand: AsyncParsableCommand {
             onServerRunning: { channel in
                 let p = channel.localAddress?.port ?? 0
                 // the line tests and scripts wait for
-                print("hmst-server: listening on http://\(host):\(p) (model \(name), \(ctx)-token context, \(slotList.count) slots)")
+                print("hmst-server: listening on http://\(host):\(p) (model \(name), \(ctx)-token context, \(nSlots) slots)")
                 fflush(stdout)
             },
             logger: logger)
@@ -166,15 +167,17 @@ struct ServerCommand: AsyncParsableCommand {
         logger.info("stopped; memory saved")
     }
 
+    static func jsonResponse(_ v: JSONValue) -> Response {
+        Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(string: v.serialized + "\n")))
+    }
+
     static func router(state: ServerState, keys: [[UInt8]], logger: Logger) -> Router<ServerContext> {
         let router = Router(context: ServerContext.self)
         router.add(middleware: RequestLogMiddleware(logger: logger, metrics: state.metrics))
         router.add(middleware: ErrorShapeMiddleware<ServerContext>())
         router.add(middleware: APIKeyMiddleware<ServerContext>(keys: keys))
 
-        func json(_ v: JSONValue) -> Response {
-            Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(string: v.serialized + "\n")))
-        }
+        let json = ServerCommand.jsonResponse
         let modelJSON: JSONValue = .object([("id", .string(state.modelName)), ("object", .string("model")),
                                             ("created", .number(Double(state.created))), ("owned_by", .string("hmst"))])
 

@@ -25,7 +25,7 @@ final class SlotPool: @unchecked Sendable {
     let queueLimit: Int
     private let lock = NSLock()
     private var free: [Slot]
-    private var waiters: [CheckedContinuation<Slot, Never>] = []
+    private var waiters: [CheckedContinuation<Slot, Error>] = []
 
     init(slots: [Slot], queueLimit: Int) {
         self.slots = slots
@@ -38,15 +38,20 @@ final class SlotPool: @unchecked Sendable {
 
     /// A free slot, or a place in the queue; APIError.busy when the queue is full.
     func acquire() async throws -> Slot {
-        lock.lock()
-        if let s = free.popLast() { lock.unlock(); return s }
-        guard waiters.count < queueLimit else {
-            lock.unlock()
-            throw APIError.busy(retryAfterSeconds: 1)
-        }
         // Waiters are not cancelled: Hummingbird does not cancel a handler whose client left,
         // and a queued request costs nothing but its place; it gets its slot in arrival order.
-        return await withCheckedContinuation { (c: CheckedContinuation<Slot, Never>) in
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Slot, Error>) in takeOrWait(c) }
+    }
+
+    private func takeOrWait(_ c: CheckedContinuation<Slot, Error>) {
+        lock.lock()
+        if let s = free.popLast() {
+            lock.unlock()
+            c.resume(returning: s)
+        } else if waiters.count >= queueLimit {
+            lock.unlock()
+            c.resume(throwing: APIError.busy(retryAfterSeconds: 1))
+        } else {
             waiters.append(c)
             lock.unlock()
         }
