@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.0.0"),
     ],
     targets: [
         // System libraries (Debian: libopenblas-dev, libnuma-dev, zlib1g-dev).
@@ -59,6 +60,7 @@ let package = Package(
                                          .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                          .product(name: "Hummingbird", package: "hummingbird"),
                                          .product(name: "HTTPTypes", package: "swift-http-types"),
+                                         .product(name: "NIOCore", package: "swift-nio"),
                                          .product(name: "Logging", package: "swift-log")]),
 
         // Inference benchmarks printing JSON lines (not tests): swift run -c release hmst-bench

@@ -5,6 +5,7 @@
 import HMSTCore
 import HTTPTypes
 import Hummingbird
+import NIOCore
 
 struct APIError: Error, Sendable {
     var status: HTTPResponse.Status
@@ -82,6 +83,9 @@ struct ErrorShapeMiddleware<Context: RequestContext>: RouterMiddleware {
             let type = status.code >= 500 ? "server_error" : "invalid_request_error"
             return APIError(status: status, message: message, type: type, param: nil,
                             code: status == .notFound ? "unknown_route" : status == .contentTooLarge ? "body_too_large" : nil).response()
+        } catch is NIOTooManyBytesError {
+            return APIError(status: .contentTooLarge, message: "the request body is larger than the server's limit of \(ServerLimits.shared.maxBodyBytes) bytes",
+                            type: "invalid_request_error", param: nil, code: "body_too_large").response()
         } catch is CancellationError {
             return APIError(status: .serviceUnavailable, message: "the request was cancelled (server shutting down)",
                             type: "server_error", param: nil, code: "cancelled").response()

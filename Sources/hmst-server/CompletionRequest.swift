@@ -66,15 +66,15 @@ struct CompletionRequest {
         // ---- lengths
         let maxParam = kind == .chat && f["max_completion_tokens"] != nil ? "max_completion_tokens" : "max_tokens"
         let asked = try f.int(maxParam, in: 0...Int(Int32.max))
-        if let asked, asked > L.maxTokensCap {
-            throw APIError.invalid("'\(maxParam)' is \(asked); this server allows at most \(L.maxTokensCap)", param: maxParam)
-        }
         for p in prompts {
             let room = state.nCtx - p.count
             if let asked {
                 guard p.count + asked <= state.nCtx else {
                     throw APIError.invalid("the prompt (\(p.count) tokens) plus '\(maxParam)' (\(asked)) exceed the context of \(state.nCtx) tokens",
                                            param: maxParam, code: "context_length_exceeded")
+                }
+                guard asked <= L.maxTokensCap else {
+                    throw APIError.invalid("'\(maxParam)' is \(asked); this server allows at most \(L.maxTokensCap)", param: maxParam)
                 }
                 maxTokens.append(asked)
             } else {
