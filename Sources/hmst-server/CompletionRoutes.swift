@@ -24,7 +24,10 @@ struct CompletionRoutes {
         if req.stream { return stream(req, id: id, slot: slot, cancel: cancel, context: context) }
         let jobs = req.jobs
         let state = self.state
-        let outcomes = try await SlotPool.onQueue(slot) { s -> [GenerationOutcome] in
+        // a plain (not streamed) response writes nothing until the end, so the connection's
+        // inbound side is watched instead: EOF there means the client has gone
+        let outcomes = try await request.body.consumeWithInboundCloseHandler({ _ in
+          try await SlotPool.onQueue(slot) { s -> [GenerationOutcome] in
             defer { state.pool.release(s) }
             var out: [GenerationOutcome] = []
             for job in jobs {
@@ -36,7 +39,8 @@ struct CompletionRoutes {
                 if o.finishReason == "cancelled" { break }
             }
             return out
-        }
+          }
+        }, onInboundClosed: { cancel.cancel() })
         let usage = self.usage(req, outcomes)
         context.stats.add(prompt: usage.prompt, completion: usage.completion)
         var choices: [JSONValue] = []
@@ -49,7 +53,9 @@ struct CompletionRoutes {
             ("system_fingerprint", .string("hmst")),
             ("choices", .array(choices)), ("usage", usageJSON(usage.prompt, usage.completion)),
         ])
-        return Response(status: .ok, headers: [.contentType: "application/json"],
+        // watching the inbound side ends this connection after the response: say so, so that
+        // clients open a new one rather than reuse it
+        return Response(status: .ok, headers: [.contentType: "application/json", .connection: "close"],
                         body: ResponseBody(byteBuffer: ByteBuffer(string: obj.serialized + "\n")))
     }
 
