@@ -15,16 +15,18 @@ def ok(schema, desc="OK", ctype="application/json", extra=None):
     return {"200": {"description": desc, "content": content}}
 def body(schema): return {"required": True, "content": {"application/json": {"schema": schema}}}
 std = (400, 401, 413, 503)
-tokens_arr = {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1, "maxItems": 2048}
+# placeholders the server replaces with its own numbers when it serves the document
+VOCAB_MAX, TOKENS_CAP = 2147483001, 2147483002
+tokens_arr = {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": VOCAB_MAX}, "minItems": 1, "maxItems": 2048}
 prompt = {"oneOf": [
-    {"type": "string", "maxLength": 8192},
-    {"type": "array", "items": {"type": "string", "maxLength": 8192}, "minItems": 1, "maxItems": 16},
+    {"type": "string", "minLength": 1, "maxLength": 8192},
+    {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 8192}, "minItems": 1, "maxItems": 16},
     tokens_arr,
     {"type": "array", "items": tokens_arr, "minItems": 1, "maxItems": 16}]}
 stop = {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "maxItems": 4}], "nullable": True}
 sampling = {
     "model": {"type": "string", "description": "Accepted and ignored: the server serves one model."},
-    "max_tokens": {"type": "integer", "minimum": 0, "nullable": True, "description": "At most the server's --max-tokens-cap, and prompt + max_tokens at most the context."},
+    "max_tokens": {"type": "integer", "minimum": 0, "maximum": TOKENS_CAP, "nullable": True, "description": "At most the server's --max-tokens-cap, and prompt + max_tokens at most the context."},
     "temperature": {"type": "number", "minimum": 0, "maximum": 2, "nullable": True, "default": 1},
     "top_p": {"type": "number", "minimum": 0, "maximum": 1, "nullable": True, "default": 1},
     "top_k": {"type": "integer", "minimum": 0, "maximum": 1000000, "nullable": True, "default": 0},
@@ -42,14 +44,14 @@ sampling = {
 completion_req = {"type": "object", "required": ["prompt"], "properties": dict(sampling, prompt=prompt,
     logprobs={"type": "integer", "minimum": 0, "maximum": 20, "nullable": True},
     echo={"type": "boolean", "nullable": True, "description": "Only false is supported."})}
-message = {"type": "object", "required": ["role"], "properties": {
+message = {"type": "object", "required": ["role", "content"], "properties": {
     "role": {"type": "string", "enum": ["system", "developer", "user", "assistant", "tool"]},
     "content": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "object", "required": ["type", "text"], "properties": {
         "type": {"type": "string", "enum": ["text"]}, "text": {"type": "string"}}}}], "nullable": True},
     "name": {"type": "string"}}}
 chat_req = {"type": "object", "required": ["messages"], "properties": dict(sampling,
     messages={"type": "array", "items": message, "minItems": 1, "maxItems": 64},
-    max_completion_tokens={"type": "integer", "minimum": 0, "nullable": True},
+    max_completion_tokens={"type": "integer", "minimum": 0, "maximum": TOKENS_CAP, "nullable": True},
     logprobs={"type": "boolean", "nullable": True},
     top_logprobs={"type": "integer", "minimum": 0, "maximum": 20, "nullable": True})}
 usage = {"type": "object", "required": ["prompt_tokens", "completion_tokens", "total_tokens"], "properties": {
@@ -70,7 +72,7 @@ chat = {"type": "object", "required": ["id", "object", "created", "model", "choi
         "logprobs": {"type": "object", "nullable": True}}}}}}
 sse = {"text/event-stream": {"schema": {"type": "string", "description": "Server-sent events: `data: <chunk JSON>` lines, then `data: [DONE]`."}}}
 emb_req = {"type": "object", "required": ["input"], "properties": {
-    "input": {"oneOf": [{"type": "string", "maxLength": 8192}, {"type": "array", "items": {"type": "string", "maxLength": 8192}, "minItems": 1, "maxItems": 256},
+    "input": {"oneOf": [{"type": "string", "minLength": 1, "maxLength": 8192}, {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 8192}, "minItems": 1, "maxItems": 256},
                         tokens_arr, {"type": "array", "items": tokens_arr, "minItems": 1, "maxItems": 256}]},
     "model": {"type": "string"},
     "encoding_format": {"type": "string", "enum": ["float", "base64"], "default": "float"},
@@ -172,12 +174,22 @@ swift = '''// The OpenAPI 3.0 document of hmst-server, served at GET /openapi.js
 // `hmst-server --print-openapi`. It describes every route, the request schemas with the
 // server's limits, and the error shape; Tests/server/test_schemathesis.py fuzzes the server
 // against it. Keep it in step with the routes (ServerCommand.swift) and their checks.
+// Written by tools/make_openapi.py: edit the schemas there. Two numbers are placeholders that
+// the server replaces with its own when it serves the document: the largest token id
+// (2147483001) and --max-tokens-cap (2147483002).
 
 enum OpenAPIDocument {
-    static let json = #"""
+    static func json(vocabSize: Int, maxTokensCap: Int) -> String {
+        template.replacingOccurrences(of: "2147483001", with: String(max(0, vocabSize - 1)))
+            .replacingOccurrences(of: "2147483002", with: String(maxTokensCap))
+    }
+
+    static let template = #"""
 ''' + text + '''
 """#
 }
+
+import Foundation
 '''
 open(os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'Sources', 'hmst-server', 'OpenAPI.swift'), 'w').write(swift)
 print(len(text))

@@ -2,9 +2,17 @@
 // `hmst-server --print-openapi`. It describes every route, the request schemas with the
 // server's limits, and the error shape; Tests/server/test_schemathesis.py fuzzes the server
 // against it. Keep it in step with the routes (ServerCommand.swift) and their checks.
+// Written by tools/make_openapi.py: edit the schemas there. Two numbers are placeholders that
+// the server replaces with its own when it serves the document: the largest token id
+// (2147483001) and --max-tokens-cap (2147483002).
 
 enum OpenAPIDocument {
-    static let json = #"""
+    static func json(vocabSize: Int, maxTokensCap: Int) -> String {
+        template.replacingOccurrences(of: "2147483001", with: String(max(0, vocabSize - 1)))
+            .replacingOccurrences(of: "2147483002", with: String(maxTokensCap))
+    }
+
+    static let template = #"""
 {
  "openapi": "3.0.3",
  "info": {
@@ -869,6 +877,7 @@ enum OpenAPIDocument {
      "max_tokens": {
       "type": "integer",
       "minimum": 0,
+      "maximum": 2147483002,
       "nullable": true,
       "description": "At most the server's --max-tokens-cap, and prompt + max_tokens at most the context."
      },
@@ -971,12 +980,14 @@ enum OpenAPIDocument {
       "oneOf": [
        {
         "type": "string",
+        "minLength": 1,
         "maxLength": 8192
        },
        {
         "type": "array",
         "items": {
          "type": "string",
+         "minLength": 1,
          "maxLength": 8192
         },
         "minItems": 1,
@@ -986,7 +997,8 @@ enum OpenAPIDocument {
         "type": "array",
         "items": {
          "type": "integer",
-         "minimum": 0
+         "minimum": 0,
+         "maximum": 2147483001
         },
         "minItems": 1,
         "maxItems": 2048
@@ -997,7 +1009,8 @@ enum OpenAPIDocument {
          "type": "array",
          "items": {
           "type": "integer",
-          "minimum": 0
+          "minimum": 0,
+          "maximum": 2147483001
          },
          "minItems": 1,
          "maxItems": 2048
@@ -1033,6 +1046,7 @@ enum OpenAPIDocument {
      "max_tokens": {
       "type": "integer",
       "minimum": 0,
+      "maximum": 2147483002,
       "nullable": true,
       "description": "At most the server's --max-tokens-cap, and prompt + max_tokens at most the context."
      },
@@ -1136,7 +1150,8 @@ enum OpenAPIDocument {
       "items": {
        "type": "object",
        "required": [
-        "role"
+        "role",
+        "content"
        ],
        "properties": {
         "role": {
@@ -1189,6 +1204,7 @@ enum OpenAPIDocument {
      "max_completion_tokens": {
       "type": "integer",
       "minimum": 0,
+      "maximum": 2147483002,
       "nullable": true
      },
      "logprobs": {
@@ -1353,12 +1369,14 @@ enum OpenAPIDocument {
       "oneOf": [
        {
         "type": "string",
+        "minLength": 1,
         "maxLength": 8192
        },
        {
         "type": "array",
         "items": {
          "type": "string",
+         "minLength": 1,
          "maxLength": 8192
         },
         "minItems": 1,
@@ -1368,7 +1386,8 @@ enum OpenAPIDocument {
         "type": "array",
         "items": {
          "type": "integer",
-         "minimum": 0
+         "minimum": 0,
+         "maximum": 2147483001
         },
         "minItems": 1,
         "maxItems": 2048
@@ -1379,7 +1398,8 @@ enum OpenAPIDocument {
          "type": "array",
          "items": {
           "type": "integer",
-          "minimum": 0
+          "minimum": 0,
+          "maximum": 2147483001
          },
          "minItems": 1,
          "maxItems": 2048
@@ -1592,3 +1612,5 @@ enum OpenAPIDocument {
 }
 """#
 }
+
+import Foundation

@@ -83,7 +83,7 @@ struct ServerCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        if printOpenAPI { print(OpenAPIDocument.json); return }
+        if printOpenAPI { print(OpenAPIDocument.json(vocabSize: Int(Int32.max), maxTokensCap: maxTokensCap)); return }
         guard let checkpoint else { return }
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in
@@ -190,8 +190,9 @@ struct ServerCommand: AsyncParsableCommand {
                                             queueDepth: state.pool.queueDepth, queueLimit: state.pool.queueLimit)
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
         }
+        let openAPI = OpenAPIDocument.json(vocabSize: state.tokenizer.vocabSize, maxTokensCap: state.limits.maxTokensCap)
         router.get("/openapi.json") { _, _ in
-            Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(string: OpenAPIDocument.json)))
+            Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(string: openAPI)))
         }
         router.get("/v1/models") { _, _ in json(.object([("object", .string("list")), ("data", .array([modelJSON]))])) }
         router.get("/v1/models/{model}") { _, context in
