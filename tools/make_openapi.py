@@ -70,7 +70,10 @@ chat = {"type": "object", "required": ["id", "object", "created", "model", "choi
         "index": {"type": "integer"}, "finish_reason": finish,
         "message": {"type": "object", "required": ["role", "content"], "properties": {"role": {"type": "string"}, "content": {"type": "string"}}},
         "logprobs": {"type": "object", "nullable": True}}}}}}
-sse = {"text/event-stream": {"schema": {"type": "string", "description": "Server-sent events: `data: <chunk JSON>` lines, then `data: [DONE]`."}}}
+# before OpenAPI 3.2 the schema of text/event-stream describes one event
+sse = {"text/event-stream": {"schema": {"type": "object", "required": ["data"],
+    "description": "Server-sent events: `data: <chunk JSON>` per event, then `data: [DONE]`.",
+    "properties": {"data": {"type": "string"}}}}}
 emb_req = {"type": "object", "required": ["input"], "properties": {
     "input": {"oneOf": [{"type": "string", "minLength": 1, "maxLength": 8192}, {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 8192}, "minItems": 1, "maxItems": 256},
                         tokens_arr, {"type": "array", "items": tokens_arr, "minItems": 1, "maxItems": 256}]},

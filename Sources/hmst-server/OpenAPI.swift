@@ -208,8 +208,16 @@ enum OpenAPIDocument {
        },
        "text/event-stream": {
         "schema": {
-         "type": "string",
-         "description": "Server-sent events: `data: <chunk JSON>` lines, then `data: [DONE]`."
+         "type": "object",
+         "required": [
+          "data"
+         ],
+         "description": "Server-sent events: `data: <chunk JSON>` per event, then `data: [DONE]`.",
+         "properties": {
+          "data": {
+           "type": "string"
+          }
+         }
         }
        }
       }
@@ -253,8 +261,16 @@ enum OpenAPIDocument {
        },
        "text/event-stream": {
         "schema": {
-         "type": "string",
-         "description": "Server-sent events: `data: <chunk JSON>` lines, then `data: [DONE]`."
+         "type": "object",
+         "required": [
+          "data"
+         ],
+         "description": "Server-sent events: `data: <chunk JSON>` per event, then `data: [DONE]`.",
+         "properties": {
+          "data": {
+           "type": "string"
+          }
+         }
         }
        }
       }

@@ -23,7 +23,7 @@ def test_schemathesis_fuzz(start_server, tmp_path):
                      memory=str(tmp_path / "mem"), slots=2)
     cmd = [st, "run", s.url + "/openapi.json", "--url", s.url, "-H", f"Authorization: Bearer {s.key}",
            "--checks", CHECKS, "--phases", "examples,coverage,fuzzing", "--max-examples", os.environ.get("HMST_FUZZ_EXAMPLES", "25"),
-           "--seed", "1", "--workers", "2", "--generation-database", "none", "--request-timeout", "60",
+           "--seed", "1", "--workers", "1", "--generation-database", "none", "--request-timeout", "60",
            "--exclude-path", "/v1/hmst/ask", "--no-color", "--suppress-health-check", "all"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=400, cwd=tmp_path)
     sys.stdout.write(r.stdout[-6000:])
