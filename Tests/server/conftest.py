@@ -22,9 +22,9 @@ API_KEY = "test-key-1"
 class Server:
     """One hmst-server process; `url` is its base URL, `log` what it wrote to stderr."""
 
-    def __init__(self, *args, memory=None, key=API_KEY, slots=2, extra_env=None):
+    def __init__(self, *args, memory=None, key=API_KEY, slots=2, extra_env=None, checkpoint=None):
         self.memory = memory
-        cmd = [SERVER_BIN, FIXTURE, "--port", "0", "--slots", str(slots), "--threads", "1"]
+        cmd = [SERVER_BIN, checkpoint or FIXTURE, "--port", "0", "--slots", str(slots), "--threads", "1"]
         if memory:
             cmd += ["--memory", memory]
         if key:
