@@ -1,7 +1,7 @@
 # hmst: build, test, demo and install.
 #   make demo      set up missing dependencies, build, run the main job on a built-in default
 #   make test      set up, build, run every test (swift test, C hosts + ASan, pytest, checks)
-#   make install PREFIX=/usr/local   library, header, pkg-config file and the hmst tool
+#   make install PREFIX=/usr/local   library, header, pkg-config file, the hmst tool and hmst-server
 SHELL := /bin/bash
 export PATH := $(PATH):/opt/swift/usr/bin
 
@@ -16,15 +16,16 @@ SCRATCH    := .build-release
 OUT        := build
 LIB        := $(OUT)/lib/libhmst.so.$(VERSION)
 CLI        := $(OUT)/bin/hmst
+SERVER     := $(OUT)/bin/hmst-server
 SWIFTFLAGS := -c release --scratch-path $(SCRATCH) -Xswiftc -static-stdlib -Xswiftc -use-ld=lld
 LIBFLAGS   := -Xlinker --version-script=$(CURDIR)/Sources/HMSTCAPI/exports.map -Xlinker -soname=libhmst.so.$(SOVERSION)
 CWARN      := -std=c11 -Wall -Wextra -Werror
 RPATH      := -Wl,-rpath,$(CURDIR)/$(OUT)/lib
 
 .PHONY: all deps lib cli demo test install uninstall clean swift-test chost chost-asan pytest \
-        header-check export-check examples install-check python-package cli-test bench mpi-test
+        header-check export-check examples install-check python-package cli-test bench mpi-test server server-test
 
-all: lib cli
+all: lib cli server
 
 deps: $(OUT)/.deps
 $(OUT)/.deps: tools/setup-deps.sh
@@ -48,9 +49,16 @@ $(CLI): $(OUT)/.deps $(SOURCES)
 	@mkdir -p $(OUT)/bin
 	cp $(SCRATCH)/release/hmst-cli $(CLI).tmp && mv -f $(CLI).tmp $(CLI)
 
+# The HTTP server (`hmst serve` execs it): its own executable, the only one that links Hummingbird.
+server: $(SERVER)
+$(SERVER): $(OUT)/.deps $(SOURCES)
+	swift build $(SWIFTFLAGS) --product hmst-server
+	@mkdir -p $(OUT)/bin
+	cp $(SCRATCH)/release/hmst-server $(SERVER).tmp && mv -f $(SERVER).tmp $(SERVER)
+
 # ---- tests ----------------------------------------------------------------------------------
 
-test: all swift-test header-check export-check chost chost-asan examples pytest cli-test mpi-test install-check
+test: all swift-test header-check export-check chost chost-asan examples pytest cli-test mpi-test server-test install-check
 	@echo "make test: all suites passed"
 
 # A small checkpoint with a tokenizer for the examples: an UNTRAINED micro model plus a BPE
@@ -72,6 +80,12 @@ cli-test: $(CLI)
 mpi-test: $(CLI) $(FIXTURE)/config.json lib
 	bash tests/mpi/test_data_parallel.sh $(CURDIR)/$(CLI) $(CURDIR)/$(OUT)/fixtures $(CURDIR)/$(OUT)/mpi-test
 	bash tests/mpi/test_python_mpi.sh $(CURDIR)/$(LIB) $(CURDIR)/$(OUT)/fixtures $(CURDIR)/$(OUT)/mpi-test-python
+
+# The server against the official openai client, schemathesis on its OpenAPI document, memory
+# durability under kill -9, a small load test, cancellation and SIGTERM drain (Tests/server).
+server-test: $(SERVER) $(CLI) $(FIXTURE)/config.json
+	HMST_SERVER_BIN=$(CURDIR)/$(SERVER) HMST_CLI_BIN=$(CURDIR)/$(CLI) HMST_FIXTURE=$(CURDIR)/$(FIXTURE) \
+	  $(PYTHON) -m pytest -q -p no:cacheprovider Tests/server
 
 swift-test: $(OUT)/.deps
 	@mkdir -p $(OUT)
@@ -147,12 +161,13 @@ install: all
 	ln -sf libhmst.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libhmst.so
 	install -m 644 include/hmst.h $(DESTDIR)$(PREFIX)/include/
 	install -m 755 $(CLI) $(DESTDIR)$(PREFIX)/bin/
+	install -m 755 $(SERVER) $(DESTDIR)$(PREFIX)/bin/
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' tools/hmst.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/hmst.pc
 	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v ldconfig >/dev/null; then ldconfig; fi
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/lib/libhmst.so* $(DESTDIR)$(PREFIX)/include/hmst.h \
-	      $(DESTDIR)$(PREFIX)/bin/hmst $(DESTDIR)$(PREFIX)/lib/pkgconfig/hmst.pc
+	      $(DESTDIR)$(PREFIX)/bin/hmst $(DESTDIR)$(PREFIX)/bin/hmst-server $(DESTDIR)$(PREFIX)/lib/pkgconfig/hmst.pc
 
 # ---- demo ------------------------------------------------------------------------------------
 

@@ -10,9 +10,15 @@ let package = Package(
     products: [
         .library(name: "hmst", type: .dynamic, targets: ["HMSTCAPI"]),
         .executable(name: "hmst-cli", targets: ["hmst-cli"]),
+        .executable(name: "hmst-server", targets: ["hmst-server"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // HTTP for the hmst-server executable only; libhmst.so and the hmst CLI never link it.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.0.0"),
     ],
     targets: [
         // System libraries (Debian: libopenblas-dev, libnuma-dev, zlib1g-dev).
@@ -51,6 +57,15 @@ let package = Package(
         .executableTarget(name: "hmst-cli",
                           dependencies: ["HMSTCore",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+
+        // The OpenAI-compatible HTTP server (`hmst serve` execs it): HMSTCore + Hummingbird 2.
+        .executableTarget(name: "hmst-server",
+                          dependencies: ["HMSTCore",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                                         .product(name: "Hummingbird", package: "hummingbird"),
+                                         .product(name: "HTTPTypes", package: "swift-http-types"),
+                                         .product(name: "NIOCore", package: "swift-nio"),
+                                         .product(name: "Logging", package: "swift-log")]),
 
         // Inference benchmarks printing JSON lines (not tests): swift run -c release hmst-bench
         .executableTarget(name: "hmst-bench", dependencies: ["HMSTCore", "CBLAS", "CKernels"]),

@@ -2,7 +2,8 @@
 # Installs what hmst needs on a fresh Debian machine, and only what is missing:
 # Debian's OpenBLAS, FAISS, libnuma and zlib development packages, OpenMPI (mpirun and libmpi,
 # loaded at run time only by data-parallel training), the data packages fortunes and
-# miscfiles (its countries table feeds `hmst facts generate`), and numpy + pytest for Python.
+# miscfiles (its countries table feeds `hmst facts generate`), and numpy + pytest for Python, with
+# openai (the official client the server is tested with) and schemathesis (the server's API fuzz).
 # Run as root (make demo / make test call it); as another user it only reports what is missing.
 set -euo pipefail
 
@@ -26,6 +27,8 @@ py=${PYTHON:-python3}
 pymissing=()
 "$py" -c "import numpy" 2>/dev/null || pymissing+=(numpy)
 "$py" -c "import pytest" 2>/dev/null || pymissing+=(pytest)
+"$py" -c "import openai" 2>/dev/null || pymissing+=(openai)
+"$py" -c "import schemathesis" 2>/dev/null || pymissing+=(schemathesis)
 if ((${#pymissing[@]})); then
     echo "hmst setup: pip installing ${pymissing[*]}"
     "$py" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "${pymissing[@]}"

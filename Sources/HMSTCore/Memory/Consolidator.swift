@@ -87,7 +87,7 @@ public enum Consolidator {
                 w.field("episodic_id", String(e.id)); w.field("score", s[i]); w.field("access_count", e.accessCount)
                 w.field("surprise", e.surprise); w.field("importance", e.importance)
             }
-            metadata.append(MemoryMetadata(text: e.text, source: "episodic:\(e.id)", timestamp: e.timestamp, json: w.output))
+            metadata.append(MemoryMetadata(text: e.text, source: "episodic:\(e.id)", timestamp: e.timestamp, json: w.output, owner: e.owner))
         }
         semantic.recordEmbedder(model.embedderName)
         let ids = try semantic.add(vectors: vectors, metadata: metadata)

@@ -37,6 +37,8 @@ public struct EpisodicEntry: Sendable, Equatable {
     public var surprise: Double
     /// caller-set importance in [0, 1] (default 0.5), one term of the retention score
     public var importance: Double
+    /// who the entry belongs to (a user or session id); "" = no owner
+    public var owner: String = ""
 }
 
 public struct EpisodicHit: Sendable, Equatable {
@@ -121,16 +123,18 @@ public final class EpisodicMemory: @unchecked Sendable {
 
     /// Encodes text with the model and stores it; returns its id.
     @discardableResult
-    public func add(text: String, model: LanguageModel, importance: Double = 0.5, timestamp: Double = Clock.wallSeconds()) throws -> Int64 {
+    public func add(text: String, model: LanguageModel, importance: Double = 0.5, timestamp: Double = Clock.wallSeconds(),
+                    owner: String = "") throws -> Int64 {
         try checkModel(model)
         let (key, tokens, surprise) = try encode(text: text, model: model)
-        return try add(key: key, text: text, tokens: tokens, surprise: surprise, importance: importance, timestamp: timestamp)
+        return try add(key: key, text: text, tokens: tokens, surprise: surprise, importance: importance, timestamp: timestamp,
+                       owner: owner)
     }
 
     /// Stores a precomputed key ([N], normalised here).
     @discardableResult
     public func add(key: [Float], text: String, tokens: [Int32] = [], surprise: Double = 0, importance: Double = 0.5,
-                    timestamp: Double = Clock.wallSeconds()) throws -> Int64 {
+                    timestamp: Double = Clock.wallSeconds(), owner: String = "") throws -> Int64 {
         guard key.count == config.stateSize else {
             throw HMSTError.invalidArgument("episodic key has \(key.count) values; this memory's keys have \(config.stateSize)")
         }
@@ -145,7 +149,7 @@ public final class EpisodicMemory: @unchecked Sendable {
             try lexical.insert(id: id, terms: terms)
             nextId += 1
             entries.append(EpisodicEntry(id: id, text: text, tokens: tokens, timestamp: timestamp, accessCount: 0,
-                                         surprise: surprise, importance: min(1, max(0, importance))))
+                                         surprise: surprise, importance: min(1, max(0, importance)), owner: owner))
             keys += k
             return id
         }
@@ -173,34 +177,36 @@ public final class EpisodicMemory: @unchecked Sendable {
     }
 
     /// The k entries most similar to the text (encoded like an entry); their access counts grow.
-    public func search(text: String, model: LanguageModel, k: Int) throws -> [EpisodicHit] {
+    /// With owner, only that owner's entries are candidates.
+    public func search(text: String, model: LanguageModel, k: Int, owner: String? = nil) throws -> [EpisodicHit] {
         try checkModel(model)
-        return try search(key: try encode(text: text, model: model).key, k: k)
+        return try search(key: try encode(text: text, model: model).key, k: k, owner: owner)
     }
 
     /// The k entries whose keys have the highest cosine similarity to `key` ([N]).
-    public func search(key: [Float], k: Int) throws -> [EpisodicHit] {
+    public func search(key: [Float], k: Int, owner: String? = nil) throws -> [EpisodicHit] {
         guard k >= 1 else { throw HMSTError.invalidArgument("k = \(k) must be >= 1") }
         guard key.count == config.stateSize else {
             throw HMSTError.invalidArgument("query has \(key.count) values; this memory's keys have \(config.stateSize)")
         }
         let q = try EpisodicMemory.unit(key, "query")
         return lock.withLock { _ -> [EpisodicHit] in
-            let top = denseTopLocked(q, k: k)
+            let top = denseTopLocked(q, k: k, owner: owner)
             for h in top { entries[h.index].accessCount += 1 }
             return top.map { EpisodicHit(id: $0.id, score: $0.score) }
         }
     }
 
     /// The k entries most similar to the unit query q [N], best first (ties: smaller id).
-    /// Lock held by the caller; access counts untouched.
-    func denseTopLocked(_ q: [Float], k: Int) -> [(index: Int, id: Int64, score: Float)] {
+    /// Lock held by the caller; access counts untouched. With owner, only that owner's entries.
+    func denseTopLocked(_ q: [Float], k: Int, owner: String? = nil) -> [(index: Int, id: Int64, score: Float)] {
         let M = entries.count, N = config.stateSize
         guard M > 0 else { return [] }
         // scores[M] = keys[M, N] · q[N]
         var scores = [Float](repeating: 0, count: M)
         cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(M), Int32(N), 1, keys, Int32(N), q, 1, 0, &scores, 1)
-        let top = scores.indices.sorted { scores[$0] != scores[$1] ? scores[$0] > scores[$1] : entries[$0].id < entries[$1].id }.prefix(k)
+        let candidates = owner.map { o in entries.indices.filter { entries[$0].owner == o } } ?? Array(scores.indices)
+        let top = candidates.sorted { scores[$0] != scores[$1] ? scores[$0] > scores[$1] : entries[$0].id < entries[$1].id }.prefix(k)
         return top.map { (index: $0, id: entries[$0].id, score: scores[$0]) }
     }
 

@@ -2,7 +2,8 @@
 //   episodic.json               manifest: format, version, config, counts, data files
 //   episodic-<gen>.safetensors  "keys" [M, N] and the SSM mixer as "mixer.<HF MambaMixer name>"
 //   entries-<gen>.jsonl         one entry a line: id, text, tokens, timestamp, access count,
-//                               surprise, importance (ids as decimal strings)
+//                               surprise, importance (ids as decimal strings), and "owner"
+//                               when non-empty (entries written before owners load with "")
 
 extension EpisodicMemory {
     static let manifestName = "episodic.json"
@@ -35,6 +36,7 @@ extension EpisodicMemory {
                     w.field("tokens", JSONValue.array(e.tokens.map { .number(Double($0)) }))
                     w.field("timestamp", e.timestamp); w.field("access_count", e.accessCount)
                     w.field("surprise", e.surprise); w.field("importance", e.importance)
+                    if !e.owner.isEmpty { w.field("owner", e.owner) }
                 }
                 lines += w.output + "\n"
             }
@@ -90,7 +92,13 @@ extension EpisodicMemory {
             }
             let tokens = toks.compactMap { $0.int.map(Int32.init(truncatingIfNeeded:)) }
             guard tokens.count == toks.count else { throw HMSTError.badFormat("\(entriesPath): line \(n + 1): tokens must be integers") }
-            entries.append(EpisodicEntry(id: id, text: t, tokens: tokens, timestamp: ts, accessCount: ac, surprise: su, importance: im))
+            var owner = ""
+            if let o = j["owner"], !o.isNull {
+                guard let s = o.string else { throw HMSTError.badFormat("\(entriesPath): line \(n + 1): \"owner\" must be a string") }
+                owner = s
+            }
+            entries.append(EpisodicEntry(id: id, text: t, tokens: tokens, timestamp: ts, accessCount: ac, surprise: su, importance: im,
+                                         owner: owner))
         }
         guard entries.count == count else { throw HMSTError.badFormat("\(entriesPath): \(entries.count) entries, manifest says \(count)") }
         guard Set(entries.map(\.id)).count == count else { throw HMSTError.badFormat("\(entriesPath): duplicate ids") }

@@ -1,6 +1,9 @@
 // MemoryMetadata: what SemanticMemory keeps beside each vector (text, source, timestamp and an
-// optional caller JSON string) and its JSON-lines form on disk, one object per entry:
-//   {"id":"42","text":"...","source":"...","timestamp":1714000000.5,"json":"{\"k\":1}"}
+// optional caller JSON string, and the owner the entry belongs to) and its JSON-lines form on
+// disk, one object per entry:
+//   {"id":"42","text":"...","source":"...","timestamp":1714000000.5,"json":"{\"k\":1}","owner":"u1"}
+// "owner" is written only when non-empty, so files without owners read as before and files
+// written before owners existed load with owner "" (no owner).
 // Ids are decimal strings because JSON numbers lose 64-bit integers past 2^53. Reading checks
 // every field and names the line of the first bad one; files and locking belong to others.
 #if canImport(Glibc)
@@ -12,12 +15,16 @@ public struct MemoryMetadata: Sendable, Equatable {
     public var source: String
     public var timestamp: Double   // seconds since the Unix epoch, caller-defined
     public var json: String?       // optional caller data; must parse as JSON (checked on add)
+    /// who the entry belongs to (a user or session id); "" = no owner. Searches can be scoped by it.
+    public var owner: String
 
-    public init(text: String, source: String = "", timestamp: Double = MemoryMetadata.now(), json: String? = nil) {
+    public init(text: String, source: String = "", timestamp: Double = MemoryMetadata.now(), json: String? = nil,
+                owner: String = "") {
         self.text = text
         self.source = source
         self.timestamp = timestamp
         self.json = json
+        self.owner = owner
     }
 
     /// The wall clock in seconds since the Unix epoch.
@@ -51,6 +58,7 @@ enum MemoryMetadataLines {
                 w.field("source", m.source)
                 w.field("timestamp", m.timestamp)
                 if let json = m.json { w.field("json", json) }
+                if !m.owner.isEmpty { w.field("owner", m.owner) }
             }
             out.append(contentsOf: w.output.utf8)
             out.append(0x0A)
@@ -96,6 +104,11 @@ enum MemoryMetadataLines {
             guard let s = j.string else { throw HMSTError.badFormat("\(at): \"json\" must be a string") }
             json = s
         }
-        return (id, MemoryMetadata(text: text, source: source, timestamp: timestamp, json: json))
+        var owner = ""
+        if let o = v["owner"], !o.isNull {
+            guard let s = o.string else { throw HMSTError.badFormat("\(at): \"owner\" must be a string") }
+            owner = s
+        }
+        return (id, MemoryMetadata(text: text, source: source, timestamp: timestamp, json: json, owner: owner))
     }
 }

@@ -14,11 +14,13 @@ public struct MemoryStoreHit: Sendable, Equatable {
     public var id: Int64
     public var score: Float         // cosine similarity of the tier's keys
     public var text: String
-    public init(tier: MemoryTier, id: Int64, score: Float, text: String) {
+    public var owner: String        // "" = no owner
+    public init(tier: MemoryTier, id: Int64, score: Float, text: String, owner: String = "") {
         self.tier = tier
         self.id = id
         self.score = score
         self.text = text
+        self.owner = owner
     }
 }
 

@@ -34,8 +34,8 @@ extension SemanticMemory {
 
     /// Embeds and adds one text; returns its id. Thread-safe.
     @discardableResult
-    public func add(text: String, model: LanguageModel, source: String = "") throws -> Int64 {
-        try add(vectors: try embedding(of: text, model: model), metadata: [MemoryMetadata(text: text, source: source)])[0]
+    public func add(text: String, model: LanguageModel, source: String = "", owner: String = "") throws -> Int64 {
+        try add(vectors: try embedding(of: text, model: model), metadata: [MemoryMetadata(text: text, source: source, owner: owner)])[0]
     }
 
     /// The k entries nearest the text's query embedding. Thread-safe.

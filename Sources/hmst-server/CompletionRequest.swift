@@ -1,0 +1,199 @@
+// CompletionRequest: a /v1/completions or /v1/chat/completions body, checked: the prompts as
+// token ids, sampling, stops, n, log-probabilities, streaming, and max_tokens against both the
+// server's cap and the context left after the prompt (400 context_length_exceeded).
+import HMSTCore
+
+enum CompletionKind { case text, chat }
+
+struct CompletionRequest {
+    var kind: CompletionKind
+    var prompts: [[Int32]] = []
+    var maxTokens: [Int] = []          // per prompt
+    var n = 1
+    var sampling = SamplingParams()
+    var seedGiven = false
+    var stops: [[UInt8]] = []
+    var topLogprobs: Int?              // nil: off
+    var stream = false
+    var includeUsage = false
+
+    /// Jobs in choice order: prompt-major, then n.
+    var jobs: [GenerationJob] {
+        var out: [GenerationJob] = []
+        for (p, tokens) in prompts.enumerated() {
+            for i in 0..<n {
+                var s = sampling
+                s.seed = sampling.seed &+ UInt64(p * n + i)
+                out.append(GenerationJob(promptTokens: tokens, maxTokens: maxTokens[p], sampling: s, stops: stops,
+                                         topLogprobs: topLogprobs))
+            }
+        }
+        return out
+    }
+
+    init(kind: CompletionKind, fields f: Fields, state: ServerState) throws {
+        self.kind = kind
+        let L = state.limits
+        _ = try f.string("model")
+        for unsupported in ["suffix", "tools", "functions", "tool_choice", "function_call"] where f[unsupported] != nil {
+            if let a = f[unsupported]?.array, a.isEmpty { continue }
+            if unsupported == "tool_choice" || unsupported == "function_call", f[unsupported]?.string == "none" { continue }
+            throw APIError.invalid("'\(unsupported)' is not supported by hmst serve", param: unsupported, code: "unsupported_parameter")
+        }
+        if try f.bool("echo") == true {
+            throw APIError.invalid("'echo' is not supported by hmst serve", param: "echo", code: "unsupported_parameter")
+        }
+        if let lb = f["logit_bias"], !(lb.object?.isEmpty ?? false) {
+            throw APIError.invalid("'logit_bias' is not supported by hmst serve", param: "logit_bias", code: "unsupported_parameter")
+        }
+        // ---- prompts
+        let promptParam: String
+        switch kind {
+        case .text:
+            promptParam = "prompt"
+            prompts = try CompletionRequest.prompts(f, state: state)
+        case .chat:
+            promptParam = "messages"
+            prompts = [state.encode(try CompletionRequest.chatPrompt(f, template: state.template))]
+        }
+        for (i, p) in prompts.enumerated() {
+            guard !p.isEmpty else { throw APIError.invalid("prompt \(i) has no tokens", param: promptParam) }
+            guard p.count < state.nCtx else {
+                throw APIError.invalid("prompt \(i) has \(p.count) tokens; the context holds \(state.nCtx), leaving no room to generate",
+                                       param: promptParam, code: "context_length_exceeded")
+            }
+        }
+        // ---- lengths
+        let maxParam = kind == .chat && f["max_completion_tokens"] != nil ? "max_completion_tokens" : "max_tokens"
+        let asked = try f.int(maxParam, in: 0...Int(Int32.max))
+        for p in prompts {
+            let room = state.nCtx - p.count
+            if let asked {
+                guard p.count + asked <= state.nCtx else {
+                    throw APIError.invalid("the prompt (\(p.count) tokens) plus '\(maxParam)' (\(asked)) exceed the context of \(state.nCtx) tokens",
+                                           param: maxParam, code: "context_length_exceeded")
+                }
+                guard asked <= L.maxTokensCap else {
+                    throw APIError.invalid("'\(maxParam)' is \(asked); this server allows at most \(L.maxTokensCap)", param: maxParam)
+                }
+                maxTokens.append(asked)
+            } else {
+                let d = kind == .chat ? L.defaultChatMaxTokens : L.defaultCompletionMaxTokens
+                maxTokens.append(min(d, room, L.maxTokensCap))
+            }
+        }
+        n = try f.int("n", in: 1...L.maxN) ?? 1
+        if let best = try f.int("best_of", in: 1...L.maxN), best != n {
+            throw APIError.invalid("'best_of' other than n is not supported by hmst serve", param: "best_of", code: "unsupported_parameter")
+        }
+        // ---- sampling: OpenAI's defaults (temperature 1, top_p 1), top_k and min_p off
+        sampling.temperature = Float(try f.number("temperature", in: 0...2) ?? 1)
+        let topP = try f.number("top_p", in: 0...1) ?? 1
+        if topP == 0 { sampling.temperature = 0; sampling.topP = 1 } else { sampling.topP = Float(topP) }
+        sampling.topK = try f.int("top_k", in: 0...1_000_000) ?? 0
+        sampling.minP = Float(try f.number("min_p", in: 0...1) ?? 0)
+        sampling.repetitionPenalty = Float(try f.number("repetition_penalty", in: 0.01...100) ?? 1)
+        _ = try f.number("frequency_penalty", in: -2...2)
+        _ = try f.number("presence_penalty", in: -2...2)
+        if let v = f["seed"] {
+            guard let s = v.int else { throw APIError.invalid("'seed' must be an integer", param: "seed") }
+            sampling.seed = UInt64(bitPattern: Int64(s))
+            seedGiven = true
+        } else {
+            sampling.seed = UInt64.random(in: 0...UInt64.max)
+        }
+        do { try sampling.validate() } catch let e as HMSTError { throw APIError.invalid(e.message) }
+        // ---- stops: the request's, plus the chat template's for chat
+        var stopStrings = try f.strings("stop", maxCount: L.maxStops) ?? []
+        if kind == .chat { stopStrings += state.template.stop }
+        stops = stopStrings.filter { !$0.isEmpty }.map { Array($0.utf8) }
+        // ---- log-probabilities
+        switch kind {
+        case .text:
+            topLogprobs = try f.int("logprobs", in: 0...L.maxTopLogprobs)
+        case .chat:
+            let on = try f.bool("logprobs") ?? false
+            let top = try f.int("top_logprobs", in: 0...L.maxTopLogprobs)
+            if top != nil && !on { throw APIError.invalid("'top_logprobs' needs 'logprobs': true", param: "top_logprobs") }
+            topLogprobs = on ? (top ?? 0) : nil
+        }
+        // ---- streaming
+        stream = try f.bool("stream") ?? false
+        if let so = f["stream_options"] {
+            guard case .object = so else { throw APIError.invalid("'stream_options' must be an object", param: "stream_options") }
+            let sf = Fields(so)
+            includeUsage = try sf.bool("include_usage") ?? false
+        }
+        _ = try f.string("user")
+    }
+
+    /// prompt: a string, an array of strings, an array of token ids, or an array of such arrays.
+    static func prompts(_ f: Fields, state: ServerState) throws -> [[Int32]] {
+        guard let p = f["prompt"] else { throw APIError.invalid("'prompt' is required", param: "prompt") }
+        let V = state.tokenizer.vocabSize
+        func ids(_ a: [JSONValue]) throws -> [Int32] {
+            try a.map {
+                guard let i = $0.int, i >= 0, i < V else {
+                    throw APIError.invalid("token ids in 'prompt' must be integers in 0..<\(V)", param: "prompt")
+                }
+                return Int32(i)
+            }
+        }
+        var out: [[Int32]] = []
+        if let s = p.string {
+            out = [state.encode(s)]
+        } else if let a = p.array, !a.isEmpty {
+            if a.allSatisfy({ $0.string != nil }) {
+                out = a.compactMap(\.string).map { state.encode($0) }
+            } else if a.allSatisfy({ $0.number != nil }) {
+                out = [try ids(a)]
+            } else if a.allSatisfy({ $0.array != nil }) {
+                out = try a.compactMap(\.array).map(ids)
+            } else {
+                throw APIError.invalid("'prompt' must be a string, an array of strings, an array of token ids or an array of such arrays",
+                                       param: "prompt")
+            }
+        } else {
+            throw APIError.invalid("'prompt' must be a non-empty string or array", param: "prompt")
+        }
+        guard out.count <= state.limits.maxPrompts else {
+            throw APIError.invalid("'prompt' holds \(out.count) prompts; at most \(state.limits.maxPrompts)", param: "prompt")
+        }
+        return out
+    }
+
+    /// messages: [{role, content}] with content a string or an array of {"type": "text", "text"} parts.
+    static func chatPrompt(_ f: Fields, template: ChatTemplate) throws -> String {
+        guard let ms = f["messages"]?.array else { throw APIError.invalid("'messages' must be an array", param: "messages") }
+        guard !ms.isEmpty else { throw APIError.invalid("'messages' must hold at least one message", param: "messages") }
+        var out: [(role: String, content: String)] = []
+        for (i, m) in ms.enumerated() {
+            let p = "messages[\(i)]"
+            guard case .object = m else { throw APIError.invalid("\(p) must be an object", param: p) }
+            let mf = Fields(m)
+            guard let role = try? mf.string("role", required: true),
+                  ["system", "developer", "user", "assistant", "tool"].contains(role) else {
+                throw APIError.invalid("\(p).role must be system, developer, user, assistant or tool", param: "\(p).role")
+            }
+            var content = ""
+            if let c = mf["content"] {
+                if let s = c.string { content = s }
+                else if let parts = c.array {
+                    for (j, part) in parts.enumerated() {
+                        guard part["type"]?.string == "text", let t = part["text"]?.string else {
+                            throw APIError.invalid("\(p).content[\(j)] must be {\"type\": \"text\", \"text\": ...}; only text is supported",
+                                                   param: "\(p).content")
+                        }
+                        content += t
+                    }
+                } else {
+                    throw APIError.invalid("\(p).content must be a string or an array of text parts", param: "\(p).content")
+                }
+            } else if role != "assistant" {
+                throw APIError.invalid("\(p).content is required", param: "\(p).content")
+            }
+            out.append((role, content))
+        }
+        return template.render(out)
+    }
+}

@@ -1,0 +1,190 @@
+// POST /v1/completions and POST /v1/chat/completions: a request's generations run one after
+// another on one slot (prompt-major, then n). Non-streamed: one JSON object with choices and
+// usage. Streamed (stream: true): server-sent events, `data: {chunk}` per text delta, the last
+// chunk of each choice carries its finish_reason (the final one also usage), then
+// `data: [DONE]`. A generation stops at the next token when its client disconnects.
+import Foundation
+import HMSTCore
+import Hummingbird
+
+struct CompletionRoutes {
+    let state: ServerState
+
+    func handle(_ request: Request, _ context: ServerContext, kind: CompletionKind) async throws -> Response {
+        var request = request
+        let body = try await request.collectBody(upTo: state.limits.maxBodyBytes)
+        let req = try CompletionRequest(kind: kind, fields: try Fields(body: body), state: state)
+        let id = (kind == .chat ? "chatcmpl-" : "cmpl-") + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+        let cancel = CancelFlag(channel: context.channel)
+        let slot: Slot
+        do { slot = try await state.pool.acquire() } catch let e as APIError {
+            if e.status == .serviceUnavailable { state.metrics.rejectedBusy() }
+            throw e
+        }
+        if req.stream { return stream(req, id: id, slot: slot, cancel: cancel, context: context) }
+        let jobs = req.jobs
+        let state = self.state
+        // a plain (not streamed) response writes nothing until the end, so the connection's
+        // inbound side is watched instead: EOF there means the client has gone
+        let outcomes = try await request.body.consumeWithInboundCloseHandler({ _ in
+          try await SlotPool.onQueue(slot) { s -> [GenerationOutcome] in
+            defer { state.pool.release(s) }
+            var out: [GenerationOutcome] = []
+            for job in jobs {
+                let o = try Generator.run(session: s.session, tokenizer: state.tokenizer, job: job, cancel: cancel)
+                state.metrics.generation(promptTokens: job.promptTokens.count, completionTokens: o.completionTokens,
+                                         ttftMs: o.stats.timeToFirstTokenMs, decodeMs: o.stats.generateMs,
+                                         cancelled: o.finishReason == "cancelled")
+                out.append(o)
+                if o.finishReason == "cancelled" { break }
+            }
+            return out
+          }
+        }, onInboundClosed: { cancel.cancel() })
+        let usage = self.usage(req, outcomes)
+        context.stats.add(prompt: usage.prompt, completion: usage.completion)
+        var choices: [JSONValue] = []
+        for (i, o) in outcomes.enumerated() {
+            choices.append(choice(kind, index: i, outcome: o, topLogprobs: req.topLogprobs))
+        }
+        let obj: JSONValue = .object([
+            ("id", .string(id)), ("object", .string(kind == .chat ? "chat.completion" : "text_completion")),
+            ("created", .number(Double(Int(Date().timeIntervalSince1970)))), ("model", .string(state.modelName)),
+            ("system_fingerprint", .string("hmst")),
+            ("choices", .array(choices)), ("usage", usageJSON(usage.prompt, usage.completion)),
+        ])
+        // watching the inbound side ends this connection after the response: say so, so that
+        // clients open a new one rather than reuse it
+        return Response(status: .ok, headers: [.contentType: "application/json", .connection: "close"],
+                        body: ResponseBody(byteBuffer: ByteBuffer(string: obj.serialized + "\n")))
+    }
+
+    private func usage(_ req: CompletionRequest, _ outcomes: [GenerationOutcome]) -> (prompt: Int, completion: Int) {
+        // each prompt counts once, however many choices it has (as OpenAI counts n)
+        let prompt = req.prompts.reduce(0) { $0 + $1.count }
+        return (prompt, outcomes.reduce(0) { $0 + $1.completionTokens })
+    }
+
+    private func usageJSON(_ p: Int, _ c: Int) -> JSONValue {
+        .object([("prompt_tokens", .number(Double(p))), ("completion_tokens", .number(Double(c))),
+                 ("total_tokens", .number(Double(p + c)))])
+    }
+
+    private func choice(_ kind: CompletionKind, index: Int, outcome o: GenerationOutcome, topLogprobs: Int?) -> JSONValue {
+        let finish: JSONValue = .string(o.finishReason == "cancelled" ? "stop" : o.finishReason)
+        let lp: JSONValue = topLogprobs == nil ? .null : logprobsJSON(kind, o.logprobs)
+        switch kind {
+        case .text:
+            return .object([("index", .number(Double(index))), ("text", .string(o.text)), ("logprobs", lp), ("finish_reason", finish)])
+        case .chat:
+            return .object([("index", .number(Double(index))),
+                            ("message", .object([("role", .string("assistant")), ("content", .string(o.text)), ("refusal", .null)])),
+                            ("logprobs", lp), ("finish_reason", finish)])
+        }
+    }
+
+    /// Completions: {tokens, token_logprobs, top_logprobs: [{token: lp}], text_offset}.
+    /// Chat: {content: [{token, logprob, bytes, top_logprobs: [{token, logprob, bytes}]}]}.
+    private func logprobsJSON(_ kind: CompletionKind, _ lps: [TokenLogprob], textOffset: Int = 0) -> JSONValue {
+        func tok(_ b: [UInt8]) -> String { String(decoding: b, as: UTF8.self) }
+        func bytes(_ b: [UInt8]) -> JSONValue { .array(b.map { .number(Double($0)) }) }
+        switch kind {
+        case .text:
+            var offsets: [JSONValue] = []
+            var off = textOffset
+            for t in lps { offsets.append(.number(Double(off))); off += t.bytes.count }
+            return .object([
+                ("tokens", .array(lps.map { .string(tok($0.bytes)) })),
+                ("token_logprobs", .array(lps.map { .number($0.logprob) })),
+                ("top_logprobs", .array(lps.map { t in .object(t.top.map { (tok($0.bytes), JSONValue.number($0.logprob)) }) })),
+                ("text_offset", .array(offsets)),
+            ])
+        case .chat:
+            return .object([("content", .array(lps.map { t in
+                .object([("token", .string(tok(t.bytes))), ("logprob", .number(t.logprob)), ("bytes", bytes(t.bytes)),
+                         ("top_logprobs", .array(t.top.map {
+                             .object([("token", .string(tok($0.bytes))), ("logprob", .number($0.logprob)), ("bytes", bytes($0.bytes))])
+                         }))])
+            })), ("refusal", .null)])
+        }
+    }
+
+    // ---- streaming -----------------------------------------------------------------------------
+
+    private func stream(_ req: CompletionRequest, id: String, slot: Slot, cancel: CancelFlag, context: ServerContext) -> Response {
+        let state = self.state
+        let kind = req.kind
+        let created = Double(Int(Date().timeIntervalSince1970))
+        let objectName = kind == .chat ? "chat.completion.chunk" : "text_completion"
+        let (events, sink) = AsyncStream<String>.makeStream(bufferingPolicy: .unbounded)
+        sink.onTermination = { reason in
+            if case .cancelled = reason { cancel.cancel() }
+        }
+        @Sendable func chunk(_ choices: [JSONValue], usage: JSONValue? = nil) -> String {
+            var o: [(String, JSONValue)] = [("id", .string(id)), ("object", .string(objectName)), ("created", .number(created)),
+                                            ("model", .string(state.modelName)), ("system_fingerprint", .string("hmst")),
+                                            ("choices", .array(choices))]
+            if let usage { o.append(("usage", usage)) }
+            return "data: " + JSONValue.object(o).serialized + "\n\n"
+        }
+        @Sendable func delta(_ index: Int, _ text: String?, role: Bool, lps: [TokenLogprob], finish: String?) -> JSONValue {
+            let lp: JSONValue = req.topLogprobs == nil || lps.isEmpty ? .null : logprobsJSON(kind, lps)
+            let f: JSONValue = finish.map { .string($0) } ?? .null
+            switch kind {
+            case .text:
+                return .object([("index", .number(Double(index))), ("text", .string(text ?? "")), ("logprobs", lp), ("finish_reason", f)])
+            case .chat:
+                var d: [(String, JSONValue)] = []
+                if role { d.append(("role", .string("assistant"))) }
+                if let text { d.append(("content", .string(text))) }
+                return .object([("index", .number(Double(index))), ("delta", .object(d)), ("logprobs", lp), ("finish_reason", f)])
+            }
+        }
+        let jobs = req.jobs
+        let promptTokens = req.prompts.reduce(0) { $0 + $1.count }
+        let stats = context.stats
+        let includeUsage = req.includeUsage
+        slot.queue.async {
+            defer { state.pool.release(slot) }
+            var completion = 0
+            for (i, job) in jobs.enumerated() {
+                if kind == .chat { sink.yield(chunk([delta(i, "", role: true, lps: [], finish: nil)])) }
+                do {
+                    let o = try Generator.run(session: slot.session, tokenizer: state.tokenizer, job: job, cancel: cancel) { text, lps in
+                        sink.yield(chunk([delta(i, text, role: false, lps: lps, finish: nil)]))
+                    }
+                    completion += o.completionTokens
+                    state.metrics.generation(promptTokens: job.promptTokens.count, completionTokens: o.completionTokens,
+                                             ttftMs: o.stats.timeToFirstTokenMs, decodeMs: o.stats.generateMs,
+                                             cancelled: o.finishReason == "cancelled")
+                    if o.finishReason == "cancelled" { break }
+                    let last = i == jobs.count - 1
+                    let usage = last && !includeUsage ? usageJSON(promptTokens, completion) : nil
+                    sink.yield(chunk([delta(i, kind == .chat ? nil : "", role: false, lps: [], finish: o.finishReason)], usage: usage))
+                } catch {
+                    // headers are sent: report in the stream, in the error shape
+                    let e = (error as? HMSTError).map(APIError.from) ??
+                        APIError(status: .internalServerError, message: "\(error)", type: "server_error", param: nil, code: "internal_error")
+                    sink.yield("data: " + e.json.serialized + "\n\n")
+                    break
+                }
+            }
+            if includeUsage { sink.yield(chunk([], usage: usageJSON(promptTokens, completion))) }
+            stats.add(prompt: promptTokens, completion: completion)
+            sink.yield("data: [DONE]\n\n")
+            sink.finish()
+        }
+        let body = ResponseBody { writer in
+            do {
+                for await event in events {
+                    try await writer.write(ByteBuffer(string: event))
+                }
+                try await writer.finish(nil)
+            } catch {
+                cancel.cancel()
+                throw error
+            }
+        }
+        return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
+    }
+}

@@ -1,0 +1,1632 @@
+// The OpenAPI 3.0 document of hmst-server, served at GET /openapi.json and printed by
+// `hmst-server --print-openapi`. It describes every route, the request schemas with the
+// server's limits, and the error shape; Tests/server/test_schemathesis.py fuzzes the server
+// against it. Keep it in step with the routes (ServerCommand.swift) and their checks.
+// Written by tools/make_openapi.py: edit the schemas there. Two numbers are placeholders that
+// the server replaces with its own when it serves the document: the largest token id
+// (2147483001) and --max-tokens-cap (2147483002).
+
+enum OpenAPIDocument {
+    static func json(vocabSize: Int, maxTokensCap: Int) -> String {
+        template.replacingOccurrences(of: "2147483001", with: String(max(0, vocabSize - 1)))
+            .replacingOccurrences(of: "2147483002", with: String(maxTokensCap))
+    }
+
+    static let template = #"""
+{
+ "openapi": "3.0.3",
+ "info": {
+  "title": "hmst serve",
+  "version": "0.1.0",
+  "description": "OpenAI-compatible HTTP API of hmst-server (`hmst serve`), plus hmst's memory and engine routes. Errors use OpenAI's shape."
+ },
+ "servers": [
+  {
+   "url": "http://127.0.0.1:8080"
+  }
+ ],
+ "security": [
+  {},
+  {
+   "bearerAuth": []
+  }
+ ],
+ "paths": {
+  "/health": {
+   "get": {
+    "operationId": "health",
+    "security": [],
+    "summary": "Liveness; never needs a key.",
+    "responses": {
+     "200": {
+      "description": "OK",
+      "content": {
+       "application/json": {
+        "schema": {
+         "type": "object",
+         "required": [
+          "status"
+         ],
+         "properties": {
+          "status": {
+           "type": "string",
+           "enum": [
+            "ok"
+           ]
+          },
+          "slots": {
+           "type": "integer"
+          },
+          "slots_busy": {
+           "type": "integer"
+          },
+          "queue_depth": {
+           "type": "integer"
+          }
+         }
+        }
+       }
+      }
+     }
+    }
+   }
+  },
+  "/metrics": {
+   "get": {
+    "operationId": "metrics",
+    "summary": "Prometheus text format.",
+    "responses": {
+     "200": {
+      "description": "OK",
+      "content": {
+       "text/plain": {
+        "schema": {
+         "type": "string"
+        }
+       }
+      }
+     },
+     "401": {
+      "$ref": "#/components/responses/Error"
+     }
+    }
+   }
+  },
+  "/openapi.json": {
+   "get": {
+    "operationId": "openapi",
+    "summary": "This document.",
+    "responses": {
+     "200": {
+      "description": "OK",
+      "content": {
+       "application/json": {
+        "schema": {
+         "type": "object"
+        }
+       }
+      }
+     },
+     "401": {
+      "$ref": "#/components/responses/Error"
+     }
+    }
+   }
+  },
+  "/v1/models": {
+   "get": {
+    "operationId": "listModels",
+    "responses": {
+     "200": {
+      "description": "OK",
+      "content": {
+       "application/json": {
+        "schema": {
+         "type": "object",
+         "required": [
+          "object",
+          "data"
+         ],
+         "properties": {
+          "object": {
+           "type": "string",
+           "enum": [
+            "list"
+           ]
+          },
+          "data": {
+           "type": "array",
+           "items": {
+            "$ref": "#/components/schemas/Model"
+           }
+          }
+         }
+        }
+       }
+      }
+     },
+     "401": {
+      "$ref": "#/components/responses/Error"
+     }
+    }
+   }
+  },
+  "/v1/models/{model}": {
+   "get": {
+    "operationId": "retrieveModel",
+    "parameters": [
+     {
+      "name": "model",
+      "in": "path",
+      "required": true,
+      "schema": {
+       "type": "string"
+      }
+     }
+    ],
+    "responses": {
+     "200": {
+      "description": "OK",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Model"
+        }
+       }
+      }
+     },
+     "401": {
+      "$ref": "#/components/responses/Error"
+     },
+     "404": {
+      "$ref": "#/components/responses/Error"
+     }
+    }
+   }
+  },
+  "/v1/completions": {
+   "post": {
+    "operationId": "createCompletion",
+    "requestBody": {
+     "required": true,
+     "content": {
+      "application/json": {
+       "schema": {
+        "$ref": "#/components/schemas/CompletionRequest"
+       }
+      }
+     }
+    },
+    "responses": {
+     "200": {
+      "description": "A completion, or server-sent events with stream: true",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Completion"
+        }
+       },
+       "text/event-stream": {
+        "schema": {
+         "type": "object",
+         "required": [
+          "data"
+         ],
+         "description": "Server-sent events: `data: <chunk JSON>` per event, then `data: [DONE]`.",
+         "properties": {
+          "data": {
+           "type": "string"
+          }
+         }
+        }
+       }
+      }
+     },
+     "400": {
+      "$ref": "#/components/responses/Error"
+     },
+     "401": {
+      "$ref": "#/components/responses/Error"
+     },
+     "413": {
+      "$ref": "#/components/responses/Error"
+     },
+     "503": {
+      "$ref": "#/components/responses/Error"
+     }
+    }
+   }
+  },
+  "/v1/chat/completions": {
+   "post": {
+    "operationId": "createChatCompletion",
+    "requestBody": {
+     "required": true,
+     "content": {
+      "application/json": {
+       "schema": {
+        "$ref": "#/components/schemas/ChatCompletionRequest"
+       }
+      }
+     }
+    },
+    "responses": {
+     "200": {
+      "description": "A chat completion, or server-sent events with stream: true",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/ChatCompletion"
+        }
+       },
+       "text/event-stream": {
+        "schema": {
+         "type": "object",
+         "required": [
+          "data"
+         ],
+         "description": "Server-sent events: `data: <chunk JSON>` per event, then `data: [DONE]`.",
+         "properties": {
+          "data": {
+           "type": "string"
+          }
+         }
+        }
+       }
+      }
+     },
+     "400": {
+      "$ref": "#/components/responses/Error"
+     },
+     "401": {
+      "$ref": "#/components/responses/Error"
+     },
+     "413": {
+      "$ref": "#/components/responses/Error"
+     },
+     "503": {
+      "$ref": "#/components/responses/Error"
+     }
+    }
+   }
+  },
+  "/v1/embeddings": {
+   "post": {
+    "operationId": "createEmbedding",
+    "requestBody": {
+     "required": true,
+     "content": {
+      "application/json": {
+       "schema": {
+        "$ref": "#/components/schemas/EmbeddingRequest"
+       }
+      }
+     }
+    },
+    "responses": {
+     "200": {
+      "description": "OK",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/EmbeddingList"
+        }
+       }
+      }
+     },
+     "400": {
+      "$ref": "#/components/responses/Error"
+     },
+     "401": {
+      "$ref": "#/components/responses/Error"
+     },
+     "413": {
+      "$ref": "#/components/responses/Error"
+     },
+     "503": {
+      "$ref": "#/components/responses/Error"
+     }
+    }
+   }
+  },
+  "/v1/hmst/ask": {
+   "post": {
+    "operationId": "ask",
+    "summary": "The engine: answer, confidence, decisions, citations. Answers 501 until the engine is built in.",
+    "requestBody": {
+     "required": false,
+     "content": {
+      "application/json": {
+       "schema": {
+        "type": "object"
+       }
+      }
+     }
+    },
+    "responses": {
+     "401": {
+      "$ref": "#/components/responses/Error"
+     },
+     "501": {
+      "$ref": "#/components/responses/Error"
+     }
+    }
+   }
+  },
+  "/v1/hmst/memory/{tier}/entries": {
+   "post": {
+    "operationId": "addMemory",
+    "parameters": [
+     {
+      "name": "tier",
+      "in": "path",
+      "required": true,
+      "schema": {
+       "type": "string",
+       "enum": [
+        "episodic",
+        "semantic"
+       ]
+      }
+     }
+    ],
+    "requestBody": {
+     "required": true,
+     "content": {
+      "application/json": {
+       "schema": {
+        "$ref": "#/components/schemas/MemoryAdd"
+       }
+      }
+     }
+    },
+    "responses": {
+     "200": {
+      "description": "OK",
+      "content": {
+       "application/json": {
+        "schema": {
+         "type": "object",
+         "required": [
+          "id",
+          "tier",
+          "owner"
+         ],
+         "properties": {
+          "object": {
+           "type": "string"
+          },
+          "id": {
+           "type": "integer"
+          },
+          "tier": {
+           "type": "string"
+          },
+          "owner": {
+           "type": "string"
+          },
+          "saved": {
+           "type": "boolean"
+          }
+         }
+        }
+       }
+      }
+     },
+     "400": {
+      "$ref": "#/components/responses/Error"
+     },
+     "401": {
+      "$ref": "#/components/responses/Error"
+     },
+     "404": {
+      "$ref": "#/components/responses/Error"
+     },
+     "413": {
+      "$ref": "#/components/responses/Error"
+     },
+     "503": {
+      "$ref": "#/components/responses/Error"
+     }
+    }
+   },
+   "get": {
+    "operationId": "listMemories",
+    "summary": "One owner's entries, ids ascending.",
+    "parameters": [
+     {
+      "name": "tier",
+      "in": "path",
+      "required": true,
+      "schema": {
+       "type": "string",
+       "enum": [
+        "episodic",
+        "semantic",
+        "both"
+       ]
+      }
+     },
+     {
+      "name": "owner",
+      "in": "query",
+      "required": true,
+      "schema": {
+       "type": "string",
+       "minLength": 1,
+       "maxLength": 256,
+       "description": "The user or session the entry belongs to; searches see only this owner's entries."
+      }
+     }
+    ],
+    "responses": {
+     "200": {
+      "description": "OK",
+      "content": {
+       "application/json": {
+        "schema": {
+         "type": "object",
+         "required": [
+          "object",
+          "data"
+         ],
+         "properties": {
+          "object": {
+           "type": "string",
+           "enum": [
+            "list"
+           ]
+          },
+          "data": {
+           "type": "array",
+           "items": {
+            "type": "object",
+            "required": [
+             "id",
+             "tier",
+             "text",
+             "owner"
+            ],
+            "properties": {
+             "object": {
+              "type": "string"
+             },
+             "id": {
+              "type": "integer"
+             },
+             "tier": {
+              "type": "string"
+             },
+             "text": {
+              "type": "string"
+             },
+             "owner": {
+              "type": "string"
+             }
+            }
+           }
+          }
+         }
+        }
+       }
+      }
+     },
+     "400": {
+      "$ref": "#/components/responses/Error"
+     },
+     "401": {
+      "$ref": "#/components/responses/Error"
+     },
+     "404": {
+      "$ref": "#/components/responses/Error"
+     }
+    }
+   },
+   "delete": {
+    "operationId": "deleteOwnerMemories",
+    "summary": "Every entry of one owner.",
+    "parameters": [
+     {
+      "name": "tier",
+      "in": "path",
+      "required": true,
+      "schema": {
+       "type": "string",
+       "enum": [
+        "episodic",
+        "semantic",
+        "both"
+       ]
+      }
+     },
+     {
+      "name": "owner",
+      "in": "query",
+      "required": true,
+      "schema": {
+       "type": "string",
+       "minLength": 1,
+       "maxLength": 256,
+       "description": "The user or session the entry belongs to; searches see only this owner's entries."
+      }
+     }
+    ],
+    "responses": {
+     "200": {
+      "description": "OK",
+      "content": {
+       "application/json": {
+        "schema": {
+         "type": "object",
+         "required": [
+          "owner",
+          "tier",
+          "deleted"
+         ],
+         "properties": {
+          "object": {
+           "type": "string"
+          },
+          "owner": {
+           "type": "string"
+          },
+          "tier": {
+           "type": "string"
+          },
+          "deleted": {
+           "type": "integer"
+          }
+         }
+        }
+       }
+      }
+     },
+     "400": {
+      "$ref": "#/components/responses/Error"
+     },
+     "401": {
+      "$ref": "#/components/responses/Error"
+     },
+     "404": {
+      "$ref": "#/components/responses/Error"
+     }
+    }
+   }
+  },
+  "/v1/hmst/memory/{tier}/entries/{id}": {
+   "delete": {
+    "operationId": "deleteMemory",
+    "parameters": [
+     {
+      "name": "tier",
+      "in": "path",
+      "required": true,
+      "schema": {
+       "type": "string",
+       "enum": [
+        "episodic",
+        "semantic"
+       ]
+      }
+     },
+     {
+      "name": "id",
+      "in": "path",
+      "required": true,
+      "schema": {
+       "type": "integer",
+       "minimum": 0
+      }
+     },
+     {
+      "name": "owner",
+      "in": "query",
+      "required": true,
+      "schema": {
+       "type": "string",
+       "minLength": 1,
+       "maxLength": 256,
+       "description": "The user or session the entry belongs to; searches see only this owner's entries."
+      }
+     }
+    ],
+    "responses": {
+     "200": {
+      "description": "OK",
+      "content": {
+       "application/json": {
+        "schema": {
+         "type": "object",
+         "required": [
+          "id",
+          "tier",
+          "deleted"
+         ],
+         "properties": {
+          "object": {
+           "type": "string"
+          },
+          "id": {
+           "type": "integer"
+          },
+          "tier": {
+           "type": "string"
+          },
+          "deleted": {
+           "type": "boolean"
+          }
+         }
+        }
+       }
+      }
+     },
+     "400": {
+      "$ref": "#/components/responses/Error"
+     },
+     "401": {
+      "$ref": "#/components/responses/Error"
+     },
+     "404": {
+      "$ref": "#/components/responses/Error"
+     }
+    }
+   }
+  },
+  "/v1/hmst/memory/{tier}/search": {
+   "post": {
+    "operationId": "searchMemory",
+    "parameters": [
+     {
+      "name": "tier",
+      "in": "path",
+      "required": true,
+      "schema": {
+       "type": "string",
+       "enum": [
+        "episodic",
+        "semantic",
+        "both"
+       ]
+      }
+     }
+    ],
+    "requestBody": {
+     "required": true,
+     "content": {
+      "application/json": {
+       "schema": {
+        "$ref": "#/components/schemas/MemorySearch"
+       }
+      }
+     }
+    },
+    "responses": {
+     "200": {
+      "description": "OK",
+      "content": {
+       "application/json": {
+        "schema": {
+         "type": "object",
+         "required": [
+          "object",
+          "data"
+         ],
+         "properties": {
+          "object": {
+           "type": "string",
+           "enum": [
+            "list"
+           ]
+          },
+          "data": {
+           "type": "array",
+           "items": {
+            "$ref": "#/components/schemas/MemoryHit"
+           }
+          }
+         }
+        }
+       }
+      }
+     },
+     "400": {
+      "$ref": "#/components/responses/Error"
+     },
+     "401": {
+      "$ref": "#/components/responses/Error"
+     },
+     "404": {
+      "$ref": "#/components/responses/Error"
+     },
+     "413": {
+      "$ref": "#/components/responses/Error"
+     },
+     "503": {
+      "$ref": "#/components/responses/Error"
+     }
+    }
+   }
+  },
+  "/v1/hmst/memory/stats": {
+   "get": {
+    "operationId": "memoryStats",
+    "parameters": [
+     {
+      "name": "owner",
+      "in": "query",
+      "required": false,
+      "schema": {
+       "type": "string",
+       "minLength": 1,
+       "maxLength": 256,
+       "description": "The user or session the entry belongs to; searches see only this owner's entries."
+      }
+     }
+    ],
+    "responses": {
+     "200": {
+      "description": "OK",
+      "content": {
+       "application/json": {
+        "schema": {
+         "type": "object",
+         "required": [
+          "episodic",
+          "semantic"
+         ],
+         "properties": {
+          "object": {
+           "type": "string"
+          },
+          "directory": {
+           "type": "string"
+          },
+          "saves": {
+           "type": "integer"
+          },
+          "episodic": {
+           "type": "object"
+          },
+          "semantic": {
+           "type": "object"
+          }
+         }
+        }
+       }
+      }
+     },
+     "400": {
+      "$ref": "#/components/responses/Error"
+     },
+     "401": {
+      "$ref": "#/components/responses/Error"
+     },
+     "404": {
+      "$ref": "#/components/responses/Error"
+     }
+    }
+   }
+  }
+ },
+ "components": {
+  "securitySchemes": {
+   "bearerAuth": {
+    "type": "http",
+    "scheme": "bearer"
+   }
+  },
+  "responses": {
+   "Error": {
+    "description": "An error in OpenAI's shape",
+    "content": {
+     "application/json": {
+      "schema": {
+       "$ref": "#/components/schemas/Error"
+      }
+     }
+    }
+   }
+  },
+  "schemas": {
+   "Error": {
+    "type": "object",
+    "required": [
+     "error"
+    ],
+    "properties": {
+     "error": {
+      "type": "object",
+      "required": [
+       "message",
+       "type",
+       "param",
+       "code"
+      ],
+      "properties": {
+       "message": {
+        "type": "string"
+       },
+       "type": {
+        "type": "string"
+       },
+       "param": {
+        "type": "string",
+        "nullable": true
+       },
+       "code": {
+        "type": "string",
+        "nullable": true
+       }
+      }
+     }
+    }
+   },
+   "Usage": {
+    "type": "object",
+    "required": [
+     "prompt_tokens",
+     "completion_tokens",
+     "total_tokens"
+    ],
+    "properties": {
+     "prompt_tokens": {
+      "type": "integer"
+     },
+     "completion_tokens": {
+      "type": "integer"
+     },
+     "total_tokens": {
+      "type": "integer"
+     }
+    }
+   },
+   "CompletionRequest": {
+    "type": "object",
+    "required": [
+     "prompt"
+    ],
+    "properties": {
+     "model": {
+      "type": "string",
+      "description": "Accepted and ignored: the server serves one model."
+     },
+     "max_tokens": {
+      "type": "integer",
+      "minimum": 0,
+      "maximum": 2147483002,
+      "nullable": true,
+      "description": "At most the server's --max-tokens-cap, and prompt + max_tokens at most the context."
+     },
+     "temperature": {
+      "type": "number",
+      "minimum": 0,
+      "maximum": 2,
+      "nullable": true,
+      "default": 1
+     },
+     "top_p": {
+      "type": "number",
+      "minimum": 0,
+      "maximum": 1,
+      "nullable": true,
+      "default": 1
+     },
+     "top_k": {
+      "type": "integer",
+      "minimum": 0,
+      "maximum": 1000000,
+      "nullable": true,
+      "default": 0
+     },
+     "min_p": {
+      "type": "number",
+      "minimum": 0,
+      "maximum": 1,
+      "nullable": true,
+      "default": 0
+     },
+     "repetition_penalty": {
+      "type": "number",
+      "minimum": 0.01,
+      "maximum": 100,
+      "nullable": true,
+      "default": 1
+     },
+     "frequency_penalty": {
+      "type": "number",
+      "minimum": -2,
+      "maximum": 2,
+      "nullable": true,
+      "description": "Accepted and ignored."
+     },
+     "presence_penalty": {
+      "type": "number",
+      "minimum": -2,
+      "maximum": 2,
+      "nullable": true,
+      "description": "Accepted and ignored."
+     },
+     "seed": {
+      "type": "integer",
+      "minimum": -9007199254740991,
+      "maximum": 9007199254740991,
+      "nullable": true
+     },
+     "stop": {
+      "oneOf": [
+       {
+        "type": "string"
+       },
+       {
+        "type": "array",
+        "items": {
+         "type": "string"
+        },
+        "maxItems": 4
+       }
+      ],
+      "nullable": true
+     },
+     "n": {
+      "type": "integer",
+      "minimum": 1,
+      "maximum": 8,
+      "nullable": true,
+      "default": 1
+     },
+     "stream": {
+      "type": "boolean",
+      "nullable": true,
+      "default": false
+     },
+     "stream_options": {
+      "type": "object",
+      "nullable": true,
+      "properties": {
+       "include_usage": {
+        "type": "boolean"
+       }
+      }
+     },
+     "user": {
+      "type": "string",
+      "nullable": true
+     },
+     "prompt": {
+      "oneOf": [
+       {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 8192
+       },
+       {
+        "type": "array",
+        "items": {
+         "type": "string",
+         "minLength": 1,
+         "maxLength": 8192
+        },
+        "minItems": 1,
+        "maxItems": 16
+       },
+       {
+        "type": "array",
+        "items": {
+         "type": "integer",
+         "minimum": 0,
+         "maximum": 2147483001
+        },
+        "minItems": 1,
+        "maxItems": 2048
+       },
+       {
+        "type": "array",
+        "items": {
+         "type": "array",
+         "items": {
+          "type": "integer",
+          "minimum": 0,
+          "maximum": 2147483001
+         },
+         "minItems": 1,
+         "maxItems": 2048
+        },
+        "minItems": 1,
+        "maxItems": 16
+       }
+      ]
+     },
+     "logprobs": {
+      "type": "integer",
+      "minimum": 0,
+      "maximum": 20,
+      "nullable": true
+     },
+     "echo": {
+      "type": "boolean",
+      "nullable": true,
+      "description": "Only false is supported."
+     }
+    }
+   },
+   "ChatCompletionRequest": {
+    "type": "object",
+    "required": [
+     "messages"
+    ],
+    "properties": {
+     "model": {
+      "type": "string",
+      "description": "Accepted and ignored: the server serves one model."
+     },
+     "max_tokens": {
+      "type": "integer",
+      "minimum": 0,
+      "maximum": 2147483002,
+      "nullable": true,
+      "description": "At most the server's --max-tokens-cap, and prompt + max_tokens at most the context."
+     },
+     "temperature": {
+      "type": "number",
+      "minimum": 0,
+      "maximum": 2,
+      "nullable": true,
+      "default": 1
+     },
+     "top_p": {
+      "type": "number",
+      "minimum": 0,
+      "maximum": 1,
+      "nullable": true,
+      "default": 1
+     },
+     "top_k": {
+      "type": "integer",
+      "minimum": 0,
+      "maximum": 1000000,
+      "nullable": true,
+      "default": 0
+     },
+     "min_p": {
+      "type": "number",
+      "minimum": 0,
+      "maximum": 1,
+      "nullable": true,
+      "default": 0
+     },
+     "repetition_penalty": {
+      "type": "number",
+      "minimum": 0.01,
+      "maximum": 100,
+      "nullable": true,
+      "default": 1
+     },
+     "frequency_penalty": {
+      "type": "number",
+      "minimum": -2,
+      "maximum": 2,
+      "nullable": true,
+      "description": "Accepted and ignored."
+     },
+     "presence_penalty": {
+      "type": "number",
+      "minimum": -2,
+      "maximum": 2,
+      "nullable": true,
+      "description": "Accepted and ignored."
+     },
+     "seed": {
+      "type": "integer",
+      "minimum": -9007199254740991,
+      "maximum": 9007199254740991,
+      "nullable": true
+     },
+     "stop": {
+      "oneOf": [
+       {
+        "type": "string"
+       },
+       {
+        "type": "array",
+        "items": {
+         "type": "string"
+        },
+        "maxItems": 4
+       }
+      ],
+      "nullable": true
+     },
+     "n": {
+      "type": "integer",
+      "minimum": 1,
+      "maximum": 8,
+      "nullable": true,
+      "default": 1
+     },
+     "stream": {
+      "type": "boolean",
+      "nullable": true,
+      "default": false
+     },
+     "stream_options": {
+      "type": "object",
+      "nullable": true,
+      "properties": {
+       "include_usage": {
+        "type": "boolean"
+       }
+      }
+     },
+     "user": {
+      "type": "string",
+      "nullable": true
+     },
+     "messages": {
+      "type": "array",
+      "items": {
+       "type": "object",
+       "required": [
+        "role",
+        "content"
+       ],
+       "properties": {
+        "role": {
+         "type": "string",
+         "enum": [
+          "system",
+          "developer",
+          "user",
+          "assistant",
+          "tool"
+         ]
+        },
+        "content": {
+         "oneOf": [
+          {
+           "type": "string"
+          },
+          {
+           "type": "array",
+           "items": {
+            "type": "object",
+            "required": [
+             "type",
+             "text"
+            ],
+            "properties": {
+             "type": {
+              "type": "string",
+              "enum": [
+               "text"
+              ]
+             },
+             "text": {
+              "type": "string"
+             }
+            }
+           }
+          }
+         ],
+         "nullable": true
+        },
+        "name": {
+         "type": "string"
+        }
+       }
+      },
+      "minItems": 1,
+      "maxItems": 64
+     },
+     "max_completion_tokens": {
+      "type": "integer",
+      "minimum": 0,
+      "maximum": 2147483002,
+      "nullable": true
+     },
+     "logprobs": {
+      "type": "boolean",
+      "nullable": true
+     },
+     "top_logprobs": {
+      "type": "integer",
+      "minimum": 0,
+      "maximum": 20,
+      "nullable": true
+     }
+    }
+   },
+   "Completion": {
+    "type": "object",
+    "required": [
+     "id",
+     "object",
+     "created",
+     "model",
+     "choices",
+     "usage"
+    ],
+    "properties": {
+     "id": {
+      "type": "string"
+     },
+     "object": {
+      "type": "string",
+      "enum": [
+       "text_completion"
+      ]
+     },
+     "created": {
+      "type": "integer"
+     },
+     "model": {
+      "type": "string"
+     },
+     "system_fingerprint": {
+      "type": "string"
+     },
+     "usage": {
+      "$ref": "#/components/schemas/Usage"
+     },
+     "choices": {
+      "type": "array",
+      "items": {
+       "type": "object",
+       "required": [
+        "index",
+        "text",
+        "finish_reason"
+       ],
+       "properties": {
+        "index": {
+         "type": "integer"
+        },
+        "text": {
+         "type": "string"
+        },
+        "finish_reason": {
+         "type": "string",
+         "enum": [
+          "stop",
+          "length"
+         ]
+        },
+        "logprobs": {
+         "type": "object",
+         "nullable": true
+        }
+       }
+      }
+     }
+    }
+   },
+   "ChatCompletion": {
+    "type": "object",
+    "required": [
+     "id",
+     "object",
+     "created",
+     "model",
+     "choices",
+     "usage"
+    ],
+    "properties": {
+     "id": {
+      "type": "string"
+     },
+     "object": {
+      "type": "string",
+      "enum": [
+       "chat.completion"
+      ]
+     },
+     "created": {
+      "type": "integer"
+     },
+     "model": {
+      "type": "string"
+     },
+     "system_fingerprint": {
+      "type": "string"
+     },
+     "usage": {
+      "$ref": "#/components/schemas/Usage"
+     },
+     "choices": {
+      "type": "array",
+      "items": {
+       "type": "object",
+       "required": [
+        "index",
+        "message",
+        "finish_reason"
+       ],
+       "properties": {
+        "index": {
+         "type": "integer"
+        },
+        "finish_reason": {
+         "type": "string",
+         "enum": [
+          "stop",
+          "length"
+         ]
+        },
+        "message": {
+         "type": "object",
+         "required": [
+          "role",
+          "content"
+         ],
+         "properties": {
+          "role": {
+           "type": "string"
+          },
+          "content": {
+           "type": "string"
+          }
+         }
+        },
+        "logprobs": {
+         "type": "object",
+         "nullable": true
+        }
+       }
+      }
+     }
+    }
+   },
+   "EmbeddingRequest": {
+    "type": "object",
+    "required": [
+     "input"
+    ],
+    "properties": {
+     "input": {
+      "oneOf": [
+       {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 8192
+       },
+       {
+        "type": "array",
+        "items": {
+         "type": "string",
+         "minLength": 1,
+         "maxLength": 8192
+        },
+        "minItems": 1,
+        "maxItems": 256
+       },
+       {
+        "type": "array",
+        "items": {
+         "type": "integer",
+         "minimum": 0,
+         "maximum": 2147483001
+        },
+        "minItems": 1,
+        "maxItems": 2048
+       },
+       {
+        "type": "array",
+        "items": {
+         "type": "array",
+         "items": {
+          "type": "integer",
+          "minimum": 0,
+          "maximum": 2147483001
+         },
+         "minItems": 1,
+         "maxItems": 2048
+        },
+        "minItems": 1,
+        "maxItems": 256
+       }
+      ]
+     },
+     "model": {
+      "type": "string"
+     },
+     "encoding_format": {
+      "type": "string",
+      "enum": [
+       "float",
+       "base64"
+      ],
+      "default": "float"
+     },
+     "dimensions": {
+      "type": "integer",
+      "minimum": 1,
+      "nullable": true,
+      "description": "Only the model's embedding size."
+     },
+     "user": {
+      "type": "string"
+     }
+    }
+   },
+   "EmbeddingList": {
+    "type": "object",
+    "required": [
+     "object",
+     "data",
+     "model",
+     "usage"
+    ],
+    "properties": {
+     "object": {
+      "type": "string",
+      "enum": [
+       "list"
+      ]
+     },
+     "model": {
+      "type": "string"
+     },
+     "data": {
+      "type": "array",
+      "items": {
+       "type": "object",
+       "required": [
+        "object",
+        "index",
+        "embedding"
+       ],
+       "properties": {
+        "object": {
+         "type": "string",
+         "enum": [
+          "embedding"
+         ]
+        },
+        "index": {
+         "type": "integer"
+        },
+        "embedding": {
+         "oneOf": [
+          {
+           "type": "array",
+           "items": {
+            "type": "number"
+           }
+          },
+          {
+           "type": "string"
+          }
+         ]
+        }
+       }
+      }
+     },
+     "usage": {
+      "type": "object",
+      "properties": {
+       "prompt_tokens": {
+        "type": "integer"
+       },
+       "total_tokens": {
+        "type": "integer"
+       }
+      }
+     }
+    }
+   },
+   "Model": {
+    "type": "object",
+    "required": [
+     "id",
+     "object",
+     "created",
+     "owned_by"
+    ],
+    "properties": {
+     "id": {
+      "type": "string"
+     },
+     "object": {
+      "type": "string",
+      "enum": [
+       "model"
+      ]
+     },
+     "created": {
+      "type": "integer"
+     },
+     "owned_by": {
+      "type": "string"
+     }
+    }
+   },
+   "MemoryAdd": {
+    "type": "object",
+    "required": [
+     "owner",
+     "text"
+    ],
+    "properties": {
+     "owner": {
+      "type": "string",
+      "minLength": 1,
+      "maxLength": 256,
+      "description": "The user or session the entry belongs to; searches see only this owner's entries."
+     },
+     "text": {
+      "type": "string",
+      "minLength": 1,
+      "maxLength": 65536
+     },
+     "source": {
+      "type": "string"
+     },
+     "importance": {
+      "type": "number",
+      "minimum": 0,
+      "maximum": 1
+     }
+    }
+   },
+   "MemorySearch": {
+    "type": "object",
+    "required": [
+     "owner",
+     "query"
+    ],
+    "properties": {
+     "owner": {
+      "type": "string",
+      "minLength": 1,
+      "maxLength": 256,
+      "description": "The user or session the entry belongs to; searches see only this owner's entries."
+     },
+     "query": {
+      "type": "string",
+      "minLength": 1,
+      "maxLength": 65536
+     },
+     "k": {
+      "type": "integer",
+      "minimum": 1,
+      "maximum": 100,
+      "default": 5
+     }
+    }
+   },
+   "MemoryHit": {
+    "type": "object",
+    "required": [
+     "id",
+     "tier",
+     "score",
+     "text",
+     "owner"
+    ],
+    "properties": {
+     "object": {
+      "type": "string"
+     },
+     "id": {
+      "type": "integer"
+     },
+     "tier": {
+      "type": "string"
+     },
+     "score": {
+      "type": "number"
+     },
+     "text": {
+      "type": "string"
+     },
+     "owner": {
+      "type": "string"
+     }
+    }
+   }
+  }
+ }
+}
+"""#
+}
+
+import Foundation

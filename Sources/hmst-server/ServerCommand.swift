@@ -1,0 +1,222 @@
+// hmst-server: the OpenAI-compatible HTTP server over HMSTCore (`hmst serve` execs it).
+// Loads one checkpoint (weights mapped once, shared read-only by every slot), opens the memory
+// directory if given, and serves the routes below on Hummingbird 2 until SIGTERM/SIGINT, which
+// stop accepting, let in-flight requests finish, then save the memory a last time.
+import ArgumentParser
+import Foundation
+import HMSTCore
+import Hummingbird
+import Logging
+
+@main
+struct ServerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hmst-server",
+        abstract: "Serve a checkpoint over an OpenAI-compatible HTTP API (plus hmst memory routes).",
+        discussion: """
+            Routes: GET /health, GET /metrics, GET /openapi.json, GET /v1/models, POST /v1/completions, \
+            POST /v1/chat/completions, POST /v1/embeddings, POST /v1/hmst/ask (501 until the engine lands), \
+            and /v1/hmst/memory/... (with --memory). See README.md, "hmst serve".
+            """)
+
+    @Argument(help: "Checkpoint directory (config.json, model.safetensors, tokenizer.json) or a .gguf file.")
+    var checkpoint: String?
+
+    @Option(help: "Memory directory (episodic/ and semantic/ tiers; created if missing). Without it the memory routes answer 404.")
+    var memory: String?
+
+    @Option(help: "Address to bind; loopback by default. Anything else exposes the server: set --api-key.")
+    var host = "127.0.0.1"
+
+    @Option(help: "Port (0: any free port; the chosen one is printed).")
+    var port = 8080
+
+    @Option(help: "Slots: requests generating at once, each with its own context over the shared weights.")
+    var slots = 4
+
+    @Option(help: "Requests that may wait for a slot; beyond that the server answers 503 with Retry-After.")
+    var queue = 64
+
+    @Option(name: .customLong("api-key"), help: "Accepted API key (repeatable); clients send 'Authorization: Bearer KEY'.")
+    var apiKeys: [String] = []
+
+    @Option(name: .customLong("api-key-file"), help: "File with one accepted API key per line.")
+    var apiKeyFile: String?
+
+    @Option(name: .customLong("n-ctx"), help: "Context length of each slot (0: the model's).")
+    var nCtx = 0
+
+    @Option(help: "Threads per slot's computation (0: CPUs / slots, at least 1).")
+    var threads = 0
+
+    @Option(name: .customLong("max-body-bytes"), help: "Largest request body (413 beyond).")
+    var maxBodyBytes = 1 << 20
+
+    @Option(name: .customLong("max-tokens-cap"), help: "Largest max_tokens a request may ask for (400 beyond).")
+    var maxTokensCap = 4096
+
+    @Option(name: .customLong("default-chat-max-tokens"), help: "max_tokens of a chat request that sets none.")
+    var defaultChatMaxTokens = 256
+
+    @Option(name: .customLong("episodic-max-entries"), help: "Capacity of a new episodic tier (the least important entry is evicted beyond it).")
+    var episodicMaxEntries = 100_000
+
+    @Option(name: .customLong("model-name"), help: "The model id clients see (default: the checkpoint's directory name).")
+    var modelName: String?
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel = "info"
+
+    @Flag(name: .customLong("print-openapi"), help: "Print the OpenAPI document and exit.")
+    var printOpenAPI = false
+
+    func validate() throws {
+        if printOpenAPI { return }
+        guard checkpoint != nil else { throw ValidationError("a checkpoint is required: hmst-server CKPT [options]") }
+        guard slots >= 1, slots <= 256 else { throw ValidationError("--slots must be in 1...256") }
+        guard queue >= 0 else { throw ValidationError("--queue must be >= 0") }
+        guard port >= 0, port <= 65535 else { throw ValidationError("--port must be in 0...65535") }
+        guard threads >= 0 else { throw ValidationError("--threads must be >= 0") }
+        guard maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be >= 1024") }
+        guard maxTokensCap >= 1, defaultChatMaxTokens >= 1 else { throw ValidationError("--max-tokens-cap and --default-chat-max-tokens must be >= 1") }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level must be trace, debug, info, notice, warning, error or critical") }
+    }
+
+    func run() async throws {
+        if printOpenAPI { print(OpenAPIDocument.json(vocabSize: Int(Int32.max), maxTokensCap: maxTokensCap)); return }
+        guard let checkpoint else { return }
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = level
+            return h
+        }
+        var logger = Logger(label: "hmst-server")
+        logger.logLevel = level
+        do {
+            try await serve(checkpoint: checkpoint, logger: logger)
+        } catch let e as HMSTError {
+            logger.critical("\(e.message)")
+            throw ExitCode(1)
+        }
+    }
+
+    private func serve(checkpoint: String, logger: Logger) async throws {
+        // ---- model: mapped once; every slot's Session reads the same weights
+        let perSlot = threads > 0 ? threads : max(1, Threads.cpuCount / slots)
+        try Threads.set(perSlot)
+        let model = try LanguageModel.load(path: checkpoint, options: ModelLoadOptions())
+        for w in model.report.warnings + model.report.placement.warnings { logger.warning("\(w)") }
+        guard let tokenizer = model.tokenizer else {
+            throw HMSTError.unsupported("\(checkpoint) has no tokenizer.json; the server needs one")
+        }
+        let template = try ChatTemplate.load(checkpoint: checkpoint)
+        var sp = SessionParams()
+        sp.nCtx = nCtx
+        sp.nThreads = perSlot
+        var slotList: [Slot] = []
+        for i in 0..<slots { slotList.append(Slot(index: i, session: try Session(decoder: model.decoder, params: sp))) }
+        let ctx = slotList[0].session.nCtx
+        let nSlots = slotList.count
+
+        // ---- memory: both tiers made up front (so no route creates one concurrently), saved once
+        var store: MemoryStore?
+        if let memory {
+            let s = try MemoryStore(directory: memory)
+            var ec = EpisodicMemoryConfig()
+            ec.maxEntries = episodicMaxEntries
+            _ = try s.episodic(creatingFor: model, config: ec)
+            _ = try s.semantic(creatingFor: model)
+            try s.save()
+            store = s
+            logger.info("memory \(memory): \(s.episodic?.count ?? 0) episodic, \(s.semantic?.count ?? 0) semantic entries")
+        }
+
+        var keys = apiKeys
+        if let apiKeyFile {
+            keys += try FileIO.readText(apiKeyFile).split(whereSeparator: \.isNewline)
+                .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
+        if keys.isEmpty && host != "127.0.0.1" && host != "localhost" && host != "::1" {
+            logger.warning("listening on \(host) without an API key: anyone who can reach it can use it")
+        }
+
+        var limits = ServerLimits()
+        limits.maxBodyBytes = maxBodyBytes
+        limits.maxTokensCap = maxTokensCap
+        limits.defaultChatMaxTokens = defaultChatMaxTokens
+        ServerLimits.shared = limits
+        let name = modelName ?? URL(fileURLWithPath: checkpoint).standardizedFileURL.lastPathComponent
+        let state = ServerState(model: model, tokenizer: tokenizer, modelName: name, template: template,
+                                pool: SlotPool(slots: slotList, queueLimit: queue), nCtx: ctx, limits: limits, memory: store)
+
+        let router = ServerCommand.router(state: state, keys: keys.map { Array($0.utf8) }, logger: logger)
+        let app = Application(
+            router: router,
+            configuration: .init(address: .hostname(host, port: port), serverName: "hmst"),
+            onServerRunning: { channel in
+                let p = channel.localAddress?.port ?? 0
+                // the line tests and scripts wait for
+                print("hmst-server: listening on http://\(host):\(p) (model \(name), \(ctx)-token context, \(nSlots) slots)")
+                fflush(stdout)
+            },
+            logger: logger)
+        try await app.runService()
+        // SIGTERM/SIGINT: in-flight requests have drained; make the last save
+        if let p = state.persister { try p.flush() }
+        logger.info("stopped; memory saved")
+    }
+
+    static func jsonResponse(_ v: JSONValue) -> Response {
+        Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(string: v.serialized + "\n")))
+    }
+
+    static func router(state: ServerState, keys: [[UInt8]], logger: Logger) -> Router<ServerContext> {
+        let router = Router(context: ServerContext.self)
+        router.add(middleware: RequestLogMiddleware(logger: logger, metrics: state.metrics))
+        router.add(middleware: ErrorShapeMiddleware<ServerContext>())
+        router.add(middleware: APIKeyMiddleware<ServerContext>(keys: keys))
+
+        let json = ServerCommand.jsonResponse
+        let modelJSON: JSONValue = .object([("id", .string(state.modelName)), ("object", .string("model")),
+                                            ("created", .number(Double(state.created))), ("owned_by", .string("hmst"))])
+
+        router.get("/health") { _, _ in
+            json(.object([("status", .string("ok")), ("slots", .number(Double(state.pool.slots.count))),
+                          ("slots_busy", .number(Double(state.pool.busy))), ("queue_depth", .number(Double(state.pool.queueDepth)))]))
+        }
+        router.get("/metrics") { _, _ in
+            let text = state.metrics.render(slots: state.pool.slots.count, busySlots: state.pool.busy,
+                                            queueDepth: state.pool.queueDepth, queueLimit: state.pool.queueLimit)
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
+        }
+        let openAPI = OpenAPIDocument.json(vocabSize: state.tokenizer.vocabSize, maxTokensCap: state.limits.maxTokensCap)
+        router.get("/openapi.json") { _, _ in
+            Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(string: openAPI)))
+        }
+        router.get("/v1/models") { _, _ in json(.object([("object", .string("list")), ("data", .array([modelJSON]))])) }
+        router.get("/v1/models/{model}") { _, context in
+            let id = context.parameters.get("model") ?? ""
+            guard id == state.modelName else { throw APIError.notFound("no model '\(id)'; this server serves '\(state.modelName)'", param: "model", code: "model_not_found") }
+            return json(modelJSON)
+        }
+        let completions = CompletionRoutes(state: state)
+        router.post("/v1/completions") { r, c in try await completions.handle(r, c, kind: .text) }
+        router.post("/v1/chat/completions") { r, c in try await completions.handle(r, c, kind: .chat) }
+        let embeddings = EmbeddingRoutes(state: state)
+        router.post("/v1/embeddings") { r, c in try await embeddings.handle(r, c) }
+        router.post("/v1/hmst/ask") { _, _ -> Response in
+            throw APIError(status: .notImplemented,
+                           message: "the hmst engine (answers with confidence, decisions and citations) is not built into this server yet; /v1/hmst/ask answers 501 until it lands",
+                           type: "not_implemented_error", param: nil, code: "engine_unavailable")
+        }
+        let mem = MemoryRoutes(state: state)
+        router.post("/v1/hmst/memory/{tier}/entries") { r, c in try await mem.add(r, c) }
+        router.get("/v1/hmst/memory/{tier}/entries") { r, c in try await mem.list(r, c) }
+        router.delete("/v1/hmst/memory/{tier}/entries") { r, c in try await mem.deleteOwner(r, c) }
+        router.delete("/v1/hmst/memory/{tier}/entries/{id}") { r, c in try await mem.deleteOne(r, c) }
+        router.post("/v1/hmst/memory/{tier}/search") { r, c in try await mem.search(r, c) }
+        router.get("/v1/hmst/memory/stats") { r, c in try await mem.stats(r, c) }
+        return router
+    }
+}

@@ -1,0 +1,90 @@
+// SlotPool: a fixed number of slots, each one Session (KV cache + workspace) over the one
+// loaded Decoder, whose weights are mapped once and shared read-only; and a bounded queue of
+// requests waiting for a slot. A request that finds every slot busy and the queue full is
+// refused at once (503 + Retry-After) rather than queued without bound.
+// Model work is blocking CPU work, so it runs on the slot's own serial DispatchQueue, never on
+// the event loops or the Swift concurrency pool that serve the other connections.
+import Dispatch
+import Foundation
+import HMSTCore
+
+final class Slot: @unchecked Sendable {
+    let index: Int
+    let session: Session
+    let queue: DispatchQueue
+
+    init(index: Int, session: Session) {
+        self.index = index
+        self.session = session
+        queue = DispatchQueue(label: "hmst.slot.\(index)")
+    }
+}
+
+final class SlotPool: @unchecked Sendable {
+    let slots: [Slot]
+    let queueLimit: Int
+    private let lock = NSLock()
+    private var free: [Slot]
+    private var waiters: [CheckedContinuation<Slot, Error>] = []
+
+    init(slots: [Slot], queueLimit: Int) {
+        self.slots = slots
+        self.queueLimit = queueLimit
+        free = slots.reversed()
+    }
+
+    var busy: Int { lock.lock(); defer { lock.unlock() }; return slots.count - free.count }
+    var queueDepth: Int { lock.lock(); defer { lock.unlock() }; return waiters.count }
+
+    /// A free slot, or a place in the queue; APIError.busy when the queue is full.
+    func acquire() async throws -> Slot {
+        // Waiters are not cancelled: Hummingbird does not cancel a handler whose client left,
+        // and a queued request costs nothing but its place; it gets its slot in arrival order.
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Slot, Error>) in takeOrWait(c) }
+    }
+
+    private func takeOrWait(_ c: CheckedContinuation<Slot, Error>) {
+        lock.lock()
+        if let s = free.popLast() {
+            lock.unlock()
+            c.resume(returning: s)
+        } else if waiters.count >= queueLimit {
+            lock.unlock()
+            c.resume(throwing: APIError.busy(retryAfterSeconds: 1))
+        } else {
+            waiters.append(c)
+            lock.unlock()
+        }
+    }
+
+    /// Hands the slot to the oldest waiter, or back to the free list.
+    func release(_ slot: Slot) {
+        lock.lock()
+        if !waiters.isEmpty {
+            let w = waiters.removeFirst()
+            lock.unlock()
+            w.resume(returning: slot)
+            return
+        }
+        free.append(slot)
+        lock.unlock()
+    }
+
+    /// Runs body on an acquired slot's queue, releasing the slot when body returns.
+    func run<T: Sendable>(_ body: @escaping @Sendable (Slot) throws -> T) async throws -> T {
+        let slot = try await acquire()
+        return try await SlotPool.onQueue(slot) { s in
+            defer { self.release(s) }
+            return try body(s)
+        }
+    }
+
+    /// Runs body on the slot's queue (the caller owns the slot).
+    static func onQueue<T: Sendable>(_ slot: Slot, _ body: @escaping @Sendable (Slot) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<T, Error>) in
+            slot.queue.async {
+                do { c.resume(returning: try body(slot)) } catch { c.resume(throwing: error) }
+            }
+        }
+    }
+}

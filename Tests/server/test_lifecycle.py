@@ -1,0 +1,80 @@
+"""A client that disconnects cancels its generation; SIGTERM lets in-flight requests finish,
+saves the memory and exits 0."""
+import json
+import re
+import signal
+import socket
+import threading
+import time
+
+import requests
+
+
+def metric(server, name):
+    text = requests.get(server.url + "/metrics", headers=server.headers()).text
+    m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
+    return float(m.group(1))
+
+
+def test_disconnect_cancels_streaming_generation(start_server):
+    s = start_server(memory=None, slots=1)
+    body = {"prompt": "A long story", "max_tokens": 900, "temperature": 0, "stream": True}
+    r = requests.post(s.url + "/v1/completions", headers=s.headers(), json=body, stream=True, timeout=60)
+    lines = r.iter_lines()
+    got = 0
+    for line in lines:
+        if line.startswith(b"data: "):
+            got += 1
+            if got == 3:
+                break
+    r.close()  # disconnect mid-stream
+    deadline = time.time() + 20
+    while time.time() < deadline and metric(s, "hmst_cancelled_total") < 1:
+        time.sleep(0.1)
+    assert metric(s, "hmst_cancelled_total") == 1
+    assert metric(s, "hmst_completion_tokens_total") < 900
+    # the slot is free again
+    ok = requests.post(s.url + "/v1/completions", headers=s.headers(), json={"prompt": "x", "max_tokens": 2}, timeout=30)
+    assert ok.status_code == 200
+
+
+def test_disconnect_cancels_plain_generation(start_server):
+    s = start_server(memory=None, slots=1)
+    payload = json.dumps({"prompt": "A long story", "max_tokens": 900, "temperature": 0}).encode()
+    host, port = s.url.split("//")[1].split(":")
+    sock = socket.create_connection((host, int(port)))
+    sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 + f"Authorization: Bearer {s.key}\r\nContent-Length: {len(payload)}\r\n\r\n".encode() + payload)
+    time.sleep(0.3)
+    sock.close()
+    deadline = time.time() + 20
+    while time.time() < deadline and metric(s, "hmst_cancelled_total") < 1:
+        time.sleep(0.1)
+    assert metric(s, "hmst_cancelled_total") == 1
+    assert metric(s, "hmst_completion_tokens_total") < 900
+
+
+def test_sigterm_drains_and_saves(start_server, tmp_path):
+    mem = str(tmp_path / "mem")
+    s = start_server(memory=mem, slots=1)
+    result = {}
+
+    def slow():
+        r = requests.post(s.url + "/v1/completions", headers=s.headers(),
+                          json={"prompt": "drain", "max_tokens": 200, "temperature": 0}, timeout=60)
+        result["status"] = r.status_code
+        result["tokens"] = r.json()["usage"]["completion_tokens"]
+
+    r = requests.post(s.url + "/v1/hmst/memory/semantic/entries", headers=s.headers(), json={"owner": "o", "text": "kept"})
+    assert r.status_code == 200
+    t = threading.Thread(target=slow)
+    t.start()
+    time.sleep(0.3)
+    s.proc.send_signal(signal.SIGTERM)
+    t.join()
+    assert s.proc.wait(timeout=30) == 0, s.log
+    assert result["status"] == 200 and result["tokens"] >= 1
+    assert "stopped; memory saved" in s.log
+    s2 = start_server(memory=mem, slots=1)
+    listed = requests.get(s2.url + "/v1/hmst/memory/semantic/entries", params={"owner": "o"}, headers=s2.headers()).json()
+    assert [e["text"] for e in listed["data"]] == ["kept"]

@@ -1,0 +1,175 @@
+"""The official openai client, unchanged, against hmst-server: completions, chat, streaming,
+embeddings, models and errors. The model is an untrained micro checkpoint, so the text is
+noise; the tests check what must hold for any weights: greedy determinism, agreement with
+`hmst generate`, token counts, stop strings, log-probabilities and error shapes."""
+import math
+import subprocess
+
+import numpy as np
+import openai
+import pytest
+import requests
+
+from conftest import CLI_BIN, FIXTURE
+
+
+def test_models(server):
+    c = server.client()
+    models = c.models.list().data
+    assert len(models) == 1 and models[0].id == "micro" and models[0].owned_by == "hmst"
+    assert c.models.retrieve("micro").id == "micro"
+    with pytest.raises(openai.NotFoundError) as e:
+        c.models.retrieve("nope")
+    assert e.value.body["code"] == "model_not_found"
+
+
+def test_completion_greedy_matches_cli(server):
+    """Greedy text from the server equals `hmst generate --temperature 0` on the same prompt."""
+    c = server.client()
+    r = c.completions.create(model="micro", prompt="The license", max_tokens=12, temperature=0)
+    text = r.choices[0].text
+    assert r.object == "text_completion" and r.choices[0].finish_reason in ("length", "stop")
+    assert 1 <= r.usage.completion_tokens <= 12
+    assert r.usage.total_tokens == r.usage.prompt_tokens + r.usage.completion_tokens
+    out = subprocess.run([CLI_BIN, "generate", FIXTURE, "--prompt", "The license", "--max-length", "12",
+                          "--temperature", "0", "--threads", "1"], capture_output=True, check=True).stdout
+    # the untrained model emits invalid UTF-8; the server sends U+FFFD for it, as Python's "replace"
+    assert out.decode("utf-8", "replace") == "The license" + text + "\n"
+    # same request, same text (another slot may serve it)
+    again = c.completions.create(model="micro", prompt="The license", max_tokens=12, temperature=0)
+    assert again.choices[0].text == text
+
+
+def test_completion_token_prompt_and_usage(server):
+    c = server.client()
+    r = c.completions.create(model="micro", prompt=[5, 6, 7, 8], max_tokens=3, temperature=0)
+    assert r.usage.prompt_tokens == 4
+    assert r.usage.completion_tokens == 3 and r.choices[0].finish_reason == "length"
+    # two prompts x n=2: four choices, prompt tokens counted once per prompt
+    r = c.completions.create(model="micro", prompt=[[5, 6], [7, 8, 9]], max_tokens=2, n=2, temperature=0.8, seed=3)
+    assert [ch.index for ch in r.choices] == [0, 1, 2, 3]
+    assert r.usage.prompt_tokens == 5 and r.usage.completion_tokens == 8
+
+
+def test_seeded_sampling_is_reproducible(server):
+    c = server.client()
+    kw = dict(model="micro", prompt="Apache License", max_tokens=10, temperature=1.0, top_p=0.9,
+              extra_body={"top_k": 40, "min_p": 0.01})
+    a = c.completions.create(seed=42, **kw).choices[0].text
+    b = c.completions.create(seed=42, **kw).choices[0].text
+    assert a == b
+    others = {c.completions.create(seed=s, **kw).choices[0].text for s in range(1, 6)}
+    assert len(others | {a}) > 1, "different seeds should not all give the same text"
+
+
+def test_stop_string_truncates(server):
+    c = server.client()
+    full = c.completions.create(model="micro", prompt="GNU General", max_tokens=16, temperature=0).choices[0].text
+    assert len(full) >= 4
+    stop = full[2:4]
+    cut = c.completions.create(model="micro", prompt="GNU General", max_tokens=16, temperature=0, stop=[stop])
+    assert cut.choices[0].text == full[:full.index(stop)]
+    assert cut.choices[0].finish_reason == "stop"
+
+
+def test_logprobs(server):
+    c = server.client()
+    r = c.chat.completions.create(model="micro", messages=[{"role": "user", "content": "Hello"}], max_tokens=4,
+                                  temperature=0, logprobs=True, top_logprobs=3)
+    content = r.choices[0].logprobs.content
+    assert len(content) == r.usage.completion_tokens
+    for t in content:
+        assert t.logprob <= 0 and len(t.top_logprobs) == 3
+        # greedy: the sampled token is the most likely one
+        assert t.top_logprobs[0].token == t.token and math.isclose(t.top_logprobs[0].logprob, t.logprob, rel_tol=1e-6)
+        assert t.top_logprobs[0].logprob >= t.top_logprobs[1].logprob >= t.top_logprobs[2].logprob
+    # the tokens' bytes are the text's bytes (tokens may split characters, so join bytes, not strings)
+    joined = b"".join(bytes(t.bytes) for t in content).decode("utf-8", "replace")
+    assert joined == r.choices[0].message.content
+    cr = c.completions.create(model="micro", prompt="The", max_tokens=3, temperature=0, logprobs=2)
+    lp = cr.choices[0].logprobs
+    assert len(lp.tokens) == len(lp.token_logprobs) == len(lp.top_logprobs) == 3
+    assert all(len(d) <= 2 for d in lp.top_logprobs) and lp.text_offset[0] == 0
+
+
+def test_chat_and_streaming_agree(server):
+    c = server.client()
+    msgs = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is a license?"}]
+    full = c.chat.completions.create(model="micro", messages=msgs, max_tokens=20, temperature=0)
+    assert full.object == "chat.completion" and full.choices[0].message.role == "assistant"
+    parts, finish, usage = [], None, None
+    for chunk in c.chat.completions.create(model="micro", messages=msgs, max_tokens=20, temperature=0, stream=True):
+        assert chunk.object == "chat.completion.chunk"
+        for ch in chunk.choices:
+            if ch.delta.content:
+                parts.append(ch.delta.content)
+            finish = ch.finish_reason or finish
+        usage = chunk.usage or usage
+    assert "".join(parts) == full.choices[0].message.content
+    assert finish == full.choices[0].finish_reason
+    assert usage.completion_tokens == full.usage.completion_tokens and usage.prompt_tokens == full.usage.prompt_tokens
+
+
+def test_completion_streaming_with_usage_chunk(server):
+    c = server.client()
+    full = c.completions.create(model="micro", prompt="Copyright", max_tokens=15, temperature=0).choices[0].text
+    chunks = list(c.completions.create(model="micro", prompt="Copyright", max_tokens=15, temperature=0, stream=True,
+                                       stream_options={"include_usage": True}))
+    assert "".join(ch.choices[0].text for ch in chunks if ch.choices) == full
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 15
+
+
+def test_embeddings(server):
+    c = server.client()
+    # the client asks for base64 by default and decodes it; ask for floats too
+    r = c.embeddings.create(model="micro", input=["free software", "free software", "warranty"])
+    v = np.array([d.embedding for d in r.data], dtype=np.float64)
+    assert v.shape == (3, 256)
+    assert np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-5)
+    assert np.array_equal(v[0], v[1]) and not np.allclose(v[0], v[2])
+    f = c.embeddings.create(model="micro", input="warranty", encoding_format="float")
+    assert np.allclose(f.data[0].embedding, v[2], atol=1e-7)
+    assert r.usage.prompt_tokens > 0 and r.usage.total_tokens == r.usage.prompt_tokens
+
+
+def test_errors_have_openai_shape(server):
+    c = server.client()
+    with pytest.raises(openai.BadRequestError) as e:
+        c.completions.create(model="micro", prompt="x", max_tokens=5000)
+    assert e.value.body["code"] == "context_length_exceeded" and e.value.body["param"] == "max_tokens"
+    with pytest.raises(openai.BadRequestError) as e:
+        c.chat.completions.create(model="micro", messages=[], max_tokens=2)
+    assert e.value.body["param"] == "messages"
+    with pytest.raises(openai.BadRequestError) as e:
+        c.completions.create(model="micro", prompt="x", temperature=3)
+    assert e.value.body["param"] == "temperature" and e.value.body["type"] == "invalid_request_error"
+    with pytest.raises(openai.AuthenticationError) as e:
+        openai.OpenAI(base_url=server.url + "/v1", api_key="wrong", max_retries=0).models.list()
+    assert e.value.body["code"] == "invalid_api_key"
+    # raw HTTP: unknown route, bad JSON, oversized body, the engine's 501; /health needs no key
+    h = server.headers()
+    r = requests.get(server.url + "/v1/nothing", headers=h)
+    assert r.status_code == 404 and set(r.json()["error"]) == {"message", "type", "param", "code"}
+    r = requests.post(server.url + "/v1/completions", headers=h, data=b"{not json")
+    assert r.status_code == 400 and "JSON" in r.json()["error"]["message"]
+    r = requests.post(server.url + "/v1/completions", headers=h, data=b"x" * (2 << 20))
+    assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"
+    r = requests.post(server.url + "/v1/hmst/ask", headers=h, json={"question": "?"})
+    assert r.status_code == 501 and r.json()["error"]["code"] == "engine_unavailable"
+    assert requests.get(server.url + "/health").json()["status"] == "ok"
+    assert requests.get(server.url + "/metrics").status_code == 401
+
+
+def test_metrics(server):
+    c = server.client()
+    c.completions.create(model="micro", prompt="metrics", max_tokens=4, temperature=0)
+    text = requests.get(server.url + "/metrics", headers=server.headers()).text
+    vals = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            k, v = line.rsplit(" ", 1)
+            vals[k] = float(v)
+    assert vals['hmst_requests_total{route="/v1/completions",method="POST",status="200"}'] >= 1
+    assert vals["hmst_completion_tokens_total"] >= 4 and vals["hmst_slots"] == 2
+    assert vals["hmst_time_to_first_token_seconds_count"] >= 1 and "hmst_queue_depth" in vals
+    assert vals["hmst_decode_tokens_per_second"] > 0

@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+# Writes Sources/hmst-server/OpenAPI.swift: the OpenAPI 3.0 document of hmst-server as a Swift
+# string (served at /openapi.json). Edit the schemas here, run this, commit both.
+import json
+import os
+def ref(n): return {"$ref": f"#/components/schemas/{n}"}
+err_resp = {"description": "An error in OpenAI's shape", "content": {"application/json": {"schema": ref("Error")}}}
+def errors(*codes):
+    d = {}
+    for c in codes: d[str(c)] = {"$ref": "#/components/responses/Error"}
+    return d
+def ok(schema, desc="OK", ctype="application/json", extra=None):
+    content = {ctype: {"schema": schema}}
+    if extra: content.update(extra)
+    return {"200": {"description": desc, "content": content}}
+def body(schema): return {"required": True, "content": {"application/json": {"schema": schema}}}
+std = (400, 401, 413, 503)
+# placeholders the server replaces with its own numbers when it serves the document
+VOCAB_MAX, TOKENS_CAP = 2147483001, 2147483002
+tokens_arr = {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": VOCAB_MAX}, "minItems": 1, "maxItems": 2048}
+prompt = {"oneOf": [
+    {"type": "string", "minLength": 1, "maxLength": 8192},
+    {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 8192}, "minItems": 1, "maxItems": 16},
+    tokens_arr,
+    {"type": "array", "items": tokens_arr, "minItems": 1, "maxItems": 16}]}
+stop = {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "maxItems": 4}], "nullable": True}
+sampling = {
+    "model": {"type": "string", "description": "Accepted and ignored: the server serves one model."},
+    "max_tokens": {"type": "integer", "minimum": 0, "maximum": TOKENS_CAP, "nullable": True, "description": "At most the server's --max-tokens-cap, and prompt + max_tokens at most the context."},
+    "temperature": {"type": "number", "minimum": 0, "maximum": 2, "nullable": True, "default": 1},
+    "top_p": {"type": "number", "minimum": 0, "maximum": 1, "nullable": True, "default": 1},
+    "top_k": {"type": "integer", "minimum": 0, "maximum": 1000000, "nullable": True, "default": 0},
+    "min_p": {"type": "number", "minimum": 0, "maximum": 1, "nullable": True, "default": 0},
+    "repetition_penalty": {"type": "number", "minimum": 0.01, "maximum": 100, "nullable": True, "default": 1},
+    "frequency_penalty": {"type": "number", "minimum": -2, "maximum": 2, "nullable": True, "description": "Accepted and ignored."},
+    "presence_penalty": {"type": "number", "minimum": -2, "maximum": 2, "nullable": True, "description": "Accepted and ignored."},
+    "seed": {"type": "integer", "minimum": -9007199254740991, "maximum": 9007199254740991, "nullable": True},
+    "stop": stop,
+    "n": {"type": "integer", "minimum": 1, "maximum": 8, "nullable": True, "default": 1},
+    "stream": {"type": "boolean", "nullable": True, "default": False},
+    "stream_options": {"type": "object", "nullable": True, "properties": {"include_usage": {"type": "boolean"}}},
+    "user": {"type": "string", "nullable": True},
+}
+completion_req = {"type": "object", "required": ["prompt"], "properties": dict(sampling, prompt=prompt,
+    logprobs={"type": "integer", "minimum": 0, "maximum": 20, "nullable": True},
+    echo={"type": "boolean", "nullable": True, "description": "Only false is supported."})}
+message = {"type": "object", "required": ["role", "content"], "properties": {
+    "role": {"type": "string", "enum": ["system", "developer", "user", "assistant", "tool"]},
+    "content": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "object", "required": ["type", "text"], "properties": {
+        "type": {"type": "string", "enum": ["text"]}, "text": {"type": "string"}}}}], "nullable": True},
+    "name": {"type": "string"}}}
+chat_req = {"type": "object", "required": ["messages"], "properties": dict(sampling,
+    messages={"type": "array", "items": message, "minItems": 1, "maxItems": 64},
+    max_completion_tokens={"type": "integer", "minimum": 0, "maximum": TOKENS_CAP, "nullable": True},
+    logprobs={"type": "boolean", "nullable": True},
+    top_logprobs={"type": "integer", "minimum": 0, "maximum": 20, "nullable": True})}
+usage = {"type": "object", "required": ["prompt_tokens", "completion_tokens", "total_tokens"], "properties": {
+    "prompt_tokens": {"type": "integer"}, "completion_tokens": {"type": "integer"}, "total_tokens": {"type": "integer"}}}
+finish = {"type": "string", "enum": ["stop", "length"]}
+completion = {"type": "object", "required": ["id", "object", "created", "model", "choices", "usage"], "properties": {
+    "id": {"type": "string"}, "object": {"type": "string", "enum": ["text_completion"]}, "created": {"type": "integer"},
+    "model": {"type": "string"}, "system_fingerprint": {"type": "string"}, "usage": ref("Usage"),
+    "choices": {"type": "array", "items": {"type": "object", "required": ["index", "text", "finish_reason"], "properties": {
+        "index": {"type": "integer"}, "text": {"type": "string"}, "finish_reason": finish,
+        "logprobs": {"type": "object", "nullable": True}}}}}}
+chat = {"type": "object", "required": ["id", "object", "created", "model", "choices", "usage"], "properties": {
+    "id": {"type": "string"}, "object": {"type": "string", "enum": ["chat.completion"]}, "created": {"type": "integer"},
+    "model": {"type": "string"}, "system_fingerprint": {"type": "string"}, "usage": ref("Usage"),
+    "choices": {"type": "array", "items": {"type": "object", "required": ["index", "message", "finish_reason"], "properties": {
+        "index": {"type": "integer"}, "finish_reason": finish,
+        "message": {"type": "object", "required": ["role", "content"], "properties": {"role": {"type": "string"}, "content": {"type": "string"}}},
+        "logprobs": {"type": "object", "nullable": True}}}}}}
+# before OpenAPI 3.2 the schema of text/event-stream describes one event
+sse = {"text/event-stream": {"schema": {"type": "object", "required": ["data"],
+    "description": "Server-sent events: `data: <chunk JSON>` per event, then `data: [DONE]`.",
+    "properties": {"data": {"type": "string"}}}}}
+emb_req = {"type": "object", "required": ["input"], "properties": {
+    "input": {"oneOf": [{"type": "string", "minLength": 1, "maxLength": 8192}, {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 8192}, "minItems": 1, "maxItems": 256},
+                        tokens_arr, {"type": "array", "items": tokens_arr, "minItems": 1, "maxItems": 256}]},
+    "model": {"type": "string"},
+    "encoding_format": {"type": "string", "enum": ["float", "base64"], "default": "float"},
+    "dimensions": {"type": "integer", "minimum": 1, "nullable": True, "description": "Only the model's embedding size."},
+    "user": {"type": "string"}}}
+emb = {"type": "object", "required": ["object", "data", "model", "usage"], "properties": {
+    "object": {"type": "string", "enum": ["list"]}, "model": {"type": "string"},
+    "data": {"type": "array", "items": {"type": "object", "required": ["object", "index", "embedding"], "properties": {
+        "object": {"type": "string", "enum": ["embedding"]}, "index": {"type": "integer"},
+        "embedding": {"oneOf": [{"type": "array", "items": {"type": "number"}}, {"type": "string"}]}}}},
+    "usage": {"type": "object", "properties": {"prompt_tokens": {"type": "integer"}, "total_tokens": {"type": "integer"}}}}}
+model_obj = {"type": "object", "required": ["id", "object", "created", "owned_by"], "properties": {
+    "id": {"type": "string"}, "object": {"type": "string", "enum": ["model"]}, "created": {"type": "integer"}, "owned_by": {"type": "string"}}}
+owner = {"type": "string", "minLength": 1, "maxLength": 256, "description": "The user or session the entry belongs to; searches see only this owner's entries."}
+tier1 = {"name": "tier", "in": "path", "required": True, "schema": {"type": "string", "enum": ["episodic", "semantic"]}}
+tier2 = {"name": "tier", "in": "path", "required": True, "schema": {"type": "string", "enum": ["episodic", "semantic", "both"]}}
+owner_q = {"name": "owner", "in": "query", "required": True, "schema": owner}
+mem_add = {"type": "object", "required": ["owner", "text"], "properties": {
+    "owner": owner, "text": {"type": "string", "minLength": 1, "maxLength": 65536},
+    "source": {"type": "string"}, "importance": {"type": "number", "minimum": 0, "maximum": 1}}}
+mem_search = {"type": "object", "required": ["owner", "query"], "properties": {
+    "owner": owner, "query": {"type": "string", "minLength": 1, "maxLength": 65536}, "k": {"type": "integer", "minimum": 1, "maximum": 100, "default": 5}}}
+hit = {"type": "object", "required": ["id", "tier", "score", "text", "owner"], "properties": {
+    "object": {"type": "string"}, "id": {"type": "integer"}, "tier": {"type": "string"}, "score": {"type": "number"},
+    "text": {"type": "string"}, "owner": {"type": "string"}}}
+doc = {
+  "openapi": "3.0.3",
+  "info": {"title": "hmst serve", "version": "0.1.0",
+           "description": "OpenAI-compatible HTTP API of hmst-server (`hmst serve`), plus hmst's memory and engine routes. Errors use OpenAI's shape."},
+  "servers": [{"url": "http://127.0.0.1:8080"}],
+  "security": [{}, {"bearerAuth": []}],
+  "paths": {
+    "/health": {"get": {"operationId": "health", "security": [], "summary": "Liveness; never needs a key.",
+        "responses": ok({"type": "object", "required": ["status"], "properties": {"status": {"type": "string", "enum": ["ok"]},
+            "slots": {"type": "integer"}, "slots_busy": {"type": "integer"}, "queue_depth": {"type": "integer"}}})}},
+    "/metrics": {"get": {"operationId": "metrics", "summary": "Prometheus text format.",
+        "responses": dict(ok({"type": "string"}, ctype="text/plain"), **errors(401))}},
+    "/openapi.json": {"get": {"operationId": "openapi", "summary": "This document.", "responses": dict(ok({"type": "object"}), **errors(401))}},
+    "/v1/models": {"get": {"operationId": "listModels", "responses": dict(ok({"type": "object", "required": ["object", "data"], "properties": {
+        "object": {"type": "string", "enum": ["list"]}, "data": {"type": "array", "items": ref("Model")}}}), **errors(401))}},
+    "/v1/models/{model}": {"get": {"operationId": "retrieveModel",
+        "parameters": [{"name": "model", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "responses": dict(ok(ref("Model")), **errors(401, 404))}},
+    "/v1/completions": {"post": {"operationId": "createCompletion", "requestBody": body(ref("CompletionRequest")),
+        "responses": dict({"200": {"description": "A completion, or server-sent events with stream: true",
+            "content": dict({"application/json": {"schema": ref("Completion")}}, **sse)}}, **errors(*std))}},
+    "/v1/chat/completions": {"post": {"operationId": "createChatCompletion", "requestBody": body(ref("ChatCompletionRequest")),
+        "responses": dict({"200": {"description": "A chat completion, or server-sent events with stream: true",
+            "content": dict({"application/json": {"schema": ref("ChatCompletion")}}, **sse)}}, **errors(*std))}},
+    "/v1/embeddings": {"post": {"operationId": "createEmbedding", "requestBody": body(ref("EmbeddingRequest")),
+        "responses": dict(ok(ref("EmbeddingList")), **errors(*std))}},
+    "/v1/hmst/ask": {"post": {"operationId": "ask", "summary": "The engine: answer, confidence, decisions, citations. Answers 501 until the engine is built in.",
+        "requestBody": {"required": False, "content": {"application/json": {"schema": {"type": "object"}}}},
+        "responses": dict(errors(401, 501))}},
+    "/v1/hmst/memory/{tier}/entries": {
+        "post": {"operationId": "addMemory", "parameters": [tier1], "requestBody": body(ref("MemoryAdd")),
+            "responses": dict(ok({"type": "object", "required": ["id", "tier", "owner"], "properties": {
+                "object": {"type": "string"}, "id": {"type": "integer"}, "tier": {"type": "string"}, "owner": {"type": "string"}, "saved": {"type": "boolean"}}}),
+                **errors(400, 401, 404, 413, 503))},
+        "get": {"operationId": "listMemories", "summary": "One owner's entries, ids ascending.", "parameters": [tier2, owner_q],
+            "responses": dict(ok({"type": "object", "required": ["object", "data"], "properties": {
+                "object": {"type": "string", "enum": ["list"]}, "data": {"type": "array", "items": {"type": "object", "required": ["id", "tier", "text", "owner"], "properties": {
+                    "object": {"type": "string"}, "id": {"type": "integer"}, "tier": {"type": "string"}, "text": {"type": "string"}, "owner": {"type": "string"}}}}}}),
+                **errors(400, 401, 404))},
+        "delete": {"operationId": "deleteOwnerMemories", "summary": "Every entry of one owner.", "parameters": [tier2, owner_q],
+            "responses": dict(ok({"type": "object", "required": ["owner", "tier", "deleted"], "properties": {
+                "object": {"type": "string"}, "owner": {"type": "string"}, "tier": {"type": "string"}, "deleted": {"type": "integer"}}}),
+                **errors(400, 401, 404))}},
+    "/v1/hmst/memory/{tier}/entries/{id}": {
+        "delete": {"operationId": "deleteMemory", "parameters": [tier1, {"name": "id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}, owner_q],
+            "responses": dict(ok({"type": "object", "required": ["id", "tier", "deleted"], "properties": {
+                "object": {"type": "string"}, "id": {"type": "integer"}, "tier": {"type": "string"}, "deleted": {"type": "boolean"}}}),
+                **errors(400, 401, 404))}},
+    "/v1/hmst/memory/{tier}/search": {
+        "post": {"operationId": "searchMemory", "parameters": [tier2], "requestBody": body(ref("MemorySearch")),
+            "responses": dict(ok({"type": "object", "required": ["object", "data"], "properties": {
+                "object": {"type": "string", "enum": ["list"]}, "data": {"type": "array", "items": ref("MemoryHit")}}}),
+                **errors(400, 401, 404, 413, 503))}},
+    "/v1/hmst/memory/stats": {
+        "get": {"operationId": "memoryStats", "parameters": [dict(owner_q, required=False)],
+            "responses": dict(ok({"type": "object", "required": ["episodic", "semantic"], "properties": {
+                "object": {"type": "string"}, "directory": {"type": "string"}, "saves": {"type": "integer"},
+                "episodic": {"type": "object"}, "semantic": {"type": "object"}}}), **errors(400, 401, 404))}},
+  },
+  "components": {
+    "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
+    "responses": {"Error": err_resp},
+    "schemas": {
+      "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["message", "type", "param", "code"], "properties": {
+          "message": {"type": "string"}, "type": {"type": "string"}, "param": {"type": "string", "nullable": True}, "code": {"type": "string", "nullable": True}}}}},
+      "Usage": usage, "CompletionRequest": completion_req, "ChatCompletionRequest": chat_req, "Completion": completion,
+      "ChatCompletion": chat, "EmbeddingRequest": emb_req, "EmbeddingList": emb, "Model": model_obj,
+      "MemoryAdd": mem_add, "MemorySearch": mem_search, "MemoryHit": hit,
+    }},
+}
+text = json.dumps(doc, indent=1)
+assert '"""#' not in text
+swift = '''// The OpenAPI 3.0 document of hmst-server, served at GET /openapi.json and printed by
+// `hmst-server --print-openapi`. It describes every route, the request schemas with the
+// server's limits, and the error shape; Tests/server/test_schemathesis.py fuzzes the server
+// against it. Keep it in step with the routes (ServerCommand.swift) and their checks.
+// Written by tools/make_openapi.py: edit the schemas there. Two numbers are placeholders that
+// the server replaces with its own when it serves the document: the largest token id
+// (2147483001) and --max-tokens-cap (2147483002).
+
+enum OpenAPIDocument {
+    static func json(vocabSize: Int, maxTokensCap: Int) -> String {
+        template.replacingOccurrences(of: "2147483001", with: String(max(0, vocabSize - 1)))
+            .replacingOccurrences(of: "2147483002", with: String(maxTokensCap))
+    }
+
+    static let template = #"""
+''' + text + '''
+"""#
+}
+
+import Foundation
+'''
+open(os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'Sources', 'hmst-server', 'OpenAPI.swift'), 'w').write(swift)
+print(len(text))
