@@ -127,7 +127,7 @@ doc = {
             "content": dict({"application/json": {"schema": ref("ChatCompletion")}}, **sse)}}, **errors(*std))}},
     "/v1/embeddings": {"post": {"operationId": "createEmbedding", "requestBody": body(ref("EmbeddingRequest")),
         "responses": dict(ok(ref("EmbeddingList")), **errors(*std))}},
-    "/v1/hmst/ask": {"post": {"operationId": "ask", "summary": "The engine: answer, confidence, decisions, citations. Answers 501 until the engine is built in.",
+    "/v1/hmst/ask": {"post": {"operationId": "ask", "summary": "The engine: answer, confidence, decisions, citations. Answers 501 until the engine's retrieval is scoped by owner.",
         "requestBody": {"required": False, "content": {"application/json": {"schema": {"type": "object"}}}},
         "responses": dict(errors(401, 501))}},
     "/v1/hmst/memory/{tier}/entries": {

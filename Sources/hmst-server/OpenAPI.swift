@@ -332,7 +332,7 @@ enum OpenAPIDocument {
   "/v1/hmst/ask": {
    "post": {
     "operationId": "ask",
-    "summary": "The engine: answer, confidence, decisions, citations. Answers 501 until the engine is built in.",
+    "summary": "The engine: answer, confidence, decisions, citations. Answers 501 until the engine's retrieval is scoped by owner.",
     "requestBody": {
      "required": false,
      "content": {

@@ -15,7 +15,7 @@ struct ServerCommand: AsyncParsableCommand {
         abstract: "Serve a checkpoint over an OpenAI-compatible HTTP API (plus hmst memory routes).",
         discussion: """
             Routes: GET /health, GET /metrics, GET /openapi.json, GET /v1/models, POST /v1/completions, \
-            POST /v1/chat/completions, POST /v1/embeddings, POST /v1/hmst/ask (501 until the engine lands), \
+            POST /v1/chat/completions, POST /v1/embeddings, POST /v1/hmst/ask (501 until the engine's retrieval is scoped by owner), \
             and /v1/hmst/memory/... (with --memory). See README.md, "hmst serve".
             """)
 
@@ -207,7 +207,7 @@ struct ServerCommand: AsyncParsableCommand {
         router.post("/v1/embeddings") { r, c in try await embeddings.handle(r, c) }
         router.post("/v1/hmst/ask") { _, _ -> Response in
             throw APIError(status: .notImplemented,
-                           message: "the hmst engine (answers with confidence, decisions and citations) is not built into this server yet; /v1/hmst/ask answers 501 until it lands",
+                           message: "the hmst engine (answers with confidence, decisions and citations) is not served yet: its memory retrieval is not scoped by owner, so this server would leak other owners' entries; use hmst_engine_*, hmst.Engine or `hmst ask` meanwhile",
                            type: "not_implemented_error", param: nil, code: "engine_unavailable")
         }
         let mem = MemoryRoutes(state: state)

@@ -194,4 +194,43 @@ final class EngineTests: XCTestCase {
         // no controller: nil
         XCTAssertNil(try MetaController.load(checkpoint: dir + "/nothing", model: model))
     }
+
+    func testExitHeadStartsAtTheEarlyReadOutAndRoundTrips() throws {
+        let d = DecoderTests.dims
+        let (w, _) = try RandomWeights.make(dims: d, seed: 11, std: 0.3, bf16: false)
+        let dec = Decoder(dims: d, weights: w)
+        let plain = try logits(dec, budget: ComputeBudget(layers: 1))
+        guard case let .f32(g) = w.finalNorm.storage else { return XCTFail("f32 norm expected") }
+        var eye = [Float](repeating: 0, count: d.C * d.C)
+        for i in 0..<d.C { eye[i * d.C + i] = 1 }
+        dec.exitHead = try ExitHead(layer: 1, C: d.C, norm: Array(UnsafeBufferPointer(start: g, count: d.C)), adapter: eye)
+        let viaHead = try logits(dec, budget: ComputeBudget(layers: 1))
+        for (a, b) in zip(viaHead.joined(), plain.joined()) { XCTAssertEqual(a, b, accuracy: 1e-5) }
+        // the full depth ignores the head; a changed adapter changes the early logits
+        XCTAssertEqual(try logits(dec), try logits(Decoder(dims: d, weights: w)))
+        var half = eye
+        for i in 0..<(d.C * d.C) { half[i] *= 0.5 }
+        dec.exitHead = try ExitHead(layer: 1, C: d.C, norm: Array(UnsafeBufferPointer(start: g, count: d.C)), adapter: half)
+        XCTAssertNotEqual(try logits(dec, budget: ComputeBudget(layers: 1)), viaHead)
+        // files: round trip, another model refused, tampering caught
+        let dir = NSTemporaryDirectory() + "hmst-exit-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let h = try XCTUnwrap(dec.exitHead)
+        try h.save(checkpoint: dir)
+        let back = try XCTUnwrap(try ExitHead.load(checkpoint: dir, dims: d))
+        XCTAssertEqual(back.adapter, h.adapter)
+        XCTAssertEqual(back.layer, 1)
+        var other = d
+        other.C = 16
+        XCTAssertThrowsError(try ExitHead.load(checkpoint: dir, dims: other))
+        var shallow = d
+        shallow.L = 1
+        XCTAssertThrowsError(try ExitHead.load(checkpoint: dir, dims: shallow))
+        var bytes = try FileIO.readAll(dir + "/" + ExitHead.weightsName)
+        bytes[bytes.count - 1] ^= 0x20
+        try FileIO.writeAtomically(dir + "/" + ExitHead.weightsName, bytes)
+        XCTAssertThrowsError(try ExitHead.load(checkpoint: dir, dims: d))
+        XCTAssertThrowsError(try ExitHead(layer: 1, C: 2, norm: [1, .nan], adapter: [1, 0, 0, 1]))
+    }
 }

@@ -195,6 +195,11 @@ assert r['confidence_calibrated'] and r['cost']['critic_calls'] >= 1, r
 \""
 check "ask reads questions from stdin" bash -c "printf 'Who founded Nowhere?\n\nWhat is the capital of Nowhere?\n' | $HMST ask $W/s2e --memory $W/rl/memory | grep -c '^Q: ' | grep -q 2"
 check "generate --engine: the interactive engine mode" bash -c "printf 'policy semantic\npolicy bogus\nWho founded Nowhere?\nquit\n' | $HMST generate $W/s2e --engine --memory $W/rl/memory --max-length 4 > $W/eng.txt && grep -q 'policy = semantic' $W/eng.txt && grep -q 'error: policy' $W/eng.txt && grep -q '^decisions (fixed)' $W/eng.txt && grep -q '\[1\] semantic' $W/eng.txt"
+check "train-exit-head: the trained exit beats the plain early read-out and is used" bash -c "cp -r $W/ckpt $W/exitck && $HMST train-exit-head $W/exitck --data $W/train_split --val-data $W/val --layer 1 --steps 30 --seq-len 32 --learning-rate 3e-3 > $W/exit.json && python3 -c \"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r['layer'] == 1 and r['val_loss_exit_head'] < r['val_loss_early_readout'], r
+\" $W/exit.json && test -f $W/exitck/exit_head.safetensors && $HMST ask $W/exitck 'Who?' --policy early_exit --json | python3 -c 'import json,sys; r=json.load(sys.stdin); assert r[\"decisions\"][\"early_exit\"]'"
 fails "ask with an empty question" "$HMST" ask "$W/s2e" "  "
 fails "ask with an unknown policy" "$HMST" ask "$W/s2e" "Who?" --policy "semantic+psychic"
 fails "ask --policy controller without a controller" "$HMST" ask "$W/s2/final" "Who?" --policy controller
