@@ -13,7 +13,8 @@ struct HMSTCommand: ParsableCommand {
         subcommands: [SystemInfoCommand.self, InfoCommand.self, InitCommand.self, GenerateCommand.self,
                       TokenizerCommand.self, PreprocessCommand.self, SplitCommand.self, TrainCommand.self, MemoryCommand.self,
                       FactsCommand.self, EvalCommand.self, TrainRetrieverCommand.self, TrainMemoryCommand.self,
-                      QuantizeCommand.self])
+                      QuantizeCommand.self,
+                      PlacementReportCommand.self])
 }
 
 /// Options every subcommand that computes accepts.
