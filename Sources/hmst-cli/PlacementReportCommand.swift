@@ -23,6 +23,9 @@ struct PlacementReportCommand: ParsableCommand {
     @Flag(help: "Copy the weights into anonymous memory bound with the strategy's policy (the C API's numa_copy).")
     var copy = false
 
+    @Flag(help: "Before counting, read every weight page on the calling thread, as a first forward pass would (the numactl strategy leaves pages to fault in on first use).")
+    var touch = false
+
     @Flag(name: .customLong("per-tensor"), help: "List every tensor's page counts, not only the totals.")
     var perTensor = false
 
@@ -45,6 +48,7 @@ struct PlacementReportCommand: ParsableCommand {
             let model = try LanguageModel.load(path: checkpoint, options: load)
             let r = model.report.placement
             let tensors = model.placedTensors()
+            if touch { for t in tensors { PlacementInspection.touch(t.base, nBytes: t.nBytes) } }
 
             func num(_ i: Int) -> JSONValue { .number(Double(i)) }
             func ints<S: Sequence>(_ xs: S) -> JSONValue where S.Element: BinaryInteger { .array(xs.map { num(Int($0)) }) }

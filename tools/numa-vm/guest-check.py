@@ -44,13 +44,13 @@ def drop_caches():
     subprocess.run("sync; echo 3 > /proc/sys/vm/drop_caches", shell=True)
 
 
-def load_and_inspect(numa, launcher="", copy=False, warm_on=None):
+def load_and_inspect(numa, launcher="", copy=False, warm_on=None, touch=False):
     """Starts `hmst placement-report --hold` under launcher, reads its JSON, then reads the
     process's numa_maps and its worker threads' CPU masks while the model is still loaded."""
     drop_caches()
     if warm_on is not None:  # read the file on one node first: its page-cache pages land there
         sh(f"taskset -c {warm_on} cat {CKPT}/model.safetensors > /dev/null")
-    cmd = f"{launcher} {HMST} placement-report {CKPT} --numa {numa} --threads {THREADS} --hold" + (" --copy" if copy else "")
+    cmd = f"{launcher} {HMST} placement-report {CKPT} --numa {numa} --threads {THREADS} --hold" + (" --copy" if copy else "") + (" --touch" if touch else "")
     p = subprocess.Popen(cmd, shell=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = p.stdout.readline()
     try:
@@ -91,12 +91,13 @@ def fraction(by_node, node):
     return by_node.get(node, 0) / total if total else 0.0
 
 
-def check_case(name, numa, expect_nodes, expect_policy, expect_workers, launcher="", copy=False, warm_on=None, strict=True):
+def check_case(name, numa, expect_nodes, expect_policy, expect_workers, launcher="", copy=False, warm_on=None, strict=True,
+               touch=False):
     """expect_nodes: {node: (min share, max share)} of resident weight pages;
     expect_policy: the numa_maps policy prefix of the weights' mapping (None: don't check);
     expect_workers: list of CPU lists per worker (None: don't check)."""
     try:
-        rep, vma, proc_workers, nbytes = load_and_inspect(numa, launcher, copy, warm_on)
+        rep, vma, proc_workers, nbytes = load_and_inspect(numa, launcher, copy, warm_on, touch)
     except Exception as e:  # a crash or hang is a failure of this case, not of the whole check
         report("FAIL", name, str(e))
         return
@@ -131,7 +132,7 @@ def check_case(name, numa, expect_nodes, expect_policy, expect_workers, launcher
         problems.append(f"report's workers {rep['workers']} != /proc's {proc_workers}")
     if expect_workers is not None and proc_workers != expect_workers:
         problems.append(f"workers' CPUs {proc_workers}, expected {expect_workers}")
-    detail = (f"pages by node {dict(sorted(by_node.items()))} of {tot['pages']} ({nbytes >> 10} KiB), "
+    detail = (f"{rep['summary']}; pages by node {dict(sorted(by_node.items()))} of {tot['pages']} ({nbytes >> 10} KiB), "
               f"policy {rep.get('policy', {}).get('mode')}{rep.get('policy', {}).get('nodes')}, workers {proc_workers}, "
               f"caller {rep['caller_cpus']}; numa_maps: {' '.join(vma_line.split()[1:3])} "
               f"{vma_nodes}")
@@ -170,13 +171,14 @@ def main():
     check_case("isolate on node 1: pages and workers on node 1", "isolate", all1, "bind:1", [n1] * len(spread), launcher=on1)
     check_case("isolate --copy on node 1", "isolate", all1, "bind:1", [n1] * len(spread), launcher=on1, copy=True)
     check_case("numactl --interleave=0,1: process policy interleaves", "numactl", half, None, [n0 + n1] * len(spread),
-               launcher="numactl --interleave=0,1")
+               launcher="numactl --interleave=0,1", touch=True)
     check_case("numactl --membind=1 --cpunodebind=1: all on node 1", "numactl", all1, None, [n1] * len(spread),
-               launcher="numactl --membind=1 --cpunodebind=1")
-    # the file already in node 0's page cache: in place, isolate cannot move it (documented);
-    # the bound copy is the remedy and must land on node 1
-    check_case("isolate on node 1, file cached on node 0, in place (known limit)", "isolate", all1, "bind:1",
-               [n1] * len(spread), launcher=on1, warm_on=n0[0], strict=False)
+               launcher="numactl --membind=1 --cpunodebind=1", touch=True)
+    # the file already in node 0's page cache (read there first): placement must move its pages
+    check_case("isolate on node 1, file cached on node 0: pages moved to node 1", "isolate", all1, "bind:1",
+               [n1] * len(spread), launcher=on1, warm_on=n0[0])
+    check_case("distribute, file cached on node 0: half moved to node 1", "distribute", half, "interleave:0-1",
+               spread, launcher=on0, warm_on=n0[0])
     check_case("isolate --copy on node 1, file cached on node 0", "isolate", all1, "bind:1", [n1] * len(spread),
                launcher=on1, copy=True, warm_on=n0[0])
 

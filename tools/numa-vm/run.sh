@@ -51,7 +51,7 @@ set +e
     -virtfs "local,path=$SHARE,mount_tag=hmst,security_model=none,id=hmst" \
     -display none -serial stdio -monitor none -no-reboot < /dev/null
   echo "# qemu exit $?"
-} 2>&1 | tr -d '\r' | tee "$LOG"
+} 2>&1 | sed -u 's/\r$//' | tee "$LOG"
 set -e
 if [[ ! -f $SHARE/out/result.json ]]; then
   echo "numa-vm: the guest wrote no result (see $LOG)" >&2; exit 1

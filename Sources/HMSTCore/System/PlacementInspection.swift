@@ -63,6 +63,22 @@ public enum PlacementInspection {
         return out
     }
 
+    /// Reads one byte of every page in [p, p + nBytes) on the calling thread, as a first
+    /// forward pass would: pages not yet resident fault in under this thread's policy (the
+    /// numactl strategy leaves faulting to first use). Returns a checksum so the reads stay.
+    @discardableResult
+    public static func touch(_ p: UnsafeRawPointer, nBytes: Int) -> UInt8 {
+        guard nBytes > 0 else { return 0 }
+        let (start, len) = Placement.pageAligned(p, nBytes)
+        var acc: UInt8 = 0
+        var off = 0
+        while off < len {
+            acc &+= start.load(fromByteOffset: off, as: UInt8.self)
+            off += Placement.pageSize
+        }
+        return acc
+    }
+
     /// The policy of the mapping that holds p; nil when the call is refused.
     public static func policy(at p: UnsafeRawPointer) -> MemoryPolicy? {
         var mode: Int32 = 0
