@@ -52,6 +52,7 @@ cp "$(ls "$ROOT"/boot/vmlinuz-* | sort -V | tail -1)" "$DIR/vmlinuz"
 cp "$(ls "$ROOT"/boot/initrd.img-* | sort -V | tail -1)" "$DIR/initrd.img"
 chmod a+r "$DIR/vmlinuz" "$DIR/initrd.img"
 rm -f "$IMG.tmp"
+rm -f "$ROOT"/var/cache/apt/archives/*.deb
 mkfs.ext4 -q -F -L hmstroot -d "$ROOT" "$IMG.tmp" 2G
 mv "$IMG.tmp" "$IMG"
 echo "numa-vm: image ready: $IMG ($(du -h "$IMG" | cut -f1) used)"

@@ -186,24 +186,75 @@ def main():
     return finish()
 
 
+def rank_sample(pid):
+    """One look at a training rank: its MPI rank, the CPUs its threads may use, and its
+    resident anonymous pages (heap: weights, gradients, optimizer state) by node."""
+    env = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+    rank = next((int(e.split(b"=")[1]) for e in env if e.startswith(b"OMPI_COMM_WORLD_RANK=")), None)
+    cpus = set()
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        st = open(f"/proc/{pid}/task/{tid}/status").read()
+        cpus |= set(cpulist(re.search(r"Cpus_allowed_list:\s*(\S+)", st).group(1)))
+    anon = {}
+    for l in open(f"/proc/{pid}/numa_maps"):
+        if " anon=" in l or " heap" in l:
+            for m in re.finditer(r"\bN(\d+)=(\d+)", l):
+                anon[int(m.group(1))] = anon.get(int(m.group(1)), 0) + int(m.group(2))
+    return rank, sorted(cpus), anon
+
+
 def mpi_check():
-    rc, out, err = sh(f"{HMST} train --help")
+    name = "mpirun -np 2 hmst train --numa-rank"
+    tool = os.path.join(SHARE, "hmst-mpi") if os.path.exists(os.path.join(SHARE, "hmst-mpi")) else HMST
+    rc, out, err = sh(f"{tool} train --help")
     if "--numa-rank" not in out + err:
-        report("SKIP", "mpirun -np 2 hmst train --numa-rank",
-               "this hmst has no --numa-rank flag (MPI training is on branch mpi); rerun once it is merged")
+        report("SKIP", name, "this hmst has no --numa-rank flag (MPI training is on branch mpi); "
+               "rerun once it is merged, or pass HMST_MPI_BIN to run.sh")
         return
     data = os.path.join(SHARE, "train-data")
-    if not os.path.isdir(data):
-        report("SKIP", "mpirun -np 2 hmst train --numa-rank", f"no training data in {data}")
-        return
-    cmd = (f"mpirun --allow-run-as-root --oversubscribe -np 2 {HMST} train {data} --model-size micro "
-           f"--seq-len 32 --batch-size 2 --steps-per-epoch 4 --epochs 1 --eval-every 0 --threads 1 --numa-rank "
-           f"--seed 1 --output-dir /var/tmp/mpi-train")
+    node_cpus = json.loads(sh(f"{HMST} placement-report {CKPT} --threads 1")[1])["node_cpus"]
+    cmd = (f"mpirun --allow-run-as-root --oversubscribe --bind-to none -np 2 {tool} train {data} --pretokenized "
+           f"--model-size micro --seq-len 32 --batch-size 2 --steps-per-epoch 8 --threads 1 --no-progress --seed 3 "
+           f"--learning-rate 1e-3 --numa-rank --output-dir /var/tmp/mpi-train")
+    print("mpi:", os.path.basename(tool), "|", cmd, flush=True)
     t0 = time.time()
-    rc, out, err = sh(cmd, timeout=1800)
-    tail = (out + err).strip().splitlines()[-6:]
-    report("PASS" if rc == 0 else "FAIL", "mpirun -np 2 hmst train --numa-rank",
-           f"exit {rc} in {time.time() - t0:.0f} s: " + " / ".join(tail))
+    p = subprocess.Popen(cmd, shell=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    samples = {}
+    while p.poll() is None and time.time() - t0 < 1800:
+        # sample each rank's placement while it trains; keep the last look at each
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                if os.path.basename(os.readlink(f"/proc/{pid}/exe")) != os.path.basename(tool):
+                    continue
+                rank, cpus, anon = rank_sample(pid)
+                if rank is not None:
+                    samples[rank] = (cpus, anon)
+            except (OSError, AttributeError, ValueError):
+                continue
+        time.sleep(1)
+    if p.poll() is None:
+        p.kill()
+    out = p.stdout.read()
+    print("\n".join("  | " + l for l in out.strip().splitlines()[-12:]), flush=True)
+    problems = []
+    if p.returncode != 0:
+        problems.append(f"mpirun exit {p.returncode}")
+    for r in (0, 1):
+        if f"rank {r}: --numa-rank: NUMA node {r} of 2" not in out:
+            problems.append(f"rank {r} did not report binding to node {r}")
+        if r not in samples:
+            problems.append(f"rank {r} never sampled")
+            continue
+        cpus, anon = samples[r]
+        if cpus != node_cpus[r]:
+            problems.append(f"rank {r} threads may run on CPUs {cpus}, not node {r}'s {node_cpus[r]}")
+        if fraction(anon, r) < 0.9:
+            problems.append(f"rank {r} anonymous pages by node {anon}: under 90% on node {r}")
+    detail = f"{time.time() - t0:.0f} s; ranks' last samples (CPUs, anon pages by node): " + \
+        "; ".join(f"rank {r}: {samples[r][0]} {dict(sorted(samples[r][1].items()))}" for r in sorted(samples))
+    report("FAIL" if problems else "PASS", name, "; ".join(problems + [detail]))
 
 
 def finish():

@@ -9,6 +9,7 @@
 #   make all && sudo tools/numa-vm/run.sh [LOG]     (default LOG: tools/numa-vm/last-run.log)
 #
 # Env: NUMA_VM_DIR (cache, default .build-numa-vm/), HMST_BIN (default build/bin/hmst),
+#      HMST_MPI_BIN (a build with `train --numa-rank` for the mpirun check, if HMST_BIN lacks it),
 #      NUMA_VM_ACCEL (tcg, or kvm to use /dev/kvm when it works), NUMA_VM_TIMEOUT (s, 3600).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -17,7 +18,11 @@ LOG=${1:-tools/numa-vm/last-run.log}
 HMST=${HMST_BIN:-build/bin/hmst}
 ACCEL=${NUMA_VM_ACCEL:-tcg}
 [[ -x $HMST ]] || { echo "numa-vm: $HMST not found; build it first (make all)" >&2; exit 1; }
-command -v qemu-system-x86_64 >/dev/null || { echo "numa-vm: apt-get install qemu-system-x86" >&2; exit 1; }
+# Debian's packages, installed when missing (as root, like tools/setup-deps.sh)
+if ! command -v qemu-system-x86_64 >/dev/null || ! command -v debootstrap >/dev/null; then
+  [[ $(id -u) == 0 ]] || { echo "numa-vm: apt-get install debootstrap qemu-system-x86 (as root)" >&2; exit 1; }
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends debootstrap qemu-system-x86 >/dev/null
+fi
 
 bash tools/numa-vm/build-image.sh
 
@@ -26,6 +31,8 @@ bash tools/numa-vm/build-image.sh
 SHARE=$DIR/share
 rm -rf "$SHARE" && mkdir -p "$SHARE/out"
 cp "$HMST" "$SHARE/hmst"
+# an hmst with --numa-rank (MPI training) for the mpirun check, if it is another build
+if [[ -n ${HMST_MPI_BIN:-} ]]; then cp "$HMST_MPI_BIN" "$SHARE/hmst-mpi"; fi
 cp tools/numa-vm/guest-check.py "$SHARE/"
 "$HMST" init --size micro --seed 1 "$SHARE/ckpt" > /dev/null
 "$HMST" tokenizer train --vocab-size 512 --no-progress --output "$SHARE/tokenizer.json" /usr/share/common-licenses/GPL-3 > /dev/null
@@ -40,7 +47,7 @@ echo "numa-vm: booting ($ACCEL, 2 nodes x 1 CPU x 2 GiB); serial console -> $LOG
 set +e
 {
   echo "# tools/numa-vm/run.sh, $(date -u +%FT%TZ), host $(uname -srm), $(qemu-system-x86_64 --version | head -1), accel $ACCEL"
-  echo "# hmst: $("$HMST" --version) ($(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet 2>/dev/null || echo '+changes'))"
+  echo "# hmst: $("$HMST" --version) ($(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet 2>/dev/null || echo '+changes'))${HMST_MPI_BIN:+, mpirun check with $HMST_MPI_BIN}"
   timeout "${NUMA_VM_TIMEOUT:-3600}" qemu-system-x86_64 "${ACCEL_ARGS[@]}" -machine q35 \
     -smp 2 -m 4G \
     -object memory-backend-ram,id=mem0,size=2G -object memory-backend-ram,id=mem1,size=2G \

@@ -15,7 +15,8 @@ import Glibc
 public enum NUMAStrategy: Int32, Sendable, CaseIterable {
     /// plain mmap, no policy calls
     case disabled = 0
-    /// pages interleaved across all nodes, worker threads spread over nodes
+    /// pages dealt over all nodes (2 MiB blocks in place, interleaved when copied), worker
+    /// threads spread over nodes
     case distribute = 1
     /// pages and threads on the calling thread's node
     case isolate = 2
