@@ -182,8 +182,31 @@ def main():
     check_case("isolate --copy on node 1, file cached on node 0", "isolate", all1, "bind:1", [n1] * len(spread),
                launcher=on1, copy=True, warm_on=n0[0])
 
+    shared_check(n0, n1)
     mpi_check()
     return finish()
+
+
+def shared_check(n0, n1):
+    """Pages another process also maps cannot be moved: a second load must say so, not fail."""
+    name = "isolate on node 1 while another process maps the file on node 0: warns, stays"
+    drop_caches()
+    holder = subprocess.Popen(f"taskset -c {n0[0]} {HMST} placement-report {CKPT} --numa isolate --threads 1 --hold",
+                              shell=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = json.loads(holder.stdout.readline())
+        rc, out, err = sh(f"numactl --cpunodebind=1 {HMST} placement-report {CKPT} --numa isolate --threads 1")
+        rep = json.loads(out)
+        by_node = {int(k): v for k, v in rep["total"]["by_node"].items()}
+        warned = [w for w in rep["warnings"] if "could not be moved" in w]
+        ok = first["total"]["by_node"] == {"0": first["total"]["pages"]} and rep["applied"] == "isolate" \
+            and warned and fraction(by_node, 0) > 0.9
+        report("PASS" if ok else "FAIL", name, f"{rep['summary']}; pages by node {by_node}; warnings {rep['warnings']}")
+    except Exception as e:
+        report("FAIL", name, str(e))
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=120)
 
 
 def rank_sample(pid):
