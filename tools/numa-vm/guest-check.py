@@ -157,6 +157,9 @@ def main():
 
     shutil.rmtree(CKPT, ignore_errors=True)
     shutil.copytree(os.path.join(SHARE, "ckpt"), CKPT)
+    if os.path.exists(os.path.join(SHARE, "only-mpi")):  # run.sh with NUMA_VM_ONLY=mpi
+        mpi_check()
+        return finish()
     node_cpus = json.loads(sh(f"{HMST} placement-report {CKPT} --threads 1")[1])["node_cpus"]
     print("node cpus:", node_cpus, flush=True)
     n0, n1 = node_cpus
@@ -216,6 +219,9 @@ def rank_sample(pid):
     rank = next((int(e.split(b"=")[1]) for e in env if e.startswith(b"OMPI_COMM_WORLD_RANK=")), None)
     cpus = set()
     for tid in os.listdir(f"/proc/{pid}/task"):
+        # hmst's threads: the main one and the workers (not OpenMPI's own helpers)
+        if tid != str(pid) and not open(f"/proc/{pid}/task/{tid}/comm").read().startswith("hmst-w"):
+            continue
         st = open(f"/proc/{pid}/task/{tid}/status").read()
         cpus |= set(cpulist(re.search(r"Cpus_allowed_list:\s*(\S+)", st).group(1)))
     anon = {}
@@ -226,6 +232,16 @@ def rank_sample(pid):
     return rank, sorted(cpus), anon
 
 
+def loopback_up():
+    """The guest boots without networking; OpenMPI's launcher (PMIx) needs at least lo."""
+    import fcntl, socket, struct
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    flags = struct.unpack("16sh", fcntl.ioctl(s, 0x8913, struct.pack("16sh", b"lo", 0)))[1]  # SIOCGIFFLAGS
+    fcntl.ioctl(s, 0x8914, struct.pack("16sh", b"lo", flags | 1))  # SIOCSIFFLAGS |= IFF_UP (gets 127.0.0.1)
+    with open("/etc/hosts", "a") as f:
+        f.write("127.0.0.1 localhost\n127.0.1.1 numa-vm\n")
+
+
 def mpi_check():
     name = "mpirun -np 2 hmst train --numa-rank"
     tool = os.path.join(SHARE, "hmst-mpi") if os.path.exists(os.path.join(SHARE, "hmst-mpi")) else HMST
@@ -234,7 +250,18 @@ def mpi_check():
         report("SKIP", name, "this hmst has no --numa-rank flag (MPI training is on branch mpi); "
                "rerun once it is merged, or pass HMST_MPI_BIN to run.sh")
         return
-    data = os.path.join(SHARE, "train-data")
+    try:
+        loopback_up()
+    except OSError as e:
+        print("could not bring lo up:", e, flush=True)
+    # tokenized here: the data directory records its tokenizer's absolute path
+    data = "/var/tmp/train-data"
+    rc, out, err = sh(f"{HMST} tokenizer train --vocab-size 512 --no-progress --output /var/tmp/tokenizer.json "
+                      f"/usr/share/common-licenses/GPL-3 && {HMST} preprocess --input /usr/share/common-licenses/GPL-3 "
+                      f"--output {data} --tokenizer-path /var/tmp/tokenizer.json --no-progress")
+    if rc != 0:
+        report("FAIL", name, f"could not tokenize the training data: {(out + err).strip()[-300:]}")
+        return
     node_cpus = json.loads(sh(f"{HMST} placement-report {CKPT} --threads 1")[1])["node_cpus"]
     cmd = (f"mpirun --allow-run-as-root --oversubscribe --bind-to none -np 2 {tool} train {data} --pretokenized "
            f"--model-size micro --seq-len 32 --batch-size 2 --steps-per-epoch 8 --threads 1 --no-progress --seed 3 "
