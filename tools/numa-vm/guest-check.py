@@ -16,6 +16,7 @@ import json, os, re, shutil, subprocess, sys, time
 SHARE = os.environ.get("NUMA_VM_SHARE", "/share")
 HMST = os.path.join(SHARE, "hmst")
 CKPT = "/var/tmp/ckpt"          # on the guest's ext4 disk: page-cache pages, not 9p's
+MPI_TIMEOUT = int(os.environ.get("NUMA_VM_MPI_TIMEOUT", "360"))  # s for the mpirun check under emulation
 THREADS = "4"                   # 3 workers + the caller: worker i -> node i % 2 under distribute
 results = []
 
@@ -264,13 +265,23 @@ def mpi_check():
         return
     node_cpus = json.loads(sh(f"{HMST} placement-report {CKPT} --threads 1")[1])["node_cpus"]
     cmd = (f"mpirun --allow-run-as-root --oversubscribe --bind-to none -np 2 {tool} train {data} --pretokenized "
-           f"--model-size micro --seq-len 32 --batch-size 2 --steps-per-epoch 8 --threads 1 --no-progress --seed 3 "
+           f"--model-size micro --seq-len 32 --batch-size 2 --steps-per-epoch 2 --threads 1 --no-progress --seed 3 "
            f"--learning-rate 1e-3 --numa-rank --output-dir /var/tmp/mpi-train")
     print("mpi:", os.path.basename(tool), "|", cmd, flush=True)
     t0 = time.time()
-    p = subprocess.Popen(cmd, shell=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    samples = {}
-    while p.poll() is None and time.time() - t0 < 1800:
+    p = subprocess.Popen(cmd, shell=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         start_new_session=True)
+    lines = []
+
+    def relay():  # the ranks' output on the console as it comes: slow emulation wants a sign of life
+        for l in p.stdout:
+            lines.append(l.rstrip("\n"))
+            print(f"  | [{time.time() - t0:5.0f} s] {lines[-1]}", flush=True)
+    import threading
+    reader = threading.Thread(target=relay, daemon=True)
+    reader.start()
+    samples, cpu_s, last_note = {}, {}, t0
+    while p.poll() is None and time.time() - t0 < MPI_TIMEOUT:
         # sample each rank's placement while it trains; keep the last look at each
         for pid in os.listdir("/proc"):
             if not pid.isdigit():
@@ -281,14 +292,21 @@ def mpi_check():
                 rank, cpus, anon = rank_sample(pid)
                 if rank is not None:
                     samples[rank] = (cpus, anon)
+                    st = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+                    cpu_s[rank] = (st[0], (int(st[11]) + int(st[12])) / os.sysconf("SC_CLK_TCK"))
             except (OSError, AttributeError, ValueError):
                 continue
+        if time.time() - last_note >= 60:  # progress while the ranks are silent: state, CPU seconds
+            last_note = time.time()
+            print(f"  . [{last_note - t0:5.0f} s] " + ", ".join(f"rank {r}: {st} {c:.0f} CPU s" for r, (st, c) in sorted(cpu_s.items())), flush=True)
         time.sleep(1)
-    if p.poll() is None:
-        p.kill()
-    out = p.stdout.read()
-    print("\n".join("  | " + l for l in out.strip().splitlines()[-12:]), flush=True)
     problems = []
+    if p.poll() is None:
+        problems.append(f"still running after {MPI_TIMEOUT} s: stopped")
+        os.killpg(p.pid, 9)  # mpirun and the ranks it started
+        p.wait()
+    reader.join(timeout=10)
+    out = "\n".join(lines)
     if p.returncode != 0:
         problems.append(f"mpirun exit {p.returncode}")
     for r in (0, 1):
