@@ -220,7 +220,8 @@ typedef struct hmst_context hmst_context; /* opaque: KV cache, workspace, histor
 /* Where the pages of the mapped weights live (enum values of hmst_model_params.numa). */
 enum hmst_numa_strategy {
     HMST_NUMA_DISABLED = 0,   /* plain mmap, no policy calls (default) */
-    HMST_NUMA_DISTRIBUTE = 1, /* pages interleaved over all nodes, threads spread over nodes */
+    HMST_NUMA_DISTRIBUTE = 1, /* pages dealt over all nodes (2 MiB blocks in place, page by
+                               * page when copied), threads spread over nodes */
     HMST_NUMA_ISOLATE = 2,    /* pages and threads on the calling thread's node */
     HMST_NUMA_NUMACTL = 3     /* keep the process policy (run under numactl) */
 };

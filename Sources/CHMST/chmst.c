@@ -96,6 +96,19 @@ int chmst_cpu_count(void) {
     return 1;
 }
 
+int chmst_thread_cpus(int32_t *cpus, int cap) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) != 0) return -1;
+    int n = 0;
+    for (int c = 0; c < CPU_SETSIZE; c++)
+        if (CPU_ISSET(c, &set)) {
+            if (n < cap && cpus) cpus[n] = c;
+            n++;
+        }
+    return n;
+}
+
 size_t chmst_sizeof_system_info(void) { return sizeof(struct hmst_system_info); }
 
 size_t chmst_system_info_min_size(void) { return offsetof(struct hmst_system_info, abi_version); }

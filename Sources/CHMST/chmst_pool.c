@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #define SPIN_ITERATIONS 2000
@@ -118,6 +119,10 @@ int chmst_pool_set_threads(int n) {
                     break;
                 }
                 pool.n_workers = i + 1;
+                /* a name lets tools find the workers in /proc/PID/task/<tid>/comm (tools/numa-vm) */
+                char name[16];
+                snprintf(name, sizeof name, "hmst-w%d", i);
+                pthread_setname_np(pool.threads[i], name);
                 apply_pin(i);
             }
         }

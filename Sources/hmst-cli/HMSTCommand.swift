@@ -13,7 +13,7 @@ struct HMSTCommand: ParsableCommand {
         subcommands: [SystemInfoCommand.self, InfoCommand.self, InitCommand.self, GenerateCommand.self,
                       TokenizerCommand.self, PreprocessCommand.self, SplitCommand.self, TrainCommand.self, MemoryCommand.self,
                       FactsCommand.self, EvalCommand.self, TrainRetrieverCommand.self, TrainMemoryCommand.self,
-                      TrainCriticCommand.self, ServeCommand.self,
+                      TrainCriticCommand.self, ServeCommand.self, PlacementReportCommand.self,
                       QuantizeCommand.self, AskCommand.self, RLTrainCommand.self, TrainExitHeadCommand.self])
 }
 

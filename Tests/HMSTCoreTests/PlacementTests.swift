@@ -34,11 +34,53 @@ final class PlacementTests: XCTestCase {
             XCTAssertEqual(report.applied, .distribute, report.summary)
             XCTAssertEqual(report.pagesTouched, (3 << 20) / Placement.pageSize)
             XCTAssertEqual(policy(at: region.base!), Int32(MPOL_INTERLEAVE))
+            // one node here: every page resident on node 0, nothing to move
+            XCTAssertEqual(report.pagesMoved, 0)
+            let c = PlacementInspection.pageNodes(region.base!, nBytes: 3 << 20)
+            XCTAssertEqual(c.byNode, [0: (3 << 20) / Placement.pageSize])
         } else {
             XCTAssertEqual(report.applied, .disabled)
             XCTAssertFalse(report.warnings.isEmpty)
         }
         XCTAssertEqual(region.base, map.base)
+    }
+
+    func testTargetNodesDealBlocksRoundRobin() {
+        XCTAssertEqual(Placement.blockPages, 512)
+        XCTAssertEqual([0, 511, 512, 1023, 1024, 1536].map { Placement.targetNode(page: $0, nodes: [0, 1]) }, [0, 0, 1, 1, 0, 1])
+        XCTAssertEqual([0, 512, 1024].map { Placement.targetNode(page: $0, nodes: [2, 0, 1]) }, [2, 0, 1])
+        XCTAssertEqual([0, 700, 5000].map { Placement.targetNode(page: $0, nodes: [1]) }, [1, 1, 1])
+    }
+
+    /// In-place placement sets the faulting threads' own policy per block; the caller's policy
+    /// (default, or one numactl gave it) must come back unchanged.
+    func testInPlacePlacementRestoresTheThreadPolicy() throws {
+        try XCTSkipUnless(NUMATopology.current.policyPermitted, "policy calls refused here")
+        try Threads.set(1)  // every block faults in on this thread
+        defer { _ = set_mempolicy(Int32(MPOL_DEFAULT), nil, 0); try? Threads.set(0) }
+        func threadPolicy() -> (Int32, UInt) {
+            var mode: Int32 = -1
+            var mask = [UInt](repeating: 0, count: 16)
+            XCTAssertEqual(get_mempolicy(&mode, &mask, UInt(16 * UInt.bitWidth), nil, 0), 0)
+            return (mode, mask[0])
+        }
+        for strategy in [NUMAStrategy.distribute, .isolate] {
+            var o = PlacementOptions()
+            o.strategy = strategy
+            let map = try MappedFile(path: path)
+            XCTAssertEqual(threadPolicy().0, Int32(MPOL_DEFAULT))
+            _ = Placement.place(map.bytes, options: o)
+            XCTAssertEqual(threadPolicy().0, Int32(MPOL_DEFAULT), strategy.name)
+
+            var node0: UInt = 1
+            XCTAssertEqual(set_mempolicy(Int32(MPOL_BIND), &node0, UInt(UInt.bitWidth)), 0)
+            let map2 = try MappedFile(path: path)
+            _ = Placement.place(map2.bytes, options: o)
+            let (mode, mask) = threadPolicy()
+            XCTAssertEqual(mode, Int32(MPOL_BIND), strategy.name)
+            XCTAssertEqual(mask, 1, strategy.name)
+            _ = set_mempolicy(Int32(MPOL_DEFAULT), nil, 0)
+        }
     }
 
     func testCopyToAnonymousKeepsTheBytes() throws {

@@ -220,5 +220,34 @@ open(p, 'wb').write(b)
 print(name)
 \" $W/nan > $W/nan-name && ! $HMST info $W/nan --check-tensors 2> $W/nan.err && grep -qF \"\$(cat $W/nan-name)\" $W/nan.err"
 fails "memory of a corrupt directory" bash -c "echo '{' > $MEM/semantic/memory.json && $HMST memory stats --dir $MEM"
+# placement-report: where a loaded model's pages and workers are (tools/numa-vm checks it on two
+# nodes; here, one). Every weight page is resident after a placed load, on the only node.
+pr_field() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1], {}, d))" "$1"; }
+export -f pr_field
+check "placement-report disabled: JSON with page counts and 2 workers" bash -c \
+    "j=\$($HMST placement-report $W/ckpt --threads 3 --per-tensor); [[ \$(pr_field 'nodes' <<<\"\$j\") == 1 && \$(pr_field 'len(workers)' <<<\"\$j\") == 2 \
+     && \$(pr_field 'total[\"pages\"] == sum(total[\"by_node\"].values()) + total[\"not_present\"] + total[\"unknown\"]' <<<\"\$j\") == True \
+     && \$(pr_field 'len(per_tensor) == tensors and tensors > 0' <<<\"\$j\") == True ]]"
+if $HMST system-info | grep -q 'policy calls permitted'; then
+    for copy in "" --copy; do
+        check "placement-report isolate $copy: every page on node 0, bound, workers on node 0" bash -c \
+            "j=\$($HMST placement-report $W/ckpt --numa isolate $copy --threads 3); \
+             [[ \$(pr_field 'applied' <<<\"\$j\") == isolate && \$(pr_field 'total[\"by_node\"] == {\"0\": total[\"pages\"]}' <<<\"\$j\") == True \
+             && \$(pr_field 'policy == {\"mode\": \"bind\", \"nodes\": [0]}' <<<\"\$j\") == True && \$(pr_field 'workers == node_cpus[:1] * 2' <<<\"\$j\") == True \
+             && \$(pr_field 'copied' <<<\"\$j\") == \$([[ -n '$copy' ]] && echo True || echo False) ]]"
+    done
+    check "placement-report distribute: interleave policy, all pages resident" bash -c \
+        "j=\$($HMST placement-report $W/ckpt --numa distribute --threads 3); [[ \$(pr_field 'policy[\"mode\"]' <<<\"\$j\") == interleave \
+         && \$(pr_field 'total[\"not_present\"]' <<<\"\$j\") == 0 ]]"
+else
+    check "placement-report isolate where policy calls are refused: applied disabled, with a warning" bash -c \
+        "j=\$($HMST placement-report $W/ckpt --numa isolate); [[ \$(pr_field 'applied' <<<\"\$j\") == disabled && \$(pr_field 'len(warnings)' <<<\"\$j\") -ge 1 ]]"
+fi
+check "placement-report --hold waits for stdin to close" bash -c "echo | timeout 60 $HMST placement-report $W/ckpt --hold > /dev/null"
+check "worker threads are named hmst-wN" bash -c \
+    "coproc P { exec $HMST placement-report $W/ckpt --threads 3 --hold; }; read -r line <&\${P[0]}; pid=\$(pr_field pid <<<\"\$line\"); \
+     names=\$(cat /proc/\$pid/task/*/comm | grep '^hmst-w' | sort | tr '\n' ' '); eval \"exec \${P[1]}>&-\"; wait; [[ \$names == 'hmst-w0 hmst-w1 ' ]]"
+fails "placement-report with an unknown strategy" "$HMST" placement-report "$W/ckpt" --numa everywhere
+fails "placement-report of a missing checkpoint" "$HMST" placement-report "$W/no-such-ckpt"
 echo "cli: $pass passed, $fail failed"
 [[ $fail -eq 0 ]]

@@ -34,6 +34,8 @@ int chmst_current_cpu(void);
 
 /* Number of CPUs in this process's affinity mask (>= 1). */
 int chmst_cpu_count(void);
+/* The CPUs the calling thread may run on: writes up to cap ids, returns how many (-1: error). */
+int chmst_thread_cpus(int32_t *cpus, int cap);
 
 /* Copies `src` into dst[cap] with NUL termination and truncation (cap >= 1). */
 void chmst_copy_string(char *dst, size_t cap, const char *src);

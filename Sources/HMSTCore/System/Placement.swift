@@ -1,9 +1,11 @@
-// Placement: where the pages of a memory-mapped checkpoint live. A mapping's NUMA policy only
-// applies to pages as they are first faulted in, so each strategy sets the policy on the range
-// and then faults every page in itself, spread over the worker pool; or, when asked, copies
-// the weights into anonymous memory bound with the policy (the only way to move pages that the
-// page cache already holds). Where policy calls are refused (EPERM in containers) or there is
-// one node, it degrades to a plain mapping and says so in the report.
+// Placement: where the pages of a memory-mapped checkpoint live. Page-cache pages of a file
+// mapping are allocated under the policy of the thread that faults them, not the mapping's
+// (mbind alone left them all on the toucher's node: tools/numa-vm found it), so each strategy
+// sets the policy on the range, faults every page in with the touching thread's policy set to
+// the page's node, and moves the pages the kernel still put elsewhere (read-around, pages
+// cached before); or, when asked, copies the weights into anonymous memory bound with the
+// policy. Where policy calls are refused (EPERM in containers) or there is one node, it
+// degrades to a plain mapping and says so in the report. PlacementInspection.swift reads back.
 import CHMST
 import CNUMA
 #if canImport(Glibc)
@@ -13,7 +15,8 @@ import Glibc
 public enum NUMAStrategy: Int32, Sendable, CaseIterable {
     /// plain mmap, no policy calls
     case disabled = 0
-    /// pages interleaved across all nodes, worker threads spread over nodes
+    /// pages dealt over all nodes (2 MiB blocks in place, interleaved when copied), worker
+    /// threads spread over nodes
     case distribute = 1
     /// pages and threads on the calling thread's node
     case isolate = 2
@@ -53,6 +56,9 @@ public struct PlacementReport: Sendable {
     public var applied = NUMAStrategy.disabled
     public var nodes = 1
     public var pagesTouched = 0
+    /// pages moved after faulting because they were on another node (cached before the load,
+    /// or read ahead across a block edge)
+    public var pagesMoved = 0
     public var copied = false
     public var prefetched = false
     public var locked = false
@@ -67,6 +73,7 @@ public struct PlacementReport: Sendable {
         s += ", \(nodes) node(s)"
         if copied { s += ", copied to bound memory" }
         if pagesTouched > 0 { s += ", \(pagesTouched) pages placed" }
+        if pagesMoved > 0 { s += " (\(pagesMoved) moved)" }
         if prefetched { s += ", prefetched" }
         if locked { s += ", mlocked" }
         if !threads.isEmpty { s += ", " + threads }
@@ -138,7 +145,14 @@ public enum Placement {
                         report.warnings.append("could not allocate \(bytes.count) bytes to copy weights into; using the file map")
                     }
                 } else if mbindRange(UnsafeMutableRawPointer(mutating: src), bytes.count, mode: mode, mask: &mask) {
-                    report.pagesTouched = touchPages(src, bytes.count)
+                    let nodes = options.strategy == .distribute ? (0..<Int32(topo.nodeCount)).map { $0 } : [callerNode()]
+                    let r = placeFilePages(src, bytes.count, nodes: nodes)
+                    report.pagesTouched = r.pages
+                    report.pagesMoved = r.moved
+                    if r.stuck > 0 {
+                        report.warnings.append("\(r.stuck) of \(r.pages) weight pages could not be moved to their node "
+                            + "(shared with another process?); copying to bound memory places them")
+                    }
                     report.applied = options.strategy
                 } else {
                     report.warnings.append("mbind on the weight map failed: \(String(cString: strerror(errno))); using plain mmap")
@@ -210,12 +224,17 @@ public enum Placement {
         return failed == 0 ? what : what + " (\(failed) could not be pinned)"
     }
 
+    /// The node of the CPU the calling thread runs on (0 when unknown).
+    static func callerNode() -> Int32 {
+        let cpu = chmst_current_cpu()
+        return cpu >= 0 ? max(0, numa_node_of_cpu(cpu)) : 0
+    }
+
     static func nodeMask(strategy: NUMAStrategy, nodes: Int) -> [UInt] {
         let bits = UInt.bitWidth
         var mask = [UInt](repeating: 0, count: max(1, (nodes + bits - 1) / bits))
         if strategy == .isolate {
-            let cpu = chmst_current_cpu()
-            let node = cpu >= 0 ? max(0, Int(numa_node_of_cpu(cpu))) : 0
+            let node = Int(callerNode())
             mask[node / bits] |= 1 << UInt(node % bits)
         } else {
             for n in 0..<nodes { mask[n / bits] |= 1 << UInt(n % bits) }
@@ -237,19 +256,95 @@ public enum Placement {
         }
     }
 
-    /// Reads one byte per page, spread over the pool, so every page faults in under the policy.
-    static func touchPages(_ p: UnsafeRawPointer, _ count: Int) -> Int {
+    /// In-place placement deals pages to nodes in blocks of this many pages (2 MiB of 4 KiB
+    /// pages): distribute round-robin over the nodes, isolate all to one node.
+    static let blockPages = 512
+
+    /// The node page `page` of a placed range belongs on.
+    static func targetNode(page: Int, nodes: [Int32]) -> Int32 {
+        nodes[(page / blockPages) % nodes.count]
+    }
+
+    /// Faults every page of a file mapping in on its target node, then moves the pages the
+    /// kernel put elsewhere. Returns the page count, how many were moved and how many could
+    /// not be (move_pages leaves pages that another process also maps).
+    static func placeFilePages(_ p: UnsafeRawPointer, _ count: Int, nodes: [Int32]) -> (pages: Int, moved: Int, stuck: Int) {
         let (start, len) = pageAligned(p, count)
         let pages = (len + pageSize - 1) / pageSize
-        let chunks = splitRange(pages, parts: Threads.count * 4)
-        let sink = UnsafeMutablePointer<UInt8>.allocate(capacity: max(1, chunks.count))
+        let blocks = (pages + blockPages - 1) / blockPages
+        let sink = UnsafeMutablePointer<UInt8>.allocate(capacity: max(1, blocks))
         defer { sink.deallocate() }
-        parallelFor(chunks.count) { c in
-            var acc: UInt8 = 0
-            for page in chunks[c] { acc &+= start.load(fromByteOffset: page * pageSize, as: UInt8.self) }
-            sink[c] = acc  // keeps the loads from being optimised away
+        parallelFor(blocks) { b in
+            withThreadPolicy(preferring: targetNode(page: b * blockPages, nodes: nodes)) {
+                var acc: UInt8 = 0
+                for page in (b * blockPages)..<min(pages, (b + 1) * blockPages) {
+                    acc &+= start.load(fromByteOffset: page * pageSize, as: UInt8.self)
+                }
+                sink[b] = acc  // keeps the loads from being optimised away
+            }
         }
-        return pages
+        let (moved, stuck) = moveMisplaced(start, pages: pages, nodes: nodes)
+        return (pages, moved, stuck)
+    }
+
+    /// Runs body with the calling thread's memory policy set to prefer `node` (page-cache
+    /// pages follow the faulting thread's policy), then restores the thread's own policy.
+    static func withThreadPolicy(preferring node: Int32, _ body: () -> Void) {
+        let bits = UInt.bitWidth
+        let words = max(1, (Int(numa_num_possible_nodes()) + bits - 1) / bits)
+        let maxNode = UInt(words * bits)
+        var oldMode: Int32 = 0
+        var oldMask = [UInt](repeating: 0, count: words)
+        var want = [UInt](repeating: 0, count: words)
+        want[Int(node) / bits] |= 1 << UInt(Int(node) % bits)
+        let saved = get_mempolicy(&oldMode, &oldMask, maxNode, nil, 0) == 0
+        let set = saved && set_mempolicy(Int32(MPOL_PREFERRED), &want, maxNode) == 0
+        body()
+        if set {
+            // MPOL_DEFAULT takes no nodes; every other mode gets its mask back (flags ride in the mode)
+            if oldMode == Int32(MPOL_DEFAULT) { _ = set_mempolicy(oldMode, nil, 0) } else { _ = set_mempolicy(oldMode, &oldMask, maxNode) }
+        }
+    }
+
+    /// Moves the resident pages of [start, start + pages * pageSize) that are not on their
+    /// target node there (move_pages, MPOL_MF_MOVE: only pages no other process maps).
+    static func moveMisplaced(_ start: UnsafeRawPointer, pages: Int, nodes: [Int32]) -> (moved: Int, stuck: Int) {
+        let batch = 4096
+        var addrs = [UnsafeMutableRawPointer?](repeating: nil, count: batch)
+        var status = [Int32](repeating: 0, count: batch)
+        var wrongAddrs: [UnsafeMutableRawPointer?] = [], wrongNodes: [Int32] = []
+        var moved = 0, stuck = 0
+        var first = 0
+        while first < pages {
+            let n = min(batch, pages - first)
+            for i in 0..<n { addrs[i] = UnsafeMutableRawPointer(mutating: start + (first + i) * pageSize) }
+            let rc = addrs.withUnsafeMutableBufferPointer { a in
+                status.withUnsafeMutableBufferPointer { move_pages(0, UInt(n), a.baseAddress, nil, $0.baseAddress, 0) }
+            }
+            wrongAddrs.removeAll(keepingCapacity: true)
+            wrongNodes.removeAll(keepingCapacity: true)
+            if rc == 0 {
+                for i in 0..<n where status[i] >= 0 && status[i] != targetNode(page: first + i, nodes: nodes) {
+                    wrongAddrs.append(addrs[i])
+                    wrongNodes.append(targetNode(page: first + i, nodes: nodes))
+                }
+            }
+            if !wrongAddrs.isEmpty {
+                let k = wrongAddrs.count
+                let rc = wrongAddrs.withUnsafeMutableBufferPointer { a in
+                    wrongNodes.withUnsafeBufferPointer { t in
+                        status.withUnsafeMutableBufferPointer { move_pages(0, UInt(k), a.baseAddress, t.baseAddress, $0.baseAddress, Int32(MPOL_MF_MOVE)) }
+                    }
+                }
+                if rc < 0 {
+                    stuck += k
+                } else {
+                    for i in 0..<k { if status[i] == wrongNodes[i] { moved += 1 } else { stuck += 1 } }
+                }
+            }
+            first += n
+        }
+        return (moved, stuck)
     }
 
     static func copyParallel(to dst: UnsafeMutableRawPointer, from src: UnsafeRawPointer, count: Int) {
