@@ -98,7 +98,7 @@ public enum ControllerTraining {
             }
         }
         var seenFact = Set<String>()
-        for i in shuffled(known) where queries.filter({ $0.kind == .known }).count < o.queriesPerKind {
+        for i in shuffled(known) where seenFact.count < o.queriesPerKind {
             guard seenFact.insert(i.memory.first ?? i.id).inserted else { continue }
             queries.append(ControlQuery(text: i.prompt, answer: i.target.trimmingCharacters(in: .whitespaces), kind: .known, entity: entity(i)))
         }

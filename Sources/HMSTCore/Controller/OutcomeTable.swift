@@ -133,8 +133,9 @@ public struct ControllerBandit: Environment {
     public init(table: OutcomeTable, rows: [Int], weights: RewardWeights, seed: UInt64) {
         let norm = table.normalisers()
         observations = rows.map { table.observations[$0] }
-        rewards = rows.map { q in (0..<EngineDecisions.count).map { table.reward(q, $0, weights, norm).0 } }
-        components = rows.map { q in (0..<EngineDecisions.count).map { table.reward(q, $0, weights, norm).1 } }
+        let scored = rows.map { q in (0..<EngineDecisions.count).map { table.reward(q, $0, weights, norm) } }
+        rewards = scored.map { $0.map(\.0) }
+        components = scored.map { $0.map(\.1) }
         rng = RNG(seed: seed)
     }
 
