@@ -1058,6 +1058,16 @@ struct hmst_engine_query_params {
     hmst_engine_token_callback on_token;  /* optional */
     hmst_engine_result_callback on_result;/* optional: the result as JSON (citations, log-probs, cost) */
     void *user_data;
+    /* Added in 0.1 (struct_size tells the library whether a caller has it; callers built
+     * before it get NULL). The memory scope: NULL = every entry of both tiers (one user);
+     * else only entries of this owner ("" = the entries added without an owner, which is
+     * every entry added through this API) are retrieved, scored, counted in the
+     * controller's signals, given to the model and cited, in both tiers and both retrieval
+     * parts (dense and lexical, whose BM25 statistics are then the owner's alone): another
+     * owner's entries cannot change the answer, the decisions or the citations. The cost
+     * (vectors_scanned) still counts the whole tier the dense search ranked. Copied during
+     * the call. */
+    const char *owner;
 };
 
 /* Thread-safe. */

@@ -89,7 +89,8 @@ emb = {"type": "object", "required": ["object", "data", "model", "usage"], "prop
     "usage": {"type": "object", "properties": {"prompt_tokens": {"type": "integer"}, "total_tokens": {"type": "integer"}}}}}
 model_obj = {"type": "object", "required": ["id", "object", "created", "owned_by"], "properties": {
     "id": {"type": "string"}, "object": {"type": "string", "enum": ["model"]}, "created": {"type": "integer"}, "owned_by": {"type": "string"}}}
-owner = {"type": "string", "minLength": 1, "maxLength": 256, "description": "The user or session the entry belongs to; searches see only this owner's entries."}
+owner_schema = {"type": "string", "minLength": 1, "maxLength": 256, "description": "A user or session id (no control characters). Entries belong to one owner; searches and the engine see only the named owner's entries."}
+owner = ref("Owner")
 tier1 = {"name": "tier", "in": "path", "required": True, "schema": {"type": "string", "enum": ["episodic", "semantic"]}}
 tier2 = {"name": "tier", "in": "path", "required": True, "schema": {"type": "string", "enum": ["episodic", "semantic", "both"]}}
 owner_q = {"name": "owner", "in": "query", "required": True, "schema": owner}
@@ -98,6 +99,40 @@ mem_add = {"type": "object", "required": ["owner", "text"], "properties": {
     "source": {"type": "string"}, "importance": {"type": "number", "minimum": 0, "maximum": 1}}}
 mem_search = {"type": "object", "required": ["owner", "query"], "properties": {
     "owner": owner, "query": {"type": "string", "minLength": 1, "maxLength": 65536}, "k": {"type": "integer", "minimum": 1, "maximum": 100, "default": 5}}}
+entry = {"type": "object", "required": ["id", "tier", "text", "owner"], "properties": {
+    "object": {"type": "string"}, "id": {"type": "integer"}, "tier": {"type": "string"}, "text": {"type": "string"}, "owner": {"type": "string"}}}
+def list_of(item): return {"type": "object", "required": ["object", "data"], "properties": {
+    "object": {"type": "string", "enum": ["list"]}, "data": {"type": "array", "items": item}}}
+decision = {"type": "object", "required": ["chosen", "probability"], "properties": {
+    "chosen": {"type": "boolean"}, "probability": {"type": "number", "minimum": 0, "maximum": 1, "description": "The policy's P(yes); 0 or 1 for a fixed policy."}}}
+DECISIONS = ["early_exit", "episodic", "semantic", "expert_selection", "verify"]
+citation = {"type": "object", "required": ["tier", "id", "score", "text"], "properties": {
+    "tier": {"type": "string", "enum": ["episodic", "semantic"]}, "id": {"type": "integer"}, "score": {"type": "number"}, "text": {"type": "string"}}}
+COST = ["prompt_tokens", "generated_tokens", "matmul_flops", "vectors_scanned", "retrieval_flops", "ssm_tokens_encoded",
+        "retrievals", "critic_calls", "critic_tokens", "attempts", "latency_units"]
+ask_req = {"type": "object", "required": ["query", "owner"], "properties": {
+    "query": {"type": "string", "minLength": 1, "maxLength": 65536, "description": "The question. `prompt` is accepted as an alias (not both)."},
+    "prompt": {"type": "string", "nullable": True, "description": "Alias of query."},
+    "owner": owner,
+    "policy": {"type": "string", "nullable": True, "default": "auto", "description": "auto (the checkpoint's controller, else full), controller, full (both memories + verification), none, or decisions joined by +: early_exit, episodic, semantic, expert_selection, verify. Anything else is a 400."},
+    "max_tokens": {"type": "integer", "minimum": 1, "maximum": TOKENS_CAP, "nullable": True, "default": 16, "description": "Answer tokens per attempt; at most min(4096, the server's --max-tokens-cap)."},
+    "temperature": {"type": "number", "minimum": 0, "maximum": 2, "nullable": True, "default": 0},
+    "seed": {"type": "integer", "minimum": 0, "maximum": 9007199254740991, "nullable": True, "default": 0},
+    "stream": {"type": "boolean", "nullable": True, "default": False}}}
+answer = {"type": "object", "required": ["id", "object", "created", "model", "owner", "answer", "model_answer", "abstained", "retried",
+                                         "confidence", "confidence_calibrated", "policy", "decisions", "citations", "usage", "cost"], "properties": {
+    "id": {"type": "string"}, "object": {"type": "string", "enum": ["hmst.answer"]}, "created": {"type": "integer"},
+    "model": {"type": "string"}, "owner": {"type": "string"}, "query": {"type": "string"},
+    "answer": {"type": "string", "description": "What the engine says: the model's answer, or the abstain text."},
+    "model_answer": {"type": "string"}, "abstained": {"type": "boolean"}, "retried": {"type": "boolean"},
+    "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+    "confidence_calibrated": {"type": "boolean", "description": "true: the critic's calibrated P(correct); false: the answer tokens' mean probability."},
+    "policy": {"type": "string"},
+    "decisions": {"type": "object", "required": DECISIONS, "properties": {d: ref("Decision") for d in DECISIONS}},
+    "citations": {"type": "array", "items": ref("Citation")},
+    "usage": ref("Usage"),
+    "cost": {"type": "object", "required": COST, "properties": {c: {"type": "number"} for c in COST}},
+    "stage_ms": {"type": "object", "additionalProperties": {"type": "number"}}}}
 hit = {"type": "object", "required": ["id", "tier", "score", "text", "owner"], "properties": {
     "object": {"type": "string"}, "id": {"type": "integer"}, "tier": {"type": "string"}, "score": {"type": "number"},
     "text": {"type": "string"}, "owner": {"type": "string"}}}
@@ -114,8 +149,7 @@ doc = {
     "/metrics": {"get": {"operationId": "metrics", "summary": "Prometheus text format.",
         "responses": dict(ok({"type": "string"}, ctype="text/plain"), **errors(401))}},
     "/openapi.json": {"get": {"operationId": "openapi", "summary": "This document.", "responses": dict(ok({"type": "object"}), **errors(401))}},
-    "/v1/models": {"get": {"operationId": "listModels", "responses": dict(ok({"type": "object", "required": ["object", "data"], "properties": {
-        "object": {"type": "string", "enum": ["list"]}, "data": {"type": "array", "items": ref("Model")}}}), **errors(401))}},
+    "/v1/models": {"get": {"operationId": "listModels", "responses": dict(ok(list_of(ref("Model"))), **errors(401))}},
     "/v1/models/{model}": {"get": {"operationId": "retrieveModel",
         "parameters": [{"name": "model", "in": "path", "required": True, "schema": {"type": "string"}}],
         "responses": dict(ok(ref("Model")), **errors(401, 404))}},
@@ -127,19 +161,17 @@ doc = {
             "content": dict({"application/json": {"schema": ref("ChatCompletion")}}, **sse)}}, **errors(*std))}},
     "/v1/embeddings": {"post": {"operationId": "createEmbedding", "requestBody": body(ref("EmbeddingRequest")),
         "responses": dict(ok(ref("EmbeddingList")), **errors(*std))}},
-    "/v1/hmst/ask": {"post": {"operationId": "ask", "summary": "The engine: answer, confidence, decisions, citations. Answers 501 until the engine's retrieval is scoped by owner.",
-        "requestBody": {"required": False, "content": {"application/json": {"schema": {"type": "object"}}}},
-        "responses": dict(errors(401, 501))}},
+    "/v1/hmst/ask": {"post": {"operationId": "ask", "summary": "The engine: answer, confidence, the five decisions, citations and cost; memory scoped to the owner. 501 when the checkpoint cannot run the engine.",
+        "requestBody": body(ref("AskRequest")),
+        "responses": dict({"200": {"description": "The answer, or server-sent events with stream: true (hmst.answer.attempt, hmst.answer.delta, then the hmst.answer object)",
+            "content": dict({"application/json": {"schema": ref("Answer")}}, **sse)}}, **errors(400, 401, 413, 501, 503))}},
     "/v1/hmst/memory/{tier}/entries": {
         "post": {"operationId": "addMemory", "parameters": [tier1], "requestBody": body(ref("MemoryAdd")),
             "responses": dict(ok({"type": "object", "required": ["id", "tier", "owner"], "properties": {
                 "object": {"type": "string"}, "id": {"type": "integer"}, "tier": {"type": "string"}, "owner": {"type": "string"}, "saved": {"type": "boolean"}}}),
                 **errors(400, 401, 404, 413, 503))},
         "get": {"operationId": "listMemories", "summary": "One owner's entries, ids ascending.", "parameters": [tier2, owner_q],
-            "responses": dict(ok({"type": "object", "required": ["object", "data"], "properties": {
-                "object": {"type": "string", "enum": ["list"]}, "data": {"type": "array", "items": {"type": "object", "required": ["id", "tier", "text", "owner"], "properties": {
-                    "object": {"type": "string"}, "id": {"type": "integer"}, "tier": {"type": "string"}, "text": {"type": "string"}, "owner": {"type": "string"}}}}}}),
-                **errors(400, 401, 404))},
+            "responses": dict(ok(list_of(ref("MemoryEntry"))), **errors(400, 401, 404))},
         "delete": {"operationId": "deleteOwnerMemories", "summary": "Every entry of one owner.", "parameters": [tier2, owner_q],
             "responses": dict(ok({"type": "object", "required": ["owner", "tier", "deleted"], "properties": {
                 "object": {"type": "string"}, "owner": {"type": "string"}, "tier": {"type": "string"}, "deleted": {"type": "integer"}}}),
@@ -151,9 +183,7 @@ doc = {
                 **errors(400, 401, 404))}},
     "/v1/hmst/memory/{tier}/search": {
         "post": {"operationId": "searchMemory", "parameters": [tier2], "requestBody": body(ref("MemorySearch")),
-            "responses": dict(ok({"type": "object", "required": ["object", "data"], "properties": {
-                "object": {"type": "string", "enum": ["list"]}, "data": {"type": "array", "items": ref("MemoryHit")}}}),
-                **errors(400, 401, 404, 413, 503))}},
+            "responses": dict(ok(list_of(ref("MemoryHit"))), **errors(400, 401, 404, 413, 503))}},
     "/v1/hmst/memory/stats": {
         "get": {"operationId": "memoryStats", "parameters": [dict(owner_q, required=False)],
             "responses": dict(ok({"type": "object", "required": ["episodic", "semantic"], "properties": {
@@ -168,7 +198,8 @@ doc = {
           "message": {"type": "string"}, "type": {"type": "string"}, "param": {"type": "string", "nullable": True}, "code": {"type": "string", "nullable": True}}}}},
       "Usage": usage, "CompletionRequest": completion_req, "ChatCompletionRequest": chat_req, "Completion": completion,
       "ChatCompletion": chat, "EmbeddingRequest": emb_req, "EmbeddingList": emb, "Model": model_obj,
-      "MemoryAdd": mem_add, "MemorySearch": mem_search, "MemoryHit": hit,
+      "MemoryAdd": mem_add, "MemorySearch": mem_search, "MemoryHit": hit, "MemoryEntry": entry, "Owner": owner_schema,
+      "AskRequest": ask_req, "Answer": answer, "Decision": decision, "Citation": citation,
     }},
 }
 text = json.dumps(doc, indent=1)

@@ -6,6 +6,18 @@ func resolveEngine(_ h: OpaquePointer?) throws -> Engine {
     try HandleRegistry.shared.resolve(h, as: Engine.self, "engine")
 }
 
+/// The owner field of a host's query params, or nil when its struct predates the field
+/// (struct_size short of covering it: a caller built against an older hmst.h).
+func engineQueryOwner(_ raw: UnsafePointer<hmst_engine_query_params>?, _ p: hmst_engine_query_params) throws -> String? {
+    guard let raw, let at = MemoryLayout<hmst_engine_query_params>.offset(of: \.owner) else { return nil }
+    let hostSize = Int(UnsafeRawPointer(raw).load(as: UInt32.self))
+    guard hostSize >= at + MemoryLayout<UnsafePointer<CChar>?>.size else { return nil }
+    guard let o = p.owner else { return nil }
+    let s = String(cString: o)
+    guard s.utf8.count <= 4096 else { throw HMSTError.invalidArgument("params->owner is \(s.utf8.count) bytes; at most 4096") }
+    return s
+}
+
 @_cdecl("hmst_engine_default_params")
 public func hmst_engine_default_params() -> hmst_engine_params {
     let o = EngineOptions()
@@ -30,6 +42,7 @@ public func hmst_engine_query_default_params() -> hmst_engine_query_params {
     p.max_tokens = Int32(q.maxTokens)
     p.temperature = q.temperature
     p.seed = q.seed
+    p.owner = nil
     return p
 }
 
@@ -90,6 +103,7 @@ public func hmst_engine_ask(_ engine: OpaquePointer?, _ query: UnsafePointer<CCh
         q.maxTokens = Int(p.max_tokens)
         q.temperature = p.temperature
         q.seed = p.seed
+        q.owner = try engineQueryOwner(params, p)
         let onToken: ((Int32, [UInt8], Float) -> Bool)? = p.on_token.map { cb in
             let ud = p.user_data
             return { id, piece, lp in piece.withUnsafeBufferPointer { b in cb(id, b.baseAddress.map { UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self) }, b.count, lp, ud) } }

@@ -332,22 +332,55 @@ enum OpenAPIDocument {
   "/v1/hmst/ask": {
    "post": {
     "operationId": "ask",
-    "summary": "The engine: answer, confidence, decisions, citations. Answers 501 until the engine's retrieval is scoped by owner.",
+    "summary": "The engine: answer, confidence, the five decisions, citations and cost; memory scoped to the owner. 501 when the checkpoint cannot run the engine.",
     "requestBody": {
-     "required": false,
+     "required": true,
      "content": {
       "application/json": {
        "schema": {
-        "type": "object"
+        "$ref": "#/components/schemas/AskRequest"
        }
       }
      }
     },
     "responses": {
+     "200": {
+      "description": "The answer, or server-sent events with stream: true (hmst.answer.attempt, hmst.answer.delta, then the hmst.answer object)",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Answer"
+        }
+       },
+       "text/event-stream": {
+        "schema": {
+         "type": "object",
+         "required": [
+          "data"
+         ],
+         "description": "Server-sent events: `data: <chunk JSON>` per event, then `data: [DONE]`.",
+         "properties": {
+          "data": {
+           "type": "string"
+          }
+         }
+        }
+       }
+      }
+     },
+     "400": {
+      "$ref": "#/components/responses/Error"
+     },
      "401": {
       "$ref": "#/components/responses/Error"
      },
+     "413": {
+      "$ref": "#/components/responses/Error"
+     },
      "501": {
+      "$ref": "#/components/responses/Error"
+     },
+     "503": {
       "$ref": "#/components/responses/Error"
      }
     }
@@ -452,10 +485,7 @@ enum OpenAPIDocument {
       "in": "query",
       "required": true,
       "schema": {
-       "type": "string",
-       "minLength": 1,
-       "maxLength": 256,
-       "description": "The user or session the entry belongs to; searches see only this owner's entries."
+       "$ref": "#/components/schemas/Owner"
       }
      }
     ],
@@ -480,30 +510,7 @@ enum OpenAPIDocument {
           "data": {
            "type": "array",
            "items": {
-            "type": "object",
-            "required": [
-             "id",
-             "tier",
-             "text",
-             "owner"
-            ],
-            "properties": {
-             "object": {
-              "type": "string"
-             },
-             "id": {
-              "type": "integer"
-             },
-             "tier": {
-              "type": "string"
-             },
-             "text": {
-              "type": "string"
-             },
-             "owner": {
-              "type": "string"
-             }
-            }
+            "$ref": "#/components/schemas/MemoryEntry"
            }
           }
          }
@@ -544,10 +551,7 @@ enum OpenAPIDocument {
       "in": "query",
       "required": true,
       "schema": {
-       "type": "string",
-       "minLength": 1,
-       "maxLength": 256,
-       "description": "The user or session the entry belongs to; searches see only this owner's entries."
+       "$ref": "#/components/schemas/Owner"
       }
      }
     ],
@@ -623,10 +627,7 @@ enum OpenAPIDocument {
       "in": "query",
       "required": true,
       "schema": {
-       "type": "string",
-       "minLength": 1,
-       "maxLength": 256,
-       "description": "The user or session the entry belongs to; searches see only this owner's entries."
+       "$ref": "#/components/schemas/Owner"
       }
      }
     ],
@@ -756,10 +757,7 @@ enum OpenAPIDocument {
       "in": "query",
       "required": false,
       "schema": {
-       "type": "string",
-       "minLength": 1,
-       "maxLength": 256,
-       "description": "The user or session the entry belongs to; searches see only this owner's entries."
+       "$ref": "#/components/schemas/Owner"
       }
      }
     ],
@@ -1547,10 +1545,7 @@ enum OpenAPIDocument {
     ],
     "properties": {
      "owner": {
-      "type": "string",
-      "minLength": 1,
-      "maxLength": 256,
-      "description": "The user or session the entry belongs to; searches see only this owner's entries."
+      "$ref": "#/components/schemas/Owner"
      },
      "text": {
       "type": "string",
@@ -1575,10 +1570,7 @@ enum OpenAPIDocument {
     ],
     "properties": {
      "owner": {
-      "type": "string",
-      "minLength": 1,
-      "maxLength": 256,
-      "description": "The user or session the entry belongs to; searches see only this owner's entries."
+      "$ref": "#/components/schemas/Owner"
      },
      "query": {
       "type": "string",
@@ -1619,6 +1611,301 @@ enum OpenAPIDocument {
       "type": "string"
      },
      "owner": {
+      "type": "string"
+     }
+    }
+   },
+   "MemoryEntry": {
+    "type": "object",
+    "required": [
+     "id",
+     "tier",
+     "text",
+     "owner"
+    ],
+    "properties": {
+     "object": {
+      "type": "string"
+     },
+     "id": {
+      "type": "integer"
+     },
+     "tier": {
+      "type": "string"
+     },
+     "text": {
+      "type": "string"
+     },
+     "owner": {
+      "type": "string"
+     }
+    }
+   },
+   "Owner": {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 256,
+    "description": "A user or session id (no control characters). Entries belong to one owner; searches and the engine see only the named owner's entries."
+   },
+   "AskRequest": {
+    "type": "object",
+    "required": [
+     "query",
+     "owner"
+    ],
+    "properties": {
+     "query": {
+      "type": "string",
+      "minLength": 1,
+      "maxLength": 65536,
+      "description": "The question. `prompt` is accepted as an alias (not both)."
+     },
+     "prompt": {
+      "type": "string",
+      "nullable": true,
+      "description": "Alias of query."
+     },
+     "owner": {
+      "$ref": "#/components/schemas/Owner"
+     },
+     "policy": {
+      "type": "string",
+      "nullable": true,
+      "default": "auto",
+      "description": "auto (the checkpoint's controller, else full), controller, full (both memories + verification), none, or decisions joined by +: early_exit, episodic, semantic, expert_selection, verify. Anything else is a 400."
+     },
+     "max_tokens": {
+      "type": "integer",
+      "minimum": 1,
+      "maximum": 2147483002,
+      "nullable": true,
+      "default": 16,
+      "description": "Answer tokens per attempt; at most min(4096, the server's --max-tokens-cap)."
+     },
+     "temperature": {
+      "type": "number",
+      "minimum": 0,
+      "maximum": 2,
+      "nullable": true,
+      "default": 0
+     },
+     "seed": {
+      "type": "integer",
+      "minimum": 0,
+      "maximum": 9007199254740991,
+      "nullable": true,
+      "default": 0
+     },
+     "stream": {
+      "type": "boolean",
+      "nullable": true,
+      "default": false
+     }
+    }
+   },
+   "Answer": {
+    "type": "object",
+    "required": [
+     "id",
+     "object",
+     "created",
+     "model",
+     "owner",
+     "answer",
+     "model_answer",
+     "abstained",
+     "retried",
+     "confidence",
+     "confidence_calibrated",
+     "policy",
+     "decisions",
+     "citations",
+     "usage",
+     "cost"
+    ],
+    "properties": {
+     "id": {
+      "type": "string"
+     },
+     "object": {
+      "type": "string",
+      "enum": [
+       "hmst.answer"
+      ]
+     },
+     "created": {
+      "type": "integer"
+     },
+     "model": {
+      "type": "string"
+     },
+     "owner": {
+      "type": "string"
+     },
+     "query": {
+      "type": "string"
+     },
+     "answer": {
+      "type": "string",
+      "description": "What the engine says: the model's answer, or the abstain text."
+     },
+     "model_answer": {
+      "type": "string"
+     },
+     "abstained": {
+      "type": "boolean"
+     },
+     "retried": {
+      "type": "boolean"
+     },
+     "confidence": {
+      "type": "number",
+      "minimum": 0,
+      "maximum": 1
+     },
+     "confidence_calibrated": {
+      "type": "boolean",
+      "description": "true: the critic's calibrated P(correct); false: the answer tokens' mean probability."
+     },
+     "policy": {
+      "type": "string"
+     },
+     "decisions": {
+      "type": "object",
+      "required": [
+       "early_exit",
+       "episodic",
+       "semantic",
+       "expert_selection",
+       "verify"
+      ],
+      "properties": {
+       "early_exit": {
+        "$ref": "#/components/schemas/Decision"
+       },
+       "episodic": {
+        "$ref": "#/components/schemas/Decision"
+       },
+       "semantic": {
+        "$ref": "#/components/schemas/Decision"
+       },
+       "expert_selection": {
+        "$ref": "#/components/schemas/Decision"
+       },
+       "verify": {
+        "$ref": "#/components/schemas/Decision"
+       }
+      }
+     },
+     "citations": {
+      "type": "array",
+      "items": {
+       "$ref": "#/components/schemas/Citation"
+      }
+     },
+     "usage": {
+      "$ref": "#/components/schemas/Usage"
+     },
+     "cost": {
+      "type": "object",
+      "required": [
+       "prompt_tokens",
+       "generated_tokens",
+       "matmul_flops",
+       "vectors_scanned",
+       "retrieval_flops",
+       "ssm_tokens_encoded",
+       "retrievals",
+       "critic_calls",
+       "critic_tokens",
+       "attempts",
+       "latency_units"
+      ],
+      "properties": {
+       "prompt_tokens": {
+        "type": "number"
+       },
+       "generated_tokens": {
+        "type": "number"
+       },
+       "matmul_flops": {
+        "type": "number"
+       },
+       "vectors_scanned": {
+        "type": "number"
+       },
+       "retrieval_flops": {
+        "type": "number"
+       },
+       "ssm_tokens_encoded": {
+        "type": "number"
+       },
+       "retrievals": {
+        "type": "number"
+       },
+       "critic_calls": {
+        "type": "number"
+       },
+       "critic_tokens": {
+        "type": "number"
+       },
+       "attempts": {
+        "type": "number"
+       },
+       "latency_units": {
+        "type": "number"
+       }
+      }
+     },
+     "stage_ms": {
+      "type": "object",
+      "additionalProperties": {
+       "type": "number"
+      }
+     }
+    }
+   },
+   "Decision": {
+    "type": "object",
+    "required": [
+     "chosen",
+     "probability"
+    ],
+    "properties": {
+     "chosen": {
+      "type": "boolean"
+     },
+     "probability": {
+      "type": "number",
+      "minimum": 0,
+      "maximum": 1,
+      "description": "The policy's P(yes); 0 or 1 for a fixed policy."
+     }
+    }
+   },
+   "Citation": {
+    "type": "object",
+    "required": [
+     "tier",
+     "id",
+     "score",
+     "text"
+    ],
+    "properties": {
+     "tier": {
+      "type": "string",
+      "enum": [
+       "episodic",
+       "semantic"
+      ]
+     },
+     "id": {
+      "type": "integer"
+     },
+     "score": {
+      "type": "number"
+     },
+     "text": {
       "type": "string"
      }
     }

@@ -15,7 +15,7 @@ struct ServerCommand: AsyncParsableCommand {
         abstract: "Serve a checkpoint over an OpenAI-compatible HTTP API (plus hmst memory routes).",
         discussion: """
             Routes: GET /health, GET /metrics, GET /openapi.json, GET /v1/models, POST /v1/completions, \
-            POST /v1/chat/completions, POST /v1/embeddings, POST /v1/hmst/ask (501 until the engine's retrieval is scoped by owner), \
+            POST /v1/chat/completions, POST /v1/embeddings, POST /v1/hmst/ask (the engine; its memory scoped by owner), \
             and /v1/hmst/memory/... (with --memory). See README.md, "hmst serve".
             """)
 
@@ -147,8 +147,26 @@ struct ServerCommand: AsyncParsableCommand {
         limits.defaultChatMaxTokens = defaultChatMaxTokens
         ServerLimits.shared = limits
         let name = modelName ?? URL(fileURLWithPath: checkpoint).standardizedFileURL.lastPathComponent
+
+        // ---- engine: one per slot, on the slot's Session, over the memory tiers and the
+        // checkpoint's controller and critic (when present). A checkpoint the engine cannot
+        // serve (no BPE tokenizer.json, e.g. a .gguf) leaves the rest of the server up.
+        var engines: [Engine] = []
+        var engineUnavailable = ""
+        do {
+            for slot in slotList {
+                engines.append(try Engine(model: model, semantic: store?.semantic, episodic: store?.episodic, session: slot.session))
+            }
+            let e = engines[0]
+            logger.info("engine: policy \(e.controller != nil ? "the checkpoint's controller" : "full (no controller in the checkpoint)"), confidence \(e.verifier != nil ? "from the critic" : "the answer's token probability (no critic)")\(store == nil ? ", no memory (--memory)" : "")")
+        } catch let e as HMSTError {
+            engines = []
+            engineUnavailable = e.message
+            logger.warning("POST /v1/hmst/ask is unavailable: \(e.message)")
+        }
         let state = ServerState(model: model, tokenizer: tokenizer, modelName: name, template: template,
-                                pool: SlotPool(slots: slotList, queueLimit: queue), nCtx: ctx, limits: limits, memory: store)
+                                pool: SlotPool(slots: slotList, queueLimit: queue), nCtx: ctx, limits: limits, memory: store,
+                                engines: engines, engineUnavailable: engineUnavailable)
 
         let router = ServerCommand.router(state: state, keys: keys.map { Array($0.utf8) }, logger: logger)
         let app = Application(
@@ -205,11 +223,8 @@ struct ServerCommand: AsyncParsableCommand {
         router.post("/v1/chat/completions") { r, c in try await completions.handle(r, c, kind: .chat) }
         let embeddings = EmbeddingRoutes(state: state)
         router.post("/v1/embeddings") { r, c in try await embeddings.handle(r, c) }
-        router.post("/v1/hmst/ask") { _, _ -> Response in
-            throw APIError(status: .notImplemented,
-                           message: "the hmst engine (answers with confidence, decisions and citations) is not served yet: its memory retrieval is not scoped by owner, so this server would leak other owners' entries; use hmst_engine_*, hmst.Engine or `hmst ask` meanwhile",
-                           type: "not_implemented_error", param: nil, code: "engine_unavailable")
-        }
+        let ask = AskRoutes(state: state)
+        router.post("/v1/hmst/ask") { r, c in try await ask.handle(r, c) }
         let mem = MemoryRoutes(state: state)
         router.post("/v1/hmst/memory/{tier}/entries") { r, c in try await mem.add(r, c) }
         router.get("/v1/hmst/memory/{tier}/entries") { r, c in try await mem.list(r, c) }

@@ -39,9 +39,16 @@ final class ServerState: @unchecked Sendable {
     let metrics = Metrics()
     let memory: MemoryStore?
     let persister: MemoryPersister?
+    /// One engine per slot (engines[slot.index] runs on that slot's Session), over the memory
+    /// tiers and the checkpoint's controller and critic; empty when the engine could not be
+    /// made (engineUnavailable says why), and POST /v1/hmst/ask answers 501.
+    let engines: [Engine]
+    let engineUnavailable: String
 
     init(model: LanguageModel, tokenizer: TextTokenizer, modelName: String, template: ChatTemplate, pool: SlotPool,
-         nCtx: Int, limits: ServerLimits, memory: MemoryStore?) {
+         nCtx: Int, limits: ServerLimits, memory: MemoryStore?, engines: [Engine] = [], engineUnavailable: String = "") {
+        self.engines = engines
+        self.engineUnavailable = engineUnavailable
         self.model = model
         self.tokenizer = tokenizer
         self.modelName = modelName

@@ -26,6 +26,7 @@ public final class MetaController: EngineController, @unchecked Sendable {
     public let projectionSeed: UInt64
     /// free-form record of the training run (JSON object), saved with the weights
     public var trainingSummary: JSONValue = .object([])
+    private let decideLock = NSLock()
 
     public init(network: ActorCritic, hidden: [Int], model: LanguageModel, exitLayer: Int, projectionSeed: UInt64) throws {
         guard network.observationSize == StateSummary.size, network.actionHeads == [2, 2, 2, 2, 2] else {
@@ -41,10 +42,14 @@ public final class MetaController: EngineController, @unchecked Sendable {
     static func shape(of model: LanguageModel) -> [Int] { [model.dims.C, model.dims.L, model.dims.V] }
 
     /// Greedy decisions (each head's likelier choice) and each head's probability of yes.
+    /// Thread-safe: the network's forward writes its own activation buffers, so concurrent
+    /// engines sharing the checkpoint's controller take turns here (a few small GEMVs).
     public func decide(_ observation: [Float]) throws -> (EngineDecisions, DecisionProbabilities) {
         guard observation.count == network.observationSize else {
             throw HMSTError.invalidArgument("controller: observation has \(observation.count) values, the controller reads \(network.observationSize)")
         }
+        decideLock.lock()
+        defer { decideLock.unlock() }
         let (logits, _) = observation.withUnsafeBufferPointer { network.forward($0.baseAddress!, B: 1) }
         var yes = [Float](repeating: 0, count: 5)
         for h in 0..<5 {

@@ -29,10 +29,14 @@ public final class Engine: @unchecked Sendable {
     private let lock = NSLock()
 
     /// verifier and controller: nil uses the model's (loaded with the checkpoint), if any;
-    /// pass useModelParts false to run without them.
+    /// pass useModelParts false to run without them. session: the context the engine runs in
+    /// (one over model.decoder; options.nCtx and nThreads then do not apply), for a host that
+    /// owns its contexts, as the server's slots do; the engine resets it and its compute budget
+    /// at every query and leaves it reset to the full budget, and the host must not use it
+    /// during a query. nil: the engine makes its own.
     public init(model: LanguageModel, semantic: SemanticMemory? = nil, episodic: EpisodicMemory? = nil,
                 verifier: EngineVerifier? = nil, controller: EngineController? = nil, useModelParts: Bool = true,
-                options: EngineOptions = EngineOptions()) throws {
+                options: EngineOptions = EngineOptions(), session: Session? = nil) throws {
         try options.validate()
         guard let tok = model.tokenizer as? Tokenizer else {
             throw HMSTError.invalidArgument("engine: the model has no tokenizer (tokenizer.json beside the checkpoint)")
@@ -60,10 +64,17 @@ public final class Engine: @unchecked Sendable {
         self.controller = ctl
         self.options = options
         exitLayer = exit
-        var sp = SessionParams()
-        sp.nCtx = options.nCtx == 0 ? min(2048, d.maxPositions) : min(options.nCtx, d.maxPositions)
-        sp.nThreads = options.nThreads
-        session = try Session(decoder: model.decoder, params: sp)
+        if let session {
+            guard session.decoder === model.decoder else {
+                throw HMSTError.invalidArgument("engine: the session given runs another model's decoder")
+            }
+            self.session = session
+        } else {
+            var sp = SessionParams()
+            sp.nCtx = options.nCtx == 0 ? min(2048, d.maxPositions) : min(options.nCtx, d.maxPositions)
+            sp.nThreads = options.nThreads
+            self.session = try Session(decoder: model.decoder, params: sp)
+        }
         projection = StateSummary.projection(C: d.C, seed: options.projectionSeed)
         answerEnd = tok.id(for: MemoryPrompt.answerEnd)
         let u = tok.encode(" " + options.unknownAnswer)
@@ -73,14 +84,18 @@ public final class Engine: @unchecked Sendable {
     // MARK: the query
 
     /// Answers one query. onToken receives each answer token, its bytes and log-probability of
-    /// every attempt; return false to stop that attempt. Thread-safe (queries run one at a time).
-    public func ask(_ q: EngineQuery, onToken: ((Int32, [UInt8], Float) -> Bool)? = nil) throws -> EngineResult {
+    /// every attempt; return false to stop that attempt. onAttempt is told when an attempt
+    /// starts (0, then 1 for a retry) with its decisions, before its first token. Thread-safe
+    /// (queries run one at a time).
+    public func ask(_ q: EngineQuery, onToken: ((Int32, [UInt8], Float) -> Bool)? = nil,
+                    onAttempt: ((Int, EngineDecisions) -> Void)? = nil) throws -> EngineResult {
         lock.lock()
         defer { lock.unlock() }
+        defer { resetSession() }
         let t0 = Clock.nowMs()
         let ctx = try observeLocked(q)
         let (decisions, probs, policyName) = try ctx.timed(\.control) { try decide(ctx) }
-        var r = try runLocked(ctx, decisions: decisions, onToken: onToken)
+        var r = try runLocked(ctx, decisions: decisions, onToken: onToken, onAttempt: onAttempt)
         r.probabilities = probs
         r.policy = policyName
         ctx.times.total = Clock.nowMs() - t0
@@ -102,9 +117,10 @@ public final class Engine: @unchecked Sendable {
     public func run(_ ctx: QueryContext, decisions: EngineDecisions) throws -> EngineResult {
         lock.lock()
         defer { lock.unlock() }
+        defer { resetSession() }
         let (cost, times, events) = (ctx.cost, ctx.times, ctx.events)
         defer { (ctx.cost, ctx.times, ctx.events) = (cost, times, events) }
-        var r = try runLocked(ctx, decisions: decisions, onToken: nil)
+        var r = try runLocked(ctx, decisions: decisions, onToken: nil, onAttempt: nil)
         r.policy = "fixed"
         r.probabilities = DecisionProbabilities(fixed: decisions)
         r.times.total = r.times.values.dropLast().reduce(0, +)
@@ -116,11 +132,18 @@ public final class Engine: @unchecked Sendable {
 
     // MARK: stages
 
+    /// Leaves the session empty at the full budget (a host's session is used by others after).
+    private func resetSession() {
+        session.reset()
+        try? session.setBudget(ComputeBudget())
+    }
+
     private func observeLocked(_ q: EngineQuery) throws -> QueryContext {
         let text = q.text.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !text.isEmpty else { throw HMSTError.invalidArgument("engine: the query is empty") }
         guard q.maxTokens >= 1, q.maxTokens <= 4096 else { throw HMSTError.invalidArgument("engine: max_tokens \(q.maxTokens) must be in 1...4096") }
         guard q.temperature >= 0, q.temperature.isFinite else { throw HMSTError.invalidArgument("engine: temperature must be >= 0") }
+        if let o = q.owner, o.utf8.contains(0) { throw HMSTError.invalidArgument("engine: the owner contains a NUL byte") }
         var query = q
         query.text = text
         let ctx = QueryContext(model: model, tokenizer: tokenizer, semantic: semantic, episodic: episodic, verifier: verifier, query: query)
@@ -150,11 +173,14 @@ public final class Engine: @unchecked Sendable {
         return ctx
     }
 
+    /// With an owner (EngineQuery.owner) every hit, score and count below is that owner's
+    /// alone; the cost account still counts the work done over the whole tier.
     private func probe(_ ctx: QueryContext) throws {
         var o = options.retrieval
         o.k = options.k
+        o.owner = ctx.query.owner
         let text = ctx.query.text
-        if let s = semantic, s.count > 0 {
+        if let s = semantic, case let inScope = s.count(owner: o.owner), inScope > 0 {
             ctx.semanticHits = try s.retrieve(text: text, model: model, options: o)
             let st = s.stats()
             let scanned = st.nlist > 0 && st.isTrained ? Int((Double(st.count) * Double(min(st.nprobe, st.nlist)) / Double(st.nlist)).rounded(.up)) : st.count
@@ -162,10 +188,10 @@ public final class Engine: @unchecked Sendable {
             ctx.cost.retrievalFLOPs += 2 * Double(scanned) * Double(st.dim)
             ctx.cost.retrievals += 1
             ctx.cost.latencyUnits += 1
-            ctx.signals.semantic = TierSignals(hits: ctx.semanticHits, entries: st.count, capacity: max(st.count, 1))
-            ctx.events.append("probe semantic: \(ctx.semanticHits.count) hits of \(st.count)")
+            ctx.signals.semantic = TierSignals(hits: ctx.semanticHits, entries: inScope, capacity: inScope)
+            ctx.events.append("probe semantic: \(ctx.semanticHits.count) hits of \(inScope)")
         }
-        if let e = episodic, e.count > 0 {
+        if let e = episodic, case let inScope = e.count(owner: o.owner), inScope > 0 {
             ctx.episodicHits = try e.retrieve(text: text, model: model, options: o)
             let n = e.count
             ctx.cost.vectorsScanned += n
@@ -173,8 +199,8 @@ public final class Engine: @unchecked Sendable {
             ctx.cost.ssmTokensEncoded += ctx.signals.queryTokens
             ctx.cost.retrievals += 1
             ctx.cost.latencyUnits += 1
-            ctx.signals.episodic = TierSignals(hits: ctx.episodicHits, entries: n, capacity: e.config.maxEntries)
-            ctx.events.append("probe episodic: \(ctx.episodicHits.count) hits of \(n)")
+            ctx.signals.episodic = TierSignals(hits: ctx.episodicHits, entries: inScope, capacity: e.config.maxEntries)
+            ctx.events.append("probe episodic: \(ctx.episodicHits.count) hits of \(inScope)")
         }
     }
 
@@ -195,11 +221,14 @@ public final class Engine: @unchecked Sendable {
     }
 
     private func runLocked(_ ctx: QueryContext, decisions: EngineDecisions,
-                           onToken: ((Int32, [UInt8], Float) -> Bool)?) throws -> EngineResult {
+                           onToken: ((Int32, [UInt8], Float) -> Bool)?,
+                           onAttempt: ((Int, EngineDecisions) -> Void)?) throws -> EngineResult {
         var r = EngineResult()
         r.query = ctx.query.text
+        r.owner = ctx.query.owner
         r.decisions = decisions
         r.signals = ctx.signals
+        onAttempt?(0, decisions)
         var attempt = try ctx.timed(\.generate) { try generate(ctx, decisions: decisions, onToken: onToken) }
         var confidence = attempt.meanProbability, calibrated = false
         if decisions.verify, let verifier {
@@ -210,6 +239,7 @@ public final class Engine: @unchecked Sendable {
                 ctx.events.append("verified \(v.probability) < \(options.confidenceThreshold): retry with both memories at full compute")
                 r.retried = true
                 let retry = EngineDecisions(episodic: true, semantic: true, verify: true)
+                onAttempt?(1, retry)
                 attempt = try ctx.timed(\.generate) { try generate(ctx, decisions: retry, onToken: onToken) }
                 v = try ctx.timed(\.verify) { try verify(ctx, attempt, verifier) }
             }

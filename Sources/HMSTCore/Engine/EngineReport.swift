@@ -31,6 +31,7 @@ public enum EngineReport {
         let w = JSONWriter()
         w.object {
             w.field("query", r.query)
+            if let o = r.owner { w.field("owner", o) }
             w.field("answer", r.answer)
             w.field("model_answer", r.modelAnswer)
             w.field("abstained", r.abstained)

@@ -56,6 +56,12 @@ public struct EngineQuery: Sendable {
     /// 0: greedy
     public var temperature: Float = 0
     public var seed: UInt64 = 0
+    /// Scope of the memory this query may see: only entries of this owner ("" : the entries
+    /// added without one) are retrieved, scored, counted in the controller's signals, given to
+    /// the model or cited, in both tiers and both retrieval parts; another owner's entries
+    /// cannot change the answer, the decisions or the citations. nil: every entry (a memory
+    /// with one user).
+    public var owner: String? = nil
     public init(_ text: String) { self.text = text }
 }
 
@@ -72,6 +78,8 @@ public struct Citation: Sendable, Equatable {
 
 public struct EngineResult: Sendable {
     public var query = ""
+    /// the memory scope of the query (EngineQuery.owner; nil: every entry)
+    public var owner: String? = nil
     /// what the engine says: the model's answer, or abstainText when it abstained
     public var answer = ""
     /// the model's last answer before any abstention

@@ -133,26 +133,54 @@ public final class BM25Index {
 
     /// The `limit` best documents for the query's terms, best first (ties: smaller id first).
     /// Documents sharing no term with the query are not returned.
-    public func search(terms: [String], limit: Int, k1: Float = 1.2, b: Float = 0.75) -> [LexicalHit] {
-        let live = slotOf.count
-        guard limit > 0, live > 0 else { return [] }
-        var unique: [Int32] = []
-        for s in Set(terms) { if let t = termIds[s], df[Int(t)] > 0 { unique.append(t) } }
+    /// within: only documents whose id it accepts are candidates, and the collection statistics
+    /// (N, df, avgdl) are those of the accepted documents alone, so the others have no
+    /// influence on any score: the result is what an index holding only them would give (one
+    /// owner's entries in a memory shared by many). It costs one call per live document.
+    public func search(terms: [String], limit: Int, k1: Float = 1.2, b: Float = 0.75,
+                       within: ((Int64) -> Bool)? = nil) -> [LexicalHit] {
+        guard limit > 0, !slotOf.isEmpty else { return [] }
+        // inScope[slot]: the document is live and accepted; nil: every live document
+        var inScope: [Bool]? = nil
+        var live = slotOf.count, length = totalLength
+        if let within {
+            var scope = [Bool](repeating: false, count: slotIds.count)
+            live = 0
+            length = 0
+            for (s, id) in slotIds.enumerated() where id >= 0 && within(id) {
+                scope[s] = true
+                live += 1
+                length += Double(docLength[s])
+            }
+            guard live > 0 else { return [] }
+            inScope = scope
+        }
+        // df over the documents in scope (the index's own df when every document is)
+        var unique: [(term: Int32, df: Int)] = []
+        for s in Set(terms) {
+            guard let t = termIds[s], df[Int(t)] > 0 else { continue }
+            var d = Int(df[Int(t)])
+            if let inScope {
+                d = 0
+                for p in postings[Int(t)] where p.tf > 0 && inScope[Int(p.slot)] { d += 1 }
+            }
+            if d > 0 { unique.append((t, d)) }
+        }
         guard !unique.isEmpty else { return [] }
         let n = Double(live)
-        let avgdl = max(Float(totalLength / n), 1e-6)
+        let avgdl = max(Float(length / n), 1e-6)
         // per-document normaliser k1·(1 − b + b·|D|/avgdl) = c0 + c1·|D|
         let c0 = k1 * (1 - b), c1 = k1 * b / avgdl
         var acc = [Float](repeating: 0, count: slotIds.count)
         var touched: [UInt32] = []
         acc.withUnsafeMutableBufferPointer { acc in
             docLength.withUnsafeBufferPointer { dl in
-                for t in unique {
-                    let d = Double(df[Int(t)])
+                for (t, dft) in unique {
+                    let d = Double(dft)
                     let idf = Float(log(1 + (n - d + 0.5) / (d + 0.5)))
                     let w = idf * (k1 + 1)
                     postings[Int(t)].withUnsafeBufferPointer { list in
-                        for p in list where p.tf > 0 {
+                        for p in list where p.tf > 0 && (inScope?[Int(p.slot)] ?? true) {
                             let s = Int(p.slot), tf = Float(p.tf)
                             if acc[s] == 0 { touched.append(p.slot) }   // every contribution is > 0
                             acc[s] += w * tf / (tf + c0 + c1 * dl[s])

@@ -27,8 +27,14 @@ extension EpisodicMemory {
         return lock.withLock { _ -> [RetrievalHit] in
             guard !entries.isEmpty else { return [] }
             let per = options.perPart
-            let dense = wantDense ? denseTopLocked(q, k: per).map { (id: $0.id, score: $0.score) } : []
-            let lex = wantLexical ? lexical.search(terms: terms, limit: per, k1: options.k1, b: options.b).map { (id: $0.id, score: $0.score) } : []
+            let dense = wantDense ? denseTopLocked(q, k: per, owner: options.owner).map { (id: $0.id, score: $0.score) } : []
+            var within: ((Int64) -> Bool)? = nil
+            if wantLexical, let o = options.owner {
+                let ids = Set(entries.lazy.filter { $0.owner == o }.map(\.id))
+                within = { ids.contains($0) }
+            }
+            let lex = wantLexical ? lexical.search(terms: terms, limit: per, k1: options.k1, b: options.b, within: within)
+                .map { (id: $0.id, score: $0.score) } : []
             let ranked = switch options.mode {
             case .hybrid: RankFusion.fuse(dense: dense, lexical: lex, k: options.k, rrfK: options.rrfK,
                                           denseWeight: options.denseWeight, lexicalWeight: options.lexicalWeight)
@@ -42,6 +48,14 @@ extension EpisodicMemory {
                 entries[i].accessCount += 1
                 return RetrievalHit(id: h.id, score: h.score, dense: h.dense, lexical: h.lexical, text: entries[i].text)
             }
+        }
+    }
+
+    /// Entries of one owner ("" : those added without one); nil: every entry. Thread-safe.
+    public func count(owner: String?) -> Int {
+        lock.withLock { _ in
+            guard let owner else { return entries.count }
+            return entries.reduce(0) { $0 + ($1.owner == owner ? 1 : 0) }
         }
     }
 

@@ -24,6 +24,10 @@ public struct RetrievalOptions: Sendable, Equatable {
     public var b: Float = 0.75
     /// IVF lists probed by the dense part of a semantic memory; nil: the memory's default
     public var nprobe: Int?
+    /// Only this owner's entries (MemoryMetadata.owner, EpisodicEntry.owner; "" is the entries
+    /// added without one) are candidates, in both parts, and the lexical part's statistics are
+    /// theirs alone: another owner's entries change no hit and no score. nil: every entry.
+    public var owner: String?
     public init(mode: RetrievalMode = .hybrid, k: Int = 5) {
         self.mode = mode
         self.k = k

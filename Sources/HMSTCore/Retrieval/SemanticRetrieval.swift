@@ -29,8 +29,11 @@ extension SemanticMemory {
         return try lock.withReadLock {
             guard !entries.isEmpty else { return [] }
             let per = options.perPart
-            let dense = wantDense ? try searchLocked(q, n: 1, k: per, nprobe: options.nprobe)[0].map { (id: $0.id, score: $0.score) } : []
-            let lex = wantLexical ? lexical.search(terms: terms, limit: per, k1: options.k1, b: options.b).map { (id: $0.id, score: $0.score) } : []
+            let dense = wantDense ? try denseLocked(q, k: per, nprobe: options.nprobe, owner: options.owner) : []
+            let all = entries
+            let within: ((Int64) -> Bool)? = options.owner.map { o in { id in all[id]?.owner == o } }
+            let lex = wantLexical ? lexical.search(terms: terms, limit: per, k1: options.k1, b: options.b, within: within)
+                .map { (id: $0.id, score: $0.score) } : []
             let ranked = switch options.mode {
             case .hybrid: RankFusion.fuse(dense: dense, lexical: lex, k: options.k, rrfK: options.rrfK,
                                           denseWeight: options.denseWeight, lexicalWeight: options.lexicalWeight)
@@ -38,6 +41,32 @@ extension SemanticMemory {
             case .lexical: RankFusion.single(lex, dense: false)
             }
             return ranked.map { RetrievalHit(id: $0.id, score: $0.score, dense: $0.dense, lexical: $0.lexical, text: entries[$0.id]?.text ?? "") }
+        }
+    }
+
+    /// The dense part's k best (id, score), best first; with owner, that owner's k best: the
+    /// index holds every owner, so it is searched with a growing k until k of the owner's
+    /// entries are found or the whole memory was ranked. Exact for a Flat index (and the exact
+    /// phase before IVF training); under IVF or HNSW the index's approximation (lists trained
+    /// on, graph built over every owner's vectors) bounds recall as it does unscoped, while the
+    /// scores are the owner's entries' own. Lock held by the caller.
+    func denseLocked(_ q: [Float], k: Int, nprobe: Int?, owner: String?) throws -> [(id: Int64, score: Float)] {
+        guard let owner else { return try searchLocked(q, n: 1, k: k, nprobe: nprobe)[0].map { (id: $0.id, score: $0.score) } }
+        let live = entries.count
+        var kk = min(live, max(4 * k, 32))
+        while true {
+            let found = try searchLocked(q, n: 1, k: kk, nprobe: nprobe)[0].filter { $0.metadata.owner == owner }
+            if found.count >= k || kk >= live { return found.prefix(k).map { (id: $0.id, score: $0.score) } }
+            kk = min(live, kk * 4)
+        }
+    }
+
+    /// Live entries of one owner ("" : those added without one); nil: every entry. O(entries).
+    /// Thread-safe (read lock).
+    public func count(owner: String?) -> Int {
+        lock.withReadLock {
+            guard let owner else { return entries.count }
+            return entries.values.reduce(0) { $0 + ($1.owner == owner ? 1 : 0) }
         }
     }
 

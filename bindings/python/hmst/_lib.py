@@ -438,6 +438,7 @@ class EngineQueryParams(ctypes.Structure):
         ("on_token", ENGINE_TOKEN_CALLBACK),
         ("on_result", ENGINE_RESULT_CALLBACK),
         ("user_data", ctypes.c_void_p),
+        ("owner", ctypes.c_char_p),
     ]
 
 

@@ -21,13 +21,14 @@ DECISIONS = ("early_exit", "episodic", "semantic", "expert_selection", "verify")
 
 class EngineResult:
     """One answer: `answer`, `model_answer`, `abstained`, `retried`, `confidence`,
-    `confidence_calibrated`, `decisions` and `probabilities` (dicts by decision name),
+    `confidence_calibrated`, `owner` (the memory scope, None: every entry), `decisions` and `probabilities` (dicts by decision name),
     `citations` (list of dicts: tier, id, score, text), `tokens` and `token_logprobs` (numpy
     arrays), `cost`, `stage_ms` (dicts) and `events` (list of str); `json` is the full record."""
 
     def __init__(self, record):
         self.json = record
         self.query = record["query"]
+        self.owner = record.get("owner")    # the memory scope asked with; None: every entry
         self.answer = record["answer"]
         self.model_answer = record["model_answer"]
         self.abstained = record["abstained"]
@@ -95,13 +96,21 @@ class Engine(_Resource):
         _check(_lib.lib.hmst_engine_info(self._handle(), ctypes.byref(c), ctypes.byref(k), ctypes.byref(e)))
         return c.value, k.value, e.value
 
-    def ask(self, query, *, policy="auto", max_tokens=16, temperature=0.0, seed=0, on_token=None):
+    def ask(self, query, *, policy="auto", max_tokens=16, temperature=0.0, seed=0, on_token=None, owner=None):
         """Answers query (str). policy: "auto" (the controller, else full), "controller", "full",
         "none", or decisions joined by "+" ("episodic+semantic+verify"). on_token(token_id, piece
-        bytes, logprob) is called for every answer token; return False to stop. Raises HMSTError."""
+        bytes, logprob) is called for every answer token; return False to stop. owner (str): only
+        that owner's memory entries are retrieved, weigh in the decisions and are cited ("" : the
+        entries added without an owner, i.e. every entry added from Python); None (the default):
+        every entry. Raises HMSTError."""
         if not isinstance(query, str):
             raise TypeError(f"query must be a str, not {type(query).__name__}")
+        if owner is not None and not isinstance(owner, str):
+            raise TypeError(f"owner must be a str or None, not {type(owner).__name__}")
+        if owner is not None and "\0" in owner:
+            raise ValueError("owner must not contain a NUL character")
         p = _lib.lib.hmst_engine_query_default_params()
+        p.owner = owner.encode() if owner is not None else None
         p.policy = str(policy).encode()
         p.max_tokens = int(max_tokens)
         p.temperature = float(temperature)
