@@ -40,6 +40,8 @@ struct AskCommand: ParsableCommand {
     @Option(help: "Decisions: auto (controller, else full), controller, full, none, or a + list of early_exit, episodic, semantic, expert_selection, verify.")
     var policy = "auto"
     @Option(name: .customLong("max-tokens"), help: "Longest answer in tokens.") var maxTokens = 16
+    @Option(help: "Only this owner's memory entries (as the server's routes set them; \"\" = entries without one). Default: every entry.")
+    var owner: String?
     @Flag(help: "Print the result as JSON.") var json = false
     @OptionGroup var engine: EngineOptionGroup
     @OptionGroup var threadOptions: ThreadOptions
@@ -52,6 +54,7 @@ struct AskCommand: ParsableCommand {
             func one(_ text: String) throws {
                 var q = EngineQuery(text)
                 q.policy = p
+                q.owner = owner
                 q.maxTokens = maxTokens
                 let r = try e.ask(q)
                 print(json ? EngineReport.json(r) : EngineReport.text(r))

@@ -4,9 +4,12 @@
  * the streaming callback seeing every answer token with its log-prob, the JSON at the end);
  * and misuse as statuses: NULLs, bad struct sizes, an empty query, an unknown policy, the
  * controller policy without a controller, a memory of the wrong dimension, a controller
- * trained for another model in the checkpoint. */
+ * trained for another model in the checkpoint. The owner scope of a query: entries added
+ * through the C API have no owner, so owner "" is all of them, any other owner none of them,
+ * and a caller whose struct_size predates the field gets every entry. */
 #include <hmst.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -147,6 +150,35 @@ int main(void) {
     CHECK(r.decisions[HMST_DECISION_VERIFY] && !r.confidence_calibrated && r.critic_calls == 0);
     /* a NULL result and NULL params are fine */
     CHECK_STATUS(hmst_engine_ask(e, "Is warranty given?", NULL, NULL), HMST_STATUS_OK);
+
+    /* owner scope: an owner that excludes the only episodic entry gives no citation from it,
+     * no retrieval and no vectors scanned; owner "" (no owner) and NULL (every entry) cite it */
+    struct hmst_engine_query_params qo = hmst_engine_query_default_params();
+    CHECK(qo.owner == NULL && qo.struct_size == sizeof qo);
+    struct seen so = {0};
+    qo.policy = "episodic";
+    qo.max_tokens = 2;
+    qo.on_result = on_result;
+    qo.user_data = &so;
+    CHECK_STATUS(hmst_engine_ask(e, "Who offers the source?", &qo, &r), HMST_STATUS_OK);
+    CHECK(r.n_citations == 1 && strstr(so.json, "Source must be offered") != NULL && strstr(so.json, "\"owner\"") == NULL);
+    qo.owner = "someone-else";
+    CHECK_STATUS(hmst_engine_ask(e, "Who offers the source?", &qo, &r), HMST_STATUS_OK);
+    CHECK(r.n_citations == 0 && r.vectors_scanned == 0 && r.ssm_tokens_encoded == 0);
+    CHECK(strstr(so.json, "\"citations\":[]") != NULL && strstr(so.json, "\"owner\":\"someone-else\"") != NULL);
+    CHECK(strstr(so.json, "Source must be offered") == NULL);
+    qo.policy = "episodic+semantic";
+    CHECK_STATUS(hmst_engine_ask(e, "Who may copy the work?", &qo, &r), HMST_STATUS_OK);
+    CHECK(r.n_citations == 0);
+    qo.owner = "";
+    CHECK_STATUS(hmst_engine_ask(e, "Who may copy the work?", &qo, &r), HMST_STATUS_OK);
+    CHECK(r.n_citations == 4 && r.vectors_scanned == 4);
+    /* a caller built before the field: its struct_size ends before owner, whatever lies beyond */
+    struct hmst_engine_query_params old = qo;
+    old.struct_size = (uint32_t)offsetof(struct hmst_engine_query_params, owner);
+    old.owner = "someone-else";
+    CHECK_STATUS(hmst_engine_ask(e, "Who may copy the work?", &old, &r), HMST_STATUS_OK);
+    CHECK(r.n_citations == 4);
 
     /* misuse */
     CHECK_STATUS(hmst_engine_ask(e, "", &q2, &r), HMST_STATUS_INVALID_ARGUMENT);

@@ -146,7 +146,7 @@ def test_errors_have_openai_shape(server):
     with pytest.raises(openai.AuthenticationError) as e:
         openai.OpenAI(base_url=server.url + "/v1", api_key="wrong", max_retries=0).models.list()
     assert e.value.body["code"] == "invalid_api_key"
-    # raw HTTP: unknown route, bad JSON, oversized body, the engine's 501; /health needs no key
+    # raw HTTP: unknown route, bad JSON, oversized body, an ask without its query; /health needs no key
     h = server.headers()
     r = requests.get(server.url + "/v1/nothing", headers=h)
     assert r.status_code == 404 and set(r.json()["error"]) == {"message", "type", "param", "code"}
@@ -154,8 +154,8 @@ def test_errors_have_openai_shape(server):
     assert r.status_code == 400 and "JSON" in r.json()["error"]["message"]
     r = requests.post(server.url + "/v1/completions", headers=h, data=b"x" * (2 << 20))
     assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"
-    r = requests.post(server.url + "/v1/hmst/ask", headers=h, json={"question": "?"})
-    assert r.status_code == 501 and r.json()["error"]["code"] == "engine_unavailable"
+    r = requests.post(server.url + "/v1/hmst/ask", headers=h, json={"question": "?", "owner": "a"})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "query"
     assert requests.get(server.url + "/health").json()["status"] == "ok"
     assert requests.get(server.url + "/metrics").status_code == 401
 

@@ -100,3 +100,26 @@ def test_errors(parts):
     engine.close()
     with pytest.raises(hmst.HMSTError, match="closed"):
         engine.ask("Who?")
+
+
+def test_owner_scopes_the_memory(parts):
+    """Entries added from Python have no owner: owner="" is all of them, any other owner none of
+    them (no citation, no retrieval), None every entry."""
+    model, sem, epi = parts
+    with hmst.Engine(model, semantic=sem, episodic=epi) as engine:
+        everyone = engine.ask("Who may copy the work?", policy="episodic+semantic", max_tokens=3)
+        assert everyone.owner is None and len(everyone.citations) == 4
+        unowned = engine.ask("Who may copy the work?", policy="episodic+semantic", max_tokens=3, owner="")
+        assert unowned.owner == "" and unowned.citations == everyone.citations
+        assert list(unowned.tokens) == list(everyone.tokens)
+        other = engine.ask("Who offers the source?", policy="episodic", max_tokens=3, owner="alice")
+        assert other.owner == "alice"
+        assert other.citations == []
+        assert other.cost["vectors_scanned"] == 0 and other.cost["retrievals"] == 0
+        # the only episodic entry, cited without the scope
+        assert [c["text"] for c in engine.ask("Who offers the source?", policy="episodic", max_tokens=3).citations] == \
+            ["Source must be offered on request."]
+        with pytest.raises(TypeError):
+            engine.ask("Who?", owner=7)
+        with pytest.raises(ValueError):
+            engine.ask("Who?", owner="a\0b")

@@ -1,0 +1,146 @@
+"""POST /v1/hmst/ask: the engine behind the server, its memory scoped by owner. Two owners'
+entries in both tiers; asked as one, the citations never hold the other's entries (whatever the
+question, the other's own words included), and the reverse; the streamed form (attempt, deltas,
+the result, [DONE]) agrees with the plain one; errors in OpenAI's shape. The fixture model is
+untrained, so answers are noise: the tests check scoping, shapes and agreement, not content."""
+import json
+
+import requests
+
+FACTS = {
+    "ann": ["ann keeps a red bicycle in the garage", "ann was born in lisbon", "ann drinks green tea every morning"],
+    "ben": ["ben keeps a red car in the garage", "ben was born in oslo", "ben drinks black coffee at night"],
+}
+DECISIONS = ["early_exit", "episodic", "semantic", "expert_selection", "verify"]
+
+
+def ask(s, body, **kw):
+    return requests.post(s.url + "/v1/hmst/ask", headers=s.headers(), json=body, timeout=120, **kw)
+
+
+def sse_events(r):
+    out = []
+    for line in r.iter_lines(decode_unicode=True):
+        if line.startswith("data: "):
+            data = line[len("data: "):]
+            out.append(data if data == "[DONE]" else json.loads(data))
+    return out
+
+
+def fill(s):
+    """Adds every fact to both tiers for its owner; returns {owner: {(tier, id)}}."""
+    ids = {o: set() for o in FACTS}
+    for owner, facts in FACTS.items():
+        for tier in ("episodic", "semantic"):
+            for text in facts:
+                r = requests.post(s.url + f"/v1/hmst/memory/{tier}/entries", headers=s.headers(),
+                                  json={"owner": owner, "text": text}, timeout=60)
+                assert r.status_code == 200, r.text
+                ids[owner].add((tier, r.json()["id"]))
+    return ids
+
+
+def test_citations_never_cross_owners(start_server, tmp_path):
+    s = start_server(memory=str(tmp_path / "mem"), slots=2)
+    ids = fill(s)
+    for me, other in (("ann", "ben"), ("ben", "ann")):
+        # the other's own sentences, mine, and a question both could match
+        for q in FACTS[other] + FACTS[me][:1] + ["who keeps something red in the garage?"]:
+            r = ask(s, {"query": q, "owner": me, "policy": "episodic+semantic", "max_tokens": 3})
+            assert r.status_code == 200, r.text
+            b = r.json()
+            assert b["object"] == "hmst.answer" and b["owner"] == me and b["query"] == q
+            cited = {(c["tier"], c["id"]) for c in b["citations"]}
+            assert cited, b                                   # k = 4 of my 6 entries
+            assert cited <= ids[me] and not cited & ids[other], (me, q, b["citations"])
+            assert all(c["text"] in FACTS[me] for c in b["citations"])
+            assert all(b["citations"][i]["score"] >= b["citations"][i + 1]["score"] for i in range(len(b["citations"]) - 1))
+            assert b["policy"] == "fixed" and list(b["decisions"]) == DECISIONS
+            assert b["decisions"]["episodic"] == {"chosen": True, "probability": 1.0}
+            assert b["decisions"]["verify"] == {"chosen": False, "probability": 0.0}
+            assert b["usage"]["total_tokens"] == b["usage"]["prompt_tokens"] + b["usage"]["completion_tokens"] > 0
+            assert b["cost"]["retrievals"] == 2 and b["cost"]["attempts"] == 1
+    # an owner with no entries gets no memory at all; deleting ann's entries empties her scope
+    r = ask(s, {"query": "ben was born in oslo", "owner": "carl", "policy": "episodic+semantic", "max_tokens": 2})
+    assert r.status_code == 200 and r.json()["citations"] == [] and r.json()["cost"]["retrievals"] == 0
+    assert requests.delete(s.url + "/v1/hmst/memory/both/entries", headers=s.headers(), params={"owner": "ann"}).json()["deleted"] == 6
+    r = ask(s, {"query": "ann was born in lisbon", "owner": "ann", "policy": "episodic+semantic", "max_tokens": 2})
+    assert r.json()["citations"] == []
+    r = ask(s, {"query": "ann was born in lisbon", "owner": "ben", "policy": "episodic+semantic", "max_tokens": 2})
+    assert {(c["tier"], c["id"]) for c in r.json()["citations"]} <= ids["ben"]
+
+
+def test_default_policy_streamed_and_plain(start_server, tmp_path):
+    s = start_server(memory=str(tmp_path / "mem"), slots=2)
+    ids = fill(s)
+    # no controller in the fixture: auto is full (both memories + verification); no critic, so
+    # the confidence is the answer's token probability, flagged as not calibrated
+    plain = ask(s, {"prompt": "where was ann born?", "owner": "ann", "max_tokens": 4})
+    assert plain.status_code == 200, plain.text
+    b = plain.json()
+    assert b["policy"] == "full (no controller)"
+    assert [b["decisions"][d]["chosen"] for d in DECISIONS] == [False, True, True, False, True]
+    assert 0 <= b["confidence"] <= 1 and b["confidence_calibrated"] is False
+    assert {(c["tier"], c["id"]) for c in b["citations"]} <= ids["ann"]
+    assert set(b["cost"]) >= {"matmul_flops", "vectors_scanned", "critic_calls", "attempts"}
+    # streamed: attempt, deltas, the same result, [DONE]
+    r = ask(s, {"query": "where was ann born?", "owner": "ann", "max_tokens": 4, "stream": True}, stream=True)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+    ev = sse_events(r)
+    assert ev[-1] == "[DONE]"
+    final = ev[-2]
+    assert final["object"] == "hmst.answer"
+    assert ev[0]["object"] == "hmst.answer.attempt" and ev[0]["attempt"] == 0 and ev[0]["decisions"] == "episodic+semantic+verify"
+    deltas = [e for e in ev[:-2] if e["object"] == "hmst.answer.delta"]
+    assert all(e["object"] in ("hmst.answer.attempt", "hmst.answer.delta") for e in ev[:-2])
+    for k in ("answer", "model_answer", "citations", "decisions", "confidence", "policy", "owner"):
+        assert final[k] == b[k], k                    # greedy: the same answer either way
+    last = max(e["attempt"] for e in ev[:-2] if "attempt" in e)
+    assert "".join(e["text"] for e in deltas if e["attempt"] == last).strip() == final["model_answer"]
+
+
+def test_ask_errors(start_server, tmp_path):
+    s = start_server(memory=str(tmp_path / "mem"), slots=1)
+
+    def err(body, status=400):
+        r = ask(s, body)
+        assert r.status_code == status, r.text
+        e = r.json()["error"]
+        assert set(e) == {"message", "type", "param", "code"}
+        return e
+
+    assert err({"query": "", "owner": "a"})["param"] == "query"
+    assert err({"query": "  \n ", "owner": "a"})["param"] == "query"
+    assert err({"owner": "a"})["param"] == "query"
+    assert err({"query": "x", "prompt": "y", "owner": "a"})["param"] == "prompt"
+    assert err({"query": "x"})["param"] == "owner"
+    assert err({"query": "x", "owner": ""})["param"] == "owner"
+    e = err({"query": "x", "owner": "a", "policy": "semantic+telepathy"})
+    assert e["param"] == "policy" and e["code"] == "unknown_policy" and "telepathy" in e["message"]
+    assert err({"query": "x", "owner": "a", "policy": ""})["code"] == "unknown_policy"
+    assert err({"query": "x", "owner": "a", "policy": "controller"})["code"] == "no_controller"
+    assert err({"query": "x", "owner": "a", "max_tokens": 0})["param"] == "max_tokens"
+    assert err({"query": "x", "owner": "a", "stream": "yes"})["param"] == "stream"
+    assert err({"query": 5, "owner": "a"})["param"] == "query"
+    r = requests.post(s.url + "/v1/hmst/ask", headers=s.headers(), data=b"{oops", timeout=30)
+    assert r.status_code == 400 and "JSON" in r.json()["error"]["message"]
+    r = requests.post(s.url + "/v1/hmst/ask", json={"query": "x", "owner": "a"}, timeout=30)
+    assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
+    # a query longer than the context fails inside the engine: 400 plain, an error event streamed
+    long = "word " * 3000
+    e = err({"query": long, "owner": "a", "policy": "none"})
+    assert "context" in e["message"]
+    r = ask(s, {"query": long, "owner": "a", "policy": "none", "stream": True}, stream=True)
+    ev = sse_events(r)
+    assert ev[-1] == "[DONE]" and "context" in ev[-2]["error"]["message"]
+    # the server is fine afterwards
+    r = ask(s, {"query": "x", "owner": "a", "policy": "none", "max_tokens": 1})
+    assert r.status_code == 200 and r.json()["citations"] == []
+
+
+def test_ask_without_memory(start_server):
+    s = start_server(slots=1)
+    r = ask(s, {"query": "who?", "owner": "a", "max_tokens": 2})
+    assert r.status_code == 200, r.text
+    b = r.json()
+    assert b["citations"] == [] and b["cost"]["retrievals"] == 0 and b["owner"] == "a"
