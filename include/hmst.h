@@ -1058,8 +1058,8 @@ struct hmst_engine_query_params {
     hmst_engine_token_callback on_token;  /* optional */
     hmst_engine_result_callback on_result;/* optional: the result as JSON (citations, log-probs, cost) */
     void *user_data;
-    /* Added in 0.1 (struct_size tells the library whether a caller has it; callers built
-     * before it get NULL). The memory scope: NULL = every entry of both tiers (one user);
+    /* Appended after the fields above: a caller built before it passes a struct_size that
+     * ends before it, and gets NULL. The memory scope: NULL = every entry of both tiers (one user);
      * else only entries of this owner ("" = the entries added without an owner, which is
      * every entry added through this API) are retrieved, scored, counted in the
      * controller's signals, given to the model and cited, in both tiers and both retrieval
@@ -1085,8 +1085,10 @@ HMST_API void hmst_engine_free(hmst_engine *engine);
 
 /* Answers one query. out_result (may be NULL) receives the result up to its struct_size. Errors:
  * an empty query, "controller" without a trained controller, an unknown policy, a query too
- * long for the context. Thread-safe: queries on one engine run one at a time (use one engine
- * per thread for parallel queries; model and memories can be shared). */
+ * long for the context, an owner longer than 4096 bytes. Thread-safe: queries on one engine run
+ * one at a time (use one engine per thread for parallel queries; the model with its controller
+ * and critic, and the memories, can be shared). params->owner scopes the query's memory (see
+ * struct hmst_engine_query_params). */
 HMST_API int hmst_engine_ask(hmst_engine *engine, const char *query, const struct hmst_engine_query_params *params,
                                      struct hmst_engine_result *out_result);
 
