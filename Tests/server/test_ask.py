@@ -144,3 +144,29 @@ def test_ask_without_memory(start_server):
     assert r.status_code == 200, r.text
     b = r.json()
     assert b["citations"] == [] and b["cost"]["retrievals"] == 0 and b["owner"] == "a"
+
+
+def test_concurrent_asks_keep_their_owners(start_server, tmp_path):
+    """Asks of both owners at once on two slots, next to completions and memory adds: each gets
+    the answer and citations it gets alone (greedy), never the other owner's entries."""
+    from concurrent.futures import ThreadPoolExecutor
+    s = start_server(memory=str(tmp_path / "mem"), slots=2)
+    ids = fill(s)
+    jobs = [(o, q) for o in FACTS for q in ("who keeps something red?", FACTS["ben" if o == "ann" else "ann"][1])]
+    body = lambda o, q: {"query": q, "owner": o, "policy": "episodic+semantic+expert_selection", "max_tokens": 4}
+    alone = {(o, q): ask(s, body(o, q)).json() for o, q in jobs}
+
+    def other_work(i):
+        if i % 2:
+            return requests.post(s.url + "/v1/completions", headers=s.headers(), json={"prompt": "x", "max_tokens": 4}, timeout=120).status_code
+        return requests.post(s.url + "/v1/hmst/memory/semantic/entries", headers=s.headers(),
+                             json={"owner": "carl", "text": f"carl note {i} red garage"}, timeout=120).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        futures = [(j, pool.submit(lambda j=j: ask(s, body(*j)).json())) for j in jobs * 3]
+        others = [pool.submit(other_work, i) for i in range(6)]
+        for (o, q), f in futures:
+            b = f.result()
+            assert b["owner"] == o and {(c["tier"], c["id"]) for c in b["citations"]} <= ids[o]
+            assert b["citations"] == alone[(o, q)]["citations"] and b["answer"] == alone[(o, q)]["answer"]
+        assert all(f.result() == 200 for f in others)
