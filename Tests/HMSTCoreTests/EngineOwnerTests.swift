@@ -3,7 +3,9 @@
 // tiers' retrieval in every mode returns only the owner's entries, with the scores a memory
 // holding only them gives; and an engine asked as one owner, over a memory shared with
 // another, observes the same signals, cites the same entries and gives the same answer as an
-// engine over the owner's entries alone. Plus the engine over a host's session.
+// engine over the owner's entries alone. Plus the engine over a host's session, and one
+// controller shared by concurrent engines (as the server's slots share the checkpoint's).
+import Foundation
 import XCTest
 @testable import HMSTCore
 
@@ -163,6 +165,26 @@ final class EngineOwnerTests: XCTestCase {
             XCTAssertEqual(none.signals.episodic, TierSignals())
         }
         XCTAssertTrue(EngineReport.json(try shared.ask({ var q = EngineQuery("x"); q.owner = "alice"; q.maxTokens = 1; return q }())).contains(#""owner":"alice""#))
+    }
+
+    func testSharedControllerDecidesConcurrently() throws {
+        let model = try engineModel()
+        let net = try ActorCritic(observationSize: StateSummary.size, actionHeads: [2, 2, 2, 2, 2], seed: 3)
+        let mc = try MetaController(network: net, hidden: [64, 64], model: model, exitLayer: 1, projectionSeed: 7)
+        let obs = (0..<32).map { i in (0..<StateSummary.size).map { j in Float(sin(Double(i * 31 + j))) } }
+        let expected = try obs.map { try mc.decide($0).1.yes }
+        XCTAssertGreaterThan(Set(expected.map { $0[0] }).count, 1)   // the observations matter
+        let wrong = Locked(0)
+        // the network's forward writes its own activation buffers: without the lock in decide,
+        // concurrent calls read each other's halves
+        DispatchQueue.concurrentPerform(iterations: 8) { t in
+            for rep in 0..<300 {
+                let i = (t * 7 + rep) % obs.count
+                let got = try? mc.decide(obs[i]).1.yes
+                if got != expected[i] { wrong.withLock { $0 += 1 } }
+            }
+        }
+        XCTAssertEqual(wrong.withLock { $0 }, 0)
     }
 
     func testEngineOnAHostSession() throws {
