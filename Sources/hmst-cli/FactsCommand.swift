@@ -7,7 +7,7 @@ import HMSTCore
 struct FactsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "facts", abstract: "The fact benchmark: real (miscfiles) and invented facts, splits, tasks.",
-        subcommands: [Generate.self])
+        subcommands: [Generate.self, Reading.self])
 
     struct Generate: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -55,6 +55,45 @@ struct FactsCommand: ParsableCommand {
                 print(String(format: "%d train items, %d heldout + %d known eval items, %d memory lines in %.2f s -> %@",
                              set.trainItems.count, set.heldoutItems.count, set.knownItems.count, set.memoryTexts.count,
                              (Clock.nowMs() - startMs) / 1000, output))
+            }
+        }
+    }
+
+    struct Reading: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "reading",
+            abstract: "Write a reading corpus: documents of facts about invented lands, then questions answered from them.",
+            discussion: """
+                Pre-training text that teaches a small model to copy an answer from a fact earlier in its                 context, in the plain layout of `hmst eval` for a model without memory markers ("Fact: ..."                 lines, then "Question: ..." / "Answer: ..."). Documents are separated by lines holding "%",                 so `hmst train --doc-separator %` reads it beside the fortune files. Only the benchmark's                 training question templates are used, and --exclude keeps every entity and value of a fact                 set (`hmst facts generate`'s facts.jsonl) out. Deterministic for a seed.
+                """)
+
+        @Option(help: "The corpus file to write.") var output: String
+        @Option(help: "Documents to write.") var documents = 7_000
+        @Option(help: "Seed of every random choice.") var seed: UInt64 = 101
+        @Option(help: "Invented lands to draw facts from (8 facts each).") var entities = 20_000
+        @Option(name: .customLong("copy-documents"), help: "Also this many copy documents (\"List: words\" then \"Again: words\"), shuffled in.")
+        var copyDocuments = 0
+        @Option(help: "A fact set directory (or its facts.jsonl) whose entities and values must not appear; repeatable.")
+        var exclude: [String] = []
+
+        func run() throws {
+            try runReportingErrors {
+                var c = ReadingCorpusConfig()
+                c.seed = seed
+                c.documents = documents
+                c.entities = entities
+                c.copyDocuments = copyDocuments
+                for path in exclude {
+                    let dir = path.hasSuffix(".jsonl") ? (path as NSString).deletingLastPathComponent : path
+                    let set = try FactsCorpus(directory: dir.isEmpty ? "." : dir)
+                    for f in set.facts { c.excluded += [f.entity, f.value] }
+                }
+                let startMs = Clock.nowMs()
+                let docs = try ReadingCorpus.documents(c)
+                let text = docs.joined(separator: ReadingCorpus.separator) + "\n"
+                try FileIO.writeAtomically(output, text: text)
+                print(String(format: "%d reading documents (%d bytes, %d names excluded) in %.2f s -> %@",
+                             docs.count, text.utf8.count, c.excluded.count, (Clock.nowMs() - startMs) / 1000, output))
             }
         }
     }

@@ -393,4 +393,73 @@ final class FactsTests: XCTestCase {
         XCTAssertEqual(set.real.path, path)
         XCTAssertGreaterThanOrEqual(set.facts(in: .distractor).count, 10_000)
     }
+
+    // MARK: the reading corpus
+
+    func testReadingCorpusIsDeterministicAnswerableAndExcludesNames() throws {
+        var bench = FactBenchmarkConfig()
+        bench.realFacts = .none
+        bench.entities = 30
+        bench.distractors = 100
+        let set = try FactBenchmark.generate(bench)
+        var c = ReadingCorpusConfig()
+        c.documents = 400
+        c.entities = 500
+        c.excluded = set.facts.flatMap { [$0.entity, $0.value] }
+        let a = try ReadingCorpus.documents(c), b = try ReadingCorpus.documents(c)
+        XCTAssertEqual(a, b, "same config, same documents")
+        XCTAssertEqual(a.count, 400)
+        c.seed += 1
+        XCTAssertNotEqual(try ReadingCorpus.documents(c), a)
+
+        let benchEntities = Set(set.facts.map(\.entity))
+        let heldOutQuestions = FactRelation.synthetic.flatMap { r in r.templates.filter(\.heldOut).map { $0.pattern } }
+        var questions = 0
+        for doc in a {
+            let lines = doc.split(separator: "\n").map(String.init)
+            let facts = lines.filter { $0.hasPrefix("Fact: ") }
+            let answers = lines.filter { $0.hasPrefix("Answer: ") }.map { String($0.dropFirst("Answer: ".count)) }
+            XCTAssertTrue((3...8).contains(facts.count), doc)
+            XCTAssertTrue((1...4).contains(answers.count), doc)
+            XCTAssertEqual(lines.filter { $0.hasPrefix("Question: ") }.count, answers.count)
+            for ans in answers { XCTAssertTrue(facts.contains { $0.contains(ans) }, "the answer \(ans) is stated in the document") }
+            let words = Set(doc.split(whereSeparator: { !$0.isLetter }).map(String.init))
+            XCTAssertTrue(words.isDisjoint(with: benchEntities), "no benchmark entity in \(doc)")
+            for q in lines where q.hasPrefix("Question: ") {
+                questions += 1
+                let asked = q.dropFirst("Question: ".count)
+                for pattern in heldOutQuestions {
+                    let parts = pattern.components(separatedBy: "{e}")
+                    XCTAssertFalse(asked.hasPrefix(parts[0]) && asked.hasSuffix(parts[1]), "held-out template \(pattern) used: \(q)")
+                }
+            }
+        }
+        XCTAssertGreaterThan(questions, 400)
+        // the layout is the harness's plain prompt followed by the answer
+        let first = a[0].components(separatedBy: "\nAnswer: ")[0] + "\nAnswer:"
+        XCTAssertTrue(first.hasSuffix("\nAnswer:") && first.contains("\nQuestion: "))
+
+        // copy documents: shuffled in, the repeat equal to the list, reading documents unchanged
+        c.seed -= 1
+        c.copyDocuments = 100
+        let mixed = try ReadingCorpus.documents(c)
+        XCTAssertEqual(mixed.count, 500)
+        let copies = mixed.filter { $0.hasPrefix("List: ") }
+        XCTAssertEqual(copies.count, 100)
+        XCTAssertEqual(Set(mixed.filter { !$0.hasPrefix("List: ") }), Set(a))
+        XCTAssertFalse(mixed.prefix(400).allSatisfy { !$0.hasPrefix("List: ") }, "copies are shuffled in, not appended")
+        for d in copies {
+            let parts = d.components(separatedBy: "\nAgain: ")
+            XCTAssertEqual(parts.count, 2)
+            XCTAssertEqual(String(parts[0].dropFirst("List: ".count)), parts[1])
+            XCTAssertTrue((6...14).contains(parts[1].split(separator: " ").count))
+        }
+
+        var bad = ReadingCorpusConfig()
+        bad.documents = 0
+        XCTAssertThrowsError(try ReadingCorpus.documents(bad))
+        bad = ReadingCorpusConfig()
+        bad.questionsPerDocument = 1...9
+        XCTAssertThrowsError(try ReadingCorpus.documents(bad))
+    }
 }

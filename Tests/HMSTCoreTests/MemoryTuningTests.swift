@@ -97,12 +97,27 @@ final class MemoryTuningTests: XCTestCase {
             XCTAssertEqual(b[t].count, a[t].count + 5)
             XCTAssertEqual(Array(b[t].prefix(a[t].count)), a[t], "old logits are bit for bit the same at \(t)")
         }
-        // new rows: the mean of the old ones
+        // new rows: the mean of the rows of each marker's plain counterpart ("Fact:" for <mem>,
+        // "\nAnswer:" for <a>, "\n" for </a>), in the embedding and in the LM head
         let C = params.config.hiddenSize
-        let e = params.value("model.embed_tokens.weight")
-        var mean = 0.0
-        for r in 0..<tok.vocabSize { mean += Double(e[r * C]) }
-        XCTAssertEqual(Double(e[tok.vocabSize * C]), mean / Double(tok.vocabSize), accuracy: 1e-6)
+        for table in ["model.embed_tokens.weight", "lm_head.weight"] {
+            let e = params.value(table)
+            for (k, marker) in MemoryPrompt.markers.enumerated() {
+                let seeds = tok.encode(MemoryPrompt.plainCounterparts[marker]!)
+                XCTAssertFalse(seeds.isEmpty)
+                for c in [0, C / 2, C - 1] {
+                    let mean = seeds.map { Double(e[Int($0) * C + c]) }.reduce(0, +) / Double(seeds.count)
+                    XCTAssertEqual(Double(e[(tok.vocabSize + k) * C + c]), mean, accuracy: 1e-6, "\(table) \(marker) column \(c)")
+                }
+            }
+            XCTAssertEqual(Array(UnsafeBufferPointer(start: e + (tok.vocabSize + 1) * C, count: C)),
+                           Array(UnsafeBufferPointer(start: e + (tok.vocabSize + 4) * C, count: C)), "</mem> and </a> both start as a newline")
+        }
+        // without seeds, a new row is the mean of all old rows
+        let plainGrown = try MemoryTokens.resized(old, vocabSize: tok.vocabSize + 1)
+        let e0 = plainGrown.value("model.embed_tokens.weight"), eOld = old.value("model.embed_tokens.weight")
+        let mean0 = (0..<tok.vocabSize).map { Double(eOld[$0 * C]) }.reduce(0, +) / Double(tok.vocabSize)
+        XCTAssertEqual(Double(e0[tok.vocabSize * C]), mean0, accuracy: 1e-6)
         // saved, it loads with the new vocabulary and markers; prepared again, nothing changes
         let m2 = LanguageModel(decoder: try params.decoder(), tokenizer: t2, config: params.config.json(), report: LoadReport(), storage: [params])
         try m2.save(directory: dir + "/ck")

@@ -129,6 +129,20 @@ fails "eval on without a memory directory" "$HMST" eval "$W/ckpt" --task "$E/mc.
 # Stage 2: facts, a few steps of memory fine-tuning with the markers, resume, and its errors
 F=$W/facts
 check "facts generate" "$HMST" facts generate --output "$F" --entities 12 --distractors 50 --seed 2
+check "facts reading: deterministic, every answer is in its document, no name of the excluded set" bash -c "$HMST facts reading --output $W/r1.txt --documents 300 --entities 400 --exclude $F > /dev/null && $HMST facts reading --output $W/r2.txt --documents 300 --entities 400 --exclude $F/facts.jsonl > /dev/null && cmp -s $W/r1.txt $W/r2.txt && python3 -c \"
+import json, re, sys
+docs = open(sys.argv[1]).read().split('\\n%\\n')
+assert len(docs) == 300, len(docs)
+names = {json.loads(l)[k] for l in open(sys.argv[2]) for k in ('entity',) if json.loads(l)['source'] == 'synthetic'}
+words = set(re.findall(r'[A-Za-z]+', open(sys.argv[1]).read()))
+assert not names & words, names & words
+for d in docs:
+    lines = d.strip().split('\\n')
+    facts = [l for l in lines if l.startswith('Fact: ')]
+    answers = [l[len('Answer: '):] for l in lines if l.startswith('Answer: ')]
+    assert facts and answers and all(any(a in f for f in facts) for a in answers), d
+\" $W/r1.txt $F/facts.jsonl"
+fails "facts reading with zero documents" "$HMST" facts reading --output "$W/r0.txt" --documents 0
 S2=(--facts "$F" --data "$W/train_split" --batch-size 2 --seq-len 64 --memory-seq-len 64 --eval-questions 4 --seed 1 --no-progress)
 check "train-memory adds the markers and trains" bash -c "$HMST train-memory $W/ckpt ${S2[*]} --output $W/s2 --steps 4 && grep -q '\"<mem>\"' $W/s2/final/tokenizer.json && grep -q answer_nll_on $W/s2/metrics.jsonl"
 check "train-memory --resume continues" bash -c "$HMST train-memory $W/ckpt ${S2[*]} --output $W/s2b --steps 6 --resume $W/s2/final"

@@ -18,6 +18,13 @@ public enum MemoryPrompt {
     /// Every marker, in the order Stage 2 appends them to a tokenizer.
     public static let markers = [memoryOpen, memoryClose, question, answer, answerEnd]
 
+    /// What stands in each marker's place in `plain`'s layout. Stage 2 starts a new marker's
+    /// embedding and LM-head row from the mean of these tokens' rows (MemoryTokens), so a model
+    /// that learnt to read the plain layout in pre-training reads the marked one from the start.
+    public static let plainCounterparts: [String: String] = [
+        memoryOpen: "Fact:", memoryClose: "\n", question: "Question:", answer: "\nAnswer:", answerEnd: "\n",
+    ]
+
     /// The prompt up to and including the answer marker; the answer follows it, then `answerEnd`.
     public static func render(memories: [String], question q: String) -> String {
         var s = ""
@@ -30,6 +37,14 @@ public enum MemoryPrompt {
         var s = ""
         for m in memories { s += "Fact: " + m + "\n" }
         return s + "Question: " + q + "\nAnswer:"
+    }
+
+    /// A whole document in the plain layout: the memories, then each question with its answer
+    /// (" answer" after "Answer:", as the harness scores it), one per line.
+    public static func plainDocument(memories: [String], questionsAndAnswers qa: [(question: String, answer: String)]) -> String {
+        var s = ""
+        for m in memories { s += "Fact: " + m + "\n" }
+        return s + qa.map { "Question: " + $0.question + "\nAnswer: " + $0.answer }.joined(separator: "\n")
     }
 
     /// Whether a tokenizer carries all five markers as single tokens.

@@ -1,7 +1,9 @@
 // MemoryTokens: gives a pre-trained checkpoint the five MemoryPrompt markers before Stage 2:
 // they are appended to the tokenizer as special added tokens and the embedding and LM head
-// grow by as many rows, initialised to the mean of the existing rows (so a new token starts as
-// an "average" token instead of noise). Every old row is kept bit for bit, so the logits of the
+// grow by as many rows. A marker's rows start as the mean of the rows of its plain-text
+// counterpart's tokens (MemoryPrompt.plainCounterparts: `<a>` as "\nAnswer:", `</a>` as "\n"), so
+// what pre-training learnt about the plain layout carries over; a row with no counterpart starts
+// as the mean of all old rows (an "average" token instead of noise). Every old row is kept bit for bit, so the logits of the
 // old tokens for old inputs do not change. A checkpoint that already has the markers is used
 // as it is.
 
@@ -15,12 +17,20 @@ public enum MemoryTokens {
         let tokenizer = try base.addingSpecialTokens(MemoryPrompt.markers)
         let added = tokenizer.vocabSize - base.vocabSize
         let V = max(params.config.vocabSize, tokenizer.vocabSize)
-        return (V == params.config.vocabSize ? params : try resized(params, vocabSize: V), tokenizer, added)
+        guard V != params.config.vocabSize else { return (params, tokenizer, added) }
+        var seeds: [Int: [Int32]] = [:]
+        for marker in MemoryPrompt.markers {
+            guard let id = tokenizer.id(for: marker), Int(id) >= params.config.vocabSize,
+                  let plain = MemoryPrompt.plainCounterparts[marker] else { continue }
+            seeds[Int(id)] = base.encode(plain).filter { Int($0) < params.config.vocabSize }
+        }
+        return (try resized(params, vocabSize: V, seedRows: seeds), tokenizer, added)
     }
 
     /// A copy of params with vocabSize rows in the embedding (and untied LM head): old rows
-    /// copied, new rows set to the mean of the old ones. vocabSize must not shrink the vocabulary.
-    public static func resized(_ p: Parameters, vocabSize: Int) throws -> Parameters {
+    /// copied; a new row r is the mean of the old rows seedRows[r] when given and not empty, else
+    /// the mean of all old rows. vocabSize must not shrink the vocabulary.
+    public static func resized(_ p: Parameters, vocabSize: Int, seedRows: [Int: [Int32]] = [:]) throws -> Parameters {
         let oldV = p.config.vocabSize, C = p.config.hiddenSize
         guard vocabSize >= oldV else { throw HMSTError.invalidArgument("cannot shrink the vocabulary from \(oldV) to \(vocabSize)") }
         var config = p.config
@@ -34,10 +44,18 @@ public enum MemoryTokens {
             dst.update(from: src, count: oldCount)
             let newCount = q.shapes[i].reduce(1, *)
             guard newCount > oldCount else { continue }
-            // a vocabulary-sized table ([V, C]): the new rows are the mean of the old rows
-            var mean = [Double](repeating: 0, count: C)
-            for r in 0..<oldV { for c in 0..<C { mean[c] += Double(src[r * C + c]) } }
-            for r in oldV..<vocabSize { for c in 0..<C { dst[r * C + c] = Float(mean[c] / Double(oldV)) } }
+            // a vocabulary-sized table ([V, C]): each new row is the mean of its seed rows
+            func meanRow(_ rows: [Int]) -> [Float] {
+                var m = [Double](repeating: 0, count: C)
+                for r in rows { for c in 0..<C { m[c] += Double(src[r * C + c]) } }
+                return m.map { Float($0 / Double(rows.count)) }
+            }
+            let overall = meanRow(Array(0..<oldV))
+            for r in oldV..<vocabSize {
+                let seeds = (seedRows[r] ?? []).map(Int.init).filter { $0 >= 0 && $0 < oldV }
+                let row = seeds.isEmpty ? overall : meanRow(seeds)
+                for c in 0..<C { dst[r * C + c] = row[c] }
+            }
         }
         return q
     }
