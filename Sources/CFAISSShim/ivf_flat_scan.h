@@ -1,0 +1,26 @@
+// ivf_flat_scan.h (internal to CFAISSShim): hmst's own IVF-Flat list scan. FAISS assigns the
+// queries to lists (its coarse quantizer) and stores the lists; this scans them with
+// CKernels' runtime-dispatched distance kernels and keeps the best k per query.
+#ifndef HMST_IVF_FLAT_SCAN_H
+#define HMST_IVF_FLAT_SCAN_H
+
+#include <cstdint>
+
+namespace faiss { struct IndexIVFFlat; }
+
+namespace hmstfs {
+
+// True when own_ivf_flat_search can serve this index: exactly an IndexIVFFlat (no subclass),
+// L2 or inner product, lists held in memory (ArrayInvertedLists).
+bool own_scan_applies(const faiss::IndexIVFFlat *index);
+
+// As faiss::IndexIVF::search with SearchParametersIVF{nprobe}: queries [n, d] ->
+// distances [n, k] (ascending for L2, descending for IP), labels [n, k], -1 and +-FLT_MAX
+// where fewer than k vectors were found. Splits the queries over `threads` threads when n > 1.
+// Throws what FAISS's quantizer throws.
+void own_ivf_flat_search(const faiss::IndexIVFFlat *index, int64_t n, const float *queries, int64_t k,
+                         int64_t nprobe, int threads, float *distances, int64_t *labels);
+
+}  // namespace hmstfs
+
+#endif
