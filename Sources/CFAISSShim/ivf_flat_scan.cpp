@@ -9,10 +9,14 @@
 #include <hmst_ivf_scan.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cfloat>
-#include <thread>
 #include <typeinfo>
 #include <vector>
+
+// libgomp's entry point for a parallel region (what gcc emits for `#pragma omp parallel`),
+// declared here because Swift's clang does not see gcc's omp.h; libfaiss.a already needs it.
+extern "C" void GOMP_parallel(void (*fn)(void *), void *data, unsigned num_threads, unsigned flags);
 
 namespace hmstfs {
 
@@ -113,36 +117,40 @@ void scan_range(const faiss::IndexIVFFlat *index, const faiss::InvertedLists *li
     }
 }
 
-// Below FAISS's BLAS threshold (distance_compute_blas_threshold, 20 queries) its flat
-// quantizer compares a query with every centroid one by one in portable code; for those few
-// queries hmst ranks the centroids itself with the same direct formula and its own kernels.
-// Returns false (FAISS assigns) for other quantizers and for larger batches.
-bool own_assign(const faiss::IndexIVFFlat *index, int64_t n, const float *queries, int64_t nprobe,
-                int64_t *coarse) {
+// The lists of queries [q0, q1), closest first, when the quantizer is an exact flat index:
+// hmst ranks the centroids itself with the direct formula FAISS's flat quantizer uses for
+// small batches (below its BLAS threshold), in portable code there. Ranking per query keeps
+// the whole search in one parallel region. Only where can_assign(index); else FAISS assigns.
+bool can_assign(const faiss::IndexIVFFlat *index) {
     auto *flat = dynamic_cast<const faiss::IndexFlat *>(index->quantizer);
-    if (flat == nullptr || n >= 20 || flat->metric_type != index->metric_type || flat->d != index->d) return false;
+    return flat != nullptr && flat->metric_type == index->metric_type && flat->d == index->d &&
+           (size_t)flat->ntotal == index->nlist;
+}
+
+void own_assign(const faiss::IndexIVFFlat *index, int64_t q0, int64_t q1, const float *queries, int64_t nprobe,
+                int64_t *coarse, float *scratch) {
+    auto *flat = static_cast<const faiss::IndexFlat *>(index->quantizer);
     const size_t d = (size_t)index->d, nlist = (size_t)flat->ntotal;
     const float *centroids = flat->get_xb();
-    std::vector<float> dis(nlist), best_dis((size_t)nprobe);
+    float *dis = scratch, *best_dis = scratch + nlist;  // [nlist], [nprobe]
     const bool ip = index->metric_type == faiss::METRIC_INNER_PRODUCT;
-    for (int64_t qi = 0; qi < n; qi++) {
+    for (int64_t qi = q0; qi < q1; qi++) {
         const float *q = queries + qi * (int64_t)d;
         int64_t *best = coarse + qi * nprobe;
         if (ip) {
-            hk_inner_many(dis.data(), q, centroids, nlist, d);
-            TopK<true> top{best_dis.data(), best, nprobe};
+            hk_inner_many(dis, q, centroids, nlist, d);
+            TopK<true> top{best_dis, best, nprobe};
             for (size_t c = 0; c < nlist; c++)
                 if (top.admits(dis[c])) top.push(dis[c], (int64_t)c);
             top.finish();
         } else {
-            hk_l2sqr_many(dis.data(), q, centroids, nlist, d);
-            TopK<false> top{best_dis.data(), best, nprobe};
+            hk_l2sqr_many(dis, q, centroids, nlist, d);
+            TopK<false> top{best_dis, best, nprobe};
             for (size_t c = 0; c < nlist; c++)
                 if (top.admits(dis[c])) top.push(dis[c], (int64_t)c);
             top.finish();
         }
     }
-    return true;
 }
 
 }  // namespace
@@ -159,34 +167,54 @@ void own_ivf_flat_search(const faiss::IndexIVFFlat *index, int64_t n, const floa
     if (n <= 0) return;
     nprobe = std::max<int64_t>(1, std::min<int64_t>(nprobe, (int64_t)index->nlist));
     std::vector<int64_t> coarse((size_t)(n * nprobe));
-    if (!own_assign(index, n, queries, nprobe, coarse.data())) {
+    const bool flat_quantizer = can_assign(index);
+    if (!flat_quantizer) {
         std::vector<float> coarse_dis((size_t)(n * nprobe));
         index->quantizer->search(n, queries, nprobe, coarse_dis.data(), coarse.data());
     }
     const bool ip = index->metric_type == faiss::METRIC_INNER_PRODUCT;
-    auto run = [&](int64_t q0, int64_t q1) {
-        if (ip) scan_range<true>(index, index->invlists, q0, q1, queries, k, nprobe, coarse.data(), distances, labels);
-        else scan_range<false>(index, index->invlists, q0, q1, queries, k, nprobe, coarse.data(), distances, labels);
+    constexpr int64_t kChunk = 16;
+    int64_t t = std::max<int64_t>(1, std::min<int64_t>(threads, (n + kChunk - 1) / kChunk));
+    // one scratch row per thread for the centroid distances
+    const size_t row = (size_t)index->nlist + (size_t)nprobe;
+    std::vector<float> scratch(flat_quantizer ? row * (size_t)t : 0);
+    struct Shared {
+        std::atomic<int64_t> next{0};
+        std::atomic<int> thread_ids{0};
+        int64_t n;
+        bool assign;
+        const faiss::IndexIVFFlat *index;
+        const float *queries;
+        int64_t k, nprobe;
+        int64_t *coarse;
+        float *scratch;
+        size_t row;
+        bool ip;
+        float *distances;
+        int64_t *labels;
+    } sh{{0}, {0}, n, flat_quantizer, index, queries, k, nprobe, coarse.data(), scratch.data(), row, ip, distances, labels};
+    // Threads take chunks of kChunk queries from a shared counter rather than fixed shares: on a
+    // busy machine a descheduled thread then delays its one chunk, not half the batch. Each
+    // chunk is assigned and scanned in the same region, so the batch costs one fork and join.
+    auto body = [](void *raw) {
+        auto *s = static_cast<Shared *>(raw);
+        float *scratch = s->assign ? s->scratch + s->row * (size_t)s->thread_ids.fetch_add(1) : nullptr;
+        for (;;) {
+            int64_t q0 = s->next.fetch_add(kChunk, std::memory_order_relaxed);
+            if (q0 >= s->n) return;
+            int64_t q1 = std::min(s->n, q0 + kChunk);
+            if (s->assign) own_assign(s->index, q0, q1, s->queries, s->nprobe, s->coarse, scratch);
+            if (s->ip) scan_range<true>(s->index, s->index->invlists, q0, q1, s->queries, s->k, s->nprobe, s->coarse, s->distances, s->labels);
+            else scan_range<false>(s->index, s->index->invlists, q0, q1, s->queries, s->k, s->nprobe, s->coarse, s->distances, s->labels);
+        }
     };
-    int64_t t = std::max<int64_t>(1, std::min<int64_t>(threads, n));
     if (t == 1) {
-        run(0, n);
+        body(&sh);
         return;
     }
-    // a thread that cannot start leaves its queries to this one (no std::terminate on unwind)
-    std::vector<std::thread> pool;
-    pool.reserve((size_t)t - 1);
-    int64_t started = 1;
-    for (; started < t; started++) {
-        try {
-            pool.emplace_back(run, n * started / t, n * (started + 1) / t);
-        } catch (...) {
-            break;
-        }
-    }
-    run(0, n / t);
-    if (started < t) run(n * started / t, n);
-    for (auto &th : pool) th.join();
+    // libgomp's threads (the pool FAISS uses), not a second pool competing with its workers,
+    // which spin for a while after each region
+    GOMP_parallel(body, &sh, (unsigned)t, 0);
 }
 
 }  // namespace hmstfs
