@@ -29,7 +29,7 @@ let package = Package(
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
 
         // C++ shim over FAISS (Debian's libfaiss.a has no C API): every exception is caught there.
-        .target(name: "CFAISSShim",
+        .target(name: "CFAISSShim", dependencies: ["CKernels"],
                 cxxSettings: [.unsafeFlags(["-O2"])],
                 linkerSettings: [.linkedLibrary("faiss"), .linkedLibrary("gomp"),
                                  .linkedLibrary("openblas"), .linkedLibrary("m"),

@@ -1,6 +1,7 @@
 // faiss_shim.cpp: the extern "C" face of FAISS for hmst. Each entry point runs its body inside
 // guard(), which maps every C++ exception to a status and a thread-local message.
 #include "hmst_faiss_shim.h"
+#include "ivf_flat_scan.h"
 
 #include <faiss/Index.h>
 #include <faiss/IVFlib.h>
@@ -8,6 +9,7 @@
 #include <faiss/IndexFlatCodes.h>
 #include <faiss/IndexIDMap.h>
 #include <faiss/IndexIVF.h>
+#include <faiss/IndexIVFFlat.h>
 #include <faiss/IndexIVFPQ.h>
 #include <faiss/IndexPQ.h>
 #include <faiss/impl/io.h>
@@ -17,6 +19,7 @@
 #include <faiss/impl/IDSelector.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <exception>
 #include <memory>
@@ -29,6 +32,9 @@ extern "C" {
 void omp_set_num_threads(int);
 int omp_get_max_threads(void);
 }
+
+// hmstfs_set_own_ivf_scan: hmst's IVF-Flat scan serves unless a test turns it off.
+static std::atomic<bool> own_ivf_scan{true};
 
 struct hmstfs_index {
     std::unique_ptr<faiss::Index> index;
@@ -161,6 +167,9 @@ int hmstfs_index_add_with_ids(hmstfs_index *index, int64_t n, const float *x, co
     });
 }
 
+void hmstfs_set_own_ivf_scan(int on) { own_ivf_scan.store(on != 0); }
+int hmstfs_get_own_ivf_scan(void) { return own_ivf_scan.load() ? 1 : 0; }
+
 int hmstfs_index_search(const hmstfs_index *index, int64_t n, const float *queries, int64_t k,
                         int nprobe, float *distances, int64_t *labels) {
     return guard([&]() -> int {
@@ -168,6 +177,14 @@ int hmstfs_index_search(const hmstfs_index *index, int64_t n, const float *queri
             return fail(HMSTFS_INVALID_ARGUMENT, "search: NULL argument");
         if (n < 0 || k <= 0) return fail(HMSTFS_INVALID_ARGUMENT, "search: n < 0 or k <= 0");
         faiss::Index *idx = index->index.get();
+        if (own_ivf_scan.load(std::memory_order_relaxed)) {
+            auto *flat = dynamic_cast<const faiss::IndexIVFFlat *>(idx);
+            if (flat != nullptr && hmstfs::own_scan_applies(flat)) {
+                hmstfs::own_ivf_flat_search(flat, n, queries, k, nprobe > 0 ? nprobe : (int64_t)flat->nprobe,
+                                            std::max(1, omp_get_max_threads()), distances, labels);
+                return HMSTFS_OK;
+            }
+        }
         if (nprobe > 0) {
             // only bare IVF indexes reach here: factory never wraps an IVF index in an IDMap
             if (auto *ivf = dynamic_cast<faiss::IndexIVF *>(idx)) {

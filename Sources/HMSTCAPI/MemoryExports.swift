@@ -138,8 +138,12 @@ public func hmst_semantic_search(_ m: OpaquePointer?, _ queries: UnsafePointer<F
         let out = try required(out, "out")
         guard nprobe >= 0 else { throw HMSTError.invalidArgument("nprobe = \(nprobe) must be >= 0") }
         let q = try floats(queries, count: count * mem.config.dim, "queries")
-        let results = try mem.search(queries: q, k: kk, nprobe: nprobe == 0 ? nil : Int(nprobe))
-        for (i, hits) in results.enumerated() { _ = writeHits(hits.map { ($0.id, $0.score) }, k: kk, out + i * kk) }
+        let r = try mem.searchArrays(queries: q, k: kk, nprobe: nprobe == 0 ? nil : Int(nprobe))
+        r.ids.withUnsafeBufferPointer { ids in
+            r.scores.withUnsafeBufferPointer { scores in
+                for i in 0..<ids.count { out[i] = hmst_memory_hit(id: ids[i], score: scores[i]) }
+            }
+        }
     }
 }
 

@@ -60,6 +60,13 @@ int hmstfs_index_add_with_ids(hmstfs_index *index, int64_t n, const float *x, co
  * nprobe <= 0 keeps the index's own setting; it applies to IVF indexes only. */
 int hmstfs_index_search(const hmstfs_index *index, int64_t n, const float *queries, int64_t k,
                         int nprobe, float *distances, int64_t *labels);
+/* IVF-Flat indexes over L2 or inner product (lists in memory) are searched by hmst's own code
+ * (ivf_flat_scan.cpp: CKernels' AVX-512 or portable kernel ranks the centroids, as FAISS's flat
+ * quantizer does for small batches, and scans the lists), which returns FAISS's ids and
+ * distances up to float rounding.
+ * 0 turns it off process-wide so FAISS's scan serves (tests compare the two); default on. */
+void hmstfs_set_own_ivf_scan(int on);
+int hmstfs_get_own_ivf_scan(void);
 /* Removes the given ids; *n_removed receives how many were present. */
 int hmstfs_index_remove_ids(hmstfs_index *index, int64_t n, const int64_t *ids, int64_t *n_removed);
 /* Reconstructs the stored vector of `id` into out[dim] (exact for flat, approximate for PQ). */

@@ -74,6 +74,14 @@ public final class FaissIndex: @unchecked Sendable {
         return (d, l)
     }
 
+    /// Whether hmst's own IVF-Flat list scan (CFAISSShim/ivf_flat_scan.cpp, AVX-512 where the
+    /// CPU has it) serves IVF-Flat L2 and inner-product searches instead of FAISS's generic
+    /// build. Process-wide, on by default; tests turn it off to compare the two.
+    public static var ownIVFScan: Bool {
+        get { hmstfs_get_own_ivf_scan() != 0 }
+        set { hmstfs_set_own_ivf_scan(newValue ? 1 : 0) }
+    }
+
     /// Returns how many of the ids were present.
     public func remove(ids: [Int64]) throws -> Int {
         var removed: Int64 = 0

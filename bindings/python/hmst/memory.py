@@ -157,12 +157,12 @@ class SemanticMemory(_Memory):
     def search(self, queries, k=10, nprobe=0):
         """queries: (n, dim) or (dim,) -> (ids int64 (n, k), scores float32 (n, k)); id -1 pads."""
         q = _vectors(queries, self.dim, "queries")
-        n = q.shape[0]
-        # results land in a numpy array laid out as struct hmst_memory_hit: no per-hit Python work
-        hits = np.empty(max(1, n * int(k)), dtype=_HIT_DTYPE)
-        _check(_lib.lib.hmst_semantic_search(self._handle(), _ptr(q, ctypes.c_float), n, int(k), int(nprobe),
-                                             hits.ctypes.data_as(ctypes.POINTER(_lib.MemoryHit))))
-        hits = hits[:n * int(k)].reshape(n, int(k))
+        n, k = q.shape[0], int(k)
+        # the library writes struct hmst_memory_hit rows straight into a numpy array (no per-hit
+        # Python work); pointers go as addresses, which ctypes passes without building objects
+        hits = np.empty(max(1, n * k), dtype=_HIT_DTYPE)
+        _check(_lib.semantic_search_by_address(self._handle(), q.ctypes.data, n, k, int(nprobe), hits.ctypes.data))
+        hits = hits[:n * k].reshape(n, k)
         return hits["id"].copy(), hits["score"].copy()
 
     def search_text(self, model, text, k=10, nprobe=0):

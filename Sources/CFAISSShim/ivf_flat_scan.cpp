@@ -1,0 +1,220 @@
+// ivf_flat_scan.cpp: hmst's own IVF-Flat list scan (see ivf_flat_scan.h). Debian's libfaiss is
+// a generic SSE build; the scan is where an IVF-Flat search spends its time, so hmst scans the
+// lists with CKernels' AVX-512 kernels (portable elsewhere) and a k-entry heap of its own.
+#include "ivf_flat_scan.h"
+
+#include <faiss/IndexFlat.h>
+#include <faiss/IndexIVFFlat.h>
+#include <faiss/invlists/InvertedLists.h>
+#include <hmst_ivf_scan.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cfloat>
+#include <typeinfo>
+#include <vector>
+
+// libgomp's entry point for a parallel region (what gcc emits for `#pragma omp parallel`),
+// declared here because Swift's clang does not see gcc's omp.h; libfaiss.a already needs it.
+extern "C" void GOMP_parallel(void (*fn)(void *), void *data, unsigned num_threads, unsigned flags);
+
+namespace hmstfs {
+
+namespace {
+
+// Keeps the k best (distance, id) pairs seen; "better" is smaller for L2, larger for IP.
+// A binary heap with the worst kept pair on top, so a candidate is one comparison away from
+// rejection. Ties keep the earlier pair (the list and storage order FAISS scans in).
+template <bool kLargerIsBetter>
+struct TopK {
+    float *dis;
+    int64_t *ids;
+    int64_t k;
+    int64_t size = 0;
+
+    static bool worse(float a, float b) { return kLargerIsBetter ? a < b : a > b; }
+
+    bool admits(float d) const { return size < k || worse(dis[0], d); }
+
+    void push(float d, int64_t id) {
+        int64_t i;
+        if (size < k) {
+            i = size++;  // sift up from the new leaf
+            while (i > 0) {
+                int64_t p = (i - 1) / 2;
+                if (!worse(d, dis[p])) break;
+                dis[i] = dis[p];
+                ids[i] = ids[p];
+                i = p;
+            }
+            dis[i] = d;
+            ids[i] = id;
+        } else {
+            sift_down(d, id, size);
+        }
+    }
+
+    // Puts (d, id) at the root of the heap [0, n) and sifts it down.
+    void sift_down(float d, int64_t id, int64_t n) {
+        int64_t i = 0;
+        for (;;) {
+            int64_t c = 2 * i + 1;
+            if (c >= n) break;
+            if (c + 1 < n && worse(dis[c + 1], dis[c])) c++;
+            if (!worse(dis[c], d)) break;
+            dis[i] = dis[c];
+            ids[i] = ids[c];
+            i = c;
+        }
+        dis[i] = d;
+        ids[i] = id;
+    }
+
+    // Sorts in place, best first (pops the worst to the back, no allocation), and pads to k
+    // with (-1, the worst possible distance) as FAISS does.
+    void finish() {
+        for (int64_t end = size - 1; end > 0; end--) {
+            float d = dis[end];
+            int64_t id = ids[end];
+            dis[end] = dis[0];
+            ids[end] = ids[0];
+            sift_down(d, id, end);
+        }
+        for (int64_t i = size; i < k; i++) {
+            dis[i] = kLargerIsBetter ? -FLT_MAX : FLT_MAX;
+            ids[i] = -1;
+        }
+    }
+};
+
+constexpr size_t kBlock = 256;  // vectors per kernel call: the distances stay in L1
+
+// Queries [q0, q1): coarse[i * nprobe ...] are their lists, closest first.
+template <bool kIP>
+void scan_range(const faiss::IndexIVFFlat *index, const faiss::InvertedLists *lists, int64_t q0, int64_t q1,
+                const float *queries, int64_t k, int64_t nprobe, const int64_t *coarse, float *distances,
+                int64_t *labels) {
+    const size_t d = (size_t)index->d;
+    float block[kBlock];
+    for (int64_t qi = q0; qi < q1; qi++) {
+        const float *q = queries + qi * (int64_t)d;
+        TopK<kIP> top{distances + qi * k, labels + qi * k, k};
+        for (int64_t p = 0; p < nprobe; p++) {
+            int64_t list = coarse[qi * nprobe + p];
+            if (list < 0) continue;  // fewer lists than nprobe
+            size_t size = lists->list_size((size_t)list);
+            const float *x = reinterpret_cast<const float *>(lists->get_codes((size_t)list));
+            const int64_t *ids = lists->get_ids((size_t)list);
+            for (size_t s = 0; s < size; s += kBlock) {
+                size_t m = std::min(kBlock, size - s);
+                if (kIP) hk_inner_many(block, q, x + s * d, m, d);
+                else hk_l2sqr_many(block, q, x + s * d, m, d);
+                for (size_t j = 0; j < m; j++)
+                    if (top.admits(block[j])) top.push(block[j], ids[s + j]);
+            }
+        }
+        top.finish();
+    }
+}
+
+// The lists of queries [q0, q1), closest first, when the quantizer is an exact flat index:
+// hmst ranks the centroids itself with the direct formula FAISS's flat quantizer uses for
+// small batches (below its BLAS threshold), in portable code there. Ranking per query keeps
+// the whole search in one parallel region. Only where can_assign(index); else FAISS assigns.
+bool can_assign(const faiss::IndexIVFFlat *index) {
+    auto *flat = dynamic_cast<const faiss::IndexFlat *>(index->quantizer);
+    return flat != nullptr && flat->metric_type == index->metric_type && flat->d == index->d &&
+           (size_t)flat->ntotal == index->nlist;
+}
+
+void own_assign(const faiss::IndexIVFFlat *index, int64_t q0, int64_t q1, const float *queries, int64_t nprobe,
+                int64_t *coarse, float *scratch) {
+    auto *flat = static_cast<const faiss::IndexFlat *>(index->quantizer);
+    const size_t d = (size_t)index->d, nlist = (size_t)flat->ntotal;
+    const float *centroids = flat->get_xb();
+    float *dis = scratch, *best_dis = scratch + nlist;  // [nlist], [nprobe]
+    const bool ip = index->metric_type == faiss::METRIC_INNER_PRODUCT;
+    for (int64_t qi = q0; qi < q1; qi++) {
+        const float *q = queries + qi * (int64_t)d;
+        int64_t *best = coarse + qi * nprobe;
+        if (ip) {
+            hk_inner_many(dis, q, centroids, nlist, d);
+            TopK<true> top{best_dis, best, nprobe};
+            for (size_t c = 0; c < nlist; c++)
+                if (top.admits(dis[c])) top.push(dis[c], (int64_t)c);
+            top.finish();
+        } else {
+            hk_l2sqr_many(dis, q, centroids, nlist, d);
+            TopK<false> top{best_dis, best, nprobe};
+            for (size_t c = 0; c < nlist; c++)
+                if (top.admits(dis[c])) top.push(dis[c], (int64_t)c);
+            top.finish();
+        }
+    }
+}
+
+}  // namespace
+
+bool own_scan_applies(const faiss::IndexIVFFlat *index) {
+    if (index == nullptr || typeid(*index) != typeid(faiss::IndexIVFFlat)) return false;
+    if (index->metric_type != faiss::METRIC_L2 && index->metric_type != faiss::METRIC_INNER_PRODUCT) return false;
+    if (index->code_size != sizeof(float) * (size_t)index->d) return false;
+    return dynamic_cast<const faiss::ArrayInvertedLists *>(index->invlists) != nullptr;
+}
+
+void own_ivf_flat_search(const faiss::IndexIVFFlat *index, int64_t n, const float *queries, int64_t k,
+                         int64_t nprobe, int threads, float *distances, int64_t *labels) {
+    if (n <= 0) return;
+    nprobe = std::max<int64_t>(1, std::min<int64_t>(nprobe, (int64_t)index->nlist));
+    std::vector<int64_t> coarse((size_t)(n * nprobe));
+    const bool flat_quantizer = can_assign(index);
+    if (!flat_quantizer) {
+        std::vector<float> coarse_dis((size_t)(n * nprobe));
+        index->quantizer->search(n, queries, nprobe, coarse_dis.data(), coarse.data());
+    }
+    const bool ip = index->metric_type == faiss::METRIC_INNER_PRODUCT;
+    constexpr int64_t kChunk = 16;
+    int64_t t = std::max<int64_t>(1, std::min<int64_t>(threads, (n + kChunk - 1) / kChunk));
+    // one scratch row per thread for the centroid distances
+    const size_t row = (size_t)index->nlist + (size_t)nprobe;
+    std::vector<float> scratch(flat_quantizer ? row * (size_t)t : 0);
+    struct Shared {
+        std::atomic<int64_t> next{0};
+        std::atomic<int> thread_ids{0};
+        int64_t n;
+        bool assign;
+        const faiss::IndexIVFFlat *index;
+        const float *queries;
+        int64_t k, nprobe;
+        int64_t *coarse;
+        float *scratch;
+        size_t row;
+        bool ip;
+        float *distances;
+        int64_t *labels;
+    } sh{{0}, {0}, n, flat_quantizer, index, queries, k, nprobe, coarse.data(), scratch.data(), row, ip, distances, labels};
+    // Threads take chunks of kChunk queries from a shared counter rather than fixed shares: on a
+    // busy machine a descheduled thread then delays its one chunk, not half the batch. Each
+    // chunk is assigned and scanned in the same region, so the batch costs one fork and join.
+    auto body = [](void *raw) {
+        auto *s = static_cast<Shared *>(raw);
+        float *scratch = s->assign ? s->scratch + s->row * (size_t)s->thread_ids.fetch_add(1) : nullptr;
+        for (;;) {
+            int64_t q0 = s->next.fetch_add(kChunk, std::memory_order_relaxed);
+            if (q0 >= s->n) return;
+            int64_t q1 = std::min(s->n, q0 + kChunk);
+            if (s->assign) own_assign(s->index, q0, q1, s->queries, s->nprobe, s->coarse, scratch);
+            if (s->ip) scan_range<true>(s->index, s->index->invlists, q0, q1, s->queries, s->k, s->nprobe, s->coarse, s->distances, s->labels);
+            else scan_range<false>(s->index, s->index->invlists, q0, q1, s->queries, s->k, s->nprobe, s->coarse, s->distances, s->labels);
+        }
+    };
+    if (t == 1) {
+        body(&sh);
+        return;
+    }
+    // libgomp's threads (the pool FAISS uses), not a second pool competing with its workers,
+    // which spin for a while after each region
+    GOMP_parallel(body, &sh, (unsigned)t, 0);
+}
+
+}  // namespace hmstfs

@@ -1,0 +1,141 @@
+/*
+ * ivf_scan.c: query-to-vectors distances for the IVF-Flat list scan (see hmst_ivf_scan.h).
+ * The AVX-512 variant takes four stored vectors per pass so four independent FMA chains hide
+ * the FMA latency, with a masked tail for Dk not a multiple of 16.
+ */
+#include "hmst_ivf_scan.h"
+#include "hmst_kernels.h"
+
+/* ---- portable: eight partial sums so the compiler can keep them in vector registers ---- */
+
+void hk_l2sqr_many_portable(float *out, const float *q, const float *x, size_t n, size_t Dk) {
+    for (size_t i = 0; i < n; i++) {
+        const float *v = x + i * Dk;
+        float s[8] = {0};
+        size_t j = 0;
+        for (; j + 8 <= Dk; j += 8)
+            for (int l = 0; l < 8; l++) {
+                float t = q[j + l] - v[j + l];
+                s[l] += t * t;
+            }
+        float r = ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+        for (; j < Dk; j++) {
+            float t = q[j] - v[j];
+            r += t * t;
+        }
+        out[i] = r;
+    }
+}
+
+void hk_inner_many_portable(float *out, const float *q, const float *x, size_t n, size_t Dk) {
+    for (size_t i = 0; i < n; i++) {
+        const float *v = x + i * Dk;
+        float s[8] = {0};
+        size_t j = 0;
+        for (; j + 8 <= Dk; j += 8)
+            for (int l = 0; l < 8; l++) s[l] += q[j + l] * v[j + l];
+        float r = ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+        for (; j < Dk; j++) r += q[j] * v[j];
+        out[i] = r;
+    }
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#define HK_AVX512 __attribute__((target("avx512f,fma")))
+
+/* L2 when l2 != 0, else inner product; the branch is hoisted by inlining into the two callers. */
+static HK_AVX512 inline void many_avx512(float *out, const float *q, const float *x, size_t n, size_t Dk, int l2) {
+    size_t full = Dk & ~(size_t)15;
+    __mmask16 tail = (__mmask16)((1u << (Dk & 15)) - 1);
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const float *v0 = x + i * Dk, *v1 = v0 + Dk, *v2 = v1 + Dk, *v3 = v2 + Dk;
+        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+        for (size_t j = 0; j < full; j += 16) {
+            __m512 qq = _mm512_loadu_ps(q + j);
+            __m512 t0 = _mm512_loadu_ps(v0 + j), t1 = _mm512_loadu_ps(v1 + j);
+            __m512 t2 = _mm512_loadu_ps(v2 + j), t3 = _mm512_loadu_ps(v3 + j);
+            if (l2) {
+                t0 = _mm512_sub_ps(qq, t0); t1 = _mm512_sub_ps(qq, t1);
+                t2 = _mm512_sub_ps(qq, t2); t3 = _mm512_sub_ps(qq, t3);
+                a0 = _mm512_fmadd_ps(t0, t0, a0); a1 = _mm512_fmadd_ps(t1, t1, a1);
+                a2 = _mm512_fmadd_ps(t2, t2, a2); a3 = _mm512_fmadd_ps(t3, t3, a3);
+            } else {
+                a0 = _mm512_fmadd_ps(qq, t0, a0); a1 = _mm512_fmadd_ps(qq, t1, a1);
+                a2 = _mm512_fmadd_ps(qq, t2, a2); a3 = _mm512_fmadd_ps(qq, t3, a3);
+            }
+        }
+        if (tail) {
+            __m512 qq = _mm512_maskz_loadu_ps(tail, q + full);
+            __m512 t0 = _mm512_maskz_loadu_ps(tail, v0 + full), t1 = _mm512_maskz_loadu_ps(tail, v1 + full);
+            __m512 t2 = _mm512_maskz_loadu_ps(tail, v2 + full), t3 = _mm512_maskz_loadu_ps(tail, v3 + full);
+            if (l2) {
+                t0 = _mm512_sub_ps(qq, t0); t1 = _mm512_sub_ps(qq, t1);
+                t2 = _mm512_sub_ps(qq, t2); t3 = _mm512_sub_ps(qq, t3);
+                a0 = _mm512_fmadd_ps(t0, t0, a0); a1 = _mm512_fmadd_ps(t1, t1, a1);
+                a2 = _mm512_fmadd_ps(t2, t2, a2); a3 = _mm512_fmadd_ps(t3, t3, a3);
+            } else {
+                a0 = _mm512_fmadd_ps(qq, t0, a0); a1 = _mm512_fmadd_ps(qq, t1, a1);
+                a2 = _mm512_fmadd_ps(qq, t2, a2); a3 = _mm512_fmadd_ps(qq, t3, a3);
+            }
+        }
+        out[i] = _mm512_reduce_add_ps(a0);
+        out[i + 1] = _mm512_reduce_add_ps(a1);
+        out[i + 2] = _mm512_reduce_add_ps(a2);
+        out[i + 3] = _mm512_reduce_add_ps(a3);
+    }
+    for (; i < n; i++) {
+        const float *v = x + i * Dk;
+        __m512 a = _mm512_setzero_ps();
+        for (size_t j = 0; j < full; j += 16) {
+            __m512 qq = _mm512_loadu_ps(q + j), t = _mm512_loadu_ps(v + j);
+            if (l2) {
+                t = _mm512_sub_ps(qq, t);
+                a = _mm512_fmadd_ps(t, t, a);
+            } else {
+                a = _mm512_fmadd_ps(qq, t, a);
+            }
+        }
+        if (tail) {
+            __m512 qq = _mm512_maskz_loadu_ps(tail, q + full), t = _mm512_maskz_loadu_ps(tail, v + full);
+            if (l2) {
+                t = _mm512_sub_ps(qq, t);
+                a = _mm512_fmadd_ps(t, t, a);
+            } else {
+                a = _mm512_fmadd_ps(qq, t, a);
+            }
+        }
+        out[i] = _mm512_reduce_add_ps(a);
+    }
+}
+
+static HK_AVX512 void l2sqr_many_avx512(float *out, const float *q, const float *x, size_t n, size_t Dk) {
+    many_avx512(out, q, x, n, Dk, 1);
+}
+
+static HK_AVX512 void inner_many_avx512(float *out, const float *q, const float *x, size_t n, size_t Dk) {
+    many_avx512(out, q, x, n, Dk, 0);
+}
+#endif
+
+void hk_l2sqr_many(float *out, const float *q, const float *x, size_t n, size_t Dk) {
+#if defined(__x86_64__)
+    if (hk_level() >= 1) {
+        l2sqr_many_avx512(out, q, x, n, Dk);
+        return;
+    }
+#endif
+    hk_l2sqr_many_portable(out, q, x, n, Dk);
+}
+
+void hk_inner_many(float *out, const float *q, const float *x, size_t n, size_t Dk) {
+#if defined(__x86_64__)
+    if (hk_level() >= 1) {
+        inner_many_avx512(out, q, x, n, Dk);
+        return;
+    }
+#endif
+    hk_inner_many_portable(out, q, x, n, Dk);
+}

@@ -1,0 +1,156 @@
+// hmst's own IVF-Flat list scan (CFAISSShim/ivf_flat_scan.cpp) against FAISS's: the same ids
+// and distances up to float rounding, for L2 and inner product, batches above and below the
+// 20-query line where the list assignment changes hands, dimensions with and without a
+// 16-lane tail, k beyond what the probed lists hold, and the portable kernel beside AVX-512.
+// Plus hand-computed distances and the memory-level array search.
+import CFAISSShim
+import CKernels
+import XCTest
+@testable import HMSTCore
+
+final class IVFScanTests: XCTestCase {
+    override func tearDown() {
+        FaissIndex.ownIVFScan = true
+        hk_set_max_level(-1)
+    }
+
+    /// n clustered vectors [n, dim]: 12 centres, Gaussian noise.
+    private func clustered(_ n: Int, dim: Int, rng: inout RNG) -> [Float] {
+        let centres = (0..<(12 * dim)).map { _ in 3 * rng.nextGaussian() }
+        var x = [Float](repeating: 0, count: n * dim)
+        for i in 0..<n {
+            let c = Int(rng.next() % 12)
+            for j in 0..<dim { x[i * dim + j] = centres[c * dim + j] + rng.nextGaussian() }
+        }
+        return x
+    }
+
+    private func search(_ index: FaissIndex, _ q: [Float], k: Int, nprobe: Int, own: Bool) throws -> (distances: [Float], ids: [Int64]) {
+        FaissIndex.ownIVFScan = own
+        defer { FaissIndex.ownIVFScan = true }
+        return try index.search(q, k: k, nprobe: nprobe)
+    }
+
+    /// The same results up to float rounding: position by position the distances agree; the ids
+    /// agree as sets per row, except ids whose distance ties (within rounding) with the row's
+    /// last one, which either side may keep; an id both return has the same distance on both;
+    /// the -1 padding is the same. Ids at equal distances may come in either order (the two
+    /// kernels sum in different orders, so near-equal distances can swap).
+    private func assertSame(_ a: (distances: [Float], ids: [Int64]), _ b: (distances: [Float], ids: [Int64]), k: Int,
+                            _ what: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(a.ids.count, b.ids.count, what, file: file, line: line)
+        func tol(_ x: Float) -> Float { 1e-4 * max(1, abs(x)) }
+        for (x, y) in zip(a.distances, b.distances) {
+            XCTAssertEqual(x, y, accuracy: tol(y), "\(what): distances differ", file: file, line: line)
+        }
+        for row in 0..<(a.ids.count / k) {
+            let r = (row * k)..<((row + 1) * k)
+            XCTAssertEqual(a.ids[r].filter { $0 < 0 }.count, b.ids[r].filter { $0 < 0 }.count, "\(what): padding", file: file, line: line)
+            var bDistance: [Int64: Float] = [:]
+            for i in r where b.ids[i] >= 0 { bDistance[b.ids[i]] = b.distances[i] }
+            guard let last = r.last(where: { b.ids[$0] >= 0 }) else { continue }
+            let boundary = b.distances[last]
+            for i in r where a.ids[i] >= 0 {
+                if let d = bDistance[a.ids[i]] {
+                    XCTAssertEqual(a.distances[i], d, accuracy: tol(d), "\(what): id \(a.ids[i])", file: file, line: line)
+                } else {
+                    XCTAssertEqual(a.distances[i], boundary, accuracy: tol(boundary),
+                                   "\(what): id \(a.ids[i]) is not in FAISS's row and does not tie with its last", file: file, line: line)
+                }
+            }
+        }
+    }
+
+    func testOwnScanReturnsFaissResults() throws {
+        var rng = RNG(seed: 17)
+        for metric in [VectorMetric.l2, .innerProduct] {
+            for dim in [16, 40, 128] {
+                let index = try FaissIndex(dim: dim, description: "IVF16,Flat", metric: metric)
+                let x = clustered(1500, dim: dim, rng: &rng)
+                try index.train(x)
+                try index.add(x, ids: (0..<1500).map { Int64($0) * 3 + 7 })
+                for nq in [1, 5, 19, 20, 37] {
+                    let q = clustered(nq, dim: dim, rng: &rng)
+                    for (k, nprobe) in [(1, 1), (7, 1), (10, 3), (25, 16), (400, 1)] {
+                        let what = "\(metric) dim \(dim) nq \(nq) k \(k) nprobe \(nprobe)"
+                        let faiss = try search(index, q, k: k, nprobe: nprobe, own: false)
+                        let own = try search(index, q, k: k, nprobe: nprobe, own: true)
+                        assertSame(own, faiss, k: k, what)
+                        if k == 400 {  // one list of ~94 vectors: the rest is padding, as FAISS pads
+                            XCTAssertTrue(own.ids.contains(-1), what)
+                        }
+                        hk_set_max_level(0)
+                        assertSame(try search(index, q, k: k, nprobe: nprobe, own: true), faiss, k: k, "\(what), portable kernel")
+                        hk_set_max_level(-1)
+                    }
+                }
+            }
+        }
+    }
+
+    func testOwnScanSplitsBatchesOverThreadsWithTheSameAnswer() throws {
+        var rng = RNG(seed: 5)
+        let dim = 24
+        let index = try FaissIndex(dim: dim, description: "IVF8,Flat", metric: .l2)
+        let x = clustered(800, dim: dim, rng: &rng)
+        try index.train(x)
+        try index.add(x, ids: (0..<800).map { Int64($0) })
+        let q = clustered(101, dim: dim, rng: &rng)
+        let before = hmstfs_get_omp_threads()
+        defer { hmstfs_set_omp_threads(before) }
+        hmstfs_set_omp_threads(1)
+        let one = try search(index, q, k: 5, nprobe: 2, own: true)
+        hmstfs_set_omp_threads(3)
+        let three = try search(index, q, k: 5, nprobe: 2, own: true)
+        XCTAssertEqual(one.ids, three.ids)
+        XCTAssertEqual(one.distances, three.distances)
+        assertSame(three, try search(index, q, k: 5, nprobe: 2, own: false), k: 5, "3 threads")
+    }
+
+    func testHandComputedDistances() throws {
+        // two lists trained on two far-apart groups; query (0, 0, 0):
+        // (1, 2, 2) -> L2 1 + 4 + 4 = 9;  (3, 0, 4) -> 9 + 16 = 25;  (30, 30, 30) in the other list
+        let x: [Float] = [1, 2, 2, 3, 0, 4, 30, 30, 30, 31, 30, 30]
+        let l2 = try FaissIndex(dim: 3, description: "IVF2,Flat", metric: .l2)
+        try l2.train(x)
+        try l2.add(x, ids: [10, 11, 12, 13])
+        let r = try l2.search([0, 0, 0], k: 3, nprobe: 1)
+        XCTAssertEqual(r.ids, [10, 11, -1])
+        XCTAssertEqual(Array(r.distances[0..<2]), [9, 25])
+        XCTAssertEqual(r.distances[2], .greatestFiniteMagnitude)
+        // inner product with (1, 1, 1): 5 and 7, best (largest) first; nprobe 2 reaches both lists
+        let ip = try FaissIndex(dim: 3, description: "IVF2,Flat", metric: .innerProduct)
+        try ip.train(x)
+        try ip.add(x, ids: [10, 11, 12, 13])
+        let s = try ip.search([1, 1, 1], k: 4, nprobe: 2)
+        XCTAssertEqual(s.ids, [13, 12, 11, 10])
+        XCTAssertEqual(s.distances, [91, 90, 7, 5])
+    }
+
+    func testArraySearchMatchesHitSearch() throws {
+        var rng = RNG(seed: 9)
+        let dim = 32
+        let mem = try SemanticMemory(dim: dim, description: "IVF8,Flat", metric: .l2, nprobe: 2)
+        let x = clustered(600, dim: dim, rng: &rng)
+        try mem.add(vectors: x, metadata: (0..<600).map { _ in MemoryMetadata(text: "") })
+        XCTAssertEqual(mem.stats().phase, .ready)
+        let q = clustered(25, dim: dim, rng: &rng)
+        let hits = try mem.search(queries: q, k: 6)
+        let arrays = try mem.searchArrays(queries: q, k: 6)
+        XCTAssertEqual(arrays.ids, hits.flatMap { $0.map(\.id) })
+        XCTAssertEqual(arrays.scores, hits.flatMap { $0.map(\.score) })
+        // removed ids never come back, and rows pad with -1 / NaN past the live entries
+        _ = try mem.remove(ids: [arrays.ids[0]])
+        XCTAssertFalse(try mem.searchArrays(queries: Array(q[0..<dim]), k: 6).ids.contains(arrays.ids[0]))
+        let small = try SemanticMemory(dim: 2, description: "Flat", metric: .l2)
+        try small.add(vectors: [0, 0, 3, 4], metadata: [MemoryMetadata(text: "a"), MemoryMetadata(text: "b")])
+        let padded = try small.searchArrays(queries: [0, 0], k: 3)
+        XCTAssertEqual(padded.ids, [0, 1, -1])
+        XCTAssertEqual(Array(padded.scores[0..<2]), [0, 25])
+        XCTAssertTrue(padded.scores[2].isNaN)
+        XCTAssertThrowsError(try small.searchArrays(queries: [0, 0, 0], k: 1))      // not a whole vector
+        XCTAssertThrowsError(try small.searchArrays(queries: [0, .nan], k: 1))      // NaN
+        XCTAssertThrowsError(try small.searchArrays(queries: [0, 0], k: 0))         // k
+        XCTAssertThrowsError(try small.searchArrays(queries: [0, 0], k: 1, nprobe: 0))
+    }
+}
