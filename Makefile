@@ -179,13 +179,14 @@ FORTUNES = $(shell ls /usr/share/games/fortunes/* 2>/dev/null | grep -v '\.')
 DEMO_STEPS ?= 450
 DEMO_S2_STEPS ?= 300
 DEMO_READING_DOCS ?= 7000
+DEMO_COPY_DOCS ?= 9000
 demo: all examples
 	$(CLI) system-info
 	rm -rf $(DEMO)
-	@echo "== the demo corpus: the fortune files plus reading documents (facts, then questions answered from them),"
+	@echo "== the demo corpus: the fortune files plus reading documents (facts, then questions answered from them) and copy lists,"
 	@echo "   which never name the fact benchmark's entities (hmst facts reading --exclude)"
 	$(CLI) facts generate --output $(DEMO)/facts --seed 1 > /dev/null
-	$(CLI) facts reading --output $(DEMO)/reading.txt --documents $(DEMO_READING_DOCS) --exclude $(DEMO)/facts
+	$(CLI) facts reading --output $(DEMO)/reading.txt --documents $(DEMO_READING_DOCS) --copy-documents $(DEMO_COPY_DOCS) --exclude $(DEMO)/facts
 	$(CLI) train $(DEMO)/reading.txt $(FORTUNES) --doc-separator % --model-size micro --vocab-size 4096 --seq-len 128 --batch-size 8 \
 	  --steps-per-epoch $(DEMO_STEPS) --eval-every 50 --val-split 0.1 --learning-rate 1e-3 --seed 1 --output-dir $(DEMO)
 	@echo "== validation curve (metrics.jsonl)"; grep val_loss $(DEMO)/metrics.jsonl | \
@@ -199,7 +200,7 @@ demo: all examples
 	  HMST_LIBRARY=$(CURDIR)/$(LIB) $(PYTHON) examples/python/memory_search.py $(DEMO)/best_model $(DEMO)/memories.txt
 	@echo "== Stage 2: $(DEMO_S2_STEPS) steps of memory fine-tuning on the fact benchmark, then held-out facts with memory"
 	@echo "   off / on (hybrid retrieval among 10k distractors) / oracle / deleted (benchmarks/memory_finetune.sh)"
-	STEPS=$(DEMO_S2_STEPS) LIMIT=60 HMST=$(CLI) EXTRA="--learning-rate 1e-3" bash benchmarks/memory_finetune.sh \
+	STEPS=$(DEMO_S2_STEPS) LIMIT=60 HMST=$(CLI) EXTRA="--learning-rate 1e-3 --questions-per-example 4 --condition-weights 0.8,0.1,0.1" bash benchmarks/memory_finetune.sh \
 	  $(DEMO)/best_model $(DEMO) $(DEMO)/stage2
 	@echo "== Stage 3: the meta-controller by PPO on a query mix (known / semantic / episodic / unanswerable facts)"
 	$(CLI) rl-train --checkpoint $(DEMO)/stage2/stage2/final --facts $(DEMO)/stage2/facts --output $(DEMO)/rl \
