@@ -41,6 +41,9 @@ struct TrainMemoryCommand: ParsableCommand {
     @Flag(name: .customLong("gradient-checkpointing"), help: "Recompute each layer's activations in backward (less memory).")
     var gradientCheckpointing = false
     @Flag(name: .customLong("use-8bit-optimizer"), help: "Blockwise 8-bit AdamW state.") var use8bitOptimizer = false
+    @Flag(name: .customLong("copy-head"), help: "Train a copy head with the model: a pointer from the answer to the memory tokens, mixed with the LM's distribution by a learned gate.")
+    var copyHead = false
+    @Option(name: .customLong("copy-head-key-size"), help: "Query and key size of the copy head.") var copyHeadKeySize = 64
     @Flag(name: .customLong("no-progress"), help: "No live progress line.") var noProgress = false
     @OptionGroup var threadOptions: ThreadOptions
     @OptionGroup var distributed: DistributedOptions
@@ -76,6 +79,7 @@ struct TrainMemoryCommand: ParsableCommand {
             o.gradientCheckpointing = gradientCheckpointing
             o.use8bitOptimizer = use8bitOptimizer
             o.dataParallel = dp
+            o.copyHeadKeySize = copyHead ? copyHeadKeySize : 0
             if lmData == nil && lmFraction > 0 { printLeader(dp, "no --data: every step is a memory step (--lm-fraction 0)") }
             let trainer = try MemoryTrainer(model: model, facts: corpus, lmData: lmData, lmVal: lmVal, outputDir: output, options: o)
             if let resume {
@@ -86,7 +90,8 @@ struct TrainMemoryCommand: ParsableCommand {
             printLeader(dp, "stage 2 on \(corpus.facts.count) facts, \(trainer.curriculum.trainQuestions.count) training and "
                        + "\(trainer.heldOutQuestions.count) held-out questions: \(steps) steps of \(batchSize)x\(o.sequenceLength), "
                        + "memory rows of \(trainer.memoryT), lm fraction \(o.lmFraction), k \(k), \(trainer.optimizer.kind)"
-                       + ", " + trainer.precisionReason + (gradientCheckpointing ? ", gradient checkpointing" : ""))
+                       + ", " + trainer.precisionReason + (gradientCheckpointing ? ", gradient checkpointing" : "")
+                       + (trainer.copyHead.map { ", copy head (key size \($0.D))" } ?? ""))
             printLeader(dp, dp.effectiveBatchLine(batch: batchSize, accumulation: accumulation)
                         + (dp.size > 1 ? ", \(Threads.count) thread(s) per rank" : ""))
             let interactive = !noProgress && isatty(2) != 0 && dp.isLeader

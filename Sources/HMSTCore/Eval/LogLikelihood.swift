@@ -82,6 +82,7 @@ extension Session {
     /// Forgets positions >= n: the context shared by several continuations stays in the cache.
     func rewind(to n: Int) {
         cache.truncate(to: n)
+        copy?.truncate(to: n)
         if history.count > n { history.removeLast(history.count - n) }
         logitsRows = 0
     }

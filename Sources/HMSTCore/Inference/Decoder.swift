@@ -9,6 +9,9 @@ public final class Decoder: @unchecked Sendable {
     /// A trained early exit (set once at load, before any forward): a budget of exactly its
     /// layer reads the logits through it instead of the final norm.
     public internal(set) var exitHead: ExitHead?
+    /// A trained copy head (set once at load or by Stage 2, before any Session is made): every
+    /// Session at full depth mixes its pointer over memory tokens into the logits it returns.
+    public internal(set) var copyHead: CopyHead?
 
     public init(dims: DecoderDims, weights: DecoderWeights) {
         self.dims = dims

@@ -75,6 +75,8 @@ public final class Session: @unchecked Sendable {
     let ws: Workspace
     public internal(set) var history: [Int32] = []
     public private(set) var trace: RouteTrace
+    /// the decoder's copy head over this context (Copy/CopyHeadSession.swift), if it has one
+    let copy: CopyState?
     /// The residual stream after the last evaluate's final chunk ([rows, C], rows = that chunk's
     /// tokens), at the depth of the budget: what an exit head reads. Valid until the next evaluate.
     func residual(rows: Int) -> UnsafeBufferPointer<Float> {
@@ -115,6 +117,8 @@ public final class Session: @unchecked Sendable {
         cache = KVCache(dims: d, nCtx: nCtx, type: params.kvType)
         ws = Workspace(dims: d, maxT: maxT, nCtx: nCtx, widenCount: decoder.weights.needsWidening ? decoder.weights.largestMatrix : 1)
         trace = RouteTrace(nLayers: d.L, K: d.K)
+        let n = nCtx
+        copy = decoder.copyHead.map { CopyState(head: $0, decoder: decoder, nCtx: n, maxT: maxT) }
     }
 
     public var position: Int { cache.length }
@@ -126,6 +130,7 @@ public final class Session: @unchecked Sendable {
         trace.experts.removeAll(keepingCapacity: true)
         trace.gates.removeAll(keepingCapacity: true)
         logitsRows = 0
+        copy?.reset()
     }
 
     /// Appends `tokens` to the context. With allLogits, logits for every token of the final
@@ -151,6 +156,7 @@ public final class Session: @unchecked Sendable {
                 traceE = [Int32](repeating: -1, count: n * d.L * d.K)
                 traceG = [Float](repeating: 0, count: n * d.L * d.K)
             }
+            let pos0 = cache.length
             tokens.withUnsafeBufferPointer { tp in
                 traceE.withUnsafeMutableBufferPointer { te in
                     traceG.withUnsafeMutableBufferPointer { tg in
@@ -159,6 +165,11 @@ public final class Session: @unchecked Sendable {
                                         traceExperts: params.traceRoutes ? te.baseAddress : nil,
                                         traceGates: params.traceRoutes ? tg.baseAddress : nil, budget: budget)
                     }
+                }
+                // the copy head reads the final layer's states: not under a shallower budget
+                if let copy, (budget.layers ?? d.L) == d.L {
+                    copy.observe(tokens: tp.baseAddress! + start, T: n, pos0: pos0, x: ws.x.pointer, logits: ws.logits.pointer,
+                                 logitsRows: last ? (allLogits ? n : 1) : 0, V: d.V)
                 }
             }
             if params.traceRoutes {

@@ -253,6 +253,7 @@ extension LanguageModel {
                              config: configJSON, report: report, storage: shards + owned)
         model.retriever = try RetrieverProjection.load(checkpoint: path, hiddenSize: config.dims.C)
         model.decoder.exitHead = try ExitHead.load(checkpoint: path, dims: config.dims)
+        model.decoder.copyHead = try CopyHead.load(checkpoint: path, dims: config.dims)
         // the engine's meta-controller and critic, when the checkpoint has them
         model.controller = try MetaController.load(checkpoint: path, model: model)
         model.critic = try Engine.openVerifier(checkpoint: path, model: model)
@@ -328,6 +329,7 @@ extension LanguageModel {
             guard let t = tokenizer as? Tokenizer else { throw HMSTError.unsupported("this model's tokenizer cannot be saved as tokenizer.json") }
             try t.save(path: directory + "/tokenizer.json")
         }
+        try decoder.copyHead?.save(checkpoint: directory)
     }
 }
 

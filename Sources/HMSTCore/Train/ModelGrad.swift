@@ -71,6 +71,13 @@ public final class ModelGrad {
     let embed, embedGrad, finalNorm, finalNormGrad, head, headGrad: UnsafeMutablePointer<Float>
     var buffers: StepBuffers?
     var lastStepHadBackward = false
+    /// A copy head trained with the model (Copy/CopyHeadGrad.swift): it mixes its pointer
+    /// into the loss of every target row that has memory tokens before it, and its gradient
+    /// flows into the model through the final-norm states. Its own gradients go to its grads.
+    public var copyHead: CopyHead? {
+        didSet { copyStep = nil }
+    }
+    var copyStep: CopyHeadStep?
 
     public init(params: Parameters, options: ModelGradOptions = ModelGradOptions()) {
         self.params = params
@@ -168,7 +175,16 @@ public final class ModelGrad {
         }
         RMSNormGrad.forward(y: s.xnF.pointer, rstd: s.rstdF.pointer, x: s.xOut.pointer, w: finalNorm, N: N, C: C, eps: d.eps)
         mm.linear(y: s.logits.pointer, x: s.xnF.pointer, w: head, N: N, I: C, O: V)
-        let (ce, count) = CrossEntropy.forward(logits: s.logits.pointer, targets: s.targets.pointer, N: N, V: V)  // -> probs
+        let (ce0, count) = CrossEntropy.forward(logits: s.logits.pointer, targets: s.targets.pointer, N: N, V: V)  // -> probs
+        var ce = ce0
+        var copy: CopyHeadStep? = nil
+        if let head = copyHead {
+            if copyStep?.N != N { copyStep = CopyHeadStep(head: head, N: N) }
+            copy = copyStep
+            let added = copy?.run(xn: s.xnF.pointer, inputs: s.inputs.pointer, targets: s.targets.pointer, probs: s.logits.pointer,
+                                  B: s.shape.B, T: s.shape.T, V: V, scale: 1 / Float(max(1, count)), backward: backward) ?? 0
+            ce += added / Double(max(1, count))
+        }
         s.dAllRouter.pointer.update(repeating: 0, count: s.dAllRouter.count)
         let aux = RouterGrad.auxLoss(dlogits: backward ? s.dAllRouter.pointer : nil, probs: s.rprobs.pointer,
                                      topIdx: s.topIdx.pointer, N: N * L, E: d.E, K: d.K, coef: auxCoef)
@@ -177,7 +193,17 @@ public final class ModelGrad {
 
         // ---------------- backward
         CrossEntropy.backward(probs: s.logits.pointer, targets: s.targets.pointer, N: N, V: V, scale: 1 / Float(max(1, count)))
+        if let copy {   // the LM's share of each mixed row's probability scales its gradient
+            for (row, r) in copy.vocabScale {
+                let g = s.logits.pointer + row * V
+                for v in 0..<V { g[v] *= r }
+            }
+        }
         mm.linearBackward(dx: s.dxn1.pointer, dxBeta: 0, dW: headGrad, dy: s.logits.pointer, x: s.xnF.pointer, w: head, N: N, I: C, O: V)
+        if let copy, copy.touched {
+            let dx = s.dxn1.pointer, dc = copy.dxn.pointer
+            for i in 0..<(N * C) { dx[i] += dc[i] }
+        }
         s.dx.pointer.update(repeating: 0, count: N * C)
         RMSNormGrad.backward(dx: s.dx.pointer, dw: finalNormGrad, dy: s.dxn1.pointer, x: s.xOut.pointer, w: finalNorm,
                              rstd: s.rstdF.pointer, N: N, C: C)

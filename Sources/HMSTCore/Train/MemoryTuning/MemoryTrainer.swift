@@ -38,6 +38,9 @@ public struct MemoryTrainerOptions: Sendable {
     public var use8bitOptimizer = false
     /// one process (the default), or this rank of a data-parallel job
     public var dataParallel = DataParallel.single
+    /// key size of a copy head trained with the model (0: none; Copy/CopyHead.swift). A
+    /// checkpoint that already has one keeps training it whatever this says.
+    public var copyHeadKeySize = 0
     public init() {}
 
     func validate() throws {
@@ -50,6 +53,9 @@ public struct MemoryTrainerOptions: Sendable {
             throw HMSTError.invalidArgument("the memory sequence length \(memorySequenceLength) must be 0 or >= 8")
         }
         guard evalEvery >= 0, evalQuestions >= 0, evalWindows >= 0 else { throw HMSTError.invalidArgument("evaluation counts must be >= 0") }
+        guard copyHeadKeySize >= 0, copyHeadKeySize <= 4096 else {
+            throw HMSTError.invalidArgument("the copy head's key size \(copyHeadKeySize) must be in 0 (none) ... 4096")
+        }
         try curriculum.validate()
     }
 }
@@ -96,6 +102,10 @@ public final class MemoryTrainer {
     }
     public let optimizer: Optimizer
     let optimizerStep: OptimizerStep
+    /// the copy head trained with the model, and its own AdamW (same schedule and clipping
+    /// bound, its own norm), or nil
+    public let copyHead: CopyHead?
+    let copyOptimizer: Optimizer?
     var lmSampler: WindowSampler?
     /// draws the curriculum's examples
     var rng: RNG
@@ -113,11 +123,13 @@ public final class MemoryTrainer {
                             outputDir: String, options: MemoryTrainerOptions) throws {
         let (params, tokenizer, _) = try MemoryTokens.prepare(model: model)
         try self.init(params: params, tokenizer: tokenizer, facts: facts, lmData: lmData, lmVal: lmVal, outputDir: outputDir,
-                      options: options)
+                      options: options, copyHead: model.decoder.copyHead)
     }
 
+    /// copyHead: one to keep training (from the checkpoint); otherwise options.copyHeadKeySize
+    /// > 0 starts a fresh one.
     public init(params: Parameters, tokenizer: Tokenizer, facts: FactsCorpus, lmData: TokenDataset?, lmVal: TokenDataset?,
-                outputDir: String, options: MemoryTrainerOptions) throws {
+                outputDir: String, options: MemoryTrainerOptions, copyHead existing: CopyHead? = nil) throws {
         try options.validate()
         guard options.sequenceLength <= params.config.maxPositionEmbeddings else {
             throw HMSTError.invalidArgument("sequence length \(options.sequenceLength) exceeds the model's \(params.config.maxPositionEmbeddings) positions")
@@ -144,6 +156,19 @@ public final class MemoryTrainer {
         let mT = options.memorySequenceLength > 0 ? min(options.memorySequenceLength, options.sequenceLength) : options.sequenceLength
         lmGrad = mT != options.sequenceLength ? ModelGrad(params: params, options: go) : grad
         optimizer = OptimizerStep.makeOptimizer(params: params, use8bit: options.use8bitOptimizer, config: options.adam)
+        var head = existing
+        if head == nil && options.copyHeadKeySize > 0 {
+            head = try CopyHead.initialised(for: tokenizer, C: params.config.hiddenSize, D: options.copyHeadKeySize, seed: options.seed ^ 0xc0b1)
+        }
+        if let head {
+            try head.validate(for: params.config.dims)
+            guard options.dataParallel.size == 1 else {
+                throw HMSTError.unsupported("a copy head is not trained data-parallel yet: train it in one process")
+            }
+        }
+        copyHead = head
+        copyOptimizer = head.map { AdamW(params: $0, config: options.adam) }
+        grad.copyHead = head
         optimizerStep = OptimizerStep(params: params, optimizer: optimizer,
                                       schedule: LRSchedule(maxLR: options.learningRate, minLR: options.minLearningRate,
                                                            warmupSteps: max(1, Int(Double(options.steps) * options.warmupFraction)),
@@ -179,6 +204,7 @@ public final class MemoryTrainer {
         var inputs: [Int32] = [], targets: [Int32] = []
         var windows = lm ? [Int32](repeating: 0, count: B * (T + 1)) : []
         let dp = dataParallel
+        copyHead?.zeroGrads()
         let r = try optimizerStep.run(step: step, microBatches: options.gradientAccumulationSteps) { _ in
             // this rank's rows of the global batch of ranks x B (all of it for one process)
             if lm, var sampler = lmSampler {
@@ -201,6 +227,13 @@ public final class MemoryTrainer {
                              promptLoss: options.curriculum.promptLoss)
             tokensSeen += drawn.reduce(0) { $0 + min($1.tokens.count, mT + 1) }
             return try grad.step(inputs: inputs, targets: targets, B: B, T: mT, backward: true).ceLoss
+        }
+        if !lm, let head = copyHead, let opt = copyOptimizer {
+            // the head's own step: the mean over micro-batches, clipped by its own norm
+            let accum = Float(options.gradientAccumulationSteps)
+            let norm = GradClip.norm(head) / accum
+            guard norm.isFinite else { throw HMSTError(.internal, "the copy head's gradient norm is \(norm) at step \(step): training diverged") }
+            opt.update(lr: r.lr, gradScale: GradClip.scale(norm: norm, maxNorm: options.gradClip) / accum)
         }
         step += 1
         return MemoryStepResult(kind: lm ? "lm" : "memory", loss: r.loss, lr: r.lr, gradNorm: r.gradNorm)
@@ -337,17 +370,25 @@ public final class MemoryTrainer {
         try TrainingCheckpoint.commit(dir, step: step) { staging in try write(to: staging, withState: withState) }
     }
 
+    static let copyOptimizerName = "copy_head_optimizer.safetensors"
+
     func write(to dir: String, withState: Bool) throws {
         let model = LanguageModel(decoder: try params.decoder(), tokenizer: tokenizer, config: params.config.json(),
                                   report: LoadReport(), storage: [params])
+        copyHead?.summary = .object([("stage2_steps", .number(Double(step)))])
+        model.decoder.copyHead = copyHead
         try model.save(directory: dir)
         guard withState else { return }
         try SafeTensorsWriter.writeRaw(path: dir + "/optimizer.safetensors", tensors: optimizer.stateTensors())
+        if let copyOptimizer {
+            try SafeTensorsWriter.writeRaw(path: dir + "/" + MemoryTrainer.copyOptimizerName, tensors: copyOptimizer.stateTensors())
+        }
         func words(_ r: RNG) -> [String] { [String(r.s.0), String(r.s.1), String(r.s.2), String(r.s.3)] }
         let w = JSONWriter()
         w.object {
             w.field("format", "hmst-memory-trainer-state"); w.field("version", 1)
             w.field("step", step); w.field("optimizer", optimizer.kind); w.field("optimizer_step", optimizer.step)
+            if let copyOptimizer { w.field("copy_head_optimizer_step", copyOptimizer.step) }
             w.field("tokens_seen", tokensSeen)
             w.field("ranks", dataParallel.size)
             w.field("effective_batch", options.batchSize * options.gradientAccumulationSteps * dataParallel.size)
@@ -402,6 +443,18 @@ public final class MemoryTrainer {
         if lmSampler != nil {
             guard j["lm_rng"] != nil else { throw HMSTError.invalidArgument("\(dir) was trained without pre-training data; resume it the same way") }
             lmState = WindowSamplerState(rng: try rng("lm_rng"), drawn: j["lm_windows_drawn"]?.int ?? 0)
+        }
+        if let head = copyHead {
+            guard let saved = model.decoder.copyHead, saved.count == head.count, saved.D == head.D else {
+                throw HMSTError.invalidArgument("\(dir) has no copy head of key size \(head.D); resume it with the options it was trained with")
+            }
+            guard let copyOptimizer, FileIO.exists(dir + "/" + MemoryTrainer.copyOptimizerName) else {
+                throw HMSTError.badFormat("\(dir) lacks \(MemoryTrainer.copyOptimizerName) for its copy head")
+            }
+            try copyOptimizer.loadState(SafeTensorsFile(path: dir + "/" + MemoryTrainer.copyOptimizerName), step: j["copy_head_optimizer_step"]?.int ?? ost)
+            head.values.pointer.update(from: saved.values.pointer, count: head.count)
+        } else if model.decoder.copyHead != nil {
+            throw HMSTError.invalidArgument("\(dir) has a copy head: resume it with --copy-head")
         }
         try optimizer.loadState(SafeTensorsFile(path: dir + "/optimizer.safetensors"), step: ost)
         params.values.pointer.update(from: loaded.values.pointer, count: params.count)

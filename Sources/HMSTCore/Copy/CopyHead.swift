@@ -1,0 +1,197 @@
+// CopyHead: a pointer from the answer being generated to the tokens of the memories in the
+// context (See et al.'s pointer-generator, over Stage 2's `<mem>` … `</mem>` spans). At a
+// position t whose context holds memory tokens x_j (j <= t):
+//   s_tj = (Wq·h_t) · (Wk·h_{j-1}) / sqrt(D)     h = the final norm's output (what the LM head reads)
+//   α_t  = softmax_j(s_tj)                       the key of x_j is the state that precedes it
+//   g_t  = σ(w_g·h_t + u·max_j s_tj + b)          the gate sees how well the best memory matches
+//   p(w) = g_t · Σ_j α_tj [x_j = w] + (1 − g_t) · softmax(LM logits)(w)
+// Without memory tokens in the context, p is the LM's own distribution. It is the learned
+// form of Eval/KNNLM.swift's training-free interpolation: a small model copies a value it
+// has read once, which its attention alone learns only after millions of tokens.
+// Trained in Stage 2 (`hmst train-memory --copy-head`, CopyHeadGrad.swift) with the model;
+// applied by every Session of a decoder that has one (CopyHeadSession.swift). Stored in the
+// checkpoint directory:
+//   copy_head.safetensors  "q_proj.weight", "k_proj.weight" [D, C]; "gate.weight" [1, C];
+//                          "gate.score_weight" [1]; "gate.bias" [1]; f32
+//   copy_head.json         format, version, hidden_size, key_size, the two markers' ids and
+//                          text, the weights' hash, training summary
+import CBLAS
+
+public final class CopyHead: ParameterSet, @unchecked Sendable {
+    public static let weightsName = "copy_head.safetensors"
+    public static let configName = "copy_head.json"
+    static let formatName = "hmst-copy-head"
+    static let formatVersion = 1
+
+    /// hidden size of the model, size of the query and key vectors
+    public let C: Int
+    public let D: Int
+    /// token ids of the markers that open and close a memory span
+    public let openMarker: Int32
+    public let closeMarker: Int32
+
+    public let names = ["q_proj.weight", "k_proj.weight", "gate.weight", "gate.score_weight", "gate.bias"]
+    public let shapes: [[Int]]
+    public let offsets: [Int]
+    public let count: Int
+    public let values: FloatBuffer
+    public let grads: FloatBuffer
+    public let roles: [ParameterRole] = [.matrix, .matrix, .matrix, .vector, .bias]
+    public var summary: JSONValue = .object([])
+
+    public init(C: Int, D: Int, openMarker: Int32, closeMarker: Int32) throws {
+        guard C >= 1, D >= 1, D <= 4096 else { throw HMSTError.invalidArgument("copy head: hidden size \(C) and key size \(D) must be >= 1 (key size <= 4096)") }
+        guard openMarker >= 0, closeMarker >= 0, openMarker != closeMarker else {
+            throw HMSTError.invalidArgument("copy head: the memory markers \(openMarker) and \(closeMarker) must be two distinct token ids")
+        }
+        self.C = C
+        self.D = D
+        self.openMarker = openMarker
+        self.closeMarker = closeMarker
+        shapes = [[D, C], [D, C], [1, C], [1], [1]]
+        var offs: [Int] = [], total = 0
+        for s in shapes { offs.append(total); total += s.reduce(1, *) }
+        offsets = offs
+        count = total
+        values = FloatBuffer(count: total)
+        grads = FloatBuffer(count: total)
+    }
+
+    /// A fresh head: the query and key projections start equal (one random N(0, 1/C) matrix),
+    /// so the first scores favour memory tokens whose preceding state resembles the current
+    /// one; the gate starts mostly closed (bias −2: g ≈ 0.12), so the model begins as the LM.
+    public static func initialised(C: Int, D: Int, openMarker: Int32, closeMarker: Int32, seed: UInt64) throws -> CopyHead {
+        let h = try CopyHead(C: C, D: D, openMarker: openMarker, closeMarker: closeMarker)
+        var rng = RNG(seed: seed)
+        let std = 1 / Float(C).squareRoot()
+        for i in 0..<(D * C) {
+            let r = rng.nextGaussian() * std
+            h.wq[i] = r
+            h.wk[i] = r
+        }
+        h.gateBias.pointee = -2
+        return h
+    }
+
+    /// The head for a tokenizer that has Stage 2's markers.
+    public static func initialised(for tokenizer: Tokenizer, C: Int, D: Int = 64, seed: UInt64) throws -> CopyHead {
+        guard let open = tokenizer.id(for: MemoryPrompt.memoryOpen), let close = tokenizer.id(for: MemoryPrompt.memoryClose) else {
+            throw HMSTError.invalidArgument("a copy head needs the tokenizer's \(MemoryPrompt.memoryOpen) and \(MemoryPrompt.memoryClose) markers (Stage 2 adds them)")
+        }
+        return try initialised(C: C, D: D, openMarker: open, closeMarker: close, seed: seed)
+    }
+
+    var wq: UnsafeMutablePointer<Float> { values.pointer + offsets[0] }
+    var wk: UnsafeMutablePointer<Float> { values.pointer + offsets[1] }
+    var gateWeight: UnsafeMutablePointer<Float> { values.pointer + offsets[2] }
+    var scoreWeight: UnsafeMutablePointer<Float> { values.pointer + offsets[3] }
+    var gateBias: UnsafeMutablePointer<Float> { values.pointer + offsets[4] }
+
+    /// out[rows, D] = x[rows, C] · W^T for W = wq or wk.
+    func project(_ w: UnsafePointer<Float>, x: UnsafePointer<Float>, rows: Int, out: UnsafeMutablePointer<Float>) {
+        guard rows > 0 else { return }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(D), Int32(C), 1, x, Int32(C),
+                    w, Int32(C), 0, out, Int32(D))
+    }
+
+    /// The pointer at one query: alpha[0..<S] = softmax of the scores of q against the S keys
+    /// (key i at keys[keyRows[i] * D]). Returns the best score and its index.
+    func attend(q: UnsafePointer<Float>, keys: UnsafePointer<Float>, keyRows: UnsafePointer<Int32>, S: Int,
+                alpha: UnsafeMutablePointer<Float>) -> (best: Float, at: Int) {
+        let scale = 1 / Float(D).squareRoot()
+        var best = -Float.infinity, at = 0
+        for i in 0..<S {
+            let k = keys + Int(keyRows[i]) * D
+            var s: Float = 0
+            for c in 0..<D { s += q[c] * k[c] }
+            s *= scale
+            alpha[i] = s
+            if s > best { best = s; at = i }
+        }
+        var sum: Float = 0
+        for i in 0..<S { alpha[i] = expf(alpha[i] - best); sum += alpha[i] }
+        for i in 0..<S { alpha[i] /= sum }
+        return (best, at)
+    }
+
+    /// The gate's pre-activation for a final-norm state h and the best score.
+    func gateLogit(h: UnsafePointer<Float>, best: Float) -> Float {
+        var a = gateBias.pointee + scoreWeight.pointee * best
+        let w = gateWeight
+        for c in 0..<C { a += w[c] * h[c] }
+        return a
+    }
+
+    var hash: String {
+        FileChecksum.hex(FileChecksum.of(UnsafeRawBufferPointer(start: values.pointer, count: count * 4)))
+    }
+
+    /// Checks the head against a model: hidden size and markers inside the vocabulary.
+    public func validate(for dims: DecoderDims) throws {
+        guard C == dims.C else { throw HMSTError.invalidArgument("the copy head was made for hidden size \(C), not this model's \(dims.C)") }
+        guard Int(openMarker) < dims.V, Int(closeMarker) < dims.V else {
+            throw HMSTError.invalidArgument("the copy head's markers (\(openMarker), \(closeMarker)) are outside this model's vocabulary of \(dims.V)")
+        }
+    }
+
+    /// Writes the weights, then the json naming their hash, each atomically.
+    public func save(checkpoint dir: String) throws {
+        var tensors: [RawTensor] = []
+        for i in 0..<names.count {
+            let n = shapes[i].reduce(1, *)
+            tensors.append(RawTensor(name: names[i], dtype: .f32, shape: shapes[i],
+                                     bytes: UnsafeRawBufferPointer(start: values.pointer + offsets[i], count: n * 4), owner: values))
+        }
+        try SafeTensorsWriter.writeRaw(path: dir + "/" + CopyHead.weightsName, tensors: tensors)
+        let w = JSONWriter()
+        w.object {
+            w.field("format", CopyHead.formatName)
+            w.field("version", CopyHead.formatVersion)
+            w.field("hidden_size", C)
+            w.field("key_size", D)
+            w.field("open_marker_id", Int(openMarker)); w.field("open_marker", MemoryPrompt.memoryOpen)
+            w.field("close_marker_id", Int(closeMarker)); w.field("close_marker", MemoryPrompt.memoryClose)
+            w.field("hash", hash)
+            w.field("training", summary)
+        }
+        try FileIO.writeAtomically(dir + "/" + CopyHead.configName, text: w.output + "\n")
+    }
+
+    /// The copy head stored with a checkpoint, or nil. BAD_FORMAT for malformed or mismatched
+    /// files; INVALID_ARGUMENT for one made for another model.
+    public static func load(checkpoint dir: String, dims: DecoderDims) throws -> CopyHead? {
+        let jsonPath = dir + "/" + configName
+        guard FileIO.exists(jsonPath) else { return nil }
+        let j = try JSONValue.parse(bytes: try FileIO.readAll(jsonPath))
+        guard j["format"]?.string == formatName, let version = j["version"]?.int, let C = j["hidden_size"]?.int,
+              let D = j["key_size"]?.int, let open = j["open_marker_id"]?.int, let close = j["close_marker_id"]?.int,
+              let hash = j["hash"]?.string else {
+            throw HMSTError.badFormat("\(jsonPath): not a copy head description (format, version, hidden_size, key_size, open_marker_id, close_marker_id, hash)")
+        }
+        guard version <= formatVersion else { throw HMSTError.unsupported("\(jsonPath): version \(version) is newer than this hmst reads") }
+        guard open >= 0, close >= 0, open <= Int(Int32.max), close <= Int(Int32.max) else {
+            throw HMSTError.badFormat("\(jsonPath): marker ids \(open), \(close) are not token ids")
+        }
+        let h: CopyHead
+        do { h = try CopyHead(C: C, D: D, openMarker: Int32(open), closeMarker: Int32(close)) } catch let e as HMSTError {
+            throw HMSTError.badFormat("\(jsonPath): \(e.message)")
+        }
+        try h.validate(for: dims)
+        let weightsPath = dir + "/" + weightsName
+        guard FileIO.exists(weightsPath) else { throw HMSTError.notFound("\(weightsPath): missing (named by \(jsonPath))") }
+        let file = try SafeTensorsFile(path: weightsPath)
+        for i in 0..<h.names.count {
+            try file.copy(h.names[i], dtype: .f32, count: h.shapes[i].reduce(1, *), to: h.values.pointer + h.offsets[i])
+        }
+        guard h.hash == hash else { throw HMSTError.badFormat("\(weightsPath) does not match \(jsonPath) (hash \(h.hash), expected \(hash))") }
+        guard UnsafeBufferPointer(start: h.values.pointer, count: h.count).allSatisfy(\.isFinite) else {
+            throw HMSTError.badFormat("\(weightsPath): weights are not finite")
+        }
+        h.summary = j["training"] ?? .object([])
+        return h
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

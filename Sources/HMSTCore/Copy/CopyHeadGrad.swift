@@ -1,0 +1,135 @@
+// CopyHeadGrad: the copy head inside a training step (ModelGrad.copyHead). After the LM's
+// forward, for every target position whose row holds memory tokens before it, the loss
+// becomes −log p with p = g·Σ_j α_j[x_j = y] + (1 − g)·v(y) (CopyHead.swift), v the LM's
+// softmax. The backward, per such position, with ρ = g·c/p the copy's share of p (c = the
+// pointer's mass on y):
+//   dL/dz    = r·(v − onehot(y)),  r = (1 − g)·v(y)/p        (the LM's usual gradient, scaled)
+//   dL/da    = −(c − v(y))/p · g(1 − g)                        (a: the gate's pre-activation)
+//   dL/ds_j  = ρ·α_j − g·α_j[x_j = y]/p  (+ u·dL/da at the best j, through the gate's max)
+// and from the scores and the gate to Wq, Wk, the gate's weights and the final-norm states,
+// whose gradient joins the LM head's before the final norm's backward. Without backward,
+// the rows it covers are replaced by the mixture, so evaluations read p.
+
+final class CopyHeadStep {
+    let head: CopyHead
+    let N: Int
+    let Q, K, dQ, dK, dxn: FloatBuffer
+    /// rows whose LM gradient is scaled by r (the other rows keep 1)
+    var vocabScale: [(row: Int, r: Float)] = []
+    /// whether the last run wrote any gradient into dxn
+    var touched = false
+
+    init(head: CopyHead, N: Int) {
+        self.head = head
+        self.N = N
+        Q = FloatBuffer(count: N * head.D); K = FloatBuffer(count: N * head.D)
+        dQ = FloatBuffer(count: N * head.D); dK = FloatBuffer(count: N * head.D)
+        dxn = FloatBuffer(count: N * head.C)
+    }
+
+    /// Positions j of row b (inputs[b, j], 1 <= j < T) inside a memory span, in order.
+    func sources(_ inputs: UnsafePointer<Int32>, b: Int, T: Int) -> [Int32] {
+        var out: [Int32] = []
+        var inside = false
+        for j in 0..<T {
+            let tok = inputs[b * T + j]
+            if tok == head.openMarker { inside = true; continue }
+            if tok == head.closeMarker { inside = false; continue }
+            if inside && j >= 1 { out.append(Int32(j)) }
+        }
+        return out
+    }
+
+    /// xn: [N, C] final-norm states; probs: [N, V] the LM's softmax (rewritten to the mixture
+    /// when !backward). Returns Σ over the covered target rows of (−log p + log v(y)): what the
+    /// mixture adds to the summed cross-entropy. With backward, gradients (scaled by `scale`,
+    /// the loss's 1/count) go to head.grads and dxn, and vocabScale is filled.
+    func run(xn: UnsafePointer<Float>, inputs: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, probs: UnsafeMutablePointer<Float>,
+             B: Int, T: Int, V: Int, scale: Float, backward: Bool) -> Double {
+        let C = head.C, D = head.D
+        vocabScale.removeAll(keepingCapacity: true)
+        touched = false
+        let perRow = (0..<B).map { sources(inputs, b: $0, T: T) }
+        guard perRow.contains(where: { !$0.isEmpty }) else { return 0 }
+        head.project(head.wq, x: xn, rows: N, out: Q.pointer)
+        head.project(head.wk, x: xn, rows: N, out: K.pointer)
+        if backward {
+            dQ.pointer.update(repeating: 0, count: N * D)
+            dK.pointer.update(repeating: 0, count: N * D)
+            dxn.pointer.update(repeating: 0, count: N * C)
+        }
+        let tiny = Float.leastNormalMagnitude
+        let invSqrtD = 1 / Float(D).squareRoot()
+        let gw = head.grads.pointer + head.offsets[2], gu = head.grads.pointer + head.offsets[3], gb = head.grads.pointer + head.offsets[4]
+        var added = 0.0
+        var alpha = [Float](repeating: 0, count: T)
+        for b in 0..<B where !perRow[b].isEmpty {
+            let src = perRow[b]
+            // the key of source j is the state of row j - 1
+            let keyRows = src.map { Int32(b * T) + $0 - 1 }
+            keyRows.withUnsafeBufferPointer { kr in
+                alpha.withUnsafeMutableBufferPointer { al in
+                    let a = al.baseAddress!
+                    var n = 0   // sources at or before t
+                    for t in 0..<T {
+                        while n < src.count && Int(src[n]) <= t { n += 1 }
+                        let row = b * T + t
+                        let y = Int(targets[row])
+                        guard n > 0, y >= 0 else { continue }
+                        let (best, at) = head.attend(q: Q.pointer + row * D, keys: K.pointer, keyRows: kr.baseAddress!, S: n, alpha: a)
+                        let h = xn + row * C
+                        let g = 1 / (1 + expf(-head.gateLogit(h: h, best: best)))
+                        var c: Float = 0
+                        for i in 0..<n where inputs[b * T + Int(src[i])] == Int32(y) { c += a[i] }
+                        let pr = probs + row * V
+                        let v = pr[y]
+                        let p = max(g * c + (1 - g) * v, tiny)
+                        added += -Double(logf(p)) + Double(logf(max(v, tiny)))
+                        if !backward {
+                            for w in 0..<V { pr[w] *= 1 - g }
+                            for i in 0..<n { pr[Int(inputs[b * T + Int(src[i])])] += g * a[i] }
+                            continue
+                        }
+                        touched = true
+                        vocabScale.append((row, (1 - g) * v / p))
+                        let dA = -(c - v) / p * g * (1 - g) * scale
+                        let rho = g * c / p
+                        // gate: a = w·h + u·best + b
+                        for k in 0..<C { gw[k] += dA * h[k] }
+                        gu.pointee += dA * best
+                        gb.pointee += dA
+                        let dh = dxn.pointer + row * C, wg = head.gateWeight
+                        for k in 0..<C { dh[k] += dA * wg[k] }
+                        // scores: s_i = q·k_i / sqrt(D)
+                        let q = Q.pointer + row * D, dq = dQ.pointer + row * D
+                        for i in 0..<n {
+                            var ds = (rho * a[i] - (inputs[b * T + Int(src[i])] == Int32(y) ? g * a[i] / p : 0)) * scale
+                            if i == at { ds += head.scoreWeight.pointee * dA }
+                            if ds == 0 { continue }
+                            let ki = Int(kr[i]) * D
+                            let k = K.pointer + ki, dk = dK.pointer + ki
+                            let f = ds * invSqrtD
+                            for e in 0..<D { dq[e] += f * k[e]; dk[e] += f * q[e] }
+                        }
+                    }
+                }
+            }
+        }
+        if backward && touched {
+            let gq = head.grads.pointer + head.offsets[0], gk = head.grads.pointer + head.offsets[1]
+            // dW += dQ^T · xn ([D, N] · [N, C]); dxn += dQ · W ([N, D] · [D, C]); the same for K
+            for (dY, gW, W) in [(dQ.pointer, gq, head.wq), (dK.pointer, gk, head.wk)] {
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(D), Int32(C), Int32(N), 1, dY, Int32(D),
+                            xn, Int32(C), 1, gW, Int32(C))
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(N), Int32(C), Int32(D), 1, dY, Int32(D),
+                            W, Int32(C), 1, dxn.pointer, Int32(C))
+            }
+        }
+        return added
+    }
+}
+
+import CBLAS
+#if canImport(Glibc)
+import Glibc
+#endif

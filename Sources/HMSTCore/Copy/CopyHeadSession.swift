@@ -1,0 +1,97 @@
+// CopyHeadSession: the copy head at inference. A Session over a decoder with a copy head keeps,
+// per position of its context, the key of the state there (Wk·h, the key of the next token
+// should that token be a memory token) and which positions hold memory tokens; after each
+// forward, every logits row it returns is replaced by log p of the mixture (CopyHead.swift).
+// Samplers, log-likelihoods and the engine read those rows as they read logits:
+// softmax(log p) = p. Only at the model's full depth (a shallower compute budget reads the
+// LM alone); a context without memory tokens is left exactly as the LM made it.
+import CKernels
+
+final class CopyState {
+    let head: CopyHead
+    let finalNorm: [Float]
+    let eps: Float
+    /// [nCtx, D]: row p is Wk·h_p, the key of the token at p + 1
+    let keys: FloatBuffer
+    /// [maxT, C] final-norm states of a chunk, [maxT, D] its queries
+    let hn: FloatBuffer
+    let q: FloatBuffer
+    /// positions holding memory tokens, in order, with their tokens
+    var sources: [Int32] = []
+    var sourceTokens: [Int32] = []
+    /// per position: inside a memory span after that token
+    var insideAfter: [Bool] = []
+    var alpha: [Float]
+
+    init(head: CopyHead, decoder: Decoder, nCtx: Int, maxT: Int) {
+        self.head = head
+        let C = decoder.dims.C
+        var g = [Float](repeating: 0, count: C)
+        decoder.weights.finalNorm.copyRows(0, 1, to: &g)
+        finalNorm = g
+        eps = decoder.dims.eps
+        keys = FloatBuffer(count: nCtx * head.D)
+        hn = FloatBuffer(count: maxT * C)
+        q = FloatBuffer(count: maxT * head.D)
+        alpha = [Float](repeating: 0, count: max(1, nCtx))
+    }
+
+    func reset() { truncate(to: 0) }
+
+    func truncate(to n: Int) {
+        if insideAfter.count > n { insideAfter.removeLast(insideAfter.count - n) }
+        while let last = sources.last, Int(last) >= n { sources.removeLast(); sourceTokens.removeLast() }
+    }
+
+    /// After a forward of tokens[0..<T] at positions pos0..<pos0+T: x holds their residual
+    /// stream [T, C]; logits rows (1: the last token's, or T) are mixed.
+    func observe(tokens: UnsafePointer<Int32>, T: Int, pos0: Int, x: UnsafePointer<Float>, logits: UnsafeMutablePointer<Float>,
+                 logitsRows: Int, V: Int) {
+        let C = head.C, D = head.D
+        var inside = insideAfter.last ?? false
+        for t in 0..<T {
+            let tok = tokens[t]
+            if tok == head.openMarker { inside = true } else if tok == head.closeMarker { inside = false } else if inside && pos0 + t >= 1 {
+                sources.append(Int32(pos0 + t)); sourceTokens.append(tok)
+            }
+            insideAfter.append(inside)
+        }
+        finalNorm.withUnsafeBufferPointer { hk_rmsnorm(hn.pointer, nil, x, $0.baseAddress!, T, C, eps) }
+        head.project(head.wk, x: hn.pointer, rows: T, out: keys.pointer + pos0 * D)
+        guard logitsRows > 0, !sources.isEmpty else { return }
+        let first = T - logitsRows   // chunk row of logits row 0
+        head.project(head.wq, x: hn.pointer + first * C, rows: logitsRows, out: q.pointer)
+        // source j's key is the row of position j - 1
+        let keyRows = sources.map { $0 - 1 }
+        keyRows.withUnsafeBufferPointer { kr in
+            alpha.withUnsafeMutableBufferPointer { al in
+                let a = al.baseAddress!
+                var n = 0
+                for r in 0..<logitsRows {
+                    let pos = pos0 + first + r
+                    while n < sources.count && Int(sources[n]) <= pos { n += 1 }
+                    guard n > 0 else { continue }
+                    let (best, _) = head.attend(q: q.pointer + r * D, keys: keys.pointer, keyRows: kr.baseAddress!, S: n, alpha: a)
+                    let g = 1 / (1 + expf(-head.gateLogit(h: hn.pointer + (first + r) * C, best: best)))
+                    mix(row: logits + r * V, V: V, g: g, alpha: a, n: n)
+                }
+            }
+        }
+    }
+
+    /// row: LM logits -> log(g·pointer + (1 − g)·softmax(row)).
+    func mix(row: UnsafeMutablePointer<Float>, V: Int, g: Float, alpha: UnsafePointer<Float>, n: Int) {
+        var m = row[0]
+        for v in 1..<V { m = max(m, row[v]) }
+        var sum: Float = 0
+        for v in 0..<V { row[v] = expf(row[v] - m); sum += row[v] }
+        let keep = (1 - g) / sum
+        for v in 0..<V { row[v] *= keep }
+        for i in 0..<n { row[Int(sourceTokens[i])] += g * alpha[i] }
+        for v in 0..<V { row[v] = logf(max(row[v], 1e-30)) }
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

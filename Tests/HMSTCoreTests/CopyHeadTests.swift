@@ -1,0 +1,149 @@
+// The copy head (Copy/): its gradient, with the model's, against central differences; the
+// inference path's mixture equal to the training step's; a context without memory tokens left
+// as the LM made it; the stored head round-tripping and a tampered one refused.
+import XCTest
+@testable import HMSTCore
+
+final class CopyHeadTests: XCTestCase {
+    let config = try! ModelConfig(vocabSize: 11, hiddenSize: 8, intermediateSize: 6, numHiddenLayers: 2, numAttentionHeads: 2,
+                                  numKeyValueHeads: 1, maxPositionEmbeddings: 16, ropeTheta: 10000, numLocalExperts: 4,
+                                  numExpertsPerTok: 2, routerAuxLossCoef: 0.05)
+    // markers: 1 opens a memory span, 2 closes it. Row 0 holds memory tokens 7 9 4 and asks for
+    // 7 9 0 (two copyable, one not); row 1 has no memory.
+    let inputs: [Int32] = [5, 1, 7, 9, 4, 2, 3, 6, 7, 9,
+                           3, 5, 8, 6, 4, 3, 10, 7, 9, 8]
+    let targets: [Int32] = [-1, -1, -1, -1, -1, -1, -1, 7, 9, 0,
+                            -1, -1, -1, -1, -1, 10, 7, 9, 8, -1]
+    let B = 2, T = 10
+
+    func randomParams(seed: UInt64) -> Parameters {
+        let p = Parameters(config: config)
+        var rng = RNG(seed: seed)
+        for i in 0..<p.count { p.values.pointer[i] = rng.nextGaussian() * 0.5 }
+        for (n, role) in p.roles.enumerated() where role == .norm {
+            for j in 0..<p.shapes[n][0] { p.values.pointer[p.offsets[n] + j] = 1 + 0.1 * rng.nextGaussian() }
+        }
+        return p
+    }
+
+    func randomHead(seed: UInt64) throws -> CopyHead {
+        let h = try CopyHead(C: 8, D: 4, openMarker: 1, closeMarker: 2)
+        var rng = RNG(seed: seed)
+        for i in 0..<h.count { h.values.pointer[i] = rng.nextGaussian() * 0.6 }
+        return h
+    }
+
+    func testGradientCheckWithTheModel() throws {
+        let p = randomParams(seed: 21), head = try randomHead(seed: 6)
+        let mg = ModelGrad(params: p)
+        mg.copyHead = head
+        p.zeroGrads(); head.zeroGrads()
+        let withHead = try mg.step(inputs: inputs, targets: targets, B: B, T: T, backward: true)
+        mg.copyHead = nil
+        let without = try mg.step(inputs: inputs, targets: targets, B: B, T: T, backward: false)
+        XCTAssertNotEqual(withHead.ceLoss, without.ceLoss, "the head must change the loss of row 0")
+        mg.copyHead = head
+        let analyticModel = Array(UnsafeBufferPointer(start: p.grads.pointer, count: p.count))
+        let analyticHead = Array(UnsafeBufferPointer(start: head.grads.pointer, count: head.count))
+        XCTAssertTrue(analyticHead.contains { $0 != 0 })
+        let eps: Float = 3e-3
+        func check(_ values: UnsafeMutablePointer<Float>, _ analytic: [Float], _ what: String) throws {
+            var worst = 0.0, checked = 0, worstAt = ""
+            for i in 0..<analytic.count {
+                let keep = values[i]
+                values[i] = keep + eps
+                let lp = try mg.step(inputs: inputs, targets: targets, B: B, T: T, backward: false).loss
+                let rp = mg.lastRouting
+                values[i] = keep - eps
+                let lm = try mg.step(inputs: inputs, targets: targets, B: B, T: T, backward: false).loss
+                let rm = mg.lastRouting
+                values[i] = keep
+                if rp != rm { continue }
+                let n = (lp - lm) / Double(2 * eps), a = Double(analytic[i])
+                let err = abs(a - n) / max(1, abs(a), abs(n))
+                if err > worst { worst = err; worstAt = "\(i): analytic \(a) numeric \(n)" }
+                checked += 1
+            }
+            XCTAssertLessThan(worst, 3e-3, "\(what): worst relative error \(worst) at \(worstAt) over \(checked)")
+            XCTAssertGreaterThan(checked, analytic.count * 8 / 10, what)
+        }
+        try check(head.values.pointer, analyticHead, "copy head")
+        try check(p.values.pointer, analyticModel, "model")
+    }
+
+    /// A Session over a decoder with the head returns log p of the same mixture the training
+    /// step evaluates; without memory tokens its logits are the LM's, bit for bit.
+    func testInferenceMatchesTraining() throws {
+        let p = randomParams(seed: 8), head = try randomHead(seed: 9)
+        let mg = ModelGrad(params: p)
+        mg.copyHead = head
+        _ = try mg.step(inputs: inputs, targets: targets, B: B, T: T, backward: false)
+        let expected: [[Float]] = mg.withLastProbabilities { probs, rows, V in
+            (0..<rows).map { r in (0..<V).map { logf(probs[r * V + $0]) } }
+        } ?? []
+        XCTAssertEqual(expected.count, B * T)
+        let plain = try p.decoder()
+        let dec = try p.decoder()
+        dec.copyHead = head
+        for b in 0..<B {
+            let row = Array(inputs[(b * T)..<((b + 1) * T)])
+            let s = try Session(decoder: dec, params: SessionParams())
+            let ref = try Session(decoder: plain, params: SessionParams())
+            // in two calls, so the head's state crosses an evaluate
+            try s.evaluate(Array(row[0..<4]))
+            try s.evaluate(Array(row[4...]), allLogits: true)
+            try ref.evaluate(Array(row[0..<4]))
+            try ref.evaluate(Array(row[4...]), allLogits: true)
+            for t in 4..<T {
+                let got = try s.logits(row: t - 4).map { $0 }
+                let lse = log(got.reduce(0) { $0 + exp(Double($1)) })
+                if b == 1 {   // no memory: untouched
+                    XCTAssertEqual(got, try ref.logits(row: t - 4).map { $0 })
+                    continue
+                }
+                guard targets[b * T + t] >= 0 else { continue }
+                XCTAssertEqual(lse, 0, accuracy: 1e-4, "row \(t) is a log-distribution")
+                for v in 0..<config.vocabSize {
+                    XCTAssertEqual(Double(got[v]), Double(expected[b * T + t][v]), accuracy: 2e-4, "row \(t) token \(v)")
+                }
+            }
+            // rewinding into the memory span forgets the sources after it
+            if b == 0 {
+                s.rewind(to: 3)
+                XCTAssertEqual(s.copy?.sources, [2])
+            }
+        }
+    }
+
+    func testStoredHeadRoundTripsAndTamperingIsRefused() throws {
+        let dir = NSTemporaryDirectory() + "copyhead-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let head = try randomHead(seed: 3)
+        try head.save(checkpoint: dir)
+        let dims = config.dims
+        let back = try XCTUnwrap(try CopyHead.load(checkpoint: dir, dims: dims))
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: back.values.pointer, count: back.count)),
+                       Array(UnsafeBufferPointer(start: head.values.pointer, count: head.count)))
+        XCTAssertEqual(back.openMarker, 1); XCTAssertEqual(back.closeMarker, 2); XCTAssertEqual(back.D, 4)
+        XCTAssertNil(try CopyHead.load(checkpoint: dir + "/none", dims: dims))
+        // another model's hidden size
+        var wide = dims; wide.C = 16
+        XCTAssertThrowsError(try CopyHead.load(checkpoint: dir, dims: wide)) { e in
+            XCTAssertEqual((e as? HMSTError)?.status, .invalidArgument)
+        }
+        // changed weights no longer match the hash in the json
+        head.values.pointer[0] += 1
+        try SafeTensorsWriter.writeRaw(path: dir + "/" + CopyHead.weightsName, tensors: head.names.indices.map { i in
+            RawTensor(name: head.names[i], dtype: .f32, shape: head.shapes[i],
+                      bytes: UnsafeRawBufferPointer(start: head.values.pointer + head.offsets[i], count: head.shapes[i].reduce(1, *) * 4),
+                      owner: head.values)
+        })
+        XCTAssertThrowsError(try CopyHead.load(checkpoint: dir, dims: dims)) { e in
+            XCTAssertEqual((e as? HMSTError)?.status, .badFormat)
+        }
+        try "{\"format\": \"hmst-copy-head\"}".write(toFile: dir + "/" + CopyHead.configName, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try CopyHead.load(checkpoint: dir, dims: dims))
+        XCTAssertThrowsError(try CopyHead(C: 8, D: 4, openMarker: 1, closeMarker: 1))
+    }
+}
