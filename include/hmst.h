@@ -918,6 +918,13 @@ struct hmst_memory_trainer_params {
     bool gradient_checkpointing;    /* default false */
     bool use_8bit_optimizer;        /* default false */
     const struct hmst_data_parallel_params *data_parallel; /* default NULL: one process (see below) */
+    /* appended in 0.1 (an older struct_size means 0): */
+    int32_t copy_head_key_size;     /* default 0: no copy head; > 0: train one with queries and keys of this
+                                       size (1 ... 4096): a pointer from the answer to the memory tokens,
+                                       mixed with the LM by a learned gate, saved as copy_head.safetensors
+                                       and used by every context of the loaded model. A checkpoint that
+                                       has one keeps training it. Not with data_parallel yet. */
+    float copy_head_learning_rate;  /* default 0: learning_rate; the copy head's peak rate, same schedule */
 };
 
 /* Thread-safe. */

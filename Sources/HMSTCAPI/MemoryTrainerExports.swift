@@ -42,6 +42,8 @@ public func hmst_memory_trainer_default_params() -> hmst_memory_trainer_params {
     p.gradient_checkpointing = d.gradientCheckpointing
     p.use_8bit_optimizer = d.use8bitOptimizer
     p.data_parallel = nil
+    p.copy_head_key_size = Int32(d.copyHeadKeySize)
+    p.copy_head_learning_rate = d.copyHeadLearningRate ?? 0
     return p
 }
 
@@ -84,6 +86,11 @@ public func hmst_memory_trainer_create(_ params: UnsafePointer<hmst_memory_train
         o.gradientCheckpointing = p.gradient_checkpointing
         o.use8bitOptimizer = p.use_8bit_optimizer
         o.dataParallel = dataParallel
+        o.copyHeadKeySize = try positive(p.copy_head_key_size, "copy_head_key_size", allowZero: true)
+        guard p.copy_head_learning_rate.isFinite, p.copy_head_learning_rate >= 0 else {
+            throw HMSTError.invalidArgument("params->copy_head_learning_rate must be >= 0 (0: learning_rate)")
+        }
+        o.copyHeadLearningRate = p.copy_head_learning_rate > 0 ? p.copy_head_learning_rate : nil
         if o.lmFraction > 0 && p.train_data == nil {
             throw HMSTError.invalidArgument("params->train_data is NULL but lm_fraction is \(o.lmFraction): give the pre-training data or set lm_fraction to 0")
         }

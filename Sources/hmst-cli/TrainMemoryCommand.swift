@@ -44,6 +44,8 @@ struct TrainMemoryCommand: ParsableCommand {
     @Flag(name: .customLong("copy-head"), help: "Train a copy head with the model: a pointer from the answer to the memory tokens, mixed with the LM's distribution by a learned gate.")
     var copyHead = false
     @Option(name: .customLong("copy-head-key-size"), help: "Query and key size of the copy head.") var copyHeadKeySize = 64
+    @Option(name: .customLong("copy-head-learning-rate"), help: "The copy head's peak learning rate (default: --learning-rate); same schedule.")
+    var copyHeadLearningRate: Float?
     @Flag(name: .customLong("no-progress"), help: "No live progress line.") var noProgress = false
     @OptionGroup var threadOptions: ThreadOptions
     @OptionGroup var distributed: DistributedOptions
@@ -80,6 +82,7 @@ struct TrainMemoryCommand: ParsableCommand {
             o.use8bitOptimizer = use8bitOptimizer
             o.dataParallel = dp
             o.copyHeadKeySize = copyHead ? copyHeadKeySize : 0
+            o.copyHeadLearningRate = copyHeadLearningRate
             if lmData == nil && lmFraction > 0 { printLeader(dp, "no --data: every step is a memory step (--lm-fraction 0)") }
             let trainer = try MemoryTrainer(model: model, facts: corpus, lmData: lmData, lmVal: lmVal, outputDir: output, options: o)
             if let resume {

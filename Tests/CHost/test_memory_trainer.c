@@ -135,6 +135,34 @@ int main(void) {
     t = NULL;
     CHECK(hmst_memory_trainer_create(&p, &t) < 0 && t == NULL);
 
+    /* a copy head: trained with the model, saved beside it, loaded with it; resuming its run
+     * without asking for it is an error */
+    p.resume_from = NULL;
+    p.output_dir = OUT "/copy";
+    p.steps = 2;
+    p.copy_head_key_size = -1;
+    CHECK_STATUS(hmst_memory_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(hmst_last_error(), "copy_head_key_size") != NULL);
+    p.copy_head_key_size = 16;
+    t = NULL;
+    CHECK_STATUS(hmst_memory_trainer_create(&p, &t), HMST_STATUS_OK);
+    if (t) {
+        CHECK_STATUS(hmst_memory_trainer_run(t, &steps), HMST_STATUS_OK);
+        hmst_memory_trainer_free(t);
+    }
+    FILE *cf = fopen(OUT "/copy/final/copy_head.json", "r");
+    CHECK(cf != NULL);
+    if (cf) fclose(cf);
+    m = NULL;
+    CHECK_STATUS(hmst_model_load(OUT "/copy/final", NULL, &m), HMST_STATUS_OK);
+    hmst_model_free(m);
+    p.copy_head_key_size = 0;
+    p.resume_from = OUT "/copy/final";
+    t = NULL;
+    CHECK_STATUS(hmst_memory_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(hmst_last_error(), "copy head") != NULL);
+    p.resume_from = NULL;
+
     /* garbage and NULL handles */
     CHECK_STATUS(hmst_memory_trainer_step(NULL, &loss, NULL), HMST_STATUS_INVALID_ARGUMENT);
     CHECK_STATUS(hmst_memory_trainer_step((hmst_memory_trainer *)&p, &loss, NULL), HMST_STATUS_INVALID_ARGUMENT);

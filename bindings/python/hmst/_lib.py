@@ -380,6 +380,8 @@ class MemoryTrainerParams(ctypes.Structure):
         ("gradient_checkpointing", ctypes.c_bool),
         ("use_8bit_optimizer", ctypes.c_bool),
         ("data_parallel", ctypes.c_void_p),
+        ("copy_head_key_size", ctypes.c_int32),
+        ("copy_head_learning_rate", ctypes.c_float),
     ]
 
 

@@ -41,6 +41,8 @@ public struct MemoryTrainerOptions: Sendable {
     /// key size of a copy head trained with the model (0: none; Copy/CopyHead.swift). A
     /// checkpoint that already has one keeps training it whatever this says.
     public var copyHeadKeySize = 0
+    /// the copy head's peak learning rate (nil: learningRate); it follows the same schedule
+    public var copyHeadLearningRate: Float? = nil
     public init() {}
 
     func validate() throws {
@@ -56,6 +58,7 @@ public struct MemoryTrainerOptions: Sendable {
         guard copyHeadKeySize >= 0, copyHeadKeySize <= 4096 else {
             throw HMSTError.invalidArgument("the copy head's key size \(copyHeadKeySize) must be in 0 (none) ... 4096")
         }
+        if let r = copyHeadLearningRate, !(r > 0 && r.isFinite) { throw HMSTError.invalidArgument("the copy head's learning rate must be > 0") }
         try curriculum.validate()
     }
 }
@@ -233,7 +236,8 @@ public final class MemoryTrainer {
             let accum = Float(options.gradientAccumulationSteps)
             let norm = GradClip.norm(head) / accum
             guard norm.isFinite else { throw HMSTError(.internal, "the copy head's gradient norm is \(norm) at step \(step): training diverged") }
-            opt.update(lr: r.lr, gradScale: GradClip.scale(norm: norm, maxNorm: options.gradClip) / accum)
+            let lr = r.lr * (options.copyHeadLearningRate ?? options.learningRate) / options.learningRate
+            opt.update(lr: lr, gradScale: GradClip.scale(norm: norm, maxNorm: options.gradClip) / accum)
         }
         step += 1
         return MemoryStepResult(kind: lm ? "lm" : "memory", loss: r.loss, lr: r.lr, gradNorm: r.gradNorm)
