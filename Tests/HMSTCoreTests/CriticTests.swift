@@ -245,6 +245,27 @@ final class CriticTrainingTests: XCTestCase {
         XCTAssertEqual(CriticPool.stratum(task: "facts_heldout_gen", memories: ["x", "g"], gold: ["g"]), .goldRetrieved)
         XCTAssertEqual(CriticPool.stratum(task: "facts_known_gen", memories: ["x"], gold: ["g"]), .distractorsOnly)
     }
+
+    /// Confidently wrong, by hand: per condition, wrong answers (not " unknown") whose
+    /// geometric-mean token probability, or critic probability, is at least 0.5, over all answers.
+    func testConfidentWrongRates() {
+        func row(_ condition: String, correct: Bool, answer: String, meanLogProb: Float) -> CriticPoolRow {
+            var f = CriticFeatures()
+            f.answerLogProbMean = meanLogProb
+            return CriticPoolRow(task: "t", itemId: "i", entity: "e", condition: condition, stratum: .noMemory, correct: correct,
+                                 answer: answer, target: "x", observation: CriticObservation(features: f, hidden: [], cost: CriticCost()))
+        }
+        let rows = [row("deleted", correct: false, answer: "Vamoth", meanLogProb: log(0.9)),   // wrong, sure, critic sure
+                    row("deleted", correct: false, answer: "Vamoth", meanLogProb: log(0.8)),   // wrong, sure, critic unsure
+                    row("deleted", correct: false, answer: " Unknown.", meanLogProb: log(0.9)), // abstains
+                    row("deleted", correct: true, answer: "x", meanLogProb: log(0.9)),
+                    row("on", correct: false, answer: "y", meanLogProb: log(0.2)),             // wrong, unsure, critic sure
+                    row("on", correct: true, answer: "x", meanLogProb: log(0.7))]
+        let r = CriticTraining.confidentWrongRates(rows: rows, critic: [0.9, 0.3, 0.9, 0.9, 0.6, 0.9])
+        XCTAssertEqual(r.map(\.condition), ["deleted", "on"])
+        XCTAssertEqual(r[0].n, 4); XCTAssertEqual(r[0].withoutCritic, 0.5, accuracy: 1e-12); XCTAssertEqual(r[0].withCritic, 0.25, accuracy: 1e-12)
+        XCTAssertEqual(r[1].n, 2); XCTAssertEqual(r[1].withoutCritic, 0, accuracy: 1e-12); XCTAssertEqual(r[1].withCritic, 0.5, accuracy: 1e-12)
+    }
 }
 
 final class CriticFileTests: XCTestCase {

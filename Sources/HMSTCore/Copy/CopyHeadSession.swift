@@ -48,6 +48,9 @@ final class CopyState {
     func observe(tokens: UnsafePointer<Int32>, T: Int, pos0: Int, x: UnsafePointer<Float>, logits: UnsafeMutablePointer<Float>,
                  logitsRows: Int, V: Int) {
         let C = head.C, D = head.D
+        // positions evaluated without this state (Session.encode) count as outside memory
+        if insideAfter.count > pos0 { truncate(to: pos0) }
+        while insideAfter.count < pos0 { insideAfter.append(false) }
         var inside = insideAfter.last ?? false
         for t in 0..<T {
             let tok = tokens[t]

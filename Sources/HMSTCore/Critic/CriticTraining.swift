@@ -126,6 +126,11 @@ public struct CriticTrainingReport: Sendable {
     public var singleFeatures: [(name: String, auroc: Double, sign: Int)] = []
     public var probeL2 = 0.0
     public var probeOutOfFoldAUROC = Double.nan
+    /// Per memory condition on the test split: the share of all answers that are wrong yet
+    /// given with confidence >= 0.5, by the answer's own geometric-mean token probability (what
+    /// the engine reports without a critic) and by the critic (below 0.5 the engine says it is
+    /// not sure). An answer of " unknown" is an abstention, never confidently wrong.
+    public var confidentWrong: [(condition: String, n: Int, withoutCritic: Double, withCritic: Double)] = []
     public var calibration = CriticCalibration.none
     public var seconds = 0.0
 
@@ -144,6 +149,9 @@ public struct CriticTrainingReport: Sendable {
                                                                   ("positives", .number(Double($0.positives)))])) })),
             ("single_features", .object(singleFeatures.map { ($0.name, .object([("auroc", num($0.auroc)), ("sign", .number(Double($0.sign)))])) })),
             ("probe", .object([("l2", .number(probeL2)), ("out_of_fold_auroc", num(probeOutOfFoldAUROC))])),
+            ("confident_wrong", .object(confidentWrong.map { ($0.condition, .object([("n", .number(Double($0.n))),
+                                                                                      ("without_critic", num($0.withoutCritic)),
+                                                                                      ("with_critic", num($0.withCritic))])) })),
             ("seconds", .number(seconds)),
         ]
         if let b = bestSingleFeature { o.append(("best_single_feature", .object([("name", .string(b.name)), ("auroc", num(b.auroc))]))) }
@@ -160,6 +168,9 @@ public struct CriticTrainingReport: Sendable {
         for s in singleFeatures { out.append("feature \(s.name): AUROC \(f(s.auroc)) (direction \(s.sign >= 0 ? "+" : "-"))") }
         if let b = bestSingleFeature { out.append("best single feature: \(b.name) \(f(b.auroc)); critic - best = \(f(test.auroc - b.auroc))") }
         out.append("probe: L2 \(probeL2), out-of-fold AUROC \(f(probeOutOfFoldAUROC)); calibration \(calibration)")
+        for c in confidentWrong {
+            out.append("confident wrong (\(c.condition), n=\(c.n)): \(f(c.withoutCritic)) without the critic, \(f(c.withCritic)) with it")
+        }
         return out
     }
 }
@@ -167,6 +178,25 @@ public struct CriticTrainingReport: Sendable {
 public enum CriticTraining {
     /// Which split an entity falls in: 0 fit, 1 validation, 2 test; and a second uniform draw
     /// for the probe's folds. Deterministic in (entity, seed).
+    /// CriticTrainingReport.confidentWrong over rows with the critic's probabilities.
+    static func confidentWrongRates(rows: [CriticPoolRow], critic: [Double], threshold: Double = 0.5)
+        -> [(condition: String, n: Int, withoutCritic: Double, withCritic: Double)] {
+        var by: [String: (n: Int, without: Int, with: Int)] = [:]
+        for (r, p) in zip(rows, critic) {
+            var c = by[r.condition, default: (0, 0, 0)]
+            c.n += 1
+            let abstained = EvalMetrics.normalizeAnswer(r.answer) == "unknown" || r.answer.isEmpty
+            if !r.correct && !abstained {
+                if exp(Double(r.observation.features.answerLogProbMean)) >= threshold { c.without += 1 }
+                if p >= threshold { c.with += 1 }
+            }
+            by[r.condition] = c
+        }
+        return by.sorted { $0.key < $1.key }.map { k, c in
+            (k, c.n, Double(c.without) / Double(c.n), Double(c.with) / Double(c.n))
+        }
+    }
+
     static func split(_ entity: String, _ o: CriticTrainingOptions) -> (Int, Double) {
         var rng = RNG(seed: FileChecksum.of(Array(entity.utf8)) ^ o.splitSeed)
         let u = rng.nextDouble(), v = rng.nextDouble()
@@ -298,6 +328,7 @@ public enum CriticTraining {
             let auc = CriticMetrics.auroc(scores: test.map { Double(sign) * featureRow($0)[j] }, labels: testY)
             report.singleFeatures.append((name, auc, sign))
         }
+        report.confidentWrong = confidentWrongRates(rows: test.map { rows[$0] }, critic: testP)
         report.seconds = (Clock.nowMs() - t0) / 1000
 
         let critic = try Critic(featureScaling: headS, headWeights: head.weights.map { Float($0) }, headBias: Float(head.bias),
@@ -306,3 +337,7 @@ public enum CriticTraining {
         return (critic, report)
     }
 }
+
+#if canImport(Glibc)
+import Glibc
+#endif
