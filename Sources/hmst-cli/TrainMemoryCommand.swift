@@ -41,6 +41,9 @@ struct TrainMemoryCommand: ParsableCommand {
     @Flag(name: .customLong("gradient-checkpointing"), help: "Recompute each layer's activations in backward (less memory).")
     var gradientCheckpointing = false
     @Flag(name: .customLong("use-8bit-optimizer"), help: "Blockwise 8-bit AdamW state.") var use8bitOptimizer = false
+    @Option(name: .customLong("hard-distractors"),
+            help: "Share of distractors about the same entity or the same relation as the fact asked about (what retrieval returns).")
+    var hardDistractors = 0.0
     @Flag(name: .customLong("copy-head"), help: "Train a copy head with the model: a pointer from the answer to the memory tokens, mixed with the LM's distribution by a learned gate.")
     var copyHead = false
     @Option(name: .customLong("copy-head-key-size"), help: "Query and key size of the copy head.") var copyHeadKeySize = 64
@@ -73,6 +76,7 @@ struct TrainMemoryCommand: ParsableCommand {
             (o.curriculum.goldWeight, o.curriculum.distractorsOnlyWeight, o.curriculum.noneWeight) = (g, d, n)
             o.curriculum.promptLoss = promptLoss
             o.curriculum.copyFraction = copyFraction
+            o.curriculum.hardDistractorFraction = hardDistractors
             o.gradientAccumulationSteps = accumulation
             o.evalEvery = evalEvery
             o.evalQuestions = evalQuestions

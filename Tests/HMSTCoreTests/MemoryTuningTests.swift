@@ -342,6 +342,36 @@ final class MemoryTuningTests: XCTestCase {
                                                lmData: nil, lmVal: nil, outputDir: dir + "/o", options: o), "LM steps need data")
     }
 
+    /// Hard distractors share the entity or the relation of the fact asked about, never both;
+    /// with fraction 0 they are as rare as chance makes them.
+    func testHardDistractors() throws {
+        let (facts, questions) = FactsFixture.make(entities: 40, seed: 2)
+        let corpus = try FactsCorpus(facts: facts, questions: questions)
+        let tok = try makeTokenizer(facts).addingSpecialTokens(MemoryPrompt.markers)
+        func neighbourShare(_ fraction: Double) throws -> Double {
+            var o = CurriculumOptions()
+            o.hardDistractorFraction = fraction
+            let cur = try MemoryCurriculum(corpus: corpus, tokenizer: tok, options: o)
+            let byText = Dictionary(corpus.facts.map { ($0.text, $0) }, uniquingKeysWith: { a, _ in a })
+            var rng = RNG(seed: 3), near = 0, total = 0
+            for q in cur.trainQuestions.prefix(200) {
+                let fact = corpus.fact(of: q)
+                for text in cur.distractors(excluding: fact, count: 3, rng: &rng) {
+                    guard let d = byText[text] else { XCTFail("unknown distractor \(text)"); continue }
+                    XCTAssertFalse(d.entity == fact.entity && d.relation == fact.relation)
+                    total += 1
+                    if d.entity == fact.entity || d.relation == fact.relation { near += 1 }
+                }
+            }
+            return Double(near) / Double(max(1, total))
+        }
+        XCTAssertGreaterThan(try neighbourShare(1), 0.95)
+        XCTAssertLessThan(try neighbourShare(0), 0.5)
+        var bad = CurriculumOptions()
+        bad.hardDistractorFraction = 1.5
+        XCTAssertThrowsError(try MemoryCurriculum(corpus: corpus, tokenizer: tok, options: bad))
+    }
+
     func testBatchPackingMasksPromptAndPadding() throws {
         let e = MemoryExample(tokens: [10, 11, 12, 13, 14], answerStart: 3, condition: .gold, goldPosition: 0, memories: [])
         var inputs: [Int32] = [], targets: [Int32] = []

@@ -37,6 +37,11 @@ public struct CurriculumOptions: Sendable, Equatable {
     /// again with loss on the repeat (the induction pattern that copying from memory builds on;
     /// a small model pre-trained briefly has not learnt it)
     public var copyFraction = 0.0
+    /// share of distractors that are hard: another fact about the same entity, or the same
+    /// relation of another entity (what retrieval returns beside, or instead of, the gold fact),
+    /// so the model learns to tell the fact asked about from its neighbours and to say it does
+    /// not know when only neighbours are given
+    public var hardDistractorFraction = 0.0
     public init() {}
 
     func validate() throws {
@@ -47,6 +52,9 @@ public struct CurriculumOptions: Sendable, Equatable {
         }
         guard fewerFraction >= 0, fewerFraction <= 1 else { throw HMSTError.invalidArgument("fewerFraction must be in [0, 1]") }
         guard !unknownAnswer.isEmpty else { throw HMSTError.invalidArgument("the unknown answer cannot be empty") }
+        guard hardDistractorFraction >= 0, hardDistractorFraction <= 1 else {
+            throw HMSTError.invalidArgument("the hard distractor fraction must be in [0, 1], not \(hardDistractorFraction)")
+        }
         guard copyFraction >= 0, copyFraction < 1 else { throw HMSTError.invalidArgument("the copy fraction must be in [0, 1), not \(copyFraction)") }
         guard questionsPerExample >= 1, questionsPerExample <= k else {
             throw HMSTError.invalidArgument("questions per example must be in 1...k (\(k)), not \(questionsPerExample)")
@@ -75,6 +83,9 @@ public struct MemoryCurriculum: Sendable {
     public let trainQuestions: [FactQuestion]
     /// facts that may serve as distractors: every fact but the held-out ones
     let distractorPool: [Int]
+    /// the pool's facts by entity and by relation (hard distractors)
+    let poolByEntity: [String: [Int]]
+    let poolByRelation: [String: [Int]]
 
     public init(corpus: FactsCorpus, tokenizer: Tokenizer, options: CurriculumOptions = CurriculumOptions()) throws {
         try options.validate()
@@ -87,6 +98,8 @@ public struct MemoryCurriculum: Sendable {
         trainQuestions = corpus.questions.filter { $0.split == "train_known" || $0.split == "train_memory_only" }
         guard !trainQuestions.isEmpty else { throw HMSTError.invalidArgument("the facts have no train_known or train_memory_only questions") }
         distractorPool = corpus.facts.indices.filter { corpus.facts[$0].split != "heldout" }
+        poolByEntity = Dictionary(grouping: distractorPool) { corpus.facts[$0].entity }
+        poolByRelation = Dictionary(grouping: distractorPool) { corpus.facts[$0].relation }
         guard distractorPool.count > options.k else {
             throw HMSTError.invalidArgument("\(distractorPool.count) non-held-out facts are too few for k = \(options.k) memories")
         }
@@ -178,13 +191,22 @@ public struct MemoryCurriculum: Sendable {
         return (texts, g)
     }
 
-    /// count distinct distractor texts, none about the same entity and relation as `fact`.
+    /// count distinct distractor texts, none about the same entity and relation as `fact`; a
+    /// share hardDistractorFraction of them (when there are such facts) about the same entity
+    /// or the same relation.
     public func distractors(excluding fact: TuningFact, count: Int, rng: inout RNG) -> [String] {
         var picked = Set<Int>(), out: [String] = []
         var tries = 0
+        let hard = options.hardDistractorFraction
         while out.count < count && tries < count * 50 {
             tries += 1
-            let i = distractorPool[Int(rng.next() % UInt64(distractorPool.count))]
+            var from = distractorPool
+            if hard > 0, rng.nextDouble() < hard {
+                let sameEntity = rng.next() % 2 == 0
+                from = (sameEntity ? poolByEntity[fact.entity] : poolByRelation[fact.relation]) ?? distractorPool
+                if from.count < 2 { from = distractorPool }
+            }
+            let i = from[Int(rng.next() % UInt64(from.count))]
             let f = corpus.facts[i]
             if picked.contains(i) || f.id == fact.id || (f.entity == fact.entity && f.relation == fact.relation) { continue }
             picked.insert(i)
