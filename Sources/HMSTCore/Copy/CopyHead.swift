@@ -160,15 +160,13 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
     /// The copy head stored with a checkpoint, or nil. BAD_FORMAT for malformed or mismatched
     /// files; INVALID_ARGUMENT for one made for another model.
     public static func load(checkpoint dir: String, dims: DecoderDims) throws -> CopyHead? {
-        let jsonPath = dir + "/" + configName
-        guard FileIO.exists(jsonPath) else { return nil }
-        let j = try JSONValue.parse(bytes: try FileIO.readAll(jsonPath))
-        guard j["format"]?.string == formatName, let version = j["version"]?.int, let C = j["hidden_size"]?.int,
-              let D = j["key_size"]?.int, let open = j["open_marker_id"]?.int, let close = j["close_marker_id"]?.int,
-              let hash = j["hash"]?.string else {
-            throw HMSTError.badFormat("\(jsonPath): not a copy head description (format, version, hidden_size, key_size, open_marker_id, close_marker_id, hash)")
+        guard let (j, jsonPath, hash) = try HeadFiles.description(dir: dir, configName: configName, format: formatName, version: formatVersion,
+                                                                  required: ["hidden_size", "key_size", "open_marker_id", "close_marker_id"],
+                                                                  what: "a copy head description") else { return nil }
+        guard let C = j["hidden_size"]?.int, let D = j["key_size"]?.int, let open = j["open_marker_id"]?.int,
+              let close = j["close_marker_id"]?.int else {
+            throw HMSTError.badFormat("\(jsonPath): hidden_size, key_size and the marker ids must be integers")
         }
-        guard version <= formatVersion else { throw HMSTError.unsupported("\(jsonPath): version \(version) is newer than this hmst reads") }
         guard open >= 0, close >= 0, open <= Int(Int32.max), close <= Int(Int32.max) else {
             throw HMSTError.badFormat("\(jsonPath): marker ids \(open), \(close) are not token ids")
         }
@@ -177,9 +175,7 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
             throw HMSTError.badFormat("\(jsonPath): \(e.message)")
         }
         try h.validate(for: dims)
-        let weightsPath = dir + "/" + weightsName
-        guard FileIO.exists(weightsPath) else { throw HMSTError.notFound("\(weightsPath): missing (named by \(jsonPath))") }
-        let file = try SafeTensorsFile(path: weightsPath)
+        let (file, weightsPath) = try HeadFiles.weights(dir: dir, weightsName: weightsName, describedBy: jsonPath)
         for i in 0..<h.names.count {
             try file.copy(h.names[i], dtype: .f32, count: h.shapes[i].reduce(1, *), to: h.values.pointer + h.offsets[i])
         }

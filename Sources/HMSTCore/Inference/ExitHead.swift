@@ -73,20 +73,15 @@ public final class ExitHead: @unchecked Sendable {
     /// The exit head stored with a checkpoint, or nil. BAD_FORMAT for malformed or mismatched
     /// files; INVALID_ARGUMENT for one made for another model (hidden size, layer count).
     public static func load(checkpoint dir: String, dims: DecoderDims) throws -> ExitHead? {
-        let jsonPath = dir + "/" + configName
-        guard FileIO.exists(jsonPath) else { return nil }
-        let j = try JSONValue.parse(bytes: try FileIO.readAll(jsonPath))
-        guard j["format"]?.string == formatName, let version = j["version"]?.int, let layer = j["layer"]?.int,
-              let C = j["hidden_size"]?.int, let hash = j["hash"]?.string else {
-            throw HMSTError.badFormat("\(jsonPath): not an exit head description (format, version, layer, hidden_size, hash)")
+        guard let (j, jsonPath, hash) = try HeadFiles.description(dir: dir, configName: configName, format: formatName, version: formatVersion,
+                                                                  required: ["layer", "hidden_size"], what: "an exit head description") else { return nil }
+        guard let layer = j["layer"]?.int, let C = j["hidden_size"]?.int else {
+            throw HMSTError.badFormat("\(jsonPath): layer and hidden_size must be integers")
         }
-        guard version <= formatVersion else { throw HMSTError.unsupported("\(jsonPath): version \(version) is newer than this hmst reads") }
         guard C == dims.C, layer >= 1, layer < dims.L else {
             throw HMSTError.invalidArgument("\(jsonPath): an exit head after layer \(layer) of hidden size \(C) does not fit this model (\(dims.L) layers, hidden size \(dims.C))")
         }
-        let weightsPath = dir + "/" + weightsName
-        guard FileIO.exists(weightsPath) else { throw HMSTError.notFound("\(weightsPath): missing (named by \(jsonPath))") }
-        let file = try SafeTensorsFile(path: weightsPath)
+        let (file, weightsPath) = try HeadFiles.weights(dir: dir, weightsName: weightsName, describedBy: jsonPath)
         var n = [Float](repeating: 0, count: C), a = [Float](repeating: 0, count: C * C)
         try n.withUnsafeMutableBytes { try file.copy("norm.weight", dtype: .f32, count: C, to: $0.baseAddress!) }
         try a.withUnsafeMutableBytes { try file.copy("adapter.weight", dtype: .f32, count: C * C, to: $0.baseAddress!) }

@@ -89,19 +89,14 @@ public final class RetrieverProjection: @unchecked Sendable {
     /// BAD_FORMAT for a malformed pair, another hidden size or weights that do not match the
     /// json's hash; UNSUPPORTED for a newer version.
     public static func load(checkpoint dir: String, hiddenSize: Int) throws -> RetrieverProjection? {
-        let jsonPath = dir + "/" + configName
-        guard FileIO.exists(jsonPath) else { return nil }
-        let j = try JSONValue.parse(bytes: try FileIO.readAll(jsonPath))
-        guard j["format"]?.string == formatName, let version = j["version"]?.int, let C = j["hidden_size"]?.int,
-              let D = j["dim"]?.int, let hash = j["hash"]?.string else {
-            throw HMSTError.badFormat("\(jsonPath): not a retriever description (format, version, hidden_size, dim, hash)")
+        guard let (j, jsonPath, hash) = try HeadFiles.description(dir: dir, configName: configName, format: formatName, version: formatVersion,
+                                                                  required: ["hidden_size", "dim"], what: "a retriever description") else { return nil }
+        guard let C = j["hidden_size"]?.int, let D = j["dim"]?.int else {
+            throw HMSTError.badFormat("\(jsonPath): hidden_size and dim must be integers")
         }
-        guard version <= formatVersion else { throw HMSTError.unsupported("\(jsonPath): version \(version) is newer than this hmst reads") }
         guard C == hiddenSize else { throw HMSTError.badFormat("\(jsonPath): hidden_size \(C), the model's is \(hiddenSize)") }
         guard D >= 1, D <= 65536 else { throw HMSTError.badFormat("\(jsonPath): dim \(D) is outside 1...65536") }
-        let weightsPath = dir + "/" + weightsName
-        guard FileIO.exists(weightsPath) else { throw HMSTError.notFound("\(weightsPath): missing (named by \(jsonPath))") }
-        let file = try SafeTensorsFile(path: weightsPath)
+        let (file, weightsPath) = try HeadFiles.weights(dir: dir, weightsName: weightsName, describedBy: jsonPath)
         var q = [Float](repeating: 0, count: C * D), d = [Float](repeating: 0, count: C * D)
         try q.withUnsafeMutableBytes { try file.copy("query.weight", dtype: .f32, count: C * D, to: $0.baseAddress!) }
         try d.withUnsafeMutableBytes { try file.copy("document.weight", dtype: .f32, count: C * D, to: $0.baseAddress!) }
