@@ -16,15 +16,7 @@ final class CopyHeadTests: XCTestCase {
                             -1, -1, -1, -1, -1, 10, 7, 9, 8, -1]
     let B = 2, T = 10
 
-    func randomParams(seed: UInt64) -> Parameters {
-        let p = Parameters(config: config)
-        var rng = RNG(seed: seed)
-        for i in 0..<p.count { p.values.pointer[i] = rng.nextGaussian() * 0.5 }
-        for (n, role) in p.roles.enumerated() where role == .norm {
-            for j in 0..<p.shapes[n][0] { p.values.pointer[p.offsets[n] + j] = 1 + 0.1 * rng.nextGaussian() }
-        }
-        return p
-    }
+    func randomParams(seed: UInt64) -> Parameters { randomParameters(config, seed: seed) }
 
     func randomHead(seed: UInt64) throws -> CopyHead {
         let h = try CopyHead(C: 8, D: 4, openMarker: 1, closeMarker: 2)

@@ -131,15 +131,7 @@ final class MemoryTuningTests: XCTestCase {
 
     // MARK: loss mask
 
-    func randomParams(_ c: ModelConfig, seed: UInt64) -> Parameters {
-        let p = Parameters(config: c)
-        var rng = RNG(seed: seed)
-        for i in 0..<p.count { p.values.pointer[i] = rng.nextGaussian() * 0.5 }
-        for (n, role) in p.roles.enumerated() where role == .norm {
-            for j in 0..<p.shapes[n][0] { p.values.pointer[p.offsets[n] + j] = 1 + 0.1 * rng.nextGaussian() }
-        }
-        return p
-    }
+    func randomParams(_ c: ModelConfig, seed: UInt64) -> Parameters { randomParameters(c, seed: seed) }
 
     /// A batch whose last two positions are masked gives the loss and gradients of the batch
     /// cut before them: masked positions contribute nothing (causal attention; aux loss off).
@@ -509,4 +501,15 @@ final class MemoryTuningTests: XCTestCase {
         XCTAssertTrue(lines[30].contains("exact_match_oracle"))
         XCTAssertTrue(try FileIO.readText(dir + "/out/loss.svg").hasPrefix("<svg"))
     }
+}
+
+/// Random parameters for gradient checks: N(0, 0.25) everywhere, norm gains near 1.
+func randomParameters(_ c: ModelConfig, seed: UInt64) -> Parameters {
+    let p = Parameters(config: c)
+    var rng = RNG(seed: seed)
+    for i in 0..<p.count { p.values.pointer[i] = rng.nextGaussian() * 0.5 }
+    for (n, role) in p.roles.enumerated() where role == .norm {
+        for j in 0..<p.shapes[n][0] { p.values.pointer[p.offsets[n] + j] = 1 + 0.1 * rng.nextGaussian() }
+    }
+    return p
 }
