@@ -3,7 +3,8 @@
 
     HMST_LIBRARY=$PWD/build/lib/libhmst.so.0.1.0 PYTHONPATH=$PWD/bindings/python \\
     nice -n 10 python3 benchmarks/llamacpp_peer.py --llamacpp /tmp/llama.cpp-src \\
-        [--cases dense512,moe512] [--rounds 3] [--threads 2] [--out FILE]
+        [--cases micro,dense512,moe512] [--rounds 3] [--threads 1,2] [--timeout 150] \\
+        [--omp-wait-policy passive|default] [--llamacpp-label TEXT] [--out FILE]
 
 What it does, per case (the shapes of hmst-bench: dense512 and moe512 are llama.cpp's reference
 shapes, hidden 512, 8 layers, FFN 1536, vocab 32000; micro is hmst's smallest preset shape):
@@ -14,27 +15,32 @@ shapes, hidden 512, 8 layers, FFN 1536, vocab 32000; micro is hmst's smallest pr
    (pip install gguf). The GGUF layout is llama.cpp's converter's: q/k rows permuted per head
    into interleaved pairs, experts stacked as ffn_{gate,down,up}_exps, norms and the router f32,
    every other matrix (embeddings and output included) in the file's type. A byte-level BPE
-   vocabulary of 32000 tokens (256 bytes plus two-character merges) makes the files loadable;
-   the benchmark feeds random token ids.
+   vocabulary of the case's size (256 bytes, two-character merges, <s> and </s>) makes the files
+   loadable; the benchmark feeds random token ids.
 2. Checks that both programs run the same model: hmst's logits from the safetensors directory
    against hmst's from the f32 GGUF (validates the conversion and hmst's GGUF import), and
    llama.cpp's logits (benchmarks/llamacpp-peer/logits.cpp, compiled here against the llama.cpp
    build) against hmst's on the same GGUF file for f32, bf16 and q8_0. One decode step per token,
    24 tokens; printed as "check" lines (max |diff| / max |logit|, and top-1 agreement).
 3. Speed, `--rounds` rounds; in each round every (case, file) is timed once by llama-bench
-   (`-p 512 -n 128 -d 0,512 -r 1 -t T`, its own warm-up, its defaults otherwise: f16 KV cache,
-   flash attention auto) and once by hmst (its Python bindings in a fresh process: the same
+   (`-p 512 -n 128 -d 0,512 -r 1 -t T --repack 0`, its own warm-up, its defaults otherwise: f16
+   KV cache, flash attention auto; --repack 0 because ggml's AMX q8_0 kernel faults with SIGILL
+   on this project's VM) and once by hmst (its Python bindings in a fresh process: the same
    warm-up, then the same four tests: pp512 and tg128 from an empty context and after a
    512-token prompt that is not timed, tokens/s = tokens / wall time of the test), the side that
    goes first alternating by round. hmst reads the same GGUF files: f32 as stored, bf16 as stored
    (mmap), q8_0 repacked into its int8 layout (the same quantized values llama.cpp uses).
    llama.cpp's 16-bit figure is f16 (the common format) and bf16 (an extra column).
+   --omp-wait-policy passive sets OMP_WAIT_POLICY for both sides' processes: it keeps 2-thread
+   llama.cpp from collapsing when another tenant takes a core (its OpenMP barriers spin), but
+   halves its 2-thread decode on these small models, so the default leaves it unset. A run
+   longer than --timeout is recorded as an "error" line and left out of the medians.
 
 Output: JSON lines on stdout and in --out: "check" lines, "raw" lines (one per side, round, test)
 and "cell" lines (median, min and max over rounds for each side and the hmst / llama.cpp ratio).
-Needs a llama.cpp build tree with llama-bench (cmake -B build -DGGML_NATIVE=ON
--DCMAKE_BUILD_TYPE=Release && cmake --build build --target llama-bench llama); without it or
-without `gguf` the script says so and exits 0 without measuring.
+Needs a llama.cpp build tree with llama-bench and static libraries (cmake -B build
+-DGGML_NATIVE=ON -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF && cmake --build build
+--target llama-bench); without it or without `gguf` the script says so and exits 0.
 """
 import argparse
 import json
@@ -414,7 +420,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", default="2", help="thread counts, e.g. 1,2")
     ap.add_argument("--timeout", type=float, default=300, help="seconds allowed to one side's run of one file")
-    ap.add_argument("--omp-wait-policy", default="passive",
+    ap.add_argument("--omp-wait-policy", default="default",
                     help="OMP_WAIT_POLICY for both sides' processes ('default' leaves it unset); see the README")
     ap.add_argument("--workdir", default="/tmp/hmst-llamacpp-peer", help="where the models are written (about 5 GB for moe512)")
     ap.add_argument("--llamacpp-label", default="", help="what the llama.cpp tree is (its commit), for the output lines")
