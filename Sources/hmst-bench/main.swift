@@ -280,22 +280,24 @@ if args.first == "gemv" {
 }
 
 // ---- decode-ab mode: hmst-bench decode-ab [--case dense512] [--threads 2] [--dtypes f32,bf16,int8] ----
-//      [--kv f32,bf16] [--rounds 8] [--per 16]: decode rates of several weight types measured in turns
-//      (16 tokens of each, round after round), so that a shared machine's changing load hits all
-//      alike; medians of per-token times after a --prompt-token prompt and from an empty context.
+//      [--kv f32,bf16] [--rounds 8] [--per 16]: decode rates of several weight types (and, with
+//      --threads 1,2, thread counts) measured in turns (16 tokens of each, round after round), so
+//      that a shared machine's changing load hits all alike; medians of per-token times after a
+//      --prompt-token prompt and from an empty context, and the spread (25th-75th percentile).
 if args.first == "decode-ab" {
     let s = shapes.first { $0.name == (only ?? "dense512") } ?? shapes[2]
-    let threads = threadList.last ?? 2
+    let threadCounts = threadList.isEmpty ? [2] : threadList
     let rounds = Int(option("--rounds") ?? "") ?? 8, per = Int(option("--per") ?? "") ?? 16
-    try Threads.set(threads)
+    try Threads.set(threadCounts.max() ?? 2)
     let (base, _) = try RandomWeights.make(dims: s.dims, seed: 1)
     var rng = RNG(seed: 5)
     let prompt = (0..<promptLen).map { _ in Int32(rng.next() % UInt64(s.dims.V)) }
-    var runs: [(dtype: String, kv: KVCacheType, long: Session, empty: Session, tLong: [Double], tEmpty: [Double])] = []
+    var runs: [(dtype: String, kv: KVCacheType, threads: Int, long: Session, empty: Session, tLong: [Double], tEmpty: [Double])] = []
     for dtype in dtypes {
       let w = dtype == "int8" ? base.converted(to: .int8) : (dtype == "bf16" ? base.converted(to: .bf16) : base)
       let decoder = Decoder(dims: s.dims, weights: w)
       for kvType in kvTypes {
+       for threads in threadCounts {
         var p = SessionParams()
         p.nCtx = promptLen + rounds * per + 8
         p.nBatch = promptLen
@@ -304,7 +306,8 @@ if args.first == "decode-ab" {
         let long = try Session(decoder: decoder, params: p), empty = try Session(decoder: decoder, params: p)
         try long.evaluate(prompt)
         try empty.evaluate([1])
-        runs.append((dtype, kvType, long, empty, [], []))
+        runs.append((dtype, kvType, threads, long, empty, [], []))
+       }
       }
     }
     var tok: Int32 = 1
@@ -322,10 +325,14 @@ if args.first == "decode-ab" {
         }
     }
     func median(_ x: [Double]) -> Double { x.sorted()[x.count / 2] }
+    // rates at the 75th and 25th percentile of per-token time: the slow and fast ends of the middle half
+    func rate(_ x: [Double], _ q: Double) -> Double { 1000 / x.sorted()[min(x.count - 1, Int(Double(x.count) * q))] }
     for r in runs {
-        print(json([("bench", "decode-ab"), ("case", s.name), ("threads", threads), ("dtype", r.dtype), ("kv", r.kv.rawValue),
+        print(json([("bench", "decode-ab"), ("case", s.name), ("threads", r.threads), ("dtype", r.dtype), ("kv", r.kv.rawValue),
                     ("prompt_tokens", promptLen), ("tokens_each", r.tLong.count),
-                    ("decode_tok_s_median", 1000 / median(r.tLong)), ("decode_tok_s_empty_ctx_median", 1000 / median(r.tEmpty))]))
+                    ("decode_tok_s_median", 1000 / median(r.tLong)), ("decode_tok_s_empty_ctx_median", 1000 / median(r.tEmpty)),
+                    ("decode_tok_s_empty_ctx_p25", rate(r.tEmpty, 0.75)), ("decode_tok_s_empty_ctx_p75", rate(r.tEmpty, 0.25)),
+                    ("decode_tok_s_empty_ctx_mean", Double(r.tEmpty.count) * 1000 / r.tEmpty.reduce(0, +))]))
     }
     exit(0)
 }

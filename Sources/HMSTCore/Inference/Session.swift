@@ -112,7 +112,12 @@ public final class Session: @unchecked Sendable {
         self.decoder = decoder
         self.params = params
         nCtx = params.nCtx == 0 ? d.maxPositions : params.nCtx
-        threads = params.nThreads == 0 ? Threads.count : params.nThreads
+        // Threads.count starts hmst's worker pool (at the library default) if nothing has yet: a
+        // context given its own n_threads must not find the pool without workers, which ran its
+        // GEMVs and attention on the calling thread alone (decode at "2 threads" was 1-thread decode
+        // plus 2-thread OpenBLAS for prompts). The pool's size caps the context's count.
+        let poolThreads = Threads.count
+        threads = params.nThreads == 0 ? poolThreads : params.nThreads
         let maxT = min(params.nBatch, nCtx)
         cache = KVCache(dims: d, nCtx: nCtx, type: params.kvType)
         ws = Workspace(dims: d, maxT: maxT, nCtx: nCtx, widenCount: decoder.weights.needsWidening ? decoder.weights.largestMatrix : 1)
