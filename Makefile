@@ -208,7 +208,10 @@ demo: all examples
 	@echo "== the HMST engine (hmst ask): decisions, citations, confidence, cost"
 	@$(PYTHON) -c "import json,sys; rows=[json.loads(l) for l in open(sys.argv[1])]; \
 	  [print(next(r['query'] for r in rows if r['kind'] == k)) for k in ('semantic', 'episodic', 'unanswerable')]" \
-	  $(DEMO)/rl/outcomes.jsonl | $(CLI) ask $(DEMO)/stage2/stage2/final --memory $(DEMO)/rl/memory
+	  $(DEMO)/rl/outcomes.jsonl > $(DEMO)/queries.txt
+	@echo "   with the PPO controller's decisions:"; $(CLI) ask $(DEMO)/stage2/stage2/final --memory $(DEMO)/rl/memory < $(DEMO)/queries.txt
+	@echo "   with both memories and verification (--policy full):"
+	$(CLI) ask $(DEMO)/stage2/stage2/final --memory $(DEMO)/rl/memory --policy full < $(DEMO)/queries.txt
 
 # Inference, training, GEMM and tokenizer speed, as JSON lines (not part of make test).
 bench: deps
