@@ -84,9 +84,8 @@ struct FactsCommand: ParsableCommand {
                 c.entities = entities
                 c.copyDocuments = copyDocuments
                 for path in exclude {
-                    let dir = path.hasSuffix(".jsonl") ? (path as NSString).deletingLastPathComponent : path
-                    let set = try FactsCorpus(directory: dir.isEmpty ? "." : dir)
-                    for f in set.facts { c.excluded += [f.entity, f.value] }
+                    let file = path.hasSuffix(".jsonl") ? path : path + "/facts.jsonl"
+                    for f in try FactsCorpus.readFacts(file) { c.excluded += [f.entity, f.value] }
                 }
                 let startMs = Clock.nowMs()
                 let docs = try ReadingCorpus.documents(c)

@@ -54,10 +54,7 @@ public struct FactsCorpus: Sendable {
         for p in [factsPath, questionsPath] where !FileIO.exists(p) {
             throw HMSTError.invalidArgument("\(p) does not exist (write it with `hmst facts generate --output \(directory)`)")
         }
-        let facts = try FactsCorpus.readLines(factsPath) { o, field in
-            TuningFact(id: try field("id"), entity: try field("entity"), relation: try field("relation"), value: try field("value"),
-                 text: try field("text"), split: try field("split"), source: (o["source"]?.string) ?? "")
-        }
+        let facts = try FactsCorpus.readFacts(factsPath)
         var questions = try FactsCorpus.readLines(questionsPath) { o, field in
             FactQuestion(id: try field("id"), factId: try field("fact_id"), split: try field("split"),
                          relation: (o["relation"]?.string) ?? "", template: (o["template"]?.string) ?? "",
@@ -75,6 +72,15 @@ public struct FactsCorpus: Sendable {
             }
         }
         try self.init(facts: facts, questions: questions)
+    }
+
+    /// The facts of a facts.jsonl alone (what `hmst facts reading --exclude` needs).
+    public static func readFacts(_ path: String) throws -> [TuningFact] {
+        guard FileIO.exists(path) else { throw HMSTError.invalidArgument("\(path) does not exist (write it with `hmst facts generate`)") }
+        return try readLines(path) { o, field in
+            TuningFact(id: try field("id"), entity: try field("entity"), relation: try field("relation"), value: try field("value"),
+                       text: try field("text"), split: try field("split"), source: (o["source"]?.string) ?? "")
+        }
     }
 
     /// The fact a question asks about.
