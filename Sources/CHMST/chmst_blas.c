@@ -107,6 +107,12 @@ static int switch_core(const char *name, char *why, size_t cap) {
     char *private_env[] = {entry, NULL};
     char **saved = environ;
     environ = private_env;
+    /* OpenBLAS's constructor has already started its worker threads, and a worker still starting
+     * up reads the kernel table (its buffer allocation goes through it) while quit/init replace
+     * it: about one process start in 80 crashed there. Stop the workers first (joined, so none is
+     * mid-start); OpenBLAS starts them again on its first threaded call. */
+    void (*stop_workers)(void) = (void (*)(void))dlsym(lib, "blas_thread_shutdown_");
+    if (stop_workers != NULL) stop_workers();
     quit();
     init();
     environ = saved;
