@@ -45,6 +45,15 @@ void hk_inner_many_portable(float *out, const float *q, const float *x, size_t n
 
 #define HK_AVX512 __attribute__((target("avx512f,fma")))
 
+/* a + (q - t)^2 when l2, else a + q·t, lane-wise. */
+static HK_AVX512 inline __m512 accumulate(__m512 q, __m512 t, __m512 a, int l2) {
+    if (l2) {
+        t = _mm512_sub_ps(q, t);
+        return _mm512_fmadd_ps(t, t, a);
+    }
+    return _mm512_fmadd_ps(q, t, a);
+}
+
 /* L2 when l2 != 0, else inner product; the branch is hoisted by inlining into the two callers. */
 static HK_AVX512 inline void many_avx512(float *out, const float *q, const float *x, size_t n, size_t Dk, int l2) {
     size_t full = Dk & ~(size_t)15;
@@ -57,29 +66,15 @@ static HK_AVX512 inline void many_avx512(float *out, const float *q, const float
             __m512 qq = _mm512_loadu_ps(q + j);
             __m512 t0 = _mm512_loadu_ps(v0 + j), t1 = _mm512_loadu_ps(v1 + j);
             __m512 t2 = _mm512_loadu_ps(v2 + j), t3 = _mm512_loadu_ps(v3 + j);
-            if (l2) {
-                t0 = _mm512_sub_ps(qq, t0); t1 = _mm512_sub_ps(qq, t1);
-                t2 = _mm512_sub_ps(qq, t2); t3 = _mm512_sub_ps(qq, t3);
-                a0 = _mm512_fmadd_ps(t0, t0, a0); a1 = _mm512_fmadd_ps(t1, t1, a1);
-                a2 = _mm512_fmadd_ps(t2, t2, a2); a3 = _mm512_fmadd_ps(t3, t3, a3);
-            } else {
-                a0 = _mm512_fmadd_ps(qq, t0, a0); a1 = _mm512_fmadd_ps(qq, t1, a1);
-                a2 = _mm512_fmadd_ps(qq, t2, a2); a3 = _mm512_fmadd_ps(qq, t3, a3);
-            }
+            a0 = accumulate(qq, t0, a0, l2); a1 = accumulate(qq, t1, a1, l2);
+            a2 = accumulate(qq, t2, a2, l2); a3 = accumulate(qq, t3, a3, l2);
         }
         if (tail) {
             __m512 qq = _mm512_maskz_loadu_ps(tail, q + full);
             __m512 t0 = _mm512_maskz_loadu_ps(tail, v0 + full), t1 = _mm512_maskz_loadu_ps(tail, v1 + full);
             __m512 t2 = _mm512_maskz_loadu_ps(tail, v2 + full), t3 = _mm512_maskz_loadu_ps(tail, v3 + full);
-            if (l2) {
-                t0 = _mm512_sub_ps(qq, t0); t1 = _mm512_sub_ps(qq, t1);
-                t2 = _mm512_sub_ps(qq, t2); t3 = _mm512_sub_ps(qq, t3);
-                a0 = _mm512_fmadd_ps(t0, t0, a0); a1 = _mm512_fmadd_ps(t1, t1, a1);
-                a2 = _mm512_fmadd_ps(t2, t2, a2); a3 = _mm512_fmadd_ps(t3, t3, a3);
-            } else {
-                a0 = _mm512_fmadd_ps(qq, t0, a0); a1 = _mm512_fmadd_ps(qq, t1, a1);
-                a2 = _mm512_fmadd_ps(qq, t2, a2); a3 = _mm512_fmadd_ps(qq, t3, a3);
-            }
+            a0 = accumulate(qq, t0, a0, l2); a1 = accumulate(qq, t1, a1, l2);
+            a2 = accumulate(qq, t2, a2, l2); a3 = accumulate(qq, t3, a3, l2);
         }
         out[i] = _mm512_reduce_add_ps(a0);
         out[i + 1] = _mm512_reduce_add_ps(a1);
@@ -91,21 +86,11 @@ static HK_AVX512 inline void many_avx512(float *out, const float *q, const float
         __m512 a = _mm512_setzero_ps();
         for (size_t j = 0; j < full; j += 16) {
             __m512 qq = _mm512_loadu_ps(q + j), t = _mm512_loadu_ps(v + j);
-            if (l2) {
-                t = _mm512_sub_ps(qq, t);
-                a = _mm512_fmadd_ps(t, t, a);
-            } else {
-                a = _mm512_fmadd_ps(qq, t, a);
-            }
+            a = accumulate(qq, t, a, l2);
         }
         if (tail) {
             __m512 qq = _mm512_maskz_loadu_ps(tail, q + full), t = _mm512_maskz_loadu_ps(tail, v + full);
-            if (l2) {
-                t = _mm512_sub_ps(qq, t);
-                a = _mm512_fmadd_ps(t, t, a);
-            } else {
-                a = _mm512_fmadd_ps(qq, t, a);
-            }
+            a = accumulate(qq, t, a, l2);
         }
         out[i] = _mm512_reduce_add_ps(a);
     }

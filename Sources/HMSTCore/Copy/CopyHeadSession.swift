@@ -16,9 +16,12 @@ final class CopyState {
     /// [maxT, C] final-norm states of a chunk, [maxT, D] its queries
     let hn: FloatBuffer
     let q: FloatBuffer
-    /// positions holding memory tokens, in order, with their tokens
-    var sources: [Int32] = []
+    /// for each memory token, in order: the position whose key it has (its own position - 1)
+    /// and the token
+    var keyRows: [Int32] = []
     var sourceTokens: [Int32] = []
+    /// positions holding memory tokens, in order
+    var sources: [Int32] { keyRows.map { $0 + 1 } }
     /// per position: inside a memory span after that token
     var insideAfter: [Bool] = []
     var alpha: [Float]
@@ -40,7 +43,7 @@ final class CopyState {
 
     func truncate(to n: Int) {
         if insideAfter.count > n { insideAfter.removeLast(insideAfter.count - n) }
-        while let last = sources.last, Int(last) >= n { sources.removeLast(); sourceTokens.removeLast() }
+        while let last = keyRows.last, Int(last) + 1 >= n { keyRows.removeLast(); sourceTokens.removeLast() }
     }
 
     /// After a forward of tokens[0..<T] at positions pos0..<pos0+T: x holds their residual
@@ -55,24 +58,22 @@ final class CopyState {
         for t in 0..<T {
             let tok = tokens[t]
             if tok == head.openMarker { inside = true } else if tok == head.closeMarker { inside = false } else if inside && pos0 + t >= 1 {
-                sources.append(Int32(pos0 + t)); sourceTokens.append(tok)
+                keyRows.append(Int32(pos0 + t - 1)); sourceTokens.append(tok)
             }
             insideAfter.append(inside)
         }
         finalNorm.withUnsafeBufferPointer { hk_rmsnorm(hn.pointer, nil, x, $0.baseAddress!, T, C, eps) }
         head.project(head.wk, x: hn.pointer, rows: T, out: keys.pointer + pos0 * D)
-        guard logitsRows > 0, !sources.isEmpty else { return }
+        guard logitsRows > 0, !keyRows.isEmpty else { return }
         let first = T - logitsRows   // chunk row of logits row 0
         head.project(head.wq, x: hn.pointer + first * C, rows: logitsRows, out: q.pointer)
-        // source j's key is the row of position j - 1
-        let keyRows = sources.map { $0 - 1 }
         keyRows.withUnsafeBufferPointer { kr in
             alpha.withUnsafeMutableBufferPointer { al in
                 let a = al.baseAddress!
                 var n = 0
                 for r in 0..<logitsRows {
                     let pos = pos0 + first + r
-                    while n < sources.count && Int(sources[n]) <= pos { n += 1 }
+                    while n < kr.count && Int(kr[n]) + 1 <= pos { n += 1 }
                     guard n > 0 else { continue }
                     let (best, _) = head.attend(q: q.pointer + r * D, keys: keys.pointer, keyRows: kr.baseAddress!, S: n, alpha: a)
                     let g = 1 / (1 + expf(-head.gateLogit(h: hn.pointer + (first + r) * C, best: best)))
