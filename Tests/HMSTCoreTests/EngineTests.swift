@@ -81,8 +81,10 @@ final class EngineTests: XCTestCase {
         s.semantic = TierSignals(hits: [
             RetrievalHit(id: 1, score: 0.03, dense: RetrievalPart(score: 0.9, rank: 0), lexical: RetrievalPart(score: 10, rank: 0), text: "a"),
             RetrievalHit(id: 2, score: 0.02, dense: RetrievalPart(score: 0.7, rank: 1), lexical: nil, text: "b"),
-        ], entries: 10, capacity: 10)
+        ], entries: 10, capacity: 10, coverage: [0.25, 0.75])
         XCTAssertEqual(s.semantic.topDense, 0.9)
+        XCTAssertEqual(s.semantic.topCoverage, 0.25)
+        XCTAssertEqual(s.semantic.bestCoverage, 0.75)
         XCTAssertEqual(s.semantic.denseGap, 0.9 - 0.7, accuracy: 1e-6)
         XCTAssertEqual(s.semantic.topLexical, 10)
         let v = StateSummary.vector(s, projection: StateSummary.projection(C: 32, seed: 1))
@@ -180,6 +182,15 @@ final class EngineTests: XCTestCase {
         let obs = (0..<StateSummary.size).map { Float($0) / 10 }
         XCTAssertEqual(try back.decide(obs).1, try c.decide(obs).1)
         XCTAssertThrowsError(try back.decide([1, 2]))
+        // an older hmst's state summary: stale, not malformed (the checkpoint loads without it)
+        let cfg = dir + "/controller/config.json"
+        let original = try FileIO.readAll(cfg)
+        let text = String(decoding: original, as: UTF8.self).replacingOccurrences(of: "\"semantic_top_coverage\",", with: "")
+        try FileIO.writeAtomically(cfg, text: text)
+        XCTAssertThrowsError(try MetaController.load(checkpoint: dir, model: model)) { e in
+            XCTAssertTrue((e as? StaleController)?.message.contains("retrain") ?? false, "\(e)")
+        }
+        try FileIO.writeAtomically(cfg, original)
         // another model's shape
         let other = try LanguageModel.random(config: try ModelConfig.preset("micro", vocabSize: 301), seed: 1)
         XCTAssertThrowsError(try MetaController.load(checkpoint: dir, model: other)) { e in

@@ -39,6 +39,30 @@ final class LexicalIndexTests: XCTestCase {
         XCTAssertThrowsError(try ix.insert(id: 1, terms: ["again"]))
     }
 
+    func testIDFAndLexicalCoverageByHand() throws {
+        let ix = BM25Index()
+        try ix.insert(id: 1, terms: LexicalTokenizer.terms("cat sat mat"))
+        try ix.insert(id: 2, terms: LexicalTokenizer.terms("Cat, cat; dog"))
+        try ix.insert(id: 3, terms: LexicalTokenizer.terms("dog runs fast far"))
+        // N = 3: df(cat) 2 -> ln 1.6; df(fast) 1 -> ln(8/3); zebra is unseen: df 0 -> ln 8
+        let idf = ix.idf(["cat", "fast", "zebra"])
+        XCTAssertEqual(idf[0], 0.470004, accuracy: 1e-5)
+        XCTAssertEqual(idf[1], 0.980829, accuracy: 1e-5)
+        XCTAssertEqual(idf[2], 2.079442, accuracy: 1e-5)
+        // within {1, 2}: N = 2, df(cat) 2 -> ln 1.2, df(dog) 1 -> ln 2
+        let scoped = ix.idf(["cat", "dog"], within: { $0 != 3 })
+        XCTAssertEqual(scoped[0], 0.182322, accuracy: 1e-5)
+        XCTAssertEqual(scoped[1], 0.693147, accuracy: 1e-5)
+        let terms = LexicalCoverage.uniqueTerms("cat zebra, fast cat")
+        XCTAssertEqual(terms, ["cat", "zebra", "fast"])
+        let w = ix.idf(terms)
+        // (ln 1.6 + ln(8/3)) / (ln 1.6 + ln 8 + ln(8/3))
+        XCTAssertEqual(LexicalCoverage.coverage(terms: terms, idf: w, text: "the cat is fast"), 0.410969, accuracy: 1e-5)
+        XCTAssertEqual(LexicalCoverage.coverage(terms: terms, idf: w, text: "Zebra cat fast"), 1, accuracy: 1e-6)
+        XCTAssertEqual(LexicalCoverage.coverage(terms: terms, idf: w, text: "nothing here"), 0)
+        XCTAssertEqual(LexicalCoverage.coverage(terms: [], idf: [], text: "cat"), 0)
+    }
+
     func testRemoveMatchesAFreshIndexAndCompacts() throws {
         var rng = RNG(seed: 3)
         let words = (0..<40).map { "w\($0)" }

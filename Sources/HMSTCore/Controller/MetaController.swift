@@ -98,7 +98,8 @@ public final class MetaController: EngineController, @unchecked Sendable {
 
     /// The controller stored in a checkpoint directory for this model, or nil when it has none.
     /// BAD_FORMAT for malformed or mismatched files, INVALID_ARGUMENT for a controller trained
-    /// for another model.
+    /// for another model; StaleController for a sound one that reads other state-summary
+    /// features than this hmst computes (an older hmst's): the checkpoint still loads, without it.
     public static func load(checkpoint dir: String, model: LanguageModel) throws -> MetaController? {
         let d = dir + "/" + directoryName
         let jsonPath = d + "/" + configName
@@ -113,7 +114,7 @@ public final class MetaController: EngineController, @unchecked Sendable {
         }
         guard version <= formatVersion else { throw HMSTError.unsupported("\(jsonPath): version \(version) is newer than this hmst reads") }
         guard features == StateSummary.featureNames else {
-            throw HMSTError.badFormat("\(jsonPath): its features (\(features.count)) are not the ones this hmst computes (\(StateSummary.size)); retrain the controller")
+            throw StaleController(message: "\(jsonPath): its features (\(features.count)) are not the ones this hmst computes (\(StateSummary.size)); retrain the controller (hmst rl-train)")
         }
         let shape = shape(of: model)
         guard [C, L, V] == shape else {
@@ -136,4 +137,11 @@ public final class MetaController: EngineController, @unchecked Sendable {
         c.trainingSummary = j["training"] ?? .object([])
         return c
     }
+}
+
+/// A stored controller trained on another version's state summary: not an error in the
+/// checkpoint, so the model loads without it (LanguageModel.controllerProblem says why) and
+/// `hmst rl-train` can replace it.
+public struct StaleController: Error {
+    public let message: String
 }

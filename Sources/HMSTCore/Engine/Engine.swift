@@ -180,6 +180,10 @@ public final class Engine: @unchecked Sendable {
         o.k = options.k
         o.owner = ctx.query.owner
         let text = ctx.query.text
+        let terms = LexicalCoverage.uniqueTerms(text)
+        func coverage(of hits: [RetrievalHit], terms: [String], idf: [Float]) -> [Float] {
+            hits.map { LexicalCoverage.coverage(terms: terms, idf: idf, text: $0.text) }
+        }
         if let s = semantic, case let inScope = s.count(owner: o.owner), inScope > 0 {
             ctx.semanticHits = try s.retrieve(text: text, model: model, options: o)
             let st = s.stats()
@@ -188,7 +192,8 @@ public final class Engine: @unchecked Sendable {
             ctx.cost.retrievalFLOPs += 2 * Double(scanned) * Double(st.dim)
             ctx.cost.retrievals += 1
             ctx.cost.latencyUnits += 1
-            ctx.signals.semantic = TierSignals(hits: ctx.semanticHits, entries: inScope, capacity: inScope)
+            let cov = coverage(of: ctx.semanticHits, terms: terms, idf: s.lexicalIDF(terms, owner: o.owner))
+            ctx.signals.semantic = TierSignals(hits: ctx.semanticHits, entries: inScope, capacity: inScope, coverage: cov)
             ctx.events.append("probe semantic: \(ctx.semanticHits.count) hits of \(inScope)")
         }
         if let e = episodic, case let inScope = e.count(owner: o.owner), inScope > 0 {
@@ -199,7 +204,8 @@ public final class Engine: @unchecked Sendable {
             ctx.cost.ssmTokensEncoded += ctx.signals.queryTokens
             ctx.cost.retrievals += 1
             ctx.cost.latencyUnits += 1
-            ctx.signals.episodic = TierSignals(hits: ctx.episodicHits, entries: inScope, capacity: e.config.maxEntries)
+            let cov = coverage(of: ctx.episodicHits, terms: terms, idf: e.lexicalIDF(terms, owner: o.owner))
+            ctx.signals.episodic = TierSignals(hits: ctx.episodicHits, entries: inScope, capacity: e.config.maxEntries, coverage: cov)
             ctx.events.append("probe episodic: \(ctx.episodicHits.count) hits of \(inScope)")
         }
     }
@@ -208,7 +214,9 @@ public final class Engine: @unchecked Sendable {
         switch ctx.query.policy {
         case .fixed(let d): return (d, DecisionProbabilities(fixed: d), "fixed")
         case .controller:
-            guard let controller else { throw HMSTError.invalidArgument("engine: the checkpoint has no trained controller (hmst rl-train)") }
+            guard let controller else {
+                throw HMSTError.invalidArgument("engine: " + (model.controllerProblem ?? "the checkpoint has no trained controller (hmst rl-train)"))
+            }
             let (d, p) = try controller.decide(observation(ctx))
             return (d, p, "controller")
         case .automatic:
@@ -216,7 +224,7 @@ public final class Engine: @unchecked Sendable {
                 let (d, p) = try controller.decide(observation(ctx))
                 return (d, p, "controller")
             }
-            return (.full, DecisionProbabilities(fixed: .full), "full (no controller)")
+            return (.full, DecisionProbabilities(fixed: .full), model.controllerProblem == nil ? "full (no controller)" : "full (stale controller)")
         }
     }
 

@@ -22,6 +22,8 @@ public final class LanguageModel: @unchecked Sendable {
     /// The engine's meta-controller (controller/) and critic (critic/) stored with the
     /// checkpoint, set by load; nil when absent.
     public internal(set) var controller: MetaController?
+    /// Why the checkpoint's controller/ was not loaded (a StaleController), else nil.
+    public internal(set) var controllerProblem: String?
     public internal(set) var critic: EngineVerifier?
     let storage: [AnyObject]
 

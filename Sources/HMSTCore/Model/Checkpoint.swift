@@ -255,7 +255,9 @@ extension LanguageModel {
         model.decoder.exitHead = try ExitHead.load(checkpoint: path, dims: config.dims)
         model.decoder.copyHead = try CopyHead.load(checkpoint: path, dims: config.dims)
         // the engine's meta-controller and critic, when the checkpoint has them
-        model.controller = try MetaController.load(checkpoint: path, model: model)
+        do { model.controller = try MetaController.load(checkpoint: path, model: model) } catch let e as StaleController {
+            model.controllerProblem = e.message
+        }
         model.critic = try Engine.openVerifier(checkpoint: path, model: model)
         return model
     }
