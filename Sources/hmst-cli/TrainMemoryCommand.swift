@@ -44,6 +44,9 @@ struct TrainMemoryCommand: ParsableCommand {
     @Option(name: .customLong("hard-distractors"),
             help: "Share of distractors about the same entity or the same relation as the fact asked about (what retrieval returns).")
     var hardDistractors = 0.0
+    @Option(name: .customLong("retrieved-distractors"),
+            help: "Share of memory blocks taken from a BM25 search of the question over the training facts, in rank order (what `on` retrieves).")
+    var retrievedDistractors = 0.0
     @Flag(name: .customLong("copy-head"), help: "Train a copy head with the model: a pointer from the answer to the memory tokens, mixed with the LM's distribution by a learned gate.")
     var copyHead = false
     @Option(name: .customLong("copy-head-key-size"), help: "Query and key size of the copy head.") var copyHeadKeySize = 64
@@ -77,6 +80,7 @@ struct TrainMemoryCommand: ParsableCommand {
             o.curriculum.promptLoss = promptLoss
             o.curriculum.copyFraction = copyFraction
             o.curriculum.hardDistractorFraction = hardDistractors
+            o.curriculum.retrievedFraction = retrievedDistractors
             o.gradientAccumulationSteps = accumulation
             o.evalEvery = evalEvery
             o.evalQuestions = evalQuestions

@@ -364,6 +364,52 @@ final class MemoryTuningTests: XCTestCase {
         XCTAssertThrowsError(try MemoryCurriculum(corpus: corpus, tokenizer: tok, options: bad))
     }
 
+    /// Retrieved blocks are a BM25 search's hits in rank order: the gold at its rank, never a
+    /// held-out fact, never another statement of the asked fact; multi-question examples ask
+    /// about the hits too.
+    func testRetrievedDistractors() throws {
+        let (facts, questions) = FactsFixture.make(entities: 40, seed: 2)
+        let corpus = try FactsCorpus(facts: facts, questions: questions)
+        let tok = try makeTokenizer(facts).addingSpecialTokens(MemoryPrompt.markers)
+        var o = CurriculumOptions()
+        o.retrievedFraction = 1
+        o.fewerFraction = 0
+        let cur = try MemoryCurriculum(corpus: corpus, tokenizer: tok, options: o)
+        let index = BM25Index()
+        let pool = corpus.facts.indices.filter { corpus.facts[$0].split != "heldout" }
+        for i in pool { try index.insert(id: Int64(i), terms: LexicalTokenizer.terms(corpus.facts[i].text)) }
+        let byText = Dictionary(corpus.facts.map { ($0.text, $0) }, uniquingKeysWith: { a, _ in a })
+        var rng = RNG(seed: 5), goldFirst = 0
+        for q in cur.trainQuestions.prefix(100) {
+            let fact = corpus.fact(of: q)
+            let hits = index.search(terms: LexicalTokenizer.terms(q.question), limit: o.k + 4).map { corpus.facts[Int($0.id)].text }
+            let (texts, gold) = cur.memories(for: q, condition: .gold, rng: &rng)
+            XCTAssertEqual(texts.count, o.k)
+            let g = try XCTUnwrap(gold)
+            XCTAssertEqual(texts[g], fact.text)
+            if let r = hits.firstIndex(of: fact.text), r < o.k { XCTAssertEqual(g, r, "the gold fact stands at its rank") }
+            if g == 0 { goldFirst += 1 }
+            // the others in the search's order
+            let others = texts.enumerated().filter { $0.offset != g }.map(\.element)
+            XCTAssertEqual(others, hits.filter { t in t != fact.text && !(byText[t]!.entity == fact.entity && byText[t]!.relation == fact.relation) }
+                .prefix(o.k - 1).map { $0 })
+            for t in texts { XCTAssertNotEqual(byText[t]?.split, "heldout") }
+            let (without, none) = cur.memories(for: q, condition: .distractorsOnly, rng: &rng)
+            XCTAssertNil(none)
+            XCTAssertFalse(without.contains(fact.text))
+        }
+        XCTAssertGreaterThan(goldFirst, 30, "lexical search ranks the asked fact first more often than chance (25 of 100)")
+        var multi = o
+        multi.questionsPerExample = 3
+        let mcur = try MemoryCurriculum(corpus: corpus, tokenizer: tok, options: multi)
+        let e = mcur.multiQuestion(first: mcur.trainQuestions[0], rng: &rng)
+        XCTAssertEqual(e.answerSpans.count, 3)
+        XCTAssertEqual(e.memories[try XCTUnwrap(e.goldPosition)], corpus.fact(of: mcur.trainQuestions[0]).text)
+        var bad = CurriculumOptions()
+        bad.retrievedFraction = -0.1
+        XCTAssertThrowsError(try MemoryCurriculum(corpus: corpus, tokenizer: tok, options: bad))
+    }
+
     func testBatchPackingMasksPromptAndPadding() throws {
         let e = MemoryExample(tokens: [10, 11, 12, 13, 14], answerStart: 3, condition: .gold, goldPosition: 0, memories: [])
         var inputs: [Int32] = [], targets: [Int32] = []

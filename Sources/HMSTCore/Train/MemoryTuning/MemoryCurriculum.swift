@@ -5,6 +5,9 @@
 //   distractorsOnly  k unrelated facts -> the answer if the model can know it (train_known),
 //                    else the fixed " unknown"
 //   none             no memory -> as distractorsOnly
+// With retrievedFraction, a share of the memory blocks is what lexical retrieval (BM25 over the
+// non-held-out facts, the `on` condition's lexical part) returns for the question, in its rank
+// order: the neighbours the model meets at evaluation, where they stand there.
 // Only the answer tokens and </a> carry loss (targets -1 elsewhere). MemoryBatch packs
 // examples into [B, T] inputs and targets, padding past each example's end.
 
@@ -42,6 +45,11 @@ public struct CurriculumOptions: Sendable, Equatable {
     /// so the model learns to tell the fact asked about from its neighbours and to say it does
     /// not know when only neighbours are given
     public var hardDistractorFraction = 0.0
+    /// share of memory blocks (gold, distractors only, multi-question) taken from a BM25 search
+    /// of the question over the non-held-out facts, best first: the gold fact at its rank (or,
+    /// when the search misses it, at a random position), the other hits as distractors; a
+    /// multi-question example then also asks about those hits
+    public var retrievedFraction = 0.0
     public init() {}
 
     func validate() throws {
@@ -54,6 +62,9 @@ public struct CurriculumOptions: Sendable, Equatable {
         guard !unknownAnswer.isEmpty else { throw HMSTError.invalidArgument("the unknown answer cannot be empty") }
         guard hardDistractorFraction >= 0, hardDistractorFraction <= 1 else {
             throw HMSTError.invalidArgument("the hard distractor fraction must be in [0, 1], not \(hardDistractorFraction)")
+        }
+        guard retrievedFraction >= 0, retrievedFraction <= 1 else {
+            throw HMSTError.invalidArgument("the retrieved fraction must be in [0, 1], not \(retrievedFraction)")
         }
         guard copyFraction >= 0, copyFraction < 1 else { throw HMSTError.invalidArgument("the copy fraction must be in [0, 1), not \(copyFraction)") }
         guard questionsPerExample >= 1, questionsPerExample <= k else {
@@ -86,6 +97,11 @@ public struct MemoryCurriculum: Sendable {
     /// the pool's facts by entity and by relation (hard distractors)
     let poolByEntity: [String: [Int]]
     let poolByRelation: [String: [Int]]
+    /// per training question id, the first k + 4 facts a BM25 search of it over the pool
+    /// returns, best first (only with retrievedFraction > 0)
+    let retrieved: [String: [Int]]
+    /// per fact id, the indices of its training questions
+    let trainQuestionsByFact: [String: [Int]]
 
     public init(corpus: FactsCorpus, tokenizer: Tokenizer, options: CurriculumOptions = CurriculumOptions()) throws {
         try options.validate()
@@ -103,6 +119,35 @@ public struct MemoryCurriculum: Sendable {
         guard distractorPool.count > options.k else {
             throw HMSTError.invalidArgument("\(distractorPool.count) non-held-out facts are too few for k = \(options.k) memories")
         }
+        let questions = trainQuestions
+        trainQuestionsByFact = Dictionary(grouping: questions.indices) { questions[$0].factId }
+        var found: [String: [Int]] = [:]
+        if options.retrievedFraction > 0 {
+            let index = BM25Index()
+            for i in distractorPool { try index.insert(id: Int64(i), terms: LexicalTokenizer.terms(corpus.facts[i].text)) }
+            for q in trainQuestions where found[q.id] == nil {
+                found[q.id] = index.search(terms: LexicalTokenizer.terms(q.question), limit: options.k + 4).map { Int($0.id) }
+            }
+        }
+        retrieved = found
+    }
+
+    /// A memory block as lexical retrieval returns it for q (see retrievedFraction): n texts,
+    /// best first, and where the gold fact is (nil unless withGold).
+    func retrievedMemories(for q: FactQuestion, hits: [Int], n: Int, withGold: Bool, rng: inout RNG) -> (texts: [String], gold: Int?, facts: [Int]) {
+        let fact = corpus.fact(of: q), goldIndex = corpus.factIndex[q.factId] ?? -1
+        var picked = hits.filter { i in
+            let f = corpus.facts[i]
+            return i != goldIndex && !(f.entity == fact.entity && f.relation == fact.relation)
+        }
+        picked = Array(picked.prefix(withGold ? n - 1 : n))
+        var gold: Int? = nil
+        if withGold {
+            let at = hits.firstIndex(of: goldIndex).map { min($0, picked.count) } ?? Int(rng.next() % UInt64(picked.count + 1))
+            picked.insert(goldIndex, at: at)
+            gold = at
+        }
+        return (picked.map { corpus.facts[$0].text }, gold, picked)
     }
 
     /// A random condition with the configured shares.
@@ -142,6 +187,9 @@ public struct MemoryCurriculum: Sendable {
     /// A gold example asking `questionsPerExample` questions, each about a different fact among
     /// the memories (the others distractors), in a random order after one memory block.
     public func multiQuestion(first q: FactQuestion, rng: inout RNG) -> MemoryExample {
+        if options.retrievedFraction > 0, let hits = retrieved[q.id], rng.nextDouble() < options.retrievedFraction {
+            return retrievedMultiQuestion(first: q, hits: hits, rng: &rng)
+        }
         var asked = [q]
         var entities = Set([corpus.fact(of: q).entity + "/" + corpus.fact(of: q).relation])
         var tries = 0
@@ -155,6 +203,11 @@ public struct MemoryCurriculum: Sendable {
         memories += distractors(excluding: corpus.fact(of: q), count: max(0, options.k - memories.count), rng: &rng)
             .filter { !memories.contains($0) }
         for i in stride(from: memories.count - 1, to: 0, by: -1) { memories.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+        return asking(asked, memories: memories, gold: memories.firstIndex(of: corpus.fact(of: q).text))
+    }
+
+    /// One memory block, then every question of `asked` with its answer; each answer carries loss.
+    func asking(_ asked: [FactQuestion], memories: [String], gold: Int?) -> MemoryExample {
         var tokens = tokenizer.encode(MemoryPrompt.render(memories: memories, question: asked[0].question))
         var spans: [Range<Int>] = []
         for (i, a) in asked.enumerated() {
@@ -163,9 +216,21 @@ public struct MemoryCurriculum: Sendable {
             spans.append(tokens.count..<(tokens.count + ans.count))
             tokens += ans
         }
-        return MemoryExample(tokens: tokens, answerStart: spans[0].lowerBound, condition: .gold,
-                             goldPosition: memories.firstIndex(of: corpus.fact(of: q).text), memories: memories,
-                             answerSpans: spans)
+        return MemoryExample(tokens: tokens, answerStart: spans[0].lowerBound, condition: .gold, goldPosition: gold,
+                             memories: memories, answerSpans: spans)
+    }
+
+    /// multiQuestion over the block retrieval returns for q: q first, then questions about the
+    /// other hits (those that have training questions), up to questionsPerExample.
+    func retrievedMultiQuestion(first q: FactQuestion, hits: [Int], rng: inout RNG) -> MemoryExample {
+        let (memories, gold, facts) = retrievedMemories(for: q, hits: hits, n: options.k, withGold: true, rng: &rng)
+        var asked = [q]
+        for (i, f) in facts.enumerated() where i != gold && asked.count < options.questionsPerExample {
+            guard let qs = trainQuestionsByFact[corpus.facts[f].id], !qs.isEmpty else { continue }
+            asked.append(trainQuestions[qs[Int(rng.next() % UInt64(qs.count))]])
+        }
+        for i in stride(from: asked.count - 1, to: 1, by: -1) { asked.swapAt(i, 1 + Int(rng.next() % UInt64(i))) }
+        return asking(asked, memories: memories, gold: gold)
     }
 
     /// q in `condition`, with memories and gold position drawn from rng; the answer is `answer`
@@ -183,6 +248,10 @@ public struct MemoryCurriculum: Sendable {
         guard condition != .none else { return ([], nil) }
         let o = options
         let n = o.k > 1 && rng.nextDouble() < o.fewerFraction ? 1 + Int(rng.next() % UInt64(o.k - 1)) : o.k
+        if o.retrievedFraction > 0, let hits = retrieved[q.id], rng.nextDouble() < o.retrievedFraction {
+            let r = retrievedMemories(for: q, hits: hits, n: n, withGold: condition == .gold, rng: &rng)
+            return (r.texts, r.gold)
+        }
         let fact = corpus.fact(of: q)
         var texts = distractors(excluding: fact, count: condition == .gold ? n - 1 : n, rng: &rng)
         guard condition == .gold else { return (texts, nil) }
