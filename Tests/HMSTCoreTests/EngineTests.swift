@@ -81,10 +81,10 @@ final class EngineTests: XCTestCase {
         s.semantic = TierSignals(hits: [
             RetrievalHit(id: 1, score: 0.03, dense: RetrievalPart(score: 0.9, rank: 0), lexical: RetrievalPart(score: 10, rank: 0), text: "a"),
             RetrievalHit(id: 2, score: 0.02, dense: RetrievalPart(score: 0.7, rank: 1), lexical: nil, text: "b"),
-        ], entries: 10, capacity: 10, coverage: [0.25, 0.75])
+        ], entries: 10, capacity: 10, coverage: LexicalCoverage(terms: ["cat", "zebra"], n: 2, df: [1, 0], best: "cat"))
         XCTAssertEqual(s.semantic.topDense, 0.9)
-        XCTAssertEqual(s.semantic.topCoverage, 0.25)
-        XCTAssertEqual(s.semantic.bestCoverage, 0.75)
+        XCTAssertEqual(s.semantic.coverage.seenCoverage, 1)
+        XCTAssertGreaterThan(s.semantic.coverage.novelty, 0.5)
         XCTAssertEqual(s.semantic.denseGap, 0.9 - 0.7, accuracy: 1e-6)
         XCTAssertEqual(s.semantic.topLexical, 10)
         let v = StateSummary.vector(s, projection: StateSummary.projection(C: 32, seed: 1))
@@ -185,7 +185,7 @@ final class EngineTests: XCTestCase {
         // an older hmst's state summary: stale, not malformed (the checkpoint loads without it)
         let cfg = dir + "/controller/config.json"
         let original = try FileIO.readAll(cfg)
-        let text = String(decoding: original, as: UTF8.self).replacingOccurrences(of: "\"semantic_top_coverage\",", with: "")
+        let text = String(decoding: original, as: UTF8.self).replacingOccurrences(of: "\"semantic_novelty\",", with: "")
         try FileIO.writeAtomically(cfg, text: text)
         XCTAssertThrowsError(try MetaController.load(checkpoint: dir, model: model)) { e in
             XCTAssertTrue((e as? StaleController)?.message.contains("retrain") ?? false, "\(e)")

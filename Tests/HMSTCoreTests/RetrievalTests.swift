@@ -39,28 +39,41 @@ final class LexicalIndexTests: XCTestCase {
         XCTAssertThrowsError(try ix.insert(id: 1, terms: ["again"]))
     }
 
-    func testIDFAndLexicalCoverageByHand() throws {
+    func testDocumentFrequenciesAndLexicalCoverageByHand() throws {
         let ix = BM25Index()
         try ix.insert(id: 1, terms: LexicalTokenizer.terms("cat sat mat"))
         try ix.insert(id: 2, terms: LexicalTokenizer.terms("Cat, cat; dog"))
         try ix.insert(id: 3, terms: LexicalTokenizer.terms("dog runs fast far"))
-        // N = 3: df(cat) 2 -> ln 1.6; df(fast) 1 -> ln(8/3); zebra is unseen: df 0 -> ln 8
-        let idf = ix.idf(["cat", "fast", "zebra"])
-        XCTAssertEqual(idf[0], 0.470004, accuracy: 1e-5)
-        XCTAssertEqual(idf[1], 0.980829, accuracy: 1e-5)
-        XCTAssertEqual(idf[2], 2.079442, accuracy: 1e-5)
-        // within {1, 2}: N = 2, df(cat) 2 -> ln 1.2, df(dog) 1 -> ln 2
-        let scoped = ix.idf(["cat", "dog"], within: { $0 != 3 })
-        XCTAssertEqual(scoped[0], 0.182322, accuracy: 1e-5)
-        XCTAssertEqual(scoped[1], 0.693147, accuracy: 1e-5)
+        let (n, df) = ix.documentFrequencies(["cat", "fast", "zebra"])
+        XCTAssertEqual(n, 3); XCTAssertEqual(df, [2, 1, 0])
+        let scoped = ix.documentFrequencies(["cat", "dog"], within: { $0 != 3 })
+        XCTAssertEqual(scoped.n, 2); XCTAssertEqual(scoped.df, [2, 1])
         let terms = LexicalCoverage.uniqueTerms("cat zebra, fast cat")
         XCTAssertEqual(terms, ["cat", "zebra", "fast"])
-        let w = ix.idf(terms)
-        // (ln 1.6 + ln(8/3)) / (ln 1.6 + ln 8 + ln(8/3))
-        XCTAssertEqual(LexicalCoverage.coverage(terms: terms, idf: w, text: "the cat is fast"), 0.410969, accuracy: 1e-5)
-        XCTAssertEqual(LexicalCoverage.coverage(terms: terms, idf: w, text: "Zebra cat fast"), 1, accuracy: 1e-6)
-        XCTAssertEqual(LexicalCoverage.coverage(terms: terms, idf: w, text: "nothing here"), 0)
-        XCTAssertEqual(LexicalCoverage.coverage(terms: [], idf: [], text: "cat"), 0)
+        // N = 3: idf(cat) = ln 1.6, idf(fast) = ln(8/3), idf(zebra) = ln 8 (no entry holds it)
+        let c = LexicalCoverage(terms: terms, n: 3, df: [2, 0, 1], best: "the cat is fast")
+        let total = log(1.6) + log(8.0) + log(8.0 / 3)
+        XCTAssertEqual(Double(c.coverage), (log(1.6) + log(8.0 / 3)) / total, accuracy: 1e-5)
+        XCTAssertEqual(c.seenCoverage, 1, accuracy: 1e-6)
+        XCTAssertEqual(Double(c.novelty), log(8.0) / total, accuracy: 1e-5)
+        let half = LexicalCoverage(terms: terms, n: 3, df: [2, 0, 1], best: "a cat")
+        XCTAssertEqual(Double(half.seenCoverage), log(1.6) / (log(1.6) + log(8.0 / 3)), accuracy: 1e-5)
+        XCTAssertEqual(LexicalCoverage(terms: terms, n: 3, df: [2, 0, 1], best: nil).coverage, 0)
+        XCTAssertEqual(LexicalCoverage(terms: [], n: 3, df: [], best: "cat"), LexicalCoverage())
+    }
+
+    /// A memory's coverage of a question about an entity it holds and of one it has never seen.
+    func testMemoryCoverageTellsKnownFromUnseenEntities() throws {
+        let mem = try SemanticMemory(dim: 4)
+        let texts = ["The capital of Florulia is Penu.", "The capital of Mendi is Render.", "Mendi was founded in 1141."]
+        _ = try mem.add(vectors: (0..<3).flatMap { [Float($0 + 1), 1, 0, 0] }, metadata: texts.map { MemoryMetadata(text: $0) })
+        let known = mem.lexicalCoverage(of: "What is the capital of Florulia?")
+        let unseen = mem.lexicalCoverage(of: "What is the capital of Zorbania?")
+        XCTAssertEqual(known.coverage, 1, accuracy: 1e-6)
+        XCTAssertEqual(known.novelty, 0)
+        XCTAssertLessThan(unseen.coverage, 0.3)
+        XCTAssertGreaterThan(unseen.novelty, 0.7)
+        XCTAssertEqual(unseen.seenCoverage, 1, accuracy: 1e-6, "what it holds of the question ('capital') is covered")
     }
 
     func testRemoveMatchesAFreshIndexAndCompacts() throws {

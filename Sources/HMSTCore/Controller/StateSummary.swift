@@ -5,8 +5,9 @@
 //   the model's first answer token without memory: entropy, top probability, and the probability
 //     of the curriculum's "unknown" answer (Stage 2 teaches it when memory lacks the fact);
 //   per tier: whether it holds entries, the best dense cosine and its gap to the second, the
-//     best BM25 score (squashed to 0...1) and its gap, how much of the query the first hit and
-//     the best-covering hit hold (LexicalCoverage: whether the memory knows the query's entity,
+//     best BM25 score (squashed to 0...1) and its gap, how much of the query its best BM25 hit
+//     covers, of all the query's words and of those the tier holds, and how much of the query
+//     the tier has never seen (LexicalCoverage: whether the tier knows the query's entity,
 //     which no score above says), and how full the tier is;
 //   the query's length.
 // Every value is finite and of order 1, so the policy needs no input normalisation.
@@ -32,14 +33,12 @@ public struct TierSignals: Sendable, Equatable {
     public var denseGap: Float = 0
     public var topLexical: Float = 0
     public var lexicalGap: Float = 0
-    /// LexicalCoverage of the first hit, and the largest over the hits
-    public var topCoverage: Float = 0
-    public var bestCoverage: Float = 0
+    public var coverage = LexicalCoverage()
     public init() {}
 
-    /// Signals of a tier's hits, best first, each hit with its dense and lexical parts;
-    /// coverage: each hit's LexicalCoverage of the query (same order; empty: none known).
-    public init(hits: [RetrievalHit], entries: Int, capacity: Int, coverage: [Float] = []) {
+    /// Signals of a tier's hits, best first, each hit with its dense and lexical parts, and
+    /// the tier's LexicalCoverage of the query.
+    public init(hits: [RetrievalHit], entries: Int, capacity: Int, coverage: LexicalCoverage = LexicalCoverage()) {
         self.entries = entries
         self.capacity = capacity
         let dense = hits.compactMap { $0.dense }.sorted { $0.rank < $1.rank }.map(\.score)
@@ -48,8 +47,7 @@ public struct TierSignals: Sendable, Equatable {
         denseGap = dense.count > 1 ? dense[0] - dense[1] : dense.first ?? 0
         topLexical = lexical.first ?? 0
         lexicalGap = lexical.count > 1 ? lexical[0] - lexical[1] : lexical.first ?? 0
-        topCoverage = coverage.first ?? 0
-        bestCoverage = coverage.max() ?? 0
+        self.coverage = coverage
     }
 }
 
@@ -61,7 +59,7 @@ public enum StateSummary {
         var n = ["query_tokens", "first_token_entropy", "first_token_top_p", "unknown_p"]
         for t in ["semantic", "episodic"] {
             n += ["\(t)_present", "\(t)_top_dense", "\(t)_dense_gap", "\(t)_top_lexical", "\(t)_lexical_gap",
-                  "\(t)_top_coverage", "\(t)_best_coverage", "\(t)_fill"]
+                  "\(t)_coverage", "\(t)_seen_coverage", "\(t)_novelty", "\(t)_fill"]
         }
         n += (0..<encodingDims).map { "encoding_\($0)" }
         return n
@@ -75,7 +73,7 @@ public enum StateSummary {
         var v: [Float] = [min(Float(s.queryTokens) / 32, 4), s.firstTokenEntropy / 4, s.firstTokenTopProbability, s.unknownProbability]
         for t in [s.semantic, s.episodic] {
             v += [t.entries > 0 ? 1 : 0, t.topDense, t.denseGap, squash(t.topLexical), squash(t.lexicalGap),
-                  t.topCoverage, t.bestCoverage, t.capacity > 0 ? min(Float(t.entries) / Float(t.capacity), 1) : 0]
+                  t.coverage.coverage, t.coverage.seenCoverage, t.coverage.novelty, t.capacity > 0 ? min(Float(t.entries) / Float(t.capacity), 1) : 0]
         }
         let D = encodingDims
         var enc = [Float](repeating: 0, count: D)

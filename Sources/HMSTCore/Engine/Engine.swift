@@ -180,10 +180,6 @@ public final class Engine: @unchecked Sendable {
         o.k = options.k
         o.owner = ctx.query.owner
         let text = ctx.query.text
-        let terms = LexicalCoverage.uniqueTerms(text)
-        func coverage(of hits: [RetrievalHit], terms: [String], idf: [Float]) -> [Float] {
-            hits.map { LexicalCoverage.coverage(terms: terms, idf: idf, text: $0.text) }
-        }
         if let s = semantic, case let inScope = s.count(owner: o.owner), inScope > 0 {
             ctx.semanticHits = try s.retrieve(text: text, model: model, options: o)
             let st = s.stats()
@@ -192,7 +188,7 @@ public final class Engine: @unchecked Sendable {
             ctx.cost.retrievalFLOPs += 2 * Double(scanned) * Double(st.dim)
             ctx.cost.retrievals += 1
             ctx.cost.latencyUnits += 1
-            let cov = coverage(of: ctx.semanticHits, terms: terms, idf: s.lexicalIDF(terms, owner: o.owner))
+            let cov = s.lexicalCoverage(of: text, owner: o.owner)
             ctx.signals.semantic = TierSignals(hits: ctx.semanticHits, entries: inScope, capacity: inScope, coverage: cov)
             ctx.events.append("probe semantic: \(ctx.semanticHits.count) hits of \(inScope)")
         }
@@ -204,7 +200,7 @@ public final class Engine: @unchecked Sendable {
             ctx.cost.ssmTokensEncoded += ctx.signals.queryTokens
             ctx.cost.retrievals += 1
             ctx.cost.latencyUnits += 1
-            let cov = coverage(of: ctx.episodicHits, terms: terms, idf: e.lexicalIDF(terms, owner: o.owner))
+            let cov = e.lexicalCoverage(of: text, owner: o.owner)
             ctx.signals.episodic = TierSignals(hits: ctx.episodicHits, entries: inScope, capacity: e.config.maxEntries, coverage: cov)
             ctx.events.append("probe episodic: \(ctx.episodicHits.count) hits of \(inScope)")
         }

@@ -192,23 +192,19 @@ public final class BM25Index {
         return TopK.select(touched.map { LexicalHit(id: slotIds[Int($0)], score: acc[Int($0)]) }, k: limit)
     }
 
-    /// idf(t) of each term over the live documents; a term no live document holds gets the
-    /// idf of df = 0, the largest there is (so a query's unseen words weigh most). within: as in
-    /// search, the statistics are those of the accepted documents alone.
-    public func idf(_ terms: [String], within: ((Int64) -> Bool)? = nil) -> [Float] {
-        var n = Double(slotOf.count)
-        if let within { n = Double(slotIds.reduce(0) { $0 + ($1 >= 0 && within($1) ? 1 : 0) }) }
-        return terms.map { s in
-            var d = 0.0
-            if let t = termIds[s] {
-                if let within {
-                    for p in postings[Int(t)] where p.tf > 0 && within(slotIds[Int(p.slot)]) { d += 1 }
-                } else {
-                    d = Double(df[Int(t)])
-                }
-            }
-            return Float(log(1 + (n - d + 0.5) / (d + 0.5)))
+    /// The number of live documents and each term's document frequency among them. within:
+    /// as in search, only the accepted documents count.
+    public func documentFrequencies(_ terms: [String], within: ((Int64) -> Bool)? = nil) -> (n: Int, df: [Int]) {
+        var n = slotOf.count
+        if let within { n = slotIds.reduce(0) { $0 + ($1 >= 0 && within($1) ? 1 : 0) } }
+        let counts = terms.map { s -> Int in
+            guard let t = termIds[s] else { return 0 }
+            guard let within else { return Int(df[Int(t)]) }
+            var d = 0
+            for p in postings[Int(t)] where p.tf > 0 && within(slotIds[Int(p.slot)]) { d += 1 }
+            return d
         }
+        return (n, counts)
     }
 
     /// The BM25 score of one indexed document for the query terms (0 when it shares none);
