@@ -89,6 +89,9 @@ struct RLTrainCommand: ParsableCommand {
     @Option(name: .customLong("episodic-distractors"), help: "Distractor facts in the episodic tier.") var episodicDistractors = 200
     @Option(help: "Seed.") var seed: UInt64 = 1
     @Flag(name: .customLong("no-save"), help: "Do not write the controller into the checkpoint.") var noSave = false
+    @Option(name: .customLong("reuse-outcomes"),
+            help: "outcomes.jsonl of an earlier run with the same checkpoint, facts and options: only the observations are computed again.")
+    var reuseOutcomes: String?
     @OptionGroup var engine: EngineOptionGroup
     @OptionGroup var threadOptions: ThreadOptions
 
@@ -112,8 +115,9 @@ struct RLTrainCommand: ParsableCommand {
             // every action is tried, so the checkpoint's own controller (if any) is not used
             let e = try Engine(model: model, semantic: store.semantic, episodic: store.episodic, verifier: model.critic,
                                controller: nil, useModelParts: false, options: engine.options())
+            let reused = try reuseOutcomes.map { try OutcomeTable.readOutcomes(path: $0, queries: queries) }
             let t0 = Date()
-            let table = try OutcomeTable.build(engine: e, queries: queries, maxTokens: 12) { i, n in
+            let table = try OutcomeTable.build(engine: e, queries: queries, maxTokens: 12, reusing: reused) { i, n in
                 if i % 20 == 0 || i == n { printError("  outcomes: \(i)/\(n) queries (\(Int(Date().timeIntervalSince(t0))) s)") }
             }
             let tableSeconds = Date().timeIntervalSince(t0)

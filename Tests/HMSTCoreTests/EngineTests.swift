@@ -117,6 +117,23 @@ final class EngineTests: XCTestCase {
         return t
     }
 
+    /// outcomes.jsonl reads back into the same outcomes, and only for the query mix it was made for.
+    func testOutcomesRoundTripAndRefuseAnotherQueryMix() throws {
+        let t = makeTable(n: 4)
+        let path = NSTemporaryDirectory() + "hmst-outcomes-\(getpid()).jsonl"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try FileIO.writeAtomically(path, text: EngineReport.outcomesJSONL(t))
+        XCTAssertEqual(try OutcomeTable.readOutcomes(path: path, queries: t.queries), t.outcomes)
+        var other = t.queries
+        other[2].text = "another question"
+        XCTAssertThrowsError(try OutcomeTable.readOutcomes(path: path, queries: other)) { e in
+            XCTAssertTrue((e as? HMSTError)?.message.contains("line 3") ?? false, "\(e)")
+        }
+        XCTAssertThrowsError(try OutcomeTable.readOutcomes(path: path, queries: Array(t.queries.prefix(3))))
+        try FileIO.writeAtomically(path, text: EngineReport.outcomesJSONL(t).replacingOccurrences(of: "\"flops\"", with: "\"flop\""))
+        XCTAssertThrowsError(try OutcomeTable.readOutcomes(path: path, queries: t.queries))
+    }
+
     func testRewardByHand() {
         let t = makeTable(n: 4)
         let norm = t.normalisers()

@@ -62,14 +62,26 @@ public struct OutcomeTable: Sendable {
     public var outcomes: [[ActionOutcome]] = []
     public init() {}
 
-    /// Runs the engine on every query with every action.
-    public static func build(engine: Engine, queries: [ControlQuery], maxTokens: Int = 12,
+    /// Runs the engine on every query with every action. reusing: the outcomes of an earlier
+    /// table over the same queries, model and memory (readOutcomes); only the observations are
+    /// computed again (a changed state summary costs one probe per query, not 32 runs).
+    public static func build(engine: Engine, queries: [ControlQuery], maxTokens: Int = 12, reusing: [[ActionOutcome]]? = nil,
                              progress: (Int, Int) -> Void = { _, _ in }) throws -> OutcomeTable {
+        if let reusing, reusing.count != queries.count || reusing.contains(where: { $0.count != EngineDecisions.count }) {
+            throw HMSTError.invalidArgument("the reused outcomes hold \(reusing.count) queries, the query mix \(queries.count) (each with \(EngineDecisions.count) actions)")
+        }
         var t = OutcomeTable()
         for (i, q) in queries.enumerated() {
             var eq = EngineQuery(q.text)
             eq.maxTokens = maxTokens
             let ctx = try engine.observe(eq)
+            if let reusing {
+                t.queries.append(q)
+                t.observations.append(engine.observation(ctx))
+                t.outcomes.append(reusing[i])
+                progress(i + 1, queries.count)
+                continue
+            }
             var row: [ActionOutcome] = []
             for a in 0..<EngineDecisions.count {
                 let r = try engine.run(ctx, decisions: EngineDecisions(index: a))
@@ -85,6 +97,35 @@ public struct OutcomeTable: Sendable {
             progress(i + 1, queries.count)
         }
         return t
+    }
+
+    /// The outcomes of outcomes.jsonl (EngineReport.outcomesJSONL), checked against the query
+    /// mix they must have been built for: the same queries (text, answer, kind) in the same order.
+    public static func readOutcomes(path: String, queries: [ControlQuery]) throws -> [[ActionOutcome]] {
+        let lines = try FileIO.readText(path).split(separator: "\n", omittingEmptySubsequences: true)
+        guard lines.count == queries.count else {
+            throw HMSTError.invalidArgument("\(path): \(lines.count) queries, but the query mix has \(queries.count)")
+        }
+        return try zip(lines, queries).enumerated().map { n, pair in
+            let (line, q) = pair
+            let j = try JSONValue.parse(String(line))
+            guard j["query"]?.string == q.text, j["answer"]?.string == q.answer, j["kind"]?.string == q.kind.rawValue else {
+                throw HMSTError.invalidArgument("\(path): line \(n + 1) is not the query mix's query \(n + 1) (\(q.text)): built from other facts or options")
+            }
+            guard let rows = j["outcomes"]?.array, rows.count == EngineDecisions.count else {
+                throw HMSTError.badFormat("\(path): line \(n + 1) needs \(EngineDecisions.count) outcomes")
+            }
+            return try rows.enumerated().map { a, o in
+                guard o["action"]?.string == EngineDecisions(index: a).summary, let correct = o["correct"]?.bool,
+                      let mc = o["model_correct"]?.bool, let ab = o["abstained"]?.bool, let conf = o["confidence"]?.number,
+                      let lat = o["latency_units"]?.number, let fl = o["flops"]?.number, let ms = o["ms"]?.number,
+                      let ans = o["answer"]?.string, conf.isFinite, lat.isFinite, fl.isFinite else {
+                    throw HMSTError.badFormat("\(path): line \(n + 1), outcome \(a + 1) is malformed")
+                }
+                return ActionOutcome(correct: correct, modelCorrect: mc, abstained: ab, confidence: Float(conf), latencyUnits: lat,
+                                     flops: fl, ms: ms, answer: ans)
+            }
+        }
     }
 
     /// Mean latency and FLOPs of the full action per query class: the reward's units.
