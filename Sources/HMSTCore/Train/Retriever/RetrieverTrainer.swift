@@ -144,7 +144,7 @@ public enum RetrieverTrainer {
         var order = Array(0..<n), cursor = n
         var bq = [Float](repeating: 0, count: B * Cin)
         var docs = [Int](), rows = [Int]()
-        var bd: [Float] = []
+        var bd = [Float](repeating: 0, count: B * (1 + h) * Cin)
         var excluded: [Bool] = []
         let beta1: Float = 0.9, beta2: Float = 0.999, eps: Float = 1e-8
         for step in 1...options.steps {
@@ -163,9 +163,17 @@ public enum RetrieverTrainer {
             docs = rows.map { positive[$0] }
             for k in 0..<h { for r in rows { let d = hard[r * h + k]; docs.append(d >= 0 ? d : positive[r]) } }
             let N = docs.count
-            bd = [Float](repeating: 0, count: N * Cin)
-            for (b, r) in rows.enumerated() { for c in 0..<Cin { bq[b * Cin + c] = eq[r * Cin + c] } }
-            for (j, d) in docs.enumerated() { for c in 0..<Cin { bd[j * Cin + c] = ed[d * Cin + c] } }
+            // gather the batch's feature rows: bq[B, Cin], bd[N, Cin]
+            bq.withUnsafeMutableBufferPointer { dst in
+                eq.withUnsafeBufferPointer { src in
+                    for (b, r) in rows.enumerated() { (dst.baseAddress! + b * Cin).update(from: src.baseAddress! + r * Cin, count: Cin) }
+                }
+            }
+            bd.withUnsafeMutableBufferPointer { dst in
+                ed.withUnsafeBufferPointer { src in
+                    for (j, d) in docs.enumerated() { (dst.baseAddress! + j * Cin).update(from: src.baseAddress! + d * Cin, count: Cin) }
+                }
+            }
             excluded = [Bool](repeating: false, count: B * N)
             for i in 0..<B { for j in 0..<N where j != i && docs[j] == docs[i] { excluded[i * N + j] = true } }
             let loss = lossAndGradients(eq: bq, ed: bd, B: B, N: N, Cin: Cin, D: D, wq: wq, wd: wd, tau: options.temperature,
