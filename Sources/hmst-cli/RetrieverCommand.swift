@@ -1,5 +1,6 @@
 // hmst train-retriever CKPT --pairs FILE: learns the retrieval projection (DPR-style query and
-// document maps over the frozen model's pooled embedding) and stores it in the checkpoint as
+// document maps over the frozen model's pooled features, in-batch and BM25 hard negatives) and
+// stores it in the checkpoint as
 // retriever.safetensors + retriever.json; every later load of CKPT embeds through it.
 import ArgumentParser
 import Foundation
@@ -12,7 +13,10 @@ struct TrainRetrieverCommand: ParsableCommand {
     @Argument(help: "The checkpoint directory (the base model stays frozen).") var checkpoint: String
     @Option(help: "JSON lines of {\"question\": ..., \"fact\": ...}.") var pairs: String
     @Option(help: "Adam steps.") var steps = 800
-    @Option(help: "Projection size D (default: min(64, hidden size); the hidden size itself starts from the identity).") var dim: Int?
+    @Option(help: "Projection size D (default: the hidden size; min(64, hidden size) with --pooling hidden). D equal to the features' size starts from the identity.") var dim: Int?
+    @Option(help: "What the projection reads: hidden+tokens (mean final hidden state and mean input token embedding, 2C) or hidden (the mean final hidden state, C).")
+    var pooling = "hidden+tokens"
+    @Option(name: .customLong("hard-negatives"), help: "BM25 hard negatives per question (training facts other than its own).") var hardNegatives = 1
     @Option(name: .customLong("batch-size"), help: "Pairs per step (in-batch negatives).") var batchSize = 64
     @Option(name: .customLong("learning-rate"), help: "Adam learning rate.") var learningRate: Float = 1e-3
     @Option(help: "InfoNCE temperature.") var temperature: Float = 0.05
@@ -31,14 +35,16 @@ struct TrainRetrieverCommand: ParsableCommand {
             o.learningRate = learningRate
             o.temperature = temperature
             o.seed = seed
+            o.pooling = try RetrieverPooling.named(pooling)
+            o.hardNegatives = hardNegatives
             if model.retriever != nil { printError("replacing the retriever already in \(checkpoint)") }
             let t0 = Clock.nowMs()
             let p = try RetrieverTrainer.train(model: model, pairs: list, options: o) { step, loss in
                 if step == 1 || step % 50 == 0 || step == o.steps { printError(String(format: "step %4d  loss %.4f", step, loss)) }
             }
             try p.save(checkpoint: checkpoint)
-            printError(String(format: "trained on %d pairs in %.1f s -> %@/%@ (%@)", list.count, (Clock.nowMs() - t0) / 1000, checkpoint,
-                              RetrieverProjection.weightsName, p.embedderName))
+            printError(String(format: "trained on %d pairs in %.1f s -> %@/%@ (%@, pooling %@, D %d)", list.count, (Clock.nowMs() - t0) / 1000,
+                              checkpoint, RetrieverProjection.weightsName, p.embedderName, p.pooling.rawValue, p.D))
         }
     }
 }

@@ -107,6 +107,9 @@ check "memory search --mode lexical: BM25 part scores, no model loaded" bash -c 
 check "memory search (hybrid default) prints both parts" bash -c "$HMST memory search --dir $MEM --model $W/ckpt --tier semantic -k 1 'Warranty disclaimed' | grep -q 'dense .*#[0-9]  lexical .*#1  Warranty is disclaimed.'"
 check "train-retriever writes the projection into the checkpoint" bash -c "cp -r $W/ckpt $W/ckpt-r && printf '%s\n' '{\"question\":\"Who may copy?\",\"fact\":\"The licensee may copy the work.\"}' '{\"question\":\"Is there a warranty?\",\"fact\":\"Warranty is disclaimed.\"}' > $W/pairs.jsonl && $HMST train-retriever $W/ckpt-r --pairs $W/pairs.jsonl --steps 3 2> $W/tr.txt && grep -q 'projected-' $W/tr.txt && [[ -f $W/ckpt-r/retriever.safetensors && -f $W/ckpt-r/retriever.json ]]"
 check "a pooled semantic memory refuses a projected model" bash -c "if $HMST memory search --dir $MEM --model $W/ckpt-r --tier semantic x 2> $W/e.txt; then false; else grep -q 'built by the pooled embedder' $W/e.txt; fi"
+check "train-retriever's default pooling: version 2 naming hidden+tokens, input 2C" bash -c "grep -q '\"version\":2,\"pooling\":\"hidden-mean+token-embedding-mean\"' $W/ckpt-r/retriever.json"
+check "train-retriever --pooling hidden writes the first format (version 1)" bash -c "cp -r $W/ckpt $W/ckpt-h && $HMST train-retriever $W/ckpt-h --pairs $W/pairs.jsonl --steps 3 --pooling hidden --hard-negatives 0 2> $W/tr.txt && grep -q '\"version\":1' $W/ckpt-h/retriever.json"
+fails "train-retriever --pooling max" "$HMST" train-retriever "$W/ckpt-r" --pairs "$W/pairs.jsonl" --steps 3 --pooling max
 fails "memory remove of an unknown id" "$HMST" memory remove --dir "$MEM" --tier semantic 424242
 fails "memory search without a model" "$HMST" memory search --dir "$MEM" --model "$W/nope" x
 fails "memory stats of a missing directory" "$HMST" memory stats --dir "$W/no-memory"

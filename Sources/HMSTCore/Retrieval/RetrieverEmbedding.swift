@@ -1,11 +1,12 @@
 // RetrieverEmbedding: the vectors a model gives queries and documents for retrieval. Without a
 // retrieval projection both are the pooled embedding (LanguageModel.embed, [C]); with one
-// (model.retriever, RetrieverProjection.swift) a query is unit(eᵀ·Wq) and a document
-// unit(eᵀ·Wd), [D]. embedderName names which, so a semantic memory can refuse a query embedded
-// differently from its vectors (SemanticMemoryText.swift).
+// (model.retriever, RetrieverProjection.swift) a query is unit(fᵀ·Wq) and a document
+// unit(fᵀ·Wd), [D], f the features its pooling names (RetrieverPooling.swift: [C] or [2C]).
+// embedderName names which, so a semantic memory can refuse a query embedded differently from
+// its vectors (SemanticMemoryText.swift).
 
 extension LanguageModel {
-    /// "pooled", or "projected-<hash of the projection>".
+    /// "pooled", or "projected-<hash of the projection and its pooling>".
     public var embedderName: String { retriever?.embedderName ?? "pooled" }
 
     /// The size of query and document embeddings: D with a projection, else C.
@@ -13,19 +14,19 @@ extension LanguageModel {
 
     /// [embeddingDim], unit length.
     public func queryEmbedding(text: String) throws -> [Float] {
-        let e = try embed(text: text)
-        return try retriever?.project(e, isQuery: true) ?? e
+        guard let r = retriever else { return try embed(text: text) }
+        return try r.project(try retrievalFeatures(text: text, pooling: r.pooling), isQuery: true)
     }
 
     /// [embeddingDim], unit length.
     public func documentEmbedding(text: String) throws -> [Float] {
-        let e = try embed(text: text)
-        return try retriever?.project(e, isQuery: false) ?? e
+        guard let r = retriever else { return try embed(text: text) }
+        return try r.project(try retrievalFeatures(text: text, pooling: r.pooling), isQuery: false)
     }
 
     /// As documentEmbedding(text:), from token ids.
     public func documentEmbedding(tokens: [Int32]) throws -> [Float] {
-        let e = try embed(tokens: tokens)
-        return try retriever?.project(e, isQuery: false) ?? e
+        guard let r = retriever else { return try embed(tokens: tokens) }
+        return try r.project(try retrievalFeatures(tokens: tokens, pooling: r.pooling), isQuery: false)
     }
 }

@@ -1,9 +1,14 @@
 // RetrieverTrainer: learns a RetrieverProjection (Retrieval/RetrieverProjection.swift) on
 // (question, fact) pairs with the base model frozen, as DPR does (Karpukhin et al. 2020), with
-// in-batch negatives: each question's fact is the positive, the batch's other facts negatives.
-// The pooled embeddings are computed once; each step only touches Wq and Wd [C, D].
-//   Q̃ = Eq·Wq, Q = rownorm(Q̃)  [B, D]      D̃ = Ed·Wd, P = rownorm(D̃)  [B, D]
-//   S = Q·Pᵀ / τ  [B, B]        loss = (1/B) Σ_i (logsumexp_j S_ij − S_ii)   (InfoNCE)
+// in-batch negatives: each question's fact is the positive, the batch's other facts (and each
+// question's BM25 hard negatives) negatives. Features f (RetrieverPooling.swift, [Cin]) are
+// computed once per distinct text; each step only touches Wq and Wd [Cin, D].
+//   B questions, N = B·(1 + h) documents: the B positives (column i is row i's), then h hard
+//   negatives per question.
+//   Q̃ = Fq·Wq, Q = rownorm(Q̃)  [B, D]      D̃ = Fd·Wd, P = rownorm(D̃)  [N, D]
+//   S = Q·Pᵀ / τ  [B, N]   loss = (1/B) Σ_i (logsumexp_{j ∉ X_i} S_ij − S_ii)   (InfoNCE)
+// X_i: columns holding row i's own fact other than column i (a fact asked by two questions of
+// the batch, or mined as another's hard negative, is no negative for its own questions).
 // Adam (no weight decay), fixed temperature τ = 0.05. The backward follows the forward in
 // lossAndGradients; a gradient check against central differences is in RetrieverTests.
 import CBLAS
@@ -11,14 +16,18 @@ import CBLAS
 public struct RetrieverTrainingOptions: Sendable {
     public var steps = 800
     public var batchSize = 64
-    /// D; nil: min(64, C). D = C starts both maps at the identity (the pooled embedding); a
-    /// smaller D starts from one shared random projection and generalised better in
-    /// README's measurement (held-out dense recall@4 0.85 at D = 64, 800 steps, against 0.38
-    /// at D = C = 256, 300 steps)
+    /// D; nil: C for the default pooling, min(64, C) for "hidden" (README, "Retrieval").
+    /// D = Cin starts both maps at the identity (the features themselves); another D from one
+    /// shared random projection.
     public var dim: Int?
     public var learningRate: Float = 1e-3
     public var temperature: Float = 0.05
     public var seed: UInt64 = 0
+    /// What the projection reads (RetrieverPooling.swift).
+    public var pooling: RetrieverPooling = .hiddenAndTokens
+    /// BM25 hard negatives per question (h): the training facts BM25 ranks highest for the
+    /// question, its own fact excluded, join the batch's documents.
+    public var hardNegatives = 1
     public init() {}
 
     func validate() throws {
@@ -27,23 +36,28 @@ public struct RetrieverTrainingOptions: Sendable {
         if let dim, dim < 1 || dim > 65536 { throw HMSTError.invalidArgument("dim \(dim) must be in 1...65536") }
         guard learningRate > 0, learningRate.isFinite else { throw HMSTError.invalidArgument("learning rate must be > 0") }
         guard temperature > 0, temperature.isFinite else { throw HMSTError.invalidArgument("temperature must be > 0") }
+        guard hardNegatives >= 0, hardNegatives <= 16 else { throw HMSTError.invalidArgument("hard negatives \(hardNegatives) must be in 0...16") }
     }
+
+    /// D when dim is nil.
+    func resolvedDim(C: Int) -> Int { dim ?? (pooling == .hidden ? min(64, C) : C) }
 }
 
 public enum RetrieverTrainer {
-    /// InfoNCE loss of one batch and its gradients. eq, ed: [B, C] pooled embeddings of the
-    /// questions and their facts (row i of each is a pair); wq, wd: [C, D]. Writes (=, not +=)
-    /// gq, gd: [C, D]. Returns the loss.
-    static func lossAndGradients(eq: [Float], ed: [Float], B: Int, C: Int, D: Int, wq: [Float], wd: [Float], tau: Float,
-                                 gq: inout [Float], gd: inout [Float]) -> Float {
-        // forward: Q̃[B, D] = Eq[B, C]·Wq[C, D], and D̃ likewise
-        var qt = [Float](repeating: 0, count: B * D), dt = [Float](repeating: 0, count: B * D)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(B), Int32(D), Int32(C), 1, eq, Int32(C), wq, Int32(D), 0, &qt, Int32(D))
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(B), Int32(D), Int32(C), 1, ed, Int32(C), wd, Int32(D), 0, &dt, Int32(D))
+    /// InfoNCE loss of one batch and its gradients. eq: [B, Cin] features of the questions;
+    /// ed: [N, Cin] of the documents, N >= B, row i of ed row i's positive; excluded: [B, N] or
+    /// empty, true where column j is left out of row i's softmax (never j == i). wq, wd:
+    /// [Cin, D]. Writes (=, not +=) gq, gd: [Cin, D]. Returns the loss.
+    static func lossAndGradients(eq: [Float], ed: [Float], B: Int, N: Int, Cin: Int, D: Int, wq: [Float], wd: [Float], tau: Float,
+                                 excluded: [Bool] = [], gq: inout [Float], gd: inout [Float]) -> Float {
+        // forward: Q̃[B, D] = Eq[B, Cin]·Wq[Cin, D], D̃[N, D] = Ed[N, Cin]·Wd
+        var qt = [Float](repeating: 0, count: B * D), dt = [Float](repeating: 0, count: N * D)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(B), Int32(D), Int32(Cin), 1, eq, Int32(Cin), wq, Int32(D), 0, &qt, Int32(D))
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(N), Int32(D), Int32(Cin), 1, ed, Int32(Cin), wd, Int32(D), 0, &dt, Int32(D))
         // row norms, kept for the backward of the normalisation
-        func normalise(_ x: [Float]) -> (y: [Float], n: [Float]) {
-            var y = x, n = [Float](repeating: 0, count: B)
-            for i in 0..<B {
+        func normalise(_ x: [Float], rows: Int) -> (y: [Float], n: [Float]) {
+            var y = x, n = [Float](repeating: 0, count: rows)
+            for i in 0..<rows {
                 var ss: Float = 0
                 for j in 0..<D { ss += x[i * D + j] * x[i * D + j] }
                 n[i] = max(ss.squareRoot(), 1e-12)
@@ -51,48 +65,51 @@ public enum RetrieverTrainer {
             }
             return (y, n)
         }
-        let (q, nq) = normalise(qt), (p, np) = normalise(dt)
-        // S[B, B] = Q·Pᵀ / τ
-        var s = [Float](repeating: 0, count: B * B)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(B), Int32(B), Int32(D), 1 / tau, q, Int32(D), p, Int32(D), 0, &s, Int32(B))
-        // loss and dS = (softmax(S) − I) / B, row by row
+        let (q, nq) = normalise(qt, rows: B), (p, np) = normalise(dt, rows: N)
+        // S[B, N] = Q·Pᵀ / τ
+        var s = [Float](repeating: 0, count: B * N)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(B), Int32(N), Int32(D), 1 / tau, q, Int32(D), p, Int32(D), 0, &s, Int32(N))
+        // loss and dS = (softmax over the kept columns − I) / B, row by row; excluded columns
+        // get no gradient
+        let masked = excluded.count == B * N
         var loss = 0.0
-        var ds = [Float](repeating: 0, count: B * B)
+        var ds = [Float](repeating: 0, count: B * N)
         for i in 0..<B {
+            func kept(_ j: Int) -> Bool { !masked || j == i || !excluded[i * N + j] }
             var m = -Float.infinity
-            for j in 0..<B { m = max(m, s[i * B + j]) }
+            for j in 0..<N where kept(j) { m = max(m, s[i * N + j]) }
             var z = 0.0
-            for j in 0..<B { z += Double(expf(s[i * B + j] - m)) }
-            loss += Double(m) + log(z) - Double(s[i * B + i])
-            for j in 0..<B { ds[i * B + j] = Float(Double(expf(s[i * B + j] - m)) / z) / Float(B) }
-            ds[i * B + i] -= 1 / Float(B)
+            for j in 0..<N where kept(j) { z += Double(expf(s[i * N + j] - m)) }
+            loss += Double(m) + log(z) - Double(s[i * N + i])
+            for j in 0..<N where kept(j) { ds[i * N + j] = Float(Double(expf(s[i * N + j] - m)) / z) / Float(B) }
+            ds[i * N + i] -= 1 / Float(B)
         }
-        // backward of S = Q·Pᵀ/τ: dQ[B, D] = dS·P / τ,  dP[B, D] = dSᵀ·Q / τ
-        var dq = [Float](repeating: 0, count: B * D), dp = [Float](repeating: 0, count: B * D)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(B), Int32(D), Int32(B), 1 / tau, ds, Int32(B), p, Int32(D), 0, &dq, Int32(D))
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(B), Int32(D), Int32(B), 1 / tau, ds, Int32(B), q, Int32(D), 0, &dp, Int32(D))
+        // backward of S = Q·Pᵀ/τ: dQ[B, D] = dS·P / τ,  dP[N, D] = dSᵀ·Q / τ
+        var dq = [Float](repeating: 0, count: B * D), dp = [Float](repeating: 0, count: N * D)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(B), Int32(D), Int32(N), 1 / tau, ds, Int32(N), p, Int32(D), 0, &dq, Int32(D))
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(N), Int32(D), Int32(B), 1 / tau, ds, Int32(N), q, Int32(D), 0, &dp, Int32(D))
         // backward of y = x/|x|: dx = (dy − y·(y·dy)) / |x|
-        func unnormalise(_ dy: inout [Float], _ y: [Float], _ n: [Float]) {
-            for i in 0..<B {
+        func unnormalise(_ dy: inout [Float], _ y: [Float], _ n: [Float], rows: Int) {
+            for i in 0..<rows {
                 var dot: Float = 0
                 for j in 0..<D { dot += y[i * D + j] * dy[i * D + j] }
                 for j in 0..<D { dy[i * D + j] = (dy[i * D + j] - y[i * D + j] * dot) / n[i] }
             }
         }
-        unnormalise(&dq, q, nq)
-        unnormalise(&dp, p, np)
-        // backward of Q̃ = Eq·Wq: gWq[C, D] = Eqᵀ·dQ̃, and gWd likewise
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(C), Int32(D), Int32(B), 1, eq, Int32(C), dq, Int32(D), 0, &gq, Int32(D))
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(C), Int32(D), Int32(B), 1, ed, Int32(C), dp, Int32(D), 0, &gd, Int32(D))
+        unnormalise(&dq, q, nq, rows: B)
+        unnormalise(&dp, p, np, rows: N)
+        // backward of Q̃ = Eq·Wq: gWq[Cin, D] = Eqᵀ·dQ̃, gWd[Cin, D] = Edᵀ·dD̃
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(Cin), Int32(D), Int32(B), 1, eq, Int32(Cin), dq, Int32(D), 0, &gq, Int32(D))
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(Cin), Int32(D), Int32(N), 1, ed, Int32(Cin), dp, Int32(D), 0, &gd, Int32(D))
         return Float(loss / Double(B))
     }
 
-    /// Initial maps: the identity when D == C (the pooled embedding itself), else one shared
+    /// Initial maps: the identity when D == Cin (the features themselves), else one shared
     /// Gaussian N(0, 1/D) map (a random projection keeps cosines roughly).
-    static func initialWeights(C: Int, D: Int, seed: UInt64) -> [Float] {
-        var w = [Float](repeating: 0, count: C * D)
-        if C == D {
-            for i in 0..<C { w[i * D + i] = 1 }
+    static func initialWeights(Cin: Int, D: Int, seed: UInt64) -> [Float] {
+        var w = [Float](repeating: 0, count: Cin * D)
+        if Cin == D {
+            for i in 0..<Cin { w[i * D + i] = 1 }
         } else {
             var rng = RNG(seed: seed)
             let s = 1 / Float(D).squareRoot()
@@ -101,35 +118,66 @@ public enum RetrieverTrainer {
         return w
     }
 
-    /// Trains on precomputed pooled embeddings eq, ed [n, C] (row i a pair; facts should be
-    /// distinct, or a duplicate becomes a false negative). progress(step, loss) after each step.
-    public static func train(eq: [Float], ed: [Float], n: Int, C: Int, options: RetrieverTrainingOptions,
-                             progress: (Int, Float) -> Void = { _, _ in }) throws -> RetrieverProjection {
+    /// Trains on precomputed features: questions eq [n, Cin], documents ed [m, Cin];
+    /// positive[i] (in 0..<m) is question i's document; hard[i] (empty, or h per question,
+    /// [n, h]) its hard negatives (document indices, -1: none). Several questions may share a
+    /// document. C is the model's hidden size (Cin = options.pooling.inputSize(C)).
+    /// progress(step, loss) after each step.
+    public static func train(queries eq: [Float], documents ed: [Float], n: Int, m: Int, positive: [Int], hard: [Int] = [], C: Int,
+                             options: RetrieverTrainingOptions, progress: (Int, Float) -> Void = { _, _ in }) throws -> RetrieverProjection {
         try options.validate()
-        guard n >= 2, eq.count == n * C, ed.count == n * C else {
-            throw HMSTError.invalidArgument("train-retriever: need at least 2 pairs of [\(C)] embeddings")
+        let Cin = options.pooling.inputSize(C: C)
+        guard n >= 2, m >= 2, eq.count == n * Cin, ed.count == m * Cin, positive.count == n, positive.allSatisfy({ $0 >= 0 && $0 < m }) else {
+            throw HMSTError.invalidArgument("train-retriever: need at least 2 questions and 2 documents of [\(Cin)] features, and one document per question")
         }
-        let D = options.dim ?? min(64, C)
+        guard eq.allSatisfy(\.isFinite), ed.allSatisfy(\.isFinite) else { throw HMSTError.invalidArgument("train-retriever: features are not finite") }
+        let h = hard.isEmpty ? 0 : hard.count / n
+        guard hard.count == n * h, hard.allSatisfy({ $0 >= -1 && $0 < m }) else {
+            throw HMSTError.invalidArgument("train-retriever: hard negatives must be [\(n), h] document indices (or -1)")
+        }
+        let D = options.resolvedDim(C: C)
         let B = min(options.batchSize, n)
-        var wq = initialWeights(C: C, D: D, seed: options.seed), wd = wq
-        var mq = [Float](repeating: 0, count: C * D), vq = mq, md = mq, vd = mq
+        var wq = initialWeights(Cin: Cin, D: D, seed: options.seed), wd = wq
+        var mq = [Float](repeating: 0, count: Cin * D), vq = mq, md = mq, vd = mq
         var gq = mq, gd = mq
         var rng = RNG(seed: options.seed &+ 1)
         var order = Array(0..<n), cursor = n
-        var bq = [Float](repeating: 0, count: B * C), bd = bq
+        var bq = [Float](repeating: 0, count: B * Cin)
+        var docs = [Int](), rows = [Int]()
+        var bd = [Float](repeating: 0, count: B * (1 + h) * Cin)
+        var excluded: [Bool] = []
         let beta1: Float = 0.9, beta2: Float = 0.999, eps: Float = 1e-8
         for step in 1...options.steps {
-            // the next B pairs of a fresh permutation each epoch (Fisher-Yates)
-            for b in 0..<B {
+            // the next B questions of a fresh permutation each epoch (Fisher-Yates)
+            rows.removeAll(keepingCapacity: true)
+            for _ in 0..<B {
                 if cursor == n {
                     for i in stride(from: n - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
                     cursor = 0
                 }
-                let r = order[cursor]
+                rows.append(order[cursor])
                 cursor += 1
-                for c in 0..<C { bq[b * C + c] = eq[r * C + c]; bd[b * C + c] = ed[r * C + c] }
             }
-            let loss = lossAndGradients(eq: bq, ed: bd, B: B, C: C, D: D, wq: wq, wd: wd, tau: options.temperature, gq: &gq, gd: &gd)
+            // documents: the positives, then each question's hard negatives (a missing one
+            // repeats the question's positive, which the mask then leaves out)
+            docs = rows.map { positive[$0] }
+            for k in 0..<h { for r in rows { let d = hard[r * h + k]; docs.append(d >= 0 ? d : positive[r]) } }
+            let N = docs.count
+            // gather the batch's feature rows: bq[B, Cin], bd[N, Cin]
+            bq.withUnsafeMutableBufferPointer { dst in
+                eq.withUnsafeBufferPointer { src in
+                    for (b, r) in rows.enumerated() { (dst.baseAddress! + b * Cin).update(from: src.baseAddress! + r * Cin, count: Cin) }
+                }
+            }
+            bd.withUnsafeMutableBufferPointer { dst in
+                ed.withUnsafeBufferPointer { src in
+                    for (j, d) in docs.enumerated() { (dst.baseAddress! + j * Cin).update(from: src.baseAddress! + d * Cin, count: Cin) }
+                }
+            }
+            excluded = [Bool](repeating: false, count: B * N)
+            for i in 0..<B { for j in 0..<N where j != i && docs[j] == docs[i] { excluded[i * N + j] = true } }
+            let loss = lossAndGradients(eq: bq, ed: bd, B: B, N: N, Cin: Cin, D: D, wq: wq, wd: wd, tau: options.temperature,
+                                        excluded: excluded, gq: &gq, gd: &gd)
             guard loss.isFinite else { throw HMSTError(.internal, "train-retriever: loss is not finite at step \(step)") }
             let c1 = 1 - pow(beta1, Float(step)), c2 = 1 - pow(beta2, Float(step))
             let lr = options.learningRate
@@ -144,7 +192,15 @@ public enum RetrieverTrainer {
             adam(&wd, gd, &md, &vd)
             progress(step, loss)
         }
-        return try RetrieverProjection(C: C, D: D, query: wq, document: wd, temperature: options.temperature, steps: options.steps)
+        return try RetrieverProjection(C: C, D: D, query: wq, document: wd, pooling: options.pooling, temperature: options.temperature,
+                                       steps: options.steps)
+    }
+
+    /// Trains on precomputed pairs: row i of eq and of ed [n, Cin] a (question, document) pair,
+    /// each document distinct (a duplicate would be a false negative); no hard negatives.
+    public static func train(eq: [Float], ed: [Float], n: Int, C: Int, options: RetrieverTrainingOptions,
+                             progress: (Int, Float) -> Void = { _, _ in }) throws -> RetrieverProjection {
+        try train(queries: eq, documents: ed, n: n, m: n, positive: Array(0..<n), C: C, options: options, progress: progress)
     }
 
     /// (question, fact) pairs from a JSON-lines file: one {"question": "...", "fact": "..."} a
@@ -163,21 +219,46 @@ public enum RetrieverTrainer {
         return out
     }
 
-    /// Embeds every pair with the frozen model (pooled, no projection) and trains. Pairs whose
-    /// fact repeats an earlier pair's fact are skipped (they would be false negatives).
+    /// For each question, the h facts BM25 (over the distinct facts, k1 1.2, b 0.75) ranks
+    /// highest other than its own: [questions.count, h] indices into facts, -1 where fewer match.
+    static func bm25HardNegatives(questions: [String], positive: [Int], facts: [String], h: Int) throws -> [Int] {
+        guard h > 0 else { return [] }
+        let index = BM25Index()
+        for (i, f) in facts.enumerated() { try index.insert(id: Int64(i), terms: LexicalTokenizer.terms(f)) }
+        var out = [Int](repeating: -1, count: questions.count * h)
+        for (i, q) in questions.enumerated() {
+            let hits = index.search(terms: LexicalTokenizer.terms(q), limit: h + 1).map { Int($0.id) }.filter { $0 != positive[i] }
+            for (k, d) in hits.prefix(h).enumerated() { out[i * h + k] = d }
+        }
+        return out
+    }
+
+    /// Embeds every distinct question and fact with the frozen model (options.pooling, no
+    /// projection), mines BM25 hard negatives and trains. Every pair is a training question;
+    /// pairs that share a fact share its document.
     public static func train(model: LanguageModel, pairs: [(question: String, fact: String)], options: RetrieverTrainingOptions,
                              progress: (Int, Float) -> Void = { _, _ in }) throws -> RetrieverProjection {
-        var seen = Set<String>()
-        let unique = pairs.filter { seen.insert($0.fact).inserted }
-        let C = model.dims.C
-        var eq: [Float] = [], ed: [Float] = []
-        eq.reserveCapacity(unique.count * C)
-        ed.reserveCapacity(unique.count * C)
-        for p in unique {
-            eq += try model.embed(text: p.question)
-            ed += try model.embed(text: p.fact)
+        try options.validate()
+        var factIndex: [String: Int] = [:], facts: [String] = []
+        var positive: [Int] = []
+        for p in pairs {
+            if factIndex[p.fact] == nil { factIndex[p.fact] = facts.count; facts.append(p.fact) }
+            positive.append(factIndex[p.fact]!)
         }
-        return try train(eq: eq, ed: ed, n: unique.count, C: C, options: options, progress: progress)
+        let Cin = options.pooling.inputSize(C: model.dims.C)
+        var eq: [Float] = [], ed: [Float] = []
+        eq.reserveCapacity(pairs.count * Cin)
+        ed.reserveCapacity(facts.count * Cin)
+        var cache: [String: [Float]] = [:]   // a question asked twice is embedded once
+        for p in pairs {
+            if cache[p.question] == nil { cache[p.question] = try model.retrievalFeatures(text: p.question, pooling: options.pooling) }
+            eq += cache[p.question]!
+        }
+        for f in facts { ed += try model.retrievalFeatures(text: f, pooling: options.pooling) }
+        let questions = pairs.map(\.question)
+        let hard = try bm25HardNegatives(questions: questions, positive: positive, facts: facts, h: options.hardNegatives)
+        return try train(queries: eq, documents: ed, n: pairs.count, m: facts.count, positive: positive, hard: hard,
+                         C: model.dims.C, options: options, progress: progress)
     }
 }
 
