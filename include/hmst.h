@@ -1011,6 +1011,9 @@ struct hmst_engine_params {
     bool retry_with_memory;      /* default true */
     int32_t n_ctx;               /* 0 = min(2048, the model's) */
     int32_t n_threads;           /* 0 = the library's */
+    int32_t episodic_retrieval;  /* enum hmst_retrieval_mode of the episodic tier; default
+                                  * HMST_RETRIEVAL_LEXICAL: its dense part (SSM-state cosine) finds a
+                                  * fact from a question far less often than BM25 (README) */
 };
 
 /* Thread-safe. */

@@ -30,6 +30,7 @@ public func hmst_engine_default_params() -> hmst_engine_params {
     p.retry_with_memory = o.retryWithMemory
     p.n_ctx = 0
     p.n_threads = 0
+    p.episodic_retrieval = retrievalModeValue(o.episodicMode)
     return p
 }
 
@@ -65,6 +66,7 @@ public func hmst_engine_create(_ model: OpaquePointer?, _ semantic: OpaquePointe
         o.retryWithMemory = p.retry_with_memory
         o.nCtx = Int(p.n_ctx)
         o.nThreads = Int(p.n_threads)
+        o.episodicMode = try retrievalMode(p.episodic_retrieval, "params->episodic_retrieval")
         let engine = try Engine(model: lm, semantic: s, episodic: e, options: o)
         out.pointee = HandleRegistry.shared.register(engine)
     }

@@ -41,12 +41,7 @@ func evalRequest(_ params: UnsafePointer<hmst_eval_params>?) throws -> EvalRunRe
     r.options.nCtx = Int(p.n_ctx)
     if let s = p.report_path { r.reportPath = String(cString: s) }
     if let s = p.items_path { r.itemsPath = String(cString: s) }
-    switch p.retrieval_mode {
-    case Int32(HMST_RETRIEVAL_HYBRID.rawValue): r.retrieval.mode = .hybrid
-    case Int32(HMST_RETRIEVAL_DENSE.rawValue): r.retrieval.mode = .dense
-    case Int32(HMST_RETRIEVAL_LEXICAL.rawValue): r.retrieval.mode = .lexical
-    default: throw HMSTError.invalidArgument("params->retrieval_mode \(p.retrieval_mode) is not an hmst_retrieval_mode value")
-    }
+    r.retrieval.mode = try retrievalMode(p.retrieval_mode, "params->retrieval_mode")
     return r
 }
 

@@ -20,16 +20,30 @@ public func hmst_retrieval_default_params() -> hmst_retrieval_params {
     return p
 }
 
+/// An enum hmst_retrieval_mode value from a host's params field.
+func retrievalMode(_ raw: Int32, _ field: String) throws -> RetrievalMode {
+    switch UInt32(bitPattern: raw) {
+    case HMST_RETRIEVAL_HYBRID.rawValue: return .hybrid
+    case HMST_RETRIEVAL_DENSE.rawValue: return .dense
+    case HMST_RETRIEVAL_LEXICAL.rawValue: return .lexical
+    default: throw HMSTError.invalidArgument("\(field) = \(raw) is not an enum hmst_retrieval_mode (0 hybrid, 1 dense, 2 lexical)")
+    }
+}
+
+/// The enum hmst_retrieval_mode value of a mode.
+func retrievalModeValue(_ m: RetrievalMode) -> Int32 {
+    switch m {
+    case .hybrid: return Int32(HMST_RETRIEVAL_HYBRID.rawValue)
+    case .dense: return Int32(HMST_RETRIEVAL_DENSE.rawValue)
+    case .lexical: return Int32(HMST_RETRIEVAL_LEXICAL.rawValue)
+    }
+}
+
 /// The host's params as RetrievalOptions (validated later by the memory).
 func retrievalOptions(_ params: UnsafePointer<hmst_retrieval_params>?) throws -> RetrievalOptions {
     let p = try readParams(params, defaults: hmst_retrieval_default_params(), name: "params")
     var o = RetrievalOptions()
-    switch UInt32(bitPattern: p.mode) {
-    case HMST_RETRIEVAL_HYBRID.rawValue: o.mode = .hybrid
-    case HMST_RETRIEVAL_DENSE.rawValue: o.mode = .dense
-    case HMST_RETRIEVAL_LEXICAL.rawValue: o.mode = .lexical
-    default: throw HMSTError.invalidArgument("params->mode = \(p.mode) is not an enum hmst_retrieval_mode (0 hybrid, 1 dense, 2 lexical)")
-    }
+    o.mode = try retrievalMode(p.mode, "params->mode")
     o.k = Int(p.k)
     o.nCandidates = Int(p.n_candidates)
     o.rrfK = p.rrf_k

@@ -84,6 +84,9 @@ int main(void) {
     struct hmst_engine_params p = hmst_engine_default_params();
     CHECK(p.struct_size == sizeof p && p.k == 4 && p.exit_layer == 0 && p.selected_experts == 1 && p.retry_with_memory);
     CHECK(fabsf(p.confidence_threshold - 0.5f) < 1e-6f);
+    CHECK(p.episodic_retrieval == HMST_RETRIEVAL_LEXICAL);
+    /* hybrid, so the one episodic entry is a candidate for every query (its SSM key is scanned) */
+    p.episodic_retrieval = HMST_RETRIEVAL_HYBRID;
     hmst_engine *e = NULL;
     CHECK_STATUS(hmst_engine_create(m, sem, epi, &p, &e), HMST_STATUS_OK);
     if (!e) return check_summary("test_engine");
@@ -220,6 +223,10 @@ int main(void) {
     pb = p;
     pb.confidence_threshold = NAN;
     CHECK_STATUS(hmst_engine_create(m, NULL, NULL, &pb, &bad), HMST_STATUS_INVALID_ARGUMENT);
+    pb = p;
+    pb.episodic_retrieval = 7;
+    CHECK_STATUS(hmst_engine_create(m, NULL, NULL, &pb, &bad), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(hmst_last_error(), "episodic_retrieval") != NULL);
     CHECK(bad == NULL);
     /* a semantic memory of another dimension */
     struct hmst_semantic_params sp2 = sp;

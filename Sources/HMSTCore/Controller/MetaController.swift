@@ -113,14 +113,15 @@ public final class MetaController: EngineController, @unchecked Sendable {
             throw HMSTError.badFormat("\(jsonPath): not a controller description (format, version, features, hidden, model sizes, exit_layer, projection_seed, parameters, hash)")
         }
         guard version <= formatVersion else { throw HMSTError.unsupported("\(jsonPath): version \(version) is newer than this hmst reads") }
-        guard features == StateSummary.featureNames else {
-            throw StaleController(message: "\(jsonPath): its features (\(features.count)) are not the ones this hmst computes (\(StateSummary.size)); retrain the controller (hmst rl-train)")
-        }
         let shape = shape(of: model)
         guard [C, L, V] == shape else {
             throw HMSTError.invalidArgument("\(jsonPath): the controller was trained for a model of hidden size \(C), \(L) layers, vocabulary \(V); this model has \(shape[0]), \(shape[1]), \(shape[2])")
         }
         guard exit >= 1, exit <= L else { throw HMSTError.badFormat("\(jsonPath): exit layer \(exit) is outside 1...\(L)") }
+        // after the checks above: a controller of another model is an error, a stale one is not
+        guard features == StateSummary.featureNames else {
+            throw StaleController(message: "\(jsonPath): its features (\(features.count)) are not the ones this hmst computes (\(StateSummary.size)); retrain the controller (hmst rl-train)")
+        }
         let hidden = hiddenJ.compactMap { $0.int }
         guard hidden.count == hiddenJ.count, !hidden.isEmpty, hidden.allSatisfy({ $0 >= 1 && $0 <= 4096 }) else {
             throw HMSTError.badFormat("\(jsonPath): hidden sizes must be 1...4096")

@@ -193,11 +193,15 @@ public final class Engine: @unchecked Sendable {
             ctx.events.append("probe semantic: \(ctx.semanticHits.count) hits of \(inScope)")
         }
         if let e = episodic, case let inScope = e.count(owner: o.owner), inScope > 0 {
-            ctx.episodicHits = try e.retrieve(text: text, model: model, options: o)
-            let n = e.count
-            ctx.cost.vectorsScanned += n
-            ctx.cost.retrievalFLOPs += 2 * Double(n) * Double(e.config.stateSize)
-            ctx.cost.ssmTokensEncoded += ctx.signals.queryTokens
+            var eo = o
+            eo.mode = options.episodicMode
+            ctx.episodicHits = try e.retrieve(text: text, model: model, options: eo)
+            if eo.mode != .lexical {   // the dense part: the query's SSM state against every key
+                let n = e.count
+                ctx.cost.vectorsScanned += n
+                ctx.cost.retrievalFLOPs += 2 * Double(n) * Double(e.config.stateSize)
+                ctx.cost.ssmTokensEncoded += ctx.signals.queryTokens
+            }
             ctx.cost.retrievals += 1
             ctx.cost.latencyUnits += 1
             let cov = e.lexicalCoverage(of: text, owner: o.owner)

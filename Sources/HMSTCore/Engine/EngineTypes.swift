@@ -23,6 +23,11 @@ public struct EngineOptions: Sendable, Equatable {
     public var unknownAnswer = "unknown"
     /// retrieval for the memory signals and the memories given
     public var retrieval = RetrievalOptions()
+    /// how the episodic tier is searched (retrieval's other options apply): its dense part is
+    /// the cosine of SSM states, which finds a fact from a question far less often than BM25
+    /// (README, "Stage 2": answer NLL 4.12 hybrid against 0.85 lexical on the episodic-only
+    /// facts), so lexical by default
+    public var episodicMode: RetrievalMode = .lexical
     /// seed of the state summary's encoding projection
     public var projectionSeed: UInt64 = 0x5eed
     public init() {}

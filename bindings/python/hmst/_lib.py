@@ -284,6 +284,7 @@ class EvalParams(ctypes.Structure):
 
 # enum hmst_retrieval_mode
 RETRIEVAL_HYBRID, RETRIEVAL_DENSE, RETRIEVAL_LEXICAL = range(3)
+RETRIEVAL_MODES = {"hybrid": RETRIEVAL_HYBRID, "dense": RETRIEVAL_DENSE, "lexical": RETRIEVAL_LEXICAL}
 
 
 class RetrievalParams(ctypes.Structure):
@@ -396,6 +397,7 @@ class EngineParams(ctypes.Structure):
         ("retry_with_memory", ctypes.c_bool),
         ("n_ctx", ctypes.c_int32),
         ("n_threads", ctypes.c_int32),
+        ("episodic_retrieval", ctypes.c_int32),
     ]
 
 

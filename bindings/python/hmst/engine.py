@@ -57,14 +57,19 @@ class EngineResult:
 class Engine(_Resource):
     """An engine over a model and memory tiers (hmst.SemanticMemory / hmst.EpisodicMemory, either
     optional). Keep the model and memories open while the engine is. Queries on one engine run one
-    at a time."""
+    at a time. episodic_retrieval: how the episodic tier is searched ("lexical" by default: its
+    SSM-state vectors find facts from questions far less often than BM25; "hybrid", "dense")."""
     _kind = "engine"
     _free = staticmethod(lambda h: _lib.lib.hmst_engine_free(h))
 
     def __init__(self, model, semantic=None, episodic=None, *, k=4, exit_layer=0, selected_experts=1,
-                 confidence_threshold=0.5, retry_with_memory=True, n_ctx=0, n_threads=0):
+                 confidence_threshold=0.5, retry_with_memory=True, n_ctx=0, n_threads=0, episodic_retrieval="lexical"):
         self._h = None
+        if episodic_retrieval not in _lib.RETRIEVAL_MODES:
+            raise HMSTError(_lib.INVALID_ARGUMENT,
+                            f"unknown episodic_retrieval {episodic_retrieval!r} (expected hybrid, dense or lexical)")
         p = _lib.lib.hmst_engine_default_params()
+        p.episodic_retrieval = _lib.RETRIEVAL_MODES[episodic_retrieval]
         p.k = int(k)
         p.exit_layer = int(exit_layer)
         p.selected_experts = int(selected_experts)

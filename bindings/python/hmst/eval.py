@@ -63,7 +63,7 @@ def evaluate(model, tasks, memory=None, conditions=("off",), k=4, limit=0, seed=
     p.bootstrap_resamples = _int32("bootstrap", bootstrap, 1)
     p.n_ctx = _int32("n_ctx", n_ctx, 0)
     p.items_path = os.fsencode(items_output) if items_output is not None else None
-    modes = {"hybrid": _lib.RETRIEVAL_HYBRID, "dense": _lib.RETRIEVAL_DENSE, "lexical": _lib.RETRIEVAL_LEXICAL}
+    modes = _lib.RETRIEVAL_MODES
     if retrieval not in modes:
         raise HMSTError(_lib.INVALID_ARGUMENT, f"unknown retrieval mode {retrieval!r} (expected hybrid, dense or lexical)")
     p.retrieval_mode = modes[retrieval]

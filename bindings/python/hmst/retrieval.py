@@ -18,7 +18,7 @@ from . import _lib
 from .api import HMSTError, _check
 from .memory import EpisodicMemory, SemanticMemory, _ptr, _text
 
-_MODES = {"hybrid": _lib.RETRIEVAL_HYBRID, "dense": _lib.RETRIEVAL_DENSE, "lexical": _lib.RETRIEVAL_LEXICAL}
+_MODES = _lib.RETRIEVAL_MODES
 
 # struct hmst_retrieval_hit as a numpy record (C layout, 8-byte aligned), so C fills the arrays
 HIT_DTYPE = np.dtype([("id", np.int64), ("score", np.float32), ("dense_score", np.float32),

@@ -27,7 +27,7 @@ def parts():
 
 def test_ask_returns_python_values(parts):
     model, sem, epi = parts
-    with hmst.Engine(model, semantic=sem, episodic=epi) as engine:
+    with hmst.Engine(model, semantic=sem, episodic=epi, episodic_retrieval="hybrid") as engine:
         assert not engine.has_controller and not engine.has_critic
         assert 1 <= engine.exit_layer
         r = engine.ask("Who may copy the work?", policy="episodic+semantic", max_tokens=5)
@@ -47,7 +47,7 @@ def test_ask_returns_python_values(parts):
 
 def test_policies_change_what_runs(parts):
     model, sem, epi = parts
-    with hmst.Engine(model, semantic=sem, episodic=epi) as engine:
+    with hmst.Engine(model, semantic=sem, episodic=epi, episodic_retrieval="hybrid") as engine:
         none = engine.ask("Is warranty given?", policy="none", max_tokens=4)
         assert none.citations == [] and not any(none.decisions.values())
         cheap = engine.ask("Is warranty given?", policy="early_exit+expert_selection", max_tokens=4)
@@ -93,6 +93,8 @@ def test_errors(parts):
         hmst.Engine(model, k=0)
     with pytest.raises(hmst.HMSTError):
         hmst.Engine(model, exit_layer=99)
+    with pytest.raises(hmst.HMSTError, match="episodic_retrieval"):
+        hmst.Engine(model, episodic_retrieval="psychic")
     wrong = hmst.SemanticMemory(dim=model.n_embd + 4, index="Flat")
     wrong.add(np.ones((1, model.n_embd + 4), dtype=np.float32), texts=["x"])
     with pytest.raises(hmst.HMSTError, match="dimension|embed"):
@@ -106,7 +108,7 @@ def test_owner_scopes_the_memory(parts):
     """Entries added from Python have no owner: owner="" is all of them, any other owner none of
     them (no citation, no retrieval), None every entry."""
     model, sem, epi = parts
-    with hmst.Engine(model, semantic=sem, episodic=epi) as engine:
+    with hmst.Engine(model, semantic=sem, episodic=epi, episodic_retrieval="hybrid") as engine:
         everyone = engine.ask("Who may copy the work?", policy="episodic+semantic", max_tokens=3)
         assert everyone.owner is None and len(everyone.citations) == 4
         unowned = engine.ask("Who may copy the work?", policy="episodic+semantic", max_tokens=3, owner="")
