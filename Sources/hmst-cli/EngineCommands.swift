@@ -92,6 +92,8 @@ struct RLTrainCommand: ParsableCommand {
     @Option(name: .customLong("reuse-outcomes"),
             help: "outcomes.jsonl of an earlier run with the same checkpoint, facts and options: only the observations are computed again.")
     var reuseOutcomes: String?
+    @Flag(name: .customLong("joint-actions"), help: "One 32-way action head over the joint decisions instead of five two-way heads.")
+    var jointActions = false
     @OptionGroup var engine: EngineOptionGroup
     @OptionGroup var threadOptions: ThreadOptions
 
@@ -105,6 +107,7 @@ struct RLTrainCommand: ParsableCommand {
             o.episodicDistractors = episodicDistractors
             o.seed = seed
             o.ppo.totalSteps = episodes
+            o.jointActions = jointActions
             try FileIO.makeDirectories(output)
             let model = try LanguageModel.load(path: checkpoint)
             let (queries, semantic, episodic) = try ControllerTraining.queryMix(factsDirectory: facts, options: o)

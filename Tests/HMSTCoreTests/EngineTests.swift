@@ -168,15 +168,22 @@ final class EngineTests: XCTestCase {
     }
 
     func testPPOLearnsTheControllerBanditAndBeatsFixedPolicies() throws {
+        for joint in [false, true] { try checkPPOLearnsTheBandit(joint: joint) }
+    }
+
+    func checkPPOLearnsTheBandit(joint: Bool) throws {
         let t = makeTable(n: 200)
         var o = ControllerTrainingOptions()
         o.ppo.totalSteps = 40_000
         o.seed = 2
+        o.jointActions = joint
         let (net, report) = try ControllerTraining.train(table: t, options: o)
+        XCTAssertEqual(net.actionHeads, joint ? [32] : [2, 2, 2, 2, 2])
         let ppo = report.scores.first { $0.name == "PPO controller" }!
         let oracle = report.scores.first { $0.name == "per-query best action" }!
         // the best action is: known -> nothing, semantic -> semantic alone, no early exit on known
-        XCTAssertGreaterThan(report.gapClosed, 0.8, "\(EngineReport.controllerText(report))")
+        // 32 joint actions take longer to explore than five binary heads in the same 40k steps
+        XCTAssertGreaterThan(report.gapClosed, joint ? 0.6 : 0.8, "\(EngineReport.controllerText(report))")
         XCTAssertGreaterThan(ppo.mean, report.scores.first { $0.name == report.bestFixed }!.mean)
         XCTAssertLessThanOrEqual(ppo.mean, oracle.mean + 1e-9)
         XCTAssertGreaterThan(report.ppoMinusBestFixed.1, 0)   // the paired interval excludes 0
@@ -221,6 +228,25 @@ final class EngineTests: XCTestCase {
         XCTAssertThrowsError(try MetaController.load(checkpoint: dir, model: model))
         // no controller: nil
         XCTAssertNil(try MetaController.load(checkpoint: dir + "/nothing", model: model))
+        // one joint head: greedy is the likeliest of the 32, the probabilities its marginals
+        let jnet = try ActorCritic(observationSize: StateSummary.size, actionHeads: [32], hidden: [16], seed: 6)
+        let jc = try MetaController(network: jnet, hidden: [16], model: model, exitLayer: 1, projectionSeed: 77)
+        XCTAssertTrue(jc.joint)
+        try jc.save(checkpoint: dir)
+        let jback = try XCTUnwrap(try MetaController.load(checkpoint: dir, model: model))
+        XCTAssertTrue(jback.joint)
+        let (d, p) = try jback.decide(obs)
+        XCTAssertEqual(p, try jc.decide(obs).1)
+        let (logits, _) = obs.withUnsafeBufferPointer { jnet.forward($0.baseAddress!, B: 1) }
+        let z = (0..<32).map { exp(Double(logits[$0])) }, total = z.reduce(0, +)
+        XCTAssertEqual(d.index, (0..<32).max { z[$0] < z[$1] })
+        for (h, yes) in p.yes.enumerated() {
+            let want = (0..<32).filter { EngineDecisions(index: $0).bits[h] }.reduce(0.0) { $0 + z[$1] } / total
+            XCTAssertEqual(Double(yes), want, accuracy: 1e-5)
+        }
+        XCTAssertThrowsError(try MetaController(network: try ActorCritic(observationSize: StateSummary.size, actionHeads: [4, 8],
+                                                                           hidden: [16], seed: 1),
+                                                hidden: [16], model: model, exitLayer: 1, projectionSeed: 1))
     }
 
     func testExitHeadStartsAtTheEarlyReadOutAndRoundTrips() throws {

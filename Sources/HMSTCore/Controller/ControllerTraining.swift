@@ -21,6 +21,9 @@ public struct ControllerTrainingOptions {
     public var testFraction = 0.3
     public var maxTokens = 12
     public var weights = RewardWeights()
+    /// one 32-way action head over the joint decisions instead of five two-way heads
+    /// (MetaController)
+    public var jointActions = false
     public var ppo: PPOConfig = {
         var c = PPOConfig()
         c.nEnvs = 8
@@ -156,7 +159,7 @@ public enum ControllerTraining {
         let t0 = Clock.nowMs()
         var cfg = o.ppo
         cfg.seed = o.seed
-        let ppo = try PPOTrainer(config: cfg) { i in ControllerBandit(table: table, rows: train, weights: o.weights, seed: o.seed &+ UInt64(i)) }
+        let ppo = try PPOTrainer(config: cfg) { i in ControllerBandit(table: table, rows: train, weights: o.weights, seed: o.seed &+ UInt64(i), joint: o.jointActions) }
         try ppo.train { log in
             report.ppoLog.append(log)
             onUpdate(log)
@@ -198,6 +201,7 @@ public enum ControllerTraining {
         let ppoChoice: (Int) -> Int = { q in
             let obs = table.observations[q]
             let (logits, _) = obs.withUnsafeBufferPointer { net.forward($0.baseAddress!, B: 1) }
+            if o.jointActions { return (0..<EngineDecisions.count).max { logits[$0] < logits[$1] } ?? 0 }
             return EngineDecisions(bits: (0..<5).map { logits[2 * $0 + 1] > logits[2 * $0] }).index
         }
         let ppoScore = score("PPO controller", ppoChoice)

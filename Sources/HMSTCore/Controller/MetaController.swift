@@ -1,10 +1,14 @@
 // MetaController: the seed's MetaController, the policy that makes the engine's five decisions.
 // It reads the state summary (StateSummary: the base model's encoding of the query beside the
-// memory and uncertainty signals) through CleanRL's actor MLP with five two-way heads; the base
-// model is the transformer that encodes, the controller the small network on top. Trained by
+// memory and uncertainty signals) through CleanRL's actor MLP, either with five two-way heads
+// (one per decision) or one 32-way head over the joint decisions (ControllerTrainingOptions.
+// jointActions: the decisions pay off together, memory only at full depth, which independent
+// heads learn poorly); the base model is the transformer that encodes, the controller the small
+// network on top. Trained by
 // PPO (Controller/ControllerTraining.swift, `hmst rl-train`). Stored in the checkpoint:
 //   controller/controller.safetensors  "params" [P] f32 (actor then critic, ActorCritic's order)
-//   controller/config.json             format, version, features, heads, hidden sizes, the
+//   controller/config.json             format, version, features, heads, action_heads ([2, 2, 2,
+//                                      2, 2] or [32]; version 1: the former), hidden sizes, the
 //                                      model's hidden size / layers / vocabulary, the exit layer,
 //                                      the projection seed, the weights' hash, training summary
 // LanguageModel.load leaves it alone; Engine users load it with MetaController.load.
@@ -16,7 +20,9 @@ public final class MetaController: EngineController, @unchecked Sendable {
     static let weightsName = "controller.safetensors"
     static let configName = "config.json"
     static let formatName = "hmst-controller"
-    static let formatVersion = 1
+    static let formatVersion = 2
+    static let factorizedHeads = [2, 2, 2, 2, 2]
+    static let jointHeads = [EngineDecisions.count]
 
     public let network: ActorCritic
     public let hidden: [Int]
@@ -29,8 +35,9 @@ public final class MetaController: EngineController, @unchecked Sendable {
     private let decideLock = NSLock()
 
     public init(network: ActorCritic, hidden: [Int], model: LanguageModel, exitLayer: Int, projectionSeed: UInt64) throws {
-        guard network.observationSize == StateSummary.size, network.actionHeads == [2, 2, 2, 2, 2] else {
-            throw HMSTError.invalidArgument("controller: the network must read \(StateSummary.size) features into five two-way heads")
+        guard network.observationSize == StateSummary.size,
+              [MetaController.factorizedHeads, MetaController.jointHeads].contains(network.actionHeads) else {
+            throw HMSTError.invalidArgument("controller: the network must read \(StateSummary.size) features into five two-way heads or one \(EngineDecisions.count)-way head")
         }
         self.network = network
         self.hidden = hidden
@@ -41,7 +48,11 @@ public final class MetaController: EngineController, @unchecked Sendable {
 
     static func shape(of model: LanguageModel) -> [Int] { [model.dims.C, model.dims.L, model.dims.V] }
 
-    /// Greedy decisions (each head's likelier choice) and each head's probability of yes.
+    /// One head over the 32 joint decisions (else five two-way heads).
+    public var joint: Bool { network.actionHeads == MetaController.jointHeads }
+
+    /// Greedy decisions (each head's likelier choice, or the likeliest joint decision) and each
+    /// decision's probability of yes (with a joint head, summed over the joint decisions).
     /// Thread-safe: the network's forward writes its own activation buffers, so concurrent
     /// engines sharing the checkpoint's controller take turns here (a few small GEMVs).
     public func decide(_ observation: [Float]) throws -> (EngineDecisions, DecisionProbabilities) {
@@ -52,6 +63,17 @@ public final class MetaController: EngineController, @unchecked Sendable {
         defer { decideLock.unlock() }
         let (logits, _) = observation.withUnsafeBufferPointer { network.forward($0.baseAddress!, B: 1) }
         var yes = [Float](repeating: 0, count: 5)
+        if joint {
+            let n = EngineDecisions.count
+            let lse = logSumExp(logits, n)
+            var best = 0
+            for a in 0..<n {
+                if logits[a] > logits[best] { best = a }
+                let p = expf(logits[a] - lse)
+                for (h, on) in EngineDecisions(index: a).bits.enumerated() where on { yes[h] += p }
+            }
+            return (EngineDecisions(index: best), DecisionProbabilities(yes: yes))
+        }
         for h in 0..<5 {
             let a = logits[2 * h], b = logits[2 * h + 1]
             yes[h] = 1 / (1 + expf(a - b))
@@ -83,6 +105,7 @@ public final class MetaController: EngineController, @unchecked Sendable {
             w.field("version", MetaController.formatVersion)
             w.field("features", StateSummary.featureNames)
             w.field("heads", EngineDecisions.names)
+            w.field("action_heads", .array(network.actionHeads.map { .number(Double($0)) }))
             w.field("hidden", .array(hidden.map { .number(Double($0)) }))
             w.field("model_hidden_size", modelShape[0])
             w.field("model_layers", modelShape[1])
@@ -126,7 +149,11 @@ public final class MetaController: EngineController, @unchecked Sendable {
         guard hidden.count == hiddenJ.count, !hidden.isEmpty, hidden.allSatisfy({ $0 >= 1 && $0 <= 4096 }) else {
             throw HMSTError.badFormat("\(jsonPath): hidden sizes must be 1...4096")
         }
-        let net = try ActorCritic(observationSize: StateSummary.size, actionHeads: [2, 2, 2, 2, 2], hidden: hidden, seed: 0)
+        let heads = version >= 2 ? (j["action_heads"]?.array?.compactMap { $0.int } ?? []) : factorizedHeads
+        guard [factorizedHeads, jointHeads].contains(heads) else {
+            throw HMSTError.badFormat("\(jsonPath): action_heads must be [2, 2, 2, 2, 2] or [\(EngineDecisions.count)]")
+        }
+        let net = try ActorCritic(observationSize: StateSummary.size, actionHeads: heads, hidden: hidden, seed: 0)
         guard net.parameterCount == P else { throw HMSTError.badFormat("\(jsonPath): \(P) parameters, but the hidden sizes give \(net.parameterCount)") }
         let weightsPath = d + "/" + weightsName
         guard FileIO.exists(weightsPath) else { throw HMSTError.notFound("\(weightsPath): missing (named by \(jsonPath))") }

@@ -163,15 +163,17 @@ public struct OutcomeTable: Sendable {
 }
 
 /// PPO's view of the table: one step per episode; the observation is a random query's state,
-/// the action the five decisions, the reward the table's.
+/// the action the five decisions (or, joint, one of the 32), the reward the table's.
 public struct ControllerBandit: Environment {
     let observations: [[Float]]
     let rewards: [[Float]]
     let components: [[[Float]]]
     var rng: RNG
     var current = 0
+    let joint: Bool
 
-    public init(table: OutcomeTable, rows: [Int], weights: RewardWeights, seed: UInt64) {
+    public init(table: OutcomeTable, rows: [Int], weights: RewardWeights, seed: UInt64, joint: Bool = false) {
+        self.joint = joint
         let norm = table.normalisers()
         observations = rows.map { table.observations[$0] }
         let scored = rows.map { q in (0..<EngineDecisions.count).map { table.reward(q, $0, weights, norm) } }
@@ -181,7 +183,7 @@ public struct ControllerBandit: Environment {
     }
 
     public var observationSize: Int { StateSummary.size }
-    public var actionHeads: [Int] { [2, 2, 2, 2, 2] }
+    public var actionHeads: [Int] { joint ? [EngineDecisions.count] : [2, 2, 2, 2, 2] }
     public var rewardComponentNames: [String] { RewardWeights.componentNames }
 
     public mutating func reset(seed: UInt64?) -> [Float] {
@@ -191,7 +193,7 @@ public struct ControllerBandit: Environment {
     }
 
     public mutating func step(_ action: [Int]) -> EnvironmentStep {
-        let a = EngineDecisions(bits: action.map { $0 == 1 }).index
+        let a = joint ? action[0] : EngineDecisions(bits: action.map { $0 == 1 }).index
         let s = EnvironmentStep(observation: observations[current], reward: rewards[current][a], terminated: true,
                                 truncated: false, rewardComponents: components[current][a])
         return s
