@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Stage 2 end to end (issue 11): does memory make the model know what it could not know?
 #   facts -> memory fine-tuning -> a semantic memory with 10k distractors -> evaluation under
-#   off / on / oracle / deleted, the episodic-only variant, the kNN-LM control and retrieval
-#   recall; prints one JSON summary line (and the on/off/deleted table on stderr).
+#   off / on / oracle / deleted (hybrid, and on / deleted again with BM25 alone), the
+#   episodic-only variant, the kNN-LM control and retrieval recall; prints one JSON summary line
+#   (and the on/off/deleted table on stderr).
 # Usage: benchmarks/memory_finetune.sh BASE_CKPT PRETRAIN_RUN OUT
 #   BASE_CKPT     a pre-trained checkpoint (make demo's build/demo/best_model)
 #   PRETRAIN_RUN  the `hmst train` output directory it came from (split/train_split, split/val)
@@ -68,7 +69,11 @@ say "evaluation (first $LIMIT items of each task)"
 "$HMST" eval "$CK" --task "$T/facts_heldout_gen.json" "$T/facts_heldout_ll.json" --memory "$OUT/mem" \
     --condition off,on,oracle,deleted --limit "$LIMIT" --knn-lambdas 0.25,0.5,0.75 --threads "$THREADS" \
     --output "$OUT/report.json" >&2
-"$HMST" eval "$CK" --task "$T/facts_heldout_ll.json" --memory "$OUT/epmem" --tier episodic \
+# "on" and "deleted" once more with BM25 alone (the blocks Stage 2's --retrieved-distractors teaches)
+"$HMST" eval "$CK" --task "$T/facts_heldout_gen.json" "$T/facts_heldout_ll.json" --memory "$OUT/mem" \
+    --condition on,deleted --retrieval lexical --limit "$LIMIT" --threads "$THREADS" --output "$OUT/report_lexical.json" >&2
+# the episodic tier as the engine searches it (lexically: its SSM-state vectors rarely find a fact)
+"$HMST" eval "$CK" --task "$T/facts_heldout_ll.json" --memory "$OUT/epmem" --tier episodic --retrieval lexical \
     --condition off,on --limit "$LIMIT" --threads "$THREADS" --output "$OUT/report_episodic.json" >&2
 "$HMST" eval "$BASE" --task "$T/facts_heldout_ll.json" --condition off --limit "$LIMIT" --threads "$THREADS" \
     --output "$OUT/report_base.json" >&2
@@ -78,6 +83,7 @@ import json, sys
 out, t0, t1 = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
 r = json.load(open(f"{out}/report.json"))["tasks"]
 ep = json.load(open(f"{out}/report_episodic.json"))["tasks"]
+lex = json.load(open(f"{out}/report_lexical.json"))["tasks"]
 base = json.load(open(f"{out}/report_base.json"))["tasks"]
 def m(rep, task, cond, metric):
     v = rep[task]["conditions"].get(cond, {}).get(metric)
@@ -89,7 +95,9 @@ summary = {
     "bench": "memory_finetune", "stage2_seconds": round(t1 - t0, 1),
     "answer_nll": {c: m(r, ll, c, "answer_nll") for c in ("off", "on", "oracle", "deleted")},
     "exact_match": {c: m(r, gen, c, "exact_match") for c in ("off", "on", "oracle", "deleted")},
-    "episodic_answer_nll": {c: m(ep, ll, c, "answer_nll") for c in ("off", "on")},
+    "lexical": {"answer_nll": {c: m(lex, ll, c, "answer_nll") for c in ("on", "deleted")},
+                "exact_match": {c: m(lex, gen, c, "exact_match") for c in ("on", "deleted")}},
+    "episodic_lexical_answer_nll": {c: m(ep, ll, c, "answer_nll") for c in ("off", "on")},
     "base_model_answer_nll_off": m(base, ll, "off", "answer_nll"),
     "knn_answer_nll": {k: v["value"] for k, v in r[ll]["conditions"]["off"].items() if k.startswith("knn_answer_nll")},
     "val_bpb_first": vals[0]["val_bpb"] if vals else None, "val_bpb_last": vals[-1]["val_bpb"] if vals else None,
@@ -101,5 +109,8 @@ print(f"{'condition':<10}{'answer NLL':>12}{'exact match':>13}", file=sys.stderr
 for c in ("off", "on", "oracle", "deleted"):
     n, e = summary["answer_nll"][c], summary["exact_match"][c]
     print(f"{c:<10}{n:>12.3f}{e:>13.3f}", file=sys.stderr)
+for c in ("on", "deleted"):
+    n, e = summary["lexical"]["answer_nll"][c], summary["lexical"]["exact_match"][c]
+    print(f"{c + ' bm25':<10}{n:>12.3f}{e:>13.3f}", file=sys.stderr)
 print(json.dumps(summary))
 EOF
