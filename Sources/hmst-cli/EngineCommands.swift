@@ -94,6 +94,11 @@ struct RLTrainCommand: ParsableCommand {
     var reuseOutcomes: String?
     @Flag(name: .customLong("joint-actions"), help: "One 32-way action head over the joint decisions instead of five two-way heads.")
     var jointActions = false
+    @Option(name: .customLong("ppo-learning-rate"), help: "PPO's peak learning rate (annealed to 0).") var ppoLearningRate: Float = 1e-3
+    @Option(name: .customLong("ent-coef"), help: "PPO's entropy bonus.") var entCoef: Float = 0.01
+    @Option(name: .customLong("hidden"), help: "The policy's hidden layer sizes, comma-separated.") var hidden = "64,64"
+    @Option(name: .customLong("ppo-seed"), help: "PPO's own seed (default: --seed); the query mix and split stay those of --seed.")
+    var ppoSeed: UInt64?
     @OptionGroup var engine: EngineOptionGroup
     @OptionGroup var threadOptions: ThreadOptions
 
@@ -108,6 +113,14 @@ struct RLTrainCommand: ParsableCommand {
             o.seed = seed
             o.ppo.totalSteps = episodes
             o.jointActions = jointActions
+            o.ppo.learningRate = ppoLearningRate
+            o.ppo.entCoef = entCoef
+            o.ppoSeed = ppoSeed
+            let sizes = hidden.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard !sizes.isEmpty, sizes.allSatisfy({ ($0 ?? 0) >= 1 && ($0 ?? 0) <= 4096 }) else {
+                throw HMSTError.invalidArgument("--hidden \(hidden): comma-separated layer sizes in 1...4096")
+            }
+            o.ppo.hidden = sizes.compactMap { $0 }
             try FileIO.makeDirectories(output)
             let model = try LanguageModel.load(path: checkpoint)
             let (queries, semantic, episodic) = try ControllerTraining.queryMix(factsDirectory: facts, options: o)

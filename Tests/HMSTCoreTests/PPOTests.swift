@@ -308,6 +308,11 @@ final class PPOTests: XCTestCase {
         var c = PPOConfig()
         c.nMinibatches = 3   // 512 rows do not split into 3
         XCTAssertThrowsError(try PPOTrainer(config: c) { _ in CartPole() }) { XCTAssertTrue("\($0)".contains("split into 3 minibatches"), "\($0)") }
+        for bad in [(Float.infinity, Float(0.01)), (Float(1e-3), Float(-0.1)), (Float(1e-3), Float.nan)] {
+            var b = PPOConfig()
+            (b.learningRate, b.entCoef) = bad
+            XCTAssertThrowsError(try PPOTrainer(config: b) { _ in CartPole() }) { XCTAssertTrue("\($0)".contains("entCoef"), "\($0)") }
+        }
         XCTAssertThrowsError(try ActorCritic(observationSize: 0, actionHeads: [2], seed: 1))
         struct Odd: Environment {
             var size: Int

@@ -197,6 +197,9 @@ rows = [json.loads(l) for l in open(sys.argv[2])]
 assert len(rows) == 24 and all(len(x['outcomes']) == 32 for x in rows)
 assert {x['kind'] for x in rows} == {'known', 'semantic', 'episodic', 'unanswerable'}
 \" $W/rl/report.json $W/rl/outcomes.jsonl"
+check "rl-train --reuse-outcomes --joint-actions probes again and trains a joint head" bash -c "cp -r $W/s2e $W/s2j && $HMST rl-train --checkpoint $W/s2j --facts $F --output $W/rlj --queries-per-kind 6 --semantic-distractors 20 --episodic-distractors 5 --episodes 2048 --threads 2 --reuse-outcomes $W/rl/outcomes.jsonl --joint-actions --ent-coef 0.02 --hidden 16 > $W/rlj.out 2> $W/rlj.err && grep -q 'PPO controller' $W/rlj.out && grep -q 'action_heads' $W/s2j/controller/config.json && cmp <(python3 -c \"import json,sys; print([r['outcomes'] for r in map(json.loads, open(sys.argv[1]))])\" $W/rl/outcomes.jsonl) <(python3 -c \"import json,sys; print([r['outcomes'] for r in map(json.loads, open(sys.argv[1]))])\" $W/rlj/outcomes.jsonl)"
+fails "rl-train --reuse-outcomes of another query mix" "$HMST" rl-train --checkpoint "$W/s2j" --facts "$F" --output "$W/rlk" --queries-per-kind 5 --semantic-distractors 20 --episodic-distractors 5 --episodes 2048 --no-save --reuse-outcomes "$W/rl/outcomes.jsonl"
+fails "rl-train --hidden 0" "$HMST" rl-train --checkpoint "$W/s2j" --facts "$F" --output "$W/rlk" --queries-per-kind 6 --episodes 2048 --no-save --hidden 0
 check "ask uses the trained controller, cites memory, prints costs" bash -c "$HMST ask $W/s2e --memory $W/rl/memory 'What is the capital of Nowhere?' --policy controller > $W/ask.txt && grep -q '^decisions (controller)' $W/ask.txt && grep -q '^cost:' $W/ask.txt && grep -q '^ms: encode' $W/ask.txt"
 check "ask --json with a fixed policy: citations only from the chosen tier" bash -c "$HMST ask $W/s2e --memory $W/rl/memory 'Who founded Nowhere?' --policy semantic --json | python3 -c \"
 import json, sys

@@ -37,6 +37,9 @@ public struct ControllerTrainingOptions {
         return c
     }()
     public var seed: UInt64 = 1
+    /// PPO's own seed (network, sampling, episode order); nil: seed. Another value retrains on
+    /// the same query mix and split, to see how much a result owes to the run.
+    public var ppoSeed: UInt64? = nil
     public init() {}
 }
 
@@ -158,8 +161,10 @@ public enum ControllerTraining {
         for q in table.queries { report.kinds[q.kind, default: 0] += 1 }
         let t0 = Clock.nowMs()
         var cfg = o.ppo
-        cfg.seed = o.seed
-        let ppo = try PPOTrainer(config: cfg) { i in ControllerBandit(table: table, rows: train, weights: o.weights, seed: o.seed &+ UInt64(i), joint: o.jointActions) }
+        cfg.seed = o.ppoSeed ?? o.seed
+        let ppo = try PPOTrainer(config: cfg) { i in
+            ControllerBandit(table: table, rows: train, weights: o.weights, seed: cfg.seed &+ UInt64(i), joint: o.jointActions)
+        }
         try ppo.train { log in
             report.ppoLog.append(log)
             onUpdate(log)

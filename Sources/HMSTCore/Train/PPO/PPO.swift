@@ -45,6 +45,8 @@ public struct PPOConfig {
         try need(learningRate > 0 && clipCoef > 0 && maxGradNorm > 0 && adamEps > 0,
                  "learningRate, clipCoef, maxGradNorm and adamEps must be positive")
         try need((0...1).contains(gamma) && (0...1).contains(gaeLambda), "gamma (\(gamma)) and gaeLambda (\(gaeLambda)) must be in [0, 1]")
+        try need(learningRate.isFinite && entCoef.isFinite && entCoef >= 0 && vfCoef.isFinite && vfCoef >= 0,
+                 "learningRate (\(learningRate)) must be finite, entCoef (\(entCoef)) and vfCoef (\(vfCoef)) finite and >= 0")
     }
 }
 
