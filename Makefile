@@ -199,12 +199,12 @@ demo: all examples
 	  cat $(FORTUNES) | head -c 20000 | tr '\n' ' ' | sed 's/ % /\n/g' | head -40 > $(DEMO)/memories.txt; \
 	  HMST_LIBRARY=$(CURDIR)/$(LIB) $(PYTHON) examples/python/memory_search.py $(DEMO)/best_model $(DEMO)/memories.txt
 	@echo "== Stage 2: $(DEMO_S2_STEPS) steps of memory fine-tuning on the fact benchmark, then held-out facts with memory"
-	@echo "   off / on (hybrid retrieval among 10k distractors) / oracle / deleted (benchmarks/memory_finetune.sh)"
-	STEPS=$(DEMO_S2_STEPS) LIMIT=60 HMST=$(CLI) EXTRA="--copy-head --learning-rate 1e-3 --questions-per-example 4 --condition-weights 0.6,0.3,0.1" bash benchmarks/memory_finetune.sh \
+	@echo "   off / on (hybrid retrieval among 10k distractors, then BM25 alone) / oracle / deleted (benchmarks/memory_finetune.sh)"
+	STEPS=$(DEMO_S2_STEPS) LIMIT=60 HMST=$(CLI) EXTRA="--copy-head --learning-rate 1e-3 --questions-per-example 4 --condition-weights 0.6,0.3,0.1 --retrieved-distractors 1.0" bash benchmarks/memory_finetune.sh \
 	  $(DEMO)/best_model $(DEMO) $(DEMO)/stage2
 	@echo "== Stage 3: the meta-controller by PPO on a query mix (known / semantic / episodic / unanswerable facts)"
 	$(CLI) rl-train --checkpoint $(DEMO)/stage2/stage2/final --facts $(DEMO)/stage2/facts --output $(DEMO)/rl \
-	  --queries-per-kind 12 --semantic-distractors 300 --episodic-distractors 30 --episodes 16384
+	  --queries-per-kind 12 --semantic-distractors 300 --episodic-distractors 30 --episodes 65536
 	@echo "== the HMST engine (hmst ask): decisions, citations, confidence, cost"
 	@$(PYTHON) -c "import json,sys; rows=[json.loads(l) for l in open(sys.argv[1])]; \
 	  [print(next(r['query'] for r in rows if r['kind'] == k)) for k in ('semantic', 'episodic', 'unanswerable')]" \

@@ -83,7 +83,7 @@ struct RLTrainCommand: ParsableCommand {
     @Option(help: "Checkpoint directory (Stage 2 model; its critic/ is used for verification when present).") var checkpoint: String
     @Option(help: "Fact set directory (`hmst facts generate`).") var facts: String
     @Option(help: "Output directory (memory/, outcomes.jsonl, report.json).") var output: String
-    @Option(help: "PPO environment steps (one query each).") var episodes = 100_000
+    @Option(help: "PPO environment steps (one query each).") var episodes = 300_000
     @Option(name: .customLong("queries-per-kind"), help: "Queries of each kind.") var queriesPerKind = 100
     @Option(name: .customLong("semantic-distractors"), help: "Distractor facts in the semantic tier.") var semanticDistractors = 2000
     @Option(name: .customLong("episodic-distractors"), help: "Distractor facts in the episodic tier.") var episodicDistractors = 200
@@ -92,10 +92,11 @@ struct RLTrainCommand: ParsableCommand {
     @Option(name: .customLong("reuse-outcomes"),
             help: "outcomes.jsonl of an earlier run with the same checkpoint, facts and options: only the observations are computed again.")
     var reuseOutcomes: String?
-    @Flag(name: .customLong("joint-actions"), help: "One 32-way action head over the joint decisions instead of five two-way heads.")
-    var jointActions = false
+    @Option(name: .customLong("action-heads"),
+            help: "joint: one 32-way head over the decisions (default); factorized: five two-way heads, one per decision.")
+    var actionHeads = "joint"
     @Option(name: .customLong("ppo-learning-rate"), help: "PPO's peak learning rate (annealed to 0).") var ppoLearningRate: Float = 1e-3
-    @Option(name: .customLong("ent-coef"), help: "PPO's entropy bonus.") var entCoef: Float = 0.01
+    @Option(name: .customLong("ent-coef"), help: "PPO's entropy bonus.") var entCoef: Float = 0.05
     @Option(name: .customLong("hidden"), help: "The policy's hidden layer sizes, comma-separated.") var hidden = "64,64"
     @Option(name: .customLong("ppo-seed"), help: "PPO's own seed (default: --seed); the query mix and split stay those of --seed.")
     var ppoSeed: UInt64?
@@ -112,7 +113,10 @@ struct RLTrainCommand: ParsableCommand {
             o.episodicDistractors = episodicDistractors
             o.seed = seed
             o.ppo.totalSteps = episodes
-            o.jointActions = jointActions
+            guard ["joint", "factorized"].contains(actionHeads) else {
+                throw HMSTError.invalidArgument("--action-heads \(actionHeads): joint or factorized")
+            }
+            o.jointActions = actionHeads == "joint"
             o.ppo.learningRate = ppoLearningRate
             o.ppo.entCoef = entCoef
             o.ppoSeed = ppoSeed

@@ -22,8 +22,10 @@ public struct ControllerTrainingOptions {
     public var maxTokens = 12
     public var weights = RewardWeights()
     /// one 32-way action head over the joint decisions instead of five two-way heads
-    /// (MetaController)
-    public var jointActions = false
+    /// (MetaController). Measured (README, "The controller"): with entropy 0.05 and 300k steps
+    /// the joint head closed 56-58% of the gap to the per-query best (3 PPO seeds) and 48% on an
+    /// independent query mix, five heads 31-35%
+    public var jointActions = true
     public var ppo: PPOConfig = {
         var c = PPOConfig()
         c.nEnvs = 8
@@ -31,8 +33,8 @@ public struct ControllerTrainingOptions {
         c.nMinibatches = 4
         c.updateEpochs = 4
         c.learningRate = 1e-3
-        c.entCoef = 0.01
-        c.totalSteps = 100_000
+        c.entCoef = 0.05
+        c.totalSteps = 300_000
         c.hidden = [64, 64]
         return c
     }()
