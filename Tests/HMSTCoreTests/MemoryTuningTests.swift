@@ -19,6 +19,12 @@ final class MemoryTuningTests: XCTestCase {
     override func tearDown() { _ = system("rm -rf '\(dir)'") }
 
     /// A small BPE tokenizer trained on the fixture's sentences and some prose.
+    /// The 40-entity fixture's facts and a tokenizer with Stage 2's markers.
+    func markedFixture() throws -> (FactsCorpus, Tokenizer) {
+        let (facts, questions) = FactsFixture.make(entities: 40, seed: 2)
+        return (try FactsCorpus(facts: facts, questions: questions), try makeTokenizer(facts).addingSpecialTokens(MemoryPrompt.markers))
+    }
+
     func makeTokenizer(_ facts: [TuningFact]) throws -> Tokenizer {
         var texts = facts.map { Array($0.text.utf8) }
         for i in 0..<50 { texts.append(Array("the cat sat on the mat number \(i % 9), where is the dog?".utf8)) }
@@ -285,9 +291,7 @@ final class MemoryTuningTests: XCTestCase {
     }
 
     func testCurriculumMixWithASeed() throws {
-        let (facts, questions) = FactsFixture.make(entities: 40, seed: 2)
-        let corpus = try FactsCorpus(facts: facts, questions: questions)
-        let tok = try makeTokenizer(facts).addingSpecialTokens(MemoryPrompt.markers)
+        let (corpus, tok) = try markedFixture()
         let cur = try MemoryCurriculum(corpus: corpus, tokenizer: tok)
         var rng = RNG(seed: 7)
         var counts: [CurriculumCondition: Int] = [:], goldAt = [Int](repeating: 0, count: 4), memCounts: [Int: Int] = [:]
@@ -337,9 +341,7 @@ final class MemoryTuningTests: XCTestCase {
     /// Hard distractors share the entity or the relation of the fact asked about, never both;
     /// with fraction 0 they are as rare as chance makes them.
     func testHardDistractors() throws {
-        let (facts, questions) = FactsFixture.make(entities: 40, seed: 2)
-        let corpus = try FactsCorpus(facts: facts, questions: questions)
-        let tok = try makeTokenizer(facts).addingSpecialTokens(MemoryPrompt.markers)
+        let (corpus, tok) = try markedFixture()
         func neighbourShare(_ fraction: Double) throws -> Double {
             var o = CurriculumOptions()
             o.hardDistractorFraction = fraction
@@ -368,9 +370,7 @@ final class MemoryTuningTests: XCTestCase {
     /// held-out fact, never another statement of the asked fact; multi-question examples ask
     /// about the hits too.
     func testRetrievedDistractors() throws {
-        let (facts, questions) = FactsFixture.make(entities: 40, seed: 2)
-        let corpus = try FactsCorpus(facts: facts, questions: questions)
-        let tok = try makeTokenizer(facts).addingSpecialTokens(MemoryPrompt.markers)
+        let (corpus, tok) = try markedFixture()
         var o = CurriculumOptions()
         o.retrievedFraction = 1
         o.fewerFraction = 0
@@ -425,9 +425,7 @@ final class MemoryTuningTests: XCTestCase {
     /// Several questions after one memory block: each answer (and only the answers) carries
     /// loss, each asked fact is among the memories, and the first question follows the memories.
     func testMultiQuestionExamples() throws {
-        let (facts, questions) = FactsFixture.make(entities: 40, seed: 2)
-        let corpus = try FactsCorpus(facts: facts, questions: questions)
-        let tok = try makeTokenizer(facts).addingSpecialTokens(MemoryPrompt.markers)
+        let (corpus, tok) = try markedFixture()
         var o = CurriculumOptions()
         o.questionsPerExample = 3
         let cur = try MemoryCurriculum(corpus: corpus, tokenizer: tok, options: o)
