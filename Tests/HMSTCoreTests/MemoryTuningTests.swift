@@ -375,14 +375,13 @@ final class MemoryTuningTests: XCTestCase {
         o.retrievedFraction = 1
         o.fewerFraction = 0
         let cur = try MemoryCurriculum(corpus: corpus, tokenizer: tok, options: o)
-        let index = BM25Index()
         let pool = corpus.facts.indices.filter { corpus.facts[$0].split != "heldout" }
-        for i in pool { try index.insert(id: Int64(i), terms: LexicalTokenizer.terms(corpus.facts[i].text)) }
+        let index = try BM25Index(texts: pool.map { corpus.facts[$0].text }, ids: pool.map(Int64.init))
         let byText = Dictionary(corpus.facts.map { ($0.text, $0) }, uniquingKeysWith: { a, _ in a })
         var rng = RNG(seed: 5), goldFirst = 0
         for q in cur.trainQuestions.prefix(100) {
             let fact = corpus.fact(of: q)
-            let hits = index.search(terms: LexicalTokenizer.terms(q.question), limit: o.k + 4).map { corpus.facts[Int($0.id)].text }
+            let hits = index.search(text: q.question, limit: o.k + 4).map { corpus.facts[Int($0.id)].text }
             let (texts, gold) = cur.memories(for: q, condition: .gold, rng: &rng)
             XCTAssertEqual(texts.count, o.k)
             let g = try XCTUnwrap(gold)

@@ -208,8 +208,7 @@ public enum ControllerTraining {
         let ppoChoice: (Int) -> Int = { q in
             let obs = table.observations[q]
             let (logits, _) = obs.withUnsafeBufferPointer { net.forward($0.baseAddress!, B: 1) }
-            if o.jointActions { return (0..<EngineDecisions.count).max { logits[$0] < logits[$1] } ?? 0 }
-            return EngineDecisions(bits: (0..<5).map { logits[2 * $0 + 1] > logits[2 * $0] }).index
+            return MetaController.greedyIndex(logits, joint: o.jointActions)
         }
         let ppoScore = score("PPO controller", ppoChoice)
         report.scores = [ppoScore, oracle, reg, random] + fixed

@@ -51,6 +51,13 @@ public final class MetaController: EngineController, @unchecked Sendable {
     /// One head over the 32 joint decisions (else five two-way heads).
     public var joint: Bool { network.actionHeads == MetaController.jointHeads }
 
+    /// The greedy decision index for a network's logits row: the likeliest of the 32 with a
+    /// joint head, else each two-way head's likelier choice.
+    static func greedyIndex(_ logits: UnsafePointer<Float>, joint: Bool) -> Int {
+        if joint { return (0..<EngineDecisions.count).max { logits[$0] < logits[$1] } ?? 0 }
+        return EngineDecisions(bits: (0..<5).map { logits[2 * $0 + 1] > logits[2 * $0] }).index
+    }
+
     /// Greedy decisions (each head's likelier choice, or the likeliest joint decision) and each
     /// decision's probability of yes (with a joint head, summed over the joint decisions).
     /// Thread-safe: the network's forward writes its own activation buffers, so concurrent
@@ -66,13 +73,11 @@ public final class MetaController: EngineController, @unchecked Sendable {
         if joint {
             let n = EngineDecisions.count
             let lse = logSumExp(logits, n)
-            var best = 0
             for a in 0..<n {
-                if logits[a] > logits[best] { best = a }
                 let p = expf(logits[a] - lse)
                 for (h, on) in EngineDecisions(index: a).bits.enumerated() where on { yes[h] += p }
             }
-            return (EngineDecisions(index: best), DecisionProbabilities(yes: yes))
+            return (EngineDecisions(index: MetaController.greedyIndex(logits, joint: true)), DecisionProbabilities(yes: yes))
         }
         for h in 0..<5 {
             let a = logits[2 * h], b = logits[2 * h + 1]

@@ -35,6 +35,15 @@ public final class BM25Index {
 
     public init() {}
 
+    /// An index of texts: text i's id is ids[i], or i without ids (LexicalTokenizer's terms).
+    public convenience init(texts: [String], ids: [Int64]? = nil) throws {
+        self.init()
+        if let ids, ids.count != texts.count {
+            throw HMSTError.invalidArgument("lexical index: \(texts.count) texts but \(ids.count) ids")
+        }
+        for (i, t) in texts.enumerated() { try insert(id: ids?[i] ?? Int64(i), terms: LexicalTokenizer.terms(t)) }
+    }
+
     public var count: Int { slotOf.count }
     public var termCount: Int { termIds.count }
     public func contains(_ id: Int64) -> Bool { slotOf[id] != nil }
@@ -206,6 +215,9 @@ public final class BM25Index {
         }
         return (n, counts)
     }
+
+    /// search(terms:limit:) for a text's terms (LexicalTokenizer.terms).
+    public func search(text: String, limit: Int) -> [LexicalHit] { search(terms: LexicalTokenizer.terms(text), limit: limit) }
 
     /// The BM25 score of one indexed document for the query terms (0 when it shares none);
     /// nil for an id not indexed. For reporting a lexical score beside a dense hit.

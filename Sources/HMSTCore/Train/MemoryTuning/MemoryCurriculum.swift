@@ -123,10 +123,9 @@ public struct MemoryCurriculum: Sendable {
         trainQuestionsByFact = Dictionary(grouping: questions.indices) { questions[$0].factId }
         var found: [String: [Int]] = [:]
         if options.retrievedFraction > 0 {
-            let index = BM25Index()
-            for i in distractorPool { try index.insert(id: Int64(i), terms: LexicalTokenizer.terms(corpus.facts[i].text)) }
+            let index = try BM25Index(texts: distractorPool.map { corpus.facts[$0].text }, ids: distractorPool.map(Int64.init))
             for q in trainQuestions where found[q.id] == nil {
-                found[q.id] = index.search(terms: LexicalTokenizer.terms(q.question), limit: options.k + 4).map { Int($0.id) }
+                found[q.id] = index.search(text: q.question, limit: options.k + 4).map { Int($0.id) }
             }
         }
         retrieved = found

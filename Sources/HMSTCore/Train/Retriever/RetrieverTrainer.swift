@@ -223,11 +223,10 @@ public enum RetrieverTrainer {
     /// highest other than its own: [questions.count, h] indices into facts, -1 where fewer match.
     static func bm25HardNegatives(questions: [String], positive: [Int], facts: [String], h: Int) throws -> [Int] {
         guard h > 0 else { return [] }
-        let index = BM25Index()
-        for (i, f) in facts.enumerated() { try index.insert(id: Int64(i), terms: LexicalTokenizer.terms(f)) }
+        let index = try BM25Index(texts: facts)
         var out = [Int](repeating: -1, count: questions.count * h)
         for (i, q) in questions.enumerated() {
-            let hits = index.search(terms: LexicalTokenizer.terms(q), limit: h + 1).map { Int($0.id) }.filter { $0 != positive[i] }
+            let hits = index.search(text: q, limit: h + 1).map { Int($0.id) }.filter { $0 != positive[i] }
             for (k, d) in hits.prefix(h).enumerated() { out[i * h + k] = d }
         }
         return out
