@@ -692,6 +692,13 @@ struct hmst_trainer_params {
     bool gradient_checkpointing;    /* default false: recompute each layer's activations in backward */
     bool use_8bit_optimizer;        /* default false: blockwise 8-bit AdamW state (about 1/4 the memory) */
     const struct hmst_data_parallel_params *data_parallel; /* default NULL: one process (see below) */
+    /* appended later: */
+    double time_budget_seconds;     /* default 0: epochs decide; > 0: train for this many seconds
+                                     * (evaluations and checkpoints not counted), as many passes
+                                     * as fit, warmup and decay following the share of the budget
+                                     * spent; ends with an evaluation */
+    float warmup_fraction;          /* default 0.05: share of the run spent warming up, in [0, 1) */
+    float min_learning_rate;        /* default -1: learning_rate / 10; the rate the cosine decays to */
 };
 
 /* Thread-safe. */

@@ -45,6 +45,9 @@ public func hmst_trainer_default_params() -> hmst_trainer_params {
     p.gradient_checkpointing = d.gradientCheckpointing
     p.use_8bit_optimizer = d.use8bitOptimizer
     p.data_parallel = nil
+    p.time_budget_seconds = d.timeBudget ?? 0
+    p.warmup_fraction = Float(d.warmupFraction)
+    p.min_learning_rate = d.minLearningRate ?? -1
     return p
 }
 
@@ -100,6 +103,18 @@ public func hmst_trainer_create(_ params: UnsafePointer<hmst_trainer_params>?, _
         o.gradientCheckpointing = p.gradient_checkpointing
         o.use8bitOptimizer = p.use_8bit_optimizer
         o.dataParallel = dataParallel
+        guard p.time_budget_seconds.isFinite, p.time_budget_seconds >= 0 else {
+            throw HMSTError.invalidArgument("params->time_budget_seconds = \(p.time_budget_seconds) must be >= 0 (0: train by epochs)")
+        }
+        o.timeBudget = p.time_budget_seconds > 0 ? p.time_budget_seconds : nil
+        guard p.warmup_fraction.isFinite, p.warmup_fraction >= 0, p.warmup_fraction < 1 else {
+            throw HMSTError.invalidArgument("params->warmup_fraction = \(p.warmup_fraction) must be in [0, 1)")
+        }
+        o.warmupFraction = Double(p.warmup_fraction)
+        guard p.min_learning_rate == -1 || (p.min_learning_rate >= 0 && p.min_learning_rate <= p.learning_rate) else {
+            throw HMSTError.invalidArgument("params->min_learning_rate = \(p.min_learning_rate) must be in 0...learning_rate, or -1 for learning_rate / 10")
+        }
+        o.minLearningRate = p.min_learning_rate == -1 ? nil : p.min_learning_rate
         let trainer = try Trainer(params: try Parameters(model: model), train: train, val: val, tokenizer: tokenizer,
                                   outputDir: outputDir, options: o)
         if let r = p.resume_from { try trainer.resume(from: String(cString: r)) }

@@ -21,8 +21,15 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("batch-size"), help: "Sequences per micro-batch.") var batchSize = 8
     @Option(name: .customLong("seq-len"), help: "Tokens per sequence.") var seqLen = 256
     @Option(name: .customLong("learning-rate"), help: "Peak learning rate.") var learningRate: Float = 3e-4
+    @Option(name: .customLong("time-budget"), help: ArgumentHelp("Train for this many seconds instead of --epochs (evaluations not counted); warmup and decay follow the share of the budget spent.", valueName: "seconds"))
+    var timeBudget: Double?
+    @Option(help: "Share of the run spent warming up the learning rate, in [0, 1).") var warmup = 0.05
+    @Option(name: .customLong("min-learning-rate"), help: "The rate the cosine decays to (default: a tenth of the peak).")
+    var minLearningRate: Float?
     @Option(name: .customLong("steps-per-epoch"), help: "Optimizer steps per epoch (0 = one pass).") var stepsPerEpoch = 0
     @Option(name: .customLong("eval-every"), help: "Evaluate every N optimizer steps (0 = each epoch).") var evalEvery = 0
+    @Option(name: .customLong("eval-windows"), help: "Validation windows per evaluation (0 = the whole validation set).")
+    var evalWindows = 64
     @Option(help: "Stop after N evaluations without improvement (0 = never).") var patience = 0
     @Option(name: .customLong("save-every"), help: "Save a checkpoint every N epochs (0 = never).") var saveEvery = 0
     @Option(name: .customLong("gradient-accumulation-steps"), help: "Micro-batches per optimizer step.") var accumulation = 1
@@ -44,6 +51,13 @@ struct TrainCommand: ParsableCommand {
     func validate() throws {
         if valSplit != nil && valFile != nil { throw ValidationError("--val-split and --val-file are mutually exclusive") }
         if let v = valSplit, !(v > 0 && v < 1) { throw ValidationError("--val-split must be between 0 and 1") }
+        if let b = timeBudget, !(b > 0 && b.isFinite) { throw ValidationError("--time-budget must be a positive number of seconds") }
+        if timeBudget != nil && epochs != 1 { throw ValidationError("--time-budget and --epochs both say how long to train: choose one") }
+        if evalWindows < 0 { throw ValidationError("--eval-windows must be >= 0 (0: the whole validation set)") }
+        if !(warmup >= 0 && warmup < 1) { throw ValidationError("--warmup must be in [0, 1)") }
+        if let m = minLearningRate, !(m >= 0 && m <= learningRate) {
+            throw ValidationError("--min-learning-rate must be between 0 and --learning-rate (\(learningRate))")
+        }
         if pretokenized && data.count != 1 { throw ValidationError("--pretokenized takes one directory") }
     }
 
@@ -111,7 +125,11 @@ struct TrainCommand: ParsableCommand {
             opts.sequenceLength = min(seqLen, config.maxPositionEmbeddings)
             opts.learningRate = learningRate
             opts.stepsPerEpoch = stepsPerEpoch
+            opts.timeBudget = timeBudget
+            opts.warmupFraction = warmup
+            opts.minLearningRate = minLearningRate
             opts.evalEvery = evalEvery
+            opts.evalWindows = evalWindows
             opts.patience = patience
             opts.saveEvery = saveEvery
             opts.gradientAccumulationSteps = accumulation
@@ -128,7 +146,8 @@ struct TrainCommand: ParsableCommand {
             // Ctrl-C: finish the current step, save final/ with the state to resume from, exit
             signal(SIGINT) { _ in trainInterrupted = 1 }
             printLeader(dp, "training \(modelSize) (\(config.parameterCount) parameters) on \(trainSet.totalTokens) tokens, "
-                       + "\(trainer.stepsPerEpoch) steps/epoch x \(epochs), batch \(batchSize)x\(opts.sequenceLength), "
+                       + "\(trainer.stepsPerEpoch) steps/epoch x "
+                       + (timeBudget.map { String(format: "%g s of training", $0) } ?? "\(epochs)") + ", batch \(batchSize)x\(opts.sequenceLength), "
                        + "\(trainer.precisionReason)\(gradientCheckpointing ? ", gradient checkpointing" : ""), "
                        + "\(trainer.optimizer.kind) (\(trainer.optimizer.stateBytes >> 20) MiB of state)")
             printLeader(dp, dp.effectiveBatchLine(batch: batchSize, accumulation: accumulation)
@@ -155,7 +174,11 @@ struct TrainCommand: ParsableCommand {
                 printLeader(dp, String(format: "gradient all-reduce: %.2f ms per step on average over %d ranks", dp.meanAllReduceMs, dp.size))
             }
             guard dp.isLeader else { return }
-            print("trained \(result.steps) steps; best validation loss \(result.bestVal.map { String(format: "%.4f", $0) } ?? "n/a") -> \(outputDir)/final"
+            var bpb: Double? = nil
+            if let v = result.bestVal, let b = trainer.valBytesPerToken { bpb = v / 0.6931471805599453 / b }
+            print("trained \(result.steps) steps" + String(format: " (%.1f s of training)", trainer.trainedSeconds)
+                  + "; best validation loss \(result.bestVal.map { String(format: "%.4f", $0) } ?? "n/a")"
+                  + (bpb.map { String(format: " (%.4f bits per byte)", $0) } ?? "") + " -> \(outputDir)/final"
                   + (result.bestVal != nil ? ", \(outputDir)/best_model" : ""))
         } }
     }

@@ -22,6 +22,15 @@ static bool on_progress(const struct hmst_train_progress *p, void *ud) {
     return p->step < 3; /* stop after the third step */
 }
 
+static double last_lr = 1;
+static bool count_progress(const struct hmst_train_progress *p, void *user_data) {
+    (void)user_data;
+    calls++;
+    if (!isnan(p->val_loss)) evals++;
+    last_lr = p->learning_rate;
+    return true;
+}
+
 int main(void) {
     hmst_log_set_level(HMST_LOG_ERROR);
     hmst_trainer *t = NULL;
@@ -101,6 +110,35 @@ int main(void) {
     CHECK_STATUS(hmst_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT); /* resumes as adamw: refused */
     p.struct_size = sizeof p;
     CHECK_STATUS(hmst_trainer_create(&p, &t), HMST_STATUS_OK);
+    hmst_trainer_free(t);
+
+    /* a time budget instead of epochs: bad budgets, warmups and minimum rates are named */
+    struct hmst_trainer_params d = hmst_trainer_default_params();
+    CHECK(d.time_budget_seconds == 0 && d.min_learning_rate == -1 && d.warmup_fraction >= 0 && d.warmup_fraction < 1);
+    p.resume_from = NULL;
+    p.mixed_precision = p.gradient_checkpointing = p.use_8bit_optimizer = false;
+    p.time_budget_seconds = -1;
+    CHECK_STATUS(hmst_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(hmst_last_error(), "time_budget_seconds") != NULL);
+    p.time_budget_seconds = NAN;
+    CHECK_STATUS(hmst_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
+    p.time_budget_seconds = 0.5;
+    p.warmup_fraction = 1;
+    CHECK_STATUS(hmst_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(hmst_last_error(), "warmup_fraction") != NULL);
+    p.warmup_fraction = 0.1f;
+    p.min_learning_rate = 1; /* above learning_rate */
+    CHECK_STATUS(hmst_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(hmst_last_error(), "min_learning_rate") != NULL);
+    p.min_learning_rate = 0;
+    p.steps_per_epoch = 2; /* an epoch is far shorter than the budget: the budget decides */
+    p.eval_every = 0;
+    p.output_dir = "/tmp/hmst-ctest-train/budget";
+    calls = evals = 0;
+    p.progress = count_progress;
+    CHECK_STATUS(hmst_trainer_create(&p, &t), HMST_STATUS_OK);
+    CHECK_STATUS(hmst_trainer_run(t, &steps), HMST_STATUS_OK);
+    CHECK(steps > 2 && calls == steps && evals >= 1 && last_lr < 1e-4);
     hmst_trainer_free(t);
     return check_summary("test_trainer");
 }

@@ -139,4 +139,60 @@ final class TrainerTests: XCTestCase {
         o.sequenceLength = 64
         XCTAssertThrowsError(try Trainer(params: params, train: ds, val: nil, tokenizer: nil, outputDir: dir + "/x", options: o))
     }
+
+    /// --time-budget: the run stops once the budget of training seconds is spent (whatever the
+    /// epochs say), the rate warms up and decays with the share of the budget spent (the last
+    /// step's rate is near the minimum), the run ends with an evaluation, and the seconds
+    /// spent survive a resume. Bad budgets, warmups and minimum rates are refused.
+    func testTimeBudget() throws {
+        _ = try Preprocessor.run(inputs: [dir + "/corpus.txt"], output: dir + "/data", encoder: ByteEncoder(), tokenizerPath: nil)
+        let ds = try TokenDataset(directory: dir + "/data")
+        let config = try ModelConfig(vocabSize: 257, hiddenSize: 16, intermediateSize: 8, numHiddenLayers: 1, numAttentionHeads: 2,
+                                     numKeyValueHeads: 1, maxPositionEmbeddings: 32, ropeTheta: 10000, numLocalExperts: 4, numExpertsPerTok: 2)
+        var o = TrainerOptions()
+        o.sequenceLength = 16
+        o.batchSize = 2
+        o.stepsPerEpoch = 5           // many epochs fit in the budget: the budget decides
+        o.evalWindows = 2
+        o.learningRate = 1e-3
+        o.minLearningRate = 1e-5
+        o.timeBudget = 0.5
+        let t = try Trainer(params: try Parameters(model: LanguageModel.random(config: config, seed: 1)), train: ds, val: ds,
+                            tokenizer: nil, outputDir: dir + "/budget", options: o)
+        var rates: [Float] = [], last: TrainerProgress? = nil
+        let r = try t.run { p in
+            rates.append(p.lr)
+            last = p
+            return true
+        }
+        XCTAssertGreaterThanOrEqual(t.trainedSeconds, 0.5)
+        XCTAssertGreaterThan(r.steps, 10, "a tiny model takes far less than 0.05 s a step")
+        XCTAssertNotNil(r.bestVal, "a time-budgeted run ends with an evaluation")
+        XCTAssertNotNil(last?.valLoss)
+        XCTAssertEqual(last?.totalSteps, r.steps)
+        let peak = rates.max() ?? 0
+        XCTAssertEqual(peak, 1e-3, accuracy: 1e-4)
+        XCTAssertLessThan(rates.first!, 1e-4, "warmup starts low")
+        XCTAssertLessThan(rates.last!, 1e-4, "the rate has decayed by the end of the budget: \(rates.suffix(3))")
+        // the decay is monotone after the peak
+        let peakAt = rates.firstIndex(of: peak)!
+        for i in (peakAt + 1)..<rates.count { XCTAssertLessThanOrEqual(rates[i], rates[i - 1] + 1e-7) }
+        // the seconds spent are part of the state: a resumed run has nothing left to do
+        let again = try Trainer(params: try Parameters(model: LanguageModel.random(config: config, seed: 2)), train: ds, val: nil,
+                                tokenizer: nil, outputDir: dir + "/budget2", options: o)
+        try again.resume(from: dir + "/budget/final")
+        XCTAssertEqual(again.trainedSeconds, t.trainedSeconds, accuracy: 1e-9)
+        XCTAssertEqual(try again.run().steps, r.steps)
+        // refused: a budget that is not a positive number of seconds, a warmup outside [0, 1), a
+        // minimum rate above the peak
+        for bad in [{ (o: inout TrainerOptions) in o.timeBudget = 0 }, { $0.timeBudget = -.infinity }, { $0.timeBudget = .nan },
+                    { $0.warmupFraction = 1 }, { $0.minLearningRate = 2e-3 }] {
+            var b = o
+            bad(&b)
+            XCTAssertThrowsError(try Trainer(params: try Parameters(model: LanguageModel.random(config: config, seed: 1)), train: ds,
+                                             val: nil, tokenizer: nil, outputDir: dir + "/bad", options: b)) { e in
+                XCTAssertTrue("\(e)".contains("budget") || "\(e)".contains("warmup") || "\(e)".contains("minimum"), "\(e)")
+            }
+        }
+    }
 }

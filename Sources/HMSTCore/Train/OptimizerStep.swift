@@ -35,10 +35,11 @@ public final class OptimizerStep {
         self.gradClip = gradClip
     }
 
-    /// One optimizer step at 0-based step index `step` (which picks the rate): microBatch(i) adds
+    /// One optimizer step at 0-based step index `step` (which picks the rate, unless
+    /// scheduleStep is given: a time-budgeted run's share of its budget): microBatch(i) adds
     /// the gradient of micro-batch i to params.grads and returns its loss. Throws, leaving the
     /// parameters untouched, when the gradient norm is not finite.
-    public func run(step: Int, microBatches: Int, _ microBatch: (Int) throws -> Double) throws -> OptimizerStepResult {
+    public func run(step: Int, scheduleStep: Int? = nil, microBatches: Int, _ microBatch: (Int) throws -> Double) throws -> OptimizerStepResult {
         guard microBatches >= 1 else { throw HMSTError.invalidArgument("an optimizer step needs at least one micro-batch") }
         params.zeroGrads()
         var loss = 0.0
@@ -51,7 +52,7 @@ public final class OptimizerStep {
         let accum = Float(microBatches * max(1, replicas))
         let norm = GradClip.norm(params) / accum
         guard norm.isFinite else { throw HMSTError(.internal, "gradient norm is \(norm) at step \(step): training diverged") }
-        let lr = schedule.lr(at: step)
+        let lr = schedule.lr(at: scheduleStep ?? step)
         optimizer.update(lr: lr, gradScale: GradClip.scale(norm: norm, maxNorm: gradClip) / accum)
         return OptimizerStepResult(loss: loss, lr: lr, gradNorm: norm)
     }

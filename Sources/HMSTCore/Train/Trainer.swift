@@ -16,6 +16,10 @@ public struct TrainerOptions: Sendable {
     public var warmupFraction: Double = 0.05
     /// optimizer steps per epoch; 0 = one pass over the training tokens
     public var stepsPerEpoch = 0
+    /// Train for this many seconds instead of a number of epochs (evaluations and checkpoints
+    /// are not counted): as many passes over the data as fit, and the schedule's warmup and
+    /// decay follow the share of the budget spent instead of the step count. nil = epochs.
+    public var timeBudget: Double? = nil
     public var gradientAccumulationSteps = 1
     public var gradClip: Float = 1
     /// evaluate every N optimizer steps (0 = at the end of each epoch)
@@ -73,6 +77,8 @@ public final class Trainer {
     var sinceBest = 0
     /// tokens of every rank's batches so far
     var tokensSeen = 0
+    /// seconds spent in training steps so far (what options.timeBudget counts)
+    public private(set) var trainedSeconds = 0.0
     public var dataParallel: DataParallel { options.dataParallel }
 
     public init(params: Parameters, train: TokenDataset, val: TokenDataset?, tokenizer: Tokenizer?, outputDir: String,
@@ -81,6 +87,15 @@ public final class Trainer {
             throw HMSTError.invalidArgument("batch size, sequence length, epochs and accumulation steps must be >= 1")
         }
         guard options.learningRate > 0, options.learningRate.isFinite else { throw HMSTError.invalidArgument("learning rate must be > 0") }
+        if let m = options.minLearningRate, !(m >= 0 && m <= options.learningRate) {
+            throw HMSTError.invalidArgument("minimum learning rate \(m) must be in 0...\(options.learningRate) (the peak rate)")
+        }
+        guard options.warmupFraction >= 0, options.warmupFraction < 1 else {
+            throw HMSTError.invalidArgument("warmup fraction \(options.warmupFraction) must be in [0, 1)")
+        }
+        if let b = options.timeBudget, !(b > 0 && b.isFinite) {
+            throw HMSTError.invalidArgument("time budget \(b) s must be a positive number of seconds")
+        }
         guard options.sequenceLength <= params.config.maxPositionEmbeddings else {
             throw HMSTError.invalidArgument("sequence length \(options.sequenceLength) exceeds the model's \(params.config.maxPositionEmbeddings) positions")
         }
@@ -125,8 +140,10 @@ public final class Trainer {
         return max(1, train.totalTokens / perStep)
     }
 
-    /// Runs (or continues, after resume) every epoch; progress returns false to stop early
-    /// (final/ is still saved, with the state to resume from).
+    /// Runs (or continues, after resume) every epoch, or until options.timeBudget seconds of
+    /// training are spent; progress returns false to stop early (final/ is still saved, with
+    /// the state to resume from). A time-budgeted run ends with an evaluation when it has
+    /// validation data.
     public func run(progress: (TrainerProgress) -> Bool = { _ in true }) throws -> (steps: Int, bestVal: Double?) {
         let total = stepsPerEpoch * options.epochs
         let schedule = self.schedule
@@ -135,13 +152,19 @@ public final class Trainer {
         let tokensAtStart = tokensSeen
         let leader = dataParallel.isLeader
         let metrics = leader ? try AtomicAppender(path: outputDir + "/metrics.jsonl") : nil
-        while step < total {
+        let budget = options.timeBudget
+        var done = try finished(total: total)
+        while !done {
             let epoch = step / stepsPerEpoch + 1
-            let (loss, lr, norm) = try trainStep(schedule: schedule, windows: &windows)
+            let stepStart = Clock.nowMs()
+            let (loss, lr, norm) = try trainStep(schedule: schedule, windows: &windows,
+                                                 scheduleStep: try budgetScheduleStep())
+            trainedSeconds += (Clock.nowMs() - stepStart) / 1000
             let elapsed = (Clock.nowMs() - t0) / 1000
+            done = try finished(total: total)
             var valLoss: Double? = nil
             let evalNow = options.evalEvery > 0 ? step % options.evalEvery == 0 : step % stepsPerEpoch == 0
-            if evalNow, val != nil {
+            if (evalNow || (budget != nil && done)), val != nil {
                 let v = try evaluate()
                 valLoss = v
                 if v < bestVal {
@@ -156,6 +179,7 @@ public final class Trainer {
             w.object {
                 w.field("step", step); w.field("epoch", epoch); w.field("loss", loss); w.field("lr", Double(lr))
                 w.field("grad_norm", Double(norm)); w.field("tokens", tokensSeen); w.field("seconds", elapsed)
+                w.field("train_seconds", trainedSeconds)
                 if let valLoss {
                     w.field("val_loss", valLoss)
                     if let bpt = valBytesPerToken { w.field("val_bpb", valLoss / 0.6931471805599453 / bpt) }
@@ -164,10 +188,17 @@ public final class Trainer {
             }
             try metrics?.append(w.output + "\n")
             curve.append((step, loss, valLoss))
-            if leader && (valLoss != nil || step == total) { try? FileIO.writeAtomically(outputDir + "/loss.svg", text: LossPlot.svg(curve)) }
-            let p = TrainerProgress(step: step, totalSteps: total, epoch: epoch, loss: loss, lr: lr,
-                                    tokensPerSecond: Double(tokensSeen - tokensAtStart) / max(elapsed, 1e-9),
+            if leader && (valLoss != nil || done) {
+                try? FileIO.writeAtomically(outputDir + "/loss.svg", text: LossPlot.svg(curve))
+            }
+            let rate = Double(tokensSeen - tokensAtStart) / max(elapsed, 1e-9)
+            var p = TrainerProgress(step: step, totalSteps: total, epoch: epoch, loss: loss, lr: lr, tokensPerSecond: rate,
                                     etaSeconds: elapsed / Double(step) * Double(total - step), valLoss: valLoss)
+            if let budget {
+                // the steps that fit in the budget at the rate so far
+                p.totalSteps = done ? step : max(step, Int(Double(step) * budget / max(trainedSeconds, 1e-9)))
+                p.etaSeconds = max(0, budget - trainedSeconds)
+            }
             if options.saveEvery > 0 && step % stepsPerEpoch == 0 && epoch % options.saveEvery == 0 {
                 try save(to: outputDir + "/checkpoint-epoch-\(epoch)", withState: true)
             }
@@ -179,25 +210,54 @@ public final class Trainer {
         return (step, bestVal.isFinite ? bestVal : nil)
     }
 
-    /// The schedule for the configured epochs.
+    /// Resolution of a time-budgeted schedule: the budget is cut into this many schedule steps.
+    static let budgetScheduleSteps = 100_000
+
+    /// The share of the time budget spent, the same on every rank (their mean).
+    func budgetFraction(_ seconds: Double) throws -> Double? {
+        guard let budget = options.timeBudget else { return nil }
+        let mine = seconds / budget
+        return dataParallel.size > 1 ? try dataParallel.sum([mine], what: "the time budget")[0] / Double(dataParallel.size) : mine
+    }
+
+    /// Whether the run is over: every epoch done, or the time budget spent.
+    func finished(total: Int) throws -> Bool {
+        if let f = try budgetFraction(trainedSeconds) { return f >= 1 }
+        return step >= total
+    }
+
+    /// The schedule step of a time-budgeted run's next optimizer step: the share of the budget
+    /// spent when it starts; nil without a budget.
+    func budgetScheduleStep() throws -> Int? {
+        guard let f = try budgetFraction(trainedSeconds) else { return nil }
+        return Int(min(1, f) * Double(Trainer.budgetScheduleSteps))
+    }
+
+    /// The schedule for the configured epochs, or, with a time budget, over budgetScheduleSteps
+    /// shares of it.
     public var schedule: LRSchedule {
-        let total = stepsPerEpoch * options.epochs
+        let total = options.timeBudget != nil ? Trainer.budgetScheduleSteps : stepsPerEpoch * options.epochs
         return LRSchedule(maxLR: options.learningRate, minLR: options.minLearningRate,
                           warmupSteps: max(1, Int(Double(total) * options.warmupFraction)), totalSteps: total)
     }
 
     /// One optimizer step (gradient accumulation included): returns the mean loss, the rate
     /// used and the gradient norm before clipping.
+    /// With a time budget, its duration counts against the budget.
     public func trainStep() throws -> (loss: Double, lr: Float, gradNorm: Float) {
         var windows = [Int32](repeating: 0, count: options.batchSize * (options.sequenceLength + 1))
-        return try trainStep(schedule: schedule, windows: &windows)
+        let start = Clock.nowMs()
+        let r = try trainStep(schedule: schedule, windows: &windows, scheduleStep: try budgetScheduleStep())
+        trainedSeconds += (Clock.nowMs() - start) / 1000
+        return r
     }
 
-    func trainStep(schedule: LRSchedule, windows: inout [Int32]) throws -> (loss: Double, lr: Float, gradNorm: Float) {
+    /// scheduleStep picks the rate when it is not the optimizer step (a time-budgeted run).
+    func trainStep(schedule: LRSchedule, windows: inout [Int32], scheduleStep: Int? = nil) throws -> (loss: Double, lr: Float, gradNorm: Float) {
         let B = options.batchSize, T = options.sequenceLength
         optimizerStep.schedule = schedule
         let dp = dataParallel
-        let r = try optimizerStep.run(step: step, microBatches: options.gradientAccumulationSteps) { _ in
+        let r = try optimizerStep.run(step: step, scheduleStep: scheduleStep, microBatches: options.gradientAccumulationSteps) { _ in
             // this rank's rows of the global batch of ranks x B (all of it for one process)
             windows.withUnsafeMutableBufferPointer { sampler.nextBatch(B, rank: dp.rank, ranks: dp.size, into: $0.baseAddress!) }
             let r = try grad.step(windows: windows, B: B, T: T, backward: true)
@@ -251,6 +311,7 @@ public final class Trainer {
             w.field("step", step); w.field("optimizer", optimizer.kind); w.field("optimizer_step", optimizer.step)
             w.field("best_val", bestVal.isFinite ? bestVal : -1); w.field("since_best", sinceBest)
             w.field("tokens_seen", tokensSeen); w.field("windows_drawn", sampler.state.drawn)
+            w.field("trained_seconds", trainedSeconds)
             // the data stream and the schedule depend on the global batch, not on how it is split
             w.field("ranks", dataParallel.size)
             w.field("effective_batch", options.batchSize * options.gradientAccumulationSteps * dataParallel.size)
@@ -299,6 +360,7 @@ public final class Trainer {
         bestVal = b < 0 ? .infinity : b
         sinceBest = j["since_best"]?.int ?? 0
         tokensSeen = j["tokens_seen"]?.int ?? 0
+        trainedSeconds = j["trained_seconds"]?.number ?? 0
         var rng = RNG(seed: 0)
         rng.s = (words[0], words[1], words[2], words[3])
         sampler.restore(WindowSamplerState(rng: rng, drawn: j["windows_drawn"]?.int ?? 0))

@@ -218,6 +218,9 @@ class TrainerParams(ctypes.Structure):
         ("gradient_checkpointing", ctypes.c_bool),
         ("use_8bit_optimizer", ctypes.c_bool),
         ("data_parallel", ctypes.c_void_p),
+        ("time_budget_seconds", ctypes.c_double),
+        ("warmup_fraction", ctypes.c_float),
+        ("min_learning_rate", ctypes.c_float),
     ]
 
 

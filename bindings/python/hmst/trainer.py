@@ -18,10 +18,14 @@ class Trainer(_Resource):
     _free = staticmethod(lambda h: _lib.lib.hmst_trainer_free(h))
 
     def __init__(self, train_data, output_dir, *, val_data=None, model_size="micro", init_from=None,
-                 resume_from=None, epochs=1, batch_size=8, seq_len=256, steps_per_epoch=0, grad_accum_steps=1,
-                 eval_every=0, eval_windows=64, patience=0, save_every=0, learning_rate=3e-4, weight_decay=0.1,
-                 grad_clip=1.0, seed=0, mixed_precision=False, gradient_checkpointing=False,
-                 use_8bit_optimizer=False, data_parallel=None):
+                 resume_from=None, epochs=None, batch_size=None, seq_len=None, steps_per_epoch=None,
+                 grad_accum_steps=None, eval_every=None, eval_windows=None, patience=None, save_every=None,
+                 learning_rate=None, weight_decay=None, grad_clip=None, seed=0, mixed_precision=False,
+                 gradient_checkpointing=False, use_8bit_optimizer=False, data_parallel=None, time_budget=None,
+                 warmup_fraction=None, min_learning_rate=None):
+        """Options left as None take the library's defaults (hmst_trainer_default_params).
+        time_budget: train for this many seconds (evaluations not counted) instead of epochs;
+        the warmup and cosine decay then follow the share of the budget spent."""
         self._h = None
         self._keep = []
         p = _lib.lib.hmst_trainer_default_params()
@@ -35,10 +39,16 @@ class Trainer(_Resource):
                             ("steps_per_epoch", steps_per_epoch), ("grad_accum_steps", grad_accum_steps),
                             ("eval_every", eval_every), ("eval_windows", eval_windows), ("patience", patience),
                             ("save_every", save_every)):
+            if value is None:
+                continue
             if not isinstance(value, int) or not -2**31 <= value < 2**31:
                 raise TypeError(f"{name} must be an int32, not {value!r}")
             setattr(p, name, value)
-        p.learning_rate, p.weight_decay, p.grad_clip = float(learning_rate), float(weight_decay), float(grad_clip)
+        for name, value in (("learning_rate", learning_rate), ("weight_decay", weight_decay), ("grad_clip", grad_clip),
+                            ("time_budget_seconds", time_budget), ("warmup_fraction", warmup_fraction),
+                            ("min_learning_rate", min_learning_rate)):
+            if value is not None:
+                setattr(p, name, float(value))
         p.seed = int(seed)
         p.mixed_precision = bool(mixed_precision)
         p.gradient_checkpointing = bool(gradient_checkpointing)

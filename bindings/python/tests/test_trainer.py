@@ -51,3 +51,24 @@ def test_memory_and_precision_options(tmp_path):
     opts["use_8bit_optimizer"] = False
     with pytest.raises(hmst.HMSTError, match="adamw8bit"):
         hmst.Trainer(FIXTURE, tmp_path / "other", resume_from=out / "mid", **opts)
+
+
+@pytest.mark.skipif(not os.path.exists(os.path.join(FIXTURE, "metadata.json")), reason="run `make` fixtures first")
+def test_time_budget(tmp_path):
+    """time_budget trains for that many seconds whatever the epochs say, the rate decays with
+    the budget spent, and the run ends with an evaluation; bad values raise."""
+    seen = []
+    with hmst.Trainer(FIXTURE, tmp_path / "run", val_data=FIXTURE, seq_len=32, batch_size=2, steps_per_epoch=2,
+                      eval_windows=2, learning_rate=1e-3, min_learning_rate=0.0, warmup_fraction=0.1,
+                      time_budget=1.0) as t:
+        steps = t.run(progress=seen.append)
+    assert steps > 2 and len(seen) == steps
+    assert seen[-1]["val_loss"] is not None
+    # the peak is reached at the end of the warmup, up to the share of the budget one step takes
+    assert 0.5e-3 < max(p["learning_rate"] for p in seen) <= 1e-3
+    assert seen[-1]["learning_rate"] < 1e-4
+    state = json.loads((tmp_path / "run" / "final" / "trainer_state.json").read_text())
+    assert state["trained_seconds"] >= 1.0
+    for bad in (dict(time_budget=-1.0), dict(warmup_fraction=1.0), dict(min_learning_rate=1.0)):
+        with pytest.raises(hmst.HMSTError):
+            hmst.Trainer(FIXTURE, tmp_path / "bad", **bad)
