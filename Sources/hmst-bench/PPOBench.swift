@@ -78,3 +78,40 @@ enum PPOBench {
         }
     }
 }
+
+/// `hmst-bench controller --outcomes OUTCOMES.jsonl [--splits 10] [--seed 1] [--episodes 300000]
+/// [--ent-coef 0.05] [--ppo-learning-rate 1e-3] [--hidden 64,64] [--action-heads joint]`:
+/// rl-train's PPO and comparisons rerun from a stored outcome table (observations included),
+/// no model needed, over several entity splits. One JSON line per split and a summary line.
+enum ControllerBench {
+    static func main(_ option: (String) -> String?) -> Never {
+        do {
+            guard let path = option("--outcomes") else { throw HMSTError.invalidArgument("--outcomes OUTCOMES.jsonl is required") }
+            let table = try OutcomeTable.read(path: path)
+            var o = ControllerTrainingOptions()
+            o.seed = UInt64(option("--seed") ?? "") ?? 1
+            o.ppo.totalSteps = Int(option("--episodes") ?? "") ?? o.ppo.totalSteps
+            o.ppo.entCoef = Float(option("--ent-coef") ?? "") ?? o.ppo.entCoef
+            o.ppo.learningRate = Float(option("--ppo-learning-rate") ?? "") ?? o.ppo.learningRate
+            if let h = option("--hidden") { o.ppo.hidden = h.split(separator: ",").compactMap { Int($0) } }
+            o.jointActions = (option("--action-heads") ?? "joint") == "joint"
+            let splits = Int(option("--splits") ?? "") ?? 10
+            openblas_set_num_threads(1)
+            let s = try ControllerTraining.acrossSplits(table: table, options: o, splits: splits) { i, _, r in
+                PPOBench.json([("bench", "controller"), ("split", i), ("test_queries", r.testQueries), ("ppo", r.scores.first?.mean ?? .nan),
+                               ("best_fixed", r.bestFixed), ("gap_closed", r.gapClosed), ("ppo_minus_best_fixed", r.ppoMinusBestFixed.0),
+                               ("regressor", r.scores.first { $0.name.hasPrefix("reward regressor") }?.mean ?? .nan)])
+            }
+            let g = SplitSummary.meanSD(s.gapClosed), d = SplitSummary.meanSD(s.ppoMinusBestFixed)
+            PPOBench.json([("bench", "controller_summary"), ("outcomes", path), ("splits", splits), ("ent_coef", o.ppo.entCoef),
+                           ("ppo_learning_rate", o.ppo.learningRate), ("hidden", o.ppo.hidden.map(String.init).joined(separator: ",")),
+                           ("episodes", o.ppo.totalSteps), ("gap_closed_mean", g.mean), ("gap_closed_sd", g.sd),
+                           ("gap_closed_min", s.gapClosed.min() ?? .nan), ("ppo_minus_best_fixed_mean", d.mean),
+                           ("ppo_minus_best_fixed_min", s.ppoMinusBestFixed.min() ?? .nan)])
+            exit(0)
+        } catch {
+            FileHandle.standardError.write(Data("hmst-bench controller: \(error)\n".utf8))
+            exit(2)
+        }
+    }
+}

@@ -419,6 +419,7 @@ if args.first == "memory" {
 }
 
 if args.first == "ppo" { PPOBench.main(option) }   // PPOBench.swift
+if args.first == "controller" { ControllerBench.main(option) }   // PPOBench.swift
 
 // ---- exit mode: the engine's early exit and expert selection against quality (ExitBench.swift)
 if args.first == "exit" {

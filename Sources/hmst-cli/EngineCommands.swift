@@ -100,6 +100,10 @@ struct RLTrainCommand: ParsableCommand {
     @Option(name: .customLong("hidden"), help: "The policy's hidden layer sizes, comma-separated.") var hidden = "64,64"
     @Option(name: .customLong("ppo-seed"), help: "PPO's own seed (default: --seed); the query mix and split stay those of --seed.")
     var ppoSeed: UInt64?
+    @Option(help: "Train and compare on this many entity splits of the same table (split i: split and PPO seeds + i) and report the spread; the controller saved is split 0's.")
+    var splits = 1
+    @Option(name: .customLong("split-seed"), help: "Seed of the (first) entity split into training and test queries (default: --seed).")
+    var splitSeed: UInt64?
     @OptionGroup var engine: EngineOptionGroup
     @OptionGroup var threadOptions: ThreadOptions
 
@@ -120,6 +124,7 @@ struct RLTrainCommand: ParsableCommand {
             o.ppo.learningRate = ppoLearningRate
             o.ppo.entCoef = entCoef
             o.ppoSeed = ppoSeed
+            o.splitSeed = splitSeed
             let sizes = hidden.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
             guard !sizes.isEmpty, sizes.allSatisfy({ ($0 ?? 0) >= 1 && ($0 ?? 0) <= 4096 }) else {
                 throw HMSTError.invalidArgument("--hidden \(hidden): comma-separated layer sizes in 1...4096")
@@ -142,23 +147,32 @@ struct RLTrainCommand: ParsableCommand {
             }
             let tableSeconds = Date().timeIntervalSince(t0)
             try FileIO.writeAtomically(output + "/outcomes.jsonl", text: EngineReport.outcomesJSONL(table))
-            var (net, report) = try ControllerTraining.train(table: table, options: o) { log in
+            guard splits >= 1, splits <= 100 else { throw HMSTError.invalidArgument("--splits \(splits) must be in 1...100") }
+            var reports: [ControllerReport] = []
+            let summary = try ControllerTraining.acrossSplits(table: table, options: o, splits: splits, onUpdate: { log in
                 let every = max(1, o.ppo.nUpdates / 10)
                 if log.update == 1 || log.update % every == 0 {
                     let r = log.rewardComponents.map { "\($0.name) \(String(format: "%.3f", $0.mean))" }.joined(separator: ", ")
                     printError("  ppo update \(log.update): return \(String(format: "%.3f", log.meanEpisodicReturn ?? .nan)) kl \(String(format: "%.4f", log.approxKL)) clip \(String(format: "%.3f", log.clipFraction)) ev \(String(format: "%.3f", log.explainedVariance)) | \(r)")
                 }
-            }
-            report.tableSeconds = tableSeconds
-            print(EngineReport.controllerText(report))
-            try FileIO.writeAtomically(output + "/report.json", text: EngineReport.controllerJSON(report, options: o))
-            if !noSave {
+            }) { i, net, r in
+                var report = r
+                report.tableSeconds = tableSeconds
+                reports.append(report)
+                if i > 0 {
+                    printError(String(format: "  split %d: PPO %+.4f, best fixed (%@) %+.4f, gap closed %.1f%%", i, report.scores.first?.mean ?? .nan,
+                                      report.bestFixed, report.scores.first { $0.name == report.bestFixed }?.mean ?? .nan, report.gapClosed * 100))
+                    return
+                }
+                print(EngineReport.controllerText(report))
+                guard !noSave else { return }
                 let c = try MetaController(network: net, hidden: o.ppo.hidden, model: model, exitLayer: e.exitLayer, projectionSeed: e.options.projectionSeed)
                 c.trainingSummary = try JSONValue.parse(EngineReport.controllerJSON(report, options: o))
                 try c.save(checkpoint: checkpoint)
                 printError("controller written to \(checkpoint)/controller/")
             }
-            _ = net
+            if splits > 1 { print(EngineReport.splitsText(summary)) }
+            try FileIO.writeAtomically(output + "/report.json", text: EngineReport.controllerJSON(reports[0], options: o, splits: splits > 1 ? summary : nil))
         }
     }
 }

@@ -132,6 +132,44 @@ final class EngineTests: XCTestCase {
         XCTAssertThrowsError(try OutcomeTable.readOutcomes(path: path, queries: Array(t.queries.prefix(3))))
         try FileIO.writeAtomically(path, text: EngineReport.outcomesJSONL(t).replacingOccurrences(of: "\"flops\"", with: "\"flop\""))
         XCTAssertThrowsError(try OutcomeTable.readOutcomes(path: path, queries: t.queries))
+
+        // the whole table (queries, observations, outcomes) reads back without a query mix
+        try FileIO.writeAtomically(path, text: EngineReport.outcomesJSONL(t))
+        let back = try OutcomeTable.read(path: path)
+        XCTAssertEqual(back.queries, t.queries)
+        XCTAssertEqual(back.observations, t.observations)
+        XCTAssertEqual(back.outcomes, t.outcomes)
+        for (bad, what) in [("\"kind\":\"known\"", "\"kind\":\"famous\""), ("\"observation\":[", "\"observation\":[\"x\","),
+                            ("\"entity\"", "\"entityx\"")] {
+            try FileIO.writeAtomically(path, text: EngineReport.outcomesJSONL(t).replacingOccurrences(of: bad, with: what))
+            XCTAssertThrowsError(try OutcomeTable.read(path: path), what) { e in
+                XCTAssertTrue((e as? HMSTError)?.message.contains("line 1") ?? false, "\(e)")
+            }
+        }
+        try FileIO.writeAtomically(path, text: "")
+        XCTAssertThrowsError(try OutcomeTable.read(path: path))
+    }
+
+    /// acrossSplits: split 0 is train(table:options:) itself; other splits draw other entities;
+    /// the spread is the sample standard deviation.
+    func testAcrossSplits() throws {
+        let t = makeTable(n: 120)
+        var o = ControllerTrainingOptions()
+        o.ppo.totalSteps = 8_192
+        o.seed = 5
+        var tests: [Int] = []
+        let s = try ControllerTraining.acrossSplits(table: t, options: o, splits: 3) { _, _, r in tests.append(r.testQueries) }
+        XCTAssertEqual(s.gapClosed.count, 3)
+        XCTAssertEqual(tests.count, 3)
+        let (_, first) = try ControllerTraining.train(table: t, options: o)
+        XCTAssertEqual(s.gapClosed[0], first.gapClosed, accuracy: 1e-12)
+        let splits = (0..<3).map { ControllerTraining.split(t.queries, testFraction: 0.3, seed: 5 + UInt64($0)).test }
+        XCTAssertNotEqual(splits[0], splits[1])
+        XCTAssertEqual(tests, splits.map(\.count))
+        let (m, sd) = SplitSummary.meanSD([0.2, 0.4, 0.9])
+        XCTAssertEqual(m, 0.5, accuracy: 1e-12)
+        XCTAssertEqual(sd, (0.13 / 1).squareRoot(), accuracy: 1e-12)   // ((0.09 + 0.01 + 0.16) / 2)
+        XCTAssertThrowsError(try ControllerTraining.acrossSplits(table: t, options: o, splits: 0) { _, _, _ in })
     }
 
     func testRewardByHand() {

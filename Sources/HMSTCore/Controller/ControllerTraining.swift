@@ -42,6 +42,8 @@ public struct ControllerTrainingOptions {
     /// PPO's own seed (network, sampling, episode order); nil: seed. Another value retrains on
     /// the same query mix and split, to see how much a result owes to the run.
     public var ppoSeed: UInt64? = nil
+    /// the seed of the entity split into training and test queries; nil: seed
+    public var splitSeed: UInt64? = nil
     public init() {}
 }
 
@@ -70,6 +72,22 @@ public struct ControllerReport {
     public var ppoSeconds = 0.0
     /// the PPO policy's choice counts per query kind on the test queries
     public var choices: [QueryKind: [String: Int]] = [:]
+}
+
+/// PPO's results over several entity splits of one outcome table (ControllerTraining.acrossSplits).
+public struct SplitSummary: Sendable {
+    public var gapClosed: [Double] = []
+    public var ppoMinusBestFixed: [Double] = []
+    public var ppoMean: [Double] = []
+    public var bestFixed: [String] = []
+    public init() {}
+
+    /// mean and sample standard deviation of a per-split figure
+    public static func meanSD(_ x: [Double]) -> (mean: Double, sd: Double) {
+        let m = ControllerTraining.mean(x)
+        guard x.count > 1 else { return (m, 0) }
+        return (m, (x.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(x.count - 1)).squareRoot())
+    }
 }
 
 public enum ControllerTraining {
@@ -153,7 +171,7 @@ public enum ControllerTraining {
     /// PPO on the training rows, then every comparison on the test rows.
     public static func train(table: OutcomeTable, options o: ControllerTrainingOptions,
                              onUpdate: (PPOUpdateLog) -> Void = { _ in }) throws -> (ActorCritic, ControllerReport) {
-        let (train, test) = split(table.queries, testFraction: o.testFraction, seed: o.seed)
+        let (train, test) = split(table.queries, testFraction: o.testFraction, seed: o.splitSeed ?? o.seed)
         guard train.count >= 8, test.count >= 8 else {
             throw HMSTError.invalidArgument("rl-train: \(train.count) training and \(test.count) test queries; at least 8 of each are needed")
         }
@@ -223,6 +241,29 @@ public enum ControllerTraining {
             report.choices[table.queries[q].kind, default: [:]][d.summary, default: 0] += 1
         }
         return (net, report)
+    }
+
+    /// PPO and the comparisons once per entity split: split i uses split seed and PPO seed
+    /// (ppoSeed ?? seed) + i, so i = 0 is train(table:options:) itself. One test split of a few
+    /// hundred queries moves the gap closed by several points; the spread over splits shows how much.
+    /// onUpdate sees the first split's PPO updates.
+    public static func acrossSplits(table: OutcomeTable, options o: ControllerTrainingOptions, splits: Int,
+                                    onUpdate: (PPOUpdateLog) -> Void = { _ in },
+                                    onSplit: (Int, ActorCritic, ControllerReport) throws -> Void) throws -> SplitSummary {
+        guard splits >= 1 else { throw HMSTError.invalidArgument("splits \(splits) must be >= 1") }
+        var summary = SplitSummary()
+        for i in 0..<splits {
+            var oi = o
+            oi.splitSeed = (o.splitSeed ?? o.seed) &+ UInt64(i)
+            oi.ppoSeed = (o.ppoSeed ?? o.seed) &+ UInt64(i)
+            let (net, report) = try train(table: table, options: oi, onUpdate: i == 0 ? onUpdate : { _ in })
+            summary.gapClosed.append(report.gapClosed)
+            summary.ppoMinusBestFixed.append(report.ppoMinusBestFixed.0)
+            summary.ppoMean.append(report.scores.first?.mean ?? .nan)
+            summary.bestFixed.append(report.bestFixed)
+            try onSplit(i, net, report)
+        }
+        return summary
     }
 
     static func mean(_ x: [Double]) -> Double { x.isEmpty ? 0 : x.reduce(0, +) / Double(x.count) }

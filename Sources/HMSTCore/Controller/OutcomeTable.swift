@@ -102,20 +102,38 @@ public struct OutcomeTable: Sendable {
     /// The outcomes of outcomes.jsonl (EngineReport.outcomesJSONL), checked against the query
     /// mix they must have been built for: the same queries (text, answer, kind) in the same order.
     public static func readOutcomes(path: String, queries: [ControlQuery]) throws -> [[ActionOutcome]] {
-        let lines = try FileIO.readText(path).split(separator: "\n", omittingEmptySubsequences: true)
-        guard lines.count == queries.count else {
-            throw HMSTError.invalidArgument("\(path): \(lines.count) queries, but the query mix has \(queries.count)")
+        let t = try read(path: path)
+        guard t.queries.count == queries.count else {
+            throw HMSTError.invalidArgument("\(path): \(t.queries.count) queries, but the query mix has \(queries.count)")
         }
-        return try zip(lines, queries).enumerated().map { n, pair in
-            let (line, q) = pair
+        for (n, (a, q)) in zip(t.queries, queries).enumerated() where a.text != q.text || a.answer != q.answer || a.kind != q.kind {
+            throw HMSTError.invalidArgument("\(path): line \(n + 1) is not the query mix's query \(n + 1) (\(q.text)): built from other facts or options")
+        }
+        return t.outcomes
+    }
+
+    /// A whole table as outcomes.jsonl holds it: queries, observations and outcomes (PPO and the
+    /// baselines can be rerun from it without a model: `hmst-bench controller`).
+    public static func read(path: String) throws -> OutcomeTable {
+        let lines = try FileIO.readText(path).split(separator: "\n", omittingEmptySubsequences: true)
+        var t = OutcomeTable()
+        for (n, line) in lines.enumerated() {
             let j = try JSONValue.parse(String(line))
-            guard j["query"]?.string == q.text, j["answer"]?.string == q.answer, j["kind"]?.string == q.kind.rawValue else {
-                throw HMSTError.invalidArgument("\(path): line \(n + 1) is not the query mix's query \(n + 1) (\(q.text)): built from other facts or options")
+            guard let text = j["query"]?.string, let answer = j["answer"]?.string, let kind = j["kind"]?.string.flatMap(QueryKind.init),
+                  let entity = j["entity"]?.string else {
+                throw HMSTError.badFormat("\(path): line \(n + 1) needs query, answer, kind (known, semantic, episodic, unanswerable) and entity")
+            }
+            let obs = j["observation"]?.array?.compactMap { $0.number.map(Float.init) } ?? []
+            guard !obs.isEmpty, obs.count == j["observation"]?.array?.count, obs.allSatisfy(\.isFinite),
+                  t.observations.first.map({ $0.count == obs.count }) ?? true else {
+                throw HMSTError.badFormat("\(path): line \(n + 1) needs an observation of finite numbers, as long as the other lines'")
             }
             guard let rows = j["outcomes"]?.array, rows.count == EngineDecisions.count else {
                 throw HMSTError.badFormat("\(path): line \(n + 1) needs \(EngineDecisions.count) outcomes")
             }
-            return try rows.enumerated().map { a, o in
+            t.queries.append(ControlQuery(text: text, answer: answer, kind: kind, entity: entity))
+            t.observations.append(obs)
+            t.outcomes.append(try rows.enumerated().map { a, o in
                 guard o["action"]?.string == EngineDecisions(index: a).summary, let correct = o["correct"]?.bool,
                       let mc = o["model_correct"]?.bool, let ab = o["abstained"]?.bool, let conf = o["confidence"]?.number,
                       let lat = o["latency_units"]?.number, let fl = o["flops"]?.number, let ms = o["ms"]?.number,
@@ -124,8 +142,10 @@ public struct OutcomeTable: Sendable {
                 }
                 return ActionOutcome(correct: correct, modelCorrect: mc, abstained: ab, confidence: Float(conf), latencyUnits: lat,
                                      flops: fl, ms: ms, answer: ans)
-            }
+            })
         }
+        guard !t.queries.isEmpty else { throw HMSTError.badFormat("\(path) holds no outcomes") }
+        return t
     }
 
     /// Mean latency and FLOPs of the full action per query class: the reward's units.

@@ -128,7 +128,15 @@ public enum EngineReport {
         return s
     }
 
-    public static func controllerJSON(_ r: ControllerReport, options o: ControllerTrainingOptions) -> String {
+    /// Gap closed and PPO − best fixed over the splits of ControllerTraining.acrossSplits.
+    public static func splitsText(_ s: SplitSummary) -> String {
+        let g = SplitSummary.meanSD(s.gapClosed), d = SplitSummary.meanSD(s.ppoMinusBestFixed)
+        return String(format: "over %d entity splits: gap to the per-query best closed %.1f%% (sd %.1f, min %.1f, max %.1f); PPO − best fixed %+.4f (sd %.4f, min %+.4f)",
+                      s.gapClosed.count, g.mean * 100, g.sd * 100, (s.gapClosed.min() ?? .nan) * 100, (s.gapClosed.max() ?? .nan) * 100,
+                      d.mean, d.sd, s.ppoMinusBestFixed.min() ?? .nan)
+    }
+
+    public static func controllerJSON(_ r: ControllerReport, options o: ControllerTrainingOptions, splits: SplitSummary? = nil) -> String {
         let w = JSONWriter()
         w.object {
             w.field("format", "hmst-controller-report")
@@ -145,6 +153,17 @@ public enum EngineReport {
             w.field("best_fixed", r.bestFixed)
             w.field("ppo_minus_best_fixed", .array([.number(r.ppoMinusBestFixed.0), .number(r.ppoMinusBestFixed.1), .number(r.ppoMinusBestFixed.2)]))
             w.field("gap_closed", r.gapClosed)
+            if let splits {
+                w.field("splits", object: {
+                    w.field("gap_closed", .array(splits.gapClosed.map { .number($0) }))
+                    w.field("ppo_minus_best_fixed", .array(splits.ppoMinusBestFixed.map { .number($0) }))
+                    w.field("ppo_mean_reward", .array(splits.ppoMean.map { .number($0) }))
+                    w.field("best_fixed", .array(splits.bestFixed.map { .string($0) }))
+                    let g = SplitSummary.meanSD(splits.gapClosed), d = SplitSummary.meanSD(splits.ppoMinusBestFixed)
+                    w.field("gap_closed_mean", g.mean); w.field("gap_closed_sd", g.sd)
+                    w.field("ppo_minus_best_fixed_mean", d.mean); w.field("ppo_minus_best_fixed_sd", d.sd)
+                })
+            }
             w.field("table_seconds", r.tableSeconds)
             w.field("ppo_seconds", r.ppoSeconds)
             if let last = r.ppoLog.last {
