@@ -80,7 +80,8 @@ enum PPOBench {
 }
 
 /// `hmst-bench controller --outcomes OUTCOMES.jsonl [--splits 10] [--seed 1] [--episodes 300000]
-/// [--ent-coef 0.05] [--ppo-learning-rate 1e-3] [--hidden 64,64] [--action-heads joint]`:
+/// [--ent-coef 0.05] [--ppo-learning-rate 1e-3] [--hidden 64,64] [--action-heads joint]
+/// [--observation-scaling on|off]`:
 /// rl-train's PPO and comparisons rerun from a stored outcome table (observations included),
 /// no model needed, over several entity splits. One JSON line per split and a summary line.
 enum ControllerBench {
@@ -96,6 +97,7 @@ enum ControllerBench {
             if let h = option("--hidden") { o.ppo.hidden = h.split(separator: ",").compactMap { Int($0) } }
             o.jointActions = (option("--action-heads") ?? "joint") == "joint"
             let splits = Int(option("--splits") ?? "") ?? 10
+            o.scaleObservations = option("--observation-scaling") != "off"
             openblas_set_num_threads(1)
             let s = try ControllerTraining.acrossSplits(table: table, options: o, splits: splits) { i, _, r in
                 PPOBench.json([("bench", "controller"), ("split", i), ("test_queries", r.testQueries), ("ppo", r.scores.first?.mean ?? .nan),

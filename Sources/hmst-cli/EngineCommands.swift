@@ -102,6 +102,8 @@ struct RLTrainCommand: ParsableCommand {
     var ppoSeed: UInt64?
     @Option(help: "Train and compare on this many entity splits of the same table (split i: split and PPO seeds + i) and report the spread; the controller saved is split 0's.")
     var splits = 1
+    @Flag(name: .customLong("no-observation-scaling"), help: "Feed PPO the raw state summary instead of standardising it by the training queries' mean and spread.")
+    var noObservationScaling = false
     @Option(name: .customLong("split-seed"), help: "Seed of the (first) entity split into training and test queries (default: --seed).")
     var splitSeed: UInt64?
     @OptionGroup var engine: EngineOptionGroup
@@ -125,6 +127,7 @@ struct RLTrainCommand: ParsableCommand {
             o.ppo.entCoef = entCoef
             o.ppoSeed = ppoSeed
             o.splitSeed = splitSeed
+            o.scaleObservations = !noObservationScaling
             let sizes = hidden.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
             guard !sizes.isEmpty, sizes.allSatisfy({ ($0 ?? 0) >= 1 && ($0 ?? 0) <= 4096 }) else {
                 throw HMSTError.invalidArgument("--hidden \(hidden): comma-separated layer sizes in 1...4096")
@@ -166,7 +169,8 @@ struct RLTrainCommand: ParsableCommand {
                 }
                 print(EngineReport.controllerText(report))
                 guard !noSave else { return }
-                let c = try MetaController(network: net, hidden: o.ppo.hidden, model: model, exitLayer: e.exitLayer, projectionSeed: e.options.projectionSeed)
+                let c = try MetaController(network: net, hidden: o.ppo.hidden, model: model, exitLayer: e.exitLayer,
+                                           projectionSeed: e.options.projectionSeed, scaling: report.observationScaling)
                 c.trainingSummary = try JSONValue.parse(EngineReport.controllerJSON(report, options: o))
                 try c.save(checkpoint: checkpoint)
                 printError("controller written to \(checkpoint)/controller/")

@@ -16,7 +16,9 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("tokenizer-path"), help: "Reuse this tokenizer (file or directory).") var tokenizerPath: String?
     @Option(name: .customLong("vocab-size"), help: "Vocabulary when a tokenizer is trained.") var vocabSize = 4096
     @Option(name: .customLong("doc-separator"), help: "blankline, line, file or a marker line (text input).") var docSeparator = "blankline"
-    @Option(name: .customLong("model-size"), help: "micro, tiny, small, base.") var modelSize = "micro"
+    @Option(name: .customLong("model-size"), help: "micro, tiny, small, base (default: micro).") var modelSize: String?
+    @Option(name: .customLong("config"), help: ArgumentHelp("A Hugging Face config.json (Mixtral or Llama fields) for the model's shape instead of --model-size; its vocab_size gives way to the tokenizer's.", valueName: "config.json"))
+    var configFile: String?
     @Option(help: "Epochs.") var epochs = 1
     @Option(name: .customLong("batch-size"), help: "Sequences per micro-batch.") var batchSize = 8
     @Option(name: .customLong("seq-len"), help: "Tokens per sequence.") var seqLen = 256
@@ -50,6 +52,7 @@ struct TrainCommand: ParsableCommand {
 
     func validate() throws {
         if valSplit != nil && valFile != nil { throw ValidationError("--val-split and --val-file are mutually exclusive") }
+        if modelSize != nil && configFile != nil { throw ValidationError("--model-size and --config both give the model's shape: choose one") }
         if let v = valSplit, !(v > 0 && v < 1) { throw ValidationError("--val-split must be between 0 and 1") }
         if let b = timeBudget, !(b > 0 && b.isFinite) { throw ValidationError("--time-budget must be a positive number of seconds") }
         if timeBudget != nil && epochs != 1 { throw ValidationError("--time-budget and --epochs both say how long to train: choose one") }
@@ -112,7 +115,20 @@ struct TrainCommand: ParsableCommand {
                 }
             }
             // ---- model
-            var config = try ModelConfig.preset(modelSize, vocabSize: tokenizer?.vocabSize ?? trainSet.vocabSize)
+            let vocab = tokenizer?.vocabSize ?? trainSet.vocabSize
+            var config: ModelConfig
+            if let configFile {
+                var j = try JSONValue.parse(bytes: try FileIO.readAll(configFile))
+                if case .object(var fields) = j {
+                    fields.removeAll { $0.0 == "vocab_size" }
+                    fields.append(("vocab_size", .number(Double(vocab))))
+                    j = .object(fields)
+                }
+                config = try ModelConfig(json: j, source: configFile)
+            } else {
+                config = try ModelConfig.preset(modelSize ?? "micro", vocabSize: vocab)
+            }
+            let shapeName = configFile ?? modelSize ?? "micro"
             config.eosTokenId = (tokenizer?.eosId).map(Int.init)
             if let routerAuxLossCoef {
                 guard routerAuxLossCoef >= 0, routerAuxLossCoef.isFinite else { throw HMSTError.invalidArgument("--router-aux-loss-coef must be >= 0") }
@@ -145,7 +161,7 @@ struct TrainCommand: ParsableCommand {
             }
             // Ctrl-C: finish the current step, save final/ with the state to resume from, exit
             signal(SIGINT) { _ in trainInterrupted = 1 }
-            printLeader(dp, "training \(modelSize) (\(config.parameterCount) parameters) on \(trainSet.totalTokens) tokens, "
+            printLeader(dp, "training \(shapeName) (\(config.parameterCount) parameters) on \(trainSet.totalTokens) tokens, "
                        + "\(trainer.stepsPerEpoch) steps/epoch x "
                        + (timeBudget.map { String(format: "%g s of training", $0) } ?? "\(epochs)") + ", batch \(batchSize)x\(opts.sequenceLength), "
                        + "\(trainer.precisionReason)\(gradientCheckpointing ? ", gradient checkpointing" : ""), "

@@ -285,6 +285,41 @@ final class EngineTests: XCTestCase {
         XCTAssertThrowsError(try MetaController(network: try ActorCritic(observationSize: StateSummary.size, actionHeads: [4, 8],
                                                                            hidden: [16], seed: 1),
                                                 hidden: [16], model: model, exitLayer: 1, projectionSeed: 1))
+
+        // observation scaling (version 3): stored, read back, applied before the network
+        let scaling = try ObservationScaling(mean: (0..<StateSummary.size).map { Float($0) / 20 },
+                                             scale: (0..<StateSummary.size).map { 1 + Float($0 % 3) })
+        let sc = try MetaController(network: jnet, hidden: [16], model: model, exitLayer: 1, projectionSeed: 77, scaling: scaling)
+        try sc.save(checkpoint: dir)
+        let sback = try XCTUnwrap(try MetaController.load(checkpoint: dir, model: model))
+        XCTAssertEqual(sback.scaling, scaling)
+        XCTAssertEqual(try sback.decide(obs).1, try jc.decide(scaling.apply(obs)).1)
+        XCTAssertNotEqual(try sback.decide(obs).1, try jc.decide(obs).1)
+        XCTAssertThrowsError(try MetaController(network: jnet, hidden: [16], model: model, exitLayer: 1, projectionSeed: 77,
+                                                scaling: try ObservationScaling(mean: [0, 0], scale: [1, 1])))
+        // the scaling is covered by the hash: changed behind the config's back, refused
+        let sw = dir + "/controller/controller.safetensors"
+        var sbytes = try FileIO.readAll(sw)
+        sbytes[sbytes.count - 1] ^= 0x40
+        try FileIO.writeAtomically(sw, sbytes)
+        XCTAssertThrowsError(try MetaController.load(checkpoint: dir, model: model))
+        // a controller saved without scaling reads back without it (version 2 files behave the same)
+        try jc.save(checkpoint: dir)
+        XCTAssertNil(try XCTUnwrap(try MetaController.load(checkpoint: dir, model: model)).scaling)
+    }
+
+    /// ObservationScaling.fit: mean and 1/population-std per feature, 1 for a constant feature.
+    func testObservationScalingByHand() throws {
+        let s = try ObservationScaling.fit([[1, 5, 2], [3, 5, 4], [5, 5, 9]])
+        XCTAssertEqual(s.mean, [3, 5, 5])
+        XCTAssertEqual(s.scale[0], Float(1 / (8.0 / 3).squareRoot()), accuracy: 1e-6)
+        XCTAssertEqual(s.scale[1], 1)
+        XCTAssertEqual(s.scale[2], Float(1 / (26.0 / 3).squareRoot()), accuracy: 1e-6)
+        XCTAssertEqual(s.apply([3, 6, 5]), [0, 1, 0])
+        XCTAssertThrowsError(try ObservationScaling.fit([]))
+        XCTAssertThrowsError(try ObservationScaling.fit([[1, 2], [1]]))
+        XCTAssertThrowsError(try ObservationScaling(mean: [0], scale: [0]))
+        XCTAssertThrowsError(try ObservationScaling(mean: [.nan], scale: [1]))
     }
 
     func testExitHeadStartsAtTheEarlyReadOutAndRoundTrips() throws {

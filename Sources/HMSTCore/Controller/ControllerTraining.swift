@@ -44,6 +44,9 @@ public struct ControllerTrainingOptions {
     public var ppoSeed: UInt64? = nil
     /// the seed of the entity split into training and test queries; nil: seed
     public var splitSeed: UInt64? = nil
+    /// standardise the state summary by the training queries' mean and spread
+    /// (ObservationScaling, stored with the controller)
+    public var scaleObservations = true
     public init() {}
 }
 
@@ -72,6 +75,8 @@ public struct ControllerReport {
     public var ppoSeconds = 0.0
     /// the PPO policy's choice counts per query kind on the test queries
     public var choices: [QueryKind: [String: Int]] = [:]
+    /// the input standardisation the PPO policy was trained with (nil: raw state summaries)
+    public var observationScaling: ObservationScaling?
 }
 
 /// PPO's results over several entity splits of one outcome table (ControllerTraining.acrossSplits).
@@ -182,8 +187,13 @@ public enum ControllerTraining {
         let t0 = Clock.nowMs()
         var cfg = o.ppo
         cfg.seed = o.ppoSeed ?? o.seed
+        // PPO sees standardised observations, fitted on the training queries alone
+        let scaling = o.scaleObservations ? try ObservationScaling.fit(train.map { table.observations[$0] }) : nil
+        var scaled = table
+        if let scaling { scaled.observations = table.observations.map(scaling.apply) }
+        report.observationScaling = scaling
         let ppo = try PPOTrainer(config: cfg) { i in
-            ControllerBandit(table: table, rows: train, weights: o.weights, seed: cfg.seed &+ UInt64(i), joint: o.jointActions)
+            ControllerBandit(table: scaled, rows: train, weights: o.weights, seed: cfg.seed &+ UInt64(i), joint: o.jointActions)
         }
         try ppo.train { log in
             report.ppoLog.append(log)
@@ -224,7 +234,7 @@ public enum ControllerTraining {
         let reg = score("reward regressor (argmax of 32 ridge fits)", { regressor.best(table.observations[$0]) })
         let oracle = score("per-query best action", { q in R[q].indices.max { R[q][$0] < R[q][$1] }! })
         let ppoChoice: (Int) -> Int = { q in
-            let obs = table.observations[q]
+            let obs = scaled.observations[q]
             let (logits, _) = obs.withUnsafeBufferPointer { net.forward($0.baseAddress!, B: 1) }
             return MetaController.greedyIndex(logits, joint: o.jointActions)
         }

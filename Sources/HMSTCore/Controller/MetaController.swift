@@ -6,7 +6,9 @@
 // heads learn poorly); the base model is the transformer that encodes, the controller the small
 // network on top. Trained by
 // PPO (Controller/ControllerTraining.swift, `hmst rl-train`). Stored in the checkpoint:
-//   controller/controller.safetensors  "params" [P] f32 (actor then critic, ActorCritic's order)
+//   controller/controller.safetensors  "params" [P] f32 (actor then critic, ActorCritic's order);
+//                                      version 3 with observation scaling: "obs_mean" and
+//                                      "obs_scale" [features] f32 (ObservationScaling)
 //   controller/config.json             format, version, features, heads, action_heads ([2, 2, 2,
 //                                      2, 2] or [32]; version 1: the former), hidden sizes, the
 //                                      model's hidden size / layers / vocabulary, the exit layer,
@@ -20,7 +22,7 @@ public final class MetaController: EngineController, @unchecked Sendable {
     static let weightsName = "controller.safetensors"
     static let configName = "config.json"
     static let formatName = "hmst-controller"
-    static let formatVersion = 2
+    static let formatVersion = 3
     static let factorizedHeads = [2, 2, 2, 2, 2]
     static let jointHeads = [EngineDecisions.count]
 
@@ -30,15 +32,22 @@ public final class MetaController: EngineController, @unchecked Sendable {
     public let modelShape: [Int]
     public let exitLayer: Int
     public let projectionSeed: UInt64
+    /// the input standardisation PPO trained with (nil: raw state summaries; version 2 files)
+    public let scaling: ObservationScaling?
     /// free-form record of the training run (JSON object), saved with the weights
     public var trainingSummary: JSONValue = .object([])
     private let decideLock = NSLock()
 
-    public init(network: ActorCritic, hidden: [Int], model: LanguageModel, exitLayer: Int, projectionSeed: UInt64) throws {
+    public init(network: ActorCritic, hidden: [Int], model: LanguageModel, exitLayer: Int, projectionSeed: UInt64,
+                scaling: ObservationScaling? = nil) throws {
         guard network.observationSize == StateSummary.size,
               [MetaController.factorizedHeads, MetaController.jointHeads].contains(network.actionHeads) else {
             throw HMSTError.invalidArgument("controller: the network must read \(StateSummary.size) features into five two-way heads or one \(EngineDecisions.count)-way head")
         }
+        if let scaling, scaling.mean.count != StateSummary.size {
+            throw HMSTError.invalidArgument("controller: observation scaling of \(scaling.mean.count) features for a state summary of \(StateSummary.size)")
+        }
+        self.scaling = scaling
         self.network = network
         self.hidden = hidden
         modelShape = MetaController.shape(of: model)
@@ -68,7 +77,8 @@ public final class MetaController: EngineController, @unchecked Sendable {
         }
         decideLock.lock()
         defer { decideLock.unlock() }
-        let (logits, _) = observation.withUnsafeBufferPointer { network.forward($0.baseAddress!, B: 1) }
+        let input = scaling?.apply(observation) ?? observation
+        let (logits, _) = input.withUnsafeBufferPointer { network.forward($0.baseAddress!, B: 1) }
         var yes = [Float](repeating: 0, count: 5)
         if joint {
             let n = EngineDecisions.count
@@ -88,9 +98,14 @@ public final class MetaController: EngineController, @unchecked Sendable {
 
     // MARK: files
 
+    /// of the parameters, then the scaling's mean and scale when there is one
     private var hash: String {
         let p = UnsafeBufferPointer(start: network.params.p, count: network.parameterCount)
-        return FileChecksum.hex(FileChecksum.of(Array(UnsafeRawBufferPointer(p))))
+        var bytes = Array(UnsafeRawBufferPointer(p))
+        if let scaling {
+            for v in [scaling.mean, scaling.scale] { v.withUnsafeBytes { bytes += $0 } }
+        }
+        return FileChecksum.hex(FileChecksum.of(bytes))
     }
 
     /// Writes controller/controller.safetensors, then controller/config.json (naming the
@@ -101,9 +116,16 @@ public final class MetaController: EngineController, @unchecked Sendable {
         let P = network.parameterCount
         let buf = FloatBuffer(count: P)
         buf.pointer.update(from: network.params.p, count: P)
-        try SafeTensorsWriter.writeRaw(path: d + "/" + MetaController.weightsName, tensors: [
-            RawTensor(name: "params", dtype: .f32, shape: [P], bytes: UnsafeRawBufferPointer(start: buf.pointer, count: P * 4), owner: buf),
-        ])
+        var tensors = [RawTensor(name: "params", dtype: .f32, shape: [P], bytes: UnsafeRawBufferPointer(start: buf.pointer, count: P * 4), owner: buf)]
+        if let scaling {
+            let n = scaling.mean.count
+            for (name, v) in [("obs_mean", scaling.mean), ("obs_scale", scaling.scale)] {
+                let b = FloatBuffer(count: n)
+                v.withUnsafeBufferPointer { b.pointer.update(from: $0.baseAddress!, count: n) }
+                tensors.append(RawTensor(name: name, dtype: .f32, shape: [n], bytes: UnsafeRawBufferPointer(start: b.pointer, count: n * 4), owner: b))
+            }
+        }
+        try SafeTensorsWriter.writeRaw(path: d + "/" + MetaController.weightsName, tensors: tensors)
         let w = JSONWriter()
         w.object {
             w.field("format", MetaController.formatName)
@@ -118,6 +140,7 @@ public final class MetaController: EngineController, @unchecked Sendable {
             w.field("exit_layer", exitLayer)
             w.field("projection_seed", String(projectionSeed))
             w.field("parameters", P)
+            w.field("observation_scaling", scaling != nil)
             w.field("hash", hash)
             w.field("training", trainingSummary)
         }
@@ -165,7 +188,17 @@ public final class MetaController: EngineController, @unchecked Sendable {
         let file = try SafeTensorsFile(path: weightsPath)
         try file.copy("params", dtype: .f32, count: P, to: UnsafeMutableRawPointer(net.params.p))
         for i in 0..<P where !net.params.p[i].isFinite { throw HMSTError.badFormat("\(weightsPath): parameter \(i) is not finite") }
-        let c = try MetaController(network: net, hidden: hidden, model: model, exitLayer: exit, projectionSeed: seed)
+        var scaling: ObservationScaling? = nil
+        if version >= 3, j["observation_scaling"]?.bool == true {
+            let n = StateSummary.size
+            var mean = [Float](repeating: 0, count: n), scale = [Float](repeating: 0, count: n)
+            try mean.withUnsafeMutableBytes { try file.copy("obs_mean", dtype: .f32, count: n, to: $0.baseAddress!) }
+            try scale.withUnsafeMutableBytes { try file.copy("obs_scale", dtype: .f32, count: n, to: $0.baseAddress!) }
+            do { scaling = try ObservationScaling(mean: mean, scale: scale) } catch {
+                throw HMSTError.badFormat("\(weightsPath): obs_mean / obs_scale must be finite, scales > 0")
+            }
+        }
+        let c = try MetaController(network: net, hidden: hidden, model: model, exitLayer: exit, projectionSeed: seed, scaling: scaling)
         guard c.hash == hash else { throw HMSTError.badFormat("\(weightsPath) does not match \(jsonPath) (hash \(c.hash), expected \(hash))") }
         c.trainingSummary = j["training"] ?? .object([])
         return c
