@@ -133,9 +133,8 @@ public final class EpisodicSoftTokens: ParameterSet, @unchecked Sendable {
         let v = state.pooled()
         var ss = 0.0
         for x in v { ss += Double(x) * Double(x) }
-        guard ss.isFinite else { throw HMSTError.invalidArgument("episodic soft tokens: the SSM state is not finite") }
         let norm = Float(ss.squareRoot())
-        let key = norm > 0 ? v.map { $0 / norm } : v
+        let key = try EpisodicMemory.unit(v, "episodic soft tokens: the SSM state")   // exactly the stored key
         return (key, tape.map { Trace(tape: $0, T: hidden.count / C, norm: norm) })
     }
 
