@@ -580,7 +580,9 @@ struct hmst_episodic_params {
     int32_t max_entries;            /* default 1000: the least important (then oldest) entry is evicted beyond */
     int32_t state_size;             /* default 256: SSM state size N, the key dimension */
     int32_t max_tokens;             /* default 8192: tokens kept per entry (the most recent), encoded in windows of the model context */
-    uint64_t seed;                  /* default 0: initial SSM weights */
+    uint64_t seed;                  /* default 0: initial SSM weights (unused when the model has a trained
+                                       episodic SSM, episodic_soft_tokens.*: that mixer is used, and
+                                       state_size must be its N) */
 };
 
 /* Thread-safe. */
