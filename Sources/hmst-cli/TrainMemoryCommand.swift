@@ -59,6 +59,8 @@ struct TrainMemoryCommand: ParsableCommand {
     var episodicFraction = 0.25
     @Option(name: .customLong("episodic-learning-rate"), help: "Peak learning rate of the soft-token projection and SSM (default: --learning-rate); same schedule.")
     var episodicLearningRate: Float?
+    @Option(name: .customLong("episodic-reconstruction"), help: "Share of the soft-token examples that ask for the memory's text back (loss on the text) instead of an answer.")
+    var episodicReconstruction = 0.0
     @Flag(name: .customLong("no-progress"), help: "No live progress line.") var noProgress = false
     @OptionGroup var threadOptions: ThreadOptions
     @OptionGroup var distributed: DistributedOptions
@@ -101,6 +103,7 @@ struct TrainMemoryCommand: ParsableCommand {
             o.episodicSoftTokens = episodicSoftTokens
             o.episodicFraction = episodicFraction
             o.episodicLearningRate = episodicLearningRate
+            o.episodicReconstruction = episodicReconstruction
             if lmData == nil && lmFraction > 0 { printLeader(dp, "no --data: every step is a memory step (--lm-fraction 0)") }
             let trainer = try MemoryTrainer(model: model, facts: corpus, lmData: lmData, lmVal: lmVal, outputDir: output, options: o)
             if let resume {

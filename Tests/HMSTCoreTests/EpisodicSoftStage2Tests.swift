@@ -56,6 +56,12 @@ final class EpisodicSoftStage2Tests: XCTestCase {
         var inputs: [Int32] = [], targets: [Int32] = []
         MemoryBatch.pack([e.example], T: 40, pad: 0, inputs: &inputs, targets: &targets)
         XCTAssertEqual(targets.filter { $0 >= 0 }.count, e.example.tokens.count - e.example.answerStart)
+        // reconstruction: <mem> ▢ ▢ </mem> <mem> text </mem>, loss on the text and </mem>
+        let r = c.softReconstruction(text: "a fact", K: 2)
+        XCTAssertEqual(Array(r.example.tokens.prefix(5)), [open, open, open, close, open])
+        XCTAssertEqual(Array(r.example.tokens.dropFirst(5)), tok.encode("a fact") + [close])
+        XCTAssertEqual(r.slots, [1])
+        XCTAssertEqual(r.example.answerStart, 5)
         // a sampled example fits and has the gold fact's text among its memories when gold
         var rng = RNG(seed: 4)
         for _ in 0..<20 {
@@ -78,6 +84,7 @@ final class EpisodicSoftStage2Tests: XCTestCase {
         o.seed = 9
         o.episodicSoftTokens = 2
         o.episodicFraction = 0.5
+        o.episodicReconstruction = 0.3
         return o
     }
 
@@ -146,10 +153,11 @@ final class EpisodicSoftStage2Tests: XCTestCase {
 
     func testBadOptionsAreErrors() throws {
         let (p, tok, corpus, data) = try setUpRun()
-        for (k, f) in [(9, 0.5), (-1, 0.5), (2, 1.5), (2, -0.1)] {
+        for (k, f, r) in [(9, 0.5, 0.0), (-1, 0.5, 0.0), (2, 1.5, 0.0), (2, -0.1, 0.0), (2, 0.5, 1.5)] {
             var o = options()
             o.episodicSoftTokens = k
             o.episodicFraction = f
+            o.episodicReconstruction = r
             XCTAssertThrowsError(try MemoryTrainer(params: p, tokenizer: tok, facts: corpus, lmData: data, lmVal: nil,
                                                    outputDir: dir + "/x", options: o)) {
                 XCTAssertEqual(($0 as? HMSTError)?.status, .invalidArgument)

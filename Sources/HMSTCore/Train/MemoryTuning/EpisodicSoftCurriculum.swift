@@ -6,6 +6,9 @@
 //
 // A placeholder is the `<mem>` token id, so nothing reads it as text: its embedding row is
 // replaced (InjectedEmbeddings) and a copy head sees no memory tokens in the span.
+// A reconstruction example asks for the memory's text back instead of an answer, loss on the
+// text: <mem>▢▢</mem><mem>the fact's text</mem> (every token of the fact must come through the
+// soft tokens, not only the few of an answer).
 
 /// A curriculum example with soft memories: the tokens (placeholders included), the memory
 /// texts to encode, and where each memory's K placeholders start.
@@ -35,6 +38,17 @@ extension MemoryCurriculum {
         return SoftMemoryExample(example: MemoryExample(tokens: tokens, answerStart: start, condition: condition, goldPosition: goldPosition,
                                                         memories: memories),
                                  texts: memories, slots: slots)
+    }
+
+    /// A reconstruction example for a fact text (see the header); loss on the text and </mem>.
+    public func softReconstruction(text: String, K: Int) -> SoftMemoryExample {
+        let open = tokenizer.id(for: MemoryPrompt.memoryOpen) ?? 0, close = tokenizer.id(for: MemoryPrompt.memoryClose) ?? 0
+        var tokens: [Int32] = [open] + [Int32](repeating: open, count: K) + [close, open]
+        let start = tokens.count
+        tokens += tokenizer.encode(text) + [close]
+        return SoftMemoryExample(example: MemoryExample(tokens: tokens, answerStart: start, condition: .gold, goldPosition: 0,
+                                                        memories: [text]),
+                                 texts: [text], slots: [1])
     }
 
     /// A training question whose memories are soft tokens: the gold fact among distractors

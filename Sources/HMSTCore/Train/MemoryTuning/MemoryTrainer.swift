@@ -51,6 +51,9 @@ public struct MemoryTrainerOptions: Sendable {
     public var episodicFraction = 0.25
     /// the soft tokens' (projection and SSM) peak learning rate (nil: learningRate); same schedule
     public var episodicLearningRate: Float? = nil
+    /// share of the soft-token examples that ask for the memory's text back (reconstruction,
+    /// EpisodicSoftCurriculum.softReconstruction) instead of a question's answer
+    public var episodicReconstruction = 0.0
     public init() {}
 
     func validate() throws {
@@ -74,6 +77,9 @@ public struct MemoryTrainerOptions: Sendable {
             throw HMSTError.invalidArgument("the episodic soft-token fraction must be in [0, 1], not \(episodicFraction)")
         }
         if let r = episodicLearningRate, !(r > 0 && r.isFinite) { throw HMSTError.invalidArgument("the episodic soft tokens' learning rate must be > 0") }
+        guard episodicReconstruction >= 0, episodicReconstruction <= 1 else {
+            throw HMSTError.invalidArgument("the episodic reconstruction share must be in [0, 1], not \(episodicReconstruction)")
+        }
         try curriculum.validate()
     }
 }
@@ -275,7 +281,13 @@ public final class MemoryTrainer {
             var examples: [MemoryExample] = [], soft: [SoftMemoryExample] = [], softRows: [Int] = []
             for b in 0..<B {
                 if rng.nextDouble() < options.episodicFraction {
-                    let e = curriculum.sampleSoft(&rng, K: ep.softTokens.K, maxTokens: mT + 1)
+                    let e: SoftMemoryExample
+                    if options.episodicReconstruction > 0, rng.nextDouble() < options.episodicReconstruction {
+                        let q = curriculum.trainQuestions[Int(rng.next() % UInt64(curriculum.trainQuestions.count))]
+                        e = curriculum.softReconstruction(text: curriculum.corpus.fact(of: q).text, K: ep.softTokens.K)
+                    } else {
+                        e = curriculum.sampleSoft(&rng, K: ep.softTokens.K, maxTokens: mT + 1)
+                    }
                     soft.append(e)
                     softRows.append(b)
                     examples.append(e.example)
