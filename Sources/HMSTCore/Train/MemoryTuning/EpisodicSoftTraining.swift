@@ -12,10 +12,11 @@ public final class EpisodicSoftTraining {
     public let softTokens: EpisodicSoftTokens
     public let optimizer: Optimizer
     /// forward-only steps over the model's parameters for the facts' hidden states, factRows
-    /// texts of at most factTokens tokens at a time (a fixed shape, so its buffers are reused)
+    /// texts of at most factTokens tokens at a time (a fixed shape, so its buffers are reused;
+    /// a fact is one sentence of ~15 tokens, so 16 x 32 holds a step's facts in one forward)
     let factGrad: ModelGrad
     let tokenizer: Tokenizer
-    static let factRows = 8, factTokens = 64
+    static let factRows = 16, factTokens = 32
 
     public init(softTokens: EpisodicSoftTokens, params: Parameters, tokenizer: Tokenizer, options: ModelGradOptions,
                 adam: AdamWConfig) throws {
