@@ -61,6 +61,8 @@ struct TrainMemoryCommand: ParsableCommand {
     var episodicLearningRate: Float?
     @Option(name: .customLong("episodic-reconstruction"), help: "Share of the soft-token examples that ask for the memory's text back (loss on the text) instead of an answer.")
     var episodicReconstruction = 0.0
+    @Option(name: .customLong("episodic-readout"), help: "Weight of an auxiliary loss asking each soft token, read by the LM head, for the k-th token of its fact's value (0 = none).")
+    var episodicReadout: Float = 0
     @Flag(name: .customLong("no-progress"), help: "No live progress line.") var noProgress = false
     @OptionGroup var threadOptions: ThreadOptions
     @OptionGroup var distributed: DistributedOptions
@@ -104,6 +106,7 @@ struct TrainMemoryCommand: ParsableCommand {
             o.episodicFraction = episodicFraction
             o.episodicLearningRate = episodicLearningRate
             o.episodicReconstruction = episodicReconstruction
+            o.episodicReadout = episodicReadout
             if lmData == nil && lmFraction > 0 { printLeader(dp, "no --data: every step is a memory step (--lm-fraction 0)") }
             let trainer = try MemoryTrainer(model: model, facts: corpus, lmData: lmData, lmVal: lmVal, outputDir: output, options: o)
             if let resume {

@@ -85,6 +85,7 @@ final class EpisodicSoftStage2Tests: XCTestCase {
         o.episodicSoftTokens = 2
         o.episodicFraction = 0.5
         o.episodicReconstruction = 0.3
+        o.episodicReadout = 0.5
         return o
     }
 
@@ -149,6 +150,46 @@ final class EpisodicSoftStage2Tests: XCTestCase {
         XCTAssertThrowsError(try MemoryTrainer(model: m, facts: corpus, lmData: data, lmVal: nil, outputDir: dir + "/e", options: other)) {
             XCTAssertTrue(($0 as? HMSTError)?.message.contains("K = 2") ?? false, "\($0)")
         }
+    }
+
+    /// The readout loss's gradient into the soft rows against central differences (Double
+    /// sums over the Float forward; eps 1e-2, |a−n| / max(1,|a|,|n|) < 3e-3); tokens past the
+    /// value's length or outside the vocabulary carry none.
+    func testReadoutGradientMatchesFiniteDifferences() throws {
+        let (p, tok, corpus, _) = try setUpRun()
+        let soft = try EpisodicSoftTokens.initialised(C: 16, K: 2, scale: 0.5, seed: 3)
+        let ep = try EpisodicSoftTraining(softTokens: soft, params: p, tokenizer: tok, options: ModelGradOptions(), adam: AdamWConfig())
+        ep.enableReadout(weight: 0.7, corpus: corpus)
+        let fact = corpus.facts[0]
+        let targets = try XCTUnwrap(ep.valueTokens[fact.text])
+        XCTAssertEqual(targets, tok.encode(" " + fact.value))
+        var rng = RNG(seed: 8)
+        var rows = (0..<(2 * 16)).map { _ in rng.nextGaussian() }
+        var g = [Float](repeating: 0, count: rows.count)
+        _ = ep.readout(rows: rows[...], targets: targets, count: 3, into: &g)
+        XCTAssertTrue(g.contains { $0 != 0 })
+        let eps: Float = 1e-2
+        var worst = 0.0
+        for i in 0..<rows.count {
+            let keep = rows[i]
+            var scratch = [Float](repeating: 0, count: rows.count)
+            rows[i] = keep + eps
+            let lp = ep.readout(rows: rows[...], targets: targets, count: 3, into: &scratch)
+            rows[i] = keep - eps
+            let lm = ep.readout(rows: rows[...], targets: targets, count: 3, into: &scratch)
+            rows[i] = keep
+            // the loss is unscaled; its gradient carries weight / count
+            let n = (lp - lm) / Double(2 * eps) * 0.7 / 3, a = Double(g[i])
+            worst = max(worst, abs(a - n) / max(1, abs(a), abs(n)))
+        }
+        XCTAssertLessThan(worst, 3e-3)
+        // one target: only the first soft token gets a gradient; an id outside the vocabulary: none
+        var one = [Float](repeating: 0, count: rows.count)
+        _ = ep.readout(rows: rows[...], targets: [targets[0]], count: 1, into: &one)
+        XCTAssertTrue(one[16...].allSatisfy { $0 == 0 } && one[..<16].contains { $0 != 0 })
+        var none = [Float](repeating: 0, count: rows.count)
+        XCTAssertEqual(ep.readout(rows: rows[...], targets: [-1, 99_999], count: 1, into: &none), 0)
+        XCTAssertTrue(none.allSatisfy { $0 == 0 })
     }
 
     func testBadOptionsAreErrors() throws {

@@ -16,6 +16,12 @@ public final class EpisodicSoftTraining {
     /// a fact is one sentence of ~15 tokens, so 16 x 32 holds a step's facts in one forward)
     let factGrad: ModelGrad
     let tokenizer: Tokenizer
+    /// readout: weight of the auxiliary loss that asks soft token k, read by the LM head, for
+    /// the k-th token of its fact's value (0: none); the facts' values by text; the LM head [V, C]
+    public var readoutWeight: Float = 0
+    var valueTokens: [String: [Int32]] = [:]
+    let head: UnsafeMutablePointer<Float>
+    let V: Int
     static let factRows = 16, factTokens = 32
 
     public init(softTokens: EpisodicSoftTokens, params: Parameters, tokenizer: Tokenizer, options: ModelGradOptions,
@@ -25,6 +31,46 @@ public final class EpisodicSoftTraining {
         self.tokenizer = tokenizer
         factGrad = ModelGrad(params: params, options: options)
         optimizer = AdamW(params: softTokens, config: adam)
+        head = params.value(params.config.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight")
+        V = params.config.vocabSize
+    }
+
+    /// Enables the readout loss (see readoutWeight) for the corpus's facts.
+    public func enableReadout(weight: Float, corpus: FactsCorpus) {
+        readoutWeight = weight
+        guard weight > 0 else { return }
+        for f in corpus.facts where valueTokens[f.text] == nil { valueTokens[f.text] = tokenizer.encode(" " + f.value) }
+    }
+
+    /// The readout loss of one memory's K rows and its gradient into dSoft (added, scaled by
+    /// readoutWeight / count): CE(head · soft_k, value token k) for k < min(K, value tokens).
+    /// The LM head is read, not trained, here.
+    func readout(rows: ArraySlice<Float>, targets: [Int32], count: Int, into dSoft: inout [Float]) -> Double {
+        let K = softTokens.K, C = softTokens.C
+        var loss = 0.0
+        var logits = [Float](repeating: 0, count: V)
+        let scale = readoutWeight / Float(max(1, count))
+        let r = Array(rows)
+        for k in 0..<min(K, targets.count) {
+            let t = Int(targets[k])
+            guard t >= 0, t < V else { continue }
+            r.withUnsafeBufferPointer { rp in
+                // logits[V] = head[V, C] · soft_k[C]
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(V), Int32(C), 1, head, Int32(C), rp.baseAddress! + k * C, 1, 0, &logits, 1)
+            }
+            var m = logits[0]
+            for v in 1..<V { m = max(m, logits[v]) }
+            var sum: Float = 0
+            for v in 0..<V { logits[v] = expf(logits[v] - m); sum += logits[v] }
+            for v in 0..<V { logits[v] /= sum }
+            loss += -Double(logf(max(logits[t], Float.leastNormalMagnitude)))
+            logits[t] -= 1
+            // dsoft_k += scale · headᵀ · (p − onehot)
+            dSoft.withUnsafeMutableBufferPointer { dp in
+                cblas_sgemv(CblasRowMajor, CblasTrans, Int32(V), Int32(C), scale, head, Int32(C), logits, 1, 1, dp.baseAddress! + k * C, 1)
+            }
+        }
+        return loss
     }
 
     /// The RMS of the token embeddings: the scale a fresh projection's rows start at.
@@ -66,6 +112,9 @@ public final class EpisodicSoftTraining {
         var keys: [[Float]] = []
         var traces: [EpisodicSoftTokens.Trace] = []
         var firstRow: [Int] = []
+        /// per memory, the readout loss's gradient [K·C] (empty without it)
+        var readoutGrad: [[Float]] = []
+        public internal(set) var readoutLoss = 0.0
     }
 
     /// The injection for examples packed as rows b = rows[i] of a [B, T] batch (MemoryBatch.pack
@@ -89,12 +138,21 @@ public final class EpisodicSoftTraining {
         var positions: [Int] = [], values: [Float] = []
         positions.reserveCapacity(texts.count * K)
         values.reserveCapacity(texts.count * K * C)
+        let readoutOn = trace && readoutWeight > 0
         for j in order {
             let (key, tr) = try softTokens.encode(hidden: hidden[j], trace: trace)
             pending.firstRow.append(positions.count)
-            values += try softTokens.project(key: key)
+            let rows = try softTokens.project(key: key)
+            values += rows
             positions += (0..<K).map { at[j] + $0 }
             if let tr { pending.keys.append(key); pending.traces.append(tr) }
+            if readoutOn {
+                var g = [Float](repeating: 0, count: K * C)
+                if let targets = valueTokens[texts[j]] {
+                    pending.readoutLoss += readout(rows: rows[...], targets: targets, count: texts.count, into: &g) / Double(texts.count)
+                }
+                pending.readoutGrad.append(g)
+            }
         }
         return (InjectedEmbeddings(positions: positions, rows: values), pending)
     }
@@ -106,7 +164,9 @@ public final class EpisodicSoftTraining {
         for (i, first) in pending.firstRow.enumerated() where i < pending.traces.count {
             let lo = first * C, hi = lo + K * C
             guard hi <= g.count else { throw HMSTError(.internal, "episodic soft tokens: the injected gradient is too short") }
-            try softTokens.backward(dSoft: Array(g[lo..<hi]), key: pending.keys[i], trace: pending.traces[i])
+            var d = Array(g[lo..<hi])
+            if i < pending.readoutGrad.count { for c in 0..<d.count { d[c] += pending.readoutGrad[i][c] } }
+            try softTokens.backward(dSoft: d, key: pending.keys[i], trace: pending.traces[i])
         }
     }
 
@@ -170,6 +230,7 @@ public final class EpisodicSoftTraining {
     }
 }
 
+import CBLAS
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -54,6 +54,9 @@ public struct MemoryTrainerOptions: Sendable {
     /// share of the soft-token examples that ask for the memory's text back (reconstruction,
     /// EpisodicSoftCurriculum.softReconstruction) instead of a question's answer
     public var episodicReconstruction = 0.0
+    /// weight of the readout loss: each soft token, read by the LM head, asked for the k-th
+    /// token of its fact's value (EpisodicSoftTraining.readoutWeight; 0: none)
+    public var episodicReadout: Float = 0
     public init() {}
 
     func validate() throws {
@@ -77,6 +80,9 @@ public struct MemoryTrainerOptions: Sendable {
             throw HMSTError.invalidArgument("the episodic soft-token fraction must be in [0, 1], not \(episodicFraction)")
         }
         if let r = episodicLearningRate, !(r > 0 && r.isFinite) { throw HMSTError.invalidArgument("the episodic soft tokens' learning rate must be > 0") }
+        guard episodicReadout >= 0, episodicReadout.isFinite else {
+            throw HMSTError.invalidArgument("the episodic readout weight must be >= 0, not \(episodicReadout)")
+        }
         guard episodicReconstruction >= 0, episodicReconstruction <= 1 else {
             throw HMSTError.invalidArgument("the episodic reconstruction share must be in [0, 1], not \(episodicReconstruction)")
         }
@@ -208,7 +214,9 @@ public final class MemoryTrainer {
             guard options.dataParallel.size == 1 else {
                 throw HMSTError.unsupported("episodic soft tokens are not trained data-parallel yet: train them in one process")
             }
-            episodic = try EpisodicSoftTraining(softTokens: soft, params: params, tokenizer: tokenizer, options: go, adam: options.adam)
+            let ep = try EpisodicSoftTraining(softTokens: soft, params: params, tokenizer: tokenizer, options: go, adam: options.adam)
+            ep.enableReadout(weight: options.episodicReadout, corpus: facts)
+            episodic = ep
         } else {
             episodic = nil
         }
