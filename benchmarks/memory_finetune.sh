@@ -2,8 +2,9 @@
 # Stage 2 end to end (issue 11): does memory make the model know what it could not know?
 #   facts -> memory fine-tuning -> a semantic memory with 10k distractors -> evaluation under
 #   off / on / oracle / deleted (hybrid, and on / deleted again with BM25 alone), the
-#   episodic-only variant, the kNN-LM control and retrieval recall; prints one JSON summary line
-#   (and the on/off/deleted table on stderr).
+#   episodic-only variant (its texts, and, when Stage 2 trained them with --episodic-soft-tokens K
+#   in EXTRA, its SSM states as soft tokens), the kNN-LM control and retrieval recall; prints one
+#   JSON summary line (and the on/off/deleted table on stderr).
 # Usage: benchmarks/memory_finetune.sh BASE_CKPT PRETRAIN_RUN OUT
 #   BASE_CKPT     a pre-trained checkpoint (make demo's build/demo/best_model)
 #   PRETRAIN_RUN  the `hmst train` output directory it came from (split/train_split, split/val)
@@ -75,6 +76,12 @@ say "evaluation (first $LIMIT items of each task)"
 # the episodic tier as the engine searches it (lexically: its SSM-state vectors rarely find a fact)
 "$HMST" eval "$CK" --task "$T/facts_heldout_ll.json" --memory "$OUT/epmem" --tier episodic --retrieval lexical \
     --condition off,on --limit "$LIMIT" --threads "$THREADS" --output "$OUT/report_episodic.json" >&2
+# the same entries as the checkpoint's trained soft tokens (their SSM states), when it has them
+if [[ -f $CK/episodic_soft_tokens.json ]]; then
+    "$HMST" eval "$CK" --task "$T/facts_heldout_ll.json" --memory "$OUT/epmem" --tier episodic --retrieval lexical \
+        --condition on,oracle --episodic-injection state --limit "$LIMIT" --threads "$THREADS" \
+        --output "$OUT/report_episodic_state.json" >&2
+fi
 "$HMST" eval "$BASE" --task "$T/facts_heldout_ll.json" --condition off --limit "$LIMIT" --threads "$THREADS" \
     --output "$OUT/report_base.json" >&2
 
@@ -103,6 +110,15 @@ summary = {
     "val_bpb_first": vals[0]["val_bpb"] if vals else None, "val_bpb_last": vals[-1]["val_bpb"] if vals else None,
 }
 import os
+if os.path.exists(f"{out}/report_episodic_state.json"):
+    st = json.load(open(f"{out}/report_episodic_state.json"))["tasks"]
+    summary["episodic_state_answer_nll"] = {c: m(st, ll, c, "answer_nll") for c in ("on", "oracle")}
+    off = summary["episodic_lexical_answer_nll"]["off"]
+    on = summary["episodic_state_answer_nll"]["on"]
+    summary["episodic_state_on_over_off"] = None if not off or on is None else on / off
+    evals = [x for x in metrics if "answer_nll_state_on" in x]
+    if evals:
+        summary["stage2_state_answer_nll"] = {c: evals[-1][f"answer_nll_state_{c}"] for c in ("on", "oracle")}
 if os.path.exists(f"{out}/retrieval.jsonl"):
     summary["retrieval"] = [json.loads(l) for l in open(f"{out}/retrieval.jsonl") if l.strip()]
 print(f"{'condition':<10}{'answer NLL':>12}{'exact match':>13}", file=sys.stderr)

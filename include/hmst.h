@@ -580,7 +580,9 @@ struct hmst_episodic_params {
     int32_t max_entries;            /* default 1000: the least important (then oldest) entry is evicted beyond */
     int32_t state_size;             /* default 256: SSM state size N, the key dimension */
     int32_t max_tokens;             /* default 8192: tokens kept per entry (the most recent), encoded in windows of the model context */
-    uint64_t seed;                  /* default 0: initial SSM weights */
+    uint64_t seed;                  /* default 0: initial SSM weights (unused when the model has a trained
+                                       episodic SSM, episodic_soft_tokens.*: that mixer is used, and
+                                       state_size must be its N) */
 };
 
 /* Thread-safe. */
@@ -932,6 +934,14 @@ struct hmst_memory_trainer_params {
                                        and used by every context of the loaded model. A checkpoint that
                                        has one keeps training it. Not with data_parallel yet. */
     float copy_head_learning_rate;  /* default 0: learning_rate; the copy head's peak rate, same schedule */
+    /* appended in 0.1 (issue 11; an older struct_size means 0, 0.25, 0): */
+    int32_t episodic_soft_tokens;   /* default 0: none; K in 1 ... 8: train the episodic tier's soft tokens, K
+                                       embeddings per memory projected from its SSM state (the pooled unit
+                                       key), with the SSM; a share episodic_fraction of the memory examples
+                                       gives its memories only that way. Saved as episodic_soft_tokens.*;
+                                       a checkpoint that has them keeps training them. Not with data_parallel. */
+    float episodic_fraction;        /* default 0.25, in [0, 1] */
+    float episodic_learning_rate;   /* default 0: learning_rate; the soft tokens' peak rate, same schedule */
 };
 
 /* Thread-safe. */

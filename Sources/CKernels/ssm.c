@@ -185,7 +185,7 @@ SSM_INLINE void scan_reverse(float *restrict g, float *restrict gn_out, float *r
 SSM_INLINE void scan_backward(float *dx, float *ddelta, float *dA_log, float *dD, float *dB, float *dC, size_t ld_dbc,
                               float *work, const float *dy, const float *x, const float *delta, const float *A_log,
                               const float *B, const float *C, size_t ld_bc, const float *D, const float *h0,
-                              size_t T, size_t Di, size_t N, size_t d0, size_t d1, float *Ad, float *ones) {
+                              const float *dhT, size_t T, size_t Di, size_t N, size_t d0, size_t d1, float *Ad, float *ones) {
     float *hs = work;                 /* [T, N]: h_t of the current channel */
     float *g = work + T * N;          /* [N]: dL/dh_t, flowing backwards in time */
     float *gn = g + N, *gaA = gn + N; /* [N] each: per-step terms of the two sums */
@@ -198,7 +198,11 @@ SSM_INLINE void scan_backward(float *dx, float *ddelta, float *dA_log, float *dD
             scan_update(hs + t * N, hp, Ad, B + t * ld_bc, delta[t * Di + d], x[t * Di + d], N);
             hp = hs + t * N;
         }
-        for (size_t n = 0; n < N; n++) g[n] = 0;
+        /* dL/dh_T: zero, or the gradient of a loss that reads the final state */
+        if (dhT)
+            for (size_t n = 0; n < N; n++) g[n] = dhT[d * N + n];
+        else
+            for (size_t n = 0; n < N; n++) g[n] = 0;
         float dDd = 0;
         for (size_t t = T; t-- > 0;) {
             const float dt = delta[t * Di + d], xv = x[t * Di + d], dyv = dy[t * Di + d];
@@ -216,8 +220,9 @@ SSM_INLINE void scan_backward(float *dx, float *ddelta, float *dA_log, float *dD
 
 #define SCAN_BACKWARD_PARAMS float *dx, float *ddelta, float *dA_log, float *dD, float *dB, float *dC, size_t ld_dbc, \
     float *work, const float *dy, const float *x, const float *delta, const float *A_log, const float *B, const float *C, \
-    size_t ld_bc, const float *D, const float *h0, size_t T, size_t Di, size_t N, size_t d0, size_t d1, float *Ad, float *ones
-#define SCAN_BACKWARD_ARGS dx, ddelta, dA_log, dD, dB, dC, ld_dbc, work, dy, x, delta, A_log, B, C, ld_bc, D, h0, \
+    size_t ld_bc, const float *D, const float *h0, const float *dhT, size_t T, size_t Di, size_t N, size_t d0, size_t d1, \
+    float *Ad, float *ones
+#define SCAN_BACKWARD_ARGS dx, ddelta, dA_log, dD, dB, dC, ld_dbc, work, dy, x, delta, A_log, B, C, ld_bc, D, h0, dhT, \
     T, Di, N, d0, d1, Ad, ones
 static void scan_backward_portable(SCAN_BACKWARD_PARAMS) { scan_backward(SCAN_BACKWARD_ARGS); }
 #if defined(__x86_64__)
@@ -228,7 +233,7 @@ __attribute__((target("avx512f"))) static void scan_backward_avx512(SCAN_BACKWAR
 void hk_ssm_scan_backward(float *dx, float *ddelta, float *dA_log, float *dD, float *dB, float *dC, size_t ld_dbc,
                           float *work, const float *dy, const float *x, const float *delta, const float *A_log,
                           const float *B, const float *C, size_t ld_bc, const float *D, const float *h0,
-                          size_t T, size_t Di, size_t N, size_t d0, size_t d1) {
+                          const float *dhT, size_t T, size_t Di, size_t N, size_t d0, size_t d1) {
     float Ad[N], ones[N]; /* this channel's A = -exp(A_log), and 1s for a sum; at most 16 KiB each */
     switch (scan_isa()) {
 #if defined(__x86_64__)

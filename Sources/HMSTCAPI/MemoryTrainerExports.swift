@@ -44,6 +44,9 @@ public func hmst_memory_trainer_default_params() -> hmst_memory_trainer_params {
     p.data_parallel = nil
     p.copy_head_key_size = Int32(d.copyHeadKeySize)
     p.copy_head_learning_rate = d.copyHeadLearningRate ?? 0
+    p.episodic_soft_tokens = Int32(d.episodicSoftTokens)
+    p.episodic_fraction = Float(d.episodicFraction)
+    p.episodic_learning_rate = d.episodicLearningRate ?? 0
     return p
 }
 
@@ -91,6 +94,15 @@ public func hmst_memory_trainer_create(_ params: UnsafePointer<hmst_memory_train
             throw HMSTError.invalidArgument("params->copy_head_learning_rate must be >= 0 (0: learning_rate)")
         }
         o.copyHeadLearningRate = p.copy_head_learning_rate > 0 ? p.copy_head_learning_rate : nil
+        o.episodicSoftTokens = try positive(p.episodic_soft_tokens, "episodic_soft_tokens", allowZero: true)
+        guard p.episodic_fraction.isFinite, p.episodic_fraction >= 0, p.episodic_fraction <= 1 else {
+            throw HMSTError.invalidArgument("params->episodic_fraction = \(p.episodic_fraction) must be in [0, 1]")
+        }
+        o.episodicFraction = Double(p.episodic_fraction)
+        guard p.episodic_learning_rate.isFinite, p.episodic_learning_rate >= 0 else {
+            throw HMSTError.invalidArgument("params->episodic_learning_rate must be >= 0 (0: learning_rate)")
+        }
+        o.episodicLearningRate = p.episodic_learning_rate > 0 ? p.episodic_learning_rate : nil
         if o.lmFraction > 0 && p.train_data == nil {
             throw HMSTError.invalidArgument("params->train_data is NULL but lm_fraction is \(o.lmFraction): give the pre-training data or set lm_fraction to 0")
         }

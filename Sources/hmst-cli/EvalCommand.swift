@@ -24,6 +24,9 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "How on and deleted retrieve: hybrid (BM25 and vectors, fused by reciprocal rank), dense or lexical.")
     var retrieval = "hybrid"
     @Option(help: "Memory tier to retrieve from: episodic, semantic or both.") var tier = "both"
+    @Option(name: .customLong("episodic-injection"),
+            help: "How episodic entries reach the model: text, state (the checkpoint's trained soft tokens from each entry's SSM state) or both. state/both: loglikelihood and multiple_choice tasks.")
+    var episodicInjection = "text"
     @Option(help: "JSON report path.") var output: String?
     @Option(name: .customLong("items-output"), help: "Per-item JSONL path.") var itemsOutput: String?
     @Option(help: "First N items of each task (0 = all).") var limit = 0
@@ -60,6 +63,10 @@ struct EvalCommand: ParsableCommand {
             req.retrieval.mode = mode
             guard let t = MemoryTier(rawValue: tier) else { throw HMSTError.invalidArgument("--tier \(tier): expected episodic, semantic or both") }
             req.tier = t
+            guard let inj = EpisodicInjection(rawValue: episodicInjection) else {
+                throw HMSTError.invalidArgument("--episodic-injection \(episodicInjection): expected text, state or both")
+            }
+            req.options.episodicInjection = inj
             req.reportPath = output
             req.itemsPath = itemsOutput
             if critic { req.criticCheckpoint = checkpoint }

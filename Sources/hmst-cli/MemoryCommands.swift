@@ -8,7 +8,7 @@ import HMSTCore
 struct MemoryCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "memory", abstract: "Episodic and semantic memory in a directory: add, search, remove, stats, consolidate.",
-        subcommands: [Add.self, Search.self, Remove.self, Stats.self, Consolidate.self])
+        subcommands: [Add.self, Search.self, Remove.self, Stats.self, Consolidate.self, Reencode.self])
 
     enum Tier: String, ExpressibleByArgument, CaseIterable {
         case episodic, semantic, both

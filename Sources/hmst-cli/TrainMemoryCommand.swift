@@ -52,6 +52,17 @@ struct TrainMemoryCommand: ParsableCommand {
     @Option(name: .customLong("copy-head-key-size"), help: "Query and key size of the copy head.") var copyHeadKeySize = 64
     @Option(name: .customLong("copy-head-learning-rate"), help: "The copy head's peak learning rate (default: --learning-rate); same schedule.")
     var copyHeadLearningRate: Float?
+    @Option(name: .customLong("episodic-soft-tokens"),
+            help: "Train the episodic tier's soft tokens: K (1...8) embeddings per memory, projected from its SSM state (0 = none). A checkpoint that has them keeps training them.")
+    var episodicSoftTokens = 0
+    @Option(name: .customLong("episodic-fraction"), help: "Share of memory examples whose memories are given only as episodic soft tokens.")
+    var episodicFraction = 0.25
+    @Option(name: .customLong("episodic-learning-rate"), help: "Peak learning rate of the soft-token projection and SSM (default: --learning-rate); same schedule.")
+    var episodicLearningRate: Float?
+    @Option(name: .customLong("episodic-reconstruction"), help: "Share of the soft-token examples that ask for the memory's text back (loss on the text) instead of an answer.")
+    var episodicReconstruction = 0.0
+    @Option(name: .customLong("episodic-readout"), help: "Weight of an auxiliary loss asking each soft token, read by the LM head, for the k-th token of its fact's value (0 = none).")
+    var episodicReadout: Float = 0
     @Flag(name: .customLong("no-progress"), help: "No live progress line.") var noProgress = false
     @OptionGroup var threadOptions: ThreadOptions
     @OptionGroup var distributed: DistributedOptions
@@ -91,6 +102,11 @@ struct TrainMemoryCommand: ParsableCommand {
             o.dataParallel = dp
             o.copyHeadKeySize = copyHead ? copyHeadKeySize : 0
             o.copyHeadLearningRate = copyHeadLearningRate
+            o.episodicSoftTokens = episodicSoftTokens
+            o.episodicFraction = episodicFraction
+            o.episodicLearningRate = episodicLearningRate
+            o.episodicReconstruction = episodicReconstruction
+            o.episodicReadout = episodicReadout
             if lmData == nil && lmFraction > 0 { printLeader(dp, "no --data: every step is a memory step (--lm-fraction 0)") }
             let trainer = try MemoryTrainer(model: model, facts: corpus, lmData: lmData, lmVal: lmVal, outputDir: output, options: o)
             if let resume {
@@ -102,14 +118,17 @@ struct TrainMemoryCommand: ParsableCommand {
                        + "\(trainer.heldOutQuestions.count) held-out questions: \(steps) steps of \(batchSize)x\(o.sequenceLength), "
                        + "memory rows of \(trainer.memoryT), lm fraction \(o.lmFraction), k \(k), \(trainer.optimizer.kind)"
                        + ", " + trainer.precisionReason + (gradientCheckpointing ? ", gradient checkpointing" : "")
-                       + (trainer.copyHead.map { ", copy head (key size \($0.D))" } ?? ""))
+                       + (trainer.copyHead.map { ", copy head (key size \($0.D))" } ?? "")
+                       + (trainer.episodic.map { ", episodic soft tokens (K \($0.softTokens.K), share \(o.episodicFraction))" } ?? ""))
             printLeader(dp, dp.effectiveBatchLine(batch: batchSize, accumulation: accumulation)
                         + (dp.size > 1 ? ", \(Threads.count) thread(s) per rank" : ""))
             let interactive = !noProgress && isatty(2) != 0 && dp.isLeader
             func describe(_ e: MemoryEvaluation) -> String {
-                MemorySetting.allCases.map { s in
+                (MemorySetting.allCases.map { s in
                     String(format: "%@ nll %.3f em %.2f", s.rawValue, e.nll[s] ?? 0, e.exactMatch[s] ?? 0)
-                }.joined(separator: " | ")
+                } + e.softNLL.keys.sorted().map { s in
+                    String(format: "%@ nll %.3f em %.2f", s, e.softNLL[s] ?? 0, e.softExactMatch[s] ?? 0)
+                }).joined(separator: " | ")
             }
             let last = try trainer.run { p in
                 let line = String(format: "step %d/%d  %@ loss %.4f  lr %.2e  %.0f tok/s  ETA %.0fs", p.step, p.totalSteps,

@@ -163,6 +163,33 @@ int main(void) {
     CHECK(strstr(hmst_last_error(), "copy head") != NULL);
     p.resume_from = NULL;
 
+    /* episodic soft tokens (issue 11): trained, saved beside the model, loaded with it */
+    struct hmst_memory_trainer_params dp = hmst_memory_trainer_default_params();
+    CHECK(dp.episodic_soft_tokens == 0 && dp.episodic_fraction == 0.25f && dp.episodic_learning_rate == 0.0f);
+    p.output_dir = OUT "/soft";
+    p.episodic_soft_tokens = 9;
+    CHECK_STATUS(hmst_memory_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(hmst_last_error(), "episodic") != NULL);
+    p.episodic_soft_tokens = 1;
+    p.episodic_fraction = 1.5f;
+    CHECK_STATUS(hmst_memory_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(hmst_last_error(), "episodic_fraction") != NULL);
+    p.episodic_fraction = 0.5f;
+    t = NULL;
+    CHECK_STATUS(hmst_memory_trainer_create(&p, &t), HMST_STATUS_OK);
+    if (t) {
+        CHECK_STATUS(hmst_memory_trainer_run(t, &steps), HMST_STATUS_OK);
+        hmst_memory_trainer_free(t);
+    }
+    FILE *sf = fopen(OUT "/soft/final/episodic_soft_tokens.json", "r");
+    CHECK(sf != NULL);
+    if (sf) fclose(sf);
+    m = NULL;
+    CHECK_STATUS(hmst_model_load(OUT "/soft/final", NULL, &m), HMST_STATUS_OK);
+    hmst_model_free(m);
+    p.episodic_soft_tokens = 0;
+    p.episodic_fraction = 0.25f;
+
     /* garbage and NULL handles */
     CHECK_STATUS(hmst_memory_trainer_step(NULL, &loss, NULL), HMST_STATUS_INVALID_ARGUMENT);
     CHECK_STATUS(hmst_memory_trainer_step((hmst_memory_trainer *)&p, &loss, NULL), HMST_STATUS_INVALID_ARGUMENT);

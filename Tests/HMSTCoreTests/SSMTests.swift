@@ -282,6 +282,68 @@ final class SSMTests: XCTestCase {
         XCTAssertLessThan(maxDiff(dx, dxOnce.map { 2 * $0 }), 1e-5)
     }
 
+    /// A loss that also reads the final ssm state, L = Σ out·r + Σ h_T·q: every weight and the
+    /// input against central differences of the Double reference (same tolerance as above), and
+    /// dState = nil still gives the out-only gradients bit for bit.
+    func testFinalStateGradientMatchesFiniteDifferences() throws {
+        let m = try makeMixer(C: 8, N: 4, expand: 2, W: 4, R: 2, seed: 9)
+        let c = m.config, C = c.hiddenSize, T = 4
+        let x = randn(T * C), r = randn(T * C), q = randn(c.intermediateSize * c.stateSize)
+        let s0 = randomState(c)
+        var s = s0
+        let tape = MambaTape(config: c)
+        _ = try m.forward(x, state: &s, tape: tape, threads: 2)
+        var dx = [Float](repeating: 0, count: T * C)
+        let g = MambaMixerWeights(config: c)
+        try m.backward(dx: &dx, grads: g, dy: r, tape: tape, dState: q, threads: 2)
+        XCTAssertFalse(g.storage.buffer.contains { $0.isNaN } || dx.contains { $0.isNaN }, "NaN in analytic gradients")
+
+        var ref = MambaReference(m.weights)
+        let conv0 = s0.conv.map(Double.init), h0 = s0.ssm.map(Double.init), rd = r.map(Double.init), qd = q.map(Double.init)
+        var xd = x.map(Double.init)
+        func loss() -> Double {
+            let f = ref.forward(xd, T: T, conv0: conv0, h0: h0)
+            return zip(f.out, rd).reduce(0) { $0 + $1.0 * $1.1 } + zip(f.h, qd).reduce(0) { $0 + $1.0 * $1.1 }
+        }
+        let eps = 1e-3
+        func worst(_ analytic: [Float], _ value: (Int) -> Double, _ set: (Int, Double) -> Void) -> Double {
+            var w = 0.0
+            for i in 0..<analytic.count {
+                let keep = value(i)
+                set(i, keep + eps)
+                let lp = loss()
+                set(i, keep - eps)
+                let lm = loss()
+                set(i, keep)
+                let n = (lp - lm) / (2 * eps), a = Double(analytic[i])
+                w = max(w, abs(a - n) / max(1, abs(a), abs(n)))
+            }
+            return w
+        }
+        for t in MambaTensor.allCases {
+            let e = worst(Array(g.buffer(t)), { ref[t][$0] }, { ref[t][$0] = $1 })
+            XCTAssertLessThan(e, 1e-3, "\(t.hfName): worst relative error \(e)")
+        }
+        let ex = worst(dx, { xd[$0] }, { xd[$0] = $1 })
+        XCTAssertLessThan(ex, 1e-3, "input: worst relative error \(ex)")
+
+        // the state's term matters (the test would pass vacuously otherwise) ...
+        let gOut = MambaMixerWeights(config: c)
+        var dxOut = [Float](repeating: 0, count: T * C)
+        try m.backward(dx: &dxOut, grads: gOut, dy: r, tape: tape, threads: 2)
+        XCTAssertGreaterThan(maxDiff(dx, dxOut), 1e-3)
+        // ... and a zero dState equals none, bit for bit
+        let gZero = MambaMixerWeights(config: c)
+        var dxZero = [Float](repeating: 0, count: T * C)
+        try m.backward(dx: &dxZero, grads: gZero, dy: r, tape: tape, dState: [Float](repeating: 0, count: q.count), threads: 2)
+        XCTAssertEqual(dxZero, dxOut)
+        XCTAssertEqual(Array(gZero.storage.buffer), Array(gOut.storage.buffer))
+        // a wrongly sized dState is an error, not a trap
+        XCTAssertThrowsError(try m.backward(dx: &dxZero, grads: gZero, dy: r, tape: tape, dState: [1, 2, 3])) {
+            XCTAssertEqual(($0 as? HMSTError)?.status, .invalidArgument)
+        }
+    }
+
     // MARK: transformers
 
     func testMatchesTransformersMambaMixer() throws {

@@ -159,6 +159,14 @@ check "train-memory adds the markers and trains" bash -c "$HMST train-memory $W/
 check "train-memory --resume continues" bash -c "$HMST train-memory $W/ckpt ${S2[*]} --output $W/s2b --steps 6 --resume $W/s2/final"
 check "eval of the memory-tuned model" bash -c "$HMST eval $W/s2/final --task $F/tasks/facts_heldout_ll.json --condition off,oracle --limit 3 --bootstrap 10 | grep -q 'oracle'"
 fails "train-memory without facts" "$HMST" train-memory "$W/ckpt" --facts "$W/no-facts" --data "$W/train_split" --output "$W/s2x" --steps 1
+# the episodic tier's soft tokens (issue 11): trained and stored; an episodic memory built for the
+# model reads as soft tokens; a checkpoint without them, or a bad flag, is a named error
+check "train-memory --episodic-soft-tokens stores them" bash -c "$HMST train-memory $W/ckpt ${S2[*]} --output $W/s2soft --steps 2 --episodic-soft-tokens 1 --episodic-fraction 1 && grep -q hmst-episodic-soft-tokens $W/s2soft/final/episodic_soft_tokens.json && grep -q answer_nll_state_on $W/s2soft/metrics.jsonl"
+fails "train-memory --episodic-soft-tokens 9" "$HMST" train-memory "$W/ckpt" "${S2[@]}" --output "$W/s2x" --steps 1 --episodic-soft-tokens 9
+check "eval --episodic-injection state" bash -c "head -3 $F/memory_heldout.txt > $W/ep3.txt && $HMST memory add --dir $W/epm --model $W/s2soft/final --tier episodic --file $W/ep3.txt > /dev/null && $HMST eval $W/s2soft/final --task $F/tasks/facts_heldout_ll.json --memory $W/epm --tier episodic --retrieval lexical --condition on --episodic-injection state --limit 3 --bootstrap 10 --output $W/ep-report.json | grep -q 'on  answer_nll' && grep -q 'episodic_injection...state' $W/ep-report.json"
+check "eval --episodic-injection state without trained soft tokens names them" bash -c "! $HMST eval $W/s2/final --task $F/tasks/facts_heldout_ll.json --memory $W/epm --tier episodic --condition on --episodic-injection state --limit 2 2> $W/ep-err && grep -q 'episodic-soft-tokens' $W/ep-err"
+fails "eval --episodic-injection of an unknown kind" "$HMST" eval "$W/s2soft/final" --task "$F/tasks/facts_heldout_ll.json" --episodic-injection vectors
+check "memory reencode" bash -c "$HMST memory reencode --dir $W/epm --model $W/s2soft/final | grep -q 're-encoded 3 episodic entries'"
 
 # train-critic: a barely trained model answers nothing right, a clear error (the pool is kept);
 # a pool whose labels vary (made here from the kept one) trains a critic written beside the model

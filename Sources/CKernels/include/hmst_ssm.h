@@ -48,11 +48,13 @@ void hk_ssm_scan_forward(float *y, float *h, const float *x, const float *delta,
  *   dx, ddelta: [T, Di] +=   dA_log: [Di, N] += (through A = -exp(A_log): dA_log = dA ⊙ A)   dD: [Di] +=
  *   dB, dC: [T, N] += with row stride ld_dbc; every channel adds to every row, so concurrent
  *   blocks need their own dB/dC buffers (the caller sums them)
- *   work: [(T + 3) N] scratch for this call. No gradient flows into h0. */
+ *   work: [(T + 3) N] scratch for this call. No gradient flows into h0.
+ *   dhT: [Di, N] dL/d(final state h_T) when a loss reads the state the scan leaves (the episodic
+ *   memory's soft tokens), or NULL for zero: then the results are those of a loss on y alone. */
 void hk_ssm_scan_backward(float *dx, float *ddelta, float *dA_log, float *dD, float *dB, float *dC, size_t ld_dbc,
                           float *work, const float *dy, const float *x, const float *delta, const float *A_log,
                           const float *B, const float *C, size_t ld_bc, const float *D, const float *h0,
-                          size_t T, size_t Di, size_t N, size_t d0, size_t d1);
+                          const float *dhT, size_t T, size_t Di, size_t N, size_t d0, size_t d1);
 
 /* exp(x) for x in [-87, 88], within 2 ulp of expf; a polynomial the compiler can vectorise
  * (the scan's hot loop calls it N times per token and channel). Below -87 it returns

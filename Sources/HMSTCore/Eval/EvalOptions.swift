@@ -45,6 +45,9 @@ public struct EvalOptions: Sendable {
     public var knnK = 32
     /// score generate_until answers with this critic too (Critic/CriticEval.swift); nil = not
     public var critic: Critic?
+    /// how episodic memories reach the model: as text, as the checkpoint's trained soft tokens
+    /// (state) or both (Eval/EpisodicInjection.swift)
+    public var episodicInjection: EpisodicInjection = .text
 
     public init() {}
 

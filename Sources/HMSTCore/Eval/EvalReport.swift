@@ -63,6 +63,7 @@ public struct EvalReport: Sendable {
             w.field("settings") {
                 w.field("conditions", options.conditions.map(\.rawValue))
                 w.field("k", options.k)
+                if options.episodicInjection != .text { w.field("episodic_injection", options.episodicInjection.rawValue) }
                 w.field("seed", JSONValue.number(Double(options.seed)))
                 w.field("bootstrap_resamples", options.resamples)
                 w.field("n_ctx", nCtx)

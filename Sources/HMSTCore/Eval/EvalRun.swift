@@ -37,8 +37,15 @@ public enum EvalRun {
         let tasks = try req.taskPaths.map { try EvalTask.load(path: $0, limit: req.limit) }
         var retriever: Retriever?
         if let dir = req.memoryDirectory, options.conditions.contains(where: \.retrieves) {
-            retriever = try MemoryStoreRetriever(store: try MemoryStore(directory: dir, mustExist: true), model: model,
-                                                 tier: req.tier, options: req.retrieval)
+            let store = try MemoryStore(directory: dir, mustExist: true)
+            if options.episodicInjection != .text, req.tier != .semantic {
+                // the stored keys must come from the mixer the projection was trained with
+                guard let ep = store.episodic else {
+                    throw HMSTError.invalidArgument("--episodic-injection \(options.episodicInjection.rawValue): \(dir) has no episodic memory")
+                }
+                _ = try ep.checkSoftTokens(of: model, store.episodicDirectory)
+            }
+            retriever = try MemoryStoreRetriever(store: store, model: model, tier: req.tier, options: req.retrieval)
         }
         let report = try Evaluator(model: model, retriever: retriever, options: options).run(tasks, memoryDirectory: req.memoryDirectory)
         if let p = req.reportPath { try FileIO.writeAtomically(p, text: report.json()) }

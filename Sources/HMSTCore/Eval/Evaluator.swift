@@ -19,6 +19,8 @@ public final class Evaluator {
     public let retriever: Retriever?
     public let options: EvalOptions
     let session: Session
+    /// the model's trained episodic soft tokens, when options.episodicInjection needs them
+    let soft: EpisodicSoftTokens?
 
     public init(model: LanguageModel, retriever: Retriever? = nil, options: EvalOptions = EvalOptions()) throws {
         try options.validate()
@@ -35,6 +37,19 @@ public final class Evaluator {
         tokenizer = tok
         self.retriever = retriever
         self.options = options
+        if options.episodicInjection != .text {
+            guard let s = model.episodicSoftTokens else {
+                throw HMSTError.invalidArgument("--episodic-injection \(options.episodicInjection.rawValue): the checkpoint has no trained episodic "
+                                                + "soft tokens (\(EpisodicSoftTokens.configName)); train them with `hmst train-memory "
+                                                + "--episodic-soft-tokens K`, or inject the entries as text")
+            }
+            guard let t = tok as? Tokenizer, MemoryPrompt.isSupported(by: t) else {
+                throw HMSTError.invalidArgument("--episodic-injection \(options.episodicInjection.rawValue) needs a Stage 2 tokenizer with the memory markers")
+            }
+            soft = s
+        } else {
+            soft = nil
+        }
         var p = SessionParams()
         p.nCtx = options.nCtx > 0 ? min(options.nCtx, model.dims.maxPositions) : min(model.dims.maxPositions, 4096)
         // rows of logits kept per forward: bounded so [n_batch, V] floats stay near 32 MiB
@@ -164,10 +179,19 @@ public final class Evaluator {
                 throw HMSTError(e.status, "task \(task.name), item \(item.id): \(e.message)")
             }
             var f: [(String, JSONValue)] = []
+            // episodic entries as soft tokens: the context is built from their keys
+            let injecting = soft != nil && condition != .off
+            if injecting && task.outputType != .loglikelihood && task.outputType != .multipleChoice {
+                throw HMSTError.unsupported("task \(task.name): --episodic-injection \(options.episodicInjection.rawValue) scores loglikelihood and "
+                                            + "multiple_choice tasks only (generation does not take soft tokens yet)")
+            }
             do {
+                let injected = injecting ? try injectedContext(try promptMemories(for: item, query: query, condition: condition),
+                                                               question: item.prompt) : nil
                 switch task.outputType {
                 case .loglikelihood:
-                    let s = try score(context: prompt(memories: mems, question: item.prompt), continuation: item.target)
+                    let s = try injected.map { try scoreInjected($0, continuation: item.target) }
+                        ?? score(context: prompt(memories: mems, question: item.prompt), continuation: item.target)
                     add("acc", s.isGreedy ? 1 : 0)
                     add("answer_nll", -s.logprob / Double(s.count))
                     add("loglik", s.logprob)
@@ -176,7 +200,8 @@ public final class Evaluator {
                          ("answer_nll", .number(-s.logprob / Double(s.count))), ("is_greedy", .bool(s.isGreedy))]
                 case .multipleChoice:
                     let p = prompt(memories: mems, question: item.prompt)
-                    let scores = try score(context: p, continuations: item.choices)
+                    let scores = try injected.map { ctx in try item.choices.map { try scoreInjected(ctx, continuation: $0) } }
+                        ?? score(context: p, continuations: item.choices)
                     let ll = scores.map(\.logprob)
                     let mc = EvalMetrics.multipleChoice(logliks: ll, choiceBytes: item.choices.map(\.utf8.count), gold: item.gold)
                     let g = scores[item.gold]

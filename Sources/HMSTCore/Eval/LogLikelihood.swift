@@ -21,8 +21,10 @@ extension Session {
     /// Scores seq[from...] given everything before it. from >= 1 (the first token of a sequence
     /// has nothing to condition on). vocabLimit bounds the argmax behind isGreedy (a tokenizer
     /// smaller than the model's vocabulary); log-probabilities are over the whole vocabulary,
-    /// as the training loss is. The session is reset.
-    public func logLikelihood(_ seq: [Int32], from first: Int, vocabLimit: Int? = nil) throws -> LogLikelihoodScore {
+    /// as the training loss is. The session is reset. injected: rows given as embeddings at
+    /// positions of seq (InjectedEmbeddings), in whichever window they fall.
+    public func logLikelihood(_ seq: [Int32], from first: Int, vocabLimit: Int? = nil,
+                              injected: InjectedEmbeddings? = nil) throws -> LogLikelihoodScore {
         guard first >= 1, first <= seq.count else {
             throw HMSTError.invalidArgument("log-likelihood: first scored position \(first) must be in 1...\(seq.count)")
         }
@@ -31,6 +33,8 @@ extension Session {
             throw HMSTError.invalidArgument("token id \(bad) is outside the vocabulary 0 ..< \(V)")
         }
         let VL = max(1, min(V, vocabLimit ?? V))
+        if let injected { try injected.validate(C: decoder.dims.C, limit: seq.count) }
+        func rows(_ r: Range<Int>) -> InjectedEmbeddings? { injected.map { $0.slice(r, C: decoder.dims.C) } }
         var score = LogLikelihoodScore(logprob: 0, count: 0, isGreedy: true)
         var a = first
         var isFirst = true
@@ -41,12 +45,12 @@ extension Session {
             reset()
             var p = s
             if a - 1 > p {   // context rows need no logits
-                try evaluate(Array(seq[p..<(a - 1)]))
+                try evaluate(Array(seq[p..<(a - 1)]), injected: rows(p..<(a - 1)))
                 p = a - 1
             }
             while p < b - 1 {   // then n_batch inputs at a time, reading every row
                 let q = min(b - 1, p + ws.maxT)
-                try evaluate(Array(seq[p..<q]), allLogits: true)
+                try evaluate(Array(seq[p..<q]), allLogits: true, injected: rows(p..<q))
                 for t in (p + 1)...q {
                     try accumulate(row: t - 1 - p, target: seq[t], vocabLimit: VL, into: &score)
                 }

@@ -27,7 +27,8 @@ public final class Decoder: @unchecked Sendable {
     /// trace, when given, receives the experts and gates of every token: [T, L, K] each.
     func forward(tokens: UnsafePointer<Int32>, T: Int, cache: KVCache, ws: Workspace, logits: LogitsRows,
                  threads: Int, traceExperts: UnsafeMutablePointer<Int32>? = nil,
-                 traceGates: UnsafeMutablePointer<Float>? = nil, budget: ComputeBudget = ComputeBudget()) {
+                 traceGates: UnsafeMutablePointer<Float>? = nil, budget: ComputeBudget = ComputeBudget(),
+                 injected: InjectedEmbeddings? = nil) {
         let d = dims
         let x = ws.x.pointer
         // the budget was validated by the Session: 1...L layers, 1...K experts
@@ -35,6 +36,7 @@ public final class Decoder: @unchecked Sendable {
         let K = budget.expertsPerToken ?? d.K
         let pos0 = cache.length
         for t in 0..<T { weights.embed.copyRow(Int(tokens[t]), to: x + t * d.C) }
+        injected?.apply(to: x, C: d.C)   // positions 0 ..< T of this chunk (checked by the Session)
         RoPE.tables(cos: ws.ropeCos.pointer, sin: ws.ropeSin.pointer, invFreq: ws.invFreq, pos0: pos0, T: T)
 
         for l in 0..<nLayers {

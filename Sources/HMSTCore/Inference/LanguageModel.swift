@@ -19,6 +19,10 @@ public final class LanguageModel: @unchecked Sendable {
     /// The retrieval projection stored with the checkpoint (retriever.json), set by load; nil:
     /// queries and documents embed as the pooled hidden state (Retrieval/RetrieverEmbedding.swift).
     public internal(set) var retriever: RetrieverProjection?
+    /// The episodic tier's trained SSM and soft-token projection (Stage 2 with
+    /// --episodic-soft-tokens), when the checkpoint has them: EpisodicMemory(model:) then uses
+    /// this mixer, and evaluation can inject retrieved entries as soft tokens.
+    public internal(set) var episodicSoftTokens: EpisodicSoftTokens?
     /// The engine's meta-controller (controller/) and critic (critic/) stored with the
     /// checkpoint, set by load; nil when absent.
     public internal(set) var controller: MetaController?

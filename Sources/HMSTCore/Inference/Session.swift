@@ -140,8 +140,12 @@ public final class Session: @unchecked Sendable {
 
     /// Appends `tokens` to the context. With allLogits, logits for every token of the final
     /// chunk are kept (all tokens if they fit one batch); otherwise only the last token's.
-    public func evaluate(_ tokens: [Int32], allLogits: Bool = false) throws {
+    /// injected: rows given as embeddings at positions of `tokens` (0 ..< tokens.count) in place
+    /// of those tokens' embeddings (InjectedEmbeddings; the episodic soft tokens).
+    public func evaluate(_ tokens: [Int32], allLogits: Bool = false, injected: InjectedEmbeddings? = nil) throws {
         let d = decoder.dims
+        if let injected { try injected.validate(C: d.C, limit: tokens.count) }
+        let inject = injected.flatMap { $0.isEmpty ? nil : $0 }
         guard !tokens.isEmpty else { throw HMSTError.invalidArgument("no tokens to evaluate") }
         if let bad = tokens.first(where: { $0 < 0 || Int($0) >= d.V }) {
             throw HMSTError.invalidArgument("token id \(bad) is outside the vocabulary 0 ..< \(d.V)")
@@ -168,7 +172,8 @@ public final class Session: @unchecked Sendable {
                         decoder.forward(tokens: tp.baseAddress! + start, T: n, cache: cache, ws: ws,
                                         logits: last ? (allLogits ? .all : .last) : .none, threads: threads,
                                         traceExperts: params.traceRoutes ? te.baseAddress : nil,
-                                        traceGates: params.traceRoutes ? tg.baseAddress : nil, budget: budget)
+                                        traceGates: params.traceRoutes ? tg.baseAddress : nil, budget: budget,
+                                        injected: inject.map { $0.slice(start..<(start + n), C: d.C) })
                     }
                 }
                 // the copy head reads the final layer's states: not under a shallower budget

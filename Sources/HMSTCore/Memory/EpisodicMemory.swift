@@ -74,8 +74,70 @@ public final class EpisodicMemory: @unchecked Sendable {
         mixer = MambaMixer(weights: self.weights)
     }
 
+    /// A memory for the model: its SSM is the model's trained episodic mixer when the checkpoint
+    /// has one (episodic_soft_tokens.*, so the keys are what its soft-token projection reads),
+    /// else the seeded random mixer of config.seed.
     public convenience init(model: LanguageModel, config: EpisodicMemoryConfig = EpisodicMemoryConfig()) throws {
-        try self.init(inputSize: model.dims.C, config: config)
+        if let soft = model.episodicSoftTokens {
+            guard config.stateSize == soft.N else {
+                throw HMSTError.invalidArgument("the model's trained episodic SSM has state size \(soft.N), not the \(config.stateSize) asked for")
+            }
+            try self.init(inputSize: model.dims.C, config: config, weights: soft.mixerWeightsCopy())
+        } else {
+            try self.init(inputSize: model.dims.C, config: config)
+        }
+    }
+
+    /// Checks that this memory's keys can be read by the model's soft-token projection: the
+    /// model has trained episodic soft tokens and this memory was encoded with their mixer.
+    /// `what` names the memory in the error (its directory).
+    public func checkSoftTokens(of model: LanguageModel, _ what: String) throws -> EpisodicSoftTokens {
+        guard let soft = model.episodicSoftTokens else {
+            throw HMSTError.invalidArgument("the checkpoint has no trained episodic soft tokens (\(EpisodicSoftTokens.configName)): "
+                                            + "train them with `hmst train-memory --episodic-soft-tokens K`, or inject the entries as text")
+        }
+        guard soft.hasMixer(weights) else {
+            throw HMSTError.invalidArgument("\(what) was encoded with other SSM weights than the checkpoint's trained episodic mixer, "
+                                            + "so its keys mean nothing to the soft-token projection: re-encode it for this checkpoint "
+                                            + "(`hmst memory reencode --dir DIR --model CHECKPOINT`) or rebuild it")
+        }
+        return soft
+    }
+
+    /// The same entries (ids, texts, times, importance, owners) with keys re-encoded by the
+    /// model's SSM (the trained episodic mixer when it has one): what a memory built for the
+    /// model from these texts would hold. Surprise and tokens are recomputed too.
+    public func reencoded(for model: LanguageModel) throws -> EpisodicMemory {
+        try checkModel(model)
+        var c = config
+        if let soft = model.episodicSoftTokens { c.stateSize = soft.N }
+        let m = try EpisodicMemory(model: model, config: c)
+        let (old, next) = lock.withLock { _ in (entries, nextId) }
+        var newEntries: [EpisodicEntry] = [], newKeys: [Float] = []
+        for e in old {
+            let (key, tokens, surprise) = try m.encode(text: e.text, model: model)
+            var n = e
+            n.tokens = tokens
+            n.surprise = surprise
+            newEntries.append(n)
+            newKeys += try EpisodicMemory.unit(key, "episodic key")
+        }
+        try m.lock.withLock { _ in
+            m.entries = newEntries
+            m.keys = newKeys
+            m.nextId = next
+            for e in newEntries { try m.lexical.insert(id: e.id, terms: LexicalTokenizer.terms(e.text)) }
+        }
+        return m
+    }
+
+    /// The stored key [N] of entry id (unit length).
+    public func key(id: Int64) throws -> [Float] {
+        try lock.withLock { _ in
+            guard let i = entries.firstIndex(where: { $0.id == id }) else { throw HMSTError.notFound("no episodic entry with id \(id)") }
+            let N = config.stateSize
+            return Array(keys[(i * N)..<((i + 1) * N)])
+        }
     }
 
     public var count: Int { lock.withLock { _ in entries.count } }

@@ -53,6 +53,16 @@ public final class MemoryStore: @unchecked Sendable {
         return m
     }
 
+    /// Re-encodes every episodic entry's key with the model's SSM (its trained episodic mixer
+    /// when it has one: EpisodicMemory.reencoded), in memory; save() writes it. Returns the count.
+    @discardableResult
+    public func reencodeEpisodic(for model: LanguageModel) throws -> Int {
+        guard let old = episodic else { throw HMSTError.notFound("\(directory) has no episodic memory") }
+        let m = try old.reencoded(for: model)
+        episodic = m
+        return m.count
+    }
+
     /// The semantic tier, made with the model's hidden size and the FAISS description if absent.
     public func semantic(creatingFor model: LanguageModel,
                          description: String = SemanticMemoryConfig.defaultDescription) throws -> SemanticMemory {

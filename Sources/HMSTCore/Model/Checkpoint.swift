@@ -254,6 +254,7 @@ extension LanguageModel {
         model.retriever = try RetrieverProjection.load(checkpoint: path, hiddenSize: config.dims.C)
         model.decoder.exitHead = try ExitHead.load(checkpoint: path, dims: config.dims)
         model.decoder.copyHead = try CopyHead.load(checkpoint: path, dims: config.dims)
+        model.episodicSoftTokens = try EpisodicSoftTokens.load(checkpoint: path, dims: config.dims)
         // the engine's meta-controller and critic, when the checkpoint has them
         do { model.controller = try MetaController.load(checkpoint: path, model: model) } catch let e as StaleController {
             model.controllerProblem = e.message

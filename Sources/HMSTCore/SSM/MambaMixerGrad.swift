@@ -2,7 +2,8 @@
 // step in reverse, each step naming the forward line it differentiates. Gradients accumulate
 // (+=) into a MambaMixerWeights of the same layout and into dx, so a trainer zeroes them once a
 // step. The carried states are treated as constants: chunked training is truncated BPTT (no
-// gradient flows into the conv or ssm state a chunk started from).
+// gradient flows into the conv or ssm state a chunk started from). A loss may also read the
+// ssm state the forward leaves (the episodic memory's soft tokens): pass its gradient as dState.
 import CBLAS
 import CKernels
 
@@ -10,10 +11,11 @@ extension MambaMixer {
     /// At most this many channel blocks in the backward (memory: 5·T·N floats per block).
     static let maxBackwardBlocks = 32
 
-    /// Differentiates the forward recorded on `tape` given dy = dL/dout [T, C]: adds dL/dx to
-    /// dx [T, C] and dL/dW to `grads` for all nine tensors (conv1d.bias only if use_conv_bias).
+    /// Differentiates the forward recorded on `tape` given dy = dL/dout [T, C] and, when a loss
+    /// also reads the final ssm state, dState = dL/d(that state) [Di, N] (nil: zero): adds dL/dx
+    /// to dx [T, C] and dL/dW to `grads` for all nine tensors (conv1d.bias only if use_conv_bias).
     public func backward(dx: inout [Float], grads: MambaMixerWeights, dy: [Float], tape: MambaTape,
-                         threads: Int = Threads.count) throws {
+                         dState: [Float]? = nil, threads: Int = Threads.count) throws {
         let C = config.hiddenSize, T = tape.T
         guard tape.config == config, grads.config == config else {
             throw HMSTError.invalidArgument("mamba backward: tape or gradients were made for another config")
@@ -22,19 +24,31 @@ extension MambaMixer {
         guard dy.count == T * C, dx.count == T * C else {
             throw HMSTError.invalidArgument("mamba backward: dy has \(dy.count) and dx \(dx.count) values, the tape's forward needs T·C = \(T * C)")
         }
+        if let dState {
+            let want = config.intermediateSize * config.stateSize
+            guard dState.count == want else {
+                throw HMSTError.invalidArgument("mamba backward: dState has \(dState.count) values, the ssm state [Di, N] has \(want)")
+            }
+        }
         dy.withUnsafeBufferPointer { dyb in
             dx.withUnsafeMutableBufferPointer { dxb in
-                if let dyp = dyb.baseAddress, let dxp = dxb.baseAddress {
+                guard let dyp = dyb.baseAddress, let dxp = dxb.baseAddress else { return }
+                if let dState {
+                    dState.withUnsafeBufferPointer {
+                        backwardUnchecked(dx: dxp, grads: grads, dy: dyp, tape: tape, dState: $0.baseAddress, threads: max(1, threads))
+                    }
+                } else {
                     backwardUnchecked(dx: dxp, grads: grads, dy: dyp, tape: tape, threads: max(1, threads))
                 }
             }
         }
     }
 
-    /// dx[T, C] += dL/dx and grads += dL/dW, given dy[T, C] = dL/dout and the tape of the forward.
+    /// dx[T, C] += dL/dx and grads += dL/dW, given dy[T, C] = dL/dout, dState [Di, N] = dL/d(final
+    /// ssm state) or nil (zero), and the tape of the forward.
     /// Unchecked: the caller has matched T, the config and the buffer sizes.
     func backwardUnchecked(dx: UnsafeMutablePointer<Float>, grads g: MambaMixerWeights, dy: UnsafePointer<Float>,
-                  tape: MambaTape, threads: Int) {
+                  tape: MambaTape, dState: UnsafePointer<Float>? = nil, threads: Int) {
         let c = config, C = c.hiddenSize, Di = c.intermediateSize, N = c.stateSize, W = c.convKernel, R = c.timeStepRank
         let ldBC = R + 2 * N, T = tape.T
         let w = weights
@@ -78,7 +92,7 @@ extension MambaMixer {
             let (dBC, ld) = nb > 1 ? (parts.pointer + b * T * 2 * N, 2 * N) : (ddbc.pointer + R, ldBC)
             hk_ssm_scan_backward(dxc.pointer, ddelta.pointer, g.pointer(.aLog), g.pointer(.d), dBC, dBC + N, ld,
                                  work.pointer + b * (T + 3) * N, dyScan.pointer, xc, delta, w.pointer(.aLog),
-                                 dbc + R, dbc + R + N, ldBC, w.pointer(.d), tape.h0.pointer, T, Di, N,
+                                 dbc + R, dbc + R + N, ldBC, w.pointer(.d), tape.h0.pointer, dState, T, Di, N,
                                  blocks[b].lowerBound, blocks[b].upperBound)
         }
         if nb > 1 {

@@ -48,20 +48,39 @@ public final class MambaMixerWeights: @unchecked Sendable {
     /// All nine tensors back to back in MambaTensor order; offsets[t.rawValue] locates one.
     public let storage: FloatBuffer
     public let offsets: [Int]
+    /// elements of the nine tensors (storage may be longer when shared: see init(config:sharing:))
+    public let count: Int
 
     /// Zeros (a gradient buffer, or weights to fill).
     public init(config: MambaConfig) {
         self.config = config
+        (offsets, count) = MambaMixerWeights.layout(config)
+        storage = FloatBuffer(count: count)
+    }
+
+    /// A view of the first `count` elements of a larger buffer (a ParameterSet that holds the
+    /// mixer beside other tensors: the episodic soft tokens). The buffer must hold at least
+    /// MambaMixerWeights.elementCount(config) elements.
+    init(config: MambaConfig, sharing buffer: FloatBuffer) throws {
+        self.config = config
+        (offsets, count) = MambaMixerWeights.layout(config)
+        guard buffer.count >= count else {
+            throw HMSTError(.internal, "a shared mixer buffer of \(buffer.count) floats cannot hold the mixer's \(count)")
+        }
+        storage = buffer
+    }
+
+    /// Elements of the nine tensors of a mixer of config c.
+    public static func elementCount(_ c: MambaConfig) -> Int { layout(c).count }
+
+    static func layout(_ c: MambaConfig) -> (offsets: [Int], count: Int) {
         var offs: [Int] = [], total = 0
         for t in MambaTensor.allCases {
             offs.append(total)
-            total += t.shape(config).reduce(1, *)
+            total += t.shape(c).reduce(1, *)
         }
-        offsets = offs
-        storage = FloatBuffer(count: total)
+        return (offs, total)
     }
-
-    public var count: Int { storage.count }
 
     /// The tensor's elements, row-major in its HF shape.
     public func pointer(_ t: MambaTensor) -> UnsafeMutablePointer<Float> { storage.pointer + offsets[t.rawValue] }
@@ -70,7 +89,7 @@ public final class MambaMixerWeights: @unchecked Sendable {
         UnsafeMutableBufferPointer(start: pointer(t), count: count(t))
     }
 
-    public func zero() { storage.pointer.update(repeating: 0, count: storage.count) }
+    public func zero() { storage.pointer.update(repeating: 0, count: count) }
 
     /// Weights as `MambaMixer.__init__` / `init_mamba_weights` draw them (same distributions, our
     /// RNG): Linear U(±1/√fan_in), conv U(±1/√W), A_log = log(1...N) per channel, D = 1,

@@ -123,7 +123,12 @@ public final class ModelGrad {
     /// gradient) and the loss is the mean over the positions that count. Stage 2 trains on
     /// answer tokens only this way, with padded examples. With backward, gradients are added
     /// to params.grads (zero them first).
-    public func step(inputs: [Int32], targets: [Int32], B: Int, T: Int, backward: Bool) throws -> StepResult {
+    ///
+    /// injected: rows given as embeddings at chosen positions (b·T + t) instead of their tokens'
+    /// (the episodic soft tokens); with backward, dL/d(those rows) is left in injectedGradient
+    /// and the placeholder tokens' embedding rows get no gradient from those positions.
+    public func step(inputs: [Int32], targets: [Int32], B: Int, T: Int, injected: InjectedEmbeddings? = nil,
+                     backward: Bool) throws -> StepResult {
         guard B >= 1, T >= 1, inputs.count == B * T, targets.count == B * T else {
             throw HMSTError.invalidArgument("\(inputs.count) inputs and \(targets.count) targets are not B=\(B) rows of T=\(T)")
         }
@@ -134,17 +139,31 @@ public final class ModelGrad {
         if let bad = targets.first(where: { $0 < -1 || Int($0) >= d.V }) {
             throw HMSTError.invalidArgument("target \(bad) is neither -1 (masked) nor in the vocabulary 0 ..< \(d.V)")
         }
+        if let injected { try injected.validate(C: d.C, limit: B * T) }
         let s = try buffers(B: B, T: T)
         s.inputs.pointer.update(from: inputs, count: B * T)
         s.targets.pointer.update(from: targets, count: B * T)
+        self.injected = injected.flatMap { $0.isEmpty ? nil : $0 }
+        defer { self.injected = nil }
         return Threads.withSingleThreadedBLAS { run(s, backward: backward) }
     }
+
+    /// dL/d(injected rows) [P, C] of the last step with injected rows and backward.
+    public private(set) var injectedGradient: [Float] = []
+    /// the injected rows of the step being run
+    private var injected: InjectedEmbeddings?
 
     /// The next-token probabilities of the last step, [B·T, V] row-major, while they are still
     /// there: after a step without backward (backward turns them into gradients).
     public func withLastProbabilities<R>(_ body: (UnsafePointer<Float>, _ rows: Int, _ V: Int) throws -> R) rethrows -> R? {
         guard let s = buffers, !lastStepHadBackward else { return nil }
         return try body(s.logits.pointer, s.shape.N, d.V)
+    }
+
+    /// The final-norm hidden states of the last step (what the LM head read), [B·T, C] row-major.
+    public func withLastHiddenStates<R>(_ body: (UnsafePointer<Float>, _ rows: Int, _ C: Int) throws -> R) rethrows -> R? {
+        guard let s = buffers else { return nil }
+        return try body(s.xnF.pointer, s.shape.N, d.C)
     }
 
     private func buffers(B: Int, T: Int) throws -> StepBuffers {
@@ -170,6 +189,7 @@ public final class ModelGrad {
         let N = s.shape.N, C = d.C, V = d.V, L = d.L
         // ---------------- forward
         EmbeddingGrad.forward(x: s.xIn[0].pointer, table: embed, tokens: s.inputs.pointer, N: N, C: C)
+        injected?.apply(to: s.xIn[0].pointer, C: C)
         for l in 0..<L {
             forwardLayer(l, s, out: l + 1 < L ? s.xIn[l + 1].pointer : s.xOut.pointer)
         }
@@ -216,6 +236,17 @@ public final class ModelGrad {
             if let ready = gradientsReady {
                 let r = regionStarts
                 ready(r.layers[l] ..< (l + 1 < L ? r.layers[l + 1] : r.tail))
+            }
+        }
+        if let injected {
+            // the injected rows take their gradient; the placeholders' embeddings none
+            injectedGradient = [Float](repeating: 0, count: injected.positions.count * C)
+            let dx = s.dx.pointer
+            injectedGradient.withUnsafeMutableBufferPointer { g in
+                for (i, p) in injected.positions.enumerated() {
+                    (g.baseAddress! + i * C).update(from: dx + p * C, count: C)
+                    (dx + p * C).update(repeating: 0, count: C)
+                }
             }
         }
         EmbeddingGrad.backward(dTable: embedGrad, dx: s.dx.pointer, tokens: s.inputs.pointer, N: N, C: C)

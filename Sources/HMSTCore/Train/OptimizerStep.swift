@@ -10,6 +10,8 @@ public struct OptimizerStepResult: Sendable {
     public var lr: Float
     /// the global gradient norm before clipping (of the mean over micro-batches)
     public var gradNorm: Float
+    /// each companion's own gradient norm, in the order given
+    public var companionGradNorms: [Float] = []
 }
 
 public final class OptimizerStep {
@@ -39,9 +41,17 @@ public final class OptimizerStep {
     /// scheduleStep is given: a time-budgeted run's share of its budget): microBatch(i) adds
     /// the gradient of micro-batch i to params.grads and returns its loss. Throws, leaving the
     /// parameters untouched, when the gradient norm is not finite.
-    public func run(step: Int, scheduleStep: Int? = nil, microBatches: Int, _ microBatch: (Int) throws -> Double) throws -> OptimizerStepResult {
+    ///
+    /// companions: smaller parameter sets the micro-batches train too (the episodic soft tokens),
+    /// each with its own optimizer: zeroed with params, their gradient the same mean over
+    /// micro-batches, clipped by their own norm (so a companion leaves the main set's update as
+    /// it would be without it) and updated at the schedule's rate times lrScale. Not all-reduced:
+    /// a data-parallel trainer must not pass any.
+    public func run(step: Int, scheduleStep: Int? = nil, microBatches: Int, companions: [OptimizerCompanion] = [],
+                    _ microBatch: (Int) throws -> Double) throws -> OptimizerStepResult {
         guard microBatches >= 1 else { throw HMSTError.invalidArgument("an optimizer step needs at least one micro-batch") }
         params.zeroGrads()
+        for c in companions { c.params.zeroGrads() }
         var loss = 0.0
         for i in 0..<microBatches {
             beforeMicroBatch?(i, microBatches)
@@ -53,8 +63,32 @@ public final class OptimizerStep {
         let norm = GradClip.norm(params) / accum
         guard norm.isFinite else { throw HMSTError(.internal, "gradient norm is \(norm) at step \(step): training diverged") }
         let lr = schedule.lr(at: scheduleStep ?? step)
+        var companionNorms: [Float] = []
+        for c in companions {
+            let n = GradClip.norm(c.params) / accum
+            guard n.isFinite else { throw HMSTError(.internal, "\(c.name)'s gradient norm is \(n) at step \(step): training diverged") }
+            companionNorms.append(n)
+        }
         optimizer.update(lr: lr, gradScale: GradClip.scale(norm: norm, maxNorm: gradClip) / accum)
-        return OptimizerStepResult(loss: loss, lr: lr, gradNorm: norm)
+        for (c, n) in zip(companions, companionNorms) {
+            c.optimizer.update(lr: lr * c.lrScale, gradScale: GradClip.scale(norm: n, maxNorm: gradClip) / accum)
+        }
+        return OptimizerStepResult(loss: loss, lr: lr, gradNorm: norm, companionGradNorms: companionNorms)
+    }
+}
+
+/// A parameter set trained in the same optimizer step as the main one (see OptimizerStep.run).
+public struct OptimizerCompanion {
+    public var name: String
+    public var params: any ParameterSet
+    public var optimizer: Optimizer
+    /// its peak rate over the main set's (the schedule is shared)
+    public var lrScale: Float
+    public init(name: String, params: any ParameterSet, optimizer: Optimizer, lrScale: Float = 1) {
+        self.name = name
+        self.params = params
+        self.optimizer = optimizer
+        self.lrScale = lrScale
     }
 }
 

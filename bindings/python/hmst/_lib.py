@@ -386,6 +386,9 @@ class MemoryTrainerParams(ctypes.Structure):
         ("data_parallel", ctypes.c_void_p),
         ("copy_head_key_size", ctypes.c_int32),
         ("copy_head_learning_rate", ctypes.c_float),
+        ("episodic_soft_tokens", ctypes.c_int32),
+        ("episodic_fraction", ctypes.c_float),
+        ("episodic_learning_rate", ctypes.c_float),
     ]
 
 

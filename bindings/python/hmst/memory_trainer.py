@@ -35,7 +35,8 @@ class MemoryTrainer(_Resource):
                  steps=1000, batch_size=8, seq_len=128, memory_seq_len=96, grad_accum_steps=1, k=4, eval_every=0, eval_questions=200,
                  learning_rate=3e-4, weight_decay=0.1, grad_clip=1.0, lm_fraction=None, seed=0,
                  mixed_precision=False, gradient_checkpointing=False, use_8bit_optimizer=False, data_parallel=None,
-                 copy_head_key_size=0, copy_head_learning_rate=0.0):
+                 copy_head_key_size=0, copy_head_learning_rate=0.0,
+                 episodic_soft_tokens=0, episodic_fraction=0.25, episodic_learning_rate=0.0):
         self._h = None
         self._keep = []
         p = _lib.lib.hmst_memory_trainer_default_params()
@@ -47,7 +48,8 @@ class MemoryTrainer(_Resource):
                 setattr(p, name, b)
         for name, value in (("steps", steps), ("batch_size", batch_size), ("seq_len", seq_len), ("memory_seq_len", memory_seq_len),
                             ("grad_accum_steps", grad_accum_steps), ("k", k), ("eval_every", eval_every),
-                            ("eval_questions", eval_questions), ("copy_head_key_size", copy_head_key_size)):
+                            ("eval_questions", eval_questions), ("copy_head_key_size", copy_head_key_size),
+                            ("episodic_soft_tokens", episodic_soft_tokens)):
             if not isinstance(value, int) or not -2**31 <= value < 2**31:
                 raise TypeError(f"{name} must be an int32, not {value!r}")
             setattr(p, name, value)
@@ -56,6 +58,8 @@ class MemoryTrainer(_Resource):
             lm_fraction = 0.5 if train_data is not None else 0.0
         p.learning_rate, p.weight_decay, p.grad_clip = float(learning_rate), float(weight_decay), float(grad_clip)
         p.copy_head_learning_rate = float(copy_head_learning_rate)
+        p.episodic_fraction = float(episodic_fraction)
+        p.episodic_learning_rate = float(episodic_learning_rate)
         p.lm_fraction = float(lm_fraction)
         p.seed = int(seed)
         p.mixed_precision = bool(mixed_precision)

@@ -86,3 +86,19 @@ def test_copy_head_is_trained_saved_and_loaded(tmp_path):
     with pytest.raises(hmst.HMSTError) as err:
         hmst.MemoryTrainer(CKPT, facts, tmp_path / "y", copy_head_learning_rate=-1.0)
     assert "copy_head_learning_rate" in err.value.message
+
+
+def test_episodic_soft_tokens_are_trained_saved_and_loaded(tmp_path):
+    facts = write_facts(tmp_path / "facts")
+    out = tmp_path / "run"
+    hmst.train_memory(CKPT, facts, out, steps=2, batch_size=2, seq_len=48, k=2, eval_questions=1,
+                      episodic_soft_tokens=1, episodic_fraction=1.0, episodic_learning_rate=3e-3)
+    desc = json.loads((out / "final" / "episodic_soft_tokens.json").read_text())
+    assert desc["tokens"] == 1 and desc["format"] == "hmst-episodic-soft-tokens" and desc["input"] == "pooled_unit_key"
+    with hmst.Model(out / "final") as m:  # loads with its soft tokens
+        assert isinstance(m.generate("<q>b<a>", max_tokens=2, seed=1).text, str)
+    with pytest.raises(hmst.HMSTError) as err:
+        hmst.MemoryTrainer(CKPT, facts, tmp_path / "y", episodic_soft_tokens=1, episodic_fraction=2.0)
+    assert "episodic_fraction" in err.value.message
+    with pytest.raises(TypeError):
+        hmst.MemoryTrainer(CKPT, facts, tmp_path / "y", episodic_soft_tokens=0.5)

@@ -17,6 +17,9 @@ public struct MemoryEvaluation: Sendable {
     public var nll: [MemorySetting: Double] = [:]
     /// fraction of questions answered exactly, per setting
     public var exactMatch: [MemorySetting: Double] = [:]
+    /// with episodic soft tokens (EpisodicSoftTraining.evaluate): "state_oracle", "state_on"
+    public var softNLL: [String: Double] = [:]
+    public var softExactMatch: [String: Double] = [:]
     public init() {}
 }
 

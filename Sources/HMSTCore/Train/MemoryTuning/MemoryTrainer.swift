@@ -43,6 +43,20 @@ public struct MemoryTrainerOptions: Sendable {
     public var copyHeadKeySize = 0
     /// the copy head's peak learning rate (nil: learningRate); it follows the same schedule
     public var copyHeadLearningRate: Float? = nil
+    /// K soft tokens per episodic memory trained with the model (0: none; Memory/
+    /// EpisodicSoftTokens.swift). A checkpoint that already has them keeps training them (K
+    /// must then be 0 or theirs).
+    public var episodicSoftTokens = 0
+    /// share of memory examples whose memories are given only as episodic soft tokens
+    public var episodicFraction = 0.25
+    /// the soft tokens' (projection and SSM) peak learning rate (nil: learningRate); same schedule
+    public var episodicLearningRate: Float? = nil
+    /// share of the soft-token examples that ask for the memory's text back (reconstruction,
+    /// EpisodicSoftCurriculum.softReconstruction) instead of a question's answer
+    public var episodicReconstruction = 0.0
+    /// weight of the readout loss: each soft token, read by the LM head, asked for the k-th
+    /// token of its fact's value (EpisodicSoftTraining.readoutWeight; 0: none)
+    public var episodicReadout: Float = 0
     public init() {}
 
     func validate() throws {
@@ -59,6 +73,19 @@ public struct MemoryTrainerOptions: Sendable {
             throw HMSTError.invalidArgument("the copy head's key size \(copyHeadKeySize) must be in 0 (none) ... 4096")
         }
         if let r = copyHeadLearningRate, !(r > 0 && r.isFinite) { throw HMSTError.invalidArgument("the copy head's learning rate must be > 0") }
+        guard episodicSoftTokens >= 0, episodicSoftTokens <= EpisodicSoftTokens.maxTokens else {
+            throw HMSTError.invalidArgument("episodic soft tokens K = \(episodicSoftTokens) must be in 0 (none) ... \(EpisodicSoftTokens.maxTokens)")
+        }
+        guard episodicFraction >= 0, episodicFraction <= 1 else {
+            throw HMSTError.invalidArgument("the episodic soft-token fraction must be in [0, 1], not \(episodicFraction)")
+        }
+        if let r = episodicLearningRate, !(r > 0 && r.isFinite) { throw HMSTError.invalidArgument("the episodic soft tokens' learning rate must be > 0") }
+        guard episodicReadout >= 0, episodicReadout.isFinite else {
+            throw HMSTError.invalidArgument("the episodic readout weight must be >= 0, not \(episodicReadout)")
+        }
+        guard episodicReconstruction >= 0, episodicReconstruction <= 1 else {
+            throw HMSTError.invalidArgument("the episodic reconstruction share must be in [0, 1], not \(episodicReconstruction)")
+        }
         try curriculum.validate()
     }
 }
@@ -109,6 +136,8 @@ public final class MemoryTrainer {
     /// bound, its own norm), or nil
     public let copyHead: CopyHead?
     let copyOptimizer: Optimizer?
+    /// the episodic soft tokens trained with the model, or nil
+    public let episodic: EpisodicSoftTraining?
     var lmSampler: WindowSampler?
     /// draws the curriculum's examples
     var rng: RNG
@@ -126,13 +155,14 @@ public final class MemoryTrainer {
                             outputDir: String, options: MemoryTrainerOptions) throws {
         let (params, tokenizer, _) = try MemoryTokens.prepare(model: model)
         try self.init(params: params, tokenizer: tokenizer, facts: facts, lmData: lmData, lmVal: lmVal, outputDir: outputDir,
-                      options: options, copyHead: model.decoder.copyHead)
+                      options: options, copyHead: model.decoder.copyHead, episodicSoftTokens: model.episodicSoftTokens)
     }
 
     /// copyHead: one to keep training (from the checkpoint); otherwise options.copyHeadKeySize
     /// > 0 starts a fresh one.
     public init(params: Parameters, tokenizer: Tokenizer, facts: FactsCorpus, lmData: TokenDataset?, lmVal: TokenDataset?,
-                outputDir: String, options: MemoryTrainerOptions, copyHead existing: CopyHead? = nil) throws {
+                outputDir: String, options: MemoryTrainerOptions, copyHead existing: CopyHead? = nil,
+                episodicSoftTokens existingSoft: EpisodicSoftTokens? = nil) throws {
         try options.validate()
         guard options.sequenceLength <= params.config.maxPositionEmbeddings else {
             throw HMSTError.invalidArgument("sequence length \(options.sequenceLength) exceeds the model's \(params.config.maxPositionEmbeddings) positions")
@@ -172,6 +202,24 @@ public final class MemoryTrainer {
         copyHead = head
         copyOptimizer = head.map { AdamW(params: $0, config: options.adam) }
         grad.copyHead = head
+        var soft = existingSoft
+        if let s = soft, options.episodicSoftTokens > 0, s.K != options.episodicSoftTokens {
+            throw HMSTError.invalidArgument("the checkpoint's episodic soft tokens have K = \(s.K), not the \(options.episodicSoftTokens) asked for")
+        }
+        if soft == nil && options.episodicSoftTokens > 0 {
+            soft = try EpisodicSoftTokens.initialised(C: params.config.hiddenSize, K: options.episodicSoftTokens,
+                                                      scale: EpisodicSoftTraining.embeddingRMS(params), seed: options.seed ^ 0x50f7)
+        }
+        if let soft {
+            guard options.dataParallel.size == 1 else {
+                throw HMSTError.unsupported("episodic soft tokens are not trained data-parallel yet: train them in one process")
+            }
+            let ep = try EpisodicSoftTraining(softTokens: soft, params: params, tokenizer: tokenizer, options: go, adam: options.adam)
+            ep.enableReadout(weight: options.episodicReadout, corpus: facts)
+            episodic = ep
+        } else {
+            episodic = nil
+        }
         optimizerStep = OptimizerStep(params: params, optimizer: optimizer,
                                       schedule: LRSchedule(maxLR: options.learningRate, minLR: options.minLearningRate,
                                                            warmupSteps: max(1, Int(Double(options.steps) * options.warmupFraction)),
@@ -208,7 +256,12 @@ public final class MemoryTrainer {
         var windows = lm ? [Int32](repeating: 0, count: B * (T + 1)) : []
         let dp = dataParallel
         copyHead?.zeroGrads()
-        let r = try optimizerStep.run(step: step, microBatches: options.gradientAccumulationSteps) { _ in
+        var companions: [OptimizerCompanion] = []
+        if !lm, let ep = episodic, options.episodicFraction > 0 {
+            companions.append(OptimizerCompanion(name: "the episodic soft tokens", params: ep.softTokens, optimizer: ep.optimizer,
+                                                 lrScale: (options.episodicLearningRate ?? options.learningRate) / options.learningRate))
+        }
+        let r = try optimizerStep.run(step: step, microBatches: options.gradientAccumulationSteps, companions: companions) { _ in
             // this rank's rows of the global batch of ranks x B (all of it for one process)
             if lm, var sampler = lmSampler {
                 windows.withUnsafeMutableBufferPointer { sampler.nextBatch(B, rank: dp.rank, ranks: dp.size, into: $0.baseAddress!) }
@@ -224,12 +277,44 @@ public final class MemoryTrainer {
                 tokensSeen += B * T * dp.size
                 return try lmGrad.step(inputs: inputs, targets: targets, B: B, T: T, backward: true).ceLoss
             }
-            let drawn = (0..<(B * dp.size)).map { _ in curriculum.sample(&rng, maxTokens: mT + 1) }
-            let examples = Array(drawn[dp.rows(B)])
+            guard let ep = episodic, options.episodicFraction > 0 else {
+                let drawn = (0..<(B * dp.size)).map { _ in curriculum.sample(&rng, maxTokens: mT + 1) }
+                let examples = Array(drawn[dp.rows(B)])
+                MemoryBatch.pack(examples, T: mT, pad: pad, inputs: &inputs, targets: &targets,
+                                 promptLoss: options.curriculum.promptLoss)
+                tokensSeen += drawn.reduce(0) { $0 + min($1.tokens.count, mT + 1) }
+                return try grad.step(inputs: inputs, targets: targets, B: B, T: mT, backward: true).ceLoss
+            }
+            // a share of the rows give their memories only as episodic soft tokens (one process)
+            var examples: [MemoryExample] = [], soft: [SoftMemoryExample] = [], softRows: [Int] = []
+            for b in 0..<B {
+                if rng.nextDouble() < options.episodicFraction {
+                    let e: SoftMemoryExample
+                    if options.episodicReconstruction > 0, rng.nextDouble() < options.episodicReconstruction {
+                        let q = curriculum.trainQuestions[Int(rng.next() % UInt64(curriculum.trainQuestions.count))]
+                        e = curriculum.softReconstruction(text: curriculum.corpus.fact(of: q).text, K: ep.softTokens.K)
+                    } else {
+                        e = curriculum.sampleSoft(&rng, K: ep.softTokens.K, maxTokens: mT + 1)
+                    }
+                    soft.append(e)
+                    softRows.append(b)
+                    examples.append(e.example)
+                } else {
+                    examples.append(curriculum.sample(&rng, maxTokens: mT + 1))
+                }
+            }
             MemoryBatch.pack(examples, T: mT, pad: pad, inputs: &inputs, targets: &targets,
                              promptLoss: options.curriculum.promptLoss)
-            tokensSeen += drawn.reduce(0) { $0 + min($1.tokens.count, mT + 1) }
-            return try grad.step(inputs: inputs, targets: targets, B: B, T: mT, backward: true).ceLoss
+            // a placeholder is never a target (with promptLoss the prompt's tokens are)
+            if options.curriculum.promptLoss {
+                let open = tokenizer.id(for: MemoryPrompt.memoryOpen) ?? -2
+                for i in 0..<targets.count where targets[i] == open && softRows.contains(i / mT) { targets[i] = -1 }
+            }
+            tokensSeen += examples.reduce(0) { $0 + min($1.tokens.count, mT + 1) }
+            let (injected, pending) = try ep.inject(soft, rows: softRows, T: mT, trace: true)
+            let loss = try grad.step(inputs: inputs, targets: targets, B: B, T: mT, injected: injected, backward: true).ceLoss
+            if !injected.isEmpty { try ep.backward(injectedGradient: grad.injectedGradient, pending: pending) }
+            return loss
         }
         if !lm, let head = copyHead, let opt = copyOptimizer {
             // the head's own step: the mean over micro-batches, clipped by its own norm
@@ -245,8 +330,13 @@ public final class MemoryTrainer {
 
     /// Held-out answer NLL and exact match in every MemorySetting.
     public func evaluate() throws -> MemoryEvaluation {
-        try MemoryEvaluator.evaluate(grad: grad, curriculum: curriculum, questions: heldOutQuestions,
-                                     B: options.batchSize, T: memoryT)
+        var e = try MemoryEvaluator.evaluate(grad: grad, curriculum: curriculum, questions: heldOutQuestions,
+                                             B: options.batchSize, T: memoryT)
+        if let ep = episodic {
+            (e.softNLL, e.softExactMatch) = try ep.evaluate(grad: grad, curriculum: curriculum, questions: heldOutQuestions,
+                                                            B: options.batchSize, T: memoryT)
+        }
+        return e
     }
 
     /// Mean next-token loss (nats) on the LM validation data, and bits per byte.
@@ -340,6 +430,10 @@ public final class MemoryTrainer {
                     w.field("answer_nll_\(s.rawValue)", e.nll[s] ?? 0)
                     w.field("exact_match_\(s.rawValue)", e.exactMatch[s] ?? 0)
                 }
+                for (name, v) in e.softNLL.sorted(by: { $0.key < $1.key }) {
+                    w.field("answer_nll_\(name)", v)
+                    w.field("exact_match_\(name)", e.softExactMatch[name] ?? 0)
+                }
                 w.field("eval_questions", e.questions)
             }
             if let v {
@@ -375,6 +469,7 @@ public final class MemoryTrainer {
     }
 
     static let copyOptimizerName = "copy_head_optimizer.safetensors"
+    static let episodicOptimizerName = "episodic_soft_tokens_optimizer.safetensors"
 
     func write(to dir: String, withState: Bool) throws {
         let model = LanguageModel(decoder: try params.decoder(), tokenizer: tokenizer, config: params.config.json(),
@@ -382,7 +477,14 @@ public final class MemoryTrainer {
         copyHead?.summary = .object([("stage2_steps", .number(Double(step)))])
         model.decoder.copyHead = copyHead
         try model.save(directory: dir)
+        if let soft = episodic?.softTokens {
+            soft.summary = .object([("stage2_steps", .number(Double(step))), ("fraction", .number(options.episodicFraction))])
+            try soft.save(checkpoint: dir)
+        }
         guard withState else { return }
+        if let ep = episodic {
+            try SafeTensorsWriter.writeRaw(path: dir + "/" + MemoryTrainer.episodicOptimizerName, tensors: ep.optimizer.stateTensors())
+        }
         try SafeTensorsWriter.writeRaw(path: dir + "/optimizer.safetensors", tensors: optimizer.stateTensors())
         if let copyOptimizer {
             try SafeTensorsWriter.writeRaw(path: dir + "/" + MemoryTrainer.copyOptimizerName, tensors: copyOptimizer.stateTensors())
@@ -393,6 +495,7 @@ public final class MemoryTrainer {
             w.field("format", "hmst-memory-trainer-state"); w.field("version", 1)
             w.field("step", step); w.field("optimizer", optimizer.kind); w.field("optimizer_step", optimizer.step)
             if let copyOptimizer { w.field("copy_head_optimizer_step", copyOptimizer.step) }
+            if let ep = episodic { w.field("episodic_optimizer_step", ep.optimizer.step) }
             w.field("tokens_seen", tokensSeen)
             w.field("ranks", dataParallel.size)
             w.field("effective_batch", options.batchSize * options.gradientAccumulationSteps * dataParallel.size)
@@ -459,6 +562,19 @@ public final class MemoryTrainer {
             head.values.pointer.update(from: saved.values.pointer, count: head.count)
         } else if model.decoder.copyHead != nil {
             throw HMSTError.invalidArgument("\(dir) has a copy head: resume it with --copy-head")
+        }
+        if let ep = episodic {
+            guard let saved = model.episodicSoftTokens, saved.count == ep.softTokens.count, saved.K == ep.softTokens.K else {
+                throw HMSTError.invalidArgument("\(dir) has no episodic soft tokens with K = \(ep.softTokens.K); resume it with the options it was trained with")
+            }
+            guard FileIO.exists(dir + "/" + MemoryTrainer.episodicOptimizerName) else {
+                throw HMSTError.badFormat("\(dir) lacks \(MemoryTrainer.episodicOptimizerName) for its episodic soft tokens")
+            }
+            try ep.optimizer.loadState(SafeTensorsFile(path: dir + "/" + MemoryTrainer.episodicOptimizerName),
+                                       step: j["episodic_optimizer_step"]?.int ?? ost)
+            ep.softTokens.values.pointer.update(from: saved.values.pointer, count: saved.count)
+        } else if model.episodicSoftTokens != nil {
+            throw HMSTError.invalidArgument("\(dir) has episodic soft tokens: resume it with --episodic-soft-tokens")
         }
         try optimizer.loadState(SafeTensorsFile(path: dir + "/optimizer.safetensors"), step: ost)
         params.values.pointer.update(from: loaded.values.pointer, count: params.count)

@@ -1,0 +1,77 @@
+// EpisodicInjection: how evaluation gives the model the episodic entries it retrieves (issue 11):
+//   text   each entry's text inside <mem> … </mem> (MemoryPrompt's layout; the default)
+//   state  each entry's stored key (its SSM state, pooled) as the checkpoint's K soft tokens:
+//          <mem>▢…▢</mem>, as Stage 2 trained them (Memory/EpisodicSoftTokens.swift)
+//   both   the soft tokens, then the text, as two spans: <mem>▢…▢</mem><mem>text</mem>
+// Semantic hits stay text. Under oracle the gold texts are not in the memory: their soft tokens
+// come from encoding the text with the model and the trained SSM (what the memory would store).
+// loglikelihood and multiple_choice tasks only: generation does not take injected rows yet.
+
+public enum EpisodicInjection: String, Sendable, CaseIterable {
+    case text, state, both
+}
+
+/// One memory of a prompt: a text, or an episodic entry's key (with its text, for records).
+enum PromptMemory {
+    case text(String)
+    case soft(key: [Float], text: String)
+}
+
+extension Evaluator {
+    /// The memories an item sees under a condition, episodic hits as keys (retrieved) or as keys
+    /// encoded from the gold texts (oracle).
+    func promptMemories(for item: EvalItem, query: String, condition: MemoryCondition) throws -> [PromptMemory] {
+        guard let soft else { throw HMSTError(.internal, "episodic injection without soft tokens") }
+        switch condition {
+        case .off: return []
+        case .oracle:
+            return try item.memory.map { text in
+                let enc = try model.encode(text: text, maxTokens: EpisodicMemoryConfig().maxTokens)
+                return .soft(key: try soft.encode(hidden: enc.encoding.hidden).key, text: text)
+            }
+        case .on, .deleted:
+            guard let r = retriever as? MemoryStoreRetriever else {
+                throw HMSTError.invalidArgument("episodic injection \(options.episodicInjection.rawValue) needs a memory directory to retrieve from")
+            }
+            let hits = try r.retrieveHits(query: query, k: options.k, excluding: condition == .deleted ? Set(item.memory) : [])
+            return try hits.map { h in
+                guard h.tier == .episodic, let ep = r.store.episodic else { return .text(h.hit.text) }
+                return .soft(key: try ep.key(id: h.hit.id), text: h.hit.text)
+            }
+        }
+    }
+
+    /// The context tokens of MemoryPrompt's layout with soft memories, and the injected rows.
+    func injectedContext(_ memories: [PromptMemory], question: String) throws -> (tokens: [Int32], injected: InjectedEmbeddings) {
+        guard let soft, let t = tokenizer as? Tokenizer, let open = t.id(for: MemoryPrompt.memoryOpen) else {
+            throw HMSTError.invalidArgument("episodic injection needs a Stage 2 tokenizer with the memory markers")
+        }
+        var tokens: [Int32] = [], positions: [Int] = [], rows: [Float] = []
+        for m in memories {
+            switch m {
+            case .text(let s):
+                tokens += encode(MemoryPrompt.memoryOpen + s + MemoryPrompt.memoryClose)
+            case .soft(let key, let s):
+                tokens += encode(MemoryPrompt.memoryOpen)
+                positions += (0..<soft.K).map { tokens.count + $0 }
+                rows += try soft.project(key: key)
+                tokens += [Int32](repeating: open, count: soft.K)
+                tokens += encode(MemoryPrompt.memoryClose)
+                if options.episodicInjection == .both { tokens += encode(MemoryPrompt.memoryOpen + s + MemoryPrompt.memoryClose) }
+            }
+        }
+        tokens += encode(MemoryPrompt.render(memories: [], question: question))
+        return (tokens, InjectedEmbeddings(positions: positions, rows: rows))
+    }
+
+    /// log p(continuation | context with injected rows), the continuation encoded alone.
+    func scoreInjected(_ ctx: (tokens: [Int32], injected: InjectedEmbeddings), continuation: String) throws -> LogLikelihoodScore {
+        let cont = encode(continuation)
+        guard !cont.isEmpty else { throw HMSTError.invalidArgument("the continuation \"\(continuation)\" encodes to no tokens") }
+        let seq = ctx.tokens + cont
+        guard seq.count <= session.nCtx else {
+            throw HMSTError.invalidArgument("with injected soft tokens the prompt and answer (\(seq.count) tokens) must fit n_ctx \(session.nCtx)")
+        }
+        return try session.logLikelihood(seq, from: ctx.tokens.count, vocabLimit: tokenizer.vocabSize, injected: ctx.injected)
+    }
+}

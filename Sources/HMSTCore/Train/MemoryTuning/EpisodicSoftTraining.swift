@@ -1,0 +1,236 @@
+// EpisodicSoftTraining: Stage 2's episodic soft-token condition (issue 11). For a batch of
+// SoftMemoryExamples: each memory text -> the model's final-norm hidden states (a forward-only
+// step over the current parameters, gradient stopped there) -> the episodic SSM -> the pooled
+// unit key -> K soft embeddings (EpisodicSoftTokens), injected at the placeholders of the
+// ModelGrad step; after its backward, dL/d(injected rows) flows back through the projection and
+// the SSM (MambaMixer.backward with dState). The optimizer is a companion of the Stage 2
+// OptimizerStep (its own AdamW, same schedule, own clipping).
+// Held-out evaluation in the same layout: state_oracle (the gold fact alone, as soft tokens) and
+// state_on (the gold fact among k-1 distractors, all as soft tokens).
+
+public final class EpisodicSoftTraining {
+    public let softTokens: EpisodicSoftTokens
+    public let optimizer: Optimizer
+    /// forward-only steps over the model's parameters for the facts' hidden states, factRows
+    /// texts of at most factTokens tokens at a time (a fixed shape, so its buffers are reused;
+    /// a fact is one sentence of ~15 tokens, so 16 x 32 holds a step's facts in one forward)
+    let factGrad: ModelGrad
+    let tokenizer: Tokenizer
+    /// readout: weight of the auxiliary loss that asks soft token k, read by the LM head, for
+    /// the k-th token of its fact's value (0: none); the facts' values by text; the LM head [V, C]
+    public var readoutWeight: Float = 0
+    var valueTokens: [String: [Int32]] = [:]
+    let head: UnsafeMutablePointer<Float>
+    let V: Int
+    static let factRows = 16, factTokens = 32
+
+    public init(softTokens: EpisodicSoftTokens, params: Parameters, tokenizer: Tokenizer, options: ModelGradOptions,
+                adam: AdamWConfig) throws {
+        try softTokens.validate(for: params.config.dims)
+        self.softTokens = softTokens
+        self.tokenizer = tokenizer
+        factGrad = ModelGrad(params: params, options: options)
+        optimizer = AdamW(params: softTokens, config: adam)
+        head = params.value(params.config.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight")
+        V = params.config.vocabSize
+    }
+
+    /// Enables the readout loss (see readoutWeight) for the corpus's facts.
+    public func enableReadout(weight: Float, corpus: FactsCorpus) {
+        readoutWeight = weight
+        guard weight > 0 else { return }
+        for f in corpus.facts where valueTokens[f.text] == nil { valueTokens[f.text] = tokenizer.encode(" " + f.value) }
+    }
+
+    /// The readout loss of one memory's K rows and its gradient into dSoft (added, scaled by
+    /// readoutWeight / count): CE(head · soft_k, value token k) for k < min(K, value tokens).
+    /// The LM head is read, not trained, here.
+    func readout(rows: ArraySlice<Float>, targets: [Int32], count: Int, into dSoft: inout [Float]) -> Double {
+        let K = softTokens.K, C = softTokens.C
+        var loss = 0.0
+        var logits = [Float](repeating: 0, count: V)
+        let scale = readoutWeight / Float(max(1, count))
+        let r = Array(rows)
+        for k in 0..<min(K, targets.count) {
+            let t = Int(targets[k])
+            guard t >= 0, t < V else { continue }
+            r.withUnsafeBufferPointer { rp in
+                // logits[V] = head[V, C] · soft_k[C]
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(V), Int32(C), 1, head, Int32(C), rp.baseAddress! + k * C, 1, 0, &logits, 1)
+            }
+            var m = logits[0]
+            for v in 1..<V { m = max(m, logits[v]) }
+            var sum: Float = 0
+            for v in 0..<V { logits[v] = expf(logits[v] - m); sum += logits[v] }
+            for v in 0..<V { logits[v] /= sum }
+            loss += -Double(logf(max(logits[t], Float.leastNormalMagnitude)))
+            logits[t] -= 1
+            // dsoft_k += scale · headᵀ · (p − onehot)
+            dSoft.withUnsafeMutableBufferPointer { dp in
+                cblas_sgemv(CblasRowMajor, CblasTrans, Int32(V), Int32(C), scale, head, Int32(C), logits, 1, 1, dp.baseAddress! + k * C, 1)
+            }
+        }
+        return loss
+    }
+
+    /// The RMS of the token embeddings: the scale a fresh projection's rows start at.
+    public static func embeddingRMS(_ params: Parameters) -> Float {
+        let e = params.value("model.embed_tokens.weight"), n = params.config.vocabSize * params.config.hiddenSize
+        var ss = 0.0
+        for i in 0..<n { ss += Double(e[i]) * Double(e[i]) }
+        return Float((ss / Double(max(1, n))).squareRoot())
+    }
+
+    /// Final-norm hidden states [T, C] of each text under the current parameters (the last
+    /// factTokens tokens of a longer text, as EpisodicMemory keeps the most recent ones).
+    public func hiddenStates(_ texts: [String]) throws -> [[Float]] {
+        let R = EpisodicSoftTraining.factRows, Tf = EpisodicSoftTraining.factTokens, C = softTokens.C
+        let pad = tokenizer.eosId ?? 0
+        let toks: [[Int32]] = try texts.map {
+            let t = tokenizer.encode($0)
+            guard !t.isEmpty else { throw HMSTError.invalidArgument("episodic soft tokens: the memory \"\($0)\" has no tokens") }
+            return Array(t.suffix(Tf))
+        }
+        var out: [[Float]] = []
+        var i = 0
+        while i < toks.count {
+            let chunk = Array(toks[i..<min(toks.count, i + R)])
+            var inputs = [Int32](repeating: pad, count: R * Tf)
+            for (b, t) in chunk.enumerated() { for (j, id) in t.enumerated() { inputs[b * Tf + j] = id } }
+            _ = try factGrad.step(inputs: inputs, targets: [Int32](repeating: -1, count: R * Tf), B: R, T: Tf, backward: false)
+            factGrad.withLastHiddenStates { h, _, _ in
+                for (b, t) in chunk.enumerated() { out.append(Array(UnsafeBufferPointer(start: h + b * Tf * C, count: t.count * C))) }
+            }
+            i += R
+        }
+        return out
+    }
+
+    /// What a batch's soft memories leave for backward: per memory, its key, trace and the rows
+    /// of the injection that hold its K tokens.
+    public struct Pending {
+        var keys: [[Float]] = []
+        var traces: [EpisodicSoftTokens.Trace] = []
+        var firstRow: [Int] = []
+        /// per memory, the readout loss's gradient [K·C] (empty without it)
+        var readoutGrad: [[Float]] = []
+        public internal(set) var readoutLoss = 0.0
+    }
+
+    /// The injection for examples packed as rows b = rows[i] of a [B, T] batch (MemoryBatch.pack
+    /// cuts an example from the left to T + 1 tokens: a memory whose placeholders were cut is
+    /// left as placeholders). With trace, what backward needs.
+    public func inject(_ examples: [SoftMemoryExample], rows: [Int], T: Int, trace: Bool) throws -> (InjectedEmbeddings, Pending) {
+        let K = softTokens.K, C = softTokens.C
+        var texts: [String] = [], at: [Int] = []
+        for (i, e) in examples.enumerated() {
+            let cut = max(0, e.example.tokens.count - (T + 1))
+            for (m, slot) in e.slots.enumerated() where slot - cut >= 0 && slot - cut + K <= T {
+                texts.append(e.texts[m])
+                at.append(rows[i] * T + slot - cut)
+            }
+        }
+        var pending = Pending()
+        guard !texts.isEmpty else { return (InjectedEmbeddings(positions: [], rows: []), pending) }
+        let hidden = try hiddenStates(texts)
+        // positions must increase: memories in row order, each one's K tokens in a row
+        let order = at.indices.sorted { at[$0] < at[$1] }
+        var positions: [Int] = [], values: [Float] = []
+        positions.reserveCapacity(texts.count * K)
+        values.reserveCapacity(texts.count * K * C)
+        let readoutOn = trace && readoutWeight > 0
+        for j in order {
+            let (key, tr) = try softTokens.encode(hidden: hidden[j], trace: trace)
+            pending.firstRow.append(positions.count)
+            let rows = try softTokens.project(key: key)
+            values += rows
+            positions += (0..<K).map { at[j] + $0 }
+            if let tr { pending.keys.append(key); pending.traces.append(tr) }
+            if readoutOn {
+                var g = [Float](repeating: 0, count: K * C)
+                if let targets = valueTokens[texts[j]] {
+                    pending.readoutLoss += readout(rows: rows[...], targets: targets, count: texts.count, into: &g) / Double(texts.count)
+                }
+                pending.readoutGrad.append(g)
+            }
+        }
+        return (InjectedEmbeddings(positions: positions, rows: values), pending)
+    }
+
+    /// Back-propagates dL/d(injected rows) [P, C] (ModelGrad.injectedGradient) into the
+    /// projection and the SSM.
+    public func backward(injectedGradient g: [Float], pending: Pending) throws {
+        let K = softTokens.K, C = softTokens.C
+        for (i, first) in pending.firstRow.enumerated() where i < pending.traces.count {
+            let lo = first * C, hi = lo + K * C
+            guard hi <= g.count else { throw HMSTError(.internal, "episodic soft tokens: the injected gradient is too short") }
+            var d = Array(g[lo..<hi])
+            if i < pending.readoutGrad.count { for c in 0..<d.count { d[c] += pending.readoutGrad[i][c] } }
+            try softTokens.backward(dSoft: d, key: pending.keys[i], trace: pending.traces[i])
+        }
+    }
+
+    /// Held-out answer NLL with memories as soft tokens only: "state_oracle" (the gold fact
+    /// alone) and "state_on" (with k-1 distractors, drawn as MemoryEvaluator draws them, from
+    /// the same seed), nats per answer token; and exact match.
+    public func evaluate(grad: ModelGrad, curriculum: MemoryCurriculum, questions: [FactQuestion], B: Int, T: Int,
+                         seed: UInt64 = 0x5eed) throws -> (nll: [String: Double], exactMatch: [String: Double]) {
+        guard !questions.isEmpty else { throw HMSTError.invalidArgument("no questions to evaluate") }
+        var rng = RNG(seed: seed)
+        var examples: [(String, SoftMemoryExample)] = []
+        let k = curriculum.options.k, K = softTokens.K
+        for q in questions {
+            let fact = curriculum.corpus.fact(of: q)
+            let distractors = curriculum.distractors(excluding: fact, count: k - 1, rng: &rng)
+            var on = distractors
+            let g = Int(rng.next() % UInt64(on.count + 1))
+            on.insert(fact.text, at: g)
+            examples.append(("state_oracle", curriculum.softExample(memories: [fact.text], goldPosition: 0, question: q.question,
+                                                                    answer: q.answer, condition: .gold, K: K)))
+            examples.append(("state_on", curriculum.softExample(memories: on, goldPosition: g, question: q.question,
+                                                                answer: q.answer, condition: .gold, K: K)))
+        }
+        var nllSum: [String: Double] = [:], tokens: [String: Int] = [:], exact: [String: Int] = [:]
+        let pad = curriculum.tokenizer.eosId ?? 0
+        var inputs: [Int32] = [], targets: [Int32] = []
+        var i = 0
+        while i < examples.count {
+            let chunk = Array(examples[i..<min(examples.count, i + B)])
+            var batch = chunk.map(\.1)
+            while batch.count < B { batch.append(chunk[0].1) }
+            MemoryBatch.pack(batch.map(\.example), T: T, pad: pad, inputs: &inputs, targets: &targets)
+            let (inj, _) = try inject(batch, rows: Array(0..<B), T: T, trace: false)
+            _ = try grad.step(inputs: inputs, targets: targets, B: B, T: T, injected: inj, backward: false)
+            _ = grad.withLastProbabilities { probs, _, V in
+                for (b, (setting, _)) in chunk.enumerated() {
+                    var nll = 0.0, n = 0, allRight = true
+                    for t in 0..<T {
+                        let target = Int(targets[b * T + t])
+                        guard target >= 0 else { continue }
+                        let row = probs + (b * T + t) * V
+                        nll += -Double(log(max(row[target], Float.leastNormalMagnitude)))
+                        n += 1
+                        var best = 0
+                        for v in 1..<V where row[v] > row[best] { best = v }
+                        if best != target { allRight = false }
+                    }
+                    nllSum[setting, default: 0] += nll
+                    tokens[setting, default: 0] += n
+                    if allRight && n > 0 { exact[setting, default: 0] += 1 }
+                }
+            }
+            i += B
+        }
+        var nll: [String: Double] = [:], em: [String: Double] = [:]
+        for s in ["state_oracle", "state_on"] {
+            nll[s] = nllSum[s, default: 0] / Double(max(1, tokens[s, default: 0]))
+            em[s] = Double(exact[s, default: 0]) / Double(questions.count)
+        }
+        return (nll, em)
+    }
+}
+
+import CBLAS
+#if canImport(Glibc)
+import Glibc
+#endif

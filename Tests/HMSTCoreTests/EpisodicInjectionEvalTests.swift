@@ -1,0 +1,146 @@
+// hmst eval's --episodic-injection (Eval/EpisodicInjection.swift): the layout and rows a prompt
+// with soft memories gets, scores equal to a Session given the same rows by hand, and the named
+// errors (a checkpoint without trained soft tokens, a memory encoded by another SSM until it is
+// re-encoded, a generation task).
+import XCTest
+@testable import HMSTCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+final class EpisodicInjectionEvalTests: XCTestCase {
+    var dir = ""
+
+    override func setUpWithError() throws {
+        dir = "/tmp/hmst-softeval-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileIO.makeDirectories(dir)
+    }
+
+    override func tearDown() { _ = system("rm -rf '\(dir)'") }
+
+    /// A checkpoint with the markers, plus (withSoft) K = 2 soft tokens trained for 2 steps; a
+    /// memory directory whose episodic tier holds three facts; a loglikelihood task about them.
+    func setUp(withSoft: Bool) throws -> (checkpoint: String, memory: String, task: String, facts: [String]) {
+        let facts = ["The capital of Vorland is Kesh.", "The river of Vorland is the Ulm.", "The capital of Tarsi is Bodo."]
+        var texts = facts.map { Array($0.utf8) }
+        for i in 0..<40 { texts.append(Array("what is the capital of the land number \(i % 7)? it is the river".utf8)) }
+        var bo = BPETrainingOptions()
+        bo.vocabSize = 300
+        bo.minFrequency = 2
+        let base = try BPETrainer.train(texts: texts, options: bo)
+        let config = try ModelConfig(vocabSize: base.vocabSize, hiddenSize: 16, intermediateSize: 16, numHiddenLayers: 1,
+                                     numAttentionHeads: 2, numKeyValueHeads: 1, maxPositionEmbeddings: 128, ropeTheta: 10000,
+                                     numLocalExperts: 4, numExpertsPerTok: 2, routerAuxLossCoef: 0.001)
+        let model = try LanguageModel.random(config: config, seed: 3, tokenizer: base)
+        let (params, tok, _) = try MemoryTokens.prepare(model: model)
+        let ck = dir + (withSoft ? "/soft" : "/plain")
+        let decoded = LanguageModel(decoder: try params.decoder(), tokenizer: tok, config: params.config.json(), report: LoadReport(),
+                                    storage: [params])
+        try FileIO.makeDirectories(ck)
+        try decoded.save(directory: ck)
+        if withSoft {
+            let s = try EpisodicSoftTokens.initialised(C: 16, K: 2, scale: 0.3, seed: 4)
+            // as if trained: the mixer is no longer the seeded one a plain model's memory uses
+            s.mixer.weights.pointer(.inProj)[0] += 0.25
+            try s.save(checkpoint: ck)
+        }
+        let m = try LanguageModel.load(path: ck)
+        let store = try MemoryStore(directory: dir + "/mem-" + (withSoft ? "soft" : "plain"))
+        let ep = try store.episodic(creatingFor: m)
+        for f in facts { try ep.add(text: f, model: m) }
+        try store.save()
+        try FileIO.writeAtomically(dir + "/ll.jsonl", text: """
+            {"id": "a", "prompt": "What is the capital of Vorland?", "target": " Kesh", "memory": ["\(facts[0])"]}
+            {"id": "b", "prompt": "What is the capital of Tarsi?", "target": " Bodo", "memory": ["\(facts[2])"]}
+
+            """)
+        try FileIO.writeAtomically(dir + "/ll.json", text: #"{"name": "ll", "output_type": "loglikelihood", "data": "ll.jsonl"}"#)
+        return (ck, store.directory, dir + "/ll.json", facts)
+    }
+
+    func request(_ memory: String, _ task: String, _ injection: EpisodicInjection, _ conditions: [MemoryCondition]) -> EvalRunRequest {
+        var req = EvalRunRequest()
+        req.taskPaths = [task]
+        req.memoryDirectory = memory
+        req.tier = .episodic
+        req.retrieval.mode = .lexical
+        req.options.conditions = conditions
+        req.options.k = 2
+        req.options.resamples = 10
+        req.options.episodicInjection = injection
+        req.options.keepItems = true
+        return req
+    }
+
+    func nll(_ r: EvalReport, _ c: MemoryCondition) -> Double? {
+        r.results.first { $0.condition == c }?.metrics.first { $0.name == "answer_nll" }?.value
+    }
+
+    func testStateInjectionScoresWhatASessionGivenTheRowsScores() throws {
+        let (ck, mem, task, facts) = try setUp(withSoft: true)
+        let model = try LanguageModel.load(path: ck)
+        let soft = try XCTUnwrap(model.episodicSoftTokens)
+        let text = try EvalRun.run(model: model, request(mem, task, .text, [.off, .on]))
+        let state = try EvalRun.run(model: model, request(mem, task, .state, [.off, .on, .oracle]))
+        let both = try EvalRun.run(model: model, request(mem, task, .both, [.on]))
+        XCTAssertEqual(nll(text, .off), nll(state, .off), "off has no memories: injection changes nothing")
+        let sOn = try XCTUnwrap(nll(state, .on)), tOn = try XCTUnwrap(nll(text, .on)), bOn = try XCTUnwrap(nll(both, .on))
+        XCTAssertNotEqual(sOn, tOn)
+        XCTAssertNotEqual(bOn, sOn)
+        XCTAssertTrue(state.json().contains("\"episodic_injection\""))
+
+        // by hand: item b, "on" retrieves (lexically, k 2) the same two entries the report lists,
+        // each as <mem>▢▢</mem> with its stored key's rows
+        let store = try MemoryStore(directory: mem, mustExist: true)
+        let ep = try XCTUnwrap(store.episodic)
+        let rec = try XCTUnwrap(state.items.first { $0.id == "b" && $0.condition == .on })
+        let tok = try XCTUnwrap(model.tokenizer as? Tokenizer)
+        let open = try XCTUnwrap(tok.id(for: MemoryPrompt.memoryOpen)), close = try XCTUnwrap(tok.id(for: MemoryPrompt.memoryClose))
+        var tokens: [Int32] = [], positions: [Int] = [], rows: [Float] = []
+        for text in rec.memories {
+            let entry = try XCTUnwrap(ep.allEntries().first { $0.text == text })
+            tokens.append(open)
+            positions += [tokens.count, tokens.count + 1]
+            rows += try soft.project(key: try ep.key(id: entry.id))
+            tokens += [open, open, close]
+        }
+        XCTAssertTrue(rec.memories.contains(facts[2]))
+        let ctx = tokens + tok.encode(MemoryPrompt.render(memories: [], question: "What is the capital of Tarsi?"))
+        let cont = tok.encode(" Bodo")
+        var sp = SessionParams()
+        sp.nCtx = 128
+        let s = try Session(decoder: model.decoder, params: sp)
+        let score = try s.logLikelihood(ctx + cont, from: ctx.count, vocabLimit: tok.vocabSize,
+                                        injected: InjectedEmbeddings(positions: positions, rows: rows))
+        let field = rec.fields.first { $0.0 == "answer_nll" }?.1.number
+        XCTAssertEqual(try XCTUnwrap(field), -score.logprob / Double(score.count), accuracy: 1e-9)
+    }
+
+    func testErrorsAreNamed() throws {
+        let plain = try setUp(withSoft: false)
+        let model = try LanguageModel.load(path: plain.checkpoint)
+        XCTAssertThrowsError(try EvalRun.run(model: model, request(plain.memory, plain.task, .state, [.on]))) {
+            XCTAssertTrue(($0 as? HMSTError)?.message.contains("--episodic-soft-tokens") ?? false, "\($0)")
+        }
+        // a memory built before the soft tokens were trained: other SSM weights, until re-encoded
+        let soft = try setUp(withSoft: true)
+        let trained = try LanguageModel.load(path: soft.checkpoint)
+        XCTAssertThrowsError(try EvalRun.run(model: trained, request(plain.memory, plain.task, .state, [.on]))) {
+            XCTAssertTrue(($0 as? HMSTError)?.message.contains("reencode") ?? false, "\($0)")
+        }
+        let store = try MemoryStore(directory: plain.memory, mustExist: true)
+        let before = try XCTUnwrap(store.episodic).allEntries()
+        XCTAssertEqual(try store.reencodeEpisodic(for: trained), 3)
+        try store.save()
+        let after = try XCTUnwrap(try MemoryStore(directory: plain.memory, mustExist: true).episodic)
+        XCTAssertEqual(after.allEntries().map(\.id), before.map(\.id))
+        XCTAssertEqual(after.allEntries().map(\.text), before.map(\.text))
+        XCTAssertTrue(try XCTUnwrap(trained.episodicSoftTokens).hasMixer(after.weights))
+        XCTAssertNoThrow(try EvalRun.run(model: trained, request(plain.memory, plain.task, .state, [.on])))
+        // generation does not take soft tokens
+        try FileIO.writeAtomically(dir + "/gen.json", text: #"{"name": "gen", "output_type": "generate_until", "data": "ll.jsonl", "until": ["</a>"], "max_gen_tokens": 2}"#)
+        XCTAssertThrowsError(try EvalRun.run(model: trained, request(soft.memory, dir + "/gen.json", .state, [.on]))) {
+            XCTAssertEqual(($0 as? HMSTError)?.status, .unsupported)
+        }
+    }
+}
