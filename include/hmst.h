@@ -675,7 +675,7 @@ struct hmst_trainer_params {
     const char *init_from;          /* optional: start from this checkpoint instead */
     const char *resume_from;        /* optional: final/ or checkpoint-epoch-N/ with trainer state */
     int32_t epochs;                 /* default 1 */
-    int32_t batch_size;             /* default 8 */
+    int32_t batch_size;             /* default 4 */
     int32_t seq_len;                /* default 256 */
     int32_t steps_per_epoch;        /* default 0: one pass over the training tokens */
     int32_t grad_accum_steps;       /* default 1 */
@@ -683,7 +683,7 @@ struct hmst_trainer_params {
     int32_t eval_windows;           /* default 64 */
     int32_t patience;               /* default 0: never stop early */
     int32_t save_every;             /* default 0: no periodic checkpoints */
-    float learning_rate;            /* default 3e-4 */
+    float learning_rate;            /* default 1e-3 */
     float weight_decay;             /* default 0.1 */
     float grad_clip;                /* default 1.0 */
     uint64_t seed;                  /* default 0 */

@@ -14,15 +14,15 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("val-split"), help: "Fraction of documents held out for validation.") var valSplit: Double?
     @Option(name: .customLong("val-file"), help: "Validation data (text, or a directory with --pretokenized).") var valFile: String?
     @Option(name: .customLong("tokenizer-path"), help: "Reuse this tokenizer (file or directory).") var tokenizerPath: String?
-    @Option(name: .customLong("vocab-size"), help: "Vocabulary when a tokenizer is trained.") var vocabSize = 4096
+    @Option(name: .customLong("vocab-size"), help: "Vocabulary when a tokenizer is trained.") var vocabSize = 16384
     @Option(name: .customLong("doc-separator"), help: "blankline, line, file or a marker line (text input).") var docSeparator = "blankline"
     @Option(name: .customLong("model-size"), help: "micro, tiny, small, base (default: micro).") var modelSize: String?
     @Option(name: .customLong("config"), help: ArgumentHelp("A Hugging Face config.json (Mixtral or Llama fields) for the model's shape instead of --model-size; its vocab_size gives way to the tokenizer's.", valueName: "config.json"))
     var configFile: String?
     @Option(help: "Epochs.") var epochs = 1
-    @Option(name: .customLong("batch-size"), help: "Sequences per micro-batch.") var batchSize = 8
+    @Option(name: .customLong("batch-size"), help: "Sequences per micro-batch.") var batchSize = 4
     @Option(name: .customLong("seq-len"), help: "Tokens per sequence.") var seqLen = 256
-    @Option(name: .customLong("learning-rate"), help: "Peak learning rate.") var learningRate: Float = 3e-4
+    @Option(name: .customLong("learning-rate"), help: "Peak learning rate.") var learningRate: Float = 1e-3
     @Option(name: .customLong("time-budget"), help: ArgumentHelp("Train for this many seconds instead of --epochs (evaluations not counted); warmup and decay follow the share of the budget spent.", valueName: "seconds"))
     var timeBudget: Double?
     @Option(help: "Share of the run spent warming up the learning rate, in [0, 1).") var warmup = 0.05

@@ -35,7 +35,7 @@ int main(void) {
     hmst_log_set_level(HMST_LOG_ERROR);
     hmst_trainer *t = NULL;
     struct hmst_trainer_params p = hmst_trainer_default_params();
-    CHECK(p.struct_size == sizeof p && p.batch_size == 8 && p.seq_len == 256 && p.epochs == 1);
+    CHECK(p.struct_size == sizeof p && p.batch_size == 4 && p.seq_len == 256 && p.learning_rate == 1e-3f && p.epochs == 1);
     CHECK_STATUS(hmst_trainer_create(NULL, &t), HMST_STATUS_INVALID_ARGUMENT);
     CHECK_STATUS(hmst_trainer_create(&p, NULL), HMST_STATUS_INVALID_ARGUMENT);
     CHECK_STATUS(hmst_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT); /* no train_data */
