@@ -38,6 +38,14 @@ public protocol ParameterSet: AnyObject {
     var roles: [ParameterRole] { get }
 }
 
+/// Where each tensor of `shapes` starts when they lie one after another in one buffer, and the
+/// total element count (the layout of every ParameterSet's values and grads).
+func parameterLayout(_ shapes: [[Int]]) -> (offsets: [Int], count: Int) {
+    var offsets: [Int] = [], total = 0
+    for s in shapes { offsets.append(total); total += s.reduce(1, *) }
+    return (offsets, total)
+}
+
 extension ParameterSet {
     public func zeroGrads() { grads.pointer.update(repeating: 0, count: count) }
     /// Per tensor: whether weight decay applies (from its role).
@@ -70,16 +78,11 @@ public final class Parameters: ParameterSet, @unchecked Sendable {
         names = spec.map(\.name)
         roles = spec.map { Parameters.mixtralRole($0.name) }
         shapes = spec.map(\.shape)
-        var offs: [Int] = []
-        var total = 0
-        for s in spec {
-            offs.append(total)
-            total += s.shape.reduce(1, *)
-        }
-        offsets = offs
-        count = total
-        values = FloatBuffer(count: total)
-        grads = FloatBuffer(count: total)
+        let layout = parameterLayout(spec.map(\.shape))
+        offsets = layout.offsets
+        count = layout.count
+        values = FloatBuffer(count: layout.count)
+        grads = FloatBuffer(count: layout.count)
         var idx: [String: Int] = [:]
         for (i, n) in names.enumerated() { idx[n] = i }
         index = idx
