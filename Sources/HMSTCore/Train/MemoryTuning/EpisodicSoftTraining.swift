@@ -178,13 +178,9 @@ public final class EpisodicSoftTraining {
         guard !questions.isEmpty else { throw HMSTError.invalidArgument("no questions to evaluate") }
         var rng = RNG(seed: seed)
         var examples: [(String, SoftMemoryExample)] = []
-        let k = curriculum.options.k, K = softTokens.K
+        let K = softTokens.K
         for q in questions {
-            let fact = curriculum.corpus.fact(of: q)
-            let distractors = curriculum.distractors(excluding: fact, count: k - 1, rng: &rng)
-            var on = distractors
-            let g = Int(rng.next() % UInt64(on.count + 1))
-            on.insert(fact.text, at: g)
+            let (fact, _, on, g) = curriculum.evaluationMemories(for: q, rng: &rng)
             examples.append(("state_oracle", curriculum.softExample(memories: [fact.text], goldPosition: 0, question: q.question,
                                                                     answer: q.answer, condition: .gold, K: K)))
             examples.append(("state_on", curriculum.softExample(memories: on, goldPosition: g, question: q.question,

@@ -32,13 +32,8 @@ public enum MemoryEvaluator {
         guard !questions.isEmpty else { throw HMSTError.invalidArgument("no questions to evaluate") }
         var rng = RNG(seed: seed)
         var examples: [(MemorySetting, MemoryExample)] = []
-        let k = curriculum.options.k
         for q in questions {
-            let fact = curriculum.corpus.fact(of: q)
-            let distractors = curriculum.distractors(excluding: fact, count: k - 1, rng: &rng)
-            var on = distractors
-            let g = Int(rng.next() % UInt64(on.count + 1))
-            on.insert(fact.text, at: g)
+            let (fact, distractors, on, g) = curriculum.evaluationMemories(for: q, rng: &rng)
             func ex(_ m: [String], _ gold: Int?, _ c: CurriculumCondition) -> MemoryExample {
                 let e = curriculum.make(memories: m, goldPosition: gold, question: q.question, answer: q.answer, condition: c)
                 return e.tokens.count > T + 1 ? curriculum.fitted(e, question: q.question, answer: q.answer, length: T + 1) : e
