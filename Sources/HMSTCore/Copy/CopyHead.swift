@@ -50,11 +50,7 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
         self.closeMarker = closeMarker
         let sh = [[D, C], [D, C], [1, C], [1], [1]]
         shapes = sh
-        let layout = parameterLayout(sh)
-        offsets = layout.offsets
-        count = layout.count
-        values = FloatBuffer(count: layout.count)
-        grads = FloatBuffer(count: layout.count)
+        (offsets, count, values, grads) = parameterStorage(sh)
     }
 
     /// A fresh head: the query and key projections start equal (one random N(0, 1/C) matrix),

@@ -65,11 +65,7 @@ public final class EpisodicSoftTokens: ParameterSet, @unchecked Sendable {
         names = n
         shapes = sh
         roles = r
-        let layout = parameterLayout(sh)
-        offsets = layout.offsets
-        count = layout.count
-        values = FloatBuffer(count: layout.count)
-        grads = FloatBuffer(count: layout.count)
+        (offsets, count, values, grads) = parameterStorage(sh)
         mixer = MambaMixer(weights: try MambaMixerWeights(config: mixerConfig, sharing: values))
         mixerGrads = try MambaMixerWeights(config: mixerConfig, sharing: grads)
     }

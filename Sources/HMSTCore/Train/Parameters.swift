@@ -38,12 +38,12 @@ public protocol ParameterSet: AnyObject {
     var roles: [ParameterRole] { get }
 }
 
-/// Where each tensor of `shapes` starts when they lie one after another in one buffer, and the
-/// total element count (the layout of every ParameterSet's values and grads).
-func parameterLayout(_ shapes: [[Int]]) -> (offsets: [Int], count: Int) {
+/// A ParameterSet's storage for tensors of `shapes` lying one after another: where each starts,
+/// the total element count, and zeroed values and grads of that many elements.
+func parameterStorage(_ shapes: [[Int]]) -> (offsets: [Int], count: Int, values: FloatBuffer, grads: FloatBuffer) {
     var offsets: [Int] = [], total = 0
     for s in shapes { offsets.append(total); total += s.reduce(1, *) }
-    return (offsets, total)
+    return (offsets, total, FloatBuffer(count: total), FloatBuffer(count: total))
 }
 
 extension ParameterSet {
@@ -78,11 +78,7 @@ public final class Parameters: ParameterSet, @unchecked Sendable {
         names = spec.map(\.name)
         roles = spec.map { Parameters.mixtralRole($0.name) }
         shapes = spec.map(\.shape)
-        let layout = parameterLayout(spec.map(\.shape))
-        offsets = layout.offsets
-        count = layout.count
-        values = FloatBuffer(count: layout.count)
-        grads = FloatBuffer(count: layout.count)
+        (offsets, count, values, grads) = parameterStorage(spec.map(\.shape))
         var idx: [String: Int] = [:]
         for (i, n) in names.enumerated() { idx[n] = i }
         index = idx
