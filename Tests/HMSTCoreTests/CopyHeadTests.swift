@@ -113,6 +113,11 @@ final class CopyHeadTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let head = try randomHead(seed: 3)
         try head.save(checkpoint: dir)
+        // the description as format 1 writes it, byte for byte (field order, compact, one newline)
+        let hash = FileChecksum.hex(FileChecksum.of(UnsafeRawBufferPointer(start: head.values.pointer, count: head.count * 4)))
+        XCTAssertEqual(try FileIO.readText(dir + "/" + CopyHead.configName),
+                       #"{"format":"hmst-copy-head","version":1,"hidden_size":8,"key_size":4,"open_marker_id":1,"open_marker":"<mem>","#
+                       + #""close_marker_id":2,"close_marker":"</mem>","hash":""# + hash + #"","training":{}}"# + "\n")
         let dims = config.dims
         let back = try XCTUnwrap(try CopyHead.load(checkpoint: dir, dims: dims))
         XCTAssertEqual(Array(UnsafeBufferPointer(start: back.values.pointer, count: back.count)),
@@ -126,11 +131,7 @@ final class CopyHeadTests: XCTestCase {
         }
         // changed weights no longer match the hash in the json
         head.values.pointer[0] += 1
-        try SafeTensorsWriter.writeRaw(path: dir + "/" + CopyHead.weightsName, tensors: head.names.indices.map { i in
-            RawTensor(name: head.names[i], dtype: .f32, shape: head.shapes[i],
-                      bytes: UnsafeRawBufferPointer(start: head.values.pointer + head.offsets[i], count: head.shapes[i].reduce(1, *) * 4),
-                      owner: head.values)
-        })
+        try SafeTensorsWriter.writeRaw(path: dir + "/" + CopyHead.weightsName, tensors: head.rawTensors)
         XCTAssertThrowsError(try CopyHead.load(checkpoint: dir, dims: dims)) { e in
             XCTAssertEqual((e as? HMSTError)?.status, .badFormat)
         }

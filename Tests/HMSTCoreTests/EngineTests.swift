@@ -345,6 +345,9 @@ final class EngineTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let h = try XCTUnwrap(dec.exitHead)
         try h.save(checkpoint: dir)
+        // the description as format 1 writes it, byte for byte (field order, compact, one newline)
+        XCTAssertEqual(try FileIO.readText(dir + "/" + ExitHead.configName),
+                       #"{"format":"hmst-exit-head","version":1,"layer":1,"hidden_size":"# + "\(d.C)" + #","hash":""# + h.hash + #"","training":{}}"# + "\n")
         let back = try XCTUnwrap(try ExitHead.load(checkpoint: dir, dims: d))
         XCTAssertEqual(back.adapter, h.adapter)
         XCTAssertEqual(back.layer, 1)

@@ -28,10 +28,7 @@ final class EpisodicInjectionEvalTests: XCTestCase {
         bo.vocabSize = 300
         bo.minFrequency = 2
         let base = try BPETrainer.train(texts: texts, options: bo)
-        let config = try ModelConfig(vocabSize: base.vocabSize, hiddenSize: 16, intermediateSize: 16, numHiddenLayers: 1,
-                                     numAttentionHeads: 2, numKeyValueHeads: 1, maxPositionEmbeddings: 128, ropeTheta: 10000,
-                                     numLocalExperts: 4, numExpertsPerTok: 2, routerAuxLossCoef: 0.001)
-        let model = try LanguageModel.random(config: config, seed: 3, tokenizer: base)
+        let model = try LanguageModel.random(config: try StageTwoFixture.tinyConfig(vocab: base.vocabSize), seed: 3, tokenizer: base)
         let (params, tok, _) = try MemoryTokens.prepare(model: model)
         let ck = dir + (withSoft ? "/soft" : "/plain")
         let decoded = LanguageModel(decoder: try params.decoder(), tokenizer: tok, config: params.config.json(), report: LoadReport(),

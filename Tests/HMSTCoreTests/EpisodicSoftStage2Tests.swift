@@ -20,24 +20,7 @@ final class EpisodicSoftStage2Tests: XCTestCase {
 
     /// The fixture, a tokenizer with the markers, a tiny model and a small pre-training set.
     func setUpRun() throws -> (Parameters, Tokenizer, FactsCorpus, TokenDataset) {
-        try FactsFixture.write(directory: dir + "/facts", entities: 24, seed: 5)
-        let corpus = try FactsCorpus(directory: dir + "/facts")
-        var texts = corpus.facts.map { Array($0.text.utf8) }
-        for i in 0..<50 { texts.append(Array("the cat sat on the mat number \(i % 9), where is the dog?".utf8)) }
-        var bo = BPETrainingOptions()
-        bo.vocabSize = 400
-        bo.minFrequency = 2
-        let base = try BPETrainer.train(texts: texts, options: bo)
-        var text = ""
-        for i in 0..<200 { text += "the cat sat on the mat number \(i % 9). where is the dog?\n\n" }
-        try FileIO.writeAtomically(dir + "/corpus.txt", text: text)
-        _ = try Preprocessor.run(inputs: [dir + "/corpus.txt"], output: dir + "/data", encoder: base, tokenizerPath: nil)
-        let config = try ModelConfig(vocabSize: base.vocabSize, hiddenSize: 16, intermediateSize: 16, numHiddenLayers: 1,
-                                     numAttentionHeads: 2, numKeyValueHeads: 1, maxPositionEmbeddings: 128, ropeTheta: 10000,
-                                     numLocalExperts: 4, numExpertsPerTok: 2, routerAuxLossCoef: 0.001)
-        let model = try LanguageModel.random(config: config, seed: 3, tokenizer: base)
-        let (params, tok, _) = try MemoryTokens.prepare(model: model)
-        return (params, tok, corpus, try TokenDataset(directory: dir + "/data"))
+        try StageTwoFixture.run(in: dir)
     }
 
     func testSoftExampleLayout() throws {

@@ -176,42 +176,31 @@ final class EpisodicSoftTokensTests: XCTestCase {
         // the Float forward agrees with the reference
         for (a, e) in zip(soft, forward()) { XCTAssertEqual(Double(a), e, accuracy: 1e-4) }
         let eps = 1e-3
-        var touched = 0
-        for t in MambaTensor.allCases {
-            let off = s.offsets[t.rawValue]
-            var w = 0.0
-            for i in 0..<s.mixer.weights.count(t) {
-                let keep = ref[t][i]
-                ref[t][i] = keep + eps
-                let lp = loss()
-                ref[t][i] = keep - eps
-                let lm = loss()
-                ref[t][i] = keep
+        /// the worst relative error of analytic[off ..< off + count] against central differences in
+        /// the parameters `value` reads and `set` writes; and how many analytic entries are non-zero
+        func worst(_ count: Int, at off: Int, _ value: (Int) -> Double, _ set: (Int, Double) -> Void) -> (error: Double, nonZero: Int) {
+            var w = 0.0, nonZero = 0
+            for i in 0..<count {
+                let keep = value(i)
+                set(i, keep + eps); let lp = loss()
+                set(i, keep - eps); let lm = loss()
+                set(i, keep)
                 let n = (lp - lm) / (2 * eps), a = Double(analytic[off + i])
                 w = max(w, abs(a - n) / max(1, abs(a), abs(n)))
-                if a != 0 { touched += 1 }
+                if a != 0 { nonZero += 1 }
             }
+            return (w, nonZero)
+        }
+        var touched = 0
+        for t in MambaTensor.allCases {
+            let (w, nonZero) = worst(s.mixer.weights.count(t), at: s.offsets[t.rawValue], { ref[t][$0] }, { ref[t][$0] = $1 })
+            touched += nonZero
             XCTAssertLessThan(w, 1e-3, "mixer.\(t.hfName): worst relative error \(w)")
         }
         XCTAssertGreaterThan(touched, 100, "the SSM must receive gradient through the state")
         let ow = s.offsets[MambaTensor.allCases.count], ob = s.offsets[MambaTensor.allCases.count + 1]
-        var wW = 0.0, wb = 0.0
-        for i in 0..<(K * C * N) {
-            let keep = W[i]
-            W[i] = keep + eps; let lp = loss()
-            W[i] = keep - eps; let lm = loss()
-            W[i] = keep
-            let n = (lp - lm) / (2 * eps), a = Double(analytic[ow + i])
-            wW = max(wW, abs(a - n) / max(1, abs(a), abs(n)))
-        }
-        for i in 0..<(K * C) {
-            let keep = b[i]
-            b[i] = keep + eps; let lp = loss()
-            b[i] = keep - eps; let lm = loss()
-            b[i] = keep
-            let n = (lp - lm) / (2 * eps), a = Double(analytic[ob + i])
-            wb = max(wb, abs(a - n) / max(1, abs(a), abs(n)))
-        }
+        let wW = worst(K * C * N, at: ow, { W[$0] }, { W[$0] = $1 }).error
+        let wb = worst(K * C, at: ob, { b[$0] }, { b[$0] = $1 }).error
         XCTAssertLessThan(wW, 1e-3, "soft_tokens.weight: worst relative error \(wW)")
         XCTAssertLessThan(wb, 1e-3, "soft_tokens.bias: worst relative error \(wb)")
     }
@@ -234,6 +223,11 @@ final class EpisodicSoftTokensTests: XCTestCase {
         XCTAssertNil(try EpisodicSoftTokens.load(checkpoint: dir, dims: config.dims))
         let s = try makeSoft(K: 1)
         try s.save(checkpoint: dir)
+        // the description as format 1 writes it, byte for byte (field order, compact, one newline)
+        let hash = FileChecksum.hex(FileChecksum.of(UnsafeRawBufferPointer(start: s.values.pointer, count: s.count * 4)))
+        XCTAssertEqual(try FileIO.readText(dir + "/" + EpisodicSoftTokens.configName),
+                       #"{"format":"hmst-episodic-soft-tokens","version":1,"hidden_size":8,"state_size":4,"tokens":1,"input":"pooled_unit_key","hash":""#
+                       + hash + #"","training":{}}"# + "\n")
         let back = try XCTUnwrap(try EpisodicSoftTokens.load(checkpoint: dir, dims: config.dims))
         XCTAssertEqual(back.K, 1)
         XCTAssertEqual(Array(UnsafeBufferPointer(start: back.values.pointer, count: back.count)),
@@ -246,10 +240,7 @@ final class EpisodicSoftTokensTests: XCTestCase {
         }
         // weights changed behind the description's back
         s.projection[0] += 1
-        try SafeTensorsWriter.writeRaw(path: dir + "/" + EpisodicSoftTokens.weightsName, tensors: (0..<s.names.count).map { i in
-            RawTensor(name: s.names[i], dtype: .f32, shape: s.shapes[i],
-                      bytes: UnsafeRawBufferPointer(start: s.values.pointer + s.offsets[i], count: s.shapes[i].reduce(1, *) * 4), owner: s.values)
-        })
+        try SafeTensorsWriter.writeRaw(path: dir + "/" + EpisodicSoftTokens.weightsName, tensors: s.rawTensors)
         XCTAssertThrowsError(try EpisodicSoftTokens.load(checkpoint: dir, dims: config.dims)) {
             XCTAssertEqual(($0 as? HMSTError)?.status, .badFormat)
             XCTAssertTrue(($0 as? HMSTError)?.message.contains("hash") ?? false)

@@ -18,33 +18,17 @@ final class MemoryTuningTests: XCTestCase {
 
     override func tearDown() { _ = system("rm -rf '\(dir)'") }
 
-    /// A small BPE tokenizer trained on the fixture's sentences and some prose.
     /// The 40-entity fixture's facts and a tokenizer with Stage 2's markers.
     func markedFixture() throws -> (FactsCorpus, Tokenizer) {
         let (facts, questions) = FactsFixture.make(entities: 40, seed: 2)
-        return (try FactsCorpus(facts: facts, questions: questions), try makeTokenizer(facts).addingSpecialTokens(MemoryPrompt.markers))
-    }
-
-    func makeTokenizer(_ facts: [TuningFact]) throws -> Tokenizer {
-        var texts = facts.map { Array($0.text.utf8) }
-        for i in 0..<50 { texts.append(Array("the cat sat on the mat number \(i % 9), where is the dog?".utf8)) }
-        var o = BPETrainingOptions()
-        o.vocabSize = 400
-        o.minFrequency = 2
-        return try BPETrainer.train(texts: texts, options: o)
-    }
-
-    func tinyConfig(vocab: Int, aux: Double = 0.001) throws -> ModelConfig {
-        try ModelConfig(vocabSize: vocab, hiddenSize: 16, intermediateSize: 16, numHiddenLayers: 1, numAttentionHeads: 2,
-                        numKeyValueHeads: 1, maxPositionEmbeddings: 128, ropeTheta: 10000, numLocalExperts: 4, numExpertsPerTok: 2,
-                        routerAuxLossCoef: aux)
+        return (try FactsCorpus(facts: facts, questions: questions), try StageTwoFixture.tokenizer(facts).addingSpecialTokens(MemoryPrompt.markers))
     }
 
     // MARK: special tokens
 
     func testSpecialTokensRoundTripThroughTokenizerJSON() throws {
         let (facts, _) = FactsFixture.make(entities: 8, seed: 1)
-        let base = try makeTokenizer(facts)
+        let base = try StageTwoFixture.tokenizer(facts)
         let tok = try base.addingSpecialTokens(MemoryPrompt.markers)
         XCTAssertEqual(tok.vocabSize, base.vocabSize + 5)
         for (i, m) in MemoryPrompt.markers.enumerated() {
@@ -85,8 +69,8 @@ final class MemoryTuningTests: XCTestCase {
 
     func testVocabularyResizeKeepsOldLogits() throws {
         let (facts, _) = FactsFixture.make(entities: 8, seed: 1)
-        let tok = try makeTokenizer(facts)
-        let model = try LanguageModel.random(config: try tinyConfig(vocab: tok.vocabSize), seed: 5, tokenizer: tok)
+        let tok = try StageTwoFixture.tokenizer(facts)
+        let model = try LanguageModel.random(config: try StageTwoFixture.tinyConfig(vocab: tok.vocabSize), seed: 5, tokenizer: tok)
         let (params, t2, added) = try MemoryTokens.prepare(model: model)
         XCTAssertEqual(added, 5)
         XCTAssertEqual(params.config.vocabSize, tok.vocabSize + 5)
@@ -142,7 +126,7 @@ final class MemoryTuningTests: XCTestCase {
     /// A batch whose last two positions are masked gives the loss and gradients of the batch
     /// cut before them: masked positions contribute nothing (causal attention; aux loss off).
     func testMaskedPositionsContributeNothing() throws {
-        let c = try tinyConfig(vocab: 13, aux: 0)
+        let c = try StageTwoFixture.tinyConfig(vocab: 13, aux: 0)
         let p = randomParams(c, seed: 4)
         let mg = ModelGrad(params: p)
         let inputs: [Int32] = [1, 5, 7, 2, 9, 3], full: [Int32] = [5, 7, 2, 9, 3, 11]
@@ -248,7 +232,7 @@ final class MemoryTuningTests: XCTestCase {
             XCTAssertThrowsError(try step.run(step: 1, microBatches: 1) { _ in p.grads.pointer[0] = .nan; return 0 })
             XCTAssertEqual(Array(UnsafeBufferPointer(start: p.values.pointer, count: 7)), before)
         }
-        let mixtral = Parameters(config: try tinyConfig(vocab: 10))
+        let mixtral = Parameters(config: try StageTwoFixture.tinyConfig(vocab: 10))
         for (name, role) in zip(mixtral.names, mixtral.roles) {
             XCTAssertEqual(role.decays, !name.hasSuffix("norm.weight"), name)
         }
@@ -331,10 +315,10 @@ final class MemoryTuningTests: XCTestCase {
         // the LM steps are lmFraction of all, spread evenly
         var o = MemoryTrainerOptions()
         o.lmFraction = 0.5
-        let t = try MemoryTrainer(params: Parameters(config: tinyConfig(vocab: tok.vocabSize)), tokenizer: tok, facts: corpus,
+        let t = try MemoryTrainer(params: Parameters(config: StageTwoFixture.tinyConfig(vocab: tok.vocabSize)), tokenizer: tok, facts: corpus,
                                   lmData: nil, lmVal: nil, outputDir: dir + "/o", options: { var x = o; x.lmFraction = 0; return x }())
         XCTAssertFalse((0..<10).contains { t.isLMStep($0) })
-        XCTAssertThrowsError(try MemoryTrainer(params: Parameters(config: tinyConfig(vocab: tok.vocabSize)), tokenizer: tok, facts: corpus,
+        XCTAssertThrowsError(try MemoryTrainer(params: Parameters(config: StageTwoFixture.tinyConfig(vocab: tok.vocabSize)), tokenizer: tok, facts: corpus,
                                                lmData: nil, lmVal: nil, outputDir: dir + "/o", options: o), "LM steps need data")
     }
 
@@ -455,16 +439,7 @@ final class MemoryTuningTests: XCTestCase {
 
     /// The fixture, its tokenizer (with markers), a tiny model and a small pre-training set.
     func setUpRun(entities: Int = 24) throws -> (Parameters, Tokenizer, FactsCorpus, TokenDataset) {
-        try FactsFixture.write(directory: dir + "/facts", entities: entities, seed: 5)
-        let corpus = try FactsCorpus(directory: dir + "/facts")
-        let base = try makeTokenizer(corpus.facts)
-        var text = ""
-        for i in 0..<200 { text += "the cat sat on the mat number \(i % 9). where is the dog?\n\n" }
-        try FileIO.writeAtomically(dir + "/corpus.txt", text: text)
-        _ = try Preprocessor.run(inputs: [dir + "/corpus.txt"], output: dir + "/data", encoder: base, tokenizerPath: nil)
-        let model = try LanguageModel.random(config: try tinyConfig(vocab: base.vocabSize), seed: 3, tokenizer: base)
-        let (params, tok, _) = try MemoryTokens.prepare(model: model)
-        return (params, tok, corpus, try TokenDataset(directory: dir + "/data"))
+        try StageTwoFixture.run(in: dir, entities: entities)
     }
 
     /// Stopping half way, resuming from final/ in a fresh trainer and finishing gives the

@@ -230,6 +230,35 @@ final class SSMTests: XCTestCase {
 
     // MARK: backward
 
+    /// Each weight's gradient in g and the input's dx against central differences (eps = 1e-3) of
+    /// loss(reference, input), perturbing the Double reference's weights and input one at a time:
+    /// the worst |a − n| / max(1, |a|, |n|) must stay below 1e-3.
+    func checkAgainstFiniteDifferences(g: MambaMixerWeights, dx: [Float], ref r: MambaReference, x: [Double],
+                                       loss: (MambaReference, [Double]) -> Double, file: StaticString = #filePath, line: UInt = #line) {
+        var ref = r, xd = x
+        let eps = 1e-3
+        func worst(_ analytic: [Float], _ value: (Int) -> Double, _ set: (Int, Double) -> Void) -> Double {
+            var w = 0.0
+            for i in 0..<analytic.count {
+                let keep = value(i)
+                set(i, keep + eps)
+                let lp = loss(ref, xd)
+                set(i, keep - eps)
+                let lm = loss(ref, xd)
+                set(i, keep)
+                let n = (lp - lm) / (2 * eps), a = Double(analytic[i])
+                w = max(w, abs(a - n) / max(1, abs(a), abs(n)))
+            }
+            return w
+        }
+        for t in MambaTensor.allCases {
+            let e = worst(Array(g.buffer(t)), { ref[t][$0] }, { ref[t][$0] = $1 })
+            XCTAssertLessThan(e, 1e-3, "\(t.hfName): worst relative error \(e)", file: file, line: line)
+        }
+        let ex = worst(dx, { xd[$0] }, { xd[$0] = $1 })
+        XCTAssertLessThan(ex, 1e-3, "input: worst relative error \(ex)", file: file, line: line)
+    }
+
     /// Every weight and the input against central differences of the Double reference, from a
     /// non-zero carried state. L = Σ out · r; eps = 1e-3 (Double, so truncation error ~1e-6);
     /// pass when |a − n| / max(1, |a|, |n|) < 1e-3, after checking for NaN.
@@ -247,33 +276,10 @@ final class SSMTests: XCTestCase {
         try m.backward(dx: &dx, grads: g, dy: r, tape: tape, threads: 2)
         XCTAssertFalse(g.buffer(.inProj).contains { $0.isNaN } || dx.contains { $0.isNaN }, "NaN in analytic gradients")
 
-        var ref = MambaReference(m.weights)
         let conv0 = s0.conv.map(Double.init), h0 = s0.ssm.map(Double.init), rd = r.map(Double.init)
-        var xd = x.map(Double.init)
-        func loss() -> Double {
+        checkAgainstFiniteDifferences(g: g, dx: dx, ref: MambaReference(m.weights), x: x.map(Double.init)) { ref, xd in
             zip(ref.forward(xd, T: T, conv0: conv0, h0: h0).out, rd).reduce(0) { $0 + $1.0 * $1.1 }
         }
-        let eps = 1e-3
-        func worst(_ analytic: [Float], _ value: (Int) -> Double, _ set: (Int, Double) -> Void) -> Double {
-            var w = 0.0
-            for i in 0..<analytic.count {
-                let keep = value(i)
-                set(i, keep + eps)
-                let lp = loss()
-                set(i, keep - eps)
-                let lm = loss()
-                set(i, keep)
-                let n = (lp - lm) / (2 * eps), a = Double(analytic[i])
-                w = max(w, abs(a - n) / max(1, abs(a), abs(n)))
-            }
-            return w
-        }
-        for t in MambaTensor.allCases {
-            let e = worst(Array(g.buffer(t)), { ref[t][$0] }, { ref[t][$0] = $1 })
-            XCTAssertLessThan(e, 1e-3, "\(t.hfName): worst relative error \(e)")
-        }
-        let ex = worst(dx, { xd[$0] }, { xd[$0] = $1 })
-        XCTAssertLessThan(ex, 1e-3, "input: worst relative error \(ex)")
 
         // the backward accumulates: a second call doubles every gradient
         let once = Array(g.storage.buffer), dxOnce = dx
@@ -298,34 +304,11 @@ final class SSMTests: XCTestCase {
         try m.backward(dx: &dx, grads: g, dy: r, tape: tape, dState: q, threads: 2)
         XCTAssertFalse(g.storage.buffer.contains { $0.isNaN } || dx.contains { $0.isNaN }, "NaN in analytic gradients")
 
-        var ref = MambaReference(m.weights)
         let conv0 = s0.conv.map(Double.init), h0 = s0.ssm.map(Double.init), rd = r.map(Double.init), qd = q.map(Double.init)
-        var xd = x.map(Double.init)
-        func loss() -> Double {
+        checkAgainstFiniteDifferences(g: g, dx: dx, ref: MambaReference(m.weights), x: x.map(Double.init)) { ref, xd in
             let f = ref.forward(xd, T: T, conv0: conv0, h0: h0)
             return zip(f.out, rd).reduce(0) { $0 + $1.0 * $1.1 } + zip(f.h, qd).reduce(0) { $0 + $1.0 * $1.1 }
         }
-        let eps = 1e-3
-        func worst(_ analytic: [Float], _ value: (Int) -> Double, _ set: (Int, Double) -> Void) -> Double {
-            var w = 0.0
-            for i in 0..<analytic.count {
-                let keep = value(i)
-                set(i, keep + eps)
-                let lp = loss()
-                set(i, keep - eps)
-                let lm = loss()
-                set(i, keep)
-                let n = (lp - lm) / (2 * eps), a = Double(analytic[i])
-                w = max(w, abs(a - n) / max(1, abs(a), abs(n)))
-            }
-            return w
-        }
-        for t in MambaTensor.allCases {
-            let e = worst(Array(g.buffer(t)), { ref[t][$0] }, { ref[t][$0] = $1 })
-            XCTAssertLessThan(e, 1e-3, "\(t.hfName): worst relative error \(e)")
-        }
-        let ex = worst(dx, { xd[$0] }, { xd[$0] = $1 })
-        XCTAssertLessThan(ex, 1e-3, "input: worst relative error \(ex)")
 
         // the state's term matters (the test would pass vacuously otherwise) ...
         let gOut = MambaMixerWeights(config: c)

@@ -48,13 +48,9 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
         self.D = D
         self.openMarker = openMarker
         self.closeMarker = closeMarker
-        shapes = [[D, C], [D, C], [1, C], [1], [1]]
-        var offs: [Int] = [], total = 0
-        for s in shapes { offs.append(total); total += s.reduce(1, *) }
-        offsets = offs
-        count = total
-        values = FloatBuffer(count: total)
-        grads = FloatBuffer(count: total)
+        let sh = [[D, C], [D, C], [1, C], [1], [1]]
+        shapes = sh
+        (offsets, count, values, grads) = parameterStorage(sh)
     }
 
     /// A fresh head: the query and key projections start equal (one random N(0, 1/C) matrix),
@@ -122,10 +118,6 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
         return a
     }
 
-    var hash: String {
-        FileChecksum.hex(FileChecksum.of(UnsafeRawBufferPointer(start: values.pointer, count: count * 4)))
-    }
-
     /// Checks the head against a model: hidden size and markers inside the vocabulary.
     public func validate(for dims: DecoderDims) throws {
         guard C == dims.C else { throw HMSTError.invalidArgument("the copy head was made for hidden size \(C), not this model's \(dims.C)") }
@@ -136,25 +128,13 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
 
     /// Writes the weights, then the json naming their hash, each atomically.
     public func save(checkpoint dir: String) throws {
-        var tensors: [RawTensor] = []
-        for i in 0..<names.count {
-            let n = shapes[i].reduce(1, *)
-            tensors.append(RawTensor(name: names[i], dtype: .f32, shape: shapes[i],
-                                     bytes: UnsafeRawBufferPointer(start: values.pointer + offsets[i], count: n * 4), owner: values))
-        }
-        try SafeTensorsWriter.writeRaw(path: dir + "/" + CopyHead.weightsName, tensors: tensors)
-        let w = JSONWriter()
-        w.object {
-            w.field("format", CopyHead.formatName)
-            w.field("version", CopyHead.formatVersion)
+        try HeadFiles.save(dir: dir, weightsName: CopyHead.weightsName, tensors: rawTensors, configName: CopyHead.configName,
+                           format: CopyHead.formatName, version: CopyHead.formatVersion, hash: valuesHash, training: summary) { w in
             w.field("hidden_size", C)
             w.field("key_size", D)
             w.field("open_marker_id", Int(openMarker)); w.field("open_marker", MemoryPrompt.memoryOpen)
             w.field("close_marker_id", Int(closeMarker)); w.field("close_marker", MemoryPrompt.memoryClose)
-            w.field("hash", hash)
-            w.field("training", summary)
         }
-        try FileIO.writeAtomically(dir + "/" + CopyHead.configName, text: w.output + "\n")
     }
 
     /// The copy head stored with a checkpoint, or nil. BAD_FORMAT for malformed or mismatched
@@ -176,13 +156,7 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
         }
         try h.validate(for: dims)
         let (file, weightsPath) = try HeadFiles.weights(dir: dir, weightsName: weightsName, describedBy: jsonPath)
-        for i in 0..<h.names.count {
-            try file.copy(h.names[i], dtype: .f32, count: h.shapes[i].reduce(1, *), to: h.values.pointer + h.offsets[i])
-        }
-        guard h.hash == hash else { throw HMSTError.badFormat("\(weightsPath) does not match \(jsonPath) (hash \(h.hash), expected \(hash))") }
-        guard UnsafeBufferPointer(start: h.values.pointer, count: h.count).allSatisfy(\.isFinite) else {
-            throw HMSTError.badFormat("\(weightsPath): weights are not finite")
-        }
+        try HeadFiles.read(h, from: file, weightsPath: weightsPath, describedBy: jsonPath, hash: hash)
         h.summary = j["training"] ?? .object([])
         return h
     }

@@ -54,20 +54,15 @@ public final class ExitHead: @unchecked Sendable {
         let n = FloatBuffer(count: C), a = FloatBuffer(count: C * C)
         n.pointer.update(from: norm, count: C)
         a.pointer.update(from: adapter, count: C * C)
-        try SafeTensorsWriter.writeRaw(path: dir + "/" + ExitHead.weightsName, tensors: [
+        let tensors = [
             RawTensor(name: "norm.weight", dtype: .f32, shape: [C], bytes: UnsafeRawBufferPointer(start: n.pointer, count: C * 4), owner: n),
             RawTensor(name: "adapter.weight", dtype: .f32, shape: [C, C], bytes: UnsafeRawBufferPointer(start: a.pointer, count: C * C * 4), owner: a),
-        ])
-        let w = JSONWriter()
-        w.object {
-            w.field("format", ExitHead.formatName)
-            w.field("version", ExitHead.formatVersion)
+        ]
+        try HeadFiles.save(dir: dir, weightsName: ExitHead.weightsName, tensors: tensors, configName: ExitHead.configName,
+                           format: ExitHead.formatName, version: ExitHead.formatVersion, hash: hash, training: summary) { w in
             w.field("layer", layer)
             w.field("hidden_size", C)
-            w.field("hash", hash)
-            w.field("training", summary)
         }
-        try FileIO.writeAtomically(dir + "/" + ExitHead.configName, text: w.output + "\n")
     }
 
     /// The exit head stored with a checkpoint, or nil. BAD_FORMAT for malformed or mismatched

@@ -65,12 +65,7 @@ public final class EpisodicSoftTokens: ParameterSet, @unchecked Sendable {
         names = n
         shapes = sh
         roles = r
-        var offs: [Int] = [], total = 0
-        for s in sh { offs.append(total); total += s.reduce(1, *) }
-        offsets = offs
-        count = total
-        values = FloatBuffer(count: total)
-        grads = FloatBuffer(count: total)
+        (offsets, count, values, grads) = parameterStorage(sh)
         mixer = MambaMixer(weights: try MambaMixerWeights(config: mixerConfig, sharing: values))
         mixerGrads = try MambaMixerWeights(config: mixerConfig, sharing: grads)
     }
@@ -108,8 +103,6 @@ public final class EpisodicSoftTokens: ParameterSet, @unchecked Sendable {
         guard w.config == mixerConfig else { return false }
         return memcmp(w.storage.pointer, values.pointer, w.count * 4) == 0
     }
-
-    var hash: String { FileChecksum.hex(FileChecksum.of(UnsafeRawBufferPointer(start: values.pointer, count: count * 4))) }
 
     // MARK: forward and backward
 
@@ -183,25 +176,14 @@ public final class EpisodicSoftTokens: ParameterSet, @unchecked Sendable {
 
     /// Writes the weights, then the json naming their hash, each atomically.
     public func save(checkpoint dir: String) throws {
-        var tensors: [RawTensor] = []
-        for i in 0..<names.count {
-            let n = shapes[i].reduce(1, *)
-            tensors.append(RawTensor(name: names[i], dtype: .f32, shape: shapes[i],
-                                     bytes: UnsafeRawBufferPointer(start: values.pointer + offsets[i], count: n * 4), owner: values))
-        }
-        try SafeTensorsWriter.writeRaw(path: dir + "/" + EpisodicSoftTokens.weightsName, tensors: tensors)
-        let w = JSONWriter()
-        w.object {
-            w.field("format", EpisodicSoftTokens.formatName)
-            w.field("version", EpisodicSoftTokens.formatVersion)
+        try HeadFiles.save(dir: dir, weightsName: EpisodicSoftTokens.weightsName, tensors: rawTensors, configName: EpisodicSoftTokens.configName,
+                           format: EpisodicSoftTokens.formatName, version: EpisodicSoftTokens.formatVersion, hash: valuesHash,
+                           training: summary) { w in
             w.field("hidden_size", C)
             w.field("state_size", N)
             w.field("tokens", K)
             w.field("input", EpisodicSoftTokens.inputKind)
-            w.field("hash", hash)
-            w.field("training", summary)
         }
-        try FileIO.writeAtomically(dir + "/" + EpisodicSoftTokens.configName, text: w.output + "\n")
     }
 
     /// The soft tokens stored with a checkpoint, or nil. BAD_FORMAT for malformed or mismatched
@@ -222,13 +204,7 @@ public final class EpisodicSoftTokens: ParameterSet, @unchecked Sendable {
         }
         try s.validate(for: dims)
         let (file, weightsPath) = try HeadFiles.weights(dir: dir, weightsName: weightsName, describedBy: jsonPath)
-        for i in 0..<s.names.count {
-            try file.copy(s.names[i], dtype: .f32, count: s.shapes[i].reduce(1, *), to: s.values.pointer + s.offsets[i])
-        }
-        guard s.hash == hash else { throw HMSTError.badFormat("\(weightsPath) does not match \(jsonPath) (hash \(s.hash), expected \(hash))") }
-        guard UnsafeBufferPointer(start: s.values.pointer, count: s.count).allSatisfy(\.isFinite) else {
-            throw HMSTError.badFormat("\(weightsPath): weights are not finite")
-        }
+        try HeadFiles.read(s, from: file, weightsPath: weightsPath, describedBy: jsonPath, hash: hash)
         s.summary = j["training"] ?? .object([])
         return s
     }

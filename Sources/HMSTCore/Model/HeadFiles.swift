@@ -1,6 +1,7 @@
 // HeadFiles: how a trained head is stored beside a checkpoint's weights (the exit head, the copy
-// head, the retrieval projection): a JSON description (format, version, sizes, the weights'
-// hash) and a safetensors file it names. Reading one checks the same things for every head.
+// head, the episodic soft tokens, the retrieval projection): a JSON description (format, version,
+// sizes, the weights' hash) and a safetensors file it names. Reading one checks the same things
+// for every head; a head that is a ParameterSet also writes and reads its tensors here.
 
 enum HeadFiles {
     /// The description dir/configName as JSON, or nil when the checkpoint has none. BAD_FORMAT
@@ -25,4 +26,50 @@ enum HeadFiles {
         guard FileIO.exists(path) else { throw HMSTError.notFound("\(path): missing (named by \(jsonPath))") }
         return (try SafeTensorsFile(path: path), path)
     }
+}
+
+extension HeadFiles {
+    /// Writes the weights dir/weightsName, then the description dir/configName naming their hash,
+    /// each atomically. The description's fields, in order: format, version, what `fields` writes,
+    /// hash, training.
+    static func save(dir: String, weightsName: String, tensors: [RawTensor], configName: String, format: String, version: Int,
+                     hash: String, training: JSONValue, fields: (JSONWriter) -> Void) throws {
+        try SafeTensorsWriter.writeRaw(path: dir + "/" + weightsName, tensors: tensors)
+        let w = JSONWriter()
+        w.object {
+            w.field("format", format)
+            w.field("version", version)
+            fields(w)
+            w.field("hash", hash)
+            w.field("training", training)
+        }
+        try FileIO.writeAtomically(dir + "/" + configName, text: w.output + "\n")
+    }
+
+    /// Fills every tensor of `set` (by name, f32) from the weights file at weightsPath, then checks
+    /// the values against the description's hash and that they are finite (BAD_FORMAT otherwise).
+    static func read(_ set: ParameterSet, from file: SafeTensorsFile, weightsPath: String, describedBy jsonPath: String,
+                     hash: String) throws {
+        for i in 0..<set.names.count {
+            try file.copy(set.names[i], dtype: .f32, count: set.shapes[i].reduce(1, *), to: set.values.pointer + set.offsets[i])
+        }
+        let actual = set.valuesHash
+        guard actual == hash else { throw HMSTError.badFormat("\(weightsPath) does not match \(jsonPath) (hash \(actual), expected \(hash))") }
+        guard UnsafeBufferPointer(start: set.values.pointer, count: set.count).allSatisfy(\.isFinite) else {
+            throw HMSTError.badFormat("\(weightsPath): weights are not finite")
+        }
+    }
+}
+
+extension ParameterSet {
+    /// Every tensor as f32 views of values (the set owns the bytes), in the set's order.
+    var rawTensors: [RawTensor] {
+        (0..<names.count).map { i in
+            RawTensor(name: names[i], dtype: .f32, shape: shapes[i],
+                      bytes: UnsafeRawBufferPointer(start: values.pointer + offsets[i], count: shapes[i].reduce(1, *) * 4), owner: values)
+        }
+    }
+
+    /// The checksum of all values' bytes, what a head's description stores as "hash".
+    var valuesHash: String { FileChecksum.hex(FileChecksum.of(UnsafeRawBufferPointer(start: values.pointer, count: count * 4))) }
 }

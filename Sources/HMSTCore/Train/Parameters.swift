@@ -38,6 +38,14 @@ public protocol ParameterSet: AnyObject {
     var roles: [ParameterRole] { get }
 }
 
+/// A ParameterSet's storage for tensors of `shapes` lying one after another: where each starts,
+/// the total element count, and zeroed values and grads of that many elements.
+func parameterStorage(_ shapes: [[Int]]) -> (offsets: [Int], count: Int, values: FloatBuffer, grads: FloatBuffer) {
+    var offsets: [Int] = [], total = 0
+    for s in shapes { offsets.append(total); total += s.reduce(1, *) }
+    return (offsets, total, FloatBuffer(count: total), FloatBuffer(count: total))
+}
+
 extension ParameterSet {
     public func zeroGrads() { grads.pointer.update(repeating: 0, count: count) }
     /// Per tensor: whether weight decay applies (from its role).
@@ -70,16 +78,7 @@ public final class Parameters: ParameterSet, @unchecked Sendable {
         names = spec.map(\.name)
         roles = spec.map { Parameters.mixtralRole($0.name) }
         shapes = spec.map(\.shape)
-        var offs: [Int] = []
-        var total = 0
-        for s in spec {
-            offs.append(total)
-            total += s.shape.reduce(1, *)
-        }
-        offsets = offs
-        count = total
-        values = FloatBuffer(count: total)
-        grads = FloatBuffer(count: total)
+        (offsets, count, values, grads) = parameterStorage(spec.map(\.shape))
         var idx: [String: Int] = [:]
         for (i, n) in names.enumerated() { idx[n] = i }
         index = idx

@@ -178,53 +178,23 @@ public final class EpisodicSoftTraining {
         guard !questions.isEmpty else { throw HMSTError.invalidArgument("no questions to evaluate") }
         var rng = RNG(seed: seed)
         var examples: [(String, SoftMemoryExample)] = []
-        let k = curriculum.options.k, K = softTokens.K
+        let K = softTokens.K
         for q in questions {
-            let fact = curriculum.corpus.fact(of: q)
-            let distractors = curriculum.distractors(excluding: fact, count: k - 1, rng: &rng)
-            var on = distractors
-            let g = Int(rng.next() % UInt64(on.count + 1))
-            on.insert(fact.text, at: g)
+            let (fact, _, on, g) = curriculum.evaluationMemories(for: q, rng: &rng)
             examples.append(("state_oracle", curriculum.softExample(memories: [fact.text], goldPosition: 0, question: q.question,
                                                                     answer: q.answer, condition: .gold, K: K)))
             examples.append(("state_on", curriculum.softExample(memories: on, goldPosition: g, question: q.question,
                                                                 answer: q.answer, condition: .gold, K: K)))
         }
-        var nllSum: [String: Double] = [:], tokens: [String: Int] = [:], exact: [String: Int] = [:]
-        let pad = curriculum.tokenizer.eosId ?? 0
-        var inputs: [Int32] = [], targets: [Int32] = []
-        var i = 0
-        while i < examples.count {
-            let chunk = Array(examples[i..<min(examples.count, i + B)])
-            var batch = chunk.map(\.1)
-            while batch.count < B { batch.append(chunk[0].1) }
-            MemoryBatch.pack(batch.map(\.example), T: T, pad: pad, inputs: &inputs, targets: &targets)
+        let scores = try MemoryEvaluator.scoreAnswers(examples, grad: grad, pad: curriculum.tokenizer.eosId ?? 0, B: B, T: T,
+                                                      example: \.example) { batch, inputs, targets in
             let (inj, _) = try inject(batch, rows: Array(0..<B), T: T, trace: false)
             _ = try grad.step(inputs: inputs, targets: targets, B: B, T: T, injected: inj, backward: false)
-            _ = grad.withLastProbabilities { probs, _, V in
-                for (b, (setting, _)) in chunk.enumerated() {
-                    var nll = 0.0, n = 0, allRight = true
-                    for t in 0..<T {
-                        let target = Int(targets[b * T + t])
-                        guard target >= 0 else { continue }
-                        let row = probs + (b * T + t) * V
-                        nll += -Double(log(max(row[target], Float.leastNormalMagnitude)))
-                        n += 1
-                        var best = 0
-                        for v in 1..<V where row[v] > row[best] { best = v }
-                        if best != target { allRight = false }
-                    }
-                    nllSum[setting, default: 0] += nll
-                    tokens[setting, default: 0] += n
-                    if allRight && n > 0 { exact[setting, default: 0] += 1 }
-                }
-            }
-            i += B
         }
         var nll: [String: Double] = [:], em: [String: Double] = [:]
         for s in ["state_oracle", "state_on"] {
-            nll[s] = nllSum[s, default: 0] / Double(max(1, tokens[s, default: 0]))
-            em[s] = Double(exact[s, default: 0]) / Double(questions.count)
+            nll[s] = scores.nll(s)
+            em[s] = scores.exactMatch(s, questions: questions.count)
         }
         return (nll, em)
     }

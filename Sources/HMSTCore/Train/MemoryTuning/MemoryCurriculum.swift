@@ -259,6 +259,18 @@ public struct MemoryCurriculum: Sendable {
         return (texts, g)
     }
 
+    /// The memories an evaluation of question q draws (MemoryEvaluator and the soft-token
+    /// evaluation draw alike, so one seed gives both the same memories): the gold fact, k-1
+    /// distractors, and "on", the distractors with the gold fact inserted at a random position.
+    func evaluationMemories(for q: FactQuestion, rng: inout RNG) -> (fact: TuningFact, distractors: [String], on: [String], gold: Int) {
+        let fact = corpus.fact(of: q)
+        let distractors = self.distractors(excluding: fact, count: options.k - 1, rng: &rng)
+        var on = distractors
+        let g = Int(rng.next() % UInt64(on.count + 1))
+        on.insert(fact.text, at: g)
+        return (fact, distractors, on, g)
+    }
+
     /// count distinct distractor texts, none about the same entity and relation as `fact`; a
     /// share hardDistractorFraction of them (when there are such facts) about the same entity
     /// or the same relation.

@@ -32,13 +32,8 @@ public enum MemoryEvaluator {
         guard !questions.isEmpty else { throw HMSTError.invalidArgument("no questions to evaluate") }
         var rng = RNG(seed: seed)
         var examples: [(MemorySetting, MemoryExample)] = []
-        let k = curriculum.options.k
         for q in questions {
-            let fact = curriculum.corpus.fact(of: q)
-            let distractors = curriculum.distractors(excluding: fact, count: k - 1, rng: &rng)
-            var on = distractors
-            let g = Int(rng.next() % UInt64(on.count + 1))
-            on.insert(fact.text, at: g)
+            let (fact, distractors, on, g) = curriculum.evaluationMemories(for: q, rng: &rng)
             func ex(_ m: [String], _ gold: Int?, _ c: CurriculumCondition) -> MemoryExample {
                 let e = curriculum.make(memories: m, goldPosition: gold, question: q.question, answer: q.answer, condition: c)
                 return e.tokens.count > T + 1 ? curriculum.fitted(e, question: q.question, answer: q.answer, length: T + 1) : e
@@ -48,17 +43,44 @@ public enum MemoryEvaluator {
             examples.append((.off, ex([], nil, .none)))
             examples.append((.deleted, ex(distractors, nil, .distractorsOnly)))
         }
-        var nllSum: [MemorySetting: Double] = [:], tokens: [MemorySetting: Int] = [:], exact: [MemorySetting: Int] = [:]
-        let pad = curriculum.tokenizer.eosId ?? 0
+        let scores = try scoreAnswers(examples, grad: grad, pad: curriculum.tokenizer.eosId ?? 0, B: B, T: T, example: { $0 }) { _, inputs, targets in
+            _ = try grad.step(inputs: inputs, targets: targets, B: B, T: T, backward: false)
+        }
+        var r = MemoryEvaluation()
+        r.questions = questions.count
+        for s in MemorySetting.allCases {
+            r.nll[s] = scores.nll(s)
+            r.exactMatch[s] = scores.exactMatch(s, questions: questions.count)
+        }
+        return r
+    }
+
+    /// Teacher-forced answer scores, summed per setting.
+    struct AnswerScores<Setting: Hashable> {
+        var nllSum: [Setting: Double] = [:], tokens: [Setting: Int] = [:], exact: [Setting: Int] = [:]
+        /// nats per answer token
+        func nll(_ s: Setting) -> Double { nllSum[s, default: 0] / Double(max(1, tokens[s, default: 0])) }
+        /// the fraction of `questions` whose every answer position's argmax is the answer's token
+        func exactMatch(_ s: Setting, questions: Int) -> Double { Double(exact[s, default: 0]) / Double(questions) }
+    }
+
+    /// Scores `examples` B at a time: each batch is packed into T positions (a short last batch is
+    /// filled with copies, ignored, to keep the batch shape), `forward` runs the model on it
+    /// without backward, and every answer position of a real row adds its NLL to its setting
+    /// (exact when every argmax is the target).
+    static func scoreAnswers<Setting: Hashable, E>(_ examples: [(Setting, E)], grad: ModelGrad, pad: Int32, B: Int, T: Int,
+                                                   example: (E) -> MemoryExample,
+                                                   forward: (_ batch: [E], _ inputs: [Int32], _ targets: [Int32]) throws -> Void)
+        throws -> AnswerScores<Setting> {
+        var scores = AnswerScores<Setting>()
         var inputs: [Int32] = [], targets: [Int32] = []
         var i = 0
         while i < examples.count {
             let chunk = Array(examples[i..<min(examples.count, i + B)])
-            // a short last batch is filled with copies (ignored) to keep the batch shape
             var batch = chunk.map(\.1)
             while batch.count < B { batch.append(chunk[0].1) }
-            MemoryBatch.pack(batch, T: T, pad: pad, inputs: &inputs, targets: &targets)
-            _ = try grad.step(inputs: inputs, targets: targets, B: B, T: T, backward: false)
+            MemoryBatch.pack(batch.map(example), T: T, pad: pad, inputs: &inputs, targets: &targets)
+            try forward(batch, inputs, targets)
             _ = grad.withLastProbabilities { probs, _, V in
                 for (b, (setting, _)) in chunk.enumerated() {
                     var nll = 0.0, n = 0, allRight = true
@@ -72,20 +94,14 @@ public enum MemoryEvaluator {
                         for v in 1..<V where row[v] > row[best] { best = v }
                         if best != target { allRight = false }
                     }
-                    nllSum[setting, default: 0] += nll
-                    tokens[setting, default: 0] += n
-                    if allRight && n > 0 { exact[setting, default: 0] += 1 }
+                    scores.nllSum[setting, default: 0] += nll
+                    scores.tokens[setting, default: 0] += n
+                    if allRight && n > 0 { scores.exact[setting, default: 0] += 1 }
                 }
             }
             i += B
         }
-        var r = MemoryEvaluation()
-        r.questions = questions.count
-        for s in MemorySetting.allCases {
-            r.nll[s] = nllSum[s, default: 0] / Double(max(1, tokens[s, default: 0]))
-            r.exactMatch[s] = Double(exact[s, default: 0]) / Double(questions.count)
-        }
-        return r
+        return scores
     }
 }
 
