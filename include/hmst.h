@@ -258,7 +258,7 @@ HMST_API struct hmst_model_params hmst_model_default_params(void);
  * Thread-safe. Release with hmst_model_free after freeing its contexts. */
 HMST_API int hmst_model_load(const char *path, const struct hmst_model_params *params, hmst_model **out_model);
 
-/* A model with random weights (normal(0, 0.02), norms 1) in one of the presets "micro",
+/* A model with random weights (normal(0, 0.02), norms 1) in one of the presets "nano", "micro",
  * "tiny", "small", "base", "large", clearly untrained; with no tokenizer unless one is saved
  * beside it later. Thread-safe. */
 HMST_API int hmst_model_init_random(const char *preset, uint64_t seed, hmst_model **out_model);
@@ -671,7 +671,7 @@ struct hmst_trainer_params {
     const char *train_data;         /* required: a token dataset directory */
     const char *val_data;           /* optional: a token dataset directory for evaluation */
     const char *output_dir;         /* required */
-    const char *model_size;         /* preset of a new model: "micro" (default), "tiny", ... */
+    const char *model_size;         /* preset of a new model: "nano" (default: micro with 2 layers), "micro", "tiny", ... */
     const char *init_from;          /* optional: start from this checkpoint instead */
     const char *resume_from;        /* optional: final/ or checkpoint-epoch-N/ with trainer state */
     int32_t epochs;                 /* default 1 */

@@ -73,7 +73,7 @@ public func hmst_trainer_create(_ params: UnsafePointer<hmst_trainer_params>?, _
             o.weightType = .f32
             model = try LanguageModel.load(path: String(cString: initFrom), options: o)
         } else {
-            let size = p.model_size.map { String(cString: $0) } ?? "micro"
+            let size = p.model_size.map { String(cString: $0) } ?? "nano"
             var config = try ModelConfig.preset(size, vocabSize: tokenizer?.vocabSize ?? train.vocabSize)
             config.eosTokenId = (tokenizer?.eosId ?? train.eosId).map(Int.init)
             model = try LanguageModel.random(config: config, seed: p.seed)

@@ -16,7 +16,7 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("tokenizer-path"), help: "Reuse this tokenizer (file or directory).") var tokenizerPath: String?
     @Option(name: .customLong("vocab-size"), help: "Vocabulary when a tokenizer is trained.") var vocabSize = 16384
     @Option(name: .customLong("doc-separator"), help: "blankline, line, file or a marker line (text input).") var docSeparator = "blankline"
-    @Option(name: .customLong("model-size"), help: "micro, tiny, small, base (default: micro).") var modelSize: String?
+    @Option(name: .customLong("model-size"), help: "nano (the default: micro with 2 layers, fastest to learn on a CPU budget of minutes), micro, tiny, small, base.") var modelSize: String?
     @Option(name: .customLong("config"), help: ArgumentHelp("A Hugging Face config.json (Mixtral or Llama fields) for the model's shape instead of --model-size; its vocab_size gives way to the tokenizer's.", valueName: "config.json"))
     var configFile: String?
     @Option(help: "Epochs.") var epochs = 1
@@ -126,9 +126,9 @@ struct TrainCommand: ParsableCommand {
                 }
                 config = try ModelConfig(json: j, source: configFile)
             } else {
-                config = try ModelConfig.preset(modelSize ?? "micro", vocabSize: vocab)
+                config = try ModelConfig.preset(modelSize ?? "nano", vocabSize: vocab)
             }
-            let shapeName = configFile ?? modelSize ?? "micro"
+            let shapeName = configFile ?? modelSize ?? "nano"
             config.eosTokenId = (tokenizer?.eosId).map(Int.init)
             if let routerAuxLossCoef {
                 guard routerAuxLossCoef >= 0, routerAuxLossCoef.isFinite else { throw HMSTError.invalidArgument("--router-aux-loss-coef must be >= 0") }

@@ -13,7 +13,7 @@ final class ModelConfigTests: XCTestCase {
     }
 
     func testPresetsAreNearTheSeedSizes() throws {
-        let want: [String: (Double, Double)] = ["micro": (5e6, 20e6), "tiny": (80e6, 130e6), "small": (0.8e9, 1.2e9),
+        let want: [String: (Double, Double)] = ["nano": (5e6, 20e6), "micro": (5e6, 20e6), "tiny": (80e6, 130e6), "small": (0.8e9, 1.2e9),
                                                 "base": (10e9, 14e9), "large": (26e9, 34e9)]
         for name in ModelConfig.presetNames {
             let c = try ModelConfig.preset(name)

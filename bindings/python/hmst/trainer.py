@@ -17,7 +17,7 @@ class Trainer(_Resource):
     _kind = "trainer"
     _free = staticmethod(lambda h: _lib.lib.hmst_trainer_free(h))
 
-    def __init__(self, train_data, output_dir, *, val_data=None, model_size="micro", init_from=None,
+    def __init__(self, train_data, output_dir, *, val_data=None, model_size=None, init_from=None,
                  resume_from=None, epochs=None, batch_size=None, seq_len=None, steps_per_epoch=None,
                  grad_accum_steps=None, eval_every=None, eval_windows=None, patience=None, save_every=None,
                  learning_rate=None, weight_decay=None, grad_clip=None, seed=0, mixed_precision=False,
