@@ -73,13 +73,18 @@ final class TrainerTests: XCTestCase {
         }
     }
 
-    func checkResume(variant: String, _ configure: (inout TrainerOptions) -> Void) throws {
-        let dir = self.dir + "/" + variant
+    /// The corpus byte-encoded into dir/data, and a one-layer model of 16 wide for it.
+    func tinyRun(in dir: String) throws -> (TokenDataset, ModelConfig) {
         try FileIO.makeDirectories(dir)
         _ = try Preprocessor.run(inputs: [self.dir + "/corpus.txt"], output: dir + "/data", encoder: ByteEncoder(), tokenizerPath: nil)
-        let ds = try TokenDataset(directory: dir + "/data")
         let config = try ModelConfig(vocabSize: 257, hiddenSize: 16, intermediateSize: 8, numHiddenLayers: 1, numAttentionHeads: 2,
                                      numKeyValueHeads: 1, maxPositionEmbeddings: 32, ropeTheta: 10000, numLocalExperts: 4, numExpertsPerTok: 2)
+        return (try TokenDataset(directory: dir + "/data"), config)
+    }
+
+    func checkResume(variant: String, _ configure: (inout TrainerOptions) -> Void) throws {
+        let dir = self.dir + "/" + variant
+        let (ds, config) = try tinyRun(in: dir)
         var o = TrainerOptions()
         o.sequenceLength = 16
         o.batchSize = 2
@@ -145,10 +150,7 @@ final class TrainerTests: XCTestCase {
     /// step's rate is near the minimum), the run ends with an evaluation, and the seconds
     /// spent survive a resume. Bad budgets, warmups and minimum rates are refused.
     func testTimeBudget() throws {
-        _ = try Preprocessor.run(inputs: [dir + "/corpus.txt"], output: dir + "/data", encoder: ByteEncoder(), tokenizerPath: nil)
-        let ds = try TokenDataset(directory: dir + "/data")
-        let config = try ModelConfig(vocabSize: 257, hiddenSize: 16, intermediateSize: 8, numHiddenLayers: 1, numAttentionHeads: 2,
-                                     numKeyValueHeads: 1, maxPositionEmbeddings: 32, ropeTheta: 10000, numLocalExperts: 4, numExpertsPerTok: 2)
+        let (ds, config) = try tinyRun(in: dir)
         var o = TrainerOptions()
         o.sequenceLength = 16
         o.batchSize = 2
