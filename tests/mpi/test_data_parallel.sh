@@ -144,4 +144,10 @@ grep -q "effective batch 4 = batch 2 x 1 accumulation x 2 ranks" "$OUT/s2.log" |
 "${MPIRUN[@]}" "$HMST" train-memory "$FX/micro" "${S2[@]}" --output "$OUT/s2" --steps 4 --resume "$OUT/s2/final" >>"$OUT/s2.log" 2>&1 \
     || { cat "$OUT/s2.log"; fail "train-memory resume under mpirun failed"; }
 [[ $(step_of "$OUT/s2/final") == 4 ]] || fail "train-memory resume did not commit step 4"
+echo "== 6. --time-budget under mpirun: the ranks share one clock (their mean), stop together and agree"
+"${MPIRUN[@]}" "$HMST" train "$FX/data" "${common[@]}" --batch-size 2 --steps-per-epoch 4 --time-budget 2 \
+    --val-file "$FX/data" --eval-windows 2 --output-dir "$OUT/budget" >"$OUT/budget.log" 2>&1 \
+    || { cat "$OUT/budget.log"; fail "a time-budgeted run under mpirun failed"; }
+python3 -c "import json,sys; m=[json.loads(l) for l in open(sys.argv[1])]; assert m[-1]['train_seconds'] >= 1.9 and 'val_loss' in m[-1] and m[-1]['ranks'] == 2, m[-1]" \
+    "$OUT/budget/metrics.jsonl" || fail "the budgeted run did not end after its budget with an evaluation"
 echo "test_data_parallel: all passed"
