@@ -113,6 +113,8 @@ struct RLTrainCommand: ParsableCommand {
         try runReportingErrors {
             try threadOptions.apply()
             guard episodes >= 1024 else { throw HMSTError.invalidArgument("--episodes \(episodes) must be >= 1024") }
+            // before the outcome table, which takes minutes
+            guard splits >= 1, splits <= 100 else { throw HMSTError.invalidArgument("--splits \(splits) must be in 1...100") }
             var o = ControllerTrainingOptions()
             o.queriesPerKind = queriesPerKind
             o.semanticDistractors = semanticDistractors
@@ -150,7 +152,6 @@ struct RLTrainCommand: ParsableCommand {
             }
             let tableSeconds = Date().timeIntervalSince(t0)
             try FileIO.writeAtomically(output + "/outcomes.jsonl", text: EngineReport.outcomesJSONL(table))
-            guard splits >= 1, splits <= 100 else { throw HMSTError.invalidArgument("--splits \(splits) must be in 1...100") }
             var reports: [ControllerReport] = []
             let summary = try ControllerTraining.acrossSplits(table: table, options: o, splits: splits, onUpdate: { log in
                 let every = max(1, o.ppo.nUpdates / 10)

@@ -191,7 +191,7 @@ struct TrainCommand: ParsableCommand {
             }
             guard dp.isLeader else { return }
             var bpb: Double? = nil
-            if let v = result.bestVal, let b = trainer.valBytesPerToken { bpb = v / 0.6931471805599453 / b }
+            if let v = result.bestVal, let b = trainer.valBytesPerToken { bpb = EvalMetrics.bitsPerByte(natsPerToken: v, bytesPerToken: b) }
             print("trained \(result.steps) steps" + String(format: " (%.1f s of training)", trainer.trainedSeconds)
                   + "; best validation loss \(result.bestVal.map { String(format: "%.4f", $0) } ?? "n/a")"
                   + (bpb.map { String(format: " (%.4f bits per byte)", $0) } ?? "") + " -> \(outputDir)/final"

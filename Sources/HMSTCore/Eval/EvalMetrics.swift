@@ -40,6 +40,12 @@ public enum EvalMetrics {
         -loglik / (Double(bytes) * log(2.0))
     }
 
+    /// A mean loss in nats per token as bits per byte, given the bytes a token covers on average
+    /// (the same quantity: −Σ loglik / (Σ bytes · ln 2)).
+    public static func bitsPerByte(natsPerToken: Double, bytesPerToken: Double) -> Double {
+        natsPerToken / log(2.0) / bytesPerToken
+    }
+
     /// exp(−Σ loglik / Σ units): word, byte or token perplexity, by what units counts.
     public static func perplexity(loglik: Double, units: Int) -> Double {
         exp(-loglik / Double(units))

@@ -156,15 +156,18 @@ public final class Trainer {
         let leader = dataParallel.isLeader
         let metrics = leader ? try AtomicAppender(path: outputDir + "/metrics.jsonl") : nil
         let budget = options.timeBudget
-        var done = try finished(total: total)
+        // the share of the budget spent (nil without one), computed once a step: under MPI it
+        // is a collective, and it decides both the next step's rate and whether the run is over
+        var spent = try budgetFraction(trainedSeconds)
+        var done = spent.map { $0 >= 1 } ?? (step >= total)
         while !done {
             let epoch = step / stepsPerEpoch + 1
             let stepStart = Clock.nowMs()
-            let (loss, lr, norm) = try trainStep(schedule: schedule, windows: &windows,
-                                                 scheduleStep: try budgetScheduleStep())
+            let (loss, lr, norm) = try trainStep(schedule: schedule, windows: &windows, scheduleStep: Trainer.scheduleStep(spent))
             trainedSeconds += (Clock.nowMs() - stepStart) / 1000
             let elapsed = (Clock.nowMs() - t0) / 1000
-            done = try finished(total: total)
+            spent = try budgetFraction(trainedSeconds)
+            done = spent.map { $0 >= 1 } ?? (step >= total)
             var valLoss: Double? = nil
             let evalNow = options.evalEvery > 0 ? step % options.evalEvery == 0 : step % stepsPerEpoch == 0
             if (evalNow || (budget != nil && done)), val != nil {
@@ -185,7 +188,7 @@ public final class Trainer {
                 w.field("train_seconds", trainedSeconds)
                 if let valLoss {
                     w.field("val_loss", valLoss)
-                    if let bpt = valBytesPerToken { w.field("val_bpb", valLoss / 0.6931471805599453 / bpt) }
+                    if let bpt = valBytesPerToken { w.field("val_bpb", EvalMetrics.bitsPerByte(natsPerToken: valLoss, bytesPerToken: bpt)) }
                 }
                 if dataParallel.size > 1 { w.field("ranks", dataParallel.size); w.field("allreduce_ms", dataParallel.lastAllReduceMs) }
             }
@@ -223,17 +226,10 @@ public final class Trainer {
         return dataParallel.size > 1 ? try dataParallel.sum([mine], what: "the time budget")[0] / Double(dataParallel.size) : mine
     }
 
-    /// Whether the run is over: every epoch done, or the time budget spent.
-    func finished(total: Int) throws -> Bool {
-        if let f = try budgetFraction(trainedSeconds) { return f >= 1 }
-        return step >= total
-    }
-
-    /// The schedule step of a time-budgeted run's next optimizer step: the share of the budget
-    /// spent when it starts; nil without a budget.
-    func budgetScheduleStep() throws -> Int? {
-        guard let f = try budgetFraction(trainedSeconds) else { return nil }
-        return Int(min(1, f) * Double(Trainer.budgetScheduleSteps))
+    /// The schedule step of a time-budgeted run's next optimizer step, given the share of the
+    /// budget spent when it starts; nil without a budget.
+    static func scheduleStep(_ spent: Double?) -> Int? {
+        spent.map { Int(min(1, $0) * Double(budgetScheduleSteps)) }
     }
 
     /// The schedule for the configured epochs, or, with a time budget, over budgetScheduleSteps
@@ -250,7 +246,7 @@ public final class Trainer {
     public func trainStep() throws -> (loss: Double, lr: Float, gradNorm: Float) {
         var windows = [Int32](repeating: 0, count: options.batchSize * (options.sequenceLength + 1))
         let start = Clock.nowMs()
-        let r = try trainStep(schedule: schedule, windows: &windows, scheduleStep: try budgetScheduleStep())
+        let r = try trainStep(schedule: schedule, windows: &windows, scheduleStep: Trainer.scheduleStep(try budgetFraction(trainedSeconds)))
         trainedSeconds += (Clock.nowMs() - start) / 1000
         return r
     }

@@ -370,7 +370,7 @@ public final class MemoryTrainer {
         }
         guard n > 0 else { throw HMSTError.invalidArgument("the validation set has no window of \(T + 1) tokens") }
         let loss = total / Double(n)
-        return (loss, valBytesPerToken.map { loss / 0.6931471805599453 / $0 })
+        return (loss, valBytesPerToken.map { EvalMetrics.bitsPerByte(natsPerToken: loss, bytesPerToken: $0) })
     }
 
     /// Runs (or continues, after resume) to options.steps; progress returns false to stop early
