@@ -55,6 +55,12 @@ struct TrainMemoryCommand: ParsableCommand {
     @Option(name: .customLong("episodic-soft-tokens"),
             help: "Train the episodic tier's soft tokens: K (1...8) embeddings per memory, projected from its SSM state (0 = none). A checkpoint that has them keeps training them.")
     var episodicSoftTokens = 0
+    @Option(name: .customLong("episodic-soft-input"),
+            help: "What fresh soft tokens read of the SSM state: state_readout (K learned readouts of the whole state) or pooled_unit_key (the retrieval key, the first version's input).")
+    var episodicSoftInput = "state_readout"
+    @Flag(name: .customLong("no-episodic-copy"),
+          help: "Fresh soft tokens without the copy path (by default, with a copy head, each soft row names a token through the LM head that the copy head may copy).")
+    var noEpisodicCopy = false
     @Option(name: .customLong("episodic-fraction"), help: "Share of memory examples whose memories are given only as episodic soft tokens.")
     var episodicFraction = 0.25
     @Option(name: .customLong("episodic-learning-rate"), help: "Peak learning rate of the soft-token projection and SSM (default: --learning-rate); same schedule.")
@@ -103,6 +109,12 @@ struct TrainMemoryCommand: ParsableCommand {
             o.copyHeadKeySize = copyHead ? copyHeadKeySize : 0
             o.copyHeadLearningRate = copyHeadLearningRate
             o.episodicSoftTokens = episodicSoftTokens
+            guard let input = EpisodicSoftTokens.Input(rawValue: episodicSoftInput) else {
+                throw HMSTError.invalidArgument("--episodic-soft-input \(episodicSoftInput): expected "
+                                                + EpisodicSoftTokens.Input.allCases.map(\.rawValue).joined(separator: " or "))
+            }
+            o.episodicSoftInput = input
+            o.episodicCopySources = !noEpisodicCopy
             o.episodicFraction = episodicFraction
             o.episodicLearningRate = episodicLearningRate
             o.episodicReconstruction = episodicReconstruction
@@ -128,7 +140,9 @@ struct TrainMemoryCommand: ParsableCommand {
                     String(format: "%@ nll %.3f em %.2f", s.rawValue, e.nll[s] ?? 0, e.exactMatch[s] ?? 0)
                 } + e.softNLL.keys.sorted().map { s in
                     String(format: "%@ nll %.3f em %.2f", s, e.softNLL[s] ?? 0, e.softExactMatch[s] ?? 0)
-                }).joined(separator: " | ")
+                } + (e.softReadout.map { r in
+                    [String(format: "state read-out %.2f", r.first) + (r.second.map { String(format: " / %.2f", $0) } ?? "")]
+                } ?? [])).joined(separator: " | ")
             }
             let last = try trainer.run { p in
                 let line = String(format: "step %d/%d  %@ loss %.4f  lr %.2e  %.0f tok/s  ETA %.0fs", p.step, p.totalSteps,

@@ -1,6 +1,7 @@
 // The copy head (Copy/): its gradient, with the model's, against central differences; the
 // inference path's mixture equal to the training step's; a context without memory tokens left
-// as the LM made it; the stored head round-tripping and a tampered one refused.
+// as the LM made it; injected rows with copy tokens (the episodic soft tokens' copy path) as
+// sources, in training and inference; the stored head round-tripping and a tampered one refused.
 import XCTest
 @testable import HMSTCore
 
@@ -25,14 +26,43 @@ final class CopyHeadTests: XCTestCase {
         return h
     }
 
+    /// Row 1 (no memory span) gets two injected rows at its positions 2 and 3 that carry copy
+    /// tokens 10 and 7: the next two targets.
+    var injectedCopy: InjectedEmbeddings {
+        var rng = RNG(seed: 77)
+        return InjectedEmbeddings(positions: [T + 2, T + 3], rows: (0..<16).map { _ in rng.nextGaussian() * 0.5 }, copyTokens: [10, 7])
+    }
+
     func testGradientCheckWithTheModel() throws {
+        try checkGradient(injected: nil)
+    }
+
+    /// Copy tokens of injected rows are sources: the loss of row 1 changes with them, and the
+    /// gradient (head, model) still matches central differences.
+    func testInjectedCopyTokensAreSources() throws {
+        let mg = ModelGrad(params: randomParams(seed: 21))
+        mg.copyHead = try randomHead(seed: 6)
+        var plain = injectedCopy
+        plain.copyTokens = []
+        let with = try mg.step(inputs: inputs, targets: targets, B: B, T: T, injected: injectedCopy, backward: false).ceLoss
+        let without = try mg.step(inputs: inputs, targets: targets, B: B, T: T, injected: plain, backward: false).ceLoss
+        XCTAssertNotEqual(with, without, "the copy tokens must change the loss of row 1")
+        var bad = injectedCopy
+        bad.copyTokens = [10, 11]
+        XCTAssertThrowsError(try mg.step(inputs: inputs, targets: targets, B: B, T: T, injected: bad, backward: false)) {
+            XCTAssertTrue(($0 as? HMSTError)?.message.contains("outside the vocabulary") ?? false, "\($0)")
+        }
+        try checkGradient(injected: injectedCopy)
+    }
+
+    func checkGradient(injected: InjectedEmbeddings?) throws {
         let p = randomParams(seed: 21), head = try randomHead(seed: 6)
         let mg = ModelGrad(params: p)
         mg.copyHead = head
         p.zeroGrads(); head.zeroGrads()
-        let withHead = try mg.step(inputs: inputs, targets: targets, B: B, T: T, backward: true)
+        let withHead = try mg.step(inputs: inputs, targets: targets, B: B, T: T, injected: injected, backward: true)
         mg.copyHead = nil
-        let without = try mg.step(inputs: inputs, targets: targets, B: B, T: T, backward: false)
+        let without = try mg.step(inputs: inputs, targets: targets, B: B, T: T, injected: injected, backward: false)
         XCTAssertNotEqual(withHead.ceLoss, without.ceLoss, "the head must change the loss of row 0")
         mg.copyHead = head
         let analyticModel = Array(UnsafeBufferPointer(start: p.grads.pointer, count: p.count))
@@ -44,10 +74,10 @@ final class CopyHeadTests: XCTestCase {
             for i in 0..<analytic.count {
                 let keep = values[i]
                 values[i] = keep + eps
-                let lp = try mg.step(inputs: inputs, targets: targets, B: B, T: T, backward: false).loss
+                let lp = try mg.step(inputs: inputs, targets: targets, B: B, T: T, injected: injected, backward: false).loss
                 let rp = mg.lastRouting
                 values[i] = keep - eps
-                let lm = try mg.step(inputs: inputs, targets: targets, B: B, T: T, backward: false).loss
+                let lm = try mg.step(inputs: inputs, targets: targets, B: B, T: T, injected: injected, backward: false).loss
                 let rm = mg.lastRouting
                 values[i] = keep
                 if rp != rm { continue }
@@ -66,10 +96,20 @@ final class CopyHeadTests: XCTestCase {
     /// A Session over a decoder with the head returns log p of the same mixture the training
     /// step evaluates; without memory tokens its logits are the LM's, bit for bit.
     func testInferenceMatchesTraining() throws {
+        try checkInference(injected: nil)
+    }
+
+    /// The same with row 1's injected rows and their copy tokens (given to the Session in the
+    /// second evaluate, at positions relative to the row).
+    func testInferenceMatchesTrainingWithCopyTokens() throws {
+        try checkInference(injected: injectedCopy)
+    }
+
+    func checkInference(injected: InjectedEmbeddings?) throws {
         let p = randomParams(seed: 8), head = try randomHead(seed: 9)
         let mg = ModelGrad(params: p)
         mg.copyHead = head
-        _ = try mg.step(inputs: inputs, targets: targets, B: B, T: T, backward: false)
+        _ = try mg.step(inputs: inputs, targets: targets, B: B, T: T, injected: injected, backward: false)
         let expected: [[Float]] = mg.withLastProbabilities { probs, rows, V in
             (0..<rows).map { r in (0..<V).map { logf(probs[r * V + $0]) } }
         } ?? []
@@ -81,15 +121,17 @@ final class CopyHeadTests: XCTestCase {
             let row = Array(inputs[(b * T)..<((b + 1) * T)])
             let s = try Session(decoder: dec, params: SessionParams())
             let ref = try Session(decoder: plain, params: SessionParams())
-            // in two calls, so the head's state crosses an evaluate
-            try s.evaluate(Array(row[0..<4]))
+            // in two calls, so the head's state crosses an evaluate (injected rows of this row
+            // fall in the first)
+            let rowInjected = injected.map { $0.slice((b * T)..<(b * T + 4), C: config.hiddenSize) }
+            try s.evaluate(Array(row[0..<4]), injected: rowInjected)
             try s.evaluate(Array(row[4...]), allLogits: true)
-            try ref.evaluate(Array(row[0..<4]))
+            try ref.evaluate(Array(row[0..<4]), injected: rowInjected.map { var r = $0; r.copyTokens = []; return r })
             try ref.evaluate(Array(row[4...]), allLogits: true)
             for t in 4..<T {
                 let got = try s.logits(row: t - 4).map { $0 }
                 let lse = log(got.reduce(0) { $0 + exp(Double($1)) })
-                if b == 1 {   // no memory: untouched
+                if b == 1 && injected == nil {   // no memory: untouched
                     XCTAssertEqual(got, try ref.logits(row: t - 4).map { $0 })
                     continue
                 }
@@ -103,6 +145,11 @@ final class CopyHeadTests: XCTestCase {
             if b == 0 {
                 s.rewind(to: 3)
                 XCTAssertEqual(s.copy?.sources, [2])
+            } else if injected != nil {
+                XCTAssertEqual(s.copy?.sources, [2, 3])
+                XCTAssertEqual(s.copy?.sourceTokens, [10, 7])
+                s.rewind(to: 3)
+                XCTAssertEqual(s.copy?.sources, [2], "rewinding drops the injected source at 3")
             }
         }
     }

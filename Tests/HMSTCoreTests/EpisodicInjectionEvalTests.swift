@@ -20,7 +20,8 @@ final class EpisodicInjectionEvalTests: XCTestCase {
 
     /// A checkpoint with the markers, plus (withSoft) K = 2 soft tokens trained for 2 steps; a
     /// memory directory whose episodic tier holds three facts; a loglikelihood task about them.
-    func setUp(withSoft: Bool) throws -> (checkpoint: String, memory: String, task: String, facts: [String]) {
+    func setUp(withSoft: Bool, input: EpisodicSoftTokens.Input = .pooledKey) throws
+        -> (checkpoint: String, memory: String, task: String, facts: [String]) {
         let facts = ["The capital of Vorland is Kesh.", "The river of Vorland is the Ulm.", "The capital of Tarsi is Bodo."]
         var texts = facts.map { Array($0.utf8) }
         for i in 0..<40 { texts.append(Array("what is the capital of the land number \(i % 7)? it is the river".utf8)) }
@@ -30,19 +31,19 @@ final class EpisodicInjectionEvalTests: XCTestCase {
         let base = try BPETrainer.train(texts: texts, options: bo)
         let model = try LanguageModel.random(config: try StageTwoFixture.tinyConfig(vocab: base.vocabSize), seed: 3, tokenizer: base)
         let (params, tok, _) = try MemoryTokens.prepare(model: model)
-        let ck = dir + (withSoft ? "/soft" : "/plain")
+        let ck = dir + (withSoft ? "/soft-" + input.rawValue : "/plain")
         let decoded = LanguageModel(decoder: try params.decoder(), tokenizer: tok, config: params.config.json(), report: LoadReport(),
                                     storage: [params])
         try FileIO.makeDirectories(ck)
         try decoded.save(directory: ck)
         if withSoft {
-            let s = try EpisodicSoftTokens.initialised(C: 16, K: 2, scale: 0.3, seed: 4)
+            let s = try EpisodicSoftTokens.initialised(C: 16, K: 2, input: input, scale: 0.3, seed: 4)
             // as if trained: the mixer is no longer the seeded one a plain model's memory uses
             s.mixer.weights.pointer(.inProj)[0] += 0.25
             try s.save(checkpoint: ck)
         }
         let m = try LanguageModel.load(path: ck)
-        let store = try MemoryStore(directory: dir + "/mem-" + (withSoft ? "soft" : "plain"))
+        let store = try MemoryStore(directory: dir + "/mem-" + (withSoft ? "soft-" + input.rawValue : "plain"))
         let ep = try store.episodic(creatingFor: m)
         for f in facts { try ep.add(text: f, model: m) }
         try store.save()
@@ -74,7 +75,17 @@ final class EpisodicInjectionEvalTests: XCTestCase {
     }
 
     func testStateInjectionScoresWhatASessionGivenTheRowsScores() throws {
-        let (ck, mem, task, facts) = try setUp(withSoft: true)
+        try checkStateInjection(input: .pooledKey)
+    }
+
+    /// The same with soft tokens that read the whole state: the memory stores each entry's
+    /// features (and they survive its save and load).
+    func testStateReadoutInjectionScoresWhatASessionGivenTheRowsScores() throws {
+        try checkStateInjection(input: .stateReadout)
+    }
+
+    func checkStateInjection(input: EpisodicSoftTokens.Input) throws {
+        let (ck, mem, task, facts) = try setUp(withSoft: true, input: input)
         let model = try LanguageModel.load(path: ck)
         let soft = try XCTUnwrap(model.episodicSoftTokens)
         let text = try EvalRun.run(model: model, request(mem, task, .text, [.off, .on]))
@@ -87,9 +98,32 @@ final class EpisodicInjectionEvalTests: XCTestCase {
         XCTAssertTrue(state.json().contains("\"episodic_injection\""))
 
         // by hand: item b, "on" retrieves (lexically, k 2) the same two entries the report lists,
-        // each as <mem>▢▢</mem> with its stored key's rows
+        // each as <mem>▢▢</mem> with its stored features' rows
         let store = try MemoryStore(directory: mem, mustExist: true)
         let ep = try XCTUnwrap(store.episodic)
+        XCTAssertEqual(ep.featureSize, input == .stateReadout ? soft.featureCount : 0)
+        if input == .stateReadout {
+            // what the memory stored is what the soft tokens read of the text's state
+            let enc = try model.encode(text: facts[2], maxTokens: EpisodicMemoryConfig().maxTokens)
+            let entry = try XCTUnwrap(ep.allEntries().first { $0.text == facts[2] })
+            let stored = try ep.softFeatures(id: entry.id, for: soft), fresh = try soft.encode(hidden: enc.encoding.hidden).features
+            for (a, b) in zip(stored, fresh) { XCTAssertEqual(a, b, accuracy: 1e-4) }
+            // an entry added from a precomputed key has no state to inject
+            let id = try ep.add(key: try ep.key(id: entry.id), text: "a key without a state")
+            XCTAssertThrowsError(try ep.softFeatures(id: id, for: soft)) {
+                XCTAssertTrue(($0 as? HMSTError)?.message.contains("precomputed key") ?? false, "\($0)")
+            }
+            XCTAssertTrue(ep.remove(ids: [id]) == 1)
+            // other soft tokens (same mixer, other queries) are refused
+            let other = try EpisodicSoftTokens.initialised(C: 16, K: 2, input: .stateReadout, scale: 0.3, seed: 5,
+                                                           mixerWeights: soft.mixerWeightsCopy())
+            XCTAssertNotEqual(other.valuesHash, soft.valuesHash)
+            model.episodicSoftTokens = other
+            XCTAssertThrowsError(try ep.checkSoftTokens(of: model, "mem")) {
+                XCTAssertTrue(($0 as? HMSTError)?.message.contains("reencode") ?? false, "\($0)")
+            }
+            model.episodicSoftTokens = soft
+        }
         let rec = try XCTUnwrap(state.items.first { $0.id == "b" && $0.condition == .on })
         let tok = try XCTUnwrap(model.tokenizer as? Tokenizer)
         let open = try XCTUnwrap(tok.id(for: MemoryPrompt.memoryOpen)), close = try XCTUnwrap(tok.id(for: MemoryPrompt.memoryClose))
@@ -98,7 +132,7 @@ final class EpisodicInjectionEvalTests: XCTestCase {
             let entry = try XCTUnwrap(ep.allEntries().first { $0.text == text })
             tokens.append(open)
             positions += [tokens.count, tokens.count + 1]
-            rows += try soft.project(key: try ep.key(id: entry.id))
+            rows += try soft.project(features: try ep.softFeatures(id: entry.id, for: soft))
             tokens += [open, open, close]
         }
         XCTAssertTrue(rec.memories.contains(facts[2]))

@@ -136,8 +136,8 @@ final class EpisodicSoftTokensTests: XCTestCase {
 
     // MARK: the projection and the SSM
 
-    func makeSoft(K: Int = 2, seed: UInt64 = 7) throws -> EpisodicSoftTokens {
-        let s = try EpisodicSoftTokens.initialised(C: 8, N: 4, K: K, scale: 0.5, seed: seed)
+    func makeSoft(K: Int = 2, seed: UInt64 = 7, input: EpisodicSoftTokens.Input = .pooledKey) throws -> EpisodicSoftTokens {
+        let s = try EpisodicSoftTokens.initialised(C: 8, N: 4, K: K, input: input, scale: 0.5, seed: seed)
         // weights large enough that every term matters (δ mostly in 0.1 ... 1), as SSMTests does
         var rng = RNG(seed: seed ^ 0x99)
         let w = s.mixer.weights
@@ -150,27 +150,54 @@ final class EpisodicSoftTokensTests: XCTestCase {
     /// soft = W · unit(pooled(h_T)) + b, L = Σ soft · r: every SSM weight and the projection
     /// against central differences of the Double reference (eps 1e-3, |a−n| / max(1,|a|,|n|) < 1e-3).
     func testSoftTokenGradientMatchesFiniteDifferences() throws {
-        let s = try makeSoft()
-        let C = s.C, N = s.N, K = s.K, Tf = 5
+        try checkGradient(input: .pooledKey)
+    }
+
+    /// soft_k = W_k · (r_k / rms(r_k)) + b_k with r_k = h_T · q_k: every SSM weight, the queries
+    /// and the projection against central differences of the Double reference.
+    func testStateReadoutGradientMatchesFiniteDifferences() throws {
+        try checkGradient(input: .stateReadout)
+    }
+
+    func checkGradient(input: EpisodicSoftTokens.Input) throws {
+        let s = try makeSoft(input: input)
+        let C = s.C, N = s.N, K = s.K, Di = s.Di, Tf = 5, cols = s.projectionColumns
         let hidden = randomRows(Tf * C, seed: 11), r = randomRows(K * C, seed: 13)
-        let (key, trace) = try s.encode(hidden: hidden, trace: true)
-        let soft = try s.project(key: key)
+        let (key, features, trace) = try s.encode(hidden: hidden, trace: true)
+        XCTAssertEqual(features.count, input == .pooledKey ? N : K * Di)
+        if input == .pooledKey { XCTAssertEqual(features, key) }
+        let soft = try s.project(features: features)
         s.zeroGrads()
-        try s.backward(dSoft: r, key: key, trace: try XCTUnwrap(trace))
+        try s.backward(dSoft: r, features: features, trace: try XCTUnwrap(trace))
         let analytic = Array(UnsafeBufferPointer(start: s.grads.pointer, count: s.count))
         XCTAssertFalse(analytic.contains { $0.isNaN })
 
         var ref = MambaReference(s.mixer.weights)
-        var W = (0..<(K * C * N)).map { Double(s.projection[$0]) }, b = (0..<(K * C)).map { Double(s.projectionBias[$0]) }
+        var W = (0..<(K * C * cols)).map { Double(s.projection[$0]) }, b = (0..<(K * C)).map { Double(s.projectionBias[$0]) }
+        var Q = s.queries.map { q in (0..<(K * N)).map { Double(q[$0]) } } ?? []
         let xd = hidden.map(Double.init), rd = r.map(Double.init)
-        let Di = s.mixerConfig.intermediateSize, W1 = s.mixerConfig.convKernel
+        let W1 = s.mixerConfig.convKernel
         func forward() -> [Double] {
             let h = ref.forward(xd, T: Tf, conv0: [Double](repeating: 0, count: Di * (W1 - 1)), h0: [Double](repeating: 0, count: Di * N)).h
-            var v = [Double](repeating: 0, count: N)
-            for d in 0..<Di { for n in 0..<N { v[n] += h[d * N + n] / Double(Di) } }
-            let norm = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
-            let k = v.map { $0 / norm }
-            return (0..<(K * C)).map { o in b[o] + (0..<N).reduce(0.0) { $0 + W[o * N + $1] * k[$1] } }
+            switch input {
+            case .pooledKey:
+                var v = [Double](repeating: 0, count: N)
+                for d in 0..<Di { for n in 0..<N { v[n] += h[d * N + n] / Double(Di) } }
+                let norm = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
+                let k = v.map { $0 / norm }
+                return (0..<(K * C)).map { o in b[o] + (0..<N).reduce(0.0) { $0 + W[o * N + $1] * k[$1] } }
+            case .stateReadout:
+                var out: [Double] = []
+                for k in 0..<K {
+                    let rk = (0..<Di).map { d in (0..<N).reduce(0.0) { $0 + h[d * N + $1] * Q[k * N + $1] } }
+                    let rms = (rk.reduce(0) { $0 + $1 * $1 } / Double(Di) + Double(EpisodicSoftTokens.rmsEpsilon)).squareRoot()
+                    for c in 0..<C {
+                        let o = k * C + c
+                        out.append(b[o] + (0..<Di).reduce(0.0) { $0 + W[o * Di + $1] * rk[$1] / rms })
+                    }
+                }
+                return out
+            }
         }
         func loss() -> Double { zip(forward(), rd).reduce(0) { $0 + $1.0 * $1.1 } }
         // the Float forward agrees with the reference
@@ -198,11 +225,16 @@ final class EpisodicSoftTokensTests: XCTestCase {
             XCTAssertLessThan(w, 1e-3, "mixer.\(t.hfName): worst relative error \(w)")
         }
         XCTAssertGreaterThan(touched, 100, "the SSM must receive gradient through the state")
-        let ow = s.offsets[MambaTensor.allCases.count], ob = s.offsets[MambaTensor.allCases.count + 1]
-        let wW = worst(K * C * N, at: ow, { W[$0] }, { W[$0] = $1 }).error
+        let ow = s.offsets[s.projectionIndex], ob = s.offsets[s.projectionIndex + 1]
+        let wW = worst(K * C * cols, at: ow, { W[$0] }, { W[$0] = $1 }).error
         let wb = worst(K * C, at: ob, { b[$0] }, { b[$0] = $1 }).error
         XCTAssertLessThan(wW, 1e-3, "soft_tokens.weight: worst relative error \(wW)")
         XCTAssertLessThan(wb, 1e-3, "soft_tokens.bias: worst relative error \(wb)")
+        if input == .stateReadout {
+            let (wQ, nonZero) = worst(K * N, at: s.offsets[MambaTensor.allCases.count], { Q[$0] }, { Q[$0] = $1 })
+            XCTAssertLessThan(wQ, 1e-3, "soft_tokens.queries: worst relative error \(wQ)")
+            XCTAssertEqual(nonZero, K * N, "every query weight must receive gradient")
+        }
     }
 
     /// The key is EpisodicMemory's key for the same mixer weights (what a memory stores).

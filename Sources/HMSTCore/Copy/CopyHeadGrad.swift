@@ -9,6 +9,9 @@
 // and from the scores and the gate to Wq, Wk, the gate's weights and the final-norm states,
 // whose gradient joins the LM head's before the final norm's backward. Without backward,
 // the rows it covers are replaced by the mixture, so evaluations read p.
+// Injected soft rows that carry a copy token (InjectedEmbeddings.copyTokens: the episodic soft
+// tokens decoded through the LM head) are sources too: their token is that id, and their key is
+// the state at their own position (a soft span has no preceding text state to key it).
 
 final class CopyHeadStep {
     let head: CopyHead
@@ -27,15 +30,27 @@ final class CopyHeadStep {
         dxn = FloatBuffer(count: N * head.C)
     }
 
-    /// Positions j of row b (inputs[b, j], 1 <= j < T) inside a memory span, in order.
-    func sources(_ inputs: UnsafePointer<Int32>, b: Int, T: Int) -> [Int32] {
-        var out: [Int32] = []
+    /// A token the pointer can copy: its position in the row, the batch row holding its key,
+    /// and the token.
+    struct Source {
+        var position: Int
+        var keyRow: Int32
+        var token: Int32
+    }
+
+    /// The sources of row b, in order: positions j (1 <= j < T) inside a memory span (token
+    /// inputs[b, j], keyed by the state at j − 1) and positions with a copy token (keyed by
+    /// their own state). copyTokens: batch row -> token.
+    func sources(_ inputs: UnsafePointer<Int32>, b: Int, T: Int, copyTokens: [Int: Int32]) -> [Source] {
+        var out: [Source] = []
         var inside = false
         for j in 0..<T {
-            let tok = inputs[b * T + j]
+            let row = b * T + j
+            if let tok = copyTokens[row] { out.append(Source(position: j, keyRow: Int32(row), token: tok)); continue }
+            let tok = inputs[row]
             if tok == head.openMarker { inside = true; continue }
             if tok == head.closeMarker { inside = false; continue }
-            if inside && j >= 1 { out.append(Int32(j)) }
+            if inside && j >= 1 { out.append(Source(position: j, keyRow: Int32(row - 1), token: tok)) }
         }
         return out
     }
@@ -45,11 +60,11 @@ final class CopyHeadStep {
     /// mixture adds to the summed cross-entropy. With backward, gradients (scaled by `scale`,
     /// the loss's 1/count) go to head.grads and dxn, and vocabScale is filled.
     func run(xn: UnsafePointer<Float>, inputs: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, probs: UnsafeMutablePointer<Float>,
-             B: Int, T: Int, V: Int, scale: Float, backward: Bool) -> Double {
+             B: Int, T: Int, V: Int, scale: Float, backward: Bool, copyTokens: [Int: Int32] = [:]) -> Double {
         let C = head.C, D = head.D
         vocabScale.removeAll(keepingCapacity: true)
         touched = false
-        let perRow = (0..<B).map { sources(inputs, b: $0, T: T) }
+        let perRow = (0..<B).map { sources(inputs, b: $0, T: T, copyTokens: copyTokens) }
         guard perRow.contains(where: { !$0.isEmpty }) else { return 0 }
         head.project(head.wq, x: xn, rows: N, out: Q.pointer)
         head.project(head.wk, x: xn, rows: N, out: K.pointer)
@@ -65,14 +80,13 @@ final class CopyHeadStep {
         var alpha = [Float](repeating: 0, count: T)
         for b in 0..<B where !perRow[b].isEmpty {
             let src = perRow[b]
-            // the key of source j is the state of row j - 1
-            let keyRows = src.map { Int32(b * T) + $0 - 1 }
+            let keyRows = src.map(\.keyRow), tokens = src.map(\.token)
             keyRows.withUnsafeBufferPointer { kr in
                 alpha.withUnsafeMutableBufferPointer { al in
                     let a = al.baseAddress!
                     var n = 0   // sources at or before t
                     for t in 0..<T {
-                        while n < src.count && Int(src[n]) <= t { n += 1 }
+                        while n < src.count && src[n].position <= t { n += 1 }
                         let row = b * T + t
                         let y = Int(targets[row])
                         guard n > 0, y >= 0 else { continue }
@@ -80,14 +94,14 @@ final class CopyHeadStep {
                         let h = xn + row * C
                         let g = 1 / (1 + expf(-head.gateLogit(h: h, best: best)))
                         var c: Float = 0
-                        for i in 0..<n where inputs[b * T + Int(src[i])] == Int32(y) { c += a[i] }
+                        for i in 0..<n where tokens[i] == Int32(y) { c += a[i] }
                         let pr = probs + row * V
                         let v = pr[y]
                         let p = max(g * c + (1 - g) * v, tiny)
                         added += -Double(logf(p)) + Double(logf(max(v, tiny)))
                         if !backward {
                             for w in 0..<V { pr[w] *= 1 - g }
-                            for i in 0..<n { pr[Int(inputs[b * T + Int(src[i])])] += g * a[i] }
+                            for i in 0..<n { pr[Int(tokens[i])] += g * a[i] }
                             continue
                         }
                         touched = true
@@ -103,7 +117,7 @@ final class CopyHeadStep {
                         // scores: s_i = q·k_i / sqrt(D)
                         let q = Q.pointer + row * D, dq = dQ.pointer + row * D
                         for i in 0..<n {
-                            var ds = (rho * a[i] - (inputs[b * T + Int(src[i])] == Int32(y) ? g * a[i] / p : 0)) * scale
+                            var ds = (rho * a[i] - (tokens[i] == Int32(y) ? g * a[i] / p : 0)) * scale
                             if i == at { ds += head.scoreWeight.pointee * dA }
                             if ds == 0 { continue }
                             let ki = Int(kr[i]) * D

@@ -16,12 +16,13 @@ final class CopyState {
     /// [maxT, C] final-norm states of a chunk, [maxT, D] its queries
     let hn: FloatBuffer
     let q: FloatBuffer
-    /// for each memory token, in order: the position whose key it has (its own position - 1)
-    /// and the token
+    /// for each memory token, in order: its position, the position whose key it has (its own
+    /// position - 1; its own for an injected row's copy token) and the token
+    var sourcePositions: [Int32] = []
     var keyRows: [Int32] = []
     var sourceTokens: [Int32] = []
     /// positions holding memory tokens, in order
-    var sources: [Int32] { keyRows.map { $0 + 1 } }
+    var sources: [Int32] { sourcePositions }
     /// per position: inside a memory span after that token
     var insideAfter: [Bool] = []
     var alpha: [Float]
@@ -43,13 +44,14 @@ final class CopyState {
 
     func truncate(to n: Int) {
         if insideAfter.count > n { insideAfter.removeLast(insideAfter.count - n) }
-        while let last = keyRows.last, Int(last) + 1 >= n { keyRows.removeLast(); sourceTokens.removeLast() }
+        while let last = sourcePositions.last, Int(last) >= n { sourcePositions.removeLast(); keyRows.removeLast(); sourceTokens.removeLast() }
     }
 
     /// After a forward of tokens[0..<T] at positions pos0..<pos0+T: x holds their residual
-    /// stream [T, C]; logits rows (1: the last token's, or T) are mixed.
+    /// stream [T, C]; logits rows (1: the last token's, or T) are mixed. copyTokens: chunk
+    /// position -> the copy token of an injected row there.
     func observe(tokens: UnsafePointer<Int32>, T: Int, pos0: Int, x: UnsafePointer<Float>, logits: UnsafeMutablePointer<Float>,
-                 logitsRows: Int, V: Int) {
+                 logitsRows: Int, V: Int, copyTokens: [Int: Int32] = [:]) {
         let C = head.C, D = head.D
         // positions evaluated without this state (Session.encode) count as outside memory
         if insideAfter.count > pos0 { truncate(to: pos0) }
@@ -57,8 +59,10 @@ final class CopyState {
         var inside = insideAfter.last ?? false
         for t in 0..<T {
             let tok = tokens[t]
-            if tok == head.openMarker { inside = true } else if tok == head.closeMarker { inside = false } else if inside && pos0 + t >= 1 {
-                keyRows.append(Int32(pos0 + t - 1)); sourceTokens.append(tok)
+            if let copy = copyTokens[t] {
+                sourcePositions.append(Int32(pos0 + t)); keyRows.append(Int32(pos0 + t)); sourceTokens.append(copy)
+            } else if tok == head.openMarker { inside = true } else if tok == head.closeMarker { inside = false } else if inside && pos0 + t >= 1 {
+                sourcePositions.append(Int32(pos0 + t)); keyRows.append(Int32(pos0 + t - 1)); sourceTokens.append(tok)
             }
             insideAfter.append(inside)
         }
@@ -73,7 +77,7 @@ final class CopyState {
                 var n = 0
                 for r in 0..<logitsRows {
                     let pos = pos0 + first + r
-                    while n < kr.count && Int(kr[n]) + 1 <= pos { n += 1 }
+                    while n < sourcePositions.count && Int(sourcePositions[n]) <= pos { n += 1 }
                     guard n > 0 else { continue }
                     let (best, _) = head.attend(q: q.pointer + r * D, keys: keys.pointer, keyRows: kr.baseAddress!, S: n, alpha: a)
                     let g = 1 / (1 + expf(-head.gateLogit(h: hn.pointer + (first + r) * C, best: best)))

@@ -1,9 +1,10 @@
 // EpisodicInjection: how evaluation gives the model the episodic entries it retrieves (issue 11):
 //   text   each entry's text inside <mem> … </mem> (MemoryPrompt's layout; the default)
-//   state  each entry's stored key (its SSM state, pooled) as the checkpoint's K soft tokens:
+//   state  each entry's stored state features (or key) as the checkpoint's K soft tokens:
 //          <mem>▢…▢</mem>, as Stage 2 trained them (Memory/EpisodicSoftTokens.swift)
 //   both   the soft tokens, then the text, as two spans: <mem>▢…▢</mem><mem>text</mem>
-// Semantic hits stay text. Under oracle the gold texts are not in the memory: their soft tokens
+// With the soft tokens' copy path, each soft row also carries the token it names through the LM
+// head, for the copy head to copy. Semantic hits stay text. Under oracle the gold texts are not in the memory: their soft tokens
 // come from encoding the text with the model and the trained SSM (what the memory would store).
 // loglikelihood and multiple_choice tasks only: generation does not take injected rows yet.
 
@@ -11,15 +12,15 @@ public enum EpisodicInjection: String, Sendable, CaseIterable {
     case text, state, both
 }
 
-/// One memory of a prompt: a text, or an episodic entry's key (with its text, for records).
+/// One memory of a prompt: a text, or an episodic entry's state features (with its text, for records).
 enum PromptMemory {
     case text(String)
-    case soft(key: [Float], text: String)
+    case soft(features: [Float], text: String)
 }
 
 extension Evaluator {
-    /// The memories an item sees under a condition, episodic hits as keys (retrieved) or as keys
-    /// encoded from the gold texts (oracle).
+    /// The memories an item sees under a condition, episodic hits as their stored features
+    /// (retrieved) or as features encoded from the gold texts (oracle).
     func promptMemories(for item: EvalItem, query: String, condition: MemoryCondition) throws -> [PromptMemory] {
         guard let soft else { throw HMSTError(.internal, "episodic injection without soft tokens") }
         switch condition {
@@ -27,7 +28,7 @@ extension Evaluator {
         case .oracle:
             return try item.memory.map { text in
                 let enc = try model.encode(text: text, maxTokens: EpisodicMemoryConfig().maxTokens)
-                return .soft(key: try soft.encode(hidden: enc.encoding.hidden).key, text: text)
+                return .soft(features: try soft.encode(hidden: enc.encoding.hidden).features, text: text)
             }
         case .on, .deleted:
             guard let r = retriever as? MemoryStoreRetriever else {
@@ -36,7 +37,7 @@ extension Evaluator {
             let hits = try r.retrieveHits(query: query, k: options.k, excluding: condition == .deleted ? Set(item.memory) : [])
             return try hits.map { h in
                 guard h.tier == .episodic, let ep = r.store.episodic else { return .text(h.hit.text) }
-                return .soft(key: try ep.key(id: h.hit.id), text: h.hit.text)
+                return .soft(features: try ep.softFeatures(id: h.hit.id, for: soft), text: h.hit.text)
             }
         }
     }
@@ -51,17 +52,18 @@ extension Evaluator {
             switch m {
             case .text(let s):
                 tokens += encode(MemoryPrompt.memoryOpen + s + MemoryPrompt.memoryClose)
-            case .soft(let key, let s):
+            case .soft(let features, let s):
                 tokens += encode(MemoryPrompt.memoryOpen)
                 positions += (0..<soft.K).map { tokens.count + $0 }
-                rows += try soft.project(key: key)
+                rows += try soft.project(features: features)
                 tokens += [Int32](repeating: open, count: soft.K)
                 tokens += encode(MemoryPrompt.memoryClose)
                 if options.episodicInjection == .both { tokens += encode(MemoryPrompt.memoryOpen + s + MemoryPrompt.memoryClose) }
             }
         }
         tokens += encode(MemoryPrompt.render(memories: [], question: question))
-        return (tokens, InjectedEmbeddings(positions: positions, rows: rows))
+        let copy = soft.copySources ? soft.copyTokens(rows: rows, lmHead: model.decoder.weights.lmHead) : []
+        return (tokens, InjectedEmbeddings(positions: positions, rows: rows, copyTokens: copy))
     }
 
     /// log p(continuation | context with injected rows), the continuation encoded alone.

@@ -33,7 +33,7 @@ extension Session {
             throw HMSTError.invalidArgument("token id \(bad) is outside the vocabulary 0 ..< \(V)")
         }
         let VL = max(1, min(V, vocabLimit ?? V))
-        if let injected { try injected.validate(C: decoder.dims.C, limit: seq.count) }
+        if let injected { try injected.validate(C: decoder.dims.C, limit: seq.count, vocabulary: decoder.dims.V) }
         func rows(_ r: Range<Int>) -> InjectedEmbeddings? { injected.map { $0.slice(r, C: decoder.dims.C) } }
         var score = LogLikelihoodScore(logprob: 0, count: 0, isGreedy: true)
         var a = first

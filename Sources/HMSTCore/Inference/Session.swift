@@ -144,7 +144,7 @@ public final class Session: @unchecked Sendable {
     /// of those tokens' embeddings (InjectedEmbeddings; the episodic soft tokens).
     public func evaluate(_ tokens: [Int32], allLogits: Bool = false, injected: InjectedEmbeddings? = nil) throws {
         let d = decoder.dims
-        if let injected { try injected.validate(C: d.C, limit: tokens.count) }
+        if let injected { try injected.validate(C: d.C, limit: tokens.count, vocabulary: d.V) }
         let inject = injected.flatMap { $0.isEmpty ? nil : $0 }
         guard !tokens.isEmpty else { throw HMSTError.invalidArgument("no tokens to evaluate") }
         if let bad = tokens.first(where: { $0 < 0 || Int($0) >= d.V }) {
@@ -179,7 +179,8 @@ public final class Session: @unchecked Sendable {
                 // the copy head reads the final layer's states: not under a shallower budget
                 if let copy, (budget.layers ?? d.L) == d.L {
                     copy.observe(tokens: tp.baseAddress! + start, T: n, pos0: pos0, x: ws.x.pointer, logits: ws.logits.pointer,
-                                 logitsRows: last ? (allLogits ? n : 1) : 0, V: d.V)
+                                 logitsRows: last ? (allLogits ? n : 1) : 0, V: d.V,
+                                 copyTokens: inject?.slice(start..<(start + n), C: d.C).copySources ?? [:])
                 }
             }
             if params.traceRoutes {

@@ -7,6 +7,10 @@
 // is evicted. Every method is thread-safe: one lock, held for in-memory work only (the model
 // and SSM encoding run outside it). A BM25 index over the entries' texts follows every add,
 // eviction and removal (Retrieval/EpisodicRetrieval.swift searches it beside the keys).
+// A memory made for a model whose soft tokens read the whole state (EpisodicSoftTokens,
+// state_readout) also keeps each entry's state features [F] beside its key, so a retrieved entry
+// can be injected as soft tokens without its text being encoded again; it records which soft
+// tokens made them (their weights' hash) and refuses another's.
 import CBLAS
 
 public struct EpisodicMemoryConfig: Sendable, Equatable {
@@ -58,6 +62,14 @@ public final class EpisodicMemory: @unchecked Sendable {
     var keys: [Float] = []                // [M, N] unit rows, same order as entries
     var nextId: Int64 = 1
     var lexical = BM25Index()             // the entries' texts, by id
+    /// [M, featureSize] state features for the soft tokens of hash featureSource, same order as
+    /// entries; a NaN row: an entry added from a precomputed key, which has none. Empty when
+    /// featureSize is 0 (the memory keeps keys only).
+    var features: [Float] = []
+    var featureSize = 0
+    var featureSource = ""
+    /// the soft tokens last checked against featureSource (their hash is not recomputed per add)
+    private var checkedSoft: ObjectIdentifier?
 
     public init(inputSize: Int, config: EpisodicMemoryConfig = EpisodicMemoryConfig(), weights: MambaMixerWeights? = nil) throws {
         try config.validate()
@@ -83,6 +95,11 @@ public final class EpisodicMemory: @unchecked Sendable {
                 throw HMSTError.invalidArgument("the model's trained episodic SSM has state size \(soft.N), not the \(config.stateSize) asked for")
             }
             try self.init(inputSize: model.dims.C, config: config, weights: soft.mixerWeightsCopy())
+            if soft.input == .stateReadout {
+                featureSize = soft.featureCount
+                featureSource = soft.valuesHash
+                checkedSoft = ObjectIdentifier(soft)
+            }
         } else {
             try self.init(inputSize: model.dims.C, config: config)
         }
@@ -101,7 +118,32 @@ public final class EpisodicMemory: @unchecked Sendable {
                                             + "so its keys mean nothing to the soft-token projection: re-encode it for this checkpoint "
                                             + "(`hmst memory reencode --dir DIR --model CHECKPOINT`) or rebuild it")
         }
+        if soft.input == .stateReadout {
+            guard featureSize == soft.featureCount, featureSource == soft.valuesHash else {
+                throw HMSTError.invalidArgument("\(what) holds no state features for the checkpoint's episodic soft tokens (they read the "
+                                                + "whole SSM state, and this memory was built for other soft tokens or keeps keys only): "
+                                                + "re-encode it (`hmst memory reencode --dir DIR --model CHECKPOINT`)")
+            }
+        }
         return soft
+    }
+
+    /// What the checked soft tokens read of entry id: its stored state features (state_readout)
+    /// or its key (pooled_unit_key). Call checkSoftTokens first.
+    public func softFeatures(id: Int64, for soft: EpisodicSoftTokens) throws -> [Float] {
+        guard soft.input == .stateReadout else { return try key(id: id) }
+        return try lock.withLock { _ in
+            guard let i = entries.firstIndex(where: { $0.id == id }) else { throw HMSTError.notFound("no episodic entry with id \(id)") }
+            guard featureSize == soft.featureCount else {
+                throw HMSTError.invalidArgument("this episodic memory keeps no state features for these soft tokens")
+            }
+            let f = Array(features[(i * featureSize)..<((i + 1) * featureSize)])
+            guard f.allSatisfy(\.isFinite) else {
+                throw HMSTError.invalidArgument("episodic entry \(id) has no stored state (it was added from a precomputed key): "
+                                                + "re-encode the memory (`hmst memory reencode`) to inject it as soft tokens")
+            }
+            return f
+        }
     }
 
     /// The same entries (ids, texts, times, importance, owners) with keys re-encoded by the
@@ -113,18 +155,20 @@ public final class EpisodicMemory: @unchecked Sendable {
         if let soft = model.episodicSoftTokens { c.stateSize = soft.N }
         let m = try EpisodicMemory(model: model, config: c)
         let (old, next) = lock.withLock { _ in (entries, nextId) }
-        var newEntries: [EpisodicEntry] = [], newKeys: [Float] = []
+        var newEntries: [EpisodicEntry] = [], newKeys: [Float] = [], newFeatures: [Float] = []
         for e in old {
-            let (key, tokens, surprise) = try m.encode(text: e.text, model: model)
+            let (key, tokens, surprise, features) = try m.encode(text: e.text, model: model)
             var n = e
             n.tokens = tokens
             n.surprise = surprise
             newEntries.append(n)
             newKeys += try EpisodicMemory.unit(key, "episodic key")
+            newFeatures += features ?? []
         }
         try m.lock.withLock { _ in
             m.entries = newEntries
             m.keys = newKeys
+            m.features = newFeatures
             m.nextId = next
             for e in newEntries { try m.lexical.insert(id: e.id, terms: LexicalTokenizer.terms(e.text)) }
         }
@@ -161,8 +205,8 @@ public final class EpisodicMemory: @unchecked Sendable {
 
     /// Tokenizes text (keeping the last maxTokens tokens) and encodes it window by window of the
     /// model's context: the key is the SSM state after all windows, the surprise the mean
-    /// next-token loss over them.
-    func encode(text: String, model: LanguageModel) throws -> (key: [Float], tokens: [Int32], surprise: Double) {
+    /// next-token loss over them; the state features when this memory keeps them.
+    func encode(text: String, model: LanguageModel) throws -> (key: [Float], tokens: [Int32], surprise: Double, features: [Float]?) {
         let tokens = try model.tokens(text: text, limit: config.maxTokens)
         var state = MambaState(config: mixerConfig)
         var nll = 0.0, predicted = 0
@@ -171,7 +215,27 @@ public final class EpisodicMemory: @unchecked Sendable {
             nll += enc.surprise * Double(enc.T - 1)
             predicted += enc.T - 1
         }
-        return (try EpisodicMemory.unit(state.pooled(), "SSM state"), tokens, predicted > 0 ? nll / Double(predicted) : 0)
+        return (try EpisodicMemory.unit(state.pooled(), "SSM state"), tokens, predicted > 0 ? nll / Double(predicted) : 0,
+                try stateFeatures(state, model: model))
+    }
+
+    /// The features of a final state for the model's soft tokens, when this memory keeps them
+    /// (nil otherwise); refuses soft tokens other than the ones the memory's features are for.
+    private func stateFeatures(_ state: MambaState, model: LanguageModel) throws -> [Float]? {
+        guard featureSize > 0 else { return nil }
+        guard let soft = model.episodicSoftTokens, soft.input == .stateReadout, soft.featureCount == featureSize else {
+            throw HMSTError.invalidArgument("this episodic memory keeps state features for trained soft tokens the model does not have: "
+                                            + "use the checkpoint it was built for, or re-encode it (`hmst memory reencode`)")
+        }
+        let same = lock.withLock { _ in checkedSoft == ObjectIdentifier(soft) }
+        if !same {
+            guard soft.valuesHash == featureSource, soft.hasMixer(weights) else {
+                throw HMSTError.invalidArgument("this episodic memory's state features were made by other episodic soft tokens than the "
+                                                + "model's: re-encode it for this checkpoint (`hmst memory reencode`)")
+            }
+            lock.withLock { _ in checkedSoft = ObjectIdentifier(soft) }
+        }
+        return try soft.features(of: state)
     }
 
     static func unit(_ v: [Float], _ what: String) throws -> [Float] {
@@ -188,15 +252,21 @@ public final class EpisodicMemory: @unchecked Sendable {
     public func add(text: String, model: LanguageModel, importance: Double = 0.5, timestamp: Double = Clock.wallSeconds(),
                     owner: String = "") throws -> Int64 {
         try checkModel(model)
-        let (key, tokens, surprise) = try encode(text: text, model: model)
+        let (key, tokens, surprise, features) = try encode(text: text, model: model)
         return try add(key: key, text: text, tokens: tokens, surprise: surprise, importance: importance, timestamp: timestamp,
-                       owner: owner)
+                       owner: owner, features: features)
     }
 
-    /// Stores a precomputed key ([N], normalised here).
+    /// Stores a precomputed key ([N], normalised here); with features ([featureSize]) when this
+    /// memory keeps them (without, the entry has none: it is given to the model as text only).
     @discardableResult
     public func add(key: [Float], text: String, tokens: [Int32] = [], surprise: Double = 0, importance: Double = 0.5,
-                    timestamp: Double = Clock.wallSeconds(), owner: String = "") throws -> Int64 {
+                    timestamp: Double = Clock.wallSeconds(), owner: String = "", features: [Float]? = nil) throws -> Int64 {
+        if let features {
+            guard featureSize > 0, features.count == featureSize, features.allSatisfy(\.isFinite) else {
+                throw HMSTError.invalidArgument("episodic state features of \(features.count) values: this memory keeps \(featureSize)")
+            }
+        }
         guard key.count == config.stateSize else {
             throw HMSTError.invalidArgument("episodic key has \(key.count) values; this memory's keys have \(config.stateSize)")
         }
@@ -213,6 +283,7 @@ public final class EpisodicMemory: @unchecked Sendable {
             entries.append(EpisodicEntry(id: id, text: text, tokens: tokens, timestamp: timestamp, accessCount: 0,
                                          surprise: surprise, importance: min(1, max(0, importance)), owner: owner))
             keys += k
+            if featureSize > 0 { self.features += features ?? [Float](repeating: .nan, count: featureSize) }
             return id
         }
     }
@@ -236,6 +307,7 @@ public final class EpisodicMemory: @unchecked Sendable {
         lexical.remove(id: entries[i].id, terms: LexicalTokenizer.terms(entries[i].text))
         entries.remove(at: i)
         keys.removeSubrange((i * N)..<((i + 1) * N))
+        if featureSize > 0 { features.removeSubrange((i * featureSize)..<((i + 1) * featureSize)) }
     }
 
     /// The k entries most similar to the text (encoded like an entry); their access counts grow.

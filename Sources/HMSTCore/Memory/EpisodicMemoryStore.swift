@@ -1,6 +1,9 @@
 // EpisodicMemoryStore: an EpisodicMemory as a directory (committed as MemoryFiles describes):
 //   episodic.json               manifest: format, version, config, counts, data files
-//   episodic-<gen>.safetensors  "keys" [M, N] and the SSM mixer as "mixer.<HF MambaMixer name>"
+//   episodic-<gen>.safetensors  "keys" [M, N] and the SSM mixer as "mixer.<HF MambaMixer name>";
+//                               "features" [M, F] when the memory keeps state features (the
+//                               manifest then names F as "feature_size" and the soft tokens
+//                               they are for as "features_for", their weights' hash)
 //   entries-<gen>.jsonl         one entry a line: id, text, tokens, timestamp, access count,
 //                               surprise, importance (ids as decimal strings), and "owner"
 //                               when non-empty (entries written before owners load with "")
@@ -21,6 +24,13 @@ extension EpisodicMemory {
             keyBuf.pointer.update(from: keys, count: M * N)
             var tensors = [RawTensor(name: "keys", dtype: .f32, shape: [M, N],
                                      bytes: UnsafeRawBufferPointer(start: keyBuf.pointer, count: M * N * 4), owner: keyBuf)]
+            if featureSize > 0 {
+                let F = featureSize
+                let fBuf = FloatBuffer(count: M * F)
+                fBuf.pointer.update(from: features, count: M * F)
+                tensors.append(RawTensor(name: "features", dtype: .f32, shape: [M, F],
+                                         bytes: UnsafeRawBufferPointer(start: fBuf.pointer, count: M * F * 4), owner: fBuf))
+            }
             for t in MambaTensor.allCases {
                 tensors.append(RawTensor(name: "mixer." + t.hfName, dtype: .f32, shape: t.shape(mixerConfig),
                                          bytes: UnsafeRawBufferPointer(weights.buffer(t)), owner: weights))
@@ -47,6 +57,7 @@ extension EpisodicMemory {
                 w.field("input_size", inputSize); w.field("state_size", config.stateSize)
                 w.field("max_entries", config.maxEntries); w.field("max_tokens", config.maxTokens)
                 w.field("seed", String(config.seed)); w.field("count", M); w.field("next_id", String(nextId))
+                if featureSize > 0 { w.field("feature_size", featureSize); w.field("features_for", featureSource) }
                 MemoryFiles.describe(w, "data", file: dataName, dataInfo)
                 MemoryFiles.describe(w, "entries", file: entriesName, entriesInfo)
             }
@@ -81,6 +92,18 @@ extension EpisodicMemory {
         var keys = [Float](repeating: 0, count: count * stateSize)
         if count > 0 { try keys.withUnsafeMutableBytes { try file.copy("keys", dtype: .f32, count: count * stateSize, to: $0.baseAddress!) } }
         guard keys.allSatisfy(\.isFinite) else { throw HMSTError.badFormat("\(dataPath): keys are not finite") }
+        var featureSize = 0, featureSource = "", features: [Float] = []
+        if let f = m["feature_size"], !f.isNull {
+            guard let F = f.int, F >= 1, F <= 1 << 20, let source = m["features_for"]?.string else {
+                throw bad("feature_size must be a positive integer with features_for a string")
+            }
+            featureSize = F
+            featureSource = source
+            features = [Float](repeating: 0, count: count * F)
+            if count > 0 { try features.withUnsafeMutableBytes { try file.copy("features", dtype: .f32, count: count * F, to: $0.baseAddress!) } }
+            // NaN rows are entries without features; infinities are corruption
+            guard !features.contains(where: \.isInfinite) else { throw HMSTError.badFormat("\(dataPath): features are not finite") }
+        }
         var entries: [EpisodicEntry] = []
         let text = try FileIO.readText(entriesPath)
         for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: true).enumerated() {
@@ -106,6 +129,9 @@ extension EpisodicMemory {
             memory.entries = entries
             memory.keys = keys
             memory.nextId = nextId
+            memory.features = features
+            memory.featureSize = featureSize
+            memory.featureSource = featureSource
         }
         try memory.lock.withLock { _ in
             for e in entries { try memory.lexical.insert(id: e.id, terms: LexicalTokenizer.terms(e.text)) }

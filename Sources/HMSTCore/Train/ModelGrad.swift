@@ -139,7 +139,7 @@ public final class ModelGrad {
         if let bad = targets.first(where: { $0 < -1 || Int($0) >= d.V }) {
             throw HMSTError.invalidArgument("target \(bad) is neither -1 (masked) nor in the vocabulary 0 ..< \(d.V)")
         }
-        if let injected { try injected.validate(C: d.C, limit: B * T) }
+        if let injected { try injected.validate(C: d.C, limit: B * T, vocabulary: d.V) }
         let s = try buffers(B: B, T: T)
         s.inputs.pointer.update(from: inputs, count: B * T)
         s.targets.pointer.update(from: targets, count: B * T)
@@ -202,7 +202,8 @@ public final class ModelGrad {
             if copyStep?.N != N { copyStep = CopyHeadStep(head: head, N: N) }
             copy = copyStep
             let added = copy?.run(xn: s.xnF.pointer, inputs: s.inputs.pointer, targets: s.targets.pointer, probs: s.logits.pointer,
-                                  B: s.shape.B, T: s.shape.T, V: V, scale: 1 / Float(max(1, count)), backward: backward) ?? 0
+                                  B: s.shape.B, T: s.shape.T, V: V, scale: 1 / Float(max(1, count)), backward: backward,
+                                  copyTokens: injected?.copySources ?? [:]) ?? 0
             ce += added / Double(max(1, count))
         }
         s.dAllRouter.pointer.update(repeating: 0, count: s.dAllRouter.count)

@@ -1,8 +1,8 @@
 // EpisodicSoftTraining: Stage 2's episodic soft-token condition (issue 11). For a batch of
 // SoftMemoryExamples: each memory text -> the model's final-norm hidden states (a forward-only
-// step over the current parameters, gradient stopped there) -> the episodic SSM -> the pooled
-// unit key -> K soft embeddings (EpisodicSoftTokens), injected at the placeholders of the
-// ModelGrad step; after its backward, dL/d(injected rows) flows back through the projection and
+// step over the current parameters, gradient stopped there) -> the episodic SSM -> the state's
+// features (its readouts, or the pooled unit key) -> K soft embeddings (EpisodicSoftTokens),
+// injected at the placeholders of the ModelGrad step; after its backward, dL/d(injected rows) flows back through the projection and
 // the SSM (MambaMixer.backward with dState). The optimizer is a companion of the Stage 2
 // OptimizerStep (its own AdamW, same schedule, own clipping).
 // Held-out evaluation in the same layout: state_oracle (the gold fact alone, as soft tokens) and
@@ -106,10 +106,10 @@ public final class EpisodicSoftTraining {
         return out
     }
 
-    /// What a batch's soft memories leave for backward: per memory, its key, trace and the rows
-    /// of the injection that hold its K tokens.
+    /// What a batch's soft memories leave for backward: per memory, its features, trace and the
+    /// rows of the injection that hold its K tokens.
     public struct Pending {
-        var keys: [[Float]] = []
+        var features: [[Float]] = []
         var traces: [EpisodicSoftTokens.Trace] = []
         var firstRow: [Int] = []
         /// per memory, the readout loss's gradient [K·C] (empty without it)
@@ -140,12 +140,12 @@ public final class EpisodicSoftTraining {
         values.reserveCapacity(texts.count * K * C)
         let readoutOn = trace && readoutWeight > 0
         for j in order {
-            let (key, tr) = try softTokens.encode(hidden: hidden[j], trace: trace)
+            let (_, features, tr) = try softTokens.encode(hidden: hidden[j], trace: trace)
             pending.firstRow.append(positions.count)
-            let rows = try softTokens.project(key: key)
+            let rows = try softTokens.project(features: features)
             values += rows
             positions += (0..<K).map { at[j] + $0 }
-            if let tr { pending.keys.append(key); pending.traces.append(tr) }
+            if let tr { pending.features.append(features); pending.traces.append(tr) }
             if readoutOn {
                 var g = [Float](repeating: 0, count: K * C)
                 if let targets = valueTokens[texts[j]] {
@@ -154,7 +154,16 @@ public final class EpisodicSoftTraining {
                 pending.readoutGrad.append(g)
             }
         }
-        return (InjectedEmbeddings(positions: positions, rows: values), pending)
+        var copy: [Int32] = []
+        if softTokens.copySources {
+            // logits[P, V] = rows[P, C] · headᵀ: each row's copy token is its argmax
+            let P = positions.count
+            copy = EpisodicSoftTokens.copyTokens(rows: P, V: V) { out in
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(P), Int32(V), Int32(C), 1, values, Int32(C), head, Int32(C),
+                            0, out, Int32(V))
+            }
+        }
+        return (InjectedEmbeddings(positions: positions, rows: values, copyTokens: copy), pending)
     }
 
     /// Back-propagates dL/d(injected rows) [P, C] (ModelGrad.injectedGradient) into the
@@ -166,8 +175,39 @@ public final class EpisodicSoftTraining {
             guard hi <= g.count else { throw HMSTError(.internal, "episodic soft tokens: the injected gradient is too short") }
             var d = Array(g[lo..<hi])
             if i < pending.readoutGrad.count { for c in 0..<d.count { d[c] += pending.readoutGrad[i][c] } }
-            try softTokens.backward(dSoft: d, key: pending.keys[i], trace: pending.traces[i])
+            try softTokens.backward(dSoft: d, features: pending.features[i], trace: pending.traces[i])
         }
+    }
+
+    /// The share of the questions' facts (each counted once) whose soft rows, read by the LM
+    /// head, name their value's first token (row 0) and, over facts whose value has more than one
+    /// token, its second (row 1; nil when K is 1 or no value has two tokens).
+    public func readoutAccuracy(curriculum: MemoryCurriculum, questions: [FactQuestion]) throws -> (first: Double, second: Double?) {
+        var seen = Set<String>(), texts: [String] = [], values: [[Int32]] = []
+        for q in questions {
+            let f = curriculum.corpus.fact(of: q)
+            guard seen.insert(f.text).inserted else { continue }
+            texts.append(f.text)
+            values.append(tokenizer.encode(" " + f.value))
+        }
+        guard !texts.isEmpty else { throw HMSTError.invalidArgument("no facts to read out") }
+        let hidden = try hiddenStates(texts)
+        let C = softTokens.C
+        var first = 0, second = 0, withSecond = 0
+        for (h, value) in zip(hidden, values) {
+            let rows = try softTokens.project(features: try softTokens.encode(hidden: h).features)
+            let P = min(softTokens.K, 2)
+            let named = EpisodicSoftTokens.copyTokens(rows: P, V: V) { out in
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(P), Int32(V), Int32(C), 1, rows, Int32(C), head, Int32(C),
+                            0, out, Int32(V))
+            }
+            if let v0 = value.first, named[0] == v0 { first += 1 }
+            if value.count >= 2, P >= 2 {
+                withSecond += 1
+                if named[1] == value[1] { second += 1 }
+            }
+        }
+        return (Double(first) / Double(texts.count), withSecond > 0 ? Double(second) / Double(withSecond) : nil)
     }
 
     /// Held-out answer NLL with memories as soft tokens only: "state_oracle" (the gold fact

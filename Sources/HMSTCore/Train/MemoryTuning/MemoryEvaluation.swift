@@ -20,6 +20,9 @@ public struct MemoryEvaluation: Sendable {
     /// with episodic soft tokens (EpisodicSoftTraining.evaluate): "state_oracle", "state_on"
     public var softNLL: [String: Double] = [:]
     public var softExactMatch: [String: Double] = [:]
+    /// share of held-out facts whose first soft row names the value's first token (and second
+    /// row its second), EpisodicSoftTraining.readoutAccuracy
+    public var softReadout: (first: Double, second: Double?)? = nil
     public init() {}
 }
 

@@ -47,6 +47,10 @@ public struct MemoryTrainerOptions: Sendable {
     /// EpisodicSoftTokens.swift). A checkpoint that already has them keeps training them (K
     /// must then be 0 or theirs).
     public var episodicSoftTokens = 0
+    /// what fresh soft tokens read of the SSM state (a checkpoint's keep theirs)
+    public var episodicSoftInput = EpisodicSoftTokens.Input.stateReadout
+    /// with a copy head, fresh soft tokens carry copy tokens (EpisodicSoftTokens' copy path)
+    public var episodicCopySources = true
     /// share of memory examples whose memories are given only as episodic soft tokens
     public var episodicFraction = 0.25
     /// the soft tokens' (projection and SSM) peak learning rate (nil: learningRate); same schedule
@@ -208,7 +212,9 @@ public final class MemoryTrainer {
         }
         if soft == nil && options.episodicSoftTokens > 0 {
             soft = try EpisodicSoftTokens.initialised(C: params.config.hiddenSize, K: options.episodicSoftTokens,
-                                                      scale: EpisodicSoftTraining.embeddingRMS(params), seed: options.seed ^ 0x50f7)
+                                                      input: options.episodicSoftInput, scale: EpisodicSoftTraining.embeddingRMS(params),
+                                                      seed: options.seed ^ 0x50f7)
+            soft?.copySources = options.episodicCopySources && head != nil
         }
         if let soft {
             guard options.dataParallel.size == 1 else {
@@ -335,6 +341,7 @@ public final class MemoryTrainer {
         if let ep = episodic {
             (e.softNLL, e.softExactMatch) = try ep.evaluate(grad: grad, curriculum: curriculum, questions: heldOutQuestions,
                                                             B: options.batchSize, T: memoryT)
+            e.softReadout = try ep.readoutAccuracy(curriculum: curriculum, questions: heldOutQuestions)
         }
         return e
     }
@@ -433,6 +440,10 @@ public final class MemoryTrainer {
                 for (name, v) in e.softNLL.sorted(by: { $0.key < $1.key }) {
                     w.field("answer_nll_\(name)", v)
                     w.field("exact_match_\(name)", e.softExactMatch[name] ?? 0)
+                }
+                if let r = e.softReadout {
+                    w.field("state_readout_first", r.first)
+                    if let s = r.second { w.field("state_readout_second", s) }
                 }
                 w.field("eval_questions", e.questions)
             }
