@@ -61,6 +61,9 @@ struct TrainMemoryCommand: ParsableCommand {
     @Flag(name: .customLong("no-episodic-copy"),
           help: "Fresh soft tokens without the copy path (by default, with a copy head, each soft row names a token through the LM head that the copy head may copy).")
     var noEpisodicCopy = false
+    @Option(name: .customLong("episodic-pretrain-steps"),
+            help: "Before Stage 2, train fresh soft tokens alone for this many steps (16 facts each, every fact not held out) to name their fact's value through the LM head.")
+    var episodicPretrainSteps = 0
     @Option(name: .customLong("episodic-fraction"), help: "Share of memory examples whose memories are given only as episodic soft tokens.")
     var episodicFraction = 0.25
     @Option(name: .customLong("episodic-learning-rate"), help: "Peak learning rate of the soft-token projection and SSM (default: --learning-rate); same schedule.")
@@ -115,6 +118,7 @@ struct TrainMemoryCommand: ParsableCommand {
             }
             o.episodicSoftInput = input
             o.episodicCopySources = !noEpisodicCopy
+            o.episodicPretrainSteps = episodicPretrainSteps
             o.episodicFraction = episodicFraction
             o.episodicLearningRate = episodicLearningRate
             o.episodicReconstruction = episodicReconstruction
@@ -124,6 +128,15 @@ struct TrainMemoryCommand: ParsableCommand {
             if let resume {
                 try trainer.resume(from: resume)
                 printLeader(dp, "resumed from \(resume) at step \(trainer.step)")
+            }
+            if resume == nil, episodicPretrainSteps > 0, let ep = trainer.episodic {
+                let t0 = Clock.nowMs()
+                _ = try trainer.pretrainEpisodicReadout { step, loss in
+                    printLeader(dp, String(format: "episodic read-out pre-training %d/%d  loss %.4f", step, episodicPretrainSteps, loss))
+                }
+                let r = try ep.readoutAccuracy(curriculum: trainer.curriculum, questions: trainer.heldOutQuestions)
+                printLeader(dp, String(format: "episodic read-out pre-training done in %.0f s: held-out facts named by row 0: %.2f",
+                                       (Clock.nowMs() - t0) / 1000, r.first) + (r.second.map { String(format: ", row 1: %.2f", $0) } ?? ""))
             }
             signal(SIGINT) { _ in trainInterrupted = 1 }
             printLeader(dp, "stage 2 on \(corpus.facts.count) facts, \(trainer.curriculum.trainQuestions.count) training and "

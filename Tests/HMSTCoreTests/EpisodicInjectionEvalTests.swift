@@ -106,7 +106,9 @@ final class EpisodicInjectionEvalTests: XCTestCase {
             // what the memory stored is what the soft tokens read of the text's state
             let enc = try model.encode(text: facts[2], maxTokens: EpisodicMemoryConfig().maxTokens)
             let entry = try XCTUnwrap(ep.allEntries().first { $0.text == facts[2] })
-            let stored = try ep.softFeatures(id: entry.id, for: soft), fresh = try soft.encode(hidden: enc.encoding.hidden).features
+            let x = try soft.mixerInput(hidden: enc.encoding.hidden, tokens: enc.tokens, embedding: model.decoder.weights.embed)
+            XCTAssertNotEqual(x, enc.encoding.hidden, "the readout's mixer reads the embeddings too")
+            let stored = try ep.softFeatures(id: entry.id, for: soft), fresh = try soft.encode(hidden: x).features
             for (a, b) in zip(stored, fresh) { XCTAssertEqual(a, b, accuracy: 1e-4) }
             // an entry added from a precomputed key has no state to inject
             let id = try ep.add(key: try ep.key(id: entry.id), text: "a key without a state")

@@ -237,6 +237,38 @@ final class EpisodicSoftTokensTests: XCTestCase {
         }
     }
 
+    /// A state_readout set stores its embedding scale and copy flag, and its mixer reads the
+    /// hidden states plus the scaled embeddings (pooled sets read the hidden states alone).
+    func testStateReadoutDescriptionAndMixerInput() throws {
+        let dir = NSTemporaryDirectory() + "hmst-soft-\(UUID().uuidString)"
+        defer { _ = try? FileManager.default.removeItem(atPath: dir) }
+        try FileIO.makeDirectories(dir)
+        let s = try EpisodicSoftTokens.initialised(C: 8, N: 4, K: 2, input: .stateReadout, scale: 0.25, seed: 3)
+        XCTAssertEqual(s.embeddingScale, 4)
+        s.copySources = true
+        try s.save(checkpoint: dir)
+        let back = try XCTUnwrap(try EpisodicSoftTokens.load(checkpoint: dir, dims: config.dims))
+        XCTAssertEqual(back.input, .stateReadout)
+        XCTAssertEqual(back.embeddingScale, 4)
+        XCTAssertTrue(back.copySources)
+        XCTAssertEqual(back.featureCount, 2 * back.Di)
+        let hidden = randomRows(2 * 8, seed: 1)
+        let x = try back.mixerInput(hidden: hidden, tokens: [3, 5]) { id, row in
+            for c in 0..<8 { row[c] = Float(id) + Float(c) / 10 }
+        }
+        for t in 0..<2 { for c in 0..<8 { XCTAssertEqual(x[t * 8 + c], hidden[t * 8 + c] + 4 * (Float([3, 5][t]) + Float(c) / 10), accuracy: 1e-5) } }
+        XCTAssertThrowsError(try back.mixerInput(hidden: hidden, tokens: [3]) { _, _ in })
+        let pooled = try makeSoft()
+        XCTAssertEqual(try pooled.mixerInput(hidden: hidden, tokens: [3, 5]) { _, _ in XCTFail("pooled sets read no embeddings") }, hidden)
+        // a readout description without its scale is refused
+        let jsonPath = dir + "/" + EpisodicSoftTokens.configName
+        let text = try FileIO.readText(jsonPath)
+        try FileIO.writeAtomically(jsonPath, text: text.replacingOccurrences(of: #""embedding_scale":4.0,"#, with: ""))
+        XCTAssertThrowsError(try EpisodicSoftTokens.load(checkpoint: dir, dims: config.dims)) {
+            XCTAssertTrue(($0 as? HMSTError)?.message.contains("embedding_scale") ?? false, "\($0)")
+        }
+    }
+
     /// The key is EpisodicMemory's key for the same mixer weights (what a memory stores).
     func testKeyIsTheEpisodicMemorysKey() throws {
         let s = try makeSoft()

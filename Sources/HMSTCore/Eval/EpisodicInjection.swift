@@ -28,7 +28,8 @@ extension Evaluator {
         case .oracle:
             return try item.memory.map { text in
                 let enc = try model.encode(text: text, maxTokens: EpisodicMemoryConfig().maxTokens)
-                return .soft(features: try soft.encode(hidden: enc.encoding.hidden).features, text: text)
+                let x = try soft.mixerInput(hidden: enc.encoding.hidden, tokens: enc.tokens, embedding: model.decoder.weights.embed)
+                return .soft(features: try soft.encode(hidden: x).features, text: text)
             }
         case .on, .deleted:
             guard let r = retriever as? MemoryStoreRetriever else {

@@ -12,6 +12,8 @@ public struct TextEncoding: Sendable {
     public var surprise: Double
     /// [T-1]: log p(token[t+1] | tokens[...t]) under the model, nats
     public var nextTokenLogProbs: [Double] = []
+    /// [T] the tokens encoded
+    public var tokens: [Int32] = []
 }
 
 extension Session {
@@ -52,7 +54,7 @@ extension Session {
         history += tokens
         logitsRows = 0
         return TextEncoding(hidden: hidden, T: tokens.count, C: C, surprise: tokens.count > 1 ? nll / Double(tokens.count - 1) : 0,
-                            nextTokenLogProbs: logProbs)
+                            nextTokenLogProbs: logProbs, tokens: tokens)
     }
 }
 

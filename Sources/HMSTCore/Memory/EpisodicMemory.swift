@@ -10,7 +10,9 @@
 // A memory made for a model whose soft tokens read the whole state (EpisodicSoftTokens,
 // state_readout) also keeps each entry's state features [F] beside its key, so a retrieved entry
 // can be injected as soft tokens without its text being encoded again; it records which soft
-// tokens made them (their weights' hash) and refuses another's.
+// tokens made them (their weights' hash) and refuses another's. Its mixer then reads what those
+// soft tokens' mixer reads (EpisodicSoftTokens.mixerInput: hidden states plus embeddings), for
+// keys and features alike.
 import CBLAS
 
 public struct EpisodicMemoryConfig: Sendable, Equatable {
@@ -208,20 +210,23 @@ public final class EpisodicMemory: @unchecked Sendable {
     /// next-token loss over them; the state features when this memory keeps them.
     func encode(text: String, model: LanguageModel) throws -> (key: [Float], tokens: [Int32], surprise: Double, features: [Float]?) {
         let tokens = try model.tokens(text: text, limit: config.maxTokens)
+        let soft = try featureSoftTokens(model)
         var state = MambaState(config: mixerConfig)
         var nll = 0.0, predicted = 0
         try model.encodeWindows(tokens: tokens) { enc in
-            try scan(enc.hidden, state: &state)
+            try scan(try soft?.mixerInput(hidden: enc.hidden, tokens: enc.tokens, embedding: model.decoder.weights.embed) ?? enc.hidden,
+                     state: &state)
             nll += enc.surprise * Double(enc.T - 1)
             predicted += enc.T - 1
         }
         return (try EpisodicMemory.unit(state.pooled(), "SSM state"), tokens, predicted > 0 ? nll / Double(predicted) : 0,
-                try stateFeatures(state, model: model))
+                try soft?.features(of: state))
     }
 
-    /// The features of a final state for the model's soft tokens, when this memory keeps them
-    /// (nil otherwise); refuses soft tokens other than the ones the memory's features are for.
-    private func stateFeatures(_ state: MambaState, model: LanguageModel) throws -> [Float]? {
+    /// The model's soft tokens when this memory keeps state features for them (their mixer
+    /// reads what they read, and the features are theirs), nil when it keeps keys only; refuses
+    /// soft tokens other than the ones the memory's features are for.
+    private func featureSoftTokens(_ model: LanguageModel) throws -> EpisodicSoftTokens? {
         guard featureSize > 0 else { return nil }
         guard let soft = model.episodicSoftTokens, soft.input == .stateReadout, soft.featureCount == featureSize else {
             throw HMSTError.invalidArgument("this episodic memory keeps state features for trained soft tokens the model does not have: "
@@ -235,7 +240,7 @@ public final class EpisodicMemory: @unchecked Sendable {
             }
             lock.withLock { _ in checkedSoft = ObjectIdentifier(soft) }
         }
-        return try soft.features(of: state)
+        return soft
     }
 
     static func unit(_ v: [Float], _ what: String) throws -> [Float] {

@@ -21,6 +21,8 @@ public final class EpisodicSoftTraining {
     public var readoutWeight: Float = 0
     var valueTokens: [String: [Int32]] = [:]
     let head: UnsafeMutablePointer<Float>
+    /// the input embeddings [V, C]
+    let embed: UnsafeMutablePointer<Float>
     let V: Int
     static let factRows = 16, factTokens = 32
 
@@ -31,6 +33,7 @@ public final class EpisodicSoftTraining {
         self.tokenizer = tokenizer
         factGrad = ModelGrad(params: params, options: options)
         optimizer = AdamW(params: softTokens, config: adam)
+        embed = params.value("model.embed_tokens.weight")
         head = params.value(params.config.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight")
         V = params.config.vocabSize
     }
@@ -81,8 +84,9 @@ public final class EpisodicSoftTraining {
         return Float((ss / Double(max(1, n))).squareRoot())
     }
 
-    /// Final-norm hidden states [T, C] of each text under the current parameters (the last
-    /// factTokens tokens of a longer text, as EpisodicMemory keeps the most recent ones).
+    /// What the mixer reads of each text under the current parameters (EpisodicSoftTokens.
+    /// mixerInput: its final-norm hidden states [T, C], with the input embeddings for
+    /// state_readout), over the last factTokens tokens of a longer text.
     public func hiddenStates(_ texts: [String]) throws -> [[Float]] {
         let R = EpisodicSoftTraining.factRows, Tf = EpisodicSoftTraining.factTokens, C = softTokens.C
         let pad = tokenizer.eosId ?? 0
@@ -100,6 +104,9 @@ public final class EpisodicSoftTraining {
             _ = try factGrad.step(inputs: inputs, targets: [Int32](repeating: -1, count: R * Tf), B: R, T: Tf, backward: false)
             factGrad.withLastHiddenStates { h, _, _ in
                 for (b, t) in chunk.enumerated() { out.append(Array(UnsafeBufferPointer(start: h + b * Tf * C, count: t.count * C))) }
+            }
+            for (b, t) in chunk.enumerated() {
+                out[i + b] = try softTokens.mixerInput(hidden: out[i + b], tokens: t) { id, row in row.update(from: embed + Int(id) * C, count: C) }
             }
             i += R
         }
@@ -177,6 +184,53 @@ public final class EpisodicSoftTraining {
             if i < pending.readoutGrad.count { for c in 0..<d.count { d[c] += pending.readoutGrad[i][c] } }
             try softTokens.backward(dSoft: d, features: pending.features[i], trace: pending.traces[i])
         }
+    }
+
+    /// Read-out pre-training, before Stage 2 (the model is only read): `steps` AdamW steps of
+    /// the soft tokens alone on the read-out loss (row k of a fact's soft tokens, read by the LM
+    /// head, names the k-th token of its value) over `facts` (callers leave out the held-out
+    /// ones), `batch` facts a step, learning rate cosine from lr to lr/10, clipped at norm 1.
+    /// The SSM learns which of a fact's tokens to keep from thousands of facts instead of the
+    /// few hundred a short Stage 2 gives it as soft examples. Returns the mean loss of each
+    /// tenth of the steps.
+    public func pretrainReadout(facts: [TuningFact], steps: Int, batch: Int = 16, lr: Float,
+                                adam: AdamWConfig, seed: UInt64, progress: ((Int, Double) -> Void)? = nil) throws -> [Double] {
+        guard steps >= 0, batch >= 1 else { throw HMSTError.invalidArgument("read-out pre-training: steps \(steps) and batch \(batch)") }
+        guard steps > 0 else { return [] }
+        let usable = facts.map { ($0.text, tokenizer.encode(" " + $0.value)) }.filter { !$0.1.isEmpty }
+        guard !usable.isEmpty else { throw HMSTError.invalidArgument("read-out pre-training: no facts with a value to read out") }
+        let opt = AdamW(params: softTokens, config: adam)
+        var rng = RNG(seed: seed)
+        let K = softTokens.K, C = softTokens.C
+        var tenths: [Double] = [], sum = 0.0, n = 0
+        let keep = readoutWeight
+        readoutWeight = 1
+        defer { readoutWeight = keep }
+        for step in 0..<steps {
+            let chosen = (0..<batch).map { _ in usable[Int(rng.next() % UInt64(usable.count))] }
+            let hidden = try hiddenStates(chosen.map(\.0))
+            softTokens.zeroGrads()
+            var loss = 0.0
+            for (h, (_, value)) in zip(hidden, chosen) {
+                let (_, features, trace) = try softTokens.encode(hidden: h, trace: true)
+                let rows = try softTokens.project(features: features)
+                var d = [Float](repeating: 0, count: K * C)
+                loss += readout(rows: rows[...], targets: value, count: batch, into: &d) / Double(batch)
+                guard let trace else { continue }
+                try softTokens.backward(dSoft: d, features: features, trace: trace)
+            }
+            let norm = GradClip.norm(softTokens)
+            guard norm.isFinite else { throw HMSTError(.internal, "read-out pre-training diverged at step \(step) (gradient norm \(norm))") }
+            let cosine = 0.5 * (1 + cos(Double.pi * Double(step) / Double(max(1, steps - 1))))
+            opt.update(lr: lr * Float(0.1 + 0.9 * cosine), gradScale: GradClip.scale(norm: norm, maxNorm: 1))
+            sum += loss; n += 1
+            if (step + 1) * 10 / steps > tenths.count || step == steps - 1 {
+                tenths.append(sum / Double(max(1, n)))
+                progress?(step + 1, sum / Double(max(1, n)))
+                sum = 0; n = 0
+            }
+        }
+        return tenths
     }
 
     /// The share of the questions' facts (each counted once) whose soft rows, read by the LM

@@ -51,6 +51,9 @@ public struct MemoryTrainerOptions: Sendable {
     public var episodicSoftInput = EpisodicSoftTokens.Input.stateReadout
     /// with a copy head, fresh soft tokens carry copy tokens (EpisodicSoftTokens' copy path)
     public var episodicCopySources = true
+    /// read-out pre-training steps of fresh soft tokens before Stage 2 (EpisodicSoftTraining.
+    /// pretrainReadout, over every fact that is not held out; 0: none)
+    public var episodicPretrainSteps = 0
     /// share of memory examples whose memories are given only as episodic soft tokens
     public var episodicFraction = 0.25
     /// the soft tokens' (projection and SSM) peak learning rate (nil: learningRate); same schedule
@@ -84,6 +87,7 @@ public struct MemoryTrainerOptions: Sendable {
             throw HMSTError.invalidArgument("the episodic soft-token fraction must be in [0, 1], not \(episodicFraction)")
         }
         if let r = episodicLearningRate, !(r > 0 && r.isFinite) { throw HMSTError.invalidArgument("the episodic soft tokens' learning rate must be > 0") }
+        guard episodicPretrainSteps >= 0 else { throw HMSTError.invalidArgument("episodic read-out pre-training steps must be >= 0") }
         guard episodicReadout >= 0, episodicReadout.isFinite else {
             throw HMSTError.invalidArgument("the episodic readout weight must be >= 0, not \(episodicReadout)")
         }
@@ -383,6 +387,16 @@ public final class MemoryTrainer {
     /// Runs (or continues, after resume) to options.steps; progress returns false to stop early
     /// (final/ is still saved with the state to resume from). Returns the last evaluation.
     @discardableResult
+    /// The soft tokens' read-out pre-training (options.episodicPretrainSteps) over every fact
+    /// that is not held out; for a fresh start, before run. The mean loss per tenth of it.
+    public func pretrainEpisodicReadout(progress: ((Int, Double) -> Void)? = nil) throws -> [Double] {
+        guard let ep = episodic, options.episodicPretrainSteps > 0 else { return [] }
+        let facts = curriculum.corpus.facts.filter { $0.split != "heldout" }
+        return try ep.pretrainReadout(facts: facts, steps: options.episodicPretrainSteps,
+                                      lr: options.episodicLearningRate ?? options.learningRate, adam: options.adam,
+                                      seed: options.seed ^ 0x9e70, progress: progress)
+    }
+
     public func run(progress: (MemoryTrainerProgress) -> Bool = { _ in true }) throws -> MemoryEvaluation? {
         let total = options.steps
         let leader = dataParallel.isLeader
