@@ -936,13 +936,27 @@ struct hmst_memory_trainer_params {
     float copy_head_learning_rate;  /* default 0: learning_rate; the copy head's peak rate, same schedule */
     /* appended in 0.1 (issue 11; an older struct_size means 0, 0.25, 0): */
     int32_t episodic_soft_tokens;   /* default 0: none; K in 1 ... 8: train the episodic tier's soft tokens, K
-                                       embeddings per memory projected from its SSM state (the pooled unit
-                                       key), with the SSM; a share episodic_fraction of the memory examples
-                                       gives its memories only that way. Saved as episodic_soft_tokens.*;
-                                       a checkpoint that has them keeps training them. Not with data_parallel. */
+                                       embeddings per memory projected from its SSM state (see
+                                       episodic_soft_input), with the SSM; a share episodic_fraction of the
+                                       memory examples gives its memories only that way. Saved as
+                                       episodic_soft_tokens.*; a checkpoint that has them keeps training them.
+                                       Not with data_parallel. */
     float episodic_fraction;        /* default 0.25, in [0, 1] */
     float episodic_learning_rate;   /* default 0: learning_rate; the soft tokens' peak rate, same schedule */
+    /* appended in 0.1 (issue 11, reading the whole state; an older struct_size means the defaults): */
+    int32_t episodic_soft_input;    /* what fresh soft tokens read of the SSM state: HMST_EPISODIC_STATE_READOUT
+                                       (default: K learned readouts of the whole state, whose mixer reads
+                                       hidden states plus embeddings; an episodic memory made for the model
+                                       stores them per entry) or HMST_EPISODIC_POOLED_KEY (the retrieval key) */
+    bool episodic_copy;             /* default true: with a copy head, each soft row names a token through
+                                       the LM head that the copy head may copy */
+    int32_t episodic_pretrain_steps;/* read-out pre-training of fresh soft tokens before the first step
+                                       (16 facts a step, every fact not held out; 0: none) */
+    float episodic_readout;         /* weight of the read-out loss in Stage 2 (soft row k, read by the LM head,
+                                       names the k-th token of its fact's value; 0: none) */
 };
+#define HMST_EPISODIC_STATE_READOUT 0
+#define HMST_EPISODIC_POOLED_KEY 1
 
 /* Thread-safe. */
 HMST_API struct hmst_memory_trainer_params hmst_memory_trainer_default_params(void);

@@ -47,6 +47,10 @@ public func hmst_memory_trainer_default_params() -> hmst_memory_trainer_params {
     p.episodic_soft_tokens = Int32(d.episodicSoftTokens)
     p.episodic_fraction = Float(d.episodicFraction)
     p.episodic_learning_rate = d.episodicLearningRate ?? 0
+    p.episodic_soft_input = d.episodicSoftInput == .stateReadout ? 0 : 1
+    p.episodic_copy = d.episodicCopySources
+    p.episodic_pretrain_steps = Int32(d.episodicPretrainSteps)
+    p.episodic_readout = d.episodicReadout
     return p
 }
 
@@ -103,6 +107,19 @@ public func hmst_memory_trainer_create(_ params: UnsafePointer<hmst_memory_train
             throw HMSTError.invalidArgument("params->episodic_learning_rate must be >= 0 (0: learning_rate)")
         }
         o.episodicLearningRate = p.episodic_learning_rate > 0 ? p.episodic_learning_rate : nil
+        switch p.episodic_soft_input {
+        case 0: o.episodicSoftInput = .stateReadout
+        case 1: o.episodicSoftInput = .pooledKey
+        default:
+            throw HMSTError.invalidArgument("params->episodic_soft_input = \(p.episodic_soft_input) is neither HMST_EPISODIC_STATE_READOUT (0) "
+                                            + "nor HMST_EPISODIC_POOLED_KEY (1)")
+        }
+        o.episodicCopySources = p.episodic_copy
+        o.episodicPretrainSteps = try positive(p.episodic_pretrain_steps, "episodic_pretrain_steps", allowZero: true)
+        guard p.episodic_readout.isFinite, p.episodic_readout >= 0 else {
+            throw HMSTError.invalidArgument("params->episodic_readout = \(p.episodic_readout) must be >= 0")
+        }
+        o.episodicReadout = p.episodic_readout
         if o.lmFraction > 0 && p.train_data == nil {
             throw HMSTError.invalidArgument("params->train_data is NULL but lm_fraction is \(o.lmFraction): give the pre-training data or set lm_fraction to 0")
         }

@@ -129,7 +129,7 @@ struct TrainMemoryCommand: ParsableCommand {
                 try trainer.resume(from: resume)
                 printLeader(dp, "resumed from \(resume) at step \(trainer.step)")
             }
-            if resume == nil, episodicPretrainSteps > 0, let ep = trainer.episodic {
+            if trainer.episodicPretrainPending, let ep = trainer.episodic {
                 let t0 = Clock.nowMs()
                 _ = try trainer.pretrainEpisodicReadout { step, loss in
                     printLeader(dp, String(format: "episodic read-out pre-training %d/%d  loss %.4f", step, episodicPretrainSteps, loss))

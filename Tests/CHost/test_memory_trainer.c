@@ -166,6 +166,8 @@ int main(void) {
     /* episodic soft tokens (issue 11): trained, saved beside the model, loaded with it */
     struct hmst_memory_trainer_params dp = hmst_memory_trainer_default_params();
     CHECK(dp.episodic_soft_tokens == 0 && dp.episodic_fraction == 0.25f && dp.episodic_learning_rate == 0.0f);
+    CHECK(dp.episodic_soft_input == HMST_EPISODIC_STATE_READOUT && dp.episodic_copy);
+    CHECK(dp.episodic_pretrain_steps >= 0 && dp.episodic_readout >= 0.0f);
     p.output_dir = OUT "/soft";
     p.episodic_soft_tokens = 9;
     CHECK_STATUS(hmst_memory_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
@@ -175,6 +177,15 @@ int main(void) {
     CHECK_STATUS(hmst_memory_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
     CHECK(strstr(hmst_last_error(), "episodic_fraction") != NULL);
     p.episodic_fraction = 0.5f;
+    p.episodic_soft_input = 7;
+    CHECK_STATUS(hmst_memory_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(hmst_last_error(), "episodic_soft_input") != NULL);
+    p.episodic_soft_input = HMST_EPISODIC_STATE_READOUT;
+    p.episodic_readout = -1.0f;
+    CHECK_STATUS(hmst_memory_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(hmst_last_error(), "episodic_readout") != NULL);
+    p.episodic_readout = 1.0f;
+    p.episodic_pretrain_steps = 2;
     t = NULL;
     CHECK_STATUS(hmst_memory_trainer_create(&p, &t), HMST_STATUS_OK);
     if (t) {
@@ -183,12 +194,19 @@ int main(void) {
     }
     FILE *sf = fopen(OUT "/soft/final/episodic_soft_tokens.json", "r");
     CHECK(sf != NULL);
-    if (sf) fclose(sf);
+    if (sf) {
+        char desc[4096] = {0};
+        size_t nd = fread(desc, 1, sizeof desc - 1, sf);
+        CHECK(nd > 0 && strstr(desc, "\"input\":\"state_readout\"") != NULL && strstr(desc, "embedding_scale") != NULL);
+        fclose(sf);
+    }
     m = NULL;
     CHECK_STATUS(hmst_model_load(OUT "/soft/final", NULL, &m), HMST_STATUS_OK);
     hmst_model_free(m);
     p.episodic_soft_tokens = 0;
     p.episodic_fraction = 0.25f;
+    p.episodic_readout = 0.0f;
+    p.episodic_pretrain_steps = 0;
 
     /* garbage and NULL handles */
     CHECK_STATUS(hmst_memory_trainer_step(NULL, &loss, NULL), HMST_STATUS_INVALID_ARGUMENT);

@@ -389,6 +389,10 @@ class MemoryTrainerParams(ctypes.Structure):
         ("episodic_soft_tokens", ctypes.c_int32),
         ("episodic_fraction", ctypes.c_float),
         ("episodic_learning_rate", ctypes.c_float),
+        ("episodic_soft_input", ctypes.c_int32),
+        ("episodic_copy", ctypes.c_bool),
+        ("episodic_pretrain_steps", ctypes.c_int32),
+        ("episodic_readout", ctypes.c_float),
     ]
 
 

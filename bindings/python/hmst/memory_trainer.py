@@ -36,7 +36,8 @@ class MemoryTrainer(_Resource):
                  learning_rate=3e-4, weight_decay=0.1, grad_clip=1.0, lm_fraction=None, seed=0,
                  mixed_precision=False, gradient_checkpointing=False, use_8bit_optimizer=False, data_parallel=None,
                  copy_head_key_size=0, copy_head_learning_rate=0.0,
-                 episodic_soft_tokens=0, episodic_fraction=0.25, episodic_learning_rate=0.0):
+                 episodic_soft_tokens=0, episodic_fraction=0.25, episodic_learning_rate=0.0,
+                 episodic_soft_input=None, episodic_copy=None, episodic_pretrain_steps=None, episodic_readout=None):
         self._h = None
         self._keep = []
         p = _lib.lib.hmst_memory_trainer_default_params()
@@ -61,6 +62,20 @@ class MemoryTrainer(_Resource):
         p.episodic_fraction = float(episodic_fraction)
         p.episodic_learning_rate = float(episodic_learning_rate)
         p.lm_fraction = float(lm_fraction)
+        # the soft tokens' newer options: None keeps the library's default
+        if episodic_soft_input is not None:
+            inputs = {"state_readout": 0, "pooled_unit_key": 1}
+            if episodic_soft_input not in inputs:
+                raise ValueError(f"episodic_soft_input {episodic_soft_input!r}: expected 'state_readout' or 'pooled_unit_key'")
+            p.episodic_soft_input = inputs[episodic_soft_input]
+        if episodic_copy is not None:
+            p.episodic_copy = bool(episodic_copy)
+        if episodic_pretrain_steps is not None:
+            if not isinstance(episodic_pretrain_steps, int) or not 0 <= episodic_pretrain_steps < 2**31:
+                raise TypeError(f"episodic_pretrain_steps must be a non-negative int32, not {episodic_pretrain_steps!r}")
+            p.episodic_pretrain_steps = episodic_pretrain_steps
+        if episodic_readout is not None:
+            p.episodic_readout = float(episodic_readout)
         p.seed = int(seed)
         p.mixed_precision = bool(mixed_precision)
         p.gradient_checkpointing = bool(gradient_checkpointing)

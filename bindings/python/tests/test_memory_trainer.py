@@ -94,7 +94,17 @@ def test_episodic_soft_tokens_are_trained_saved_and_loaded(tmp_path):
     hmst.train_memory(CKPT, facts, out, steps=2, batch_size=2, seq_len=48, k=2, eval_questions=1,
                       episodic_soft_tokens=1, episodic_fraction=1.0, episodic_learning_rate=3e-3)
     desc = json.loads((out / "final" / "episodic_soft_tokens.json").read_text())
-    assert desc["tokens"] == 1 and desc["format"] == "hmst-episodic-soft-tokens" and desc["input"] == "pooled_unit_key"
+    assert desc["tokens"] == 1 and desc["format"] == "hmst-episodic-soft-tokens" and desc["input"] == "state_readout"
+    assert desc["embedding_scale"] > 0
+    # the first version's input, chosen by name; read-out pre-training and loss from Python
+    old = tmp_path / "pooled"
+    hmst.train_memory(CKPT, facts, old, steps=1, batch_size=2, seq_len=48, k=2, eval_questions=1,
+                      episodic_soft_tokens=2, episodic_fraction=1.0, episodic_soft_input="pooled_unit_key",
+                      episodic_pretrain_steps=2, episodic_readout=0.5, episodic_copy=False)
+    desc = json.loads((old / "final" / "episodic_soft_tokens.json").read_text())
+    assert desc["input"] == "pooled_unit_key" and "embedding_scale" not in desc and "copy_sources" not in desc
+    with pytest.raises(ValueError):
+        hmst.MemoryTrainer(CKPT, facts, tmp_path / "y", episodic_soft_tokens=1, episodic_soft_input="whole_state")
     with hmst.Model(out / "final") as m:  # loads with its soft tokens
         assert isinstance(m.generate("<q>b<a>", max_tokens=2, seed=1).text, str)
     with pytest.raises(hmst.HMSTError) as err:

@@ -146,6 +146,9 @@ public final class MemoryTrainer {
     let copyOptimizer: Optimizer?
     /// the episodic soft tokens trained with the model, or nil
     public let episodic: EpisodicSoftTraining?
+    /// fresh soft tokens whose read-out pre-training has not run yet (it runs before the first
+    /// step; resume clears it)
+    public private(set) var episodicPretrainPending = false
     var lmSampler: WindowSampler?
     /// draws the curriculum's examples
     var rng: RNG
@@ -214,7 +217,8 @@ public final class MemoryTrainer {
         if let s = soft, options.episodicSoftTokens > 0, s.K != options.episodicSoftTokens {
             throw HMSTError.invalidArgument("the checkpoint's episodic soft tokens have K = \(s.K), not the \(options.episodicSoftTokens) asked for")
         }
-        if soft == nil && options.episodicSoftTokens > 0 {
+        let freshSoft = soft == nil && options.episodicSoftTokens > 0
+        if freshSoft {
             soft = try EpisodicSoftTokens.initialised(C: params.config.hiddenSize, K: options.episodicSoftTokens,
                                                       input: options.episodicSoftInput, scale: EpisodicSoftTraining.embeddingRMS(params),
                                                       seed: options.seed ^ 0x50f7)
@@ -227,6 +231,7 @@ public final class MemoryTrainer {
             let ep = try EpisodicSoftTraining(softTokens: soft, params: params, tokenizer: tokenizer, options: go, adam: options.adam)
             ep.enableReadout(weight: options.episodicReadout, corpus: facts)
             episodic = ep
+            episodicPretrainPending = freshSoft && options.episodicPretrainSteps > 0
         } else {
             episodic = nil
         }
@@ -257,8 +262,10 @@ public final class MemoryTrainer {
         return f > 0 && Int((Double(step + 1) * f).rounded(.down)) > Int((Double(step) * f).rounded(.down))
     }
 
-    /// One optimizer step (a memory batch or an LM batch, per isLMStep).
+    /// One optimizer step (a memory batch or an LM batch, per isLMStep); the soft tokens'
+    /// read-out pre-training first when it is pending.
     public func trainStep() throws -> MemoryStepResult {
+        if episodicPretrainPending { _ = try pretrainEpisodicReadout() }
         let B = options.batchSize, T = options.sequenceLength, mT = memoryT
         let lm = isLMStep(step)
         let pad = tokenizer.eosId ?? 0
@@ -388,9 +395,11 @@ public final class MemoryTrainer {
     /// (final/ is still saved with the state to resume from). Returns the last evaluation.
     @discardableResult
     /// The soft tokens' read-out pre-training (options.episodicPretrainSteps) over every fact
-    /// that is not held out; for a fresh start, before run. The mean loss per tenth of it.
+    /// that is not held out, once, for fresh soft tokens (the first trainStep runs it when no
+    /// one called this first). The mean loss per tenth of it.
     public func pretrainEpisodicReadout(progress: ((Int, Double) -> Void)? = nil) throws -> [Double] {
-        guard let ep = episodic, options.episodicPretrainSteps > 0 else { return [] }
+        guard let ep = episodic, episodicPretrainPending else { return [] }
+        episodicPretrainPending = false
         let facts = curriculum.corpus.facts.filter { $0.split != "heldout" }
         return try ep.pretrainReadout(facts: facts, steps: options.episodicPretrainSteps,
                                       lr: options.episodicLearningRate ?? options.learningRate, adam: options.adam,
@@ -536,6 +545,7 @@ public final class MemoryTrainer {
     /// Restores parameters, optimizer state, step and data streams from a directory written by
     /// save(withState: true), so training continues exactly as if it had not stopped.
     public func resume(from dir: String) throws {
+        episodicPretrainPending = false   // the soft tokens resumed have had theirs
         let statePath = dir + "/memory_trainer_state.json"
         guard FileIO.exists(statePath) else {
             throw HMSTError.invalidArgument("\(dir) has no memory_trainer_state.json: resume from OUTPUT/final of a train-memory run")
