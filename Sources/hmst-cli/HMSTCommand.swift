@@ -14,7 +14,8 @@ struct HMSTCommand: ParsableCommand {
                       TokenizerCommand.self, PreprocessCommand.self, SplitCommand.self, TrainCommand.self, MemoryCommand.self,
                       FactsCommand.self, EvalCommand.self, TrainRetrieverCommand.self, TrainMemoryCommand.self,
                       TrainCriticCommand.self, ServeCommand.self, PlacementReportCommand.self,
-                      QuantizeCommand.self, AskCommand.self, RLTrainCommand.self, TrainExitHeadCommand.self])
+                      QuantizeCommand.self, AskCommand.self, RLTrainCommand.self, TrainExitHeadCommand.self,
+                      AbstentionCommand.self])
 }
 
 /// Options every subcommand that computes accepts.

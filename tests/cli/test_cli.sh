@@ -245,6 +245,20 @@ fails "ask with an empty question" "$HMST" ask "$W/s2e" "  "
 fails "ask with an unknown policy" "$HMST" ask "$W/s2e" "Who?" --policy "semantic+psychic"
 fails "ask --policy controller without a controller" "$HMST" ask "$W/s2/final" "Who?" --policy controller
 check "a controller from another model is refused at load" bash -c "cp -r $W/ckpt $W/other && cp -r $W/s2e/controller $W/other/ && ! $HMST ask $W/other 'Who?' 2> $W/ask.err && grep -q 'controller was trained for a model' $W/ask.err"
+# abstention: the engine's confident wrong answers with the gold memory present and deleted, critic on and off
+check "abstention: four conditions, the gold gone from the deleted copy only" bash -c "$HMST abstention $W/s2c --facts $F --memory $W/rl/memory --output $W/abst --entities all --limit 6 --max-tokens 4 --threads 2 > $W/abst.out 2> $W/abst.err && grep -q 'gold deleted' $W/abst.err && python3 -c \"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+assert [(r['memory'], r['critic']) for r in rows] == [('present', True), ('present', False), ('deleted', True), ('deleted', False)], rows
+assert all(r['bench'] == 'engine_abstention' and r['questions'] == 6 and r['policy'] == 'full' for r in rows), rows
+assert all(r['gold_cited_rate'] == 0 for r in rows if r['memory'] == 'deleted'), rows
+assert all(r['critic_calls_per_question'] >= 1 if r['critic'] else r['critic_calls_per_question'] == 0 for r in rows), rows
+assert all(r['confident_wrong_rate'] <= r['answered_wrong_rate'] + 1e-12 and set(r['mean_ms']) >= {'encode', 'retrieve', 'generate', 'verify', 'total'} for r in rows)
+assert open(sys.argv[2]).read() == open(sys.argv[1]).read()
+assert len(open(sys.argv[3]).read().split(chr(10))) == 7
+\" $W/abst.out $W/abst/abstention.jsonl $W/abst/questions.jsonl"
+fails "abstention with a checkpoint without a critic" "$HMST" abstention "$W/s2e" --facts "$F" --memory "$W/rl/memory" --output "$W/abst2" --entities all --limit 2
+fails "abstention --entities of an unknown kind" "$HMST" abstention "$W/s2c" --facts "$F" --memory "$W/rl/memory" --output "$W/abst2" --entities some
 
 # int8 weights and the tensor check
 check "quantize to int8, then generate with --check-tensors" bash -c "$HMST quantize $W/ckpt $W/q8 --dtype int8 > /dev/null && grep -q q8_0 $W/q8/config.json && $HMST generate $W/q8 --prompt 'The' --max-length 3 --check-tensors > /dev/null"
