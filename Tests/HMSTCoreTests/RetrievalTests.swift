@@ -121,6 +121,26 @@ final class LexicalIndexTests: XCTestCase {
         XCTAssertEqual(w.map(\.id), [3, 4, 1, 2])
         XCTAssertEqual(w[1].score, Float(2.0 / 62), accuracy: 1e-7)
     }
+
+    /// fusionScore puts hits of any mode on RRF's scale: a hybrid hit's own score, a lexical
+    /// hit at rank r 1/(60 + r) where its own score is BM25 (what the engine merges tiers by).
+    func testFusionScoreIsTheHybridScaleForEveryMode() {
+        func hits(_ t: [(id: Int64, score: Float, dense: RetrievalPart?, lexical: RetrievalPart?)]) -> [RetrievalHit] {
+            t.map { RetrievalHit(id: $0.id, score: $0.score, dense: $0.dense, lexical: $0.lexical, text: "") }
+        }
+        var o = RetrievalOptions()
+        let hybrid = hits(RankFusion.fuse(dense: [(1, 0.9), (2, 0.8), (3, 0.7)], lexical: [(3, 5.0), (4, 2.0)], k: 10, rrfK: 60))
+        for h in hybrid { XCTAssertEqual(h.fusionScore(o), h.score, accuracy: 1e-7) }
+        o.lexicalWeight = 2
+        let weighted = hits(RankFusion.fuse(dense: [(1, 0.9), (2, 0.8), (3, 0.7)], lexical: [(3, 5.0), (4, 2.0)], k: 4, lexicalWeight: 2))
+        for h in weighted { XCTAssertEqual(h.fusionScore(o), h.score, accuracy: 1e-7) }
+        o.mode = .lexical   // weights are hybrid's alone
+        let lexical = hits(RankFusion.single([(7, 9.5), (8, 6.0)], dense: false))
+        XCTAssertEqual(lexical.map(\.score), [9.5, 6.0])
+        XCTAssertEqual(lexical.map { $0.fusionScore(o) }, [Float(1.0 / 61), Float(1.0 / 62)])
+        // so a lexical tier's best no longer outranks a hybrid tier's best agreed hit
+        XCTAssertGreaterThan(hybrid[0].fusionScore(RetrievalOptions()), lexical[0].fusionScore(o))
+    }
 }
 
 final class MemoryRetrievalTests: XCTestCase {

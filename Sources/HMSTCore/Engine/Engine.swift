@@ -182,6 +182,7 @@ public final class Engine: @unchecked Sendable {
         let text = ctx.query.text
         if let s = semantic, case let inScope = s.count(owner: o.owner), inScope > 0 {
             ctx.semanticHits = try s.retrieve(text: text, model: model, options: o)
+            ctx.semanticFusion = ctx.semanticHits.map { $0.fusionScore(o) }
             let st = s.stats()
             let scanned = st.nlist > 0 && st.isTrained ? Int((Double(st.count) * Double(min(st.nprobe, st.nlist)) / Double(st.nlist)).rounded(.up)) : st.count
             ctx.cost.vectorsScanned += scanned
@@ -196,6 +197,7 @@ public final class Engine: @unchecked Sendable {
             var eo = o
             eo.mode = options.episodicMode
             ctx.episodicHits = try e.retrieve(text: text, model: model, options: eo)
+            ctx.episodicFusion = ctx.episodicHits.map { $0.fusionScore(eo) }
             if eo.mode != .lexical {   // the dense part: the query's SSM state against every key
                 let n = e.count
                 ctx.cost.vectorsScanned += n

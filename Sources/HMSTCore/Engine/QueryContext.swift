@@ -16,6 +16,12 @@ public final class QueryContext {
     /// hits per tier from the probe retrieval, best first
     public var semanticHits: [RetrievalHit] = []
     public var episodicHits: [RetrievalHit] = []
+    /// each tier's hits on reciprocal rank fusion's scale (RetrievalHit.fusionScore), the scale
+    /// the tiers are merged and the verifier's retrieval features are read on: a tier searched
+    /// lexically scores BM25 (about 5-15) and a hybrid one a fused sum (about 0.03), so raw
+    /// scores would rank every lexical hit first and saturate the critic
+    public var semanticFusion: [Float] = []
+    public var episodicFusion: [Float] = []
     public var signals = QuerySignals()
 
     init(model: LanguageModel, tokenizer: Tokenizer, semantic: SemanticMemory?, episodic: EpisodicMemory?,
@@ -35,16 +41,20 @@ public final class QueryContext {
         return try body()
     }
 
-    /// The memories for a set of decisions: the k best of the chosen tiers, merged by score.
+    /// The memories for a set of decisions: the k best of the chosen tiers, merged by fusion
+    /// score (the citations' score).
     func memories(for d: EngineDecisions, k: Int) -> [Citation] {
         var all: [Citation] = []
-        if d.semantic { all += semanticHits.map { Citation(tier: .semantic, id: $0.id, score: $0.score, text: $0.text) } }
-        if d.episodic { all += episodicHits.map { Citation(tier: .episodic, id: $0.id, score: $0.score, text: $0.text) } }
+        func cite(_ tier: MemoryTier, _ hits: [RetrievalHit], _ fused: [Float]) -> [Citation] {
+            zip(hits, fused).map { Citation(tier: tier, id: $0.id, score: $1, text: $0.text) }
+        }
+        if d.semantic { all += cite(.semantic, semanticHits, semanticFusion) }
+        if d.episodic { all += cite(.episodic, episodicHits, episodicFusion) }
         var seen = Set<String>()
         return all.enumerated().sorted { a, b in a.element.score != b.element.score ? a.element.score > b.element.score : a.offset < b.offset }
             .map(\.element).filter { seen.insert($0.text).inserted }.prefix(k).map { $0 }
     }
 
-    /// The best retrieval scores seen (both tiers), best first.
-    var retrievalScores: [Float] { (semanticHits + episodicHits).map(\.score).sorted(by: >) }
+    /// The best retrieval scores seen (both tiers, fusion scale), best first.
+    var retrievalScores: [Float] { (semanticFusion + episodicFusion).sorted(by: >) }
 }

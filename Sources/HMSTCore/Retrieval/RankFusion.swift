@@ -67,6 +67,19 @@ public struct RetrievalHit: Sendable, Equatable {
     public let text: String
 }
 
+extension RetrievalHit {
+    /// The hit on reciprocal rank fusion's scale whatever mode found it: Σ over the parts that
+    /// ranked it of w_part / (rrfK + rank) (a hybrid hit's own score; a lexical hit at rank r
+    /// scores 1/(rrfK + r) where its own score is BM25). Hits of tiers searched in different
+    /// modes compare on it; raw scores (BM25 against a fused sum) do not.
+    public func fusionScore(_ o: RetrievalOptions) -> Float {
+        var s = 0.0
+        if let d = dense { s += Double(o.mode == .hybrid ? o.denseWeight : 1) / (Double(o.rrfK) + Double(d.rank)) }
+        if let l = lexical { s += Double(o.mode == .hybrid ? o.lexicalWeight : 1) / (Double(o.rrfK) + Double(l.rank)) }
+        return Float(s)
+    }
+}
+
 public enum RankFusion {
     /// Fuses two best-first lists of (id, score) by RRF; returns the k best, fused score
     /// descending, ties broken by the better single rank, then the smaller id.
