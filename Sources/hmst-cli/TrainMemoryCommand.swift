@@ -63,7 +63,7 @@ struct TrainMemoryCommand: ParsableCommand {
     var noEpisodicCopy = false
     @Option(name: .customLong("episodic-pretrain-steps"),
             help: "Before Stage 2, train fresh soft tokens alone for this many steps (16 facts each, every fact not held out) to name their fact's value through the LM head.")
-    var episodicPretrainSteps = 0
+    var episodicPretrainSteps = 1500
     @Option(name: .customLong("episodic-fraction"), help: "Share of memory examples whose memories are given only as episodic soft tokens.")
     var episodicFraction = 0.25
     @Option(name: .customLong("episodic-learning-rate"), help: "Peak learning rate of the soft-token projection and SSM (default: --learning-rate); same schedule.")
@@ -71,7 +71,7 @@ struct TrainMemoryCommand: ParsableCommand {
     @Option(name: .customLong("episodic-reconstruction"), help: "Share of the soft-token examples that ask for the memory's text back (loss on the text) instead of an answer.")
     var episodicReconstruction = 0.0
     @Option(name: .customLong("episodic-readout"), help: "Weight of an auxiliary loss asking each soft token, read by the LM head, for the k-th token of its fact's value (0 = none).")
-    var episodicReadout: Float = 0
+    var episodicReadout: Float = 1
     @Flag(name: .customLong("no-progress"), help: "No live progress line.") var noProgress = false
     @OptionGroup var threadOptions: ThreadOptions
     @OptionGroup var distributed: DistributedOptions

@@ -69,6 +69,7 @@ final class EpisodicSoftStage2Tests: XCTestCase {
         o.episodicFraction = 0.5
         o.episodicReconstruction = 0.3
         o.episodicReadout = 0.5
+        o.episodicPretrainSteps = 3
         return o
     }
 
@@ -87,18 +88,22 @@ final class EpisodicSoftStage2Tests: XCTestCase {
                                          outputDir: dir + "/a", options: o)
         let soft = try XCTUnwrap(straight.episodic?.softTokens)
         XCTAssertEqual(soft.K, 2)
+        XCTAssertEqual(soft.input, .stateReadout)
+        XCTAssertTrue(straight.episodicPretrainPending)
         let start = Array(UnsafeBufferPointer(start: soft.values.pointer, count: soft.count))
         let e0 = try straight.evaluate()
+        XCTAssertNotNil(e0.softReadout)
         XCTAssertNotNil(e0.softNLL["state_on"])
         XCTAssertNotNil(e0.softNLL["state_oracle"])
         try straight.run()
+        XCTAssertFalse(straight.episodicPretrainPending, "the read-out pre-training ran before the first step")
         let end = Array(UnsafeBufferPointer(start: soft.values.pointer, count: soft.count))
         func moved(_ name: String) -> Bool {
             guard let i = soft.names.firstIndex(of: name) else { return false }
             let n = soft.shapes[i].reduce(1, *)
             return (soft.offsets[i]..<(soft.offsets[i] + n)).contains { start[$0] != end[$0] }
         }
-        XCTAssertTrue(moved("soft_tokens.weight") && moved("soft_tokens.bias"))
+        XCTAssertTrue(moved("soft_tokens.weight") && moved("soft_tokens.bias") && moved("soft_tokens.queries"))
         XCTAssertTrue(moved("mixer.in_proj.weight") && moved("mixer.A_log") && moved("mixer.x_proj.weight"), "the SSM must train")
         let lines = try FileIO.readText(dir + "/a/metrics.jsonl").split(separator: "\n")
         XCTAssertTrue(lines.last?.contains("answer_nll_state_on") ?? false)

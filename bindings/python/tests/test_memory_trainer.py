@@ -92,7 +92,7 @@ def test_episodic_soft_tokens_are_trained_saved_and_loaded(tmp_path):
     facts = write_facts(tmp_path / "facts")
     out = tmp_path / "run"
     hmst.train_memory(CKPT, facts, out, steps=2, batch_size=2, seq_len=48, k=2, eval_questions=1,
-                      episodic_soft_tokens=1, episodic_fraction=1.0, episodic_learning_rate=3e-3)
+                      episodic_soft_tokens=1, episodic_fraction=1.0, episodic_learning_rate=3e-3, episodic_pretrain_steps=3)
     desc = json.loads((out / "final" / "episodic_soft_tokens.json").read_text())
     assert desc["tokens"] == 1 and desc["format"] == "hmst-episodic-soft-tokens" and desc["input"] == "state_readout"
     assert desc["embedding_scale"] > 0
