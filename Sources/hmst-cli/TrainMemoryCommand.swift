@@ -135,8 +135,8 @@ struct TrainMemoryCommand: ParsableCommand {
                     printLeader(dp, String(format: "episodic read-out pre-training %d/%d  loss %.4f", step, episodicPretrainSteps, loss))
                 }
                 let r = try ep.readoutAccuracy(curriculum: trainer.curriculum, questions: trainer.heldOutQuestions)
-                printLeader(dp, String(format: "episodic read-out pre-training done in %.0f s: held-out facts named by row 0: %.2f",
-                                       (Clock.nowMs() - t0) / 1000, r.first) + (r.second.map { String(format: ", row 1: %.2f", $0) } ?? ""))
+                printLeader(dp, String(format: "episodic read-out pre-training done in %.0f s: held-out values whose first token is named: %.2f",
+                                       (Clock.nowMs() - t0) / 1000, r.first) + (r.second.map { String(format: ", second: %.2f", $0) } ?? ""))
             }
             signal(SIGINT) { _ in trainInterrupted = 1 }
             printLeader(dp, "stage 2 on \(corpus.facts.count) facts, \(trainer.curriculum.trainQuestions.count) training and "
