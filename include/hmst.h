@@ -587,7 +587,10 @@ struct hmst_episodic_params {
 
 /* Thread-safe. */
 HMST_API struct hmst_episodic_params hmst_episodic_default_params(void);
-/* An empty memory for texts encoded by `model` (its n_embd is the SSM's input size). Thread-safe. */
+/* An empty memory for texts encoded by `model` (its n_embd is the SSM's input size). When the
+ * model's soft tokens read the whole SSM state (input "state_readout"), the memory also keeps each
+ * text entry's state features for them (saved with it), and its add/search calls then need that
+ * model (another model is INVALID_ARGUMENT: re-encode with `hmst memory reencode`). Thread-safe. */
 HMST_API int hmst_episodic_create(const hmst_model *model, const struct hmst_episodic_params *params, hmst_episodic **out);
 /* As hmst_semantic_load / hmst_semantic_save. Thread-safe. */
 HMST_API int hmst_episodic_load(const char *dir, hmst_episodic **out);
@@ -598,7 +601,8 @@ HMST_API void hmst_episodic_free(hmst_episodic *memory);
  * Thread-safe. */
 HMST_API int hmst_episodic_add_text(hmst_episodic *memory, const hmst_model *model, const char *text, float importance,
                                     int64_t *out_id);
-/* Stores a precomputed key[n_key] (n_key == state_size) with its text. Thread-safe. */
+/* Stores a precomputed key[n_key] (n_key == state_size) with its text (no state features: such an
+ * entry is given to the model as text only). Thread-safe. */
 HMST_API int hmst_episodic_add_key(hmst_episodic *memory, const float *key, size_t n_key, const char *text, float importance,
                                    int64_t *out_id);
 /* The k most similar entries to text (or to key[n_key]), best first, into out[k]; *n_out (may
