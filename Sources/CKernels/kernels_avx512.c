@@ -24,42 +24,74 @@ HK_AVX512 void hk_bf16_to_f32_avx512(float *out, const uint16_t *in, size_t n) {
     for (size_t i = 0; i + 16 <= n; i += 16) _mm512_storeu_ps(out + i, load_bf16x16(in + i));
 }
 
-HK_AVX512 void hk_gemv_bf16_avx512(float *y, const uint16_t *w, const float *x, size_t cols, size_t r0, size_t r1) {
-    size_t full = cols & ~(size_t)63;
-    __mmask16 tail_mask = (__mmask16)((1u << (cols & 15)) - 1);
-    for (size_t r = r0; r < r1; r++) {
-        const uint16_t *row = w + r * cols;
-        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
-        size_t c = 0;
-        for (; c < full; c += 64) {
-            a0 = _mm512_fmadd_ps(load_bf16x16(row + c), _mm512_loadu_ps(x + c), a0);
-            a1 = _mm512_fmadd_ps(load_bf16x16(row + c + 16), _mm512_loadu_ps(x + c + 16), a1);
-            a2 = _mm512_fmadd_ps(load_bf16x16(row + c + 32), _mm512_loadu_ps(x + c + 32), a2);
-            a3 = _mm512_fmadd_ps(load_bf16x16(row + c + 48), _mm512_loadu_ps(x + c + 48), a3);
-        }
-        for (; c + 16 <= cols; c += 16) a0 = _mm512_fmadd_ps(load_bf16x16(row + c), _mm512_loadu_ps(x + c), a0);
-        if (c < cols) a1 = _mm512_fmadd_ps(load_bf16_tail(row + c, tail_mask), _mm512_maskz_loadu_ps(tail_mask, x + c), a1);
-        y[r] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+/* y[r] = w[r, :] · x for r in [r0, r1). Four rows at a time share each load of x and keep four
+ * weight streams in flight (16 accumulators); each row's arithmetic is exactly the one-row loop's
+ * (accumulator k takes the 16-wide blocks at c ≡ 16k mod 64, the tail goes to a0 then a1, the
+ * sum is (a0 + a1) + (a2 + a3)), so a row's value does not depend on how rows are grouped. */
+#define HK_GEMV_ROW4(LOAD, LOAD_TAIL, T)                                                           \
+    size_t full = cols & ~(size_t)63;                                                              \
+    __mmask16 tail_mask = (__mmask16)((1u << (cols & 15)) - 1);                                    \
+    size_t r = r0;                                                                                 \
+    for (; r + 4 <= r1; r += 4) {                                                                  \
+        const T *p0 = w + r * cols, *p1 = p0 + cols, *p2 = p1 + cols, *p3 = p2 + cols;             \
+        __m512 a00 = _mm512_setzero_ps(), a01 = a00, a02 = a00, a03 = a00;                         \
+        __m512 a10 = a00, a11 = a00, a12 = a00, a13 = a00;                                         \
+        __m512 a20 = a00, a21 = a00, a22 = a00, a23 = a00;                                         \
+        __m512 a30 = a00, a31 = a00, a32 = a00, a33 = a00;                                         \
+        size_t c = 0;                                                                              \
+        for (; c < full; c += 64) {                                                                \
+            __m512 x0 = _mm512_loadu_ps(x + c), x1 = _mm512_loadu_ps(x + c + 16);                  \
+            __m512 x2 = _mm512_loadu_ps(x + c + 32), x3 = _mm512_loadu_ps(x + c + 48);             \
+            a00 = _mm512_fmadd_ps(LOAD(p0 + c), x0, a00); a01 = _mm512_fmadd_ps(LOAD(p0 + c + 16), x1, a01); \
+            a02 = _mm512_fmadd_ps(LOAD(p0 + c + 32), x2, a02); a03 = _mm512_fmadd_ps(LOAD(p0 + c + 48), x3, a03); \
+            a10 = _mm512_fmadd_ps(LOAD(p1 + c), x0, a10); a11 = _mm512_fmadd_ps(LOAD(p1 + c + 16), x1, a11); \
+            a12 = _mm512_fmadd_ps(LOAD(p1 + c + 32), x2, a12); a13 = _mm512_fmadd_ps(LOAD(p1 + c + 48), x3, a13); \
+            a20 = _mm512_fmadd_ps(LOAD(p2 + c), x0, a20); a21 = _mm512_fmadd_ps(LOAD(p2 + c + 16), x1, a21); \
+            a22 = _mm512_fmadd_ps(LOAD(p2 + c + 32), x2, a22); a23 = _mm512_fmadd_ps(LOAD(p2 + c + 48), x3, a23); \
+            a30 = _mm512_fmadd_ps(LOAD(p3 + c), x0, a30); a31 = _mm512_fmadd_ps(LOAD(p3 + c + 16), x1, a31); \
+            a32 = _mm512_fmadd_ps(LOAD(p3 + c + 32), x2, a32); a33 = _mm512_fmadd_ps(LOAD(p3 + c + 48), x3, a33); \
+        }                                                                                          \
+        for (; c + 16 <= cols; c += 16) {                                                          \
+            __m512 xv = _mm512_loadu_ps(x + c);                                                    \
+            a00 = _mm512_fmadd_ps(LOAD(p0 + c), xv, a00); a10 = _mm512_fmadd_ps(LOAD(p1 + c), xv, a10); \
+            a20 = _mm512_fmadd_ps(LOAD(p2 + c), xv, a20); a30 = _mm512_fmadd_ps(LOAD(p3 + c), xv, a30); \
+        }                                                                                          \
+        if (c < cols) {                                                                            \
+            __m512 xv = _mm512_maskz_loadu_ps(tail_mask, x + c);                                   \
+            a01 = _mm512_fmadd_ps(LOAD_TAIL(p0 + c, tail_mask), xv, a01);                          \
+            a11 = _mm512_fmadd_ps(LOAD_TAIL(p1 + c, tail_mask), xv, a11);                          \
+            a21 = _mm512_fmadd_ps(LOAD_TAIL(p2 + c, tail_mask), xv, a21);                          \
+            a31 = _mm512_fmadd_ps(LOAD_TAIL(p3 + c, tail_mask), xv, a31);                          \
+        }                                                                                          \
+        y[r] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a00, a01), _mm512_add_ps(a02, a03))); \
+        y[r + 1] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a10, a11), _mm512_add_ps(a12, a13))); \
+        y[r + 2] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a20, a21), _mm512_add_ps(a22, a23))); \
+        y[r + 3] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a30, a31), _mm512_add_ps(a32, a33))); \
+    }                                                                                              \
+    for (; r < r1; r++) {                                                                          \
+        const T *row = w + r * cols;                                                               \
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                                \
+        size_t c = 0;                                                                              \
+        for (; c < full; c += 64) {                                                                \
+            a0 = _mm512_fmadd_ps(LOAD(row + c), _mm512_loadu_ps(x + c), a0);                       \
+            a1 = _mm512_fmadd_ps(LOAD(row + c + 16), _mm512_loadu_ps(x + c + 16), a1);             \
+            a2 = _mm512_fmadd_ps(LOAD(row + c + 32), _mm512_loadu_ps(x + c + 32), a2);             \
+            a3 = _mm512_fmadd_ps(LOAD(row + c + 48), _mm512_loadu_ps(x + c + 48), a3);             \
+        }                                                                                          \
+        for (; c + 16 <= cols; c += 16) a0 = _mm512_fmadd_ps(LOAD(row + c), _mm512_loadu_ps(x + c), a0); \
+        if (c < cols) a1 = _mm512_fmadd_ps(LOAD_TAIL(row + c, tail_mask), _mm512_maskz_loadu_ps(tail_mask, x + c), a1); \
+        y[r] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));  \
     }
-}
+
+#define HK_LOAD_F32(p) _mm512_loadu_ps(p)
+#define HK_LOAD_F32_TAIL(p, m) _mm512_maskz_loadu_ps((m), (p))
 
 HK_AVX512 void hk_gemv_f32_avx512(float *y, const float *w, const float *x, size_t cols, size_t r0, size_t r1) {
-    size_t full = cols & ~(size_t)63;
-    __mmask16 tail_mask = (__mmask16)((1u << (cols & 15)) - 1);
-    for (size_t r = r0; r < r1; r++) {
-        const float *row = w + r * cols;
-        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
-        size_t c = 0;
-        for (; c < full; c += 64) {
-            a0 = _mm512_fmadd_ps(_mm512_loadu_ps(row + c), _mm512_loadu_ps(x + c), a0);
-            a1 = _mm512_fmadd_ps(_mm512_loadu_ps(row + c + 16), _mm512_loadu_ps(x + c + 16), a1);
-            a2 = _mm512_fmadd_ps(_mm512_loadu_ps(row + c + 32), _mm512_loadu_ps(x + c + 32), a2);
-            a3 = _mm512_fmadd_ps(_mm512_loadu_ps(row + c + 48), _mm512_loadu_ps(x + c + 48), a3);
-        }
-        for (; c + 16 <= cols; c += 16) a0 = _mm512_fmadd_ps(_mm512_loadu_ps(row + c), _mm512_loadu_ps(x + c), a0);
-        if (c < cols) a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail_mask, row + c), _mm512_maskz_loadu_ps(tail_mask, x + c), a1);
-        y[r] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
-    }
+    HK_GEMV_ROW4(HK_LOAD_F32, HK_LOAD_F32_TAIL, float)
+}
+
+HK_AVX512 void hk_gemv_bf16_avx512(float *y, const uint16_t *w, const float *x, size_t cols, size_t r0, size_t r1) {
+    HK_GEMV_ROW4(load_bf16x16, load_bf16_tail, uint16_t)
 }
 
 #endif
