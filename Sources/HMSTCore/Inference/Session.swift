@@ -166,6 +166,7 @@ public final class Session: @unchecked Sendable {
                 traceG = [Float](repeating: 0, count: n * d.L * d.K)
             }
             let pos0 = cache.length
+            let chunkInjected = inject.map { $0.slice(start..<(start + n), C: d.C) }
             tokens.withUnsafeBufferPointer { tp in
                 traceE.withUnsafeMutableBufferPointer { te in
                     traceG.withUnsafeMutableBufferPointer { tg in
@@ -173,14 +174,14 @@ public final class Session: @unchecked Sendable {
                                         logits: last ? (allLogits ? .all : .last) : .none, threads: threads,
                                         traceExperts: params.traceRoutes ? te.baseAddress : nil,
                                         traceGates: params.traceRoutes ? tg.baseAddress : nil, budget: budget,
-                                        injected: inject.map { $0.slice(start..<(start + n), C: d.C) })
+                                        injected: chunkInjected)
                     }
                 }
                 // the copy head reads the final layer's states: not under a shallower budget
                 if let copy, (budget.layers ?? d.L) == d.L {
                     copy.observe(tokens: tp.baseAddress! + start, T: n, pos0: pos0, x: ws.x.pointer, logits: ws.logits.pointer,
                                  logitsRows: last ? (allLogits ? n : 1) : 0, V: d.V,
-                                 copyTokens: inject?.slice(start..<(start + n), C: d.C).copySources ?? [:])
+                                 copyTokens: chunkInjected?.copySources ?? [:])
                 }
             }
             if params.traceRoutes {

@@ -121,11 +121,11 @@ public final class EpisodicMemory: @unchecked Sendable {
                                             + "(`hmst memory reencode --dir DIR --model CHECKPOINT`) or rebuild it")
         }
         if soft.input == .stateReadout {
-            guard featureSize == soft.featureCount, featureSource == soft.valuesHash else {
-                throw HMSTError.invalidArgument("\(what) holds no state features for the checkpoint's episodic soft tokens (they read the "
-                                                + "whole SSM state, and this memory was built for other soft tokens or keeps keys only): "
-                                                + "re-encode it (`hmst memory reencode --dir DIR --model CHECKPOINT`)")
+            guard featureSize > 0 else {
+                throw HMSTError.invalidArgument("\(what) keeps keys only, no state features for the checkpoint's episodic soft tokens "
+                                                + "(they read the whole SSM state): re-encode it (`hmst memory reencode --dir DIR --model CHECKPOINT`)")
             }
+            _ = try featureSoftTokens(model)   // the features are these soft tokens'
         }
         return soft
     }

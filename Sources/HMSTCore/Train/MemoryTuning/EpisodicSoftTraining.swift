@@ -76,6 +76,16 @@ public final class EpisodicSoftTraining {
         return loss
     }
 
+    /// The token each of the first `count` soft rows [count·C] names through the LM head (the
+    /// argmax of rows · headᵀ): its copy token.
+    func namedTokens(_ rows: [Float], count P: Int) -> [Int32] {
+        let C = softTokens.C
+        return EpisodicSoftTokens.copyTokens(rows: P, V: V) { out in
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(P), Int32(V), Int32(C), 1, rows, Int32(C), head, Int32(C),
+                        0, out, Int32(V))
+        }
+    }
+
     /// The RMS of the token embeddings: the scale a fresh projection's rows start at.
     public static func embeddingRMS(_ params: Parameters) -> Float {
         let e = params.value("model.embed_tokens.weight"), n = params.config.vocabSize * params.config.hiddenSize
@@ -163,12 +173,7 @@ public final class EpisodicSoftTraining {
         }
         var copy: [Int32] = []
         if softTokens.copySources {
-            // logits[P, V] = rows[P, C] · headᵀ: each row's copy token is its argmax
-            let P = positions.count
-            copy = EpisodicSoftTokens.copyTokens(rows: P, V: V) { out in
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(P), Int32(V), Int32(C), 1, values, Int32(C), head, Int32(C),
-                            0, out, Int32(V))
-            }
+            copy = namedTokens(values, count: positions.count)
         }
         return (InjectedEmbeddings(positions: positions, rows: values, copyTokens: copy), pending)
     }
@@ -251,10 +256,7 @@ public final class EpisodicSoftTraining {
         for (h, value) in zip(hidden, values) {
             let rows = try softTokens.project(features: try softTokens.encode(hidden: h).features)
             let P = min(softTokens.K, 2)
-            let named = EpisodicSoftTokens.copyTokens(rows: P, V: V) { out in
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(P), Int32(V), Int32(C), 1, rows, Int32(C), head, Int32(C),
-                            0, out, Int32(V))
-            }
+            let named = namedTokens(rows, count: P)
             if let v0 = value.first, named[0] == v0 { first += 1 }
             if value.count >= 2, P >= 2 {
                 withSecond += 1
