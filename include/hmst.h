@@ -958,6 +958,19 @@ struct hmst_memory_trainer_params {
                                        (16 facts a step, every fact not held out; 0: none) */
     float episodic_readout;         /* weight of the read-out loss in Stage 2 (soft row k, read by the LM head,
                                        names the k-th token of its fact's value; 0: none) */
+    /* appended in 0.1 (issue 11, the curriculum; an older struct_size means the defaults): */
+    float gold_weight;              /* default 0.5: share of memory examples with the gold fact among distractors */
+    float distractors_only_weight;  /* default 0.25: distractors only (the parametric answer, or "unknown") */
+    float no_memory_weight;         /* default 0.25: no memory (the three are normalised; not all 0) */
+    int32_t questions_per_example;  /* default 1: gold examples ask up to this many questions (1 ... k) after one
+                                       memory block, each about another of its memories */
+    float hard_distractors;         /* default 0: share of distractors about the same entity or relation, in [0, 1] */
+    float retrieved_distractors;    /* default 0: share of memory blocks that are what a search of the question over
+                                       the training facts returns, in rank order (what retrieval gives at
+                                       evaluation), in [0, 1] */
+    int32_t retrieved_by;           /* default HMST_RETRIEVAL_LEXICAL (BM25); HMST_RETRIEVAL_DENSE and
+                                       HMST_RETRIEVAL_HYBRID rank with the checkpoint's retrieval projection
+                                       (hmst train-retriever), which must be there */
 };
 #define HMST_EPISODIC_STATE_READOUT 0
 #define HMST_EPISODIC_POOLED_KEY 1

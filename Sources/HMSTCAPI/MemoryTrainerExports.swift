@@ -51,6 +51,14 @@ public func hmst_memory_trainer_default_params() -> hmst_memory_trainer_params {
     p.episodic_copy = d.episodicCopySources
     p.episodic_pretrain_steps = Int32(d.episodicPretrainSteps)
     p.episodic_readout = d.episodicReadout
+    let c = d.curriculum
+    p.gold_weight = Float(c.goldWeight)
+    p.distractors_only_weight = Float(c.distractorsOnlyWeight)
+    p.no_memory_weight = Float(c.noneWeight)
+    p.questions_per_example = Int32(c.questionsPerExample)
+    p.hard_distractors = Float(c.hardDistractorFraction)
+    p.retrieved_distractors = Float(c.retrievedFraction)
+    p.retrieved_by = retrievalModeValue(c.retrievedBy)
     return p
 }
 
@@ -120,6 +128,18 @@ public func hmst_memory_trainer_create(_ params: UnsafePointer<hmst_memory_train
             throw HMSTError.invalidArgument("params->episodic_readout = \(p.episodic_readout) must be >= 0")
         }
         o.episodicReadout = p.episodic_readout
+        for (v, name) in [(p.gold_weight, "gold_weight"), (p.distractors_only_weight, "distractors_only_weight"),
+                          (p.no_memory_weight, "no_memory_weight"), (p.hard_distractors, "hard_distractors"),
+                          (p.retrieved_distractors, "retrieved_distractors")] {
+            guard v.isFinite, v >= 0 else { throw HMSTError.invalidArgument("params->\(name) = \(v) must be finite and >= 0") }
+        }
+        o.curriculum.goldWeight = Double(p.gold_weight)
+        o.curriculum.distractorsOnlyWeight = Double(p.distractors_only_weight)
+        o.curriculum.noneWeight = Double(p.no_memory_weight)
+        o.curriculum.questionsPerExample = try positive(p.questions_per_example, "questions_per_example")
+        o.curriculum.hardDistractorFraction = Double(p.hard_distractors)
+        o.curriculum.retrievedFraction = Double(p.retrieved_distractors)
+        o.curriculum.retrievedBy = try retrievalMode(p.retrieved_by, "params->retrieved_by")
         if o.lmFraction > 0 && p.train_data == nil {
             throw HMSTError.invalidArgument("params->train_data is NULL but lm_fraction is \(o.lmFraction): give the pre-training data or set lm_fraction to 0")
         }

@@ -77,7 +77,7 @@ struct AbstentionCommand: ParsableCommand {
             try FileIO.writeAtomically(output + "/questions.jsonl", text: listed.joined(separator: "\n") + "\n")
             if dryRun { return }
             let deletedDir = output + "/memory-deleted"
-            let gold = Set(sel.questions.flatMap(\.gold))
+            let gold = Set(sel.questions.flatMap { $0.gold + $0.linked })
             let removed = try EngineAbstention.deletedCopy(from: memory, to: deletedDir, texts: gold)
             printError("gold deleted: \(removed.semantic) semantic and \(removed.episodic) episodic entries removed from a copy (\(deletedDir))")
             let deleted = try MemoryStore(directory: deletedDir, mustExist: true)

@@ -45,8 +45,11 @@ struct TrainMemoryCommand: ParsableCommand {
             help: "Share of distractors about the same entity or the same relation as the fact asked about (what retrieval returns).")
     var hardDistractors = 0.0
     @Option(name: .customLong("retrieved-distractors"),
-            help: "Share of memory blocks taken from a BM25 search of the question over the training facts, in rank order (what `on` retrieves).")
+            help: "Share of memory blocks taken from a search of the question over the training facts, in rank order (what `on` retrieves).")
     var retrievedDistractors = 0.0
+    @Option(name: .customLong("retrieved-by"),
+            help: "How that search ranks: lexical (BM25), dense or hybrid (these two need the checkpoint's retrieval projection: hmst train-retriever).")
+    var retrievedBy = "lexical"
     @Flag(name: .customLong("copy-head"), help: "Train a copy head with the model: a pointer from the answer to the memory tokens, mixed with the LM's distribution by a learned gate.")
     var copyHead = false
     @Option(name: .customLong("copy-head-key-size"), help: "Query and key size of the copy head.") var copyHeadKeySize = 64
@@ -101,6 +104,10 @@ struct TrainMemoryCommand: ParsableCommand {
             o.curriculum.copyFraction = copyFraction
             o.curriculum.hardDistractorFraction = hardDistractors
             o.curriculum.retrievedFraction = retrievedDistractors
+            guard let by = RetrievalMode(rawValue: retrievedBy) else {
+                throw ValidationError("--retrieved-by takes lexical, dense or hybrid, not \(retrievedBy)")
+            }
+            o.curriculum.retrievedBy = by
             o.gradientAccumulationSteps = accumulation
             o.evalEvery = evalEvery
             o.evalQuestions = evalQuestions

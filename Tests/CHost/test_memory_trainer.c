@@ -208,6 +208,41 @@ int main(void) {
     p.episodic_readout = 0.0f;
     p.episodic_pretrain_steps = 0;
 
+    /* the curriculum (issue 11): defaults, bad values named, dense/hybrid blocks need a projection */
+    CHECK(dp.gold_weight == 0.5f && dp.distractors_only_weight == 0.25f && dp.no_memory_weight == 0.25f);
+    CHECK(dp.questions_per_example == 1 && dp.hard_distractors == 0.0f && dp.retrieved_distractors == 0.0f);
+    CHECK(dp.retrieved_by == HMST_RETRIEVAL_LEXICAL);
+    p.output_dir = OUT "/curriculum";
+    p.hard_distractors = -1.0f;
+    CHECK_STATUS(hmst_memory_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(hmst_last_error(), "hard_distractors") != NULL);
+    p.hard_distractors = 0.5f;
+    p.retrieved_distractors = 1.0f;
+    p.retrieved_by = 9;
+    CHECK_STATUS(hmst_memory_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(hmst_last_error(), "retrieved_by") != NULL);
+    p.retrieved_by = HMST_RETRIEVAL_HYBRID;
+    CHECK_STATUS(hmst_memory_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(hmst_last_error(), "retrieval projection") != NULL);
+    p.retrieved_by = HMST_RETRIEVAL_LEXICAL;
+    p.gold_weight = 0.6f;
+    p.distractors_only_weight = 0.3f;
+    p.no_memory_weight = 0.1f;
+    p.questions_per_example = 2;
+    t = NULL;
+    CHECK_STATUS(hmst_memory_trainer_create(&p, &t), HMST_STATUS_OK);
+    if (t) {
+        CHECK_STATUS(hmst_memory_trainer_step(t, &loss, NULL), HMST_STATUS_OK);
+        CHECK(loss > 0.0);
+        hmst_memory_trainer_free(t);
+    }
+    p.gold_weight = 0.5f;
+    p.distractors_only_weight = 0.25f;
+    p.no_memory_weight = 0.25f;
+    p.questions_per_example = 1;
+    p.hard_distractors = 0.0f;
+    p.retrieved_distractors = 0.0f;
+
     /* garbage and NULL handles */
     CHECK_STATUS(hmst_memory_trainer_step(NULL, &loss, NULL), HMST_STATUS_INVALID_ARGUMENT);
     CHECK_STATUS(hmst_memory_trainer_step((hmst_memory_trainer *)&p, &loss, NULL), HMST_STATUS_INVALID_ARGUMENT);

@@ -66,6 +66,43 @@ final class DecoderTests: XCTestCase {
         }
     }
 
+    /// Prompts of 16 tokens or more take the blocked GEMM attention (query blocks of 128):
+    /// against the reference, and against the per-query path (chunks of 8), with a prompt of
+    /// three blocks and a continuation whose keys start past the first chunk.
+    func testBlockedPrefillAttentionMatchesPerQueryAttention() throws {
+        var d = DecoderTests.dims
+        d.maxPositions = 320
+        let (w, _) = try RandomWeights.make(dims: d, seed: 12, std: 0.3, bf16: false)
+        let dec = Decoder(dims: d, weights: w)
+        var rng = RNG(seed: 3)
+        let toks = (0..<300).map { _ in Int32(rng.next() % UInt64(d.V)) }
+        // every row's logits, the prompt given in calls of `chunk` tokens
+        func rows(chunk: Int, threads: Int = 2) throws -> [[Float]] {
+            var p = SessionParams()
+            p.nBatch = chunk
+            p.nThreads = threads
+            let s = try Session(decoder: dec, params: p)
+            var out: [[Float]] = []
+            for c in stride(from: 0, to: toks.count, by: chunk) {
+                let part = Array(toks[c..<min(toks.count, c + chunk)])
+                try s.evaluate(part, allLogits: true)
+                out += try part.indices.map { Array(try s.logits(row: $0)) }
+            }
+            return out
+        }
+        let blocked = try rows(chunk: 300)
+        let perQuery = try rows(chunk: 8)
+        let chunked = try rows(chunk: 200, threads: 3)
+        var worst: Float = 0, worstChunked: Float = 0
+        for i in toks.indices {
+            worst = max(worst, zip(blocked[i], perQuery[i]).map { abs($0 - $1) }.max()!)
+            worstChunked = max(worstChunked, zip(chunked[i], perQuery[i]).map { abs($0 - $1) }.max()!)
+        }
+        XCTAssertLessThan(worst, 1e-4)
+        XCTAssertLessThan(worstChunked, 1e-4)
+        assertClose(blocked, ReferenceDecoder(d: dec.dims, w: dec.weights).forward(toks), tol: 2e-4)
+    }
+
     func testBF16WeightsMatchTheirF32Values() throws {
         let dec16 = try makeDecoder(bf16: true)
         let ref = ReferenceDecoder(d: dec16.dims, w: dec16.weights).forward(tokens)  // reads the bf16 values

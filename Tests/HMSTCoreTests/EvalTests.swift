@@ -216,6 +216,15 @@ final class EvalConditionTests: XCTestCase {
             let direct = try copy.search(text: item.prompt, model: model, tier: .both, k: k).map(\.text)
             XCTAssertEqual(try MemoryStoreRetriever(store: store, model: model).retrieve(query: item.prompt, k: k, excluding: [gold]), direct)
         }
+        // linked memory (what gives the answer away) goes with the gold entries under deleted
+        // only: oracle still injects the gold texts alone
+        var linked = item
+        let giveaway = try XCTUnwrap(on.first { $0 != gold })
+        linked.linkedMemory = [giveaway]
+        XCTAssertEqual(try ev.memories(for: linked, query: item.prompt, condition: .oracle), [gold])
+        let deletedLinked = try ev.memories(for: linked, query: item.prompt, condition: .deleted)
+        XCTAssertEqual(deletedLinked.count, 5 - on.filter { $0 == giveaway }.count)
+        XCTAssertFalse(deletedLinked.contains(gold) || deletedLinked.contains(giveaway))
         // the user's directory is untouched
         XCTAssertEqual(try MemoryStore(directory: dir, mustExist: true).count, 7)
         // the prompt carries exactly the condition's memories (plain layout: a byte tokenizer has no markers)
@@ -366,6 +375,14 @@ final class EvalRunTests: XCTestCase {
         _ = try write("dup.jsonl", #"{"id": 1, "text": "a"}"# + "\n" + #"{"id": "1", "text": "b"}"# + "\n")
         let t9 = try write("t9.json", #"{"name": "t", "output_type": "loglikelihood_rolling", "data": "dup.jsonl"}"#)
         expectError(try EvalTask.load(path: t9), ["dup.jsonl line 2", "appears twice"])
+        _ = try write("linked.jsonl", #"{"prompt": "p", "target": " t", "memory": ["m"], "linked_memory": ["n", 3]}"# + "\n")
+        let t10 = try write("t10.json", #"{"name": "t", "output_type": "loglikelihood", "data": "linked.jsonl"}"#)
+        expectError(try EvalTask.load(path: t10), ["linked.jsonl line 1", "\"linked_memory\" must be an array of strings"])
+        _ = try write("linked2.jsonl", #"{"prompt": "p", "target": " t", "memory": ["m"], "linked_memory": ["n"], "x": 1}"# + "\n")
+        let linked = try EvalTask.load(path: try write("t11.json", #"{"name": "t", "output_type": "loglikelihood", "data": "linked2.jsonl"}"#))
+        XCTAssertEqual(linked.items[0].linkedMemory, ["n"])
+        XCTAssertEqual(linked.items[0].deletedTexts, ["m", "n"])
+        XCTAssertEqual(linked.items[0].metadata.map(\.0), ["x"])
         // a model without a tokenizer; a memory directory that does not exist
         let noTok = try LanguageModel.random(config: try byteModel().modelConfig(), seed: 1)
         expectError(try Evaluator(model: noTok), ["tokenizer"])

@@ -204,12 +204,18 @@ final class FactsTests: XCTestCase {
         }
         var valuesOf = [String: Set<String>]()
         for f in set.facts { valuesOf[f.relation + "/" + f.source.rawValue, default: []].insert(f.value) }
+        var linkedItems = 0
         for e in set.heldoutItems + set.knownItems {
             let f = try XCTUnwrap(factByID[e.factID])
             XCTAssertTrue(e.prompt.contains(f.entity), e.prompt)
             XCTAssertEqual(e.entity, f.entity)
             XCTAssertEqual(e.target, " " + f.value)
             XCTAssertEqual(e.memory, [f.text])
+            // linked memory: the same country's other ISO code, nothing for the other relations
+            let other = ["iso_alpha2": "iso_alpha3", "iso_alpha3": "iso_alpha2"][f.relation]
+            let want = set.facts.filter { $0.entity == f.entity && $0.relation == other }.map(\.text)
+            XCTAssertEqual(e.linkedMemory, want, e.prompt)
+            if other != nil { linkedItems += 1 }
             XCTAssertEqual(e.choices.count, 4)
             XCTAssertEqual(Set(e.choices).count, 4, "\(e.choices)")
             XCTAssertEqual(e.choices[e.gold], e.target)
@@ -218,6 +224,7 @@ final class FactsTests: XCTestCase {
             let pool = valuesOf[f.relation + "/" + f.source.rawValue] ?? []
             XCTAssertTrue(e.choices.allSatisfy { pool.contains(String($0.dropFirst())) }, "\(e.choices)")
         }
+        XCTAssertGreaterThan(linkedItems, 0)
         // Golds are spread over positions, not always first.
         XCTAssertEqual(Set(set.heldoutItems.map(\.gold)), [0, 1, 2, 3])
         // Every fact's text states its value, answers are 1-3 words.

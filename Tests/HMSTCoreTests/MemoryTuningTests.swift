@@ -393,6 +393,86 @@ final class MemoryTuningTests: XCTestCase {
         XCTAssertThrowsError(try MemoryCurriculum(corpus: corpus, tokenizer: tok, options: bad))
     }
 
+    /// Dense and hybrid retrieved blocks: the dense part is every text ranked by the query
+    /// vector's inner product with its document vector (checked against a plain sort), hybrid
+    /// is that fused with BM25's list by RankFusion, and the curriculum lays the blocks out in
+    /// that order; without an embedder the curriculum names what is missing.
+    func testDenseAndHybridRetrievedBlocks() throws {
+        let (corpus, tok) = try markedFixture()
+        // a bag of hashed words, unit length: a stand-in retrieval projection (queries weigh
+        // words a little differently from documents, as the two maps of a projection do)
+        func bag(_ text: String, query: Bool) -> [Float] {
+            var v = [Float](repeating: 0, count: 32)
+            for w in LexicalTokenizer.terms(text) {
+                var h: UInt32 = 2166136261
+                for b in w.utf8 { h = (h ^ UInt32(b)) &* 16777619 }
+                v[Int(h % 32)] += query ? 1 + Float(w.count % 3) * 0.25 : 1
+            }
+            let n = max(1e-6, v.reduce(0) { $0 + $1 * $1 }.squareRoot())
+            return v.map { $0 / n }
+        }
+        let embedder = RetrievalEmbedder(query: { bag($0, query: true) }, document: { bag($0, query: false) })
+        let pool = corpus.facts.indices.filter { corpus.facts[$0].split != "heldout" }
+        let texts = pool.map { corpus.facts[$0].text }
+        let questions = Array(corpus.questions.filter { $0.split == "train_known" || $0.split == "train_memory_only" }.prefix(40))
+        let queries = questions.map { (id: $0.id, text: $0.question) }
+        let docs = texts.map { bag($0, query: false) }
+        func bruteDense(_ q: String, _ n: Int) -> [(id: Int64, score: Float)] {
+            let qv = bag(q, query: true)
+            let s = docs.map { d in zip(qv, d).reduce(Float(0)) { $0 + $1.0 * $1.1 } }
+            return s.indices.sorted { s[$0] != s[$1] ? s[$0] > s[$1] : $0 < $1 }.prefix(n).map { (Int64($0), s[$0]) }
+        }
+        let dense = try RetrievedBlocks.lists(texts: texts, queries: queries, limit: 8, mode: .dense, embedder: embedder)
+        let hybrid = try RetrievedBlocks.lists(texts: texts, queries: queries, limit: 8, mode: .hybrid, embedder: embedder)
+        let lexical = try RetrievedBlocks.lists(texts: texts, queries: queries, limit: 8, mode: .lexical, embedder: nil)
+        let index = try BM25Index(texts: texts, ids: texts.indices.map(Int64.init))
+        var differs = 0
+        for q in queries {
+            let want = bruteDense(q.text, 50)
+            // scores from BLAS and from the loop above may differ in the last bit: compare ranks
+            // where the scores are apart
+            let got = try XCTUnwrap(dense[q.id])
+            XCTAssertEqual(got.count, 8)
+            for (r, i) in got.enumerated() where abs(want[r].score - (r + 1 < want.count ? want[r + 1].score : -1)) > 1e-5
+                && (r == 0 || abs(want[r].score - want[r - 1].score) > 1e-5) {
+                XCTAssertEqual(Int64(i), want[r].id, "dense rank \(r) of \(q.text)")
+            }
+            let lex = index.search(text: q.text, limit: 50).map { (id: $0.id, score: $0.score) }
+            XCTAssertEqual(try XCTUnwrap(lexical[q.id]), lex.prefix(8).map { Int($0.id) })
+            let denseTop = try RetrievedBlocks.denseTop(texts: texts, queries: [q.text], limit: 50, embedder: embedder)[0]
+            let fused = RankFusion.fuse(dense: denseTop, lexical: lex, k: 8).map { Int($0.id) }
+            XCTAssertEqual(try XCTUnwrap(hybrid[q.id]), fused)
+            if fused != lexical[q.id]! { differs += 1 }
+        }
+        XCTAssertGreaterThan(differs, 0, "the dense part changes some hybrid lists")
+        // the curriculum's blocks follow the hybrid order
+        var o = CurriculumOptions()
+        o.retrievedFraction = 1
+        o.fewerFraction = 0
+        o.retrievedBy = .hybrid
+        XCTAssertThrowsError(try MemoryCurriculum(corpus: corpus, tokenizer: tok, options: o)) { e in
+            XCTAssertTrue("\(e)".contains("retrieval projection"), "\(e)")
+        }
+        let cur = try MemoryCurriculum(corpus: corpus, tokenizer: tok, options: o, embedder: embedder)
+        let all = try RetrievedBlocks.lists(texts: texts, queries: cur.trainQuestions.map { ($0.id, $0.question) }, limit: o.k + 4,
+                                            mode: .hybrid, embedder: embedder)
+        var rng = RNG(seed: 9)
+        for q in cur.trainQuestions.prefix(50) {
+            let fact = corpus.fact(of: q)
+            let hits = all[q.id]!.map { corpus.facts[pool[$0]] }
+            let (memories, gold) = cur.memories(for: q, condition: .distractorsOnly, rng: &rng)
+            XCTAssertNil(gold)
+            XCTAssertEqual(memories, hits.filter { $0.id != fact.id && !($0.entity == fact.entity && $0.relation == fact.relation) }
+                .prefix(o.k).map(\.text))
+        }
+        // topN: ties by the smaller index, n past the end
+        let v: [Float] = [1, 3, 3, -2, 5, 3]
+        let top = v.withUnsafeBufferPointer { RetrievedBlocks.topN($0.baseAddress!, count: v.count, n: 4) }
+        XCTAssertEqual(top.map(\.id), [4, 1, 2, 5])
+        let every = v.withUnsafeBufferPointer { RetrievedBlocks.topN($0.baseAddress!, count: v.count, n: 10) }
+        XCTAssertEqual(every.map(\.id), [4, 1, 2, 5, 0, 3])
+    }
+
     func testBatchPackingMasksPromptAndPadding() throws {
         let e = MemoryExample(tokens: [10, 11, 12, 13, 14], answerStart: 3, condition: .gold, goldPosition: 0, memories: [])
         var inputs: [Int32] = [], targets: [Int32] = []

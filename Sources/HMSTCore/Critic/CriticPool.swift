@@ -43,7 +43,7 @@ extension Evaluator {
         case .off: return ([], [])
         case .oracle: return (item.memory.map { MemoryStoreHit(tier: .semantic, id: -1, score: 0, text: $0) }, [])
         case .on, .deleted:
-            let excluding: Set<String> = condition == .deleted ? Set(item.memory) : []
+            let excluding: Set<String> = condition == .deleted ? item.deletedTexts : []
             if let r = retriever as? MemoryStoreRetriever {
                 let hits = try r.retrieveHits(query: query, k: options.k, excluding: excluding)
                 let h = hits.map { MemoryStoreHit(tier: $0.tier, id: $0.hit.id, score: $0.hit.score, text: $0.hit.text) }

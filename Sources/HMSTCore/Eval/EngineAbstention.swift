@@ -9,7 +9,7 @@
 // of entities in the critic's test split (CriticTraining's entity hash with the critic's split
 // options), so the critic was neither fitted nor calibrated on any of them. Conditions:
 //   memory  present  the memory directory as given;
-//           deleted  a copy of it with every selected question's gold entries removed;
+//           deleted  a copy of it with every selected question's gold (and linked) entries removed;
 //   critic  on       the checkpoint's critic verifies: below the threshold the engine retries
 //                    once with both memories at full compute, then abstains;
 //           off      no verifier: the same decisions, confidence is the answer's geometric-mean
@@ -28,8 +28,11 @@ public struct AbstentionQuestion: Sendable, Equatable {
     public var target: String
     /// the item's gold memory texts (all in the memory directory)
     public var gold: [String]
-    public init(task: String, id: String, entity: String, text: String, target: String, gold: [String]) {
+    /// texts that give the answer away (EvalItem.linkedMemory): deleted with the gold ones
+    public var linked: [String]
+    public init(task: String, id: String, entity: String, text: String, target: String, gold: [String], linked: [String] = []) {
         self.task = task; self.id = id; self.entity = entity; self.text = text; self.target = target; self.gold = gold
+        self.linked = linked
     }
 }
 
@@ -164,7 +167,7 @@ public enum EngineAbstention {
                 if o.criticTestOnly && !inCriticTestSplit(e, o.criticSplit) { s.otherSplit += 1; continue }
                 guard !item.memory.isEmpty, item.memory.allSatisfy(memoryTexts.contains) else { s.notInMemory += 1; continue }
                 s.questions.append(AbstentionQuestion(task: name, id: item.id, entity: e, text: item.prompt,
-                                                      target: item.target, gold: item.memory))
+                                                      target: item.target, gold: item.memory, linked: item.linkedMemory))
             }
         }
         if o.limit > 0, s.questions.count > o.limit {

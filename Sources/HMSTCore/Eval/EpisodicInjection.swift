@@ -35,7 +35,7 @@ extension Evaluator {
             guard let r = retriever as? MemoryStoreRetriever else {
                 throw HMSTError.invalidArgument("episodic injection \(options.episodicInjection.rawValue) needs a memory directory to retrieve from")
             }
-            let hits = try r.retrieveHits(query: query, k: options.k, excluding: condition == .deleted ? Set(item.memory) : [])
+            let hits = try r.retrieveHits(query: query, k: options.k, excluding: condition == .deleted ? item.deletedTexts : [])
             return try hits.map { h in
                 guard h.tier == .episodic, let ep = r.store.episodic else { return .text(h.hit.text) }
                 return .soft(features: try ep.softFeatures(id: h.hit.id, for: soft), text: h.hit.text)

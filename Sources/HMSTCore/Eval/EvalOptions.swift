@@ -3,7 +3,8 @@
 //   off      no memories in the prompt
 //   on       the k texts the retriever finds for the item's prompt (or text)
 //   oracle   the item's gold memory texts, in file order: measures the reader alone
-//   deleted  as on, from the memory minus every entry whose text is one of the item's gold texts
+//   deleted  as on, from the memory minus every entry whose text is one of the item's gold or
+//            linked texts (EvalItem.linkedMemory: what gives the answer away without stating it)
 
 public enum MemoryCondition: String, Sendable, CaseIterable {
     case off, on, oracle, deleted

@@ -5,7 +5,8 @@
 //   task.json   {"name": "facts", "output_type": "generate_until", "data": "items.jsonl",
 //                "until": ["</a>", "\n"], "max_gen_tokens": 16}
 //   items.jsonl {"id": "q1", "prompt": "Who ...?", "target": " Tarsk", "choices": [...], "gold": 0,
-//                "memory": ["gold fact", ...], ...any other field kept as metadata}
+//                "memory": ["gold fact", ...], "linked_memory": ["fact that gives it away", ...],
+//                ...any other field kept as metadata}
 //               loglikelihood_rolling items carry "text" instead of prompt/target.
 
 public enum EvalOutputType: String, Sendable, CaseIterable {
@@ -29,6 +30,12 @@ public struct EvalItem: Sendable {
     public var text = ""
     /// the gold memory texts (oracle injects them, deleted removes them)
     public var memory: [String] = []
+    /// memory texts that give the answer away without stating it (a country's three-letter
+    /// code beside its two-letter one): deleted removes them too, so the fact is gone, not
+    /// only its sentence; oracle does not inject them
+    public var linkedMemory: [String] = []
+    /// what the deleted condition removes: the gold and the linked memory texts
+    public var deletedTexts: Set<String> { Set(memory).union(linkedMemory) }
     /// every other field, in file order
     public var metadata: [(String, JSONValue)] = []
 
@@ -161,7 +168,11 @@ public struct EvalTask: Sendable {
             guard let a = m.array, a.allSatisfy({ $0.string != nil }) else { throw bad("\"memory\" must be an array of strings") }
             item.memory = a.compactMap(\.string)
         }
-        let known: Set<String> = ["id", "prompt", "target", "choices", "gold", "text", "memory"]
+        if let m = v["linked_memory"] {
+            guard let a = m.array, a.allSatisfy({ $0.string != nil }) else { throw bad("\"linked_memory\" must be an array of strings") }
+            item.linkedMemory = a.compactMap(\.string)
+        }
+        let known: Set<String> = ["id", "prompt", "target", "choices", "gold", "text", "memory", "linked_memory"]
         item.metadata = members.filter { !known.contains($0.0) }
         return item
     }

@@ -88,7 +88,7 @@ public final class Evaluator {
         case .oracle: return item.memory
         case .on, .deleted:
             guard let retriever else { throw HMSTError.invalidArgument("memory condition \(condition.rawValue) needs a memory directory") }
-            return try retriever.retrieve(query: query, k: options.k, excluding: condition == .deleted ? Set(item.memory) : [])
+            return try retriever.retrieve(query: query, k: options.k, excluding: condition == .deleted ? item.deletedTexts : [])
         }
     }
 

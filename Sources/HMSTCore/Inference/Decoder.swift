@@ -1,6 +1,7 @@
 // Decoder: the Mixtral-style forward pass over a KV cache. Owns nothing but references to the
 // weights; a Session (one per context) owns the cache and workspace. Prefill runs GEMMs over
 // all new tokens; decode (T == 1) runs GEMVs that read only the two chosen experts.
+import CBLAS
 import CKernels
 
 public final class Decoder: @unchecked Sendable {
@@ -91,6 +92,10 @@ public final class Decoder: @unchecked Sendable {
         cache.store(layer: l, pos0: pos0, T: T, kNew: ws.k.pointer, vNew: ws.v.pointer)
 
         let scale = 1 / Float(d.Dh).squareRoot()
+        if T >= Decoder.blockAttentionMinT && cache.type == .f32 {
+            blockAttention(layer: l, T: T, pos0: pos0, cache: cache, ws: ws, scale: scale, threads: threads)
+            return
+        }
         let nCtx = cache.nCtx
         let q = ws.q.pointer, att = ws.att.pointer, scores = ws.scores.pointer
         // one task per head: each walks its queries in order with its own score row
@@ -108,6 +113,42 @@ public final class Decoder: @unchecked Sendable {
             for t in 0..<T {
                 hk_attend(att + t * d.qDim + h * d.Dh, scores + h * nCtx, q + t * d.qDim + h * d.Dh,
                           K, V, pos0 + t + 1, d.Dh, scale)
+            }
+        }
+    }
+
+    /// Prompts at least this long take blockAttention's GEMMs (shorter ones, and decode, the
+    /// per-query kernel: a GEMM of a few rows gains nothing).
+    static let blockAttentionMinT = 16
+
+    /// Prefill attention as GEMMs (f32 cache): per head and block of up to
+    /// Workspace.attentionBlock queries, S = scale · Q·Kᵀ over every key the block's last query
+    /// sees, each row's causal softmax over its own keys (the rest of the row zeroed), then
+    /// out = S·V. The per-query kernel (hk_attend) reads a head's keys and values once per query
+    /// at GEMV speed; here each block reads them once at GEMM speed. The sums run in another
+    /// order, so results agree with the per-query path to rounding (DecoderTests).
+    private func blockAttention(layer l: Int, T: Int, pos0: Int, cache: KVCache, ws: Workspace, scale: Float, threads: Int) {
+        let d = dims
+        let S = ws.blockScores.pointer, q = ws.q.pointer, att = ws.att.pointer
+        let qDim = Int32(d.qDim), Dh = Int32(d.Dh)
+        for h in 0..<d.H {
+            let kvh = h / d.groupSize
+            let K = cache.keys(l, kvh), V = cache.values(l, kvh)
+            for t0 in stride(from: 0, to: T, by: Workspace.attentionBlock) {
+                let nb = min(Workspace.attentionBlock, T - t0)
+                let nk = pos0 + t0 + nb   // keys the block's last query sees
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(nb), Int32(nk), Dh, scale,
+                            q + t0 * d.qDim + h * d.Dh, qDim, K, Dh, 0, S, Int32(nk))
+                let parts = splitRange(nb, parts: min(threads, max(1, nb / 16)))
+                parallelFor(parts.count, threads: threads) { p in
+                    for i in parts[p] {
+                        let row = S + i * nk, n = pos0 + t0 + i + 1
+                        hk_softmax(row, n)
+                        if n < nk { (row + n).update(repeating: 0, count: nk - n) }
+                    }
+                }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(nb), Dh, Int32(nk), 1,
+                            S, Int32(nk), V, Dh, 0, att + t0 * d.qDim + h * d.Dh, qDim)
             }
         }
     }

@@ -11,6 +11,7 @@ final class Workspace {
     let att: FloatBuffer      // [maxT, H*Dh] attention output before o_proj
     let proj: FloatBuffer     // [maxT, C] sublayer output
     let scores: FloatBuffer   // [H, nCtx] attention probabilities, one row per head task
+    let blockScores: FloatBuffer  // [min(maxT, attentionBlock), nCtx] one query block's scores (prefill)
     let ropeCos: FloatBuffer  // [maxT, Dh/2]
     let ropeSin: FloatBuffer  // [maxT, Dh/2]
     let invFreq: [Float]      // [Dh/2]
@@ -37,6 +38,7 @@ final class Workspace {
         att = FloatBuffer(count: maxT * d.qDim)
         proj = FloatBuffer(count: maxT * d.C)
         scores = FloatBuffer(count: d.H * nCtx)
+        blockScores = FloatBuffer(count: maxT > 1 ? min(maxT, Workspace.attentionBlock) * nCtx : 1, zeroed: false)
         ropeCos = FloatBuffer(count: maxT * d.Dh / 2)
         ropeSin = FloatBuffer(count: maxT * d.Dh / 2)
         invFreq = RoPE.inverseFrequencies(Dh: d.Dh, theta: d.ropeTheta)
@@ -62,8 +64,11 @@ final class Workspace {
         nOf.deallocate()
     }
 
+    /// queries per block of prefill attention (Decoder.blockAttention)
+    static let attentionBlock = 128
+
     var bytes: Int {
-        [x, xn, q, k, v, att, proj, scores, ropeCos, ropeSin, routerLogits, topW, gateOf, xe, h1, h3, ye, logits, widen]
+        [x, xn, q, k, v, att, proj, scores, blockScores, ropeCos, ropeSin, routerLogits, topW, gateOf, xe, h1, h3, ye, logits, widen]
             .reduce(0) { $0 + $1.count * 4 }
     }
 }

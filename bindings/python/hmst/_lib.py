@@ -393,6 +393,13 @@ class MemoryTrainerParams(ctypes.Structure):
         ("episodic_copy", ctypes.c_bool),
         ("episodic_pretrain_steps", ctypes.c_int32),
         ("episodic_readout", ctypes.c_float),
+        ("gold_weight", ctypes.c_float),
+        ("distractors_only_weight", ctypes.c_float),
+        ("no_memory_weight", ctypes.c_float),
+        ("questions_per_example", ctypes.c_int32),
+        ("hard_distractors", ctypes.c_float),
+        ("retrieved_distractors", ctypes.c_float),
+        ("retrieved_by", ctypes.c_int32),
     ]
 
 

@@ -37,7 +37,9 @@ class MemoryTrainer(_Resource):
                  mixed_precision=False, gradient_checkpointing=False, use_8bit_optimizer=False, data_parallel=None,
                  copy_head_key_size=0, copy_head_learning_rate=0.0,
                  episodic_soft_tokens=0, episodic_fraction=0.25, episodic_learning_rate=0.0,
-                 episodic_soft_input=None, episodic_copy=None, episodic_pretrain_steps=None, episodic_readout=None):
+                 episodic_soft_input=None, episodic_copy=None, episodic_pretrain_steps=None, episodic_readout=None,
+                 condition_weights=None, questions_per_example=None, hard_distractors=None, retrieved_distractors=None,
+                 retrieved_by=None):
         self._h = None
         self._keep = []
         p = _lib.lib.hmst_memory_trainer_default_params()
@@ -76,6 +78,24 @@ class MemoryTrainer(_Resource):
             p.episodic_pretrain_steps = episodic_pretrain_steps
         if episodic_readout is not None:
             p.episodic_readout = float(episodic_readout)
+        # the curriculum (None keeps the library's default): condition_weights = (gold, distractors only, no memory)
+        if condition_weights is not None:
+            w = tuple(float(x) for x in condition_weights)
+            if len(w) != 3:
+                raise ValueError(f"condition_weights takes three numbers (gold, distractors only, no memory), not {condition_weights!r}")
+            p.gold_weight, p.distractors_only_weight, p.no_memory_weight = w
+        if questions_per_example is not None:
+            if not isinstance(questions_per_example, int) or not 1 <= questions_per_example < 2**31:
+                raise TypeError(f"questions_per_example must be a positive int32, not {questions_per_example!r}")
+            p.questions_per_example = questions_per_example
+        if hard_distractors is not None:
+            p.hard_distractors = float(hard_distractors)
+        if retrieved_distractors is not None:
+            p.retrieved_distractors = float(retrieved_distractors)
+        if retrieved_by is not None:
+            if retrieved_by not in _lib.RETRIEVAL_MODES:
+                raise ValueError(f"retrieved_by {retrieved_by!r}: expected 'lexical', 'dense' or 'hybrid'")
+            p.retrieved_by = _lib.RETRIEVAL_MODES[retrieved_by]
         p.seed = int(seed)
         p.mixed_precision = bool(mixed_precision)
         p.gradient_checkpointing = bool(gradient_checkpointing)

@@ -112,3 +112,26 @@ def test_episodic_soft_tokens_are_trained_saved_and_loaded(tmp_path):
     assert "episodic_fraction" in err.value.message
     with pytest.raises(TypeError):
         hmst.MemoryTrainer(CKPT, facts, tmp_path / "y", episodic_soft_tokens=0.5)
+
+
+@needs_fixture
+def test_curriculum_options(tmp_path):
+    facts = write_facts(tmp_path / "facts")
+    e = hmst.train_memory(CKPT, facts, tmp_path / "run", steps=2, batch_size=2, seq_len=48, k=2, eval_questions=1,
+                          condition_weights=(0.6, 0.3, 0.1), questions_per_example=2, hard_distractors=0.5,
+                          retrieved_distractors=1.0, retrieved_by="lexical")
+    assert e["questions"] == 1
+    # dense and hybrid blocks need the checkpoint's retrieval projection (hmst train-retriever)
+    with pytest.raises(hmst.HMSTError) as err:
+        hmst.MemoryTrainer(CKPT, facts, tmp_path / "x", retrieved_distractors=0.5, retrieved_by="hybrid")
+    assert "retrieval projection" in err.value.message
+    with pytest.raises(ValueError):
+        hmst.MemoryTrainer(CKPT, facts, tmp_path / "x", retrieved_by="bm25")
+    with pytest.raises(ValueError):
+        hmst.MemoryTrainer(CKPT, facts, tmp_path / "x", condition_weights=(1, 0))
+    with pytest.raises(hmst.HMSTError) as err:
+        hmst.MemoryTrainer(CKPT, facts, tmp_path / "x", questions_per_example=3, k=2)
+    assert "questions per example" in err.value.message
+    with pytest.raises(hmst.HMSTError) as err:
+        hmst.MemoryTrainer(CKPT, facts, tmp_path / "x", hard_distractors=-0.5)
+    assert "hard_distractors" in err.value.message

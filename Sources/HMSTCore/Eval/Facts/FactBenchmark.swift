@@ -158,8 +158,10 @@ public enum FactBenchmark {
 
         var trainItems = [FactTrainItem]()
         var heldoutItems = [FactEvalItem](), knownItems = [FactEvalItem]()
+        let byEntity = Dictionary(grouping: facts, by: \.entity)
         for f in facts {
             guard let relation = FactRelation.named(f.relation) else { continue }
+            let linked = (byEntity[f.entity] ?? []).filter { relation.givenAwayBy.contains($0.relation) }.map(\.text)
             switch f.split {
             case .trainKnown, .trainMemoryOnly:
                 for t in relation.trainingTemplates {
@@ -169,13 +171,13 @@ public enum FactBenchmark {
                 if f.split == .trainKnown {
                     for t in relation.templates {
                         let (choices, gold) = try multipleChoice(f, relation, valuesByRelation[poolKey(f)] ?? [], config.choices, &choiceRandom, &names)
-                        knownItems.append(evalItem(f, t, choices, gold, id: "known\(knownItems.count)"))
+                        knownItems.append(evalItem(f, t, choices, gold, id: "known\(knownItems.count)", linked: linked))
                     }
                 }
             case .heldout:
                 for t in relation.templates {
                     let (choices, gold) = try multipleChoice(f, relation, valuesByRelation[poolKey(f)] ?? [], config.choices, &choiceRandom, &names)
-                    heldoutItems.append(evalItem(f, t, choices, gold, id: "heldout\(heldoutItems.count)"))
+                    heldoutItems.append(evalItem(f, t, choices, gold, id: "heldout\(heldoutItems.count)", linked: linked))
                 }
             case .distractor:
                 break
@@ -247,8 +249,9 @@ public enum FactBenchmark {
         return (picked.map { " " + $0 }, gold)
     }
 
-    static func evalItem(_ f: Fact, _ t: QuestionTemplate, _ choices: [String], _ gold: Int, id: String) -> FactEvalItem {
+    static func evalItem(_ f: Fact, _ t: QuestionTemplate, _ choices: [String], _ gold: Int, id: String, linked: [String]) -> FactEvalItem {
         FactEvalItem(id: id, factID: f.id, entity: f.entity, relation: f.relation, template: t.id, heldoutTemplate: t.heldOut,
-                     prompt: t.question(entity: f.entity), target: " " + f.value, choices: choices, gold: gold, memory: [f.text])
+                     prompt: t.question(entity: f.entity), target: " " + f.value, choices: choices, gold: gold, memory: [f.text],
+                     linkedMemory: linked)
     }
 }

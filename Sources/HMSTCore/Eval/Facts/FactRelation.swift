@@ -15,10 +15,15 @@ public struct FactRelation: Sendable, Equatable {
     public let id: String
     public let sentence: String     // `{e}` the entity, `{v}` the value
     public let templates: [QuestionTemplate]
+    /// relations of the same entity whose value gives this one away (a country's two- and
+    /// three-letter codes share letters): deleting a fact deletes those facts' texts with it
+    /// (the items' linked_memory)
+    public let givenAwayBy: [String]
 
-    init(_ id: String, _ sentence: String, _ patterns: [String], heldOut: Int = 1) {
+    init(_ id: String, _ sentence: String, _ patterns: [String], heldOut: Int = 1, givenAwayBy: [String] = []) {
         self.id = id
         self.sentence = sentence
+        self.givenAwayBy = givenAwayBy
         templates = patterns.enumerated().map { i, p in
             QuestionTemplate(id: "\(id)/\(i)", pattern: p, heldOut: i >= patterns.count - heldOut)
         }
@@ -78,10 +83,10 @@ public struct FactRelation: Sendable, Equatable {
     // Real relations, from miscfiles' countries table; real countries share `capital`.
     public static let isoAlpha2 = FactRelation("iso_alpha2", "The two-letter ISO code of {e} is {v}.", [
         "What is the two-letter ISO code of {e}?", "Which two-letter country code does {e} have?",
-        "Name the ISO 3166 alpha-2 code of {e}.", "{e} is abbreviated with which two-letter code?"])
+        "Name the ISO 3166 alpha-2 code of {e}.", "{e} is abbreviated with which two-letter code?"], givenAwayBy: ["iso_alpha3"])
     public static let isoAlpha3 = FactRelation("iso_alpha3", "The three-letter ISO code of {e} is {v}.", [
         "What is the three-letter ISO code of {e}?", "Which three-letter country code does {e} have?",
-        "Name the ISO 3166 alpha-3 code of {e}.", "{e} is abbreviated with which three-letter code?"])
+        "Name the ISO 3166 alpha-3 code of {e}.", "{e} is abbreviated with which three-letter code?"], givenAwayBy: ["iso_alpha2"])
 
     /// The relations of an invented entity, in the order its facts are listed.
     public static let synthetic: [FactRelation] = [capital, foundingYear, founder, colour, river, animal, mountain, language]

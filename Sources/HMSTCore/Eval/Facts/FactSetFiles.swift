@@ -97,6 +97,7 @@ extension FactSet {
             w.field("choices", e.choices)
             w.field("gold", e.gold)
             w.field("memory", e.memory)
+            if !e.linkedMemory.isEmpty { w.field("linked_memory", e.linkedMemory) }
             w.field("fact_id", e.factID)
             w.field("entity", e.entity)
             w.field("relation", e.relation)

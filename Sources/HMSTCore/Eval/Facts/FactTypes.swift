@@ -58,6 +58,7 @@ public struct FactEvalItem: Sendable, Equatable {
     public let choices: [String]    // the target and same-relation alternatives, each with a leading space
     public let gold: Int            // index of the target in choices
     public let memory: [String]     // the gold memory texts (oracle and deleted conditions)
+    public var linkedMemory: [String] = []  // texts of the entity's facts that give the answer away (deleted removes them)
 }
 
 /// Where the real facts came from, or why there are none.

@@ -251,7 +251,6 @@ public final class EpisodicSoftTraining {
         }
         guard !texts.isEmpty else { throw HMSTError.invalidArgument("no facts to read out") }
         let hidden = try hiddenStates(texts)
-        let C = softTokens.C
         var first = 0, second = 0, withSecond = 0
         for (h, value) in zip(hidden, values) {
             let rows = try softTokens.project(features: try softTokens.encode(hidden: h).features)

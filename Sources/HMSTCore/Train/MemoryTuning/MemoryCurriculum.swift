@@ -5,9 +5,10 @@
 //   distractorsOnly  k unrelated facts -> the answer if the model can know it (train_known),
 //                    else the fixed " unknown"
 //   none             no memory -> as distractorsOnly
-// With retrievedFraction, a share of the memory blocks is what lexical retrieval (BM25 over the
-// non-held-out facts, the `on` condition's lexical part) returns for the question, in its rank
-// order: the neighbours the model meets at evaluation, where they stand there.
+// With retrievedFraction, a share of the memory blocks is what retrieval over the non-held-out
+// facts returns for the question (retrievedBy: BM25, the projection's vectors, or both fused,
+// RetrievedBlocks.swift), in its rank order: the neighbours the model meets at evaluation,
+// where they stand there.
 // Only the answer tokens and </a> carry loss (targets -1 elsewhere). MemoryBatch packs
 // examples into [B, T] inputs and targets, padding past each example's end.
 
@@ -45,11 +46,14 @@ public struct CurriculumOptions: Sendable, Equatable {
     /// so the model learns to tell the fact asked about from its neighbours and to say it does
     /// not know when only neighbours are given
     public var hardDistractorFraction = 0.0
-    /// share of memory blocks (gold, distractors only, multi-question) taken from a BM25 search
-    /// of the question over the non-held-out facts, best first: the gold fact at its rank (or,
+    /// share of memory blocks (gold, distractors only, multi-question) taken from a search of
+    /// the question over the non-held-out facts, best first: the gold fact at its rank (or,
     /// when the search misses it, at a random position), the other hits as distractors; a
     /// multi-question example then also asks about those hits
     public var retrievedFraction = 0.0
+    /// how that search ranks: lexical (BM25), dense or hybrid (both need the checkpoint's
+    /// retrieval projection, given to the curriculum as its embedder)
+    public var retrievedBy: RetrievalMode = .lexical
     public init() {}
 
     func validate() throws {
@@ -97,13 +101,15 @@ public struct MemoryCurriculum: Sendable {
     /// the pool's facts by entity and by relation (hard distractors)
     let poolByEntity: [String: [Int]]
     let poolByRelation: [String: [Int]]
-    /// per training question id, the first k + 4 facts a BM25 search of it over the pool
-    /// returns, best first (only with retrievedFraction > 0)
+    /// per training question id, the first k + 4 facts a search of it over the pool returns,
+    /// best first (only with retrievedFraction > 0)
     let retrieved: [String: [Int]]
     /// per fact id, the indices of its training questions
     let trainQuestionsByFact: [String: [Int]]
 
-    public init(corpus: FactsCorpus, tokenizer: Tokenizer, options: CurriculumOptions = CurriculumOptions()) throws {
+    /// embedder: the retrieval projection's maps, for retrievedBy dense or hybrid.
+    public init(corpus: FactsCorpus, tokenizer: Tokenizer, options: CurriculumOptions = CurriculumOptions(),
+                embedder: RetrievalEmbedder? = nil) throws {
         try options.validate()
         guard MemoryPrompt.isSupported(by: tokenizer) else {
             throw HMSTError.invalidArgument("the tokenizer lacks the memory markers \(MemoryPrompt.markers.joined(separator: " ")) (see MemoryTokens.prepare)")
@@ -123,10 +129,10 @@ public struct MemoryCurriculum: Sendable {
         trainQuestionsByFact = Dictionary(grouping: questions.indices) { questions[$0].factId }
         var found: [String: [Int]] = [:]
         if options.retrievedFraction > 0 {
-            let index = try BM25Index(texts: distractorPool.map { corpus.facts[$0].text }, ids: distractorPool.map(Int64.init))
-            for q in trainQuestions where found[q.id] == nil {
-                found[q.id] = index.search(text: q.question, limit: options.k + 4).map { Int($0.id) }
-            }
+            let pool = distractorPool
+            found = try RetrievedBlocks.lists(texts: pool.map { corpus.facts[$0].text }, queries: questions.map { ($0.id, $0.question) },
+                                              limit: options.k + 4, mode: options.retrievedBy, embedder: embedder)
+                .mapValues { $0.map { pool[$0] } }
         }
         retrieved = found
     }

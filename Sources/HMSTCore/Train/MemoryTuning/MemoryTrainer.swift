@@ -162,19 +162,21 @@ public final class MemoryTrainer {
     public private(set) var valBytesPerToken: Double?
 
     /// Stage 2 from a pre-trained checkpoint: the markers are added to its tokenizer and
-    /// vocabulary first when it lacks them (MemoryTokens).
+    /// vocabulary first when it lacks them (MemoryTokens). Dense or hybrid retrieved blocks
+    /// are ranked by the checkpoint's retrieval projection, as it stands before Stage 2.
     public convenience init(model: LanguageModel, facts: FactsCorpus, lmData: TokenDataset?, lmVal: TokenDataset?,
                             outputDir: String, options: MemoryTrainerOptions) throws {
         let (params, tokenizer, _) = try MemoryTokens.prepare(model: model)
         try self.init(params: params, tokenizer: tokenizer, facts: facts, lmData: lmData, lmVal: lmVal, outputDir: outputDir,
-                      options: options, copyHead: model.decoder.copyHead, episodicSoftTokens: model.episodicSoftTokens)
+                      options: options, copyHead: model.decoder.copyHead, episodicSoftTokens: model.episodicSoftTokens,
+                      embedder: RetrievalEmbedder(model: model))
     }
 
     /// copyHead: one to keep training (from the checkpoint); otherwise options.copyHeadKeySize
-    /// > 0 starts a fresh one.
+    /// > 0 starts a fresh one. embedder: for the curriculum's dense or hybrid retrieved blocks.
     public init(params: Parameters, tokenizer: Tokenizer, facts: FactsCorpus, lmData: TokenDataset?, lmVal: TokenDataset?,
                 outputDir: String, options: MemoryTrainerOptions, copyHead existing: CopyHead? = nil,
-                episodicSoftTokens existingSoft: EpisodicSoftTokens? = nil) throws {
+                episodicSoftTokens existingSoft: EpisodicSoftTokens? = nil, embedder: RetrievalEmbedder? = nil) throws {
         try options.validate()
         guard options.sequenceLength <= params.config.maxPositionEmbeddings else {
             throw HMSTError.invalidArgument("sequence length \(options.sequenceLength) exceeds the model's \(params.config.maxPositionEmbeddings) positions")
@@ -194,7 +196,7 @@ public final class MemoryTrainer {
         self.lmData = lmData
         self.lmVal = lmVal
         self.outputDir = outputDir
-        curriculum = try MemoryCurriculum(corpus: facts, tokenizer: tokenizer, options: options.curriculum)
+        curriculum = try MemoryCurriculum(corpus: facts, tokenizer: tokenizer, options: options.curriculum, embedder: embedder)
         (computePrecision, precisionReason) = ComputeRates.resolve(options.precision)
         let go = ModelGradOptions(precision: computePrecision, gradientCheckpointing: options.gradientCheckpointing)
         grad = ModelGrad(params: params, options: go)

@@ -1,0 +1,139 @@
+// RetrievedBlocks: what retrieval returns for each training question over Stage 2's distractor
+// pool, best first, computed once when the curriculum is built, so a share of memory blocks
+// (CurriculumOptions.retrievedFraction) is laid out as the `on` condition will meet it:
+//   lexical  BM25 over the pool's texts (the memories' own index, BM25Index.swift)
+//   dense    the checkpoint's retrieval projection: every question's query vector against every
+//            text's document vector, exact inner products (unit vectors: the cosine a Flat
+//            semantic memory ranks by; IVF only approximates it)
+//   hybrid   both parts' top nCandidates fused by reciprocal rank (RankFusion.swift), with
+//            RetrievalOptions' defaults: what hmst eval's default `--retrieval hybrid` returns
+// A reader trained on BM25's blocks alone meets, under hybrid retrieval, neighbours it never
+// saw (the same relation of other entities, which dense vectors rank high) and copies them.
+import CBLAS
+
+/// The two vector maps of a retriever: a query's and a document's vector, unit length, one size.
+public struct RetrievalEmbedder {
+    public let query: (String) throws -> [Float]
+    public let document: (String) throws -> [Float]
+
+    public init(query: @escaping (String) throws -> [Float], document: @escaping (String) throws -> [Float]) {
+        self.query = query
+        self.document = document
+    }
+
+    /// The model's retrieval projection (nil when the checkpoint has none: pooled embeddings
+    /// barely find a fact, README "Retrieval", so they are not offered as a stand-in).
+    public init?(model: LanguageModel) {
+        guard model.retriever != nil else { return nil }
+        self.init(query: { try model.queryEmbedding(text: $0) }, document: { try model.documentEmbedding(text: $0) })
+    }
+}
+
+enum RetrievedBlocks {
+    /// Per query id, the indices into texts of the `limit` best, best first. dense and hybrid
+    /// need the embedder; lexical ignores it.
+    static func lists(texts: [String], queries: [(id: String, text: String)], limit: Int, mode: RetrievalMode,
+                      embedder: RetrievalEmbedder?, options: RetrievalOptions = RetrievalOptions()) throws -> [String: [Int]] {
+        var unique: [(id: String, text: String)] = []
+        var seen = Set<String>()
+        for q in queries where seen.insert(q.id).inserted { unique.append(q) }
+        let per = max(limit, options.nCandidates)
+        var lexical: [[(id: Int64, score: Float)]] = []
+        if mode != .dense {
+            let index = try BM25Index(texts: texts, ids: texts.indices.map(Int64.init))
+            lexical = unique.map { q in index.search(terms: LexicalTokenizer.terms(q.text), limit: per, k1: options.k1, b: options.b).map { (id: $0.id, score: $0.score) } }
+        }
+        var dense: [[(id: Int64, score: Float)]] = []
+        if mode != .lexical {
+            guard let embedder else {
+                throw HMSTError.invalidArgument("\(mode.rawValue) retrieved blocks need a retrieval projection in the checkpoint (hmst train-retriever)")
+            }
+            dense = try denseTop(texts: texts, queries: unique.map(\.text), limit: per, embedder: embedder)
+        }
+        var out: [String: [Int]] = [:]
+        for (i, q) in unique.enumerated() {
+            let ranked = switch mode {
+            case .lexical: RankFusion.single(lexical[i], dense: false)
+            case .dense: RankFusion.single(dense[i], dense: true)
+            case .hybrid: RankFusion.fuse(dense: dense[i], lexical: lexical[i], k: limit, rrfK: options.rrfK,
+                                          denseWeight: options.denseWeight, lexicalWeight: options.lexicalWeight)
+            }
+            out[q.id] = ranked.prefix(limit).map { Int($0.id) }
+        }
+        return out
+    }
+
+    /// Each query's `limit` best texts by inner product of its query vector with the texts'
+    /// document vectors (ties: the smaller index first).
+    static func denseTop(texts: [String], queries: [String], limit: Int, embedder: RetrievalEmbedder) throws -> [[(id: Int64, score: Float)]] {
+        guard !texts.isEmpty, !queries.isEmpty else { return queries.map { _ in [] } }
+        let docs = try texts.map { try embedder.document($0) }
+        let dim = docs[0].count
+        guard dim > 0, docs.allSatisfy({ $0.count == dim }) else {
+            throw HMSTError.invalidArgument("the retriever's document vectors do not all have one size")
+        }
+        let P = texts.count, n = min(limit, P)
+        let D = docs.flatMap { $0 }
+        var out: [[(id: Int64, score: Float)]] = []
+        out.reserveCapacity(queries.count)
+        let chunk = 128
+        var scores = [Float](repeating: 0, count: chunk * P)
+        for start in stride(from: 0, to: queries.count, by: chunk) {
+            let rows = min(chunk, queries.count - start)
+            var Q = [Float]()
+            Q.reserveCapacity(rows * dim)
+            for r in 0..<rows {
+                let v = try embedder.query(queries[start + r])
+                guard v.count == dim else {
+                    throw HMSTError.invalidArgument("the retriever's query vectors have \(v.count) values, its document vectors \(dim)")
+                }
+                Q += v
+            }
+            // scores[rows, P] = Q[rows, dim] · Dᵀ
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(P), Int32(dim),
+                        1, Q, Int32(dim), D, Int32(dim), 0, &scores, Int32(P))
+            scores.withUnsafeBufferPointer { s in
+                for r in 0..<rows { out.append(topN(s.baseAddress! + r * P, count: P, n: n)) }
+            }
+        }
+        return out
+    }
+
+    /// The n largest of v[0..<count], largest first, ties by the smaller index: a min-heap of
+    /// the best n so far, so most values cost one comparison.
+    static func topN(_ v: UnsafePointer<Float>, count: Int, n: Int) -> [(id: Int64, score: Float)] {
+        guard n > 0 else { return [] }
+        // heap of indices ordered by "worse first": lower score, or equal score and larger index
+        func worse(_ a: Int, _ b: Int) -> Bool { v[a] < v[b] || (v[a] == v[b] && a > b) }
+        var heap: [Int] = []
+        heap.reserveCapacity(n)
+        func siftDown(_ i0: Int) {
+            var i = i0
+            while true {
+                let l = 2 * i + 1, r = l + 1
+                var m = i
+                if l < heap.count, worse(heap[l], heap[m]) { m = l }
+                if r < heap.count, worse(heap[r], heap[m]) { m = r }
+                if m == i { return }
+                heap.swapAt(i, m)
+                i = m
+            }
+        }
+        for i in 0..<count {
+            if heap.count < n {
+                heap.append(i)
+                var c = heap.count - 1
+                while c > 0 {
+                    let p = (c - 1) / 2
+                    guard worse(heap[c], heap[p]) else { break }
+                    heap.swapAt(c, p)
+                    c = p
+                }
+            } else if worse(heap[0], i) {
+                heap[0] = i
+                siftDown(0)
+            }
+        }
+        return heap.sorted { worse($1, $0) }.map { (id: Int64($0), score: v[$0]) }
+    }
+}
