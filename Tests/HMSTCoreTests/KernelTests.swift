@@ -10,7 +10,7 @@ final class KernelTests: XCTestCase {
     func testGEMVVariantsAgreeOnOddShapes() {
         var rng = RNG(seed: 3)
         for rows in [1, 3, 4, 5, 9, 17] {
-            for cols in [1, 7, 15, 16, 17, 63, 64, 65, 130] {
+            for cols in [1, 7, 15, 16, 17, 31, 32, 33, 63, 64, 65, 96, 130, 160, 200] {
                 let w = (0..<(rows * cols)).map { _ in rng.nextGaussian() }
                 let x = (0..<cols).map { _ in rng.nextGaussian() }
                 var wb = [UInt16](repeating: 0, count: w.count)
