@@ -453,6 +453,15 @@ def main():
     if a.omp_wait_policy != "default":
         os.environ["OMP_WAIT_POLICY"] = a.omp_wait_policy
     common["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY", "unset")
+    # the libhmst the hmst side loads (a stale installed copy once measured an older hmst):
+    # named on every line, with its modification time
+    probe = subprocess.run([sys.executable, "-c", "import hmst._lib as l, os; print(l.path); print(int(os.path.getmtime(l.path)))"],
+                           capture_output=True, text=True, env=child_env(check_threads))
+    if probe.returncode == 0:
+        lib_path, lib_mtime = probe.stdout.split()[:2]
+        common["hmst_library"] = lib_path
+        common["hmst_library_mtime"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(lib_mtime)))
+        print(f"# hmst side: {lib_path} ({common['hmst_library_mtime']})", file=sys.stderr, flush=True)
     paths = {}
     for c in cases:
         t0 = time.time()
