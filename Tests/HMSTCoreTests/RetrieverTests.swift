@@ -248,6 +248,14 @@ final class RetrieverTests: XCTestCase {
         XCTAssertEqual(try projected.queryEmbedding(text: text), try projected.retriever!.project(f, isQuery: true))
         XCTAssertEqual(try projected.documentEmbedding(tokens: tokens), try projected.retriever!.project(f, isQuery: false))
         XCTAssertEqual(try projected.documentEmbedding(text: text).count, 8)
+        // from the pooled embedding a caller already has (the engine's query pass): the same vector
+        XCTAssertEqual(try projected.queryEmbedding(tokens: tokens, pooled: try projected.embed(tokens: tokens)),
+                       try projected.queryEmbedding(text: text))
+        XCTAssertEqual(try model.queryEmbedding(tokens: tokens, pooled: pooled), try model.queryEmbedding(text: text))
+        projected.retriever = try RetrieverProjection(C: 32, D: 8, query: Array(wq[0..<256]), document: Array(wd[0..<256]), pooling: .hidden)
+        XCTAssertEqual(try projected.queryEmbedding(tokens: tokens, pooled: try projected.embed(tokens: tokens)),
+                       try projected.queryEmbedding(text: text))
+        XCTAssertThrowsError(try projected.queryEmbedding(tokens: tokens, pooled: [1, 2]))
     }
 
     /// A projection of the new pooling round-trips as version 2 (pooling and input size in its

@@ -153,7 +153,10 @@ public final class Engine: @unchecked Sendable {
             let qt = tokenizer.encode(text)
             guard !qt.isEmpty else { throw HMSTError.invalidArgument("engine: the query encodes to no tokens") }
             ctx.signals.queryTokens = qt.count
-            ctx.signals.queryEncoding = try model.embed(tokens: Array(qt.suffix(session.nCtx)))
+            let encoded = Array(qt.suffix(session.nCtx))
+            ctx.signals.queryEncoding = try model.embed(tokens: encoded)
+            // the semantic tier's query vector from the same pass (projection only)
+            if semantic != nil { ctx.queryVector = try model.queryEmbedding(tokens: encoded, pooled: ctx.signals.queryEncoding) }
             ctx.cost.prefill(qt.count, flopsPerToken: full)
             let prompt = tokenizer.encode(MemoryPrompt.format(memories: [], question: text, tokenizer: tokenizer))
             guard prompt.count < session.nCtx else {
@@ -181,7 +184,7 @@ public final class Engine: @unchecked Sendable {
         o.owner = ctx.query.owner
         let text = ctx.query.text
         if let s = semantic, case let inScope = s.count(owner: o.owner), inScope > 0 {
-            ctx.semanticHits = try s.retrieve(text: text, model: model, options: o)
+            ctx.semanticHits = try s.retrieve(text: text, queryEmbedding: ctx.queryVector, model: model, options: o)
             ctx.semanticFusion = ctx.semanticHits.map { $0.fusionScore(o) }
             let st = s.stats()
             let scanned = st.nlist > 0 && st.isTrained ? Int((Double(st.count) * Double(min(st.nprobe, st.nlist)) / Double(st.nlist)).rounded(.up)) : st.count

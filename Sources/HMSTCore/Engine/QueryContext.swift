@@ -23,6 +23,9 @@ public final class QueryContext {
     public var semanticFusion: [Float] = []
     public var episodicFusion: [Float] = []
     public var signals = QuerySignals()
+    /// the query's retrieval vector (model.queryEmbedding), from the encoding pass that gave
+    /// signals.queryEncoding; empty without a semantic tier
+    public var queryVector: [Float] = []
 
     init(model: LanguageModel, tokenizer: Tokenizer, semantic: SemanticMemory?, episodic: EpisodicMemory?,
          verifier: EngineVerifier?, query: EngineQuery) {

@@ -18,6 +18,15 @@ extension LanguageModel {
         return try r.project(try retrievalFeatures(text: text, pooling: r.pooling), isQuery: true)
     }
 
+    /// queryEmbedding(text:) of the text's tokens, given their pooled embedding (embed(tokens:),
+    /// already computed by the caller), so the hidden-state pass is not run a second time.
+    public func queryEmbedding(tokens: [Int32], pooled h: [Float]) throws -> [Float] {
+        guard h.count == dims.C else { throw HMSTError.invalidArgument("queryEmbedding: the pooled embedding has \(h.count) values, not C = \(dims.C)") }
+        guard let r = retriever else { return h }
+        let f = r.pooling == .hidden ? h : h + (try tokenEmbeddingMean(tokens: tokens))
+        return try r.project(f, isQuery: true)
+    }
+
     /// [embeddingDim], unit length.
     public func documentEmbedding(text: String) throws -> [Float] {
         guard let r = retriever else { return try embed(text: text) }

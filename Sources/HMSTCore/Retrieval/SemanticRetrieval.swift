@@ -81,6 +81,15 @@ extension SemanticMemory {
         return try retrieve(text: text, query: query, options: options)
     }
 
+    /// As retrieve(text:model:options:) with the query's vector already computed by
+    /// model.queryEmbedding (the engine has it from the query's single encoding pass); the model
+    /// must still be the memory's embedder. Thread-safe.
+    public func retrieve(text: String, queryEmbedding: [Float], model: LanguageModel, options: RetrievalOptions) throws -> [RetrievalHit] {
+        guard options.mode != .lexical else { return try retrieve(text: text, query: nil, options: options) }
+        try checkModel(model)
+        return try retrieve(text: text, query: queryEmbedding, options: options)
+    }
+
     /// Documents and distinct terms in the lexical index. Thread-safe (read lock).
     public var lexicalCounts: (documents: Int, terms: Int) { lock.withReadLock { (lexical.count, lexical.termCount) } }
 }
