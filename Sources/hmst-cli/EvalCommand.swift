@@ -25,7 +25,7 @@ struct EvalCommand: ParsableCommand {
     var retrieval = "hybrid"
     @Option(help: "Memory tier to retrieve from: episodic, semantic or both.") var tier = "both"
     @Option(name: .customLong("episodic-injection"),
-            help: "How episodic entries reach the model: text, state (the checkpoint's trained soft tokens from each entry's SSM state) or both. state/both: loglikelihood and multiple_choice tasks.")
+            help: "How episodic entries reach the model: text, state (the checkpoint's trained soft tokens from each entry's SSM state) or both. state/both: loglikelihood, multiple_choice and generate_until tasks.")
     var episodicInjection = "text"
     @Option(help: "JSON report path.") var output: String?
     @Option(name: .customLong("items-output"), help: "Per-item JSONL path.") var itemsOutput: String?

@@ -1,7 +1,8 @@
 // hmst eval's --episodic-injection (Eval/EpisodicInjection.swift): the layout and rows a prompt
 // with soft memories gets, scores equal to a Session given the same rows by hand, and the named
 // errors (a checkpoint without trained soft tokens, a memory encoded by another SSM until it is
-// re-encoded, a generation task).
+// re-encoded, the critic or a rolling task with soft tokens); generation with soft tokens equal to a
+// Session given the rows by hand.
 import XCTest
 @testable import HMSTCore
 #if canImport(Glibc)
@@ -170,9 +171,51 @@ final class EpisodicInjectionEvalTests: XCTestCase {
         XCTAssertEqual(after.allEntries().map(\.text), before.map(\.text))
         XCTAssertTrue(try XCTUnwrap(trained.episodicSoftTokens).hasMixer(after.weights))
         XCTAssertNoThrow(try EvalRun.run(model: trained, request(plain.memory, plain.task, .state, [.on])))
-        // generation does not take soft tokens
-        try FileIO.writeAtomically(dir + "/gen.json", text: #"{"name": "gen", "output_type": "generate_until", "data": "ll.jsonl", "until": ["</a>"], "max_gen_tokens": 2}"#)
-        XCTAssertThrowsError(try EvalRun.run(model: trained, request(soft.memory, dir + "/gen.json", .state, [.on]))) {
+        // generation takes soft tokens: greedy from the context with its injected rows, as a
+        // Session given the same rows by hand generates; its answer_nll is the loglikelihood task's
+        try FileIO.writeAtomically(dir + "/gen.json", text: #"{"name": "gen", "output_type": "generate_until", "data": "ll.jsonl", "until": ["</a>"], "max_gen_tokens": 3}"#)
+        let gen = try EvalRun.run(model: trained, request(soft.memory, dir + "/gen.json", .state, [.on]))
+        let ll = try EvalRun.run(model: trained, request(soft.memory, soft.task, .state, [.on]))
+        XCTAssertEqual(try XCTUnwrap(nll(gen, .on)), try XCTUnwrap(nll(ll, .on)), accuracy: 1e-9)
+        let rec = try XCTUnwrap(gen.items.first { $0.id == "b" })
+        let tok = try XCTUnwrap(trained.tokenizer as? Tokenizer), st = try XCTUnwrap(trained.episodicSoftTokens)
+        let open = try XCTUnwrap(tok.id(for: MemoryPrompt.memoryOpen)), close = try XCTUnwrap(tok.id(for: MemoryPrompt.memoryClose))
+        let ep = try XCTUnwrap(try MemoryStore(directory: soft.memory, mustExist: true).episodic)
+        var tokens: [Int32] = [], positions: [Int] = [], rows: [Float] = []
+        for text in rec.memories {
+            let entry = try XCTUnwrap(ep.allEntries().first { $0.text == text })
+            tokens.append(open)
+            positions += [tokens.count, tokens.count + 1]
+            rows += try st.project(features: try ep.softFeatures(id: entry.id, for: st))
+            tokens += [open, open, close]
+        }
+        tokens += tok.encode(MemoryPrompt.render(memories: [], question: "What is the capital of Tarsi?"))
+        var sp = SessionParams()
+        sp.nCtx = 128
+        let session = try Session(decoder: trained.decoder, params: sp)
+        try session.evaluate(tokens, injected: InjectedEmbeddings(positions: positions, rows: rows))
+        var greq = TextGenerationRequest()
+        greq.maxTokens = 3
+        greq.sampling.temperature = 0
+        greq.stopStrings = ["</a>"]
+        let byHand = try session.generate(prompt: [], tokenizer: tok, greq).string
+        XCTAssertEqual(rec.fields.first { $0.0 == "generation" }?.1.string, byHand)
+        // the critic judges text prompts, and a rolling text has no question: named errors
+        var withCritic = request(soft.memory, dir + "/gen.json", .state, [.on])
+        let F = CriticFeatures.names.count, C = trained.decoder.dims.C
+        withCritic.options.critic = try Critic(
+            featureScaling: Standardizer(mean: [Float](repeating: 0, count: F), std: [Float](repeating: 1, count: F)),
+            headWeights: [Float](repeating: 0, count: F), headBias: 0,
+            probeScaling: Standardizer(mean: [Float](repeating: 0, count: C), std: [Float](repeating: 1, count: C)),
+            probeWeights: [Float](repeating: 0, count: C), probeBias: 0, calibration: .none, settings: CriticSettings(),
+            fingerprint: CriticModelFingerprint(model: trained))
+        XCTAssertThrowsError(try EvalRun.run(model: trained, withCritic)) {
+            XCTAssertEqual(($0 as? HMSTError)?.status, .unsupported)
+            XCTAssertTrue(($0 as? HMSTError)?.message.contains("--critic") ?? false, "\($0)")
+        }
+        try FileIO.writeAtomically(dir + "/roll.jsonl", text: #"{"text": "The capital of Tarsi is Bodo."}"# + "\n")
+        try FileIO.writeAtomically(dir + "/roll.json", text: #"{"name": "roll", "output_type": "loglikelihood_rolling", "data": "roll.jsonl"}"#)
+        XCTAssertThrowsError(try EvalRun.run(model: trained, request(soft.memory, dir + "/roll.json", .state, [.on]))) {
             XCTAssertEqual(($0 as? HMSTError)?.status, .unsupported)
         }
     }

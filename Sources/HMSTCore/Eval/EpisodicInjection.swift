@@ -6,7 +6,8 @@
 // With the soft tokens' copy path, each soft row also carries the token it names through the LM
 // head, for the copy head to copy. Semantic hits stay text. Under oracle the gold texts are not in the memory: their soft tokens
 // come from encoding the text with the model and the trained SSM (what the memory would store).
-// loglikelihood and multiple_choice tasks only: generation does not take injected rows yet.
+// loglikelihood, multiple_choice and generate_until tasks (greedy generation continues from the
+// context with its injected rows; the copy head can copy the tokens the soft rows name).
 
 public enum EpisodicInjection: String, Sendable, CaseIterable {
     case text, state, both
@@ -65,6 +66,22 @@ extension Evaluator {
         tokens += encode(MemoryPrompt.render(memories: [], question: question))
         let copy = soft.copySources ? soft.copyTokens(rows: rows, lmHead: model.decoder.weights.lmHead) : []
         return (tokens, InjectedEmbeddings(positions: positions, rows: rows, copyTokens: copy))
+    }
+
+    /// Greedy generation after the context with its injected rows, until a stop string, end of
+    /// text or maxTokens (Evaluator.generate's rules for a text prompt).
+    func generateInjected(_ ctx: (tokens: [Int32], injected: InjectedEmbeddings), until: [String], maxTokens: Int) throws -> String {
+        guard ctx.tokens.count + maxTokens <= session.nCtx else {
+            throw HMSTError.invalidArgument("with injected soft tokens the prompt (\(ctx.tokens.count) tokens) and \(maxTokens) generated tokens must fit n_ctx \(session.nCtx)")
+        }
+        session.reset()
+        defer { session.reset() }
+        try session.evaluate(ctx.tokens, injected: ctx.injected)
+        var req = TextGenerationRequest()
+        req.maxTokens = maxTokens
+        req.sampling.temperature = 0
+        req.stopStrings = until
+        return try session.generate(prompt: [], tokenizer: tokenizer, req).string
     }
 
     /// log p(continuation | context with injected rows), the continuation encoded alone.

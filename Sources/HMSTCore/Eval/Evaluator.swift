@@ -181,9 +181,12 @@ public final class Evaluator {
             var f: [(String, JSONValue)] = []
             // episodic entries as soft tokens: the context is built from their keys
             let injecting = soft != nil && condition != .off
-            if injecting && task.outputType != .loglikelihood && task.outputType != .multipleChoice {
-                throw HMSTError.unsupported("task \(task.name): --episodic-injection \(options.episodicInjection.rawValue) scores loglikelihood and "
-                                            + "multiple_choice tasks only (generation does not take soft tokens yet)")
+            if injecting && task.outputType == .loglikelihoodRolling {
+                throw HMSTError.unsupported("task \(task.name): --episodic-injection \(options.episodicInjection.rawValue) scores loglikelihood, "
+                                            + "multiple_choice and generate_until tasks (a rolling text has no question to put the memories before)")
+            }
+            if injecting && task.outputType == .generateUntil && options.critic != nil {
+                throw HMSTError.unsupported("task \(task.name): the critic judges text prompts; --critic with --episodic-injection \(options.episodicInjection.rawValue) is not supported")
             }
             do {
                 let injected = injecting ? try injectedContext(try promptMemories(for: item, query: query, condition: condition),
@@ -213,10 +216,10 @@ public final class Evaluator {
                          ("acc", .number(mc.acc)), ("acc_norm", .number(mc.accNorm)), ("answer_nll", .number(-g.logprob / Double(g.count)))]
                 case .generateUntil:
                     let p = prompt(memories: mems, question: item.prompt)
-                    let (out, judged) = try answerJudged(prompt: p, item: item, condition: condition, until: task.until,
-                                                         maxTokens: task.maxGenTokens)
+                    let (out, judged) = try injected.map { (try generateInjected($0, until: task.until, maxTokens: task.maxGenTokens), nil) }
+                        ?? answerJudged(prompt: p, item: item, condition: condition, until: task.until, maxTokens: task.maxGenTokens)
                     let em = EvalMetrics.exactMatch(out, item.target)
-                    let s = try score(context: p, continuation: item.target)
+                    let s = try injected.map { try scoreInjected($0, continuation: item.target) } ?? score(context: p, continuation: item.target)
                     add("exact_match", em ? 1 : 0)
                     add("answer_nll", -s.logprob / Double(s.count))
                     f = [("generation", .string(out)), ("target", .string(item.target)), ("exact_match", .bool(em)),
