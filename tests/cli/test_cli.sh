@@ -157,6 +157,9 @@ fails "facts reading with zero documents" "$HMST" facts reading --output "$W/r0.
 S2=(--facts "$F" --data "$W/train_split" --batch-size 2 --seq-len 64 --memory-seq-len 64 --eval-questions 4 --seed 1 --no-progress)
 check "train-memory adds the markers and trains" bash -c "$HMST train-memory $W/ckpt ${S2[*]} --output $W/s2 --steps 4 && grep -q '\"<mem>\"' $W/s2/final/tokenizer.json && grep -q answer_nll_on $W/s2/metrics.jsonl"
 check "train-memory --resume continues" bash -c "$HMST train-memory $W/ckpt ${S2[*]} --output $W/s2b --steps 6 --resume $W/s2/final"
+fails "train-memory --retrieved-by of an unknown kind" "$HMST" train-memory "$W/ckpt" "${S2[@]}" --output "$W/s2x" --steps 1 --retrieved-distractors 0.5 --retrieved-by bm25
+check "train-memory hybrid blocks without a projection name train-retriever" bash -c "! $HMST train-memory $W/ckpt ${S2[*]} --output $W/s2x --steps 1 --retrieved-distractors 0.5 --retrieved-by hybrid 2> $W/rb.err && grep -q 'train-retriever' $W/rb.err"
+check "train-memory on hybrid-retrieved blocks (the checkpoint's projection)" bash -c "$HMST train-memory $W/ckpt-r ${S2[*]} --output $W/s2h --steps 2 --retrieved-distractors 1 --retrieved-by hybrid && [[ -f $W/s2h/final/model.safetensors ]]"
 check "eval of the memory-tuned model" bash -c "$HMST eval $W/s2/final --task $F/tasks/facts_heldout_ll.json --condition off,oracle --limit 3 --bootstrap 10 | grep -q 'oracle'"
 fails "train-memory without facts" "$HMST" train-memory "$W/ckpt" --facts "$W/no-facts" --data "$W/train_split" --output "$W/s2x" --steps 1
 # the episodic tier's soft tokens (issue 11): trained and stored; an episodic memory built for the
@@ -167,6 +170,7 @@ fails "train-memory --episodic-soft-input of an unknown kind" "$HMST" train-memo
 fails "train-memory --episodic-soft-tokens 9" "$HMST" train-memory "$W/ckpt" "${S2[@]}" --output "$W/s2x" --steps 1 --episodic-soft-tokens 9
 check "eval --episodic-injection state" bash -c "head -3 $F/memory_heldout.txt > $W/ep3.txt && $HMST memory add --dir $W/epm --model $W/s2soft/final --tier episodic --file $W/ep3.txt > /dev/null && $HMST eval $W/s2soft/final --task $F/tasks/facts_heldout_ll.json --memory $W/epm --tier episodic --retrieval lexical --condition on --episodic-injection state --limit 3 --bootstrap 10 --output $W/ep-report.json | grep -q 'on  answer_nll' && grep -q 'episodic_injection...state' $W/ep-report.json"
 check "eval --episodic-injection state without trained soft tokens names them" bash -c "! $HMST eval $W/s2/final --task $F/tasks/facts_heldout_ll.json --memory $W/epm --tier episodic --condition on --episodic-injection state --limit 2 2> $W/ep-err && grep -q 'episodic-soft-tokens' $W/ep-err"
+check "eval --episodic-injection state generates (generate_until)" bash -c "$HMST eval $W/s2soft/final --task $F/tasks/facts_heldout_gen.json --memory $W/epm --tier episodic --retrieval lexical --condition on --episodic-injection state --limit 3 --bootstrap 10 --items-output $W/ep-gen.jsonl | grep -q 'on  exact_match' && grep -q '\"generation\"' $W/ep-gen.jsonl"
 fails "eval --episodic-injection of an unknown kind" "$HMST" eval "$W/s2soft/final" --task "$F/tasks/facts_heldout_ll.json" --episodic-injection vectors
 check "memory reencode" bash -c "$HMST memory reencode --dir $W/epm --model $W/s2soft/final | grep -q 're-encoded 3 episodic entries'"
 
