@@ -71,6 +71,23 @@ final class EpisodicInjectionEvalTests: XCTestCase {
         return req
     }
 
+    /// The context an item's retrieved memories make, built by hand: each entry as <mem>▢▢</mem>
+    /// (K = 2) with its stored features' rows, then the question.
+    func byHandContext(_ memories: [String], question: String, model: LanguageModel, memory ep: EpisodicMemory) throws
+        -> (tokens: [Int32], positions: [Int], rows: [Float]) {
+        let tok = try XCTUnwrap(model.tokenizer as? Tokenizer), soft = try XCTUnwrap(model.episodicSoftTokens)
+        let open = try XCTUnwrap(tok.id(for: MemoryPrompt.memoryOpen)), close = try XCTUnwrap(tok.id(for: MemoryPrompt.memoryClose))
+        var tokens: [Int32] = [], positions: [Int] = [], rows: [Float] = []
+        for text in memories {
+            let entry = try XCTUnwrap(ep.allEntries().first { $0.text == text })
+            tokens.append(open)
+            positions += [tokens.count, tokens.count + 1]
+            rows += try soft.project(features: try ep.softFeatures(id: entry.id, for: soft))
+            tokens += [open, open, close]
+        }
+        return (tokens + tok.encode(MemoryPrompt.render(memories: [], question: question)), positions, rows)
+    }
+
     func nll(_ r: EvalReport, _ c: MemoryCondition) -> Double? {
         r.results.first { $0.condition == c }?.metrics.first { $0.name == "answer_nll" }?.value
     }
@@ -129,17 +146,8 @@ final class EpisodicInjectionEvalTests: XCTestCase {
         }
         let rec = try XCTUnwrap(state.items.first { $0.id == "b" && $0.condition == .on })
         let tok = try XCTUnwrap(model.tokenizer as? Tokenizer)
-        let open = try XCTUnwrap(tok.id(for: MemoryPrompt.memoryOpen)), close = try XCTUnwrap(tok.id(for: MemoryPrompt.memoryClose))
-        var tokens: [Int32] = [], positions: [Int] = [], rows: [Float] = []
-        for text in rec.memories {
-            let entry = try XCTUnwrap(ep.allEntries().first { $0.text == text })
-            tokens.append(open)
-            positions += [tokens.count, tokens.count + 1]
-            rows += try soft.project(features: try ep.softFeatures(id: entry.id, for: soft))
-            tokens += [open, open, close]
-        }
         XCTAssertTrue(rec.memories.contains(facts[2]))
-        let ctx = tokens + tok.encode(MemoryPrompt.render(memories: [], question: "What is the capital of Tarsi?"))
+        let (ctx, positions, rows) = try byHandContext(rec.memories, question: "What is the capital of Tarsi?", model: model, memory: ep)
         let cont = tok.encode(" Bodo")
         var sp = SessionParams()
         sp.nCtx = 128
@@ -178,18 +186,9 @@ final class EpisodicInjectionEvalTests: XCTestCase {
         let ll = try EvalRun.run(model: trained, request(soft.memory, soft.task, .state, [.on]))
         XCTAssertEqual(try XCTUnwrap(nll(gen, .on)), try XCTUnwrap(nll(ll, .on)), accuracy: 1e-9)
         let rec = try XCTUnwrap(gen.items.first { $0.id == "b" })
-        let tok = try XCTUnwrap(trained.tokenizer as? Tokenizer), st = try XCTUnwrap(trained.episodicSoftTokens)
-        let open = try XCTUnwrap(tok.id(for: MemoryPrompt.memoryOpen)), close = try XCTUnwrap(tok.id(for: MemoryPrompt.memoryClose))
+        let tok = try XCTUnwrap(trained.tokenizer as? Tokenizer)
         let ep = try XCTUnwrap(try MemoryStore(directory: soft.memory, mustExist: true).episodic)
-        var tokens: [Int32] = [], positions: [Int] = [], rows: [Float] = []
-        for text in rec.memories {
-            let entry = try XCTUnwrap(ep.allEntries().first { $0.text == text })
-            tokens.append(open)
-            positions += [tokens.count, tokens.count + 1]
-            rows += try st.project(features: try ep.softFeatures(id: entry.id, for: st))
-            tokens += [open, open, close]
-        }
-        tokens += tok.encode(MemoryPrompt.render(memories: [], question: "What is the capital of Tarsi?"))
+        let (tokens, positions, rows) = try byHandContext(rec.memories, question: "What is the capital of Tarsi?", model: trained, memory: ep)
         var sp = SessionParams()
         sp.nCtx = 128
         let session = try Session(decoder: trained.decoder, params: sp)

@@ -155,8 +155,9 @@ public final class Engine: @unchecked Sendable {
             ctx.signals.queryTokens = qt.count
             let encoded = Array(qt.suffix(session.nCtx))
             ctx.signals.queryEncoding = try model.embed(tokens: encoded)
-            // the semantic tier's query vector from the same pass (projection only)
-            if semantic != nil { ctx.queryVector = try model.queryEmbedding(tokens: encoded, pooled: ctx.signals.queryEncoding) }
+            // the semantic tier's query vector from the same pass (projection only), when it is
+            // searched by vectors at all
+            if semantic != nil && options.retrieval.mode != .lexical { ctx.queryVector = try model.queryEmbedding(tokens: encoded, pooled: ctx.signals.queryEncoding) }
             ctx.cost.prefill(qt.count, flopsPerToken: full)
             let prompt = tokenizer.encode(MemoryPrompt.format(memories: [], question: text, tokenizer: tokenizer))
             guard prompt.count < session.nCtx else {
