@@ -134,7 +134,9 @@ final class SSMTests: XCTestCase {
         }
         XCTAssertLessThan(maxDiff(chunked, out), 1e-5)
         XCTAssertLessThan(maxDiff(s.ssm, full.ssm), 1e-5)
-        XCTAssertEqual(s.conv, full.conv)
+        // the conv state holds in_proj rows; sgemm may round a row differently with the number of
+        // rows in the call (OpenBLAS's AVX2 kernels on Zen 3 do, its AVX-512 ones did not)
+        XCTAssertLessThan(maxDiff(s.conv, full.conv), 1e-6)
         // and the thread count changes nothing but the split of channels
         var s2 = MambaState(config: m.config)
         XCTAssertEqual(try m.forward(x, state: &s2, threads: 3), out)
