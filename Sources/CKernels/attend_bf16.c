@@ -1,7 +1,7 @@
 /*
  * attend_bf16.c: one query of causal attention over a bf16 KV cache (hk_attend with keys and
  * values stored as bf16: half the bytes each decode step reads at long contexts). Scores use
- * the bf16 GEMV; values are widened 16 at a time (AVX-512) or one by one (portable) while
+ * the bf16 GEMV; values are widened 16 (AVX-512) or 8 (AVX2, kernels_avx2.c) at a time, or one by one (portable), while
  * accumulating in f32.
  */
 #include "hmst_kernels.h"
@@ -52,8 +52,13 @@ void hk_attend_bf16(float *out, float *scratch, const float *q, const uint16_t *
     hk_softmax(scratch, n);
     for (size_t d = 0; d < Dh; d++) out[d] = 0;
 #if defined(__x86_64__)
-    if (hk_level() >= 1) {
+    if (hk_level() >= HK_LEVEL_AVX512) {
         accumulate_avx512(out, scratch, V, n, Dh);
+        return;
+    }
+    if (hk_level() >= HK_LEVEL_AVX2) {
+        extern void hk_accumulate_bf16_avx2(float *, const float *, const uint16_t *, size_t, size_t);
+        hk_accumulate_bf16_avx2(out, scratch, V, n, Dh);
         return;
     }
 #endif

@@ -261,8 +261,8 @@ int hk_gemm_bf16(int transA, int transB, size_t M, size_t N, size_t K, float alp
     void (*pack_a)(uint32_t *, const float *, size_t, int, size_t, size_t, size_t, size_t) = pack_a_portable;
     void (*pack_b)(uint32_t *, const float *, size_t, int, size_t, size_t, size_t, size_t) = pack_b_portable;
 #if defined(__x86_64__)
-    if (hk_level() >= 1) { pack_a = pack_a_avx512; pack_b = pack_b_avx512; }
-    if (hk_level() >= 2) { micro = micro_avx512bf16; pack_a = pack_a_bf16; pack_b = pack_b_bf16; }
+    if (hk_level() >= HK_LEVEL_AVX512) { pack_a = pack_a_avx512; pack_b = pack_b_avx512; }
+    if (hk_level() >= HK_LEVEL_BF16) { micro = micro_avx512bf16; pack_a = pack_a_bf16; pack_b = pack_b_bf16; }
 #endif
     size_t kcMax = K < KC ? K : KC, kpMax = (kcMax + 1) / 2;
     scratch_t *s = scratch_get(((MC + MR - 1) / MR) * MR * kpMax, ((NC + NR - 1) / NR) * NR * kpMax);

@@ -1,5 +1,6 @@
 /*
- * kernels.c: bf16/f16 conversions and GEMV kernels with run-time dispatch.
+ * kernels.c: bf16/f16 conversions and GEMV kernels with run-time dispatch (the AVX2 and AVX-512
+ * variants are in kernels_avx2.c and kernels_avx512.c).
  * GEMV is memory-bound: each variant streams a weight row once and keeps x in cache, with four
  * independent accumulators per row to hide FMA latency.
  */
@@ -19,12 +20,14 @@ static atomic_int cpu_level = -1;
 static int detect(void) {
 #if HK_X86
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")) {
-        if (__builtin_cpu_supports("avx512bf16")) return 2;
-        return 1;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")
+        && __builtin_cpu_supports("avx512dq")) {
+        if (__builtin_cpu_supports("avx512bf16")) return HK_LEVEL_BF16;
+        return HK_LEVEL_AVX512;
     }
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return HK_LEVEL_AVX2;
 #endif
-    return 0;
+    return HK_LEVEL_PORTABLE;
 }
 
 int hk_level(void) {
@@ -59,11 +62,15 @@ static inline uint16_t f32_to_bf16(float f) {
 void hk_bf16_to_f32(float *out, const uint16_t *in, size_t n) {
     size_t i = 0;
 #if HK_X86
-    if (hk_level() >= 1) {
-        /* widen 16 bf16 at a time: zero-extend to 32 bits and shift into the high half */
+    /* widen 16 (8) bf16 at a time: zero-extend to 32 bits and shift into the high half */
+    if (hk_level() >= HK_LEVEL_AVX512) {
         extern void hk_bf16_to_f32_avx512(float *, const uint16_t *, size_t);
         hk_bf16_to_f32_avx512(out, in, n & ~(size_t)15);
         i = n & ~(size_t)15;
+    } else if (hk_level() >= HK_LEVEL_AVX2) {
+        extern void hk_bf16_to_f32_avx2(float *, const uint16_t *, size_t);
+        hk_bf16_to_f32_avx2(out, in, n & ~(size_t)7);
+        i = n & ~(size_t)7;
     }
 #endif
     for (; i < n; i++) out[i] = bf16_to_f32(in[i]);
@@ -127,24 +134,24 @@ static void gemv_f32_portable(float *y, const float *w, const float *x, size_t c
 #if HK_X86
 extern void hk_gemv_bf16_avx512(float *y, const uint16_t *w, const float *x, size_t cols, size_t r0, size_t r1);
 extern void hk_gemv_f32_avx512(float *y, const float *w, const float *x, size_t cols, size_t r0, size_t r1);
+extern void hk_gemv_bf16_avx2(float *y, const uint16_t *w, const float *x, size_t cols, size_t r0, size_t r1);
+extern void hk_gemv_f32_avx2(float *y, const float *w, const float *x, size_t cols, size_t r0, size_t r1);
 #endif
 
 void hk_gemv_bf16(float *y, const uint16_t *w, const float *x, size_t cols, size_t r0, size_t r1) {
 #if HK_X86
-    if (hk_level() >= 1) {
-        hk_gemv_bf16_avx512(y, w, x, cols, r0, r1);
-        return;
-    }
+    int l = hk_level();
+    if (l >= HK_LEVEL_AVX512) { hk_gemv_bf16_avx512(y, w, x, cols, r0, r1); return; }
+    if (l >= HK_LEVEL_AVX2) { hk_gemv_bf16_avx2(y, w, x, cols, r0, r1); return; }
 #endif
     gemv_bf16_portable(y, w, x, cols, r0, r1);
 }
 
 void hk_gemv_f32(float *y, const float *w, const float *x, size_t cols, size_t r0, size_t r1) {
 #if HK_X86
-    if (hk_level() >= 1) {
-        hk_gemv_f32_avx512(y, w, x, cols, r0, r1);
-        return;
-    }
+    int l = hk_level();
+    if (l >= HK_LEVEL_AVX512) { hk_gemv_f32_avx512(y, w, x, cols, r0, r1); return; }
+    if (l >= HK_LEVEL_AVX2) { hk_gemv_f32_avx2(y, w, x, cols, r0, r1); return; }
 #endif
     gemv_f32_portable(y, w, x, cols, r0, r1);
 }

@@ -74,5 +74,12 @@ void hk_attend(float *out, float *scratch, const float *q, const float *K, const
 }
 
 void hk_axpy(float *out, float a, const float *x, size_t n) {
+#if defined(__x86_64__)
+    if (hk_level() >= HK_LEVEL_AVX2) {
+        extern void hk_axpy_avx2(float *, float, const float *, size_t);
+        hk_axpy_avx2(out, a, x, n);
+        return;
+    }
+#endif
     for (size_t i = 0; i < n; i++) out[i] += a * x[i];
 }

@@ -139,11 +139,11 @@ __attribute__((target("avx2"))) static void scan_forward_avx2(SCAN_FORWARD_PARAM
 __attribute__((target("avx512f"))) static void scan_forward_avx512(SCAN_FORWARD_PARAMS) { scan_forward(SCAN_FORWARD_ARGS); }
 #endif
 
-/* 2 AVX-512, 1 AVX2, 0 portable. hk_level() >= 1 means AVX-512F is there and not disabled. */
+/* 2 AVX-512, 1 AVX2, 0 portable: the dispatcher's level, so a forced lower level is obeyed. */
 static int scan_isa(void) {
 #if defined(__x86_64__)
-    if (hk_level() >= 1) return 2;
-    if (__builtin_cpu_supports("avx2")) return 1;
+    if (hk_level() >= HK_LEVEL_AVX512) return 2;
+    if (hk_level() >= HK_LEVEL_AVX2) return 1;
 #endif
     return 0;
 }

@@ -1,7 +1,7 @@
 /*
  * vmath.c: the exp-heavy elementwise ops of training and inference (softmax, SiLU gates and
- * their backward) and the AdamW update, as 16-wide AVX-512 loops with a polynomial exp, and
- * portable loops over libm otherwise. The vector exp reduces x = n·ln2 + r (|r| <= ln2/2),
+ * their backward) and the AdamW update, as 16-wide AVX-512 or 8-wide AVX2 loops with a
+ * polynomial exp, and portable loops over libm otherwise. The vector exp reduces x = n·ln2 + r (|r| <= ln2/2),
  * evaluates a degree-6 polynomial for e^r and scales by 2^n (vscalefps): within 2 ulp of expf
  * over the whole float range, exact 0 below -104 and +inf above 88.7.
  */
@@ -115,32 +115,137 @@ static HK_AVX512 void adamw_avx512(float *restrict p, const float *restrict g, f
                                    const hk_adam_params *hp) {
     HK_ADAMW_LOOP
 }
+
+/* AVX2 + FMA: the same exp, 8 wide. Without vscalefps, 2^n is built in the exponent field in two
+ * halves (2^(n>>1) · 2^(n - (n>>1)), each within a normal float's range for n in [-150, 128]), so
+ * large arguments and subnormal results come out as AVX-512's do. */
+#define HK_AVX2 __attribute__((target("avx2,fma")))
+
+static HK_AVX2 inline __m256 pow2i8(__m256i n) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n, _mm256_set1_epi32(127)), 23));
+}
+
+static HK_AVX2 inline __m256 exp8(__m256 x) {
+    x = _mm256_max_ps(_mm256_min_ps(x, _mm256_set1_ps(88.7f)), _mm256_set1_ps(-104.0f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504089f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428606765330187e-06f), r);
+    __m256 p = _mm256_set1_ps(1.0f / 720);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    __m256i ni = _mm256_cvtps_epi32(n), n1 = _mm256_srai_epi32(ni, 1);
+    return _mm256_mul_ps(_mm256_mul_ps(p, pow2i8(n1)), pow2i8(_mm256_sub_epi32(ni, n1)));
+}
+
+static HK_AVX2 inline float hmax8(__m256 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
+
+static HK_AVX2 inline float hadd8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static HK_AVX2 float softmax_avx2(float *x, size_t n) {
+    __m256 vm = _mm256_set1_ps(-INFINITY);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) vm = _mm256_max_ps(vm, _mm256_loadu_ps(x + i));
+    float m = hmax8(vm);
+    for (size_t j = i; j < n; j++) m = x[j] > m ? x[j] : m;
+    if (n == 0 || m == -INFINITY) {
+        for (i = 0; i < n; i++) x[i] = 1.0f / (float)n;
+        return -INFINITY;
+    }
+    __m256 mm = _mm256_set1_ps(m), vs = _mm256_setzero_ps();
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), mm));
+        _mm256_storeu_ps(x + i, e);
+        vs = _mm256_add_ps(vs, e);
+    }
+    if (i < n) { /* the tail through the same exp, padded with -inf (whose exp is 0) */
+        float t[8];
+        for (size_t j = 0; j < 8; j++) t[j] = i + j < n ? x[i + j] : -INFINITY;
+        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(t), mm));
+        e = _mm256_and_ps(e, _mm256_cmp_ps(_mm256_loadu_ps(t), _mm256_set1_ps(-INFINITY), _CMP_NEQ_OQ));
+        _mm256_storeu_ps(t, e);
+        for (size_t j = 0; i + j < n; j++) x[i + j] = t[j];
+        vs = _mm256_add_ps(vs, e);
+    }
+    float sum = hadd8(vs);
+    __m256 inv = _mm256_set1_ps(1.0f / sum);
+    for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv));
+    for (; i < n; i++) x[i] *= 1.0f / sum;
+    return m + logf(sum);
+}
+
+static HK_AVX2 inline __m256 sigmoid8(__m256 z) {
+    return _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_add_ps(_mm256_set1_ps(1.0f), exp8(_mm256_sub_ps(_mm256_setzero_ps(), z))));
+}
+
+static HK_AVX2 void silu_mul_avx2(float *out, const float *a, const float *b, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 z = _mm256_loadu_ps(a + i);
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_mul_ps(z, sigmoid8(z)), _mm256_loadu_ps(b + i)));
+    }
+    if (i < n) hk_silu_mul_portable(out + i, a + i, b + i, n - i);
+}
+
+static HK_AVX2 void swiglu_backward_avx2(float *da, float *db, const float *dh, const float *a, const float *b, size_t n) {
+    size_t i = 0;
+    __m256 one = _mm256_set1_ps(1.0f);
+    for (; i + 8 <= n; i += 8) {
+        __m256 z = _mm256_loadu_ps(a + i), s = sigmoid8(z), d = _mm256_loadu_ps(dh + i);
+        __m256 ds = _mm256_mul_ps(s, _mm256_fmadd_ps(z, _mm256_sub_ps(one, s), one));
+        _mm256_storeu_ps(da + i, _mm256_mul_ps(_mm256_mul_ps(d, _mm256_loadu_ps(b + i)), ds));
+        _mm256_storeu_ps(db + i, _mm256_mul_ps(d, _mm256_mul_ps(z, s)));
+    }
+    if (i < n) hk_swiglu_backward_portable(da + i, db + i, dh + i, a + i, b + i, n - i);
+}
+
+static HK_AVX2 void adamw_avx2(float *restrict p, const float *restrict g, float *restrict m, float *restrict v, size_t n,
+                               const hk_adam_params *hp) {
+    HK_ADAMW_LOOP
+}
 #endif
 
 float hk_softmax(float *x, size_t n) {
 #if defined(__x86_64__)
-    if (hk_level() >= 1) return softmax_avx512(x, n);
+    if (hk_level() >= HK_LEVEL_AVX512) return softmax_avx512(x, n);
+    if (hk_level() >= HK_LEVEL_AVX2) return softmax_avx2(x, n);
 #endif
     return hk_softmax_portable(x, n);
 }
 
 void hk_silu_mul(float *out, const float *a, const float *b, size_t n) {
 #if defined(__x86_64__)
-    if (hk_level() >= 1) { silu_mul_avx512(out, a, b, n); return; }
+    if (hk_level() >= HK_LEVEL_AVX512) { silu_mul_avx512(out, a, b, n); return; }
+    if (hk_level() >= HK_LEVEL_AVX2) { silu_mul_avx2(out, a, b, n); return; }
 #endif
     hk_silu_mul_portable(out, a, b, n);
 }
 
 void hk_swiglu_backward(float *da, float *db, const float *dh, const float *a, const float *b, size_t n) {
 #if defined(__x86_64__)
-    if (hk_level() >= 1) { swiglu_backward_avx512(da, db, dh, a, b, n); return; }
+    if (hk_level() >= HK_LEVEL_AVX512) { swiglu_backward_avx512(da, db, dh, a, b, n); return; }
+    if (hk_level() >= HK_LEVEL_AVX2) { swiglu_backward_avx2(da, db, dh, a, b, n); return; }
 #endif
     hk_swiglu_backward_portable(da, db, dh, a, b, n);
 }
 
 void hk_adamw_update(float *p, const float *g, float *m, float *v, size_t n, const hk_adam_params *hp) {
 #if defined(__x86_64__)
-    if (hk_level() >= 1) { adamw_avx512(p, g, m, v, n, hp); return; }
+    if (hk_level() >= HK_LEVEL_AVX512) { adamw_avx512(p, g, m, v, n, hp); return; }
+    if (hk_level() >= HK_LEVEL_AVX2) { adamw_avx2(p, g, m, v, n, hp); return; }
 #endif
     adamw_portable(p, g, m, v, n, hp);
 }

@@ -241,7 +241,7 @@ if args.first == "tokenizer" {
 }
 
 // ---- gemv mode: hmst-bench gemv [--rows 1536] [--cols 512] — one-thread GEMV per weight type --------
-//      (int8 at each kernel level, its per-call activation quantization included); best of many calls.
+//      at each kernel level (int8 with its per-call activation quantization); best of many calls.
 if args.first == "gemv" {
     let rows = Int(option("--rows") ?? "") ?? 1536, cols = Int(option("--cols") ?? "") ?? 512
     var rng = RNG(seed: 1)
@@ -262,9 +262,15 @@ if args.first == "gemv" {
         }
         return b * 1000  // µs
     }
-    let f32 = best { hk_gemv_f32(&y, w, x, cols, 0, rows) }
-    let bf16 = best { hk_gemv_bf16(&y, wb, x, cols, 0, rows) }
-    var line: [(String, Any)] = [("bench", "gemv"), ("rows", rows), ("cols", cols), ("f32_us", f32), ("bf16_us", bf16)]
+    var line: [(String, Any)] = [("bench", "gemv"), ("rows", rows), ("cols", cols), ("kernel_level", Int(hk_level()))]
+    line.append(("f32_us", best { hk_gemv_f32(&y, w, x, cols, 0, rows) }))
+    line.append(("bf16_us", best { hk_gemv_bf16(&y, wb, x, cols, 0, rows) }))
+    for level in (0..<Int(hk_level())).reversed() {  // the lower kernel levels (AVX2, portable)
+        hk_set_max_level(Int32(level))
+        line.append(("f32_level\(level)_us", best { hk_gemv_f32(&y, w, x, cols, 0, rows) }))
+        line.append(("bf16_level\(level)_us", best { hk_gemv_bf16(&y, wb, x, cols, 0, rows) }))
+    }
+    hk_set_max_level(-1)
     for level in (0...Int(hk_q8_level())).reversed() {
         hk_q8_set_max_level(Int32(level))
         let t = best {
@@ -284,6 +290,8 @@ if args.first == "gemv" {
 //      --threads 1,2, thread counts) measured in turns (16 tokens of each, round after round), so
 //      that a shared machine's changing load hits all alike; medians of per-token times after a
 //      --prompt-token prompt and from an empty context, and the spread (25th-75th percentile).
+//      --kernel-levels 1,2 adds the kernel level (hmst_kernels.h: 0 portable, 1 AVX2, 2 AVX-512)
+//      as one more axis, set before each turn (default: the CPU's own, -1).
 if args.first == "decode-ab" {
     let s = shapes.first { $0.name == (only ?? "dense512") } ?? shapes[2]
     let threadCounts = threadList.isEmpty ? [2] : threadList
@@ -292,8 +300,11 @@ if args.first == "decode-ab" {
     let (base, _) = try RandomWeights.make(dims: s.dims, seed: 1)
     var rng = RNG(seed: 5)
     let prompt = (0..<promptLen).map { _ in Int32(rng.next() % UInt64(s.dims.V)) }
-    var runs: [(dtype: String, kv: KVCacheType, threads: Int, long: Session, empty: Session, tLong: [Double], tEmpty: [Double])] = []
-    for dtype in dtypes {
+    let levels = (option("--kernel-levels") ?? "-1").split(separator: ",").compactMap { Int32($0) }
+    var runs: [(dtype: String, kv: KVCacheType, threads: Int, level: Int32, long: Session, empty: Session, tLong: [Double], tEmpty: [Double])] = []
+    for level in levels {
+     hk_set_max_level(level)
+     for dtype in dtypes {
       let w = dtype == "int8" ? base.converted(to: .int8) : (dtype == "bf16" ? base.converted(to: .bf16) : base)
       let decoder = Decoder(dims: s.dims, weights: w)
       for kvType in kvTypes {
@@ -306,13 +317,15 @@ if args.first == "decode-ab" {
         let long = try Session(decoder: decoder, params: p), empty = try Session(decoder: decoder, params: p)
         try long.evaluate(prompt)
         try empty.evaluate([1])
-        runs.append((dtype, kvType, threads, long, empty, [], []))
+        runs.append((dtype, kvType, threads, level, long, empty, [], []))
        }
       }
+     }
     }
     var tok: Int32 = 1
     for _ in 0..<rounds {
         for i in runs.indices {
+            hk_set_max_level(runs[i].level)
             for (session, isLong) in [(runs[i].long, true), (runs[i].empty, false)] {
                 for _ in 0..<per {
                     let t0 = Clock.nowMs()
@@ -328,7 +341,11 @@ if args.first == "decode-ab" {
     // rates at the 75th and 25th percentile of per-token time: the slow and fast ends of the middle half
     func rate(_ x: [Double], _ q: Double) -> Double { 1000 / x.sorted()[min(x.count - 1, Int(Double(x.count) * q))] }
     for r in runs {
+        hk_set_max_level(r.level)
+        let level = Int(hk_level())
+        hk_set_max_level(-1)
         print(json([("bench", "decode-ab"), ("case", s.name), ("threads", r.threads), ("dtype", r.dtype), ("kv", r.kv.rawValue),
+                    ("kernel_level", level),
                     ("prompt_tokens", promptLen), ("tokens_each", r.tLong.count),
                     ("decode_tok_s_median", 1000 / median(r.tLong)), ("decode_tok_s_empty_ctx_median", 1000 / median(r.tEmpty)),
                     ("decode_tok_s_empty_ctx_p25", rate(r.tEmpty, 0.75)), ("decode_tok_s_empty_ctx_p75", rate(r.tEmpty, 0.25)),

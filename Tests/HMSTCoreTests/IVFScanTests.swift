@@ -79,8 +79,10 @@ final class IVFScanTests: XCTestCase {
                         if k == 400 {  // one list of ~94 vectors: the rest is padding, as FAISS pads
                             XCTAssertTrue(own.ids.contains(-1), what)
                         }
-                        hk_set_max_level(0)
-                        assertSame(try search(index, q, k: k, nprobe: nprobe, own: true), faiss, k: k, "\(what), portable kernel")
+                        for level in 0..<Int(hk_level()) {   // the lower kernels: portable, AVX2 under AVX-512
+                            hk_set_max_level(Int32(level))
+                            assertSame(try search(index, q, k: k, nprobe: nprobe, own: true), faiss, k: k, "\(what), kernel level \(level)")
+                        }
                         hk_set_max_level(-1)
                     }
                 }

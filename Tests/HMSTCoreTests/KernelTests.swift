@@ -1,5 +1,5 @@
-// The C kernels: every AVX-512 variant against the portable one, on shapes with row and
-// column tails; conversions against Swift's own Float16 and bf16 rounding.
+// The C kernels: every SIMD variant the CPU has (AVX2, AVX-512) against the portable one, on
+// shapes with row and column tails; conversions against Swift's own Float16 and bf16 rounding.
 import CKernels
 import XCTest
 @testable import HMSTCore
@@ -15,34 +15,48 @@ final class KernelTests: XCTestCase {
                 let x = (0..<cols).map { _ in rng.nextGaussian() }
                 var wb = [UInt16](repeating: 0, count: w.count)
                 hk_f32_to_bf16(&wb, w, w.count)
+                // every level this CPU has (portable, AVX2, AVX-512), each against the portable one
+                let levels = Array(0...Int(hk_level()))
                 var results: [[Float]] = []
                 var results16: [[Float]] = []
-                for level in [0, -1] {
+                for level in levels {
                     hk_set_max_level(Int32(level))
                     var y = [Float](repeating: .nan, count: rows), y16 = y
                     hk_gemv_f32(&y, w, x, cols, 0, rows)
                     hk_gemv_bf16(&y16, wb, x, cols, 0, rows)
                     results.append(y)
                     results16.append(y16)
+                    // the SIMD kernels take four rows at a time: a row's value must not depend on
+                    // the range it was computed in (task boundaries, hence thread counts, differ)
+                    for r in 0..<rows {
+                        var one = [Float](repeating: .nan, count: rows), one16 = one
+                        hk_gemv_f32(&one, w, x, cols, r, r + 1)
+                        hk_gemv_bf16(&one16, wb, x, cols, r, r + 1)
+                        XCTAssertEqual(one[r], y[r], "level \(level): f32 row \(r) of \(rows) x \(cols) alone")
+                        XCTAssertEqual(one16[r], y16[r], "level \(level): bf16 row \(r) of \(rows) x \(cols) alone")
+                    }
                 }
-                // the AVX-512 kernels take four rows at a time: a row's value must not depend on
-                // the range it was computed in (task boundaries, hence thread counts, differ)
                 hk_set_max_level(-1)
                 for r in 0..<rows {
-                    var one = [Float](repeating: .nan, count: rows), one16 = one
-                    hk_gemv_f32(&one, w, x, cols, r, r + 1)
-                    hk_gemv_bf16(&one16, wb, x, cols, r, r + 1)
-                    XCTAssertEqual(one[r], results[1][r], "f32 row \(r) of \(rows) x \(cols) alone")
-                    XCTAssertEqual(one16[r], results16[1][r], "bf16 row \(r) of \(rows) x \(cols) alone")
-                }
-                for r in 0..<rows {
                     let exact = (0..<cols).reduce(0.0) { $0 + Double(w[r * cols + $1]) * Double(x[$1]) }
+                    let exact16 = (0..<cols).reduce(0.0) { $0 + Double(bf16Round(w[r * cols + $1])) * Double(x[$1]) }
                     XCTAssertEqual(Double(results[0][r]), exact, accuracy: 1e-4 * Double(cols))
-                    XCTAssertEqual(results[1][r], results[0][r], accuracy: 1e-4 * Float(cols), "f32 rows \(rows) cols \(cols)")
-                    XCTAssertEqual(results16[1][r], results16[0][r], accuracy: 1e-4 * Float(cols), "bf16 rows \(rows) cols \(cols)")
+                    XCTAssertEqual(Double(results16[0][r]), exact16, accuracy: 1e-4 * Double(cols))
+                    for l in levels.dropFirst() {
+                        XCTAssertEqual(results[l][r], results[0][r], accuracy: 1e-4 * Float(cols), "level \(l): f32 rows \(rows) cols \(cols)")
+                        XCTAssertEqual(results16[l][r], results16[0][r], accuracy: 1e-4 * Float(cols), "level \(l): bf16 rows \(rows) cols \(cols)")
+                    }
                 }
             }
         }
+    }
+
+    private func bf16Round(_ v: Float) -> Float {
+        var h: UInt16 = 0, out: Float = 0
+        var x = v
+        hk_f32_to_bf16(&h, &x, 1)
+        hk_bf16_to_f32(&out, &h, 1)
+        return out
     }
 
     func testConversions() {
@@ -70,18 +84,19 @@ final class KernelTests: XCTestCase {
     }
 }
 
-/// The AVX-512 exp-based ops against the portable libm loops, over ordinary and extreme inputs.
+/// The AVX2 and AVX-512 exp-based ops against the portable libm loops, over ordinary and extreme inputs.
 final class VectorMathTests: XCTestCase {
     func testVectorExpOpsMatchPortable() throws {
-        guard hk_level() >= 1 else { throw XCTSkip("no AVX-512 on this CPU") }
+        guard hk_level() >= HK_LEVEL_AVX2 else { throw XCTSkip("no AVX2 or AVX-512 on this CPU") }
         defer { hk_set_max_level(-1) }
         var rng = RNG(seed: 12)
-        for n in [1, 15, 16, 17, 100, 4096] {
+        for n in [1, 7, 9, 15, 16, 17, 23, 100, 4096] {
             var x = (0..<n).map { _ in rng.nextGaussian() * 8 }
             if n > 3 { x[0] = -200; x[1] = 90; x[2] = -Float.infinity }
+            if n > 8 { x[n - 1] = -Float.infinity }   // a masked entry in the 8- and 16-wide tails
             let b = (0..<n).map { _ in rng.nextGaussian() }, dh = (0..<n).map { _ in rng.nextGaussian() }
             var results: [[[Float]]] = []
-            for level in [1, 0] {
+            for level in 0...Int(hk_level()) {   // portable first, then every SIMD level
                 hk_set_max_level(Int32(level))
                 var sm = x
                 let lse = hk_softmax(&sm, n)
@@ -91,11 +106,14 @@ final class VectorMathTests: XCTestCase {
                 hk_swiglu_backward(&da, &db, dh, xs, b, n)
                 results.append([sm, h, da, db, [lse]])
             }
-            for (k, name) in ["softmax", "silu_mul", "swiglu da", "swiglu db", "log-sum-exp"].enumerated() {
-                for i in 0..<results[0][k].count {
-                    let v = results[0][k][i], w = results[1][k][i]
-                    XCTAssertEqual(v, w, accuracy: 2e-6 * max(1, abs(w)), "\(name)[\(i)] n=\(n)")
+            for l in 1..<results.count {
+                for (k, name) in ["softmax", "silu_mul", "swiglu da", "swiglu db", "log-sum-exp"].enumerated() {
+                    for i in 0..<results[0][k].count {
+                        let v = results[l][k][i], w = results[0][k][i]
+                        XCTAssertEqual(v, w, accuracy: 2e-6 * max(1, abs(w)), "level \(l): \(name)[\(i)] n=\(n)")
+                    }
                 }
+                if n > 8 { XCTAssertEqual(results[l][0][n - 1], 0, "level \(l): exp(-inf) is exactly 0") }
             }
             XCTAssertEqual(results[0][0].reduce(0, +), 1, accuracy: 1e-5)
         }

@@ -16,7 +16,7 @@ final class MixedPrecisionTests: XCTestCase {
     func testGemmBF16MatchesReferenceForEveryLayout() throws {
         defer { hk_set_max_level(-1) }
         var rng = RNG(seed: 5)
-        let levels = hk_level() >= 2 ? [2, 0] : [0]
+        let levels = hk_level() >= HK_LEVEL_BF16 ? [Int(HK_LEVEL_BF16), 0] : [0]
         for level in levels {
             hk_set_max_level(Int32(level))
             for (M, N, K) in [(1, 1, 1), (13, 37, 29), (70, 1100, 300), (9, 33, 2), (8, 32, 513)] {

@@ -1,7 +1,7 @@
 /*
  * hmst_ivf_scan.h: distances from one query to a run of stored vectors, the inner loop of an
  * IVF-Flat list scan (CFAISSShim's own scan; FAISS keeps training, assignment and storage).
- * An AVX-512F variant is picked at run time (hk_level() >= 1), else a portable loop; both give
+ * An AVX-512F or AVX2 variant is picked at run time (hk_level()), else a portable loop; both give
  * the same values up to float summation order. Symbols are prefixed hk_ and stay local.
  */
 #ifndef HMST_IVF_SCAN_H

@@ -1,8 +1,8 @@
 /*
  * hmst_kernels.h: the numeric kernels OpenBLAS does not provide (internal).
- * bf16 storage: conversions and a bf16-weight GEMV/GEMM for decode and prefill; each has an
- * AVX-512 (F / BF16) variant picked at run time from the CPU's features and a portable C
- * fallback with identical results up to float rounding order. All pointers are row-major.
+ * bf16 storage: conversions and a bf16-weight GEMV/GEMM for decode and prefill; each has
+ * AVX2 and AVX-512 (F / BF16) variants picked at run time from the CPU's features and a portable
+ * C fallback with identical results up to float rounding order. All pointers are row-major.
  * Symbols are prefixed hk_ and stay local to libhmst.
  */
 #ifndef HMST_KERNELS_H
@@ -15,7 +15,13 @@
 extern "C" {
 #endif
 
-/* Which variant the dispatcher uses: 0 portable, 1 AVX-512F, 2 AVX-512F + BF16 instructions. */
+/* Which variant the dispatcher uses; each level includes the ones below it. */
+enum {
+    HK_LEVEL_PORTABLE = 0, /* plain C at the baseline ISA (SSE2 on x86-64) */
+    HK_LEVEL_AVX2 = 1,     /* AVX2 + FMA: 8-wide f32 (Haswell and later, Zen 1-3) */
+    HK_LEVEL_AVX512 = 2,   /* AVX-512 F/BW/VL/DQ: 16-wide f32 (Skylake-SP and later, Zen 4) */
+    HK_LEVEL_BF16 = 3      /* AVX-512 with the BF16 dot-product instructions */
+};
 int hk_level(void);
 /* Forces a level no higher than the CPU supports (tests compare variants); -1 = automatic. */
 void hk_set_max_level(int level);
@@ -39,7 +45,7 @@ void hk_gemv_f32(float *y, const float *w, const float *x, size_t cols, size_t r
 /* Mixed-precision matmul (gemm_bf16.c), row-major like cblas_sgemm:
  * C[M, N] = alpha * op(A)[M, K] · op(B)[K, N] + beta * C, where op(X) = Xᵀ when trans is
  * non-zero (A is then stored [K, M], B [N, K]). Both operands are rounded to bf16 (nearest
- * even) and products are accumulated in f32: vdpbf16ps when hk_level() >= 2, a portable
+ * even) and products are accumulated in f32: vdpbf16ps when hk_level() >= HK_LEVEL_BF16, a portable
  * kernel otherwise. beta == 0 ignores C's old contents. Single-threaded and reentrant: callers
  * split M or N across threads. Returns 0, or -1 when scratch memory cannot be allocated. */
 int hk_gemm_bf16(int transA, int transB, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
