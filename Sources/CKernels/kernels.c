@@ -80,10 +80,28 @@ void hk_f32_to_bf16(uint16_t *out, const float *in, size_t n) {
     for (size_t i = 0; i < n; i++) out[i] = f32_to_bf16(in[i]);
 }
 
-/* IEEE half conversions through the compiler's _Float16, which rounds to nearest-even and
- * handles subnormals, infinities and NaN (F16C instructions where the target has them). */
+/* IEEE half conversions: F16C instructions 8 at a time where the CPU has them (kernels_avx2.c),
+ * else the compiler's _Float16, which rounds to nearest-even and handles subnormals, infinities
+ * and NaN the same way. */
+#if HK_X86
+extern void hk_f16_to_f32_f16c(float *out, const uint16_t *in, size_t n);
+extern void hk_f32_to_f16_f16c(uint16_t *out, const float *in, size_t n);
+
+static int has_f16c(void) {
+    __builtin_cpu_init();
+    return hk_level() >= HK_LEVEL_AVX2 && __builtin_cpu_supports("f16c");
+}
+#endif
+
 void hk_f16_to_f32(float *out, const uint16_t *in, size_t n) {
-    for (size_t i = 0; i < n; i++) {
+    size_t i = 0;
+#if HK_X86
+    if (has_f16c()) {
+        hk_f16_to_f32_f16c(out, in, n);
+        i = n & ~(size_t)7;
+    }
+#endif
+    for (; i < n; i++) {
         _Float16 h;
         memcpy(&h, &in[i], 2);
         out[i] = (float)h;
@@ -91,7 +109,14 @@ void hk_f16_to_f32(float *out, const uint16_t *in, size_t n) {
 }
 
 void hk_f32_to_f16(uint16_t *out, const float *in, size_t n) {
-    for (size_t i = 0; i < n; i++) {
+    size_t i = 0;
+#if HK_X86
+    if (has_f16c()) {
+        hk_f32_to_f16_f16c(out, in, n);
+        i = n & ~(size_t)7;
+    }
+#endif
+    for (; i < n; i++) {
         _Float16 h = (_Float16)in[i];
         memcpy(&out[i], &h, 2);
     }

@@ -4,12 +4,10 @@
  * target attributes so the rest of the library keeps the baseline ISA; called only after
  * hk_level() has checked the CPU.
  *
- * Sixteen ymm registers (not 32) set the shape: four rows at a time share each load of x, with
- * two accumulators per row, eight independent FMA chains in all. Per row, accumulator 0 takes
- * the 8-wide blocks at c ≡ 0 mod 16 (and a last lone 8-block), accumulator 1 those at c ≡ 8 mod
- * 16; columns past the last 8-block are added in a scalar loop at the end. Every row does the
- * same operations in the same order whether it is computed alone or in a group of four, so a
- * row's value does not depend on the range it was computed in (thread splits differ).
+ * One row at a time, four accumulators: on Zen 3 a single sequential weight stream per thread
+ * reads memory 15-50% faster than four rows interleaved (measured for both f32 and bf16, one and
+ * two threads), and with sixteen ymm registers there is no room to share x across rows anyway.
+ * A row's value depends only on the row, never on the range it was computed in.
  */
 #include "hmst_kernels.h"
 
@@ -40,49 +38,35 @@ HK_AVX2 void hk_bf16_to_f32_avx2(float *out, const uint16_t *in, size_t n) {
     for (size_t i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, load_bf16x8(in + i));
 }
 
+/* IEEE half <-> f32 with F16C (every AVX2 CPU has it; the caller checks): exact widening, and
+ * round-to-nearest-even narrowing with overflow to inf and NaN kept NaN, as _Float16 does. */
+__attribute__((target("avx,f16c"))) void hk_f16_to_f32_f16c(float *out, const uint16_t *in, size_t n) {
+    for (size_t i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(in + i))));
+}
+
+__attribute__((target("avx,f16c"))) void hk_f32_to_f16_f16c(uint16_t *out, const float *in, size_t n) {
+    for (size_t i = 0; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(out + i), _mm256_cvtps_ph(_mm256_loadu_ps(in + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+
 /* ---- f32 ----------------------------------------------------------------------------------- */
 
 HK_AVX2 void hk_gemv_f32_avx2(float *y, const float *w, const float *x, size_t cols, size_t r0, size_t r1) {
-    size_t full16 = cols & ~(size_t)15, full8 = cols & ~(size_t)7;
-    size_t r = r0;
-    for (; r + 4 <= r1; r += 4) {
-        const float *p0 = w + r * cols, *p1 = p0 + cols, *p2 = p1 + cols, *p3 = p2 + cols;
-        __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00;
-        __m256 a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+    size_t full32 = cols & ~(size_t)31, full8 = cols & ~(size_t)7;
+    for (size_t r = r0; r < r1; r++) {
+        const float *p = w + r * cols;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         size_t c = 0;
-        for (; c < full16; c += 16) {
-            __m256 x0 = _mm256_loadu_ps(x + c), x1 = _mm256_loadu_ps(x + c + 8);
-            a00 = _mm256_fmadd_ps(_mm256_loadu_ps(p0 + c), x0, a00); a01 = _mm256_fmadd_ps(_mm256_loadu_ps(p0 + c + 8), x1, a01);
-            a10 = _mm256_fmadd_ps(_mm256_loadu_ps(p1 + c), x0, a10); a11 = _mm256_fmadd_ps(_mm256_loadu_ps(p1 + c + 8), x1, a11);
-            a20 = _mm256_fmadd_ps(_mm256_loadu_ps(p2 + c), x0, a20); a21 = _mm256_fmadd_ps(_mm256_loadu_ps(p2 + c + 8), x1, a21);
-            a30 = _mm256_fmadd_ps(_mm256_loadu_ps(p3 + c), x0, a30); a31 = _mm256_fmadd_ps(_mm256_loadu_ps(p3 + c + 8), x1, a31);
+        for (; c < full32; c += 32) {
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(p + c), _mm256_loadu_ps(x + c), a0);
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(p + c + 8), _mm256_loadu_ps(x + c + 8), a1);
+            a2 = _mm256_fmadd_ps(_mm256_loadu_ps(p + c + 16), _mm256_loadu_ps(x + c + 16), a2);
+            a3 = _mm256_fmadd_ps(_mm256_loadu_ps(p + c + 24), _mm256_loadu_ps(x + c + 24), a3);
         }
-        if (c < full8) {
-            __m256 x0 = _mm256_loadu_ps(x + c);
-            a00 = _mm256_fmadd_ps(_mm256_loadu_ps(p0 + c), x0, a00);
-            a10 = _mm256_fmadd_ps(_mm256_loadu_ps(p1 + c), x0, a10);
-            a20 = _mm256_fmadd_ps(_mm256_loadu_ps(p2 + c), x0, a20);
-            a30 = _mm256_fmadd_ps(_mm256_loadu_ps(p3 + c), x0, a30);
-        }
-        float s0 = hsum8(_mm256_add_ps(a00, a01)), s1 = hsum8(_mm256_add_ps(a10, a11));
-        float s2 = hsum8(_mm256_add_ps(a20, a21)), s3 = hsum8(_mm256_add_ps(a30, a31));
-        for (c = full8; c < cols; c++) {
-            s0 += p0[c] * x[c]; s1 += p1[c] * x[c]; s2 += p2[c] * x[c]; s3 += p3[c] * x[c];
-        }
-        y[r] = s0; y[r + 1] = s1; y[r + 2] = s2; y[r + 3] = s3;
-    }
-    for (; r < r1; r++) {
-        const float *p0 = w + r * cols;
-        __m256 a00 = _mm256_setzero_ps(), a01 = a00;
-        size_t c = 0;
-        for (; c < full16; c += 16) {
-            a00 = _mm256_fmadd_ps(_mm256_loadu_ps(p0 + c), _mm256_loadu_ps(x + c), a00);
-            a01 = _mm256_fmadd_ps(_mm256_loadu_ps(p0 + c + 8), _mm256_loadu_ps(x + c + 8), a01);
-        }
-        if (c < full8) a00 = _mm256_fmadd_ps(_mm256_loadu_ps(p0 + c), _mm256_loadu_ps(x + c), a00);
-        float s0 = hsum8(_mm256_add_ps(a00, a01));
-        for (c = full8; c < cols; c++) s0 += p0[c] * x[c];
-        y[r] = s0;
+        for (; c < full8; c += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(p + c), _mm256_loadu_ps(x + c), a0);
+        float s = hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+        for (; c < cols; c++) s += p[c] * x[c];
+        y[r] = s;
     }
 }
 
@@ -91,29 +75,31 @@ HK_AVX2 void hk_gemv_f32_avx2(float *y, const float *w, const float *x, size_t c
 /* As in the AVX-512 kernel, no widening shuffle in the inner loop: a 32-byte load holds 8 pairs
  * of bf16; shifting each 32-bit word left by 16 gives the even elements as f32, masking off its
  * low half the odd ones, and x is split once into its even and odd elements (xe, xo) to match.
- * Per row, accumulator 0 takes the even halves of every 16-block, accumulator 1 the odd ones;
- * a last 8-block is widened into accumulator 0; the rest is a scalar loop. Rows longer than
- * HK_BF16_SPLIT_MAX (no room for the split x on the stack) widen every 8-block instead. */
+ * Per 32 columns: accumulators 0/1 take the even/odd halves of the first 16, 2/3 of the second;
+ * a last 16-block goes to 0/1, a last 8-block is widened into 0, the rest is a scalar loop. Rows
+ * longer than HK_BF16_SPLIT_MAX (no room for the split x on the stack) widen every 8-block. */
 #define HK_BF16_SPLIT_MAX 8192
-#define HK_BF16_EO(p, c, ae, ao) do {                                                              \
-        __m256i v_ = _mm256_loadu_si256((const __m256i *)((p) + (c)));                             \
+#define HK_BF16_EO(c, ae, ao) do {                                                                 \
+        __m256i v_ = _mm256_loadu_si256((const __m256i *)(p + (c)));                               \
         ae = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(v_, 16)), _mm256_load_ps(xe + (c) / 2), ae); \
         ao = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(v_, hi_mask)), _mm256_load_ps(xo + (c) / 2), ao); \
     } while (0)
 
 static HK_AVX2 void gemv_bf16_widening(float *y, const uint16_t *w, const float *x, size_t cols, size_t r0, size_t r1) {
-    size_t full16 = cols & ~(size_t)15, full8 = cols & ~(size_t)7;
+    size_t full32 = cols & ~(size_t)31, full8 = cols & ~(size_t)7;
     for (size_t r = r0; r < r1; r++) {
         const uint16_t *p = w + r * cols;
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         size_t c = 0;
-        for (; c < full16; c += 16) {
+        for (; c < full32; c += 32) {
             a0 = _mm256_fmadd_ps(load_bf16x8(p + c), _mm256_loadu_ps(x + c), a0);
             a1 = _mm256_fmadd_ps(load_bf16x8(p + c + 8), _mm256_loadu_ps(x + c + 8), a1);
+            a2 = _mm256_fmadd_ps(load_bf16x8(p + c + 16), _mm256_loadu_ps(x + c + 16), a2);
+            a3 = _mm256_fmadd_ps(load_bf16x8(p + c + 24), _mm256_loadu_ps(x + c + 24), a3);
         }
-        if (c < full8) a0 = _mm256_fmadd_ps(load_bf16x8(p + c), _mm256_loadu_ps(x + c), a0);
-        float s = hsum8(_mm256_add_ps(a0, a1));
-        for (c = full8; c < cols; c++) s += bf16_scalar(p[c]) * x[c];
+        for (; c < full8; c += 8) a0 = _mm256_fmadd_ps(load_bf16x8(p + c), _mm256_loadu_ps(x + c), a0);
+        float s = hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+        for (; c < cols; c++) s += bf16_scalar(p[c]) * x[c];
         y[r] = s;
     }
 }
@@ -123,9 +109,9 @@ HK_AVX2 void hk_gemv_bf16_avx2(float *y, const uint16_t *w, const float *x, size
         gemv_bf16_widening(y, w, x, cols, r0, r1);
         return;
     }
-    size_t blocks = cols & ~(size_t)15, full8 = cols & ~(size_t)7;
+    size_t blocks16 = cols & ~(size_t)15, full32 = cols & ~(size_t)31, full8 = cols & ~(size_t)7;
     __attribute__((aligned(32))) float xe[HK_BF16_SPLIT_MAX / 2], xo[HK_BF16_SPLIT_MAX / 2];
-    for (size_t c = 0; c < blocks; c += 16) {
+    for (size_t c = 0; c < blocks16; c += 16) {
         __m256 lo = _mm256_loadu_ps(x + c), hi = _mm256_loadu_ps(x + c + 8);
         /* per 128-bit lane: lo0 lo2 hi0 hi2 | lo4 lo6 hi4 hi6, then the middle 64-bit halves swapped */
         __m256 e = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0)), o = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1));
@@ -133,40 +119,19 @@ HK_AVX2 void hk_gemv_bf16_avx2(float *y, const uint16_t *w, const float *x, size
         _mm256_store_ps(xo + c / 2, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), _MM_SHUFFLE(3, 1, 2, 0))));
     }
     const __m256i hi_mask = _mm256_set1_epi32((int)0xFFFF0000u);
-    size_t r = r0;
-    for (; r + 4 <= r1; r += 4) {
-        const uint16_t *p0 = w + r * cols, *p1 = p0 + cols, *p2 = p1 + cols, *p3 = p2 + cols;
-        __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00;
-        __m256 a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+    for (size_t r = r0; r < r1; r++) {
+        const uint16_t *p = w + r * cols;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         size_t c = 0;
-        for (; c < blocks; c += 16) {
-            HK_BF16_EO(p0, c, a00, a01); HK_BF16_EO(p1, c, a10, a11);
-            HK_BF16_EO(p2, c, a20, a21); HK_BF16_EO(p3, c, a30, a31);
+        for (; c < full32; c += 32) {
+            HK_BF16_EO(c, a0, a1);
+            HK_BF16_EO(c + 16, a2, a3);
         }
-        if (c < full8) {
-            __m256 x0 = _mm256_loadu_ps(x + c);
-            a00 = _mm256_fmadd_ps(load_bf16x8(p0 + c), x0, a00);
-            a10 = _mm256_fmadd_ps(load_bf16x8(p1 + c), x0, a10);
-            a20 = _mm256_fmadd_ps(load_bf16x8(p2 + c), x0, a20);
-            a30 = _mm256_fmadd_ps(load_bf16x8(p3 + c), x0, a30);
-        }
-        float s0 = hsum8(_mm256_add_ps(a00, a01)), s1 = hsum8(_mm256_add_ps(a10, a11));
-        float s2 = hsum8(_mm256_add_ps(a20, a21)), s3 = hsum8(_mm256_add_ps(a30, a31));
-        for (c = full8; c < cols; c++) {
-            s0 += bf16_scalar(p0[c]) * x[c]; s1 += bf16_scalar(p1[c]) * x[c];
-            s2 += bf16_scalar(p2[c]) * x[c]; s3 += bf16_scalar(p3[c]) * x[c];
-        }
-        y[r] = s0; y[r + 1] = s1; y[r + 2] = s2; y[r + 3] = s3;
-    }
-    for (; r < r1; r++) {
-        const uint16_t *p0 = w + r * cols;
-        __m256 a00 = _mm256_setzero_ps(), a01 = a00;
-        size_t c = 0;
-        for (; c < blocks; c += 16) HK_BF16_EO(p0, c, a00, a01);
-        if (c < full8) a00 = _mm256_fmadd_ps(load_bf16x8(p0 + c), _mm256_loadu_ps(x + c), a00);
-        float s0 = hsum8(_mm256_add_ps(a00, a01));
-        for (c = full8; c < cols; c++) s0 += bf16_scalar(p0[c]) * x[c];
-        y[r] = s0;
+        if (c < blocks16) { HK_BF16_EO(c, a0, a1); c += 16; }
+        if (c < full8) { a0 = _mm256_fmadd_ps(load_bf16x8(p + c), _mm256_loadu_ps(x + c), a0); c += 8; }
+        float s = hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+        for (; c < cols; c++) s += bf16_scalar(p[c]) * x[c];
+        y[r] = s;
     }
 }
 

@@ -60,17 +60,27 @@ final class KernelTests: XCTestCase {
     }
 
     func testConversions() {
-        // f16: every bit pattern against Swift's Float16
+        // f16: every bit pattern against Swift's Float16, portable and (where the CPU has it) F16C
         let all = (0...UInt16.max).map { $0 }
-        var f = [Float](repeating: 0, count: all.count)
-        hk_f16_to_f32(&f, all, all.count)
-        for (i, h) in all.enumerated() {
-            let want = Float(Float16(bitPattern: h))
-            XCTAssertTrue(want.isNaN ? f[i].isNaN : f[i].bitPattern == want.bitPattern, "f16 \(h)")
+        for level in [0, -1] {
+            hk_set_max_level(Int32(level))
+            var f = [Float](repeating: 0, count: all.count)
+            hk_f16_to_f32(&f, all, all.count)
+            for (i, h) in all.enumerated() {
+                let want = Float(Float16(bitPattern: h))
+                XCTAssertTrue(want.isNaN ? f[i].isNaN : f[i].bitPattern == want.bitPattern, "level \(level): f16 \(h)")
+            }
+            var back = [UInt16](repeating: 0, count: all.count)
+            hk_f32_to_f16(&back, f, f.count)
+            for (i, h) in all.enumerated() where !f[i].isNaN { XCTAssertEqual(back[i], h, "level \(level)") }
+            // narrowing rounds to nearest even and overflows to inf, as Float16(_: Float) does
+            var rng = RNG(seed: 9)
+            let wide = (0..<1003).map { i in i % 97 == 0 ? 70000 * (i % 2 == 0 ? 1 : -1) : rng.nextGaussian() * 300 }
+            var narrow = [UInt16](repeating: 0, count: wide.count)
+            hk_f32_to_f16(&narrow, wide, wide.count)
+            for (i, v) in wide.enumerated() { XCTAssertEqual(narrow[i], Float16(v).bitPattern, "level \(level): \(v)") }
         }
-        var back = [UInt16](repeating: 0, count: all.count)
-        hk_f32_to_f16(&back, f, f.count)
-        for (i, h) in all.enumerated() where !f[i].isNaN { XCTAssertEqual(back[i], h) }
+        hk_set_max_level(-1)
         // bf16: widening then rounding is the identity; ties round to even
         var b = [UInt16](repeating: 0, count: 3)
         hk_f32_to_bf16(&b, [Float(bitPattern: 0x3F80_8000), Float(bitPattern: 0x3F81_8000), 1.0], 3)
