@@ -1,7 +1,8 @@
 /*
  * ivf_scan.c: query-to-vectors distances for the IVF-Flat list scan (see hmst_ivf_scan.h).
- * The AVX-512 and AVX2 variants take four stored vectors per pass so four independent FMA
- * chains hide the FMA latency, with a masked tail for Dk not a multiple of 16 (8).
+ * The AVX-512 variant takes four stored vectors per pass so four independent FMA chains hide
+ * the FMA latency, with a masked tail for Dk not a multiple of 16; the AVX2 one takes one vector
+ * at a time with four accumulators (see many_avx2).
  */
 #include "hmst_ivf_scan.h"
 #include "hmst_kernels.h"
@@ -103,7 +104,7 @@ static HK_AVX512 void l2sqr_many_avx512(float *out, const float *q, const float 
 static HK_AVX512 void inner_many_avx512(float *out, const float *q, const float *x, size_t n, size_t Dk) {
     many_avx512(out, q, x, n, Dk, 0);
 }
-/* AVX2 + FMA: the same shape, 8 wide; the Dk % 8 tail goes through a masked load. */
+/* AVX2 + FMA, 8 wide; the Dk % 8 tail goes through a masked load. */
 #define HK_AVX2 __attribute__((target("avx2,fma")))
 
 static HK_AVX2 inline __m256 accumulate8(__m256 q, __m256 t, __m256 a, int l2) {
@@ -121,37 +122,26 @@ static HK_AVX2 inline float hsum8(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
+/* One stored vector at a time with four accumulators (8-blocks at j ≡ 0, 8, 16, 24 mod 32, then
+ * any further 8-blocks into the first and the masked Dk % 8 tail into the second): on Zen 3 one
+ * sequential stream reads a list 35-40% faster than four vectors interleaved (the AVX-512 shape). */
 static HK_AVX2 inline void many_avx2(float *out, const float *q, const float *x, size_t n, size_t Dk, int l2) {
-    size_t full = Dk & ~(size_t)7, rest = Dk & 7;
+    size_t full32 = Dk & ~(size_t)31, full8 = Dk & ~(size_t)7, rest = Dk & 7;
     static const int lanes[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
     __m256i tail = _mm256_loadu_si256((const __m256i *)(lanes + 8 - rest));
-    size_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        const float *v0 = x + i * Dk, *v1 = v0 + Dk, *v2 = v1 + Dk, *v3 = v2 + Dk;
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        for (size_t j = 0; j < full; j += 8) {
-            __m256 qq = _mm256_loadu_ps(q + j);
-            a0 = accumulate8(qq, _mm256_loadu_ps(v0 + j), a0, l2); a1 = accumulate8(qq, _mm256_loadu_ps(v1 + j), a1, l2);
-            a2 = accumulate8(qq, _mm256_loadu_ps(v2 + j), a2, l2); a3 = accumulate8(qq, _mm256_loadu_ps(v3 + j), a3, l2);
-        }
-        if (rest) {
-            __m256 qq = _mm256_maskload_ps(q + full, tail);
-            a0 = accumulate8(qq, _mm256_maskload_ps(v0 + full, tail), a0, l2);
-            a1 = accumulate8(qq, _mm256_maskload_ps(v1 + full, tail), a1, l2);
-            a2 = accumulate8(qq, _mm256_maskload_ps(v2 + full, tail), a2, l2);
-            a3 = accumulate8(qq, _mm256_maskload_ps(v3 + full, tail), a3, l2);
-        }
-        out[i] = hsum8(a0);
-        out[i + 1] = hsum8(a1);
-        out[i + 2] = hsum8(a2);
-        out[i + 3] = hsum8(a3);
-    }
-    for (; i < n; i++) {
+    for (size_t i = 0; i < n; i++) {
         const float *v = x + i * Dk;
-        __m256 a = _mm256_setzero_ps();
-        for (size_t j = 0; j < full; j += 8) a = accumulate8(_mm256_loadu_ps(q + j), _mm256_loadu_ps(v + j), a, l2);
-        if (rest) a = accumulate8(_mm256_maskload_ps(q + full, tail), _mm256_maskload_ps(v + full, tail), a, l2);
-        out[i] = hsum8(a);
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        size_t j = 0;
+        for (; j < full32; j += 32) {
+            a0 = accumulate8(_mm256_loadu_ps(q + j), _mm256_loadu_ps(v + j), a0, l2);
+            a1 = accumulate8(_mm256_loadu_ps(q + j + 8), _mm256_loadu_ps(v + j + 8), a1, l2);
+            a2 = accumulate8(_mm256_loadu_ps(q + j + 16), _mm256_loadu_ps(v + j + 16), a2, l2);
+            a3 = accumulate8(_mm256_loadu_ps(q + j + 24), _mm256_loadu_ps(v + j + 24), a3, l2);
+        }
+        for (; j < full8; j += 8) a0 = accumulate8(_mm256_loadu_ps(q + j), _mm256_loadu_ps(v + j), a0, l2);
+        if (rest) a1 = accumulate8(_mm256_maskload_ps(q + full8, tail), _mm256_maskload_ps(v + full8, tail), a1, l2);
+        out[i] = hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
     }
 }
 
