@@ -169,6 +169,10 @@ struct hmst_system_info {
     int32_t mixed_precision_bf16;   /* 1 if mixed-precision training computes in bf16 here, 0 = f32 */
     double fma_gflops;              /* measured f32 FMA peak of one core, GFLOP/s (0: no AVX2+FMA) */
     double bf16_gflops;             /* measured bf16 dot-product peak of one core (0: no AVX512-BF16) */
+    /* Appended later still. */
+    char kernels[32];               /* hmst's own f32/bf16 kernels (GEMV, exp, attention, IVF scan):
+                                       "avx512-bf16", "avx512", "avx2" or "portable" */
+    char int8_kernels[32];          /* the int8 GEMV: "avx512-vnni", "avx2" or "portable" */
 };
 
 /* Fills *out up to out->struct_size bytes, which the host sets first (at least offsetof the

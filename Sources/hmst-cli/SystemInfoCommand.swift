@@ -23,6 +23,7 @@ struct SystemInfoCommand: ParsableCommand {
             print("cpu:      \(s.cpuModel)")
             print("cpus:     \(s.nCPUs) available, \(s.nThreads) threads (OpenBLAS \(s.blasThreads), OpenMP \(s.ompThreads))")
             print("simd:     \(s.simdNames.joined(separator: " "))")
+            print("kernels:  \(s.kernels) (int8: \(s.int8Kernels))")
             let b = s.blas
             let state = b.belowCapability ? "BELOW this CPU (best: \(b.bestCore))"
                 : b.action == .switched ? "switched from \(b.coreAtLoad) at load" : "matches this CPU"

@@ -135,6 +135,13 @@ static void test_system_info(void) {
 #if defined(__x86_64__)
     CHECK((info.simd_flags & HMST_SIMD_SSE42) != 0);
     CHECK(((info.simd_flags & HMST_SIMD_AVX2) != 0) == (strstr(info.simd_names, "avx2") != NULL));
+    /* hmst's own kernels use what the CPU has: never the portable loops on an AVX2 or AVX-512 CPU */
+    if (info.simd_flags & HMST_SIMD_AVX512BF16) CHECK(strcmp(info.kernels, "avx512-bf16") == 0);
+    else if (info.simd_flags & HMST_SIMD_AVX512BW) CHECK(strcmp(info.kernels, "avx512") == 0);
+    else if ((info.simd_flags & HMST_SIMD_AVX2) && (info.simd_flags & HMST_SIMD_FMA)) CHECK(strcmp(info.kernels, "avx2") == 0);
+    if (info.simd_flags & HMST_SIMD_AVX512VNNI) CHECK(strcmp(info.int8_kernels, "avx512-vnni") == 0);
+    else if (info.simd_flags & HMST_SIMD_AVX2) CHECK(strcmp(info.int8_kernels, "avx2") == 0);
+    fprintf(stderr, "  kernels %s, int8 %s\n", info.kernels, info.int8_kernels);
 #endif
 }
 

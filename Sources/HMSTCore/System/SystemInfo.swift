@@ -2,6 +2,7 @@
 import CBLAS
 import CFAISSShim
 import CHMST
+import CKernels
 
 public enum Version {
     public static let string = "0.1.0"
@@ -23,6 +24,9 @@ public struct SystemInfo: Sendable {
     public var numa = NUMATopology.current
     public var faissVersion = String(cString: hmstfs_version())
     public var ompThreads = Int(hmstfs_get_omp_threads())
+    /// hmst's own kernel families in use on this CPU (CKernels' run-time dispatch)
+    public var kernels = KernelLevel.current
+    public var int8Kernels = KernelLevel.int8
 
     public init() {}
 
@@ -60,6 +64,8 @@ public struct SystemInfo: Sendable {
             w.field("blas_config", blasConfig)
             w.field("simd_flags", Int(simdFlags))
             w.field("simd", simdNames)
+            w.field("kernels", kernels)
+            w.field("int8_kernels", int8Kernels)
             w.field("numa_available", numa.available)
             w.field("numa_nodes", numa.nodeCount)
             w.field("numa_policy_permitted", numa.policyPermitted)
@@ -67,5 +73,25 @@ public struct SystemInfo: Sendable {
             w.field("faiss_version", faissVersion)
         }
         return w.output
+    }
+}
+
+/// Names of the kernel levels CKernels dispatches to (hmst_kernels.h, hmst_q8_0.h).
+public enum KernelLevel {
+    public static var current: String {
+        switch hk_level() {
+        case Int32(HK_LEVEL_BF16): return "avx512-bf16"
+        case Int32(HK_LEVEL_AVX512): return "avx512"
+        case Int32(HK_LEVEL_AVX2): return "avx2"
+        default: return "portable"
+        }
+    }
+
+    public static var int8: String {
+        switch hk_q8_level() {
+        case 2: return "avx512-vnni"
+        case 1: return "avx2"
+        default: return "portable"
+        }
     }
 }

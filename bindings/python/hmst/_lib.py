@@ -49,6 +49,8 @@ class SystemInfo(ctypes.Structure):
         ("mixed_precision_bf16", ctypes.c_int32),
         ("fma_gflops", ctypes.c_double),
         ("bf16_gflops", ctypes.c_double),
+        ("kernels", ctypes.c_char * 32),
+        ("int8_kernels", ctypes.c_char * 32),
     ]
 
 

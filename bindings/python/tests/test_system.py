@@ -39,6 +39,8 @@ def test_system_info_struct_agrees_with_json():
     assert s.version.decode() == info["version"]
     assert s.simd_flags == info["simd_flags"]
     assert s.faiss_version.decode() == info["faiss_version"]
+    assert s.kernels.decode() == info["kernels"] in ("avx512-bf16", "avx512", "avx2", "portable")
+    assert s.int8_kernels.decode() == info["int8_kernels"] in ("avx512-vnni", "avx2", "portable")
 
 
 def test_errors_raise_with_status_and_message():
