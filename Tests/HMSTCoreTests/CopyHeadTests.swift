@@ -1,6 +1,6 @@
-// The copy head (Copy/): its gradient, with the model's, against central differences; the
-// inference path's mixture equal to the training step's; a context without memory tokens left
-// as the LM made it; injected rows with copy tokens (the episodic soft tokens' copy path) as
+// The copy head (Copy/): its gradient (the span-mass feature included), with the model's,
+// against central differences; the inference path's mixture equal to the training step's; a
+// context without memory tokens left as the LM made it; injected rows with copy tokens (the episodic soft tokens' copy path) as
 // sources, in training and inference; the stored head round-tripping and a tampered one refused.
 import XCTest
 @testable import HMSTCore
@@ -9,9 +9,9 @@ final class CopyHeadTests: XCTestCase {
     let config = try! ModelConfig(vocabSize: 11, hiddenSize: 8, intermediateSize: 6, numHiddenLayers: 2, numAttentionHeads: 2,
                                   numKeyValueHeads: 1, maxPositionEmbeddings: 16, ropeTheta: 10000, numLocalExperts: 4,
                                   numExpertsPerTok: 2, routerAuxLossCoef: 0.05)
-    // markers: 1 opens a memory span, 2 closes it. Row 0 holds memory tokens 7 9 4 and asks for
-    // 7 9 0 (two copyable, one not); row 1 has no memory.
-    let inputs: [Int32] = [5, 1, 7, 9, 4, 2, 3, 6, 7, 9,
+    // markers: 1 opens a memory span, 2 closes it. Row 0 holds two spans, memory tokens 7 9 and
+    // 4, and asks for 7 9 0 (two copyable, one not); row 1 has no memory.
+    let inputs: [Int32] = [5, 1, 7, 9, 2, 1, 4, 2, 7, 9,
                            3, 5, 8, 6, 4, 3, 10, 7, 9, 8]
     let targets: [Int32] = [-1, -1, -1, -1, -1, -1, -1, 7, 9, 0,
                             -1, -1, -1, -1, -1, 10, 7, 9, 8, -1]
@@ -160,10 +160,10 @@ final class CopyHeadTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let head = try randomHead(seed: 3)
         try head.save(checkpoint: dir)
-        // the description as format 1 writes it, byte for byte (field order, compact, one newline)
+        // the description as format 2 writes it, byte for byte (field order, compact, one newline)
         let hash = FileChecksum.hex(FileChecksum.of(UnsafeRawBufferPointer(start: head.values.pointer, count: head.count * 4)))
         XCTAssertEqual(try FileIO.readText(dir + "/" + CopyHead.configName),
-                       #"{"format":"hmst-copy-head","version":1,"hidden_size":8,"key_size":4,"open_marker_id":1,"open_marker":"<mem>","#
+                       #"{"format":"hmst-copy-head","version":2,"hidden_size":8,"key_size":4,"open_marker_id":1,"open_marker":"<mem>","#
                        + #""close_marker_id":2,"close_marker":"</mem>","hash":""# + hash + #"","training":{}}"# + "\n")
         let dims = config.dims
         let back = try XCTUnwrap(try CopyHead.load(checkpoint: dir, dims: dims))
@@ -171,6 +171,17 @@ final class CopyHeadTests: XCTestCase {
                        Array(UnsafeBufferPointer(start: head.values.pointer, count: head.count)))
         XCTAssertEqual(back.openMarker, 1); XCTAssertEqual(back.closeMarker, 2); XCTAssertEqual(back.D, 4)
         XCTAssertNil(try CopyHead.load(checkpoint: dir + "/none", dims: dims))
+        // a version-1 head (no gate.span_weight, its hash over the other tensors) reads with v = 0
+        let v1 = dir + "/v1"
+        try FileManager.default.createDirectory(atPath: v1, withIntermediateDirectories: true)
+        try SafeTensorsWriter.writeRaw(path: v1 + "/" + CopyHead.weightsName, tensors: Array(head.rawTensors.prefix(5)))
+        let hash1 = FileChecksum.hex(FileChecksum.of(UnsafeRawBufferPointer(start: head.values.pointer, count: (head.count - 1) * 4)))
+        try (#"{"format":"hmst-copy-head","version":1,"hidden_size":8,"key_size":4,"open_marker_id":1,"close_marker_id":2,"hash":""#
+             + hash1 + #""}"#).write(toFile: v1 + "/" + CopyHead.configName, atomically: true, encoding: .utf8)
+        let old = try XCTUnwrap(try CopyHead.load(checkpoint: v1, dims: dims))
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: old.values.pointer, count: old.count - 1)),
+                       Array(UnsafeBufferPointer(start: head.values.pointer, count: head.count - 1)))
+        XCTAssertEqual(old.spanWeight.pointee, 0)
         // another model's hidden size
         var wide = dims; wide.C = 16
         XCTAssertThrowsError(try CopyHead.load(checkpoint: dir, dims: wide)) { e in

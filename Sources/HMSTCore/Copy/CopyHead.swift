@@ -3,8 +3,14 @@
 // position t whose context holds memory tokens x_j (j <= t):
 //   s_tj = (Wq·h_t) · (Wk·h_{j-1}) / sqrt(D)     h = the final norm's output (what the LM head reads)
 //   α_t  = softmax_j(s_tj)                       the key of x_j is the state that precedes it
-//   g_t  = σ(w_g·h_t + u·max_j s_tj + b)          the gate sees how well the best memory matches
+//   m_t  = Σ_{j in the best's span} α_tj          how much of the pointer one memory holds
+//   g_t  = σ(w_g·h_t + u·max_j s_tj + v·m_t + b)  the gate sees how well the best memory matches
+//                                                 and whether it stands out from the others
 //   p(w) = g_t · Σ_j α_tj [x_j = w] + (1 − g_t) · softmax(LM logits)(w)
+// A span is one <mem> … </mem> entry (or one injected soft row). m_t tells the gate whether the
+// pointer found one memory that answers, or is spread over look-alikes: with the gold entry
+// deleted, the same relation of similar entities scores almost as well as the gold entry did,
+// and the best score alone opened the gate on them (session 10: deleted answer NLL +14.6%).
 // Without memory tokens in the context, p is the LM's own distribution. It is the learned
 // form of Eval/KNNLM.swift's training-free interpolation: a small model copies a value it
 // has read once, which its attention alone learns only after millions of tokens.
@@ -12,7 +18,8 @@
 // applied by every Session of a decoder that has one (CopyHeadSession.swift). Stored in the
 // checkpoint directory:
 //   copy_head.safetensors  "q_proj.weight", "k_proj.weight" [D, C]; "gate.weight" [1, C];
-//                          "gate.score_weight" [1]; "gate.bias" [1]; f32
+//                          "gate.score_weight" [1]; "gate.bias" [1]; "gate.span_weight" [1]
+//                          (version 2; a version-1 head has none and reads as v = 0); f32
 //   copy_head.json         format, version, hidden_size, key_size, the two markers' ids and
 //                          text, the weights' hash, training summary
 import CBLAS
@@ -21,7 +28,7 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
     public static let weightsName = "copy_head.safetensors"
     public static let configName = "copy_head.json"
     static let formatName = "hmst-copy-head"
-    static let formatVersion = 1
+    static let formatVersion = 2
 
     /// hidden size of the model, size of the query and key vectors
     public let C: Int
@@ -30,13 +37,13 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
     public let openMarker: Int32
     public let closeMarker: Int32
 
-    public let names = ["q_proj.weight", "k_proj.weight", "gate.weight", "gate.score_weight", "gate.bias"]
+    public let names = ["q_proj.weight", "k_proj.weight", "gate.weight", "gate.score_weight", "gate.bias", "gate.span_weight"]
     public let shapes: [[Int]]
     public let offsets: [Int]
     public let count: Int
     public let values: FloatBuffer
     public let grads: FloatBuffer
-    public let roles: [ParameterRole] = [.matrix, .matrix, .matrix, .vector, .bias]
+    public let roles: [ParameterRole] = [.matrix, .matrix, .matrix, .vector, .bias, .vector]
     public var summary: JSONValue = .object([])
 
     public init(C: Int, D: Int, openMarker: Int32, closeMarker: Int32) throws {
@@ -48,14 +55,15 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
         self.D = D
         self.openMarker = openMarker
         self.closeMarker = closeMarker
-        let sh = [[D, C], [D, C], [1, C], [1], [1]]
+        let sh = [[D, C], [D, C], [1, C], [1], [1], [1]]
         shapes = sh
         (offsets, count, values, grads) = parameterStorage(sh)
     }
 
     /// A fresh head: the query and key projections start equal (one random N(0, 1/C) matrix),
     /// so the first scores favour memory tokens whose preceding state resembles the current
-    /// one; the gate starts mostly closed (bias −2: g ≈ 0.12), so the model begins as the LM.
+    /// one; the gate starts mostly closed (bias −2: g ≈ 0.12), so the model begins as the LM,
+    /// and blind to the span mass (v = 0) until training finds a use for it.
     public static func initialised(C: Int, D: Int, openMarker: Int32, closeMarker: Int32, seed: UInt64) throws -> CopyHead {
         let h = try CopyHead(C: C, D: D, openMarker: openMarker, closeMarker: closeMarker)
         var rng = RNG(seed: seed)
@@ -82,6 +90,7 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
     var gateWeight: UnsafeMutablePointer<Float> { values.pointer + offsets[2] }
     var scoreWeight: UnsafeMutablePointer<Float> { values.pointer + offsets[3] }
     var gateBias: UnsafeMutablePointer<Float> { values.pointer + offsets[4] }
+    var spanWeight: UnsafeMutablePointer<Float> { values.pointer + offsets[5] }
 
     /// out[rows, D] = x[rows, C] · W^T for W = wq or wk.
     func project(_ w: UnsafePointer<Float>, x: UnsafePointer<Float>, rows: Int, out: UnsafeMutablePointer<Float>) {
@@ -91,9 +100,10 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
     }
 
     /// The pointer at one query: alpha[0..<S] = softmax of the scores of q against the S keys
-    /// (key i at keys[keyRows[i] * D]). Returns the best score and its index.
-    func attend(q: UnsafePointer<Float>, keys: UnsafePointer<Float>, keyRows: UnsafePointer<Int32>, S: Int,
-                alpha: UnsafeMutablePointer<Float>) -> (best: Float, at: Int) {
+    /// (key i at keys[keyRows[i] * D], in span spans[i]). Returns the best score, its index and
+    /// the pointer's mass on the best's span.
+    func attend(q: UnsafePointer<Float>, keys: UnsafePointer<Float>, keyRows: UnsafePointer<Int32>, spans: UnsafePointer<Int32>, S: Int,
+                alpha: UnsafeMutablePointer<Float>) -> (best: Float, at: Int, spanMass: Float) {
         let scale = 1 / Float(D).squareRoot()
         var best = -Float.infinity, at = 0
         for i in 0..<S {
@@ -106,13 +116,17 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
         }
         var sum: Float = 0
         for i in 0..<S { alpha[i] = expf(alpha[i] - best); sum += alpha[i] }
-        for i in 0..<S { alpha[i] /= sum }
-        return (best, at)
+        var mass: Float = 0
+        for i in 0..<S {
+            alpha[i] /= sum
+            if spans[i] == spans[at] { mass += alpha[i] }
+        }
+        return (best, at, mass)
     }
 
-    /// The gate's pre-activation for a final-norm state h and the best score.
-    func gateLogit(h: UnsafePointer<Float>, best: Float) -> Float {
-        var a = gateBias.pointee + scoreWeight.pointee * best
+    /// The gate's pre-activation for a final-norm state h, the best score and its span's mass.
+    func gateLogit(h: UnsafePointer<Float>, best: Float, spanMass: Float) -> Float {
+        var a = gateBias.pointee + scoreWeight.pointee * best + spanWeight.pointee * spanMass
         let w = gateWeight
         for c in 0..<C { a += w[c] * h[c] }
         return a
@@ -156,7 +170,9 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
         }
         try h.validate(for: dims)
         let (file, weightsPath) = try HeadFiles.weights(dir: dir, weightsName: weightsName, describedBy: jsonPath)
-        try HeadFiles.read(h, from: file, weightsPath: weightsPath, describedBy: jsonPath, hash: hash)
+        // version 1 had no span weight (the last tensor): its hash covers the others; v stays 0
+        let stored = (j["version"]?.int ?? formatVersion) >= 2 ? h.names.count : h.names.count - 1
+        try HeadFiles.read(h, tensors: stored, from: file, weightsPath: weightsPath, describedBy: jsonPath, hash: hash)
         h.summary = j["training"] ?? .object([])
         return h
     }

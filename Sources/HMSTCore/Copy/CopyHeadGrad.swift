@@ -5,7 +5,8 @@
 // pointer's mass on y):
 //   dL/dz    = r·(v − onehot(y)),  r = (1 − g)·v(y)/p        (the LM's usual gradient, scaled)
 //   dL/da    = −(c − v(y))/p · g(1 − g)                        (a: the gate's pre-activation)
-//   dL/ds_j  = ρ·α_j − g·α_j[x_j = y]/p  (+ u·dL/da at the best j, through the gate's max)
+//   dL/ds_j  = ρ·α_j − g·α_j[x_j = y]/p  (+ u·dL/da at the best j, through the gate's max,
+//              + v·dL/da·α_j·([j in the best's span] − m), through the span mass m)
 // and from the scores and the gate to Wq, Wk, the gate's weights and the final-norm states,
 // whose gradient joins the LM head's before the final norm's backward. Without backward,
 // the rows it covers are replaced by the mixture, so evaluations read p.
@@ -31,11 +32,12 @@ final class CopyHeadStep {
     }
 
     /// A token the pointer can copy: its position in the row, the batch row holding its key,
-    /// and the token.
+    /// the token and its span (one memory entry, or one injected row).
     struct Source {
         var position: Int
         var keyRow: Int32
         var token: Int32
+        var span: Int32
     }
 
     /// The sources of row b, in order: positions j (1 <= j < T) inside a memory span (token
@@ -44,13 +46,14 @@ final class CopyHeadStep {
     func sources(_ inputs: UnsafePointer<Int32>, b: Int, T: Int, copyTokens: [Int: Int32]) -> [Source] {
         var out: [Source] = []
         var inside = false
+        var span: Int32 = 0
         for j in 0..<T {
             let row = b * T + j
-            if let tok = copyTokens[row] { out.append(Source(position: j, keyRow: Int32(row), token: tok)); continue }
+            if let tok = copyTokens[row] { span += 1; out.append(Source(position: j, keyRow: Int32(row), token: tok, span: span)); continue }
             let tok = inputs[row]
-            if tok == head.openMarker { inside = true; continue }
+            if tok == head.openMarker { inside = true; span += 1; continue }
             if tok == head.closeMarker { inside = false; continue }
-            if inside && j >= 1 { out.append(Source(position: j, keyRow: Int32(row - 1), token: tok)) }
+            if inside && j >= 1 { out.append(Source(position: j, keyRow: Int32(row - 1), token: tok, span: span)) }
         }
         return out
     }
@@ -76,11 +79,12 @@ final class CopyHeadStep {
         let tiny = Float.leastNormalMagnitude
         let invSqrtD = 1 / Float(D).squareRoot()
         let gw = head.grads.pointer + head.offsets[2], gu = head.grads.pointer + head.offsets[3], gb = head.grads.pointer + head.offsets[4]
+        let gv = head.grads.pointer + head.offsets[5]
         var added = 0.0
         var alpha = [Float](repeating: 0, count: T)
         for b in 0..<B where !perRow[b].isEmpty {
             let src = perRow[b]
-            let keyRows = src.map(\.keyRow), tokens = src.map(\.token)
+            let keyRows = src.map(\.keyRow), tokens = src.map(\.token), spans = src.map(\.span)
             keyRows.withUnsafeBufferPointer { kr in
                 alpha.withUnsafeMutableBufferPointer { al in
                     let a = al.baseAddress!
@@ -90,9 +94,10 @@ final class CopyHeadStep {
                         let row = b * T + t
                         let y = Int(targets[row])
                         guard n > 0, y >= 0 else { continue }
-                        let (best, at) = head.attend(q: Q.pointer + row * D, keys: K.pointer, keyRows: kr.baseAddress!, S: n, alpha: a)
+                        let (best, at, m) = head.attend(q: Q.pointer + row * D, keys: K.pointer, keyRows: kr.baseAddress!, spans: spans,
+                                                        S: n, alpha: a)
                         let h = xn + row * C
-                        let g = 1 / (1 + expf(-head.gateLogit(h: h, best: best)))
+                        let g = 1 / (1 + expf(-head.gateLogit(h: h, best: best, spanMass: m)))
                         var c: Float = 0
                         for i in 0..<n where tokens[i] == Int32(y) { c += a[i] }
                         let pr = probs + row * V
@@ -108,10 +113,12 @@ final class CopyHeadStep {
                         vocabScale.append((row, (1 - g) * v / p))
                         let dA = -(c - v) / p * g * (1 - g) * scale
                         let rho = g * c / p
-                        // gate: a = w·h + u·best + b
+                        // gate: a = w·h + u·best + v·m + b
                         for k in 0..<C { gw[k] += dA * h[k] }
                         gu.pointee += dA * best
+                        gv.pointee += dA * m
                         gb.pointee += dA
+                        let dm = head.spanWeight.pointee * dA   // dL/dm; dm/ds_i = α_i ([i in the best's span] − m)
                         let dh = dxn.pointer + row * C, wg = head.gateWeight
                         for k in 0..<C { dh[k] += dA * wg[k] }
                         // scores: s_i = q·k_i / sqrt(D)
@@ -119,6 +126,7 @@ final class CopyHeadStep {
                         for i in 0..<n {
                             var ds = (rho * a[i] - (tokens[i] == Int32(y) ? g * a[i] / p : 0)) * scale
                             if i == at { ds += head.scoreWeight.pointee * dA }
+                            ds += dm * a[i] * ((spans[i] == spans[at] ? 1 : 0) - m)
                             if ds == 0 { continue }
                             let ki = Int(kr[i]) * D
                             let k = K.pointer + ki, dk = dK.pointer + ki

@@ -21,10 +21,14 @@ final class CopyState {
     var sourcePositions: [Int32] = []
     var keyRows: [Int32] = []
     var sourceTokens: [Int32] = []
+    /// the span (memory entry, or injected row) of each source; ids only compare for equality
+    var sourceSpans: [Int32] = []
+    var nextSpan: Int32 = 0
     /// positions holding memory tokens, in order
     var sources: [Int32] { sourcePositions }
-    /// per position: inside a memory span after that token
+    /// per position: inside a memory span after that token, and that span's id
     var insideAfter: [Bool] = []
+    var spanAfter: [Int32] = []
     var alpha: [Float]
 
     init(head: CopyHead, decoder: Decoder, nCtx: Int, maxT: Int) {
@@ -43,8 +47,10 @@ final class CopyState {
     func reset() { truncate(to: 0) }
 
     func truncate(to n: Int) {
-        if insideAfter.count > n { insideAfter.removeLast(insideAfter.count - n) }
-        while let last = sourcePositions.last, Int(last) >= n { sourcePositions.removeLast(); keyRows.removeLast(); sourceTokens.removeLast() }
+        if insideAfter.count > n { insideAfter.removeLast(insideAfter.count - n); spanAfter.removeLast(spanAfter.count - n) }
+        while let last = sourcePositions.last, Int(last) >= n {
+            sourcePositions.removeLast(); keyRows.removeLast(); sourceTokens.removeLast(); sourceSpans.removeLast()
+        }
     }
 
     /// After a forward of tokens[0..<T] at positions pos0..<pos0+T: x holds their residual
@@ -55,16 +61,21 @@ final class CopyState {
         let C = head.C, D = head.D
         // positions evaluated without this state (Session.encode) count as outside memory
         if insideAfter.count > pos0 { truncate(to: pos0) }
-        while insideAfter.count < pos0 { insideAfter.append(false) }
+        while insideAfter.count < pos0 { insideAfter.append(false); spanAfter.append(0) }
         var inside = insideAfter.last ?? false
+        var span = spanAfter.last ?? 0   // new spans take fresh ids (nextSpan), never reused
         for t in 0..<T {
             let tok = tokens[t]
             if let copy = copyTokens[t] {
-                sourcePositions.append(Int32(pos0 + t)); keyRows.append(Int32(pos0 + t)); sourceTokens.append(copy)
-            } else if tok == head.openMarker { inside = true } else if tok == head.closeMarker { inside = false } else if inside && pos0 + t >= 1 {
-                sourcePositions.append(Int32(pos0 + t)); keyRows.append(Int32(pos0 + t - 1)); sourceTokens.append(tok)
+                nextSpan += 1
+                sourcePositions.append(Int32(pos0 + t)); keyRows.append(Int32(pos0 + t)); sourceTokens.append(copy); sourceSpans.append(nextSpan)
+            } else if tok == head.openMarker {
+                inside = true; nextSpan += 1; span = nextSpan
+            } else if tok == head.closeMarker { inside = false } else if inside && pos0 + t >= 1 {
+                sourcePositions.append(Int32(pos0 + t)); keyRows.append(Int32(pos0 + t - 1)); sourceTokens.append(tok); sourceSpans.append(span)
             }
             insideAfter.append(inside)
+            spanAfter.append(span)
         }
         finalNorm.withUnsafeBufferPointer { hk_rmsnorm(hn.pointer, nil, x, $0.baseAddress!, T, C, eps) }
         head.project(head.wk, x: hn.pointer, rows: T, out: keys.pointer + pos0 * D)
@@ -72,6 +83,7 @@ final class CopyState {
         let first = T - logitsRows   // chunk row of logits row 0
         head.project(head.wq, x: hn.pointer + first * C, rows: logitsRows, out: q.pointer)
         keyRows.withUnsafeBufferPointer { kr in
+          sourceSpans.withUnsafeBufferPointer { sp in
             alpha.withUnsafeMutableBufferPointer { al in
                 let a = al.baseAddress!
                 var n = 0
@@ -79,11 +91,13 @@ final class CopyState {
                     let pos = pos0 + first + r
                     while n < sourcePositions.count && Int(sourcePositions[n]) <= pos { n += 1 }
                     guard n > 0 else { continue }
-                    let (best, _) = head.attend(q: q.pointer + r * D, keys: keys.pointer, keyRows: kr.baseAddress!, S: n, alpha: a)
-                    let g = 1 / (1 + expf(-head.gateLogit(h: hn.pointer + (first + r) * C, best: best)))
+                    let (best, _, m) = head.attend(q: q.pointer + r * D, keys: keys.pointer, keyRows: kr.baseAddress!, spans: sp.baseAddress!,
+                                                   S: n, alpha: a)
+                    let g = 1 / (1 + expf(-head.gateLogit(h: hn.pointer + (first + r) * C, best: best, spanMass: m)))
                     mix(row: logits + r * V, V: V, g: g, alpha: a, n: n)
                 }
             }
+          }
         }
     }
 

@@ -48,12 +48,16 @@ extension HeadFiles {
 
     /// Fills every tensor of `set` (by name, f32) from the weights file at weightsPath, then checks
     /// the values against the description's hash and that they are finite (BAD_FORMAT otherwise).
-    static func read(_ set: ParameterSet, from file: SafeTensorsFile, weightsPath: String, describedBy jsonPath: String,
+    /// `tensors`: how many of the set's tensors the file holds (the first ones; an older format
+    /// without the last ones leaves them as they are, outside the hash).
+    static func read(_ set: ParameterSet, tensors: Int? = nil, from file: SafeTensorsFile, weightsPath: String, describedBy jsonPath: String,
                      hash: String) throws {
-        for i in 0..<set.names.count {
+        let n = tensors ?? set.names.count
+        for i in 0..<n {
             try file.copy(set.names[i], dtype: .f32, count: set.shapes[i].reduce(1, *), to: set.values.pointer + set.offsets[i])
         }
-        let actual = set.valuesHash
+        let stored = n < set.names.count ? set.offsets[n] : set.count
+        let actual = FileChecksum.hex(FileChecksum.of(UnsafeRawBufferPointer(start: set.values.pointer, count: stored * 4)))
         guard actual == hash else { throw HMSTError.badFormat("\(weightsPath) does not match \(jsonPath) (hash \(actual), expected \(hash))") }
         guard UnsafeBufferPointer(start: set.values.pointer, count: set.count).allSatisfy(\.isFinite) else {
             throw HMSTError.badFormat("\(weightsPath): weights are not finite")
