@@ -6,6 +6,7 @@
  */
 #include "hmst_ivf_scan.h"
 #include "hmst_kernels.h"
+#include "hk_avx2.h"
 
 /* ---- portable: eight partial sums so the compiler can keep them in vector registers ---- */
 
@@ -105,7 +106,6 @@ static HK_AVX512 void inner_many_avx512(float *out, const float *q, const float 
     many_avx512(out, q, x, n, Dk, 0);
 }
 /* AVX2 + FMA, 8 wide; the Dk % 8 tail goes through a masked load. */
-#define HK_AVX2 __attribute__((target("avx2,fma")))
 
 static HK_AVX2 inline __m256 accumulate8(__m256 q, __m256 t, __m256 a, int l2) {
     if (l2) {
@@ -113,13 +113,6 @@ static HK_AVX2 inline __m256 accumulate8(__m256 q, __m256 t, __m256 a, int l2) {
         return _mm256_fmadd_ps(t, t, a);
     }
     return _mm256_fmadd_ps(q, t, a);
-}
-
-static HK_AVX2 inline float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
 }
 
 /* One stored vector at a time with four accumulators (8-blocks at j ≡ 0, 8, 16, 24 mod 32, then
@@ -141,7 +134,7 @@ static HK_AVX2 inline void many_avx2(float *out, const float *q, const float *x,
         }
         for (; j < full8; j += 8) a0 = accumulate8(_mm256_loadu_ps(q + j), _mm256_loadu_ps(v + j), a0, l2);
         if (rest) a1 = accumulate8(_mm256_maskload_ps(q + full8, tail), _mm256_maskload_ps(v + full8, tail), a1, l2);
-        out[i] = hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+        out[i] = hk_hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
     }
 }
 

@@ -10,18 +10,9 @@
  * A row's value depends only on the row, never on the range it was computed in.
  */
 #include "hmst_kernels.h"
+#include "hk_avx2.h"
 
 #if defined(__x86_64__)
-#include <immintrin.h>
-
-#define HK_AVX2 __attribute__((target("avx2,fma")))
-
-static HK_AVX2 inline float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
 /* 8 bf16 (raw bits) widened to f32 */
 static HK_AVX2 inline __m256 load_bf16x8(const uint16_t *p) {
@@ -64,7 +55,7 @@ HK_AVX2 void hk_gemv_f32_avx2(float *y, const float *w, const float *x, size_t c
             a3 = _mm256_fmadd_ps(_mm256_loadu_ps(p + c + 24), _mm256_loadu_ps(x + c + 24), a3);
         }
         for (; c < full8; c += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(p + c), _mm256_loadu_ps(x + c), a0);
-        float s = hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+        float s = hk_hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
         for (; c < cols; c++) s += p[c] * x[c];
         y[r] = s;
     }
@@ -98,7 +89,7 @@ static HK_AVX2 void gemv_bf16_widening(float *y, const uint16_t *w, const float 
             a3 = _mm256_fmadd_ps(load_bf16x8(p + c + 24), _mm256_loadu_ps(x + c + 24), a3);
         }
         for (; c < full8; c += 8) a0 = _mm256_fmadd_ps(load_bf16x8(p + c), _mm256_loadu_ps(x + c), a0);
-        float s = hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+        float s = hk_hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
         for (; c < cols; c++) s += bf16_scalar(p[c]) * x[c];
         y[r] = s;
     }
@@ -129,7 +120,7 @@ HK_AVX2 void hk_gemv_bf16_avx2(float *y, const uint16_t *w, const float *x, size
         }
         if (c < blocks16) { HK_BF16_EO(c, a0, a1); c += 16; }
         if (c < full8) { a0 = _mm256_fmadd_ps(load_bf16x8(p + c), _mm256_loadu_ps(x + c), a0); c += 8; }
-        float s = hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+        float s = hk_hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
         for (; c < cols; c++) s += bf16_scalar(p[c]) * x[c];
         y[r] = s;
     }

@@ -15,6 +15,7 @@
  * order of the f32 accumulation differs.
  */
 #include "hmst_kernels.h"
+#include "hk_avx2.h"
 
 #include <math.h>
 #include <stdatomic.h>
@@ -146,15 +147,7 @@ static void gemv_q8_portable(float *y, const int8_t *w, const float *ws, q8_act 
 }
 
 #if HK_X86
-#define HK_AVX2 __attribute__((target("avx2,fma")))
 #define HK_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,fma")))
-
-static HK_AVX2 inline float hsum256(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
 static HK_AVX2 void gemv_q8_avx2(float *y, const int8_t *w, const float *ws, q8_act x, size_t cols, size_t r0, size_t r1) {
     size_t nb = cols / HK_Q8_BLOCK;
@@ -180,7 +173,7 @@ static HK_AVX2 void gemv_q8_avx2(float *y, const int8_t *w, const float *ws, q8_
             __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_loadu_si256((const __m256i *)(x.a + b * 32)), s0), ones);
             a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(sr[b] * x.s[b]), a0);
         }
-        y[r] = hsum256(_mm256_add_ps(a0, a1));
+        y[r] = hk_hsum8(_mm256_add_ps(a0, a1));
     }
 }
 

@@ -8,6 +8,7 @@
 #include <math.h>
 
 #include "hmst_kernels.h"
+#include "hk_avx2.h"
 
 float hk_softmax_portable(float *x, size_t n);
 void hk_silu_mul_portable(float *out, const float *a, const float *b, size_t n);
@@ -119,7 +120,6 @@ static HK_AVX512 void adamw_avx512(float *restrict p, const float *restrict g, f
 /* AVX2 + FMA: the same exp, 8 wide. Without vscalefps, 2^n is built in the exponent field in two
  * halves (2^(n>>1) · 2^(n - (n>>1)), each within a normal float's range for n in [-150, 128]), so
  * large arguments and subnormal results come out as AVX-512's do. */
-#define HK_AVX2 __attribute__((target("avx2,fma")))
 
 static HK_AVX2 inline __m256 pow2i8(__m256i n) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n, _mm256_set1_epi32(127)), 23));
@@ -141,25 +141,11 @@ static HK_AVX2 inline __m256 exp8(__m256 x) {
     return _mm256_mul_ps(_mm256_mul_ps(p, pow2i8(n1)), pow2i8(_mm256_sub_epi32(ni, n1)));
 }
 
-static HK_AVX2 inline float hmax8(__m256 v) {
-    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-    m = _mm_max_ss(m, _mm_movehdup_ps(m));
-    return _mm_cvtss_f32(m);
-}
-
-static HK_AVX2 inline float hadd8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
 static HK_AVX2 float softmax_avx2(float *x, size_t n) {
     __m256 vm = _mm256_set1_ps(-INFINITY);
     size_t i = 0;
     for (; i + 8 <= n; i += 8) vm = _mm256_max_ps(vm, _mm256_loadu_ps(x + i));
-    float m = hmax8(vm);
+    float m = hk_hmax8(vm);
     for (size_t j = i; j < n; j++) m = x[j] > m ? x[j] : m;
     if (n == 0 || m == -INFINITY) {
         for (i = 0; i < n; i++) x[i] = 1.0f / (float)n;
@@ -180,7 +166,7 @@ static HK_AVX2 float softmax_avx2(float *x, size_t n) {
         for (size_t j = 0; i + j < n; j++) x[i + j] = t[j];
         vs = _mm256_add_ps(vs, e);
     }
-    float sum = hadd8(vs);
+    float sum = hk_hsum8(vs);
     __m256 inv = _mm256_set1_ps(1.0f / sum);
     for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv));
     for (; i < n; i++) x[i] *= 1.0f / sum;
