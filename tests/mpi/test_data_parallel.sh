@@ -21,9 +21,11 @@ common=(--pretokenized --model-size micro --seq-len 32 --learning-rate 1e-3 --th
 
 # Tolerances: the two runs compute the same sums in a different order (one GEMM over 2B rows
 # against two over B rows added by the all-reduce), so they agree to float32 rounding, which
-# AdamW's normalisation amplifies for parameters whose gradient is near zero.
+# AdamW's normalisation amplifies for parameters whose gradient is near zero (an update is about
+# lr whatever the gradient's size, so 20 steps at lr 1e-3 bound the drift at 2e-2). Measured: up
+# to 2e-4 on AVX-512 CPUs, 3.5e-4 (model.embed_tokens.weight) on Zen 3 with the AVX2 kernels.
 LOSS_RTOL=2e-5
-PARAM_ATOL=2e-4
+PARAM_ATOL=1e-3
 
 echo "== 1a. 2 ranks x batch 2 against 1 process x batch 4, 20 steps (router aux loss 0)"
 "$HMST" train "$FX/data" "${common[@]}" --steps-per-epoch 20 --router-aux-loss-coef 0 --batch-size 4 --output-dir "$OUT/one" >/dev/null 2>"$OUT/one.log"
