@@ -42,23 +42,31 @@ __attribute__((target("avx,f16c"))) void hk_f32_to_f16_f16c(uint16_t *out, const
 
 /* ---- f32 ----------------------------------------------------------------------------------- */
 
+/* The one-row loop every AVX2 GEMV shares: the weight type T, LOAD8(p) giving 8 weights as f32
+ * and SCALAR(v) one, for the tail. Expects y, w, x, cols, r0, r1 in scope. */
+#define HK_AVX2_GEMV_ROWS(T, LOAD8, SCALAR) do {                                                    \
+        size_t full32_ = cols & ~(size_t)31, full8_ = cols & ~(size_t)7;                            \
+        for (size_t r = r0; r < r1; r++) {                                                          \
+            const T *p = w + r * cols;                                                              \
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                             \
+            size_t c = 0;                                                                           \
+            for (; c < full32_; c += 32) {                                                          \
+                a0 = _mm256_fmadd_ps(LOAD8(p + c), _mm256_loadu_ps(x + c), a0);                     \
+                a1 = _mm256_fmadd_ps(LOAD8(p + c + 8), _mm256_loadu_ps(x + c + 8), a1);             \
+                a2 = _mm256_fmadd_ps(LOAD8(p + c + 16), _mm256_loadu_ps(x + c + 16), a2);           \
+                a3 = _mm256_fmadd_ps(LOAD8(p + c + 24), _mm256_loadu_ps(x + c + 24), a3);           \
+            }                                                                                       \
+            for (; c < full8_; c += 8) a0 = _mm256_fmadd_ps(LOAD8(p + c), _mm256_loadu_ps(x + c), a0); \
+            float s = hk_hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));        \
+            for (; c < cols; c++) s += SCALAR(p[c]) * x[c];                                         \
+            y[r] = s;                                                                               \
+        }                                                                                           \
+    } while (0)
+
+static inline float f32_scalar(float v) { return v; }
+
 HK_AVX2 void hk_gemv_f32_avx2(float *y, const float *w, const float *x, size_t cols, size_t r0, size_t r1) {
-    size_t full32 = cols & ~(size_t)31, full8 = cols & ~(size_t)7;
-    for (size_t r = r0; r < r1; r++) {
-        const float *p = w + r * cols;
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        size_t c = 0;
-        for (; c < full32; c += 32) {
-            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(p + c), _mm256_loadu_ps(x + c), a0);
-            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(p + c + 8), _mm256_loadu_ps(x + c + 8), a1);
-            a2 = _mm256_fmadd_ps(_mm256_loadu_ps(p + c + 16), _mm256_loadu_ps(x + c + 16), a2);
-            a3 = _mm256_fmadd_ps(_mm256_loadu_ps(p + c + 24), _mm256_loadu_ps(x + c + 24), a3);
-        }
-        for (; c < full8; c += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(p + c), _mm256_loadu_ps(x + c), a0);
-        float s = hk_hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-        for (; c < cols; c++) s += p[c] * x[c];
-        y[r] = s;
-    }
+    HK_AVX2_GEMV_ROWS(float, _mm256_loadu_ps, f32_scalar);
 }
 
 /* ---- bf16 ---------------------------------------------------------------------------------- */
@@ -77,22 +85,7 @@ HK_AVX2 void hk_gemv_f32_avx2(float *y, const float *w, const float *x, size_t c
     } while (0)
 
 static HK_AVX2 void gemv_bf16_widening(float *y, const uint16_t *w, const float *x, size_t cols, size_t r0, size_t r1) {
-    size_t full32 = cols & ~(size_t)31, full8 = cols & ~(size_t)7;
-    for (size_t r = r0; r < r1; r++) {
-        const uint16_t *p = w + r * cols;
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        size_t c = 0;
-        for (; c < full32; c += 32) {
-            a0 = _mm256_fmadd_ps(load_bf16x8(p + c), _mm256_loadu_ps(x + c), a0);
-            a1 = _mm256_fmadd_ps(load_bf16x8(p + c + 8), _mm256_loadu_ps(x + c + 8), a1);
-            a2 = _mm256_fmadd_ps(load_bf16x8(p + c + 16), _mm256_loadu_ps(x + c + 16), a2);
-            a3 = _mm256_fmadd_ps(load_bf16x8(p + c + 24), _mm256_loadu_ps(x + c + 24), a3);
-        }
-        for (; c < full8; c += 8) a0 = _mm256_fmadd_ps(load_bf16x8(p + c), _mm256_loadu_ps(x + c), a0);
-        float s = hk_hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-        for (; c < cols; c++) s += bf16_scalar(p[c]) * x[c];
-        y[r] = s;
-    }
+    HK_AVX2_GEMV_ROWS(uint16_t, load_bf16x8, bf16_scalar);
 }
 
 HK_AVX2 void hk_gemv_bf16_avx2(float *y, const uint16_t *w, const float *x, size_t cols, size_t r0, size_t r1) {
