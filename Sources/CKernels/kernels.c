@@ -42,6 +42,36 @@ int hk_level(void) {
 
 void hk_set_max_level(int level) { atomic_store(&forced_max, level); }
 
+/* ---- AVX-512 GEMV rows per pass -------------------------------------------------------------
+ * Measured in one process, the two shapes alternating (hmst-bench gemv and decode-ab --gemv-rows
+ * 1,4; benchmarks/results/*-zen5.jsonl): on AMD Zen 5 (family 26) one sequential stream per
+ * thread decoded 11-26% faster with bf16 weights, as one row did for the AVX2 kernels on Zen 3,
+ * while with f32 weights four rows were as fast or faster (up to 1.6x on a 1536 x 4096 matrix).
+ * So AMD CPUs read bf16 rows one at a time and f32 rows four at a time. Intel CPUs keep four
+ * for both: the one-row shape has not been compared there yet. */
+static atomic_int gemv_rows_forced = 0;
+static atomic_int gemv_rows_amd = -1;
+
+int hk_gemv_rows_default(int bf16) {
+    int amd = atomic_load(&gemv_rows_amd);
+    if (amd < 0) {
+        amd = 0;
+#if HK_X86
+        __builtin_cpu_init();
+        amd = __builtin_cpu_is("amd") ? 1 : 0;
+#endif
+        atomic_store(&gemv_rows_amd, amd);
+    }
+    return amd && bf16 ? 1 : 4;
+}
+
+int hk_gemv_rows(int bf16) {
+    int f = atomic_load(&gemv_rows_forced);
+    return f == 1 || f == 4 ? f : hk_gemv_rows_default(bf16);
+}
+
+void hk_set_gemv_rows(int rows) { atomic_store(&gemv_rows_forced, rows == 1 || rows == 4 ? rows : 0); }
+
 /* ---- conversions --------------------------------------------------------------------------- */
 
 static inline float bf16_to_f32(uint16_t h) {

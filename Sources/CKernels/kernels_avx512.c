@@ -24,15 +24,17 @@ HK_AVX512 void hk_bf16_to_f32_avx512(float *out, const uint16_t *in, size_t n) {
     for (size_t i = 0; i + 16 <= n; i += 16) _mm512_storeu_ps(out + i, load_bf16x16(in + i));
 }
 
-/* y[r] = w[r, :] · x for r in [r0, r1). Four rows at a time share each load of x and keep four
- * weight streams in flight (16 accumulators); each row's arithmetic is exactly the one-row loop's
- * (accumulator k takes the 16-wide blocks at c ≡ 16k mod 64, the tail goes to a0 then a1, the
- * sum is (a0 + a1) + (a2 + a3)), so a row's value does not depend on how rows are grouped. */
-#define HK_GEMV_ROW4(LOAD, LOAD_TAIL, T)                                                           \
+/* y[r] = w[r, :] · x for r in [r0, r1). With hk_gemv_rows(BF16) == 4, four rows at a time share each
+ * load of x and keep four weight streams in flight (16 accumulators); each row's arithmetic is
+ * exactly the one-row loop's (accumulator k takes the 16-wide blocks at c ≡ 16k mod 64, the tail
+ * goes to a0 then a1, the sum is (a0 + a1) + (a2 + a3)), so a row's value does not depend on how
+ * rows are grouped, nor on the rows per pass. */
+#define HK_GEMV_ROW4(LOAD, LOAD_TAIL, T, BF16)                                                     \
     size_t full = cols & ~(size_t)63;                                                              \
     __mmask16 tail_mask = (__mmask16)((1u << (cols & 15)) - 1);                                    \
     size_t r = r0;                                                                                 \
-    for (; r + 4 <= r1; r += 4) {                                                                  \
+    const int rows4 = hk_gemv_rows(BF16) == 4;                                                     \
+    for (; rows4 && r + 4 <= r1; r += 4) {                                                         \
         const T *p0 = w + r * cols, *p1 = p0 + cols, *p2 = p1 + cols, *p3 = p2 + cols;             \
         __m512 a00 = _mm512_setzero_ps(), a01 = a00, a02 = a00, a03 = a00;                         \
         __m512 a10 = a00, a11 = a00, a12 = a00, a13 = a00;                                         \
@@ -87,7 +89,7 @@ HK_AVX512 void hk_bf16_to_f32_avx512(float *out, const uint16_t *in, size_t n) {
 #define HK_LOAD_F32_TAIL(p, m) _mm512_maskz_loadu_ps((m), (p))
 
 HK_AVX512 void hk_gemv_f32_avx512(float *y, const float *w, const float *x, size_t cols, size_t r0, size_t r1) {
-    HK_GEMV_ROW4(HK_LOAD_F32, HK_LOAD_F32_TAIL, float)
+    HK_GEMV_ROW4(HK_LOAD_F32, HK_LOAD_F32_TAIL, float, 0)
 }
 
 /* bf16 rows in 32-element blocks without a widening shuffle: a 64-byte load holds 16 pairs;
@@ -113,7 +115,7 @@ HK_AVX512 void hk_gemv_f32_avx512(float *y, const float *w, const float *x, size
 
 HK_AVX512 void hk_gemv_bf16_avx512(float *y, const uint16_t *w, const float *x, size_t cols, size_t r0, size_t r1) {
     if (cols > HK_BF16_SPLIT_MAX || cols < 32) {
-        HK_GEMV_ROW4(load_bf16x16, load_bf16_tail, uint16_t)
+        HK_GEMV_ROW4(load_bf16x16, load_bf16_tail, uint16_t, 1)
         return;
     }
     size_t blocks = cols & ~(size_t)31, pairs64 = cols & ~(size_t)63;
@@ -128,7 +130,8 @@ HK_AVX512 void hk_gemv_bf16_avx512(float *y, const uint16_t *w, const float *x, 
     const __m512i hi_mask = _mm512_set1_epi32((int)0xFFFF0000u);
     __mmask16 tail_mask = (__mmask16)((1u << (cols & 15)) - 1);
     size_t r = r0;
-    for (; r + 4 <= r1; r += 4) {
+    const int rows4 = hk_gemv_rows(1) == 4;
+    for (; rows4 && r + 4 <= r1; r += 4) {
         const uint16_t *p0 = w + r * cols, *p1 = p0 + cols, *p2 = p1 + cols, *p3 = p2 + cols;
         __m512 a00 = _mm512_setzero_ps(), a01 = a00, a02 = a00, a03 = a00;
         __m512 a10 = a00, a11 = a00, a12 = a00, a13 = a00;

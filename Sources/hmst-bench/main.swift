@@ -263,8 +263,18 @@ if args.first == "gemv" {
         return b * 1000  // µs
     }
     var line: [(String, Any)] = [("bench", "gemv"), ("rows", rows), ("cols", cols), ("kernel_level", Int(hk_level()))]
+    line.append(("gemv_rows_f32", Int(hk_gemv_rows(0))))
+    line.append(("gemv_rows_bf16", Int(hk_gemv_rows(1))))
     line.append(("f32_us", best { hk_gemv_f32(&y, w, x, cols, 0, rows) }))
     line.append(("bf16_us", best { hk_gemv_bf16(&y, wb, x, cols, 0, rows) }))
+    if hk_level() >= Int32(HK_LEVEL_AVX512) {   // the AVX-512 GEMVs' rows per pass, both ways
+        for r in [1, 4] {
+            hk_set_gemv_rows(Int32(r))
+            line.append(("f32_rows\(r)_us", best { hk_gemv_f32(&y, w, x, cols, 0, rows) }))
+            line.append(("bf16_rows\(r)_us", best { hk_gemv_bf16(&y, wb, x, cols, 0, rows) }))
+        }
+        hk_set_gemv_rows(0)
+    }
     for level in (0..<Int(hk_level())).reversed() {  // the lower kernel levels (AVX2, portable)
         hk_set_max_level(Int32(level))
         line.append(("f32_level\(level)_us", best { hk_gemv_f32(&y, w, x, cols, 0, rows) }))
@@ -291,7 +301,8 @@ if args.first == "gemv" {
 //      that a shared machine's changing load hits all alike; medians of per-token times after a
 //      --prompt-token prompt and from an empty context, and the spread (25th-75th percentile).
 //      --kernel-levels 1,2 adds the kernel level (hmst_kernels.h: 0 portable, 1 AVX2, 2 AVX-512)
-//      as one more axis, set before each turn (default: the CPU's own, -1).
+//      as one more axis, set before each turn (default: the CPU's own, -1); --gemv-rows 1,4 the
+//      AVX-512 GEMVs' rows per pass (default: the CPU's, 0).
 if args.first == "decode-ab" {
     let s = shapes.first { $0.name == (only ?? "dense512") } ?? shapes[2]
     let threadCounts = threadList.isEmpty ? [2] : threadList
@@ -301,9 +312,11 @@ if args.first == "decode-ab" {
     var rng = RNG(seed: 5)
     let prompt = (0..<promptLen).map { _ in Int32(rng.next() % UInt64(s.dims.V)) }
     let levels = (option("--kernel-levels") ?? "-1").split(separator: ",").compactMap { Int32($0) }
-    var runs: [(dtype: String, kv: KVCacheType, threads: Int, level: Int32, long: Session, empty: Session, tLong: [Double], tEmpty: [Double])] = []
+    let gemvRows = (option("--gemv-rows") ?? "0").split(separator: ",").compactMap { Int32($0) }
+    var runs: [(dtype: String, kv: KVCacheType, threads: Int, level: Int32, rows: Int32, long: Session, empty: Session, tLong: [Double], tEmpty: [Double])] = []
     for level in levels {
      hk_set_max_level(level)
+     for rows in gemvRows {
      for dtype in dtypes {
       let w = dtype == "int8" ? base.converted(to: .int8) : (dtype == "bf16" ? base.converted(to: .bf16) : base)
       let decoder = Decoder(dims: s.dims, weights: w)
@@ -315,17 +328,20 @@ if args.first == "decode-ab" {
         p.nThreads = threads
         p.kvType = kvType
         let long = try Session(decoder: decoder, params: p), empty = try Session(decoder: decoder, params: p)
+        hk_set_gemv_rows(rows)
         try long.evaluate(prompt)
         try empty.evaluate([1])
-        runs.append((dtype, kvType, threads, level, long, empty, [], []))
+        runs.append((dtype, kvType, threads, level, rows, long, empty, [], []))
        }
       }
+     }
      }
     }
     var tok: Int32 = 1
     for _ in 0..<rounds {
         for i in runs.indices {
             hk_set_max_level(runs[i].level)
+            hk_set_gemv_rows(runs[i].rows)
             for (session, isLong) in [(runs[i].long, true), (runs[i].empty, false)] {
                 for _ in 0..<per {
                     let t0 = Clock.nowMs()
@@ -342,10 +358,12 @@ if args.first == "decode-ab" {
     func rate(_ x: [Double], _ q: Double) -> Double { 1000 / x.sorted()[min(x.count - 1, Int(Double(x.count) * q))] }
     for r in runs {
         hk_set_max_level(r.level)
-        let level = Int(hk_level())
+        hk_set_gemv_rows(r.rows)
+        let level = Int(hk_level()), rowsPerPass = Int(hk_gemv_rows(r.dtype == "bf16" ? 1 : 0))
         hk_set_max_level(-1)
+        hk_set_gemv_rows(0)
         print(json([("bench", "decode-ab"), ("case", s.name), ("threads", r.threads), ("dtype", r.dtype), ("kv", r.kv.rawValue),
-                    ("kernel_level", level),
+                    ("kernel_level", level), ("gemv_rows", rowsPerPass),
                     ("prompt_tokens", promptLen), ("tokens_each", r.tLong.count),
                     ("decode_tok_s_median", 1000 / median(r.tLong)), ("decode_tok_s_empty_ctx_median", 1000 / median(r.tEmpty)),
                     ("decode_tok_s_empty_ctx_p25", rate(r.tEmpty, 0.75)), ("decode_tok_s_empty_ctx_p75", rate(r.tEmpty, 0.25)),

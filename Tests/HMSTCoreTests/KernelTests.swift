@@ -5,7 +5,7 @@ import XCTest
 @testable import HMSTCore
 
 final class KernelTests: XCTestCase {
-    override func tearDown() { hk_set_max_level(-1) }
+    override func tearDown() { hk_set_max_level(-1); hk_set_gemv_rows(0) }
 
     func testGEMVVariantsAgreeOnOddShapes() {
         var rng = RNG(seed: 3)
@@ -37,6 +37,21 @@ final class KernelTests: XCTestCase {
                     }
                 }
                 hk_set_max_level(-1)
+                // the AVX-512 GEMVs read one or four rows per pass: the same values, bit for bit
+                if hk_level() >= Int32(HK_LEVEL_AVX512) {
+                    var byRows: [[Float]] = []
+                    for perPass in [1, 4] {
+                        hk_set_gemv_rows(Int32(perPass))
+                        XCTAssertEqual(hk_gemv_rows(0), Int32(perPass))
+                        XCTAssertEqual(hk_gemv_rows(1), Int32(perPass))
+                        var y = [Float](repeating: .nan, count: rows), y16 = y
+                        hk_gemv_f32(&y, w, x, cols, 0, rows)
+                        hk_gemv_bf16(&y16, wb, x, cols, 0, rows)
+                        byRows.append(y + y16)
+                    }
+                    hk_set_gemv_rows(0)
+                    XCTAssertEqual(byRows[0], byRows[1], "rows per pass 1 vs 4: \(rows) x \(cols)")
+                }
                 for r in 0..<rows {
                     let exact = (0..<cols).reduce(0.0) { $0 + Double(w[r * cols + $1]) * Double(x[$1]) }
                     let exact16 = (0..<cols).reduce(0.0) { $0 + Double(bf16Round(w[r * cols + $1])) * Double(x[$1]) }
