@@ -52,7 +52,7 @@ void hk_set_max_level(int level) { atomic_store(&forced_max, level); }
 static atomic_int gemv_rows_forced = 0;
 static atomic_int gemv_rows_amd = -1;
 
-int hk_gemv_rows_default(int bf16) {
+static int gemv_rows_default(int bf16) {
     int amd = atomic_load(&gemv_rows_amd);
     if (amd < 0) {
         amd = 0;
@@ -67,7 +67,7 @@ int hk_gemv_rows_default(int bf16) {
 
 int hk_gemv_rows(int bf16) {
     int f = atomic_load(&gemv_rows_forced);
-    return f == 1 || f == 4 ? f : hk_gemv_rows_default(bf16);
+    return f == 1 || f == 4 ? f : gemv_rows_default(bf16);
 }
 
 void hk_set_gemv_rows(int rows) { atomic_store(&gemv_rows_forced, rows == 1 || rows == 4 ? rows : 0); }
