@@ -9,7 +9,7 @@
 #   BASE_CKPT     a pre-trained checkpoint (make demo's build/demo/best_model)
 #   PRETRAIN_RUN  the `hmst train` output directory it came from (split/train_split, split/val)
 # Environment: STEPS (Stage 2 optimizer steps, default 600), LIMIT (eval items per task, 300),
-#   THREADS (2), HMST (the tool, build/bin/hmst), EXTRA (more train-memory flags; with
+#   THREADS (2), SEED (Stage 2's seed, 1), HMST (the tool, build/bin/hmst), EXTRA (more train-memory flags; with
 #   `--retrieved-by hybrid` or `dense` a retrieval projection of BASE is trained first, on a copy).
 set -euo pipefail
 HMST=${HMST:-build/bin/hmst}
@@ -18,6 +18,7 @@ RUN=$2
 OUT=$3
 STEPS=${STEPS:-600}
 LIMIT=${LIMIT:-300}
+SEED=${SEED:-1}
 THREADS=${THREADS:-2}
 EXTRA=${EXTRA:-}
 rm -rf "$OUT" && mkdir -p "$OUT"
@@ -50,7 +51,7 @@ fi
 say "Stage 2: $STEPS steps from $START"
 # shellcheck disable=SC2086
 "$HMST" train-memory "$START" --facts "$OUT/facts" --data "$RUN/split/train_split" --val-data "$RUN/split/val" \
-    --output "$OUT/stage2" --steps "$STEPS" --seed 1 --threads "$THREADS" --no-progress $EXTRA >&2
+    --output "$OUT/stage2" --steps "$STEPS" --seed "$SEED" --threads "$THREADS" --no-progress $EXTRA >&2
 t1=$(date +%s.%N)
 CK="$OUT/stage2/final"
 

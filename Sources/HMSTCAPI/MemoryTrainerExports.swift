@@ -59,6 +59,7 @@ public func hmst_memory_trainer_default_params() -> hmst_memory_trainer_params {
     p.hard_distractors = Float(c.hardDistractorFraction)
     p.retrieved_distractors = Float(c.retrievedFraction)
     p.retrieved_by = retrievalModeValue(c.retrievedBy)
+    p.copy_gate_target_weight = d.copyGateTargetWeight
     return p
 }
 
@@ -140,6 +141,10 @@ public func hmst_memory_trainer_create(_ params: UnsafePointer<hmst_memory_train
         o.curriculum.hardDistractorFraction = Double(p.hard_distractors)
         o.curriculum.retrievedFraction = Double(p.retrieved_distractors)
         o.curriculum.retrievedBy = try retrievalMode(p.retrieved_by, "params->retrieved_by")
+        guard p.copy_gate_target_weight.isFinite, p.copy_gate_target_weight >= 0 else {
+            throw HMSTError.invalidArgument("params->copy_gate_target_weight = \(p.copy_gate_target_weight) must be finite and >= 0")
+        }
+        o.copyGateTargetWeight = p.copy_gate_target_weight
         if o.lmFraction > 0 && p.train_data == nil {
             throw HMSTError.invalidArgument("params->train_data is NULL but lm_fraction is \(o.lmFraction): give the pre-training data or set lm_fraction to 0")
         }

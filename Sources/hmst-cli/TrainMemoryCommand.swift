@@ -55,6 +55,9 @@ struct TrainMemoryCommand: ParsableCommand {
     @Option(name: .customLong("copy-head-key-size"), help: "Query and key size of the copy head.") var copyHeadKeySize = 64
     @Option(name: .customLong("copy-head-learning-rate"), help: "The copy head's peak learning rate (default: --learning-rate); same schedule.")
     var copyHeadLearningRate: Float?
+    @Option(name: .customLong("copy-gate-target-weight"),
+            help: "Weight λ of the copy gate's target: −λ·log(1 − gate) on answer tokens the memory does not hold, so the gate closes when the fact is missing or deleted (0 = none).")
+    var copyGateTargetWeight = MemoryTrainerOptions().copyGateTargetWeight
     @Option(name: .customLong("episodic-soft-tokens"),
             help: "Train the episodic tier's soft tokens: K (1...8) embeddings per memory, projected from its SSM state (0 = none). A checkpoint that has them keeps training them.")
     var episodicSoftTokens = 0
@@ -118,6 +121,7 @@ struct TrainMemoryCommand: ParsableCommand {
             o.dataParallel = dp
             o.copyHeadKeySize = copyHead ? copyHeadKeySize : 0
             o.copyHeadLearningRate = copyHeadLearningRate
+            o.copyGateTargetWeight = copyGateTargetWeight
             o.episodicSoftTokens = episodicSoftTokens
             guard let input = EpisodicSoftTokens.Input(rawValue: episodicSoftInput) else {
                 throw HMSTError.invalidArgument("--episodic-soft-input \(episodicSoftInput): expected "

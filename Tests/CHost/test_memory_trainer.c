@@ -213,6 +213,11 @@ int main(void) {
     CHECK(dp.questions_per_example == 1 && dp.hard_distractors == 0.0f && dp.retrieved_distractors == 0.0f);
     CHECK(dp.retrieved_by == HMST_RETRIEVAL_LEXICAL);
     p.output_dir = OUT "/curriculum";
+    CHECK(dp.copy_gate_target_weight >= 0.0f);
+    p.copy_gate_target_weight = -1.0f;
+    CHECK_STATUS(hmst_memory_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(hmst_last_error(), "copy_gate_target_weight") != NULL);
+    p.copy_gate_target_weight = dp.copy_gate_target_weight;
     p.hard_distractors = -1.0f;
     CHECK_STATUS(hmst_memory_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
     CHECK(strstr(hmst_last_error(), "hard_distractors") != NULL);

@@ -37,6 +37,21 @@ final class CopyHeadTests: XCTestCase {
         try checkGradient(injected: nil)
     }
 
+    /// The gate target (−λ·log(1 − g) on target 0 of row 0, which no memory token holds) is an
+    /// auxiliary loss: the answer's cross-entropy is unchanged, the total grows by what the gate
+    /// costs, and the gradient with it matches central differences.
+    func testGateTargetIsAnAuxiliaryLossWithAGradient() throws {
+        let mg = ModelGrad(params: randomParams(seed: 21))
+        mg.copyHead = try randomHead(seed: 6)
+        let plain = try mg.step(inputs: inputs, targets: targets, B: B, T: T, backward: false)
+        mg.copyGateTargetWeight = 2
+        let with = try mg.step(inputs: inputs, targets: targets, B: B, T: T, backward: false)
+        XCTAssertEqual(with.ceLoss, plain.ceLoss)
+        XCTAssertGreaterThan(with.auxLoss, plain.auxLoss)
+        XCTAssertEqual(with.loss - plain.loss, with.auxLoss - plain.auxLoss, accuracy: 1e-12)
+        try checkGradient(injected: nil, gateTarget: 2)
+    }
+
     /// Copy tokens of injected rows are sources: the loss of row 1 changes with them, and the
     /// gradient (head, model) still matches central differences.
     func testInjectedCopyTokensAreSources() throws {
@@ -55,10 +70,11 @@ final class CopyHeadTests: XCTestCase {
         try checkGradient(injected: injectedCopy)
     }
 
-    func checkGradient(injected: InjectedEmbeddings?) throws {
+    func checkGradient(injected: InjectedEmbeddings?, gateTarget: Float = 0) throws {
         let p = randomParams(seed: 21), head = try randomHead(seed: 6)
         let mg = ModelGrad(params: p)
         mg.copyHead = head
+        mg.copyGateTargetWeight = gateTarget
         p.zeroGrads(); head.zeroGrads()
         let withHead = try mg.step(inputs: inputs, targets: targets, B: B, T: T, injected: injected, backward: true)
         mg.copyHead = nil

@@ -10,6 +10,12 @@
 // and from the scores and the gate to Wq, Wk, the gate's weights and the final-norm states,
 // whose gradient joins the LM head's before the final norm's backward. Without backward,
 // the rows it covers are replaced by the mixture, so evaluations read p.
+// The gate target (gateTargetWeight λ > 0): on every covered row where the memory cannot
+// supply y (c = 0), the loss gains −λ·log(1 − g), so dL/da gains λ·g. On such a row the
+// answer loss is already −log(1 − g) − log v(y), a pull of weight 1 towards a closed gate;
+// the target raises it to 1 + λ against the rows whose memory holds the answer, which
+// otherwise win and leave the gate open when the fact is missing (or was deleted). It is
+// reported as an auxiliary loss, not in the answer's cross-entropy.
 // Injected soft rows that carry a copy token (InjectedEmbeddings.copyTokens: the episodic soft
 // tokens decoded through the LM head) are sources too: their token is that id, and their key is
 // the state at their own position (a soft span has no preceding text state to key it).
@@ -22,6 +28,8 @@ final class CopyHeadStep {
     var vocabScale: [(row: Int, r: Float)] = []
     /// whether the last run wrote any gradient into dxn
     var touched = false
+    /// λ of the gate target (0: none); see the top of the file
+    var gateTargetWeight: Float = 0
 
     init(head: CopyHead, N: Int) {
         self.head = head
@@ -59,16 +67,17 @@ final class CopyHeadStep {
     }
 
     /// xn: [N, C] final-norm states; probs: [N, V] the LM's softmax (rewritten to the mixture
-    /// when !backward). Returns Σ over the covered target rows of (−log p + log v(y)): what the
-    /// mixture adds to the summed cross-entropy. With backward, gradients (scaled by `scale`,
-    /// the loss's 1/count) go to head.grads and dxn, and vocabScale is filled.
+    /// when !backward). Returns `added`, Σ over the covered target rows of (−log p + log v(y)):
+    /// what the mixture adds to the summed cross-entropy, and `gate`, the summed gate-target loss
+    /// (0 when gateTargetWeight is 0). With backward, gradients of both (scaled by `scale`, the
+    /// loss's 1/count) go to head.grads and dxn, and vocabScale is filled.
     func run(xn: UnsafePointer<Float>, inputs: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, probs: UnsafeMutablePointer<Float>,
-             B: Int, T: Int, V: Int, scale: Float, backward: Bool, copyTokens: [Int: Int32] = [:]) -> Double {
+             B: Int, T: Int, V: Int, scale: Float, backward: Bool, copyTokens: [Int: Int32] = [:]) -> (added: Double, gate: Double) {
         let C = head.C, D = head.D
         vocabScale.removeAll(keepingCapacity: true)
         touched = false
         let perRow = (0..<B).map { sources(inputs, b: $0, T: T, copyTokens: copyTokens) }
-        guard perRow.contains(where: { !$0.isEmpty }) else { return 0 }
+        guard perRow.contains(where: { !$0.isEmpty }) else { return (0, 0) }
         head.project(head.wq, x: xn, rows: N, out: Q.pointer)
         head.project(head.wk, x: xn, rows: N, out: K.pointer)
         if backward {
@@ -80,7 +89,8 @@ final class CopyHeadStep {
         let invSqrtD = 1 / Float(D).squareRoot()
         let gw = head.grads.pointer + head.offsets[2], gu = head.grads.pointer + head.offsets[3], gb = head.grads.pointer + head.offsets[4]
         let gv = head.grads.pointer + head.offsets[5]
-        var added = 0.0
+        var added = 0.0, gateLoss = 0.0
+        let lambda = gateTargetWeight
         var alpha = [Float](repeating: 0, count: T)
         for b in 0..<B where !perRow[b].isEmpty {
             let src = perRow[b]
@@ -104,6 +114,8 @@ final class CopyHeadStep {
                         let v = pr[y]
                         let p = max(g * c + (1 - g) * v, tiny)
                         added += -Double(logf(p)) + Double(logf(max(v, tiny)))
+                        let gateTarget = lambda > 0 && c == 0
+                        if gateTarget { gateLoss -= Double(lambda) * Double(logf(max(1 - g, tiny))) }
                         if !backward {
                             for w in 0..<V { pr[w] *= 1 - g }
                             for i in 0..<n { pr[Int(tokens[i])] += g * a[i] }
@@ -111,7 +123,7 @@ final class CopyHeadStep {
                         }
                         touched = true
                         vocabScale.append((row, (1 - g) * v / p))
-                        let dA = -(c - v) / p * g * (1 - g) * scale
+                        let dA = (-(c - v) / p * g * (1 - g) + (gateTarget ? lambda * g : 0)) * scale
                         let rho = g * c / p
                         // gate: a = w·h + u·best + v·m + b
                         for k in 0..<C { gw[k] += dA * h[k] }
@@ -147,7 +159,7 @@ final class CopyHeadStep {
                             W, Int32(C), 1, dxn.pointer, Int32(C))
             }
         }
-        return added
+        return (added, gateLoss)
     }
 }
 

@@ -12,6 +12,7 @@
 public struct StepResult: Sendable {
     public var loss: Double      // cross-entropy + aux
     public var ceLoss: Double
+    /// the router's load-balancing loss, plus the copy head's gate target when it has one
     public var auxLoss: Double
     public var tokens: Int
 }
@@ -78,6 +79,8 @@ public final class ModelGrad {
         didSet { copyStep = nil }
     }
     var copyStep: CopyHeadStep?
+    /// λ of the copy head's gate target (CopyHeadGrad.swift; 0: none), in the loss as auxiliary
+    public var copyGateTargetWeight: Float = 0
 
     public init(params: Parameters, options: ModelGradOptions = ModelGradOptions()) {
         self.params = params
@@ -198,18 +201,21 @@ public final class ModelGrad {
         let (ce0, count) = CrossEntropy.forward(logits: s.logits.pointer, targets: s.targets.pointer, N: N, V: V)  // -> probs
         var ce = ce0
         var copy: CopyHeadStep? = nil
+        var gateAux = 0.0
         if let head = copyHead {
             if copyStep?.N != N { copyStep = CopyHeadStep(head: head, N: N) }
             copy = copyStep
-            let added = copy?.run(xn: s.xnF.pointer, inputs: s.inputs.pointer, targets: s.targets.pointer, probs: s.logits.pointer,
-                                  B: s.shape.B, T: s.shape.T, V: V, scale: 1 / Float(max(1, count)), backward: backward,
-                                  copyTokens: injected?.copySources ?? [:]) ?? 0
-            ce += added / Double(max(1, count))
+            copy?.gateTargetWeight = copyGateTargetWeight
+            let r = copy?.run(xn: s.xnF.pointer, inputs: s.inputs.pointer, targets: s.targets.pointer, probs: s.logits.pointer,
+                              B: s.shape.B, T: s.shape.T, V: V, scale: 1 / Float(max(1, count)), backward: backward,
+                              copyTokens: injected?.copySources ?? [:]) ?? (added: 0, gate: 0)
+            ce += r.added / Double(max(1, count))
+            gateAux = r.gate / Double(max(1, count))
         }
         s.dAllRouter.pointer.update(repeating: 0, count: s.dAllRouter.count)
         let aux = RouterGrad.auxLoss(dlogits: backward ? s.dAllRouter.pointer : nil, probs: s.rprobs.pointer,
                                      topIdx: s.topIdx.pointer, N: N * L, E: d.E, K: d.K, coef: auxCoef)
-        let result = StepResult(loss: ce + Double(aux), ceLoss: ce, auxLoss: Double(aux), tokens: count)
+        let result = StepResult(loss: ce + Double(aux) + gateAux, ceLoss: ce, auxLoss: Double(aux) + gateAux, tokens: count)
         guard backward else { return result }
 
         // ---------------- backward

@@ -402,6 +402,7 @@ class MemoryTrainerParams(ctypes.Structure):
         ("hard_distractors", ctypes.c_float),
         ("retrieved_distractors", ctypes.c_float),
         ("retrieved_by", ctypes.c_int32),
+        ("copy_gate_target_weight", ctypes.c_float),
     ]
 
 

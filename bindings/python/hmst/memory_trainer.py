@@ -35,7 +35,7 @@ class MemoryTrainer(_Resource):
                  steps=1000, batch_size=8, seq_len=128, memory_seq_len=96, grad_accum_steps=1, k=4, eval_every=0, eval_questions=200,
                  learning_rate=3e-4, weight_decay=0.1, grad_clip=1.0, lm_fraction=None, seed=0,
                  mixed_precision=False, gradient_checkpointing=False, use_8bit_optimizer=False, data_parallel=None,
-                 copy_head_key_size=0, copy_head_learning_rate=0.0,
+                 copy_head_key_size=0, copy_head_learning_rate=0.0, copy_gate_target_weight=None,
                  episodic_soft_tokens=0, episodic_fraction=0.25, episodic_learning_rate=0.0,
                  episodic_soft_input=None, episodic_copy=None, episodic_pretrain_steps=None, episodic_readout=None,
                  condition_weights=None, questions_per_example=None, hard_distractors=None, retrieved_distractors=None,
@@ -61,6 +61,8 @@ class MemoryTrainer(_Resource):
             lm_fraction = 0.5 if train_data is not None else 0.0
         p.learning_rate, p.weight_decay, p.grad_clip = float(learning_rate), float(weight_decay), float(grad_clip)
         p.copy_head_learning_rate = float(copy_head_learning_rate)
+        if copy_gate_target_weight is not None:   # None keeps the library's default
+            p.copy_gate_target_weight = float(copy_gate_target_weight)
         p.episodic_fraction = float(episodic_fraction)
         p.episodic_learning_rate = float(episodic_learning_rate)
         p.lm_fraction = float(lm_fraction)

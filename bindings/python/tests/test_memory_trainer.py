@@ -86,6 +86,9 @@ def test_copy_head_is_trained_saved_and_loaded(tmp_path):
     with pytest.raises(hmst.HMSTError) as err:
         hmst.MemoryTrainer(CKPT, facts, tmp_path / "y", copy_head_learning_rate=-1.0)
     assert "copy_head_learning_rate" in err.value.message
+    with pytest.raises(hmst.HMSTError) as err:
+        hmst.MemoryTrainer(CKPT, facts, tmp_path / "y", copy_head_key_size=8, copy_gate_target_weight=float("nan"))
+    assert "copy_gate_target_weight" in err.value.message
 
 
 def test_episodic_soft_tokens_are_trained_saved_and_loaded(tmp_path):

@@ -43,6 +43,9 @@ public struct MemoryTrainerOptions: Sendable {
     public var copyHeadKeySize = 0
     /// the copy head's peak learning rate (nil: learningRate); it follows the same schedule
     public var copyHeadLearningRate: Float? = nil
+    /// λ of the copy head's gate target: −λ·log(1 − g) on answer tokens the memory does not
+    /// hold, so the gate closes when the fact is missing or deleted (CopyHeadGrad.swift; 0: none)
+    public var copyGateTargetWeight: Float = 0
     /// K soft tokens per episodic memory trained with the model (0: none; Memory/
     /// EpisodicSoftTokens.swift). A checkpoint that already has them keeps training them (K
     /// must then be 0 or theirs).
@@ -81,6 +84,9 @@ public struct MemoryTrainerOptions: Sendable {
             throw HMSTError.invalidArgument("the copy head's key size \(copyHeadKeySize) must be in 0 (none) ... 4096")
         }
         if let r = copyHeadLearningRate, !(r > 0 && r.isFinite) { throw HMSTError.invalidArgument("the copy head's learning rate must be > 0") }
+        guard copyGateTargetWeight >= 0, copyGateTargetWeight.isFinite else {
+            throw HMSTError.invalidArgument("the copy gate target's weight must be finite and >= 0, not \(copyGateTargetWeight)")
+        }
         guard episodicSoftTokens >= 0, episodicSoftTokens <= EpisodicSoftTokens.maxTokens else {
             throw HMSTError.invalidArgument("episodic soft tokens K = \(episodicSoftTokens) must be in 0 (none) ... \(EpisodicSoftTokens.maxTokens)")
         }
@@ -216,6 +222,7 @@ public final class MemoryTrainer {
         copyHead = head
         copyOptimizer = head.map { AdamW(params: $0, config: options.adam) }
         grad.copyHead = head
+        grad.copyGateTargetWeight = options.copyGateTargetWeight
         var soft = existingSoft
         if let s = soft, options.episodicSoftTokens > 0, s.K != options.episodicSoftTokens {
             throw HMSTError.invalidArgument("the checkpoint's episodic soft tokens have K = \(s.K), not the \(options.episodicSoftTokens) asked for")
