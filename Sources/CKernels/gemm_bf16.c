@@ -248,8 +248,59 @@ static HK_BF16 void pack_b_bf16(uint32_t *out, const float *B, size_t ldb, int t
 }
 #endif
 
-int hk_gemm_bf16(int transA, int transB, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
-                 const float *B, size_t ldb, float beta, float *C, size_t ldc) {
+/* W[N, K] stored as bf16 rows (ldw elements apart), read as op(B) = Wᵀ: a pair (k even, k odd)
+ * of one row is already one 32-bit lane of the packed panel, so packing is a transposing copy
+ * with no rounding. */
+static void pack_w16(uint32_t *out, const void *Bv, size_t ldw, int transB, size_t k0, size_t kc, size_t n0, size_t nc) {
+    (void)transB;
+    const uint16_t *W = Bv;
+    size_t kp = (kc + 1) / 2, full = kc / 2;
+    for (size_t p = 0; p * NR < nc; p++) {
+        uint32_t *dst = out + p * kp * NR;
+        size_t cols = nc - p * NR < NR ? nc - p * NR : NR;
+        if (cols < NR) memset(dst, 0, kp * NR * 4);
+        for (size_t c = 0; c < cols; c++) {
+            const uint16_t *src = W + (n0 + p * NR + c) * ldw + k0;
+            for (size_t j = 0; j < full; j++) {
+                uint32_t v;
+                memcpy(&v, src + 2 * j, 4);
+                dst[j * NR + c] = v;
+            }
+            if (kc & 1) dst[full * NR + c] = src[kc - 1];
+        }
+    }
+}
+
+typedef void (*pack_a_fn)(uint32_t *, const float *, size_t, int, size_t, size_t, size_t, size_t);
+typedef void (*pack_b_fn)(uint32_t *, const void *, size_t, int, size_t, size_t, size_t, size_t);
+typedef void (*micro_fn)(float *, size_t, const uint32_t *, const uint32_t *, size_t, size_t, size_t, float);
+
+/* The f32 B packers behind the pack_b_fn signature. */
+#define HK_PACK_B_VOID(NAME, ATTR)                                                                                 \
+    static ATTR void NAME##_v(uint32_t *out, const void *B, size_t ldb, int transB, size_t k0, size_t kc, size_t n0, \
+                              size_t nc) {                                                                       \
+        NAME(out, (const float *)B, ldb, transB, k0, kc, n0, nc);                                                  \
+    }
+HK_PACK_B_VOID(pack_b_portable, )
+#if defined(__x86_64__)
+HK_PACK_B_VOID(pack_b_avx512, __attribute__((target("avx512f,avx512bw,avx512vl"))))
+HK_PACK_B_VOID(pack_b_bf16, HK_BF16)
+#endif
+
+static void kernels_for_level(micro_fn *micro, pack_a_fn *pack_a, pack_b_fn *pack_b) {
+    *micro = micro_portable;
+    *pack_a = pack_a_portable;
+    *pack_b = pack_b_portable_v;
+#if defined(__x86_64__)
+    if (hk_level() >= HK_LEVEL_AVX512) { *pack_a = pack_a_avx512; *pack_b = pack_b_avx512_v; }
+    if (hk_level() >= HK_LEVEL_BF16) { *micro = micro_avx512bf16; *pack_a = pack_a_bf16; *pack_b = pack_b_bf16_v; }
+#endif
+}
+
+/* The blocked driver shared by both entries: B is whatever pack_b reads. */
+static int gemm_driver(int transA, int transB, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
+                       const void *B, size_t ldb, float beta, float *C, size_t ldc, micro_fn micro, pack_a_fn pack_a,
+                       pack_b_fn pack_b) {
     if (M == 0 || N == 0) return 0;
     for (size_t m = 0; m < M; m++) {
         float *c = C + m * ldc;
@@ -257,13 +308,6 @@ int hk_gemm_bf16(int transA, int transB, size_t M, size_t N, size_t K, float alp
         else if (beta != 1) for (size_t n = 0; n < N; n++) c[n] *= beta;
     }
     if (K == 0 || alpha == 0) return 0;
-    void (*micro)(float *, size_t, const uint32_t *, const uint32_t *, size_t, size_t, size_t, float) = micro_portable;
-    void (*pack_a)(uint32_t *, const float *, size_t, int, size_t, size_t, size_t, size_t) = pack_a_portable;
-    void (*pack_b)(uint32_t *, const float *, size_t, int, size_t, size_t, size_t, size_t) = pack_b_portable;
-#if defined(__x86_64__)
-    if (hk_level() >= HK_LEVEL_AVX512) { pack_a = pack_a_avx512; pack_b = pack_b_avx512; }
-    if (hk_level() >= HK_LEVEL_BF16) { micro = micro_avx512bf16; pack_a = pack_a_bf16; pack_b = pack_b_bf16; }
-#endif
     size_t kcMax = K < KC ? K : KC, kpMax = (kcMax + 1) / 2;
     scratch_t *s = scratch_get(((MC + MR - 1) / MR) * MR * kpMax, ((NC + NR - 1) / NR) * NR * kpMax);
     if (!s) return -1;
@@ -287,4 +331,22 @@ int hk_gemm_bf16(int transA, int transB, size_t M, size_t N, size_t K, float alp
         }
     }
     return 0;
+}
+
+int hk_gemm_bf16(int transA, int transB, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
+                 const float *B, size_t ldb, float beta, float *C, size_t ldc) {
+    micro_fn micro;
+    pack_a_fn pack_a;
+    pack_b_fn pack_b;
+    kernels_for_level(&micro, &pack_a, &pack_b);
+    return gemm_driver(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, micro, pack_a, pack_b);
+}
+
+int hk_gemm_bf16_wt(size_t M, size_t N, size_t K, const float *A, size_t lda, const uint16_t *W, size_t ldw, float *C,
+                    size_t ldc) {
+    micro_fn micro;
+    pack_a_fn pack_a;
+    pack_b_fn unused;
+    kernels_for_level(&micro, &pack_a, &unused);
+    return gemm_driver(0, 1, M, N, K, 1, A, lda, W, ldw, 0, C, ldc, micro, pack_a, pack_w16);
 }

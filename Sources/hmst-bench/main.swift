@@ -372,6 +372,47 @@ if args.first == "decode-ab" {
     exit(0)
 }
 
+// ---- prefill-ab mode: hmst-bench prefill-ab [--case dense512] [--threads 2] [--prompt 512] -------
+//      [--rounds 7]: prompt processing of f32, bf16 with the weights widened to f32 (OpenBLAS
+//      sgemm), bf16 multiplied in bf16 (hk_gemm_bf16_wt) and int8 weights, measured in turns in one
+//      process; median tokens/s of a whole prompt into a fresh context, and the spread.
+if args.first == "prefill-ab" {
+    let s = shapes.first { $0.name == (only ?? "dense512") } ?? shapes[2]
+    let threads = threadList.max() ?? 2
+    let rounds = Int(option("--rounds") ?? "") ?? 7
+    try Threads.set(threads)
+    let (base, _) = try RandomWeights.make(dims: s.dims, seed: 1)
+    var rng = RNG(seed: 5)
+    let prompt = (0..<promptLen).map { _ in Int32(rng.next() % UInt64(s.dims.V)) }
+    let bf16 = Decoder(dims: s.dims, weights: base.converted(to: .bf16))
+    let arms: [(name: String, decoder: Decoder, prefill: MatmulPrecision?)] = [
+        ("f32", Decoder(dims: s.dims, weights: base), nil), ("bf16-widened", bf16, .f32), ("bf16-dot", bf16, .bf16),
+        ("int8", Decoder(dims: s.dims, weights: base.converted(to: .int8)), nil)]
+    var times = [[Double]](repeating: [], count: arms.count)
+    for round in 0...rounds {   // round 0 warms up
+        for (i, arm) in arms.enumerated() {
+            ComputeRates.bf16PrefillOverride = arm.prefill
+            var p = SessionParams()
+            p.nCtx = promptLen + 8
+            p.nBatch = promptLen
+            p.nThreads = threads
+            let session = try Session(decoder: arm.decoder, params: p)
+            let t0 = Clock.nowMs()
+            try session.evaluate(prompt)
+            if round > 0 { times[i].append(Clock.nowMs() - t0) }
+        }
+    }
+    ComputeRates.bf16PrefillOverride = nil
+    for (i, arm) in arms.enumerated() {
+        let t = times[i].sorted()
+        let rate = { (ms: Double) in Double(promptLen) * 1000 / ms }
+        print(json([("bench", "prefill-ab"), ("case", s.name), ("cpu", CPUModel.name), ("threads", threads), ("weights", arm.name),
+                    ("prompt_tokens", promptLen), ("rounds", t.count), ("prefill_tok_s_median", rate(t[t.count / 2])),
+                    ("prefill_tok_s_p25", rate(t[min(t.count - 1, t.count * 3 / 4)])), ("prefill_tok_s_p75", rate(t[t.count / 4]))]))
+    }
+    exit(0)
+}
+
 // ---- ppl mode: hmst-bench ppl --model CKPT --text FILE [--tokens 4096] [--window 128] ------------
 //      [--decode-tokens 1024] [--weights f32,bf16,int8]: perplexity of one checkpoint held as each
 //      weight type, over non-overlapping windows (prefill: GEMMs) and token by token (decode: GEMVs).

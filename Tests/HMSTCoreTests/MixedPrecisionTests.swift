@@ -1,5 +1,5 @@
 // The bf16 GEMM (both kernels, every transpose, edge tiles, alpha/beta) against a Double
-// reference on bf16-rounded operands; mixed-precision and checkpointed training steps against
+// reference on bf16-rounded operands, and its bf16-weight entry against it; mixed-precision and checkpointed training steps against
 // the f32 step.
 import XCTest
 import CKernels
@@ -45,6 +45,29 @@ final class MixedPrecisionTests: XCTestCase {
                         XCTAssertLessThan(worst, 1e-5, "level \(level) \(M)x\(N)x\(K) tA \(tA) tB \(tB)")
                     }
                 }
+            }
+        }
+    }
+
+    /// Against weights stored as bf16 (prefill's path), the product is the f32 entry's on the
+    /// widened weights bit for bit: W is already bf16, so both pack the same pairs and sum alike.
+    func testGemmAgainstBF16WeightsEqualsTheF32Entry() throws {
+        defer { hk_set_max_level(-1) }
+        var rng = RNG(seed: 9)
+        let levels = hk_level() >= HK_LEVEL_BF16 ? [Int(HK_LEVEL_BF16), Int(HK_LEVEL_AVX512), 0] : [0]
+        for level in levels {
+            hk_set_max_level(Int32(level))
+            for (M, N, K) in [(1, 1, 1), (13, 37, 29), (70, 1100, 300), (9, 33, 2), (8, 32, 513), (64, 96, 256)] {
+                let ldw = K + 3   // rows apart by more than K: the stride is honoured
+                let A = (0..<(M * K)).map { _ in rng.nextGaussian() }
+                var W16 = [UInt16](repeating: 0x7fc0, count: N * ldw)   // NaN outside the rows
+                for n in 0..<N { hk_f32_to_bf16(&W16[n * ldw], (0..<K).map { _ in rng.nextGaussian() }, K) }
+                var W32 = [Float](repeating: 0, count: N * ldw)
+                hk_bf16_to_f32(&W32, W16, N * ldw)
+                var want = [Float](repeating: 0, count: M * N), got = [Float](repeating: .nan, count: M * N)
+                XCTAssertEqual(hk_gemm_bf16(0, 1, M, N, K, 1, A, K, W32, ldw, 0, &want, N), 0)
+                XCTAssertEqual(hk_gemm_bf16_wt(M, N, K, A, K, W16, ldw, &got, N), 0)
+                XCTAssertEqual(got, want, "level \(level) \(M)x\(N)x\(K)")
             }
         }
     }

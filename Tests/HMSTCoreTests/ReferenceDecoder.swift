@@ -8,6 +8,8 @@ import Glibc
 struct ReferenceDecoder {
     let d: DecoderDims
     let w: DecoderWeights
+    /// round every matrix product's input to bf16 (nearest even), as prefill's bf16 GEMM does
+    var roundInputs = false
 
     func matrix(_ m: Weight) -> [[Double]] {
         var out: [[Double]] = []
@@ -20,7 +22,13 @@ struct ReferenceDecoder {
     }
 
     func apply(_ m: [[Double]], _ x: [Double]) -> [Double] {
-        m.map { row in zip(row, x).reduce(0) { $0 + $1.0 * $1.1 } }
+        let x = roundInputs ? x.map { Double(bf16Rounded(Float($0))) } : x
+        return m.map { row in zip(row, x).reduce(0) { $0 + $1.0 * $1.1 } }
+    }
+
+    func bf16Rounded(_ f: Float) -> Float {
+        let u = f.bitPattern
+        return Float(bitPattern: ((u &+ 0x7fff &+ ((u >> 16) & 1)) >> 16) << 16)
     }
 
     func rmsnorm(_ x: [Double], _ g: Weight) -> [Double] {

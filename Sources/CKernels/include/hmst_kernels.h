@@ -59,6 +59,12 @@ void hk_set_gemv_rows(int rows);
 int hk_gemm_bf16(int transA, int transB, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
                  const float *B, size_t ldb, float beta, float *C, size_t ldc);
 
+/* The same product against weights already stored as bf16: C[M, N] = A[M, K] · Wᵀ, W[N, K] bf16 rows
+ * ldw elements apart (a linear layer's out = x · Wᵀ). A is rounded to bf16 as above; W is used as
+ * stored. beta = 0, alpha = 1. Single-threaded and reentrant; returns 0 or -1 as above. */
+int hk_gemm_bf16_wt(size_t M, size_t N, size_t K, const float *A, size_t lda, const uint16_t *W, size_t ldw, float *C,
+                    size_t ldc);
+
 /* ---- peak rates of this core (cpu_rates.c) ------------------------------------------------- */
 
 /* Measures, on the calling thread, f32 FMA and bf16 dot-product throughput in GFLOP/s (0 when

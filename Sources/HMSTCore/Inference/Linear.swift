@@ -2,7 +2,9 @@
 // T == 1 (decode): a GEMV that streams each weight row once, split over hmst's pool.
 // T > 1 (prefill): OpenBLAS sgemm; bf16 weights are widened to f32 in a scratch buffer first,
 // which costs one pass over the weights and is amortised over the T rows; int8 (Q8_0) weights
-// are dequantized the same way. Decode with int8 weights quantizes x once per call (per distinct
+// are dequantized the same way. On CPUs whose bf16 dot products beat f32 FMA (ComputeRates.
+// bf16Prefill: AMD Zen 4 and 5) bf16 weights are multiplied as stored instead, with x rounded
+// to bf16 (hk_gemm_bf16_wt, the weight rows split over hmst's pool), as llama.cpp's bf16 path does. Decode with int8 weights quantizes x once per call (per distinct
 // input vector of a batch) and runs the integer GEMV (q8_0.c).
 import CBLAS
 import CKernels
@@ -20,6 +22,9 @@ func linearForward(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, T:
     switch w.storage {
     case let .f32(p): wf = p
     case let .bf16(p):
+        if ComputeRates.bf16PrefillNow == .bf16, bf16Prefill(out: out, x: x, T: T, w: p, rows: rows, cols: cols, threads: threads) {
+            return
+        }
         let chunks = splitRange(rows, parts: threads * 2)
         parallelFor(chunks.count, threads: threads) { c in
             let r = chunks[c]
@@ -37,6 +42,23 @@ func linearForward(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, T:
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(rows), Int32(cols),
                 1, x, Int32(cols), wf, Int32(cols), 0, out, Int32(rows))
+}
+
+/// out[T, rows] = x[T, cols] · Wᵀ in bf16 with f32 sums, W's rows split over the pool in
+/// multiples of the kernel's 32-column panels. False (nothing to trust in out) when a thread
+/// could not get its packing scratch: the caller widens instead.
+private func bf16Prefill(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, T: Int, w: UnsafePointer<UInt16>,
+                         rows: Int, cols: Int, threads: Int) -> Bool {
+    let panels = (rows + 31) / 32
+    let parts = max(1, min(threads, panels))
+    let failed = UnsafeMutablePointer<Int32>.allocate(capacity: parts)
+    defer { failed.deallocate() }
+    parallelFor(parts, threads: parts) { i in
+        let p0 = panels * i / parts, p1 = panels * (i + 1) / parts
+        let r0 = p0 * 32, r1 = min(rows, p1 * 32)
+        failed[i] = r1 > r0 ? hk_gemm_bf16_wt(T, r1 - r0, cols, x, cols, w + r0 * cols, cols, out + r0, rows) : 0
+    }
+    return (0..<parts).allSatisfy { failed[$0] == 0 }
 }
 
 /// y[W.rows] = W · x[W.cols], rows split over the pool.

@@ -44,6 +44,13 @@ public struct ComputeRates: Sendable {
     public var mixedPrecisionCompute: MatmulPrecision
     /// why, in words, for the training start line and system-info
     public var reason: String
+    /// what prefill (T > 1) with bf16 weights multiplies in: bf16 (activations rounded to bf16,
+    /// CKernels' hk_gemm_bf16_wt, as llama.cpp's bf16 path does) where bf16 dot products beat f32
+    /// FMA by bf16Margin, else f32 (the weights widened for OpenBLAS's sgemm). Decode's GEMVs
+    /// keep f32 activations either way.
+    public var bf16Prefill: MatmulPrecision = .f32
+    /// why, in words, for system-info
+    public var bf16PrefillReason = ""
 
     /// bf16 must beat f32 FMA by this factor: the bf16 GEMM also pays for packing to bf16.
     public static let bf16Margin = 1.25
@@ -59,10 +66,34 @@ public struct ComputeRates: Sendable {
         return (r.mixedPrecisionCompute, "mixed precision: " + r.reason)
     }
 
+    /// Benchmarks' A/B switch for bf16 prefill (nil: bf16Prefill). Not synchronised: set it
+    /// before any generation starts.
+    nonisolated(unsafe) public static var bf16PrefillOverride: MatmulPrecision? = nil
+
+    /// What prefill with bf16 weights multiplies in now (bf16Prefill unless overridden).
+    static var bf16PrefillNow: MatmulPrecision { bf16PrefillOverride ?? current.bf16Prefill }
+
     static func measure() -> ComputeRates {
         var fma = 0.0, bf16 = 0.0
         hk_measure_rates(&fma, &bf16)
-        return decide(fma: fma, bf16: bf16, override: getenv("HMST_MIXED_PRECISION_COMPUTE").map { String(cString: $0) })
+        var r = decide(fma: fma, bf16: bf16, override: getenv("HMST_MIXED_PRECISION_COMPUTE").map { String(cString: $0) })
+        (r.bf16Prefill, r.bf16PrefillReason) = decidePrefill(fma: fma, bf16: bf16,
+                                                             override: getenv("HMST_BF16_PREFILL").map { String(cString: $0) })
+        return r
+    }
+
+    /// Prefill's choice (bf16Prefill), from the same rates. override: HMST_BF16_PREFILL (bf16 or
+    /// f32), honoured when the CPU can do it.
+    static func decidePrefill(fma: Double, bf16: Double, override: String?) -> (MatmulPrecision, String) {
+        if let o = override?.lowercased(), o == "f32" || o == "bf16" {
+            if o == "bf16" && bf16 <= 0 { return (.f32, "HMST_BF16_PREFILL=bf16 ignored: no AVX512-BF16 on this CPU") }
+            return (o == "bf16" ? .bf16 : .f32, "HMST_BF16_PREFILL=\(o)")
+        }
+        if bf16 <= 0 { return (.f32, "bf16 weights widened to f32 for prefill: no AVX512-BF16 dot products on this CPU") }
+        if bf16 >= bf16Margin * fma {
+            return (.bf16, "bf16 weights multiplied in bf16 for prefill: bf16 dot products are \(String((bf16 / max(fma, 1e-9) * 100).rounded() / 100))x f32 FMA")
+        }
+        return (.f32, "bf16 weights widened to f32 for prefill: bf16 dot products are \(String((bf16 / max(fma, 1e-9) * 100).rounded() / 100))x f32 FMA, below \(bf16Margin)x")
     }
 
     /// The decision, separate from the measurement so that tests can feed it numbers.

@@ -61,6 +61,8 @@ public struct SystemInfo: Sendable {
             w.field("bf16_gflops_per_core", rates.bf16GFLOPS)
             w.field("mixed_precision_compute", rates.mixedPrecisionCompute.rawValue)
             w.field("mixed_precision_reason", rates.reason)
+            w.field("bf16_prefill_compute", rates.bf16Prefill.rawValue)
+            w.field("bf16_prefill_reason", rates.bf16PrefillReason)
             w.field("blas_config", blasConfig)
             w.field("simd_flags", Int(simdFlags))
             w.field("simd", simdNames)
