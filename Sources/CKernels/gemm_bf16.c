@@ -350,3 +350,71 @@ int hk_gemm_bf16_wt(size_t M, size_t N, size_t K, const float *A, size_t lda, co
     kernels_for_level(&micro, &pack_a, &unused);
     return gemm_driver(0, 1, M, N, K, 1, A, lda, W, ldw, 0, C, ldc, micro, pack_a, pack_w16);
 }
+
+/* ---- GEMV against bf16 weights with x rounded to bf16 (hk_gemv_bf16_dot) -------------------
+ * x is rounded once per call (per column block of DOT_BLOCK) into a stack buffer; each row is
+ * then 64-byte loads of 32 weights and one vdpbf16ps per 32 columns against the matching x
+ * pairs, four accumulators over 128 columns, the ragged end masked. */
+enum { DOT_BLOCK = 8192 };
+
+static void gemv_dot_portable(float *y, const uint16_t *w, const float *x, size_t cols, size_t r0, size_t r1) {
+    float xr[256];
+    for (size_t r = r0; r < r1; r++) y[r] = 0;
+    for (size_t c0 = 0; c0 < cols; c0 += 256) {
+        size_t n = cols - c0 < 256 ? cols - c0 : 256;
+        for (size_t i = 0; i < n; i++) {
+            uint32_t u = bf16_bits(x[c0 + i]) << 16;
+            memcpy(&xr[i], &u, 4);
+        }
+        for (size_t r = r0; r < r1; r++) {
+            const uint16_t *p = w + r * cols + c0;
+            float acc = 0;
+            for (size_t i = 0; i < n; i++) {
+                uint32_t u = (uint32_t)p[i] << 16;
+                float wf;
+                memcpy(&wf, &u, 4);
+                acc += wf * xr[i];
+            }
+            y[r] += acc;
+        }
+    }
+}
+
+#if defined(__x86_64__)
+static HK_BF16 void gemv_dot_avx512bf16(float *y, const uint16_t *w, const float *x, size_t cols, size_t r0, size_t r1) {
+    __attribute__((aligned(64))) uint16_t xb[DOT_BLOCK];
+    for (size_t c0 = 0; c0 < cols; c0 += DOT_BLOCK) {
+        size_t n = cols - c0 < DOT_BLOCK ? cols - c0 : DOT_BLOCK, c = 0;
+        for (; c + 32 <= n; c += 32)
+            _mm512_store_si512(xb + c, (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + c0 + c + 16), _mm512_loadu_ps(x + c0 + c)));
+        for (; c < n; c++) xb[c] = (uint16_t)bf16_bits(x[c0 + c]);
+        size_t full = n & ~(size_t)31, quads = n & ~(size_t)127;
+        __mmask32 tail = (__mmask32)((1ull << (n - full)) - 1);
+        for (size_t r = r0; r < r1; r++) {
+            const uint16_t *p = w + r * cols + c0;
+            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            size_t k = 0;
+            for (; k < quads; k += 128) {
+                a0 = _mm512_dpbf16_ps(a0, (__m512bh)_mm512_loadu_si512(p + k), (__m512bh)_mm512_load_si512(xb + k));
+                a1 = _mm512_dpbf16_ps(a1, (__m512bh)_mm512_loadu_si512(p + k + 32), (__m512bh)_mm512_load_si512(xb + k + 32));
+                a2 = _mm512_dpbf16_ps(a2, (__m512bh)_mm512_loadu_si512(p + k + 64), (__m512bh)_mm512_load_si512(xb + k + 64));
+                a3 = _mm512_dpbf16_ps(a3, (__m512bh)_mm512_loadu_si512(p + k + 96), (__m512bh)_mm512_load_si512(xb + k + 96));
+            }
+            for (; k < full; k += 32)
+                a0 = _mm512_dpbf16_ps(a0, (__m512bh)_mm512_loadu_si512(p + k), (__m512bh)_mm512_load_si512(xb + k));
+            if (tail)
+                a1 = _mm512_dpbf16_ps(a1, (__m512bh)_mm512_maskz_loadu_epi16(tail, p + full),
+                                      (__m512bh)_mm512_maskz_loadu_epi16(tail, xb + full));
+            float s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+            y[r] = c0 == 0 ? s : y[r] + s;
+        }
+    }
+}
+#endif
+
+void hk_gemv_bf16_dot(float *y, const uint16_t *w, const float *x, size_t cols, size_t r0, size_t r1) {
+#if defined(__x86_64__)
+    if (hk_level() >= HK_LEVEL_BF16) { gemv_dot_avx512bf16(y, w, x, cols, r0, r1); return; }
+#endif
+    gemv_dot_portable(y, w, x, cols, r0, r1);
+}

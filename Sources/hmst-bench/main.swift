@@ -267,6 +267,7 @@ if args.first == "gemv" {
     line.append(("gemv_rows_bf16", Int(hk_gemv_rows(1))))
     line.append(("f32_us", best { hk_gemv_f32(&y, w, x, cols, 0, rows) }))
     line.append(("bf16_us", best { hk_gemv_bf16(&y, wb, x, cols, 0, rows) }))
+    line.append(("bf16_dot_us", best { hk_gemv_bf16_dot(&y, wb, x, cols, 0, rows) }))   // x rounded to bf16
     if hk_level() >= Int32(HK_LEVEL_AVX512) {   // the AVX-512 GEMVs' rows per pass, both ways
         for r in [1, 4] {
             hk_set_gemv_rows(Int32(r))
@@ -391,7 +392,7 @@ if args.first == "prefill-ab" {
     var times = [[Double]](repeating: [], count: arms.count)
     for round in 0...rounds {   // round 0 warms up
         for (i, arm) in arms.enumerated() {
-            ComputeRates.bf16PrefillOverride = arm.prefill
+            ComputeRates.bf16WeightComputeOverride = arm.prefill
             var p = SessionParams()
             p.nCtx = promptLen + 8
             p.nBatch = promptLen
@@ -402,7 +403,7 @@ if args.first == "prefill-ab" {
             if round > 0 { times[i].append(Clock.nowMs() - t0) }
         }
     }
-    ComputeRates.bf16PrefillOverride = nil
+    ComputeRates.bf16WeightComputeOverride = nil
     for (i, arm) in arms.enumerated() {
         let t = times[i].sorted()
         let rate = { (ms: Double) in Double(promptLen) * 1000 / ms }

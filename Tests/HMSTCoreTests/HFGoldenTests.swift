@@ -47,8 +47,8 @@ final class HFGoldenTests: XCTestCase {
     /// rounded weights (rounding alone can flip near-tied expert choices, so transformers'
     /// f32 logits are not the yardstick here).
     func testLoadedAsBF16MatchesReferenceOnRoundedWeights() throws {
-        ComputeRates.bf16PrefillOverride = .f32   // prefill widens the weights (bf16 activations: DecoderTests)
-        defer { ComputeRates.bf16PrefillOverride = nil }
+        ComputeRates.bf16WeightComputeOverride = .f32   // prefill widens the weights (bf16 activations: DecoderTests)
+        defer { ComputeRates.bf16WeightComputeOverride = nil }
         var o = ModelLoadOptions()
         o.weightType = .bf16
         let model = try LanguageModel.load(path: Golden.root + "/model/tiny_untied", options: o)

@@ -66,6 +66,35 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// The GEMV that rounds x to bf16 (hk_gemv_bf16_dot), vdpbf16ps and portable: Σ bf16(w)·bf16(x)
+    /// on shapes with tails of every size, and past its 8192-column block; rows outside the
+    /// range asked for are left alone.
+    func testBF16DotGEMVMatchesRoundedProducts() {
+        var rng = RNG(seed: 4)
+        for (rows, cols) in [(2, 1), (3, 7), (5, 31), (4, 32), (2, 33), (7, 127), (3, 128), (9, 200), (3, 8192 + 45), (2, 20000)] {
+            let w = (0..<(rows * cols)).map { _ in rng.nextGaussian() }
+            let x = (0..<cols).map { _ in rng.nextGaussian() }
+            var wb = [UInt16](repeating: 0, count: w.count)
+            hk_f32_to_bf16(&wb, w, w.count)
+            for level in Set([0, Int(hk_level())]).sorted() {
+                hk_set_max_level(Int32(level))
+                var y = [Float](repeating: .nan, count: rows)
+                hk_gemv_bf16_dot(&y, wb, x, cols, 1, rows)
+                XCTAssertTrue(y[0].isNaN, "level \(level): row 0 is outside the range")
+                for r in 1..<rows {
+                    var exact = 0.0, mag = 0.0
+                    for c in 0..<cols {
+                        let p = Double(bf16Round(w[r * cols + c])) * Double(bf16Round(x[c]))
+                        exact += p
+                        mag += abs(p)
+                    }
+                    XCTAssertEqual(Double(y[r]), exact, accuracy: 1e-5 * mag, "level \(level): row \(r) of \(rows) x \(cols)")
+                }
+            }
+            hk_set_max_level(-1)
+        }
+    }
+
     private func bf16Round(_ v: Float) -> Float {
         var h: UInt16 = 0, out: Float = 0
         var x = v

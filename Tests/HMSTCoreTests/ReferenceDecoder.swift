@@ -8,7 +8,8 @@ import Glibc
 struct ReferenceDecoder {
     let d: DecoderDims
     let w: DecoderWeights
-    /// round every matrix product's input to bf16 (nearest even), as prefill's bf16 GEMM does
+    /// round the input of every product with a bf16 weight to bf16 (nearest even), as the bf16
+    /// GEMM and GEMV do where bf16 weights are multiplied in bf16
     var roundInputs = false
 
     func matrix(_ m: Weight) -> [[Double]] {
@@ -21,8 +22,9 @@ struct ReferenceDecoder {
         return out
     }
 
-    func apply(_ m: [[Double]], _ x: [Double]) -> [Double] {
-        let x = roundInputs ? x.map { Double(bf16Rounded(Float($0))) } : x
+    /// m · x, m read from w
+    func apply(_ m: [[Double]], _ x: [Double], of w: Weight) -> [Double] {
+        let x = roundInputs && w.typeName == "bf16" ? x.map { Double(bf16Rounded(Float($0))) } : x
         return m.map { row in zip(row, x).reduce(0) { $0 + $1.0 * $1.1 } }
     }
 
@@ -60,10 +62,10 @@ struct ReferenceDecoder {
             var Q: [[Double]] = [], K: [[Double]] = [], Vv: [[Double]] = []
             for (t, x) in xs.enumerated() {
                 let xn = rmsnorm(x, lw.attnNorm)
-                var qt = apply(q, xn), kt = apply(k, xn)
+                var qt = apply(q, xn, of: lw.q), kt = apply(k, xn, of: lw.k)
                 rope(&qt, pos: t, invFreq: invFreq)
                 rope(&kt, pos: t, invFreq: invFreq)
-                Q.append(qt); K.append(kt); Vv.append(apply(v, xn))
+                Q.append(qt); K.append(kt); Vv.append(apply(v, xn, of: lw.v))
             }
             for t in 0..<xs.count {
                 var att = [Double](repeating: 0, count: d.H * d.Dh)
@@ -77,12 +79,12 @@ struct ReferenceDecoder {
                     let z = s.reduce(0, +)
                     for u in 0...t { for i in 0..<d.Dh { att[h * d.Dh + i] += s[u] / z * Vv[u][g * d.Dh + i] } }
                 }
-                xs[t] = zip(xs[t], apply(o, att)).map(+)
+                xs[t] = zip(xs[t], apply(o, att, of: lw.o)).map(+)
             }
             let router = matrix(lw.router)
             for t in 0..<xs.count {
                 let xn = rmsnorm(xs[t], lw.ffnNorm)
-                let logits = apply(router, xn)
+                let logits = apply(router, xn, of: lw.router)
                 let m = logits.max()!
                 let p = logits.map { exp($0 - m) }
                 let z = p.reduce(0, +)
@@ -92,15 +94,15 @@ struct ReferenceDecoder {
                 var out = [Double](repeating: 0, count: d.C)
                 for (e, pe) in top {  // one expert at a time, one token at a time
                     let ex = lw.experts[e]
-                    let a = apply(matrix(ex.w1), xn), b = apply(matrix(ex.w3), xn)
+                    let a = apply(matrix(ex.w1), xn, of: ex.w1), b = apply(matrix(ex.w3), xn, of: ex.w3)
                     let act = zip(a, b).map { $0 / (1 + exp(-$0)) * $1 }
-                    let y = apply(matrix(ex.w2), act)
+                    let y = apply(matrix(ex.w2), act, of: ex.w2)
                     for i in 0..<d.C { out[i] += pe / norm * y[i] }
                 }
                 xs[t] = zip(xs[t], out).map(+)
             }
         }
         let head = matrix(w.lmHead)
-        return xs.map { apply(head, rmsnorm($0, w.finalNorm)) }
+        return xs.map { apply(head, rmsnorm($0, w.finalNorm), of: w.lmHead) }
     }
 }

@@ -47,6 +47,12 @@ void hk_gemv_f32(float *y, const float *w, const float *x, size_t cols, size_t r
  * weight type (kernels.c); benchmarks force 1 or 4 for both with hk_set_gemv_rows,
  * and hk_set_gemv_rows(0) restores the defaults. The AVX2 GEMVs always read one row per pass. */
 int hk_gemv_rows(int bf16);
+
+/* y[rows] = W[rows, cols] (bf16) · bf16(x), for rows in [row_begin, row_end): x rounded to bf16
+ * (nearest even) and every product summed in f32; vdpbf16ps when hk_level() >= HK_LEVEL_BF16,
+ * a portable loop otherwise (the same products, summed in another order). Decode's GEMV where
+ * bf16 weights are multiplied in bf16 (ComputeRates.bf16WeightCompute). */
+void hk_gemv_bf16_dot(float *y, const uint16_t *w, const float *x, size_t cols, size_t row_begin, size_t row_end);
 void hk_set_gemv_rows(int rows);
 
 

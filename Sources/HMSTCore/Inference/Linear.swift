@@ -2,9 +2,11 @@
 // T == 1 (decode): a GEMV that streams each weight row once, split over hmst's pool.
 // T > 1 (prefill): OpenBLAS sgemm; bf16 weights are widened to f32 in a scratch buffer first,
 // which costs one pass over the weights and is amortised over the T rows; int8 (Q8_0) weights
-// are dequantized the same way. On CPUs whose bf16 dot products beat f32 FMA (ComputeRates.
-// bf16Prefill: AMD Zen 4 and 5) bf16 weights are multiplied as stored instead, with x rounded
-// to bf16 (hk_gemm_bf16_wt, the weight rows split over hmst's pool), as llama.cpp's bf16 path does. Decode with int8 weights quantizes x once per call (per distinct
+// are dequantized the same way.
+// On CPUs whose bf16 dot products beat f32 FMA (ComputeRates.bf16WeightCompute: AMD Zen 4 and
+// 5), bf16 weights are multiplied as stored instead, with x rounded to bf16, as llama.cpp's bf16
+// path does: hk_gemm_bf16_wt for prefill (the weight rows split over hmst's pool) and
+// hk_gemv_bf16_dot for decode. Decode with int8 weights quantizes x once per call (per distinct
 // input vector of a batch) and runs the integer GEMV (q8_0.c).
 import CBLAS
 import CKernels
@@ -22,7 +24,7 @@ func linearForward(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, T:
     switch w.storage {
     case let .f32(p): wf = p
     case let .bf16(p):
-        if ComputeRates.bf16PrefillNow == .bf16, bf16Prefill(out: out, x: x, T: T, w: p, rows: rows, cols: cols, threads: threads) {
+        if ComputeRates.bf16WeightComputeNow == .bf16, bf16GEMM(out: out, x: x, T: T, w: p, rows: rows, cols: cols, threads: threads) {
             return
         }
         let chunks = splitRange(rows, parts: threads * 2)
@@ -47,7 +49,7 @@ func linearForward(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, T:
 /// out[T, rows] = x[T, cols] · Wᵀ in bf16 with f32 sums, W's rows split over the pool in
 /// multiples of the kernel's 32-column panels. False (nothing to trust in out) when a thread
 /// could not get its packing scratch: the caller widens instead.
-private func bf16Prefill(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, T: Int, w: UnsafePointer<UInt16>,
+private func bf16GEMM(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, T: Int, w: UnsafePointer<UInt16>,
                          rows: Int, cols: Int, threads: Int) -> Bool {
     let panels = (rows + 31) / 32
     let parts = max(1, min(threads, panels))
@@ -79,9 +81,10 @@ func gemvParallel(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, w: 
             hk_gemv_f32(out, p, x, cols, r0, min(rows, r0 + rowsPerTask))
         }
     case let .bf16(p):
+        let gemv = ComputeRates.bf16WeightComputeNow == .bf16 ? hk_gemv_bf16_dot : hk_gemv_bf16
         body = { t in
             let r0 = t * rowsPerTask
-            hk_gemv_bf16(out, p, x, cols, r0, min(rows, r0 + rowsPerTask))
+            gemv(out, p, x, cols, r0, min(rows, r0 + rowsPerTask))
         }
     case .q8: return  // handled above
     }
@@ -128,6 +131,7 @@ func gemvBatch(_ jobs: [GEMVJob], threads: Int) {
         inputs.append((job.x, job.w.cols, actBytes))
         actBytes += (hk_q8_act_bytes(job.w.cols) + 63) & ~63
     }
+    let gemvBF16 = ComputeRates.bf16WeightComputeNow == .bf16 ? hk_gemv_bf16_dot : hk_gemv_bf16
     withUnsafeTemporaryAllocation(byteCount: max(64, actBytes), alignment: 64) { act in
         let base = act.baseAddress!
         for input in inputs { hk_q8_quantize_act(base + input.offset, input.x, input.cols) }
@@ -139,7 +143,7 @@ func gemvBatch(_ jobs: [GEMVJob], threads: Int) {
                     let job = jobs[j]
                     switch job.w.storage {
                     case let .f32(p): hk_gemv_f32(job.out, p, job.x, job.w.cols, Int(task.r0), Int(task.r1))
-                    case let .bf16(p): hk_gemv_bf16(job.out, p, job.x, job.w.cols, Int(task.r0), Int(task.r1))
+                    case let .bf16(p): gemvBF16(job.out, p, job.x, job.w.cols, Int(task.r0), Int(task.r1))
                     case let .q8(q, sc):
                         hk_gemv_q8(job.out, q, sc, base + offs[j], job.w.cols, Int(task.r0), Int(task.r1))
                     }

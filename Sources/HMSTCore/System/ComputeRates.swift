@@ -44,13 +44,14 @@ public struct ComputeRates: Sendable {
     public var mixedPrecisionCompute: MatmulPrecision
     /// why, in words, for the training start line and system-info
     public var reason: String
-    /// what prefill (T > 1) with bf16 weights multiplies in: bf16 (activations rounded to bf16,
-    /// CKernels' hk_gemm_bf16_wt, as llama.cpp's bf16 path does) where bf16 dot products beat f32
-    /// FMA by bf16Margin, else f32 (the weights widened for OpenBLAS's sgemm). Decode's GEMVs
-    /// keep f32 activations either way.
-    public var bf16Prefill: MatmulPrecision = .f32
+    /// what bf16 weights multiply in, in prefill's GEMMs and decode's GEMVs: bf16 (activations
+    /// rounded to bf16, hk_gemm_bf16_wt and hk_gemv_bf16_dot, as llama.cpp's bf16 path does) where
+    /// bf16 dot products beat f32 FMA by bf16Margin, else f32 (prefill widens the weights for
+    /// OpenBLAS's sgemm, decode widens them in registers). The KV cache's bf16 keys and values
+    /// are always read against f32.
+    public var bf16WeightCompute: MatmulPrecision = .f32
     /// why, in words, for system-info
-    public var bf16PrefillReason = ""
+    public var bf16WeightComputeReason = ""
 
     /// bf16 must beat f32 FMA by this factor: the bf16 GEMM also pays for packing to bf16.
     public static let bf16Margin = 1.25
@@ -66,34 +67,34 @@ public struct ComputeRates: Sendable {
         return (r.mixedPrecisionCompute, "mixed precision: " + r.reason)
     }
 
-    /// Benchmarks' A/B switch for bf16 prefill (nil: bf16Prefill). Not synchronised: set it
+    /// Benchmarks' and tests' A/B switch (nil: bf16WeightCompute). Not synchronised: set it
     /// before any generation starts.
-    nonisolated(unsafe) public static var bf16PrefillOverride: MatmulPrecision? = nil
+    nonisolated(unsafe) public static var bf16WeightComputeOverride: MatmulPrecision? = nil
 
-    /// What prefill with bf16 weights multiplies in now (bf16Prefill unless overridden).
-    static var bf16PrefillNow: MatmulPrecision { bf16PrefillOverride ?? current.bf16Prefill }
+    /// What bf16 weights multiply in now (bf16WeightCompute unless overridden).
+    static var bf16WeightComputeNow: MatmulPrecision { bf16WeightComputeOverride ?? current.bf16WeightCompute }
 
     static func measure() -> ComputeRates {
         var fma = 0.0, bf16 = 0.0
         hk_measure_rates(&fma, &bf16)
         var r = decide(fma: fma, bf16: bf16, override: getenv("HMST_MIXED_PRECISION_COMPUTE").map { String(cString: $0) })
-        (r.bf16Prefill, r.bf16PrefillReason) = decidePrefill(fma: fma, bf16: bf16,
-                                                             override: getenv("HMST_BF16_PREFILL").map { String(cString: $0) })
+        (r.bf16WeightCompute, r.bf16WeightComputeReason) = decideWeightCompute(fma: fma, bf16: bf16,
+                                                             override: getenv("HMST_BF16_WEIGHT_COMPUTE").map { String(cString: $0) })
         return r
     }
 
-    /// Prefill's choice (bf16Prefill), from the same rates. override: HMST_BF16_PREFILL (bf16 or
-    /// f32), honoured when the CPU can do it.
-    static func decidePrefill(fma: Double, bf16: Double, override: String?) -> (MatmulPrecision, String) {
+    /// bf16WeightCompute's choice, from the same rates. override: HMST_BF16_WEIGHT_COMPUTE (bf16
+    /// or f32), honoured when the CPU can do it.
+    static func decideWeightCompute(fma: Double, bf16: Double, override: String?) -> (MatmulPrecision, String) {
         if let o = override?.lowercased(), o == "f32" || o == "bf16" {
-            if o == "bf16" && bf16 <= 0 { return (.f32, "HMST_BF16_PREFILL=bf16 ignored: no AVX512-BF16 on this CPU") }
-            return (o == "bf16" ? .bf16 : .f32, "HMST_BF16_PREFILL=\(o)")
+            if o == "bf16" && bf16 <= 0 { return (.f32, "HMST_BF16_WEIGHT_COMPUTE=bf16 ignored: no AVX512-BF16 on this CPU") }
+            return (o == "bf16" ? .bf16 : .f32, "HMST_BF16_WEIGHT_COMPUTE=\(o)")
         }
-        if bf16 <= 0 { return (.f32, "bf16 weights widened to f32 for prefill: no AVX512-BF16 dot products on this CPU") }
+        if bf16 <= 0 { return (.f32, "bf16 weights multiplied in f32: no AVX512-BF16 dot products on this CPU") }
         if bf16 >= bf16Margin * fma {
-            return (.bf16, "bf16 weights multiplied in bf16 for prefill: bf16 dot products are \(String((bf16 / max(fma, 1e-9) * 100).rounded() / 100))x f32 FMA")
+            return (.bf16, "bf16 weights multiplied in bf16 (activations rounded to bf16): bf16 dot products are \(String((bf16 / max(fma, 1e-9) * 100).rounded() / 100))x f32 FMA")
         }
-        return (.f32, "bf16 weights widened to f32 for prefill: bf16 dot products are \(String((bf16 / max(fma, 1e-9) * 100).rounded() / 100))x f32 FMA, below \(bf16Margin)x")
+        return (.f32, "bf16 weights multiplied in f32: bf16 dot products are \(String((bf16 / max(fma, 1e-9) * 100).rounded() / 100))x f32 FMA, below \(bf16Margin)x")
     }
 
     /// The decision, separate from the measurement so that tests can feed it numbers.
