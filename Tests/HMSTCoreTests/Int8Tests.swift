@@ -188,6 +188,9 @@ final class Int8Tests: XCTestCase {
         XCTAssertEqual(h.tensor("model.layers.0.block_sparse_moe.gate.weight")?.dtype, .f32)
         XCTAssertEqual(h.tensor("model.norm.weight")?.dtype, .f32)
         XCTAssertNil(h.tensor("lm_head.weight"))
+        // the data starts on a 64-byte boundary (SafeTensorsWriter's padding), as in every file we write
+        XCTAssertEqual(h.dataOffset % 64, 0)
+        XCTAssertEqual(try SafeTensorsHeader(map: try MappedFile(path: dir + "/f32/model.safetensors")).dataOffset % 64, 0)
         let cfg = try JSONValue.parse(bytes: try FileIO.readAll(dir + "/i8/config.json"))
         XCTAssertEqual(cfg["quantization"]?["method"]?.string, "q8_0")
         XCTAssertEqual(cfg["quantization"]?["block_size"]?.int, 32)
