@@ -173,6 +173,9 @@ struct hmst_system_info {
     char kernels[32];               /* hmst's own f32/bf16 kernels (GEMV, exp, attention, IVF scan):
                                        "avx512-bf16", "avx512", "avx2" or "portable" */
     char int8_kernels[32];          /* the int8 GEMV: "avx512-vnni", "avx2" or "portable" */
+    /* Appended in session 13. */
+    int32_t bf16_weight_compute_bf16; /* 1 if bf16 weights are multiplied in bf16 here (activations rounded to
+                                         bf16, prefill and decode), 0 = widened to f32 (HMST_BF16_WEIGHT_COMPUTE) */
 };
 
 /* Fills *out up to out->struct_size bytes, which the host sets first (at least offsetof the

@@ -31,7 +31,7 @@ struct SystemInfoCommand: ParsableCommand {
             if !b.message.isEmpty { print("          \(b.message)") }
             print("rates:    f32 FMA \(Int(s.rates.fmaGFLOPS.rounded())) GFLOP/s, bf16 dot \(Int(s.rates.bf16GFLOPS.rounded())) GFLOP/s per core")
             print("mixed precision: \(s.rates.reason)")
-            print("bf16 prefill: \(s.rates.bf16WeightComputeReason)")
+            print("bf16 weights: \(s.rates.bf16WeightComputeReason)")
             let policy = s.numa.policyPermitted ? "permitted" : "refused (\(s.numa.policyError ?? "unknown"))"
             print("numa:     \(s.numa.available ? "available" : "unavailable"), \(s.numa.nodeCount) node(s), policy calls \(policy)")
             print("faiss:    \(s.faissVersion)")

@@ -131,7 +131,8 @@ static void test_system_info(void) {
     CHECK(info.mixed_precision_bf16 == 0 || info.mixed_precision_bf16 == 1);
     if (info.simd_flags & HMST_SIMD_FMA) CHECK(info.fma_gflops > 1.0);
     if (info.simd_flags & HMST_SIMD_AVX512BF16) CHECK(info.bf16_gflops > 1.0);
-    else CHECK(info.bf16_gflops == 0.0 && info.mixed_precision_bf16 == 0);
+    else CHECK(info.bf16_gflops == 0.0 && info.mixed_precision_bf16 == 0 && info.bf16_weight_compute_bf16 == 0);
+    CHECK(info.bf16_weight_compute_bf16 == 0 || info.bf16_weight_compute_bf16 == 1);
 #if defined(__x86_64__)
     CHECK((info.simd_flags & HMST_SIMD_SSE42) != 0);
     CHECK(((info.simd_flags & HMST_SIMD_AVX2) != 0) == (strstr(info.simd_names, "avx2") != NULL));

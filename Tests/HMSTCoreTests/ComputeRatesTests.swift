@@ -1,4 +1,4 @@
-// The OpenBLAS kernel check and the mixed-precision compute choice (System/ComputeRates.swift).
+// The OpenBLAS kernel check and the compute choices of mixed precision and bf16 weights (System/ComputeRates.swift).
 import CHMST
 @testable import HMSTCore
 import XCTest
@@ -43,6 +43,18 @@ final class ComputeRatesTests: XCTestCase {
         XCTAssertEqual(ComputeRates.decide(fma: 100, bf16: 200, override: "F32").mixedPrecisionCompute, .f32)
         XCTAssertEqual(ComputeRates.decide(fma: 100, bf16: 0, override: "bf16").mixedPrecisionCompute, .f32)
         XCTAssertEqual(ComputeRates.decide(fma: 160, bf16: 80, override: "junk").mixedPrecisionCompute, .f32)
+    }
+
+    func testBF16WeightComputeChoice() {
+        XCTAssertEqual(ComputeRates.decideWeightCompute(fma: 160, bf16: 80, override: nil).0, .f32)    // Intel model 207
+        XCTAssertEqual(ComputeRates.decideWeightCompute(fma: 251, bf16: 463, override: nil).0, .bf16)  // Zen 5
+        XCTAssertEqual(ComputeRates.decideWeightCompute(fma: 100, bf16: 120, override: nil).0, .f32)
+        let none = ComputeRates.decideWeightCompute(fma: 100, bf16: 0, override: nil)
+        XCTAssertEqual(none.0, .f32)
+        XCTAssertTrue(none.1.contains("no AVX512-BF16"), none.1)
+        XCTAssertEqual(ComputeRates.decideWeightCompute(fma: 160, bf16: 80, override: "BF16").0, .bf16)
+        XCTAssertEqual(ComputeRates.decideWeightCompute(fma: 251, bf16: 463, override: "f32").0, .f32)
+        XCTAssertEqual(ComputeRates.decideWeightCompute(fma: 100, bf16: 0, override: "bf16").0, .f32)
     }
 
     func testMeasuredRatesAreSane() {

@@ -51,6 +51,7 @@ class SystemInfo(ctypes.Structure):
         ("bf16_gflops", ctypes.c_double),
         ("kernels", ctypes.c_char * 32),
         ("int8_kernels", ctypes.c_char * 32),
+        ("bf16_weight_compute_bf16", ctypes.c_int32),
     ]
 
 

@@ -120,4 +120,5 @@ def test_blas_kernels_match_cpu_even_when_openblas_misdetects():
     info = hmst.system_info()
     assert info["blas_below_capability"] is False
     assert info["mixed_precision_compute"] in ("f32", "bf16")
+    assert info["bf16_weight_compute"] in ("f32", "bf16") and info["bf16_weight_compute_reason"]
     assert info["cpu"]
