@@ -312,7 +312,8 @@ if args.first == "gemv" {
 //      --prompt-token prompt and from an empty context, and the spread (25th-75th percentile).
 //      --kernel-levels 1,2 adds the kernel level (hmst_kernels.h: 0 portable, 1 AVX2, 2 AVX-512)
 //      as one more axis, set before each turn (default: the CPU's own, -1); --gemv-rows 1,4 the
-//      AVX-512 GEMVs' rows per pass (default: the CPU's, 0).
+//      AVX-512 GEMVs' rows per pass (default: the CPU's, 0); --bf16-compute f32,bf16 what bf16
+//      weights multiply in (default: the CPU's choice).
 if args.first == "decode-ab" {
     let s = shapes.first { $0.name == (only ?? "dense512") } ?? shapes[2]
     let threadCounts = threadList.isEmpty ? [2] : threadList
@@ -323,7 +324,12 @@ if args.first == "decode-ab" {
     let prompt = (0..<promptLen).map { _ in Int32(rng.next() % UInt64(s.dims.V)) }
     let levels = (option("--kernel-levels") ?? "-1").split(separator: ",").compactMap { Int32($0) }
     let gemvRows = (option("--gemv-rows") ?? "0").split(separator: ",").compactMap { Int32($0) }
-    var runs: [(dtype: String, kv: KVCacheType, threads: Int, level: Int32, rows: Int32, long: Session, empty: Session, tLong: [Double], tEmpty: [Double])] = []
+    // --bf16-compute f32,bf16: what bf16 weights multiply in (ComputeRates.bf16WeightCompute; default: the CPU's)
+    let bf16Computes: [MatmulPrecision?] = option("--bf16-compute").map { $0.split(separator: ",").map { MatmulPrecision(rawValue: String($0)) } } ?? [nil]
+    var runs: [(dtype: String, kv: KVCacheType, threads: Int, level: Int32, rows: Int32, compute: MatmulPrecision?, long: Session, empty: Session,
+                tLong: [Double], tEmpty: [Double])] = []
+    for compute in bf16Computes {
+    ComputeRates.bf16WeightComputeOverride = compute
     for level in levels {
      hk_set_max_level(level)
      for rows in gemvRows {
@@ -341,17 +347,19 @@ if args.first == "decode-ab" {
         hk_set_gemv_rows(rows)
         try long.evaluate(prompt)
         try empty.evaluate([1])
-        runs.append((dtype, kvType, threads, level, rows, long, empty, [], []))
+        runs.append((dtype, kvType, threads, level, rows, compute, long, empty, [], []))
        }
       }
      }
      }
+    }
     }
     var tok: Int32 = 1
     for _ in 0..<rounds {
         for i in runs.indices {
             hk_set_max_level(runs[i].level)
             hk_set_gemv_rows(runs[i].rows)
+            ComputeRates.bf16WeightComputeOverride = runs[i].compute
             for (session, isLong) in [(runs[i].long, true), (runs[i].empty, false)] {
                 for _ in 0..<per {
                     let t0 = Clock.nowMs()
@@ -374,6 +382,7 @@ if args.first == "decode-ab" {
         hk_set_gemv_rows(0)
         print(json([("bench", "decode-ab"), ("case", s.name), ("threads", r.threads), ("dtype", r.dtype), ("kv", r.kv.rawValue),
                     ("kernel_level", level), ("gemv_rows", rowsPerPass),
+                    ("bf16_compute", r.dtype == "bf16" ? (r.compute ?? ComputeRates.current.bf16WeightCompute).rawValue : "-"),
                     ("prompt_tokens", promptLen), ("tokens_each", r.tLong.count),
                     ("decode_tok_s_median", 1000 / median(r.tLong)), ("decode_tok_s_empty_ctx_median", 1000 / median(r.tEmpty)),
                     ("decode_tok_s_empty_ctx_p25", rate(r.tEmpty, 0.75)), ("decode_tok_s_empty_ctx_p75", rate(r.tEmpty, 0.25)),
