@@ -394,7 +394,7 @@ if args.first == "decode-ab" {
 // ---- prefill-ab mode: hmst-bench prefill-ab [--case dense512] [--threads 2] [--prompt 512] -------
 //      [--rounds 7]: prompt processing of f32, bf16 with the weights widened to f32 (OpenBLAS
 //      sgemm), bf16 multiplied in bf16 (hk_gemm_bf16_wt) and int8 weights, measured in turns in one
-//      process; median tokens/s of a whole prompt into a fresh context, and the spread.
+//      process; median tokens/s of a whole prompt into an emptied context, and the spread.
 if args.first == "prefill-ab" {
     let s = shapes.first { $0.name == (only ?? "dense512") } ?? shapes[2]
     let threads = threadList.max() ?? 2
@@ -408,14 +408,17 @@ if args.first == "prefill-ab" {
         ("f32", Decoder(dims: s.dims, weights: base), nil), ("bf16-widened", bf16, .f32), ("bf16-dot", bf16, .bf16),
         ("int8", Decoder(dims: s.dims, weights: base.converted(to: .int8)), nil)]
     var times = [[Double]](repeating: [], count: arms.count)
-    for round in 0...rounds {   // round 0 warms up
+    var p = SessionParams()
+    p.nCtx = promptLen + 8
+    p.nBatch = promptLen
+    p.nThreads = threads
+    // one context per arm, emptied before each prompt (as llama-bench reuses its context)
+    let sessions = try arms.map { try Session(decoder: $0.decoder, params: p) }
+    for round in 0...rounds {   // round 0 warms up (and touches the context's pages)
         for (i, arm) in arms.enumerated() {
             ComputeRates.bf16WeightComputeOverride = arm.prefill
-            var p = SessionParams()
-            p.nCtx = promptLen + 8
-            p.nBatch = promptLen
-            p.nThreads = threads
-            let session = try Session(decoder: arm.decoder, params: p)
+            let session = sessions[i]
+            session.reset()
             let t0 = Clock.nowMs()
             try session.evaluate(prompt)
             if round > 0 { times[i].append(Clock.nowMs() - t0) }
