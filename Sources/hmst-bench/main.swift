@@ -277,6 +277,14 @@ if args.first == "gemv" {
     line.append(("f32_us", best { hk_gemv_f32(&y, wf, x, cols, 0, rows) }))
     line.append(("bf16_us", best { hk_gemv_bf16(&y, wb, x, cols, 0, rows) }))
     line.append(("bf16_dot_us", best { hk_gemv_bf16_dot(&y, wb, x, cols, 0, rows) }))   // x rounded to bf16
+    do {   // the same weights 32 bytes off a cache line, as GGUF files align them
+        let off = UnsafeMutableRawPointer.allocate(byteCount: wb16.count * 2 + 64, alignment: 64)
+        let p = (off + 32).bindMemory(to: UInt16.self, capacity: wb16.count)
+        p.update(from: wb16, count: wb16.count)
+        line.append(("bf16_off32_us", best { hk_gemv_bf16(&y, p, x, cols, 0, rows) }))
+        line.append(("bf16_dot_off32_us", best { hk_gemv_bf16_dot(&y, p, x, cols, 0, rows) }))
+        off.deallocate()
+    }
     if hk_level() >= Int32(HK_LEVEL_AVX512) {   // the AVX-512 GEMVs' rows per pass, both ways
         for r in [1, 4] {
             hk_set_gemv_rows(Int32(r))

@@ -67,15 +67,21 @@ final class KernelTests: XCTestCase {
     }
 
     /// The GEMV that rounds x to bf16 (hk_gemv_bf16_dot), vdpbf16ps and portable: Σ bf16(w)·bf16(x)
-    /// on shapes with tails of every size, and past its 8192-column block; rows outside the
-    /// range asked for are left alone.
+    /// on shapes with tails of every size, past its 8192-column block and at many offsets from a
+    /// cache line; rows outside the range asked for are left alone.
     func testBF16DotGEMVMatchesRoundedProducts() {
         var rng = RNG(seed: 4)
-        for (rows, cols) in [(2, 1), (3, 7), (5, 31), (4, 32), (2, 33), (7, 127), (3, 128), (9, 200), (3, 8192 + 45), (2, 20000)] {
+        // every offset from a cache line (the kernel peels rows up to it when cols is a multiple of 32)
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: 2 * 20000 * 3 + 128, alignment: 64)
+        defer { buffer.deallocate() }
+        for (i, (rows, cols)) in [(2, 1), (3, 7), (5, 31), (4, 32), (2, 33), (7, 127), (3, 128), (9, 200), (3, 8192 + 45), (2, 20000),
+                                  (4, 64), (3, 96), (2, 8192 + 64)].enumerated() {
             let w = (0..<(rows * cols)).map { _ in rng.nextGaussian() }
             let x = (0..<cols).map { _ in rng.nextGaussian() }
-            var wb = [UInt16](repeating: 0, count: w.count)
-            hk_f32_to_bf16(&wb, w, w.count)
+            var w16 = [UInt16](repeating: 0, count: w.count)
+            hk_f32_to_bf16(&w16, w, w.count)
+            let wb = (buffer + (i * 10) % 64).bindMemory(to: UInt16.self, capacity: w.count)
+            wb.update(from: w16, count: w.count)
             for level in Set([0, Int(hk_level())]).sorted() {
                 hk_set_max_level(Int32(level))
                 var y = [Float](repeating: .nan, count: rows)
