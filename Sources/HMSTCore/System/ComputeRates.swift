@@ -86,16 +86,19 @@ public struct ComputeRates: Sendable {
     /// bf16WeightCompute's choice, from the same rates. override: HMST_BF16_WEIGHT_COMPUTE (bf16
     /// or f32), honoured when the CPU can do it.
     static func decideWeightCompute(fma: Double, bf16: Double, override: String?) -> (MatmulPrecision, String) {
+        let ratio = String((bf16 / max(fma, 1e-9) * 100).rounded() / 100)
         if let o = override?.lowercased(), o == "f32" || o == "bf16" {
-            if o == "bf16" && bf16 <= 0 { return (.f32, "HMST_BF16_WEIGHT_COMPUTE=bf16 ignored: no AVX512-BF16 on this CPU") }
-            return (o == "bf16" ? .bf16 : .f32, "HMST_BF16_WEIGHT_COMPUTE=\(o)")
+            if o == "bf16" && bf16 <= 0 { return (.f32, "widened to f32 (HMST_BF16_WEIGHT_COMPUTE=bf16 ignored: no AVX512-BF16 on this CPU)") }
+            return o == "bf16" ? (.bf16, "multiplied in bf16, activations rounded to bf16 (HMST_BF16_WEIGHT_COMPUTE=bf16)")
+                : (.f32, "widened to f32 (HMST_BF16_WEIGHT_COMPUTE=f32)")
         }
-        if bf16 <= 0 { return (.f32, "bf16 weights multiplied in f32: no AVX512-BF16 dot products on this CPU") }
+        if bf16 <= 0 { return (.f32, "widened to f32: no AVX512-BF16 dot products on this CPU") }
         if bf16 >= bf16Margin * fma {
-            return (.bf16, "bf16 weights multiplied in bf16 (activations rounded to bf16): bf16 dot products are \(String((bf16 / max(fma, 1e-9) * 100).rounded() / 100))x f32 FMA")
+            return (.bf16, "multiplied in bf16, activations rounded to bf16 (bf16 dot products are \(ratio)x f32 FMA)")
         }
-        return (.f32, "bf16 weights multiplied in f32: bf16 dot products are \(String((bf16 / max(fma, 1e-9) * 100).rounded() / 100))x f32 FMA, below \(bf16Margin)x")
+        return (.f32, "widened to f32 (bf16 dot products are \(ratio)x f32 FMA, below \(bf16Margin)x)")
     }
+
 
     /// The decision, separate from the measurement so that tests can feed it numbers.
     /// override: HMST_MIXED_PRECISION_COMPUTE (bf16 or f32), honoured when the CPU can do it.
