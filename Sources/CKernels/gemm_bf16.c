@@ -382,39 +382,29 @@ static void gemv_dot_portable(float *y, const uint16_t *w, const float *x, size_
 
 #if defined(__x86_64__)
 static HK_BF16 void gemv_dot_avx512bf16(float *y, const uint16_t *w, const float *x, size_t cols, size_t r0, size_t r1) {
-    /* Weights off a cache line (GGUF aligns tensors to 32 bytes): when cols is a multiple of 32,
-     * every row is as far off as the first, so each row starts with a masked head of `head`
-     * elements up to the line, and x is laid out in xbuf at the same offset, so that both
-     * operands' 64-byte loads after the head are aligned. */
-    __attribute__((aligned(64))) uint16_t xbuf[DOT_BLOCK + 32];
-    uintptr_t a = (uintptr_t)(w + r0 * cols);
-    size_t head = (cols & 31) == 0 && (a & 1) == 0 ? ((64 - (a & 63)) & 63) / 2 : 0;
-    uint16_t *xb = xbuf + (32 - head) % 32;
+    __attribute__((aligned(64))) uint16_t xb[DOT_BLOCK];
     for (size_t c0 = 0; c0 < cols; c0 += DOT_BLOCK) {
         size_t n = cols - c0 < DOT_BLOCK ? cols - c0 : DOT_BLOCK, c = 0;
         for (; c + 32 <= n; c += 32)
-            _mm512_storeu_si512(xb + c, (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + c0 + c + 16), _mm512_loadu_ps(x + c0 + c)));
+            _mm512_store_si512(xb + c, (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + c0 + c + 16), _mm512_loadu_ps(x + c0 + c)));
         for (; c < n; c++) xb[c] = (uint16_t)bf16_bits(x[c0 + c]);
-        __mmask32 head_mask = (__mmask32)((1ull << head) - 1);
-        size_t body = head + ((n - head) & ~(size_t)31), quads = head + ((n - head) & ~(size_t)127);
-        __mmask32 tail = (__mmask32)((1ull << (n - body)) - 1);
+        size_t full = n & ~(size_t)31, quads = n & ~(size_t)127;
+        __mmask32 tail = (__mmask32)((1ull << (n - full)) - 1);
         for (size_t r = r0; r < r1; r++) {
             const uint16_t *p = w + r * cols + c0;
             __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-            if (head)
-                a3 = _mm512_dpbf16_ps(a3, (__m512bh)_mm512_maskz_loadu_epi16(head_mask, p), (__m512bh)_mm512_maskz_loadu_epi16(head_mask, xb));
-            size_t k = head;
+            size_t k = 0;
             for (; k < quads; k += 128) {
-                a0 = _mm512_dpbf16_ps(a0, (__m512bh)_mm512_loadu_si512(p + k), (__m512bh)_mm512_loadu_si512(xb + k));
-                a1 = _mm512_dpbf16_ps(a1, (__m512bh)_mm512_loadu_si512(p + k + 32), (__m512bh)_mm512_loadu_si512(xb + k + 32));
-                a2 = _mm512_dpbf16_ps(a2, (__m512bh)_mm512_loadu_si512(p + k + 64), (__m512bh)_mm512_loadu_si512(xb + k + 64));
-                a3 = _mm512_dpbf16_ps(a3, (__m512bh)_mm512_loadu_si512(p + k + 96), (__m512bh)_mm512_loadu_si512(xb + k + 96));
+                a0 = _mm512_dpbf16_ps(a0, (__m512bh)_mm512_loadu_si512(p + k), (__m512bh)_mm512_load_si512(xb + k));
+                a1 = _mm512_dpbf16_ps(a1, (__m512bh)_mm512_loadu_si512(p + k + 32), (__m512bh)_mm512_load_si512(xb + k + 32));
+                a2 = _mm512_dpbf16_ps(a2, (__m512bh)_mm512_loadu_si512(p + k + 64), (__m512bh)_mm512_load_si512(xb + k + 64));
+                a3 = _mm512_dpbf16_ps(a3, (__m512bh)_mm512_loadu_si512(p + k + 96), (__m512bh)_mm512_load_si512(xb + k + 96));
             }
-            for (; k < body; k += 32)
-                a0 = _mm512_dpbf16_ps(a0, (__m512bh)_mm512_loadu_si512(p + k), (__m512bh)_mm512_loadu_si512(xb + k));
+            for (; k < full; k += 32)
+                a0 = _mm512_dpbf16_ps(a0, (__m512bh)_mm512_loadu_si512(p + k), (__m512bh)_mm512_load_si512(xb + k));
             if (tail)
-                a1 = _mm512_dpbf16_ps(a1, (__m512bh)_mm512_maskz_loadu_epi16(tail, p + body),
-                                      (__m512bh)_mm512_maskz_loadu_epi16(tail, xb + body));
+                a1 = _mm512_dpbf16_ps(a1, (__m512bh)_mm512_maskz_loadu_epi16(tail, p + full),
+                                      (__m512bh)_mm512_maskz_loadu_epi16(tail, xb + full));
             float s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
             y[r] = c0 == 0 ? s : y[r] + s;
         }

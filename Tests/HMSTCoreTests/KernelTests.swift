@@ -71,7 +71,8 @@ final class KernelTests: XCTestCase {
     /// cache line; rows outside the range asked for are left alone.
     func testBF16DotGEMVMatchesRoundedProducts() {
         var rng = RNG(seed: 4)
-        // every offset from a cache line (the kernel peels rows up to it when cols is a multiple of 32)
+        // many offsets from a cache line (the sums must not depend on it: a GGUF file's weights, 32
+        // bytes off a line, give what a safetensors file's aligned weights give, GGUFTests)
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: 2 * 20000 * 3 + 128, alignment: 64)
         defer { buffer.deallocate() }
         for (i, (rows, cols)) in [(2, 1), (3, 7), (5, 31), (4, 32), (2, 33), (7, 127), (3, 128), (9, 200), (3, 8192 + 45), (2, 20000),
