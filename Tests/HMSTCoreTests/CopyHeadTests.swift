@@ -1,4 +1,4 @@
-// The copy head (Copy/): its gradient (the span-mass and question-overlap features included), with the model's,
+// The copy head (Copy/): its gradient (the span-mass feature included), with the model's,
 // against central differences; the inference path's mixture equal to the training step's; a
 // context without memory tokens left as the LM made it; injected rows with copy tokens (the episodic soft tokens' copy path) as
 // sources, in training and inference; the stored head round-tripping and a tampered one refused.
@@ -9,12 +9,9 @@ final class CopyHeadTests: XCTestCase {
     let config = try! ModelConfig(vocabSize: 11, hiddenSize: 8, intermediateSize: 6, numHiddenLayers: 2, numAttentionHeads: 2,
                                   numKeyValueHeads: 1, maxPositionEmbeddings: 16, ropeTheta: 10000, numLocalExperts: 4,
                                   numExpertsPerTok: 2, routerAuxLossCoef: 0.05)
-    // markers: 1 opens a memory span, 2 closes it, 5 starts a question. Row 0 holds two spans,
-    // memory tokens 7 9 and 4, then a question whose tokens so far (4, then 4 7) each span
-    // partly holds, and targets 7 9 0 (two copyable, one not); row 1 has no memory span, and
-    // its question (from position 2, across the inference test's two evaluate calls) shares
-    // 10 and 7 with the injected copy rows of some tests.
-    let inputs: [Int32] = [1, 7, 9, 2, 1, 4, 2, 5, 4, 7,
+    // markers: 1 opens a memory span, 2 closes it. Row 0 holds two spans, memory tokens 7 9 and
+    // 4, and asks for 7 9 0 (two copyable, one not); row 1 has no memory.
+    let inputs: [Int32] = [5, 1, 7, 9, 2, 1, 4, 2, 7, 9,
                            3, 5, 8, 6, 4, 3, 10, 7, 9, 8]
     let targets: [Int32] = [-1, -1, -1, -1, -1, -1, -1, 7, 9, 0,
                             -1, -1, -1, -1, -1, 10, 7, 9, 8, -1]
@@ -23,7 +20,7 @@ final class CopyHeadTests: XCTestCase {
     func randomParams(seed: UInt64) -> Parameters { randomParameters(config, seed: seed) }
 
     func randomHead(seed: UInt64) throws -> CopyHead {
-        let h = try CopyHead(C: 8, D: 4, openMarker: 1, closeMarker: 2, questionMarker: 5)
+        let h = try CopyHead(C: 8, D: 4, openMarker: 1, closeMarker: 2)
         var rng = RNG(seed: seed)
         for i in 0..<h.count { h.values.pointer[i] = rng.nextGaussian() * 0.6 }
         return h
@@ -87,10 +84,7 @@ final class CopyHeadTests: XCTestCase {
         let analyticModel = Array(UnsafeBufferPointer(start: p.grads.pointer, count: p.count))
         let analyticHead = Array(UnsafeBufferPointer(start: head.grads.pointer, count: head.count))
         XCTAssertTrue(analyticHead.contains { $0 != 0 })
-        // the data exercises both gate features: the span mass and the question overlap
-        XCTAssertNotEqual(analyticHead[head.offsets[5]], 0, "span mass")
-        XCTAssertNotEqual(analyticHead[head.offsets[6]], 0, "question overlap")
-        let eps: Float = 1e-3   // the MoE model is curved enough at this data for 3e-3 to miss by 0.5%
+        let eps: Float = 3e-3
         func check(_ values: UnsafeMutablePointer<Float>, _ analytic: [Float], _ what: String) throws {
             var worst = 0.0, checked = 0, worstAt = ""
             for i in 0..<analytic.count {
@@ -166,8 +160,7 @@ final class CopyHeadTests: XCTestCase {
             // rewinding into the memory span forgets the sources after it
             if b == 0 {
                 s.rewind(to: 3)
-                XCTAssertEqual(s.copy?.sources, [1, 2])
-                XCTAssertEqual(s.copy?.tokenAt, [1, 7, 9])
+                XCTAssertEqual(s.copy?.sources, [2])
             } else if injected != nil {
                 XCTAssertEqual(s.copy?.sources, [2, 3])
                 XCTAssertEqual(s.copy?.sourceTokens, [10, 7])
@@ -183,47 +176,28 @@ final class CopyHeadTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let head = try randomHead(seed: 3)
         try head.save(checkpoint: dir)
-        // the description as format 3 writes it, byte for byte (field order, compact, one newline)
+        // the description as format 2 writes it, byte for byte (field order, compact, one newline)
         let hash = FileChecksum.hex(FileChecksum.of(UnsafeRawBufferPointer(start: head.values.pointer, count: head.count * 4)))
         XCTAssertEqual(try FileIO.readText(dir + "/" + CopyHead.configName),
-                       #"{"format":"hmst-copy-head","version":3,"hidden_size":8,"key_size":4,"open_marker_id":1,"open_marker":"<mem>","#
-                       + #""close_marker_id":2,"close_marker":"</mem>","question_marker_id":5,"question_marker":"<q>","hash":""# + hash
-                       + #"","training":{}}"# + "\n")
+                       #"{"format":"hmst-copy-head","version":2,"hidden_size":8,"key_size":4,"open_marker_id":1,"open_marker":"<mem>","#
+                       + #""close_marker_id":2,"close_marker":"</mem>","hash":""# + hash + #"","training":{}}"# + "\n")
         let dims = config.dims
         let back = try XCTUnwrap(try CopyHead.load(checkpoint: dir, dims: dims))
         XCTAssertEqual(Array(UnsafeBufferPointer(start: back.values.pointer, count: back.count)),
                        Array(UnsafeBufferPointer(start: head.values.pointer, count: head.count)))
-        XCTAssertEqual(back.openMarker, 1); XCTAssertEqual(back.closeMarker, 2); XCTAssertEqual(back.questionMarker, 5); XCTAssertEqual(back.D, 4)
+        XCTAssertEqual(back.openMarker, 1); XCTAssertEqual(back.closeMarker, 2); XCTAssertEqual(back.D, 4)
         XCTAssertNil(try CopyHead.load(checkpoint: dir + "/none", dims: dims))
-        // older heads (their hash over the tensors they have) read with the missing weights 0 and
-        // no question marker: version 1 without gate.span_weight and gate.overlap_weight,
-        // version 2 without gate.overlap_weight
-        for (version, tensors) in [(1, 5), (2, 6)] {
-            let old = dir + "/v\(version)"
-            try FileManager.default.createDirectory(atPath: old, withIntermediateDirectories: true)
-            try SafeTensorsWriter.writeRaw(path: old + "/" + CopyHead.weightsName, tensors: Array(head.rawTensors.prefix(tensors)))
-            let kept = head.count - (head.names.count - tensors)
-            let oldHash = FileChecksum.hex(FileChecksum.of(UnsafeRawBufferPointer(start: head.values.pointer, count: kept * 4)))
-            try (#"{"format":"hmst-copy-head","version":\#(version),"hidden_size":8,"key_size":4,"open_marker_id":1,"close_marker_id":2,"hash":""#
-                 + oldHash + #""}"#).write(toFile: old + "/" + CopyHead.configName, atomically: true, encoding: .utf8)
-            let h = try XCTUnwrap(try CopyHead.load(checkpoint: old, dims: dims))
-            XCTAssertEqual(Array(UnsafeBufferPointer(start: h.values.pointer, count: kept - 1)),
-                           Array(UnsafeBufferPointer(start: head.values.pointer, count: kept - 1)), "version \(version)")
-            // version 2's span weight acted unscaled: it reads as v / κ, the same gate
-            XCTAssertEqual(h.values.pointer[kept - 1], head.values.pointer[kept - 1] / (version == 2 ? CopyHead.featureScale : 1), "version \(version)")
-            XCTAssertEqual(Array(UnsafeBufferPointer(start: h.values.pointer + kept, count: h.count - kept)), [Float](repeating: 0, count: h.count - kept))
-            XCTAssertEqual(h.questionMarker, -1)
-        }
-        // a version-3 description without its question marker
-        let v3 = dir + "/v3"
-        try FileManager.default.createDirectory(atPath: v3, withIntermediateDirectories: true)
-        try head.save(checkpoint: v3)
-        let text = try FileIO.readText(v3 + "/" + CopyHead.configName).replacingOccurrences(of: #""question_marker_id":5,"#, with: "")
-        try text.write(toFile: v3 + "/" + CopyHead.configName, atomically: true, encoding: .utf8)
-        XCTAssertThrowsError(try CopyHead.load(checkpoint: v3, dims: dims)) { e in
-            XCTAssertEqual((e as? HMSTError)?.status, .badFormat)
-            XCTAssertTrue((e as? HMSTError)?.message.contains("question_marker_id") ?? false, "\(e)")
-        }
+        // a version-1 head (no gate.span_weight, its hash over the other tensors) reads with v = 0
+        let v1 = dir + "/v1"
+        try FileManager.default.createDirectory(atPath: v1, withIntermediateDirectories: true)
+        try SafeTensorsWriter.writeRaw(path: v1 + "/" + CopyHead.weightsName, tensors: Array(head.rawTensors.prefix(5)))
+        let hash1 = FileChecksum.hex(FileChecksum.of(UnsafeRawBufferPointer(start: head.values.pointer, count: (head.count - 1) * 4)))
+        try (#"{"format":"hmst-copy-head","version":1,"hidden_size":8,"key_size":4,"open_marker_id":1,"close_marker_id":2,"hash":""#
+             + hash1 + #""}"#).write(toFile: v1 + "/" + CopyHead.configName, atomically: true, encoding: .utf8)
+        let old = try XCTUnwrap(try CopyHead.load(checkpoint: v1, dims: dims))
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: old.values.pointer, count: old.count - 1)),
+                       Array(UnsafeBufferPointer(start: head.values.pointer, count: head.count - 1)))
+        XCTAssertEqual(old.spanWeight.pointee, 0)
         // another model's hidden size
         var wide = dims; wide.C = 16
         XCTAssertThrowsError(try CopyHead.load(checkpoint: dir, dims: wide)) { e in
@@ -238,6 +212,5 @@ final class CopyHeadTests: XCTestCase {
         try "{\"format\": \"hmst-copy-head\"}".write(toFile: dir + "/" + CopyHead.configName, atomically: true, encoding: .utf8)
         XCTAssertThrowsError(try CopyHead.load(checkpoint: dir, dims: dims))
         XCTAssertThrowsError(try CopyHead(C: 8, D: 4, openMarker: 1, closeMarker: 1))
-        XCTAssertThrowsError(try CopyHead(C: 8, D: 4, openMarker: 1, closeMarker: 2, questionMarker: 2))
     }
 }

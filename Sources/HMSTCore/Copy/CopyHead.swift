@@ -4,24 +4,13 @@
 //   s_tj = (Wq·h_t) · (Wk·h_{j-1}) / sqrt(D)     h = the final norm's output (what the LM head reads)
 //   α_t  = softmax_j(s_tj)                       the key of x_j is the state that precedes it
 //   m_t  = Σ_{j in the best's span} α_tj          how much of the pointer one memory holds
-//   o_t  = |Q_t ∩ tokens(best's span)| / |Q_t|   Q_t: the question's distinct tokens so far
-//   g_t  = σ(w_g·h_t + u·max_j s_tj + κ·(v·m_t + z·o_t) + b)  the gate sees how well the best
-//                                                 memory matches, whether it stands out from the
-//                                                 others and whether it is about what was asked
+//   g_t  = σ(w_g·h_t + u·max_j s_tj + v·m_t + b)  the gate sees how well the best memory matches
+//                                                 and whether it stands out from the others
 //   p(w) = g_t · Σ_j α_tj [x_j = w] + (1 − g_t) · softmax(LM logits)(w)
 // A span is one <mem> … </mem> entry (or one injected soft row). m_t tells the gate whether the
 // pointer found one memory that answers, or is spread over look-alikes: with the gold entry
 // deleted, the same relation of similar entities scores almost as well as the gold entry did,
 // and the best score alone opened the gate on them (session 10: deleted answer NLL +14.6%).
-// The span mass alone did not close that gap (session 12: +13.7% -> +13.2%): look-alikes share
-// the relation's words but not the entity's, so o_t, the share of the question's tokens (after
-// the last <q>, up to t, markers left out) found in the span the pointer favours, tells a
-// memory about the asked entity from a neighbour's. o_t is piecewise constant in the weights
-// (it changes only where the best span does), so it has no gradient of its own.
-// κ = 8 (featureScale) puts m and o, which lie in [0, 1], on the scale of the best score (tens
-// once the projections have grown): Adam moves each weight by about the learning rate a step,
-// so a weight's reach in the gate's logit is its feature's size. Unscaled, v and z moved by
-// less than 0.2 in a whole Stage 2 run (session 12) while u·best did the gating.
 // Without memory tokens in the context, p is the LM's own distribution. It is the learned
 // form of Eval/KNNLM.swift's training-free interpolation: a small model copies a value it
 // has read once, which its attention alone learns only after millions of tokens.
@@ -30,20 +19,16 @@
 // checkpoint directory:
 //   copy_head.safetensors  "q_proj.weight", "k_proj.weight" [D, C]; "gate.weight" [1, C];
 //                          "gate.score_weight" [1]; "gate.bias" [1]; "gate.span_weight" [1]
-//                          (from version 2), "gate.overlap_weight" [1] (from version 3); f32.
-//                          Older heads read with the missing weights 0.
-//   copy_head.json         format, version, hidden_size, key_size, the markers' ids and text
-//                          (the question marker from version 3), the weights' hash, training summary
+//                          (version 2; a version-1 head has none and reads as v = 0); f32
+//   copy_head.json         format, version, hidden_size, key_size, the two markers' ids and
+//                          text, the weights' hash, training summary
 import CBLAS
 
 public final class CopyHead: ParameterSet, @unchecked Sendable {
     public static let weightsName = "copy_head.safetensors"
     public static let configName = "copy_head.json"
     static let formatName = "hmst-copy-head"
-    static let formatVersion = 3
-    /// κ: the scale of the span-mass and question-overlap features in the gate (from version 3;
-    /// a version-2 head's span weight is divided by it on load, so its gate is unchanged)
-    static let featureScale: Float = 8
+    static let formatVersion = 2
 
     /// hidden size of the model, size of the query and key vectors
     public let C: Int
@@ -51,33 +36,26 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
     /// token ids of the markers that open and close a memory span
     public let openMarker: Int32
     public let closeMarker: Int32
-    /// token id of the marker that starts a question (−1: unknown, as for heads before version 3;
-    /// the overlap feature is then 0)
-    public let questionMarker: Int32
 
-    public let names = ["q_proj.weight", "k_proj.weight", "gate.weight", "gate.score_weight", "gate.bias", "gate.span_weight", "gate.overlap_weight"]
+    public let names = ["q_proj.weight", "k_proj.weight", "gate.weight", "gate.score_weight", "gate.bias", "gate.span_weight"]
     public let shapes: [[Int]]
     public let offsets: [Int]
     public let count: Int
     public let values: FloatBuffer
     public let grads: FloatBuffer
-    public let roles: [ParameterRole] = [.matrix, .matrix, .matrix, .vector, .bias, .vector, .vector]
+    public let roles: [ParameterRole] = [.matrix, .matrix, .matrix, .vector, .bias, .vector]
     public var summary: JSONValue = .object([])
 
-    public init(C: Int, D: Int, openMarker: Int32, closeMarker: Int32, questionMarker: Int32 = -1) throws {
+    public init(C: Int, D: Int, openMarker: Int32, closeMarker: Int32) throws {
         guard C >= 1, D >= 1, D <= 4096 else { throw HMSTError.invalidArgument("copy head: hidden size \(C) and key size \(D) must be >= 1 (key size <= 4096)") }
         guard openMarker >= 0, closeMarker >= 0, openMarker != closeMarker else {
             throw HMSTError.invalidArgument("copy head: the memory markers \(openMarker) and \(closeMarker) must be two distinct token ids")
-        }
-        guard questionMarker >= -1, questionMarker != openMarker, questionMarker != closeMarker else {
-            throw HMSTError.invalidArgument("copy head: the question marker \(questionMarker) must be a token id other than the memory markers' (or −1)")
         }
         self.C = C
         self.D = D
         self.openMarker = openMarker
         self.closeMarker = closeMarker
-        self.questionMarker = questionMarker
-        let sh = [[D, C], [D, C], [1, C], [1], [1], [1], [1]]
+        let sh = [[D, C], [D, C], [1, C], [1], [1], [1]]
         shapes = sh
         (offsets, count, values, grads) = parameterStorage(sh)
     }
@@ -85,11 +63,9 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
     /// A fresh head: the query and key projections start equal (one random N(0, 1/C) matrix),
     /// so the first scores favour memory tokens whose preceding state resembles the current
     /// one; the gate starts mostly closed (bias −2: g ≈ 0.12), so the model begins as the LM,
-    /// and blind to the span mass and the question overlap (v = z = 0) until training finds a
-    /// use for them.
-    public static func initialised(C: Int, D: Int, openMarker: Int32, closeMarker: Int32, questionMarker: Int32 = -1,
-                                   seed: UInt64) throws -> CopyHead {
-        let h = try CopyHead(C: C, D: D, openMarker: openMarker, closeMarker: closeMarker, questionMarker: questionMarker)
+    /// and blind to the span mass (v = 0) until training finds a use for it.
+    public static func initialised(C: Int, D: Int, openMarker: Int32, closeMarker: Int32, seed: UInt64) throws -> CopyHead {
+        let h = try CopyHead(C: C, D: D, openMarker: openMarker, closeMarker: closeMarker)
         var rng = RNG(seed: seed)
         let std = 1 / Float(C).squareRoot()
         for i in 0..<(D * C) {
@@ -103,11 +79,10 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
 
     /// The head for a tokenizer that has Stage 2's markers.
     public static func initialised(for tokenizer: Tokenizer, C: Int, D: Int = 64, seed: UInt64) throws -> CopyHead {
-        guard let open = tokenizer.id(for: MemoryPrompt.memoryOpen), let close = tokenizer.id(for: MemoryPrompt.memoryClose),
-              let question = tokenizer.id(for: MemoryPrompt.question) else {
-            throw HMSTError.invalidArgument("a copy head needs the tokenizer's \(MemoryPrompt.memoryOpen), \(MemoryPrompt.memoryClose) and \(MemoryPrompt.question) markers (Stage 2 adds them)")
+        guard let open = tokenizer.id(for: MemoryPrompt.memoryOpen), let close = tokenizer.id(for: MemoryPrompt.memoryClose) else {
+            throw HMSTError.invalidArgument("a copy head needs the tokenizer's \(MemoryPrompt.memoryOpen) and \(MemoryPrompt.memoryClose) markers (Stage 2 adds them)")
         }
-        return try initialised(C: C, D: D, openMarker: open, closeMarker: close, questionMarker: question, seed: seed)
+        return try initialised(C: C, D: D, openMarker: open, closeMarker: close, seed: seed)
     }
 
     var wq: UnsafeMutablePointer<Float> { values.pointer + offsets[0] }
@@ -116,19 +91,6 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
     var scoreWeight: UnsafeMutablePointer<Float> { values.pointer + offsets[3] }
     var gateBias: UnsafeMutablePointer<Float> { values.pointer + offsets[4] }
     var spanWeight: UnsafeMutablePointer<Float> { values.pointer + offsets[5] }
-    var overlapWeight: UnsafeMutablePointer<Float> { values.pointer + offsets[6] }
-
-    /// Whether a token is one of the head's markers (never part of a question's token set).
-    func isMarker(_ t: Int32) -> Bool { t == openMarker || t == closeMarker || t == questionMarker }
-
-    /// o: the share of the question's distinct tokens found among the sources (tokens[i],
-    /// spans[i], i < n) of span `span`; 0 without a question.
-    static func overlap(question: Set<Int32>, tokens: UnsafePointer<Int32>, spans: UnsafePointer<Int32>, n: Int, span: Int32) -> Float {
-        guard !question.isEmpty else { return 0 }
-        var found = Set<Int32>()
-        for i in 0..<n where spans[i] == span && question.contains(tokens[i]) { found.insert(tokens[i]) }
-        return Float(found.count) / Float(question.count)
-    }
 
     /// out[rows, D] = x[rows, C] · W^T for W = wq or wk.
     func project(_ w: UnsafePointer<Float>, x: UnsafePointer<Float>, rows: Int, out: UnsafeMutablePointer<Float>) {
@@ -162,10 +124,9 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
         return (best, at, mass)
     }
 
-    /// The gate's pre-activation for a final-norm state h, the best score, its span's mass and
-    /// the question's overlap with that span.
-    func gateLogit(h: UnsafePointer<Float>, best: Float, spanMass: Float, overlap: Float) -> Float {
-        var a = gateBias.pointee + scoreWeight.pointee * best + CopyHead.featureScale * (spanWeight.pointee * spanMass + overlapWeight.pointee * overlap)
+    /// The gate's pre-activation for a final-norm state h, the best score and its span's mass.
+    func gateLogit(h: UnsafePointer<Float>, best: Float, spanMass: Float) -> Float {
+        var a = gateBias.pointee + scoreWeight.pointee * best + spanWeight.pointee * spanMass
         let w = gateWeight
         for c in 0..<C { a += w[c] * h[c] }
         return a
@@ -187,7 +148,6 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
             w.field("key_size", D)
             w.field("open_marker_id", Int(openMarker)); w.field("open_marker", MemoryPrompt.memoryOpen)
             w.field("close_marker_id", Int(closeMarker)); w.field("close_marker", MemoryPrompt.memoryClose)
-            w.field("question_marker_id", Int(questionMarker)); w.field("question_marker", MemoryPrompt.question)
         }
     }
 
@@ -204,25 +164,15 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
         guard open >= 0, close >= 0, open <= Int(Int32.max), close <= Int(Int32.max) else {
             throw HMSTError.badFormat("\(jsonPath): marker ids \(open), \(close) are not token ids")
         }
-        let version = j["version"]?.int ?? formatVersion
-        var question = -1
-        if version >= 3 {
-            guard let q = j["question_marker_id"]?.int, q >= -1, q <= Int(Int32.max) else {
-                throw HMSTError.badFormat("\(jsonPath): a version-\(version) copy head needs question_marker_id, a token id (or −1)")
-            }
-            question = q
-        }
         let h: CopyHead
-        do { h = try CopyHead(C: C, D: D, openMarker: Int32(open), closeMarker: Int32(close), questionMarker: Int32(question)) } catch let e as HMSTError {
+        do { h = try CopyHead(C: C, D: D, openMarker: Int32(open), closeMarker: Int32(close)) } catch let e as HMSTError {
             throw HMSTError.badFormat("\(jsonPath): \(e.message)")
         }
         try h.validate(for: dims)
         let (file, weightsPath) = try HeadFiles.weights(dir: dir, weightsName: weightsName, describedBy: jsonPath)
-        // version 1 had neither the span nor the overlap weight (the last two tensors), version 2
-        // no overlap weight: the hash covers the tensors stored, the missing weights stay 0
-        let stored = h.names.count - max(0, formatVersion - max(1, version))
+        // version 1 had no span weight (the last tensor): its hash covers the others; v stays 0
+        let stored = (j["version"]?.int ?? formatVersion) >= 2 ? h.names.count : h.names.count - 1
         try HeadFiles.read(h, tensors: stored, from: file, weightsPath: weightsPath, describedBy: jsonPath, hash: hash)
-        if version == 2 { h.spanWeight.pointee /= featureScale }   // version 2 had v·m unscaled
         h.summary = j["training"] ?? .object([])
         return h
     }

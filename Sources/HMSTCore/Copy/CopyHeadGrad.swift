@@ -6,8 +6,7 @@
 //   dL/dz    = r·(v − onehot(y)),  r = (1 − g)·v(y)/p        (the LM's usual gradient, scaled)
 //   dL/da    = −(c − v(y))/p · g(1 − g)                        (a: the gate's pre-activation)
 //   dL/ds_j  = ρ·α_j − g·α_j[x_j = y]/p  (+ u·dL/da at the best j, through the gate's max,
-//              + κ·v·dL/da·α_j·([j in the best's span] − m), through the span mass m;
-//              the question overlap o is constant between changes of the best span: dL/dz = κ·dL/da·o)
+//              + v·dL/da·α_j·([j in the best's span] − m), through the span mass m)
 // and from the scores and the gate to Wq, Wk, the gate's weights and the final-norm states,
 // whose gradient joins the LM head's before the final norm's backward. Without backward,
 // the rows it covers are replaced by the mixture, so evaluations read p.
@@ -89,7 +88,7 @@ final class CopyHeadStep {
         let tiny = Float.leastNormalMagnitude
         let invSqrtD = 1 / Float(D).squareRoot()
         let gw = head.grads.pointer + head.offsets[2], gu = head.grads.pointer + head.offsets[3], gb = head.grads.pointer + head.offsets[4]
-        let gv = head.grads.pointer + head.offsets[5], gz = head.grads.pointer + head.offsets[6]
+        let gv = head.grads.pointer + head.offsets[5]
         var added = 0.0, gateLoss = 0.0
         let lambda = gateTargetWeight
         var alpha = [Float](repeating: 0, count: T)
@@ -100,30 +99,15 @@ final class CopyHeadStep {
                 alpha.withUnsafeMutableBufferPointer { al in
                     let a = al.baseAddress!
                     var n = 0   // sources at or before t
-                    var question = Set<Int32>(), asking = false   // the question's tokens up to t
                     for t in 0..<T {
                         while n < src.count && src[n].position <= t { n += 1 }
                         let row = b * T + t
-                        let tok = inputs[row]
-                        if copyTokens[row] != nil {
-                        } else if tok == head.questionMarker {
-                            question.removeAll(); asking = true
-                        } else if tok == head.openMarker || tok == head.closeMarker {
-                            question.removeAll(); asking = false
-                        } else if asking {
-                            question.insert(tok)
-                        }
                         let y = Int(targets[row])
                         guard n > 0, y >= 0 else { continue }
                         let (best, at, m) = head.attend(q: Q.pointer + row * D, keys: K.pointer, keyRows: kr.baseAddress!, spans: spans,
                                                         S: n, alpha: a)
-                        let o = tokens.withUnsafeBufferPointer { tk in
-                            spans.withUnsafeBufferPointer { sp in
-                                CopyHead.overlap(question: question, tokens: tk.baseAddress!, spans: sp.baseAddress!, n: n, span: spans[at])
-                            }
-                        }
                         let h = xn + row * C
-                        let g = 1 / (1 + expf(-head.gateLogit(h: h, best: best, spanMass: m, overlap: o)))
+                        let g = 1 / (1 + expf(-head.gateLogit(h: h, best: best, spanMass: m)))
                         var c: Float = 0
                         for i in 0..<n where tokens[i] == Int32(y) { c += a[i] }
                         let pr = probs + row * V
@@ -141,14 +125,12 @@ final class CopyHeadStep {
                         vocabScale.append((row, (1 - g) * v / p))
                         let dA = (-(c - v) / p * g * (1 - g) + (gateTarget ? lambda * g : 0)) * scale
                         let rho = g * c / p
-                        // gate: a = w·h + u·best + κ·(v·m + z·o) + b
-                        let kappa = CopyHead.featureScale
+                        // gate: a = w·h + u·best + v·m + b
                         for k in 0..<C { gw[k] += dA * h[k] }
                         gu.pointee += dA * best
-                        gv.pointee += dA * kappa * m
-                        gz.pointee += dA * kappa * o
+                        gv.pointee += dA * m
                         gb.pointee += dA
-                        let dm = kappa * head.spanWeight.pointee * dA   // dL/dm; dm/ds_i = α_i ([i in the best's span] − m)
+                        let dm = head.spanWeight.pointee * dA   // dL/dm; dm/ds_i = α_i ([i in the best's span] − m)
                         let dh = dxn.pointer + row * C, wg = head.gateWeight
                         for k in 0..<C { dh[k] += dA * wg[k] }
                         // scores: s_i = q·k_i / sqrt(D)

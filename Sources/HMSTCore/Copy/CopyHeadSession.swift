@@ -29,9 +29,6 @@ final class CopyState {
     /// per position: inside a memory span after that token, and that span's id
     var insideAfter: [Bool] = []
     var spanAfter: [Int32] = []
-    /// per position: its token (−1 where unknown: an injected copy row, or a position evaluated
-    /// without this state), to read the question's tokens back from
-    var tokenAt: [Int32] = []
     var alpha: [Float]
 
     init(head: CopyHead, decoder: Decoder, nCtx: Int, maxT: Int) {
@@ -50,9 +47,7 @@ final class CopyState {
     func reset() { truncate(to: 0) }
 
     func truncate(to n: Int) {
-        if insideAfter.count > n {
-            insideAfter.removeLast(insideAfter.count - n); spanAfter.removeLast(spanAfter.count - n); tokenAt.removeLast(tokenAt.count - n)
-        }
+        if insideAfter.count > n { insideAfter.removeLast(insideAfter.count - n); spanAfter.removeLast(spanAfter.count - n) }
         while let last = sourcePositions.last, Int(last) >= n {
             sourcePositions.removeLast(); keyRows.removeLast(); sourceTokens.removeLast(); sourceSpans.removeLast()
         }
@@ -66,7 +61,7 @@ final class CopyState {
         let C = head.C, D = head.D
         // positions evaluated without this state (Session.encode) count as outside memory
         if insideAfter.count > pos0 { truncate(to: pos0) }
-        while insideAfter.count < pos0 { insideAfter.append(false); spanAfter.append(0); tokenAt.append(-1) }
+        while insideAfter.count < pos0 { insideAfter.append(false); spanAfter.append(0) }
         var inside = insideAfter.last ?? false
         var span = spanAfter.last ?? 0   // new spans take fresh ids (nextSpan), never reused
         for t in 0..<T {
@@ -81,7 +76,6 @@ final class CopyState {
             }
             insideAfter.append(inside)
             spanAfter.append(span)
-            tokenAt.append(copyTokens[t] != nil ? -1 : tok)
         }
         finalNorm.withUnsafeBufferPointer { hk_rmsnorm(hn.pointer, nil, x, $0.baseAddress!, T, C, eps) }
         head.project(head.wk, x: hn.pointer, rows: T, out: keys.pointer + pos0 * D)
@@ -97,33 +91,14 @@ final class CopyState {
                     let pos = pos0 + first + r
                     while n < sourcePositions.count && Int(sourcePositions[n]) <= pos { n += 1 }
                     guard n > 0 else { continue }
-                    let (best, at, m) = head.attend(q: q.pointer + r * D, keys: keys.pointer, keyRows: kr.baseAddress!, spans: sp.baseAddress!,
-                                                    S: n, alpha: a)
-                    let o = sourceTokens.withUnsafeBufferPointer {
-                        CopyHead.overlap(question: question(at: pos), tokens: $0.baseAddress!, spans: sp.baseAddress!, n: n, span: sp[at])
-                    }
-                    let g = 1 / (1 + expf(-head.gateLogit(h: hn.pointer + (first + r) * C, best: best, spanMass: m, overlap: o)))
+                    let (best, _, m) = head.attend(q: q.pointer + r * D, keys: keys.pointer, keyRows: kr.baseAddress!, spans: sp.baseAddress!,
+                                                   S: n, alpha: a)
+                    let g = 1 / (1 + expf(-head.gateLogit(h: hn.pointer + (first + r) * C, best: best, spanMass: m)))
                     mix(row: logits + r * V, V: V, g: g, alpha: a, n: n)
                 }
             }
           }
         }
-    }
-
-    /// The question's distinct tokens at pos: those after the last question marker up to pos,
-    /// unless a memory marker (or the start) comes first: then there is no question.
-    func question(at pos: Int) -> Set<Int32> {
-        var s = Set<Int32>()
-        var p = pos
-        while p >= 0 {
-            let t = tokenAt[p]
-            p -= 1
-            if t < 0 { continue }
-            if t == head.questionMarker { return s }
-            if t == head.openMarker || t == head.closeMarker { return [] }
-            s.insert(t)
-        }
-        return []
     }
 
     /// row: LM logits -> log(g·pointer + (1 − g)·softmax(row)).
