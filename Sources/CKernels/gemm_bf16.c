@@ -10,6 +10,8 @@
  * holds (k even, k odd) in one 32-bit lane, which is exactly what vdpbf16ps multiplies.
  * Without AVX512-BF16 the same packed panels go through a portable micro-kernel, so both
  * paths round identically and differ only in summation order.
+ * hk_gemm_bf16_wt runs the same driver on weights already stored as bf16 (prefill), and
+ * hk_gemv_bf16_dot, at the end, is decode's GEMV with x rounded to bf16.
  */
 #include "hmst_kernels.h"
 

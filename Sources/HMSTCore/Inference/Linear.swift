@@ -2,12 +2,12 @@
 // T == 1 (decode): a GEMV that streams each weight row once, split over hmst's pool.
 // T > 1 (prefill): OpenBLAS sgemm; bf16 weights are widened to f32 in a scratch buffer first,
 // which costs one pass over the weights and is amortised over the T rows; int8 (Q8_0) weights
-// are dequantized the same way.
+// are dequantized the same way. Decode with int8 weights quantizes x once per call (per distinct
+// input vector of a batch) and runs the integer GEMV (q8_0.c).
 // On CPUs whose bf16 dot products beat f32 FMA (ComputeRates.bf16WeightCompute: AMD Zen 4 and
 // 5), bf16 weights are multiplied as stored instead, with x rounded to bf16, as llama.cpp's bf16
 // path does: hk_gemm_bf16_wt for prefill (the weight rows split over hmst's pool) and
-// hk_gemv_bf16_dot for decode. Decode with int8 weights quantizes x once per call (per distinct
-// input vector of a batch) and runs the integer GEMV (q8_0.c).
+// hk_gemv_bf16_dot for decode.
 import CBLAS
 import CKernels
 
@@ -50,7 +50,7 @@ func linearForward(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, T:
 /// multiples of the kernel's 32-column panels. False (nothing to trust in out) when a thread
 /// could not get its packing scratch: the caller widens instead.
 private func bf16GEMM(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, T: Int, w: UnsafePointer<UInt16>,
-                         rows: Int, cols: Int, threads: Int) -> Bool {
+                      rows: Int, cols: Int, threads: Int) -> Bool {
     let panels = (rows + 31) / 32
     let parts = max(1, min(threads, panels))
     let failed = UnsafeMutablePointer<Int32>.allocate(capacity: parts)
