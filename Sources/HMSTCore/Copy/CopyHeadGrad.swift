@@ -10,7 +10,7 @@
 // and from the scores and the gate to Wq, Wk, the gate's weights and the final-norm states,
 // whose gradient joins the LM head's before the final norm's backward. Without backward,
 // the rows it covers are replaced by the mixture, so evaluations read p.
-// The gate target (gateTargetWeight λ > 0): on every covered row where the memory cannot
+// The gate target (run's gateTarget λ > 0): on every covered row where the memory cannot
 // supply y (c = 0), the loss gains −λ·log(1 − g), so dL/da gains λ·g. On such a row the
 // answer loss is already −log(1 − g) − log v(y), a pull of weight 1 towards a closed gate;
 // the target raises it to 1 + λ against the rows whose memory holds the answer, which
@@ -28,8 +28,6 @@ final class CopyHeadStep {
     var vocabScale: [(row: Int, r: Float)] = []
     /// whether the last run wrote any gradient into dxn
     var touched = false
-    /// λ of the gate target (0: none); see the top of the file
-    var gateTargetWeight: Float = 0
 
     init(head: CopyHead, N: Int) {
         self.head = head
@@ -69,10 +67,10 @@ final class CopyHeadStep {
     /// xn: [N, C] final-norm states; probs: [N, V] the LM's softmax (rewritten to the mixture
     /// when !backward). Returns `added`, Σ over the covered target rows of (−log p + log v(y)):
     /// what the mixture adds to the summed cross-entropy, and `gate`, the summed gate-target loss
-    /// (0 when gateTargetWeight is 0). With backward, gradients of both (scaled by `scale`, the
+    /// (0 when gateTarget, its λ, is 0). With backward, gradients of both (scaled by `scale`, the
     /// loss's 1/count) go to head.grads and dxn, and vocabScale is filled.
     func run(xn: UnsafePointer<Float>, inputs: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, probs: UnsafeMutablePointer<Float>,
-             B: Int, T: Int, V: Int, scale: Float, backward: Bool, copyTokens: [Int: Int32] = [:]) -> (added: Double, gate: Double) {
+             B: Int, T: Int, V: Int, scale: Float, backward: Bool, copyTokens: [Int: Int32] = [:], gateTarget lambda: Float = 0) -> (added: Double, gate: Double) {
         let C = head.C, D = head.D
         vocabScale.removeAll(keepingCapacity: true)
         touched = false
@@ -90,7 +88,6 @@ final class CopyHeadStep {
         let gw = head.grads.pointer + head.offsets[2], gu = head.grads.pointer + head.offsets[3], gb = head.grads.pointer + head.offsets[4]
         let gv = head.grads.pointer + head.offsets[5]
         var added = 0.0, gateLoss = 0.0
-        let lambda = gateTargetWeight
         var alpha = [Float](repeating: 0, count: T)
         for b in 0..<B where !perRow[b].isEmpty {
             let src = perRow[b]

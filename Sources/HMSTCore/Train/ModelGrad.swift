@@ -205,10 +205,9 @@ public final class ModelGrad {
         if let head = copyHead {
             if copyStep?.N != N { copyStep = CopyHeadStep(head: head, N: N) }
             copy = copyStep
-            copy?.gateTargetWeight = copyGateTargetWeight
             let r = copy?.run(xn: s.xnF.pointer, inputs: s.inputs.pointer, targets: s.targets.pointer, probs: s.logits.pointer,
                               B: s.shape.B, T: s.shape.T, V: V, scale: 1 / Float(max(1, count)), backward: backward,
-                              copyTokens: injected?.copySources ?? [:]) ?? (added: 0, gate: 0)
+                              copyTokens: injected?.copySources ?? [:], gateTarget: copyGateTargetWeight) ?? (added: 0, gate: 0)
             ce += r.added / Double(max(1, count))
             gateAux = r.gate / Double(max(1, count))
         }
