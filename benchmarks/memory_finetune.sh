@@ -9,7 +9,8 @@
 #   BASE_CKPT     a pre-trained checkpoint (make demo's build/demo/best_model)
 #   PRETRAIN_RUN  the `hmst train` output directory it came from (split/train_split, split/val)
 # Environment: STEPS (Stage 2 optimizer steps, default 600), LIMIT (eval items per task, 300),
-#   THREADS (2), SEED (Stage 2's seed, 1), HMST (the tool, build/bin/hmst), EXTRA (more train-memory flags; with
+#   THREADS (2), SEED (Stage 2's seed, 1), LEXICAL_WEIGHT (the BM25 rank's weight in the hybrid
+#   evaluation's fusion, 1; Stage 2's hybrid blocks take --retrieved-lexical-weight in EXTRA), HMST (the tool, build/bin/hmst), EXTRA (more train-memory flags; with
 #   `--retrieved-by hybrid` or `dense` a retrieval projection of BASE is trained first, on a copy).
 set -euo pipefail
 HMST=${HMST:-build/bin/hmst}
@@ -20,6 +21,7 @@ STEPS=${STEPS:-600}
 LIMIT=${LIMIT:-300}
 SEED=${SEED:-1}
 THREADS=${THREADS:-2}
+LEXICAL_WEIGHT=${LEXICAL_WEIGHT:-1}
 EXTRA=${EXTRA:-}
 rm -rf "$OUT" && mkdir -p "$OUT"
 say() { echo "== $*" >&2; }
@@ -89,7 +91,7 @@ say "episodic memory: the held-out facts only"
 
 say "evaluation (first $LIMIT items of each task)"
 "$HMST" eval "$CK" --task "$T/facts_heldout_gen.json" "$T/facts_heldout_ll.json" --memory "$OUT/mem" \
-    --condition off,on,oracle,deleted --limit "$LIMIT" --knn-lambdas 0.25,0.5,0.75 --threads "$THREADS" \
+    --condition off,on,oracle,deleted --lexical-weight "$LEXICAL_WEIGHT" --limit "$LIMIT" --knn-lambdas 0.25,0.5,0.75 --threads "$THREADS" \
     --output "$OUT/report.json" >&2
 # "on" and "deleted" once more with BM25 alone (the blocks Stage 2's --retrieved-distractors teaches)
 "$HMST" eval "$CK" --task "$T/facts_heldout_gen.json" "$T/facts_heldout_ll.json" --memory "$OUT/mem" \

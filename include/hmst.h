@@ -777,6 +777,9 @@ struct hmst_eval_params {
     /* Appended later (a host built against the shorter struct gets the defaults): */
     int32_t retrieval_mode;         /* default HMST_RETRIEVAL_HYBRID: how ON and DELETED retrieve
                                      * (enum hmst_retrieval_mode: hybrid BM25 + vectors, dense, lexical) */
+    /* appended in 0.1 (issue 11; an older struct_size means the defaults): */
+    float dense_weight;             /* default 1: hybrid, the weight of the dense rank in the fusion */
+    float lexical_weight;           /* default 1: hybrid, the weight of the BM25 rank (finite, >= 0) */
 };
 
 /* Thread-safe. */
@@ -982,6 +985,9 @@ struct hmst_memory_trainer_params {
     float copy_gate_target_weight;  /* default 4: weight λ of the copy gate's target, −λ·log(1 − gate) on answer
                                        tokens the memory does not hold, so that the gate closes when the fact
                                        is missing or deleted (0: none; only with a copy head) */
+    /* appended in 0.1 (issue 11; an older struct_size means the default): */
+    float retrieved_lexical_weight; /* default 1: with retrieved_by HYBRID, the weight of the BM25 rank in the
+                                       search's fusion (the dense rank's is 1): what evaluation retrieves with */
 };
 #define HMST_EPISODIC_STATE_READOUT 0
 #define HMST_EPISODIC_POOLED_KEY 1

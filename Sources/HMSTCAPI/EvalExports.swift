@@ -15,6 +15,9 @@ public func hmst_eval_default_params() -> hmst_eval_params {
     p.bootstrap_resamples = Int32(d.resamples)
     p.n_ctx = 0
     p.retrieval_mode = Int32(HMST_RETRIEVAL_HYBRID.rawValue)
+    let r = RetrievalOptions()
+    p.dense_weight = r.denseWeight
+    p.lexical_weight = r.lexicalWeight
     return p
 }
 
@@ -42,6 +45,11 @@ func evalRequest(_ params: UnsafePointer<hmst_eval_params>?) throws -> EvalRunRe
     if let s = p.report_path { r.reportPath = String(cString: s) }
     if let s = p.items_path { r.itemsPath = String(cString: s) }
     r.retrieval.mode = try retrievalMode(p.retrieval_mode, "params->retrieval_mode")
+    for (w, name) in [(p.dense_weight, "dense_weight"), (p.lexical_weight, "lexical_weight")] where !(w.isFinite && w >= 0) {
+        throw HMSTError.invalidArgument("params->\(name) = \(w) must be finite and >= 0")
+    }
+    r.retrieval.denseWeight = p.dense_weight
+    r.retrieval.lexicalWeight = p.lexical_weight
     return r
 }
 

@@ -60,6 +60,7 @@ public func hmst_memory_trainer_default_params() -> hmst_memory_trainer_params {
     p.retrieved_distractors = Float(c.retrievedFraction)
     p.retrieved_by = retrievalModeValue(c.retrievedBy)
     p.copy_gate_target_weight = d.copyGateTargetWeight
+    p.retrieved_lexical_weight = c.retrievedLexicalWeight
     return p
 }
 
@@ -145,6 +146,10 @@ public func hmst_memory_trainer_create(_ params: UnsafePointer<hmst_memory_train
             throw HMSTError.invalidArgument("params->copy_gate_target_weight = \(p.copy_gate_target_weight) must be finite and >= 0")
         }
         o.copyGateTargetWeight = p.copy_gate_target_weight
+        guard p.retrieved_lexical_weight.isFinite, p.retrieved_lexical_weight >= 0 else {
+            throw HMSTError.invalidArgument("params->retrieved_lexical_weight = \(p.retrieved_lexical_weight) must be finite and >= 0")
+        }
+        o.curriculum.retrievedLexicalWeight = p.retrieved_lexical_weight
         if o.lmFraction > 0 && p.train_data == nil {
             throw HMSTError.invalidArgument("params->train_data is NULL but lm_fraction is \(o.lmFraction): give the pre-training data or set lm_fraction to 0")
         }

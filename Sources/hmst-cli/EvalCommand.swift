@@ -23,6 +23,10 @@ struct EvalCommand: ParsableCommand {
     @Option(name: [.customShort("k"), .long], help: "Memories retrieved per item.") var k = 4
     @Option(help: "How on and deleted retrieve: hybrid (BM25 and vectors, fused by reciprocal rank), dense or lexical.")
     var retrieval = "hybrid"
+    @Option(name: .customLong("lexical-weight"), help: "Hybrid: weight of the BM25 rank in the reciprocal-rank fusion.")
+    var lexicalWeight = RetrievalOptions().lexicalWeight
+    @Option(name: .customLong("dense-weight"), help: "Hybrid: weight of the vectors' rank in the reciprocal-rank fusion.")
+    var denseWeight = RetrievalOptions().denseWeight
     @Option(help: "Memory tier to retrieve from: episodic, semantic or both.") var tier = "both"
     @Option(name: .customLong("episodic-injection"),
             help: "How episodic entries reach the model: text, state (the checkpoint's trained soft tokens from each entry's SSM state) or both. state/both: loglikelihood, multiple_choice and generate_until tasks.")
@@ -61,6 +65,8 @@ struct EvalCommand: ParsableCommand {
                 throw HMSTError.invalidArgument("--retrieval \(retrieval): expected hybrid, dense or lexical")
             }
             req.retrieval.mode = mode
+            req.retrieval.lexicalWeight = lexicalWeight
+            req.retrieval.denseWeight = denseWeight
             guard let t = MemoryTier(rawValue: tier) else { throw HMSTError.invalidArgument("--tier \(tier): expected episodic, semantic or both") }
             req.tier = t
             guard let inj = EpisodicInjection(rawValue: episodicInjection) else {

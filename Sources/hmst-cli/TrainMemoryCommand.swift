@@ -50,6 +50,9 @@ struct TrainMemoryCommand: ParsableCommand {
     @Option(name: .customLong("retrieved-by"),
             help: "How that search ranks: lexical (BM25), dense or hybrid (these two need the checkpoint's retrieval projection: hmst train-retriever).")
     var retrievedBy = "lexical"
+    @Option(name: .customLong("retrieved-lexical-weight"),
+            help: "With --retrieved-by hybrid: the weight of the BM25 rank in the fusion (the dense rank's is 1); use what hmst eval retrieves with (--lexical-weight).")
+    var retrievedLexicalWeight: Float = 1
     @Flag(name: .customLong("copy-head"), help: "Train a copy head with the model: a pointer from the answer to the memory tokens, mixed with the LM's distribution by a learned gate.")
     var copyHead = false
     @Option(name: .customLong("copy-head-key-size"), help: "Query and key size of the copy head.") var copyHeadKeySize = 64
@@ -111,6 +114,7 @@ struct TrainMemoryCommand: ParsableCommand {
                 throw ValidationError("--retrieved-by takes lexical, dense or hybrid, not \(retrievedBy)")
             }
             o.curriculum.retrievedBy = by
+            o.curriculum.retrievedLexicalWeight = retrievedLexicalWeight
             o.gradientAccumulationSteps = accumulation
             o.evalEvery = evalEvery
             o.evalQuestions = evalQuestions

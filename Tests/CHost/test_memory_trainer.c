@@ -218,6 +218,11 @@ int main(void) {
     CHECK_STATUS(hmst_memory_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
     CHECK(strstr(hmst_last_error(), "copy_gate_target_weight") != NULL);
     p.copy_gate_target_weight = dp.copy_gate_target_weight;
+    CHECK(dp.retrieved_lexical_weight == 1.0f);
+    p.retrieved_lexical_weight = NAN;
+    CHECK_STATUS(hmst_memory_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(hmst_last_error(), "retrieved_lexical_weight") != NULL);
+    p.retrieved_lexical_weight = dp.retrieved_lexical_weight;
     p.hard_distractors = -1.0f;
     CHECK_STATUS(hmst_memory_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
     CHECK(strstr(hmst_last_error(), "hard_distractors") != NULL);

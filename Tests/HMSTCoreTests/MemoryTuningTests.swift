@@ -465,6 +465,27 @@ final class MemoryTuningTests: XCTestCase {
             XCTAssertEqual(memories, hits.filter { $0.id != fact.id && !($0.entity == fact.entity && $0.relation == fact.relation) }
                 .prefix(o.k).map(\.text))
         }
+        // with retrievedLexicalWeight, the blocks follow the fusion with BM25's rank weighted so
+        // (what hmst eval --lexical-weight retrieves), and that changes some of them
+        o.retrievedLexicalWeight = 3
+        let lexicalFirst = try MemoryCurriculum(corpus: corpus, tokenizer: tok, options: o, embedder: embedder)
+        var weighted = 0
+        for q in lexicalFirst.trainQuestions.prefix(50) {
+            let fact = corpus.fact(of: q)
+            let lex = index.search(text: q.question, limit: 50).map { (id: $0.id, score: $0.score) }
+            let denseTop = try RetrievedBlocks.denseTop(texts: texts, queries: [q.question], limit: 50, embedder: embedder)[0]
+            let fused: [TuningFact] = RankFusion.fuse(dense: denseTop, lexical: lex, k: o.k + 4, lexicalWeight: 3)
+                .map { corpus.facts[pool[Int($0.id)]] }
+            let others = fused.filter { $0.id != fact.id && !($0.entity == fact.entity && $0.relation == fact.relation) }
+            var r = RNG(seed: 3)
+            let (memories, _) = lexicalFirst.memories(for: q, condition: .distractorsOnly, rng: &r)
+            XCTAssertEqual(memories, others.prefix(o.k).map(\.text))
+            r = RNG(seed: 3)
+            if memories != cur.memories(for: q, condition: .distractorsOnly, rng: &r).texts { weighted += 1 }
+        }
+        XCTAssertGreaterThan(weighted, 0, "the lexical weight changes some blocks")
+        o.retrievedLexicalWeight = -1
+        XCTAssertThrowsError(try MemoryCurriculum(corpus: corpus, tokenizer: tok, options: o, embedder: embedder))
         // topN: ties by the smaller index, n past the end
         let v: [Float] = [1, 3, 3, -2, 5, 3]
         let top = v.withUnsafeBufferPointer { RetrievedBlocks.topN($0.baseAddress!, count: v.count, n: 4) }

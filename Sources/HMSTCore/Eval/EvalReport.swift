@@ -4,7 +4,8 @@
 //
 //   {"format": "hmst-eval-report", "version": 1,
 //    "settings": {"conditions": [...], "k": 4, "seed": 0, "bootstrap_resamples": 1000,
-//                 "n_ctx": 1024, "prompt_format": "markers" | "plain", "memory": DIR | null},
+//                 "n_ctx": 1024, "prompt_format": "markers" | "plain", "memory": DIR | null,
+//                 "retrieval": {"mode", "tier", "dense_weight", "lexical_weight"} (when on or deleted ran)},
 //    "tasks": {"NAME": {"output_type": "...", "file": "...", "n_items": N,
 //              "conditions": {"off": {"METRIC": {"value": v, "ci95": [lo, hi], "n": N}, ...}, ...}}},
 //    "seconds": 1.2}
@@ -47,6 +48,8 @@ public struct EvalReport: Sendable {
     public var nCtx = 0
     public var promptFormat = "plain"
     public var memoryDirectory: String?
+    /// how on and deleted retrieved, when they ran
+    public var retrieval: (options: RetrievalOptions, tier: MemoryTier)?
     public var seconds = 0.0
 
     public init() {}
@@ -69,6 +72,14 @@ public struct EvalReport: Sendable {
                 w.field("n_ctx", nCtx)
                 w.field("prompt_format", promptFormat)
                 w.field("memory", memoryDirectory.map(JSONValue.string) ?? .null)
+                if let (r, tier) = retrieval {
+                    w.field("retrieval") {
+                        w.field("mode", r.mode.rawValue)
+                        w.field("tier", tier.rawValue)
+                        w.field("dense_weight", Double(r.denseWeight))
+                        w.field("lexical_weight", Double(r.lexicalWeight))
+                    }
+                }
             }
             w.field("tasks") {
                 var seen: [String] = []

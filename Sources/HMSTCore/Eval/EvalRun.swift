@@ -47,7 +47,8 @@ public enum EvalRun {
             }
             retriever = try MemoryStoreRetriever(store: store, model: model, tier: req.tier, options: req.retrieval)
         }
-        let report = try Evaluator(model: model, retriever: retriever, options: options).run(tasks, memoryDirectory: req.memoryDirectory)
+        var report = try Evaluator(model: model, retriever: retriever, options: options).run(tasks, memoryDirectory: req.memoryDirectory)
+        if retriever != nil { report.retrieval = (req.retrieval, req.tier) }
         if let p = req.reportPath { try FileIO.writeAtomically(p, text: report.json()) }
         if let p = req.itemsPath { try FileIO.writeAtomically(p, text: report.itemsJSONL()) }
         return report

@@ -83,46 +83,50 @@ public struct ComputeRates: Sendable {
         return r
     }
 
+    /// Why a choice was made: an honoured override, an override the CPU cannot follow, a CPU
+    /// without bf16 dot products, or the measured rates.
+    enum Basis: Equatable { case override, overrideIgnored, noBF16, rates }
+
+    /// The rule both choices follow: an override (bf16 or f32, any case; anything else is not
+    /// one) wins when the CPU can do it; else bf16 where bf16 dot products beat f32 FMA by
+    /// bf16Margin.
+    static func rule(fma: Double, bf16: Double, override: String?) -> (precision: MatmulPrecision, basis: Basis) {
+        if let o = override?.lowercased(), let p = MatmulPrecision(rawValue: o) {
+            return p == .bf16 && bf16 <= 0 ? (.f32, .overrideIgnored) : (p, .override)
+        }
+        if bf16 <= 0 { return (.f32, .noBF16) }
+        return (bf16 >= bf16Margin * fma ? .bf16 : .f32, .rates)
+    }
+
     /// bf16WeightCompute's choice, from the same rates. override: HMST_BF16_WEIGHT_COMPUTE (bf16
     /// or f32), honoured when the CPU can do it.
     static func decideWeightCompute(fma: Double, bf16: Double, override: String?) -> (MatmulPrecision, String) {
         let ratio = String((bf16 / max(fma, 1e-9) * 100).rounded() / 100)
-        if let o = override?.lowercased(), o == "f32" || o == "bf16" {
-            if o == "bf16" && bf16 <= 0 { return (.f32, "widened to f32 (HMST_BF16_WEIGHT_COMPUTE=bf16 ignored: no AVX512-BF16 on this CPU)") }
-            return o == "bf16" ? (.bf16, "multiplied in bf16, activations rounded to bf16 (HMST_BF16_WEIGHT_COMPUTE=bf16)")
-                : (.f32, "widened to f32 (HMST_BF16_WEIGHT_COMPUTE=f32)")
+        let (p, basis) = rule(fma: fma, bf16: bf16, override: override)
+        let what = p == .bf16 ? "multiplied in bf16, activations rounded to bf16" : "widened to f32"
+        switch basis {
+        case .overrideIgnored: return (p, "\(what) (HMST_BF16_WEIGHT_COMPUTE=bf16 ignored: no AVX512-BF16 on this CPU)")
+        case .override: return (p, "\(what) (HMST_BF16_WEIGHT_COMPUTE=\(p.rawValue))")
+        case .noBF16: return (p, "\(what): no AVX512-BF16 dot products on this CPU")
+        case .rates:
+            return (p, p == .bf16 ? "\(what) (bf16 dot products are \(ratio)x f32 FMA)"
+                : "\(what) (bf16 dot products are \(ratio)x f32 FMA, below \(bf16Margin)x)")
         }
-        if bf16 <= 0 { return (.f32, "widened to f32: no AVX512-BF16 dot products on this CPU") }
-        if bf16 >= bf16Margin * fma {
-            return (.bf16, "multiplied in bf16, activations rounded to bf16 (bf16 dot products are \(ratio)x f32 FMA)")
-        }
-        return (.f32, "widened to f32 (bf16 dot products are \(ratio)x f32 FMA, below \(bf16Margin)x)")
     }
-
 
     /// The decision, separate from the measurement so that tests can feed it numbers.
     /// override: HMST_MIXED_PRECISION_COMPUTE (bf16 or f32), honoured when the CPU can do it.
     static func decide(fma: Double, bf16: Double, override: String?) -> ComputeRates {
         let rates = "bf16 dot \(Int(bf16.rounded())) GFLOP/s, f32 FMA \(Int(fma.rounded())) GFLOP/s per core"
         let ratio = fma > 0 ? String((bf16 / fma * 100).rounded() / 100) : "inf"
-        if let o = override?.lowercased(), o == "f32" || o == "bf16" {
-            if o == "bf16" && bf16 <= 0 {
-                return ComputeRates(fmaGFLOPS: fma, bf16GFLOPS: bf16, mixedPrecisionCompute: .f32,
-                                    reason: "HMST_MIXED_PRECISION_COMPUTE=bf16 ignored: no AVX512-BF16 on this CPU")
-            }
-            return ComputeRates(fmaGFLOPS: fma, bf16GFLOPS: bf16, mixedPrecisionCompute: o == "bf16" ? .bf16 : .f32,
-                                reason: "HMST_MIXED_PRECISION_COMPUTE=\(o) (\(rates))")
+        let (p, basis) = rule(fma: fma, bf16: bf16, override: override)
+        let reason = switch basis {
+        case .overrideIgnored: "HMST_MIXED_PRECISION_COMPUTE=bf16 ignored: no AVX512-BF16 on this CPU"
+        case .override: "HMST_MIXED_PRECISION_COMPUTE=\(p.rawValue) (\(rates))"
+        case .noBF16: "f32 compute: no AVX512-BF16 dot products on this CPU"
+        case .rates: p == .bf16 ? "bf16 compute: \(rates) (\(ratio)x)" : "f32 compute: \(rates) (bf16 is \(ratio)x, below \(bf16Margin)x)"
         }
-        if bf16 <= 0 {
-            return ComputeRates(fmaGFLOPS: fma, bf16GFLOPS: 0, mixedPrecisionCompute: .f32,
-                                reason: "f32 compute: no AVX512-BF16 dot products on this CPU")
-        }
-        if bf16 >= bf16Margin * fma {
-            return ComputeRates(fmaGFLOPS: fma, bf16GFLOPS: bf16, mixedPrecisionCompute: .bf16,
-                                reason: "bf16 compute: \(rates) (\(ratio)x)")
-        }
-        return ComputeRates(fmaGFLOPS: fma, bf16GFLOPS: bf16, mixedPrecisionCompute: .f32,
-                            reason: "f32 compute: \(rates) (bf16 is \(ratio)x, below \(bf16Margin)x)")
+        return ComputeRates(fmaGFLOPS: fma, bf16GFLOPS: basis == .noBF16 ? 0 : bf16, mixedPrecisionCompute: p, reason: reason)
     }
 }
 

@@ -285,6 +285,8 @@ class EvalParams(ctypes.Structure):
         ("report_path", ctypes.c_char_p),
         ("items_path", ctypes.c_char_p),
         ("retrieval_mode", ctypes.c_int32),
+        ("dense_weight", ctypes.c_float),
+        ("lexical_weight", ctypes.c_float),
     ]
 
 
@@ -404,6 +406,7 @@ class MemoryTrainerParams(ctypes.Structure):
         ("retrieved_distractors", ctypes.c_float),
         ("retrieved_by", ctypes.c_int32),
         ("copy_gate_target_weight", ctypes.c_float),
+        ("retrieved_lexical_weight", ctypes.c_float),
     ]
 
 

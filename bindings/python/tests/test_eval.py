@@ -69,5 +69,9 @@ def test_evaluate_errors(model, tmp_path):
         hmst.evaluate(model, good, conditions="on")
     with pytest.raises(hmst.HMSTError):
         hmst.evaluate(model, good, k=0)
+    with pytest.raises(hmst.HMSTError, match="lexical_weight"):
+        hmst.evaluate(model, good, lexical_weight=-1.0)
+    with pytest.raises(hmst.HMSTError, match="dense_weight"):
+        hmst.evaluate(model, good, dense_weight=float("nan"))
     with pytest.raises(hmst.HMSTError):
         hmst.evaluate(model, [])

@@ -130,6 +130,9 @@ def test_curriculum_options(tmp_path):
     assert "retrieval projection" in err.value.message
     with pytest.raises(ValueError):
         hmst.MemoryTrainer(CKPT, facts, tmp_path / "x", retrieved_by="bm25")
+    with pytest.raises(hmst.HMSTError) as err:
+        hmst.MemoryTrainer(CKPT, facts, tmp_path / "x", retrieved_lexical_weight=-2.0)
+    assert "retrieved_lexical_weight" in err.value.message
     with pytest.raises(ValueError):
         hmst.MemoryTrainer(CKPT, facts, tmp_path / "x", condition_weights=(1, 0))
     with pytest.raises(hmst.HMSTError) as err:

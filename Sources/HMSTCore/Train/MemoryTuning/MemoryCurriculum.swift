@@ -54,6 +54,9 @@ public struct CurriculumOptions: Sendable, Equatable {
     /// how that search ranks: lexical (BM25), dense or hybrid (both need the checkpoint's
     /// retrieval projection, given to the curriculum as its embedder)
     public var retrievedBy: RetrievalMode = .lexical
+    /// hybrid: the weight of the lexical (BM25) rank in that search's fusion (the dense rank's
+    /// is 1); set it to what evaluation retrieves with (hmst eval --lexical-weight)
+    public var retrievedLexicalWeight: Float = 1
     public init() {}
 
     func validate() throws {
@@ -69,6 +72,9 @@ public struct CurriculumOptions: Sendable, Equatable {
         }
         guard retrievedFraction >= 0, retrievedFraction <= 1 else {
             throw HMSTError.invalidArgument("the retrieved fraction must be in [0, 1], not \(retrievedFraction)")
+        }
+        guard retrievedLexicalWeight.isFinite, retrievedLexicalWeight >= 0 else {
+            throw HMSTError.invalidArgument("the retrieved blocks' lexical weight must be finite and >= 0, not \(retrievedLexicalWeight)")
         }
         guard copyFraction >= 0, copyFraction < 1 else { throw HMSTError.invalidArgument("the copy fraction must be in [0, 1), not \(copyFraction)") }
         guard questionsPerExample >= 1, questionsPerExample <= k else {
@@ -130,8 +136,10 @@ public struct MemoryCurriculum: Sendable {
         var found: [String: [Int]] = [:]
         if options.retrievedFraction > 0 {
             let pool = distractorPool
+            var fusion = RetrievalOptions()
+            fusion.lexicalWeight = options.retrievedLexicalWeight
             found = try RetrievedBlocks.lists(texts: pool.map { corpus.facts[$0].text }, queries: questions.map { ($0.id, $0.question) },
-                                              limit: options.k + 4, mode: options.retrievedBy, embedder: embedder)
+                                              limit: options.k + 4, mode: options.retrievedBy, embedder: embedder, options: fusion)
                 .mapValues { $0.map { pool[$0] } }
         }
         retrieved = found
