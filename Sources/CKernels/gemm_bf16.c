@@ -383,9 +383,18 @@ static void gemv_dot_portable(float *y, const uint16_t *w, const float *x, size_
 }
 
 #if defined(__x86_64__)
-/* One 64-byte load of 32 weights, or the same 64 bytes as two 32-byte loads (weights off a cache
- * line: GGUF aligns tensors to 32 bytes, and on Zen 5 a 64-byte load that splits a line cost a
- * memory-bound GEMV half its speed). The vector, hence every sum, is the same either way. */
+/* How a row's 32-weight vectors are loaded; each way gives the same vectors, hence the same sums.
+ *   DOT_ALIGNED  rows start on a cache line: one 64-byte load each.
+ *   DOT_SHIFTED  rows start 32 bytes into a line (GGUF aligns tensors to 32 bytes) and the row
+ *                length is whole lines: aligned 64-byte loads of the lines themselves, each vector
+ *                the upper half of one line and the lower half of the next (valignq), so every
+ *                line is loaded once and no load splits a line. The first line's lower half (just
+ *                before the row) and the last line's upper half (just after it) are read but not
+ *                used; they lie in the lines the row occupies, so in mapped pages.
+ *   DOT_HALVES   anything else: two 32-byte loads (a 64-byte load that splits a line cost a
+ *                memory-bound GEMV half its speed on Zen 5). */
+enum { DOT_ALIGNED, DOT_SHIFTED, DOT_HALVES };
+
 static HK_BF16 inline __m512bh load_w32(const uint16_t *p, int halves) {
     if (halves)
         return (__m512bh)_mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)p)),
@@ -393,14 +402,36 @@ static HK_BF16 inline __m512bh load_w32(const uint16_t *p, int halves) {
     return (__m512bh)_mm512_loadu_si512(p);
 }
 
+/* The 32 weights from the middle of line lo to the middle of line hi. */
+static HK_BF16 inline __m512bh spliced(__m512i lo, __m512i hi) { return (__m512bh)_mm512_alignr_epi64(hi, lo, 4); }
+
 static HK_BF16 inline void gemv_dot_rows(float *y, const uint16_t *w, const uint16_t *xb, size_t cols, size_t c0, size_t n,
-                                         size_t r0, size_t r1, int halves) {
+                                         size_t r0, size_t r1, int mode) {
     size_t full = n & ~(size_t)31, quads = n & ~(size_t)127;
     __mmask32 tail = (__mmask32)((1ull << (n - full)) - 1);
+    int halves = mode == DOT_HALVES;
     for (size_t r = r0; r < r1; r++) {
         const uint16_t *p = w + r * cols + c0;
         __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         size_t k = 0;
+        if (mode == DOT_SHIFTED && full > 0) {
+            const uint16_t *line = p - 16;   /* the line the row starts in */
+            __m512i prev = _mm512_load_si512(line);
+            for (; k < quads; k += 128) {
+                __m512i l1 = _mm512_load_si512(line + k + 32), l2 = _mm512_load_si512(line + k + 64);
+                __m512i l3 = _mm512_load_si512(line + k + 96), l4 = _mm512_load_si512(line + k + 128);
+                a0 = _mm512_dpbf16_ps(a0, spliced(prev, l1), (__m512bh)_mm512_load_si512(xb + k));
+                a1 = _mm512_dpbf16_ps(a1, spliced(l1, l2), (__m512bh)_mm512_load_si512(xb + k + 32));
+                a2 = _mm512_dpbf16_ps(a2, spliced(l2, l3), (__m512bh)_mm512_load_si512(xb + k + 64));
+                a3 = _mm512_dpbf16_ps(a3, spliced(l3, l4), (__m512bh)_mm512_load_si512(xb + k + 96));
+                prev = l4;
+            }
+            for (; k < full; k += 32) {
+                __m512i l = _mm512_load_si512(line + k + 32);
+                a0 = _mm512_dpbf16_ps(a0, spliced(prev, l), (__m512bh)_mm512_load_si512(xb + k));
+                prev = l;
+            }
+        }
         for (; k < quads; k += 128) {
             a0 = _mm512_dpbf16_ps(a0, load_w32(p + k, halves), (__m512bh)_mm512_load_si512(xb + k));
             a1 = _mm512_dpbf16_ps(a1, load_w32(p + k + 32, halves), (__m512bh)_mm512_load_si512(xb + k + 32));
@@ -417,15 +448,17 @@ static HK_BF16 inline void gemv_dot_rows(float *y, const uint16_t *w, const uint
 
 static HK_BF16 void gemv_dot_avx512bf16(float *y, const uint16_t *w, const float *x, size_t cols, size_t r0, size_t r1) {
     __attribute__((aligned(64))) uint16_t xb[DOT_BLOCK];
-    /* halves unless every row starts on a cache line */
-    int halves = ((uintptr_t)(w + r0 * cols) & 63) != 0 || (cols * 2) % 64 != 0;
+    /* every row starts where the first does when rows are whole lines */
+    uintptr_t phase = (uintptr_t)(w + r0 * cols) & 63;
+    int mode = (cols * 2) % 64 != 0 ? DOT_HALVES : phase == 0 ? DOT_ALIGNED : phase == 32 ? DOT_SHIFTED : DOT_HALVES;
     for (size_t c0 = 0; c0 < cols; c0 += DOT_BLOCK) {
         size_t n = cols - c0 < DOT_BLOCK ? cols - c0 : DOT_BLOCK, c = 0;
         for (; c + 32 <= n; c += 32)
             _mm512_store_si512(xb + c, (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + c0 + c + 16), _mm512_loadu_ps(x + c0 + c)));
         for (; c < n; c++) xb[c] = (uint16_t)bf16_bits(x[c0 + c]);
-        if (halves) gemv_dot_rows(y, w, xb, cols, c0, n, r0, r1, 1);
-        else gemv_dot_rows(y, w, xb, cols, c0, n, r0, r1, 0);
+        if (mode == DOT_SHIFTED) gemv_dot_rows(y, w, xb, cols, c0, n, r0, r1, DOT_SHIFTED);
+        else if (mode == DOT_HALVES) gemv_dot_rows(y, w, xb, cols, c0, n, r0, r1, DOT_HALVES);
+        else gemv_dot_rows(y, w, xb, cols, c0, n, r0, r1, DOT_ALIGNED);
     }
 }
 #endif

@@ -100,6 +100,25 @@ final class KernelTests: XCTestCase {
             }
             hk_set_max_level(-1)
         }
+        // rows of whole cache lines 32 bytes off a line (GGUF's alignment, loaded line by line and
+        // spliced) give, bit for bit, what the same rows on a line give
+        let aligned = UnsafeMutableRawPointer.allocate(byteCount: 2 * 40000 + 128, alignment: 64)
+        defer { aligned.deallocate() }
+        for (rows, cols) in [(3, 32), (4, 64), (5, 160), (3, 8192 + 96), (2, 19968)] {
+            let w = (0..<(rows * cols)).map { _ in rng.nextGaussian() }
+            let x = (0..<cols).map { _ in rng.nextGaussian() }
+            var w16 = [UInt16](repeating: 0, count: w.count)
+            hk_f32_to_bf16(&w16, w, w.count)
+            let onLine = aligned.bindMemory(to: UInt16.self, capacity: w.count)
+            onLine.update(from: w16, count: w.count)
+            let off = (buffer + 32).bindMemory(to: UInt16.self, capacity: w.count)
+            off.update(from: w16, count: w.count)
+            var want = [Float](repeating: 0, count: rows), got = [Float](repeating: .nan, count: rows)
+            hk_gemv_bf16_dot(&want, onLine, x, cols, 0, rows)
+            hk_gemv_bf16_dot(&got, off, x, cols, 1, rows)
+            XCTAssertTrue(got[0].isNaN)
+            for r in 1..<rows { XCTAssertEqual(got[r].bitPattern, want[r].bitPattern, "row \(r) of \(rows) x \(cols), 32 bytes off") }
+        }
     }
 
     private func bf16Round(_ v: Float) -> Float {
