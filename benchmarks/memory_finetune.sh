@@ -10,7 +10,8 @@
 #   PRETRAIN_RUN  the `hmst train` output directory it came from (split/train_split, split/val)
 # Environment: STEPS (Stage 2 optimizer steps, default 600), LIMIT (eval items per task, 300),
 #   THREADS (2), SEED (Stage 2's seed, 1), LEXICAL_WEIGHT (the BM25 rank's weight in the hybrid
-#   evaluation's fusion, 1; Stage 2's hybrid blocks take --retrieved-lexical-weight in EXTRA), HMST (the tool, build/bin/hmst), EXTRA (more train-memory flags; with
+#   evaluation's fusion, 6: measured best for "on" and "deleted" in session 14, README "The deleted
+#   gap, session 14"; Stage 2's hybrid blocks take --retrieved-lexical-weight in EXTRA), HMST (the tool, build/bin/hmst), EXTRA (more train-memory flags; with
 #   `--retrieved-by hybrid` or `dense` a retrieval projection of BASE is trained first, on a copy).
 set -euo pipefail
 HMST=${HMST:-build/bin/hmst}
@@ -21,7 +22,7 @@ STEPS=${STEPS:-600}
 LIMIT=${LIMIT:-300}
 SEED=${SEED:-1}
 THREADS=${THREADS:-2}
-LEXICAL_WEIGHT=${LEXICAL_WEIGHT:-1}
+LEXICAL_WEIGHT=${LEXICAL_WEIGHT:-6}
 EXTRA=${EXTRA:-}
 rm -rf "$OUT" && mkdir -p "$OUT"
 say() { echo "== $*" >&2; }
@@ -93,6 +94,10 @@ say "evaluation (first $LIMIT items of each task)"
 "$HMST" eval "$CK" --task "$T/facts_heldout_gen.json" "$T/facts_heldout_ll.json" --memory "$OUT/mem" \
     --condition off,on,oracle,deleted --lexical-weight "$LEXICAL_WEIGHT" --limit "$LIMIT" --knn-lambdas 0.25,0.5,0.75 --threads "$THREADS" \
     --output "$OUT/report.json" >&2
+# answer NLL off / on / deleted on every held-out item (the loglikelihood task is cheap; the
+# first LIMIT items above are a noisy sample of the deleted gap)
+"$HMST" eval "$CK" --task "$T/facts_heldout_ll.json" --memory "$OUT/mem" --condition off,on,deleted \
+    --lexical-weight "$LEXICAL_WEIGHT" --threads "$THREADS" --output "$OUT/report_all.json" >&2
 # "on" and "deleted" once more with BM25 alone (the blocks Stage 2's --retrieved-distractors teaches)
 "$HMST" eval "$CK" --task "$T/facts_heldout_gen.json" "$T/facts_heldout_ll.json" --memory "$OUT/mem" \
     --condition on,deleted --retrieval lexical --limit "$LIMIT" --threads "$THREADS" --output "$OUT/report_lexical.json" >&2
@@ -127,6 +132,9 @@ summary = {
     "exact_match": {c: m(r, gen, c, "exact_match") for c in ("off", "on", "oracle", "deleted")},
     "lexical": {"answer_nll": {c: m(lex, ll, c, "answer_nll") for c in ("on", "deleted")},
                 "exact_match": {c: m(lex, gen, c, "exact_match") for c in ("on", "deleted")}},
+    "lexical_weight": json.load(open(f"{out}/report.json"))["settings"]["retrieval"]["lexical_weight"],
+    "all_items": {"n": json.load(open(f"{out}/report_all.json"))["tasks"][ll]["n_items"],
+                  "answer_nll": {c: m(json.load(open(f"{out}/report_all.json"))["tasks"], ll, c, "answer_nll") for c in ("off", "on", "deleted")}},
     "episodic_lexical_answer_nll": {c: m(ep, ll, c, "answer_nll") for c in ("off", "on")},
     "base_model_answer_nll_off": m(base, ll, "off", "answer_nll"),
     "knn_answer_nll": {k: v["value"] for k, v in r[ll]["conditions"]["off"].items() if k.startswith("knn_answer_nll")},
@@ -151,5 +159,8 @@ for c in ("off", "on", "oracle", "deleted"):
 for c in ("on", "deleted"):
     n, e = summary["lexical"]["answer_nll"][c], summary["lexical"]["exact_match"][c]
     print(f"{c + ' bm25':<10}{n:>12.3f}{e:>13.3f}", file=sys.stderr)
+a = summary["all_items"]["answer_nll"]
+print(f"all {summary['all_items']['n']} held-out items: answer NLL off {a['off']:.3f}, on {a['on']:.3f}, deleted {a['deleted']:.3f} "
+      f"({100 * (a['deleted'] / a['off'] - 1):+.1f}% over off)", file=sys.stderr)
 print(json.dumps(summary))
 EOF
