@@ -116,7 +116,9 @@ fi
 python3 - "$OUT" "$t0" "$t1" <<'EOF'
 import json, sys
 out, t0, t1 = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
-r = json.load(open(f"{out}/report.json"))["tasks"]
+report = json.load(open(f"{out}/report.json"))
+r, settings = report["tasks"], report["settings"]
+every = json.load(open(f"{out}/report_all.json"))["tasks"]
 ep = json.load(open(f"{out}/report_episodic.json"))["tasks"]
 lex = json.load(open(f"{out}/report_lexical.json"))["tasks"]
 base = json.load(open(f"{out}/report_base.json"))["tasks"]
@@ -132,9 +134,8 @@ summary = {
     "exact_match": {c: m(r, gen, c, "exact_match") for c in ("off", "on", "oracle", "deleted")},
     "lexical": {"answer_nll": {c: m(lex, ll, c, "answer_nll") for c in ("on", "deleted")},
                 "exact_match": {c: m(lex, gen, c, "exact_match") for c in ("on", "deleted")}},
-    "lexical_weight": json.load(open(f"{out}/report.json"))["settings"]["retrieval"]["lexical_weight"],
-    "all_items": {"n": json.load(open(f"{out}/report_all.json"))["tasks"][ll]["n_items"],
-                  "answer_nll": {c: m(json.load(open(f"{out}/report_all.json"))["tasks"], ll, c, "answer_nll") for c in ("off", "on", "deleted")}},
+    "lexical_weight": settings["retrieval"]["lexical_weight"],
+    "all_items": {"n": every[ll]["n_items"], "answer_nll": {c: m(every, ll, c, "answer_nll") for c in ("off", "on", "deleted")}},
     "episodic_lexical_answer_nll": {c: m(ep, ll, c, "answer_nll") for c in ("off", "on")},
     "base_model_answer_nll_off": m(base, ll, "off", "answer_nll"),
     "knn_answer_nll": {k: v["value"] for k, v in r[ll]["conditions"]["off"].items() if k.startswith("knn_answer_nll")},

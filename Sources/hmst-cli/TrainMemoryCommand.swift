@@ -52,7 +52,7 @@ struct TrainMemoryCommand: ParsableCommand {
     var retrievedBy = "lexical"
     @Option(name: .customLong("retrieved-lexical-weight"),
             help: "With --retrieved-by hybrid: the weight of the BM25 rank in the fusion (the dense rank's is 1); use what hmst eval retrieves with (--lexical-weight).")
-    var retrievedLexicalWeight: Float = 1
+    var retrievedLexicalWeight = CurriculumOptions().retrievedLexicalWeight
     @Flag(name: .customLong("copy-head"), help: "Train a copy head with the model: a pointer from the answer to the memory tokens, mixed with the LM's distribution by a learned gate.")
     var copyHead = false
     @Option(name: .customLong("copy-head-key-size"), help: "Query and key size of the copy head.") var copyHeadKeySize = 64
