@@ -97,6 +97,88 @@ final class Int8Tests: XCTestCase {
         }
     }
 
+    func testRowQuadLayout() {
+        XCTAssertEqual(hk_q8_packable(3, 64), 0)
+        XCTAssertEqual(hk_q8_packable(4, 32), 0)
+        XCTAssertEqual(hk_q8_packable(4, 64), 1)
+        var rng = RNG(seed: 12)
+        let levels = [0, 1, 2].filter { $0 <= hk_q8_level() }
+        // whole quads and 1-3 row-major rows after them; one run of 16 blocks, a partial run (18
+        // and 34 blocks), fewer than 16 (2 blocks)
+        for rows in [4, 5, 7, 8, 13] {
+            for cols in [64, 512, 576, 1088] {
+                let nb = cols / 32
+                let w = (0..<(rows * cols)).map { _ in rng.nextGaussian() }
+                let x = (0..<cols).map { _ in rng.nextGaussian() }
+                var q = [Int8](repeating: 0, count: w.count), s = [Float](repeating: 0, count: w.count / 32)
+                hk_q8_quantize(&q, &s, w, w.count)
+                var pq = [Int8](repeating: 0, count: q.count), ps = [Float](repeating: 0, count: s.count)
+                hk_q8_pack_rows4(&pq, &ps, q, s, rows, cols)
+                // the layout itself: row 1's first 64 values follow row 0's; row 1's first scale
+                // follows row 0's run of min(16, nb) scales; row 4 of 5 stays where it was
+                XCTAssertEqual(Array(pq[64..<128]), Array(q[cols..<(cols + 64)]), "rows \(rows) cols \(cols)")
+                XCTAssertEqual(ps[min(16, nb)], s[nb])
+                if rows % 4 != 0 {
+                    let r = rows - 1
+                    XCTAssertEqual(Array(pq[(r * cols)..<((r + 1) * cols)]), Array(q[(r * cols)..<((r + 1) * cols)]))
+                }
+                // (with 64 columns a quad's four chunks are its four rows: nothing moves)
+                XCTAssertEqual(pq == q, cols == 64, "rows \(rows) cols \(cols)")
+                var uq = [Int8](repeating: 0, count: q.count), us = [Float](repeating: 0, count: s.count)
+                hk_q8_unpack_rows4(&uq, &us, pq, ps, rows, cols)
+                XCTAssertTrue(uq == q && us == s, "rows \(rows) cols \(cols): unpacking does not restore the matrix")
+                // dequantized rows equal the row-major dequantization exactly
+                for (r0, r1) in [(0, rows), (1, rows - 1), (rows - 1, rows)] where r1 > r0 {
+                    var a = [Float](repeating: 0, count: (r1 - r0) * cols), b = a
+                    hk_q8_dequantize_rows4(&a, pq, ps, rows, cols, r0, r1)
+                    q.withUnsafeBufferPointer { qb in
+                        s.withUnsafeBufferPointer { sb in
+                            hk_q8_dequantize(&b, qb.baseAddress! + r0 * cols, sb.baseAddress! + r0 * nb, (r1 - r0) * cols)
+                        }
+                    }
+                    XCTAssertTrue(a == b, "rows \(r0)..<\(r1) of \(rows), cols \(cols): dequantized rows differ")
+                }
+                // the GEMV against the exact integer reference, at every level and on ranges that
+                // start inside a quad
+                var xq = [Int8](repeating: 0, count: cols), xs = [Float](repeating: 0, count: nb)
+                hk_q8_quantize(&xq, &xs, x, cols)
+                let act = UnsafeMutableRawPointer.allocate(byteCount: hk_q8_act_bytes(cols), alignment: 64)
+                defer { act.deallocate() }
+                hk_q8_quantize_act(act, x, cols)
+                var want = [Double](repeating: 0, count: rows)
+                for r in 0..<rows {
+                    for b in 0..<nb {
+                        var dot = 0
+                        for i in 0..<32 { dot += Int(q[r * cols + b * 32 + i]) * Int(xq[b * 32 + i]) }
+                        want[r] += Double(s[r * nb + b]) * Double(xs[b]) * Double(dot)
+                    }
+                }
+                // values 64-byte aligned (as Q8Tensor's: the four-row AVX-512 path) and not (row by row)
+                let aligned = UnsafeMutableRawPointer.allocate(byteCount: pq.count + 64, alignment: 64)
+                defer { aligned.deallocate() }
+                let pa = aligned.bindMemory(to: Int8.self, capacity: pq.count + 64)
+                pa.update(from: pq, count: pq.count)
+                for level in levels {
+                    hk_q8_set_max_level(Int32(level))
+                    for (r0, r1, offset) in [(0, rows, 0), (1, rows, 0), (2, rows - 1, 0), (4, rows, 0), (0, rows, 1)] where r1 > r0 {
+                        (pa + offset).update(from: pq, count: pq.count)
+                        var y = [Float](repeating: .nan, count: rows)
+                        hk_gemv_q8_rows4(&y, pa + offset, ps, act, rows, cols, r0, r1)
+                        for r in 0..<rows {
+                            if r < r0 || r >= r1 {
+                                XCTAssertTrue(y[r].isNaN, "level \(level): row \(r) outside \(r0)..<\(r1) written")
+                            } else {
+                                XCTAssertEqual(Double(y[r]), want[r], accuracy: 1e-5 * (1 + abs(want[r])),
+                                               "level \(level) rows \(rows) cols \(cols) row \(r) of \(r0)..<\(r1), offset \(offset)")
+                            }
+                        }
+                    }
+                }
+                hk_q8_set_max_level(-1)
+            }
+        }
+    }
+
     func testNonFiniteScans() {
         var x = [Float](repeating: 1, count: 3000)
         XCTAssertEqual(hk_find_nonfinite_f32(x, x.count), -1)
@@ -147,6 +229,13 @@ final class Int8Tests: XCTestCase {
         let w8 = w32.converted(to: .int8)
         XCTAssertEqual(w8.typeDescription, "int8")
         XCTAssertEqual(w8.layers[0].router.typeName, "f32")
+        // the decoder reorders the int8 matrices its GEMVs read whose width is a multiple of 64
+        // (q: 64 columns) and leaves the others row-major (w2: 96; the embedding, read by row)
+        let packed = Decoder(dims: c.dims, weights: w8).weights
+        if case .q8Rows4 = packed.layers[0].q.storage {} else { XCTFail("q is not in the row-quad layout") }
+        if case .q8 = packed.layers[0].experts[0].w2.storage {} else { XCTFail("w2 (96 columns) was reordered") }
+        if case .q8 = packed.embed.storage {} else { XCTFail("the embedding was reordered") }
+        if case .q8Rows4 = packed.lmHead.storage {} else { XCTFail("the untied LM head is not in the row-quad layout") }
         let tokens: [Int32] = [5, 17, 300, 2, 99, 42, 7, 256, 1, 130, 64, 8]
         let ref = try logits(w32, dims: c.dims, tokens: tokens)
         let got = try logits(w8, dims: c.dims, tokens: tokens)

@@ -169,6 +169,25 @@ void hk_q8_quantize_act(void *act, const float *x, size_t n);
 void hk_gemv_q8(float *y, const int8_t *w, const float *scales, const void *act, size_t cols, size_t row_begin,
                 size_t row_end);
 
+/* The row-quad layout: the same values and scales, reordered so that the decode GEMV reads one
+ * sequential stream. Rows go in groups of four; group g (rows 4g..4g+3) takes values
+ * [4g·cols, (4g+4)·cols) as, for each 64-column chunk k, row 0's chunk k, row 1's, row 2's, row
+ * 3's (256 bytes), and scales [4g·nb, (4g+4)·nb) (nb = cols / 32) as, for each run of up to 16
+ * blocks starting at block j (n = min(16, nb - j) blocks), row 0's n scales, row 1's, row 2's,
+ * row 3's. The last rows % 4 rows stay row-major where they are. For cols % 64 == 0 and rows >= 4. */
+int hk_q8_packable(size_t rows, size_t cols);
+/* Row-major (hk_q8_quantize's layout) -> row-quad, and back. Buffers do not overlap. */
+void hk_q8_pack_rows4(int8_t *pq, float *ps, const int8_t *q, const float *s, size_t rows, size_t cols);
+void hk_q8_unpack_rows4(int8_t *q, float *s, const int8_t *pq, const float *ps, size_t rows, size_t cols);
+/* Rows [row_begin, row_end) of a row-quad matrix as f32, row-major, into out[(end - begin) * cols]. */
+void hk_q8_dequantize_rows4(float *out, const int8_t *pq, const float *ps, size_t rows, size_t cols, size_t row_begin,
+                            size_t row_end);
+/* hk_gemv_q8 over a row-quad matrix of `rows` rows; the same integer block sums, summed in f32 in
+ * another order. Any [row_begin, row_end) works; begins that are multiples of 4 and values
+ * 64-byte aligned run fastest (AVX-512 VNNI, four rows at a time; otherwise row by row). */
+void hk_gemv_q8_rows4(float *y, const int8_t *pq, const float *ps, const void *act, size_t rows, size_t cols,
+                      size_t row_begin, size_t row_end);
+
 /* ---- NaN / Inf scans (q8_0.c) --------------------------------------------------------------- */
 
 /* Index of the first NaN or ±Inf in x[n], or (size_t)-1 when all are finite. */

@@ -264,6 +264,8 @@ struct GGUFImport {
             let out = AlignedBuffer<UInt16>(count: w.count, zeroed: false)
             for r in 0..<w.rows { (out.pointer + r * cols).update(from: p + src(r) * cols, count: cols) }
             return Weight(.bf16(UnsafePointer(out.pointer)), rows: w.rows, cols: cols, owner: out)
+        case .q8Rows4:
+            return unpermuteRows(Q8Tensor.rowMajor(w), heads: heads, Dh: Dh)
         case let .q8(q, s):
             let out = Q8Tensor(rows: w.rows, cols: cols)
             let nb = cols / 32

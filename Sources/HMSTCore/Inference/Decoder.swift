@@ -14,9 +14,11 @@ public final class Decoder: @unchecked Sendable {
     /// Session at full depth mixes its pointer over memory tokens into the logits it returns.
     public internal(set) var copyHead: CopyHead?
 
+    /// int8 matrices are reordered for the decode GEMV here (DecoderWeights.packedForDecode), so
+    /// `weights` may hold them as `.q8Rows4` copies.
     public init(dims: DecoderDims, weights: DecoderWeights) {
         self.dims = dims
-        self.weights = weights
+        self.weights = weights.packedForDecode()
     }
 
     /// Which rows of logits a forward call computes.

@@ -41,6 +41,13 @@ func linearForward(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, T:
             hk_q8_dequantize(scratch + r.lowerBound * cols, q + r.lowerBound * cols, sc + r.lowerBound * nb, r.count * cols)
         }
         wf = UnsafePointer(scratch)
+    case let .q8Rows4(q, sc):
+        let chunks = splitRange(rows, parts: threads * 2)
+        parallelFor(chunks.count, threads: threads) { c in
+            let r = chunks[c]
+            hk_q8_dequantize_rows4(scratch + r.lowerBound * cols, q, sc, rows, cols, r.lowerBound, r.upperBound)
+        }
+        wf = UnsafePointer(scratch)
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(rows), Int32(cols),
                 1, x, Int32(cols), wf, Int32(cols), 0, out, Int32(rows))
@@ -86,7 +93,7 @@ func gemvParallel(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, w: 
             let r0 = t * rowsPerTask
             gemv(out, p, x, cols, r0, min(rows, r0 + rowsPerTask))
         }
-    case .q8: return  // handled above
+    case .q8, .q8Rows4: return  // handled above
     }
     parallelFor(nTasks, threads: gemvThreads(bytes: w.count * w.bytesPerElement, threads), body)
 }
@@ -110,7 +117,8 @@ func gemvBatch(_ jobs: [GEMVJob], threads: Int) {
     var tasks: [(job: Int32, r0: Int32, r1: Int32)] = []
     tasks.reserveCapacity(64)
     for (j, job) in jobs.enumerated() {
-        let rowsPerTask = max(1, (1 << 16) / max(1, job.w.cols * job.w.bytesPerElement))
+        var rowsPerTask = max(1, (1 << 16) / max(1, job.w.cols * job.w.bytesPerElement))
+        if case .q8Rows4 = job.w.storage { rowsPerTask = (rowsPerTask + 3) & ~3 }   // whole quads
         var r = 0
         while r < job.w.rows {
             tasks.append((Int32(j), Int32(r), Int32(min(job.w.rows, r + rowsPerTask))))
@@ -146,6 +154,8 @@ func gemvBatch(_ jobs: [GEMVJob], threads: Int) {
                     case let .bf16(p): gemvBF16(job.out, p, job.x, job.w.cols, Int(task.r0), Int(task.r1))
                     case let .q8(q, sc):
                         hk_gemv_q8(job.out, q, sc, base + offs[j], job.w.cols, Int(task.r0), Int(task.r1))
+                    case let .q8Rows4(q, sc):
+                        hk_gemv_q8_rows4(job.out, q, sc, base + offs[j], job.w.rows, job.w.cols, Int(task.r0), Int(task.r1))
                     }
                 }
             }

@@ -64,6 +64,12 @@ public enum SafeTensorsWriter {
         case let .q8(q, sc):
             // whole blocks: from and count are multiples of 32 for the writer's chunks
             hk_q8_dequantize(out, q + from, sc + from / 32, count)
+        case .q8Rows4:
+            // the rows the range touches, then the range's part of them
+            let r0 = from / w.cols, r1 = (from + count + w.cols - 1) / w.cols
+            let rows = FloatBuffer(count: (r1 - r0) * w.cols, zeroed: false)
+            w.copyRows(r0, r1, to: rows.pointer)
+            out.update(from: rows.pointer + (from - r0 * w.cols), count: count)
         }
     }
 

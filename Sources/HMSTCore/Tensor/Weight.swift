@@ -1,5 +1,6 @@
 // Weight: a read-only weight matrix as the forward pass sees it: f32, bf16 or int8 (Q8_0 blocks
-// of 32 values along a row, one f32 scale each: see Quant/Q8Tensor.swift) storage, row-major
+// of 32 values along a row, one f32 scale each: see Quant/Q8Tensor.swift; in memory, int8 matrices
+// a decoder multiplies are reordered four rows at a time for the GEMV) storage, row-major
 // [rows, cols] with rows = outputs (the HF/PyTorch Linear layout), living in a checkpoint map or
 // in memory the model owns. `owner` keeps that storage alive for as long as the Weight exists.
 import CKernels
@@ -9,6 +10,10 @@ public enum WeightStorage: @unchecked Sendable {
     case bf16(UnsafePointer<UInt16>)
     /// values [rows, cols] in [-127, 127], scales [rows, cols / 32]; cols % 32 == 0
     case q8(UnsafePointer<Int8>, scales: UnsafePointer<Float>)
+    /// the same values and scales in the row-quad layout (hk_q8_pack_rows4 in hmst_kernels.h:
+    /// four rows interleaved in 64-byte chunks), which the decode GEMV reads as one stream; made
+    /// by Q8Tensor.packedRows4 when a Decoder is built, never stored in a file
+    case q8Rows4(UnsafePointer<Int8>, scales: UnsafePointer<Float>)
 }
 
 public struct Weight: @unchecked Sendable {
@@ -30,11 +35,16 @@ public struct Weight: @unchecked Sendable {
         switch storage {
         case .f32: return 4
         case .bf16: return 2
-        case .q8: return 1
+        case .q8, .q8Rows4: return 1
         }
     }
 
-    public var isQ8: Bool { if case .q8 = storage { return true }; return false }
+    public var isQ8: Bool {
+        switch storage {
+        case .q8, .q8Rows4: return true
+        case .f32, .bf16: return false
+        }
+    }
     public var isBF16: Bool { if case .bf16 = storage { return true }; return false }
 
     /// "f32", "bf16" or "int8"
@@ -42,7 +52,7 @@ public struct Weight: @unchecked Sendable {
         switch storage {
         case .f32: return "f32"
         case .bf16: return "bf16"
-        case .q8: return "int8"
+        case .q8, .q8Rows4: return "int8"
         }
     }
 
@@ -52,6 +62,7 @@ public struct Weight: @unchecked Sendable {
         case let .f32(p): out.update(from: p + r * cols, count: cols)
         case let .bf16(p): hk_bf16_to_f32(out, p + r * cols, cols)
         case let .q8(q, s): hk_q8_dequantize(out, q + r * cols, s + r * (cols / 32), cols)
+        case let .q8Rows4(q, s): hk_q8_dequantize_rows4(out, q, s, rows, cols, r, r + 1)
         }
     }
 
@@ -61,6 +72,7 @@ public struct Weight: @unchecked Sendable {
         case let .f32(p): out.update(from: p + r0 * cols, count: (r1 - r0) * cols)
         case let .bf16(p): hk_bf16_to_f32(out, p + r0 * cols, (r1 - r0) * cols)
         case let .q8(q, s): hk_q8_dequantize(out, q + r0 * cols, s + r0 * (cols / 32), (r1 - r0) * cols)
+        case let .q8Rows4(q, s): hk_q8_dequantize_rows4(out, q, s, rows, cols, r0, r1)
         }
     }
 }
