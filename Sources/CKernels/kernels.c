@@ -210,3 +210,19 @@ void hk_gemv_f32(float *y, const float *w, const float *x, size_t cols, size_t r
 #endif
     gemv_f32_portable(y, w, x, cols, r0, r1);
 }
+
+/* ---- decode GEMV tasks --------------------------------------------------------------------- */
+
+void hk_gemv_task_run(void *tasks, int64_t i) {
+    const hk_gemv_task *t = (const hk_gemv_task *)tasks + i;
+    switch (t->kind) {
+    case HK_GEMV_F32: hk_gemv_f32(t->y, (const float *)t->w, t->x, t->cols, t->r0, t->r1); break;
+    case HK_GEMV_BF16: hk_gemv_bf16(t->y, (const uint16_t *)t->w, t->x, t->cols, t->r0, t->r1); break;
+    case HK_GEMV_BF16_DOT: hk_gemv_bf16_dot(t->y, (const uint16_t *)t->w, t->x, t->cols, t->r0, t->r1); break;
+    case HK_GEMV_Q8: hk_gemv_q8(t->y, (const int8_t *)t->w, t->scales, t->act, t->cols, t->r0, t->r1); break;
+    case HK_GEMV_Q8_ROWS4:
+        hk_gemv_q8_rows4(t->y, (const int8_t *)t->w, t->scales, t->act, t->rows, t->cols, t->r0, t->r1);
+        break;
+    default: break;
+    }
+}

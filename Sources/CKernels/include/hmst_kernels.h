@@ -188,6 +188,33 @@ void hk_q8_dequantize_rows4(float *out, const int8_t *pq, const float *ps, size_
 void hk_gemv_q8_rows4(float *y, const int8_t *pq, const float *ps, const void *act, size_t rows, size_t cols,
                       size_t row_begin, size_t row_end);
 
+/* ---- decode GEMV tasks (kernels.c) ---------------------------------------------------------- */
+
+/* One task of a decode GEMV batch: y[r] = W[r, :] · x for r in [r0, r1), W of the given kind.
+ * Plain data, so a batch runs on hmst's pool with a C callback and no Swift reference counting
+ * per task (tasks are a few microseconds each; two threads touching one reference count cost
+ * about 2% of a decode step). */
+enum {
+    HK_GEMV_F32 = 0,        /* w: float */
+    HK_GEMV_BF16 = 1,       /* w: uint16_t, widened to f32 (hk_gemv_bf16) */
+    HK_GEMV_BF16_DOT = 2,   /* w: uint16_t, bf16 dot products (hk_gemv_bf16_dot) */
+    HK_GEMV_Q8 = 3,         /* w: int8_t row-major with scales; act: hk_q8_quantize_act of x */
+    HK_GEMV_Q8_ROWS4 = 4,   /* w: int8_t row-quad with scales; act as above */
+};
+
+typedef struct {
+    float *y;
+    const void *w;
+    const float *scales;
+    const float *x;
+    const void *act;
+    int64_t kind;
+    size_t rows, cols, r0, r1;
+} hk_gemv_task;
+
+/* Runs ((const hk_gemv_task *)tasks)[i]; the signature of a pool task (chmst_task_fn). */
+void hk_gemv_task_run(void *tasks, int64_t i);
+
 /* ---- NaN / Inf scans (q8_0.c) --------------------------------------------------------------- */
 
 /* Index of the first NaN or ±Inf in x[n], or (size_t)-1 when all are finite. */

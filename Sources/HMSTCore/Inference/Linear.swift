@@ -72,30 +72,7 @@ private func bf16GEMM(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>,
 
 /// y[W.rows] = W · x[W.cols], rows split over the pool.
 func gemvParallel(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, w: Weight, threads: Int) {
-    if w.isQ8 {
-        gemvBatch([GEMVJob(out: out, x: x, w: w)], threads: threads)
-        return
-    }
-    let rows = w.rows, cols = w.cols
-    // about 64 KiB of weights per task keeps tasks cheap to hand out yet balanced
-    let rowsPerTask = max(1, (1 << 16) / max(1, cols * w.bytesPerElement))
-    let nTasks = (rows + rowsPerTask - 1) / rowsPerTask
-    let body: (Int) -> Void
-    switch w.storage {
-    case let .f32(p):
-        body = { t in
-            let r0 = t * rowsPerTask
-            hk_gemv_f32(out, p, x, cols, r0, min(rows, r0 + rowsPerTask))
-        }
-    case let .bf16(p):
-        let gemv = ComputeRates.bf16WeightComputeNow == .bf16 ? hk_gemv_bf16_dot : hk_gemv_bf16
-        body = { t in
-            let r0 = t * rowsPerTask
-            gemv(out, p, x, cols, r0, min(rows, r0 + rowsPerTask))
-        }
-    case .q8, .q8Rows4: return  // handled above
-    }
-    parallelFor(nTasks, threads: gemvThreads(bytes: w.count * w.bytesPerElement, threads), body)
+    gemvBatch([GEMVJob(out: out, x: x, w: w)], threads: threads)
 }
 
 /// Threads worth waking for a GEMV reading `bytes` of weights: a worker's wake-up costs about
@@ -114,17 +91,6 @@ struct GEMVJob {
 /// Several independent GEMVs as one parallel job (decode: q/k/v together, the chosen experts'
 /// w1/w3 together), so the pool synchronises once instead of once per matrix.
 func gemvBatch(_ jobs: [GEMVJob], threads: Int) {
-    var tasks: [(job: Int32, r0: Int32, r1: Int32)] = []
-    tasks.reserveCapacity(64)
-    for (j, job) in jobs.enumerated() {
-        var rowsPerTask = max(1, (1 << 16) / max(1, job.w.cols * job.w.bytesPerElement))
-        if case .q8Rows4 = job.w.storage { rowsPerTask = (rowsPerTask + 3) & ~3 }   // whole quads
-        var r = 0
-        while r < job.w.rows {
-            tasks.append((Int32(j), Int32(r), Int32(min(job.w.rows, r + rowsPerTask))))
-            r += rowsPerTask
-        }
-    }
     let bytes = jobs.reduce(0) { $0 + $1.w.count * $1.w.bytesPerElement }
     // int8 jobs: each distinct input vector quantized once, into one 64-byte aligned scratch
     var actOffset = [Int](repeating: 0, count: jobs.count)
@@ -139,26 +105,35 @@ func gemvBatch(_ jobs: [GEMVJob], threads: Int) {
         inputs.append((job.x, job.w.cols, actBytes))
         actBytes += (hk_q8_act_bytes(job.w.cols) + 63) & ~63
     }
-    let gemvBF16 = ComputeRates.bf16WeightComputeNow == .bf16 ? hk_gemv_bf16_dot : hk_gemv_bf16
+    let bf16Kind = Int64(ComputeRates.bf16WeightComputeNow == .bf16 ? HK_GEMV_BF16_DOT : HK_GEMV_BF16)
     withUnsafeTemporaryAllocation(byteCount: max(64, actBytes), alignment: 64) { act in
         let base = act.baseAddress!
         for input in inputs { hk_q8_quantize_act(base + input.offset, input.x, input.cols) }
-        tasks.withUnsafeBufferPointer { t in
-            actOffset.withUnsafeBufferPointer { offs in
-                parallelFor(t.count, threads: gemvThreads(bytes: bytes, threads)) { i in
-                    let task = t[i]
-                    let j = Int(task.job)
-                    let job = jobs[j]
-                    switch job.w.storage {
-                    case let .f32(p): hk_gemv_f32(job.out, p, job.x, job.w.cols, Int(task.r0), Int(task.r1))
-                    case let .bf16(p): gemvBF16(job.out, p, job.x, job.w.cols, Int(task.r0), Int(task.r1))
-                    case let .q8(q, sc):
-                        hk_gemv_q8(job.out, q, sc, base + offs[j], job.w.cols, Int(task.r0), Int(task.r1))
-                    case let .q8Rows4(q, sc):
-                        hk_gemv_q8_rows4(job.out, q, sc, base + offs[j], job.w.rows, job.w.cols, Int(task.r0), Int(task.r1))
-                    }
-                }
+        // the tasks as plain C structs (hk_gemv_task), about 64 KiB of weights each
+        var tasks: [hk_gemv_task] = []
+        tasks.reserveCapacity(64)
+        for (j, job) in jobs.enumerated() {
+            let w = job.w
+            let kind: Int64, weights: UnsafeRawPointer, scales: UnsafePointer<Float>?
+            switch w.storage {
+            case let .f32(p): (kind, weights, scales) = (Int64(HK_GEMV_F32), UnsafeRawPointer(p), nil)
+            case let .bf16(p): (kind, weights, scales) = (bf16Kind, UnsafeRawPointer(p), nil)
+            case let .q8(q, s): (kind, weights, scales) = (Int64(HK_GEMV_Q8), UnsafeRawPointer(q), s)
+            case let .q8Rows4(q, s): (kind, weights, scales) = (Int64(HK_GEMV_Q8_ROWS4), UnsafeRawPointer(q), s)
             }
+            var rowsPerTask = max(1, (1 << 16) / max(1, w.cols * w.bytesPerElement))
+            if kind == Int64(HK_GEMV_Q8_ROWS4) { rowsPerTask = (rowsPerTask + 3) & ~3 }   // whole quads
+            let jobAct = w.isQ8 ? UnsafeRawPointer(base + actOffset[j]) : nil
+            var r = 0
+            while r < w.rows {
+                tasks.append(hk_gemv_task(y: job.out, w: weights, scales: scales, x: job.x, act: jobAct, kind: kind,
+                                          rows: w.rows, cols: w.cols, r0: r, r1: min(w.rows, r + rowsPerTask)))
+                r += rowsPerTask
+            }
+        }
+        tasks.withUnsafeMutableBufferPointer { t in
+            parallelFor(t.count, threads: gemvThreads(bytes: bytes, threads), task: hk_gemv_task_run,
+                        context: UnsafeMutableRawPointer(t.baseAddress!))
         }
     }
 }

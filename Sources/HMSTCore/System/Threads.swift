@@ -72,6 +72,18 @@ public func parallelFor(_ n: Int, threads: Int = Threads.count, _ body: (Int) ->
     }
 }
 
+/// parallelFor with a C task function: fn(ctx, i) for every i in 0..<n. For hot loops of short
+/// tasks over plain data (the decode GEMVs): no Swift closure is called, so no reference count
+/// is touched per task.
+func parallelFor(_ n: Int, threads: Int, task fn: chmst_task_fn, context ctx: UnsafeMutableRawPointer) {
+    if n <= 0 { return }
+    if n == 1 || threads <= 1 {
+        for i in 0..<n { fn(ctx, Int64(i)) }
+        return
+    }
+    chmst_pool_run(Int64(n), Int32(min(threads, Threads.maxThreads)), fn, ctx)
+}
+
 /// Splits 0..<count into at most `parts` contiguous ranges of near-equal size.
 public func splitRange(_ count: Int, parts: Int) -> [Range<Int>] {
     let p = max(1, min(parts, count))
