@@ -125,11 +125,9 @@ public final class MetaController: EngineController, @unchecked Sendable {
                 tensors.append(RawTensor(name: name, dtype: .f32, shape: [n], bytes: UnsafeRawBufferPointer(start: b.pointer, count: n * 4), owner: b))
             }
         }
-        try SafeTensorsWriter.writeRaw(path: d + "/" + MetaController.weightsName, tensors: tensors)
-        let w = JSONWriter()
-        w.object {
-            w.field("format", MetaController.formatName)
-            w.field("version", MetaController.formatVersion)
+        try HeadFiles.save(dir: d, weightsName: MetaController.weightsName, tensors: tensors, configName: MetaController.configName,
+                           format: MetaController.formatName, version: MetaController.formatVersion, hash: hash,
+                           training: trainingSummary) { w in
             w.field("features", StateSummary.featureNames)
             w.field("heads", EngineDecisions.names)
             w.field("action_heads", .array(network.actionHeads.map { .number(Double($0)) }))
@@ -141,10 +139,7 @@ public final class MetaController: EngineController, @unchecked Sendable {
             w.field("projection_seed", String(projectionSeed))
             w.field("parameters", P)
             w.field("observation_scaling", scaling != nil)
-            w.field("hash", hash)
-            w.field("training", trainingSummary)
         }
-        try FileIO.writeAtomically(d + "/" + MetaController.configName, text: w.output + "\n")
     }
 
     /// The controller stored in a checkpoint directory for this model, or nil when it has none.
@@ -153,17 +148,15 @@ public final class MetaController: EngineController, @unchecked Sendable {
     /// features than this hmst computes (an older hmst's): the checkpoint still loads, without it.
     public static func load(checkpoint dir: String, model: LanguageModel) throws -> MetaController? {
         let d = dir + "/" + directoryName
-        let jsonPath = d + "/" + configName
-        guard FileIO.exists(jsonPath) else { return nil }
-        let j = try JSONValue.parse(bytes: try FileIO.readAll(jsonPath))
-        guard j["format"]?.string == formatName, let version = j["version"]?.int,
-              let features = j["features"]?.array?.compactMap({ $0.string }), let hiddenJ = j["hidden"]?.array,
+        let required = ["features", "hidden", "model_hidden_size", "model_layers", "model_vocab_size", "exit_layer", "projection_seed", "parameters"]
+        guard let (j, jsonPath, hash) = try HeadFiles.description(dir: d, configName: configName, format: formatName, version: formatVersion,
+                                                                  required: required, what: "a controller description") else { return nil }
+        guard let version = j["version"]?.int, let features = j["features"]?.array?.compactMap({ $0.string }), let hiddenJ = j["hidden"]?.array,
               let C = j["model_hidden_size"]?.int, let L = j["model_layers"]?.int, let V = j["model_vocab_size"]?.int,
               let exit = j["exit_layer"]?.int, let seedS = j["projection_seed"]?.string, let seed = UInt64(seedS),
-              let P = j["parameters"]?.int, let hash = j["hash"]?.string else {
-            throw HMSTError.badFormat("\(jsonPath): not a controller description (format, version, features, hidden, model sizes, exit_layer, projection_seed, parameters, hash)")
+              let P = j["parameters"]?.int else {
+            throw HMSTError.badFormat("\(jsonPath): features and hidden must be arrays, projection_seed a decimal string, the sizes integers")
         }
-        guard version <= formatVersion else { throw HMSTError.unsupported("\(jsonPath): version \(version) is newer than this hmst reads") }
         let shape = shape(of: model)
         guard [C, L, V] == shape else {
             throw HMSTError.invalidArgument("\(jsonPath): the controller was trained for a model of hidden size \(C), \(L) layers, vocabulary \(V); this model has \(shape[0]), \(shape[1]), \(shape[2])")
@@ -183,9 +176,7 @@ public final class MetaController: EngineController, @unchecked Sendable {
         }
         let net = try ActorCritic(observationSize: StateSummary.size, actionHeads: heads, hidden: hidden, seed: 0)
         guard net.parameterCount == P else { throw HMSTError.badFormat("\(jsonPath): \(P) parameters, but the hidden sizes give \(net.parameterCount)") }
-        let weightsPath = d + "/" + weightsName
-        guard FileIO.exists(weightsPath) else { throw HMSTError.notFound("\(weightsPath): missing (named by \(jsonPath))") }
-        let file = try SafeTensorsFile(path: weightsPath)
+        let (file, weightsPath) = try HeadFiles.weights(dir: d, weightsName: weightsName, describedBy: jsonPath)
         try file.copy("params", dtype: .f32, count: P, to: UnsafeMutableRawPointer(net.params.p))
         for i in 0..<P where !net.params.p[i].isFinite { throw HMSTError.badFormat("\(weightsPath): parameter \(i) is not finite") }
         var scaling: ObservationScaling? = nil

@@ -174,20 +174,21 @@ public final class Critic: @unchecked Sendable {
             tensors.append(RawTensor(name: name, dtype: .f32, shape: [values.count],
                                      bytes: UnsafeRawBufferPointer(start: b.pointer, count: values.count * 4), owner: b))
         }
-        try SafeTensorsWriter.writeRaw(path: cdir + "/" + Critic.weightsName, tensors: tensors)
-        try FileIO.writeAtomically(cdir + "/" + Critic.configName, text: configJSON().serialized + "\n")
+        try HeadFiles.save(dir: cdir, weightsName: Critic.weightsName, tensors: tensors, configName: Critic.configName,
+                           format: Critic.formatName, version: Critic.formatVersion, hash: hash, training: training) { w in
+            for (name, value) in descriptionFields() { w.field(name, value) }
+        }
     }
 
-    func configJSON() -> JSONValue {
+    /// The description's own fields, between version and hash.
+    func descriptionFields() -> [(String, JSONValue)] {
         var cal: [(String, JSONValue)] = [("kind", .string(calibration.kind))]
         switch calibration {
         case let .temperature(t): cal.append(("temperature", .number(t)))
         case let .platt(a, b): cal += [("a", .number(a)), ("b", .number(b))]
         case .none: break
         }
-        return .object([
-            ("format", .string(Critic.formatName)),
-            ("version", .number(Double(Critic.formatVersion))),
+        return [
             ("feature_names", .array(featureNames.map(JSONValue.string))),
             ("model", .object([("hidden_size", .number(Double(fingerprint.hiddenSize))),
                                ("vocab_size", .number(Double(fingerprint.vocabSize))),
@@ -198,9 +199,7 @@ public final class Critic: @unchecked Sendable {
                                   ("max_tokens", .number(Double(settings.maxTokens))),
                                   ("stop_strings", .array(settings.stopStrings.map(JSONValue.string)))])),
             ("calibration", .object(cal)),
-            ("hash", .string(hash)),
-            ("training", training),
-        ])
+        ]
     }
 
     /// Whether a checkpoint directory holds a critic (critic/config.json).
@@ -258,9 +257,7 @@ public final class Critic: @unchecked Sendable {
         default: throw bad("unknown calibration kind \"\(kind)\" (expected platt, temperature or none)")
         }
         guard let hash = j["hash"]?.string else { throw bad("missing \"hash\" of the weights") }
-        let weightsPath = cdir + "/" + weightsName
-        guard FileIO.exists(weightsPath) else { throw HMSTError.notFound("\(weightsPath): missing (named by \(jsonPath))") }
-        let file = try SafeTensorsFile(path: weightsPath)
+        let (file, weightsPath) = try HeadFiles.weights(dir: cdir, weightsName: weightsName, describedBy: jsonPath)
         let F = CriticFeatures.names.count
         func read(_ name: String, _ count: Int) throws -> [Float] {
             var v = [Float](repeating: 0, count: count)

@@ -1,5 +1,5 @@
 // HeadFiles: how a trained head is stored beside a checkpoint's weights (the exit head, the copy
-// head, the episodic soft tokens, the retrieval projection): a JSON description (format, version,
+// head, the episodic soft tokens, the retrieval projection, the meta-controller, the critic): a JSON description (format, version,
 // sizes, the weights' hash) and a safetensors file it names. Reading one checks the same things
 // for every head; a head that is a ParameterSet also writes and reads its tensors here.
 
@@ -30,10 +30,10 @@ enum HeadFiles {
 
 extension HeadFiles {
     /// Writes the weights dir/weightsName, then the description dir/configName naming their hash,
-    /// each atomically. The description's fields, in order: format, version, what `fields` writes,
-    /// hash, training.
+    /// each atomically (a crash between the two is caught at load by the hash). The description's
+    /// fields, in order: format, version, what `fields` writes, hash, training (when given).
     static func save(dir: String, weightsName: String, tensors: [RawTensor], configName: String, format: String, version: Int,
-                     hash: String, training: JSONValue, fields: (JSONWriter) -> Void) throws {
+                     hash: String, training: JSONValue?, fields: (JSONWriter) -> Void) throws {
         try SafeTensorsWriter.writeRaw(path: dir + "/" + weightsName, tensors: tensors)
         let w = JSONWriter()
         w.object {
@@ -41,7 +41,7 @@ extension HeadFiles {
             w.field("version", version)
             fields(w)
             w.field("hash", hash)
-            w.field("training", training)
+            if let training { w.field("training", training) }
         }
         try FileIO.writeAtomically(dir + "/" + configName, text: w.output + "\n")
     }

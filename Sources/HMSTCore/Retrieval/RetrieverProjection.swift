@@ -93,16 +93,14 @@ public final class RetrieverProjection: @unchecked Sendable {
             RawTensor(name: "query.weight", dtype: .f32, shape: [inputSize, D], bytes: UnsafeRawBufferPointer(start: q.pointer, count: n * 4), owner: q),
             RawTensor(name: "document.weight", dtype: .f32, shape: [inputSize, D], bytes: UnsafeRawBufferPointer(start: d.pointer, count: n * 4), owner: d),
         ]
-        try SafeTensorsWriter.writeRaw(path: dir + "/" + RetrieverProjection.weightsName, tensors: tensors)
-        let w = JSONWriter()
-        w.object {
-            w.field("format", RetrieverProjection.formatName)
-            if pooling == .hidden {
-                // version 1, as the first format wrote it
-                w.field("version", 1)
+        // version 1, as the first format wrote it, for the pooling it knew
+        let v1 = pooling == .hidden
+        try HeadFiles.save(dir: dir, weightsName: RetrieverProjection.weightsName, tensors: tensors, configName: RetrieverProjection.configName,
+                           format: RetrieverProjection.formatName, version: v1 ? 1 : RetrieverProjection.formatVersion, hash: hash,
+                           training: nil) { w in
+            if v1 {
                 w.field("pooling", "mean of final-norm hidden states, unit length")
             } else {
-                w.field("version", RetrieverProjection.formatVersion)
                 w.field("pooling", pooling.rawValue)
                 w.field("input_size", inputSize)
             }
@@ -110,9 +108,7 @@ public final class RetrieverProjection: @unchecked Sendable {
             w.field("dim", D)
             w.field("temperature", Double(temperature))
             w.field("steps", steps)
-            w.field("hash", hash)
         }
-        try FileIO.writeAtomically(dir + "/" + RetrieverProjection.configName, text: w.output + "\n")
     }
 
     /// The projection stored in a checkpoint directory, or nil when it has no retriever.json.
