@@ -34,6 +34,9 @@ func linearForward(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, T:
         }
         wf = UnsafePointer(scratch)
     case let .q8(q, sc):
+        if ComputeRates.bf16WeightComputeNow == .bf16, int8AsBF16GEMM(out: out, x: x, T: T, w: w, scratch: scratch, threads: threads) {
+            return
+        }
         let chunks = splitRange(rows, parts: threads * 2)
         let nb = cols / 32
         parallelFor(chunks.count, threads: threads) { c in
@@ -42,6 +45,9 @@ func linearForward(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, T:
         }
         wf = UnsafePointer(scratch)
     case let .q8Rows4(q, sc):
+        if ComputeRates.bf16WeightComputeNow == .bf16, int8AsBF16GEMM(out: out, x: x, T: T, w: w, scratch: scratch, threads: threads) {
+            return
+        }
         let chunks = splitRange(rows, parts: threads * 2)
         parallelFor(chunks.count, threads: threads) { c in
             let r = chunks[c]
@@ -51,6 +57,29 @@ func linearForward(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, T:
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(rows), Int32(cols),
                 1, x, Int32(cols), wf, Int32(cols), 0, out, Int32(rows))
+}
+
+/// Prefill with int8 weights on a CPU that multiplies bf16 weights in bf16 (Zen 4 and 5): the
+/// weights dequantized to bf16 (exact for the int8 values; the block scale rounds to 8 bits)
+/// into the first half of `scratch`, then the bf16 GEMM. llama.cpp's q8_0 prompt path rounds its
+/// activations to 8 bits instead. False when the GEMM could not run (the caller widens to f32).
+private func int8AsBF16GEMM(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, T: Int, w: Weight,
+                            scratch: UnsafeMutablePointer<Float>, threads: Int) -> Bool {
+    let rows = w.rows, cols = w.cols, nb = cols / 32
+    return scratch.withMemoryRebound(to: UInt16.self, capacity: rows * cols) { wb in
+        let chunks = splitRange(rows, parts: threads * 2)
+        parallelFor(chunks.count, threads: threads) { c in
+            let r = chunks[c]
+            switch w.storage {
+            case let .q8(q, sc):
+                hk_q8_dequantize_bf16(wb + r.lowerBound * cols, q + r.lowerBound * cols, sc + r.lowerBound * nb, r.count * cols)
+            case let .q8Rows4(q, sc):
+                hk_q8_dequantize_rows4_bf16(wb + r.lowerBound * cols, q, sc, rows, cols, r.lowerBound, r.upperBound)
+            case .f32, .bf16: break
+            }
+        }
+        return bf16GEMM(out: out, x: x, T: T, w: UnsafePointer(wb), rows: rows, cols: cols, threads: threads)
+    }
 }
 
 /// out[T, rows] = x[T, cols] · Wᵀ in bf16 with f32 sums, W's rows split over the pool in
