@@ -15,6 +15,12 @@
  *   HMST_BLAS_CORETYPE=NAME   use that OpenBLAS family (e.g. Haswell) if the CPU can run it.
  * The switch uses only OpenBLAS's exported gotoblas_dynamic_quit/_init, found with dlsym in
  * the very library that serves cblas_sgemm, so a BLAS without them is reported, not touched.
+ *
+ * The same constructor shortens how long OpenBLAS's idle worker threads spin (sched_yield in a
+ * loop) after a threaded call before they sleep: 2^28 cycles by default, which measured 25-30 ms
+ * of a core taken from hmst's own decode threads after every prompt (1.5x slower decode of a
+ * small model for those milliseconds, Zen 5). hmst asks for 2^HMST_BLAS_THREAD_TIMEOUT (about
+ * 0.3 ms), unless OPENBLAS_THREAD_TIMEOUT or GOTO_THREAD_TIMEOUT is set: OpenBLAS's own knob wins.
  */
 #define _GNU_SOURCE
 #include "chmst_blas.h"
@@ -124,6 +130,47 @@ static int switch_core(const char *name, char *why, size_t cap) {
     return 0;
 }
 
+#define HMST_BLAS_THREAD_TIMEOUT 20
+
+/* OpenBLAS reads OPENBLAS_THREAD_TIMEOUT once (openblas_read_env, at load) and applies it when it
+ * starts its workers. Re-read the environment with the variable added (the rest as it is), then
+ * stop the workers: OpenBLAS starts them again, with the short timeout, on its next threaded call. */
+static void shorten_thread_timeout(struct chmst_blas_state *s) {
+    Dl_info info;
+    if (openblas_get_corename == NULL || dladdr((void *)openblas_get_corename, &info) == 0 || info.dli_fname == NULL) return;
+    void *lib = dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD);
+    if (lib == NULL) return;
+    void (*read_env)(void) = (void (*)(void))dlsym(lib, "openblas_read_env");
+    int (*timeout)(void) = (int (*)(void))dlsym(lib, "openblas_thread_timeout");
+    void (*stop_workers)(void) = (void (*)(void))dlsym(lib, "blas_thread_shutdown_");
+    if (timeout != NULL) s->thread_timeout = timeout();
+    if (read_env != NULL && timeout != NULL && stop_workers != NULL && getenv("OPENBLAS_THREAD_TIMEOUT") == NULL &&
+        getenv("GOTO_THREAD_TIMEOUT") == NULL) {
+        size_t n = 0;
+        while (environ[n] != NULL) n++;
+        char **env = malloc((n + 2) * sizeof *env);
+        if (env != NULL) {
+            char entry[48];
+            snprintf(entry, sizeof entry, "OPENBLAS_THREAD_TIMEOUT=%d", HMST_BLAS_THREAD_TIMEOUT);
+            memcpy(env, environ, n * sizeof *env);
+            env[n] = entry;
+            env[n + 1] = NULL;
+            char **saved = environ;   /* (not setenv: see switch_core) */
+            environ = env;
+            read_env();
+            environ = saved;
+            free(env);
+            if (timeout() == HMST_BLAS_THREAD_TIMEOUT) {
+                stop_workers();
+                s->thread_timeout = HMST_BLAS_THREAD_TIMEOUT;
+                s->thread_timeout_set = 1;
+            }
+        }
+    }
+    if (s->thread_timeout == 0) s->thread_timeout = 28;   /* OpenBLAS's default when unset */
+    dlclose(lib);
+}
+
 static void run_check(void) {
     struct chmst_blas_state *s = &state;
     chmst_copy_string(s->core_at_load, sizeof s->core_at_load, current_core());
@@ -180,6 +227,7 @@ static void run_check(void) {
                  "OpenBLAS runs %s kernels, below this CPU's instruction set (%s is available), because "
                  "HMST_BLAS_CORETYPE=keep; GEMMs run several times slower than they could",
                  s->core, s->best_core);
+    shorten_thread_timeout(s);
     int log_level = s->below_capability || s->action == CHMST_BLAS_FAILED ? HMST_LOG_WARN : HMST_LOG_INFO;
     if (s->message[0] != '\0' && log_level >= chmst_log_get_level()) chmst_log_emit(log_level, s->message);
 }

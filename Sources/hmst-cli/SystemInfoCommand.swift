@@ -29,6 +29,9 @@ struct SystemInfoCommand: ParsableCommand {
                 : b.action == .switched ? "switched from \(b.coreAtLoad) at load" : "matches this CPU"
             print("openblas: \(s.blasCore), \(state) — \(s.blasConfig)")
             if !b.message.isEmpty { print("          \(b.message)") }
+            if b.threadTimeout > 0 {
+                print("          idle OpenBLAS workers sleep after 2^\(b.threadTimeout) cycles (\(b.threadTimeoutSetByHMST ? "hmst's setting; OPENBLAS_THREAD_TIMEOUT overrides" : "OpenBLAS's setting"))")
+            }
             print("rates:    f32 FMA \(Int(s.rates.fmaGFLOPS.rounded())) GFLOP/s, bf16 dot \(Int(s.rates.bf16GFLOPS.rounded())) GFLOP/s per core")
             print("mixed precision: \(s.rates.reason)")
             print("bf16 weights: \(s.rates.bf16WeightComputeReason)")

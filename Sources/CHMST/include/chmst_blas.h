@@ -23,6 +23,9 @@ struct chmst_blas_state {
     int below_capability;   /* 1 if `core` is below best_level */
     int action;             /* enum chmst_blas_action */
     char message[320];      /* what was logged, or "" */
+    int thread_timeout;     /* how long OpenBLAS's idle workers spin before they sleep: 2^n cycles
+                               (OpenBLAS's OPENBLAS_THREAD_TIMEOUT); 0 when unknown */
+    int thread_timeout_set; /* 1 if hmst shortened it at load (see chmst_blas.c) */
 };
 
 /* The check, run once per process (at load, by a constructor); later calls return its result. */

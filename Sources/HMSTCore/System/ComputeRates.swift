@@ -19,6 +19,10 @@ public struct BLASStatus: Sendable {
     public var belowCapability: Bool
     public var action: Action
     public var message: String
+    /// OpenBLAS's idle workers spin 2^threadTimeout cycles before they sleep (0: unknown)
+    public var threadTimeout: Int = 0
+    /// hmst shortened that spin at load (OPENBLAS_THREAD_TIMEOUT unset; CHMST/chmst_blas.c)
+    public var threadTimeoutSetByHMST = false
 
     public static var current: BLASStatus {
         let s = chmst_blas_check()!.pointee
@@ -30,7 +34,8 @@ public struct BLASStatus: Sendable {
         default: action = .none
         }
         return BLASStatus(coreAtLoad: cString(s.core_at_load), core: cString(s.core), bestCore: cString(s.best_core),
-                          belowCapability: s.below_capability != 0, action: action, message: cString(s.message))
+                          belowCapability: s.below_capability != 0, action: action, message: cString(s.message),
+                          threadTimeout: Int(s.thread_timeout), threadTimeoutSetByHMST: s.thread_timeout_set != 0)
     }
 }
 

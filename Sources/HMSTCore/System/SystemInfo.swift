@@ -57,6 +57,8 @@ public struct SystemInfo: Sendable {
             w.field("blas_below_capability", blas.belowCapability)
             w.field("blas_action", blas.action.rawValue)
             if !blas.message.isEmpty { w.field("blas_message", blas.message) }
+            w.field("blas_thread_timeout_log2_cycles", blas.threadTimeout)
+            w.field("blas_thread_timeout_set_by_hmst", blas.threadTimeoutSetByHMST)
             w.field("fma_gflops_per_core", rates.fmaGFLOPS)
             w.field("bf16_gflops_per_core", rates.bf16GFLOPS)
             w.field("mixed_precision_compute", rates.mixedPrecisionCompute.rawValue)

@@ -122,3 +122,18 @@ def test_blas_kernels_match_cpu_even_when_openblas_misdetects():
     assert info["mixed_precision_compute"] in ("f32", "bf16")
     assert info["bf16_weight_compute"] in ("f32", "bf16") and info["bf16_weight_compute_reason"]
     assert info["cpu"]
+
+
+def test_openblas_idle_workers_sleep_soon_unless_the_user_says_otherwise():
+    # hmst shortens OpenBLAS's idle spin (2^28 cycles by default, which took a core from decode
+    # right after every prompt) to 2^20 at load; OPENBLAS_THREAD_TIMEOUT, when set, is kept
+    import json
+    import os
+    code = ("import hmst, json; i = hmst.system_info(); "
+            "print(json.dumps([i['blas_thread_timeout_log2_cycles'], i['blas_thread_timeout_set_by_hmst']]))")
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_THREAD_TIMEOUT", "GOTO_THREAD_TIMEOUT")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == [20, True]
+    out = subprocess.run([sys.executable, "-c", code], env=dict(env, OPENBLAS_THREAD_TIMEOUT="25"), capture_output=True,
+                         text=True, check=True)
+    assert json.loads(out.stdout) == [25, False]
