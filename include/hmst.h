@@ -191,7 +191,10 @@ struct hmst_system_info {
  * below the CPU (OPENBLAS_CORETYPE=Prescott therefore reproduces a misdetection and its fix on
  * any machine). HMST_BLAS_CORETYPE=keep leaves OpenBLAS's choice alone (a warning is logged when
  * it is below the CPU); HMST_BLAS_CORETYPE=<family> asks for that family. blas_core_at_load,
- * blas_core and blas_below_capability report what happened; the JSON adds the message.
+ * blas_core and blas_below_capability report what happened; the JSON adds the message. libhmst
+ * also shortens how long OpenBLAS's idle workers spin before they sleep (2^20 cycles instead of
+ * 2^28; kept as given when OPENBLAS_THREAD_TIMEOUT is set), since the spin took a core from the
+ * decode after every prompt; the JSON's blas_thread_timeout_log2_cycles says which applies.
  * Mixed precision: bf16 dot products are used only where they beat f32 FMA by 1.25x (measured);
  * HMST_MIXED_PRECISION_COMPUTE=bf16|f32 overrides the choice. */
 HMST_API int hmst_system_info(struct hmst_system_info *out);
