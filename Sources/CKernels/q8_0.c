@@ -257,9 +257,9 @@ static inline size_t rq_scale(size_t r, size_t b, size_t rows, size_t nb) {
     return (r & ~(size_t)3) * nb + 4 * j + (r & 3) * n + (b - j);
 }
 
-void hk_q8_pack_rows4(int8_t *pq, float *ps, const int8_t *q, const float *s, size_t rows, size_t cols) {
+void hk_q8_pack_rows4(int8_t *pq, float *ps, const int8_t *q, const float *s, size_t rows, size_t cols, size_t r0, size_t r1) {
     size_t nb = cols / HK_Q8_BLOCK;
-    for (size_t r = 0; r < rows; r++) {
+    for (size_t r = r0; r < r1; r++) {
         for (size_t c = 0; c < cols; c += 64) memcpy(pq + rq_value(r, c, rows, cols), q + r * cols + c, 64);
         for (size_t b = 0; b < nb; b++) ps[rq_scale(r, b, rows, nb)] = s[r * nb + b];
     }

@@ -310,7 +310,7 @@ if args.first == "gemv" {
     hk_q8_set_max_level(-1)
     if hk_q8_packable(rows, cols) != 0 {   // the row-quad layout decoders use (Q8Tensor.packedRows4)
         let pq = aligned(wq8), ps = aligned(ws)   // 64-byte aligned, as Q8Tensor's buffers are
-        hk_q8_pack_rows4(pq, ps, wq, ws, rows, cols)
+        hk_q8_pack_rows4(pq, ps, wq, ws, rows, cols, 0, rows)
         line.append(("int8_rows4_us", best {
             hk_q8_quantize_act(act, x, cols)
             hk_gemv_q8_rows4(&y, pq, ps, act, rows, cols, 0, rows)

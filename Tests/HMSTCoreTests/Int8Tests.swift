@@ -113,7 +113,7 @@ final class Int8Tests: XCTestCase {
                 var q = [Int8](repeating: 0, count: w.count), s = [Float](repeating: 0, count: w.count / 32)
                 hk_q8_quantize(&q, &s, w, w.count)
                 var pq = [Int8](repeating: 0, count: q.count), ps = [Float](repeating: 0, count: s.count)
-                hk_q8_pack_rows4(&pq, &ps, q, s, rows, cols)
+                hk_q8_pack_rows4(&pq, &ps, q, s, rows, cols, 0, rows)
                 // the layout itself: row 1's first 64 values follow row 0's; row 1's first scale
                 // follows row 0's run of min(16, nb) scales; row 4 of 5 stays where it was
                 XCTAssertEqual(Array(pq[64..<128]), Array(q[cols..<(cols + 64)]), "rows \(rows) cols \(cols)")
@@ -327,6 +327,49 @@ final class Int8Tests: XCTestCase {
         let d = maxDiff(viaBF16, a.prefill)
         XCTAssertLessThan(d, 0.01 * scale)
         XCTAssertGreaterThan(d, 0)
+    }
+
+    func testRowQuadCopiesDropOnlyMappedPages() throws {
+        // matrices of many pages (q: 256 x 256 int8 = 16 pages), so dropping them shows
+        let c = try ModelConfig(vocabSize: 320, hiddenSize: 256, intermediateSize: 512, numHiddenLayers: 1, numAttentionHeads: 4,
+                                numKeyValueHeads: 2, maxPositionEmbeddings: 64, numLocalExperts: 2, numExpertsPerTok: 1)
+        let m32 = try LanguageModel.random(config: c, seed: 3)
+        try m32.save(directory: dir + "/big8", dtype: .i8)
+        let toks: [Int32] = [7, 1, 300, 42, 9]
+        let want = try logits(m32.decoder.weights.converted(to: .int8), dims: c.dims, tokens: toks)
+        // mapped: the decoder's row-quad copies replace the int8 matrices, whose file pages are
+        // then dropped (read again from the file if anything touches them)
+        let mapped = try LanguageModel.load(path: dir + "/big8")
+        if case .q8Rows4 = mapped.decoder.weights.layers[0].q.storage {} else { XCTFail("q was not reordered") }
+        XCTAssertEqual(try logits(mapped.decoder.weights, dims: c.dims, tokens: toks).decode, want.decode)
+        // loaded into an anonymous copy (NUMA copy placement), nothing may be dropped: its pages
+        // would read back as zeros
+        var o = ModelLoadOptions()
+        o.placement.strategy = .isolate
+        o.placement.copyToAnonymous = true
+        let copied = try LanguageModel.load(path: dir + "/big8", options: o)
+        if NUMATopology.current.available && NUMATopology.current.policyPermitted { XCTAssertTrue(copied.report.placement.copied) }
+        XCTAssertEqual(try logits(copied.decoder.weights, dims: c.dims, tokens: toks).decode, want.decode)
+        // dropPages itself: a file mapping reads dropped pages again from the file; an anonymous
+        // copy is left alone (dropped, it would read back as zeros)
+        let n = 16 * Placement.pageSize
+        let pattern = (0..<n).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) }
+        try FileIO.writeAtomically(dir + "/pages.bin", pattern)
+        let map = try MappedFile(path: dir + "/pages.bin")
+        let fileRegion = PlacedRegion(base: map.base, count: 0, anonymous: nil, lockedCount: 0)
+        XCTAssertEqual(Array(map.bytes), pattern)
+        fileRegion.dropPages(map.bytes)
+        XCTAssertEqual(Array(map.bytes), pattern)
+        let anon = try XCTUnwrap(mmap(nil, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0))
+        anon.copyMemory(from: pattern, byteCount: n)
+        let anonRegion = PlacedRegion(base: UnsafeRawPointer(anon), count: n, anonymous: anon, lockedCount: 0)   // unmaps it
+        anonRegion.dropPages(UnsafeRawBufferPointer(start: anon, count: n))
+        XCTAssertEqual(Array(UnsafeRawBufferPointer(start: anon, count: n)), pattern)
+        // the embedding (not reordered) in the same mapping reads as stored
+        var row = [Float](repeating: 0, count: c.hiddenSize), ref = row
+        copied.decoder.weights.embed.copyRow(5, to: &row)
+        m32.decoder.weights.converted(to: .int8).embed.copyRow(5, to: &ref)
+        XCTAssertEqual(row, ref)
     }
 
     /// Rewrites dir/i8 into dir/<case> with tensors and config changed, and expects a failure.

@@ -176,8 +176,10 @@ void hk_gemv_q8(float *y, const int8_t *w, const float *scales, const void *act,
  * blocks starting at block j (n = min(16, nb - j) blocks), row 0's n scales, row 1's, row 2's,
  * row 3's. The last rows % 4 rows stay row-major where they are. For cols % 64 == 0 and rows >= 4. */
 int hk_q8_packable(size_t rows, size_t cols);
-/* Row-major (hk_q8_quantize's layout) -> row-quad, and back. Buffers do not overlap. */
-void hk_q8_pack_rows4(int8_t *pq, float *ps, const int8_t *q, const float *s, size_t rows, size_t cols);
+/* Row-major (hk_q8_quantize's layout) -> row-quad for rows [row_begin, row_end) (ranges of
+ * several calls may run in parallel), and a whole matrix back. Buffers do not overlap. */
+void hk_q8_pack_rows4(int8_t *pq, float *ps, const int8_t *q, const float *s, size_t rows, size_t cols, size_t row_begin,
+                      size_t row_end);
 void hk_q8_unpack_rows4(int8_t *q, float *s, const int8_t *pq, const float *ps, size_t rows, size_t cols);
 /* Rows [row_begin, row_end) of a row-quad matrix as f32, row-major, into out[(end - begin) * cols]. */
 void hk_q8_dequantize_rows4(float *out, const int8_t *pq, const float *ps, size_t rows, size_t cols, size_t row_begin,

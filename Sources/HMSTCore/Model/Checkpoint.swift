@@ -70,6 +70,17 @@ final class LoadedShard {
     func pointer(_ t: SafeTensorInfo) -> UnsafeRawPointer? { region.base.map { $0 + t.begin } }
 }
 
+/// Memory holding weights that a copy has replaced (int8 matrices reordered for decode) and
+/// whose pages may be dropped: a read-only file mapping reads them again from the file if
+/// anything touches them later; owned memory does not conform.
+protocol ReleasableWeightMemory: AnyObject {
+    func release(_ bytes: UnsafeRawBufferPointer)
+}
+
+extension LoadedShard: ReleasableWeightMemory {
+    func release(_ bytes: UnsafeRawBufferPointer) { region.dropPages(bytes) }
+}
+
 extension LanguageModel {
     public static func load(path: String, options: ModelLoadOptions = ModelLoadOptions()) throws -> LanguageModel {
         let t0 = Clock.nowMs()

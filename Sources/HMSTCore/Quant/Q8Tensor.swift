@@ -43,10 +43,20 @@ public final class Q8Tensor: @unchecked Sendable {
     /// owns; any other weight, and matrices of fewer than 4 rows or a width that is not a multiple
     /// of 64, as they are. One core on Zen 5 streams it from DRAM at about 44 GB/s against 30
     /// for the row-major GEMV, and 1.7x as fast from cache (benchmarks/README.md, "int8 decode").
-    public static func packedRows4(_ w: Weight) -> Weight {
+    /// Packing runs on the pool; when the source lies in a checkpoint's file mapping, its pages
+    /// are dropped afterwards (ReleasableWeightMemory), so the process holds the int8 weights once.
+    public static func packedRows4(_ w: Weight, threads: Int = Threads.count) -> Weight {
         guard case let .q8(q, s) = w.storage, hk_q8_packable(w.rows, w.cols) != 0 else { return w }
         let t = Q8Tensor(rows: w.rows, cols: w.cols)
-        hk_q8_pack_rows4(t.values, t.scales, q, s, w.rows, w.cols)
+        let chunks = splitRange((w.rows + 3) / 4, parts: max(1, threads) * 4)   // in quads
+        parallelFor(chunks.count, threads: threads) { c in
+            let r = chunks[c]
+            hk_q8_pack_rows4(t.values, t.scales, q, s, w.rows, w.cols, 4 * r.lowerBound, min(w.rows, 4 * r.upperBound))
+        }
+        if let source = w.owner as? ReleasableWeightMemory {
+            source.release(UnsafeRawBufferPointer(start: q, count: w.count))
+            source.release(UnsafeRawBufferPointer(start: s, count: w.count / Q8Tensor.block * 4))
+        }
         return Weight(.q8Rows4(UnsafePointer(t.values), scales: UnsafePointer(t.scales)), rows: w.rows, cols: w.cols, owner: t)
     }
 
@@ -95,7 +105,7 @@ extension DecoderWeights {
     /// head) in the row-quad layout; the embedding table, read a row at a time, stays row-major.
     func packedForDecode() -> DecoderWeights {
         guard matrices.contains(where: { if case .q8 = $0.storage { return true }; return false }) else { return self }
-        let p = Q8Tensor.packedRows4
+        func p(_ w: Weight) -> Weight { Q8Tensor.packedRows4(w) }
         return DecoderWeights(
             embed: embed,
             layers: layers.map { l in

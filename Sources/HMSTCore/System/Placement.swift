@@ -100,6 +100,18 @@ public final class PlacedRegion: @unchecked Sendable {
         if let base, lockedCount > 0 { munlock(base, lockedCount) }
         if let anonymous { munmap(anonymous, count) }
     }
+
+    /// Drops the whole pages inside `bytes` from the process (madvise DONTNEED) when the region is
+    /// the read-only file mapping itself: a later read faults them in again from the file. Not
+    /// for an anonymous copy (its pages would read as zeros) nor locked memory.
+    func dropPages(_ bytes: UnsafeRawBufferPointer) {
+        guard anonymous == nil, lockedCount == 0, let p = bytes.baseAddress, bytes.count > 0 else { return }
+        let page = Placement.pageSize
+        let start = (Int(bitPattern: p) + page - 1) / page * page
+        let end = (Int(bitPattern: p) + bytes.count) / page * page
+        guard end > start, let first = UnsafeMutableRawPointer(bitPattern: start) else { return }
+        _ = madvise(first, end - start, MADV_DONTNEED)
+    }
 }
 
 public enum Placement {
