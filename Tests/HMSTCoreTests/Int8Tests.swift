@@ -267,7 +267,14 @@ final class Int8Tests: XCTestCase {
         // prefill dequantizes to f32 here, so int8 and its f32 dequantization agree closely (the
         // bf16 prefill of CPUs that multiply in bf16 is checked at the end)
         ComputeRates.bf16WeightComputeOverride = .f32
-        defer { ComputeRates.bf16WeightComputeOverride = nil }
+        // and through the GEMM even for this 8-token prompt (short prompts run int8 GEMVs:
+        // testShortPromptsRunTheInt8GEMV)
+        let gemvMaxT = int8GEMVMaxT
+        int8GEMVMaxT = 1
+        defer {
+            ComputeRates.bf16WeightComputeOverride = nil
+            int8GEMVMaxT = gemvMaxT
+        }
         let c = try Int8Tests.smallConfig(tied: true)
         let m32 = try LanguageModel.random(config: c, seed: 9)
         try m32.save(directory: dir + "/f32")
@@ -327,6 +334,28 @@ final class Int8Tests: XCTestCase {
         let d = maxDiff(viaBF16, a.prefill)
         XCTAssertLessThan(d, 0.01 * scale)
         XCTAssertGreaterThan(d, 0)
+    }
+
+    func testShortPromptsRunTheInt8GEMV() throws {
+        // a prompt of at most int8GEMVMaxT tokens multiplies int8 weights by integer GEMVs (one
+        // per token) instead of dequantizing them for a GEMM: its logits are then those of decoding
+        // it token by token up to the order in which the experts' outputs are summed (8 tokens:
+        // per-query attention either way), and within 5% of the GEMM's (which differ by ~3%)
+        XCTAssertGreaterThanOrEqual(int8GEMVMaxT, 8)
+        let c = try Int8Tests.smallConfig()
+        let (w32, _) = try RandomWeights.make(dims: c.dims, seed: 6, std: 0.1)
+        let w8 = w32.converted(to: .int8)
+        let toks: [Int32] = [3, 99, 12, 250, 7, 7, 64, 1]
+        let viaGEMV = try logits(w8, dims: c.dims, tokens: toks)
+        let top = viaGEMV.decode.flatMap { $0 }.map { abs($0) }.max()!
+        XCTAssertLessThan(maxDiff(viaGEMV.prefill, viaGEMV.decode), 1e-5 * top)
+        let gemvMaxT = int8GEMVMaxT
+        int8GEMVMaxT = 1
+        defer { int8GEMVMaxT = gemvMaxT }
+        let viaGEMM = try logits(w8, dims: c.dims, tokens: toks)
+        let scale = viaGEMM.prefill.flatMap { $0 }.map { abs($0) }.max()!
+        XCTAssertNotEqual(viaGEMM.prefill, viaGEMV.prefill)
+        XCTAssertLessThan(maxDiff(viaGEMM.prefill, viaGEMV.prefill), 0.05 * scale)
     }
 
     func testRowQuadCopiesDropOnlyMappedPages() throws {

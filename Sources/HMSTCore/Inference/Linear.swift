@@ -10,6 +10,9 @@
 // hk_gemv_bf16_dot for decode.
 import CBLAS
 import CKernels
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// out[T, W.rows] = x[T, W.cols] · Wᵀ.  scratch: at least W.count floats when W is bf16/int8 and T > 1
 /// (the workspace sizes it from the largest weight), unused otherwise.
@@ -18,6 +21,12 @@ func linearForward(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, T:
     let rows = w.rows, cols = w.cols
     if T == 1 {
         gemvParallel(out: out, x: x, w: w, threads: threads)
+        return
+    }
+    if w.isQ8 && T <= int8GEMVMaxT {
+        // a short prompt: T integer GEMVs read the int8 weights T times, which costs less than
+        // dequantizing them all for a GEMM (writing and reading twice or four times their bytes)
+        gemvBatch((0..<T).map { GEMVJob(out: out + $0 * rows, x: x + $0 * cols, w: w) }, threads: threads)
         return
     }
     let wf: UnsafePointer<Float>
@@ -98,6 +107,9 @@ private func bf16GEMM(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>,
     }
     return (0..<parts).allSatisfy { failed[$0] == 0 }
 }
+
+/// Prompts of at most this many tokens multiply int8 weights by GEMVs instead of a GEMM.
+nonisolated(unsafe) var int8GEMVMaxT = Int(getenv("HMST_INT8_GEMV_MAX_T").flatMap { Int(String(cString: $0)) } ?? 64)
 
 /// y[W.rows] = W · x[W.cols], rows split over the pool.
 func gemvParallel(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, w: Weight, threads: Int) {
