@@ -178,7 +178,15 @@ static HK_AVX2 void gemv_q8_avx2(float *y, const int8_t *w, const float *ws, q8_
 }
 
 /* Two blocks per register: lanes 0-7 of the vpdpbusd result sum block 2p, lanes 8-15 block
- * 2p+1. Row scales are loaded 16 at a time and spread to the lanes with one permute. */
+ * 2p+1. Row scales are loaded 16 at a time and spread to the lanes with one permute, whose
+ * indices for pair p (p = 0..7) are idx[p]: 2p in lanes 0-7, 2p + 1 in lanes 8-15. */
+static HK_VNNI inline void q8_pair_lanes(__m512i idx[8]) {
+    for (int p = 0; p < 8; p++) {
+        idx[p] = _mm512_set_epi32(2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1,
+                                  2 * p, 2 * p, 2 * p, 2 * p, 2 * p, 2 * p, 2 * p, 2 * p);
+    }
+}
+
 static HK_VNNI inline __m512 q8_pair(__m512 acc, const int8_t *wp, const int8_t *xq, const uint8_t *xa, const float *s2,
                                      __m512 swv, __m512i idx, __mmask64 m) {
     const __m512i zero = _mm512_setzero_si512();
@@ -193,10 +201,7 @@ static HK_VNNI inline __m512 q8_pair(__m512 acc, const int8_t *wp, const int8_t 
 static HK_VNNI void gemv_q8_vnni(float *y, const int8_t *w, const float *ws, q8_act x, size_t cols, size_t r0, size_t r1) {
     size_t nb = cols / HK_Q8_BLOCK;
     __m512i idx[8];
-    for (int p = 0; p < 8; p++) {
-        idx[p] = _mm512_set_epi32(2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1,
-                                  2 * p, 2 * p, 2 * p, 2 * p, 2 * p, 2 * p, 2 * p, 2 * p);
-    }
+    q8_pair_lanes(idx);
     const __mmask64 all = ~(__mmask64)0, low = 0xFFFFFFFFull;
     for (size_t r = r0; r < r1; r++) {
         const int8_t *row = w + r * cols;
@@ -362,10 +367,7 @@ static HK_VNNI inline void rq_pairs(__m512 *a, const int8_t *vb, const float *sg
 static HK_VNNI void rq_quads_vnni(float *y, const int8_t *pq, const float *ps, q8_act x, size_t cols, size_t q0, size_t q1) {
     size_t nb = cols / HK_Q8_BLOCK;
     __m512i idx[8];
-    for (int p = 0; p < 8; p++) {
-        idx[p] = _mm512_set_epi32(2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1,
-                                  2 * p, 2 * p, 2 * p, 2 * p, 2 * p, 2 * p, 2 * p, 2 * p);
-    }
+    q8_pair_lanes(idx);
     for (size_t r = q0; r < q1; r += 4) {
         const int8_t *vb = pq + r * cols;
         const float *sb = ps + r * nb;

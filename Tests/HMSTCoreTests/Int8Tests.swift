@@ -52,6 +52,23 @@ final class Int8Tests: XCTestCase {
         for i in 0..<32 { XCTAssertEqual(back[i], x[i], accuracy: 16 / 127 / 2 + 1e-6) }
     }
 
+    /// y[r] of an int8 GEMV as exact int32 block sums of the row-major values q (scales s) with x
+    /// quantized the same way, scaled in double.
+    func integerReference(_ q: [Int8], _ s: [Float], x: [Float], rows: Int, cols: Int) -> [Double] {
+        let nb = cols / 32
+        var xq = [Int8](repeating: 0, count: cols), xs = [Float](repeating: 0, count: nb)
+        hk_q8_quantize(&xq, &xs, x, cols)
+        var want = [Double](repeating: 0, count: rows)
+        for r in 0..<rows {
+            for b in 0..<nb {
+                var dot = 0
+                for i in 0..<32 { dot += Int(q[r * cols + b * 32 + i]) * Int(xq[b * 32 + i]) }
+                want[r] += Double(s[r * nb + b]) * Double(xs[b]) * Double(dot)
+            }
+        }
+        return want
+    }
+
     func testGEMVVariantsAgreeWithIntegerReference() {
         var rng = RNG(seed: 11)
         let levels = [0, 1, 2].filter { $0 <= hk_q8_level() }
@@ -63,20 +80,10 @@ final class Int8Tests: XCTestCase {
                 let x = (0..<cols).map { _ in rng.nextGaussian() }
                 var wq = [Int8](repeating: 0, count: w.count), ws = [Float](repeating: 0, count: w.count / 32)
                 hk_q8_quantize(&wq, &ws, w, w.count)
-                var xq = [Int8](repeating: 0, count: cols), xs = [Float](repeating: 0, count: cols / 32)
-                hk_q8_quantize(&xq, &xs, x, cols)
                 let act = UnsafeMutableRawPointer.allocate(byteCount: hk_q8_act_bytes(cols), alignment: 64)
                 defer { act.deallocate() }
                 hk_q8_quantize_act(act, x, cols)
-                // the reference: exact int32 block sums, scaled in double
-                var want = [Double](repeating: 0, count: rows)
-                for r in 0..<rows {
-                    for b in 0..<(cols / 32) {
-                        var dot = 0
-                        for i in 0..<32 { dot += Int(wq[r * cols + b * 32 + i]) * Int(xq[b * 32 + i]) }
-                        want[r] += Double(ws[r * cols / 32 + b]) * Double(xs[b]) * Double(dot)
-                    }
-                }
+                let want = integerReference(wq, ws, x: x, rows: rows, cols: cols)
                 for level in levels {
                     hk_q8_set_max_level(Int32(level))
                     var y = [Float](repeating: .nan, count: rows + 1)
@@ -140,19 +147,10 @@ final class Int8Tests: XCTestCase {
                 }
                 // the GEMV against the exact integer reference, at every level and on ranges that
                 // start inside a quad
-                var xq = [Int8](repeating: 0, count: cols), xs = [Float](repeating: 0, count: nb)
-                hk_q8_quantize(&xq, &xs, x, cols)
                 let act = UnsafeMutableRawPointer.allocate(byteCount: hk_q8_act_bytes(cols), alignment: 64)
                 defer { act.deallocate() }
                 hk_q8_quantize_act(act, x, cols)
-                var want = [Double](repeating: 0, count: rows)
-                for r in 0..<rows {
-                    for b in 0..<nb {
-                        var dot = 0
-                        for i in 0..<32 { dot += Int(q[r * cols + b * 32 + i]) * Int(xq[b * 32 + i]) }
-                        want[r] += Double(s[r * nb + b]) * Double(xs[b]) * Double(dot)
-                    }
-                }
+                let want = integerReference(q, s, x: x, rows: rows, cols: cols)
                 // values 64-byte aligned (as Q8Tensor's: the four-row AVX-512 path) and not (row by row)
                 let aligned = UnsafeMutableRawPointer.allocate(byteCount: pq.count + 64, alignment: 64)
                 defer { aligned.deallocate() }
