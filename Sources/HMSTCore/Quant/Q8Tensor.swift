@@ -45,8 +45,10 @@ public final class Q8Tensor: @unchecked Sendable {
     /// for the row-major GEMV, and 1.7x as fast from cache (benchmarks/README.md, "int8 decode").
     /// Packing runs on the pool; when the source lies in a checkpoint's file mapping, its pages
     /// are dropped afterwards (ReleasableWeightMemory), so the process holds the int8 weights once.
+    /// Only where the four-row AVX-512 VNNI kernel runs: elsewhere (AVX2, portable) the
+    /// row-major kernels read rows with less index arithmetic, so the matrix stays as it is.
     public static func packedRows4(_ w: Weight, threads: Int = Threads.count) -> Weight {
-        guard case let .q8(q, s) = w.storage, hk_q8_packable(w.rows, w.cols) != 0 else { return w }
+        guard case let .q8(q, s) = w.storage, hk_q8_packable(w.rows, w.cols) != 0, hk_q8_level() >= 2 else { return w }
         let t = Q8Tensor(rows: w.rows, cols: w.cols)
         let chunks = splitRange((w.rows + 3) / 4, parts: max(1, threads) * 4)   // in quads
         parallelFor(chunks.count, threads: threads) { c in
