@@ -36,36 +36,26 @@ func linearForward(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, T:
         if ComputeRates.bf16WeightComputeNow == .bf16, bf16GEMM(out: out, x: x, T: T, w: p, rows: rows, cols: cols, threads: threads) {
             return
         }
-        let chunks = splitRange(rows, parts: threads * 2)
-        parallelFor(chunks.count, threads: threads) { c in
-            let r = chunks[c]
-            hk_bf16_to_f32(scratch + r.lowerBound * cols, p + r.lowerBound * cols, r.count * cols)
-        }
-        wf = UnsafePointer(scratch)
-    case let .q8(q, sc):
+        wf = widened(w, into: scratch, threads: threads)
+    case .q8, .q8Rows4:
         if ComputeRates.bf16WeightComputeNow == .bf16, int8AsBF16GEMM(out: out, x: x, T: T, w: w, scratch: scratch, threads: threads) {
             return
         }
-        let chunks = splitRange(rows, parts: threads * 2)
-        let nb = cols / 32
-        parallelFor(chunks.count, threads: threads) { c in
-            let r = chunks[c]
-            hk_q8_dequantize(scratch + r.lowerBound * cols, q + r.lowerBound * cols, sc + r.lowerBound * nb, r.count * cols)
-        }
-        wf = UnsafePointer(scratch)
-    case let .q8Rows4(q, sc):
-        if ComputeRates.bf16WeightComputeNow == .bf16, int8AsBF16GEMM(out: out, x: x, T: T, w: w, scratch: scratch, threads: threads) {
-            return
-        }
-        let chunks = splitRange(rows, parts: threads * 2)
-        parallelFor(chunks.count, threads: threads) { c in
-            let r = chunks[c]
-            hk_q8_dequantize_rows4(scratch + r.lowerBound * cols, q, sc, rows, cols, r.lowerBound, r.upperBound)
-        }
-        wf = UnsafePointer(scratch)
+        wf = widened(w, into: scratch, threads: threads)
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(rows), Int32(cols),
                 1, x, Int32(cols), wf, Int32(cols), 0, out, Int32(rows))
+}
+
+/// Every row of w as f32 in scratch (Weight.copyRows: bf16 widened, int8 dequantized), rows split
+/// over the pool.
+private func widened(_ w: Weight, into scratch: UnsafeMutablePointer<Float>, threads: Int) -> UnsafePointer<Float> {
+    let chunks = splitRange(w.rows, parts: threads * 2)
+    parallelFor(chunks.count, threads: threads) { c in
+        let r = chunks[c]
+        w.copyRows(r.lowerBound, r.upperBound, to: scratch + r.lowerBound * w.cols)
+    }
+    return UnsafePointer(scratch)
 }
 
 /// Prefill with int8 weights on a CPU that multiplies bf16 weights in bf16 (Zen 4 and 5): the

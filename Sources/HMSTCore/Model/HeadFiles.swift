@@ -1,7 +1,8 @@
 // HeadFiles: how a trained head is stored beside a checkpoint's weights (the exit head, the copy
-// head, the episodic soft tokens, the retrieval projection, the meta-controller, the critic): a JSON description (format, version,
-// sizes, the weights' hash) and a safetensors file it names. Reading one checks the same things
-// for every head; a head that is a ParameterSet also writes and reads its tensors here.
+// head, the episodic soft tokens, the retrieval projection, the meta-controller, the critic): a
+// JSON description (format, version, sizes, the weights' hash) and a safetensors file it names.
+// Reading one checks the same things for every head; a head that is a ParameterSet also writes and
+// reads its tensors here.
 
 enum HeadFiles {
     /// The description dir/configName as JSON, or nil when the checkpoint has none. BAD_FORMAT
