@@ -23,6 +23,7 @@ LIMIT=${LIMIT:-300}
 SEED=${SEED:-1}
 THREADS=${THREADS:-2}
 LEXICAL_WEIGHT=${LEXICAL_WEIGHT:-6}
+MIN_COVERAGE=${MIN_COVERAGE:-0}
 EXTRA=${EXTRA:-}
 rm -rf "$OUT" && mkdir -p "$OUT"
 say() { echo "== $*" >&2; }
@@ -92,12 +93,16 @@ say "episodic memory: the held-out facts only"
 
 say "evaluation (first $LIMIT items of each task)"
 "$HMST" eval "$CK" --task "$T/facts_heldout_gen.json" "$T/facts_heldout_ll.json" --memory "$OUT/mem" \
-    --condition off,on,oracle,deleted --lexical-weight "$LEXICAL_WEIGHT" --limit "$LIMIT" --knn-lambdas 0.25,0.5,0.75 --threads "$THREADS" \
-    --output "$OUT/report.json" >&2
+    --condition off,on,oracle,deleted --lexical-weight "$LEXICAL_WEIGHT" --min-coverage "$MIN_COVERAGE" --limit "$LIMIT" \
+    --knn-lambdas 0.25,0.5,0.75 --threads "$THREADS" --output "$OUT/report.json" >&2
 # answer NLL off / on / deleted on every held-out item (the loglikelihood task is cheap; the
 # first LIMIT items above are a noisy sample of the deleted gap)
 "$HMST" eval "$CK" --task "$T/facts_heldout_ll.json" --memory "$OUT/mem" --condition off,on,deleted \
-    --lexical-weight "$LEXICAL_WEIGHT" --threads "$THREADS" --output "$OUT/report_all.json" >&2
+    --lexical-weight "$LEXICAL_WEIGHT" --min-coverage "$MIN_COVERAGE" --threads "$THREADS" --output "$OUT/report_all.json" >&2
+if [[ $MIN_COVERAGE != 0 ]]; then   # the same without the coverage filter, for comparison
+    "$HMST" eval "$CK" --task "$T/facts_heldout_ll.json" --memory "$OUT/mem" --condition on,deleted \
+        --lexical-weight "$LEXICAL_WEIGHT" --threads "$THREADS" --output "$OUT/report_all_unfiltered.json" >&2
+fi
 # "on" and "deleted" once more with BM25 alone (the blocks Stage 2's --retrieved-distractors teaches)
 "$HMST" eval "$CK" --task "$T/facts_heldout_gen.json" "$T/facts_heldout_ll.json" --memory "$OUT/mem" \
     --condition on,deleted --retrieval lexical --limit "$LIMIT" --threads "$THREADS" --output "$OUT/report_lexical.json" >&2
@@ -135,6 +140,7 @@ summary = {
     "lexical": {"answer_nll": {c: m(lex, ll, c, "answer_nll") for c in ("on", "deleted")},
                 "exact_match": {c: m(lex, gen, c, "exact_match") for c in ("on", "deleted")}},
     "lexical_weight": settings["retrieval"]["lexical_weight"],
+    "min_coverage": settings["retrieval"]["min_coverage"],
     "all_items": {"n": every[ll]["n_items"], "answer_nll": {c: m(every, ll, c, "answer_nll") for c in ("off", "on", "deleted")}},
     "episodic_lexical_answer_nll": {c: m(ep, ll, c, "answer_nll") for c in ("off", "on")},
     "base_model_answer_nll_off": m(base, ll, "off", "answer_nll"),
@@ -142,6 +148,9 @@ summary = {
     "val_bpb_first": vals[0]["val_bpb"] if vals else None, "val_bpb_last": vals[-1]["val_bpb"] if vals else None,
 }
 import os
+if os.path.exists(f"{out}/report_all_unfiltered.json"):
+    un = json.load(open(f"{out}/report_all_unfiltered.json"))["tasks"]
+    summary["all_items"]["unfiltered_answer_nll"] = {c: m(un, ll, c, "answer_nll") for c in ("on", "deleted")}
 if os.path.exists(f"{out}/report_episodic_state.json"):
     st = json.load(open(f"{out}/report_episodic_state.json"))["tasks"]
     summary["episodic_state_answer_nll"] = {c: m(st, ll, c, "answer_nll") for c in ("on", "oracle")}

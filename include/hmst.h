@@ -783,6 +783,9 @@ struct hmst_eval_params {
     /* appended in 0.1 (issue 11; an older struct_size means the defaults): */
     float dense_weight;             /* default 1: hybrid, the weight of the dense rank in the fusion */
     float lexical_weight;           /* default 1: hybrid, the weight of the BM25 rank (finite, >= 0) */
+    /* appended in 0.1 (issue 11; an older struct_size means the default): */
+    float min_coverage;             /* default 0: ON and DELETED drop retrieved entries covering less than this
+                                     * share of the query's idf-weighted terms (see hmst_retrieval_params) */
 };
 
 /* Thread-safe. */
@@ -832,6 +835,12 @@ struct hmst_retrieval_params {
     float bm25_k1;          /* default 1.2 */
     float bm25_b;           /* default 0.75, in [0, 1] */
     int32_t nprobe;         /* semantic dense part: IVF lists probed, 0 = the memory's default */
+    /* appended in 0.1 (an older struct_size means the default): */
+    float min_coverage;     /* default 0 (keep every hit), in [0, 1]: drop hits whose text holds less than this
+                             * share of the query's terms weighted by their idf over the memory (or the owner's
+                             * entries), idf(t) = ln(1 + (N - df + 0.5) / (df + 0.5)); a hit about another
+                             * entity than the query's lacks its rare name. Before the k best are taken, from
+                             * each part's n_candidates in every mode; needs the query text in every mode. */
 };
 
 /* One retrieval result with the score of each part. score ranks the hits: the fused RRF score

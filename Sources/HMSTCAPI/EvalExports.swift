@@ -18,6 +18,7 @@ public func hmst_eval_default_params() -> hmst_eval_params {
     let r = RetrievalOptions()
     p.dense_weight = r.denseWeight
     p.lexical_weight = r.lexicalWeight
+    p.min_coverage = r.minCoverage
     return p
 }
 
@@ -50,6 +51,10 @@ func evalRequest(_ params: UnsafePointer<hmst_eval_params>?) throws -> EvalRunRe
     }
     r.retrieval.denseWeight = p.dense_weight
     r.retrieval.lexicalWeight = p.lexical_weight
+    guard p.min_coverage >= 0, p.min_coverage <= 1 else {
+        throw HMSTError.invalidArgument("params->min_coverage = \(p.min_coverage) must be in [0, 1]")
+    }
+    r.retrieval.minCoverage = p.min_coverage
     return r
 }
 

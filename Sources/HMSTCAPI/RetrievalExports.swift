@@ -17,6 +17,7 @@ public func hmst_retrieval_default_params() -> hmst_retrieval_params {
     p.bm25_k1 = d.k1
     p.bm25_b = d.b
     p.nprobe = 0
+    p.min_coverage = d.minCoverage
     return p
 }
 
@@ -53,6 +54,10 @@ func retrievalOptions(_ params: UnsafePointer<hmst_retrieval_params>?) throws ->
     o.b = p.bm25_b
     guard p.nprobe >= 0 else { throw HMSTError.invalidArgument("params->nprobe = \(p.nprobe) must be >= 0") }
     o.nprobe = p.nprobe == 0 ? nil : Int(p.nprobe)
+    guard p.min_coverage >= 0, p.min_coverage <= 1 else {
+        throw HMSTError.invalidArgument("params->min_coverage = \(p.min_coverage) must be in [0, 1]")
+    }
+    o.minCoverage = p.min_coverage
     return o
 }
 

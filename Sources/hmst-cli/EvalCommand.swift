@@ -27,6 +27,9 @@ struct EvalCommand: ParsableCommand {
     var lexicalWeight = RetrievalOptions().lexicalWeight
     @Option(name: .customLong("dense-weight"), help: "Hybrid: weight of the vectors' rank in the reciprocal-rank fusion.")
     var denseWeight = RetrievalOptions().denseWeight
+    @Option(name: .customLong("min-coverage"),
+            help: "Drop retrieved entries holding less than this share of the question's idf-weighted terms (0 keeps all; 0.5 drops entries about another entity).")
+    var minCoverage = RetrievalOptions().minCoverage
     @Option(help: "Memory tier to retrieve from: episodic, semantic or both.") var tier = "both"
     @Option(name: .customLong("episodic-injection"),
             help: "How episodic entries reach the model: text, state (the checkpoint's trained soft tokens from each entry's SSM state) or both. state/both: loglikelihood, multiple_choice and generate_until tasks.")
@@ -67,6 +70,7 @@ struct EvalCommand: ParsableCommand {
             req.retrieval.mode = mode
             req.retrieval.lexicalWeight = lexicalWeight
             req.retrieval.denseWeight = denseWeight
+            req.retrieval.minCoverage = minCoverage
             guard let t = MemoryTier(rawValue: tier) else { throw HMSTError.invalidArgument("--tier \(tier): expected episodic, semantic or both") }
             req.tier = t
             guard let inj = EpisodicInjection(rawValue: episodicInjection) else {

@@ -57,13 +57,15 @@ struct MemoryCommand: ParsableCommand {
                     w.field("tier", tier); w.field("id", String(h.id)); w.field("score", Double(h.score))
                     if let d = h.dense { w.field("dense_score", Double(d.score)); w.field("dense_rank", d.rank) }
                     if let l = h.lexical { w.field("lexical_score", Double(l.score)); w.field("lexical_rank", l.rank) }
+                    if let c = h.coverage { w.field("coverage", Double(c)) }
                     w.field("text", h.text)
                 }
                 print(w.output)
             } else {
                 func part(_ p: RetrievalPart?) -> String { p.map { String(format: "%.4f#%d", $0.score, $0.rank) } ?? "-" }
-                print(String(format: "%@ %6lld  %.4f  dense %@  lexical %@  %@", tier, h.id, h.score, part(h.dense), part(h.lexical),
-                             h.text.replacingOccurrences(of: "\n", with: " ")))
+                let cov = h.coverage.map { String(format: "  coverage %.2f", $0) } ?? ""
+                print(String(format: "%@ %6lld  %.4f  dense %@  lexical %@%@  %@", tier, h.id, h.score, part(h.dense), part(h.lexical),
+                             cov, h.text.replacingOccurrences(of: "\n", with: " ")))
             }
         }
     }
@@ -110,6 +112,9 @@ struct MemoryCommand: ParsableCommand {
         @Option(help: "IVF lists to probe (0 = the memory's default).") var nprobe = 0
         @Option(help: "hybrid (default: vectors and BM25 fused by reciprocal rank), dense or lexical (BM25; no model needed).")
         var mode: Mode = .hybrid
+        @Option(name: .customLong("min-coverage"),
+                help: "Drop hits holding less than this share of the query's idf-weighted terms (0 keeps all).")
+        var minCoverage: Float = 0
         @Flag(help: "One JSON object per result.") var json = false
         @Argument(help: "The query.") var query: String
 
@@ -118,6 +123,7 @@ struct MemoryCommand: ParsableCommand {
                 let m = mode == .lexical ? nil : try modelOptions.load()
                 var o = RetrievalOptions(mode: RetrievalMode(rawValue: mode.rawValue) ?? .hybrid, k: k)
                 o.nprobe = nprobe > 0 ? nprobe : nil
+                o.minCoverage = minCoverage
                 let store = try at.open()
                 // per tier, episodic first: -k counts results per tier
                 if tier.core != .semantic, let mem = store.episodic {

@@ -73,7 +73,7 @@ int main(void) {
     p.k = 2;
     p.bootstrap_resamples = 100;
     p.items_path = DIR "/items.jsonl";
-    CHECK(p.dense_weight == 1.0f && p.lexical_weight == 1.0f);
+    CHECK(p.dense_weight == 1.0f && p.lexical_weight == 1.0f && p.min_coverage == 0.0f);
     p.lexical_weight = 2.5f;
     static char report[1 << 16];
     size_t n = 0;
@@ -84,7 +84,7 @@ int main(void) {
     CHECK(strstr(report, "\"acc_norm\":{\"value\":") != NULL);
     CHECK(strstr(report, "\"exact_match\":{\"value\":") != NULL);
     CHECK(strstr(report, "\"deleted\":{") != NULL && strstr(report, "\"oracle\":{") != NULL);
-    CHECK(strstr(report, "\"retrieval\":{\"mode\":\"hybrid\",\"tier\":\"both\",\"dense_weight\":1.0,\"lexical_weight\":2.5}") != NULL);
+    CHECK(strstr(report, "\"retrieval\":{\"mode\":\"hybrid\",\"tier\":\"both\",\"dense_weight\":1.0,\"lexical_weight\":2.5,\"min_coverage\":0.0}") != NULL);
     /* 3 items x 4 conditions in the per-item file; deleted never shows the gold memory */
     FILE *f = fopen(DIR "/items.jsonl", "r");
     CHECK(f != NULL);
@@ -159,6 +159,10 @@ int main(void) {
     q.dense_weight = NAN;
     CHECK_STATUS(hmst_eval_run(m, &q, report, sizeof report, &n), HMST_STATUS_INVALID_ARGUMENT);
     CHECK(strstr(hmst_last_error(), "dense_weight") != NULL);
+    q = p;
+    q.min_coverage = 2.0f;
+    CHECK_STATUS(hmst_eval_run(m, &q, report, sizeof report, &n), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(hmst_last_error(), "min_coverage") != NULL);
     q = p;
     q.k = 0;
     CHECK_STATUS(hmst_eval_run(m, &q, report, sizeof report, &n), HMST_STATUS_INVALID_ARGUMENT);

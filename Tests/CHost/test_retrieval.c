@@ -19,7 +19,7 @@ static void test_semantic(void) {
     struct hmst_retrieval_params p = hmst_retrieval_default_params();
     CHECK(p.struct_size == sizeof p && p.mode == HMST_RETRIEVAL_HYBRID && p.k == 5 && p.n_candidates == 50);
     CHECK(p.rrf_k == 60.0f && p.dense_weight == 1.0f && p.lexical_weight == 1.0f);
-    CHECK(fabsf(p.bm25_k1 - 1.2f) < 1e-6f && fabsf(p.bm25_b - 0.75f) < 1e-6f && p.nprobe == 0);
+    CHECK(fabsf(p.bm25_k1 - 1.2f) < 1e-6f && fabsf(p.bm25_b - 0.75f) < 1e-6f && p.nprobe == 0 && p.min_coverage == 0.0f);
 
     hmst_semantic *s = NULL;
     struct hmst_semantic_params sp = hmst_semantic_default_params();
@@ -68,6 +68,24 @@ static void test_semantic(void) {
     CHECK(n == 3 && hits[0].id == ids[2] && hits[0].dense_rank == 1 && hits[0].lexical_rank == 1);
     CHECK(fabsf(hits[0].score - 2.0f / 61.0f) < 1e-7f);
     CHECK(hits[1].id == ids[1] && hits[1].lexical_rank == 2);
+    /* coverage of "fast dog" (N 3: idf dog ln 1.6, fast ln(8/3)): doc 2 holds both (1), doc 1
+     * "dog" alone (0.324), doc 0 neither */
+    p.min_coverage = 0.3f;
+    CHECK_STATUS(hmst_semantic_retrieve(s, NULL, "fast dog", q, 4, &p, hits, 8, &n), HMST_STATUS_OK);
+    CHECK(n == 2 && hits[0].id == ids[2] && hits[1].id == ids[1]);
+    p.min_coverage = 0.9f;
+    CHECK_STATUS(hmst_semantic_retrieve(s, NULL, "fast dog", q, 4, &p, hits, 8, &n), HMST_STATUS_OK);
+    CHECK(n == 1 && hits[0].id == ids[2]);
+    p.mode = HMST_RETRIEVAL_DENSE;   /* the filter reads the text in every mode */
+    CHECK_STATUS(hmst_semantic_retrieve(s, NULL, NULL, q, 4, &p, hits, 8, &n), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(hmst_last_error(), "min_coverage") != NULL);
+    p.min_coverage = 1.5f;
+    CHECK_STATUS(hmst_semantic_retrieve(s, NULL, "fast dog", q, 4, &p, hits, 8, &n), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(hmst_last_error(), "min_coverage") != NULL);
+    p.min_coverage = NAN;
+    CHECK_STATUS(hmst_semantic_retrieve(s, NULL, "fast dog", q, 4, &p, hits, 8, &n), HMST_STATUS_INVALID_ARGUMENT);
+    p.min_coverage = 0;
+    p.mode = HMST_RETRIEVAL_HYBRID;
 
     /* misuse */
     CHECK_STATUS(hmst_semantic_retrieve(s, NULL, "cat", q, 3, &p, hits, 8, &n), HMST_STATUS_INVALID_ARGUMENT);  /* n_query */

@@ -216,6 +216,20 @@ final class EvalConditionTests: XCTestCase {
             let direct = try copy.search(text: item.prompt, model: model, tier: .both, k: k).map(\.text)
             XCTAssertEqual(try MemoryStoreRetriever(store: store, model: model).retrieve(query: item.prompt, k: k, excluding: [gold]), direct)
         }
+        // with a coverage filter too, in every mode: the copy's own statistics (its entry count
+        // and the gold's terms' document frequencies, one lower) decide what passes
+        for mode in [RetrievalMode.hybrid, .lexical, .dense] {
+            var ro = RetrievalOptions(mode: mode)
+            ro.minCoverage = 0.3
+            ro.nCandidates = 3
+            for q in [item.prompt, "Which capital does Zorbia have?", "how many legs do cats have", "boils"] {
+                for k in [1, 2, 4] {
+                    let fromCopy = try MemoryStoreRetriever(store: copy, model: model, options: ro).retrieve(query: q, k: k, excluding: [])
+                    XCTAssertEqual(try MemoryStoreRetriever(store: store, model: model, options: ro).retrieve(query: q, k: k, excluding: [gold]),
+                                   fromCopy, "\(mode) \(q) k \(k)")
+                }
+            }
+        }
         // linked memory (what gives the answer away) goes with the gold entries under deleted
         // only: oracle still injects the gold texts alone
         var linked = item
@@ -248,6 +262,40 @@ final class EvalConditionTests: XCTestCase {
         // the oracle's answer NLL is that of the target after the gold fact
         let withGold = try ev.score(context: ev.prompt(memories: [gold], question: item.prompt), continuation: " Quil")
         XCTAssertEqual(report.result(task: "facts", condition: .oracle)!.metric("answer_nll")!.value, -withGold.logprob / 5, accuracy: 1e-9)
+    }
+
+    /// Deleting the gold entry changes the statistics a coverage filter reads: in the copy
+    /// (N = 4; "zorbia" df 1, "capital" df 0) "Zorbia exports tin" covers ln(10/3) / (ln(10/3) +
+    /// ln 10) = 0.343 of "capital of Zorbia" and falls below 0.35; with the memory's own
+    /// statistics (N = 5, df 2 and 1) it would cover 0.387 and pass. Deleted must see the copy's.
+    func testDeletedCoverageUsesTheStatisticsOfTheCopy() throws {
+        let model = try byteModel()
+        let dir = tempDirectory("eval-coverage")
+        defer { removeTree(dir) }
+        let texts = [gold, "Zorbia exports tin", "cats have four legs", "bread is made from flour", "the sky is blue"]
+        let store = try MemoryStore(directory: dir)
+        let sem = try store.semantic(creatingFor: model, description: "Flat")
+        for t in texts { try sem.add(text: t, model: model) }
+        try store.save()
+        let copyDir = tempDirectory("eval-coverage-copy")
+        defer { removeTree(copyDir) }
+        let copy = try MemoryStore(directory: copyDir)
+        let csem = try copy.semantic(creatingFor: model, description: "Flat")
+        for t in texts.dropFirst() { try csem.add(text: t, model: model) }
+        for mode in [RetrievalMode.hybrid, .lexical, .dense] {
+            var ro = RetrievalOptions(mode: mode)
+            ro.minCoverage = 0.35
+            let deleted = try MemoryStoreRetriever(store: store, model: model, options: ro).retrieve(query: "capital of Zorbia", k: 4, excluding: [gold])
+            XCTAssertEqual(deleted, try MemoryStoreRetriever(store: copy, model: model, options: ro).retrieve(query: "capital of Zorbia", k: 4, excluding: []))
+            XCTAssertEqual(deleted, [], "\(mode)")
+            ro.minCoverage = 0.3
+            XCTAssertEqual(try MemoryStoreRetriever(store: store, model: model, options: ro).retrieve(query: "capital of Zorbia", k: 4, excluding: [gold]),
+                           ["Zorbia exports tin"], "\(mode)")
+        }
+        var owned = RetrievalOptions()
+        owned.minCoverage = 0.5
+        owned.owner = "a"
+        XCTAssertThrowsError(try MemoryStoreRetriever(store: store, model: model, options: owned))
     }
 
     func testRetrievingConditionsNeedAMemory() throws {

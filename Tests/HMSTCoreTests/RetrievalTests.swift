@@ -76,6 +76,58 @@ final class LexicalIndexTests: XCTestCase {
         XCTAssertEqual(unseen.seenCoverage, 1, accuracy: 1e-6, "what it holds of the question ('capital') is covered")
     }
 
+    /// minCoverage keeps hits about the question's entity and drops those about another, in
+    /// every mode, with each kept hit's coverage by hand. Five entries, N = 5:
+    ///   "capital": df 3, idf ln(1 + 2.5/3.5) = ln(12/7); "florulia": df 2, idf ln(1 + 3.5/2.5) = ln 2.4
+    ///   Mendi's capital covers 0.381 of the question, Florulia's founding 0.619
+    func testCoverageFilterByHandInEveryMode() throws {
+        let mem = try SemanticMemory(dim: 4)
+        let texts = ["The capital of Florulia is Penu.", "The capital of Mendi is Render.", "Florulia was founded in 1141.",
+                     "Mendi was founded in 1200.", "The capital of Kesh is Lor."]
+        let ids = try mem.add(vectors: (0..<5).flatMap { [Float($0 + 1), 1, 0, 0] }, metadata: texts.map { MemoryMetadata(text: $0) })
+        let q = "What is the capital of Florulia?"
+        let total = log(12.0 / 7) + log(2.4)
+        for mode in [RetrievalMode.lexical, .hybrid, .dense] {
+            var o = RetrievalOptions(mode: mode, k: 5)
+            let all = try mem.retrieve(text: q, query: [1, 1, 0, 0], options: o)
+            XCTAssertTrue(all.allSatisfy { $0.coverage == nil }, "no filter, no coverage")
+            o.minCoverage = 0.5
+            let kept = try mem.retrieve(text: q, query: [1, 1, 0, 0], options: o)
+            XCTAssertEqual(Set(kept.map(\.id)), [ids[0], ids[2]], "\(mode): the two Florulia entries")
+            let byId = Dictionary(uniqueKeysWithValues: kept.map { ($0.id, Double($0.coverage ?? -1)) })
+            XCTAssertEqual(try XCTUnwrap(byId[ids[0]]), 1, accuracy: 1e-6)
+            XCTAssertEqual(try XCTUnwrap(byId[ids[2]]), log(2.4) / total, accuracy: 1e-5)
+            XCTAssertEqual(kept.map(\.id), all.map(\.id).filter { byId[$0] != nil }, "\(mode): order kept")
+            o.minCoverage = 0.9
+            XCTAssertEqual(try mem.retrieve(text: q, query: [1, 1, 0, 0], options: o).map(\.id), [ids[0]])
+            o.k = 1
+            o.minCoverage = 0.5   // filtered before the k best are taken: a Florulia entry, never Mendi's
+            XCTAssertTrue(try [ids[0], ids[2]].contains(XCTUnwrap(mem.retrieve(text: q, query: [1, 1, 0, 0], options: o).first?.id)))
+        }
+        var o = RetrievalOptions(mode: .dense, k: 2)
+        o.minCoverage = 0.5
+        XCTAssertThrowsError(try mem.retrieve(text: nil, query: [1, 1, 0, 0], options: o)) {
+            XCTAssertTrue("\($0)".contains("min_coverage"))
+        }
+        for bad: Float in [-0.1, 1.5, .nan] {
+            o.minCoverage = bad
+            XCTAssertThrowsError(try mem.retrieve(text: q, query: [1, 1, 0, 0], options: o)) {
+                XCTAssertTrue("\($0)".contains("min_coverage"))
+            }
+        }
+        // the episodic tier filters the same way, and only returned hits count as accesses
+        var ec = EpisodicMemoryConfig()
+        ec.stateSize = 4
+        let epi = try EpisodicMemory(inputSize: 8, config: ec)
+        var eids: [Int64] = []
+        for (i, t) in texts.enumerated() { eids.append(try epi.add(key: [Float(i + 1), 1, 0, 0], text: t)) }
+        var eo = RetrievalOptions(mode: .lexical, k: 5)
+        eo.minCoverage = 0.5
+        XCTAssertEqual(Set(try epi.retrieve(text: q, key: nil, options: eo).map(\.id)), [eids[0], eids[2]])
+        XCTAssertEqual(try epi.entry(id: eids[1]).accessCount, 0)
+        XCTAssertEqual(try epi.entry(id: eids[0]).accessCount, 1)
+    }
+
     func testRemoveMatchesAFreshIndexAndCompacts() throws {
         var rng = RNG(seed: 3)
         let words = (0..<40).map { "w\($0)" }

@@ -5,7 +5,7 @@
 //   {"format": "hmst-eval-report", "version": 1,
 //    "settings": {"conditions": [...], "k": 4, "seed": 0, "bootstrap_resamples": 1000,
 //                 "n_ctx": 1024, "prompt_format": "markers" | "plain", "memory": DIR | null,
-//                 "retrieval": {"mode", "tier", "dense_weight", "lexical_weight"} (when on or deleted ran)},
+//                 "retrieval": {"mode", "tier", "dense_weight", "lexical_weight", "min_coverage"} (when on or deleted ran)},
 //    "tasks": {"NAME": {"output_type": "...", "file": "...", "n_items": N,
 //              "conditions": {"off": {"METRIC": {"value": v, "ci95": [lo, hi], "n": N}, ...}, ...}}},
 //    "seconds": 1.2}
@@ -78,6 +78,7 @@ public struct EvalReport: Sendable {
                         w.field("tier", tier.rawValue)
                         w.field("dense_weight", Double(r.denseWeight))
                         w.field("lexical_weight", Double(r.lexicalWeight))
+                        w.field("min_coverage", Double(r.minCoverage))
                     }
                 }
             }

@@ -20,8 +20,11 @@ extension EpisodicMemory {
             q = try EpisodicMemory.unit(key, "query")
         }
         var terms: [String] = []
-        if wantLexical {
-            guard let text else { throw HMSTError.invalidArgument("retrieve: \(options.mode.rawValue) mode needs the query text") }
+        if wantLexical || options.minCoverage > 0 {
+            guard let text else {
+                throw HMSTError.invalidArgument(wantLexical ? "retrieve: \(options.mode.rawValue) mode needs the query text"
+                                                            : "retrieve: min_coverage needs the query text")
+            }
             terms = LexicalTokenizer.terms(text)
         }
         return lock.withLock { _ -> [RetrievalHit] in
@@ -29,25 +32,30 @@ extension EpisodicMemory {
             let per = options.perPart
             let dense = wantDense ? denseTopLocked(q, k: per, owner: options.owner).map { (id: $0.id, score: $0.score) } : []
             var within: ((Int64) -> Bool)? = nil
-            if wantLexical, let o = options.owner {
+            if !terms.isEmpty, let o = options.owner {
                 let ids = Set(entries.lazy.filter { $0.owner == o }.map(\.id))
                 within = { ids.contains($0) }
             }
             let lex = wantLexical ? lexical.search(terms: terms, limit: per, k1: options.k1, b: options.b, within: within)
                 .map { (id: $0.id, score: $0.score) } : []
             let ranked = switch options.mode {
-            case .hybrid: RankFusion.fuse(dense: dense, lexical: lex, k: options.k, rrfK: options.rrfK,
+            case .hybrid: RankFusion.fuse(dense: dense, lexical: lex, k: options.ranked, rrfK: options.rrfK,
                                           denseWeight: options.denseWeight, lexicalWeight: options.lexicalWeight)
             case .dense: RankFusion.single(dense, dense: true)
             case .lexical: RankFusion.single(lex, dense: false)
             }
             var at: [Int64: Int] = [:]
             for (i, e) in entries.enumerated() { at[e.id] = i }
-            return ranked.compactMap { h in
-                guard let i = at[h.id] else { return nil }
-                entries[i].accessCount += 1
-                return RetrievalHit(id: h.id, score: h.score, dense: h.dense, lexical: h.lexical, text: entries[i].text)
+            var hits = ranked.compactMap { h in
+                at[h.id].map { RetrievalHit(id: h.id, score: h.score, dense: h.dense, lexical: h.lexical, text: entries[$0].text) }
             }
+            if options.minCoverage > 0 {
+                let unique = LexicalCoverage.uniqueTerms(text ?? "")
+                let (n, df) = lexical.documentFrequencies(unique, within: within)
+                hits = Array(CoverageFilter(terms: unique, n: n, df: df).keep(hits, minimum: options.minCoverage).prefix(options.k))
+            }
+            for h in hits { if let i = at[h.id] { entries[i].accessCount += 1 } }   // only the hits returned count
+            return hits
         }
     }
 

@@ -22,8 +22,7 @@ public struct LexicalCoverage: Sendable, Equatable {
         let have = Set(best.map { LexicalTokenizer.terms($0) } ?? [])
         var total: Float = 0, seen: Float = 0, covered: Float = 0
         for (t, d) in zip(terms, df) {
-            let ratio = (Double(n - d) + 0.5) / (Double(d) + 0.5)
-            let w = Float(log1p(ratio))
+            let w = LexicalCoverage.idf(n: n, df: d)
             total += w
             if d > 0 { seen += w }
             if have.contains(t) { covered += w }
@@ -34,6 +33,11 @@ public struct LexicalCoverage: Sendable, Equatable {
         novelty = (total - seen) / total
     }
 
+    /// The header's idf of a term held by df of n entries.
+    static func idf(n: Int, df: Int) -> Float {
+        Float(log1p((Double(n - df) + 0.5) / (Double(df) + 0.5)))
+    }
+
     /// The query's distinct terms, in first-seen order.
     public static func uniqueTerms(_ text: String) -> [String] {
         var seen = Set<String>()
@@ -41,7 +45,54 @@ public struct LexicalCoverage: Sendable, Equatable {
     }
 }
 
+/// The per-hit form of coverage behind RetrievalOptions.minCoverage: one query's distinct terms
+/// weighted by their idf over a tier (the header's formula), and the share of that weight a
+/// hit's text holds. A hit about another entity than the query's lacks the entity's name, the
+/// rarest and heaviest of its terms, and falls below a threshold that one about the entity passes.
+public struct CoverageFilter: Sendable {
+    public let terms: [String]
+    let weights: [Float]
+    let total: Float
+
+    /// For a query's distinct `terms` (LexicalCoverage.uniqueTerms) with their document
+    /// frequencies `df` among `n` entries.
+    public init(terms: [String], n: Int, df: [Int]) {
+        self.terms = terms
+        weights = zip(terms, df).map { LexicalCoverage.idf(n: n, df: $1) }
+        total = weights.reduce(0, +)
+    }
+
+    /// Σ idf of the query terms the text holds / Σ idf of all of them; 0 for a query without terms.
+    public func coverage(of text: String) -> Float {
+        guard total > 0 else { return 0 }
+        let have = Set(LexicalTokenizer.terms(text))
+        var covered: Float = 0
+        for (t, w) in zip(terms, weights) where have.contains(t) { covered += w }
+        return covered / total
+    }
+
+    /// The hits whose coverage is at least `minimum`, in order, each with its coverage set.
+    public func keep(_ hits: [RetrievalHit], minimum: Float) -> [RetrievalHit] {
+        hits.compactMap { h in
+            let c = coverage(of: h.text)
+            guard c >= minimum else { return nil }
+            var kept = h
+            kept.coverage = c
+            return kept
+        }
+    }
+}
+
 extension SemanticMemory {
+    /// The lexical index's entry count and each term's document frequency (every entry, or one
+    /// owner's). Thread-safe (read lock).
+    public func lexicalStatistics(of terms: [String], owner: String? = nil) -> (n: Int, df: [Int]) {
+        lock.withReadLock {
+            let all = entries
+            return lexical.documentFrequencies(terms, within: owner.map { o in { all[$0]?.owner == o } })
+        }
+    }
+
     /// LexicalCoverage of a query by this memory (its entries, or one owner's); no side effects.
     /// Thread-safe (read lock).
     public func lexicalCoverage(of text: String, owner: String? = nil) -> LexicalCoverage {
@@ -57,6 +108,15 @@ extension SemanticMemory {
 }
 
 extension EpisodicMemory {
+    /// As SemanticMemory.lexicalStatistics. Thread-safe.
+    public func lexicalStatistics(of terms: [String], owner: String? = nil) -> (n: Int, df: [Int]) {
+        lock.withLock { _ in
+            guard let o = owner else { return lexical.documentFrequencies(terms) }
+            let ids = Set(entries.lazy.filter { $0.owner == o }.map(\.id))
+            return lexical.documentFrequencies(terms, within: { ids.contains($0) })
+        }
+    }
+
     /// LexicalCoverage of a query by this memory (its entries, or one owner's); access counts
     /// are not touched. Thread-safe.
     public func lexicalCoverage(of text: String, owner: String? = nil) -> LexicalCoverage {

@@ -28,6 +28,11 @@ public struct RetrievalOptions: Sendable, Equatable {
     /// added without one) are candidates, in both parts, and the lexical part's statistics are
     /// theirs alone: another owner's entries change no hit and no score. nil: every entry.
     public var owner: String?
+    /// Hits whose text covers less than this share of the query's idf-weighted terms
+    /// (CoverageFilter, LexicalCoverage.swift) are dropped before the k best are taken; the
+    /// candidates are then each part's nCandidates in every mode. In [0, 1]; 0 keeps every hit.
+    /// Needs the query text in every mode.
+    public var minCoverage: Float = 0
     public init(mode: RetrievalMode = .hybrid, k: Int = 5) {
         self.mode = mode
         self.k = k
@@ -45,10 +50,16 @@ public struct RetrievalOptions: Sendable, Equatable {
         guard k1.isFinite, k1 >= 0 else { throw HMSTError.invalidArgument("retrieve: bm25 k1 = \(k1) must be finite and >= 0") }
         guard b.isFinite, b >= 0, b <= 1 else { throw HMSTError.invalidArgument("retrieve: bm25 b = \(b) must be in [0, 1]") }
         if let nprobe, nprobe < 1 { throw HMSTError.invalidArgument("retrieve: nprobe \(nprobe) must be >= 1") }
+        guard minCoverage >= 0, minCoverage <= 1 else {
+            throw HMSTError.invalidArgument("retrieve: min_coverage = \(minCoverage) must be in [0, 1]")
+        }
     }
 
-    /// How many hits each part contributes: k alone, nCandidates (at least k) fused.
-    var perPart: Int { mode == .hybrid ? max(k, nCandidates) : k }
+    /// How many hits each part contributes: k alone, nCandidates (at least k) fused or filtered.
+    var perPart: Int { mode == .hybrid || minCoverage > 0 ? max(k, nCandidates) : k }
+
+    /// How many ranked hits a memory keeps before the coverage filter: all of them when it runs.
+    var ranked: Int { minCoverage > 0 ? 2 * perPart : k }
 }
 
 /// One part's view of a hit: its score there (dense: the memory's similarity, or squared L2
@@ -65,6 +76,8 @@ public struct RetrievalHit: Sendable, Equatable {
     public let dense: RetrievalPart?     // nil: not among the dense candidates (or not run)
     public let lexical: RetrievalPart?   // nil: not among the lexical candidates (or not run)
     public let text: String
+    /// The hit's CoverageFilter coverage of the query, when RetrievalOptions.minCoverage ran.
+    public var coverage: Float? = nil
 }
 
 extension RetrievalHit {

@@ -22,8 +22,11 @@ extension SemanticMemory {
             q = try VectorChecks.prepare(query, dim: config.dim, metric: config.metric, "retrieve").0
         }
         var terms: [String] = []
-        if wantLexical {
-            guard let text else { throw HMSTError.invalidArgument("retrieve: \(options.mode.rawValue) mode needs the query text") }
+        if wantLexical || options.minCoverage > 0 {
+            guard let text else {
+                throw HMSTError.invalidArgument(wantLexical ? "retrieve: \(options.mode.rawValue) mode needs the query text"
+                                                            : "retrieve: min_coverage needs the query text")
+            }
             terms = LexicalTokenizer.terms(text)
         }
         return try lock.withReadLock {
@@ -35,12 +38,16 @@ extension SemanticMemory {
             let lex = wantLexical ? lexical.search(terms: terms, limit: per, k1: options.k1, b: options.b, within: within)
                 .map { (id: $0.id, score: $0.score) } : []
             let ranked = switch options.mode {
-            case .hybrid: RankFusion.fuse(dense: dense, lexical: lex, k: options.k, rrfK: options.rrfK,
+            case .hybrid: RankFusion.fuse(dense: dense, lexical: lex, k: options.ranked, rrfK: options.rrfK,
                                           denseWeight: options.denseWeight, lexicalWeight: options.lexicalWeight)
             case .dense: RankFusion.single(dense, dense: true)
             case .lexical: RankFusion.single(lex, dense: false)
             }
-            return ranked.map { RetrievalHit(id: $0.id, score: $0.score, dense: $0.dense, lexical: $0.lexical, text: entries[$0.id]?.text ?? "") }
+            let hits = ranked.map { RetrievalHit(id: $0.id, score: $0.score, dense: $0.dense, lexical: $0.lexical, text: entries[$0.id]?.text ?? "") }
+            guard options.minCoverage > 0 else { return hits }
+            let unique = LexicalCoverage.uniqueTerms(text ?? "")
+            let (n, df) = lexical.documentFrequencies(unique, within: within)
+            return Array(CoverageFilter(terms: unique, n: n, df: df).keep(hits, minimum: options.minCoverage).prefix(options.k))
         }
     }
 

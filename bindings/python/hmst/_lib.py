@@ -287,6 +287,7 @@ class EvalParams(ctypes.Structure):
         ("retrieval_mode", ctypes.c_int32),
         ("dense_weight", ctypes.c_float),
         ("lexical_weight", ctypes.c_float),
+        ("min_coverage", ctypes.c_float),
     ]
 
 
@@ -308,6 +309,7 @@ class RetrievalParams(ctypes.Structure):
         ("bm25_k1", ctypes.c_float),
         ("bm25_b", ctypes.c_float),
         ("nprobe", ctypes.c_int32),
+        ("min_coverage", ctypes.c_float),
     ]
 
 

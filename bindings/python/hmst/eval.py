@@ -29,14 +29,17 @@ def _int32(name, v, lo):
 
 
 def evaluate(model, tasks, memory=None, conditions=("off",), k=4, limit=0, seed=0, bootstrap=1000, n_ctx=0,
-             output=None, items_output=None, retrieval="hybrid", dense_weight=None, lexical_weight=None):
+             output=None, items_output=None, retrieval="hybrid", dense_weight=None, lexical_weight=None,
+             min_coverage=None):
     """Runs the task files on model (an hmst.Model) and returns the report as a dict.
 
     tasks: a path or a list of paths to task descriptions. memory: a memory directory for the
     "on" and "deleted" conditions (only read). conditions: names among off, on, oracle, deleted,
     or one comma-separated string. retrieval: how "on" and "deleted" retrieve: "hybrid" (BM25 and
     vectors fused by reciprocal rank), "dense" or "lexical"; dense_weight / lexical_weight: the
-    weight of each part's rank in that fusion (None: the library's, 1). output / items_output:
+    weight of each part's rank in that fusion (None: the library's, 1); min_coverage: drop retrieved
+    entries holding less than that share of the question's idf-weighted terms (None: the
+    library's, 0, keeps all). output / items_output:
     also write the JSON report / per-item JSONL there. Raises HMSTError naming the file, line and field of a bad task.
     """
     paths = [tasks] if isinstance(tasks, (str, os.PathLike)) else list(tasks)
@@ -72,6 +75,8 @@ def evaluate(model, tasks, memory=None, conditions=("off",), k=4, limit=0, seed=
         p.dense_weight = float(dense_weight)
     if lexical_weight is not None:
         p.lexical_weight = float(lexical_weight)
+    if min_coverage is not None:
+        p.min_coverage = float(min_coverage)
     with tempfile.TemporaryDirectory(prefix="hmst-eval-") as tmp:
         # the report also goes to a file, so a buffer that turns out too small costs no rerun
         report_path = os.fspath(output) if output is not None else os.path.join(tmp, "report.json")

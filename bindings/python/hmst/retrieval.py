@@ -47,22 +47,25 @@ class RetrievalResult:
         return f"RetrievalResult(mode={self.mode!r}, [(id, score)] = [{rows}])"
 
 
-def _params(mode, k, n_candidates, rrf_k, dense_weight, lexical_weight, bm25_k1, bm25_b, nprobe):
+def _params(mode, k, n_candidates, rrf_k, dense_weight, lexical_weight, bm25_k1, bm25_b, nprobe, min_coverage=0.0):
     if mode not in _MODES:
         raise ValueError(f"unknown mode {mode!r}; use one of {sorted(_MODES)}")
     p = _lib.lib.hmst_retrieval_default_params()
     p.mode, p.k, p.n_candidates = _MODES[mode], int(k), int(n_candidates)
     p.rrf_k, p.dense_weight, p.lexical_weight = float(rrf_k), float(dense_weight), float(lexical_weight)
     p.bm25_k1, p.bm25_b, p.nprobe = float(bm25_k1), float(bm25_b), int(nprobe)
+    p.min_coverage = float(min_coverage)
     return p
 
 
 def retrieve(memory, text, model=None, *, query=None, mode="hybrid", k=5, n_candidates=50, rrf_k=60.0,
-             dense_weight=1.0, lexical_weight=1.0, bm25_k1=1.2, bm25_b=0.75, nprobe=0):
+             dense_weight=1.0, lexical_weight=1.0, bm25_k1=1.2, bm25_b=0.75, nprobe=0, min_coverage=0.0):
     """The k best entries of `memory` for `text`. The dense part embeds the text with `model`
     (semantic: or uses `query`, a (dim,) float32 vector, when given); lexical mode needs no
-    model. Raises HMSTError (INVALID_ARGUMENT) for bad arguments or a missing part."""
-    p = _params(mode, k, n_candidates, rrf_k, dense_weight, lexical_weight, bm25_k1, bm25_b, nprobe)
+    model. min_coverage in [0, 1] drops hits holding less than that share of the query's
+    idf-weighted terms (0 keeps every hit; it needs `text` in every mode). Raises HMSTError
+    (INVALID_ARGUMENT) for bad arguments or a missing part."""
+    p = _params(mode, k, n_candidates, rrf_k, dense_weight, lexical_weight, bm25_k1, bm25_b, nprobe, min_coverage)
     cap = max(1, int(k))
     hits = np.zeros(cap, dtype=HIT_DTYPE)
     n = ctypes.c_size_t()

@@ -73,5 +73,7 @@ def test_evaluate_errors(model, tmp_path):
         hmst.evaluate(model, good, lexical_weight=-1.0)
     with pytest.raises(hmst.HMSTError, match="dense_weight"):
         hmst.evaluate(model, good, dense_weight=float("nan"))
+    with pytest.raises(hmst.HMSTError, match="min_coverage"):
+        hmst.evaluate(model, good, min_coverage=-0.5)
     with pytest.raises(hmst.HMSTError):
         hmst.evaluate(model, [])

@@ -48,6 +48,13 @@ def test_dense_and_hybrid_with_vectors(sem):
     assert h.scores[0] == pytest.approx(2 / 61, rel=1e-6)
     w = hmst.retrieve(sem, "fast dog", query=q, mode="hybrid", k=3, dense_weight=0.0)
     assert w.ids.tolist()[:2] == [2, 1]
+    # coverage of "fast dog": doc 2 holds both terms, doc 1 "dog" alone, ln 1.6 / (ln 1.6 + ln(8/3)) = 0.324
+    assert hmst.retrieve(sem, "fast dog", query=q, mode="hybrid", k=3, min_coverage=0.3).ids.tolist() == [2, 1]
+    assert hmst.retrieve(sem, "fast dog", query=q, mode="dense", k=3, min_coverage=0.33).ids.tolist() == [2]
+    with pytest.raises(hmst.HMSTError, match="min_coverage"):
+        hmst.retrieve(sem, "fast dog", query=q, mode="hybrid", min_coverage=1.5)
+    with pytest.raises(hmst.HMSTError, match="min_coverage"):
+        hmst.retrieve(sem, None, query=q, mode="dense", min_coverage=0.5)
 
 
 def test_errors(sem):
