@@ -274,8 +274,10 @@ HMST_API int hmst_model_load(const char *path, const struct hmst_model_params *p
 HMST_API int hmst_model_init_random(const char *preset, uint64_t seed, hmst_model **out_model);
 
 /* Writes the model as a checkpoint directory (config.json, model.safetensors, and
- * tokenizer.json if the model has a tokenizer), each file atomically. dtype: "f32", "bf16" or
- * "int8" (Q8_0 blocks: see "int8 weights" below).
+ * tokenizer.json if the model has a tokenizer), each file atomically. dtype: "f32", "bf16",
+ * "int8" (Q8_0 blocks: see "int8 weights" below) or "int8-rows4" (the same blocks, the decode
+ * matrices in the row-quad order hmst's int8 GEMV reads, so loading maps them without a copy;
+ * other readers must reorder them, see "int8 weights").
  * Thread-safe (the model is read-only). */
 HMST_API int hmst_model_save(const hmst_model *model, const char *dir, const char *dtype);
 
@@ -1038,6 +1040,12 @@ HMST_API void hmst_memory_trainer_free(hmst_memory_trainer *trainer);
  * prefill dequantizes into f32 and uses sgemm. On disk (hmst_model_save(..., "int8") or
  * `hmst quantize IN OUT --dtype int8`): `X.weight` I8 [rows, cols] plus `X.weight_scale` F32
  * [rows, cols / 32], and config.json's "quantization": {"method": "q8_0", "block_size": 32, ...}.
+ * With "int8-rows4" the entry adds "layout": "rows4": every I8 matrix but the embedding whose
+ * rows >= 4 and cols % 64 == 0 keeps its shape but holds its bytes in the row-quad order (rows in
+ * groups of four; per group, each 64-column chunk of row 0, 1, 2, 3 in turn; the scales per run
+ * of up to 16 blocks likewise; the last rows % 4 rows row-major). Such files load without the
+ * reordering copy that AVX-512 VNNI CPUs otherwise make of every decode matrix at load (the
+ * mapping is used in place, --numa placement included); every CPU can read them.
  *
  * GGUF import: hmst_model_load accepts a path ending in ".gguf" (llama.cpp's format, version 3,
  * architecture "llama", dense or with experts): F32, F16, BF16 and Q8_0 tensors, and its

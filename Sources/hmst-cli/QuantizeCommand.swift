@@ -10,8 +10,11 @@ struct QuantizeCommand: ParsableCommand {
         abstract: "Write a checkpoint with int8 (Q8_0 blocks), bf16 or f32 weights.",
         discussion: """
             int8: each matrix whose width is a multiple of 32 becomes I8 values plus an F32 scale per \
-            block of 32 (tensor X.weight_scale); norms and routers stay F32. INPUT may be a checkpoint \
-            directory or a llama.cpp .gguf file.
+            block of 32 (tensor X.weight_scale); norms and routers stay F32. int8-rows4: the same blocks, \
+            the matrices decode reads stored in the row-quad order of hmst's int8 GEMV (config.json's \
+            quantization "layout": "rows4"), so loading maps them without the copy hmst otherwise makes \
+            at load on AVX-512 VNNI CPUs; other readers must reorder them (Python: hmst.unpack_rows4). \
+            INPUT may be a checkpoint directory or a llama.cpp .gguf file.
             """)
 
     @Argument(help: "Input checkpoint directory or .gguf file.")
@@ -20,7 +23,7 @@ struct QuantizeCommand: ParsableCommand {
     @Argument(help: "Output checkpoint directory.")
     var output: String
 
-    @Option(help: "Stored dtype: int8, bf16 or f32.")
+    @Option(help: "Stored dtype: int8, int8-rows4, bf16 or f32.")
     var dtype = "int8"
 
     @Flag(name: .customLong("check-tensors"), help: "Scan every input tensor for NaN/Inf first.")
@@ -32,16 +35,18 @@ struct QuantizeCommand: ParsableCommand {
         try runReportingErrors {
             try threadOptions.apply()
             let st: SafeTensorDType
+            var layout = Q8Layout.rows
             var o = ModelLoadOptions()
             o.checkTensors = checkTensors
             switch dtype {
             case "int8": st = .i8; o.weightType = .int8
+            case "int8-rows4": st = .i8; o.weightType = .int8; layout = .rows4
             case "bf16": st = .bf16; o.weightType = .bf16
             case "f32": st = .f32; o.weightType = .f32
-            default: throw HMSTError.invalidArgument("--dtype must be int8, bf16 or f32, not \(dtype)")
+            default: throw HMSTError.invalidArgument("--dtype must be int8, int8-rows4, bf16 or f32, not \(dtype)")
             }
             let model = try LanguageModel.load(path: input, options: o)
-            try model.save(directory: output, dtype: st)
+            try model.save(directory: output, dtype: st, int8Layout: layout)
             let bytes = (try? FileIO.fileSize(output + "/model.safetensors")) ?? 0
             print("wrote \(output): \(model.weightsType) weights, model.safetensors \(formatCount(bytes))B")
         }

@@ -339,6 +339,57 @@ final class Int8Tests: XCTestCase {
         XCTAssertGreaterThan(d, 0)
     }
 
+    /// Files saved with the row-quad layout ("rows4") load in place: every decode matrix is a
+    /// `.q8Rows4` view of the mapping (no copy, on any CPU), the embedding stays row-major, the
+    /// values are those of the row-major file, the logits those of its load, and saving in
+    /// either layout gives back the bytes of that layout's file.
+    func testRowQuadFilesLoadInPlace() throws {
+        let c = try Int8Tests.smallConfig()
+        let m32 = try LanguageModel.random(config: c, seed: 9)
+        try m32.save(directory: dir + "/rm", dtype: .i8)
+        try m32.save(directory: dir + "/rq", dtype: .i8, int8Layout: .rows4)
+        let cfg = try JSONValue.parse(bytes: try FileIO.readAll(dir + "/rq/config.json"))
+        XCTAssertEqual(cfg["quantization"]?["layout"]?.string, "rows4")
+        XCTAssertNil(try JSONValue.parse(bytes: try FileIO.readAll(dir + "/rm/config.json"))["quantization"]?["layout"])
+        let rm = try LanguageModel.load(path: dir + "/rm"), rq = try LanguageModel.load(path: dir + "/rq")
+        let a = rq.decoder.weights, b = rm.decoder.weights
+        var matrices = [(a.lmHead, b.lmHead)]
+        for (la, lb) in zip(a.layers, b.layers) {
+            matrices += [(la.q, lb.q), (la.k, lb.k), (la.v, lb.v), (la.o, lb.o)]
+            for (ea, eb) in zip(la.experts, lb.experts) { matrices += [(ea.w1, eb.w1), (ea.w2, eb.w2), (ea.w3, eb.w3)] }
+        }
+        var packed = 0
+        for (x, y) in matrices {
+            if hk_q8_packable(x.rows, x.cols) != 0 {   // w2 [64, 96] is not: 96 columns are not whole 64-column chunks
+                guard case .q8Rows4 = x.storage else { return XCTFail("a decode matrix of the rows4 file is not row-quad") }
+                packed += 1
+            } else {
+                guard case .q8 = x.storage else { return XCTFail("a matrix the layout does not cover is not row-major") }
+            }
+            XCTAssertFalse(x.owner is Q8Tensor, "a rows4 file's matrix was copied at load")
+            var u = [Float](repeating: 0, count: x.count), v = u
+            x.copyRows(0, x.rows, to: &u)
+            y.copyRows(0, y.rows, to: &v)
+            XCTAssertEqual(u, v)
+        }
+        XCTAssertEqual(packed, 1 + 2 * (4 + 2 * 4))
+        guard case .q8 = a.embed.storage else { return XCTFail("the embedding is stored row-major") }
+        let toks: [Int32] = [3, 1, 4, 1, 5, 9, 2, 6]
+        let la = try logits(a, dims: c.dims, tokens: toks), lb = try logits(b, dims: c.dims, tokens: toks)
+        if hk_q8_level() >= 2 {   // the row-major file was reordered at load: the same kernel on the same bytes
+            XCTAssertEqual(la.decode, lb.decode)
+        } else {                  // row by row over either layout: the same block sums, another order
+            XCTAssertLessThan(maxDiff(la.decode, lb.decode), 1e-4)
+        }
+        XCTAssertLessThan(maxDiff(la.prefill, lb.prefill), 1e-4)
+        try rq.save(directory: dir + "/rq-rm", dtype: .i8)
+        XCTAssertEqual(try FileIO.readAll(dir + "/rm/model.safetensors"), try FileIO.readAll(dir + "/rq-rm/model.safetensors"))
+        try rm.save(directory: dir + "/rm-rq", dtype: .i8, int8Layout: .rows4)
+        XCTAssertEqual(try FileIO.readAll(dir + "/rq/model.safetensors"), try FileIO.readAll(dir + "/rm-rq/model.safetensors"))
+        try rq.save(directory: dir + "/rq-rq", dtype: .i8, int8Layout: .rows4)
+        XCTAssertEqual(try FileIO.readAll(dir + "/rq/model.safetensors"), try FileIO.readAll(dir + "/rq-rq/model.safetensors"))
+    }
+
     func testShortPromptsRunTheInt8GEMV() throws {
         // a prompt of at most int8GEMVMaxT tokens multiplies int8 weights by integer GEMVs (one
         // per token) instead of dequantizing them for a GEMM: its logits are then those of decoding
@@ -460,6 +511,13 @@ final class Int8Tests: XCTestCase {
             let i = l.firstIndex { $0.name == q }!
             l[i].bytes[70] = 0x80
         }, "\(q) holds -128 at index 70 (row 1, column 6)")
+        let rows4: (String) -> String = { $0.replacingOccurrences(of: "\"scale_dtype\"", with: "\"layout\":\"rows4\",\"scale_dtype\"") }
+        try expectRejected("minus128rows4", config: rows4, tensors: { l in
+            let i = l.firstIndex { $0.name == q }!
+            l[i].bytes[70] = 0x80
+        }, "\(q) holds -128 at byte 70 of the row-quad layout")
+        try expectRejected("layout", config: { $0.replacingOccurrences(of: "\"scale_dtype\"", with: "\"layout\":\"cols8\",\"scale_dtype\"") },
+                           tensors: { _ in }, "quantization layout \"cols8\" is not supported")
         try expectRejected("oddwidth", tensors: { l in
             let i = l.firstIndex { $0.name == "model.norm.weight" }!
             l[i] = (l[i].name, .i8, [64], [UInt8](repeating: 1, count: 64))

@@ -95,7 +95,8 @@ extension LanguageModel {
         guard FileIO.exists(configPath) else { throw HMSTError.notFound("\(configPath): no such file") }
         let configJSON = try JSONValue.parse(bytes: try FileIO.readAll(configPath))
         let config = try ModelConfig(json: configJSON, source: configPath)
-        let quantized = try Q8Format.parseConfig(configJSON, source: configPath)
+        let int8Layout = try Q8Format.parseConfig(configJSON, source: configPath)
+        let quantized = int8Layout != nil
         var report = LoadReport()
         report.path = path
         if let h = configJSON["hmst"], h["untrained"]?.bool == true { report.untrained = true }
@@ -202,7 +203,9 @@ extension LanguageModel {
             if t.dtype == .i8 {
                 let (sShard, st) = location[name + Q8Format.scaleSuffix]!
                 guard let sp = sShard.pointer(st) else { throw HMSTError.badFormat("tensor \(name)\(Q8Format.scaleSuffix) has no data") }
-                let q = try Q8Format.view(name: name, values: p, scales: sp, rows: rows, cols: cols, owner: shard)
+                let q = try Q8Format.view(name: name, values: p, scales: sp, rows: rows, cols: cols,
+                                          rows4: Q8Format.storedRows4(name: name, rows: rows, cols: cols, layout: int8Layout ?? .rows),
+                                          owner: shard)
                 switch want {
                 case .asStored, .int8: return q
                 case .f32: return convertWeight(q, toBF16: false)
@@ -304,9 +307,9 @@ extension LanguageModel {
     /// The model's config as parsed (the JSON may carry more keys, which save keeps).
     public func modelConfig() throws -> ModelConfig { try ModelConfig(json: config) }
 
-    /// Writes config.json, model.safetensors (f32, bf16 or .i8: int8 Q8_0 matrices, Quant/Q8Format.swift)
-    /// and tokenizer.json, each atomically.
-    public func save(directory: String, dtype: SafeTensorDType = .f32) throws {
+    /// Writes config.json, model.safetensors (f32, bf16 or .i8: int8 Q8_0 matrices, Quant/Q8Format.swift,
+    /// in `int8Layout`'s order) and tokenizer.json, each atomically.
+    public func save(directory: String, dtype: SafeTensorDType = .f32, int8Layout: Q8Layout = .rows) throws {
         let c = try modelConfig()
         try FileIO.makeDirectories(directory)
         let w = decoder.weights
@@ -329,13 +332,13 @@ extension LanguageModel {
             }
         }
         let tensors = expectedTensors(c).map { TensorToWrite(name: $0.name, shape: $0.shape, weight: byName[$0.name]!) }
-        try SafeTensorsWriter.write(path: directory + "/model.safetensors", tensors: tensors, dtype: dtype)
+        try SafeTensorsWriter.write(path: directory + "/model.safetensors", tensors: tensors, dtype: dtype, int8Layout: int8Layout)
         var json = config
         if case var .object(o) = json {
             let dt = dtype == .bf16 ? "bfloat16" : "float32"
             o.removeAll { $0.0 == "torch_dtype" || $0.0 == "dtype" || $0.0 == "quantization" }
             o.append(("torch_dtype", .string(dt)))
-            if dtype == .i8 { o.append(("quantization", Q8Format.configEntry)) }
+            if dtype == .i8 { o.append(("quantization", Q8Format.configEntry(layout: int8Layout))) }
             json = .object(o)
         }
         try FileIO.writeAtomically(directory + "/config.json", text: prettyJSON(json) + "\n")

@@ -19,10 +19,10 @@ public struct TensorToWrite {
 
 public enum SafeTensorsWriter {
     /// dtype: .f32, .bf16 (f32 values are rounded to nearest-even bf16) or .i8 (Q8_0 blocks:
-    /// Quant/Q8Format.swift).
+    /// Quant/Q8Format.swift, in `int8Layout`'s order).
     public static func write(path: String, tensors: [TensorToWrite], dtype: SafeTensorDType,
-                             metadata: [(String, String)] = [("format", "pt")]) throws {
-        if dtype == .i8 { return try writeInt8(path: path, tensors: tensors, metadata: metadata) }
+                             metadata: [(String, String)] = [("format", "pt")], int8Layout: Q8Layout = .rows) throws {
+        if dtype == .i8 { return try writeInt8(path: path, tensors: tensors, metadata: metadata, layout: int8Layout) }
         guard dtype == .f32 || dtype == .bf16 else {
             throw HMSTError.unsupported("saving as \(dtype.rawValue) is not supported (f32, bf16 or I8)")
         }

@@ -47,19 +47,36 @@ public final class Q8Tensor: @unchecked Sendable {
     /// are dropped afterwards (ReleasableWeightMemory), so the process holds the int8 weights once.
     /// Only where the four-row AVX-512 VNNI kernel runs: elsewhere (AVX2, portable) the
     /// row-major kernels read rows with less index arithmetic, so the matrix stays as it is.
+    /// A checkpoint stored with the row-quad layout (Q8Format's "rows4") is read as it is: nothing
+    /// to copy here.
     public static func packedRows4(_ w: Weight, threads: Int = Threads.count) -> Weight {
         guard case let .q8(q, s) = w.storage, hk_q8_packable(w.rows, w.cols) != 0, hk_q8_level() >= 2 else { return w }
-        let t = Q8Tensor(rows: w.rows, cols: w.cols)
-        let chunks = splitRange((w.rows + 3) / 4, parts: max(1, threads) * 4)   // in quads
-        parallelFor(chunks.count, threads: threads) { c in
-            let r = chunks[c]
-            hk_q8_pack_rows4(t.values, t.scales, q, s, w.rows, w.cols, 4 * r.lowerBound, min(w.rows, 4 * r.upperBound))
-        }
+        let packed = pack(q, s, rows: w.rows, cols: w.cols, threads: threads)
         if let source = w.owner as? ReleasableWeightMemory {
             source.release(UnsafeRawBufferPointer(start: q, count: w.count))
             source.release(UnsafeRawBufferPointer(start: s, count: w.count / Q8Tensor.block * 4))
         }
-        return Weight(.q8Rows4(UnsafePointer(t.values), scales: UnsafePointer(t.scales)), rows: w.rows, cols: w.cols, owner: t)
+        return packed
+    }
+
+    /// Any weight quantized (when not int8 yet) in the row-quad layout, on every CPU (files
+    /// written with Q8Format's "rows4"); a row-quad matrix as it is. w must be packable.
+    static func rows4(_ w: Weight, threads: Int = Threads.count) -> Weight {
+        if case .q8Rows4 = w.storage { return w }
+        let q8 = quantize(w, threads: threads)
+        guard case let .q8(q, s) = q8.storage else { return q8 }
+        return withExtendedLifetime(q8) { pack(q, s, rows: w.rows, cols: w.cols, threads: threads) }
+    }
+
+    /// A row-quad copy of row-major values and scales, packed on the pool.
+    private static func pack(_ q: UnsafePointer<Int8>, _ s: UnsafePointer<Float>, rows: Int, cols: Int, threads: Int) -> Weight {
+        let t = Q8Tensor(rows: rows, cols: cols)
+        let chunks = splitRange((rows + 3) / 4, parts: max(1, threads) * 4)   // in quads
+        parallelFor(chunks.count, threads: threads) { c in
+            let r = chunks[c]
+            hk_q8_pack_rows4(t.values, t.scales, q, s, rows, cols, 4 * r.lowerBound, min(rows, 4 * r.upperBound))
+        }
+        return Weight(.q8Rows4(UnsafePointer(t.values), scales: UnsafePointer(t.scales)), rows: rows, cols: cols, owner: t)
     }
 
     /// A row-quad int8 matrix back in the row-major layout files hold; any other weight as it is.

@@ -1,6 +1,6 @@
 // Q8Writer: saving a checkpoint with int8 weights (layout in Q8Format.swift): each projection
 // matrix whose width is a multiple of 32 as I8 values plus F32 block scales, the rest F32.
-// Weights already int8 are written as they are (no second rounding).
+// Weights already int8 are written as they are (no second rounding), in the layout asked for.
 
 extension SafeTensorsWriter {
     /// Whether the writer stores this tensor as int8: matrices of width % 32 == 0 except the
@@ -9,7 +9,7 @@ extension SafeTensorsWriter {
         shape.count == 2 && Q8Tensor.fits(cols: shape[1]) && !name.hasSuffix("block_sparse_moe.gate.weight")
     }
 
-    static func writeInt8(path: String, tensors: [TensorToWrite], metadata: [(String, String)]) throws {
+    static func writeInt8(path: String, tensors: [TensorToWrite], metadata: [(String, String)], layout: Q8Layout) throws {
         for t in tensors where t.shape.reduce(1, *) != t.weight.count {
             throw HMSTError.invalidArgument("tensor \(t.name): shape \(t.shape) does not match \(t.weight.count) elements")
         }
@@ -27,10 +27,14 @@ extension SafeTensorsWriter {
         let file = try startFile(path: path, metadata: metadata, entries: entries.map { ($0.name, $0.dtype, $0.shape, $0.bytes) })
         var quantized: [String: Weight] = [:]
         func q8(_ t: TensorToWrite) throws -> (UnsafePointer<Int8>, UnsafePointer<Float>) {
-            let w = quantized[t.name] ?? Q8Tensor.quantize(t.weight)
+            let rows4 = Q8Format.storedRows4(name: t.name, rows: t.shape[0], cols: t.shape[1], layout: layout)
+            let w = quantized[t.name] ?? (rows4 ? Q8Tensor.rows4(t.weight) : Q8Tensor.quantize(t.weight))
             quantized[t.name] = w
-            guard case let .q8(q, s) = w.storage else { throw HMSTError(.internal, "tensor \(t.name) did not quantize") }
-            return (q, s)
+            switch w.storage {
+            case let .q8(q, s) where !rows4: return (q, s)
+            case let .q8Rows4(q, s) where rows4: return (q, s)
+            default: throw HMSTError(.internal, "tensor \(t.name) did not quantize to the \(rows4 ? "row-quad" : "row-major") layout")
+            }
         }
         let chunk = 1 << 20
         var f32 = [Float](repeating: 0, count: chunk)

@@ -75,3 +75,47 @@ def test_bf16_kv_cache():
         assert 0 < np.max(np.abs(la - lb)) < 0.03 * np.max(np.abs(la))
         with pytest.raises(ValueError, match="kv_cache"):
             hmst.Context(m, kv_cache="int8")
+
+
+def _tensors(path):
+    """name -> numpy array of a safetensors file (I8, F32)."""
+    data = path.read_bytes()
+    n = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + n])
+    dtypes = {"I8": np.int8, "F32": np.float32}
+    out = {}
+    for name, t in header.items():
+        if name == "__metadata__":
+            continue
+        b, e = t["data_offsets"]
+        out[name] = np.frombuffer(data[8 + n + b:8 + n + e], dtype=dtypes[t["dtype"]]).reshape(t["shape"])
+    return out
+
+
+def test_rows4_checkpoint_unpacks_to_the_row_major_file(tmp_path):
+    tokens = [1, 7, 300, 42]
+    with hmst.Model.random("micro", seed=5) as m:
+        m.save(tmp_path / "rm", dtype="int8")
+        m.save(tmp_path / "rq", dtype="int8-rows4")
+    cfg = json.loads((tmp_path / "rq" / "config.json").read_text())
+    assert cfg["quantization"]["layout"] == "rows4"
+    rm, rq = _tensors(tmp_path / "rm" / "model.safetensors"), _tensors(tmp_path / "rq" / "model.safetensors")
+    assert rm.keys() == rq.keys()
+    reordered = 0
+    for name, v in rq.items():
+        if v.dtype != np.int8:
+            continue
+        s = rq[name + "_scale"]
+        if hmst.int8.is_rows4(name, v.shape):
+            assert not np.array_equal(v, rm[name])          # really permuted
+            v, s = hmst.unpack_rows4(v, s)
+            reordered += 1
+        np.testing.assert_array_equal(v, rm[name])
+        np.testing.assert_array_equal(s, rm[name + "_scale"])
+    assert reordered > 10 and np.array_equal(rq["model.embed_tokens.weight"], rm["model.embed_tokens.weight"])
+    w = hmst.dequantize(rm["model.layers.0.self_attn.q_proj.weight"], rm["model.layers.0.self_attn.q_proj.weight_scale"])
+    assert w.dtype == np.float32 and w.shape == rm["model.layers.0.self_attn.q_proj.weight"].shape
+    with hmst.Model(tmp_path / "rm") as a, hmst.Model(tmp_path / "rq") as b:
+        np.testing.assert_allclose(decode_logits(a, tokens), decode_logits(b, tokens), rtol=0, atol=1e-4)
+    with pytest.raises(ValueError, match="row-quad"):
+        hmst.unpack_rows4(np.zeros((3, 64), np.int8), np.zeros((3, 2), np.float32))
