@@ -6,7 +6,8 @@ hmst's mmap load against reading the whole file into memory first.
         python3 benchmarks/startup_ttft.py --out benchmarks/results/startup-ttft-2core.jsonl
 
 The checkpoint: the "small" preset (921M parameters) with random weights saved as int8 (Q8_0
-blocks), model.safetensors about 1.04 GB, written once into --dir. Time to first token, each in
+blocks), model.safetensors about 1.04 GB, written once into --dir (--dtype int8-rows4: the same
+blocks in the row-quad layout, which loads without a copy; use another --dir). Time to first token, each in
 a fresh process, from just before hmst.Model(dir) (Python and libhmst already loaded) (mmap; with --prefetch rows also MADV_WILLNEED), a context,
 eval of an 8-token prompt, the argmax of its logits. Modes:
   mmap            what hmst does: the weights are mapped, pages fault in as the forward pass
@@ -92,9 +93,11 @@ def child(args):
     ctx.eval(PROMPT)
     token = int(ctx.logits().argmax())
     t3 = time.perf_counter()
+    import resource
     print(json.dumps(dict(read_ms=round(read_ms, 1),
                           load_ms=round((t2 - t1) * 1e3, 1), first_token_ms=round((t3 - t2) * 1e3, 1),
-                          ttft_ms=round((t3 - t0) * 1e3, 1), token=token)))
+                          ttft_ms=round((t3 - t0) * 1e3, 1), token=token,
+                          max_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1))))
 
 
 def main():

@@ -315,6 +315,15 @@ if args.first == "gemv" {
             hk_q8_quantize_act(act, x, cols)
             hk_gemv_q8_rows4(&y, pq, ps, act, rows, cols, 0, rows)
         }))
+        // the lower levels over the same layout (a file saved as int8-rows4, read on AVX2 or portable CPUs)
+        for level in (0..<Int(hk_q8_level())).reversed() {
+            hk_q8_set_max_level(Int32(level))
+            line.append(("int8_rows4_level\(level)_us", best {
+                hk_q8_quantize_act(act, x, cols)
+                hk_gemv_q8_rows4(&y, pq, ps, act, rows, cols, 0, rows)
+            }))
+        }
+        hk_q8_set_max_level(-1)
         pq.deallocate()
         ps.deallocate()
     }

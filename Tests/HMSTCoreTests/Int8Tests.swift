@@ -382,6 +382,17 @@ final class Int8Tests: XCTestCase {
             XCTAssertLessThan(maxDiff(la.decode, lb.decode), 1e-4)
         }
         XCTAssertLessThan(maxDiff(la.prefill, lb.prefill), 1e-4)
+        // where the VNNI kernel does not run (AVX2 here), decode reads row-major: a rows4 file's
+        // matrices are copied back to it at load, and decode equals the row-major file's
+        hk_q8_set_max_level(1)
+        do {
+            defer { hk_q8_set_max_level(-1) }
+            let rq1 = try LanguageModel.load(path: dir + "/rq"), rm1 = try LanguageModel.load(path: dir + "/rm")
+            guard case .q8 = rq1.decoder.weights.layers[0].q.storage else { return XCTFail("AVX2 decodes row-major matrices") }
+            XCTAssertTrue(rq1.decoder.weights.layers[0].q.owner is Q8Tensor)
+            XCTAssertEqual(try logits(rq1.decoder.weights, dims: c.dims, tokens: toks).decode,
+                           try logits(rm1.decoder.weights, dims: c.dims, tokens: toks).decode)
+        }
         try rq.save(directory: dir + "/rq-rm", dtype: .i8)
         XCTAssertEqual(try FileIO.readAll(dir + "/rm/model.safetensors"), try FileIO.readAll(dir + "/rq-rm/model.safetensors"))
         try rm.save(directory: dir + "/rm-rq", dtype: .i8, int8Layout: .rows4)

@@ -79,6 +79,22 @@ public final class Q8Tensor: @unchecked Sendable {
         return Weight(.q8Rows4(UnsafePointer(t.values), scales: UnsafePointer(t.scales)), rows: rows, cols: cols, owner: t)
     }
 
+    /// The layout this CPU's decode GEMV reads fastest: row-major int8 matrices reordered to
+    /// row-quad where the VNNI kernel runs (packedRows4); row-quad ones (mapped from a "rows4"
+    /// file) copied back to row-major elsewhere, where the AVX2 kernel reads row-quad at half its
+    /// row-major speed (1536 x 512: 28 against 14 µs on one Zen 5 core; benchmarks/README.md),
+    /// their mapped pages then dropped as packedRows4 drops a row-major file's.
+    static func forDecode(_ w: Weight, threads: Int = Threads.count) -> Weight {
+        if hk_q8_level() >= 2 { return packedRows4(w, threads: threads) }
+        guard case let .q8Rows4(q, s) = w.storage else { return w }
+        let out = rowMajor(w)
+        if let source = w.owner as? ReleasableWeightMemory {
+            source.release(UnsafeRawBufferPointer(start: q, count: w.count))
+            source.release(UnsafeRawBufferPointer(start: s, count: w.count / Q8Tensor.block * 4))
+        }
+        return out
+    }
+
     /// A row-quad int8 matrix back in the row-major layout files hold; any other weight as it is.
     public static func rowMajor(_ w: Weight) -> Weight {
         guard case let .q8Rows4(q, s) = w.storage else { return w }
@@ -121,10 +137,11 @@ func convertWeight(_ w: Weight, toBF16: Bool) -> Weight {
 
 extension DecoderWeights {
     /// The same decoder with the int8 matrices its GEMVs read (attention, experts, an untied LM
-    /// head) in the row-quad layout; the embedding table, read a row at a time, stays row-major.
+    /// head) in the layout this CPU decodes fastest (Q8Tensor.forDecode); the embedding table,
+    /// read a row at a time, stays row-major.
     func packedForDecode() -> DecoderWeights {
-        guard matrices.contains(where: { if case .q8 = $0.storage { return true }; return false }) else { return self }
-        func p(_ w: Weight) -> Weight { Q8Tensor.packedRows4(w) }
+        guard matrices.contains(where: \.isQ8) else { return self }
+        func p(_ w: Weight) -> Weight { Q8Tensor.forDecode(w) }
         return DecoderWeights(
             embed: embed,
             layers: layers.map { l in
