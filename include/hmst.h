@@ -840,8 +840,8 @@ struct hmst_retrieval_params {
     /* appended in 0.1 (an older struct_size means the default): */
     float min_coverage;     /* default 0 (keep every hit), in [0, 1]: drop hits whose text holds less than this
                              * share of the query's terms weighted by their idf over the memory (or the owner's
-                             * entries), idf(t) = ln(1 + (N - df + 0.5) / (df + 0.5)); a hit about another
-                             * entity than the query's lacks its rare name. Before the k best are taken, from
+                             * entries), idf(t) = ln(1 + (N - df + 0.5) / (df + 0.5)), terms no entry holds
+                             * weighing 0; a hit about another entity than the query's lacks its rare name. Before the k best are taken, from
                              * each part's n_candidates in every mode; needs the query text in every mode. */
 };
 

@@ -265,9 +265,10 @@ final class EvalConditionTests: XCTestCase {
     }
 
     /// Deleting the gold entry changes the statistics a coverage filter reads: in the copy
-    /// (N = 4; "zorbia" df 1, "capital" df 0) "Zorbia exports tin" covers ln(10/3) / (ln(10/3) +
-    /// ln 10) = 0.343 of "capital of Zorbia" and falls below 0.35; with the memory's own
-    /// statistics (N = 5, df 2 and 1) it would cover 0.387 and pass. Deleted must see the copy's.
+    /// (N = 4) no entry holds "capital" any more, so "Zorbia exports tin" covers all of what the
+    /// copy knows of "capital of Zorbia" (1) and passes 0.5; with the memory's own statistics
+    /// (N = 5, "zorbia" df 2: ln 2.4, "capital" df 1: ln 4) it would cover 0.387 and go.
+    /// Deleted must see the copy's.
     func testDeletedCoverageUsesTheStatisticsOfTheCopy() throws {
         let model = try byteModel()
         let dir = tempDirectory("eval-coverage")
@@ -284,13 +285,13 @@ final class EvalConditionTests: XCTestCase {
         for t in texts.dropFirst() { try csem.add(text: t, model: model) }
         for mode in [RetrievalMode.hybrid, .lexical, .dense] {
             var ro = RetrievalOptions(mode: mode)
-            ro.minCoverage = 0.35
+            ro.minCoverage = 0.5
             let deleted = try MemoryStoreRetriever(store: store, model: model, options: ro).retrieve(query: "capital of Zorbia", k: 4, excluding: [gold])
             XCTAssertEqual(deleted, try MemoryStoreRetriever(store: copy, model: model, options: ro).retrieve(query: "capital of Zorbia", k: 4, excluding: []))
-            XCTAssertEqual(deleted, [], "\(mode)")
-            ro.minCoverage = 0.3
-            XCTAssertEqual(try MemoryStoreRetriever(store: store, model: model, options: ro).retrieve(query: "capital of Zorbia", k: 4, excluding: [gold]),
-                           ["Zorbia exports tin"], "\(mode)")
+            XCTAssertEqual(deleted, ["Zorbia exports tin"], "\(mode)")
+            // not deleted: the gold covers everything, "Zorbia exports tin" 0.387 of it
+            XCTAssertEqual(try MemoryStoreRetriever(store: store, model: model, options: ro).retrieve(query: "capital of Zorbia", k: 4, excluding: []),
+                           [gold], "\(mode)")
         }
         var owned = RetrievalOptions()
         owned.minCoverage = 0.5

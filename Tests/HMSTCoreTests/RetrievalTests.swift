@@ -104,6 +104,10 @@ final class LexicalIndexTests: XCTestCase {
             o.minCoverage = 0.5   // filtered before the k best are taken: a Florulia entry, never Mendi's
             XCTAssertTrue(try [ids[0], ids[2]].contains(XCTUnwrap(mem.retrieve(text: q, query: [1, 1, 0, 0], options: o).first?.id)))
         }
+        // a word no entry holds weighs nothing: "name" does not lower the gold's coverage
+        var lo = RetrievalOptions(mode: .lexical, k: 5)
+        lo.minCoverage = 0.99
+        XCTAssertEqual(try mem.retrieve(text: "Name the capital of Florulia.", query: nil, options: lo).map(\.id), [ids[0]])
         var o = RetrievalOptions(mode: .dense, k: 2)
         o.minCoverage = 0.5
         XCTAssertThrowsError(try mem.retrieve(text: nil, query: [1, 1, 0, 0], options: o)) {

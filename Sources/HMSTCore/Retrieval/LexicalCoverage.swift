@@ -45,10 +45,12 @@ public struct LexicalCoverage: Sendable, Equatable {
     }
 }
 
-/// The per-hit form of coverage behind RetrievalOptions.minCoverage: one query's distinct terms
-/// weighted by their idf over a tier (the header's formula), and the share of that weight a
-/// hit's text holds. A hit about another entity than the query's lacks the entity's name, the
-/// rarest and heaviest of its terms, and falls below a threshold that one about the entity passes.
+/// The per-hit form of seenCoverage behind RetrievalOptions.minCoverage: one query's distinct
+/// terms weighted by their idf over a tier (the header's formula), terms no entry holds weighing
+/// nothing (a question's own wording, "name", "abbreviated", cannot tell hits apart), and the
+/// share of that weight a hit's text holds. A hit about another entity than the query's lacks
+/// the entity's name, the rarest and heaviest of its terms, and falls below a threshold that one
+/// about the entity passes.
 public struct CoverageFilter: Sendable {
     public let terms: [String]
     let weights: [Float]
@@ -58,11 +60,12 @@ public struct CoverageFilter: Sendable {
     /// frequencies `df` among `n` entries.
     public init(terms: [String], n: Int, df: [Int]) {
         self.terms = terms
-        weights = zip(terms, df).map { LexicalCoverage.idf(n: n, df: $1) }
+        weights = zip(terms, df).map { $1 > 0 ? LexicalCoverage.idf(n: n, df: $1) : 0 }
         total = weights.reduce(0, +)
     }
 
-    /// Σ idf of the query terms the text holds / Σ idf of all of them; 0 for a query without terms.
+    /// Σ idf of the query terms the text holds / Σ idf of those some entry holds; 0 when no
+    /// entry holds any of them.
     public func coverage(of text: String) -> Float {
         guard total > 0 else { return 0 }
         let have = Set(LexicalTokenizer.terms(text))

@@ -28,8 +28,8 @@ public struct RetrievalOptions: Sendable, Equatable {
     /// added without one) are candidates, in both parts, and the lexical part's statistics are
     /// theirs alone: another owner's entries change no hit and no score. nil: every entry.
     public var owner: String?
-    /// Hits whose text covers less than this share of the query's idf-weighted terms
-    /// (CoverageFilter, LexicalCoverage.swift) are dropped before the k best are taken; the
+    /// Hits whose text covers less than this share of the query's idf-weighted terms (those some
+    /// entry holds; CoverageFilter, LexicalCoverage.swift) are dropped before the k best are taken; the
     /// candidates are then each part's nCandidates in every mode. In [0, 1]; 0 keeps every hit.
     /// Needs the query text in every mode.
     public var minCoverage: Float = 0
