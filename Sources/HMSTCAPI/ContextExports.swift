@@ -1,9 +1,6 @@
 // Exports: contexts, evaluation, sampling and generation. Documented in include/hmst.h.
 import CHMST
 import HMSTCore
-#if canImport(Glibc)
-import Glibc
-#endif
 
 final class ContextBox {
     let model: LanguageModel

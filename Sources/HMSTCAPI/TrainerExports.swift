@@ -1,9 +1,6 @@
 // Exports: training. Documented in include/hmst.h.
 import CHMST
 import HMSTCore
-#if canImport(Glibc)
-import Glibc
-#endif
 
 final class TrainerBox {
     let trainer: Trainer

@@ -8,9 +8,6 @@ import CBLAS
 import CKernels
 import Foundation
 import HMSTCore
-#if canImport(Glibc)
-import Glibc
-#endif
 
 struct BenchShape {
     let name: String

@@ -5,9 +5,6 @@
 import ArgumentParser
 import Foundation
 import HMSTCore
-#if canImport(Glibc)
-import Glibc
-#endif
 
 struct PlacementReportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

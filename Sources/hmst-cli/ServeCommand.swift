@@ -4,9 +4,6 @@
 import ArgumentParser
 import Foundation
 import HMSTCore
-#if canImport(Glibc)
-import Glibc
-#endif
 
 struct ServeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -4,9 +4,6 @@
 // emits a partial UTF-8 character or the start of a stop string that may still complete.
 // A cancel flag, checked after every token, stops a generation whose client has gone.
 import HMSTCore
-#if canImport(Glibc)
-import Glibc
-#endif
 
 struct GenerationJob: Sendable {
     var promptTokens: [Int32]

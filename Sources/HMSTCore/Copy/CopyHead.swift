@@ -177,7 +177,3 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
         return h
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

@@ -161,6 +161,3 @@ final class CopyHeadStep {
 }
 
 import CBLAS
-#if canImport(Glibc)
-import Glibc
-#endif

@@ -113,7 +113,3 @@ final class CopyState {
         for v in 0..<V { row[v] = logf(max(row[v], 1e-30)) }
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

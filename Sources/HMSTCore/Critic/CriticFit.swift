@@ -216,7 +216,3 @@ public enum CriticCalibration: Sendable, Equatable {
         }
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

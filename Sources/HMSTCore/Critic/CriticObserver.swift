@@ -4,9 +4,6 @@
 // sampled from the same prompt (the KV cache rewound to the prompt, so the prompt is not run
 // again) and compared with the given one, a cheap SelfCheckGPT (Manakul et al. 2023). The
 // evidence's retrieval scores and memories give the rest. The probe and head are Critic.swift's.
-#if canImport(Glibc)
-import Glibc
-#endif
 
 public enum CriticObserver {
     /// Features (probeScore left 0) and the pooled answer hidden state of one answer. Errors

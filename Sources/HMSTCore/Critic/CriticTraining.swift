@@ -337,7 +337,3 @@ public enum CriticTraining {
         return (critic, report)
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

@@ -2,9 +2,6 @@
 // Input is read in 4 MiB blocks and cut into documents; batches of documents are encoded in
 // parallel and appended to a ShardWriter. A document longer than maxDocumentBytes is cut
 // there (BPE merges across the cut are lost; the option says so).
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// What the pipeline needs of a tokenizer.
 public protocol DocumentEncoder {

@@ -5,9 +5,6 @@
 //   64 tokens [count] (uint16 or uint32), zero-padded to a multiple of 8 bytes
 //   then u64 document start offsets [documents], strictly increasing, the first 0
 // Opening validates the header, the size, the document index and every token id < vocab.
-#if canImport(Glibc)
-import Glibc
-#endif
 
 public final class TokenShard: @unchecked Sendable {
     public static let magic: [UInt8] = Array("HMSTSHRD".utf8)

@@ -94,7 +94,3 @@ public enum EvalMetrics {
         return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - Double(lo))
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

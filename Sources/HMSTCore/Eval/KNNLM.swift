@@ -5,9 +5,6 @@
 // (squared L2, temperature 1, as the paper). The search is exact (brute force): datastores here
 // are the facts of a benchmark, thousands of tokens, not Wikipedia.
 import CBLAS
-#if canImport(Glibc)
-import Glibc
-#endif
 
 public final class KNNDatastore: @unchecked Sendable {
     public let C: Int

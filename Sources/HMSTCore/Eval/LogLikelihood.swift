@@ -4,9 +4,6 @@
 // sequence longer than n_ctx is scored in windows: the first keeps as much left context as fits
 // (lm-eval truncates the context on the left too), each later window carries one token of
 // context (lm-eval's disjoint rolling windows, context_len = 1).
-#if canImport(Glibc)
-import Glibc
-#endif
 
 public struct LogLikelihoodScore: Sendable, Equatable {
     /// Σ log p(token | everything before it), natural log

@@ -132,7 +132,3 @@ extension LanguageModel {
         try embed(tokens: try tokens(text: text, limit: maxTokens))
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

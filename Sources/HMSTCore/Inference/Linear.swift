@@ -10,9 +10,6 @@
 // hk_gemv_bf16_dot for decode.
 import CBLAS
 import CKernels
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// out[T, W.rows] = x[T, W.cols] · Wᵀ.  scratch: at least W.count floats when W is bf16/int8 and T > 1
 /// (the workspace sizes it from the largest weight), unused otherwise.

@@ -1,9 +1,6 @@
 // RoPE: rotary position embedding tables in the exact float32 arithmetic of HF transformers'
 // default rope (inv_freq = 1 / theta^(2i/Dh) in f32, angle = pos * inv_freq in f32), so logits
 // agree with MixtralForCausalLM to float rounding. The rotation itself is hk_rope (rotate_half).
-#if canImport(Glibc)
-import Glibc
-#endif
 
 enum RoPE {
     /// [Dh/2]

@@ -8,9 +8,6 @@
 // base model (pooled final hidden states, the semantic memory's vector space), added to the
 // semantic memory with their text and provenance, and removed from the episodic buffer. The
 // model work happens outside both memories' locks: searches go on throughout.
-#if canImport(Glibc)
-import Glibc
-#endif
 
 public struct ConsolidationOptions: Sendable, Equatable {
     public var threshold = 0.5

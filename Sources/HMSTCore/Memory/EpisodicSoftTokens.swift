@@ -409,7 +409,3 @@ public final class EpisodicSoftTokens: ParameterSet, @unchecked Sendable {
         return s
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

@@ -4,9 +4,6 @@
 // at any moment leaves the old manifest with the old files or the new one with the new files.
 // After a commit, files of older generations are deleted. Used by the semantic and episodic
 // memories.
-#if canImport(Glibc)
-import Glibc
-#endif
 
 enum MemoryFiles {
     /// The path of a data file the manifest names, after checking its size and checksum.

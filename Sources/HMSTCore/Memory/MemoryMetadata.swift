@@ -6,9 +6,6 @@
 // written before owners existed load with owner "" (no owner).
 // Ids are decimal strings because JSON numbers lose 64-bit integers past 2^53. Reading checks
 // every field and names the line of the first bad one; files and locking belong to others.
-#if canImport(Glibc)
-import Glibc
-#endif
 
 public struct MemoryMetadata: Sendable, Equatable {
     public var text: String

@@ -2,9 +2,6 @@
 // SemanticMemory uses it (searches read, add/remove/swap write). It prefers writers, so a
 // steady stream of searches cannot starve an add. Not recursive: a thread holding it must not
 // take it again (a reader that waits on itself behind a queued writer deadlocks).
-#if canImport(Glibc)
-import Glibc
-#endif
 
 public final class ReadWriteLock: @unchecked Sendable {
     private let lock: UnsafeMutablePointer<pthread_rwlock_t>

@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 // SemanticMemory: a vector memory over FAISS with stable 64-bit ids and per-entry metadata.
 // It owns the locking and the lazy training of IVF-style indexes: until the configured index
 // has enough vectors to train (39 per centroid), an exact flat index serves searches; the

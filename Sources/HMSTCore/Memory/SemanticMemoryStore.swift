@@ -10,9 +10,6 @@
 // any moment leaves the old manifest with the old files or the new one with the new files.
 // Files no manifest names any more are deleted after the commit. One process saves a given
 // directory at a time.
-#if canImport(Glibc)
-import Glibc
-#endif
 import CFAISSShim
 
 extension SemanticMemory {

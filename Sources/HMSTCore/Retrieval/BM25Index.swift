@@ -239,10 +239,6 @@ public final class BM25Index {
     }
 }
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// Best-first selection of a few hits from many: a bounded sorted buffer, O(n·k) worst case
 /// but O(n) when most candidates lose to the current k-th. Ties: smaller id first.
 enum TopK {

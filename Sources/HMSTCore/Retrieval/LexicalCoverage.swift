@@ -137,7 +137,3 @@ extension EpisodicMemory {
         }
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

@@ -8,9 +8,6 @@
 // width, R dt rank. Math: Gu & Dao 2023 (arXiv:2312.00752) §3 and Algorithm 2.
 import CBLAS
 import CKernels
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// The recurrent state of one mixer: all it remembers of the tokens it has seen. Its size does
 /// not grow with the sequence. A value type, so copying a state forks an episode.

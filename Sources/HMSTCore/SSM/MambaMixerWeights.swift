@@ -3,9 +3,6 @@
 // holds gradients (zeroed, same layout), so an optimizer sees one values and one grads buffer.
 // The forward, step and backward live in MambaMixer.swift and MambaMixerGrad.swift.
 import CKernels
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// One tensor of a MambaMixer, in HF's `state_dict` order.
 public enum MambaTensor: Int, CaseIterable, Sendable {

@@ -44,7 +44,3 @@ public struct RNG: Sendable, Equatable {
         return Float((-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2))
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

@@ -117,7 +117,3 @@ public struct Sampler {
         return candidates[candidates.count - 1].id
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

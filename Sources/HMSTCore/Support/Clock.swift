@@ -1,8 +1,5 @@
 // Clock: monotonic milliseconds for stats and progress lines; wall-clock seconds for
 // timestamps that are stored.
-#if canImport(Glibc)
-import Glibc
-#endif
 
 public enum Clock {
     public static func nowMs() -> Double {

@@ -1,9 +1,6 @@
 // FileIO: the core's file primitives without Foundation. Reads whole files or maps them
 // read-only; writes atomically (temp file in the same directory, fsync, rename, fsync of the
 // directory), so a crash leaves either the old file or the new one, never a torn one.
-#if canImport(Glibc)
-import Glibc
-#endif
 
 public enum FileIO {
     static func errnoMessage() -> String { String(cString: strerror(errno)) }

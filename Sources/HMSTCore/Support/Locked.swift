@@ -1,8 +1,5 @@
 // Locked<T>: a value behind a pthread mutex, for the few globals the library keeps
 // (thread count, caches). Small on purpose: no Foundation, no Dispatch.
-#if canImport(Glibc)
-import Glibc
-#endif
 
 public final class Locked<T>: @unchecked Sendable {
     private var value: T

@@ -1,7 +1,4 @@
 // Paths: small path helpers without Foundation.
-#if canImport(Glibc)
-import Glibc
-#endif
 
 public enum Paths {
     /// An absolute, normalised form of `path` (relative paths against the working directory).

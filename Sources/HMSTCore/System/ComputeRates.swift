@@ -6,9 +6,6 @@
 // from the CPU's name.
 import CHMST
 import CKernels
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// The OpenBLAS kernel family in use against the CPU's capability.
 public struct BLASStatus: Sendable {

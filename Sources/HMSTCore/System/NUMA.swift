@@ -1,9 +1,6 @@
 // NUMA: what the machine's topology is and whether we may place pages. Policy calls are often
 // refused with EPERM inside containers; callers then degrade to plain mmap and say so.
 import CNUMA
-#if canImport(Glibc)
-import Glibc
-#endif
 
 public struct NUMATopology: Sendable {
     /// The kernel and libnuma support NUMA calls.

@@ -8,9 +8,6 @@
 // degrades to a plain mapping and says so in the report. PlacementInspection.swift reads back.
 import CHMST
 import CNUMA
-#if canImport(Glibc)
-import Glibc
-#endif
 
 public enum NUMAStrategy: Int32, Sendable, CaseIterable {
     /// plain mmap, no policy calls

@@ -4,9 +4,6 @@
 // queries, get_mempolicy(MPOL_F_ADDR) reads a mapping's policy. Placement.swift places.
 import CHMST
 import CNUMA
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Pages of one address range by the node that holds them.
 public struct PageNodeCounts: Sendable, Equatable {

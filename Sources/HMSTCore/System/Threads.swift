@@ -3,9 +3,6 @@
 import CBLAS
 import CFAISSShim
 import CHMST
-#if canImport(Glibc)
-import Glibc
-#endif
 
 public enum Threads {
     public static let maxThreads = 1024

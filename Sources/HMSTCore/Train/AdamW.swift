@@ -2,9 +2,6 @@
 // from the gradient, applied to the tensors whose ParameterRole decays (matrices and
 // embeddings; not norms, biases or per-channel vectors). Works on the flat Parameters buffers; its state is two more buffers.
 import CKernels
-#if canImport(Glibc)
-import Glibc
-#endif
 
 public struct AdamWConfig: Sendable, Equatable {
     public var beta1: Float = 0.9

@@ -93,7 +93,3 @@ public final class AdamW8bit: Optimizer {
 }
 
 typealias ByteBuffer = AlignedBuffer<UInt8>
-
-#if canImport(Glibc)
-import Glibc
-#endif

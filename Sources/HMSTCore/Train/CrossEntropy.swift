@@ -46,7 +46,3 @@ enum CrossEntropy {
         }
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

@@ -32,7 +32,3 @@ extension Optimizer {
 extension Optimizer {
     public func update(lr: Float) { update(lr: lr, gradScale: 1) }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

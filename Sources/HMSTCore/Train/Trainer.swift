@@ -380,7 +380,3 @@ final class AtomicAppender {
     }
     deinit { close(fd) }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

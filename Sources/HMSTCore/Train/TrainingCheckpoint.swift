@@ -8,9 +8,6 @@
 // manifest is missing or whose parts do not match it. The parts themselves are written by
 // the trainers; the manifest scheme follows Memory/MemoryFiles.swift.
 import CHMST
-#if canImport(Glibc)
-import Glibc
-#endif
 
 public enum TrainingCheckpoint {
     public static let manifestName = "checkpoint.json"

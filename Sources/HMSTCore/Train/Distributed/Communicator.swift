@@ -4,9 +4,6 @@
 // the collective instead of a hang; communicators get MPI_ERRORS_RETURN, so MPI's own errors
 // come back as codes. What to reduce and when is DataParallel's business.
 import CMPIShim
-#if canImport(Glibc)
-import Glibc
-#endif
 
 public final class Communicator: @unchecked Sendable {
     public let rank: Int

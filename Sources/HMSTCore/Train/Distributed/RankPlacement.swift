@@ -6,9 +6,6 @@
 // containers) it says so instead of failing.
 import CHMST
 import CNUMA
-#if canImport(Glibc)
-import Glibc
-#endif
 
 public struct RankPlacementReport: Sendable {
     public var node = 0

@@ -296,6 +296,3 @@ public final class EpisodicSoftTraining {
 }
 
 import CBLAS
-#if canImport(Glibc)
-import Glibc
-#endif

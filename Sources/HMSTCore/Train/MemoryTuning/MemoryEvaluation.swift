@@ -107,7 +107,3 @@ public enum MemoryEvaluator {
         return scores
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

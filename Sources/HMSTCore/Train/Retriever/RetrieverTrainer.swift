@@ -260,7 +260,3 @@ public enum RetrieverTrainer {
                          C: model.dims.C, options: options, progress: progress)
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif
