@@ -11,7 +11,9 @@
 # Environment: STEPS (Stage 2 optimizer steps, default 600), LIMIT (eval items per task, 300),
 #   THREADS (2), SEED (Stage 2's seed, 1), LEXICAL_WEIGHT (the BM25 rank's weight in the hybrid
 #   evaluation's fusion, 6: measured best for "on" and "deleted" in session 14, README "The deleted
-#   gap, session 14"; Stage 2's hybrid blocks take --retrieved-lexical-weight in EXTRA), HMST (the tool, build/bin/hmst), EXTRA (more train-memory flags; with
+#   gap, session 14"; Stage 2's hybrid blocks take --retrieved-lexical-weight in EXTRA),
+#   MIN_COVERAGE (hmst eval --min-coverage for on and deleted, 0: off; when set, all items are
+#   scored without it too), HMST (the tool, build/bin/hmst), EXTRA (more train-memory flags; with
 #   `--retrieved-by hybrid` or `dense` a retrieval projection of BASE is trained first, on a copy).
 set -euo pipefail
 HMST=${HMST:-build/bin/hmst}
