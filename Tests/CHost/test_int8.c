@@ -55,13 +55,15 @@ static void test_kv_bf16(void) {
 }
 
 static void test_int8_round_trip(const char *dir) {
-    char d32[512], d8[512];
+    char d32[512], d8[512], d8r[512];
     snprintf(d32, sizeof d32, "%s/f32", dir);
     snprintf(d8, sizeof d8, "%s/i8", dir);
+    snprintf(d8r, sizeof d8r, "%s/i8r", dir);
     hmst_model *m = NULL;
     CHECK_STATUS(hmst_model_init_random("micro", 3, &m), HMST_STATUS_OK);
     CHECK_STATUS(hmst_model_save(m, d32, "f32"), HMST_STATUS_OK);
     CHECK_STATUS(hmst_model_save(m, d8, "int8"), HMST_STATUS_OK);
+    CHECK_STATUS(hmst_model_save(m, d8r, "int8-rows4"), HMST_STATUS_OK);
     CHECK_STATUS(hmst_model_save(m, d8, "int4"), HMST_STATUS_INVALID_ARGUMENT);
     CHECK(strstr(hmst_last_error(), "int8") != NULL);
     struct hmst_model_info info = {.struct_size = sizeof info};
@@ -90,6 +92,16 @@ static void test_int8_round_trip(const char *dir) {
         same = fmax(same, fabs(a[i] - b[i]));
     }
     CHECK(same == 0);                 /* quantized at load == saved as int8 */
+    /* the row-quad file: the same values, read in place (VNNI) or copied back to row-major */
+    hmst_model *r4 = NULL;
+    p.weights = HMST_WEIGHTS_AS_STORED;
+    CHECK_STATUS(hmst_model_load(d8r, &p, &r4), HMST_STATUS_OK);
+    CHECK_STATUS(decode_logits(r4, b, V), HMST_STATUS_OK);
+    double same4 = 0;
+    for (size_t i = 0; i < V; i++) same4 = fmax(same4, fabs(a[i] - b[i]));
+    CHECK(same4 == 0);
+    hmst_model_free(r4);
+    p.weights = HMST_WEIGHTS_INT8;
     printf("int8 vs f32 decode logits: max diff %.4g, max |logit| %.4g\n", maxdiff, maxref);
     /* int8 close to f32: a random MoE's near-tied router scores flip an expert here and there
      * (measured 6.7% of the largest logit; 1.6% with one expert) */

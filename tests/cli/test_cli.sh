@@ -265,6 +265,7 @@ fails "abstention with a checkpoint without a critic" "$HMST" abstention "$W/s2e
 fails "abstention --entities of an unknown kind" "$HMST" abstention "$W/s2c" --facts "$F" --memory "$W/rl/memory" --output "$W/abst2" --entities some
 
 # int8 weights and the tensor check
+check "quantize to int8 in the row-quad layout, then generate" bash -c "$HMST quantize $W/ckpt $W/q8r --dtype int8-rows4 > /dev/null && grep -q rows4 $W/q8r/config.json && $HMST generate $W/q8r --prompt 'The' --max-length 3 > /dev/null"
 check "quantize to int8, then generate with --check-tensors" bash -c "$HMST quantize $W/ckpt $W/q8 --dtype int8 > /dev/null && grep -q q8_0 $W/q8/config.json && $HMST generate $W/q8 --prompt 'The' --max-length 3 --check-tensors > /dev/null"
 check "--check-tensors names a NaN weight" bash -c "cp -r $W/ckpt $W/nan && python3 -c \"
 import json, struct, sys
