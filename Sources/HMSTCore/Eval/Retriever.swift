@@ -50,12 +50,12 @@ public final class MemoryStoreRetriever: Retriever {
         if tier != .semantic, let mem = store.episodic {
             let o = fetchOptions(k: k, excluding: excluding, in: .episodic)
             let hits = try mem.retrieve(text: query, model: model, options: o)
-            merged += try refuse(hits, excluding, k, query: query, tier: .episodic) { mem.lexicalStatistics(of: $0) }.map { (.episodic, $0) }
+            merged += refuse(hits, excluding, k, query: query, tier: .episodic) { mem.lexicalStatistics(of: $0) }.map { (.episodic, $0) }
         }
         if tier != .episodic, let mem = store.semantic {
             let o = fetchOptions(k: k, excluding: excluding, in: .semantic)
             let hits = try mem.retrieve(text: query, model: model, options: o)
-            merged += try refuse(hits, excluding, k, query: query, tier: .semantic) { mem.lexicalStatistics(of: $0) }.map { (.semantic, $0) }
+            merged += refuse(hits, excluding, k, query: query, tier: .semantic) { mem.lexicalStatistics(of: $0) }.map { (.semantic, $0) }
         }
         merged.sort { $0.hit.score > $1.hit.score }
         return Array(merged.prefix(k))
@@ -84,7 +84,7 @@ public final class MemoryStoreRetriever: Retriever {
     /// One tier's hits without the excluded texts: each part cut to the copy's depth, re-fused
     /// (hybrid) on the remaining ranks, filtered by coverage, the k best.
     private func refuse(_ hits: [RetrievalHit], _ excluding: Set<String>, _ k: Int, query: String, tier: MemoryTier,
-                        statistics: ([String]) -> (n: Int, df: [Int])) throws -> [RetrievalHit] {
+                        statistics: ([String]) -> (n: Int, df: [Int])) -> [RetrievalHit] {
         let kept = hits.filter { !excluding.contains($0.text) }
         var copy = options
         copy.k = k

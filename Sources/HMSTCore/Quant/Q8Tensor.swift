@@ -52,10 +52,7 @@ public final class Q8Tensor: @unchecked Sendable {
     public static func packedRows4(_ w: Weight, threads: Int = Threads.count) -> Weight {
         guard case let .q8(q, s) = w.storage, hk_q8_packable(w.rows, w.cols) != 0, hk_q8_level() >= 2 else { return w }
         let packed = pack(q, s, rows: w.rows, cols: w.cols, threads: threads)
-        if let source = w.owner as? ReleasableWeightMemory {
-            source.release(UnsafeRawBufferPointer(start: q, count: w.count))
-            source.release(UnsafeRawBufferPointer(start: s, count: w.count / Q8Tensor.block * 4))
-        }
+        dropSource(w, q, s)
         return packed
     }
 
@@ -66,6 +63,14 @@ public final class Q8Tensor: @unchecked Sendable {
         let q8 = quantize(w, threads: threads)
         guard case let .q8(q, s) = q8.storage else { return q8 }
         return withExtendedLifetime(q8) { pack(q, s, rows: w.rows, cols: w.cols, threads: threads) }
+    }
+
+    /// After a copy of w's values q and scales s: their pages dropped when they lie in a
+    /// checkpoint's file mapping (ReleasableWeightMemory), so the process holds them once.
+    private static func dropSource(_ w: Weight, _ q: UnsafePointer<Int8>, _ s: UnsafePointer<Float>) {
+        guard let source = w.owner as? ReleasableWeightMemory else { return }
+        source.release(UnsafeRawBufferPointer(start: q, count: w.count))
+        source.release(UnsafeRawBufferPointer(start: s, count: w.count / Q8Tensor.block * 4))
     }
 
     /// A row-quad copy of row-major values and scales, packed on the pool.
@@ -88,10 +93,7 @@ public final class Q8Tensor: @unchecked Sendable {
         if hk_q8_level() >= 2 { return packedRows4(w, threads: threads) }
         guard case let .q8Rows4(q, s) = w.storage else { return w }
         let out = rowMajor(w)
-        if let source = w.owner as? ReleasableWeightMemory {
-            source.release(UnsafeRawBufferPointer(start: q, count: w.count))
-            source.release(UnsafeRawBufferPointer(start: s, count: w.count / Q8Tensor.block * 4))
-        }
+        dropSource(w, q, s)
         return out
     }
 

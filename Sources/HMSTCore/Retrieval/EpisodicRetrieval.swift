@@ -50,9 +50,7 @@ extension EpisodicMemory {
                 at[h.id].map { RetrievalHit(id: h.id, score: h.score, dense: h.dense, lexical: h.lexical, text: entries[$0].text) }
             }
             if options.minCoverage > 0 {
-                let unique = LexicalCoverage.uniqueTerms(text ?? "")
-                let (n, df) = lexical.documentFrequencies(unique, within: within)
-                hits = Array(CoverageFilter(terms: unique, n: n, df: df).keep(hits, minimum: options.minCoverage).prefix(options.k))
+                hits = CoverageFilter.kept(hits, query: text ?? "", index: lexical, within: within, minimum: options.minCoverage, k: options.k)
             }
             for h in hits { if let i = at[h.id] { entries[i].accessCount += 1 } }   // only the hits returned count
             return hits

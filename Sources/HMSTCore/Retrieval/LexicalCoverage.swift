@@ -74,6 +74,15 @@ public struct CoverageFilter: Sendable {
         return covered / total
     }
 
+    /// The k best of ranked hits whose coverage of `query` over an index's entries (those
+    /// `within` accepts) is at least `minimum`: RetrievalOptions.minCoverage as the memories run it.
+    static func kept(_ hits: [RetrievalHit], query: String, index: BM25Index, within: ((Int64) -> Bool)?,
+                     minimum: Float, k: Int) -> [RetrievalHit] {
+        let terms = LexicalCoverage.uniqueTerms(query)
+        let (n, df) = index.documentFrequencies(terms, within: within)
+        return Array(CoverageFilter(terms: terms, n: n, df: df).keep(hits, minimum: minimum).prefix(k))
+    }
+
     /// The hits whose coverage is at least `minimum`, in order, each with its coverage set.
     public func keep(_ hits: [RetrievalHit], minimum: Float) -> [RetrievalHit] {
         hits.compactMap { h in

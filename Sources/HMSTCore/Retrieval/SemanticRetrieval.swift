@@ -45,9 +45,7 @@ extension SemanticMemory {
             }
             let hits = ranked.map { RetrievalHit(id: $0.id, score: $0.score, dense: $0.dense, lexical: $0.lexical, text: entries[$0.id]?.text ?? "") }
             guard options.minCoverage > 0 else { return hits }
-            let unique = LexicalCoverage.uniqueTerms(text ?? "")
-            let (n, df) = lexical.documentFrequencies(unique, within: within)
-            return Array(CoverageFilter(terms: unique, n: n, df: df).keep(hits, minimum: options.minCoverage).prefix(options.k))
+            return CoverageFilter.kept(hits, query: text ?? "", index: lexical, within: within, minimum: options.minCoverage, k: options.k)
         }
     }
 
