@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cfloat>
+#include <cstdint>
 #include <typeinfo>
 #include <vector>
 
@@ -89,30 +90,43 @@ struct TopK {
 
 constexpr size_t kBlock = 256;  // vectors per kernel call: the distances stay in L1
 
-// Queries [q0, q1): coarse[i * nprobe ...] are their lists, closest first.
+// Scans vectors [begin, end) of the sequence the query's probed lists make, in probe order
+// (coarse_row[0 .. nprobe) are its lists, closest first), into top. The whole sequence is
+// [0, SIZE_MAX); a slice of it is what one thread scans when a query's lists are split.
 template <bool kIP>
-void scan_range(const faiss::IndexIVFFlat *index, const faiss::InvertedLists *lists, int64_t q0, int64_t q1,
-                const float *queries, int64_t k, int64_t nprobe, const int64_t *coarse, float *distances,
-                int64_t *labels) {
+void scan_lists(const faiss::IndexIVFFlat *index, const faiss::InvertedLists *lists, const float *q,
+                const int64_t *coarse_row, int64_t nprobe, size_t begin, size_t end, TopK<kIP> &top) {
     const size_t d = (size_t)index->d;
     float block[kBlock];
-    for (int64_t qi = q0; qi < q1; qi++) {
-        const float *q = queries + qi * (int64_t)d;
-        TopK<kIP> top{distances + qi * k, labels + qi * k, k};
-        for (int64_t p = 0; p < nprobe; p++) {
-            int64_t list = coarse[qi * nprobe + p];
-            if (list < 0) continue;  // fewer lists than nprobe
-            size_t size = lists->list_size((size_t)list);
+    size_t offset = 0;  // where the current list starts in the sequence
+    for (int64_t p = 0; p < nprobe && offset < end; p++) {
+        int64_t list = coarse_row[p];
+        if (list < 0) continue;  // fewer lists than nprobe
+        size_t size = lists->list_size((size_t)list);
+        size_t lo = std::max(begin, offset), hi = std::min(end, offset + size);
+        if (lo < hi) {
             const float *x = reinterpret_cast<const float *>(lists->get_codes((size_t)list));
             const int64_t *ids = lists->get_ids((size_t)list);
-            for (size_t s = 0; s < size; s += kBlock) {
-                size_t m = std::min(kBlock, size - s);
+            for (size_t s = lo - offset; s < hi - offset; s += kBlock) {
+                size_t m = std::min(kBlock, hi - offset - s);
                 if (kIP) hk_inner_many(block, q, x + s * d, m, d);
                 else hk_l2sqr_many(block, q, x + s * d, m, d);
                 for (size_t j = 0; j < m; j++)
                     if (top.admits(block[j])) top.push(block[j], ids[s + j]);
             }
         }
+        offset += size;
+    }
+}
+
+// Queries [q0, q1): coarse[i * nprobe ...] are their lists, closest first.
+template <bool kIP>
+void scan_range(const faiss::IndexIVFFlat *index, const faiss::InvertedLists *lists, int64_t q0, int64_t q1,
+                const float *queries, int64_t k, int64_t nprobe, const int64_t *coarse, float *distances,
+                int64_t *labels) {
+    for (int64_t qi = q0; qi < q1; qi++) {
+        TopK<kIP> top{distances + qi * k, labels + qi * k, k};
+        scan_lists<kIP>(index, lists, queries + qi * (int64_t)index->d, coarse + qi * nprobe, nprobe, 0, SIZE_MAX, top);
         top.finish();
     }
 }
@@ -153,6 +167,77 @@ void own_assign(const faiss::IndexIVFFlat *index, int64_t q0, int64_t q1, const 
     }
 }
 
+// Fewer queries than threads (one query above all): FAISS scans each query on one thread.
+// Here each query's probed vectors are cut into contiguous slices of the sequence its lists
+// make (probe order), threads scan the slices into top-k rows of their own, and the rows are
+// merged per query in slice order, so ties keep the earlier pair as a sequential scan would.
+// A query is cut only into slices of at least kSplitMin floats of distance work (a libgomp
+// fork and join costs a few microseconds). Returns false, doing nothing, where no query is
+// worth cutting; coarse holds every query's lists already.
+constexpr size_t kSplitMin = 1 << 15;
+
+template <bool kIP>
+bool split_search(const faiss::IndexIVFFlat *index, int64_t n, const float *queries, int64_t k, int64_t nprobe,
+                  int threads, const int64_t *coarse, float *distances, int64_t *labels) {
+    const faiss::InvertedLists *lists = index->invlists;
+    const size_t d = (size_t)index->d;
+    struct Item {
+        int64_t query;
+        size_t begin, end;
+    };
+    std::vector<Item> items;
+    const int64_t per_query = std::max<int64_t>(1, threads / n);
+    for (int64_t qi = 0; qi < n; qi++) {
+        size_t total = 0;
+        for (int64_t p = 0; p < nprobe; p++) {
+            int64_t list = coarse[qi * nprobe + p];
+            if (list >= 0) total += lists->list_size((size_t)list);
+        }
+        int64_t slices = std::min<int64_t>(per_query, std::max<int64_t>(1, (int64_t)(total * d / kSplitMin)));
+        for (int64_t s = 0; s < slices; s++)
+            items.push_back({qi, total * (size_t)s / (size_t)slices, total * (size_t)(s + 1) / (size_t)slices});
+    }
+    if ((int64_t)items.size() == n) return false;
+    std::vector<float> part_dis(items.size() * (size_t)k);
+    std::vector<int64_t> part_ids(items.size() * (size_t)k);
+    struct Shared {
+        std::atomic<size_t> next{0};
+        const faiss::IndexIVFFlat *index;
+        const float *queries;
+        int64_t k, nprobe;
+        const int64_t *coarse;
+        const std::vector<Item> *items;
+        float *dis;
+        int64_t *ids;
+    } sh{{0}, index, queries, k, nprobe, coarse, &items, part_dis.data(), part_ids.data()};
+    auto body = [](void *raw) {
+        auto *s = static_cast<Shared *>(raw);
+        for (;;) {
+            size_t i = s->next.fetch_add(1, std::memory_order_relaxed);
+            if (i >= s->items->size()) return;
+            const Item &item = (*s->items)[i];
+            TopK<kIP> top{s->dis + i * (size_t)s->k, s->ids + i * (size_t)s->k, s->k};
+            scan_lists<kIP>(s->index, s->index->invlists, s->queries + item.query * (int64_t)s->index->d,
+                            s->coarse + item.query * s->nprobe, s->nprobe, item.begin, item.end, top);
+            top.finish();
+        }
+    };
+    GOMP_parallel(body, &sh, (unsigned)std::min<size_t>((size_t)threads, items.size()), 0);
+    // items are in query order, each query's slices in sequence order
+    size_t i = 0;
+    for (int64_t qi = 0; qi < n; qi++) {
+        TopK<kIP> top{distances + qi * k, labels + qi * k, k};
+        for (; i < items.size() && items[i].query == qi; i++) {
+            const float *dis = part_dis.data() + i * (size_t)k;
+            const int64_t *ids = part_ids.data() + i * (size_t)k;
+            for (int64_t j = 0; j < k && ids[j] >= 0; j++)
+                if (top.admits(dis[j])) top.push(dis[j], ids[j]);
+        }
+        top.finish();
+    }
+    return true;
+}
+
 }  // namespace
 
 bool own_scan_applies(const faiss::IndexIVFFlat *index) {
@@ -173,11 +258,22 @@ void own_ivf_flat_search(const faiss::IndexIVFFlat *index, int64_t n, const floa
         index->quantizer->search(n, queries, nprobe, coarse_dis.data(), coarse.data());
     }
     const bool ip = index->metric_type == faiss::METRIC_INNER_PRODUCT;
-    constexpr int64_t kChunk = 16;
-    int64_t t = std::max<int64_t>(1, std::min<int64_t>(threads, (n + kChunk - 1) / kChunk));
     // one scratch row per thread for the centroid distances
     const size_t row = (size_t)index->nlist + (size_t)nprobe;
-    std::vector<float> scratch(flat_quantizer ? row * (size_t)t : 0);
+    bool assign = flat_quantizer;
+    if (n < threads) {
+        if (assign) {
+            std::vector<float> ranks(row);
+            own_assign(index, 0, n, queries, nprobe, coarse.data(), ranks.data());
+            assign = false;
+        }
+        if (ip ? split_search<true>(index, n, queries, k, nprobe, threads, coarse.data(), distances, labels)
+               : split_search<false>(index, n, queries, k, nprobe, threads, coarse.data(), distances, labels))
+            return;
+    }
+    constexpr int64_t kChunk = 16;
+    int64_t t = std::max<int64_t>(1, std::min<int64_t>(threads, (n + kChunk - 1) / kChunk));
+    std::vector<float> scratch(assign ? row * (size_t)t : 0);
     struct Shared {
         std::atomic<int64_t> next{0};
         std::atomic<int> thread_ids{0};
@@ -192,7 +288,7 @@ void own_ivf_flat_search(const faiss::IndexIVFFlat *index, int64_t n, const floa
         bool ip;
         float *distances;
         int64_t *labels;
-    } sh{{0}, {0}, n, flat_quantizer, index, queries, k, nprobe, coarse.data(), scratch.data(), row, ip, distances, labels};
+    } sh{{0}, {0}, n, assign, index, queries, k, nprobe, coarse.data(), scratch.data(), row, ip, distances, labels};
     // Threads take chunks of kChunk queries from a shared counter rather than fixed shares: on a
     // busy machine a descheduled thread then delays its one chunk, not half the batch. Each
     // chunk is assigned and scanned in the same region, so the batch costs one fork and join.

@@ -18,7 +18,9 @@ bool own_scan_applies(const faiss::IndexIVFFlat *index);
 
 // As faiss::IndexIVF::search with SearchParametersIVF{nprobe}: queries [n, d] ->
 // distances [n, k] (ascending for L2, descending for IP), labels [n, k], -1 and +-FLT_MAX
-// where fewer than k vectors were found. Splits batches over `threads` libgomp threads (chunks of 16 queries).
+// where fewer than k vectors were found. Splits batches over `threads` libgomp threads (chunks of
+// 16 queries); with fewer queries than threads (a single query), splits each query's probed
+// vectors into slices that threads scan and merges them, so one query's latency falls too.
 // Throws what FAISS's quantizer throws.
 void own_ivf_flat_search(const faiss::IndexIVFFlat *index, int64_t n, const float *queries, int64_t k,
                          int64_t nprobe, int threads, float *distances, int64_t *labels);

@@ -109,6 +109,44 @@ final class IVFScanTests: XCTestCase {
         assertSame(three, try search(index, q, k: 5, nprobe: 2, own: false), k: 5, "3 threads")
     }
 
+    /// Fewer queries than threads: each query's probed vectors are cut into slices scanned by
+    /// different threads and merged; the answer is the one-thread answer, bit for bit.
+    func testOwnScanSplitsOneQueryOverThreadsWithTheSameAnswer() throws {
+        var rng = RNG(seed: 23)
+        let dim = 64
+        let index = try FaissIndex(dim: dim, description: "IVF4,Flat", metric: .l2)
+        let x = clustered(6000, dim: dim, rng: &rng)   // ~1,500 vectors a list: 2+ slices of 32k floats
+        try index.train(x)
+        try index.add(x, ids: (0..<6000).map { Int64($0) })
+        let ipIndex = try FaissIndex(dim: dim, description: "IVF4,Flat", metric: .innerProduct)
+        try ipIndex.train(x)
+        try ipIndex.add(x, ids: (0..<6000).map { Int64($0) })
+        let before = hmstfs_get_omp_threads()
+        defer { hmstfs_set_omp_threads(before) }
+        for (ix, name) in [(index, "l2"), (ipIndex, "ip")] {
+            for nq in [1, 2, 3] {
+                let q = clustered(nq, dim: dim, rng: &rng)
+                for (k, nprobe) in [(1, 1), (10, 2), (50, 4), (7000, 4)] {
+                    let what = "\(name) nq \(nq) k \(k) nprobe \(nprobe)"
+                    hmstfs_set_omp_threads(1)
+                    let one = try search(ix, q, k: k, nprobe: nprobe, own: true)
+                    for threads in [2, 4, 7] {
+                        hmstfs_set_omp_threads(Int32(threads))
+                        let split = try search(ix, q, k: k, nprobe: nprobe, own: true)
+                        XCTAssertEqual(split.distances, one.distances, "\(what), \(threads) threads")
+                        if k < 7000 {
+                            XCTAssertTrue(split.ids == one.ids, "\(what), \(threads) threads: ids differ")
+                        } else {   // every vector: exact ties among 6,000 distances may come in either order
+                            XCTAssertTrue(Set(split.ids) == Set(one.ids), "\(what), \(threads) threads: id sets differ")
+                        }
+                    }
+                    if k < 7000 { assertSame(one, try search(ix, q, k: k, nprobe: nprobe, own: false), k: k, what) }
+                    else { XCTAssertEqual(one.ids.filter { $0 < 0 }.count, nq * 1000, what) }   // all 6,000, then padding
+                }
+            }
+        }
+    }
+
     func testHandComputedDistances() throws {
         // two lists trained on two far-apart groups; query (0, 0, 0):
         // (1, 2, 2) -> L2 1 + 4 + 4 = 9;  (3, 0, 4) -> 9 + 16 = 25;  (30, 30, 30) in the other list
