@@ -564,7 +564,9 @@ HMST_API int hmst_semantic_add(hmst_semantic *memory, const float *vectors, int6
 HMST_API int hmst_semantic_add_text(hmst_semantic *memory, const hmst_model *model, const char *text, const char *source,
                                     int64_t *out_id);
 /* queries [n, dim] -> out[n * k], best first per query. nprobe 0 = the memory's default.
- * k <= 0 is INVALID_ARGUMENT; searching an empty memory is NOT_FOUND. Thread-safe. */
+ * k <= 0 is INVALID_ARGUMENT; searching an empty memory is NOT_FOUND. Thread-safe. Runs on
+ * hmst_set_n_threads threads: batches split by query; for IVF-Flat indexes a call with fewer
+ * queries than threads (one query) also splits each query's probed lists over the threads. */
 HMST_API int hmst_semantic_search(hmst_semantic *memory, const float *queries, int64_t n, int32_t k, int32_t nprobe,
                                   struct hmst_memory_hit *out);
 /* Embeds text and searches: out[k]; *n_out (may be NULL) receives how many are valid. Thread-safe. */
