@@ -1,4 +1,4 @@
-// The copy head (Copy/): its gradient (the span-mass feature included), with the model's,
+// The copy head (Copy/): its gradient (the span-mass and context features included), with the model's,
 // against central differences; the inference path's mixture equal to the training step's; a
 // context without memory tokens left as the LM made it; injected rows with copy tokens (the episodic soft tokens' copy path) as
 // sources, in training and inference; the stored head round-tripping and a tampered one refused.
@@ -84,6 +84,7 @@ final class CopyHeadTests: XCTestCase {
         let analyticModel = Array(UnsafeBufferPointer(start: p.grads.pointer, count: p.count))
         let analyticHead = Array(UnsafeBufferPointer(start: head.grads.pointer, count: head.count))
         XCTAssertTrue(analyticHead.contains { $0 != 0 })
+        XCTAssertTrue(analyticHead[head.offsets[6]..<head.count].contains { $0 != 0 }, "the gate's context weight has no gradient")
         let eps: Float = 3e-3
         func check(_ values: UnsafeMutablePointer<Float>, _ analytic: [Float], _ what: String) throws {
             var worst = 0.0, checked = 0, worstAt = ""
@@ -176,10 +177,10 @@ final class CopyHeadTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let head = try randomHead(seed: 3)
         try head.save(checkpoint: dir)
-        // the description as format 2 writes it, byte for byte (field order, compact, one newline)
+        // the description as format 3 writes it, byte for byte (field order, compact, one newline)
         let hash = FileChecksum.hex(FileChecksum.of(UnsafeRawBufferPointer(start: head.values.pointer, count: head.count * 4)))
         XCTAssertEqual(try FileIO.readText(dir + "/" + CopyHead.configName),
-                       #"{"format":"hmst-copy-head","version":2,"hidden_size":8,"key_size":4,"open_marker_id":1,"open_marker":"<mem>","#
+                       #"{"format":"hmst-copy-head","version":3,"hidden_size":8,"key_size":4,"open_marker_id":1,"open_marker":"<mem>","#
                        + #""close_marker_id":2,"close_marker":"</mem>","hash":""# + hash + #"","training":{}}"# + "\n")
         let dims = config.dims
         let back = try XCTUnwrap(try CopyHead.load(checkpoint: dir, dims: dims))
@@ -191,13 +192,25 @@ final class CopyHeadTests: XCTestCase {
         let v1 = dir + "/v1"
         try FileManager.default.createDirectory(atPath: v1, withIntermediateDirectories: true)
         try SafeTensorsWriter.writeRaw(path: v1 + "/" + CopyHead.weightsName, tensors: Array(head.rawTensors.prefix(5)))
-        let hash1 = FileChecksum.hex(FileChecksum.of(UnsafeRawBufferPointer(start: head.values.pointer, count: (head.count - 1) * 4)))
+        let hash1 = FileChecksum.hex(FileChecksum.of(UnsafeRawBufferPointer(start: head.values.pointer, count: head.offsets[5] * 4)))
         try (#"{"format":"hmst-copy-head","version":1,"hidden_size":8,"key_size":4,"open_marker_id":1,"close_marker_id":2,"hash":""#
              + hash1 + #""}"#).write(toFile: v1 + "/" + CopyHead.configName, atomically: true, encoding: .utf8)
         let old = try XCTUnwrap(try CopyHead.load(checkpoint: v1, dims: dims))
-        XCTAssertEqual(Array(UnsafeBufferPointer(start: old.values.pointer, count: old.count - 1)),
-                       Array(UnsafeBufferPointer(start: head.values.pointer, count: head.count - 1)))
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: old.values.pointer, count: head.offsets[5])),
+                       Array(UnsafeBufferPointer(start: head.values.pointer, count: head.offsets[5])))
         XCTAssertEqual(old.spanWeight.pointee, 0)
+        XCTAssertTrue(UnsafeBufferPointer(start: old.contextWeight, count: 8).allSatisfy { $0 == 0 })
+        // a version-2 head (no gate.context_weight, its hash over the first six tensors) reads with w_c = 0
+        let v2 = dir + "/v2"
+        try FileManager.default.createDirectory(atPath: v2, withIntermediateDirectories: true)
+        try SafeTensorsWriter.writeRaw(path: v2 + "/" + CopyHead.weightsName, tensors: Array(head.rawTensors.prefix(6)))
+        let hash2 = FileChecksum.hex(FileChecksum.of(UnsafeRawBufferPointer(start: head.values.pointer, count: head.offsets[6] * 4)))
+        try (#"{"format":"hmst-copy-head","version":2,"hidden_size":8,"key_size":4,"open_marker_id":1,"close_marker_id":2,"hash":""#
+             + hash2 + #""}"#).write(toFile: v2 + "/" + CopyHead.configName, atomically: true, encoding: .utf8)
+        let two = try XCTUnwrap(try CopyHead.load(checkpoint: v2, dims: dims))
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: two.values.pointer, count: head.offsets[6])),
+                       Array(UnsafeBufferPointer(start: head.values.pointer, count: head.offsets[6])))
+        XCTAssertTrue(UnsafeBufferPointer(start: two.contextWeight, count: 8).allSatisfy { $0 == 0 })
         // another model's hidden size
         var wide = dims; wide.C = 16
         XCTAssertThrowsError(try CopyHead.load(checkpoint: dir, dims: wide)) { e in

@@ -4,9 +4,18 @@
 //   s_tj = (Wq·h_t) · (Wk·h_{j-1}) / sqrt(D)     h = the final norm's output (what the LM head reads)
 //   α_t  = softmax_j(s_tj)                       the key of x_j is the state that precedes it
 //   m_t  = Σ_{j in the best's span} α_tj          how much of the pointer one memory holds
-//   g_t  = σ(w_g·h_t + u·max_j s_tj + v·m_t + b)  the gate sees how well the best memory matches
-//                                                 and whether it stands out from the others
+//   c_t  = Σ_j α_tj h_j                           what the pointer would copy: the states at the
+//                                                 memory tokens themselves (See et al.'s context vector)
+//   g_t  = σ(w_g·h_t + w_c·c_t + u·max_j s_tj + v·m_t + b)
+//                                                 the gate sees how well the best memory matches,
+//                                                 whether it stands out from the others, and what
+//                                                 it would copy
 //   p(w) = g_t · Σ_j α_tj [x_j = w] + (1 − g_t) · softmax(LM logits)(w)
+// Without c (format 2) the gate saw only the answer's own state, so it closed wherever a name
+// looked complete: the answer's end marker, which memory never holds, taught it to, and a third
+// of the reader's misses with the gold fact alone were names cut short (" Zoden" for " Zodenous":
+// the pointer held "ous" at 0.99, the gate was 0.01; session 17). With c it can tell a memory
+// that goes on with the name from one whose next token is the sentence's full stop.
 // A span is one <mem> … </mem> entry (or one injected soft row). m_t tells the gate whether the
 // pointer found one memory that answers, or is spread over look-alikes: with the gold entry
 // deleted, the same relation of similar entities scores almost as well as the gold entry did,
@@ -18,8 +27,9 @@
 // applied by every Session of a decoder that has one (CopyHeadSession.swift). Stored in the
 // checkpoint directory:
 //   copy_head.safetensors  "q_proj.weight", "k_proj.weight" [D, C]; "gate.weight" [1, C];
-//                          "gate.score_weight" [1]; "gate.bias" [1]; "gate.span_weight" [1]
-//                          (version 2; a version-1 head has none and reads as v = 0); f32
+//                          "gate.score_weight" [1]; "gate.bias" [1]; "gate.span_weight" [1];
+//                          "gate.context_weight" [1, C] (version 3; a version-2 head has no
+//                          w_c and reads it as 0, a version-1 head has no v either); f32
 //   copy_head.json         format, version, hidden_size, key_size, the two markers' ids and
 //                          text, the weights' hash, training summary
 import CBLAS
@@ -28,7 +38,7 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
     public static let weightsName = "copy_head.safetensors"
     public static let configName = "copy_head.json"
     static let formatName = "hmst-copy-head"
-    static let formatVersion = 2
+    static let formatVersion = 3
 
     /// hidden size of the model, size of the query and key vectors
     public let C: Int
@@ -37,13 +47,14 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
     public let openMarker: Int32
     public let closeMarker: Int32
 
-    public let names = ["q_proj.weight", "k_proj.weight", "gate.weight", "gate.score_weight", "gate.bias", "gate.span_weight"]
+    public let names = ["q_proj.weight", "k_proj.weight", "gate.weight", "gate.score_weight", "gate.bias", "gate.span_weight",
+                        "gate.context_weight"]
     public let shapes: [[Int]]
     public let offsets: [Int]
     public let count: Int
     public let values: FloatBuffer
     public let grads: FloatBuffer
-    public let roles: [ParameterRole] = [.matrix, .matrix, .matrix, .vector, .bias, .vector]
+    public let roles: [ParameterRole] = [.matrix, .matrix, .matrix, .vector, .bias, .vector, .matrix]
     public var summary: JSONValue = .object([])
 
     public init(C: Int, D: Int, openMarker: Int32, closeMarker: Int32) throws {
@@ -55,7 +66,7 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
         self.D = D
         self.openMarker = openMarker
         self.closeMarker = closeMarker
-        let sh = [[D, C], [D, C], [1, C], [1], [1], [1]]
+        let sh = [[D, C], [D, C], [1, C], [1], [1], [1], [1, C]]
         shapes = sh
         (offsets, count, values, grads) = parameterStorage(sh)
     }
@@ -63,7 +74,8 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
     /// A fresh head: the query and key projections start equal (one random N(0, 1/C) matrix),
     /// so the first scores favour memory tokens whose preceding state resembles the current
     /// one; the gate starts mostly closed (bias −2: g ≈ 0.12), so the model begins as the LM,
-    /// and blind to the span mass (v = 0) until training finds a use for it.
+    /// and blind to the span mass and the context (v = 0, w_c = 0) until training finds a use
+    /// for them.
     public static func initialised(C: Int, D: Int, openMarker: Int32, closeMarker: Int32, seed: UInt64) throws -> CopyHead {
         let h = try CopyHead(C: C, D: D, openMarker: openMarker, closeMarker: closeMarker)
         var rng = RNG(seed: seed)
@@ -91,6 +103,16 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
     var scoreWeight: UnsafeMutablePointer<Float> { values.pointer + offsets[3] }
     var gateBias: UnsafeMutablePointer<Float> { values.pointer + offsets[4] }
     var spanWeight: UnsafeMutablePointer<Float> { values.pointer + offsets[5] }
+    var contextWeight: UnsafeMutablePointer<Float> { values.pointer + offsets[6] }
+
+    /// w_c·h for a final-norm state h: a source's share of the gate's context term (the gate
+    /// adds Σ_j α_j·contextValue(h_j)).
+    func contextValue(_ h: UnsafePointer<Float>) -> Float {
+        let w = contextWeight
+        var a: Float = 0
+        for c in 0..<C { a += w[c] * h[c] }
+        return a
+    }
 
     /// out[rows, D] = x[rows, C] · W^T for W = wq or wk.
     func project(_ w: UnsafePointer<Float>, x: UnsafePointer<Float>, rows: Int, out: UnsafeMutablePointer<Float>) {
@@ -124,9 +146,10 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
         return (best, at, mass)
     }
 
-    /// The gate's pre-activation for a final-norm state h, the best score and its span's mass.
-    func gateLogit(h: UnsafePointer<Float>, best: Float, spanMass: Float) -> Float {
-        var a = gateBias.pointee + scoreWeight.pointee * best + spanWeight.pointee * spanMass
+    /// The gate's pre-activation for a final-norm state h, the best score, its span's mass and
+    /// the context term w_c·c = Σ_j α_j·contextValue(h_j).
+    func gateLogit(h: UnsafePointer<Float>, best: Float, spanMass: Float, context: Float) -> Float {
+        var a = gateBias.pointee + scoreWeight.pointee * best + spanWeight.pointee * spanMass + context
         let w = gateWeight
         for c in 0..<C { a += w[c] * h[c] }
         return a
@@ -170,8 +193,10 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
         }
         try h.validate(for: dims)
         let (file, weightsPath) = try HeadFiles.weights(dir: dir, weightsName: weightsName, describedBy: jsonPath)
-        // version 1 had no span weight (the last tensor): its hash covers the others; v stays 0
-        let stored = (j["version"]?.int ?? formatVersion) >= 2 ? h.names.count : h.names.count - 1
+        // version 1 stored the first five tensors, version 2 six: the hash covers what is stored,
+        // the rest stays 0
+        let version = j["version"]?.int ?? formatVersion
+        let stored = version >= 3 ? h.names.count : version == 2 ? 6 : 5
         try HeadFiles.read(h, tensors: stored, from: file, weightsPath: weightsPath, describedBy: jsonPath, hash: hash)
         h.summary = j["training"] ?? .object([])
         return h

@@ -6,7 +6,9 @@
 //   dL/dz    = r·(v − onehot(y)),  r = (1 − g)·v(y)/p        (the LM's usual gradient, scaled)
 //   dL/da    = −(c − v(y))/p · g(1 − g)                        (a: the gate's pre-activation)
 //   dL/ds_j  = ρ·α_j − g·α_j[x_j = y]/p  (+ u·dL/da at the best j, through the gate's max,
-//              + v·dL/da·α_j·([j in the best's span] − m), through the span mass m)
+//              + v·dL/da·α_j·([j in the best's span] − m), through the span mass m,
+//              + dL/da·α_j·(w_c·h_j − w_c·c), through the context c = Σ_j α_j h_j)
+//   dL/dw_c  = dL/da·c,  dL/dh_j += dL/da·α_j·w_c  (h_j: the state at source j)
 // and from the scores and the gate to Wq, Wk, the gate's weights and the final-norm states,
 // whose gradient joins the LM head's before the final norm's backward. Without backward,
 // the rows it covers are replaced by the mixture, so evaluations read p.
@@ -38,7 +40,8 @@ final class CopyHeadStep {
     }
 
     /// A token the pointer can copy: its position in the row, the batch row holding its key,
-    /// the token and its span (one memory entry, or one injected row).
+    /// the token and its span (one memory entry, or one injected row). Its own state, the
+    /// gate's context, is at batch row (row of b) + position.
     struct Source {
         var position: Int
         var keyRow: Int32
@@ -86,12 +89,15 @@ final class CopyHeadStep {
         let tiny = Float.leastNormalMagnitude
         let invSqrtD = 1 / Float(D).squareRoot()
         let gw = head.grads.pointer + head.offsets[2], gu = head.grads.pointer + head.offsets[3], gb = head.grads.pointer + head.offsets[4]
-        let gv = head.grads.pointer + head.offsets[5]
+        let gv = head.grads.pointer + head.offsets[5], gwc = head.grads.pointer + head.offsets[6]
+        let wc = head.contextWeight
         var added = 0.0, gateLoss = 0.0
         var alpha = [Float](repeating: 0, count: T)
         for b in 0..<B where !perRow[b].isEmpty {
             let src = perRow[b]
             let keyRows = src.map(\.keyRow), tokens = src.map(\.token), spans = src.map(\.span)
+            // w_c·h_j per source, h_j the state at the source itself
+            let values = src.map { head.contextValue(xn + (b * T + $0.position) * C) }
             keyRows.withUnsafeBufferPointer { kr in
                 alpha.withUnsafeMutableBufferPointer { al in
                     let a = al.baseAddress!
@@ -104,7 +110,9 @@ final class CopyHeadStep {
                         let (best, at, m) = head.attend(q: Q.pointer + row * D, keys: K.pointer, keyRows: kr.baseAddress!, spans: spans,
                                                         S: n, alpha: a)
                         let h = xn + row * C
-                        let g = 1 / (1 + expf(-head.gateLogit(h: h, best: best, spanMass: m)))
+                        var context: Float = 0
+                        for i in 0..<n { context += a[i] * values[i] }
+                        let g = 1 / (1 + expf(-head.gateLogit(h: h, best: best, spanMass: m, context: context)))
                         var c: Float = 0
                         for i in 0..<n where tokens[i] == Int32(y) { c += a[i] }
                         let pr = probs + row * V
@@ -130,12 +138,19 @@ final class CopyHeadStep {
                         let dm = head.spanWeight.pointee * dA   // dL/dm; dm/ds_i = α_i ([i in the best's span] − m)
                         let dh = dxn.pointer + row * C, wg = head.gateWeight
                         for k in 0..<C { dh[k] += dA * wg[k] }
+                        // context: dw_c += dA·α_i·h_i, dh_i += dA·α_i·w_c
+                        for i in 0..<n where a[i] != 0 {
+                            let f = dA * a[i]
+                            let hi = xn + (b * T + src[i].position) * C, dhi = dxn.pointer + (b * T + src[i].position) * C
+                            for k in 0..<C { gwc[k] += f * hi[k]; dhi[k] += f * wc[k] }
+                        }
                         // scores: s_i = q·k_i / sqrt(D)
                         let q = Q.pointer + row * D, dq = dQ.pointer + row * D
                         for i in 0..<n {
                             var ds = (rho * a[i] - (tokens[i] == Int32(y) ? g * a[i] / p : 0)) * scale
                             if i == at { ds += head.scoreWeight.pointee * dA }
                             ds += dm * a[i] * ((spans[i] == spans[at] ? 1 : 0) - m)
+                            ds += dA * a[i] * (values[i] - context)
                             if ds == 0 { continue }
                             let ki = Int(kr[i]) * D
                             let k = K.pointer + ki, dk = dK.pointer + ki

@@ -21,6 +21,8 @@ final class CopyState {
     var sourcePositions: [Int32] = []
     var keyRows: [Int32] = []
     var sourceTokens: [Int32] = []
+    /// w_c·h at each source's own position (the gate's context term, CopyHead.swift)
+    var sourceValues: [Float] = []
     /// the span (memory entry, or injected row) of each source; ids only compare for equality
     var sourceSpans: [Int32] = []
     var nextSpan: Int32 = 0
@@ -49,7 +51,7 @@ final class CopyState {
     func truncate(to n: Int) {
         if insideAfter.count > n { insideAfter.removeLast(insideAfter.count - n); spanAfter.removeLast(spanAfter.count - n) }
         while let last = sourcePositions.last, Int(last) >= n {
-            sourcePositions.removeLast(); keyRows.removeLast(); sourceTokens.removeLast(); sourceSpans.removeLast()
+            sourcePositions.removeLast(); keyRows.removeLast(); sourceTokens.removeLast(); sourceValues.removeLast(); sourceSpans.removeLast()
         }
     }
 
@@ -64,6 +66,7 @@ final class CopyState {
         while insideAfter.count < pos0 { insideAfter.append(false); spanAfter.append(0) }
         var inside = insideAfter.last ?? false
         var span = spanAfter.last ?? 0   // new spans take fresh ids (nextSpan), never reused
+        let firstNew = sourcePositions.count
         for t in 0..<T {
             let tok = tokens[t]
             if let copy = copyTokens[t] {
@@ -78,12 +81,14 @@ final class CopyState {
             spanAfter.append(span)
         }
         finalNorm.withUnsafeBufferPointer { hk_rmsnorm(hn.pointer, nil, x, $0.baseAddress!, T, C, eps) }
+        for i in firstNew..<sourcePositions.count { sourceValues.append(head.contextValue(hn.pointer + (Int(sourcePositions[i]) - pos0) * C)) }
         head.project(head.wk, x: hn.pointer, rows: T, out: keys.pointer + pos0 * D)
         guard logitsRows > 0, !keyRows.isEmpty else { return }
         let first = T - logitsRows   // chunk row of logits row 0
         head.project(head.wq, x: hn.pointer + first * C, rows: logitsRows, out: q.pointer)
         keyRows.withUnsafeBufferPointer { kr in
           sourceSpans.withUnsafeBufferPointer { sp in
+           sourceValues.withUnsafeBufferPointer { cv in
             alpha.withUnsafeMutableBufferPointer { al in
                 let a = al.baseAddress!
                 var n = 0
@@ -93,10 +98,13 @@ final class CopyState {
                     guard n > 0 else { continue }
                     let (best, _, m) = head.attend(q: q.pointer + r * D, keys: keys.pointer, keyRows: kr.baseAddress!, spans: sp.baseAddress!,
                                                    S: n, alpha: a)
-                    let g = 1 / (1 + expf(-head.gateLogit(h: hn.pointer + (first + r) * C, best: best, spanMass: m)))
+                    var context: Float = 0
+                    for i in 0..<n { context += a[i] * cv[i] }
+                    let g = 1 / (1 + expf(-head.gateLogit(h: hn.pointer + (first + r) * C, best: best, spanMass: m, context: context)))
                     mix(row: logits + r * V, V: V, g: g, alpha: a, n: n)
                 }
             }
+           }
           }
         }
     }
