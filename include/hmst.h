@@ -998,7 +998,7 @@ struct hmst_memory_trainer_params {
                                        HMST_RETRIEVAL_HYBRID rank with the checkpoint's retrieval projection
                                        (hmst train-retriever), which must be there */
     /* appended in 0.1 (issue 11, the deleted gap; an older struct_size means the default): */
-    float copy_gate_target_weight;  /* default 4: weight λ of the copy gate's target, −λ·log(1 − gate) on answer
+    float copy_gate_target_weight;  /* default 8: weight λ of the copy gate's target, −λ·log(1 − gate) on answer
                                        tokens the memory does not hold, so that the gate closes when the fact
                                        is missing or deleted (0: none; only with a copy head) */
     /* appended in 0.1 (issue 11; an older struct_size means the default): */

@@ -213,7 +213,7 @@ int main(void) {
     CHECK(dp.questions_per_example == 1 && dp.hard_distractors == 0.0f && dp.retrieved_distractors == 0.0f);
     CHECK(dp.retrieved_by == HMST_RETRIEVAL_LEXICAL);
     p.output_dir = OUT "/curriculum";
-    CHECK(dp.copy_gate_target_weight == 4.0f);
+    CHECK(dp.copy_gate_target_weight == 8.0f);
     p.copy_gate_target_weight = -1.0f;
     CHECK_STATUS(hmst_memory_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
     CHECK(strstr(hmst_last_error(), "copy_gate_target_weight") != NULL);
