@@ -188,29 +188,23 @@ final class CopyHeadTests: XCTestCase {
                        Array(UnsafeBufferPointer(start: head.values.pointer, count: head.count)))
         XCTAssertEqual(back.openMarker, 1); XCTAssertEqual(back.closeMarker, 2); XCTAssertEqual(back.D, 4)
         XCTAssertNil(try CopyHead.load(checkpoint: dir + "/none", dims: dims))
-        // a version-1 head (no gate.span_weight, its hash over the other tensors) reads with v = 0
-        let v1 = dir + "/v1"
-        try FileManager.default.createDirectory(atPath: v1, withIntermediateDirectories: true)
-        try SafeTensorsWriter.writeRaw(path: v1 + "/" + CopyHead.weightsName, tensors: Array(head.rawTensors.prefix(5)))
-        let hash1 = FileChecksum.hex(FileChecksum.of(UnsafeRawBufferPointer(start: head.values.pointer, count: head.offsets[5] * 4)))
-        try (#"{"format":"hmst-copy-head","version":1,"hidden_size":8,"key_size":4,"open_marker_id":1,"close_marker_id":2,"hash":""#
-             + hash1 + #""}"#).write(toFile: v1 + "/" + CopyHead.configName, atomically: true, encoding: .utf8)
-        let old = try XCTUnwrap(try CopyHead.load(checkpoint: v1, dims: dims))
-        XCTAssertEqual(Array(UnsafeBufferPointer(start: old.values.pointer, count: head.offsets[5])),
-                       Array(UnsafeBufferPointer(start: head.values.pointer, count: head.offsets[5])))
-        XCTAssertEqual(old.spanWeight.pointee, 0)
-        XCTAssertTrue(UnsafeBufferPointer(start: old.contextWeight, count: 8).allSatisfy { $0 == 0 })
-        // a version-2 head (no gate.context_weight, its hash over the first six tensors) reads with w_c = 0
-        let v2 = dir + "/v2"
-        try FileManager.default.createDirectory(atPath: v2, withIntermediateDirectories: true)
-        try SafeTensorsWriter.writeRaw(path: v2 + "/" + CopyHead.weightsName, tensors: Array(head.rawTensors.prefix(6)))
-        let hash2 = FileChecksum.hex(FileChecksum.of(UnsafeRawBufferPointer(start: head.values.pointer, count: head.offsets[6] * 4)))
-        try (#"{"format":"hmst-copy-head","version":2,"hidden_size":8,"key_size":4,"open_marker_id":1,"close_marker_id":2,"hash":""#
-             + hash2 + #""}"#).write(toFile: v2 + "/" + CopyHead.configName, atomically: true, encoding: .utf8)
-        let two = try XCTUnwrap(try CopyHead.load(checkpoint: v2, dims: dims))
-        XCTAssertEqual(Array(UnsafeBufferPointer(start: two.values.pointer, count: head.offsets[6])),
-                       Array(UnsafeBufferPointer(start: head.values.pointer, count: head.offsets[6])))
-        XCTAssertTrue(UnsafeBufferPointer(start: two.contextWeight, count: 8).allSatisfy { $0 == 0 })
+        // an older head (its hash over the tensors it stores) reads with the later weights at 0
+        func older(_ version: Int, tensors: Int) throws -> CopyHead {
+            let sub = dir + "/v\(version)"
+            try FileManager.default.createDirectory(atPath: sub, withIntermediateDirectories: true)
+            try SafeTensorsWriter.writeRaw(path: sub + "/" + CopyHead.weightsName, tensors: Array(head.rawTensors.prefix(tensors)))
+            let stored = head.offsets[tensors]
+            let hash = FileChecksum.hex(FileChecksum.of(UnsafeRawBufferPointer(start: head.values.pointer, count: stored * 4)))
+            try (#"{"format":"hmst-copy-head","version":"# + "\(version)" + #","hidden_size":8,"key_size":4,"open_marker_id":1,"close_marker_id":2,"hash":""#
+                 + hash + #""}"#).write(toFile: sub + "/" + CopyHead.configName, atomically: true, encoding: .utf8)
+            let h = try XCTUnwrap(try CopyHead.load(checkpoint: sub, dims: dims))
+            XCTAssertEqual(Array(UnsafeBufferPointer(start: h.values.pointer, count: stored)),
+                           Array(UnsafeBufferPointer(start: head.values.pointer, count: stored)), "version \(version)")
+            XCTAssertTrue(UnsafeBufferPointer(start: h.values.pointer + stored, count: h.count - stored).allSatisfy { $0 == 0 }, "version \(version)")
+            return h
+        }
+        XCTAssertEqual(try older(1, tensors: 5).spanWeight.pointee, 0)   // no gate.span_weight: v = 0
+        XCTAssertTrue(try older(2, tensors: 6).contextWeight[0] == 0)    // no gate.context_weight: w_c = 0
         // another model's hidden size
         var wide = dims; wide.C = 16
         XCTAssertThrowsError(try CopyHead.load(checkpoint: dir, dims: wide)) { e in

@@ -103,6 +103,8 @@ final class DataPipelineTests: XCTestCase {
         XCTAssertEqual(r1.valDocuments, 20)
         XCTAssertEqual(r1.trainDocuments + r1.valDocuments, 200)
         XCTAssertEqual(r1.trainTokens + r1.valTokens, ds.totalTokens)
+        XCTAssertEqual([r2.trainDocuments, r2.valDocuments], [r1.trainDocuments, r1.valDocuments])   // the same seed, the same split
+        XCTAssertEqual(r3.trainDocuments + r3.valDocuments, 200)
         XCTAssertEqual(try FileIO.readAll(dir + "/v1/shard_00000.bin"), try FileIO.readAll(dir + "/v2/shard_00000.bin"))
         XCTAssertNotEqual(try FileIO.readAll(dir + "/v1/shard_00000.bin"), try FileIO.readAll(dir + "/v3/shard_00000.bin"))
         // every validation document is a whole document of the source

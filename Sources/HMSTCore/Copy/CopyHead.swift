@@ -108,10 +108,7 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
     /// w_c·h for a final-norm state h: a source's share of the gate's context term (the gate
     /// adds Σ_j α_j·contextValue(h_j)).
     func contextValue(_ h: UnsafePointer<Float>) -> Float {
-        let w = contextWeight
-        var a: Float = 0
-        for c in 0..<C { a += w[c] * h[c] }
-        return a
+        cblas_sdot(Int32(C), contextWeight, 1, h, 1)
     }
 
     /// out[rows, D] = x[rows, C] · W^T for W = wq or wk.

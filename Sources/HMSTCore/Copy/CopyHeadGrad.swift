@@ -141,8 +141,9 @@ final class CopyHeadStep {
                         // context: dw_c += dA·α_i·h_i, dh_i += dA·α_i·w_c
                         for i in 0..<n where a[i] != 0 {
                             let f = dA * a[i]
-                            let hi = xn + (b * T + src[i].position) * C, dhi = dxn.pointer + (b * T + src[i].position) * C
-                            for k in 0..<C { gwc[k] += f * hi[k]; dhi[k] += f * wc[k] }
+                            let hi = (b * T + src[i].position) * C
+                            cblas_saxpy(Int32(C), f, xn + hi, 1, gwc, 1)
+                            cblas_saxpy(Int32(C), f, wc, 1, dxn.pointer + hi, 1)
                         }
                         // scores: s_i = q·k_i / sqrt(D)
                         let q = Q.pointer + row * D, dq = dQ.pointer + row * D
