@@ -119,10 +119,11 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
     }
 
     /// The pointer at one query: alpha[0..<S] = softmax of the scores of q against the S keys
-    /// (key i at keys[keyRows[i] * D], in span spans[i]). Returns the best score, its index and
-    /// the pointer's mass on the best's span.
-    func attend(q: UnsafePointer<Float>, keys: UnsafePointer<Float>, keyRows: UnsafePointer<Int32>, spans: UnsafePointer<Int32>, S: Int,
-                alpha: UnsafeMutablePointer<Float>) -> (best: Float, at: Int, spanMass: Float) {
+    /// (key i at keys[keyRows[i] * D], in span spans[i], contextValue of its own state values[i]).
+    /// Returns the best score, its index, the pointer's mass on the best's span and the gate's
+    /// context term Σ_i α_i·values[i].
+    func attend(q: UnsafePointer<Float>, keys: UnsafePointer<Float>, keyRows: UnsafePointer<Int32>, spans: UnsafePointer<Int32>,
+                values: UnsafePointer<Float>, S: Int, alpha: UnsafeMutablePointer<Float>) -> (best: Float, at: Int, spanMass: Float, context: Float) {
         let scale = 1 / Float(D).squareRoot()
         var best = -Float.infinity, at = 0
         for i in 0..<S {
@@ -135,12 +136,13 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
         }
         var sum: Float = 0
         for i in 0..<S { alpha[i] = expf(alpha[i] - best); sum += alpha[i] }
-        var mass: Float = 0
+        var mass: Float = 0, context: Float = 0
         for i in 0..<S {
             alpha[i] /= sum
             if spans[i] == spans[at] { mass += alpha[i] }
+            context += alpha[i] * values[i]
         }
-        return (best, at, mass)
+        return (best, at, mass, context)
     }
 
     /// The gate's pre-activation for a final-norm state h, the best score, its span's mass and

@@ -107,11 +107,9 @@ final class CopyHeadStep {
                         let row = b * T + t
                         let y = Int(targets[row])
                         guard n > 0, y >= 0 else { continue }
-                        let (best, at, m) = head.attend(q: Q.pointer + row * D, keys: K.pointer, keyRows: kr.baseAddress!, spans: spans,
-                                                        S: n, alpha: a)
+                        let (best, at, m, context) = head.attend(q: Q.pointer + row * D, keys: K.pointer, keyRows: kr.baseAddress!, spans: spans,
+                                                                 values: values, S: n, alpha: a)
                         let h = xn + row * C
-                        var context: Float = 0
-                        for i in 0..<n { context += a[i] * values[i] }
                         let g = 1 / (1 + expf(-head.gateLogit(h: h, best: best, spanMass: m, context: context)))
                         var c: Float = 0
                         for i in 0..<n where tokens[i] == Int32(y) { c += a[i] }

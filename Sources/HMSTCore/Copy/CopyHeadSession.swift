@@ -88,7 +88,6 @@ final class CopyState {
         head.project(head.wq, x: hn.pointer + first * C, rows: logitsRows, out: q.pointer)
         keyRows.withUnsafeBufferPointer { kr in
           sourceSpans.withUnsafeBufferPointer { sp in
-           sourceValues.withUnsafeBufferPointer { cv in
             alpha.withUnsafeMutableBufferPointer { al in
                 let a = al.baseAddress!
                 var n = 0
@@ -96,15 +95,12 @@ final class CopyState {
                     let pos = pos0 + first + r
                     while n < sourcePositions.count && Int(sourcePositions[n]) <= pos { n += 1 }
                     guard n > 0 else { continue }
-                    let (best, _, m) = head.attend(q: q.pointer + r * D, keys: keys.pointer, keyRows: kr.baseAddress!, spans: sp.baseAddress!,
-                                                   S: n, alpha: a)
-                    var context: Float = 0
-                    for i in 0..<n { context += a[i] * cv[i] }
+                    let (best, _, m, context) = head.attend(q: q.pointer + r * D, keys: keys.pointer, keyRows: kr.baseAddress!, spans: sp.baseAddress!,
+                                                            values: sourceValues, S: n, alpha: a)
                     let g = 1 / (1 + expf(-head.gateLogit(h: hn.pointer + (first + r) * C, best: best, spanMass: m, context: context)))
                     mix(row: logits + r * V, V: V, g: g, alpha: a, n: n)
                 }
             }
-           }
           }
         }
     }
