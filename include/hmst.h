@@ -1004,6 +1004,11 @@ struct hmst_memory_trainer_params {
     /* appended in 0.1 (issue 11; an older struct_size means the default): */
     float retrieved_lexical_weight; /* default 1: with retrieved_by HYBRID, the weight of the BM25 rank in the
                                        search's fusion (the dense rank's is 1): what evaluation retrieves with */
+    /* appended in 0.1 (issue 11, the deleted gap; an older struct_size means the default): */
+    float distractor_distillation;  /* default 0: share of distractors-only examples that ask for the real answer
+                                       and train each of its positions towards the model's own prediction
+                                       without the memories (a KL to the same model, same step, no gradient)
+                                       instead of a hard target, in [0, 1] */
 };
 #define HMST_EPISODIC_STATE_READOUT 0
 #define HMST_EPISODIC_POOLED_KEY 1

@@ -61,6 +61,7 @@ public func hmst_memory_trainer_default_params() -> hmst_memory_trainer_params {
     p.retrieved_by = retrievalModeValue(c.retrievedBy)
     p.copy_gate_target_weight = d.copyGateTargetWeight
     p.retrieved_lexical_weight = c.retrievedLexicalWeight
+    p.distractor_distillation = Float(c.distractorDistillation)
     return p
 }
 
@@ -150,6 +151,10 @@ public func hmst_memory_trainer_create(_ params: UnsafePointer<hmst_memory_train
             throw HMSTError.invalidArgument("params->retrieved_lexical_weight = \(p.retrieved_lexical_weight) must be finite and >= 0")
         }
         o.curriculum.retrievedLexicalWeight = p.retrieved_lexical_weight
+        guard p.distractor_distillation.isFinite, p.distractor_distillation >= 0, p.distractor_distillation <= 1 else {
+            throw HMSTError.invalidArgument("params->distractor_distillation = \(p.distractor_distillation) must be in [0, 1]")
+        }
+        o.curriculum.distractorDistillation = Double(p.distractor_distillation)
         if o.lmFraction > 0 && p.train_data == nil {
             throw HMSTError.invalidArgument("params->train_data is NULL but lm_fraction is \(o.lmFraction): give the pre-training data or set lm_fraction to 0")
         }

@@ -53,6 +53,9 @@ struct TrainMemoryCommand: ParsableCommand {
     @Option(name: .customLong("retrieved-lexical-weight"),
             help: "With --retrieved-by hybrid: the weight of the BM25 rank in the fusion (the dense rank's is 1); use what hmst eval retrieves with (--lexical-weight).")
     var retrievedLexicalWeight = CurriculumOptions().retrievedLexicalWeight
+    @Option(name: .customLong("distractor-distillation"),
+            help: "Share of distractors-only examples that ask for the real answer and train it towards the model's own prediction without memory (a KL to the same model without the memories), in [0, 1].")
+    var distractorDistillation = CurriculumOptions().distractorDistillation
     @Flag(name: .customLong("copy-head"), help: "Train a copy head with the model: a pointer from the answer to the memory tokens, mixed with the LM's distribution by a learned gate.")
     var copyHead = false
     @Option(name: .customLong("copy-head-key-size"), help: "Query and key size of the copy head.") var copyHeadKeySize = 64
@@ -110,6 +113,7 @@ struct TrainMemoryCommand: ParsableCommand {
             o.curriculum.copyFraction = copyFraction
             o.curriculum.hardDistractorFraction = hardDistractors
             o.curriculum.retrievedFraction = retrievedDistractors
+            o.curriculum.distractorDistillation = distractorDistillation
             guard let by = RetrievalMode(rawValue: retrievedBy) else {
                 throw ValidationError("--retrieved-by takes lexical, dense or hybrid, not \(retrievedBy)")
             }

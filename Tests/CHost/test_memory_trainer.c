@@ -223,6 +223,10 @@ int main(void) {
     CHECK_STATUS(hmst_memory_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
     CHECK(strstr(hmst_last_error(), "retrieved_lexical_weight") != NULL);
     p.retrieved_lexical_weight = dp.retrieved_lexical_weight;
+    p.distractor_distillation = 1.5f;
+    CHECK_STATUS(hmst_memory_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(hmst_last_error(), "distractor_distillation") != NULL);
+    p.distractor_distillation = dp.distractor_distillation;
     p.hard_distractors = -1.0f;
     CHECK_STATUS(hmst_memory_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
     CHECK(strstr(hmst_last_error(), "hard_distractors") != NULL);

@@ -70,11 +70,37 @@ final class CopyHeadTests: XCTestCase {
         try checkGradient(injected: injectedCopy)
     }
 
-    func checkGradient(injected: InjectedEmbeddings?, gateTarget: Float = 0) throws {
+    /// Soft targets (Stage 2's distilled rows) on a row the head covers whose hard target the
+    /// memory holds (row 0, t = 8) and on a row without memory (row 1, t = 16): the loss of the
+    /// second is KL(q ‖ p) of the LM's softmax, and the gradient with both, the gate target
+    /// on, matches central differences.
+    func testSoftTargetsAreKLWithAGradient() throws {
+        var rng = RNG(seed: 5)
+        var q = (0..<22).map { _ in Float(rng.nextDouble()) + 0.05 }
+        for r in 0..<2 { let z = q[(r * 11)..<(r * 11 + 11)].reduce(0, +); for v in 0..<11 { q[r * 11 + v] /= z } }
+        let soft = ModelGrad.SoftTargets(rows: [8, 16], probs: q)
+        let mg = ModelGrad(params: randomParams(seed: 21))
+        let hard = try mg.step(inputs: inputs, targets: targets, B: B, T: T, backward: false)
+        let p16 = try XCTUnwrap(mg.withLastProbabilities { p, _, V in Array(UnsafeBufferPointer(start: p + 16 * V, count: V)) })
+        mg.softTargets = ModelGrad.SoftTargets(rows: [16], probs: Array(q[11...]))
+        let distilled = try mg.step(inputs: inputs, targets: targets, B: B, T: T, backward: false)
+        var kl = 0.0
+        for v in 0..<11 {
+            let qv = Double(q[11 + v])
+            kl += qv * log(qv / Double(p16[v]))
+        }
+        XCTAssertEqual((distilled.ceLoss - hard.ceLoss) * Double(hard.tokens), kl + log(Double(p16[7])), accuracy: 1e-5)
+        mg.softTargets = ModelGrad.SoftTargets(rows: [3], probs: Array(q[11...]))
+        XCTAssertThrowsError(try mg.step(inputs: inputs, targets: targets, B: B, T: T, backward: false), "a row without a target")
+        try checkGradient(injected: nil, gateTarget: 2, soft: soft)
+    }
+
+    func checkGradient(injected: InjectedEmbeddings?, gateTarget: Float = 0, soft: ModelGrad.SoftTargets? = nil) throws {
         let p = randomParams(seed: 21), head = try randomHead(seed: 6)
         let mg = ModelGrad(params: p)
         mg.copyHead = head
         mg.copyGateTargetWeight = gateTarget
+        mg.softTargets = soft
         p.zeroGrads(); head.zeroGrads()
         let withHead = try mg.step(inputs: inputs, targets: targets, B: B, T: T, injected: injected, backward: true)
         mg.copyHead = nil

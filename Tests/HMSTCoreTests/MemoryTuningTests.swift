@@ -506,6 +506,76 @@ final class MemoryTuningTests: XCTestCase {
         XCTAssertEqual(targets, [-1, 13, 14])
     }
 
+    /// Distilled distractors-only examples (distractorDistillation): the real answer after
+    /// distractors, and beside it the same question and answer without memory; DistillBatch pairs
+    /// each student answer position with the teacher position predicting the same token, also
+    /// when either side is cut from the left; the trainer's targets there are the model's own
+    /// no-memory distribution.
+    func testDistractorDistillation() throws {
+        let (corpus, tok) = try markedFixture()
+        var o = CurriculumOptions()
+        o.distractorDistillation = 1
+        let cur = try MemoryCurriculum(corpus: corpus, tokenizer: tok, options: o)
+        var rng = RNG(seed: 4)
+        var distilled: [MemoryExample] = []
+        for _ in 0..<400 {
+            let e = cur.sample(&rng)
+            XCTAssertEqual(e.distillFrom != nil, e.condition == .distractorsOnly)
+            guard let teacher = e.distillFrom else { continue }
+            distilled.append(e)
+            let answer = Array(e.tokens[e.answerStart...])
+            XCTAssertNotEqual(answer, tok.encode(" unknown</a>"))
+            XCTAssertEqual(Array(teacher.suffix(answer.count)), answer)
+            XCTAssertTrue(try tok.decodeString(teacher).hasPrefix(MemoryPrompt.question), "the teacher has no memory")
+        }
+        XCTAssertGreaterThan(distilled.count, 40)
+        o.distractorDistillation = 0
+        var r0 = RNG(seed: 4)
+        let plain = try MemoryCurriculum(corpus: corpus, tokenizer: tok, options: o)
+        XCTAssertFalse((0..<200).contains { _ in plain.sample(&r0).distillFrom != nil })
+        o.distractorDistillation = 1.5
+        XCTAssertThrowsError(try MemoryCurriculum(corpus: corpus, tokenizer: tok, options: o))
+
+        let e = distilled[0], n = e.tokens.count - e.answerStart
+        let batch = [MemoryExample(tokens: [1, 2, 3], answerStart: 2, condition: .gold, goldPosition: nil, memories: []), e]
+        for (studentT, T) in [(e.tokens.count + 3, 40), (e.tokens.count - 2, 6)] {
+            var inputs: [Int32] = [], targets: [Int32] = []
+            MemoryBatch.pack(batch, T: studentT, pad: 0, inputs: &inputs, targets: &targets)
+            let db = try XCTUnwrap(DistillBatch.make(batch, studentT: studentT, rows: 3, T: T, pad: 0))
+            XCTAssertEqual(db.inputs.count, 3 * T)
+            XCTAssertEqual(db.pairs.count, min(n, T))
+            for pair in db.pairs {
+                XCTAssertEqual(pair.student / studentT, 1)
+                XCTAssertEqual(targets[pair.student], db.targets[pair.teacher], "student \(pair.student) teacher \(pair.teacher)")
+                XCTAssertGreaterThanOrEqual(db.targets[pair.teacher], 0)
+            }
+            XCTAssertEqual(db.targets.filter { $0 >= 0 }.count, db.pairs.count)
+        }
+        XCTAssertNil(DistillBatch.make([batch[0]], studentT: 8, rows: 2, T: 8, pad: 0))
+
+        // the trainer's soft targets: the model's prediction for the teacher rows, alone
+        var to = MemoryTrainerOptions()
+        to.lmFraction = 0
+        to.batchSize = 2
+        to.curriculum.distractorDistillation = 1
+        let params = Parameters(config: try StageTwoFixture.tinyConfig(vocab: tok.vocabSize))
+        var init_ = RNG(seed: 3)
+        for i in 0..<params.count { params.values.pointer[i] = init_.nextGaussian() * 0.1 }
+        let t = try MemoryTrainer(params: params, tokenizer: tok, facts: corpus, lmData: nil, lmVal: nil, outputDir: dir + "/distill", options: to)
+        var inputs: [Int32] = [], targets: [Int32] = []
+        MemoryBatch.pack(batch, T: t.memoryT, pad: tok.eosId ?? 0, inputs: &inputs, targets: &targets)
+        let soft = try XCTUnwrap(t.distillTargets(batch, studentTargets: targets))
+        XCTAssertEqual(soft.rows.count, n)
+        let alone = ModelGrad(params: params)
+        let teacher = try XCTUnwrap(e.distillFrom)
+        let tin = Array(teacher.dropLast()), V = params.config.vocabSize
+        _ = try alone.step(inputs: tin, targets: [Int32](repeating: -1, count: tin.count), B: 1, T: tin.count, backward: false)
+        let last = try XCTUnwrap(alone.withLastProbabilities { p, rows, _ in Array(UnsafeBufferPointer(start: p + (rows - 1) * V, count: V)) })
+        for v in 0..<V { XCTAssertEqual(soft.probs[(n - 1) * V + v], last[v], accuracy: 1e-5) }
+        let step = try t.trainStep()
+        XCTAssertTrue(step.loss.isFinite)
+    }
+
     /// Several questions after one memory block: each answer (and only the answers) carries
     /// loss, each asked fact is among the memories, and the first question follows the memories.
     func testMultiQuestionExamples() throws {

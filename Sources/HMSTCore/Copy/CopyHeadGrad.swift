@@ -18,6 +18,10 @@
 // the target raises it to 1 + λ against the rows whose memory holds the answer, which
 // otherwise win and leave the gate open when the fact is missing (or was deleted). It is
 // reported as an auxiliary loss, not in the answer's cross-entropy.
+// Rows with a soft target (softRows: ModelGrad.softTargets) count nothing the pointer holds as
+// their answer (c = 0): their loss here is −log(1 − g), the gate's share of KL(q ‖ p) when q
+// puts no mass on the memory's tokens, and their LM gradient keeps scale 1. The gate target
+// does not apply to them: their KL holds the gate's term already.
 // Injected soft rows that carry a copy token (InjectedEmbeddings.copyTokens: the episodic soft
 // tokens decoded through the LM head) are sources too: their token is that id, and their key is
 // the state at their own position (a soft span has no preceding text state to key it).
@@ -73,7 +77,8 @@ final class CopyHeadStep {
     /// (0 when gateTarget, its λ, is 0). With backward, gradients of both (scaled by `scale`, the
     /// loss's 1/count) go to head.grads and dxn, and vocabScale is filled.
     func run(xn: UnsafePointer<Float>, inputs: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, probs: UnsafeMutablePointer<Float>,
-             B: Int, T: Int, V: Int, scale: Float, backward: Bool, copyTokens: [Int: Int32] = [:], gateTarget lambda: Float = 0) -> (added: Double, gate: Double) {
+             B: Int, T: Int, V: Int, scale: Float, backward: Bool, copyTokens: [Int: Int32] = [:], gateTarget lambda: Float = 0,
+             softRows: Set<Int> = []) -> (added: Double, gate: Double) {
         let C = head.C, D = head.D
         vocabScale.removeAll(keepingCapacity: true)
         touched = false
@@ -111,13 +116,14 @@ final class CopyHeadStep {
                                                                  values: values, S: n, alpha: a)
                         let h = xn + row * C
                         let g = 1 / (1 + expf(-head.gateLogit(h: h, best: best, spanMass: m, context: context)))
+                        let soft = softRows.contains(row)
                         var c: Float = 0
-                        for i in 0..<n where tokens[i] == Int32(y) { c += a[i] }
+                        if !soft { for i in 0..<n where tokens[i] == Int32(y) { c += a[i] } }
                         let pr = probs + row * V
                         let v = pr[y]
                         let p = max(g * c + (1 - g) * v, tiny)
                         added += -Double(logf(p)) + Double(logf(max(v, tiny)))
-                        let gateTarget = lambda > 0 && c == 0
+                        let gateTarget = lambda > 0 && c == 0 && !soft
                         if gateTarget { gateLoss -= Double(lambda) * Double(logf(max(1 - g, tiny))) }
                         if !backward {
                             for w in 0..<V { pr[w] *= 1 - g }
@@ -146,7 +152,7 @@ final class CopyHeadStep {
                         // scores: s_i = q·k_i / sqrt(D)
                         let q = Q.pointer + row * D, dq = dQ.pointer + row * D
                         for i in 0..<n {
-                            var ds = (rho * a[i] - (tokens[i] == Int32(y) ? g * a[i] / p : 0)) * scale
+                            var ds = (rho * a[i] - (tokens[i] == Int32(y) && !soft ? g * a[i] / p : 0)) * scale
                             if i == at { ds += head.scoreWeight.pointee * dA }
                             ds += dm * a[i] * ((spans[i] == spans[at] ? 1 : 0) - m)
                             ds += dA * a[i] * (values[i] - context)

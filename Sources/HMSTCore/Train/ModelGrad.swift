@@ -9,6 +9,8 @@
 // stays f32 so expert choices do not flip); gradient checkpointing keeps only each layer's
 // input and recomputes the layer's forward during backward.
 
+import CBLAS
+
 public struct StepResult: Sendable {
     public var loss: Double      // cross-entropy + aux
     public var ceLoss: Double
@@ -81,6 +83,20 @@ public final class ModelGrad {
     var copyStep: CopyHeadStep?
     /// λ of the copy head's gate target (CopyHeadGrad.swift; 0: none), in the loss as auxiliary
     public var copyGateTargetWeight: Float = 0
+    /// Rows trained towards a distribution q instead of their hard target (Stage 2's distilled
+    /// examples, DistillBatch): each adds KL(q ‖ p) to the loss in place of −log p(y), and its
+    /// logits' gradient is (p − q)/count. The copy head, where it covers such a row, counts
+    /// none of q as copyable, so the row also pulls its gate shut (−log(1 − g)). The rows keep a
+    /// hard target ≥ 0 (it makes them count); set before step, read by the next step only.
+    public var softTargets: SoftTargets?
+
+    public struct SoftTargets: Sendable {
+        /// batch positions (b·T + t)
+        public var rows: [Int]
+        /// [rows.count, V]: a distribution per row
+        public var probs: [Float]
+        public init(rows: [Int], probs: [Float]) { self.rows = rows; self.probs = probs }
+    }
 
     public init(params: Parameters, options: ModelGradOptions = ModelGradOptions()) {
         self.params = params
@@ -143,6 +159,17 @@ public final class ModelGrad {
             throw HMSTError.invalidArgument("target \(bad) is neither -1 (masked) nor in the vocabulary 0 ..< \(d.V)")
         }
         if let injected { try injected.validate(C: d.C, limit: B * T, vocabulary: d.V) }
+        if let soft = softTargets {
+            guard soft.probs.count == soft.rows.count * d.V, Set(soft.rows).count == soft.rows.count else {
+                throw HMSTError.invalidArgument("soft targets: \(soft.probs.count) probabilities for \(soft.rows.count) distinct rows of \(d.V)")
+            }
+            if let bad = soft.rows.first(where: { $0 < 0 || $0 >= B * T || targets[$0] < 0 }) {
+                throw HMSTError.invalidArgument("soft target row \(bad) is outside the batch or has no target")
+            }
+            guard soft.probs.allSatisfy({ $0.isFinite && $0 >= 0 }) else {
+                throw HMSTError.invalidArgument("soft targets hold a negative or non-finite probability")
+            }
+        }
         let s = try buffers(B: B, T: T)
         s.inputs.pointer.update(from: inputs, count: B * T)
         s.targets.pointer.update(from: targets, count: B * T)
@@ -200,6 +227,8 @@ public final class ModelGrad {
         mm.linear(y: s.logits.pointer, x: s.xnF.pointer, w: head, N: N, I: C, O: V)
         let (ce0, count) = CrossEntropy.forward(logits: s.logits.pointer, targets: s.targets.pointer, N: N, V: V)  // -> probs
         var ce = ce0
+        let soft = softTargets.flatMap { $0.rows.isEmpty ? nil : $0 }
+        if let soft { ce += softLoss(soft, probs: s.logits.pointer, targets: s.targets.pointer, V: V) / Double(max(1, count)) }
         var copy: CopyHeadStep? = nil
         var gateAux = 0.0
         if let head = copyHead {
@@ -207,7 +236,8 @@ public final class ModelGrad {
             copy = copyStep
             let r = copy?.run(xn: s.xnF.pointer, inputs: s.inputs.pointer, targets: s.targets.pointer, probs: s.logits.pointer,
                               B: s.shape.B, T: s.shape.T, V: V, scale: 1 / Float(max(1, count)), backward: backward,
-                              copyTokens: injected?.copySources ?? [:], gateTarget: copyGateTargetWeight) ?? (added: 0, gate: 0)
+                              copyTokens: injected?.copySources ?? [:], gateTarget: copyGateTargetWeight,
+                              softRows: Set(soft?.rows ?? [])) ?? (added: 0, gate: 0)
             ce += r.added / Double(max(1, count))
             gateAux = r.gate / Double(max(1, count))
         }
@@ -219,6 +249,16 @@ public final class ModelGrad {
 
         // ---------------- backward
         CrossEntropy.backward(probs: s.logits.pointer, targets: s.targets.pointer, N: N, V: V, scale: 1 / Float(max(1, count)))
+        if let soft {   // (p − onehot(y))·scale becomes (p − q)·scale
+            let scale = 1 / Float(max(1, count))
+            soft.probs.withUnsafeBufferPointer { q in
+                for (i, row) in soft.rows.enumerated() {
+                    let g = s.logits.pointer + row * V
+                    g[Int(s.targets.pointer[row])] += scale
+                    cblas_saxpy(Int32(V), -scale, q.baseAddress! + i * V, 1, g, 1)
+                }
+            }
+        }
         if let copy {   // the LM's share of each mixed row's probability scales its gradient
             for (row, r) in copy.vocabScale {
                 let g = s.logits.pointer + row * V
@@ -257,6 +297,22 @@ public final class ModelGrad {
         }
         EmbeddingGrad.backward(dTable: embedGrad, dx: s.dx.pointer, tokens: s.inputs.pointer, N: N, C: C)
         return result
+    }
+
+    /// Σ over the soft rows of KL(q ‖ p) + log p(y): what replacing each row's −log p(y) (in
+    /// CrossEntropy.forward's sum) by its KL adds. probs: the softmax rows.
+    private func softLoss(_ soft: SoftTargets, probs: UnsafePointer<Float>, targets: UnsafePointer<Int32>, V: Int) -> Double {
+        let tiny = Float.leastNormalMagnitude
+        var total = 0.0
+        soft.probs.withUnsafeBufferPointer { qb in
+            for (i, row) in soft.rows.enumerated() {
+                let p = probs + row * V, q = qb.baseAddress! + i * V
+                var kl = 0.0
+                for v in 0..<V where q[v] > 0 { kl += Double(q[v]) * Double(logf(q[v]) - logf(max(p[v], tiny))) }
+                total += kl + Double(logf(max(p[Int(targets[row])], tiny)))
+            }
+        }
+        return total
     }
 
     /// One decoder layer: x = xIn[l] -> out.

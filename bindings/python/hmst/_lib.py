@@ -409,6 +409,7 @@ class MemoryTrainerParams(ctypes.Structure):
         ("retrieved_by", ctypes.c_int32),
         ("copy_gate_target_weight", ctypes.c_float),
         ("retrieved_lexical_weight", ctypes.c_float),
+        ("distractor_distillation", ctypes.c_float),
     ]
 
 

@@ -5,6 +5,10 @@
 //   distractorsOnly  k unrelated facts -> the answer if the model can know it (train_known),
 //                    else the fixed " unknown"
 //   none             no memory -> as distractorsOnly
+// With distractorDistillation, a share of the distractorsOnly examples carry the real answer
+// instead, and its tokens are trained towards the model's own prediction for the same question
+// and answer without memory (MemoryExample.distillFrom; ModelGrad.softTargets): memory that does
+// not hold the fact should leave the model's belief as it was ("deleted" as "off").
 // With retrievedFraction, a share of the memory blocks is what retrieval over the non-held-out
 // facts returns for the question (retrievedBy: BM25, the projection's vectors, or both fused,
 // RetrievedBlocks.swift), in its rank order: the neighbours the model meets at evaluation,
@@ -57,6 +61,12 @@ public struct CurriculumOptions: Sendable, Equatable {
     /// hybrid: the weight of the lexical (BM25) rank in that search's fusion (the dense rank's
     /// is 1); set it to what evaluation retrieves with (hmst eval --lexical-weight)
     public var retrievedLexicalWeight: Float = 1
+    /// share of distractorsOnly examples that ask for the real answer (teacher-forced) and
+    /// train every answer position towards the model's own distribution at that position
+    /// without memory (a KL to a stop-gradient teacher: the same model, the same step), in
+    /// place of a hard target. " unknown" still arrives through that teacher where the no-memory
+    /// examples taught it.
+    public var distractorDistillation = 0.0
     public init() {}
 
     func validate() throws {
@@ -76,6 +86,9 @@ public struct CurriculumOptions: Sendable, Equatable {
         guard retrievedLexicalWeight.isFinite, retrievedLexicalWeight >= 0 else {
             throw HMSTError.invalidArgument("the retrieved blocks' lexical weight must be finite and >= 0, not \(retrievedLexicalWeight)")
         }
+        guard distractorDistillation >= 0, distractorDistillation <= 1 else {
+            throw HMSTError.invalidArgument("the distractor distillation share must be in [0, 1], not \(distractorDistillation)")
+        }
         guard copyFraction >= 0, copyFraction < 1 else { throw HMSTError.invalidArgument("the copy fraction must be in [0, 1), not \(copyFraction)") }
         guard questionsPerExample >= 1, questionsPerExample <= k else {
             throw HMSTError.invalidArgument("questions per example must be in 1...k (\(k)), not \(questionsPerExample)")
@@ -94,6 +107,10 @@ public struct MemoryExample: Sendable, Equatable {
     /// multi-question examples: every answer's token range (the first starts at answerStart);
     /// only these carry loss. Empty: everything from answerStart on is the answer.
     public var answerSpans: [Range<Int>] = []
+    /// distilled examples (CurriculumOptions.distractorDistillation): the same question and
+    /// answer without memory. Its last answer tokens equal this example's; the model's
+    /// prediction there, without gradient, is the target of this example's answer positions.
+    public var distillFrom: [Int32]? = nil
 }
 
 public struct MemoryCurriculum: Sendable {
@@ -182,6 +199,11 @@ public struct MemoryCurriculum: Sendable {
         if condition == .gold, options.questionsPerExample > 1 {
             let e = multiQuestion(first: q, rng: &rng)
             if e.tokens.count <= maxTokens { return e }
+        }
+        if condition == .distractorsOnly, options.distractorDistillation > 0, rng.nextDouble() < options.distractorDistillation {
+            var e = example(for: q, condition: condition, rng: &rng, answer: q.answer, maxTokens: maxTokens)
+            e.distillFrom = make(memories: [], goldPosition: nil, question: q.question, answer: q.answer, condition: .none).tokens
+            return e
         }
         return example(for: q, condition: condition, rng: &rng, maxTokens: maxTokens)
     }
@@ -371,5 +393,49 @@ public enum MemoryBatch {
                 for t in stride(from: lo - 1, to: hi - 1, by: 1) { targets[b * T + t] = toks[toks.startIndex + t + 1] }
             }
         }
+    }
+}
+
+/// The teacher side of distilled examples (MemoryExample.distillFrom): their no-memory token
+/// sequences packed into [rows, T] inputs, and which position of that batch predicts each
+/// distilled answer token of the student batch (MemoryBatch.pack's layout, at T studentT).
+public struct DistillBatch: Equatable {
+    public var inputs: [Int32]
+    /// the teacher rows' next tokens at the paired positions, -1 elsewhere
+    public var targets: [Int32]
+    /// (student position b·studentT + t, teacher position r·T + t') predicting the same answer token
+    public var pairs: [(student: Int, teacher: Int)]
+    public let rows: Int, T: Int
+
+    public static func == (a: DistillBatch, b: DistillBatch) -> Bool {
+        a.inputs == b.inputs && a.targets == b.targets && a.rows == b.rows && a.T == b.T
+            && a.pairs.map(\.student) == b.pairs.map(\.student) && a.pairs.map(\.teacher) == b.pairs.map(\.teacher)
+    }
+
+    /// nil when no example is distilled. rows: the teacher batch's rows (at least the distilled
+    /// examples; fixed, so the teacher's buffers are kept); T: its positions per row. Both sides
+    /// are cut from the left as MemoryBatch.pack cuts (to T + 1 tokens); answer token i of an
+    /// example is paired when both sides still hold it.
+    public static func make(_ examples: [MemoryExample], studentT: Int, rows: Int, T: Int, pad: Int32) -> DistillBatch? {
+        let distilled = examples.indices.filter { examples[$0].distillFrom != nil }
+        guard !distilled.isEmpty, distilled.count <= rows else { return nil }
+        var out = DistillBatch(inputs: [Int32](repeating: pad, count: rows * T), targets: [Int32](repeating: -1, count: rows * T),
+                               pairs: [], rows: rows, T: T)
+        for (r, b) in distilled.enumerated() {
+            let ex = examples[b]
+            guard let teacher = ex.distillFrom else { continue }
+            let n = ex.tokens.count - ex.answerStart   // answer tokens (and </a>)
+            let s = Array(ex.tokens.suffix(studentT + 1)), t = Array(teacher.suffix(T + 1))
+            for (i, tok) in t.dropLast().enumerated() { out.inputs[r * T + i] = tok }
+            // answer token i (of n) is the last n − i'th token; the position before it predicts it
+            for i in 0..<n {
+                let fromEnd = n - i
+                let sp = s.count - fromEnd - 1, tp = t.count - fromEnd - 1
+                guard sp >= 0, tp >= 0 else { continue }
+                out.targets[r * T + tp] = t[tp + 1]
+                out.pairs.append((b * studentT + sp, r * T + tp))
+            }
+        }
+        return out
     }
 }

@@ -144,6 +144,10 @@ public final class MemoryTrainer {
     public let computePrecision: MatmulPrecision
     public let precisionReason: String
     let lmGrad: ModelGrad
+    /// the no-memory forward of distilled examples (curriculum.distractorDistillation > 0):
+    /// the model's own predictions, without gradient, as their targets; [batchSize, teacherT]
+    let teacherGrad: ModelGrad?
+    var teacherT: Int { min(memoryT, 48) }
     /// positions per memory row
     public var memoryT: Int {
         options.memorySequenceLength > 0 ? min(options.memorySequenceLength, options.sequenceLength) : options.sequenceLength
@@ -211,6 +215,7 @@ public final class MemoryTrainer {
         grad = ModelGrad(params: params, options: go)
         let mT = options.memorySequenceLength > 0 ? min(options.memorySequenceLength, options.sequenceLength) : options.sequenceLength
         lmGrad = mT != options.sequenceLength ? ModelGrad(params: params, options: go) : grad
+        teacherGrad = options.curriculum.distractorDistillation > 0 ? ModelGrad(params: params, options: go) : nil
         optimizer = OptimizerStep.makeOptimizer(params: params, use8bit: options.use8bitOptimizer, config: options.adam)
         var head = existing
         if head == nil && options.copyHeadKeySize > 0 {
@@ -313,6 +318,8 @@ public final class MemoryTrainer {
                 MemoryBatch.pack(examples, T: mT, pad: pad, inputs: &inputs, targets: &targets,
                                  promptLoss: options.curriculum.promptLoss)
                 tokensSeen += drawn.reduce(0) { $0 + min($1.tokens.count, mT + 1) }
+                grad.softTargets = try distillTargets(examples, studentTargets: targets)
+                defer { grad.softTargets = nil }
                 return try grad.step(inputs: inputs, targets: targets, B: B, T: mT, backward: true).ceLoss
             }
             // a share of the rows give their memories only as episodic soft tokens (one process)
@@ -342,6 +349,8 @@ public final class MemoryTrainer {
             }
             tokensSeen += examples.reduce(0) { $0 + min($1.tokens.count, mT + 1) }
             let (injected, pending) = try ep.inject(soft, rows: softRows, T: mT, trace: true)
+            grad.softTargets = try distillTargets(examples, studentTargets: targets)
+            defer { grad.softTargets = nil }
             let loss = try grad.step(inputs: inputs, targets: targets, B: B, T: mT, injected: injected, backward: true).ceLoss
             if !injected.isEmpty { try ep.backward(injectedGradient: grad.injectedGradient, pending: pending) }
             return loss
@@ -356,6 +365,27 @@ public final class MemoryTrainer {
         }
         step += 1
         return MemoryStepResult(kind: lm ? "lm" : "memory", loss: r.loss, lr: r.lr, gradNorm: r.gradNorm)
+    }
+
+    /// The targets of the distilled examples among `examples` (packed at memoryT): the model's
+    /// own next-token distribution at each of their answer positions when the same question and
+    /// answer come without memory, from a forward without gradient. nil when none is distilled.
+    func distillTargets(_ examples: [MemoryExample], studentTargets: [Int32]) throws -> ModelGrad.SoftTargets? {
+        guard let teacher = teacherGrad,
+              let db = DistillBatch.make(examples, studentT: memoryT, rows: options.batchSize, T: teacherT, pad: tokenizer.eosId ?? 0)
+        else { return nil }
+        let pairs = db.pairs.filter { studentTargets[$0.student] >= 0 }
+        guard !pairs.isEmpty else { return nil }
+        _ = try teacher.step(inputs: db.inputs, targets: db.targets, B: db.rows, T: db.T, backward: false)
+        let probs = try teacher.withLastProbabilities { p, _, V -> [Float] in
+            var out = [Float](repeating: 0, count: pairs.count * V)
+            out.withUnsafeMutableBufferPointer { o in
+                for (i, pair) in pairs.enumerated() { (o.baseAddress! + i * V).update(from: p + pair.teacher * V, count: V) }
+            }
+            return out
+        }
+        guard let probs else { throw HMSTError(.internal, "the distillation teacher's probabilities are gone") }
+        return ModelGrad.SoftTargets(rows: pairs.map(\.student), probs: probs)
     }
 
     /// Held-out answer NLL and exact match in every MemorySetting.
