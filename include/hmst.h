@@ -986,7 +986,8 @@ struct hmst_memory_trainer_params {
                                        names the k-th token of its fact's value; 0: none) */
     /* appended in 0.1 (issue 11, the curriculum; an older struct_size means the defaults): */
     float gold_weight;              /* default 0.5: share of memory examples with the gold fact among distractors */
-    float distractors_only_weight;  /* default 0.25: distractors only (the parametric answer, or "unknown") */
+    float distractors_only_weight;  /* default 0.25: distractors only (the parametric answer, or "unknown";
+                                       see distractor_distillation) */
     float no_memory_weight;         /* default 0.25: no memory (the three are normalised; not all 0) */
     int32_t questions_per_example;  /* default 1: gold examples ask up to this many questions (1 ... k) after one
                                        memory block, each about another of its memories */
@@ -1005,7 +1006,7 @@ struct hmst_memory_trainer_params {
     float retrieved_lexical_weight; /* default 1: with retrieved_by HYBRID, the weight of the BM25 rank in the
                                        search's fusion (the dense rank's is 1): what evaluation retrieves with */
     /* appended in 0.1 (issue 11, the deleted gap; an older struct_size means the default): */
-    float distractor_distillation;  /* default 0: share of distractors-only examples that ask for the real answer
+    float distractor_distillation;  /* default 0.5: share of distractors-only examples that ask for the real answer
                                        and train each of its positions towards the model's own prediction
                                        without the memories (a KL to the same model, same step, no gradient)
                                        instead of a hard target, in [0, 1] */

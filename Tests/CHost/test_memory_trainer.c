@@ -223,6 +223,7 @@ int main(void) {
     CHECK_STATUS(hmst_memory_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
     CHECK(strstr(hmst_last_error(), "retrieved_lexical_weight") != NULL);
     p.retrieved_lexical_weight = dp.retrieved_lexical_weight;
+    CHECK(dp.distractor_distillation == 0.5f);
     p.distractor_distillation = 1.5f;
     CHECK_STATUS(hmst_memory_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
     CHECK(strstr(hmst_last_error(), "distractor_distillation") != NULL);

@@ -552,6 +552,7 @@ final class MemoryTuningTests: XCTestCase {
             XCTAssertEqual(db.targets.filter { $0 >= 0 }.count, db.pairs.count)
         }
         XCTAssertNil(DistillBatch.make([batch[0]], studentT: 8, rows: 2, T: 8, pad: 0))
+        XCTAssertEqual(DistillBatch.make([e, e, e], studentT: 64, rows: 2, T: 40, pad: 0)?.rows, 3, "more distilled examples than rows")
 
         // the trainer's soft targets: the model's prediction for the teacher rows, alone
         var to = MemoryTrainerOptions()
