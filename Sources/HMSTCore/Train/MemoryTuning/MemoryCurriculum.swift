@@ -401,18 +401,13 @@ public enum MemoryBatch {
 /// The teacher side of distilled examples (MemoryExample.distillFrom): their no-memory token
 /// sequences packed into [rows, T] inputs, and which position of that batch predicts each
 /// distilled answer token of the student batch (MemoryBatch.pack's layout, at T studentT).
-public struct DistillBatch: Equatable {
+public struct DistillBatch {
     public var inputs: [Int32]
     /// the teacher rows' next tokens at the paired positions, -1 elsewhere
     public var targets: [Int32]
     /// (student position b·studentT + t, teacher position r·T + t') predicting the same answer token
     public var pairs: [(student: Int, teacher: Int)]
     public let rows: Int, T: Int
-
-    public static func == (a: DistillBatch, b: DistillBatch) -> Bool {
-        a.inputs == b.inputs && a.targets == b.targets && a.rows == b.rows && a.T == b.T
-            && a.pairs.map(\.student) == b.pairs.map(\.student) && a.pairs.map(\.teacher) == b.pairs.map(\.teacher)
-    }
 
     /// nil when no example is distilled. rows: the teacher batch's rows (fixed, so the teacher's
     /// buffers are kept; more when more examples are distilled); T: its positions per row. Both sides

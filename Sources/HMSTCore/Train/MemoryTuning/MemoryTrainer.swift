@@ -318,9 +318,7 @@ public final class MemoryTrainer {
                 MemoryBatch.pack(examples, T: mT, pad: pad, inputs: &inputs, targets: &targets,
                                  promptLoss: options.curriculum.promptLoss)
                 tokensSeen += drawn.reduce(0) { $0 + min($1.tokens.count, mT + 1) }
-                grad.softTargets = try distillTargets(examples, studentTargets: targets)
-                defer { grad.softTargets = nil }
-                return try grad.step(inputs: inputs, targets: targets, B: B, T: mT, backward: true).ceLoss
+                return try memoryStep(examples, inputs: inputs, targets: targets, injected: nil)
             }
             // a share of the rows give their memories only as episodic soft tokens (one process)
             var examples: [MemoryExample] = [], soft: [SoftMemoryExample] = [], softRows: [Int] = []
@@ -349,9 +347,7 @@ public final class MemoryTrainer {
             }
             tokensSeen += examples.reduce(0) { $0 + min($1.tokens.count, mT + 1) }
             let (injected, pending) = try ep.inject(soft, rows: softRows, T: mT, trace: true)
-            grad.softTargets = try distillTargets(examples, studentTargets: targets)
-            defer { grad.softTargets = nil }
-            let loss = try grad.step(inputs: inputs, targets: targets, B: B, T: mT, injected: injected, backward: true).ceLoss
+            let loss = try memoryStep(examples, inputs: inputs, targets: targets, injected: injected)
             if !injected.isEmpty { try ep.backward(injectedGradient: grad.injectedGradient, pending: pending) }
             return loss
         }
@@ -365,6 +361,14 @@ public final class MemoryTrainer {
         }
         step += 1
         return MemoryStepResult(kind: lm ? "lm" : "memory", loss: r.loss, lr: r.lr, gradNorm: r.gradNorm)
+    }
+
+    /// The training step of a memory batch (examples packed at memoryT into inputs, targets),
+    /// its distilled examples' soft targets set for it; returns the answer loss.
+    func memoryStep(_ examples: [MemoryExample], inputs: [Int32], targets: [Int32], injected: InjectedEmbeddings?) throws -> Double {
+        grad.softTargets = try distillTargets(examples, studentTargets: targets)
+        defer { grad.softTargets = nil }
+        return try grad.step(inputs: inputs, targets: targets, B: options.batchSize, T: memoryT, injected: injected, backward: true).ceLoss
     }
 
     /// The targets of the distilled examples among `examples` (packed at memoryT): the model's
