@@ -46,6 +46,45 @@ struct Matmul {
         }
     }
 
+    /// Runs independent chains of GEMMs: the calls of one chain in order, no two chains writing
+    /// the same output. When the chains can keep every thread about equally busy (largest
+    /// first, each to the least loaded thread, within 10% of an even split), each chain runs
+    /// whole on one thread: larger single-threaded GEMMs pack their operands once per call and
+    /// the pool synchronises once for the group, where splitting every GEMM across the threads
+    /// (gemm) repacks the shared operand per piece and synchronises per GEMM. Otherwise every
+    /// call goes through gemm. Which thread runs a chain never changes its result.
+    func run(_ chains: [[GemmCall]]) {
+        let works = chains.map { $0.reduce(0) { $0 + $1.work } }
+        let total = works.reduce(0, +)
+        let threads = Threads.count
+        if threads > 1, total >= 1 << 19, Matmul.balanced(works, threads: threads) {
+            let order = works.indices.sorted { works[$0] != works[$1] ? works[$0] > works[$1] : $0 < $1 }   // largest first
+            parallelFor(order.count) { i in
+                for c in chains[order[i]] { single(c.transA, c.transB, c.M, c.N, c.K, c.alpha, c.A, c.lda, c.B, c.ldb, c.beta, c.C, c.ldc) }
+            }
+            return
+        }
+        for chain in chains {
+            for c in chain {
+                gemm(transA: c.transA, transB: c.transB, M: c.M, N: c.N, K: c.K, alpha: c.alpha, A: c.A, lda: c.lda, B: c.B, ldb: c.ldb,
+                     beta: c.beta, C: c.C, ldc: c.ldc)
+            }
+        }
+    }
+
+    /// Whether works, dealt largest first each to the least loaded of `threads`, finish within
+    /// 10% of total / threads (the dynamic schedule of parallelFor behaves about so).
+    static func balanced(_ works: [Int], threads: Int) -> Bool {
+        guard works.count >= threads else { return false }
+        var load = [Int](repeating: 0, count: threads)
+        for w in works.sorted(by: >) {
+            let i = load.indices.min { load[$0] < load[$1] } ?? 0
+            load[i] += w
+        }
+        let total = works.reduce(0, +)
+        return Double(load.max() ?? 0) <= 1.1 * Double(total) / Double(threads)
+    }
+
     private func single(_ tA: Bool, _ tB: Bool, _ M: Int, _ N: Int, _ K: Int, _ alpha: Float, _ A: UnsafePointer<Float>, _ lda: Int,
                         _ B: UnsafePointer<Float>, _ ldb: Int, _ beta: Float, _ C: UnsafeMutablePointer<Float>, _ ldc: Int) {
         // bf16 when asked; f32 as well when the bf16 kernel cannot get its scratch memory
@@ -61,13 +100,42 @@ struct Matmul {
         gemm(transA: false, transB: true, M: N, N: O, K: I, A: x, lda: I, B: w, ldb: I, beta: 0, C: y, ldc: O)
     }
 
+    /// linear as a call for run: y[N, O] = x[N, I] · Wᵀ
+    func linearCall(y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, w: UnsafePointer<Float>, N: Int, I: Int, O: Int) -> GemmCall {
+        GemmCall(transA: false, transB: true, M: N, N: O, K: I, A: x, lda: I, B: w, ldb: I, beta: 0, C: y, ldc: O)
+    }
+
+    /// linearBackward's two GEMMs as calls for run (independent of each other):
+    /// dx[N, I] = dxBeta · dx + dy[N, O] · W, and dW[O, I] += dyᵀ · x.
+    func linearBackwardCalls(dx: UnsafeMutablePointer<Float>, dxBeta: Float = 1, dW: UnsafeMutablePointer<Float>, dy: UnsafePointer<Float>,
+                             x: UnsafePointer<Float>, w: UnsafePointer<Float>, N: Int, I: Int, O: Int) -> (dx: GemmCall, dW: GemmCall) {
+        (GemmCall(transA: false, transB: false, M: N, N: I, K: O, A: dy, lda: O, B: w, ldb: I, beta: dxBeta, C: dx, ldc: I),
+         GemmCall(transA: true, transB: false, M: O, N: I, K: N, A: dy, lda: O, B: x, ldb: I, beta: 1, C: dW, ldc: I))
+    }
+
     /// Differentiates linear: dx[N, I] = dxBeta · dx + dy[N, O] · W (skipped when dx is nil),
     /// dW[O, I] += dyᵀ · x.
     func linearBackward(dx: UnsafeMutablePointer<Float>?, dxBeta: Float = 1, dW: UnsafeMutablePointer<Float>, dy: UnsafePointer<Float>,
                         x: UnsafePointer<Float>, w: UnsafePointer<Float>, N: Int, I: Int, O: Int) {
-        if let dx { gemm(transA: false, transB: false, M: N, N: I, K: O, A: dy, lda: O, B: w, ldb: I, beta: dxBeta, C: dx, ldc: I) }
-        gemm(transA: true, transB: false, M: O, N: I, K: N, A: dy, lda: O, B: x, ldb: I, beta: 1, C: dW, ldc: I)
+        guard let dx else {
+            gemm(transA: true, transB: false, M: O, N: I, K: N, A: dy, lda: O, B: x, ldb: I, beta: 1, C: dW, ldc: I)
+            return
+        }
+        let calls = linearBackwardCalls(dx: dx, dxBeta: dxBeta, dW: dW, dy: dy, x: x, w: w, N: N, I: I, O: O)
+        run([[calls.dx], [calls.dW]])
     }
+}
+
+/// One GEMM for Matmul.run, with gemm's arguments.
+struct GemmCall {
+    var transA: Bool, transB: Bool
+    var M: Int, N: Int, K: Int
+    var alpha: Float = 1
+    var A: UnsafePointer<Float>, lda: Int
+    var B: UnsafePointer<Float>, ldb: Int
+    var beta: Float
+    var C: UnsafeMutablePointer<Float>, ldc: Int
+    var work: Int { M * N * max(K, 1) }
 }
 
 extension Threads {

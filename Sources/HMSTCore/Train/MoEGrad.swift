@@ -41,18 +41,17 @@ enum MoEGrad {
                         d: DecoderDims, N: Int) {
         let C = d.C, F = d.F, K = d.K
         gather(a, s, d: d)
+        var up: [[GemmCall]] = [], down: [[GemmCall]] = []
         for e in 0..<d.E {
             let lo = a.offsets[e], n = a.offsets[e + 1] - lo
             if n == 0 { continue }
-            mm.linear(y: a.ea.pointer + lo * F, x: s.xe.pointer + lo * C, w: w.w1[e], N: n, I: C, O: F)  // [n, F]
-            mm.linear(y: a.eb.pointer + lo * F, x: s.xe.pointer + lo * C, w: w.w3[e], N: n, I: C, O: F)  // [n, F]
+            up.append([mm.linearCall(y: a.ea.pointer + lo * F, x: s.xe.pointer + lo * C, w: w.w1[e], N: n, I: C, O: F)])  // [n, F]
+            up.append([mm.linearCall(y: a.eb.pointer + lo * F, x: s.xe.pointer + lo * C, w: w.w3[e], N: n, I: C, O: F)])  // [n, F]
+            down.append([mm.linearCall(y: a.ey.pointer + lo * C, x: s.h.pointer + lo * F, w: w.w2[e], N: n, I: F, O: C)]) // [n, C]
         }
+        mm.run(up)
         swiglu(a, s, d: d)
-        for e in 0..<d.E {
-            let lo = a.offsets[e], n = a.offsets[e + 1] - lo
-            if n == 0 { continue }
-            mm.linear(y: a.ey.pointer + lo * C, x: s.h.pointer + lo * F, w: w.w2[e], N: n, I: F, O: C)   // [n, C]
-        }
+        mm.run(down)
         let x2 = a.x2.pointer, ey = a.ey.pointer, gates = a.gates.pointer, pos = a.pos.pointer
         parallelRows(N) { r in
             for n in r {
@@ -88,25 +87,27 @@ enum MoEGrad {
         }
         gather(a, s, d: d)     // the expert inputs and h are recomputed rather than kept per layer
         swiglu(a, s, d: d)
+        var down: [[GemmCall]] = [], up: [[GemmCall]] = []
         for e in 0..<d.E {
             let lo = a.offsets[e], n = a.offsets[e + 1] - lo
             if n == 0 { continue }
-            mm.linearBackward(dx: s.dh.pointer + lo * F, dxBeta: 0, dW: g.w2[e], dy: dys + lo * C, x: s.h.pointer + lo * F,
-                              w: w.w2[e], N: n, I: F, O: C)
+            let c2 = mm.linearBackwardCalls(dx: s.dh.pointer + lo * F, dxBeta: 0, dW: g.w2[e], dy: dys + lo * C, x: s.h.pointer + lo * F,
+                                            w: w.w2[e], N: n, I: F, O: C)
+            down += [[c2.dx], [c2.dW]]
+            // w1 and w3 both feed dxe's rows: their dx GEMMs run in order in one chain
+            let c1 = mm.linearBackwardCalls(dx: s.dxe.pointer + lo * C, dxBeta: 0, dW: g.w1[e], dy: s.da.pointer + lo * F,
+                                            x: s.xe.pointer + lo * C, w: w.w1[e], N: n, I: C, O: F)
+            let c3 = mm.linearBackwardCalls(dx: s.dxe.pointer + lo * C, dW: g.w3[e], dy: s.db.pointer + lo * F,
+                                            x: s.xe.pointer + lo * C, w: w.w3[e], N: n, I: C, O: F)
+            up += [[c1.dx, c3.dx], [c1.dW], [c3.dW]]
         }
+        mm.run(down)
         let dh = s.dh.pointer, da = s.da.pointer, db = s.db.pointer, ea = a.ea.pointer, eb = a.eb.pointer
         parallelRows(NK) { r in
             let o = r.lowerBound * F
             SwiGLUGrad.backward(da: da + o, db: db + o, dh: dh + o, a: ea + o, b: eb + o, n: r.count * F)
         }
-        for e in 0..<d.E {
-            let lo = a.offsets[e], n = a.offsets[e + 1] - lo
-            if n == 0 { continue }
-            mm.linearBackward(dx: s.dxe.pointer + lo * C, dxBeta: 0, dW: g.w1[e], dy: da + lo * F, x: s.xe.pointer + lo * C,
-                              w: w.w1[e], N: n, I: C, O: F)
-            mm.linearBackward(dx: s.dxe.pointer + lo * C, dW: g.w3[e], dy: db + lo * F, x: s.xe.pointer + lo * C,
-                              w: w.w3[e], N: n, I: C, O: F)
-        }
+        mm.run(up)
         let dxe = s.dxe.pointer, pos = a.pos.pointer
         parallelRows(N) { r in
             for n in r {

@@ -321,9 +321,9 @@ public final class ModelGrad {
         let B = s.shape.B, T = s.shape.T, N = s.shape.N, C = d.C, qD = d.qDim, kvD = d.kvDim, E = d.E, K = d.K
         let x = s.xIn[l].pointer
         RMSNormGrad.forward(y: a.xn1.pointer, rstd: a.rstd1.pointer, x: x, w: w.attnNorm, N: N, C: C, eps: d.eps)
-        mm.linear(y: a.q.pointer, x: a.xn1.pointer, w: w.q, N: N, I: C, O: qD)
-        mm.linear(y: a.k.pointer, x: a.xn1.pointer, w: w.k, N: N, I: C, O: kvD)
-        mm.linear(y: a.v.pointer, x: a.xn1.pointer, w: w.v, N: N, I: C, O: kvD)
+        mm.run([[mm.linearCall(y: a.q.pointer, x: a.xn1.pointer, w: w.q, N: N, I: C, O: qD)],
+                [mm.linearCall(y: a.k.pointer, x: a.xn1.pointer, w: w.k, N: N, I: C, O: kvD)],
+                [mm.linearCall(y: a.v.pointer, x: a.xn1.pointer, w: w.v, N: N, I: C, O: kvD)]])
         RoPEGrad.forward(a.q.pointer, N: N, nHeads: d.H, Dh: d.Dh, ld: qD, cos: s.cos.pointer, sin: s.sin.pointer)
         RoPEGrad.forward(a.k.pointer, N: N, nHeads: d.KV, Dh: d.Dh, ld: kvD, cos: s.cos.pointer, sin: s.sin.pointer)
         AttentionGrad.forward(mm: mm, out: a.att.pointer, probs: a.probs.pointer, q: a.q.pointer, k: a.k.pointer, v: a.v.pointer,
@@ -365,9 +365,11 @@ public final class ModelGrad {
                                B: B, T: T, H: d.H, KV: d.KV, Dh: d.Dh)
         RoPEGrad.backward(s.dq.pointer, N: N, nHeads: d.H, Dh: d.Dh, ld: qD, cos: s.cos.pointer, negSin: s.negSin.pointer)
         RoPEGrad.backward(s.dk.pointer, N: N, nHeads: d.KV, Dh: d.Dh, ld: kvD, cos: s.cos.pointer, negSin: s.negSin.pointer)
-        mm.linearBackward(dx: s.dxn1.pointer, dxBeta: 0, dW: g.q, dy: s.dq.pointer, x: a.xn1.pointer, w: w.q, N: N, I: C, O: qD)
-        mm.linearBackward(dx: s.dxn1.pointer, dW: g.k, dy: s.dk.pointer, x: a.xn1.pointer, w: w.k, N: N, I: C, O: kvD)
-        mm.linearBackward(dx: s.dxn1.pointer, dW: g.v, dy: s.dv.pointer, x: a.xn1.pointer, w: w.v, N: N, I: C, O: kvD)
+        // q, k and v all feed dxn1: their dx GEMMs run in order in one chain, beside the three dW
+        let cq = mm.linearBackwardCalls(dx: s.dxn1.pointer, dxBeta: 0, dW: g.q, dy: s.dq.pointer, x: a.xn1.pointer, w: w.q, N: N, I: C, O: qD)
+        let ck = mm.linearBackwardCalls(dx: s.dxn1.pointer, dW: g.k, dy: s.dk.pointer, x: a.xn1.pointer, w: w.k, N: N, I: C, O: kvD)
+        let cv = mm.linearBackwardCalls(dx: s.dxn1.pointer, dW: g.v, dy: s.dv.pointer, x: a.xn1.pointer, w: w.v, N: N, I: C, O: kvD)
+        mm.run([[cq.dx, ck.dx, cv.dx], [cq.dW], [ck.dW], [cv.dW]])
         // xIn feeds both the residual (dx2) and the norm
         RMSNormGrad.backward(dx: s.dx2.pointer, dw: g.attnNorm, dy: s.dxn1.pointer, x: s.xIn[l].pointer, w: w.attnNorm,
                              rstd: a.rstd1.pointer, N: N, C: C)
