@@ -174,8 +174,12 @@ struct hmst_system_info {
                                        "avx512-bf16", "avx512", "avx2" or "portable" */
     char int8_kernels[32];          /* the int8 GEMV: "avx512-vnni", "avx2" or "portable" */
     /* Appended in session 13. */
-    int32_t bf16_weight_compute_bf16; /* 1 if bf16 weights are multiplied in bf16 here (activations rounded to
-                                         bf16, prefill and decode), 0 = widened to f32 (HMST_BF16_WEIGHT_COMPUTE) */
+    int32_t bf16_weight_compute_bf16; /* 1 if bf16 weights are multiplied in bf16 in prefill's GEMMs here
+                                         (activations rounded to bf16), 0 = widened to f32 (HMST_BF16_WEIGHT_COMPUTE) */
+    /* Appended in session 19. */
+    int32_t bf16_decode_compute_bf16; /* the same for decode's GEMVs: 1 wherever the CPU has AVX512-BF16 (a GEMV
+                                         is bound by loads, not by the dot products' rate), unless
+                                         HMST_BF16_WEIGHT_COMPUTE=f32 */
 };
 
 /* Fills *out up to out->struct_size bytes, which the host sets first (at least offsetof the

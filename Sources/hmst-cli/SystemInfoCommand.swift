@@ -34,7 +34,8 @@ struct SystemInfoCommand: ParsableCommand {
             }
             print("rates:    f32 FMA \(Int(s.rates.fmaGFLOPS.rounded())) GFLOP/s, bf16 dot \(Int(s.rates.bf16GFLOPS.rounded())) GFLOP/s per core")
             print("mixed precision: \(s.rates.reason)")
-            print("bf16 weights: \(s.rates.bf16WeightComputeReason)")
+            print("bf16 weights: prefill \(s.rates.bf16WeightComputeReason)")
+            print("              decode \(s.rates.bf16DecodeComputeReason)")
             let policy = s.numa.policyPermitted ? "permitted" : "refused (\(s.numa.policyError ?? "unknown"))"
             print("numa:     \(s.numa.available ? "available" : "unavailable"), \(s.numa.nodeCount) node(s), policy calls \(policy)")
             print("faiss:    \(s.faissVersion)")

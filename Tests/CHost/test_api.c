@@ -131,8 +131,12 @@ static void test_system_info(void) {
     CHECK(info.mixed_precision_bf16 == 0 || info.mixed_precision_bf16 == 1);
     if (info.simd_flags & HMST_SIMD_FMA) CHECK(info.fma_gflops > 1.0);
     if (info.simd_flags & HMST_SIMD_AVX512BF16) CHECK(info.bf16_gflops > 1.0);
-    else CHECK(info.bf16_gflops == 0.0 && info.mixed_precision_bf16 == 0 && info.bf16_weight_compute_bf16 == 0);
+    else CHECK(info.bf16_gflops == 0.0 && info.mixed_precision_bf16 == 0 && info.bf16_weight_compute_bf16 == 0 &&
+               info.bf16_decode_compute_bf16 == 0);
     CHECK(info.bf16_weight_compute_bf16 == 0 || info.bf16_weight_compute_bf16 == 1);
+    /* decode's GEMVs take bf16 dot products wherever the CPU has them (no override in this test's environment) */
+    if (getenv("HMST_BF16_WEIGHT_COMPUTE") == NULL)
+        CHECK(info.bf16_decode_compute_bf16 == ((info.simd_flags & HMST_SIMD_AVX512BF16) ? 1 : 0));
 #if defined(__x86_64__)
     CHECK((info.simd_flags & HMST_SIMD_SSE42) != 0);
     CHECK(((info.simd_flags & HMST_SIMD_AVX2) != 0) == (strstr(info.simd_names, "avx2") != NULL));

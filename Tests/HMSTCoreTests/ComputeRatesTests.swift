@@ -57,6 +57,18 @@ final class ComputeRatesTests: XCTestCase {
         XCTAssertEqual(ComputeRates.decideWeightCompute(fma: 100, bf16: 0, override: "bf16").0, .f32)
     }
 
+    func testBF16DecodeComputeChoice() {
+        // decode's GEMVs: bf16 dot products wherever the CPU has them, at any rate
+        XCTAssertEqual(ComputeRates.decideDecodeCompute(bf16: 80, override: nil).0, .bf16)     // Intel model 207
+        XCTAssertEqual(ComputeRates.decideDecodeCompute(bf16: 463, override: nil).0, .bf16)    // Zen 5
+        let none = ComputeRates.decideDecodeCompute(bf16: 0, override: nil)
+        XCTAssertEqual(none.0, .f32)
+        XCTAssertTrue(none.1.contains("no AVX512-BF16"), none.1)
+        XCTAssertEqual(ComputeRates.decideDecodeCompute(bf16: 80, override: "f32").0, .f32)
+        XCTAssertEqual(ComputeRates.decideDecodeCompute(bf16: 0, override: "bf16").0, .f32)
+        XCTAssertEqual(ComputeRates.decideDecodeCompute(bf16: 80, override: "junk").0, .bf16)
+    }
+
     func testMeasuredRatesAreSane() {
         let r = ComputeRates.current
         let f = chmst_cpu_features()

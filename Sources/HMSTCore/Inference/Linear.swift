@@ -133,7 +133,7 @@ func gemvBatch(_ jobs: [GEMVJob], threads: Int) {
         inputs.append((job.x, job.w.cols, actBytes))
         actBytes += (hk_q8_act_bytes(job.w.cols) + 63) & ~63
     }
-    let bf16Kind = Int64(ComputeRates.bf16WeightComputeNow == .bf16 ? HK_GEMV_BF16_DOT : HK_GEMV_BF16)
+    let bf16Kind = Int64(ComputeRates.bf16DecodeComputeNow == .bf16 ? HK_GEMV_BF16_DOT : HK_GEMV_BF16)
     withUnsafeTemporaryAllocation(byteCount: max(64, actBytes), alignment: 64) { act in
         let base = act.baseAddress!
         for input in inputs { hk_q8_quantize_act(base + input.offset, input.x, input.cols) }

@@ -46,14 +46,22 @@ public struct ComputeRates: Sendable {
     public var mixedPrecisionCompute: MatmulPrecision
     /// why, in words, for the training start line and system-info
     public var reason: String
-    /// what bf16 weights multiply in, in prefill's GEMMs and decode's GEMVs: bf16 (activations
-    /// rounded to bf16, hk_gemm_bf16_wt and hk_gemv_bf16_dot, as llama.cpp's bf16 path does) where
-    /// bf16 dot products beat f32 FMA by bf16Margin, else f32 (prefill widens the weights for
-    /// OpenBLAS's sgemm, decode widens them in registers). The KV cache's bf16 keys and values
-    /// are always read against f32.
+    /// what bf16 weights multiply in, in prefill's GEMMs: bf16 (activations rounded to bf16,
+    /// hk_gemm_bf16_wt, as llama.cpp's bf16 path does) where bf16 dot products beat f32 FMA by
+    /// bf16Margin, else f32 (the weights widened for OpenBLAS's sgemm). The KV cache's bf16 keys
+    /// and values are always read against f32.
     public var bf16WeightCompute: MatmulPrecision = .f32
     /// why, in words, for system-info
     public var bf16WeightComputeReason = ""
+    /// what bf16 weights multiply in, in decode's GEMVs: bf16 (hk_gemv_bf16_dot) wherever the
+    /// CPU has AVX512-BF16, whatever the dot products' rate. A GEMV is bound by loads and
+    /// instructions, not by the multiplier: one vdpbf16ps takes 32 weights where widening them
+    /// takes two conversions and two FMAs. On the Intel model 207, whose bf16 dot products run at
+    /// half f32 FMA's rate, decode with bf16 weights was 6-9% faster this way (session 19,
+    /// hmst-bench decode-ab, dense512 and moe512, 2 threads).
+    public var bf16DecodeCompute: MatmulPrecision = .f32
+    /// why, in words, for system-info
+    public var bf16DecodeComputeReason = ""
 
     /// bf16 must beat f32 FMA by this factor: the bf16 GEMM also pays for packing to bf16.
     public static let bf16Margin = 1.25
@@ -73,15 +81,18 @@ public struct ComputeRates: Sendable {
     /// before any generation starts.
     nonisolated(unsafe) public static var bf16WeightComputeOverride: MatmulPrecision? = nil
 
-    /// What bf16 weights multiply in now (bf16WeightCompute unless overridden).
+    /// What bf16 weights multiply in now in GEMMs (bf16WeightCompute unless overridden).
     static var bf16WeightComputeNow: MatmulPrecision { bf16WeightComputeOverride ?? current.bf16WeightCompute }
+    /// What bf16 weights multiply in now in GEMVs (bf16DecodeCompute unless overridden).
+    static var bf16DecodeComputeNow: MatmulPrecision { bf16WeightComputeOverride ?? current.bf16DecodeCompute }
 
     static func measure() -> ComputeRates {
         var fma = 0.0, bf16 = 0.0
         hk_measure_rates(&fma, &bf16)
         var r = decide(fma: fma, bf16: bf16, override: getenv("HMST_MIXED_PRECISION_COMPUTE").map { String(cString: $0) })
-        (r.bf16WeightCompute, r.bf16WeightComputeReason) = decideWeightCompute(fma: fma, bf16: bf16,
-                                                             override: getenv("HMST_BF16_WEIGHT_COMPUTE").map { String(cString: $0) })
+        let weightOverride = getenv("HMST_BF16_WEIGHT_COMPUTE").map { String(cString: $0) }
+        (r.bf16WeightCompute, r.bf16WeightComputeReason) = decideWeightCompute(fma: fma, bf16: bf16, override: weightOverride)
+        (r.bf16DecodeCompute, r.bf16DecodeComputeReason) = decideDecodeCompute(bf16: bf16, override: weightOverride)
         return r
     }
 
@@ -113,6 +124,20 @@ public struct ComputeRates: Sendable {
         case .rates:
             return (p, p == .bf16 ? "\(what) (bf16 dot products are \(ratio)x f32 FMA)"
                 : "\(what) (bf16 dot products are \(ratio)x f32 FMA, below \(bf16Margin)x)")
+        }
+    }
+
+    /// bf16DecodeCompute's choice: the same override (HMST_BF16_WEIGHT_COMPUTE), else bf16
+    /// wherever the CPU has bf16 dot products at all.
+    static func decideDecodeCompute(bf16: Double, override: String?) -> (MatmulPrecision, String) {
+        // the rates rule with a margin every CPU with bf16 dot products clears
+        let (p, basis) = rule(fma: 0, bf16: bf16, override: override)
+        let what = p == .bf16 ? "bf16 dot products, activations rounded to bf16" : "weights widened to f32"
+        switch basis {
+        case .overrideIgnored: return (p, "\(what) (HMST_BF16_WEIGHT_COMPUTE=bf16 ignored: no AVX512-BF16 on this CPU)")
+        case .override: return (p, "\(what) (HMST_BF16_WEIGHT_COMPUTE=\(p.rawValue))")
+        case .noBF16: return (p, "\(what): no AVX512-BF16 dot products on this CPU")
+        case .rates: return (p, "\(what) (a GEMV is bound by loads and instructions, not by the dot products' rate)")
         }
     }
 

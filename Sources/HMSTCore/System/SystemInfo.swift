@@ -65,6 +65,8 @@ public struct SystemInfo: Sendable {
             w.field("mixed_precision_reason", rates.reason)
             w.field("bf16_weight_compute", rates.bf16WeightCompute.rawValue)
             w.field("bf16_weight_compute_reason", rates.bf16WeightComputeReason)
+            w.field("bf16_decode_compute", rates.bf16DecodeCompute.rawValue)
+            w.field("bf16_decode_compute_reason", rates.bf16DecodeComputeReason)
             w.field("blas_config", blasConfig)
             w.field("simd_flags", Int(simdFlags))
             w.field("simd", simdNames)

@@ -121,6 +121,7 @@ def test_blas_kernels_match_cpu_even_when_openblas_misdetects():
     assert info["blas_below_capability"] is False
     assert info["mixed_precision_compute"] in ("f32", "bf16")
     assert info["bf16_weight_compute"] in ("f32", "bf16") and info["bf16_weight_compute_reason"]
+    assert info["bf16_decode_compute"] in ("f32", "bf16") and info["bf16_decode_compute_reason"]
     assert info["cpu"]
 
 
