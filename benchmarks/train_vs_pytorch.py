@@ -5,9 +5,14 @@ hidden 256, 4 layers, 4 heads / 2 KV heads, 8 experts top-2, FFN 512, vocab 4096
 and mixed-precision (bf16 matmuls) steps to PyTorch's f32 step.
 Needs `pip install torch==2.13.0+cpu transformers`.
     python3 benchmarks/train_vs_pytorch.py [--bench .build/release/hmst-bench] [--steps 5]
+        [--rounds N] [--baseline-bench OLD_HMST_BENCH]
+--rounds N repeats PyTorch and hmst in turns and reports medians (a shared machine moves by 20%
+between minutes); --baseline-bench adds an older hmst-bench (f32 only) to every round, its side
+alternating with --bench, for an A/B of two builds against the same PyTorch figures.
 """
 import argparse
 import json
+import statistics
 import subprocess
 import time
 
@@ -41,25 +46,51 @@ def pytorch(steps, threads, B=8, T=256):
             "tokens_per_s": round(B * T / ms * 1000, 1)}
 
 
+def hmst(bench, steps, threads, precisions):
+    out = subprocess.run([bench, "train", "--preset", "micro", "--steps", str(steps), "--threads", str(threads),
+                          "--precision", precisions], check=True, capture_output=True, text=True).stdout
+    lines = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
+    for ours in lines:
+        ours["impl"] = "hmst"
+    return lines
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bench", default=".build/release/hmst-bench")
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--baseline-bench", default=None)
     args = ap.parse_args()
-    theirs = pytorch(args.steps, args.threads)
-    print(json.dumps(theirs))
-    out = subprocess.run([args.bench, "train", "--preset", "micro", "--steps", str(args.steps), "--threads", str(args.threads),
-                          "--precision", "f32,bf16,mixed"], check=True, capture_output=True, text=True).stdout
-    ratios = {"comparison": "hmst / pytorch-f32 tokens/s (mixed = what --mixed-precision computes in on this CPU)"}
-    for line in out.splitlines():
-        if not line.startswith("{"):
-            continue
-        ours = json.loads(line)
-        ours["impl"] = "hmst"
-        print(json.dumps(ours))
-        ratios[ours["dtype"]] = round(ours["tokens_per_s"] / theirs["tokens_per_s"], 2)
-    print(json.dumps(ratios))
+    if args.rounds == 1 and args.baseline_bench is None:
+        theirs = pytorch(args.steps, args.threads)
+        print(json.dumps(theirs))
+        ratios = {"comparison": "hmst / pytorch-f32 tokens/s (mixed = what --mixed-precision computes in on this CPU)"}
+        for ours in hmst(args.bench, args.steps, args.threads, "f32,bf16,mixed"):
+            print(json.dumps(ours))
+            ratios[ours["dtype"]] = round(ours["tokens_per_s"] / theirs["tokens_per_s"], 2)
+        print(json.dumps(ratios))
+        return
+    sides = {"pytorch": [], "hmst": []}
+    if args.baseline_bench:
+        sides["baseline"] = []
+    for r in range(args.rounds):
+        theirs = pytorch(args.steps, args.threads)
+        sides["pytorch"].append(theirs["tokens_per_s"])
+        order = [("hmst", args.bench), ("baseline", args.baseline_bench)] if args.baseline_bench else [("hmst", args.bench)]
+        if r % 2:
+            order.reverse()
+        for name, bench in order:
+            sides[name].append(hmst(bench, args.steps, args.threads, "f32")[0]["tokens_per_s"])
+        print(json.dumps({"round": r, **{k: v[-1] for k, v in sides.items()}}), flush=True)
+    med = {k: statistics.median(v) for k, v in sides.items()}
+    summary = {"comparison": "hmst f32 / pytorch f32 tokens/s, medians over rounds", "rounds": args.rounds, "steps": args.steps,
+               "threads": args.threads, "medians": med, "f32": round(med["hmst"] / med["pytorch"], 2), "raw": sides}
+    if args.baseline_bench:
+        summary["baseline_f32"] = round(med["baseline"] / med["pytorch"], 2)
+        summary["hmst_over_baseline_per_round"] = [round(a / b, 3) for a, b in zip(sides["hmst"], sides["baseline"])]
+    print(json.dumps(summary))
 
 
 if __name__ == "__main__":

@@ -81,6 +81,12 @@ func parallelFor(_ n: Int, threads: Int, task fn: chmst_task_fn, context ctx: Un
     chmst_pool_run(Int64(n), Int32(min(threads, Threads.maxThreads)), fn, ctx)
 }
 
+/// Runs body over near-equal row ranges of 0..<n on the pool (at least `grain` rows a range).
+func parallelRows(_ n: Int, grain: Int = 32, _ body: (Range<Int>) -> Void) {
+    let ranges = splitRange(n, parts: min(Threads.count, max(1, n / grain)))
+    parallelFor(ranges.count) { body(ranges[$0]) }
+}
+
 /// Splits 0..<count into at most `parts` contiguous ranges of near-equal size.
 public func splitRange(_ count: Int, parts: Int) -> [Range<Int>] {
     let p = max(1, min(parts, count))
@@ -95,4 +101,29 @@ public func splitRange(_ count: Int, parts: Int) -> [Range<Int>] {
         start += len
     }
     return out
+}
+
+extension Threads {
+    /// (steps inside withSingleThreadedBLAS, OpenBLAS's count before the first of them)
+    private static let singleBLAS = Locked<(depth: Int, saved: Int)>((0, 1))
+
+    /// Runs body with OpenBLAS at one thread (hmst's pool parallelises around it), then
+    /// restores the count once the last concurrent caller leaves. The count is process-wide:
+    /// inference elsewhere meanwhile runs with single-threaded BLAS (slower, still correct).
+    static func withSingleThreadedBLAS<R>(_ body: () throws -> R) rethrows -> R {
+        singleBLAS.withLock { s in
+            if s.depth == 0 {
+                s.saved = blasThreads
+                if s.saved != 1 { openblas_set_num_threads(1) }
+            }
+            s.depth += 1
+        }
+        defer {
+            singleBLAS.withLock { s in
+                s.depth -= 1
+                if s.depth == 0 && s.saved != 1 { openblas_set_num_threads(Int32(s.saved)) }
+            }
+        }
+        return try body()
+    }
 }

@@ -1,8 +1,10 @@
 // Matmul: every GEMM of a training step, in f32 (OpenBLAS) or mixed precision (bf16 operands,
-// f32 accumulation, CKernels' hk_gemm_bf16). Work is split across hmst's pool by output rows
-// (or columns when there are few rows), each piece one single-threaded GEMM: OpenBLAS is held
-// at one thread for the step (Threads.withSingleThreadedBLAS), so its own workers never spin
-// against ours on small expert and attention GEMMs.
+// f32 accumulation, CKernels' hk_gemm_bf16), on hmst's pool: a group of independent GEMMs (run:
+// the experts' projections, q/k/v, a linear's dx and dW) one whole GEMM per thread when they
+// balance, any other GEMM split by output rows (or columns when there are few rows), each piece
+// one single-threaded GEMM. OpenBLAS is held at one thread for the step
+// (Threads.withSingleThreadedBLAS, System/Threads.swift), so its own workers never spin against
+// ours on small expert and attention GEMMs.
 import CBLAS
 import CKernels
 
@@ -136,29 +138,4 @@ struct GemmCall {
     var beta: Float
     var C: UnsafeMutablePointer<Float>, ldc: Int
     var work: Int { M * N * max(K, 1) }
-}
-
-extension Threads {
-    /// (steps inside withSingleThreadedBLAS, OpenBLAS's count before the first of them)
-    private static let singleBLAS = Locked<(depth: Int, saved: Int)>((0, 1))
-
-    /// Runs body with OpenBLAS at one thread (hmst's pool parallelises around it), then
-    /// restores the count once the last concurrent caller leaves. The count is process-wide:
-    /// inference elsewhere meanwhile runs with single-threaded BLAS (slower, still correct).
-    static func withSingleThreadedBLAS<R>(_ body: () throws -> R) rethrows -> R {
-        singleBLAS.withLock { s in
-            if s.depth == 0 {
-                s.saved = blasThreads
-                if s.saved != 1 { openblas_set_num_threads(1) }
-            }
-            s.depth += 1
-        }
-        defer {
-            singleBLAS.withLock { s in
-                s.depth -= 1
-                if s.depth == 0 && s.saved != 1 { openblas_set_num_threads(Int32(s.saved)) }
-            }
-        }
-        return try body()
-    }
 }

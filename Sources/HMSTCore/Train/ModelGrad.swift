@@ -46,12 +46,6 @@ struct LayerTensors {
     }
 }
 
-/// Runs body over near-equal row ranges of 0..<n on the pool.
-func parallelRows(_ n: Int, grain: Int = 32, _ body: (Range<Int>) -> Void) {
-    let ranges = splitRange(n, parts: min(Threads.count, max(1, n / grain)))
-    parallelFor(ranges.count) { body(ranges[$0]) }
-}
-
 public final class ModelGrad {
     public let params: Parameters
     public let options: ModelGradOptions
