@@ -348,7 +348,7 @@ if args.first == "decode-ab" {
     let prompt = (0..<promptLen).map { _ in Int32(rng.next() % UInt64(s.dims.V)) }
     let levels = (option("--kernel-levels") ?? "-1").split(separator: ",").compactMap { Int32($0) }
     let gemvRows = (option("--gemv-rows") ?? "0").split(separator: ",").compactMap { Int32($0) }
-    // --bf16-compute f32,bf16: what bf16 weights multiply in (ComputeRates.bf16WeightCompute; default: the CPU's)
+    // --bf16-compute f32,bf16: what bf16 weights multiply in (ComputeRates.bf16DecodeCompute; default: the CPU's)
     let bf16Computes: [MatmulPrecision?] = option("--bf16-compute").map { $0.split(separator: ",").map { MatmulPrecision(rawValue: String($0)) } } ?? [nil]
     var runs: [(dtype: String, kv: KVCacheType, threads: Int, level: Int32, rows: Int32, compute: MatmulPrecision?, long: Session, empty: Session,
                 tLong: [Double], tEmpty: [Double])] = []
@@ -406,7 +406,7 @@ if args.first == "decode-ab" {
         hk_set_gemv_rows(0)
         print(json([("bench", "decode-ab"), ("case", s.name), ("threads", r.threads), ("dtype", r.dtype), ("kv", r.kv.rawValue),
                     ("kernel_level", level), ("gemv_rows", rowsPerPass),
-                    ("bf16_compute", r.dtype == "bf16" ? (r.compute ?? ComputeRates.current.bf16WeightCompute).rawValue : "-"),
+                    ("bf16_compute", r.dtype == "bf16" ? (r.compute ?? ComputeRates.current.bf16DecodeCompute).rawValue : "-"),
                     ("prompt_tokens", promptLen), ("tokens_each", r.tLong.count),
                     ("decode_tok_s_median", 1000 / median(r.tLong)), ("decode_tok_s_empty_ctx_median", 1000 / median(r.tEmpty)),
                     ("decode_tok_s_empty_ctx_p25", rate(r.tEmpty, 0.75)), ("decode_tok_s_empty_ctx_p75", rate(r.tEmpty, 0.25)),
