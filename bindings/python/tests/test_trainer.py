@@ -65,7 +65,8 @@ def test_time_budget(tmp_path):
     assert steps > 2 and len(seen) == steps
     assert seen[-1]["val_loss"] is not None
     # the peak is reached at the end of the warmup, up to the share of the budget one step takes
-    assert 0.5e-3 < max(p["learning_rate"] for p in seen) <= 1e-3
+    # (the rate comes back as a float32: 1e-3 itself reads 1.00000005e-3)
+    assert 0.5e-3 < max(p["learning_rate"] for p in seen) <= 1e-3 * (1 + 1e-6)
     assert seen[-1]["learning_rate"] < 1e-4
     state = json.loads((tmp_path / "run" / "final" / "trainer_state.json").read_text())
     assert state["trained_seconds"] >= 2.0
