@@ -57,8 +57,8 @@ public struct ComputeRates: Sendable {
     /// CPU has AVX512-BF16, whatever the dot products' rate. A GEMV is bound by loads and
     /// instructions, not by the multiplier: one vdpbf16ps takes 32 weights where widening them
     /// takes two conversions and two FMAs. On the Intel model 207, whose bf16 dot products run at
-    /// half f32 FMA's rate, decode with bf16 weights was 6-9% faster this way (session 19,
-    /// hmst-bench decode-ab, dense512 and moe512, 2 threads).
+    /// half f32 FMA's rate, decode with bf16 weights was 6-13% faster this way (session 19,
+    /// hmst-bench decode-ab, dense512 and moe512, 2 threads, two runs).
     public var bf16DecodeCompute: MatmulPrecision = .f32
     /// why, in words, for system-info
     public var bf16DecodeComputeReason = ""

@@ -67,11 +67,14 @@ struct Matmul {
             return
         }
         for chain in chains {
-            for c in chain {
-                gemm(transA: c.transA, transB: c.transB, M: c.M, N: c.N, K: c.K, alpha: c.alpha, A: c.A, lda: c.lda, B: c.B, ldb: c.ldb,
-                     beta: c.beta, C: c.C, ldc: c.ldc)
-            }
+            for c in chain { gemm(c) }
         }
+    }
+
+    /// One call as gemm (split across the pool when large enough).
+    func gemm(_ c: GemmCall) {
+        gemm(transA: c.transA, transB: c.transB, M: c.M, N: c.N, K: c.K, alpha: c.alpha, A: c.A, lda: c.lda, B: c.B, ldb: c.ldb,
+             beta: c.beta, C: c.C, ldc: c.ldc)
     }
 
     /// Whether works, dealt largest first each to the least loaded of `threads`, finish within
@@ -99,7 +102,7 @@ struct Matmul {
 
     /// y[N, O] = x[N, I] · Wᵀ
     func linear(y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, w: UnsafePointer<Float>, N: Int, I: Int, O: Int) {
-        gemm(transA: false, transB: true, M: N, N: O, K: I, A: x, lda: I, B: w, ldb: I, beta: 0, C: y, ldc: O)
+        gemm(linearCall(y: y, x: x, w: w, N: N, I: I, O: O))
     }
 
     /// linear as a call for run: y[N, O] = x[N, I] · Wᵀ
