@@ -118,14 +118,10 @@ struct Matmul {
          GemmCall(transA: true, transB: false, M: O, N: I, K: N, A: dy, lda: O, B: x, ldb: I, beta: 1, C: dW, ldc: I))
     }
 
-    /// Differentiates linear: dx[N, I] = dxBeta · dx + dy[N, O] · W (skipped when dx is nil),
-    /// dW[O, I] += dyᵀ · x.
-    func linearBackward(dx: UnsafeMutablePointer<Float>?, dxBeta: Float = 1, dW: UnsafeMutablePointer<Float>, dy: UnsafePointer<Float>,
+    /// Differentiates linear: dx[N, I] = dxBeta · dx + dy[N, O] · W, dW[O, I] += dyᵀ · x (the two
+    /// GEMMs side by side on the pool when they balance).
+    func linearBackward(dx: UnsafeMutablePointer<Float>, dxBeta: Float = 1, dW: UnsafeMutablePointer<Float>, dy: UnsafePointer<Float>,
                         x: UnsafePointer<Float>, w: UnsafePointer<Float>, N: Int, I: Int, O: Int) {
-        guard let dx else {
-            gemm(transA: true, transB: false, M: O, N: I, K: N, A: dy, lda: O, B: x, ldb: I, beta: 1, C: dW, ldc: I)
-            return
-        }
         let calls = linearBackwardCalls(dx: dx, dxBeta: dxBeta, dW: dW, dy: dy, x: x, w: w, N: N, I: I, O: O)
         run([[calls.dx], [calls.dW]])
     }
