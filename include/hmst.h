@@ -1014,6 +1014,10 @@ struct hmst_memory_trainer_params {
                                        and train each of its positions towards the model's own prediction
                                        without the memories (a KL to the same model, same step, no gradient)
                                        instead of a hard target, in [0, 1] */
+    /* appended in 0.1 (issue 11, the deleted gap; an older struct_size means the default): */
+    float distilled_gate_target_weight; /* default 0: weight λ of the copy gate's target on the answers of
+                                       distractor_distillation's examples, whose KL already pulls the gate
+                                       shut with weight 1; finite and >= 0 (only with a copy head) */
 };
 #define HMST_EPISODIC_STATE_READOUT 0
 #define HMST_EPISODIC_POOLED_KEY 1

@@ -62,6 +62,7 @@ public func hmst_memory_trainer_default_params() -> hmst_memory_trainer_params {
     p.copy_gate_target_weight = d.copyGateTargetWeight
     p.retrieved_lexical_weight = c.retrievedLexicalWeight
     p.distractor_distillation = Float(c.distractorDistillation)
+    p.distilled_gate_target_weight = d.distilledGateTargetWeight
     return p
 }
 
@@ -155,6 +156,10 @@ public func hmst_memory_trainer_create(_ params: UnsafePointer<hmst_memory_train
             throw HMSTError.invalidArgument("params->distractor_distillation = \(p.distractor_distillation) must be in [0, 1]")
         }
         o.curriculum.distractorDistillation = Double(p.distractor_distillation)
+        guard p.distilled_gate_target_weight.isFinite, p.distilled_gate_target_weight >= 0 else {
+            throw HMSTError.invalidArgument("params->distilled_gate_target_weight = \(p.distilled_gate_target_weight) must be finite and >= 0")
+        }
+        o.distilledGateTargetWeight = p.distilled_gate_target_weight
         if o.lmFraction > 0 && p.train_data == nil {
             throw HMSTError.invalidArgument("params->train_data is NULL but lm_fraction is \(o.lmFraction): give the pre-training data or set lm_fraction to 0")
         }

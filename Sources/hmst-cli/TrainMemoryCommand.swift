@@ -64,6 +64,9 @@ struct TrainMemoryCommand: ParsableCommand {
     @Option(name: .customLong("copy-gate-target-weight"),
             help: "Weight λ of the copy gate's target: −λ·log(1 − gate) on answer tokens the memory does not hold, so the gate closes when the fact is missing or deleted (0 = none).")
     var copyGateTargetWeight = MemoryTrainerOptions().copyGateTargetWeight
+    @Option(name: .customLong("distilled-gate-target-weight"),
+            help: "Weight λ of the copy gate's target on the answers of --distractor-distillation's examples, whose KL already pulls the gate shut with weight 1 (0 = nothing more).")
+    var distilledGateTargetWeight = MemoryTrainerOptions().distilledGateTargetWeight
     @Option(name: .customLong("episodic-soft-tokens"),
             help: "Train the episodic tier's soft tokens: K (1...8) embeddings per memory, projected from its SSM state (0 = none). A checkpoint that has them keeps training them.")
     var episodicSoftTokens = 0
@@ -130,6 +133,7 @@ struct TrainMemoryCommand: ParsableCommand {
             o.copyHeadKeySize = copyHead ? copyHeadKeySize : 0
             o.copyHeadLearningRate = copyHeadLearningRate
             o.copyGateTargetWeight = copyGateTargetWeight
+            o.distilledGateTargetWeight = distilledGateTargetWeight
             o.episodicSoftTokens = episodicSoftTokens
             guard let input = EpisodicSoftTokens.Input(rawValue: episodicSoftInput) else {
                 throw HMSTError.invalidArgument("--episodic-soft-input \(episodicSoftInput): expected "

@@ -228,6 +228,11 @@ int main(void) {
     CHECK_STATUS(hmst_memory_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
     CHECK(strstr(hmst_last_error(), "distractor_distillation") != NULL);
     p.distractor_distillation = dp.distractor_distillation;
+    CHECK(dp.distilled_gate_target_weight == 0.0f);
+    p.distilled_gate_target_weight = INFINITY;
+    CHECK_STATUS(hmst_memory_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(hmst_last_error(), "distilled_gate_target_weight") != NULL);
+    p.distilled_gate_target_weight = dp.distilled_gate_target_weight;
     p.hard_distractors = -1.0f;
     CHECK_STATUS(hmst_memory_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
     CHECK(strstr(hmst_last_error(), "hard_distractors") != NULL);

@@ -72,8 +72,9 @@ final class CopyHeadTests: XCTestCase {
 
     /// Soft targets (Stage 2's distilled rows) on a row the head covers whose hard target the
     /// memory holds (row 0, t = 8) and on a row without memory (row 1, t = 16): the loss of the
-    /// second is KL(q ‖ p) of the LM's softmax, and the gradient with both, the gate target
-    /// on, matches central differences.
+    /// second is KL(q ‖ p) of the LM's softmax; the distilled rows' own gate target (0 by default)
+    /// is an auxiliary loss on the covered row; and the gradient with both soft rows, both gate
+    /// targets on, matches central differences.
     func testSoftTargetsAreKLWithAGradient() throws {
         var rng = RNG(seed: 5)
         var q = (0..<22).map { _ in Float(rng.nextDouble()) + 0.05 }
@@ -92,14 +93,29 @@ final class CopyHeadTests: XCTestCase {
         XCTAssertEqual((distilled.ceLoss - hard.ceLoss) * Double(hard.tokens), kl + log(Double(p16[7])), accuracy: 1e-5)
         mg.softTargets = ModelGrad.SoftTargets(rows: [3], probs: Array(q[11...]))
         XCTAssertThrowsError(try mg.step(inputs: inputs, targets: targets, B: B, T: T, backward: false), "a row without a target")
-        try checkGradient(injected: nil, gateTarget: 2, soft: soft)
+        // the soft rows' gate target: nothing on row 16 (no memory before it), −λ_s·log(1 − g) on row 8
+        mg.copyHead = try randomHead(seed: 6)
+        mg.softTargets = soft
+        let open = try mg.step(inputs: inputs, targets: targets, B: B, T: T, backward: false)
+        mg.softGateTargetWeight = 3
+        let shut = try mg.step(inputs: inputs, targets: targets, B: B, T: T, backward: false)
+        XCTAssertEqual(shut.ceLoss, open.ceLoss)
+        XCTAssertGreaterThan(shut.auxLoss, open.auxLoss)
+        mg.copyGateTargetWeight = 2   // the hard rows' target leaves the soft row's alone
+        let both = try mg.step(inputs: inputs, targets: targets, B: B, T: T, backward: false)
+        mg.softGateTargetWeight = 0
+        let hardOnly = try mg.step(inputs: inputs, targets: targets, B: B, T: T, backward: false)
+        XCTAssertEqual(both.auxLoss - hardOnly.auxLoss, shut.auxLoss - open.auxLoss, accuracy: 1e-9)
+        try checkGradient(injected: nil, gateTarget: 2, soft: soft, softGateTarget: 3)
     }
 
-    func checkGradient(injected: InjectedEmbeddings?, gateTarget: Float = 0, soft: ModelGrad.SoftTargets? = nil) throws {
+    func checkGradient(injected: InjectedEmbeddings?, gateTarget: Float = 0, soft: ModelGrad.SoftTargets? = nil,
+                       softGateTarget: Float = 0) throws {
         let p = randomParams(seed: 21), head = try randomHead(seed: 6)
         let mg = ModelGrad(params: p)
         mg.copyHead = head
         mg.copyGateTargetWeight = gateTarget
+        mg.softGateTargetWeight = softGateTarget
         mg.softTargets = soft
         p.zeroGrads(); head.zeroGrads()
         let withHead = try mg.step(inputs: inputs, targets: targets, B: B, T: T, injected: injected, backward: true)

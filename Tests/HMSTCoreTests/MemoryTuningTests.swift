@@ -559,10 +559,12 @@ final class MemoryTuningTests: XCTestCase {
         to.lmFraction = 0
         to.batchSize = 2
         to.curriculum.distractorDistillation = 1
+        to.distilledGateTargetWeight = 2
         let params = Parameters(config: try StageTwoFixture.tinyConfig(vocab: tok.vocabSize))
         var init_ = RNG(seed: 3)
         for i in 0..<params.count { params.values.pointer[i] = init_.nextGaussian() * 0.1 }
         let t = try MemoryTrainer(params: params, tokenizer: tok, facts: corpus, lmData: nil, lmVal: nil, outputDir: dir + "/distill", options: to)
+        XCTAssertEqual(t.grad.softGateTargetWeight, 2, "the distilled rows' gate target reaches the step")
         var inputs: [Int32] = [], targets: [Int32] = []
         MemoryBatch.pack(batch, T: t.memoryT, pad: tok.eosId ?? 0, inputs: &inputs, targets: &targets)
         let soft = try XCTUnwrap(t.distillTargets(batch, studentTargets: targets))

@@ -20,8 +20,9 @@
 // reported as an auxiliary loss, not in the answer's cross-entropy.
 // Rows with a soft target (softRows: ModelGrad.softTargets) count nothing the pointer holds as
 // their answer (c = 0): their loss here is −log(1 − g), the gate's share of KL(q ‖ p) when q
-// puts no mass on the memory's tokens, and their LM gradient keeps scale 1. The gate target
-// does not apply to them: their KL holds the gate's term already.
+// puts no mass on the memory's tokens, and their LM gradient keeps scale 1. Their KL holds the
+// gate's term already, so the gate target applies to them only with a weight of their own
+// (softGateTarget λ_s > 0: −λ_s·log(1 − g), reported like the other rows' target).
 // Injected soft rows that carry a copy token (InjectedEmbeddings.copyTokens: the episodic soft
 // tokens decoded through the LM head) are sources too: their token is that id, and their key is
 // the state at their own position (a soft span has no preceding text state to key it).
@@ -74,11 +75,11 @@ final class CopyHeadStep {
     /// xn: [N, C] final-norm states; probs: [N, V] the LM's softmax (rewritten to the mixture
     /// when !backward). Returns `added`, Σ over the covered target rows of (−log p + log v(y)):
     /// what the mixture adds to the summed cross-entropy, and `gate`, the summed gate-target loss
-    /// (0 when gateTarget, its λ, is 0). With backward, gradients of both (scaled by `scale`, the
-    /// loss's 1/count) go to head.grads and dxn, and vocabScale is filled.
+    /// (0 when gateTarget, its λ, and softGateTarget, soft rows' λ, are 0). With backward, gradients
+    /// of both (scaled by `scale`, the loss's 1/count) go to head.grads and dxn, and vocabScale is filled.
     func run(xn: UnsafePointer<Float>, inputs: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, probs: UnsafeMutablePointer<Float>,
              B: Int, T: Int, V: Int, scale: Float, backward: Bool, copyTokens: [Int: Int32] = [:], gateTarget lambda: Float = 0,
-             softRows: Set<Int> = []) -> (added: Double, gate: Double) {
+             softRows: Set<Int> = [], softGateTarget softLambda: Float = 0) -> (added: Double, gate: Double) {
         let C = head.C, D = head.D
         vocabScale.removeAll(keepingCapacity: true)
         touched = false
@@ -123,8 +124,8 @@ final class CopyHeadStep {
                         let v = pr[y]
                         let p = max(g * c + (1 - g) * v, tiny)
                         added += -Double(logf(p)) + Double(logf(max(v, tiny)))
-                        let gateTarget = lambda > 0 && c == 0 && !soft
-                        if gateTarget { gateLoss -= Double(lambda) * Double(logf(max(1 - g, tiny))) }
+                        let target: Float = soft ? softLambda : (c == 0 ? lambda : 0)   // λ of this row's gate target
+                        if target > 0 { gateLoss -= Double(target) * Double(logf(max(1 - g, tiny))) }
                         if !backward {
                             for w in 0..<V { pr[w] *= 1 - g }
                             for i in 0..<n { pr[Int(tokens[i])] += g * a[i] }
@@ -132,7 +133,7 @@ final class CopyHeadStep {
                         }
                         touched = true
                         vocabScale.append((row, (1 - g) * v / p))
-                        let dA = (-(c - v) / p * g * (1 - g) + (gateTarget ? lambda * g : 0)) * scale
+                        let dA = (-(c - v) / p * g * (1 - g) + target * g) * scale
                         let rho = g * c / p
                         // gate: a = w·h + u·best + v·m + b
                         for k in 0..<C { gw[k] += dA * h[k] }

@@ -410,6 +410,7 @@ class MemoryTrainerParams(ctypes.Structure):
         ("copy_gate_target_weight", ctypes.c_float),
         ("retrieved_lexical_weight", ctypes.c_float),
         ("distractor_distillation", ctypes.c_float),
+        ("distilled_gate_target_weight", ctypes.c_float),
     ]
 
 

@@ -39,7 +39,8 @@ class MemoryTrainer(_Resource):
                  episodic_soft_tokens=0, episodic_fraction=0.25, episodic_learning_rate=0.0,
                  episodic_soft_input=None, episodic_copy=None, episodic_pretrain_steps=None, episodic_readout=None,
                  condition_weights=None, questions_per_example=None, hard_distractors=None, retrieved_distractors=None,
-                 retrieved_by=None, retrieved_lexical_weight=None, distractor_distillation=None):
+                 retrieved_by=None, retrieved_lexical_weight=None, distractor_distillation=None,
+                 distilled_gate_target_weight=None):
         self._h = None
         self._keep = []
         p = _lib.lib.hmst_memory_trainer_default_params()
@@ -102,6 +103,8 @@ class MemoryTrainer(_Resource):
             p.retrieved_lexical_weight = float(retrieved_lexical_weight)
         if distractor_distillation is not None:   # None keeps the library's default
             p.distractor_distillation = float(distractor_distillation)
+        if distilled_gate_target_weight is not None:   # None keeps the library's default
+            p.distilled_gate_target_weight = float(distilled_gate_target_weight)
         p.seed = int(seed)
         p.mixed_precision = bool(mixed_precision)
         p.gradient_checkpointing = bool(gradient_checkpointing)
