@@ -70,6 +70,7 @@ final class EpisodicSoftStage2Tests: XCTestCase {
         o.episodicReconstruction = 0.3
         o.episodicReadout = 0.5
         o.episodicPretrainSteps = 3
+        o.copyHeadKeySize = 8   // a copy head beside them: its files too are the checkpoint's own
         return o
     }
 
@@ -125,6 +126,10 @@ final class EpisodicSoftStage2Tests: XCTestCase {
         XCTAssertEqual(memcmp(second.params.values.pointer, straight.params.values.pointer, p0.count * 4), 0)
         let s2 = try XCTUnwrap(second.episodic?.softTokens)
         XCTAssertEqual(memcmp(s2.values.pointer, soft.values.pointer, soft.count * 4), 0)
+        // a save over the checkpoint resumed from (train-memory --resume OUT/final --output OUT)
+        // replaces its copy head, soft tokens and their optimizers' files
+        try second.save(to: dir + "/b/final", withState: true)
+        XCTAssertEqual(try TrainingCheckpoint.verify(dir + "/b/final", required: [CopyHead.weightsName, EpisodicSoftTokens.weightsName]), 8)
 
         // resuming without the soft tokens, or with another K, is refused
         var none = o

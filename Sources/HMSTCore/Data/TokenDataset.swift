@@ -52,6 +52,20 @@ public final class TokenDataset: @unchecked Sendable {
     }
 }
 
+extension TokenDataset {
+    /// Bytes of text per token over the first 1M tokens (decoded with the tokenizer), for bits
+    /// per byte; nil when there are none.
+    public func bytesPerToken(tokenizer: Tokenizer) throws -> Double? {
+        var tokens = 0, bytes = 0
+        for shard in shards where tokens < 1 << 20 {
+            let n = min(shard.count, (1 << 20) - tokens)
+            bytes += try tokenizer.decode((0..<n).map { shard.token($0) }).count
+            tokens += n
+        }
+        return tokens > 0 && bytes > 0 ? Double(bytes) / Double(tokens) : nil
+    }
+}
+
 /// Appends documents and cuts shards of about `shardTokens` tokens; finish() writes metadata
 /// last, so a directory with metadata.json is always complete.
 public final class ShardWriter {

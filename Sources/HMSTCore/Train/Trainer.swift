@@ -124,16 +124,7 @@ public final class Trainer {
         options.dataParallel.attach(to: optimizerStep, grads: [grad])
         try options.dataParallel.synchronize(params)
         if options.dataParallel.isLeader { try FileIO.makeDirectories(outputDir) }
-        if let tokenizer, let val {
-            // decode up to 1M validation tokens: bytes per token, for bits per byte
-            var tokens = 0, bytes = 0
-            for shard in val.shards where tokens < 1 << 20 {
-                let n = min(shard.count, (1 << 20) - tokens)
-                bytes += try tokenizer.decode((0..<n).map { shard.token($0) }).count
-                tokens += n
-            }
-            if tokens > 0 && bytes > 0 { valBytesPerToken = Double(bytes) / Double(tokens) }
-        }
+        if let tokenizer, let val { valBytesPerToken = try val.bytesPerToken(tokenizer: tokenizer) }
         optimizerStep.schedule = schedule
     }
 

@@ -273,7 +273,7 @@ public final class MemoryTrainer {
         options.dataParallel.attach(to: optimizerStep, grads: grad === lmGrad ? [grad] : [grad, lmGrad])
         try options.dataParallel.synchronize(params)
         if options.dataParallel.isLeader { try FileIO.makeDirectories(outputDir) }
-        if let lmVal { valBytesPerToken = try MemoryTrainer.bytesPerToken(lmVal, tokenizer: tokenizer) }
+        if let lmVal { valBytesPerToken = try lmVal.bytesPerToken(tokenizer: tokenizer) }
     }
 
     /// Held-out questions (what evaluation measures), at most options.evalQuestions.
@@ -447,9 +447,6 @@ public final class MemoryTrainer {
         return (loss, valBytesPerToken.map { EvalMetrics.bitsPerByte(natsPerToken: loss, bytesPerToken: $0) })
     }
 
-    /// Runs (or continues, after resume) to options.steps; progress returns false to stop early
-    /// (final/ is still saved with the state to resume from). Returns the last evaluation.
-    @discardableResult
     /// The soft tokens' read-out pre-training (options.episodicPretrainSteps) over every fact
     /// that is not held out, once, for fresh soft tokens (the first trainStep runs it when no
     /// one called this first). The mean loss per tenth of it.
@@ -462,6 +459,9 @@ public final class MemoryTrainer {
                                       seed: options.seed ^ 0x9e70, progress: progress)
     }
 
+    /// Runs (or continues, after resume) to options.steps; progress returns false to stop early
+    /// (final/ is still saved with the state to resume from). Returns the last evaluation.
+    @discardableResult
     public func run(progress: (MemoryTrainerProgress) -> Bool = { _ in true }) throws -> MemoryEvaluation? {
         let total = options.steps
         let leader = dataParallel.isLeader
@@ -532,17 +532,6 @@ public final class MemoryTrainer {
             }
         }
         return w.output + "\n"
-    }
-
-    /// Bytes of text per token over up to 1M tokens of a dataset (for bits per byte).
-    static func bytesPerToken(_ data: TokenDataset, tokenizer: Tokenizer) throws -> Double? {
-        var tokens = 0, bytes = 0
-        for shard in data.shards where tokens < 1 << 20 {
-            let n = min(shard.count, (1 << 20) - tokens)
-            bytes += try tokenizer.decode((0..<n).map { shard.token($0) }).count
-            tokens += n
-        }
-        return tokens > 0 && bytes > 0 ? Double(bytes) / Double(tokens) : nil
     }
 
     // MARK: checkpoints
