@@ -294,66 +294,41 @@ public final class Trainer {
         try model.save(directory: dir)
         guard withState else { return }
         try SafeTensorsWriter.writeRaw(path: dir + "/optimizer.safetensors", tensors: optimizer.stateTensors())
-        let s = sampler.state.rng.s
         let w = JSONWriter()
         w.object {
-            w.field("format", "hmst-trainer-state"); w.field("version", 1)
-            w.field("step", step); w.field("optimizer", optimizer.kind); w.field("optimizer_step", optimizer.step)
+            TrainerState.writeHeader(w, format: Trainer.stateFormat, step: step, optimizer: optimizer)
             w.field("best_val", bestVal.isFinite ? bestVal : -1); w.field("since_best", sinceBest)
             w.field("tokens_seen", tokensSeen); w.field("windows_drawn", sampler.state.drawn)
             w.field("trained_seconds", trainedSeconds)
-            // the data stream and the schedule depend on the global batch, not on how it is split
-            w.field("ranks", dataParallel.size)
-            w.field("effective_batch", options.batchSize * options.gradientAccumulationSteps * dataParallel.size)
-            // the RNG words as strings: JSON numbers cannot hold 64-bit integers exactly
-            w.field("sampler_rng", [String(s.0), String(s.1), String(s.2), String(s.3)])
+            TrainerState.writeBatch(w, effectiveBatch: options.batchSize * options.gradientAccumulationSteps * dataParallel.size,
+                                    dataParallel: dataParallel)
+            w.field("sampler_rng", TrainerState.words(sampler.state.rng))
         }
-        try FileIO.writeAtomically(dir + "/trainer_state.json", text: w.output + "\n")
+        try FileIO.writeAtomically(dir + "/" + Trainer.stateFile, text: w.output + "\n")
     }
+
+    static let stateFile = "trainer_state.json"
+    static let stateFormat = "hmst-trainer-state"
 
     /// Restores parameters, optimizer state, step counters and the data sampler from a
     /// directory written by save(withState: true), so training continues exactly. Refuses a
     /// directory whose parts were not committed together, and a global batch other than the
     /// saved one (a different rank count is fine when batch x accumulation x ranks is the same).
     public func resume(from dir: String) throws {
-        let committedStep = try TrainingCheckpoint.verify(dir, required: ["model.safetensors", "optimizer.safetensors", "trainer_state.json"])
-        let model = try LanguageModel.load(path: dir, options: { var o = ModelLoadOptions(); o.loadTokenizer = false; o.weightType = .f32; return o }())
-        let loaded = try Parameters(model: model)
-        guard loaded.count == params.count, try model.modelConfig().dims == params.config.dims else {
-            throw HMSTError.invalidArgument("\(dir) holds a model of another shape than the one being trained")
-        }
-        let j = try JSONValue.parse(bytes: try FileIO.readAll(dir + "/trainer_state.json"))
-        guard j["format"]?.string == "hmst-trainer-state", let st = j["step"]?.int, let ost = j["optimizer_step"]?.int,
-              let rngJ = j["sampler_rng"]?.array, rngJ.count == 4 else {
-            throw HMSTError.badFormat("\(dir)/trainer_state.json is not an hmst trainer state")
-        }
-        guard st == committedStep else {
-            throw HMSTError.badFormat("\(dir): trainer_state.json is at step \(st) but the checkpoint was committed at step \(committedStep)")
-        }
-        let savedKind = j["optimizer"]?.string ?? "adamw"
-        guard savedKind == optimizer.kind else {
-            throw HMSTError.invalidArgument("\(dir) was trained with \(savedKind); resume it with the same optimizer (not \(optimizer.kind))")
-        }
-        let effective = options.batchSize * options.gradientAccumulationSteps * dataParallel.size
-        if let savedBatch = j["effective_batch"]?.int, savedBatch != effective {
-            let savedRanks = j["ranks"]?.int ?? 1
-            throw HMSTError.invalidArgument("\(dir) was trained with an effective batch of \(savedBatch) (\(savedRanks) rank\(savedRanks == 1 ? "" : "s")); "
-                                            + "this run's is \(effective) (batch \(options.batchSize) x \(options.gradientAccumulationSteps) accumulation x "
-                                            + "\(dataParallel.size) rank\(dataParallel.size == 1 ? "" : "s")): choose batch, accumulation and ranks with the same product to resume exactly")
-        }
-        try optimizer.loadState(SafeTensorsFile(path: dir + "/optimizer.safetensors"), step: ost)
-        params.values.pointer.update(from: loaded.values.pointer, count: params.count)
-        let words = rngJ.compactMap { $0.string.flatMap { UInt64($0) } }
-        guard words.count == 4 else { throw HMSTError.badFormat("\(dir)/trainer_state.json: bad sampler_rng") }
-        step = st
+        let state = try TrainerState(resuming: dir, stateFile: Trainer.stateFile, format: Trainer.stateFormat, what: "an hmst trainer state",
+                                     params: params, optimizer: optimizer, batchSize: options.batchSize,
+                                     accumulation: options.gradientAccumulationSteps, dataParallel: dataParallel)
+        let j = state.json
+        let samplerRNG = try state.rng("sampler_rng")
+        try optimizer.loadState(SafeTensorsFile(path: dir + "/optimizer.safetensors"), step: state.optimizerStep)
+        params.values.pointer.update(from: state.loaded.values.pointer, count: params.count)
+        step = state.step
         let b = j["best_val"]?.number ?? -1
         bestVal = b < 0 ? .infinity : b
         sinceBest = j["since_best"]?.int ?? 0
         tokensSeen = j["tokens_seen"]?.int ?? 0
         trainedSeconds = j["trained_seconds"]?.number ?? 0
-        var rng = RNG(seed: 0)
-        rng.s = (words[0], words[1], words[2], words[3])
-        sampler.restore(WindowSamplerState(rng: rng, drawn: j["windows_drawn"]?.int ?? 0))
+        sampler.restore(WindowSamplerState(rng: samplerRNG, drawn: j["windows_drawn"]?.int ?? 0))
     }
 }
 

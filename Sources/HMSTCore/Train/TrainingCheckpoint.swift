@@ -17,7 +17,7 @@ public enum TrainingCheckpoint {
     /// temp files of writes that died): a save never deletes a host's unrelated files.
     static func isCheckpointFile(_ name: String) -> Bool {
         let known: Set<String> = [manifestName, "config.json", "model.safetensors", "tokenizer.json", "optimizer.safetensors",
-                                  "trainer_state.json", "memory_trainer_state.json",
+                                  Trainer.stateFile, MemoryTrainer.stateFile,
                                   CopyHead.weightsName, CopyHead.configName, MemoryTrainer.copyOptimizerName,
                                   EpisodicSoftTokens.weightsName, EpisodicSoftTokens.configName, MemoryTrainer.episodicOptimizerName]
         return known.contains(name) || known.contains { name.hasPrefix($0 + ".tmp.") }

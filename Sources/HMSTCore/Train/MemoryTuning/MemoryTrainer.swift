@@ -568,68 +568,39 @@ public final class MemoryTrainer {
         if let copyOptimizer {
             try SafeTensorsWriter.writeRaw(path: dir + "/" + MemoryTrainer.copyOptimizerName, tensors: copyOptimizer.stateTensors())
         }
-        func words(_ r: RNG) -> [String] { [String(r.s.0), String(r.s.1), String(r.s.2), String(r.s.3)] }
         let w = JSONWriter()
         w.object {
-            w.field("format", "hmst-memory-trainer-state"); w.field("version", 1)
-            w.field("step", step); w.field("optimizer", optimizer.kind); w.field("optimizer_step", optimizer.step)
+            TrainerState.writeHeader(w, format: MemoryTrainer.stateFormat, step: step, optimizer: optimizer)
             if let copyOptimizer { w.field("copy_head_optimizer_step", copyOptimizer.step) }
             if let ep = episodic { w.field("episodic_optimizer_step", ep.optimizer.step) }
             w.field("tokens_seen", tokensSeen)
-            w.field("ranks", dataParallel.size)
-            w.field("effective_batch", options.batchSize * options.gradientAccumulationSteps * dataParallel.size)
-            // RNG words as strings: JSON numbers cannot hold 64-bit integers exactly
-            w.field("curriculum_rng", words(rng))
+            TrainerState.writeBatch(w, effectiveBatch: options.batchSize * options.gradientAccumulationSteps * dataParallel.size,
+                                    dataParallel: dataParallel)
+            w.field("curriculum_rng", TrainerState.words(rng))
             if let s = lmSampler?.state {
-                w.field("lm_rng", words(s.rng)); w.field("lm_windows_drawn", s.drawn)
+                w.field("lm_rng", TrainerState.words(s.rng)); w.field("lm_windows_drawn", s.drawn)
             }
         }
-        try FileIO.writeAtomically(dir + "/memory_trainer_state.json", text: w.output + "\n")
+        try FileIO.writeAtomically(dir + "/" + MemoryTrainer.stateFile, text: w.output + "\n")
     }
+
+    static let stateFile = "memory_trainer_state.json"
+    static let stateFormat = "hmst-memory-trainer-state"
 
     /// Restores parameters, optimizer state, step and data streams from a directory written by
     /// save(withState: true), so training continues exactly as if it had not stopped.
     public func resume(from dir: String) throws {
         episodicPretrainPending = false   // the soft tokens resumed have had theirs
-        let statePath = dir + "/memory_trainer_state.json"
-        guard FileIO.exists(statePath) else {
-            throw HMSTError.invalidArgument("\(dir) has no memory_trainer_state.json: resume from OUTPUT/final of a train-memory run")
-        }
-        let committedStep = try TrainingCheckpoint.verify(dir, required: ["model.safetensors", "optimizer.safetensors", "memory_trainer_state.json"])
-        let model = try LanguageModel.load(path: dir, options: { var o = ModelLoadOptions(); o.loadTokenizer = false; o.weightType = .f32; return o }())
-        let loaded = try Parameters(model: model)
-        guard loaded.count == params.count, try model.modelConfig().dims == params.config.dims else {
-            throw HMSTError.invalidArgument("\(dir) holds a model of another shape than the one being trained")
-        }
-        let j = try JSONValue.parse(bytes: try FileIO.readAll(statePath))
-        func rng(_ key: String) throws -> RNG {
-            let w = (j[key]?.array ?? []).compactMap { $0.string.flatMap { UInt64($0) } }
-            guard w.count == 4 else { throw HMSTError.badFormat("\(statePath): bad \(key)") }
-            var r = RNG(seed: 0)
-            r.s = (w[0], w[1], w[2], w[3])
-            return r
-        }
-        guard j["format"]?.string == "hmst-memory-trainer-state", let st = j["step"]?.int, let ost = j["optimizer_step"]?.int else {
-            throw HMSTError.badFormat("\(statePath) is not an hmst memory trainer state")
-        }
-        guard st == committedStep else {
-            throw HMSTError.badFormat("\(statePath) is at step \(st) but the checkpoint was committed at step \(committedStep)")
-        }
-        let savedKind = j["optimizer"]?.string ?? "adamw"
-        guard savedKind == optimizer.kind else {
-            throw HMSTError.invalidArgument("\(dir) was trained with \(savedKind); resume it with the same optimizer (not \(optimizer.kind))")
-        }
-        let effective = options.batchSize * options.gradientAccumulationSteps * dataParallel.size
-        if let savedBatch = j["effective_batch"]?.int, savedBatch != effective {
-            throw HMSTError.invalidArgument("\(dir) was trained with an effective batch of \(savedBatch) (\(j["ranks"]?.int ?? 1) rank(s)); this run's is "
-                                            + "\(effective) (batch \(options.batchSize) x \(options.gradientAccumulationSteps) accumulation x \(dataParallel.size) rank(s)): "
-                                            + "choose batch, accumulation and ranks with the same product to resume exactly")
-        }
-        let curriculumRNG = try rng("curriculum_rng")
+        let state = try TrainerState(resuming: dir, stateFile: MemoryTrainer.stateFile, format: MemoryTrainer.stateFormat,
+                                     what: "an hmst memory trainer state", missing: "resume from OUTPUT/final of a train-memory run",
+                                     params: params, optimizer: optimizer, batchSize: options.batchSize,
+                                     accumulation: options.gradientAccumulationSteps, dataParallel: dataParallel)
+        let (j, model, ost) = (state.json, state.model, state.optimizerStep)
+        let curriculumRNG = try state.rng("curriculum_rng")
         var lmState: WindowSamplerState? = nil
         if lmSampler != nil {
             guard j["lm_rng"] != nil else { throw HMSTError.invalidArgument("\(dir) was trained without pre-training data; resume it the same way") }
-            lmState = WindowSamplerState(rng: try rng("lm_rng"), drawn: j["lm_windows_drawn"]?.int ?? 0)
+            lmState = WindowSamplerState(rng: try state.rng("lm_rng"), drawn: j["lm_windows_drawn"]?.int ?? 0)
         }
         if let head = copyHead {
             guard let saved = model.decoder.copyHead, saved.count == head.count, saved.D == head.D else {
@@ -657,8 +628,8 @@ public final class MemoryTrainer {
             throw HMSTError.invalidArgument("\(dir) has episodic soft tokens: resume it with --episodic-soft-tokens")
         }
         try optimizer.loadState(SafeTensorsFile(path: dir + "/optimizer.safetensors"), step: ost)
-        params.values.pointer.update(from: loaded.values.pointer, count: params.count)
-        step = st
+        params.values.pointer.update(from: state.loaded.values.pointer, count: params.count)
+        step = state.step
         tokensSeen = j["tokens_seen"]?.int ?? 0
         self.rng = curriculumRNG
         if let lmState { lmSampler?.restore(lmState) }
