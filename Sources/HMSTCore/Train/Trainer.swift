@@ -300,7 +300,7 @@ public final class Trainer {
             w.field("best_val", bestVal.isFinite ? bestVal : -1); w.field("since_best", sinceBest)
             w.field("tokens_seen", tokensSeen); w.field("windows_drawn", sampler.state.drawn)
             w.field("trained_seconds", trainedSeconds)
-            TrainerState.writeBatch(w, effectiveBatch: options.batchSize * options.gradientAccumulationSteps * dataParallel.size,
+            TrainerState.writeBatch(w, batchSize: options.batchSize, accumulation: options.gradientAccumulationSteps,
                                     dataParallel: dataParallel)
             w.field("sampler_rng", TrainerState.words(sampler.state.rng))
         }

@@ -23,9 +23,10 @@ struct TrainerState {
         w.field("step", step); w.field("optimizer", optimizer.kind); w.field("optimizer_step", optimizer.step)
     }
 
-    static func writeBatch(_ w: JSONWriter, effectiveBatch: Int, dataParallel: DataParallel) {
+    /// ranks and effective_batch (batch x accumulation x ranks)
+    static func writeBatch(_ w: JSONWriter, batchSize: Int, accumulation: Int, dataParallel: DataParallel) {
         w.field("ranks", dataParallel.size)
-        w.field("effective_batch", effectiveBatch)
+        w.field("effective_batch", batchSize * accumulation * dataParallel.size)
     }
 
     static func words(_ r: RNG) -> [String] { [String(r.s.0), String(r.s.1), String(r.s.2), String(r.s.3)] }

@@ -574,7 +574,7 @@ public final class MemoryTrainer {
             if let copyOptimizer { w.field("copy_head_optimizer_step", copyOptimizer.step) }
             if let ep = episodic { w.field("episodic_optimizer_step", ep.optimizer.step) }
             w.field("tokens_seen", tokensSeen)
-            TrainerState.writeBatch(w, effectiveBatch: options.batchSize * options.gradientAccumulationSteps * dataParallel.size,
+            TrainerState.writeBatch(w, batchSize: options.batchSize, accumulation: options.gradientAccumulationSteps,
                                     dataParallel: dataParallel)
             w.field("curriculum_rng", TrainerState.words(rng))
             if let s = lmSampler?.state {
