@@ -60,9 +60,7 @@ enum RetrievalBench {
         }
         let mem = try SemanticMemory(config: SemanticMemoryConfig(dim: model.embeddingDim, description: index))
         var t0 = Clock.nowMs()
-        var vectors: [Float] = []
-        vectors.reserveCapacity(texts.count * model.embeddingDim)
-        for t in texts { vectors += try mem.embedding(of: t, model: model) }
+        let vectors = try mem.embeddings(of: texts, model: model)
         let embedS = (Clock.nowMs() - t0) / 1000
         t0 = Clock.nowMs()
         let ids = try mem.add(vectors: vectors, metadata: texts.map { MemoryMetadata(text: $0) })

@@ -93,8 +93,7 @@ struct MemoryCommand: ParsableCommand {
                     for t in all { print(try mem.add(text: t, model: m, importance: importance)) }
                 } else {
                     let mem = try modelOptions.semantic(store, m)
-                    var vectors: [Float] = []
-                    for t in all { vectors += try mem.embedding(of: t, model: m) }
+                    let vectors = try mem.embeddings(of: all, model: m)
                     let ids = try mem.add(vectors: vectors, metadata: all.map { MemoryMetadata(text: $0, source: source) })
                     for id in ids { print(id) }
                 }

@@ -24,7 +24,7 @@ struct EmbeddingRoutes {
         _ = try f.string("user")
         let inputs = try tokenized(f)
         let model = state.model
-        let vectors = try await state.pool.run { _ in try inputs.map { try model.embed(tokens: $0) } }
+        let vectors = try await state.pool.run { _ in try model.embed(batch: inputs) }
         let promptTokens = inputs.reduce(0) { $0 + $1.count }
         state.metrics.embedded(promptTokens: promptTokens)
         context.stats.add(prompt: promptTokens)

@@ -1,5 +1,5 @@
-// Encoding with the base model (hidden states, surprise, pooled embedding) and the episodic
-// memory: SSM keys, retrieval, eviction, access counts and bad input.
+// Encoding with the base model (hidden states, surprise, pooled embedding, many texts packed into
+// one forward) and the episodic memory: SSM keys, retrieval, eviction, access counts and bad input.
 import XCTest
 @testable import HMSTCore
 #if canImport(Glibc)
@@ -44,6 +44,48 @@ final class EncodeTests: XCTestCase {
         XCTAssertThrowsError(try model.embed(text: ""))
         let noTok = try LanguageModel.random(config: model.modelConfig(), seed: 1)
         XCTAssertThrowsError(try noTok.embed(text: "x"))
+    }
+
+    /// Many texts packed into one forward (embed(batch:), each its own positions and
+    /// attention) give each text's one-by-one embedding; longer than a packing batch, a text
+    /// takes the one-by-one path; the batched retrieval features and projected embeddings
+    /// agree with the single ones; bad sequences are refused by name.
+    func testBatchedEmbeddingsEqualOneByOne() throws {
+        let c = try ModelConfig(vocabSize: 257, hiddenSize: 32, intermediateSize: 48, numHiddenLayers: 2, numAttentionHeads: 4,
+                                numKeyValueHeads: 2, maxPositionEmbeddings: 1024, ropeTheta: 10000, numLocalExperts: 4, numExpertsPerTok: 2)
+        let m = try LanguageModel.random(config: c, seed: 9)
+        let model = LanguageModel(decoder: m.decoder, tokenizer: ByteTokenizer(), config: m.config, report: LoadReport(), storage: [m])
+        var rng = RNG(seed: 3)
+        // 80 texts of 1-40 tokens (several packed forwards of 512), one of 700 among them
+        var seqs = (0..<80).map { _ in (0..<(1 + Int(rng.next() % 40))).map { _ in Int32(rng.next() % 256) } }
+        seqs.insert((0..<700).map { _ in Int32(rng.next() % 256) }, at: 37)
+        let batched = try model.embed(batch: seqs)
+        XCTAssertEqual(batched.count, seqs.count)
+        for (i, s) in seqs.enumerated() {
+            let one = try model.embed(tokens: s)
+            XCTAssertEqual(batched[i].count, one.count)
+            let worst = zip(batched[i], one).map { abs($0 - $1) }.max() ?? 0
+            XCTAssertLessThan(worst, 2e-5, "sequence \(i) of \(s.count) tokens")
+        }
+        XCTAssertEqual(try model.embed(batch: []).count, 0)
+        XCTAssertThrowsError(try model.embed(batch: [[1, 2], [3, 300]])) { e in
+            XCTAssertTrue("\(e)".contains("outside the vocabulary"), "\(e)")
+        }
+        XCTAssertThrowsError(try model.embed(batch: [[1, 2], []]))
+
+        // retrieval features and projected query / document vectors, batched against one by one
+        let texts = ["the cat sat", "a dog", "x", "what is the capital of the moon?"]
+        let f = try model.retrievalFeatures(texts: texts, pooling: .hiddenAndTokens)
+        var w = RNG(seed: 4)
+        model.retriever = try RetrieverProjection(C: 32, D: 8, query: (0..<64 * 8).map { _ in w.nextGaussian() },
+                                                  document: (0..<64 * 8).map { _ in w.nextGaussian() }, pooling: .hiddenAndTokens)
+        let q = try model.queryEmbeddings(texts: texts), d = try model.documentEmbeddings(texts: texts)
+        for (i, t) in texts.enumerated() {
+            let one = try model.retrievalFeatures(text: t, pooling: .hiddenAndTokens)
+            for (a, b) in zip(f[i], one) { XCTAssertEqual(a, b, accuracy: 2e-5) }
+            for (a, b) in zip(q[i], try model.queryEmbedding(text: t)) { XCTAssertEqual(a, b, accuracy: 1e-4) }
+            for (a, b) in zip(d[i], try model.documentEmbedding(text: t)) { XCTAssertEqual(a, b, accuracy: 1e-4) }
+        }
     }
 }
 

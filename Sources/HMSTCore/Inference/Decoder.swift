@@ -21,17 +21,21 @@ public final class Decoder: @unchecked Sendable {
         self.weights = weights.packedForDecode()
     }
 
-    /// Which rows of logits a forward call computes.
-    public enum LogitsRows { case none, last, all }
+    /// Which rows of logits a forward call computes; .hidden computes none but leaves every
+    /// row's final-norm hidden state in ws.xn (what the LM head would read).
+    public enum LogitsRows { case none, last, all, hidden }
 
     /// Runs tokens[0..<T] at positions cache.length..<cache.length+T, appends them to the cache
     /// and writes logits to ws.logits ([1, V] for .last, [T, V] for .all).
     /// The caller has checked: 1 <= T <= ws.maxT, cache.length + T <= cache.nCtx, ids < V.
     /// trace, when given, receives the experts and gates of every token: [T, L, K] each.
+    /// segments, when given, packs independent sequences into the T rows (an empty f32 cache;
+    /// the ranges cover 0..<T in order): each starts at position 0 and attends to itself only,
+    /// so one forward's GEMMs serve many short texts (LanguageModel.embed(batch:)).
     func forward(tokens: UnsafePointer<Int32>, T: Int, cache: KVCache, ws: Workspace, logits: LogitsRows,
                  threads: Int, traceExperts: UnsafeMutablePointer<Int32>? = nil,
                  traceGates: UnsafeMutablePointer<Float>? = nil, budget: ComputeBudget = ComputeBudget(),
-                 injected: InjectedEmbeddings? = nil) {
+                 injected: InjectedEmbeddings? = nil, segments: [Range<Int>]? = nil) {
         let d = dims
         let x = ws.x.pointer
         // the budget was validated by the Session: 1...L layers, 1...K experts
@@ -40,13 +44,21 @@ public final class Decoder: @unchecked Sendable {
         let pos0 = cache.length
         for t in 0..<T { weights.embed.copyRow(Int(tokens[t]), to: x + t * d.C) }
         injected?.apply(to: x, C: d.C)   // positions 0 ..< T of this chunk (checked by the Session)
-        RoPE.tables(cos: ws.ropeCos.pointer, sin: ws.ropeSin.pointer, invFreq: ws.invFreq, pos0: pos0, T: T)
+        if let segments {
+            let half = ws.invFreq.count
+            for s in segments {
+                RoPE.tables(cos: ws.ropeCos.pointer + s.lowerBound * half, sin: ws.ropeSin.pointer + s.lowerBound * half,
+                            invFreq: ws.invFreq, pos0: 0, T: s.count)
+            }
+        } else {
+            RoPE.tables(cos: ws.ropeCos.pointer, sin: ws.ropeSin.pointer, invFreq: ws.invFreq, pos0: pos0, T: T)
+        }
 
         for l in 0..<nLayers {
             let lw = weights.layers[l]
             // ---- attention sublayer: x += o_proj(attn(rmsnorm(x)))
             hk_rmsnorm(ws.xn.pointer, nil, x, weightPointer(lw.attnNorm), T, d.C, d.eps)
-            attention(layer: l, lw: lw, T: T, pos0: pos0, cache: cache, ws: ws, threads: threads)
+            attention(layer: l, lw: lw, T: T, pos0: pos0, cache: cache, ws: ws, threads: threads, segments: segments)
             linearForward(out: ws.proj.pointer, x: ws.att.pointer, T: T, w: lw.o, scratch: ws.widen.pointer, threads: threads)
             addInPlace(x, ws.proj.pointer, T * d.C)
             // ---- MoE sublayer: x += Σ_k gate_k · expert_k(rmsnorm(x))
@@ -58,7 +70,7 @@ public final class Decoder: @unchecked Sendable {
         }
         cache.length = pos0 + T
 
-        if nLayers < d.L, let head = exitHead, head.layer == nLayers, logits != .none {
+        if nLayers < d.L, let head = exitHead, head.layer == nLayers, logits == .last || logits == .all {
             // the exit head's input to the LM head, in ws.xn (ws.proj is free scratch here)
             let rows = logits == .last ? 1 : T
             head.apply(out: ws.xn.pointer, x: logits == .last ? x + (T - 1) * d.C : x, T: rows, eps: d.eps, scratch: ws.proj.pointer)
@@ -67,6 +79,8 @@ public final class Decoder: @unchecked Sendable {
         }
         switch logits {
         case .none: return
+        case .hidden:
+            hk_rmsnorm(ws.xn.pointer, nil, x, weightPointer(weights.finalNorm), T, d.C, d.eps)
         case .last:
             hk_rmsnorm(ws.xn.pointer, nil, x + (T - 1) * d.C, weightPointer(weights.finalNorm), 1, d.C, d.eps)
             linearForward(out: ws.logits.pointer, x: ws.xn.pointer, T: 1, w: weights.lmHead, scratch: ws.widen.pointer, threads: threads)
@@ -78,8 +92,10 @@ public final class Decoder: @unchecked Sendable {
 
     // MARK: attention
 
-    /// ws.att[T, H*Dh] = causal GQA attention of ws.xn[T, C] over the cache plus the new tokens.
-    private func attention(layer l: Int, lw: LayerWeights, T: Int, pos0: Int, cache: KVCache, ws: Workspace, threads: Int) {
+    /// ws.att[T, H*Dh] = causal GQA attention of ws.xn[T, C] over the cache plus the new tokens
+    /// (with segments: each segment's rows over that segment's keys alone).
+    private func attention(layer l: Int, lw: LayerWeights, T: Int, pos0: Int, cache: KVCache, ws: Workspace, threads: Int,
+                           segments: [Range<Int>]? = nil) {
         let d = dims
         if T == 1 {
             gemvBatch([GEMVJob(out: ws.q.pointer, x: ws.xn.pointer, w: lw.q), GEMVJob(out: ws.k.pointer, x: ws.xn.pointer, w: lw.k),
@@ -94,6 +110,23 @@ public final class Decoder: @unchecked Sendable {
         cache.store(layer: l, pos0: pos0, T: T, kNew: ws.k.pointer, vNew: ws.v.pointer)
 
         let scale = 1 / Float(d.Dh).squareRoot()
+        if let segments {
+            // packed sequences (forward checked: empty f32 cache): per-query kernel over the
+            // segment's own keys, which start at its first row
+            let q = ws.q.pointer, att = ws.att.pointer, scores = ws.scores.pointer, nCtx = cache.nCtx
+            parallelFor(d.H, threads: threads) { h in
+                let kvh = h / d.groupSize
+                let K = cache.keys(l, kvh), V = cache.values(l, kvh)
+                for s in segments {
+                    let k0 = s.lowerBound * d.Dh
+                    for t in s {
+                        hk_attend(att + t * d.qDim + h * d.Dh, scores + h * nCtx, q + t * d.qDim + h * d.Dh,
+                                  K + k0, V + k0, t - s.lowerBound + 1, d.Dh, scale)
+                    }
+                }
+            }
+            return
+        }
         if T >= Decoder.blockAttentionMinT && cache.type == .f32 {
             blockAttention(layer: l, T: T, pos0: pos0, cache: cache, ws: ws, scale: scale, threads: threads)
             return

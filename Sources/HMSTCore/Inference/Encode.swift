@@ -58,6 +58,49 @@ extension Session {
     }
 }
 
+extension Session {
+    /// The pooled embedding (TextEncoding.pooled: the unit mean of the final-norm hidden
+    /// states) of each sequence, the sequences packed into one forward (Decoder.forward's
+    /// segments): many short texts cost one forward's GEMMs instead of one small GEMM each,
+    /// whose packing of the weights dominated (train-memory spent most of its set-up embedding
+    /// 17k facts and questions one by one). The sequences together must fit one batch and the
+    /// context, in an f32 cache; the session is reset first. Equal to encoding each alone up to
+    /// rounding (the GEMMs sum over other row counts).
+    func pooledEmbeddings(_ seqs: [[Int32]]) throws -> [[Float]] {
+        reset()
+        let d = decoder.dims, C = d.C
+        let total = seqs.reduce(0) { $0 + $1.count }
+        guard cache.type == .f32 else { throw HMSTError.invalidArgument("packed embeddings need an f32 KV cache") }
+        guard total <= ws.maxT, total <= nCtx else {
+            throw HMSTError.invalidArgument("packed embeddings: \(total) tokens exceed one batch of \(min(ws.maxT, nCtx))")
+        }
+        guard !seqs.isEmpty else { return [] }
+        var tokens: [Int32] = [], segments: [Range<Int>] = []
+        tokens.reserveCapacity(total)
+        for s in seqs {
+            guard !s.isEmpty else { throw HMSTError.invalidArgument("encode: no tokens") }
+            if let bad = s.first(where: { $0 < 0 || Int($0) >= d.V }) {
+                throw HMSTError.invalidArgument("token id \(bad) is outside the vocabulary 0 ..< \(d.V)")
+            }
+            segments.append(tokens.count..<(tokens.count + s.count))
+            tokens += s
+        }
+        tokens.withUnsafeBufferPointer { tp in
+            decoder.forward(tokens: tp.baseAddress!, T: total, cache: cache, ws: ws, logits: .hidden, threads: threads,
+                            segments: segments)
+        }
+        defer { reset() }
+        return segments.map { r in
+            var sum = [Double](repeating: 0, count: C)
+            for t in r {
+                let row = ws.xn.pointer + t * C
+                for c in 0..<C { sum[c] += Double(row[c]) }
+            }
+            return HiddenSum(sum).unitMean()
+        }
+    }
+}
+
 extension TextEncoding {
     /// Mean over tokens of the hidden states, L2-normalised: [C].
     public func pooled() -> [Float] {
@@ -71,6 +114,7 @@ extension TextEncoding {
 struct HiddenSum {
     var v: [Double]
     init(C: Int) { v = [Double](repeating: 0, count: C) }
+    init(_ sums: [Double]) { v = sums }
     mutating func add(_ e: TextEncoding) {
         for t in 0..<e.T { for c in 0..<e.C { v[c] += Double(e.hidden[t * e.C + c]) } }
     }
@@ -127,8 +171,43 @@ extension LanguageModel {
         return sum.unitMean()
     }
 
+    /// embed(tokens:) of each sequence: the ones that fit a packing batch go several to a
+    /// forward (Session.pooledEmbeddings), longer ones one by one, window by window.
+    public func embed(batch: [[Int32]]) throws -> [[Float]] {
+        var p = SessionParams()
+        p.nCtx = min(dims.maxPositions, LanguageModel.embedPackTokens)
+        p.nBatch = p.nCtx
+        p.kvType = .f32
+        let session = try Session(decoder: decoder, params: p)
+        var out = [[Float]](repeating: [], count: batch.count)
+        var chunk: [Int] = [], used = 0
+        func flush() throws {
+            guard !chunk.isEmpty else { return }
+            for (v, i) in zip(try session.pooledEmbeddings(chunk.map { batch[$0] }), chunk) { out[i] = v }
+            chunk.removeAll(keepingCapacity: true)
+            used = 0
+        }
+        for (i, s) in batch.enumerated() {
+            if s.count > p.nCtx || s.isEmpty {
+                out[i] = try embed(tokens: s)   // its own windows (or its error)
+                continue
+            }
+            if used + s.count > p.nCtx { try flush() }
+            chunk.append(i)
+            used += s.count
+        }
+        try flush()
+        return out
+    }
+
+    /// Tokens per packed forward of embed(batch:): enough rows for the GEMMs to run at speed.
+    static let embedPackTokens = 512
+
+    /// The most recent tokens of a text that its embeddings read.
+    public static let embedMaxTokens = 8192
+
     /// The pooled embedding of text (its last maxTokens tokens): [C], unit length.
-    public func embed(text: String, maxTokens: Int = 8192) throws -> [Float] {
+    public func embed(text: String, maxTokens: Int = LanguageModel.embedMaxTokens) throws -> [Float] {
         try embed(tokens: try tokens(text: text, limit: maxTokens))
     }
 }

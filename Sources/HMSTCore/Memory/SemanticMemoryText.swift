@@ -26,6 +26,15 @@ extension SemanticMemory {
         return v
     }
 
+    /// embedding(of:model:) of each text, flat: [texts.count * dim], the model's forwards
+    /// batched (LanguageModel.documentEmbeddings).
+    public func embeddings(of texts: [String], model: LanguageModel) throws -> [Float] {
+        try checkModel(model)
+        let v = try model.documentEmbeddings(texts: texts)
+        recordEmbedder(model.embedderName)
+        return v.flatMap { $0 }
+    }
+
     /// The vector a query text is searched with: [dim].
     public func queryEmbedding(of text: String, model: LanguageModel) throws -> [Float] {
         try checkModel(model)

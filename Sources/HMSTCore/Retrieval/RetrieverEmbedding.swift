@@ -38,4 +38,20 @@ extension LanguageModel {
         guard let r = retriever else { return try embed(tokens: tokens) }
         return try r.project(try retrievalFeatures(tokens: tokens, pooling: r.pooling), isQuery: false)
     }
+
+    /// queryEmbedding(text:) of each text, the model's forwards batched (embed(batch:)).
+    public func queryEmbeddings(texts: [String]) throws -> [[Float]] {
+        try embeddings(texts: texts, isQuery: true)
+    }
+
+    /// documentEmbedding(text:) of each text, batched.
+    public func documentEmbeddings(texts: [String]) throws -> [[Float]] {
+        try embeddings(texts: texts, isQuery: false)
+    }
+
+    private func embeddings(texts: [String], isQuery: Bool) throws -> [[Float]] {
+        guard let r = retriever else { return try embed(batch: try texts.map { try tokens(text: $0, limit: LanguageModel.embedMaxTokens) }) }
+        return try retrievalFeatures(texts: texts, pooling: r.pooling).map { try r.project($0, isQuery: isQuery) }
+    }
 }
+

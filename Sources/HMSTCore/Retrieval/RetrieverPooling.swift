@@ -57,7 +57,22 @@ extension LanguageModel {
     }
 
     /// As retrievalFeatures(tokens:pooling:) for text's last maxTokens tokens (as embed(text:)).
-    public func retrievalFeatures(text: String, pooling: RetrieverPooling, maxTokens: Int = 8192) throws -> [Float] {
+    public func retrievalFeatures(text: String, pooling: RetrieverPooling, maxTokens: Int = LanguageModel.embedMaxTokens) throws -> [Float] {
         try retrievalFeatures(tokens: try tokens(text: text, limit: maxTokens), pooling: pooling)
+    }
+
+    /// retrievalFeatures(tokens:pooling:) of each sequence, the hidden states of many in one
+    /// forward (embed(batch:)).
+    public func retrievalFeatures(batch: [[Int32]], pooling: RetrieverPooling) throws -> [[Float]] {
+        let h = try embed(batch: batch)
+        switch pooling {
+        case .hidden: return h
+        case .hiddenAndTokens: return try zip(h, batch).map { $0 + (try tokenEmbeddingMean(tokens: $1)) }
+        }
+    }
+
+    /// retrievalFeatures(text:pooling:maxTokens:) of each text, batched.
+    public func retrievalFeatures(texts: [String], pooling: RetrieverPooling, maxTokens: Int = LanguageModel.embedMaxTokens) throws -> [[Float]] {
+        try retrievalFeatures(batch: try texts.map { try tokens(text: $0, limit: maxTokens) }, pooling: pooling)
     }
 }

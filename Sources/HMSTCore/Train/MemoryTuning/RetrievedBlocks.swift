@@ -11,21 +11,28 @@
 // saw (the same relation of other entities, which dense vectors rank high) and copies them.
 import CBLAS
 
-/// The two vector maps of a retriever: a query's and a document's vector, unit length, one size.
+/// The two vector maps of a retriever, over many texts at once: a query's and a document's
+/// vector, unit length, one size.
 public struct RetrievalEmbedder {
-    public let query: (String) throws -> [Float]
-    public let document: (String) throws -> [Float]
+    public let queries: ([String]) throws -> [[Float]]
+    public let documents: ([String]) throws -> [[Float]]
 
-    public init(query: @escaping (String) throws -> [Float], document: @escaping (String) throws -> [Float]) {
-        self.query = query
-        self.document = document
+    public init(queries: @escaping ([String]) throws -> [[Float]], documents: @escaping ([String]) throws -> [[Float]]) {
+        self.queries = queries
+        self.documents = documents
     }
 
-    /// The model's retrieval projection (nil when the checkpoint has none: pooled embeddings
-    /// barely find a fact, README "Retrieval", so they are not offered as a stand-in).
+    /// From maps of one text each.
+    public init(query: @escaping (String) throws -> [Float], document: @escaping (String) throws -> [Float]) {
+        self.init(queries: { try $0.map(query) }, documents: { try $0.map(document) })
+    }
+
+    /// The model's retrieval projection, its forwards batched (nil when the checkpoint has
+    /// none: pooled embeddings barely find a fact, README "Retrieval", so they are not offered
+    /// as a stand-in).
     public init?(model: LanguageModel) {
         guard model.retriever != nil else { return nil }
-        self.init(query: { try model.queryEmbedding(text: $0) }, document: { try model.documentEmbedding(text: $0) })
+        self.init(queries: { try model.queryEmbeddings(texts: $0) }, documents: { try model.documentEmbeddings(texts: $0) })
     }
 }
 
@@ -67,10 +74,14 @@ enum RetrievedBlocks {
     /// document vectors (ties: the smaller index first).
     static func denseTop(texts: [String], queries: [String], limit: Int, embedder: RetrievalEmbedder) throws -> [[(id: Int64, score: Float)]] {
         guard !texts.isEmpty, !queries.isEmpty else { return queries.map { _ in [] } }
-        let docs = try texts.map { try embedder.document($0) }
-        let dim = docs[0].count
-        guard dim > 0, docs.allSatisfy({ $0.count == dim }) else {
+        let docs = try embedder.documents(texts)
+        let queryVectors = try embedder.queries(queries)
+        let dim = docs.first?.count ?? 0
+        guard dim > 0, docs.count == texts.count, docs.allSatisfy({ $0.count == dim }) else {
             throw HMSTError.invalidArgument("the retriever's document vectors do not all have one size")
+        }
+        guard queryVectors.count == queries.count else {
+            throw HMSTError.invalidArgument("the retriever gave \(queryVectors.count) query vectors for \(queries.count) queries")
         }
         let P = texts.count, n = min(limit, P)
         let D = docs.flatMap { $0 }
@@ -83,7 +94,7 @@ enum RetrievedBlocks {
             var Q = [Float]()
             Q.reserveCapacity(rows * dim)
             for r in 0..<rows {
-                let v = try embedder.query(queries[start + r])
+                let v = queryVectors[start + r]
                 guard v.count == dim else {
                     throw HMSTError.invalidArgument("the retriever's query vectors have \(v.count) values, its document vectors \(dim)")
                 }

@@ -248,12 +248,15 @@ public enum RetrieverTrainer {
         var eq: [Float] = [], ed: [Float] = []
         eq.reserveCapacity(pairs.count * Cin)
         ed.reserveCapacity(facts.count * Cin)
-        var cache: [String: [Float]] = [:]   // a question asked twice is embedded once
-        for p in pairs {
-            if cache[p.question] == nil { cache[p.question] = try model.retrievalFeatures(text: p.question, pooling: options.pooling) }
-            eq += cache[p.question]!
+        // a question asked twice is embedded once; many texts go through one forward
+        var questionIndex: [String: Int] = [:], unique: [String] = []
+        for p in pairs where questionIndex[p.question] == nil {
+            questionIndex[p.question] = unique.count
+            unique.append(p.question)
         }
-        for f in facts { ed += try model.retrievalFeatures(text: f, pooling: options.pooling) }
+        let qf = try model.retrievalFeatures(texts: unique, pooling: options.pooling)
+        for p in pairs { eq += qf[questionIndex[p.question]!] }
+        for f in try model.retrievalFeatures(texts: facts, pooling: options.pooling) { ed += f }
         let questions = pairs.map(\.question)
         let hard = try bm25HardNegatives(questions: questions, positive: positive, facts: facts, h: options.hardNegatives)
         return try train(queries: eq, documents: ed, n: pairs.count, m: facts.count, positive: positive, hard: hard,
