@@ -72,7 +72,7 @@ public func hmst_trainer_create(_ params: UnsafePointer<hmst_trainer_params>?, _
         } else {
             let size = p.model_size.map { String(cString: $0) } ?? "nano"
             var config = try ModelConfig.preset(size, vocabSize: tokenizer?.vocabSize ?? train.vocabSize)
-            config.eosTokenId = (tokenizer?.eosId ?? train.eosId).map(Int.init)
+            config.eosTokenId = train.endOfTextToken(tokenizer: tokenizer)
             model = try LanguageModel.random(config: config, seed: p.seed)
         }
         func positive(_ v: Int32, _ name: String, allowZero: Bool = false) throws -> Int {

@@ -129,7 +129,7 @@ struct TrainCommand: ParsableCommand {
                 config = try ModelConfig.preset(modelSize ?? "nano", vocabSize: vocab)
             }
             let shapeName = configFile ?? modelSize ?? "nano"
-            config.eosTokenId = (tokenizer?.eosId).map(Int.init)
+            config.eosTokenId = trainSet.endOfTextToken(tokenizer: tokenizer)
             if let routerAuxLossCoef {
                 guard routerAuxLossCoef >= 0, routerAuxLossCoef.isFinite else { throw HMSTError.invalidArgument("--router-aux-loss-coef must be >= 0") }
                 config.routerAuxLossCoef = routerAuxLossCoef

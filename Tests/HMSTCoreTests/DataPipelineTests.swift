@@ -57,6 +57,14 @@ final class DataPipelineTests: XCTestCase {
         XCTAssertEqual(ds.documentCount, 200)
         XCTAssertEqual(ds.totalTokens, s1.tokens)
         XCTAssertEqual(ds.eosId, 256)
+        // a fresh model's end of text: the manifest's without a tokenizer, else the tokenizer's
+        XCTAssertEqual(ds.endOfTextToken(tokenizer: nil), 256)
+        var bo = BPETrainingOptions()
+        bo.vocabSize = 262
+        let tok = try BPETrainer.train(texts: [Array("ab ab ab abc".utf8)], options: bo)
+        XCTAssertNotNil(tok.eosId)
+        XCTAssertEqual(ds.endOfTextToken(tokenizer: tok), tok.eosId.map(Int.init))
+        XCTAssertNotEqual(tok.eosId, 256)
         for shard in ds.shards {
             let name = Paths.fileName(shard.path)
             XCTAssertEqual(try FileIO.readAll(shard.path), try FileIO.readAll(dir + "/b/" + name))

@@ -53,6 +53,13 @@ public final class TokenDataset: @unchecked Sendable {
 }
 
 extension TokenDataset {
+    /// The end-of-text token of a fresh model trained on this data: the tokenizer's, or else
+    /// the one the data's manifest names (pretokenized data given without its tokenizer). The
+    /// CLI and the C trainer both ask here, so they cannot disagree.
+    public func endOfTextToken(tokenizer: Tokenizer?) -> Int? {
+        (tokenizer?.eosId ?? eosId).map(Int.init)
+    }
+
     /// Bytes of text per token over the first 1M tokens (decoded with the tokenizer), for bits
     /// per byte; nil when there are none.
     public func bytesPerToken(tokenizer: Tokenizer) throws -> Double? {
