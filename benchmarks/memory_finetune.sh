@@ -53,6 +53,7 @@ PY
     "$HMST" train-retriever "$OUT/base" --pairs "$OUT/facts/train_pairs.jsonl" --threads "$THREADS" >&2
     START=$OUT/base
 fi
+tp=$(date +%s.%N)
 
 say "Stage 2: $STEPS steps from $START"
 # shellcheck disable=SC2086
@@ -120,9 +121,9 @@ fi
 "$HMST" eval "$BASE" --task "$T/facts_heldout_ll.json" --condition off --limit "$LIMIT" --threads "$THREADS" \
     --output "$OUT/report_base.json" >&2
 
-python3 - "$OUT" "$t0" "$t1" <<'EOF'
+python3 - "$OUT" "$t0" "$t1" "$tp" <<'EOF'
 import json, sys
-out, t0, t1 = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+out, t0, t1, tp = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
 report = json.load(open(f"{out}/report.json"))
 r, settings = report["tasks"], report["settings"]
 every = json.load(open(f"{out}/report_all.json"))["tasks"]
@@ -137,6 +138,10 @@ metrics = [json.loads(l) for l in open(f"{out}/stage2/metrics.jsonl")]
 vals = [x for x in metrics if x.get("val_bpb") is not None]
 summary = {
     "bench": "memory_finetune", "stage2_seconds": round(t1 - t0, 1),
+    # its parts: the base's retrieval projection, then train-memory (set-up and the evaluations
+    # before and after included), of which the optimizer steps alone
+    "stage2_parts": {"base_projection_seconds": round(tp - t0, 1), "train_memory_seconds": round(t1 - tp, 1),
+                     "steps_seconds": round(metrics[-1].get("seconds", 0), 1) if metrics else None},
     "answer_nll": {c: m(r, ll, c, "answer_nll") for c in ("off", "on", "oracle", "deleted")},
     "exact_match": {c: m(r, gen, c, "exact_match") for c in ("off", "on", "oracle", "deleted")},
     "lexical": {"answer_nll": {c: m(lex, ll, c, "answer_nll") for c in ("on", "deleted")},

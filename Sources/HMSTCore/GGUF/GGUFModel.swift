@@ -143,7 +143,7 @@ struct GGUFImport {
         let weights = try DecoderWeights(dims: d, tensor: { name, rows, cols in
             try self.tensorFor(hf: name, rows: rows, cols: cols, dims: d, dense: dense, matrix: matrix, permuted: permuted)
         }, f32: { name, rows, cols in
-            if dense && name.hasSuffix("block_sparse_moe.gate.weight") {
+            if dense && name.hasSuffix(MixtralNames.routerSuffix) {
                 return Weight(.f32(UnsafePointer(zeroRouter.pointer)), rows: 1, cols: d.C, owner: zeroRouter)
             }
             let w = try self.tensorFor(hf: name, rows: rows, cols: cols, dims: d, dense: dense, matrix: matrix, permuted: permuted)
@@ -160,9 +160,9 @@ struct GGUFImport {
     func tensorFor(hf name: String, rows: Int, cols: Int, dims d: DecoderDims, dense: Bool,
                    matrix: (String, Int, Int, Int?, Int) throws -> Weight, permuted: (Weight, Int) -> Weight) throws -> Weight {
         switch name {
-        case "model.embed_tokens.weight": return try matrix("token_embd.weight", rows, cols, nil, 1)
-        case "lm_head.weight": return try matrix("output.weight", rows, cols, nil, 1)
-        case "model.norm.weight": return try matrix("output_norm.weight", rows, cols, nil, 1)
+        case MixtralNames.embed: return try matrix("token_embd.weight", rows, cols, nil, 1)
+        case MixtralNames.lmHead: return try matrix("output.weight", rows, cols, nil, 1)
+        case MixtralNames.finalNorm: return try matrix("output_norm.weight", rows, cols, nil, 1)
         default: break
         }
         let parts = name.split(separator: ".")

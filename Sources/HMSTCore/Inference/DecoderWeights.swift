@@ -32,32 +32,44 @@ public struct DecoderWeights: Sendable {
     public init(dims d: DecoderDims,
                 tensor: (String, Int, Int) throws -> Weight,
                 f32: (String, Int, Int) throws -> Weight) throws {
-        embed = try tensor("model.embed_tokens.weight", d.V, d.C)
+        embed = try tensor(MixtralNames.embed, d.V, d.C)
         var layers: [LayerWeights] = []
         layers.reserveCapacity(d.L)
         for l in 0..<d.L {
-            let p = "model.layers.\(l)."
+            let n = MixtralNames.layer(l, experts: d.E)
             var experts: [ExpertWeights] = []
             for e in 0..<d.E {
-                let ep = p + "block_sparse_moe.experts.\(e)."
-                experts.append(ExpertWeights(w1: try tensor(ep + "w1.weight", d.F, d.C),
-                                             w2: try tensor(ep + "w2.weight", d.C, d.F),
-                                             w3: try tensor(ep + "w3.weight", d.F, d.C)))
+                experts.append(ExpertWeights(w1: try tensor(n.w1[e], d.F, d.C),
+                                             w2: try tensor(n.w2[e], d.C, d.F),
+                                             w3: try tensor(n.w3[e], d.F, d.C)))
             }
             layers.append(LayerWeights(
-                attnNorm: try f32(p + "input_layernorm.weight", 1, d.C),
-                q: try tensor(p + "self_attn.q_proj.weight", d.qDim, d.C),
-                k: try tensor(p + "self_attn.k_proj.weight", d.kvDim, d.C),
-                v: try tensor(p + "self_attn.v_proj.weight", d.kvDim, d.C),
-                o: try tensor(p + "self_attn.o_proj.weight", d.C, d.qDim),
-                ffnNorm: try f32(p + "post_attention_layernorm.weight", 1, d.C),
-                router: try f32(p + "block_sparse_moe.gate.weight", d.E, d.C),
+                attnNorm: try f32(n.attnNorm, 1, d.C),
+                q: try tensor(n.q, d.qDim, d.C),
+                k: try tensor(n.k, d.kvDim, d.C),
+                v: try tensor(n.v, d.kvDim, d.C),
+                o: try tensor(n.o, d.C, d.qDim),
+                ffnNorm: try f32(n.ffnNorm, 1, d.C),
+                router: try f32(n.router, d.E, d.C),
                 experts: experts))
         }
         self.layers = layers
-        finalNorm = try f32("model.norm.weight", 1, d.C)
-        lmHead = d.tiedEmbeddings ? embed : try tensor("lm_head.weight", d.V, d.C)
+        finalNorm = try f32(MixtralNames.finalNorm, 1, d.C)
+        lmHead = d.tiedEmbeddings ? embed : try tensor(MixtralNames.lmHead, d.V, d.C)
         tied = d.tiedEmbeddings
+    }
+
+    /// Every tensor with its checkpoint name (the LM head only when untied): what a save writes.
+    func named(tied: Bool) -> [(name: String, weight: Weight)] {
+        var out: [(name: String, weight: Weight)] = [(MixtralNames.embed, embed), (MixtralNames.finalNorm, finalNorm)]
+        if !tied { out.append((MixtralNames.lmHead, lmHead)) }
+        for (l, lw) in layers.enumerated() {
+            let n = MixtralNames.layer(l, experts: lw.experts.count)
+            out += [(n.attnNorm, lw.attnNorm), (n.q, lw.q), (n.k, lw.k), (n.v, lw.v), (n.o, lw.o),
+                    (n.ffnNorm, lw.ffnNorm), (n.router, lw.router)]
+            for (e, ex) in lw.experts.enumerated() { out += [(n.w1[e], ex.w1), (n.w2[e], ex.w2), (n.w3[e], ex.w3)] }
+        }
+        return out
     }
 
     init(embed: Weight, layers: [LayerWeights], finalNorm: Weight, lmHead: Weight, tied: Bool) {

@@ -31,25 +31,24 @@ public struct ModelLoadOptions {
 /// The HF tensor names and shapes a config implies, in a stable order.
 public func expectedTensors(_ c: ModelConfig) -> [(name: String, shape: [Int])] {
     let d = c.dims
-    var out: [(String, [Int])] = [("model.embed_tokens.weight", [d.V, d.C])]
+    var out: [(String, [Int])] = [(MixtralNames.embed, [d.V, d.C])]
     for l in 0..<d.L {
-        let p = "model.layers.\(l)."
-        out.append((p + "input_layernorm.weight", [d.C]))
-        out.append((p + "self_attn.q_proj.weight", [d.qDim, d.C]))
-        out.append((p + "self_attn.k_proj.weight", [d.kvDim, d.C]))
-        out.append((p + "self_attn.v_proj.weight", [d.kvDim, d.C]))
-        out.append((p + "self_attn.o_proj.weight", [d.C, d.qDim]))
-        out.append((p + "post_attention_layernorm.weight", [d.C]))
-        out.append((p + "block_sparse_moe.gate.weight", [d.E, d.C]))
+        let n = MixtralNames.layer(l, experts: d.E)
+        out.append((n.attnNorm, [d.C]))
+        out.append((n.q, [d.qDim, d.C]))
+        out.append((n.k, [d.kvDim, d.C]))
+        out.append((n.v, [d.kvDim, d.C]))
+        out.append((n.o, [d.C, d.qDim]))
+        out.append((n.ffnNorm, [d.C]))
+        out.append((n.router, [d.E, d.C]))
         for e in 0..<d.E {
-            let ep = p + "block_sparse_moe.experts.\(e)."
-            out.append((ep + "w1.weight", [d.F, d.C]))
-            out.append((ep + "w2.weight", [d.C, d.F]))
-            out.append((ep + "w3.weight", [d.F, d.C]))
+            out.append((n.w1[e], [d.F, d.C]))
+            out.append((n.w2[e], [d.C, d.F]))
+            out.append((n.w3[e], [d.F, d.C]))
         }
     }
-    out.append(("model.norm.weight", [d.C]))
-    if !d.tiedEmbeddings { out.append(("lm_head.weight", [d.V, d.C])) }
+    out.append((MixtralNames.finalNorm, [d.C]))
+    if !d.tiedEmbeddings { out.append((MixtralNames.lmHead, [d.V, d.C])) }
     return out
 }
 
@@ -157,7 +156,7 @@ extension LanguageModel {
         var expected = expectedTensors(config)
         let expectedNames = Set(expected.map { $0.name })
         // a tied checkpoint may still carry a copy of the head; it is ignored
-        let ignorable: Set<String> = config.tieWordEmbeddings ? ["lm_head.weight"] : []
+        let ignorable: Set<String> = config.tieWordEmbeddings ? [MixtralNames.lmHead] : []
         let missing = expected.filter { location[$0.name] == nil }.map { $0.name }
         if !missing.isEmpty {
             throw HMSTError.badFormat("checkpoint \(path) lacks \(missing.count) tensor(s) the config needs: \(missing.prefix(5).joined(separator: ", "))\(missing.count > 5 ? ", ..." : "")")
@@ -312,26 +311,11 @@ extension LanguageModel {
     public func save(directory: String, dtype: SafeTensorDType = .f32, int8Layout: Q8Layout = .rows) throws {
         let c = try modelConfig()
         try FileIO.makeDirectories(directory)
-        let w = decoder.weights
-        var byName: [String: Weight] = ["model.embed_tokens.weight": w.embed, "model.norm.weight": w.finalNorm]
-        if !c.tieWordEmbeddings { byName["lm_head.weight"] = w.lmHead }
-        for (l, lw) in w.layers.enumerated() {
-            let p = "model.layers.\(l)."
-            byName[p + "input_layernorm.weight"] = lw.attnNorm
-            byName[p + "self_attn.q_proj.weight"] = lw.q
-            byName[p + "self_attn.k_proj.weight"] = lw.k
-            byName[p + "self_attn.v_proj.weight"] = lw.v
-            byName[p + "self_attn.o_proj.weight"] = lw.o
-            byName[p + "post_attention_layernorm.weight"] = lw.ffnNorm
-            byName[p + "block_sparse_moe.gate.weight"] = lw.router
-            for (e, ex) in lw.experts.enumerated() {
-                let ep = p + "block_sparse_moe.experts.\(e)."
-                byName[ep + "w1.weight"] = ex.w1
-                byName[ep + "w2.weight"] = ex.w2
-                byName[ep + "w3.weight"] = ex.w3
-            }
+        let byName = Dictionary(uniqueKeysWithValues: decoder.weights.named(tied: c.tieWordEmbeddings).map { ($0.name, $0.weight) })
+        let tensors = try expectedTensors(c).map { t in
+            guard let w = byName[t.name] else { throw HMSTError(.internal, "save: the decoder has no tensor \(t.name)") }
+            return TensorToWrite(name: t.name, shape: t.shape, weight: w)
         }
-        let tensors = expectedTensors(c).map { TensorToWrite(name: $0.name, shape: $0.shape, weight: byName[$0.name]!) }
         try SafeTensorsWriter.write(path: directory + "/model.safetensors", tensors: tensors, dtype: dtype, int8Layout: int8Layout)
         var json = config
         if case var .object(o) = json {

@@ -38,7 +38,7 @@ public enum Q8Format {
 
     /// Whether a tensor is stored in the row-quad order under `layout`.
     static func storedRows4(name: String, rows: Int, cols: Int, layout: Q8Layout) -> Bool {
-        layout == .rows4 && name != "model.embed_tokens.weight" && hk_q8_packable(rows, cols) != 0
+        layout == .rows4 && name != MixtralNames.embed && hk_q8_packable(rows, cols) != 0
     }
 
     /// The layout config.json declares for q8_0 quantization, nil without quantization; throws

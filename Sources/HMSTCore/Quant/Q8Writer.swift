@@ -6,7 +6,7 @@ extension SafeTensorsWriter {
     /// Whether the writer stores this tensor as int8: matrices of width % 32 == 0 except the
     /// router (block_sparse_moe.gate), which hmst keeps in f32.
     static func quantizes(name: String, shape: [Int]) -> Bool {
-        shape.count == 2 && Q8Tensor.fits(cols: shape[1]) && !name.hasSuffix("block_sparse_moe.gate.weight")
+        shape.count == 2 && Q8Tensor.fits(cols: shape[1]) && !name.hasSuffix(MixtralNames.routerSuffix)
     }
 
     static func writeInt8(path: String, tensors: [TensorToWrite], metadata: [(String, String)], layout: Q8Layout) throws {

@@ -34,15 +34,14 @@ struct LayerTensors {
     let w1, w2, w3: [UnsafeMutablePointer<Float>]   // E each: [F, C], [C, F], [F, C]
 
     init(layer l: Int, E: Int, _ at: (String) -> UnsafeMutablePointer<Float>) {
-        let p = "model.layers.\(l)."
-        attnNorm = at(p + "input_layernorm.weight")
-        q = at(p + "self_attn.q_proj.weight"); k = at(p + "self_attn.k_proj.weight")
-        v = at(p + "self_attn.v_proj.weight"); o = at(p + "self_attn.o_proj.weight")
-        ffnNorm = at(p + "post_attention_layernorm.weight")
-        router = at(p + "block_sparse_moe.gate.weight")
-        w1 = (0..<E).map { at(p + "block_sparse_moe.experts.\($0).w1.weight") }
-        w2 = (0..<E).map { at(p + "block_sparse_moe.experts.\($0).w2.weight") }
-        w3 = (0..<E).map { at(p + "block_sparse_moe.experts.\($0).w3.weight") }
+        let n = MixtralNames.layer(l, experts: E)
+        attnNorm = at(n.attnNorm)
+        q = at(n.q); k = at(n.k); v = at(n.v); o = at(n.o)
+        ffnNorm = at(n.ffnNorm)
+        router = at(n.router)
+        w1 = n.w1.map(at)
+        w2 = n.w2.map(at)
+        w3 = n.w3.map(at)
     }
 }
 
@@ -62,8 +61,8 @@ public final class ModelGrad {
     public var gradientsReady: ((Range<Int>) -> Void)?
     /// element offsets of layer l's first tensor, of model.norm.weight, and the total
     lazy var regionStarts: (layers: [Int], tail: Int) = {
-        let layers = (0..<d.L).map { params.offsets[params.index["model.layers.\($0).input_layernorm.weight"] ?? 0] }
-        return (layers, params.offsets[params.index["model.norm.weight"] ?? 0])
+        let layers = (0..<d.L).map { params.offsets[params.index[MixtralNames.layer($0, experts: d.E).attnNorm] ?? 0] }
+        return (layers, params.offsets[params.index[MixtralNames.finalNorm] ?? 0])
     }()
     let embed, embedGrad, finalNorm, finalNormGrad, head, headGrad: UnsafeMutablePointer<Float>
     var buffers: StepBuffers?
@@ -103,9 +102,9 @@ public final class ModelGrad {
         let E = d.E
         W = (0..<d.L).map { LayerTensors(layer: $0, E: E, params.value) }
         G = (0..<d.L).map { LayerTensors(layer: $0, E: E, params.grad) }
-        embed = params.value("model.embed_tokens.weight"); embedGrad = params.grad("model.embed_tokens.weight")
-        finalNorm = params.value("model.norm.weight"); finalNormGrad = params.grad("model.norm.weight")
-        let headName = d.tiedEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight"
+        embed = params.value(MixtralNames.embed); embedGrad = params.grad(MixtralNames.embed)
+        finalNorm = params.value(MixtralNames.finalNorm); finalNormGrad = params.grad(MixtralNames.finalNorm)
+        let headName = d.tiedEmbeddings ? MixtralNames.embed : MixtralNames.lmHead
         head = params.value(headName); headGrad = params.grad(headName)
     }
 

@@ -65,11 +65,8 @@ public final class Parameters: ParameterSet, @unchecked Sendable {
 
     /// The role of a Mixtral tensor (the model's own table, not the optimizer's business).
     static func mixtralRole(_ name: String) -> ParameterRole {
-        if name == "model.embed_tokens.weight" { return .embedding }
-        if name == "model.norm.weight" || name.hasSuffix("input_layernorm.weight") || name.hasSuffix("post_attention_layernorm.weight") {
-            return .norm
-        }
-        return .matrix
+        if name == MixtralNames.embed { return .embedding }
+        return MixtralNames.isNorm(name) ? .norm : .matrix
     }
 
     public init(config: ModelConfig) {
@@ -87,29 +84,9 @@ public final class Parameters: ParameterSet, @unchecked Sendable {
     /// Copies a model's weights (any stored dtype) into f32 parameters.
     public convenience init(model: LanguageModel) throws {
         try self.init(config: model.modelConfig())
-        let w = model.decoder.weights
-        func put(_ name: String, _ weight: Weight) {
-            guard let i = index[name] else { return }
+        for (name, weight) in model.decoder.weights.named(tied: config.tieWordEmbeddings) {
+            guard let i = index[name] else { continue }
             weight.copyRows(0, weight.rows, to: values.pointer + offsets[i])
-        }
-        put("model.embed_tokens.weight", w.embed)
-        put("model.norm.weight", w.finalNorm)
-        if !config.tieWordEmbeddings { put("lm_head.weight", w.lmHead) }
-        for (l, lw) in w.layers.enumerated() {
-            let p = "model.layers.\(l)."
-            put(p + "input_layernorm.weight", lw.attnNorm)
-            put(p + "self_attn.q_proj.weight", lw.q)
-            put(p + "self_attn.k_proj.weight", lw.k)
-            put(p + "self_attn.v_proj.weight", lw.v)
-            put(p + "self_attn.o_proj.weight", lw.o)
-            put(p + "post_attention_layernorm.weight", lw.ffnNorm)
-            put(p + "block_sparse_moe.gate.weight", lw.router)
-            for (e, ex) in lw.experts.enumerated() {
-                let ep = p + "block_sparse_moe.experts.\(e)."
-                put(ep + "w1.weight", ex.w1)
-                put(ep + "w2.weight", ex.w2)
-                put(ep + "w3.weight", ex.w3)
-            }
         }
     }
 

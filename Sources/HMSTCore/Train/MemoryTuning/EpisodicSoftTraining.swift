@@ -33,8 +33,8 @@ public final class EpisodicSoftTraining {
         self.tokenizer = tokenizer
         factGrad = ModelGrad(params: params, options: options)
         optimizer = AdamW(params: softTokens, config: adam)
-        embed = params.value("model.embed_tokens.weight")
-        head = params.value(params.config.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight")
+        embed = params.value(MixtralNames.embed)
+        head = params.value(params.config.tieWordEmbeddings ? MixtralNames.embed : MixtralNames.lmHead)
         V = params.config.vocabSize
     }
 
@@ -88,7 +88,7 @@ public final class EpisodicSoftTraining {
 
     /// The RMS of the token embeddings: the scale a fresh projection's rows start at.
     public static func embeddingRMS(_ params: Parameters) -> Float {
-        let e = params.value("model.embed_tokens.weight"), n = params.config.vocabSize * params.config.hiddenSize
+        let e = params.value(MixtralNames.embed), n = params.config.vocabSize * params.config.hiddenSize
         var ss = 0.0
         for i in 0..<n { ss += Double(e[i]) * Double(e[i]) }
         return Float((ss / Double(max(1, n))).squareRoot())
