@@ -57,8 +57,9 @@ public struct ComputeBudget: Sendable, Equatable {
     }
 }
 
-/// Experts and gates of every token evaluated since the last reset (when tracing).
-public struct RouteTrace: Sendable {
+/// The expert trace: experts and gates of every token evaluated since the last reset (when
+/// tracing). "Expert", not "route": the controller's routing decisions are another thing.
+public struct ExpertTrace: Sendable {
     public var nLayers: Int
     public var K: Int
     public var experts: [Int32] = []  // [N, L, K]
@@ -74,7 +75,7 @@ public final class Session: @unchecked Sendable {
     let cache: KVCache
     let ws: Workspace
     public internal(set) var history: [Int32] = []
-    public private(set) var trace: RouteTrace
+    public private(set) var trace: ExpertTrace
     /// the decoder's copy head over this context (Copy/CopyHeadSession.swift), if it has one
     let copy: CopyState?
     /// The residual stream after the last evaluate's final chunk ([rows, C], rows = that chunk's
@@ -121,7 +122,7 @@ public final class Session: @unchecked Sendable {
         let maxT = min(params.nBatch, nCtx)
         cache = KVCache(dims: d, nCtx: nCtx, type: params.kvType)
         ws = Workspace(dims: d, maxT: maxT, nCtx: nCtx, widenCount: decoder.weights.needsWidening ? decoder.weights.largestMatrix : 1)
-        trace = RouteTrace(nLayers: d.L, K: d.K)
+        trace = ExpertTrace(nLayers: d.L, K: d.K)
         let n = nCtx
         copy = decoder.copyHead.map { CopyState(head: $0, decoder: decoder, nCtx: n, maxT: maxT) }
     }

@@ -1,16 +1,7 @@
 // TextGeneration: prompt text in, text out, on a Session and a tokenizer: stop strings, raw
 // byte streaming per token and the text result. Stop strings are matched on the decoded bytes
-// of the generated tokens; the returned text ends before the stop string.
-
-/// What generation and the data tools need of a tokenizer.
-public protocol TextTokenizer: AnyObject, Sendable {
-    var vocabSize: Int { get }
-    /// The end-of-text token that ends generation, if the vocabulary has one.
-    var eosId: Int32? { get }
-    func encode(bytes: [UInt8]) -> [Int32]
-    /// Throws on an id outside the vocabulary.
-    func decode(_ ids: [Int32]) throws -> [UInt8]
-}
+// of the generated tokens; the returned text ends before the stop string. The tokenizer is any
+// TextTokenizer (Text/TextTokenizer.swift).
 
 public struct TextGenerationRequest {
     public var maxTokens = 50
