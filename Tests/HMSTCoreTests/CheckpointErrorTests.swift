@@ -2,9 +2,6 @@
 // random corruption of a valid file only ever throws.
 import XCTest
 @testable import HMSTCore
-#if canImport(Glibc)
-import Glibc
-#endif
 
 final class CheckpointErrorTests: XCTestCase {
     var dir = ""

@@ -2,9 +2,6 @@
 // (stdout and stderr to /dev/null), and wait for a file to change.
 import XCTest
 @testable import HMSTCore
-#if canImport(Glibc)
-import Glibc
-#endif
 
 enum ChildProcess {
     /// Starts this test binary running `test` ("Module.Class/testName") with `env` only.

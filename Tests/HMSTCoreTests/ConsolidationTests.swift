@@ -3,9 +3,6 @@
 // while other threads search both memories.
 import XCTest
 @testable import HMSTCore
-#if canImport(Glibc)
-import Glibc
-#endif
 
 final class ConsolidationTests: XCTestCase {
     func entry(_ id: Int64, access: Int = 0, age: Double = 0, surprise: Double = 0, importance: Double = 0.5) -> EpisodicEntry {

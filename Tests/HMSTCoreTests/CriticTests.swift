@@ -4,9 +4,6 @@
 // a critic of another model refused, malformed files and empty pools getting clear errors.
 import XCTest
 @testable import HMSTCore
-#if canImport(Glibc)
-import Glibc
-#endif
 
 final class CriticObserverTests: XCTestCase {
     func tokens(_ s: String) -> [Int32] { Array(s.utf8).map(Int32.init) }

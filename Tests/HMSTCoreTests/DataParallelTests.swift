@@ -4,9 +4,6 @@
 // tests/mpi/test_data_parallel.sh (make mpi-test).
 import XCTest
 @testable import HMSTCore
-#if canImport(Glibc)
-import Glibc
-#endif
 
 final class DataParallelTests: XCTestCase {
     var dir = ""

@@ -2,9 +2,6 @@
 // exercise sharding, splitting and loading independently of BPE.
 import XCTest
 @testable import HMSTCore
-#if canImport(Glibc)
-import Glibc
-#endif
 
 struct ByteEncoder: DocumentEncoder {
     var vocabSize: Int { 257 }

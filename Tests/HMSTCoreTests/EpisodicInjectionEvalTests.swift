@@ -5,9 +5,6 @@
 // Session given the rows by hand.
 import XCTest
 @testable import HMSTCore
-#if canImport(Glibc)
-import Glibc
-#endif
 
 final class EpisodicInjectionEvalTests: XCTestCase {
     var dir = ""

@@ -2,9 +2,6 @@
 // one forward) and the episodic memory: SSM keys, retrieval, eviction, access counts and bad input.
 import XCTest
 @testable import HMSTCore
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// A random model over bytes (vocabulary 257) with SamplerTests' ByteTokenizer.
 func byteModel(seed: UInt64 = 5, hidden: Int = 32) throws -> LanguageModel {

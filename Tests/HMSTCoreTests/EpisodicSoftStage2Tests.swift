@@ -4,9 +4,6 @@
 // and the errors for mismatched options.
 import XCTest
 @testable import HMSTCore
-#if canImport(Glibc)
-import Glibc
-#endif
 
 final class EpisodicSoftStage2Tests: XCTestCase {
     var dir = ""

@@ -3,9 +3,6 @@
 // directory, the report and per-item files, and bad input. Random models, no downloads.
 import XCTest
 @testable import HMSTCore
-#if canImport(Glibc)
-import Glibc
-#endif
 
 final class EvalMetricsTests: XCTestCase {
     func testAccuracyAndNormalisedAccuracy() {

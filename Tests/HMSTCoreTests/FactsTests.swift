@@ -1,8 +1,5 @@
 import XCTest
 @testable import HMSTCore
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// The fact benchmark generator (Eval/Facts): determinism, splits, templates, the countries table.
 final class FactsTests: XCTestCase {

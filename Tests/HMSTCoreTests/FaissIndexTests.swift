@@ -2,9 +2,6 @@
 // cycle works through it. Semantic memory's own behaviour is tested with it in later suites.
 import XCTest
 @testable import HMSTCore
-#if canImport(Glibc)
-import Glibc
-#endif
 
 final class FaissIndexTests: XCTestCase {
     func testBadFactoryStringIsAnErrorNotACrash() {

@@ -1,8 +1,5 @@
 import XCTest
 @testable import HMSTCore
-#if canImport(Glibc)
-import Glibc
-#endif
 
 final class FileIOTests: XCTestCase {
     var dir = ""

@@ -6,9 +6,6 @@
 import CKernels
 import XCTest
 @testable import HMSTCore
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Writes GGUF v3 files for the tests.
 struct GGUFTestWriter {

@@ -87,6 +87,3 @@ final class HFGoldenTests: XCTestCase {
         XCTAssertTrue(c.weightsBF16)
     }
 }
-#if canImport(Glibc)
-import Glibc
-#endif

@@ -4,9 +4,6 @@
 import CKernels
 import XCTest
 @testable import HMSTCore
-#if canImport(Glibc)
-import Glibc
-#endif
 
 final class Int8Tests: XCTestCase {
     var dir = ""

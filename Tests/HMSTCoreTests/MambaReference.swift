@@ -2,9 +2,6 @@
 // and one channel at a time, straight from the equations (Gu & Dao 2023, Algorithm 2). The
 // f32 MambaMixer (forward, step, backward via finite differences) must agree with it.
 @testable import HMSTCore
-#if canImport(Glibc)
-import Glibc
-#endif
 
 struct MambaReference {
     let c: MambaConfig

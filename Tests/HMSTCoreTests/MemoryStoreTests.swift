@@ -2,9 +2,6 @@
 // removal with unknown ids reported, and saving only what the store holds.
 import XCTest
 @testable import HMSTCore
-#if canImport(Glibc)
-import Glibc
-#endif
 
 final class MemoryStoreTests: XCTestCase {
     func testTiersSearchRemoveAndSave() throws {

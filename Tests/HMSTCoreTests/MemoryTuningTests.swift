@@ -4,9 +4,6 @@
 // the facts reader, exact resume, and a short run that learns.
 import XCTest
 @testable import HMSTCore
-#if canImport(Glibc)
-import Glibc
-#endif
 
 final class MemoryTuningTests: XCTestCase {
     var dir = ""

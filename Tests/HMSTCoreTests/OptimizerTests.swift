@@ -1,7 +1,4 @@
 import XCTest
-#if canImport(Glibc)
-import Glibc
-#endif
 import CKernels
 @testable import HMSTCore
 

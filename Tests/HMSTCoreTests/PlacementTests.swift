@@ -5,9 +5,6 @@ import CHMST
 import CNUMA
 import XCTest
 @testable import HMSTCore
-#if canImport(Glibc)
-import Glibc
-#endif
 
 final class PlacementTests: XCTestCase {
     var path = ""

@@ -1,9 +1,6 @@
 // ReferenceDecoder: the Mixtral forward written the slow, obvious way, in Double, with a
 // per-token loop over experts and no cache. The fast Decoder must agree with it.
 @testable import HMSTCore
-#if canImport(Glibc)
-import Glibc
-#endif
 
 struct ReferenceDecoder {
     let d: DecoderDims

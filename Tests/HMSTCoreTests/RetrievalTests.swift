@@ -3,9 +3,6 @@
 // memories, and question -> fact retrieval where BM25 finds what a random model's vectors miss.
 import XCTest
 @testable import HMSTCore
-#if canImport(Glibc)
-import Glibc
-#endif
 
 final class LexicalIndexTests: XCTestCase {
     func testTokenizer() {

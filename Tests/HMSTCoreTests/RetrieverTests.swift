@@ -6,9 +6,6 @@
 // refusing a model that embeds differently from the one that built it.
 import XCTest
 @testable import HMSTCore
-#if canImport(Glibc)
-import Glibc
-#endif
 
 final class RetrieverTests: XCTestCase {
     /// The forward of RetrieverTrainer.lossAndGradients in Double, for central differences.

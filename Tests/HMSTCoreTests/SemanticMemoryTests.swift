@@ -4,9 +4,6 @@
 import Foundation
 import XCTest
 @testable import HMSTCore
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Deterministic test vectors: a Gaussian mixture, and one fixed vector per id.
 enum MemoryTestData {

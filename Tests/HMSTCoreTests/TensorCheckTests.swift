@@ -2,9 +2,6 @@
 // tensor's name and the first bad element; without the option the checkpoint loads silently.
 import XCTest
 @testable import HMSTCore
-#if canImport(Glibc)
-import Glibc
-#endif
 
 final class TensorCheckTests: XCTestCase {
     var dir = ""

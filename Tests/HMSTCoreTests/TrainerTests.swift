@@ -2,9 +2,6 @@
 // loadable best/final/periodic checkpoints plus metrics.jsonl.
 import XCTest
 @testable import HMSTCore
-#if canImport(Glibc)
-import Glibc
-#endif
 
 final class TrainerTests: XCTestCase {
     var dir = ""
