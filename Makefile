@@ -72,14 +72,14 @@ $(FIXTURE)/config.json: $(CLI)
 	$(CLI) preprocess --input $(LICENSES) --output $(OUT)/fixtures/data --tokenizer-path $(OUT)/fixtures/tokenizer.json --no-progress
 
 cli-test: $(CLI)
-	bash tests/cli/test_cli.sh $(CURDIR)/$(CLI) $(CURDIR)/$(OUT)/cli-test
+	bash Tests/cli/test_cli.sh $(CURDIR)/$(CLI) $(CURDIR)/$(OUT)/cli-test
 
 # Data-parallel training under mpirun -np 2 (OpenMPI from tools/setup-deps.sh): equivalence with
 # one process, kill -9 during checkpoint saves, a stalled and a killed rank; then the Python
 # API as a rank of an MPI job.
 mpi-test: $(CLI) $(FIXTURE)/config.json lib
-	bash tests/mpi/test_data_parallel.sh $(CURDIR)/$(CLI) $(CURDIR)/$(OUT)/fixtures $(CURDIR)/$(OUT)/mpi-test
-	bash tests/mpi/test_python_mpi.sh $(CURDIR)/$(LIB) $(CURDIR)/$(OUT)/fixtures $(CURDIR)/$(OUT)/mpi-test-python
+	bash Tests/mpi/test_data_parallel.sh $(CURDIR)/$(CLI) $(CURDIR)/$(OUT)/fixtures $(CURDIR)/$(OUT)/mpi-test
+	bash Tests/mpi/test_python_mpi.sh $(CURDIR)/$(LIB) $(CURDIR)/$(OUT)/fixtures $(CURDIR)/$(OUT)/mpi-test-python
 
 # The server against the official openai client, schemathesis on its OpenAPI document, memory
 # durability under kill -9, a small load test, cancellation and SIGTERM drain (Tests/server).

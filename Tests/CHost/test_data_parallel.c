@@ -1,5 +1,5 @@
 /* test_data_parallel.c: the data-parallel params of the trainer API (one process: the MPI path
- * is exercised under mpirun by tests/mpi/test_data_parallel.sh) and the single commit point
+ * is exercised under mpirun by Tests/mpi/test_data_parallel.sh) and the single commit point
  * of training checkpoints: checkpoint.json written last, a directory with foreign files not
  * replaced, and resume refusing a directory whose parts come from different saves. */
 #include <hmst.h>

@@ -1,5 +1,5 @@
 """hmst.DataParallel in one process: the option's checks, rank/ranks, and the checkpoint
-commit point seen from Python. The MPI runs are tests/mpi/test_python_mpi.sh."""
+commit point seen from Python. The MPI runs are Tests/mpi/test_python_mpi.sh."""
 import os
 
 import pytest

@@ -1,6 +1,6 @@
 /* host_comm.c: a host program that already uses MPI trains inside its own communicator
  * (HMST_DATA_PARALLEL_MPI_COMM, ranks reversed by MPI_Comm_split so hmst must use that
- * communicator). Built with mpicc and run under mpirun -np 2 by tests/mpi/test_python_mpi.sh. */
+ * communicator). Built with mpicc and run under mpirun -np 2 by Tests/mpi/test_python_mpi.sh. */
 #include <hmst.h>
 #include <mpi.h>
 #include <stdio.h>

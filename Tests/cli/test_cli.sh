@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The hmst command-line tool end to end: every subcommand, its modes and its errors.
-# Usage: tests/cli/test_cli.sh HMST_BINARY WORKDIR
+# Usage: Tests/cli/test_cli.sh HMST_BINARY WORKDIR
 set -uo pipefail
 HMST=$1
 W=$2

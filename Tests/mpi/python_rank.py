@@ -1,4 +1,4 @@
-"""One rank of tests/mpi/test_python_mpi.sh: hmst.Trainer(data_parallel="mpi") under mpirun.
+"""One rank of Tests/mpi/test_python_mpi.sh: hmst.Trainer(data_parallel="mpi") under mpirun.
 Prints one JSON line per rank: rank, ranks, the step losses, a checksum of the saved weights."""
 import json
 import sys

@@ -1,7 +1,7 @@
 // Data parallelism without MPI: the rank slices of the window stream are the rows one process
 // with the global batch reads, the replica count divides the summed gradient, and the single
 // commit point of training checkpoints (TrainingCheckpoint). The MPI runs themselves are
-// tests/mpi/test_data_parallel.sh (make mpi-test).
+// Tests/mpi/test_data_parallel.sh (make mpi-test).
 import XCTest
 @testable import HMSTCore
 
