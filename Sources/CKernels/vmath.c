@@ -1,6 +1,6 @@
 /*
  * vmath.c: the exp-heavy elementwise ops of training and inference (softmax, SiLU gates and
- * their backward) and the AdamW update, as 16-wide AVX-512 or 8-wide AVX2 loops with a
+ * their backward), the AdamW update and the gradient norm's sum of squares, as 16-wide AVX-512 or 8-wide AVX2 loops with a
  * polynomial exp, and portable loops over libm otherwise. The vector exp reduces x = n·ln2 + r (|r| <= ln2/2),
  * evaluates a degree-6 polynomial for e^r and scales by 2^n (vscalefps): within 2 ulp of expf
  * over the whole float range, exact 0 below -104 and +inf above 88.7.
@@ -19,6 +19,17 @@ void hk_swiglu_backward_portable(float *da, float *db, const float *dh, const fl
         da[i] = dh[i] * b[i] * s * (1.0f + a[i] * (1.0f - s));
         db[i] = dh[i] * a[i] * s;
     }
+}
+
+static double sumsq_blocks_portable(const float *x, size_t n, size_t block) {
+    double total = 0;
+    for (size_t i0 = 0; i0 < n; i0 += block) {
+        size_t end = n - i0 > block ? i0 + block : n;
+        float s = 0;
+        for (size_t i = i0; i < end; i++) s += x[i] * x[i];
+        total += s;
+    }
+    return total;
 }
 
 #define HK_ADAMW_LOOP                                                                          \
@@ -112,6 +123,30 @@ static HK_AVX512 void swiglu_backward_avx512(float *da, float *db, const float *
     if (i < n) hk_swiglu_backward_portable(da + i, db + i, dh + i, a + i, b + i, n - i);
 }
 
+static HK_AVX512 double sumsq_blocks_avx512(const float *x, size_t n, size_t block) {
+    double total = 0;
+    for (size_t i0 = 0; i0 < n; i0 += block) {
+        size_t end = n - i0 > block ? i0 + block : n, i = i0;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (; i + 64 <= end; i += 64) {
+            __m512 x0 = _mm512_loadu_ps(x + i), x1 = _mm512_loadu_ps(x + i + 16);
+            __m512 x2 = _mm512_loadu_ps(x + i + 32), x3 = _mm512_loadu_ps(x + i + 48);
+            a0 = _mm512_fmadd_ps(x0, x0, a0);
+            a1 = _mm512_fmadd_ps(x1, x1, a1);
+            a2 = _mm512_fmadd_ps(x2, x2, a2);
+            a3 = _mm512_fmadd_ps(x3, x3, a3);
+        }
+        for (; i + 16 <= end; i += 16) {
+            __m512 x0 = _mm512_loadu_ps(x + i);
+            a0 = _mm512_fmadd_ps(x0, x0, a0);
+        }
+        float s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+        for (; i < end; i++) s += x[i] * x[i];
+        total += s;
+    }
+    return total;
+}
+
 static HK_AVX512 void adamw_avx512(float *restrict p, const float *restrict g, float *restrict m, float *restrict v, size_t n,
                                    const hk_adam_params *hp) {
     HK_ADAMW_LOOP
@@ -198,6 +233,30 @@ static HK_AVX2 void swiglu_backward_avx2(float *da, float *db, const float *dh, 
     if (i < n) hk_swiglu_backward_portable(da + i, db + i, dh + i, a + i, b + i, n - i);
 }
 
+static HK_AVX2 double sumsq_blocks_avx2(const float *x, size_t n, size_t block) {
+    double total = 0;
+    for (size_t i0 = 0; i0 < n; i0 += block) {
+        size_t end = n - i0 > block ? i0 + block : n, i = i0;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (; i + 32 <= end; i += 32) {
+            __m256 x0 = _mm256_loadu_ps(x + i), x1 = _mm256_loadu_ps(x + i + 8);
+            __m256 x2 = _mm256_loadu_ps(x + i + 16), x3 = _mm256_loadu_ps(x + i + 24);
+            a0 = _mm256_fmadd_ps(x0, x0, a0);
+            a1 = _mm256_fmadd_ps(x1, x1, a1);
+            a2 = _mm256_fmadd_ps(x2, x2, a2);
+            a3 = _mm256_fmadd_ps(x3, x3, a3);
+        }
+        for (; i + 8 <= end; i += 8) {
+            __m256 x0 = _mm256_loadu_ps(x + i);
+            a0 = _mm256_fmadd_ps(x0, x0, a0);
+        }
+        float s = hk_hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+        for (; i < end; i++) s += x[i] * x[i];
+        total += s;
+    }
+    return total;
+}
+
 static HK_AVX2 void adamw_avx2(float *restrict p, const float *restrict g, float *restrict m, float *restrict v, size_t n,
                                const hk_adam_params *hp) {
     HK_ADAMW_LOOP
@@ -234,4 +293,13 @@ void hk_adamw_update(float *p, const float *g, float *m, float *v, size_t n, con
     if (hk_level() >= HK_LEVEL_AVX2) { adamw_avx2(p, g, m, v, n, hp); return; }
 #endif
     adamw_portable(p, g, m, v, n, hp);
+}
+
+double hk_sumsq_blocks(const float *x, size_t n, size_t block) {
+    if (block == 0) block = n ? n : 1;
+#if defined(__x86_64__)
+    if (hk_level() >= HK_LEVEL_AVX512) return sumsq_blocks_avx512(x, n, block);
+    if (hk_level() >= HK_LEVEL_AVX2) return sumsq_blocks_avx2(x, n, block);
+#endif
+    return sumsq_blocks_portable(x, n, block);
 }

@@ -101,6 +101,11 @@ typedef struct {
 /* One f32 AdamW step over n elements: m, v updated in place, p -= lr (m̂ / (√v̂ + eps) + wd p). */
 void hk_adamw_update(float *p, const float *g, float *m, float *v, size_t n, const hk_adam_params *a);
 
+/* Σ x² over x[0..n), in blocks of `block` values (block > 0): each block summed in f32 (four
+ * vector accumulators under AVX-512 or AVX2, one scalar otherwise), the block sums added in double
+ * in order. The gradient norm's pass: the same inputs give the same sum on a given machine. */
+double hk_sumsq_blocks(const float *x, size_t n, size_t block);
+
 /* One AdamW step over blocks [block_begin, block_end) of an n-element tensor whose moments are
  * stored 8-bit: dequantise m (signed map) and v (unsigned map), update them with g, update p
  * with the f32 moments, requantise with fresh block maxima. Blocks are independent. */

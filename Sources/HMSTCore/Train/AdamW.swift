@@ -64,24 +64,16 @@ public final class AdamW: Optimizer {
 }
 
 public enum GradClip {
-    /// The global L2 norm of params.grads (f32 partial sums per 4096, combined in Double in a
-    /// fixed order, so the result does not depend on the thread count's timing).
+    /// The global L2 norm of params.grads (f32 partial sums per 4096 in SIMD lanes,
+    /// hk_sumsq_blocks, combined in Double in a fixed order, so the result does not depend on
+    /// the thread count's timing).
     public static func norm(_ params: any ParameterSet) -> Float {
         let g = params.grads.pointer
         let ranges = splitRange(params.count, parts: min(Threads.count, max(1, params.count >> 16)))
         var sums = [Double](repeating: 0, count: ranges.count)
         sums.withUnsafeMutableBufferPointer { sp in
             parallelFor(ranges.count) { part in
-                var total = 0.0
-                var i = ranges[part].lowerBound
-                while i < ranges[part].upperBound {
-                    let end = min(ranges[part].upperBound, i + 4096)
-                    var acc: Float = 0
-                    for j in i..<end { acc += g[j] * g[j] }
-                    total += Double(acc)
-                    i = end
-                }
-                sp[part] = total
+                sp[part] = hk_sumsq_blocks(g + ranges[part].lowerBound, ranges[part].count, 4096)
             }
         }
         return Float(sums.reduce(0, +).squareRoot())

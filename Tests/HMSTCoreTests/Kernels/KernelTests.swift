@@ -1,5 +1,6 @@
 // The C kernels: every SIMD variant the CPU has (AVX2, AVX-512) against the portable one, on
-// shapes with row and column tails; conversions against Swift's own Float16 and bf16 rounding.
+// shapes with row and column tails; conversions against Swift's own Float16 and bf16 rounding;
+// the gradient norm's blocked sum of squares against Double.
 import CKernels
 import XCTest
 @testable import HMSTCore
@@ -197,5 +198,36 @@ final class VectorMathTests: XCTestCase {
             }
             XCTAssertEqual(results[0][0].reduce(0, +), 1, accuracy: 1e-5)
         }
+    }
+
+    /// The gradient norm's blocked sum of squares: every level against a Double reference, on
+    /// lengths with block and vector tails, and GradClip.norm on a parameter set by hand.
+    func testSumOfSquaresBlocks() throws {
+        defer { hk_set_max_level(-1) }
+        var rng = RNG(seed: 21)
+        for (n, block) in [(1, 4096), (15, 4), (63, 64), (64, 64), (65, 64), (200, 33), (10_000, 4096), (9_000, 1)] {
+            let x = (0..<n).map { _ in rng.nextGaussian() * 3 }
+            let exact = x.reduce(0.0) { $0 + Double($1) * Double($1) }
+            for level in 0...Int(hk_level()) {
+                hk_set_max_level(Int32(level))
+                let s = hk_sumsq_blocks(x, n, block)
+                XCTAssertEqual(s, exact, accuracy: 1e-5 * exact, "level \(level) n \(n) block \(block)")
+            }
+        }
+        XCTAssertEqual(hk_sumsq_blocks([3, 4], 2, 0), 25)   // block 0: one block
+        hk_set_max_level(-1)
+        let p = try Parameters(config: try ModelConfig(vocabSize: 4096, hiddenSize: 128, intermediateSize: 24, numHiddenLayers: 1,
+                                                        numAttentionHeads: 2, numKeyValueHeads: 1, maxPositionEmbeddings: 32,
+                                                        ropeTheta: 10000, numLocalExperts: 2, numExpertsPerTok: 1))
+        var sq = 0.0
+        for i in 0..<p.count {
+            let v = Float(i % 7) - 3
+            p.grads.pointer[i] = v
+            sq += Double(v * v)
+        }
+        XCTAssertEqual(Double(GradClip.norm(p)), sq.squareRoot(), accuracy: 1e-5 * sq.squareRoot())
+        XCTAssertGreaterThan(p.count, 1 << 19)   // zeroed in parts when there are threads
+        p.zeroGrads()
+        XCTAssertTrue((0..<p.count).allSatisfy { p.grads.pointer[$0] == 0 })
     }
 }
