@@ -175,7 +175,9 @@ extension LanguageModel {
     /// forward (Session.pooledEmbeddings), longer ones one by one, window by window.
     public func embed(batch: [[Int32]]) throws -> [[Float]] {
         var p = SessionParams()
-        p.nCtx = min(dims.maxPositions, LanguageModel.embedPackTokens)
+        // no larger than the batch needs (a workspace holds nBatch rows of logits)
+        let total = batch.reduce(0) { $0 + $1.count }
+        p.nCtx = max(1, min(dims.maxPositions, LanguageModel.embedPackTokens, total))
         p.nBatch = p.nCtx
         p.kvType = .f32
         let session = try Session(decoder: decoder, params: p)
