@@ -136,7 +136,7 @@ final class DecoderTests: XCTestCase {
         XCTAssertGreaterThan(apart, 1e-2, "the rounding must be visible at this tolerance")
     }
 
-    func testRouteTraceMatchesReferenceRouting() throws {
+    func testExpertTraceMatchesReferenceRouting() throws {
         let dec = try makeDecoder()
         var p = SessionParams()
         p.traceRoutes = true
