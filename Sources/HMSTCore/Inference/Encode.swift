@@ -64,7 +64,7 @@ extension Session {
     /// segments): many short texts cost one forward's GEMMs instead of one small GEMM each,
     /// whose packing of the weights dominated (train-memory spent most of its set-up embedding
     /// 17k facts and questions one by one). The sequences together must fit one batch and the
-    /// context, in an f32 cache; the session is reset first. Equal to encoding each alone up to
+    /// context, in an f32 cache; the session is reset first (and left holding them). Equal to encoding each alone up to
     /// rounding (the GEMMs sum over other row counts).
     func pooledEmbeddings(_ seqs: [[Int32]]) throws -> [[Float]] {
         reset()
@@ -89,7 +89,6 @@ extension Session {
             decoder.forward(tokens: tp.baseAddress!, T: total, cache: cache, ws: ws, logits: .hidden, threads: threads,
                             segments: segments)
         }
-        defer { reset() }
         return segments.map { r in
             var sum = [Double](repeating: 0, count: C)
             for t in r {

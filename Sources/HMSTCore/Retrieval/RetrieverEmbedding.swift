@@ -54,4 +54,3 @@ extension LanguageModel {
         return try retrievalFeatures(texts: texts, pooling: r.pooling).map { try r.project($0, isQuery: isQuery) }
     }
 }
-

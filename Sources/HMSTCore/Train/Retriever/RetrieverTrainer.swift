@@ -249,13 +249,16 @@ public enum RetrieverTrainer {
         eq.reserveCapacity(pairs.count * Cin)
         ed.reserveCapacity(facts.count * Cin)
         // a question asked twice is embedded once; many texts go through one forward
-        var questionIndex: [String: Int] = [:], unique: [String] = []
-        for p in pairs where questionIndex[p.question] == nil {
-            questionIndex[p.question] = unique.count
-            unique.append(p.question)
+        var questionIndex: [String: Int] = [:], unique: [String] = [], row: [Int] = []
+        for p in pairs {
+            if questionIndex[p.question] == nil {
+                questionIndex[p.question] = unique.count
+                unique.append(p.question)
+            }
+            row.append(questionIndex[p.question, default: 0])
         }
         let qf = try model.retrievalFeatures(texts: unique, pooling: options.pooling)
-        for p in pairs { eq += qf[questionIndex[p.question]!] }
+        for r in row { eq += qf[r] }
         for f in try model.retrievalFeatures(texts: facts, pooling: options.pooling) { ed += f }
         let questions = pairs.map(\.question)
         let hard = try bm25HardNegatives(questions: questions, positive: positive, facts: facts, h: options.hardNegatives)
