@@ -1018,6 +1018,10 @@ struct hmst_memory_trainer_params {
     float distilled_gate_target_weight; /* default 0: weight λ of the copy gate's target on the answers of
                                        distractor_distillation's examples, whose KL already pulls the gate
                                        shut with weight 1; finite and >= 0 (only with a copy head) */
+    /* appended in 0.1 (issue 11, the deleted gap; an older struct_size means the default): */
+    float copy_gate_open_weight;    /* default 0: weight μ of the copy gate's opening target, −μ·log(gate) on
+                                       answer tokens the memory holds: the other side of the closing targets
+                                       above; finite and >= 0 (only with a copy head) */
 };
 #define HMST_EPISODIC_STATE_READOUT 0
 #define HMST_EPISODIC_POOLED_KEY 1

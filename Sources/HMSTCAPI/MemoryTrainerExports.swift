@@ -63,6 +63,7 @@ public func hmst_memory_trainer_default_params() -> hmst_memory_trainer_params {
     p.retrieved_lexical_weight = c.retrievedLexicalWeight
     p.distractor_distillation = Float(c.distractorDistillation)
     p.distilled_gate_target_weight = d.distilledGateTargetWeight
+    p.copy_gate_open_weight = d.copyGateOpenWeight
     return p
 }
 
@@ -160,6 +161,10 @@ public func hmst_memory_trainer_create(_ params: UnsafePointer<hmst_memory_train
             throw HMSTError.invalidArgument("params->distilled_gate_target_weight = \(p.distilled_gate_target_weight) must be finite and >= 0")
         }
         o.distilledGateTargetWeight = p.distilled_gate_target_weight
+        guard p.copy_gate_open_weight.isFinite, p.copy_gate_open_weight >= 0 else {
+            throw HMSTError.invalidArgument("params->copy_gate_open_weight = \(p.copy_gate_open_weight) must be finite and >= 0")
+        }
+        o.copyGateOpenWeight = p.copy_gate_open_weight
         if o.lmFraction > 0 && p.train_data == nil {
             throw HMSTError.invalidArgument("params->train_data is NULL but lm_fraction is \(o.lmFraction): give the pre-training data or set lm_fraction to 0")
         }

@@ -67,6 +67,9 @@ struct TrainMemoryCommand: ParsableCommand {
     @Option(name: .customLong("distilled-gate-target-weight"),
             help: "Weight λ of the copy gate's target on the answers of --distractor-distillation's examples, whose KL already pulls the gate shut with weight 1 (0 = nothing more).")
     var distilledGateTargetWeight = MemoryTrainerOptions().distilledGateTargetWeight
+    @Option(name: .customLong("copy-gate-open-weight"),
+            help: "Weight μ of the copy gate's opening target: −μ·log(gate) on answer tokens the memory holds, the other side of the closing targets (0 = none).")
+    var copyGateOpenWeight = MemoryTrainerOptions().copyGateOpenWeight
     @Option(name: .customLong("episodic-soft-tokens"),
             help: "Train the episodic tier's soft tokens: K (1...8) embeddings per memory, projected from its SSM state (0 = none). A checkpoint that has them keeps training them.")
     var episodicSoftTokens = 0
@@ -134,6 +137,7 @@ struct TrainMemoryCommand: ParsableCommand {
             o.copyHeadLearningRate = copyHeadLearningRate
             o.copyGateTargetWeight = copyGateTargetWeight
             o.distilledGateTargetWeight = distilledGateTargetWeight
+            o.copyGateOpenWeight = copyGateOpenWeight
             o.episodicSoftTokens = episodicSoftTokens
             guard let input = EpisodicSoftTokens.Input(rawValue: episodicSoftInput) else {
                 throw HMSTError.invalidArgument("--episodic-soft-input \(episodicSoftInput): expected "

@@ -233,6 +233,11 @@ int main(void) {
     CHECK_STATUS(hmst_memory_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
     CHECK(strstr(hmst_last_error(), "distilled_gate_target_weight") != NULL);
     p.distilled_gate_target_weight = dp.distilled_gate_target_weight;
+    CHECK(dp.copy_gate_open_weight == 0.0f);
+    p.copy_gate_open_weight = -1.0f;
+    CHECK_STATUS(hmst_memory_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(hmst_last_error(), "copy_gate_open_weight") != NULL);
+    p.copy_gate_open_weight = dp.copy_gate_open_weight;
     p.hard_distractors = -1.0f;
     CHECK_STATUS(hmst_memory_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
     CHECK(strstr(hmst_last_error(), "hard_distractors") != NULL);

@@ -23,6 +23,10 @@
 // puts no mass on the memory's tokens, and their LM gradient keeps scale 1. Their KL holds the
 // gate's term already, so the gate target applies to them only with a weight of their own
 // (softGateTarget λ_s > 0: −λ_s·log(1 − g), reported like the other rows' target).
+// The opening target (openTarget μ > 0) is the other side of the same classifier: on every
+// covered hard row whose memory holds y (c > 0), the loss gains −μ·log g, so dL/da gains
+// −μ·(1 − g). Closing targets alone make the gate shy where the memory does hold the answer;
+// with both the gate learns "does the memory hold what is asked" from labelled rows of each kind.
 // Injected soft rows that carry a copy token (InjectedEmbeddings.copyTokens: the episodic soft
 // tokens decoded through the LM head) are sources too: their token is that id, and their key is
 // the state at their own position (a soft span has no preceding text state to key it).
@@ -75,11 +79,11 @@ final class CopyHeadStep {
     /// xn: [N, C] final-norm states; probs: [N, V] the LM's softmax (rewritten to the mixture
     /// when !backward). Returns `added`, Σ over the covered target rows of (−log p + log v(y)):
     /// what the mixture adds to the summed cross-entropy, and `gate`, the summed gate-target loss
-    /// (0 when gateTarget, its λ, and softGateTarget, soft rows' λ, are 0). With backward, gradients
+    /// (0 when gateTarget, its λ, softGateTarget, soft rows' λ, and openTarget, μ, are 0). With backward, gradients
     /// of both (scaled by `scale`, the loss's 1/count) go to head.grads and dxn, and vocabScale is filled.
     func run(xn: UnsafePointer<Float>, inputs: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, probs: UnsafeMutablePointer<Float>,
              B: Int, T: Int, V: Int, scale: Float, backward: Bool, copyTokens: [Int: Int32] = [:], gateTarget lambda: Float = 0,
-             softRows: Set<Int> = [], softGateTarget softLambda: Float = 0) -> (added: Double, gate: Double) {
+             softRows: Set<Int> = [], softGateTarget softLambda: Float = 0, openTarget mu: Float = 0) -> (added: Double, gate: Double) {
         let C = head.C, D = head.D
         vocabScale.removeAll(keepingCapacity: true)
         touched = false
@@ -124,8 +128,10 @@ final class CopyHeadStep {
                         let v = pr[y]
                         let p = max(g * c + (1 - g) * v, tiny)
                         added += -Double(logf(p)) + Double(logf(max(v, tiny)))
-                        let target: Float = soft ? softLambda : (c == 0 ? lambda : 0)   // λ of this row's gate target
+                        let target: Float = soft ? softLambda : (c == 0 ? lambda : 0)   // λ of this row's closing target
+                        let opening: Float = !soft && c > 0 ? mu : 0                       // μ of its opening target
                         if target > 0 { gateLoss -= Double(target) * Double(logf(max(1 - g, tiny))) }
+                        if opening > 0 { gateLoss -= Double(opening) * Double(logf(max(g, tiny))) }
                         if !backward {
                             for w in 0..<V { pr[w] *= 1 - g }
                             for i in 0..<n { pr[Int(tokens[i])] += g * a[i] }
@@ -133,7 +139,7 @@ final class CopyHeadStep {
                         }
                         touched = true
                         vocabScale.append((row, (1 - g) * v / p))
-                        let dA = (-(c - v) / p * g * (1 - g) + target * g) * scale
+                        let dA = (-(c - v) / p * g * (1 - g) + target * g - opening * (1 - g)) * scale
                         let rho = g * c / p
                         // gate: a = w·h + u·best + v·m + b
                         for k in 0..<C { gw[k] += dA * h[k] }

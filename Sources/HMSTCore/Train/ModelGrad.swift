@@ -78,6 +78,8 @@ public final class ModelGrad {
     public var copyGateTargetWeight: Float = 0
     /// λ of the gate target on softTargets' rows (0: none; their KL holds a gate term of weight 1)
     public var softGateTargetWeight: Float = 0
+    /// μ of the gate's opening target on rows whose memory holds the answer (CopyHeadGrad.swift; 0: none)
+    public var copyGateOpenWeight: Float = 0
     /// Rows trained towards a distribution q instead of their hard target (Stage 2's distilled
     /// examples, DistillBatch): each adds KL(q ‖ p) to the loss in place of −log p(y), and its
     /// logits' gradient is (p − q)/count. The copy head, where it covers such a row, counts
@@ -232,7 +234,8 @@ public final class ModelGrad {
             let r = copy?.run(xn: s.xnF.pointer, inputs: s.inputs.pointer, targets: s.targets.pointer, probs: s.logits.pointer,
                               B: s.shape.B, T: s.shape.T, V: V, scale: 1 / Float(max(1, count)), backward: backward,
                               copyTokens: injected?.copySources ?? [:], gateTarget: copyGateTargetWeight,
-                              softRows: Set(soft?.rows ?? []), softGateTarget: softGateTargetWeight) ?? (added: 0, gate: 0)
+                              softRows: Set(soft?.rows ?? []), softGateTarget: softGateTargetWeight,
+                              openTarget: copyGateOpenWeight) ?? (added: 0, gate: 0)
             ce += r.added / Double(max(1, count))
             gateAux = r.gate / Double(max(1, count))
         }

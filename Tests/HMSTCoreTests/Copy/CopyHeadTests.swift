@@ -52,6 +52,25 @@ final class CopyHeadTests: XCTestCase {
         try checkGradient(injected: nil, gateTarget: 2)
     }
 
+    /// The opening target (−μ·log g on row 0's targets 7 and 9, which the memory holds) is an
+    /// auxiliary loss too, on other rows than the closing target's: with both on, the auxiliary
+    /// loss is the sum of each alone, and the gradient matches central differences.
+    func testOpeningTargetIsAnAuxiliaryLossWithAGradient() throws {
+        let mg = ModelGrad(params: randomParams(seed: 21))
+        mg.copyHead = try randomHead(seed: 6)
+        let plain = try mg.step(inputs: inputs, targets: targets, B: B, T: T, backward: false)
+        mg.copyGateOpenWeight = 3
+        let opening = try mg.step(inputs: inputs, targets: targets, B: B, T: T, backward: false)
+        XCTAssertEqual(opening.ceLoss, plain.ceLoss)
+        XCTAssertGreaterThan(opening.auxLoss, plain.auxLoss)
+        mg.copyGateTargetWeight = 2
+        let both = try mg.step(inputs: inputs, targets: targets, B: B, T: T, backward: false)
+        mg.copyGateOpenWeight = 0
+        let closing = try mg.step(inputs: inputs, targets: targets, B: B, T: T, backward: false)
+        XCTAssertEqual(both.auxLoss - plain.auxLoss, (opening.auxLoss - plain.auxLoss) + (closing.auxLoss - plain.auxLoss), accuracy: 1e-9)
+        try checkGradient(injected: nil, gateTarget: 2, openTarget: 3)
+    }
+
     /// Copy tokens of injected rows are sources: the loss of row 1 changes with them, and the
     /// gradient (head, model) still matches central differences.
     func testInjectedCopyTokensAreSources() throws {
@@ -110,11 +129,12 @@ final class CopyHeadTests: XCTestCase {
     }
 
     func checkGradient(injected: InjectedEmbeddings?, gateTarget: Float = 0, soft: ModelGrad.SoftTargets? = nil,
-                       softGateTarget: Float = 0) throws {
+                       softGateTarget: Float = 0, openTarget: Float = 0) throws {
         let p = randomParams(seed: 21), head = try randomHead(seed: 6)
         let mg = ModelGrad(params: p)
         mg.copyHead = head
         mg.copyGateTargetWeight = gateTarget
+        mg.copyGateOpenWeight = openTarget
         mg.softGateTargetWeight = softGateTarget
         mg.softTargets = soft
         p.zeroGrads(); head.zeroGrads()

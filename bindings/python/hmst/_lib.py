@@ -411,6 +411,7 @@ class MemoryTrainerParams(ctypes.Structure):
         ("retrieved_lexical_weight", ctypes.c_float),
         ("distractor_distillation", ctypes.c_float),
         ("distilled_gate_target_weight", ctypes.c_float),
+        ("copy_gate_open_weight", ctypes.c_float),
     ]
 
 

@@ -123,7 +123,7 @@ def test_curriculum_options(tmp_path):
     e = hmst.train_memory(CKPT, facts, tmp_path / "run", steps=2, batch_size=2, seq_len=48, k=2, eval_questions=1,
                           condition_weights=(0.6, 0.3, 0.1), questions_per_example=2, hard_distractors=0.5,
                           retrieved_distractors=1.0, retrieved_by="lexical", distractor_distillation=0.5,
-                          distilled_gate_target_weight=2.0)
+                          distilled_gate_target_weight=2.0, copy_gate_open_weight=1.0)
     assert e["questions"] == 1
     # dense and hybrid blocks need the checkpoint's retrieval projection (hmst train-retriever)
     with pytest.raises(hmst.HMSTError) as err:
@@ -140,6 +140,9 @@ def test_curriculum_options(tmp_path):
     with pytest.raises(hmst.HMSTError) as err:
         hmst.MemoryTrainer(CKPT, facts, tmp_path / "x", distilled_gate_target_weight=-1.0)
     assert "distilled_gate_target_weight" in err.value.message
+    with pytest.raises(hmst.HMSTError) as err:
+        hmst.MemoryTrainer(CKPT, facts, tmp_path / "x", copy_gate_open_weight=float("nan"))
+    assert "copy_gate_open_weight" in err.value.message
     with pytest.raises(ValueError):
         hmst.MemoryTrainer(CKPT, facts, tmp_path / "x", condition_weights=(1, 0))
     with pytest.raises(hmst.HMSTError) as err:

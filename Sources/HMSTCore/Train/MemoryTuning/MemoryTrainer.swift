@@ -54,6 +54,9 @@ public struct MemoryTrainerOptions: Sendable {
     /// Session 18 (Zen 5, seed 1, distillation 0.5): 0 gave a deleted gap of +4.7% and exact
     /// match 0.86, 8 gave +1.9% and 0.78
     public var distilledGateTargetWeight: Float = 0
+    /// μ of the copy gate's opening target: −μ·log g on answer tokens the memory holds, the other
+    /// side of the gate's closing targets (CopyHeadGrad.swift; 0: none)
+    public var copyGateOpenWeight: Float = 0
     /// K soft tokens per episodic memory trained with the model (0: none; Memory/
     /// EpisodicSoftTokens.swift). A checkpoint that already has them keeps training them (K
     /// must then be 0 or theirs).
@@ -97,6 +100,9 @@ public struct MemoryTrainerOptions: Sendable {
         }
         guard distilledGateTargetWeight >= 0, distilledGateTargetWeight.isFinite else {
             throw HMSTError.invalidArgument("the distilled rows' copy gate target weight must be finite and >= 0, not \(distilledGateTargetWeight)")
+        }
+        guard copyGateOpenWeight >= 0, copyGateOpenWeight.isFinite else {
+            throw HMSTError.invalidArgument("the copy gate's opening target weight must be finite and >= 0, not \(copyGateOpenWeight)")
         }
         guard episodicSoftTokens >= 0, episodicSoftTokens <= EpisodicSoftTokens.maxTokens else {
             throw HMSTError.invalidArgument("episodic soft tokens K = \(episodicSoftTokens) must be in 0 (none) ... \(EpisodicSoftTokens.maxTokens)")
@@ -240,6 +246,7 @@ public final class MemoryTrainer {
         grad.copyHead = head
         grad.copyGateTargetWeight = options.copyGateTargetWeight
         grad.softGateTargetWeight = options.distilledGateTargetWeight
+        grad.copyGateOpenWeight = options.copyGateOpenWeight
         var soft = existingSoft
         if let s = soft, options.episodicSoftTokens > 0, s.K != options.episodicSoftTokens {
             throw HMSTError.invalidArgument("the checkpoint's episodic soft tokens have K = \(s.K), not the \(options.episodicSoftTokens) asked for")

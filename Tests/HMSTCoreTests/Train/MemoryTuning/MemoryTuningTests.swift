@@ -557,11 +557,16 @@ final class MemoryTuningTests: XCTestCase {
         to.batchSize = 2
         to.curriculum.distractorDistillation = 1
         to.distilledGateTargetWeight = 2
+        to.copyGateOpenWeight = 0.5
         let params = Parameters(config: try StageTwoFixture.tinyConfig(vocab: tok.vocabSize))
         var init_ = RNG(seed: 3)
         for i in 0..<params.count { params.values.pointer[i] = init_.nextGaussian() * 0.1 }
         let t = try MemoryTrainer(params: params, tokenizer: tok, facts: corpus, lmData: nil, lmVal: nil, outputDir: dir + "/distill", options: to)
         XCTAssertEqual(t.grad.softGateTargetWeight, 2, "the distilled rows' gate target reaches the step")
+        XCTAssertEqual(t.grad.copyGateOpenWeight, 0.5, "the gate's opening target reaches the step")
+        var bad = to
+        bad.copyGateOpenWeight = -.infinity
+        XCTAssertThrowsError(try bad.validate()) { XCTAssertTrue("\($0)".contains("opening target"), "\($0)") }
         var inputs: [Int32] = [], targets: [Int32] = []
         MemoryBatch.pack(batch, T: t.memoryT, pad: tok.eosId ?? 0, inputs: &inputs, targets: &targets)
         let soft = try XCTUnwrap(t.distillTargets(batch, studentTargets: targets))
