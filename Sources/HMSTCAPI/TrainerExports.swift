@@ -59,22 +59,11 @@ public func hmst_trainer_create(_ params: UnsafePointer<hmst_trainer_params>?, _
         let outputDir = try cString(p.output_dir, "params->output_dir")
         let train = try TokenDataset(directory: trainDir)
         let val = try p.val_data.map { try TokenDataset(directory: String(cString: $0)) }
-        var tokenizer: Tokenizer? = nil
-        if let t = train.tokenizer {
-            let path = t.hasPrefix("/") ? t : trainDir + "/" + t
-            if FileIO.exists(path) { tokenizer = try Tokenizer(jsonPath: path) }
-        }
-        let model: LanguageModel
-        if let initFrom = p.init_from {
-            var o = ModelLoadOptions()
-            o.weightType = .f32
-            model = try LanguageModel.load(path: String(cString: initFrom), options: o)
-        } else {
-            let size = p.model_size.map { String(cString: $0) } ?? "nano"
-            var config = try ModelConfig.preset(size, vocabSize: tokenizer?.vocabSize ?? train.vocabSize)
-            config.eosTokenId = train.endOfTextToken(tokenizer: tokenizer)
-            model = try LanguageModel.random(config: config, seed: p.seed)
-        }
+        let tokenizer = try train.namedTokenizer()
+        // the model and the trainer as `hmst train` makes them (TrainingRun)
+        let source: TrainingRun.ModelSource = p.init_from.map { .checkpoint(String(cString: $0)) }
+            ?? .preset(p.model_size.map { String(cString: $0) } ?? TrainingRun.defaultPreset)
+        let model = try TrainingRun.model(source, data: train, tokenizer: tokenizer, seed: p.seed)
         func positive(_ v: Int32, _ name: String, allowZero: Bool = false) throws -> Int {
             guard v > 0 || (allowZero && v == 0) else { throw HMSTError.invalidArgument("params->\(name) = \(v) must be \(allowZero ? ">= 0" : "> 0")") }
             return Int(v)
@@ -112,9 +101,8 @@ public func hmst_trainer_create(_ params: UnsafePointer<hmst_trainer_params>?, _
             throw HMSTError.invalidArgument("params->min_learning_rate = \(p.min_learning_rate) must be in 0...learning_rate, or -1 for learning_rate / 10")
         }
         o.minLearningRate = p.min_learning_rate == -1 ? nil : p.min_learning_rate
-        let trainer = try Trainer(params: try Parameters(model: model), train: train, val: val, tokenizer: tokenizer,
-                                  outputDir: outputDir, options: o)
-        if let r = p.resume_from { try trainer.resume(from: String(cString: r)) }
+        let trainer = try TrainingRun.trainer(model: model, train: train, val: val, tokenizer: tokenizer, outputDir: outputDir,
+                                              options: o, resumeFrom: p.resume_from.map { String(cString: $0) })
         out.pointee = HandleRegistry.shared.register(TrainerBox(trainer, progress: p.progress, userData: p.user_data))
     }
 }

@@ -62,6 +62,7 @@ struct TrainCommand: ParsableCommand {
             throw ValidationError("--min-learning-rate must be between 0 and --learning-rate (\(learningRate))")
         }
         if pretokenized && data.count != 1 { throw ValidationError("--pretokenized takes one directory") }
+        if let c = routerAuxLossCoef, !(c >= 0 && c.isFinite) { throw ValidationError("--router-aux-loss-coef must be >= 0") }
     }
 
     func run() throws {
@@ -84,9 +85,7 @@ struct TrainCommand: ParsableCommand {
             o.separator = DocumentSeparator(parsing: docSeparator)
             if pretokenized {
                 trainSet = try TokenDataset(directory: data[0])
-                if tokenizer == nil, let t = trainSet.tokenizer {
-                    tokenizer = try loadTokenizer(t.hasPrefix("/") ? t : data[0] + "/" + t)
-                }
+                if tokenizer == nil { tokenizer = try trainSet.namedTokenizer() }
             } else {
                 if tokenizer == nil {
                     var to = BPETrainingOptions()
@@ -114,27 +113,11 @@ struct TrainCommand: ParsableCommand {
                     valSet = try TokenDataset(directory: outputDir + "/val-data")
                 }
             }
-            // ---- model
-            let vocab = tokenizer?.vocabSize ?? trainSet.vocabSize
-            var config: ModelConfig
-            if let configFile {
-                var j = try JSONValue.parse(bytes: try FileIO.readAll(configFile))
-                if case .object(var fields) = j {
-                    fields.removeAll { $0.0 == "vocab_size" }
-                    fields.append(("vocab_size", .number(Double(vocab))))
-                    j = .object(fields)
-                }
-                config = try ModelConfig(json: j, source: configFile)
-            } else {
-                config = try ModelConfig.preset(modelSize ?? "nano", vocabSize: vocab)
-            }
-            let shapeName = configFile ?? modelSize ?? "nano"
-            config.eosTokenId = trainSet.endOfTextToken(tokenizer: tokenizer)
-            if let routerAuxLossCoef {
-                guard routerAuxLossCoef >= 0, routerAuxLossCoef.isFinite else { throw HMSTError.invalidArgument("--router-aux-loss-coef must be >= 0") }
-                config.routerAuxLossCoef = routerAuxLossCoef
-            }
-            let params = try Parameters(model: LanguageModel.random(config: config, seed: seed))
+            // ---- model and trainer (TrainingRun, shared with hmst_trainer_create)
+            let source: TrainingRun.ModelSource = configFile.map { .configFile($0) } ?? .preset(modelSize ?? TrainingRun.defaultPreset)
+            let shapeName = configFile ?? modelSize ?? TrainingRun.defaultPreset
+            let model = try TrainingRun.model(source, data: trainSet, tokenizer: tokenizer, seed: seed, routerAuxLossCoef: routerAuxLossCoef)
+            let config = try model.modelConfig()
             var opts = TrainerOptions()
             opts.epochs = epochs
             opts.batchSize = batchSize
@@ -154,11 +137,9 @@ struct TrainCommand: ParsableCommand {
             opts.gradientCheckpointing = gradientCheckpointing
             opts.use8bitOptimizer = use8bitOptimizer
             opts.dataParallel = dp
-            let trainer = try Trainer(params: params, train: trainSet, val: valSet, tokenizer: tokenizer, outputDir: outputDir, options: opts)
-            if let resume {
-                try trainer.resume(from: resume)
-                printLeader(dp, "resumed from \(resume) at step \(trainer.step)")
-            }
+            let trainer = try TrainingRun.trainer(model: model, train: trainSet, val: valSet, tokenizer: tokenizer, outputDir: outputDir,
+                                                  options: opts, resumeFrom: resume)
+            if let resume { printLeader(dp, "resumed from \(resume) at step \(trainer.step)") }
             // Ctrl-C: finish the current step, save final/ with the state to resume from, exit
             signal(SIGINT) { _ in trainInterrupted = 1 }
             printLeader(dp, "training \(shapeName) (\(config.parameterCount) parameters) on \(trainSet.totalTokens) tokens, "
