@@ -162,7 +162,7 @@ public func hmst_model_init_random(_ preset: UnsafePointer<CChar>?, _ seed: UInt
     hmstCall {
         let name = try cString(preset, "preset")
         let out = try required(out, "out_model")
-        let config = try ModelConfig.preset(name)
+        let config = try MixtralConfig.preset(name)
         let model = try LanguageModel.random(config: config, seed: seed)
         out.pointee = HandleRegistry.shared.register(ModelBox(model))
     }

@@ -20,7 +20,7 @@ func shape(_ name: String, C: Int, L: Int, H: Int, KV: Int, F: Int, E: Int, K: I
 }
 
 func preset(_ name: String) -> BenchShape {
-    var d = (try? ModelConfig.preset(name).dims)!
+    var d = (try? MixtralConfig.preset(name).dims)!
     d.maxPositions = 2048
     return BenchShape(name: name, dims: d)
 }
@@ -164,7 +164,7 @@ if args.first == "train" {
     }
     let checkpointing = args.contains("--checkpointing")
     let eightBit = option("--optimizer") == "adamw8bit"
-    var config = try ModelConfig.preset(name, vocabSize: Int(option("--vocab") ?? ""))
+    var config = try MixtralConfig.preset(name, vocabSize: Int(option("--vocab") ?? ""))
     config.maxPositionEmbeddings = max(config.maxPositionEmbeddings, T)
     let model = try LanguageModel.random(config: config, seed: 1)
     for (precisionName, precision) in precisions {

@@ -32,7 +32,7 @@ struct InitCommand: ParsableCommand {
             try threadOptions.apply()
             guard ["f32", "bf16", "int8"].contains(dtype) else { throw HMSTError.invalidArgument("--dtype must be f32, bf16 or int8") }
             let tok = try tokenizer.map(loadTokenizer)
-            var config = try ModelConfig.preset(size, vocabSize: vocab ?? tok?.vocabSize)
+            var config = try MixtralConfig.preset(size, vocabSize: vocab ?? tok?.vocabSize)
             if let tok {
                 guard tok.vocabSize <= config.vocabSize else {
                     throw HMSTError.invalidArgument("the tokenizer has \(tok.vocabSize) tokens but --vocab is \(config.vocabSize)")
@@ -70,8 +70,8 @@ struct InfoCommand: ParsableCommand {
                     zip(cells, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: " ")
                 }
                 print(row(["preset", "hidden", "layers", "heads/kv", "ffn", "experts", "top", "vocab", "params", "active"]))
-                for name in ModelConfig.presetNames {
-                    let c = try ModelConfig.preset(name)
+                for name in MixtralConfig.presetNames {
+                    let c = try MixtralConfig.preset(name)
                     print(row([name, "\(c.hiddenSize)", "\(c.numHiddenLayers)", "\(c.numAttentionHeads)/\(c.numKeyValueHeads)",
                                "\(c.intermediateSize)", "\(c.numLocalExperts)", "\(c.numExpertsPerTok)", "\(c.vocabSize)",
                                formatCount(c.parameterCount), formatCount(c.activeParameterCount)]))

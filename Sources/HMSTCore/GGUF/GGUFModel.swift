@@ -1,7 +1,7 @@
 // GGUFModel: a llama.cpp GGUF file of the "llama" architecture (Llama-style dense models, and
 // Mixtral, which llama.cpp also files as "llama" with llama.expert_count) as an hmst model.
 //
-// Metadata -> ModelConfig: llama.embedding_length (C), block_count (L), feed_forward_length (F),
+// Metadata -> MixtralConfig: llama.embedding_length (C), block_count (L), feed_forward_length (F),
 // attention.head_count (H), attention.head_count_kv (KV, default H), attention.key_length or
 // rope.dimension_count (Dh, default C/H), attention.layer_norm_rms_epsilon, rope.freq_base
 // (default 10000), context_length, expert_count / expert_used_count (absent: dense, run as one
@@ -86,7 +86,7 @@ struct GGUFImport {
         return x
     }
 
-    func build() throws -> (ModelConfig, DecoderWeights) {
+    func build() throws -> (MixtralConfig, DecoderWeights) {
         guard let arch = meta("general.architecture")?.string else { throw bad("metadata general.architecture is missing") }
         guard arch == "llama" || arch == "mixtral" else {
             throw HMSTError.unsupported("\(path): architecture \"\(arch)\" is not supported (hmst imports \"llama\", dense or with experts)")
@@ -106,7 +106,7 @@ struct GGUFImport {
         let E = try int(a + "expert_count", default: 0)
         let dense = E == 0
         let Dh = try int(a + "attention.key_length", default: try int(a + "rope.dimension_count", default: C / H))
-        let config = try ModelConfig(
+        let config = try MixtralConfig(
             vocabSize: embed.dims[1], hiddenSize: C, intermediateSize: try int(a + "feed_forward_length"),
             numHiddenLayers: try int(a + "block_count"), numAttentionHeads: H,
             numKeyValueHeads: try int(a + "attention.head_count_kv", default: H), headDim: Dh,

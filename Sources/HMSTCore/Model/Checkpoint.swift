@@ -29,7 +29,7 @@ public struct ModelLoadOptions {
 }
 
 /// The HF tensor names and shapes a config implies, in a stable order.
-public func expectedTensors(_ c: ModelConfig) -> [(name: String, shape: [Int])] {
+public func expectedTensors(_ c: MixtralConfig) -> [(name: String, shape: [Int])] {
     let d = c.dims
     var out: [(String, [Int])] = [(MixtralNames.embed, [d.V, d.C])]
     for l in 0..<d.L {
@@ -93,7 +93,7 @@ extension LanguageModel {
         let configPath = path + "/config.json"
         guard FileIO.exists(configPath) else { throw HMSTError.notFound("\(configPath): no such file") }
         let configJSON = try JSONValue.parse(bytes: try FileIO.readAll(configPath))
-        let config = try ModelConfig(json: configJSON, source: configPath)
+        let config = try MixtralConfig(json: configJSON, source: configPath)
         let int8Layout = try Q8Format.parseConfig(configJSON, source: configPath)
         let quantized = int8Layout != nil
         var report = LoadReport()
@@ -290,7 +290,7 @@ extension LanguageModel {
     }
 
     /// A randomly initialised model (normal(0, 0.02), norms 1), marked untrained.
-    public static func random(config: ModelConfig, seed: UInt64, bf16: Bool = false, tokenizer: TextTokenizer? = nil) throws -> LanguageModel {
+    public static func random(config: MixtralConfig, seed: UInt64, bf16: Bool = false, tokenizer: TextTokenizer? = nil) throws -> LanguageModel {
         let (weights, tensors) = try RandomWeights.make(dims: config.dims, seed: seed, bf16: bf16)
         var json = config.json()
         if case var .object(o) = json {
@@ -304,7 +304,7 @@ extension LanguageModel {
     }
 
     /// The model's config as parsed (the JSON may carry more keys, which save keeps).
-    public func modelConfig() throws -> ModelConfig { try ModelConfig(json: config) }
+    public func modelConfig() throws -> MixtralConfig { try MixtralConfig(json: config) }
 
     /// Writes config.json, model.safetensors (f32, bf16 or .i8: int8 Q8_0 matrices, Quant/Q8Format.swift,
     /// in `int8Layout`'s order) and tokenizer.json, each atomically.

@@ -60,7 +60,7 @@ extension ParameterSet {
 }
 
 public final class Parameters: ParameterSet, @unchecked Sendable {
-    public let config: ModelConfig
+    public let config: MixtralConfig
     public let names: [String]
     public let shapes: [[Int]]
     public let offsets: [Int]
@@ -76,7 +76,7 @@ public final class Parameters: ParameterSet, @unchecked Sendable {
         return MixtralNames.isNorm(name) ? .norm : .matrix
     }
 
-    public init(config: ModelConfig) {
+    public init(config: MixtralConfig) {
         self.config = config
         let spec = expectedTensors(config)
         names = spec.map(\.name)

@@ -9,7 +9,7 @@
 public enum TrainingRun {
     /// Where the weights to train come from.
     public enum ModelSource: Sendable, Equatable {
-        /// a fresh model of a preset's shape (ModelConfig.preset)
+        /// a fresh model of a preset's shape (MixtralConfig.preset)
         case preset(String)
         /// a fresh model of a Hugging Face config.json's shape (Mixtral or Llama fields); its
         /// vocab_size gives way to the data's
@@ -32,14 +32,14 @@ public enum TrainingRun {
             throw HMSTError.invalidArgument("the router's load-balancing weight must be finite and >= 0, not \(c)")
         }
         let vocab = tokenizer?.vocabSize ?? data.vocabSize
-        var config: ModelConfig
+        var config: MixtralConfig
         switch source {
         case .checkpoint(let path):
             var o = ModelLoadOptions()
             o.weightType = .f32
             return try LanguageModel.load(path: path, options: o)
         case .preset(let name):
-            config = try ModelConfig.preset(name, vocabSize: vocab)
+            config = try MixtralConfig.preset(name, vocabSize: vocab)
         case .configFile(let path):
             var j = try JSONValue.parse(bytes: try FileIO.readAll(path))
             if case .object(var fields) = j {
@@ -47,7 +47,7 @@ public enum TrainingRun {
                 fields.append(("vocab_size", .number(Double(vocab))))
                 j = .object(fields)
             }
-            config = try ModelConfig(json: j, source: path)
+            config = try MixtralConfig(json: j, source: path)
         }
         config.eosTokenId = data.endOfTextToken(tokenizer: tokenizer)
         if let c = routerAuxLossCoef { config.routerAuxLossCoef = c }

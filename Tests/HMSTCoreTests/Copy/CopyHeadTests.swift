@@ -6,7 +6,7 @@ import XCTest
 @testable import HMSTCore
 
 final class CopyHeadTests: XCTestCase {
-    let config = try! ModelConfig(vocabSize: 11, hiddenSize: 8, intermediateSize: 6, numHiddenLayers: 2, numAttentionHeads: 2,
+    let config = try! MixtralConfig(vocabSize: 11, hiddenSize: 8, intermediateSize: 6, numHiddenLayers: 2, numAttentionHeads: 2,
                                   numKeyValueHeads: 1, maxPositionEmbeddings: 16, ropeTheta: 10000, numLocalExperts: 4,
                                   numExpertsPerTok: 2, routerAuxLossCoef: 0.05)
     // markers: 1 opens a memory span, 2 closes it. Row 0 holds two spans, memory tokens 7 9 and

@@ -309,7 +309,7 @@ final class CriticFileTests: XCTestCase {
         XCTAssertEqual(a1.cost.tokensSampled >= critic.settings.samples, true)
         XCTAssertEqual(a1.features.probeScore, critic.probeScore(hidden: try CriticObserver.observe(model: model, evidence: e, settings: critic.settings, seed: 9).hidden))
         // a bf16 copy of the same weights has the same fingerprint
-        let m = try LanguageModel.random(config: try ModelConfig(vocabSize: 257, hiddenSize: 32, intermediateSize: 48, numHiddenLayers: 2,
+        let m = try LanguageModel.random(config: try MixtralConfig(vocabSize: 257, hiddenSize: 32, intermediateSize: 48, numHiddenLayers: 2,
                                                                  numAttentionHeads: 4, numKeyValueHeads: 2, maxPositionEmbeddings: 512,
                                                                  ropeTheta: 10000, numLocalExperts: 4, numExpertsPerTok: 2), seed: 5, bf16: true)
         XCTAssertEqual(CriticModelFingerprint(model: m), CriticModelFingerprint(model: model))

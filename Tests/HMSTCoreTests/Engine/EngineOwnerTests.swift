@@ -13,7 +13,7 @@ final class EngineOwnerTests: XCTestCase {
     /// A random micro model with the golden BPE tokenizer (the engine needs a Tokenizer).
     func engineModel() throws -> LanguageModel {
         let tok = try Tokenizer(jsonPath: Golden.root + "/tokenizer/hmst_tokenizer.json")
-        let c = try ModelConfig(vocabSize: tok.vocabSize, hiddenSize: 32, intermediateSize: 48, numHiddenLayers: 2, numAttentionHeads: 4,
+        let c = try MixtralConfig(vocabSize: tok.vocabSize, hiddenSize: 32, intermediateSize: 48, numHiddenLayers: 2, numAttentionHeads: 4,
                                 numKeyValueHeads: 2, maxPositionEmbeddings: 512, ropeTheta: 10000, numLocalExperts: 4, numExpertsPerTok: 2)
         return try LanguageModel.random(config: c, seed: 5, tokenizer: tok)
     }

@@ -234,7 +234,7 @@ final class EngineTests: XCTestCase {
         let dir = NSTemporaryDirectory() + "hmst-controller-\(getpid())"
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let model = try LanguageModel.random(config: try ModelConfig.preset("micro", vocabSize: 300), seed: 1)
+        let model = try LanguageModel.random(config: try MixtralConfig.preset("micro", vocabSize: 300), seed: 1)
         let net = try ActorCritic(observationSize: StateSummary.size, actionHeads: [2, 2, 2, 2, 2], hidden: [16, 16], seed: 5)
         let c = try MetaController(network: net, hidden: [16, 16], model: model, exitLayer: 1, projectionSeed: 77)
         try c.save(checkpoint: dir)
@@ -254,7 +254,7 @@ final class EngineTests: XCTestCase {
         }
         try FileIO.writeAtomically(cfg, original)
         // another model's shape
-        let other = try LanguageModel.random(config: try ModelConfig.preset("micro", vocabSize: 301), seed: 1)
+        let other = try LanguageModel.random(config: try MixtralConfig.preset("micro", vocabSize: 301), seed: 1)
         XCTAssertThrowsError(try MetaController.load(checkpoint: dir, model: other)) { e in
             XCTAssertTrue((e as? HMSTError)?.message.contains("trained for a model") ?? false, "\(e)")
         }

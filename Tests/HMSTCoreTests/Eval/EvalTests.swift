@@ -326,7 +326,7 @@ final class EvalRunTests: XCTestCase {
         o.specialTokens = ["<|endoftext|>"] + MemoryPrompt.markers
         let corpus = (0..<20).map { i in Array("the capital of land \(i) is city \(i). cats and dogs. who is the king?".utf8) }
         let tok = try BPETrainer.train(texts: corpus, options: o)
-        let c = try ModelConfig(vocabSize: tok.vocabSize, hiddenSize: 32, intermediateSize: 48, numHiddenLayers: 2, numAttentionHeads: 4,
+        let c = try MixtralConfig(vocabSize: tok.vocabSize, hiddenSize: 32, intermediateSize: 48, numHiddenLayers: 2, numAttentionHeads: 4,
                                 numKeyValueHeads: 2, maxPositionEmbeddings: 256, ropeTheta: 10000, numLocalExperts: 4, numExpertsPerTok: 2)
         return try LanguageModel.random(config: c, seed: 3, tokenizer: tok)
     }

@@ -186,8 +186,8 @@ final class GGUFTests: XCTestCase {
         return path
     }
 
-    static func config(V: Int, E: Int, K: Int, tied: Bool) throws -> ModelConfig {
-        try ModelConfig(vocabSize: V, hiddenSize: 64, intermediateSize: 96, numHiddenLayers: 2, numAttentionHeads: 4,
+    static func config(V: Int, E: Int, K: Int, tied: Bool) throws -> MixtralConfig {
+        try MixtralConfig(vocabSize: V, hiddenSize: 64, intermediateSize: 96, numHiddenLayers: 2, numAttentionHeads: 4,
                         numKeyValueHeads: 2, maxPositionEmbeddings: 128, numLocalExperts: E, numExpertsPerTok: K,
                         tieWordEmbeddings: tied)
     }

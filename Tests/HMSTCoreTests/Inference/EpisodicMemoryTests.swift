@@ -5,7 +5,7 @@ import XCTest
 
 /// A random model over bytes (vocabulary 257) with SamplerTests' ByteTokenizer.
 func byteModel(seed: UInt64 = 5, hidden: Int = 32) throws -> LanguageModel {
-    let c = try ModelConfig(vocabSize: 257, hiddenSize: hidden, intermediateSize: 48, numHiddenLayers: 2, numAttentionHeads: 4,
+    let c = try MixtralConfig(vocabSize: 257, hiddenSize: hidden, intermediateSize: 48, numHiddenLayers: 2, numAttentionHeads: 4,
                             numKeyValueHeads: 2, maxPositionEmbeddings: 512, ropeTheta: 10000, numLocalExperts: 4, numExpertsPerTok: 2)
     let m = try LanguageModel.random(config: c, seed: seed)
     return LanguageModel(decoder: m.decoder, tokenizer: ByteTokenizer(), config: m.config, report: LoadReport(), storage: [m])
@@ -48,7 +48,7 @@ final class EncodeTests: XCTestCase {
     /// takes the one-by-one path; the batched retrieval features and projected embeddings
     /// agree with the single ones; bad sequences are refused by name.
     func testBatchedEmbeddingsEqualOneByOne() throws {
-        let c = try ModelConfig(vocabSize: 257, hiddenSize: 32, intermediateSize: 48, numHiddenLayers: 2, numAttentionHeads: 4,
+        let c = try MixtralConfig(vocabSize: 257, hiddenSize: 32, intermediateSize: 48, numHiddenLayers: 2, numAttentionHeads: 4,
                                 numKeyValueHeads: 2, maxPositionEmbeddings: 1024, ropeTheta: 10000, numLocalExperts: 4, numExpertsPerTok: 2)
         let m = try LanguageModel.random(config: c, seed: 9)
         let model = LanguageModel(decoder: m.decoder, tokenizer: ByteTokenizer(), config: m.config, report: LoadReport(), storage: [m])
@@ -124,7 +124,7 @@ final class EpisodicMemoryTests: XCTestCase {
     /// Texts longer than the model's context are encoded window by window, the SSM state
     /// carried across: the key equals one scan over the concatenated windows' hidden states.
     func testLongTextsAreEncodedInWindows() throws {
-        let c = try ModelConfig(vocabSize: 257, hiddenSize: 32, intermediateSize: 48, numHiddenLayers: 1, numAttentionHeads: 4,
+        let c = try MixtralConfig(vocabSize: 257, hiddenSize: 32, intermediateSize: 48, numHiddenLayers: 1, numAttentionHeads: 4,
                                 numKeyValueHeads: 2, maxPositionEmbeddings: 16, ropeTheta: 10000, numLocalExperts: 4, numExpertsPerTok: 2)
         let base = try LanguageModel.random(config: c, seed: 2)
         let model = LanguageModel(decoder: base.decoder, tokenizer: ByteTokenizer(), config: base.config, report: LoadReport(), storage: [base])

@@ -80,7 +80,7 @@ final class HFGoldenTests: XCTestCase {
             XCTAssertEqual(t.shape, u.shape)
             XCTAssertEqual(memcmp(ma.base! + ha.dataOffset + t.begin, mb.base! + hb.dataOffset + u.begin, t.end - t.begin), 0, t.name)
         }
-        XCTAssertEqual(try ModelConfig(json: b.config), try ModelConfig(json: a.config))
+        XCTAssertEqual(try MixtralConfig(json: b.config), try MixtralConfig(json: a.config))
         // bf16 save: loads and stays close
         try a.save(directory: dir + "-bf16", dtype: .bf16)
         let c = try LanguageModel.load(path: dir + "-bf16")

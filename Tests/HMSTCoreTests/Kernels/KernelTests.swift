@@ -216,7 +216,7 @@ final class VectorMathTests: XCTestCase {
         }
         XCTAssertEqual(hk_sumsq_blocks([3, 4], 2, 0), 25)   // block 0: one block
         hk_set_max_level(-1)
-        let p = try Parameters(config: try ModelConfig(vocabSize: 4096, hiddenSize: 128, intermediateSize: 24, numHiddenLayers: 1,
+        let p = try Parameters(config: try MixtralConfig(vocabSize: 4096, hiddenSize: 128, intermediateSize: 24, numHiddenLayers: 1,
                                                         numAttentionHeads: 2, numKeyValueHeads: 1, maxPositionEmbeddings: 32,
                                                         ropeTheta: 10000, numLocalExperts: 2, numExpertsPerTok: 1))
         var sq = 0.0

@@ -6,7 +6,7 @@ import XCTest
 @testable import HMSTCore
 
 final class EpisodicSoftTokensTests: XCTestCase {
-    let config = try! ModelConfig(vocabSize: 11, hiddenSize: 8, intermediateSize: 6, numHiddenLayers: 2, numAttentionHeads: 2,
+    let config = try! MixtralConfig(vocabSize: 11, hiddenSize: 8, intermediateSize: 6, numHiddenLayers: 2, numAttentionHeads: 2,
                                   numKeyValueHeads: 1, maxPositionEmbeddings: 16, ropeTheta: 10000, numLocalExperts: 4,
                                   numExpertsPerTok: 2, routerAuxLossCoef: 0.05)
     // token 10 is the placeholder: it stands only where rows are injected (positions 2, 3 of row

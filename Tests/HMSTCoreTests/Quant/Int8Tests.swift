@@ -16,8 +16,8 @@ final class Int8Tests: XCTestCase {
         _ = system("rm -rf '\(dir)'")
     }
 
-    static func smallConfig(tied: Bool = false) throws -> ModelConfig {
-        try ModelConfig(vocabSize: 320, hiddenSize: 64, intermediateSize: 96, numHiddenLayers: 2, numAttentionHeads: 4,
+    static func smallConfig(tied: Bool = false) throws -> MixtralConfig {
+        try MixtralConfig(vocabSize: 320, hiddenSize: 64, intermediateSize: 96, numHiddenLayers: 2, numAttentionHeads: 4,
                         numKeyValueHeads: 2, maxPositionEmbeddings: 128, numLocalExperts: 4, numExpertsPerTok: 2,
                         tieWordEmbeddings: tied)
     }
@@ -422,7 +422,7 @@ final class Int8Tests: XCTestCase {
 
     func testRowQuadCopiesDropOnlyMappedPages() throws {
         // matrices of many pages (q: 256 x 256 int8 = 16 pages), so dropping them shows
-        let c = try ModelConfig(vocabSize: 320, hiddenSize: 256, intermediateSize: 512, numHiddenLayers: 1, numAttentionHeads: 4,
+        let c = try MixtralConfig(vocabSize: 320, hiddenSize: 256, intermediateSize: 512, numHiddenLayers: 1, numAttentionHeads: 4,
                                 numKeyValueHeads: 2, maxPositionEmbeddings: 64, numLocalExperts: 2, numExpertsPerTok: 1)
         let m32 = try LanguageModel.random(config: c, seed: 3)
         try m32.save(directory: dir + "/big8", dtype: .i8)

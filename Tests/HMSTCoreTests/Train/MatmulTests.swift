@@ -73,7 +73,7 @@ final class MatmulTests: XCTestCase {
     /// gradients on 2 threads equal those on 1 to rounding (only GEMMs split across threads
     /// may sum in another order).
     func testStepGradientsDoNotDependOnThreads() throws {
-        let c = try ModelConfig(vocabSize: 64, hiddenSize: 128, intermediateSize: 256, numHiddenLayers: 2, numAttentionHeads: 4,
+        let c = try MixtralConfig(vocabSize: 64, hiddenSize: 128, intermediateSize: 256, numHiddenLayers: 2, numAttentionHeads: 4,
                                 numKeyValueHeads: 2, maxPositionEmbeddings: 128, ropeTheta: 10000, numLocalExperts: 4,
                                 numExpertsPerTok: 2, tieWordEmbeddings: false, routerAuxLossCoef: 0.01)
         var rng = RNG(seed: 5)

@@ -73,7 +73,7 @@ final class MixedPrecisionTests: XCTestCase {
     }
 
     func makeParams() throws -> Parameters {
-        let c = try ModelConfig(vocabSize: 40, hiddenSize: 32, intermediateSize: 24, numHiddenLayers: 2, numAttentionHeads: 4,
+        let c = try MixtralConfig(vocabSize: 40, hiddenSize: 32, intermediateSize: 24, numHiddenLayers: 2, numAttentionHeads: 4,
                                 numKeyValueHeads: 2, maxPositionEmbeddings: 32, ropeTheta: 10000, numLocalExperts: 4,
                                 numExpertsPerTok: 2, routerAuxLossCoef: 0.01)
         return try Parameters(model: LanguageModel.random(config: c, seed: 8))

@@ -6,7 +6,7 @@ import XCTest
 
 final class ModelGradTests: XCTestCase {
     func makeParams(tied: Bool = false) throws -> Parameters {
-        let c = try ModelConfig(vocabSize: 11, hiddenSize: 8, intermediateSize: 6, numHiddenLayers: 2, numAttentionHeads: 2,
+        let c = try MixtralConfig(vocabSize: 11, hiddenSize: 8, intermediateSize: 6, numHiddenLayers: 2, numAttentionHeads: 2,
                                 numKeyValueHeads: 1, maxPositionEmbeddings: 16, ropeTheta: 10000, numLocalExperts: 4,
                                 numExpertsPerTok: 2, tieWordEmbeddings: tied, routerAuxLossCoef: 0.05)
         let p = Parameters(config: c)

@@ -3,8 +3,8 @@ import CKernels
 @testable import HMSTCore
 
 final class OptimizerTests: XCTestCase {
-    func tinyConfig() throws -> ModelConfig {
-        try ModelConfig(vocabSize: 11, hiddenSize: 8, intermediateSize: 6, numHiddenLayers: 2, numAttentionHeads: 2,
+    func tinyConfig() throws -> MixtralConfig {
+        try MixtralConfig(vocabSize: 11, hiddenSize: 8, intermediateSize: 6, numHiddenLayers: 2, numAttentionHeads: 2,
                         numKeyValueHeads: 1, maxPositionEmbeddings: 16, ropeTheta: 10000, numLocalExperts: 4, numExpertsPerTok: 2)
     }
 
@@ -138,7 +138,7 @@ final class AdamW8bitTests: XCTestCase {
     }
 
     func testStateIsAQuarterAndLossTracksF32() throws {
-        let c = try ModelConfig(vocabSize: 64, hiddenSize: 64, intermediateSize: 64, numHiddenLayers: 2, numAttentionHeads: 4,
+        let c = try MixtralConfig(vocabSize: 64, hiddenSize: 64, intermediateSize: 64, numHiddenLayers: 2, numAttentionHeads: 4,
                                 numKeyValueHeads: 2, maxPositionEmbeddings: 32, ropeTheta: 10000, numLocalExperts: 4, numExpertsPerTok: 2)
         var curves: [[Double]] = []
         var bytes: [Int] = []

@@ -20,7 +20,7 @@ final class TrainerTests: XCTestCase {
         _ = try Preprocessor.run(inputs: [dir + "/corpus.txt"], output: dir + "/data", encoder: ByteEncoder(), tokenizerPath: nil)
         let ds = try TokenDataset(directory: dir + "/data")
         let split = try DatasetSplit.split(dataset: ds, valFraction: 0.2, seed: 1, trainDirectory: dir + "/tr", valDirectory: dir + "/va")
-        let config = try ModelConfig(vocabSize: 257, hiddenSize: 16, intermediateSize: 16, numHiddenLayers: 1, numAttentionHeads: 2,
+        let config = try MixtralConfig(vocabSize: 257, hiddenSize: 16, intermediateSize: 16, numHiddenLayers: 1, numAttentionHeads: 2,
                                      numKeyValueHeads: 1, maxPositionEmbeddings: 64, ropeTheta: 10000, numLocalExperts: 4, numExpertsPerTok: 2)
         let params = try Parameters(model: LanguageModel.random(config: config, seed: 3))
         var o = TrainerOptions()
@@ -71,10 +71,10 @@ final class TrainerTests: XCTestCase {
     }
 
     /// The corpus byte-encoded into dir/data, and a one-layer model of 16 wide for it.
-    func tinyRun(in dir: String) throws -> (TokenDataset, ModelConfig) {
+    func tinyRun(in dir: String) throws -> (TokenDataset, MixtralConfig) {
         try FileIO.makeDirectories(dir)
         _ = try Preprocessor.run(inputs: [self.dir + "/corpus.txt"], output: dir + "/data", encoder: ByteEncoder(), tokenizerPath: nil)
-        let config = try ModelConfig(vocabSize: 257, hiddenSize: 16, intermediateSize: 8, numHiddenLayers: 1, numAttentionHeads: 2,
+        let config = try MixtralConfig(vocabSize: 257, hiddenSize: 16, intermediateSize: 8, numHiddenLayers: 1, numAttentionHeads: 2,
                                      numKeyValueHeads: 1, maxPositionEmbeddings: 32, ropeTheta: 10000, numLocalExperts: 4, numExpertsPerTok: 2)
         return (try TokenDataset(directory: dir + "/data"), config)
     }
@@ -124,7 +124,7 @@ final class TrainerTests: XCTestCase {
     func testEarlyStoppingAndBadOptions() throws {
         _ = try Preprocessor.run(inputs: [dir + "/corpus.txt"], output: dir + "/data", encoder: ByteEncoder(), tokenizerPath: nil)
         let ds = try TokenDataset(directory: dir + "/data")
-        let config = try ModelConfig(vocabSize: 257, hiddenSize: 8, intermediateSize: 8, numHiddenLayers: 1, numAttentionHeads: 2,
+        let config = try MixtralConfig(vocabSize: 257, hiddenSize: 8, intermediateSize: 8, numHiddenLayers: 1, numAttentionHeads: 2,
                                      numKeyValueHeads: 1, maxPositionEmbeddings: 32, ropeTheta: 10000, numLocalExperts: 4, numExpertsPerTok: 2)
         let params = try Parameters(model: LanguageModel.random(config: config, seed: 3))
         var o = TrainerOptions()

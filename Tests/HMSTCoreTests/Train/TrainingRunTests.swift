@@ -42,10 +42,10 @@ final class TrainingRunTests: XCTestCase {
         XCTAssertEqual(c.vocabSize, tok.vocabSize)
         XCTAssertEqual(c.eosTokenId, tok.eosId.map(Int.init))
         XCTAssertEqual(c.routerAuxLossCoef, 0.02)
-        XCTAssertEqual(c.numHiddenLayers, try ModelConfig.preset("nano").numHiddenLayers)
+        XCTAssertEqual(c.numHiddenLayers, try MixtralConfig.preset("nano").numHiddenLayers)
 
         // a config file's shape, its vocab_size giving way to the data's
-        var shape = try ModelConfig.preset("micro", vocabSize: 32000)
+        var shape = try MixtralConfig.preset("micro", vocabSize: 32000)
         shape.numHiddenLayers = 1
         try FileIO.writeAtomically(dir + "/config.json", text: shape.json().serialized)
         let fromFile = try TrainingRun.model(.configFile(dir + "/config.json"), data: ds, tokenizer: named, seed: 3).modelConfig()
@@ -94,7 +94,7 @@ final class TrainingRunTests: XCTestCase {
         o.sequenceLength = 32
         o.stepsPerEpoch = 6
         o.evalEvery = 0
-        var config = try ModelConfig.preset("nano", vocabSize: tok.vocabSize)
+        var config = try MixtralConfig.preset("nano", vocabSize: tok.vocabSize)
         config.numHiddenLayers = 1
         config.hiddenSize = 32
         config.intermediateSize = 32

@@ -118,7 +118,7 @@ final class MemoryTuningTests: XCTestCase {
 
     // MARK: loss mask
 
-    func randomParams(_ c: ModelConfig, seed: UInt64) -> Parameters { randomParameters(c, seed: seed) }
+    func randomParams(_ c: MixtralConfig, seed: UInt64) -> Parameters { randomParameters(c, seed: seed) }
 
     /// A batch whose last two positions are masked gives the loss and gradients of the batch
     /// cut before them: masked positions contribute nothing (causal attention; aux loss off).
@@ -163,7 +163,7 @@ final class MemoryTuningTests: XCTestCase {
     /// Central differences of a masked loss agree with the analytic gradient.
     func testMaskedLossGradientCheck() throws {
         // ModelGradTests' shapes, small enough for f32 central differences
-        let c = try ModelConfig(vocabSize: 11, hiddenSize: 8, intermediateSize: 6, numHiddenLayers: 2, numAttentionHeads: 2,
+        let c = try MixtralConfig(vocabSize: 11, hiddenSize: 8, intermediateSize: 6, numHiddenLayers: 2, numAttentionHeads: 2,
                                 numKeyValueHeads: 1, maxPositionEmbeddings: 16, ropeTheta: 10000, numLocalExperts: 4,
                                 numExpertsPerTok: 2, routerAuxLossCoef: 0.05)
         let p = randomParams(c, seed: 21)
@@ -698,7 +698,7 @@ final class MemoryTuningTests: XCTestCase {
 }
 
 /// Random parameters for gradient checks: N(0, 0.25) everywhere, norm gains near 1.
-func randomParameters(_ c: ModelConfig, seed: UInt64) -> Parameters {
+func randomParameters(_ c: MixtralConfig, seed: UInt64) -> Parameters {
     let p = Parameters(config: c)
     var rng = RNG(seed: seed)
     for i in 0..<p.count { p.values.pointer[i] = rng.nextGaussian() * 0.5 }

@@ -15,8 +15,8 @@ enum StageTwoFixture {
     }
 
     /// A one-layer Mixtral, hidden size 16, 4 experts of which 2 per token.
-    static func tinyConfig(vocab: Int, aux: Double = 0.001) throws -> ModelConfig {
-        try ModelConfig(vocabSize: vocab, hiddenSize: 16, intermediateSize: 16, numHiddenLayers: 1, numAttentionHeads: 2,
+    static func tinyConfig(vocab: Int, aux: Double = 0.001) throws -> MixtralConfig {
+        try MixtralConfig(vocabSize: vocab, hiddenSize: 16, intermediateSize: 16, numHiddenLayers: 1, numAttentionHeads: 2,
                         numKeyValueHeads: 1, maxPositionEmbeddings: 128, ropeTheta: 10000, numLocalExperts: 4, numExpertsPerTok: 2,
                         routerAuxLossCoef: aux)
     }

@@ -1,7 +1,7 @@
-// ModelConfig: a Mixtral config.json (HF MixtralConfig keys), validated, plus hmst's presets.
+// MixtralConfig: a Mixtral config.json (HF MixtralConfig keys), validated, plus hmst's presets.
 // The loaded JSON object is kept so that saving preserves keys hmst does not use.
 
-public struct ModelConfig: Sendable, Equatable {
+public struct MixtralConfig: Sendable, Equatable {
     public var vocabSize: Int
     public var hiddenSize: Int
     public var intermediateSize: Int
@@ -112,10 +112,10 @@ public struct ModelConfig: Sendable, Equatable {
         func range(_ name: String, _ v: Int, _ lo: Int, _ hi: Int) throws {
             guard v >= lo, v <= hi else { throw bad("\(name) = \(v) is outside \(lo) ... \(hi)") }
         }
-        try range("vocab_size", vocabSize, 1, ModelConfig.maxVocab)
-        try range("hidden_size", hiddenSize, 1, ModelConfig.maxDim)
-        try range("intermediate_size", intermediateSize, 1, ModelConfig.maxDim * 4)
-        try range("num_hidden_layers", numHiddenLayers, 1, ModelConfig.maxLayers)
+        try range("vocab_size", vocabSize, 1, MixtralConfig.maxVocab)
+        try range("hidden_size", hiddenSize, 1, MixtralConfig.maxDim)
+        try range("intermediate_size", intermediateSize, 1, MixtralConfig.maxDim * 4)
+        try range("num_hidden_layers", numHiddenLayers, 1, MixtralConfig.maxLayers)
         try range("num_attention_heads", numAttentionHeads, 1, 1024)
         try range("num_key_value_heads", numKeyValueHeads, 1, numAttentionHeads)
         guard numAttentionHeads % numKeyValueHeads == 0 else {
@@ -123,8 +123,8 @@ public struct ModelConfig: Sendable, Equatable {
         }
         try range("head_dim", headDim, 2, 4096)
         guard headDim % 2 == 0 else { throw bad("head_dim \(headDim) must be even for rotary embeddings") }
-        try range("max_position_embeddings", maxPositionEmbeddings, 1, ModelConfig.maxPositions)
-        try range("num_local_experts", numLocalExperts, 1, ModelConfig.maxExperts)
+        try range("max_position_embeddings", maxPositionEmbeddings, 1, MixtralConfig.maxPositions)
+        try range("num_local_experts", numLocalExperts, 1, MixtralConfig.maxExperts)
         try range("num_experts_per_tok", numExpertsPerTok, 1, numLocalExperts)
         guard rmsNormEps > 0, rmsNormEps < 1 else { throw bad("rms_norm_eps \(rmsNormEps) must be in (0, 1)") }
         guard ropeTheta > 1 else { throw bad("rope_theta \(ropeTheta) must be > 1") }
@@ -163,25 +163,25 @@ public struct ModelConfig: Sendable, Equatable {
     /// base ~12B (3.3B active), large ~30B (8.6B active); and nano, micro with 2 layers instead
     /// of 4, `hmst train`'s default: on a CPU budget of minutes it learns faster per second
     /// (README, "Training": 100 s on 2 threads). See `hmst info --presets`.
-    public static func preset(_ name: String, vocabSize: Int? = nil) throws -> ModelConfig {
+    public static func preset(_ name: String, vocabSize: Int? = nil) throws -> MixtralConfig {
         switch name {
         case "nano":
-            return try ModelConfig(vocabSize: vocabSize ?? 16384, hiddenSize: 256, intermediateSize: 512, numHiddenLayers: 2,
+            return try MixtralConfig(vocabSize: vocabSize ?? 16384, hiddenSize: 256, intermediateSize: 512, numHiddenLayers: 2,
                                    numAttentionHeads: 4, numKeyValueHeads: 2, maxPositionEmbeddings: 1024, ropeTheta: 10000)
         case "micro":
-            return try ModelConfig(vocabSize: vocabSize ?? 4096, hiddenSize: 256, intermediateSize: 512, numHiddenLayers: 4,
+            return try MixtralConfig(vocabSize: vocabSize ?? 4096, hiddenSize: 256, intermediateSize: 512, numHiddenLayers: 4,
                                    numAttentionHeads: 4, numKeyValueHeads: 2, maxPositionEmbeddings: 1024, ropeTheta: 10000)
         case "tiny":
-            return try ModelConfig(vocabSize: vocabSize ?? 16384, hiddenSize: 512, intermediateSize: 768, numHiddenLayers: 8,
+            return try MixtralConfig(vocabSize: vocabSize ?? 16384, hiddenSize: 512, intermediateSize: 768, numHiddenLayers: 8,
                                    numAttentionHeads: 8, numKeyValueHeads: 4, maxPositionEmbeddings: 2048, ropeTheta: 10000)
         case "small":
-            return try ModelConfig(vocabSize: vocabSize ?? 32000, hiddenSize: 1024, intermediateSize: 2048, numHiddenLayers: 16,
+            return try MixtralConfig(vocabSize: vocabSize ?? 32000, hiddenSize: 1024, intermediateSize: 2048, numHiddenLayers: 16,
                                    numAttentionHeads: 16, numKeyValueHeads: 8, maxPositionEmbeddings: 4096, ropeTheta: 10000)
         case "base":
-            return try ModelConfig(vocabSize: vocabSize ?? 32000, hiddenSize: 2048, intermediateSize: 8192, numHiddenLayers: 28,
+            return try MixtralConfig(vocabSize: vocabSize ?? 32000, hiddenSize: 2048, intermediateSize: 8192, numHiddenLayers: 28,
                                    numAttentionHeads: 16, numKeyValueHeads: 8, maxPositionEmbeddings: 8192, ropeTheta: 1_000_000)
         case "large":
-            return try ModelConfig(vocabSize: vocabSize ?? 32000, hiddenSize: 4096, intermediateSize: 9216, numHiddenLayers: 32,
+            return try MixtralConfig(vocabSize: vocabSize ?? 32000, hiddenSize: 4096, intermediateSize: 9216, numHiddenLayers: 32,
                                    numAttentionHeads: 32, numKeyValueHeads: 8, maxPositionEmbeddings: 8192, ropeTheta: 1_000_000)
         default:
             throw HMSTError.invalidArgument("unknown preset \"\(name)\"; choose one of \(presetNames.joined(separator: ", "))")
