@@ -44,9 +44,8 @@ func decodeInto(_ tok: TextTokenizer, _ tokens: UnsafePointer<Int32>?, _ n: Int,
 @_cdecl("hmst_tokenizer_load")
 public func hmst_tokenizer_load(_ path: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
     hmstCall {
-        var p = try cString(path, "path")
+        let p = Tokenizer.jsonFile(try cString(path, "path"))
         let out = try required(out, "out_tokenizer")
-        if FileIO.isDirectory(p) { p += "/tokenizer.json" }
         out.pointee = HandleRegistry.shared.register(TokenizerBox(try Tokenizer(jsonPath: p)))
     }
 }

@@ -26,7 +26,7 @@ struct PreprocessCommand: ParsableCommand {
             let tokPath: String
             if let tokenizerPath {
                 tokenizer = try loadTokenizer(tokenizerPath)
-                tokPath = Paths.absolute(FileIO.isDirectory(tokenizerPath) ? tokenizerPath + "/tokenizer.json" : tokenizerPath)
+                tokPath = Paths.absolute(Tokenizer.jsonFile(tokenizerPath))
             } else {
                 var o = BPETrainingOptions()
                 o.vocabSize = vocabSize

@@ -77,7 +77,7 @@ struct TokenizerCommand: ParsableCommand {
 }
 
 func loadTokenizer(_ path: String) throws -> Tokenizer {
-    try Tokenizer(jsonPath: FileIO.isDirectory(path) ? path + "/tokenizer.json" : path)
+    try Tokenizer(jsonPath: Tokenizer.jsonFile(path))
 }
 
 /// A one-line progress bar on stderr (only when stderr is a terminal or forced).

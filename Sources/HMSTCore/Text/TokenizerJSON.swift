@@ -7,6 +7,12 @@ extension Tokenizer {
         try self.init(json: try FileIO.readAll(jsonPath), source: jsonPath)
     }
 
+    /// The tokenizer.json a path names: the path itself, or the tokenizer.json inside it when it
+    /// is a directory (a checkpoint's or `hmst tokenizer train`'s output).
+    public static func jsonFile(_ fileOrDirectory: String) -> String {
+        FileIO.isDirectory(fileOrDirectory) ? fileOrDirectory + "/tokenizer.json" : fileOrDirectory
+    }
+
     public convenience init(json bytes: [UInt8], source: String = "tokenizer.json") throws {
         func bad(_ m: String) -> HMSTError { HMSTError.badFormat("\(source): \(m)") }
         let root: JSONValue

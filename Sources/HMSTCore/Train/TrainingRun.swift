@@ -72,8 +72,7 @@ extension TokenDataset {
     /// vocabulary and end-of-text id). A file that is there but malformed is an error.
     public func namedTokenizer() throws -> Tokenizer? {
         guard let name = tokenizer else { return nil }
-        var path = name.hasPrefix("/") ? name : directory + "/" + name
-        if FileIO.isDirectory(path) { path += "/tokenizer.json" }
+        let path = Tokenizer.jsonFile(name.hasPrefix("/") ? name : directory + "/" + name)
         guard FileIO.exists(path) else {
             Log.warn("\(directory)/metadata.json names the tokenizer \(name), which is not at \(path): training without it")
             return nil
