@@ -1022,6 +1022,10 @@ struct hmst_memory_trainer_params {
     float copy_gate_open_weight;    /* default 0: weight μ of the copy gate's opening target, −μ·log(gate) on
                                        answer tokens the memory holds: the other side of the closing targets
                                        above; finite and >= 0 (only with a copy head) */
+    /* appended in 0.1 (issue 11, the deleted gap; an older struct_size means the default): */
+    int32_t copy_gate_agreement_rank; /* default 0: rank of the copy gate's agreement term, which compares the
+                                       answer's state with the memory the pointer reads (a fresh copy head's
+                                       bilinear (P·h)·(R·c), P and R of this many rows); 0 (none) ... 1024 */
 };
 #define HMST_EPISODIC_STATE_READOUT 0
 #define HMST_EPISODIC_POOLED_KEY 1

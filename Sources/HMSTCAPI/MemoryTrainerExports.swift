@@ -64,6 +64,7 @@ public func hmst_memory_trainer_default_params() -> hmst_memory_trainer_params {
     p.distractor_distillation = Float(c.distractorDistillation)
     p.distilled_gate_target_weight = d.distilledGateTargetWeight
     p.copy_gate_open_weight = d.copyGateOpenWeight
+    p.copy_gate_agreement_rank = Int32(d.copyGateAgreementRank)
     return p
 }
 
@@ -165,6 +166,10 @@ public func hmst_memory_trainer_create(_ params: UnsafePointer<hmst_memory_train
             throw HMSTError.invalidArgument("params->copy_gate_open_weight = \(p.copy_gate_open_weight) must be finite and >= 0")
         }
         o.copyGateOpenWeight = p.copy_gate_open_weight
+        guard p.copy_gate_agreement_rank >= 0, p.copy_gate_agreement_rank <= 1024 else {
+            throw HMSTError.invalidArgument("params->copy_gate_agreement_rank = \(p.copy_gate_agreement_rank) must be in 0 (none) ... 1024")
+        }
+        o.copyGateAgreementRank = Int(p.copy_gate_agreement_rank)
         if o.lmFraction > 0 && p.train_data == nil {
             throw HMSTError.invalidArgument("params->train_data is NULL but lm_fraction is \(o.lmFraction): give the pre-training data or set lm_fraction to 0")
         }

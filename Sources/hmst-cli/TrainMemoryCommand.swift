@@ -61,6 +61,9 @@ struct TrainMemoryCommand: ParsableCommand {
     @Option(name: .customLong("copy-head-key-size"), help: "Query and key size of the copy head.") var copyHeadKeySize = 64
     @Option(name: .customLong("copy-head-learning-rate"), help: "The copy head's peak learning rate (default: --learning-rate); same schedule.")
     var copyHeadLearningRate: Float?
+    @Option(name: .customLong("copy-gate-agreement-rank"),
+            help: "Rank of the copy gate's agreement term, which compares the answer's state with the memory the pointer reads (0 = none).")
+    var copyGateAgreementRank = MemoryTrainerOptions().copyGateAgreementRank
     @Option(name: .customLong("copy-gate-target-weight"),
             help: "Weight λ of the copy gate's target: −λ·log(1 − gate) on answer tokens the memory does not hold, so the gate closes when the fact is missing or deleted (0 = none).")
     var copyGateTargetWeight = MemoryTrainerOptions().copyGateTargetWeight
@@ -134,6 +137,7 @@ struct TrainMemoryCommand: ParsableCommand {
             o.use8bitOptimizer = use8bitOptimizer
             o.dataParallel = dp
             o.copyHeadKeySize = copyHead ? copyHeadKeySize : 0
+            o.copyGateAgreementRank = copyGateAgreementRank
             o.copyHeadLearningRate = copyHeadLearningRate
             o.copyGateTargetWeight = copyGateTargetWeight
             o.distilledGateTargetWeight = distilledGateTargetWeight
@@ -170,7 +174,7 @@ struct TrainMemoryCommand: ParsableCommand {
                        + "\(trainer.heldOutQuestions.count) held-out questions: \(steps) steps of \(batchSize)x\(o.sequenceLength), "
                        + "memory rows of \(trainer.memoryT), lm fraction \(o.lmFraction), k \(k), \(trainer.optimizer.kind)"
                        + ", " + trainer.precisionReason + (gradientCheckpointing ? ", gradient checkpointing" : "")
-                       + (trainer.copyHead.map { ", copy head (key size \($0.D))" } ?? "")
+                       + (trainer.copyHead.map { ", copy head (key size \($0.D)\($0.A > 0 ? ", agreement rank \($0.A)" : ""))" } ?? "")
                        + (trainer.episodic.map { ", episodic soft tokens (K \($0.softTokens.K), share \(o.episodicFraction))" } ?? ""))
             printLeader(dp, dp.effectiveBatchLine(batch: batchSize, accumulation: accumulation)
                         + (dp.size > 1 ? ", \(Threads.count) thread(s) per rank" : ""))

@@ -144,6 +144,10 @@ int main(void) {
     CHECK_STATUS(hmst_memory_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
     CHECK(strstr(hmst_last_error(), "copy_head_key_size") != NULL);
     p.copy_head_key_size = 16;
+    p.copy_gate_agreement_rank = 1025;
+    CHECK_STATUS(hmst_memory_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(hmst_last_error(), "copy_gate_agreement_rank") != NULL);
+    p.copy_gate_agreement_rank = 4;   /* the gate's agreement term, saved with the head */
     t = NULL;
     CHECK_STATUS(hmst_memory_trainer_create(&p, &t), HMST_STATUS_OK);
     if (t) {
@@ -152,11 +156,17 @@ int main(void) {
     }
     FILE *cf = fopen(OUT "/copy/final/copy_head.json", "r");
     CHECK(cf != NULL);
-    if (cf) fclose(cf);
+    if (cf) {
+        char desc[1024] = {0};
+        size_t got = fread(desc, 1, sizeof desc - 1, cf);
+        CHECK(got > 0 && strstr(desc, "\"agreement_size\":4") != NULL);
+        fclose(cf);
+    }
     m = NULL;
     CHECK_STATUS(hmst_model_load(OUT "/copy/final", NULL, &m), HMST_STATUS_OK);
     hmst_model_free(m);
     p.copy_head_key_size = 0;
+    p.copy_gate_agreement_rank = 0;
     p.resume_from = OUT "/copy/final";
     t = NULL;
     CHECK_STATUS(hmst_memory_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
@@ -234,6 +244,7 @@ int main(void) {
     CHECK(strstr(hmst_last_error(), "distilled_gate_target_weight") != NULL);
     p.distilled_gate_target_weight = dp.distilled_gate_target_weight;
     CHECK(dp.copy_gate_open_weight == 0.0f);
+    CHECK(dp.copy_gate_agreement_rank == 0);
     p.copy_gate_open_weight = -1.0f;
     CHECK_STATUS(hmst_memory_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
     CHECK(strstr(hmst_last_error(), "copy_gate_open_weight") != NULL);

@@ -6,10 +6,13 @@
 //   m_t  = Σ_{j in the best's span} α_tj          how much of the pointer one memory holds
 //   c_t  = Σ_j α_tj h_j                           what the pointer would copy: the states at the
 //                                                 memory tokens themselves (See et al.'s context vector)
-//   g_t  = σ(w_g·h_t + w_c·c_t + u·max_j s_tj + v·m_t + b)
+//   e_t  = (P·h_t) · Σ_j α_tj (R·h_j)             the agreement of the answer's state with what
+//                                                 the pointer reads (P, R: [A, C], A = 0: none)
+//   g_t  = σ(w_g·h_t + w_c·c_t + e_t + u·max_j s_tj + v·m_t + b)
 //                                                 the gate sees how well the best memory matches,
-//                                                 whether it stands out from the others, and what
-//                                                 it would copy
+//                                                 whether it stands out from the others, what
+//                                                 it would copy and whether that agrees with
+//                                                 what is asked
 //   p(w) = g_t · Σ_j α_tj [x_j = w] + (1 − g_t) · softmax(LM logits)(w)
 // Without c (format 2) the gate saw only the answer's own state, so it closed wherever a name
 // looked complete: the answer's end marker, which memory never holds, taught it to, and a third
@@ -20,6 +23,12 @@
 // pointer found one memory that answers, or is spread over look-alikes: with the gold entry
 // deleted, the same relation of similar entities scores almost as well as the gold entry did,
 // and the best score alone opened the gate on them (session 10: deleted answer NLL +14.6%).
+// Every other term is linear in h_t or in c_t, so the gate could not compare the two: with the
+// gold entry deleted it opened on an entry of the same relation about another entity (a
+// look-alike capital or ISO code) as on the gold one (session 22: half the deleted gap came
+// from the worst 10% of items, capitals and ISO codes). The bilinear e_t (format 4) is the
+// comparison: its low-rank P and R learn which features of the asked entity and of the copied
+// entry must agree.
 // Without memory tokens in the context, p is the LM's own distribution. It is the learned
 // form of Eval/KNNLM.swift's training-free interpolation: a small model copies a value it
 // has read once, which its attention alone learns only after millions of tokens.
@@ -29,8 +38,11 @@
 //   copy_head.safetensors  "q_proj.weight", "k_proj.weight" [D, C]; "gate.weight" [1, C];
 //                          "gate.score_weight" [1]; "gate.bias" [1]; "gate.span_weight" [1];
 //                          "gate.context_weight" [1, C] (version 3; a version-2 head has no
-//                          w_c and reads it as 0, a version-1 head has no v either); f32
-//   copy_head.json         format, version, hidden_size, key_size, the two markers' ids and
+//                          w_c and reads it as 0, a version-1 head has no v either);
+//                          "gate.agreement_query", "gate.agreement_key" [A, C] when A > 0
+//                          (version 4); f32
+//   copy_head.json         format, version, hidden_size, key_size, agreement_size (version 4;
+//                          absent: 0), the two markers' ids and
 //                          text, the weights' hash, training summary
 import CBLAS
 
@@ -38,36 +50,48 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
     public static let weightsName = "copy_head.safetensors"
     public static let configName = "copy_head.json"
     static let formatName = "hmst-copy-head"
-    static let formatVersion = 3
+    static let formatVersion = 4
 
     /// hidden size of the model, size of the query and key vectors
     public let C: Int
     public let D: Int
+    /// rank of the gate's agreement term (0: none)
+    public let A: Int
     /// token ids of the markers that open and close a memory span
     public let openMarker: Int32
     public let closeMarker: Int32
 
-    public let names = ["q_proj.weight", "k_proj.weight", "gate.weight", "gate.score_weight", "gate.bias", "gate.span_weight",
-                        "gate.context_weight"]
+    public let names: [String]
     public let shapes: [[Int]]
     public let offsets: [Int]
     public let count: Int
     public let values: FloatBuffer
     public let grads: FloatBuffer
-    public let roles: [ParameterRole] = [.matrix, .matrix, .matrix, .vector, .bias, .vector, .matrix]
+    public let roles: [ParameterRole]
     public var summary: JSONValue = .object([])
 
-    public init(C: Int, D: Int, openMarker: Int32, closeMarker: Int32) throws {
+    public init(C: Int, D: Int, A: Int = 0, openMarker: Int32, closeMarker: Int32) throws {
         guard C >= 1, D >= 1, D <= 4096 else { throw HMSTError.invalidArgument("copy head: hidden size \(C) and key size \(D) must be >= 1 (key size <= 4096)") }
+        guard A >= 0, A <= 1024 else { throw HMSTError.invalidArgument("copy head: agreement rank \(A) must be in 0...1024") }
         guard openMarker >= 0, closeMarker >= 0, openMarker != closeMarker else {
             throw HMSTError.invalidArgument("copy head: the memory markers \(openMarker) and \(closeMarker) must be two distinct token ids")
         }
         self.C = C
         self.D = D
+        self.A = A
         self.openMarker = openMarker
         self.closeMarker = closeMarker
-        let sh = [[D, C], [D, C], [1, C], [1], [1], [1], [1, C]]
+        var n = ["q_proj.weight", "k_proj.weight", "gate.weight", "gate.score_weight", "gate.bias", "gate.span_weight", "gate.context_weight"]
+        var sh = [[D, C], [D, C], [1, C], [1], [1], [1], [1, C]]
+        var r: [ParameterRole] = [.matrix, .matrix, .matrix, .vector, .bias, .vector, .matrix]
+        if A > 0 {
+            n += ["gate.agreement_query", "gate.agreement_key"]
+            sh += [[A, C], [A, C]]
+            r += [.matrix, .matrix]
+        }
+        names = n
         shapes = sh
+        roles = r
         (offsets, count, values, grads) = parameterStorage(sh)
     }
 
@@ -75,9 +99,10 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
     /// so the first scores favour memory tokens whose preceding state resembles the current
     /// one; the gate starts mostly closed (bias −2: g ≈ 0.12), so the model begins as the LM,
     /// and blind to the span mass and the context (v = 0, w_c = 0) until training finds a use
-    /// for them.
-    public static func initialised(C: Int, D: Int, openMarker: Int32, closeMarker: Int32, seed: UInt64) throws -> CopyHead {
-        let h = try CopyHead(C: C, D: D, openMarker: openMarker, closeMarker: closeMarker)
+    /// for them. The agreement term starts at 0 too (P = 0, R random), so its first gradient
+    /// goes to P.
+    public static func initialised(C: Int, D: Int, A: Int = 0, openMarker: Int32, closeMarker: Int32, seed: UInt64) throws -> CopyHead {
+        let h = try CopyHead(C: C, D: D, A: A, openMarker: openMarker, closeMarker: closeMarker)
         var rng = RNG(seed: seed)
         let std = 1 / Float(C).squareRoot()
         for i in 0..<(D * C) {
@@ -85,16 +110,17 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
             h.wq[i] = r
             h.wk[i] = r
         }
+        for i in 0..<(A * C) { h.agreementKey[i] = rng.nextGaussian() * std }
         h.gateBias.pointee = -2
         return h
     }
 
     /// The head for a tokenizer that has Stage 2's markers.
-    public static func initialised(for tokenizer: Tokenizer, C: Int, D: Int = 64, seed: UInt64) throws -> CopyHead {
+    public static func initialised(for tokenizer: Tokenizer, C: Int, D: Int = 64, A: Int = 0, seed: UInt64) throws -> CopyHead {
         guard let open = tokenizer.id(for: MemoryPrompt.memoryOpen), let close = tokenizer.id(for: MemoryPrompt.memoryClose) else {
             throw HMSTError.invalidArgument("a copy head needs the tokenizer's \(MemoryPrompt.memoryOpen) and \(MemoryPrompt.memoryClose) markers (Stage 2 adds them)")
         }
-        return try initialised(C: C, D: D, openMarker: open, closeMarker: close, seed: seed)
+        return try initialised(C: C, D: D, A: A, openMarker: open, closeMarker: close, seed: seed)
     }
 
     var wq: UnsafeMutablePointer<Float> { values.pointer + offsets[0] }
@@ -104,6 +130,9 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
     var gateBias: UnsafeMutablePointer<Float> { values.pointer + offsets[4] }
     var spanWeight: UnsafeMutablePointer<Float> { values.pointer + offsets[5] }
     var contextWeight: UnsafeMutablePointer<Float> { values.pointer + offsets[6] }
+    /// P and R of the agreement term, [A, C] each (only when A > 0)
+    var agreementQuery: UnsafeMutablePointer<Float> { values.pointer + offsets[7] }
+    var agreementKey: UnsafeMutablePointer<Float> { values.pointer + offsets[8] }
 
     /// w_c·h for a final-norm state h: a source's share of the gate's context term (the gate
     /// adds Σ_j α_j·contextValue(h_j)).
@@ -111,11 +140,25 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
         cblas_sdot(Int32(C), contextWeight, 1, h, 1)
     }
 
-    /// out[rows, D] = x[rows, C] · W^T for W = wq or wk.
-    func project(_ w: UnsafePointer<Float>, x: UnsafePointer<Float>, rows: Int, out: UnsafeMutablePointer<Float>) {
-        guard rows > 0 else { return }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(D), Int32(C), 1, x, Int32(C),
-                    w, Int32(C), 0, out, Int32(D))
+    /// out[rows, n] = x[rows, C] · W^T for W [n, C]: wq or wk (n = D), P or R (n = A).
+    func project(_ w: UnsafePointer<Float>, x: UnsafePointer<Float>, rows: Int, out: UnsafeMutablePointer<Float>, n: Int? = nil) {
+        let n = n ?? D
+        guard rows > 0, n > 0 else { return }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(n), Int32(C), 1, x, Int32(C),
+                    w, Int32(C), 0, out, Int32(n))
+    }
+
+    /// values[i] = base[i] + (P·h)·(R·h_i) for the first S sources: the per-source context term
+    /// of the gate at a query whose agreement query is ph (A floats), source i's agreement key R·h_i
+    /// at keys[rows[i] * A] (rows nil: at keys[i * A]).
+    func withAgreement(_ base: UnsafePointer<Float>, ph: UnsafePointer<Float>, keys: UnsafePointer<Float>, rows: UnsafePointer<Int>?, S: Int,
+                       into values: UnsafeMutablePointer<Float>) {
+        for i in 0..<S {
+            let k = keys + (rows?[i] ?? i) * A
+            var e: Float = 0
+            for r in 0..<A { e += ph[r] * k[r] }
+            values[i] = base[i] + e
+        }
     }
 
     /// The pointer at one query: alpha[0..<S] = softmax of the scores of q against the S keys
@@ -168,6 +211,7 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
                            format: CopyHead.formatName, version: CopyHead.formatVersion, hash: valuesHash, training: summary) { w in
             w.field("hidden_size", C)
             w.field("key_size", D)
+            w.field("agreement_size", A)
             w.field("open_marker_id", Int(openMarker)); w.field("open_marker", MemoryPrompt.memoryOpen)
             w.field("close_marker_id", Int(closeMarker)); w.field("close_marker", MemoryPrompt.memoryClose)
         }
@@ -183,17 +227,24 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
               let close = j["close_marker_id"]?.int else {
             throw HMSTError.badFormat("\(jsonPath): hidden_size, key_size and the marker ids must be integers")
         }
+        let A: Int
+        switch j["agreement_size"] {
+        case nil, .null?: A = 0
+        case let v?:
+            guard let a = v.int else { throw HMSTError.badFormat("\(jsonPath): agreement_size must be an integer") }
+            A = a
+        }
         guard open >= 0, close >= 0, open <= Int(Int32.max), close <= Int(Int32.max) else {
             throw HMSTError.badFormat("\(jsonPath): marker ids \(open), \(close) are not token ids")
         }
         let h: CopyHead
-        do { h = try CopyHead(C: C, D: D, openMarker: Int32(open), closeMarker: Int32(close)) } catch let e as HMSTError {
+        do { h = try CopyHead(C: C, D: D, A: A, openMarker: Int32(open), closeMarker: Int32(close)) } catch let e as HMSTError {
             throw HMSTError.badFormat("\(jsonPath): \(e.message)")
         }
         try h.validate(for: dims)
         let (file, weightsPath) = try HeadFiles.weights(dir: dir, weightsName: weightsName, describedBy: jsonPath)
-        // version 1 stored the first five tensors, version 2 six: the hash covers what is stored,
-        // the rest stays 0
+        // version 1 stored the first five tensors, version 2 six, version 3 seven (a version-3
+        // json has no agreement_size): the hash covers what is stored, the rest stays 0
         let version = j["version"]?.int ?? formatVersion
         let stored = version >= 3 ? h.names.count : version == 2 ? 6 : 5
         try HeadFiles.read(h, tensors: stored, from: file, weightsPath: weightsPath, describedBy: jsonPath, hash: hash)

@@ -9,6 +9,9 @@
 //              + v·dL/da·α_j·([j in the best's span] − m), through the span mass m,
 //              + dL/da·α_j·(w_c·h_j − w_c·c), through the context c = Σ_j α_j h_j)
 //   dL/dw_c  = dL/da·c,  dL/dh_j += dL/da·α_j·w_c  (h_j: the state at source j)
+//   agreement e = (P·h_t)·Σ_j α_j (R·h_j): it joins w_c·h_j in the context term (its per-source
+//   value is w_c·h_j + (P·h_t)·(R·h_j), so the scores' gradient above covers it), and
+//   dL/d(P·h_t) = dL/da·Σ_j α_j R·h_j,  dL/d(R·h_j) += dL/da·α_j·P·h_t
 // and from the scores and the gate to Wq, Wk, the gate's weights and the final-norm states,
 // whose gradient joins the LM head's before the final norm's backward. Without backward,
 // the rows it covers are replaced by the mixture, so evaluations read p.
@@ -35,6 +38,8 @@ final class CopyHeadStep {
     let head: CopyHead
     let N: Int
     let Q, K, dQ, dK, dxn: FloatBuffer
+    /// the agreement term's P·h and R·h per batch row and their gradients ([N, A]; empty when A = 0)
+    let PH, RH, dPH, dRH: FloatBuffer
     /// rows whose LM gradient is scaled by r (the other rows keep 1)
     var vocabScale: [(row: Int, r: Float)] = []
     /// whether the last run wrote any gradient into dxn
@@ -46,6 +51,8 @@ final class CopyHeadStep {
         Q = FloatBuffer(count: N * head.D); K = FloatBuffer(count: N * head.D)
         dQ = FloatBuffer(count: N * head.D); dK = FloatBuffer(count: N * head.D)
         dxn = FloatBuffer(count: N * head.C)
+        PH = FloatBuffer(count: N * head.A); RH = FloatBuffer(count: N * head.A)
+        dPH = FloatBuffer(count: N * head.A); dRH = FloatBuffer(count: N * head.A)
     }
 
     /// A token the pointer can copy: its position in the row, the batch row holding its key,
@@ -84,17 +91,23 @@ final class CopyHeadStep {
     func run(xn: UnsafePointer<Float>, inputs: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, probs: UnsafeMutablePointer<Float>,
              B: Int, T: Int, V: Int, scale: Float, backward: Bool, copyTokens: [Int: Int32] = [:], gateTarget lambda: Float = 0,
              softRows: Set<Int> = [], softGateTarget softLambda: Float = 0, openTarget mu: Float = 0) -> (added: Double, gate: Double) {
-        let C = head.C, D = head.D
+        let C = head.C, D = head.D, A = head.A
         vocabScale.removeAll(keepingCapacity: true)
         touched = false
         let perRow = (0..<B).map { sources(inputs, b: $0, T: T, copyTokens: copyTokens) }
         guard perRow.contains(where: { !$0.isEmpty }) else { return (0, 0) }
         head.project(head.wq, x: xn, rows: N, out: Q.pointer)
         head.project(head.wk, x: xn, rows: N, out: K.pointer)
+        if A > 0 {
+            head.project(head.agreementQuery, x: xn, rows: N, out: PH.pointer, n: A)
+            head.project(head.agreementKey, x: xn, rows: N, out: RH.pointer, n: A)
+        }
         if backward {
             dQ.pointer.update(repeating: 0, count: N * D)
             dK.pointer.update(repeating: 0, count: N * D)
             dxn.pointer.update(repeating: 0, count: N * C)
+            dPH.pointer.update(repeating: 0, count: N * A)
+            dRH.pointer.update(repeating: 0, count: N * A)
         }
         let tiny = Float.leastNormalMagnitude
         let invSqrtD = 1 / Float(D).squareRoot()
@@ -103,11 +116,13 @@ final class CopyHeadStep {
         let wc = head.contextWeight
         var added = 0.0, gateLoss = 0.0
         var alpha = [Float](repeating: 0, count: T)
+        var values = [Float](repeating: 0, count: T)
         for b in 0..<B where !perRow[b].isEmpty {
             let src = perRow[b]
             let keyRows = src.map(\.keyRow), tokens = src.map(\.token), spans = src.map(\.span)
-            // w_c·h_j per source, h_j the state at the source itself
-            let values = src.map { head.contextValue(xn + (b * T + $0.position) * C) }
+            // w_c·h_j per source, h_j the state at the source itself (the batch row sourceRows[j])
+            let sourceRows = src.map { b * T + $0.position }
+            let contextValues = sourceRows.map { head.contextValue(xn + $0 * C) }
             keyRows.withUnsafeBufferPointer { kr in
                 alpha.withUnsafeMutableBufferPointer { al in
                     let a = al.baseAddress!
@@ -117,6 +132,12 @@ final class CopyHeadStep {
                         let row = b * T + t
                         let y = Int(targets[row])
                         guard n > 0, y >= 0 else { continue }
+                        // the context term's per-source values at this query: w_c·h_j (+ the agreement)
+                        if A > 0 {
+                            head.withAgreement(contextValues, ph: PH.pointer + row * A, keys: RH.pointer, rows: sourceRows, S: n, into: &values)
+                        } else {
+                            for i in 0..<n { values[i] = contextValues[i] }
+                        }
                         let (best, at, m, context) = head.attend(q: Q.pointer + row * D, keys: K.pointer, keyRows: kr.baseAddress!, spans: spans,
                                                                  values: values, S: n, alpha: a)
                         let h = xn + row * C
@@ -149,12 +170,18 @@ final class CopyHeadStep {
                         let dm = head.spanWeight.pointee * dA   // dL/dm; dm/ds_i = α_i ([i in the best's span] − m)
                         let dh = dxn.pointer + row * C, wg = head.gateWeight
                         for k in 0..<C { dh[k] += dA * wg[k] }
-                        // context: dw_c += dA·α_i·h_i, dh_i += dA·α_i·w_c
+                        // context: dw_c += dA·α_i·h_i, dh_i += dA·α_i·w_c; agreement: d(P·h_t) += dA·α_i·R·h_i,
+                        // d(R·h_i) += dA·α_i·P·h_t
+                        let ph = PH.pointer + row * A, dph = dPH.pointer + row * A
                         for i in 0..<n where a[i] != 0 {
                             let f = dA * a[i]
-                            let hi = (b * T + src[i].position) * C
-                            cblas_saxpy(Int32(C), f, xn + hi, 1, gwc, 1)
-                            cblas_saxpy(Int32(C), f, wc, 1, dxn.pointer + hi, 1)
+                            let si = sourceRows[i]
+                            cblas_saxpy(Int32(C), f, xn + si * C, 1, gwc, 1)
+                            cblas_saxpy(Int32(C), f, wc, 1, dxn.pointer + si * C, 1)
+                            if A > 0 {
+                                let rh = RH.pointer + si * A, drh = dRH.pointer + si * A
+                                for r in 0..<A { dph[r] += f * rh[r]; drh[r] += f * ph[r] }
+                            }
                         }
                         // scores: s_i = q·k_i / sqrt(D)
                         let q = Q.pointer + row * D, dq = dQ.pointer + row * D
@@ -176,10 +203,15 @@ final class CopyHeadStep {
         if backward && touched {
             let gq = head.grads.pointer + head.offsets[0], gk = head.grads.pointer + head.offsets[1]
             // dW += dQ^T · xn ([D, N] · [N, C]); dxn += dQ · W ([N, D] · [D, C]); the same for K
-            for (dY, gW, W) in [(dQ.pointer, gq, head.wq), (dK.pointer, gk, head.wk)] {
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(D), Int32(C), Int32(N), 1, dY, Int32(D),
+            var projections = [(dQ.pointer, gq, head.wq, D), (dK.pointer, gk, head.wk, D)]
+            if A > 0 {
+                projections += [(dPH.pointer, head.grads.pointer + head.offsets[7], head.agreementQuery, A),
+                                (dRH.pointer, head.grads.pointer + head.offsets[8], head.agreementKey, A)]
+            }
+            for (dY, gW, W, n) in projections {
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(n), Int32(C), Int32(N), 1, dY, Int32(n),
                             xn, Int32(C), 1, gW, Int32(C))
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(N), Int32(C), Int32(D), 1, dY, Int32(D),
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(N), Int32(C), Int32(n), 1, dY, Int32(n),
                             W, Int32(C), 1, dxn.pointer, Int32(C))
             }
         }

@@ -23,6 +23,11 @@ final class CopyState {
     var sourceTokens: [Int32] = []
     /// w_c·h at each source's own position (the gate's context term, CopyHead.swift)
     var sourceValues: [Float] = []
+    /// R·h at each source's own position, A floats a source (the agreement term's keys; empty when A = 0)
+    var sourceAgreementKeys: [Float] = []
+    /// [maxT, A] the agreement queries P·h of a chunk's logits rows; per-source values at one query
+    let agreementQueries: FloatBuffer
+    var values: [Float]
     /// the span (memory entry, or injected row) of each source; ids only compare for equality
     var sourceSpans: [Int32] = []
     var nextSpan: Int32 = 0
@@ -43,7 +48,9 @@ final class CopyState {
         keys = FloatBuffer(count: nCtx * head.D)
         hn = FloatBuffer(count: maxT * C)
         q = FloatBuffer(count: maxT * head.D)
+        agreementQueries = FloatBuffer(count: maxT * head.A)
         alpha = [Float](repeating: 0, count: max(1, nCtx))
+        values = [Float](repeating: 0, count: max(1, nCtx))
     }
 
     func reset() { truncate(to: 0) }
@@ -53,6 +60,7 @@ final class CopyState {
         while let last = sourcePositions.last, Int(last) >= n {
             sourcePositions.removeLast(); keyRows.removeLast(); sourceTokens.removeLast(); sourceValues.removeLast(); sourceSpans.removeLast()
         }
+        sourceAgreementKeys.removeLast(sourceAgreementKeys.count - sourcePositions.count * head.A)
     }
 
     /// After a forward of tokens[0..<T] at positions pos0..<pos0+T: x holds their residual
@@ -81,11 +89,21 @@ final class CopyState {
             spanAfter.append(span)
         }
         finalNorm.withUnsafeBufferPointer { hk_rmsnorm(hn.pointer, nil, x, $0.baseAddress!, T, C, eps) }
-        for i in firstNew..<sourcePositions.count { sourceValues.append(head.contextValue(hn.pointer + (Int(sourcePositions[i]) - pos0) * C)) }
+        let A = head.A
+        var rh = [Float](repeating: 0, count: A)
+        for i in firstNew..<sourcePositions.count {
+            let h = hn.pointer + (Int(sourcePositions[i]) - pos0) * C
+            sourceValues.append(head.contextValue(h))
+            if A > 0 {
+                head.project(head.agreementKey, x: h, rows: 1, out: &rh, n: A)
+                sourceAgreementKeys += rh
+            }
+        }
         head.project(head.wk, x: hn.pointer, rows: T, out: keys.pointer + pos0 * D)
         guard logitsRows > 0, !keyRows.isEmpty else { return }
         let first = T - logitsRows   // chunk row of logits row 0
         head.project(head.wq, x: hn.pointer + first * C, rows: logitsRows, out: q.pointer)
+        if A > 0 { head.project(head.agreementQuery, x: hn.pointer + first * C, rows: logitsRows, out: agreementQueries.pointer, n: A) }
         keyRows.withUnsafeBufferPointer { kr in
           sourceSpans.withUnsafeBufferPointer { sp in
             alpha.withUnsafeMutableBufferPointer { al in
@@ -95,8 +113,11 @@ final class CopyState {
                     let pos = pos0 + first + r
                     while n < sourcePositions.count && Int(sourcePositions[n]) <= pos { n += 1 }
                     guard n > 0 else { continue }
+                    if A > 0 {
+                        head.withAgreement(sourceValues, ph: agreementQueries.pointer + r * A, keys: sourceAgreementKeys, rows: nil, S: n, into: &values)
+                    }
                     let (best, _, m, context) = head.attend(q: q.pointer + r * D, keys: keys.pointer, keyRows: kr.baseAddress!, spans: sp.baseAddress!,
-                                                            values: sourceValues, S: n, alpha: a)
+                                                            values: A > 0 ? values : sourceValues, S: n, alpha: a)
                     let g = 1 / (1 + expf(-head.gateLogit(h: hn.pointer + (first + r) * C, best: best, spanMass: m, context: context)))
                     mix(row: logits + r * V, V: V, g: g, alpha: a, n: n)
                 }

@@ -1,4 +1,4 @@
-// The copy head (Copy/): its gradient (the span-mass and context features included), with the model's,
+// The copy head (Copy/): its gradient (the span-mass, context and agreement features included), with the model's,
 // against central differences; the inference path's mixture equal to the training step's; a
 // context without memory tokens left as the LM made it; injected rows with copy tokens (the episodic soft tokens' copy path) as
 // sources, in training and inference; the stored head round-tripping and a tampered one refused.
@@ -19,8 +19,8 @@ final class CopyHeadTests: XCTestCase {
 
     func randomParams(seed: UInt64) -> Parameters { randomParameters(config, seed: seed) }
 
-    func randomHead(seed: UInt64) throws -> CopyHead {
-        let h = try CopyHead(C: 8, D: 4, openMarker: 1, closeMarker: 2)
+    func randomHead(seed: UInt64, agreement A: Int = 0) throws -> CopyHead {
+        let h = try CopyHead(C: 8, D: 4, A: A, openMarker: 1, closeMarker: 2)
         var rng = RNG(seed: seed)
         for i in 0..<h.count { h.values.pointer[i] = rng.nextGaussian() * 0.6 }
         return h
@@ -35,6 +35,12 @@ final class CopyHeadTests: XCTestCase {
 
     func testGradientCheckWithTheModel() throws {
         try checkGradient(injected: nil)
+    }
+
+    /// The gate's agreement term (P·h_t)·Σ_j α_j (R·h_j): its gradient, and the model's through it,
+    /// with both gate targets and the injected rows' copy tokens as sources.
+    func testGradientCheckWithAgreement() throws {
+        try checkGradient(injected: injectedCopy, gateTarget: 2, openTarget: 1, agreement: 3)
     }
 
     /// The gate target (−λ·log(1 − g) on target 0 of row 0, which no memory token holds) is an
@@ -129,8 +135,8 @@ final class CopyHeadTests: XCTestCase {
     }
 
     func checkGradient(injected: InjectedEmbeddings?, gateTarget: Float = 0, soft: ModelGrad.SoftTargets? = nil,
-                       softGateTarget: Float = 0, openTarget: Float = 0) throws {
-        let p = randomParams(seed: 21), head = try randomHead(seed: 6)
+                       softGateTarget: Float = 0, openTarget: Float = 0, agreement: Int = 0) throws {
+        let p = randomParams(seed: 21), head = try randomHead(seed: 6, agreement: agreement)
         let mg = ModelGrad(params: p)
         mg.copyHead = head
         mg.copyGateTargetWeight = gateTarget
@@ -146,7 +152,11 @@ final class CopyHeadTests: XCTestCase {
         let analyticModel = Array(UnsafeBufferPointer(start: p.grads.pointer, count: p.count))
         let analyticHead = Array(UnsafeBufferPointer(start: head.grads.pointer, count: head.count))
         XCTAssertTrue(analyticHead.contains { $0 != 0 })
-        XCTAssertTrue(analyticHead[head.offsets[6]..<head.count].contains { $0 != 0 }, "the gate's context weight has no gradient")
+        XCTAssertTrue(analyticHead[head.offsets[6]..<(head.offsets[6] + 8)].contains { $0 != 0 }, "the gate's context weight has no gradient")
+        if agreement > 0 {
+            XCTAssertTrue(analyticHead[head.offsets[7]..<head.offsets[8]].contains { $0 != 0 }, "the agreement query has no gradient")
+            XCTAssertTrue(analyticHead[head.offsets[8]..<head.count].contains { $0 != 0 }, "the agreement key has no gradient")
+        }
         let eps: Float = 3e-3
         func check(_ values: UnsafeMutablePointer<Float>, _ analytic: [Float], _ what: String) throws {
             var worst = 0.0, checked = 0, worstAt = ""
@@ -184,8 +194,13 @@ final class CopyHeadTests: XCTestCase {
         try checkInference(injected: injectedCopy)
     }
 
-    func checkInference(injected: InjectedEmbeddings?) throws {
-        let p = randomParams(seed: 8), head = try randomHead(seed: 9)
+    /// The same with the gate's agreement term (its per-source keys kept, and dropped on rewind, by the Session).
+    func testInferenceMatchesTrainingWithAgreement() throws {
+        try checkInference(injected: injectedCopy, agreement: 3)
+    }
+
+    func checkInference(injected: InjectedEmbeddings?, agreement: Int = 0) throws {
+        let p = randomParams(seed: 8), head = try randomHead(seed: 9, agreement: agreement)
         let mg = ModelGrad(params: p)
         mg.copyHead = head
         _ = try mg.step(inputs: inputs, targets: targets, B: B, T: T, injected: injected, backward: false)
@@ -224,6 +239,7 @@ final class CopyHeadTests: XCTestCase {
             if b == 0 {
                 s.rewind(to: 3)
                 XCTAssertEqual(s.copy?.sources, [2])
+                XCTAssertEqual(s.copy?.sourceAgreementKeys.count, agreement)
             } else if injected != nil {
                 XCTAssertEqual(s.copy?.sources, [2, 3])
                 XCTAssertEqual(s.copy?.sourceTokens, [10, 7])
@@ -239,10 +255,10 @@ final class CopyHeadTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let head = try randomHead(seed: 3)
         try head.save(checkpoint: dir)
-        // the description as format 3 writes it, byte for byte (field order, compact, one newline)
+        // the description as format 4 writes it, byte for byte (field order, compact, one newline)
         let hash = FileChecksum.hex(FileChecksum.of(UnsafeRawBufferPointer(start: head.values.pointer, count: head.count * 4)))
         XCTAssertEqual(try FileIO.readText(dir + "/" + CopyHead.configName),
-                       #"{"format":"hmst-copy-head","version":3,"hidden_size":8,"key_size":4,"open_marker_id":1,"open_marker":"<mem>","#
+                       #"{"format":"hmst-copy-head","version":4,"hidden_size":8,"key_size":4,"agreement_size":0,"open_marker_id":1,"open_marker":"<mem>","#
                        + #""close_marker_id":2,"close_marker":"</mem>","hash":""# + hash + #"","training":{}}"# + "\n")
         let dims = config.dims
         let back = try XCTUnwrap(try CopyHead.load(checkpoint: dir, dims: dims))
@@ -255,7 +271,7 @@ final class CopyHeadTests: XCTestCase {
             let sub = dir + "/v\(version)"
             try FileManager.default.createDirectory(atPath: sub, withIntermediateDirectories: true)
             try SafeTensorsWriter.writeRaw(path: sub + "/" + CopyHead.weightsName, tensors: Array(head.rawTensors.prefix(tensors)))
-            let stored = head.offsets[tensors]
+            let stored = tensors < head.offsets.count ? head.offsets[tensors] : head.count
             let hash = FileChecksum.hex(FileChecksum.of(UnsafeRawBufferPointer(start: head.values.pointer, count: stored * 4)))
             try (#"{"format":"hmst-copy-head","version":"# + "\(version)" + #","hidden_size":8,"key_size":4,"open_marker_id":1,"close_marker_id":2,"hash":""#
                  + hash + #""}"#).write(toFile: sub + "/" + CopyHead.configName, atomically: true, encoding: .utf8)
@@ -267,6 +283,16 @@ final class CopyHeadTests: XCTestCase {
         }
         XCTAssertEqual(try older(1, tensors: 5).spanWeight.pointee, 0)   // no gate.span_weight: v = 0
         XCTAssertTrue(try older(2, tensors: 6).contextWeight[0] == 0)    // no gate.context_weight: w_c = 0
+        XCTAssertEqual(try older(3, tensors: 7).A, 0)                    // no agreement_size: no agreement term
+        // a head with an agreement term round-trips with its rank
+        let agreeing = try randomHead(seed: 4, agreement: 3)
+        try FileManager.default.createDirectory(atPath: dir + "/agree", withIntermediateDirectories: true)
+        try agreeing.save(checkpoint: dir + "/agree")
+        let agreeBack = try XCTUnwrap(try CopyHead.load(checkpoint: dir + "/agree", dims: dims))
+        XCTAssertEqual(agreeBack.A, 3)
+        XCTAssertEqual(agreeBack.names.suffix(2), ["gate.agreement_query", "gate.agreement_key"])
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: agreeBack.values.pointer, count: agreeBack.count)),
+                       Array(UnsafeBufferPointer(start: agreeing.values.pointer, count: agreeing.count)))
         // another model's hidden size
         var wide = dims; wide.C = 16
         XCTAssertThrowsError(try CopyHead.load(checkpoint: dir, dims: wide)) { e in
@@ -281,5 +307,6 @@ final class CopyHeadTests: XCTestCase {
         try "{\"format\": \"hmst-copy-head\"}".write(toFile: dir + "/" + CopyHead.configName, atomically: true, encoding: .utf8)
         XCTAssertThrowsError(try CopyHead.load(checkpoint: dir, dims: dims))
         XCTAssertThrowsError(try CopyHead(C: 8, D: 4, openMarker: 1, closeMarker: 1))
+        XCTAssertThrowsError(try CopyHead(C: 8, D: 4, A: -1, openMarker: 1, closeMarker: 2))
     }
 }

@@ -412,6 +412,7 @@ class MemoryTrainerParams(ctypes.Structure):
         ("distractor_distillation", ctypes.c_float),
         ("distilled_gate_target_weight", ctypes.c_float),
         ("copy_gate_open_weight", ctypes.c_float),
+        ("copy_gate_agreement_rank", ctypes.c_int32),
     ]
 
 

@@ -40,7 +40,7 @@ class MemoryTrainer(_Resource):
                  episodic_soft_input=None, episodic_copy=None, episodic_pretrain_steps=None, episodic_readout=None,
                  condition_weights=None, questions_per_example=None, hard_distractors=None, retrieved_distractors=None,
                  retrieved_by=None, retrieved_lexical_weight=None, distractor_distillation=None,
-                 distilled_gate_target_weight=None, copy_gate_open_weight=None):
+                 distilled_gate_target_weight=None, copy_gate_open_weight=None, copy_gate_agreement_rank=0):
         self._h = None
         self._keep = []
         p = _lib.lib.hmst_memory_trainer_default_params()
@@ -53,7 +53,7 @@ class MemoryTrainer(_Resource):
         for name, value in (("steps", steps), ("batch_size", batch_size), ("seq_len", seq_len), ("memory_seq_len", memory_seq_len),
                             ("grad_accum_steps", grad_accum_steps), ("k", k), ("eval_every", eval_every),
                             ("eval_questions", eval_questions), ("copy_head_key_size", copy_head_key_size),
-                            ("episodic_soft_tokens", episodic_soft_tokens)):
+                            ("episodic_soft_tokens", episodic_soft_tokens), ("copy_gate_agreement_rank", copy_gate_agreement_rank)):
             if not isinstance(value, int) or not -2**31 <= value < 2**31:
                 raise TypeError(f"{name} must be an int32, not {value!r}")
             setattr(p, name, value)

@@ -41,6 +41,9 @@ public struct MemoryTrainerOptions: Sendable {
     /// key size of a copy head trained with the model (0: none; Copy/CopyHead.swift). A
     /// checkpoint that already has one keeps training it whatever this says.
     public var copyHeadKeySize = 0
+    /// rank A of the copy gate's agreement term (P·h_t)·Σ_j α_j (R·h_j), which compares the
+    /// answer's state with what the pointer reads (0: none; CopyHead.swift)
+    public var copyGateAgreementRank = 0
     /// the copy head's peak learning rate (nil: learningRate); it follows the same schedule
     public var copyHeadLearningRate: Float? = nil
     /// λ of the copy head's gate target: −λ·log(1 − g) on answer tokens the memory does not
@@ -94,6 +97,9 @@ public struct MemoryTrainerOptions: Sendable {
         guard evalEvery >= 0, evalQuestions >= 0, evalWindows >= 0 else { throw HMSTError.invalidArgument("evaluation counts must be >= 0") }
         guard copyHeadKeySize >= 0, copyHeadKeySize <= 4096 else {
             throw HMSTError.invalidArgument("the copy head's key size \(copyHeadKeySize) must be in 0 (none) ... 4096")
+        }
+        guard copyGateAgreementRank >= 0, copyGateAgreementRank <= 1024 else {
+            throw HMSTError.invalidArgument("the copy gate's agreement rank \(copyGateAgreementRank) must be in 0 (none) ... 1024")
         }
         if let r = copyHeadLearningRate, !(r > 0 && r.isFinite) { throw HMSTError.invalidArgument("the copy head's learning rate must be > 0") }
         guard copyGateTargetWeight >= 0, copyGateTargetWeight.isFinite else {
@@ -234,7 +240,8 @@ public final class MemoryTrainer {
         optimizer = OptimizerStep.makeOptimizer(params: params, use8bit: options.use8bitOptimizer, config: options.adam)
         var head = existing
         if head == nil && options.copyHeadKeySize > 0 {
-            head = try CopyHead.initialised(for: tokenizer, C: params.config.hiddenSize, D: options.copyHeadKeySize, seed: options.seed ^ 0xc0b1)
+            head = try CopyHead.initialised(for: tokenizer, C: params.config.hiddenSize, D: options.copyHeadKeySize,
+                                          A: options.copyGateAgreementRank, seed: options.seed ^ 0xc0b1)
         }
         if let head {
             try head.validate(for: params.config.dims)
@@ -611,8 +618,8 @@ public final class MemoryTrainer {
             lmState = WindowSamplerState(rng: try state.rng("lm_rng"), drawn: j["lm_windows_drawn"]?.int ?? 0)
         }
         if let head = copyHead {
-            guard let saved = model.decoder.copyHead, saved.count == head.count, saved.D == head.D else {
-                throw HMSTError.invalidArgument("\(dir) has no copy head of key size \(head.D); resume it with the options it was trained with")
+            guard let saved = model.decoder.copyHead, saved.count == head.count, saved.D == head.D, saved.A == head.A else {
+                throw HMSTError.invalidArgument("\(dir) has no copy head of key size \(head.D) and agreement rank \(head.A); resume it with the options it was trained with")
             }
             guard let copyOptimizer, FileIO.exists(dir + "/" + MemoryTrainer.copyOptimizerName) else {
                 throw HMSTError.badFormat("\(dir) lacks \(MemoryTrainer.copyOptimizerName) for its copy head")
