@@ -1026,6 +1026,10 @@ struct hmst_memory_trainer_params {
     int32_t copy_gate_agreement_rank; /* default 0: rank of the copy gate's agreement term, which compares the
                                        answer's state with the memory the pointer reads (a fresh copy head's
                                        bilinear (P·h)·(R·c), P and R of this many rows); 0 (none) ... 1024 */
+    /* appended in 0.1 (issue 11, the deleted gap; an older struct_size means the default): */
+    bool copy_gate_lexical_overlap; /* default false: give a fresh copy head's gate the tokens each memory entry
+                                       shares with the question (a learned weight per token id), so it can tell
+                                       the asked entity's entry from a look-alike */
 };
 #define HMST_EPISODIC_STATE_READOUT 0
 #define HMST_EPISODIC_POOLED_KEY 1

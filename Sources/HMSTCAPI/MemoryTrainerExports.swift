@@ -65,6 +65,7 @@ public func hmst_memory_trainer_default_params() -> hmst_memory_trainer_params {
     p.distilled_gate_target_weight = d.distilledGateTargetWeight
     p.copy_gate_open_weight = d.copyGateOpenWeight
     p.copy_gate_agreement_rank = Int32(d.copyGateAgreementRank)
+    p.copy_gate_lexical_overlap = d.copyGateLexicalOverlap
     return p
 }
 
@@ -170,6 +171,7 @@ public func hmst_memory_trainer_create(_ params: UnsafePointer<hmst_memory_train
             throw HMSTError.invalidArgument("params->copy_gate_agreement_rank = \(p.copy_gate_agreement_rank) must be in 0 (none) ... 1024")
         }
         o.copyGateAgreementRank = Int(p.copy_gate_agreement_rank)
+        o.copyGateLexicalOverlap = p.copy_gate_lexical_overlap
         if o.lmFraction > 0 && p.train_data == nil {
             throw HMSTError.invalidArgument("params->train_data is NULL but lm_fraction is \(o.lmFraction): give the pre-training data or set lm_fraction to 0")
         }

@@ -64,6 +64,9 @@ struct TrainMemoryCommand: ParsableCommand {
     @Option(name: .customLong("copy-gate-agreement-rank"),
             help: "Rank of the copy gate's agreement term, which compares the answer's state with the memory the pointer reads (0 = none).")
     var copyGateAgreementRank = MemoryTrainerOptions().copyGateAgreementRank
+    @Flag(name: .customLong("copy-gate-lexical-overlap"),
+          help: "Give the copy gate the tokens each memory shares with the question (a learned weight per token), so it can tell the asked entity's entry from a look-alike.")
+    var copyGateLexicalOverlap = false
     @Option(name: .customLong("copy-gate-target-weight"),
             help: "Weight λ of the copy gate's target: −λ·log(1 − gate) on answer tokens the memory does not hold, so the gate closes when the fact is missing or deleted (0 = none).")
     var copyGateTargetWeight = MemoryTrainerOptions().copyGateTargetWeight
@@ -138,6 +141,7 @@ struct TrainMemoryCommand: ParsableCommand {
             o.dataParallel = dp
             o.copyHeadKeySize = copyHead ? copyHeadKeySize : 0
             o.copyGateAgreementRank = copyGateAgreementRank
+            o.copyGateLexicalOverlap = copyGateLexicalOverlap
             o.copyHeadLearningRate = copyHeadLearningRate
             o.copyGateTargetWeight = copyGateTargetWeight
             o.distilledGateTargetWeight = distilledGateTargetWeight
@@ -174,7 +178,7 @@ struct TrainMemoryCommand: ParsableCommand {
                        + "\(trainer.heldOutQuestions.count) held-out questions: \(steps) steps of \(batchSize)x\(o.sequenceLength), "
                        + "memory rows of \(trainer.memoryT), lm fraction \(o.lmFraction), k \(k), \(trainer.optimizer.kind)"
                        + ", " + trainer.precisionReason + (gradientCheckpointing ? ", gradient checkpointing" : "")
-                       + (trainer.copyHead.map { ", copy head (key size \($0.D)\($0.A > 0 ? ", agreement rank \($0.A)" : ""))" } ?? "")
+                       + (trainer.copyHead.map { ", copy head (key size \($0.D)\($0.A > 0 ? ", agreement rank \($0.A)" : "")\($0.overlapVocabulary > 0 ? ", lexical overlap" : ""))" } ?? "")
                        + (trainer.episodic.map { ", episodic soft tokens (K \($0.softTokens.K), share \(o.episodicFraction))" } ?? ""))
             printLeader(dp, dp.effectiveBatchLine(batch: batchSize, accumulation: accumulation)
                         + (dp.size > 1 ? ", \(Threads.count) thread(s) per rank" : ""))

@@ -147,7 +147,8 @@ int main(void) {
     p.copy_gate_agreement_rank = 1025;
     CHECK_STATUS(hmst_memory_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
     CHECK(strstr(hmst_last_error(), "copy_gate_agreement_rank") != NULL);
-    p.copy_gate_agreement_rank = 4;   /* the gate's agreement term, saved with the head */
+    p.copy_gate_agreement_rank = 4;   /* the gate's agreement term and lexical overlap, saved with the head */
+    p.copy_gate_lexical_overlap = true;
     t = NULL;
     CHECK_STATUS(hmst_memory_trainer_create(&p, &t), HMST_STATUS_OK);
     if (t) {
@@ -160,6 +161,7 @@ int main(void) {
         char desc[1024] = {0};
         size_t got = fread(desc, 1, sizeof desc - 1, cf);
         CHECK(got > 0 && strstr(desc, "\"agreement_size\":4") != NULL);
+        CHECK(strstr(desc, "\"question_marker_id\"") != NULL);
         fclose(cf);
     }
     m = NULL;
@@ -167,6 +169,7 @@ int main(void) {
     hmst_model_free(m);
     p.copy_head_key_size = 0;
     p.copy_gate_agreement_rank = 0;
+    p.copy_gate_lexical_overlap = false;
     p.resume_from = OUT "/copy/final";
     t = NULL;
     CHECK_STATUS(hmst_memory_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
@@ -245,6 +248,7 @@ int main(void) {
     p.distilled_gate_target_weight = dp.distilled_gate_target_weight;
     CHECK(dp.copy_gate_open_weight == 0.0f);
     CHECK(dp.copy_gate_agreement_rank == 0);
+    CHECK(!dp.copy_gate_lexical_overlap);
     p.copy_gate_open_weight = -1.0f;
     CHECK_STATUS(hmst_memory_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
     CHECK(strstr(hmst_last_error(), "copy_gate_open_weight") != NULL);

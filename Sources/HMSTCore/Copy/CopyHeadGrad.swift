@@ -12,6 +12,8 @@
 //   agreement e = (P·h_t)·Σ_j α_j (R·h_j): it joins w_c·h_j in the context term (its per-source
 //   value is w_c·h_j + (P·h_t)·(R·h_j), so the scores' gradient above covers it), and
 //   dL/d(P·h_t) = dL/da·Σ_j α_j R·h_j,  dL/d(R·h_j) += dL/da·α_j·P·h_t
+//   lexical overlap o = Σ_j α_j·ov(span(j)): ov joins the per-source values too, and
+//   dL/dλ_w += dL/da·(the pointer's mass on each span that shares w with the question)
 // and from the scores and the gate to Wq, Wk, the gate's weights and the final-norm states,
 // whose gradient joins the LM head's before the final norm's backward. Without backward,
 // the rows it covers are replaced by the mixture, so evaluations read p.
@@ -91,7 +93,7 @@ final class CopyHeadStep {
     func run(xn: UnsafePointer<Float>, inputs: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, probs: UnsafeMutablePointer<Float>,
              B: Int, T: Int, V: Int, scale: Float, backward: Bool, copyTokens: [Int: Int32] = [:], gateTarget lambda: Float = 0,
              softRows: Set<Int> = [], softGateTarget softLambda: Float = 0, openTarget mu: Float = 0) -> (added: Double, gate: Double) {
-        let C = head.C, D = head.D, A = head.A
+        let C = head.C, D = head.D, A = head.A, overlap = head.overlapVocabulary > 0
         vocabScale.removeAll(keepingCapacity: true)
         touched = false
         let perRow = (0..<B).map { sources(inputs, b: $0, T: T, copyTokens: copyTokens) }
@@ -127,9 +129,11 @@ final class CopyHeadStep {
                 alpha.withUnsafeMutableBufferPointer { al in
                     let a = al.baseAddress!
                     var n = 0   // sources at or before t
+                    var question = QuestionScan(), overlaps = OverlapCache()
                     for t in 0..<T {
                         while n < src.count && src[n].position <= t { n += 1 }
                         let row = b * T + t
+                        if overlap { question.read(inputs[row], head: head) }
                         let y = Int(targets[row])
                         guard n > 0, y >= 0 else { continue }
                         // the context term's per-source values at this query: w_c·h_j (+ the agreement)
@@ -137,6 +141,10 @@ final class CopyHeadStep {
                             head.withAgreement(contextValues, ph: PH.pointer + row * A, keys: RH.pointer, rows: sourceRows, S: n, into: &values)
                         } else {
                             for i in 0..<n { values[i] = contextValues[i] }
+                        }
+                        if overlap {
+                            overlaps.update(head: head, question: question, tokens: tokens, spans: spans, n: n)
+                            overlaps.add(to: &values, spans: spans, n: n)
                         }
                         let (best, at, m, context) = head.attend(q: Q.pointer + row * D, keys: K.pointer, keyRows: kr.baseAddress!, spans: spans,
                                                                  values: values, S: n, alpha: a)
@@ -167,6 +175,12 @@ final class CopyHeadStep {
                         gu.pointee += dA * best
                         gv.pointee += dA * m
                         gb.pointee += dA
+                        if !overlaps.perSpan.isEmpty {   // λ_w: dA × the pointer's mass on the spans sharing w
+                            var mass: [Int32: Float] = [:]
+                            for i in 0..<n where overlaps.perSpan[spans[i]] != nil { mass[spans[i], default: 0] += a[i] }
+                            let gl = head.grads.pointer + head.offsets[head.overlapIndex]
+                            for (s, o) in overlaps.perSpan { for w in o.tokens { gl[Int(w)] += dA * (mass[s] ?? 0) } }
+                        }
                         let dm = head.spanWeight.pointee * dA   // dL/dm; dm/ds_i = α_i ([i in the best's span] − m)
                         let dh = dxn.pointer + row * C, wg = head.gateWeight
                         for k in 0..<C { dh[k] += dA * wg[k] }

@@ -28,6 +28,11 @@ final class CopyState {
     /// [maxT, A] the agreement queries P·h of a chunk's logits rows; per-source values at one query
     let agreementQueries: FloatBuffer
     var values: [Float]
+    /// the lexical overlap's state (only with one): the context's tokens (-1 where a position was
+    /// evaluated without this state), the question they leave open, and its overlaps per span
+    var contextTokens: [Int32] = []
+    var question = QuestionScan()
+    var overlaps = OverlapCache()
     /// the span (memory entry, or injected row) of each source; ids only compare for equality
     var sourceSpans: [Int32] = []
     var nextSpan: Int32 = 0
@@ -61,6 +66,12 @@ final class CopyState {
             sourcePositions.removeLast(); keyRows.removeLast(); sourceTokens.removeLast(); sourceValues.removeLast(); sourceSpans.removeLast()
         }
         sourceAgreementKeys.removeLast(sourceAgreementKeys.count - sourcePositions.count * head.A)
+        if contextTokens.count > n {   // the question as the remaining tokens leave it
+            contextTokens.removeLast(contextTokens.count - n)
+            question = QuestionScan()
+            for t in contextTokens { question.read(t, head: head) }
+            overlaps = OverlapCache()
+        }
     }
 
     /// After a forward of tokens[0..<T] at positions pos0..<pos0+T: x holds their residual
@@ -72,6 +83,15 @@ final class CopyState {
         // positions evaluated without this state (Session.encode) count as outside memory
         if insideAfter.count > pos0 { truncate(to: pos0) }
         while insideAfter.count < pos0 { insideAfter.append(false); spanAfter.append(0) }
+        let overlap = head.overlapVocabulary > 0
+        if overlap { while contextTokens.count < pos0 { contextTokens.append(-1) } }
+        // the question each logits row reads: the chunk's tokens are scanned up to that row
+        var scanned = 0
+        func scan(through t: Int) {
+            guard overlap else { return }
+            while scanned <= t { contextTokens.append(tokens[scanned]); question.read(tokens[scanned], head: head); scanned += 1 }
+        }
+        defer { scan(through: T - 1) }
         var inside = insideAfter.last ?? false
         var span = spanAfter.last ?? 0   // new spans take fresh ids (nextSpan), never reused
         let firstNew = sourcePositions.count
@@ -111,13 +131,21 @@ final class CopyState {
                 var n = 0
                 for r in 0..<logitsRows {
                     let pos = pos0 + first + r
+                    scan(through: first + r)
                     while n < sourcePositions.count && Int(sourcePositions[n]) <= pos { n += 1 }
                     guard n > 0 else { continue }
+                    let custom = A > 0 || overlap   // per-query values, not just w_c·h_j
                     if A > 0 {
                         head.withAgreement(sourceValues, ph: agreementQueries.pointer + r * A, keys: sourceAgreementKeys, rows: nil, S: n, into: &values)
+                    } else if overlap {
+                        for i in 0..<n { values[i] = sourceValues[i] }
+                    }
+                    if overlap {
+                        overlaps.update(head: head, question: question, tokens: sourceTokens, spans: sp.baseAddress!, n: n)
+                        overlaps.add(to: &values, spans: sp.baseAddress!, n: n)
                     }
                     let (best, _, m, context) = head.attend(q: q.pointer + r * D, keys: keys.pointer, keyRows: kr.baseAddress!, spans: sp.baseAddress!,
-                                                            values: A > 0 ? values : sourceValues, S: n, alpha: a)
+                                                            values: custom ? values : sourceValues, S: n, alpha: a)
                     let g = 1 / (1 + expf(-head.gateLogit(h: hn.pointer + (first + r) * C, best: best, spanMass: m, context: context)))
                     mix(row: logits + r * V, V: V, g: g, alpha: a, n: n)
                 }

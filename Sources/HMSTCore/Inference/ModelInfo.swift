@@ -14,6 +14,7 @@ public enum ModelInfo {
             w.field("has_tokenizer", m.tokenizer != nil)
             // the heads stored beside the weights (nil: none)
             w.field("copy_head_key_size", m.decoder.copyHead.map { JSONValue.number(Double($0.D)) } ?? .null)
+            w.field("copy_head_agreement_rank", m.decoder.copyHead.map { JSONValue.number(Double($0.A)) } ?? .null)
             w.field("exit_head_layer", m.decoder.exitHead.map { JSONValue.number(Double($0.layer)) } ?? .null)
             w.field("shape", object: {
                 w.field("V", d.V); w.field("C", d.C); w.field("L", d.L); w.field("H", d.H); w.field("KV", d.KV)

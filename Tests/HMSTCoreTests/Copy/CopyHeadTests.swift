@@ -19,8 +19,11 @@ final class CopyHeadTests: XCTestCase {
 
     func randomParams(seed: UInt64) -> Parameters { randomParameters(config, seed: seed) }
 
-    func randomHead(seed: UInt64, agreement A: Int = 0) throws -> CopyHead {
-        let h = try CopyHead(C: 8, D: 4, A: A, openMarker: 1, closeMarker: 2)
+    /// overlap: with the lexical-overlap term, its questions opened by token 5 and closed by 8
+    /// (row 0's question is then every token from its first, so it shares 7 9 and 4 with the spans)
+    func randomHead(seed: UInt64, agreement A: Int = 0, overlap: Bool = false) throws -> CopyHead {
+        let h = try CopyHead(C: 8, D: 4, A: A, overlapVocabulary: overlap ? 11 : 0, openMarker: 1, closeMarker: 2,
+                             questionMarker: 5, answerMarker: 8)
         var rng = RNG(seed: seed)
         for i in 0..<h.count { h.values.pointer[i] = rng.nextGaussian() * 0.6 }
         return h
@@ -41,6 +44,12 @@ final class CopyHeadTests: XCTestCase {
     /// with both gate targets and the injected rows' copy tokens as sources.
     func testGradientCheckWithAgreement() throws {
         try checkGradient(injected: injectedCopy, gateTarget: 2, openTarget: 1, agreement: 3)
+    }
+
+    /// The gate's lexical overlap (a learned weight per token shared by a span and the question):
+    /// its gradient and the model's, with the agreement term and both targets.
+    func testGradientCheckWithOverlap() throws {
+        try checkGradient(injected: injectedCopy, gateTarget: 2, openTarget: 1, agreement: 3, overlap: true)
     }
 
     /// The gate target (−λ·log(1 − g) on target 0 of row 0, which no memory token holds) is an
@@ -135,8 +144,8 @@ final class CopyHeadTests: XCTestCase {
     }
 
     func checkGradient(injected: InjectedEmbeddings?, gateTarget: Float = 0, soft: ModelGrad.SoftTargets? = nil,
-                       softGateTarget: Float = 0, openTarget: Float = 0, agreement: Int = 0) throws {
-        let p = randomParams(seed: 21), head = try randomHead(seed: 6, agreement: agreement)
+                       softGateTarget: Float = 0, openTarget: Float = 0, agreement: Int = 0, overlap: Bool = false) throws {
+        let p = randomParams(seed: 21), head = try randomHead(seed: 6, agreement: agreement, overlap: overlap)
         let mg = ModelGrad(params: p)
         mg.copyHead = head
         mg.copyGateTargetWeight = gateTarget
@@ -155,7 +164,11 @@ final class CopyHeadTests: XCTestCase {
         XCTAssertTrue(analyticHead[head.offsets[6]..<(head.offsets[6] + 8)].contains { $0 != 0 }, "the gate's context weight has no gradient")
         if agreement > 0 {
             XCTAssertTrue(analyticHead[head.offsets[7]..<head.offsets[8]].contains { $0 != 0 }, "the agreement query has no gradient")
-            XCTAssertTrue(analyticHead[head.offsets[8]..<head.count].contains { $0 != 0 }, "the agreement key has no gradient")
+            XCTAssertTrue(analyticHead[head.offsets[8]..<(head.offsets[8] + agreement * 8)].contains { $0 != 0 }, "the agreement key has no gradient")
+        }
+        if overlap {   // the tokens row 0's spans share with its question, and no other
+            let l = head.offsets[head.overlapIndex]
+            XCTAssertEqual((0..<11).filter { analyticHead[l + $0] != 0 }, [4, 7, 9])
         }
         let eps: Float = 3e-3
         func check(_ values: UnsafeMutablePointer<Float>, _ analytic: [Float], _ what: String) throws {
@@ -199,8 +212,13 @@ final class CopyHeadTests: XCTestCase {
         try checkInference(injected: injectedCopy, agreement: 3)
     }
 
-    func checkInference(injected: InjectedEmbeddings?, agreement: Int = 0) throws {
-        let p = randomParams(seed: 8), head = try randomHead(seed: 9, agreement: agreement)
+    /// ... and with the lexical overlap (the question scanned across the two evaluate calls).
+    func testInferenceMatchesTrainingWithOverlap() throws {
+        try checkInference(injected: injectedCopy, agreement: 3, overlap: true)
+    }
+
+    func checkInference(injected: InjectedEmbeddings?, agreement: Int = 0, overlap: Bool = false) throws {
+        let p = randomParams(seed: 8), head = try randomHead(seed: 9, agreement: agreement, overlap: overlap)
         let mg = ModelGrad(params: p)
         mg.copyHead = head
         _ = try mg.step(inputs: inputs, targets: targets, B: B, T: T, injected: injected, backward: false)
@@ -240,6 +258,10 @@ final class CopyHeadTests: XCTestCase {
                 s.rewind(to: 3)
                 XCTAssertEqual(s.copy?.sources, [2])
                 XCTAssertEqual(s.copy?.sourceAgreementKeys.count, agreement)
+                if overlap {   // the question as positions 0...2 leave it: 5 opened it, then <mem> and 7
+                    XCTAssertEqual(s.copy?.contextTokens, [5, 1, 7])
+                    XCTAssertEqual(s.copy?.question.tokens, [1, 7])
+                }
             } else if injected != nil {
                 XCTAssertEqual(s.copy?.sources, [2, 3])
                 XCTAssertEqual(s.copy?.sourceTokens, [10, 7])
@@ -258,7 +280,7 @@ final class CopyHeadTests: XCTestCase {
         // the description as format 4 writes it, byte for byte (field order, compact, one newline)
         let hash = FileChecksum.hex(FileChecksum.of(UnsafeRawBufferPointer(start: head.values.pointer, count: head.count * 4)))
         XCTAssertEqual(try FileIO.readText(dir + "/" + CopyHead.configName),
-                       #"{"format":"hmst-copy-head","version":4,"hidden_size":8,"key_size":4,"agreement_size":0,"open_marker_id":1,"open_marker":"<mem>","#
+                       #"{"format":"hmst-copy-head","version":4,"hidden_size":8,"key_size":4,"agreement_size":0,"overlap_vocabulary":0,"open_marker_id":1,"open_marker":"<mem>","#
                        + #""close_marker_id":2,"close_marker":"</mem>","hash":""# + hash + #"","training":{}}"# + "\n")
         let dims = config.dims
         let back = try XCTUnwrap(try CopyHead.load(checkpoint: dir, dims: dims))
@@ -291,6 +313,17 @@ final class CopyHeadTests: XCTestCase {
         let agreeBack = try XCTUnwrap(try CopyHead.load(checkpoint: dir + "/agree", dims: dims))
         XCTAssertEqual(agreeBack.A, 3)
         XCTAssertEqual(agreeBack.names.suffix(2), ["gate.agreement_query", "gate.agreement_key"])
+        // and one with the lexical overlap, with its question markers; made for another vocabulary, refused
+        let overlapping = try randomHead(seed: 5, agreement: 2, overlap: true)
+        try FileManager.default.createDirectory(atPath: dir + "/overlap", withIntermediateDirectories: true)
+        try overlapping.save(checkpoint: dir + "/overlap")
+        let overlapBack = try XCTUnwrap(try CopyHead.load(checkpoint: dir + "/overlap", dims: dims))
+        XCTAssertEqual([overlapBack.overlapVocabulary, Int(overlapBack.questionMarker), Int(overlapBack.answerMarker)], [11, 5, 8])
+        XCTAssertEqual(overlapBack.names.last, "gate.overlap_weight")
+        var otherVocabulary = dims; otherVocabulary.V = 12
+        XCTAssertThrowsError(try CopyHead.load(checkpoint: dir + "/overlap", dims: otherVocabulary))
+        XCTAssertThrowsError(try CopyHead(C: 8, D: 4, overlapVocabulary: 11, openMarker: 1, closeMarker: 2, questionMarker: 5, answerMarker: 5),
+                             "the question and answer markers must differ")
         XCTAssertEqual(Array(UnsafeBufferPointer(start: agreeBack.values.pointer, count: agreeBack.count)),
                        Array(UnsafeBufferPointer(start: agreeing.values.pointer, count: agreeing.count)))
         // another model's hidden size

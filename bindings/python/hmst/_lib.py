@@ -413,6 +413,7 @@ class MemoryTrainerParams(ctypes.Structure):
         ("distilled_gate_target_weight", ctypes.c_float),
         ("copy_gate_open_weight", ctypes.c_float),
         ("copy_gate_agreement_rank", ctypes.c_int32),
+        ("copy_gate_lexical_overlap", ctypes.c_bool),
     ]
 
 

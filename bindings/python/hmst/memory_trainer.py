@@ -40,7 +40,8 @@ class MemoryTrainer(_Resource):
                  episodic_soft_input=None, episodic_copy=None, episodic_pretrain_steps=None, episodic_readout=None,
                  condition_weights=None, questions_per_example=None, hard_distractors=None, retrieved_distractors=None,
                  retrieved_by=None, retrieved_lexical_weight=None, distractor_distillation=None,
-                 distilled_gate_target_weight=None, copy_gate_open_weight=None, copy_gate_agreement_rank=0):
+                 distilled_gate_target_weight=None, copy_gate_open_weight=None, copy_gate_agreement_rank=0,
+                 copy_gate_lexical_overlap=False):
         self._h = None
         self._keep = []
         p = _lib.lib.hmst_memory_trainer_default_params()
@@ -107,6 +108,7 @@ class MemoryTrainer(_Resource):
             p.distilled_gate_target_weight = float(distilled_gate_target_weight)
         if copy_gate_open_weight is not None:   # None keeps the library's default
             p.copy_gate_open_weight = float(copy_gate_open_weight)
+        p.copy_gate_lexical_overlap = bool(copy_gate_lexical_overlap)
         p.seed = int(seed)
         p.mixed_precision = bool(mixed_precision)
         p.gradient_checkpointing = bool(gradient_checkpointing)

@@ -78,10 +78,14 @@ def test_copy_head_is_trained_saved_and_loaded(tmp_path):
     facts = write_facts(tmp_path / "facts")
     out = tmp_path / "run"
     hmst.train_memory(CKPT, facts, out, steps=2, batch_size=2, seq_len=48, k=2, eval_questions=1,
-                      copy_head_key_size=8, copy_head_learning_rate=3e-3, copy_gate_agreement_rank=4)
+                      copy_head_key_size=8, copy_head_learning_rate=3e-3, copy_gate_agreement_rank=4,
+                      copy_gate_lexical_overlap=True)
     desc = json.loads((out / "final" / "copy_head.json").read_text())
     assert desc["key_size"] == 8 and desc["format"] == "hmst-copy-head" and desc["agreement_size"] == 4
+    assert desc["overlap_vocabulary"] > 0 and desc["question_marker_id"] != desc["answer_marker_id"]
     with hmst.Model(out / "final") as m:  # a model with a copy head loads and generates
+        info = m.info
+        assert info["copy_head_key_size"] == 8 and info["copy_head_agreement_rank"] == 4
         assert isinstance(m.generate("<mem>a</mem><q>b<a>", max_tokens=2, seed=1).text, str)
     with pytest.raises(hmst.HMSTError) as err:
         hmst.MemoryTrainer(CKPT, facts, tmp_path / "y", copy_head_learning_rate=-1.0)

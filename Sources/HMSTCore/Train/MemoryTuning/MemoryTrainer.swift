@@ -44,6 +44,9 @@ public struct MemoryTrainerOptions: Sendable {
     /// rank A of the copy gate's agreement term (P·h_t)·Σ_j α_j (R·h_j), which compares the
     /// answer's state with what the pointer reads (0: none; CopyHead.swift)
     public var copyGateAgreementRank = 0
+    /// a lexical-overlap term in the copy gate: a learned weight per token id over the distinct
+    /// tokens a memory entry shares with the question being answered (CopyHead.swift)
+    public var copyGateLexicalOverlap = false
     /// the copy head's peak learning rate (nil: learningRate); it follows the same schedule
     public var copyHeadLearningRate: Float? = nil
     /// λ of the copy head's gate target: −λ·log(1 − g) on answer tokens the memory does not
@@ -241,7 +244,8 @@ public final class MemoryTrainer {
         var head = existing
         if head == nil && options.copyHeadKeySize > 0 {
             head = try CopyHead.initialised(for: tokenizer, C: params.config.hiddenSize, D: options.copyHeadKeySize,
-                                          A: options.copyGateAgreementRank, seed: options.seed ^ 0xc0b1)
+                                          A: options.copyGateAgreementRank,
+                                          overlapVocabulary: options.copyGateLexicalOverlap ? params.config.vocabSize : 0, seed: options.seed ^ 0xc0b1)
         }
         if let head {
             try head.validate(for: params.config.dims)
@@ -618,8 +622,10 @@ public final class MemoryTrainer {
             lmState = WindowSamplerState(rng: try state.rng("lm_rng"), drawn: j["lm_windows_drawn"]?.int ?? 0)
         }
         if let head = copyHead {
-            guard let saved = model.decoder.copyHead, saved.count == head.count, saved.D == head.D, saved.A == head.A else {
-                throw HMSTError.invalidArgument("\(dir) has no copy head of key size \(head.D) and agreement rank \(head.A); resume it with the options it was trained with")
+            guard let saved = model.decoder.copyHead, saved.count == head.count, saved.D == head.D, saved.A == head.A,
+                  saved.overlapVocabulary == head.overlapVocabulary else {
+                throw HMSTError.invalidArgument("\(dir) has no copy head of key size \(head.D), agreement rank \(head.A) and "
+                                                + (head.overlapVocabulary > 0 ? "a" : "no") + " lexical overlap; resume it with the options it was trained with")
             }
             guard let copyOptimizer, FileIO.exists(dir + "/" + MemoryTrainer.copyOptimizerName) else {
                 throw HMSTError.badFormat("\(dir) lacks \(MemoryTrainer.copyOptimizerName) for its copy head")
