@@ -169,8 +169,9 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
     var spanWeight: UnsafeMutablePointer<Float> { values.pointer + offsets[5] }
     var contextWeight: UnsafeMutablePointer<Float> { values.pointer + offsets[6] }
     /// P and R of the agreement term, [A, C] each (only when A > 0)
-    var agreementQuery: UnsafeMutablePointer<Float> { values.pointer + offsets[7] }
-    var agreementKey: UnsafeMutablePointer<Float> { values.pointer + offsets[8] }
+    static let agreementQueryIndex = 7, agreementKeyIndex = 8
+    var agreementQuery: UnsafeMutablePointer<Float> { values.pointer + offsets[CopyHead.agreementQueryIndex] }
+    var agreementKey: UnsafeMutablePointer<Float> { values.pointer + offsets[CopyHead.agreementKeyIndex] }
     /// λ of the lexical overlap, one per token id (only when overlapVocabulary > 0)
     var overlapIndex: Int { names.count - 1 }
     var overlapWeight: UnsafeMutablePointer<Float> { values.pointer + offsets[overlapIndex] }
@@ -189,17 +190,21 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
                     w, Int32(C), 0, out, Int32(n))
     }
 
-    /// values[i] = base[i] + (P·h)·(R·h_i) for the first S sources: the per-source context term
-    /// of the gate at a query whose agreement query is ph (A floats), source i's agreement key R·h_i
-    /// at keys[rows[i] * A] (rows nil: at keys[i * A]).
-    func withAgreement(_ base: UnsafePointer<Float>, ph: UnsafePointer<Float>, keys: UnsafePointer<Float>, rows: UnsafePointer<Int>?, S: Int,
-                       into values: UnsafeMutablePointer<Float>) {
+    /// values[i] = base[i] + (P·h)·(R·h_i) + the overlap of source i's span, for the first S
+    /// sources: the gate's per-source context term at one query (training and inference alike).
+    /// ph: the query's agreement query (A floats); source i's agreement key R·h_i at
+    /// keys[rows[i] * A] (rows nil: keys[i * A]). Each term only when the head has it.
+    func queryValues(_ base: UnsafePointer<Float>, ph: UnsafePointer<Float>, keys: UnsafePointer<Float>, rows: UnsafePointer<Int>?,
+                     overlaps: OverlapCache, spans: UnsafePointer<Int32>, S: Int, into values: UnsafeMutablePointer<Float>) {
         for i in 0..<S {
-            let k = keys + (rows?[i] ?? i) * A
             var e: Float = 0
-            for r in 0..<A { e += ph[r] * k[r] }
+            if A > 0 {
+                let k = keys + (rows?[i] ?? i) * A
+                for r in 0..<A { e += ph[r] * k[r] }
+            }
             values[i] = base[i] + e
         }
+        overlaps.add(to: values, spans: spans, n: S)
     }
 
     /// The pointer at one query: alpha[0..<S] = softmax of the scores of q against the S keys

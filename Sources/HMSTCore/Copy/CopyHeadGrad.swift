@@ -137,15 +137,9 @@ final class CopyHeadStep {
                         let y = Int(targets[row])
                         guard n > 0, y >= 0 else { continue }
                         // the context term's per-source values at this query: w_c·h_j (+ the agreement)
-                        if A > 0 {
-                            head.withAgreement(contextValues, ph: PH.pointer + row * A, keys: RH.pointer, rows: sourceRows, S: n, into: &values)
-                        } else {
-                            for i in 0..<n { values[i] = contextValues[i] }
-                        }
-                        if overlap {
-                            overlaps.update(head: head, question: question, tokens: tokens, spans: spans, n: n)
-                            overlaps.add(to: &values, spans: spans, n: n)
-                        }
+                        if overlap { overlaps.update(head: head, question: question, tokens: tokens, spans: spans, n: n) }
+                        head.queryValues(contextValues, ph: PH.pointer + row * A, keys: RH.pointer, rows: sourceRows, overlaps: overlaps,
+                                         spans: spans, S: n, into: &values)
                         let (best, at, m, context) = head.attend(q: Q.pointer + row * D, keys: K.pointer, keyRows: kr.baseAddress!, spans: spans,
                                                                  values: values, S: n, alpha: a)
                         let h = xn + row * C
@@ -219,8 +213,8 @@ final class CopyHeadStep {
             // dW += dQ^T · xn ([D, N] · [N, C]); dxn += dQ · W ([N, D] · [D, C]); the same for K
             var projections = [(dQ.pointer, gq, head.wq, D), (dK.pointer, gk, head.wk, D)]
             if A > 0 {
-                projections += [(dPH.pointer, head.grads.pointer + head.offsets[7], head.agreementQuery, A),
-                                (dRH.pointer, head.grads.pointer + head.offsets[8], head.agreementKey, A)]
+                projections += [(dPH.pointer, head.grads.pointer + head.offsets[CopyHead.agreementQueryIndex], head.agreementQuery, A),
+                                (dRH.pointer, head.grads.pointer + head.offsets[CopyHead.agreementKeyIndex], head.agreementKey, A)]
             }
             for (dY, gW, W, n) in projections {
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(n), Int32(C), Int32(N), 1, dY, Int32(n),

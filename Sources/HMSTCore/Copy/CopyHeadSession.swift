@@ -135,14 +135,10 @@ final class CopyState {
                     while n < sourcePositions.count && Int(sourcePositions[n]) <= pos { n += 1 }
                     guard n > 0 else { continue }
                     let custom = A > 0 || overlap   // per-query values, not just w_c·h_j
-                    if A > 0 {
-                        head.withAgreement(sourceValues, ph: agreementQueries.pointer + r * A, keys: sourceAgreementKeys, rows: nil, S: n, into: &values)
-                    } else if overlap {
-                        for i in 0..<n { values[i] = sourceValues[i] }
-                    }
-                    if overlap {
-                        overlaps.update(head: head, question: question, tokens: sourceTokens, spans: sp.baseAddress!, n: n)
-                        overlaps.add(to: &values, spans: sp.baseAddress!, n: n)
+                    if overlap { overlaps.update(head: head, question: question, tokens: sourceTokens, spans: sp.baseAddress!, n: n) }
+                    if custom {
+                        head.queryValues(sourceValues, ph: agreementQueries.pointer + r * A, keys: sourceAgreementKeys, rows: nil, overlaps: overlaps,
+                                         spans: sp.baseAddress!, S: n, into: &values)
                     }
                     let (best, _, m, context) = head.attend(q: q.pointer + r * D, keys: keys.pointer, keyRows: kr.baseAddress!, spans: sp.baseAddress!,
                                                             values: custom ? values : sourceValues, S: n, alpha: a)
