@@ -5,10 +5,12 @@ hidden 256, 4 layers, 4 heads / 2 KV heads, 8 experts top-2, FFN 512, vocab 4096
 and mixed-precision (bf16 matmuls) steps to PyTorch's f32 step.
 Needs `pip install torch==2.13.0+cpu transformers`.
     python3 benchmarks/train_vs_pytorch.py [--bench .build/release/hmst-bench] [--steps 5]
-        [--rounds N] [--baseline-bench OLD_HMST_BENCH]
+        [--rounds N] [--baseline-bench OLD_HMST_BENCH] [--precision f32|mixed|bf16]
 --rounds N repeats PyTorch and hmst in turns and reports medians (a shared machine moves by 20%
-between minutes); --baseline-bench adds an older hmst-bench (f32 only) to every round, its side
+between minutes); --baseline-bench adds an older hmst-bench to every round, its side
 alternating with --bench, for an A/B of two builds against the same PyTorch figures.
+--precision (rounds mode, default f32) is what hmst trains in: f32, mixed (what
+--mixed-precision computes in on this CPU) or bf16 (bf16 compute forced).
 """
 import argparse
 import json
@@ -62,6 +64,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--baseline-bench", default=None)
+    ap.add_argument("--precision", default="f32", choices=["f32", "mixed", "bf16"])
     args = ap.parse_args()
     if args.rounds == 1 and args.baseline_bench is None:
         theirs = pytorch(args.steps, args.threads)
@@ -73,6 +76,7 @@ def main():
         print(json.dumps(ratios))
         return
     sides = {"pytorch": [], "hmst": []}
+    machine = {}
     if args.baseline_bench:
         sides["baseline"] = []
     for r in range(args.rounds):
@@ -82,13 +86,16 @@ def main():
         if r % 2:
             order.reverse()
         for name, bench in order:
-            sides[name].append(hmst(bench, args.steps, args.threads, "f32")[0]["tokens_per_s"])
+            line = hmst(bench, args.steps, args.threads, args.precision)[0]
+            sides[name].append(line["tokens_per_s"])
+            machine = {k: line[k] for k in ("cpu", "blas_core", "compute") if k in line}
         print(json.dumps({"round": r, **{k: v[-1] for k, v in sides.items()}}), flush=True)
     med = {k: statistics.median(v) for k, v in sides.items()}
-    summary = {"comparison": "hmst f32 / pytorch f32 tokens/s, medians over rounds", "rounds": args.rounds, "steps": args.steps,
-               "threads": args.threads, "medians": med, "f32": round(med["hmst"] / med["pytorch"], 2), "raw": sides}
+    p = args.precision
+    summary = {"comparison": f"hmst {p} / pytorch f32 tokens/s, medians over rounds", "rounds": args.rounds, "steps": args.steps,
+               "threads": args.threads, **machine, "medians": med, p: round(med["hmst"] / med["pytorch"], 2), "raw": sides}
     if args.baseline_bench:
-        summary["baseline_f32"] = round(med["baseline"] / med["pytorch"], 2)
+        summary[f"baseline_{p}"] = round(med["baseline"] / med["pytorch"], 2)
         summary["hmst_over_baseline_per_round"] = [round(a / b, 3) for a, b in zip(sides["hmst"], sides["baseline"])]
     print(json.dumps(summary))
 

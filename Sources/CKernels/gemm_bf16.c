@@ -170,16 +170,46 @@ static HK_BF16 void micro_avx512bf16(float *C, size_t ldc, const uint32_t *a, co
 /* Packers with the BF16 conversion instructions (vcvtne2ps2bf16: round to nearest even, as
  * bf16_bits; input denormals read as zero). 16 pairs per step; the portable packers above
  * finish ragged edges. */
-static HK_BF16 inline __m512i pairs16(const float *k0, const float *k1) {
-    /* lanes i: (k0[i], k1[i]) as one 32-bit pair, low half k0 */
-    __m256i lo = (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(k0));
-    __m256i hi = (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(k1));
-    return _mm512_or_si512(_mm512_cvtepu16_epi32(lo), _mm512_slli_epi32(_mm512_cvtepu16_epi32(hi), 16));
-}
-
 static HK_BF16 inline __m512i consecutive16(const float *src) {
     /* 32 consecutive floats -> 16 pairs (src[2i], src[2i+1]) in order */
     return (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + 16), _mm512_loadu_ps(src));
+}
+
+/* Two rows' pairs: lanes i = (k0[i], k1[i]) for 16 columns, low half k0; one conversion and one
+ * word permute. */
+static HK_BF16 inline __m512i interleave16(const float *k0, const float *k1) {
+    const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
+                                         23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    __m512i both = (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(k1), _mm512_loadu_ps(k0));  /* words 0-15 k0, 16-31 k1 */
+    return _mm512_permutexvar_epi16(idx, both);
+}
+
+/* Eight rows of 32 consecutive floats (row r at src + r * lds) -> their 16 pairs transposed:
+ * dst[i * stride + r] = pair i of row r. Two unpack rounds put four rows of one pair in each
+ * 128-bit lane; each lane is then one 16-byte store (128 scalar stores before). */
+static HK_BF16 inline void transpose_pairs_8x16(uint32_t *dst, size_t stride, const float *src, size_t lds) {
+    __m512i r0 = consecutive16(src), r1 = consecutive16(src + lds), r2 = consecutive16(src + 2 * lds),
+            r3 = consecutive16(src + 3 * lds), r4 = consecutive16(src + 4 * lds), r5 = consecutive16(src + 5 * lds),
+            r6 = consecutive16(src + 6 * lds), r7 = consecutive16(src + 7 * lds);
+    /* per 128-bit lane L (pairs 4L .. 4L+3): t01a = r0[4L] r1[4L] r0[4L+1] r1[4L+1], t01b the next two */
+    __m512i t01a = _mm512_unpacklo_epi32(r0, r1), t01b = _mm512_unpackhi_epi32(r0, r1);
+    __m512i t23a = _mm512_unpacklo_epi32(r2, r3), t23b = _mm512_unpackhi_epi32(r2, r3);
+    __m512i t45a = _mm512_unpacklo_epi32(r4, r5), t45b = _mm512_unpackhi_epi32(r4, r5);
+    __m512i t67a = _mm512_unpacklo_epi32(r6, r7), t67b = _mm512_unpackhi_epi32(r6, r7);
+    /* u[h][b], lane L: rows 4h .. 4h+3 of pair 4L + b */
+    __m512i u[2][4] = {
+        {_mm512_unpacklo_epi64(t01a, t23a), _mm512_unpackhi_epi64(t01a, t23a), _mm512_unpacklo_epi64(t01b, t23b),
+         _mm512_unpackhi_epi64(t01b, t23b)},
+        {_mm512_unpacklo_epi64(t45a, t67a), _mm512_unpackhi_epi64(t45a, t67a), _mm512_unpacklo_epi64(t45b, t67b),
+         _mm512_unpackhi_epi64(t45b, t67b)}};
+    for (int h = 0; h < 2; h++)
+        for (int b = 0; b < 4; b++) {
+            uint32_t *d = dst + (size_t)b * stride + 4 * h;
+            _mm_storeu_si128((__m128i *)d, _mm512_extracti32x4_epi32(u[h][b], 0));
+            _mm_storeu_si128((__m128i *)(d + 4 * stride), _mm512_extracti32x4_epi32(u[h][b], 1));
+            _mm_storeu_si128((__m128i *)(d + 8 * stride), _mm512_extracti32x4_epi32(u[h][b], 2));
+            _mm_storeu_si128((__m128i *)(d + 12 * stride), _mm512_extracti32x4_epi32(u[h][b], 3));
+        }
 }
 
 static HK_BF16 void pack_a_bf16(uint32_t *out, const float *A, size_t lda, int transA, size_t m0, size_t mc, size_t k0, size_t kc) {
@@ -188,28 +218,43 @@ static HK_BF16 void pack_a_bf16(uint32_t *out, const float *A, size_t lda, int t
         pack_a_avx512(out, A, lda, transA, m0, mc, k0, kc);
         return;
     }
-    for (size_t p = 0; p * MR < mc; p++) {
-        uint32_t *dst = out + p * kp * MR;
-        if (!transA) {
+    size_t panels = mc / MR;
+    if (!transA) {
+        for (size_t p = 0; p < panels; p++) {
+            uint32_t *dst = out + p * kp * MR;
+            const float *rows = A + (m0 + p * MR) * lda + k0;
+            size_t j = 0;
+            for (; j + 16 <= full; j += 16) transpose_pairs_8x16(dst + j * MR, MR, rows + 2 * j, lda);
             for (size_t r = 0; r < MR; r++) {
-                const float *src = A + (m0 + p * MR + r) * lda + k0;
-                size_t j = 0;
-                for (; j + 16 <= full; j += 16) {
-                    uint32_t tmp[16];  /* scatters are microcoded on some CPUs: store, then spread */
-                    _mm512_storeu_si512(tmp, consecutive16(src + 2 * j));
-                    for (int i = 0; i < 16; i++) dst[(j + i) * MR + r] = tmp[i];
-                }
-                for (; j < full; j++) dst[j * MR + r] = bf16_bits(src[2 * j]) | (bf16_bits(src[2 * j + 1]) << 16);
+                const float *src = rows + r * lda;
+                for (size_t jj = j; jj < full; jj++) dst[jj * MR + r] = bf16_bits(src[2 * jj]) | (bf16_bits(src[2 * jj + 1]) << 16);
                 if (kc & 1) dst[full * MR + r] = bf16_bits(src[kc - 1]);
             }
-        } else {
-            /* rows 2j and 2j+1 of the stored [K, M] matrix, MR columns each: 8 pairs */
-            for (size_t j = 0; j < kp; j++) {
-                const float *r0 = A + (k0 + 2 * j) * lda + m0 + p * MR;
-                __m128i lo = (__m128i)_mm256_cvtneps_pbh(_mm256_loadu_ps(r0)), hi = _mm_setzero_si128();
-                if (2 * j + 1 < kc) hi = (__m128i)_mm256_cvtneps_pbh(_mm256_loadu_ps(r0 + lda));
+        }
+        return;
+    }
+    /* stored [K, M]: rows 2j and 2j+1 give pair j of every column; read each row pair once, 16
+     * columns (two panels) at a time, MR for an odd last panel */
+    for (size_t j = 0; j < kp; j++) {
+        const float *r0 = A + (k0 + 2 * j) * lda + m0;
+        if (2 * j + 1 < kc) {
+            const float *r1 = r0 + lda;
+            size_t p = 0;
+            for (; p + 2 <= panels; p += 2) {
+                __m512i pr = interleave16(r0 + p * MR, r1 + p * MR);
+                _mm256_storeu_si256((__m256i *)(out + p * kp * MR + j * MR), _mm512_castsi512_si256(pr));
+                _mm256_storeu_si256((__m256i *)(out + (p + 1) * kp * MR + j * MR), _mm512_extracti64x4_epi64(pr, 1));
+            }
+            if (p < panels) {
+                __m128i lo = (__m128i)_mm256_cvtneps_pbh(_mm256_loadu_ps(r0 + p * MR));
+                __m128i hi = (__m128i)_mm256_cvtneps_pbh(_mm256_loadu_ps(r1 + p * MR));
                 __m256i pr = _mm256_or_si256(_mm256_cvtepu16_epi32(lo), _mm256_slli_epi32(_mm256_cvtepu16_epi32(hi), 16));
-                _mm256_storeu_si256((__m256i *)(dst + j * MR), pr);
+                _mm256_storeu_si256((__m256i *)(out + p * kp * MR + j * MR), pr);
+            }
+        } else {
+            for (size_t p = 0; p < panels; p++) {
+                __m128i lo = (__m128i)_mm256_cvtneps_pbh(_mm256_loadu_ps(r0 + p * MR));
+                _mm256_storeu_si256((__m256i *)(out + p * kp * MR + j * MR), _mm256_cvtepu16_epi32(lo));
             }
         }
     }
@@ -224,23 +269,22 @@ static HK_BF16 void pack_b_bf16(uint32_t *out, const float *B, size_t ldb, int t
     for (size_t p = 0; p * NR < nc; p++) {
         uint32_t *dst = out + p * kp * NR;
         if (transB) {
+            /* stored [N, K]: column c of op(B) is row c; 8 rows at a time, transposed in registers */
+            const float *rows = B + (n0 + p * NR) * ldb + k0;
+            size_t j = 0;
+            for (; j + 16 <= full; j += 16)
+                for (size_t c = 0; c < NR; c += 8) transpose_pairs_8x16(dst + j * NR + c, NR, rows + c * ldb + 2 * j, ldb);
             for (size_t c = 0; c < NR; c++) {
-                const float *src = B + (n0 + p * NR + c) * ldb + k0;
-                size_t j = 0;
-                for (; j + 16 <= full; j += 16) {
-                    uint32_t tmp[16];
-                    _mm512_storeu_si512(tmp, consecutive16(src + 2 * j));
-                    for (int i = 0; i < 16; i++) dst[(j + i) * NR + c] = tmp[i];
-                }
-                for (; j < full; j++) dst[j * NR + c] = bf16_bits(src[2 * j]) | (bf16_bits(src[2 * j + 1]) << 16);
+                const float *src = rows + c * ldb;
+                for (size_t jj = j; jj < full; jj++) dst[jj * NR + c] = bf16_bits(src[2 * jj]) | (bf16_bits(src[2 * jj + 1]) << 16);
                 if (kc & 1) dst[full * NR + c] = bf16_bits(src[kc - 1]);
             }
         } else {
             for (size_t j = 0; j < kp; j++) {
                 const float *r0 = B + (k0 + 2 * j) * ldb + n0 + p * NR;
                 if (2 * j + 1 < kc) {
-                    _mm512_storeu_si512(dst + j * NR, pairs16(r0, r0 + ldb));
-                    _mm512_storeu_si512(dst + j * NR + 16, pairs16(r0 + 16, r0 + ldb + 16));
+                    _mm512_storeu_si512(dst + j * NR, interleave16(r0, r0 + ldb));
+                    _mm512_storeu_si512(dst + j * NR + 16, interleave16(r0 + 16, r0 + ldb + 16));
                 } else {
                     for (size_t c = 0; c < NR; c++) dst[j * NR + c] = bf16_bits(r0[c]);
                 }

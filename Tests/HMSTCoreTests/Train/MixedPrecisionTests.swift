@@ -19,7 +19,7 @@ final class MixedPrecisionTests: XCTestCase {
         let levels = hk_level() >= HK_LEVEL_BF16 ? [Int(HK_LEVEL_BF16), 0] : [0]
         for level in levels {
             hk_set_max_level(Int32(level))
-            for (M, N, K) in [(1, 1, 1), (13, 37, 29), (70, 1100, 300), (9, 33, 2), (8, 32, 513)] {
+            for (M, N, K) in [(1, 1, 1), (13, 37, 29), (70, 1100, 300), (9, 33, 2), (8, 32, 513), (24, 96, 67), (48, 64, 35)] {
                 for tA in [false, true] {
                     for tB in [false, true] {
                         let A = (0..<(M * K)).map { _ in rng.nextGaussian() }, B = (0..<(K * N)).map { _ in rng.nextGaussian() }

@@ -44,6 +44,42 @@ final class OptimizerTests: XCTestCase {
         }
     }
 
+    /// The AdamW kernel's vector paths (AVX-512 with masked tails, AVX2 with a scalar tail) do
+    /// the portable path's operations in its order: every element bit for bit equal, at lengths
+    /// that leave every kind of tail, and equal to the formula written out in Double.
+    func testAdamWKernelPathsAgreeBitForBit() {
+        defer { hk_set_max_level(-1) }
+        var rng = RNG(seed: 3)
+        let n = 16 * 7 + 11
+        let p0 = (0..<n).map { _ in rng.nextGaussian() }, g = (0..<n).map { _ in rng.nextGaussian() * 3 }
+        let m0 = (0..<n).map { _ in rng.nextGaussian() * 0.1 }, v0 = (0..<n).map { _ in abs(rng.nextGaussian()) * 0.01 }
+        var hp = hk_adam_params(beta1: 0.9, beta2: 0.95, eps: 1e-8, lr: 3e-3, weight_decay: 0.1, bc1: 0.271, bc2: 0.1426,
+                                grad_scale: 0.7)
+        func run(level: Int32, count: Int) -> [Float] {
+            hk_set_max_level(level)
+            var p = p0, m = m0, v = v0
+            hk_adamw_update(&p, g, &m, &v, count, &hp)
+            return p + m + v
+        }
+        let top = min(hk_level(), Int32(HK_LEVEL_AVX512))
+        for count in [n, 1, 15, 17, 8 * 3 + 5] {
+            let want = run(level: 0, count: count)
+            for level in stride(from: Int32(1), through: top, by: 1) {
+                XCTAssertEqual(run(level: level, count: count), want, "level \(level), \(count) elements")
+            }
+        }
+        let out = run(level: top, count: n)
+        for i in [0, 16, n - 1] {
+            let gi = Double(g[i]) * 0.7, m = 0.9 * Double(m0[i]) + 0.1 * gi, v = 0.95 * Double(v0[i]) + 0.05 * gi * gi
+            let want = Double(p0[i]) - 3e-3 * ((m / 0.271) / ((v / 0.1426).squareRoot() + 1e-8) + 0.1 * Double(p0[i]))
+            XCTAssertEqual(Double(out[i]), want, accuracy: 1e-6 * max(1, abs(want)), "element \(i)")
+            XCTAssertEqual(out[n + i], Float(m), accuracy: 1e-6)
+        }
+        let short = run(level: top, count: 15)
+        XCTAssertEqual(Array(short[15..<n]), Array(p0[15...]), "parameters past count untouched")
+        XCTAssertEqual(Array(short[(n + 15)..<(2 * n)]), Array(m0[15...]), "moments past count untouched")
+    }
+
     func testScheduleAndClipping() throws {
         let s = LRSchedule(maxLR: 1e-3, minLR: 1e-4, warmupSteps: 10, totalSteps: 110)
         XCTAssertEqual(s.lr(at: 0), 1e-4, accuracy: 1e-9)
