@@ -119,9 +119,10 @@ static scratch_t *scratch_get(size_t a_n, size_t b_n) {
 static inline float lo_f(uint32_t v) { uint32_t u = v << 16; float f; memcpy(&f, &u, 4); return f; }
 static inline float hi_f(uint32_t v) { uint32_t u = v & 0xffff0000u; float f; memcpy(&f, &u, 4); return f; }
 
-/* C[mr, nr] += alpha * Apanel · Bpanel over kp pairs (portable). */
+/* C[mr, nr] += alpha * Apanel · Bpanel over kp pairs, or C = alpha * Apanel · Bpanel when
+ * overwrite (the first depth block of a beta = 0 call: C is neither cleared nor read) (portable). */
 static void micro_portable(float *C, size_t ldc, const uint32_t *a, const uint32_t *b, size_t kp,
-                           size_t mr, size_t nr, float alpha) {
+                           size_t mr, size_t nr, float alpha, int overwrite) {
     float acc[MR][NR];
     memset(acc, 0, sizeof acc);
     for (size_t j = 0; j < kp; j++) {
@@ -131,7 +132,7 @@ static void micro_portable(float *C, size_t ldc, const uint32_t *a, const uint32
         }
     }
     for (size_t r = 0; r < mr; r++)
-        for (size_t c = 0; c < nr; c++) C[r * ldc + c] += alpha * acc[r][c];
+        for (size_t c = 0; c < nr; c++) C[r * ldc + c] = overwrite ? alpha * acc[r][c] : C[r * ldc + c] + alpha * acc[r][c];
 }
 
 #if defined(__x86_64__)
@@ -139,7 +140,7 @@ static void micro_portable(float *C, size_t ldc, const uint32_t *a, const uint32
 #define HK_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
 
 static HK_BF16 void micro_avx512bf16(float *C, size_t ldc, const uint32_t *a, const uint32_t *b, size_t kp,
-                                     size_t mr, size_t nr, float alpha) {
+                                     size_t mr, size_t nr, float alpha, int overwrite) {
     __m512 acc[MR][2];
     for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
     for (size_t j = 0; j < kp; j++) {
@@ -158,6 +159,14 @@ static HK_BF16 void micro_avx512bf16(float *C, size_t ldc, const uint32_t *a, co
     __m512 va = _mm512_set1_ps(alpha);
     __mmask16 m0 = nr >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nr) - 1);
     __mmask16 m1 = nr >= 32 ? (__mmask16)0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
+    if (overwrite) {
+        for (size_t r = 0; r < mr; r++) {
+            float *c = C + r * ldc;
+            _mm512_mask_storeu_ps(c, m0, _mm512_mul_ps(va, acc[r][0]));
+            if (m1) _mm512_mask_storeu_ps(c + 16, m1, _mm512_mul_ps(va, acc[r][1]));
+        }
+        return;
+    }
     for (size_t r = 0; r < mr; r++) {
         float *c = C + r * ldc;
         _mm512_mask_storeu_ps(c, m0, _mm512_fmadd_ps(va, acc[r][0], _mm512_maskz_loadu_ps(m0, c)));
@@ -319,7 +328,7 @@ static void pack_w16(uint32_t *out, const void *Bv, size_t ldw, int transB, size
 
 typedef void (*pack_a_fn)(uint32_t *, const float *, size_t, int, size_t, size_t, size_t, size_t);
 typedef void (*pack_b_fn)(uint32_t *, const void *, size_t, int, size_t, size_t, size_t, size_t);
-typedef void (*micro_fn)(float *, size_t, const uint32_t *, const uint32_t *, size_t, size_t, size_t, float);
+typedef void (*micro_fn)(float *, size_t, const uint32_t *, const uint32_t *, size_t, size_t, size_t, float, int);
 
 /* The f32 B packers behind the pack_b_fn signature. */
 #define HK_PACK_B_VOID(NAME, ATTR)                                                                                 \
@@ -348,15 +357,23 @@ static int gemm_driver(int transA, int transB, size_t M, size_t N, size_t K, flo
                        const void *B, size_t ldb, float beta, float *C, size_t ldc, micro_fn micro, pack_a_fn pack_a,
                        pack_b_fn pack_b) {
     if (M == 0 || N == 0) return 0;
-    for (size_t m = 0; m < M; m++) {
-        float *c = C + m * ldc;
-        if (beta == 0) memset(c, 0, N * sizeof(float));
-        else if (beta != 1) for (size_t n = 0; n < N; n++) c[n] *= beta;
+    int products = K != 0 && alpha != 0;
+    scratch_t *s = NULL;
+    if (products) {  /* before C is touched, so a caller can fall back to another GEMM */
+        size_t kcMax = K < KC ? K : KC, kpMax = (kcMax + 1) / 2;
+        s = scratch_get(((MC + MR - 1) / MR) * MR * kpMax, ((NC + NR - 1) / NR) * NR * kpMax);
+        if (!s) return -1;
     }
-    if (K == 0 || alpha == 0) return 0;
-    size_t kcMax = K < KC ? K : KC, kpMax = (kcMax + 1) / 2;
-    scratch_t *s = scratch_get(((MC + MR - 1) / MR) * MR * kpMax, ((NC + NR - 1) / NR) * NR * kpMax);
-    if (!s) return -1;
+    /* beta = 0 with products: the first depth block overwrites C (never cleared, never read) */
+    int overwrite = beta == 0 && products;
+    if (beta != 1 && !overwrite) {
+        for (size_t m = 0; m < M; m++) {
+            float *c = C + m * ldc;
+            if (beta == 0) memset(c, 0, N * sizeof(float));
+            else for (size_t n = 0; n < N; n++) c[n] *= beta;
+        }
+    }
+    if (!products) return 0;
     uint32_t *pa = s->a, *pb = s->b;
     for (size_t n0 = 0; n0 < N; n0 += NC) {
         size_t nc = N - n0 < NC ? N - n0 : NC;
@@ -370,7 +387,7 @@ static int gemm_driver(int transA, int transB, size_t M, size_t N, size_t K, flo
                     for (size_t im = 0; im < mc; im += MR) {
                         size_t mr = mc - im < MR ? mc - im : MR, nr = nc - jn < NR ? nc - jn : NR;
                         micro(C + (m0 + im) * ldc + n0 + jn, ldc, pa + (im / MR) * kp * MR, pb + (jn / NR) * kp * NR, kp,
-                              mr, nr, alpha);
+                              mr, nr, alpha, overwrite && k0 == 0);
                     }
                 }
             }
