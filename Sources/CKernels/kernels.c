@@ -10,6 +10,7 @@
 #include <string.h>
 
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 #define HK_X86 1
 #endif
@@ -47,10 +48,13 @@ void hk_set_max_level(int level) { atomic_store(&forced_max, level); }
  * 1,4; benchmarks/results/*-zen5.jsonl): on AMD Zen 5 (family 26) one sequential stream per
  * thread decoded 11-26% faster with bf16 weights, as one row did for the AVX2 kernels on Zen 3,
  * while with f32 weights four rows were as fast or faster (up to 1.6x on a 1536 x 4096 matrix).
- * So AMD CPUs read bf16 rows one at a time and f32 rows four at a time. Intel CPUs keep four
- * for both: the one-row shape has not been compared there yet. */
+ * On AMD Zen 4 (family 25 with AVX-512, session 24; benchmarks/results/decode-ab-zen4.jsonl) one
+ * row was faster for f32 too: decode 1.41-1.46x on dense512 and moe512 (2 threads, in one process).
+ * So AMD CPUs read bf16 rows one at a time, f32 rows one at a time on family 25 and four at a
+ * time on later families. Intel CPUs keep four for both: the one-row shape has not been compared
+ * there yet. */
 static atomic_int gemv_rows_forced = 0;
-static atomic_int gemv_rows_amd = -1;
+static atomic_int gemv_rows_amd = -1;  /* 0: not AMD, 1: AMD, 2: AMD family 25 */
 
 static int gemv_rows_default(int bf16) {
     int amd = atomic_load(&gemv_rows_amd);
@@ -58,11 +62,17 @@ static int gemv_rows_default(int bf16) {
         amd = 0;
 #if HK_X86
         __builtin_cpu_init();
-        amd = __builtin_cpu_is("amd") ? 1 : 0;
+        if (__builtin_cpu_is("amd")) {
+            unsigned a, b, c, d;
+            __cpuid(1, a, b, c, d);
+            unsigned family = (a >> 8) & 0xf;
+            if (family == 0xf) family += (a >> 20) & 0xff;
+            amd = family == 25 ? 2 : 1;
+        }
 #endif
         atomic_store(&gemv_rows_amd, amd);
     }
-    return amd && bf16 ? 1 : 4;
+    return amd == 2 || (amd && bf16) ? 1 : 4;
 }
 
 int hk_gemv_rows(int bf16) {

@@ -44,7 +44,7 @@ void hk_gemv_f32(float *y, const float *w, const float *x, size_t cols, size_t r
 /* How many weight rows the AVX-512 GEMVs stream per pass: 4 (four rows share each load of x)
  * or 1 (one sequential stream, four accumulators), for the f32 (bf16 = 0) or bf16 (bf16 = 1)
  * kernel. Each row's value is the same either way. The default comes from the CPU and the
- * weight type (kernels.c); benchmarks force 1 or 4 for both with hk_set_gemv_rows,
+ * weight type (kernels.c: 1 for bf16 on AMD and for f32 on AMD family 25, else 4); benchmarks force 1 or 4 for both with hk_set_gemv_rows,
  * and hk_set_gemv_rows(0) restores the defaults. The AVX2 GEMVs always read one row per pass. */
 int hk_gemv_rows(int bf16);
 
