@@ -14,7 +14,9 @@
 #   gap, session 14"; Stage 2's hybrid blocks take --retrieved-lexical-weight in EXTRA),
 #   MIN_COVERAGE (hmst eval --min-coverage for on and deleted, 0: off; when set, all items are
 #   scored without it too), HMST (the tool, build/bin/hmst), EXTRA (more train-memory flags; with
-#   `--retrieved-by hybrid` or `dense` a retrieval projection of BASE is trained first, on a copy).
+#   `--retrieved-by hybrid` or `dense` a retrieval projection of BASE is trained first, on a copy),
+#   EVAL_ONLY=1 (keep OUT's facts and Stage 2 checkpoint from an earlier run, and redo only what
+#   follows Stage 2: the retrieval projection, the memories, the evaluations and the summary).
 set -euo pipefail
 HMST=${HMST:-build/bin/hmst}
 BASE=$1
@@ -27,12 +29,19 @@ THREADS=${THREADS:-2}
 LEXICAL_WEIGHT=${LEXICAL_WEIGHT:-6}
 MIN_COVERAGE=${MIN_COVERAGE:-0}
 EXTRA=${EXTRA:-}
-rm -rf "$OUT" && mkdir -p "$OUT"
+EVAL_ONLY=${EVAL_ONLY:-0}
 say() { echo "== $*" >&2; }
+T="$OUT/facts/tasks"
+CK="$OUT/stage2/final"
+if [[ $EVAL_ONLY == 1 ]]; then
+    [[ -d $CK && -f $OUT/stage2_times ]] || { echo "EVAL_ONLY=1: $OUT holds no finished Stage 2 ($CK, $OUT/stage2_times)" >&2; exit 2; }
+    read -r t0 tp t1 < "$OUT/stage2_times"
+    rm -rf "$OUT/mem" "$OUT/epmem"
+else
+rm -rf "$OUT" && mkdir -p "$OUT"
 
 say "facts"
 "$HMST" facts generate --output "$OUT/facts" --seed 1 >&2
-T="$OUT/facts/tasks"
 
 START=$BASE
 t0=$(date +%s.%N)   # Stage 2's time includes the base projection its retrieved blocks need
@@ -60,7 +69,8 @@ say "Stage 2: $STEPS steps from $START"
 "$HMST" train-memory "$START" --facts "$OUT/facts" --data "$RUN/split/train_split" --val-data "$RUN/split/val" \
     --output "$OUT/stage2" --steps "$STEPS" --seed "$SEED" --threads "$THREADS" --no-progress $EXTRA >&2
 t1=$(date +%s.%N)
-CK="$OUT/stage2/final"
+echo "$t0 $tp $t1" > "$OUT/stage2_times"
+fi
 
 say "retrieval projection (DPR-style, query and document maps) on the training questions"
 python3 - "$OUT/facts" <<'PY'

@@ -1030,6 +1030,10 @@ struct hmst_memory_trainer_params {
     bool copy_gate_lexical_overlap; /* default false: give a fresh copy head's gate the tokens each memory entry
                                        shares with the question (a learned weight per token id), so it can tell
                                        the asked entity's entry from a look-alike */
+    /* appended in 0.1 (issue 11, the deleted gap; an older struct_size means the default): */
+    bool copy_gate_missing_terms;   /* default false: with copy_gate_lexical_overlap, also a learned weight per
+                                       token id over the question's tokens a memory entry lacks, so an entry
+                                       missing the asked relation or entity can close the gate */
 };
 #define HMST_EPISODIC_STATE_READOUT 0
 #define HMST_EPISODIC_POOLED_KEY 1

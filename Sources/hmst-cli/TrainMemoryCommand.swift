@@ -67,6 +67,9 @@ struct TrainMemoryCommand: ParsableCommand {
     @Flag(name: .customLong("copy-gate-lexical-overlap"),
           help: "Give the copy gate the tokens each memory shares with the question (a learned weight per token), so it can tell the asked entity's entry from a look-alike.")
     var copyGateLexicalOverlap = false
+    @Flag(name: .customLong("copy-gate-missing-terms"),
+          help: "With --copy-gate-lexical-overlap: also a learned weight per token for the question's tokens a memory lacks, so an entry missing the asked relation or entity can close the gate.")
+    var copyGateMissingTerms = false
     @Option(name: .customLong("copy-gate-target-weight"),
             help: "Weight λ of the copy gate's target: −λ·log(1 − gate) on answer tokens the memory does not hold, so the gate closes when the fact is missing or deleted (0 = none).")
     var copyGateTargetWeight = MemoryTrainerOptions().copyGateTargetWeight
@@ -142,6 +145,7 @@ struct TrainMemoryCommand: ParsableCommand {
             o.copyHeadKeySize = copyHead ? copyHeadKeySize : 0
             o.copyGateAgreementRank = copyGateAgreementRank
             o.copyGateLexicalOverlap = copyGateLexicalOverlap
+            o.copyGateMissingTerms = copyGateMissingTerms
             o.copyHeadLearningRate = copyHeadLearningRate
             o.copyGateTargetWeight = copyGateTargetWeight
             o.distilledGateTargetWeight = distilledGateTargetWeight
@@ -178,7 +182,7 @@ struct TrainMemoryCommand: ParsableCommand {
                        + "\(trainer.heldOutQuestions.count) held-out questions: \(steps) steps of \(batchSize)x\(o.sequenceLength), "
                        + "memory rows of \(trainer.memoryT), lm fraction \(o.lmFraction), k \(k), \(trainer.optimizer.kind)"
                        + ", " + trainer.precisionReason + (gradientCheckpointing ? ", gradient checkpointing" : "")
-                       + (trainer.copyHead.map { ", copy head (key size \($0.D)\($0.A > 0 ? ", agreement rank \($0.A)" : "")\($0.overlapVocabulary > 0 ? ", lexical overlap" : ""))" } ?? "")
+                       + (trainer.copyHead.map { ", copy head (key size \($0.D)\($0.A > 0 ? ", agreement rank \($0.A)" : "")\($0.overlapVocabulary > 0 ? ", lexical overlap" : "")\($0.missingTerms ? " with missing terms" : ""))" } ?? "")
                        + (trainer.episodic.map { ", episodic soft tokens (K \($0.softTokens.K), share \(o.episodicFraction))" } ?? ""))
             printLeader(dp, dp.effectiveBatchLine(batch: batchSize, accumulation: accumulation)
                         + (dp.size > 1 ? ", \(Threads.count) thread(s) per rank" : ""))

@@ -148,8 +148,11 @@ int main(void) {
     CHECK_STATUS(hmst_memory_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
     CHECK(strstr(hmst_last_error(), "copy_gate_agreement_rank") != NULL);
     p.copy_gate_agreement_rank = 4;   /* the gate's agreement term and lexical overlap, saved with the head */
-    p.copy_gate_lexical_overlap = true;
+    p.copy_gate_missing_terms = true;   /* the missing terms without the overlap they belong to: refused */
     t = NULL;
+    CHECK_STATUS(hmst_memory_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(hmst_last_error(), "missing terms") != NULL);
+    p.copy_gate_lexical_overlap = true;
     CHECK_STATUS(hmst_memory_trainer_create(&p, &t), HMST_STATUS_OK);
     if (t) {
         CHECK_STATUS(hmst_memory_trainer_run(t, &steps), HMST_STATUS_OK);
@@ -162,6 +165,7 @@ int main(void) {
         size_t got = fread(desc, 1, sizeof desc - 1, cf);
         CHECK(got > 0 && strstr(desc, "\"agreement_size\":4") != NULL);
         CHECK(strstr(desc, "\"question_marker_id\"") != NULL);
+        CHECK(strstr(desc, "\"missing_terms\":true") != NULL);
         fclose(cf);
     }
     m = NULL;
@@ -170,6 +174,7 @@ int main(void) {
     p.copy_head_key_size = 0;
     p.copy_gate_agreement_rank = 0;
     p.copy_gate_lexical_overlap = false;
+    p.copy_gate_missing_terms = false;
     p.resume_from = OUT "/copy/final";
     t = NULL;
     CHECK_STATUS(hmst_memory_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
@@ -249,6 +254,7 @@ int main(void) {
     CHECK(dp.copy_gate_open_weight == 0.0f);
     CHECK(dp.copy_gate_agreement_rank == 0);
     CHECK(!dp.copy_gate_lexical_overlap);
+    CHECK(!dp.copy_gate_missing_terms);
     p.copy_gate_open_weight = -1.0f;
     CHECK_STATUS(hmst_memory_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
     CHECK(strstr(hmst_last_error(), "copy_gate_open_weight") != NULL);

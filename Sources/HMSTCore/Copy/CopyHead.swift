@@ -12,7 +12,10 @@
 //                                                 the lexical overlap of what the pointer reads
 //                                                 with the question being answered: λ_w a learned
 //                                                 weight per token id over the distinct tokens a
-//                                                 span shares with the question (none: 0)
+//                                                 span shares with the question (none: 0),
+//                                                 + Σ_{w ∈ question(t) \ span(j)} ν_w with the
+//                                                 missing terms: a learned weight per token id
+//                                                 over the question's tokens the span lacks
 //   g_t  = σ(w_g·h_t + w_c·c_t + e_t + o_t + u·max_j s_tj + v·m_t + b)
 //                                                 the gate sees how well the best memory matches,
 //                                                 whether it stands out from the others, what
@@ -39,6 +42,14 @@
 // to its `<a>` (or the position), and a look-alike entry shares its relation's words with the
 // question but not the entity's, which the per-token weights λ learn to tell apart (entity
 // pieces come from the same syllables in training and held-out names).
+// The overlap is a sum over what a span shares, so an entry that shares the entity but not the
+// relation (the same country's other ISO code) or the relation but not the entity (another
+// entity's founding year) scores as the shared part says, and how much must be shared to open
+// depends on the question: "all of it" is a threshold the gate's other terms would have to learn
+// from h_t. The missing terms ν (format 5, `--copy-gate-missing-terms`) charge each question token
+// a span lacks: with ν_w < 0 on the words that name an entity or a relation, one missing word is
+// enough to close the gate, however many others the span shares. (Σ over what is missing is
+// Σ_question ν − Σ_shared ν: the same as the overlap with λ − ν plus a per-question bias.)
 // Without memory tokens in the context, p is the LM's own distribution. It is the learned
 // form of Eval/KNNLM.swift's training-free interpolation: a small model copies a value it
 // has read once, which its attention alone learns only after millions of tokens.
@@ -50,10 +61,12 @@
 //                          "gate.context_weight" [1, C] (version 3; a version-2 head has no
 //                          w_c and reads it as 0, a version-1 head has no v either);
 //                          "gate.agreement_query", "gate.agreement_key" [A, C] when A > 0;
-//                          "gate.overlap_weight" [V] with the lexical overlap (version 4); f32
+//                          "gate.overlap_weight" [V] with the lexical overlap (version 4);
+//                          "gate.missing_weight" [V] with its missing terms (version 5); f32
 //   copy_head.json         format, version, hidden_size, key_size, agreement_size (version 4;
 //                          absent: 0), overlap_vocabulary (V, 0: no overlap term) with the
-//                          question and answer markers' ids, the two memory markers' ids and
+//                          question and answer markers' ids, missing_terms (version 5; absent:
+//                          false), the two memory markers' ids and
 //                          text, the weights' hash, training summary
 import CBLAS
 
@@ -61,7 +74,7 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
     public static let weightsName = "copy_head.safetensors"
     public static let configName = "copy_head.json"
     static let formatName = "hmst-copy-head"
-    static let formatVersion = 4
+    static let formatVersion = 5
 
     /// hidden size of the model, size of the query and key vectors
     public let C: Int
@@ -71,6 +84,8 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
     /// vocabulary of the lexical-overlap weights λ (0: no overlap term), and the markers that
     /// delimit a question (-1 without the term)
     public let overlapVocabulary: Int
+    /// whether the overlap has its missing terms ν (only with overlapVocabulary > 0)
+    public let missingTerms: Bool
     public let questionMarker: Int32
     public let answerMarker: Int32
     /// token ids of the markers that open and close a memory span
@@ -86,7 +101,7 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
     public let roles: [ParameterRole]
     public var summary: JSONValue = .object([])
 
-    public init(C: Int, D: Int, A: Int = 0, overlapVocabulary V: Int = 0, openMarker: Int32, closeMarker: Int32,
+    public init(C: Int, D: Int, A: Int = 0, overlapVocabulary V: Int = 0, missingTerms: Bool = false, openMarker: Int32, closeMarker: Int32,
                 questionMarker: Int32 = -1, answerMarker: Int32 = -1) throws {
         guard C >= 1, D >= 1, D <= 4096 else { throw HMSTError.invalidArgument("copy head: hidden size \(C) and key size \(D) must be >= 1 (key size <= 4096)") }
         guard A >= 0, A <= 1024 else { throw HMSTError.invalidArgument("copy head: agreement rank \(A) must be in 0...1024") }
@@ -97,6 +112,7 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
                 throw HMSTError.invalidArgument("copy head: the lexical overlap needs four distinct markers inside its vocabulary of \(V), not \(ids)")
             }
         }
+        guard !missingTerms || V > 0 else { throw HMSTError.invalidArgument("copy head: the missing terms belong to the lexical overlap, which this head does not have") }
         guard openMarker >= 0, closeMarker >= 0, openMarker != closeMarker else {
             throw HMSTError.invalidArgument("copy head: the memory markers \(openMarker) and \(closeMarker) must be two distinct token ids")
         }
@@ -104,6 +120,7 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
         self.D = D
         self.A = A
         overlapVocabulary = V
+        self.missingTerms = missingTerms
         self.questionMarker = V > 0 ? questionMarker : -1
         self.answerMarker = V > 0 ? answerMarker : -1
         self.openMarker = openMarker
@@ -121,6 +138,11 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
             sh.append([V])
             r.append(.vector)
         }
+        if missingTerms {
+            n.append("gate.missing_weight")
+            sh.append([V])
+            r.append(.vector)
+        }
         names = n
         shapes = sh
         roles = r
@@ -133,9 +155,9 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
     /// and blind to the span mass and the context (v = 0, w_c = 0) until training finds a use
     /// for them. The agreement term starts at 0 too (P = 0, R random), so its first gradient
     /// goes to P.
-    public static func initialised(C: Int, D: Int, A: Int = 0, overlapVocabulary V: Int = 0, openMarker: Int32, closeMarker: Int32,
-                                   questionMarker: Int32 = -1, answerMarker: Int32 = -1, seed: UInt64) throws -> CopyHead {
-        let h = try CopyHead(C: C, D: D, A: A, overlapVocabulary: V, openMarker: openMarker, closeMarker: closeMarker,
+    public static func initialised(C: Int, D: Int, A: Int = 0, overlapVocabulary V: Int = 0, missingTerms: Bool = false, openMarker: Int32,
+                                   closeMarker: Int32, questionMarker: Int32 = -1, answerMarker: Int32 = -1, seed: UInt64) throws -> CopyHead {
+        let h = try CopyHead(C: C, D: D, A: A, overlapVocabulary: V, missingTerms: missingTerms, openMarker: openMarker, closeMarker: closeMarker,
                              questionMarker: questionMarker, answerMarker: answerMarker)
         var rng = RNG(seed: seed)
         let std = 1 / Float(C).squareRoot()
@@ -150,14 +172,15 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
     }
 
     /// The head for a tokenizer that has Stage 2's markers.
-    /// overlapVocabulary: the model's vocabulary for a lexical-overlap term (0: none).
+    /// overlapVocabulary: the model's vocabulary for a lexical-overlap term (0: none), missingTerms
+    /// its ν.
     public static func initialised(for tokenizer: Tokenizer, C: Int, D: Int = 64, A: Int = 0, overlapVocabulary V: Int = 0,
-                                   seed: UInt64) throws -> CopyHead {
+                                   missingTerms: Bool = false, seed: UInt64) throws -> CopyHead {
         guard let open = tokenizer.id(for: MemoryPrompt.memoryOpen), let close = tokenizer.id(for: MemoryPrompt.memoryClose),
               let q = tokenizer.id(for: MemoryPrompt.question), let a = tokenizer.id(for: MemoryPrompt.answer) else {
             throw HMSTError.invalidArgument("a copy head needs the tokenizer's Stage 2 markers (\(MemoryPrompt.markers.joined(separator: " ")))")
         }
-        return try initialised(C: C, D: D, A: A, overlapVocabulary: V, openMarker: open, closeMarker: close,
+        return try initialised(C: C, D: D, A: A, overlapVocabulary: V, missingTerms: missingTerms, openMarker: open, closeMarker: close,
                                questionMarker: V > 0 ? q : -1, answerMarker: V > 0 ? a : -1, seed: seed)
     }
 
@@ -172,9 +195,12 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
     static let agreementQueryIndex = 7, agreementKeyIndex = 8
     var agreementQuery: UnsafeMutablePointer<Float> { values.pointer + offsets[CopyHead.agreementQueryIndex] }
     var agreementKey: UnsafeMutablePointer<Float> { values.pointer + offsets[CopyHead.agreementKeyIndex] }
-    /// λ of the lexical overlap, one per token id (only when overlapVocabulary > 0)
-    var overlapIndex: Int { names.count - 1 }
+    /// λ of the lexical overlap, one per token id (only when overlapVocabulary > 0), and ν of its
+    /// missing terms (only when missingTerms)
+    var overlapIndex: Int { names.count - (missingTerms ? 2 : 1) }
     var overlapWeight: UnsafeMutablePointer<Float> { values.pointer + offsets[overlapIndex] }
+    var missingIndex: Int { names.count - 1 }
+    var missingWeight: UnsafeMutablePointer<Float> { values.pointer + offsets[missingIndex] }
 
     /// w_c·h for a final-norm state h: a source's share of the gate's context term (the gate
     /// adds Σ_j α_j·contextValue(h_j)).
@@ -264,6 +290,7 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
             w.field("overlap_vocabulary", overlapVocabulary)
             if overlapVocabulary > 0 {
                 w.field("question_marker_id", Int(questionMarker)); w.field("answer_marker_id", Int(answerMarker))
+                w.field("missing_terms", missingTerms)
             }
             w.field("open_marker_id", Int(openMarker)); w.field("open_marker", MemoryPrompt.memoryOpen)
             w.field("close_marker_id", Int(closeMarker)); w.field("close_marker", MemoryPrompt.memoryClose)
@@ -290,12 +317,19 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
         }
         let A = try optionalInt("agreement_size", 0), V = try optionalInt("overlap_vocabulary", 0)
         let qm = try optionalInt("question_marker_id", -1), am = try optionalInt("answer_marker_id", -1)
+        let missing: Bool
+        switch j["missing_terms"] {
+        case nil, .null?: missing = false
+        case let v?:
+            guard let b = v.bool else { throw HMSTError.badFormat("\(jsonPath): missing_terms must be true or false") }
+            missing = b
+        }
         guard open >= 0, close >= 0, open <= Int(Int32.max), close <= Int(Int32.max) else {
             throw HMSTError.badFormat("\(jsonPath): marker ids \(open), \(close) are not token ids")
         }
         let h: CopyHead
         do {
-            h = try CopyHead(C: C, D: D, A: A, overlapVocabulary: V, openMarker: Int32(open), closeMarker: Int32(close),
+            h = try CopyHead(C: C, D: D, A: A, overlapVocabulary: V, missingTerms: missing, openMarker: Int32(open), closeMarker: Int32(close),
                              questionMarker: Int32(qm), answerMarker: Int32(am))
         } catch let e as HMSTError {
             throw HMSTError.badFormat("\(jsonPath): \(e.message)")
@@ -318,24 +352,29 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
 struct QuestionScan {
     var open = false
     var tokens: Set<Int32> = []
+    /// the same tokens in the order they first came
+    var order: [Int32] = []
     var version = 0
 
     mutating func read(_ tok: Int32, head: CopyHead) {
         if tok == head.questionMarker {
-            tokens.removeAll(keepingCapacity: true); open = true; version += 1
+            tokens.removeAll(keepingCapacity: true); order.removeAll(keepingCapacity: true); open = true; version += 1
         } else if tok == head.answerMarker {
             open = false
         } else if open, tokens.insert(tok).inserted {
+            order.append(tok)
             version += 1
         }
     }
 }
 
-/// Per span, Σ λ_w over the distinct tokens w it shares with a question, and those tokens (for
-/// λ's gradient); recomputed only when the question or the number of sources changes.
+/// Per span, Σ λ_w over the distinct tokens w it shares with a question (+ Σ ν_w over the
+/// question's tokens it lacks, with the missing terms), and those tokens (for the gradients);
+/// recomputed only when the question or the number of sources changes. Without missing terms a
+/// span that shares nothing has no entry (its overlap is 0); with them every span has one.
 struct OverlapCache {
     var version = -1, sources = -1
-    var perSpan: [Int32: (value: Float, tokens: [Int32])] = [:]
+    var perSpan: [Int32: (value: Float, tokens: [Int32], missing: [Int32])] = [:]
 
     mutating func update(head: CopyHead, question: QuestionScan, tokens: UnsafePointer<Int32>, spans: UnsafePointer<Int32>, n: Int) {
         guard question.version != version || n != sources else { return }
@@ -347,10 +386,22 @@ struct OverlapCache {
         let u = head.overlapWeight
         for i in 0..<n where question.tokens.contains(tokens[i]) {
             guard seen.insert(Int64(spans[i]) << 32 | Int64(UInt32(bitPattern: tokens[i]))).inserted else { continue }
-            var entry = perSpan[spans[i]] ?? (0, [])
+            var entry = perSpan[spans[i]] ?? (0, [], [])
             entry.value += u[Int(tokens[i])]
             entry.tokens.append(tokens[i])
             perSpan[spans[i]] = entry
+        }
+        guard head.missingTerms else { return }
+        let nu = head.missingWeight
+        for i in 0..<n where perSpan[spans[i]] == nil { perSpan[spans[i]] = (0, [], []) }
+        for (s, var entry) in perSpan {
+            let shared = Set(entry.tokens)
+            // in the question's own order, so the sums do not depend on a Set's iteration
+            for w in question.order where !shared.contains(w) {
+                entry.value += nu[Int(w)]
+                entry.missing.append(w)
+            }
+            perSpan[s] = entry
         }
     }
 

@@ -13,7 +13,8 @@
 //   value is w_c·h_j + (P·h_t)·(R·h_j), so the scores' gradient above covers it), and
 //   dL/d(P·h_t) = dL/da·Σ_j α_j R·h_j,  dL/d(R·h_j) += dL/da·α_j·P·h_t
 //   lexical overlap o = Σ_j α_j·ov(span(j)): ov joins the per-source values too, and
-//   dL/dλ_w += dL/da·(the pointer's mass on each span that shares w with the question)
+//   dL/dλ_w += dL/da·(the pointer's mass on each span that shares w with the question), and
+//   with the missing terms dL/dν_w += dL/da·(its mass on each span that lacks the question's w)
 // and from the scores and the gate to Wq, Wk, the gate's weights and the final-norm states,
 // whose gradient joins the LM head's before the final norm's backward. Without backward,
 // the rows it covers are replaced by the mixture, so evaluations read p.
@@ -169,11 +170,17 @@ final class CopyHeadStep {
                         gu.pointee += dA * best
                         gv.pointee += dA * m
                         gb.pointee += dA
-                        if !overlaps.perSpan.isEmpty {   // λ_w: dA × the pointer's mass on the spans sharing w
+                        if !overlaps.perSpan.isEmpty {   // λ_w (ν_w): dA × the pointer's mass on the spans sharing (lacking) w
                             var mass: [Int32: Float] = [:]
                             for i in 0..<n where overlaps.perSpan[spans[i]] != nil { mass[spans[i], default: 0] += a[i] }
                             let gl = head.grads.pointer + head.offsets[head.overlapIndex]
-                            for (s, o) in overlaps.perSpan { for w in o.tokens { gl[Int(w)] += dA * (mass[s] ?? 0) } }
+                            let gn = head.missingTerms ? head.grads.pointer + head.offsets[head.missingIndex] : nil
+                            // spans in order: a hashed dictionary's order changes with the process, and so would the sums
+                            for (s, o) in overlaps.perSpan.sorted(by: { $0.key < $1.key }) {
+                                let f = dA * (mass[s] ?? 0)
+                                for w in o.tokens { gl[Int(w)] += f }
+                                if let gn { for w in o.missing { gn[Int(w)] += f } }
+                            }
                         }
                         let dm = head.spanWeight.pointee * dA   // dL/dm; dm/ds_i = α_i ([i in the best's span] − m)
                         let dh = dxn.pointer + row * C, wg = head.gateWeight

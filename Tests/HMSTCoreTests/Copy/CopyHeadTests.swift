@@ -1,4 +1,4 @@
-// The copy head (Copy/): its gradient (the span-mass, context and agreement features included), with the model's,
+// The copy head (Copy/): its gradient (the span-mass, context, agreement and overlap features included), with the model's,
 // against central differences; the inference path's mixture equal to the training step's; a
 // context without memory tokens left as the LM made it; injected rows with copy tokens (the episodic soft tokens' copy path) as
 // sources, in training and inference; the stored head round-tripping and a tampered one refused.
@@ -21,8 +21,9 @@ final class CopyHeadTests: XCTestCase {
 
     /// overlap: with the lexical-overlap term, its questions opened by token 5 and closed by 8
     /// (row 0's question is then every token from its first, so it shares 7 9 and 4 with the spans)
-    func randomHead(seed: UInt64, agreement A: Int = 0, overlap: Bool = false) throws -> CopyHead {
-        let h = try CopyHead(C: 8, D: 4, A: A, overlapVocabulary: overlap ? 11 : 0, openMarker: 1, closeMarker: 2,
+    /// missing: with the overlap's missing terms too
+    func randomHead(seed: UInt64, agreement A: Int = 0, overlap: Bool = false, missing: Bool = false) throws -> CopyHead {
+        let h = try CopyHead(C: 8, D: 4, A: A, overlapVocabulary: overlap ? 11 : 0, missingTerms: missing, openMarker: 1, closeMarker: 2,
                              questionMarker: 5, answerMarker: 8)
         var rng = RNG(seed: seed)
         for i in 0..<h.count { h.values.pointer[i] = rng.nextGaussian() * 0.6 }
@@ -50,6 +51,32 @@ final class CopyHeadTests: XCTestCase {
     /// its gradient and the model's, with the agreement term and both targets.
     func testGradientCheckWithOverlap() throws {
         try checkGradient(injected: injectedCopy, gateTarget: 2, openTarget: 1, agreement: 3, overlap: true)
+    }
+
+    /// The overlap's missing terms (a learned weight per question token a span lacks): their
+    /// gradient and the model's, with both targets.
+    func testGradientCheckWithMissingTerms() throws {
+        try checkGradient(injected: injectedCopy, gateTarget: 2, openTarget: 1, overlap: true, missing: true)
+    }
+
+    /// With ν = 0 the missing terms change nothing: the same loss as the overlap alone, bit for bit.
+    /// With ν on a question token that one span lacks, the loss moves.
+    func testMissingTermsAtZeroAreTheOverlap() throws {
+        let p = randomParams(seed: 21)
+        let plain = try randomHead(seed: 6, overlap: true)
+        let missing = try CopyHead(C: 8, D: 4, overlapVocabulary: 11, missingTerms: true, openMarker: 1, closeMarker: 2, questionMarker: 5, answerMarker: 8)
+        missing.values.pointer.update(from: plain.values.pointer, count: plain.count)
+        XCTAssertEqual(missing.count, plain.count + 11)
+        let mg = ModelGrad(params: p)
+        mg.copyHead = plain
+        let a = try mg.step(inputs: inputs, targets: targets, B: B, T: T, backward: false)
+        mg.copyHead = missing
+        let b = try mg.step(inputs: inputs, targets: targets, B: B, T: T, backward: false)
+        XCTAssertEqual(a.loss, b.loss)
+        missing.missingWeight[4] = -3   // token 4: in the second span, missing from the first
+        let c = try mg.step(inputs: inputs, targets: targets, B: B, T: T, backward: false)
+        XCTAssertNotEqual(c.loss, a.loss)
+        XCTAssertThrowsError(try CopyHead(C: 8, D: 4, missingTerms: true, openMarker: 1, closeMarker: 2), "missing terms without the overlap")
     }
 
     /// The gate target (−λ·log(1 − g) on target 0 of row 0, which no memory token holds) is an
@@ -144,8 +171,9 @@ final class CopyHeadTests: XCTestCase {
     }
 
     func checkGradient(injected: InjectedEmbeddings?, gateTarget: Float = 0, soft: ModelGrad.SoftTargets? = nil,
-                       softGateTarget: Float = 0, openTarget: Float = 0, agreement: Int = 0, overlap: Bool = false) throws {
-        let p = randomParams(seed: 21), head = try randomHead(seed: 6, agreement: agreement, overlap: overlap)
+                       softGateTarget: Float = 0, openTarget: Float = 0, agreement: Int = 0, overlap: Bool = false,
+                       missing: Bool = false) throws {
+        let p = randomParams(seed: 21), head = try randomHead(seed: 6, agreement: agreement, overlap: overlap, missing: missing)
         let mg = ModelGrad(params: p)
         mg.copyHead = head
         mg.copyGateTargetWeight = gateTarget
@@ -169,6 +197,10 @@ final class CopyHeadTests: XCTestCase {
         if overlap {   // the tokens row 0's spans share with its question, and no other
             let l = head.offsets[head.overlapIndex]
             XCTAssertEqual((0..<11).filter { analyticHead[l + $0] != 0 }, [4, 7, 9])
+        }
+        if missing {   // row 0's question tokens (1 2 4 7 9: each span lacks some of them)
+            let l = head.offsets[head.missingIndex]
+            XCTAssertEqual((0..<11).filter { analyticHead[l + $0] != 0 }, [1, 2, 4, 7, 9])
         }
         let eps: Float = 3e-3
         func check(_ values: UnsafeMutablePointer<Float>, _ analytic: [Float], _ what: String) throws {
@@ -217,8 +249,13 @@ final class CopyHeadTests: XCTestCase {
         try checkInference(injected: injectedCopy, agreement: 3, overlap: true)
     }
 
-    func checkInference(injected: InjectedEmbeddings?, agreement: Int = 0, overlap: Bool = false) throws {
-        let p = randomParams(seed: 8), head = try randomHead(seed: 9, agreement: agreement, overlap: overlap)
+    /// ... and with its missing terms.
+    func testInferenceMatchesTrainingWithMissingTerms() throws {
+        try checkInference(injected: injectedCopy, overlap: true, missing: true)
+    }
+
+    func checkInference(injected: InjectedEmbeddings?, agreement: Int = 0, overlap: Bool = false, missing: Bool = false) throws {
+        let p = randomParams(seed: 8), head = try randomHead(seed: 9, agreement: agreement, overlap: overlap, missing: missing)
         let mg = ModelGrad(params: p)
         mg.copyHead = head
         _ = try mg.step(inputs: inputs, targets: targets, B: B, T: T, injected: injected, backward: false)
@@ -277,10 +314,10 @@ final class CopyHeadTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let head = try randomHead(seed: 3)
         try head.save(checkpoint: dir)
-        // the description as format 4 writes it, byte for byte (field order, compact, one newline)
+        // the description as format 5 writes it, byte for byte (field order, compact, one newline)
         let hash = FileChecksum.hex(FileChecksum.of(UnsafeRawBufferPointer(start: head.values.pointer, count: head.count * 4)))
         XCTAssertEqual(try FileIO.readText(dir + "/" + CopyHead.configName),
-                       #"{"format":"hmst-copy-head","version":4,"hidden_size":8,"key_size":4,"agreement_size":0,"overlap_vocabulary":0,"open_marker_id":1,"open_marker":"<mem>","#
+                       #"{"format":"hmst-copy-head","version":5,"hidden_size":8,"key_size":4,"agreement_size":0,"overlap_vocabulary":0,"open_marker_id":1,"open_marker":"<mem>","#
                        + #""close_marker_id":2,"close_marker":"</mem>","hash":""# + hash + #"","training":{}}"# + "\n")
         let dims = config.dims
         let back = try XCTUnwrap(try CopyHead.load(checkpoint: dir, dims: dims))
@@ -320,6 +357,16 @@ final class CopyHeadTests: XCTestCase {
         let overlapBack = try XCTUnwrap(try CopyHead.load(checkpoint: dir + "/overlap", dims: dims))
         XCTAssertEqual([overlapBack.overlapVocabulary, Int(overlapBack.questionMarker), Int(overlapBack.answerMarker)], [11, 5, 8])
         XCTAssertEqual(overlapBack.names.last, "gate.overlap_weight")
+        XCTAssertFalse(overlapBack.missingTerms)
+        // with its missing terms
+        let missing = try randomHead(seed: 7, overlap: true, missing: true)
+        try FileManager.default.createDirectory(atPath: dir + "/missing", withIntermediateDirectories: true)
+        try missing.save(checkpoint: dir + "/missing")
+        let missingBack = try XCTUnwrap(try CopyHead.load(checkpoint: dir + "/missing", dims: dims))
+        XCTAssertTrue(missingBack.missingTerms)
+        XCTAssertEqual(missingBack.names.suffix(2), ["gate.overlap_weight", "gate.missing_weight"])
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: missingBack.values.pointer, count: missingBack.count)),
+                       Array(UnsafeBufferPointer(start: missing.values.pointer, count: missing.count)))
         var otherVocabulary = dims; otherVocabulary.V = 12
         XCTAssertThrowsError(try CopyHead.load(checkpoint: dir + "/overlap", dims: otherVocabulary))
         XCTAssertThrowsError(try CopyHead(C: 8, D: 4, overlapVocabulary: 11, openMarker: 1, closeMarker: 2, questionMarker: 5, answerMarker: 5),

@@ -414,6 +414,7 @@ class MemoryTrainerParams(ctypes.Structure):
         ("copy_gate_open_weight", ctypes.c_float),
         ("copy_gate_agreement_rank", ctypes.c_int32),
         ("copy_gate_lexical_overlap", ctypes.c_bool),
+        ("copy_gate_missing_terms", ctypes.c_bool),
     ]
 
 

@@ -47,6 +47,9 @@ public struct MemoryTrainerOptions: Sendable {
     /// a lexical-overlap term in the copy gate: a learned weight per token id over the distinct
     /// tokens a memory entry shares with the question being answered (CopyHead.swift)
     public var copyGateLexicalOverlap = false
+    /// the overlap's missing terms: a learned weight per token id over the question's tokens a
+    /// memory entry lacks (needs copyGateLexicalOverlap; CopyHead.swift)
+    public var copyGateMissingTerms = false
     /// the copy head's peak learning rate (nil: learningRate); it follows the same schedule
     public var copyHeadLearningRate: Float? = nil
     /// λ of the copy head's gate target: −λ·log(1 − g) on answer tokens the memory does not
@@ -241,11 +244,15 @@ public final class MemoryTrainer {
         lmGrad = mT != options.sequenceLength ? ModelGrad(params: params, options: go) : grad
         teacherGrad = options.curriculum.distractorDistillation > 0 ? ModelGrad(params: params, options: go) : nil
         optimizer = OptimizerStep.makeOptimizer(params: params, use8bit: options.use8bitOptimizer, config: options.adam)
+        guard !options.copyGateMissingTerms || options.copyGateLexicalOverlap else {
+            throw HMSTError.invalidArgument("the copy gate's missing terms are part of its lexical overlap: ask for both (--copy-gate-lexical-overlap --copy-gate-missing-terms)")
+        }
         var head = existing
         if head == nil && options.copyHeadKeySize > 0 {
             head = try CopyHead.initialised(for: tokenizer, C: params.config.hiddenSize, D: options.copyHeadKeySize,
                                           A: options.copyGateAgreementRank,
-                                          overlapVocabulary: options.copyGateLexicalOverlap ? params.config.vocabSize : 0, seed: options.seed ^ 0xc0b1)
+                                          overlapVocabulary: options.copyGateLexicalOverlap ? params.config.vocabSize : 0,
+                                          missingTerms: options.copyGateMissingTerms, seed: options.seed ^ 0xc0b1)
         }
         if let head {
             try head.validate(for: params.config.dims)
@@ -623,9 +630,10 @@ public final class MemoryTrainer {
         }
         if let head = copyHead {
             guard let saved = model.decoder.copyHead, saved.count == head.count, saved.D == head.D, saved.A == head.A,
-                  saved.overlapVocabulary == head.overlapVocabulary else {
+                  saved.overlapVocabulary == head.overlapVocabulary, saved.missingTerms == head.missingTerms else {
                 throw HMSTError.invalidArgument("\(dir) has no copy head of key size \(head.D), agreement rank \(head.A) and "
-                                                + (head.overlapVocabulary > 0 ? "a" : "no") + " lexical overlap; resume it with the options it was trained with")
+                                                + (head.overlapVocabulary == 0 ? "no lexical overlap" : head.missingTerms ? "a lexical overlap with missing terms" : "a lexical overlap without missing terms")
+                                                + "; resume it with the options it was trained with")
             }
             guard let copyOptimizer, FileIO.exists(dir + "/" + MemoryTrainer.copyOptimizerName) else {
                 throw HMSTError.badFormat("\(dir) lacks \(MemoryTrainer.copyOptimizerName) for its copy head")
