@@ -27,7 +27,8 @@ shapes, hidden 512, 8 layers, FFN 1536, vocab 32000; micro is hmst's smallest pr
    KV cache, flash attention auto; --repack 0 because ggml's AMX q8_0 kernel faults with SIGILL
    on this project's VM) and once by hmst (its Python bindings in a fresh process: the same
    warm-up, then the same four tests: pp512 and tg128 from an empty context and after a
-   512-token prompt that is not timed, tokens/s = tokens / wall time of the test), the side that
+   512-token prompt that is not timed, tokens/s = tokens / wall time of the test; its KV cache
+   bf16, `--hmst-kv`, as llama.cpp's is 16-bit: f32 was the default before session 25), the side that
    goes first alternating by round. hmst reads the same GGUF files: f32 as stored, bf16 as stored
    (mmap), q8_0 repacked into its int8 layout (the same quantized values llama.cpp uses).
    llama.cpp's 16-bit figure is f16 (the common format) and bf16 (an extra column).
@@ -282,7 +283,7 @@ def hmst_child_bench(args):
     with hmst.Model(args.model, load_tokenizer=False) as m:
         V = m.n_vocab
         need = max(p + g + d for _, p, g, d in TESTS)
-        with m.context(n_ctx=need + 8, n_batch=512, n_threads=args.threads) as ctx:
+        with m.context(n_ctx=need + 8, n_batch=512, n_threads=args.threads, kv_cache=args.kv) as ctx:
             def toks(n):
                 return rng.integers(0, V, n, dtype=np.int32)
             # warm-up as llama-bench does it: a prompt of min(n_batch, n_prompt) tokens, then one token
@@ -314,8 +315,8 @@ def child_env(threads):
     return env
 
 
-def hmst_bench(path, threads, seed, timeout):
-    r = subprocess.run([sys.executable, os.path.abspath(__file__), "_hmst-bench", "--model", path, "--threads", str(threads),
+def hmst_bench(path, threads, seed, timeout, kv):
+    r = subprocess.run([sys.executable, os.path.abspath(__file__), "_hmst-bench", "--model", path, "--threads", str(threads), "--kv", kv,
                         "--seed", str(seed)], capture_output=True, text=True, env=child_env(threads), timeout=timeout)
     if r.returncode != 0:
         raise RuntimeError(f"hmst bench on {path} failed: {r.stderr.strip()[-2000:]}")
@@ -411,6 +412,7 @@ def main():
         ap.add_argument("--weights", default="as_stored")
         ap.add_argument("--tokens", default="")
         ap.add_argument("--out", default="")
+        ap.add_argument("--kv", default="bf16")
         a = ap.parse_args()
         (hmst_child_bench if sub == "_hmst-bench" else hmst_child_logits)(a)
         return 0
@@ -426,6 +428,8 @@ def main():
     ap.add_argument("--llamacpp-label", default="", help="what the llama.cpp tree is (its commit), for the output lines")
     ap.add_argument("--out", default="")
     ap.add_argument("--skip-check", action="store_true")
+    ap.add_argument("--hmst-kv", choices=("f32", "bf16"), default="bf16",
+                    help="hmst's KV cache (llama.cpp's is f16 by default)")
     ap.add_argument("--only-check", action="store_true")
     a = ap.parse_args()
 
@@ -509,7 +513,7 @@ def main():
                     t0 = time.time()
                     try:
                         if side == "hmst":
-                            res = hmst_bench(files[ftype], threads, rnd + 1, a.timeout)
+                            res = hmst_bench(files[ftype], threads, rnd + 1, a.timeout, a.hmst_kv)
                         else:
                             res, meta = llama_bench(bench, files[ftype], threads, a.timeout)
                     except subprocess.TimeoutExpired:
@@ -536,7 +540,7 @@ def main():
                     cell = {**common, "kind": "cell", "threads": threads, "case": c, "precision": label, "test": test,
                             "rounds": a.rounds, "llamacpp_type": ftype, **stats("llamacpp_tok_s_", lv),
                             "llamacpp_kv": f"{meta.get('type_k')}/{meta.get('type_v')}", "llamacpp_flash_attn": meta.get("flash_attn"),
-                            "hmst_weights": hname[hfile], "hmst_kv": "f32", **stats("hmst_tok_s_", hv)}
+                            "hmst_weights": hname[hfile], "hmst_kv": a.hmst_kv, **stats("hmst_tok_s_", hv)}
                     if lv and hv:
                         cell["ratio_hmst_over_llamacpp"] = round(statistics.median(hv) / statistics.median(lv), 3)
                     emit(cell, out)

@@ -67,6 +67,41 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// Attention over an f32 KV cache (hk_attend): at every SIMD level each output element is the
+    /// fma chain Σ_s p_s·V[s, d] in s order over the probabilities the call left in its scratch, bit
+    /// for bit, on head sizes with every kind of 16- and 64-column tail (a faster accumulation must
+    /// keep that arithmetic; session 25's register-held AVX-512 one did, and measured no faster, since
+    /// it reads the same values); nothing past the head is written; the portable level agrees within
+    /// rounding.
+    func testAttendF32AccumulatesInOrder() {
+        guard hk_level() >= Int32(HK_LEVEL_AVX2) else { return }
+        var rng = RNG(seed: 11)
+        for Dh in [8, 16, 40, 64, 80, 96, 128, 200] {
+            for n in [1, 2, 7, 33, 300] {
+                let q = (0..<Dh).map { _ in rng.nextGaussian() }
+                let K = (0..<(n * Dh)).map { _ in rng.nextGaussian() }, V = (0..<(n * Dh)).map { _ in rng.nextGaussian() }
+                var outs: [[Float]] = []
+                for level in 0...Int(hk_level()) {
+                    hk_set_max_level(Int32(level))
+                    var out = [Float](repeating: .nan, count: Dh + 1), p = [Float](repeating: 0, count: n)
+                    out[Dh] = 7
+                    hk_attend(&out, &p, q, K, V, n, Dh, 0.125)
+                    XCTAssertEqual(out[Dh], 7, "Dh \(Dh) n \(n) level \(level): wrote past the head")
+                    outs.append(Array(out[0..<Dh]))
+                    guard level >= 1 else { continue }
+                    let want = (0..<Dh).map { d -> Float in
+                        var a: Float = 0
+                        for s in 0..<n { a.addProduct(p[s], V[s * Dh + d]) }
+                        return a
+                    }
+                    XCTAssertEqual(outs[level], want, "Dh \(Dh) n \(n) level \(level): not the fma chain in order")
+                }
+                hk_set_max_level(-1)
+                for d in 0..<Dh { XCTAssertEqual(outs[1][d], outs[0][d], accuracy: 1e-4, "Dh \(Dh) n \(n) d \(d): AVX2 against portable") }
+            }
+        }
+    }
+
     /// The GEMV that rounds x to bf16 (hk_gemv_bf16_dot), vdpbf16ps and portable: Σ bf16(w)·bf16(x)
     /// on shapes with tails of every size, past its 8192-column block and at many offsets from a
     /// cache line; rows outside the range asked for are left alone.

@@ -131,8 +131,9 @@ class Model(_Resource):
         """token ids -> str (invalid UTF-8 replaced)."""
         return self.detokenize(ids).decode("utf-8", "replace")
 
-    def context(self, n_ctx=0, n_batch=256, n_threads=0, trace_routes=False):
-        return Context(self, n_ctx=n_ctx, n_batch=n_batch, n_threads=n_threads, trace_routes=trace_routes)
+    def context(self, n_ctx=0, n_batch=256, n_threads=0, trace_routes=False, kv_cache="f32"):
+        """A Context over this model; kv_cache "f32" or "bf16" (see Context)."""
+        return Context(self, n_ctx=n_ctx, n_batch=n_batch, n_threads=n_threads, trace_routes=trace_routes, kv_cache=kv_cache)
 
     def generate(self, prompt, **kwargs):
         """One-shot generation in a fresh context; see Context.generate for the options."""

@@ -75,6 +75,10 @@ def test_bf16_kv_cache():
         assert 0 < np.max(np.abs(la - lb)) < 0.03 * np.max(np.abs(la))
         with pytest.raises(ValueError, match="kv_cache"):
             hmst.Context(m, kv_cache="int8")
+        with m.context(n_ctx=32, kv_cache="bf16") as c:   # Model.context passes it on
+            for t in tokens:
+                c.eval([t])
+            assert np.array_equal(np.array(c.logits()), lb)
 
 
 def _tensors(path):
