@@ -280,17 +280,20 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
         }
     }
 
-    /// Writes the weights, then the json naming their hash, each atomically.
+    /// Writes the weights, then the json naming their hash, each atomically. The version written
+    /// is the oldest that describes the head (5 only with missing terms), so builds that predate
+    /// format 5 still read every other head.
     public func save(checkpoint dir: String) throws {
         try HeadFiles.save(dir: dir, weightsName: CopyHead.weightsName, tensors: rawTensors, configName: CopyHead.configName,
-                           format: CopyHead.formatName, version: CopyHead.formatVersion, hash: valuesHash, training: summary) { w in
+                           format: CopyHead.formatName, version: missingTerms ? CopyHead.formatVersion : 4, hash: valuesHash,
+                           training: summary) { w in
             w.field("hidden_size", C)
             w.field("key_size", D)
             w.field("agreement_size", A)
             w.field("overlap_vocabulary", overlapVocabulary)
             if overlapVocabulary > 0 {
                 w.field("question_marker_id", Int(questionMarker)); w.field("answer_marker_id", Int(answerMarker))
-                w.field("missing_terms", missingTerms)
+                if missingTerms { w.field("missing_terms", true) }
             }
             w.field("open_marker_id", Int(openMarker)); w.field("open_marker", MemoryPrompt.memoryOpen)
             w.field("close_marker_id", Int(closeMarker)); w.field("close_marker", MemoryPrompt.memoryClose)
