@@ -1034,6 +1034,10 @@ struct hmst_memory_trainer_params {
     bool copy_gate_missing_terms;   /* default false: with copy_gate_lexical_overlap, also a learned weight per
                                        token id over the question's tokens a memory entry lacks, so an entry
                                        missing the asked relation or entity can close the gate */
+    /* appended in 0.1 (issue 11, the deleted gap; an older struct_size means the default): */
+    float copy_gate_lexical_scale;  /* default 1: with copy_gate_lexical_overlap, a fixed scale s of the overlap's
+                                       per-token weights (o = s·Σ), so their sparse updates move the gate as a
+                                       learning rate s times the head's would; in (0, 10000] */
 };
 #define HMST_EPISODIC_STATE_READOUT 0
 #define HMST_EPISODIC_POOLED_KEY 1

@@ -67,6 +67,7 @@ public func hmst_memory_trainer_default_params() -> hmst_memory_trainer_params {
     p.copy_gate_agreement_rank = Int32(d.copyGateAgreementRank)
     p.copy_gate_lexical_overlap = d.copyGateLexicalOverlap
     p.copy_gate_missing_terms = d.copyGateMissingTerms
+    p.copy_gate_lexical_scale = d.copyGateLexicalScale
     return p
 }
 
@@ -174,6 +175,7 @@ public func hmst_memory_trainer_create(_ params: UnsafePointer<hmst_memory_train
         o.copyGateAgreementRank = Int(p.copy_gate_agreement_rank)
         o.copyGateLexicalOverlap = p.copy_gate_lexical_overlap
         o.copyGateMissingTerms = p.copy_gate_missing_terms
+        o.copyGateLexicalScale = p.copy_gate_lexical_scale
         if o.lmFraction > 0 && p.train_data == nil {
             throw HMSTError.invalidArgument("params->train_data is NULL but lm_fraction is \(o.lmFraction): give the pre-training data or set lm_fraction to 0")
         }

@@ -70,6 +70,9 @@ struct TrainMemoryCommand: ParsableCommand {
     @Flag(name: .customLong("copy-gate-missing-terms"),
           help: "With --copy-gate-lexical-overlap: also a learned weight per token for the question's tokens a memory lacks, so an entry missing the asked relation or entity can close the gate.")
     var copyGateMissingTerms = false
+    @Option(name: .customLong("copy-gate-lexical-scale"),
+            help: "With --copy-gate-lexical-overlap: a fixed scale s of the overlap's per-token weights (o = s·Σ), so their sparse updates move the gate as a learning rate s times the head's would (1 = none).")
+    var copyGateLexicalScale = MemoryTrainerOptions().copyGateLexicalScale
     @Option(name: .customLong("copy-gate-target-weight"),
             help: "Weight λ of the copy gate's target: −λ·log(1 − gate) on answer tokens the memory does not hold, so the gate closes when the fact is missing or deleted (0 = none).")
     var copyGateTargetWeight = MemoryTrainerOptions().copyGateTargetWeight
@@ -146,6 +149,7 @@ struct TrainMemoryCommand: ParsableCommand {
             o.copyGateAgreementRank = copyGateAgreementRank
             o.copyGateLexicalOverlap = copyGateLexicalOverlap
             o.copyGateMissingTerms = copyGateMissingTerms
+            o.copyGateLexicalScale = copyGateLexicalScale
             o.copyHeadLearningRate = copyHeadLearningRate
             o.copyGateTargetWeight = copyGateTargetWeight
             o.distilledGateTargetWeight = distilledGateTargetWeight

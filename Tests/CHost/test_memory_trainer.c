@@ -153,6 +153,10 @@ int main(void) {
     CHECK_STATUS(hmst_memory_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
     CHECK(strstr(hmst_last_error(), "missing terms") != NULL);
     p.copy_gate_lexical_overlap = true;
+    p.copy_gate_lexical_scale = 0.0f;   /* a scale must be > 0 */
+    CHECK_STATUS(hmst_memory_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(hmst_last_error(), "lexical scale") != NULL);
+    p.copy_gate_lexical_scale = 3.0f;
     CHECK_STATUS(hmst_memory_trainer_create(&p, &t), HMST_STATUS_OK);
     if (t) {
         CHECK_STATUS(hmst_memory_trainer_run(t, &steps), HMST_STATUS_OK);
@@ -166,6 +170,7 @@ int main(void) {
         CHECK(got > 0 && strstr(desc, "\"agreement_size\":4") != NULL);
         CHECK(strstr(desc, "\"question_marker_id\"") != NULL);
         CHECK(strstr(desc, "\"missing_terms\":true") != NULL);
+        CHECK(strstr(desc, "\"overlap_scale\":3") != NULL);
         fclose(cf);
     }
     m = NULL;
@@ -175,6 +180,7 @@ int main(void) {
     p.copy_gate_agreement_rank = 0;
     p.copy_gate_lexical_overlap = false;
     p.copy_gate_missing_terms = false;
+    p.copy_gate_lexical_scale = 1.0f;
     p.resume_from = OUT "/copy/final";
     t = NULL;
     CHECK_STATUS(hmst_memory_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
@@ -255,6 +261,7 @@ int main(void) {
     CHECK(dp.copy_gate_agreement_rank == 0);
     CHECK(!dp.copy_gate_lexical_overlap);
     CHECK(!dp.copy_gate_missing_terms);
+    CHECK(dp.copy_gate_lexical_scale == 1.0f);
     p.copy_gate_open_weight = -1.0f;
     CHECK_STATUS(hmst_memory_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
     CHECK(strstr(hmst_last_error(), "copy_gate_open_weight") != NULL);

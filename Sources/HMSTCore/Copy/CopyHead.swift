@@ -86,6 +86,14 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
     public let overlapVocabulary: Int
     /// whether the overlap has its missing terms ν (only with overlapVocabulary > 0)
     public let missingTerms: Bool
+    /// s in o = s·(Σ λ + Σ ν): a fixed scale of the overlap's weights (1 unless set; stored with
+    /// the head). λ and ν are sparse (a token's weight has a gradient only on the steps that ask
+    /// about it), so Adam moves them much less than lr a step and after Stage 2 they span about
+    /// ±0.15, against the several units a gate logit moves by (session 25); s multiplies what
+    /// each step can move the gate by s, as a learning rate s times the head's would.
+    public var overlapScale: Float = 1 {
+        didSet { if !(overlapScale.isFinite && overlapScale > 0) { overlapScale = 1 } }
+    }
     public let questionMarker: Int32
     public let answerMarker: Int32
     /// token ids of the markers that open and close a memory span
@@ -285,7 +293,7 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
     /// format 5 still read every other head.
     public func save(checkpoint dir: String) throws {
         try HeadFiles.save(dir: dir, weightsName: CopyHead.weightsName, tensors: rawTensors, configName: CopyHead.configName,
-                           format: CopyHead.formatName, version: missingTerms ? CopyHead.formatVersion : 4, hash: valuesHash,
+                           format: CopyHead.formatName, version: missingTerms || overlapScale != 1 ? CopyHead.formatVersion : 4, hash: valuesHash,
                            training: summary) { w in
             w.field("hidden_size", C)
             w.field("key_size", D)
@@ -294,6 +302,7 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
             if overlapVocabulary > 0 {
                 w.field("question_marker_id", Int(questionMarker)); w.field("answer_marker_id", Int(answerMarker))
                 if missingTerms { w.field("missing_terms", true) }
+                if overlapScale != 1 { w.field("overlap_scale", Double(overlapScale)) }
             }
             w.field("open_marker_id", Int(openMarker)); w.field("open_marker", MemoryPrompt.memoryOpen)
             w.field("close_marker_id", Int(closeMarker)); w.field("close_marker", MemoryPrompt.memoryClose)
@@ -330,6 +339,15 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
         guard open >= 0, close >= 0, open <= Int(Int32.max), close <= Int(Int32.max) else {
             throw HMSTError.badFormat("\(jsonPath): marker ids \(open), \(close) are not token ids")
         }
+        var scale: Float = 1
+        switch j["overlap_scale"] {
+        case nil, .null?: break
+        case let v?:
+            guard let d = v.number, d.isFinite, d > 0, d <= 1e4, V > 0 else {
+                throw HMSTError.badFormat("\(jsonPath): overlap_scale must be a number in (0, 10000] and needs overlap_vocabulary > 0")
+            }
+            scale = Float(d)
+        }
         let h: CopyHead
         do {
             h = try CopyHead(C: C, D: D, A: A, overlapVocabulary: V, missingTerms: missing, openMarker: Int32(open), closeMarker: Int32(close),
@@ -337,6 +355,7 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
         } catch let e as HMSTError {
             throw HMSTError.badFormat("\(jsonPath): \(e.message)")
         }
+        h.overlapScale = scale
         try h.validate(for: dims)
         let (file, weightsPath) = try HeadFiles.weights(dir: dir, weightsName: weightsName, describedBy: jsonPath)
         // version 1 stored the first five tensors, version 2 six, version 3 seven (a version-3
@@ -394,18 +413,21 @@ struct OverlapCache {
             entry.tokens.append(tokens[i])
             perSpan[spans[i]] = entry
         }
-        guard head.missingTerms else { return }
-        let nu = head.missingWeight
-        for i in 0..<n where perSpan[spans[i]] == nil { perSpan[spans[i]] = (0, [], []) }
-        for (s, var entry) in perSpan {
-            let shared = Set(entry.tokens)
-            // in the question's own order, so the sums do not depend on a Set's iteration
-            for w in question.order where !shared.contains(w) {
-                entry.value += nu[Int(w)]
-                entry.missing.append(w)
+        if head.missingTerms {
+            let nu = head.missingWeight
+            for i in 0..<n where perSpan[spans[i]] == nil { perSpan[spans[i]] = (0, [], []) }
+            for (s, var entry) in perSpan {
+                let shared = Set(entry.tokens)
+                // in the question's own order, so the sums do not depend on a Set's iteration
+                for w in question.order where !shared.contains(w) {
+                    entry.value += nu[Int(w)]
+                    entry.missing.append(w)
+                }
+                perSpan[s] = entry
             }
-            perSpan[s] = entry
         }
+        let scale = head.overlapScale
+        if scale != 1 { for (s, entry) in perSpan { perSpan[s]?.value = entry.value * scale } }
     }
 
     /// values[i] += the overlap of source i's span, for the first n sources.

@@ -15,6 +15,7 @@
 //   lexical overlap o = Σ_j α_j·ov(span(j)): ov joins the per-source values too, and
 //   dL/dλ_w += dL/da·(the pointer's mass on each span that shares w with the question), and
 //   with the missing terms dL/dν_w += dL/da·(its mass on each span that lacks the question's w)
+//   (both times the overlap's scale s when it is not 1)
 // and from the scores and the gate to Wq, Wk, the gate's weights and the final-norm states,
 // whose gradient joins the LM head's before the final norm's backward. Without backward,
 // the rows it covers are replaced by the mixture, so evaluations read p.
@@ -177,7 +178,7 @@ final class CopyHeadStep {
                             let gn = head.missingTerms ? head.grads.pointer + head.offsets[head.missingIndex] : nil
                             // spans in order: a hashed dictionary's order changes with the process, and so would the sums
                             for (s, o) in overlaps.perSpan.sorted(by: { $0.key < $1.key }) {
-                                let f = dA * (mass[s] ?? 0)
+                                let f = dA * (mass[s] ?? 0) * head.overlapScale
                                 for w in o.tokens { gl[Int(w)] += f }
                                 if let gn { for w in o.missing { gn[Int(w)] += f } }
                             }

@@ -59,6 +59,11 @@ final class CopyHeadTests: XCTestCase {
         try checkGradient(injected: injectedCopy, gateTarget: 2, openTarget: 1, overlap: true, missing: true)
     }
 
+    /// ... and with the overlap's fixed scale s (o = s·(Σ λ + Σ ν)).
+    func testGradientCheckWithOverlapScale() throws {
+        try checkGradient(injected: injectedCopy, gateTarget: 2, openTarget: 1, overlap: true, missing: true, overlapScale: 3)
+    }
+
     /// With ν = 0 the missing terms change nothing: the same loss as the overlap alone, bit for bit.
     /// With ν on a question token that one span lacks, the loss moves.
     func testMissingTermsAtZeroAreTheOverlap() throws {
@@ -172,8 +177,9 @@ final class CopyHeadTests: XCTestCase {
 
     func checkGradient(injected: InjectedEmbeddings?, gateTarget: Float = 0, soft: ModelGrad.SoftTargets? = nil,
                        softGateTarget: Float = 0, openTarget: Float = 0, agreement: Int = 0, overlap: Bool = false,
-                       missing: Bool = false) throws {
+                       missing: Bool = false, overlapScale: Float = 1) throws {
         let p = randomParams(seed: 21), head = try randomHead(seed: 6, agreement: agreement, overlap: overlap, missing: missing)
+        head.overlapScale = overlapScale
         let mg = ModelGrad(params: p)
         mg.copyHead = head
         mg.copyGateTargetWeight = gateTarget
@@ -364,6 +370,13 @@ final class CopyHeadTests: XCTestCase {
         try missing.save(checkpoint: dir + "/missing")
         XCTAssertTrue(try FileIO.readText(dir + "/missing/" + CopyHead.configName).contains(#""version":5,"#))
         XCTAssertTrue(try FileIO.readText(dir + "/overlap/" + CopyHead.configName).contains(#""version":4,"#))
+        // a scaled overlap round-trips with its scale (format 5 too)
+        let scaled = try randomHead(seed: 8, overlap: true)
+        scaled.overlapScale = 10
+        try FileManager.default.createDirectory(atPath: dir + "/scaled", withIntermediateDirectories: true)
+        try scaled.save(checkpoint: dir + "/scaled")
+        XCTAssertTrue(try FileIO.readText(dir + "/scaled/" + CopyHead.configName).contains(#""version":5,"#))
+        XCTAssertEqual(try XCTUnwrap(try CopyHead.load(checkpoint: dir + "/scaled", dims: dims)).overlapScale, 10)
         let missingBack = try XCTUnwrap(try CopyHead.load(checkpoint: dir + "/missing", dims: dims))
         XCTAssertTrue(missingBack.missingTerms)
         XCTAssertEqual(missingBack.names.suffix(2), ["gate.overlap_weight", "gate.missing_weight"])

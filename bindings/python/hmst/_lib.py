@@ -415,6 +415,7 @@ class MemoryTrainerParams(ctypes.Structure):
         ("copy_gate_agreement_rank", ctypes.c_int32),
         ("copy_gate_lexical_overlap", ctypes.c_bool),
         ("copy_gate_missing_terms", ctypes.c_bool),
+        ("copy_gate_lexical_scale", ctypes.c_float),
     ]
 
 

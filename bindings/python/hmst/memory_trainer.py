@@ -41,7 +41,7 @@ class MemoryTrainer(_Resource):
                  condition_weights=None, questions_per_example=None, hard_distractors=None, retrieved_distractors=None,
                  retrieved_by=None, retrieved_lexical_weight=None, distractor_distillation=None,
                  distilled_gate_target_weight=None, copy_gate_open_weight=None, copy_gate_agreement_rank=0,
-                 copy_gate_lexical_overlap=False, copy_gate_missing_terms=False):
+                 copy_gate_lexical_overlap=False, copy_gate_missing_terms=False, copy_gate_lexical_scale=None):
         self._h = None
         self._keep = []
         p = _lib.lib.hmst_memory_trainer_default_params()
@@ -110,6 +110,8 @@ class MemoryTrainer(_Resource):
             p.copy_gate_open_weight = float(copy_gate_open_weight)
         p.copy_gate_lexical_overlap = bool(copy_gate_lexical_overlap)
         p.copy_gate_missing_terms = bool(copy_gate_missing_terms)
+        if copy_gate_lexical_scale is not None:   # None keeps the library's default
+            p.copy_gate_lexical_scale = float(copy_gate_lexical_scale)
         p.seed = int(seed)
         p.mixed_precision = bool(mixed_precision)
         p.gradient_checkpointing = bool(gradient_checkpointing)

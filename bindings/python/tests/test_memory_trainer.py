@@ -79,11 +79,11 @@ def test_copy_head_is_trained_saved_and_loaded(tmp_path):
     out = tmp_path / "run"
     hmst.train_memory(CKPT, facts, out, steps=2, batch_size=2, seq_len=48, k=2, eval_questions=1,
                       copy_head_key_size=8, copy_head_learning_rate=3e-3, copy_gate_agreement_rank=4,
-                      copy_gate_lexical_overlap=True, copy_gate_missing_terms=True)
+                      copy_gate_lexical_overlap=True, copy_gate_missing_terms=True, copy_gate_lexical_scale=4)
     desc = json.loads((out / "final" / "copy_head.json").read_text())
     assert desc["key_size"] == 8 and desc["format"] == "hmst-copy-head" and desc["agreement_size"] == 4
     assert desc["overlap_vocabulary"] > 0 and desc["question_marker_id"] != desc["answer_marker_id"]
-    assert desc["missing_terms"] is True
+    assert desc["missing_terms"] is True and desc["overlap_scale"] == 4
     with hmst.Model(out / "final") as m:  # a model with a copy head loads and generates
         info = m.info
         assert info["copy_head_key_size"] == 8 and info["copy_head_agreement_rank"] == 4

@@ -50,6 +50,8 @@ public struct MemoryTrainerOptions: Sendable {
     /// the overlap's missing terms: a learned weight per token id over the question's tokens a
     /// memory entry lacks (needs copyGateLexicalOverlap; CopyHead.swift)
     public var copyGateMissingTerms = false
+    /// the overlap's fixed scale s (o = s·(Σ λ + Σ ν); CopyHead.overlapScale): 1 keeps it as it was
+    public var copyGateLexicalScale: Float = 1
     /// the copy head's peak learning rate (nil: learningRate); it follows the same schedule
     public var copyHeadLearningRate: Float? = nil
     /// λ of the copy head's gate target: −λ·log(1 − g) on answer tokens the memory does not
@@ -244,6 +246,12 @@ public final class MemoryTrainer {
         lmGrad = mT != options.sequenceLength ? ModelGrad(params: params, options: go) : grad
         teacherGrad = options.curriculum.distractorDistillation > 0 ? ModelGrad(params: params, options: go) : nil
         optimizer = OptimizerStep.makeOptimizer(params: params, use8bit: options.use8bitOptimizer, config: options.adam)
+        guard options.copyGateLexicalScale.isFinite, options.copyGateLexicalScale > 0, options.copyGateLexicalScale <= 1e4 else {
+            throw HMSTError.invalidArgument("the copy gate's lexical scale \(options.copyGateLexicalScale) must be in (0, 10000]")
+        }
+        guard options.copyGateLexicalScale == 1 || options.copyGateLexicalOverlap else {
+            throw HMSTError.invalidArgument("the copy gate's lexical scale applies to its lexical overlap: ask for both (--copy-gate-lexical-overlap --copy-gate-lexical-scale)")
+        }
         guard !options.copyGateMissingTerms || options.copyGateLexicalOverlap else {
             throw HMSTError.invalidArgument("the copy gate's missing terms are part of its lexical overlap: ask for both (--copy-gate-lexical-overlap --copy-gate-missing-terms)")
         }
@@ -253,6 +261,7 @@ public final class MemoryTrainer {
                                           A: options.copyGateAgreementRank,
                                           overlapVocabulary: options.copyGateLexicalOverlap ? params.config.vocabSize : 0,
                                           missingTerms: options.copyGateMissingTerms, seed: options.seed ^ 0xc0b1)
+            head?.overlapScale = options.copyGateLexicalScale
         }
         if let head {
             try head.validate(for: params.config.dims)
@@ -630,7 +639,8 @@ public final class MemoryTrainer {
         }
         if let head = copyHead {
             guard let saved = model.decoder.copyHead, saved.count == head.count, saved.D == head.D, saved.A == head.A,
-                  saved.overlapVocabulary == head.overlapVocabulary, saved.missingTerms == head.missingTerms else {
+                  saved.overlapVocabulary == head.overlapVocabulary, saved.missingTerms == head.missingTerms,
+                  saved.overlapScale == head.overlapScale else {
                 throw HMSTError.invalidArgument("\(dir) has no copy head of key size \(head.D), agreement rank \(head.A) and "
                                                 + (head.overlapVocabulary == 0 ? "no lexical overlap" : head.missingTerms ? "a lexical overlap with missing terms" : "a lexical overlap without missing terms")
                                                 + "; resume it with the options it was trained with")
