@@ -65,8 +65,8 @@
 //                          "gate.missing_weight" [V] with its missing terms (version 5); f32
 //   copy_head.json         format, version, hidden_size, key_size, agreement_size (version 4;
 //                          absent: 0), overlap_vocabulary (V, 0: no overlap term) with the
-//                          question and answer markers' ids, missing_terms (version 5; absent:
-//                          false), the two memory markers' ids and
+//                          question and answer markers' ids, missing_terms and overlap_scale
+//                          (version 5; absent: false, 1), the two memory markers' ids and
 //                          text, the weights' hash, training summary
 import CBLAS
 
@@ -289,7 +289,7 @@ public final class CopyHead: ParameterSet, @unchecked Sendable {
     }
 
     /// Writes the weights, then the json naming their hash, each atomically. The version written
-    /// is the oldest that describes the head (5 only with missing terms), so builds that predate
+    /// is the oldest that describes the head (5 only with missing terms or an overlap scale), so builds that predate
     /// format 5 still read every other head.
     public func save(checkpoint dir: String) throws {
         try HeadFiles.save(dir: dir, weightsName: CopyHead.weightsName, tensors: rawTensors, configName: CopyHead.configName,
