@@ -200,7 +200,7 @@ demo: all examples
 	  HMST_LIBRARY=$(CURDIR)/$(LIB) $(PYTHON) examples/python/memory_search.py $(DEMO)/best_model $(DEMO)/memories.txt
 	@echo "== Stage 2: $(DEMO_S2_STEPS) steps of memory fine-tuning on the fact benchmark, then held-out facts with memory"
 	@echo "   off / on (hybrid retrieval among 10k distractors, then BM25 alone) / oracle / deleted (benchmarks/memory_finetune.sh)"
-	STEPS=$(DEMO_S2_STEPS) LIMIT=60 HMST=$(CLI) EXTRA="--copy-head --learning-rate 1e-3 --questions-per-example 4 --condition-weights 0.6,0.3,0.1 --retrieved-distractors 1.0" bash benchmarks/memory_finetune.sh \
+	STEPS=$(DEMO_S2_STEPS) LIMIT=60 EM_ALL=0 HMST=$(CLI) EXTRA="--copy-head --learning-rate 1e-3 --questions-per-example 4 --condition-weights 0.6,0.3,0.1 --retrieved-distractors 1.0" bash benchmarks/memory_finetune.sh \
 	  $(DEMO)/best_model $(DEMO) $(DEMO)/stage2
 	@echo "== Stage 3: the meta-controller by PPO on a query mix (known / semantic / episodic / unanswerable facts)"
 	$(CLI) rl-train --checkpoint $(DEMO)/stage2/stage2/final --facts $(DEMO)/stage2/facts --output $(DEMO)/rl \

@@ -397,12 +397,16 @@ struct QuestionScan {
 struct OverlapCache {
     var version = -1, sources = -1
     var perSpan: [Int32: (value: Float, tokens: [Int32], missing: [Int32])] = [:]
+    /// perSpan's spans in increasing order: the gradients sum over spans in this order, since a
+    /// hashed dictionary's order changes with the process and so would the sums' last bits
+    var spanOrder: [Int32] = []
 
     mutating func update(head: CopyHead, question: QuestionScan, tokens: UnsafePointer<Int32>, spans: UnsafePointer<Int32>, n: Int) {
         guard question.version != version || n != sources else { return }
         version = question.version
         sources = n
         perSpan.removeAll(keepingCapacity: true)
+        spanOrder.removeAll(keepingCapacity: true)
         guard !question.tokens.isEmpty else { return }
         var seen = Set<Int64>()
         let u = head.overlapWeight
@@ -428,6 +432,7 @@ struct OverlapCache {
         }
         let scale = head.overlapScale
         if scale != 1 { for (s, entry) in perSpan { perSpan[s]?.value = entry.value * scale } }
+        spanOrder = perSpan.keys.sorted()
     }
 
     /// values[i] += the overlap of source i's span, for the first n sources.

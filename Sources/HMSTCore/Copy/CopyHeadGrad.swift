@@ -176,8 +176,8 @@ final class CopyHeadStep {
                             for i in 0..<n where overlaps.perSpan[spans[i]] != nil { mass[spans[i], default: 0] += a[i] }
                             let gl = head.grads.pointer + head.offsets[head.overlapIndex]
                             let gn = head.missingTerms ? head.grads.pointer + head.offsets[head.missingIndex] : nil
-                            // spans in order: a hashed dictionary's order changes with the process, and so would the sums
-                            for (s, o) in overlaps.perSpan.sorted(by: { $0.key < $1.key }) {
+                            for s in overlaps.spanOrder {   // in order (OverlapCache.spanOrder)
+                                guard let o = overlaps.perSpan[s] else { continue }
                                 let f = dA * (mass[s] ?? 0) * head.overlapScale
                                 for w in o.tokens { gl[Int(w)] += f }
                                 if let gn { for w in o.missing { gn[Int(w)] += f } }
