@@ -390,7 +390,7 @@ struct QuestionScan {
     }
 }
 
-/// Per span, Σ λ_w over the distinct tokens w it shares with a question (+ Σ ν_w over the
+/// Per span, s·Σ λ_w over the distinct tokens w it shares with a question (+ s·Σ ν_w over the
 /// question's tokens it lacks, with the missing terms), and those tokens (for the gradients);
 /// recomputed only when the question or the number of sources changes. Without missing terms a
 /// span that shares nothing has no entry (its overlap is 0); with them every span has one.
@@ -409,11 +409,11 @@ struct OverlapCache {
         spanOrder.removeAll(keepingCapacity: true)
         guard !question.tokens.isEmpty else { return }
         var seen = Set<Int64>()
-        let u = head.overlapWeight
+        let u = head.overlapWeight, scale = head.overlapScale
         for i in 0..<n where question.tokens.contains(tokens[i]) {
             guard seen.insert(Int64(spans[i]) << 32 | Int64(UInt32(bitPattern: tokens[i]))).inserted else { continue }
             var entry = perSpan[spans[i]] ?? (0, [], [])
-            entry.value += u[Int(tokens[i])]
+            entry.value += scale * u[Int(tokens[i])]
             entry.tokens.append(tokens[i])
             perSpan[spans[i]] = entry
         }
@@ -424,14 +424,12 @@ struct OverlapCache {
                 let shared = Set(entry.tokens)
                 // in the question's own order, so the sums do not depend on a Set's iteration
                 for w in question.order where !shared.contains(w) {
-                    entry.value += nu[Int(w)]
+                    entry.value += scale * nu[Int(w)]
                     entry.missing.append(w)
                 }
                 perSpan[s] = entry
             }
         }
-        let scale = head.overlapScale
-        if scale != 1 { for (s, entry) in perSpan { perSpan[s]?.value = entry.value * scale } }
         spanOrder = perSpan.keys.sorted()
     }
 

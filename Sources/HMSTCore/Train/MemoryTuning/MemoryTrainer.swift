@@ -643,6 +643,7 @@ public final class MemoryTrainer {
                   saved.overlapScale == head.overlapScale else {
                 throw HMSTError.invalidArgument("\(dir) has no copy head of key size \(head.D), agreement rank \(head.A) and "
                                                 + (head.overlapVocabulary == 0 ? "no lexical overlap" : head.missingTerms ? "a lexical overlap with missing terms" : "a lexical overlap without missing terms")
+                                                + (head.overlapVocabulary == 0 ? "" : " at scale \(head.overlapScale)")
                                                 + "; resume it with the options it was trained with")
             }
             guard let copyOptimizer, FileIO.exists(dir + "/" + MemoryTrainer.copyOptimizerName) else {
