@@ -85,7 +85,7 @@ mpi-test: $(CLI) $(FIXTURE)/config.json lib
 # durability under kill -9, a small load test, cancellation and SIGTERM drain (Tests/server).
 server-test: $(SERVER) $(CLI) $(FIXTURE)/config.json
 	HMST_SERVER_BIN=$(CURDIR)/$(SERVER) HMST_CLI_BIN=$(CURDIR)/$(CLI) HMST_FIXTURE=$(CURDIR)/$(FIXTURE) \
-	  $(PYTHON) -m pytest -q -p no:cacheprovider Tests/server
+	  $(PYTHON) -m pytest -q -p no:cacheprovider -o tmp_path_retention_policy=failed Tests/server
 
 swift-test: $(OUT)/.deps
 	@mkdir -p $(OUT)
@@ -113,12 +113,12 @@ $(OUT)/tests-asan/%: Tests/CHost/%.c include/hmst.h $(LIB)
 	  -L$(OUT)/lib -lhmst -lpthread -lm $(RPATH) -o $@
 
 chost: $(CHOST_TESTS) $(FIXTURE)/config.json
-	@set -e; for t in $(CHOST_TESTS); do echo "== $$t"; env -u LD_LIBRARY_PATH $$t; done
+	@set -e; for t in $(CHOST_TESTS); do echo "== $$t"; env -u LD_LIBRARY_PATH $$t; done; rm -rf /tmp/hmst-ctest-*
 
 chost-asan: $(patsubst $(OUT)/tests/%,$(OUT)/tests-asan/%,$(CHOST_TESTS)) $(FIXTURE)/config.json
 	@set -e; for t in $(patsubst $(OUT)/tests/%,$(OUT)/tests-asan/%,$(CHOST_TESTS)); do echo "== $$t (AddressSanitizer)"; \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 LSAN_OPTIONS=suppressions=$(CURDIR)/Tests/CHost/lsan.supp \
-	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 $$t; done
+	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 $$t; done; rm -rf /tmp/hmst-ctest-*
 
 EXAMPLES_C := $(patsubst examples/c/%.c,$(OUT)/examples/%,$(wildcard examples/c/*.c))
 $(OUT)/examples/%: examples/c/%.c include/hmst.h $(LIB)
@@ -140,7 +140,7 @@ python-package: lib
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore ./bindings/python
 
 pytest: python-package $(FIXTURE)/config.json
-	cd bindings/python && HMST_LIBRARY=$(CURDIR)/$(LIB) $(PYTHON) -m pytest -q tests
+	cd bindings/python && HMST_LIBRARY=$(CURDIR)/$(LIB) $(PYTHON) -m pytest -q -o tmp_path_retention_policy=failed tests
 	cd /tmp && env -u HMST_LIBRARY $(PYTHON) -c "import hmst; print('pip-installed hmst', hmst.__version__, 'loads', hmst.library_path())"
 
 # make install into a scratch prefix, then build an out-of-tree program with pkg-config alone.

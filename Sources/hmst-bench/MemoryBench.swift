@@ -82,7 +82,7 @@ enum MemoryBench {
             truth = try exact.search(queries: q, k: o.k).map { Set($0.map(\.id)) }
         }
         let exactS = (Clock.nowMs() - t0) / 1000
-        FileHandle.standardError.write(Data("data \(dataS) s, exact ground truth \(exactS) s\n".utf8))
+        StandardStream.error.write("data \(dataS) s, exact ground truth \(exactS) s\n")
 
         for description in descriptions {
             let rss0 = rssBytes()
@@ -102,7 +102,7 @@ enum MemoryBench {
             }
             let trainS = (s.lastTrainingMs ?? 0) / 1000
             let rss1 = rssBytes()
-            FileHandle.standardError.write(Data("\(description): built in \(buildS) s (training \(trainS) s)\n".utf8))
+            StandardStream.error.write("\(description): built in \(buildS) s (training \(trainS) s)\n")
             for nprobe in o.nprobes where nprobe <= max(1, s.nlist) {
                 _ = try mem.search(queries: Array(q[0..<(o.dim * 10)]), k: o.k, nprobe: nprobe)  // warm-up
                 let t1 = Clock.nowMs()

@@ -38,7 +38,7 @@ enum PPOBench {
                     evalEvery: max(Int(option("--eval-every") ?? "") ?? 10, 1), logEvery: Int(option("--log-every") ?? "") ?? 0)
             exit(0)
         } catch {
-            FileHandle.standardError.write(Data("hmst-bench ppo: \(error)\nusage: hmst-bench ppo --env cartpole --seeds 1,2,3 --steps 500000 [--eval-every 10] [--log-every K]\n".utf8))
+            StandardStream.error.write("hmst-bench ppo: \(error)\nusage: hmst-bench ppo --env cartpole --seeds 1,2,3 --steps 500000 [--eval-every 10] [--log-every K]\n")
             exit(2)
         }
     }
@@ -112,7 +112,7 @@ enum ControllerBench {
                            ("ppo_minus_best_fixed_min", s.ppoMinusBestFixed.min() ?? .nan)])
             exit(0)
         } catch {
-            FileHandle.standardError.write(Data("hmst-bench controller: \(error)\n".utf8))
+            StandardStream.error.write("hmst-bench controller: \(error)\n")
             exit(2)
         }
     }

@@ -200,7 +200,7 @@ if args.first == "train" {
 // ---- tokenizer mode: hmst-bench tokenizer --corpus FILE [--vocab N] [--threads 1,2] ----------------
 if args.first == "tokenizer" {
     guard let corpus = option("--corpus") else {
-        FileHandle.standardError.write(Data("hmst-bench tokenizer --corpus FILE [--vocab N]\n".utf8))
+        StandardStream.error.write("hmst-bench tokenizer --corpus FILE [--vocab N]\n")
         exit(2)
     }
     let text = try FileIO.readAll(corpus)
@@ -464,7 +464,7 @@ if args.first == "prefill-ab" {
 //      weight type, over non-overlapping windows (prefill: GEMMs) and token by token (decode: GEMVs).
 if args.first == "ppl" {
     guard let modelPath = option("--model"), let textPath = option("--text") else {
-        FileHandle.standardError.write(Data("usage: hmst-bench ppl --model CKPT --text FILE\n".utf8))
+        StandardStream.error.write("usage: hmst-bench ppl --model CKPT --text FILE\n")
         exit(2)
     }
     let nTokens = Int(option("--tokens") ?? "") ?? 4096
@@ -546,7 +546,7 @@ if args.first == "controller" { ControllerBench.main(option) }   // PPOBench.swi
 // ---- exit mode: the engine's early exit and expert selection against quality (ExitBench.swift)
 if args.first == "exit" {
     guard let model = option("--model"), let data = option("--data") else {
-        FileHandle.standardError.write(Data("hmst-bench exit --model CKPT --data VAL_DIR [--windows 64] [--seq-len 128]\n".utf8))
+        StandardStream.error.write("hmst-bench exit --model CKPT --data VAL_DIR [--windows 64] [--seq-len 128]\n")
         exit(2)
     }
     try ExitBench.run(model: model, data: data, windows: Int(option("--windows") ?? "") ?? 64, seqLen: Int(option("--seq-len") ?? "") ?? 128)
@@ -556,7 +556,7 @@ if args.first == "exit" {
 // ---- retrieval / lexical modes (RetrievalBench.swift) ------------------------------------------
 if args.first == "retrieval" {
     guard let model = option("--model"), let pairs = option("--pairs") else {
-        FileHandle.standardError.write(Data("hmst-bench retrieval --model CKPT --pairs PAIRS.jsonl [--distractors FILE] [--max-distractors N] [--index Flat] [--candidates 50] [--lexical-weights 1,3] [--k 4]\n".utf8))
+        StandardStream.error.write("hmst-bench retrieval --model CKPT --pairs PAIRS.jsonl [--distractors FILE] [--max-distractors N] [--index Flat] [--candidates 50] [--lexical-weights 1,3] [--k 4]\n")
         exit(2)
     }
     try RetrievalBench.runRetrieval(model: model, pairs: pairs, distractors: option("--distractors"),

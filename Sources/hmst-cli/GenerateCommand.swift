@@ -140,14 +140,14 @@ struct GenerateCommand: ParsableCommand {
             req.sampling = s.sampling
             req.stopStrings = stops
             if stream {
-                FileHandle.standardOutput.write(Data(prompt.utf8))
+                StandardStream.output.write(prompt)
                 req.onPiece = { _, piece in
-                    FileHandle.standardOutput.write(Data(piece))
+                    StandardStream.output.write(piece)
                     return true
                 }
             }
             let r = try session.generate(prompt: Array(prompt.utf8), tokenizer: tokenizer, req)
-            if stream { FileHandle.standardOutput.write(Data("\n".utf8)) }
+            if stream { StandardStream.output.write("\n") }
             history.append(r.stats)
             let st = r.stats
             lastStatsLine = String(format: "[%d prompt tokens in %.1f ms, %d generated in %.1f ms: %.1f tokens/s, TTFT %.1f ms, latency %.1f ms, stop: %@]",
@@ -198,7 +198,7 @@ struct GenerateCommand: ParsableCommand {
     /// body gets the trimmed line and its words.
     func readCommands(prompt: String, _ body: (String, [String]) throws -> Bool) throws {
         while true {
-            FileHandle.standardOutput.write(Data(prompt.utf8))
+            StandardStream.output.write(prompt)
             guard let line = readLine() else { print(""); return }
             let t = line.trimmingCharacters(in: .whitespaces)
             if t.isEmpty { continue }

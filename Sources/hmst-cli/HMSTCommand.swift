@@ -39,5 +39,5 @@ func runReportingErrors(_ body: () throws -> Void) throws {
 }
 
 func printError(_ s: String) {
-    FileHandle.standardError.write(Data((s + "\n").utf8))
+    StandardStream.error.write(s + "\n")
 }

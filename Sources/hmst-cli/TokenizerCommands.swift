@@ -69,7 +69,7 @@ struct TokenizerCommand: ParsableCommand {
         func run() throws {
             try runReportingErrors {
                 let tok = try loadTokenizer(tokenizer)
-                FileHandle.standardOutput.write(Data(try tok.decode(ids)))
+                StandardStream.output.write(try tok.decode(ids))
                 print("")
             }
         }
@@ -99,10 +99,10 @@ final class ProgressBar {
         let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
         let elapsed = (now - start) / 1000
         let eta = frac > 0 ? elapsed / frac - elapsed : 0
-        FileHandle.standardError.write(Data(String(format: "\r%-8@ [%@] %5.1f%%  %.0fs elapsed, ETA %.0fs ", label, bar, frac * 100, elapsed, eta).utf8))
+        StandardStream.error.write(String(format: "\r%-8@ [%@] %5.1f%%  %.0fs elapsed, ETA %.0fs ", label, bar, frac * 100, elapsed, eta))
     }
 
     func finish() {
-        if enabled { FileHandle.standardError.write(Data("\n".utf8)) }
+        if enabled { StandardStream.error.write("\n") }
     }
 }

@@ -155,8 +155,8 @@ struct TrainCommand: ParsableCommand {
                                   p.epoch, p.loss, p.lr, p.tokensPerSecond, p.etaSeconds,
                                   p.valLoss.map { String(format: "  val %.4f", $0) } ?? "")
                 if interactive {
-                    FileHandle.standardError.write(Data(("\r" + line + "   ").utf8))
-                    if p.valLoss != nil { FileHandle.standardError.write(Data("\n".utf8)) }
+                    StandardStream.error.write("\r" + line + "   ")
+                    if p.valLoss != nil { StandardStream.error.write("\n") }
                 } else if dp.isLeader && (p.valLoss != nil || p.step % 20 == 0 || p.step == p.totalSteps) {
                     printError(line)
                 }
@@ -166,7 +166,7 @@ struct TrainCommand: ParsableCommand {
                 }
                 return true
             }
-            if interactive { FileHandle.standardError.write(Data("\n".utf8)) }
+            if interactive { StandardStream.error.write("\n") }
             if dp.size > 1 {
                 printLeader(dp, String(format: "gradient all-reduce: %.2f ms per step on average over %d ranks", dp.meanAllReduceMs, dp.size))
             }

@@ -203,10 +203,10 @@ struct TrainMemoryCommand: ParsableCommand {
             let last = try trainer.run { p in
                 let line = String(format: "step %d/%d  %@ loss %.4f  lr %.2e  %.0f tok/s  ETA %.0fs", p.step, p.totalSteps,
                                   p.kind, p.loss, p.lr, p.tokensPerSecond, p.etaSeconds)
-                if interactive { FileHandle.standardError.write(Data(("\r" + line + "   ").utf8)) }
+                if interactive { StandardStream.error.write("\r" + line + "   ") }
                 else if dp.isLeader && (p.step % 20 == 0 || p.step == p.totalSteps) { printError(line) }
                 if let e = p.evaluation {
-                    if interactive { FileHandle.standardError.write(Data("\n".utf8)) }
+                    if interactive { StandardStream.error.write("\n") }
                     printError("  held-out (\(e.questions)): " + describe(e)
                                + (p.valBitsPerByte.map { String(format: " | val bpb %.4f", $0) } ?? ""))
                 }
@@ -216,7 +216,7 @@ struct TrainMemoryCommand: ParsableCommand {
                 }
                 return true
             }
-            if interactive { FileHandle.standardError.write(Data("\n".utf8)) }
+            if interactive { StandardStream.error.write("\n") }
             if dp.size > 1 {
                 printLeader(dp, String(format: "gradient all-reduce: %.2f ms per step on average over %d ranks", dp.meanAllReduceMs, dp.size))
             }

@@ -31,6 +31,9 @@ fails() { # description, command... (must exit non-zero with a message)
         echo "FAIL (no message): $what" >&2
     fi
 }
+# Each run writes checkpoints of tens of MB: drop them once nothing later reads them, and the
+# whole work directory when every check passed (CI machines can be short of disk).
+drop() { for d in "$@"; do rm -rf "${W:?}/$d"; done; }
 CORPUS=(/usr/share/common-licenses/GPL-3 /usr/share/common-licenses/Apache-2.0)
 
 check "system-info --json" bash -c "$HMST system-info --json | python3 -c 'import json,sys; json.load(sys.stdin)'"
@@ -93,6 +96,7 @@ fails "train --config of a file that is not a model config" "$HMST" train "$W/tr
 fails "train --time-budget with --epochs" "$HMST" train "$W/train_split" --pretokenized --time-budget 10 --epochs 2 --output-dir "$W/bad"
 fails "train --time-budget 0" "$HMST" train "$W/train_split" --pretokenized --time-budget 0 --output-dir "$W/bad"
 fails "train --warmup 1" "$HMST" train "$W/train_split" --pretokenized --warmup 1 --output-dir "$W/bad"
+drop run run2 run3 run4 run5 run6 runb runc bad
 fails "train --min-learning-rate above the peak" "$HMST" train "$W/train_split" --pretokenized --min-learning-rate 1 --output-dir "$W/bad"
 fails "--val-split with --val-file" "$HMST" train "${CORPUS[@]}" --val-split 0.1 --val-file x --output-dir "$W/bad"
 fails "generate on a missing checkpoint" "$HMST" generate "$W/nope" --prompt x
@@ -118,9 +122,13 @@ check "a pooled semantic memory refuses a projected model" bash -c "if $HMST mem
 check "train-retriever's default pooling: version 2 naming hidden+tokens, input 2C" bash -c "grep -q '\"version\":2,\"pooling\":\"hidden-mean+token-embedding-mean\"' $W/ckpt-r/retriever.json"
 check "train-retriever --pooling hidden writes the first format (version 1)" bash -c "cp -r $W/ckpt $W/ckpt-h && $HMST train-retriever $W/ckpt-h --pairs $W/pairs.jsonl --steps 3 --pooling hidden --hard-negatives 0 2> $W/tr.txt && grep -q '\"version\":1' $W/ckpt-h/retriever.json"
 fails "train-retriever --pooling max" "$HMST" train-retriever "$W/ckpt-r" --pairs "$W/pairs.jsonl" --steps 3 --pooling max
+drop ckpt-h
 fails "memory remove of an unknown id" "$HMST" memory remove --dir "$MEM" --tier semantic 424242
 fails "memory search without a model" "$HMST" memory search --dir "$MEM" --model "$W/nope" x
 fails "memory stats of a missing directory" "$HMST" memory stats --dir "$W/no-memory"
+# a full disk behind the redirect (/dev/full): the error still ends in its exit code, not a crash
+check "an error written to a full disk exits 2" bash -c "$HMST memory stats --dir $W/no-memory 2>/dev/full; [[ \$? -eq 2 ]]"
+check "a generation written to a full disk does not crash" bash -c "$HMST generate $W/ckpt --prompt 'The' --max-length 3 >/dev/full 2>/dev/full; [[ \$? -lt 128 ]]"
 # eval: tasks on local files under memory conditions (the memory directory is only read)
 E=$W/eval
 mkdir -p "$E"
@@ -263,6 +271,7 @@ assert len(open(sys.argv[3]).read().split(chr(10))) == 7
 \" $W/abst.out $W/abst/abstention.jsonl $W/abst/questions.jsonl"
 fails "abstention with a checkpoint without a critic" "$HMST" abstention "$W/s2e" --facts "$F" --memory "$W/rl/memory" --output "$W/abst2" --entities all --limit 2
 fails "abstention --entities of an unknown kind" "$HMST" abstention "$W/s2c" --facts "$F" --memory "$W/rl/memory" --output "$W/abst2" --entities some
+drop s2 s2b s2c s2e s2h s2j s2pool s2soft s2pre s2x ckpt-r abst abst2 rl
 
 # int8 weights and the tensor check
 check "quantize to int8 in the row-quad layout, then generate" bash -c "$HMST quantize $W/ckpt $W/q8r --dtype int8-rows4 > /dev/null && grep -q rows4 $W/q8r/config.json && $HMST generate $W/q8r --prompt 'The' --max-length 3 > /dev/null"
@@ -310,4 +319,5 @@ check "worker threads are named hmst-wN" bash -c \
 fails "placement-report with an unknown strategy" "$HMST" placement-report "$W/ckpt" --numa everywhere
 fails "placement-report of a missing checkpoint" "$HMST" placement-report "$W/no-such-ckpt"
 echo "cli: $pass passed, $fail failed"
+[[ $fail -eq 0 ]] && rm -rf "$W"
 [[ $fail -eq 0 ]]

@@ -60,6 +60,7 @@ python3 "$HERE/compare_runs.py" "$OUT/two-aux" "$OUT/two-int" --steps 20 --loss-
 # the step of a committed checkpoint, from its manifest
 step_of() { python3 -c "import json,sys; print(json.load(open(sys.argv[1] + '/checkpoint.json'))['step'])" "$1"; }
 
+rm -rf "$OUT/one" "$OUT/two" "$OUT/one-acc" "$OUT/two-aux" "$OUT/two-int"   # checkpoints of tens of MB: disk is short on some machines
 echo "== 2a. kill -9 while final/ is being replaced (one process)"
 kc=(--steps-per-epoch 4 --batch-size 2)
 "$HMST" train "$FX/data" "${common[@]}" "${kc[@]}" --epochs 2 --output-dir "$OUT/kill" >/dev/null 2>&1   # final/ at step 8
@@ -78,6 +79,7 @@ grep -q "resumed from .* at step 8" "$OUT/resume.log" || fail "did not resume at
 [[ $(step_of "$OUT/kill/final") == 12 ]] || fail "the resumed run did not commit step 12"
 compgen -G "$OUT/kill/.final.partial-*" >/dev/null && fail "the killed save's staging directory was not cleaned up"
 
+rm -rf "$OUT/kill"
 echo "== 2b. kill -9 of rank 0 while final/ is being replaced (mpirun -np 2)"
 "${MPIRUN[@]}" "$HMST" train "$FX/data" "${common[@]}" --steps-per-epoch 4 --batch-size 1 --epochs 2 \
     --output-dir "$OUT/kill-mpi" >/dev/null 2>&1
@@ -106,6 +108,7 @@ grep -q "resumed from .* at step 8" "$OUT/resume-mpi.log" || fail "did not resum
     --resume "$OUT/kill-mpi/final" >"$OUT/refuse.log" 2>&1 && fail "a different effective batch was accepted"
 grep -q "effective batch of 2 (2 ranks); this run's is 1" "$OUT/refuse.log" || { cat "$OUT/refuse.log"; fail "no clear refusal"; }
 
+rm -rf "$OUT"/kill-mpi*
 echo "== 3. a stalled rank: the job stops at the collective timeout"
 "${MPIRUN[@]}" "$HMST" train "$FX/data" "${common[@]}" --steps-per-epoch 100000 --batch-size 1 --collective-timeout 5 \
     --output-dir "$OUT/stall" >"$OUT/stall.log" 2>&1 &
@@ -152,4 +155,5 @@ echo "== 6. --time-budget under mpirun: the ranks share one clock (their mean), 
     || { cat "$OUT/budget.log"; fail "a time-budgeted run under mpirun failed"; }
 python3 -c "import json,sys; m=[json.loads(l) for l in open(sys.argv[1])]; assert m[-1]['train_seconds'] >= 1.9 and 'val_loss' in m[-1] and m[-1]['ranks'] == 2, m[-1]" \
     "$OUT/budget/metrics.jsonl" || fail "the budgeted run did not end after its budget with an evaluation"
+rm -rf "$OUT"
 echo "test_data_parallel: all passed"

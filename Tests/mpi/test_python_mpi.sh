@@ -24,3 +24,4 @@ PY
 mpicc -std=c11 -Wall -Werror -I"$ROOT/include" "$HERE/host_comm.c" -L"$(dirname "$LIB")" -l:"$(basename "$LIB")" \
     -Wl,-rpath,"$(dirname "$LIB")" -o "$OUT/host_comm"
 "${MPIRUN[@]}" "$OUT/host_comm" "$FX/data" "$OUT/host"
+rm -rf "$OUT"

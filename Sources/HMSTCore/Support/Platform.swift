@@ -6,3 +6,19 @@
 #elseif canImport(Darwin)
 @_exported import Darwin
 #endif
+
+/// Standard output and error for the command-line programs. Foundation's `FileHandle.write`
+/// traps when the write fails (a full disk behind a redirect, a closed pipe); this writes through
+/// stdio and drops what cannot be written, so a report that cannot be shown never becomes a crash.
+public enum StandardStream {
+    case output, error
+
+    public func write<C: Collection>(_ bytes: C) where C.Element == UInt8 {
+        let stream = self == .output ? stdout : stderr
+        let written = bytes.withContiguousStorageIfAvailable { b in fwrite(b.baseAddress, 1, b.count, stream) }
+        if written == nil { _ = Array(bytes).withUnsafeBufferPointer { fwrite($0.baseAddress, 1, $0.count, stream) } }
+        fflush(stream)
+    }
+
+    public func write(_ text: String) { write(Array(text.utf8)) }
+}

@@ -27,6 +27,8 @@ final class FactsTests: XCTestCase {
         try? FileIO.makeDirectories(dir)
     }
 
+    override func tearDown() { removeTree(dir) }
+
     func smallConfig(seed: UInt64 = 7) throws -> FactBenchmarkConfig {
         let table = dir + "/countries"
         if !FileIO.exists(table) { try FileIO.writeAtomically(table, text: FactsTests.table) }

@@ -41,13 +41,19 @@ func tempDirectory(_ name: String) -> String {
     return dir
 }
 
+/// Removes a directory and everything under it (a test's scratch directory); links are removed,
+/// never followed.
 func removeTree(_ path: String) {
-    guard let dir = opendir(path) else { return }
+    var st = stat()
+    guard lstat(path, &st) == 0 else { return }
+    guard st.st_mode & S_IFMT == S_IFDIR, let dir = opendir(path) else { unlink(path); return }
+    var names: [String] = []
     while let e = readdir(dir) {
         let name = withUnsafePointer(to: &e.pointee.d_name) { String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self)) }
-        if name != "." && name != ".." { unlink(path + "/" + name) }
+        if name != "." && name != ".." { names.append(name) }
     }
     closedir(dir)
+    for name in names { removeTree(path + "/" + name) }
     rmdir(path)
 }
 

@@ -9,6 +9,8 @@ final class FileIOTests: XCTestCase {
         try? FileIO.makeDirectories(dir + "/a/b")
     }
 
+    override func tearDown() { removeTree(dir) }
+
     func testAtomicWriteReplacesAndLeavesNoTemp() throws {
         let path = dir + "/a/b/file.bin"
         try FileIO.writeAtomically(path, text: "old")
