@@ -2,6 +2,7 @@
 // a generic SSE build; the scan is where an IVF-Flat search spends its time, so hmst scans the
 // lists with CKernels' AVX-512 kernels (portable elsewhere) and a k-entry heap of its own.
 #include "ivf_flat_scan.h"
+#include "hmst_faiss_shim.h"
 
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexIVFFlat.h>
@@ -12,6 +13,9 @@
 #include <atomic>
 #include <cfloat>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
 #include <typeinfo>
 #include <vector>
 
@@ -238,6 +242,158 @@ bool split_search(const faiss::IndexIVFFlat *index, int64_t n, const float *quer
     return true;
 }
 
+// Runs f(slot, i0, i1) over [0, count) in chunks of `grain` items that up to `threads` libgomp
+// threads take from a shared counter; slot (0 .. threads) is the thread's, for scratch of its own.
+template <class F>
+void parallel_chunks(int64_t count, int64_t grain, int threads, F &&f) {
+    struct Ctx {
+        std::atomic<int64_t> next{0};
+        std::atomic<int> slots{0};
+        int64_t count, grain;
+        F *f;
+    } ctx{{0}, {0}, count, grain, &f};
+    auto body = [](void *raw) {
+        auto *c = static_cast<Ctx *>(raw);
+        int slot = c->slots.fetch_add(1);
+        for (;;) {
+            int64_t i0 = c->next.fetch_add(c->grain, std::memory_order_relaxed);
+            if (i0 >= c->count) return;
+            (*c->f)(slot, i0, std::min(c->count, i0 + c->grain));
+        }
+    };
+    int64_t t = std::max<int64_t>(1, std::min<int64_t>(threads, (count + grain - 1) / grain));
+    if (t == 1) body(&ctx);
+    else GOMP_parallel(body, &ctx, (unsigned)t, 0);
+}
+
+// Batched calls, list by list. In a batch many queries probe the same list (1,000 queries at
+// nprobe 8 over 256 lists: 31 a list), and a query-by-query scan streams each list from memory
+// once per query. Here a batch's (query, probe) pairs are grouped by list; each list is read in
+// blocks small enough to stay in L1 while every query probing it computes its distances to the
+// block (four queries a kernel pass, hk_l2sqr_many4: the one-query kernel's values bit for bit),
+// into that pair's row of a distance buffer. A second pass pushes each query's rows into its top-k in probe order. The distances
+// and the order are the query-by-query scan's, so the answers are identical, ties included.
+// Queries go in rounds whose rows fit kGroupedFloats.
+constexpr size_t kGroupedFloats = size_t(1) << 23;  // 32 MB of distances a round
+constexpr size_t kGroupedBlockBytes = 16384;          // vectors a kernel call reads: L1-sized
+constexpr size_t kGroupedItemVectors = 2048;          // a work item: one list's queries, this many vectors
+
+// Whether a batch shares lists enough for the grouped scan: on average at least one other query
+// per probed list.
+// HMST_IVF_GROUPED=0 in the environment turns it off (for measuring it against the
+// query-by-query scan in one build); tests set both through hmstfs_set_ivf_grouped.
+std::atomic<int> grouped_mode{-1};
+std::atomic<int64_t> grouped_round_floats{0};
+
+bool grouped_applies(const faiss::IndexIVFFlat *index, int64_t n, int64_t nprobe, int threads) {
+    static const bool by_environment = [] {
+        const char *v = std::getenv("HMST_IVF_GROUPED");
+        return v == nullptr || std::strcmp(v, "0") != 0;
+    }();
+    int mode = grouped_mode.load(std::memory_order_relaxed);
+    bool enabled = mode < 0 ? by_environment : mode != 0;
+    return enabled && n >= 2 * (int64_t)threads && n * nprobe >= 2 * (int64_t)index->nlist;
+}
+
+template <bool kIP>
+void grouped_search(const faiss::IndexIVFFlat *index, int64_t n, const float *queries, int64_t k, int64_t nprobe,
+                    int threads, const int64_t *coarse, float *distances, int64_t *labels) {
+    const faiss::InvertedLists *lists = index->invlists;
+    const size_t d = (size_t)index->d, nlist = index->nlist;
+    const size_t block = std::max<size_t>(4, kGroupedBlockBytes / (d * sizeof(float)));
+    auto size_of = [&](int64_t list) { return list < 0 ? size_t(0) : lists->list_size((size_t)list); };
+    std::vector<size_t> rows, order, count(nlist + 1);
+    struct Item {
+        int64_t list;
+        size_t e0, e1, s0, s1;  // pairs order[e0 .. e1) over vectors [s0, s1) of the list
+    };
+    std::vector<Item> items;
+    std::unique_ptr<float[]> buffer;
+    size_t capacity = 0;
+    const int64_t round_override = grouped_round_floats.load(std::memory_order_relaxed);
+    const size_t round_floats = round_override > 0 ? (size_t)round_override : kGroupedFloats;
+    for (int64_t q0 = 0; q0 < n;) {
+        // this round: queries [q0, q1), pair (q, p) at (q - q0) * nprobe + p, its row at rows[pair]
+        int64_t q1 = q0;
+        size_t total = 0;
+        rows.clear();
+        while (q1 < n) {
+            size_t need = 0;
+            for (int64_t p = 0; p < nprobe; p++) need += size_of(coarse[q1 * nprobe + p]);
+            if (q1 > q0 && total + need > round_floats) break;
+            for (int64_t p = 0; p < nprobe; p++) {
+                rows.push_back(total);
+                total += size_of(coarse[q1 * nprobe + p]);
+            }
+            q1++;
+        }
+        if (total > capacity) {
+            buffer.reset(new float[total]);
+            capacity = total;
+        }
+        float *dis = buffer.get();
+        // pairs by list (counting sort, stable: query order within a list)
+        const int64_t *pair_list = coarse + q0 * nprobe;
+        const size_t pairs = rows.size();
+        std::fill(count.begin(), count.end(), 0);
+        for (size_t e = 0; e < pairs; e++)
+            if (pair_list[e] >= 0) count[(size_t)pair_list[e] + 1]++;
+        for (size_t l = 0; l < nlist; l++) count[l + 1] += count[l];
+        order.resize(count[nlist]);
+        {
+            std::vector<size_t> at(count.begin(), count.end() - 1);
+            for (size_t e = 0; e < pairs; e++)
+                if (pair_list[e] >= 0) order[at[(size_t)pair_list[e]]++] = e;
+        }
+        items.clear();
+        for (size_t l = 0; l < nlist; l++) {
+            size_t size = lists->list_size(l);
+            if (count[l] == count[l + 1] || size == 0) continue;
+            for (size_t s = 0; s < size; s += kGroupedItemVectors)
+                items.push_back({(int64_t)l, count[l], count[l + 1], s, std::min(size, s + kGroupedItemVectors)});
+        }
+        parallel_chunks((int64_t)items.size(), 1, threads, [&](int, int64_t i0, int64_t i1) {
+            for (int64_t i = i0; i < i1; i++) {
+                const Item &it = items[(size_t)i];
+                const float *x = reinterpret_cast<const float *>(lists->get_codes((size_t)it.list));
+                for (size_t s = it.s0; s < it.s1; s += block) {
+                    size_t m = std::min(block, it.s1 - s);
+                    auto query = [&](size_t e) { return queries + (q0 + (int64_t)(order[e] / (size_t)nprobe)) * (int64_t)d; };
+                    size_t e = it.e0;
+                    for (; e + 4 <= it.e1; e += 4) {  // four queries a pass: each vector loaded once for them
+                        const float *q4[4] = {query(e), query(e + 1), query(e + 2), query(e + 3)};
+                        float *out4[4] = {dis + rows[order[e]] + s, dis + rows[order[e + 1]] + s,
+                                          dis + rows[order[e + 2]] + s, dis + rows[order[e + 3]] + s};
+                        if (kIP) hk_inner_many4(out4, q4, x + s * d, m, d);
+                        else hk_l2sqr_many4(out4, q4, x + s * d, m, d);
+                    }
+                    for (; e < it.e1; e++) {
+                        if (kIP) hk_inner_many(dis + rows[order[e]] + s, query(e), x + s * d, m, d);
+                        else hk_l2sqr_many(dis + rows[order[e]] + s, query(e), x + s * d, m, d);
+                    }
+                }
+            }
+        });
+        parallel_chunks(q1 - q0, 16, threads, [&](int, int64_t i0, int64_t i1) {
+            for (int64_t i = i0; i < i1; i++) {
+                int64_t qi = q0 + i;
+                TopK<kIP> top{distances + qi * k, labels + qi * k, k};
+                for (int64_t p = 0; p < nprobe; p++) {
+                    int64_t list = coarse[qi * nprobe + p];
+                    size_t size = size_of(list);
+                    if (size == 0) continue;
+                    const float *r = dis + rows[(size_t)(i * nprobe + p)];
+                    const int64_t *ids = lists->get_ids((size_t)list);
+                    for (size_t j = 0; j < size; j++)
+                        if (top.admits(r[j])) top.push(r[j], ids[j]);
+                }
+                top.finish();
+            }
+        });
+        q0 = q1;
+    }
+}
+
 }  // namespace
 
 bool own_scan_applies(const faiss::IndexIVFFlat *index) {
@@ -272,6 +428,17 @@ void own_ivf_flat_search(const faiss::IndexIVFFlat *index, int64_t n, const floa
             return;
     }
     constexpr int64_t kChunk = 16;
+    if (grouped_applies(index, n, nprobe, threads)) {
+        if (assign) {
+            std::vector<float> scratch(row * (size_t)std::max(1, threads));
+            parallel_chunks(n, kChunk, threads, [&](int slot, int64_t q0, int64_t q1) {
+                own_assign(index, q0, q1, queries, nprobe, coarse.data(), scratch.data() + row * (size_t)slot);
+            });
+        }
+        if (ip) grouped_search<true>(index, n, queries, k, nprobe, threads, coarse.data(), distances, labels);
+        else grouped_search<false>(index, n, queries, k, nprobe, threads, coarse.data(), distances, labels);
+        return;
+    }
     int64_t t = std::max<int64_t>(1, std::min<int64_t>(threads, (n + kChunk - 1) / kChunk));
     std::vector<float> scratch(assign ? row * (size_t)t : 0);
     struct Shared {
@@ -314,3 +481,8 @@ void own_ivf_flat_search(const faiss::IndexIVFFlat *index, int64_t n, const floa
 }
 
 }  // namespace hmstfs
+
+extern "C" void hmstfs_set_ivf_grouped(int mode, int64_t round_floats) {
+    hmstfs::grouped_mode.store(mode < 0 ? -1 : mode != 0);
+    hmstfs::grouped_round_floats.store(round_floats);
+}

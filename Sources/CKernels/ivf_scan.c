@@ -123,6 +123,87 @@ static HK_AVX512 inline void many_avx512_one(float *out, const float *q, const f
     }
 }
 
+/* Four queries against the same stored vectors, each vector loaded once for the four (the
+ * list-by-list batched scan). Every pair's distance is bit for bit the one-query kernel's: the same
+ * accumulators over the same steps, summed the same way. One stream (many_avx512_one's shape):
+ * four accumulators a query over 64-float steps. */
+static HK_AVX512 inline void many4_avx512_one(float *const out[4], const float *const q[4], const float *x, size_t n,
+                                              size_t Dk, int l2) {
+    size_t full64 = Dk & ~(size_t)63, full16 = Dk & ~(size_t)15;
+    __mmask16 tail = (__mmask16)((1u << (Dk & 15)) - 1);
+    for (size_t i = 0; i < n; i++) {
+        const float *v = x + i * Dk;
+        __m512 a[4][4];
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) a[r][0] = a[r][1] = a[r][2] = a[r][3] = _mm512_setzero_ps();
+        size_t j = 0;
+        for (; j < full64; j += 64) {
+            __m512 t0 = _mm512_loadu_ps(v + j), t1 = _mm512_loadu_ps(v + j + 16);
+            __m512 t2 = _mm512_loadu_ps(v + j + 32), t3 = _mm512_loadu_ps(v + j + 48);
+#pragma GCC unroll 4
+            for (int r = 0; r < 4; r++) {
+                a[r][0] = accumulate(_mm512_loadu_ps(q[r] + j), t0, a[r][0], l2);
+                a[r][1] = accumulate(_mm512_loadu_ps(q[r] + j + 16), t1, a[r][1], l2);
+                a[r][2] = accumulate(_mm512_loadu_ps(q[r] + j + 32), t2, a[r][2], l2);
+                a[r][3] = accumulate(_mm512_loadu_ps(q[r] + j + 48), t3, a[r][3], l2);
+            }
+        }
+        for (; j < full16; j += 16) {
+            __m512 t = _mm512_loadu_ps(v + j);
+#pragma GCC unroll 4
+            for (int r = 0; r < 4; r++) a[r][0] = accumulate(_mm512_loadu_ps(q[r] + j), t, a[r][0], l2);
+        }
+        if (tail) {
+            __m512 t = _mm512_maskz_loadu_ps(tail, v + full16);
+#pragma GCC unroll 4
+            for (int r = 0; r < 4; r++) a[r][1] = accumulate(_mm512_maskz_loadu_ps(tail, q[r] + full16), t, a[r][1], l2);
+        }
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++)
+            out[r][i] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a[r][0], a[r][1]), _mm512_add_ps(a[r][2], a[r][3])));
+    }
+}
+
+/* The four-vector shape (many_avx512's): four queries by four vectors, one accumulator a pair
+ * over 16-float steps; vectors past a multiple of four one at a time, the same sums. */
+static HK_AVX512 inline void many4_avx512(float *const out[4], const float *const q[4], const float *x, size_t n,
+                                          size_t Dk, int l2) {
+    size_t full = Dk & ~(size_t)15;
+    __mmask16 tail = (__mmask16)((1u << (Dk & 15)) - 1);
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const float *v = x + i * Dk;
+        __m512 a[4][4];
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) a[r][0] = a[r][1] = a[r][2] = a[r][3] = _mm512_setzero_ps();
+        for (size_t j = 0; j < full; j += 16) {
+            __m512 t0 = _mm512_loadu_ps(v + j), t1 = _mm512_loadu_ps(v + Dk + j);
+            __m512 t2 = _mm512_loadu_ps(v + 2 * Dk + j), t3 = _mm512_loadu_ps(v + 3 * Dk + j);
+#pragma GCC unroll 4
+            for (int r = 0; r < 4; r++) {
+                __m512 qq = _mm512_loadu_ps(q[r] + j);
+                a[r][0] = accumulate(qq, t0, a[r][0], l2); a[r][1] = accumulate(qq, t1, a[r][1], l2);
+                a[r][2] = accumulate(qq, t2, a[r][2], l2); a[r][3] = accumulate(qq, t3, a[r][3], l2);
+            }
+        }
+        if (tail) {
+            __m512 t0 = _mm512_maskz_loadu_ps(tail, v + full), t1 = _mm512_maskz_loadu_ps(tail, v + Dk + full);
+            __m512 t2 = _mm512_maskz_loadu_ps(tail, v + 2 * Dk + full), t3 = _mm512_maskz_loadu_ps(tail, v + 3 * Dk + full);
+#pragma GCC unroll 4
+            for (int r = 0; r < 4; r++) {
+                __m512 qq = _mm512_maskz_loadu_ps(tail, q[r] + full);
+                a[r][0] = accumulate(qq, t0, a[r][0], l2); a[r][1] = accumulate(qq, t1, a[r][1], l2);
+                a[r][2] = accumulate(qq, t2, a[r][2], l2); a[r][3] = accumulate(qq, t3, a[r][3], l2);
+            }
+        }
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++)
+            for (int c = 0; c < 4; c++) out[r][i + (size_t)c] = _mm512_reduce_add_ps(a[r][c]);
+    }
+    for (; i < n; i++)
+        for (int r = 0; r < 4; r++) many_avx512(out[r] + i, q[r], x + i * Dk, 1, Dk, l2);
+}
+
 static HK_AVX512 void l2sqr_many_avx512(float *out, const float *q, const float *x, size_t n, size_t Dk) {
     if (hk_gemv_rows(0) == 1) many_avx512_one(out, q, x, n, Dk, 1);
     else many_avx512(out, q, x, n, Dk, 1);
@@ -132,6 +213,19 @@ static HK_AVX512 void inner_many_avx512(float *out, const float *q, const float 
     if (hk_gemv_rows(0) == 1) many_avx512_one(out, q, x, n, Dk, 0);
     else many_avx512(out, q, x, n, Dk, 0);
 }
+static HK_AVX512 void l2sqr_many4_one(float *const out[4], const float *const q[4], const float *x, size_t n, size_t Dk) {
+    many4_avx512_one(out, q, x, n, Dk, 1);
+}
+static HK_AVX512 void inner_many4_one(float *const out[4], const float *const q[4], const float *x, size_t n, size_t Dk) {
+    many4_avx512_one(out, q, x, n, Dk, 0);
+}
+static HK_AVX512 void l2sqr_many4_four(float *const out[4], const float *const q[4], const float *x, size_t n, size_t Dk) {
+    many4_avx512(out, q, x, n, Dk, 1);
+}
+static HK_AVX512 void inner_many4_four(float *const out[4], const float *const q[4], const float *x, size_t n, size_t Dk) {
+    many4_avx512(out, q, x, n, Dk, 0);
+}
+
 /* AVX2 + FMA, 8 wide; the Dk % 8 tail goes through a masked load. */
 
 static HK_AVX2 inline __m256 accumulate8(__m256 q, __m256 t, __m256 a, int l2) {
@@ -200,4 +294,32 @@ void hk_inner_many(float *out, const float *q, const float *x, size_t n, size_t 
     }
 #endif
     hk_inner_many_portable(out, q, x, n, Dk);
+}
+
+/* Four queries: the AVX-512 tiles, else four one-query calls (the same values either way). */
+static void many4(float *const out[4], const float *const q[4], const float *x, size_t n, size_t Dk, int l2) {
+#if defined(__x86_64__)
+    if (hk_level() >= HK_LEVEL_AVX512) {
+        if (hk_gemv_rows(0) == 1) {
+            if (l2) l2sqr_many4_one(out, q, x, n, Dk);
+            else inner_many4_one(out, q, x, n, Dk);
+        } else {
+            if (l2) l2sqr_many4_four(out, q, x, n, Dk);
+            else inner_many4_four(out, q, x, n, Dk);
+        }
+        return;
+    }
+#endif
+    for (int r = 0; r < 4; r++) {
+        if (l2) hk_l2sqr_many(out[r], q[r], x, n, Dk);
+        else hk_inner_many(out[r], q[r], x, n, Dk);
+    }
+}
+
+void hk_l2sqr_many4(float *const out[4], const float *const q[4], const float *x, size_t n, size_t Dk) {
+    many4(out, q, x, n, Dk, 1);
+}
+
+void hk_inner_many4(float *const out[4], const float *const q[4], const float *x, size_t n, size_t Dk) {
+    many4(out, q, x, n, Dk, 0);
 }

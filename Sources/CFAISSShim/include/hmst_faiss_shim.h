@@ -67,6 +67,10 @@ int hmstfs_index_search(const hmstfs_index *index, int64_t n, const float *queri
  * 0 turns it off process-wide so FAISS's scan serves (tests compare the two); default on. */
 void hmstfs_set_own_ivf_scan(int on);
 int hmstfs_get_own_ivf_scan(void);
+/* For tests: whether batched calls to that scan go list by list (mode 1, where the batch shares
+ * lists; 0: query by query; -1: the default, on unless HMST_IVF_GROUPED=0), and the distance
+ * floats a round of it may hold (<= 0: the default, 8M). */
+void hmstfs_set_ivf_grouped(int mode, int64_t round_floats);
 /* Removes the given ids; *n_removed receives how many were present. */
 int hmstfs_index_remove_ids(hmstfs_index *index, int64_t n, const int64_t *ids, int64_t *n_removed);
 /* Reconstructs the stored vector of `id` into out[dim] (exact for flat, approximate for PQ). */

@@ -17,6 +17,10 @@ extern "C" {
 void hk_l2sqr_many(float *out, const float *q, const float *x, size_t n, size_t Dk);
 /* out[i] = sum_j q[j] * x[i*Dk + j].  q: [Dk]  x: [n, Dk]  ->  out: [n] */
 void hk_inner_many(float *out, const float *q, const float *x, size_t n, size_t Dk);
+/* Four queries against the same vectors, each vector read once for the four:
+ * out[r][i] = hk_l2sqr_many's (hk_inner_many's) value for q[r] and vector i, bit for bit. */
+void hk_l2sqr_many4(float *const out[4], const float *const q[4], const float *x, size_t n, size_t Dk);
+void hk_inner_many4(float *const out[4], const float *const q[4], const float *x, size_t n, size_t Dk);
 /* The portable variants, for tests that compare them with the dispatched ones. */
 void hk_l2sqr_many_portable(float *out, const float *q, const float *x, size_t n, size_t Dk);
 void hk_inner_many_portable(float *out, const float *q, const float *x, size_t n, size_t Dk);

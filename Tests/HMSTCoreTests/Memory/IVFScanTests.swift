@@ -11,6 +11,7 @@ import XCTest
 final class IVFScanTests: XCTestCase {
     override func tearDown() {
         FaissIndex.ownIVFScan = true
+        hmstfs_set_ivf_grouped(-1, 0)
         hk_set_max_level(-1)
     }
 
@@ -107,6 +108,44 @@ final class IVFScanTests: XCTestCase {
         XCTAssertEqual(one.ids, three.ids)
         XCTAssertEqual(one.distances, three.distances)
         assertSame(three, try search(index, q, k: 5, nprobe: 2, own: false), k: 5, "3 threads")
+    }
+
+    /// Batches that share lists are scanned list by list (every query probing a list reads each
+    /// block of it while it is in cache) into per-pair distance rows, then pushed in probe order:
+    /// the answer is the query-by-query scan's, bit for bit, ties included (duplicated vectors),
+    /// for L2 and inner product, a dimension with a 16-lane tail, k beyond the probed lists,
+    /// several threads, rounds small enough that a batch takes several, and every kernel shape.
+    func testListByListBatchesEqualQueryByQuery() throws {
+        var rng = RNG(seed: 31)
+        let before = hmstfs_get_omp_threads()
+        defer { hmstfs_set_omp_threads(before) }
+        for (dim, metric) in [(24, VectorMetric.l2), (67, .l2), (67, .innerProduct)] {
+            let index = try FaissIndex(dim: dim, description: "IVF16,Flat", metric: metric)
+            var x = clustered(3000, dim: dim, rng: &rng)
+            x += Array(x[0..<(200 * dim)])   // 200 exact duplicates: ties the order must settle
+            try index.train(x)
+            try index.add(x, ids: (0..<3200).map { Int64($0) })
+            let q = clustered(90, dim: dim, rng: &rng) + Array(x[0..<(10 * dim)])
+            // kernels: this CPU's; the four-vector AVX-512 shape forced (the one-stream CPUs
+            // otherwise); AVX2; portable. Each against the query-by-query scan with the same kernel.
+            for (rows, level, (k, nprobe)) in [(0, -1, (5, 4)), (0, -1, (30, 16)), (0, -1, (4000, 2)), (4, -1, (30, 16)),
+                                               (1, -1, (30, 16)), (0, 1, (30, 16)), (0, 0, (30, 16))] {
+                hk_set_gemv_rows(Int32(rows))
+                hk_set_max_level(Int32(level))
+                defer { hk_set_gemv_rows(0) }
+                let what = "dim \(dim) \(metric) k \(k) nprobe \(nprobe) rows \(rows) level \(level)"
+                hmstfs_set_ivf_grouped(0, 0)
+                hmstfs_set_omp_threads(1)
+                let byQuery = try search(index, q, k: k, nprobe: nprobe, own: true)
+                for (threads, round) in [(1, 0), (3, 0), (2, 5000)] {
+                    hmstfs_set_ivf_grouped(1, Int64(round))
+                    hmstfs_set_omp_threads(Int32(threads))
+                    let byList = try search(index, q, k: k, nprobe: nprobe, own: true)
+                    XCTAssertEqual(byList.ids, byQuery.ids, "\(what), \(threads) threads, round \(round)")
+                    XCTAssertEqual(byList.distances, byQuery.distances, "\(what), \(threads) threads, round \(round)")
+                }
+            }
+        }
     }
 
     /// Fewer queries than threads: each query's probed vectors are cut into slices scanned by
