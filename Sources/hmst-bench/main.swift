@@ -416,7 +416,7 @@ if args.first == "decode-ab" {
 }
 
 // ---- prefill-ab mode: hmst-bench prefill-ab [--case dense512] [--threads 2] [--prompt 512] -------
-//      [--rounds 7]: prompt processing of f32, bf16 with the weights widened to f32 (OpenBLAS
+//      [--rounds 7] [--weights f32,bf16-dot]: prompt processing of f32, bf16 with the weights widened to f32 (OpenBLAS
 //      sgemm), bf16 multiplied in bf16 (hk_gemm_bf16_wt) and int8 weights, measured in turns in one
 //      process; median tokens/s of a whole prompt into an emptied context, and the spread.
 if args.first == "prefill-ab" {
@@ -428,9 +428,10 @@ if args.first == "prefill-ab" {
     var rng = RNG(seed: 5)
     let prompt = (0..<promptLen).map { _ in Int32(rng.next() % UInt64(s.dims.V)) }
     let bf16 = Decoder(dims: s.dims, weights: base.converted(to: .bf16))
+    let wanted = option("--weights").map { Set($0.split(separator: ",").map(String.init)) }
     let arms: [(name: String, decoder: Decoder, prefill: MatmulPrecision?)] = [
         ("f32", Decoder(dims: s.dims, weights: base), nil), ("bf16-widened", bf16, .f32), ("bf16-dot", bf16, .bf16),
-        ("int8", Decoder(dims: s.dims, weights: base.converted(to: .int8)), nil)]
+        ("int8", Decoder(dims: s.dims, weights: base.converted(to: .int8)), nil)].filter { wanted?.contains($0.name) ?? true }
     var times = [[Double]](repeating: [], count: arms.count)
     var p = SessionParams()
     p.nCtx = promptLen + 8
