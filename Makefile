@@ -22,7 +22,7 @@ LIBFLAGS   := -Xlinker --version-script=$(CURDIR)/Sources/HMSTCAPI/exports.map -
 CWARN      := -std=c11 -Wall -Wextra -Werror
 RPATH      := -Wl,-rpath,$(CURDIR)/$(OUT)/lib
 
-.PHONY: all deps lib cli demo test install uninstall clean swift-test chost chost-asan pytest \
+.PHONY: all deps lib cli demo test disk-check install uninstall clean swift-test chost chost-asan pytest \
         header-check export-check examples install-check python-package cli-test bench mpi-test server server-test
 
 all: lib cli server
@@ -58,8 +58,14 @@ $(SERVER): $(OUT)/.deps $(SOURCES)
 
 # ---- tests ----------------------------------------------------------------------------------
 
-test: all swift-test header-check export-check chost chost-asan examples pytest cli-test mpi-test server-test install-check
+test: disk-check all swift-test header-check export-check chost chost-asan examples pytest cli-test mpi-test server-test install-check
 	@echo "make test: all suites passed"
+
+# The suite peaks at about 4 GB in this tree (two Swift builds, fixtures, the CLI and MPI tests'
+# checkpoints, each dropped once read): say so first where the disk is shorter than that.
+disk-check:
+	@avail=$$(df -Pm . | awk 'NR == 2 {print $$4}'); if [ "$${avail:-0}" -lt 4500 ]; then \
+	  echo "make test: warning: $$avail MB free here; the suite needs about 4,500 MB (builds and test checkpoints)" >&2; fi
 
 # A small checkpoint with a tokenizer for the examples: an UNTRAINED micro model plus a BPE
 # trained on Debian's license texts (present on every Debian system).
