@@ -266,21 +266,21 @@ void parallel_chunks(int64_t count, int64_t grain, int threads, F &&f) {
     else GOMP_parallel(body, &ctx, (unsigned)t, 0);
 }
 
-// Batched calls, list by list. In a batch many queries probe the same list (1,000 queries at
-// nprobe 8 over 256 lists: 31 a list), and a query-by-query scan streams each list from memory
-// once per query. Here a batch's (query, probe) pairs are grouped by list; each list is read in
-// blocks small enough to stay in L1 while every query probing it computes its distances to the
-// block (four queries a kernel pass, hk_l2sqr_many4: the one-query kernel's values bit for bit),
-// into that pair's row of a distance buffer. A second pass pushes each query's rows into its top-k in probe order. The distances
-// and the order are the query-by-query scan's, so the answers are identical, ties included.
-// Queries go in rounds whose rows fit kGroupedFloats.
+// Batched calls, list by list. In a batch many queries probe the same list (benchmarks/
+// vector_search.py's 1,000 queries at nprobe 8 probe 211 of 256 lists, about 38 queries a list),
+// and a query-by-query scan streams each list from memory once per query. Here a batch's (query,
+// probe) pairs are grouped by list; each list is read in blocks small enough to stay in L1 while
+// every query probing it computes its distances to the block (four queries a kernel pass,
+// hk_l2sqr_many4: the one-query kernel's values bit for bit), into that pair's row of a distance
+// buffer. A second pass pushes each query's rows into its top-k in probe order. The distances and
+// the order are the query-by-query scan's, so the answers are identical, ties included. Queries
+// go in rounds whose rows fit kGroupedFloats.
 constexpr size_t kGroupedFloats = size_t(1) << 23;  // 32 MB of distances a round
 constexpr size_t kGroupedBlockBytes = 16384;          // vectors a kernel call reads: L1-sized
 constexpr size_t kGroupedItemVectors = 2048;          // a work item: one list's queries, this many vectors
 
-// Whether a batch shares lists enough for the grouped scan: on average at least one other query
-// per probed list.
-// HMST_IVF_GROUPED=0 in the environment turns it off (for measuring it against the
+// Whether a batch shares lists enough for the grouped scan: at least two queries a thread, and
+// on average two probes of every list. HMST_IVF_GROUPED=0 in the environment turns it off (for measuring it against the
 // query-by-query scan in one build); tests set both through hmstfs_set_ivf_grouped.
 std::atomic<int> grouped_mode{-1};
 std::atomic<int64_t> grouped_round_floats{0};
