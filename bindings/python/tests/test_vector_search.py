@@ -35,6 +35,25 @@ def test_search_fills_numpy_arrays_with_exact_answers():
         np.testing.assert_allclose(one_scores[0], scores[3], rtol=1e-5)
 
 
+def test_batched_search_equals_one_query_at_a_time():
+    """A batch that shares lists is scanned list by list; its answers are each query's own,
+    bit for bit, also when only some lists are probed and with duplicated vectors (ties)."""
+    rng = np.random.default_rng(9)
+    dim = 24
+    x = _clustered(rng, 1200, dim)
+    x = np.concatenate([x, x[:100]])  # exact duplicates: equal distances whose order must hold
+    q = np.concatenate([_clustered(rng, 60, dim), x[:4]])
+    with hmst.SemanticMemory(dim, index="IVF8,Flat", metric="l2") as mem:
+        mem.add(x)
+        assert mem.stats()["phase"] == "ready"
+        for k, nprobe in ((5, 2), (40, 3)):
+            ids, scores = mem.search(q, k=k, nprobe=nprobe)
+            for i in range(len(q)):
+                one_ids, one_scores = mem.search(q[i], k=k, nprobe=nprobe)
+                assert np.array_equal(one_ids[0], ids[i]), (k, nprobe, i)
+                assert np.array_equal(one_scores[0], scores[i]), (k, nprobe, i)
+
+
 def test_search_pads_with_minus_one_and_nan():
     with hmst.SemanticMemory(2, index="Flat", metric="l2") as mem:
         mem.add(np.array([[0, 0], [3, 4]], dtype=np.float32))
