@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <type_traits>
 #include <typeinfo>
 #include <vector>
 
@@ -171,6 +172,30 @@ void own_assign(const faiss::IndexIVFFlat *index, int64_t q0, int64_t q1, const 
     }
 }
 
+// Runs f(slot, i0, i1) over [0, count) in chunks of `grain` items that up to `threads` libgomp
+// threads take from a shared counter; slot (0 .. threads) is the thread's, for scratch of its own.
+template <class F>
+void parallel_chunks(int64_t count, int64_t grain, int threads, F &&f) {
+    struct Ctx {
+        std::atomic<int64_t> next{0};
+        std::atomic<int> slots{0};
+        int64_t count, grain;
+        std::remove_reference_t<F> *f;
+    } ctx{{0}, {0}, count, grain, &f};
+    auto body = [](void *raw) {
+        auto *c = static_cast<Ctx *>(raw);
+        int slot = c->slots.fetch_add(1);
+        for (;;) {
+            int64_t i0 = c->next.fetch_add(c->grain, std::memory_order_relaxed);
+            if (i0 >= c->count) return;
+            (*c->f)(slot, i0, std::min(c->count, i0 + c->grain));
+        }
+    };
+    int64_t t = std::max<int64_t>(1, std::min<int64_t>(threads, (count + grain - 1) / grain));
+    if (t == 1) body(&ctx);
+    else GOMP_parallel(body, &ctx, (unsigned)t, 0);
+}
+
 // Fewer queries than threads (one query above all): FAISS scans each query on one thread.
 // Here each query's probed vectors are cut into contiguous slices of the sequence its lists
 // make (probe order), threads scan the slices into top-k rows of their own, and the rows are
@@ -204,29 +229,15 @@ bool split_search(const faiss::IndexIVFFlat *index, int64_t n, const float *quer
     if ((int64_t)items.size() == n) return false;
     std::vector<float> part_dis(items.size() * (size_t)k);
     std::vector<int64_t> part_ids(items.size() * (size_t)k);
-    struct Shared {
-        std::atomic<size_t> next{0};
-        const faiss::IndexIVFFlat *index;
-        const float *queries;
-        int64_t k, nprobe;
-        const int64_t *coarse;
-        const std::vector<Item> *items;
-        float *dis;
-        int64_t *ids;
-    } sh{{0}, index, queries, k, nprobe, coarse, &items, part_dis.data(), part_ids.data()};
-    auto body = [](void *raw) {
-        auto *s = static_cast<Shared *>(raw);
-        for (;;) {
-            size_t i = s->next.fetch_add(1, std::memory_order_relaxed);
-            if (i >= s->items->size()) return;
-            const Item &item = (*s->items)[i];
-            TopK<kIP> top{s->dis + i * (size_t)s->k, s->ids + i * (size_t)s->k, s->k};
-            scan_lists<kIP>(s->index, s->index->invlists, s->queries + item.query * (int64_t)s->index->d,
-                            s->coarse + item.query * s->nprobe, s->nprobe, item.begin, item.end, top);
+    parallel_chunks((int64_t)items.size(), 1, threads, [&](int, int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; i++) {
+            const Item &item = items[(size_t)i];
+            TopK<kIP> top{part_dis.data() + i * k, part_ids.data() + i * k, k};
+            scan_lists<kIP>(index, lists, queries + item.query * (int64_t)d, coarse + item.query * nprobe, nprobe,
+                            item.begin, item.end, top);
             top.finish();
         }
-    };
-    GOMP_parallel(body, &sh, (unsigned)std::min<size_t>((size_t)threads, items.size()), 0);
+    });
     // items are in query order, each query's slices in sequence order
     size_t i = 0;
     for (int64_t qi = 0; qi < n; qi++) {
@@ -240,30 +251,6 @@ bool split_search(const faiss::IndexIVFFlat *index, int64_t n, const float *quer
         top.finish();
     }
     return true;
-}
-
-// Runs f(slot, i0, i1) over [0, count) in chunks of `grain` items that up to `threads` libgomp
-// threads take from a shared counter; slot (0 .. threads) is the thread's, for scratch of its own.
-template <class F>
-void parallel_chunks(int64_t count, int64_t grain, int threads, F &&f) {
-    struct Ctx {
-        std::atomic<int64_t> next{0};
-        std::atomic<int> slots{0};
-        int64_t count, grain;
-        F *f;
-    } ctx{{0}, {0}, count, grain, &f};
-    auto body = [](void *raw) {
-        auto *c = static_cast<Ctx *>(raw);
-        int slot = c->slots.fetch_add(1);
-        for (;;) {
-            int64_t i0 = c->next.fetch_add(c->grain, std::memory_order_relaxed);
-            if (i0 >= c->count) return;
-            (*c->f)(slot, i0, std::min(c->count, i0 + c->grain));
-        }
-    };
-    int64_t t = std::max<int64_t>(1, std::min<int64_t>(threads, (count + grain - 1) / grain));
-    if (t == 1) body(&ctx);
-    else GOMP_parallel(body, &ctx, (unsigned)t, 0);
 }
 
 // Batched calls, list by list. In a batch many queries probe the same list (benchmarks/
@@ -318,12 +305,15 @@ void grouped_search(const faiss::IndexIVFFlat *index, int64_t n, const float *qu
         size_t total = 0;
         rows.clear();
         while (q1 < n) {
-            size_t need = 0;
-            for (int64_t p = 0; p < nprobe; p++) need += size_of(coarse[q1 * nprobe + p]);
-            if (q1 > q0 && total + need > round_floats) break;
+            const size_t mark = rows.size(), before = total;
             for (int64_t p = 0; p < nprobe; p++) {
                 rows.push_back(total);
                 total += size_of(coarse[q1 * nprobe + p]);
+            }
+            if (q1 > q0 && total > round_floats) {  // the next round takes it
+                rows.resize(mark);
+                total = before;
+                break;
             }
             q1++;
         }
@@ -428,56 +418,26 @@ void own_ivf_flat_search(const faiss::IndexIVFFlat *index, int64_t n, const floa
             return;
     }
     constexpr int64_t kChunk = 16;
+    std::vector<float> scratch(assign ? row * (size_t)std::max(1, threads) : 0);
+    auto assign_chunk = [&](int slot, int64_t q0, int64_t q1) {
+        if (assign) own_assign(index, q0, q1, queries, nprobe, coarse.data(), scratch.data() + row * (size_t)slot);
+    };
     if (grouped_applies(index, n, nprobe, threads)) {
-        if (assign) {
-            std::vector<float> scratch(row * (size_t)std::max(1, threads));
-            parallel_chunks(n, kChunk, threads, [&](int slot, int64_t q0, int64_t q1) {
-                own_assign(index, q0, q1, queries, nprobe, coarse.data(), scratch.data() + row * (size_t)slot);
-            });
-        }
+        if (assign) parallel_chunks(n, kChunk, threads, assign_chunk);
         if (ip) grouped_search<true>(index, n, queries, k, nprobe, threads, coarse.data(), distances, labels);
         else grouped_search<false>(index, n, queries, k, nprobe, threads, coarse.data(), distances, labels);
         return;
     }
-    int64_t t = std::max<int64_t>(1, std::min<int64_t>(threads, (n + kChunk - 1) / kChunk));
-    std::vector<float> scratch(assign ? row * (size_t)t : 0);
-    struct Shared {
-        std::atomic<int64_t> next{0};
-        std::atomic<int> thread_ids{0};
-        int64_t n;
-        bool assign;
-        const faiss::IndexIVFFlat *index;
-        const float *queries;
-        int64_t k, nprobe;
-        int64_t *coarse;
-        float *scratch;
-        size_t row;
-        bool ip;
-        float *distances;
-        int64_t *labels;
-    } sh{{0}, {0}, n, assign, index, queries, k, nprobe, coarse.data(), scratch.data(), row, ip, distances, labels};
     // Threads take chunks of kChunk queries from a shared counter rather than fixed shares: on a
     // busy machine a descheduled thread then delays its one chunk, not half the batch. Each
-    // chunk is assigned and scanned in the same region, so the batch costs one fork and join.
-    auto body = [](void *raw) {
-        auto *s = static_cast<Shared *>(raw);
-        float *scratch = s->assign ? s->scratch + s->row * (size_t)s->thread_ids.fetch_add(1) : nullptr;
-        for (;;) {
-            int64_t q0 = s->next.fetch_add(kChunk, std::memory_order_relaxed);
-            if (q0 >= s->n) return;
-            int64_t q1 = std::min(s->n, q0 + kChunk);
-            if (s->assign) own_assign(s->index, q0, q1, s->queries, s->nprobe, s->coarse, scratch);
-            if (s->ip) scan_range<true>(s->index, s->index->invlists, q0, q1, s->queries, s->k, s->nprobe, s->coarse, s->distances, s->labels);
-            else scan_range<false>(s->index, s->index->invlists, q0, q1, s->queries, s->k, s->nprobe, s->coarse, s->distances, s->labels);
-        }
-    };
-    if (t == 1) {
-        body(&sh);
-        return;
-    }
+    // chunk is assigned and scanned in the same region, so the batch costs one fork and join, on
     // libgomp's threads (the pool FAISS uses), not a second pool competing with its workers,
-    // which spin for a while after each region
-    GOMP_parallel(body, &sh, (unsigned)t, 0);
+    // which spin for a while after each region.
+    parallel_chunks(n, kChunk, threads, [&](int slot, int64_t q0, int64_t q1) {
+        assign_chunk(slot, q0, q1);
+        if (ip) scan_range<true>(index, index->invlists, q0, q1, queries, k, nprobe, coarse.data(), distances, labels);
+        else scan_range<false>(index, index->invlists, q0, q1, queries, k, nprobe, coarse.data(), distances, labels);
+    });
 }
 
 }  // namespace hmstfs
