@@ -163,4 +163,55 @@ final class GradCheckTests: XCTestCase {
         check("attention dk", &k, analytic: dk) { loss(q0, $0, v0) }
         check("attention dv", &v, analytic: dv) { loss(q0, k0, $0) }
     }
+
+    /// Causal blocks (ragged last block included) against the gradient by finite differences.
+    func testCausalAttentionInBlocks() {
+        let B = 1, T = 7, H = 2, KV = 1, Dh = 3, block = 3
+        var q = randn(B * T * H * Dh), k = randn(B * T * KV * Dh), v = randn(B * T * KV * Dh)
+        let r = randn(B * T * H * Dh)
+        func loss(_ q: [Float], _ k: [Float], _ v: [Float]) -> Double {
+            var o = [Float](repeating: 0, count: B * T * H * Dh), P = [Float](repeating: .nan, count: B * H * T * T)
+            AttentionGrad.forward(out: &o, probs: &P, q: q, k: k, v: v, B: B, T: T, H: H, KV: KV, Dh: Dh, block: block)
+            return dot(o, r)
+        }
+        // P and the scratch start as NaN: an entry the blocks should skip but read would poison the result
+        var o = [Float](repeating: 0, count: B * T * H * Dh), P = [Float](repeating: .nan, count: B * H * T * T)
+        AttentionGrad.forward(out: &o, probs: &P, q: q, k: k, v: v, B: B, T: T, H: H, KV: KV, Dh: Dh, block: block)
+        var dq = [Float](repeating: 0, count: q.count), dk = [Float](repeating: 0, count: k.count), dv = dk
+        var scratch = [Float](repeating: .nan, count: B * KV * T * T)
+        AttentionGrad.backward(dq: &dq, dk: &dk, dv: &dv, dout: r, probs: P, q: q, k: k, v: v, scratch: &scratch,
+                               B: B, T: T, H: H, KV: KV, Dh: Dh, block: block)
+        let q0 = q, k0 = k, v0 = v
+        check("blocked attention dq", &q, analytic: dq) { loss($0, k0, v0) }
+        check("blocked attention dk", &k, analytic: dk) { loss(q0, $0, v0) }
+        check("blocked attention dv", &v, analytic: dv) { loss(q0, k0, $0) }
+    }
+
+    /// Every block size gives what one block of all T rows gives (the full masked GEMMs), in f32
+    /// and in bf16: outputs and gradients within summation-order rounding.
+    func testCausalBlocksEqualOneBlock() {
+        let B = 2, T = 37, H = 4, KV = 2, Dh = 8
+        let q = randn(B * T * H * Dh), k = randn(B * T * KV * Dh), v = randn(B * T * KV * Dh), dout = randn(B * T * H * Dh)
+        func run(_ block: Int, _ precision: MatmulPrecision) -> [[Float]] {
+            let mm = Matmul(precision: precision)
+            var o = [Float](repeating: 0, count: q.count), P = [Float](repeating: .nan, count: B * H * T * T)
+            AttentionGrad.forward(mm: mm, out: &o, probs: &P, q: q, k: k, v: v, B: B, T: T, H: H, KV: KV, Dh: Dh, block: block)
+            var dq = [Float](repeating: 0, count: q.count), dk = [Float](repeating: 0, count: k.count), dv = dk
+            var scratch = [Float](repeating: .nan, count: B * KV * T * T)
+            AttentionGrad.backward(mm: mm, dq: &dq, dk: &dk, dv: &dv, dout: dout, probs: P, q: q, k: k, v: v, scratch: &scratch,
+                                   B: B, T: T, H: H, KV: KV, Dh: Dh, block: block)
+            return [o, dq, dk, dv]
+        }
+        for precision in MatmulPrecision.allCases {
+            let whole = run(T, precision)
+            for block in [1, 5, 16, 36] {
+                let got = run(block, precision)
+                for (name, (a, b)) in zip(["out", "dq", "dk", "dv"], zip(got, whole)) {
+                    let worst = zip(a, b).map { abs($0 - $1) }.max() ?? .nan
+                    let scale = b.map { abs($0) }.max() ?? 1
+                    XCTAssertLessThan(worst, 1e-5 * max(scale, 1) * (precision == .bf16 ? 100 : 1), "\(name), block \(block), \(precision)")
+                }
+            }
+        }
+    }
 }
