@@ -143,6 +143,12 @@ static HK_BF16 void micro_avx512bf16(float *C, size_t ldc, const uint32_t *a, co
                                      size_t mr, size_t nr, float alpha, int overwrite) {
     __m512 acc[MR][2];
     for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    /* the C tile's lines on their way while the products run: a C larger than the caches
+     * (an LM head's logits) would otherwise take its misses at the stores, one tile at a time */
+    for (size_t r = 0; r < mr; r++) {
+        _mm_prefetch((const char *)(C + r * ldc), _MM_HINT_T0);
+        if (nr > 16) _mm_prefetch((const char *)(C + r * ldc + 16), _MM_HINT_T0);
+    }
     for (size_t j = 0; j < kp; j++) {
         __m512bh b0 = (__m512bh)_mm512_loadu_si512((const void *)(b + j * NR));
         __m512bh b1 = (__m512bh)_mm512_loadu_si512((const void *)(b + j * NR + 16));
