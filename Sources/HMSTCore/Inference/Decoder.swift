@@ -162,11 +162,16 @@ public final class Decoder: @unchecked Sendable {
     /// out = S·V. The per-query kernel (hk_attend) reads a head's keys and values once per query
     /// at GEMV speed; here each block reads them once at GEMM speed. The sums run in another
     /// order, so results agree with the per-query path to rounding (DecoderTests).
+    /// With two or more threads the heads are dealt out in groups, one group a thread, each
+    /// GEMM single-threaded with its own scores slot: these GEMMs (128 queries × 64 dimensions)
+    /// are too small for OpenBLAS's threads, which left hmst's workers waiting.
     private func blockAttention(layer l: Int, T: Int, pos0: Int, cache: KVCache, ws: Workspace, scale: Float, threads: Int) {
         let d = dims
-        let S = ws.blockScores.pointer, q = ws.q.pointer, att = ws.att.pointer
+        let q = ws.q.pointer, att = ws.att.pointer
         let qDim = Int32(d.qDim), Dh = Int32(d.Dh)
-        for h in 0..<d.H {
+        let slot = ws.blockScores.count / ws.blockScoreSlots
+        // one head: its query blocks in order, scores in S; softmax rows split `rowThreads` ways
+        func head(_ h: Int, scores S: UnsafeMutablePointer<Float>, rowThreads: Int) {
             let kvh = h / d.groupSize
             let K = cache.keys(l, kvh), V = cache.values(l, kvh)
             for t0 in stride(from: 0, to: T, by: Workspace.attentionBlock) {
@@ -174,8 +179,8 @@ public final class Decoder: @unchecked Sendable {
                 let nk = pos0 + t0 + nb   // keys the block's last query sees
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(nb), Int32(nk), Dh, scale,
                             q + t0 * d.qDim + h * d.Dh, qDim, K, Dh, 0, S, Int32(nk))
-                let parts = splitRange(nb, parts: min(threads, max(1, nb / 16)))
-                parallelFor(parts.count, threads: threads) { p in
+                let parts = splitRange(nb, parts: min(rowThreads, max(1, nb / 16)))
+                parallelFor(parts.count, threads: rowThreads) { p in
                     for i in parts[p] {
                         let row = S + i * nk, n = pos0 + t0 + i + 1
                         hk_softmax(row, n)
@@ -184,6 +189,16 @@ public final class Decoder: @unchecked Sendable {
                 }
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(nb), Dh, Int32(nk), 1,
                             S, Int32(nk), V, Dh, 0, att + t0 * d.qDim + h * d.Dh, qDim)
+            }
+        }
+        let groups = splitRange(d.H, parts: min(threads, ws.blockScoreSlots))
+        if groups.count <= 1 {
+            for h in 0..<d.H { head(h, scores: ws.blockScores.pointer, rowThreads: threads) }
+            return
+        }
+        Threads.withSingleThreadedBLAS {
+            parallelFor(groups.count, threads: threads) { g in
+                for h in groups[g] { head(h, scores: ws.blockScores.pointer + g * slot, rowThreads: 1) }
             }
         }
     }

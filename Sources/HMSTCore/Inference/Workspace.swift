@@ -11,7 +11,8 @@ final class Workspace {
     let att: FloatBuffer      // [maxT, H*Dh] attention output before o_proj
     let proj: FloatBuffer     // [maxT, C] sublayer output
     let scores: FloatBuffer   // [H, nCtx] attention probabilities, one row per head task
-    let blockScores: FloatBuffer  // [min(maxT, attentionBlock), nCtx] one query block's scores (prefill)
+    let blockScores: FloatBuffer  // [blockScoreSlots, min(maxT, attentionBlock), nCtx] one query block's scores a thread (prefill)
+    let blockScoreSlots: Int  // head groups prefill attention can run side by side: min(H, threads at creation)
     let ropeCos: FloatBuffer  // [maxT, Dh/2]
     let ropeSin: FloatBuffer  // [maxT, Dh/2]
     let invFreq: [Float]      // [Dh/2]
@@ -38,7 +39,8 @@ final class Workspace {
         att = FloatBuffer(count: maxT * d.qDim)
         proj = FloatBuffer(count: maxT * d.C)
         scores = FloatBuffer(count: d.H * nCtx)
-        blockScores = FloatBuffer(count: maxT > 1 ? min(maxT, Workspace.attentionBlock) * nCtx : 1, zeroed: false)
+        blockScoreSlots = maxT > 1 ? max(1, min(d.H, Threads.count)) : 1
+        blockScores = FloatBuffer(count: maxT > 1 ? blockScoreSlots * min(maxT, Workspace.attentionBlock) * nCtx : 1, zeroed: false)
         ropeCos = FloatBuffer(count: maxT * d.Dh / 2)
         ropeSin = FloatBuffer(count: maxT * d.Dh / 2)
         invFreq = RoPE.inverseFrequencies(Dh: d.Dh, theta: d.ropeTheta)

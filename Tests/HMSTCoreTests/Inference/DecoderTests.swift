@@ -90,16 +90,19 @@ final class DecoderTests: XCTestCase {
             }
             return out
         }
-        let blocked = try rows(chunk: 300)
+        let blocked = try rows(chunk: 300)                 // heads in groups, one a thread
+        let blockedOne = try rows(chunk: 300, threads: 1)  // every head in turn on one thread
         let perQuery = try rows(chunk: 8)
         let chunked = try rows(chunk: 200, threads: 3)
-        var worst: Float = 0, worstChunked: Float = 0
+        var worst: Float = 0, worstChunked: Float = 0, worstOne: Float = 0
         for i in toks.indices {
             worst = max(worst, zip(blocked[i], perQuery[i]).map { abs($0 - $1) }.max()!)
             worstChunked = max(worstChunked, zip(chunked[i], perQuery[i]).map { abs($0 - $1) }.max()!)
+            worstOne = max(worstOne, zip(blockedOne[i], perQuery[i]).map { abs($0 - $1) }.max()!)
         }
         XCTAssertLessThan(worst, 1e-4)
         XCTAssertLessThan(worstChunked, 1e-4)
+        XCTAssertLessThan(worstOne, 1e-4)
         assertClose(blocked, ReferenceDecoder(d: dec.dims, w: dec.weights).forward(toks), tol: 2e-4)
     }
 
