@@ -36,6 +36,22 @@ public final class Decoder: @unchecked Sendable {
                  threads: Int, traceExperts: UnsafeMutablePointer<Int32>? = nil,
                  traceGates: UnsafeMutablePointer<Float>? = nil, budget: ComputeBudget = ComputeBudget(),
                  injected: InjectedEmbeddings? = nil, segments: [Range<Int>]? = nil) {
+        // a prompt's GEMMs split over hmst's pool, one single-threaded OpenBLAS call a piece
+        // (Linear.sgemmRows); decode runs hmst's own GEMVs
+        if T > 1 && threads > 1 {
+            Threads.withSingleThreadedBLAS {
+                pass(tokens: tokens, T: T, cache: cache, ws: ws, logits: logits, threads: threads, traceExperts: traceExperts,
+                     traceGates: traceGates, budget: budget, injected: injected, segments: segments)
+            }
+        } else {
+            pass(tokens: tokens, T: T, cache: cache, ws: ws, logits: logits, threads: threads, traceExperts: traceExperts,
+                 traceGates: traceGates, budget: budget, injected: injected, segments: segments)
+        }
+    }
+
+    private func pass(tokens: UnsafePointer<Int32>, T: Int, cache: KVCache, ws: Workspace, logits: LogitsRows,
+                      threads: Int, traceExperts: UnsafeMutablePointer<Int32>?, traceGates: UnsafeMutablePointer<Float>?,
+                      budget: ComputeBudget, injected: InjectedEmbeddings?, segments: [Range<Int>]?) {
         let d = dims
         let x = ws.x.pointer
         // the budget was validated by the Session: 1...L layers, 1...K experts
@@ -163,8 +179,9 @@ public final class Decoder: @unchecked Sendable {
     /// at GEMV speed; here each block reads them once at GEMM speed. The sums run in another
     /// order, so results agree with the per-query path to rounding (DecoderTests).
     /// With two or more threads the heads are dealt out in groups, one group a thread, each
-    /// GEMM single-threaded with its own scores slot: these GEMMs (128 queries × 64 dimensions)
-    /// are too small for OpenBLAS's threads, which left hmst's workers waiting.
+    /// GEMM single-threaded (forward holds OpenBLAS at one thread) with its own scores slot:
+    /// these GEMMs (128 queries × 64 dimensions) are too small for OpenBLAS's threads, which
+    /// left hmst's workers waiting.
     private func blockAttention(layer l: Int, T: Int, pos0: Int, cache: KVCache, ws: Workspace, scale: Float, threads: Int) {
         let d = dims
         let q = ws.q.pointer, att = ws.att.pointer
@@ -196,10 +213,8 @@ public final class Decoder: @unchecked Sendable {
             for h in 0..<d.H { head(h, scores: ws.blockScores.pointer, rowThreads: threads) }
             return
         }
-        Threads.withSingleThreadedBLAS {
-            parallelFor(groups.count, threads: threads) { g in
-                for h in groups[g] { head(h, scores: ws.blockScores.pointer + g * slot, rowThreads: 1) }
-            }
+        parallelFor(groups.count, threads: threads) { g in   // OpenBLAS at one thread here (forward)
+            for h in groups[g] { head(h, scores: ws.blockScores.pointer + g * slot, rowThreads: 1) }
         }
     }
 

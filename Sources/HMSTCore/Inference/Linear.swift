@@ -1,6 +1,6 @@
 // Linear: out = x · Wᵀ for the forward pass, choosing the kernel by shape and storage.
 // T == 1 (decode): a GEMV that streams each weight row once, split over hmst's pool.
-// T > 1 (prefill): OpenBLAS sgemm; bf16 weights are widened to f32 in a scratch buffer first,
+// T > 1 (prefill): OpenBLAS sgemm, the weight rows split over hmst's pool; bf16 weights are widened to f32 in a scratch buffer first,
 // which costs one pass over the weights and is amortised over the T rows; int8 (Q8_0) weights
 // are dequantized the same way. Decode with int8 weights quantizes x once per call (per distinct
 // input vector of a batch) and runs the integer GEMV (q8_0.c).
@@ -40,8 +40,21 @@ func linearForward(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, T:
         }
         wf = widened(w, into: scratch, threads: threads)
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(rows), Int32(cols),
-                1, x, Int32(cols), wf, Int32(cols), 0, out, Int32(rows))
+    sgemmRows(out: out, x: x, T: T, w: wf, rows: rows, cols: cols, threads: threads)
+}
+
+/// out[T, rows] = x[T, cols] · wᵀ by OpenBLAS. With two or more threads the weight rows are split
+/// over hmst's pool (at least 64 a piece), each piece one sgemm, as bf16GEMM splits its GEMM:
+/// Decoder.forward holds OpenBLAS at one thread for a prompt, since its threads, woken on every
+/// call and spinning beside hmst's workers, lost 10-40% of prefill on 2 cores.
+private func sgemmRows(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, T: Int, w: UnsafePointer<Float>,
+                       rows: Int, cols: Int, threads: Int) {
+    let parts = max(1, min(threads, rows / 64))
+    parallelFor(parts, threads: parts) { i in
+        let r0 = rows * i / parts / 16 * 16, r1 = i + 1 == parts ? rows : rows * (i + 1) / parts / 16 * 16
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(r1 - r0), Int32(cols),
+                    1, x, Int32(cols), w + r0 * cols, Int32(cols), 0, out + r0, Int32(rows))
+    }
 }
 
 /// Every row of w as f32 in scratch (Weight.copyRows: bf16 widened, int8 dequantized), rows split
