@@ -87,6 +87,17 @@ func parallelRows(_ n: Int, grain: Int = 32, _ body: (Range<Int>) -> Void) {
     parallelFor(ranges.count) { body(ranges[$0]) }
 }
 
+/// dst[0..<count] = src[0..<count] in parallel pieces of at least 64K floats (a step's activation
+/// copies, which on one thread left the other waiting).
+func parallelCopy(_ dst: UnsafeMutablePointer<Float>, from src: UnsafePointer<Float>, count: Int) {
+    parallelRows(count, grain: 1 << 16) { r in (dst + r.lowerBound).update(from: src + r.lowerBound, count: r.count) }
+}
+
+/// dst[0..<count] = 0 in parallel pieces of at least 64K floats.
+func parallelZero(_ dst: UnsafeMutablePointer<Float>, count: Int) {
+    parallelRows(count, grain: 1 << 16) { r in (dst + r.lowerBound).update(repeating: 0, count: r.count) }
+}
+
 /// Splits 0..<count into at most `parts` contiguous ranges of near-equal size.
 public func splitRange(_ count: Int, parts: Int) -> [Range<Int>] {
     let p = max(1, min(parts, count))

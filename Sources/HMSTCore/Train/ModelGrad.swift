@@ -268,7 +268,7 @@ public final class ModelGrad {
             let dx = s.dxn1.pointer, dc = copy.dxn.pointer
             for i in 0..<(N * C) { dx[i] += dc[i] }
         }
-        s.dx.pointer.update(repeating: 0, count: N * C)
+        parallelZero(s.dx.pointer, count: N * C)
         RMSNormGrad.backward(dx: s.dx.pointer, dw: finalNormGrad, dy: s.dxn1.pointer, x: s.xOut.pointer, w: finalNorm,
                              rstd: s.rstdF.pointer, N: N, C: C)
         // the final norm and an untied head are done (a tied head's gradient is the embedding's, done last)
@@ -343,7 +343,7 @@ public final class ModelGrad {
         let a = s.layerActs(l), w = W[l], g = G[l]
         let B = s.shape.B, T = s.shape.T, N = s.shape.N, C = d.C, qD = d.qDim, kvD = d.kvDim, E = d.E, K = d.K
         // out = x2 + Σ gate·expert(xn2): the residual passes dx to x2 unchanged
-        s.dx2.pointer.update(from: s.dx.pointer, count: N * C)
+        parallelCopy(s.dx2.pointer, from: s.dx.pointer, count: N * C)
         MoEGrad.backward(dxn2: s.dxn2.pointer, a, s, w: w, g: g, mm: mm, d: d, N: N)
         let probs = s.rprobs.pointer + l * N * E, topIdx = s.topIdx.pointer + l * N * K
         RouterGrad.backward(dlogits: s.drl.pointer, dgates: s.dgates.pointer, probs: probs, topIdx: topIdx,
@@ -355,9 +355,9 @@ public final class ModelGrad {
                              rstd: a.rstd2.pointer, N: N, C: C)
         // x2 = xIn + o_proj(att)
         mm.linearBackward(dx: s.datt.pointer, dxBeta: 0, dW: g.o, dy: s.dx2.pointer, x: a.att.pointer, w: w.o, N: N, I: qD, O: C)
-        s.dq.pointer.update(repeating: 0, count: N * qD)
-        s.dk.pointer.update(repeating: 0, count: N * kvD)
-        s.dv.pointer.update(repeating: 0, count: N * kvD)
+        parallelZero(s.dq.pointer, count: N * qD)
+        parallelZero(s.dk.pointer, count: N * kvD)
+        parallelZero(s.dv.pointer, count: N * kvD)
         AttentionGrad.backward(mm: mm, dq: s.dq.pointer, dk: s.dk.pointer, dv: s.dv.pointer, dout: s.datt.pointer, probs: a.probs.pointer,
                                q: a.q.pointer, k: a.k.pointer, v: a.v.pointer, scratch: s.attScratch.pointer,
                                B: B, T: T, H: d.H, KV: d.KV, Dh: d.Dh)
@@ -371,6 +371,6 @@ public final class ModelGrad {
         // xIn feeds both the residual (dx2) and the norm
         RMSNormGrad.backward(dx: s.dx2.pointer, dw: g.attnNorm, dy: s.dxn1.pointer, x: s.xIn[l].pointer, w: w.attnNorm,
                              rstd: a.rstd1.pointer, N: N, C: C)
-        s.dx.pointer.update(from: s.dx2.pointer, count: N * C)
+        parallelCopy(s.dx.pointer, from: s.dx2.pointer, count: N * C)
     }
 }
