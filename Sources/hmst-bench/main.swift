@@ -416,7 +416,7 @@ if args.first == "decode-ab" {
 }
 
 // ---- prefill-ab mode: hmst-bench prefill-ab [--case dense512] [--threads 2] [--prompt 512] -------
-//      [--rounds 7] [--weights f32,bf16-dot]: prompt processing of f32, bf16 with the weights widened to f32 (OpenBLAS
+//      [--rounds 7] [--weights f32,bf16-dot] [--kv f32|bf16]: prompt processing of f32, bf16 with the weights widened to f32 (OpenBLAS
 //      sgemm), bf16 multiplied in bf16 (hk_gemm_bf16_wt) and int8 weights, measured in turns in one
 //      process; median tokens/s of a whole prompt into an emptied context, and the spread.
 if args.first == "prefill-ab" {
@@ -437,6 +437,11 @@ if args.first == "prefill-ab" {
     p.nCtx = promptLen + 8
     p.nBatch = promptLen
     p.nThreads = threads
+    guard let kv = KVCacheType(rawValue: option("--kv") ?? "f32") else {
+        StandardStream.error.write("--kv must be f32 or bf16\n")
+        exit(2)
+    }
+    p.kvType = kv
     // one context per arm, emptied before each prompt (as llama-bench reuses its context)
     let sessions = try arms.map { try Session(decoder: $0.decoder, params: p) }
     for round in 0...rounds {   // round 0 warms up (and touches the context's pages)
@@ -453,7 +458,7 @@ if args.first == "prefill-ab" {
     for (i, arm) in arms.enumerated() {
         let t = times[i].sorted()
         let rate = { (ms: Double) in Double(promptLen) * 1000 / ms }
-        print(json([("bench", "prefill-ab"), ("case", s.name), ("cpu", CPUModel.name), ("threads", threads), ("weights", arm.name),
+        print(json([("bench", "prefill-ab"), ("case", s.name), ("cpu", CPUModel.name), ("threads", threads), ("weights", arm.name), ("kv", kv.rawValue),
                     ("prompt_tokens", promptLen), ("rounds", t.count), ("prefill_tok_s_median", rate(t[t.count / 2])),
                     ("prefill_tok_s_p25", rate(t[min(t.count - 1, t.count * 3 / 4)])), ("prefill_tok_s_p75", rate(t[t.count / 4]))]))
     }

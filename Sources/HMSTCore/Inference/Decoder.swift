@@ -143,7 +143,7 @@ public final class Decoder: @unchecked Sendable {
             }
             return
         }
-        if T >= Decoder.blockAttentionMinT && cache.type == .f32 {
+        if T >= Decoder.blockAttentionMinT && (cache.type == .f32 || ws.blockKV.count > 1) {
             blockAttention(layer: l, T: T, pos0: pos0, cache: cache, ws: ws, scale: scale, threads: threads)
             return
         }
@@ -172,12 +172,13 @@ public final class Decoder: @unchecked Sendable {
     /// per-query kernel: a GEMM of a few rows gains nothing).
     static let blockAttentionMinT = 16
 
-    /// Prefill attention as GEMMs (f32 cache): per head and block of up to
-    /// Workspace.attentionBlock queries, S = scale · Q·Kᵀ over every key the block's last query
-    /// sees, each row's causal softmax over its own keys (the rest of the row zeroed), then
-    /// out = S·V. The per-query kernel (hk_attend) reads a head's keys and values once per query
-    /// at GEMV speed; here each block reads them once at GEMM speed. The sums run in another
-    /// order, so results agree with the per-query path to rounding (DecoderTests).
+    /// Prefill attention as GEMMs: per head and block of up to Workspace.attentionBlock
+    /// queries, S = scale · Q·Kᵀ over every key the block's last query sees, each row's causal
+    /// softmax over its own keys (the rest of the row zeroed), then out = S·V. The per-query
+    /// kernel (hk_attend) reads a head's keys and values once per query at GEMV speed; here each
+    /// block reads them once at GEMM speed. The sums run in another order, so results agree with
+    /// the per-query path to rounding (DecoderTests). A bf16 cache's keys and values of a head
+    /// are first widened to f32 (exactly) into the group's ws.blockKV slot, once per KV head.
     /// With two or more threads the heads are dealt out in groups, one group a thread, each
     /// GEMM single-threaded (forward holds OpenBLAS at one thread) with its own scores slot:
     /// these GEMMs (128 queries × 64 dimensions) are too small for OpenBLAS's threads, which
@@ -187,34 +188,49 @@ public final class Decoder: @unchecked Sendable {
         let q = ws.q.pointer, att = ws.att.pointer
         let qDim = Int32(d.qDim), Dh = Int32(d.Dh)
         let slot = ws.blockScores.count / ws.blockScoreSlots
-        // one head: its query blocks in order, scores in S; softmax rows split `rowThreads` ways
-        func head(_ h: Int, scores S: UnsafeMutablePointer<Float>, rowThreads: Int) {
-            let kvh = h / d.groupSize
-            let K = cache.keys(l, kvh), V = cache.values(l, kvh)
-            for t0 in stride(from: 0, to: T, by: Workspace.attentionBlock) {
-                let nb = min(Workspace.attentionBlock, T - t0)
-                let nk = pos0 + t0 + nb   // keys the block's last query sees
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(nb), Int32(nk), Dh, scale,
-                            q + t0 * d.qDim + h * d.Dh, qDim, K, Dh, 0, S, Int32(nk))
-                let parts = splitRange(nb, parts: min(rowThreads, max(1, nb / 16)))
-                parallelFor(parts.count, threads: rowThreads) { p in
-                    for i in parts[p] {
-                        let row = S + i * nk, n = pos0 + t0 + i + 1
-                        hk_softmax(row, n)
-                        if n < nk { (row + n).update(repeating: 0, count: nk - n) }
+        let nCtx = cache.nCtx, nKeys = pos0 + T
+        // heads[range] in turn, scores in S (and a bf16 cache widened into wide); softmax rows split `rowThreads` ways
+        func heads(_ range: Range<Int>, scores S: UnsafeMutablePointer<Float>, wide: UnsafeMutablePointer<Float>, rowThreads: Int) {
+            var widened = -1
+            for h in range {
+                let kvh = h / d.groupSize
+                let K: UnsafePointer<Float>, V: UnsafePointer<Float>
+                if cache.type == .bf16 {
+                    if widened != kvh {
+                        hk_bf16_to_f32(wide, cache.keys16(l, kvh), nKeys * d.Dh)
+                        hk_bf16_to_f32(wide + nCtx * d.Dh, cache.values16(l, kvh), nKeys * d.Dh)
+                        widened = kvh
                     }
+                    K = UnsafePointer(wide); V = UnsafePointer(wide + nCtx * d.Dh)
+                } else {
+                    K = UnsafePointer(cache.keys(l, kvh)); V = UnsafePointer(cache.values(l, kvh))
                 }
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(nb), Dh, Int32(nk), 1,
-                            S, Int32(nk), V, Dh, 0, att + t0 * d.qDim + h * d.Dh, qDim)
+                for t0 in stride(from: 0, to: T, by: Workspace.attentionBlock) {
+                    let nb = min(Workspace.attentionBlock, T - t0)
+                    let nk = pos0 + t0 + nb   // keys the block's last query sees
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(nb), Int32(nk), Dh, scale,
+                                q + t0 * d.qDim + h * d.Dh, qDim, K, Dh, 0, S, Int32(nk))
+                    let parts = splitRange(nb, parts: min(rowThreads, max(1, nb / 16)))
+                    parallelFor(parts.count, threads: rowThreads) { p in
+                        for i in parts[p] {
+                            let row = S + i * nk, n = pos0 + t0 + i + 1
+                            hk_softmax(row, n)
+                            if n < nk { (row + n).update(repeating: 0, count: nk - n) }
+                        }
+                    }
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(nb), Dh, Int32(nk), 1,
+                                S, Int32(nk), V, Dh, 0, att + t0 * d.qDim + h * d.Dh, qDim)
+                }
             }
         }
         let groups = splitRange(d.H, parts: min(threads, ws.blockScoreSlots))
+        let kvSlot = 2 * nCtx * d.Dh
         if groups.count <= 1 {
-            for h in 0..<d.H { head(h, scores: ws.blockScores.pointer, rowThreads: threads) }
+            heads(0..<d.H, scores: ws.blockScores.pointer, wide: ws.blockKV.pointer, rowThreads: threads)
             return
         }
         parallelFor(groups.count, threads: threads) { g in   // OpenBLAS at one thread here (forward)
-            for h in groups[g] { head(h, scores: ws.blockScores.pointer + g * slot, rowThreads: 1) }
+            heads(groups[g], scores: ws.blockScores.pointer + g * slot, wide: ws.blockKV.pointer + g * kvSlot, rowThreads: 1)
         }
     }
 

@@ -13,6 +13,7 @@ final class Workspace {
     let scores: FloatBuffer   // [H, nCtx] attention probabilities, one row per head task
     let blockScores: FloatBuffer  // [blockScoreSlots, min(maxT, attentionBlock), nCtx] one query block's scores a thread (prefill)
     let blockScoreSlots: Int  // head groups prefill attention can run side by side: min(H, threads at creation)
+    let blockKV: FloatBuffer  // [blockScoreSlots, 2, nCtx, Dh] a bf16 cache's keys and values of one head widened to f32 (prefill; 1 element if unused)
     let ropeCos: FloatBuffer  // [maxT, Dh/2]
     let ropeSin: FloatBuffer  // [maxT, Dh/2]
     let invFreq: [Float]      // [Dh/2]
@@ -29,7 +30,7 @@ final class Workspace {
     let logits: FloatBuffer   // [maxT, V]
     let widen: FloatBuffer    // bf16 -> f32 scratch for prefill GEMMs (1 element if unused)
 
-    init(dims d: DecoderDims, maxT: Int, nCtx: Int, widenCount: Int) {
+    init(dims d: DecoderDims, maxT: Int, nCtx: Int, widenCount: Int, kvType: KVCacheType = .f32) {
         self.maxT = maxT
         x = FloatBuffer(count: maxT * d.C)
         xn = FloatBuffer(count: maxT * d.C)
@@ -41,6 +42,8 @@ final class Workspace {
         scores = FloatBuffer(count: d.H * nCtx)
         blockScoreSlots = maxT > 1 ? max(1, min(d.H, Threads.count)) : 1
         blockScores = FloatBuffer(count: maxT > 1 ? blockScoreSlots * min(maxT, Workspace.attentionBlock) * nCtx : 1, zeroed: false)
+        let widensKV = kvType == .bf16 && maxT >= Decoder.blockAttentionMinT
+        blockKV = FloatBuffer(count: widensKV ? blockScoreSlots * 2 * nCtx * d.Dh : 1, zeroed: false)
         ropeCos = FloatBuffer(count: maxT * d.Dh / 2)
         ropeSin = FloatBuffer(count: maxT * d.Dh / 2)
         invFreq = RoPE.inverseFrequencies(Dh: d.Dh, theta: d.ropeTheta)
@@ -70,7 +73,7 @@ final class Workspace {
     static let attentionBlock = 128
 
     var bytes: Int {
-        [x, xn, q, k, v, att, proj, scores, blockScores, ropeCos, ropeSin, routerLogits, topW, gateOf, xe, h1, h3, ye, logits, widen]
+        [x, xn, q, k, v, att, proj, scores, blockScores, blockKV, ropeCos, ropeSin, routerLogits, topW, gateOf, xe, h1, h3, ye, logits, widen]
             .reduce(0) { $0 + $1.count * 4 }
     }
 }

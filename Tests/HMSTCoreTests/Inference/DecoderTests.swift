@@ -77,10 +77,11 @@ final class DecoderTests: XCTestCase {
         var rng = RNG(seed: 3)
         let toks = (0..<300).map { _ in Int32(rng.next() % UInt64(d.V)) }
         // every row's logits, the prompt given in calls of `chunk` tokens
-        func rows(chunk: Int, threads: Int = 2) throws -> [[Float]] {
+        func rows(chunk: Int, threads: Int = 2, kv: KVCacheType = .f32) throws -> [[Float]] {
             var p = SessionParams()
             p.nBatch = chunk
             p.nThreads = threads
+            p.kvType = kv
             let s = try Session(decoder: dec, params: p)
             var out: [[Float]] = []
             for c in stride(from: 0, to: toks.count, by: chunk) {
@@ -103,6 +104,22 @@ final class DecoderTests: XCTestCase {
         XCTAssertLessThan(worst, 1e-4)
         XCTAssertLessThan(worstChunked, 1e-4)
         XCTAssertLessThan(worstOne, 1e-4)
+        // a bf16 cache: its keys and values widened for the GEMMs give what the per-query bf16
+        // kernel gives, on two threads and on one, in one call and in chunks past the first block.
+        // Rounding to bf16 at the store is a step function: a last-bit difference upstream (the
+        // GEMMs' summation order) can flip one stored value by 2⁻⁸ of itself, and this random
+        // model (weights of std 0.3) amplifies that, so the paths are held to a hundredth of
+        // the distance between the bf16 and f32 caches rather than to f32 rounding.
+        let perQuery16 = try rows(chunk: 8, kv: .bf16)
+        var cacheGap: Float = 0
+        for i in toks.indices { cacheGap = max(cacheGap, zip(perQuery16[i], perQuery[i]).map { abs($0 - $1) }.max()!) }
+        XCTAssertGreaterThan(cacheGap, 0.1)
+        for (threads, chunk) in [(2, 300), (1, 300), (3, 200)] {
+            let got = try rows(chunk: chunk, threads: threads, kv: .bf16)
+            var worst16: Float = 0
+            for i in toks.indices { worst16 = max(worst16, zip(got[i], perQuery16[i]).map { abs($0 - $1) }.max()!) }
+            XCTAssertLessThan(worst16, 1e-2 * cacheGap, "bf16 cache, \(threads) threads, chunks of \(chunk)")
+        }
         assertClose(blocked, ReferenceDecoder(d: dec.dims, w: dec.weights).forward(toks), tol: 2e-4)
     }
 
