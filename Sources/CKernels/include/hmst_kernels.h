@@ -146,6 +146,15 @@ void hk_swiglu_backward(float *da, float *db, const float *dh, const float *a, c
 
 /* out[i] += a * x[i] */
 void hk_axpy(float *out, float a, const float *x, size_t n);
+/* rows.c: training's backward row reductions (vectorised sums; the order of a sum differs
+ * between CPU levels by rounding). */
+/* ⟨a, b⟩ over n elements */
+float hk_dot(const float *a, const float *b, size_t n);
+/* one softmax row's backward in place: d = p ⊙ (d − ⟨p, d⟩) */
+void hk_softmax_backward(float *d, const float *p, size_t n);
+/* RMSNorm backward over rows of C: dx += r·w⊙dy − r³·⟨w⊙dy, x⟩/C·x and dw += dy⊙x·r (r = rstd[row]) */
+void hk_rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, const float *w, const float *rstd, size_t rows,
+                         size_t C);
 
 
 /* ---- int8 weights, Q8_0 blocks (q8_0.c) ----------------------------------------------------- */

@@ -81,10 +81,8 @@ enum AttentionGrad {
                             beta: 0, C: dS + r0 * T, ldc: T)
                     // dS = P ⊙ (dP − rowsum(dP ⊙ P)) on the causal entries, zero right of the diagonal
                     for t in r0..<r1 {
-                        let p = P + t * T, d = dS + t * T
-                        var dot: Float = 0
-                        for s in 0...t { dot += p[s] * d[s] }
-                        for s in 0...t { d[s] = p[s] * (d[s] - dot) }
+                        let d = dS + t * T
+                        hk_softmax_backward(d, P + t * T, t + 1)
                         if t + 1 < r1 { (d + t + 1).update(repeating: 0, count: r1 - t - 1) }
                     }
                     // dQ[r0..<r1] += scale · dS[r0..<r1, 0..<r1] K[0..<r1]

@@ -4,6 +4,8 @@
 // inside GEMMs); combine and its backward run per token, so no two threads write one row.
 //   out[n] = x2[n] + Σ_k gate[n, k] · y[pos[n, k]],   y = (silu(x W1ᵀ) ⊙ x W3ᵀ) W2ᵀ
 
+import CKernels
+
 enum MoEGrad {
     /// Groups the slots by expert: order[i] = n·K + k for the i-th slot, pos its inverse,
     /// offsets[e] ..< offsets[e+1] the rows of expert e.  topIdx: [N, K]
@@ -77,12 +79,8 @@ enum MoEGrad {
             for i in r {
                 let slot = Int(order[i]), dout = dx + slot / K * C, y = ey + i * C, dy = dys + i * C
                 let gate = gates[slot]
-                var dg: Float = 0
-                for c in 0..<C {
-                    dg += dout[c] * y[c]
-                    dy[c] = gate * dout[c]
-                }
-                dgates[slot] = dg
+                for c in 0..<C { dy[c] = gate * dout[c] }
+                dgates[slot] = hk_dot(dout, y, C)
             }
         }
         gather(a, s, d: d)     // the expert inputs and h are recomputed rather than kept per layer

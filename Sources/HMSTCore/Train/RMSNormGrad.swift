@@ -18,17 +18,8 @@ enum RMSNormGrad {
         let ranges = splitRange(N, parts: min(Threads.count, max(1, N / 32)))
         let partial = FloatBuffer(count: ranges.count * C)   // [parts, C] dw per range
         parallelFor(ranges.count) { part in
-            let pdw = partial.pointer + part * C
-            for n in ranges[part] {
-                let xr = x + n * C, dyr = dy + n * C, dxr = dx + n * C, r = rstd[n]
-                var dot: Float = 0
-                for c in 0..<C { dot += w[c] * dyr[c] * xr[c] }
-                let k = r * r * r * dot / Float(C)
-                for c in 0..<C {
-                    dxr[c] += r * w[c] * dyr[c] - k * xr[c]
-                    pdw[c] += dyr[c] * xr[c] * r
-                }
-            }
+            let r = ranges[part], o = r.lowerBound
+            hk_rmsnorm_backward(dx + o * C, partial.pointer + part * C, dy + o * C, x + o * C, w, rstd + o, r.count, C)
         }
         for part in 0..<ranges.count {
             let pdw = partial.pointer + part * C

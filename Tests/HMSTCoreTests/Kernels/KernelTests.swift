@@ -235,6 +235,46 @@ final class VectorMathTests: XCTestCase {
         }
     }
 
+    /// rows.c's backward reductions at every level against Double references, on lengths with
+    /// vector tails: the dot product, a softmax row's backward, RMSNorm's backward (dx and dw
+    /// accumulated onto what they held).
+    func testBackwardRowKernels() {
+        defer { hk_set_max_level(-1) }
+        var rng = RNG(seed: 22)
+        for n in [1, 7, 16, 33, 64, 100, 257] {
+            let a = (0..<n).map { _ in rng.nextGaussian() }, b = (0..<n).map { _ in rng.nextGaussian() }
+            let dot = zip(a, b).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+            let p = (0..<n).map { _ in rng.nextFloat() }
+            let smb = b.indices.map { Double(p[$0]) * (Double(b[$0]) - zip(p, b).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }) }
+            let rows = 3
+            let x = (0..<(rows * n)).map { _ in rng.nextGaussian() }, dy = (0..<(rows * n)).map { _ in rng.nextGaussian() }
+            let w = (0..<n).map { _ in 1 + rng.nextGaussian() * 0.1 }, rstd = (0..<rows).map { _ in 0.5 + rng.nextFloat() }
+            let dx0 = (0..<(rows * n)).map { _ in rng.nextGaussian() }, dw0 = (0..<n).map { _ in rng.nextGaussian() }
+            var dxRef = dx0.map(Double.init), dwRef = dw0.map(Double.init)
+            for r in 0..<rows {
+                let rs = Double(rstd[r])
+                var s = 0.0
+                for c in 0..<n { s += Double(w[c]) * Double(dy[r * n + c]) * Double(x[r * n + c]) }
+                let k = rs * rs * rs * s / Double(n)
+                for c in 0..<n {
+                    dxRef[r * n + c] += rs * Double(w[c]) * Double(dy[r * n + c]) - k * Double(x[r * n + c])
+                    dwRef[c] += Double(dy[r * n + c]) * Double(x[r * n + c]) * rs
+                }
+            }
+            for level in 0...Int(hk_level()) {
+                hk_set_max_level(Int32(level))
+                XCTAssertEqual(Double(hk_dot(a, b, n)), dot, accuracy: 1e-5 * Double(n), "dot, level \(level) n \(n)")
+                var d = b
+                hk_softmax_backward(&d, p, n)
+                for i in 0..<n { XCTAssertEqual(Double(d[i]), smb[i], accuracy: 1e-4 * Double(n).squareRoot(), "softmax backward, level \(level) n \(n)") }
+                var dx = dx0, dw = dw0
+                hk_rmsnorm_backward(&dx, &dw, dy, x, w, rstd, rows, n)
+                let worst = max(zip(dx, dxRef).map { abs(Double($0) - $1) }.max()!, zip(dw, dwRef).map { abs(Double($0) - $1) }.max()!)
+                XCTAssertLessThan(worst, 1e-4 * Double(n).squareRoot(), "rmsnorm backward, level \(level) n \(n)")
+            }
+        }
+    }
+
     /// The gradient norm's blocked sum of squares: every level against a Double reference, on
     /// lengths with block and vector tails, and GradClip.norm on a parameter set by hand.
     func testSumOfSquaresBlocks() throws {
