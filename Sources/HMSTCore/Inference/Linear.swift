@@ -1,8 +1,8 @@
 // Linear: out = x · Wᵀ for the forward pass, choosing the kernel by shape and storage.
 // T == 1 (decode): a GEMV that streams each weight row once, split over hmst's pool.
-// T > 1 (prefill): OpenBLAS sgemm, the weight rows split over hmst's pool; bf16 weights are widened to f32 in a scratch buffer first,
-// which costs one pass over the weights and is amortised over the T rows; int8 (Q8_0) weights
-// are dequantized the same way. Decode with int8 weights quantizes x once per call (per distinct
+// T > 1 (prefill): OpenBLAS sgemm, the weight rows split over hmst's pool; bf16 weights are
+// widened to f32 in a scratch buffer first, which costs one pass over the weights and is
+// amortised over the T rows; int8 (Q8_0) weights are dequantized the same way. Decode with int8 weights quantizes x once per call (per distinct
 // input vector of a batch) and runs the integer GEMV (q8_0.c).
 // On CPUs whose bf16 dot products beat f32 FMA (ComputeRates.bf16WeightCompute: AMD Zen 4 and
 // 5), bf16 weights are multiplied as stored instead, with x rounded to bf16, as llama.cpp's bf16
