@@ -21,6 +21,20 @@ final class FileIOTests: XCTestCase {
         XCTAssertEqual(Array(m.bytes), [1, 2, 3, 4])
     }
 
+    /// Files of 4 MiB and more map at a 2 MiB boundary (so the kernel can map 2 MiB folios
+    /// whole) and read back byte for byte, first and last bytes included; small files map as before.
+    func testLargeFilesMapAtHugePageBoundaries() throws {
+        for size in [5 << 20 | 123, 4 << 20, 100] {
+            let path = dir + "/map\(size).bin"
+            let bytes = [UInt8]((0..<size).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 7) })
+            try FileIO.writeAtomically(path, bytes)
+            let m = try MappedFile(path: path)
+            XCTAssertEqual(m.count, size)
+            if size >= 4 << 20 { XCTAssertEqual(Int(bitPattern: m.base) % (2 << 20), 0, "size \(size)") }
+            XCTAssertTrue(m.bytes.elementsEqual(bytes), "size \(size)")
+        }
+    }
+
     func testErrorsNameThePath() {
         XCTAssertThrowsError(try FileIO.readAll(dir + "/missing")) { e in
             XCTAssertEqual((e as? HMSTError)?.status, .notFound)
