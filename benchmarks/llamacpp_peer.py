@@ -306,6 +306,18 @@ def hmst_child_bench(args):
     print(json.dumps(out))
 
 
+def evict(path):
+    """Drops a file's pages from the page cache (clean pages of a file no process maps), so the
+    next reader reads it from disk and its own mapping decides how the kernel caches it: hmst
+    advises MADV_HUGEPAGE, which puts a cold file in 2 MiB folios mapped whole."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
 def child_env(threads):
     """hmst's children: OpenBLAS (prefill GEMMs) on the same number of threads. llama.cpp's
     programs run with the environment as it is (their -t sets their OpenMP threads)."""
@@ -428,6 +440,9 @@ def main():
     ap.add_argument("--llamacpp-label", default="", help="what the llama.cpp tree is (its commit), for the output lines")
     ap.add_argument("--out", default="")
     ap.add_argument("--skip-check", action="store_true")
+    ap.add_argument("--cold", action="store_true",
+                    help="drop the model file from the page cache before every side's run: each side starts cold, "
+                         "as after a download or a reboot, and its own mapping decides the page size the file is cached in")
     ap.add_argument("--hmst-kv", choices=("f32", "bf16"), default="bf16",
                     help="hmst's KV cache (llama.cpp's is f16 by default)")
     ap.add_argument("--only-check", action="store_true")
@@ -457,6 +472,7 @@ def main():
     if a.omp_wait_policy != "default":
         os.environ["OMP_WAIT_POLICY"] = a.omp_wait_policy
     common["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY", "unset")
+    common["page_cache"] = "cold" if a.cold else "as found"
     # the libhmst the hmst side loads (a stale installed copy once measured an older hmst):
     # named on every line, with its modification time
     probe = subprocess.run([sys.executable, "-c", "import hmst._lib as l, os; print(l.path); print(int(os.path.getmtime(l.path)))"],
@@ -509,6 +525,8 @@ def main():
                 if rnd % 2 == 1:
                     jobs.reverse()
                 for side, ftype in jobs:
+                    if a.cold:
+                        evict(files[ftype])
                     load0 = os.getloadavg()[0]
                     t0 = time.time()
                     try:
