@@ -52,6 +52,8 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from startup_ttft import evict_file  # noqa: E402
 
 CASES = {
     # name: (C, L, H, KV, F, E, K, V)
@@ -306,18 +308,6 @@ def hmst_child_bench(args):
     print(json.dumps(out))
 
 
-def evict(path):
-    """Drops a file's pages from the page cache (clean pages of a file no process maps), so the
-    next reader reads it from disk and its own mapping decides how the kernel caches it: hmst
-    advises MADV_HUGEPAGE, which puts a cold file in 2 MiB folios mapped whole."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
-
-
 def child_env(threads):
     """hmst's children: OpenBLAS (prefill GEMMs) on the same number of threads. llama.cpp's
     programs run with the environment as it is (their -t sets their OpenMP threads)."""
@@ -525,8 +515,8 @@ def main():
                 if rnd % 2 == 1:
                     jobs.reverse()
                 for side, ftype in jobs:
-                    if a.cold:
-                        evict(files[ftype])
+                    if a.cold:   # its own mapping then decides how the kernel caches the file (hmst: 2 MiB folios)
+                        evict_file(files[ftype])
                     load0 = os.getloadavg()[0]
                     t0 = time.time()
                     try:
