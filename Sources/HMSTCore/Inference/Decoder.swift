@@ -38,15 +38,11 @@ public final class Decoder: @unchecked Sendable {
                  injected: InjectedEmbeddings? = nil, segments: [Range<Int>]? = nil) {
         // a prompt's GEMMs split over hmst's pool, one single-threaded OpenBLAS call a piece
         // (Linear.sgemmRows); decode runs hmst's own GEMVs
-        if T > 1 && threads > 1 {
-            Threads.withSingleThreadedBLAS {
-                pass(tokens: tokens, T: T, cache: cache, ws: ws, logits: logits, threads: threads, traceExperts: traceExperts,
-                     traceGates: traceGates, budget: budget, injected: injected, segments: segments)
-            }
-        } else {
-            pass(tokens: tokens, T: T, cache: cache, ws: ws, logits: logits, threads: threads, traceExperts: traceExperts,
-                 traceGates: traceGates, budget: budget, injected: injected, segments: segments)
+        let run = {
+            self.pass(tokens: tokens, T: T, cache: cache, ws: ws, logits: logits, threads: threads, traceExperts: traceExperts,
+                      traceGates: traceGates, budget: budget, injected: injected, segments: segments)
         }
+        if T > 1 && threads > 1 { Threads.withSingleThreadedBLAS(run) } else { run() }
     }
 
     private func pass(tokens: UnsafePointer<Int32>, T: Int, cache: KVCache, ws: Workspace, logits: LogitsRows,

@@ -68,12 +68,6 @@ enum AttentionGrad {
                 let qo = b * T * ldq + h * Dh, ko = b * T * ldk + g * Dh
                 let P = probs + ((b * H + h) * T) * T
                 let dO = dout + qo
-                for c0 in stride(from: 0, to: T, by: bt) {
-                    let c1 = min(T, c0 + bt)
-                    // dV[c0..<c1] += P[c0..<T, c0..<c1]ᵀ dO[c0..<T]
-                    mm.gemm(transA: true, transB: false, M: c1 - c0, N: Dh, K: T - c0, alpha: 1, A: P + c0 * T + c0, lda: T,
-                            B: dO + c0 * ldq, ldb: ldq, beta: 1, C: dv + ko + c0 * ldk, ldc: ldk)
-                }
                 for r0 in stride(from: 0, to: T, by: bt) {
                     let r1 = min(T, r0 + bt)
                     // dP[r0..<r1, 0..<r1] = dO[r0..<r1] V[0..<r1]ᵀ
@@ -91,6 +85,9 @@ enum AttentionGrad {
                 }
                 for c0 in stride(from: 0, to: T, by: bt) {
                     let c1 = min(T, c0 + bt)
+                    // dV[c0..<c1] += P[c0..<T, c0..<c1]ᵀ dO[c0..<T]
+                    mm.gemm(transA: true, transB: false, M: c1 - c0, N: Dh, K: T - c0, alpha: 1, A: P + c0 * T + c0, lda: T,
+                            B: dO + c0 * ldq, ldb: ldq, beta: 1, C: dv + ko + c0 * ldk, ldc: ldk)
                     // dK[c0..<c1] += scale · dS[c0..<T, c0..<c1]ᵀ Q[c0..<T]
                     mm.gemm(transA: true, transB: false, M: c1 - c0, N: Dh, K: T - c0, alpha: scale, A: dS + c0 * T + c0, lda: T,
                             B: q + qo + c0 * ldq, ldb: ldq, beta: 1, C: dk + ko + c0 * ldk, ldc: ldk)

@@ -49,12 +49,7 @@ func parameterStorage(_ shapes: [[Int]]) -> (offsets: [Int], count: Int, values:
 extension ParameterSet {
     /// Zeroes every gradient, in parallel parts when the set is large (a one-thread memset of a
     /// 15M-parameter model's 62 MB of gradients was 2-4% of a training step).
-    public func zeroGrads() {
-        let g = grads.pointer
-        let parts = splitRange(count, parts: min(Threads.count, max(1, count >> 18)))
-        if parts.count == 1 { g.update(repeating: 0, count: count); return }
-        parallelFor(parts.count) { (g + parts[$0].lowerBound).update(repeating: 0, count: parts[$0].count) }
-    }
+    public func zeroGrads() { parallelZero(grads.pointer, count: count) }
     /// Per tensor: whether weight decay applies (from its role).
     public var decayMask: [Bool] { roles.map(\.decays) }
 }
