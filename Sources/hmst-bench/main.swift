@@ -337,29 +337,40 @@ if args.first == "gemv" {
 //      --kernel-levels 1,2 adds the kernel level (hmst_kernels.h: 0 portable, 1 AVX2, 2 AVX-512)
 //      as one more axis, set before each turn (default: the CPU's own, -1); --gemv-rows 1,4 the
 //      AVX-512 GEMVs' rows per pass (default: the CPU's, 0); --bf16-compute f32,bf16 what bf16
-//      weights multiply in (default: the CPU's choice).
+//      weights multiply in (default: the CPU's choice); --gemv-min-kib 384,128 the least weight
+//      bytes per thread of a decode GEMV (gemvMinBytesPerThread).
 if args.first == "decode-ab" {
     let s = shapes.first { $0.name == (only ?? "dense512") } ?? shapes[2]
     let threadCounts = threadList.isEmpty ? [2] : threadList
     let rounds = Int(option("--rounds") ?? "") ?? 8, per = Int(option("--per") ?? "") ?? 16
     try Threads.set(threadCounts.max() ?? 2)
-    let (base, _) = try RandomWeights.make(dims: s.dims, seed: 1)
+    // --model PATH: a checkpoint or GGUF file as loaded (its dims, its stored type as "stored")
+    // instead of random weights of --case's shape
+    let loaded = try option("--model").map { path -> LanguageModel in
+        var o = ModelLoadOptions()
+        o.loadTokenizer = false
+        return try LanguageModel.load(path: path, options: o)
+    }
+    let dims = loaded?.decoder.dims ?? s.dims
+    let base = try loaded?.decoder.weights ?? RandomWeights.make(dims: dims, seed: 1, init: .routed).0
     var rng = RNG(seed: 5)
-    let prompt = (0..<promptLen).map { _ in Int32(rng.next() % UInt64(s.dims.V)) }
+    let prompt = (0..<promptLen).map { _ in Int32(rng.next() % UInt64(dims.V)) }
     let levels = (option("--kernel-levels") ?? "-1").split(separator: ",").compactMap { Int32($0) }
     let gemvRows = (option("--gemv-rows") ?? "0").split(separator: ",").compactMap { Int32($0) }
     // --bf16-compute f32,bf16: what bf16 weights multiply in (ComputeRates.bf16DecodeCompute; default: the CPU's)
     let bf16Computes: [MatmulPrecision?] = option("--bf16-compute").map { $0.split(separator: ",").map { MatmulPrecision(rawValue: String($0)) } } ?? [nil]
-    var runs: [(dtype: String, kv: KVCacheType, threads: Int, level: Int32, rows: Int32, compute: MatmulPrecision?, long: Session, empty: Session,
+    let minKiBs = (option("--gemv-min-kib") ?? String(gemvMinBytesPerThread >> 10)).split(separator: ",").compactMap { Int($0) }
+    var runs: [(dtype: String, kv: KVCacheType, threads: Int, level: Int32, rows: Int32, compute: MatmulPrecision?, minKiB: Int, long: Session, empty: Session,
                 tLong: [Double], tEmpty: [Double])] = []
     for compute in bf16Computes {
     ComputeRates.bf16WeightComputeOverride = compute
     for level in levels {
      hk_set_max_level(level)
      for rows in gemvRows {
+     for minKiB in minKiBs {
      for dtype in dtypes {
       let w = dtype == "int8" ? base.converted(to: .int8) : (dtype == "bf16" ? base.converted(to: .bf16) : base)
-      let decoder = Decoder(dims: s.dims, weights: w)
+      let decoder = Decoder(dims: dims, weights: w)
       for kvType in kvTypes {
        for threads in threadCounts {
         var p = SessionParams()
@@ -371,9 +382,11 @@ if args.first == "decode-ab" {
         hk_set_gemv_rows(rows)
         try long.evaluate(prompt)
         try empty.evaluate([1])
-        runs.append((dtype, kvType, threads, level, rows, compute, long, empty, [], []))
+        gemvMinBytesPerThread = minKiB << 10
+        runs.append((dtype, kvType, threads, level, rows, compute, minKiB, long, empty, [], []))
        }
       }
+     }
      }
      }
     }
@@ -384,13 +397,14 @@ if args.first == "decode-ab" {
             hk_set_max_level(runs[i].level)
             hk_set_gemv_rows(runs[i].rows)
             ComputeRates.bf16WeightComputeOverride = runs[i].compute
+            gemvMinBytesPerThread = runs[i].minKiB << 10
             for (session, isLong) in [(runs[i].long, true), (runs[i].empty, false)] {
                 for _ in 0..<per {
                     let t0 = Clock.nowMs()
                     try session.evaluate([tok])
                     let dt = Clock.nowMs() - t0
                     if isLong { runs[i].tLong.append(dt) } else { runs[i].tEmpty.append(dt) }
-                    tok = (tok &* 31 &+ 7) % Int32(s.dims.V)
+                    tok = (tok &* 31 &+ 7) % Int32(dims.V)
                 }
             }
         }
@@ -404,8 +418,8 @@ if args.first == "decode-ab" {
         let level = Int(hk_level()), rowsPerPass = Int(hk_gemv_rows(r.dtype == "bf16" ? 1 : 0))
         hk_set_max_level(-1)
         hk_set_gemv_rows(0)
-        print(json([("bench", "decode-ab"), ("case", s.name), ("threads", r.threads), ("dtype", r.dtype), ("kv", r.kv.rawValue),
-                    ("kernel_level", level), ("gemv_rows", rowsPerPass),
+        print(json([("bench", "decode-ab"), ("case", option("--model") ?? s.name), ("threads", r.threads), ("dtype", r.dtype), ("kv", r.kv.rawValue),
+                    ("kernel_level", level), ("gemv_rows", rowsPerPass), ("gemv_min_kib", r.minKiB),
                     ("bf16_compute", r.dtype == "bf16" ? (r.compute ?? ComputeRates.current.bf16DecodeCompute).rawValue : "-"),
                     ("prompt_tokens", promptLen), ("tokens_each", r.tLong.count),
                     ("decode_tok_s_median", 1000 / median(r.tLong)), ("decode_tok_s_empty_ctx_median", 1000 / median(r.tEmpty)),
@@ -581,7 +595,7 @@ if args.first == "lexical" {
 // ---- run ---------------------------------------------------------------------------------------
 for s in shapes where only == nil || only == s.name {
     for dtype in dtypes {
-        let (made, _) = try RandomWeights.make(dims: s.dims, seed: 1, bf16: dtype == "bf16")
+        let (made, _) = try RandomWeights.make(dims: s.dims, seed: 1, init: .routed, bf16: dtype == "bf16")
         let weights = dtype == "int8" ? made.converted(to: .int8) : made
         let decoder = Decoder(dims: s.dims, weights: weights)
         for threads in threadList {

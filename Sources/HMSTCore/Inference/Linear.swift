@@ -116,11 +116,18 @@ func gemvParallel(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, w: 
     gemvBatch([GEMVJob(out: out, x: x, w: w)], threads: threads)
 }
 
-/// Threads worth waking for a GEMV reading `bytes` of weights: a worker's wake-up costs about
-/// as much as streaming a few hundred KiB, so small matrices stay on the calling thread.
+/// Threads worth waking for a GEMV reading `bytes` of weights: at least gemvMinBytesPerThread a
+/// thread, so tiny matrices stay on the calling thread.
 @inline(__always) func gemvThreads(bytes: Int, _ threads: Int) -> Int {
-    max(1, min(threads, bytes / (384 << 10)))
+    max(1, min(threads, bytes / gemvMinBytesPerThread))
 }
+
+/// The smallest share of a decode GEMV's weights worth a thread. A worker joins a job within a
+/// microsecond or two, while streaming 128 KiB takes 5-6 us on a Zen 4 core: at 384 KiB (until
+/// session 29) a 512 × 512 bf16 matrix (attention's output projection) ran on one thread.
+/// `hmst-bench decode-ab --gemv-min-kib 384,128` on llamacpp_peer.py's moe512 bf16 GGUF: +0-2%.
+/// Settable for such measurements; not meant to change while decoding.
+public nonisolated(unsafe) var gemvMinBytesPerThread = 128 << 10
 
 /// One GEMV of a batch: out[w.rows] = w · x[w.cols].
 struct GEMVJob {

@@ -176,6 +176,45 @@ final class DecoderTests: XCTestCase {
         }
     }
 
+    /// Share of (token, layer) expert choices that the previous token also made, over a decode
+    /// of `n` tokens of a moe512-like shape (hidden 128 here) initialised as `scales` says.
+    func expertRepeatShare(_ scales: RandomInit, n: Int = 96) throws -> Double {
+        let d = DecoderDims(C: 128, H: 4, KV: 4, Dh: 32, F: 192, E: 8, K: 2, V: 500, L: 4, eps: 1e-5,
+                            ropeTheta: 10000, maxPositions: 256, tiedEmbeddings: false)
+        let (w, _) = try RandomWeights.make(dims: d, seed: 3, init: scales)
+        var p = SessionParams()
+        p.nCtx = n + 1
+        p.traceRoutes = true
+        let s = try Session(decoder: Decoder(dims: d, weights: w), params: p)
+        var tok: Int32 = 1
+        for _ in 0..<n {
+            try s.evaluate([tok])
+            tok = (tok &* 31 &+ 7) % Int32(d.V)
+        }
+        let e = s.trace.experts, per = d.L * d.K
+        var same = 0, total = 0
+        for t in 1..<n {
+            for l in 0..<d.L {
+                let prev = e[((t - 1) * d.L + l) * d.K ..< ((t - 1) * d.L + l + 1) * d.K]
+                for k in 0..<d.K {
+                    total += 1
+                    if prev.contains(e[t * per + l * d.K + k]) { same += 1 }
+                }
+            }
+        }
+        return Double(same) / Double(total)
+    }
+
+    /// hmst-bench's decode models (RandomInit.routed) route by token, as a trained model does:
+    /// consecutive tokens share experts about as often as chance (2/8 for top-2 of 8), so decode
+    /// rates are not lifted by rereading the same experts from the cache, which the plain init
+    /// (every matrix 0.02, norms 1) does.
+    func testRoutedInitRoutesByToken() throws {
+        let routed = try expertRepeatShare(.routed), plain = try expertRepeatShare(.uniform(std: 0.02))
+        XCTAssertLessThan(routed, 0.38, "routed init: consecutive tokens share \(routed) of their experts")
+        XCTAssertGreaterThan(plain, 0.38, "plain init: consecutive tokens share \(plain) of their experts")
+    }
+
     func testBadInputsAreErrors() throws {
         let dec = try makeDecoder()
         var p = SessionParams()
