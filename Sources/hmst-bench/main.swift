@@ -62,7 +62,7 @@ func sgemmGFLOPs(threads: Int) -> Double {
     return 2.0 * Double(m * n * k) / (best / 1000) / 1e9
 }
 
-func bandwidthGBs(threads: Int) -> Double {
+func bandwidthGBs(threads: Int, passes: Int = 4) -> Double {
     let n = 64 << 20  // 256 MiB of floats
     let buf = UnsafeMutablePointer<Float>.allocate(capacity: n)
     defer { buf.deallocate() }
@@ -71,7 +71,7 @@ func bandwidthGBs(threads: Int) -> Double {
     var best = Double.infinity
     let sums = UnsafeMutablePointer<Float>.allocate(capacity: threads)
     defer { sums.deallocate() }
-    for _ in 0..<4 {
+    for _ in 0..<passes {
         let t0 = Clock.nowMs()
         parallelFor(parts.count, threads: threads) { p in
             var s0: SIMD16<Float> = .zero
@@ -360,14 +360,19 @@ if args.first == "decode-ab" {
     // --bf16-compute f32,bf16: what bf16 weights multiply in (ComputeRates.bf16DecodeCompute; default: the CPU's)
     let bf16Computes: [MatmulPrecision?] = option("--bf16-compute").map { $0.split(separator: ",").map { MatmulPrecision(rawValue: String($0)) } } ?? [nil]
     let minKiBs = (option("--gemv-min-kib") ?? String(gemvMinBytesPerThread >> 10)).split(separator: ",").compactMap { Int($0) }
-    var runs: [(dtype: String, kv: KVCacheType, threads: Int, level: Int32, rows: Int32, compute: MatmulPrecision?, minKiB: Int, long: Session, empty: Session,
-                tLong: [Double], tEmpty: [Double])] = []
+    let taskKiBs = (option("--gemv-task-kib") ?? String(gemvTaskBytes >> 10)).split(separator: ",").compactMap { Int($0) }
+    // --bandwidth: after each turn, one streaming read of 256 MiB on the turn's threads, so the
+    // decode's bytes per second can be set against what the memory gave in the same minutes
+    let withBandwidth = args.contains("--bandwidth")
+    var runs: [(dtype: String, kv: KVCacheType, threads: Int, level: Int32, rows: Int32, compute: MatmulPrecision?, minKiB: Int, taskKiB: Int, long: Session, empty: Session,
+                tLong: [Double], tEmpty: [Double], read: [Double])] = []
     for compute in bf16Computes {
     ComputeRates.bf16WeightComputeOverride = compute
     for level in levels {
      hk_set_max_level(level)
      for rows in gemvRows {
      for minKiB in minKiBs {
+     for taskKiB in taskKiBs {
      for dtype in dtypes {
       let w = dtype == "int8" ? base.converted(to: .int8) : (dtype == "bf16" ? base.converted(to: .bf16) : base)
       let decoder = Decoder(dims: dims, weights: w)
@@ -383,9 +388,11 @@ if args.first == "decode-ab" {
         try long.evaluate(prompt)
         try empty.evaluate([1])
         gemvMinBytesPerThread = minKiB << 10
-        runs.append((dtype, kvType, threads, level, rows, compute, minKiB, long, empty, [], []))
+        gemvTaskBytes = taskKiB << 10
+        runs.append((dtype, kvType, threads, level, rows, compute, minKiB, taskKiB, long, empty, [], [], []))
        }
       }
+     }
      }
      }
      }
@@ -398,6 +405,7 @@ if args.first == "decode-ab" {
             hk_set_gemv_rows(runs[i].rows)
             ComputeRates.bf16WeightComputeOverride = runs[i].compute
             gemvMinBytesPerThread = runs[i].minKiB << 10
+            gemvTaskBytes = runs[i].taskKiB << 10
             for (session, isLong) in [(runs[i].long, true), (runs[i].empty, false)] {
                 for _ in 0..<per {
                     let t0 = Clock.nowMs()
@@ -407,24 +415,36 @@ if args.first == "decode-ab" {
                     tok = (tok &* 31 &+ 7) % Int32(dims.V)
                 }
             }
+            if withBandwidth { runs[i].read.append(bandwidthGBs(threads: runs[i].threads, passes: 1)) }
         }
     }
     func median(_ x: [Double]) -> Double { x.sorted()[x.count / 2] }
     // rates at the 75th and 25th percentile of per-token time: the slow and fast ends of the middle half
     func rate(_ x: [Double], _ q: Double) -> Double { 1000 / x.sorted()[min(x.count - 1, Int(Double(x.count) * q))] }
+    // weights read per token from an empty context (the KV cache adds little there), against
+    // the median streaming read of the same rounds
+    func bandwidthFields(_ r: (dtype: String, kv: KVCacheType, threads: Int, level: Int32, rows: Int32, compute: MatmulPrecision?,
+                               minKiB: Int, taskKiB: Int, long: Session, empty: Session, tLong: [Double], tEmpty: [Double], read: [Double])) -> [(String, Any)] {
+        let bytesPerWeight = r.dtype == "f32" ? 4.0 : r.dtype == "int8" ? 34.0 / 32 : 2.0
+        let gb = (matmulParamsPerToken(dims) + Double(dims.V * dims.C)) * bytesPerWeight / 1e9
+        let decode = gb * 1000 / median(r.tEmpty), read = median(r.read)
+        return [("weights_gb_per_token", gb), ("decode_gb_s_empty_ctx", decode), ("read_gb_s_median", read),
+                ("read_gb_s_min", r.read.min() ?? 0), ("read_gb_s_max", r.read.max() ?? 0), ("decode_vs_read", decode / read)]
+    }
     for r in runs {
         hk_set_max_level(r.level)
         hk_set_gemv_rows(r.rows)
         let level = Int(hk_level()), rowsPerPass = Int(hk_gemv_rows(r.dtype == "bf16" ? 1 : 0))
         hk_set_max_level(-1)
         hk_set_gemv_rows(0)
-        print(json([("bench", "decode-ab"), ("case", option("--model") ?? s.name), ("threads", r.threads), ("dtype", r.dtype), ("kv", r.kv.rawValue),
-                    ("kernel_level", level), ("gemv_rows", rowsPerPass), ("gemv_min_kib", r.minKiB),
+        let fields: [(String, Any)] = [("bench", "decode-ab"), ("case", option("--model") ?? s.name), ("threads", r.threads), ("dtype", r.dtype), ("kv", r.kv.rawValue),
+                    ("kernel_level", level), ("gemv_rows", rowsPerPass), ("gemv_min_kib", r.minKiB), ("gemv_task_kib", r.taskKiB),
                     ("bf16_compute", r.dtype == "bf16" ? (r.compute ?? ComputeRates.current.bf16DecodeCompute).rawValue : "-"),
                     ("prompt_tokens", promptLen), ("tokens_each", r.tLong.count),
                     ("decode_tok_s_median", 1000 / median(r.tLong)), ("decode_tok_s_empty_ctx_median", 1000 / median(r.tEmpty)),
                     ("decode_tok_s_empty_ctx_p25", rate(r.tEmpty, 0.75)), ("decode_tok_s_empty_ctx_p75", rate(r.tEmpty, 0.25)),
-                    ("decode_tok_s_empty_ctx_mean", Double(r.tEmpty.count) * 1000 / r.tEmpty.reduce(0, +))]))
+                    ("decode_tok_s_empty_ctx_mean", Double(r.tEmpty.count) * 1000 / r.tEmpty.reduce(0, +))]
+        print(json(fields + (withBandwidth ? bandwidthFields(r) : [])))
     }
     exit(0)
 }

@@ -129,6 +129,15 @@ func gemvParallel(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, w: 
 /// Settable for such measurements; not meant to change while decoding.
 public nonisolated(unsafe) var gemvMinBytesPerThread = 128 << 10
 
+/// The most weight bytes in one task of a decode GEMV (the unit the pool's threads take in
+/// turn). A thread streams its task's rows in one run, so larger tasks restart the hardware
+/// prefetchers less often; gemvBatch still cuts a job into at least four tasks a thread (down to
+/// 64 KiB a task) so the threads finish together. In one process on Zen 4 (`hmst-bench
+/// decode-ab --model <llamacpp_peer.py's GGUF> --gemv-task-kib 64,256 --bandwidth`), 256 KiB
+/// against the former fixed 64 KiB: moe512 bf16 +6-14%, f32 +6%, int8 +12%; dense512 bf16
+/// +0-9%, f32 +3%, int8 +20% (512 KiB was no better). Settable for such measurements.
+public nonisolated(unsafe) var gemvTaskBytes = 256 << 10
+
 /// One GEMV of a batch: out[w.rows] = w · x[w.cols].
 struct GEMVJob {
     let out: UnsafeMutablePointer<Float>
@@ -157,7 +166,8 @@ func gemvBatch(_ jobs: [GEMVJob], threads: Int) {
     withUnsafeTemporaryAllocation(byteCount: max(64, actBytes), alignment: 64) { act in
         let base = act.baseAddress!
         for input in inputs { hk_q8_quantize_act(base + input.offset, input.x, input.cols) }
-        // the tasks as plain C structs (hk_gemv_task), about 64 KiB of weights each
+        // the tasks as plain C structs (hk_gemv_task), up to gemvTaskBytes of weights each
+        let taskBytes = min(gemvTaskBytes, max(64 << 10, bytes / (4 * max(1, threads))))
         var tasks: [hk_gemv_task] = []
         tasks.reserveCapacity(64)
         for (j, job) in jobs.enumerated() {
@@ -169,7 +179,7 @@ func gemvBatch(_ jobs: [GEMVJob], threads: Int) {
             case let .q8(q, s): (kind, weights, scales) = (Int64(HK_GEMV_Q8), UnsafeRawPointer(q), s)
             case let .q8Rows4(q, s): (kind, weights, scales) = (Int64(HK_GEMV_Q8_ROWS4), UnsafeRawPointer(q), s)
             }
-            var rowsPerTask = max(1, (1 << 16) / max(1, w.cols * w.bytesPerElement))
+            var rowsPerTask = max(1, taskBytes / max(1, w.cols * w.bytesPerElement))
             if kind == Int64(HK_GEMV_Q8_ROWS4) { rowsPerTask = (rowsPerTask + 3) & ~3 }   // whole quads
             let jobAct = w.isQ8 ? UnsafeRawPointer(base + actOffset[j]) : nil
             var r = 0
