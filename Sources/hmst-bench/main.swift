@@ -423,13 +423,12 @@ if args.first == "decode-ab" {
     func rate(_ x: [Double], _ q: Double) -> Double { 1000 / x.sorted()[min(x.count - 1, Int(Double(x.count) * q))] }
     // weights read per token from an empty context (the KV cache adds little there), against
     // the median streaming read of the same rounds
-    func bandwidthFields(_ r: (dtype: String, kv: KVCacheType, threads: Int, level: Int32, rows: Int32, compute: MatmulPrecision?,
-                               minKiB: Int, taskKiB: Int, long: Session, empty: Session, tLong: [Double], tEmpty: [Double], read: [Double])) -> [(String, Any)] {
-        let bytesPerWeight = r.dtype == "f32" ? 4.0 : r.dtype == "int8" ? 34.0 / 32 : 2.0
+    func bandwidthFields(dtype: String, tEmpty: [Double], reads: [Double]) -> [(String, Any)] {
+        let bytesPerWeight = dtype == "f32" ? 4.0 : dtype == "int8" ? 34.0 / 32 : 2.0
         let gb = (matmulParamsPerToken(dims) + Double(dims.V * dims.C)) * bytesPerWeight / 1e9
-        let decode = gb * 1000 / median(r.tEmpty), read = median(r.read)
+        let decode = gb * 1000 / median(tEmpty), read = median(reads)
         return [("weights_gb_per_token", gb), ("decode_gb_s_empty_ctx", decode), ("read_gb_s_median", read),
-                ("read_gb_s_min", r.read.min() ?? 0), ("read_gb_s_max", r.read.max() ?? 0), ("decode_vs_read", decode / read)]
+                ("read_gb_s_min", reads.min() ?? 0), ("read_gb_s_max", reads.max() ?? 0), ("decode_vs_read", decode / read)]
     }
     for r in runs {
         hk_set_max_level(r.level)
@@ -444,7 +443,7 @@ if args.first == "decode-ab" {
                     ("decode_tok_s_median", 1000 / median(r.tLong)), ("decode_tok_s_empty_ctx_median", 1000 / median(r.tEmpty)),
                     ("decode_tok_s_empty_ctx_p25", rate(r.tEmpty, 0.75)), ("decode_tok_s_empty_ctx_p75", rate(r.tEmpty, 0.25)),
                     ("decode_tok_s_empty_ctx_mean", Double(r.tEmpty.count) * 1000 / r.tEmpty.reduce(0, +))]
-        print(json(fields + (withBandwidth ? bandwidthFields(r) : [])))
+        print(json(fields + (withBandwidth ? bandwidthFields(dtype: r.dtype, tEmpty: r.tEmpty, reads: r.read) : [])))
     }
     exit(0)
 }

@@ -135,7 +135,7 @@ public nonisolated(unsafe) var gemvMinBytesPerThread = 128 << 10
 /// 64 KiB a task) so the threads finish together. In one process on Zen 4 (`hmst-bench
 /// decode-ab --model <llamacpp_peer.py's GGUF> --gemv-task-kib 64,256 --bandwidth`), 256 KiB
 /// against the former fixed 64 KiB: moe512 bf16 +6-14%, f32 +6%, int8 +12%; dense512 bf16
-/// +0-9%, f32 +3%, int8 +20% (512 KiB was no better). Settable for such measurements.
+/// +0-10%, f32 +3%, int8 +20% (512 KiB was no better). Settable for such measurements.
 public nonisolated(unsafe) var gemvTaskBytes = 256 << 10
 
 /// One GEMV of a batch: out[w.rows] = w · x[w.cols].

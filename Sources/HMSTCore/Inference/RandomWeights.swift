@@ -32,7 +32,7 @@ public enum RandomInit: Sendable {
     /// text routes alike: in moe512, consecutive tokens share 74% of their expert choices, and
     /// decode rereads experts from the cache (hmst-bench's moe512 decode rates up to 12% above
     /// the same shape with balanced routing).
-    case uniform(std: Float)
+    case plain(std: Float)
     /// the scales of benchmarks/llamacpp_peer.py's model: embeddings normal(0, 1), q/k 0.05, the
     /// router 0.5, the LM head 0.05, other matrices 0.02, norms 1 + normal(0, 0.1). Routing is
     /// token-dependent (consecutive tokens share 25% of their experts, chance for top-2 of 8), as
@@ -42,7 +42,7 @@ public enum RandomInit: Sendable {
     /// The std of the matrix `name`.
     func std(_ name: String) -> Float {
         switch self {
-        case let .uniform(std): return std
+        case let .plain(std): return std
         case .routed:
             if name == MixtralNames.embed { return 1 }
             if name == MixtralNames.lmHead || name.hasSuffix(".q_proj.weight") || name.hasSuffix(".k_proj.weight") { return 0.05 }
@@ -54,7 +54,7 @@ public enum RandomInit: Sendable {
     /// The std of a norm weight around 1.
     var normJitter: Float {
         switch self {
-        case .uniform: return 0
+        case .plain: return 0
         case .routed: return 0.1
         }
     }
@@ -64,7 +64,7 @@ public enum RandomWeights {
     /// Returns the weights and, by HF tensor name, every tensor created (for saving).
     public static func make(dims d: DecoderDims, seed: UInt64, std: Float = 0.02, bf16: Bool = false)
         throws -> (weights: DecoderWeights, tensors: [(name: String, weight: Weight)]) {
-        try make(dims: d, seed: seed, init: .uniform(std: std), bf16: bf16)
+        try make(dims: d, seed: seed, init: .plain(std: std), bf16: bf16)
     }
 
     /// Returns the weights scaled as `init` says and, by HF tensor name, every tensor created.

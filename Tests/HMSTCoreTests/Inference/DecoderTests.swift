@@ -210,7 +210,7 @@ final class DecoderTests: XCTestCase {
     /// rates are not lifted by rereading the same experts from the cache, which the plain init
     /// (every matrix 0.02, norms 1) does.
     func testRoutedInitRoutesByToken() throws {
-        let routed = try expertRepeatShare(.routed), plain = try expertRepeatShare(.uniform(std: 0.02))
+        let routed = try expertRepeatShare(.routed), plain = try expertRepeatShare(.plain(std: 0.02))
         XCTAssertLessThan(routed, 0.38, "routed init: consecutive tokens share \(routed) of their experts")
         XCTAssertGreaterThan(plain, 0.38, "plain init: consecutive tokens share \(plain) of their experts")
     }
