@@ -364,48 +364,57 @@ if args.first == "decode-ab" {
     // --bandwidth: after each turn, one streaming read of 256 MiB on the turn's threads, so the
     // decode's bytes per second can be set against what the memory gave in the same minutes
     let withBandwidth = args.contains("--bandwidth")
-    var runs: [(dtype: String, kv: KVCacheType, threads: Int, level: Int32, rows: Int32, compute: MatmulPrecision?, minKiB: Int, taskKiB: Int, long: Session, empty: Session,
-                tLong: [Double], tEmpty: [Double], read: [Double])] = []
-    for compute in bf16Computes {
-    ComputeRates.bf16WeightComputeOverride = compute
-    for level in levels {
-     hk_set_max_level(level)
-     for rows in gemvRows {
-     for minKiB in minKiBs {
-     for taskKiB in taskKiBs {
-     for dtype in dtypes {
-      let w = dtype == "int8" ? base.converted(to: .int8) : (dtype == "bf16" ? base.converted(to: .bf16) : base)
-      let decoder = Decoder(dims: dims, weights: w)
-      for kvType in kvTypes {
-       for threads in threadCounts {
-        var p = SessionParams()
-        p.nCtx = promptLen + rounds * per + 8
-        p.nBatch = promptLen
-        p.nThreads = threads
-        p.kvType = kvType
-        let long = try Session(decoder: decoder, params: p), empty = try Session(decoder: decoder, params: p)
-        hk_set_gemv_rows(rows)
-        try long.evaluate(prompt)
-        try empty.evaluate([1])
-        gemvMinBytesPerThread = minKiB << 10
-        gemvTaskBytes = taskKiB << 10
-        runs.append((dtype, kvType, threads, level, rows, compute, minKiB, taskKiB, long, empty, [], [], []))
-       }
-      }
-     }
-     }
-     }
-     }
+    /// The kernel settings of one turn, applied before it runs.
+    struct Knobs {
+        var level: Int32, rows: Int32, compute: MatmulPrecision?, minKiB: Int, taskKiB: Int
+        func apply() {
+            hk_set_max_level(level)
+            hk_set_gemv_rows(rows)
+            ComputeRates.bf16WeightComputeOverride = compute
+            gemvMinBytesPerThread = minKiB << 10
+            gemvTaskBytes = taskKiB << 10
+        }
     }
+    /// One configuration decoded in turns: its sessions and what each turn measured.
+    struct Turns {
+        let dtype: String, kv: KVCacheType, threads: Int, knobs: Knobs, long: Session, empty: Session
+        var tLong: [Double] = [], tEmpty: [Double] = [], read: [Double] = []
+    }
+    var knobSets: [Knobs] = []
+    for compute in bf16Computes {
+        for level in levels {
+            for rows in gemvRows {
+                for minKiB in minKiBs {
+                    for taskKiB in taskKiBs { knobSets.append(Knobs(level: level, rows: rows, compute: compute, minKiB: minKiB, taskKiB: taskKiB)) }
+                }
+            }
+        }
+    }
+    var runs: [Turns] = []
+    for knobs in knobSets {
+        knobs.apply()
+        for dtype in dtypes {
+            let w = dtype == "int8" ? base.converted(to: .int8) : (dtype == "bf16" ? base.converted(to: .bf16) : base)
+            let decoder = Decoder(dims: dims, weights: w)
+            for kvType in kvTypes {
+                for threads in threadCounts {
+                    var p = SessionParams()
+                    p.nCtx = promptLen + rounds * per + 8
+                    p.nBatch = promptLen
+                    p.nThreads = threads
+                    p.kvType = kvType
+                    let long = try Session(decoder: decoder, params: p), empty = try Session(decoder: decoder, params: p)
+                    try long.evaluate(prompt)
+                    try empty.evaluate([1])
+                    runs.append(Turns(dtype: dtype, kv: kvType, threads: threads, knobs: knobs, long: long, empty: empty))
+                }
+            }
+        }
     }
     var tok: Int32 = 1
     for _ in 0..<rounds {
         for i in runs.indices {
-            hk_set_max_level(runs[i].level)
-            hk_set_gemv_rows(runs[i].rows)
-            ComputeRates.bf16WeightComputeOverride = runs[i].compute
-            gemvMinBytesPerThread = runs[i].minKiB << 10
-            gemvTaskBytes = runs[i].taskKiB << 10
+            runs[i].knobs.apply()
             for (session, isLong) in [(runs[i].long, true), (runs[i].empty, false)] {
                 for _ in 0..<per {
                     let t0 = Clock.nowMs()
@@ -431,14 +440,13 @@ if args.first == "decode-ab" {
                 ("read_gb_s_min", reads.min() ?? 0), ("read_gb_s_max", reads.max() ?? 0), ("decode_vs_read", decode / read)]
     }
     for r in runs {
-        hk_set_max_level(r.level)
-        hk_set_gemv_rows(r.rows)
+        r.knobs.apply()
         let level = Int(hk_level()), rowsPerPass = Int(hk_gemv_rows(r.dtype == "bf16" ? 1 : 0))
         hk_set_max_level(-1)
         hk_set_gemv_rows(0)
         let fields: [(String, Any)] = [("bench", "decode-ab"), ("case", option("--model") ?? s.name), ("threads", r.threads), ("dtype", r.dtype), ("kv", r.kv.rawValue),
-                    ("kernel_level", level), ("gemv_rows", rowsPerPass), ("gemv_min_kib", r.minKiB), ("gemv_task_kib", r.taskKiB),
-                    ("bf16_compute", r.dtype == "bf16" ? (r.compute ?? ComputeRates.current.bf16DecodeCompute).rawValue : "-"),
+                    ("kernel_level", level), ("gemv_rows", rowsPerPass), ("gemv_min_kib", r.knobs.minKiB), ("gemv_task_kib", r.knobs.taskKiB),
+                    ("bf16_compute", r.dtype == "bf16" ? (r.knobs.compute ?? ComputeRates.current.bf16DecodeCompute).rawValue : "-"),
                     ("prompt_tokens", promptLen), ("tokens_each", r.tLong.count),
                     ("decode_tok_s_median", 1000 / median(r.tLong)), ("decode_tok_s_empty_ctx_median", 1000 / median(r.tEmpty)),
                     ("decode_tok_s_empty_ctx_p25", rate(r.tEmpty, 0.75)), ("decode_tok_s_empty_ctx_p75", rate(r.tEmpty, 0.25)),
