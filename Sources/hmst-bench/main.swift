@@ -62,11 +62,11 @@ func sgemmGFLOPs(threads: Int) -> Double {
     return 2.0 * Double(m * n * k) / (best / 1000) / 1e9
 }
 
-func bandwidthGBs(threads: Int, passes: Int = 4) -> Double {
-    let n = 64 << 20  // 256 MiB of floats
-    let buf = UnsafeMutablePointer<Float>.allocate(capacity: n)
-    defer { buf.deallocate() }
-    buf.initialize(repeating: 1, count: n)
+/// A streaming read of 256 MiB of floats on `threads`, best of `passes`, in GB/s. `buffer`: one
+/// made by readBuffer() to reuse across calls (decode-ab reads after every turn); nil, a fresh one.
+func bandwidthGBs(threads: Int, passes: Int = 4, buffer: FloatBuffer? = nil) -> Double {
+    let held = buffer ?? readBuffer()
+    let n = held.count, buf = held.pointer
     let parts = splitRange(n, parts: threads)
     var best = Double.infinity
     let sums = UnsafeMutablePointer<Float>.allocate(capacity: threads)
@@ -86,7 +86,15 @@ func bandwidthGBs(threads: Int, passes: Int = 4) -> Double {
         }
         best = min(best, Clock.nowMs() - t0)
     }
+    withExtendedLifetime(held) {}
     return Double(n * 4) / (best / 1000) / 1e9
+}
+
+/// bandwidthGBs' 256 MiB, every page written.
+func readBuffer() -> FloatBuffer {
+    let b = FloatBuffer(count: 64 << 20, zeroed: false)
+    b.pointer.initialize(repeating: 1, count: b.count)
+    return b
 }
 
 // ---- model cost --------------------------------------------------------------------------------
@@ -363,7 +371,7 @@ if args.first == "decode-ab" {
     let taskKiBs = (option("--gemv-task-kib") ?? String(gemvTaskBytes >> 10)).split(separator: ",").compactMap { Int($0) }
     // --bandwidth: after each turn, one streaming read of 256 MiB on the turn's threads, so the
     // decode's bytes per second can be set against what the memory gave in the same minutes
-    let withBandwidth = args.contains("--bandwidth")
+    let readBuf = args.contains("--bandwidth") ? readBuffer() : nil
     /// The kernel settings of one turn, applied before it runs.
     struct Knobs {
         var level: Int32, rows: Int32, compute: MatmulPrecision?, minKiB: Int, taskKiB: Int
@@ -424,7 +432,7 @@ if args.first == "decode-ab" {
                     tok = (tok &* 31 &+ 7) % Int32(dims.V)
                 }
             }
-            if withBandwidth { runs[i].read.append(bandwidthGBs(threads: runs[i].threads, passes: 1)) }
+            if let readBuf { runs[i].read.append(bandwidthGBs(threads: runs[i].threads, passes: 1, buffer: readBuf)) }
         }
     }
     func median(_ x: [Double]) -> Double { x.sorted()[x.count / 2] }
@@ -451,7 +459,7 @@ if args.first == "decode-ab" {
                     ("decode_tok_s_median", 1000 / median(r.tLong)), ("decode_tok_s_empty_ctx_median", 1000 / median(r.tEmpty)),
                     ("decode_tok_s_empty_ctx_p25", rate(r.tEmpty, 0.75)), ("decode_tok_s_empty_ctx_p75", rate(r.tEmpty, 0.25)),
                     ("decode_tok_s_empty_ctx_mean", Double(r.tEmpty.count) * 1000 / r.tEmpty.reduce(0, +))]
-        print(json(fields + (withBandwidth ? bandwidthFields(dtype: r.dtype, tEmpty: r.tEmpty, reads: r.read) : [])))
+        print(json(fields + (readBuf != nil ? bandwidthFields(dtype: r.dtype, tEmpty: r.tEmpty, reads: r.read) : [])))
     }
     exit(0)
 }

@@ -13,11 +13,10 @@ final class GEMVBatchTests: XCTestCase {
         let va = (0..<(rowsA * cols)).map { _ in rng.nextGaussian() * 0.05 }
         let vb = (0..<(rowsB * cols)).map { _ in rng.nextGaussian() * 0.05 }
         let xa = (0..<cols).map { _ in rng.nextGaussian() }, xb = (0..<cols).map { _ in rng.nextGaussian() }
-        let pa = UnsafeMutablePointer<Float>.allocate(capacity: va.count), pb = UnsafeMutablePointer<Float>.allocate(capacity: vb.count)
-        pa.initialize(from: va, count: va.count)
-        pb.initialize(from: vb, count: vb.count)
-        let keep = FreeOnDeinit([pa, pb])
-        return (Weight(.f32(pa), rows: rowsA, cols: cols, owner: keep), Weight(.f32(pb), rows: rowsB, cols: cols, owner: keep),
+        let pa = FloatBuffer(count: va.count, zeroed: false), pb = FloatBuffer(count: vb.count, zeroed: false)
+        pa.pointer.initialize(from: va, count: va.count)
+        pb.pointer.initialize(from: vb, count: vb.count)
+        return (Weight(.f32(pa.pointer), rows: rowsA, cols: cols, owner: pa), Weight(.f32(pb.pointer), rows: rowsB, cols: cols, owner: pb),
                 xa, xb, [va, vb])
     }
 
@@ -40,8 +39,9 @@ final class GEMVBatchTests: XCTestCase {
     }
 
     func testEveryTaskSizeAndThreadCountGivesTheSameRows() throws {
+        let before = Threads.count
         try Threads.set(3)
-        defer { try? Threads.set(2) }
+        defer { try? Threads.set(before) }
         let (a32, b32, xa, xb, values) = weights()
         for type in ["f32", "bf16", "int8"] {
             let (a, b): (Weight, Weight)
@@ -71,11 +71,4 @@ final class GEMVBatchTests: XCTestCase {
             }
         }
     }
-}
-
-/// Frees the test's weight buffers when the Weights holding it go.
-private final class FreeOnDeinit {
-    let pointers: [UnsafeMutablePointer<Float>]
-    init(_ p: [UnsafeMutablePointer<Float>]) { pointers = p }
-    deinit { pointers.forEach { $0.deallocate() } }
 }
