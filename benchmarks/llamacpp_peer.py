@@ -20,7 +20,7 @@ shapes, hidden 512, 8 layers, FFN 1536, vocab 32000; micro is hmst's smallest pr
 2. Checks that both programs run the same model: hmst's logits from the safetensors directory
    against hmst's from the f32 GGUF (validates the conversion and hmst's GGUF import), and
    llama.cpp's logits (benchmarks/llamacpp-peer/logits.cpp, compiled here against the llama.cpp
-   build) against hmst's on the same GGUF file for f32, bf16 and q8_0. One decode step per token,
+   build) against hmst's on the same GGUF file for f32, f16, bf16 and q8_0. One decode step per token,
    24 tokens; printed as "check" lines (max |diff| / max |logit|, and top-1 agreement).
 3. Speed, `--rounds` rounds; in each round every (case, file) is timed once by llama-bench
    (`-p 512 -n 128 -d 0,512 -r 1 -t T --repack 0`, its own warm-up, its defaults otherwise: f16
@@ -29,9 +29,10 @@ shapes, hidden 512, 8 layers, FFN 1536, vocab 32000; micro is hmst's smallest pr
    warm-up, then the same four tests: pp512 and tg128 from an empty context and after a
    512-token prompt that is not timed, tokens/s = tokens / wall time of the test; its KV cache
    bf16, `--hmst-kv`, as llama.cpp's is 16-bit: f32 was the default before session 25), the side that
-   goes first alternating by round. hmst reads the same GGUF files: f32 as stored, bf16 as stored
+   goes first alternating by round. hmst reads the same GGUF files: f32, f16 and bf16 as stored
    (mmap), q8_0 repacked into its int8 layout (the same quantized values llama.cpp uses).
-   llama.cpp's 16-bit figure is f16 (the common format) and bf16 (an extra column).
+   The 16-bit cells are f16 against f16 (the common format) and bf16 against bf16 (until session
+   30 hmst widened f16 to f32, and its bf16 stood in against llama.cpp's f16).
    --omp-wait-policy passive sets OMP_WAIT_POLICY for both sides' processes: it keeps 2-thread
    llama.cpp from collapsing when another tenant takes a core (its OpenMP barriers spin), but
    halves its 2-thread decode on these small models, so the default leaves it unset. A run
@@ -61,12 +62,12 @@ CASES = {
     "dense512": (512, 8, 8, 8, 1536, 1, 1, 32000),
     "moe512": (512, 8, 8, 8, 1536, 8, 2, 32000),
 }
-# (label, GGUF file type, which side runs it, hmst's name for it)
+# (label, GGUF file type, hmst's name for it); both sides run every file
 FILES = [
-    ("f32", "f32", "both", "f32"),
-    ("16bit", "f16", "llama", None),
-    ("16bit", "bf16", "both", "bf16"),
-    ("8bit", "q8_0", "both", "int8"),
+    ("f32", "f32", "f32"),
+    ("16bit", "f16", "f16"),
+    ("16bit", "bf16", "bf16"),
+    ("8bit", "q8_0", "int8"),
 ]
 TESTS = [("pp512", 512, 0, 0), ("tg128", 0, 128, 0), ("pp512@d512", 512, 0, 512), ("tg128@d512", 0, 128, 512)]
 
@@ -492,7 +493,7 @@ def main():
             emit({**common, "kind": "check", "threads": check_threads, "case": c, "a": "hmst safetensors int8 (quantized at load)", "b": "hmst gguf q8_0",
                   **compare(hmst_logits(ckpt, "int8", toks, check_threads, tmp),
                             hmst_logits(files["q8_0"], "as_stored", toks, check_threads, tmp))}, out)
-            for t in ("f32", "bf16", "q8_0"):
+            for t in ("f32", "f16", "bf16", "q8_0"):
                 h = hmst_logits(files[t], "as_stored", toks, check_threads, tmp)
                 l = llamacpp_logits(tool, files[t], toks, check_threads, os.path.join(a.workdir, "logits.bin"), V)
                 emit({**common, "kind": "check", "threads": check_threads, "case": c, "a": f"hmst gguf {t}", "b": f"llama.cpp gguf {t}", **compare(h, l)}, out)
@@ -508,10 +509,8 @@ def main():
             for c in cases:
                 _, files = paths[c]
                 jobs = []
-                for label, ftype, who, hname in FILES:
-                    jobs.append(("llama.cpp", ftype))
-                    if who == "both":
-                        jobs.append(("hmst", ftype))
+                for _, ftype, _ in FILES:
+                    jobs += [("llama.cpp", ftype), ("hmst", ftype)]
                 if rnd % 2 == 1:
                     jobs.reverse()
                 for side, ftype in jobs:
@@ -533,22 +532,20 @@ def main():
                         emit({**common, "kind": "raw", "round": rnd, "threads": threads, "case": c, "side": side, "file": ftype,
                               "test": test, "tok_s": round(v, 2), "loadavg_1m_before": round(load0, 2),
                               "wall_s": round(time.time() - t0, 1)}, out)
-    hname = {ftype: h for _, ftype, _, h in FILES}
 
     def stats(prefix, v):
         return {prefix + "median": round(statistics.median(v), 2) if v else None, prefix + "min": round(min(v), 2) if v else None,
                 prefix + "max": round(max(v), 2) if v else None, prefix + "n": len(v)}
     for threads in threads_list:
         for c in cases:
-            for label, ftype, who, _ in FILES:
+            for label, ftype, hname in FILES:
                 for test, *_ in TESTS:
                     lv = raw.get((threads, c, "llama.cpp", ftype, test), [])
-                    hfile = ftype if who == "both" else "bf16"
-                    hv = raw.get((threads, c, "hmst", hfile, test), [])
+                    hv = raw.get((threads, c, "hmst", ftype, test), [])
                     cell = {**common, "kind": "cell", "threads": threads, "case": c, "precision": label, "test": test,
                             "rounds": a.rounds, "llamacpp_type": ftype, **stats("llamacpp_tok_s_", lv),
                             "llamacpp_kv": f"{meta.get('type_k')}/{meta.get('type_v')}", "llamacpp_flash_attn": meta.get("flash_attn"),
-                            "hmst_weights": hname[hfile], "hmst_kv": a.hmst_kv, **stats("hmst_tok_s_", hv)}
+                            "hmst_weights": hname, "hmst_kv": a.hmst_kv, **stats("hmst_tok_s_", hv)}
                     if lv and hv:
                         cell["ratio_hmst_over_llamacpp"] = round(statistics.median(hv) / statistics.median(lv), 3)
                     emit(cell, out)

@@ -279,6 +279,7 @@ HMST_API int hmst_model_init_random(const char *preset, uint64_t seed, hmst_mode
 
 /* Writes the model as a checkpoint directory (config.json, model.safetensors, and
  * tokenizer.json if the model has a tokenizer), each file atomically. dtype: "f32", "bf16",
+ * "f16" (IEEE half; a weight beyond ±65504 fails the save with HMST_STATUS_INVALID_ARGUMENT),
  * "int8" (Q8_0 blocks: see "int8 weights" below) or "int8-rows4" (the same blocks, the decode
  * matrices in the row-quad order hmst's int8 GEMV reads, so loading maps them without a copy;
  * other readers must reorder them, see "int8 weights").

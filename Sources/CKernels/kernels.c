@@ -196,11 +196,35 @@ static void gemv_f32_portable(float *y, const float *w, const float *x, size_t c
     }
 }
 
+static void gemv_f16_portable(float *y, const uint16_t *w, const float *x, size_t cols, size_t r0, size_t r1) {
+    for (size_t r = r0; r < r1; r++) {
+        const uint16_t *row = w + r * cols;
+        float a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+        size_t c = 0;
+        for (; c + 4 <= cols; c += 4) {
+            _Float16 h[4];
+            memcpy(h, row + c, sizeof h);
+            a0 += (float)h[0] * x[c];
+            a1 += (float)h[1] * x[c + 1];
+            a2 += (float)h[2] * x[c + 2];
+            a3 += (float)h[3] * x[c + 3];
+        }
+        for (; c < cols; c++) {
+            _Float16 h;
+            memcpy(&h, row + c, 2);
+            a0 += (float)h * x[c];
+        }
+        y[r] = (a0 + a1) + (a2 + a3);
+    }
+}
+
 #if HK_X86
 extern void hk_gemv_bf16_avx512(float *y, const uint16_t *w, const float *x, size_t cols, size_t r0, size_t r1);
 extern void hk_gemv_f32_avx512(float *y, const float *w, const float *x, size_t cols, size_t r0, size_t r1);
 extern void hk_gemv_bf16_avx2(float *y, const uint16_t *w, const float *x, size_t cols, size_t r0, size_t r1);
 extern void hk_gemv_f32_avx2(float *y, const float *w, const float *x, size_t cols, size_t r0, size_t r1);
+extern void hk_gemv_f16_avx512(float *y, const uint16_t *w, const float *x, size_t cols, size_t r0, size_t r1);
+extern void hk_gemv_f16_avx2(float *y, const uint16_t *w, const float *x, size_t cols, size_t r0, size_t r1);
 #endif
 
 void hk_gemv_bf16(float *y, const uint16_t *w, const float *x, size_t cols, size_t r0, size_t r1) {
@@ -221,6 +245,15 @@ void hk_gemv_f32(float *y, const float *w, const float *x, size_t cols, size_t r
     gemv_f32_portable(y, w, x, cols, r0, r1);
 }
 
+void hk_gemv_f16(float *y, const uint16_t *w, const float *x, size_t cols, size_t r0, size_t r1) {
+#if HK_X86
+    /* every AVX-512 CPU has F16C; AVX2 ones are checked */
+    if (hk_level() >= HK_LEVEL_AVX512) { hk_gemv_f16_avx512(y, w, x, cols, r0, r1); return; }
+    if (has_f16c()) { hk_gemv_f16_avx2(y, w, x, cols, r0, r1); return; }
+#endif
+    gemv_f16_portable(y, w, x, cols, r0, r1);
+}
+
 /* ---- decode GEMV tasks --------------------------------------------------------------------- */
 
 void hk_gemv_task_run(void *tasks, int64_t i) {
@@ -228,6 +261,7 @@ void hk_gemv_task_run(void *tasks, int64_t i) {
     switch (t->kind) {
     case HK_GEMV_F32: hk_gemv_f32(t->y, (const float *)t->w, t->x, t->cols, t->r0, t->r1); break;
     case HK_GEMV_BF16: hk_gemv_bf16(t->y, (const uint16_t *)t->w, t->x, t->cols, t->r0, t->r1); break;
+    case HK_GEMV_F16: hk_gemv_f16(t->y, (const uint16_t *)t->w, t->x, t->cols, t->r0, t->r1); break;
     case HK_GEMV_BF16_DOT: hk_gemv_bf16_dot(t->y, (const uint16_t *)t->w, t->x, t->cols, t->r0, t->r1); break;
     case HK_GEMV_Q8: hk_gemv_q8(t->y, (const int8_t *)t->w, t->scales, t->act, t->cols, t->r0, t->r1); break;
     case HK_GEMV_Q8_ROWS4:

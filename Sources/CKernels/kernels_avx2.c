@@ -10,6 +10,8 @@
  * A row's value depends only on the row, never on the range it was computed in.
  */
 #include "hmst_kernels.h"
+
+#include <string.h>
 #include "hk_avx2.h"
 
 #if defined(__x86_64__)
@@ -67,6 +69,22 @@ static inline float f32_scalar(float v) { return v; }
 
 HK_AVX2 void hk_gemv_f32_avx2(float *y, const float *w, const float *x, size_t cols, size_t r0, size_t r1) {
     HK_AVX2_GEMV_ROWS(float, _mm256_loadu_ps, f32_scalar);
+}
+
+/* ---- IEEE half: widened 8 at a time by F16C (the caller checks the CPU has it) -------------- */
+
+#define HK_AVX2_F16C __attribute__((target("avx2,fma,f16c")))
+
+static HK_AVX2_F16C inline __m256 load_f16x8(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
+
+static inline float f16_scalar(uint16_t h) {
+    _Float16 v;
+    memcpy(&v, &h, 2);
+    return (float)v;
+}
+
+HK_AVX2_F16C void hk_gemv_f16_avx2(float *y, const uint16_t *w, const float *x, size_t cols, size_t r0, size_t r1) {
+    HK_AVX2_GEMV_ROWS(uint16_t, load_f16x8, f16_scalar);
 }
 
 /* ---- bf16 ---------------------------------------------------------------------------------- */

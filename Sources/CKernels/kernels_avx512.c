@@ -92,6 +92,20 @@ HK_AVX512 void hk_gemv_f32_avx512(float *y, const float *w, const float *x, size
     HK_GEMV_ROW4(HK_LOAD_F32, HK_LOAD_F32_TAIL, float, 0)
 }
 
+/* IEEE half rows: vcvtph2ps widens 16 at a time (exactly), then the f32 loop; the AVX-512
+ * target implies F16C's 512-bit form (AVX512F). Rows per pass as for bf16 weights (2 bytes each). */
+static HK_AVX512 inline __m512 load_f16x16(const uint16_t *p) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+}
+
+static HK_AVX512 inline __m512 load_f16_tail(const uint16_t *p, __mmask16 m) {
+    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
+}
+
+HK_AVX512 void hk_gemv_f16_avx512(float *y, const uint16_t *w, const float *x, size_t cols, size_t r0, size_t r1) {
+    HK_GEMV_ROW4(load_f16x16, load_f16_tail, uint16_t, 1)
+}
+
 /* bf16 rows in 32-element blocks without a widening shuffle: a 64-byte load holds 16 pairs;
  * shifting each 32-bit word left by 16 gives the even elements as f32, masking off its low half
  * the odd ones, and x is split once into its even and odd elements (xe, xo) to match. Per 32

@@ -178,9 +178,10 @@ public func hmst_model_save(_ model: OpaquePointer?, _ dir: UnsafePointer<CChar>
         switch try cString(dtype, "dtype") {
         case "f32", "float32": dt = .f32
         case "bf16", "bfloat16": dt = .bf16
+        case "f16", "float16": dt = .f16
         case "int8", "q8_0": dt = .i8
         case "int8-rows4": (dt, layout) = (.i8, .rows4)
-        case let other: throw HMSTError.invalidArgument("dtype \"\(other)\" must be \"f32\", \"bf16\", \"int8\" or \"int8-rows4\"")
+        case let other: throw HMSTError.invalidArgument("dtype \"\(other)\" must be \"f32\", \"bf16\", \"f16\", \"int8\" or \"int8-rows4\"")
         }
         guard !dir.isEmpty else { throw HMSTError.invalidArgument("dir is empty") }
         try m.save(directory: dir, dtype: dt, int8Layout: layout)

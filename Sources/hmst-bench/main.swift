@@ -346,21 +346,29 @@ if args.first == "gemv" {
 //      as one more axis, set before each turn (default: the CPU's own, -1); --gemv-rows 1,4 the
 //      AVX-512 GEMVs' rows per pass (default: the CPU's, 0); --bf16-compute f32,bf16 what bf16
 //      weights multiply in (default: the CPU's choice); --gemv-min-kib 384,128 the least weight
-//      bytes per thread of a decode GEMV (gemvMinBytesPerThread).
+//      bytes per thread of a decode GEMV (gemvMinBytesPerThread). --model A[,B...]: checkpoints or
+//      GGUF files of one shape instead of random weights, each a variant of its own (their dtype
+//      "stored" by default: as loaded), so two files' encodings are timed in the same minutes.
 if args.first == "decode-ab" {
     let s = shapes.first { $0.name == (only ?? "dense512") } ?? shapes[2]
     let threadCounts = threadList.isEmpty ? [2] : threadList
     let rounds = Int(option("--rounds") ?? "") ?? 8, per = Int(option("--per") ?? "") ?? 16
     try Threads.set(threadCounts.max() ?? 2)
-    // --model PATH: a checkpoint or GGUF file as loaded (its dims, its stored type as "stored")
-    // instead of random weights of --case's shape
-    let loaded = try option("--model").map { path -> LanguageModel in
+    // --model A,B: checkpoints or GGUF files as loaded (their dims, which must agree) instead of
+    // random weights of --case's shape
+    let loaded = try (option("--model") ?? "").split(separator: ",").map { path -> (String, LanguageModel) in
         var o = ModelLoadOptions()
         o.loadTokenizer = false
-        return try LanguageModel.load(path: path, options: o)
+        return (String(path), try LanguageModel.load(path: String(path), options: o))
     }
-    let dims = loaded?.decoder.dims ?? s.dims
-    let base = try loaded?.decoder.weights ?? RandomWeights.make(dims: dims, seed: 1, init: .routed).0
+    let dims = loaded.first?.1.decoder.dims ?? s.dims
+    if let other = loaded.first(where: { $0.1.decoder.dims != dims }) {
+        throw HMSTError.invalidArgument("--model: \(other.0) is not of \(loaded[0].0)'s shape")
+    }
+    let bases: [(name: String, weights: DecoderWeights)] = loaded.isEmpty
+        ? [(s.name, try RandomWeights.make(dims: dims, seed: 1, init: .routed).0)]
+        : loaded.map { ($0.0, $0.1.decoder.weights) }
+    let variantTypes = loaded.isEmpty ? dtypes : (option("--dtypes").map { _ in dtypes } ?? ["stored"])
     var rng = RNG(seed: 5)
     let prompt = (0..<promptLen).map { _ in Int32(rng.next() % UInt64(dims.V)) }
     let levels = (option("--kernel-levels") ?? "-1").split(separator: ",").compactMap { Int32($0) }
@@ -385,7 +393,7 @@ if args.first == "decode-ab" {
     }
     /// One configuration decoded in turns: its sessions and what each turn measured.
     struct Turns {
-        let dtype: String, kv: KVCacheType, threads: Int, knobs: Knobs, long: Session, empty: Session
+        let model: String, dtype: String, kv: KVCacheType, threads: Int, knobs: Knobs, long: Session, empty: Session
         var tLong: [Double] = [], tEmpty: [Double] = [], read: [Double] = []
     }
     var knobSets: [Knobs] = []
@@ -401,20 +409,26 @@ if args.first == "decode-ab" {
     var runs: [Turns] = []
     for knobs in knobSets {
         knobs.apply()
-        for dtype in dtypes {
-            let w = dtype == "int8" ? base.converted(to: .int8) : (dtype == "bf16" ? base.converted(to: .bf16) : base)
-            let decoder = Decoder(dims: dims, weights: w)
-            for kvType in kvTypes {
-                for threads in threadCounts {
-                    var p = SessionParams()
-                    p.nCtx = promptLen + rounds * per + 8
-                    p.nBatch = promptLen
-                    p.nThreads = threads
-                    p.kvType = kvType
-                    let long = try Session(decoder: decoder, params: p), empty = try Session(decoder: decoder, params: p)
-                    try long.evaluate(prompt)
-                    try empty.evaluate([1])
-                    runs.append(Turns(dtype: dtype, kv: kvType, threads: threads, knobs: knobs, long: long, empty: empty))
+        for (model, base) in bases {
+            for variant in variantTypes {
+                // "stored": as loaded; f32, bf16, int8: converted
+                let types: [String: WeightType] = ["stored": .asStored, "f32": .f32, "bf16": .bf16, "int8": .int8]
+                guard let type = types[variant] else { throw HMSTError.invalidArgument("--dtypes: \(variant) is not stored, f32, bf16 or int8") }
+                let w = base.converted(to: type)
+                let dtype = w.typeDescription
+                let decoder = Decoder(dims: dims, weights: w)
+                for kvType in kvTypes {
+                    for threads in threadCounts {
+                        var p = SessionParams()
+                        p.nCtx = promptLen + rounds * per + 8
+                        p.nBatch = promptLen
+                        p.nThreads = threads
+                        p.kvType = kvType
+                        let long = try Session(decoder: decoder, params: p), empty = try Session(decoder: decoder, params: p)
+                        try long.evaluate(prompt)
+                        try empty.evaluate([1])
+                        runs.append(Turns(model: model, dtype: dtype, kv: kvType, threads: threads, knobs: knobs, long: long, empty: empty))
+                    }
                 }
             }
         }
@@ -441,7 +455,7 @@ if args.first == "decode-ab" {
     // weights read per token from an empty context (the KV cache adds little there), against
     // the median streaming read of the same rounds
     func bandwidthFields(dtype: String, tEmpty: [Double], reads: [Double]) -> [(String, Any)] {
-        let bytesPerWeight = dtype == "f32" ? 4.0 : dtype == "int8" ? 34.0 / 32 : 2.0
+        let bytesPerWeight = dtype == "f32" ? 4.0 : dtype == "int8" ? 34.0 / 32 : 2.0   // bf16, f16
         let gb = (matmulParamsPerToken(dims) + Double(dims.V * dims.C)) * bytesPerWeight / 1e9
         let decode = gb * 1000 / median(tEmpty), read = median(reads)
         return [("weights_gb_per_token", gb), ("decode_gb_s_empty_ctx", decode), ("read_gb_s_median", read),
@@ -449,10 +463,10 @@ if args.first == "decode-ab" {
     }
     for r in runs {
         r.knobs.apply()
-        let level = Int(hk_level()), rowsPerPass = Int(hk_gemv_rows(r.dtype == "bf16" ? 1 : 0))
+        let level = Int(hk_level()), rowsPerPass = Int(hk_gemv_rows(r.dtype == "f32" ? 0 : 1))
         hk_set_max_level(-1)
         hk_set_gemv_rows(0)
-        let fields: [(String, Any)] = [("bench", "decode-ab"), ("case", option("--model") ?? s.name), ("threads", r.threads), ("dtype", r.dtype), ("kv", r.kv.rawValue),
+        let fields: [(String, Any)] = [("bench", "decode-ab"), ("case", r.model), ("threads", r.threads), ("dtype", r.dtype), ("kv", r.kv.rawValue),
                     ("kernel_level", level), ("gemv_rows", rowsPerPass), ("gemv_min_kib", r.knobs.minKiB), ("gemv_task_kib", r.knobs.taskKiB),
                     ("bf16_compute", r.dtype == "bf16" ? (r.knobs.compute ?? ComputeRates.current.bf16DecodeCompute).rawValue : "-"),
                     ("prompt_tokens", promptLen), ("tokens_each", r.tLong.count),

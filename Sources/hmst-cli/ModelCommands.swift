@@ -16,7 +16,7 @@ struct InitCommand: ParsableCommand {
     @Option(help: "Random seed.")
     var seed: UInt64 = 0
 
-    @Option(help: "Stored dtype: f32, bf16 or int8.")
+    @Option(help: "Stored dtype: f32, bf16, f16 or int8.")
     var dtype = "f32"
 
     @Option(help: "A tokenizer.json (or its directory) to ship with the model; the vocabulary then defaults to its size.")
@@ -30,7 +30,8 @@ struct InitCommand: ParsableCommand {
     func run() throws {
         try runReportingErrors {
             try threadOptions.apply()
-            guard ["f32", "bf16", "int8"].contains(dtype) else { throw HMSTError.invalidArgument("--dtype must be f32, bf16 or int8") }
+            let stored: [String: SafeTensorDType] = ["f32": .f32, "bf16": .bf16, "f16": .f16, "int8": .i8]
+            guard let st = stored[dtype] else { throw HMSTError.invalidArgument("--dtype must be f32, bf16, f16 or int8") }
             let tok = try tokenizer.map(loadTokenizer)
             var config = try MixtralConfig.preset(size, vocabSize: vocab ?? tok?.vocabSize)
             if let tok {
@@ -40,7 +41,7 @@ struct InitCommand: ParsableCommand {
                 config.eosTokenId = tok.eosId.map(Int.init)
             }
             let model = try LanguageModel.random(config: config, seed: seed, bf16: dtype == "bf16", tokenizer: tok)
-            try model.save(directory: output, dtype: dtype == "bf16" ? .bf16 : (dtype == "int8" ? .i8 : .f32))
+            try model.save(directory: output, dtype: st)
             print("wrote \(output): UNTRAINED \(size) model (random weights, seed \(seed)), "
                   + "\(formatCount(config.parameterCount)) parameters (\(formatCount(config.activeParameterCount)) active per token), \(dtype)")
         }

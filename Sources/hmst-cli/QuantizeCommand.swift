@@ -23,7 +23,7 @@ struct QuantizeCommand: ParsableCommand {
     @Argument(help: "Output checkpoint directory.")
     var output: String
 
-    @Option(help: "Stored dtype: int8, int8-rows4, bf16 or f32.")
+    @Option(help: "Stored dtype: int8, int8-rows4, bf16, f16 or f32.")
     var dtype = "int8"
 
     @Flag(name: .customLong("check-tensors"), help: "Scan every input tensor for NaN/Inf first.")
@@ -42,8 +42,9 @@ struct QuantizeCommand: ParsableCommand {
             case "int8": st = .i8; o.weightType = .int8
             case "int8-rows4": st = .i8; o.weightType = .int8; layout = .rows4
             case "bf16": st = .bf16; o.weightType = .bf16
+            case "f16": st = .f16   // rounded from whatever is stored as it is written
             case "f32": st = .f32; o.weightType = .f32
-            default: throw HMSTError.invalidArgument("--dtype must be int8, int8-rows4, bf16 or f32, not \(dtype)")
+            default: throw HMSTError.invalidArgument("--dtype must be int8, int8-rows4, bf16, f16 or f32, not \(dtype)")
             }
             let model = try LanguageModel.load(path: input, options: o)
             try model.save(directory: output, dtype: st, int8Layout: layout)

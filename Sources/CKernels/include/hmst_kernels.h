@@ -38,6 +38,11 @@ void hk_f32_to_f16(uint16_t *out, const float *in, size_t n);
 /* y[rows] = W[rows, cols] (bf16) · x[cols] (f32), for rows in [row_begin, row_end). */
 void hk_gemv_bf16(float *y, const uint16_t *w, const float *x, size_t cols, size_t row_begin, size_t row_end);
 
+/* y[rows] = W[rows, cols] (IEEE half) · x[cols] (f32), for rows in [row_begin, row_end): each
+ * weight widened to f32 exactly (F16C's vcvtph2ps where the CPU has it) and summed in f32, so the
+ * result is the f32 GEMV's over the widened matrix up to the order of the sums. */
+void hk_gemv_f16(float *y, const uint16_t *w, const float *x, size_t cols, size_t row_begin, size_t row_end);
+
 /* y[rows] = W[rows, cols] (f32) · x[cols], for rows in [row_begin, row_end). */
 void hk_gemv_f32(float *y, const float *w, const float *x, size_t cols, size_t row_begin, size_t row_end);
 
@@ -221,6 +226,7 @@ enum {
     HK_GEMV_BF16_DOT = 2,   /* w: uint16_t, bf16 dot products (hk_gemv_bf16_dot) */
     HK_GEMV_Q8 = 3,         /* w: int8_t row-major with scales; act: hk_q8_quantize_act of x */
     HK_GEMV_Q8_ROWS4 = 4,   /* w: int8_t row-quad with scales; act as above */
+    HK_GEMV_F16 = 5,        /* w: uint16_t IEEE half, widened to f32 (hk_gemv_f16) */
 };
 
 typedef struct {

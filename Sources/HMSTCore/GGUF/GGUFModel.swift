@@ -10,7 +10,7 @@
 // Tensors -> HF names: token_embd -> embed_tokens, output -> lm_head (absent: tied),
 // output_norm -> norm, blk.N.attn_{norm,q,k,v,output}, ffn_norm, ffn_gate_inp (router), experts
 // from ffn_{gate,down,up}_exps (3-D, one slice per expert) or ffn_{gate,down,up}.E, or the dense
-// ffn_{gate,down,up} as expert 0. F32 and BF16 data are used in place; F16 is widened to f32;
+// ffn_{gate,down,up} as expert 0. F32, BF16 and F16 data are used in place;
 // Q8_0 blocks (f16 scale + 32 int8) are repacked into hmst's int8 layout (Quant/Q8Tensor.swift).
 //
 // llama.cpp's converter permutes the rows of q and k within each head from HF's rotate-half
@@ -194,8 +194,8 @@ struct GGUFImport {
         return try matrix(b + role + ".\(e).weight", rows, cols, nil, 1)
     }
 
-    /// Slice `slice` ([rows, cols]) of tensor t as a Weight: in place for F32/BF16, converted
-    /// for F16 and Q8_0.
+    /// Slice `slice` ([rows, cols]) of tensor t as a Weight: in place for F32, BF16 and F16 (copied
+    /// when misaligned), repacked for Q8_0.
     func weight(_ t: GGUFTensorInfo, rows: Int, cols: Int, slice: Int) throws -> Weight {
         guard let base = map.base else { throw bad("tensor \(t.name) has no data") }
         let blk = t.type.block
@@ -212,15 +212,13 @@ struct GGUFImport {
             return Weight(.f32(UnsafePointer(f.pointer)), rows: rows, cols: cols, owner: f)
         case .bf16, .f16:
             if options.checkTensors { try TensorCheck.requireFinite(name: label, dtype: t.type == .bf16 ? .bf16 : .f16, data: p, count: n, cols: cols) }
-            if t.type == .bf16 && Int(bitPattern: p) % 2 == 0 {
-                return Weight(.bf16(p.assumingMemoryBound(to: UInt16.self)), rows: rows, cols: cols, owner: map)
+            func stored(_ q: UnsafePointer<UInt16>) -> WeightStorage { t.type == .bf16 ? .bf16(q) : .f16(q) }
+            if Int(bitPattern: p) % 2 == 0 {
+                return Weight(stored(p.assumingMemoryBound(to: UInt16.self)), rows: rows, cols: cols, owner: map)
             }
             let tmp = AlignedBuffer<UInt16>(count: n, zeroed: false)
             UnsafeMutableRawPointer(tmp.pointer).copyMemory(from: p, byteCount: n * 2)
-            if t.type == .bf16 { return Weight(.bf16(UnsafePointer(tmp.pointer)), rows: rows, cols: cols, owner: tmp) }
-            let f = FloatBuffer(count: n, zeroed: false)
-            hk_f16_to_f32(f.pointer, tmp.pointer, n)
-            return Weight(.f32(UnsafePointer(f.pointer)), rows: rows, cols: cols, owner: f)
+            return Weight(stored(UnsafePointer(tmp.pointer)), rows: rows, cols: cols, owner: tmp)
         case .q8_0:
             // blocks of (f16 scale, 32 int8) -> values [rows, cols] + f32 scales [rows, cols / 32]
             let q = Q8Tensor(rows: rows, cols: cols)
@@ -264,6 +262,10 @@ struct GGUFImport {
             let out = AlignedBuffer<UInt16>(count: w.count, zeroed: false)
             for r in 0..<w.rows { (out.pointer + r * cols).update(from: p + src(r) * cols, count: cols) }
             return Weight(.bf16(UnsafePointer(out.pointer)), rows: w.rows, cols: cols, owner: out)
+        case let .f16(p):
+            let out = AlignedBuffer<UInt16>(count: w.count, zeroed: false)
+            for r in 0..<w.rows { (out.pointer + r * cols).update(from: p + src(r) * cols, count: cols) }
+            return Weight(.f16(UnsafePointer(out.pointer)), rows: w.rows, cols: cols, owner: out)
         case .q8Rows4:
             return unpermuteRows(Q8Tensor.rowMajor(w), heads: heads, Dh: Dh)
         case let .q8(q, s):

@@ -2,8 +2,9 @@
 // T == 1 (decode): a GEMV that streams each weight row once, split over hmst's pool.
 // T > 1 (prefill): OpenBLAS sgemm, the weight rows split over hmst's pool; bf16 weights are
 // widened to f32 in a scratch buffer first, which costs one pass over the weights and is
-// amortised over the T rows; int8 (Q8_0) weights are dequantized the same way. Decode with int8 weights quantizes x once per call (per distinct
-// input vector of a batch) and runs the integer GEMV (q8_0.c).
+// amortised over the T rows; f16 weights are widened and int8 (Q8_0) weights dequantized the
+// same way. Decode with int8 weights quantizes x once per call (per distinct input vector of a
+// batch) and runs the integer GEMV (q8_0.c); f16 weights are widened inside the GEMV.
 // On CPUs whose bf16 dot products beat f32 FMA (ComputeRates.bf16WeightCompute: AMD Zen 4 and
 // 5), bf16 weights are multiplied as stored instead, with x rounded to bf16, as llama.cpp's bf16
 // path does: hk_gemm_bf16_wt for prefill (the weight rows split over hmst's pool) and
@@ -33,6 +34,8 @@ func linearForward(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, T:
         if ComputeRates.bf16WeightComputeNow == .bf16, bf16GEMM(out: out, x: x, T: T, w: p, rows: rows, cols: cols, threads: threads) {
             return
         }
+        wf = widened(w, into: scratch, threads: threads)
+    case .f16:
         wf = widened(w, into: scratch, threads: threads)
     case .q8, .q8Rows4:
         if ComputeRates.bf16WeightComputeNow == .bf16, int8AsBF16GEMM(out: out, x: x, T: T, w: w, scratch: scratch, threads: threads) {
@@ -84,7 +87,7 @@ private func int8AsBF16GEMM(out: UnsafeMutablePointer<Float>, x: UnsafePointer<F
                 hk_q8_dequantize_bf16(wb + r.lowerBound * cols, q + r.lowerBound * cols, sc + r.lowerBound * nb, r.count * cols)
             case let .q8Rows4(q, sc):
                 hk_q8_dequantize_rows4_bf16(wb + r.lowerBound * cols, q, sc, rows, cols, r.lowerBound, r.upperBound)
-            case .f32, .bf16: break
+            case .f32, .bf16, .f16: break
             }
         }
         return bf16GEMM(out: out, x: x, T: T, w: UnsafePointer(wb), rows: rows, cols: cols, threads: threads)
@@ -176,6 +179,7 @@ func gemvBatch(_ jobs: [GEMVJob], threads: Int) {
             switch w.storage {
             case let .f32(p): (kind, weights, scales) = (Int64(HK_GEMV_F32), UnsafeRawPointer(p), nil)
             case let .bf16(p): (kind, weights, scales) = (bf16Kind, UnsafeRawPointer(p), nil)
+            case let .f16(p): (kind, weights, scales) = (Int64(HK_GEMV_F16), UnsafeRawPointer(p), nil)
             case let .q8(q, s): (kind, weights, scales) = (Int64(HK_GEMV_Q8), UnsafeRawPointer(q), s)
             case let .q8Rows4(q, s): (kind, weights, scales) = (Int64(HK_GEMV_Q8_ROWS4), UnsafeRawPointer(q), s)
             }

@@ -1,11 +1,11 @@
 // Checkpoint: loading and saving HF-style checkpoint directories (config.json,
 // model.safetensors or shards + model.safetensors.index.json, tokenizer.json).
 // Loading validates every shard header and the tensor set against the config before any
-// weight is read, places pages per the NUMA options, and uses f32/bf16 tensors in place.
+// weight is read, places pages per the NUMA options, and uses f32/bf16/f16 tensors in place.
 import CKernels
 
 public enum WeightType: Sendable {
-    /// f32 and bf16 as stored (in place in the map); f16 widened to f32
+    /// f32, bf16 and f16 as stored (in place in the map)
     case asStored
     /// everything as f32 (bf16/f16 widened into owned memory)
     case f32
@@ -220,6 +220,8 @@ extension LanguageModel {
                 return Weight(.f32(p.assumingMemoryBound(to: Float.self)), rows: rows, cols: cols, owner: shard)
             case (.bf16, .asStored) where addr % 2 == 0, (.bf16, .bf16) where addr % 2 == 0:
                 return Weight(.bf16(p.assumingMemoryBound(to: UInt16.self)), rows: rows, cols: cols, owner: shard)
+            case (.f16, .asStored) where addr % 2 == 0:
+                return Weight(.f16(p.assumingMemoryBound(to: UInt16.self)), rows: rows, cols: cols, owner: shard)
             default:
                 // convert into owned memory: to bf16 if asked, else f32
                 let f = FloatBuffer(count: n, zeroed: false)
@@ -306,7 +308,7 @@ extension LanguageModel {
     /// The model's config as parsed (the JSON may carry more keys, which save keeps).
     public func modelConfig() throws -> MixtralConfig { try MixtralConfig(json: config) }
 
-    /// Writes config.json, model.safetensors (f32, bf16 or .i8: int8 Q8_0 matrices, Quant/Q8Format.swift,
+    /// Writes config.json, model.safetensors (f32, bf16, f16 or .i8: int8 Q8_0 matrices, Quant/Q8Format.swift,
     /// in `int8Layout`'s order) and tokenizer.json, each atomically.
     public func save(directory: String, dtype: SafeTensorDType = .f32, int8Layout: Q8Layout = .rows) throws {
         let c = try modelConfig()
@@ -319,7 +321,7 @@ extension LanguageModel {
         try SafeTensorsWriter.write(path: directory + "/model.safetensors", tensors: tensors, dtype: dtype, int8Layout: int8Layout)
         var json = config
         if case var .object(o) = json {
-            let dt = dtype == .bf16 ? "bfloat16" : "float32"
+            let dt = dtype == .bf16 ? "bfloat16" : (dtype == .f16 ? "float16" : "float32")
             o.removeAll { $0.0 == "torch_dtype" || $0.0 == "dtype" || $0.0 == "quantization" }
             o.append(("torch_dtype", .string(dt)))
             if dtype == .i8 { o.append(("quantization", Q8Format.configEntry(layout: int8Layout))) }

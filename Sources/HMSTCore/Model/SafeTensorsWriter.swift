@@ -18,13 +18,14 @@ public struct TensorToWrite {
 }
 
 public enum SafeTensorsWriter {
-    /// dtype: .f32, .bf16 (f32 values are rounded to nearest-even bf16) or .i8 (Q8_0 blocks:
-    /// Quant/Q8Format.swift, in `int8Layout`'s order).
+    /// dtype: .f32, .bf16 (f32 values are rounded to nearest-even bf16), .f16 (rounded to
+    /// nearest-even IEEE half; beyond ±65504 becomes ±inf, which the write refuses) or .i8 (Q8_0
+    /// blocks: Quant/Q8Format.swift, in `int8Layout`'s order).
     public static func write(path: String, tensors: [TensorToWrite], dtype: SafeTensorDType,
                              metadata: [(String, String)] = [("format", "pt")], int8Layout: Q8Layout = .rows) throws {
         if dtype == .i8 { return try writeInt8(path: path, tensors: tensors, metadata: metadata, layout: int8Layout) }
-        guard dtype == .f32 || dtype == .bf16 else {
-            throw HMSTError.unsupported("saving as \(dtype.rawValue) is not supported (f32, bf16 or I8)")
+        guard dtype == .f32 || dtype == .bf16 || dtype == .f16 else {
+            throw HMSTError.unsupported("saving as \(dtype.rawValue) is not supported (F32, BF16, F16 or I8)")
         }
         let sorted = tensors.sorted { $0.name < $1.name }
         for t in sorted where t.shape.reduce(1, *) != t.weight.count {
@@ -45,7 +46,16 @@ public enum SafeTensorsWriter {
                         try file.write(UnsafeRawBufferPointer(start: fb.baseAddress, count: n * 4))
                     } else {
                         try b16.withUnsafeMutableBufferPointer { bb in
-                            hk_f32_to_bf16(bb.baseAddress!, fb.baseAddress!, n)
+                            if dtype == .bf16 {
+                                hk_f32_to_bf16(bb.baseAddress!, fb.baseAddress!, n)
+                            } else {
+                                hk_f32_to_f16(bb.baseAddress!, fb.baseAddress!, n)
+                                // a finite weight that overflowed half's range (NaN/Inf in: the same out)
+                                let bad = hk_find_nonfinite_16(bb.baseAddress!, n, 0)
+                                if bad >= 0 && bad < n && fb[bad].isFinite {
+                                    throw HMSTError.invalidArgument("tensor \(t.name): element \(start + bad) is \(fb[bad]), beyond f16's range (±65504); save as bf16 or f32")
+                                }
+                            }
                             try file.write(UnsafeRawBufferPointer(start: bb.baseAddress, count: n * 2))
                         }
                     }
@@ -61,6 +71,7 @@ public enum SafeTensorsWriter {
         switch w.storage {
         case let .f32(p): out.update(from: p + from, count: count)
         case let .bf16(p): hk_bf16_to_f32(out, p + from, count)
+        case let .f16(p): hk_f16_to_f32(out, p + from, count)
         case let .q8(q, sc):
             // whole blocks: from and count are multiples of 32 for the writer's chunks
             hk_q8_dequantize(out, q + from, sc + from / 32, count)

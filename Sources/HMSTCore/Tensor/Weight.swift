@@ -1,4 +1,4 @@
-// Weight: a read-only weight matrix as the forward pass sees it: f32, bf16 or int8 (Q8_0 blocks
+// Weight: a read-only weight matrix as the forward pass sees it: f32, bf16, f16 or int8 (Q8_0 blocks
 // of 32 values along a row, one f32 scale each: see Quant/Q8Tensor.swift; in memory, int8 matrices
 // a decoder multiplies are reordered four rows at a time for the GEMV) storage, row-major
 // [rows, cols] with rows = outputs (the HF/PyTorch Linear layout), living in a checkpoint map or
@@ -8,6 +8,9 @@ import CKernels
 public enum WeightStorage: @unchecked Sendable {
     case f32(UnsafePointer<Float>)
     case bf16(UnsafePointer<UInt16>)
+    /// IEEE half (F16 safetensors and GGUF tensors, used in place): decode widens each weight to
+    /// f32 in the GEMV (hk_gemv_f16), prefill widens the matrix into f32 scratch for sgemm
+    case f16(UnsafePointer<UInt16>)
     /// values [rows, cols] in [-127, 127], scales [rows, cols / 32]; cols % 32 == 0
     case q8(UnsafePointer<Int8>, scales: UnsafePointer<Float>)
     /// the same values and scales in the row-quad layout (hk_q8_pack_rows4 in hmst_kernels.h:
@@ -34,7 +37,7 @@ public struct Weight: @unchecked Sendable {
     public var bytesPerElement: Int {
         switch storage {
         case .f32: return 4
-        case .bf16: return 2
+        case .bf16, .f16: return 2
         case .q8, .q8Rows4: return 1
         }
     }
@@ -42,16 +45,17 @@ public struct Weight: @unchecked Sendable {
     public var isQ8: Bool {
         switch storage {
         case .q8, .q8Rows4: return true
-        case .f32, .bf16: return false
+        case .f32, .bf16, .f16: return false
         }
     }
     public var isBF16: Bool { if case .bf16 = storage { return true }; return false }
 
-    /// "f32", "bf16" or "int8"
+    /// "f32", "bf16", "f16" or "int8"
     public var typeName: String {
         switch storage {
         case .f32: return "f32"
         case .bf16: return "bf16"
+        case .f16: return "f16"
         case .q8, .q8Rows4: return "int8"
         }
     }
@@ -61,6 +65,7 @@ public struct Weight: @unchecked Sendable {
         switch storage {
         case let .f32(p): out.update(from: p + r * cols, count: cols)
         case let .bf16(p): hk_bf16_to_f32(out, p + r * cols, cols)
+        case let .f16(p): hk_f16_to_f32(out, p + r * cols, cols)
         case let .q8(q, s): hk_q8_dequantize(out, q + r * cols, s + r * (cols / 32), cols)
         case let .q8Rows4(q, s): hk_q8_dequantize_rows4(out, q, s, rows, cols, r, r + 1)
         }
@@ -71,6 +76,7 @@ public struct Weight: @unchecked Sendable {
         switch storage {
         case let .f32(p): out.update(from: p + r0 * cols, count: (r1 - r0) * cols)
         case let .bf16(p): hk_bf16_to_f32(out, p + r0 * cols, (r1 - r0) * cols)
+        case let .f16(p): hk_f16_to_f32(out, p + r0 * cols, (r1 - r0) * cols)
         case let .q8(q, s): hk_q8_dequantize(out, q + r0 * cols, s + r0 * (cols / 32), (r1 - r0) * cols)
         case let .q8Rows4(q, s): hk_q8_dequantize_rows4(out, q, s, rows, cols, r0, r1)
         }

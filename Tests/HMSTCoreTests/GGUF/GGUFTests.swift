@@ -61,6 +61,11 @@ struct GGUFTestWriter {
         hk_f32_to_bf16(&b, x, x.count)
         return b.withUnsafeBytes { Array($0) }
     }
+    static func f16Bytes(_ x: [Float]) -> [UInt8] {
+        var b = [UInt16](repeating: 0, count: x.count)
+        hk_f32_to_f16(&b, x, x.count)
+        return b.withUnsafeBytes { Array($0) }
+    }
     /// Q8_0 blocks: f16 scale (hmst's scale rounded to half) then 32 int8 values.
     static func q8Bytes(_ x: [Float]) -> [UInt8] {
         var q = [Int8](repeating: 0, count: x.count), s = [Float](repeating: 0, count: x.count / 32)
@@ -82,7 +87,7 @@ final class GGUFTests: XCTestCase {
     }
     override func tearDown() { _ = system("rm -rf '\(dir)'") }
 
-    enum Storage { case f32, bf16, q8 }
+    enum Storage { case f32, bf16, f16, q8 }
 
     /// The model's tensors in llama.cpp's layout. Matrices in `storage`, norms and router F32.
     func gguf(_ m: LanguageModel, storage: Storage, mergedExperts: Bool = true, tokenizer: Tokenizer? = nil) throws -> GGUFTestWriter {
@@ -130,6 +135,7 @@ final class GGUFTests: XCTestCase {
             switch matrix ? storage : .f32 {
             case .f32: (type, data) = (0, GGUFTestWriter.f32Bytes(values))
             case .bf16: (type, data) = (30, GGUFTestWriter.bf16Bytes(values))
+            case .f16: (type, data) = (1, GGUFTestWriter.f16Bytes(values))
             case .q8: (type, data) = (8, GGUFTestWriter.q8Bytes(values))
             }
             g.tensors.append((name, dims, type, data))
@@ -211,6 +217,21 @@ final class GGUFTests: XCTestCase {
             XCTAssertEqual(g.tokenizer?.encode(bytes: Array(text.utf8)), tok.encode(text))
             XCTAssertEqual(try g.modelConfig().eosTokenId, 0)
         }
+    }
+
+    /// llama.cpp's F16 files (its converter's default for f16 sources) load in place as f16, with
+    /// the logits of hmst's own f16 checkpoint of the same values, prompt and token by token.
+    func testF16EqualsTheSafetensorsF16Load() throws {
+        let c = try GGUFTests.config(V: 320, E: 4, K: 2, tied: false)
+        let m32 = try LanguageModel.random(config: c, seed: 9)
+        try m32.save(directory: dir + "/f16", dtype: .f16)
+        let st = try LanguageModel.load(path: dir + "/f16")
+        XCTAssertEqual(st.weightsType, "f16")
+        let g = try LanguageModel.load(path: try write(try gguf(st, storage: .f16), "f16"))
+        XCTAssertEqual(g.weightsType, "f16")
+        guard case .f16 = g.decoder.weights.layers[1].experts[3].w3.storage else { return XCTFail("ffn_up_exps[3] is not held as f16") }
+        let toks: [Int32] = [3, 200, 7, 319, 1]
+        XCTAssertEqual(try logits(g, toks), try logits(st, toks))
     }
 
     func testBF16EqualsAndQ8CloseToSafetensors() throws {

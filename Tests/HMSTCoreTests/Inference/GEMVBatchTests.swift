@@ -1,6 +1,7 @@
 // gemvBatch (Inference/Linear.swift), the decode GEMVs: however a job is cut into tasks
 // (gemvTaskBytes) and however many threads take them, every output row is the same bits, since
 // a row's kernel never depends on the rows beside it; and the values are the product's.
+import CKernels
 import XCTest
 @testable import HMSTCore
 
@@ -43,17 +44,18 @@ final class GEMVBatchTests: XCTestCase {
         try Threads.set(3)
         defer { try? Threads.set(before) }
         let (a32, b32, xa, xb, values) = weights()
-        for type in ["f32", "bf16", "int8"] {
+        for type in ["f32", "bf16", "f16", "int8"] {
             let (a, b): (Weight, Weight)
             switch type {
             case "bf16": (a, b) = (convertWeight(a32, toBF16: true), convertWeight(b32, toBF16: true))
+            case "f16": (a, b) = (Self.half(a32), Self.half(b32))
             case "int8": (a, b) = (Q8Tensor.packedRows4(Q8Tensor.quantize(a32)), Q8Tensor.packedRows4(Q8Tensor.quantize(b32)))
             default: (a, b) = (a32, b32)
             }
             // one task, one thread: the reference cut
             let whole = run(a, b, xa, xb, taskBytes: 1 << 30, threads: 1)
             // the product itself, to the precision of the weight type
-            let tol: Double = type == "f32" ? 1e-4 : type == "bf16" ? 0.05 : 0.08
+            let tol: Double = ["f32": 1e-4, "f16": 0.01, "bf16": 0.05][type] ?? 0.08
             for (j, (w, x, v)) in [(a, xa, values[0]), (a, xb, values[0]), (b, xa, values[1])].enumerated() {
                 let base = j == 0 ? 0 : j == 1 ? a.rows : 2 * a.rows
                 for r in 0..<w.rows {
@@ -70,5 +72,13 @@ final class GEMVBatchTests: XCTestCase {
                 }
             }
         }
+    }
+
+    /// An f32 weight as IEEE half, in memory the Weight owns.
+    static func half(_ w: Weight) -> Weight {
+        guard case let .f32(p) = w.storage else { return w }
+        let h = AlignedBuffer<UInt16>(count: w.count, zeroed: false)
+        hk_f32_to_f16(h.pointer, p, w.count)
+        return Weight(.f16(UnsafePointer(h.pointer)), rows: w.rows, cols: w.cols, owner: h)
     }
 }

@@ -86,4 +86,48 @@ final class HFGoldenTests: XCTestCase {
         let c = try LanguageModel.load(path: dir + "-bf16")
         XCTAssertTrue(c.weightsBF16)
     }
+
+    /// Saved as f16, the checkpoint loads in place as f16 (config torch_dtype float16) and computes
+    /// what the reference computes with the rounded weights (the same file widened to f32 at
+    /// load), by prefill (f16 widened for sgemm) and token by token (hk_gemv_f16).
+    func testF16CheckpointLoadsInPlaceAndMatchesReference() throws {
+        let a = try LanguageModel.load(path: Golden.root + "/model/tiny_untied")
+        let dir = "/tmp/hmst-f16-\(UInt32.random(in: 0...UInt32.max))"
+        defer { _ = system("rm -rf '\(dir)'") }
+        try a.save(directory: dir, dtype: .f16)
+        let config = try String(contentsOfFile: dir + "/config.json", encoding: .utf8)
+        XCTAssertTrue(config.contains("\"torch_dtype\": \"float16\""), config)
+        let h = try LanguageModel.load(path: dir)
+        XCTAssertEqual(h.weightsType, "f16")
+        guard case .f16 = h.decoder.weights.layers[0].experts[0].w2.storage else { return XCTFail("w2 is not held as f16") }
+        var o = ModelLoadOptions()
+        o.weightType = .f32
+        let widened = try LanguageModel.load(path: dir, options: o)
+        XCTAssertEqual(widened.weightsType, "f32")
+        let tokens: [Int32] = [1, 5, 17, 90, 3]
+        let ref = ReferenceDecoder(d: h.dims, w: widened.decoder.weights).forward(tokens)
+        let prompt = try Session(decoder: h.decoder, params: SessionParams())
+        try prompt.evaluate(tokens, allLogits: true)
+        let stepwise = try Session(decoder: h.decoder, params: SessionParams())
+        for t in 0..<tokens.count {
+            try stepwise.evaluate([tokens[t]])
+            let rows = [try prompt.logits(row: t), try stepwise.logits()]
+            for (way, row) in zip(["prompt", "decode"], rows) {
+                for v in 0..<h.dims.V { XCTAssertEqual(Double(row[v]), ref[t][v], accuracy: 2e-3, "\(way) token \(t) logit \(v)") }
+            }
+        }
+    }
+
+    /// A weight beyond half's range fails an f16 save with a message naming it, and leaves no file.
+    func testF16SaveRefusesOverflow() throws {
+        let values: [Float] = [0.5, -70000, 1]
+        let buf = FloatBuffer(count: values.count)
+        for (i, v) in values.enumerated() { buf.pointer[i] = v }
+        let w = Weight(.f32(UnsafePointer(buf.pointer)), rows: 1, cols: 3, owner: buf)
+        let path = "/tmp/hmst-f16-overflow-\(UInt32.random(in: 0...UInt32.max)).safetensors"
+        XCTAssertThrowsError(try SafeTensorsWriter.write(path: path, tensors: [TensorToWrite(name: "w", shape: [1, 3], weight: w)], dtype: .f16)) {
+            XCTAssertTrue("\($0)".contains("tensor w: element 1 is -70000.0, beyond f16's range"), "\($0)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path))
+    }
 }

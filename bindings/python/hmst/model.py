@@ -83,7 +83,7 @@ class Model(_Resource):
 
     def save(self, directory, dtype="f32"):
         """Writes a checkpoint directory that transformers' MixtralForCausalLM can load.
-        dtype: "f32", "bf16" or "int8" (Q8_0 blocks: I8 values plus F32 `*_scale` tensors)."""
+        dtype: "f32", "bf16", "f16" or "int8" (Q8_0 blocks: I8 values plus F32 `*_scale` tensors)."""
         _check(_lib.lib.hmst_model_save(self._handle(), str(directory).encode(), dtype.encode()))
 
     @property
