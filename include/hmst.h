@@ -1097,10 +1097,11 @@ enum hmst_kv_type {
 
 /* Values of hmst_model_params.weights. */
 enum hmst_weight_type {
-    HMST_WEIGHTS_AS_STORED = 0, /* f32, bf16 and int8 used in place; f16 widened to f32 */
+    HMST_WEIGHTS_AS_STORED = 0, /* f32, bf16, f16 and int8 used in place */
     HMST_WEIGHTS_F32 = 1,       /* every matrix widened/dequantized to f32 */
     HMST_WEIGHTS_BF16 = 2,      /* matrices rounded to bf16 */
-    HMST_WEIGHTS_INT8 = 3       /* matrices quantized to int8 Q8_0 blocks at load */
+    HMST_WEIGHTS_INT8 = 3,      /* matrices quantized to int8 Q8_0 blocks at load */
+    HMST_WEIGHTS_F16 = 4        /* matrices rounded to IEEE half (a value beyond ±65504 fails the load) */
 };
 
 /* ------------------------------------------------------------------------------------------

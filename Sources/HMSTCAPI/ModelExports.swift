@@ -145,6 +145,7 @@ public func hmst_model_load(_ path: UnsafePointer<CChar>?, _ params: UnsafePoint
         case Int32(HMST_WEIGHTS_F32.rawValue): o.weightType = .f32
         case Int32(HMST_WEIGHTS_BF16.rawValue): o.weightType = .bf16
         case Int32(HMST_WEIGHTS_INT8.rawValue): o.weightType = .int8
+        case Int32(HMST_WEIGHTS_F16.rawValue): o.weightType = .f16
         default: throw HMSTError.invalidArgument("params->weights = \(p.weights) is not an enum hmst_weight_type value")
         }
         if let cb = p.progress {

@@ -261,11 +261,12 @@ if args.first == "gemv" {
         p.initialize(from: a, count: a.count)
         return p
     }
-    var wb16 = [UInt16](repeating: 0, count: w.count)
+    var wb16 = [UInt16](repeating: 0, count: w.count), wh16 = wb16
     hk_f32_to_bf16(&wb16, w, w.count)
+    hk_f32_to_f16(&wh16, w, w.count)
     var wq8 = [Int8](repeating: 0, count: w.count), ws = [Float](repeating: 0, count: w.count / 32)
     hk_q8_quantize(&wq8, &ws, w, w.count)
-    let wf = aligned(w), wb = aligned(wb16), wq = aligned(wq8)
+    let wf = aligned(w), wb = aligned(wb16), wh = aligned(wh16), wq = aligned(wq8)
     let act = UnsafeMutableRawPointer.allocate(byteCount: hk_q8_act_bytes(cols), alignment: 64)
     func best(_ body: () -> Void) -> Double {
         var b = Double.infinity
@@ -282,6 +283,7 @@ if args.first == "gemv" {
     line.append(("f32_us", best { hk_gemv_f32(&y, wf, x, cols, 0, rows) }))
     line.append(("bf16_us", best { hk_gemv_bf16(&y, wb, x, cols, 0, rows) }))
     line.append(("bf16_dot_us", best { hk_gemv_bf16_dot(&y, wb, x, cols, 0, rows) }))   // x rounded to bf16
+    line.append(("f16_us", best { hk_gemv_f16(&y, wh, x, cols, 0, rows) }))
     do {   // the same weights 32 bytes off a cache line, as GGUF files align them
         let off = UnsafeMutableRawPointer.allocate(byteCount: wb16.count * 2 + 64, alignment: 64)
         let p = (off + 32).bindMemory(to: UInt16.self, capacity: wb16.count)
@@ -295,6 +297,7 @@ if args.first == "gemv" {
             hk_set_gemv_rows(Int32(r))
             line.append(("f32_rows\(r)_us", best { hk_gemv_f32(&y, wf, x, cols, 0, rows) }))
             line.append(("bf16_rows\(r)_us", best { hk_gemv_bf16(&y, wb, x, cols, 0, rows) }))
+            line.append(("f16_rows\(r)_us", best { hk_gemv_f16(&y, wh, x, cols, 0, rows) }))
         }
         hk_set_gemv_rows(0)
     }
@@ -302,6 +305,7 @@ if args.first == "gemv" {
         hk_set_max_level(Int32(level))
         line.append(("f32_level\(level)_us", best { hk_gemv_f32(&y, wf, x, cols, 0, rows) }))
         line.append(("bf16_level\(level)_us", best { hk_gemv_bf16(&y, wb, x, cols, 0, rows) }))
+        line.append(("f16_level\(level)_us", best { hk_gemv_f16(&y, wh, x, cols, 0, rows) }))
     }
     hk_set_max_level(-1)
     for level in (0...Int(hk_q8_level())).reversed() {
@@ -411,10 +415,10 @@ if args.first == "decode-ab" {
         knobs.apply()
         for (model, base) in bases {
             for variant in variantTypes {
-                // "stored": as loaded; f32, bf16, int8: converted
-                let types: [String: WeightType] = ["stored": .asStored, "f32": .f32, "bf16": .bf16, "int8": .int8]
-                guard let type = types[variant] else { throw HMSTError.invalidArgument("--dtypes: \(variant) is not stored, f32, bf16 or int8") }
-                let w = base.converted(to: type)
+                // "stored": as loaded; f32, bf16, f16, int8: converted
+                let types: [String: WeightType] = ["stored": .asStored, "f32": .f32, "bf16": .bf16, "f16": .f16, "int8": .int8]
+                guard let type = types[variant] else { throw HMSTError.invalidArgument("--dtypes: \(variant) is not stored, f32, bf16, f16 or int8") }
+                let w = try base.converted(to: type)
                 let dtype = w.typeDescription
                 let decoder = Decoder(dims: dims, weights: w)
                 for kvType in kvTypes {
@@ -480,7 +484,7 @@ if args.first == "decode-ab" {
 
 // ---- prefill-ab mode: hmst-bench prefill-ab [--case dense512] [--threads 2] [--prompt 512] -------
 //      [--rounds 7] [--weights f32,bf16-dot] [--kv f32|bf16]: prompt processing of f32, bf16 with the weights widened to f32 (OpenBLAS
-//      sgemm), bf16 multiplied in bf16 (hk_gemm_bf16_wt) and int8 weights, measured in turns in one
+//      sgemm), bf16 multiplied in bf16 (hk_gemm_bf16_wt), f16 and int8 weights, measured in turns in one
 //      process; median tokens/s of a whole prompt into an emptied context, and the spread.
 if args.first == "prefill-ab" {
     let s = shapes.first { $0.name == (only ?? "dense512") } ?? shapes[2]
@@ -490,11 +494,16 @@ if args.first == "prefill-ab" {
     let (base, _) = try RandomWeights.make(dims: s.dims, seed: 1)
     var rng = RNG(seed: 5)
     let prompt = (0..<promptLen).map { _ in Int32(rng.next() % UInt64(s.dims.V)) }
-    let bf16 = Decoder(dims: s.dims, weights: base.converted(to: .bf16))
     let wanted = option("--weights").map { Set($0.split(separator: ",").map(String.init)) }
-    let arms: [(name: String, decoder: Decoder, prefill: MatmulPrecision?)] = [
-        ("f32", Decoder(dims: s.dims, weights: base), nil), ("bf16-widened", bf16, .f32), ("bf16-dot", bf16, .bf16),
-        ("int8", Decoder(dims: s.dims, weights: base.converted(to: .int8)), nil)].filter { wanted?.contains($0.name) ?? true }
+    // (arm, its weights' type, what bf16 weights multiply in); each type converted once, if wanted
+    let armTypes: [(name: String, type: WeightType, prefill: MatmulPrecision?)] = [
+        ("f32", .f32, nil), ("bf16-widened", .bf16, .f32), ("bf16-dot", .bf16, .bf16), ("f16", .f16, nil), ("int8", .int8, nil),
+    ].filter { wanted?.contains($0.name) ?? true }
+    var decoders: [String: Decoder] = [:]
+    for arm in armTypes where decoders["\(arm.type)"] == nil {
+        decoders["\(arm.type)"] = Decoder(dims: s.dims, weights: try base.converted(to: arm.type))
+    }
+    let arms = armTypes.map { (name: $0.name, decoder: decoders["\($0.type)"]!, prefill: $0.prefill) }
     var times = [[Double]](repeating: [], count: arms.count)
     var p = SessionParams()
     p.nCtx = promptLen + 8
@@ -645,7 +654,7 @@ if args.first == "lexical" {
 for s in shapes where only == nil || only == s.name {
     for dtype in dtypes {
         let (made, _) = try RandomWeights.make(dims: s.dims, seed: 1, init: .routed, bf16: dtype == "bf16")
-        let weights = dtype == "int8" ? made.converted(to: .int8) : made
+        let weights = dtype == "int8" ? try made.converted(to: .int8) : made
         let decoder = Decoder(dims: s.dims, weights: weights)
         for threads in threadList {
             try Threads.set(threads)

@@ -42,7 +42,7 @@ struct QuantizeCommand: ParsableCommand {
             case "int8": st = .i8; o.weightType = .int8
             case "int8-rows4": st = .i8; o.weightType = .int8; layout = .rows4
             case "bf16": st = .bf16; o.weightType = .bf16
-            case "f16": st = .f16   // rounded from whatever is stored as it is written
+            case "f16": st = .f16; o.weightType = .f16
             case "f32": st = .f32; o.weightType = .f32
             default: throw HMSTError.invalidArgument("--dtype must be int8, int8-rows4, bf16, f16 or f32, not \(dtype)")
             }
@@ -59,7 +59,7 @@ struct LoadFlags: ParsableArguments {
     @Flag(name: .customLong("check-tensors"), help: "Scan every weight for NaN/Inf at load (reads every page).")
     var checkTensors = false
 
-    @Option(help: "How to hold the matrices: as-stored, f32, bf16 or int8 (quantized at load).")
+    @Option(help: "How to hold the matrices: as-stored, f32, bf16, f16 or int8 (quantized at load).")
     var weights = "as-stored"
 
     func options() throws -> ModelLoadOptions {
@@ -69,8 +69,9 @@ struct LoadFlags: ParsableArguments {
         case "as-stored": o.weightType = .asStored
         case "f32": o.weightType = .f32
         case "bf16": o.weightType = .bf16
+        case "f16": o.weightType = .f16
         case "int8": o.weightType = .int8
-        default: throw HMSTError.invalidArgument("--weights must be as-stored, f32, bf16 or int8, not \(weights)")
+        default: throw HMSTError.invalidArgument("--weights must be as-stored, f32, bf16, f16 or int8, not \(weights)")
         }
         return o
     }

@@ -54,7 +54,7 @@ extension LanguageModel {
             o.append(("hmst", .object([("source", .string("gguf")), ("gguf_path", .string(path))])))
             json = .object(o)
         }
-        let finalWeights = options.weightType == .asStored ? weights : weights.converted(to: options.weightType)
+        let finalWeights = options.weightType == .asStored ? weights : try weights.converted(to: options.weightType)
         report.loadMs = Clock.nowMs() - t0
         return LanguageModel(decoder: Decoder(dims: config.dims, weights: finalWeights), tokenizer: tokenizer, config: json,
                              report: report, storage: [map])

@@ -11,6 +11,9 @@ public enum WeightType: Sendable {
     case f32
     /// matrices as bf16 (f32 rounded into owned memory); norms and router stay f32
     case bf16
+    /// matrices as IEEE half (rounded into owned memory unless stored so; a value beyond ±65504
+    /// fails the load); norms and router stay f32
+    case f16
     /// matrices whose width is a multiple of 32 as int8 Q8_0 blocks (quantized into owned
     /// memory unless stored so); norms and router stay f32
     case int8
@@ -209,7 +212,11 @@ extension LanguageModel {
                 case .asStored, .int8: return q
                 case .f32: return convertWeight(q, toBF16: false)
                 case .bf16: return convertWeight(q, toBF16: true)
+                case .f16: return try halfWeight(q, name: name)
                 }
+            }
+            if want == .f16 && !(t.dtype == .f16 && addr % 2 == 0) {
+                return try halfWeight(try view(name, rows, cols, want: .asStored, ticked: true), name: name)
             }
             if want == .int8 {
                 let f = try view(name, rows, cols, want: .f32, ticked: true)
@@ -220,7 +227,7 @@ extension LanguageModel {
                 return Weight(.f32(p.assumingMemoryBound(to: Float.self)), rows: rows, cols: cols, owner: shard)
             case (.bf16, .asStored) where addr % 2 == 0, (.bf16, .bf16) where addr % 2 == 0:
                 return Weight(.bf16(p.assumingMemoryBound(to: UInt16.self)), rows: rows, cols: cols, owner: shard)
-            case (.f16, .asStored) where addr % 2 == 0:
+            case (.f16, .asStored) where addr % 2 == 0, (.f16, .f16) where addr % 2 == 0:
                 return Weight(.f16(p.assumingMemoryBound(to: UInt16.self)), rows: rows, cols: cols, owner: shard)
             default:
                 // convert into owned memory: to bf16 if asked, else f32

@@ -137,6 +137,25 @@ func convertWeight(_ w: Weight, toBF16: Bool) -> Weight {
     return t.weight(rows: w.rows, cols: w.cols)
 }
 
+/// Owned IEEE half copy of any weight (widening or dequantizing it first), rounded to nearest
+/// even. A finite value beyond half's range (±65504) would become ±inf: that throws, naming the
+/// tensor and the element, and the caller keeps the weight in another type.
+func halfWeight(_ w: Weight, name: String) throws -> Weight {
+    if case .f16 = w.storage { return w }
+    let h = AlignedBuffer<UInt16>(count: w.count, zeroed: false)
+    let f = FloatBuffer(count: w.cols, zeroed: false)
+    for r in 0..<w.rows {
+        w.copyRow(r, to: f.pointer)
+        let out = h.pointer + r * w.cols
+        hk_f32_to_f16(out, f.pointer, w.cols)
+        let bad = hk_find_nonfinite_16(out, w.cols, 0)
+        if bad >= 0 && bad < w.cols && f.pointer[bad].isFinite {
+            throw HMSTError.invalidArgument("tensor \(name): element \(r * w.cols + bad) is \(f.pointer[bad]), beyond f16's range (±65504); hold it as bf16 or f32")
+        }
+    }
+    return Weight(.f16(UnsafePointer(h.pointer)), rows: w.rows, cols: w.cols, owner: h)
+}
+
 extension DecoderWeights {
     /// The same decoder with the int8 matrices its GEMVs read (attention, experts, an untied LM
     /// head) in the layout this CPU decodes fastest (Q8Tensor.forDecode); the embedding table,
@@ -155,25 +174,30 @@ extension DecoderWeights {
     }
 
     /// The same decoder with every projection matrix in `type` (.asStored: unchanged). Norms and
-    /// routers stay f32; int8 applies to matrices whose width is a multiple of 32.
-    public func converted(to type: WeightType, threads: Int = Threads.count) -> DecoderWeights {
-        func conv(_ w: Weight) -> Weight {
+    /// routers stay f32; int8 applies to matrices whose width is a multiple of 32. Throws only for
+    /// .f16, when a matrix holds a value beyond half's range.
+    public func converted(to type: WeightType, threads: Int = Threads.count) throws -> DecoderWeights {
+        func conv(_ w: Weight, _ name: String) throws -> Weight {
             switch type {
             case .asStored: return w
             case .f32: return w.typeName == "f32" ? w : convertWeight(w, toBF16: false)
             case .bf16: return w.isBF16 ? w : convertWeight(w, toBF16: true)
+            case .f16: return try halfWeight(w, name: name)
             case .int8: return Q8Tensor.fits(cols: w.cols) ? Q8Tensor.quantize(w, threads: threads) : w
             }
         }
-        let e = conv(embed)
+        let e = try conv(embed, MixtralNames.embed)
         return DecoderWeights(
             embed: e,
-            layers: layers.map { l in
-                LayerWeights(attnNorm: l.attnNorm, q: conv(l.q), k: conv(l.k), v: conv(l.v), o: conv(l.o), ffnNorm: l.ffnNorm,
-                             router: l.router,
-                             experts: l.experts.map { ExpertWeights(w1: conv($0.w1), w2: conv($0.w2), w3: conv($0.w3)) })
+            layers: try layers.enumerated().map { i, l in
+                let n = MixtralNames.layer(i, experts: l.experts.count)
+                return LayerWeights(attnNorm: l.attnNorm, q: try conv(l.q, n.q), k: try conv(l.k, n.k), v: try conv(l.v, n.v),
+                                    o: try conv(l.o, n.o), ffnNorm: l.ffnNorm, router: l.router,
+                                    experts: try l.experts.enumerated().map { e, x in
+                                        ExpertWeights(w1: try conv(x.w1, n.w1[e]), w2: try conv(x.w2, n.w2[e]), w3: try conv(x.w3, n.w3[e]))
+                                    })
             },
             finalNorm: finalNorm,
-            lmHead: tied ? e : conv(lmHead), tied: tied)
+            lmHead: tied ? e : try conv(lmHead, MixtralNames.lmHead), tied: tied)
     }
 }

@@ -116,9 +116,24 @@ final class HFGoldenTests: XCTestCase {
                 for v in 0..<h.dims.V { XCTAssertEqual(Double(row[v]), ref[t][v], accuracy: 2e-3, "\(way) token \(t) logit \(v)") }
             }
         }
+        // the f32 checkpoint held as f16 at load (--weights f16: the matrices rounded, norms and
+        // routers f32, where the f16 save rounds every tensor) against the reference on its values
+        var o16 = ModelLoadOptions()
+        o16.weightType = .f16
+        let rounded = try LanguageModel.load(path: Golden.root + "/model/tiny_untied", options: o16)
+        XCTAssertEqual(rounded.weightsType, "f16")
+        guard case .f32 = rounded.decoder.weights.layers[1].attnNorm.storage else { return XCTFail("a norm is not f32") }
+        let ref16 = ReferenceDecoder(d: rounded.dims, w: rounded.decoder.weights).forward(tokens)
+        let again = try Session(decoder: rounded.decoder, params: SessionParams())
+        try again.evaluate(tokens, allLogits: true)
+        for t in 0..<tokens.count {
+            let row = try again.logits(row: t)
+            for v in 0..<h.dims.V { XCTAssertEqual(Double(row[v]), ref16[t][v], accuracy: 2e-3, "held as f16: token \(t) logit \(v)") }
+        }
     }
 
-    /// A weight beyond half's range fails an f16 save with a message naming it, and leaves no file.
+    /// A weight beyond half's range fails an f16 save with a message naming it, and leaves no file;
+    /// rounding it to f16 at load fails alike.
     func testF16SaveRefusesOverflow() throws {
         let values: [Float] = [0.5, -70000, 1]
         let buf = FloatBuffer(count: values.count)
@@ -129,5 +144,7 @@ final class HFGoldenTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("tensor w: element 1 is -70000.0, beyond f16's range"), "\($0)")
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: path))
+        // and holding it as f16 at load (WeightType.f16) refuses it the same way
+        XCTAssertThrowsError(try halfWeight(w, name: "w")) { XCTAssertTrue("\($0)".contains("tensor w: element 1 is -70000.0"), "\($0)") }
     }
 }

@@ -221,7 +221,7 @@ final class Int8Tests: XCTestCase {
     func testInt8LogitsCloseToF32() throws {
         let c = try Int8Tests.smallConfig()
         let (w32, _) = try RandomWeights.make(dims: c.dims, seed: 4, std: 0.1)
-        let w8 = w32.converted(to: .int8)
+        let w8 = try w32.converted(to: .int8)
         XCTAssertEqual(w8.typeDescription, "int8")
         XCTAssertEqual(w8.layers[0].router.typeName, "f32")
         // the decoder reorders the int8 matrices its GEMVs read whose width is a multiple of 64
@@ -298,7 +298,7 @@ final class Int8Tests: XCTestCase {
         // loaded as stored: int8 in place, the same logits as the in-memory int8 conversion
         let loaded = try LanguageModel.load(path: dir + "/i8")
         XCTAssertEqual(loaded.weightsType, "int8")
-        let mem8 = m32.decoder.weights.converted(to: .int8)
+        let mem8 = try m32.decoder.weights.converted(to: .int8)
         let toks: [Int32] = [3, 1, 4, 1, 5, 9, 2, 6]
         let a = try logits(loaded.decoder.weights, dims: c.dims, tokens: toks)
         let b = try logits(mem8, dims: c.dims, tokens: toks)
@@ -406,7 +406,7 @@ final class Int8Tests: XCTestCase {
         XCTAssertGreaterThanOrEqual(int8GEMVMaxT, 8)
         let c = try Int8Tests.smallConfig()
         let (w32, _) = try RandomWeights.make(dims: c.dims, seed: 6, std: 0.1)
-        let w8 = w32.converted(to: .int8)
+        let w8 = try w32.converted(to: .int8)
         let toks: [Int32] = [3, 99, 12, 250, 7, 7, 64, 1]
         let viaGEMV = try logits(w8, dims: c.dims, tokens: toks)
         let top = viaGEMV.decode.flatMap { $0 }.map { abs($0) }.max()!
@@ -427,7 +427,7 @@ final class Int8Tests: XCTestCase {
         let m32 = try LanguageModel.random(config: c, seed: 3)
         try m32.save(directory: dir + "/big8", dtype: .i8)
         let toks: [Int32] = [7, 1, 300, 42, 9]
-        let want = try logits(m32.decoder.weights.converted(to: .int8), dims: c.dims, tokens: toks)
+        let want = try logits(try m32.decoder.weights.converted(to: .int8), dims: c.dims, tokens: toks)
         // mapped: the decoder's row-quad copies replace the int8 matrices, whose file pages are
         // then dropped (read again from the file if anything touches them)
         let mapped = try LanguageModel.load(path: dir + "/big8")
@@ -459,7 +459,7 @@ final class Int8Tests: XCTestCase {
         // the embedding (not reordered) in the same mapping reads as stored
         var row = [Float](repeating: 0, count: c.hiddenSize), ref = row
         copied.decoder.weights.embed.copyRow(5, to: &row)
-        m32.decoder.weights.converted(to: .int8).embed.copyRow(5, to: &ref)
+        try m32.decoder.weights.converted(to: .int8).embed.copyRow(5, to: &ref)
         XCTAssertEqual(row, ref)
     }
 

@@ -60,7 +60,7 @@ final class ThreadsTests: XCTestCase {
         let d = DecoderDims(C: 256, H: 4, KV: 2, Dh: 64, F: 768, E: 4, K: 2, V: 4096, L: 2, eps: 1e-5,
                             ropeTheta: 10000, maxPositions: 64, tiedEmbeddings: false)
         let (w32, _) = try RandomWeights.make(dims: d, seed: 3, std: 0.05)
-        for w in [w32, w32.converted(to: .bf16), w32.converted(to: .int8)] {
+        for w in [w32, try w32.converted(to: .bf16), try w32.converted(to: .int8)] {
             let dec = Decoder(dims: d, weights: w)
             var runs: [[Float]] = []
             for threads in [1, 2] {

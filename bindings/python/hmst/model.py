@@ -11,7 +11,7 @@ from . import _lib
 from .api import HMSTError, _check, _read_string, _Resource
 from .tokenizer import _decode_call, _encode_call
 
-_WEIGHTS = {"as_stored": 0, "f32": 1, "bf16": 2, "int8": 3}  # enum hmst_weight_type
+_WEIGHTS = {"as_stored": 0, "f32": 1, "bf16": 2, "int8": 3, "f16": 4}  # enum hmst_weight_type
 _NUMA = {"disabled": _lib.NUMA_DISABLED, "distribute": _lib.NUMA_DISTRIBUTE, "isolate": _lib.NUMA_ISOLATE,
          "numactl": _lib.NUMA_NUMACTL}
 
@@ -44,7 +44,7 @@ class Model(_Resource):
     def __init__(self, path, *, numa="disabled", numa_copy=False, prefetch=False, mlock=False,
                  load_tokenizer=True, progress=None, check_tensors=False, weights="as_stored"):
         """Loads a checkpoint directory or a llama.cpp .gguf file. check_tensors: scan every
-        weight for NaN/Inf. weights: "as_stored", "f32", "bf16" or "int8" (quantized at load)."""
+        weight for NaN/Inf. weights: "as_stored", "f32", "bf16", "f16" or "int8" (quantized at load)."""
         self._h = None
         if numa not in _NUMA:
             raise ValueError(f"numa must be one of {sorted(_NUMA)}, not {numa!r}")

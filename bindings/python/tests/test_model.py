@@ -36,6 +36,23 @@ def test_hf_checkpoint_logits_match_transformers():
     np.testing.assert_allclose(logits, golden, atol=1e-4)
 
 
+def test_f16_weights_held_at_load_and_saved(tmp_path):
+    """weights="f16" rounds the matrices to IEEE half at load; dtype="f16" saves every tensor so,
+    and that checkpoint loads as f16 in place, with transformers' logits to f16's precision."""
+    path = os.path.join(GOLDEN, "tiny_untied")
+    ref = json.load(open(os.path.join(path, "reference.json")))
+    golden = read_golden(os.path.join(path, "logits.bin"))
+    with hmst.Model(path, weights="f16") as m:
+        assert m.info["weights"] == "f16"
+        with m.context() as ctx:
+            np.testing.assert_allclose(ctx.forward(ref["tokens"]), golden, atol=2e-2)
+        m.save(tmp_path / "h", dtype="float16")
+    assert json.load(open(tmp_path / "h" / "config.json"))["torch_dtype"] == "float16"
+    with hmst.Model(tmp_path / "h") as h, h.context() as ctx:
+        assert h.info["weights"] == "f16"
+        np.testing.assert_allclose(ctx.forward(ref["tokens"]), golden, atol=2e-2)
+
+
 def test_info_and_shapes(micro):
     info = micro.info
     assert info["untrained"] is True
