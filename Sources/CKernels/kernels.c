@@ -56,7 +56,7 @@ void hk_set_max_level(int level) { atomic_store(&forced_max, level); }
 static atomic_int gemv_rows_forced = 0;
 static atomic_int gemv_rows_amd = -1;  /* 0: not AMD, 1: AMD, 2: AMD family 25 */
 
-static int gemv_rows_default(int bf16) {
+static int gemv_rows_default(int kind) {
     int amd = atomic_load(&gemv_rows_amd);
     if (amd < 0) {
         amd = 0;
@@ -72,12 +72,13 @@ static int gemv_rows_default(int bf16) {
 #endif
         atomic_store(&gemv_rows_amd, amd);
     }
-    return amd == 2 || (amd && bf16) ? 1 : 4;
+    if (kind == 2) return 1;   /* f16: see hk_gemv_rows in hmst_kernels.h */
+    return amd == 2 || (amd && kind == 1) ? 1 : 4;
 }
 
-int hk_gemv_rows(int bf16) {
+int hk_gemv_rows(int kind) {
     int f = atomic_load(&gemv_rows_forced);
-    return f == 1 || f == 4 ? f : gemv_rows_default(bf16);
+    return f == 1 || f == 4 ? f : gemv_rows_default(kind);
 }
 
 void hk_set_gemv_rows(int rows) { atomic_store(&gemv_rows_forced, rows == 1 || rows == 4 ? rows : 0); }

@@ -24,16 +24,16 @@ HK_AVX512 void hk_bf16_to_f32_avx512(float *out, const uint16_t *in, size_t n) {
     for (size_t i = 0; i + 16 <= n; i += 16) _mm512_storeu_ps(out + i, load_bf16x16(in + i));
 }
 
-/* y[r] = w[r, :] · x for r in [r0, r1). With hk_gemv_rows(BF16) == 4, four rows at a time share each
+/* y[r] = w[r, :] · x for r in [r0, r1). With hk_gemv_rows(KIND) == 4, four rows at a time share each
  * load of x and keep four weight streams in flight (16 accumulators); each row's arithmetic is
  * exactly the one-row loop's (accumulator k takes the 16-wide blocks at c ≡ 16k mod 64, the tail
  * goes to a0 then a1, the sum is (a0 + a1) + (a2 + a3)), so a row's value does not depend on how
  * rows are grouped, nor on the rows per pass. */
-#define HK_GEMV_ROW4(LOAD, LOAD_TAIL, T, BF16)                                                     \
+#define HK_GEMV_ROW4(LOAD, LOAD_TAIL, T, KIND)                                                     \
     size_t full = cols & ~(size_t)63;                                                              \
     __mmask16 tail_mask = (__mmask16)((1u << (cols & 15)) - 1);                                    \
     size_t r = r0;                                                                                 \
-    const int rows4 = hk_gemv_rows(BF16) == 4;                                                     \
+    const int rows4 = hk_gemv_rows(KIND) == 4;                                                     \
     for (; rows4 && r + 4 <= r1; r += 4) {                                                         \
         const T *p0 = w + r * cols, *p1 = p0 + cols, *p2 = p1 + cols, *p3 = p2 + cols;             \
         __m512 a00 = _mm512_setzero_ps(), a01 = a00, a02 = a00, a03 = a00;                         \
@@ -93,7 +93,7 @@ HK_AVX512 void hk_gemv_f32_avx512(float *y, const float *w, const float *x, size
 }
 
 /* IEEE half rows: vcvtph2ps widens 16 at a time (exactly), then the f32 loop; the AVX-512
- * target implies F16C's 512-bit form (AVX512F). Rows per pass as for bf16 weights (2 bytes each). */
+ * target implies F16C's 512-bit form (AVX512F). One row per pass unless forced (hk_gemv_rows). */
 static HK_AVX512 inline __m512 load_f16x16(const uint16_t *p) {
     return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
 }
@@ -103,7 +103,7 @@ static HK_AVX512 inline __m512 load_f16_tail(const uint16_t *p, __mmask16 m) {
 }
 
 HK_AVX512 void hk_gemv_f16_avx512(float *y, const uint16_t *w, const float *x, size_t cols, size_t r0, size_t r1) {
-    HK_GEMV_ROW4(load_f16x16, load_f16_tail, uint16_t, 1)
+    HK_GEMV_ROW4(load_f16x16, load_f16_tail, uint16_t, 2)
 }
 
 /* bf16 rows in 32-element blocks without a widening shuffle: a 64-byte load holds 16 pairs;

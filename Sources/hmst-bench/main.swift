@@ -280,6 +280,7 @@ if args.first == "gemv" {
     var line: [(String, Any)] = [("bench", "gemv"), ("rows", rows), ("cols", cols), ("kernel_level", Int(hk_level()))]
     line.append(("gemv_rows_f32", Int(hk_gemv_rows(0))))
     line.append(("gemv_rows_bf16", Int(hk_gemv_rows(1))))
+    line.append(("gemv_rows_f16", Int(hk_gemv_rows(2))))
     line.append(("f32_us", best { hk_gemv_f32(&y, wf, x, cols, 0, rows) }))
     line.append(("bf16_us", best { hk_gemv_bf16(&y, wb, x, cols, 0, rows) }))
     line.append(("bf16_dot_us", best { hk_gemv_bf16_dot(&y, wb, x, cols, 0, rows) }))   // x rounded to bf16
@@ -467,7 +468,7 @@ if args.first == "decode-ab" {
     }
     for r in runs {
         r.knobs.apply()
-        let level = Int(hk_level()), rowsPerPass = Int(hk_gemv_rows(r.dtype == "f32" ? 0 : 1))
+        let level = Int(hk_level()), rowsPerPass = Int(hk_gemv_rows(["f32": 0, "f16": 2][r.dtype] ?? 1))
         hk_set_max_level(-1)
         hk_set_gemv_rows(0)
         let fields: [(String, Any)] = [("bench", "decode-ab"), ("case", r.model), ("threads", r.threads), ("dtype", r.dtype), ("kv", r.kv.rawValue),

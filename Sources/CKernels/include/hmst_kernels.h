@@ -47,11 +47,13 @@ void hk_gemv_f16(float *y, const uint16_t *w, const float *x, size_t cols, size_
 void hk_gemv_f32(float *y, const float *w, const float *x, size_t cols, size_t row_begin, size_t row_end);
 
 /* How many weight rows the AVX-512 GEMVs stream per pass: 4 (four rows share each load of x)
- * or 1 (one sequential stream, four accumulators), for the f32 (bf16 = 0) or bf16 (bf16 = 1)
+ * or 1 (one sequential stream, four accumulators), for the f32 (kind 0), bf16 (1) or f16 (2)
  * kernel. Each row's value is the same either way. The default comes from the CPU and the
- * weight type (kernels.c: 1 for bf16 on AMD and for f32 on AMD family 25, else 4); benchmarks force 1 or 4 for both with hk_set_gemv_rows,
- * and hk_set_gemv_rows(0) restores the defaults. The AVX2 GEMVs always read one row per pass. */
-int hk_gemv_rows(int bf16);
+ * weight type (kernels.c: 1 for bf16 on AMD and for f32 on AMD family 25, else 4; 1 for f16 on
+ * every CPU: on Zen 4 four f16 rows decoded at 0.4-0.6x of one from memory, 1.1x from cache,
+ * and it is untried elsewhere); benchmarks force 1 or 4 for all with hk_set_gemv_rows, and
+ * hk_set_gemv_rows(0) restores the defaults. The AVX2 GEMVs always read one row per pass. */
+int hk_gemv_rows(int kind);
 
 /* y[rows] = W[rows, cols] (bf16) · bf16(x), for rows in [row_begin, row_end): x rounded to bf16
  * (nearest even) and every product summed in f32; vdpbf16ps when hk_level() >= HK_LEVEL_BF16,

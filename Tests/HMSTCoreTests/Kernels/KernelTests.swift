@@ -56,6 +56,7 @@ final class KernelTests: XCTestCase {
                             hk_set_gemv_rows(Int32(perPass))
                             XCTAssertEqual(hk_gemv_rows(0), Int32(perPass))
                             XCTAssertEqual(hk_gemv_rows(1), Int32(perPass))
+                            XCTAssertEqual(hk_gemv_rows(2), Int32(perPass))
                             byRows.append(all(k, 0, rows))
                         }
                         hk_set_gemv_rows(0)
