@@ -194,7 +194,18 @@ static void test_random_model(void) {
     CHECK(strstr(hmst_last_error(), "n_ctx") != NULL);
 
     /* save and reload */
-    CHECK_STATUS(hmst_model_save(m, "/tmp/hmst-ctest-micro", "f16"), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(hmst_model_save(m, "/tmp/hmst-ctest-micro", "fp8"), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(hmst_last_error(), "\"f16\"") != NULL);
+    /* f16: saved, then held as stored (the info JSON names the type) */
+    CHECK_STATUS(hmst_model_save(m, "/tmp/hmst-ctest-micro-f16", "f16"), HMST_STATUS_OK);
+    hmst_model *h = NULL;
+    CHECK_STATUS(hmst_model_load("/tmp/hmst-ctest-micro-f16", NULL, &h), HMST_STATUS_OK);
+    CHECK_STATUS(hmst_model_info_json(h, NULL, 0, &n), HMST_STATUS_BUFFER_TOO_SMALL);
+    char *hjson = malloc(n + 1);
+    CHECK_STATUS(hmst_model_info_json(h, hjson, n + 1, &n), HMST_STATUS_OK);
+    CHECK(strstr(hjson, "\"weights\":\"f16\"") != NULL);
+    free(hjson);
+    hmst_model_free(h);
     CHECK_STATUS(hmst_model_save(m, "/tmp/hmst-ctest-micro", "bf16"), HMST_STATUS_OK);
     hmst_model *m2 = NULL;
     struct hmst_model_params p = hmst_model_default_params();

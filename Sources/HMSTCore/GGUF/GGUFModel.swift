@@ -258,14 +258,11 @@ struct GGUFImport {
             let out = FloatBuffer(count: w.count, zeroed: false)
             for r in 0..<w.rows { (out.pointer + r * cols).update(from: p + src(r) * cols, count: cols) }
             return Weight(.f32(UnsafePointer(out.pointer)), rows: w.rows, cols: cols, owner: out)
-        case let .bf16(p):
+        case let .bf16(p), let .f16(p):
             let out = AlignedBuffer<UInt16>(count: w.count, zeroed: false)
             for r in 0..<w.rows { (out.pointer + r * cols).update(from: p + src(r) * cols, count: cols) }
-            return Weight(.bf16(UnsafePointer(out.pointer)), rows: w.rows, cols: cols, owner: out)
-        case let .f16(p):
-            let out = AlignedBuffer<UInt16>(count: w.count, zeroed: false)
-            for r in 0..<w.rows { (out.pointer + r * cols).update(from: p + src(r) * cols, count: cols) }
-            return Weight(.f16(UnsafePointer(out.pointer)), rows: w.rows, cols: cols, owner: out)
+            let q = UnsafePointer(out.pointer)
+            return Weight(w.isBF16 ? .bf16(q) : .f16(q), rows: w.rows, cols: cols, owner: out)
         case .q8Rows4:
             return unpermuteRows(Q8Tensor.rowMajor(w), heads: heads, Dh: Dh)
         case let .q8(q, s):

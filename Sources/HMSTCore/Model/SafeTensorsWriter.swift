@@ -48,13 +48,8 @@ public enum SafeTensorsWriter {
                         try b16.withUnsafeMutableBufferPointer { bb in
                             if dtype == .bf16 {
                                 hk_f32_to_bf16(bb.baseAddress!, fb.baseAddress!, n)
-                            } else {
-                                hk_f32_to_f16(bb.baseAddress!, fb.baseAddress!, n)
-                                // a finite weight that overflowed half's range (NaN/Inf in: the same out)
-                                let bad = hk_find_nonfinite_16(bb.baseAddress!, n, 0)
-                                if bad >= 0 && bad < n && fb[bad].isFinite {
-                                    throw HMSTError.invalidArgument("tensor \(t.name): element \(start + bad) is \(fb[bad]), beyond f16's range (±65504); save as bf16 or f32")
-                                }
+                            } else if let bad = roundToHalf(bb.baseAddress!, fb.baseAddress!, n) {
+                                throw HMSTError.invalidArgument("tensor \(t.name): element \(start + bad) is \(fb[bad]), beyond f16's range (±65504); save as bf16 or f32")
                             }
                             try file.write(UnsafeRawBufferPointer(start: bb.baseAddress, count: n * 2))
                         }

@@ -1,5 +1,5 @@
 // Q8Tensor: int8 weights in Q8_0 blocks held in memory hmst owns, and the conversions of whole
-// decoders between f32, bf16 and int8.
+// weights and decoders between f32, bf16, f16 and int8.
 //
 // Layout (the block format of GGUF's Q8_0 with the scale kept apart): a [rows, cols] matrix with
 // cols % 32 == 0 is stored as values[rows, cols] int8 in [-127, 127] and scales[rows, cols / 32]
@@ -137,19 +137,30 @@ func convertWeight(_ w: Weight, toBF16: Bool) -> Weight {
     return t.weight(rows: w.rows, cols: w.cols)
 }
 
-/// Owned IEEE half copy of any weight (widening or dequantizing it first), rounded to nearest
-/// even. A finite value beyond half's range (±65504) would become ±inf: that throws, naming the
-/// tensor and the element, and the caller keeps the weight in another type.
+/// x[n] rounded to nearest-even IEEE half into out. A finite value beyond half's range
+/// (±65504) becomes ±inf there: the index of the first such value, or nil (NaN and ±inf in x
+/// stay what they are and are not counted).
+func roundToHalf(_ out: UnsafeMutablePointer<UInt16>, _ x: UnsafePointer<Float>, _ n: Int) -> Int? {
+    hk_f32_to_f16(out, x, n)
+    var from = 0
+    while from < n {
+        let i = hk_find_nonfinite_16(out + from, n - from, 0)
+        guard i >= 0 && i < n - from else { return nil }
+        if x[from + i].isFinite { return from + i }
+        from += i + 1
+    }
+    return nil
+}
+
+/// Owned IEEE half copy of any weight (widening or dequantizing it first). A value beyond half's
+/// range throws, naming the tensor and the element: the caller keeps the weight in another type.
 func halfWeight(_ w: Weight, name: String) throws -> Weight {
     if case .f16 = w.storage { return w }
     let h = AlignedBuffer<UInt16>(count: w.count, zeroed: false)
     let f = FloatBuffer(count: w.cols, zeroed: false)
     for r in 0..<w.rows {
         w.copyRow(r, to: f.pointer)
-        let out = h.pointer + r * w.cols
-        hk_f32_to_f16(out, f.pointer, w.cols)
-        let bad = hk_find_nonfinite_16(out, w.cols, 0)
-        if bad >= 0 && bad < w.cols && f.pointer[bad].isFinite {
+        if let bad = roundToHalf(h.pointer + r * w.cols, f.pointer, w.cols) {
             throw HMSTError.invalidArgument("tensor \(name): element \(r * w.cols + bad) is \(f.pointer[bad]), beyond f16's range (±65504); hold it as bf16 or f32")
         }
     }

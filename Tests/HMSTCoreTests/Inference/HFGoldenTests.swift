@@ -135,16 +135,16 @@ final class HFGoldenTests: XCTestCase {
     /// A weight beyond half's range fails an f16 save with a message naming it, and leaves no file;
     /// rounding it to f16 at load fails alike.
     func testF16SaveRefusesOverflow() throws {
-        let values: [Float] = [0.5, -70000, 1]
+        let values: [Float] = [0.5, .nan, -70000, 1]   // a NaN before it does not hide it
         let buf = FloatBuffer(count: values.count)
         for (i, v) in values.enumerated() { buf.pointer[i] = v }
-        let w = Weight(.f32(UnsafePointer(buf.pointer)), rows: 1, cols: 3, owner: buf)
+        let w = Weight(.f32(UnsafePointer(buf.pointer)), rows: 1, cols: 4, owner: buf)
         let path = "/tmp/hmst-f16-overflow-\(UInt32.random(in: 0...UInt32.max)).safetensors"
-        XCTAssertThrowsError(try SafeTensorsWriter.write(path: path, tensors: [TensorToWrite(name: "w", shape: [1, 3], weight: w)], dtype: .f16)) {
-            XCTAssertTrue("\($0)".contains("tensor w: element 1 is -70000.0, beyond f16's range"), "\($0)")
+        XCTAssertThrowsError(try SafeTensorsWriter.write(path: path, tensors: [TensorToWrite(name: "w", shape: [1, 4], weight: w)], dtype: .f16)) {
+            XCTAssertTrue("\($0)".contains("tensor w: element 2 is -70000.0, beyond f16's range"), "\($0)")
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: path))
         // and holding it as f16 at load (WeightType.f16) refuses it the same way
-        XCTAssertThrowsError(try halfWeight(w, name: "w")) { XCTAssertTrue("\($0)".contains("tensor w: element 1 is -70000.0"), "\($0)") }
+        XCTAssertThrowsError(try halfWeight(w, name: "w")) { XCTAssertTrue("\($0)".contains("tensor w: element 2 is -70000.0"), "\($0)") }
     }
 }
