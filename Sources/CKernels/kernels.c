@@ -45,9 +45,9 @@ void hk_set_max_level(int level) { atomic_store(&forced_max, level); }
 
 /* ---- AVX-512 GEMV rows per pass -------------------------------------------------------------
  * Measured in one process, the two shapes alternating (hmst-bench gemv and decode-ab --gemv-rows
- * 1,4; benchmarks/results/*-zen5.jsonl): on AMD Zen 5 (family 26) one sequential stream per
- * thread decoded 11-26% faster with bf16 weights, as one row did for the AVX2 kernels on Zen 3,
- * while with f32 weights four rows were as fast or faster (up to 1.6x on a 1536 x 4096 matrix).
+ * 1,4; the benchmarks/results/...-zen5.jsonl files): on AMD Zen 5 (family 26) one sequential
+ * stream per thread decoded 11-26% faster with bf16 weights, as one row did for the AVX2
+ * kernels on Zen 3, while with f32 weights four rows were as fast or faster (up to 1.6x on a 1536 x 4096 matrix).
  * On AMD Zen 4 (family 25 with AVX-512, session 24; benchmarks/results/decode-ab-zen4.jsonl) one
  * row was faster for f32 too: decode 1.41-1.46x on dense512 and moe512 (2 threads, in one process).
  * So AMD CPUs read bf16 rows one at a time, f32 rows one at a time on family 25 and four at a
@@ -92,6 +92,26 @@ static inline float bf16_to_f32(uint16_t h) {
     return f;
 }
 
+/* IEEE half -> f32, exactly, in integer arithmetic (the _Float16 cast is a libgcc call on
+ * baseline x86-64, about 80x slower): normals move their exponent bias from 15 to 127,
+ * subnormals are their 10-bit significand times 2^-24, infinities and NaN keep their payload
+ * (quieted, as F16C's vcvtph2ps does). */
+static inline float f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, em = h & 0x7fffu, u;
+    if (em >= 0x7c00u) {
+        u = sign | 0x7f800000u | (em & 0x3ffu) << 13 | (em & 0x3ffu ? 0x400000u : 0);
+    } else if (em >= 0x0400u) {
+        u = sign | ((em << 13) + (112u << 23));
+    } else {
+        float f = (float)em * 0x1p-24f;
+        memcpy(&u, &f, 4);
+        u |= sign;
+    }
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
 static inline uint16_t f32_to_bf16(float f) {
     uint32_t u;
     memcpy(&u, &f, 4);
@@ -122,8 +142,8 @@ void hk_f32_to_bf16(uint16_t *out, const float *in, size_t n) {
 }
 
 /* IEEE half conversions: F16C instructions 8 at a time where the CPU has them (kernels_avx2.c),
- * else the compiler's _Float16, which rounds to nearest-even and handles subnormals, infinities
- * and NaN the same way. */
+ * else f16_to_f32 above to widen and the compiler's _Float16 to narrow, which rounds to
+ * nearest-even and handles subnormals, infinities and NaN the same way. */
 #if HK_X86
 extern void hk_f16_to_f32_f16c(float *out, const uint16_t *in, size_t n);
 extern void hk_f32_to_f16_f16c(uint16_t *out, const float *in, size_t n);
@@ -142,11 +162,7 @@ void hk_f16_to_f32(float *out, const uint16_t *in, size_t n) {
         i = n & ~(size_t)7;
     }
 #endif
-    for (; i < n; i++) {
-        _Float16 h;
-        memcpy(&h, &in[i], 2);
-        out[i] = (float)h;
-    }
+    for (; i < n; i++) out[i] = f16_to_f32(in[i]);
 }
 
 void hk_f32_to_f16(uint16_t *out, const float *in, size_t n) {
@@ -165,58 +181,38 @@ void hk_f32_to_f16(uint16_t *out, const float *in, size_t n) {
 
 /* ---- GEMV ---------------------------------------------------------------------------------- */
 
+/* The portable GEMV over weights of type T, LOAD(p) giving *p as f32: one row at a time, four
+ * accumulators, (a0 + a1) + (a2 + a3). Expects y, w, x, cols, r0, r1 in scope. */
+#define HK_PORTABLE_GEMV(T, LOAD) do {                                                             \
+        for (size_t r = r0; r < r1; r++) {                                                         \
+            const T *row = w + r * cols;                                                           \
+            float a0 = 0, a1 = 0, a2 = 0, a3 = 0;                                                  \
+            size_t c = 0;                                                                          \
+            for (; c + 4 <= cols; c += 4) {                                                        \
+                a0 += LOAD(row + c) * x[c];                                                        \
+                a1 += LOAD(row + c + 1) * x[c + 1];                                                \
+                a2 += LOAD(row + c + 2) * x[c + 2];                                                \
+                a3 += LOAD(row + c + 3) * x[c + 3];                                                \
+            }                                                                                      \
+            for (; c < cols; c++) a0 += LOAD(row + c) * x[c];                                      \
+            y[r] = (a0 + a1) + (a2 + a3);                                                          \
+        }                                                                                          \
+    } while (0)
+
+static inline float load_f32(const float *p) { return *p; }
+static inline float load_bf16(const uint16_t *p) { return bf16_to_f32(*p); }
+static inline float load_f16(const uint16_t *p) { return f16_to_f32(*p); }
+
 static void gemv_bf16_portable(float *y, const uint16_t *w, const float *x, size_t cols, size_t r0, size_t r1) {
-    for (size_t r = r0; r < r1; r++) {
-        const uint16_t *row = w + r * cols;
-        float a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-        size_t c = 0;
-        for (; c + 4 <= cols; c += 4) {
-            a0 += bf16_to_f32(row[c]) * x[c];
-            a1 += bf16_to_f32(row[c + 1]) * x[c + 1];
-            a2 += bf16_to_f32(row[c + 2]) * x[c + 2];
-            a3 += bf16_to_f32(row[c + 3]) * x[c + 3];
-        }
-        for (; c < cols; c++) a0 += bf16_to_f32(row[c]) * x[c];
-        y[r] = (a0 + a1) + (a2 + a3);
-    }
+    HK_PORTABLE_GEMV(uint16_t, load_bf16);
 }
 
 static void gemv_f32_portable(float *y, const float *w, const float *x, size_t cols, size_t r0, size_t r1) {
-    for (size_t r = r0; r < r1; r++) {
-        const float *row = w + r * cols;
-        float a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-        size_t c = 0;
-        for (; c + 4 <= cols; c += 4) {
-            a0 += row[c] * x[c];
-            a1 += row[c + 1] * x[c + 1];
-            a2 += row[c + 2] * x[c + 2];
-            a3 += row[c + 3] * x[c + 3];
-        }
-        for (; c < cols; c++) a0 += row[c] * x[c];
-        y[r] = (a0 + a1) + (a2 + a3);
-    }
+    HK_PORTABLE_GEMV(float, load_f32);
 }
 
 static void gemv_f16_portable(float *y, const uint16_t *w, const float *x, size_t cols, size_t r0, size_t r1) {
-    for (size_t r = r0; r < r1; r++) {
-        const uint16_t *row = w + r * cols;
-        float a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-        size_t c = 0;
-        for (; c + 4 <= cols; c += 4) {
-            _Float16 h[4];
-            memcpy(h, row + c, sizeof h);
-            a0 += (float)h[0] * x[c];
-            a1 += (float)h[1] * x[c + 1];
-            a2 += (float)h[2] * x[c + 2];
-            a3 += (float)h[3] * x[c + 3];
-        }
-        for (; c < cols; c++) {
-            _Float16 h;
-            memcpy(&h, row + c, 2);
-            a0 += (float)h * x[c];
-        }
-        y[r] = (a0 + a1) + (a2 + a3);
-    }
+    HK_PORTABLE_GEMV(uint16_t, load_f16);
 }
 
 #if HK_X86
