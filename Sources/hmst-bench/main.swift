@@ -368,7 +368,8 @@ if args.first == "decode-ab" {
     }
     let dims = loaded.first?.1.decoder.dims ?? s.dims
     if let other = loaded.first(where: { $0.1.decoder.dims != dims }) {
-        throw HMSTError.invalidArgument("--model: \(other.0) is not of \(loaded[0].0)'s shape")
+        StandardStream.error.write("--model: \(other.0) is not of \(loaded[0].0)'s shape\n")
+        exit(2)
     }
     let bases: [(name: String, weights: DecoderWeights)] = loaded.isEmpty
         ? [(s.name, try RandomWeights.make(dims: dims, seed: 1, init: .routed).0)]
@@ -411,14 +412,17 @@ if args.first == "decode-ab" {
             }
         }
     }
+    // "stored": as loaded; f32, bf16, f16, int8: converted
+    let variantType: [String: WeightType] = ["stored": .asStored, "f32": .f32, "bf16": .bf16, "f16": .f16, "int8": .int8]
     var runs: [Turns] = []
     for knobs in knobSets {
         knobs.apply()
         for (model, base) in bases {
             for variant in variantTypes {
-                // "stored": as loaded; f32, bf16, f16, int8: converted
-                let types: [String: WeightType] = ["stored": .asStored, "f32": .f32, "bf16": .bf16, "f16": .f16, "int8": .int8]
-                guard let type = types[variant] else { throw HMSTError.invalidArgument("--dtypes: \(variant) is not stored, f32, bf16, f16 or int8") }
+                guard let type = variantType[variant] else {
+                    StandardStream.error.write("--dtypes: \(variant) is not stored, f32, bf16, f16 or int8\n")
+                    exit(2)
+                }
                 let w = try base.converted(to: type)
                 let dtype = w.typeDescription
                 let decoder = Decoder(dims: dims, weights: w)
