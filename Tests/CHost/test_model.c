@@ -24,6 +24,18 @@ static bool cancel_progress(float p, void *ud) {
     return false;
 }
 
+/* 1 if the model's info JSON (fetched with the buffer protocol) contains needle */
+static int info_json_has(const hmst_model *m, const char *needle) {
+    size_t n = 0;
+    CHECK_STATUS(hmst_model_info_json(m, NULL, 0, &n), HMST_STATUS_BUFFER_TOO_SMALL);
+    char *json = malloc(n + 1);
+    if (!json) return 0;
+    CHECK_STATUS(hmst_model_info_json(m, json, n + 1, &n), HMST_STATUS_OK);
+    int found = strstr(json, needle) != NULL;
+    free(json);
+    return found;
+}
+
 static void test_model_misuse(void) {
     hmst_model *m = (hmst_model *)(uintptr_t)0x1234; /* out-params are written only on success */
     CHECK_STATUS(hmst_model_load(NULL, NULL, &m), HMST_STATUS_INVALID_ARGUMENT);
@@ -200,11 +212,7 @@ static void test_random_model(void) {
     CHECK_STATUS(hmst_model_save(m, "/tmp/hmst-ctest-micro-f16", "f16"), HMST_STATUS_OK);
     hmst_model *h = NULL;
     CHECK_STATUS(hmst_model_load("/tmp/hmst-ctest-micro-f16", NULL, &h), HMST_STATUS_OK);
-    CHECK_STATUS(hmst_model_info_json(h, NULL, 0, &n), HMST_STATUS_BUFFER_TOO_SMALL);
-    char *hjson = malloc(n + 1);
-    CHECK_STATUS(hmst_model_info_json(h, hjson, n + 1, &n), HMST_STATUS_OK);
-    CHECK(strstr(hjson, "\"weights\":\"f16\"") != NULL);
-    free(hjson);
+    CHECK(info_json_has(h, "\"weights\":\"f16\""));
     hmst_model_free(h);
     CHECK_STATUS(hmst_model_save(m, "/tmp/hmst-ctest-micro", "bf16"), HMST_STATUS_OK);
     hmst_model *m2 = NULL;
@@ -215,11 +223,7 @@ static void test_random_model(void) {
     struct hmst_model_info info2 = {.struct_size = sizeof info2};
     CHECK_STATUS(hmst_model_info(m2, &info2), HMST_STATUS_OK);
     CHECK(info2.weights_bf16 == 1 && info2.n_params == info.n_params);
-    CHECK_STATUS(hmst_model_info_json(m2, NULL, 0, &n), HMST_STATUS_BUFFER_TOO_SMALL);
-    char *json = malloc(n + 1);
-    CHECK_STATUS(hmst_model_info_json(m2, json, n + 1, &n), HMST_STATUS_OK);
-    CHECK(strstr(json, "\"untrained\":true") != NULL);
-    free(json);
+    CHECK(info_json_has(m2, "\"untrained\":true"));
     hmst_model_free(m2);
 
     free(logits);
