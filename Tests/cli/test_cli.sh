@@ -280,7 +280,7 @@ drop s2 s2b s2c s2e s2h s2j s2pool s2soft s2pre s2x ckpt-r abst abst2 rl
 # int8 weights and the tensor check
 check "quantize to int8 in the row-quad layout, then generate" bash -c "$HMST quantize $W/ckpt $W/q8r --dtype int8-rows4 > /dev/null && grep -q rows4 $W/q8r/config.json && $HMST generate $W/q8r --prompt 'The' --max-length 3 > /dev/null"
 check "quantize to int8, then generate with --check-tensors" bash -c "$HMST quantize $W/ckpt $W/q8 --dtype int8 > /dev/null && grep -q q8_0 $W/q8/config.json && $HMST generate $W/q8 --prompt 'The' --max-length 3 --check-tensors > /dev/null"
-check "quantize to f16: every tensor F16, each the f32 value rounded to half; held as f16; generates" bash -c "$HMST quantize $W/ckpt $W/f16 --dtype f16 > /dev/null && grep -q float16 $W/f16/config.json && python3 -c \"
+check "quantize to f16: every tensor F16, each the f32 value rounded to half; held as f16; generates; --weights f16 at load" bash -c "$HMST quantize $W/ckpt $W/f16 --dtype f16 > /dev/null && grep -q float16 $W/f16/config.json && python3 -c \"
 import json, struct, sys
 import numpy as np
 def tensors(d):
@@ -292,7 +292,8 @@ def tensors(d):
 a, h = tensors(sys.argv[1]), tensors(sys.argv[2])
 assert a.keys() == h.keys() and all(v.dtype == np.float16 for v in h.values())
 assert all(np.array_equal(a[k].astype(np.float16), h[k]) for k in a)
-\" $W/ckpt $W/f16 && $HMST info $W/f16 | grep -q 'weights: *f16' && $HMST generate $W/f16 --prompt 'The' --max-length 3 > /dev/null"
+\" $W/ckpt $W/f16 && $HMST info $W/f16 | grep -q 'weights: *f16' && $HMST generate $W/f16 --prompt 'The' --max-length 3 > /dev/null \\
+  && $HMST info $W/ckpt --weights f16 | grep -q 'weights: *f16' && $HMST generate $W/ckpt --weights f16 --prompt 'The' --max-length 3 > /dev/null"
 check "--check-tensors names a NaN weight" bash -c "cp -r $W/ckpt $W/nan && python3 -c \"
 import json, struct, sys
 p = sys.argv[1] + '/model.safetensors'
