@@ -47,7 +47,8 @@ void hk_set_max_level(int level) { atomic_store(&forced_max, level); }
  * Measured in one process, the two shapes alternating (hmst-bench gemv and decode-ab --gemv-rows
  * 1,4; the benchmarks/results/...-zen5.jsonl files): on AMD Zen 5 (family 26) one sequential
  * stream per thread decoded 11-26% faster with bf16 weights, as one row did for the AVX2
- * kernels on Zen 3, while with f32 weights four rows were as fast or faster (up to 1.6x on a 1536 x 4096 matrix).
+ * kernels on Zen 3, while with f32 weights four rows were as fast or faster (up to 1.6x on a
+ * 1536 x 4096 matrix).
  * On AMD Zen 4 (family 25 with AVX-512, session 24; benchmarks/results/decode-ab-zen4.jsonl) one
  * row was faster for f32 too: decode 1.41-1.46x on dense512 and moe512 (2 threads, in one process).
  * So AMD CPUs read bf16 rows one at a time, f32 rows one at a time on family 25 and four at a

@@ -504,11 +504,14 @@ if args.first == "prefill-ab" {
     let armTypes: [(name: String, type: WeightType, prefill: MatmulPrecision?)] = [
         ("f32", .f32, nil), ("bf16-widened", .bf16, .f32), ("bf16-dot", .bf16, .bf16), ("f16", .f16, nil), ("int8", .int8, nil),
     ].filter { wanted?.contains($0.name) ?? true }
-    var decoders: [String: Decoder] = [:]
-    for arm in armTypes where decoders["\(arm.type)"] == nil {
-        decoders["\(arm.type)"] = Decoder(dims: s.dims, weights: try base.converted(to: arm.type))
+    var decoders: [WeightType: Decoder] = [:]
+    for arm in armTypes where decoders[arm.type] == nil {
+        decoders[arm.type] = Decoder(dims: s.dims, weights: try base.converted(to: arm.type))
     }
-    let arms = armTypes.map { (name: $0.name, decoder: decoders["\($0.type)"]!, prefill: $0.prefill) }
+    let arms = try armTypes.map { arm in
+        guard let decoder = decoders[arm.type] else { throw HMSTError(.internal, "prefill-ab: no decoder for \(arm.name)") }
+        return (name: arm.name, decoder: decoder, prefill: arm.prefill)
+    }
     var times = [[Double]](repeating: [], count: arms.count)
     var p = SessionParams()
     p.nCtx = promptLen + 8
