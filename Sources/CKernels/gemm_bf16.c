@@ -14,6 +14,7 @@
  * hk_gemv_bf16_dot, at the end, is decode's GEMV with x rounded to bf16.
  */
 #include "hmst_kernels.h"
+#include "hk_gemm.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -114,6 +115,14 @@ static scratch_t *scratch_get(size_t a_n, size_t b_n) {
     if (s->a_n < a_n) { free(s->a); s->a = aligned_alloc(64, a_n * 4); s->a_n = s->a ? a_n : 0; }
     if (s->b_n < b_n) { free(s->b); s->b = aligned_alloc(64, b_n * 4); s->b_n = s->b ? b_n : 0; }
     return s->a && s->b ? s : NULL;
+}
+
+int hk_thread_scratch(size_t a_n, size_t b_n, uint32_t **a, uint32_t **b) {
+    scratch_t *s = scratch_get(a_n, b_n);
+    if (!s) return -1;
+    *a = s->a;
+    *b = s->b;
+    return 0;
 }
 
 static inline float lo_f(uint32_t v) { uint32_t u = v << 16; float f; memcpy(&f, &u, 4); return f; }

@@ -29,13 +29,17 @@ func linearForward(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, T:
     }
     let wf: UnsafePointer<Float>
     switch w.storage {
-    case let .f32(p): wf = p
+    case let .f32(p):
+        if f32GEMM(out: out, x: x, T: T, w: UnsafeRawPointer(p), type: Int32(HK_WT_F32), rows: rows, cols: cols, threads: threads) { return }
+        wf = p
     case let .bf16(p):
         if ComputeRates.bf16WeightComputeNow == .bf16, bf16GEMM(out: out, x: x, T: T, w: p, rows: rows, cols: cols, threads: threads) {
             return
         }
+        if f32GEMM(out: out, x: x, T: T, w: UnsafeRawPointer(p), type: Int32(HK_WT_BF16), rows: rows, cols: cols, threads: threads) { return }
         wf = widened(w, into: scratch, threads: threads)
-    case .f16:
+    case let .f16(p):
+        if f32GEMM(out: out, x: x, T: T, w: UnsafeRawPointer(p), type: Int32(HK_WT_F16), rows: rows, cols: cols, threads: threads) { return }
         wf = widened(w, into: scratch, threads: threads)
     case .q8, .q8Rows4:
         if ComputeRates.bf16WeightComputeNow == .bf16, int8AsBF16GEMM(out: out, x: x, T: T, w: w, scratch: scratch, threads: threads) {
@@ -109,6 +113,25 @@ private func bf16GEMM(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>,
         failed[i] = r1 > r0 ? hk_gemm_bf16_wt(T, r1 - r0, cols, x, cols, w + r0 * cols, cols, out + r0, rows) : 0
     }
     return (0..<parts).allSatisfy { failed[$0] == 0 }
+}
+
+/// out[T, rows] = x[T, cols] · wᵀ in f32 by hk_gemm_f32_wt, w's rows split over the pool in
+/// multiples of the kernel's 32-row panels. False when ComputeRates chose OpenBLAS for this
+/// weight type (or the CPU lacks AVX-512), or a thread could not get its packing scratch: the
+/// caller takes the OpenBLAS path (and overwrites whatever was written).
+private func f32GEMM(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, T: Int, w: UnsafeRawPointer, type: Int32,
+                     rows: Int, cols: Int, threads: Int) -> Bool {
+    let elementBytes = type == Int32(HK_WT_F32) ? 4 : 2
+    guard ComputeRates.prefillGEMMNow(weightBytes: elementBytes) == .hmst else { return false }
+    let panels = (rows + 31) / 32
+    let parts = max(1, min(threads, panels))
+    let status = UnsafeMutablePointer<Int32>.allocate(capacity: parts)
+    defer { status.deallocate() }
+    parallelFor(parts, threads: parts) { i in
+        let r0 = panels * i / parts * 32, r1 = min(rows, panels * (i + 1) / parts * 32)
+        status[i] = r1 > r0 ? hk_gemm_f32_wt(T, r1 - r0, cols, x, cols, w + r0 * cols * elementBytes, type, cols, out + r0, rows) : 0
+    }
+    return (0..<parts).allSatisfy { status[$0] == 0 }
 }
 
 /// Prompts of at most this many tokens multiply int8 weights by GEMVs instead of a GEMM.

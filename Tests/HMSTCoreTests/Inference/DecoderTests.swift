@@ -137,6 +137,30 @@ final class DecoderTests: XCTestCase {
         assertClose([Array(try s.logits())], [ref.last!], tol: 1e-3)
     }
 
+    /// Prompts through either f32 GEMM (hmst's hk_gemm_f32_wt, which widens 16-bit weights as it
+    /// packs them, or OpenBLAS on widened weights) give the reference's logits for f32, f16 and
+    /// (widened) bf16 weights, on 1 to 3 threads; the two GEMMs differ only in summation order.
+    func testPromptGEMMsAgreeForEveryWeightType() throws {
+        ComputeRates.bf16WeightComputeOverride = .f32
+        defer { ComputeRates.bf16WeightComputeOverride = nil; ComputeRates.prefillGEMMOverride = nil }
+        let base = try makeDecoder()
+        for type in [WeightType.f32, .f16, .bf16] {
+            let dec = Decoder(dims: base.dims, weights: try base.weights.converted(to: type))
+            let ref = ReferenceDecoder(d: dec.dims, w: dec.weights).forward(tokens)
+            var byGEMM: [PrefillGEMM: [[Float]]] = [:]
+            for gemm in [PrefillGEMM.hmst, .openblas] {
+                ComputeRates.prefillGEMMOverride = gemm
+                for threads in [1, 2, 3] {
+                    let got = try allLogits(dec, tokens, threads: threads)
+                    assertClose(got, ref, tol: 1e-3)
+                    byGEMM[gemm] = got
+                }
+            }
+            let apart = zip(byGEMM[.hmst]!, byGEMM[.openblas]!).map { zip($0, $1).map { abs($0 - $1) }.max()! }.max()!
+            XCTAssertLessThan(apart, 1e-4, "\(type)")
+        }
+    }
+
     /// Multiplied in bf16 (ComputeRates.bf16WeightCompute; the portable kernels where the CPU
     /// lacks AVX512-BF16), prefill's GEMMs and decode's GEMVs compute what the reference computes
     /// with the input of every bf16 product rounded to bf16, and visibly not the unrounded values.

@@ -205,6 +205,72 @@ final class KernelTests: XCTestCase {
         hk_f32_to_bf16(&again, wide, wide.count)
         for i in 0..<raw.count where !wide[i].isNaN { XCTAssertEqual(again[i], raw[i]) }
     }
+
+    /// hk_gemm_f32_wt (prefill's f32 product against stored weights): against a double-precision
+    /// sum for f32, bf16 and f16 rows on ragged shapes (rows not a multiple of the 8-row tile,
+    /// columns not of the 32-wide panel nor of its 16-row halves, depths not of 16, several
+    /// 256-deep blocks); the 16-bit weights give the f32 entry's result on their widened values
+    /// bit for bit (they are widened exactly as packed); rows are read ldw apart, C is written
+    /// ldc apart and never read; without AVX-512 the kernel declines.
+    func testF32GemmAgainstStoredWeights() {
+        var rng = RNG(seed: 21)
+        for (M, N, K) in [(1, 1, 1), (13, 37, 29), (70, 1100, 300), (9, 33, 2), (8, 32, 513), (64, 96, 256), (17, 48, 16), (3, 20, 600)] {
+            let ldw = K + 3, ldc = N + 5
+            let A = (0..<(M * K)).map { _ in rng.nextGaussian() }
+            let values = (0..<(N * K)).map { _ in rng.nextGaussian() }
+            var W32 = [Float](repeating: .nan, count: N * ldw)   // NaN outside the rows
+            var results: [Int32: [Float]] = [:]
+            for type in [Int32(HK_WT_F32), Int32(HK_WT_BF16), Int32(HK_WT_F16)] {
+                var W16 = [UInt16](repeating: 0x7fff, count: N * ldw)   // NaN in both 16-bit types
+                for n in 0..<N {
+                    let row = Array(values[(n * K)..<((n + 1) * K)])
+                    if type == Int32(HK_WT_BF16) { hk_f32_to_bf16(&W16[n * ldw], row, K) }
+                    if type == Int32(HK_WT_F16) { hk_f32_to_f16(&W16[n * ldw], row, K) }
+                    if type == Int32(HK_WT_F32) { for k in 0..<K { W32[n * ldw + k] = row[k] } }
+                }
+                var wide = W32
+                if type != Int32(HK_WT_F32) {
+                    hk_set_max_level(-1)
+                    type == Int32(HK_WT_BF16) ? hk_bf16_to_f32(&wide, W16, N * ldw) : hk_f16_to_f32(&wide, W16, N * ldw)
+                }
+                var C = [Float](repeating: .nan, count: M * ldc)
+                for n in N..<ldc { for m in 0..<M { C[m * ldc + n] = 7 } }
+                let status = type == Int32(HK_WT_F32) ? hk_gemm_f32_wt(M, N, K, A, K, W32, type, ldw, &C, ldc)
+                                                      : hk_gemm_f32_wt(M, N, K, A, K, W16, type, ldw, &C, ldc)
+                hk_set_max_level(0)
+                let declined = type == Int32(HK_WT_F32) ? hk_gemm_f32_wt(M, N, K, A, K, W32, type, ldw, &C, ldc)
+                                                        : hk_gemm_f32_wt(M, N, K, A, K, W16, type, ldw, &C, ldc)
+                hk_set_max_level(-1)
+                XCTAssertEqual(declined, Int32(HK_GEMM_WT_UNAVAILABLE), "no AVX-512: the caller's OpenBLAS path")
+                guard hk_level() >= Int32(HK_LEVEL_AVX512) else {
+                    XCTAssertEqual(status, Int32(HK_GEMM_WT_UNAVAILABLE))
+                    continue
+                }
+                XCTAssertEqual(status, 0)
+                var worst = 0.0
+                for m in 0..<M {
+                    for n in 0..<N {
+                        var sum = 0.0, mag = 0.0
+                        for k in 0..<K {
+                            let p = Double(A[m * K + k]) * Double(wide[n * ldw + k])
+                            sum += p
+                            mag += abs(p)
+                        }
+                        worst = max(worst, abs(Double(C[m * ldc + n]) - sum) / (mag + 1e-30))
+                    }
+                    for n in N..<ldc { XCTAssertEqual(C[m * ldc + n], 7, "written past the row's N columns") }
+                }
+                XCTAssertLessThan(worst, 1e-5, "type \(type) \(M)x\(N)x\(K)")
+                results[type] = (0..<M).flatMap { m in C[(m * ldc)..<(m * ldc + N)] }
+                if type != Int32(HK_WT_F32) {
+                    var same = [Float](repeating: .nan, count: M * ldc)
+                    XCTAssertEqual(hk_gemm_f32_wt(M, N, K, A, K, wide, Int32(HK_WT_F32), ldw, &same, ldc), 0)
+                    XCTAssertEqual((0..<M).flatMap { m in same[(m * ldc)..<(m * ldc + N)] }, results[type], "type \(type) \(M)x\(N)x\(K)")
+                }
+            }
+        }
+        XCTAssertEqual(hk_gemm_f32_wt(2, 2, 2, [1, 1, 1, 1], 2, [Float](repeating: 1, count: 4), 7, 2, nil, 2), Int32(HK_GEMM_WT_UNAVAILABLE), "an unknown weight type")
+    }
 }
 
 /// The AVX2 and AVX-512 exp-based ops against the portable libm loops, over ordinary and extreme inputs.

@@ -1,5 +1,7 @@
-// The OpenBLAS kernel check and the compute choices of mixed precision and bf16 weights (System/ComputeRates.swift).
+// The OpenBLAS kernel check and the compute choices of mixed precision, bf16 weights and the prompt
+// GEMM (System/ComputeRates.swift).
 import CHMST
+import CKernels
 @testable import HMSTCore
 import XCTest
 
@@ -67,6 +69,38 @@ final class ComputeRatesTests: XCTestCase {
         XCTAssertEqual(ComputeRates.decideDecodeCompute(bf16: 80, override: "f32").0, .f32)
         XCTAssertEqual(ComputeRates.decideDecodeCompute(bf16: 0, override: "bf16").0, .f32)
         XCTAssertEqual(ComputeRates.decideDecodeCompute(bf16: 80, override: "junk").0, .bf16)
+    }
+
+    func testPrefillGEMMChoice() {
+        let d = { (h: Double, o: Double, avx512: Bool, override: String?) in
+            ComputeRates.decidePrefillGEMM(rates: (h, o), avx512: avx512, override: override)
+        }
+        XCTAssertEqual(d(111, 99, true, nil).f32, .hmst)       // Zen 4, session 31
+        XCTAssertEqual(d(111, 99, true, nil).sixteen, .hmst)
+        // slower than OpenBLAS: f32 weights go to OpenBLAS; 16-bit weights stay while hmst's
+        // kernel reaches 0.9 of its rate (OpenBLAS would need them widened first)
+        XCTAssertEqual(d(95, 100, true, nil).f32, .openblas)
+        XCTAssertEqual(d(95, 100, true, nil).sixteen, .hmst)
+        XCTAssertEqual(d(85, 100, true, nil).sixteen, .openblas)
+        XCTAssertTrue(d(85, 100, true, nil).reason.contains("hmst 85, OpenBLAS 100"), d(85, 100, true, nil).reason)
+        // no AVX-512, or a kernel that could not run: OpenBLAS, whatever the override
+        XCTAssertEqual(d(0, 100, false, nil).f32, .openblas)
+        XCTAssertEqual(d(0, 100, false, "hmst").sixteen, .openblas)
+        XCTAssertTrue(d(0, 100, false, "hmst").reason.contains("ignored"), d(0, 100, false, "hmst").reason)
+        XCTAssertEqual(d(0, 100, true, nil).sixteen, .openblas)
+        // an override, any case, wins where the CPU can follow it; anything else is not one
+        XCTAssertEqual(d(111, 99, true, "OpenBLAS").f32, .openblas)
+        XCTAssertEqual(d(111, 99, true, "openblas").sixteen, .openblas)
+        XCTAssertEqual(d(80, 100, true, "hmst").f32, .hmst)
+        XCTAssertEqual(d(111, 99, true, "junk").f32, .hmst)
+        // the measured choice on this machine: both rates measured with AVX-512, none without
+        let r = ComputeRates.current
+        if hk_level() >= Int32(HK_LEVEL_AVX512) {
+            XCTAssertGreaterThan(r.prefillGEMMRates.hmst, 1)
+            XCTAssertGreaterThan(r.prefillGEMMRates.openblas, 1)
+        } else {
+            XCTAssertEqual(ComputeRates.prefillGEMMNow(weightBytes: 2), .openblas)
+        }
     }
 
     func testMeasuredRatesAreSane() {

@@ -1,0 +1,175 @@
+/*
+ * gemm_wt.c: prefill's product against a linear layer's stored weights, in f32:
+ * C[M, N] = A[M, K] · Wᵀ, W[N, K] rows of f32, bf16 or f16 weights.
+ *
+ * OpenBLAS's sgemm needs f32 weights, so 16-bit weights were first widened into a scratch
+ * matrix (a pass that wrote and re-read the whole layer), and sgemm then packed that copy,
+ * packed A and cleared C before its kernel ran. Here each weight is widened exactly as its
+ * panel is packed, A is read where it lies (its rows are broadcast one value at a time) and the
+ * first depth block writes C without reading it: on Zen 4, one thread, 512 tokens, this ran at
+ * 110-114 GFLOP/s against OpenBLAS 0.3.21's 102-107 (Cooperlake kernels) on the same f32
+ * weights, before counting the widening pass it saves.
+ *
+ * Blocking: for each depth block of KC, the 32 rows of W a micro-tile needs are transposed into
+ * one panel [kc][32] of f32 (16 x 16 transposes in registers; 32 KiB at KC = 256, read from L1
+ * by every row tile); an 8 x 32 micro-kernel keeps its 16 accumulators in registers and issues,
+ * per k, two panel loads and eight broadcasts of A for sixteen FMAs. AVX-512 only: elsewhere
+ * hk_gemm_f32_wt returns HK_GEMM_WT_UNAVAILABLE and the caller widens for OpenBLAS.
+ */
+#include "hmst_kernels.h"
+#include "hk_gemm.h"
+
+#include <string.h>
+
+enum { WMR = 8, WNR = 32, WKC = 256 };
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define HK_WT __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,f16c,fma")))
+
+/* One weight widened to f32, exactly (bf16 and f16 are subsets of f32). */
+static HK_WT inline float weight_at(const void *W, int wtype, size_t i) {
+    switch (wtype) {
+    case HK_WT_BF16: {
+        uint32_t u = (uint32_t)((const uint16_t *)W)[i] << 16;
+        float f;
+        memcpy(&f, &u, 4);
+        return f;
+    }
+    case HK_WT_F16: return _cvtsh_ss(((const uint16_t *)W)[i]);
+    default: return ((const float *)W)[i];
+    }
+}
+
+/* 16 consecutive weights from element i, widened. */
+static HK_WT inline __m512 weights16(const void *W, int wtype, size_t i) {
+    switch (wtype) {
+    case HK_WT_BF16:
+        return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)((const uint16_t *)W + i))), 16));
+    case HK_WT_F16: return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)W + i)));
+    default: return _mm512_loadu_ps((const float *)W + i);
+    }
+}
+
+/* r[i] lane j <- r[j] lane i: a 16 x 16 transpose in registers. */
+static HK_WT inline void transpose16(__m512 r[16]) {
+    __m512 t[16], u[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        u[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+        u[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
+        u[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        u[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    /* u[4g + j], 128-bit lane L: column 4L + j of rows 4g .. 4g+3 */
+    for (int j = 0; j < 4; j++) {
+        __m512 a = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x88), b = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xDD);
+        __m512 c = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x88), d = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xDD);
+        r[j] = _mm512_shuffle_f32x4(a, c, 0x88);
+        r[8 + j] = _mm512_shuffle_f32x4(a, c, 0xDD);
+        r[4 + j] = _mm512_shuffle_f32x4(b, d, 0x88);
+        r[12 + j] = _mm512_shuffle_f32x4(b, d, 0xDD);
+    }
+}
+
+/* W rows n0 .. n0+nc (nc <= 32), depth k0 .. k0+kc -> panel[kc][32], widened; columns past nc
+ * are zero. Whole groups of 16 rows go 16 depths at a time through the transpose; a partial
+ * group and the depth tail past a multiple of 16 one weight at a time. */
+static HK_WT void pack_panel(float *panel, const void *W, int wtype, size_t ldw, size_t n0, size_t nc, size_t k0, size_t kc) {
+    size_t kv = kc & ~(size_t)15;
+    for (size_t g = 0; g < WNR; g += 16) {
+        size_t rows = nc > g ? (nc - g < 16 ? nc - g : 16) : 0;
+        if (rows == 16) {
+            for (size_t k = 0; k < kv; k += 16) {
+                __m512 r[16];
+                for (int i = 0; i < 16; i++) r[i] = weights16(W, wtype, (n0 + g + i) * ldw + k0 + k);
+                transpose16(r);
+                for (int i = 0; i < 16; i++) _mm512_store_ps(panel + (k + i) * WNR + g, r[i]);
+            }
+        } else {
+            for (size_t k = 0; k < kv; k++) _mm512_store_ps(panel + k * WNR + g, _mm512_setzero_ps());
+            for (size_t i = 0; i < rows; i++)
+                for (size_t k = 0; k < kv; k++) panel[k * WNR + g + i] = weight_at(W, wtype, (n0 + g + i) * ldw + k0 + k);
+        }
+        for (size_t k = kv; k < kc; k++)
+            for (size_t i = 0; i < 16; i++) panel[k * WNR + g + i] = i < rows ? weight_at(W, wtype, (n0 + g + i) * ldw + k0 + k) : 0;
+    }
+}
+
+/* C[mr, nr] = (or +=, when !overwrite) A[8 rows lda apart, kc] · panel, mr <= 8, nr <= 32. */
+static HK_WT void micro_8x32(float *C, size_t ldc, const float *A, size_t lda, const float *panel, size_t kc, size_t mr,
+                             size_t nr, int overwrite) {
+    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
+           c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;
+    const float *a0 = A, *a4 = A + 4 * lda;
+    size_t l1 = lda, l2 = 2 * lda, l3 = 3 * lda;
+    for (size_t k = 0; k < kc; k++) {
+        __m512 b0 = _mm512_load_ps(panel + k * WNR), b1 = _mm512_load_ps(panel + k * WNR + 16), a;
+#define HK_WT_ROW(P, O, X0, X1)          \
+        a = _mm512_set1_ps(P[O + k]);     \
+        X0 = _mm512_fmadd_ps(a, b0, X0);  \
+        X1 = _mm512_fmadd_ps(a, b1, X1);
+        HK_WT_ROW(a0, 0, c00, c01) HK_WT_ROW(a0, l1, c10, c11) HK_WT_ROW(a0, l2, c20, c21) HK_WT_ROW(a0, l3, c30, c31)
+        HK_WT_ROW(a4, 0, c40, c41) HK_WT_ROW(a4, l1, c50, c51) HK_WT_ROW(a4, l2, c60, c61) HK_WT_ROW(a4, l3, c70, c71)
+#undef HK_WT_ROW
+    }
+    __mmask16 m0 = nr >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nr) - 1);
+    __mmask16 m1 = nr >= 32 ? (__mmask16)0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
+    __m512 acc[WMR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}, {c60, c61}, {c70, c71}};
+    for (size_t r = 0; r < mr; r++) {
+        float *c = C + r * ldc;
+        if (overwrite) {
+            _mm512_mask_storeu_ps(c, m0, acc[r][0]);
+            if (m1) _mm512_mask_storeu_ps(c + 16, m1, acc[r][1]);
+        } else {
+            _mm512_mask_storeu_ps(c, m0, _mm512_add_ps(acc[r][0], _mm512_maskz_loadu_ps(m0, c)));
+            if (m1) _mm512_mask_storeu_ps(c + 16, m1, _mm512_add_ps(acc[r][1], _mm512_maskz_loadu_ps(m1, c + 16)));
+        }
+    }
+}
+
+static HK_WT int gemm_wt_avx512(size_t M, size_t N, size_t K, const float *A, size_t lda, const void *W, int wtype,
+                                size_t ldw, float *C, size_t ldc) {
+    size_t kcMax = K < WKC ? K : WKC;
+    uint32_t *pa, *pb;
+    /* a: the last rows of A when M is not a multiple of 8, zero-padded to 8; b: one panel */
+    if (hk_thread_scratch(WMR * kcMax, WNR * kcMax, &pa, &pb) != 0) return -1;
+    float *tail = (float *)pa, *panel = (float *)pb;
+    size_t mFull = M - M % WMR;
+    for (size_t k0 = 0; k0 < K; k0 += WKC) {
+        size_t kc = K - k0 < WKC ? K - k0 : WKC;
+        if (mFull < M) {
+            memset(tail, 0, WMR * kc * sizeof(float));
+            for (size_t r = mFull; r < M; r++) memcpy(tail + (r - mFull) * kc, A + r * lda + k0, kc * sizeof(float));
+        }
+        for (size_t n0 = 0; n0 < N; n0 += WNR) {
+            size_t nc = N - n0 < WNR ? N - n0 : WNR;
+            pack_panel(panel, W, wtype, ldw, n0, nc, k0, kc);
+            for (size_t m0 = 0; m0 < mFull; m0 += WMR)
+                micro_8x32(C + m0 * ldc + n0, ldc, A + m0 * lda + k0, lda, panel, kc, WMR, nc, k0 == 0);
+            if (mFull < M) micro_8x32(C + mFull * ldc + n0, ldc, tail, kc, panel, kc, M - mFull, nc, k0 == 0);
+        }
+    }
+    return 0;
+}
+#endif
+
+int hk_gemm_f32_wt(size_t M, size_t N, size_t K, const float *A, size_t lda, const void *W, int wtype, size_t ldw,
+                   float *C, size_t ldc) {
+    if (wtype != HK_WT_F32 && wtype != HK_WT_BF16 && wtype != HK_WT_F16) return HK_GEMM_WT_UNAVAILABLE;
+#if defined(__x86_64__)
+    if (hk_level() >= HK_LEVEL_AVX512) {
+        if (M == 0 || N == 0) return 0;
+        if (K == 0) {
+            for (size_t m = 0; m < M; m++) memset(C + m * ldc, 0, N * sizeof(float));
+            return 0;
+        }
+        return gemm_wt_avx512(M, N, K, A, lda, W, wtype, ldw, C, ldc);
+    }
+#endif
+    (void)M; (void)N; (void)K; (void)A; (void)lda; (void)W; (void)ldw; (void)C; (void)ldc;
+    return HK_GEMM_WT_UNAVAILABLE;
+}
