@@ -1,10 +1,12 @@
 // Linear: out = x · Wᵀ for the forward pass, choosing the kernel by shape and storage.
 // T == 1 (decode): a GEMV that streams each weight row once, split over hmst's pool.
-// T > 1 (prefill): OpenBLAS sgemm, the weight rows split over hmst's pool; bf16 weights are
-// widened to f32 in a scratch buffer first, which costs one pass over the weights and is
-// amortised over the T rows; f16 weights are widened and int8 (Q8_0) weights dequantized the
-// same way. Decode with int8 weights quantizes x once per call (per distinct input vector of a
-// batch) and runs the integer GEMV (q8_0.c); f16 weights are widened inside the GEMV.
+// T > 1 (prefill): an f32 GEMM, the weight rows split over hmst's pool: hmst's own
+// (hk_gemm_f32_wt, AVX-512 CPUs) widens f16 and bf16 weights exactly as it packs them; OpenBLAS's
+// sgemm, where ComputeRates measured it faster or the CPU lacks AVX-512, takes them widened into
+// a scratch buffer first (one pass over the weights, amortised over the T rows). int8 (Q8_0)
+// weights are dequantized into that scratch for sgemm. Decode with int8 weights quantizes x once
+// per call (per distinct input vector of a batch) and runs the integer GEMV (q8_0.c); f16
+// weights are widened inside the GEMV.
 // On CPUs whose bf16 dot products beat f32 FMA (ComputeRates.bf16WeightCompute: AMD Zen 4 and
 // 5), bf16 weights are multiplied as stored instead, with x rounded to bf16, as llama.cpp's bf16
 // path does: hk_gemm_bf16_wt for prefill (the weight rows split over hmst's pool) and

@@ -52,6 +52,9 @@ class SystemInfo(ctypes.Structure):
         ("kernels", ctypes.c_char * 32),
         ("int8_kernels", ctypes.c_char * 32),
         ("bf16_weight_compute_bf16", ctypes.c_int32),
+        ("bf16_decode_compute_bf16", ctypes.c_int32),
+        ("prefill_gemm_hmst", ctypes.c_int32),
+        ("prefill_gemm_hmst_16bit", ctypes.c_int32),
     ]
 
 
