@@ -6,22 +6,25 @@
  * matrix (a pass that wrote and re-read the whole layer), and sgemm then packed that copy,
  * packed A and cleared C before its kernel ran. Here each weight is widened exactly as its
  * panel is packed, A is read where it lies (its rows are broadcast one value at a time) and the
- * first depth block writes C without reading it: on Zen 4, one thread, 512 tokens, this ran at
- * 110-114 GFLOP/s against OpenBLAS 0.3.21's 102-107 (Cooperlake kernels) on the same f32
- * weights, before counting the widening pass it saves.
+ * first depth block writes C without reading it.
  *
- * Blocking: for each depth block of KC, the 32 rows of W a micro-tile needs are transposed into
- * one panel [kc][32] of f32 (16 x 16 transposes in registers; 32 KiB at KC = 256, read from L1
- * by every row tile); an 8 x 32 micro-kernel keeps its 16 accumulators in registers and issues,
- * per k, two panel loads and eight broadcasts of A for sixteen FMAs. AVX-512 only: elsewhere
- * hk_gemm_f32_wt returns HK_GEMM_WT_UNAVAILABLE and the caller widens for OpenBLAS.
+ * Blocking (GotoBLAS's order, without packing A): for each block of WNC = 128 weight rows and
+ * each depth block of WKC = 512, the rows are transposed into four panels [kc][32] of f32 (16 x 16
+ * transposes in registers; 256 KiB in all, held in L2); then every 8-row tile of A runs against
+ * each panel: an 8 x 32 micro-kernel keeps its 16 accumulators in registers and issues, per k,
+ * two panel loads and eight broadcasts of A for sixteen FMAs, A's tile (16 KiB) staying in L1
+ * across the panels and C written a row segment at a time. On Zen 4, one thread, this order ran
+ * 106-113 GFLOP/s over shapes of 128-2048 tokens x 256-2048 rows x 512-1536 deep (OpenBLAS 99-107);
+ * one panel reused down all of A's rows (the first version) fell to 96-97 as C outgrew L2.
+ * AVX-512 only: elsewhere hk_gemm_f32_wt returns HK_GEMM_WT_UNAVAILABLE and the caller widens for
+ * OpenBLAS.
  */
 #include "hmst_kernels.h"
 #include "hk_gemm.h"
 
 #include <string.h>
 
-enum { WMR = 8, WNR = 32, WKC = 256 };
+enum { WMR = 8, WNR = 32, WKC = 512, WNC = 128 };
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -135,22 +138,27 @@ static HK_WT int gemm_wt_avx512(size_t M, size_t N, size_t K, const float *A, si
                                 size_t ldw, float *C, size_t ldc) {
     size_t kcMax = K < WKC ? K : WKC;
     uint32_t *pa, *pb;
-    /* a: the last rows of A when M is not a multiple of 8, zero-padded to 8; b: one panel */
-    if (hk_thread_scratch(WMR * kcMax, WNR * kcMax, &pa, &pb) != 0) return -1;
-    float *tail = (float *)pa, *panel = (float *)pb;
+    /* a: the last rows of A when M is not a multiple of 8, zero-padded to 8; b: one block of panels */
+    if (hk_thread_scratch(WMR * kcMax, WNC * kcMax, &pa, &pb) != 0) return -1;
+    float *tail = (float *)pa, *panels = (float *)pb;
     size_t mFull = M - M % WMR;
-    for (size_t k0 = 0; k0 < K; k0 += WKC) {
-        size_t kc = K - k0 < WKC ? K - k0 : WKC;
-        if (mFull < M) {
-            memset(tail, 0, WMR * kc * sizeof(float));
-            for (size_t r = mFull; r < M; r++) memcpy(tail + (r - mFull) * kc, A + r * lda + k0, kc * sizeof(float));
-        }
-        for (size_t n0 = 0; n0 < N; n0 += WNR) {
-            size_t nc = N - n0 < WNR ? N - n0 : WNR;
-            pack_panel(panel, W, wtype, ldw, n0, nc, k0, kc);
+    for (size_t nb = 0; nb < N; nb += WNC) {
+        size_t ne = N - nb < WNC ? N : nb + WNC;
+        for (size_t k0 = 0; k0 < K; k0 += WKC) {
+            size_t kc = K - k0 < WKC ? K - k0 : WKC;
+            for (size_t n0 = nb; n0 < ne; n0 += WNR)
+                pack_panel(panels + (n0 - nb) * kc, W, wtype, ldw, n0, ne - n0 < WNR ? ne - n0 : WNR, k0, kc);
             for (size_t m0 = 0; m0 < mFull; m0 += WMR)
-                micro_8x32(C + m0 * ldc + n0, ldc, A + m0 * lda + k0, lda, panel, kc, WMR, nc, k0 == 0);
-            if (mFull < M) micro_8x32(C + mFull * ldc + n0, ldc, tail, kc, panel, kc, M - mFull, nc, k0 == 0);
+                for (size_t n0 = nb; n0 < ne; n0 += WNR)
+                    micro_8x32(C + m0 * ldc + n0, ldc, A + m0 * lda + k0, lda, panels + (n0 - nb) * kc, kc, WMR,
+                               ne - n0 < WNR ? ne - n0 : WNR, k0 == 0);
+            if (mFull < M) {
+                memset(tail, 0, WMR * kc * sizeof(float));
+                for (size_t r = mFull; r < M; r++) memcpy(tail + (r - mFull) * kc, A + r * lda + k0, kc * sizeof(float));
+                for (size_t n0 = nb; n0 < ne; n0 += WNR)
+                    micro_8x32(C + mFull * ldc + n0, ldc, tail, kc, panels + (n0 - nb) * kc, kc, M - mFull,
+                               ne - n0 < WNR ? ne - n0 : WNR, k0 == 0);
+            }
         }
     }
     return 0;
