@@ -181,12 +181,12 @@ struct hmst_system_info {
                                          is bound by loads, not by the dot products' rate), unless
                                          HMST_BF16_WEIGHT_COMPUTE=f32 */
     /* Appended in session 31. */
-    int32_t prefill_gemm_hmst;      /* 1 if prompts multiply f32 weights with hmst's own f32 GEMM (AVX-512
-                                       CPUs where a start-up measurement found it at least OpenBLAS's
-                                       rate), 0 = OpenBLAS's sgemm (HMST_PREFILL_GEMM=hmst|openblas) */
-    int32_t prefill_gemm_hmst_16bit; /* the same for f16 weights and bf16 weights widened to f32 (hmst's
-                                       GEMM widens them as it packs them; chosen at 0.9 of OpenBLAS's rate,
-                                       which needs them widened into scratch first) */
+    int32_t f32_gemm_hmst;          /* 1 if f32 GEMMs (prompts with f32 weights, f32 training) run on hmst's own
+                                       kernel (AVX-512 CPUs where a start-up measurement found it at least
+                                       OpenBLAS's rate), 0 = OpenBLAS's sgemm (HMST_F32_GEMM=hmst|openblas) */
+    int32_t f32_gemm_hmst_16bit;    /* the same for prompts with f16 weights or bf16 weights widened to f32
+                                       (hmst's kernel widens them as it packs them; chosen at 0.9 of
+                                       OpenBLAS's rate, which needs them widened into scratch first) */
 };
 
 /* Fills *out up to out->struct_size bytes, which the host sets first (at least offsetof the

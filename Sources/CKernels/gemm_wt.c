@@ -102,43 +102,73 @@ static HK_WT void pack_panel(float *panel, const void *W, int wtype, size_t ldw,
     }
 }
 
-/* C[mr, nr] = (or +=, when !overwrite) A[8 rows lda apart, kc] · panel, mr <= 8, nr <= 32. */
-static HK_WT void micro_8x32(float *C, size_t ldc, const float *A, size_t lda, const float *panel, size_t kc, size_t mr,
-                             size_t nr, int overwrite) {
-    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
-           c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;
-    const float *a0 = A, *a4 = A + 4 * lda;
-    size_t l1 = lda, l2 = 2 * lda, l3 = 3 * lda;
+/* B[K, N] row-major (hk_gemm_f32 without transB): rows k0 .. k0+kc, columns n0 .. n0+nc (nc <= 32)
+ * -> panel[kc][32], a straight copy of each row's 32 columns; columns past nc are zero. */
+static HK_WT void pack_panel_n(float *panel, const float *B, size_t ldb, size_t n0, size_t nc, size_t k0, size_t kc) {
+    __mmask16 m0 = nc >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nc) - 1);
+    __mmask16 m1 = nc >= 32 ? (__mmask16)0xffff : nc <= 16 ? 0 : (__mmask16)((1u << (nc - 16)) - 1);
     for (size_t k = 0; k < kc; k++) {
-        __m512 b0 = _mm512_load_ps(panel + k * WNR), b1 = _mm512_load_ps(panel + k * WNR + 16), a;
-#define HK_WT_ROW(P, O, X0, X1)          \
-        a = _mm512_set1_ps(P[O + k]);     \
-        X0 = _mm512_fmadd_ps(a, b0, X0);  \
-        X1 = _mm512_fmadd_ps(a, b1, X1);
-        HK_WT_ROW(a0, 0, c00, c01) HK_WT_ROW(a0, l1, c10, c11) HK_WT_ROW(a0, l2, c20, c21) HK_WT_ROW(a0, l3, c30, c31)
-        HK_WT_ROW(a4, 0, c40, c41) HK_WT_ROW(a4, l1, c50, c51) HK_WT_ROW(a4, l2, c60, c61) HK_WT_ROW(a4, l3, c70, c71)
-#undef HK_WT_ROW
-    }
-    __mmask16 m0 = nr >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nr) - 1);
-    __mmask16 m1 = nr >= 32 ? (__mmask16)0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
-    __m512 acc[WMR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}, {c60, c61}, {c70, c71}};
-    for (size_t r = 0; r < mr; r++) {
-        float *c = C + r * ldc;
-        if (overwrite) {
-            _mm512_mask_storeu_ps(c, m0, acc[r][0]);
-            if (m1) _mm512_mask_storeu_ps(c + 16, m1, acc[r][1]);
-        } else {
-            _mm512_mask_storeu_ps(c, m0, _mm512_add_ps(acc[r][0], _mm512_maskz_loadu_ps(m0, c)));
-            if (m1) _mm512_mask_storeu_ps(c + 16, m1, _mm512_add_ps(acc[r][1], _mm512_maskz_loadu_ps(m1, c + 16)));
-        }
+        const float *row = B + (k0 + k) * ldb + n0;
+        _mm512_store_ps(panel + k * WNR, _mm512_maskz_loadu_ps(m0, row));
+        _mm512_store_ps(panel + k * WNR + 16, _mm512_maskz_loadu_ps(m1, row + 16));
     }
 }
 
-static HK_WT int gemm_wt_avx512(size_t M, size_t N, size_t K, const float *A, size_t lda, const void *W, int wtype,
-                                size_t ldw, float *C, size_t ldc) {
+/* C[mr, nr] = alpha · tile + (first ? beta · C : C) (C not read when first and beta = 0), where
+ * tile = A · panel over kc, A's element (r, k) at A[r * rs + k * ks]: rs = lda, ks = 1 for A
+ * stored [M, K], rs = 1, ks = lda for A stored [K, M]. mr <= 8, nr <= 32. */
+#define HK_WT_MICRO(NAME, RS, KS)                                                                                     \
+    static HK_WT void NAME(float *C, size_t ldc, const float *A, size_t lda, const float *panel, size_t kc, size_t mr,  \
+                           size_t nr, float alpha, float beta, int first) {                                            \
+        __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,  \
+               c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;                  \
+        const size_t rs = (RS), ks = (KS);                                                                             \
+        const float *a0 = A, *a4 = A + 4 * rs;                                                                         \
+        const size_t r1 = rs, r2 = 2 * rs, r3 = 3 * rs;                                                                \
+        for (size_t k = 0; k < kc; k++) {                                                                              \
+            __m512 b0 = _mm512_load_ps(panel + k * WNR), b1 = _mm512_load_ps(panel + k * WNR + 16), a;                \
+            const size_t o = k * ks;                                                                                   \
+            HK_WT_ROW(a0, o, c00, c01) HK_WT_ROW(a0, o + r1, c10, c11) HK_WT_ROW(a0, o + r2, c20, c21)                 \
+            HK_WT_ROW(a0, o + r3, c30, c31) HK_WT_ROW(a4, o, c40, c41) HK_WT_ROW(a4, o + r1, c50, c51)                 \
+            HK_WT_ROW(a4, o + r2, c60, c61) HK_WT_ROW(a4, o + r3, c70, c71)                                            \
+        }                                                                                                              \
+        __m512 acc[WMR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}, {c60, c61}, {c70, c71}}; \
+        store_tile(C, ldc, acc, mr, nr, alpha, beta, first);                                                           \
+    }
+#define HK_WT_ROW(P, O, X0, X1)         \
+    a = _mm512_set1_ps(P[O]);           \
+    X0 = _mm512_fmadd_ps(a, b0, X0);    \
+    X1 = _mm512_fmadd_ps(a, b1, X1);
+
+static HK_WT inline void store_tile(float *C, size_t ldc, __m512 acc[WMR][2], size_t mr, size_t nr, float alpha, float beta,
+                                    int first) {
+    __mmask16 m0 = nr >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nr) - 1);
+    __mmask16 m1 = nr >= 32 ? (__mmask16)0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(first ? beta : 1.0f);
+    int readC = !(first && beta == 0);
+    for (size_t r = 0; r < mr; r++) {
+        float *c = C + r * ldc;
+        __m512 lo = _mm512_mul_ps(va, acc[r][0]), hi = _mm512_mul_ps(va, acc[r][1]);
+        if (readC) {
+            lo = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, c), lo);
+            hi = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, c + 16), hi);
+        }
+        _mm512_mask_storeu_ps(c, m0, lo);
+        if (m1) _mm512_mask_storeu_ps(c + 16, m1, hi);
+    }
+}
+
+HK_WT_MICRO(micro_rows, lda, 1)   /* A stored [M, K] */
+HK_WT_MICRO(micro_cols, 1, lda)   /* A stored [K, M] */
+#undef HK_WT_ROW
+#undef HK_WT_MICRO
+
+/* The driver behind both entries: B is W[N, K] rows of wtype when transB, else f32 [K, N]. */
+static HK_WT int gemm_avx512(int transA, int transB, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
+                             const void *B, int wtype, size_t ldb, float beta, float *C, size_t ldc) {
     size_t kcMax = K < WKC ? K : WKC;
     uint32_t *pa, *pb;
-    /* a: the last rows of A when M is not a multiple of 8, zero-padded to 8; b: one block of panels */
+    /* a: the last rows of op(A) when M is not a multiple of 8, zero-padded to 8 rows [8][kc]; b: one block of panels */
     if (hk_thread_scratch(WMR * kcMax, WNC * kcMax, &pa, &pb) != 0) return -1;
     float *tail = (float *)pa, *panels = (float *)pb;
     size_t mFull = M - M % WMR;
@@ -146,18 +176,29 @@ static HK_WT int gemm_wt_avx512(size_t M, size_t N, size_t K, const float *A, si
         size_t ne = N - nb < WNC ? N : nb + WNC;
         for (size_t k0 = 0; k0 < K; k0 += WKC) {
             size_t kc = K - k0 < WKC ? K - k0 : WKC;
-            for (size_t n0 = nb; n0 < ne; n0 += WNR)
-                pack_panel(panels + (n0 - nb) * kc, W, wtype, ldw, n0, ne - n0 < WNR ? ne - n0 : WNR, k0, kc);
+            int first = k0 == 0;
+            for (size_t n0 = nb; n0 < ne; n0 += WNR) {
+                size_t nc = ne - n0 < WNR ? ne - n0 : WNR;
+                if (transB) pack_panel(panels + (n0 - nb) * kc, B, wtype, ldb, n0, nc, k0, kc);
+                else pack_panel_n(panels + (n0 - nb) * kc, B, ldb, n0, nc, k0, kc);
+            }
             for (size_t m0 = 0; m0 < mFull; m0 += WMR)
-                for (size_t n0 = nb; n0 < ne; n0 += WNR)
-                    micro_8x32(C + m0 * ldc + n0, ldc, A + m0 * lda + k0, lda, panels + (n0 - nb) * kc, kc, WMR,
-                               ne - n0 < WNR ? ne - n0 : WNR, k0 == 0);
+                for (size_t n0 = nb; n0 < ne; n0 += WNR) {
+                    size_t nc = ne - n0 < WNR ? ne - n0 : WNR;
+                    const float *panel = panels + (n0 - nb) * kc;
+                    if (transA) micro_cols(C + m0 * ldc + n0, ldc, A + k0 * lda + m0, lda, panel, kc, WMR, nc, alpha, beta, first);
+                    else micro_rows(C + m0 * ldc + n0, ldc, A + m0 * lda + k0, lda, panel, kc, WMR, nc, alpha, beta, first);
+                }
             if (mFull < M) {
                 memset(tail, 0, WMR * kc * sizeof(float));
-                for (size_t r = mFull; r < M; r++) memcpy(tail + (r - mFull) * kc, A + r * lda + k0, kc * sizeof(float));
+                for (size_t r = mFull; r < M; r++) {
+                    float *dst = tail + (r - mFull) * kc;
+                    if (transA) for (size_t k = 0; k < kc; k++) dst[k] = A[(k0 + k) * lda + r];
+                    else memcpy(dst, A + r * lda + k0, kc * sizeof(float));
+                }
                 for (size_t n0 = nb; n0 < ne; n0 += WNR)
-                    micro_8x32(C + mFull * ldc + n0, ldc, tail, kc, panels + (n0 - nb) * kc, kc, M - mFull,
-                               ne - n0 < WNR ? ne - n0 : WNR, k0 == 0);
+                    micro_rows(C + mFull * ldc + n0, ldc, tail, kc, panels + (n0 - nb) * kc, kc, M - mFull,
+                               ne - n0 < WNR ? ne - n0 : WNR, alpha, beta, first);
             }
         }
     }
@@ -165,19 +206,40 @@ static HK_WT int gemm_wt_avx512(size_t M, size_t N, size_t K, const float *A, si
 }
 #endif
 
-int hk_gemm_f32_wt(size_t M, size_t N, size_t K, const float *A, size_t lda, const void *W, int wtype, size_t ldw,
-                   float *C, size_t ldc) {
+/* C = beta · C over M x N: what a product with no terms leaves (C not read when beta = 0). */
+static void scale_c(size_t M, size_t N, float beta, float *C, size_t ldc) {
+    for (size_t m = 0; m < M; m++) {
+        float *c = C + m * ldc;
+        if (beta == 0) memset(c, 0, N * sizeof(float));
+        else if (beta != 1) for (size_t n = 0; n < N; n++) c[n] *= beta;
+    }
+}
+
+static int gemm_entry(int transA, int transB, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
+                      const void *B, int wtype, size_t ldb, float beta, float *C, size_t ldc) {
     if (wtype != HK_WT_F32 && wtype != HK_WT_BF16 && wtype != HK_WT_F16) return HK_GEMM_WT_UNAVAILABLE;
+    if (wtype != HK_WT_F32 && !transB) return HK_GEMM_WT_UNAVAILABLE;
 #if defined(__x86_64__)
     if (hk_level() >= HK_LEVEL_AVX512) {
         if (M == 0 || N == 0) return 0;
-        if (K == 0) {
-            for (size_t m = 0; m < M; m++) memset(C + m * ldc, 0, N * sizeof(float));
+        if (K == 0 || alpha == 0) {
+            scale_c(M, N, beta, C, ldc);
             return 0;
         }
-        return gemm_wt_avx512(M, N, K, A, lda, W, wtype, ldw, C, ldc);
+        return gemm_avx512(transA, transB, M, N, K, alpha, A, lda, B, wtype, ldb, beta, C, ldc);
     }
 #endif
-    (void)M; (void)N; (void)K; (void)A; (void)lda; (void)W; (void)ldw; (void)C; (void)ldc;
+    (void)transA; (void)M; (void)N; (void)K; (void)alpha; (void)A; (void)lda; (void)B; (void)ldb; (void)beta; (void)C;
+    (void)ldc;
     return HK_GEMM_WT_UNAVAILABLE;
+}
+
+int hk_gemm_f32_wt(size_t M, size_t N, size_t K, const float *A, size_t lda, const void *W, int wtype, size_t ldw,
+                   float *C, size_t ldc) {
+    return gemm_entry(0, 1, M, N, K, 1, A, lda, W, wtype, ldw, 0, C, ldc);
+}
+
+int hk_gemm_f32(int transA, int transB, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda, const float *B,
+                size_t ldb, float beta, float *C, size_t ldc) {
+    return gemm_entry(transA, transB, M, N, K, alpha, A, lda, B, HK_WT_F32, ldb, beta, C, ldc);
 }

@@ -121,8 +121,8 @@ public func hmst_system_info(_ out: UnsafeMutablePointer<hmst_system_info>?) -> 
         copyString(s.int8Kernels, into: &info.int8_kernels)
         info.bf16_weight_compute_bf16 = s.rates.bf16WeightCompute == .bf16 ? 1 : 0
         info.bf16_decode_compute_bf16 = s.rates.bf16DecodeCompute == .bf16 ? 1 : 0
-        info.prefill_gemm_hmst = s.rates.prefillGEMMF32 == .hmst ? 1 : 0
-        info.prefill_gemm_hmst_16bit = s.rates.prefillGEMM16 == .hmst ? 1 : 0
+        info.f32_gemm_hmst = s.rates.f32GEMM == .hmst ? 1 : 0
+        info.f32_gemm_hmst_16bit = s.rates.f32GEMM16Bit == .hmst ? 1 : 0
         // Copy only as many bytes as the host's struct has; struct_size stays the host's.
         withUnsafeBytes(of: &info) { src in
             UnsafeMutableRawPointer(out).copyMemory(from: src.baseAddress!, byteCount: min(hostSize, ourSize))

@@ -491,7 +491,7 @@ if args.first == "decode-ab" {
 //      [--rounds 7] [--weights f32,bf16-dot] [--kv f32|bf16] [--gemm hmst,openblas]: prompt processing of f32,
 //      bf16 with the weights widened to f32 (hmst's f32 GEMM or OpenBLAS sgemm), bf16 multiplied in bf16
 //      (hk_gemm_bf16_wt), f16 and int8 weights, measured in turns in one process; median tokens/s of a
-//      whole prompt into an emptied context, and the spread. --gemm: each arm with each f32 prompt GEMM.
+//      whole prompt into an emptied context, and the spread. --gemm: each arm with each f32 GEMM.
 if args.first == "prefill-ab" {
     let s = shapes.first { $0.name == (only ?? "dense512") } ?? shapes[2]
     let threads = threadList.max() ?? 2
@@ -509,9 +509,9 @@ if args.first == "prefill-ab" {
     for arm in armTypes where decoders[arm.type] == nil {
         decoders[arm.type] = Decoder(dims: s.dims, weights: try base.converted(to: arm.type))
     }
-    // --gemm hmst,openblas: each weights arm with each prompt GEMM in turn (default: the measured choice)
+    // --gemm hmst,openblas: each weights arm with each f32 GEMM in turn (default: the measured choice)
     let gemmNames = option("--gemm")?.split(separator: ",").map(String.init) ?? []
-    let gemms: [PrefillGEMM?] = gemmNames.isEmpty ? [nil] : gemmNames.compactMap { PrefillGEMM(rawValue: $0) }
+    let gemms: [F32GEMM?] = gemmNames.isEmpty ? [nil] : gemmNames.compactMap { F32GEMM(rawValue: $0) }
     guard gemms.count == max(1, gemmNames.count) else {
         StandardStream.error.write("--gemm takes hmst and/or openblas, comma-separated\n")
         exit(2)
@@ -537,7 +537,7 @@ if args.first == "prefill-ab" {
     for round in 0...rounds {   // round 0 warms up (and touches the context's pages)
         for (i, arm) in arms.enumerated() {
             ComputeRates.bf16WeightComputeOverride = arm.prefill
-            ComputeRates.prefillGEMMOverride = arm.gemm
+            ComputeRates.f32GEMMOverride = arm.gemm
             let session = sessions[i]
             session.reset()
             let t0 = Clock.nowMs()
@@ -546,11 +546,11 @@ if args.first == "prefill-ab" {
         }
     }
     ComputeRates.bf16WeightComputeOverride = nil
-    ComputeRates.prefillGEMMOverride = nil
+    ComputeRates.f32GEMMOverride = nil
     for (i, arm) in arms.enumerated() {
         let t = times[i].sorted()
         let bytes = arm.name == "f32" ? 4 : 2
-        let gemm = arm.name == "bf16-dot" || arm.name == "int8" ? "-" : (arm.gemm ?? ComputeRates.prefillGEMMNow(weightBytes: bytes)).rawValue
+        let gemm = arm.name == "bf16-dot" || arm.name == "int8" ? "-" : (arm.gemm ?? ComputeRates.f32GEMMNow(weightBytes: bytes)).rawValue
         let rate = { (ms: Double) in Double(promptLen) * 1000 / ms }
         print(json([("bench", "prefill-ab"), ("case", s.name), ("cpu", CPUModel.name), ("threads", threads), ("weights", arm.name), ("gemm", gemm),
                     ("kv", kv.rawValue), ("prompt_tokens", promptLen), ("rounds", t.count), ("prefill_tok_s_median", rate(t[t.count / 2])),

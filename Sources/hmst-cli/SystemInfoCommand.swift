@@ -36,7 +36,7 @@ struct SystemInfoCommand: ParsableCommand {
             print("mixed precision: \(s.rates.reason)")
             print("bf16 weights: prefill \(s.rates.bf16WeightComputeReason)")
             print("              decode \(s.rates.bf16DecodeComputeReason)")
-            print("prompt GEMM: \(s.rates.prefillGEMMReason)")
+            print("f32 GEMM: \(s.rates.f32GEMMReason)")
             let policy = s.numa.policyPermitted ? "permitted" : "refused (\(s.numa.policyError ?? "unknown"))"
             print("numa:     \(s.numa.available ? "available" : "unavailable"), \(s.numa.nodeCount) node(s), policy calls \(policy)")
             print("faiss:    \(s.faissVersion)")

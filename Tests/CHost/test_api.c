@@ -137,11 +137,11 @@ static void test_system_info(void) {
     /* decode's GEMVs take bf16 dot products wherever the CPU has them (no override in this test's environment) */
     if (getenv("HMST_BF16_WEIGHT_COMPUTE") == NULL)
         CHECK(info.bf16_decode_compute_bf16 == ((info.simd_flags & HMST_SIMD_AVX512BF16) ? 1 : 0));
-    /* hmst's prompt GEMM needs AVX-512; where it runs for f32 weights it runs for 16-bit ones too */
-    CHECK(info.prefill_gemm_hmst == 0 || info.prefill_gemm_hmst == 1);
-    CHECK(info.prefill_gemm_hmst_16bit == 0 || info.prefill_gemm_hmst_16bit == 1);
-    if (!(info.simd_flags & HMST_SIMD_AVX512BW)) CHECK(info.prefill_gemm_hmst == 0 && info.prefill_gemm_hmst_16bit == 0);
-    CHECK(info.prefill_gemm_hmst <= info.prefill_gemm_hmst_16bit);
+    /* hmst's f32 GEMM needs AVX-512; where it runs for f32 weights it runs for 16-bit ones too */
+    CHECK(info.f32_gemm_hmst == 0 || info.f32_gemm_hmst == 1);
+    CHECK(info.f32_gemm_hmst_16bit == 0 || info.f32_gemm_hmst_16bit == 1);
+    if (!(info.simd_flags & HMST_SIMD_AVX512BW)) CHECK(info.f32_gemm_hmst == 0 && info.f32_gemm_hmst_16bit == 0);
+    CHECK(info.f32_gemm_hmst <= info.f32_gemm_hmst_16bit);
 #if defined(__x86_64__)
     CHECK((info.simd_flags & HMST_SIMD_SSE42) != 0);
     CHECK(((info.simd_flags & HMST_SIMD_AVX2) != 0) == (strstr(info.simd_names, "avx2") != NULL));

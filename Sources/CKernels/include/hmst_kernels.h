@@ -87,6 +87,13 @@ enum { HK_WT_F32 = 0, HK_WT_BF16 = 1, HK_WT_F16 = 2, HK_GEMM_WT_UNAVAILABLE = -2
 int hk_gemm_f32_wt(size_t M, size_t N, size_t K, const float *A, size_t lda, const void *W, int wtype, size_t ldw,
                    float *C, size_t ldc);
 
+/* The same kernel as a general f32 GEMM, row-major like cblas_sgemm: C = alpha · op(A) op(B) +
+ * beta · C, op = ᵀ when transA / transB is non-zero (A is then stored [K, M], B [N, K]); C is not
+ * read when beta = 0, and alpha = 0 or K = 0 leaves beta · C without reading A or B. Training's
+ * f32 GEMMs (Train/Matmul.swift). Returns as hk_gemm_f32_wt. */
+int hk_gemm_f32(int transA, int transB, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda, const float *B,
+                size_t ldb, float beta, float *C, size_t ldc);
+
 /* ---- peak rates of this core (cpu_rates.c) ------------------------------------------------- */
 
 /* Measures, on the calling thread, f32 FMA and bf16 dot-product throughput in GFLOP/s (0 when

@@ -124,7 +124,7 @@ private func bf16GEMM(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>,
 private func f32GEMM(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, T: Int, w: UnsafeRawPointer, type: Int32,
                      rows: Int, cols: Int, threads: Int) -> Bool {
     let elementBytes = type == Int32(HK_WT_F32) ? 4 : 2
-    guard ComputeRates.prefillGEMMNow(weightBytes: elementBytes) == .hmst else { return false }
+    guard ComputeRates.f32GEMMNow(weightBytes: elementBytes) == .hmst else { return false }
     let panels = (rows + 31) / 32
     let parts = max(1, min(threads, panels))
     let status = UnsafeMutablePointer<Int32>.allocate(capacity: parts)

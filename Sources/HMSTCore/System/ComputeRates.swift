@@ -1,7 +1,7 @@
 // ComputeRates: what this CPU computes fastest, measured once per process. The decisions that hang
 // on it: whether OpenBLAS runs kernels below the CPU's instruction set (CHMST/chmst_blas.c fixes
 // that at load; BLASStatus reports it), which arithmetic --mixed-precision uses for its GEMMs,
-// what bf16 weights multiply in, and which f32 GEMM runs prompts (hmst's or OpenBLAS's).
+// what bf16 weights multiply in, and which f32 GEMM runs (hmst's or OpenBLAS's).
 // bf16 dot products (vdpbf16ps) are twice f32 FMA's rate on AMD Zen 4 but half of it on Intel's
 // model 207 Xeons, so the choice is made from CPUID plus a few-millisecond measurement, never
 // from the CPU's name.
@@ -9,11 +9,12 @@ import CBLAS
 import CHMST
 import CKernels
 
-/// Which GEMM multiplies a prompt in f32 against a layer's weights (f32, f16, and bf16 where
-/// bf16WeightCompute is f32). `.hmst`: hk_gemm_f32_wt (CKernels/gemm_wt.c, AVX-512 CPUs), which
-/// widens 16-bit weights as it packs them; `.openblas`: 16-bit weights widened into scratch, then
-/// sgemm. Both are exact f32 products and f32 sums, in different orders.
-public enum PrefillGEMM: String, Sendable { case hmst, openblas }
+/// Which GEMM computes in f32: a prompt against a layer's weights (f32, f16, and bf16 where
+/// bf16WeightCompute is f32) and training's f32 GEMMs (Train/Matmul.swift). `.hmst`: hmst's own
+/// (CKernels/gemm_wt.c, AVX-512 CPUs), which widens 16-bit weights as it packs them; `.openblas`:
+/// sgemm, 16-bit weights widened into scratch first. Both are exact f32 products and f32 sums,
+/// in different orders.
+public enum F32GEMM: String, Sendable { case hmst, openblas }
 
 /// The OpenBLAS kernel family in use against the CPU's capability.
 public struct BLASStatus: Sendable {
@@ -71,13 +72,14 @@ public struct ComputeRates: Sendable {
     /// why, in words, for system-info
     public var bf16DecodeComputeReason = ""
 
-    /// The f32 GEMM prompts run on with f32 weights, and with 16-bit weights (ComputeRates.decidePrefillGEMM)
-    public var prefillGEMMF32: PrefillGEMM = .openblas
-    public var prefillGEMM16: PrefillGEMM = .openblas
+    /// The f32 GEMM for f32 operands (prompts with f32 weights, training) and for prompts with
+    /// 16-bit weights (ComputeRates.decideF32GEMM)
+    public var f32GEMM: F32GEMM = .openblas
+    public var f32GEMM16Bit: F32GEMM = .openblas
     /// one thread's GFLOP/s for both GEMMs on the same f32 weights (0 where not measured)
-    public var prefillGEMMRates: (hmst: Double, openblas: Double) = (0, 0)
+    public var f32GEMMRates: (hmst: Double, openblas: Double) = (0, 0)
     /// why, in words, for system-info
-    public var prefillGEMMReason = ""
+    public var f32GEMMReason = ""
 
     /// bf16 must beat f32 FMA by this factor: the bf16 GEMM also pays for packing to bf16.
     public static let bf16Margin = 1.25
@@ -97,14 +99,15 @@ public struct ComputeRates: Sendable {
     /// before any generation starts.
     nonisolated(unsafe) public static var bf16WeightComputeOverride: MatmulPrecision? = nil
 
-    /// Benchmarks' and tests' A/B switch for the prompt GEMM (nil: the measured choice; .hmst is
-    /// still declined without AVX-512). Not synchronised: set it before any generation starts.
-    nonisolated(unsafe) public static var prefillGEMMOverride: PrefillGEMM? = nil
+    /// Benchmarks' and tests' A/B switch for the f32 GEMM (nil: the measured choice; .hmst is
+    /// still declined without AVX-512). Not synchronised: set it before any generation or
+    /// training starts.
+    nonisolated(unsafe) public static var f32GEMMOverride: F32GEMM? = nil
 
-    /// The prompt GEMM for weights of `weightBytes` bytes each (4: f32, 2: f16 or bf16).
-    public static func prefillGEMMNow(weightBytes: Int) -> PrefillGEMM {
+    /// The f32 GEMM for a B operand of `weightBytes` bytes an element (4: f32, 2: f16 or bf16).
+    public static func f32GEMMNow(weightBytes: Int) -> F32GEMM {
         guard hk_level() >= Int32(HK_LEVEL_AVX512) else { return .openblas }
-        return prefillGEMMOverride ?? (weightBytes == 4 ? current.prefillGEMMF32 : current.prefillGEMM16)
+        return f32GEMMOverride ?? (weightBytes == 4 ? current.f32GEMM : current.f32GEMM16Bit)
     }
 
     /// What bf16 weights multiply in now in GEMMs (bf16WeightCompute unless overridden).
@@ -119,23 +122,23 @@ public struct ComputeRates: Sendable {
         let weightOverride = getenv("HMST_BF16_WEIGHT_COMPUTE").map { String(cString: $0) }
         (r.bf16WeightCompute, r.bf16WeightComputeReason) = decideWeightCompute(fma: fma, bf16: bf16, override: weightOverride)
         (r.bf16DecodeCompute, r.bf16DecodeComputeReason) = decideDecodeCompute(bf16: bf16, override: weightOverride)
-        r.prefillGEMMRates = hk_level() >= Int32(HK_LEVEL_AVX512) ? measurePrefillGEMMs() : (0, 0)
-        (r.prefillGEMMF32, r.prefillGEMM16, r.prefillGEMMReason) =
-            decidePrefillGEMM(rates: r.prefillGEMMRates, avx512: hk_level() >= Int32(HK_LEVEL_AVX512),
-                              override: getenv("HMST_PREFILL_GEMM").map { String(cString: $0) })
+        r.f32GEMMRates = hk_level() >= Int32(HK_LEVEL_AVX512) ? measureF32GEMMs() : (0, 0)
+        (r.f32GEMM, r.f32GEMM16Bit, r.f32GEMMReason) =
+            decideF32GEMM(rates: r.f32GEMMRates, avx512: hk_level() >= Int32(HK_LEVEL_AVX512),
+                          override: getenv("HMST_F32_GEMM").map { String(cString: $0) })
         return r
     }
 
     /// hmst's GEMM must reach this share of OpenBLAS's rate to run prompts with 16-bit weights
-    /// (with f32 weights: 1). OpenBLAS needs 16-bit weights widened into scratch first, a pass
+    /// (f32 operands: 1). OpenBLAS needs 16-bit weights widened into scratch first, a pass
     /// over the layer hmst's kernel folds into its packing (4.5% of the CPU time of a dense512
     /// f16 prompt on Zen 4 in session 31).
-    public static let prefillGEMM16Share = 0.9
+    public static let f32GEMM16BitShare = 0.9
 
-    /// The two prompt GEMMs on one thread (OpenBLAS held at one thread), f32 weights, 128 tokens x
-    /// 256 rows x 512 deep (prefill's shapes: a layer's rows split over threads), best of five
+    /// The two f32 GEMMs on one thread (OpenBLAS held at one thread), f32 weights, 128 tokens x
+    /// 256 rows x 512 deep (a prompt's shapes: a layer's rows split over threads), best of six
     /// each, in turns; about 2 ms. GFLOP/s.
-    static func measurePrefillGEMMs() -> (hmst: Double, openblas: Double) {
+    static func measureF32GEMMs() -> (hmst: Double, openblas: Double) {
         let M = 128, N = 256, K = 512
         var rng = RNG(seed: 1)
         let a = (0..<(M * K)).map { _ in rng.nextGaussian() }, w = (0..<(N * K)).map { _ in rng.nextGaussian() }
@@ -156,21 +159,21 @@ public struct ComputeRates: Sendable {
         return (best.hmst.isFinite ? gflop / best.hmst : 0, gflop / best.openblas)
     }
 
-    /// The prompt GEMM for f32 and for 16-bit weights, and why. override: HMST_PREFILL_GEMM (hmst
+    /// The f32 GEMM for f32 operands and for 16-bit weights, and why. override: HMST_F32_GEMM (hmst
     /// or openblas, any case; anything else is not one), hmst honoured only with AVX-512.
-    static func decidePrefillGEMM(rates: (hmst: Double, openblas: Double), avx512: Bool,
-                                  override: String?) -> (f32: PrefillGEMM, sixteen: PrefillGEMM, reason: String) {
+    static func decideF32GEMM(rates: (hmst: Double, openblas: Double), avx512: Bool,
+                              override: String?) -> (f32: F32GEMM, sixteen: F32GEMM, reason: String) {
         let measured = "hmst \(Int(rates.hmst.rounded())), OpenBLAS \(Int(rates.openblas.rounded())) GFLOP/s on one thread"
-        if let o = override?.lowercased(), let g = PrefillGEMM(rawValue: o) {
-            if g == .hmst && !avx512 { return (.openblas, .openblas, "OpenBLAS (HMST_PREFILL_GEMM=hmst ignored: hmst's needs AVX-512)") }
-            return (g, g, (g == .hmst ? "hmst" : "OpenBLAS") + " (HMST_PREFILL_GEMM=\(g.rawValue))")
+        if let o = override?.lowercased(), let g = F32GEMM(rawValue: o) {
+            if g == .hmst && !avx512 { return (.openblas, .openblas, "OpenBLAS (HMST_F32_GEMM=hmst ignored: hmst's needs AVX-512)") }
+            return (g, g, (g == .hmst ? "hmst" : "OpenBLAS") + " (HMST_F32_GEMM=\(g.rawValue))")
         }
         guard avx512 else { return (.openblas, .openblas, "OpenBLAS: hmst's f32 GEMM needs AVX-512") }
         guard rates.hmst > 0 else { return (.openblas, .openblas, "OpenBLAS: hmst's f32 GEMM could not run (no scratch memory)") }
-        let f32: PrefillGEMM = rates.hmst >= rates.openblas ? .hmst : .openblas
-        let sixteen: PrefillGEMM = rates.hmst >= prefillGEMM16Share * rates.openblas ? .hmst : .openblas
-        let name = { (g: PrefillGEMM) in g == .hmst ? "hmst" : "OpenBLAS" }
-        return (f32, sixteen, "f32 weights \(name(f32)), f16/bf16 weights \(name(sixteen)) (\(measured))")
+        let f32: F32GEMM = rates.hmst >= rates.openblas ? .hmst : .openblas
+        let sixteen: F32GEMM = rates.hmst >= f32GEMM16BitShare * rates.openblas ? .hmst : .openblas
+        let name = { (g: F32GEMM) in g == .hmst ? "hmst" : "OpenBLAS" }
+        return (f32, sixteen, "f32 operands \(name(f32)), f16/bf16 weights \(name(sixteen)) (\(measured))")
     }
 
     /// Why a choice was made: an honoured override, an override the CPU cannot follow, a CPU

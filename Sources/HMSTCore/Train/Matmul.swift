@@ -1,5 +1,6 @@
-// Matmul: every GEMM of a training step, in f32 (OpenBLAS) or mixed precision (bf16 operands,
-// f32 accumulation, CKernels' hk_gemm_bf16), on hmst's pool: a group of independent GEMMs (run:
+// Matmul: every GEMM of a training step, in f32 (hmst's hk_gemm_f32 or OpenBLAS, as ComputeRates
+// measured at start-up) or mixed precision (bf16 operands, f32 accumulation, CKernels'
+// hk_gemm_bf16), on hmst's pool: a group of independent GEMMs (run:
 // the experts' projections, q/k/v, a linear's dx and dW) one whole GEMM per thread when they
 // balance, any other GEMM split by output rows (or columns when there are few rows), each piece
 // one single-threaded GEMM. OpenBLAS is held at one thread for the step
@@ -92,8 +93,11 @@ struct Matmul {
 
     private func single(_ tA: Bool, _ tB: Bool, _ M: Int, _ N: Int, _ K: Int, _ alpha: Float, _ A: UnsafePointer<Float>, _ lda: Int,
                         _ B: UnsafePointer<Float>, _ ldb: Int, _ beta: Float, _ C: UnsafeMutablePointer<Float>, _ ldc: Int) {
-        // bf16 when asked; f32 as well when the bf16 kernel cannot get its scratch memory
+        // bf16 when asked; f32 as well when the bf16 kernel cannot get its scratch memory: hmst's
+        // f32 GEMM where ComputeRates chose it, else (or when it declines) OpenBLAS
         if precision == .bf16, hk_gemm_bf16(tA ? 1 : 0, tB ? 1 : 0, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) == 0 { return }
+        if ComputeRates.f32GEMMNow(weightBytes: 4) == .hmst,
+           hk_gemm_f32(tA ? 1 : 0, tB ? 1 : 0, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) == 0 { return }
         cblas_sgemm(CblasRowMajor, tA ? CblasTrans : CblasNoTrans, tB ? CblasTrans : CblasNoTrans, Int32(M), Int32(N), Int32(K),
                     alpha, A, Int32(lda), B, Int32(ldb), beta, C, Int32(ldc))
     }

@@ -142,14 +142,14 @@ final class DecoderTests: XCTestCase {
     /// (widened) bf16 weights, on 1 to 3 threads; the two GEMMs differ only in summation order.
     func testPromptGEMMsAgreeForEveryWeightType() throws {
         ComputeRates.bf16WeightComputeOverride = .f32
-        defer { ComputeRates.bf16WeightComputeOverride = nil; ComputeRates.prefillGEMMOverride = nil }
+        defer { ComputeRates.bf16WeightComputeOverride = nil; ComputeRates.f32GEMMOverride = nil }
         let base = try makeDecoder()
         for type in [WeightType.f32, .f16, .bf16] {
             let dec = Decoder(dims: base.dims, weights: try base.weights.converted(to: type))
             let ref = ReferenceDecoder(d: dec.dims, w: dec.weights).forward(tokens)
-            var byGEMM: [PrefillGEMM: [[Float]]] = [:]
-            for gemm in [PrefillGEMM.hmst, .openblas] {
-                ComputeRates.prefillGEMMOverride = gemm
+            var byGEMM: [F32GEMM: [[Float]]] = [:]
+            for gemm in [F32GEMM.hmst, .openblas] {
+                ComputeRates.f32GEMMOverride = gemm
                 for threads in [1, 2, 3] {
                     let got = try allLogits(dec, tokens, threads: threads)
                     assertClose(got, ref, tol: 1e-3)

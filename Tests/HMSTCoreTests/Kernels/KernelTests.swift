@@ -271,6 +271,55 @@ final class KernelTests: XCTestCase {
         }
         XCTAssertEqual(hk_gemm_f32_wt(2, 2, 2, [1, 1, 1, 1], 2, [Float](repeating: 1, count: 4), 7, 2, nil, 2), Int32(HK_GEMM_WT_UNAVAILABLE), "an unknown weight type")
     }
+
+    /// hk_gemm_f32 (training's f32 GEMMs): every transpose with alpha and beta against a
+    /// double-precision sum, on ragged shapes and strides wider than the matrices; beta = 0
+    /// never reads C (NaN there is overwritten); alpha = 0 scales C without reading A or B (NaN
+    /// there stays out); without AVX-512 the kernel declines.
+    func testGeneralF32GemmEveryLayout() {
+        var rng = RNG(seed: 23)
+        for (M, N, K) in [(1, 1, 1), (13, 37, 29), (70, 300, 530), (9, 33, 2), (8, 32, 513), (24, 160, 67)] {
+            for tA in [false, true] {
+                for tB in [false, true] {
+                    let lda = (tA ? M : K) + 2, ldb = (tB ? K : N) + 3, ldc = N + 1
+                    let A = (0..<((tA ? K : M) * lda)).map { _ in rng.nextGaussian() }
+                    let B = (0..<((tB ? N : K) * ldb)).map { _ in rng.nextGaussian() }
+                    let C0 = (0..<(M * ldc)).map { _ in rng.nextGaussian() }
+                    for (alpha, beta): (Float, Float) in [(1, 0), (0.5, 1), (-2, 0.25)] {
+                        var C = beta == 0 ? [Float](repeating: .nan, count: M * ldc) : C0
+                        for m in 0..<M { C[m * ldc + N] = 7 }   // the column past N
+                        let status = hk_gemm_f32(tA ? 1 : 0, tB ? 1 : 0, M, N, K, alpha, A, lda, B, ldb, beta, &C, ldc)
+                        guard hk_level() >= Int32(HK_LEVEL_AVX512) else {
+                            XCTAssertEqual(status, Int32(HK_GEMM_WT_UNAVAILABLE))
+                            return
+                        }
+                        XCTAssertEqual(status, 0)
+                        var worst = 0.0
+                        for m in 0..<M {
+                            XCTAssertEqual(C[m * ldc + N], 7)
+                            for n in 0..<N {
+                                var sum = 0.0, mag = 0.0
+                                for k in 0..<K {
+                                    let p = Double(tA ? A[k * lda + m] : A[m * lda + k]) * Double(tB ? B[n * ldb + k] : B[k * ldb + n])
+                                    sum += p
+                                    mag += abs(p)
+                                }
+                                let want = Double(alpha) * sum + Double(beta) * Double(C0[m * ldc + n])
+                                worst = max(worst, abs(Double(C[m * ldc + n]) - want) / (abs(Double(alpha)) * mag + abs(Double(beta * C0[m * ldc + n])) + 1e-30))
+                            }
+                        }
+                        XCTAssertLessThan(worst, 1e-5, "\(M)x\(N)x\(K) tA \(tA) tB \(tB) alpha \(alpha) beta \(beta)")
+                    }
+                }
+            }
+        }
+        guard hk_level() >= Int32(HK_LEVEL_AVX512) else { return }
+        var C: [Float] = [1, 2, 3, 4]
+        XCTAssertEqual(hk_gemm_f32(0, 0, 2, 2, 2, 0, [Float.nan, 1, 1, 1], 2, [1, 1, 1, Float.nan], 2, 0.5, &C, 2), 0)
+        XCTAssertEqual(C, [0.5, 1, 1.5, 2], "alpha = 0: beta · C, A and B unread")
+        XCTAssertEqual(hk_gemm_f32(0, 0, 2, 2, 0, 1, [], 1, [], 2, 0, &C, 2), 0)
+        XCTAssertEqual(C, [0, 0, 0, 0], "K = 0, beta = 0: zeros")
+    }
 }
 
 /// The AVX2 and AVX-512 exp-based ops against the portable libm loops, over ordinary and extreme inputs.

@@ -71,9 +71,9 @@ final class ComputeRatesTests: XCTestCase {
         XCTAssertEqual(ComputeRates.decideDecodeCompute(bf16: 80, override: "junk").0, .bf16)
     }
 
-    func testPrefillGEMMChoice() {
+    func testF32GEMMChoice() {
         let d = { (h: Double, o: Double, avx512: Bool, override: String?) in
-            ComputeRates.decidePrefillGEMM(rates: (h, o), avx512: avx512, override: override)
+            ComputeRates.decideF32GEMM(rates: (h, o), avx512: avx512, override: override)
         }
         XCTAssertEqual(d(111, 99, true, nil).f32, .hmst)       // Zen 4, session 31
         XCTAssertEqual(d(111, 99, true, nil).sixteen, .hmst)
@@ -96,10 +96,10 @@ final class ComputeRatesTests: XCTestCase {
         // the measured choice on this machine: both rates measured with AVX-512, none without
         let r = ComputeRates.current
         if hk_level() >= Int32(HK_LEVEL_AVX512) {
-            XCTAssertGreaterThan(r.prefillGEMMRates.hmst, 1)
-            XCTAssertGreaterThan(r.prefillGEMMRates.openblas, 1)
+            XCTAssertGreaterThan(r.f32GEMMRates.hmst, 1)
+            XCTAssertGreaterThan(r.f32GEMMRates.openblas, 1)
         } else {
-            XCTAssertEqual(ComputeRates.prefillGEMMNow(weightBytes: 2), .openblas)
+            XCTAssertEqual(ComputeRates.f32GEMMNow(weightBytes: 2), .openblas)
         }
     }
 

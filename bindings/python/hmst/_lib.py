@@ -53,8 +53,8 @@ class SystemInfo(ctypes.Structure):
         ("int8_kernels", ctypes.c_char * 32),
         ("bf16_weight_compute_bf16", ctypes.c_int32),
         ("bf16_decode_compute_bf16", ctypes.c_int32),
-        ("prefill_gemm_hmst", ctypes.c_int32),
-        ("prefill_gemm_hmst_16bit", ctypes.c_int32),
+        ("f32_gemm_hmst", ctypes.c_int32),
+        ("f32_gemm_hmst_16bit", ctypes.c_int32),
     ]
 
 

@@ -122,10 +122,10 @@ def test_blas_kernels_match_cpu_even_when_openblas_misdetects():
     assert info["mixed_precision_compute"] in ("f32", "bf16")
     assert info["bf16_weight_compute"] in ("f32", "bf16") and info["bf16_weight_compute_reason"]
     assert info["bf16_decode_compute"] in ("f32", "bf16") and info["bf16_decode_compute_reason"]
-    assert info["prefill_gemm_f32"] in ("hmst", "openblas") and info["prefill_gemm_16bit"] in ("hmst", "openblas")
-    assert info["prefill_gemm_reason"]
+    assert info["f32_gemm"] in ("hmst", "openblas") and info["f32_gemm_16bit_weights"] in ("hmst", "openblas")
+    assert info["f32_gemm_reason"]
     if "avx512bw" not in open("/proc/cpuinfo").read():
-        assert info["prefill_gemm_f32"] == info["prefill_gemm_16bit"] == "openblas"
+        assert info["f32_gemm"] == info["f32_gemm_16bit_weights"] == "openblas"
     assert info["cpu"]
 
 
