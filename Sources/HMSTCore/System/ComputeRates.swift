@@ -89,10 +89,12 @@ public struct ComputeRates: Sendable {
 
     /// What a training step asked for `requested` computes in on this CPU, and why (for the
     /// start line): bf16 (--mixed-precision) becomes mixedPrecisionCompute; f32 stays f32.
+    /// f32 compute names the f32 GEMM in use (hmst's or OpenBLAS's).
     public static func resolve(_ requested: MatmulPrecision) -> (precision: MatmulPrecision, reason: String) {
-        guard requested == .bf16 else { return (.f32, "f32") }
+        let gemm = "f32 GEMMs: " + (f32GEMMNow(weightBytes: 4) == .hmst ? "hmst's" : "OpenBLAS")
+        guard requested == .bf16 else { return (.f32, "f32 (\(gemm))") }
         let r = current
-        return (r.mixedPrecisionCompute, "mixed precision: " + r.reason)
+        return (r.mixedPrecisionCompute, "mixed precision: " + r.reason + (r.mixedPrecisionCompute == .f32 ? " (\(gemm))" : ""))
     }
 
     /// Benchmarks' and tests' A/B switch (nil: bf16WeightCompute). Not synchronised: set it
