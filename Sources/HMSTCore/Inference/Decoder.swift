@@ -182,7 +182,6 @@ public final class Decoder: @unchecked Sendable {
     private func blockAttention(layer l: Int, T: Int, pos0: Int, cache: KVCache, ws: Workspace, scale: Float, threads: Int) {
         let d = dims
         let q = ws.q.pointer, att = ws.att.pointer
-        let qDim = Int32(d.qDim), Dh = Int32(d.Dh)
         let slot = ws.blockScores.count / ws.blockScoreSlots
         let nCtx = cache.nCtx, nKeys = pos0 + T
         // heads[range] in turn, scores in S (and a bf16 cache widened into wide); softmax rows split `rowThreads` ways
@@ -204,8 +203,8 @@ public final class Decoder: @unchecked Sendable {
                 for t0 in stride(from: 0, to: T, by: Workspace.attentionBlock) {
                     let nb = min(Workspace.attentionBlock, T - t0)
                     let nk = pos0 + t0 + nb   // keys the block's last query sees
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(nb), Int32(nk), Dh, scale,
-                                q + t0 * d.qDim + h * d.Dh, qDim, K, Dh, 0, S, Int32(nk))
+                    sgemmF32(transA: false, transB: true, M: nb, N: nk, K: d.Dh, alpha: scale,
+                             A: q + t0 * d.qDim + h * d.Dh, lda: d.qDim, B: K, ldb: d.Dh, beta: 0, C: S, ldc: nk)
                     let parts = splitRange(nb, parts: min(rowThreads, max(1, nb / 16)))
                     parallelFor(parts.count, threads: rowThreads) { p in
                         for i in parts[p] {
@@ -214,8 +213,8 @@ public final class Decoder: @unchecked Sendable {
                             if n < nk { (row + n).update(repeating: 0, count: nk - n) }
                         }
                     }
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(nb), Dh, Int32(nk), 1,
-                                S, Int32(nk), V, Dh, 0, att + t0 * d.qDim + h * d.Dh, qDim)
+                    sgemmF32(transA: false, transB: false, M: nb, N: d.Dh, K: nk, alpha: 1,
+                             A: S, lda: nk, B: V, ldb: d.Dh, beta: 0, C: att + t0 * d.qDim + h * d.Dh, ldc: d.qDim)
                 }
             }
         }

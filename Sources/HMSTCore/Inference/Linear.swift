@@ -224,3 +224,14 @@ func gemvBatch(_ jobs: [GEMVJob], threads: Int) {
         }
     }
 }
+
+/// C = alpha · op(A) op(B) + beta · C in f32 on the calling thread (row-major, as cblas_sgemm;
+/// A stored [K, M] when transA, B [N, K] when transB): hmst's hk_gemm_f32 where ComputeRates
+/// chose it for f32 operands, else (or when it declines) OpenBLAS.
+func sgemmF32(transA: Bool, transB: Bool, M: Int, N: Int, K: Int, alpha: Float, A: UnsafePointer<Float>, lda: Int,
+              B: UnsafePointer<Float>, ldb: Int, beta: Float, C: UnsafeMutablePointer<Float>, ldc: Int) {
+    if ComputeRates.f32GEMMNow(weightBytes: 4) == .hmst,
+       hk_gemm_f32(transA ? 1 : 0, transB ? 1 : 0, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) == 0 { return }
+    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, Int32(M), Int32(N), Int32(K),
+                alpha, A, Int32(lda), B, Int32(ldb), beta, C, Int32(ldc))
+}

@@ -96,10 +96,7 @@ struct Matmul {
         // bf16 when asked; f32 as well when the bf16 kernel cannot get its scratch memory: hmst's
         // f32 GEMM where ComputeRates chose it, else (or when it declines) OpenBLAS
         if precision == .bf16, hk_gemm_bf16(tA ? 1 : 0, tB ? 1 : 0, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) == 0 { return }
-        if ComputeRates.f32GEMMNow(weightBytes: 4) == .hmst,
-           hk_gemm_f32(tA ? 1 : 0, tB ? 1 : 0, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) == 0 { return }
-        cblas_sgemm(CblasRowMajor, tA ? CblasTrans : CblasNoTrans, tB ? CblasTrans : CblasNoTrans, Int32(M), Int32(N), Int32(K),
-                    alpha, A, Int32(lda), B, Int32(ldb), beta, C, Int32(ldc))
+        sgemmF32(transA: tA, transB: tB, M: M, N: N, K: K, alpha: alpha, A: A, lda: lda, B: B, ldb: ldb, beta: beta, C: C, ldc: ldc)
     }
 
     // ---- a linear layer, HF layout W [O, I] -------------------------------------------------
