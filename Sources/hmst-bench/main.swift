@@ -131,11 +131,12 @@ if args.first == "gemm" {
     print(json([("bench", "gemm_peaks"), ("cpu", CPUModel.name), ("blas_core", info.blas.core),
                 ("blas_core_at_load", info.blas.coreAtLoad), ("blas_below_capability", info.blas.belowCapability ? 1 : 0),
                 ("fma_peak_gflops", peak.fmaGFLOPS), ("bf16_dot_peak_gflops", peak.bf16GFLOPS),
-                ("mixed_precision_compute", peak.mixedPrecisionCompute.rawValue)]))
+                ("mixed_precision_compute", peak.mixedPrecisionCompute.rawValue), ("f32_gemm", peak.f32GEMM.rawValue)]))
     let shapes: [(String, Bool, Bool, Int, Int, Int)] = [
         ("x·Wᵀ expert", false, true, 512, 512, 256), ("dy·W expert", false, false, 512, 256, 512),
         ("dyᵀ·x expert", true, false, 512, 256, 512), ("x·Wᵀ head", false, true, 2048, 4096, 256),
-        ("dyᵀ·x head", true, false, 4096, 256, 2048), ("square 1024", false, false, 1024, 1024, 1024)]
+        ("dyᵀ·x head", true, false, 4096, 256, 2048), ("square 1024", false, false, 1024, 1024, 1024),
+        ("prompt x·Wᵀ 512x768x512", false, true, 512, 768, 512), ("prompt x·Wᵀ 512x256x1536", false, true, 512, 256, 1536)]
     for (name, tA, tB, M, N, K) in shapes {
         var rng = RNG(seed: 1)
         let A = (0..<(M * K)).map { _ in rng.nextGaussian() }, B = (0..<(K * N)).map { _ in rng.nextGaussian() }
@@ -150,10 +151,15 @@ if args.first == "gemm" {
         let f32 = time { cblas_sgemm(CblasRowMajor, tA ? CblasTrans : CblasNoTrans, tB ? CblasTrans : CblasNoTrans, Int32(M), Int32(N), Int32(K),
                                      1, A, Int32(lda), B, Int32(ldb), 0, &C, Int32(N)) }
         let bf16 = time { _ = hk_gemm_bf16(tA ? 1 : 0, tB ? 1 : 0, M, N, K, 1, A, lda, B, ldb, 0, &C, N) }
+        // hmst's f32 GEMM (0 where it declines: no AVX-512)
+        let hmstRuns = hk_gemm_f32(tA ? 1 : 0, tB ? 1 : 0, M, N, K, 1, A, lda, B, ldb, 0, &C, N) == 0
+        let hmstF32 = hmstRuns ? time { _ = hk_gemm_f32(tA ? 1 : 0, tB ? 1 : 0, M, N, K, 1, A, lda, B, ldb, 0, &C, N) } : .infinity
         let flops = 2.0 * Double(M * N * K)
         print(json([("bench", "gemm"), ("shape", name), ("M", M), ("N", N), ("K", K), ("threads", 1),
-                    ("f32_gflops", flops / f32 / 1e6), ("bf16_gflops", flops / bf16 / 1e6), ("bf16_over_f32", f32 / bf16),
+                    ("f32_gflops", flops / f32 / 1e6), ("hmst_f32_gflops", flops / hmstF32 / 1e6),
+                    ("bf16_gflops", flops / bf16 / 1e6), ("bf16_over_f32", f32 / bf16),
                     ("f32_of_fma_peak", peak.fmaGFLOPS > 0 ? flops / f32 / 1e6 / peak.fmaGFLOPS : 0),
+                    ("hmst_f32_of_fma_peak", peak.fmaGFLOPS > 0 ? flops / hmstF32 / 1e6 / peak.fmaGFLOPS : 0),
                     ("bf16_of_dot_peak", peak.bf16GFLOPS > 0 ? flops / bf16 / 1e6 / peak.bf16GFLOPS : 0)]))
     }
     exit(0)
