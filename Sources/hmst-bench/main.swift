@@ -556,7 +556,10 @@ if args.first == "prefill-ab" {
     for (i, arm) in arms.enumerated() {
         let t = times[i].sorted()
         let bytes = arm.name == "f32" ? 4 : 2
-        let gemm = arm.name == "bf16-dot" || arm.name == "int8" ? "-" : (arm.gemm ?? ComputeRates.f32GEMMNow(weightBytes: bytes)).rawValue
+        // bf16-dot runs the bf16 GEMM; int8 that too where bf16 weights multiply in bf16, else OpenBLAS on dequantized weights
+        let gemm = arm.name == "bf16-dot" ? "-"
+            : arm.name == "int8" ? (ComputeRates.current.bf16WeightCompute == .bf16 ? "-" : "openblas")
+            : (arm.gemm ?? ComputeRates.f32GEMMNow(weightBytes: bytes)).rawValue
         let rate = { (ms: Double) in Double(promptLen) * 1000 / ms }
         print(json([("bench", "prefill-ab"), ("case", s.name), ("cpu", CPUModel.name), ("threads", threads), ("weights", arm.name), ("gemm", gemm),
                     ("kv", kv.rawValue), ("prompt_tokens", promptLen), ("rounds", t.count), ("prefill_tok_s_median", rate(t[t.count / 2])),

@@ -1,7 +1,6 @@
 // Decoder: the Mixtral-style forward pass over a KV cache. Owns nothing but references to the
 // weights; a Session (one per context) owns the cache and workspace. Prefill runs GEMMs over
 // all new tokens; decode (T == 1) runs GEMVs that read only the two chosen experts.
-import CBLAS
 import CKernels
 
 public final class Decoder: @unchecked Sendable {

@@ -32,16 +32,16 @@ func linearForward(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, T:
     let wf: UnsafePointer<Float>
     switch w.storage {
     case let .f32(p):
-        if f32GEMM(out: out, x: x, T: T, w: UnsafeRawPointer(p), type: Int32(HK_WT_F32), rows: rows, cols: cols, threads: threads) { return }
+        if hmstGEMM(out: out, x: x, T: T, w: UnsafeRawPointer(p), type: Int32(HK_WT_F32), rows: rows, cols: cols, threads: threads) { return }
         wf = p
     case let .bf16(p):
         if ComputeRates.bf16WeightComputeNow == .bf16, bf16GEMM(out: out, x: x, T: T, w: p, rows: rows, cols: cols, threads: threads) {
             return
         }
-        if f32GEMM(out: out, x: x, T: T, w: UnsafeRawPointer(p), type: Int32(HK_WT_BF16), rows: rows, cols: cols, threads: threads) { return }
+        if hmstGEMM(out: out, x: x, T: T, w: UnsafeRawPointer(p), type: Int32(HK_WT_BF16), rows: rows, cols: cols, threads: threads) { return }
         wf = widened(w, into: scratch, threads: threads)
     case let .f16(p):
-        if f32GEMM(out: out, x: x, T: T, w: UnsafeRawPointer(p), type: Int32(HK_WT_F16), rows: rows, cols: cols, threads: threads) { return }
+        if hmstGEMM(out: out, x: x, T: T, w: UnsafeRawPointer(p), type: Int32(HK_WT_F16), rows: rows, cols: cols, threads: threads) { return }
         wf = widened(w, into: scratch, threads: threads)
     case .q8, .q8Rows4:
         if ComputeRates.bf16WeightComputeNow == .bf16, int8AsBF16GEMM(out: out, x: x, T: T, w: w, scratch: scratch, threads: threads) {
@@ -121,8 +121,8 @@ private func bf16GEMM(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>,
 /// multiples of the kernel's 32-row panels. False when ComputeRates chose OpenBLAS for this
 /// weight type (or the CPU lacks AVX-512), or a thread could not get its packing scratch: the
 /// caller takes the OpenBLAS path (and overwrites whatever was written).
-private func f32GEMM(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, T: Int, w: UnsafeRawPointer, type: Int32,
-                     rows: Int, cols: Int, threads: Int) -> Bool {
+private func hmstGEMM(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, T: Int, w: UnsafeRawPointer, type: Int32,
+                      rows: Int, cols: Int, threads: Int) -> Bool {
     let elementBytes = type == Int32(HK_WT_F32) ? 4 : 2
     guard ComputeRates.f32GEMMNow(weightBytes: elementBytes) == .hmst else { return false }
     let panels = (rows + 31) / 32

@@ -6,7 +6,6 @@
 // one single-threaded GEMM. OpenBLAS is held at one thread for the step
 // (Threads.withSingleThreadedBLAS, System/Threads.swift), so its own workers never spin against
 // ours on small expert and attention GEMMs.
-import CBLAS
 import CKernels
 
 public enum MatmulPrecision: String, Sendable, CaseIterable {
