@@ -191,7 +191,8 @@ struct hmst_system_info {
 
 /* Fills *out up to out->struct_size bytes, which the host sets first (at least offsetof the
  * field after struct_size plus its size, i.e. 20 bytes). The first call in a process measures
- * the FMA and bf16 rates (a few milliseconds). Thread-safe.
+ * the FMA and bf16 rates and hmst's f32 GEMM against OpenBLAS's (a few milliseconds; the first
+ * prompt or training step measures them otherwise). Thread-safe.
  *
  * OpenBLAS kernels: Debian's OpenBLAS picks its kernel family from CPUID when it loads and falls
  * back to SSE3 ("Prescott") kernels on CPUs newer than its tables, several times slower. When
