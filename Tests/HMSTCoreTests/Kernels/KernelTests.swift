@@ -206,6 +206,26 @@ final class KernelTests: XCTestCase {
         for i in 0..<raw.count where !wide[i].isNaN { XCTAssertEqual(again[i], raw[i]) }
     }
 
+    /// The worst |C[m, n] - (alpha · Σ_k a(m, k) · b(k, n) + beta · c0(m, n))| over the sum of the
+    /// terms' magnitudes, in double.
+    func worstGemmError(_ C: [Float], ldc: Int, M: Int, N: Int, K: Int, a: (Int, Int) -> Double, b: (Int, Int) -> Double,
+                        alpha: Double = 1, beta: Double = 0, c0: (Int, Int) -> Double = { _, _ in 0 }) -> Double {
+        var worst = 0.0
+        for m in 0..<M {
+            for n in 0..<N {
+                var sum = 0.0, mag = 0.0
+                for k in 0..<K {
+                    let p = a(m, k) * b(k, n)
+                    sum += p
+                    mag += abs(p)
+                }
+                let want = alpha * sum + beta * c0(m, n)
+                worst = max(worst, abs(Double(C[m * ldc + n]) - want) / (abs(alpha) * mag + abs(beta * c0(m, n)) + 1e-30))
+            }
+        }
+        return worst
+    }
+
     /// hk_gemm_f32_wt (prefill's f32 product against stored weights): against a double-precision
     /// sum for f32, bf16 and f16 rows on ragged shapes (rows not a multiple of the 8-row tile,
     /// columns not of the 32-wide panel nor of its 16-row halves, depths not of 16, several
@@ -247,19 +267,8 @@ final class KernelTests: XCTestCase {
                     continue
                 }
                 XCTAssertEqual(status, 0)
-                var worst = 0.0
-                for m in 0..<M {
-                    for n in 0..<N {
-                        var sum = 0.0, mag = 0.0
-                        for k in 0..<K {
-                            let p = Double(A[m * K + k]) * Double(wide[n * ldw + k])
-                            sum += p
-                            mag += abs(p)
-                        }
-                        worst = max(worst, abs(Double(C[m * ldc + n]) - sum) / (mag + 1e-30))
-                    }
-                    for n in N..<ldc { XCTAssertEqual(C[m * ldc + n], 7, "written past the row's N columns") }
-                }
+                let worst = worstGemmError(C, ldc: ldc, M: M, N: N, K: K, a: { Double(A[$0 * K + $1]) }, b: { Double(wide[$1 * ldw + $0]) })
+                for m in 0..<M { for n in N..<ldc { XCTAssertEqual(C[m * ldc + n], 7, "written past the row's N columns") } }
                 XCTAssertLessThan(worst, 1e-5, "type \(type) \(M)x\(N)x\(K)")
                 results[type] = (0..<M).flatMap { m in C[(m * ldc)..<(m * ldc + N)] }
                 if type != Int32(HK_WT_F32) {
@@ -294,20 +303,11 @@ final class KernelTests: XCTestCase {
                             return
                         }
                         XCTAssertEqual(status, 0)
-                        var worst = 0.0
-                        for m in 0..<M {
-                            XCTAssertEqual(C[m * ldc + N], 7)
-                            for n in 0..<N {
-                                var sum = 0.0, mag = 0.0
-                                for k in 0..<K {
-                                    let p = Double(tA ? A[k * lda + m] : A[m * lda + k]) * Double(tB ? B[n * ldb + k] : B[k * ldb + n])
-                                    sum += p
-                                    mag += abs(p)
-                                }
-                                let want = Double(alpha) * sum + Double(beta) * Double(C0[m * ldc + n])
-                                worst = max(worst, abs(Double(C[m * ldc + n]) - want) / (abs(Double(alpha)) * mag + abs(Double(beta * C0[m * ldc + n])) + 1e-30))
-                            }
-                        }
+                        for m in 0..<M { XCTAssertEqual(C[m * ldc + N], 7) }
+                        let worst = worstGemmError(C, ldc: ldc, M: M, N: N, K: K,
+                                                   a: { m, k in Double(tA ? A[k * lda + m] : A[m * lda + k]) },
+                                                   b: { k, n in Double(tB ? B[n * ldb + k] : B[k * ldb + n]) },
+                                                   alpha: Double(alpha), beta: Double(beta), c0: { Double(C0[$0 * ldc + $1]) })
                         XCTAssertLessThan(worst, 1e-5, "\(M)x\(N)x\(K) tA \(tA) tB \(tB) alpha \(alpha) beta \(beta)")
                     }
                 }
