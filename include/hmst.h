@@ -182,8 +182,9 @@ struct hmst_system_info {
                                          HMST_BF16_WEIGHT_COMPUTE=f32 */
     /* Appended in session 31. */
     int32_t f32_gemm_hmst;          /* 1 if f32 GEMMs (prompts with f32 weights, f32 training) run on hmst's own
-                                       kernel (AVX-512 CPUs where a start-up measurement found it at least
-                                       OpenBLAS's rate), 0 = OpenBLAS's sgemm (HMST_F32_GEMM=hmst|openblas) */
+                                       kernel (AVX-512, or AVX2 with FMA and F16C, where a start-up measurement
+                                       found it at least OpenBLAS's rate), 0 = OpenBLAS's sgemm
+                                       (HMST_F32_GEMM=hmst|openblas) */
     int32_t f32_gemm_hmst_16bit;    /* the same for prompts with f16 weights or bf16 weights widened to f32
                                        (hmst's kernel widens them as it packs them; chosen at 0.9 of
                                        OpenBLAS's rate, which needs them widened into scratch first) */

@@ -9,15 +9,16 @@
  * first depth block writes C without reading it.
  *
  * Blocking (GotoBLAS's order, without packing A): for each block of WNC = 128 weight rows and
- * each depth block of WKC = 512, the rows are transposed into four panels [kc][32] of f32 (16 x 16
- * transposes in registers; 256 KiB in all, held in L2); then every 8-row tile of A runs against
- * each panel: an 8 x 32 micro-kernel keeps its 16 accumulators in registers and issues, per k,
- * two panel loads and eight broadcasts of A for sixteen FMAs, A's tile (16 KiB) staying in L1
- * across the panels and C written a row segment at a time. On Zen 4, one thread, this order ran
- * 106-113 GFLOP/s over shapes of 128-2048 tokens x 256-2048 rows x 512-1536 deep (OpenBLAS 99-107);
- * one panel reused down all of A's rows (the first version) fell to 96-97 as C outgrew L2.
- * AVX-512 only: elsewhere hk_gemm_f32_wt returns HK_GEMM_WT_UNAVAILABLE and the caller widens for
- * OpenBLAS.
+ * each depth block of WKC = 512, the rows are transposed into panels [kc][NR] of f32 (square
+ * transposes in registers; 256 KiB in all, held in L2); then every MR-row tile of A runs against
+ * each panel, A's tile staying in L1 across the panels and C written a row segment at a time.
+ * AVX-512: an 8 x 32 micro-kernel (16 zmm accumulators; per k two panel loads and eight
+ * broadcasts of A for sixteen FMAs). On Zen 4, one thread, this ran 106-113 GFLOP/s over shapes of
+ * 128-2048 tokens x 256-2048 rows x 512-1536 deep (OpenBLAS 99-107); one panel reused down all of
+ * A's rows (the first version) fell to 96-97 as C outgrew L2. AVX2 + FMA (+ F16C): a 6 x 16
+ * micro-kernel (12 ymm accumulators); on Zen 4 it ran 108-113 GFLOP/s where OpenBLAS's Haswell
+ * and Zen kernels ran 99-111 (no AVX2-only CPU measured yet). Elsewhere hk_gemm_f32_wt returns
+ * HK_GEMM_WT_UNAVAILABLE and the caller widens for OpenBLAS.
  */
 #include "hmst_kernels.h"
 #include "hk_gemm.h"
@@ -31,7 +32,7 @@ enum { WMR = 8, WNR = 32, WKC = 512, WNC = 128 };
 #define HK_WT __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,f16c,fma")))
 
 /* One weight widened to f32, exactly (bf16 and f16 are subsets of f32). */
-static HK_WT inline float weight_at(const void *W, int wtype, size_t i) {
+static __attribute__((target("f16c"))) inline float weight_at(const void *W, int wtype, size_t i) {
     switch (wtype) {
     case HK_WT_BF16: {
         uint32_t u = (uint32_t)((const uint16_t *)W)[i] << 16;
@@ -163,48 +164,182 @@ HK_WT_MICRO(micro_cols, 1, lda)   /* A stored [K, M] */
 #undef HK_WT_ROW
 #undef HK_WT_MICRO
 
+
+/* ---- AVX2 + FMA (F16C for f16 weights): a 6 x 16 micro-kernel over panels [kc][16] --------- */
+#define HK_WT2 __attribute__((target("avx2,fma,f16c")))
+enum { VMR = 6, VNR = 16 };
+
+/* 8 consecutive weights from element i, widened. */
+static HK_WT2 inline __m256 weights8(const void *W, int wtype, size_t i) {
+    switch (wtype) {
+    case HK_WT_BF16:
+        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)((const uint16_t *)W + i))), 16));
+    case HK_WT_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)W + i)));
+    default: return _mm256_loadu_ps((const float *)W + i);
+    }
+}
+
+/* r[i] lane j <- r[j] lane i: an 8 x 8 transpose in registers. */
+static HK_WT2 inline void transpose8(__m256 r[8]) {
+    __m256 t[8], u[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    for (int j = 0; j < 4; j++) {
+        r[j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x20);
+        r[4 + j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x31);
+    }
+}
+
+/* pack_panel's AVX2 form: panel [kc][16], 8-row groups through the 8 x 8 transpose. */
+static HK_WT2 void pack_panel2(float *panel, const void *W, int wtype, size_t ldw, size_t n0, size_t nc, size_t k0, size_t kc) {
+    size_t kv = kc & ~(size_t)7;
+    for (size_t g = 0; g < VNR; g += 8) {
+        size_t rows = nc > g ? (nc - g < 8 ? nc - g : 8) : 0;
+        if (rows == 8) {
+            for (size_t k = 0; k < kv; k += 8) {
+                __m256 r[8];
+                for (int i = 0; i < 8; i++) r[i] = weights8(W, wtype, (n0 + g + i) * ldw + k0 + k);
+                transpose8(r);
+                for (int i = 0; i < 8; i++) _mm256_store_ps(panel + (k + i) * VNR + g, r[i]);
+            }
+        } else {
+            for (size_t k = 0; k < kv; k++) _mm256_store_ps(panel + k * VNR + g, _mm256_setzero_ps());
+            for (size_t i = 0; i < rows; i++)
+                for (size_t k = 0; k < kv; k++) panel[k * VNR + g + i] = weight_at(W, wtype, (n0 + g + i) * ldw + k0 + k);
+        }
+        for (size_t k = kv; k < kc; k++)
+            for (size_t i = 0; i < 8; i++) panel[k * VNR + g + i] = i < rows ? weight_at(W, wtype, (n0 + g + i) * ldw + k0 + k) : 0;
+    }
+}
+
+/* The lanes below n of an 8-lane mask (n clamped to 0 .. 8). */
+static HK_WT2 inline __m256i lanes8(size_t n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(n > 8 ? 8 : n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+static HK_WT2 void pack_panel_n2(float *panel, const float *B, size_t ldb, size_t n0, size_t nc, size_t k0, size_t kc) {
+    __m256i m0 = lanes8(nc), m1 = lanes8(nc > 8 ? nc - 8 : 0);
+    for (size_t k = 0; k < kc; k++) {
+        const float *row = B + (k0 + k) * ldb + n0;
+        _mm256_store_ps(panel + k * VNR, _mm256_maskload_ps(row, m0));
+        _mm256_store_ps(panel + k * VNR + 8, _mm256_maskload_ps(row + 8, m1));
+    }
+}
+
+static HK_WT2 inline void store_tile2(float *C, size_t ldc, __m256 acc[VMR][2], size_t mr, size_t nr, float alpha, float beta,
+                                      int first) {
+    __m256i m0 = lanes8(nr), m1 = lanes8(nr > 8 ? nr - 8 : 0);
+    __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(first ? beta : 1.0f);
+    int readC = !(first && beta == 0);
+    for (size_t r = 0; r < mr; r++) {
+        float *c = C + r * ldc;
+        __m256 lo = _mm256_mul_ps(va, acc[r][0]), hi = _mm256_mul_ps(va, acc[r][1]);
+        if (readC) {
+            lo = _mm256_fmadd_ps(vb, _mm256_maskload_ps(c, m0), lo);
+            hi = _mm256_fmadd_ps(vb, _mm256_maskload_ps(c + 8, m1), hi);
+        }
+        _mm256_maskstore_ps(c, m0, lo);
+        if (nr > 8) _mm256_maskstore_ps(c + 8, m1, hi);
+    }
+}
+
+#define HK_WT2_MICRO(NAME, RS, KS)                                                                                    \
+    static HK_WT2 void NAME(float *C, size_t ldc, const float *A, size_t lda, const float *panel, size_t kc, size_t mr, \
+                            size_t nr, float alpha, float beta, int first) {                                           \
+        __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,  \
+               c40 = c00, c41 = c00, c50 = c00, c51 = c00;                                                             \
+        const size_t rs = (RS), ks = (KS);                                                                             \
+        const float *a0 = A, *a3 = A + 3 * rs;                                                                         \
+        const size_t r1 = rs, r2 = 2 * rs;                                                                             \
+        for (size_t k = 0; k < kc; k++) {                                                                              \
+            __m256 b0 = _mm256_load_ps(panel + k * VNR), b1 = _mm256_load_ps(panel + k * VNR + 8), a;                 \
+            const size_t o = k * ks;                                                                                   \
+            HK_WT2_ROW(a0, o, c00, c01) HK_WT2_ROW(a0, o + r1, c10, c11) HK_WT2_ROW(a0, o + r2, c20, c21)              \
+            HK_WT2_ROW(a3, o, c30, c31) HK_WT2_ROW(a3, o + r1, c40, c41) HK_WT2_ROW(a3, o + r2, c50, c51)              \
+        }                                                                                                              \
+        __m256 acc[VMR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};                \
+        store_tile2(C, ldc, acc, mr, nr, alpha, beta, first);                                                          \
+    }
+#define HK_WT2_ROW(P, O, X0, X1)        \
+    a = _mm256_broadcast_ss(P + (O));   \
+    X0 = _mm256_fmadd_ps(a, b0, X0);    \
+    X1 = _mm256_fmadd_ps(a, b1, X1);
+
+HK_WT2_MICRO(micro_rows2, lda, 1)
+HK_WT2_MICRO(micro_cols2, 1, lda)
+#undef HK_WT2_ROW
+#undef HK_WT2_MICRO
+
+/* The packers and micro-kernels of one instruction set, for the driver. */
+typedef struct {
+    size_t mr, nr;
+    void (*pack_t)(float *, const void *, int, size_t, size_t, size_t, size_t, size_t);
+    void (*pack_n)(float *, const float *, size_t, size_t, size_t, size_t, size_t);
+    void (*micro_rows)(float *, size_t, const float *, size_t, const float *, size_t, size_t, size_t, float, float, int);
+    void (*micro_cols)(float *, size_t, const float *, size_t, const float *, size_t, size_t, size_t, float, float, int);
+} wt_isa;
+
+static const wt_isa isa_avx512 = {WMR, WNR, pack_panel, pack_panel_n, micro_rows, micro_cols};
+static const wt_isa isa_avx2 = {VMR, VNR, pack_panel2, pack_panel_n2, micro_rows2, micro_cols2};
+
 /* The driver behind both entries: B is W[N, K] rows of wtype when transB, else f32 [K, N]. */
-static HK_WT int gemm_avx512(int transA, int transB, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
-                             const void *B, int wtype, size_t ldb, float beta, float *C, size_t ldc) {
-    size_t kcMax = K < WKC ? K : WKC;
+static int gemm_blocked(const wt_isa *isa, int transA, int transB, size_t M, size_t N, size_t K, float alpha, const float *A,
+                        size_t lda, const void *B, int wtype, size_t ldb, float beta, float *C, size_t ldc) {
+    size_t MR = isa->mr, NR = isa->nr, kcMax = K < WKC ? K : WKC;
     uint32_t *pa, *pb;
-    /* a: the last rows of op(A) when M is not a multiple of 8, zero-padded to 8 rows [8][kc]; b: one block of panels */
+    /* a: the last rows of op(A) when M is not a multiple of MR, zero-padded to MR rows [MR][kc]; b: one block of panels */
     if (hk_thread_scratch(WMR * kcMax, WNC * kcMax, &pa, &pb) != 0) return -1;
     float *tail = (float *)pa, *panels = (float *)pb;
-    size_t mFull = M - M % WMR;
+    size_t mFull = M - M % MR;
     for (size_t nb = 0; nb < N; nb += WNC) {
         size_t ne = N - nb < WNC ? N : nb + WNC;
         for (size_t k0 = 0; k0 < K; k0 += WKC) {
             size_t kc = K - k0 < WKC ? K - k0 : WKC;
             int first = k0 == 0;
-            for (size_t n0 = nb; n0 < ne; n0 += WNR) {
-                size_t nc = ne - n0 < WNR ? ne - n0 : WNR;
-                if (transB) pack_panel(panels + (n0 - nb) * kc, B, wtype, ldb, n0, nc, k0, kc);
-                else pack_panel_n(panels + (n0 - nb) * kc, B, ldb, n0, nc, k0, kc);
+            for (size_t n0 = nb; n0 < ne; n0 += NR) {
+                size_t nc = ne - n0 < NR ? ne - n0 : NR;
+                if (transB) isa->pack_t(panels + (n0 - nb) * kc, B, wtype, ldb, n0, nc, k0, kc);
+                else isa->pack_n(panels + (n0 - nb) * kc, B, ldb, n0, nc, k0, kc);
             }
-            for (size_t m0 = 0; m0 < mFull; m0 += WMR)
-                for (size_t n0 = nb; n0 < ne; n0 += WNR) {
-                    size_t nc = ne - n0 < WNR ? ne - n0 : WNR;
+            for (size_t m0 = 0; m0 < mFull; m0 += MR)
+                for (size_t n0 = nb; n0 < ne; n0 += NR) {
+                    size_t nc = ne - n0 < NR ? ne - n0 : NR;
                     const float *panel = panels + (n0 - nb) * kc;
-                    if (transA) micro_cols(C + m0 * ldc + n0, ldc, A + k0 * lda + m0, lda, panel, kc, WMR, nc, alpha, beta, first);
-                    else micro_rows(C + m0 * ldc + n0, ldc, A + m0 * lda + k0, lda, panel, kc, WMR, nc, alpha, beta, first);
+                    if (transA) isa->micro_cols(C + m0 * ldc + n0, ldc, A + k0 * lda + m0, lda, panel, kc, MR, nc, alpha, beta, first);
+                    else isa->micro_rows(C + m0 * ldc + n0, ldc, A + m0 * lda + k0, lda, panel, kc, MR, nc, alpha, beta, first);
                 }
             if (mFull < M) {
-                memset(tail, 0, WMR * kc * sizeof(float));
+                memset(tail, 0, MR * kc * sizeof(float));
                 for (size_t r = mFull; r < M; r++) {
                     float *dst = tail + (r - mFull) * kc;
                     if (transA) for (size_t k = 0; k < kc; k++) dst[k] = A[(k0 + k) * lda + r];
                     else memcpy(dst, A + r * lda + k0, kc * sizeof(float));
                 }
-                for (size_t n0 = nb; n0 < ne; n0 += WNR)
-                    micro_rows(C + mFull * ldc + n0, ldc, tail, kc, panels + (n0 - nb) * kc, kc, M - mFull,
-                               ne - n0 < WNR ? ne - n0 : WNR, alpha, beta, first);
+                for (size_t n0 = nb; n0 < ne; n0 += NR)
+                    isa->micro_rows(C + mFull * ldc + n0, ldc, tail, kc, panels + (n0 - nb) * kc, kc, M - mFull,
+                                    ne - n0 < NR ? ne - n0 : NR, alpha, beta, first);
             }
         }
     }
     return 0;
 }
 #endif
+
+int hk_gemm_f32_level(void) {
+#if defined(__x86_64__)
+    if (hk_level() >= HK_LEVEL_AVX512) return 2;
+    if (hk_level() >= HK_LEVEL_AVX2 && __builtin_cpu_supports("f16c")) return 1;
+#endif
+    return 0;
+}
 
 /* C = beta · C over M x N: what a product with no terms leaves (C not read when beta = 0). */
 static void scale_c(size_t M, size_t N, float beta, float *C, size_t ldc) {
@@ -220,13 +355,15 @@ static int gemm_entry(int transA, int transB, size_t M, size_t N, size_t K, floa
     if (wtype != HK_WT_F32 && wtype != HK_WT_BF16 && wtype != HK_WT_F16) return HK_GEMM_WT_UNAVAILABLE;
     if (wtype != HK_WT_F32 && !transB) return HK_GEMM_WT_UNAVAILABLE;
 #if defined(__x86_64__)
-    if (hk_level() >= HK_LEVEL_AVX512) {
+    int level = hk_gemm_f32_level();
+    const wt_isa *isa = level == 2 ? &isa_avx512 : level == 1 ? &isa_avx2 : NULL;
+    if (isa) {
         if (M == 0 || N == 0) return 0;
         if (K == 0 || alpha == 0) {
             scale_c(M, N, beta, C, ldc);
             return 0;
         }
-        return gemm_avx512(transA, transB, M, N, K, alpha, A, lda, B, wtype, ldb, beta, C, ldc);
+        return gemm_blocked(isa, transA, transB, M, N, K, alpha, A, lda, B, wtype, ldb, beta, C, ldc);
     }
 #endif
     (void)transA; (void)M; (void)N; (void)K; (void)alpha; (void)A; (void)lda; (void)B; (void)ldb; (void)beta; (void)C;

@@ -497,8 +497,11 @@ if args.first == "decode-ab" {
 //      [--rounds 7] [--weights f32,bf16-dot] [--kv f32|bf16] [--gemm hmst,openblas]: prompt processing of f32,
 //      bf16 with the weights widened to f32 (hmst's f32 GEMM or OpenBLAS sgemm), bf16 multiplied in bf16
 //      (hk_gemm_bf16_wt), f16 and int8 weights, measured in turns in one process; median tokens/s of a
-//      whole prompt into an emptied context, and the spread. --gemm: each arm with each f32 GEMM.
+//      whole prompt into an emptied context, and the spread. --gemm: each arm with each f32 GEMM;
+//      --kernel-level N: hmst's kernels held at level N (1 AVX2) for the whole run.
 if args.first == "prefill-ab" {
+    // --kernel-level 1: hmst's kernels held at AVX2 (with OPENBLAS_CORETYPE=Haswell, an AVX2 CPU's paths on this one)
+    if let level = option("--kernel-level").flatMap({ Int32($0) }) { hk_set_max_level(level) }
     let s = shapes.first { $0.name == (only ?? "dense512") } ?? shapes[2]
     let threads = threadList.max() ?? 2
     let rounds = Int(option("--rounds") ?? "") ?? 7
@@ -562,6 +565,7 @@ if args.first == "prefill-ab" {
             : (arm.gemm ?? ComputeRates.f32GEMMNow(weightBytes: bytes)).rawValue
         let rate = { (ms: Double) in Double(promptLen) * 1000 / ms }
         print(json([("bench", "prefill-ab"), ("case", s.name), ("cpu", CPUModel.name), ("threads", threads), ("weights", arm.name), ("gemm", gemm),
+                    ("kernel_level", Int(hk_level())), ("blas_core", BLASStatus.current.core),
                     ("kv", kv.rawValue), ("prompt_tokens", promptLen), ("rounds", t.count), ("prefill_tok_s_median", rate(t[t.count / 2])),
                     ("prefill_tok_s_p25", rate(t[min(t.count - 1, t.count * 3 / 4)])), ("prefill_tok_s_p75", rate(t[t.count / 4]))]))
     }

@@ -137,10 +137,12 @@ static void test_system_info(void) {
     /* decode's GEMVs take bf16 dot products wherever the CPU has them (no override in this test's environment) */
     if (getenv("HMST_BF16_WEIGHT_COMPUTE") == NULL)
         CHECK(info.bf16_decode_compute_bf16 == ((info.simd_flags & HMST_SIMD_AVX512BF16) ? 1 : 0));
-    /* hmst's f32 GEMM needs AVX-512; where it runs for f32 weights it runs for 16-bit ones too */
+    /* hmst's f32 GEMM needs AVX-512 or AVX2 with FMA and F16C; where it runs for f32 weights it
+     * runs for 16-bit ones too */
     CHECK(info.f32_gemm_hmst == 0 || info.f32_gemm_hmst == 1);
     CHECK(info.f32_gemm_hmst_16bit == 0 || info.f32_gemm_hmst_16bit == 1);
-    if (!(info.simd_flags & HMST_SIMD_AVX512BW)) CHECK(info.f32_gemm_hmst == 0 && info.f32_gemm_hmst_16bit == 0);
+    const uint64_t gemm_simd = HMST_SIMD_AVX2 | HMST_SIMD_FMA | HMST_SIMD_F16C;
+    if ((info.simd_flags & gemm_simd) != gemm_simd) CHECK(info.f32_gemm_hmst == 0 && info.f32_gemm_hmst_16bit == 0);
     CHECK(info.f32_gemm_hmst <= info.f32_gemm_hmst_16bit);
 #if defined(__x86_64__)
     CHECK((info.simd_flags & HMST_SIMD_SSE42) != 0);

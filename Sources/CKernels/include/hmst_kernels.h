@@ -80,9 +80,9 @@ int hk_gemm_bf16_wt(size_t M, size_t N, size_t K, const float *A, size_t lda, co
 
 /* Prefill's product in f32 against stored weights (gemm_wt.c): C[M, N] = A[M, K] · Wᵀ, W[N, K] rows
  * ldw elements apart of type wtype (HK_WT_*), each weight widened exactly to f32 as it is packed,
- * every product and sum in f32; C is written, not read. AVX-512 only: 0, -1 when the packing
- * scratch could not be allocated (C untouched), HK_GEMM_WT_UNAVAILABLE on other CPUs or for
- * another wtype (the caller uses OpenBLAS). */
+ * every product and sum in f32; C is written, not read. AVX-512 or AVX2 + FMA + F16C
+ * (hk_gemm_f32_level): 0, -1 when the packing scratch could not be allocated (C untouched),
+ * HK_GEMM_WT_UNAVAILABLE on other CPUs or for another wtype (the caller uses OpenBLAS). */
 enum { HK_WT_F32 = 0, HK_WT_BF16 = 1, HK_WT_F16 = 2, HK_GEMM_WT_UNAVAILABLE = -2 };
 int hk_gemm_f32_wt(size_t M, size_t N, size_t K, const float *A, size_t lda, const void *W, int wtype, size_t ldw,
                    float *C, size_t ldc);
@@ -93,6 +93,8 @@ int hk_gemm_f32_wt(size_t M, size_t N, size_t K, const float *A, size_t lda, con
  * f32 GEMMs (Train/Matmul.swift). Returns as hk_gemm_f32_wt. */
 int hk_gemm_f32(int transA, int transB, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda, const float *B,
                 size_t ldb, float beta, float *C, size_t ldc);
+/* Which kernel both entries run at the current level: 2 AVX-512, 1 AVX2 + FMA + F16C, 0 none. */
+int hk_gemm_f32_level(void);
 
 /* ---- peak rates of this core (cpu_rates.c) ------------------------------------------------- */
 

@@ -1,8 +1,8 @@
 // Linear: out = x · Wᵀ for the forward pass, choosing the kernel by shape and storage.
 // T == 1 (decode): a GEMV that streams each weight row once, split over hmst's pool.
 // T > 1 (prefill): an f32 GEMM, the weight rows split over hmst's pool: hmst's own
-// (hk_gemm_f32_wt, AVX-512 CPUs) widens f16 and bf16 weights exactly as it packs them; OpenBLAS's
-// sgemm, where ComputeRates measured it faster or the CPU lacks AVX-512, takes them widened into
+// (hk_gemm_f32_wt, AVX-512 and AVX2 CPUs) widens f16 and bf16 weights exactly as it packs them;
+// OpenBLAS's sgemm, where ComputeRates measured it faster or neither kernel runs, takes them widened into
 // a scratch buffer first (one pass over the weights, amortised over the T rows). int8 (Q8_0)
 // weights are dequantized into that scratch for sgemm. Decode with int8 weights quantizes x once
 // per call (per distinct input vector of a batch) and runs the integer GEMV (q8_0.c); f16
@@ -119,7 +119,7 @@ private func bf16GEMM(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>,
 
 /// out[T, rows] = x[T, cols] · wᵀ in f32 by hk_gemm_f32_wt, w's rows split over the pool in
 /// multiples of the kernel's 32-row panels. False when ComputeRates chose OpenBLAS for this
-/// weight type (or the CPU lacks AVX-512), or a thread could not get its packing scratch: the
+/// weight type (or hmst's kernel cannot run here), or a thread could not get its packing scratch: the
 /// caller takes the OpenBLAS path (and overwrites whatever was written).
 private func hmstGEMM(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, T: Int, w: UnsafeRawPointer, type: Int32,
                       rows: Int, cols: Int, threads: Int) -> Bool {

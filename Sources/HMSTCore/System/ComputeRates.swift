@@ -11,7 +11,7 @@ import CKernels
 
 /// Which GEMM computes in f32: a prompt against a layer's weights (f32, f16, and bf16 where
 /// bf16WeightCompute is f32) and training's f32 GEMMs (Train/Matmul.swift). `.hmst`: hmst's own
-/// (CKernels/gemm_wt.c, AVX-512 CPUs), which widens 16-bit weights as it packs them; `.openblas`:
+/// (CKernels/gemm_wt.c, AVX-512 or AVX2 CPUs), which widens 16-bit weights as it packs them; `.openblas`:
 /// sgemm, 16-bit weights widened into scratch first. Both are exact f32 products and f32 sums,
 /// in different orders.
 public enum F32GEMM: String, Sendable { case hmst, openblas }
@@ -102,13 +102,13 @@ public struct ComputeRates: Sendable {
     nonisolated(unsafe) public static var bf16WeightComputeOverride: MatmulPrecision? = nil
 
     /// Benchmarks' and tests' A/B switch for the f32 GEMM (nil: the measured choice; .hmst is
-    /// still declined without AVX-512). Not synchronised: set it before any generation or
+    /// still declined where hmst's kernel cannot run). Not synchronised: set it before any generation or
     /// training starts.
     nonisolated(unsafe) public static var f32GEMMOverride: F32GEMM? = nil
 
     /// The f32 GEMM for a B operand of `weightBytes` bytes an element (4: f32, 2: f16 or bf16).
     public static func f32GEMMNow(weightBytes: Int) -> F32GEMM {
-        guard hk_level() >= Int32(HK_LEVEL_AVX512) else { return .openblas }
+        guard hk_gemm_f32_level() > 0 else { return .openblas }
         return f32GEMMOverride ?? (weightBytes == 4 ? current.f32GEMM : current.f32GEMM16Bit)
     }
 
@@ -124,9 +124,9 @@ public struct ComputeRates: Sendable {
         let weightOverride = getenv("HMST_BF16_WEIGHT_COMPUTE").map { String(cString: $0) }
         (r.bf16WeightCompute, r.bf16WeightComputeReason) = decideWeightCompute(fma: fma, bf16: bf16, override: weightOverride)
         (r.bf16DecodeCompute, r.bf16DecodeComputeReason) = decideDecodeCompute(bf16: bf16, override: weightOverride)
-        r.f32GEMMRates = hk_level() >= Int32(HK_LEVEL_AVX512) ? measureF32GEMMs() : (0, 0)
+        r.f32GEMMRates = hk_gemm_f32_level() > 0 ? measureF32GEMMs() : (0, 0)
         (r.f32GEMM, r.f32GEMM16Bit, r.f32GEMMReason) =
-            decideF32GEMM(rates: r.f32GEMMRates, avx512: hk_level() >= Int32(HK_LEVEL_AVX512),
+            decideF32GEMM(rates: r.f32GEMMRates, kernel: Int(hk_gemm_f32_level()),
                           override: getenv("HMST_F32_GEMM").map { String(cString: $0) })
         return r
     }
@@ -162,15 +162,18 @@ public struct ComputeRates: Sendable {
     }
 
     /// The f32 GEMM for f32 operands and for 16-bit weights, and why. override: HMST_F32_GEMM (hmst
-    /// or openblas, any case; anything else is not one), hmst honoured only with AVX-512.
-    static func decideF32GEMM(rates: (hmst: Double, openblas: Double), avx512: Bool,
+    /// or openblas, any case; anything else is not one), hmst honoured only where its kernel runs.
+    /// kernel: hk_gemm_f32_level() (2 AVX-512, 1 AVX2, 0 none).
+    static func decideF32GEMM(rates: (hmst: Double, openblas: Double), kernel: Int,
                               override: String?) -> (f32: F32GEMM, sixteen: F32GEMM, reason: String) {
-        let measured = "hmst \(Int(rates.hmst.rounded())), OpenBLAS \(Int(rates.openblas.rounded())) GFLOP/s on one thread"
+        let measured = "hmst \(kernel == 2 ? "AVX-512" : "AVX2") \(Int(rates.hmst.rounded())), OpenBLAS \(Int(rates.openblas.rounded())) GFLOP/s on one thread"
         if let o = override?.lowercased(), let g = F32GEMM(rawValue: o) {
-            if g == .hmst && !avx512 { return (.openblas, .openblas, "OpenBLAS (HMST_F32_GEMM=hmst ignored: hmst's needs AVX-512)") }
+            if g == .hmst && kernel == 0 {
+                return (.openblas, .openblas, "OpenBLAS (HMST_F32_GEMM=hmst ignored: hmst's needs AVX-512 or AVX2 with FMA and F16C)")
+            }
             return (g, g, (g == .hmst ? "hmst" : "OpenBLAS") + " (HMST_F32_GEMM=\(g.rawValue))")
         }
-        guard avx512 else { return (.openblas, .openblas, "OpenBLAS: hmst's f32 GEMM needs AVX-512") }
+        guard kernel > 0 else { return (.openblas, .openblas, "OpenBLAS: hmst's f32 GEMM needs AVX-512 or AVX2 with FMA and F16C") }
         guard rates.hmst > 0 else { return (.openblas, .openblas, "OpenBLAS: hmst's f32 GEMM could not run (no scratch memory)") }
         let f32: F32GEMM = rates.hmst >= rates.openblas ? .hmst : .openblas
         let sixteen: F32GEMM = rates.hmst >= f32GEMM16BitShare * rates.openblas ? .hmst : .openblas

@@ -206,6 +206,15 @@ final class KernelTests: XCTestCase {
         for i in 0..<raw.count where !wide[i].isNaN { XCTAssertEqual(again[i], raw[i]) }
     }
 
+    /// The levels whose f32 GEMM kernel this CPU runs: AVX-512 and AVX2 (with FMA and F16C).
+    var gemmLevels: [Int32] {
+        defer { hk_set_max_level(-1) }
+        return [Int32(HK_LEVEL_AVX512), Int32(HK_LEVEL_AVX2)].filter { level in
+            hk_set_max_level(level)
+            return hk_level() == level && hk_gemm_f32_level() > 0
+        }
+    }
+
     /// The worst |C[m, n] - (alpha · Σ_k a(m, k) · b(k, n) + beta · c0(m, n))| over the sum of the
     /// terms' magnitudes, in double.
     func worstGemmError(_ C: [Float], ldc: Int, M: Int, N: Int, K: Int, a: (Int, Int) -> Double, b: (Int, Int) -> Double,
@@ -231,7 +240,8 @@ final class KernelTests: XCTestCase {
     /// columns not of the 32-wide panel nor of its 16-row halves, depths not of 16, several
     /// 256-deep blocks); the 16-bit weights give the f32 entry's result on their widened values
     /// bit for bit (they are widened exactly as packed); rows are read ldw apart, C is written
-    /// ldc apart and never read; without AVX-512 the kernel declines.
+    /// ldc apart and never read; the AVX2 kernel gives the AVX-512 one's bits; at the portable
+    /// level the kernel declines.
     func testF32GemmAgainstStoredWeights() {
         var rng = RNG(seed: 21)
         for (M, N, K) in [(1, 1, 1), (13, 37, 29), (70, 1100, 300), (9, 33, 2), (8, 32, 513), (64, 96, 256), (17, 48, 16), (3, 20, 600)] {
@@ -253,28 +263,34 @@ final class KernelTests: XCTestCase {
                     hk_set_max_level(-1)
                     type == Int32(HK_WT_BF16) ? hk_bf16_to_f32(&wide, W16, N * ldw) : hk_f16_to_f32(&wide, W16, N * ldw)
                 }
-                var C = [Float](repeating: .nan, count: M * ldc)
-                for n in N..<ldc { for m in 0..<M { C[m * ldc + n] = 7 } }
-                let status = type == Int32(HK_WT_F32) ? hk_gemm_f32_wt(M, N, K, A, K, W32, type, ldw, &C, ldc)
-                                                      : hk_gemm_f32_wt(M, N, K, A, K, W16, type, ldw, &C, ldc)
                 hk_set_max_level(0)
+                var C = [Float](repeating: .nan, count: M * ldc)
                 let declined = type == Int32(HK_WT_F32) ? hk_gemm_f32_wt(M, N, K, A, K, W32, type, ldw, &C, ldc)
                                                         : hk_gemm_f32_wt(M, N, K, A, K, W16, type, ldw, &C, ldc)
                 hk_set_max_level(-1)
-                XCTAssertEqual(declined, Int32(HK_GEMM_WT_UNAVAILABLE), "no AVX-512: the caller's OpenBLAS path")
-                guard hk_level() >= Int32(HK_LEVEL_AVX512) else {
-                    XCTAssertEqual(status, Int32(HK_GEMM_WT_UNAVAILABLE))
-                    continue
-                }
-                XCTAssertEqual(status, 0)
-                let worst = worstGemmError(C, ldc: ldc, M: M, N: N, K: K, a: { Double(A[$0 * K + $1]) }, b: { Double(wide[$1 * ldw + $0]) })
-                for m in 0..<M { for n in N..<ldc { XCTAssertEqual(C[m * ldc + n], 7, "written past the row's N columns") } }
-                XCTAssertLessThan(worst, 1e-5, "type \(type) \(M)x\(N)x\(K)")
-                results[type] = (0..<M).flatMap { m in C[(m * ldc)..<(m * ldc + N)] }
-                if type != Int32(HK_WT_F32) {
+                XCTAssertEqual(declined, Int32(HK_GEMM_WT_UNAVAILABLE), "no kernel at the portable level: the caller's OpenBLAS path")
+                for level in gemmLevels {
+                    hk_set_max_level(level)
+                    C = [Float](repeating: .nan, count: M * ldc)
+                    for n in N..<ldc { for m in 0..<M { C[m * ldc + n] = 7 } }
+                    let status = type == Int32(HK_WT_F32) ? hk_gemm_f32_wt(M, N, K, A, K, W32, type, ldw, &C, ldc)
+                                                          : hk_gemm_f32_wt(M, N, K, A, K, W16, type, ldw, &C, ldc)
                     var same = [Float](repeating: .nan, count: M * ldc)
                     XCTAssertEqual(hk_gemm_f32_wt(M, N, K, A, K, wide, Int32(HK_WT_F32), ldw, &same, ldc), 0)
-                    XCTAssertEqual((0..<M).flatMap { m in same[(m * ldc)..<(m * ldc + N)] }, results[type], "type \(type) \(M)x\(N)x\(K)")
+                    hk_set_max_level(-1)
+                    XCTAssertEqual(status, 0)
+                    for m in 0..<M { for n in N..<ldc { XCTAssertEqual(C[m * ldc + n], 7, "written past the row's N columns") } }
+                    let got = (0..<M).flatMap { m in C[(m * ldc)..<(m * ldc + N)] }
+                    if let first = results[type] {
+                        // another kernel: the same FMAs in the same order per element, so the same bits
+                        XCTAssertEqual(got, first, "level \(level) type \(type) \(M)x\(N)x\(K)")
+                    } else {
+                        let worst = worstGemmError(C, ldc: ldc, M: M, N: N, K: K, a: { Double(A[$0 * K + $1]) }, b: { Double(wide[$1 * ldw + $0]) })
+                        XCTAssertLessThan(worst, 1e-5, "level \(level) type \(type) \(M)x\(N)x\(K)")
+                        results[type] = got
+                    }
+                    // 16-bit weights: the f32 entry's result on their widened values, bit for bit
+                    XCTAssertEqual((0..<M).flatMap { m in same[(m * ldc)..<(m * ldc + N)] }, got, "level \(level) type \(type) \(M)x\(N)x\(K)")
                 }
             }
         }
@@ -284,7 +300,8 @@ final class KernelTests: XCTestCase {
     /// hk_gemm_f32 (training's f32 GEMMs): every transpose with alpha and beta against a
     /// double-precision sum, on ragged shapes and strides wider than the matrices; beta = 0
     /// never reads C (NaN there is overwritten); alpha = 0 scales C without reading A or B (NaN
-    /// there stays out); without AVX-512 the kernel declines.
+    /// there stays out); the AVX2 kernel gives the AVX-512 one's bits; at the portable level the
+    /// kernel declines.
     func testGeneralF32GemmEveryLayout() {
         var rng = RNG(seed: 23)
         for (M, N, K) in [(1, 1, 1), (13, 37, 29), (70, 300, 530), (9, 33, 2), (8, 32, 513), (24, 160, 67)] {
@@ -295,25 +312,34 @@ final class KernelTests: XCTestCase {
                     let B = (0..<((tB ? N : K) * ldb)).map { _ in rng.nextGaussian() }
                     let C0 = (0..<(M * ldc)).map { _ in rng.nextGaussian() }
                     for (alpha, beta): (Float, Float) in [(1, 0), (0.5, 1), (-2, 0.25)] {
-                        var C = beta == 0 ? [Float](repeating: .nan, count: M * ldc) : C0
-                        for m in 0..<M { C[m * ldc + N] = 7 }   // the column past N
-                        let status = hk_gemm_f32(tA ? 1 : 0, tB ? 1 : 0, M, N, K, alpha, A, lda, B, ldb, beta, &C, ldc)
-                        guard hk_level() >= Int32(HK_LEVEL_AVX512) else {
-                            XCTAssertEqual(status, Int32(HK_GEMM_WT_UNAVAILABLE))
-                            return
+                        var first: [Float]? = nil
+                        for level in gemmLevels {
+                            hk_set_max_level(level)
+                            var C = beta == 0 ? [Float](repeating: .nan, count: M * ldc) : C0
+                            for m in 0..<M { C[m * ldc + N] = 7 }   // the column past N
+                            let status = hk_gemm_f32(tA ? 1 : 0, tB ? 1 : 0, M, N, K, alpha, A, lda, B, ldb, beta, &C, ldc)
+                            hk_set_max_level(-1)
+                            XCTAssertEqual(status, 0)
+                            for m in 0..<M { XCTAssertEqual(C[m * ldc + N], 7) }
+                            if let first {
+                                XCTAssertEqual(C, first, "level \(level): the same bits as the first kernel")
+                                continue
+                            }
+                            let worst = worstGemmError(C, ldc: ldc, M: M, N: N, K: K,
+                                                       a: { m, k in Double(tA ? A[k * lda + m] : A[m * lda + k]) },
+                                                       b: { k, n in Double(tB ? B[n * ldb + k] : B[k * ldb + n]) },
+                                                       alpha: Double(alpha), beta: Double(beta), c0: { Double(C0[$0 * ldc + $1]) })
+                            XCTAssertLessThan(worst, 1e-5, "level \(level) \(M)x\(N)x\(K) tA \(tA) tB \(tB) alpha \(alpha) beta \(beta)")
+                            first = C
                         }
-                        XCTAssertEqual(status, 0)
-                        for m in 0..<M { XCTAssertEqual(C[m * ldc + N], 7) }
-                        let worst = worstGemmError(C, ldc: ldc, M: M, N: N, K: K,
-                                                   a: { m, k in Double(tA ? A[k * lda + m] : A[m * lda + k]) },
-                                                   b: { k, n in Double(tB ? B[n * ldb + k] : B[k * ldb + n]) },
-                                                   alpha: Double(alpha), beta: Double(beta), c0: { Double(C0[$0 * ldc + $1]) })
-                        XCTAssertLessThan(worst, 1e-5, "\(M)x\(N)x\(K) tA \(tA) tB \(tB) alpha \(alpha) beta \(beta)")
                     }
                 }
             }
         }
-        guard hk_level() >= Int32(HK_LEVEL_AVX512) else { return }
+        hk_set_max_level(0)
+        XCTAssertEqual(hk_gemm_f32(0, 0, 1, 1, 1, 1, [1], 1, [1], 1, 0, nil, 1), Int32(HK_GEMM_WT_UNAVAILABLE), "no kernel at the portable level")
+        hk_set_max_level(-1)
+        guard !gemmLevels.isEmpty else { return }
         var C: [Float] = [1, 2, 3, 4]
         XCTAssertEqual(hk_gemm_f32(0, 0, 2, 2, 2, 0, [Float.nan, 1, 1, 1], 2, [1, 1, 1, Float.nan], 2, 0.5, &C, 2), 0)
         XCTAssertEqual(C, [0.5, 1, 1.5, 2], "alpha = 0: beta · C, A and B unread")

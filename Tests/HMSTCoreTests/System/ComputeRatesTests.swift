@@ -72,8 +72,8 @@ final class ComputeRatesTests: XCTestCase {
     }
 
     func testF32GEMMChoice() {
-        let d = { (h: Double, o: Double, avx512: Bool, override: String?) in
-            ComputeRates.decideF32GEMM(rates: (h, o), avx512: avx512, override: override)
+        let d = { (h: Double, o: Double, kernel: Bool, override: String?) in
+            ComputeRates.decideF32GEMM(rates: (h, o), kernel: kernel ? 2 : 0, override: override)
         }
         XCTAssertEqual(d(111, 99, true, nil).f32, .hmst)       // Zen 4, session 31
         XCTAssertEqual(d(111, 99, true, nil).sixteen, .hmst)
@@ -82,8 +82,8 @@ final class ComputeRatesTests: XCTestCase {
         XCTAssertEqual(d(95, 100, true, nil).f32, .openblas)
         XCTAssertEqual(d(95, 100, true, nil).sixteen, .hmst)
         XCTAssertEqual(d(85, 100, true, nil).sixteen, .openblas)
-        XCTAssertTrue(d(85, 100, true, nil).reason.contains("hmst 85, OpenBLAS 100"), d(85, 100, true, nil).reason)
-        // no AVX-512, or a kernel that could not run: OpenBLAS, whatever the override
+        XCTAssertTrue(d(85, 100, true, nil).reason.contains("hmst AVX-512 85, OpenBLAS 100"), d(85, 100, true, nil).reason)
+        // no kernel for this CPU, or one that could not run: OpenBLAS, whatever the override
         XCTAssertEqual(d(0, 100, false, nil).f32, .openblas)
         XCTAssertEqual(d(0, 100, false, "hmst").sixteen, .openblas)
         XCTAssertTrue(d(0, 100, false, "hmst").reason.contains("ignored"), d(0, 100, false, "hmst").reason)
@@ -93,9 +93,10 @@ final class ComputeRatesTests: XCTestCase {
         XCTAssertEqual(d(111, 99, true, "openblas").sixteen, .openblas)
         XCTAssertEqual(d(80, 100, true, "hmst").f32, .hmst)
         XCTAssertEqual(d(111, 99, true, "junk").f32, .hmst)
-        // the measured choice on this machine: both rates measured with AVX-512, none without
+        // the measured choice on this machine: both rates measured where hmst's kernel runs, none elsewhere
         let r = ComputeRates.current
-        if hk_level() >= Int32(HK_LEVEL_AVX512) {
+        XCTAssertTrue(ComputeRates.decideF32GEMM(rates: (100, 99), kernel: 1, override: nil).reason.contains("AVX2"))
+        if hk_gemm_f32_level() > 0 {
             XCTAssertGreaterThan(r.f32GEMMRates.hmst, 1)
             XCTAssertGreaterThan(r.f32GEMMRates.openblas, 1)
         } else {
