@@ -79,29 +79,33 @@ static HK_WT inline void transpose16(__m512 r[16]) {
     }
 }
 
-/* W rows n0 .. n0+nc (nc <= 32), depth k0 .. k0+kc -> panel[kc][32], widened; columns past nc
- * are zero. Whole groups of 16 rows go 16 depths at a time through the transpose; a partial
- * group and the depth tail past a multiple of 16 one weight at a time. */
-static HK_WT void pack_panel(float *panel, const void *W, int wtype, size_t ldw, size_t n0, size_t nc, size_t k0, size_t kc) {
-    size_t kv = kc & ~(size_t)15;
-    for (size_t g = 0; g < WNR; g += 16) {
-        size_t rows = nc > g ? (nc - g < 16 ? nc - g : 16) : 0;
-        if (rows == 16) {
-            for (size_t k = 0; k < kv; k += 16) {
-                __m512 r[16];
-                for (int i = 0; i < 16; i++) r[i] = weights16(W, wtype, (n0 + g + i) * ldw + k0 + k);
-                transpose16(r);
-                for (int i = 0; i < 16; i++) _mm512_store_ps(panel + (k + i) * WNR + g, r[i]);
-            }
-        } else {
-            for (size_t k = 0; k < kv; k++) _mm512_store_ps(panel + k * WNR + g, _mm512_setzero_ps());
-            for (size_t i = 0; i < rows; i++)
-                for (size_t k = 0; k < kv; k++) panel[k * WNR + g + i] = weight_at(W, wtype, (n0 + g + i) * ldw + k0 + k);
-        }
-        for (size_t k = kv; k < kc; k++)
-            for (size_t i = 0; i < 16; i++) panel[k * WNR + g + i] = i < rows ? weight_at(W, wtype, (n0 + g + i) * ldw + k0 + k) : 0;
+/* W rows n0 .. n0+nc (nc <= NRV), depth k0 .. k0+kc -> panel[kc][NRV], widened; columns past nc
+ * are zero. Whole groups of L rows (L: the vector's lanes) go L depths at a time through the
+ * L x L transpose; a partial group and the depth tail past a multiple of L one weight at a time.
+ * One definition for both instruction sets. */
+#define HK_WT_PACK_PANEL(NAME, ATTR, VEC, L, NRV, LOAD, TRANSPOSE, STORE, ZERO)                                       \
+    static ATTR void NAME(float *panel, const void *W, int wtype, size_t ldw, size_t n0, size_t nc, size_t k0, size_t kc) { \
+        size_t kv = kc & ~(size_t)(L - 1);                                                                             \
+        for (size_t g = 0; g < NRV; g += L) {                                                                          \
+            size_t rows = nc > g ? (nc - g < L ? nc - g : L) : 0;                                                      \
+            if (rows == L) {                                                                                           \
+                for (size_t k = 0; k < kv; k += L) {                                                                   \
+                    VEC r[L];                                                                                          \
+                    for (int i = 0; i < L; i++) r[i] = LOAD(W, wtype, (n0 + g + i) * ldw + k0 + k);                    \
+                    TRANSPOSE(r);                                                                                      \
+                    for (int i = 0; i < L; i++) STORE(panel + (k + i) * NRV + g, r[i]);                                \
+                }                                                                                                      \
+            } else {                                                                                                   \
+                for (size_t k = 0; k < kv; k++) STORE(panel + k * NRV + g, ZERO());                                    \
+                for (size_t i = 0; i < rows; i++)                                                                      \
+                    for (size_t k = 0; k < kv; k++) panel[k * NRV + g + i] = weight_at(W, wtype, (n0 + g + i) * ldw + k0 + k); \
+            }                                                                                                          \
+            for (size_t k = kv; k < kc; k++)                                                                           \
+                for (size_t i = 0; i < L; i++) panel[k * NRV + g + i] = i < rows ? weight_at(W, wtype, (n0 + g + i) * ldw + k0 + k) : 0; \
+        }                                                                                                              \
     }
-}
+
+HK_WT_PACK_PANEL(pack_panel, HK_WT, __m512, 16, WNR, weights16, transpose16, _mm512_store_ps, _mm512_setzero_ps)
 
 /* B[K, N] row-major (hk_gemm_f32 without transB): rows k0 .. k0+kc, columns n0 .. n0+nc (nc <= 32)
  * -> panel[kc][32], a straight copy of each row's 32 columns; columns past nc are zero. */
@@ -198,27 +202,8 @@ static HK_WT2 inline void transpose8(__m256 r[8]) {
     }
 }
 
-/* pack_panel's AVX2 form: panel [kc][16], 8-row groups through the 8 x 8 transpose. */
-static HK_WT2 void pack_panel2(float *panel, const void *W, int wtype, size_t ldw, size_t n0, size_t nc, size_t k0, size_t kc) {
-    size_t kv = kc & ~(size_t)7;
-    for (size_t g = 0; g < VNR; g += 8) {
-        size_t rows = nc > g ? (nc - g < 8 ? nc - g : 8) : 0;
-        if (rows == 8) {
-            for (size_t k = 0; k < kv; k += 8) {
-                __m256 r[8];
-                for (int i = 0; i < 8; i++) r[i] = weights8(W, wtype, (n0 + g + i) * ldw + k0 + k);
-                transpose8(r);
-                for (int i = 0; i < 8; i++) _mm256_store_ps(panel + (k + i) * VNR + g, r[i]);
-            }
-        } else {
-            for (size_t k = 0; k < kv; k++) _mm256_store_ps(panel + k * VNR + g, _mm256_setzero_ps());
-            for (size_t i = 0; i < rows; i++)
-                for (size_t k = 0; k < kv; k++) panel[k * VNR + g + i] = weight_at(W, wtype, (n0 + g + i) * ldw + k0 + k);
-        }
-        for (size_t k = kv; k < kc; k++)
-            for (size_t i = 0; i < 8; i++) panel[k * VNR + g + i] = i < rows ? weight_at(W, wtype, (n0 + g + i) * ldw + k0 + k) : 0;
-    }
-}
+HK_WT_PACK_PANEL(pack_panel2, HK_WT2, __m256, 8, VNR, weights8, transpose8, _mm256_store_ps, _mm256_setzero_ps)
+#undef HK_WT_PACK_PANEL
 
 /* The lanes below n of an 8-lane mask (n clamped to 0 .. 8). */
 static HK_WT2 inline __m256i lanes8(size_t n) {
