@@ -425,7 +425,7 @@ public final class MemoryTrainer {
         let pairs = db.pairs.filter { studentTargets[$0.student] >= 0 }
         guard !pairs.isEmpty else { return nil }
         _ = try teacher.step(inputs: db.inputs, targets: db.targets, B: db.rows, T: db.T, backward: false)
-        let probs = try teacher.withLastProbabilities { p, _, V -> [Float] in
+        let probs = teacher.withLastProbabilities { p, _, V -> [Float] in
             var out = [Float](repeating: 0, count: pairs.count * V)
             out.withUnsafeMutableBufferPointer { o in
                 for (i, pair) in pairs.enumerated() { (o.baseAddress! + i * V).update(from: p + pair.teacher * V, count: V) }
