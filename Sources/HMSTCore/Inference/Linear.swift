@@ -100,40 +100,42 @@ private func int8AsBF16GEMM(out: UnsafeMutablePointer<Float>, x: UnsafePointer<F
     }
 }
 
-/// out[T, rows] = x[T, cols] · Wᵀ in bf16 with f32 sums, W's rows split over the pool in
-/// multiples of the kernel's 32-column panels. False (nothing to trust in out) when a thread
-/// could not get its packing scratch: the caller widens instead.
-private func bf16GEMM(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, T: Int, w: UnsafePointer<UInt16>,
-                      rows: Int, cols: Int, threads: Int) -> Bool {
-    let panels = (rows + 31) / 32
-    let parts = max(1, min(threads, panels))
-    let failed = UnsafeMutablePointer<Int32>.allocate(capacity: parts)
-    defer { failed.deallocate() }
-    parallelFor(parts, threads: parts) { i in
-        let p0 = panels * i / parts, p1 = panels * (i + 1) / parts
-        let r0 = p0 * 32, r1 = min(rows, p1 * 32)
-        failed[i] = r1 > r0 ? hk_gemm_bf16_wt(T, r1 - r0, cols, x, cols, w + r0 * cols, cols, out + r0, rows) : 0
-    }
-    return (0..<parts).allSatisfy { failed[$0] == 0 }
-}
-
-/// out[T, rows] = x[T, cols] · wᵀ in f32 by hk_gemm_f32_wt, w's rows split over the pool in
-/// multiples of the kernel's 32-row panels. False when ComputeRates chose OpenBLAS for this
-/// weight type (or hmst's kernel cannot run here), or a thread could not get its packing scratch: the
-/// caller takes the OpenBLAS path (and overwrites whatever was written).
-private func hmstGEMM(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, T: Int, w: UnsafeRawPointer, type: Int32,
-                      rows: Int, cols: Int, threads: Int) -> Bool {
-    let elementBytes = type == Int32(HK_WT_F32) ? 4 : 2
-    guard ComputeRates.f32GEMMNow(weightBytes: elementBytes) == .hmst else { return false }
+/// Runs gemm(r0, r1) for rows [r0, r1) of a weight matrix split over the pool in multiples of
+/// 32 rows (the GEMM kernels' panels; any smaller panel width divides it), one range a thread.
+/// True when every call returned 0.
+private func overRowPanels(rows: Int, threads: Int, _ gemm: (_ r0: Int, _ r1: Int) -> Int32) -> Bool {
     let panels = (rows + 31) / 32
     let parts = max(1, min(threads, panels))
     let status = UnsafeMutablePointer<Int32>.allocate(capacity: parts)
     defer { status.deallocate() }
     parallelFor(parts, threads: parts) { i in
         let r0 = panels * i / parts * 32, r1 = min(rows, panels * (i + 1) / parts * 32)
-        status[i] = r1 > r0 ? hk_gemm_f32_wt(T, r1 - r0, cols, x, cols, w + r0 * cols * elementBytes, type, cols, out + r0, rows) : 0
+        status[i] = r1 > r0 ? gemm(r0, r1) : 0
     }
     return (0..<parts).allSatisfy { status[$0] == 0 }
+}
+
+/// out[T, rows] = x[T, cols] · Wᵀ in bf16 with f32 sums, W's rows split over the pool in
+/// multiples of the kernel's 32-column panels. False (nothing to trust in out) when a thread
+/// could not get its packing scratch: the caller widens instead.
+private func bf16GEMM(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, T: Int, w: UnsafePointer<UInt16>,
+                      rows: Int, cols: Int, threads: Int) -> Bool {
+    overRowPanels(rows: rows, threads: threads) { r0, r1 in
+        hk_gemm_bf16_wt(T, r1 - r0, cols, x, cols, w + r0 * cols, cols, out + r0, rows)
+    }
+}
+
+/// out[T, rows] = x[T, cols] · wᵀ in f32 by hk_gemm_f32_wt, w's rows split over the pool in
+/// multiples of 32 rows. False when ComputeRates chose OpenBLAS for this weight type (or hmst's
+/// kernel cannot run here), or a thread could not get its packing scratch: the caller takes the
+/// OpenBLAS path (and overwrites whatever was written).
+private func hmstGEMM(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, T: Int, w: UnsafeRawPointer, type: Int32,
+                      rows: Int, cols: Int, threads: Int) -> Bool {
+    let elementBytes = type == Int32(HK_WT_F32) ? 4 : 2
+    guard ComputeRates.f32GEMMNow(weightBytes: elementBytes) == .hmst else { return false }
+    return overRowPanels(rows: rows, threads: threads) { r0, r1 in
+        hk_gemm_f32_wt(T, r1 - r0, cols, x, cols, w + r0 * cols * elementBytes, type, cols, out + r0, rows)
+    }
 }
 
 /// Prompts of at most this many tokens multiply int8 weights by GEMVs instead of a GEMM.
