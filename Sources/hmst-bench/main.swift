@@ -151,7 +151,7 @@ if args.first == "gemm" {
         let f32 = time { cblas_sgemm(CblasRowMajor, tA ? CblasTrans : CblasNoTrans, tB ? CblasTrans : CblasNoTrans, Int32(M), Int32(N), Int32(K),
                                      1, A, Int32(lda), B, Int32(ldb), 0, &C, Int32(N)) }
         let bf16 = time { _ = hk_gemm_bf16(tA ? 1 : 0, tB ? 1 : 0, M, N, K, 1, A, lda, B, ldb, 0, &C, N) }
-        // hmst's f32 GEMM (0 where it declines: no AVX-512)
+        // hmst's f32 GEMM (0 GFLOP/s where it declines: neither its AVX-512 nor its AVX2 form runs)
         let hmstRuns = hk_gemm_f32(tA ? 1 : 0, tB ? 1 : 0, M, N, K, 1, A, lda, B, ldb, 0, &C, N) == 0
         let hmstF32 = hmstRuns ? time { _ = hk_gemm_f32(tA ? 1 : 0, tB ? 1 : 0, M, N, K, 1, A, lda, B, ldb, 0, &C, N) } : .infinity
         let flops = 2.0 * Double(M * N * K)
