@@ -1,12 +1,14 @@
 /*
  * gemm_wt.c: prefill's product against a linear layer's stored weights, in f32:
- * C[M, N] = A[M, K] · Wᵀ, W[N, K] rows of f32, bf16 or f16 weights.
+ * C[M, N] = A[M, K] · Wᵀ, W[N, K] rows of f32, bf16 or f16 weights, or of int8 weights with a
+ * scale per 32 (Q8_0, row-major or hmst's row-quad layout: hk_gemm_f32_q8).
  *
- * OpenBLAS's sgemm needs f32 weights, so 16-bit weights were first widened into a scratch
- * matrix (a pass that wrote and re-read the whole layer), and sgemm then packed that copy,
- * packed A and cleared C before its kernel ran. Here each weight is widened exactly as its
- * panel is packed, A is read where it lies (its rows are broadcast one value at a time) and the
- * first depth block writes C without reading it.
+ * OpenBLAS's sgemm needs f32 weights, so 16-bit weights were first widened (int8 weights
+ * dequantized) into a scratch matrix (a pass that wrote and re-read the whole layer), and sgemm
+ * then packed that copy, packed A and cleared C before its kernel ran. Here each weight is widened
+ * exactly (an int8 one dequantized as hk_q8_dequantize does) as its panel is packed, A is read
+ * where it lies (its rows are broadcast one value at a time) and the first depth block writes C
+ * without reading it.
  *
  * Blocking (GotoBLAS's order, without packing A): for each block of WNC = 128 weight rows and
  * each depth block of WKC = 512, the rows are transposed into panels [kc][NR] of f32 (square
@@ -31,27 +33,66 @@ enum { WMR = 8, WNR = 32, WKC = 512, WNC = 128 };
 #include <immintrin.h>
 #define HK_WT __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,f16c,fma")))
 
-/* One weight widened to f32, exactly (bf16 and f16 are subsets of f32). */
-static __attribute__((target("f16c"))) inline float weight_at(const void *W, int wtype, size_t i) {
+/* int8 weights with a scale per 32 (Q8_0), for hk_gemm_f32_q8: the packer's W points to one of
+ * these and its wtype is WT_Q8 (row-major) or WT_Q8_ROWS4 (the row-quad layout); the packer's row
+ * n is the matrix's row r0 + n. */
+enum { WT_Q8 = 16, WT_Q8_ROWS4 = 17 };
+typedef struct {
+    const int8_t *q;
+    const float *scales;
+    size_t rows, cols, r0;
+} q8_src;
+
+/* Where the value at (row n, column c) and its block's scale are (c % 16 == 0 or a single value). */
+static inline void q8_at(const q8_src *s, int wtype, size_t n, size_t c, const int8_t **v, float *scale) {
+    size_t r = s->r0 + n, nb = s->cols / HK_Q8_BLOCK;
+    if (wtype == WT_Q8_ROWS4) {
+        *v = s->q + hk_rq_value(r, c, s->rows, s->cols);
+        *scale = s->scales[hk_rq_scale(r, c / HK_Q8_BLOCK, s->rows, nb)];
+    } else {
+        *v = s->q + r * s->cols + c;
+        *scale = s->scales[r * nb + c / HK_Q8_BLOCK];
+    }
+}
+
+/* The weight at (row n, column c) of W (rows ldw elements apart) widened to f32, exactly (bf16
+ * and f16 are subsets of f32; an int8 weight is its scale times its value, one rounding, as
+ * hk_q8_dequantize computes it). */
+static __attribute__((target("f16c"))) inline float weight_at(const void *W, int wtype, size_t n, size_t c, size_t ldw) {
     switch (wtype) {
     case HK_WT_BF16: {
-        uint32_t u = (uint32_t)((const uint16_t *)W)[i] << 16;
+        uint32_t u = (uint32_t)((const uint16_t *)W)[n * ldw + c] << 16;
         float f;
         memcpy(&f, &u, 4);
         return f;
     }
-    case HK_WT_F16: return _cvtsh_ss(((const uint16_t *)W)[i]);
-    default: return ((const float *)W)[i];
+    case HK_WT_F16: return _cvtsh_ss(((const uint16_t *)W)[n * ldw + c]);
+    case WT_Q8:
+    case WT_Q8_ROWS4: {
+        const int8_t *v;
+        float scale;
+        q8_at(W, wtype, n, c, &v, &scale);
+        return scale * (float)*v;
+    }
+    default: return ((const float *)W)[n * ldw + c];
     }
 }
 
-/* 16 consecutive weights from element i, widened. */
-static HK_WT inline __m512 weights16(const void *W, int wtype, size_t i) {
+/* 16 consecutive weights of row n from column c, widened. */
+static HK_WT inline __m512 weights16(const void *W, int wtype, size_t n, size_t c, size_t ldw) {
     switch (wtype) {
     case HK_WT_BF16:
-        return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)((const uint16_t *)W + i))), 16));
-    case HK_WT_F16: return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)W + i)));
-    default: return _mm512_loadu_ps((const float *)W + i);
+        return _mm512_castsi512_ps(
+            _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)((const uint16_t *)W + n * ldw + c))), 16));
+    case HK_WT_F16: return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)W + n * ldw + c)));
+    case WT_Q8:
+    case WT_Q8_ROWS4: {
+        const int8_t *v;
+        float scale;
+        q8_at(W, wtype, n, c, &v, &scale);
+        return _mm512_mul_ps(_mm512_set1_ps(scale), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)v))));
+    }
+    default: return _mm512_loadu_ps((const float *)W + n * ldw + c);
     }
 }
 
@@ -91,17 +132,17 @@ static HK_WT inline void transpose16(__m512 r[16]) {
             if (rows == L) {                                                                                           \
                 for (size_t k = 0; k < kv; k += L) {                                                                   \
                     VEC r[L];                                                                                          \
-                    for (int i = 0; i < L; i++) r[i] = LOAD(W, wtype, (n0 + g + i) * ldw + k0 + k);                    \
+                    for (int i = 0; i < L; i++) r[i] = LOAD(W, wtype, n0 + g + i, k0 + k, ldw);                       \
                     TRANSPOSE(r);                                                                                      \
                     for (int i = 0; i < L; i++) STORE(panel + (k + i) * NRV + g, r[i]);                                \
                 }                                                                                                      \
             } else {                                                                                                   \
                 for (size_t k = 0; k < kv; k++) STORE(panel + k * NRV + g, ZERO());                                    \
                 for (size_t i = 0; i < rows; i++)                                                                      \
-                    for (size_t k = 0; k < kv; k++) panel[k * NRV + g + i] = weight_at(W, wtype, (n0 + g + i) * ldw + k0 + k); \
+                    for (size_t k = 0; k < kv; k++) panel[k * NRV + g + i] = weight_at(W, wtype, n0 + g + i, k0 + k, ldw); \
             }                                                                                                          \
             for (size_t k = kv; k < kc; k++)                                                                           \
-                for (size_t i = 0; i < L; i++) panel[k * NRV + g + i] = i < rows ? weight_at(W, wtype, (n0 + g + i) * ldw + k0 + k) : 0; \
+                for (size_t i = 0; i < L; i++) panel[k * NRV + g + i] = i < rows ? weight_at(W, wtype, n0 + g + i, k0 + k, ldw) : 0; \
         }                                                                                                              \
     }
 
@@ -173,13 +214,21 @@ HK_WT_MICRO(micro_cols, 1, lda)   /* A stored [K, M] */
 #define HK_WT2 __attribute__((target("avx2,fma,f16c")))
 enum { VMR = 6, VNR = 16 };
 
-/* 8 consecutive weights from element i, widened. */
-static HK_WT2 inline __m256 weights8(const void *W, int wtype, size_t i) {
+/* 8 consecutive weights of row n from column c, widened. */
+static HK_WT2 inline __m256 weights8(const void *W, int wtype, size_t n, size_t c, size_t ldw) {
     switch (wtype) {
     case HK_WT_BF16:
-        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)((const uint16_t *)W + i))), 16));
-    case HK_WT_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)W + i)));
-    default: return _mm256_loadu_ps((const float *)W + i);
+        return _mm256_castsi256_ps(
+            _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)((const uint16_t *)W + n * ldw + c))), 16));
+    case HK_WT_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)W + n * ldw + c)));
+    case WT_Q8:
+    case WT_Q8_ROWS4: {
+        const int8_t *v;
+        float scale;
+        q8_at(W, wtype, n, c, &v, &scale);
+        return _mm256_mul_ps(_mm256_set1_ps(scale), _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)v))));
+    }
+    default: return _mm256_loadu_ps((const float *)W + n * ldw + c);
     }
 }
 
@@ -337,7 +386,6 @@ static void scale_c(size_t M, size_t N, float beta, float *C, size_t ldc) {
 
 static int gemm_entry(int transA, int transB, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
                       const void *B, int wtype, size_t ldb, float beta, float *C, size_t ldc) {
-    if (wtype != HK_WT_F32 && wtype != HK_WT_BF16 && wtype != HK_WT_F16) return HK_GEMM_WT_UNAVAILABLE;
     if (wtype != HK_WT_F32 && !transB) return HK_GEMM_WT_UNAVAILABLE;
 #if defined(__x86_64__)
     int level = hk_gemm_f32_level();
@@ -358,10 +406,18 @@ static int gemm_entry(int transA, int transB, size_t M, size_t N, size_t K, floa
 
 int hk_gemm_f32_wt(size_t M, size_t N, size_t K, const float *A, size_t lda, const void *W, int wtype, size_t ldw,
                    float *C, size_t ldc) {
+    if (wtype != HK_WT_F32 && wtype != HK_WT_BF16 && wtype != HK_WT_F16) return HK_GEMM_WT_UNAVAILABLE;   /* int8: hk_gemm_f32_q8 */
     return gemm_entry(0, 1, M, N, K, 1, A, lda, W, wtype, ldw, 0, C, ldc);
 }
 
 int hk_gemm_f32(int transA, int transB, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda, const float *B,
                 size_t ldb, float beta, float *C, size_t ldc) {
     return gemm_entry(transA, transB, M, N, K, alpha, A, lda, B, HK_WT_F32, ldb, beta, C, ldc);
+}
+
+int hk_gemm_f32_q8(size_t M, size_t N, size_t K, const float *A, size_t lda, const int8_t *q, const float *scales, size_t rows,
+                   size_t r0, int rows4, float *C, size_t ldc) {
+    if (K % HK_Q8_BLOCK != 0 || r0 > rows || N > rows - r0 || (rows4 && !hk_q8_packable(rows, K))) return HK_GEMM_WT_UNAVAILABLE;
+    q8_src src = {q, scales, rows, K, r0};
+    return gemm_entry(0, 1, M, N, K, 1, A, lda, &src, rows4 ? WT_Q8_ROWS4 : WT_Q8, K, 0, C, ldc);
 }

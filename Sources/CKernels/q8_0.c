@@ -16,6 +16,7 @@
  */
 #include "hmst_kernels.h"
 #include "hk_avx2.h"
+#include "hk_gemm.h"
 
 #include <math.h>
 #include <stdatomic.h>
@@ -249,32 +250,19 @@ void hk_gemv_q8(float *y, const int8_t *w, const float *ws, const void *act, siz
 
 int hk_q8_packable(size_t rows, size_t cols) { return rows >= 4 && cols > 0 && cols % 64 == 0; }
 
-/* Offsets of row r's values at column c (c % 32 == 0: a block's 32 values are contiguous) and
- * of its block b's scale, in a row-quad matrix of `rows` rows. */
-static inline size_t rq_value(size_t r, size_t c, size_t rows, size_t cols) {
-    if (r >= (rows & ~(size_t)3)) return r * cols + c;
-    return (r & ~(size_t)3) * cols + (c / 64) * 256 + (r & 3) * 64 + c % 64;
-}
-
-static inline size_t rq_scale(size_t r, size_t b, size_t rows, size_t nb) {
-    if (r >= (rows & ~(size_t)3)) return r * nb + b;
-    size_t j = b & ~(size_t)15, n = nb - j < 16 ? nb - j : 16;
-    return (r & ~(size_t)3) * nb + 4 * j + (r & 3) * n + (b - j);
-}
-
 void hk_q8_pack_rows4(int8_t *pq, float *ps, const int8_t *q, const float *s, size_t rows, size_t cols, size_t r0, size_t r1) {
     size_t nb = cols / HK_Q8_BLOCK;
     for (size_t r = r0; r < r1; r++) {
-        for (size_t c = 0; c < cols; c += 64) memcpy(pq + rq_value(r, c, rows, cols), q + r * cols + c, 64);
-        for (size_t b = 0; b < nb; b++) ps[rq_scale(r, b, rows, nb)] = s[r * nb + b];
+        for (size_t c = 0; c < cols; c += 64) memcpy(pq + hk_rq_value(r, c, rows, cols), q + r * cols + c, 64);
+        for (size_t b = 0; b < nb; b++) ps[hk_rq_scale(r, b, rows, nb)] = s[r * nb + b];
     }
 }
 
 void hk_q8_unpack_rows4(int8_t *q, float *s, const int8_t *pq, const float *ps, size_t rows, size_t cols) {
     size_t nb = cols / HK_Q8_BLOCK;
     for (size_t r = 0; r < rows; r++) {
-        for (size_t c = 0; c < cols; c += 64) memcpy(q + r * cols + c, pq + rq_value(r, c, rows, cols), 64);
-        for (size_t b = 0; b < nb; b++) s[r * nb + b] = ps[rq_scale(r, b, rows, nb)];
+        for (size_t c = 0; c < cols; c += 64) memcpy(q + r * cols + c, pq + hk_rq_value(r, c, rows, cols), 64);
+        for (size_t b = 0; b < nb; b++) s[r * nb + b] = ps[hk_rq_scale(r, b, rows, nb)];
     }
 }
 
@@ -282,8 +270,8 @@ void hk_q8_dequantize_rows4(float *out, const int8_t *pq, const float *ps, size_
     size_t nb = cols / HK_Q8_BLOCK;
     for (size_t r = r0; r < r1; r++)
         for (size_t b = 0; b < nb; b++)
-            hk_q8_dequantize(out + (r - r0) * cols + b * HK_Q8_BLOCK, pq + rq_value(r, b * HK_Q8_BLOCK, rows, cols),
-                             ps + rq_scale(r, b, rows, nb), HK_Q8_BLOCK);
+            hk_q8_dequantize(out + (r - r0) * cols + b * HK_Q8_BLOCK, pq + hk_rq_value(r, b * HK_Q8_BLOCK, rows, cols),
+                             ps + hk_rq_scale(r, b, rows, nb), HK_Q8_BLOCK);
 }
 
 void hk_q8_dequantize_bf16(uint16_t *out, const int8_t *q, const float *scales, size_t n) {
@@ -299,8 +287,8 @@ void hk_q8_dequantize_rows4_bf16(uint16_t *out, const int8_t *pq, const float *p
     size_t nb = cols / HK_Q8_BLOCK;
     for (size_t r = r0; r < r1; r++)
         for (size_t b = 0; b < nb; b++)
-            hk_q8_dequantize_bf16(out + (r - r0) * cols + b * HK_Q8_BLOCK, pq + rq_value(r, b * HK_Q8_BLOCK, rows, cols),
-                                  ps + rq_scale(r, b, rows, nb), HK_Q8_BLOCK);
+            hk_q8_dequantize_bf16(out + (r - r0) * cols + b * HK_Q8_BLOCK, pq + hk_rq_value(r, b * HK_Q8_BLOCK, rows, cols),
+                                  ps + hk_rq_scale(r, b, rows, nb), HK_Q8_BLOCK);
 }
 
 /* One row of a row-quad matrix, block by block (rows outside whole quads, and the portable and
@@ -309,10 +297,10 @@ static float rq_row_portable(const int8_t *pq, const float *ps, q8_act x, size_t
     size_t nb = cols / HK_Q8_BLOCK;
     float acc = 0;
     for (size_t b = 0; b < nb; b++) {
-        const int8_t *v = pq + rq_value(r, b * HK_Q8_BLOCK, rows, cols);
+        const int8_t *v = pq + hk_rq_value(r, b * HK_Q8_BLOCK, rows, cols);
         int32_t dot = 0;
         for (int i = 0; i < HK_Q8_BLOCK; i++) dot += (int32_t)v[i] * (int32_t)x.q[b * HK_Q8_BLOCK + i];
-        acc += ps[rq_scale(r, b, rows, nb)] * x.s[b] * (float)dot;
+        acc += ps[hk_rq_scale(r, b, rows, nb)] * x.s[b] * (float)dot;
     }
     return acc;
 }
@@ -323,10 +311,10 @@ static HK_AVX2 float rq_row_avx2(const int8_t *pq, const float *ps, q8_act x, si
     const __m256i ones = _mm256_set1_epi16(1);
     __m256 a0 = _mm256_setzero_ps();
     for (size_t b = 0; b < nb; b++) {
-        __m256i w0 = _mm256_loadu_si256((const __m256i *)(pq + rq_value(r, b * HK_Q8_BLOCK, rows, cols)));
+        __m256i w0 = _mm256_loadu_si256((const __m256i *)(pq + hk_rq_value(r, b * HK_Q8_BLOCK, rows, cols)));
         __m256i s0 = _mm256_sign_epi8(w0, _mm256_loadu_si256((const __m256i *)(x.q + b * 32)));
         __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_loadu_si256((const __m256i *)(x.a + b * 32)), s0), ones);
-        a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(ps[rq_scale(r, b, rows, nb)] * x.s[b]), a0);
+        a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(ps[hk_rq_scale(r, b, rows, nb)] * x.s[b]), a0);
     }
     return hk_hsum8(a0);
 }

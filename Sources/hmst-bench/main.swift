@@ -496,7 +496,8 @@ if args.first == "decode-ab" {
 // ---- prefill-ab mode: hmst-bench prefill-ab [--case dense512] [--threads 2] [--prompt 512] -------
 //      [--rounds 7] [--weights f32,bf16-dot] [--kv f32|bf16] [--gemm hmst,openblas]: prompt processing of f32,
 //      bf16 with the weights widened to f32 (hmst's f32 GEMM or OpenBLAS sgemm), bf16 multiplied in bf16
-//      (hk_gemm_bf16_wt), f16 and int8 weights, measured in turns in one process; median tokens/s of a
+//      (hk_gemm_bf16_wt), f16 and int8 weights (int8-f32: multiplied in f32 as on CPUs without fast bf16),
+//      measured in turns in one process; median tokens/s of a
 //      whole prompt into an emptied context, and the spread. --gemm: each arm with each f32 GEMM;
 //      --kernel-level N: hmst's kernels held at level N (1 AVX2) for the whole run.
 if args.first == "prefill-ab" {
@@ -513,6 +514,7 @@ if args.first == "prefill-ab" {
     // (arm, its weights' type, what bf16 weights multiply in); each type converted once, if wanted
     let armTypes: [(name: String, type: WeightType, prefill: MatmulPrecision?)] = [
         ("f32", .f32, nil), ("bf16-widened", .bf16, .f32), ("bf16-dot", .bf16, .bf16), ("f16", .f16, nil), ("int8", .int8, nil),
+        ("int8-f32", .int8, .f32),
     ].filter { wanted?.contains($0.name) ?? true }
     var decoders: [WeightType: Decoder] = [:]
     for arm in armTypes where decoders[arm.type] == nil {
@@ -558,11 +560,11 @@ if args.first == "prefill-ab" {
     ComputeRates.f32GEMMOverride = nil
     for (i, arm) in arms.enumerated() {
         let t = times[i].sorted()
-        let bytes = arm.name == "f32" ? 4 : 2
-        // bf16-dot runs the bf16 GEMM; int8 that too where bf16 weights multiply in bf16, else OpenBLAS on dequantized weights
-        let gemm = arm.name == "bf16-dot" ? "-"
-            : arm.name == "int8" ? (ComputeRates.current.bf16WeightCompute == .bf16 ? "-" : "openblas")
-            : (arm.gemm ?? ComputeRates.f32GEMMNow(weightBytes: bytes)).rawValue
+        let bytes = arm.name == "f32" ? 4 : arm.name.hasPrefix("int8") ? 1 : 2
+        // bf16-dot runs the bf16 GEMM; int8 that too where bf16 weights multiply in bf16, else an f32
+        // GEMM as int8-f32 always does (hmst's dequantizing as it packs, or OpenBLAS on dequantized weights)
+        let int8InBF16 = arm.name == "int8" && ComputeRates.current.bf16WeightCompute == .bf16
+        let gemm = arm.name == "bf16-dot" || int8InBF16 ? "-" : (arm.gemm ?? ComputeRates.f32GEMMNow(weightBytes: bytes)).rawValue
         let rate = { (ms: Double) in Double(promptLen) * 1000 / ms }
         print(json([("bench", "prefill-ab"), ("case", s.name), ("cpu", CPUModel.name), ("threads", threads), ("weights", arm.name), ("gemm", gemm),
                     ("kernel_level", Int(hk_level())), ("blas_core", BLASStatus.current.core),

@@ -93,7 +93,16 @@ int hk_gemm_f32_wt(size_t M, size_t N, size_t K, const float *A, size_t lda, con
  * f32 GEMMs (Train/Matmul.swift). Returns as hk_gemm_f32_wt. */
 int hk_gemm_f32(int transA, int transB, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda, const float *B,
                 size_t ldb, float beta, float *C, size_t ldc);
-/* Which kernel both entries run at the current level: 2 AVX-512, 1 AVX2 + FMA + F16C, 0 none. */
+/* The same product against int8 weights with a scale per 32 (Q8_0), for CPUs whose prompts run
+ * in f32: C[M, N] = A[M, K] · W[r0 .. r0+N)ᵀ, where q and scales hold a matrix of `rows` rows and K
+ * columns (K % 32 == 0) row-major (rows4 = 0) or in the row-quad layout (rows4 = 1,
+ * hk_q8_pack_rows4). Each weight is dequantized as hk_q8_dequantize does (scale · value, one
+ * rounding) while its panel is packed, so C equals hk_gemm_f32_wt's over the dequantized f32 rows,
+ * bit for bit, without writing them anywhere. Returns as hk_gemm_f32_wt; HK_GEMM_WT_UNAVAILABLE
+ * also for a K, r0 + N or layout that does not fit. */
+int hk_gemm_f32_q8(size_t M, size_t N, size_t K, const float *A, size_t lda, const int8_t *q, const float *scales, size_t rows,
+                   size_t r0, int rows4, float *C, size_t ldc);
+/* Which kernel these entries run at the current level: 2 AVX-512, 1 AVX2 + FMA + F16C, 0 none. */
 int hk_gemm_f32_level(void);
 
 /* ---- peak rates of this core (cpu_rates.c) ------------------------------------------------- */

@@ -4,7 +4,9 @@
 // (hk_gemm_f32_wt, AVX-512 and AVX2 CPUs) widens f16 and bf16 weights exactly as it packs them;
 // OpenBLAS's sgemm, where ComputeRates measured it faster or neither kernel runs, takes them widened into
 // a scratch buffer first (one pass over the weights, amortised over the T rows). int8 (Q8_0)
-// weights are dequantized into that scratch for sgemm. Decode with int8 weights quantizes x once
+// weights take hmst's GEMM too (hk_gemm_f32_q8 dequantizes as it packs), or are dequantized into
+// that scratch for sgemm (prompts of more than int8GEMVMaxT tokens; CPUs without fast bf16, see
+// below for the others). Decode with int8 weights quantizes x once
 // per call (per distinct input vector of a batch) and runs the integer GEMV (q8_0.c); f16
 // weights are widened inside the GEMV.
 // On CPUs whose bf16 dot products beat f32 FMA (ComputeRates.bf16WeightCompute: AMD Zen 4 and
@@ -43,10 +45,17 @@ func linearForward(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, T:
     case let .f16(p):
         if hmstGEMM(out: out, x: x, T: T, w: UnsafeRawPointer(p), type: Int32(HK_WT_F16), rows: rows, cols: cols, threads: threads) { return }
         wf = widened(w, into: scratch, threads: threads)
-    case .q8, .q8Rows4:
+    case let .q8(q, scales):
         if ComputeRates.bf16WeightComputeNow == .bf16, int8AsBF16GEMM(out: out, x: x, T: T, w: w, scratch: scratch, threads: threads) {
             return
         }
+        if hmstQ8GEMM(out: out, x: x, T: T, q: q, scales: scales, rows4: false, rows: rows, cols: cols, threads: threads) { return }
+        wf = widened(w, into: scratch, threads: threads)
+    case let .q8Rows4(q, scales):
+        if ComputeRates.bf16WeightComputeNow == .bf16, int8AsBF16GEMM(out: out, x: x, T: T, w: w, scratch: scratch, threads: threads) {
+            return
+        }
+        if hmstQ8GEMM(out: out, x: x, T: T, q: q, scales: scales, rows4: true, rows: rows, cols: cols, threads: threads) { return }
         wf = widened(w, into: scratch, threads: threads)
     }
     sgemmRows(out: out, x: x, T: T, w: wf, rows: rows, cols: cols, threads: threads)
@@ -135,6 +144,18 @@ private func hmstGEMM(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>,
     guard ComputeRates.f32GEMMNow(weightBytes: elementBytes) == .hmst else { return false }
     return overRowPanels(rows: rows, threads: threads) { r0, r1 in
         hk_gemm_f32_wt(T, r1 - r0, cols, x, cols, w + r0 * cols * elementBytes, type, cols, out + r0, rows)
+    }
+}
+
+/// out[T, rows] = x[T, cols] · Wᵀ for int8 (Q8_0) weights in f32 by hk_gemm_f32_q8, which
+/// dequantizes each weight as it packs it (the same values as dequantizing the matrix into scratch
+/// for OpenBLAS, without that pass), W's rows split over the pool as hmstGEMM splits them. False
+/// as hmstGEMM: the caller dequantizes for OpenBLAS.
+private func hmstQ8GEMM(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, T: Int, q: UnsafePointer<Int8>,
+                        scales: UnsafePointer<Float>, rows4: Bool, rows: Int, cols: Int, threads: Int) -> Bool {
+    guard ComputeRates.f32GEMMNow(weightBytes: 1) == .hmst else { return false }
+    return overRowPanels(rows: rows, threads: threads) { r0, r1 in
+        hk_gemm_f32_q8(T, r1 - r0, cols, x, cols, q, scales, rows, r0, rows4 ? 1 : 0, out + r0, rows)
     }
 }
 

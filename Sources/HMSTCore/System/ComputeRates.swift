@@ -106,7 +106,8 @@ public struct ComputeRates: Sendable {
     /// training starts.
     nonisolated(unsafe) public static var f32GEMMOverride: F32GEMM? = nil
 
-    /// The f32 GEMM for a B operand of `weightBytes` bytes an element (4: f32, 2: f16 or bf16).
+    /// The f32 GEMM for a B operand of `weightBytes` bytes an element (4: f32; 2: f16 or bf16, 1:
+    /// int8, which OpenBLAS needs widened or dequantized first: the 16-bit weights' choice).
     public static func f32GEMMNow(weightBytes: Int) -> F32GEMM {
         guard hk_gemm_f32_level() > 0 else { return .openblas }
         return f32GEMMOverride ?? (weightBytes == 4 ? current.f32GEMM : current.f32GEMM16Bit)
@@ -178,7 +179,7 @@ public struct ComputeRates: Sendable {
         let f32: F32GEMM = rates.hmst >= rates.openblas ? .hmst : .openblas
         let sixteen: F32GEMM = rates.hmst >= f32GEMM16BitShare * rates.openblas ? .hmst : .openblas
         let name = { (g: F32GEMM) in g == .hmst ? "hmst" : "OpenBLAS" }
-        return (f32, sixteen, "f32 operands \(name(f32)), f16/bf16 weights \(name(sixteen)) (\(measured))")
+        return (f32, sixteen, "f32 operands \(name(f32)), f16/bf16/int8 weights \(name(sixteen)) (\(measured))")
     }
 
     /// Why a choice was made: an honoured override, an override the CPU cannot follow, a CPU

@@ -297,6 +297,76 @@ final class KernelTests: XCTestCase {
         XCTAssertEqual(hk_gemm_f32_wt(2, 2, 2, [1, 1, 1, 1], 2, [Float](repeating: 1, count: 4), 7, 2, nil, 2), Int32(HK_GEMM_WT_UNAVAILABLE), "an unknown weight type")
     }
 
+    /// hk_gemm_f32_q8 (int8 prompts on CPUs that multiply in f32): for row-major and row-quad
+    /// weights, whole matrices and row ranges that start inside a quad or in the row-major tail,
+    /// the result equals hk_gemm_f32_wt's over the dequantized rows bit for bit at every kernel
+    /// level, and that is within 1e-5 of a double sum; C is written only within its N columns;
+    /// the kernel declines at the portable level, for a depth that is not whole blocks, a range
+    /// past the matrix and a row-quad matrix whose depth is not a multiple of 64.
+    func testF32GemmAgainstInt8Weights() {
+        var rng = RNG(seed: 29)
+        for (M, rows, K) in [(13, 37, 64), (70, 300, 576), (9, 6, 128), (8, 41, 1088), (1, 5, 32)] {
+            let values = (0..<(rows * K)).map { _ in rng.nextGaussian() }
+            let A = (0..<(M * K)).map { _ in rng.nextGaussian() }
+            let nb = K / 32
+            var q = [Int8](repeating: 0, count: rows * K), sc = [Float](repeating: 0, count: rows * nb)
+            hk_q8_quantize(&q, &sc, values, rows * K)
+            var wide = [Float](repeating: 0, count: rows * K)
+            hk_q8_dequantize(&wide, q, sc, rows * K)
+            let quads = hk_q8_packable(rows, K) != 0
+            var pq = q, ps = sc
+            if quads { hk_q8_pack_rows4(&pq, &ps, q, sc, rows, K, 0, rows) }
+            // whole matrix; a range starting inside a quad; the last rows (the row-major tail of a quad layout)
+            for (r0, N) in [(0, rows), (min(rows - 1, 3), max(1, rows - 9)), (max(0, rows - 3), min(rows, 3))] where N >= 1 && r0 + N <= rows {
+                let ldc = N + 4
+                for rows4 in quads ? [false, true] : [false] {
+                    let (wq, ws) = rows4 ? (pq, ps) : (q, sc)
+                    hk_set_max_level(0)
+                    var C = [Float](repeating: .nan, count: M * ldc)
+                    XCTAssertEqual(hk_gemm_f32_q8(M, N, K, A, K, wq, ws, rows, r0, rows4 ? 1 : 0, &C, ldc), Int32(HK_GEMM_WT_UNAVAILABLE),
+                                   "no kernel at the portable level")
+                    hk_set_max_level(-1)
+                    var first: [Float]? = nil
+                    for level in gemmLevels {
+                        hk_set_max_level(level)
+                        C = [Float](repeating: .nan, count: M * ldc)
+                        for m in 0..<M { for n in N..<ldc { C[m * ldc + n] = 7 } }
+                        let status = hk_gemm_f32_q8(M, N, K, A, K, wq, ws, rows, r0, rows4 ? 1 : 0, &C, ldc)
+                        var same = [Float](repeating: .nan, count: M * ldc)
+                        let sameStatus = wide.withUnsafeBufferPointer {
+                            hk_gemm_f32_wt(M, N, K, A, K, $0.baseAddress! + r0 * K, Int32(HK_WT_F32), K, &same, ldc)
+                        }
+                        hk_set_max_level(-1)
+                        XCTAssertEqual(status, 0)
+                        XCTAssertEqual(sameStatus, 0)
+                        let label = "level \(level) rows4 \(rows4) \(M)x\(N) of \(rows) rows from \(r0), depth \(K)"
+                        for m in 0..<M { for n in N..<ldc { XCTAssertEqual(C[m * ldc + n], 7, "written past N: " + label) } }
+                        let got = (0..<M).flatMap { m in C[(m * ldc)..<(m * ldc + N)] }
+                        let sameRows = (0..<M).flatMap { m in same[(m * ldc)..<(m * ldc + N)] }
+                        XCTAssertTrue(got == sameRows, "the dequantized rows' bits: \(zip(got, sameRows).filter { $0 != $1 }.count) differ, " + label)
+                        if let first {
+                            XCTAssertTrue(got == first, "another level's bits: " + label)
+                        } else {
+                            let worst = worstGemmError(C, ldc: ldc, M: M, N: N, K: K, a: { Double(A[$0 * K + $1]) },
+                                                       b: { Double(wide[(r0 + $1) * K + $0]) })
+                            XCTAssertLessThan(worst, 1e-5, label)
+                            first = got
+                        }
+                    }
+                }
+            }
+        }
+        var C = [Float](repeating: 0, count: 4)
+        let q = [Int8](repeating: 1, count: 256), sc = [Float](repeating: 1, count: 8)
+        XCTAssertEqual(hk_gemm_f32_q8(1, 1, 48, [Float](repeating: 1, count: 48), 48, q, sc, 4, 0, 0, &C, 1), Int32(HK_GEMM_WT_UNAVAILABLE),
+                       "a depth that is not whole blocks of 32")
+        XCTAssertEqual(hk_gemm_f32_q8(1, 2, 64, [Float](repeating: 1, count: 64), 64, q, sc, 4, 3, 0, &C, 2), Int32(HK_GEMM_WT_UNAVAILABLE),
+                       "rows 3 ..< 5 of a 4-row matrix")
+        XCTAssertEqual(hk_gemm_f32_q8(1, 1, 32, [Float](repeating: 1, count: 32), 32, q, sc, 8, 0, 1, &C, 1), Int32(HK_GEMM_WT_UNAVAILABLE),
+                       "a row-quad layout needs a depth that is a multiple of 64")
+        XCTAssertEqual(C, [0, 0, 0, 0], "a declined call leaves C alone")
+    }
+
     /// hk_gemm_f32 (training's f32 GEMMs): every transpose with alpha and beta against a
     /// double-precision sum, on ragged shapes and strides wider than the matrices; beta = 0
     /// never reads C (NaN there is overwritten); alpha = 0 scales C without reading A or B (NaN
@@ -439,7 +509,7 @@ final class VectorMathTests: XCTestCase {
         }
         XCTAssertEqual(hk_sumsq_blocks([3, 4], 2, 0), 25)   // block 0: one block
         hk_set_max_level(-1)
-        let p = try Parameters(config: try MixtralConfig(vocabSize: 4096, hiddenSize: 128, intermediateSize: 24, numHiddenLayers: 1,
+        let p = Parameters(config: try MixtralConfig(vocabSize: 4096, hiddenSize: 128, intermediateSize: 24, numHiddenLayers: 1,
                                                         numAttentionHeads: 2, numKeyValueHeads: 1, maxPositionEmbeddings: 32,
                                                         ropeTheta: 10000, numLocalExperts: 2, numExpertsPerTok: 1))
         var sq = 0.0

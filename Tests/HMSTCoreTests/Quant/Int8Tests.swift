@@ -420,6 +420,45 @@ final class Int8Tests: XCTestCase {
         XCTAssertLessThan(maxDiff(viaGEMM.prefill, viaGEMV.prefill), 0.05 * scale)
     }
 
+    /// Prompts with int8 weights on CPUs that multiply them in f32 (no fast bf16): hmst's f32 GEMM
+    /// dequantizes each weight as it packs it (hk_gemm_f32_q8), so its logits are those of the f32
+    /// model holding the dequantized weights through the same GEMM, bit for bit, in whichever
+    /// layout this CPU keeps the int8 rows; OpenBLAS on the dequantized weights sums in another
+    /// order only. Three threads: row ranges that do not start on a quad.
+    func testInt8PromptsDequantizeAsTheyPack() throws {
+        guard hk_gemm_f32_level() > 0 else { throw XCTSkip("hmst's f32 GEMM does not run on this CPU") }
+        ComputeRates.bf16WeightComputeOverride = .f32
+        let gemvMaxT = int8GEMVMaxT
+        int8GEMVMaxT = 1
+        defer {
+            ComputeRates.bf16WeightComputeOverride = nil
+            ComputeRates.f32GEMMOverride = nil
+            int8GEMVMaxT = gemvMaxT
+        }
+        // rows of 128 and 192 weights: whole 64-column chunks, so the row-quad layout (CPUs with VNNI) differs from row-major
+        let c = try MixtralConfig(vocabSize: 320, hiddenSize: 128, intermediateSize: 192, numHiddenLayers: 2, numAttentionHeads: 4,
+                                  numKeyValueHeads: 2, maxPositionEmbeddings: 128, numLocalExperts: 4, numExpertsPerTok: 2)
+        let (w32, _) = try RandomWeights.make(dims: c.dims, seed: 8, std: 0.1)
+        let w8 = try w32.converted(to: .int8), dequantized = try w8.converted(to: .f32)
+        let toks: [Int32] = [3, 99, 12, 250, 7, 7, 64, 1, 300, 5, 18]
+        func prefill(_ w: DecoderWeights, _ gemm: F32GEMM, threads: Int) throws -> [[Float]] {
+            ComputeRates.f32GEMMOverride = gemm
+            var p = SessionParams()
+            p.nCtx = 64
+            p.nThreads = threads
+            let s = try Session(decoder: Decoder(dims: c.dims, weights: w), params: p)
+            try s.evaluate(toks, allLogits: true)
+            return try (0..<toks.count).map { Array(try s.logits(row: $0)) }
+        }
+        for threads in [1, 3] {
+            let viaHMST = try prefill(w8, .hmst, threads: threads)
+            XCTAssertTrue(viaHMST == (try prefill(dequantized, .hmst, threads: threads)), "\(threads) threads: not the dequantized model's bits")
+            let viaOpenBLAS = try prefill(w8, .openblas, threads: threads)
+            let top = viaOpenBLAS.flatMap { $0 }.map { abs($0) }.max()!
+            XCTAssertLessThan(maxDiff(viaHMST, viaOpenBLAS), 1e-5 * top)
+        }
+    }
+
     func testRowQuadCopiesDropOnlyMappedPages() throws {
         // matrices of many pages (q: 256 x 256 int8 = 16 pages), so dropping them shows
         let c = try MixtralConfig(vocabSize: 320, hiddenSize: 256, intermediateSize: 512, numHiddenLayers: 1, numAttentionHeads: 4,
