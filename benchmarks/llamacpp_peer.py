@@ -39,7 +39,9 @@ shapes, hidden 512, 8 layers, FFN 1536, vocab 32000; micro is hmst's smallest pr
    longer than --timeout is recorded as an "error" line and left out of the medians.
 
 Output: JSON lines on stdout and in --out: "check" lines, "raw" lines (one per side, round, test)
-and "cell" lines (median, min and max over rounds for each side and the hmst / llama.cpp ratio).
+and "cell" lines (median, min and max over rounds for each side and the hmst / llama.cpp ratio of
+the medians; ratio_paired_*: the median, min and max over rounds of each round's own ratio, its two
+runs of a file being adjacent in time).
 Needs a llama.cpp build tree with llama-bench and static libraries (cmake -B build
 -DGGML_NATIVE=ON -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF && cmake --build build
 --target llama-bench); without it or without `gguf` the script says so and exits 0.
@@ -503,6 +505,7 @@ def main():
         return 0
 
     raw = {}  # (threads, case, side, ftype, test) -> [tok/s per round]
+    by_round = {}  # (threads, case, side, ftype, test) -> {round: tok/s}, for the paired ratios
     meta = {}
     for rnd in range(a.rounds):
         for threads in threads_list:
@@ -529,6 +532,7 @@ def main():
                         continue
                     for test, v in res.items():
                         raw.setdefault((threads, c, side, ftype, test), []).append(v)
+                        by_round.setdefault((threads, c, side, ftype, test), {})[rnd] = v
                         emit({**common, "kind": "raw", "round": rnd, "threads": threads, "case": c, "side": side, "file": ftype,
                               "test": test, "tok_s": round(v, 2), "loadavg_1m_before": round(load0, 2),
                               "wall_s": round(time.time() - t0, 1)}, out)
@@ -548,6 +552,14 @@ def main():
                             "hmst_weights": hname, "hmst_kv": a.hmst_kv, **stats("hmst_tok_s_", hv)}
                     if lv and hv:
                         cell["ratio_hmst_over_llamacpp"] = round(statistics.median(hv) / statistics.median(lv), 3)
+                    # each round's two runs of a file are adjacent in time: their ratio leaves out most of
+                    # the host's drift between rounds (decode follows its memory rate, which moves 20-40%)
+                    hr = by_round.get((threads, c, "hmst", ftype, test), {})
+                    lr = by_round.get((threads, c, "llama.cpp", ftype, test), {})
+                    paired = [hr[r] / lr[r] for r in sorted(hr) if r in lr and lr[r] > 0]
+                    if paired:
+                        cell.update({"ratio_paired_median": round(statistics.median(paired), 3),
+                                     "ratio_paired_min": round(min(paired), 3), "ratio_paired_max": round(max(paired), 3)})
                     emit(cell, out)
     return 0
 
