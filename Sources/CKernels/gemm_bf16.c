@@ -321,22 +321,77 @@ static HK_BF16 void pack_b_bf16(uint32_t *out, const float *B, size_t ldb, int t
 /* W[N, K] stored as bf16 rows (ldw elements apart), read as op(B) = Wᵀ: a pair (k even, k odd)
  * of one row is already one 32-bit lane of the packed panel, so packing is a transposing copy
  * with no rounding. */
+/* One weight row's kc bf16 values -> column c of a panel [kp][NR] of pairs. */
+static inline void pack_row16(uint32_t *dst, const uint16_t *src, size_t kc, size_t c) {
+    size_t full = kc / 2;
+    for (size_t j = 0; j < full; j++) {
+        uint32_t v;
+        memcpy(&v, src + 2 * j, 4);
+        dst[j * NR + c] = v;
+    }
+    if (kc & 1) dst[full * NR + c] = src[kc - 1];
+}
+
 static void pack_w16(uint32_t *out, const void *Bv, size_t ldw, int transB, size_t k0, size_t kc, size_t n0, size_t nc) {
     (void)transB;
     const uint16_t *W = Bv;
-    size_t kp = (kc + 1) / 2, full = kc / 2;
+    size_t kp = (kc + 1) / 2;
+    for (size_t p = 0; p * NR < nc; p++) {
+        uint32_t *dst = out + p * kp * NR;
+        size_t cols = nc - p * NR < NR ? nc - p * NR : NR;
+        if (cols < NR) memset(dst, 0, kp * NR * 4);
+        for (size_t c = 0; c < cols; c++) pack_row16(dst, W + (n0 + p * NR + c) * ldw + k0, kc, c);
+    }
+}
+
+/* 32 int8 weights of one block, dequantized as hk_q8_dequantize does (scale · value) and rounded
+ * to bf16 as hk_f32_to_bf16 does: hk_q8_dequantize_bf16's values, computed here in registers. */
+static void dequantize_bf16_portable(uint16_t *out, const int8_t *v, float scale) {
+    for (int i = 0; i < 32; i++) out[i] = (uint16_t)bf16_bits(scale * (float)v[i]);
+}
+
+#if defined(__x86_64__)
+static __attribute__((target("avx512f,avx512bw,avx512vl"))) inline __m256i bf16_round16(__m512 x) {
+    const __m512i u = _mm512_castps_si512(x);
+    __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1))));
+    r = _mm512_srli_epi32(r, 16);
+    __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
+    r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40)));
+    return _mm512_cvtepi32_epi16(r);
+}
+
+static __attribute__((target("avx512f,avx512bw,avx512vl"))) void dequantize_bf16_avx512(uint16_t *out, const int8_t *v, float scale) {
+    __m512 d = _mm512_set1_ps(scale);
+    __m512 lo = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)v))));
+    __m512 hi = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(v + 16)))));
+    _mm256_storeu_si256((__m256i *)out, bf16_round16(lo));
+    _mm256_storeu_si256((__m256i *)(out + 16), bf16_round16(hi));
+}
+#endif
+
+/* The pack_w16 of int8 weights (hk_gemm_bf16_q8): Bv is an hk_q8_src; each row's kc weights (whole
+ * blocks: k0 and kc are multiples of 32) are dequantized to bf16 on the stack, then packed as
+ * stored bf16 rows are. */
+static void pack_q8(uint32_t *out, const void *Bv, size_t ldw, int transB, size_t k0, size_t kc, size_t n0, size_t nc) {
+    (void)ldw; (void)transB;
+    const hk_q8_src *src = Bv;
+    void (*dequantize)(uint16_t *, const int8_t *, float) = dequantize_bf16_portable;
+#if defined(__x86_64__)
+    if (hk_level() >= HK_LEVEL_AVX512) dequantize = dequantize_bf16_avx512;
+#endif
+    uint16_t row[KC];
+    size_t kp = (kc + 1) / 2;
     for (size_t p = 0; p * NR < nc; p++) {
         uint32_t *dst = out + p * kp * NR;
         size_t cols = nc - p * NR < NR ? nc - p * NR : NR;
         if (cols < NR) memset(dst, 0, kp * NR * 4);
         for (size_t c = 0; c < cols; c++) {
-            const uint16_t *src = W + (n0 + p * NR + c) * ldw + k0;
-            for (size_t j = 0; j < full; j++) {
-                uint32_t v;
-                memcpy(&v, src + 2 * j, 4);
-                dst[j * NR + c] = v;
+            for (size_t b = 0; b < kc; b += 32) {
+                float scale;
+                const int8_t *v = hk_q8_at(src, n0 + p * NR + c, k0 + b, &scale);
+                dequantize(row + b, v, scale);
             }
-            if (kc & 1) dst[full * NR + c] = src[kc - 1];
+            pack_row16(dst, row, kc, c);
         }
     }
 }
@@ -427,6 +482,17 @@ int hk_gemm_bf16_wt(size_t M, size_t N, size_t K, const float *A, size_t lda, co
     pack_b_fn unused;
     kernels_for_level(&micro, &pack_a, &unused);
     return gemm_driver(0, 1, M, N, K, 1, A, lda, W, ldw, 0, C, ldc, micro, pack_a, pack_w16);
+}
+
+int hk_gemm_bf16_q8(size_t M, size_t N, size_t K, const float *A, size_t lda, const int8_t *q, const float *scales, size_t rows,
+                    size_t r0, int rows4, float *C, size_t ldc) {
+    if (K % HK_Q8_BLOCK != 0 || r0 > rows || N > rows - r0 || (rows4 && !hk_q8_packable(rows, K))) return HK_GEMM_WT_UNAVAILABLE;
+    micro_fn micro;
+    pack_a_fn pack_a;
+    pack_b_fn unused;
+    kernels_for_level(&micro, &pack_a, &unused);
+    hk_q8_src src = {q, scales, rows, K, r0, rows4};
+    return gemm_driver(0, 1, M, N, K, 1, A, lda, &src, K, 0, C, ldc, micro, pack_a, pack_q8);
 }
 
 /* ---- GEMV against bf16 weights with x rounded to bf16 (hk_gemv_bf16_dot) -------------------

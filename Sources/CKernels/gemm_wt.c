@@ -33,27 +33,8 @@ enum { WMR = 8, WNR = 32, WKC = 512, WNC = 128 };
 #include <immintrin.h>
 #define HK_WT __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,f16c,fma")))
 
-/* int8 weights with a scale per 32 (Q8_0), for hk_gemm_f32_q8: the packer's W points to one of
- * these and its wtype is WT_Q8 (row-major) or WT_Q8_ROWS4 (the row-quad layout); the packer's row
- * n is the matrix's row r0 + n. */
-enum { WT_Q8 = 16, WT_Q8_ROWS4 = 17 };
-typedef struct {
-    const int8_t *q;
-    const float *scales;
-    size_t rows, cols, r0;
-} q8_src;
-
-/* Where the value at (row n, column c) and its block's scale are (c % 16 == 0 or a single value). */
-static inline void q8_at(const q8_src *s, int wtype, size_t n, size_t c, const int8_t **v, float *scale) {
-    size_t r = s->r0 + n, nb = s->cols / HK_Q8_BLOCK;
-    if (wtype == WT_Q8_ROWS4) {
-        *v = s->q + hk_rq_value(r, c, s->rows, s->cols);
-        *scale = s->scales[hk_rq_scale(r, c / HK_Q8_BLOCK, s->rows, nb)];
-    } else {
-        *v = s->q + r * s->cols + c;
-        *scale = s->scales[r * nb + c / HK_Q8_BLOCK];
-    }
-}
+/* int8 weights (hk_gemm_f32_q8): the packer's W points to an hk_q8_src (hk_gemm.h). */
+enum { WT_Q8 = 16 };
 
 /* The weight at (row n, column c) of W (rows ldw elements apart) widened to f32, exactly (bf16
  * and f16 are subsets of f32; an int8 weight is its scale times its value, one rounding, as
@@ -67,11 +48,9 @@ static __attribute__((target("f16c"))) inline float weight_at(const void *W, int
         return f;
     }
     case HK_WT_F16: return _cvtsh_ss(((const uint16_t *)W)[n * ldw + c]);
-    case WT_Q8:
-    case WT_Q8_ROWS4: {
-        const int8_t *v;
+    case WT_Q8: {
         float scale;
-        q8_at(W, wtype, n, c, &v, &scale);
+        const int8_t *v = hk_q8_at(W, n, c, &scale);
         return scale * (float)*v;
     }
     default: return ((const float *)W)[n * ldw + c];
@@ -85,11 +64,9 @@ static HK_WT inline __m512 weights16(const void *W, int wtype, size_t n, size_t 
         return _mm512_castsi512_ps(
             _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)((const uint16_t *)W + n * ldw + c))), 16));
     case HK_WT_F16: return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)W + n * ldw + c)));
-    case WT_Q8:
-    case WT_Q8_ROWS4: {
-        const int8_t *v;
+    case WT_Q8: {
         float scale;
-        q8_at(W, wtype, n, c, &v, &scale);
+        const int8_t *v = hk_q8_at(W, n, c, &scale);
         return _mm512_mul_ps(_mm512_set1_ps(scale), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)v))));
     }
     default: return _mm512_loadu_ps((const float *)W + n * ldw + c);
@@ -221,11 +198,9 @@ static HK_WT2 inline __m256 weights8(const void *W, int wtype, size_t n, size_t 
         return _mm256_castsi256_ps(
             _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)((const uint16_t *)W + n * ldw + c))), 16));
     case HK_WT_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)W + n * ldw + c)));
-    case WT_Q8:
-    case WT_Q8_ROWS4: {
-        const int8_t *v;
+    case WT_Q8: {
         float scale;
-        q8_at(W, wtype, n, c, &v, &scale);
+        const int8_t *v = hk_q8_at(W, n, c, &scale);
         return _mm256_mul_ps(_mm256_set1_ps(scale), _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)v))));
     }
     default: return _mm256_loadu_ps((const float *)W + n * ldw + c);
@@ -418,6 +393,6 @@ int hk_gemm_f32(int transA, int transB, size_t M, size_t N, size_t K, float alph
 int hk_gemm_f32_q8(size_t M, size_t N, size_t K, const float *A, size_t lda, const int8_t *q, const float *scales, size_t rows,
                    size_t r0, int rows4, float *C, size_t ldc) {
     if (K % HK_Q8_BLOCK != 0 || r0 > rows || N > rows - r0 || (rows4 && !hk_q8_packable(rows, K))) return HK_GEMM_WT_UNAVAILABLE;
-    q8_src src = {q, scales, rows, K, r0};
-    return gemm_entry(0, 1, M, N, K, 1, A, lda, &src, rows4 ? WT_Q8_ROWS4 : WT_Q8, K, 0, C, ldc);
+    hk_q8_src src = {q, scales, rows, K, r0, rows4};
+    return gemm_entry(0, 1, M, N, K, 1, A, lda, &src, WT_Q8, K, 0, C, ldc);
 }

@@ -28,4 +28,26 @@ static inline size_t hk_rq_scale(size_t r, size_t b, size_t rows, size_t nb) {
     return (r & ~(size_t)3) * nb + 4 * j + (r & 3) * n + (b - j);
 }
 
+/* int8 weights with a scale per 32 (Q8_0) as a GEMM's packer reads them: a matrix of `rows` rows
+ * and `cols` columns, row-major (rows4 = 0) or in the row-quad layout; the packer's row n is the
+ * matrix's row r0 + n (a thread's share of the rows). */
+typedef struct {
+    const int8_t *q;
+    const float *scales;
+    size_t rows, cols, r0;
+    int rows4;
+} hk_q8_src;
+
+/* The values of the packer's row n from column c (c % 16 == 0, or one value), and their block's
+ * scale in *scale. */
+static inline const int8_t *hk_q8_at(const hk_q8_src *s, size_t n, size_t c, float *scale) {
+    size_t r = s->r0 + n, nb = s->cols / 32;
+    if (s->rows4) {
+        *scale = s->scales[hk_rq_scale(r, c / 32, s->rows, nb)];
+        return s->q + hk_rq_value(r, c, s->rows, s->cols);
+    }
+    *scale = s->scales[r * nb + c / 32];
+    return s->q + r * s->cols + c;
+}
+
 #endif

@@ -77,6 +77,14 @@ int hk_gemm_bf16(int transA, int transB, size_t M, size_t N, size_t K, float alp
  * stored. beta = 0, alpha = 1. Single-threaded and reentrant; returns 0 or -1 as above. */
 int hk_gemm_bf16_wt(size_t M, size_t N, size_t K, const float *A, size_t lda, const uint16_t *W, size_t ldw, float *C,
                     size_t ldc);
+/* The same product against int8 weights with a scale per 32 (Q8_0): C[M, N] = A[M, K] ·
+ * W[r0 .. r0+N)ᵀ, q and scales holding `rows` rows of K columns (K % 32 == 0), row-major or (rows4)
+ * in the row-quad layout, as hk_gemm_f32_q8 takes them. Each weight is dequantized and rounded to
+ * bf16 as it is packed, to hk_q8_dequantize_bf16's value: C equals hk_gemm_bf16_wt's over those
+ * bf16 rows, bit for bit. 0, -1 as above, or HK_GEMM_WT_UNAVAILABLE for a K, range or layout
+ * that does not fit. */
+int hk_gemm_bf16_q8(size_t M, size_t N, size_t K, const float *A, size_t lda, const int8_t *q, const float *scales, size_t rows,
+                    size_t r0, int rows4, float *C, size_t ldc);
 
 /* Prefill's product in f32 against stored weights (gemm_wt.c): C[M, N] = A[M, K] · Wᵀ, W[N, K] rows
  * ldw elements apart of type wtype (HK_WT_*), each weight widened exactly to f32 as it is packed,

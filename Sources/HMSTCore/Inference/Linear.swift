@@ -12,7 +12,8 @@
 // On CPUs whose bf16 dot products beat f32 FMA (ComputeRates.bf16WeightCompute: AMD Zen 4 and
 // 5), bf16 weights are multiplied as stored instead, with x rounded to bf16, as llama.cpp's bf16
 // path does: hk_gemm_bf16_wt for prefill (the weight rows split over hmst's pool) and
-// hk_gemv_bf16_dot for decode.
+// hk_gemv_bf16_dot for decode; int8 prompts there take the bf16 GEMM too, each weight
+// dequantized to bf16 as it is packed (hk_gemm_bf16_q8).
 import CBLAS
 import CKernels
 
@@ -45,17 +46,14 @@ func linearForward(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, T:
     case let .f16(p):
         if hmstGEMM(out: out, x: x, T: T, w: UnsafeRawPointer(p), type: Int32(HK_WT_F16), rows: rows, cols: cols, threads: threads) { return }
         wf = widened(w, into: scratch, threads: threads)
-    case let .q8(q, scales):
-        if ComputeRates.bf16WeightComputeNow == .bf16, int8AsBF16GEMM(out: out, x: x, T: T, w: w, scratch: scratch, threads: threads) {
+    case let .q8(q, scales), let .q8Rows4(q, scales):
+        var rows4 = false
+        if case .q8Rows4 = w.storage { rows4 = true }
+        if ComputeRates.bf16WeightComputeNow == .bf16,
+           int8AsBF16GEMM(out: out, x: x, T: T, q: q, scales: scales, rows4: rows4, rows: rows, cols: cols, threads: threads) {
             return
         }
-        if hmstQ8GEMM(out: out, x: x, T: T, q: q, scales: scales, rows4: false, rows: rows, cols: cols, threads: threads) { return }
-        wf = widened(w, into: scratch, threads: threads)
-    case let .q8Rows4(q, scales):
-        if ComputeRates.bf16WeightComputeNow == .bf16, int8AsBF16GEMM(out: out, x: x, T: T, w: w, scratch: scratch, threads: threads) {
-            return
-        }
-        if hmstQ8GEMM(out: out, x: x, T: T, q: q, scales: scales, rows4: true, rows: rows, cols: cols, threads: threads) { return }
+        if hmstQ8GEMM(out: out, x: x, T: T, q: q, scales: scales, rows4: rows4, rows: rows, cols: cols, threads: threads) { return }
         wf = widened(w, into: scratch, threads: threads)
     }
     sgemmRows(out: out, x: x, T: T, w: wf, rows: rows, cols: cols, threads: threads)
@@ -86,26 +84,15 @@ private func widened(_ w: Weight, into scratch: UnsafeMutablePointer<Float>, thr
     return UnsafePointer(scratch)
 }
 
-/// Prefill with int8 weights on a CPU that multiplies bf16 weights in bf16 (Zen 4 and 5): the
-/// weights dequantized to bf16 (exact for the int8 values; the block scale rounds to 8 bits)
-/// into the first half of `scratch`, then the bf16 GEMM. llama.cpp's q8_0 prompt path rounds its
-/// activations to 8 bits instead. False when the GEMM could not run (the caller widens to f32).
-private func int8AsBF16GEMM(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, T: Int, w: Weight,
-                            scratch: UnsafeMutablePointer<Float>, threads: Int) -> Bool {
-    let rows = w.rows, cols = w.cols, nb = cols / 32
-    return scratch.withMemoryRebound(to: UInt16.self, capacity: rows * cols) { wb in
-        let chunks = splitRange(rows, parts: threads * 2)
-        parallelFor(chunks.count, threads: threads) { c in
-            let r = chunks[c]
-            switch w.storage {
-            case let .q8(q, sc):
-                hk_q8_dequantize_bf16(wb + r.lowerBound * cols, q + r.lowerBound * cols, sc + r.lowerBound * nb, r.count * cols)
-            case let .q8Rows4(q, sc):
-                hk_q8_dequantize_rows4_bf16(wb + r.lowerBound * cols, q, sc, rows, cols, r.lowerBound, r.upperBound)
-            case .f32, .bf16, .f16: break
-            }
-        }
-        return bf16GEMM(out: out, x: x, T: T, w: UnsafePointer(wb), rows: rows, cols: cols, threads: threads)
+/// Prefill with int8 weights on a CPU that multiplies bf16 weights in bf16 (Zen 4 and 5): the bf16
+/// GEMM dequantizes each weight to bf16 as it packs it (exact for the int8 values; the block scale
+/// rounds to 8 bits; hk_gemm_bf16_q8), W's rows split over the pool. llama.cpp's q8_0 prompt path
+/// rounds its activations to 8 bits instead. False when the GEMM could not run (the caller takes
+/// the f32 path).
+private func int8AsBF16GEMM(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, T: Int, q: UnsafePointer<Int8>,
+                            scales: UnsafePointer<Float>, rows4: Bool, rows: Int, cols: Int, threads: Int) -> Bool {
+    overRowPanels(rows: rows, threads: threads) { r0, r1 in
+        hk_gemm_bf16_q8(T, r1 - r0, cols, x, cols, q, scales, rows, r0, rows4 ? 1 : 0, out + r0, rows)
     }
 }
 

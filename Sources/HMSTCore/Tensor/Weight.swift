@@ -9,7 +9,8 @@ public enum WeightStorage: @unchecked Sendable {
     case f32(UnsafePointer<Float>)
     case bf16(UnsafePointer<UInt16>)
     /// IEEE half (F16 safetensors and GGUF tensors, used in place): decode widens each weight to
-    /// f32 in the GEMV (hk_gemv_f16), prefill widens the matrix into f32 scratch for sgemm
+    /// f32 in the GEMV (hk_gemv_f16), prefill as hmst's f32 GEMM packs it (or into f32 scratch
+    /// for sgemm)
     case f16(UnsafePointer<UInt16>)
     /// values [rows, cols] in [-127, 127], scales [rows, cols / 32]; cols % 32 == 0
     case q8(UnsafePointer<Int8>, scales: UnsafePointer<Float>)

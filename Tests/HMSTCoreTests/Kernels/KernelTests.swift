@@ -297,30 +297,67 @@ final class KernelTests: XCTestCase {
         XCTAssertEqual(hk_gemm_f32_wt(2, 2, 2, [1, 1, 1, 1], 2, [Float](repeating: 1, count: 4), 7, 2, nil, 2), Int32(HK_GEMM_WT_UNAVAILABLE), "an unknown weight type")
     }
 
-    /// hk_gemm_f32_q8 (int8 prompts on CPUs that multiply in f32): for row-major and row-quad
-    /// weights, whole matrices and row ranges that start inside a quad or in the row-major tail,
-    /// the result equals hk_gemm_f32_wt's over the dequantized rows bit for bit at every kernel
-    /// level, and that is within 1e-5 of a double sum; C is written only within its N columns;
-    /// the kernel declines at the portable level, for a depth that is not whole blocks, a range
-    /// past the matrix and a row-quad matrix whose depth is not a multiple of 64.
+    /// Int8 matrices for the int8 GEMMs' tests: rows x K Gaussian values quantized to Q8_0, row-major
+    /// and (where the layout applies: K a multiple of 64, at least 4 rows) row-quad, with the row
+    /// ranges to multiply: the whole matrix, one starting inside a quad, the last rows (the
+    /// row-major tail of a row-quad matrix).
+    private struct Int8Matrix {
+        let rows: Int, K: Int
+        var q: [Int8], scales: [Float], quadQ: [Int8], quadScales: [Float]
+        let quads: Bool
+        var ranges: [(r0: Int, n: Int)] {
+            [(0, rows), (min(rows - 1, 3), max(1, rows - 9)), (max(0, rows - 3), min(rows, 3))].filter { $0.n >= 1 && $0.r0 + $0.n <= rows }
+        }
+        /// (values, scales) of each layout this matrix has, with rows4
+        var layouts: [(q: [Int8], scales: [Float], rows4: Bool)] {
+            [(q, scales, false)] + (quads ? [(quadQ, quadScales, true)] : [])
+        }
+
+        init(rows: Int, K: Int, rng: inout RNG) {
+            self.rows = rows
+            self.K = K
+            let values = (0..<(rows * K)).map { _ in rng.nextGaussian() }
+            q = [Int8](repeating: 0, count: rows * K)
+            scales = [Float](repeating: 0, count: rows * K / 32)
+            hk_q8_quantize(&q, &scales, values, rows * K)
+            quads = hk_q8_packable(rows, K) != 0
+            (quadQ, quadScales) = (q, scales)
+            if quads { hk_q8_pack_rows4(&quadQ, &quadScales, q, scales, rows, K, 0, rows) }
+        }
+    }
+
+    private static let int8Shapes = [(13, 37, 64), (70, 300, 576), (9, 6, 128), (8, 41, 1088), (1, 5, 32)]
+
+    /// An int8 GEMM entry (hk_gemm_f32_q8 or hk_gemm_bf16_q8) declines a depth that is not whole
+    /// blocks, a range past the matrix and a row-quad matrix whose depth is not a multiple of 64,
+    /// leaving C alone.
+    private func assertInt8GemmDeclinesBadShapes(_ gemm: (Int, Int, Int, [Float], Int, [Int8], [Float], Int, Int, Int32, inout [Float], Int) -> Int32,
+                                                 _ name: String) {
+        var C = [Float](repeating: 0, count: 4)
+        let q = [Int8](repeating: 1, count: 256), sc = [Float](repeating: 1, count: 8)
+        XCTAssertEqual(gemm(1, 1, 48, [Float](repeating: 1, count: 48), 48, q, sc, 4, 0, 0, &C, 1), Int32(HK_GEMM_WT_UNAVAILABLE),
+                       name + ": a depth that is not whole blocks of 32")
+        XCTAssertEqual(gemm(1, 2, 64, [Float](repeating: 1, count: 64), 64, q, sc, 4, 3, 0, &C, 2), Int32(HK_GEMM_WT_UNAVAILABLE),
+                       name + ": rows 3 ..< 5 of a 4-row matrix")
+        XCTAssertEqual(gemm(1, 1, 32, [Float](repeating: 1, count: 32), 32, q, sc, 8, 0, 1, &C, 1), Int32(HK_GEMM_WT_UNAVAILABLE),
+                       name + ": a row-quad layout needs a depth that is a multiple of 64")
+        XCTAssertEqual(C, [0, 0, 0, 0], name + ": a declined call leaves C alone")
+    }
+
+    /// hk_gemm_f32_q8 (int8 prompts on CPUs that multiply in f32): in both layouts and over every
+    /// range, the result equals hk_gemm_f32_wt's over the dequantized rows bit for bit at every
+    /// kernel level, and that is within 1e-5 of a double sum; C is written only within its N
+    /// columns; the kernel declines at the portable level and for shapes that do not fit.
     func testF32GemmAgainstInt8Weights() {
         var rng = RNG(seed: 29)
-        for (M, rows, K) in [(13, 37, 64), (70, 300, 576), (9, 6, 128), (8, 41, 1088), (1, 5, 32)] {
-            let values = (0..<(rows * K)).map { _ in rng.nextGaussian() }
+        for (M, rows, K) in KernelTests.int8Shapes {
+            let m = Int8Matrix(rows: rows, K: K, rng: &rng)
             let A = (0..<(M * K)).map { _ in rng.nextGaussian() }
-            let nb = K / 32
-            var q = [Int8](repeating: 0, count: rows * K), sc = [Float](repeating: 0, count: rows * nb)
-            hk_q8_quantize(&q, &sc, values, rows * K)
             var wide = [Float](repeating: 0, count: rows * K)
-            hk_q8_dequantize(&wide, q, sc, rows * K)
-            let quads = hk_q8_packable(rows, K) != 0
-            var pq = q, ps = sc
-            if quads { hk_q8_pack_rows4(&pq, &ps, q, sc, rows, K, 0, rows) }
-            // whole matrix; a range starting inside a quad; the last rows (the row-major tail of a quad layout)
-            for (r0, N) in [(0, rows), (min(rows - 1, 3), max(1, rows - 9)), (max(0, rows - 3), min(rows, 3))] where N >= 1 && r0 + N <= rows {
+            hk_q8_dequantize(&wide, m.q, m.scales, rows * K)
+            for (r0, N) in m.ranges {
                 let ldc = N + 4
-                for rows4 in quads ? [false, true] : [false] {
-                    let (wq, ws) = rows4 ? (pq, ps) : (q, sc)
+                for (wq, ws, rows4) in m.layouts {
                     hk_set_max_level(0)
                     var C = [Float](repeating: .nan, count: M * ldc)
                     XCTAssertEqual(hk_gemm_f32_q8(M, N, K, A, K, wq, ws, rows, r0, rows4 ? 1 : 0, &C, ldc), Int32(HK_GEMM_WT_UNAVAILABLE),
@@ -356,15 +393,36 @@ final class KernelTests: XCTestCase {
                 }
             }
         }
-        var C = [Float](repeating: 0, count: 4)
-        let q = [Int8](repeating: 1, count: 256), sc = [Float](repeating: 1, count: 8)
-        XCTAssertEqual(hk_gemm_f32_q8(1, 1, 48, [Float](repeating: 1, count: 48), 48, q, sc, 4, 0, 0, &C, 1), Int32(HK_GEMM_WT_UNAVAILABLE),
-                       "a depth that is not whole blocks of 32")
-        XCTAssertEqual(hk_gemm_f32_q8(1, 2, 64, [Float](repeating: 1, count: 64), 64, q, sc, 4, 3, 0, &C, 2), Int32(HK_GEMM_WT_UNAVAILABLE),
-                       "rows 3 ..< 5 of a 4-row matrix")
-        XCTAssertEqual(hk_gemm_f32_q8(1, 1, 32, [Float](repeating: 1, count: 32), 32, q, sc, 8, 0, 1, &C, 1), Int32(HK_GEMM_WT_UNAVAILABLE),
-                       "a row-quad layout needs a depth that is a multiple of 64")
-        XCTAssertEqual(C, [0, 0, 0, 0], "a declined call leaves C alone")
+        assertInt8GemmDeclinesBadShapes({ hk_gemm_f32_q8($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, &$10, $11) }, "hk_gemm_f32_q8")
+    }
+
+    /// hk_gemm_bf16_q8 (int8 prompts on CPUs that multiply in bf16): in both layouts and over every
+    /// range, at the bf16 level (where the CPU has it) and the portable one, the result equals
+    /// hk_gemm_bf16_wt's over the rows dequantized to bf16 by hk_q8_dequantize_bf16, bit for bit.
+    func testBF16GemmAgainstInt8Weights() {
+        var rng = RNG(seed: 31)
+        for (M, rows, K) in KernelTests.int8Shapes {
+            let m = Int8Matrix(rows: rows, K: K, rng: &rng)
+            let A = (0..<(M * K)).map { _ in rng.nextGaussian() }
+            var w16 = [UInt16](repeating: 0, count: rows * K)
+            hk_q8_dequantize_bf16(&w16, m.q, m.scales, rows * K)
+            for (r0, N) in m.ranges {
+                for (wq, ws, rows4) in m.layouts {
+                    for level: Int32 in [-1, 0] {
+                        hk_set_max_level(level)
+                        var C = [Float](repeating: .nan, count: M * N), want = C
+                        let status = hk_gemm_bf16_q8(M, N, K, A, K, wq, ws, rows, r0, rows4 ? 1 : 0, &C, N)
+                        let wantStatus = w16.withUnsafeBufferPointer { hk_gemm_bf16_wt(M, N, K, A, K, $0.baseAddress! + r0 * K, K, &want, N) }
+                        hk_set_max_level(-1)
+                        XCTAssertEqual(status, 0)
+                        XCTAssertEqual(wantStatus, 0)
+                        XCTAssertTrue(C == want, "\(zip(C, want).filter { $0 != $1 }.count) differ: level \(level) rows4 \(rows4) "
+                                      + "\(M)x\(N) of \(rows) rows from \(r0), depth \(K)")
+                    }
+                }
+            }
+        }
+        assertInt8GemmDeclinesBadShapes({ hk_gemm_bf16_q8($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, &$10, $11) }, "hk_gemm_bf16_q8")
     }
 
     /// hk_gemm_f32 (training's f32 GEMMs): every transpose with alpha and beta against a

@@ -420,11 +420,12 @@ final class Int8Tests: XCTestCase {
         XCTAssertLessThan(maxDiff(viaGEMM.prefill, viaGEMV.prefill), 0.05 * scale)
     }
 
-    /// Prompts with int8 weights on CPUs that multiply them in f32 (no fast bf16): hmst's f32 GEMM
-    /// dequantizes each weight as it packs it (hk_gemm_f32_q8), so its logits are those of the f32
-    /// model holding the dequantized weights through the same GEMM, bit for bit, in whichever
-    /// layout this CPU keeps the int8 rows; OpenBLAS on the dequantized weights sums in another
-    /// order only. Three threads: row ranges that do not start on a quad.
+    /// Prompts with int8 weights dequantize each weight as the GEMM packs it, in whichever layout
+    /// this CPU keeps the int8 rows. Multiplied in f32 (CPUs without fast bf16; hk_gemm_f32_q8): the
+    /// logits are those of the f32 model holding the dequantized weights through the same GEMM, bit
+    /// for bit, and OpenBLAS on the dequantized weights sums in another order only. Multiplied in
+    /// bf16 (hk_gemm_bf16_q8): those of the model holding the weights rounded to bf16. Three
+    /// threads: row ranges that do not start on a quad.
     func testInt8PromptsDequantizeAsTheyPack() throws {
         guard hk_gemm_f32_level() > 0 else { throw XCTSkip("hmst's f32 GEMM does not run on this CPU") }
         ComputeRates.bf16WeightComputeOverride = .f32
@@ -456,6 +457,16 @@ final class Int8Tests: XCTestCase {
             let viaOpenBLAS = try prefill(w8, .openblas, threads: threads)
             let top = viaOpenBLAS.flatMap { $0 }.map { abs($0) }.max()!
             XCTAssertLessThan(maxDiff(viaHMST, viaOpenBLAS), 1e-5 * top)
+        }
+        // multiplied in bf16 (Zen 4 and 5; the portable kernels elsewhere): the bf16 GEMM dequantizes
+        // to bf16 as it packs (hk_gemm_bf16_q8), giving the logits of the model holding those bf16 values
+        ComputeRates.bf16WeightComputeOverride = .bf16
+        // (the embedding rows stay the int8 model's: they are copied, not multiplied)
+        let b16 = try w8.converted(to: .bf16)
+        let roundedToBF16 = DecoderWeights(embed: w8.embed, layers: b16.layers, finalNorm: b16.finalNorm, lmHead: b16.lmHead, tied: false)
+        for threads in [1, 3] {
+            XCTAssertTrue(try prefill(w8, .hmst, threads: threads) == (try prefill(roundedToBF16, .hmst, threads: threads)),
+                          "\(threads) threads: not the bf16 model's bits")
         }
     }
 
