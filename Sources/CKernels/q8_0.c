@@ -282,15 +282,6 @@ void hk_q8_dequantize_bf16(uint16_t *out, const int8_t *q, const float *scales, 
     }
 }
 
-void hk_q8_dequantize_rows4_bf16(uint16_t *out, const int8_t *pq, const float *ps, size_t rows, size_t cols, size_t r0,
-                                 size_t r1) {
-    size_t nb = cols / HK_Q8_BLOCK;
-    for (size_t r = r0; r < r1; r++)
-        for (size_t b = 0; b < nb; b++)
-            hk_q8_dequantize_bf16(out + (r - r0) * cols + b * HK_Q8_BLOCK, pq + hk_rq_value(r, b * HK_Q8_BLOCK, rows, cols),
-                                  ps + hk_rq_scale(r, b, rows, nb), HK_Q8_BLOCK);
-}
-
 /* One row of a row-quad matrix, block by block (rows outside whole quads, and the portable and
  * AVX2 levels). */
 static float rq_row_portable(const int8_t *pq, const float *ps, q8_act x, size_t rows, size_t cols, size_t r) {

@@ -240,11 +240,9 @@ void hk_q8_unpack_rows4(int8_t *q, float *s, const int8_t *pq, const float *ps, 
 /* Rows [row_begin, row_end) of a row-quad matrix as f32, row-major, into out[(end - begin) * cols]. */
 void hk_q8_dequantize_rows4(float *out, const int8_t *pq, const float *ps, size_t rows, size_t cols, size_t row_begin,
                             size_t row_end);
-/* The same as bf16, rounded to nearest even (prefill on CPUs that multiply in bf16): row-major
- * q[n] with scales[n / 32], and rows [row_begin, row_end) of a row-quad matrix. */
+/* Row-major q[n] with scales[n / 32] as bf16, rounded to nearest even: the values
+ * hk_gemm_bf16_q8 multiplies (it computes them as it packs; this is their definition, for tests). */
 void hk_q8_dequantize_bf16(uint16_t *out, const int8_t *q, const float *scales, size_t n);
-void hk_q8_dequantize_rows4_bf16(uint16_t *out, const int8_t *pq, const float *ps, size_t rows, size_t cols, size_t row_begin,
-                                 size_t row_end);
 /* hk_gemv_q8 over a row-quad matrix of `rows` rows; the same integer block sums, summed in f32 in
  * another order. Any [row_begin, row_end) works; begins that are multiples of 4 and values
  * 64-byte aligned run fastest (AVX-512 VNNI, four rows at a time; otherwise row by row). */
