@@ -326,7 +326,18 @@ final class KernelTests: XCTestCase {
         }
     }
 
-    private static let int8Shapes = [(13, 37, 64), (70, 300, 576), (9, 6, 128), (8, 41, 1088), (1, 5, 32)]
+    /// Runs body(M, matrix, A[M, K], r0, N, values, scales, rows4) for every shape, row range and
+    /// layout of the int8 GEMM tests.
+    private func forEachInt8Case(seed: UInt64, _ body: (Int, Int8Matrix, [Float], Int, Int, [Int8], [Float], Bool) -> Void) {
+        var rng = RNG(seed: seed)
+        for (M, rows, K) in [(13, 37, 64), (70, 300, 576), (9, 6, 128), (8, 41, 1088), (1, 5, 32)] {
+            let m = Int8Matrix(rows: rows, K: K, rng: &rng)
+            let A = (0..<(M * K)).map { _ in rng.nextGaussian() }
+            for (r0, N) in m.ranges {
+                for (q, scales, rows4) in m.layouts { body(M, m, A, r0, N, q, scales, rows4) }
+            }
+        }
+    }
 
     /// An int8 GEMM entry (hk_gemm_f32_q8 or hk_gemm_bf16_q8) declines a depth that is not whole
     /// blocks, a range past the matrix and a row-quad matrix whose depth is not a multiple of 64,
@@ -349,47 +360,40 @@ final class KernelTests: XCTestCase {
     /// kernel level, and that is within 1e-5 of a double sum; C is written only within its N
     /// columns; the kernel declines at the portable level and for shapes that do not fit.
     func testF32GemmAgainstInt8Weights() {
-        var rng = RNG(seed: 29)
-        for (M, rows, K) in KernelTests.int8Shapes {
-            let m = Int8Matrix(rows: rows, K: K, rng: &rng)
-            let A = (0..<(M * K)).map { _ in rng.nextGaussian() }
+        forEachInt8Case(seed: 29) { M, m, A, r0, N, wq, ws, rows4 in
+            let rows = m.rows, K = m.K, ldc = N + 4
             var wide = [Float](repeating: 0, count: rows * K)
             hk_q8_dequantize(&wide, m.q, m.scales, rows * K)
-            for (r0, N) in m.ranges {
-                let ldc = N + 4
-                for (wq, ws, rows4) in m.layouts {
-                    hk_set_max_level(0)
-                    var C = [Float](repeating: .nan, count: M * ldc)
-                    XCTAssertEqual(hk_gemm_f32_q8(M, N, K, A, K, wq, ws, rows, r0, rows4 ? 1 : 0, &C, ldc), Int32(HK_GEMM_WT_UNAVAILABLE),
-                                   "no kernel at the portable level")
-                    hk_set_max_level(-1)
-                    var first: [Float]? = nil
-                    for level in gemmLevels {
-                        hk_set_max_level(level)
-                        C = [Float](repeating: .nan, count: M * ldc)
-                        for m in 0..<M { for n in N..<ldc { C[m * ldc + n] = 7 } }
-                        let status = hk_gemm_f32_q8(M, N, K, A, K, wq, ws, rows, r0, rows4 ? 1 : 0, &C, ldc)
-                        var same = [Float](repeating: .nan, count: M * ldc)
-                        let sameStatus = wide.withUnsafeBufferPointer {
-                            hk_gemm_f32_wt(M, N, K, A, K, $0.baseAddress! + r0 * K, Int32(HK_WT_F32), K, &same, ldc)
-                        }
-                        hk_set_max_level(-1)
-                        XCTAssertEqual(status, 0)
-                        XCTAssertEqual(sameStatus, 0)
-                        let label = "level \(level) rows4 \(rows4) \(M)x\(N) of \(rows) rows from \(r0), depth \(K)"
-                        for m in 0..<M { for n in N..<ldc { XCTAssertEqual(C[m * ldc + n], 7, "written past N: " + label) } }
-                        let got = (0..<M).flatMap { m in C[(m * ldc)..<(m * ldc + N)] }
-                        let sameRows = (0..<M).flatMap { m in same[(m * ldc)..<(m * ldc + N)] }
-                        XCTAssertTrue(got == sameRows, "the dequantized rows' bits: \(zip(got, sameRows).filter { $0 != $1 }.count) differ, " + label)
-                        if let first {
-                            XCTAssertTrue(got == first, "another level's bits: " + label)
-                        } else {
-                            let worst = worstGemmError(C, ldc: ldc, M: M, N: N, K: K, a: { Double(A[$0 * K + $1]) },
-                                                       b: { Double(wide[(r0 + $1) * K + $0]) })
-                            XCTAssertLessThan(worst, 1e-5, label)
-                            first = got
-                        }
-                    }
+            hk_set_max_level(0)
+            var C = [Float](repeating: .nan, count: M * ldc)
+            XCTAssertEqual(hk_gemm_f32_q8(M, N, K, A, K, wq, ws, rows, r0, rows4 ? 1 : 0, &C, ldc), Int32(HK_GEMM_WT_UNAVAILABLE),
+                           "no kernel at the portable level")
+            hk_set_max_level(-1)
+            var first: [Float]? = nil
+            for level in gemmLevels {
+                hk_set_max_level(level)
+                C = [Float](repeating: .nan, count: M * ldc)
+                for m in 0..<M { for n in N..<ldc { C[m * ldc + n] = 7 } }
+                let status = hk_gemm_f32_q8(M, N, K, A, K, wq, ws, rows, r0, rows4 ? 1 : 0, &C, ldc)
+                var same = [Float](repeating: .nan, count: M * ldc)
+                let sameStatus = wide.withUnsafeBufferPointer {
+                    hk_gemm_f32_wt(M, N, K, A, K, $0.baseAddress! + r0 * K, Int32(HK_WT_F32), K, &same, ldc)
+                }
+                hk_set_max_level(-1)
+                XCTAssertEqual(status, 0)
+                XCTAssertEqual(sameStatus, 0)
+                let label = "level \(level) rows4 \(rows4) \(M)x\(N) of \(rows) rows from \(r0), depth \(K)"
+                for m in 0..<M { for n in N..<ldc { XCTAssertEqual(C[m * ldc + n], 7, "written past N: " + label) } }
+                let got = (0..<M).flatMap { m in C[(m * ldc)..<(m * ldc + N)] }
+                let sameRows = (0..<M).flatMap { m in same[(m * ldc)..<(m * ldc + N)] }
+                XCTAssertTrue(got == sameRows, "the dequantized rows' bits: \(zip(got, sameRows).filter { $0 != $1 }.count) differ, " + label)
+                if let first {
+                    XCTAssertTrue(got == first, "another level's bits: " + label)
+                } else {
+                    let worst = worstGemmError(C, ldc: ldc, M: M, N: N, K: K, a: { Double(A[$0 * K + $1]) },
+                                               b: { Double(wide[(r0 + $1) * K + $0]) })
+                    XCTAssertLessThan(worst, 1e-5, label)
+                    first = got
                 }
             }
         }
@@ -400,26 +404,20 @@ final class KernelTests: XCTestCase {
     /// range, at the bf16 level (where the CPU has it) and the portable one, the result equals
     /// hk_gemm_bf16_wt's over the rows dequantized to bf16 by hk_q8_dequantize_bf16, bit for bit.
     func testBF16GemmAgainstInt8Weights() {
-        var rng = RNG(seed: 31)
-        for (M, rows, K) in KernelTests.int8Shapes {
-            let m = Int8Matrix(rows: rows, K: K, rng: &rng)
-            let A = (0..<(M * K)).map { _ in rng.nextGaussian() }
+        forEachInt8Case(seed: 31) { M, m, A, r0, N, wq, ws, rows4 in
+            let rows = m.rows, K = m.K
             var w16 = [UInt16](repeating: 0, count: rows * K)
             hk_q8_dequantize_bf16(&w16, m.q, m.scales, rows * K)
-            for (r0, N) in m.ranges {
-                for (wq, ws, rows4) in m.layouts {
-                    for level: Int32 in [-1, 0] {
-                        hk_set_max_level(level)
-                        var C = [Float](repeating: .nan, count: M * N), want = C
-                        let status = hk_gemm_bf16_q8(M, N, K, A, K, wq, ws, rows, r0, rows4 ? 1 : 0, &C, N)
-                        let wantStatus = w16.withUnsafeBufferPointer { hk_gemm_bf16_wt(M, N, K, A, K, $0.baseAddress! + r0 * K, K, &want, N) }
-                        hk_set_max_level(-1)
-                        XCTAssertEqual(status, 0)
-                        XCTAssertEqual(wantStatus, 0)
-                        XCTAssertTrue(C == want, "\(zip(C, want).filter { $0 != $1 }.count) differ: level \(level) rows4 \(rows4) "
-                                      + "\(M)x\(N) of \(rows) rows from \(r0), depth \(K)")
-                    }
-                }
+            for level: Int32 in [-1, 0] {
+                hk_set_max_level(level)
+                var C = [Float](repeating: .nan, count: M * N), want = C
+                let status = hk_gemm_bf16_q8(M, N, K, A, K, wq, ws, rows, r0, rows4 ? 1 : 0, &C, N)
+                let wantStatus = w16.withUnsafeBufferPointer { hk_gemm_bf16_wt(M, N, K, A, K, $0.baseAddress! + r0 * K, K, &want, N) }
+                hk_set_max_level(-1)
+                XCTAssertEqual(status, 0)
+                XCTAssertEqual(wantStatus, 0)
+                XCTAssertTrue(C == want, "\(zip(C, want).filter { $0 != $1 }.count) differ: level \(level) rows4 \(rows4) "
+                              + "\(M)x\(N) of \(rows) rows from \(r0), depth \(K)")
             }
         }
         assertInt8GemmDeclinesBadShapes({ hk_gemm_bf16_q8($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, &$10, $11) }, "hk_gemm_bf16_q8")
