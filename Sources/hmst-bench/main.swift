@@ -98,6 +98,13 @@ func readBuffer() -> FloatBuffer {
 }
 
 // ---- model cost --------------------------------------------------------------------------------
+/// Bytes a matmul weight of this decoder streams per element: its storage's, plus an int8 block's
+/// f32 scale spread over its 32 values.
+func streamedBytesPerWeight(_ w: DecoderWeights) -> Double {
+    let q = w.layers[0].q
+    return Double(q.bytesPerElement) + (q.isQ8 ? 4.0 / 32 : 0)
+}
+
 func matmulParamsPerToken(_ d: DecoderDims) -> Double {
     let attn = d.C * d.H * d.Dh * 2 + d.C * d.KV * d.Dh * 2
     return Double(d.L * (attn + d.E * d.C + d.K * 3 * d.C * d.F))
@@ -469,8 +476,8 @@ if args.first == "decode-ab" {
     func rate(_ x: [Double], _ q: Double) -> Double { 1000 / x.sorted()[min(x.count - 1, Int(Double(x.count) * q))] }
     // weights read per token from an empty context (the KV cache adds little there), against
     // the median streaming read of the same rounds
-    func bandwidthFields(dtype: String, tEmpty: [Double], reads: [Double]) -> [(String, Any)] {
-        let bytesPerWeight = dtype == "f32" ? 4.0 : dtype == "int8" ? 34.0 / 32 : 2.0   // bf16, f16
+    func bandwidthFields(weights: DecoderWeights, tEmpty: [Double], reads: [Double]) -> [(String, Any)] {
+        let bytesPerWeight = streamedBytesPerWeight(weights)
         let gb = (matmulParamsPerToken(dims) + Double(dims.V * dims.C)) * bytesPerWeight / 1e9
         let decode = gb * 1000 / median(tEmpty), read = median(reads)
         return [("weights_gb_per_token", gb), ("decode_gb_s_empty_ctx", decode), ("read_gb_s_median", read),
@@ -488,7 +495,7 @@ if args.first == "decode-ab" {
                     ("decode_tok_s_median", 1000 / median(r.tLong)), ("decode_tok_s_empty_ctx_median", 1000 / median(r.tEmpty)),
                     ("decode_tok_s_empty_ctx_p25", rate(r.tEmpty, 0.75)), ("decode_tok_s_empty_ctx_p75", rate(r.tEmpty, 0.25)),
                     ("decode_tok_s_empty_ctx_mean", Double(r.tEmpty.count) * 1000 / r.tEmpty.reduce(0, +))]
-        print(json(fields + (readBuf != nil ? bandwidthFields(dtype: r.dtype, tEmpty: r.tEmpty, reads: r.read) : [])))
+        print(json(fields + (readBuf != nil ? bandwidthFields(weights: r.long.decoder.weights, tEmpty: r.tEmpty, reads: r.read) : [])))
     }
     exit(0)
 }
@@ -560,7 +567,7 @@ if args.first == "prefill-ab" {
     ComputeRates.f32GEMMOverride = nil
     for (i, arm) in arms.enumerated() {
         let t = times[i].sorted()
-        let bytes = arm.name == "f32" ? 4 : arm.name.hasPrefix("int8") ? 1 : 2
+        let bytes = arm.decoder.weights.layers[0].q.bytesPerElement
         // bf16-dot runs the bf16 GEMM; int8 that too where bf16 weights multiply in bf16, else an f32
         // GEMM as int8-f32 always does (hmst's dequantizing as it packs, or OpenBLAS on dequantized weights)
         let int8InBF16 = arm.name == "int8" && ComputeRates.current.bf16WeightCompute == .bf16
@@ -741,7 +748,7 @@ for s in shapes where only == nil || only == s.name {
             let decodeEmptyMs = Clock.nowMs() - t2
             let medianEmptyMs = perTokenEmpty.sorted()[perTokenEmpty.count / 2]
             let d = s.dims
-            let bytesPerWeight = dtype == "bf16" ? 2.0 : (dtype == "int8" ? 1.125 : 4.0)  // int8: + f32 scale per 32
+            let bytesPerWeight = streamedBytesPerWeight(decoder.weights)
             let prefillTPS = Double(promptLen) / prefillMs * 1000
             let decodeTPS = Double(genLen) / decodeMs * 1000
             let flopsPerToken = 2 * matmulParamsPerToken(d)
