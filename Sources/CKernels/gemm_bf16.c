@@ -318,9 +318,6 @@ static HK_BF16 void pack_b_bf16(uint32_t *out, const float *B, size_t ldb, int t
 }
 #endif
 
-/* W[N, K] stored as bf16 rows (ldw elements apart), read as op(B) = Wᵀ: a pair (k even, k odd)
- * of one row is already one 32-bit lane of the packed panel, so packing is a transposing copy
- * with no rounding. */
 /* One weight row's kc bf16 values -> column c of a panel [kp][NR] of pairs. */
 static inline void pack_row16(uint32_t *dst, const uint16_t *src, size_t kc, size_t c) {
     size_t full = kc / 2;
@@ -332,6 +329,9 @@ static inline void pack_row16(uint32_t *dst, const uint16_t *src, size_t kc, siz
     if (kc & 1) dst[full * NR + c] = src[kc - 1];
 }
 
+/* W[N, K] stored as bf16 rows (ldw elements apart), read as op(B) = Wᵀ: a pair (k even, k odd)
+ * of one row is already one 32-bit lane of the packed panel, so packing is a transposing copy
+ * with no rounding. */
 static void pack_w16(uint32_t *out, const void *Bv, size_t ldw, int transB, size_t k0, size_t kc, size_t n0, size_t nc) {
     (void)transB;
     const uint16_t *W = Bv;

@@ -38,8 +38,8 @@ typedef struct {
     int rows4;
 } hk_q8_src;
 
-/* The values of the packer's row n from column c (c % 16 == 0, or one value), and their block's
- * scale in *scale. */
+/* The values of the packer's row n from column c, and their block's scale in *scale: c a multiple
+ * of the loads' 8 or 16 lanes (or a single value), so what is read lies in one block of 32. */
 static inline const int8_t *hk_q8_at(const hk_q8_src *s, size_t n, size_t c, float *scale) {
     size_t r = s->r0 + n, nb = s->cols / 32;
     if (s->rows4) {

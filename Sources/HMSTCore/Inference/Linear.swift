@@ -4,11 +4,10 @@
 // (hk_gemm_f32_wt, AVX-512 and AVX2 CPUs) widens f16 and bf16 weights exactly as it packs them;
 // OpenBLAS's sgemm, where ComputeRates measured it faster or neither kernel runs, takes them widened into
 // a scratch buffer first (one pass over the weights, amortised over the T rows). int8 (Q8_0)
-// weights take hmst's GEMM too (hk_gemm_f32_q8 dequantizes as it packs), or are dequantized into
-// that scratch for sgemm (prompts of more than int8GEMVMaxT tokens; CPUs without fast bf16, see
-// below for the others). Decode with int8 weights quantizes x once
-// per call (per distinct input vector of a batch) and runs the integer GEMV (q8_0.c); f16
-// weights are widened inside the GEMV.
+// weights, in prompts of more than int8GEMVMaxT tokens, take hmst's GEMM too, each weight
+// dequantized as it is packed (hk_gemm_f32_q8), or are dequantized into that scratch for sgemm.
+// Decode with int8 weights quantizes x once per call (per distinct input vector of a batch) and
+// runs the integer GEMV (q8_0.c); f16 weights are widened inside the GEMV.
 // On CPUs whose bf16 dot products beat f32 FMA (ComputeRates.bf16WeightCompute: AMD Zen 4 and
 // 5), bf16 weights are multiplied as stored instead, with x rounded to bf16, as llama.cpp's bf16
 // path does: hk_gemm_bf16_wt for prefill (the weight rows split over hmst's pool) and
