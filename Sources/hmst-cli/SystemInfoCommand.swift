@@ -37,6 +37,8 @@ struct SystemInfoCommand: ParsableCommand {
             print("bf16 weights: prefill \(s.rates.bf16WeightComputeReason)")
             print("              decode \(s.rates.bf16DecodeComputeReason)")
             print("f32 GEMM: \(s.rates.f32GEMMReason)")
+            print("int8 weights: prompts of more than \(Int8PromptPath.gemvMaxTokens) tokens \(Int8PromptPath.now.description);")
+            print("              shorter prompts and decode: the integer GEMV (\(s.int8Kernels))")
             let policy = s.numa.policyPermitted ? "permitted" : "refused (\(s.numa.policyError ?? "unknown"))"
             print("numa:     \(s.numa.available ? "available" : "unavailable"), \(s.numa.nodeCount) node(s), policy calls \(policy)")
             print("faiss:    \(s.faissVersion)")

@@ -41,6 +41,8 @@ check "system-info --json" bash -c "$HMST system-info --json | python3 -c 'impor
 # seen on CPUs newer than Debian's OpenBLAS), the kernels in use match the CPU; =keep reports it.
 blas_field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
 export -f blas_field
+check "system-info names the int8 prompt path" bash -c \
+    "$HMST system-info | grep -q 'int8 weights: prompts of more than 64 tokens' && HMST_BF16_WEIGHT_COMPUTE=f32 HMST_F32_GEMM=openblas $HMST system-info --json | blas_field int8_prompts | grep -qx openblas-f32"
 check "kernels in use match the CPU" bash -c "[[ \$($HMST system-info --json | blas_field blas_below_capability) == False ]]"
 if grep -q avx /proc/cpuinfo; then
     check "OPENBLAS_CORETYPE=Prescott is upgraded" bash -c \

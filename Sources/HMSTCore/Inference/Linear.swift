@@ -148,6 +148,33 @@ private func hmstQ8GEMM(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float
 /// Prompts of at most this many tokens multiply int8 weights by GEMVs instead of a GEMM.
 nonisolated(unsafe) var int8GEMVMaxT = Int(getenv("HMST_INT8_GEMV_MAX_T").flatMap { Int(String(cString: $0)) } ?? 64)
 
+/// How int8 weights are multiplied in prompts of more than `int8GEMVMaxT` tokens on this CPU, as
+/// linearForward chooses (hmst system-info): in bf16 (hk_gemm_bf16_q8, where bf16 weights are
+/// multiplied in bf16), in f32 on hmst's GEMM (hk_gemm_f32_q8) or in f32 on OpenBLAS's sgemm after
+/// dequantizing each matrix into scratch.
+public enum Int8PromptPath: String, Sendable {
+    case bf16
+    case hmstF32 = "hmst-f32"
+    case openblasF32 = "openblas-f32"
+
+    public static var now: Int8PromptPath {
+        if ComputeRates.bf16WeightComputeNow == .bf16 { return .bf16 }
+        return ComputeRates.f32GEMMNow(weightBytes: 1) == .hmst ? .hmstF32 : .openblasF32
+    }
+
+    /// Prompts of at most this many tokens (and decode) run the integer GEMV instead
+    /// (`HMST_INT8_GEMV_MAX_T`, default 64).
+    public static var gemvMaxTokens: Int { int8GEMVMaxT }
+
+    public var description: String {
+        switch self {
+        case .bf16: return "multiplied in bf16, each weight dequantized to bf16 as the GEMM packs it"
+        case .hmstF32: return "multiplied in f32 on hmst's GEMM, each weight dequantized as it packs it"
+        case .openblasF32: return "dequantized to f32, then OpenBLAS's sgemm"
+        }
+    }
+}
+
 /// y[W.rows] = W · x[W.cols], rows split over the pool.
 func gemvParallel(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, w: Weight, threads: Int) {
     gemvBatch([GEMVJob(out: out, x: x, w: w)], threads: threads)

@@ -77,6 +77,8 @@ public struct SystemInfo: Sendable {
             w.field("simd", simdNames)
             w.field("kernels", kernels)
             w.field("int8_kernels", int8Kernels)
+            w.field("int8_prompts", Int8PromptPath.now.rawValue)
+            w.field("int8_gemv_max_tokens", Int8PromptPath.gemvMaxTokens)
             w.field("numa_available", numa.available)
             w.field("numa_nodes", numa.nodeCount)
             w.field("numa_policy_permitted", numa.policyPermitted)

@@ -124,6 +124,10 @@ def test_blas_kernels_match_cpu_even_when_openblas_misdetects():
     assert info["bf16_decode_compute"] in ("f32", "bf16") and info["bf16_decode_compute_reason"]
     assert info["f32_gemm"] in ("hmst", "openblas") and info["f32_gemm_16bit_weights"] in ("hmst", "openblas")
     assert info["f32_gemm_reason"]
+    # int8 prompts: multiplied in bf16 where bf16 weights are, else in f32 on the f32 GEMM chosen for 16-bit weights
+    want = "bf16" if info["bf16_weight_compute"] == "bf16" else \
+        {"hmst": "hmst-f32", "openblas": "openblas-f32"}[info["f32_gemm_16bit_weights"]]
+    assert info["int8_prompts"] == want and info["int8_gemv_max_tokens"] >= 1
     flags = open("/proc/cpuinfo").read()
     if not all(f in flags for f in (" avx2", " fma", " f16c")):
         assert info["f32_gemm"] == info["f32_gemm_16bit_weights"] == "openblas"
