@@ -504,8 +504,7 @@ def main():
     if a.only_check:
         return 0
 
-    raw = {}  # (threads, case, side, ftype, test) -> [tok/s per round]
-    by_round = {}  # (threads, case, side, ftype, test) -> {round: tok/s}, for the paired ratios
+    by_round = {}  # (threads, case, side, ftype, test) -> {round: tok/s}
     meta = {}
     for rnd in range(a.rounds):
         for threads in threads_list:
@@ -531,7 +530,6 @@ def main():
                               "error": f"timed out after {a.timeout} s", "loadavg_1m_before": round(load0, 2)}, out)
                         continue
                     for test, v in res.items():
-                        raw.setdefault((threads, c, side, ftype, test), []).append(v)
                         by_round.setdefault((threads, c, side, ftype, test), {})[rnd] = v
                         emit({**common, "kind": "raw", "round": rnd, "threads": threads, "case": c, "side": side, "file": ftype,
                               "test": test, "tok_s": round(v, 2), "loadavg_1m_before": round(load0, 2),
@@ -544,8 +542,9 @@ def main():
         for c in cases:
             for label, ftype, hname in FILES:
                 for test, *_ in TESTS:
-                    lv = raw.get((threads, c, "llama.cpp", ftype, test), [])
-                    hv = raw.get((threads, c, "hmst", ftype, test), [])
+                    lr = by_round.get((threads, c, "llama.cpp", ftype, test), {})
+                    hr = by_round.get((threads, c, "hmst", ftype, test), {})
+                    lv, hv = list(lr.values()), list(hr.values())
                     cell = {**common, "kind": "cell", "threads": threads, "case": c, "precision": label, "test": test,
                             "rounds": a.rounds, "llamacpp_type": ftype, **stats("llamacpp_tok_s_", lv),
                             "llamacpp_kv": f"{meta.get('type_k')}/{meta.get('type_v')}", "llamacpp_flash_attn": meta.get("flash_attn"),
@@ -554,8 +553,6 @@ def main():
                         cell["ratio_hmst_over_llamacpp"] = round(statistics.median(hv) / statistics.median(lv), 3)
                     # each round's two runs of a file are adjacent in time: their ratio leaves out most of
                     # the host's drift between rounds (decode follows its memory rate, which moves 20-40%)
-                    hr = by_round.get((threads, c, "hmst", ftype, test), {})
-                    lr = by_round.get((threads, c, "llama.cpp", ftype, test), {})
                     paired = [hr[r] / lr[r] for r in sorted(hr) if r in lr and lr[r] > 0]
                     if paired:
                         cell.update({"ratio_paired_median": round(statistics.median(paired), 3),

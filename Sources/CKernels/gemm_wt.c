@@ -392,7 +392,7 @@ int hk_gemm_f32(int transA, int transB, size_t M, size_t N, size_t K, float alph
 
 int hk_gemm_f32_q8(size_t M, size_t N, size_t K, const float *A, size_t lda, const int8_t *q, const float *scales, size_t rows,
                    size_t r0, int rows4, float *C, size_t ldc) {
-    if (K % HK_Q8_BLOCK != 0 || r0 > rows || N > rows - r0 || (rows4 && !hk_q8_packable(rows, K))) return HK_GEMM_WT_UNAVAILABLE;
-    hk_q8_src src = {q, scales, rows, K, r0, rows4};
+    hk_q8_src src;
+    if (hk_q8_src_init(&src, q, scales, rows, K, r0, N, rows4) != 0) return HK_GEMM_WT_UNAVAILABLE;
     return gemm_entry(0, 1, M, N, K, 1, A, lda, &src, WT_Q8, K, 0, C, ldc);
 }

@@ -38,6 +38,16 @@ typedef struct {
     int rows4;
 } hk_q8_src;
 
+/* Fills *s for rows [r0, r0 + n) of a Q8_0 matrix of `rows` rows and `cols` columns: 0, or -1 when
+ * the columns are not whole blocks of 32, the range runs past the matrix, or a row-quad matrix's
+ * columns are not a multiple of 64 (what both int8 GEMM entries decline). */
+static inline int hk_q8_src_init(hk_q8_src *s, const int8_t *q, const float *scales, size_t rows, size_t cols, size_t r0,
+                                 size_t n, int rows4) {
+    if (cols % 32 != 0 || r0 > rows || n > rows - r0 || (rows4 && !hk_q8_packable(rows, cols))) return -1;
+    *s = (hk_q8_src){q, scales, rows, cols, r0, rows4};
+    return 0;
+}
+
 /* The values of the packer's row n from column c, and their block's scale in *scale: c a multiple
  * of the loads' 8 or 16 lanes (or a single value), so what is read lies in one block of 32. */
 static inline const int8_t *hk_q8_at(const hk_q8_src *s, size_t n, size_t c, float *scale) {

@@ -48,7 +48,7 @@ func linearForward(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, T:
     case let .q8(q, scales), let .q8Rows4(q, scales):
         var rows4 = false
         if case .q8Rows4 = w.storage { rows4 = true }
-        if ComputeRates.bf16WeightComputeNow == .bf16,
+        if Int8PromptPath.now == .bf16,
            int8AsBF16GEMM(out: out, x: x, T: T, q: q, scales: scales, rows4: rows4, rows: rows, cols: cols, threads: threads) {
             return
         }
@@ -139,7 +139,7 @@ private func hmstGEMM(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>,
 /// as hmstGEMM: the caller dequantizes for OpenBLAS.
 private func hmstQ8GEMM(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, T: Int, q: UnsafePointer<Int8>,
                         scales: UnsafePointer<Float>, rows4: Bool, rows: Int, cols: Int, threads: Int) -> Bool {
-    guard ComputeRates.f32GEMMNow(weightBytes: 1) == .hmst else { return false }
+    guard ComputeRates.f32GEMMNow(weightBytes: 1) == .hmst else { return false }   // Int8PromptPath.now's second rule
     return overRowPanels(rows: rows, threads: threads) { r0, r1 in
         hk_gemm_f32_q8(T, r1 - r0, cols, x, cols, q, scales, rows, r0, rows4 ? 1 : 0, out + r0, rows)
     }
