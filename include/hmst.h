@@ -661,8 +661,8 @@ HMST_API struct hmst_consolidate_params hmst_consolidate_default_params(void);
  * both memories go on meanwhile. Thread-safe. */
 HMST_API int hmst_consolidate(hmst_episodic *episodic, hmst_semantic *semantic, const hmst_model *model,
                               const struct hmst_consolidate_params *params, int32_t *n_moved);
-/* Starts a thread running a pass every interval_seconds. The memories and model stay alive
- * until hmst_consolidator_stop. Thread-safe. */
+/* Starts a thread running a pass every interval_seconds (finite, in (0, 1e9]). The memories and
+ * model stay alive until hmst_consolidator_stop. Thread-safe. */
 HMST_API int hmst_consolidator_start(hmst_episodic *episodic, hmst_semantic *semantic, const hmst_model *model,
                                      const struct hmst_consolidate_params *params, double interval_seconds,
                                      hmst_consolidator **out);

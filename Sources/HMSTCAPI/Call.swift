@@ -26,6 +26,20 @@ func required<T>(_ p: T?, _ name: String) throws -> T {
     return p
 }
 
+/// C's size_t reaches Swift as Int, so a value of 2^63 or more arrives negative. As a buffer's
+/// capacity such a value only says the buffer is larger than anything written: Int.max.
+@inline(__always)
+func capacity(_ cap: Int) -> Int { cap < 0 ? Int.max : cap }
+
+/// A size_t count or length checked against `range`: INVALID_ARGUMENT naming it, with the value
+/// as the caller passed it (2^63 or more included), when it falls outside.
+func sizeArgument(_ n: Int, _ name: String, in range: ClosedRange<Int>) throws -> Int {
+    guard n >= 0, range.contains(n) else {
+        throw HMSTError.invalidArgument("\(name) \(UInt(bitPattern: n)) must be in \(range.lowerBound) ... \(range.upperBound)")
+    }
+    return n
+}
+
 /// A C string argument as a Swift String (lossy for invalid UTF-8, which the callers reject
 /// where it matters).
 func cString(_ p: UnsafePointer<CChar>?, _ name: String) throws -> String {
@@ -40,7 +54,7 @@ func writeString(_ s: String, _ buf: UnsafeMutablePointer<CChar>?, _ cap: Int, _
 
 /// The same rule for raw bytes (which may contain NULs; *n_out tells the length).
 func writeBytes(_ bytes: [UInt8], _ buf: UnsafeMutablePointer<CChar>?, _ cap: Int, _ nOut: UnsafeMutablePointer<Int>?) throws {
-    let nOut = try required(nOut, "n_out")
+    let nOut = try required(nOut, "n_out"), cap = capacity(cap)
     if buf == nil && cap != 0 { throw HMSTError.invalidArgument("buf is NULL but cap is \(cap)") }
     nOut.pointee = bytes.count
     guard cap > bytes.count, let buf else {

@@ -77,7 +77,7 @@ public func hmst_context_eval(_ ctx: OpaquePointer?, _ tokens: UnsafePointer<Int
     hmstCall {
         let c = try resolveContext(ctx)
         guard n >= 1, n <= c.session.nCtx else {
-            throw HMSTError.invalidArgument("n = \(n) tokens; must be in 1 ... n_ctx (\(c.session.nCtx))")
+            throw HMSTError.invalidArgument("n = \(UInt(bitPattern: n)) tokens; must be in 1 ... n_ctx (\(c.session.nCtx))")
         }
         let t = try required(tokens, "tokens")
         try c.session.evaluate(Array(UnsafeBufferPointer(start: t, count: n)), allLogits: allLogits)
@@ -89,7 +89,7 @@ public func hmst_context_get_logits(_ ctx: OpaquePointer?, _ row: Int32, _ out: 
                                     _ nOut: UnsafeMutablePointer<Int>?) -> Int32 {
     hmstCall {
         let c = try resolveContext(ctx)
-        let nOut = try required(nOut, "n_out")
+        let nOut = try required(nOut, "n_out"), cap = capacity(cap)
         if out == nil && cap != 0 { throw HMSTError.invalidArgument("out is NULL but cap is \(cap)") }
         guard row >= -1 else { throw HMSTError.invalidArgument("row \(row) must be >= -1") }
         let logits = try c.session.logits(row: Int(row))
@@ -111,7 +111,7 @@ public func hmst_context_route_trace(_ ctx: OpaquePointer?, _ experts: UnsafeMut
         guard c.session.params.traceRoutes else {
             throw HMSTError.invalidArgument("this context was created without trace_routes")
         }
-        guard cap >= 0 else { throw HMSTError.invalidArgument("cap must be >= 0") }
+        let cap = capacity(cap)
         let t = c.session.trace
         nOut.pointee = t.experts.count
         if t.experts.isEmpty { return }
@@ -185,13 +185,13 @@ public func hmst_generate(_ ctx: OpaquePointer?, _ prompt: UnsafePointer<CChar>?
             throw HMSTError.unsupported("this model has no tokenizer; use hmst_context_eval with token ids")
         }
         guard p.max_tokens >= 0 else { throw HMSTError.invalidArgument("max_tokens \(p.max_tokens) must be >= 0") }
-        guard p.n_stop <= 1024 else { throw HMSTError.invalidArgument("n_stop \(p.n_stop) is more than 1024") }
+        let nStop = try sizeArgument(p.n_stop, "n_stop", in: 0 ... 1024)
         if p.n_stop > 0 && p.stop == nil { throw HMSTError.invalidArgument("stop is NULL but n_stop is \(p.n_stop)") }
         var req = TextGenerationRequest()
         req.maxTokens = Int(p.max_tokens)
         req.sampling = try samplingParams(p.sampling)
         req.stopAtEOS = !p.ignore_eos
-        for i in 0..<Int(p.n_stop) {
+        for i in 0..<nStop {
             guard let s = p.stop![i] else { throw HMSTError.invalidArgument("stop[\(i)] is NULL") }
             req.stopStrings.append(String(cString: s))
         }

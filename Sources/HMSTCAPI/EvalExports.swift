@@ -25,9 +25,9 @@ public func hmst_eval_default_params() -> hmst_eval_params {
 func evalRequest(_ params: UnsafePointer<hmst_eval_params>?) throws -> EvalRunRequest {
     let p = try readParams(try required(params, "params"), defaults: hmst_eval_default_params(), name: "params")
     var r = EvalRunRequest()
-    guard p.n_tasks >= 1, p.n_tasks <= 4096 else { throw HMSTError.invalidArgument("params->n_tasks \(p.n_tasks) must be in 1...4096") }
+    let nTasks = try sizeArgument(p.n_tasks, "params->n_tasks", in: 1 ... 4096)
     let paths = try required(p.task_paths, "params->task_paths")
-    for i in 0..<Int(p.n_tasks) { r.taskPaths.append(try cString(paths[i], "params->task_paths[\(i)]")) }
+    for i in 0..<nTasks { r.taskPaths.append(try cString(paths[i], "params->task_paths[\(i)]")) }
     if let m = p.memory_dir { r.memoryDirectory = String(cString: m) }
     let all: [(UInt32, MemoryCondition)] = [(UInt32(HMST_EVAL_CONDITION_OFF.rawValue), .off), (UInt32(HMST_EVAL_CONDITION_ON.rawValue), .on),
                                             (UInt32(HMST_EVAL_CONDITION_ORACLE.rawValue), .oracle),
@@ -63,6 +63,7 @@ public func hmst_eval_run(_ model: OpaquePointer?, _ params: UnsafePointer<hmst_
                           _ buf: UnsafeMutablePointer<CChar>?, _ cap: Int, _ nOut: UnsafeMutablePointer<Int>?) -> Int32 {
     hmstCall {
         _ = try required(nOut, "n_out")
+        let cap = capacity(cap)
         if buf == nil && cap != 0 { throw HMSTError.invalidArgument("buf is NULL but cap is \(cap)") }
         let lm = try resolveModel(model)
         let report = try EvalRun.run(model: lm, try evalRequest(params))

@@ -40,7 +40,7 @@ public func hmst_model_embed(_ model: OpaquePointer?, _ text: UnsafePointer<CCha
                              _ cap: Int, _ nOut: UnsafeMutablePointer<Int>?) -> Int32 {
     hmstCall {
         let m = try resolveModel(model)
-        let nOut = try required(nOut, "n_out")
+        let nOut = try required(nOut, "n_out"), cap = capacity(cap)
         let t = try cString(text, "text")
         nOut.pointee = m.dims.C
         guard cap >= m.dims.C, let out else {
@@ -169,7 +169,9 @@ public func hmst_semantic_remove(_ m: OpaquePointer?, _ ids: UnsafePointer<Int64
         let mem = try resolveSemantic(m)
         let count = try positiveCount(n, "n")
         let list = Array(UnsafeBufferPointer(start: try required(ids, "ids"), count: count))
-        nRemoved?.pointee = Int64(try mem.remove(ids: list).removed)
+        // (not `nRemoved?.pointee = ...remove(...)`: with n_removed NULL that would skip the removal)
+        let removed = try mem.remove(ids: list).removed
+        nRemoved?.pointee = Int64(removed)
     }
 }
 
@@ -266,7 +268,7 @@ public func hmst_episodic_add_key(_ m: OpaquePointer?, _ key: UnsafePointer<Floa
                                   _ importance: Float, _ outId: UnsafeMutablePointer<Int64>?) -> Int32 {
     hmstCall {
         let mem = try resolveEpisodic(m)
-        guard nKey == mem.keyDim else { throw HMSTError.invalidArgument("n_key = \(nKey), but this memory's keys have \(mem.keyDim) values") }
+        guard nKey == mem.keyDim else { throw HMSTError.invalidArgument("n_key = \(UInt(bitPattern: nKey)), but this memory's keys have \(mem.keyDim) values") }
         let id = try mem.add(key: try floats(key, count: nKey, "key"), text: text.map { String(cString: $0) } ?? "", importance: Double(importance))
         outId?.pointee = id
     }
@@ -280,7 +282,8 @@ public func hmst_episodic_search_text(_ m: OpaquePointer?, _ model: OpaquePointe
         let kk = try checkK(k)
         let out = try required(out, "out")
         let hits = try mem.search(text: try cString(text, "text"), model: try resolveModel(model), k: kk)
-        nOut?.pointee = Int32(writeHits(hits.map { ($0.id, $0.score) }, k: kk, out))
+        let valid = writeHits(hits.map { ($0.id, $0.score) }, k: kk, out)
+        nOut?.pointee = Int32(valid)
     }
 }
 
@@ -291,9 +294,10 @@ public func hmst_episodic_search_key(_ m: OpaquePointer?, _ key: UnsafePointer<F
         let mem = try resolveEpisodic(m)
         let kk = try checkK(k)
         let out = try required(out, "out")
-        guard nKey == mem.keyDim else { throw HMSTError.invalidArgument("n_key = \(nKey), but this memory's keys have \(mem.keyDim) values") }
+        guard nKey == mem.keyDim else { throw HMSTError.invalidArgument("n_key = \(UInt(bitPattern: nKey)), but this memory's keys have \(mem.keyDim) values") }
         let hits = try mem.search(key: try floats(key, count: nKey, "key"), k: kk)
-        nOut?.pointee = Int32(writeHits(hits.map { ($0.id, $0.score) }, k: kk, out))
+        let valid = writeHits(hits.map { ($0.id, $0.score) }, k: kk, out)
+        nOut?.pointee = Int32(valid)
     }
 }
 
@@ -302,7 +306,8 @@ public func hmst_episodic_remove(_ m: OpaquePointer?, _ ids: UnsafePointer<Int64
     hmstCall {
         let mem = try resolveEpisodic(m)
         let count = try positiveCount(n, "n")
-        nRemoved?.pointee = Int64(mem.remove(ids: Array(UnsafeBufferPointer(start: try required(ids, "ids"), count: count))))
+        let removed = mem.remove(ids: Array(UnsafeBufferPointer(start: try required(ids, "ids"), count: count)))
+        nRemoved?.pointee = Int64(removed)
     }
 }
 

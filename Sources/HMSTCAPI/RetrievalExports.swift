@@ -64,7 +64,7 @@ func retrievalOptions(_ params: UnsafePointer<hmst_retrieval_params>?) throws ->
 /// Writes hits to out[cap] under the buffer rule: *n_out = count; BUFFER_TOO_SMALL if cap < count.
 func writeRetrievalHits(_ hits: [RetrievalHit], _ out: UnsafeMutablePointer<hmst_retrieval_hit>?, _ cap: Int,
                         _ nOut: UnsafeMutablePointer<Int>?) throws {
-    let nOut = try required(nOut, "n_out")
+    let nOut = try required(nOut, "n_out"), cap = capacity(cap)
     if out == nil && cap != 0 { throw HMSTError.invalidArgument("out is NULL but cap is \(cap)") }
     nOut.pointee = hits.count
     guard cap >= hits.count else {
@@ -96,7 +96,7 @@ public func hmst_semantic_retrieve(_ m: OpaquePointer?, _ model: OpaquePointer?,
         var q: [Float]? = nil
         if let query {
             guard nQuery == mem.config.dim else {
-                throw HMSTError.invalidArgument("n_query = \(nQuery), but this memory's vectors have \(mem.config.dim) values")
+                throw HMSTError.invalidArgument("n_query = \(UInt(bitPattern: nQuery)), but this memory's vectors have \(mem.config.dim) values")
             }
             q = Array(UnsafeBufferPointer(start: query, count: nQuery))
         } else if o.mode != .lexical {

@@ -15,7 +15,7 @@ func resolveTokenizer(_ h: OpaquePointer?) throws -> Tokenizer {
 func encodeInto(_ tok: TextTokenizer, _ text: UnsafePointer<CChar>?, _ textLen: Int, _ out: UnsafeMutablePointer<Int32>?,
                 _ cap: Int, _ nOut: UnsafeMutablePointer<Int>?) throws {
     let nOut = try required(nOut, "n_out")
-    guard textLen >= 0, textLen <= 1 << 40 else { throw HMSTError.invalidArgument("text_len \(textLen) is out of range") }
+    let textLen = try sizeArgument(textLen, "text_len", in: 0 ... 1 << 40), cap = capacity(cap)
     if textLen > 0 && text == nil { throw HMSTError.invalidArgument("text is NULL but text_len is \(textLen)") }
     if out == nil && cap != 0 { throw HMSTError.invalidArgument("out is NULL but cap is \(cap)") }
     let bytes = textLen == 0 ? [] : Array(UnsafeRawBufferPointer(start: text, count: textLen))
@@ -30,7 +30,7 @@ func encodeInto(_ tok: TextTokenizer, _ text: UnsafePointer<CChar>?, _ textLen: 
 func decodeInto(_ tok: TextTokenizer, _ tokens: UnsafePointer<Int32>?, _ n: Int, _ out: UnsafeMutablePointer<CChar>?,
                 _ cap: Int, _ nOut: UnsafeMutablePointer<Int>?) throws {
     let nOut = try required(nOut, "n_out")
-    guard n >= 0, n <= 1 << 32 else { throw HMSTError.invalidArgument("n_tokens \(n) is out of range") }
+    let n = try sizeArgument(n, "n_tokens", in: 0 ... 1 << 32), cap = capacity(cap)
     if n > 0 && tokens == nil { throw HMSTError.invalidArgument("tokens is NULL but n_tokens is \(n)") }
     if out == nil && cap != 0 { throw HMSTError.invalidArgument("out is NULL but cap is \(cap)") }
     let ids = n == 0 ? [] : Array(UnsafeBufferPointer(start: tokens, count: n))
@@ -70,17 +70,17 @@ public func hmst_tokenizer_train(_ files: UnsafePointer<UnsafePointer<CChar>?>?,
                                  _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
     hmstCall {
         let out = try required(out, "out_tokenizer")
-        guard nFiles >= 1, nFiles <= 1 << 20 else { throw HMSTError.invalidArgument("n_files \(nFiles) must be in 1 ... 1048576") }
+        let nFiles = try sizeArgument(nFiles, "n_files", in: 1 ... 1 << 20)
         let files = try required(files, "files")
         let paths = try (0..<nFiles).map { try cString(files[$0], "files[\($0)]") }
         let p = try readParams(params, defaults: hmst_tokenizer_train_default_params(), name: "params")
         var o = BPETrainingOptions()
         o.vocabSize = Int(p.vocab_size)
         o.minFrequency = Int(p.min_frequency)
-        if p.n_special_tokens > 0 {
-            guard p.n_special_tokens <= 4096 else { throw HMSTError.invalidArgument("n_special_tokens \(p.n_special_tokens) is too many") }
+        let nSpecial = try sizeArgument(p.n_special_tokens, "params->n_special_tokens", in: 0 ... 4096)
+        if nSpecial > 0 {
             let list = try required(p.special_tokens, "params->special_tokens")
-            o.specialTokens = try (0..<p.n_special_tokens).map { try cString(list[$0], "special_tokens[\($0)]") }
+            o.specialTokens = try (0..<nSpecial).map { try cString(list[$0], "special_tokens[\($0)]") }
         }
         var progress: ((String, Int, Int) -> Bool)? = nil
         if let cb = p.progress {

@@ -175,6 +175,8 @@ static void test_system_info_json(void) {
     CHECK(strstr(hmst_last_error(), "too small") != NULL);
     CHECK_STATUS(hmst_system_info_json(buf, n + 1, &n2), HMST_STATUS_OK);
     CHECK(n2 == n && strlen(buf) == n);
+    CHECK_STATUS(hmst_system_info_json(buf, SIZE_MAX, &n2), HMST_STATUS_OK); /* a cap past 2^63 is room enough */
+    CHECK(n2 == n && strlen(buf) == n);
     CHECK(buf[0] == '{' && buf[n - 1] == '}');
     CHECK(strstr(buf, "\"faiss_version\"") != NULL);
     CHECK(strstr(buf, "\"numa_policy_permitted\"") != NULL);

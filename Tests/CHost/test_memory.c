@@ -25,6 +25,14 @@ static void test_semantic_vectors(void) {
     p.metric = HMST_METRIC_L2;
     p.index_description = "NotAnIndex99";
     CHECK(hmst_semantic_create(&p, &s) != HMST_STATUS_OK);
+    /* counts FAISS's factory accepts but then aborts the process on in add (IVF0, HNSW0), or
+     * cannot parse (past Int32): refused at create, naming the number */
+    const char *zero_counts[4] = {"IVF0,Flat", "HNSW0", "IVF99999999999,Flat", "IVF16,PQ0"};
+    for (int i = 0; i < 4; i++) {
+        p.index_description = zero_counts[i];
+        CHECK_STATUS(hmst_semantic_create(&p, &s), HMST_STATUS_INVALID_ARGUMENT);
+        CHECK(strstr(hmst_last_error(), "must be in 1 ...") != NULL);
+    }
     p.index_description = "Flat";
     CHECK_STATUS(hmst_semantic_create(NULL, &s), HMST_STATUS_INVALID_ARGUMENT);
     CHECK_STATUS(hmst_semantic_create(&p, NULL), HMST_STATUS_INVALID_ARGUMENT);
@@ -71,11 +79,16 @@ static void test_semantic_vectors(void) {
     CHECK(removed == 1);
     CHECK_STATUS(hmst_semantic_search(s, v, 1, 3, 0, hits), HMST_STATUS_OK);
     CHECK(hits[0].id != ids[0] && hits[1].id != ids[0] && hits[2].id == -1);
+    /* n_removed may be NULL: the entry still goes */
+    CHECK_STATUS(hmst_semantic_remove(s, &ids[2], 1, NULL), HMST_STATUS_OK);
+    CHECK_STATUS(hmst_semantic_get_text(s, ids[2], buf, sizeof buf, &n), HMST_STATUS_NOT_FOUND);
+    CHECK_STATUS(hmst_semantic_search(s, v, 1, 3, 0, hits), HMST_STATUS_OK);
+    CHECK(hits[0].id == ids[1] && hits[1].id == -1);
 
     char json[1024];
     CHECK_STATUS(hmst_semantic_stats_json(s, NULL, 0, &n), HMST_STATUS_BUFFER_TOO_SMALL);
     CHECK_STATUS(hmst_semantic_stats_json(s, json, sizeof json, &n), HMST_STATUS_OK);
-    CHECK(strstr(json, "\"count\":2") != NULL && strstr(json, "\"metric\":\"l2\"") != NULL);
+    CHECK(strstr(json, "\"count\":1") != NULL && strstr(json, "\"metric\":\"l2\"") != NULL);
 
     CHECK_STATUS(hmst_semantic_save(s, DIR "/semantic"), HMST_STATUS_OK);
     hmst_semantic *back = NULL;
@@ -147,6 +160,8 @@ static void test_with_model(void) {
     CHECK(valid == 2 && hits[0].id == eid[2] && fabsf(hits[0].score - 1) < 1e-4f);
     CHECK_STATUS(hmst_episodic_search_text(ep, m, notes[2], 0, hits, &valid), HMST_STATUS_INVALID_ARGUMENT);
     float key[32] = {0};
+    char buf0[64];
+    size_t len0 = 0;
     key[0] = 1;
     CHECK_STATUS(hmst_episodic_add_key(ep, key, 31, "short", 0.5f, NULL), HMST_STATUS_INVALID_ARGUMENT);
     key[1] = NAN;
@@ -156,9 +171,23 @@ static void test_with_model(void) {
     CHECK_STATUS(hmst_episodic_add_key(ep, key, 32, "raw key", 0.5f, &kid), HMST_STATUS_OK);
     CHECK_STATUS(hmst_episodic_search_key(ep, key, 32, 1, hits, &valid), HMST_STATUS_OK);
     CHECK(valid == 1 && hits[0].id == kid);
+    /* n_out may be NULL: the hits are still written */
+    memset(hits, 0x7f, sizeof hits);
+    CHECK_STATUS(hmst_episodic_search_key(ep, key, 32, 1, hits, NULL), HMST_STATUS_OK);
+    CHECK(hits[0].id == kid);
+    memset(hits, 0x7f, sizeof hits);
+    CHECK_STATUS(hmst_episodic_search_text(ep, m, notes[2], 1, hits, NULL), HMST_STATUS_OK);
+    CHECK(hits[0].id == eid[2]);
+    CHECK_STATUS(hmst_episodic_add_key(ep, key, SIZE_MAX, "huge", 0.5f, NULL), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(hmst_last_error(), "18446744073709551615") != NULL);
     int64_t removed = 0;
     CHECK_STATUS(hmst_episodic_remove(ep, &kid, 1, &removed), HMST_STATUS_OK);
     CHECK(removed == 1);
+    /* n_removed may be NULL: the entry still goes */
+    int64_t gone = 0;
+    CHECK_STATUS(hmst_episodic_add_key(ep, key, 32, "to remove", 0.5f, &gone), HMST_STATUS_OK);
+    CHECK_STATUS(hmst_episodic_remove(ep, &gone, 1, NULL), HMST_STATUS_OK);
+    CHECK_STATUS(hmst_episodic_get_text(ep, gone, buf0, sizeof buf0, &len0), HMST_STATUS_NOT_FOUND);
     char buf[256];
     size_t len = 0;
     CHECK_STATUS(hmst_episodic_get_text(ep, eid[1], buf, sizeof buf, &len), HMST_STATUS_OK);
@@ -197,6 +226,10 @@ static void test_with_model(void) {
     /* background consolidation, stopped cleanly */
     hmst_consolidator *bg = NULL;
     CHECK_STATUS(hmst_consolidator_start(ep, s, m, &cp, 0, &bg), HMST_STATUS_INVALID_ARGUMENT); /* interval 0 */
+    CHECK_STATUS(hmst_consolidator_start(ep, s, m, &cp, 1e308, &bg), HMST_STATUS_INVALID_ARGUMENT); /* past 1e9 s */
+    CHECK(strstr(hmst_last_error(), "finite number of seconds") != NULL);
+    CHECK_STATUS(hmst_consolidator_start(ep, s, m, &cp, INFINITY, &bg), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK(bg == NULL);
     CHECK_STATUS(hmst_consolidator_start(ep, s, m, &cp, 0.01, &bg), HMST_STATUS_OK);
     for (int i = 0; i < 20; i++) CHECK_STATUS(hmst_semantic_search_text(s, m, notes[0], 2, 0, hits, &valid), HMST_STATUS_OK);
     int32_t passes = -1;

@@ -89,6 +89,13 @@ static void test_generation(void) {
     tp.vocab_size = 10;
     CHECK_STATUS(hmst_tokenizer_train(files, 2, &tp, &t), HMST_STATUS_INVALID_ARGUMENT);
     tp = hmst_tokenizer_train_default_params();
+    const char *specials[] = {"<my_special>"};
+    tp.special_tokens = specials;
+    tp.n_special_tokens = SIZE_MAX; /* not silently "no special tokens" */
+    CHECK_STATUS(hmst_tokenizer_train(files, 2, &tp, &t), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(hmst_last_error(), "n_special_tokens 18446744073709551615") != NULL);
+    CHECK_STATUS(hmst_tokenizer_train(files, SIZE_MAX, &tp, &t), HMST_STATUS_INVALID_ARGUMENT);
+    tp = hmst_tokenizer_train_default_params();
     tp.vocab_size = 600;
     tp.progress = cancel_training;
     CHECK_STATUS(hmst_tokenizer_train(files, 2, &tp, &t), HMST_STATUS_CANCELLED);
@@ -146,6 +153,13 @@ static void test_generation(void) {
         gp.stop = NULL;
         gp.n_stop = 3; /* NULL list with a count */
         CHECK_STATUS(hmst_generate(c, "x", &gp, &st), HMST_STATUS_INVALID_ARGUMENT);
+        gp.n_stop = SIZE_MAX; /* 2^63 and more: a count, not a negative number */
+        CHECK_STATUS(hmst_generate(c, "x", &gp, &st), HMST_STATUS_INVALID_ARGUMENT);
+        CHECK(strstr(hmst_last_error(), "n_stop 18446744073709551615") != NULL);
+        gp.stop = stops;
+        gp.n_stop = ((size_t)1 << 63) + 1;
+        CHECK_STATUS(hmst_generate(c, "x", &gp, &st), HMST_STATUS_INVALID_ARGUMENT);
+        gp.stop = NULL;
         gp.n_stop = 0;
     }
     /* the callback stops generation */
@@ -162,6 +176,11 @@ static void test_generation(void) {
     char text[64];
     CHECK_STATUS(hmst_detokenize(m, ids, n, text, sizeof text, &n2), HMST_STATUS_OK);
     CHECK(n2 == 11 && memcmp(text, "The license", 11) == 0);
+    /* lengths of 2^63 or more are refused with the value as passed; a capacity that large is room enough */
+    CHECK_STATUS(hmst_tokenize(m, "The license", SIZE_MAX, ids, 64, &n), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(hmst_last_error(), "text_len 18446744073709551615") != NULL);
+    CHECK_STATUS(hmst_detokenize(m, ids, SIZE_MAX, text, sizeof text, &n2), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(hmst_tokenize(m, "The license", 11, ids, SIZE_MAX, &n), HMST_STATUS_OK);
     free(first);
     free(second);
     hmst_context_free(c);

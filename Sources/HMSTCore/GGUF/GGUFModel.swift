@@ -147,7 +147,7 @@ struct GGUFImport {
                 return Weight(.f32(UnsafePointer(zeroRouter.pointer)), rows: 1, cols: d.C, owner: zeroRouter)
             }
             let w = try self.tensorFor(hf: name, rows: rows, cols: cols, dims: d, dense: dense, matrix: matrix, permuted: permuted)
-            return w.typeName == "f32" ? w : convertWeight(w, toBF16: false)
+            return w.typeName == "f32" ? w : try convertWeight(w, toBF16: false)
         })
         let extra = file.tensors.map(\.name).filter { !used.contains($0) }
         guard extra.isEmpty else {

@@ -18,19 +18,24 @@ public final class KVCache: @unchecked Sendable {
     /// Positions filled (the next token goes to position `length`).
     public internal(set) var length = 0
 
-    init(dims d: DecoderDims, nCtx: Int, type: KVCacheType = .f32) {
+    init(dims d: DecoderDims, nCtx: Int, type: KVCacheType = .f32) throws {
         self.nCtx = nCtx
         self.type = type
         L = d.L; KV = d.KV; Dh = d.Dh
         count = d.L * d.KV * nCtx * d.Dh
         let bytes = max(1, count) * (type == .bf16 ? 2 : 4)
-        k = .allocate(byteCount: bytes, alignment: 64)
-        v = .allocate(byteCount: bytes, alignment: 64)
+        k = try alignedAllocate(bytes: bytes, for: "the KV cache's keys (n_ctx \(nCtx))")
+        do {
+            v = try alignedAllocate(bytes: bytes, for: "the KV cache's values (n_ctx \(nCtx))")
+        } catch {
+            free(k)
+            throw error
+        }
     }
 
     deinit {
-        k.deallocate()
-        v.deallocate()
+        free(k)
+        free(v)
     }
 
     @inline(__always) private func offset(_ l: Int, _ h: Int) -> Int { ((l * KV + h) * nCtx) * Dh }

@@ -11,13 +11,13 @@ final class OwnedTensor: @unchecked Sendable {
     let count: Int
     let bf16: Bool
 
-    init(count: Int, bf16: Bool) {
+    init(count: Int, bf16: Bool, for what: @autoclosure () -> String = "a tensor") throws {
         self.count = count
         self.bf16 = bf16
-        raw = .allocate(byteCount: max(1, count) * (bf16 ? 2 : 4), alignment: 64)
+        raw = try alignedAllocate(bytes: max(1, count) * (bf16 ? 2 : 4), for: what())
     }
 
-    deinit { raw.deallocate() }
+    deinit { free(raw) }
 
     func weight(rows: Int, cols: Int) -> Weight {
         bf16 ? Weight(.bf16(UnsafePointer(raw.assumingMemoryBound(to: UInt16.self))), rows: rows, cols: cols, owner: self)
@@ -70,12 +70,17 @@ public enum RandomWeights {
     /// Returns the weights scaled as `init` says and, by HF tensor name, every tensor created.
     public static func make(dims d: DecoderDims, seed: UInt64, init scales: RandomInit, bf16: Bool = false)
         throws -> (weights: DecoderWeights, tensors: [(name: String, weight: Weight)]) {
+        // a model larger than the machine's memory is refused before any of it is allocated
+        let bytes = d.parameterCount * (bf16 ? 2 : 4), physical = physicalMemoryBytes
+        if physical > 0 && bytes > physical {
+            throw HMSTError(.outOfMemory, "random weights of \(d.parameterCount) parameters need \(bytes >> 20) MiB; this machine has \(physical >> 20) MiB of memory")
+        }
         var tensors: [(name: String, weight: Weight)] = []
         var index: UInt64 = 0
-        func fill(_ name: String, _ rows: Int, _ cols: Int, asBF16: Bool, norm: Bool) -> Weight {
+        func fill(_ name: String, _ rows: Int, _ cols: Int, asBF16: Bool, norm: Bool) throws -> Weight {
             index += 1
             let std = norm ? scales.normJitter : scales.std(name), mean: Float = norm ? 1 : 0
-            let t = OwnedTensor(count: rows * cols, bf16: asBF16)
+            let t = try OwnedTensor(count: rows * cols, bf16: asBF16, for: "tensor \(name) (\(rows) x \(cols))")
             let chunk = 1 << 16
             let nChunks = (t.count + chunk - 1) / chunk
             let tensorSeed = seed &* 0x9E37_79B9_7F4A_7C15 &+ index
@@ -98,8 +103,8 @@ public enum RandomWeights {
         }
         let weights = try DecoderWeights(
             dims: d,
-            tensor: { name, r, c in fill(name, r, c, asBF16: bf16, norm: false) },
-            f32: { name, r, c in fill(name, r, c, asBF16: false, norm: MixtralNames.isNorm(name)) })
+            tensor: { name, r, c in try fill(name, r, c, asBF16: bf16, norm: false) },
+            f32: { name, r, c in try fill(name, r, c, asBF16: false, norm: MixtralNames.isNorm(name)) })
         return (weights, tensors)
     }
 }

@@ -120,7 +120,7 @@ public final class Session: @unchecked Sendable {
         let poolThreads = Threads.count
         threads = params.nThreads == 0 ? poolThreads : params.nThreads
         let maxT = min(params.nBatch, nCtx)
-        cache = KVCache(dims: d, nCtx: nCtx, type: params.kvType)
+        cache = try KVCache(dims: d, nCtx: nCtx, type: params.kvType)
         ws = Workspace(dims: d, maxT: maxT, nCtx: nCtx, widenCount: decoder.weights.needsWidening ? decoder.weights.largestMatrix : 1,
                        kvType: params.kvType)
         trace = ExpertTrace(nLayers: d.L, K: d.K)

@@ -99,6 +99,8 @@ public enum Consolidator {
 /// kept in lastError; the loop goes on.
 public final class BackgroundConsolidator: @unchecked Sendable {
     public let interval: Double
+    /// The longest interval (about 31 years): the wait's deadline is whole seconds in an Int.
+    public static let maxInterval = 1e9
     let episodic: EpisodicMemory
     let semantic: SemanticMemory
     let model: LanguageModel
@@ -113,7 +115,9 @@ public final class BackgroundConsolidator: @unchecked Sendable {
 
     public init(episodic: EpisodicMemory, semantic: SemanticMemory, model: LanguageModel, options: ConsolidationOptions = ConsolidationOptions(),
                 interval: Double) throws {
-        guard interval.isFinite, interval > 0 else { throw HMSTError.invalidArgument("consolidation interval must be > 0 seconds") }
+        guard interval.isFinite, interval > 0, interval <= BackgroundConsolidator.maxInterval else {
+            throw HMSTError.invalidArgument("consolidation interval \(interval) must be a finite number of seconds in (0, 1e9]")
+        }
         try options.validate()
         try Consolidator.check(episodic: episodic, semantic: semantic, model: model)
         self.episodic = episodic

@@ -38,5 +38,29 @@ public struct SemanticMemoryConfig: Sendable, Equatable {
             throw HMSTError.invalidArgument("index description must be 1...256 bytes without NUL")
         }
         guard nprobe >= 1 else { throw HMSTError.invalidArgument("nprobe \(nprobe) must be >= 1") }
+        try SemanticMemoryConfig.checkCounts(description)
+    }
+
+    /// The largest number a description may hold (IVF lists, HNSW links, PQ sub-quantizers, PCA
+    /// dimensions): 2^24.
+    static let maxDescriptionCount = 1 << 24
+
+    /// Every number in a factory string (IVF4096, HNSW32, PQ16x8, PCA64) must be in 1 ... 2^24:
+    /// FAISS's factory accepts IVF0 and HNSW0 and then aborts the process in add (an assertion,
+    /// not an exception), and reads a number past Int32 as an internal error.
+    static func checkCounts(_ description: String) throws {
+        var digits = ""
+        for ch in description + "," {
+            if ch.isASCII && ch.isNumber {
+                digits.append(ch)
+                continue
+            }
+            if !digits.isEmpty {
+                guard let n = Int(digits), n >= 1, n <= maxDescriptionCount else {
+                    throw HMSTError.invalidArgument("index description \"\(description)\": \(digits) must be in 1 ... \(maxDescriptionCount)")
+                }
+                digits = ""
+            }
+        }
     }
 }

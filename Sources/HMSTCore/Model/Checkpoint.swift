@@ -210,8 +210,8 @@ extension LanguageModel {
                                           owner: shard)
                 switch want {
                 case .asStored, .int8: return q
-                case .f32: return convertWeight(q, toBF16: false)
-                case .bf16: return convertWeight(q, toBF16: true)
+                case .f32: return try convertWeight(q, toBF16: false)
+                case .bf16: return try convertWeight(q, toBF16: true)
                 case .f16: return try halfWeight(q, name: name)
                 }
             }
@@ -246,7 +246,7 @@ extension LanguageModel {
                     tmp.deallocate()
                 }
                 if want == .bf16 {
-                    let b = OwnedTensor(count: n, bf16: true)
+                    let b = try OwnedTensor(count: n, bf16: true, for: "tensor \(name) as bf16")
                     hk_f32_to_bf16(b.raw.assumingMemoryBound(to: UInt16.self), f.pointer, n)
                     owned.append(b)
                     return b.weight(rows: rows, cols: cols)

@@ -123,8 +123,8 @@ public final class Q8Tensor: @unchecked Sendable {
 }
 
 /// Owned f32 or bf16 copy of any weight (dequantizing int8).
-func convertWeight(_ w: Weight, toBF16: Bool) -> Weight {
-    let t = OwnedTensor(count: w.count, bf16: toBF16)
+func convertWeight(_ w: Weight, toBF16: Bool) throws -> Weight {
+    let t = try OwnedTensor(count: w.count, bf16: toBF16, for: "a \(w.rows) x \(w.cols) weight as \(toBF16 ? "bf16" : "f32")")
     let f = FloatBuffer(count: toBF16 ? w.cols : 0, zeroed: false)
     for r in 0..<w.rows {
         if toBF16 {
@@ -191,8 +191,8 @@ extension DecoderWeights {
         func conv(_ w: Weight, _ name: String) throws -> Weight {
             switch type {
             case .asStored: return w
-            case .f32: return w.typeName == "f32" ? w : convertWeight(w, toBF16: false)
-            case .bf16: return w.isBF16 ? w : convertWeight(w, toBF16: true)
+            case .f32: return w.typeName == "f32" ? w : try convertWeight(w, toBF16: false)
+            case .bf16: return w.isBF16 ? w : try convertWeight(w, toBF16: true)
             case .f16: return try halfWeight(w, name: name)
             case .int8: return Q8Tensor.fits(cols: w.cols) ? Q8Tensor.quantize(w, threads: threads) : w
             }

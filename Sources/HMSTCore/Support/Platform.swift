@@ -22,3 +22,20 @@ public enum StandardStream {
 
     public func write(_ text: String) { write(Array(text.utf8)) }
 }
+
+/// 64-byte aligned memory from posix_memalign, released with free(). Swift's `allocate` traps
+/// when malloc fails; this reports OUT_OF_MEMORY naming the size and what it was for, so a model
+/// or cache too large for the machine is an error the host sees, not the end of its process.
+func alignedAllocate(bytes: Int, for what: @autoclosure () -> String) throws -> UnsafeMutableRawPointer {
+    var p: UnsafeMutableRawPointer?
+    guard bytes >= 0, posix_memalign(&p, 64, max(64, bytes)) == 0, let p else {
+        throw HMSTError(.outOfMemory, "cannot allocate \(bytes) bytes for \(what())")
+    }
+    return p
+}
+
+/// Bytes of physical memory on this machine (0 when unknown).
+public var physicalMemoryBytes: Int {
+    let pages = sysconf(Int32(_SC_PHYS_PAGES)), size = sysconf(Int32(_SC_PAGESIZE))
+    return pages > 0 && size > 0 ? pages * size : 0
+}

@@ -34,11 +34,17 @@ public enum Threads {
         }
         let want = n == 0 ? defaultCount() : n
         try state.withLock { current in
+            let previous = current ?? Int(chmst_pool_get_threads())
             openblas_set_num_threads(Int32(want))
             hmstfs_set_omp_threads(Int32(want))
             if chmst_pool_set_threads(Int32(want)) != 0 {
+                // a failed set changes nothing: every pool goes back to the previous count
+                let started = Int(chmst_pool_get_threads())
+                _ = chmst_pool_set_threads(Int32(previous))
+                openblas_set_num_threads(Int32(previous))
+                hmstfs_set_omp_threads(Int32(previous))
                 current = Int(chmst_pool_get_threads())
-                throw HMSTError(.outOfMemory, "could only start \(current ?? 1) of \(want) worker threads")
+                throw HMSTError(.outOfMemory, "could only start \(started) of \(want) worker threads; the thread count stays \(current ?? previous)")
             }
             current = want
         }

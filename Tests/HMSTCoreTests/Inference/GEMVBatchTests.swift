@@ -47,7 +47,7 @@ final class GEMVBatchTests: XCTestCase {
         for type in ["f32", "bf16", "f16", "int8"] {
             let (a, b): (Weight, Weight)
             switch type {
-            case "bf16": (a, b) = (convertWeight(a32, toBF16: true), convertWeight(b32, toBF16: true))
+            case "bf16": (a, b) = (try convertWeight(a32, toBF16: true), try convertWeight(b32, toBF16: true))
             case "f16": (a, b) = (Self.half(a32), Self.half(b32))
             case "int8": (a, b) = (Q8Tensor.packedRows4(Q8Tensor.quantize(a32)), Q8Tensor.packedRows4(Q8Tensor.quantize(b32)))
             default: (a, b) = (a32, b32)
