@@ -1229,7 +1229,8 @@ HMST_API void hmst_engine_free(hmst_engine *engine);
  * an empty query, "controller" without a trained controller, an unknown policy, a query too
  * long for the context, an owner longer than 4096 bytes. Thread-safe: queries on one engine run
  * one at a time (use one engine per thread for parallel queries; the model with its controller
- * and critic, and the memories, can be shared). params->owner scopes the query's memory (see
+ * and critic, and the memories, can be shared); asking the same engine again from one of this
+ * query's callbacks returns INVALID_ARGUMENT. params->owner scopes the query's memory (see
  * struct hmst_engine_query_params). */
 HMST_API int hmst_engine_ask(hmst_engine *engine, const char *query, const struct hmst_engine_query_params *params,
                                      struct hmst_engine_result *out_result);

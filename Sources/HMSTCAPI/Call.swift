@@ -46,6 +46,14 @@ func cString(_ p: UnsafePointer<CChar>?, _ name: String) throws -> String {
     String(cString: try required(p, name))
 }
 
+/// A path argument: INVALID_ARGUMENT when NULL or empty (an empty path would otherwise surface
+/// as an I/O error about a file with no name).
+func pathString(_ p: UnsafePointer<CChar>?, _ name: String) throws -> String {
+    let s = try cString(p, name)
+    guard !s.isEmpty else { throw HMSTError.invalidArgument("\(name) is an empty path") }
+    return s
+}
+
 /// Writes `s` NUL-terminated into buf[cap] following the header's buffer rule: *n_out gets the
 /// length without NUL; if cap <= length, BUFFER_TOO_SMALL and nothing is written to buf.
 func writeString(_ s: String, _ buf: UnsafeMutablePointer<CChar>?, _ cap: Int, _ nOut: UnsafeMutablePointer<Int>?) throws {

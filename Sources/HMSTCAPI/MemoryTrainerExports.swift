@@ -79,9 +79,9 @@ public func hmst_memory_trainer_create(_ params: UnsafePointer<hmst_memory_train
         let p = try readParams(try required(params, "params"), defaults: hmst_memory_trainer_default_params(), name: "params")
         // MPI (and --numa-rank binding) before the data and the model are loaded
         let dataParallel = try makeDataParallel(p.data_parallel)
-        let checkpoint = try cString(p.checkpoint, "params->checkpoint")
-        let factsDir = try cString(p.facts_dir, "params->facts_dir")
-        let outputDir = try cString(p.output_dir, "params->output_dir")
+        let checkpoint = try pathString(p.checkpoint, "params->checkpoint")
+        let factsDir = try pathString(p.facts_dir, "params->facts_dir")
+        let outputDir = try pathString(p.output_dir, "params->output_dir")
         func positive(_ v: Int32, _ name: String, allowZero: Bool = false) throws -> Int {
             guard v > 0 || (allowZero && v == 0) else { throw HMSTError.invalidArgument("params->\(name) = \(v) must be \(allowZero ? ">= 0" : "> 0")") }
             return Int(v)
@@ -230,8 +230,8 @@ public func hmst_memory_trainer_run(_ t: OpaquePointer?, _ outSteps: UnsafeMutab
             guard let cb = box.progress else { return true }
             var s = hmst_memory_train_progress()
             s.struct_size = UInt32(MemoryLayout<hmst_memory_train_progress>.size)
-            s.step = Int32(p.step)
-            s.total_steps = Int32(p.totalSteps)
+            s.step = Int32(clamping: p.step)
+            s.total_steps = Int32(clamping: p.totalSteps)
             s.lm_step = p.kind == "lm"
             s.loss = p.loss
             s.learning_rate = Double(p.lr)
@@ -243,7 +243,7 @@ public func hmst_memory_trainer_run(_ t: OpaquePointer?, _ outSteps: UnsafeMutab
             s.val_bits_per_byte = p.valBitsPerByte ?? .nan
             return cb(&s, box.userData)
         }
-        outSteps?.pointee = Int32(box.trainer.step)
+        outSteps?.pointee = Int32(clamping: box.trainer.step)
     }
 }
 

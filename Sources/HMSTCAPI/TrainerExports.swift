@@ -55,8 +55,8 @@ public func hmst_trainer_create(_ params: UnsafePointer<hmst_trainer_params>?, _
         let p = try readParams(try required(params, "params"), defaults: hmst_trainer_default_params(), name: "params")
         // MPI (and --numa-rank binding) before the data and the model are loaded
         let dataParallel = try makeDataParallel(p.data_parallel)
-        let trainDir = try cString(p.train_data, "params->train_data")
-        let outputDir = try cString(p.output_dir, "params->output_dir")
+        let trainDir = try pathString(p.train_data, "params->train_data")
+        let outputDir = try pathString(p.output_dir, "params->output_dir")
         let train = try TokenDataset(directory: trainDir)
         let val = try p.val_data.map { try TokenDataset(directory: String(cString: $0)) }
         let tokenizer = try train.namedTokenizer()
@@ -133,9 +133,9 @@ public func hmst_trainer_run(_ t: OpaquePointer?, _ outSteps: UnsafeMutablePoint
             guard let cb = box.progress else { return true }
             var s = hmst_train_progress()
             s.struct_size = UInt32(MemoryLayout<hmst_train_progress>.size)
-            s.step = Int32(p.step)
-            s.total_steps = Int32(p.totalSteps)
-            s.epoch = Int32(p.epoch)
+            s.step = Int32(clamping: p.step)
+            s.total_steps = Int32(clamping: p.totalSteps)
+            s.epoch = Int32(clamping: p.epoch)
             s.loss = p.loss
             s.learning_rate = Double(p.lr)
             s.tokens_per_second = p.tokensPerSecond
@@ -143,7 +143,7 @@ public func hmst_trainer_run(_ t: OpaquePointer?, _ outSteps: UnsafeMutablePoint
             s.val_loss = p.valLoss ?? .nan
             return cb(&s, box.userData)
         }
-        outSteps?.pointee = Int32(r.steps)
+        outSteps?.pointee = Int32(clamping: r.steps)
     }
 }
 

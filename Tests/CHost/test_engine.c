@@ -39,6 +39,27 @@ static bool on_token(int32_t token, const char *piece, size_t len, float logprob
     return true;
 }
 
+/* asks the same engine again from inside its own token callback: refused, not a deadlock */
+struct reentry {
+    hmst_engine *engine;
+    int status;
+    char error[256];
+};
+
+static bool ask_again(int32_t token, const char *piece, size_t len, float logprob, void *ud) {
+    (void)token;
+    (void)piece;
+    (void)len;
+    (void)logprob;
+    struct reentry *re = ud;
+    struct hmst_engine_query_params q = hmst_engine_query_default_params();
+    q.policy = "none";
+    struct hmst_engine_result r = {.struct_size = sizeof r};
+    re->status = hmst_engine_ask(re->engine, "again?", &q, &r);
+    snprintf(re->error, sizeof re->error, "%s", hmst_last_error());
+    return false;
+}
+
 static bool stop_at_first(int32_t token, const char *piece, size_t len, float logprob, void *ud) {
     (void)token;
     (void)piece;
@@ -146,6 +167,12 @@ int main(void) {
     q2.user_data = &one;
     CHECK_STATUS(hmst_engine_ask(e, "Is warranty given?", &q2, &r), HMST_STATUS_OK);
     CHECK(one.tokens <= 1 && r.n_tokens == one.tokens);
+    struct reentry re = {.engine = e, .status = 1};
+    q2.on_token = ask_again;
+    q2.user_data = &re;
+    CHECK_STATUS(hmst_engine_ask(e, "Is warranty given?", &q2, &r), HMST_STATUS_OK);
+    CHECK(re.status == HMST_STATUS_INVALID_ARGUMENT || (re.status == 1 && r.n_tokens == 0));
+    CHECK(re.status != HMST_STATUS_INVALID_ARGUMENT || strstr(re.error, "already answering a query") != NULL);
     /* verify without a critic: allowed, confidence not calibrated */
     q2.on_token = NULL;
     q2.policy = "full";
@@ -193,6 +220,12 @@ int main(void) {
     q2.policy = "semantic+telepathy";
     CHECK_STATUS(hmst_engine_ask(e, "x", &q2, &r), HMST_STATUS_INVALID_ARGUMENT);
     CHECK(strstr(hmst_last_error(), "telepathy") != NULL);
+    const char *malformed[4] = {"+", "semantic++", "+episodic", "none+semantic"};
+    for (int i = 0; i < 4; i++) {
+        q2.policy = malformed[i];
+        CHECK_STATUS(hmst_engine_ask(e, "x", &q2, &r), HMST_STATUS_INVALID_ARGUMENT);
+    }
+    CHECK(strstr(hmst_last_error(), "whole policy") != NULL);
     q2.policy = "controller";
     CHECK_STATUS(hmst_engine_ask(e, "x", &q2, &r), HMST_STATUS_INVALID_ARGUMENT);
     CHECK(strstr(hmst_last_error(), "controller") != NULL);

@@ -48,6 +48,13 @@ int main(void) {
     p.seq_len = 32;
     p.batch_size = 0;
     CHECK_STATUS(hmst_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
+    p.batch_size = INT32_MAX; /* a step larger than the machine's memory: refused, not an allocation trap */
+    p.output_dir = "";
+    CHECK_STATUS(hmst_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(hmst_last_error(), "output_dir is an empty path") != NULL);
+    p.output_dir = "/tmp/hmst-ctest-train";
+    CHECK_STATUS(hmst_trainer_create(&p, &t), HMST_STATUS_OUT_OF_MEMORY);
+    CHECK(strstr(hmst_last_error(), "training step") != NULL);
     p.batch_size = 2;
     p.learning_rate = -1;
     CHECK_STATUS(hmst_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);

@@ -26,7 +26,7 @@ public final class Engine: @unchecked Sendable {
     let projection: [Float]
     let answerEnd: Int32?
     let unknownToken: Int32?
-    private let lock = NSLock()
+    private let lock = ReentryCheckedLock("this engine is already answering a query")
 
     /// verifier and controller: nil uses the model's (loaded with the checkpoint), if any;
     /// pass useModelParts false to run without them. session: the context the engine runs in
@@ -89,7 +89,7 @@ public final class Engine: @unchecked Sendable {
     /// (queries run one at a time).
     public func ask(_ q: EngineQuery, onToken: ((Int32, [UInt8], Float) -> Bool)? = nil,
                     onAttempt: ((Int, EngineDecisions) -> Void)? = nil) throws -> EngineResult {
-        lock.lock()
+        try lock.lock()
         defer { lock.unlock() }
         defer { resetSession() }
         let t0 = Clock.nowMs()
@@ -105,7 +105,7 @@ public final class Engine: @unchecked Sendable {
 
     /// Steps 1-2 alone: the query's signals and the state the controller sees.
     public func observe(_ q: EngineQuery) throws -> QueryContext {
-        lock.lock()
+        try lock.lock()
         defer { lock.unlock() }
         return try observeLocked(q)
     }
@@ -115,7 +115,7 @@ public final class Engine: @unchecked Sendable {
     /// The result's cost and times are the observation's plus this action's; the context is
     /// left as observed, so every action of a query can run from it.
     public func run(_ ctx: QueryContext, decisions: EngineDecisions) throws -> EngineResult {
-        lock.lock()
+        try lock.lock()
         defer { lock.unlock() }
         defer { resetSession() }
         let (cost, times, events) = (ctx.cost, ctx.times, ctx.events)

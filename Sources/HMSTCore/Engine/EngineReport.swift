@@ -14,7 +14,11 @@ extension EnginePolicy {
         default:
             var d = EngineDecisions()
             var bits = d.bits
-            for part in s.split(separator: "+") {
+            for part in s.split(separator: "+", omittingEmptySubsequences: false) {
+                if part.isEmpty { throw HMSTError.invalidArgument("policy \"\(s)\": an empty decision before, after or between + signs") }
+                if ["auto", "automatic", "controller", "full", "none", "off", "all", "all-on"].contains(String(part)) {
+                    throw HMSTError.invalidArgument("policy \"\(s)\": \"\(part)\" is a whole policy; only decisions (\(EngineDecisions.names.joined(separator: ", "))) are joined by +")
+                }
                 guard let i = EngineDecisions.names.firstIndex(of: String(part)) else {
                     throw HMSTError.invalidArgument("policy \"\(s)\": \"\(part)\" is not one of auto, controller, full, none, \(EngineDecisions.names.joined(separator: ", ")) (joined by +)")
                 }

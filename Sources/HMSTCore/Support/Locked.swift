@@ -32,3 +32,36 @@ public final class Locked<T>: @unchecked Sendable {
     public func get() -> T { withLock { $0 } }
     public func set(_ v: T) { withLock { $0 = v } }
 }
+
+/// A mutex that refuses instead of deadlocking when the thread holding it asks again (an error-
+/// checking pthread mutex): a host callback that calls back into the object it was called from
+/// gets an error, not a hung process.
+public final class ReentryCheckedLock: @unchecked Sendable {
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private let what: String
+
+    /// what: the object and call, for the error ("this engine is already answering a query").
+    public init(_ what: String) {
+        self.what = what
+        mutex = .allocate(capacity: 1)
+        var attr = pthread_mutexattr_t()
+        pthread_mutexattr_init(&attr)
+        pthread_mutexattr_settype(&attr, Int32(PTHREAD_MUTEX_ERRORCHECK))
+        pthread_mutex_init(mutex, &attr)
+        pthread_mutexattr_destroy(&attr)
+    }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+
+    /// Waits for the lock; INVALID_ARGUMENT when this thread already holds it.
+    public func lock() throws {
+        let rc = pthread_mutex_lock(mutex)
+        if rc == EDEADLK { throw HMSTError.invalidArgument("\(what) on this thread (called from one of its own callbacks?)") }
+        guard rc == 0 else { throw HMSTError(.internal, "pthread_mutex_lock failed: \(rc)") }
+    }
+
+    public func unlock() { pthread_mutex_unlock(mutex) }
+}

@@ -47,6 +47,32 @@ struct StepShape: Equatable {
     var N: Int { B * T }
 }
 
+extension StepShape {
+    /// About the bytes StepBuffers allocates for this shape (the same terms, counted in Double so
+    /// that absurd shapes cannot overflow): activations per layer (or one set and every layer's
+    /// input with checkpointing), the logits, the backward scratch.
+    func estimatedBytes(checkpointing: Bool) -> Double {
+        let n = Double(N), nk = n * Double(d.K), b = Double(B), t = Double(T)
+        let c = Double(d.C), q = Double(d.qDim), kv = Double(d.kvDim), f = Double(d.F)
+        let perLayerActs = n * (4 * c + 2 * q + 2 * kv + Double(d.K) + 3) + b * Double(d.H) * t * t + nk * (2 * f + c + 2)
+        let layers = Double(d.L)
+        let acts = checkpointing ? perLayerActs : layers * perLayerActs
+        let kept = layers * n * (c + Double(d.E) + Double(d.K))
+        let scratch = n * Double(d.V) + n * (10 * c + 2 * q + 2 * kv + 3 * Double(d.E)) + nk * (4 * f + 3 * c)
+        return 4 * (acts + kept + scratch)
+    }
+}
+
+/// OUT_OF_MEMORY before a trainer allocates anything when one step of B × T tokens needs more
+/// memory than the machine has (Swift's allocations trap instead of failing).
+func checkStepFits(dims d: DecoderDims, B: Int, T: Int, checkpointing: Bool) throws {
+    let bytes = StepShape(d: d, B: B, T: T).estimatedBytes(checkpointing: checkpointing)
+    let physical = Double(physicalMemoryBytes)
+    if physical > 0 && bytes > physical {
+        throw HMSTError(.outOfMemory, "a training step of \(B) x \(T) tokens needs about \(Int(min(bytes, 9e18)) >> 20) MiB of buffers; this machine has \(Int(physical) >> 20) MiB (lower the batch size or sequence length\(checkpointing ? "" : ", or turn on gradient checkpointing"))")
+    }
+}
+
 final class StepBuffers {
     let shape: StepShape
     let checkpointing: Bool

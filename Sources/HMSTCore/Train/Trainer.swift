@@ -105,6 +105,8 @@ public final class Trainer {
         guard train.vocabSize <= params.config.vocabSize else {
             throw HMSTError.invalidArgument("the data's vocabulary (\(train.vocabSize)) is larger than the model's (\(params.config.vocabSize))")
         }
+        try checkStepFits(dims: params.config.dims, B: options.batchSize, T: options.sequenceLength,
+                          checkpointing: options.gradientCheckpointing)
         self.params = params
         self.options = options
         self.train = train
@@ -193,7 +195,8 @@ public final class Trainer {
                                     etaSeconds: elapsed / Double(step) * Double(total - step), valLoss: valLoss)
             if let budget {
                 // the steps that fit in the budget at the rate so far
-                p.totalSteps = done ? step : max(step, Int(Double(step) * budget / max(trainedSeconds, 1e-9)))
+                let fit = Double(step) * budget / max(trainedSeconds, 1e-9)   // Int(...) of a huge budget would trap
+                p.totalSteps = done ? step : max(step, fit < 9e18 ? Int(fit) : Int.max)
                 p.etaSeconds = max(0, budget - trainedSeconds)
             }
             if options.saveEvery > 0 && step % stepsPerEpoch == 0 && epoch % options.saveEvery == 0 {

@@ -226,6 +226,8 @@ public final class MemoryTrainer {
         guard tokenizer.vocabSize <= params.config.vocabSize else {
             throw HMSTError.invalidArgument("the tokenizer has \(tokenizer.vocabSize) tokens but the model only \(params.config.vocabSize)")
         }
+        try checkStepFits(dims: params.config.dims, B: options.batchSize, T: options.sequenceLength,
+                          checkpointing: options.gradientCheckpointing)
         if options.lmFraction > 0 && lmData == nil {
             throw HMSTError.invalidArgument("an lm fraction of \(options.lmFraction) needs the pre-training data (or set it to 0)")
         }
