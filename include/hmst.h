@@ -12,7 +12,10 @@
  *    written only on success.
  *  - Never fatal. No argument, file or data can make the library abort the host process: NULL
  *    pointers, negative or oversized counts, wrong lengths and malformed files come back as a
- *    status. (Genuine memory corruption by the host is outside this promise.)
+ *    status, and memory the library cannot get is HMST_STATUS_OUT_OF_MEMORY. A size_t count or
+ *    length of 2^63 or more is refused like any other out-of-range value; a capacity that large
+ *    just means room enough. An out-pointer documented as "may be NULL" changes nothing about
+ *    what the call does. (Genuine memory corruption by the host is outside this promise.)
  *  - Handles are opaque pointers created by hmst_<object>_create/_load and released by
  *    hmst_<object>_free. Passing NULL to any _free is a no-op.
  *  - Versioned structs. Every params or info struct starts with `uint32_t struct_size`.
