@@ -46,6 +46,11 @@ struct QuantizeCommand: ParsableCommand {
             case "f32": st = .f32; o.weightType = .f32
             default: throw HMSTError.invalidArgument("--dtype must be int8, int8-rows4, bf16, f16 or f32, not \(dtype)")
             }
+            // writing over the input would replace the checkpoint being converted
+            if let a = realpath(input, nil), let b = realpath(output, nil) {
+                defer { free(a); free(b) }
+                if strcmp(a, b) == 0 { throw HMSTError.invalidArgument("the output \(output) is the input; write the converted checkpoint elsewhere") }
+            }
             let model = try LanguageModel.load(path: input, options: o)
             try model.save(directory: output, dtype: st, int8Layout: layout)
             let bytes = (try? FileIO.fileSize(output + "/model.safetensors")) ?? 0

@@ -96,6 +96,7 @@ check "train --config takes the shape from a config.json (vocabulary from the to
 fails "train --config with --model-size" "$HMST" train "$W/train_split" --pretokenized --config "$W/cfg2.json" --model-size micro --output-dir "$W/bad"
 fails "train --config of a file that is not a model config" "$HMST" train "$W/train_split" --pretokenized --config /etc/hostname --output-dir "$W/bad"
 fails "train --time-budget with --epochs" "$HMST" train "$W/train_split" --pretokenized --time-budget 10 --epochs 2 --output-dir "$W/bad"
+check "train with a batch of 2^63-1 windows: out of memory, not a trap" bash -c "! $HMST train $W/train_split --pretokenized --model-size micro --seq-len 16 --batch-size 9223372036854775807 --output-dir $W/bad 2> $W/e0; grep -q 'out of memory: a training step' $W/e0"
 fails "train --time-budget 0" "$HMST" train "$W/train_split" --pretokenized --time-budget 0 --output-dir "$W/bad"
 fails "train --warmup 1" "$HMST" train "$W/train_split" --pretokenized --warmup 1 --output-dir "$W/bad"
 drop run run2 run3 run4 run5 run6 runb runc bad
@@ -164,6 +165,7 @@ for d in docs:
     assert facts and answers and all(any(a in f for f in facts) for a in answers), d
 \" $W/r1.txt $F/facts.jsonl"
 fails "facts reading with zero documents" "$HMST" facts reading --output "$W/r0.txt" --documents 0
+check "facts reading with 2^63-1 documents: refused with the bound, not an allocation abort" bash -c "! $HMST facts reading --output $W/r0.txt --documents 9223372036854775807 2> $W/e0; grep -q 'at most 10000000' $W/e0"
 S2=(--facts "$F" --data "$W/train_split" --batch-size 2 --seq-len 64 --memory-seq-len 64 --eval-questions 4 --seed 1 --no-progress)
 check "train-memory adds the markers and trains" bash -c "$HMST train-memory $W/ckpt ${S2[*]} --output $W/s2 --steps 4 && grep -q '\"<mem>\"' $W/s2/final/tokenizer.json && grep -q answer_nll_on $W/s2/metrics.jsonl"
 check "train-memory --resume continues" bash -c "$HMST train-memory $W/ckpt ${S2[*]} --output $W/s2b --steps 6 --resume $W/s2/final"
@@ -280,6 +282,7 @@ fails "abstention --entities of an unknown kind" "$HMST" abstention "$W/s2c" --f
 drop s2 s2b s2c s2e s2h s2j s2pool s2soft s2pre s2x ckpt-r abst abst2 rl
 
 # int8 weights and the tensor check
+check "quantize over its own input: refused, the input untouched" bash -c "cp -r $W/ckpt $W/self && ! $HMST quantize $W/self $W/self/ --dtype int8 2> $W/e0 && grep -q 'is the input' $W/e0 && cmp -s $W/ckpt/model.safetensors $W/self/model.safetensors && rm -rf $W/self"
 check "quantize to int8 in the row-quad layout, then generate" bash -c "$HMST quantize $W/ckpt $W/q8r --dtype int8-rows4 > /dev/null && grep -q rows4 $W/q8r/config.json && $HMST generate $W/q8r --prompt 'The' --max-length 3 > /dev/null"
 check "quantize to int8, then generate with --check-tensors" bash -c "$HMST quantize $W/ckpt $W/q8 --dtype int8 > /dev/null && grep -q q8_0 $W/q8/config.json && $HMST generate $W/q8 --prompt 'The' --max-length 3 --check-tensors > /dev/null"
 check "quantize to f16: every tensor F16, each the f32 value rounded to half; held as f16; generates; --weights f16 at load" bash -c "$HMST quantize $W/ckpt $W/f16 --dtype f16 > /dev/null && grep -q float16 $W/f16/config.json && python3 -c \"

@@ -52,7 +52,7 @@ extension StepShape {
     /// that absurd shapes cannot overflow): activations per layer (or one set and every layer's
     /// input with checkpointing), the logits, the backward scratch.
     func estimatedBytes(checkpointing: Bool) -> Double {
-        let n = Double(N), nk = n * Double(d.K), b = Double(B), t = Double(T)
+        let b = Double(B), t = Double(T), n = b * t, nk = n * Double(d.K)   // not N: B·T may overflow Int
         let c = Double(d.C), q = Double(d.qDim), kv = Double(d.kvDim), f = Double(d.F)
         let perLayerActs = n * (4 * c + 2 * q + 2 * kv + Double(d.K) + 3) + b * Double(d.H) * t * t + nk * (2 * f + c + 2)
         let layers = Double(d.L)

@@ -1,6 +1,7 @@
 """The Pythonic face of libhmst: exceptions, dicts and numpy arrays over the ctypes layer."""
 import ctypes
 import json
+import operator
 import threading
 
 from . import _lib
@@ -54,6 +55,25 @@ def _check(status):
     if status != _lib.OK:
         raise HMSTError(status, _lib.lib.hmst_last_error().decode("utf-8", "replace"))
     return status
+
+
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+
+
+def _int(name, v, lo, hi=INT32_MAX):
+    """An integer argument checked against lo ... hi before it meets a fixed-width C type: ctypes
+    wraps out-of-range values silently (k = -2**32 + 5000 would reach the library as 5000, past
+    a one-row result buffer). Accepts Python and numpy integers, not floats or bools."""
+    if isinstance(v, bool):
+        raise TypeError(f"{name} must be an int, not bool")
+    try:
+        v = operator.index(v)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, not {type(v).__name__}") from None
+    if not lo <= v <= hi:
+        raise HMSTError(_lib.INVALID_ARGUMENT, f"{name} {v} must be in {lo} ... {hi}")
+    return v
 
 
 def _read_string(call):

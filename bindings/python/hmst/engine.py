@@ -14,7 +14,7 @@ import json
 import numpy as np
 
 from . import _lib
-from .api import HMSTError, _check, _Resource
+from .api import HMSTError, _check, _int, _Resource
 
 DECISIONS = ("early_exit", "episodic", "semantic", "expert_selection", "verify")
 
@@ -70,9 +70,9 @@ class Engine(_Resource):
                             f"unknown episodic_retrieval {episodic_retrieval!r} (expected hybrid, dense or lexical)")
         p = _lib.lib.hmst_engine_default_params()
         p.episodic_retrieval = _lib.RETRIEVAL_MODES[episodic_retrieval]
-        p.k = int(k)
-        p.exit_layer = int(exit_layer)
-        p.selected_experts = int(selected_experts)
+        p.k = _int("k", k, -2**31)
+        p.exit_layer = _int("exit_layer", exit_layer, -2**31)
+        p.selected_experts = _int("selected_experts", selected_experts, -2**31)
         p.confidence_threshold = float(confidence_threshold)
         p.retry_with_memory = bool(retry_with_memory)
         p.n_ctx = int(n_ctx)
@@ -117,9 +117,9 @@ class Engine(_Resource):
         p = _lib.lib.hmst_engine_query_default_params()
         p.owner = owner.encode() if owner is not None else None
         p.policy = str(policy).encode()
-        p.max_tokens = int(max_tokens)
+        p.max_tokens = _int("max_tokens", max_tokens, -2**31)
         p.temperature = float(temperature)
-        p.seed = int(seed)
+        p.seed = _int("seed", seed, 0, 2**64 - 1)
         holder = {}
         errors = []
 

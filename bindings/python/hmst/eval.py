@@ -15,17 +15,9 @@ import os
 import tempfile
 
 from . import _lib
-from .api import HMSTError, _check
+from .api import HMSTError, _check, _int
 
 CONDITIONS = {"off": 1, "on": 2, "oracle": 4, "deleted": 8}   # enum hmst_eval_condition
-
-
-def _int32(name, v, lo):
-    if not isinstance(v, int) or isinstance(v, bool):
-        raise TypeError(f"{name} must be an int, not {type(v).__name__}")
-    if not lo <= v < 2**31:
-        raise HMSTError(_lib.INVALID_ARGUMENT, f"{name} {v} must be in {lo} ... {2**31 - 1}")
-    return v
 
 
 def evaluate(model, tasks, memory=None, conditions=("off",), k=4, limit=0, seed=0, bootstrap=1000, n_ctx=0,
@@ -59,13 +51,13 @@ def evaluate(model, tasks, memory=None, conditions=("off",), k=4, limit=0, seed=
     p.n_tasks = len(encoded)
     p.memory_dir = os.fsencode(memory) if memory is not None else None
     p.conditions = mask
-    p.k = _int32("k", k, 1)
-    p.limit = _int32("limit", limit, 0)
+    p.k = _int("k", k, 1)
+    p.limit = _int("limit", limit, 0)
     if not isinstance(seed, int) or not 0 <= seed < 2**64:
         raise HMSTError(_lib.INVALID_ARGUMENT, f"seed {seed!r} must be an int in 0 ... 2**64-1")
     p.seed = seed
-    p.bootstrap_resamples = _int32("bootstrap", bootstrap, 1)
-    p.n_ctx = _int32("n_ctx", n_ctx, 0)
+    p.bootstrap_resamples = _int("bootstrap", bootstrap, 1)
+    p.n_ctx = _int("n_ctx", n_ctx, 0)
     p.items_path = os.fsencode(items_output) if items_output is not None else None
     modes = _lib.RETRIEVAL_MODES
     if retrieval not in modes:

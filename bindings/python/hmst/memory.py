@@ -15,7 +15,9 @@ import os
 import numpy as np
 
 from . import _lib
-from .api import HMSTError, _check, _read_string, _Resource
+from .api import INT64_MAX, HMSTError, _check, _int, _read_string, _Resource
+
+MAX_K = 1 << 20   # the library's limit on k (hits a query)
 
 _HIT_DTYPE = np.dtype(_lib.MemoryHit)  # {id: int64, score: float32}, 16 bytes
 
@@ -71,7 +73,7 @@ class _Memory(_Resource):
     def text(self, id):
         """The text stored with entry `id` (HMSTError NOT_FOUND if absent)."""
         fn = type(self)._get_text
-        return _read_string(lambda buf, cap, n: fn(self._handle(), int(id), buf, cap, n))
+        return _read_string(lambda buf, cap, n: fn(self._handle(), _int("id", id, -INT64_MAX - 1, INT64_MAX), buf, cap, n))
 
     def stats(self):
         fn = type(self)._stats
@@ -96,7 +98,7 @@ class SemanticMemory(_Memory):
             if metric not in _METRICS:
                 raise ValueError(f"unknown metric {metric!r}; use one of {sorted(_METRICS)}")
             p = _lib.lib.hmst_semantic_default_params()
-            p.dim, p.metric, p.nprobe = int(dim), _METRICS[metric], int(nprobe)
+            p.dim, p.metric, p.nprobe = _int("dim", dim, 1), _METRICS[metric], _int("nprobe", nprobe, 1)
             self._index = _text(index)
             p.index_description = self._index
             h = ctypes.c_void_p()
@@ -157,19 +159,20 @@ class SemanticMemory(_Memory):
     def search(self, queries, k=10, nprobe=0):
         """queries: (n, dim) or (dim,) -> (ids int64 (n, k), scores float32 (n, k)); id -1 pads."""
         q = _vectors(queries, self.dim, "queries")
-        n, k = q.shape[0], int(k)
+        n, k = q.shape[0], _int("k", k, 1, MAX_K)
         # the library writes struct hmst_memory_hit rows straight into a numpy array (no per-hit
         # Python work); pointers go as addresses, which ctypes passes without building objects
         hits = np.empty(max(1, n * k), dtype=_HIT_DTYPE)
-        _check(_lib.semantic_search_by_address(self._handle(), q.ctypes.data, n, k, int(nprobe), hits.ctypes.data))
+        _check(_lib.semantic_search_by_address(self._handle(), q.ctypes.data, n, k, _int("nprobe", nprobe, 0), hits.ctypes.data))
         hits = hits[:n * k].reshape(n, k)
         return hits["id"].copy(), hits["score"].copy()
 
     def search_text(self, model, text, k=10, nprobe=0):
         """The k nearest entries to the text's embedding, as Hit objects."""
-        hits = (_lib.MemoryHit * max(1, int(k)))()
+        k = _int("k", k, 1, MAX_K)
+        hits = (_lib.MemoryHit * k)()
         n = ctypes.c_int32()
-        _check(_lib.lib.hmst_semantic_search_text(self._handle(), model._handle(), _text(text), int(k), int(nprobe),
+        _check(_lib.lib.hmst_semantic_search_text(self._handle(), model._handle(), _text(text), k, _int("nprobe", nprobe, 0),
                                                   hits, ctypes.byref(n)))
         return self._hits(hits, n.value)
 
@@ -197,7 +200,8 @@ class EpisodicMemory(_Memory):
             if model is None:
                 raise TypeError("EpisodicMemory needs the model whose hidden states it compresses")
             p = _lib.lib.hmst_episodic_default_params()
-            p.max_entries, p.state_size, p.max_tokens, p.seed = int(max_entries), int(state_size), int(max_tokens), int(seed)
+            p.max_entries, p.state_size, p.max_tokens = _int("max_entries", max_entries, 1), _int("state_size", state_size, 1), _int("max_tokens", max_tokens, 1)
+            p.seed = _int("seed", seed, 0, 2**64 - 1)
             h = ctypes.c_void_p()
             _check(_lib.lib.hmst_episodic_create(model._handle(), ctypes.byref(p), ctypes.byref(h)))
             self._h = h
@@ -227,17 +231,19 @@ class EpisodicMemory(_Memory):
         return out.value
 
     def search(self, model, text, k=5):
-        hits = (_lib.MemoryHit * max(1, int(k)))()
+        k = _int("k", k, 1, MAX_K)
+        hits = (_lib.MemoryHit * k)()
         n = ctypes.c_int32()
-        _check(_lib.lib.hmst_episodic_search_text(self._handle(), model._handle(), _text(text), int(k), hits,
+        _check(_lib.lib.hmst_episodic_search_text(self._handle(), model._handle(), _text(text), k, hits,
                                                   ctypes.byref(n)))
         return self._hits(hits, n.value)
 
     def search_key(self, key, k=5):
         q = _vectors(key, self.state_size, "key").reshape(-1)
-        hits = (_lib.MemoryHit * max(1, int(k)))()
+        k = _int("k", k, 1, MAX_K)
+        hits = (_lib.MemoryHit * k)()
         n = ctypes.c_int32()
-        _check(_lib.lib.hmst_episodic_search_key(self._handle(), _ptr(q, ctypes.c_float), q.shape[0], int(k), hits,
+        _check(_lib.lib.hmst_episodic_search_key(self._handle(), _ptr(q, ctypes.c_float), q.shape[0], k, hits,
                                                  ctypes.byref(n)))
         return self._hits(hits, n.value)
 

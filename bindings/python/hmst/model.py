@@ -8,7 +8,7 @@ import threading
 import numpy as np
 
 from . import _lib
-from .api import HMSTError, _check, _read_string, _Resource
+from .api import HMSTError, _check, _int, _read_string, _Resource
 from .tokenizer import _decode_call, _encode_call
 
 _WEIGHTS = {"as_stored": 0, "f32": 1, "bf16": 2, "int8": 3, "f16": 4}  # enum hmst_weight_type
@@ -217,10 +217,11 @@ class Context(_Resource):
     def _params(self, max_tokens, temperature, top_k, top_p, min_p, repetition_penalty, repeat_last_n, seed,
                 stop, ignore_eos):
         p = _lib.lib.hmst_generate_default_params()
-        p.max_tokens = int(max_tokens)
+        p.max_tokens = _int("max_tokens", max_tokens, -2**31)
         s = p.sampling
-        s.temperature, s.top_k, s.top_p, s.min_p = float(temperature), int(top_k), float(top_p), float(min_p)
-        s.repetition_penalty, s.repeat_last_n, s.seed = float(repetition_penalty), int(repeat_last_n), int(seed)
+        s.temperature, s.top_k, s.top_p, s.min_p = float(temperature), _int("top_k", top_k, -2**31), float(top_p), float(min_p)
+        s.repetition_penalty, s.repeat_last_n = float(repetition_penalty), _int("repeat_last_n", repeat_last_n, -2**31)
+        s.seed = _int("seed", seed, 0, 2**64 - 1)
         p.sampling = s
         keep = []
         if stop:

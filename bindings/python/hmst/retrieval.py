@@ -15,7 +15,7 @@ import ctypes
 import numpy as np
 
 from . import _lib
-from .api import HMSTError, _check
+from .api import HMSTError, _check, _int
 from .memory import EpisodicMemory, SemanticMemory, _ptr, _text
 
 _MODES = _lib.RETRIEVAL_MODES
@@ -51,9 +51,9 @@ def _params(mode, k, n_candidates, rrf_k, dense_weight, lexical_weight, bm25_k1,
     if mode not in _MODES:
         raise ValueError(f"unknown mode {mode!r}; use one of {sorted(_MODES)}")
     p = _lib.lib.hmst_retrieval_default_params()
-    p.mode, p.k, p.n_candidates = _MODES[mode], int(k), int(n_candidates)
+    p.mode, p.k, p.n_candidates = _MODES[mode], _int("k", k, -2**31), _int("n_candidates", n_candidates, -2**31)
     p.rrf_k, p.dense_weight, p.lexical_weight = float(rrf_k), float(dense_weight), float(lexical_weight)
-    p.bm25_k1, p.bm25_b, p.nprobe = float(bm25_k1), float(bm25_b), int(nprobe)
+    p.bm25_k1, p.bm25_b, p.nprobe = float(bm25_k1), float(bm25_b), _int("nprobe", nprobe, -2**31)
     p.min_coverage = float(min_coverage)
     return p
 
@@ -66,7 +66,7 @@ def retrieve(memory, text, model=None, *, query=None, mode="hybrid", k=5, n_cand
     idf-weighted terms (0 keeps every hit; it needs `text` in every mode). Raises HMSTError
     (INVALID_ARGUMENT) for bad arguments or a missing part."""
     p = _params(mode, k, n_candidates, rrf_k, dense_weight, lexical_weight, bm25_k1, bm25_b, nprobe, min_coverage)
-    cap = max(1, int(k))
+    cap = max(1, p.k)
     hits = np.zeros(cap, dtype=HIT_DTYPE)
     n = ctypes.c_size_t()
     model_h = None if model is None else model._handle()

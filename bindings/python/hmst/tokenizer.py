@@ -5,7 +5,7 @@ import os
 import numpy as np
 
 from . import _lib
-from .api import HMSTError, _check, _read_string, _Resource
+from .api import HMSTError, _check, _int, _read_string, _Resource
 
 
 def _encode_call(fn, handle, text):
@@ -113,7 +113,7 @@ class Tokenizer(_Resource):
         return self.decode_bytes(ids).decode("utf-8", "replace")
 
     def id_to_piece(self, token_id):
-        return _read_string(lambda b, c, n: _lib.lib.hmst_tokenizer_id_to_piece(self._handle(), int(token_id), b, c, n))
+        return _read_string(lambda b, c, n: _lib.lib.hmst_tokenizer_id_to_piece(self._handle(), _int("token_id", token_id, -2**31), b, c, n))
 
     def piece_to_id(self, piece):
         """The id of a piece as written in tokenizer.json, or None."""

@@ -40,8 +40,16 @@ def test_semantic_vectors_roundtrip_and_errors(tmp_path):
         with pytest.raises(hmst.HMSTError) as e:
             mem.add(np.zeros((1, 15), dtype=np.float32))
         assert e.value.status_name == "INVALID_ARGUMENT"
-        with pytest.raises(hmst.HMSTError, match="k = 0"):
+        with pytest.raises(hmst.HMSTError, match="k 0 must be in 1"):
             mem.search(x[0], k=0)
+        # values that a 32-bit C field would wrap (-2**32 + 5 -> 5) are refused before the call:
+        # the result buffer is sized from k
+        with pytest.raises(hmst.HMSTError, match="k -4294967291 must be in 1"):
+            mem.search(x[0], k=-2**32 + 5)
+        with pytest.raises(hmst.HMSTError, match="nprobe"):
+            mem.search(x[0], k=1, nprobe=2**32 + 1)
+        with pytest.raises(TypeError, match="k must be an int"):
+            mem.search(x[0], k=2.5)
         with pytest.raises(hmst.HMSTError) as e:
             mem.text(10**12)
         assert e.value.status_name == "NOT_FOUND"

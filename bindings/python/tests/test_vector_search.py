@@ -70,7 +70,7 @@ def test_search_bad_input_errors():
         mem.add(np.eye(4, dtype=np.float32))
         with pytest.raises(hmst.HMSTError, match=r"shape \(n, 4\)"):
             mem.search(np.zeros((2, 3), dtype=np.float32))
-        with pytest.raises(hmst.HMSTError, match="k = 0"):
+        with pytest.raises(hmst.HMSTError, match="k 0 must be in 1"):
             mem.search(np.zeros(4, dtype=np.float32), k=0)
         with pytest.raises(hmst.HMSTError, match="non-finite"):
             mem.search(np.array([0, np.nan, 0, 0], dtype=np.float32), k=1)

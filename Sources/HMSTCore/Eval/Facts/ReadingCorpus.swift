@@ -31,8 +31,15 @@ public struct ReadingCorpusConfig: Sendable, Equatable {
 
     public init() {}
 
+    static let maxCount = 10_000_000
+
     func validate() throws {
         guard documents > 0 else { throw HMSTError.invalidArgument("the reading corpus needs at least one document, not \(documents)") }
+        // the corpus is built in memory (a document is about 1 KB): counts beyond these are a typo
+        guard documents <= ReadingCorpusConfig.maxCount, copyDocuments <= ReadingCorpusConfig.maxCount,
+              entities <= ReadingCorpusConfig.maxCount, wordsPerCopyDocument.upperBound <= 1 << 16 else {
+            throw HMSTError.invalidArgument("documents, copy documents and entities must each be at most \(ReadingCorpusConfig.maxCount), words per copy document at most 65536")
+        }
         guard copyDocuments >= 0, wordsPerCopyDocument.lowerBound >= 1 else {
             throw HMSTError.invalidArgument("copy documents: a count of at least 0 (not \(copyDocuments)) and at least one word each")
         }
