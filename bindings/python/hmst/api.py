@@ -76,6 +76,18 @@ def _int(name, v, lo, hi=INT32_MAX):
     return v
 
 
+def _text(b, name="text"):
+    """A str or bytes argument as the NUL-terminated bytes the C API takes (a NUL inside would
+    silently cut it short there, so it is refused)."""
+    if isinstance(b, str):
+        b = b.encode()
+    elif not isinstance(b, bytes):
+        raise TypeError(f"{name} must be str or bytes, not {type(b).__name__}")
+    if b"\0" in b:
+        raise ValueError(f"{name} contains a NUL character, which would end it there")
+    return b
+
+
 def _read_string(call):
     """Runs call(buf, cap, n_out) with the size-query-then-fetch protocol; returns str."""
     n = ctypes.c_size_t(0)

@@ -15,7 +15,7 @@ import os
 import numpy as np
 
 from . import _lib
-from .api import INT64_MAX, HMSTError, _check, _int, _read_string, _Resource
+from .api import INT64_MAX, HMSTError, _check, _int, _read_string, _Resource, _text
 
 MAX_K = 1 << 20   # the library's limit on k (hits a query)
 
@@ -48,14 +48,6 @@ def _vectors(x, dim, name):
 
 def _ptr(a, ctype):
     return a.ctypes.data_as(ctypes.POINTER(ctype))
-
-
-def _text(b):
-    if isinstance(b, str):
-        return b.encode()
-    if isinstance(b, bytes):
-        return b
-    raise TypeError(f"text must be str or bytes, not {type(b).__name__}")
 
 
 class _Memory(_Resource):

@@ -8,7 +8,7 @@ import threading
 import numpy as np
 
 from . import _lib
-from .api import HMSTError, _check, _int, _read_string, _Resource
+from .api import HMSTError, _check, _int, _read_string, _Resource, _text
 from .tokenizer import _decode_call, _encode_call
 
 _WEIGHTS = {"as_stored": 0, "f32": 1, "bf16": 2, "int8": 3, "f16": 4}  # enum hmst_weight_type
@@ -227,7 +227,7 @@ class Context(_Resource):
         if stop:
             if isinstance(stop, str):
                 stop = [stop]
-            arr = (ctypes.c_char_p * len(stop))(*[x.encode("utf-8") for x in stop])
+            arr = (ctypes.c_char_p * len(stop))(*[_text(x, "stop string") for x in stop])
             keep.append(arr)
             p.stop = ctypes.cast(arr, ctypes.POINTER(ctypes.c_char_p))
             p.n_stop = len(stop)
@@ -251,8 +251,7 @@ class Context(_Resource):
             keep.append(_lib.TOKEN_CALLBACK(cb))
             p.on_token = keep[-1]
         stats = _lib.GenerationStats(struct_size=ctypes.sizeof(_lib.GenerationStats))
-        rc = _lib.lib.hmst_generate(self._handle(), prompt.encode("utf-8") if isinstance(prompt, str) else bytes(prompt),
-                                    ctypes.byref(p), ctypes.byref(stats))
+        rc = _lib.lib.hmst_generate(self._handle(), _text(prompt, "prompt"), ctypes.byref(p), ctypes.byref(stats))
         if errors:
             raise errors[0]
         _check(rc)

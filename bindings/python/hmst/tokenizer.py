@@ -9,7 +9,12 @@ from .api import HMSTError, _check, _int, _read_string, _Resource
 
 
 def _encode_call(fn, handle, text):
-    data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+    if isinstance(text, str):
+        data = text.encode("utf-8")
+    elif isinstance(text, (bytes, bytearray, memoryview)):
+        data = bytes(text)
+    else:   # bytes(123) would be 123 NUL bytes
+        raise TypeError(f"text must be str or bytes, not {type(text).__name__}")
     n = ctypes.c_size_t(0)
     rc = fn(handle, data, len(data), None, 0, ctypes.byref(n))
     if rc not in (_lib.OK, _lib.BUFFER_TOO_SMALL):

@@ -64,3 +64,16 @@ def test_train_save_and_generate(tmp_path):
             ctx.reset()
             with pytest.raises(ZeroDivisionError):  # a callback's exception surfaces in Python
                 ctx.generate("x", max_tokens=3, on_token=lambda t, p: 1 / 0)
+            # arguments that ctypes would take the wrong way are refused in Python
+            with pytest.raises(TypeError, match="prompt must be str or bytes"):
+                ctx.generate(123)
+            with pytest.raises(ValueError, match="NUL"):
+                ctx.generate("a\0b")
+            with pytest.raises(TypeError, match="stop string must be str or bytes"):
+                ctx.generate("x", stop=[None])
+            with pytest.raises(hmst.HMSTError, match="max_tokens 2147483648"):
+                ctx.generate("x", max_tokens=2**31)
+        with pytest.raises(TypeError, match="text must be str or bytes"):
+            model.tokenize(123)
+        with pytest.raises(hmst.HMSTError, match="token_id"):
+            tok.id_to_piece(-2**32 + 3)
