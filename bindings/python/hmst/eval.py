@@ -34,6 +34,8 @@ def evaluate(model, tasks, memory=None, conditions=("off",), k=4, limit=0, seed=
     library's, 0, keeps all). output / items_output:
     also write the JSON report / per-item JSONL there. Raises HMSTError naming the file, line and field of a bad task.
     """
+    if not hasattr(model, "_handle"):
+        raise TypeError(f"model must be an hmst.Model, not {type(model).__name__}")
     paths = [tasks] if isinstance(tasks, (str, os.PathLike)) else list(tasks)
     if not paths:
         raise HMSTError(_lib.INVALID_ARGUMENT, "no task files given")

@@ -115,7 +115,10 @@ class SemanticMemory(_Memory):
         n = x.shape[0]
         id_arr = None
         if ids is not None:
-            id_arr = np.ascontiguousarray(ids, dtype=np.int64).reshape(-1)
+            try:
+                id_arr = np.ascontiguousarray(ids, dtype=np.int64).reshape(-1)
+            except (OverflowError, ValueError, TypeError) as e:
+                raise HMSTError(_lib.INVALID_ARGUMENT, f"ids must be integers in 0 ... 2**63-1 ({e})") from None
             if id_arr.shape[0] != n:
                 raise HMSTError(_lib.INVALID_ARGUMENT, f"{n} vectors but {id_arr.shape[0]} ids")
         text_arr = None

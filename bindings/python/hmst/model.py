@@ -84,7 +84,7 @@ class Model(_Resource):
     def save(self, directory, dtype="f32"):
         """Writes a checkpoint directory that transformers' MixtralForCausalLM can load.
         dtype: "f32", "bf16", "f16" or "int8" (Q8_0 blocks: I8 values plus F32 `*_scale` tensors)."""
-        _check(_lib.lib.hmst_model_save(self._handle(), str(directory).encode(), dtype.encode()))
+        _check(_lib.lib.hmst_model_save(self._handle(), str(directory).encode(), _text(dtype, "dtype")))
 
     @property
     def info(self):
@@ -110,7 +110,7 @@ class Model(_Resource):
         as a float32 array of n_embd (what consolidation stores in semantic memory)."""
         out = np.zeros(self.n_embd, dtype=np.float32)
         n = ctypes.c_size_t()
-        _check(_lib.lib.hmst_model_embed(self._handle(), text.encode() if isinstance(text, str) else text,
+        _check(_lib.lib.hmst_model_embed(self._handle(), _text(text),
                                          out.ctypes.data_as(ctypes.POINTER(ctypes.c_float)), out.shape[0], ctypes.byref(n)))
         return out
 
@@ -175,6 +175,8 @@ class Context(_Resource):
     def eval(self, tokens, all_logits=False):
         """Appends token ids (int array-like) to the context and runs the model."""
         t = np.ascontiguousarray(np.asarray(tokens).reshape(-1))
+        if t.size == 0:
+            raise HMSTError(_lib.INVALID_ARGUMENT, "tokens is empty: evaluate at least one token")
         if t.dtype.kind not in "iu":
             raise TypeError(f"tokens must be integers, not {t.dtype}")
         if t.size and (t.min() < -2**31 or t.max() >= 2**31):

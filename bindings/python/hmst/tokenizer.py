@@ -5,7 +5,7 @@ import os
 import numpy as np
 
 from . import _lib
-from .api import HMSTError, _check, _int, _read_string, _Resource
+from .api import HMSTError, _check, _int, _read_string, _Resource, _text
 
 
 def _encode_call(fn, handle, text):
@@ -123,7 +123,7 @@ class Tokenizer(_Resource):
     def piece_to_id(self, piece):
         """The id of a piece as written in tokenizer.json, or None."""
         out = ctypes.c_int32()
-        rc = _lib.lib.hmst_tokenizer_piece_to_id(self._handle(), piece.encode("utf-8"), ctypes.byref(out))
+        rc = _lib.lib.hmst_tokenizer_piece_to_id(self._handle(), _text(piece, "piece"), ctypes.byref(out))
         if rc == _lib.NOT_FOUND:
             return None
         _check(rc)

@@ -50,6 +50,8 @@ def test_semantic_vectors_roundtrip_and_errors(tmp_path):
             mem.search(x[0], k=1, nprobe=2**32 + 1)
         with pytest.raises(TypeError, match="k must be an int"):
             mem.search(x[0], k=2.5)
+        with pytest.raises(hmst.HMSTError, match="ids must be integers"):
+            mem.add(x[:2], ids=[2**63, 1])
         with pytest.raises(hmst.HMSTError) as e:
             mem.text(10**12)
         assert e.value.status_name == "NOT_FOUND"

@@ -96,6 +96,14 @@ def test_errors_are_exceptions(micro, tmp_path):
             ctx.eval(list(range(9)))
         with pytest.raises(TypeError):
             ctx.eval([1.5])
+        with pytest.raises(hmst.HMSTError, match="tokens is empty"):
+            ctx.eval([])
+    with pytest.raises(TypeError, match="text must be str or bytes"):
+        micro.embed(123)
+    with pytest.raises(TypeError, match="dtype must be str or bytes"):
+        micro.save(tmp_path / "x", dtype=None)
+    with pytest.raises(TypeError, match="model must be an hmst.Model"):
+        hmst.evaluate(None, tmp_path / "task.json")
         with pytest.raises(hmst.HMSTError) as e:
             ctx.generate("hello")
         assert e.value.status_name == "UNSUPPORTED"
