@@ -39,3 +39,12 @@ public var physicalMemoryBytes: Int {
     let pages = sysconf(Int32(_SC_PHYS_PAGES)), size = sysconf(Int32(_SC_PAGESIZE))
     return pages > 0 && size > 0 ? pages * size : 0
 }
+
+/// OUT_OF_MEMORY, before anything is allocated, when `bytes` (a Double: an absurd request must
+/// not overflow on the way) exceed the machine's physical memory; no check when that is unknown.
+/// need: what needs them ("random weights of N parameters"); hint: what to change, if anything.
+func requireMemory(bytes: Double, for need: String, hint: String = "") throws {
+    let physical = physicalMemoryBytes
+    guard physical > 0, bytes > Double(physical) else { return }
+    throw HMSTError(.outOfMemory, "\(need) needs about \(Int(min(bytes, 9e18)) >> 20) MiB; this machine has \(physical >> 20) MiB of memory\(hint)")
+}

@@ -66,11 +66,9 @@ extension StepShape {
 /// OUT_OF_MEMORY before a trainer allocates anything when one step of B × T tokens needs more
 /// memory than the machine has (Swift's allocations trap instead of failing).
 func checkStepFits(dims d: DecoderDims, B: Int, T: Int, checkpointing: Bool) throws {
-    let bytes = StepShape(d: d, B: B, T: T).estimatedBytes(checkpointing: checkpointing)
-    let physical = Double(physicalMemoryBytes)
-    if physical > 0 && bytes > physical {
-        throw HMSTError(.outOfMemory, "a training step of \(B) x \(T) tokens needs about \(Int(min(bytes, 9e18)) >> 20) MiB of buffers; this machine has \(Int(physical) >> 20) MiB (lower the batch size or sequence length\(checkpointing ? "" : ", or turn on gradient checkpointing"))")
-    }
+    try requireMemory(bytes: StepShape(d: d, B: B, T: T).estimatedBytes(checkpointing: checkpointing),
+                      for: "a training step of \(B) x \(T) tokens (its buffers)",
+                      hint: " (lower the batch size or sequence length\(checkpointing ? "" : ", or turn on gradient checkpointing"))")
 }
 
 final class StepBuffers {

@@ -55,9 +55,7 @@ def evaluate(model, tasks, memory=None, conditions=("off",), k=4, limit=0, seed=
     p.conditions = mask
     p.k = _int("k", k, 1)
     p.limit = _int("limit", limit, 0)
-    if not isinstance(seed, int) or not 0 <= seed < 2**64:
-        raise HMSTError(_lib.INVALID_ARGUMENT, f"seed {seed!r} must be an int in 0 ... 2**64-1")
-    p.seed = seed
+    p.seed = _int("seed", seed, 0, 2**64 - 1)
     p.bootstrap_resamples = _int("bootstrap", bootstrap, 1)
     p.n_ctx = _int("n_ctx", n_ctx, 0)
     p.items_path = os.fsencode(items_output) if items_output is not None else None
