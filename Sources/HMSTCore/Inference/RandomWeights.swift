@@ -71,7 +71,7 @@ public enum RandomWeights {
     public static func make(dims d: DecoderDims, seed: UInt64, init scales: RandomInit, bf16: Bool = false)
         throws -> (weights: DecoderWeights, tensors: [(name: String, weight: Weight)]) {
         // a model larger than the machine's memory is refused before any of it is allocated
-        try requireMemory(bytes: Double(d.parameterCount) * (bf16 ? 2 : 4), for: "random weights of \(d.parameterCount) parameters")
+        try requireMemory(bytes: Double(d.parameterCount) * (bf16 ? 2 : 4), for: "a random model of \(d.parameterCount) parameters")
         var tensors: [(name: String, weight: Weight)] = []
         var index: UInt64 = 0
         func fill(_ name: String, _ rows: Int, _ cols: Int, asBF16: Bool, norm: Bool) throws -> Weight {

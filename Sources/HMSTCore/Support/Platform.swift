@@ -42,7 +42,7 @@ public var physicalMemoryBytes: Int {
 
 /// OUT_OF_MEMORY, before anything is allocated, when `bytes` (a Double: an absurd request must
 /// not overflow on the way) exceed the machine's physical memory; no check when that is unknown.
-/// need: what needs them ("random weights of N parameters"); hint: what to change, if anything.
+/// need: what needs them ("a random model of N parameters"); hint: what to change, if anything.
 func requireMemory(bytes: Double, for need: String, hint: String = "") throws {
     let physical = physicalMemoryBytes
     guard physical > 0, bytes > Double(physical) else { return }
