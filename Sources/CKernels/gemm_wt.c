@@ -27,7 +27,7 @@
 
 #include <string.h>
 
-enum { WMR = 8, WNR = 32, WKC = 512, WNC = 128 };
+enum { WMR = 8, WNR = 32, WKC = 512, WNC = 128, WMCT = 128 };
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -304,12 +304,16 @@ static int gemm_blocked(const wt_isa *isa, int transA, int transB, size_t M, siz
                         size_t lda, const void *B, int wtype, size_t ldb, float beta, float *C, size_t ldc) {
     size_t MR = isa->mr, NR = isa->nr, kcMax = K < WKC ? K : WKC;
     uint32_t *pa, *pb;
-    /* a: the last rows of op(A) when M is not a multiple of MR, zero-padded to MR rows [MR][kc]; b: one block of panels */
-    if (hk_thread_scratch(WMR * kcMax, WNC * kcMax, &pa, &pb) != 0) return -1;
+    /* a: the last rows of op(A) when M is not a multiple of MR, zero-padded to MR rows [MR][kc], or for A
+     * stored [K, M] a block of WMCT of its columns as tiles [kc][MR]; b: one block of panels */
+    /* A stored [K, M] is copied once per block of B's panels: up to 2 · WNC columns of B (a weight
+     * gradient's N, 256 or 512 for the micro preset's dyᵀ·x) make one block, so A is copied once */
+    size_t nbw = transA && N <= 2 * WNC ? (N + NR - 1) / NR * NR : WNC;
+    if (hk_thread_scratch((transA ? WMCT : WMR) * kcMax, nbw * kcMax, &pa, &pb) != 0) return -1;
     float *tail = (float *)pa, *panels = (float *)pb;
     size_t mFull = M - M % MR;
-    for (size_t nb = 0; nb < N; nb += WNC) {
-        size_t ne = N - nb < WNC ? N : nb + WNC;
+    for (size_t nb = 0; nb < N; nb += nbw) {
+        size_t ne = N - nb < nbw ? N : nb + nbw;
         for (size_t k0 = 0; k0 < K; k0 += WKC) {
             size_t kc = K - k0 < WKC ? K - k0 : WKC;
             int first = k0 == 0;
@@ -318,20 +322,43 @@ static int gemm_blocked(const wt_isa *isa, int transA, int transB, size_t M, siz
                 if (transB) isa->pack_t(panels + (n0 - nb) * kc, B, wtype, ldb, n0, nc, k0, kc);
                 else isa->pack_n(panels + (n0 - nb) * kc, B, ldb, n0, nc, k0, kc);
             }
+            if (transA) {
+                /* A stored [K, M]: read straight, each tile's kc rows lie lda apart (a page apart for
+                 * the LM head's gradient, 4096 wide), and the tile runs against every panel. Copying
+                 * up to WMCT columns at a time (whole tiles) into tiles [kc][MR] reads whole cache lines,
+                 * touches each page once, and gives the micro-kernel one stream (the head's dyᵀ·x ran
+                 * at half OpenBLAS's rate on the Intel model 207 before). The last tile is zero-padded. */
+                size_t mcb = WMCT / MR * MR;
+                for (size_t mb = 0; mb < M; mb += mcb) {
+                    size_t mc = M - mb < mcb ? M - mb : mcb, tiles = (mc + MR - 1) / MR;
+                    size_t whole = mc / MR;
+                    for (size_t k = 0; k < kc; k++) {
+                        const float *src = A + (k0 + k) * lda + mb;
+                        float *dst = tail + k * MR;
+                        /* constant-size copies (one vector move each), not a call per tile */
+                        if (MR == WMR) for (size_t t = 0; t < whole; t++) memcpy(dst + t * kc * WMR, src + t * WMR, WMR * sizeof(float));
+                        else for (size_t t = 0; t < whole; t++) memcpy(dst + t * kc * VMR, src + t * VMR, VMR * sizeof(float));
+                        if (whole < tiles)
+                            for (size_t i = 0; i < MR; i++) dst[whole * kc * MR + i] = whole * MR + i < mc ? src[whole * MR + i] : 0;
+                    }
+                    for (size_t t = 0; t < tiles; t++) {
+                        size_t m0 = mb + t * MR, mr = M - m0 < MR ? M - m0 : MR;
+                        for (size_t n0 = nb; n0 < ne; n0 += NR)
+                            isa->micro_cols(C + m0 * ldc + n0, ldc, tail + t * kc * MR, MR, panels + (n0 - nb) * kc, kc, mr,
+                                            ne - n0 < NR ? ne - n0 : NR, alpha, beta, first);
+                    }
+                }
+                continue;
+            }
             for (size_t m0 = 0; m0 < mFull; m0 += MR)
                 for (size_t n0 = nb; n0 < ne; n0 += NR) {
                     size_t nc = ne - n0 < NR ? ne - n0 : NR;
-                    const float *panel = panels + (n0 - nb) * kc;
-                    if (transA) isa->micro_cols(C + m0 * ldc + n0, ldc, A + k0 * lda + m0, lda, panel, kc, MR, nc, alpha, beta, first);
-                    else isa->micro_rows(C + m0 * ldc + n0, ldc, A + m0 * lda + k0, lda, panel, kc, MR, nc, alpha, beta, first);
+                    isa->micro_rows(C + m0 * ldc + n0, ldc, A + m0 * lda + k0, lda, panels + (n0 - nb) * kc, kc, MR, nc, alpha,
+                                    beta, first);
                 }
             if (mFull < M) {
                 memset(tail, 0, MR * kc * sizeof(float));
-                for (size_t r = mFull; r < M; r++) {
-                    float *dst = tail + (r - mFull) * kc;
-                    if (transA) for (size_t k = 0; k < kc; k++) dst[k] = A[(k0 + k) * lda + r];
-                    else memcpy(dst, A + r * lda + k0, kc * sizeof(float));
-                }
+                for (size_t r = mFull; r < M; r++) memcpy(tail + (r - mFull) * kc, A + r * lda + k0, kc * sizeof(float));
                 for (size_t n0 = nb; n0 < ne; n0 += NR)
                     isa->micro_rows(C + mFull * ldc + n0, ldc, tail, kc, panels + (n0 - nb) * kc, kc, M - mFull,
                                     ne - n0 < NR ? ne - n0 : NR, alpha, beta, first);

@@ -427,10 +427,11 @@ final class KernelTests: XCTestCase {
     /// double-precision sum, on ragged shapes and strides wider than the matrices; beta = 0
     /// never reads C (NaN there is overwritten); alpha = 0 scales C without reading A or B (NaN
     /// there stays out); the AVX2 kernel gives the AVX-512 one's bits; at the portable level the
-    /// kernel declines.
+    /// kernel declines. 261 rows: a transposed A is copied in column blocks of 128 (AVX2: 126), so
+    /// two whole blocks and a block ending inside a tile.
     func testGeneralF32GemmEveryLayout() {
         var rng = RNG(seed: 23)
-        for (M, N, K) in [(1, 1, 1), (13, 37, 29), (70, 300, 530), (9, 33, 2), (8, 32, 513), (24, 160, 67)] {
+        for (M, N, K) in [(1, 1, 1), (13, 37, 29), (70, 300, 530), (9, 33, 2), (8, 32, 513), (24, 160, 67), (261, 45, 530)] {
             for tA in [false, true] {
                 for tB in [false, true] {
                     let lda = (tA ? M : K) + 2, ldb = (tB ? K : N) + 3, ldc = N + 1
