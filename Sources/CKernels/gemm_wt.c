@@ -21,6 +21,14 @@
  * micro-kernel (12 ymm accumulators); on Zen 4 it ran 108-113 GFLOP/s where OpenBLAS's Haswell
  * and Zen kernels ran 99-111 (no AVX2-only CPU measured yet). Elsewhere hk_gemm_f32_wt returns
  * HK_GEMM_WT_UNAVAILABLE and the caller widens for OpenBLAS.
+ *
+ * A stored [K, M] (training's weight gradients dyᵀ·x) is the one case that packs A: read where it
+ * lies, a tile's kc values of one column lie lda apart, and for the LM head's gradient (lda 4096,
+ * a 16 KiB stride) they all fall into one L1 set and a few L2 sets, so every broadcast came from
+ * L3 (62-72 GFLOP/s against OpenBLAS's 137-147 on the Intel model 207). Up to 128 columns at a
+ * time are copied into tiles [kc][MR] (whole lines, each page touched once), and when N is at most
+ * 2 · WNC the panels cover all of N so A is copied once per depth block: 140-143 GFLOP/s on the
+ * head, 102-152 on the experts' dyᵀ·x (OpenBLAS 151-160 in the same runs; noisy host).
  */
 #include "hmst_kernels.h"
 #include "hk_gemm.h"
