@@ -142,7 +142,10 @@ if args.first == "gemm" {
     let shapes: [(String, Bool, Bool, Int, Int, Int)] = [
         ("x·Wᵀ expert", false, true, 512, 512, 256), ("dy·W expert", false, false, 512, 256, 512),
         ("dyᵀ·x expert", true, false, 512, 256, 512), ("x·Wᵀ head", false, true, 2048, 4096, 256),
-        ("dyᵀ·x head", true, false, 4096, 256, 2048), ("square 1024", false, false, 1024, 1024, 1024),
+        ("dy·W head", false, false, 2048, 256, 4096), ("dyᵀ·x head", true, false, 4096, 256, 2048),
+        // the nano preset's head (hmst train's default: vocabulary 16,384, 4 x 256 tokens a step)
+        ("x·Wᵀ head 16k", false, true, 1024, 16384, 256), ("dy·W head 16k", false, false, 1024, 256, 16384),
+        ("dyᵀ·x head 16k", true, false, 16384, 256, 1024), ("square 1024", false, false, 1024, 1024, 1024),
         ("prompt x·Wᵀ 512x768x512", false, true, 512, 768, 512), ("prompt x·Wᵀ 512x256x1536", false, true, 512, 256, 1536)]
     for (name, tA, tB, M, N, K) in shapes {
         var rng = RNG(seed: 1)

@@ -25,8 +25,46 @@ INTERNAL = -99
 # enum hmst_log_level
 LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR, LOG_NONE = range(5)
 
+_INTEGER_CTYPES = (ctypes.c_int8, ctypes.c_int16, ctypes.c_int32, ctypes.c_int64,
+                   ctypes.c_uint8, ctypes.c_uint16, ctypes.c_uint32, ctypes.c_uint64)
 
-class SystemInfo(ctypes.Structure):
+
+class _Struct(ctypes.Structure):
+    """Every struct of the header. An integer field refuses a value its C type cannot hold: ctypes
+    would store it wrapped (n_ctx = 2**32 + 16 as 16, seed = -1 as 2**64 - 1) without a word.
+    Ints and numpy ints only (not floats or bools): TypeError; out of range: HMSTError
+    (INVALID_ARGUMENT) naming the field."""
+
+    def __setattr__(self, name, value):
+        bounds = type(self)._bounds().get(name)
+        if bounds is not None:
+            import operator
+            from .api import HMSTError
+            if isinstance(value, bool):
+                raise TypeError(f"{name} must be an int, not bool")
+            try:
+                value = operator.index(value)
+            except TypeError:
+                raise TypeError(f"{name} must be an int, not {type(value).__name__}") from None
+            if not bounds[0] <= value <= bounds[1]:
+                raise HMSTError(INVALID_ARGUMENT, f"{name} {value} must be in {bounds[0]} ... {bounds[1]}")
+        super().__setattr__(name, value)
+
+    @classmethod
+    def _bounds(cls):
+        b = cls.__dict__.get("_int_bounds")
+        if b is None:
+            b = {}
+            for field in cls._fields_:
+                t = field[1]
+                if t in _INTEGER_CTYPES:
+                    bits = 8 * ctypes.sizeof(t)
+                    b[field[0]] = (-2**(bits - 1), 2**(bits - 1) - 1) if t(-1).value < 0 else (0, 2**bits - 1)
+            cls._int_bounds = b
+        return b
+
+
+class SystemInfo(_Struct):
     """struct hmst_system_info"""
     _fields_ = [
         ("struct_size", ctypes.c_uint32),
@@ -68,7 +106,7 @@ NUMA_DISABLED, NUMA_DISTRIBUTE, NUMA_ISOLATE, NUMA_NUMACTL = range(4)
 STOP_REASONS = ["max_tokens", "eos", "stop_string", "callback", "context_full"]
 
 
-class ModelParams(ctypes.Structure):
+class ModelParams(_Struct):
     """struct hmst_model_params"""
     _fields_ = [
         ("struct_size", ctypes.c_uint32),
@@ -84,7 +122,7 @@ class ModelParams(ctypes.Structure):
     ]
 
 
-class ModelInfo(ctypes.Structure):
+class ModelInfo(_Struct):
     """struct hmst_model_info"""
     _fields_ = [
         ("struct_size", ctypes.c_uint32),
@@ -108,7 +146,7 @@ class ModelInfo(ctypes.Structure):
     ]
 
 
-class ContextParams(ctypes.Structure):
+class ContextParams(_Struct):
     """struct hmst_context_params"""
     _fields_ = [
         ("struct_size", ctypes.c_uint32),
@@ -120,7 +158,7 @@ class ContextParams(ctypes.Structure):
     ]
 
 
-class SamplingParams(ctypes.Structure):
+class SamplingParams(_Struct):
     """struct hmst_sampling_params"""
     _fields_ = [
         ("struct_size", ctypes.c_uint32),
@@ -134,7 +172,7 @@ class SamplingParams(ctypes.Structure):
     ]
 
 
-class GenerateParams(ctypes.Structure):
+class GenerateParams(_Struct):
     """struct hmst_generate_params"""
     _fields_ = [
         ("struct_size", ctypes.c_uint32),
@@ -148,7 +186,7 @@ class GenerateParams(ctypes.Structure):
     ]
 
 
-class GenerationStats(ctypes.Structure):
+class GenerationStats(_Struct):
     """struct hmst_generation_stats"""
     _fields_ = [
         ("struct_size", ctypes.c_uint32),
@@ -164,7 +202,7 @@ class GenerationStats(ctypes.Structure):
     ]
 
 
-class TokenizerTrainParams(ctypes.Structure):
+class TokenizerTrainParams(_Struct):
     """struct hmst_tokenizer_train_params"""
     _fields_ = [
         ("struct_size", ctypes.c_uint32),
@@ -177,7 +215,7 @@ class TokenizerTrainParams(ctypes.Structure):
     ]
 
 
-class TrainProgress(ctypes.Structure):
+class TrainProgress(_Struct):
     """struct hmst_train_progress"""
     _fields_ = [
         ("struct_size", ctypes.c_uint32),
@@ -195,7 +233,7 @@ class TrainProgress(ctypes.Structure):
 TRAIN_PROGRESS_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_bool, ctypes.POINTER(TrainProgress), ctypes.c_void_p)
 
 
-class TrainerParams(ctypes.Structure):
+class TrainerParams(_Struct):
     """struct hmst_trainer_params"""
     _fields_ = [
         ("struct_size", ctypes.c_uint32),
@@ -234,12 +272,12 @@ class TrainerParams(ctypes.Structure):
 METRIC_COSINE, METRIC_INNER_PRODUCT, METRIC_L2 = range(3)
 
 
-class MemoryHit(ctypes.Structure):
+class MemoryHit(_Struct):
     """struct hmst_memory_hit"""
     _fields_ = [("id", ctypes.c_int64), ("score", ctypes.c_float)]
 
 
-class SemanticParams(ctypes.Structure):
+class SemanticParams(_Struct):
     """struct hmst_semantic_params"""
     _fields_ = [
         ("struct_size", ctypes.c_uint32),
@@ -250,7 +288,7 @@ class SemanticParams(ctypes.Structure):
     ]
 
 
-class EpisodicParams(ctypes.Structure):
+class EpisodicParams(_Struct):
     """struct hmst_episodic_params"""
     _fields_ = [
         ("struct_size", ctypes.c_uint32),
@@ -261,7 +299,7 @@ class EpisodicParams(ctypes.Structure):
     ]
 
 
-class ConsolidateParams(ctypes.Structure):
+class ConsolidateParams(_Struct):
     """struct hmst_consolidate_params"""
     _fields_ = [
         ("struct_size", ctypes.c_uint32),
@@ -272,7 +310,7 @@ class ConsolidateParams(ctypes.Structure):
     ]
 
 
-class EvalParams(ctypes.Structure):
+class EvalParams(_Struct):
     """struct hmst_eval_params"""
     _fields_ = [
         ("struct_size", ctypes.c_uint32),
@@ -299,7 +337,7 @@ RETRIEVAL_HYBRID, RETRIEVAL_DENSE, RETRIEVAL_LEXICAL = range(3)
 RETRIEVAL_MODES = {"hybrid": RETRIEVAL_HYBRID, "dense": RETRIEVAL_DENSE, "lexical": RETRIEVAL_LEXICAL}
 
 
-class RetrievalParams(ctypes.Structure):
+class RetrievalParams(_Struct):
     """struct hmst_retrieval_params"""
     _fields_ = [
         ("struct_size", ctypes.c_uint32),
@@ -316,7 +354,7 @@ class RetrievalParams(ctypes.Structure):
     ]
 
 
-class RetrievalHit(ctypes.Structure):
+class RetrievalHit(_Struct):
     """struct hmst_retrieval_hit"""
     _fields_ = [
         ("id", ctypes.c_int64),
@@ -328,7 +366,7 @@ class RetrievalHit(ctypes.Structure):
     ]
 
 
-class MemoryEval(ctypes.Structure):
+class MemoryEval(_Struct):
     """struct hmst_memory_eval"""
     _fields_ = [
         ("struct_size", ctypes.c_uint32),
@@ -344,7 +382,7 @@ class MemoryEval(ctypes.Structure):
     ]
 
 
-class MemoryTrainProgress(ctypes.Structure):
+class MemoryTrainProgress(_Struct):
     """struct hmst_memory_train_progress"""
     _fields_ = [
         ("struct_size", ctypes.c_uint32),
@@ -365,7 +403,7 @@ class MemoryTrainProgress(ctypes.Structure):
 MEMORY_TRAIN_PROGRESS_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_bool, ctypes.POINTER(MemoryTrainProgress), ctypes.c_void_p)
 
 
-class MemoryTrainerParams(ctypes.Structure):
+class MemoryTrainerParams(_Struct):
     """struct hmst_memory_trainer_params"""
     _fields_ = [
         ("struct_size", ctypes.c_uint32),
@@ -422,7 +460,7 @@ class MemoryTrainerParams(ctypes.Structure):
     ]
 
 
-class EngineParams(ctypes.Structure):
+class EngineParams(_Struct):
     """struct hmst_engine_params"""
     _fields_ = [
         ("struct_size", ctypes.c_uint32),
@@ -437,7 +475,7 @@ class EngineParams(ctypes.Structure):
     ]
 
 
-class EngineResult(ctypes.Structure):
+class EngineResult(_Struct):
     """struct hmst_engine_result"""
     _fields_ = [
         ("struct_size", ctypes.c_uint32),
@@ -467,7 +505,7 @@ ENGINE_RESULT_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.POINTER(EngineResult), ct
                                           ctypes.c_void_p)
 
 
-class EngineQueryParams(ctypes.Structure):
+class EngineQueryParams(_Struct):
     """struct hmst_engine_query_params"""
     _fields_ = [
         ("struct_size", ctypes.c_uint32),
@@ -483,7 +521,7 @@ class EngineQueryParams(ctypes.Structure):
 
 
 # struct name in hmst.h -> ctypes class, checked against hmst_sizeof() at load
-class DataParallelParams(ctypes.Structure):
+class DataParallelParams(_Struct):
     """struct hmst_data_parallel_params"""
     _fields_ = [
         ("struct_size", ctypes.c_uint32),

@@ -12,6 +12,7 @@ OpenMPI (an MPI_Comm is a pointer there). libhmst loads OpenMPI itself, lazily.
 import ctypes
 
 from . import _lib
+from .api import _int
 
 
 class DataParallel:
@@ -22,7 +23,7 @@ class DataParallel:
             raise TypeError(f"comm must be a non-zero integer handle (mpi4py: MPI._handleof(comm)), not {comm!r}")
         self.comm = comm
         self.collective_timeout_s = float(collective_timeout_s)
-        self.bucket_mb = int(bucket_mb)
+        self.bucket_mb = _int("bucket_mb", bucket_mb, -2**31)
         self.numa_rank = bool(numa_rank)
 
     def _params(self):

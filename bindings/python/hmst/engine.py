@@ -70,13 +70,11 @@ class Engine(_Resource):
                             f"unknown episodic_retrieval {episodic_retrieval!r} (expected hybrid, dense or lexical)")
         p = _lib.lib.hmst_engine_default_params()
         p.episodic_retrieval = _lib.RETRIEVAL_MODES[episodic_retrieval]
-        p.k = _int("k", k, -2**31)
-        p.exit_layer = _int("exit_layer", exit_layer, -2**31)
-        p.selected_experts = _int("selected_experts", selected_experts, -2**31)
+        # integer fields are range-checked by the struct (_lib._Struct)
+        p.k, p.exit_layer, p.selected_experts = k, exit_layer, selected_experts
         p.confidence_threshold = float(confidence_threshold)
         p.retry_with_memory = bool(retry_with_memory)
-        p.n_ctx = int(n_ctx)
-        p.n_threads = int(n_threads)
+        p.n_ctx, p.n_threads = n_ctx, n_threads
         h = ctypes.c_void_p()
         _check(_lib.lib.hmst_engine_create(model._handle(), semantic._handle() if semantic is not None else None,
                                            episodic._handle() if episodic is not None else None,

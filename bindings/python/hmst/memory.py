@@ -255,7 +255,7 @@ class EpisodicMemory(_Memory):
 
 def _consolidate_params(threshold, max_per_run, remove, half_life):
     p = _lib.lib.hmst_consolidate_default_params()
-    p.threshold, p.max_per_run, p.remove_from_episodic, p.half_life_seconds = (float(threshold), int(max_per_run),
+    p.threshold, p.max_per_run, p.remove_from_episodic, p.half_life_seconds = (float(threshold), max_per_run,
                                                                                bool(remove), float(half_life))
     return p
 

@@ -39,17 +39,14 @@ class Trainer(_Resource):
                             ("steps_per_epoch", steps_per_epoch), ("grad_accum_steps", grad_accum_steps),
                             ("eval_every", eval_every), ("eval_windows", eval_windows), ("patience", patience),
                             ("save_every", save_every)):
-            if value is None:
-                continue
-            if not isinstance(value, int) or not -2**31 <= value < 2**31:
-                raise TypeError(f"{name} must be an int32, not {value!r}")
-            setattr(p, name, value)
+            if value is not None:
+                setattr(p, name, value)   # range-checked by the struct (_lib._Struct)
         for name, value in (("learning_rate", learning_rate), ("weight_decay", weight_decay), ("grad_clip", grad_clip),
                             ("time_budget_seconds", time_budget), ("warmup_fraction", warmup_fraction),
                             ("min_learning_rate", min_learning_rate)):
             if value is not None:
                 setattr(p, name, float(value))
-        p.seed = int(seed)
+        p.seed = seed
         p.mixed_precision = bool(mixed_precision)
         p.gradient_checkpointing = bool(gradient_checkpointing)
         p.use_8bit_optimizer = bool(use_8bit_optimizer)

@@ -91,6 +91,10 @@ def test_errors(parts):
         engine.ask(b"bytes")
     with pytest.raises(hmst.HMSTError):
         hmst.Engine(model, k=0)
+    with pytest.raises(hmst.HMSTError, match="n_ctx 4294967312"):   # not wrapped to 16
+        hmst.Engine(model, n_ctx=2**32 + 16)
+    with pytest.raises(TypeError, match="n_threads must be an int"):
+        hmst.Engine(model, n_threads=2.5)
     with pytest.raises(hmst.HMSTError):
         hmst.Engine(model, exit_layer=99)
     with pytest.raises(hmst.HMSTError, match="episodic_retrieval"):

@@ -4,6 +4,7 @@ import subprocess
 import sys
 import threading
 
+import numpy as np
 import pytest
 
 import hmst
@@ -19,6 +20,32 @@ def test_struct_sizes_match_library():
     for name, cls in _lib.STRUCTS.items():
         assert _lib.lib.hmst_sizeof(name.encode()) == ctypes.sizeof(cls)
     assert _lib.lib.hmst_sizeof(b"no_such_struct") == 0
+
+
+def test_struct_integer_fields_refuse_what_they_would_wrap():
+    """ctypes stores an integer field modulo its width without a word (2**32 + 16 in an int32 reads
+    16, -1 in a uint64 reads 2**64 - 1); every struct of the header refuses such values instead."""
+    for name, cls in _lib.STRUCTS.items():
+        assert issubclass(cls, _lib._Struct), name
+    p = _lib.ContextParams()
+    int_fields = [f for f, t in _lib.ContextParams._fields_ if t in (ctypes.c_int32, ctypes.c_uint32, ctypes.c_int64, ctypes.c_uint64)]
+    assert "n_ctx" in int_fields
+    with pytest.raises(hmst.HMSTError, match=r"n_ctx 4294967312 must be in -2147483648 \.\.\. 2147483647") as e:
+        p.n_ctx = 2**32 + 16
+    assert e.value.status_name == "INVALID_ARGUMENT"
+    p.n_ctx = 2**31 - 1
+    assert p.n_ctx == 2**31 - 1
+    p.n_ctx = np.int64(512)
+    assert p.n_ctx == 512
+    with pytest.raises(TypeError, match="n_ctx must be an int, not float"):
+        p.n_ctx = 512.0
+    with pytest.raises(TypeError, match="not bool"):
+        p.n_ctx = True
+    t = _lib.TrainerParams()
+    with pytest.raises(hmst.HMSTError, match="seed -1 must be in 0 ... 18446744073709551615"):
+        t.seed = -1
+    t.seed = 2**64 - 1
+    assert t.seed == 2**64 - 1
 
 
 def test_system_info_dict():

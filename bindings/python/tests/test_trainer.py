@@ -54,6 +54,16 @@ def test_memory_and_precision_options(tmp_path):
 
 
 @pytest.mark.skipif(not os.path.exists(os.path.join(FIXTURE, "metadata.json")), reason="run `make` fixtures first")
+def test_integer_options_are_range_checked(tmp_path):
+    with pytest.raises(hmst.HMSTError, match="batch_size 4294967304 must be in"):   # not wrapped to 8
+        hmst.Trainer(FIXTURE, tmp_path / "run", batch_size=2**32 + 8)
+    with pytest.raises(hmst.HMSTError, match="seed -1 must be in 0"):
+        hmst.Trainer(FIXTURE, tmp_path / "run", seed=-1)
+    with pytest.raises(TypeError, match="seq_len must be an int"):
+        hmst.Trainer(FIXTURE, tmp_path / "run", seq_len=32.0)
+    assert not (tmp_path / "run").exists()
+
+
 def test_time_budget(tmp_path):
     """time_budget trains for that many seconds whatever the epochs say, the rate decays with
     the budget spent, and the run ends with an evaluation; bad values raise."""
