@@ -38,16 +38,8 @@ class _Struct(ctypes.Structure):
     def __setattr__(self, name, value):
         bounds = type(self)._bounds().get(name)
         if bounds is not None:
-            import operator
-            from .api import HMSTError
-            if isinstance(value, bool):
-                raise TypeError(f"{name} must be an int, not bool")
-            try:
-                value = operator.index(value)
-            except TypeError:
-                raise TypeError(f"{name} must be an int, not {type(value).__name__}") from None
-            if not bounds[0] <= value <= bounds[1]:
-                raise HMSTError(INVALID_ARGUMENT, f"{name} {value} must be in {bounds[0]} ... {bounds[1]}")
+            from .api import _int   # api imports this module: import at use
+            value = _int(name, value, *bounds)
         super().__setattr__(name, value)
 
     @classmethod
