@@ -30,7 +30,7 @@ static int (*p_ibarrier)(mpi_handle, mpi_handle *);
 static int (*p_test)(mpi_handle *, int *, void *);
 static int (*p_abort)(mpi_handle, int);
 static int (*p_error_string)(int, char *, int *);
-static mpi_handle o_comm_world, o_float, o_double, o_uint64, o_sum, o_max, o_min, o_errors_return, o_in_place;
+static mpi_handle o_comm_world, o_comm_null, o_float, o_double, o_uint64, o_sum, o_max, o_min, o_errors_return, o_in_place;
 
 static void *sym(const char *name, char *err, size_t cap, int *failed) {
     void *p = dlsym(lib, name);
@@ -77,6 +77,7 @@ int hmstmpi_load(char *err, size_t cap) {
     *(void **)&p_abort = sym("MPI_Abort", err, cap, &failed);
     *(void **)&p_error_string = sym("MPI_Error_string", err, cap, &failed);
     o_comm_world = sym("ompi_mpi_comm_world", err, cap, &failed);
+    o_comm_null = sym("ompi_mpi_comm_null", err, cap, &failed);
     o_float = sym("ompi_mpi_float", err, cap, &failed);
     o_double = sym("ompi_mpi_double", err, cap, &failed);
     o_uint64 = sym("ompi_mpi_uint64_t", err, cap, &failed);
@@ -106,11 +107,19 @@ int hmstmpi_init(int *we_initialized) {
     return rc;
 }
 
+/* Set when a collective was abandoned (its deadline passed with the request still posted):
+ * MPI_Finalize, or freeing the communicator, would progress it into buffers the process may
+ * have freed since, so neither happens after that. */
+static int abandoned;
+void hmstmpi_mark_abandoned(void) { abandoned = 1; }
+
 int hmstmpi_finalize(void) {
     int flag = 0;
     p_finalized(&flag);
-    return flag ? 0 : p_finalize();
+    return flag || abandoned ? 0 : p_finalize();
 }
+
+int hmstmpi_comm_is_null(void *comm) { return comm == o_comm_null; }
 
 void *hmstmpi_comm_world(void) { return o_comm_world; }
 
@@ -125,7 +134,13 @@ int hmstmpi_comm_dup(void *comm, void **out) {
     return 0;
 }
 
-int hmstmpi_comm_free(void **comm) { return p_comm_free(comm); }
+int hmstmpi_comm_free(void **comm) {
+    /* after MPI_Finalize (a host's, say mpi4py's at exit, before a trainer is collected)
+     * MPI_Comm_free aborts the job: the communicator is gone with MPI anyway */
+    int flag = 0;
+    p_finalized(&flag);
+    return flag || abandoned ? 0 : p_comm_free(comm);
+}
 int hmstmpi_comm_rank(void *comm, int *rank) { return p_comm_rank(comm, rank); }
 int hmstmpi_comm_size(void *comm, int *size) { return p_comm_size(comm, size); }
 

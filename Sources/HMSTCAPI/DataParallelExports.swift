@@ -18,9 +18,11 @@ public func hmst_data_parallel_default_params() -> hmst_data_parallel_params {
 /// The DataParallel a trainer's params ask for (NULL: one process). Joins MPI here.
 func makeDataParallel(_ ptr: UnsafePointer<hmst_data_parallel_params>?) throws -> DataParallel {
     guard ptr != nil else { return DataParallel.single }
-    let p = try readParams(ptr, defaults: hmst_data_parallel_default_params(), name: "params->data_parallel")
-    guard p.collective_timeout_s.isFinite, p.collective_timeout_s > 0 else {
-        throw HMSTError.invalidArgument("params->data_parallel->collective_timeout_s = \(p.collective_timeout_s) must be > 0")
+    // every field since the struct's first version: a host's struct_size of 4 would leave mode at NONE
+    let p = try readParams(ptr, defaults: hmst_data_parallel_default_params(), name: "params->data_parallel",
+                           minimum: MemoryLayout<hmst_data_parallel_params>.size)
+    guard p.collective_timeout_s.isFinite, p.collective_timeout_s >= 0.001 else {
+        throw HMSTError.invalidArgument("params->data_parallel->collective_timeout_s = \(p.collective_timeout_s) must be a finite number of seconds >= 0.001")
     }
     guard p.bucket_mb >= 1, p.bucket_mb <= 4096 else {
         throw HMSTError.invalidArgument("params->data_parallel->bucket_mb = \(p.bucket_mb) must be in 1...4096")

@@ -35,10 +35,12 @@ public func hmst_model_free(_ model: OpaquePointer?) {
 /// Reads a host params struct of possibly older (shorter) layout: fields beyond its
 /// struct_size keep our defaults. Rejects sizes smaller than the struct_size field itself or
 /// larger than 64 KiB (garbage).
-func readParams<T>(_ p: UnsafePointer<T>?, defaults: T, name: String) throws -> T {
+/// minimum: the smallest struct_size any released header had for T (a shorter one would leave
+/// fields the host set, such as a mode, silently at their defaults).
+func readParams<T>(_ p: UnsafePointer<T>?, defaults: T, name: String, minimum: Int = 4) throws -> T {
     guard let p else { return defaults }
     let hostSize = Int(UnsafeRawPointer(p).load(as: UInt32.self))
-    guard hostSize >= 4, hostSize <= 1 << 16 else {
+    guard hostSize >= minimum, hostSize <= 1 << 16 else {
         throw HMSTError.invalidArgument("\(name)->struct_size is \(hostSize); initialise the struct with its _default_params() function")
     }
     var out = defaults

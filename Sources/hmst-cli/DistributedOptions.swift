@@ -19,8 +19,11 @@ struct DistributedOptions: ParsableArguments {
 
     func validate() throws {
         guard ["auto", "on", "off"].contains(mpi) else { throw ValidationError("--mpi must be auto, on or off") }
-        guard collectiveTimeout > 0 else { throw ValidationError("--collective-timeout must be > 0") }
-        guard bucketMB >= 1 else { throw ValidationError("--allreduce-bucket-mb must be >= 1") }
+        guard collectiveTimeout.isFinite, collectiveTimeout >= 0.001 else {
+            throw ValidationError("--collective-timeout must be a finite number of seconds >= 0.001")
+        }
+        // as the C API's bucket_mb: past 4096 MiB the shift to elements would overflow and wrap
+        guard (1...4096).contains(bucketMB) else { throw ValidationError("--allreduce-bucket-mb must be in 1...4096") }
     }
 
     /// Joins the MPI job (or not) and applies --numa-rank. Call before the thread pool and the

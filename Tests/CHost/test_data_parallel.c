@@ -58,10 +58,21 @@ int main(void) {
     dp.collective_timeout_s = 0;
     CHECK_STATUS(hmst_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
     CHECK(strstr(hmst_last_error(), "collective_timeout_s") != NULL);
+    dp.collective_timeout_s = 1.0 / 0.0;   /* infinite: refused as not finite, not as "must be > 0" */
+    CHECK_STATUS(hmst_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(hmst_last_error(), "finite") != NULL);
     dp.collective_timeout_s = 60;
     dp.bucket_mb = 0;
     CHECK_STATUS(hmst_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
     dp.bucket_mb = 16;
+    /* a struct_size that stops before mode would leave the mode the host set at NONE: one
+     * process where the host asked for MPI (this struct has had every field from the start) */
+    dp.mode = HMST_DATA_PARALLEL_MPI_WORLD;
+    dp.struct_size = 4;
+    CHECK_STATUS(hmst_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(hmst_last_error(), "struct_size is 4") != NULL);
+    dp.struct_size = sizeof dp;
+    dp.mode = HMST_DATA_PARALLEL_NONE;
 
     /* one process: rank 0 of 1 */
     CHECK_STATUS(hmst_trainer_create(&p, &t), HMST_STATUS_OK);

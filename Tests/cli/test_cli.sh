@@ -98,6 +98,9 @@ fails "train --config of a file that is not a model config" "$HMST" train "$W/tr
 fails "train --time-budget with --epochs" "$HMST" train "$W/train_split" --pretokenized --time-budget 10 --epochs 2 --output-dir "$W/bad"
 check "train with a batch of 2^63-1 windows: out of memory, not a trap" bash -c "! $HMST train $W/train_split --pretokenized --model-size micro --seq-len 16 --batch-size 9223372036854775807 --output-dir $W/bad 2> $W/e0; grep -q 'out of memory: a training step' $W/e0"
 fails "train --time-budget 0" "$HMST" train "$W/train_split" --pretokenized --time-budget 0 --output-dir "$W/bad"
+# 2^46 MiB shifted to elements wrapped to 0: one-element buckets, millions of all-reduces a step
+check "train --allreduce-bucket-mb 2^46 refused" bash -c \
+    "out=\$($HMST train $W/train_split --pretokenized --allreduce-bucket-mb 70368744177664 --output-dir $W/bad 2>&1); [[ \$? -ne 0 && \$out == *'must be in 1...4096'* ]]"
 fails "train --warmup 1" "$HMST" train "$W/train_split" --pretokenized --warmup 1 --output-dir "$W/bad"
 drop run run2 run3 run4 run5 run6 runb runc bad
 fails "train --min-learning-rate above the peak" "$HMST" train "$W/train_split" --pretokenized --min-learning-rate 1 --output-dir "$W/bad"

@@ -137,6 +137,14 @@ done
 t0=$SECONDS
 wait $mpid && fail "mpirun exited 0 after a rank was killed"
 (( SECONDS - t0 < 60 )) || fail "the job took $((SECONDS - t0)) s to stop"
+echo "== 4b. ranks given different options: every rank stops at create, naming the option"
+MPMD=(mpirun --oversubscribe --bind-to none)
+[[ $(id -u) -eq 0 ]] && MPMD+=(--allow-run-as-root)
+timeout 120 "${MPMD[@]}" -np 1 "$HMST" train "$FX/data" "${common[@]}" --steps-per-epoch 4 --batch-size 2 --output-dir "$OUT/differ" \
+    : -np 1 "$HMST" train "$FX/data" "${common[@]}" --steps-per-epoch 4 --batch-size 2 --epochs 2 --output-dir "$OUT/differ" \
+    >"$OUT/differ.log" 2>&1 && fail "mpirun exited 0 with ranks given different --epochs"
+grep -q "the ranks differ in epochs (this rank: [12])" "$OUT/differ.log" || { cat "$OUT/differ.log"; fail "no message naming epochs"; }
+
 echo "== 5. train-memory under mpirun: 8-bit AdamW, gradient checkpointing, --numa-rank; resume"
 "$HMST" facts generate --output "$OUT/facts" --entities 12 --distractors 50 --seed 2 >/dev/null 2>&1
 S2=(--facts "$OUT/facts" --data "$FX/data" --batch-size 2 --seq-len 64 --memory-seq-len 64 --eval-questions 4 --seed 1

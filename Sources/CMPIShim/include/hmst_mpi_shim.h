@@ -41,6 +41,11 @@ int hmstmpi_loaded(void);
  * *we_initialized says whether we did (then hmstmpi_finalize is ours to call). */
 int hmstmpi_init(int *we_initialized);
 int hmstmpi_finalize(void);
+/* After a collective's deadline passed with its request still posted: hmstmpi_finalize and
+ * hmstmpi_comm_free do nothing from then on (either would progress the abandoned request). */
+void hmstmpi_mark_abandoned(void);
+/* Whether comm is MPI_COMM_NULL. */
+int hmstmpi_comm_is_null(void *comm);
 
 /* MPI_COMM_WORLD's handle. */
 void *hmstmpi_comm_world(void);

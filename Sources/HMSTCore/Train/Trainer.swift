@@ -124,10 +124,28 @@ public final class Trainer {
                                       gradClip: options.gradClip)
         sampler = try WindowSampler(dataset: train, blockSize: options.sequenceLength, seed: options.seed)
         options.dataParallel.attach(to: optimizerStep, grads: [grad])
+        try options.dataParallel.agree(agreedOptions(), at: "the trainer's creation")
         try options.dataParallel.synchronize(params)
         if options.dataParallel.isLeader { try FileIO.makeDirectories(outputDir) }
         if let tokenizer, let val { valBytesPerToken = try val.bytesPerToken(tokenizer: tokenizer) }
         optimizerStep.schedule = schedule
+    }
+
+    /// What every rank of a data-parallel job must share: its options, the model's size, the
+    /// data's size and the gradient all-reduce's layout.
+    private func agreedOptions() -> [DataParallel.Agreed] {
+        let o = options, dp = options.dataParallel
+        return [.init("batch_size", o.batchSize), .init("seq_len", o.sequenceLength), .init("epochs", o.epochs),
+                .init("steps_per_epoch", o.stepsPerEpoch), .init("grad_accum_steps", o.gradientAccumulationSteps),
+                .init("learning_rate", Double(o.learningRate)), .init("min_learning_rate", Double(o.minLearningRate ?? -1)),
+                .init("warmup_fraction", o.warmupFraction), .init("time_budget", o.timeBudget ?? -1),
+                .init("grad_clip", Double(o.gradClip)), .init("weight_decay", Double(o.adam.weightDecay)),
+                .init("eval_every", o.evalEvery), .init("eval_windows", o.evalWindows), .init("patience", o.patience),
+                .init("save_every", o.saveEvery), .init("seed", o.seed), .init("parameters", params.count),
+                .init("compute precision", named: "\(computePrecision)"), .init("gradient_checkpointing", o.gradientCheckpointing),
+                .init("use_8bit_optimizer", o.use8bitOptimizer), .init("training tokens", train.totalTokens),
+                .init("validation tokens", val?.totalTokens ?? -1), .init("all-reduce bucket elements", dp.bucketElements),
+                .init("all-reduce overlap", dp.overlapWithBackward)]
     }
 
     public var stepsPerEpoch: Int {
@@ -141,6 +159,7 @@ public final class Trainer {
     /// the state to resume from). A time-budgeted run ends with an evaluation when it has
     /// validation data.
     public func run(progress: (TrainerProgress) -> Bool = { _ in true }) throws -> (steps: Int, bestVal: Double?) {
+        try dataParallel.agreeOnCall("run", step: step)
         let total = stepsPerEpoch * options.epochs
         let schedule = self.schedule
         var windows = [Int32](repeating: 0, count: options.batchSize * (options.sequenceLength + 1))
@@ -238,6 +257,7 @@ public final class Trainer {
     /// used and the gradient norm before clipping.
     /// With a time budget, its duration counts against the budget.
     public func trainStep() throws -> (loss: Double, lr: Float, gradNorm: Float) {
+        try dataParallel.agreeOnCall("step", step: step)
         var windows = [Int32](repeating: 0, count: options.batchSize * (options.sequenceLength + 1))
         let start = Clock.nowMs()
         let r = try trainStep(schedule: schedule, windows: &windows, scheduleStep: Trainer.scheduleStep(try budgetFraction(trainedSeconds)))
@@ -265,6 +285,7 @@ public final class Trainer {
     /// evaluated by rank i % ranks and the sums are reduced: every rank gets the same value.
     public func evaluate() throws -> Double {
         guard let val else { throw HMSTError.invalidArgument("no validation data") }
+        try dataParallel.agreeOnCall("evaluate", step: step)
         var seq = try SequentialWindows(dataset: val, blockSize: options.sequenceLength)
         let T = options.sequenceLength
         var w = [Int32](repeating: 0, count: T + 1)
@@ -286,6 +307,7 @@ public final class Trainer {
     /// is committed as a whole (TrainingCheckpoint). Under MPI every rank calls it (the
     /// replicas are checked to agree) and rank 0 writes.
     public func save(to dir: String, withState: Bool = false) throws {
+        try dataParallel.agreeOnCall("save", step: step)
         try dataParallel.checkReplicasAgree(params, step: step)
         guard dataParallel.isLeader else { return }
         try TrainingCheckpoint.commit(dir, step: step) { staging in try write(to: staging, withState: withState) }
@@ -318,6 +340,7 @@ public final class Trainer {
     /// directory whose parts were not committed together, and a global batch other than the
     /// saved one (a different rank count is fine when batch x accumulation x ranks is the same).
     public func resume(from dir: String) throws {
+        try dataParallel.agreeOnCall("resume", step: step)
         let state = try TrainerState(resuming: dir, stateFile: Trainer.stateFile, format: Trainer.stateFormat, what: "an hmst trainer state",
                                      params: params, optimizer: optimizer, batchSize: options.batchSize,
                                      accumulation: options.gradientAccumulationSteps, dataParallel: dataParallel)

@@ -19,12 +19,16 @@ class DataParallel:
     """Options of struct hmst_data_parallel_params."""
 
     def __init__(self, comm=None, *, collective_timeout_s=300.0, bucket_mb=16, numa_rank=False):
-        if comm is not None and (not isinstance(comm, int) or comm == 0):
-            raise TypeError(f"comm must be a non-zero integer handle (mpi4py: MPI._handleof(comm)), not {comm!r}")
+        if comm is not None and (isinstance(comm, bool) or not isinstance(comm, int) or not 0 < comm < 2**64):
+            # an OpenMPI MPI_Comm is a pointer: a bool, a negative number or one past 64 bits
+            # would reach MPI_Comm_dup as some other address
+            raise TypeError(f"comm must be a communicator handle, an int in 1 ... 2**64-1 (mpi4py: MPI._handleof(comm)), not {comm!r}")
         self.comm = comm
         self.collective_timeout_s = float(collective_timeout_s)
-        self.bucket_mb = _int("bucket_mb", bucket_mb, -2**31)
-        self.numa_rank = bool(numa_rank)
+        self.bucket_mb = _int("bucket_mb", bucket_mb, 1, 4096)
+        if not isinstance(numa_rank, bool):
+            raise TypeError(f"numa_rank must be True or False, not {numa_rank!r}")
+        self.numa_rank = numa_rank
 
     def _params(self):
         p = _lib.lib.hmst_data_parallel_default_params()

@@ -14,6 +14,14 @@ def test_options_are_checked():
         hmst.DataParallel(comm=0)
     with pytest.raises(TypeError, match="handle"):
         hmst.DataParallel(comm="world")
+    # a bool, a negative number or one past 64 bits would reach MPI_Comm_dup as another address
+    for bad in (True, -1, 2**64, 2**64 + 8):
+        with pytest.raises(TypeError, match="handle"):
+            hmst.DataParallel(comm=bad)
+    with pytest.raises(hmst.HMSTError, match="bucket_mb 5000 must be in 1 ... 4096"):
+        hmst.DataParallel(bucket_mb=5000)
+    with pytest.raises(TypeError, match="numa_rank must be True or False"):
+        hmst.DataParallel(numa_rank="no")
     assert hmst.DataParallel().collective_timeout_s == 300.0
 
 

@@ -41,6 +41,9 @@ public final class Communicator: @unchecked Sendable {
         try load()
         var ours: Int32 = 0
         try check(hmstmpi_init(&ours), "MPI_Init_thread")
+        guard hmstmpi_comm_is_null(hostCommunicator) == 0 else {
+            throw HMSTError.invalidArgument("mpi_comm is MPI_COMM_NULL; pass a communicator this process belongs to")
+        }
         return try Communicator(dup: hostCommunicator, timeoutSeconds: timeoutSeconds)
     }
 
@@ -91,13 +94,21 @@ public final class Communicator: @unchecked Sendable {
             if polls % 256 == 0 {
                 let waited = (Clock.nowMs() - t0) / 1000
                 if waited > timeoutSeconds {
-                    throw HMSTError(.internal, "rank \(rank) of \(size): \(what) did not complete within \(Int(timeoutSeconds)) s: "
+                    // the request stays posted: MPI must not progress it again (Finalize at exit
+                    // would write into buffers freed by then), and this job's collectives are over
+                    hmstmpi_mark_abandoned()
+                    throw HMSTError(.internal, "rank \(rank) of \(size): \(what) did not complete within \(Communicator.seconds(timeoutSeconds)) s: "
                                     + "another rank has died or stalled (the job stops; checkpoints already written are intact)")
                 }
                 if waited > 1 { usleep(1000); continue }
             }
             sched_yield()
         }
+    }
+
+    /// "5" for 5 s, "0.25" for a quarter of one (never Int(1e308), which traps).
+    static func seconds(_ s: Double) -> String {
+        s == s.rounded() && abs(s) < 1e15 ? "\(Int(s))" : "\(s)"
     }
 
     /// In-place sum over every rank of p[count] (f32), in buckets of at most bucketElements,
@@ -141,29 +152,53 @@ public final class Communicator: @unchecked Sendable {
 
     public enum Reduction { case sum, max, min }
 
+    /// Buffers of collectives that were abandoned (a deadline passed with the request posted):
+    /// kept for the life of the process, since a host that goes on using MPI could still
+    /// progress the request into them.
+    static let abandonedBuffers = Locked<[AnyObject]>([])
+
+    /// Keeps `buffer` alive for good when body fails (its collective may still be posted).
+    public func keepingAliveOnFailure<R>(_ buffer: AnyObject, _ body: () throws -> R) throws -> R {
+        do { return try body() } catch {
+            Communicator.abandonedBuffers.withLock { $0.append(buffer) }
+            throw error
+        }
+    }
+
     /// Element-wise reduction of a few doubles over every rank.
     public func allReduce(_ values: [Double], _ op: Reduction = .sum, what: String) throws -> [Double] {
         guard size > 1, !values.isEmpty else { return values }
-        var v = values
-        var req: UnsafeMutableRawPointer? = nil
         let o = op == .sum ? HMSTMPI_SUM : op == .max ? HMSTMPI_MAX : HMSTMPI_MIN
-        try v.withUnsafeMutableBufferPointer { b in
-            try Communicator.check(hmstmpi_iallreduce_inplace(b.baseAddress, Int32(b.count), Int32(HMSTMPI_DOUBLE), Int32(o), comm, &req), what)
+        let v = AlignedBuffer<Double>(count: values.count, zeroed: false)
+        for (i, x) in values.enumerated() { v.pointer[i] = x }
+        try keepingAliveOnFailure(v) {
+            var req: UnsafeMutableRawPointer? = nil
+            try Communicator.check(hmstmpi_iallreduce_inplace(v.pointer, Int32(v.count), Int32(HMSTMPI_DOUBLE), Int32(o), comm, &req), what)
             try wait(&req, what)
         }
-        return v
+        return Array(v.buffer)
     }
 
-    /// Element-wise max and min of UInt64 words over every rank (checksums agree when max == min).
+    /// Element-wise min and max of UInt64 words over every rank (word i agrees on every rank
+    /// when min[i] == max[i]).
+    public func allReduceRange(_ words: [UInt64], what: String) throws -> (min: [UInt64], max: [UInt64]) {
+        guard size > 1, !words.isEmpty else { return (words, words) }
+        let n = words.count
+        let v = AlignedBuffer<UInt64>(count: 2 * n, zeroed: false)
+        for (i, w) in words.enumerated() { v.pointer[i] = w; v.pointer[n + i] = w }
+        try keepingAliveOnFailure(v) {
+            var r1: UnsafeMutableRawPointer? = nil, r2: UnsafeMutableRawPointer? = nil
+            try Communicator.check(hmstmpi_iallreduce_inplace(v.pointer, Int32(n), Int32(HMSTMPI_UINT64), Int32(HMSTMPI_MIN), comm, &r1), what)
+            try Communicator.check(hmstmpi_iallreduce_inplace(v.pointer + n, Int32(n), Int32(HMSTMPI_UINT64), Int32(HMSTMPI_MAX), comm, &r2), what)
+            try wait(&r1, what)
+            try wait(&r2, what)
+        }
+        return (Array(v.buffer[0..<n]), Array(v.buffer[n...]))
+    }
+
     public func allReduceRange(_ word: UInt64, what: String) throws -> (min: UInt64, max: UInt64) {
-        guard size > 1 else { return (word, word) }
-        var lo = word, hi = word
-        var r1: UnsafeMutableRawPointer? = nil, r2: UnsafeMutableRawPointer? = nil
-        try Communicator.check(hmstmpi_iallreduce_inplace(&lo, 1, Int32(HMSTMPI_UINT64), Int32(HMSTMPI_MIN), comm, &r1), what)
-        try Communicator.check(hmstmpi_iallreduce_inplace(&hi, 1, Int32(HMSTMPI_UINT64), Int32(HMSTMPI_MAX), comm, &r2), what)
-        try wait(&r1, what)
-        try wait(&r2, what)
-        return (lo, hi)
+        let r = try allReduceRange([word], what: what)
+        return (r.min[0], r.max[0])
     }
 
     /// Root's p[count] to every rank.

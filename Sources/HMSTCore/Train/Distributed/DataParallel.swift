@@ -81,17 +81,7 @@ public final class DataParallel: @unchecked Sendable {
         step.allReduce = { [unowned self] params, loss in
             let t0 = Clock.nowMs()
             defer { self.armed = false; self.posted = [] }
-            if let e = self.postError { self.postError = nil; throw e }
-            // what the backward did not post (all of it when not armed): the gaps between posted ranges
-            var start = 0
-            for r in self.posted.sorted(by: { $0.lowerBound < $1.lowerBound }) + [params.count ..< params.count] {
-                if r.lowerBound > start {
-                    self.pending += try c.postAllReduceSum(params.grads.pointer + start, count: r.lowerBound - start,
-                                                           bucketElements: self.bucketElements, what: what)
-                }
-                start = max(start, r.upperBound)
-            }
-            try c.waitAll(&self.pending, what)
+            try c.keepingAliveOnFailure(params.grads) { try self.reduceGradients(params, c, what) }
             // the reported loss is the mean over ranks, as one process with the global batch reports it
             loss = try c.allReduce([loss], what: "the loss all-reduce")[0] / Double(c.size)
             self.lastAllReduceMs = Clock.nowMs() - t0 + self.overlapMs
@@ -100,10 +90,65 @@ public final class DataParallel: @unchecked Sendable {
         }
     }
 
+    /// Posts what the backward did not and waits for every gradient all-reduce of the step.
+    private func reduceGradients(_ params: any ParameterSet, _ c: Communicator, _ what: String) throws {
+        if let e = self.postError { self.postError = nil; throw e }
+        // what the backward did not post (all of it when not armed): the gaps between posted ranges
+        var start = 0
+        for r in self.posted.sorted(by: { $0.lowerBound < $1.lowerBound }) + [params.count ..< params.count] {
+            if r.lowerBound > start {
+                self.pending += try c.postAllReduceSum(params.grads.pointer + start, count: r.lowerBound - start,
+                                                       bucketElements: self.bucketElements, what: what)
+            }
+            start = max(start, r.upperBound)
+        }
+        try c.waitAll(&self.pending, what)
+    }
+
     /// Rank 0's parameter values to every rank (at the start, so replicas begin identical
     /// even if their initialisation differed).
     func synchronize(_ params: any ParameterSet) throws {
-        try communicator?.broadcast(params.values.pointer, count: params.count, what: "the initial parameter broadcast")
+        guard let c = communicator else { return }
+        try c.keepingAliveOnFailure(params.values) {
+            try c.broadcast(params.values.pointer, count: params.count, what: "the initial parameter broadcast")
+        }
+    }
+
+    /// One value every rank must hold alike, as 64 bits, and how to show it.
+    public struct Agreed {
+        let name: String, bits: UInt64, shown: String
+        public init(_ name: String, _ v: Int) { (self.name, bits, shown) = (name, UInt64(bitPattern: Int64(v)), "\(v)") }
+        public init(_ name: String, _ v: UInt64) { (self.name, bits, shown) = (name, v, "\(v)") }
+        public init(_ name: String, _ v: Double) { (self.name, bits, shown) = (name, v.bitPattern, "\(v)") }
+        public init(_ name: String, _ v: Bool) { (self.name, bits, shown) = (name, v ? 1 : 0, "\(v)") }
+        /// a name (a call's, say) by its FNV-1a hash
+        public init(_ name: String, named v: String) {
+            var h: UInt64 = 0xcbf2_9ce4_8422_2325
+            for b in v.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+            (self.name, bits, shown) = (name, h, v)
+        }
+    }
+
+    /// INVALID_ARGUMENT on every rank unless every rank passed the same values. Ranks given
+    /// different options (batch size, seed, model, bucket size ...) or making different calls
+    /// (one evaluates while another saves) would otherwise pair unrelated collectives: MPI
+    /// matches them by order only, so sums mix unrelated numbers, sizes disagree and buffers
+    /// overrun. Trainers check their options at create and the call and step at the start of
+    /// every call that reduces (two small all-reduces).
+    public func agree(_ fields: [Agreed], at what: String) throws {
+        guard let c = communicator, c.size > 1, !fields.isEmpty else { return }
+        let r = try c.allReduceRange(fields.map(\.bits), what: what)
+        let differing = fields.indices.filter { r.min[$0] != r.max[$0] }
+        guard differing.isEmpty else {
+            let names = differing.map { "\(fields[$0].name) (this rank: \(fields[$0].shown))" }.joined(separator: ", ")
+            throw HMSTError.invalidArgument("rank \(c.rank) of \(c.size): the ranks differ in \(names) at \(what); every rank "
+                                            + "must be given the same options and make the same calls in the same order")
+        }
+    }
+
+    /// The call and the step every rank must be at (Trainer and MemoryTrainer, at each call that reduces).
+    func agreeOnCall(_ call: String, step: Int) throws {
+        try agree([Agreed("call", named: call), Agreed("step", step)], at: "the start of \(call)")
     }
 
     /// Throws unless every rank holds bit-identical parameters (checked before a checkpoint, so

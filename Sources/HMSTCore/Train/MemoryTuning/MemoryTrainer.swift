@@ -308,6 +308,17 @@ public final class MemoryTrainer {
         lmSampler = try lmData.map { try WindowSampler(dataset: $0, blockSize: options.sequenceLength, seed: options.seed ^ 0x4c4d) }
         rng = RNG(seed: options.seed)
         options.dataParallel.attach(to: optimizerStep, grads: grad === lmGrad ? [grad] : [grad, lmGrad])
+        // what every rank must share (Trainer checks the same way; the curriculum's many knobs
+        // shape the data each rank draws, not the collectives, and are left to the host)
+        let o = options, dp = options.dataParallel
+        try dp.agree([.init("steps", o.steps), .init("batch_size", o.batchSize), .init("seq_len", o.sequenceLength),
+                      .init("memory_seq_len", o.memorySequenceLength), .init("grad_accum_steps", o.gradientAccumulationSteps),
+                      .init("learning_rate", Double(o.learningRate)), .init("lm_fraction", o.lmFraction),
+                      .init("eval_every", o.evalEvery), .init("eval_questions", o.evalQuestions), .init("eval_windows", o.evalWindows),
+                      .init("seed", o.seed), .init("parameters", params.count), .init("gradient_checkpointing", o.gradientCheckpointing),
+                      .init("use_8bit_optimizer", o.use8bitOptimizer), .init("all-reduce bucket elements", dp.bucketElements),
+                      .init("all-reduce overlap", dp.overlapWithBackward)],
+                     at: "the memory trainer's creation")
         try options.dataParallel.synchronize(params)
         if options.dataParallel.isLeader { try FileIO.makeDirectories(outputDir) }
         if let lmVal { valBytesPerToken = try lmVal.bytesPerToken(tokenizer: tokenizer) }
@@ -329,6 +340,7 @@ public final class MemoryTrainer {
     /// One optimizer step (a memory batch or an LM batch, per isLMStep); the soft tokens'
     /// read-out pre-training first when it is pending.
     public func trainStep() throws -> MemoryStepResult {
+        try dataParallel.agreeOnCall("step", step: step)
         if episodicPretrainPending { _ = try pretrainEpisodicReadout() }
         let B = options.batchSize, T = options.sequenceLength, mT = memoryT
         let lm = isLMStep(step)
@@ -500,6 +512,7 @@ public final class MemoryTrainer {
     /// (final/ is still saved with the state to resume from). Returns the last evaluation.
     @discardableResult
     public func run(progress: (MemoryTrainerProgress) -> Bool = { _ in true }) throws -> MemoryEvaluation? {
+        try dataParallel.agreeOnCall("run", step: step)
         let total = options.steps
         let leader = dataParallel.isLeader
         let metrics = leader ? try AtomicAppender(path: outputDir + "/metrics.jsonl") : nil
@@ -579,6 +592,7 @@ public final class MemoryTrainer {
     /// directory is committed as a whole (TrainingCheckpoint); under MPI every rank calls it
     /// (the replicas are checked to agree) and rank 0 writes.
     public func save(to dir: String, withState: Bool = false) throws {
+        try dataParallel.agreeOnCall("save", step: step)
         try dataParallel.checkReplicasAgree(params, step: step)
         guard dataParallel.isLeader else { return }
         try TrainingCheckpoint.commit(dir, step: step) { staging in try write(to: staging, withState: withState) }
@@ -627,6 +641,7 @@ public final class MemoryTrainer {
     /// Restores parameters, optimizer state, step and data streams from a directory written by
     /// save(withState: true), so training continues exactly as if it had not stopped.
     public func resume(from dir: String) throws {
+        try dataParallel.agreeOnCall("resume", step: step)
         episodicPretrainPending = false   // the soft tokens resumed have had theirs
         let state = try TrainerState(resuming: dir, stateFile: MemoryTrainer.stateFile, format: MemoryTrainer.stateFormat,
                                      what: "an hmst memory trainer state", missing: "resume from OUTPUT/final of a train-memory run",
