@@ -65,6 +65,7 @@ let package = Package(
                                          .product(name: "Hummingbird", package: "hummingbird"),
                                          .product(name: "HTTPTypes", package: "swift-http-types"),
                                          .product(name: "NIOCore", package: "swift-nio"),
+                                         .product(name: "NIOHTTP1", package: "swift-nio"),
                                          .product(name: "Logging", package: "swift-log")]),
 
         // Inference benchmarks printing JSON lines (not tests): swift run -c release hmst-bench

@@ -6,6 +6,7 @@ import HMSTCore
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import NIOHTTP1
 
 struct APIError: Error, Sendable {
     var status: HTTPResponse.Status
@@ -83,6 +84,10 @@ struct ErrorShapeMiddleware<Context: RequestContext>: RouterMiddleware {
             let type = status.code >= 500 ? "server_error" : "invalid_request_error"
             return APIError(status: status, message: message, type: type, param: nil,
                             code: status == .notFound ? "unknown_route" : status == .contentTooLarge ? "body_too_large" : nil).response()
+        } catch let e as HTTPParserError {
+            // a malformed request (a chunk size that is not hex, say) met while reading the body: the client's fault
+            return APIError(status: .badRequest, message: "malformed HTTP request: \(e)", type: "invalid_request_error",
+                            param: nil, code: "malformed_request").response()
         } catch is NIOTooManyBytesError {
             return APIError(status: .contentTooLarge, message: "the request body is larger than the server's limit of \(ServerLimits.shared.maxBodyBytes) bytes",
                             type: "invalid_request_error", param: nil, code: "body_too_large").response()

@@ -61,11 +61,7 @@ struct AskRoutes {
         let req = try AskRequest(fields: try Fields(body: body), state: state, hasController: state.engines[0].controller != nil)
         let id = "ask-" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
         let cancel = CancelFlag(channel: context.channel)
-        let slot: Slot
-        do { slot = try await state.pool.acquire() } catch let e as APIError {
-            if e.status == .serviceUnavailable { state.metrics.rejectedBusy() }
-            throw e
-        }
+        let slot = try await state.pool.acquire()   // a 503 is counted by the pool
         if req.stream { return stream(req, id: id, slot: slot, cancel: cancel, context: context) }
         let state = self.state
         let query = req.query

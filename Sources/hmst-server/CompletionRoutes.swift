@@ -16,11 +16,7 @@ struct CompletionRoutes {
         let req = try CompletionRequest(kind: kind, fields: try Fields(body: body), state: state)
         let id = (kind == .chat ? "chatcmpl-" : "cmpl-") + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
         let cancel = CancelFlag(channel: context.channel)
-        let slot: Slot
-        do { slot = try await state.pool.acquire() } catch let e as APIError {
-            if e.status == .serviceUnavailable { state.metrics.rejectedBusy() }
-            throw e
-        }
+        let slot = try await state.pool.acquire()   // a 503 is counted by the pool
         if req.stream { return stream(req, id: id, slot: slot, cancel: cancel, context: context) }
         let jobs = req.jobs
         let state = self.state

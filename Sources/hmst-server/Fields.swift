@@ -69,15 +69,16 @@ struct Fields {
         return a.compactMap(\.string)
     }
 
-    /// An owner id: 1...256 characters without control characters.
+    /// An owner id: 1...256 bytes of UTF-8 without control characters.
     func owner(_ k: String = "owner") throws -> String {
         guard let s = try string(k, required: true) else { throw APIError.invalid("'\(k)' is required", param: k) }
         return try Fields.checkOwner(s, param: k)
     }
 
     static func checkOwner(_ s: String, param: String) throws -> String {
-        guard !s.isEmpty, s.count <= 256, !s.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
-            throw APIError.invalid("'\(param)' must be 1 to 256 characters without control characters", param: param)
+        // bytes, not characters: a letter with 200,000 combining marks is one character
+        guard !s.isEmpty, s.utf8.count <= 256, !s.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw APIError.invalid("'\(param)' must be 1 to 256 bytes of UTF-8 without control characters", param: param)
         }
         return s
     }

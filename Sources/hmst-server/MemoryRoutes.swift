@@ -52,6 +52,9 @@ struct MemoryRoutes {
             throw APIError.invalid("'text' has \(text.utf8.count) bytes; at most \(state.limits.maxMemoryTextBytes)", param: "text")
         }
         let source = try f.string("source") ?? ""
+        guard source.utf8.count <= state.limits.maxMemoryTextBytes else {
+            throw APIError.invalid("'source' has \(source.utf8.count) bytes; at most \(state.limits.maxMemoryTextBytes)", param: "source")
+        }
         let importance = try f.number("importance", in: 0...1) ?? 0.5
         let model = state.model
         let id = try await state.pool.run { _ in

@@ -55,6 +55,7 @@ final class ServerState: @unchecked Sendable {
         created = Int(Date().timeIntervalSince1970)
         self.template = template
         self.pool = pool
+        pool.onBusy = { [metrics] in metrics.rejectedBusy() }
         self.nCtx = nCtx
         self.limits = limits
         self.memory = memory

@@ -26,6 +26,9 @@ final class SlotPool: @unchecked Sendable {
     private let lock = NSLock()
     private var free: [Slot]
     private var waiters: [CheckedContinuation<Slot, Error>] = []
+    /// Called for every request turned away (503): every route's rejections count in the
+    /// metrics this way, whether it acquires a slot itself or through run.
+    var onBusy: (@Sendable () -> Void)?
 
     init(slots: [Slot], queueLimit: Int) {
         self.slots = slots
@@ -50,6 +53,7 @@ final class SlotPool: @unchecked Sendable {
             c.resume(returning: s)
         } else if waiters.count >= queueLimit {
             lock.unlock()
+            onBusy?()
             c.resume(throwing: APIError.busy(retryAfterSeconds: 1))
         } else {
             waiters.append(c)

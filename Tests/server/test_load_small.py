@@ -3,6 +3,7 @@ streaming and not, then the same requests one at a time give identical greedy ou
 queue answers 503 with Retry-After and nothing else fails."""
 import concurrent.futures as cf
 import json
+import re
 import threading
 
 import requests
@@ -53,3 +54,15 @@ def test_full_queue_answers_503(start_server):
         codes = list(ex.map(one, range(6)))
     assert set(codes) <= {200, 503} and 200 in codes and 503 in codes, codes
     assert all(v == "1" for v in retry)
+
+    # every route's 503s are counted, not only those of the generation routes
+    def embed(_):
+        barrier.wait()
+        return requests.post(s.url + "/v1/embeddings", json={"input": ["x " * 500] * 64}, timeout=60).status_code
+
+    barrier = threading.Barrier(6)
+    with cf.ThreadPoolExecutor(6) as ex:
+        codes += list(ex.map(embed, range(6)))
+    text = requests.get(s.url + "/metrics").text
+    counted = float(re.search(r"^hmst_rejected_busy_total (\S+)$", text, re.M).group(1))
+    assert counted == codes.count(503), (counted, codes)

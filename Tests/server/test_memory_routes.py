@@ -61,6 +61,57 @@ def test_memory_errors(server):
     assert r.status_code == 400 and r.json()["error"]["param"] == "id"
     r = call(server, "POST", "/v1/hmst/memory/semantic/search", json={"owner": "a", "query": "x", "k": 0})
     assert r.status_code == 400 and r.json()["error"]["param"] == "k"
+    # an owner is limited in bytes: one letter with 300 combining marks is one character of 601 bytes
+    r = call(server, "POST", "/v1/hmst/memory/episodic/entries", json={"owner": "e" + "\u0301" * 300, "text": "x"})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "owner"
+    r = call(server, "POST", "/v1/hmst/memory/semantic/entries", json={"owner": "a", "text": "x", "source": "s" * 70000})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "source"
+
+
+def test_malformed_chunked_body_is_a_client_error(server):
+    import socket
+    host, port = server.url.split("//")[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as s:
+        auth = "".join(f"{k}: {v}\r\n" for k, v in server.headers().items())
+        s.sendall(("POST /v1/hmst/memory/semantic/search HTTP/1.1\r\nHost: x\r\n" + auth +
+                   "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n").encode())
+        status = s.recv(4096).split(b"\r\n", 1)[0]
+    assert b" 400 " in status, status
+
+
+def test_one_owners_removals_do_not_fail_anothers_reads(server):
+    """Bob adds and removes entries while Alice lists, searches and reads stats: the tiers lock
+    each call, not the pair of calls a route makes, so Alice's routes skip what vanished
+    (before: 404 "unknown id", 400 "k = 0")."""
+    import concurrent.futures as cf
+    import threading
+    for tier in ("episodic", "semantic"):
+        call(server, "POST", f"/v1/hmst/memory/{tier}/entries", json={"owner": "alice2", "text": "alice2 keeps bees"})
+    stop = threading.Event()
+
+    def churn():
+        while not stop.is_set():
+            for tier in ("episodic", "semantic"):
+                r = call(server, "POST", f"/v1/hmst/memory/{tier}/entries", json={"owner": "bob2", "text": "bob2 note"})
+                assert r.status_code == 200, r.text
+            call(server, "DELETE", "/v1/hmst/memory/both/entries", params={"owner": "bob2"})
+
+    def read(i):
+        if i % 3 == 0:
+            r = call(server, "GET", "/v1/hmst/memory/stats", params={"owner": "alice2"})
+        elif i % 3 == 1:
+            r = call(server, "GET", "/v1/hmst/memory/both/entries", params={"owner": "alice2"})
+        else:
+            r = call(server, "POST", "/v1/hmst/memory/both/search", json={"owner": "alice2", "query": "bees", "k": 2})
+        return r.status_code, r.text
+
+    with cf.ThreadPoolExecutor(3) as ex:
+        writer = ex.submit(churn)
+        results = list(ex.map(read, range(120)))
+        stop.set()
+        writer.result()
+    bad = [r for r in results if r[0] != 200]
+    assert not bad, bad[:3]
 
 
 def test_memory_persists_across_restart(start_server, tmp_path):

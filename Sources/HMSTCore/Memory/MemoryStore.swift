@@ -94,7 +94,8 @@ public final class MemoryStore: @unchecked Sendable {
         var hits: [MemoryStoreHit] = []
         if tier != .semantic, let episodic, episodic.count > 0 {
             for h in try episodic.search(text: text, model: model, k: k) {
-                hits.append(MemoryStoreHit(tier: .episodic, id: h.id, score: h.score, text: try episodic.entry(id: h.id).text))
+                guard let e = try? episodic.entry(id: h.id) else { continue }   // removed meanwhile
+                hits.append(MemoryStoreHit(tier: .episodic, id: h.id, score: h.score, text: e.text))
             }
         }
         if tier != .episodic, let semantic, semantic.count > 0 {

@@ -28,14 +28,17 @@ extension MemoryStore {
         guard k > 0 else { throw HMSTError.invalidArgument("memory search: k = \(k) must be >= 1") }
         var hits: [MemoryStoreHit] = []
         if tier != .semantic, let episodic, episodic.count > 0 {
+            // an entry removed by another request between the search and the read is skipped:
+            // the tiers lock each call, not the pair
             for h in try episodic.search(text: text, model: model, k: k, owner: owner) {
-                hits.append(MemoryStoreHit(tier: .episodic, id: h.id, score: h.score, text: try episodic.entry(id: h.id).text,
-                                           owner: owner))
+                guard let e = try? episodic.entry(id: h.id) else { continue }
+                hits.append(MemoryStoreHit(tier: .episodic, id: h.id, score: h.score, text: e.text, owner: owner))
             }
         }
         if tier != .episodic, let semantic, semantic.count > 0 {
             let q = try semantic.queryEmbedding(of: text, model: model)
-            var kk = min(semantic.count, max(4 * k, 32))
+            // counts read again below may have fallen meanwhile (another owner's removals): k >= 1
+            var kk = max(1, min(semantic.count, max(4 * k, 32)))
             while true {
                 let found = try semantic.search(query: q, k: kk, nprobe: nprobe).filter { $0.metadata.owner == owner }
                 if found.count >= k || kk >= semantic.count {
@@ -44,7 +47,7 @@ extension MemoryStore {
                     }
                     break
                 }
-                kk = min(semantic.count, kk * 4)
+                kk = max(1, min(semantic.count, kk * 4))
             }
         }
         guard tier == .both else { return hits }
@@ -59,7 +62,8 @@ extension MemoryStore {
             return (episodic?.allEntries() ?? []).filter { $0.owner == owner }.map(\.id).sorted()
         case .semantic:
             guard let semantic else { return [] }
-            return try semantic.ids().filter { try semantic.metadata(id: $0).owner == owner }
+            // ids removed between the listing and their metadata read (another request) are skipped
+            return semantic.ids().filter { (try? semantic.metadata(id: $0))?.owner == owner }
         case .both: throw HMSTError.invalidArgument("ids work on one tier: episodic or semantic")
         }
     }
