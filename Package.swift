@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.0.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.0.0"),
     ],
     targets: [
         // System libraries (Debian: libopenblas-dev, libnuma-dev, zlib1g-dev).
@@ -66,6 +67,7 @@ let package = Package(
                                          .product(name: "HTTPTypes", package: "swift-http-types"),
                                          .product(name: "NIOCore", package: "swift-nio"),
                                          .product(name: "NIOHTTP1", package: "swift-nio"),
+                                         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                                          .product(name: "Logging", package: "swift-log")]),
 
         // Inference benchmarks printing JSON lines (not tests): swift run -c release hmst-bench

@@ -45,6 +45,10 @@ struct AskRequest: Sendable {
         eq.seed = UInt64(try f.int("seed", in: 0...9_007_199_254_740_991) ?? 0)
         query = eq
         stream = try f.bool("stream") ?? false
+        // too long for the context: a 400 now, before a streamed answer's 200 goes out
+        if let engine = state.engines.first {
+            do { try engine.promptWithoutMemories(text) } catch let e as HMSTError { throw APIError.invalid(e.message, param: param) }
+        }
     }
 }
 
@@ -120,10 +124,7 @@ struct AskRoutes {
 
     private func stream(_ req: AskRequest, id: String, slot: Slot, cancel: CancelFlag, context: ServerContext) -> Response {
         let state = self.state
-        let (events, sink) = AsyncStream<String>.makeStream(bufferingPolicy: .unbounded)
-        sink.onTermination = { reason in
-            if case .cancelled = reason { cancel.cancel() }
-        }
+        let es = EventStream(cancel: cancel, stallSeconds: state.limits.streamStallSeconds)
         @Sendable func event(_ o: [(String, JSONValue)]) -> String {
             "data: " + JSONValue.object([("id", .string(id)), ("model", .string(state.modelName))] + o).serialized + "\n\n"
         }
@@ -139,7 +140,7 @@ struct AskRoutes {
                 let hold = Generator.stopPrefixLength(text, marker, marker[0].count)
                 let end = final ? text.count - hold : Generator.safeEnd(text, from: sent, holdBack: hold)
                 guard end > sent else { return }
-                sink.yield(event([("object", .string("hmst.answer.delta")), ("attempt", .number(Double(attempt))),
+                es.send(event([("object", .string("hmst.answer.delta")), ("attempt", .number(Double(attempt))),
                                   ("text", .string(String(decoding: text[sent..<end], as: UTF8.self)))]))
                 sent = end
             }
@@ -153,24 +154,27 @@ struct AskRoutes {
                     attempt = n
                     text = []
                     sent = 0
-                    sink.yield(event([("object", .string("hmst.answer.attempt")), ("attempt", .number(Double(n))),
+                    es.send(event([("object", .string("hmst.answer.attempt")), ("attempt", .number(Double(n))),
                                       ("decisions", .string(d.summary))]))
                 })
                 flush(final: true)
                 stats.add(prompt: r.cost.promptTokens, completion: r.cost.generatedTokens)
-                sink.yield("data: " + AskRoutes.resultJSON(r, id: id, model: state.modelName).serialized + "\n\n")
+                es.send("data: " + AskRoutes.resultJSON(r, id: id, model: state.modelName).serialized + "\n\n")
             } catch {
                 // headers are sent: report in the stream, in the error shape
                 let e = (error as? HMSTError).map(APIError.from) ??
                     APIError(status: .internalServerError, message: "\(error)", type: "server_error", param: nil, code: "internal_error")
-                sink.yield("data: " + e.json.serialized + "\n\n")
+                es.send("data: " + e.json.serialized + "\n\n")
             }
-            sink.yield("data: [DONE]\n\n")
-            sink.finish()
+            es.send("data: [DONE]\n\n")
+            es.finish()
         }
         let body = ResponseBody { writer in
             do {
-                for await e in events { try await writer.write(ByteBuffer(string: e)) }
+                for await e in es.events {
+                    try await writer.write(ByteBuffer(string: e))
+                    es.written()
+                }
                 try await writer.finish(nil)
             } catch {
                 cancel.cancel()

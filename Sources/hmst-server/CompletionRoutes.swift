@@ -112,10 +112,7 @@ struct CompletionRoutes {
         let kind = req.kind
         let created = Double(Int(Date().timeIntervalSince1970))
         let objectName = kind == .chat ? "chat.completion.chunk" : "text_completion"
-        let (events, sink) = AsyncStream<String>.makeStream(bufferingPolicy: .unbounded)
-        sink.onTermination = { reason in
-            if case .cancelled = reason { cancel.cancel() }
-        }
+        let es = EventStream(cancel: cancel, stallSeconds: state.limits.streamStallSeconds)
         @Sendable func chunk(_ choices: [JSONValue], usage: JSONValue? = nil) -> String {
             var o: [(String, JSONValue)] = [("id", .string(id)), ("object", .string(objectName)), ("created", .number(created)),
                                             ("model", .string(state.modelName)), ("system_fingerprint", .string("hmst")),
@@ -144,10 +141,10 @@ struct CompletionRoutes {
             defer { state.pool.release(slot) }
             var completion = 0
             for (i, job) in jobs.enumerated() {
-                if kind == .chat { sink.yield(chunk([delta(i, "", role: true, lps: [], finish: nil)])) }
+                if kind == .chat { es.send(chunk([delta(i, "", role: true, lps: [], finish: nil)])) }
                 do {
                     let o = try Generator.run(session: slot.session, tokenizer: state.tokenizer, job: job, cancel: cancel) { text, lps in
-                        sink.yield(chunk([delta(i, text, role: false, lps: lps, finish: nil)]))
+                        es.send(chunk([delta(i, text, role: false, lps: lps, finish: nil)]))
                     }
                     completion += o.completionTokens
                     state.metrics.generation(promptTokens: job.promptTokens.count, completionTokens: o.completionTokens,
@@ -156,24 +153,25 @@ struct CompletionRoutes {
                     if o.finishReason == "cancelled" { break }
                     let last = i == jobs.count - 1
                     let usage = last && !includeUsage ? usageJSON(promptTokens, completion) : nil
-                    sink.yield(chunk([delta(i, kind == .chat ? nil : "", role: false, lps: [], finish: o.finishReason)], usage: usage))
+                    es.send(chunk([delta(i, kind == .chat ? nil : "", role: false, lps: [], finish: o.finishReason)], usage: usage))
                 } catch {
                     // headers are sent: report in the stream, in the error shape
                     let e = (error as? HMSTError).map(APIError.from) ??
                         APIError(status: .internalServerError, message: "\(error)", type: "server_error", param: nil, code: "internal_error")
-                    sink.yield("data: " + e.json.serialized + "\n\n")
+                    es.send("data: " + e.json.serialized + "\n\n")
                     break
                 }
             }
-            if includeUsage { sink.yield(chunk([], usage: usageJSON(promptTokens, completion))) }
+            if includeUsage { es.send(chunk([], usage: usageJSON(promptTokens, completion))) }
             stats.add(prompt: promptTokens, completion: completion)
-            sink.yield("data: [DONE]\n\n")
-            sink.finish()
+            es.send("data: [DONE]\n\n")
+            es.finish()
         }
         let body = ResponseBody { writer in
             do {
-                for await event in events {
+                for await event in es.events {
                     try await writer.write(ByteBuffer(string: event))
+                    es.written()
                 }
                 try await writer.finish(nil)
             } catch {

@@ -6,6 +6,7 @@ import ArgumentParser
 import Foundation
 import HMSTCore
 import Hummingbird
+import ServiceLifecycle
 import Logging
 
 @main
@@ -55,6 +56,9 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-tokens-cap"), help: "Largest max_tokens a request may ask for (400 beyond).")
     var maxTokensCap = 4096
 
+    @Option(name: .customLong("stream-stall-timeout"), help: "Seconds a streaming client may leave 256 events unread before its generation is cancelled (its slot freed).")
+    var streamStallTimeout: Double = 30
+
     @Option(name: .customLong("default-chat-max-tokens"), help: "max_tokens of a chat request that sets none.")
     var defaultChatMaxTokens = 256
 
@@ -77,6 +81,9 @@ struct ServerCommand: AsyncParsableCommand {
         guard queue >= 0 else { throw ValidationError("--queue must be >= 0") }
         guard port >= 0, port <= 65535 else { throw ValidationError("--port must be in 0...65535") }
         guard threads >= 0 else { throw ValidationError("--threads must be >= 0") }
+        guard streamStallTimeout.isFinite, streamStallTimeout > 0, streamStallTimeout <= 86_400 else {
+            throw ValidationError("--stream-stall-timeout must be in (0, 86400] seconds")
+        }
         guard maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be >= 1024") }
         guard maxTokensCap >= 1, defaultChatMaxTokens >= 1 else { throw ValidationError("--max-tokens-cap and --default-chat-max-tokens must be >= 1") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level must be trace, debug, info, notice, warning, error or critical") }
@@ -145,6 +152,7 @@ struct ServerCommand: AsyncParsableCommand {
         limits.maxBodyBytes = maxBodyBytes
         limits.maxTokensCap = maxTokensCap
         limits.defaultChatMaxTokens = defaultChatMaxTokens
+        limits.streamStallSeconds = streamStallTimeout
         ServerLimits.shared = limits
         let name = modelName ?? URL(fileURLWithPath: checkpoint).standardizedFileURL.lastPathComponent
 
@@ -179,8 +187,15 @@ struct ServerCommand: AsyncParsableCommand {
                 fflush(stdout)
             },
             logger: logger)
-        try await app.runService()
-        // SIGTERM/SIGINT: in-flight requests have drained; make the last save
+        // SIGTERM/SIGINT: in-flight requests drain for up to 30 s, then are cancelled (a client
+        // that stopped reading a stream would otherwise hold the shutdown for as long as it
+        // keeps its socket open); acknowledged memory writes are committed before their reply
+        var group = ServiceGroupConfiguration(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        group.maximumGracefulShutdownDuration = .seconds(30)
+        do { try await ServiceGroup(configuration: group).run() } catch {
+            logger.warning("shutdown: \(error)")
+        }
+        // in-flight requests have drained or been cancelled; make the last save
         if let p = state.persister { try p.flush() }
         logger.info("stopped; memory saved")
     }

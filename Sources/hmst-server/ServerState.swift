@@ -23,6 +23,8 @@ struct ServerLimits: Sendable {
     var maxSearchK = 100
     /// largest memory entry text, in bytes
     var maxMemoryTextBytes = 64 * 1024
+    /// seconds a streaming client may leave EventStream's buffer full before its generation is cancelled
+    var streamStallSeconds = 30.0
 
     nonisolated(unsafe) static var shared = ServerLimits()
 }

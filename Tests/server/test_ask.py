@@ -126,13 +126,12 @@ def test_ask_errors(start_server, tmp_path):
     assert r.status_code == 400 and "JSON" in r.json()["error"]["message"]
     r = requests.post(s.url + "/v1/hmst/ask", json={"query": "x", "owner": "a"}, timeout=30)
     assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
-    # a query longer than the context fails inside the engine: 400 plain, an error event streamed
+    # a query longer than the context: 400 before anything is sent, streamed or not
     long = "word " * 3000
     e = err({"query": long, "owner": "a", "policy": "none"})
-    assert "context" in e["message"]
-    r = ask(s, {"query": long, "owner": "a", "policy": "none", "stream": True}, stream=True)
-    ev = sse_events(r)
-    assert ev[-1] == "[DONE]" and "context" in ev[-2]["error"]["message"]
+    assert "context" in e["message"] and e["param"] == "query"
+    e = err({"query": long, "owner": "a", "policy": "none", "stream": True})
+    assert "context" in e["message"] and e["param"] == "query"
     # the server is fine afterwards
     r = ask(s, {"query": "x", "owner": "a", "policy": "none", "max_tokens": 1})
     assert r.status_code == 200 and r.json()["citations"] == []

@@ -38,6 +38,32 @@ def test_disconnect_cancels_streaming_generation(start_server):
     assert ok.status_code == 200
 
 
+def test_stalled_stream_reader_is_cancelled_and_frees_its_slot(start_server):
+    """A client that keeps its socket open but stops reading: once 256 events wait unwritten for
+    --stream-stall-timeout seconds, its generation is cancelled and the slot serves others
+    (before, the whole answer was buffered in the server for as long as the socket stayed open)."""
+    import json
+    import socket
+    s = start_server("--stream-stall-timeout", "1", memory=None, slots=1)
+    host, port = s.url.split("//")[1].split(":")
+    body = json.dumps({"prompt": ["a story"] * 16, "n": 8, "max_tokens": 120, "logprobs": 20, "temperature": 1,
+                       "stream": True}).encode()
+    head = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in s.headers().items())
+    sock = socket.create_connection((host, int(port)), timeout=30)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.sendall((head + f"Content-Length: {len(body)}\r\n\r\n").encode() + body)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and metric(s, "hmst_cancelled_total") < 1:
+            time.sleep(0.2)
+        assert metric(s, "hmst_cancelled_total") >= 1
+        ok = requests.post(s.url + "/v1/completions", headers=s.headers(), json={"prompt": "x", "max_tokens": 2}, timeout=30)
+        assert ok.status_code == 200
+    finally:
+        sock.close()
+
+
 def test_disconnect_cancels_plain_generation(start_server):
     s = start_server(memory=None, slots=1)
     # the disconnect must come while the 900 tokens are being generated: on a fast CPU (Zen 5)

@@ -23,6 +23,18 @@ public final class Engine: @unchecked Sendable {
     /// the layer early exit reads from
     public let exitLayer: Int
     let session: Session
+
+    /// The query's prompt without memories, INVALID_ARGUMENT when it does not fit the context
+    /// with a token to spare. A server checks this before it answers (a streamed answer's
+    /// status is sent before ask runs); ask checks it again. Safe from any thread.
+    @discardableResult
+    public func promptWithoutMemories(_ text: String) throws -> [Int32] {
+        let prompt = tokenizer.encode(MemoryPrompt.format(memories: [], question: text, tokenizer: tokenizer))
+        guard prompt.count < session.nCtx else {
+            throw HMSTError.invalidArgument("engine: the query is \(prompt.count) tokens; the engine's context is \(session.nCtx)")
+        }
+        return prompt
+    }
     let projection: [Float]
     let answerEnd: Int32?
     let unknownToken: Int32?
@@ -159,10 +171,7 @@ public final class Engine: @unchecked Sendable {
             // searched by vectors at all
             if semantic != nil && options.retrieval.mode != .lexical { ctx.queryVector = try model.queryEmbedding(tokens: encoded, pooled: ctx.signals.queryEncoding) }
             ctx.cost.prefill(qt.count, flopsPerToken: full)
-            let prompt = tokenizer.encode(MemoryPrompt.format(memories: [], question: text, tokenizer: tokenizer))
-            guard prompt.count < session.nCtx else {
-                throw HMSTError.invalidArgument("engine: the query is \(prompt.count) tokens; the engine's context is \(session.nCtx)")
-            }
+            let prompt = try promptWithoutMemories(text)
             session.reset()
             try session.setBudget(ComputeBudget())
             try session.evaluate(prompt)
