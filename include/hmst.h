@@ -1254,9 +1254,15 @@ HMST_API int hmst_engine_info(const hmst_engine *engine, bool *has_controller, b
  * MPI is OpenMPI (Debian's libopenmpi3, libmpi.so.40), loaded with dlopen when a trainer asks
  * for it: libhmst does not link MPI and a single process never needs it. Under MPI every
  * call on a trainer (create, step, evaluate, run, save) is collective: every rank makes it,
- * in the same order. A collective that does not complete within collective_timeout_s (a rank
- * died or stalled) fails with HMST_STATUS_INTERNAL and a message naming it; the trainer is then
- * unusable and the host should end the job (MPI_Abort), since the other ranks may wait. */
+ * in the same order, with the same trainer params (but for paths). This is checked: create
+ * reduces the params' values, and each collective call first agrees on the call and the step;
+ * a difference fails with HMST_STATUS_INVALID_ARGUMENT on every rank, naming the field or the
+ * call (a memory trainer's evaluations run on each rank alone and are not collective).
+ * A collective that does not complete within collective_timeout_s (a rank died or stalled)
+ * fails with HMST_STATUS_INTERNAL and a message naming it; the trainer is then unusable and
+ * the host should end the job (MPI_Abort), since the other ranks may wait. After such a
+ * timeout libhmst keeps the abandoned collective's buffers and no longer finalizes MPI or
+ * frees its communicators (MPI could still write into them). */
 
 /* Values of hmst_data_parallel_params.mode. */
 enum hmst_data_parallel_mode {
@@ -1266,11 +1272,12 @@ enum hmst_data_parallel_mode {
 };
 
 struct hmst_data_parallel_params {
-    uint32_t struct_size;           /* set by hmst_data_parallel_default_params() */
+    uint32_t struct_size;           /* set by hmst_data_parallel_default_params(); the whole struct */
     int32_t mode;                   /* enum hmst_data_parallel_mode; default NONE */
-    void *mpi_comm;                 /* MODE_MPI_COMM: an OpenMPI MPI_Comm (a pointer); duplicated, not kept */
-    double collective_timeout_s;    /* default 300: longest wait for an all-reduce or broadcast */
-    int32_t bucket_mb;              /* default 16: MiB of gradients per all-reduce bucket */
+    void *mpi_comm;                 /* MODE_MPI_COMM: an OpenMPI MPI_Comm (a pointer), not MPI_COMM_NULL;
+                                     * duplicated, not kept */
+    double collective_timeout_s;    /* default 300: longest wait for an all-reduce or broadcast; finite, >= 0.001 */
+    int32_t bucket_mb;              /* default 16: MiB of gradients per all-reduce bucket, 1 ... 4096 */
     bool numa_rank;                 /* default false: bind this rank's threads and memory to NUMA node
                                      * (local rank mod nodes); do it before loading anything else */
 };
