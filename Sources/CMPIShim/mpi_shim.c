@@ -41,6 +41,16 @@ static void *sym(const char *name, char *err, size_t cap, int *failed) {
     return p;
 }
 
+/* A predefined handle (MPI_COMM_WORLD, MPI_DOUBLE, MPI_MAX, ...): an object, not a function.
+ * A host executable built with mpicc that names one holds it by copy relocation: libmpi
+ * initialises that copy at MPI_Init (through its GOT) and leaves its own definition, which
+ * dlsym(lib, ...) returns, as it was: MPI_MAX found that way had no reduction functions and
+ * libnbc called NULL (Tests/mpi/host_comm.c). The global scope's definition comes first. */
+static void *obj(const char *name, char *err, size_t cap, int *failed) {
+    void *p = dlsym(RTLD_DEFAULT, name);
+    return p ? p : sym(name, err, cap, failed);
+}
+
 int hmstmpi_load(char *err, size_t cap) {
     if (lib) return 0;
     const char *path = getenv("HMST_MPI_LIBRARY");
@@ -76,15 +86,15 @@ int hmstmpi_load(char *err, size_t cap) {
     *(void **)&p_test = sym("MPI_Test", err, cap, &failed);
     *(void **)&p_abort = sym("MPI_Abort", err, cap, &failed);
     *(void **)&p_error_string = sym("MPI_Error_string", err, cap, &failed);
-    o_comm_world = sym("ompi_mpi_comm_world", err, cap, &failed);
-    o_comm_null = sym("ompi_mpi_comm_null", err, cap, &failed);
-    o_float = sym("ompi_mpi_float", err, cap, &failed);
-    o_double = sym("ompi_mpi_double", err, cap, &failed);
-    o_uint64 = sym("ompi_mpi_uint64_t", err, cap, &failed);
-    o_sum = sym("ompi_mpi_op_sum", err, cap, &failed);
-    o_max = sym("ompi_mpi_op_max", err, cap, &failed);
-    o_min = sym("ompi_mpi_op_min", err, cap, &failed);
-    o_errors_return = sym("ompi_mpi_errors_return", err, cap, &failed);
+    o_comm_world = obj("ompi_mpi_comm_world", err, cap, &failed);
+    o_comm_null = obj("ompi_mpi_comm_null", err, cap, &failed);
+    o_float = obj("ompi_mpi_float", err, cap, &failed);
+    o_double = obj("ompi_mpi_double", err, cap, &failed);
+    o_uint64 = obj("ompi_mpi_uint64_t", err, cap, &failed);
+    o_sum = obj("ompi_mpi_op_sum", err, cap, &failed);
+    o_max = obj("ompi_mpi_op_max", err, cap, &failed);
+    o_min = obj("ompi_mpi_op_min", err, cap, &failed);
+    o_errors_return = obj("ompi_mpi_errors_return", err, cap, &failed);
     if (failed) {
         dlclose(h);
         lib = NULL;

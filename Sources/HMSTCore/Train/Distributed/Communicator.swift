@@ -179,26 +179,15 @@ public final class Communicator: @unchecked Sendable {
         return Array(v.buffer)
     }
 
-    /// Element-wise min and max of UInt64 words over every rank (word i agrees on every rank
-    /// when min[i] == max[i]).
-    public func allReduceRange(_ words: [UInt64], what: String) throws -> (min: [UInt64], max: [UInt64]) {
-        guard size > 1, !words.isEmpty else { return (words, words) }
-        let n = words.count
-        let v = AlignedBuffer<UInt64>(count: 2 * n, zeroed: false)
-        for (i, w) in words.enumerated() { v.pointer[i] = w; v.pointer[n + i] = w }
-        try keepingAliveOnFailure(v) {
-            var r1: UnsafeMutableRawPointer? = nil, r2: UnsafeMutableRawPointer? = nil
-            try Communicator.check(hmstmpi_iallreduce_inplace(v.pointer, Int32(n), Int32(HMSTMPI_UINT64), Int32(HMSTMPI_MIN), comm, &r1), what)
-            try Communicator.check(hmstmpi_iallreduce_inplace(v.pointer + n, Int32(n), Int32(HMSTMPI_UINT64), Int32(HMSTMPI_MAX), comm, &r2), what)
-            try wait(&r1, what)
-            try wait(&r2, what)
-        }
-        return (Array(v.buffer[0..<n]), Array(v.buffer[n...]))
-    }
-
-    public func allReduceRange(_ word: UInt64, what: String) throws -> (min: UInt64, max: UInt64) {
-        let r = try allReduceRange([word], what: what)
-        return (r.min[0], r.max[0])
+    /// For each word, whether every rank holds the same value (checksums, options): the words
+    /// travel as their exact 32-bit halves in doubles, and one MAX over the halves and their
+    /// negations gives each half's maximum and minimum in a single collective.
+    public func agreement(_ words: [UInt64], what: String) throws -> [Bool] {
+        guard size > 1, !words.isEmpty else { return words.map { _ in true } }
+        let halves = words.flatMap { [Double($0 >> 32), Double($0 & 0xffff_ffff)] }
+        let r = try allReduce(halves + halves.map { -$0 }, .max, what: what)
+        let n = halves.count
+        return words.indices.map { i in r[2 * i] == -r[n + 2 * i] && r[2 * i + 1] == -r[n + 2 * i + 1] }
     }
 
     /// Root's p[count] to every rank.

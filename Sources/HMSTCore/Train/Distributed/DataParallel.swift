@@ -137,8 +137,8 @@ public final class DataParallel: @unchecked Sendable {
     /// every call that reduces (two small all-reduces).
     public func agree(_ fields: [Agreed], at what: String) throws {
         guard let c = communicator, c.size > 1, !fields.isEmpty else { return }
-        let r = try c.allReduceRange(fields.map(\.bits), what: what)
-        let differing = fields.indices.filter { r.min[$0] != r.max[$0] }
+        let same = try c.agreement(fields.map(\.bits), what: what)
+        let differing = fields.indices.filter { !same[$0] }
         guard differing.isEmpty else {
             let names = differing.map { "\(fields[$0].name) (this rank: \(fields[$0].shown))" }.joined(separator: ", ")
             throw HMSTError.invalidArgument("rank \(c.rank) of \(c.size): the ranks differ in \(names) at \(what); every rank "
@@ -156,8 +156,7 @@ public final class DataParallel: @unchecked Sendable {
     func checkReplicasAgree(_ params: any ParameterSet, step: Int) throws {
         guard let c = communicator, c.size > 1 else { return }
         let sum = FileChecksum.of(UnsafeRawBufferPointer(start: params.values.pointer, count: params.count * 4))
-        let r = try c.allReduceRange(sum, what: "the replica check")
-        guard r.min == r.max else {
+        guard try c.agreement([sum], what: "the replica check")[0] else {
             throw HMSTError(.internal, "rank \(c.rank): the \(c.size) replicas hold different parameters at step \(step) "
                             + "(non-deterministic reduction?); not writing a checkpoint")
         }
