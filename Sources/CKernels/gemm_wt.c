@@ -331,11 +331,8 @@ static int gemm_blocked(const wt_isa *isa, int transA, int transB, size_t M, siz
                 else isa->pack_n(panels + (n0 - nb) * kc, B, ldb, n0, nc, k0, kc);
             }
             if (transA) {
-                /* A stored [K, M]: read straight, each tile's kc rows lie lda apart (a page apart for
-                 * the LM head's gradient, 4096 wide), and the tile runs against every panel. Copying
-                 * up to WMCT columns at a time (whole tiles) into tiles [kc][MR] reads whole cache lines,
-                 * touches each page once, and gives the micro-kernel one stream (the head's dyᵀ·x ran
-                 * at half OpenBLAS's rate on the Intel model 207 before). The last tile is zero-padded. */
+                /* A stored [K, M], copied into tiles [kc][MR] (why: the file's head comment); the
+                 * last tile is zero-padded */
                 size_t mcb = WMCT / MR * MR;
                 for (size_t mb = 0; mb < M; mb += mcb) {
                     size_t mc = M - mb < mcb ? M - mb : mcb, tiles = (mc + MR - 1) / MR;

@@ -30,7 +30,7 @@ static int (*p_ibarrier)(mpi_handle, mpi_handle *);
 static int (*p_test)(mpi_handle *, int *, void *);
 static int (*p_abort)(mpi_handle, int);
 static int (*p_error_string)(int, char *, int *);
-static mpi_handle o_comm_world, o_comm_null, o_float, o_double, o_uint64, o_sum, o_max, o_min, o_errors_return, o_in_place;
+static mpi_handle o_comm_world, o_comm_null, o_float, o_double, o_sum, o_max, o_min, o_errors_return, o_in_place;
 
 static void *sym(const char *name, char *err, size_t cap, int *failed) {
     void *p = dlsym(lib, name);
@@ -90,7 +90,6 @@ int hmstmpi_load(char *err, size_t cap) {
     o_comm_null = obj("ompi_mpi_comm_null", err, cap, &failed);
     o_float = obj("ompi_mpi_float", err, cap, &failed);
     o_double = obj("ompi_mpi_double", err, cap, &failed);
-    o_uint64 = obj("ompi_mpi_uint64_t", err, cap, &failed);
     o_sum = obj("ompi_mpi_op_sum", err, cap, &failed);
     o_max = obj("ompi_mpi_op_max", err, cap, &failed);
     o_min = obj("ompi_mpi_op_min", err, cap, &failed);
@@ -154,7 +153,7 @@ int hmstmpi_comm_free(void **comm) {
 int hmstmpi_comm_rank(void *comm, int *rank) { return p_comm_rank(comm, rank); }
 int hmstmpi_comm_size(void *comm, int *size) { return p_comm_size(comm, size); }
 
-static mpi_handle dtype_of(int d) { return d == HMSTMPI_DOUBLE ? o_double : d == HMSTMPI_UINT64 ? o_uint64 : o_float; }
+static mpi_handle dtype_of(int d) { return d == HMSTMPI_DOUBLE ? o_double : o_float; }
 static mpi_handle op_of(int o) { return o == HMSTMPI_MAX ? o_max : o == HMSTMPI_MIN ? o_min : o_sum; }
 
 int hmstmpi_iallreduce_inplace(void *buf, int count, int dtype, int op, void *comm, void **request) {

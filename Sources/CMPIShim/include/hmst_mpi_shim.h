@@ -26,7 +26,7 @@ extern "C" {
 #endif
 
 /* Datatypes and reductions the shim knows. */
-enum { HMSTMPI_FLOAT = 0, HMSTMPI_DOUBLE = 1, HMSTMPI_UINT64 = 2 };
+enum { HMSTMPI_FLOAT = 0, HMSTMPI_DOUBLE = 1 };
 enum { HMSTMPI_SUM = 0, HMSTMPI_MAX = 1, HMSTMPI_MIN = 2 };
 
 /* Loads libmpi (the copy already in the process if a host loaded it, else libmpi.so.40,
