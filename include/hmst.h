@@ -1197,7 +1197,9 @@ struct hmst_engine_query_params {
     uint32_t struct_size;                 /* set by hmst_engine_query_default_params() */
     const char *policy;                   /* NULL or "auto" (controller, else full), "controller", "full",
                                              "none", or decisions joined by '+': "episodic+semantic+verify" */
-    int32_t max_tokens;                   /* default 16 */
+    int32_t max_tokens;                   /* default 16; cut to the room the prompt leaves in the
+                                             context (the JSON's "max_tokens" and "finish_reason":
+                                             "stop", "length" or "cancelled" say so) */
     float temperature;                    /* default 0 (greedy) */
     uint64_t seed;                        /* default 0 */
     hmst_engine_token_callback on_token;  /* optional */
@@ -1234,7 +1236,8 @@ HMST_API void hmst_engine_free(hmst_engine *engine);
  * one at a time (use one engine per thread for parallel queries; the model with its controller
  * and critic, and the memories, can be shared); asking the same engine again from one of this
  * query's callbacks returns INVALID_ARGUMENT. params->owner scopes the query's memory (see
- * struct hmst_engine_query_params). */
+ * struct hmst_engine_query_params). The query and the memories given to the model are literal
+ * text: special tokens written in them ("<|endoftext|>", "</mem>") are characters, not tokens. */
 HMST_API int hmst_engine_ask(hmst_engine *engine, const char *query, const struct hmst_engine_query_params *params,
                                      struct hmst_engine_result *out_result);
 
@@ -1254,10 +1257,14 @@ HMST_API int hmst_engine_info(const hmst_engine *engine, bool *has_controller, b
  * MPI is OpenMPI (Debian's libopenmpi3, libmpi.so.40), loaded with dlopen when a trainer asks
  * for it: libhmst does not link MPI and a single process never needs it. Under MPI every
  * call on a trainer (create, step, evaluate, run, save) is collective: every rank makes it,
- * in the same order, with the same trainer params (but for paths). This is checked: create
- * reduces the params' values, and each collective call first agrees on the call and the step;
- * a difference fails with HMST_STATUS_INVALID_ARGUMENT on every rank, naming the field or the
- * call (a memory trainer's evaluations run on each rank alone and are not collective).
+ * in the same order, with the same trainer params (but for paths) and the same data. This is
+ * checked: create reduces the params' values and a sampled fingerprint of the data (and the
+ * facts corpus of a memory trainer), and each collective call first agrees on the call and the
+ * step; a difference fails with HMST_STATUS_INVALID_ARGUMENT on every rank, naming the field or
+ * the call (a memory trainer's evaluations run on each rank alone and are not collective). A
+ * rank whose create fails on its own (a missing file, a bad checkpoint, a state to resume from
+ * that is not there) makes every rank's create fail at once: that rank returns its error, the
+ * others INVALID_ARGUMENT naming it (no wait for the collective timeout).
  * A collective that does not complete within collective_timeout_s (a rank died or stalled)
  * fails with HMST_STATUS_INTERNAL and a message naming it; the trainer is then unusable and
  * the host should end the job (MPI_Abort), since the other ranks may wait. After such a

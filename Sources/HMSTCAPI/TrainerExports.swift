@@ -55,54 +55,57 @@ public func hmst_trainer_create(_ params: UnsafePointer<hmst_trainer_params>?, _
         let p = try readParams(try required(params, "params"), defaults: hmst_trainer_default_params(), name: "params")
         // MPI (and --numa-rank binding) before the data and the model are loaded
         let dataParallel = try makeDataParallel(p.data_parallel)
-        let trainDir = try pathString(p.train_data, "params->train_data")
-        let outputDir = try pathString(p.output_dir, "params->output_dir")
-        let train = try TokenDataset(directory: trainDir)
-        let val = try p.val_data.map { try TokenDataset(directory: String(cString: $0)) }
-        let tokenizer = try train.namedTokenizer()
-        // the model and the trainer as `hmst train` makes them (TrainingRun)
-        let source: TrainingRun.ModelSource = p.init_from.map { .checkpoint(String(cString: $0)) }
-            ?? .preset(p.model_size.map { String(cString: $0) } ?? TrainingRun.defaultPreset)
-        let model = try TrainingRun.model(source, data: train, tokenizer: tokenizer, seed: p.seed)
-        func positive(_ v: Int32, _ name: String, allowZero: Bool = false) throws -> Int {
-            guard v > 0 || (allowZero && v == 0) else { throw HMSTError.invalidArgument("params->\(name) = \(v) must be \(allowZero ? ">= 0" : "> 0")") }
-            return Int(v)
+        // a rank whose setup fails tells the others at once, not after the collective timeout
+        let trainer = try dataParallel.creating("the trainer's creation") { () throws -> Trainer in
+            let trainDir = try pathString(p.train_data, "params->train_data")
+            let outputDir = try pathString(p.output_dir, "params->output_dir")
+            let train = try TokenDataset(directory: trainDir)
+            let val = try p.val_data.map { try TokenDataset(directory: String(cString: $0)) }
+            let tokenizer = try train.namedTokenizer()
+            // the model and the trainer as `hmst train` makes them (TrainingRun)
+            let source: TrainingRun.ModelSource = p.init_from.map { .checkpoint(String(cString: $0)) }
+                ?? .preset(p.model_size.map { String(cString: $0) } ?? TrainingRun.defaultPreset)
+            let model = try TrainingRun.model(source, data: train, tokenizer: tokenizer, seed: p.seed)
+            func positive(_ v: Int32, _ name: String, allowZero: Bool = false) throws -> Int {
+                guard v > 0 || (allowZero && v == 0) else { throw HMSTError.invalidArgument("params->\(name) = \(v) must be \(allowZero ? ">= 0" : "> 0")") }
+                return Int(v)
+            }
+            var o = TrainerOptions()
+            o.epochs = try positive(p.epochs, "epochs")
+            o.batchSize = try positive(p.batch_size, "batch_size")
+            o.sequenceLength = try positive(p.seq_len, "seq_len")
+            o.stepsPerEpoch = try positive(p.steps_per_epoch, "steps_per_epoch", allowZero: true)
+            o.gradientAccumulationSteps = try positive(p.grad_accum_steps, "grad_accum_steps")
+            o.evalEvery = try positive(p.eval_every, "eval_every", allowZero: true)
+            o.evalWindows = try positive(p.eval_windows, "eval_windows", allowZero: true)
+            o.patience = try positive(p.patience, "patience", allowZero: true)
+            o.saveEvery = try positive(p.save_every, "save_every", allowZero: true)
+            guard p.learning_rate.isFinite, p.learning_rate > 0 else { throw HMSTError.invalidArgument("params->learning_rate must be > 0") }
+            guard p.weight_decay.isFinite, p.weight_decay >= 0 else { throw HMSTError.invalidArgument("params->weight_decay must be >= 0") }
+            guard p.grad_clip.isFinite, p.grad_clip >= 0 else { throw HMSTError.invalidArgument("params->grad_clip must be >= 0") }
+            o.learningRate = p.learning_rate
+            o.adam.weightDecay = p.weight_decay
+            o.gradClip = p.grad_clip
+            o.seed = p.seed
+            o.precision = p.mixed_precision ? .bf16 : .f32
+            o.gradientCheckpointing = p.gradient_checkpointing
+            o.use8bitOptimizer = p.use_8bit_optimizer
+            o.dataParallel = dataParallel
+            guard p.time_budget_seconds.isFinite, p.time_budget_seconds >= 0 else {
+                throw HMSTError.invalidArgument("params->time_budget_seconds = \(p.time_budget_seconds) must be >= 0 (0: train by epochs)")
+            }
+            o.timeBudget = p.time_budget_seconds > 0 ? p.time_budget_seconds : nil
+            guard p.warmup_fraction.isFinite, p.warmup_fraction >= 0, p.warmup_fraction < 1 else {
+                throw HMSTError.invalidArgument("params->warmup_fraction = \(p.warmup_fraction) must be in [0, 1)")
+            }
+            o.warmupFraction = Double(p.warmup_fraction)
+            guard p.min_learning_rate == -1 || (p.min_learning_rate >= 0 && p.min_learning_rate <= p.learning_rate) else {
+                throw HMSTError.invalidArgument("params->min_learning_rate = \(p.min_learning_rate) must be in 0...learning_rate, or -1 for learning_rate / 10")
+            }
+            o.minLearningRate = p.min_learning_rate == -1 ? nil : p.min_learning_rate
+            return try TrainingRun.trainer(model: model, train: train, val: val, tokenizer: tokenizer, outputDir: outputDir,
+                                           options: o, resumeFrom: p.resume_from.map { String(cString: $0) })
         }
-        var o = TrainerOptions()
-        o.epochs = try positive(p.epochs, "epochs")
-        o.batchSize = try positive(p.batch_size, "batch_size")
-        o.sequenceLength = try positive(p.seq_len, "seq_len")
-        o.stepsPerEpoch = try positive(p.steps_per_epoch, "steps_per_epoch", allowZero: true)
-        o.gradientAccumulationSteps = try positive(p.grad_accum_steps, "grad_accum_steps")
-        o.evalEvery = try positive(p.eval_every, "eval_every", allowZero: true)
-        o.evalWindows = try positive(p.eval_windows, "eval_windows", allowZero: true)
-        o.patience = try positive(p.patience, "patience", allowZero: true)
-        o.saveEvery = try positive(p.save_every, "save_every", allowZero: true)
-        guard p.learning_rate.isFinite, p.learning_rate > 0 else { throw HMSTError.invalidArgument("params->learning_rate must be > 0") }
-        guard p.weight_decay.isFinite, p.weight_decay >= 0 else { throw HMSTError.invalidArgument("params->weight_decay must be >= 0") }
-        guard p.grad_clip.isFinite, p.grad_clip >= 0 else { throw HMSTError.invalidArgument("params->grad_clip must be >= 0") }
-        o.learningRate = p.learning_rate
-        o.adam.weightDecay = p.weight_decay
-        o.gradClip = p.grad_clip
-        o.seed = p.seed
-        o.precision = p.mixed_precision ? .bf16 : .f32
-        o.gradientCheckpointing = p.gradient_checkpointing
-        o.use8bitOptimizer = p.use_8bit_optimizer
-        o.dataParallel = dataParallel
-        guard p.time_budget_seconds.isFinite, p.time_budget_seconds >= 0 else {
-            throw HMSTError.invalidArgument("params->time_budget_seconds = \(p.time_budget_seconds) must be >= 0 (0: train by epochs)")
-        }
-        o.timeBudget = p.time_budget_seconds > 0 ? p.time_budget_seconds : nil
-        guard p.warmup_fraction.isFinite, p.warmup_fraction >= 0, p.warmup_fraction < 1 else {
-            throw HMSTError.invalidArgument("params->warmup_fraction = \(p.warmup_fraction) must be in [0, 1)")
-        }
-        o.warmupFraction = Double(p.warmup_fraction)
-        guard p.min_learning_rate == -1 || (p.min_learning_rate >= 0 && p.min_learning_rate <= p.learning_rate) else {
-            throw HMSTError.invalidArgument("params->min_learning_rate = \(p.min_learning_rate) must be in 0...learning_rate, or -1 for learning_rate / 10")
-        }
-        o.minLearningRate = p.min_learning_rate == -1 ? nil : p.min_learning_rate
-        let trainer = try TrainingRun.trainer(model: model, train: train, val: val, tokenizer: tokenizer, outputDir: outputDir,
-                                              options: o, resumeFrom: p.resume_from.map { String(cString: $0) })
         out.pointee = HandleRegistry.shared.register(TrainerBox(trainer, progress: p.progress, userData: p.user_data))
     }
 }

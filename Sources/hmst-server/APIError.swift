@@ -100,7 +100,3 @@ struct ErrorShapeMiddleware<Context: RequestContext>: RouterMiddleware {
         }
     }
 }
-
-extension HTTPField.Name {
-    static let retryAfter = HTTPField.Name("Retry-After")!
-}

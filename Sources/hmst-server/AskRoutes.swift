@@ -42,7 +42,7 @@ struct AskRequest: Sendable {
         }
         eq.maxTokens = try f.int("max_tokens", in: 1...min(4096, state.limits.maxTokensCap)) ?? eq.maxTokens
         eq.temperature = Float(try f.number("temperature", in: 0...2) ?? 0)
-        eq.seed = UInt64(try f.int("seed", in: 0...9_007_199_254_740_991) ?? 0)
+        eq.seed = try f.seed() ?? 0
         query = eq
         stream = try f.bool("stream") ?? false
         // too long for the context: a 400 now, before a streamed answer's 200 goes out
@@ -108,6 +108,7 @@ struct AskRoutes {
             ("id", .string(id)), ("object", .string("hmst.answer")), ("created", .number(Double(Int(Date().timeIntervalSince1970)))),
             ("model", .string(model)), ("owner", .string(r.owner ?? "")), ("query", .string(r.query)),
             ("answer", .string(r.answer)), ("model_answer", .string(r.modelAnswer)),
+            ("finish_reason", .string(r.finish.rawValue)), ("max_tokens", .number(Double(r.maxTokens))),
             ("abstained", .bool(r.abstained)), ("retried", .bool(r.retried)),
             ("confidence", .number(Double(r.confidence))), ("confidence_calibrated", .bool(r.confidenceCalibrated)),
             ("policy", .string(r.policy)), ("decisions", decisionsJSON(r.decisions, r.probabilities)),

@@ -41,8 +41,10 @@ struct ChatTemplate: Sendable {
     }
 
     /// messages: (role, content) with role system, user, assistant (developer = system, tool = user).
-    func render(_ messages: [(role: String, content: String)]) -> String {
-        var out = ""
+    /// The patterns are markup (a special token written in the template is that token); each
+    /// message's content is literal text, so a user cannot type a role marker or end-of-text.
+    func render(_ messages: [(role: String, content: String)]) -> PromptText {
+        var out = PromptText()
         for m in messages {
             let pattern: String
             switch m.role {
@@ -50,9 +52,13 @@ struct ChatTemplate: Sendable {
             case "assistant": pattern = assistant
             default: pattern = user
             }
-            out += pattern.replacingOccurrences(of: "{content}", with: m.content)
+            for (i, part) in pattern.components(separatedBy: "{content}").enumerated() {
+                if i > 0 { out.literal(m.content) }
+                out.markup(part)
+            }
         }
-        return out + generationPrompt
+        out.markup(generationPrompt)
+        return out
     }
 }
 

@@ -95,9 +95,8 @@ struct CompletionRequest {
         sampling.repetitionPenalty = Float(try f.number("repetition_penalty", in: 0.01...100) ?? 1)
         _ = try f.number("frequency_penalty", in: -2...2)
         _ = try f.number("presence_penalty", in: -2...2)
-        if let v = f["seed"] {
-            guard let s = v.int else { throw APIError.invalid("'seed' must be an integer", param: "seed") }
-            sampling.seed = UInt64(bitPattern: Int64(s))
+        if let s = try f.seed() {
+            sampling.seed = s
             seedGiven = true
         } else {
             sampling.seed = UInt64.random(in: 0...UInt64.max)
@@ -163,7 +162,7 @@ struct CompletionRequest {
     }
 
     /// messages: [{role, content}] with content a string or an array of {"type": "text", "text"} parts.
-    static func chatPrompt(_ f: Fields, template: ChatTemplate) throws -> String {
+    static func chatPrompt(_ f: Fields, template: ChatTemplate) throws -> PromptText {
         guard let ms = f["messages"]?.array else { throw APIError.invalid("'messages' must be an array", param: "messages") }
         guard !ms.isEmpty else { throw APIError.invalid("'messages' must hold at least one message", param: "messages") }
         var out: [(role: String, content: String)] = []

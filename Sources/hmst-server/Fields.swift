@@ -43,6 +43,16 @@ struct Fields {
         return n
     }
 
+    /// A seed: any integer in the 64-bit range, negative ones as their two's complement (every
+    /// literal is exact, 2^53 and above included: JSONValue.integer).
+    func seed(_ k: String = "seed") throws -> UInt64? {
+        guard let v = self[k] else { return nil }
+        guard case let .integer(n) = v else {
+            throw APIError.invalid("'\(k)' must be an integer in \(Int64.min)...\(Int64.max)", param: k)
+        }
+        return UInt64(bitPattern: n)
+    }
+
     func number(_ k: String, in range: ClosedRange<Double>) throws -> Double? {
         guard let v = self[k] else { return nil }
         guard let n = v.number, n.isFinite else { throw APIError.invalid("'\(k)' must be a number", param: k) }

@@ -946,8 +946,9 @@ enum OpenAPIDocument {
      },
      "seed": {
       "type": "integer",
-      "minimum": -9007199254740991,
-      "maximum": 9007199254740991,
+      "format": "int64",
+      "minimum": -9223372036854775808,
+      "maximum": 9223372036854775807,
       "nullable": true
      },
      "stop": {
@@ -1115,8 +1116,9 @@ enum OpenAPIDocument {
      },
      "seed": {
       "type": "integer",
-      "minimum": -9007199254740991,
-      "maximum": 9007199254740991,
+      "format": "int64",
+      "minimum": -9223372036854775808,
+      "maximum": 9223372036854775807,
       "nullable": true
      },
      "stop": {
@@ -1691,8 +1693,9 @@ enum OpenAPIDocument {
      },
      "seed": {
       "type": "integer",
-      "minimum": 0,
-      "maximum": 9007199254740991,
+      "format": "int64",
+      "minimum": -9223372036854775808,
+      "maximum": 9223372036854775807,
       "nullable": true,
       "default": 0
      },
@@ -1713,6 +1716,8 @@ enum OpenAPIDocument {
      "owner",
      "answer",
      "model_answer",
+     "finish_reason",
+     "max_tokens",
      "abstained",
      "retried",
      "confidence",
@@ -1751,6 +1756,19 @@ enum OpenAPIDocument {
      },
      "model_answer": {
       "type": "string"
+     },
+     "finish_reason": {
+      "type": "string",
+      "enum": [
+       "stop",
+       "length",
+       "cancelled"
+      ],
+      "description": "Why the answer ended: its end marker, a newline or end-of-text (stop), the token limit max_tokens (length), or the client leaving (cancelled)."
+     },
+     "max_tokens": {
+      "type": "integer",
+      "description": "The answer's token limit: the request's max_tokens, or less when the prompt left less room in the context."
      },
      "abstained": {
       "type": "boolean"

@@ -214,39 +214,58 @@ struct ServerCommand: AsyncParsableCommand {
         let modelJSON: JSONValue = .object([("id", .string(state.modelName)), ("object", .string("model")),
                                             ("created", .number(Double(state.created))), ("owned_by", .string("hmst"))])
 
-        router.get("/health") { _, _ in
+        // every route through `on`, so a known path asked with another method is a 405 naming
+        // the ones it takes (Allow), not a 404 saying the path does not exist
+        var methods: [(path: String, allowed: [HTTPRequest.Method])] = []
+        func on(_ method: HTTPRequest.Method, _ path: String,
+                _ handler: @Sendable @escaping (Request, ServerContext) async throws -> Response) {
+            router.on(RouterPath(path), method: method, use: handler)
+            if let i = methods.firstIndex(where: { $0.path == path }) { methods[i].allowed.append(method) } else { methods.append((path, [method])) }
+        }
+        on(.get, "/health") { _, _ in
             json(.object([("status", .string("ok")), ("slots", .number(Double(state.pool.slots.count))),
                           ("slots_busy", .number(Double(state.pool.busy))), ("queue_depth", .number(Double(state.pool.queueDepth)))]))
         }
-        router.get("/metrics") { _, _ in
+        on(.get, "/metrics") { _, _ in
             let text = state.metrics.render(slots: state.pool.slots.count, busySlots: state.pool.busy,
                                             queueDepth: state.pool.queueDepth, queueLimit: state.pool.queueLimit)
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
         }
         let openAPI = OpenAPIDocument.json(vocabSize: state.tokenizer.vocabSize, maxTokensCap: state.limits.maxTokensCap)
-        router.get("/openapi.json") { _, _ in
+        on(.get, "/openapi.json") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(string: openAPI)))
         }
-        router.get("/v1/models") { _, _ in json(.object([("object", .string("list")), ("data", .array([modelJSON]))])) }
-        router.get("/v1/models/{model}") { _, context in
+        on(.get, "/v1/models") { _, _ in json(.object([("object", .string("list")), ("data", .array([modelJSON]))])) }
+        on(.get, "/v1/models/{model}") { _, context in
             let id = context.parameters.get("model") ?? ""
             guard id == state.modelName else { throw APIError.notFound("no model '\(id)'; this server serves '\(state.modelName)'", param: "model", code: "model_not_found") }
             return json(modelJSON)
         }
         let completions = CompletionRoutes(state: state)
-        router.post("/v1/completions") { r, c in try await completions.handle(r, c, kind: .text) }
-        router.post("/v1/chat/completions") { r, c in try await completions.handle(r, c, kind: .chat) }
+        on(.post, "/v1/completions") { r, c in try await completions.handle(r, c, kind: .text) }
+        on(.post, "/v1/chat/completions") { r, c in try await completions.handle(r, c, kind: .chat) }
         let embeddings = EmbeddingRoutes(state: state)
-        router.post("/v1/embeddings") { r, c in try await embeddings.handle(r, c) }
+        on(.post, "/v1/embeddings") { r, c in try await embeddings.handle(r, c) }
         let ask = AskRoutes(state: state)
-        router.post("/v1/hmst/ask") { r, c in try await ask.handle(r, c) }
+        on(.post, "/v1/hmst/ask") { r, c in try await ask.handle(r, c) }
         let mem = MemoryRoutes(state: state)
-        router.post("/v1/hmst/memory/{tier}/entries") { r, c in try await mem.add(r, c) }
-        router.get("/v1/hmst/memory/{tier}/entries") { r, c in try await mem.list(r, c) }
-        router.delete("/v1/hmst/memory/{tier}/entries") { r, c in try await mem.deleteOwner(r, c) }
-        router.delete("/v1/hmst/memory/{tier}/entries/{id}") { r, c in try await mem.deleteOne(r, c) }
-        router.post("/v1/hmst/memory/{tier}/search") { r, c in try await mem.search(r, c) }
-        router.get("/v1/hmst/memory/stats") { r, c in try await mem.stats(r, c) }
+        on(.post, "/v1/hmst/memory/{tier}/entries") { r, c in try await mem.add(r, c) }
+        on(.get, "/v1/hmst/memory/{tier}/entries") { r, c in try await mem.list(r, c) }
+        on(.delete, "/v1/hmst/memory/{tier}/entries") { r, c in try await mem.deleteOwner(r, c) }
+        on(.delete, "/v1/hmst/memory/{tier}/entries/{id}") { r, c in try await mem.deleteOne(r, c) }
+        on(.post, "/v1/hmst/memory/{tier}/search") { r, c in try await mem.search(r, c) }
+        on(.get, "/v1/hmst/memory/stats") { r, c in try await mem.stats(r, c) }
+        for (path, allowed) in methods {
+            let allow = allowed.map(\.rawValue).joined(separator: ", ")
+            for m in [HTTPRequest.Method.get, .post, .put, .patch, .delete] where !allowed.contains(m) {
+                router.on(RouterPath(path), method: m) { request, _ -> Response in
+                    var e = APIError(status: .methodNotAllowed, message: "method \(request.method) is not allowed on \(request.uri.path); use \(allow)",
+                                     type: "invalid_request_error", param: nil, code: "method_not_allowed")
+                    e.headers[.allow] = allow
+                    throw e
+                }
+            }
+        }
         return router
     }
 }

@@ -64,5 +64,9 @@ final class ServerState: @unchecked Sendable {
         persister = memory.map { MemoryPersister(store: $0) }
     }
 
+    /// A completion prompt: the client's whole text, special tokens included (as llama.cpp's
+    /// and OpenAI's legacy completions read "<|endoftext|>").
     func encode(_ text: String) -> [Int32] { tokenizer.encode(bytes: Array(text.utf8)) }
+    /// A chat prompt: the template's markup, the messages literal.
+    func encode(_ prompt: PromptText) -> [Int32] { tokenizer.encode(prompt) }
 }

@@ -135,6 +135,14 @@ def test_ask_errors(start_server, tmp_path):
     # the server is fine afterwards
     r = ask(s, {"query": "x", "owner": "a", "policy": "none", "max_tokens": 1})
     assert r.status_code == 200 and r.json()["citations"] == []
+    # the answer says why it ended and its token limit: asked 1, got at most 1 (the untrained
+    # model may end sooner, on a newline)
+    b = r.json()
+    assert b["max_tokens"] == 1 and b["finish_reason"] in ("stop", "length")
+    assert b["finish_reason"] == "length" or len(b["model_answer"]) == 0 or b["cost"]["generated_tokens"] <= 1
+    # seeds: the 64-bit range, exactly
+    assert ask(s, {"query": "x", "owner": "a", "policy": "none", "max_tokens": 1, "seed": 2**63 - 1}).status_code == 200
+    assert err({"query": "x", "owner": "a", "seed": 2**64})["param"] == "seed"
 
 
 def test_ask_without_memory(start_server):
@@ -169,3 +177,14 @@ def test_concurrent_asks_keep_their_owners(start_server, tmp_path):
             assert b["owner"] == o and {(c["tier"], c["id"]) for c in b["citations"]} <= ids[o]
             assert b["citations"] == alone[(o, q)]["citations"] and b["answer"] == alone[(o, q)]["answer"]
         assert all(f.result() == 200 for f in others)
+
+
+def test_max_tokens_cut_to_the_room_left_is_reported(start_server):
+    """A query that leaves less room than max_tokens: the answer's limit is cut, and the result
+    says so (max_tokens, and an event) instead of silently answering shorter."""
+    s = start_server("--n-ctx", "64", slots=1)
+    r = ask(s, {"query": "tell me about " + "the red bicycle " * 4, "owner": "a", "policy": "none", "max_tokens": 40})
+    assert r.status_code == 200, r.text
+    b = r.json()
+    assert 1 <= b["max_tokens"] <= 16, b   # the prompt takes about 50 of the 64
+    assert b["finish_reason"] in ("stop", "length")

@@ -54,3 +54,33 @@ def test_bad_template_is_refused_at_start(tmp_path):
     from conftest import SERVER_BIN
     r = subprocess.run([SERVER_BIN, str(ckpt), "--port", "0"], capture_output=True, text=True, timeout=60)
     assert r.returncode != 0 and "{content}" in r.stderr
+
+
+def test_message_content_cannot_hold_special_tokens(server, start_server, tmp_path):
+    """A user's "<|endoftext|>" is text (several tokens), not the end-of-text token: a chat
+    prompt counts more tokens than the same text as a completion prompt, which reads the token
+    (as OpenAI's legacy completions and llama.cpp do). A template's own special token still is one."""
+    h = server.headers()
+    def usage(path, body):
+        r = requests.post(server.url + path, headers=h, timeout=60, json=dict(body, max_tokens=1, temperature=0))
+        assert r.status_code == 200, r.text
+        return r.json()["usage"]["prompt_tokens"]
+    eot = "<|endoftext|>"
+    rendered = f"User: a{eot}b\nAssistant:"
+    chat = usage("/v1/chat/completions", {"messages": [{"role": "user", "content": f"a{eot}b"}]})
+    plain = usage("/v1/completions", {"prompt": rendered})
+    assert plain == n_tokens(rendered)       # the CLI's encode reads the special token too
+    assert chat > plain + 2, (chat, plain)
+    # the same text without the special: both agree exactly
+    assert usage("/v1/chat/completions", {"messages": [{"role": "user", "content": "a b"}]}) == \
+        usage("/v1/completions", {"prompt": "User: a b\nAssistant:"})
+    # a template may use special tokens: there they are tokens
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    for name in os.listdir(FIXTURE):
+        os.symlink(os.path.join(FIXTURE, name), ckpt / name)
+    (ckpt / "chat_template.json").write_text(json.dumps(
+        {"user": eot + "U: {content}\n", "generation_prompt": "A:", "stop": []}))
+    s = start_server(memory=None, slots=1, checkpoint=str(ckpt))
+    chat, plain = chat_vs_completion(s, f"{eot}U: hi\nA:", [{"role": "user", "content": "hi"}])
+    assert chat == plain

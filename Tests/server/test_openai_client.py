@@ -158,6 +158,33 @@ def test_errors_have_openai_shape(server):
     assert r.status_code == 400 and r.json()["error"]["param"] == "query"
     assert requests.get(server.url + "/health").json()["status"] == "ok"
     assert requests.get(server.url + "/metrics").status_code == 401
+    # a known path with another method: 405 naming the methods it takes
+    for method, path, allow in [("PUT", "/v1/completions", "POST"), ("GET", "/v1/chat/completions", "POST"),
+                                ("PATCH", "/v1/hmst/memory/semantic/entries", "POST, GET, DELETE"),
+                                ("POST", "/v1/models", "GET")]:
+        r = requests.request(method, server.url + path, headers=h, json={})
+        assert r.status_code == 405, (method, path, r.status_code, r.text)
+        assert r.headers["Allow"] == allow and r.json()["error"]["code"] == "method_not_allowed", r.text
+    # a repeated key: one reader takes the first, another the last; refused, naming it
+    r = requests.post(server.url + "/v1/completions", headers=dict(h, **{"Content-Type": "application/json"}),
+                      data=b'{"prompt": "x", "max_tokens": 1, "max_tokens": 4000}')
+    assert r.status_code == 400 and 'duplicate key \\"max_tokens\\"' in r.text, r.text
+
+
+def test_seeds_use_the_whole_64_bit_range(server):
+    """Seeds beyond 2^53 are exact (not rounded to a neighbour that another seed also rounds to)."""
+    def text(seed):
+        r = requests.post(server.url + "/v1/completions", headers=server.headers(), timeout=60,
+                          json={"prompt": "Apache License", "max_tokens": 8, "temperature": 1.0, "seed": seed})
+        assert r.status_code == 200, r.text
+        return r.json()["choices"][0]["text"]
+    big = 2**63 - 1
+    assert text(big) == text(big)
+    assert len({text(big - i) for i in range(4)}) > 1, "2^63-1 ... 2^63-4 are four seeds"
+    assert text(-1) == text(-1)
+    for bad in [2**63, 1.5, "7"]:
+        r = requests.post(server.url + "/v1/completions", headers=server.headers(), json={"prompt": "x", "seed": bad})
+        assert r.status_code == 400 and r.json()["error"]["param"] == "seed", r.text
 
 
 def test_metrics(server):

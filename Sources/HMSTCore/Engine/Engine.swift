@@ -29,7 +29,7 @@ public final class Engine: @unchecked Sendable {
     /// status is sent before ask runs); ask checks it again. Safe from any thread.
     @discardableResult
     public func promptWithoutMemories(_ text: String) throws -> [Int32] {
-        let prompt = tokenizer.encode(MemoryPrompt.format(memories: [], question: text, tokenizer: tokenizer))
+        let prompt = tokenizer.encode(MemoryPrompt.prompt(memories: [], question: text, tokenizer: tokenizer))
         guard prompt.count < session.nCtx else {
             throw HMSTError.invalidArgument("engine: the query is \(prompt.count) tokens; the engine's context is \(session.nCtx)")
         }
@@ -274,6 +274,8 @@ public final class Engine: @unchecked Sendable {
         r.modelAnswer = attempt.text
         r.tokens = attempt.tokens
         r.tokenLogProbs = attempt.logProbs
+        r.finish = attempt.finish
+        r.maxTokens = attempt.maxTokens
         r.citations = attempt.memories
         r.confidence = confidence
         r.confidenceCalibrated = calibrated
@@ -294,6 +296,9 @@ public final class Engine: @unchecked Sendable {
         var memories: [Citation] = []
         var promptTokens: [Int32] = []
         var saidUnknown = false
+        /// the answer's token limit: the query's max_tokens, or less when the prompt left less room
+        var maxTokens = 0
+        var finish = EngineFinish.stop
         var meanProbability: Float {
             logProbs.isEmpty ? 0 : Float(exp(Double(logProbs.reduce(0, +)) / Double(logProbs.count)))
         }
@@ -307,14 +312,18 @@ public final class Engine: @unchecked Sendable {
         let budget = ComputeBudget(layers: d.earlyExit ? exitLayer : nil,
                                    expertsPerToken: d.expertSelection ? min(options.selectedExperts, model.dims.K) : nil)
         let perToken = budget.matmulFLOPsPerToken(model.decoder)
-        var prompt = tokenizer.encode(MemoryPrompt.format(memories: a.memories.map(\.text), question: ctx.query.text, tokenizer: tokenizer))
+        var prompt = tokenizer.encode(MemoryPrompt.prompt(memories: a.memories.map(\.text), question: ctx.query.text, tokenizer: tokenizer))
         // memories that do not fit are dropped from the end (the weakest)
         while prompt.count + ctx.query.maxTokens > session.nCtx, !a.memories.isEmpty {
             a.memories.removeLast()
-            prompt = tokenizer.encode(MemoryPrompt.format(memories: a.memories.map(\.text), question: ctx.query.text, tokenizer: tokenizer))
+            prompt = tokenizer.encode(MemoryPrompt.prompt(memories: a.memories.map(\.text), question: ctx.query.text, tokenizer: tokenizer))
         }
         let maxTokens = min(ctx.query.maxTokens, session.nCtx - prompt.count)
         guard maxTokens >= 1 else { throw HMSTError.invalidArgument("engine: the query leaves no room to answer in a context of \(session.nCtx)") }
+        if maxTokens < ctx.query.maxTokens {
+            ctx.events.append("max_tokens \(ctx.query.maxTokens) cut to \(maxTokens): the prompt takes \(prompt.count) of the context's \(session.nCtx)")
+        }
+        a.maxTokens = maxTokens
         a.promptTokens = prompt
         session.reset()
         try session.setBudget(budget)
@@ -345,8 +354,8 @@ public final class Engine: @unchecked Sendable {
             if piece.contains(10) { bytes.removeLast(piece.count); break }  // a newline ends the answer
             a.tokens.append(next)
             a.logProbs.append(lp)
-            if let onToken, !onToken(next, piece, lp) { break }
-            if a.tokens.count == maxTokens { break }
+            if let onToken, !onToken(next, piece, lp) { a.finish = .cancelled; break }
+            if a.tokens.count == maxTokens { a.finish = .length; break }
             try session.evaluate([next])
             ctx.cost.decode(flopsPerToken: perToken)
         }

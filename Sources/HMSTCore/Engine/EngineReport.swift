@@ -54,6 +54,8 @@ public enum EngineReport {
             }))
             w.field("tokens", .array(r.tokens.map { .number(Double($0)) }))
             w.field("token_logprobs", .array(r.tokenLogProbs.map { .number(Double($0)) }))
+            w.field("finish_reason", r.finish.rawValue)
+            w.field("max_tokens", r.maxTokens)
             let c = r.cost
             w.field("cost", object: {
                 w.field("prompt_tokens", c.promptTokens)

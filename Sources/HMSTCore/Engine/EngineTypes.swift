@@ -81,6 +81,12 @@ public struct Citation: Sendable, Equatable {
     }
 }
 
+/// Why an answer ended: "stop" (the answer's end marker, a newline or end-of-text), "length"
+/// (the token limit: EngineResult.maxTokens) or "cancelled" (the token callback said stop).
+public enum EngineFinish: String, Sendable {
+    case stop, length, cancelled
+}
+
 public struct EngineResult: Sendable {
     public var query = ""
     /// the memory scope of the query (EngineQuery.owner; nil: every entry)
@@ -103,6 +109,11 @@ public struct EngineResult: Sendable {
     public var citations: [Citation] = []
     public var tokens: [Int32] = []
     public var tokenLogProbs: [Float] = []
+    /// why the last attempt's answer ended
+    public var finish = EngineFinish.stop
+    /// that attempt's token limit: the query's maxTokens, or less when its prompt left less
+    /// room in the context (the events say so)
+    public var maxTokens = 0
     public var signals = QuerySignals()
     public var cost = CostAccount()
     public var times = StageTimes()

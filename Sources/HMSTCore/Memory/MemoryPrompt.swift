@@ -54,6 +54,24 @@ public enum MemoryPrompt {
 
     /// `render` when the tokenizer knows the markers, else `plain`.
     public static func format(memories: [String], question q: String, tokenizer: Tokenizer) -> String {
-        isSupported(by: tokenizer) ? render(memories: memories, question: q) : plain(memories: memories, question: q)
+        prompt(memories: memories, question: q, tokenizer: tokenizer).string
+    }
+
+    /// `format` with its parts marked: the layout is markup, the memories and the question are
+    /// literal text (PromptText), so an entry or a query holding "</mem>", "<a>" or
+    /// "<|endoftext|>" is read as those characters and cannot forge the prompt's structure.
+    /// The bytes are `format`'s.
+    public static func prompt(memories: [String], question q: String, tokenizer: Tokenizer) -> PromptText {
+        let marked = isSupported(by: tokenizer)
+        var p = PromptText()
+        for m in memories {
+            p.markup(marked ? memoryOpen : "Fact: ")
+            p.literal(m)
+            p.markup(marked ? memoryClose : "\n")
+        }
+        p.markup(marked ? question : "Question: ")
+        p.literal(q)
+        p.markup(marked ? answer : "\nAnswer:")
+        return p
     }
 }

@@ -2,12 +2,17 @@
 // safetensors headers and metadata. Errors name the byte offset and what was expected, and no
 // input can trap: depth is bounded, numbers are range-checked, strings must be valid UTF-8.
 // Objects keep their key order (tokenizer.json and safetensors headers are order-sensitive
-// for round trips and error messages).
+// for round trips and error messages) and may not repeat a key: readers disagree on which of
+// two "seed"s counts (Python's json keeps the last, a first-match lookup the first), so a
+// repeated key is an error that names it. Integer literals that fit Int64 stay exact
+// (.integer: a seed or a byte offset above 2^53 is not rounded); other numbers are doubles.
 
 public enum JSONValue: Equatable, Sendable {
     case null
     case bool(Bool)
     case number(Double)
+    /// an integer literal (no fraction or exponent) that fits Int64, exactly
+    case integer(Int64)
     case string(String)
     case array([JSONValue])
     case object([(String, JSONValue)])
@@ -17,6 +22,8 @@ public enum JSONValue: Equatable, Sendable {
         case (.null, .null): return true
         case let (.bool(x), .bool(y)): return x == y
         case let (.number(x), .number(y)): return x == y
+        case let (.integer(x), .integer(y)): return x == y
+        case let (.integer(x), .number(y)), let (.number(y), .integer(x)): return Double(x) == y && Int64(exactly: y) == x
         case let (.string(x), .string(y)): return x == y
         case let (.array(x), .array(y)): return x == y
         case let (.object(x), .object(y)):
@@ -34,13 +41,21 @@ public enum JSONValue: Equatable, Sendable {
 
     public var string: String? { if case let .string(s) = self { return s }; return nil }
     public var bool: Bool? { if case let .bool(b) = self { return b }; return nil }
-    public var number: Double? { if case let .number(n) = self { return n }; return nil }
+    public var number: Double? {
+        switch self {
+        case let .number(n): return n
+        case let .integer(i): return Double(i)
+        default: return nil
+        }
+    }
     public var array: [JSONValue]? { if case let .array(a) = self { return a }; return nil }
     public var object: [(String, JSONValue)]? { if case let .object(o) = self { return o }; return nil }
     public var isNull: Bool { if case .null = self { return true }; return false }
 
-    /// An integral number that fits Int exactly, else nil.
+    /// An integral number that fits Int exactly, else nil: any integer literal within Int64,
+    /// or a double (1e3, 2.0) that is integral and at most 2^53 in magnitude.
     public var int: Int? {
+        if case let .integer(i) = self { return Int(exactly: i) }
         guard case let .number(n) = self, n.isFinite, n == n.rounded(), abs(n) <= 9.007_199_254_740_992e15 else { return nil }
         return Int(n)
     }
@@ -73,6 +88,7 @@ public enum JSONValue: Equatable, Sendable {
         switch self {
         case .null: out += "null"
         case let .bool(b): out += b ? "true" : "false"
+        case let .integer(i): out += String(i)
         case let .number(n):
             if !n.isFinite { out += "null" }
             else if n == n.rounded(), abs(n) < 1e15 { out += String(Int64(n)) }
@@ -119,7 +135,7 @@ struct JSONParser {
         case UInt8(ascii: "t"): try literal("true"); return .bool(true)
         case UInt8(ascii: "f"): try literal("false"); return .bool(false)
         case UInt8(ascii: "n"): try literal("null"); return .null
-        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return .number(try number())
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return try number()
         default: throw error("unexpected character '\(Character(Unicode.Scalar(b[i])))', expected a value")
         }
     }
@@ -134,12 +150,20 @@ struct JSONParser {
     mutating func object(depth: Int) throws -> JSONValue {
         i += 1
         var members: [(String, JSONValue)] = []
+        var keys = Set<String>()   // filled once an object is large enough that a scan would cost
         skipSpace()
         if i < b.count, b[i] == UInt8(ascii: "}") { i += 1; return .object(members) }
         while true {
             skipSpace()
             guard i < b.count, b[i] == UInt8(ascii: "\"") else { throw error("expected a string key in an object") }
+            let keyAt = i
             let key = try string()
+            if members.count < 16 {
+                if members.contains(where: { $0.0 == key }) { i = keyAt; throw error("duplicate key \"\(key)\" in an object") }
+            } else {
+                if keys.isEmpty { keys = Set(members.map(\.0)) }
+                guard keys.insert(key).inserted else { i = keyAt; throw error("duplicate key \"\(key)\" in an object") }
+            }
             skipSpace()
             guard i < b.count, b[i] == UInt8(ascii: ":") else { throw error("expected ':' after key \"\(key)\"") }
             i += 1
@@ -169,8 +193,9 @@ struct JSONParser {
         }
     }
 
-    mutating func number() throws -> Double {
+    mutating func number() throws -> JSONValue {
         let start = i
+        var integral = true
         if b[i] == UInt8(ascii: "-") { i += 1 }
         func digits() -> Int {
             let s = i
@@ -180,17 +205,20 @@ struct JSONParser {
         guard i < b.count else { throw error("unexpected end of input in a number") }
         if b[i] == UInt8(ascii: "0") { i += 1 } else if digits() == 0 { throw error("invalid number") }
         if i < b.count, b[i] == UInt8(ascii: ".") {
+            integral = false
             i += 1
             guard digits() > 0 else { throw error("expected digits after '.'") }
         }
         if i < b.count, b[i] == UInt8(ascii: "e") || b[i] == UInt8(ascii: "E") {
+            integral = false
             i += 1
             if i < b.count, b[i] == UInt8(ascii: "+") || b[i] == UInt8(ascii: "-") { i += 1 }
             guard digits() > 0 else { throw error("expected digits in an exponent") }
         }
         let text = String(decoding: UnsafeBufferPointer(rebasing: b[start..<i]), as: UTF8.self)
+        if integral, let n = Int64(text) { return .integer(n) }
         guard let v = Double(text) else { throw error("invalid number \(text)") }
-        return v
+        return .number(v)
     }
 
     mutating func hex4() throws -> UInt32 {

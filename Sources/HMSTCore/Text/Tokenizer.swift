@@ -19,18 +19,18 @@ public final class Tokenizer: TextTokenizer, @unchecked Sendable {
     /// prepend a space to text that does not start with one (ByteLevel add_prefix_space)
     public let addPrefixSpace: Bool
     /// added tokens by first byte, longest first, for the raw-text scan
-    let addedByFirstByte: [[(bytes: [UInt8], id: Int32)]]
+    let addedByFirstByte: [[(bytes: [UInt8], id: Int32, special: Bool)]]
     let addedIds: [String: Int32]
 
     init(model: BPEModel, addedTokens: [AddedToken], addPrefixSpace: Bool) {
         self.model = model
         self.addedTokens = addedTokens
         self.addPrefixSpace = addPrefixSpace
-        var table = [[(bytes: [UInt8], id: Int32)]](repeating: [], count: 256)
+        var table = [[(bytes: [UInt8], id: Int32, special: Bool)]](repeating: [], count: 256)
         var byContent: [String: Int32] = [:]
         for t in addedTokens where !t.content.isEmpty {
             let b = Array(t.content.utf8)
-            table[Int(b[0])].append((b, t.id))
+            table[Int(b[0])].append((b, t.id, t.special))
             byContent[t.content] = t.id
         }
         for i in 0..<256 { table[i].sort { $0.bytes.count > $1.bytes.count } }
@@ -68,9 +68,21 @@ public final class Tokenizer: TextTokenizer, @unchecked Sendable {
         return encode(bytes, cache: &cache)
     }
 
-    func encode(_ input: [UInt8], cache: inout WordCache) -> [Int32] {
+    /// Special tokens are cut out of the prompt's markup only; inside its literal ranges they
+    /// are characters (added tokens that are not special still match there, as in HF).
+    public func encode(_ prompt: PromptText) -> [Int32] {
+        var cache = WordCache()
+        return encode(prompt.bytes, cache: &cache, literal: prompt.literalRanges)
+    }
+
+    func encode(_ input: [UInt8], cache: inout WordCache, literal: [Range<Int>] = []) -> [Int32] {
         var text = input
-        if addPrefixSpace, let f = text.first, f != 0x20 { text.insert(0x20, at: 0) }
+        var literal = literal
+        if addPrefixSpace, let f = text.first, f != 0x20 {
+            text.insert(0x20, at: 0)
+            literal = literal.map { $0.lowerBound + 1 ..< $0.upperBound + 1 }
+        }
+        var nextLiteral = 0   // the first literal range that does not end at or before i
         var out: [Int32] = []
         out.reserveCapacity(text.count / 3 + 4)
         var scratch: [Int32] = []
@@ -78,7 +90,8 @@ public final class Tokenizer: TextTokenizer, @unchecked Sendable {
             var segStart = 0
             var i = 0
             while i < b.count {
-                if let (len, id) = addedMatch(b, i) {
+                while nextLiteral < literal.count, literal[nextLiteral].upperBound <= i { nextLiteral += 1 }
+                if let (len, id) = addedMatch(b, i, literal: literal[nextLiteral...]) {
                     encodeSegment(b, segStart..<i, &out, &scratch, &cache)
                     out.append(id)
                     i += len
@@ -92,12 +105,15 @@ public final class Tokenizer: TextTokenizer, @unchecked Sendable {
         return out
     }
 
+    /// The longest added token at i; a special one only if it overlaps no literal range
+    /// (`literal`: the ranges that end after i, ascending).
     @inline(__always)
-    func addedMatch(_ b: UnsafeBufferPointer<UInt8>, _ i: Int) -> (Int, Int32)? {
+    func addedMatch(_ b: UnsafeBufferPointer<UInt8>, _ i: Int, literal: ArraySlice<Range<Int>> = []) -> (Int, Int32)? {
         let candidates = addedByFirstByte[Int(b[i])]
         if candidates.isEmpty { return nil }
         outer: for c in candidates where i + c.bytes.count <= b.count {
             for k in 1..<c.bytes.count where b[i + k] != c.bytes[k] { continue outer }
+            if c.special, let r = literal.first, r.lowerBound < i + c.bytes.count { continue }
             return (c.bytes.count, c.id)
         }
         return nil

@@ -123,12 +123,15 @@ public final class Trainer {
                                       schedule: LRSchedule(maxLR: options.learningRate, warmupSteps: 1, totalSteps: 1),
                                       gradClip: options.gradClip)
         sampler = try WindowSampler(dataset: train, blockSize: options.sequenceLength, seed: options.seed)
-        options.dataParallel.attach(to: optimizerStep, grads: [grad])
-        try options.dataParallel.agree(agreedOptions(), at: "the trainer's creation")
-        try options.dataParallel.synchronize(params)
         if options.dataParallel.isLeader { try FileIO.makeDirectories(outputDir) }
         if let tokenizer, let val { valBytesPerToken = try val.bytesPerToken(tokenizer: tokenizer) }
         optimizerStep.schedule = schedule
+        // the collectives: every rank has come this far (DataParallel.creating), holds the same
+        // options and data, then rank 0's initial weights
+        try options.dataParallel.ready()
+        options.dataParallel.attach(to: optimizerStep, grads: [grad])
+        try options.dataParallel.agree(agreedOptions(), at: "the trainer's creation")
+        try options.dataParallel.synchronize(params)
     }
 
     /// What every rank of a data-parallel job must share: its options, the model's size, the
@@ -144,7 +147,8 @@ public final class Trainer {
                 .init("save_every", o.saveEvery), .init("seed", o.seed), .init("parameters", params.count),
                 .init("compute precision", named: "\(computePrecision)"), .init("gradient_checkpointing", o.gradientCheckpointing),
                 .init("use_8bit_optimizer", o.use8bitOptimizer), .init("training tokens", train.totalTokens),
-                .init("validation tokens", val?.totalTokens ?? -1), .init("all-reduce bucket elements", dp.bucketElements),
+                .init("training data (sampled fingerprint)", train.fingerprint), .init("validation tokens", val?.totalTokens ?? -1),
+                .init("validation data (sampled fingerprint)", val?.fingerprint ?? 0), .init("all-reduce bucket elements", dp.bucketElements),
                 .init("all-reduce overlap", dp.overlapWithBackward)]
     }
 
@@ -341,6 +345,11 @@ public final class Trainer {
     /// saved one (a different rank count is fine when batch x accumulation x ranks is the same).
     public func resume(from dir: String) throws {
         try dataParallel.agreeOnCall("resume", step: step)
+        // a state that fails to load on one rank (a missing or damaged file there) fails the call on all
+        try dataParallel.together("the resume from \(dir)") { try resumeLocally(from: dir) }
+    }
+
+    private func resumeLocally(from dir: String) throws {
         let state = try TrainerState(resuming: dir, stateFile: Trainer.stateFile, format: Trainer.stateFormat, what: "an hmst trainer state",
                                      params: params, optimizer: optimizer, batchSize: options.batchSize,
                                      accumulation: options.gradientAccumulationSteps, dataParallel: dataParallel)

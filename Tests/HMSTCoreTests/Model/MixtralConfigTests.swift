@@ -32,6 +32,8 @@ final class MixtralConfigTests: XCTestCase {
         XCTAssertThrowsError(try MixtralConfig(json: try JSONValue.parse(base + #","head_dim":3}"#)))
         XCTAssertThrowsError(try MixtralConfig(json: try JSONValue.parse(base + #","num_experts_per_tok":9}"#)))
         XCTAssertThrowsError(try MixtralConfig(json: try JSONValue.parse(base.replacingOccurrences(of: "\"vocab_size\":10", with: "\"vocab_size\":-1") + "}")))
-        XCTAssertNoThrow(try MixtralConfig(json: try JSONValue.parse(base + #","head_dim":null,"eos_token_id":[2,3],"vocab_size":10}"#)))
+        XCTAssertNoThrow(try MixtralConfig(json: try JSONValue.parse(base + #","head_dim":null,"eos_token_id":[2,3]}"#)))
+        // transformers reads the last of two vocab_size keys; a first-match reader the first: refused
+        XCTAssertThrowsError(try JSONValue.parse(base + #","vocab_size":11}"#))
     }
 }

@@ -38,6 +38,40 @@ final class JSONTests: XCTestCase {
         XCTAssertNil(try JSONValue.parse("1.5").int)
         XCTAssertNil(try JSONValue.parse("1e300").int)
         XCTAssertEqual(try JSONValue.parse("-42").int, -42)
+        XCTAssertEqual(try JSONValue.parse("1e3").int, 1000)
+        XCTAssertEqual(try JSONValue.parse("2.0").int, 2)
+    }
+
+    /// Integer literals are exact to the 64-bit range (a seed of 2^63 - 1 is not rounded to
+    /// 2^63); beyond it they are doubles; numbers compare by value across the two kinds.
+    func testIntegersAreExact() throws {
+        XCTAssertEqual(try JSONValue.parse("9223372036854775807").int, Int.max)
+        XCTAssertEqual(try JSONValue.parse("-9223372036854775808").int, Int.min)
+        XCTAssertEqual(try JSONValue.parse("9007199254740993").int, 9_007_199_254_740_993)
+        XCTAssertEqual(try JSONValue.parse("9007199254740993").serialized, "9007199254740993")
+        XCTAssertNil(try JSONValue.parse("9223372036854775808").int)
+        XCTAssertEqual(try JSONValue.parse("9223372036854775808").number, 9.223372036854775808e18)
+        XCTAssertEqual(try JSONValue.parse("-0").int, 0)
+        XCTAssertEqual(try JSONValue.parse("[3]"), .array([.number(3)]))
+        XCTAssertNotEqual(try JSONValue.parse("9007199254740993"), .number(9_007_199_254_740_992))
+        XCTAssertEqual(try JSONValue.parse("7").number, 7)
+    }
+
+    /// A repeated key is an error naming it, in small objects and in large ones (the set path).
+    func testDuplicateKeysAreRefused() throws {
+        let small = #"{"seed": 1, "n": 2, "seed": 3}"#
+        XCTAssertThrowsError(try JSONValue.parse(small)) { e in
+            XCTAssertEqual((e as? HMSTError)?.status, .badFormat)
+            XCTAssertTrue((e as? HMSTError)?.message.contains("duplicate key \"seed\"") ?? false, "\(e)")
+        }
+        var members = (0..<40).map { "\"k\($0)\": \($0)" }
+        XCTAssertEqual(try JSONValue.parse("{" + members.joined(separator: ",") + "}").object?.count, 40)
+        members.append("\"k17\": 0")
+        XCTAssertThrowsError(try JSONValue.parse("{" + members.joined(separator: ",") + "}")) { e in
+            XCTAssertTrue((e as? HMSTError)?.message.contains("duplicate key \"k17\"") ?? false, "\(e)")
+        }
+        // the same key in different objects is fine
+        XCTAssertNoThrow(try JSONValue.parse(#"{"a": {"a": 1}, "b": [{"a": 2}, {"a": 3}]}"#))
     }
 }
 

@@ -23,7 +23,9 @@ class EngineResult:
     """One answer: `answer`, `model_answer`, `abstained`, `retried`, `confidence`,
     `confidence_calibrated`, `owner` (the memory scope, None: every entry), `decisions` and `probabilities` (dicts by decision name),
     `citations` (list of dicts: tier, id, score, text), `tokens` and `token_logprobs` (numpy
-    arrays), `cost`, `stage_ms` (dicts) and `events` (list of str); `json` is the full record."""
+    arrays), `finish_reason` ("stop", "length" or "cancelled") and `max_tokens` (the answer's
+    token limit: less than asked when the prompt left less room), `cost`, `stage_ms` (dicts) and
+    `events` (list of str); `json` is the full record."""
 
     def __init__(self, record):
         self.json = record
@@ -41,6 +43,8 @@ class EngineResult:
         self.citations = list(record["citations"])
         self.tokens = np.asarray(record["tokens"], dtype=np.int32)
         self.token_logprobs = np.asarray(record["token_logprobs"], dtype=np.float32)
+        self.finish_reason = record["finish_reason"]
+        self.max_tokens = record["max_tokens"]
         self.cost = dict(record["cost"])
         self.stage_ms = dict(record["stage_ms"])
         self.events = list(record["events"])

@@ -38,6 +38,7 @@ def test_ask_returns_python_values(parts):
         assert {c["text"] for c in r.citations} >= set(FACTS)
         assert isinstance(r.token_logprobs, np.ndarray) and r.token_logprobs.dtype == np.float32
         assert len(r.tokens) == len(r.token_logprobs) <= 5
+        assert r.max_tokens == 5 and r.finish_reason == ("length" if len(r.tokens) == 5 else "stop")
         assert np.all(r.token_logprobs <= 0)
         assert 0 <= r.confidence <= 1 and not r.confidence_calibrated
         assert r.cost["vectors_scanned"] == 4 and r.cost["prompt_tokens"] > 0
@@ -69,6 +70,7 @@ def test_streaming_and_stopping(parts):
         assert np.allclose([lp for _, _, lp in seen], r.token_logprobs)
         r = engine.ask("Who may copy the work?", policy="none", max_tokens=5, on_token=lambda *a: False)
         assert len(r.tokens) <= 1
+        assert r.finish_reason == ("cancelled" if len(r.tokens) == 1 else "stop")
 
         def boom(*a):
             raise RuntimeError("callback failed")

@@ -114,6 +114,60 @@ public final class DataParallel: @unchecked Sendable {
         }
     }
 
+    /// Set while a trainer's creation is in its local part (`creating`), until `ready`.
+    var creation: String?
+
+    /// A trainer's creation on this rank, for hosts that cannot end the job on an error (the C
+    /// API; the CLI aborts the job instead). A rank whose local setup fails (a missing data
+    /// file, a malformed checkpoint) would leave the others waiting in the first collective
+    /// until its timeout; here it joins one small all-reduce instead, and every rank fails at
+    /// once: the failed rank with its own error, the others naming it. `body` must call
+    /// `ready()` before its first collective (Trainer and MemoryTrainer do).
+    public func creating<T>(_ what: String, _ body: () throws -> T) throws -> T {
+        guard let c = communicator, c.size > 1 else { return try body() }
+        creation = what
+        defer { creation = nil }
+        do {
+            let r = try body()
+            try ready()
+            return r
+        } catch {
+            if creation != nil {
+                creation = nil
+                _ = try? c.allReduce([Double(c.rank + 1)], .max, what: "\(what): the ranks' setup")
+            }
+            throw error
+        }
+    }
+
+    /// Where a creation's local part ends: one all-reduce tells every rank whether any failed.
+    func ready() throws {
+        guard let what = creation, let c = communicator, c.size > 1 else { return }
+        creation = nil
+        try throwIfAnyFailed(c, what: what, failed: false)
+    }
+
+    /// A local part of a call every rank makes (loading a state to resume from): its failure on
+    /// one rank fails the call on every rank, instead of leaving the others to wait for that
+    /// rank in their next collective.
+    func together<T>(_ what: String, _ body: () throws -> T) throws -> T {
+        guard let c = communicator, c.size > 1 else { return try body() }
+        let r: T
+        do { r = try body() } catch {
+            _ = try? c.allReduce([Double(c.rank + 1)], .max, what: "\(what): the ranks' local part")
+            throw error
+        }
+        try throwIfAnyFailed(c, what: what, failed: false)
+        return r
+    }
+
+    private func throwIfAnyFailed(_ c: Communicator, what: String, failed: Bool) throws {
+        let worst = try c.allReduce([failed ? Double(c.rank + 1) : 0], .max, what: "\(what): the ranks' local part")[0]
+        guard worst > 0 else { return }
+        throw HMSTError.invalidArgument("rank \(c.rank) of \(c.size): rank \(Int(worst) - 1) failed during \(what) (its own error "
+                                        + "says why); this rank stops too")
+    }
+
     /// One value every rank must hold alike, as 64 bits, and how to show it.
     public struct Agreed {
         let name: String, bits: UInt64, shown: String

@@ -28,6 +28,19 @@ public struct FactQuestion: Sendable, Equatable {
 }
 
 public struct FactsCorpus: Sendable {
+    /// A 64-bit hash of every fact and question (ids, splits, texts, answers), for the ranks of
+    /// a data-parallel job to check they train on the same corpus.
+    public var fingerprint: UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        func mix(_ s: String) {
+            for b in s.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+            h = (h ^ 0xff) &* 0x100_0000_01b3   // a separator, so "ab"+"c" differs from "a"+"bc"
+        }
+        for f in facts { for s in [f.id, f.entity, f.relation, f.value, f.text, f.split, f.source] { mix(s) } }
+        for q in questions { for s in [q.id, q.factId, q.split, q.relation, q.template, q.question, q.answer] { mix(s) } }
+        return h
+    }
+
     public static let splits = ["train_known", "train_memory_only", "heldout", "distractor"]
     public let facts: [TuningFact]
     public let questions: [FactQuestion]

@@ -307,21 +307,34 @@ public final class MemoryTrainer {
         // separate streams for the LM windows and the curriculum, so either can be resumed
         lmSampler = try lmData.map { try WindowSampler(dataset: $0, blockSize: options.sequenceLength, seed: options.seed ^ 0x4c4d) }
         rng = RNG(seed: options.seed)
-        options.dataParallel.attach(to: optimizerStep, grads: grad === lmGrad ? [grad] : [grad, lmGrad])
-        // what every rank must share (Trainer checks the same way; the curriculum's many knobs
-        // shape the data each rank draws, not the collectives, and are left to the host)
-        let o = options, dp = options.dataParallel
-        try dp.agree([.init("steps", o.steps), .init("batch_size", o.batchSize), .init("seq_len", o.sequenceLength),
-                      .init("memory_seq_len", o.memorySequenceLength), .init("grad_accum_steps", o.gradientAccumulationSteps),
-                      .init("learning_rate", Double(o.learningRate)), .init("lm_fraction", o.lmFraction),
-                      .init("eval_every", o.evalEvery), .init("eval_questions", o.evalQuestions), .init("eval_windows", o.evalWindows),
-                      .init("seed", o.seed), .init("parameters", params.count), .init("gradient_checkpointing", o.gradientCheckpointing),
-                      .init("use_8bit_optimizer", o.use8bitOptimizer), .init("all-reduce bucket elements", dp.bucketElements),
-                      .init("all-reduce overlap", dp.overlapWithBackward)],
-                     at: "the memory trainer's creation")
-        try options.dataParallel.synchronize(params)
         if options.dataParallel.isLeader { try FileIO.makeDirectories(outputDir) }
         if let lmVal { valBytesPerToken = try lmVal.bytesPerToken(tokenizer: tokenizer) }
+        // the collectives: every rank has come this far (DataParallel.creating), holds the same
+        // options, corpus and data, then rank 0's initial weights
+        try options.dataParallel.ready()
+        options.dataParallel.attach(to: optimizerStep, grads: grad === lmGrad ? [grad] : [grad, lmGrad])
+        let o = options, c = options.curriculum, dp = options.dataParallel
+        try dp.agree([.init("steps", o.steps), .init("batch_size", o.batchSize), .init("seq_len", o.sequenceLength),
+                      .init("memory_seq_len", o.memorySequenceLength), .init("grad_accum_steps", o.gradientAccumulationSteps),
+                      .init("learning_rate", Double(o.learningRate)), .init("min_learning_rate", Double(o.minLearningRate ?? -1)),
+                      .init("warmup_fraction", o.warmupFraction), .init("grad_clip", Double(o.gradClip)),
+                      .init("weight_decay", Double(o.adam.weightDecay)), .init("lm_fraction", o.lmFraction),
+                      .init("eval_every", o.evalEvery), .init("eval_questions", o.evalQuestions), .init("eval_windows", o.evalWindows),
+                      .init("seed", o.seed), .init("parameters", params.count), .init("gradient_checkpointing", o.gradientCheckpointing),
+                      .init("use_8bit_optimizer", o.use8bitOptimizer), .init("compute precision", named: "\(o.precision)"),
+                      // the curriculum decides which examples the shared stream draws
+                      .init("k", c.k), .init("gold_weight", c.goldWeight), .init("distractors_only_weight", c.distractorsOnlyWeight),
+                      .init("none_weight", c.noneWeight), .init("fewer_fraction", c.fewerFraction),
+                      .init("unknown_answer", named: c.unknownAnswer), .init("questions_per_example", c.questionsPerExample),
+                      .init("prompt_loss", c.promptLoss), .init("copy_fraction", c.copyFraction),
+                      .init("hard_distractor_fraction", c.hardDistractorFraction), .init("retrieved_fraction", c.retrievedFraction),
+                      .init("retrieved_by", named: "\(c.retrievedBy)"), .init("retrieved_lexical_weight", Double(c.retrievedLexicalWeight)),
+                      .init("facts corpus", curriculum.corpus.fingerprint),
+                      .init("pre-training data (sampled fingerprint)", lmData?.fingerprint ?? 0),
+                      .init("pre-training validation data (sampled fingerprint)", lmVal?.fingerprint ?? 0),
+                      .init("all-reduce bucket elements", dp.bucketElements), .init("all-reduce overlap", dp.overlapWithBackward)],
+                     at: "the memory trainer's creation")
+        try options.dataParallel.synchronize(params)
     }
 
     /// Held-out questions (what evaluation measures), at most options.evalQuestions.
@@ -642,6 +655,11 @@ public final class MemoryTrainer {
     /// save(withState: true), so training continues exactly as if it had not stopped.
     public func resume(from dir: String) throws {
         try dataParallel.agreeOnCall("resume", step: step)
+        // a state that fails to load on one rank (a missing or damaged file there) fails the call on all
+        try dataParallel.together("the resume from \(dir)") { try resumeLocally(from: dir) }
+    }
+
+    private func resumeLocally(from dir: String) throws {
         episodicPretrainPending = false   // the soft tokens resumed have had theirs
         let state = try TrainerState(resuming: dir, stateFile: MemoryTrainer.stateFile, format: MemoryTrainer.stateFormat,
                                      what: "an hmst memory trainer state", missing: "resume from OUTPUT/final of a train-memory run",
