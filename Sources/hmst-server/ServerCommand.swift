@@ -59,6 +59,9 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(name: .customLong("stream-stall-timeout"), help: "Seconds a streaming client may leave 256 events unread before its generation is cancelled (its slot freed).")
     var streamStallTimeout: Double = 30
 
+    @Option(name: .customLong("idle-timeout"), help: "Seconds a connection may send nothing while it is between requests or part-way through sending one (head or body) before it is closed; a request being answered is never cut.")
+    var idleTimeout: Double = 60
+
     @Option(name: .customLong("default-chat-max-tokens"), help: "max_tokens of a chat request that sets none.")
     var defaultChatMaxTokens = 256
 
@@ -83,6 +86,9 @@ struct ServerCommand: AsyncParsableCommand {
         guard threads >= 0 else { throw ValidationError("--threads must be >= 0") }
         guard streamStallTimeout.isFinite, streamStallTimeout > 0, streamStallTimeout <= 86_400 else {
             throw ValidationError("--stream-stall-timeout must be in (0, 86400] seconds")
+        }
+        guard idleTimeout.isFinite, idleTimeout >= 0.1, idleTimeout <= 86_400 else {
+            throw ValidationError("--idle-timeout must be in [0.1, 86400] seconds")
         }
         guard maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be >= 1024") }
         guard maxTokensCap >= 1, defaultChatMaxTokens >= 1 else { throw ValidationError("--max-tokens-cap and --default-chat-max-tokens must be >= 1") }
@@ -177,8 +183,12 @@ struct ServerCommand: AsyncParsableCommand {
                                 engines: engines, engineUnavailable: engineUnavailable)
 
         let router = ServerCommand.router(state: state, keys: keys.map { Array($0.utf8) }, logger: logger)
+        // a client that opens connections and sends half a request, or nothing, is cut off after
+        // --idle-timeout (Hummingbird's connection state: a request whose answer is being
+        // computed or written is never idle)
         let app = Application(
             router: router,
+            server: .http1(configuration: .init(idleTimeout: .nanoseconds(Int64(idleTimeout * 1e9)))),
             configuration: .init(address: .hostname(host, port: port), serverName: "hmst"),
             onServerRunning: { channel in
                 let p = channel.localAddress?.port ?? 0

@@ -112,3 +112,32 @@ def test_sigterm_drains_and_saves(start_server, tmp_path):
     s2 = start_server(memory=mem, slots=1)
     listed = requests.get(s2.url + "/v1/hmst/memory/semantic/entries", params={"owner": "o"}, headers=s2.headers()).json()
     assert [e["text"] for e in listed["data"]] == ["kept"]
+
+
+def test_idle_and_half_sent_requests_are_closed_but_long_answers_are_not(start_server):
+    """--idle-timeout: a connection that sends nothing, half a head or half a body is closed after
+    the timeout (before, it was held open for as long as the client liked); a plain completion
+    that computes for longer than the timeout is answered in full."""
+    s = start_server("--idle-timeout", "1", memory=None, slots=1)
+    host, port = s.url.split("//")[1].split(":")
+    auth = "".join(f"{k}: {v}\r\n" for k, v in s.headers().items())
+    partial = [b"", b"POST /v1/completions HTTP/1.1\r\nHost: x\r\n",
+               f"POST /v1/completions HTTP/1.1\r\nHost: x\r\n{auth}Content-Length: 100\r\n\r\n{{\"prompt\": ".encode()]
+    socks = []
+    for p in partial:
+        c = socket.create_connection((host, int(port)), timeout=10)
+        c.sendall(p)
+        socks.append(c)
+    t0 = time.time()
+    for c in socks:
+        assert c.recv(4096) == b""        # closed by the server (a timeout would raise instead)
+        c.close()
+    assert time.time() - t0 < 8
+    # an answer that takes longer than the idle timeout
+    t0 = time.time()
+    r = requests.post(s.url + "/v1/completions", headers=s.headers(), timeout=120,
+                      json={"prompt": ["a story"] * 8, "n": 2, "max_tokens": 600, "temperature": 1, "seed": 1})
+    took = time.time() - t0
+    assert r.status_code == 200, r.text
+    assert len(r.json()["choices"]) == 16
+    assert took > 1.5, f"the request took {took:.2f} s: not long enough to test the timeout"
