@@ -58,9 +58,9 @@ struct EmbeddingRoutes {
             }
         }
         var out: [[Int32]]
-        if let s = input.string { out = [state.encode(s)] }
+        if let s = input.string { out = [state.encode(PromptText(literal: s))] }
         else if let a = input.array, !a.isEmpty {
-            if a.allSatisfy({ $0.string != nil }) { out = a.compactMap(\.string).map { state.encode($0) } }
+            if a.allSatisfy({ $0.string != nil }) { out = a.compactMap(\.string).map { state.encode(PromptText(literal: $0)) } }
             else if a.allSatisfy({ $0.number != nil }) { out = [try ids(a)] }
             else if a.allSatisfy({ $0.array != nil }) { out = try a.compactMap(\.array).map(ids) }
             else { throw APIError.invalid("'input' must be a string, an array of strings, an array of token ids or an array of such arrays", param: "input") }

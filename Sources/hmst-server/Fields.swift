@@ -44,13 +44,13 @@ struct Fields {
     }
 
     /// A seed: any integer in the 64-bit range, negative ones as their two's complement (every
-    /// literal is exact, 2^53 and above included: JSONValue.integer).
+    /// integer literal is exact, 2^53 and above included: JSONValue.integer; an integral number
+    /// written 5.0 or 1e3 is taken too, as OpenAI's API takes it).
     func seed(_ k: String = "seed") throws -> UInt64? {
         guard let v = self[k] else { return nil }
-        guard case let .integer(n) = v else {
-            throw APIError.invalid("'\(k)' must be an integer in \(Int64.min)...\(Int64.max)", param: k)
-        }
-        return UInt64(bitPattern: n)
+        if case let .integer(n) = v { return UInt64(bitPattern: n) }
+        guard let n = v.int else { throw APIError.invalid("'\(k)' must be an integer in \(Int64.min)...\(Int64.max)", param: k) }
+        return UInt64(bitPattern: Int64(n))
     }
 
     func number(_ k: String, in range: ClosedRange<Double>) throws -> Double? {

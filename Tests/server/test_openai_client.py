@@ -130,6 +130,9 @@ def test_embeddings(server):
     f = c.embeddings.create(model="micro", input="warranty", encoding_format="float")
     assert np.allclose(f.data[0].embedding, v[2], atol=1e-7)
     assert r.usage.prompt_tokens > 0 and r.usage.total_tokens == r.usage.prompt_tokens
+    # input is literal text: "<|endoftext|>" is its characters (several tokens), not the token
+    e = c.embeddings.create(model="micro", input="<|endoftext|>", encoding_format="float")
+    assert e.usage.prompt_tokens > 3
 
 
 def test_errors_have_openai_shape(server):

@@ -162,7 +162,7 @@ public final class Engine: @unchecked Sendable {
         let full = ComputeBudget().matmulFLOPsPerToken(model.dims)
         // 1. the query's encoding and the model's uncertainty without memory
         try ctx.timed(\.encode) {
-            let qt = tokenizer.encode(text)
+            let qt = tokenizer.encode(PromptText(literal: text))   // as MemoryPrompt's question and the entries' keys
             guard !qt.isEmpty else { throw HMSTError.invalidArgument("engine: the query encodes to no tokens") }
             ctx.signals.queryTokens = qt.count
             let encoded = Array(qt.suffix(session.nCtx))

@@ -313,6 +313,6 @@ struct GGUFImport {
             ("added_tokens", .array(added)), ("normalizer", .null), ("pre_tokenizer", byteLevel), ("decoder", byteLevel),
             ("model", .object([("type", .string("BPE")), ("vocab", .object(vocab)), ("merges", .array(mergeList))])),
         ])
-        return try Tokenizer(json: Array(json.serialized.utf8), source: path + " (tokenizer.ggml.*)")
+        return try Tokenizer(parsed: json, source: path + " (tokenizer.ggml.*)")
     }
 }

@@ -128,7 +128,9 @@ extension LanguageModel {
     /// Tokenizes text with the model's tokenizer, keeping the last `limit` tokens.
     public func tokens(text: String, limit: Int) throws -> [Int32] {
         guard let tokenizer else { throw HMSTError.invalidArgument("this model has no tokenizer: encode token ids instead") }
-        let tokens = tokenizer.encode(bytes: Array(text.utf8))
+        // literal: text to embed (a memory entry, a query, an embeddings input) is characters; an
+        // "<|endoftext|>" in it is not the token (PromptText)
+        let tokens = tokenizer.encode(PromptText(literal: text))
         guard !tokens.isEmpty else { throw HMSTError.invalidArgument("encode: the text has no tokens") }
         return tokens.count > limit ? Array(tokens.suffix(limit)) : tokens
     }

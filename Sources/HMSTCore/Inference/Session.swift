@@ -121,7 +121,7 @@ public final class Session: @unchecked Sendable {
         threads = params.nThreads == 0 ? poolThreads : params.nThreads
         let maxT = min(params.nBatch, nCtx)
         cache = try KVCache(dims: d, nCtx: nCtx, type: params.kvType)
-        ws = Workspace(dims: d, maxT: maxT, nCtx: nCtx, widenCount: decoder.weights.needsWidening ? decoder.weights.largestMatrix : 1,
+        ws = try Workspace(dims: d, maxT: maxT, nCtx: nCtx, widenCount: decoder.weights.needsWidening ? decoder.weights.largestMatrix : 1,
                        kvType: params.kvType)
         trace = ExpertTrace(nLayers: d.L, K: d.K)
         let n = nCtx

@@ -30,37 +30,42 @@ final class Workspace {
     let logits: FloatBuffer   // [maxT, V]
     let widen: FloatBuffer    // bf16 -> f32 scratch for prefill GEMMs (1 element if unused)
 
-    init(dims d: DecoderDims, maxT: Int, nCtx: Int, widenCount: Int, kvType: KVCacheType = .f32) {
+    init(dims d: DecoderDims, maxT: Int, nCtx: Int, widenCount: Int, kvType: KVCacheType = .f32) throws {
         self.maxT = maxT
-        x = FloatBuffer(count: maxT * d.C)
-        xn = FloatBuffer(count: maxT * d.C)
-        q = FloatBuffer(count: maxT * d.qDim)
-        k = FloatBuffer(count: maxT * d.kvDim)
-        v = FloatBuffer(count: maxT * d.kvDim)
-        att = FloatBuffer(count: maxT * d.qDim)
-        proj = FloatBuffer(count: maxT * d.C)
-        scores = FloatBuffer(count: d.H * nCtx)
+        // sizes follow n_batch, n_ctx and the vocabulary: a failed allocation is an error, not a trap
+        func buffer(_ name: String, _ count: Int, zeroed: Bool = true) throws -> FloatBuffer {
+            try FloatBuffer(count: count, zeroed: zeroed, for: "the context's \(name) buffer (n_batch \(maxT), n_ctx \(nCtx))")
+        }
+        x = try buffer("x", maxT * d.C)
+        xn = try buffer("xn", maxT * d.C)
+        q = try buffer("q", maxT * d.qDim)
+        k = try buffer("k", maxT * d.kvDim)
+        v = try buffer("v", maxT * d.kvDim)
+        att = try buffer("att", maxT * d.qDim)
+        proj = try buffer("proj", maxT * d.C)
+        scores = try buffer("scores", d.H * nCtx)
         blockScoreSlots = maxT > 1 ? max(1, min(d.H, Threads.count)) : 1
-        blockScores = FloatBuffer(count: maxT > 1 ? blockScoreSlots * min(maxT, Workspace.attentionBlock) * nCtx : 1, zeroed: false)
+        blockScores = try buffer("blockScores", maxT > 1 ? blockScoreSlots * min(maxT, Workspace.attentionBlock) * nCtx : 1, zeroed: false)
         let widensKV = kvType == .bf16 && maxT >= Decoder.blockAttentionMinT
-        blockKV = FloatBuffer(count: widensKV ? blockScoreSlots * 2 * nCtx * d.Dh : 1, zeroed: false)
-        ropeCos = FloatBuffer(count: maxT * d.Dh / 2)
-        ropeSin = FloatBuffer(count: maxT * d.Dh / 2)
+        blockKV = try buffer("blockKV", widensKV ? blockScoreSlots * 2 * nCtx * d.Dh : 1, zeroed: false)
+        ropeCos = try buffer("ropeCos", maxT * d.Dh / 2)
+        ropeSin = try buffer("ropeSin", maxT * d.Dh / 2)
         invFreq = RoPE.inverseFrequencies(Dh: d.Dh, theta: d.ropeTheta)
-        routerLogits = FloatBuffer(count: maxT * d.E)
-        topIdx = .allocate(capacity: maxT * d.K)
-        topW = FloatBuffer(count: maxT * d.K)
-        rowsOf = .allocate(capacity: d.E * maxT)
-        gateOf = FloatBuffer(count: d.E * maxT)
-        nOf = .allocate(capacity: d.E)
+        routerLogits = try buffer("routerLogits", maxT * d.E)
+        topW = try buffer("topW", maxT * d.K)
+        gateOf = try buffer("gateOf", d.E * maxT)
         // decode keeps the K chosen experts' activations side by side: at least K rows
         let rows = max(maxT, d.K)
-        xe = FloatBuffer(count: rows * d.C)
-        h1 = FloatBuffer(count: rows * d.F)
-        h3 = FloatBuffer(count: rows * d.F)
-        ye = FloatBuffer(count: rows * d.C)
-        logits = FloatBuffer(count: maxT * d.V)
-        widen = FloatBuffer(count: max(1, widenCount), zeroed: false)
+        xe = try buffer("xe", rows * d.C)
+        h1 = try buffer("h1", rows * d.F)
+        h3 = try buffer("h3", rows * d.F)
+        ye = try buffer("ye", rows * d.C)
+        logits = try buffer("logits", maxT * d.V)
+        widen = try buffer("widen", max(1, widenCount), zeroed: false)
+        // last, after every step that can throw (deinit does not run for an init that throws)
+        topIdx = .allocate(capacity: maxT * d.K)
+        rowsOf = .allocate(capacity: d.E * maxT)
+        nOf = .allocate(capacity: d.E)
     }
 
     deinit {

@@ -150,7 +150,9 @@ struct JSONParser {
     mutating func object(depth: Int) throws -> JSONValue {
         i += 1
         var members: [(String, JSONValue)] = []
-        var keys = Set<String>()   // filled once an object is large enough that a scan would cost
+        // keys compare by their bytes (Swift's String == is canonical equivalence: "é" and
+        // "e\u{301}" are two keys to Python's json); a set once a scan would cost
+        var keys = Set<[UInt8]>()
         skipSpace()
         if i < b.count, b[i] == UInt8(ascii: "}") { i += 1; return .object(members) }
         while true {
@@ -159,10 +161,10 @@ struct JSONParser {
             let keyAt = i
             let key = try string()
             if members.count < 16 {
-                if members.contains(where: { $0.0 == key }) { i = keyAt; throw error("duplicate key \"\(key)\" in an object") }
+                if members.contains(where: { $0.0.utf8.elementsEqual(key.utf8) }) { i = keyAt; throw error("duplicate key \"\(key)\" in an object") }
             } else {
-                if keys.isEmpty { keys = Set(members.map(\.0)) }
-                guard keys.insert(key).inserted else { i = keyAt; throw error("duplicate key \"\(key)\" in an object") }
+                if keys.isEmpty { keys = Set(members.map { Array($0.0.utf8) }) }
+                guard keys.insert(Array(key.utf8)).inserted else { i = keyAt; throw error("duplicate key \"\(key)\" in an object") }
             }
             skipSpace()
             guard i < b.count, b[i] == UInt8(ascii: ":") else { throw error("expected ':' after key \"\(key)\"") }

@@ -98,7 +98,27 @@ public final class AlignedBuffer<Element>: @unchecked Sendable {
         pointer = raw.bindMemory(to: Element.self, capacity: max(count, 1))
     }
 
-    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
+    /// The same where the size comes from a caller's arguments or a file (a context's batch and
+    /// vocabulary, a training step's shapes): OUT_OF_MEMORY naming `what` when the memory cannot
+    /// be had or the size overflows, instead of the trap of `allocate`.
+    public init(count: Int, zeroed: Bool = true, for what: @autoclosure () -> String) throws {
+        let (bytes, overflow) = max(count, 1).multipliedReportingOverflow(by: MemoryLayout<Element>.stride)
+        guard count >= 0, !overflow else {
+            throw HMSTError(.outOfMemory, "cannot allocate \(count) elements for \(what()): the size overflows")
+        }
+        let raw = try alignedAllocate(bytes: bytes, for: what())
+        if zeroed { raw.initializeMemory(as: UInt8.self, repeating: 0, count: bytes) }
+        self.count = count
+        pointer = raw.bindMemory(to: Element.self, capacity: max(count, 1))
+        ownedByMalloc = true
+    }
+
+    /// allocated by alignedAllocate (posix_memalign: freed with free), not by Swift's allocate
+    private var ownedByMalloc = false
+
+    deinit {
+        if ownedByMalloc { free(pointer) } else { UnsafeMutableRawPointer(pointer).deallocate() }
+    }
 
     public var buffer: UnsafeMutableBufferPointer<Element> { UnsafeMutableBufferPointer(start: pointer, count: count) }
 }

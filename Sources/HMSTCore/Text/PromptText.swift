@@ -16,6 +16,9 @@ public struct PromptText: Sendable, Equatable {
     /// Markup: special tokens in it are recognised.
     public init(markup s: String) { markup(s) }
 
+    /// Literal text only (a query or a memory entry to embed).
+    public init(literal s: String) { literal(s) }
+
     public mutating func markup(_ s: String) { bytes += s.utf8 }
 
     /// Literal text: special tokens in it are plain characters.

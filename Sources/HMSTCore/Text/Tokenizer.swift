@@ -91,7 +91,7 @@ public final class Tokenizer: TextTokenizer, @unchecked Sendable {
             var i = 0
             while i < b.count {
                 while nextLiteral < literal.count, literal[nextLiteral].upperBound <= i { nextLiteral += 1 }
-                if let (len, id) = addedMatch(b, i, literal: literal[nextLiteral...]) {
+                if let (len, id) = addedMatch(b, i, literal: literal, from: nextLiteral) {
                     encodeSegment(b, segStart..<i, &out, &scratch, &cache)
                     out.append(id)
                     i += len
@@ -106,14 +106,14 @@ public final class Tokenizer: TextTokenizer, @unchecked Sendable {
     }
 
     /// The longest added token at i; a special one only if it overlaps no literal range
-    /// (`literal`: the ranges that end after i, ascending).
+    /// (`literal[next...]`: the ranges that end after i, ascending).
     @inline(__always)
-    func addedMatch(_ b: UnsafeBufferPointer<UInt8>, _ i: Int, literal: ArraySlice<Range<Int>> = []) -> (Int, Int32)? {
+    func addedMatch(_ b: UnsafeBufferPointer<UInt8>, _ i: Int, literal: [Range<Int>], from next: Int) -> (Int, Int32)? {
         let candidates = addedByFirstByte[Int(b[i])]
         if candidates.isEmpty { return nil }
         outer: for c in candidates where i + c.bytes.count <= b.count {
             for k in 1..<c.bytes.count where b[i + k] != c.bytes[k] { continue outer }
-            if c.special, let r = literal.first, r.lowerBound < i + c.bytes.count { continue }
+            if c.special, next < literal.count, literal[next].lowerBound < i + c.bytes.count { continue }
             return (c.bytes.count, c.id)
         }
         return nil

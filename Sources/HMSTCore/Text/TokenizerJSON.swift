@@ -14,11 +14,18 @@ extension Tokenizer {
     }
 
     public convenience init(json bytes: [UInt8], source: String = "tokenizer.json") throws {
-        func bad(_ m: String) -> HMSTError { HMSTError.badFormat("\(source): \(m)") }
         let root: JSONValue
         do { root = try JSONValue.parse(bytes: bytes) } catch let e as HMSTError {
-            throw bad("not valid JSON (\(e.message))")
+            throw HMSTError.badFormat("\(source): not valid JSON (\(e.message))")
         }
+        try self.init(parsed: root, source: source)
+    }
+
+    /// A tokenizer.json's tree, parsed or built in memory: GGUF's tokenizer.ggml.* (GGUFModel),
+    /// whose token list may hold a control token's string twice, which a JSON file's object
+    /// could not (the parser refuses repeated keys).
+    convenience init(parsed root: JSONValue, source: String) throws {
+        func bad(_ m: String) -> HMSTError { HMSTError.badFormat("\(source): \(m)") }
         guard root.object != nil else { throw bad("not a JSON object") }
         guard let model = root["model"], model.object != nil else { throw bad("no \"model\" object") }
         let type = model["type"]?.string ?? (model["merges"] != nil ? "BPE" : "")

@@ -195,7 +195,7 @@ public final class ModelGrad {
 
     private func buffers(B: Int, T: Int) throws -> StepBuffers {
         let shape = StepShape(d: d, B: B, T: T)
-        if buffers?.shape != shape { buffers = nil; buffers = StepBuffers(shape: shape, checkpointing: options.gradientCheckpointing) }
+        if buffers?.shape != shape { buffers = nil; buffers = try StepBuffers(shape: shape, checkpointing: options.gradientCheckpointing) }
         guard let s = buffers else { throw HMSTError(.internal, "step buffers missing") }
         return s
     }

@@ -6,11 +6,12 @@
 
 typealias I32Buffer = AlignedBuffer<Int32>
 
-/// Counts the bytes of the buffers it makes.
+/// Counts the bytes of the buffers it makes; one that cannot be had is OUT_OF_MEMORY (the
+/// batch shape comes from the caller; checkStepFits refuses the plainly too large up front).
 struct BufferArena {
     var bytes = 0
-    mutating func f(_ n: Int) -> FloatBuffer { bytes += n * 4; return FloatBuffer(count: n) }
-    mutating func i(_ n: Int) -> I32Buffer { bytes += n * 4; return I32Buffer(count: n) }
+    mutating func f(_ n: Int) throws -> FloatBuffer { bytes += n * 4; return try FloatBuffer(count: n, for: "a training step's buffers") }
+    mutating func i(_ n: Int) throws -> I32Buffer { bytes += n * 4; return try I32Buffer(count: n, for: "a training step's buffers") }
 }
 
 /// A layer's activations beyond its input (N = B·T tokens, NK = N·K expert slots).
@@ -28,15 +29,15 @@ final class LayerActs {
     let ea, eb: FloatBuffer          // [NK, F]        x·W1ᵀ and x·W3ᵀ per slot
     let ey: FloatBuffer              // [NK, C]        expert output before the gate
 
-    init(_ s: StepShape, _ a: inout BufferArena) {
+    init(_ s: StepShape, _ a: inout BufferArena) throws {
         let N = s.N, NK = s.N * s.d.K, d = s.d
-        xn1 = a.f(N * d.C); rstd1 = a.f(N)
-        q = a.f(N * d.qDim); k = a.f(N * d.kvDim); v = a.f(N * d.kvDim)
-        probs = a.f(s.B * d.H * s.T * s.T); att = a.f(N * d.qDim)
-        x2 = a.f(N * d.C); xn2 = a.f(N * d.C); rstd2 = a.f(N)
-        gates = a.f(N * d.K); order = a.i(NK); pos = a.i(NK)
+        xn1 = try a.f(N * d.C); rstd1 = try a.f(N)
+        q = try a.f(N * d.qDim); k = try a.f(N * d.kvDim); v = try a.f(N * d.kvDim)
+        probs = try a.f(s.B * d.H * s.T * s.T); att = try a.f(N * d.qDim)
+        x2 = try a.f(N * d.C); xn2 = try a.f(N * d.C); rstd2 = try a.f(N)
+        gates = try a.f(N * d.K); order = try a.i(NK); pos = try a.i(NK)
         offsets = [Int](repeating: 0, count: d.E + 1)
-        ea = a.f(NK * d.F); eb = a.f(NK * d.F); ey = a.f(NK * d.C)
+        ea = try a.f(NK * d.F); eb = try a.f(NK * d.F); ey = try a.f(NK * d.C)
     }
 }
 
@@ -104,25 +105,25 @@ final class StepBuffers {
     /// checkpointing shrinks): layer inputs, routing and the per-layer activation sets.
     let activationBytes: Int
 
-    init(shape s: StepShape, checkpointing: Bool) {
+    init(shape s: StepShape, checkpointing: Bool) throws {
         self.shape = s
         self.checkpointing = checkpointing
         let d = s.d, N = s.N, NK = N * d.K, half = d.Dh / 2
         var a = BufferArena()
-        xIn = (0..<d.L).map { _ in a.f(N * d.C) }
-        rprobs = a.f(d.L * N * d.E); topIdx = a.i(d.L * N * d.K)
-        acts = (0..<(checkpointing ? 1 : d.L)).map { _ in LayerActs(s, &a) }
+        xIn = try (0..<d.L).map { _ in try a.f(N * d.C) }
+        rprobs = try a.f(d.L * N * d.E); topIdx = try a.i(d.L * N * d.K)
+        acts = try (0..<(checkpointing ? 1 : d.L)).map { _ in try LayerActs(s, &a) }
         activationBytes = a.bytes
-        inputs = a.i(N); targets = a.i(N)
-        cos = a.f(N * half); sin = a.f(N * half); negSin = a.f(N * half)
-        o = a.f(N * d.C); rl = a.f(N * d.E); xe = a.f(NK * d.C); h = a.f(NK * d.F)
-        xOut = a.f(N * d.C); xnF = a.f(N * d.C); rstdF = a.f(N); logits = a.f(N * d.V)
-        dx = a.f(N * d.C); dx2 = a.f(N * d.C); dxn1 = a.f(N * d.C); dxn2 = a.f(N * d.C)
-        dgates = a.f(N * d.K); dys = a.f(NK * d.C); dxe = a.f(NK * d.C)
-        dh = a.f(NK * d.F); da = a.f(NK * d.F); db = a.f(NK * d.F)
-        drl = a.f(N * d.E); dAllRouter = a.f(d.L * N * d.E)
-        datt = a.f(N * d.qDim); dq = a.f(N * d.qDim); dk = a.f(N * d.kvDim); dv = a.f(N * d.kvDim)
-        attScratch = a.f(s.B * d.KV * s.T * s.T)
+        inputs = try a.i(N); targets = try a.i(N)
+        cos = try a.f(N * half); sin = try a.f(N * half); negSin = try a.f(N * half)
+        o = try a.f(N * d.C); rl = try a.f(N * d.E); xe = try a.f(NK * d.C); h = try a.f(NK * d.F)
+        xOut = try a.f(N * d.C); xnF = try a.f(N * d.C); rstdF = try a.f(N); logits = try a.f(N * d.V)
+        dx = try a.f(N * d.C); dx2 = try a.f(N * d.C); dxn1 = try a.f(N * d.C); dxn2 = try a.f(N * d.C)
+        dgates = try a.f(N * d.K); dys = try a.f(NK * d.C); dxe = try a.f(NK * d.C)
+        dh = try a.f(NK * d.F); da = try a.f(NK * d.F); db = try a.f(NK * d.F)
+        drl = try a.f(N * d.E); dAllRouter = try a.f(d.L * N * d.E)
+        datt = try a.f(N * d.qDim); dq = try a.f(N * d.qDim); dk = try a.f(N * d.kvDim); dv = try a.f(N * d.kvDim)
+        attScratch = try a.f(s.B * d.KV * s.T * s.T)
         bytes = a.bytes
         // RoPE tables per row, fixed for the shape: positions restart in every sequence
         let T = s.T

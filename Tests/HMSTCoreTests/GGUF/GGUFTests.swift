@@ -219,6 +219,28 @@ final class GGUFTests: XCTestCase {
         }
     }
 
+    /// A token list that holds a control token's string twice (as some GGUF vocabularies do)
+    /// still gives a tokenizer: the in-memory tokenizer.json is not re-parsed, so the JSON
+    /// parser's refusal of repeated keys does not apply to it.
+    func testRepeatedControlTokenStringLoads() throws {
+        let tok = try Tokenizer(jsonPath: Golden.root + "/tokenizer/hf_tokenizer.json")
+        let c = try GGUFTests.config(V: tok.vocabSize + 1, E: 4, K: 2, tied: false)
+        let m = try LanguageModel.random(config: c, seed: 5, tokenizer: tok)
+        var g = try gguf(m, storage: .f32, tokenizer: tok)
+        g.kv = g.kv.map { kv in
+            switch (kv.0, kv.1) {
+            case ("tokenizer.ggml.tokens", .strings(let t)): return (kv.0, .strings(t + ["<|endoftext|>"]))
+            case ("tokenizer.ggml.token_type", .i32s(let t)): return (kv.0, .i32s(t + [3]))
+            default: return kv
+            }
+        }
+        let loaded = try LanguageModel.load(path: try write(g, "repeated"))
+        let t = try XCTUnwrap(loaded.tokenizer)
+        XCTAssertEqual(t.vocabSize, tok.vocabSize + 1)
+        XCTAssertEqual(try t.decode([Int32(tok.vocabSize)]), Array("<|endoftext|>".utf8))
+        XCTAssertEqual(t.encode(bytes: Array("a b".utf8)), tok.encode("a b"))
+    }
+
     /// llama.cpp's F16 files (its converter's default for f16 sources) load in place as f16, with
     /// the logits of hmst's own f16 checkpoint of the same values, prompt and token by token.
     func testF16EqualsTheSafetensorsF16Load() throws {

@@ -256,4 +256,19 @@ final class DecoderTests: XCTestCase {
         p.nCtx = 1000
         XCTAssertThrowsError(try Session(decoder: dec, params: p))
     }
+
+    /// A context whose buffers cannot be had (a batch and vocabulary whose logits alone need
+    /// 512 TiB, or sizes that overflow) is OUT_OF_MEMORY naming the buffer, not a trap.
+    func testContextBuffersTooLargeAreErrors() throws {
+        var d = DecoderTests.dims
+        d.V = 1 << 31
+        XCTAssertThrowsError(try Workspace(dims: d, maxT: 65536, nCtx: 64, widenCount: 1)) { e in
+            XCTAssertEqual((e as? HMSTError)?.status, .outOfMemory)
+            XCTAssertTrue((e as? HMSTError)?.message.contains("logits buffer (n_batch 65536") ?? false, "\(e)")
+        }
+        XCTAssertThrowsError(try FloatBuffer(count: Int.max / 2, for: "a test")) { e in
+            XCTAssertTrue((e as? HMSTError)?.message.contains("overflows") ?? false, "\(e)")
+        }
+        XCTAssertNoThrow(try Workspace(dims: DecoderTests.dims, maxT: 16, nCtx: 64, widenCount: 1))
+    }
 }

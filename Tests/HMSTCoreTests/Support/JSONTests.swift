@@ -70,6 +70,10 @@ final class JSONTests: XCTestCase {
         XCTAssertThrowsError(try JSONValue.parse("{" + members.joined(separator: ",") + "}")) { e in
             XCTAssertTrue((e as? HMSTError)?.message.contains("duplicate key \"k17\"") ?? false, "\(e)")
         }
+        // keys are bytes: a precomposed "é" and "e" + a combining acute are two keys (as in Python)
+        XCTAssertEqual(try JSONValue.parse("{\"\u{e9}\": 1, \"e\u{301}\": 2}").object?.count, 2)
+        let many = (0..<20).map { "\"k\($0)\": 0" } + ["\"\u{c5}\": 1", "\"\u{212b}\": 2"]
+        XCTAssertEqual(try JSONValue.parse("{" + many.joined(separator: ",") + "}").object?.count, 22)
         // the same key in different objects is fine
         XCTAssertNoThrow(try JSONValue.parse(#"{"a": {"a": 1}, "b": [{"a": 2}, {"a": 3}]}"#))
     }

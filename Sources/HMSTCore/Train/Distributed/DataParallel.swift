@@ -124,7 +124,8 @@ public final class DataParallel: @unchecked Sendable {
     /// once: the failed rank with its own error, the others naming it. `body` must call
     /// `ready()` before its first collective (Trainer and MemoryTrainer do).
     public func creating<T>(_ what: String, _ body: () throws -> T) throws -> T {
-        guard let c = communicator, c.size > 1 else { return try body() }
+        // one rank alone, or inside another creation (whose ready point is the one that counts)
+        guard let c = communicator, c.size > 1, creation == nil else { return try body() }
         creation = what
         defer { creation = nil }
         do {

@@ -321,7 +321,7 @@ public final class MemoryTrainer {
                       .init("weight_decay", Double(o.adam.weightDecay)), .init("lm_fraction", o.lmFraction),
                       .init("eval_every", o.evalEvery), .init("eval_questions", o.evalQuestions), .init("eval_windows", o.evalWindows),
                       .init("seed", o.seed), .init("parameters", params.count), .init("gradient_checkpointing", o.gradientCheckpointing),
-                      .init("use_8bit_optimizer", o.use8bitOptimizer), .init("compute precision", named: "\(o.precision)"),
+                      .init("use_8bit_optimizer", o.use8bitOptimizer), .init("compute precision", named: "\(computePrecision)"),
                       // the curriculum decides which examples the shared stream draws
                       .init("k", c.k), .init("gold_weight", c.goldWeight), .init("distractors_only_weight", c.distractorsOnlyWeight),
                       .init("none_weight", c.noneWeight), .init("fewer_fraction", c.fewerFraction),
@@ -329,6 +329,7 @@ public final class MemoryTrainer {
                       .init("prompt_loss", c.promptLoss), .init("copy_fraction", c.copyFraction),
                       .init("hard_distractor_fraction", c.hardDistractorFraction), .init("retrieved_fraction", c.retrievedFraction),
                       .init("retrieved_by", named: "\(c.retrievedBy)"), .init("retrieved_lexical_weight", Double(c.retrievedLexicalWeight)),
+                      .init("distractor_distillation", c.distractorDistillation),
                       .init("facts corpus", curriculum.corpus.fingerprint),
                       .init("pre-training data (sampled fingerprint)", lmData?.fingerprint ?? 0),
                       .init("pre-training validation data (sampled fingerprint)", lmVal?.fingerprint ?? 0),
