@@ -548,7 +548,8 @@ struct hmst_memory_hit {
 
 /* The pooled embedding of text (the mean of the model's final-norm hidden states, unit length),
  * the vectors consolidation stores: out[n_embd]. cap counts floats; *n_out receives n_embd
- * (BUFFER_TOO_SMALL when cap is smaller). Thread-safe. */
+ * (BUFFER_TOO_SMALL when cap is smaller). The text is literal: special tokens written in it
+ * ("<|endoftext|>") are characters, here and wherever memories embed or encode text. Thread-safe. */
 HMST_API int hmst_model_embed(const hmst_model *model, const char *text, float *out, size_t cap, size_t *n_out);
 
 struct hmst_semantic_params {
