@@ -54,6 +54,12 @@ func pathString(_ p: UnsafePointer<CChar>?, _ name: String) throws -> String {
     return s
 }
 
+/// A params count field (epochs, batch_size ...): INVALID_ARGUMENT unless > 0 (or 0 where allowed).
+func positive(_ v: Int32, _ name: String, allowZero: Bool = false) throws -> Int {
+    guard v > 0 || (allowZero && v == 0) else { throw HMSTError.invalidArgument("params->\(name) = \(v) must be \(allowZero ? ">= 0" : "> 0")") }
+    return Int(v)
+}
+
 /// Writes `s` NUL-terminated into buf[cap] following the header's buffer rule: *n_out gets the
 /// length without NUL; if cap <= length, BUFFER_TOO_SMALL and nothing is written to buf.
 func writeString(_ s: String, _ buf: UnsafeMutablePointer<CChar>?, _ cap: Int, _ nOut: UnsafeMutablePointer<Int>?) throws {

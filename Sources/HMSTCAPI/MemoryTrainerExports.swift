@@ -84,10 +84,6 @@ public func hmst_memory_trainer_create(_ params: UnsafePointer<hmst_memory_train
             let checkpoint = try pathString(p.checkpoint, "params->checkpoint")
             let factsDir = try pathString(p.facts_dir, "params->facts_dir")
             let outputDir = try pathString(p.output_dir, "params->output_dir")
-            func positive(_ v: Int32, _ name: String, allowZero: Bool = false) throws -> Int {
-                guard v > 0 || (allowZero && v == 0) else { throw HMSTError.invalidArgument("params->\(name) = \(v) must be \(allowZero ? ">= 0" : "> 0")") }
-                return Int(v)
-            }
             var o = MemoryTrainerOptions()
             o.steps = try positive(p.steps, "steps")
             o.batchSize = try positive(p.batch_size, "batch_size")

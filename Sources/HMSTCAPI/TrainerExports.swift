@@ -66,10 +66,6 @@ public func hmst_trainer_create(_ params: UnsafePointer<hmst_trainer_params>?, _
             let source: TrainingRun.ModelSource = p.init_from.map { .checkpoint(String(cString: $0)) }
                 ?? .preset(p.model_size.map { String(cString: $0) } ?? TrainingRun.defaultPreset)
             let model = try TrainingRun.model(source, data: train, tokenizer: tokenizer, seed: p.seed)
-            func positive(_ v: Int32, _ name: String, allowZero: Bool = false) throws -> Int {
-                guard v > 0 || (allowZero && v == 0) else { throw HMSTError.invalidArgument("params->\(name) = \(v) must be \(allowZero ? ">= 0" : "> 0")") }
-                return Int(v)
-            }
             var o = TrainerOptions()
             o.epochs = try positive(p.epochs, "epochs")
             o.batchSize = try positive(p.batch_size, "batch_size")

@@ -135,7 +135,7 @@ public final class DataParallel: @unchecked Sendable {
         } catch {
             if creation != nil {
                 creation = nil
-                _ = try? c.allReduce([Double(c.rank + 1)], .max, what: "\(what): the ranks' setup")
+                try? settle(c, what, failed: true)
             }
             throw error
         }
@@ -145,7 +145,7 @@ public final class DataParallel: @unchecked Sendable {
     func ready() throws {
         guard let what = creation, let c = communicator, c.size > 1 else { return }
         creation = nil
-        try throwIfAnyFailed(c, what: what, failed: false)
+        try settle(c, what, failed: false)
     }
 
     /// A local part of a call every rank makes (loading a state to resume from): its failure on
@@ -155,16 +155,18 @@ public final class DataParallel: @unchecked Sendable {
         guard let c = communicator, c.size > 1 else { return try body() }
         let r: T
         do { r = try body() } catch {
-            _ = try? c.allReduce([Double(c.rank + 1)], .max, what: "\(what): the ranks' local part")
+            try? settle(c, what, failed: true)
             throw error
         }
-        try throwIfAnyFailed(c, what: what, failed: false)
+        try settle(c, what, failed: false)
         return r
     }
 
-    private func throwIfAnyFailed(_ c: Communicator, what: String, failed: Bool) throws {
+    /// One all-reduce of whether any rank failed a local part they all ran (MAX of rank + 1 over
+    /// the failed ones); a rank that did not fail throws naming one that did.
+    private func settle(_ c: Communicator, _ what: String, failed: Bool) throws {
         let worst = try c.allReduce([failed ? Double(c.rank + 1) : 0], .max, what: "\(what): the ranks' local part")[0]
-        guard worst > 0 else { return }
+        guard !failed, worst > 0 else { return }
         throw HMSTError.invalidArgument("rank \(c.rank) of \(c.size): rank \(Int(worst) - 1) failed during \(what) (its own error "
                                         + "says why); this rank stops too")
     }
