@@ -53,7 +53,7 @@ enum RetrievalBench {
         for p in pairs where seen.insert(p.fact).inserted { texts.append(p.fact) }
         let nFacts = texts.count
         if let distractors {
-            for l in try FileIO.readText(distractors).split(separator: "\n") where texts.count - nFacts < maxDistractors {
+            for l in try FileIO.readText(distractors).lines() where texts.count - nFacts < maxDistractors {
                 let t = l.trimmingCharacters(in: .whitespaces)
                 if !t.isEmpty, seen.insert(t).inserted { texts.append(t) }
             }

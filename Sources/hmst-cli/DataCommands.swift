@@ -22,31 +22,49 @@ struct PreprocessCommand: ParsableCommand {
     func run() throws {
         try runReportingErrors {
             try threadOptions.apply()
+            // every option checked before a tokenizer is trained (minutes) or anything written
+            var o = PreprocessOptions()
+            o.separator = try DocumentSeparator(parsing: docSeparator)
+            guard shardTokens >= 1 else { throw HMSTError.invalidArgument("--shard-tokens \(shardTokens) must be >= 1") }
+            o.shardTokens = shardTokens
+            for path in input {
+                guard !FileIO.isDirectory(path) else { throw HMSTError.invalidArgument("--input \(path) is a directory; give text files") }
+                _ = try FileIO.fileSize(path)
+            }
+            try FileIO.refuseOverwriting(inputs: input, outputs: [output, output + "/metadata.json", output + "/tokenizer/tokenizer.json"])
             let tokenizer: Tokenizer
             let tokPath: String
+            var trained: Tokenizer? = nil
             if let tokenizerPath {
                 tokenizer = try loadTokenizer(tokenizerPath)
                 tokPath = Paths.absolute(Tokenizer.jsonFile(tokenizerPath))
             } else {
-                var o = BPETrainingOptions()
-                o.vocabSize = vocabSize
+                var to = BPETrainingOptions()
+                to.vocabSize = vocabSize
                 let bar = ProgressBar(enabled: !noProgress)
-                tokenizer = try BPETrainer.train(files: input, options: o) { p, d, t in bar.update(p, d, t); return true }
+                tokenizer = try BPETrainer.train(files: input, options: to) { p, d, t in bar.update(p, d, t); return true }
                 bar.finish()
-                try FileIO.makeDirectories(output + "/tokenizer")
                 tokPath = "tokenizer/tokenizer.json"
-                try tokenizer.save(path: output + "/" + tokPath)
-                printError("trained a \(tokenizer.vocabSize)-token tokenizer -> \(output)/\(tokPath)")
+                trained = tokenizer
             }
-            var o = PreprocessOptions()
-            o.separator = DocumentSeparator(parsing: docSeparator)
-            o.shardTokens = shardTokens
             let bar = ProgressBar(enabled: !noProgress)
-            let s = try Preprocessor.run(inputs: input, output: output, encoder: tokenizer, tokenizerPath: tokPath, options: o) {
+            // a trained tokenizer is written with the shards, before metadata.json: a run that
+            // fails or is stopped earlier leaves an earlier dataset's tokenizer as it was
+            let s = try Preprocessor.run(inputs: input, output: output, encoder: tokenizer, tokenizerPath: tokPath, options: o,
+                                         beforeMetadata: {
+                guard let trained else { return }
+                try FileIO.makeDirectories(output + "/tokenizer")
+                try trained.save(path: output + "/" + tokPath)
+                printError("trained a \(trained.vocabSize)-token tokenizer -> \(output)/\(tokPath)")
+            }) {
                 bar.update("tokens", $0, $1)
                 return true
             }
             bar.finish()
+            if case let .marker(m) = o.separator, s.documents <= input.count {
+                printError("hmst: warning: the marker line \"\(m)\" never ended a document (\(s.documents) document(s) from \(input.count) file(s)); "
+                           + "separators are blankline, line, file or a marker line")
+            }
             print(String(format: "%d documents, %d bytes -> %d tokens in %d shard(s) (%.2f bytes/token) in %.2f s -> %@",
                          s.documents, s.bytes, s.tokens, s.shards, Double(s.bytes) / Double(max(1, s.tokens)), s.seconds, output))
         }

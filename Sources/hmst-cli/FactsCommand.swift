@@ -83,8 +83,9 @@ struct FactsCommand: ParsableCommand {
                 c.documents = documents
                 c.entities = entities
                 c.copyDocuments = copyDocuments
-                for path in exclude {
-                    let file = path.hasSuffix(".jsonl") ? path : path + "/facts.jsonl"
+                let excludeFiles = exclude.map { $0.hasSuffix(".jsonl") ? $0 : $0 + "/facts.jsonl" }
+                try FileIO.refuseOverwriting(inputs: excludeFiles, outputs: [output])
+                for file in excludeFiles {
                     for f in try FactsCorpus.readFacts(file) { c.excluded += [f.entity, f.value] }
                 }
                 let startMs = Clock.nowMs()

@@ -159,7 +159,7 @@ struct GenerateCommand: ParsableCommand {
 
     func runBatch(_ runner: Runner, _ s: Settings, input: String) throws {
         let text = try FileIO.readText(input)
-        let prompts = text.split(separator: "\n", omittingEmptySubsequences: true).map(String.init)
+        let prompts = text.lines().map(String.init)
         var out = ""
         for (i, p) in prompts.enumerated() {
             let completion = try runner.run(p, s, stream: false)

@@ -83,7 +83,7 @@ struct MemoryCommand: ParsableCommand {
         func run() throws {
             try runReportingErrors {
                 var all = texts
-                if let file { all += try FileIO.readText(file).split(separator: "\n").map(String.init).filter { !$0.isEmpty } }
+                if let file { all += try FileIO.readText(file).lines().map(String.init).filter { !$0.isEmpty } }
                 guard !all.isEmpty else { throw HMSTError.invalidArgument("nothing to add: give texts or --file") }
                 guard tier != .both else { throw HMSTError.invalidArgument("add goes to one tier: episodic or semantic") }
                 let m = try modelOptions.load()

@@ -22,6 +22,8 @@ struct TokenizerCommand: ParsableCommand {
         func run() throws {
             try runReportingErrors {
                 try threadOptions.apply()
+                let path = FileIO.isDirectory(output) || output.hasSuffix("/") ? output + "/tokenizer.json" : output
+                try FileIO.refuseOverwriting(inputs: files, outputs: [path])
                 var o = BPETrainingOptions()
                 o.vocabSize = vocabSize
                 o.minFrequency = minFrequency
@@ -33,7 +35,6 @@ struct TokenizerCommand: ParsableCommand {
                     return true
                 }
                 bar.finish()
-                let path = FileIO.isDirectory(output) || output.hasSuffix("/") ? output + "/tokenizer.json" : output
                 if path.hasSuffix("/tokenizer.json") { try FileIO.makeDirectories(Paths.parent(path)) }
                 try tok.save(path: path)
                 printError(String(format: "trained %d tokens in %.2f s -> %@", tok.vocabSize, (Clock.nowMs() - t0) / 1000, path))

@@ -82,7 +82,7 @@ struct TrainCommand: ParsableCommand {
             var trainSet: TokenDataset
             var valSet: TokenDataset? = nil
             var o = PreprocessOptions()
-            o.separator = DocumentSeparator(parsing: docSeparator)
+            o.separator = try DocumentSeparator(parsing: docSeparator)
             if pretokenized {
                 trainSet = try TokenDataset(directory: data[0])
                 if tokenizer == nil { tokenizer = try trainSet.namedTokenizer() }

@@ -75,6 +75,22 @@ check "trained tokenizer saved beside the data" test -f "$W/data2/tokenizer/toke
 check "split" "$HMST" split "$W/data" --val-fraction 0.2 --seed 4
 check "split wrote train_split and val" bash -c "test -f $W/train_split/metadata.json && test -f $W/val/metadata.json"
 check "split is deterministic" bash -c "$HMST split $W/data --val-fraction 0.2 --seed 4 --output-dir $W/again && cmp $W/val/shard_00000.bin $W/again/val/shard_00000.bin"
+# session 35's data-tool fuzz pass: nothing a run reads is written over, failed or repeated runs
+# leave no mixed dataset, outputs that are links or devices stay what they are
+fails "split refuses to write over its own input (train_split beside train_split)" "$HMST" split "$W/train_split"
+check "train_split intact after the refusal" bash -c "$HMST split $W/data --val-fraction 0.2 --seed 4 --output-dir $W/again2 && cmp $W/train_split/shard_00000.bin $W/again2/train_split/shard_00000.bin"
+check "a preprocess that fails its options keeps the old tokenizer" bash -c \
+    "sum=\$(md5sum < $W/data2/tokenizer/tokenizer.json); ! $HMST preprocess --input ${CORPUS[0]} --output $W/data2 --vocab-size 300 --shard-tokens 0 --no-progress 2>/dev/null && [[ \$(md5sum < $W/data2/tokenizer/tokenizer.json) == \$sum ]]"
+check "a smaller rerun replaces the dataset (no stale shards)" bash -c \
+    "$HMST preprocess --input ${CORPUS[0]} --output $W/rerun --tokenizer-path $W/tok.json --shard-tokens 500 --no-progress && printf 'one\\n\\ntwo\\n' > $W/tiny.txt && \
+     $HMST preprocess --input $W/tiny.txt --output $W/rerun --tokenizer-path $W/tok.json --no-progress && [[ \$(ls $W/rerun | grep -c '^shard_') == 1 ]]"
+fails "tokenizer train refuses --output over its corpus" bash -c "cp ${CORPUS[0]} $W/corpus_copy.txt && $HMST tokenizer train $W/corpus_copy.txt --output $W/corpus_copy.txt --vocab-size 300 --no-progress"
+check "an output that is a symbolic link keeps the link and replaces its file" bash -c \
+    "echo old > $W/target.json && ln -sf $W/target.json $W/link.json && $HMST tokenizer train ${CORPUS[0]} --output $W/link.json --vocab-size 300 --no-progress && test -L $W/link.json && grep -q merges $W/target.json"
+fails "an output FIFO nobody reads is an error, not a hang" bash -c "mkfifo $W/out.fifo && timeout 60 $HMST tokenizer train ${CORPUS[0]} --output $W/out.fifo --vocab-size 300 --no-progress; rc=\$?; test -p $W/out.fifo && [[ \$rc != 124 ]] && exit \$rc"
+fails "a document separator with a newline is refused" "$HMST" preprocess --input "${CORPUS[0]}" --output "$W/sep" --tokenizer-path "$W/tok.json" --doc-separator $'a\nb' --no-progress
+check "Windows line ends in a facts file are lines" bash -c \
+    "$HMST facts generate --output $W/fcrlf --entities 3 --distractors 5 > /dev/null && sed 's/\$/\\r/' $W/fcrlf/facts.jsonl > $W/facts_crlf.jsonl && $HMST facts reading --output $W/reading.txt --documents 3 --exclude $W/facts_crlf.jsonl"
 check "train (text, tokenizer trained, val split)" "$HMST" train "${CORPUS[@]}" --model-size micro --vocab-size 600 --seq-len 32 \
     --batch-size 2 --steps-per-epoch 4 --eval-every 2 --val-split 0.2 --output-dir "$W/run" --no-progress
 check "train wrote best_model, final, metrics" bash -c "test -f $W/run/best_model/model.safetensors && test -f $W/run/final/tokenizer.json && [[ \$(wc -l < $W/run/metrics.jsonl) -eq 4 ]]"

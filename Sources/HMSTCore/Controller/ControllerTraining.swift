@@ -136,7 +136,7 @@ public enum ControllerTraining {
         }
         // distractors: memory texts of no query of the mix
         let used = Set(byFact.keys).union(known.compactMap(\.memory.first))
-        let pool = shuffled(try FileIO.readText(dir + "/memory.txt").split(separator: "\n").map(String.init).filter { !used.contains($0) })
+        let pool = shuffled(try FileIO.readText(dir + "/memory.txt").lines().map(String.init).filter { !used.contains($0) })
         semantic += pool.prefix(o.semanticDistractors)
         episodic += pool.dropFirst(o.semanticDistractors).prefix(o.episodicDistractors)
         return (queries, shuffled(semantic), shuffled(episodic))

@@ -115,7 +115,7 @@ public struct OutcomeTable: Sendable {
     /// A whole table as outcomes.jsonl holds it: queries, observations and outcomes (PPO and the
     /// baselines can be rerun from it without a model: `hmst-bench controller`).
     public static func read(path: String) throws -> OutcomeTable {
-        let lines = try FileIO.readText(path).split(separator: "\n", omittingEmptySubsequences: true)
+        let lines = try FileIO.readText(path).lines()
         var t = OutcomeTable()
         for (n, line) in lines.enumerated() {
             let j = try JSONValue.parse(String(line))

@@ -17,6 +17,9 @@ public enum DatasetSplit {
         guard valFraction > 0, valFraction < 1 else {
             throw HMSTError.invalidArgument("validation fraction \(valFraction) must be strictly between 0 and 1")
         }
+        // a split written over the dataset it reads (hmst split DIR/train_split puts its outputs
+        // beside DIR, that is into DIR itself) would shrink it by a tenth per run
+        try FileIO.refuseOverwriting(inputs: [dataset.directory], outputs: [trainDirectory, valDirectory])
         let D = dataset.documentCount
         guard D >= 2 else { throw HMSTError.invalidArgument("\(dataset.directory) has \(D) document(s); a split needs at least 2") }
         var order = Array(0..<D)

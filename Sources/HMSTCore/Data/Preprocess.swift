@@ -20,12 +20,18 @@ public enum DocumentSeparator: Sendable, Equatable {
     /// a line equal to this string ends a document (e.g. "%" for fortune files)
     case marker(String)
 
-    public init(parsing s: String) {
+    /// blankline (paragraph), line, file, or any other text as a marker line; a marker must be
+    /// one non-empty line (one holding a newline could never match a line).
+    public init(parsing s: String) throws {
         switch s {
         case "blankline", "paragraph": self = .blankLine
         case "line": self = .line
         case "file": self = .file
-        default: self = .marker(s)
+        default:
+            guard !s.isEmpty, !s.utf8.contains(0x0A), !s.utf8.contains(0x0D) else {
+                throw HMSTError.invalidArgument("document separator \"\(s)\" must be blankline, line, file or a marker line (non-empty, without a newline)")
+            }
+            self = .marker(s)
         }
     }
 }
@@ -33,7 +39,10 @@ public enum DocumentSeparator: Sendable, Equatable {
 public struct PreprocessOptions: Sendable {
     public var separator = DocumentSeparator.blankLine
     public var shardTokens = 1 << 26
+    /// documents held before they are encoded together: at most this many, and at most
+    /// batchBytes of text (long documents would otherwise hold 2,048 x 4 MiB)
     public var batchDocuments = 2048
+    public var batchBytes = 64 << 20
     public var maxDocumentBytes = 1 << 22
     public init() {}
 }
@@ -47,9 +56,11 @@ public struct PreprocessSummary: Sendable {
 }
 
 public enum Preprocessor {
-    /// progress(bytesDone, bytesTotal) -> false cancels.
+    /// progress(bytesDone, bytesTotal) -> false cancels. beforeMetadata runs once the shards are
+    /// written and before metadata.json (the command writes a tokenizer it trained there, so a
+    /// run that fails earlier leaves the output's old tokenizer alone).
     public static func run(inputs: [String], output: String, encoder: DocumentEncoder, tokenizerPath: String?,
-                           options: PreprocessOptions = PreprocessOptions(),
+                           options: PreprocessOptions = PreprocessOptions(), beforeMetadata: () throws -> Void = {},
                            progress: (Int, Int) -> Bool = { _, _ in true }) throws -> PreprocessSummary {
         guard !inputs.isEmpty else { throw HMSTError.invalidArgument("no input files") }
         var totalBytes = 0
@@ -59,23 +70,27 @@ public enum Preprocessor {
                                      shardTokens: options.shardTokens)
         var summary = PreprocessSummary()
         var pending: [[UInt8]] = []
+        var pendingBytes = 0
         func drain() throws {
             guard !pending.isEmpty else { return }
             for doc in encoder.encodeBatch(pending) { try writer.append(document: doc) }
             summary.documents += pending.count
             pending.removeAll(keepingCapacity: true)
+            pendingBytes = 0
         }
         for path in inputs {
             var splitter = DocumentSplitter(separator: options.separator, maxBytes: options.maxDocumentBytes)
             try forEachBlock(path) { block in
                 summary.bytes += block.count
-                splitter.feed(block) { pending.append($0) }
-                if pending.count >= options.batchDocuments { try drain() }
+                splitter.feed(block) { pending.append($0); pendingBytes += $0.count }
+                if pending.count >= options.batchDocuments || pendingBytes >= options.batchBytes { try drain() }
                 guard progress(summary.bytes, totalBytes) else { throw HMSTError(.cancelled, "preprocessing cancelled") }
             }
             splitter.finish { pending.append($0) }
             try drain()
         }
+        try writer.flush()
+        try beforeMetadata()
         try writer.finish(tokenizer: tokenizerPath, sources: inputs.map(Paths.absolute))
         summary.tokens = writer.totalTokens
         summary.shards = (try? TokenDataset(directory: output).shards.count) ?? 0

@@ -106,9 +106,20 @@ public final class ShardWriter {
     public private(set) var totalTokens = 0
     public private(set) var documents = 0
 
+    /// Writing into a directory that holds a dataset replaces it: its metadata.json goes first
+    /// (until finish() writes the new one the directory is no dataset, rather than old metadata
+    /// over new shards), then its shards and any temp files a killed run left.
     public init(directory: String, vocabSize: Int, eosId: Int32?, shardTokens: Int = 1 << 26) throws {
         guard shardTokens >= 1 else { throw HMSTError.invalidArgument("shard size must be >= 1 token") }
         try FileIO.makeDirectories(directory)
+        if unlink(directory + "/metadata.json") != 0 && errno != ENOENT {
+            throw HMSTError.io("cannot remove the old \(directory)/metadata.json: \(FileIO.errnoMessage())")
+        }
+        for name in FileIO.listDirectory(directory) where ShardWriter.isShardFile(name) {
+            if unlink(directory + "/" + name) != 0 && errno != ENOENT {
+                throw HMSTError.io("cannot remove the old \(directory)/\(name): \(FileIO.errnoMessage())")
+            }
+        }
         self.directory = directory
         self.vocabSize = vocabSize
         self.eosId = eosId
@@ -123,6 +134,17 @@ public final class ShardWriter {
         if let eosId { tokens.append(eosId) }
         documents += 1
         if tokens.count >= shardTokens { try flush() }
+    }
+
+    /// shard_NNNNN.bin as flush() names them, and their temp files (shard_NNNNN.bin.tmp.PID)
+    static func isShardFile(_ name: String) -> Bool {
+        let b = Array(name.utf8), prefix = Array("shard_".utf8), bin = Array(".bin".utf8)
+        guard b.count >= prefix.count + 5 + bin.count, b.starts(with: prefix) else { return false }
+        var i = prefix.count
+        while i < b.count, b[i] >= 0x30, b[i] <= 0x39 { i += 1 }
+        guard i - prefix.count >= 5, b[i...].starts(with: bin) else { return false }
+        let rest = b[(i + bin.count)...]
+        return rest.isEmpty || rest.starts(with: Array(".tmp.".utf8))
     }
 
     func flush() throws {

@@ -35,9 +35,14 @@ public enum EvalRun {
             options.critic = critic
         }
         let tasks = try req.taskPaths.map { try EvalTask.load(path: $0, limit: req.limit) }
+        try FileIO.refuseOverwriting(inputs: req.taskPaths + tasks.map(\.dataPath), outputs: [req.reportPath, req.itemsPath].compactMap { $0 })
         var retriever: Retriever?
         if let dir = req.memoryDirectory, options.conditions.contains(where: \.retrieves) {
             let store = try MemoryStore(directory: dir, mustExist: true)
+            // a tier the memory lacks would retrieve nothing: "on" would silently equal "off"
+            let missing = [store.episodic == nil ? MemoryTier.episodic : nil, store.semantic == nil ? .semantic : nil].compactMap { $0 }
+            if missing.contains(req.tier) { throw HMSTError.invalidArgument("--tier \(req.tier.rawValue): \(dir) has no \(req.tier.rawValue) memory") }
+            if missing.count == 2 { throw HMSTError.invalidArgument("\(dir) has neither an episodic nor a semantic memory") }
             if options.episodicInjection != .text, req.tier != .semantic {
                 // the stored keys must come from the mixer the projection was trained with
                 guard let ep = store.episodic else {

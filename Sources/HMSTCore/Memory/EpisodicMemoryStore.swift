@@ -106,7 +106,7 @@ extension EpisodicMemory {
         }
         var entries: [EpisodicEntry] = []
         let text = try FileIO.readText(entriesPath)
-        for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: true).enumerated() {
+        for (n, line) in text.lines().enumerated() {
             let j = try JSONValue.parse(String(line))
             guard let id = j["id"]?.string.flatMap({ Int64($0) }), let t = j["text"]?.string, let toks = j["tokens"]?.array,
                   let ts = j["timestamp"]?.number, let ac = j["access_count"]?.int, let su = j["surprise"]?.number,

@@ -50,17 +50,9 @@ enum MemoryFiles {
     /// Best effort, after a commit: data files `ours` claims that the manifest no longer names
     /// (keep), and temp files of saves that died. Other files in the directory are left alone.
     static func removeStale(_ directory: String, keep: Set<String>, manifest: String, ours: (String) -> Bool) {
-        guard let dir = opendir(directory) else { return }
-        var stale: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafePointer(to: &entry.pointee.d_name) {
-                String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self))
-            }
-            if keep.contains(name) { continue }
-            if ours(name) || name.hasPrefix(manifest + ".tmp.") { stale.append(name) }
+        for name in FileIO.listDirectory(directory) where !keep.contains(name) {
+            if ours(name) || name.hasPrefix(manifest + ".tmp.") { unlink(directory + "/" + name) }
         }
-        closedir(dir)
-        for name in stale { unlink(directory + "/" + name) }
     }
 
     /// Writes bytes atomically to directory/name; returns the manifest entry describing them.

@@ -58,33 +58,78 @@ public enum FileIO {
         String(decoding: try readAll(path), as: UTF8.self)
     }
 
-    /// Writes `bytes` to `path` atomically. The temp file is `path.tmp.<pid>` beside it.
+    /// Where a write to `path` goes. A regular file (or nothing yet) is replaced atomically; a
+    /// symbolic link is followed, so the link stays and the file it names is replaced; a
+    /// device, FIFO or socket (/dev/null, /dev/stdout, a pipe) is written straight through
+    /// (`direct`), since a rename over it would replace the node itself with a plain file (as
+    /// root, /dev/null); a directory is an error.
+    static func outputTarget(_ path: String) throws -> (path: String, direct: Bool) {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return (path, false) }
+        var target = path
+        if (st.st_mode & S_IFMT) == S_IFLNK {
+            guard let r = realpath(path, nil) else { throw HMSTError.io("\(path) is a symbolic link to a missing file: \(errnoMessage())") }
+            target = String(cString: r)
+            free(r)
+            guard stat(target, &st) == 0 else { throw HMSTError.io("cannot stat \(target): \(errnoMessage())") }
+        }
+        switch st.st_mode & S_IFMT {
+        case S_IFREG: return (target, false)
+        case S_IFDIR: throw HMSTError.io("\(path) is a directory, not a file to write")
+        default: return (target, true)
+        }
+    }
+
+    /// Opens a device or FIFO (outputTarget's `direct`) for writing: a FIFO no process reads
+    /// is an error now rather than a wait without end (O_NONBLOCK, cleared once open).
+    static func openDirect(_ path: String) throws -> Int32 {
+        let fd = open(path, O_WRONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else {
+            throw HMSTError.io(errno == ENXIO ? "\(path) is a FIFO that no process reads" : "cannot open \(path): \(errnoMessage())")
+        }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
+        return fd
+    }
+
+    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, _ name: String) throws {
+        var off = 0
+        while off < bytes.count {
+            let n = write(fd, bytes.baseAddress! + off, min(bytes.count - off, 1 << 30))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw HMSTError.io("cannot write \(name): \(errnoMessage())")
+            }
+            off += n
+        }
+    }
+
+    /// Writes `bytes` to `path` atomically. The temp file is `path.tmp.<pid>` beside it (beside
+    /// the file a symbolic link names); a device or FIFO is written straight through (outputTarget).
     public static func writeAtomically(_ path: String, _ bytes: UnsafeRawBufferPointer) throws {
-        let tmp = "\(path).tmp.\(getpid())"
+        let (target, direct) = try outputTarget(path)
+        if direct {
+            let fd = try openDirect(target)
+            defer { close(fd) }
+            try writeAll(fd, bytes, path)
+            return
+        }
+        let tmp = "\(target).tmp.\(getpid())"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw HMSTError.io("cannot create \(tmp): \(errnoMessage())") }
         var ok = false
         defer {
             if !ok { close(fd); unlink(tmp) }
         }
-        var off = 0
-        while off < bytes.count {
-            let n = write(fd, bytes.baseAddress! + off, min(bytes.count - off, 1 << 30))
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw HMSTError.io("cannot write \(tmp): \(errnoMessage())")
-            }
-            off += n
-        }
+        try writeAll(fd, bytes, tmp)
         guard fsync(fd) == 0 else { throw HMSTError.io("fsync of \(tmp) failed: \(errnoMessage())") }
         ok = true
         close(fd)
-        guard rename(tmp, path) == 0 else {
+        guard rename(tmp, target) == 0 else {
             let m = errnoMessage()
             unlink(tmp)
-            throw HMSTError.io("cannot rename \(tmp) to \(path): \(m)")
+            throw HMSTError.io("cannot rename \(tmp) to \(target): \(m)")
         }
-        syncDirectory(of: path)
+        syncDirectory(of: target)
     }
 
     public static func writeAtomically(_ path: String, _ bytes: [UInt8]) throws {
@@ -93,6 +138,35 @@ public enum FileIO {
 
     public static func writeAtomically(_ path: String, text: String) throws {
         try writeAtomically(path, Array(text.utf8))
+    }
+
+    /// Whether two paths name the same existing file or directory (device and inode: links,
+    /// "./" and relative spellings included).
+    public static func sameFile(_ a: String, _ b: String) -> Bool {
+        var sa = stat(), sb = stat()
+        return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino
+    }
+
+    /// INVALID_ARGUMENT when writing an output would replace one of the inputs (a report
+    /// written over the data it reports on, a tokenizer over its corpus).
+    public static func refuseOverwriting(inputs: [String], outputs: [String]) throws {
+        for o in outputs {
+            for i in inputs where sameFile(o, i) {
+                throw HMSTError.invalidArgument("the output \(o) is the input \(i): write it elsewhere")
+            }
+        }
+    }
+
+    /// Names of a directory's entries (no . and ..); none when it cannot be opened.
+    public static func listDirectory(_ directory: String) -> [String] {
+        guard let d = opendir(directory) else { return [] }
+        defer { closedir(d) }
+        var out: [String] = []
+        while let e = readdir(d) {
+            let name = withUnsafePointer(to: &e.pointee.d_name) { String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self)) }
+            if name != "." && name != ".." { out.append(name) }
+        }
+        return out
     }
 
     /// fsync the directory holding `path` so the rename itself is durable (best effort).
@@ -112,7 +186,9 @@ public final class MappedFile: @unchecked Sendable {
 
     public init(path: String) throws {
         self.path = path
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // O_NONBLOCK: a FIFO put where a file should be would block open() until some writer
+        // came; non-blocking, it opens and fails the regular-file check below (no effect on files)
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else {
             throw errno == ENOENT ? HMSTError.notFound("\(path): no such file") : HMSTError.io("cannot open \(path): \(FileIO.errnoMessage())")
         }
@@ -163,49 +239,50 @@ public final class MappedFile: @unchecked Sendable {
 }
 
 /// A file written in pieces and published atomically: data goes to `path.tmp.<pid>` beside
-/// it; commit() fsyncs and renames; deinit without commit removes the temp file.
+/// it; commit() fsyncs and renames; deinit without commit removes the temp file. A symbolic
+/// link, a device or a FIFO is handled as FileIO.writeAtomically does (outputTarget).
 public final class AtomicFileWriter {
     public let path: String
+    let target: String
     let tmp: String
+    /// a device or FIFO: written straight through, nothing to rename
+    let direct: Bool
     var fd: Int32
     var committed = false
 
     public init(path: String) throws {
         self.path = path
-        tmp = "\(path).tmp.\(getpid())"
-        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        (target, direct) = try FileIO.outputTarget(path)
+        tmp = direct ? target : "\(target).tmp.\(getpid())"
+        fd = direct ? try FileIO.openDirect(target) : open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw HMSTError.io("cannot create \(tmp): \(FileIO.errnoMessage())") }
     }
 
-    public func write(_ bytes: UnsafeRawBufferPointer) throws {
-        var off = 0
-        while off < bytes.count {
-            let n = Glibc.write(fd, bytes.baseAddress! + off, min(bytes.count - off, 1 << 30))
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw HMSTError.io("cannot write \(tmp): \(FileIO.errnoMessage())")
-            }
-            off += n
-        }
-    }
+    public func write(_ bytes: UnsafeRawBufferPointer) throws { try FileIO.writeAll(fd, bytes, tmp) }
 
     public func write(_ bytes: [UInt8]) throws { try bytes.withUnsafeBytes { try write($0) } }
 
     public func commit() throws {
+        if direct {
+            close(fd)
+            fd = -1
+            committed = true
+            return
+        }
         guard fsync(fd) == 0 else { throw HMSTError.io("fsync of \(tmp) failed: \(FileIO.errnoMessage())") }
         close(fd)
         fd = -1
-        guard rename(tmp, path) == 0 else {
+        guard rename(tmp, target) == 0 else {
             let m = FileIO.errnoMessage()
             unlink(tmp)
-            throw HMSTError.io("cannot rename \(tmp) to \(path): \(m)")
+            throw HMSTError.io("cannot rename \(tmp) to \(target): \(m)")
         }
         committed = true
-        FileIO.syncDirectory(of: path)
+        FileIO.syncDirectory(of: target)
     }
 
     deinit {
         if fd >= 0 { close(fd) }
-        if !committed { unlink(tmp) }
+        if !committed && !direct { unlink(tmp) }
     }
 }

@@ -257,7 +257,7 @@ public enum CPUModel {
     public static let name: String = {
         guard let text = try? FileIO.readText("/proc/cpuinfo") else { return "unknown" }
         var model = "unknown", family = "?", number = "?"
-        for line in text.split(separator: "\n").prefix(64) {
+        for line in text.lines().prefix(64) {
             let parts = line.split(separator: ":", maxSplits: 1)
             guard parts.count == 2 else { continue }
             let key = String(parts[0].trimmingSpaces), value = String(parts[1].trimmingSpaces)

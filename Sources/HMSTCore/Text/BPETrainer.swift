@@ -156,24 +156,32 @@ public enum BPETrainer {
     }
 
     /// HF's Word::merge: every left-to-right occurrence of (a, b) becomes `n`, reporting the
-    /// pair changes (-1 for pairs broken, +1 for pairs formed).
+    /// pair changes (-1 for pairs broken, +1 for pairs formed). One pass that compacts in place
+    /// (read at r, write at w <= r): removing each merged symbol from the array made a long
+    /// word (a megabyte of letters without a space) quadratic.
     static func mergeWord(_ s: inout [Int32], _ a: Int32, _ b: Int32, _ n: Int32, _ change: (UInt64, Int) -> Void) {
-        var i = 0
-        while i < s.count {
-            if s[i] == a && i + 1 < s.count && s[i + 1] == b {
-                if i > 0 {
-                    change(pairKey(s[i - 1], a), -1)
-                    change(pairKey(s[i - 1], n), 1)
+        let count = s.count
+        var w = 0, r = 0
+        while r < count {
+            if s[r] == a && r + 1 < count && s[r + 1] == b {
+                if w > 0 {
+                    change(pairKey(s[w - 1], a), -1)
+                    change(pairKey(s[w - 1], n), 1)
                 }
-                s[i] = n
-                s.remove(at: i + 1)
-                if i < s.count - 1 {
-                    change(pairKey(b, s[i + 1]), -1)
-                    change(pairKey(n, s[i + 1]), 1)
+                if r + 2 < count {
+                    change(pairKey(b, s[r + 2]), -1)
+                    change(pairKey(n, s[r + 2]), 1)
                 }
+                s[w] = n
+                w += 1
+                r += 2
+            } else {
+                s[w] = s[r]
+                w += 1
+                r += 1
             }
-            i += 1
         }
+        s.removeLast(count - w)
     }
 
     /// Pre-tokenizes every line of every text (in parallel) and counts the words.

@@ -31,7 +31,7 @@ public enum TrainingCheckpoint {
         try FileIO.makeDirectories(parent)
         if FileIO.exists(directory) {
             guard FileIO.isDirectory(directory) else { throw HMSTError.invalidArgument("\(directory) exists and is not a directory") }
-            let foreign = list(directory).filter { !isCheckpointFile($0) }
+            let foreign = FileIO.listDirectory(directory).filter { !isCheckpointFile($0) }
             guard foreign.isEmpty else {
                 throw HMSTError.invalidArgument("\(directory) holds files a checkpoint does not write (\(foreign.prefix(3).joined(separator: ", "))); "
                                                 + "refusing to replace it: save to a new or empty directory")
@@ -47,7 +47,7 @@ public enum TrainingCheckpoint {
         // test hook: a pause with every part written and no manifest yet (the kill -9 tests aim here)
         if let p = getenv("HMST_TEST_CHECKPOINT_PAUSE_MS"), let ms = UInt32(String(cString: p)) { usleep(ms * 1000) }
         var files: [JSONValue] = []
-        for name in list(staging).sorted() {
+        for name in FileIO.listDirectory(staging).sorted() {
             let info = try FileChecksum.of(path: staging + "/" + name)
             files.append(.object([("file", .string(name)), ("bytes", .number(Double(info.bytes))),
                                   ("checksum", .string(FileChecksum.hex(info.checksum)))]))
@@ -109,7 +109,7 @@ public enum TrainingCheckpoint {
         for name in required where !named.contains(name) {
             throw HMSTError.badFormat("\(directory): \(manifestName) does not name \(name); the checkpoint lacks a part resume needs")
         }
-        for name in list(directory) where name != manifestName && !named.contains(name) && isCheckpointFile(name) && !name.contains(".tmp.") {
+        for name in FileIO.listDirectory(directory) where name != manifestName && !named.contains(name) && isCheckpointFile(name) && !name.contains(".tmp.") {
             throw HMSTError.badFormat("\(directory): \(name) is not part of the committed checkpoint (step \(step)); "
                                       + "refusing to resume from a mix of saves")
         }
@@ -124,27 +124,15 @@ public enum TrainingCheckpoint {
         return (parent, String(p[p.index(after: slash)...]))
     }
 
-    /// Names of the entries of a directory (no . and ..).
-    static func list(_ directory: String) -> [String] {
-        guard let d = opendir(directory) else { return [] }
-        defer { closedir(d) }
-        var out: [String] = []
-        while let e = readdir(d) {
-            let name = withUnsafePointer(to: &e.pointee.d_name) { String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self)) }
-            if name != "." && name != ".." { out.append(name) }
-        }
-        return out
-    }
-
     /// Removes a flat directory we created (its files, then itself); best effort.
     static func removeFlat(_ directory: String) {
-        for name in list(directory) { unlink(directory + "/" + name) }
+        for name in FileIO.listDirectory(directory) { unlink(directory + "/" + name) }
         rmdir(directory)
     }
 
     /// Staging and old copies of `base` left by saves that were killed.
     static func removeStale(parent: String, base: String) {
-        for name in list(parent) where name.hasPrefix(".\(base).partial-") || name.hasPrefix(".\(base).old-") {
+        for name in FileIO.listDirectory(parent) where name.hasPrefix(".\(base).partial-") || name.hasPrefix(".\(base).old-") {
             removeFlat(parent + "/" + name)
         }
     }

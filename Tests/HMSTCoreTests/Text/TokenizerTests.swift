@@ -136,6 +136,35 @@ final class TokenizerTests: XCTestCase {
         XCTAssertEqual(MemoryPrompt.format(memories: ["m"], question: "q", tokenizer: tok), MemoryPrompt.plain(memories: ["m"], question: "q"))
     }
 
+    /// The in-place mergeWord against the plain remove-as-you-go version (HF's Word::merge) on
+    /// random words rich in the merged pair: the same symbols and the same pair-count changes.
+    func testMergeWordMatchesTheReference() {
+        func reference(_ s: inout [Int32], _ a: Int32, _ b: Int32, _ n: Int32, _ change: (UInt64, Int) -> Void) {
+            var i = 0
+            while i < s.count {
+                if s[i] == a && i + 1 < s.count && s[i + 1] == b {
+                    if i > 0 { change(BPETrainer.pairKey(s[i - 1], a), -1); change(BPETrainer.pairKey(s[i - 1], n), 1) }
+                    s[i] = n
+                    s.remove(at: i + 1)
+                    if i < s.count - 1 { change(BPETrainer.pairKey(b, s[i + 1]), -1); change(BPETrainer.pairKey(n, s[i + 1]), 1) }
+                }
+                i += 1
+            }
+        }
+        var rng = SplitMix(seed: 3)
+        for trial in 0..<500 {
+            let len = Int(rng.next() % 40)
+            let word = (0..<len).map { _ in Int32(rng.next() % 3) }
+            let (a, b): (Int32, Int32) = trial % 2 == 0 ? (0, 1) : (1, 1)
+            var x = word, y = word
+            var cx: [UInt64: Int] = [:], cy: [UInt64: Int] = [:]
+            BPETrainer.mergeWord(&x, a, b, 9) { cx[$0, default: 0] += $1 }
+            reference(&y, a, b, 9) { cy[$0, default: 0] += $1 }
+            XCTAssertEqual(x, y, "\(word)")
+            XCTAssertEqual(cx.filter { $0.value != 0 }, cy.filter { $0.value != 0 }, "\(word)")
+        }
+    }
+
     func testMalformedFilesEachHaveTheirOwnError() throws {
         let good = try FileIO.readText(TokenizerTests.dir + "/hmst_tokenizer.json")
         func expect(_ text: String, _ fragment: String, _ status: Status = .badFormat, line: UInt = #line) {

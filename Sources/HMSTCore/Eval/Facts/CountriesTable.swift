@@ -39,7 +39,7 @@ public enum CountriesTable {
     public static func parse(text: String, name: String) throws -> [CountryRecord] {
         var out = [CountryRecord]()
         var names = Set<String>()
-        for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (i, raw) in text.lines(omittingEmpty: false).enumerated() {
             let lineNo = i + 1
             let line = trim(raw.hasSuffix("\r") ? raw.dropLast() : raw)
             if line.isEmpty || line.hasPrefix("#") { continue }

@@ -105,7 +105,7 @@ public struct FactsCorpus: Sendable {
     static func readLines<T>(_ path: String, _ make: (JSONValue, (String) throws -> String) throws -> T) throws -> [T] {
         let text = try FileIO.readText(path)
         var out: [T] = []
-        for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (n, line) in text.lines(omittingEmpty: false).enumerated() {
             let l = line.trimmingSpaces
             if l.isEmpty { continue }
             let o: JSONValue

@@ -207,7 +207,7 @@ public enum RetrieverTrainer {
     /// line, other keys ignored. BAD_FORMAT names the first bad line.
     public static func readPairs(path: String) throws -> [(question: String, fact: String)] {
         var out: [(question: String, fact: String)] = []
-        for (n, line) in try FileIO.readText(path).split(separator: "\n", omittingEmptySubsequences: true).enumerated() {
+        for (n, line) in try FileIO.readText(path).lines().enumerated() {
             let j: JSONValue
             do { j = try JSONValue.parse(String(line)) } catch let e as HMSTError { throw HMSTError.badFormat("\(path): line \(n + 1): \(e.message)") }
             guard let q = j["question"]?.string, let f = j["fact"]?.string, !q.isEmpty, !f.isEmpty else {

@@ -75,7 +75,7 @@ final class DataParallelTests: XCTestCase {
             throw HMSTError.io("disk full")
         })
         XCTAssertEqual(try FileIO.readText(ck + "/model.safetensors"), "weights one")
-        XCTAssertEqual(TrainingCheckpoint.list(dir).sorted(), ["final"])
+        XCTAssertEqual(FileIO.listDirectory(dir).sorted(), ["final"])
         // a save killed before its rename leaves a staging directory: the next commit removes it
         try FileIO.makeDirectories(dir + "/.final.partial-dead")
         try FileIO.writeAtomically(dir + "/.final.partial-dead/model.safetensors", text: "torn")
@@ -84,7 +84,7 @@ final class DataParallelTests: XCTestCase {
             try FileIO.writeAtomically(d + "/trainer_state.json", text: "{\"step\": 2}")
         }
         XCTAssertEqual(try TrainingCheckpoint.verify(ck, required: ["model.safetensors"]), 2)
-        XCTAssertEqual(TrainingCheckpoint.list(dir).sorted(), ["final"])
+        XCTAssertEqual(FileIO.listDirectory(dir).sorted(), ["final"])
         // a part swapped in from another save is caught by its size and checksum
         try FileIO.writeAtomically(ck + "/model.safetensors", text: "weights one")
         XCTAssertThrowsError(try TrainingCheckpoint.verify(ck, required: [])) {
