@@ -34,7 +34,10 @@ public final class TokenShard: @unchecked Sendable {
         let n = b.loadUnaligned(fromByteOffset: 16, as: UInt64.self)
         let docs = b.loadUnaligned(fromByteOffset: 24, as: UInt64.self)
         let vocab = b.loadUnaligned(fromByteOffset: 32, as: UInt64.self)
-        guard n <= UInt64(b.count), docs <= n, vocab >= 1, vocab <= 1 << 31 else {
+        guard n <= UInt64(b.count) else {
+            throw bad("the header's \(n) tokens need more than the file's \(b.count) bytes (truncated or corrupt)")
+        }
+        guard docs <= n, vocab >= 1, vocab <= 1 << 31 else {
             throw bad("implausible header: \(n) tokens, \(docs) documents, vocab \(vocab)")
         }
         guard tb == 4 || vocab <= 65536 else { throw bad("vocab \(vocab) does not fit uint16 tokens") }

@@ -20,6 +20,7 @@ public enum FileIO {
 
     /// Creates the directory and its parents (mode 0755); existing ones are fine.
     public static func makeDirectories(_ path: String) throws {
+        guard !path.isEmpty else { throw HMSTError.invalidArgument("an empty directory path") }
         var prefix = path.hasPrefix("/") ? "/" : ""
         for part in path.split(separator: "/", omittingEmptySubsequences: true) {
             prefix += part + "/"

@@ -9,8 +9,9 @@ public enum Gzip {
     }
 
     /// Inflates a gzip stream (several concatenated members are one stream, as gzip(1) reads
-    /// them). `name` only labels errors. Throws BAD_FORMAT for a corrupt or truncated stream.
-    public static func decompress(_ bytes: [UInt8], name: String = "gzip data") throws -> [UInt8] {
+    /// them). `name` only labels errors. Throws BAD_FORMAT for a corrupt or truncated stream,
+    /// and for one that inflates past `limit` bytes (a 13 MB file can hold 3 GB of zeros).
+    public static func decompress(_ bytes: [UInt8], name: String = "gzip data", limit: Int = 1 << 30) throws -> [UInt8] {
         guard isGzip(bytes) else { throw HMSTError.badFormat("\(name): not gzip data (no 1f 8b magic)") }
         var out = [UInt8]()
         out.reserveCapacity(bytes.count * 4)
@@ -31,6 +32,9 @@ public enum Gzip {
                     return (rc, buf.count - Int(stream.avail_out))
                 }
                 out.append(contentsOf: chunk[0..<produced])
+                guard out.count <= limit else {
+                    throw HMSTError.badFormat("\(name): inflates to more than \(limit >> 20) MiB; not the table it should be")
+                }
                 switch rc {
                 case Z_OK:
                     continue
@@ -58,8 +62,9 @@ public enum Gzip {
     }
 
     /// A file's bytes, inflated when it is gzip (by its magic, not its name).
-    public static func readMaybeCompressed(_ path: String) throws -> [UInt8] {
+    public static func readMaybeCompressed(_ path: String, limit: Int = 1 << 30) throws -> [UInt8] {
         let raw = try FileIO.readAll(path)
-        return isGzip(raw) ? try decompress(raw, name: path) : raw
+        guard raw.count <= limit else { throw HMSTError.badFormat("\(path): \(raw.count >> 20) MiB; more than the \(limit >> 20) MiB expected") }
+        return isGzip(raw) ? try decompress(raw, name: path, limit: limit) : raw
     }
 }

@@ -142,7 +142,9 @@ extension Tokenizer {
             guard let bb = ByteLevel.decode(b), let ib = ids[bb] else { throw bad("merge #\(i) uses \"\(b)\", which is not in the vocabulary") }
             merges.append((ia, ib))
         }
-        let bpe = try BPEModel(pieces: pieces, ids: ids, mergeList: merges, ignoreMerges: model["ignore_merges"]?.bool ?? false)
+        let bpe: BPEModel
+        do { bpe = try BPEModel(pieces: pieces, ids: ids, mergeList: merges, ignoreMerges: model["ignore_merges"]?.bool ?? false) }
+        catch let e as HMSTError where e.status == .badFormat { throw bad(e.message) }
         self.init(model: bpe, addedTokens: added.sorted { $0.id < $1.id }, addPrefixSpace: addPrefixSpace)
     }
 

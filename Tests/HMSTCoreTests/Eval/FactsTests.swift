@@ -312,6 +312,15 @@ final class FactsTests: XCTestCase {
             }
         }
         XCTAssertThrowsError(try Gzip.decompress([1, 2, 3]))
+        // a stream that inflates past the limit stops there (a small file can hold gigabytes)
+        XCTAssertThrowsError(try Gzip.decompress(gz + gz, name: "x.gz", limit: 50)) { e in
+            XCTAssertTrue("\(e)".contains("inflates to more than"), "\(e)")
+        }
+        // Windows line ends are lines; a long bad line is quoted in part
+        XCTAssertEqual(try CountriesTable.parse(text: "# c\r\n004:AF:AFG:Afghanistan:Kabul\r\n", name: "t").map(\.capital), ["Kabul"])
+        XCTAssertThrowsError(try CountriesTable.parse(text: String(repeating: "x", count: 100_000), name: "t")) { e in
+            XCTAssertLessThan("\(e)".utf8.count, 1000)
+        }
     }
 
     func testMalformedTablesNameTheProblem() throws {

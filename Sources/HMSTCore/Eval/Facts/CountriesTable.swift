@@ -25,7 +25,8 @@ public enum CountriesTable {
     /// Reads and parses a table, gzip or plain (by its magic). A missing file is NOT_FOUND;
     /// a corrupt or malformed one BAD_FORMAT, naming the line.
     public static func load(path: String) throws -> [CountryRecord] {
-        let bytes = try Gzip.readMaybeCompressed(path)
+        // the miscfiles table is about 5 KB; 16 MiB is room for any real one
+        let bytes = try Gzip.readMaybeCompressed(path, limit: 16 << 20)
         return try parse(bytes: bytes, name: path)
     }
 
@@ -46,7 +47,7 @@ public enum CountriesTable {
             let fields = line.split(separator: ":", omittingEmptySubsequences: false).map { trim($0) }
             let at = "\(name):\(lineNo)"
             guard fields.count == 5 else {
-                throw HMSTError.badFormat("\(at): expected 5 colon-separated fields (UN code:ISO alpha-2:ISO alpha-3:name:capital), found \(fields.count) in \"\(line)\"")
+                throw HMSTError.badFormat("\(at): expected 5 colon-separated fields (UN code:ISO alpha-2:ISO alpha-3:name:capital), found \(fields.count) in \"\(line.count > 200 ? line.prefix(200) + "..." : line)\"")
             }
             let (un, a2, a3, country, capital) = (fields[0], fields[1], fields[2], fields[3], fields[4])
             guard un.isEmpty || (un.count <= 3 && un.allSatisfy { $0.isASCII && $0.isNumber }) else {
