@@ -58,7 +58,7 @@ struct EvalCommand: ParsableCommand {
             req.options.resamples = resamples
             req.options.nCtx = nCtx
             if let knnLambdas {
-                req.options.knnLambdas = try knnLambdas.split(separator: ",").map {
+                req.options.knnLambdas = try knnLambdas.split(separator: ",", omittingEmptySubsequences: false).map {
                     guard let v = Double($0.trimmingCharacters(in: .whitespaces)) else { throw HMSTError.invalidArgument("--knn-lambdas: \"\($0)\" is not a number") }
                     return v
                 }

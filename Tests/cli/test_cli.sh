@@ -88,6 +88,7 @@ fails "tokenizer train refuses --output over its corpus" bash -c "cp ${CORPUS[0]
 check "an output that is a symbolic link keeps the link and replaces its file" bash -c \
     "echo old > $W/target.json && ln -sf $W/target.json $W/link.json && $HMST tokenizer train ${CORPUS[0]} --output $W/link.json --vocab-size 300 --no-progress && test -L $W/link.json && grep -q merges $W/target.json"
 fails "an output FIFO nobody reads is an error, not a hang" bash -c "mkfifo $W/out.fifo && timeout 60 $HMST tokenizer train ${CORPUS[0]} --output $W/out.fifo --vocab-size 300 --no-progress; rc=\$?; test -p $W/out.fifo && [[ \$rc != 124 ]] && exit \$rc"
+check "a dataset listing one shard twice is refused, naming it" bash -c "mkdir -p $W/twice && cp $W/data/shard_* $W/twice/ && python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); m[\"shards\"]*=2; json.dump(m,open(sys.argv[2],\"w\"))' $W/data/metadata.json $W/twice/metadata.json && ! $HMST split $W/twice --output-dir $W/twice-out 2> $W/twice.err && grep -q 'listed twice' $W/twice.err"
 fails "a document separator with a newline is refused" "$HMST" preprocess --input "${CORPUS[0]}" --output "$W/sep" --tokenizer-path "$W/tok.json" --doc-separator $'a\nb' --no-progress
 check "Windows line ends in a facts file are lines" bash -c \
     "$HMST facts generate --output $W/fcrlf --entities 3 --distractors 5 > /dev/null && sed 's/\$/\\r/' $W/fcrlf/facts.jsonl > $W/facts_crlf.jsonl && $HMST facts reading --output $W/reading.txt --documents 3 --exclude $W/facts_crlf.jsonl"
@@ -163,6 +164,8 @@ check "eval under four conditions writes the report and the items" bash -c "$HMS
 check "eval leaves the memory directory as it was" bash -c "$HMST memory stats --dir $MEM | cmp - $E/stats-before"
 check "eval --retrieval lexical" bash -c "$HMST eval $W/ckpt --task $E/gen.json --memory $MEM --condition on,deleted --retrieval lexical -k 1 --bootstrap 10 > /dev/null"
 fails "eval of an unknown retrieval mode" "$HMST" eval "$W/ckpt" --task "$E/gen.json" --memory "$MEM" --condition on --retrieval fuzzy
+fails "eval --knn-lambdas with an empty entry" "$HMST" eval "$W/ckpt" --task "$E/gen.json" --knn-lambdas ",,"
+fails "eval --items-output over a task's data" "$HMST" eval "$W/ckpt" --task "$E/gen.json" --items-output "$E/items.jsonl"
 check "eval of a malformed line names the line" bash -c "echo '{\"prompt\": ' >> $E/items.jsonl; ! $HMST eval $W/ckpt --task $E/mc.json 2> $E/err && grep -q 'items.jsonl line 3: not valid JSON' $E/err"
 fails "eval of an unknown condition" "$HMST" eval "$W/ckpt" --task "$E/mc.json" --condition off,sometimes
 fails "eval on without a memory directory" "$HMST" eval "$W/ckpt" --task "$E/mc.json" --condition on

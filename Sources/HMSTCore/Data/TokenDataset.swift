@@ -39,10 +39,12 @@ public final class TokenDataset: @unchecked Sendable {
         sources = meta["sources"]?.array?.compactMap { $0.string } ?? []
         guard let list = meta["shards"]?.array else { throw bad("missing \"shards\" list") }
         var shards: [TokenShard] = []
+        var files = Set<String>()
         for (i, entry) in list.enumerated() {
             guard let file = entry["file"]?.string, !file.contains("/"), !file.isEmpty else {
                 throw bad("shard \(i) has no plain file name")
             }
+            guard files.insert(file).inserted else { throw bad("\(file) is listed twice (its tokens would count double)") }
             let shard = try TokenShard(path: directory + "/" + file)
             guard shard.vocabSize == v else { throw bad("\(file) has vocab \(shard.vocabSize), metadata says \(v)") }
             if let n = entry["tokens"]?.int, n != shard.count { throw bad("\(file) holds \(shard.count) tokens, metadata says \(n)") }

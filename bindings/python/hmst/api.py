@@ -88,6 +88,16 @@ def _text(b, name="text"):
     return b
 
 
+def _path(p, name="path"):
+    """A str, bytes or os.PathLike path as NUL-terminated bytes (os.fsencode), refusing a NUL
+    inside, which would cut the path short in C (as Python's own open() refuses it)."""
+    import os
+    b = os.fsencode(p)
+    if b"\0" in b:
+        raise ValueError(f"{name} contains a NUL character: {p!r}")
+    return b
+
+
 def _read_string(call):
     """Runs call(buf, cap, n_out) with the size-query-then-fetch protocol; returns str."""
     n = ctypes.c_size_t(0)

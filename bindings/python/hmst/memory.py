@@ -10,12 +10,11 @@ vectors in and out.
 """
 import ctypes
 import json
-import os
 
 import numpy as np
 
 from . import _lib
-from .api import INT64_MAX, HMSTError, _check, _int, _read_string, _Resource, _text
+from .api import HMSTError, INT64_MAX, _check, _int, _path, _read_string, _Resource, _text
 
 MAX_K = 1 << 20   # the library's limit on k (hits a query)
 
@@ -101,12 +100,12 @@ class SemanticMemory(_Memory):
     @classmethod
     def load(cls, directory):
         h = ctypes.c_void_p()
-        _check(_lib.lib.hmst_semantic_load(os.fspath(directory).encode(), ctypes.byref(h)))
+        _check(_lib.lib.hmst_semantic_load(_path(directory, "directory"), ctypes.byref(h)))
         return cls(0, _handle=h)
 
     def save(self, directory):
         """Atomic: a crash leaves the previous or the new memory."""
-        _check(_lib.lib.hmst_semantic_save(self._handle(), os.fspath(directory).encode()))
+        _check(_lib.lib.hmst_semantic_save(self._handle(), _path(directory, "directory")))
 
     def add(self, vectors, texts=None, ids=None, source=None):
         """vectors: (n, dim) or (dim,); texts: n strings or None; ids: n ints or None (assigned).
@@ -205,11 +204,11 @@ class EpisodicMemory(_Memory):
     @classmethod
     def load(cls, directory):
         h = ctypes.c_void_p()
-        _check(_lib.lib.hmst_episodic_load(os.fspath(directory).encode(), ctypes.byref(h)))
+        _check(_lib.lib.hmst_episodic_load(_path(directory, "directory"), ctypes.byref(h)))
         return cls(_handle=h)
 
     def save(self, directory):
-        _check(_lib.lib.hmst_episodic_save(self._handle(), os.fspath(directory).encode()))
+        _check(_lib.lib.hmst_episodic_save(self._handle(), _path(directory, "directory")))
 
     def add(self, model, text, importance=0.5):
         """Encodes text with the model and the SSM and stores it; returns its id."""

@@ -6,10 +6,9 @@ lm_fraction of the steps stays plain language modelling on train_data.
 """
 import ctypes
 import math
-import os
 
 from . import _lib
-from .api import _check, _Resource
+from .api import _check, _path, _Resource
 from .data_parallel import _params_pointer, _rank
 
 _SETTINGS = ("oracle", "on", "off", "deleted")
@@ -48,7 +47,7 @@ class MemoryTrainer(_Resource):
         for name, value in (("checkpoint", checkpoint), ("facts_dir", facts_dir), ("output_dir", output_dir),
                             ("train_data", train_data), ("val_data", val_data), ("resume_from", resume_from)):
             if value is not None:
-                b = os.fspath(value).encode()
+                b = _path(value, name)
                 self._keep.append(b)
                 setattr(p, name, b)
         for name, value in (("steps", steps), ("batch_size", batch_size), ("seq_len", seq_len), ("memory_seq_len", memory_seq_len),
@@ -182,7 +181,7 @@ class MemoryTrainer(_Resource):
 
     def save(self, directory):
         """A loadable checkpoint (with the memory markers) plus the state to resume from."""
-        _check(_lib.lib.hmst_memory_trainer_save(self._handle(), os.fspath(directory).encode()))
+        _check(_lib.lib.hmst_memory_trainer_save(self._handle(), _path(directory, "directory")))
 
 
 def train_memory(checkpoint, facts_dir, output_dir, *, progress=None, **options):

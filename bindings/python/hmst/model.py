@@ -8,7 +8,7 @@ import threading
 import numpy as np
 
 from . import _lib
-from .api import HMSTError, _check, _int, _read_string, _Resource, _text
+from .api import HMSTError, _check, _int, _path, _read_string, _Resource, _text
 from .tokenizer import _decode_call, _encode_call
 
 _WEIGHTS = {"as_stored": 0, "f32": 1, "bf16": 2, "int8": 3, "f16": 4}  # enum hmst_weight_type
@@ -68,7 +68,7 @@ class Model(_Resource):
             keep = _lib.PROGRESS_CALLBACK(cb)
             p.progress = keep
         h = ctypes.c_void_p()
-        _check(_lib.lib.hmst_model_load(str(path).encode(), ctypes.byref(p), ctypes.byref(h)))
+        _check(_lib.lib.hmst_model_load(_path(path), ctypes.byref(p), ctypes.byref(h)))
         self._h = h
         del keep
 
@@ -84,7 +84,7 @@ class Model(_Resource):
     def save(self, directory, dtype="f32"):
         """Writes a checkpoint directory that transformers' MixtralForCausalLM can load.
         dtype: "f32", "bf16", "f16" or "int8" (Q8_0 blocks: I8 values plus F32 `*_scale` tensors)."""
-        _check(_lib.lib.hmst_model_save(self._handle(), str(directory).encode(), _text(dtype, "dtype")))
+        _check(_lib.lib.hmst_model_save(self._handle(), _path(directory, "directory"), _text(dtype, "dtype")))
 
     @property
     def info(self):

@@ -5,7 +5,7 @@ import os
 import numpy as np
 
 from . import _lib
-from .api import HMSTError, _check, _int, _read_string, _Resource, _text
+from .api import HMSTError, _check, _int, _path, _read_string, _Resource, _text
 
 
 def _encode_call(fn, handle, text):
@@ -58,7 +58,7 @@ class Tokenizer(_Resource):
     def __init__(self, path):
         self._h = None
         h = ctypes.c_void_p()
-        _check(_lib.lib.hmst_tokenizer_load(os.fspath(path).encode(), ctypes.byref(h)))
+        _check(_lib.lib.hmst_tokenizer_load(_path(path), ctypes.byref(h)))
         self._h = h
 
     @classmethod
@@ -66,7 +66,7 @@ class Tokenizer(_Resource):
         """Trains on text files (deterministic; merges match HF tokenizers' BpeTrainer)."""
         if isinstance(files, (str, os.PathLike)):
             files = [files]
-        paths = (ctypes.c_char_p * len(files))(*[os.fspath(f).encode() for f in files])
+        paths = (ctypes.c_char_p * len(files))(*[_path(f, "files") for f in files])
         p = _lib.lib.hmst_tokenizer_train_default_params()
         p.vocab_size, p.min_frequency = int(vocab_size), int(min_frequency)
         keep = []
@@ -91,7 +91,7 @@ class Tokenizer(_Resource):
         return self
 
     def save(self, path):
-        _check(_lib.lib.hmst_tokenizer_save(self._handle(), os.fspath(path).encode()))
+        _check(_lib.lib.hmst_tokenizer_save(self._handle(), _path(path)))
 
     @property
     def vocab_size(self):

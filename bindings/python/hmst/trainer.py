@@ -1,10 +1,9 @@
 """hmst.Trainer: pre-training on a token dataset (made by `hmst preprocess`)."""
 import ctypes
 import math
-import os
 
 from . import _lib
-from .api import _check, _Resource
+from .api import _check, _path, _Resource
 from .data_parallel import _params_pointer, _rank
 
 
@@ -32,7 +31,7 @@ class Trainer(_Resource):
         for name, value in (("train_data", train_data), ("val_data", val_data), ("output_dir", output_dir),
                             ("model_size", model_size), ("init_from", init_from), ("resume_from", resume_from)):
             if value is not None:
-                b = os.fspath(value).encode()
+                b = _path(value, name)
                 self._keep.append(b)
                 setattr(p, name, b)
         for name, value in (("epochs", epochs), ("batch_size", batch_size), ("seq_len", seq_len),
@@ -113,4 +112,4 @@ class Trainer(_Resource):
 
     def save(self, directory):
         """A loadable checkpoint plus the state to resume from."""
-        _check(_lib.lib.hmst_trainer_save(self._handle(), os.fspath(directory).encode()))
+        _check(_lib.lib.hmst_trainer_save(self._handle(), _path(directory, "directory")))

@@ -36,6 +36,14 @@ def test_errors(tmp_path):
     with pytest.raises(hmst.HMSTError) as e:
         hmst.Tokenizer(bad)
     assert e.value.status_name == "BAD_FORMAT" and "WordPiece" in e.value.message
+    # a path with a NUL inside would be cut short in C (tmp_path/"missing.json" here): refused,
+    # as Python's open() refuses it; bytes and PathLike paths are taken as they are
+    with pytest.raises(ValueError, match="NUL"):
+        hmst.Tokenizer(str(tmp_path / "missing.json") + "\0.extra")
+    with pytest.raises(ValueError, match="NUL"):
+        hmst.Trainer(str(tmp_path) + "\0x", str(tmp_path / "out"))
+    with pytest.raises(hmst.HMSTError):
+        hmst.Tokenizer(os.fsencode(tmp_path / "missing.json"))
 
 
 @pytest.mark.skipif(not all(map(os.path.exists, CORPUS)), reason="Debian license texts absent")
