@@ -61,7 +61,9 @@ struct PreprocessCommand: ParsableCommand {
                 return true
             }
             bar.finish()
-            if case let .marker(m) = o.separator, s.documents <= input.count {
+            if s.documents == 0 {
+                printError("hmst: warning: the input holds no documents (only whitespace): \(output) is an empty dataset")
+            } else if case let .marker(m) = o.separator, s.documents <= input.count {
                 printError("hmst: warning: the marker line \"\(m)\" never ended a document (\(s.documents) document(s) from \(input.count) file(s)); "
                            + "separators are blankline, line, file or a marker line")
             }

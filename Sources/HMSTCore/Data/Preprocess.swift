@@ -65,6 +65,10 @@ public enum Preprocessor {
         guard !inputs.isEmpty else { throw HMSTError.invalidArgument("no input files") }
         var totalBytes = 0
         for path in inputs { totalBytes += try FileIO.fileSize(path) }
+        // checked before the output is touched (a dataset already there would be replaced)
+        guard totalBytes > 0 || inputs.contains(where: { !FileIO.isRegularFile($0) }) else {
+            throw HMSTError.invalidArgument("the input files are empty: nothing to preprocess")
+        }
         let t0 = Clock.nowMs()
         let writer = try ShardWriter(directory: output, vocabSize: encoder.vocabSize, eosId: encoder.eosId,
                                      shardTokens: options.shardTokens)

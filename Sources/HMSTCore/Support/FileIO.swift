@@ -12,6 +12,11 @@ public enum FileIO {
         return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
     }
 
+    public static func isRegularFile(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG
+    }
+
     public static func fileSize(_ path: String) throws -> Int {
         var st = stat()
         guard stat(path, &st) == 0 else { throw HMSTError.io("cannot stat \(path): \(errnoMessage())") }

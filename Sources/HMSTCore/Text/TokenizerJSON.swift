@@ -85,7 +85,8 @@ extension Tokenizer {
                                         rstrip: t["rstrip"]?.bool ?? false, normalized: t["normalized"]?.bool ?? false))
             }
         }
-        let maxId = max(vocab.count - 1, added.map { Int($0.id) }.max() ?? 0)
+        // the largest id anywhere, so a vocabulary that skips an id is reported as not dense
+        let maxId = max(vocab.count - 1, vocab.compactMap { $0.1.int }.max() ?? 0, added.map { Int($0.id) }.max() ?? 0)
         guard maxId < vocab.count + added.count else {
             throw bad("ids are not dense: the largest id is \(maxId) but there are \(vocab.count) vocabulary and \(added.count) added tokens")
         }

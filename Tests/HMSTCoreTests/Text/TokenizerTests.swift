@@ -177,7 +177,8 @@ final class TokenizerTests: XCTestCase {
         expect(good.replacingFirst("\"type\":\"BPE\"", with: "\"type\":\"WordPiece\""), "model type \"WordPiece\"")
         expect(good.replacingFirst("\"merges\":[[\"", with: "\"merges\":[[\"NOT_A_TOKEN"), "which is not in the vocabulary")
         expect(good.replacingFirst("\"!\":2", with: "\"!\":3"), "duplicate id 3")
-        expect(good.replacingFirst("\"!\":2", with: "\"!\":99999"), "out of range")
+        // an id past the end (a vocabulary that skips one): named as such, not as "out of range"
+        expect(good.replacingFirst("\"!\":2", with: "\"!\":99999"), "ids are not dense: the largest id is 99999")
         expect(good.replacingFirst("\"!\":2,", with: "\"ĠĠĠĠĠĠĠĠĠĠĠĠĠĠĠĠĠĠĠĠĠĠĠĠĠĠq\":2,"), "lacks the byte-level symbol for byte 0x21")
         expect(good.replacingFirst("\"merges\":[", with: "\"merges\":[\"a\",").replacingFirst("\"merges\":[\"a\",", with: "\"merges\":[7,"),
                "neither")
