@@ -158,6 +158,7 @@ struct GenerateCommand: ParsableCommand {
     }
 
     func runBatch(_ runner: Runner, _ s: Settings, input: String) throws {
+        if let output { try FileIO.refuseOverwriting(inputs: [input], outputs: [output]) }
         let text = try FileIO.readText(input)
         let prompts = text.lines().map(String.init)
         var out = ""

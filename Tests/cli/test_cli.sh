@@ -66,6 +66,7 @@ check "generate is reproducible with --seed" bash -c \
     "[[ \$($HMST generate $W/ckpt --prompt 'A' --max-length 12 --seed 9 2>/dev/null) == \$($HMST generate $W/ckpt --prompt 'A' --max-length 12 --seed 9 2>/dev/null) ]]"
 printf 'First prompt\nSecond prompt\n' >"$W/prompts.txt"
 check "generate batch --input/--output" "$HMST" generate "$W/ckpt" --input "$W/prompts.txt" --output "$W/results.txt" --max-length 5 --temperature 0
+fails "generate --output over its --input" bash -c "cp $W/prompts.txt $W/prompts2.txt && $HMST generate $W/ckpt --input $W/prompts2.txt --output $W/prompts2.txt --max-length 2"
 check "batch output has both prompts" bash -c "grep -q 'First prompt' $W/results.txt && grep -q 'Second prompt' $W/results.txt"
 check "interactive REPL" bash -c "printf 'help\nset temperature 0\nset top_k 5\nset nonsense 1\nHello there\nstats\nquit\n' | $HMST generate $W/ckpt --max-length 4 > $W/repl.txt && grep -q 'temperature = 0' $W/repl.txt && grep -q 'unknown parameter' $W/repl.txt && grep -q 'generations' $W/repl.txt"
 check "REPL ends at EOF" bash -c "printf 'Hello\n' | $HMST generate $W/ckpt --max-length 2"
@@ -90,6 +91,13 @@ check "an output that is a symbolic link keeps the link and replaces its file" b
 fails "an output FIFO nobody reads is an error, not a hang" bash -c "mkfifo $W/out.fifo && timeout 60 $HMST tokenizer train ${CORPUS[0]} --output $W/out.fifo --vocab-size 300 --no-progress; rc=\$?; test -p $W/out.fifo && [[ \$rc != 124 ]] && exit \$rc"
 check "a dataset listing one shard twice is refused, naming it" bash -c "mkdir -p $W/twice && cp $W/data/shard_* $W/twice/ && python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); m[\"shards\"]*=2; json.dump(m,open(sys.argv[2],\"w\"))' $W/data/metadata.json $W/twice/metadata.json && ! $HMST split $W/twice --output-dir $W/twice-out 2> $W/twice.err && grep -q 'listed twice' $W/twice.err"
 check "preprocess of empty files is refused and leaves the dataset there" bash -c ": > $W/empty.txt && ! $HMST preprocess --input $W/empty.txt --output $W/data --tokenizer-path $W/tok.json --no-progress 2> $W/empty.err && grep -q 'empty' $W/empty.err && test -f $W/data/metadata.json"
+check "a memory tier whose manifest is lost is an error, and its data stays" bash -c \
+    "$HMST memory add --dir $W/lostmem --model $W/ckpt --tier episodic 'first entry' > /dev/null && mv $W/lostmem/episodic/episodic.json $W/lost.json && \
+     ! $HMST memory add --dir $W/lostmem --model $W/ckpt --tier episodic 'second' 2> $W/lost.err && grep -q 'no readable episodic.json' $W/lost.err && \
+     mv $W/lost.json $W/lostmem/episodic/episodic.json && $HMST memory stats --dir $W/lostmem | grep -q 'episodic: 1'"
+check "a FIFO in place of a memory manifest is an error, not a hang" bash -c \
+    "$HMST memory add --dir $W/fifomem --model $W/ckpt --tier semantic 'an entry' > /dev/null && rm $W/fifomem/semantic/memory.json && mkfifo $W/fifomem/semantic/memory.json && \
+     timeout 60 $HMST memory stats --dir $W/fifomem 2> $W/fifo.err; rc=\$?; [[ \$rc != 0 && \$rc != 124 ]] && grep -q 'not a regular file' $W/fifo.err"
 fails "a document separator with a newline is refused" "$HMST" preprocess --input "${CORPUS[0]}" --output "$W/sep" --tokenizer-path "$W/tok.json" --doc-separator $'a\nb' --no-progress
 check "Windows line ends in a facts file are lines" bash -c \
     "$HMST facts generate --output $W/fcrlf --entities 3 --distractors 5 > /dev/null && sed 's/\$/\\r/' $W/fcrlf/facts.jsonl > $W/facts_crlf.jsonl && $HMST facts reading --output $W/reading.txt --documents 3 --exclude $W/facts_crlf.jsonl"

@@ -78,7 +78,7 @@ enum MemoryFiles {
         let path = directory + "/" + name
         guard FileIO.exists(path) else { throw HMSTError.notFound("\(directory) is not \(kind): no \(name)") }
         let m: JSONValue
-        do { m = try JSONValue.parse(bytes: try FileIO.readAll(path)) } catch let e as HMSTError where e.status == .badFormat {
+        do { m = try JSONValue.parse(bytes: try FileIO.readAll(path, regularOnly: true)) } catch let e as HMSTError where e.status == .badFormat {
             throw HMSTError.badFormat("\(path): \(e.message)")
         }
         guard m["format"]?.string == format else { throw HMSTError.badFormat("\(path): \"format\" is not \"\(format)\"") }

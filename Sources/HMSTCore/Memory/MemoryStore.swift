@@ -38,12 +38,26 @@ public final class MemoryStore: @unchecked Sendable {
         guard !directory.isEmpty else { throw HMSTError.invalidArgument("memory directory: empty path") }
         if mustExist, !FileIO.isDirectory(directory) { throw HMSTError.notFound("\(directory): no such memory directory") }
         self.directory = directory
-        if MemoryStore.hasEpisodic(directory) { episodic = try EpisodicMemory.load(directory: directory + "/episodic") }
-        if MemoryStore.hasSemantic(directory) { semantic = try SemanticMemory.load(directory: directory + "/semantic") }
+        if try MemoryStore.hasTier(directory + "/episodic", manifest: EpisodicMemory.manifestName) {
+            episodic = try EpisodicMemory.load(directory: directory + "/episodic")
+        }
+        if try MemoryStore.hasTier(directory + "/semantic", manifest: SemanticMemory.manifestName) {
+            semantic = try SemanticMemory.load(directory: directory + "/semantic")
+        }
     }
 
-    static func hasEpisodic(_ dir: String) -> Bool { FileIO.exists(dir + "/episodic/" + EpisodicMemory.manifestName) }
-    static func hasSemantic(_ dir: String) -> Bool { FileIO.exists(dir + "/semantic/" + SemanticMemory.manifestName) }
+    /// Whether a tier directory holds a tier (its manifest). One that holds files but no
+    /// manifest (lost, renamed, a symlink loop) is an error: read as empty, the next save would
+    /// delete the entries its files hold. Temp files of a killed save do not count.
+    static func hasTier(_ tierDirectory: String, manifest: String) throws -> Bool {
+        if FileIO.exists(tierDirectory + "/" + manifest) { return true }
+        let files = FileIO.listDirectory(tierDirectory).filter { !$0.contains(".tmp.") }
+        guard files.isEmpty else {
+            throw HMSTError.badFormat("\(tierDirectory) holds \(files.count) file(s) (\(files.sorted().prefix(3).joined(separator: ", "))) "
+                                      + "but no readable \(manifest): restore it, or move the directory away to start this tier anew")
+        }
+        return false
+    }
 
     /// The episodic tier, made for the model with config if the directory has none yet.
     public func episodic(creatingFor model: LanguageModel, config: EpisodicMemoryConfig = EpisodicMemoryConfig()) throws -> EpisodicMemory {

@@ -93,7 +93,7 @@ extension SemanticMemory {
         guard index.count == count + tombstones.count else {
             throw HMSTError.badFormat("\(indexPath): \(index.count) vectors, manifest says \(count) entries + \(tombstones.count) tombstones")
         }
-        let entries = try MemoryMetadataLines.decode(try FileIO.readAll(metadataPath), source: metadataPath)
+        let entries = try MemoryMetadataLines.decode(try FileIO.readAll(metadataPath, regularOnly: true), source: metadataPath)
         guard entries.count == count else {
             throw HMSTError.badFormat("\(metadataPath): \(entries.count) entries, manifest says \(count)")
         }

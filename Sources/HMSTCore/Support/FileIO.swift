@@ -36,8 +36,11 @@ public enum FileIO {
         guard isDirectory(path) else { throw HMSTError.io("\(path) exists and is not a directory") }
     }
 
-    public static func readAll(_ path: String) throws -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+    /// A whole file. `regularOnly`: a file the library itself wrote (a manifest), where a FIFO or
+    /// device in its place is damage and must not block the open; without it, pipes and
+    /// process substitutions (`--input <(cmd)`) are read like files.
+    public static func readAll(_ path: String, regularOnly: Bool = false) throws -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | (regularOnly ? O_NONBLOCK : 0))
         guard fd >= 0 else {
             throw errno == ENOENT ? HMSTError.notFound("\(path): no such file") : HMSTError.io("cannot open \(path): \(errnoMessage())")
         }
@@ -45,6 +48,7 @@ public enum FileIO {
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw HMSTError.io("cannot stat \(path): \(errnoMessage())") }
         if (st.st_mode & S_IFMT) == S_IFDIR { throw HMSTError.io("\(path) is a directory, not a file") }
+        if regularOnly, (st.st_mode & S_IFMT) != S_IFREG { throw HMSTError.io("\(path) is not a regular file") }
         var out = [UInt8]()
         out.reserveCapacity(Int(st.st_size))
         var chunk = [UInt8](repeating: 0, count: 1 << 16)
