@@ -117,11 +117,8 @@ public final class ShardWriter {
     public init(directory: String, vocabSize: Int, eosId: Int32?, shardTokens: Int = 1 << 26) throws {
         guard shardTokens >= 1 else { throw HMSTError.invalidArgument("shard size must be >= 1 token") }
         try FileIO.makeDirectories(directory)
-        if unlink(directory + "/metadata.json") != 0 && errno != ENOENT {
-            throw HMSTError.io("cannot remove the old \(directory)/metadata.json: \(FileIO.errnoMessage())")
-        }
-        for name in FileIO.listDirectory(directory) where ShardWriter.isShardFile(name) {
-            if unlink(directory + "/" + name) != 0 && errno != ENOENT {
+        for name in ["metadata.json"] + FileIO.listDirectory(directory).filter(ShardWriter.isShardFile) {
+            guard unlink(directory + "/" + name) == 0 || errno == ENOENT else {
                 throw HMSTError.io("cannot remove the old \(directory)/\(name): \(FileIO.errnoMessage())")
             }
         }
@@ -143,13 +140,11 @@ public final class ShardWriter {
 
     /// shard_NNNNN.bin as flush() names them, and their temp files (shard_NNNNN.bin.tmp.PID)
     static func isShardFile(_ name: String) -> Bool {
-        let b = Array(name.utf8), prefix = Array("shard_".utf8), bin = Array(".bin".utf8)
-        guard b.count >= prefix.count + 5 + bin.count, b.starts(with: prefix) else { return false }
-        var i = prefix.count
-        while i < b.count, b[i] >= 0x30, b[i] <= 0x39 { i += 1 }
-        guard i - prefix.count >= 5, b[i...].starts(with: bin) else { return false }
-        let rest = b[(i + bin.count)...]
-        return rest.isEmpty || rest.starts(with: Array(".tmp.".utf8))
+        guard name.hasPrefix("shard_") else { return false }
+        let rest = name.dropFirst("shard_".count)
+        let digits = rest.prefix { $0.isASCII && $0.isNumber }
+        let tail = rest.dropFirst(digits.count)
+        return digits.count >= 5 && (tail == ".bin" || tail.hasPrefix(".bin.tmp."))
     }
 
     func flush() throws {

@@ -7,15 +7,15 @@ public enum FileIO {
 
     public static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 
-    public static func isDirectory(_ path: String) -> Bool {
+    /// The file type bits of what path names (links followed), nil when it cannot be stat'ed.
+    static func fileType(_ path: String) -> mode_t? {
         var st = stat()
-        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+        return stat(path, &st) == 0 ? st.st_mode & S_IFMT : nil
     }
 
-    public static func isRegularFile(_ path: String) -> Bool {
-        var st = stat()
-        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG
-    }
+    public static func isDirectory(_ path: String) -> Bool { fileType(path) == S_IFDIR }
+
+    public static func isRegularFile(_ path: String) -> Bool { fileType(path) == S_IFREG }
 
     public static func fileSize(_ path: String) throws -> Int {
         var st = stat()
@@ -113,33 +113,12 @@ public enum FileIO {
         }
     }
 
-    /// Writes `bytes` to `path` atomically. The temp file is `path.tmp.<pid>` beside it (beside
-    /// the file a symbolic link names); a device or FIFO is written straight through (outputTarget).
+    /// Writes `bytes` to `path` atomically (AtomicFileWriter: a temp file beside it, or beside
+    /// the file a symbolic link names; a device or FIFO is written straight through).
     public static func writeAtomically(_ path: String, _ bytes: UnsafeRawBufferPointer) throws {
-        let (target, direct) = try outputTarget(path)
-        if direct {
-            let fd = try openDirect(target)
-            defer { close(fd) }
-            try writeAll(fd, bytes, path)
-            return
-        }
-        let tmp = "\(target).tmp.\(getpid())"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw HMSTError.io("cannot create \(tmp): \(errnoMessage())") }
-        var ok = false
-        defer {
-            if !ok { close(fd); unlink(tmp) }
-        }
-        try writeAll(fd, bytes, tmp)
-        guard fsync(fd) == 0 else { throw HMSTError.io("fsync of \(tmp) failed: \(errnoMessage())") }
-        ok = true
-        close(fd)
-        guard rename(tmp, target) == 0 else {
-            let m = errnoMessage()
-            unlink(tmp)
-            throw HMSTError.io("cannot rename \(tmp) to \(target): \(m)")
-        }
-        syncDirectory(of: target)
+        let w = try AtomicFileWriter(path: path)
+        try w.write(bytes)
+        try w.commit()
     }
 
     public static func writeAtomically(_ path: String, _ bytes: [UInt8]) throws {
