@@ -27,16 +27,27 @@ public enum MemoryPrompt {
 
     /// The prompt up to and including the answer marker; the answer follows it, then `answerEnd`.
     public static func render(memories: [String], question q: String) -> String {
-        var s = ""
-        for m in memories { s += memoryOpen + m + memoryClose }
-        return s + question + q + answer
+        layout(memories: memories, question: q, marked: true).string
     }
 
     /// The same content as plain text, for a tokenizer without the markers.
     public static func plain(memories: [String], question q: String) -> String {
-        var s = ""
-        for m in memories { s += "Fact: " + m + "\n" }
-        return s + "Question: " + q + "\nAnswer:"
+        layout(memories: memories, question: q, marked: false).string
+    }
+
+    /// Both layouts with their parts marked: the markers (or the plain layout's words) are
+    /// markup, the memories and the question literal text (PromptText).
+    static func layout(memories: [String], question q: String, marked: Bool) -> PromptText {
+        var p = PromptText()
+        for m in memories {
+            p.markup(marked ? memoryOpen : "Fact: ")
+            p.literal(m)
+            p.markup(marked ? memoryClose : "\n")
+        }
+        p.markup(marked ? question : "Question: ")
+        p.literal(q)
+        p.markup(marked ? answer : "\nAnswer:")
+        return p
     }
 
     /// A whole document in the plain layout: the memories, then each question with its answer
@@ -62,16 +73,6 @@ public enum MemoryPrompt {
     /// "<|endoftext|>" is read as those characters and cannot forge the prompt's structure.
     /// The bytes are `format`'s.
     public static func prompt(memories: [String], question q: String, tokenizer: Tokenizer) -> PromptText {
-        let marked = isSupported(by: tokenizer)
-        var p = PromptText()
-        for m in memories {
-            p.markup(marked ? memoryOpen : "Fact: ")
-            p.literal(m)
-            p.markup(marked ? memoryClose : "\n")
-        }
-        p.markup(marked ? question : "Question: ")
-        p.literal(q)
-        p.markup(marked ? answer : "\nAnswer:")
-        return p
+        layout(memories: memories, question: q, marked: isSupported(by: tokenizer))
     }
 }
