@@ -74,7 +74,7 @@ LICENSES := /usr/share/common-licenses/GPL-3 /usr/share/common-licenses/Apache-2
 $(FIXTURE)/config.json: $(CLI)
 	@mkdir -p $(OUT)/fixtures
 	$(CLI) tokenizer train --vocab-size 1000 --no-progress --output $(OUT)/fixtures/tokenizer.json $(LICENSES)
-	$(CLI) init --size micro --seed 1 --tokenizer $(OUT)/fixtures/tokenizer.json $(FIXTURE)
+	$(CLI) init --size micro --seed 1 --force --tokenizer $(OUT)/fixtures/tokenizer.json $(FIXTURE)
 	$(CLI) preprocess --input $(LICENSES) --output $(OUT)/fixtures/data --tokenizer-path $(OUT)/fixtures/tokenizer.json --no-progress
 
 cli-test: $(CLI)

@@ -55,12 +55,20 @@ void hk_q8_set_max_level(int level) { atomic_store(&q8_forced, level); }
 
 /* ---- quantization -------------------------------------------------------------------------- */
 
-/* One block: s = max|x| / 127, q = round-to-nearest-even(x / s), 0 for an all-zero block. */
+/* One block: s = max|x| / 127, q = round-to-nearest-even(x / s), 0 for an all-zero block. A
+ * block holding a NaN gets the scale NaN (and q = 0), as one holding an infinity gets +inf, so
+ * the value stays visible to a NaN/Inf scan instead of becoming a finite 0. */
 static inline float quantize_block(int8_t *q, const float *x) {
     float amax = 0;
+    int nan = 0;
     for (int i = 0; i < HK_Q8_BLOCK; i++) {
         float a = fabsf(x[i]);
         amax = a > amax ? a : amax;
+        nan |= a != a;
+    }
+    if (nan) {
+        memset(q, 0, HK_Q8_BLOCK);
+        return NAN;
     }
     float d = amax / 127.0f;
     float id = d > 0 ? 1.0f / d : 0.0f;

@@ -160,14 +160,21 @@ struct GenerateCommand: ParsableCommand {
     func runBatch(_ runner: Runner, _ s: Settings, input: String) throws {
         if let output { try FileIO.refuseOverwriting(inputs: [input], outputs: [output]) }
         let text = try FileIO.readText(input)
-        let prompts = text.lines().map(String.init)
+        // (line number, prompt): blank lines are not prompts but still count as lines
+        let prompts = text.lines(omittingEmpty: false).enumerated().filter { !$0.element.isEmpty }.map { ($0.offset + 1, String($0.element)) }
+        if prompts.isEmpty { printError("warning: \(input) holds no prompts (one per line)") }
+        // opened first, so an output that cannot be written fails before the prompts are run
+        let writer = try output.map { try AtomicFileWriter(path: $0) }
         var out = ""
-        for (i, p) in prompts.enumerated() {
-            let completion = try runner.run(p, s, stream: false)
+        for (i, (line, p)) in prompts.enumerated() {
+            let completion: String
+            do { completion = try runner.run(p, s, stream: false) } catch let e as HMSTError {
+                throw HMSTError(e.status, "prompt \(i + 1) (\(input) line \(line)): \(e.message)")
+            }
             out += "=== prompt \(i + 1)\n\(p)\n=== completion\n\(completion)\n"
             printError("prompt \(i + 1)/\(prompts.count): \(runner.lastStatsLine)")
         }
-        if let output { try FileIO.writeAtomically(output, text: out) } else { print(out, terminator: "") }
+        if let writer { try writer.write(Array(out.utf8)); try writer.commit() } else { print(out, terminator: "") }
     }
 
     /// The interactive engine mode: a question per line; `policy <name>` switches the decisions.

@@ -25,6 +25,9 @@ struct InitCommand: ParsableCommand {
     @Argument(help: "Output checkpoint directory.")
     var output: String
 
+    @Flag(help: "Replace a checkpoint already in OUTPUT (its retriever, heads, critic and controller are removed first).")
+    var force = false
+
     @OptionGroup var threadOptions: ThreadOptions
 
     func run() throws {
@@ -33,6 +36,7 @@ struct InitCommand: ParsableCommand {
             let stored: [String: SafeTensorDType] = ["f32": .f32, "bf16": .bf16, "f16": .f16, "int8": .i8]
             guard let st = stored[dtype] else { throw HMSTError.invalidArgument("--dtype must be f32, bf16, f16 or int8") }
             let tok = try tokenizer.map(loadTokenizer)
+            try CheckpointParts.prepareOutput(output, replace: force)
             var config = try MixtralConfig.preset(size, vocabSize: vocab ?? tok?.vocabSize)
             if let tok {
                 guard tok.vocabSize <= config.vocabSize else {

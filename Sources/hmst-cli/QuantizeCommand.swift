@@ -29,6 +29,9 @@ struct QuantizeCommand: ParsableCommand {
     @Flag(name: .customLong("check-tensors"), help: "Scan every input tensor for NaN/Inf first.")
     var checkTensors = false
 
+    @Flag(help: "Replace a checkpoint already in OUTPUT (its retriever, heads, critic and controller are removed first).")
+    var force = false
+
     @OptionGroup var threadOptions: ThreadOptions
 
     func run() throws {
@@ -51,10 +54,21 @@ struct QuantizeCommand: ParsableCommand {
                 defer { free(a); free(b) }
                 if strcmp(a, b) == 0 { throw HMSTError.invalidArgument("the output \(output) is the input; write the converted checkpoint elsewhere") }
             }
+            // nor may a file of the output be one of the input's (a link in OUTPUT to INPUT's weights)
+            let names = ["config.json", "model.safetensors", "tokenizer.json"]
+            let inputs = FileIO.isDirectory(input) ? names.map { input + "/" + $0 } : [input]
+            try FileIO.refuseOverwriting(inputs: inputs, outputs: names.map { output + "/" + $0 })
             let model = try LanguageModel.load(path: input, options: o)
+            try CheckpointParts.prepareOutput(output, replace: force)
             try model.save(directory: output, dtype: st, int8Layout: layout)
+            // the retriever, heads, critic and controller come along unchanged (they are f32 and small)
+            let parts = FileIO.isDirectory(input) ? try CheckpointParts.copy(from: input, to: output) : []
+            if st == .i8, !model.weightsType.contains("int8") {
+                printError("warning: no matrix of this model is a multiple of 32 wide, the Q8_0 block; every weight stays f32")
+            }
             let bytes = (try? FileIO.fileSize(output + "/model.safetensors")) ?? 0
-            print("wrote \(output): \(model.weightsType) weights, model.safetensors \(formatCount(bytes))B")
+            print("wrote \(output): \(model.weightsType) weights, model.safetensors \(formatCount(bytes))B"
+                  + (parts.isEmpty ? "" : "; copied \(parts.joined(separator: ", "))"))
         }
     }
 }

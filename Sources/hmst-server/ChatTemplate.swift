@@ -21,7 +21,7 @@ struct ChatTemplate: Sendable {
         var t = ChatTemplate()
         let path = checkpoint + "/" + fileName
         guard FileIO.exists(path) else { return t }
-        let j = try JSONValue.parse(bytes: try FileIO.readAll(path))
+        let j = try JSONValue.parse(file: path)
         func str(_ k: String, _ into: inout String) throws {
             guard let v = j[k] else { return }
             guard let s = v.string, k == "generation_prompt" || s.contains("{content}") else {

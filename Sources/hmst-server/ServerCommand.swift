@@ -225,12 +225,18 @@ struct ServerCommand: AsyncParsableCommand {
                                             ("created", .number(Double(state.created))), ("owned_by", .string("hmst"))])
 
         // every route through `on`, so a known path asked with another method is a 405 naming
-        // the ones it takes (Allow), not a 404 saying the path does not exist
+        // the ones it takes (Allow), not a 404 saying the path does not exist; a GET route also
+        // answers HEAD (its headers, no body) and every path answers OPTIONS with its Allow
         var methods: [(path: String, allowed: [HTTPRequest.Method])] = []
         func on(_ method: HTTPRequest.Method, _ path: String,
                 _ handler: @Sendable @escaping (Request, ServerContext) async throws -> Response) {
             router.on(RouterPath(path), method: method, use: handler)
-            if let i = methods.firstIndex(where: { $0.path == path }) { methods[i].allowed.append(method) } else { methods.append((path, [method])) }
+            var added = [method]
+            if method == .get {
+                router.on(RouterPath(path), method: .head) { r, c in try await handler(r, c).createHeadResponse() }
+                added.append(.head)
+            }
+            if let i = methods.firstIndex(where: { $0.path == path }) { methods[i].allowed += added } else { methods.append((path, added)) }
         }
         on(.get, "/health") { _, _ in
             json(.object([("status", .string("ok")), ("slots", .number(Double(state.pool.slots.count))),
@@ -266,8 +272,9 @@ struct ServerCommand: AsyncParsableCommand {
         on(.post, "/v1/hmst/memory/{tier}/search") { r, c in try await mem.search(r, c) }
         on(.get, "/v1/hmst/memory/stats") { r, c in try await mem.stats(r, c) }
         for (path, allowed) in methods {
-            let allow = allowed.map(\.rawValue).joined(separator: ", ")
-            for m in [HTTPRequest.Method.get, .post, .put, .patch, .delete] where !allowed.contains(m) {
+            let allow = (allowed + [.options]).map(\.rawValue).joined(separator: ", ")
+            router.on(RouterPath(path), method: .options) { _, _ in Response(status: .noContent, headers: [.allow: allow]) }
+            for m in [HTTPRequest.Method.get, .head, .post, .put, .patch, .delete] where !allowed.contains(m) {
                 router.on(RouterPath(path), method: m) { request, _ -> Response in
                     var e = APIError(status: .methodNotAllowed, message: "method \(request.method) is not allowed on \(request.uri.path); use \(allow)",
                                      type: "invalid_request_error", param: nil, code: "method_not_allowed")

@@ -90,6 +90,7 @@ check "an output that is a symbolic link keeps the link and replaces its file" b
     "echo old > $W/target.json && ln -sf $W/target.json $W/link.json && $HMST tokenizer train ${CORPUS[0]} --output $W/link.json --vocab-size 300 --no-progress && test -L $W/link.json && grep -q merges $W/target.json"
 fails "an output FIFO nobody reads is an error, not a hang" bash -c "mkfifo $W/out.fifo && timeout 60 $HMST tokenizer train ${CORPUS[0]} --output $W/out.fifo --vocab-size 300 --no-progress; rc=\$?; test -p $W/out.fifo && [[ \$rc != 124 ]] && exit \$rc"
 check "a dataset listing one shard twice is refused, naming it" bash -c "mkdir -p $W/twice && cp $W/data/shard_* $W/twice/ && python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); m[\"shards\"]*=2; json.dump(m,open(sys.argv[2],\"w\"))' $W/data/metadata.json $W/twice/metadata.json && ! $HMST split $W/twice --output-dir $W/twice-out 2> $W/twice.err && grep -q 'listed twice' $W/twice.err"
+fails "tokenizer train on empty files is an error naming them" bash -c ": > $W/empty2.txt && $HMST tokenizer train $W/empty2.txt --output $W/empty-tok.json --no-progress 2> $W/tokempty.err; rc=\$?; grep -q 'empty2.txt' $W/tokempty.err && test ! -e $W/empty-tok.json && cat $W/tokempty.err >&2 && exit \$rc"
 check "preprocess of empty files is refused and leaves the dataset there" bash -c ": > $W/empty.txt && ! $HMST preprocess --input $W/empty.txt --output $W/data --tokenizer-path $W/tok.json --no-progress 2> $W/empty.err && grep -q 'empty' $W/empty.err && test -f $W/data/metadata.json"
 check "a memory tier whose manifest is lost is an error, and its data stays" bash -c \
     "$HMST memory add --dir $W/lostmem --model $W/ckpt --tier episodic 'first entry' > /dev/null && mv $W/lostmem/episodic/episodic.json $W/lost.json && \
@@ -314,6 +315,21 @@ drop s2 s2b s2c s2e s2h s2j s2pool s2soft s2pre s2x ckpt-r abst abst2 rl
 
 # int8 weights and the tensor check
 check "quantize over its own input: refused, the input untouched" bash -c "cp -r $W/ckpt $W/self && ! $HMST quantize $W/self $W/self/ --dtype int8 2> $W/e0 && grep -q 'is the input' $W/e0 && cmp -s $W/ckpt/model.safetensors $W/self/model.safetensors && rm -rf $W/self"
+check "quantize keeps the input's retriever; into an existing checkpoint only with --force, which drops that one's parts" bash -c \
+    "cp -r $W/ckpt $W/qret && $HMST train-retriever $W/qret --pairs $W/pairs.jsonl --steps 2 --pooling hidden --hard-negatives 0 2> /dev/null && \
+     $HMST quantize $W/qret $W/q8-r --dtype int8 > $W/qr.txt && grep -q 'copied retriever.safetensors, retriever.json' $W/qr.txt && cmp -s $W/qret/retriever.json $W/q8-r/retriever.json && \
+     ! $HMST quantize $W/ckpt $W/q8-r --dtype int8 2> $W/qf.err && grep -q 'already holds a checkpoint' $W/qf.err && test -f $W/q8-r/retriever.json && \
+     $HMST quantize $W/ckpt $W/q8-r --dtype int8 --force > /dev/null && test ! -e $W/q8-r/retriever.json && $HMST generate $W/q8-r --prompt 'The' --max-length 2 > /dev/null"
+check "quantize refuses an output whose files link to the input's, and the input is untouched" bash -c \
+    "mkdir -p $W/qlink && ln -sf $W/ckpt/model.safetensors $W/qlink/model.safetensors && ln -sf $W/ckpt/config.json $W/qlink/config.json && md5sum $W/ckpt/model.safetensors > $W/ql.md5 && \
+     ! $HMST quantize $W/ckpt $W/qlink --dtype int8 --force 2> $W/ql.err && grep -q 'is the input' $W/ql.err && md5sum -c --quiet $W/ql.md5"
+check "init refuses an existing checkpoint; --force replaces it and drops its retriever" bash -c \
+    "cp -r $W/qret $W/reinit && ! $HMST init --size micro $W/reinit 2> $W/ri.err && grep -q 'pass --force' $W/ri.err && test -f $W/reinit/retriever.json && \
+     $HMST init --size micro --seed 9007199254740993 --force $W/reinit > /dev/null && test ! -e $W/reinit/retriever.json && grep -q '\"seed\":9007199254740993' $W/reinit/config.json"
+check "generate --input names the prompt line that failed; an unwritable --output fails before any prompt runs" bash -c \
+    "python3 -c 'print(\"one\"); print(); print(\"word \" * 3000)' > $W/long.txt && ! $HMST generate $W/ckpt --input $W/long.txt --max-length 2 --n-ctx 256 2> $W/gl.err && grep -q 'prompt 2 (.*long.txt line 3)' $W/gl.err && \
+     ! $HMST generate $W/ckpt --input $W/long.txt --output /nonexistent-dir/x --max-length 2 2> $W/go.err && grep -q 'cannot write /nonexistent-dir/x' $W/go.err && ! grep -q 'prompt 1/' $W/go.err"
+drop qret q8-r qlink reinit
 check "quantize to int8 in the row-quad layout, then generate" bash -c "$HMST quantize $W/ckpt $W/q8r --dtype int8-rows4 > /dev/null && grep -q rows4 $W/q8r/config.json && $HMST generate $W/q8r --prompt 'The' --max-length 3 > /dev/null"
 check "quantize to int8, then generate with --check-tensors" bash -c "$HMST quantize $W/ckpt $W/q8 --dtype int8 > /dev/null && grep -q q8_0 $W/q8/config.json && $HMST generate $W/q8 --prompt 'The' --max-length 3 --check-tensors > /dev/null"
 check "quantize to f16: every tensor F16, each the f32 value rounded to half; held as f16; generates; --weights f16 at load" bash -c "$HMST quantize $W/ckpt $W/f16 --dtype f16 > /dev/null && grep -q float16 $W/f16/config.json && python3 -c \"

@@ -162,12 +162,22 @@ def test_errors_have_openai_shape(server):
     assert requests.get(server.url + "/health").json()["status"] == "ok"
     assert requests.get(server.url + "/metrics").status_code == 401
     # a known path with another method: 405 naming the methods it takes
-    for method, path, allow in [("PUT", "/v1/completions", "POST"), ("GET", "/v1/chat/completions", "POST"),
-                                ("PATCH", "/v1/hmst/memory/semantic/entries", "POST, GET, DELETE"),
-                                ("POST", "/v1/models", "GET")]:
+    for method, path, allow in [("PUT", "/v1/completions", "POST, OPTIONS"), ("GET", "/v1/chat/completions", "POST, OPTIONS"),
+                                ("HEAD", "/v1/completions", "POST, OPTIONS"),
+                                ("PATCH", "/v1/hmst/memory/semantic/entries", "POST, GET, HEAD, DELETE, OPTIONS"),
+                                ("POST", "/v1/models", "GET, HEAD, OPTIONS")]:
         r = requests.request(method, server.url + path, headers=h, json={})
         assert r.status_code == 405, (method, path, r.status_code, r.text)
-        assert r.headers["Allow"] == allow and r.json()["error"]["code"] == "method_not_allowed", r.text
+        assert r.headers["Allow"] == allow, (method, path, r.headers)
+        assert method == "HEAD" or r.json()["error"]["code"] == "method_not_allowed", r.text
+    # OPTIONS names the methods; HEAD of a GET route is its headers without a body
+    r = requests.options(server.url + "/v1/hmst/memory/episodic/entries/7", headers=h)
+    assert r.status_code == 204 and r.headers["Allow"] == "DELETE, OPTIONS", (r.status_code, r.headers)
+    get = requests.get(server.url + "/v1/models", headers=h)
+    r = requests.head(server.url + "/v1/models", headers=h)
+    assert r.status_code == 200 and r.content == b"", (r.status_code, r.content)
+    assert r.headers["Content-Type"] == get.headers["Content-Type"]
+    assert int(r.headers["Content-Length"]) == len(get.content)
     # a repeated key: one reader takes the first, another the last; refused, naming it
     r = requests.post(server.url + "/v1/completions", headers=dict(h, **{"Content-Type": "application/json"}),
                       data=b'{"prompt": "x", "max_tokens": 1, "max_tokens": 4000}')

@@ -214,10 +214,7 @@ public final class Critic: @unchecked Sendable {
         let cdir = dir + "/" + directoryName
         let jsonPath = cdir + "/" + configName
         guard FileIO.exists(jsonPath) else { return nil }
-        let j: JSONValue
-        do { j = try JSONValue.parse(bytes: try FileIO.readAll(jsonPath)) } catch let e as HMSTError where e.status == .badFormat {
-            throw HMSTError.badFormat("\(jsonPath): not valid JSON (\(e.message))")
-        }
+        let j = try JSONValue.parse(file: jsonPath)
         func bad(_ m: String) -> HMSTError { HMSTError.badFormat("\(jsonPath): \(m)") }
         guard j["format"]?.string == formatName else { throw bad("not a critic description (\"format\" must be \"\(formatName)\")") }
         guard let version = j["version"]?.int else { throw bad("missing integer \"version\"") }

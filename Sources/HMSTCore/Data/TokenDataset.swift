@@ -21,10 +21,7 @@ public final class TokenDataset: @unchecked Sendable {
             throw HMSTError.notFound("\(directory) is not a token dataset: no metadata.json (make one with `hmst preprocess`)")
         }
         func bad(_ m: String) -> HMSTError { HMSTError.badFormat("\(metaPath): \(m)") }
-        let meta: JSONValue
-        do { meta = try JSONValue.parse(bytes: try FileIO.readAll(metaPath)) } catch let e as HMSTError where e.status == .badFormat {
-            throw bad("not valid JSON (\(e.message))")
-        }
+        let meta = try JSONValue.parse(file: metaPath)
         guard meta["format"]?.string == "hmst-tokens" else { throw bad("\"format\" is not \"hmst-tokens\"") }
         guard meta["version"]?.int == 1 else { throw bad("unsupported version \(meta["version"]?.serialized ?? "missing")") }
         guard let v = meta["vocab_size"]?.int, v >= 1 else { throw bad("missing or invalid vocab_size") }

@@ -58,7 +58,8 @@ public enum EvalMetrics {
 
     /// Percentile bootstrap: `resamples` times, draw n indices with replacement (RNG(seed)),
     /// apply statistic to them; the interval is the 2.5th and 97.5th percentiles of those values
-    /// (linear interpolation, numpy's default). n == 0 gives (nan, nan); n == 1 gives the one value.
+    /// (linear interpolation, numpy's default). n == 0 gives (nan, nan); n == 1 gives the one value;
+    /// infinite statistics count (the interval reaches inf), NaN ones are left out.
     public static func bootstrapInterval(n: Int, resamples: Int, seed: UInt64,
                                          statistic: (UnsafeBufferPointer<Int>) -> Double) -> (low: Double, high: Double) {
         guard n > 0, resamples > 0 else { return (.nan, .nan) }
@@ -70,9 +71,11 @@ public enum EvalMetrics {
             for i in 0..<n { idx[i] = Int(rng.next() % UInt64(n)) }
             stats.append(idx.withUnsafeBufferPointer { statistic($0) })
         }
-        let finite = stats.filter { $0.isFinite }.sorted()
-        guard !finite.isEmpty else { return (.nan, .nan) }
-        return (quantile(finite, 0.025), quantile(finite, 0.975))
+        // infinities are kept (a resample whose perplexity overflows is an infinite value, so
+        // the interval reaches inf); only NaN statistics are dropped
+        let ordered = stats.filter { !$0.isNaN }.sorted()
+        guard !ordered.isEmpty else { return (.nan, .nan) }
+        return (quantile(ordered, 0.025), quantile(ordered, 0.975))
     }
 
     /// Mean-of-values bootstrap, the common case.
@@ -91,6 +94,10 @@ public enum EvalMetrics {
         guard !sorted.isEmpty else { return .nan }
         let pos = q * Double(sorted.count - 1)
         let lo = Int(pos.rounded(.down)), hi = min(lo + 1, sorted.count - 1)
-        return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - Double(lo))
+        let t = pos - Double(lo)
+        // equal neighbours (both inf included) or an exact rank: no interpolation, which would
+        // give inf - inf = nan
+        if t == 0 || sorted[lo] == sorted[hi] { return sorted[lo] }
+        return sorted[lo] + (sorted[hi] - sorted[lo]) * t
     }
 }

@@ -68,10 +68,7 @@ public struct EvalTask: Sendable {
     public static func load(path: String, limit: Int = 0) throws -> EvalTask {
         guard limit >= 0 else { throw HMSTError.invalidArgument("limit \(limit) must be >= 0 (0 = all items)") }
         guard FileIO.exists(path) else { throw HMSTError.notFound("task file \(path) does not exist") }
-        let desc: JSONValue
-        do { desc = try JSONValue.parse(bytes: try FileIO.readAll(path)) } catch let e as HMSTError where e.status == .badFormat {
-            throw HMSTError.badFormat("task file \(path): not valid JSON: \(e.message)")
-        }
+        let desc = try JSONValue.parse(file: path)
         guard desc.object != nil else { throw HMSTError.badFormat("task file \(path): expected a JSON object") }
         func str(_ key: String) throws -> String {
             guard let v = desc[key] else { throw HMSTError.badFormat("task file \(path): missing \"\(key)\"") }

@@ -77,7 +77,12 @@ public enum Consolidator {
         var metadata: [MemoryMetadata] = []
         for i in chosen {
             let e = entries[i]
-            let embedding = e.tokens.isEmpty ? try model.documentEmbedding(text: e.text) : try model.documentEmbedding(tokens: e.tokens)
+            let embedding: [Float]
+            do {
+                embedding = e.tokens.isEmpty ? try model.documentEmbedding(text: e.text) : try model.documentEmbedding(tokens: e.tokens)
+            } catch let error as HMSTError {
+                throw HMSTError(error.status, "episodic entry \(e.id): \(error.message)")   // tokens of another model's vocabulary
+            }
             vectors += embedding
             let w = JSONWriter()
             w.object {

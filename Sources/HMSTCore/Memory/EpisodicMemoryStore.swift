@@ -107,14 +107,17 @@ extension EpisodicMemory {
         var entries: [EpisodicEntry] = []
         let text = try FileIO.readText(entriesPath)
         for (n, line) in text.lines().enumerated() {
-            let j = try JSONValue.parse(String(line))
+            func badLine(_ why: String) -> HMSTError { HMSTError.badFormat("\(entriesPath): line \(n + 1): \(why)") }
+            let j: JSONValue
+            do { j = try JSONValue.parse(String(line)) } catch let e as HMSTError { throw badLine(e.message) }
             guard let id = j["id"]?.string.flatMap({ Int64($0) }), let t = j["text"]?.string, let toks = j["tokens"]?.array,
                   let ts = j["timestamp"]?.number, let ac = j["access_count"]?.int, let su = j["surprise"]?.number,
-                  let im = j["importance"]?.number, ts.isFinite, su.isFinite, im.isFinite, ac >= 0, id < nextId else {
-                throw HMSTError.badFormat("\(entriesPath): line \(n + 1) is not a valid entry")
+                  let im = j["importance"]?.number, ts.isFinite, su.isFinite, ac >= 0, id >= 0, id < nextId else {
+                throw badLine("not a valid entry (id below next_id, text, tokens, finite timestamp and surprise, access_count >= 0)")
             }
-            let tokens = toks.compactMap { $0.int.map(Int32.init(truncatingIfNeeded:)) }
-            guard tokens.count == toks.count else { throw HMSTError.badFormat("\(entriesPath): line \(n + 1): tokens must be integers") }
+            guard im.isFinite, im >= 0, im <= 1 else { throw badLine("importance \(im) is outside [0, 1]") }
+            let tokens = toks.compactMap { $0.int.flatMap { $0 >= 0 ? Int32(exactly: $0) : nil } }
+            guard tokens.count == toks.count else { throw badLine("tokens must be integers in 0 ... \(Int32.max)") }
             var owner = ""
             if let o = j["owner"], !o.isNull {
                 guard let s = o.string else { throw HMSTError.badFormat("\(entriesPath): line \(n + 1): \"owner\" must be a string") }

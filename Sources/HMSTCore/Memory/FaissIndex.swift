@@ -147,7 +147,16 @@ public final class FaissIndex: @unchecked Sendable {
 
     static func check(_ rc: Int32, _ what: String) throws {
         guard rc != 0 else { return }
-        let message = String(cString: hmstfs_last_error())
-        throw HMSTError(Status(rawValue: rc) ?? .internal, "\(what): \(message)")
+        throw HMSTError(Status(rawValue: rc) ?? .internal, "\(what): \(readable(String(cString: hmstfs_last_error())))")
+    }
+
+    /// FAISS's exception text without its C++ location: "Error in <signature> at
+    /// ./faiss/index_factory.cpp:879: could not parse index string X" reads "could not parse
+    /// index string X". Text of any other shape is kept whole.
+    static func readable(_ message: String) -> String {
+        guard message.hasPrefix("FAISS: Error in "), let at = message.range(of: ".cpp:"),
+              let colon = message[at.upperBound...].firstIndex(of: ":") else { return message }
+        let rest = message[message.index(after: colon)...].drop(while: { $0 == " " })
+        return rest.isEmpty ? message : "FAISS: " + rest
     }
 }

@@ -77,10 +77,7 @@ enum MemoryFiles {
         guard FileIO.isDirectory(directory) else { throw HMSTError.notFound("\(directory): no such memory directory") }
         let path = directory + "/" + name
         guard FileIO.exists(path) else { throw HMSTError.notFound("\(directory) is not \(kind): no \(name)") }
-        let m: JSONValue
-        do { m = try JSONValue.parse(bytes: try FileIO.readAll(path, regularOnly: true)) } catch let e as HMSTError where e.status == .badFormat {
-            throw HMSTError.badFormat("\(path): \(e.message)")
-        }
+        let m = try JSONValue.parse(file: path, regularOnly: true)
         guard m["format"]?.string == format else { throw HMSTError.badFormat("\(path): \"format\" is not \"\(format)\"") }
         guard let version = m["version"]?.int, version >= 1 else { throw HMSTError.badFormat("\(path): \"version\" must be an integer >= 1") }
         guard version <= maxVersion else {

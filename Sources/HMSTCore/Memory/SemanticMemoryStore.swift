@@ -99,8 +99,13 @@ extension SemanticMemory {
         }
         if let top = entries.keys.max(), top >= nextId, top != .max { throw bad("next_id \(nextId) is not above id \(top)") }
         if let clash = tombstones.first(where: { entries[$0] != nil }) { throw bad("id \(clash) is both live and a tombstone") }
-        let memory = try SemanticMemory(config: config, index: index, lazy: phase == "exact", entries: entries,
+        let memory: SemanticMemory
+        do {
+            memory = try SemanticMemory(config: config, index: index, lazy: phase == "exact", entries: entries,
                                         tombstones: tombstones, nextId: nextId)
+        } catch let e as HMSTError where e.status == .invalidArgument {
+            throw bad(e.message)   // the description FAISS cannot build
+        }
         if let e = m["embedder"] {
             guard let name = e.string, !name.isEmpty else { throw bad("\"embedder\" must be a non-empty string") }
             memory.embedderName = name

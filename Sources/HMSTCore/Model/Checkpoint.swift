@@ -95,7 +95,7 @@ extension LanguageModel {
         }
         let configPath = path + "/config.json"
         guard FileIO.exists(configPath) else { throw HMSTError.notFound("\(configPath): no such file") }
-        let configJSON = try JSONValue.parse(bytes: try FileIO.readAll(configPath))
+        let configJSON = try JSONValue.parse(file: configPath)
         let config = try MixtralConfig(json: configJSON, source: configPath)
         let int8Layout = try Q8Format.parseConfig(configJSON, source: configPath)
         let quantized = int8Layout != nil
@@ -110,7 +110,7 @@ extension LanguageModel {
         if FileIO.exists(single) {
             shardFiles = ["model.safetensors"]
         } else if FileIO.exists(indexPath) {
-            let index = try JSONValue.parse(bytes: try FileIO.readAll(indexPath))
+            let index = try JSONValue.parse(file: indexPath)
             guard let wm = index["weight_map"]?.object else { throw HMSTError.badFormat("\(indexPath): no \"weight_map\" object") }
             var map: [String: String] = [:]
             for (name, f) in wm {
@@ -303,7 +303,7 @@ extension LanguageModel {
         let (weights, tensors) = try RandomWeights.make(dims: config.dims, seed: seed, bf16: bf16)
         var json = config.json()
         if case var .object(o) = json {
-            o.append(("hmst", .object([("untrained", .bool(true)), ("seed", .number(Double(seed)))])))
+            o.append(("hmst", .object([("untrained", .bool(true)), ("seed", seed <= UInt64(Int64.max) ? .integer(Int64(seed)) : .string(String(seed)))])))
             json = .object(o)
         }
         var report = LoadReport()
@@ -331,7 +331,10 @@ extension LanguageModel {
             let dt = dtype == .bf16 ? "bfloat16" : (dtype == .f16 ? "float16" : "float32")
             o.removeAll { $0.0 == "torch_dtype" || $0.0 == "dtype" || $0.0 == "quantization" }
             o.append(("torch_dtype", .string(dt)))
-            if dtype == .i8 { o.append(("quantization", Q8Format.configEntry(layout: int8Layout))) }
+            // only when a matrix is stored int8 (none is when no width is a multiple of 32)
+            if dtype == .i8, tensors.contains(where: { SafeTensorsWriter.quantizes(name: $0.name, shape: $0.shape) }) {
+                o.append(("quantization", Q8Format.configEntry(layout: int8Layout)))
+            }
             json = .object(o)
         }
         try FileIO.writeAtomically(directory + "/config.json", text: prettyJSON(json) + "\n")

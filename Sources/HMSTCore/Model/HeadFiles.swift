@@ -12,7 +12,7 @@ enum HeadFiles {
                             what: String) throws -> (json: JSONValue, path: String, hash: String)? {
         let path = dir + "/" + configName
         guard FileIO.exists(path) else { return nil }
-        let j = try JSONValue.parse(bytes: try FileIO.readAll(path))
+        let j = try JSONValue.parse(file: path)
         guard j["format"]?.string == format, let v = j["version"]?.int, let hash = j["hash"]?.string,
               required.allSatisfy({ j[$0] != nil }) else {
             throw HMSTError.badFormat("\(path): not \(what) (format, version, \((required + ["hash"]).joined(separator: ", ")))")

@@ -30,11 +30,21 @@ extension SafeTensorsWriter {
             let rows4 = Q8Format.storedRows4(name: t.name, rows: t.shape[0], cols: t.shape[1], layout: layout)
             let w = quantized[t.name] ?? (rows4 ? Q8Tensor.rows4(t.weight) : Q8Tensor.quantize(t.weight))
             quantized[t.name] = w
+            let (q, s): (UnsafePointer<Int8>, UnsafePointer<Float>)
             switch w.storage {
-            case let .q8(q, s) where !rows4: return (q, s)
-            case let .q8Rows4(q, s) where rows4: return (q, s)
+            case let .q8(vq, vs) where !rows4: (q, s) = (vq, vs)
+            case let .q8Rows4(vq, vs) where rows4: (q, s) = (vq, vs)
             default: throw HMSTError(.internal, "tensor \(t.name) did not quantize to the \(rows4 ? "row-quad" : "row-major") layout")
             }
+            // a NaN or an infinity leaves its block's scale non-finite, which no reader accepts:
+            // refused before the file is committed, naming where
+            let perRow = t.shape[1] / 32
+            if let b = UnsafeBufferPointer(start: s, count: t.shape[0] * perRow).firstIndex(where: { !$0.isFinite }) {
+                let where_ = rows4 ? "block \(b)" : "row \(b / perRow), columns \(b % perRow * 32) ..< \(b % perRow * 32 + 32)"
+                throw HMSTError.invalidArgument("tensor \(t.name) holds NaN or Inf (\(where_)), which an int8 block cannot store; "
+                                                + "find them with --check-tensors")
+            }
+            return (q, s)
         }
         let chunk = 1 << 20
         var f32 = [Float](repeating: 0, count: chunk)

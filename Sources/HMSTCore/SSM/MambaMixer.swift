@@ -76,20 +76,23 @@ public final class MambaTape: @unchecked Sendable {
         h0 = FloatBuffer(count: c.intermediateSize * c.stateSize)
     }
 
-    func reserve(_ T: Int) {
-        self.T = T
+    /// Room for T tokens (OUT_OF_MEMORY when a prompt's tape cannot be had).
+    func reserve(_ T: Int) throws {
+        self.T = 0   // no forward on the tape until this one has room
+        defer { if capacity >= T { self.T = T } }
         guard T > capacity else { return }
         let C = config.hiddenSize, Di = config.intermediateSize
         let ldBC = config.timeStepRank + 2 * config.stateSize
-        x = FloatBuffer(count: T * C, zeroed: false)
-        xz = FloatBuffer(count: T * 2 * Di, zeroed: false)
-        u = FloatBuffer(count: T * Di, zeroed: false)
-        xc = FloatBuffer(count: T * Di, zeroed: false)
-        dbc = FloatBuffer(count: T * ldBC, zeroed: false)
-        dtpre = FloatBuffer(count: T * Di, zeroed: false)
-        delta = FloatBuffer(count: T * Di, zeroed: false)
-        y = FloatBuffer(count: T * Di, zeroed: false)
-        yg = FloatBuffer(count: T * Di, zeroed: false)
+        func buffer(_ count: Int) throws -> FloatBuffer { try FloatBuffer(count: count, zeroed: false, for: "the mamba tape of \(T) tokens") }
+        x = try buffer(T * C)
+        xz = try buffer(T * 2 * Di)
+        u = try buffer(T * Di)
+        xc = try buffer(T * Di)
+        dbc = try buffer(T * ldBC)
+        dtpre = try buffer(T * Di)
+        delta = try buffer(T * Di)
+        y = try buffer(T * Di)
+        yg = try buffer(T * Di)
         capacity = T
     }
 }
@@ -134,12 +137,12 @@ public final class MambaMixer: @unchecked Sendable {
         let T = x.count / C
         let t = tape ?? MambaTape(config: config)
         var out = [Float](repeating: 0, count: T * C)
-        x.withUnsafeBufferPointer { xb in
-            out.withUnsafeMutableBufferPointer { ob in
-                withMutableElements(&state.conv) { conv in
-                    withMutableElements(&state.ssm) { ssm in
+        try x.withUnsafeBufferPointer { xb in
+            try out.withUnsafeMutableBufferPointer { ob in
+                try withMutableElements(&state.conv) { conv in
+                    try withMutableElements(&state.ssm) { ssm in
                         if let xp = xb.baseAddress, let op = ob.baseAddress {
-                            forward(out: op, x: xp, T: T, conv: conv, ssm: ssm, tape: t, threads: max(1, threads))
+                            try forward(out: op, x: xp, T: T, conv: conv, ssm: ssm, tape: t, threads: max(1, threads))
                         }
                     }
                 }
@@ -151,11 +154,11 @@ public final class MambaMixer: @unchecked Sendable {
     /// out[T, C] = mixer(x[T, C]), continuing from conv [Di, W-1] and ssm [Di, N], which are
     /// replaced by the states after token T-1. The tape receives everything backward reads.
     func forward(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, T: Int,
-                 conv: UnsafeMutablePointer<Float>, ssm: UnsafeMutablePointer<Float>, tape: MambaTape, threads: Int) {
+                 conv: UnsafeMutablePointer<Float>, ssm: UnsafeMutablePointer<Float>, tape: MambaTape, threads: Int) throws {
         let c = config, C = c.hiddenSize, Di = c.intermediateSize, N = c.stateSize, W = c.convKernel, R = c.timeStepRank
         let ldBC = R + 2 * N
         let w = weights
-        tape.reserve(T)
+        try tape.reserve(T)
         tape.x.pointer.update(from: x, count: T * C)
         tape.conv0.pointer.update(from: conv, count: Di * (W - 1))
         tape.h0.pointer.update(from: ssm, count: Di * N)

@@ -30,15 +30,15 @@ extension MambaMixer {
                 throw HMSTError.invalidArgument("mamba backward: dState has \(dState.count) values, the ssm state [Di, N] has \(want)")
             }
         }
-        dy.withUnsafeBufferPointer { dyb in
-            dx.withUnsafeMutableBufferPointer { dxb in
+        try dy.withUnsafeBufferPointer { dyb in
+            try dx.withUnsafeMutableBufferPointer { dxb in
                 guard let dyp = dyb.baseAddress, let dxp = dxb.baseAddress else { return }
                 if let dState {
-                    dState.withUnsafeBufferPointer {
-                        backwardUnchecked(dx: dxp, grads: grads, dy: dyp, tape: tape, dState: $0.baseAddress, threads: max(1, threads))
+                    try dState.withUnsafeBufferPointer {
+                        try backwardUnchecked(dx: dxp, grads: grads, dy: dyp, tape: tape, dState: $0.baseAddress, threads: max(1, threads))
                     }
                 } else {
-                    backwardUnchecked(dx: dxp, grads: grads, dy: dyp, tape: tape, threads: max(1, threads))
+                    try backwardUnchecked(dx: dxp, grads: grads, dy: dyp, tape: tape, threads: max(1, threads))
                 }
             }
         }
@@ -48,18 +48,18 @@ extension MambaMixer {
     /// ssm state) or nil (zero), and the tape of the forward.
     /// Unchecked: the caller has matched T, the config and the buffer sizes.
     func backwardUnchecked(dx: UnsafeMutablePointer<Float>, grads g: MambaMixerWeights, dy: UnsafePointer<Float>,
-                  tape: MambaTape, dState: UnsafePointer<Float>? = nil, threads: Int) {
+                  tape: MambaTape, dState: UnsafePointer<Float>? = nil, threads: Int) throws {
         let c = config, C = c.hiddenSize, Di = c.intermediateSize, N = c.stateSize, W = c.convKernel, R = c.timeStepRank
         let ldBC = R + 2 * N, T = tape.T
         let w = weights
         let x = tape.x.pointer, xz = tape.xz.pointer, u = tape.u.pointer, xc = tape.xc.pointer, dbc = tape.dbc.pointer
         let dtpre = tape.dtpre.pointer, delta = tape.delta.pointer, y = tape.y.pointer, yg = tape.yg.pointer
-        let dyg = FloatBuffer(count: T * Di, zeroed: false)   // [T, Di]      dL/dyg
-        let dyScan = FloatBuffer(count: T * Di, zeroed: false) // [T, Di]     dL/dy (scan output)
-        let dxz = FloatBuffer(count: T * 2 * Di)              // [T, 2Di]     dL/dxz: conv input | gate
-        let dxc = FloatBuffer(count: T * Di)                  // [T, Di]      dL/dxc
-        let ddelta = FloatBuffer(count: T * Di)               // [T, Di]      dL/dδ, then dL/ddtpre
-        let ddbc = FloatBuffer(count: T * ldBC)               // [T, R+2N]    dL/d(Δraw | B | C)
+        let dyg = try FloatBuffer(count: T * Di, zeroed: false, for: "mamba backward") // [T, Di]      dL/dyg
+        let dyScan = try FloatBuffer(count: T * Di, zeroed: false, for: "mamba backward") // [T, Di]     dL/dy (scan output)
+        let dxz = try FloatBuffer(count: T * 2 * Di, for: "mamba backward") // [T, 2Di]     dL/dxz: conv input | gate
+        let dxc = try FloatBuffer(count: T * Di, for: "mamba backward") // [T, Di]      dL/dxc
+        let ddelta = try FloatBuffer(count: T * Di, for: "mamba backward") // [T, Di]      dL/dδ, then dL/ddtpre
+        let ddbc = try FloatBuffer(count: T * ldBC, for: "mamba backward") // [T, R+2N]    dL/d(Δraw | B | C)
         // each block holds [T, 2N] partial dB/dC and [T+3, N] scratch, so the split stays modest
         let blocks = splitRange(Di, parts: min(threads, MambaMixer.maxBackwardBlocks))
 
@@ -86,8 +86,8 @@ extension MambaMixer {
         //   dxc, dδ, dA_log, dD from the kernel; dB, dC summed over channels, so each block gets
         //   its own [T, 2N] buffer when there are several
         let nb = blocks.count
-        let parts = FloatBuffer(count: nb > 1 ? nb * T * 2 * N : 0)
-        let work = FloatBuffer(count: nb * (T + 3) * N, zeroed: false)
+        let parts = try FloatBuffer(count: nb > 1 ? nb * T * 2 * N : 0, for: "mamba backward")
+        let work = try FloatBuffer(count: nb * (T + 3) * N, zeroed: false, for: "mamba backward")
         parallelFor(nb, threads: threads) { b in
             let (dBC, ld) = nb > 1 ? (parts.pointer + b * T * 2 * N, 2 * N) : (ddbc.pointer + R, ldBC)
             hk_ssm_scan_backward(dxc.pointer, ddelta.pointer, g.pointer(.aLog), g.pointer(.d), dBC, dBC + N, ld,

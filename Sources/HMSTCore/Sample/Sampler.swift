@@ -78,9 +78,14 @@ public struct Sampler {
     }
 
     private mutating func draw(_ l: UnsafeMutableBufferPointer<Float>) -> Int32 {
-        let invT = 1 / params.temperature
+        // logits relative to the largest, divided by T: a temperature so small that 1/T is inf
+        // still leaves the largest at 0 and the rest below (l · (1/T) gave every token ±inf,
+        // and a uniform draw over the tied +inf ones)
+        var top = -Float.infinity
+        for i in 0..<l.count where l[i] > top { top = l[i] }
+        let shift = top.isFinite ? top : 0, T = params.temperature
         candidates.removeAll(keepingCapacity: true)
-        for i in 0..<l.count where !l[i].isNaN { candidates.append((Int32(i), l[i] * invT)) }
+        for i in 0..<l.count where !l[i].isNaN { candidates.append((Int32(i), (l[i] - shift) / T)) }
         if candidates.isEmpty { return 0 }
         candidates.sort { $0.p > $1.p || ($0.p == $1.p && $0.id < $1.id) }
         if params.topK > 0 && params.topK < candidates.count { candidates.removeLast(candidates.count - params.topK) }

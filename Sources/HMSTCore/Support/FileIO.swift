@@ -244,7 +244,10 @@ public final class AtomicFileWriter {
         (target, direct) = try FileIO.outputTarget(path)
         tmp = direct ? target : "\(target).tmp.\(getpid())"
         fd = direct ? try FileIO.openDirect(target) : open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw HMSTError.io("cannot create \(tmp): \(FileIO.errnoMessage())") }
+        guard fd >= 0 else {
+            throw HMSTError.io(direct ? "cannot open \(path): \(FileIO.errnoMessage())"
+                                      : "cannot write \(path): creating \(tmp): \(FileIO.errnoMessage())")
+        }
     }
 
     public func write(_ bytes: UnsafeRawBufferPointer) throws { try FileIO.writeAll(fd, bytes, tmp) }

@@ -64,6 +64,15 @@ public enum JSONValue: Equatable, Sendable {
         try parse(bytes: Array(text.utf8))
     }
 
+    /// The JSON file at path; a parse error is BAD_FORMAT naming the file ("PATH: not valid
+    /// JSON: at byte 19: ..."), read errors are FileIO's.
+    public static func parse(file path: String, regularOnly: Bool = false) throws -> JSONValue {
+        let bytes = try FileIO.readAll(path, regularOnly: regularOnly)
+        do { return try parse(bytes: bytes) } catch let e as HMSTError where e.status == .badFormat {
+            throw HMSTError.badFormat("\(path): not valid JSON: \(e.message)")
+        }
+    }
+
     public static func parse(bytes: [UInt8]) throws -> JSONValue {
         try bytes.withUnsafeBufferPointer { try parse(buffer: $0) }
     }

@@ -19,6 +19,7 @@ public enum BPETrainer {
                              progress: ((String, Int, Int) -> Bool)? = nil) throws -> Tokenizer {
         try validate(options)
         let (wordList, counts) = try countWords(texts, progress: progress)
+        guard !wordList.isEmpty else { throw HMSTError.invalidArgument("the training texts are empty: nothing to learn merges from") }
         return try train(words: wordList, counts: counts, options: options, progress: progress)
     }
 
@@ -54,6 +55,9 @@ public enum BPETrainer {
             }
             if !carry.isEmpty { blocks.append(carry) }
             try flush()
+        }
+        guard !merged.isEmpty else {
+            throw HMSTError.invalidArgument("the training files are empty (\(files.joined(separator: ", "))): nothing to learn merges from")
         }
         let sorted = merged.sorted { $0.key.lexicographicallyPrecedes($1.key) }
         return try train(words: sorted.map { $0.key }, counts: sorted.map { $0.value }, options: options, progress: progress)

@@ -33,17 +33,5 @@ public struct PromptText: Sendable, Equatable {
         }
     }
 
-    public static func += (a: inout PromptText, b: PromptText) {
-        let shift = a.bytes.count
-        for r in b.literalRanges {
-            if let last = a.literalRanges.last, last.upperBound == r.lowerBound + shift {
-                a.literalRanges[a.literalRanges.count - 1] = last.lowerBound ..< r.upperBound + shift
-            } else {
-                a.literalRanges.append(r.lowerBound + shift ..< r.upperBound + shift)
-            }
-        }
-        a.bytes += b.bytes
-    }
-
     public var string: String { String(decoding: bytes, as: UTF8.self) }
 }

@@ -45,7 +45,7 @@ struct TrainerState {
         guard loaded.count == params.count, try model.modelConfig().dims == params.config.dims else {
             throw HMSTError.invalidArgument("\(dir) holds a model of another shape than the one being trained")
         }
-        json = try JSONValue.parse(bytes: try FileIO.readAll(path))
+        json = try JSONValue.parse(file: path)
         guard json["format"]?.string == format, let st = json["step"]?.int, let ost = json["optimizer_step"]?.int else {
             throw HMSTError.badFormat("\(path) is not \(what)")
         }

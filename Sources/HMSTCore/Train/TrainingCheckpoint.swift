@@ -93,7 +93,7 @@ public enum TrainingCheckpoint {
                                       + "(a save that did not finish, or a directory assembled by hand); resume from a checkpoint "
                                       + "written as a whole by hmst train / train-memory")
         }
-        let m = try JSONValue.parse(bytes: try FileIO.readAll(path))
+        let m = try JSONValue.parse(file: path)
         guard m["format"]?.string == format, let step = m["step"]?.int, let files = m["files"]?.array else {
             throw HMSTError.badFormat("\(path) is not an hmst training checkpoint manifest")
         }

@@ -41,7 +41,7 @@ public enum TrainingRun {
         case .preset(let name):
             config = try MixtralConfig.preset(name, vocabSize: vocab)
         case .configFile(let path):
-            var j = try JSONValue.parse(bytes: try FileIO.readAll(path))
+            var j = try JSONValue.parse(file: path)
             if case .object(var fields) = j {
                 fields.removeAll { $0.0 == "vocab_size" }
                 fields.append(("vocab_size", .number(Double(vocab))))

@@ -56,6 +56,16 @@ final class EvalMetricsTests: XCTestCase {
         let other = EvalMetrics.bootstrapMean(half, resamples: 1000, seed: 43)
         XCTAssertTrue(other.low != ci.low || other.high != ci.high)
         XCTAssertTrue(EvalMetrics.bootstrapMean([], resamples: 10, seed: 0).low.isNaN)
+        // an infinite perplexity (an item of log-likelihood -inf) is an interval reaching inf,
+        // not [nan, nan]; every resample infinite is [inf, inf]
+        let inf = EvalMetrics.bootstrapMean([.infinity, .infinity], resamples: 100, seed: 0)
+        XCTAssertEqual(inf.low, .infinity)
+        XCTAssertEqual(inf.high, .infinity)
+        let some = EvalMetrics.bootstrapMean([1, 1, 1, 1, .infinity], resamples: 1000, seed: 3)
+        XCTAssertEqual(some.low, 1)
+        XCTAssertEqual(some.high, .infinity)
+        XCTAssertEqual(EvalMetrics.quantile([1, .infinity, .infinity], 0.75), .infinity)
+        XCTAssertEqual(EvalMetrics.quantile([1, 2, .infinity], 0.25), 1.5)
     }
 }
 

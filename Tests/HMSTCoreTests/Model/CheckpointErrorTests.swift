@@ -55,6 +55,7 @@ final class CheckpointErrorTests: XCTestCase {
         expect(withHeader { $0.replacingFirst("\"data_offsets\":[0,", with: "\"data_offsets\":[8,") }, .badFormat, "holds 12280 bytes")
         expect(Array(good.dropLast(4)), .badFormat, "past the data section")
         expect(good + [0, 0, 0, 0], .badFormat, "trailing bytes")
+        expect(good, config: "{\"hidden_size\": 32,, }", .badFormat, "/config.json: not valid JSON: ")
         expect(good, config: config.replacingFirst("\"num_key_value_heads\": 2", with: "\"num_key_value_heads\": 3"),
                .badFormat, "not a multiple of num_key_value_heads")
         expect(good, config: config.replacingFirst("\"hidden_size\": 32", with: "\"hidden_size\": 64"),

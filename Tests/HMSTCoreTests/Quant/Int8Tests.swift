@@ -47,6 +47,20 @@ final class Int8Tests: XCTestCase {
         hk_q8_dequantize(&back, q, s, 64)
         XCTAssertEqual(back[17], 8 * 16 / 127, accuracy: 1e-6)
         for i in 0..<32 { XCTAssertEqual(back[i], x[i], accuracy: 16 / 127 / 2 + 1e-6) }
+        // a NaN keeps its block's scale NaN (a finite 0 would hide it from --check-tensors);
+        // an infinity makes it +inf; the next block is untouched
+        var n = [Float](repeating: 1, count: 96)
+        n[5] = .nan; n[40] = -.infinity
+        var nq = [Int8](repeating: 7, count: 96), ns = [Float](repeating: 0, count: 3)
+        hk_q8_quantize(&nq, &ns, n, 96)
+        XCTAssertTrue(ns[0].isNaN)
+        XCTAssertTrue(nq[0..<32].allSatisfy { $0 == 0 })
+        XCTAssertEqual(ns[1], .infinity)
+        XCTAssertEqual(ns[2], 1 / 127)
+        var nb = [Float](repeating: 0, count: 96)
+        hk_q8_dequantize(&nb, nq, ns, 96)
+        XCTAssertTrue(nb[0..<32].allSatisfy(\.isNaN))
+        XCTAssertFalse(nb[64...].contains { !$0.isFinite })
     }
 
     /// y[r] of an int8 GEMV as exact int32 block sums of the row-major values q (scales s) with x
@@ -542,6 +556,24 @@ final class Int8Tests: XCTestCase {
             let msg = (e as? HMSTError)?.message ?? "\(e)"
             XCTAssertTrue(msg.contains(fragment), "\(label): message \"\(msg)\" lacks \"\(fragment)\"", file: file, line: line)
         }
+    }
+
+    /// A NaN weight is refused by an int8 save, naming the tensor and the block, with no file
+    /// written (a NaN scale would be refused by every reader; a finite 0 would hide it).
+    func testInt8SaveRefusesNonFiniteWeights() throws {
+        let c = try Int8Tests.smallConfig()
+        let m = try LanguageModel.random(config: c, seed: 3)
+        let q = "model.layers.0.self_attn.q_proj.weight"
+        let w = try XCTUnwrap(m.decoder.weights.named(tied: c.tieWordEmbeddings).first { $0.name == q }?.weight)
+        guard case let .f32(p) = w.storage else { return XCTFail("not f32") }
+        UnsafeMutablePointer(mutating: p)[w.cols + 40] = .nan
+        XCTAssertThrowsError(try m.save(directory: dir + "/nan8", dtype: .i8)) { e in
+            let msg = (e as? HMSTError)?.message ?? "\(e)"
+            XCTAssertEqual((e as? HMSTError)?.status, .invalidArgument, msg)
+            XCTAssertTrue(msg.contains("tensor \(q) holds NaN or Inf (row 1, columns 32 ..< 64)"), msg)
+        }
+        XCTAssertFalse(FileIO.exists(dir + "/nan8/model.safetensors"))
+        XCTAssertThrowsError(try m.save(directory: dir + "/nan8r4", dtype: .i8, int8Layout: .rows4))
     }
 
     func testMalformedInt8CheckpointsAreRejected() throws {

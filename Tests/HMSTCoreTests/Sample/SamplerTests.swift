@@ -18,6 +18,12 @@ final class SamplerTests: XCTestCase {
         p.temperature = 1.5
         p.topK = 1
         XCTAssertEqual(try draw(p, n: 50)[1], 50)
+        // temperatures whose inverse is inf in Float are greedy in the limit, not uniform
+        p.topK = 0
+        for t: Float in [1e-38, 1e-40, .leastNonzeroMagnitude] {
+            p.temperature = t
+            XCTAssertEqual(try draw(p, n: 50)[1], 50, "temperature \(t)")
+        }
     }
 
     func testTemperatureMatchesSoftmaxFrequencies() throws {

@@ -117,14 +117,11 @@ final class TokenizerTests: XCTestCase {
         var r = PromptText(markup: "x<|endof")
         r.literal("text|>y")
         XCTAssertFalse(tok.encode(r).contains(eos))
-        // pieces append: adjacent literal ranges merge, += shifts them
-        var s = PromptText(markup: "m")
+        // pieces append: adjacent literal ranges merge
+        var s = PromptText(markup: "<|endoftext|>m")
         s.literal("a"); s.literal("b")
-        XCTAssertEqual(s.literalRanges, [1 ..< 3])
-        var t = PromptText(markup: "<|endoftext|>")
-        t += s
-        XCTAssertEqual(t.literalRanges, [14 ..< 16])
-        XCTAssertEqual(tok.encode(t).first, eos)
+        XCTAssertEqual(s.literalRanges, [14 ..< 16])
+        XCTAssertEqual(tok.encode(s).first, eos)
         // a memory prompt: an entry cannot close its <mem> or open the answer
         let marked = try tok.addingSpecialTokens(MemoryPrompt.markers)
         let close = try XCTUnwrap(marked.id(for: MemoryPrompt.memoryClose)), answer = try XCTUnwrap(marked.id(for: MemoryPrompt.answer))

@@ -34,8 +34,11 @@ public struct RetrieverTrainingOptions: Sendable {
         guard steps >= 1, steps <= 1_000_000 else { throw HMSTError.invalidArgument("steps \(steps) must be in 1...1000000") }
         guard batchSize >= 2, batchSize <= 4096 else { throw HMSTError.invalidArgument("batch size \(batchSize) must be in 2...4096") }
         if let dim, dim < 1 || dim > 65536 { throw HMSTError.invalidArgument("dim \(dim) must be in 1...65536") }
-        guard learningRate > 0, learningRate.isFinite else { throw HMSTError.invalidArgument("learning rate must be > 0") }
-        guard temperature > 0, temperature.isFinite else { throw HMSTError.invalidArgument("temperature must be > 0") }
+        // Adam's step is about the learning rate whatever the gradient: above 1 the unit-norm
+        // projections are thrown far in one step. Below 1e-4 the scores S/τ and their gradients
+        // (up to 2/τ) square past Float's range in Adam's second moment, and nothing is learned.
+        guard learningRate > 0, learningRate <= 1 else { throw HMSTError.invalidArgument("learning rate \(learningRate) must be in (0, 1]") }
+        guard temperature >= 1e-4, temperature <= 100 else { throw HMSTError.invalidArgument("temperature \(temperature) must be in [0.0001, 100]") }
         guard hardNegatives >= 0, hardNegatives <= 16 else { throw HMSTError.invalidArgument("hard negatives \(hardNegatives) must be in 0...16") }
     }
 

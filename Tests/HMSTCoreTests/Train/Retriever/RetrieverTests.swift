@@ -144,6 +144,25 @@ final class RetrieverTests: XCTestCase {
 
     /// Two question views per fact (one document shared by both), hard negatives mined by raw
     /// cosine: training still lifts held-out recall, and malformed inputs are refused.
+    /// Options that would train nothing (a temperature whose gradients overflow Adam) or throw
+    /// the projection away (a huge step) are refused, naming the value.
+    func testOptionsThatCannotTrainAreRefused() {
+        for (lr, tau, says): (Float, Float, String) in [(1e-3, 1e-30, "temperature"), (1e-3, 3e38, "temperature"), (1e-3, .nan, "temperature"),
+                                                        (1e30, 0.05, "learning rate"), (0, 0.05, "learning rate"), (.nan, 0.05, "learning rate")] {
+            var o = RetrieverTrainingOptions()
+            o.learningRate = lr
+            o.temperature = tau
+            XCTAssertThrowsError(try o.validate()) { e in
+                XCTAssertEqual((e as? HMSTError)?.status, .invalidArgument)
+                XCTAssertTrue("\(e)".contains(says), "\(e)")
+            }
+        }
+        var o = RetrieverTrainingOptions()
+        o.learningRate = 1
+        o.temperature = 1e-4
+        XCTAssertNoThrow(try o.validate())
+    }
+
     func testSharedDocumentsAndHardNegatives() throws {
         let C = 24, nFacts = 128
         // the question views of fact k are rows 2k and 2k + 1: two draws of the same latent
