@@ -147,8 +147,8 @@ public final class Trainer {
                 .init("save_every", o.saveEvery), .init("seed", o.seed), .init("parameters", params.count),
                 .init("compute precision", named: "\(computePrecision)"), .init("gradient_checkpointing", o.gradientCheckpointing),
                 .init("use_8bit_optimizer", o.use8bitOptimizer), .init("training tokens", train.totalTokens),
-                .init("training data (sampled fingerprint)", train.fingerprint), .init("validation tokens", val?.totalTokens ?? -1),
-                .init("validation data (sampled fingerprint)", val?.fingerprint ?? 0), .init("all-reduce bucket elements", dp.bucketElements),
+                .init(train.fingerprintLabel("training data"), train.fingerprint), .init("validation tokens", val?.totalTokens ?? -1),
+                .init(val?.fingerprintLabel("validation data") ?? "validation data", val?.fingerprint ?? 0), .init("all-reduce bucket elements", dp.bucketElements),
                 .init("all-reduce overlap", dp.overlapWithBackward)]
     }
 

@@ -331,8 +331,8 @@ public final class MemoryTrainer {
                       .init("retrieved_by", named: "\(c.retrievedBy)"), .init("retrieved_lexical_weight", Double(c.retrievedLexicalWeight)),
                       .init("distractor_distillation", c.distractorDistillation),
                       .init("facts corpus", curriculum.corpus.fingerprint),
-                      .init("pre-training data (sampled fingerprint)", lmData?.fingerprint ?? 0),
-                      .init("pre-training validation data (sampled fingerprint)", lmVal?.fingerprint ?? 0),
+                      .init(lmData?.fingerprintLabel("pre-training data") ?? "pre-training data", lmData?.fingerprint ?? 0),
+                      .init(lmVal?.fingerprintLabel("pre-training validation data") ?? "pre-training validation data", lmVal?.fingerprint ?? 0),
                       .init("all-reduce bucket elements", dp.bucketElements), .init("all-reduce overlap", dp.overlapWithBackward)],
                      at: "the memory trainer's creation")
         try options.dataParallel.synchronize(params)
