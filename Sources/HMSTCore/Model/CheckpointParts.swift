@@ -1,6 +1,6 @@
 // CheckpointParts: the optional parts a checkpoint directory holds beside config.json,
 // model.safetensors and tokenizer.json (retriever, exit head, copy head, episodic soft tokens,
-// critic/, controller/), for front ends that write a whole checkpoint from another one or
+// chat template, critic/, controller/), for front ends that write a whole checkpoint from another one or
 // from nothing (`hmst quantize`, `hmst init`): such a write must not leave another model's
 // parts behind, and a converted checkpoint keeps the parts of the one it came from.
 import Glibc
@@ -8,7 +8,8 @@ import Glibc
 public enum CheckpointParts {
     /// Files a part is stored in, directly in the checkpoint directory.
     static let files = [RetrieverProjection.weightsName, RetrieverProjection.configName, ExitHead.weightsName, ExitHead.configName,
-                        CopyHead.weightsName, CopyHead.configName, EpisodicSoftTokens.weightsName, EpisodicSoftTokens.configName]
+                        CopyHead.weightsName, CopyHead.configName, EpisodicSoftTokens.weightsName, EpisodicSoftTokens.configName,
+                        "chat_template.json"]   // the server's chat template (hmst-server's ChatTemplate.fileName)
     /// Parts stored in a directory of their own.
     static let directories = [Critic.directoryName, MetaController.directoryName]
 
