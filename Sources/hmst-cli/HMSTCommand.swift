@@ -5,6 +5,40 @@ import Foundation
 import HMSTCore
 
 @main
+enum HMSTMain {
+    static func main() {
+        HMSTCommand.main(attachingNegativeNumbers(Array(CommandLine.arguments.dropFirst())))
+    }
+
+    /// `--temperature -1` as `--temperature=-1`: the argument parser takes a word that starts
+    /// with "-" for an option, so a negative value read as a missing one ("Missing value for
+    /// '--temperature'") instead of reaching the range check that names the problem. Only a
+    /// negative number (or -inf, -nan) right after a long option without "=", and nothing
+    /// after "--".
+    static func attachingNegativeNumbers(_ args: [String]) -> [String] {
+        var out: [String] = []
+        var i = 0
+        while i < args.count {
+            let a = args[i]
+            if a == "--" { return out + args[i...] }
+            if a.hasPrefix("--"), a.count > 2, !a.contains("="), i + 1 < args.count, isNegativeNumber(args[i + 1]) {
+                out.append(a + "=" + args[i + 1])
+                i += 2
+            } else {
+                out.append(a)
+                i += 1
+            }
+        }
+        return out
+    }
+
+    static func isNegativeNumber(_ s: String) -> Bool {
+        guard s.hasPrefix("-"), s.count > 1 else { return false }
+        let rest = s.dropFirst().lowercased()
+        return Double(rest) != nil || rest == "inf" || rest == "infinity" || rest == "nan"
+    }
+}
+
 struct HMSTCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hmst",

@@ -65,6 +65,9 @@ check "generate reports tokens/s, latency and TTFT" bash -c "grep -q 'tokens/s' 
 check "generate is reproducible with --seed" bash -c \
     "[[ \$($HMST generate $W/ckpt --prompt 'A' --max-length 12 --seed 9 2>/dev/null) == \$($HMST generate $W/ckpt --prompt 'A' --max-length 12 --seed 9 2>/dev/null) ]]"
 printf 'First prompt\nSecond prompt\n' >"$W/prompts.txt"
+check "a negative option value reaches the range check (not 'Missing value'); -- still ends the options" bash -c \
+    "! $HMST generate $W/ckpt --prompt x --temperature -1 2> $W/neg.err && grep -q 'temperature -1.0 must be finite and >= 0' $W/neg.err && \
+     ! $HMST init --size micro --vocab -5 $W/negv 2> $W/negv.err && grep -q 'vocab' $W/negv.err && ! grep -q 'Missing value' $W/negv.err"
 check "generate batch --input/--output" "$HMST" generate "$W/ckpt" --input "$W/prompts.txt" --output "$W/results.txt" --max-length 5 --temperature 0
 fails "generate --output over its --input" bash -c "cp $W/prompts.txt $W/prompts2.txt && $HMST generate $W/ckpt --input $W/prompts2.txt --output $W/prompts2.txt --max-length 2"
 check "batch output has both prompts" bash -c "grep -q 'First prompt' $W/results.txt && grep -q 'Second prompt' $W/results.txt"
