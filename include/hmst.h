@@ -407,7 +407,10 @@ struct hmst_sampling_params {
 HMST_API struct hmst_sampling_params hmst_sampling_default_params(void);
 
 /* Called with every generated token and its bytes (piece is not NUL-terminated and may hold
- * part of a UTF-8 sequence). Return false to stop generation. Runs on the generating thread. */
+ * part of a UTF-8 sequence). Return false to stop generation. Runs on the generating thread.
+ * It may read its context (hmst_context_get_logits, hmst_context_n_past); hmst_context_eval,
+ * hmst_context_reset or hmst_generate on that context from inside it return
+ * HMST_STATUS_INVALID_ARGUMENT (the generation is using the cache they would change). */
 typedef bool (*hmst_token_callback)(int32_t token, const char *piece, size_t piece_len, void *user_data);
 
 enum hmst_stop_reason {

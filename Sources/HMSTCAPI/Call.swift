@@ -31,6 +31,14 @@ func required<T>(_ p: T?, _ name: String) throws -> T {
 @inline(__always)
 func capacity(_ cap: Int) -> Int { cap < 0 ? Int.max : cap }
 
+/// The capacity of an output buffer under the buffer rule: a NULL buffer must come with cap 0
+/// (the size query); INVALID_ARGUMENT naming it otherwise.
+func outputCapacity<T>(_ buffer: UnsafeMutablePointer<T>?, _ cap: Int, _ name: String) throws -> Int {
+    let cap = capacity(cap)
+    if buffer == nil && cap != 0 { throw HMSTError.invalidArgument("\(name) is NULL but cap is \(cap)") }
+    return cap
+}
+
 /// A size_t count or length checked against `range`: INVALID_ARGUMENT naming it, with the value
 /// as the caller passed it (2^63 or more included), when it falls outside.
 func sizeArgument(_ n: Int, _ name: String, in range: ClosedRange<Int>) throws -> Int {
@@ -68,8 +76,7 @@ func writeString(_ s: String, _ buf: UnsafeMutablePointer<CChar>?, _ cap: Int, _
 
 /// The same rule for raw bytes (which may contain NULs; *n_out tells the length).
 func writeBytes(_ bytes: [UInt8], _ buf: UnsafeMutablePointer<CChar>?, _ cap: Int, _ nOut: UnsafeMutablePointer<Int>?) throws {
-    let nOut = try required(nOut, "n_out"), cap = capacity(cap)
-    if buf == nil && cap != 0 { throw HMSTError.invalidArgument("buf is NULL but cap is \(cap)") }
+    let nOut = try required(nOut, "n_out"), cap = try outputCapacity(buf, cap, "buf")
     nOut.pointee = bytes.count
     guard cap > bytes.count, let buf else {
         throw HMSTError(.bufferTooSmall, "buffer of \(cap) bytes is too small: \(bytes.count + 1) needed")

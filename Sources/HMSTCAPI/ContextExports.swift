@@ -6,6 +6,10 @@ final class ContextBox {
     let model: LanguageModel
     let session: Session
     var lastOutput: [UInt8] = []
+    /// Held by the calls that change the session (eval, reset, generate): one made from a
+    /// generation's own on_token callback is INVALID_ARGUMENT instead of altering the cache the
+    /// generation is decoding from; two threads misusing one context wait for each other.
+    let changing = ReentryCheckedLock("this context is already evaluating or generating")
     init(model: LanguageModel, session: Session) {
         self.model = model
         self.session = session
@@ -59,6 +63,8 @@ public func hmst_context_free(_ ctx: OpaquePointer?) {
 public func hmst_context_reset(_ ctx: OpaquePointer?) -> Int32 {
     hmstCall {
         let c = try resolveContext(ctx)
+        try c.changing.lock()
+        defer { c.changing.unlock() }
         c.session.reset()
         c.lastOutput = []
     }
@@ -80,6 +86,8 @@ public func hmst_context_eval(_ ctx: OpaquePointer?, _ tokens: UnsafePointer<Int
             throw HMSTError.invalidArgument("n = \(UInt(bitPattern: n)) tokens; must be in 1 ... n_ctx (\(c.session.nCtx))")
         }
         let t = try required(tokens, "tokens")
+        try c.changing.lock()
+        defer { c.changing.unlock() }
         try c.session.evaluate(Array(UnsafeBufferPointer(start: t, count: n)), allLogits: allLogits)
     }
 }
@@ -89,8 +97,7 @@ public func hmst_context_get_logits(_ ctx: OpaquePointer?, _ row: Int32, _ out: 
                                     _ nOut: UnsafeMutablePointer<Int>?) -> Int32 {
     hmstCall {
         let c = try resolveContext(ctx)
-        let nOut = try required(nOut, "n_out"), cap = capacity(cap)
-        if out == nil && cap != 0 { throw HMSTError.invalidArgument("out is NULL but cap is \(cap)") }
+        let nOut = try required(nOut, "n_out"), cap = try outputCapacity(out, cap, "out")
         guard row >= -1 else { throw HMSTError.invalidArgument("row \(row) must be >= -1") }
         let logits = try c.session.logits(row: Int(row))
         nOut.pointee = logits.count
@@ -203,6 +210,8 @@ public func hmst_generate(_ ctx: OpaquePointer?, _ prompt: UnsafePointer<CChar>?
                 }
             }
         }
+        try c.changing.lock()
+        defer { c.changing.unlock() }
         let r = try c.session.generate(prompt: promptBytes, tokenizer: tok, req)
         c.lastOutput = r.text
         if let stats {

@@ -63,8 +63,7 @@ public func hmst_eval_run(_ model: OpaquePointer?, _ params: UnsafePointer<hmst_
                           _ buf: UnsafeMutablePointer<CChar>?, _ cap: Int, _ nOut: UnsafeMutablePointer<Int>?) -> Int32 {
     hmstCall {
         _ = try required(nOut, "n_out")
-        let cap = capacity(cap)
-        if buf == nil && cap != 0 { throw HMSTError.invalidArgument("buf is NULL but cap is \(cap)") }
+        let cap = try outputCapacity(buf, cap, "buf")
         let lm = try resolveModel(model)
         let report = try EvalRun.run(model: lm, try evalRequest(params))
         try writeString(report.json(), buf, cap, nOut)

@@ -40,7 +40,7 @@ public func hmst_model_embed(_ model: OpaquePointer?, _ text: UnsafePointer<CCha
                              _ cap: Int, _ nOut: UnsafeMutablePointer<Int>?) -> Int32 {
     hmstCall {
         let m = try resolveModel(model)
-        let nOut = try required(nOut, "n_out"), cap = capacity(cap)
+        let nOut = try required(nOut, "n_out"), cap = try outputCapacity(out, cap, "out")
         let t = try cString(text, "text")
         nOut.pointee = m.dims.C
         guard cap >= m.dims.C, let out else {

@@ -64,8 +64,7 @@ func retrievalOptions(_ params: UnsafePointer<hmst_retrieval_params>?) throws ->
 /// Writes hits to out[cap] under the buffer rule: *n_out = count; BUFFER_TOO_SMALL if cap < count.
 func writeRetrievalHits(_ hits: [RetrievalHit], _ out: UnsafeMutablePointer<hmst_retrieval_hit>?, _ cap: Int,
                         _ nOut: UnsafeMutablePointer<Int>?) throws {
-    let nOut = try required(nOut, "n_out"), cap = capacity(cap)
-    if out == nil && cap != 0 { throw HMSTError.invalidArgument("out is NULL but cap is \(cap)") }
+    let nOut = try required(nOut, "n_out"), cap = try outputCapacity(out, cap, "out")
     nOut.pointee = hits.count
     guard cap >= hits.count else {
         throw HMSTError(.bufferTooSmall, "out has room for \(cap) hits: \(hits.count) needed")

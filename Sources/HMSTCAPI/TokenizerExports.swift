@@ -15,9 +15,8 @@ func resolveTokenizer(_ h: OpaquePointer?) throws -> Tokenizer {
 func encodeInto(_ tok: TextTokenizer, _ text: UnsafePointer<CChar>?, _ textLen: Int, _ out: UnsafeMutablePointer<Int32>?,
                 _ cap: Int, _ nOut: UnsafeMutablePointer<Int>?) throws {
     let nOut = try required(nOut, "n_out")
-    let textLen = try sizeArgument(textLen, "text_len", in: 0 ... 1 << 40), cap = capacity(cap)
+    let textLen = try sizeArgument(textLen, "text_len", in: 0 ... 1 << 40), cap = try outputCapacity(out, cap, "out")
     if textLen > 0 && text == nil { throw HMSTError.invalidArgument("text is NULL but text_len is \(textLen)") }
-    if out == nil && cap != 0 { throw HMSTError.invalidArgument("out is NULL but cap is \(cap)") }
     let bytes = textLen == 0 ? [] : Array(UnsafeRawBufferPointer(start: text, count: textLen))
     let ids = tok.encode(bytes: bytes)
     nOut.pointee = ids.count
@@ -30,9 +29,8 @@ func encodeInto(_ tok: TextTokenizer, _ text: UnsafePointer<CChar>?, _ textLen: 
 func decodeInto(_ tok: TextTokenizer, _ tokens: UnsafePointer<Int32>?, _ n: Int, _ out: UnsafeMutablePointer<CChar>?,
                 _ cap: Int, _ nOut: UnsafeMutablePointer<Int>?) throws {
     let nOut = try required(nOut, "n_out")
-    let n = try sizeArgument(n, "n_tokens", in: 0 ... 1 << 32), cap = capacity(cap)
+    let n = try sizeArgument(n, "n_tokens", in: 0 ... 1 << 32), cap = try outputCapacity(out, cap, "out")
     if n > 0 && tokens == nil { throw HMSTError.invalidArgument("tokens is NULL but n_tokens is \(n)") }
-    if out == nil && cap != 0 { throw HMSTError.invalidArgument("out is NULL but cap is \(cap)") }
     let ids = n == 0 ? [] : Array(UnsafeBufferPointer(start: tokens, count: n))
     let bytes = try tok.decode(ids)
     nOut.pointee = bytes.count

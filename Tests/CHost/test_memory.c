@@ -140,6 +140,11 @@ static void test_with_model(void) {
     for (size_t i = 0; i < C; i++) ss += (double)e[i] * e[i];
     CHECK(fabs(ss - 1) < 1e-4);
     CHECK_STATUS(hmst_model_embed(m, NULL, e, C, &n), HMST_STATUS_INVALID_ARGUMENT);
+    /* the size query is (NULL, 0); NULL with room claimed is the caller's mistake, named */
+    CHECK_STATUS(hmst_model_embed(m, "hi", NULL, 0, &n), HMST_STATUS_BUFFER_TOO_SMALL);
+    CHECK(n == C);
+    CHECK_STATUS(hmst_model_embed(m, "hi", NULL, C, &n), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(hmst_last_error(), "out is NULL but cap is") != NULL);
 
     /* episodic */
     hmst_episodic *ep = NULL;

@@ -27,9 +27,10 @@ public struct ConsolidationOptions: Sendable, Equatable {
         guard w.allSatisfy({ $0.isFinite && $0 >= 0 }), w.reduce(0, +) > 0 else {
             throw HMSTError.invalidArgument("consolidation weights must be finite, >= 0 and not all 0")
         }
-        guard threshold.isFinite, maxPerRun >= 1, halfLifeSeconds > 0, surpriseScale > 0 else {
-            throw HMSTError.invalidArgument("consolidation needs a finite threshold, max_per_run >= 1, half_life > 0 and surprise_scale > 0")
-        }
+        guard threshold.isFinite else { throw HMSTError.invalidArgument("consolidation threshold \(threshold) must be finite") }
+        guard maxPerRun >= 1 else { throw HMSTError.invalidArgument("consolidation max_per_run \(maxPerRun) must be >= 1") }
+        guard halfLifeSeconds > 0 else { throw HMSTError.invalidArgument("consolidation half_life_seconds \(halfLifeSeconds) must be > 0") }
+        guard surpriseScale > 0 else { throw HMSTError.invalidArgument("consolidation surprise scale \(surpriseScale) must be > 0") }
     }
 }
 

@@ -4,6 +4,8 @@ import json
 import operator
 import threading
 
+import numpy as np
+
 from . import _lib
 
 _STATUS_NAMES = {v: k for k, v in vars(_lib).items() if k.isupper() and isinstance(v, int) and not k.startswith("LOG_")
@@ -74,6 +76,42 @@ def _int(name, v, lo, hi=INT32_MAX):
     if not lo <= v <= hi:
         raise HMSTError(_lib.INVALID_ARGUMENT, f"{name} {v} must be in {lo} ... {hi}")
     return v
+
+
+def _ids(name, values):
+    """Ids (an integer array, or an iterable of ints) as a contiguous int64 array. Floats are
+    refused rather than truncated (3.7 would remove id 3), as are values outside int64."""
+    if isinstance(values, np.ndarray):
+        if values.size and (values.dtype.kind not in "iu" or values.dtype == np.bool_):
+            raise TypeError(f"{name} must be integers, not {values.dtype}")
+        if values.dtype == np.uint64 and values.size and values.max() > INT64_MAX:
+            raise HMSTError(_lib.INVALID_ARGUMENT, f"{name}: {int(values.max())} must be in 0 ... 2**63-1")
+        return np.ascontiguousarray(values, dtype=np.int64).reshape(-1)
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise TypeError(f"{name} must be an iterable of integers, not {type(values).__name__}")
+    return np.array([_int(name, v, -INT64_MAX - 1, INT64_MAX) for v in values], dtype=np.int64)
+
+
+class _Progress:
+    """A progress(fraction) -> False-to-stop callback as the C API's PROGRESS_CALLBACK. An
+    exception the callback raises (KeyboardInterrupt included) stops the call and is raised
+    again after it by `check`, instead of surfacing as a CANCELLED status."""
+
+    def __init__(self, progress):
+        self.error = None
+
+        def cb(fraction, _ud):
+            try:
+                return bool(progress(fraction) is not False)
+            except BaseException as e:  # never unwind into C
+                self.error = e
+                return False
+        self.c = _lib.PROGRESS_CALLBACK(cb)
+
+    def check(self, rc):
+        if self.error is not None:
+            raise self.error
+        _check(rc)
 
 
 def _text(b, name="text"):
@@ -149,13 +187,15 @@ def get_threads():
 _LEVELS = {"debug": _lib.LOG_DEBUG, "info": _lib.LOG_INFO, "warn": _lib.LOG_WARN, "warning": _lib.LOG_WARN,
            "error": _lib.LOG_ERROR, "none": _lib.LOG_NONE}
 _log_lock = threading.Lock()
-_log_keepalive = None  # the installed ctypes callback must outlive its use by the library
+# Every callback ever installed stays alive: hmst_log_set may return while the previous one is
+# still running on another thread (hmst.h), so freeing it when it is replaced would let the
+# library call freed memory. A handler is a few hundred bytes; handlers are set rarely.
+_log_keepalive = []
 
 
 def set_log_handler(handler, level="warn"):
     """Routes library diagnostics to handler(level_name, message); None restores stderr.
     The handler may be called from library worker threads."""
-    global _log_keepalive
     if isinstance(level, str):
         if level.lower() not in _LEVELS:
             raise ValueError(f"unknown log level {level!r}; use one of {sorted(_LEVELS)}")
@@ -164,7 +204,6 @@ def set_log_handler(handler, level="warn"):
     with _log_lock:
         if handler is None:
             _lib.lib.hmst_log_set(_lib.LOG_CALLBACK(), None)
-            _log_keepalive = None
         else:
             def trampoline(lvl, msg, _ud):
                 try:
@@ -172,6 +211,6 @@ def set_log_handler(handler, level="warn"):
                 except Exception:  # an exception must not unwind into C
                     pass
             cb = _lib.LOG_CALLBACK(trampoline)
+            _log_keepalive.append(cb)   # before the library can call it
             _lib.lib.hmst_log_set(cb, None)
-            _log_keepalive = cb
         _check(_lib.lib.hmst_log_set_level(level))

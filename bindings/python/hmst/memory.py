@@ -14,7 +14,7 @@ import json
 import numpy as np
 
 from . import _lib
-from .api import HMSTError, INT64_MAX, _check, _int, _path, _read_string, _Resource, _text
+from .api import HMSTError, INT64_MAX, _check, _ids, _int, _path, _read_string, _Resource, _text
 
 MAX_K = 1 << 20   # the library's limit on k (hits a query)
 
@@ -114,10 +114,7 @@ class SemanticMemory(_Memory):
         n = x.shape[0]
         id_arr = None
         if ids is not None:
-            try:
-                id_arr = np.ascontiguousarray(ids, dtype=np.int64).reshape(-1)
-            except (OverflowError, ValueError, TypeError) as e:
-                raise HMSTError(_lib.INVALID_ARGUMENT, f"ids must be integers in 0 ... 2**63-1 ({e})") from None
+            id_arr = _ids("ids", ids)
             if id_arr.shape[0] != n:
                 raise HMSTError(_lib.INVALID_ARGUMENT, f"{n} vectors but {id_arr.shape[0]} ids")
         text_arr = None
@@ -172,7 +169,7 @@ class SemanticMemory(_Memory):
 
     def remove(self, ids):
         """Removes the ids present; returns how many were."""
-        a = np.ascontiguousarray(ids, dtype=np.int64).reshape(-1)
+        a = _ids("ids", ids)
         out = ctypes.c_int64()
         _check(_lib.lib.hmst_semantic_remove(self._handle(), _ptr(a, ctypes.c_int64), a.shape[0], ctypes.byref(out)))
         return out.value
@@ -242,7 +239,7 @@ class EpisodicMemory(_Memory):
         return self._hits(hits, n.value)
 
     def remove(self, ids):
-        a = np.ascontiguousarray(ids, dtype=np.int64).reshape(-1)
+        a = _ids("ids", ids)
         out = ctypes.c_int64()
         _check(_lib.lib.hmst_episodic_remove(self._handle(), _ptr(a, ctypes.c_int64), a.shape[0], ctypes.byref(out)))
         return out.value

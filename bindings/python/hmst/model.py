@@ -8,7 +8,7 @@ import threading
 import numpy as np
 
 from . import _lib
-from .api import HMSTError, _check, _int, _path, _read_string, _Resource, _text
+from .api import HMSTError, _check, _int, _path, _Progress, _read_string, _Resource, _text
 from .tokenizer import _decode_call, _encode_call
 
 _WEIGHTS = {"as_stored": 0, "f32": 1, "bf16": 2, "int8": 3, "f16": 4}  # enum hmst_weight_type
@@ -58,26 +58,20 @@ class Model(_Resource):
         p.load_tokenizer = bool(load_tokenizer)
         p.check_tensors = bool(check_tensors)
         p.weights = _WEIGHTS[weights]
-        keep = None
-        if progress is not None:
-            def cb(fraction, _ud):
-                try:
-                    return bool(progress(fraction) is not False)
-                except Exception:
-                    return False
-            keep = _lib.PROGRESS_CALLBACK(cb)
-            p.progress = keep
+        reporter = _Progress(progress) if progress is not None else None
+        if reporter is not None:
+            p.progress = reporter.c
         h = ctypes.c_void_p()
-        _check(_lib.lib.hmst_model_load(_path(path), ctypes.byref(p), ctypes.byref(h)))
+        rc = _lib.lib.hmst_model_load(_path(path), ctypes.byref(p), ctypes.byref(h))
+        (reporter.check if reporter is not None else _check)(rc)
         self._h = h
-        del keep
 
     @classmethod
     def random(cls, preset="micro", seed=0):
         """An untrained model with random weights in a preset shape."""
         self = cls.__new__(cls)
         h = ctypes.c_void_p()
-        _check(_lib.lib.hmst_model_init_random(str(preset).encode(), int(seed), ctypes.byref(h)))
+        _check(_lib.lib.hmst_model_init_random(str(preset).encode(), _int("seed", seed, 0, 2**64 - 1), ctypes.byref(h)))
         self._h = h
         return self
 
@@ -189,7 +183,7 @@ class Context(_Resource):
         """float32 [V] logits of one row of the last eval (a copy)."""
         out = np.empty(self._info.n_vocab, dtype=np.float32)
         n = ctypes.c_size_t()
-        _check(_lib.lib.hmst_context_get_logits(self._handle(), int(row),
+        _check(_lib.lib.hmst_context_get_logits(self._handle(), _int("row", row, -2**31),
                                                 out.ctypes.data_as(ctypes.POINTER(ctypes.c_float)), out.size,
                                                 ctypes.byref(n)))
         return out

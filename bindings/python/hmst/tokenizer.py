@@ -5,7 +5,7 @@ import os
 import numpy as np
 
 from . import _lib
-from .api import HMSTError, _check, _int, _path, _read_string, _Resource, _text
+from .api import HMSTError, _check, _int, _path, _Progress, _read_string, _Resource, _text
 
 
 def _encode_call(fn, handle, text):
@@ -68,25 +68,24 @@ class Tokenizer(_Resource):
             files = [files]
         paths = (ctypes.c_char_p * len(files))(*[_path(f, "files") for f in files])
         p = _lib.lib.hmst_tokenizer_train_default_params()
-        p.vocab_size, p.min_frequency = int(vocab_size), int(min_frequency)
+        p.vocab_size, p.min_frequency = vocab_size, min_frequency   # range-checked by the struct
         keep = []
         if special_tokens is not None:
-            arr = (ctypes.c_char_p * len(special_tokens))(*[s.encode() for s in special_tokens])
+            if isinstance(special_tokens, (str, bytes)):
+                special_tokens = [special_tokens]
+            special_tokens = [_text(s, "special token") for s in special_tokens]
+            arr = (ctypes.c_char_p * len(special_tokens))(*special_tokens)
             keep.append(arr)
             p.special_tokens = ctypes.cast(arr, ctypes.POINTER(ctypes.c_char_p))
             p.n_special_tokens = len(special_tokens)
-        if progress is not None:
-            def cb(f, _ud):
-                try:
-                    return progress(f) is not False
-                except Exception:
-                    return False
-            keep.append(_lib.PROGRESS_CALLBACK(cb))
-            p.progress = keep[-1]
+        reporter = _Progress(progress) if progress is not None else None
+        if reporter is not None:
+            p.progress = reporter.c
         self = cls.__new__(cls)
         self._h = None
         h = ctypes.c_void_p()
-        _check(_lib.lib.hmst_tokenizer_train(paths, len(files), ctypes.byref(p), ctypes.byref(h)))
+        rc = _lib.lib.hmst_tokenizer_train(paths, len(files), ctypes.byref(p), ctypes.byref(h))
+        (reporter.check if reporter is not None else _check)(rc)
         self._h = h
         return self
 

@@ -27,6 +27,13 @@ def test_semantic_vectors_roundtrip_and_errors(tmp_path):
         assert found.shape == (5, 3) and scores.dtype == np.float32
         assert (found[:, 0] == ids[:5]).all()
         assert mem.text(ids[7]) == "row 7"
+        # ids are integers: 3.7 is refused (it was truncated to 3), as are values beyond int64
+        with pytest.raises(TypeError):
+            mem.remove([3.7])
+        with pytest.raises(TypeError):
+            mem.add(x[:1], ids=[5.5])
+        with pytest.raises(hmst.HMSTError):
+            mem.remove([2**63])
         assert mem.remove([ids[0], 10**12]) == 1
         assert len(mem) == 199
         found, _ = mem.search(x[0], k=1)
@@ -50,7 +57,7 @@ def test_semantic_vectors_roundtrip_and_errors(tmp_path):
             mem.search(x[0], k=1, nprobe=2**32 + 1)
         with pytest.raises(TypeError, match="k must be an int"):
             mem.search(x[0], k=2.5)
-        with pytest.raises(hmst.HMSTError, match="ids must be integers"):
+        with pytest.raises(hmst.HMSTError, match="ids 9223372036854775808 must be in"):
             mem.add(x[:2], ids=[2**63, 1])
         with pytest.raises(hmst.HMSTError) as e:
             mem.text(10**12)

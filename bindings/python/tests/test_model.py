@@ -86,6 +86,15 @@ def test_errors_are_exceptions(micro, tmp_path):
     assert e.value.status_name == "NOT_FOUND"
     with pytest.raises(hmst.HMSTError):
         hmst.Model.random("gigantic")
+    # a seed beyond uint64 or a float is refused (2**64 gave seed 0's weights, 2.7 seed 2's)
+    with pytest.raises(hmst.HMSTError, match="seed"):
+        hmst.Model.random("micro", seed=2**64)
+    with pytest.raises(TypeError):
+        hmst.Model.random("micro", seed=2.7)
+    # a load progress callback's exception surfaces as itself (it read as CANCELLED)
+    micro.save(tmp_path / "m")
+    with pytest.raises(ZeroDivisionError):
+        hmst.Model(tmp_path / "m", progress=lambda f: 1 / 0)
     with micro.context(n_ctx=8) as ctx:
         with pytest.raises(hmst.HMSTError) as e:
             ctx.eval([1, 5000])

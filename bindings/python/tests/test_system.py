@@ -106,6 +106,30 @@ def test_log_handler_receives_messages():
         hmst.set_log_handler(None, level="loud")
 
 
+def test_log_handlers_swapped_from_threads_stay_alive():
+    """hmst_log_set may return while the previous callback still runs on another thread, so a
+    replaced handler's ctypes thunk must stay alive (freeing it crashed the interpreter)."""
+    code = """
+import threading, hmst
+def swap():
+    for i in range(150):
+        hmst.set_log_handler(lambda l, m: None, level="debug")
+        hmst.set_threads(1 + i % 2)
+        hmst.set_log_handler(None)
+def fail():
+    for i in range(150):
+        try: hmst.Tokenizer("/nonexistent")
+        except hmst.HMSTError: pass
+ts = [threading.Thread(target=f) for f in (swap, fail, swap, fail)]
+[t.start() for t in ts]; [t.join() for t in ts]
+print("done")
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env=dict(__import__("os").environ, HMST_NUM_THREADS="2"))
+    assert r.returncode == 0 and "done" in r.stdout, (r.returncode, r.stderr[-2000:])
+    assert "Exception ignored" not in r.stderr, r.stderr[-2000:]
+
+
 def test_last_error_is_per_thread():
     errors = {}
 

@@ -49,8 +49,13 @@ def test_errors(tmp_path):
 @pytest.mark.skipif(not all(map(os.path.exists, CORPUS)), reason="Debian license texts absent")
 def test_train_save_and_generate(tmp_path):
     seen = []
-    tok = hmst.Tokenizer.train(CORPUS, vocab_size=700, progress=seen.append)
+    tok = hmst.Tokenizer.train(CORPUS, vocab_size=700, progress=seen.append, special_tokens=[b"<|endoftext|>", "<|pad|>"])
     assert len(tok) == 700 and seen
+    # a progress callback's own exception surfaces as itself, not as CANCELLED
+    with pytest.raises(ZeroDivisionError):
+        hmst.Tokenizer.train(CORPUS, vocab_size=300, progress=lambda f: 1 / 0)
+    with pytest.raises(TypeError):
+        hmst.Tokenizer.train(CORPUS, vocab_size=300.9)
     ckpt = tmp_path / "ckpt"
     with hmst.Model.random("micro", seed=2) as m:
         m.save(ckpt)
@@ -72,6 +77,19 @@ def test_train_save_and_generate(tmp_path):
             ctx.reset()
             with pytest.raises(ZeroDivisionError):  # a callback's exception surfaces in Python
                 ctx.generate("x", max_tokens=3, on_token=lambda t, p: 1 / 0)
+            # the context cannot be changed from its own generation's callback (it read on
+            # over the altered cache); reading it is fine
+            for change in (lambda: ctx.reset(), lambda: ctx.eval([1, 2]), lambda: ctx.generate("y", max_tokens=1)):
+                with pytest.raises(hmst.HMSTError, match="already evaluating or generating"):
+                    ctx.generate("x", max_tokens=3, on_token=lambda t, p, change=change: change())
+            read = []
+            ctx.generate("x", max_tokens=2, ignore_eos=True, on_token=lambda t, p: read.append(ctx.logits().shape))
+            assert len(read) == 2 and read[0][0] > 0
+            with pytest.raises(hmst.HMSTError, match="row 4294967296"):
+                ctx.logits(2**32)
+            with pytest.raises(TypeError):
+                ctx.logits(1.9)
+            ctx.reset()
             # arguments that ctypes would take the wrong way are refused in Python
             with pytest.raises(TypeError, match="prompt must be str or bytes"):
                 ctx.generate(123)
