@@ -67,7 +67,7 @@ struct PreprocessCommand: ParsableCommand {
                 printError("hmst: warning: the marker line \"\(m)\" never ended a document (\(s.documents) document(s) from \(input.count) file(s)); "
                            + "separators are blankline, line, file or a marker line")
             }
-            print(String(format: "%d documents, %d bytes -> %d tokens in %d shard(s) (%.2f bytes/token) in %.2f s -> %@",
+            print(String(format: "%ld documents, %ld bytes -> %ld tokens in %ld shard(s) (%.2f bytes/token) in %.2f s -> %@",
                          s.documents, s.bytes, s.tokens, s.shards, Double(s.bytes) / Double(max(1, s.tokens)), s.seconds, output))
         }
     }

@@ -164,7 +164,7 @@ struct RLTrainCommand: ParsableCommand {
                 report.tableSeconds = tableSeconds
                 reports.append(report)
                 if i > 0 {
-                    printError(String(format: "  split %d: PPO %+.4f, best fixed (%@) %+.4f, gap closed %.1f%%", i, report.scores.first?.mean ?? .nan,
+                    printError(String(format: "  split %ld: PPO %+.4f, best fixed (%@) %+.4f, gap closed %.1f%%", i, report.scores.first?.mean ?? .nan,
                                       report.bestFixed, report.scores.first { $0.name == report.bestFixed }?.mean ?? .nan, report.gapClosed * 100))
                     return
                 }

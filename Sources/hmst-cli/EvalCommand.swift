@@ -84,11 +84,11 @@ struct EvalCommand: ParsableCommand {
             let report = try EvalRun.run(model: model, req)
             for r in report.results {
                 for m in r.metrics {
-                    print(String(format: "%@  %@  %@  %.4f  [%.4f, %.4f]  n=%d", r.task, r.condition.rawValue, m.name,
+                    print(String(format: "%@  %@  %@  %.4f  [%.4f, %.4f]  n=%ld", r.task, r.condition.rawValue, m.name,
                                  m.value, m.low, m.high, m.n))
                 }
             }
-            printError(String(format: "evaluated %d task(s) x %d condition(s) in %.1f s", Set(report.results.map(\.task)).count,
+            printError(String(format: "evaluated %ld task(s) x %ld condition(s) in %.1f s", Set(report.results.map(\.task)).count,
                               req.options.conditions.count, report.seconds))
         }
     }

@@ -52,7 +52,7 @@ struct FactsCommand: ParsableCommand {
                     print("\(name) \(set.entities(in: s).count) entities, \(set.facts(in: s).count) facts")
                 }
                 print("real facts: " + (set.real.path.map { "\(set.real.entities) countries from \($0)" } ?? "none"))
-                print(String(format: "%d train items, %d heldout + %d known eval items, %d memory lines in %.2f s -> %@",
+                print(String(format: "%ld train items, %ld heldout + %ld known eval items, %ld memory lines in %.2f s -> %@",
                              set.trainItems.count, set.heldoutItems.count, set.knownItems.count, set.memoryTexts.count,
                              (Clock.nowMs() - startMs) / 1000, output))
             }
@@ -92,7 +92,7 @@ struct FactsCommand: ParsableCommand {
                 let docs = try ReadingCorpus.documents(c)
                 let text = docs.joined(separator: ReadingCorpus.separator) + "\n"
                 try FileIO.writeAtomically(output, text: text)
-                print(String(format: "%d reading documents (%d bytes, %d names excluded) in %.2f s -> %@",
+                print(String(format: "%ld reading documents (%ld bytes, %ld names excluded) in %.2f s -> %@",
                              docs.count, text.utf8.count, c.excluded.count, (Clock.nowMs() - startMs) / 1000, output))
             }
         }

@@ -150,7 +150,7 @@ struct GenerateCommand: ParsableCommand {
             if stream { StandardStream.output.write("\n") }
             history.append(r.stats)
             let st = r.stats
-            lastStatsLine = String(format: "[%d prompt tokens in %.1f ms, %d generated in %.1f ms: %.1f tokens/s, TTFT %.1f ms, latency %.1f ms, stop: %@]",
+            lastStatsLine = String(format: "[%ld prompt tokens in %.1f ms, %ld generated in %.1f ms: %.1f tokens/s, TTFT %.1f ms, latency %.1f ms, stop: %@]",
                                    st.promptTokens, st.promptMs, st.generatedTokens, st.generateMs, st.tokensPerSecond,
                                    st.timeToFirstTokenMs, st.timeToFirstTokenMs + st.generateMs, "\(st.stopReason)")
             return r.string
@@ -228,7 +228,7 @@ struct GenerateCommand: ParsableCommand {
                 let tps = h.map(\.tokensPerSecond).reduce(0, +) / Double(h.count)
                 let ttft = h.map(\.timeToFirstTokenMs).reduce(0, +) / Double(h.count)
                 let lat = h.map { $0.timeToFirstTokenMs + $0.generateMs }.reduce(0, +) / Double(h.count)
-                print(String(format: "%d generations: %.1f tokens/s, TTFT %.1f ms, latency %.1f ms (means); load %.0f ms",
+                print(String(format: "%ld generations: %.1f tokens/s, TTFT %.1f ms, latency %.1f ms (means); load %.0f ms",
                              h.count, tps, ttft, lat, runner.loadMs))
             case "set" where words.count == 3:
                 var n = s

@@ -62,7 +62,7 @@ struct MemoryCommand: ParsableCommand {
                 }
                 print(w.output)
             } else {
-                func part(_ p: RetrievalPart?) -> String { p.map { String(format: "%.4f#%d", $0.score, $0.rank) } ?? "-" }
+                func part(_ p: RetrievalPart?) -> String { p.map { String(format: "%.4f#%ld", $0.score, $0.rank) } ?? "-" }
                 let cov = h.coverage.map { String(format: "  coverage %.2f", $0) } ?? ""
                 print(String(format: "%@ %6lld  %.4f  dense %@  lexical %@%@  %@", tier, h.id, h.score, part(h.dense), part(h.lexical),
                              cov, h.text.replacingOccurrences(of: "\n", with: " ")))

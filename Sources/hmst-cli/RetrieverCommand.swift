@@ -43,7 +43,7 @@ struct TrainRetrieverCommand: ParsableCommand {
                 if step == 1 || step % 50 == 0 || step == o.steps { printError(String(format: "step %4d  loss %.4f", step, loss)) }
             }
             try p.save(checkpoint: checkpoint)
-            printError(String(format: "trained on %d pairs in %.1f s -> %@/%@ (%@, pooling %@, D %d)", list.count, (Clock.nowMs() - t0) / 1000,
+            printError(String(format: "trained on %ld pairs in %.1f s -> %@/%@ (%@, pooling %@, D %ld)", list.count, (Clock.nowMs() - t0) / 1000,
                               checkpoint, RetrieverProjection.weightsName, p.embedderName, p.pooling.rawValue, p.D))
         }
     }

@@ -37,7 +37,7 @@ struct TokenizerCommand: ParsableCommand {
                 bar.finish()
                 if path.hasSuffix("/tokenizer.json") { try FileIO.makeDirectories(Paths.parent(path)) }
                 try tok.save(path: path)
-                printError(String(format: "trained %d tokens in %.2f s -> %@", tok.vocabSize, (Clock.nowMs() - t0) / 1000, path))
+                printError(String(format: "trained %ld tokens in %.2f s -> %@", tok.vocabSize, (Clock.nowMs() - t0) / 1000, path))
             }
         }
     }

@@ -21,7 +21,7 @@ struct TrainCommand: ParsableCommand {
     var configFile: String?
     @Option(help: "Epochs.") var epochs = 1
     @Option(name: .customLong("batch-size"), help: "Sequences per micro-batch.") var batchSize = 4
-    @Option(name: .customLong("seq-len"), help: "Tokens per sequence.") var seqLen = 256
+    @Option(name: .customLong("seq-len"), help: "Tokens per sequence (default 256, or the model's positions when it has fewer).") var seqLen: Int?
     @Option(name: .customLong("learning-rate"), help: "Peak learning rate.") var learningRate: Float = 1e-3
     @Option(name: .customLong("time-budget"), help: ArgumentHelp("Train for this many seconds instead of --epochs (evaluations not counted); warmup and decay follow the share of the budget spent.", valueName: "seconds"))
     var timeBudget: Double?
@@ -49,6 +49,7 @@ struct TrainCommand: ParsableCommand {
     @Flag(name: .customLong("no-progress"), help: "No live progress line.") var noProgress = false
     @OptionGroup var threadOptions: ThreadOptions
     @OptionGroup var distributed: DistributedOptions
+    @OptionGroup var runDirectory: RunDirectoryOptions
 
     func validate() throws {
         if valSplit != nil && valFile != nil { throw ValidationError("--val-split and --val-file are mutually exclusive") }
@@ -73,7 +74,11 @@ struct TrainCommand: ParsableCommand {
                 throw HMSTError.invalidArgument("under mpirun, give pre-tokenized data (hmst preprocess, then --pretokenized) "
                                                 + "and --val-file with a pre-tokenized directory instead of --val-split")
             }
-            if dp.isLeader { try FileIO.makeDirectories(outputDir) }
+            if dp.isLeader {
+                try runDirectory.prepare(outputDir, resuming: resume != nil, fromText: !pretokenized,
+                                         inputs: data + [valFile, tokenizerPath, configFile].compactMap { $0 })
+                try FileIO.makeDirectories(outputDir)
+            }
             // ---- tokenizer and token data
             var tokenizer: Tokenizer? = try tokenizerPath.map(loadTokenizer)
             if tokenizer == nil, let resume, FileIO.exists(resume + "/tokenizer.json") {
@@ -121,7 +126,8 @@ struct TrainCommand: ParsableCommand {
             var opts = TrainerOptions()
             opts.epochs = epochs
             opts.batchSize = batchSize
-            opts.sequenceLength = min(seqLen, config.maxPositionEmbeddings)
+            // the default fits the model; a length asked for is checked by the trainer (it was cut silently)
+            opts.sequenceLength = seqLen ?? min(256, config.maxPositionEmbeddings)
             opts.learningRate = learningRate
             opts.stepsPerEpoch = stepsPerEpoch
             opts.timeBudget = timeBudget
@@ -151,8 +157,9 @@ struct TrainCommand: ParsableCommand {
                         + (dp.size > 1 ? ", \(Threads.count) thread(s) per rank" : ""))
             let interactive = !noProgress && isatty(2) != 0 && dp.isLeader
             let result = try trainer.run { p in
-                let line = String(format: "step %d/%d  epoch %d  loss %.4f  lr %.2e  %.0f tok/s  ETA %.0fs%@", p.step, p.totalSteps,
-                                  p.epoch, p.loss, p.lr, p.tokensPerSecond, p.etaSeconds,
+                // a time budget's total is an estimate from the rate so far: Int.max when it is past counting
+                let line = String(format: "step %ld/%@  epoch %ld  loss %.4f  lr %.2e  %.0f tok/s  ETA %.0fs%@", p.step,
+                                  p.totalSteps == .max ? "?" : String(p.totalSteps), p.epoch, p.loss, p.lr, p.tokensPerSecond, p.etaSeconds,
                                   p.valLoss.map { String(format: "  val %.4f", $0) } ?? "")
                 if interactive {
                     StandardStream.error.write("\r" + line + "   ")
@@ -168,7 +175,7 @@ struct TrainCommand: ParsableCommand {
             }
             if interactive { StandardStream.error.write("\n") }
             if dp.size > 1 {
-                printLeader(dp, String(format: "gradient all-reduce: %.2f ms per step on average over %d ranks", dp.meanAllReduceMs, dp.size))
+                printLeader(dp, String(format: "gradient all-reduce: %.2f ms per step on average over %ld ranks", dp.meanAllReduceMs, dp.size))
             }
             guard dp.isLeader else { return }
             var bpb: Double? = nil

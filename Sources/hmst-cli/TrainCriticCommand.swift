@@ -83,7 +83,7 @@ struct TrainCriticCommand: ParsableCommand {
             let (_, rep) = try CriticTrainRun.run(model: model, req) { done, total in
                 guard !noProgress, done == total || Date().timeIntervalSince(last) > 5 else { return }
                 last = Date()
-                printError(String(format: "answered %d/%d (%.0f s)", done, total, Date().timeIntervalSince(t0)))
+                printError(String(format: "answered %ld/%ld (%.0f s)", done, total, Date().timeIntervalSince(t0)))
             }
             for line in rep.lines() { print(line) }
             printError("critic written to \(req.outputCheckpoint ?? checkpoint)/critic/ in \(String(format: "%.1f", Date().timeIntervalSince(t0))) s")

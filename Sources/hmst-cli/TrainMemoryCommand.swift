@@ -105,10 +105,12 @@ struct TrainMemoryCommand: ParsableCommand {
     @Flag(name: .customLong("no-progress"), help: "No live progress line.") var noProgress = false
     @OptionGroup var threadOptions: ThreadOptions
     @OptionGroup var distributed: DistributedOptions
+    @OptionGroup var runDirectory: RunDirectoryOptions
 
     func run() throws {
         try runReportingErrors { try distributed.run { dp in
             try threadOptions.apply()
+            if dp.isLeader { try runDirectory.prepare(output, resuming: resume != nil, inputs: [checkpoint, facts] + [data, valData].compactMap { $0 }) }
             let model = try LanguageModel.load(path: checkpoint, options: { var o = ModelLoadOptions(); o.weightType = .f32; return o }())
             let corpus = try FactsCorpus(directory: facts)
             let lmData = try data.map { try TokenDataset(directory: $0) }
@@ -175,7 +177,7 @@ struct TrainMemoryCommand: ParsableCommand {
             if trainer.episodicPretrainPending, let ep = trainer.episodic {
                 let t0 = Clock.nowMs()
                 _ = try trainer.pretrainEpisodicReadout { step, loss in
-                    printLeader(dp, String(format: "episodic read-out pre-training %d/%d  loss %.4f", step, episodicPretrainSteps, loss))
+                    printLeader(dp, String(format: "episodic read-out pre-training %ld/%ld  loss %.4f", step, episodicPretrainSteps, loss))
                 }
                 let r = try ep.readoutAccuracy(curriculum: trainer.curriculum, questions: trainer.heldOutQuestions)
                 printLeader(dp, String(format: "episodic read-out pre-training done in %.0f s: held-out values whose first token is named: %.2f",
@@ -201,7 +203,7 @@ struct TrainMemoryCommand: ParsableCommand {
                 } ?? [])).joined(separator: " | ")
             }
             let last = try trainer.run { p in
-                let line = String(format: "step %d/%d  %@ loss %.4f  lr %.2e  %.0f tok/s  ETA %.0fs", p.step, p.totalSteps,
+                let line = String(format: "step %ld/%ld  %@ loss %.4f  lr %.2e  %.0f tok/s  ETA %.0fs", p.step, p.totalSteps,
                                   p.kind, p.loss, p.lr, p.tokensPerSecond, p.etaSeconds)
                 if interactive { StandardStream.error.write("\r" + line + "   ") }
                 else if dp.isLeader && (p.step % 20 == 0 || p.step == p.totalSteps) { printError(line) }
@@ -218,7 +220,7 @@ struct TrainMemoryCommand: ParsableCommand {
             }
             if interactive { StandardStream.error.write("\n") }
             if dp.size > 1 {
-                printLeader(dp, String(format: "gradient all-reduce: %.2f ms per step on average over %d ranks", dp.meanAllReduceMs, dp.size))
+                printLeader(dp, String(format: "gradient all-reduce: %.2f ms per step on average over %ld ranks", dp.meanAllReduceMs, dp.size))
             }
             guard dp.isLeader else { return }
             print("trained \(trainer.step) steps -> \(output)/final" + (last.map { "; held-out: " + describe($0) } ?? ""))

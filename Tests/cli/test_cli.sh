@@ -119,6 +119,21 @@ check "train --mixed-precision --gradient-checkpointing --use-8bit-optimizer --g
     --eval-every 2 --patience 1 --save-every 1 --gradient-accumulation-steps 2 --mixed-precision --gradient-checkpointing --use-8bit-optimizer \
     --learning-rate 1e-3 --seed 3 --threads 2 --output-dir $W/run5 --no-progress > $W/run5.txt 2>&1 && grep -Eq 'mixed precision: (bf16|f32) compute.*, gradient checkpointing, adamw8bit' $W/run5.txt \
     && test -f $W/run5/final/optimizer.safetensors && grep -q adamw8bit $W/run5/final/trainer_state.json && test -d $W/run5/checkpoint-epoch-1"
+check "a fresh run into an earlier run's directory is refused (its final/ untouched); --force starts over (metrics not appended)" bash -c \
+    "md5sum $W/run2/final/model.safetensors > $W/run2.md5 && ! $HMST train $W/train_split --pretokenized --model-size micro --seq-len 32 --batch-size 2 \
+       --steps-per-epoch 2 --output-dir $W/run2 --no-progress 2> $W/again.err && grep -q 'holds an earlier run' $W/again.err && md5sum -c --quiet $W/run2.md5 && \
+     cp -r $W/run2 $W/run2f && $HMST train $W/train_split --pretokenized --model-size micro --seq-len 32 --batch-size 2 --steps-per-epoch 3 \
+       --output-dir $W/run2f --force --no-progress 2> /dev/null && [[ \$(wc -l < $W/run2f/metrics.jsonl) == 3 ]] && rm -rf $W/run2f"
+fails "resume with another --seq-len (the run's windows) is refused" "$HMST" train "$W/train_split" --pretokenized --model-size micro --seq-len 24 \
+    --batch-size 2 --steps-per-epoch 4 --output-dir "$W/run3b" --resume "$W/run2/final" --no-progress
+check "--seq-len beyond the model's positions is an error, not cut silently" bash -c \
+    "! $HMST train $W/train_split --pretokenized --model-size micro --seq-len 20000 --batch-size 1 --steps-per-epoch 1 --output-dir $W/toolong --no-progress 2> $W/tl.err \
+     && grep -q 'sequence length 20000 exceeds' $W/tl.err"
+check "absurd accumulation and epochs are refused (their products trapped)" bash -c \
+    "! $HMST train $W/train_split --pretokenized --model-size micro --seq-len 32 --gradient-accumulation-steps 4611686018427387904 --output-dir $W/ovf --no-progress 2> $W/ovf.err \
+     && grep -q 'gradient accumulation steps 4611686018427387904 must be in' $W/ovf.err && \
+     ! $HMST train $W/train_split --pretokenized --model-size micro --seq-len 32 --steps-per-epoch 3 --epochs 9223372036854775807 --output-dir $W/ovf --no-progress 2> $W/ovf2.err \
+     && grep -q 'epochs 9223372036854775807 must be in' $W/ovf2.err"
 fails "resume with another optimizer" "$HMST" train "$W/train_split" --pretokenized --model-size micro --seq-len 32 --batch-size 2 \
     --steps-per-epoch 8 --output-dir "$W/run6" --resume "$W/run5/final" --no-progress
 check "train --time-budget 1 stops after a second of training, ends with an evaluation and reports bits per byte" bash -c "$HMST train $W/train_split --pretokenized --val-file $W/val --model-size micro --seq-len 32 --batch-size 2 --steps-per-epoch 3 --time-budget 1 --warmup 0.1 --min-learning-rate 0 --eval-windows 2 --output-dir $W/runb --no-progress > $W/budget.txt 2>&1 && grep -q 'bits per byte' $W/budget.txt && python3 -c \"import json,sys; m=[json.loads(l) for l in open(sys.argv[1])]; assert m[-1]['train_seconds'] >= 1 and 'val_loss' in m[-1] and m[-1]['lr'] < 1e-4, m[-1]\" $W/runb/metrics.jsonl"
@@ -203,6 +218,12 @@ fails "facts reading with zero documents" "$HMST" facts reading --output "$W/r0.
 check "facts reading with 2^63-1 documents: refused with the bound, not an allocation abort" bash -c "! $HMST facts reading --output $W/r0.txt --documents 9223372036854775807 2> $W/e0; grep -q 'at most 10000000' $W/e0"
 S2=(--facts "$F" --data "$W/train_split" --batch-size 2 --seq-len 64 --memory-seq-len 64 --eval-questions 4 --seed 1 --no-progress)
 check "train-memory adds the markers and trains" bash -c "$HMST train-memory $W/ckpt ${S2[*]} --output $W/s2 --steps 4 && grep -q '\"<mem>\"' $W/s2/final/tokenizer.json && grep -q answer_nll_on $W/s2/metrics.jsonl"
+check "a FIFO in the facts directory is an error naming it, not a hang" bash -c \
+    "cp -r $F $W/ffifo && f=\$(ls $W/ffifo/*.jsonl | head -1) && rm \$f && mkfifo \$f && \
+     timeout 60 $HMST train-memory $W/ckpt ${S2[*]/$F/$W/ffifo} --output $W/s2fifo --steps 1 2> $W/ff.err; rc=\$?; rm -rf $W/ffifo $W/s2fifo; \
+     [[ \$rc != 0 && \$rc != 124 ]] && grep -q 'not a regular file' $W/ff.err"
+check "train-memory --force never removes the run's own input (a checkpoint inside the old run)" bash -c \
+    "! $HMST train-memory $W/s2/final ${S2[*]} --output $W/s2 --steps 1 --force 2> $W/fi.err && grep -q 'holds this run.s input' $W/fi.err && test -f $W/s2/final/model.safetensors"
 check "train-memory --resume continues" bash -c "$HMST train-memory $W/ckpt ${S2[*]} --output $W/s2b --steps 6 --resume $W/s2/final"
 drop s2b
 fails "train-memory --retrieved-by of an unknown kind" "$HMST" train-memory "$W/ckpt" "${S2[@]}" --output "$W/s2x" --steps 1 --retrieved-distractors 0.5 --retrieved-by bm25

@@ -232,7 +232,7 @@ public enum CriticTraining {
         if let why = poolProblem(rows) { throw HMSTError.invalidArgument(why) }
         let C = fingerprint.hiddenSize, F = CriticFeatures.names.count
         if let i = rows.firstIndex(where: { $0.observation.hidden.count != C }) {
-            throw HMSTError.invalidArgument("pool row \(i) has a hidden state of \(rows[i].observation.hidden.count) values; the model's hidden size is \(C)")
+            throw HMSTError.invalidArgument("pool row \(i + 1) (counting from 1, blank lines skipped) has a hidden state of \(rows[i].observation.hidden.count) values; the model's hidden size is \(C)")
         }
         var report = CriticTrainingReport()
         report.poolSize = rows.count

@@ -13,6 +13,8 @@ public final class TokenDataset: @unchecked Sendable {
     public let sources: [String]
     public let totalTokens: Int
     public let documentCount: Int
+    /// `fingerprint`, once computed (the shards are read-only mappings)
+    let fingerprintCache = Locked<UInt64?>(nil)
 
     public init(directory: String) throws {
         self.directory = directory
@@ -74,6 +76,13 @@ extension TokenDataset {
     /// 64 tokens at evenly spaced places (the first and the last included), so it reads a few
     /// hundred KiB: a difference only between the runs does not show.
     public var fingerprint: UInt64 {
+        if let f = fingerprintCache.get() { return f }
+        let f = computeFingerprint()
+        fingerprintCache.set(f)
+        return f
+    }
+
+    private func computeFingerprint() -> UInt64 {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
         func mix(_ v: UInt64) { h = (h ^ v) &* 0x100_0000_01b3; h ^= h >> 29 }
         mix(UInt64(vocabSize))

@@ -137,7 +137,7 @@ public enum EngineReport {
     /// Gap closed and PPO − best fixed over the splits of ControllerTraining.acrossSplits.
     public static func splitsText(_ s: SplitSummary) -> String {
         let g = SplitSummary.meanSD(s.gapClosed), d = SplitSummary.meanSD(s.ppoMinusBestFixed)
-        return String(format: "over %d entity splits: gap to the per-query best closed %.1f%% (sd %.1f, min %.1f, max %.1f); PPO − best fixed %+.4f (sd %.4f, min %+.4f)",
+        return String(format: "over %ld entity splits: gap to the per-query best closed %.1f%% (sd %.1f, min %.1f, max %.1f); PPO − best fixed %+.4f (sd %.4f, min %+.4f)",
                       s.gapClosed.count, g.mean * 100, g.sd * 100, (s.gapClosed.min() ?? .nan) * 100, (s.gapClosed.max() ?? .nan) * 100,
                       d.mean, d.sd, s.ppoMinusBestFixed.min() ?? .nan)
     }

@@ -29,7 +29,7 @@ public enum CheckpointParts {
         for name in files where FileIO.exists(directory + "/" + name) {
             guard unlink(directory + "/" + name) == 0 else { throw HMSTError.io("cannot remove \(directory)/\(name): \(FileIO.errnoMessage())") }
         }
-        for name in directories { try removeTree(directory + "/" + name) }
+        for name in directories { try FileIO.removeTree(directory + "/" + name) }
     }
 
     /// Copies the parts `source` has and `destination` lacks (those its save did not write),
@@ -56,18 +56,6 @@ public enum CheckpointParts {
             } else if FileIO.isRegularFile(from + "/" + name) {
                 try FileIO.writeAtomically(to + "/" + name, try FileIO.readAll(from + "/" + name, regularOnly: true))
             }
-        }
-    }
-
-    /// Removes a part's directory and what it holds (a symbolic link is removed, not followed).
-    private static func removeTree(_ path: String) throws {
-        var st = stat()
-        guard lstat(path, &st) == 0 else { return }
-        if (st.st_mode & S_IFMT) == S_IFDIR {
-            for name in FileIO.listDirectory(path) { try removeTree(path + "/" + name) }
-            guard rmdir(path) == 0 else { throw HMSTError.io("cannot remove \(path): \(FileIO.errnoMessage())") }
-        } else {
-            guard unlink(path) == 0 else { throw HMSTError.io("cannot remove \(path): \(FileIO.errnoMessage())") }
         }
     }
 }

@@ -64,8 +64,8 @@ public enum FileIO {
         return out
     }
 
-    public static func readText(_ path: String) throws -> String {
-        String(decoding: try readAll(path), as: UTF8.self)
+    public static func readText(_ path: String, regularOnly: Bool = false) throws -> String {
+        String(decoding: try readAll(path, regularOnly: regularOnly), as: UTF8.self)
     }
 
     /// Where a write to `path` goes. A regular file (or nothing yet) is replaced atomically; a
@@ -131,6 +131,19 @@ public enum FileIO {
 
     /// Whether two paths name the same existing file or directory (device and inode: links,
     /// "./" and relative spellings included).
+    /// Removes a file, or a directory with everything in it; a symbolic link is removed, not
+    /// followed; nothing there is no error.
+    public static func removeTree(_ path: String) throws {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return }
+        if (st.st_mode & S_IFMT) == S_IFDIR {
+            for name in listDirectory(path) { try removeTree(path + "/" + name) }
+            guard rmdir(path) == 0 else { throw HMSTError.io("cannot remove \(path): \(errnoMessage())") }
+        } else {
+            guard unlink(path) == 0 else { throw HMSTError.io("cannot remove \(path): \(errnoMessage())") }
+        }
+    }
+
     public static func sameFile(_ a: String, _ b: String) -> Bool {
         var sa = stat(), sb = stat()
         return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino

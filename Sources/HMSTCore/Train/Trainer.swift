@@ -89,6 +89,15 @@ public final class Trainer {
         guard options.batchSize >= 1, options.sequenceLength >= 1, options.epochs >= 1, options.gradientAccumulationSteps >= 1 else {
             throw HMSTError.invalidArgument("batch size, sequence length, epochs and accumulation steps must be >= 1")
         }
+        // bounds far beyond any run, so that steps x epochs and the tokens of a step cannot
+        // overflow (they trapped at 2^62)
+        guard options.gradientAccumulationSteps <= 1 << 20 else {
+            throw HMSTError.invalidArgument("gradient accumulation steps \(options.gradientAccumulationSteps) must be in 1 ... 1048576")
+        }
+        guard options.epochs <= 1 << 20 else { throw HMSTError.invalidArgument("epochs \(options.epochs) must be in 1 ... 1048576") }
+        guard options.stepsPerEpoch >= 0, options.stepsPerEpoch <= 1 << 40 else {
+            throw HMSTError.invalidArgument("steps per epoch \(options.stepsPerEpoch) must be in 0 ... 2^40 (0: the data's size)")
+        }
         guard options.learningRate > 0, options.learningRate.isFinite else { throw HMSTError.invalidArgument("learning rate must be > 0") }
         if let m = options.minLearningRate, !(m >= 0 && m <= options.learningRate) {
             throw HMSTError.invalidArgument("minimum learning rate \(m) must be in 0...\(options.learningRate) (the peak rate)")
@@ -134,6 +143,13 @@ public final class Trainer {
         try options.dataParallel.synchronize(params)
     }
 
+    /// What a resume must keep of the run it continues: the data and the window length the
+    /// restored sampler draws from.
+    private func resumeKept() -> [DataParallel.Agreed] {
+        [.init("seq_len", options.sequenceLength), .init("training tokens", train.totalTokens),
+         .init(train.fingerprintLabel("training data"), train.fingerprint)]
+    }
+
     /// What every rank of a data-parallel job must share: its options, the model's size, the
     /// data's size and the gradient all-reduce's layout.
     private func agreedOptions() -> [DataParallel.Agreed] {
@@ -154,7 +170,11 @@ public final class Trainer {
 
     public var stepsPerEpoch: Int {
         if options.stepsPerEpoch > 0 { return options.stepsPerEpoch }
-        let perStep = options.batchSize * options.sequenceLength * options.gradientAccumulationSteps * dataParallel.size
+        var perStep = 1   // tokens of one step over every rank; past Int.max it is one step anyway
+        for f in [options.batchSize, options.sequenceLength, options.gradientAccumulationSteps, dataParallel.size] {
+            let (p, overflow) = perStep.multipliedReportingOverflow(by: f)
+            perStep = overflow ? .max : p
+        }
         return max(1, train.totalTokens / perStep)
     }
 
@@ -329,6 +349,7 @@ public final class Trainer {
             w.field("best_val", bestVal.isFinite ? bestVal : -1); w.field("since_best", sinceBest)
             w.field("tokens_seen", tokensSeen); w.field("windows_drawn", sampler.state.drawn)
             w.field("trained_seconds", trainedSeconds)
+            TrainerState.writeRun(w, resumeKept())
             TrainerState.writeBatch(w, batchSize: options.batchSize, accumulation: options.gradientAccumulationSteps,
                                     dataParallel: dataParallel)
             w.field("sampler_rng", TrainerState.words(sampler.state.rng))
@@ -353,6 +374,7 @@ public final class Trainer {
         let state = try TrainerState(resuming: dir, stateFile: Trainer.stateFile, format: Trainer.stateFormat, what: "an hmst trainer state",
                                      params: params, optimizer: optimizer, batchSize: options.batchSize,
                                      accumulation: options.gradientAccumulationSteps, dataParallel: dataParallel)
+        try state.checkRun(resumeKept(), dir: dir)
         let j = state.json
         let samplerRNG = try state.rng("sampler_rng")
         try optimizer.loadState(SafeTensorsFile(path: dir + "/optimizer.safetensors"), step: state.optimizerStep)
@@ -360,10 +382,10 @@ public final class Trainer {
         step = state.step
         let b = j["best_val"]?.number ?? -1
         bestVal = b < 0 ? .infinity : b
-        sinceBest = j["since_best"]?.int ?? 0
-        tokensSeen = j["tokens_seen"]?.int ?? 0
-        trainedSeconds = j["trained_seconds"]?.number ?? 0
-        sampler.restore(WindowSamplerState(rng: samplerRNG, drawn: j["windows_drawn"]?.int ?? 0))
+        sinceBest = try state.counter("since_best")
+        tokensSeen = try state.counter("tokens_seen")
+        trainedSeconds = try state.seconds("trained_seconds")
+        sampler.restore(WindowSamplerState(rng: samplerRNG, drawn: try state.counter("windows_drawn")))
     }
 }
 

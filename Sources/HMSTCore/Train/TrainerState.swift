@@ -29,6 +29,24 @@ struct TrainerState {
         w.field("effective_batch", batchSize * accumulation * dataParallel.size)
     }
 
+    /// What a resume must keep of the run that wrote the state (its data, sequence lengths,
+    /// curriculum: what the data stream and the restored samplers depend on), under "run".
+    static func writeRun(_ w: JSONWriter, _ kept: [DataParallel.Agreed]) {
+        w.field("run", .array(kept.map { .object([("name", .string($0.name)), ("bits", .string(String($0.bits, radix: 16))),
+                                                  ("shown", .string($0.shown))]) }))
+    }
+
+    /// INVALID_ARGUMENT naming the first of `kept` that differs from the run that wrote the
+    /// state (states written before session 36 hold none and are not checked).
+    func checkRun(_ kept: [DataParallel.Agreed], dir: String) throws {
+        guard let saved = json["run"]?.array else { return }
+        for v in kept {
+            guard let s = saved.first(where: { $0["name"]?.string == v.name }), s["bits"]?.string != String(v.bits, radix: 16) else { continue }
+            throw HMSTError.invalidArgument("\(dir) was trained with \(v.name) \(s["shown"]?.string ?? "?"); this run's is \(v.shown): "
+                                            + "resume with the run's own data and options, or start a new run")
+        }
+    }
+
     static func words(_ r: RNG) -> [String] { [String(r.s.0), String(r.s.1), String(r.s.2), String(r.s.3)] }
 
     /// Opens dir/stateFile of a committed checkpoint for `params` and `optimizer` and checks what
@@ -46,9 +64,10 @@ struct TrainerState {
             throw HMSTError.invalidArgument("\(dir) holds a model of another shape than the one being trained")
         }
         json = try JSONValue.parse(file: path)
-        guard json["format"]?.string == format, let st = json["step"]?.int, let ost = json["optimizer_step"]?.int else {
+        guard json["format"]?.string == format, json["step"]?.int != nil, json["optimizer_step"]?.int != nil else {
             throw HMSTError.badFormat("\(path) is not \(what)")
         }
+        let (st, ost) = (try TrainerState.counter(json, "step", path), try TrainerState.counter(json, "optimizer_step", path))
         guard st == committedStep else {
             throw HMSTError.badFormat("\(path) is at step \(st) but the checkpoint was committed at step \(committedStep)")
         }
@@ -65,6 +84,32 @@ struct TrainerState {
                                             + "this run's is \(effective) (batch \(batchSize) x \(accumulation) accumulation x "
                                             + "\(ranks(dp.size))): choose batch, accumulation and ranks with the same product to resume exactly")
         }
+    }
+
+    /// The largest count a state may hold (steps, tokens, windows): far beyond any run, and far
+    /// enough below Int.max that the next step's additions cannot overflow.
+    static let maxCounter = 1 << 50
+
+    /// The non-negative counter under `key` (0 when absent); BAD_FORMAT naming the file and
+    /// key for a negative or absurd value (a hand-edited state: a negative step ran with a
+    /// negative learning rate, 2^63 - 1 tokens trapped on the next step's sum).
+    func counter(_ key: String) throws -> Int { try TrainerState.counter(json, key, path) }
+
+    static func counter(_ json: JSONValue, _ key: String, _ path: String) throws -> Int {
+        guard let v = json[key], !v.isNull else { return 0 }
+        guard let n = v.int, n >= 0, n <= maxCounter else {
+            throw HMSTError.badFormat("\(path): \"\(key)\" must be an integer in 0 ... 2^50, not \(v.serialized)")
+        }
+        return n
+    }
+
+    /// Seconds under `key` (0 when absent): finite and >= 0, else BAD_FORMAT naming the file.
+    func seconds(_ key: String) throws -> Double {
+        guard let v = json[key], !v.isNull else { return 0 }
+        guard let x = v.number, x.isFinite, x >= 0 else {
+            throw HMSTError.badFormat("\(path): \"\(key)\" must be a finite number of seconds >= 0, not \(v.serialized)")
+        }
+        return x
     }
 
     /// The RNG stored under `key` (BAD_FORMAT naming the key when it is not four words).

@@ -121,6 +121,54 @@ final class TrainerTests: XCTestCase {
         }
     }
 
+    /// A resume keeps the run's data and window length: other data of the same vocabulary, or
+    /// another --seq-len, is refused naming it (the restored sampler drew from the old ones).
+    /// Counters in a state are bounded (a hand-edited 2^63 - 1 trapped on the next step).
+    func testResumeRefusesOtherDataAndAbsurdCounters() throws {
+        let dir = self.dir + "/mismatch"
+        let (ds, config) = try tinyRun(in: dir)
+        var o = TrainerOptions()
+        o.sequenceLength = 16
+        o.batchSize = 2
+        o.stepsPerEpoch = 4
+        let first = try Trainer(params: try Parameters(model: LanguageModel.random(config: config, seed: 1)), train: ds, val: nil,
+                                tokenizer: nil, outputDir: dir + "/run", options: o)
+        _ = try first.run()
+        func resume(_ o: TrainerOptions, _ data: TokenDataset) throws {
+            let t = try Trainer(params: try Parameters(model: LanguageModel.random(config: config, seed: 1)), train: data, val: nil,
+                                tokenizer: nil, outputDir: dir + "/again", options: o)
+            try t.resume(from: dir + "/run/final")
+        }
+        try resume(o, ds)   // the same run resumes
+        var longer = o
+        longer.sequenceLength = 24
+        XCTAssertThrowsError(try resume(longer, ds)) { XCTAssertTrue("\($0)".contains("seq_len 16; this run's is 24"), "\($0)") }
+        try FileIO.writeAtomically(dir + "/other.txt", text: String(repeating: "other words entirely. ", count: 300))
+        _ = try Preprocessor.run(inputs: [dir + "/other.txt"], output: dir + "/other", encoder: ByteEncoder(), tokenizerPath: nil)
+        XCTAssertThrowsError(try resume(o, try TokenDataset(directory: dir + "/other"))) { e in
+            XCTAssertEqual((e as? HMSTError)?.status, .invalidArgument)
+            XCTAssertTrue("\(e)".contains("training tokens") || "\(e)".contains("training data (fingerprint)"), "\(e)")
+        }
+        // counters: negative, absurd or mistyped values are BAD_FORMAT naming the file and key
+        let j = try JSONValue.parse("{\"step\": -5, \"tokens_seen\": 9223372036854775807, \"ok\": 7, \"half\": 2.5}")
+        for (key, says) in [("step", "-5"), ("tokens_seen", "9223372036854775807"), ("half", "2.5")] {
+            XCTAssertThrowsError(try TrainerState.counter(j, key, "S.json")) { e in
+                XCTAssertEqual((e as? HMSTError)?.status, .badFormat)
+                XCTAssertTrue("\(e)".contains("S.json: \"\(key)\" must be an integer in 0 ... 2^50, not \(says)"), "\(e)")
+            }
+        }
+        XCTAssertEqual(try TrainerState.counter(j, "ok", "S.json"), 7)
+        XCTAssertEqual(try TrainerState.counter(j, "absent", "S.json"), 0)
+        // options whose products overflowed are refused up front
+        for edit in [{ (o: inout TrainerOptions) in o.gradientAccumulationSteps = 1 << 62 }, { $0.epochs = Int.max },
+                     { $0.stepsPerEpoch = Int.max }] {
+            var bad = o
+            edit(&bad)
+            XCTAssertThrowsError(try Trainer(params: try Parameters(model: LanguageModel.random(config: config, seed: 1)), train: ds, val: nil,
+                                             tokenizer: nil, outputDir: dir + "/bad", options: bad))
+        }
+    }
+
     func testEarlyStoppingAndBadOptions() throws {
         _ = try Preprocessor.run(inputs: [dir + "/corpus.txt"], output: dir + "/data", encoder: ByteEncoder(), tokenizerPath: nil)
         let ds = try TokenDataset(directory: dir + "/data")

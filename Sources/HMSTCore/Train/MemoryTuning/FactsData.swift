@@ -103,7 +103,7 @@ public struct FactsCorpus: Sendable {
 
     /// One JSON object per non-empty line; field(name) reads a required string (or integer).
     static func readLines<T>(_ path: String, _ make: (JSONValue, (String) throws -> String) throws -> T) throws -> [T] {
-        let text = try FileIO.readText(path)
+        let text = try FileIO.readText(path, regularOnly: true)   // a FIFO there hung the run
         var out: [T] = []
         for (n, line) in text.lines(omittingEmpty: false).enumerated() {
             let l = line.trimmingSpaces

@@ -313,8 +313,24 @@ public final class MemoryTrainer {
         // options, corpus and data, then rank 0's initial weights
         try options.dataParallel.ready()
         options.dataParallel.attach(to: optimizerStep, grads: grad === lmGrad ? [grad] : [grad, lmGrad])
+        try options.dataParallel.agree(agreedOptions(), at: "the memory trainer's creation")
+        try options.dataParallel.synchronize(params)
+    }
+
+    /// What a resume must keep of the run it continues: the data, the sequence lengths and the
+    /// curriculum (what the restored stream draws).
+    private func resumeKept() -> [DataParallel.Agreed] {
+        let kept: Set<String> = ["seq_len", "memory_seq_len", "lm_fraction", "k", "gold_weight", "distractors_only_weight", "none_weight",
+                                 "fewer_fraction", "unknown_answer", "questions_per_example", "prompt_loss", "copy_fraction",
+                                 "hard_distractor_fraction", "retrieved_fraction", "retrieved_by", "retrieved_lexical_weight",
+                                 "distractor_distillation", "facts corpus"]
+        return agreedOptions().filter { kept.contains($0.name) || $0.name.hasPrefix("pre-training data") }
+    }
+
+    /// What every rank of a data-parallel job must share: the options, the curriculum, the data.
+    private func agreedOptions() -> [DataParallel.Agreed] {
         let o = options, c = options.curriculum, dp = options.dataParallel
-        try dp.agree([.init("steps", o.steps), .init("batch_size", o.batchSize), .init("seq_len", o.sequenceLength),
+        return [.init("steps", o.steps), .init("batch_size", o.batchSize), .init("seq_len", o.sequenceLength),
                       .init("memory_seq_len", o.memorySequenceLength), .init("grad_accum_steps", o.gradientAccumulationSteps),
                       .init("learning_rate", Double(o.learningRate)), .init("min_learning_rate", Double(o.minLearningRate ?? -1)),
                       .init("warmup_fraction", o.warmupFraction), .init("grad_clip", Double(o.gradClip)),
@@ -333,9 +349,7 @@ public final class MemoryTrainer {
                       .init("facts corpus", curriculum.corpus.fingerprint),
                       .init(lmData?.fingerprintLabel("pre-training data") ?? "pre-training data", lmData?.fingerprint ?? 0),
                       .init(lmVal?.fingerprintLabel("pre-training validation data") ?? "pre-training validation data", lmVal?.fingerprint ?? 0),
-                      .init("all-reduce bucket elements", dp.bucketElements), .init("all-reduce overlap", dp.overlapWithBackward)],
-                     at: "the memory trainer's creation")
-        try options.dataParallel.synchronize(params)
+                      .init("all-reduce bucket elements", dp.bucketElements), .init("all-reduce overlap", dp.overlapWithBackward)]
     }
 
     /// Held-out questions (what evaluation measures), at most options.evalQuestions.
@@ -641,6 +655,7 @@ public final class MemoryTrainer {
             w.field("tokens_seen", tokensSeen)
             TrainerState.writeBatch(w, batchSize: options.batchSize, accumulation: options.gradientAccumulationSteps,
                                     dataParallel: dataParallel)
+            TrainerState.writeRun(w, resumeKept())
             w.field("curriculum_rng", TrainerState.words(rng))
             if let s = lmSampler?.state {
                 w.field("lm_rng", TrainerState.words(s.rng)); w.field("lm_windows_drawn", s.drawn)
@@ -666,12 +681,13 @@ public final class MemoryTrainer {
                                      what: "an hmst memory trainer state", missing: "resume from OUTPUT/final of a train-memory run",
                                      params: params, optimizer: optimizer, batchSize: options.batchSize,
                                      accumulation: options.gradientAccumulationSteps, dataParallel: dataParallel)
+        try state.checkRun(resumeKept(), dir: dir)
         let (j, model, ost) = (state.json, state.model, state.optimizerStep)
         let curriculumRNG = try state.rng("curriculum_rng")
         var lmState: WindowSamplerState? = nil
         if lmSampler != nil {
             guard j["lm_rng"] != nil else { throw HMSTError.invalidArgument("\(dir) was trained without pre-training data; resume it the same way") }
-            lmState = WindowSamplerState(rng: try state.rng("lm_rng"), drawn: j["lm_windows_drawn"]?.int ?? 0)
+            lmState = WindowSamplerState(rng: try state.rng("lm_rng"), drawn: try state.counter("lm_windows_drawn"))
         }
         if let head = copyHead {
             guard let saved = model.decoder.copyHead, saved.count == head.count, saved.D == head.D, saved.A == head.A,
@@ -685,7 +701,7 @@ public final class MemoryTrainer {
             guard let copyOptimizer, FileIO.exists(dir + "/" + MemoryTrainer.copyOptimizerName) else {
                 throw HMSTError.badFormat("\(dir) lacks \(MemoryTrainer.copyOptimizerName) for its copy head")
             }
-            try copyOptimizer.loadState(SafeTensorsFile(path: dir + "/" + MemoryTrainer.copyOptimizerName), step: j["copy_head_optimizer_step"]?.int ?? ost)
+            try copyOptimizer.loadState(SafeTensorsFile(path: dir + "/" + MemoryTrainer.copyOptimizerName), step: j["copy_head_optimizer_step"] == nil ? ost : try state.counter("copy_head_optimizer_step"))
             head.values.pointer.update(from: saved.values.pointer, count: head.count)
         } else if model.decoder.copyHead != nil {
             throw HMSTError.invalidArgument("\(dir) has a copy head: resume it with --copy-head")
@@ -698,7 +714,7 @@ public final class MemoryTrainer {
                 throw HMSTError.badFormat("\(dir) lacks \(MemoryTrainer.episodicOptimizerName) for its episodic soft tokens")
             }
             try ep.optimizer.loadState(SafeTensorsFile(path: dir + "/" + MemoryTrainer.episodicOptimizerName),
-                                       step: j["episodic_optimizer_step"]?.int ?? ost)
+                                       step: j["episodic_optimizer_step"] == nil ? ost : try state.counter("episodic_optimizer_step"))
             ep.softTokens.values.pointer.update(from: saved.values.pointer, count: saved.count)
         } else if model.episodicSoftTokens != nil {
             throw HMSTError.invalidArgument("\(dir) has episodic soft tokens: resume it with --episodic-soft-tokens")
@@ -706,7 +722,7 @@ public final class MemoryTrainer {
         try optimizer.loadState(SafeTensorsFile(path: dir + "/optimizer.safetensors"), step: ost)
         params.values.pointer.update(from: state.loaded.values.pointer, count: params.count)
         step = state.step
-        tokensSeen = j["tokens_seen"]?.int ?? 0
+        tokensSeen = try state.counter("tokens_seen")
         self.rng = curriculumRNG
         if let lmState { lmSampler?.restore(lmState) }
     }
