@@ -68,7 +68,7 @@ public struct FactsCorpus: Sendable {
             throw HMSTError.invalidArgument("\(p) does not exist (write it with `hmst facts generate --output \(directory)`)")
         }
         let facts = try FactsCorpus.readFacts(factsPath)
-        var questions = try FactsCorpus.readLines(questionsPath) { o, field in
+        var questions = try FactsCorpus.readLines(questionsPath, nonEmpty: ["question", "answer"]) { o, field in
             FactQuestion(id: try field("id"), factId: try field("fact_id"), split: try field("split"),
                          relation: (o["relation"]?.string) ?? "", template: (o["template"]?.string) ?? "",
                          question: try field("question"), answer: try field("answer"))
@@ -77,7 +77,7 @@ public struct FactsCorpus: Sendable {
         // items (every template, the held-out ones included): read them from there
         let heldoutItems = directory + "/tasks/facts_heldout_items.jsonl"
         if !questions.contains(where: { $0.split == "heldout" }), FileIO.exists(heldoutItems) {
-            questions += try FactsCorpus.readLines(heldoutItems) { o, field in
+            questions += try FactsCorpus.readLines(heldoutItems, nonEmpty: ["prompt", "target"]) { o, field in
                 let target = try field("target")
                 return FactQuestion(id: try field("id"), factId: try field("fact_id"), split: "heldout",
                                     relation: (o["relation"]?.string) ?? "", template: (o["template"]?.string) ?? "",
@@ -102,7 +102,9 @@ public struct FactsCorpus: Sendable {
     public func questions(in split: String) -> [FactQuestion] { questions.filter { $0.split == split } }
 
     /// One JSON object per non-empty line; field(name) reads a required string (or integer).
-    static func readLines<T>(_ path: String, _ make: (JSONValue, (String) throws -> String) throws -> T) throws -> [T] {
+    /// nonEmpty: fields that must hold more than spaces (a question without an answer trains
+    /// and scores nothing).
+    static func readLines<T>(_ path: String, nonEmpty: Set<String> = [], _ make: (JSONValue, (String) throws -> String) throws -> T) throws -> [T] {
         let text = try FileIO.readText(path, regularOnly: true)   // a FIFO there hung the run
         var out: [T] = []
         for (n, line) in text.lines(omittingEmpty: false).enumerated() {
@@ -114,7 +116,10 @@ public struct FactsCorpus: Sendable {
             }
             guard o.object != nil else { throw HMSTError.badFormat("\(path):\(n + 1): not a JSON object") }
             out.append(try make(o) { key in
-                if let s = o[key]?.string { return s }
+                if let s = o[key]?.string {
+                    if nonEmpty.contains(key) && s[...].trimmingSpaces.isEmpty { throw HMSTError.badFormat("\(path):\(n + 1): \"\(key)\" is empty") }
+                    return s
+                }
                 if let i = o[key]?.int { return String(i) }   // integer ids read as their decimal text
                 throw HMSTError.badFormat("\(path):\(n + 1): missing string field \"\(key)\"")
             })

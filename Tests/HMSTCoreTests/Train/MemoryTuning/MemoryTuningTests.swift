@@ -269,6 +269,12 @@ final class MemoryTuningTests: XCTestCase {
         try FileIO.writeAtomically(dir + "/bad/train.jsonl",
                                    text: "{\"id\":1,\"fact_id\":7,\"split\":\"heldout\",\"question\":\"?\",\"answer\":\"v\"}\n")
         XCTAssertEqual(try FactsCorpus(directory: dir + "/bad").questions.first?.factId, "7")
+        // a question without an answer (spaces only) is refused, naming the line
+        try FileIO.writeAtomically(dir + "/bad/train.jsonl",
+                                   text: "\n{\"id\":1,\"fact_id\":7,\"split\":\"heldout\",\"question\":\"?\",\"answer\":\"  \"}\n")
+        XCTAssertThrowsError(try FactsCorpus(directory: dir + "/bad")) { e in
+            XCTAssertTrue("\(e)".contains("train.jsonl:2: \"answer\" is empty"), "\(e)")
+        }
     }
 
     func testCurriculumMixWithASeed() throws {
