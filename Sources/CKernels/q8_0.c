@@ -18,6 +18,7 @@
 #include "hk_avx2.h"
 #include "hk_gemm.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -66,9 +67,9 @@ static inline float quantize_block(int8_t *q, const float *x) {
         amax = a > amax ? a : amax;
         nan |= a != a;
     }
-    if (nan) {
+    if (nan || amax > FLT_MAX) {   /* x * (1/inf) would be NaN for an infinite x: (int)NaN is undefined */
         memset(q, 0, HK_Q8_BLOCK);
-        return NAN;
+        return nan ? NAN : INFINITY;
     }
     float d = amax / 127.0f;
     float id = d > 0 ? 1.0f / d : 0.0f;

@@ -52,7 +52,7 @@ struct AbstentionCommand: ParsableCommand {
             o.maxTokens = maxTokens
             let model = try LanguageModel.load(path: checkpoint)
             guard let critic = model.critic else {
-                throw HMSTError.invalidArgument("\(checkpoint) has no critic (critic/): `hmst train-critic` first; the measurement compares the engine with and without it")
+                throw HMSTError.invalidArgument(model.criticProblem ?? "\(checkpoint) has no critic (critic/): `hmst train-critic` first; the measurement compares the engine with and without it")
             }
             var named: [(name: String, policy: EnginePolicy)] = []
             for p in (policies ?? (model.controller != nil ? "full,controller" : "full")).split(separator: ",").map(String.init) {

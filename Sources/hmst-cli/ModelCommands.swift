@@ -35,8 +35,8 @@ struct InitCommand: ParsableCommand {
             try threadOptions.apply()
             let stored: [String: SafeTensorDType] = ["f32": .f32, "bf16": .bf16, "f16": .f16, "int8": .i8]
             guard let st = stored[dtype] else { throw HMSTError.invalidArgument("--dtype must be f32, bf16, f16 or int8") }
+            try CheckpointParts.refuseExisting(output, replace: force)
             let tok = try tokenizer.map(loadTokenizer)
-            try CheckpointParts.prepareOutput(output, replace: force)
             var config = try MixtralConfig.preset(size, vocabSize: vocab ?? tok?.vocabSize)
             if let tok {
                 guard tok.vocabSize <= config.vocabSize else {
@@ -45,6 +45,7 @@ struct InitCommand: ParsableCommand {
                 config.eosTokenId = tok.eosId.map(Int.init)
             }
             let model = try LanguageModel.random(config: config, seed: seed, bf16: dtype == "bf16", tokenizer: tok)
+            try CheckpointParts.clear(output, keepTokenizer: tok != nil)
             try model.save(directory: output, dtype: st)
             print("wrote \(output): UNTRAINED \(size) model (random weights, seed \(seed)), "
                   + "\(formatCount(config.parameterCount)) parameters (\(formatCount(config.activeParameterCount)) active per token), \(dtype)")

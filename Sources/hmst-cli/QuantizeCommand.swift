@@ -50,19 +50,26 @@ struct QuantizeCommand: ParsableCommand {
             default: throw HMSTError.invalidArgument("--dtype must be int8, int8-rows4, bf16, f16 or f32, not \(dtype)")
             }
             // writing over the input would replace the checkpoint being converted
-            if let a = realpath(input, nil), let b = realpath(output, nil) {
-                defer { free(a); free(b) }
-                if strcmp(a, b) == 0 { throw HMSTError.invalidArgument("the output \(output) is the input; write the converted checkpoint elsewhere") }
+            if let a = FileIO.resolvedPath(input), a == FileIO.resolvedPath(output) {
+                throw HMSTError.invalidArgument("the output \(output) is the input; write the converted checkpoint elsewhere")
             }
-            // nor may a file of the output be one of the input's (a link in OUTPUT to INPUT's weights)
-            let names = ["config.json", "model.safetensors", "tokenizer.json"]
-            let inputs = FileIO.isDirectory(input) ? names.map { input + "/" + $0 } : [input]
-            try FileIO.refuseOverwriting(inputs: inputs, outputs: names.map { output + "/" + $0 })
+            // nor may a file of the output lead into the input (a link in OUTPUT to INPUT's weights or shards)
+            if FileIO.isDirectory(input) {
+                try CheckpointParts.refuseWritingInto(input, from: output)
+            } else {
+                try FileIO.refuseOverwriting(inputs: [input], outputs: ["config.json", "model.safetensors", "tokenizer.json"].map { output + "/" + $0 })
+            }
+            try CheckpointParts.refuseExisting(output, replace: force)
             let model = try LanguageModel.load(path: input, options: o)
-            try CheckpointParts.prepareOutput(output, replace: force)
+            try CheckpointParts.clear(output, keepTokenizer: model.tokenizer != nil)
             try model.save(directory: output, dtype: st, int8Layout: layout)
-            // the retriever, heads, critic and controller come along unchanged (they are f32 and small)
-            let parts = FileIO.isDirectory(input) ? try CheckpointParts.copy(from: input, to: output) : []
+            // the retriever, heads and controller come along unchanged (they are f32 and small); a
+            // critic only while it fits these weights (it is calibrated on their hidden states)
+            let skipped = model.criticProblem != nil ? [Critic.directoryName] : []
+            let parts = FileIO.isDirectory(input) ? try CheckpointParts.copy(from: input, to: output, skipping: Set(skipped)) : []
+            if let why = model.criticProblem, FileIO.isDirectory(input + "/" + Critic.directoryName) {
+                printError("warning: critic/ not copied: \(why)")
+            }
             if st == .i8, !model.weightsType.contains("int8") {
                 printError("warning: no matrix of this model is a multiple of 32 wide, the Q8_0 block; every weight stays f32")
             }

@@ -75,7 +75,14 @@ struct TrainCommand: ParsableCommand {
                                                 + "and --val-file with a pre-tokenized directory instead of --val-split")
             }
             if dp.isLeader {
-                try runDirectory.prepare(outputDir, resuming: resume != nil, fromText: !pretokenized,
+                // the directories this run writes besides its own files (see below)
+                var writes: [RunDirectoryOptions.Written] = valSplit != nil ? [.split] : []
+                if !pretokenized {
+                    writes.append(.data)
+                    if tokenizerPath == nil { writes.append(.tokenizer) }
+                    if valSplit == nil && valFile != nil { writes.append(.valData) }
+                }
+                try runDirectory.prepare(outputDir, resuming: resume != nil, writes: writes,
                                          inputs: data + [valFile, tokenizerPath, configFile].compactMap { $0 })
                 try FileIO.makeDirectories(outputDir)
             }

@@ -273,6 +273,11 @@ assert c['format'] == 'hmst-critic' and c['calibration']['kind'] == 'platt', c
 check "eval --critic adds the critic's metrics" bash -c "$HMST eval $W/s2c --task $F/tasks/facts_heldout_gen.json --condition off,oracle --limit 4 --critic --bootstrap 10 | grep -q 'oracle  critic_brier'"
 fails "eval --critic of a checkpoint without a critic" "$HMST" eval "$W/s2/final" --task "$F/tasks/facts_heldout_gen.json" --limit 2 --critic
 fails "train-critic into a directory without a model" "$HMST" train-critic "$W/s2/final" --pool "$W/critic-synth.jsonl" --output "$W/no-such-ckpt"
+check "a critic made for f32 weights: --weights int8 loads without it (warning), quantize leaves it out and OUT generates" bash -c \
+    "$HMST generate $W/s2c --weights int8 --prompt x --max-length 2 2> $W/ci.err > /dev/null && grep -q 'critic trained for another model' $W/ci.err && \
+     $HMST quantize $W/s2c $W/s2cq --dtype int8 > /dev/null 2> $W/cq.err && grep -q 'critic/ not copied' $W/cq.err && test ! -e $W/s2cq/critic && \
+     $HMST quantize $W/s2c $W/s2cb --dtype bf16 > $W/cb.out 2>&1 && test -f $W/s2cb/critic/config.json && \
+     $HMST generate $W/s2cq --prompt x --max-length 2 > /dev/null && rm -rf $W/s2cq $W/s2cb"
 check "train-critic of a pool from a model of another size names the problem" bash -c "python3 -c \"
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
@@ -346,7 +351,7 @@ check "quantize keeps the input's retriever; into an existing checkpoint only wi
      $HMST quantize $W/ckpt $W/q8-r --dtype int8 --force > /dev/null && test ! -e $W/q8-r/retriever.json && $HMST generate $W/q8-r --prompt 'The' --max-length 2 > /dev/null"
 check "quantize refuses an output whose files link to the input's, and the input is untouched" bash -c \
     "mkdir -p $W/qlink && ln -sf $W/ckpt/model.safetensors $W/qlink/model.safetensors && ln -sf $W/ckpt/config.json $W/qlink/config.json && md5sum $W/ckpt/model.safetensors > $W/ql.md5 && \
-     ! $HMST quantize $W/ckpt $W/qlink --dtype int8 --force 2> $W/ql.err && grep -q 'is the input' $W/ql.err && md5sum -c --quiet $W/ql.md5"
+     ! $HMST quantize $W/ckpt $W/qlink --dtype int8 --force 2> $W/ql.err && grep -q 'inside the input' $W/ql.err && md5sum -c --quiet $W/ql.md5"
 check "init refuses an existing checkpoint; --force replaces it and drops its retriever" bash -c \
     "cp -r $W/qret $W/reinit && ! $HMST init --size micro $W/reinit 2> $W/ri.err && grep -q 'pass --force' $W/ri.err && test -f $W/reinit/retriever.json && \
      $HMST init --size micro --seed 9007199254740993 --force $W/reinit > /dev/null && test ! -e $W/reinit/retriever.json && grep -q '\"seed\":9007199254740993' $W/reinit/config.json"

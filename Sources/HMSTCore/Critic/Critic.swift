@@ -229,7 +229,7 @@ public final class Critic: @unchecked Sendable {
         }
         let fp = CriticModelFingerprint(hiddenSize: C, vocabSize: V, nLayers: L, weightsHash: wh)
         if let why = fp.mismatch(with: CriticModelFingerprint(model: model)) {
-            throw HMSTError.invalidArgument("\(cdir) holds a critic trained for another model: \(why); retrain it with hmst train-critic")
+            throw CriticForAnotherModel(message: "\(cdir) holds a critic trained for another model: \(why); retrain it with hmst train-critic")
         }
         var settings = CriticSettings()
         guard let s = j["settings"], let n = s["samples"]?.int, let t = s["temperature"]?.number, let mt = s["max_tokens"]?.int,
@@ -276,4 +276,11 @@ public final class Critic: @unchecked Sendable {
         }
         return critic
     }
+}
+
+/// A stored critic made for other weights (another model, or these weights in int8 or f16, whose
+/// hidden states it was not calibrated on): not an error in the checkpoint, so the model loads
+/// without it (LanguageModel.criticProblem says why); asking for it by name is an error.
+public struct CriticForAnotherModel: Error {
+    public let message: String
 }

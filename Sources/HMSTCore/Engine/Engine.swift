@@ -269,7 +269,8 @@ public final class Engine: @unchecked Sendable {
             confidence = v.probability
             calibrated = v.calibrated
         } else if decisions.verify {
-            ctx.events.append("verification asked for, but the checkpoint has no critic: confidence is the answer's mean token probability")
+            ctx.events.append("verification asked for, but " + (model.criticProblem ?? "the checkpoint has no critic")
+                              + ": confidence is the answer's mean token probability")
         }
         r.modelAnswer = attempt.text
         r.tokens = attempt.tokens

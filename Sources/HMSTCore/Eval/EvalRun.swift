@@ -29,7 +29,11 @@ public enum EvalRun {
         if req.itemsPath != nil { options.keepItems = true }
         try options.validate()
         if let dir = req.criticCheckpoint {
-            guard let critic = try Critic.load(checkpoint: dir, model: model) else {
+            let loaded: Critic?
+            do { loaded = try Critic.load(checkpoint: dir, model: model) } catch let e as CriticForAnotherModel {
+                throw HMSTError.invalidArgument(e.message)
+            }
+            guard let critic = loaded else {
                 throw HMSTError.notFound("\(dir) has no critic (critic/config.json): train one with hmst train-critic")
             }
             options.critic = critic

@@ -29,6 +29,8 @@ public final class LanguageModel: @unchecked Sendable {
     /// Why the checkpoint's controller/ was not loaded (a StaleController), else nil.
     public internal(set) var controllerProblem: String?
     public internal(set) var critic: EngineVerifier?
+    /// Why the checkpoint's critic/ was not loaded (a CriticForAnotherModel), else nil.
+    public internal(set) var criticProblem: String?
     let storage: [AnyObject]
 
     public init(decoder: Decoder, tokenizer: TextTokenizer?, config: JSONValue, report: LoadReport, storage: [AnyObject]) {

@@ -281,7 +281,10 @@ extension LanguageModel {
         do { model.controller = try MetaController.load(checkpoint: path, model: model) } catch let e as StaleController {
             model.controllerProblem = e.message
         }
-        model.critic = try Engine.openVerifier(checkpoint: path, model: model)
+        do { model.critic = try Engine.openVerifier(checkpoint: path, model: model) } catch let e as CriticForAnotherModel {
+            model.criticProblem = e.message
+            Log.warn(e.message + " (loaded without it)")
+        }
         return model
     }
 

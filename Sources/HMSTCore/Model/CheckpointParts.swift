@@ -18,30 +18,55 @@ public enum CheckpointParts {
         FileIO.exists(directory + "/config.json") || FileIO.exists(directory + "/model.safetensors")
     }
 
-    /// Prepares `directory` for a new checkpoint. One already there is INVALID_ARGUMENT unless
-    /// `replace`; with it, the old checkpoint's parts are removed first (its config, weights and
-    /// tokenizer are replaced by the write that follows). Other files are left alone.
-    public static func prepareOutput(_ directory: String, replace: Bool, flag: String = "--force") throws {
+    /// What a checkpoint written over another must not keep of it beside its parts: a sharded
+    /// model's index (shards are matched by name), a training state, and the tokenizer when the
+    /// new model has none (save writes config.json, model.safetensors and a tokenizer it has).
+    static let staleFiles = ["model.safetensors.index.json", TrainingCheckpoint.manifestName, Trainer.stateFile, MemoryTrainer.stateFile,
+                             "optimizer.safetensors", MemoryTrainer.copyOptimizerName, MemoryTrainer.episodicOptimizerName]
+
+    static func isShard(_ name: String) -> Bool { name.hasPrefix("model-") && name.contains("-of-") && name.hasSuffix(".safetensors") }
+
+    /// INVALID_ARGUMENT when `directory` already holds a checkpoint and `replace` is not set;
+    /// call it before any work, then `clear` right before the write.
+    public static func refuseExisting(_ directory: String, replace: Bool, flag: String = "--force") throws {
+        guard holdsCheckpoint(directory), !replace else { return }
+        throw HMSTError.invalidArgument("\(directory) already holds a checkpoint; write elsewhere, or pass \(flag) to replace it")
+    }
+
+    /// Removes what a new checkpoint written into `directory` must not keep of the one there:
+    /// its parts, a sharded model's index and shards, its training state, and its tokenizer
+    /// when `keepTokenizer` is false (the new model has none). Other files are left alone.
+    public static func clear(_ directory: String, keepTokenizer: Bool) throws {
         guard holdsCheckpoint(directory) else { return }
-        guard replace else {
-            throw HMSTError.invalidArgument("\(directory) already holds a checkpoint; write elsewhere, or pass \(flag) to replace it")
-        }
-        for name in files where FileIO.exists(directory + "/" + name) {
+        let names = files + staleFiles + (keepTokenizer ? [] : ["tokenizer.json"]) + FileIO.listDirectory(directory).filter(isShard)
+        for name in names where FileIO.exists(directory + "/" + name) {
             guard unlink(directory + "/" + name) == 0 else { throw HMSTError.io("cannot remove \(directory)/\(name): \(FileIO.errnoMessage())") }
         }
         for name in directories { try FileIO.removeTree(directory + "/" + name) }
     }
 
+    /// Refuses (unless OUT's files are not IN's) a write whose files would land inside the input
+    /// checkpoint `input` through links in `output` (a sharded input's shards included).
+    public static func refuseWritingInto(_ input: String, from output: String) throws {
+        guard let inRoot = FileIO.resolvedPath(input) else { return }
+        for name in ["config.json", "model.safetensors", "tokenizer.json"] + files + directories {
+            guard let r = FileIO.resolvedPath(output + "/" + name) else { continue }
+            if r == inRoot || r.hasPrefix(inRoot + "/") {
+                throw HMSTError.invalidArgument("the output \(output)/\(name) is \(r), inside the input \(input): write the checkpoint elsewhere")
+            }
+        }
+    }
+
     /// Copies the parts `source` has and `destination` lacks (those its save did not write),
     /// each file atomically. Returns the names copied.
     @discardableResult
-    public static func copy(from source: String, to destination: String) throws -> [String] {
+    public static func copy(from source: String, to destination: String, skipping: Set<String> = []) throws -> [String] {
         var copied: [String] = []
-        for name in files where FileIO.isRegularFile(source + "/" + name) && !FileIO.exists(destination + "/" + name) {
+        for name in files where !skipping.contains(name) && FileIO.isRegularFile(source + "/" + name) && !FileIO.exists(destination + "/" + name) {
             try FileIO.writeAtomically(destination + "/" + name, try FileIO.readAll(source + "/" + name, regularOnly: true))
             copied.append(name)
         }
-        for name in directories where FileIO.isDirectory(source + "/" + name) && !FileIO.exists(destination + "/" + name) {
+        for name in directories where !skipping.contains(name) && FileIO.isDirectory(source + "/" + name) && !FileIO.exists(destination + "/" + name) {
             try copyTree(source + "/" + name, destination + "/" + name)
             copied.append(name + "/")
         }

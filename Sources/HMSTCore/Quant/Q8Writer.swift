@@ -9,6 +9,17 @@ extension SafeTensorsWriter {
         shape.count == 2 && Q8Tensor.fits(cols: shape[1]) && !name.hasSuffix(MixtralNames.routerSuffix)
     }
 
+    /// Where the first NaN or infinity of a weight is ("row r, column c"), read from the weight
+    /// itself so that any stored layout names the same place.
+    static func firstNonFinite(_ w: Weight) -> String {
+        var row = [Float](repeating: 0, count: w.cols)
+        for r in 0..<w.rows {
+            row.withUnsafeMutableBufferPointer { w.copyRow(r, to: $0.baseAddress!) }
+            if let c = row.firstIndex(where: { !$0.isFinite }) { return "row \(r), column \(c): \(row[c])" }
+        }
+        return "no element is"
+    }
+
     static func writeInt8(path: String, tensors: [TensorToWrite], metadata: [(String, String)], layout: Q8Layout) throws {
         for t in tensors where t.shape.reduce(1, *) != t.weight.count {
             throw HMSTError.invalidArgument("tensor \(t.name): shape \(t.shape) does not match \(t.weight.count) elements")
@@ -38,11 +49,9 @@ extension SafeTensorsWriter {
             }
             // a NaN or an infinity leaves its block's scale non-finite, which no reader accepts:
             // refused before the file is committed, naming where
-            let perRow = t.shape[1] / 32
-            if let b = UnsafeBufferPointer(start: s, count: t.shape[0] * perRow).firstIndex(where: { !$0.isFinite }) {
-                let where_ = rows4 ? "block \(b)" : "row \(b / perRow), columns \(b % perRow * 32) ..< \(b % perRow * 32 + 32)"
-                throw HMSTError.invalidArgument("tensor \(t.name) holds NaN or Inf (\(where_)), which an int8 block cannot store; "
-                                                + "find them with --check-tensors")
+            if UnsafeBufferPointer(start: s, count: t.shape[0] * (t.shape[1] / 32)).contains(where: { !$0.isFinite }) {
+                throw HMSTError.invalidArgument("tensor \(t.name) holds NaN or Inf (\(firstNonFinite(t.weight))), which an int8 block "
+                                                + "cannot store; find them with --check-tensors")
             }
             return (q, s)
         }

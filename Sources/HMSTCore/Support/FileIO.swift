@@ -129,8 +129,14 @@ public enum FileIO {
         try writeAtomically(path, Array(text.utf8))
     }
 
-    /// Whether two paths name the same existing file or directory (device and inode: links,
-    /// "./" and relative spellings included).
+    /// The absolute path `path` names with every link resolved (realpath), nil when it does not
+    /// exist.
+    public static func resolvedPath(_ path: String) -> String? {
+        guard let p = realpath(path, nil) else { return nil }
+        defer { free(p) }
+        return String(cString: p)
+    }
+
     /// Removes a file, or a directory with everything in it; a symbolic link is removed, not
     /// followed; nothing there is no error.
     public static func removeTree(_ path: String) throws {
@@ -144,6 +150,8 @@ public enum FileIO {
         }
     }
 
+    /// Whether two paths name the same existing file or directory (device and inode: links,
+    /// "./" and relative spellings included).
     public static func sameFile(_ a: String, _ b: String) -> Bool {
         var sa = stat(), sb = stat()
         return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino

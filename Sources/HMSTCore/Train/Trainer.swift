@@ -139,7 +139,8 @@ public final class Trainer {
         // options and data, then rank 0's initial weights
         try options.dataParallel.ready()
         options.dataParallel.attach(to: optimizerStep, grads: [grad])
-        try options.dataParallel.agree(agreedOptions(), at: "the trainer's creation")
+        // (built only with ranks to agree with: it hashes the data)
+        if options.dataParallel.size > 1 { try options.dataParallel.agree(agreedOptions(), at: "the trainer's creation") }
         try options.dataParallel.synchronize(params)
     }
 
@@ -147,7 +148,7 @@ public final class Trainer {
     /// restored sampler draws from.
     private func resumeKept() -> [DataParallel.Agreed] {
         [.init("seq_len", options.sequenceLength), .init("training tokens", train.totalTokens),
-         .init(train.fingerprintLabel("training data"), train.fingerprint)]
+         .init("training data fingerprint", train.fingerprint)]   // one name whether complete or sampled
     }
 
     /// What every rank of a data-parallel job must share: its options, the model's size, the

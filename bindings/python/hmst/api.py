@@ -81,6 +81,8 @@ def _int(name, v, lo, hi=INT32_MAX):
 def _ids(name, values):
     """Ids (an integer array, or an iterable of ints) as a contiguous int64 array. Floats are
     refused rather than truncated (3.7 would remove id 3), as are values outside int64."""
+    if isinstance(values, np.ndarray) and values.dtype == object:   # Python ints kept as objects
+        values = values.reshape(-1).tolist()
     if isinstance(values, np.ndarray):
         if values.size and (values.dtype.kind not in "iu" or values.dtype == np.bool_):
             raise TypeError(f"{name} must be integers, not {values.dtype}")
@@ -108,8 +110,12 @@ class _Progress:
                 return False
         self.c = _lib.PROGRESS_CALLBACK(cb)
 
-    def check(self, rc):
+    def check(self, rc, release=None):
+        """Raises the callback's exception, else the status's. release() frees what a call
+        that succeeded made (its last progress report may raise after the work is done)."""
         if self.error is not None:
+            if rc == _lib.OK and release is not None:
+                release()
             raise self.error
         _check(rc)
 

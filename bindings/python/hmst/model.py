@@ -63,7 +63,9 @@ class Model(_Resource):
             p.progress = reporter.c
         h = ctypes.c_void_p()
         rc = _lib.lib.hmst_model_load(_path(path), ctypes.byref(p), ctypes.byref(h))
-        (reporter.check if reporter is not None else _check)(rc)
+        if reporter is not None:
+            reporter.check(rc, release=lambda: _lib.lib.hmst_model_free(h))
+        _check(rc)
         self._h = h
 
     @classmethod

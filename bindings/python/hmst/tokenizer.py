@@ -85,7 +85,9 @@ class Tokenizer(_Resource):
         self._h = None
         h = ctypes.c_void_p()
         rc = _lib.lib.hmst_tokenizer_train(paths, len(files), ctypes.byref(p), ctypes.byref(h))
-        (reporter.check if reporter is not None else _check)(rc)
+        if reporter is not None:
+            reporter.check(rc, release=lambda: _lib.lib.hmst_tokenizer_free(h))
+        _check(rc)
         self._h = h
         return self
 

@@ -313,7 +313,8 @@ public final class MemoryTrainer {
         // options, corpus and data, then rank 0's initial weights
         try options.dataParallel.ready()
         options.dataParallel.attach(to: optimizerStep, grads: grad === lmGrad ? [grad] : [grad, lmGrad])
-        try options.dataParallel.agree(agreedOptions(), at: "the memory trainer's creation")
+        // (built only with ranks to agree with: it hashes the data)
+        if options.dataParallel.size > 1 { try options.dataParallel.agree(agreedOptions(), at: "the memory trainer's creation") }
         try options.dataParallel.synchronize(params)
     }
 
@@ -324,7 +325,9 @@ public final class MemoryTrainer {
                                  "fewer_fraction", "unknown_answer", "questions_per_example", "prompt_loss", "copy_fraction",
                                  "hard_distractor_fraction", "retrieved_fraction", "retrieved_by", "retrieved_lexical_weight",
                                  "distractor_distillation", "facts corpus"]
-        return agreedOptions().filter { kept.contains($0.name) || $0.name.hasPrefix("pre-training data") }
+        // the data under names that do not depend on whether its fingerprint is complete or sampled
+        return agreedOptions().filter { kept.contains($0.name) }
+            + [.init("pre-training tokens", lmData?.totalTokens ?? -1), .init("pre-training data fingerprint", lmData?.fingerprint ?? 0)]
     }
 
     /// What every rank of a data-parallel job must share: the options, the curriculum, the data.
