@@ -45,8 +45,8 @@ public enum CheckpointParts {
         for name in directories { try FileIO.removeTree(directory + "/" + name) }
     }
 
-    /// Refuses (unless OUT's files are not IN's) a write whose files would land inside the input
-    /// checkpoint `input` through links in `output` (a sharded input's shards included).
+    /// INVALID_ARGUMENT when a file the write would replace in `output` resolves into the input
+    /// checkpoint `input` (a link to its weights, a shard, a part): the write would go through it.
     public static func refuseWritingInto(_ input: String, from output: String) throws {
         guard let inRoot = FileIO.resolvedPath(input) else { return }
         for name in ["config.json", "model.safetensors", "tokenizer.json"] + files + directories {
