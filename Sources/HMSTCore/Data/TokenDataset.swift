@@ -71,7 +71,7 @@ extension TokenDataset {
     public var fingerprintIsComplete: Bool { shards.reduce(0) { $0 + $1.count * $1.tokenBytes } <= TokenDataset.fullFingerprintBytes }
 
     /// A 64-bit fingerprint of the tokens, for ranks of a data-parallel job to check they read
-    /// the same data. Up to 4 GiB of tokens every byte is hashed (about 0.2 s a GiB once the
+    /// the same data. Up to 4 GiB of tokens every byte is hashed (about 0.3 s a GiB once the
     /// pages are cached): any difference shows. Above that, each shard's length and 16 runs of
     /// 64 tokens at evenly spaced places (the first and the last included), so it reads a few
     /// hundred KiB: a difference only between the runs does not show.
