@@ -55,13 +55,23 @@ struct AbstentionCommand: ParsableCommand {
                 throw HMSTError.invalidArgument(model.criticProblem ?? "\(checkpoint) has no critic (critic/): `hmst train-critic` first; the measurement compares the engine with and without it")
             }
             var named: [(name: String, policy: EnginePolicy)] = []
-            for p in (policies ?? (model.controller != nil ? "full,controller" : "full")).split(separator: ",").map(String.init) {
+            let policyList = (policies ?? (model.controller != nil ? "full,controller" : "full"))
+                .split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+            if let empty = policyList.firstIndex(where: \.isEmpty) {
+                throw HMSTError.invalidArgument("--policies \"\(policies ?? "")\": entry \(empty + 1) is empty (a comma-separated list of policies)")
+            }
+            for p in policyList {
                 let parsed = try EnginePolicy.parse(p)
                 if case .automatic = parsed { throw HMSTError.invalidArgument("--policies: auto is ambiguous here; name full or controller") }
                 if case .controller = parsed, model.controller == nil {
                     throw HMSTError.invalidArgument("--policies controller: " + (model.controllerProblem ?? "\(checkpoint) has no trained controller (hmst rl-train)"))
                 }
                 named.append((p, parsed))
+            }
+            // the memory is only read: the output (questions, the deleted copy) must be elsewhere
+            if let m = FileIO.resolvedPath(memory),
+               let o = FileIO.resolvedPath(output) ?? FileIO.resolvedPath(Paths.parent(output)), o == m || o.hasPrefix(m + "/") {
+                throw HMSTError.invalidArgument("--output \(output) is or lies inside --memory \(memory), which is only read: choose another output")
             }
             let present = try MemoryStore(directory: memory, mustExist: true)
             let sel = try EngineAbstention.select(factsDirectory: facts, memory: present, options: o)

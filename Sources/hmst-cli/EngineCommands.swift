@@ -112,9 +112,32 @@ struct RLTrainCommand: ParsableCommand {
     func run() throws {
         try runReportingErrors {
             try threadOptions.apply()
-            guard episodes >= 1024 else { throw HMSTError.invalidArgument("--episodes \(episodes) must be >= 1024") }
-            // before the outcome table, which takes minutes
+            // every option before the outcome table, which takes minutes
+            guard episodes >= 1024, episodes <= 1 << 40 else { throw HMSTError.invalidArgument("--episodes \(episodes) must be in 1024 ... 2^40") }
             guard splits >= 1, splits <= 100 else { throw HMSTError.invalidArgument("--splits \(splits) must be in 1...100") }
+            guard (1...1_000_000).contains(queriesPerKind) else {
+                throw HMSTError.invalidArgument("--queries-per-kind \(queriesPerKind) must be in 1 ... 1000000")
+            }
+            for (flag, n) in [("--semantic-distractors", semanticDistractors), ("--episodic-distractors", episodicDistractors)]
+            where !(0...10_000_000).contains(n) {
+                throw HMSTError.invalidArgument("\(flag) \(n) must be in 0 ... 10000000")
+            }
+            guard ppoLearningRate > 0, ppoLearningRate.isFinite else {
+                throw HMSTError.invalidArgument("--ppo-learning-rate \(ppoLearningRate) must be finite and > 0")
+            }
+            guard entCoef >= 0, entCoef.isFinite else { throw HMSTError.invalidArgument("--ent-coef \(entCoef) must be finite and >= 0") }
+            // rl-train rebuilds OUTPUT/memory from scratch: it must not hold an input, nor anything but a memory
+            let memoryDir = output + "/memory"
+            if let m = FileIO.resolvedPath(memoryDir) {
+                for input in [checkpoint, facts] + [reuseOutcomes].compactMap({ $0 }) {
+                    if let r = FileIO.resolvedPath(input), r == m || r.hasPrefix(m + "/") {
+                        throw HMSTError.invalidArgument("\(input) is inside \(memoryDir), which rl-train replaces: choose another --output")
+                    }
+                }
+                if let other = FileIO.listDirectory(memoryDir).first(where: { !["episodic", "semantic"].contains($0) }) {
+                    throw HMSTError.invalidArgument("\(memoryDir) holds \(other), not only a memory rl-train built; rl-train replaces that directory: choose another --output")
+                }
+            }
             var o = ControllerTrainingOptions()
             o.queriesPerKind = queriesPerKind
             o.semanticDistractors = semanticDistractors
@@ -130,7 +153,7 @@ struct RLTrainCommand: ParsableCommand {
             o.ppoSeed = ppoSeed
             o.splitSeed = splitSeed
             o.scaleObservations = !noObservationScaling
-            let sizes = hidden.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            let sizes = hidden.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
             guard !sizes.isEmpty, sizes.allSatisfy({ ($0 ?? 0) >= 1 && ($0 ?? 0) <= 4096 }) else {
                 throw HMSTError.invalidArgument("--hidden \(hidden): comma-separated layer sizes in 1...4096")
             }

@@ -298,6 +298,10 @@ assert {x['kind'] for x in rows} == {'known', 'semantic', 'episodic', 'unanswera
 \" $W/rl/report.json $W/rl/outcomes.jsonl"
 check "rl-train --reuse-outcomes --action-heads factorized probes again and trains five heads" bash -c "cp -r $W/s2e $W/s2j && $HMST rl-train --checkpoint $W/s2j --facts $F --output $W/rlj --queries-per-kind 6 --semantic-distractors 20 --episodic-distractors 5 --episodes 2048 --threads 2 --reuse-outcomes $W/rl/outcomes.jsonl --action-heads factorized --ent-coef 0.02 --hidden 16 > $W/rlj.out 2> $W/rlj.err && grep -q 'PPO controller' $W/rlj.out && grep -q '\"action_heads\":\[2,2,2,2,2\]' $W/s2j/controller/config.json && grep -q '\"action_heads\":\[32\]' $W/s2e/controller/config.json && cmp <(python3 -c \"import json,sys; print([r['outcomes'] for r in map(json.loads, open(sys.argv[1]))])\" $W/rl/outcomes.jsonl) <(python3 -c \"import json,sys; print([r['outcomes'] for r in map(json.loads, open(sys.argv[1]))])\" $W/rlj/outcomes.jsonl)"
 fails "rl-train --reuse-outcomes of another query mix" "$HMST" rl-train --checkpoint "$W/s2j" --facts "$F" --output "$W/rlk" --queries-per-kind 5 --semantic-distractors 20 --episodic-distractors 5 --episodes 2048 --no-save --reuse-outcomes "$W/rl/outcomes.jsonl"
+check "rl-train refuses bad counts up front and never replaces an input kept in OUTPUT/memory" bash -c \
+    "! $HMST rl-train --checkpoint $W/s2j --facts $F --output $W/rlneg --semantic-distractors -5 2> $W/rn.err && grep -q 'semantic-distractors -5 must be in' $W/rn.err && \
+     mkdir -p $W/rlin && cp -r $F $W/rlin/memory && ! $HMST rl-train --checkpoint $W/s2j --facts $W/rlin/memory --output $W/rlin --queries-per-kind 5 \
+       2> $W/ri.err && grep -q 'which rl-train replaces' $W/ri.err && test -f $W/rlin/memory/facts.jsonl && rm -rf $W/rlin $W/rlneg"
 check "rl-train --splits 2 reports the spread over entity splits" bash -c "$HMST rl-train --checkpoint $W/s2j --facts $F --output $W/rls --queries-per-kind 8 --semantic-distractors 20 --episodic-distractors 5 --episodes 2048 --threads 2 --no-save --splits 2 --split-seed 2 > $W/rls.out 2> $W/rls.err && grep -q 'over 2 entity splits' $W/rls.out && grep -q 'split 1:' $W/rls.err && python3 -c \"import json,sys; s=json.load(open(sys.argv[1]))['splits']; assert len(s['gap_closed']) == 2 and 'gap_closed_sd' in s, s\" $W/rls/report.json"
 fails "rl-train --splits 0" "$HMST" rl-train --checkpoint "$W/s2j" --facts "$F" --output "$W/rlk" --queries-per-kind 6 --episodes 2048 --no-save --splits 0
 fails "rl-train --hidden 0" "$HMST" rl-train --checkpoint "$W/s2j" --facts "$F" --output "$W/rlk" --queries-per-kind 6 --episodes 2048 --no-save --hidden 0
@@ -317,6 +321,8 @@ assert r['confidence_calibrated'] and r['cost']['critic_calls'] >= 1, r
 \""
 check "ask reads questions from stdin" bash -c "printf 'Who founded Nowhere?\n\nWhat is the capital of Nowhere?\n' | $HMST ask $W/s2e --memory $W/rl/memory | grep -c '^Q: ' | grep -q 2"
 check "generate --engine: the interactive engine mode" bash -c "printf 'policy semantic\npolicy bogus\nWho founded Nowhere?\nquit\n' | $HMST generate $W/s2e --engine --memory $W/rl/memory --max-length 4 > $W/eng.txt && grep -q 'policy = semantic' $W/eng.txt && grep -q 'error: policy' $W/eng.txt && grep -q '^decisions (fixed)' $W/eng.txt && grep -q '\[1\] semantic' $W/eng.txt"
+fails "train-exit-head with a negative learning rate (it ascended the loss and saved the worse head)" "$HMST" train-exit-head "$W/ckpt" --data "$W/train_split" \
+    --val-data "$W/val" --layer 1 --steps 2 --seq-len 16 --learning-rate -0.01 --no-save
 check "train-exit-head: the trained exit beats the plain early read-out and is used" bash -c "cp -r $W/ckpt $W/exitck && $HMST train-exit-head $W/exitck --data $W/train_split --val-data $W/val --layer 1 --steps 30 --seq-len 32 --learning-rate 3e-3 > $W/exit.json && python3 -c \"
 import json, sys
 r = json.load(open(sys.argv[1]))

@@ -118,7 +118,10 @@ public struct OutcomeTable: Sendable {
         let lines = try FileIO.readText(path).lines()
         var t = OutcomeTable()
         for (n, line) in lines.enumerated() {
-            let j = try JSONValue.parse(String(line))
+            let j: JSONValue
+            do { j = try JSONValue.parse(String(line)) } catch let e as HMSTError {
+                throw HMSTError.badFormat("\(path): line \(n + 1): not valid JSON (\(e.message))")
+            }
             guard let text = j["query"]?.string, let answer = j["answer"]?.string, let kind = j["kind"]?.string.flatMap(QueryKind.init),
                   let entity = j["entity"]?.string else {
                 throw HMSTError.badFormat("\(path): line \(n + 1) needs query, answer, kind (known, semantic, episodic, unanswerable) and entity")

@@ -36,8 +36,13 @@ public enum ExitHeadTrainer {
         let d = model.dims
         let layer = o.layer == 0 ? max(1, d.L / 2) : o.layer
         guard layer >= 1, layer < d.L else { throw HMSTError.invalidArgument("exit layer \(layer) must be in 1...\(d.L - 1)") }
-        guard o.steps >= 1, o.batchWindows >= 1, o.seqLen >= 2, o.validationWindows >= 1 else {
-            throw HMSTError.invalidArgument("exit head: steps, batch, sequence length and validation windows must be positive")
+        guard o.steps >= 1, o.batchWindows >= 1, o.validationWindows >= 1 else {
+            throw HMSTError.invalidArgument("exit head: steps (\(o.steps)), batch (\(o.batchWindows)) and validation windows (\(o.validationWindows)) must be >= 1")
+        }
+        guard o.seqLen >= 2 else { throw HMSTError.invalidArgument("exit head: sequence length \(o.seqLen) must be >= 2 (a token and the next)") }
+        // a negative rate ascended the loss and saved the worse head with rc 0
+        guard o.learningRate > 0, o.learningRate.isFinite else {
+            throw HMSTError.invalidArgument("exit head: learning rate \(o.learningRate) must be finite and > 0")
         }
         guard case let .f32(head) = model.decoder.weights.lmHead.storage, case let .f32(finalNorm) = model.decoder.weights.finalNorm.storage else {
             throw HMSTError.unsupported("exit head training needs f32 weights (load the model with weights f32)")

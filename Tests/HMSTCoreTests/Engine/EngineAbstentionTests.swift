@@ -132,6 +132,13 @@ final class EngineAbstentionTests: XCTestCase {
         XCTAssertEqual(try EngineAbstention.deletedCopy(from: dir + "/mem", to: dir + "/deleted", texts: [facts[0]]).semantic, 1)
         XCTAssertEqual(try MemoryStore(directory: dir + "/deleted", mustExist: true).count, 8)
         XCTAssertThrowsError(try EngineAbstention.deletedCopy(from: dir + "/no-such", to: dir + "/d2", texts: []))
+        // the copy never replaces the memory it copies, nor goes inside it (the memory was removed first)
+        for to in [dir + "/mem", dir + "/mem/", dir + "/mem/inner"] {
+            XCTAssertThrowsError(try EngineAbstention.deletedCopy(from: dir + "/mem", to: to, texts: [])) { e in
+                XCTAssertEqual((e as? HMSTError)?.status, .invalidArgument, "\(e)")
+            }
+            XCTAssertTrue(FileIO.isDirectory(dir + "/mem/semantic"), to)
+        }
     }
 
     /// Always says the answer is right with probability p.
