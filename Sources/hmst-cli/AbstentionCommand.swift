@@ -69,8 +69,7 @@ struct AbstentionCommand: ParsableCommand {
                 named.append((p, parsed))
             }
             // the memory is only read: the output (questions, the deleted copy) must be elsewhere
-            if let m = FileIO.resolvedPath(memory),
-               let o = FileIO.resolvedPath(output) ?? FileIO.resolvedPath(Paths.parent(output)), o == m || o.hasPrefix(m + "/") {
+            if FileIO.lies(output, within: memory) || (!FileIO.exists(output) && FileIO.lies(Paths.parent(output), within: memory)) {
                 throw HMSTError.invalidArgument("--output \(output) is or lies inside --memory \(memory), which is only read: choose another output")
             }
             let present = try MemoryStore(directory: memory, mustExist: true)

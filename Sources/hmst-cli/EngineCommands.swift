@@ -128,11 +128,9 @@ struct RLTrainCommand: ParsableCommand {
             guard entCoef >= 0, entCoef.isFinite else { throw HMSTError.invalidArgument("--ent-coef \(entCoef) must be finite and >= 0") }
             // rl-train rebuilds OUTPUT/memory from scratch: it must not hold an input, nor anything but a memory
             let memoryDir = output + "/memory"
-            if let m = FileIO.resolvedPath(memoryDir) {
-                for input in [checkpoint, facts] + [reuseOutcomes].compactMap({ $0 }) {
-                    if let r = FileIO.resolvedPath(input), r == m || r.hasPrefix(m + "/") {
-                        throw HMSTError.invalidArgument("\(input) is inside \(memoryDir), which rl-train replaces: choose another --output")
-                    }
+            if FileIO.exists(memoryDir) {
+                for input in [checkpoint, facts] + [reuseOutcomes].compactMap({ $0 }) where FileIO.lies(input, within: memoryDir) {
+                    throw HMSTError.invalidArgument("\(input) is inside \(memoryDir), which rl-train replaces: choose another --output")
                 }
                 if let other = FileIO.listDirectory(memoryDir).first(where: { !["episodic", "semantic"].contains($0) }) {
                     throw HMSTError.invalidArgument("\(memoryDir) holds \(other), not only a memory rl-train built; rl-train replaces that directory: choose another --output")

@@ -52,7 +52,7 @@ struct RunDirectoryOptions: ParsableArguments {
         for name in found {
             let spots = [FileIO.resolvedPath(dir + "/" + name), absolute(dir + "/" + name)].compactMap { $0 }
             for s in spots {
-                if let input = inputPaths.first(where: { $0 == s || $0.hasPrefix(s + "/") }) {
+                if let input = inputPaths.first(where: { FileIO.isSameOrBelow($0, s) }) {
                     throw HMSTError.invalidArgument("--force would remove \(dir)/\(name), which holds this run's input \(input): move it out first")
                 }
             }

@@ -201,11 +201,8 @@ public enum EngineAbstention {
     public static func deletedCopy(from: String, to: String, texts: Set<String>) throws -> (episodic: Int, semantic: Int) {
         guard FileIO.isDirectory(from) else { throw HMSTError.notFound("memory directory \(from) does not exist") }
         // `to` is replaced: it must be neither the memory, nor inside it, nor hold it
-        if let f = FileIO.resolvedPath(from), let t = FileIO.resolvedPath(to), f == t || f.hasPrefix(t + "/") || t.hasPrefix(f + "/") {
+        if FileIO.lies(from, within: to) || FileIO.lies(to, within: from) || FileIO.lies(Paths.parent(to), within: from) {
             throw HMSTError.invalidArgument("the copy \(to) would replace or sit inside the memory \(from): choose another output")
-        }
-        if let f = FileIO.resolvedPath(from), let parent = FileIO.resolvedPath(Paths.parent(to)), parent == f || parent.hasPrefix(f + "/") {
-            throw HMSTError.invalidArgument("the copy \(to) would sit inside the memory \(from): choose another output")
         }
         let fm = FileManager.default
         if FileIO.exists(to) { try fm.removeItem(atPath: to) }

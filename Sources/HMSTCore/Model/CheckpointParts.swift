@@ -51,7 +51,7 @@ public enum CheckpointParts {
         guard let inRoot = FileIO.resolvedPath(input) else { return }
         for name in ["config.json", "model.safetensors", "tokenizer.json"] + files + directories {
             guard let r = FileIO.resolvedPath(output + "/" + name) else { continue }
-            if r == inRoot || r.hasPrefix(inRoot + "/") {
+            if FileIO.isSameOrBelow(r, inRoot) {
                 throw HMSTError.invalidArgument("the output \(output)/\(name) is \(r), inside the input \(input): write the checkpoint elsewhere")
             }
         }

@@ -137,6 +137,18 @@ public enum FileIO {
         return String(cString: p)
     }
 
+    /// Whether `path` is `directory` or lies inside it, both with every link resolved (false
+    /// when either does not exist).
+    public static func lies(_ path: String, within directory: String) -> Bool {
+        guard let p = resolvedPath(path), let d = resolvedPath(directory) else { return false }
+        return isSameOrBelow(p, d)
+    }
+
+    /// The same for paths already resolved.
+    public static func isSameOrBelow(_ path: String, _ directory: String) -> Bool {
+        path == directory || path.hasPrefix(directory + "/")
+    }
+
     /// Removes a file, or a directory with everything in it; a symbolic link is removed, not
     /// followed; nothing there is no error.
     public static func removeTree(_ path: String) throws {
