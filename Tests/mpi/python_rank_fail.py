@@ -23,4 +23,6 @@ try:
         t.step()
 except hmst.HMSTError as e:
     error = str(e)
-print(json.dumps({"rank": rank, "error": error, "seconds": round(time.time() - t0, 1)}), flush=True)
+# one file per rank: the ranks finish together, and mpirun may interleave their stdout lines
+with open(f"{out}/fail-{mode}-rank{rank}.json", "w") as f:
+    f.write(json.dumps({"rank": rank, "error": error, "seconds": round(time.time() - t0, 1)}))

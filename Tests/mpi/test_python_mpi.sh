@@ -35,13 +35,13 @@ b[i] ^= 1
 open(p, "wb").write(b)
 PY
 for mode in missing otherdata; do
-    "${MPIRUN[@]}" -x HMST_LIBRARY="$LIB" -x PYTHONPATH="$ROOT/bindings/python" python3 "$HERE/python_rank_fail.py" $mode "$FX" "$OUT" >"$OUT/fail-$mode.jsonl"
+    "${MPIRUN[@]}" -x HMST_LIBRARY="$LIB" -x PYTHONPATH="$ROOT/bindings/python" python3 "$HERE/python_rank_fail.py" $mode "$FX" "$OUT"
 done
 python3 - "$OUT" <<'PY'
 import json, sys
 out = sys.argv[1]
 def rows(mode):
-    return sorted((json.loads(l) for l in open(f"{out}/fail-{mode}.jsonl")), key=lambda r: r["rank"])
+    return [json.load(open(f"{out}/fail-{mode}-rank{r}.json")) for r in (0, 1)]
 r0, r1 = rows("missing")
 assert "no-such-data" in r1["error"], r1                          # the failed rank: its own error
 assert "rank 1 failed during the trainer's creation" in r0["error"], r0
