@@ -1,6 +1,6 @@
 """One rank of Tests/mpi/test_python_mpi.sh's failure cases: hmst.Trainer(data_parallel="mpi")
-where rank 1 alone is given something else. Prints one JSON line per rank: rank, the error,
-and how long the create took (the collective timeout is 120 s: a rank left waiting for the
+where rank 1 alone is given something else. Writes OUT/fail-MODE-rankN.json per rank: rank, the
+error, and how long the create took (the collective timeout is 120 s: a rank left waiting for the
 failed one would take that long).
   python_rank_fail.py missing|otherdata FIXTURES OUT"""
 import json
