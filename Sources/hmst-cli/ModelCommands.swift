@@ -45,8 +45,7 @@ struct InitCommand: ParsableCommand {
                 config.eosTokenId = tok.eosId.map(Int.init)
             }
             let model = try LanguageModel.random(config: config, seed: seed, bf16: dtype == "bf16", tokenizer: tok)
-            try CheckpointParts.clear(output, keepTokenizer: tok != nil)
-            try model.save(directory: output, dtype: st)
+            try CheckpointParts.replacing(output, keepTokenizer: tok != nil) { try model.save(directory: $0, dtype: st) }
             print("wrote \(output): UNTRAINED \(size) model (random weights, seed \(seed)), "
                   + "\(formatCount(config.parameterCount)) parameters (\(formatCount(config.activeParameterCount)) active per token), \(dtype)")
         }

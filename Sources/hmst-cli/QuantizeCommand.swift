@@ -61,12 +61,14 @@ struct QuantizeCommand: ParsableCommand {
             }
             try CheckpointParts.refuseExisting(output, replace: force)
             let model = try LanguageModel.load(path: input, options: o)
-            try CheckpointParts.clear(output, keepTokenizer: model.tokenizer != nil)
-            try model.save(directory: output, dtype: st, int8Layout: layout)
             // the retriever, heads and controller come along unchanged (they are f32 and small); a
             // critic only while it fits these weights (it is calibrated on their hidden states)
             let skipped = model.criticProblem != nil ? [Critic.directoryName] : []
-            let parts = FileIO.isDirectory(input) ? try CheckpointParts.copy(from: input, to: output, skipping: Set(skipped)) : []
+            var parts: [String] = []
+            try CheckpointParts.replacing(output, keepTokenizer: model.tokenizer != nil) { dir in
+                try model.save(directory: dir, dtype: st, int8Layout: layout)
+                if FileIO.isDirectory(input) { parts = try CheckpointParts.copy(from: input, to: dir, skipping: Set(skipped)) }
+            }
             if let why = model.criticProblem, FileIO.isDirectory(input + "/" + Critic.directoryName) {
                 printError("warning: critic/ not copied: \(why)")
             }

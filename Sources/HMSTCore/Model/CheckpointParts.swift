@@ -27,7 +27,7 @@ public enum CheckpointParts {
     static func isShard(_ name: String) -> Bool { name.hasPrefix("model-") && name.contains("-of-") && name.hasSuffix(".safetensors") }
 
     /// INVALID_ARGUMENT when `directory` already holds a checkpoint and `replace` is not set;
-    /// call it before any work, then `clear` right before the write.
+    /// call it before any work, then write with `replacing`.
     public static func refuseExisting(_ directory: String, replace: Bool, flag: String = "--force") throws {
         guard holdsCheckpoint(directory), !replace else { return }
         throw HMSTError.invalidArgument("\(directory) already holds a checkpoint; write elsewhere, or pass \(flag) to replace it")
@@ -36,13 +36,40 @@ public enum CheckpointParts {
     /// Removes what a new checkpoint written into `directory` must not keep of the one there:
     /// its parts, a sharded model's index and shards, its training state, and its tokenizer
     /// when `keepTokenizer` is false (the new model has none). Other files are left alone.
-    public static func clear(_ directory: String, keepTokenizer: Bool) throws {
+    static func clear(_ directory: String, keepTokenizer: Bool) throws {
         guard holdsCheckpoint(directory) else { return }
         let names = files + staleFiles + (keepTokenizer ? [] : ["tokenizer.json"]) + FileIO.listDirectory(directory).filter(isShard)
         for name in names where FileIO.exists(directory + "/" + name) {
             guard unlink(directory + "/" + name) == 0 else { throw HMSTError.io("cannot remove \(directory)/\(name): \(FileIO.errnoMessage())") }
         }
         for name in directories { try FileIO.removeTree(directory + "/" + name) }
+    }
+
+    /// Writes a checkpoint into `directory` with `write(path)`, replacing one already there
+    /// (after `refuseExisting`) only once the new one is whole: `write` then fills a staging
+    /// directory inside `directory`, and only on its success are the old checkpoint's parts
+    /// cleared (`clear`) and the new files renamed into place; a failed write removes the
+    /// staging directory and leaves the old checkpoint as it was. Needs room for both while it
+    /// writes. A directory without a checkpoint is written directly.
+    public static func replacing(_ directory: String, keepTokenizer: Bool, _ write: (String) throws -> Void) throws {
+        guard holdsCheckpoint(directory) else { return try write(directory) }
+        let staging = directory + "/.hmst-replacing-\(getpid())"
+        try FileIO.removeTree(staging)
+        do {
+            try FileIO.makeDirectories(staging)
+            try write(staging)
+        } catch {
+            try? FileIO.removeTree(staging)
+            throw error
+        }
+        try clear(directory, keepTokenizer: keepTokenizer)
+        for name in FileIO.listDirectory(staging).sorted() {
+            // rename replaces a file (or a link, not what it leads to); part directories were cleared
+            guard rename(staging + "/" + name, directory + "/" + name) == 0 else {
+                throw HMSTError.io("cannot move \(staging)/\(name) into \(directory): \(FileIO.errnoMessage()) (the new checkpoint's files are in \(staging))")
+            }
+        }
+        try FileIO.removeTree(staging)
     }
 
     /// INVALID_ARGUMENT when a file the write would replace in `output` resolves into the input
