@@ -68,6 +68,7 @@ public func hmst_memory_trainer_default_params() -> hmst_memory_trainer_params {
     p.copy_gate_lexical_overlap = d.copyGateLexicalOverlap
     p.copy_gate_missing_terms = d.copyGateMissingTerms
     p.copy_gate_lexical_scale = d.copyGateLexicalScale
+    p.force = false
     return p
 }
 
@@ -185,6 +186,12 @@ public func hmst_memory_trainer_create(_ params: UnsafePointer<hmst_memory_train
             let model = try LanguageModel.load(path: checkpoint, options: lo)
             let trainer = try MemoryTrainer(model: model, facts: corpus, lmData: lmData, lmVal: lmVal, outputDir: outputDir, options: o)
             if let r = p.resume_from { try trainer.resume(from: String(cString: r)) }
+            // every option checked and the trainer made (it wrote nothing yet): an earlier run in
+            // outputDir goes only now, and only when asked
+            if dataParallel.isLeader {
+                try RunDirectory.prepare(outputDir, resuming: p.resume_from != nil, force: p.force, spelling: .params,
+                                         inputs: [checkpoint, factsDir] + [p.train_data, p.val_data].compactMap { $0.map { String(cString: $0) } })
+            }
             return trainer
         }
         out.pointee = HandleRegistry.shared.register(MemoryTrainerBox(trainer, progress: p.progress, userData: p.user_data))

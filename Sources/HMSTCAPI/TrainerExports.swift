@@ -45,6 +45,7 @@ public func hmst_trainer_default_params() -> hmst_trainer_params {
     p.time_budget_seconds = d.timeBudget ?? 0
     p.warmup_fraction = Float(d.warmupFraction)
     p.min_learning_rate = d.minLearningRate ?? -1
+    p.force = false
     return p
 }
 
@@ -59,6 +60,7 @@ public func hmst_trainer_create(_ params: UnsafePointer<hmst_trainer_params>?, _
         let trainer = try dataParallel.creating("the trainer's creation") { () throws -> Trainer in
             let trainDir = try pathString(p.train_data, "params->train_data")
             let outputDir = try pathString(p.output_dir, "params->output_dir")
+            let resumeFrom = p.resume_from.map { String(cString: $0) }
             let train = try TokenDataset(directory: trainDir)
             let val = try p.val_data.map { try TokenDataset(directory: String(cString: $0)) }
             let tokenizer = try train.namedTokenizer()
@@ -99,8 +101,15 @@ public func hmst_trainer_create(_ params: UnsafePointer<hmst_trainer_params>?, _
                 throw HMSTError.invalidArgument("params->min_learning_rate = \(p.min_learning_rate) must be in 0...learning_rate, or -1 for learning_rate / 10")
             }
             o.minLearningRate = p.min_learning_rate == -1 ? nil : p.min_learning_rate
-            return try TrainingRun.trainer(model: model, train: train, val: val, tokenizer: tokenizer, outputDir: outputDir,
-                                           options: o, resumeFrom: p.resume_from.map { String(cString: $0) })
+            let trainer = try TrainingRun.trainer(model: model, train: train, val: val, tokenizer: tokenizer, outputDir: outputDir,
+                                                  options: o, resumeFrom: resumeFrom)
+            // every option checked and the trainer made (it wrote nothing yet): an earlier run in
+            // outputDir goes only now, and only when asked
+            if dataParallel.isLeader {
+                try RunDirectory.prepare(outputDir, resuming: resumeFrom != nil, force: p.force, spelling: .params,
+                                         inputs: [trainDir] + [p.val_data, p.init_from].compactMap { $0.map { String(cString: $0) } })
+            }
+            return trainer
         }
         out.pointee = HandleRegistry.shared.register(TrainerBox(trainer, progress: p.progress, userData: p.user_data))
     }

@@ -76,7 +76,7 @@ struct TrainCommand: ParsableCommand {
             }
             if dp.isLeader {
                 // the directories this run writes besides its own files (see below)
-                var writes: [RunDirectoryOptions.Written] = valSplit != nil ? [.split] : []
+                var writes: [RunDirectory.Written] = valSplit != nil ? [.split] : []
                 if !pretokenized {
                     writes.append(.data)
                     if tokenizerPath == nil { writes.append(.tokenizer) }

@@ -134,6 +134,16 @@ int main(void) {
     p.resume_from = "/nonexistent/final";
     t = NULL;
     CHECK(hmst_memory_trainer_create(&p, &t) < 0 && t == NULL);
+    /* a fresh run into that directory is refused unless force (its metrics.jsonl was appended to) */
+    p.resume_from = NULL;
+    CHECK_STATUS(hmst_memory_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(hmst_last_error(), "holds an earlier run (metrics.jsonl") != NULL && t == NULL);
+    p.checkpoint = OUT "/final";   /* never the run's own input */
+    p.force = true;
+    CHECK_STATUS(hmst_memory_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(hmst_last_error(), "params->force would remove " OUT "/final") != NULL);
+    p.checkpoint = FIXTURE_DIR "/micro";
+    p.force = false;
 
     /* a copy head: trained with the model, saved beside it, loaded with it; resuming its run
      * without asking for it is an error */

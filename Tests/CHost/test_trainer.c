@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "check.h"
 
@@ -33,6 +34,7 @@ static bool count_progress(const struct hmst_train_progress *p, void *user_data)
 
 int main(void) {
     hmst_log_set_level(HMST_LOG_ERROR);
+    if (system("rm -rf /tmp/hmst-ctest-train") != 0) return 1;   /* a failed run's leftovers are an earlier run */
     hmst_trainer *t = NULL;
     struct hmst_trainer_params p = hmst_trainer_default_params();
     CHECK(p.struct_size == sizeof p && p.batch_size == 4 && p.seq_len == 256 && p.learning_rate == 1e-3f && p.epochs == 1);
@@ -102,7 +104,16 @@ int main(void) {
     CHECK(!p.mixed_precision && !p.gradient_checkpointing && !p.use_8bit_optimizer);
     p.resume_from = NULL;
     p.mixed_precision = p.gradient_checkpointing = p.use_8bit_optimizer = true;
+    /* a fresh run into the first run's directory is refused (it appended to its metrics.jsonl);
+     * force starts over there, removing that run's files but not other checkpoints saved there */
+    CHECK(!p.force);
+    CHECK_STATUS(hmst_trainer_create(&p, &t), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(hmst_last_error(), "holds an earlier run") != NULL && strstr(hmst_last_error(), "params->force") != NULL);
+    CHECK(access("/tmp/hmst-ctest-train/final/config.json", F_OK) == 0);
+    p.force = true;
     CHECK_STATUS(hmst_trainer_create(&p, &t), HMST_STATUS_OK);
+    CHECK(access("/tmp/hmst-ctest-train/final", F_OK) != 0 && access("/tmp/hmst-ctest-train/metrics.jsonl", F_OK) != 0);
+    CHECK(access("/tmp/hmst-ctest-train/saved/config.json", F_OK) == 0);
     CHECK_STATUS(hmst_trainer_step(t, &loss), HMST_STATUS_OK);
     CHECK(loss > 1 && loss < 20);
     CHECK_STATUS(hmst_trainer_save(t, "/tmp/hmst-ctest-train/saved8"), HMST_STATUS_OK);

@@ -40,7 +40,11 @@ class MemoryTrainer(_Resource):
                  condition_weights=None, questions_per_example=None, hard_distractors=None, retrieved_distractors=None,
                  retrieved_by=None, retrieved_lexical_weight=None, distractor_distillation=None,
                  distilled_gate_target_weight=None, copy_gate_open_weight=None, copy_gate_agreement_rank=0,
-                 copy_gate_lexical_overlap=False, copy_gate_missing_terms=False, copy_gate_lexical_scale=None):
+                 copy_gate_lexical_overlap=False, copy_gate_missing_terms=False, copy_gate_lexical_scale=None,
+                 force=False):
+        """force: start over in an output_dir that holds an earlier run (its metrics.jsonl and
+        final/ are removed first); without it such a directory raises hmst.HMSTError unless
+        resume_from continues that run."""
         self._h = None
         self._keep = []
         p = _lib.lib.hmst_memory_trainer_default_params()
@@ -112,6 +116,7 @@ class MemoryTrainer(_Resource):
         if copy_gate_lexical_scale is not None:   # None keeps the library's default
             p.copy_gate_lexical_scale = float(copy_gate_lexical_scale)
         p.seed = int(seed)
+        p.force = bool(force)
         p.mixed_precision = bool(mixed_precision)
         p.gradient_checkpointing = bool(gradient_checkpointing)
         p.use_8bit_optimizer = bool(use_8bit_optimizer)

@@ -21,10 +21,13 @@ class Trainer(_Resource):
                  grad_accum_steps=None, eval_every=None, eval_windows=None, patience=None, save_every=None,
                  learning_rate=None, weight_decay=None, grad_clip=None, seed=0, mixed_precision=False,
                  gradient_checkpointing=False, use_8bit_optimizer=False, data_parallel=None, time_budget=None,
-                 warmup_fraction=None, min_learning_rate=None):
+                 warmup_fraction=None, min_learning_rate=None, force=False):
         """Options left as None take the library's defaults (hmst_trainer_default_params).
         time_budget: train for this many seconds (evaluations not counted) instead of epochs;
-        the warmup and cosine decay then follow the share of the budget spent."""
+        the warmup and cosine decay then follow the share of the budget spent.
+        force: start over in an output_dir that holds an earlier run (its metrics.jsonl, final/,
+        best_model/ and checkpoints are removed first); without it such a directory raises
+        hmst.HMSTError (INVALID_ARGUMENT) unless resume_from continues that run."""
         self._h = None
         self._keep = []
         p = _lib.lib.hmst_trainer_default_params()
@@ -46,6 +49,7 @@ class Trainer(_Resource):
             if value is not None:
                 setattr(p, name, float(value))
         p.seed = seed
+        p.force = bool(force)
         p.mixed_precision = bool(mixed_precision)
         p.gradient_checkpointing = bool(gradient_checkpointing)
         p.use_8bit_optimizer = bool(use_8bit_optimizer)

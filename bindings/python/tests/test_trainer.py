@@ -32,6 +32,16 @@ def test_train_steps_progress_and_checkpoints(tmp_path):
     assert "batch_size" in e.value.message
     with pytest.raises(hmst.HMSTError):
         hmst.Trainer(tmp_path / "nothing", out)
+    # a fresh run into that directory is refused (it appended to metrics.jsonl); force starts over
+    with pytest.raises(hmst.HMSTError, match="holds an earlier run .*metrics.jsonl.*force=True") as e:
+        hmst.Trainer(FIXTURE, out, seq_len=32)
+    assert e.value.status_name == "INVALID_ARGUMENT" and (out / "final").is_dir()
+    with hmst.Trainer(FIXTURE, out, seq_len=32, batch_size=2, steps_per_epoch=1, force=True) as t:
+        assert not (out / "metrics.jsonl").exists() and not (out / "final").exists()
+        t.run()
+    assert [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()] == [1]
+    with pytest.raises(hmst.HMSTError, match="params->force would remove .*input"):   # never the run's own input
+        hmst.Trainer(FIXTURE, out, init_from=out / "final", seq_len=32, force=True)
 
 
 def test_memory_and_precision_options(tmp_path):
