@@ -573,6 +573,15 @@ HMST_API int hmst_semantic_load(const char *dir, hmst_semantic **out);
 /* Writes atomically: a crash leaves the previous or the new memory, never a mix. Searches go on
  * meanwhile. Thread-safe. */
 HMST_API int hmst_semantic_save(hmst_semantic *memory, const char *dir);
+/* A memory records the model whose embeddings its text vectors are (its first text add: a
+ * sample of that model's weights, saved with it); *_add_text, *_search_text and *_retrieve with
+ * another model (other weights: retrained, another checkpoint; a bf16, f16 or int8 copy of the
+ * same weights still matches) are INVALID_ARGUMENT naming it; memories saved before that record
+ * existed are not checked. This call makes *out a new memory with the
+ * same entries (ids, texts, sources, owners) embedded by `model` (its retriever projection when
+ * it has one, so the dimension may change), in an index of the same description; `memory` is
+ * unchanged. One forward per 32 texts. Thread-safe. */
+HMST_API int hmst_semantic_reencode(hmst_semantic *memory, const hmst_model *model, hmst_semantic **out);
 /* NULL is a no-op. Not concurrently with other calls on the same memory. */
 HMST_API void hmst_semantic_free(hmst_semantic *memory);
 /* Adds n vectors [n, dim]. ids: NULL to assign new ones, else n unused ids >= 0. texts: NULL or
@@ -630,6 +639,12 @@ HMST_API int hmst_episodic_create(const hmst_model *model, const struct hmst_epi
 /* As hmst_semantic_load / hmst_semantic_save. Thread-safe. */
 HMST_API int hmst_episodic_load(const char *dir, hmst_episodic **out);
 HMST_API int hmst_episodic_save(hmst_episodic *memory, const char *dir);
+/* As hmst_semantic_reencode: the memory records the model its keys were encoded by (at
+ * hmst_episodic_create, or its first text add), and text calls with another model are
+ * INVALID_ARGUMENT. *out: the same entries (ids, texts, times, importance, owners) encoded by
+ * `model`'s SSM (its trained episodic mixer when it has one); `memory` is unchanged. Entries
+ * added with a precomputed key are encoded from their text too. Thread-safe. */
+HMST_API int hmst_episodic_reencode(hmst_episodic *memory, const hmst_model *model, hmst_episodic **out);
 /* NULL is a no-op. Not concurrently with other calls on the same memory. */
 HMST_API void hmst_episodic_free(hmst_episodic *memory);
 /* Encodes text (base model, then the SSM) and stores it with importance in [0, 1] (clamped).
@@ -740,6 +755,11 @@ struct hmst_trainer_params {
                                      * spent; ends with an evaluation */
     float warmup_fraction;          /* default 0.05: share of the run spent warming up, in [0, 1) */
     float min_learning_rate;        /* default -1: learning_rate / 10; the rate the cosine decays to */
+    /* appended in 0.1 (an older struct_size means false): */
+    bool force;                     /* default false: an output_dir holding an earlier run (metrics.jsonl, loss.svg,
+                                       final/, best_model/, checkpoint-epoch-N/) is refused with
+                                       HMST_ERR_INVALID_ARGUMENT unless resume_from continues it; true: that
+                                       run's files are removed first (never this run's inputs) */
 };
 
 /* Thread-safe. */
@@ -1055,6 +1075,10 @@ struct hmst_memory_trainer_params {
     float copy_gate_lexical_scale;  /* default 1: with copy_gate_lexical_overlap, a fixed scale s of the overlap's
                                        per-token weights (o = s·Σ), so their sparse updates move the gate as a
                                        learning rate s times the head's would; in (0, 10000] */
+    /* appended in 0.1 (an older struct_size means false): */
+    bool force;                     /* default false: an output_dir holding an earlier run is refused unless
+                                       resume_from continues it; true: that run's files are removed first
+                                       (see hmst_trainer_params.force) */
 };
 #define HMST_EPISODIC_STATE_READOUT 0
 #define HMST_EPISODIC_POOLED_KEY 1

@@ -95,6 +95,15 @@ public func hmst_semantic_save(_ m: OpaquePointer?, _ dir: UnsafePointer<CChar>?
     hmstCall { try resolveSemantic(m).save(directory: try cString(dir, "dir")) }
 }
 
+@_cdecl("hmst_semantic_reencode")
+public func hmst_semantic_reencode(_ m: OpaquePointer?, _ model: OpaquePointer?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    hmstCall {
+        let out = try required(out, "out")
+        let mem = try resolveSemantic(m)
+        out.pointee = HandleRegistry.shared.register(try mem.reencoded(for: try resolveModel(model)))
+    }
+}
+
 @_cdecl("hmst_semantic_free")
 public func hmst_semantic_free(_ m: OpaquePointer?) {
     HandleRegistry.shared.release(m, as: SemanticMemory.self)
@@ -247,6 +256,15 @@ public func hmst_episodic_load(_ dir: UnsafePointer<CChar>?, _ out: UnsafeMutabl
 @_cdecl("hmst_episodic_save")
 public func hmst_episodic_save(_ m: OpaquePointer?, _ dir: UnsafePointer<CChar>?) -> Int32 {
     hmstCall { try resolveEpisodic(m).save(directory: try cString(dir, "dir")) }
+}
+
+@_cdecl("hmst_episodic_reencode")
+public func hmst_episodic_reencode(_ m: OpaquePointer?, _ model: OpaquePointer?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    hmstCall {
+        let out = try required(out, "out")
+        let mem = try resolveEpisodic(m)
+        out.pointee = HandleRegistry.shared.register(try mem.reencoded(for: try resolveModel(model)))
+    }
 }
 
 @_cdecl("hmst_episodic_free")

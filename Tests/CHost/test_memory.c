@@ -250,6 +250,34 @@ static void test_with_model(void) {
     CHECK_STATUS(hmst_semantic_add_text(narrow, m, "x", NULL, NULL), HMST_STATUS_INVALID_ARGUMENT);
     hmst_semantic_free(narrow);
 
+    /* the memories record the model that encoded them: another model's text calls are refused
+     * until a re-encoded copy (same ids) is made for it; the originals are unchanged */
+    hmst_model *rnd = NULL, *other = NULL;   /* random weights with the fixture's tokenizer */
+    CHECK_STATUS(hmst_model_init_random("micro", 7, &rnd), HMST_STATUS_OK);
+    CHECK_STATUS(hmst_model_save(rnd, DIR "/other", "f32"), HMST_STATUS_OK);
+    hmst_model_free(rnd);
+    CHECK(system("cp " FIXTURE_DIR "/micro/tokenizer.json " DIR "/other/") == 0);
+    CHECK_STATUS(hmst_model_load(DIR "/other", NULL, &other), HMST_STATUS_OK);
+    CHECK_STATUS(hmst_semantic_search_text(s, other, "added directly", 1, 0, hits, &valid), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(hmst_last_error(), "by another model") != NULL && strstr(hmst_last_error(), "reencode") != NULL);
+    CHECK_STATUS(hmst_episodic_search_text(ep, other, notes[0], 1, hits, &valid), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(hmst_episodic_add_text(ep, other, "x", 0.5f, NULL), HMST_STATUS_INVALID_ARGUMENT);
+    hmst_semantic *so = NULL;
+    hmst_episodic *eo = NULL;
+    CHECK_STATUS(hmst_semantic_reencode(s, other, NULL), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(hmst_semantic_reencode(s, NULL, &so), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(hmst_episodic_reencode(NULL, other, &eo), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(hmst_semantic_reencode(s, other, &so), HMST_STATUS_OK);
+    CHECK_STATUS(hmst_episodic_reencode(ep, other, &eo), HMST_STATUS_OK);
+    CHECK_STATUS(hmst_semantic_search_text(so, other, "added directly", 1, 0, hits, &valid), HMST_STATUS_OK);
+    CHECK(valid == 1 && hits[0].id == sid);
+    CHECK_STATUS(hmst_semantic_search_text(so, m, "added directly", 1, 0, hits, &valid), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(hmst_episodic_add_text(eo, other, "for the other model", 0.5f, NULL), HMST_STATUS_OK);
+    CHECK_STATUS(hmst_semantic_search_text(s, m, "added directly", 1, 0, hits, &valid), HMST_STATUS_OK);
+    hmst_semantic_free(so);
+    hmst_episodic_free(eo);
+    hmst_model_free(other);
+
     hmst_semantic_free(s);
     hmst_episodic_free(ep);
     CHECK_STATUS(hmst_episodic_add_text(ep, m, "freed", 0.5f, NULL), HMST_STATUS_INVALID_ARGUMENT);

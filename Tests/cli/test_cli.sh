@@ -244,6 +244,12 @@ check "eval --episodic-injection state without trained soft tokens names them" b
 check "eval --episodic-injection state generates (generate_until)" bash -c "$HMST eval $W/s2soft/final --task $F/tasks/facts_heldout_gen.json --memory $W/epm --tier episodic --retrieval lexical --condition on --episodic-injection state --limit 3 --bootstrap 10 --items-output $W/ep-gen.jsonl | grep -q 'on  exact_match' && grep -q '\"generation\"' $W/ep-gen.jsonl"
 fails "eval --episodic-injection of an unknown kind" "$HMST" eval "$W/s2soft/final" --task "$F/tasks/facts_heldout_ll.json" --episodic-injection vectors
 check "memory reencode" bash -c "$HMST memory reencode --dir $W/epm --model $W/s2soft/final | grep -q 're-encoded 3 episodic entries'"
+check "a memory refuses a retrained model until re-encoded for it; an int8 copy of its own model reads it" bash -c \
+    "cp -r $MEM $W/mem-s2 && ! $HMST memory search --dir $W/mem-s2 --model $W/s2/final x 2> $W/ms.err && grep -q 'by another model' $W/ms.err && grep -q 'hmst memory reencode' $W/ms.err && \
+     $HMST memory reencode --dir $W/mem-s2 --model $W/s2/final > $W/ms.out && grep -q 're-encoded [0-9]* episodic' $W/ms.out && grep -q 're-embedded [0-9]* semantic entries with the pooled embedder' $W/ms.out && \
+     $HMST memory search --dir $W/mem-s2 --model $W/s2/final --tier semantic -k 1 --json 'Source must be offered.' | grep -q '\"text\":\"Source must be offered.\"' && \
+     ! $HMST memory search --dir $W/mem-s2 --model $W/ckpt x 2> /dev/null && ! $HMST memory reencode --dir $W/mem-s2 --model $W/s2/final --tier all 2> /dev/null && \
+     $HMST quantize $W/ckpt $W/ckpt-q8 --dtype int8 > /dev/null && $HMST memory search --dir $MEM --model $W/ckpt-q8 --tier semantic -k 1 --json 'Source must be offered.' | grep -q 'Source must be offered.' && rm -rf $W/mem-s2 $W/ckpt-q8"
 drop s2soft
 
 # train-critic: a barely trained model answers nothing right, a clear error (the pool is kept);
@@ -393,6 +399,19 @@ b[o:o + 4] = struct.pack('<f', float('nan'))
 open(p, 'wb').write(b)
 print(name)
 \" $W/nan > $W/nan-name && ! $HMST info $W/nan --check-tensors 2> $W/nan.err && grep -qF \"\$(cat $W/nan-name)\" $W/nan.err"
+check "quantize --force whose write fails (a norm beyond f16) keeps the checkpoint in OUTPUT whole, parts included" bash -c "cp -r $W/ckpt $W/big && python3 -c \"
+import json, struct, sys
+p = sys.argv[1] + '/model.safetensors'
+b = bytearray(open(p, 'rb').read())
+n = struct.unpack('<Q', b[:8])[0]
+h = json.loads(b[8:8 + n])
+o = 8 + n + h['model.norm.weight']['data_offsets'][0]
+b[o:o + 4] = struct.pack('<f', 1e6)
+open(p, 'wb').write(b)
+\" $W/big && cp -r $W/ckpt $W/qkeep && echo '{}' > $W/qkeep/chat_template.json && md5sum $W/qkeep/model.safetensors $W/qkeep/config.json > $W/qk.md5 && \
+     ! $HMST quantize $W/big $W/qkeep --dtype f16 --force 2> $W/qk.err && grep -q 'beyond f16' $W/qk.err && md5sum -c --quiet $W/qk.md5 && test -f $W/qkeep/chat_template.json && \
+     test -z \"\$(ls -A $W/qkeep | grep hmst-replacing)\" && $HMST quantize $W/ckpt $W/qkeep --dtype bf16 --force > /dev/null && test ! -e $W/qkeep/chat_template.json && \
+     test -z \"\$(ls -A $W/qkeep | grep hmst-replacing)\" && $HMST info $W/qkeep | grep -q 'weights: *bf16' && rm -rf $W/big $W/qkeep"
 fails "memory of a corrupt directory" bash -c "echo '{' > $MEM/semantic/memory.json && $HMST memory stats --dir $MEM"
 # placement-report: where a loaded model's pages and workers are (tools/numa-vm checks it on two
 # nodes; here, one). Every weight page is resident after a placed load, on the only node.

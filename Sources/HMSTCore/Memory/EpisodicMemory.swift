@@ -72,6 +72,10 @@ public final class EpisodicMemory: @unchecked Sendable {
     var featureSource = ""
     /// the soft tokens last checked against featureSource (their hash is not recomputed per add)
     private var checkedSoft: ObjectIdentifier?
+    /// The model whose hidden states the keys were encoded from (ModelSignature), set when the
+    /// memory is made for a model or its first entry is encoded; nil for a memory saved before
+    /// signatures were recorded, or holding only precomputed keys, which is not checked.
+    var builtBy: ModelSignature?
 
     public init(inputSize: Int, config: EpisodicMemoryConfig = EpisodicMemoryConfig(), weights: MambaMixerWeights? = nil) throws {
         try config.validate()
@@ -105,6 +109,7 @@ public final class EpisodicMemory: @unchecked Sendable {
         } else {
             try self.init(inputSize: model.dims.C, config: config)
         }
+        builtBy = ModelSignature(model: model)
     }
 
     /// Checks that this memory's keys can be read by the model's soft-token projection: the
@@ -152,7 +157,6 @@ public final class EpisodicMemory: @unchecked Sendable {
     /// model's SSM (the trained episodic mixer when it has one): what a memory built for the
     /// model from these texts would hold. Surprise and tokens are recomputed too.
     public func reencoded(for model: LanguageModel) throws -> EpisodicMemory {
-        try checkModel(model)
         var c = config
         if let soft = model.episodicSoftTokens { c.stateSize = soft.N }
         let m = try EpisodicMemory(model: model, config: c)
@@ -257,6 +261,8 @@ public final class EpisodicMemory: @unchecked Sendable {
     public func add(text: String, model: LanguageModel, importance: Double = 0.5, timestamp: Double = Clock.wallSeconds(),
                     owner: String = "") throws -> Int64 {
         try checkModel(model)
+        let signature = ModelSignature(model: model)
+        lock.withLock { _ in if builtBy == nil && entries.isEmpty { builtBy = signature } }
         let (key, tokens, surprise, features) = try encode(text: text, model: model)
         return try add(key: key, text: text, tokens: tokens, surprise: surprise, importance: importance, timestamp: timestamp,
                        owner: owner, features: features)
@@ -293,9 +299,16 @@ public final class EpisodicMemory: @unchecked Sendable {
         }
     }
 
+    /// INVALID_ARGUMENT unless the model can read and add to this memory: its hidden size, and
+    /// its weights those the keys were encoded with (ModelSignature; a converted copy of them
+    /// passes, another or a retrained model does not).
     public func checkModel(_ model: LanguageModel) throws {
         guard model.dims.C == inputSize else {
             throw HMSTError.invalidArgument("the model's hidden size \(model.dims.C) is not this memory's \(inputSize)")
+        }
+        if let built = lock.withLock({ _ in builtBy }), let why = built.mismatch(with: ModelSignature(model: model)) {
+            throw HMSTError.invalidArgument("this episodic memory's keys were encoded by another model: \(why); re-encode it for this model "
+                                            + "(`hmst memory reencode --dir DIR --model CHECKPOINT`) or use the model that built it")
         }
     }
 

@@ -1,5 +1,7 @@
 // EpisodicMemoryStore: an EpisodicMemory as a directory (committed as MemoryFiles describes):
-//   episodic.json               manifest: format, version, config, counts, data files
+//   episodic.json               manifest: format, version, config, counts, data files, and
+//                               "model": the ModelSignature of the model the keys were
+//                               encoded with (absent in memories saved before session 37)
 //   episodic-<gen>.safetensors  "keys" [M, N] and the SSM mixer as "mixer.<HF MambaMixer name>";
 //                               "features" [M, F] when the memory keeps state features (the
 //                               manifest then names F as "feature_size" and the soft tokens
@@ -58,6 +60,7 @@ extension EpisodicMemory {
                 w.field("max_entries", config.maxEntries); w.field("max_tokens", config.maxTokens)
                 w.field("seed", String(config.seed)); w.field("count", M); w.field("next_id", String(nextId))
                 if featureSize > 0 { w.field("feature_size", featureSize); w.field("features_for", featureSource) }
+                if let builtBy { w.field("model", builtBy.json) }
                 MemoryFiles.describe(w, "data", file: dataName, dataInfo)
                 MemoryFiles.describe(w, "entries", file: entriesName, entriesInfo)
             }
@@ -104,6 +107,10 @@ extension EpisodicMemory {
             // NaN rows are entries without features; infinities are corruption
             guard !features.contains(where: \.isInfinite) else { throw HMSTError.badFormat("\(dataPath): features are not finite") }
         }
+        var builtBy: ModelSignature? = nil
+        if let j = m["model"], !j.isNull {
+            do { builtBy = try ModelSignature(json: j) } catch let e as HMSTError { throw bad(e.message) }
+        }
         var entries: [EpisodicEntry] = []
         let text = try FileIO.readText(entriesPath)
         for (n, line) in text.lines().enumerated() {
@@ -135,6 +142,7 @@ extension EpisodicMemory {
             memory.features = features
             memory.featureSize = featureSize
             memory.featureSource = featureSource
+            memory.builtBy = builtBy
         }
         try memory.lock.withLock { _ in
             for e in entries { try memory.lexical.insert(id: e.id, terms: LexicalTokenizer.terms(e.text)) }

@@ -77,6 +77,16 @@ public final class MemoryStore: @unchecked Sendable {
         return m.count
     }
 
+    /// Re-embeds every semantic entry's vector with the model (SemanticMemory.reencoded), in
+    /// memory; save() writes it. Returns the count.
+    @discardableResult
+    public func reencodeSemantic(for model: LanguageModel) throws -> Int {
+        guard let old = semantic else { throw HMSTError.notFound("\(directory) has no semantic memory") }
+        let m = try old.reencoded(for: model)
+        semantic = m
+        return m.count
+    }
+
     /// The semantic tier, made with the model's hidden size and the FAISS description if absent.
     public func semantic(creatingFor model: LanguageModel,
                          description: String = SemanticMemoryConfig.defaultDescription) throws -> SemanticMemory {

@@ -71,6 +71,7 @@ public final class SemanticMemory: @unchecked Sendable {
     var lastTrainingError: String?
     var lexical = BM25Index()            // the live entries' texts, by id
     var embedderName: String?            // the embedder that built the text vectors (SemanticMemoryText)
+    var builtBy: ModelSignature?         // the model that embedded them, recorded with embedderName
 
     /// Changes made while a snapshot trains, replayed into the trained index at the swap.
     struct TrainingLog {
@@ -291,9 +292,16 @@ public final class SemanticMemory: @unchecked Sendable {
     /// while unknown (no text embedded for it yet, or vectors added directly). Thread-safe.
     public var embedder: String? { lock.withReadLock { embedderName } }
 
-    /// Sets the embedder when none is recorded yet. Thread-safe.
-    func recordEmbedder(_ name: String) {
-        lock.withWriteLock { if embedderName == nil { embedderName = name } }
+    /// Sets the embedder, and the model that embeds with it, when none is recorded yet. Thread-safe.
+    func recordEmbedder(_ name: String, model: LanguageModel) {
+        guard lock.withReadLock({ embedderName == nil }) else { return }
+        let signature = ModelSignature(model: model)
+        lock.withWriteLock {
+            if embedderName == nil {
+                embedderName = name
+                builtBy = signature
+            }
+        }
     }
 
     /// Live entries. Thread-safe (read lock).

@@ -4,7 +4,8 @@
 //   index-<gen>.faiss        faiss::write_index of the serving index (the exact flat index while
 //                            the memory is in its exact phase)
 //   metadata-<gen>.jsonl     one line per entry (MemoryMetadata.swift)
-// The manifest's optional "embedder" names what built the text vectors (SemanticMemoryText).
+// The manifest's optional "embedder" names what built the text vectors, and "model" the
+// ModelSignature of the model that embedded them (SemanticMemoryText; absent before session 37).
 // Every file goes to a temp name, is fsynced and renamed; the data files carry a fresh
 // generation in their names, so the manifest's rename is the single commit point: a kill at
 // any moment leaves the old manifest with the old files or the new one with the new files.
@@ -48,6 +49,7 @@ extension SemanticMemory {
                 w.field("tombstones", tombstones.sorted().map { String($0) })
                 w.field("faiss_version", String(cString: hmstfs_version()))
                 if let e = embedderName { w.field("embedder", e) }
+                if let builtBy { w.field("model", builtBy.json) }
                 MemoryFiles.describe(w, "index", file: indexName, indexFile)
                 MemoryFiles.describe(w, "metadata", file: metadataName, (lines.count, FileChecksum.of(lines)))
             }
@@ -109,6 +111,9 @@ extension SemanticMemory {
         if let e = m["embedder"] {
             guard let name = e.string, !name.isEmpty else { throw bad("\"embedder\" must be a non-empty string") }
             memory.embedderName = name
+        }
+        if let j = m["model"], !j.isNull {
+            do { memory.builtBy = try ModelSignature(json: j) } catch let e as HMSTError { throw bad(e.message) }
         }
         return memory
     }

@@ -1,8 +1,9 @@
 // Text in semantic memory: a text's vector is the model's document embedding (the pooled
 // hidden state, or its retrieval projection: Retrieval/RetrieverEmbedding.swift), a query's the
 // model's query embedding. The memory records which embedder built its vectors (the first
-// model to embed a text for it; saved in the manifest) and refuses a model that embeds
-// otherwise, since its queries would land in another space.
+// model to embed a text for it; saved in the manifest) and that model's ModelSignature, and
+// refuses a model that embeds otherwise or has other weights, since its queries would land in
+// another space.
 
 extension SemanticMemory {
     /// Throws INVALID_ARGUMENT unless the model's embeddings fit this memory: the dimension and
@@ -15,6 +16,11 @@ extension SemanticMemory {
         guard config.dim == model.embeddingDim else {
             throw HMSTError.invalidArgument("the model's embeddings have \(model.embeddingDim) values (\(model.embedderName)); the semantic memory's dimension is \(config.dim)")
         }
+        // the same embedder on other weights (a pooled hidden state, a retriever copied along)
+        if let built = lock.withReadLock({ builtBy }), let why = built.mismatch(with: ModelSignature(model: model)) {
+            throw HMSTError.invalidArgument("this semantic memory's vectors were embedded by another model: \(why); re-encode it for this model "
+                                            + "(`hmst memory reencode --dir DIR --model CHECKPOINT`) or use the model that built it")
+        }
     }
 
     /// The vector this memory stores for text: [dim]. Records the model's embedder when the
@@ -22,7 +28,7 @@ extension SemanticMemory {
     public func embedding(of text: String, model: LanguageModel) throws -> [Float] {
         try checkModel(model)
         let v = try model.documentEmbedding(text: text)
-        recordEmbedder(model.embedderName)
+        recordEmbedder(model.embedderName, model: model)
         return v
     }
 
@@ -31,7 +37,7 @@ extension SemanticMemory {
     public func embeddings(of texts: [String], model: LanguageModel) throws -> [Float] {
         try checkModel(model)
         let v = try model.documentEmbeddings(texts: texts)
-        recordEmbedder(model.embedderName)
+        recordEmbedder(model.embedderName, model: model)
         return v.flatMap { $0 }
     }
 
@@ -45,6 +51,31 @@ extension SemanticMemory {
     @discardableResult
     public func add(text: String, model: LanguageModel, source: String = "", owner: String = "") throws -> Int64 {
         try add(vectors: try embedding(of: text, model: model), metadata: [MemoryMetadata(text: text, source: source, owner: owner)])[0]
+    }
+
+    /// The same entries (ids, metadata, owners) with vectors embedded anew by the model (its
+    /// retriever's projection when it has one, so the dimension may change), in a fresh index
+    /// of the same description, metric and nprobe; ids removed before are never reused. What a
+    /// memory built by the model from these texts would hold. Embeds `batch` texts a forward.
+    public func reencoded(for model: LanguageModel, batch: Int = 32) throws -> SemanticMemory {
+        var c = config
+        c.dim = model.embeddingDim
+        let m = try SemanticMemory(config: c)
+        let (ids, metadata, next) = lock.withReadLock { () -> ([Int64], [MemoryMetadata], Int64) in
+            let ids = entries.keys.sorted()
+            return (ids, ids.compactMap { entries[$0] }, nextId)
+        }
+        var start = 0
+        while start < ids.count {
+            let end = min(ids.count, start + max(1, batch))
+            let vectors = try m.embeddings(of: metadata[start..<end].map(\.text), model: model)
+            _ = try m.add(vectors: vectors, metadata: Array(metadata[start..<end]), ids: Array(ids[start..<end]))
+            start = end
+        }
+        m.recordEmbedder(model.embedderName, model: model)
+        m.waitForTraining()
+        m.lock.withWriteLock { m.nextId = max(m.nextId, next) }
+        return m
     }
 
     /// The k entries nearest the text's query embedding. Thread-safe.

@@ -257,6 +257,7 @@ class TrainerParams(_Struct):
         ("time_budget_seconds", ctypes.c_double),
         ("warmup_fraction", ctypes.c_float),
         ("min_learning_rate", ctypes.c_float),
+        ("force", ctypes.c_bool),
     ]
 
 
@@ -449,6 +450,7 @@ class MemoryTrainerParams(_Struct):
         ("copy_gate_lexical_overlap", ctypes.c_bool),
         ("copy_gate_missing_terms", ctypes.c_bool),
         ("copy_gate_lexical_scale", ctypes.c_float),
+        ("force", ctypes.c_bool),
     ]
 
 
@@ -666,6 +668,7 @@ _declare("hmst_semantic_create", ctypes.c_int, ctypes.POINTER(SemanticParams), c
 _declare("hmst_semantic_load", ctypes.c_int, ctypes.c_char_p, ctypes.POINTER(_P))
 _declare("hmst_semantic_save", ctypes.c_int, _P, ctypes.c_char_p)
 _declare("hmst_semantic_free", None, _P)
+_declare("hmst_semantic_reencode", ctypes.c_int, _P, _P, ctypes.POINTER(_P))
 _declare("hmst_semantic_add", ctypes.c_int, _P, _F, ctypes.c_int64, _I64, ctypes.POINTER(ctypes.c_char_p), ctypes.c_char_p, _I64)
 _declare("hmst_semantic_add_text", ctypes.c_int, _P, _P, ctypes.c_char_p, ctypes.c_char_p, _I64)
 _declare("hmst_semantic_search", ctypes.c_int, _P, _F, ctypes.c_int64, ctypes.c_int32, ctypes.c_int32, _HITS)
@@ -686,6 +689,7 @@ _declare("hmst_episodic_create", ctypes.c_int, _P, ctypes.POINTER(EpisodicParams
 _declare("hmst_episodic_load", ctypes.c_int, ctypes.c_char_p, ctypes.POINTER(_P))
 _declare("hmst_episodic_save", ctypes.c_int, _P, ctypes.c_char_p)
 _declare("hmst_episodic_free", None, _P)
+_declare("hmst_episodic_reencode", ctypes.c_int, _P, _P, ctypes.POINTER(_P))
 _declare("hmst_episodic_add_text", ctypes.c_int, _P, _P, ctypes.c_char_p, ctypes.c_float, _I64)
 _declare("hmst_episodic_add_key", ctypes.c_int, _P, _F, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_float, _I64)
 _declare("hmst_episodic_search_text", ctypes.c_int, _P, _P, ctypes.c_char_p, ctypes.c_int32, _HITS, _I32)

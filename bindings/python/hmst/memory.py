@@ -107,6 +107,14 @@ class SemanticMemory(_Memory):
         """Atomic: a crash leaves the previous or the new memory."""
         _check(_lib.lib.hmst_semantic_save(self._handle(), _path(directory, "directory")))
 
+    def reencoded(self, model):
+        """A new memory with the same entries (ids, texts, owners) embedded by `model`. The
+        memory records the model that embedded its texts; text calls with another model (other
+        weights; a bf16/f16/int8 copy of the same ones still matches) raise HMSTError."""
+        h = ctypes.c_void_p()
+        _check(_lib.lib.hmst_semantic_reencode(self._handle(), model._handle(), ctypes.byref(h)))
+        return SemanticMemory(0, _handle=h)
+
     def add(self, vectors, texts=None, ids=None, source=None):
         """vectors: (n, dim) or (dim,); texts: n strings or None; ids: n ints or None (assigned).
         Returns the ids as an int64 array."""
@@ -206,6 +214,14 @@ class EpisodicMemory(_Memory):
 
     def save(self, directory):
         _check(_lib.lib.hmst_episodic_save(self._handle(), _path(directory, "directory")))
+
+    def reencoded(self, model):
+        """A new memory with the same entries (ids, texts, times, importance, owners) encoded by
+        `model` (and its trained episodic SSM when it has one). As SemanticMemory.reencoded, the
+        memory refuses text calls with another model than the one that encoded it."""
+        h = ctypes.c_void_p()
+        _check(_lib.lib.hmst_episodic_reencode(self._handle(), model._handle(), ctypes.byref(h)))
+        return EpisodicMemory(_handle=h)
 
     def add(self, model, text, importance=0.5):
         """Encodes text with the model and the SSM and stores it; returns its id."""

@@ -1,5 +1,6 @@
 """hmst.SemanticMemory, hmst.EpisodicMemory, Model.embed and consolidation over the fixture model."""
 import os
+import shutil
 import threading
 
 import numpy as np
@@ -122,3 +123,32 @@ def test_embed_episodic_and_consolidation(model, tmp_path):
             t.join()
         assert not errors
         assert c.passes >= 0 and c.moved >= 0
+
+
+def test_memory_refuses_another_model_until_reencoded(model, tmp_path):
+    """A memory records the model that encoded its texts: another model's text calls raise with
+    the way out, and reencoded(other) is a copy (same ids) that serves the other model."""
+    notes = ["The licensee may copy the work.", "Warranty is disclaimed."]
+    with hmst.Model.random("micro", seed=7) as rnd:   # other weights, with the fixture's tokenizer
+        rnd.save(tmp_path / "other")
+    shutil.copy(os.path.join(FIXTURE, "tokenizer.json"), tmp_path / "other")
+    with hmst.Model(tmp_path / "other") as other, \
+            hmst.EpisodicMemory(model, max_entries=16, state_size=32) as epi, \
+            hmst.SemanticMemory(model.n_embd, index="Flat") as sem:
+        ids = [epi.add(model, t) for t in notes]
+        sids = [sem.add_text(model, t) for t in notes]
+        for call in (lambda: epi.search(other, notes[0]), lambda: epi.add(other, "x"),
+                     lambda: sem.search_text(other, notes[0]), lambda: sem.add_text(other, "x")):
+            with pytest.raises(hmst.HMSTError, match="by another model.*reencode") as e:
+                call()
+            assert e.value.status_name == "INVALID_ARGUMENT"
+        with epi.reencoded(other) as epi2, sem.reencoded(other) as sem2:
+            assert [epi2.search(other, t, k=1)[0].id for t in notes] == ids
+            assert [sem2.search_text(other, t, k=1)[0].id for t in notes] == sids
+            with pytest.raises(hmst.HMSTError, match="by another model"):
+                epi2.search(model, notes[0])
+            with pytest.raises(hmst.HMSTError, match="by another model"):
+                sem2.search_text(model, notes[0])
+        # the originals are unchanged and still serve their model
+        assert epi.search(model, notes[1], k=1)[0].id == ids[1]
+        assert sem.search_text(model, notes[1], k=1)[0].id == sids[1]

@@ -1,0 +1,161 @@
+// A memory records the model its keys came from (ModelSignature): converted copies of the same
+// weights still read it, another or a retrained model is refused with the way out (re-encode),
+// re-encoding keeps ids, texts and owners, and memories saved before signatures load unchecked.
+import XCTest
+@testable import HMSTCore
+
+final class ModelSignatureTests: XCTestCase {
+    /// `model` with every weight moved by `step` (what a few optimizer steps do), through Parameters.
+    static func nudged(_ model: LanguageModel, by step: Float) throws -> LanguageModel {
+        let p = try Parameters(model: model)
+        var rng = RNG(seed: 3)
+        for i in 0..<p.count { p.values.pointer[i] += rng.next() & 1 == 0 ? -step : step }
+        return LanguageModel(decoder: try p.decoder(), tokenizer: model.tokenizer, config: p.config.json(), report: LoadReport(), storage: [p])
+    }
+
+    func testConvertedCopiesMatchOtherAndRetrainedWeightsDoNot() throws {
+        let bytes = try byteModel(hidden: 64)
+        let model = LanguageModel(decoder: bytes.decoder, tokenizer: nil, config: bytes.config, report: LoadReport(), storage: [bytes])
+        let dir = tempDirectory("signature")
+        defer { removeTree(dir) }
+        try model.save(directory: dir + "/f32")
+        try model.save(directory: dir + "/rows4", dtype: .i8, int8Layout: .rows4)
+        try model.save(directory: dir + "/f16", dtype: .f16)
+        let base = ModelSignature(model: model)
+        XCTAssertEqual(base.distance(to: base), 0)
+        XCTAssertGreaterThan(base.counts.count, 8)
+        var copies: [(String, LanguageModel)] = [("rows4", try LanguageModel.load(path: dir + "/rows4")),
+                                                 ("f16 saved", try LanguageModel.load(path: dir + "/f16"))]
+        for (name, wt) in [("bf16", WeightType.bf16), ("f16", .f16), ("int8", .int8)] {
+            var o = ModelLoadOptions()
+            o.weightType = wt
+            copies.append((name, try LanguageModel.load(path: dir + "/f32", options: o)))
+        }
+        XCTAssertTrue(copies[0].1.weightsType.contains("int8"))
+        for (name, copy) in copies {
+            let d = try XCTUnwrap(base.distance(to: ModelSignature(model: copy)), name)
+            print("ModelSignature distance of the \(name) copy: \(d)")
+            XCTAssertGreaterThan(d, 0, name)
+            XCTAssertLessThan(d, 0.01, name)   // the header's "under 1%"
+            XCTAssertNil(base.mismatch(with: ModelSignature(model: copy)), name)
+        }
+        // another initialisation, and the same weights after training-sized steps, are other models
+        let other = try byteModel(seed: 6, hidden: 64)
+        XCTAssertGreaterThan(try XCTUnwrap(base.distance(to: ModelSignature(model: other))), 0.5)
+        let trained = try ModelSignatureTests.nudged(model, by: 3e-3)
+        let dt = try XCTUnwrap(base.distance(to: ModelSignature(model: trained)))
+        print("ModelSignature distance after moving every weight by 3e-3: \(dt)")
+        XCTAssertGreaterThan(dt, ModelSignature.tolerance)
+        XCTAssertTrue(base.mismatch(with: ModelSignature(model: trained))?.contains("differ from this model's by") == true)
+        // another shape
+        XCTAssertNil(base.distance(to: ModelSignature(model: try byteModel(hidden: 32))))
+        XCTAssertTrue(base.mismatch(with: ModelSignature(model: try byteModel(hidden: 32)))?.contains("another shape") == true)
+        // a non-finite sampled weight never matches
+        var bad = base.values
+        bad[0] = .nan
+        XCTAssertEqual(ModelSignature(values: bad, counts: base.counts, sizes: base.sizes).distance(to: base), .infinity)
+        XCTAssertNotNil(base.mismatch(with: ModelSignature(values: bad, counts: base.counts, sizes: base.sizes)))
+    }
+
+    func testManifestFormRoundTripsAndRejectsMalformed() throws {
+        let s = ModelSignature(model: try byteModel())
+        XCTAssertEqual(try ModelSignature(json: s.json), s)
+        XCTAssertEqual(try ModelSignature(json: try JSONValue.parse(s.json.serialized)), s)
+        let cases: [(String, String)] = [
+            (#"{"chunks": [1], "sizes": [1]}"#, "needs"),
+            (#"{"values": "0000803f", "chunks": [1]}"#, "needs"),
+            (#"{"values": "0000803f", "chunks": [2], "sizes": [2]}"#, "hex digits"),
+            (#"{"values": "0000803g", "chunks": [1], "sizes": [1]}"#, "not a lower-case hex digit"),
+            (#"{"values": "", "chunks": [-1], "sizes": [1]}"#, "not a count"),
+            (#"{"values": "", "chunks": ["x"], "sizes": [1]}"#, "not a count"),
+            (#"{"values": "", "chunks": [0], "sizes": [1, 2]}"#, "but 2"),
+        ]
+        for (text, want) in cases {
+            XCTAssertThrowsError(try ModelSignature(json: try JSONValue.parse(text)), text) { e in
+                XCTAssertEqual((e as? HMSTError)?.status, .badFormat, text)
+                XCTAssertTrue("\(e)".contains(want), "\(text): \(e)")
+            }
+        }
+        XCTAssertEqual(try ModelSignature(json: try JSONValue.parse(#"{"values": "0000803f", "chunks": [1], "sizes": [9]}"#)).values, [1])
+    }
+}
+
+final class MemoryModelTests: XCTestCase {
+    func testEachTierRefusesAnotherModelUntilReencoded() throws {
+        let model = try byteModel()
+        let other = try ModelSignatureTests.nudged(model, by: 3e-3)   // "Stage 2 trained it"
+        let dir = tempDirectory("memory-model")
+        defer { removeTree(dir) }
+        let store = try MemoryStore(directory: dir)
+        var c = EpisodicMemoryConfig()
+        c.stateSize = 16
+        let epi = try store.episodic(creatingFor: model, config: c)
+        let e1 = try epi.add(text: "the cat sat on the mat", model: model, owner: "ann")
+        _ = try epi.add(text: "stock prices fell", model: model)
+        let sem = try store.semantic(creatingFor: model, description: "Flat")
+        _ = try sem.add(text: "bread and butter", model: model)
+        let s2 = try sem.add(text: "the cat sat on the mat", model: model, owner: "bob")
+        let gone = try sem.add(text: "removed before the re-encoding", model: model)
+        _ = try sem.remove(ids: [gone])
+        try store.save()
+        for name in ["episodic/episodic.json", "semantic/memory.json"] {
+            XCTAssertNotNil(try JSONValue.parse(file: dir + "/" + name)["model"], name)
+        }
+
+        let again = try MemoryStore(directory: dir, mustExist: true)
+        XCTAssertEqual(try again.search(text: "the cat sat on the mat", model: model, k: 2).count, 2)
+        for tier in [MemoryTier.episodic, .semantic, .both] {
+            XCTAssertThrowsError(try again.search(text: "the cat", model: other, tier: tier, k: 2), "\(tier)") { e in
+                XCTAssertEqual((e as? HMSTError)?.status, .invalidArgument)
+                XCTAssertTrue("\(e)".contains("by another model") && "\(e)".contains("hmst memory reencode"), "\(e)")
+            }
+        }
+        XCTAssertThrowsError(try again.episodic?.add(text: "more", model: other))
+        XCTAssertThrowsError(try again.semantic?.add(text: "more", model: other))
+        XCTAssertThrowsError(try Consolidator.run(episodic: XCTUnwrap(again.episodic), semantic: XCTUnwrap(again.semantic), model: other))
+
+        // re-encoded for the other model: the same ids, texts and owners; the next id is not reused
+        XCTAssertEqual(try again.reencodeEpisodic(for: other), 2)
+        XCTAssertEqual(try again.reencodeSemantic(for: other), 2)
+        try again.save()
+        let after = try MemoryStore(directory: dir, mustExist: true)
+        let hits = try after.search(text: "the cat sat on the mat", model: other, k: 3)
+        XCTAssertEqual(hits.first(where: { $0.tier == .episodic })?.id, e1)
+        XCTAssertEqual(hits.first(where: { $0.tier == .semantic })?.id, s2)
+        XCTAssertEqual(try after.semantic?.metadata(id: s2).owner, "bob")
+        XCTAssertEqual(try after.episodic?.entry(id: e1).owner, "ann")
+        XCTAssertEqual(try after.semantic?.add(text: "new", model: other), gone + 1)
+        XCTAssertThrowsError(try after.search(text: "the cat", model: model, tier: .semantic, k: 1))   // now the first model is the other one
+    }
+
+    func testMemoriesSavedBeforeSignaturesLoadUnchecked() throws {
+        let model = try byteModel()
+        let other = try byteModel(seed: 6)
+        let dir = tempDirectory("memory-model-old")
+        defer { removeTree(dir) }
+        let store = try MemoryStore(directory: dir)
+        var c = EpisodicMemoryConfig()
+        c.stateSize = 16
+        _ = try store.episodic(creatingFor: model, config: c).add(text: "the cat sat on the mat", model: model)
+        _ = try store.semantic(creatingFor: model, description: "Flat").add(text: "the cat sat on the mat", model: model)
+        try store.save()
+        // as written before session 37: no "model" in either manifest
+        for name in ["episodic/episodic.json", "semantic/memory.json"] {
+            guard case .object(let fields) = try JSONValue.parse(file: dir + "/" + name) else { return XCTFail(name) }
+            try FileIO.writeAtomically(dir + "/" + name, text: JSONValue.object(fields.filter { $0.0 != "model" }).serialized)
+        }
+        let old = try MemoryStore(directory: dir, mustExist: true)
+        XCTAssertEqual(try old.search(text: "the cat", model: other, k: 2).count, 2)
+        _ = try old.episodic?.add(text: "added by the other", model: other)   // entries already there: nothing recorded
+        try old.save()
+        XCTAssertNil(try JSONValue.parse(file: dir + "/episodic/episodic.json")["model"])
+        // a malformed "model" is named
+        guard case .object(var fields) = try JSONValue.parse(file: dir + "/semantic/memory.json") else { return XCTFail() }
+        fields.append(("model", .object([("values", .string("zz")), ("chunks", .array([.number(1)])), ("sizes", .array([.number(1)]))])))
+        try FileIO.writeAtomically(dir + "/semantic/memory.json", text: JSONValue.object(fields).serialized)
+        XCTAssertThrowsError(try MemoryStore(directory: dir, mustExist: true)) { e in
+            XCTAssertEqual((e as? HMSTError)?.status, .badFormat)
+            XCTAssertTrue("\(e)".contains("memory.json") && "\(e)".contains("hex digits"), "\(e)")
+        }
+    }
+}
