@@ -573,14 +573,17 @@ HMST_API int hmst_semantic_load(const char *dir, hmst_semantic **out);
 /* Writes atomically: a crash leaves the previous or the new memory, never a mix. Searches go on
  * meanwhile. Thread-safe. */
 HMST_API int hmst_semantic_save(hmst_semantic *memory, const char *dir);
-/* A memory records the model whose embeddings its text vectors are (its first text add: a
- * sample of that model's weights, saved with it); *_add_text, *_search_text and *_retrieve with
- * another model (other weights: retrained, another checkpoint; a bf16, f16 or int8 copy of the
- * same weights still matches) are INVALID_ARGUMENT naming it; memories saved before that record
- * existed are not checked. This call makes *out a new memory with the
- * same entries (ids, texts, sources, owners) embedded by `model` (its retriever projection when
- * it has one, so the dimension may change), in an index of the same description; `memory` is
- * unchanged. One forward per 32 texts. Thread-safe. */
+/* A memory records the model whose embeddings its text vectors are (a sample of that model's
+ * weights, saved with it), made by the text add, embedding or consolidation that first fills it
+ * (an empty memory takes any model; vectors added bare before that count as that model's).
+ * *_add_text, *_search_text, consolidation and dense or hybrid *_retrieve with another model
+ * (other weights: retrained, another checkpoint; a bf16, f16 or int8 copy of the same weights
+ * still matches) are INVALID_ARGUMENT naming it; lexical *_retrieve uses no model and is not
+ * checked; memories saved before that record existed are not checked. This call makes *out a
+ * new memory with the same entries (ids, texts, sources, owners) embedded by `model` (its
+ * retriever projection when it has one, so the dimension may change), in an index of the same
+ * description; `memory` is unchanged. Entries without text (bare vectors) are
+ * INVALID_ARGUMENT, named. One forward per 32 texts. Thread-safe. */
 HMST_API int hmst_semantic_reencode(hmst_semantic *memory, const hmst_model *model, hmst_semantic **out);
 /* NULL is a no-op. Not concurrently with other calls on the same memory. */
 HMST_API void hmst_semantic_free(hmst_semantic *memory);
@@ -643,7 +646,8 @@ HMST_API int hmst_episodic_save(hmst_episodic *memory, const char *dir);
  * hmst_episodic_create, or its first text add), and text calls with another model are
  * INVALID_ARGUMENT. *out: the same entries (ids, texts, times, importance, owners) encoded by
  * `model`'s SSM (its trained episodic mixer when it has one); `memory` is unchanged. Entries
- * added with a precomputed key are encoded from their text too. Thread-safe. */
+ * added with a precomputed key are encoded from their text too; one without text is
+ * INVALID_ARGUMENT, named. Thread-safe. */
 HMST_API int hmst_episodic_reencode(hmst_episodic *memory, const hmst_model *model, hmst_episodic **out);
 /* NULL is a no-op. Not concurrently with other calls on the same memory. */
 HMST_API void hmst_episodic_free(hmst_episodic *memory);

@@ -204,13 +204,14 @@ public func hmst_semantic_wait_training(_ m: OpaquePointer?) -> Int32 {
 public func hmst_semantic_stats_json(_ m: OpaquePointer?, _ buf: UnsafeMutablePointer<CChar>?, _ cap: Int,
                                      _ nOut: UnsafeMutablePointer<Int>?) -> Int32 {
     hmstCall {
-        let s = try resolveSemantic(m).stats()
+        let mem = try resolveSemantic(m)
+        let s = mem.stats()
         let w = JSONWriter()
         w.object {
             w.field("kind", "semantic"); w.field("count", s.count); w.field("dim", s.dim); w.field("description", s.description)
             w.field("metric", s.metric.rawValue); w.field("phase", s.phase.rawValue); w.field("train_threshold", s.trainThreshold)
             w.field("nlist", s.nlist); w.field("nprobe", s.nprobe); w.field("index_bytes", s.indexBytes)
-            w.field("tombstones", s.tombstones); w.field("next_id", String(s.nextId))
+            w.field("tombstones", s.tombstones); w.field("next_id", String(s.nextId)); w.field("model_recorded", mem.recordsModel)
             if let ms = s.lastTrainingMs { w.field("last_training_ms", ms) }
             if let e = s.lastTrainingError { w.field("last_training_error", e) }
         }
@@ -344,7 +345,7 @@ public func hmst_episodic_stats_json(_ m: OpaquePointer?, _ buf: UnsafeMutablePo
         let w = JSONWriter()
         w.object {
             w.field("kind", "episodic"); w.field("count", entries.count); w.field("max_entries", mem.config.maxEntries)
-            w.field("state_size", mem.config.stateSize); w.field("input_size", mem.inputSize)
+            w.field("state_size", mem.config.stateSize); w.field("input_size", mem.inputSize); w.field("model_recorded", mem.recordsModel)
             w.field("entries", JSONValue.array(entries.map { e in
                 .object([("id", .string(String(e.id))), ("access_count", .number(Double(e.accessCount))), ("surprise", .number(e.surprise)),
                          ("importance", .number(e.importance)), ("timestamp", .number(e.timestamp)), ("tokens", .number(Double(e.tokens.count)))])

@@ -72,7 +72,12 @@ struct AbstentionCommand: ParsableCommand {
             if FileIO.lies(output, within: memory) || (!FileIO.exists(output) && FileIO.lies(Paths.parent(output), within: memory)) {
                 throw HMSTError.invalidArgument("--output \(output) is or lies inside --memory \(memory), which is only read: choose another output")
             }
+            let deletedDir = output + "/memory-deleted"
+            if !dryRun { try EngineAbstention.checkCopy(from: memory, to: deletedDir) }
             let present = try MemoryStore(directory: memory, mustExist: true)
+            // a memory another model built is refused before anything is written (the engine would, per condition)
+            if let e = present.episodic, e.count > 0 { try e.checkModel(model) }
+            if let s = present.semantic, s.count > 0 { try s.checkModel(model) }
             let sel = try EngineAbstention.select(factsDirectory: facts, memory: present, options: o)
             guard !sel.questions.isEmpty else {
                 throw HMSTError.invalidArgument("no question to ask: of \(sel.items) items, \(sel.otherSplit) are of entities outside the critic's test split and \(sel.notInMemory) have gold facts \(memory) does not hold (--entities all, or a memory holding the facts)")
@@ -85,7 +90,6 @@ struct AbstentionCommand: ParsableCommand {
             }
             try FileIO.writeAtomically(output + "/questions.jsonl", text: listed.joined(separator: "\n") + "\n")
             if dryRun { return }
-            let deletedDir = output + "/memory-deleted"
             let gold = Set(sel.questions.flatMap { $0.gold + $0.linked })
             let removed = try EngineAbstention.deletedCopy(from: memory, to: deletedDir, texts: gold)
             printError("gold deleted: \(removed.semantic) semantic and \(removed.episodic) episodic entries removed from a copy (\(deletedDir))")

@@ -10,18 +10,21 @@ enum HMSTMain {
         HMSTCommand.main(attachingNegativeNumbers(Array(CommandLine.arguments.dropFirst())))
     }
 
-    /// `--temperature -1` as `--temperature=-1`: the argument parser takes a word that starts
-    /// with "-" for an option, so a negative value read as a missing one ("Missing value for
-    /// '--temperature'") instead of reaching the range check that names the problem. Only a
-    /// negative number (or -inf, -nan) right after a long option without "=", and nothing
-    /// after "--".
+    /// `--temperature -1` as `--temperature=-1` (and `-k -1` as `-k=-1`): the argument parser
+    /// takes a word that starts with "-" for an option, so a negative value read as a missing
+    /// one ("Missing value for '--temperature'") instead of reaching the range check that names
+    /// the problem. Only a negative number (or -inf, -nan) right after a long option without
+    /// "=" or a one-letter option (every one-letter option of hmst takes a value; -h, help,
+    /// takes none and is left alone), and nothing after "--".
     static func attachingNegativeNumbers(_ args: [String]) -> [String] {
         var out: [String] = []
         var i = 0
         while i < args.count {
             let a = args[i]
             if a == "--" { return out + args[i...] }
-            if a.hasPrefix("--"), a.count > 2, !a.contains("="), i + 1 < args.count, isNegativeNumber(args[i + 1]) {
+            let long = a.hasPrefix("--") && a.count > 2 && !a.contains("=")
+            let short = a.count == 2 && a.hasPrefix("-") && a != "-h" && a.last?.isLetter == true
+            if long || short, i + 1 < args.count, isNegativeNumber(args[i + 1]) {
                 out.append(a + "=" + args[i + 1])
                 i += 2
             } else {

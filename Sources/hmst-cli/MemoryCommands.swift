@@ -119,11 +119,13 @@ struct MemoryCommand: ParsableCommand {
 
         func run() throws {
             try runReportingErrors {
-                let m = mode == .lexical ? nil : try modelOptions.load()
+                guard nprobe >= 0 else { throw HMSTError.invalidArgument("--nprobe \(nprobe) must be >= 0 (0: the memory's default)") }
                 var o = RetrievalOptions(mode: RetrievalMode(rawValue: mode.rawValue) ?? .hybrid, k: k)
                 o.nprobe = nprobe > 0 ? nprobe : nil
                 o.minCoverage = minCoverage
-                let store = try at.open()
+                try o.validate()   // before the model loads, and whatever the memory holds
+                let store = try at.open(mustExist: true)
+                let m = mode == .lexical ? nil : try modelOptions.load()
                 // per tier, episodic first: -k counts results per tier
                 if tier.core != .semantic, let mem = store.episodic {
                     MemoryCommand.printRetrieval("episodic", try mem.retrieve(text: query, model: m, options: o), json: json)
@@ -166,12 +168,14 @@ struct MemoryCommand: ParsableCommand {
                 if let mem = store.episodic {
                     let e = mem.allEntries()
                     print("episodic: \(e.count)/\(mem.config.maxEntries) entries, state size \(mem.config.stateSize), input \(mem.inputSize), "
-                          + "accesses \(e.reduce(0) { $0 + $1.accessCount })")
+                          + "accesses \(e.reduce(0) { $0 + $1.accessCount })"
+                          + (mem.recordsModel || e.isEmpty ? "" : "; its model is not recorded (saved before hmst recorded it): not checked, re-encode to record it"))
                 } else { print("episodic: none") }
                 if let sem = store.semantic {
                     let s = sem.stats()
                     print("semantic: \(s.count) entries, dim \(s.dim), \(s.description) (\(s.metric.rawValue)), phase \(s.phase.rawValue), "
-                          + "nprobe \(s.nprobe), index \(s.indexBytes) bytes")
+                          + "nprobe \(s.nprobe), index \(s.indexBytes) bytes"
+                          + (sem.recordsModel || s.count == 0 ? "" : "; its model is not recorded (saved before hmst recorded it, or bare vectors): not checked"))
                 } else { print("semantic: none") }
             }
         }

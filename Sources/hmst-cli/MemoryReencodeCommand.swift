@@ -27,7 +27,8 @@ extension MemoryCommand {
                 let doEpisodic = which != .semantic && (which == .episodic || store.episodic != nil)
                 let doSemantic = which != .episodic && (which == .semantic || store.semantic != nil)
                 guard doEpisodic || doSemantic else { throw HMSTError.notFound("\(at.dir) holds no memory tier to re-encode") }
-                // both tiers are re-encoded before either is saved: a failure leaves the directory as it was
+                // both tiers are re-encoded before either is saved: an encoding failure leaves the directory as
+                // it was (a failed save of the second tier leaves the first re-encoded: run the command again)
                 let episodic = doEpisodic ? try store.reencodeEpisodic(for: m) : 0
                 let semantic = doSemantic ? try store.reencodeSemantic(for: m) : 0
                 if doSemantic { try store.save(tier: .semantic) }

@@ -67,7 +67,9 @@ check "generate is reproducible with --seed" bash -c \
 printf 'First prompt\nSecond prompt\n' >"$W/prompts.txt"
 check "a negative option value reaches the range check (not 'Missing value'); -- still ends the options" bash -c \
     "! $HMST generate $W/ckpt --prompt x --temperature -1 2> $W/neg.err && grep -q 'temperature -1.0 must be finite and >= 0' $W/neg.err && \
-     ! $HMST init --size micro --vocab -5 $W/negv 2> $W/negv.err && grep -q 'vocab' $W/negv.err && ! grep -q 'Missing value' $W/negv.err"
+     ! $HMST init --size micro --vocab -5 $W/negv 2> $W/negv.err && grep -q 'vocab' $W/negv.err && ! grep -q 'Missing value' $W/negv.err && \
+     ! $HMST memory search --dir $W/nomem --model $W/ckpt --mode lexical -k -1 x 2> $W/negk.err && grep -q 'k = -1 must be' $W/negk.err && ! grep -q 'Missing value' $W/negk.err && \
+     ! $HMST memory search --dir $W/nomem --model $W/ckpt --mode lexical x 2> $W/nomem.err && grep -q 'no such memory directory' $W/nomem.err"
 check "generate batch --input/--output" "$HMST" generate "$W/ckpt" --input "$W/prompts.txt" --output "$W/results.txt" --max-length 5 --temperature 0
 fails "generate --output over its --input" bash -c "cp $W/prompts.txt $W/prompts2.txt && $HMST generate $W/ckpt --input $W/prompts2.txt --output $W/prompts2.txt --max-length 2"
 check "batch output has both prompts" bash -c "grep -q 'First prompt' $W/results.txt && grep -q 'Second prompt' $W/results.txt"
@@ -410,7 +412,10 @@ b[o:o + 4] = struct.pack('<f', 1e6)
 open(p, 'wb').write(b)
 \" $W/big && cp -r $W/ckpt $W/qkeep && echo '{}' > $W/qkeep/chat_template.json && md5sum $W/qkeep/model.safetensors $W/qkeep/config.json > $W/qk.md5 && \
      ! $HMST quantize $W/big $W/qkeep --dtype f16 --force 2> $W/qk.err && grep -q 'beyond f16' $W/qk.err && md5sum -c --quiet $W/qk.md5 && test -f $W/qkeep/chat_template.json && \
-     test -z \"\$(ls -A $W/qkeep | grep hmst-replacing)\" && $HMST quantize $W/ckpt $W/qkeep --dtype bf16 --force > /dev/null && test ! -e $W/qkeep/chat_template.json && \
+     test -z \"\$(ls -A $W/qkeep | grep hmst-replacing)\" && mkdir $W/qkeep/.hmst-replacing-\$\$ && \
+     ! $HMST quantize $W/ckpt $W/qkeep --dtype bf16 --force 2> $W/qk2.err && grep -q 'being replaced by process' $W/qk2.err && md5sum -c --quiet $W/qk.md5 && \
+     mv $W/qkeep/.hmst-replacing-\$\$ $W/qkeep/.hmst-replacing-999999999 && \
+     $HMST quantize $W/ckpt $W/qkeep --dtype bf16 --force > /dev/null 2> $W/qk3.err && grep -q 'left by an earlier replacement' $W/qk3.err && test ! -e $W/qkeep/chat_template.json && \
      test -z \"\$(ls -A $W/qkeep | grep hmst-replacing)\" && $HMST info $W/qkeep | grep -q 'weights: *bf16' && rm -rf $W/big $W/qkeep"
 fails "memory of a corrupt directory" bash -c "echo '{' > $MEM/semantic/memory.json && $HMST memory stats --dir $MEM"
 # placement-report: where a loaded model's pages and workers are (tools/numa-vm checks it on two

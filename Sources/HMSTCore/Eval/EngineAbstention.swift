@@ -195,15 +195,20 @@ public enum EngineAbstention {
         return select(tasks: tasks, memoryTexts: Set(try memory.allEntries().map(\.text)), options: o)
     }
 
+    /// Throws unless deletedCopy(from:to:) may replace `to`: `from` is a directory and `to` is
+    /// neither the memory, nor inside it, nor holds it. Front ends call it before writing anything.
+    public static func checkCopy(from: String, to: String) throws {
+        guard FileIO.isDirectory(from) else { throw HMSTError.notFound("memory directory \(from) does not exist") }
+        if FileIO.lies(from, within: to) || FileIO.lies(to, within: from) || FileIO.lies(Paths.parent(to), within: from) {
+            throw HMSTError.invalidArgument("the copy \(to) would replace or sit inside the memory \(from): choose another output")
+        }
+    }
+
     /// Copies the memory directory `from` to `to` (replacing what is there) and removes from the
     /// copy, in both tiers, every entry whose text is in texts; saves the copy. Returns the
     /// entries removed per tier. The original is only read.
     public static func deletedCopy(from: String, to: String, texts: Set<String>) throws -> (episodic: Int, semantic: Int) {
-        guard FileIO.isDirectory(from) else { throw HMSTError.notFound("memory directory \(from) does not exist") }
-        // `to` is replaced: it must be neither the memory, nor inside it, nor hold it
-        if FileIO.lies(from, within: to) || FileIO.lies(to, within: from) || FileIO.lies(Paths.parent(to), within: from) {
-            throw HMSTError.invalidArgument("the copy \(to) would replace or sit inside the memory \(from): choose another output")
-        }
+        try checkCopy(from: from, to: to)
         let fm = FileManager.default
         if FileIO.exists(to) { try fm.removeItem(atPath: to) }
         do { try fm.copyItem(atPath: from, toPath: to) } catch {

@@ -53,6 +53,8 @@ public enum EvalRun {
                     throw HMSTError.invalidArgument("--episodic-injection \(options.episodicInjection.rawValue): \(dir) has no episodic memory")
                 }
                 _ = try ep.checkSoftTokens(of: model, store.episodicDirectory)
+                // and from this model's hidden states, even when lexical retrieval never encodes a query
+                try ep.checkModel(model)
             }
             retriever = try MemoryStoreRetriever(store: store, model: model, tier: req.tier, options: req.retrieval)
         }

@@ -73,9 +73,12 @@ public final class EpisodicMemory: @unchecked Sendable {
     /// the soft tokens last checked against featureSource (their hash is not recomputed per add)
     private var checkedSoft: ObjectIdentifier?
     /// The model whose hidden states the keys were encoded from (ModelSignature), set when the
-    /// memory is made for a model or its first entry is encoded; nil for a memory saved before
-    /// signatures were recorded, or holding only precomputed keys, which is not checked.
+    /// memory is made for a model and whenever a text is added while it is empty; nil for a
+    /// memory saved before signatures were recorded, which is not checked.
     var builtBy: ModelSignature?
+    /// Whether the memory records the model its keys came from (false: saved before that
+    /// record, not checked). Thread-safe.
+    public var recordsModel: Bool { lock.withLock { _ in builtBy != nil } }
 
     public init(inputSize: Int, config: EpisodicMemoryConfig = EpisodicMemoryConfig(), weights: MambaMixerWeights? = nil) throws {
         try config.validate()
@@ -161,6 +164,11 @@ public final class EpisodicMemory: @unchecked Sendable {
         if let soft = model.episodicSoftTokens { c.stateSize = soft.N }
         let m = try EpisodicMemory(model: model, config: c)
         let (old, next) = lock.withLock { _ in (entries, nextId) }
+        let bare = old.filter { $0.text.isEmpty }.map(\.id)
+        guard bare.isEmpty else {
+            throw HMSTError.invalidArgument("\(bare.count) episodic entr\(bare.count == 1 ? "y has" : "ies have") no text to encode again (added as bare keys; "
+                                            + "ids \(bare.prefix(8).map(String.init).joined(separator: ", "))\(bare.count > 8 ? ", ..." : "")): remove them first")
+        }
         var newEntries: [EpisodicEntry] = [], newKeys: [Float] = [], newFeatures: [Float] = []
         for e in old {
             let (key, tokens, surprise, features) = try m.encode(text: e.text, model: model)
@@ -261,11 +269,9 @@ public final class EpisodicMemory: @unchecked Sendable {
     public func add(text: String, model: LanguageModel, importance: Double = 0.5, timestamp: Double = Clock.wallSeconds(),
                     owner: String = "") throws -> Int64 {
         try checkModel(model)
-        let signature = ModelSignature(model: model)
-        lock.withLock { _ in if builtBy == nil && entries.isEmpty { builtBy = signature } }
         let (key, tokens, surprise, features) = try encode(text: text, model: model)
-        return try add(key: key, text: text, tokens: tokens, surprise: surprise, importance: importance, timestamp: timestamp,
-                       owner: owner, features: features)
+        return try insert(key: key, text: text, tokens: tokens, surprise: surprise, importance: importance, timestamp: timestamp,
+                          owner: owner, features: features, encodedBy: ModelSignature(model: model))
     }
 
     /// Stores a precomputed key ([N], normalised here); with features ([featureSize]) when this
@@ -273,6 +279,15 @@ public final class EpisodicMemory: @unchecked Sendable {
     @discardableResult
     public func add(key: [Float], text: String, tokens: [Int32] = [], surprise: Double = 0, importance: Double = 0.5,
                     timestamp: Double = Clock.wallSeconds(), owner: String = "", features: [Float]? = nil) throws -> Int64 {
+        try insert(key: key, text: text, tokens: tokens, surprise: surprise, importance: importance, timestamp: timestamp,
+                   owner: owner, features: features, encodedBy: nil)
+    }
+
+    /// add(key:...), with the model the key was encoded by checked and recorded in the same
+    /// critical section as the insert: an empty memory takes it, a filled one must match it
+    /// (two first adds by different models cannot both land).
+    private func insert(key: [Float], text: String, tokens: [Int32], surprise: Double, importance: Double,
+                        timestamp: Double, owner: String, features: [Float]?, encodedBy: ModelSignature?) throws -> Int64 {
         if let features {
             guard featureSize > 0, features.count == featureSize, features.allSatisfy(\.isFinite) else {
                 throw HMSTError.invalidArgument("episodic state features of \(features.count) values: this memory keeps \(featureSize)")
@@ -287,6 +302,13 @@ public final class EpisodicMemory: @unchecked Sendable {
         let k = try EpisodicMemory.unit(key, "episodic key")
         let terms = LexicalTokenizer.terms(text)
         return try lock.withLock { _ in
+            if let encodedBy {
+                if entries.isEmpty {
+                    builtBy = encodedBy
+                } else if let built = builtBy, let why = built.mismatch(with: encodedBy) {
+                    throw HMSTError.invalidArgument("this episodic memory's keys were encoded by another model: \(why)")
+                }
+            }
             if entries.count >= config.maxEntries { evictOne() }
             let id = nextId
             try lexical.insert(id: id, terms: terms)
@@ -301,12 +323,13 @@ public final class EpisodicMemory: @unchecked Sendable {
 
     /// INVALID_ARGUMENT unless the model can read and add to this memory: its hidden size, and
     /// its weights those the keys were encoded with (ModelSignature; a converted copy of them
-    /// passes, another or a retrained model does not).
+    /// passes, another or a retrained model does not). An empty memory takes any model of its
+    /// hidden size, and records the one whose text fills it.
     public func checkModel(_ model: LanguageModel) throws {
         guard model.dims.C == inputSize else {
             throw HMSTError.invalidArgument("the model's hidden size \(model.dims.C) is not this memory's \(inputSize)")
         }
-        if let built = lock.withLock({ _ in builtBy }), let why = built.mismatch(with: ModelSignature(model: model)) {
+        if let built = lock.withLock({ _ in entries.isEmpty ? nil : builtBy }), let why = built.mismatch(with: ModelSignature(model: model)) {
             throw HMSTError.invalidArgument("this episodic memory's keys were encoded by another model: \(why); re-encode it for this model "
                                             + "(`hmst memory reencode --dir DIR --model CHECKPOINT`) or use the model that built it")
         }

@@ -292,14 +292,23 @@ public final class SemanticMemory: @unchecked Sendable {
     /// while unknown (no text embedded for it yet, or vectors added directly). Thread-safe.
     public var embedder: String? { lock.withReadLock { embedderName } }
 
-    /// Sets the embedder, and the model that embeds with it, when none is recorded yet. Thread-safe.
-    func recordEmbedder(_ name: String, model: LanguageModel) {
-        guard lock.withReadLock({ embedderName == nil }) else { return }
+    /// Whether the memory records the model its vectors came from (false: empty of text so far,
+    /// or saved before that record, not checked). Thread-safe.
+    public var recordsModel: Bool { lock.withReadLock { builtBy != nil } }
+
+    /// Sets the embedder, and the model that embeds with it, when none is recorded yet; the
+    /// model also while the memory is empty (it takes the model that fills it). Throws when
+    /// another model filled it meanwhile (checkModel ran before the embedding). Thread-safe.
+    func recordEmbedder(_ name: String, model: LanguageModel) throws {
         let signature = ModelSignature(model: model)
-        lock.withWriteLock {
+        try lock.withWriteLock {
             if embedderName == nil {
                 embedderName = name
                 builtBy = signature
+            } else if entries.isEmpty {
+                builtBy = signature
+            } else if let built = builtBy, let why = built.mismatch(with: signature) {
+                throw HMSTError.invalidArgument("this semantic memory's vectors were embedded by another model: \(why)")
             }
         }
     }

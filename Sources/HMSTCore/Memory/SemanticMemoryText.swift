@@ -16,8 +16,9 @@ extension SemanticMemory {
         guard config.dim == model.embeddingDim else {
             throw HMSTError.invalidArgument("the model's embeddings have \(model.embeddingDim) values (\(model.embedderName)); the semantic memory's dimension is \(config.dim)")
         }
-        // the same embedder on other weights (a pooled hidden state, a retriever copied along)
-        if let built = lock.withReadLock({ builtBy }), let why = built.mismatch(with: ModelSignature(model: model)) {
+        // the same embedder on other weights (a pooled hidden state, a retriever copied along);
+        // an empty memory takes the model that fills it
+        if let built = lock.withReadLock({ entries.isEmpty ? nil : builtBy }), let why = built.mismatch(with: ModelSignature(model: model)) {
             throw HMSTError.invalidArgument("this semantic memory's vectors were embedded by another model: \(why); re-encode it for this model "
                                             + "(`hmst memory reencode --dir DIR --model CHECKPOINT`) or use the model that built it")
         }
@@ -28,7 +29,7 @@ extension SemanticMemory {
     public func embedding(of text: String, model: LanguageModel) throws -> [Float] {
         try checkModel(model)
         let v = try model.documentEmbedding(text: text)
-        recordEmbedder(model.embedderName, model: model)
+        try recordEmbedder(model.embedderName, model: model)
         return v
     }
 
@@ -37,7 +38,7 @@ extension SemanticMemory {
     public func embeddings(of texts: [String], model: LanguageModel) throws -> [Float] {
         try checkModel(model)
         let v = try model.documentEmbeddings(texts: texts)
-        recordEmbedder(model.embedderName, model: model)
+        try recordEmbedder(model.embedderName, model: model)
         return v.flatMap { $0 }
     }
 
@@ -55,7 +56,10 @@ extension SemanticMemory {
 
     /// The same entries (ids, metadata, owners) with vectors embedded anew by the model (its
     /// retriever's projection when it has one, so the dimension may change), in a fresh index
-    /// of the same description, metric and nprobe; ids removed before are never reused. What a
+    /// of the same description, metric and nprobe; auto-assigned ids continue past every id used
+    /// before (removed ones included). Entries without text (bare vectors) cannot be embedded
+    /// again: INVALID_ARGUMENT naming them. A description that does not fit a new dimension
+    /// (PQ16 of a D not divisible by 16) is FAISS's error. What a
     /// memory built by the model from these texts would hold. Embeds `batch` texts a forward.
     public func reencoded(for model: LanguageModel, batch: Int = 32) throws -> SemanticMemory {
         var c = config
@@ -65,6 +69,11 @@ extension SemanticMemory {
             let ids = entries.keys.sorted()
             return (ids, ids.compactMap { entries[$0] }, nextId)
         }
+        let bare = zip(ids, metadata).filter { $0.1.text.isEmpty }.map(\.0)
+        guard bare.isEmpty else {
+            throw HMSTError.invalidArgument("\(bare.count) semantic entr\(bare.count == 1 ? "y has" : "ies have") no text to embed again (added as bare vectors; "
+                                            + "ids \(bare.prefix(8).map(String.init).joined(separator: ", "))\(bare.count > 8 ? ", ..." : "")): remove them first")
+        }
         var start = 0
         while start < ids.count {
             let end = min(ids.count, start + max(1, batch))
@@ -72,7 +81,7 @@ extension SemanticMemory {
             _ = try m.add(vectors: vectors, metadata: Array(metadata[start..<end]), ids: Array(ids[start..<end]))
             start = end
         }
-        m.recordEmbedder(model.embedderName, model: model)
+        try m.recordEmbedder(model.embedderName, model: model)
         m.waitForTraining()
         m.lock.withWriteLock { m.nextId = max(m.nextId, next) }
         return m

@@ -47,14 +47,23 @@ public enum CheckpointParts {
 
     /// Writes a checkpoint into `directory` with `write(path)`, replacing one already there
     /// (after `refuseExisting`) only once the new one is whole: `write` then fills a staging
-    /// directory inside `directory`, and only on its success are the old checkpoint's parts
-    /// cleared (`clear`) and the new files renamed into place; a failed write removes the
-    /// staging directory and leaves the old checkpoint as it was. Needs room for both while it
-    /// writes. A directory without a checkpoint is written directly.
+    /// directory inside `directory` (.hmst-replacing-PID), and only on its success is the old
+    /// checkpoint's config.json removed, its parts cleared (`clear`) and the new files renamed
+    /// into place, config.json last: a process killed in between leaves a directory that fails
+    /// to load ("no config.json") rather than new weights under the old config. A failed write
+    /// removes the staging directory and leaves the old checkpoint as it was. Needs room for
+    /// both while it writes. A staging directory left by a killed run is removed; one of a
+    /// running process is an error. A directory without a checkpoint is written directly.
     public static func replacing(_ directory: String, keepTokenizer: Bool, _ write: (String) throws -> Void) throws {
         guard holdsCheckpoint(directory) else { return try write(directory) }
-        let staging = directory + "/.hmst-replacing-\(getpid())"
-        try FileIO.removeTree(staging)
+        for name in FileIO.listDirectory(directory) where name.hasPrefix(stagingPrefix) {
+            if let pid = Int32(name.dropFirst(stagingPrefix.count)), pid != getpid(), kill(pid, 0) == 0 || errno == EPERM {
+                throw HMSTError.invalidArgument("\(directory) is being replaced by process \(pid) (\(directory)/\(name)); wait for it, or remove that directory if no such process is writing")
+            }
+            Log.warn("removing \(directory)/\(name), left by an earlier replacement that did not finish")
+            try FileIO.removeTree(directory + "/" + name)
+        }
+        let staging = directory + "/" + stagingPrefix + "\(getpid())"
         do {
             try FileIO.makeDirectories(staging)
             try write(staging)
@@ -62,15 +71,22 @@ public enum CheckpointParts {
             try? FileIO.removeTree(staging)
             throw error
         }
-        try clear(directory, keepTokenizer: keepTokenizer)
-        for name in FileIO.listDirectory(staging).sorted() {
-            // rename replaces a file (or a link, not what it leads to); part directories were cleared
-            guard rename(staging + "/" + name, directory + "/" + name) == 0 else {
-                throw HMSTError.io("cannot move \(staging)/\(name) into \(directory): \(FileIO.errnoMessage()) (the new checkpoint's files are in \(staging))")
-            }
+        func failed(_ what: String, _ reason: String = FileIO.errnoMessage()) -> HMSTError {
+            HMSTError.io("\(what): \(reason); the new checkpoint's files are in \(staging), and \(directory) is incomplete: "
+                         + "move them into it, or write the checkpoint again")
         }
+        if FileIO.exists(directory + "/config.json"), unlink(directory + "/config.json") != 0 { throw failed("cannot remove \(directory)/config.json") }
+        do { try clear(directory, keepTokenizer: keepTokenizer) } catch { throw failed("clearing the old checkpoint's parts failed", "\(error)") }
+        let names = FileIO.listDirectory(staging).sorted { a, b in (a == "config.json" ? 1 : 0, a) < (b == "config.json" ? 1 : 0, b) }
+        for name in names {
+            // rename replaces a file (or a link, not what it leads to); part directories were cleared
+            guard rename(staging + "/" + name, directory + "/" + name) == 0 else { throw failed("cannot move \(staging)/\(name) into \(directory)") }
+        }
+        FileIO.syncDirectory(of: directory + "/config.json")
         try FileIO.removeTree(staging)
     }
+
+    static let stagingPrefix = ".hmst-replacing-"
 
     /// INVALID_ARGUMENT when a file the write would replace in `output` resolves into the input
     /// checkpoint `input` (a link to its weights, a shard, a part): the write would go through it.

@@ -67,7 +67,8 @@ public struct ModelSignature: Sendable, Equatable {
             return "the model that built it has another shape (sampled tensors of \(sizes) values, this model's \(other.sizes))"
         }
         guard !(worst <= ModelSignature.tolerance) else { return nil }
-        return "the weights that built it differ from this model's by \(worst.isFinite ? "\(Int((worst * 100).rounded()))%" : "everything") at the sampled places "
+        let by = !worst.isFinite ? "everything" : worst < 1e4 ? "\(Int((worst * 100).rounded()))%" : "more than 1000000%"
+        return "the weights that built it differ from this model's by \(by) at the sampled places "
             + "(a converted copy of the same weights differs by under \(Int(ModelSignature.tolerance * 100))%)"
     }
 

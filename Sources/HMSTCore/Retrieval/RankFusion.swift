@@ -38,7 +38,7 @@ public struct RetrievalOptions: Sendable, Equatable {
         self.k = k
     }
 
-    func validate() throws {
+    public func validate() throws {
         guard k >= 1, k <= 1 << 20 else { throw HMSTError.invalidArgument("retrieve: k = \(k) must be in 1...1048576") }
         guard nCandidates >= 1, nCandidates <= 1 << 20 else {
             throw HMSTError.invalidArgument("retrieve: n_candidates = \(nCandidates) must be in 1...1048576")

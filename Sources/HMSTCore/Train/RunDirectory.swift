@@ -35,7 +35,7 @@ public enum RunDirectory {
         let force: String, setForce: String, resume: String
         public init(force: String, setForce: String, resume: String) { self.force = force; self.setForce = setForce; self.resume = resume }
         public static let cli = Spelling(force: "--force", setForce: "pass --force", resume: "--resume")
-        public static let params = Spelling(force: "params->force", setForce: "set params->force (Python: force=True)", resume: "params->resume_from")
+        public static let params = Spelling(force: "params->force", setForce: "set force (params->force; Python force=True)", resume: "resume_from =")
     }
 
     /// Refuses (INVALID_ARGUMENT) a fresh run into a directory holding an earlier one, unless

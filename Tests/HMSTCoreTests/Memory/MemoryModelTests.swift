@@ -55,6 +55,9 @@ final class ModelSignatureTests: XCTestCase {
         bad[0] = .nan
         XCTAssertEqual(ModelSignature(values: bad, counts: base.counts, sizes: base.sizes).distance(to: base), .infinity)
         XCTAssertNotNil(base.mismatch(with: ModelSignature(values: bad, counts: base.counts, sizes: base.sizes)))
+        // a stored sample of denormals against normal weights: a huge ratio, named, not a trap
+        let tiny = ModelSignature(values: base.values.map { _ in Float.leastNonzeroMagnitude }, counts: base.counts, sizes: base.sizes)
+        XCTAssertTrue(tiny.mismatch(with: base)?.contains("more than 1000000%") == true)
     }
 
     func testManifestFormRoundTripsAndRejectsMalformed() throws {
@@ -128,6 +131,51 @@ final class MemoryModelTests: XCTestCase {
         XCTAssertThrowsError(try after.search(text: "the cat", model: model, tier: .semantic, k: 1))   // now the first model is the other one
     }
 
+    func testAnEmptyMemoryTakesTheModelThatFillsIt() throws {
+        let model = try byteModel()
+        let other = try ModelSignatureTests.nudged(model, by: 3e-3)
+        var c = EpisodicMemoryConfig()
+        c.stateSize = 16
+        let epi = try EpisodicMemory(model: model, config: c)   // made for model, but empty
+        XCTAssertEqual(try epi.search(text: "x", model: other, k: 1), [])
+        let id = try epi.add(text: "the cat sat on the mat", model: other)
+        XCTAssertEqual(try epi.search(text: "the cat sat on the mat", model: other, k: 1).first?.id, id)
+        XCTAssertThrowsError(try epi.search(text: "the cat", model: model, k: 1))
+        _ = epi.remove(ids: [id])
+        _ = try epi.add(text: "bread", model: model)   // emptied: the next text decides again
+        XCTAssertThrowsError(try epi.search(text: "bread", model: other, k: 1))
+
+        let sem = try SemanticMemory(dim: model.embeddingDim, description: "Flat")
+        _ = try sem.add(text: "bread", model: model)
+        XCTAssertThrowsError(try sem.add(text: "more", model: other))
+        _ = try sem.remove(ids: sem.ids())
+        _ = try sem.add(text: "more", model: other)
+        XCTAssertEqual(try sem.search(text: "more", model: other, k: 1).count, 1)
+        XCTAssertThrowsError(try sem.search(text: "more", model: model, k: 1))
+    }
+
+    func testEntriesWithoutTextAreNamedByTheReencoding() throws {
+        let model = try byteModel()
+        let sem = try SemanticMemory(dim: model.embeddingDim, description: "Flat")
+        _ = try sem.add(text: "bread", model: model)
+        let bare = try sem.add(vectors: [Float](repeating: 0.5, count: model.embeddingDim), metadata: [MemoryMetadata(text: "")])
+        XCTAssertThrowsError(try sem.reencoded(for: model)) { e in
+            XCTAssertEqual((e as? HMSTError)?.status, .invalidArgument)
+            XCTAssertTrue("\(e)".contains("1 semantic entry has no text") && "\(e)".contains("ids \(bare[0])"), "\(e)")
+        }
+        var c = EpisodicMemoryConfig()
+        c.stateSize = 16
+        let epi = try EpisodicMemory(model: model, config: c)
+        _ = try epi.add(text: "bread", model: model)
+        let k = try epi.add(key: [Float](repeating: 1, count: 16), text: "")
+        XCTAssertTrue(epi.recordsModel && sem.recordsModel)
+        XCTAssertThrowsError(try epi.reencoded(for: model)) { e in
+            XCTAssertTrue("\(e)".contains("1 episodic entry has no text") && "\(e)".contains("ids \(k)"), "\(e)")
+        }
+        _ = epi.remove(ids: [k])
+        XCTAssertEqual(try epi.reencoded(for: model).count, 1)
+    }
+
     func testMemoriesSavedBeforeSignaturesLoadUnchecked() throws {
         let model = try byteModel()
         let other = try byteModel(seed: 6)
@@ -145,6 +193,7 @@ final class MemoryModelTests: XCTestCase {
             try FileIO.writeAtomically(dir + "/" + name, text: JSONValue.object(fields.filter { $0.0 != "model" }).serialized)
         }
         let old = try MemoryStore(directory: dir, mustExist: true)
+        XCTAssertFalse(try XCTUnwrap(old.episodic).recordsModel || XCTUnwrap(old.semantic).recordsModel)
         XCTAssertEqual(try old.search(text: "the cat", model: other, k: 2).count, 2)
         _ = try old.episodic?.add(text: "added by the other", model: other)   // entries already there: nothing recorded
         try old.save()

@@ -42,9 +42,10 @@ class MemoryTrainer(_Resource):
                  distilled_gate_target_weight=None, copy_gate_open_weight=None, copy_gate_agreement_rank=0,
                  copy_gate_lexical_overlap=False, copy_gate_missing_terms=False, copy_gate_lexical_scale=None,
                  force=False):
-        """force: start over in an output_dir that holds an earlier run (its metrics.jsonl and
-        final/ are removed first); without it such a directory raises hmst.HMSTError unless
-        resume_from continues that run."""
+        """force: start over in an output_dir that holds an earlier run (its metrics.jsonl,
+        loss.svg, final/, best_model/ and checkpoint-epoch-N/ are removed first, never this run's
+        inputs); without it such a directory raises hmst.HMSTError unless resume_from continues
+        that run."""
         self._h = None
         self._keep = []
         p = _lib.lib.hmst_memory_trainer_default_params()

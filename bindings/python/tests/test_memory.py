@@ -135,8 +135,10 @@ def test_memory_refuses_another_model_until_reencoded(model, tmp_path):
     with hmst.Model(tmp_path / "other") as other, \
             hmst.EpisodicMemory(model, max_entries=16, state_size=32) as epi, \
             hmst.SemanticMemory(model.n_embd, index="Flat") as sem:
+        assert not sem.stats()["model_recorded"]   # empty: it takes the model that fills it
         ids = [epi.add(model, t) for t in notes]
         sids = [sem.add_text(model, t) for t in notes]
+        assert epi.stats()["model_recorded"] and sem.stats()["model_recorded"]
         for call in (lambda: epi.search(other, notes[0]), lambda: epi.add(other, "x"),
                      lambda: sem.search_text(other, notes[0]), lambda: sem.add_text(other, "x")):
             with pytest.raises(hmst.HMSTError, match="by another model.*reencode") as e:
