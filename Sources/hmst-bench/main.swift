@@ -196,7 +196,7 @@ if args.first == "train" {
             try Threads.set(threads)
             let params = try Parameters(model: model)
             let grad = ModelGrad(params: params, options: ModelGradOptions(precision: precision, gradientCheckpointing: checkpointing))
-            let opt: Optimizer = eightBit ? AdamW8bit(params: params) : AdamW(params: params)
+            let opt: Optimizer = eightBit ? try AdamW8bit(params: params) : try AdamW(params: params)
             var rng = RNG(seed: 2)
             let windows = (0..<(B * (T + 1))).map { _ in Int32(rng.next() % UInt64(config.vocabSize)) }
             var times: [Double] = []

@@ -137,7 +137,7 @@ struct GGUFImport {
             }
             return try weight(t, rows: rows, cols: cols, slice: slice ?? 0)
         }
-        func permuted(_ w: Weight, heads: Int) -> Weight { GGUFImport.unpermuteRows(w, heads: heads, Dh: d.Dh) }
+        func permuted(_ w: Weight, heads: Int) throws -> Weight { try GGUFImport.unpermuteRows(w, heads: heads, Dh: d.Dh) }
 
         let zeroRouter = FloatBuffer(count: d.C)
         let weights = try DecoderWeights(dims: d, tensor: { name, rows, cols in
@@ -158,7 +158,7 @@ struct GGUFImport {
 
     /// The GGUF tensor behind an HF tensor name.
     func tensorFor(hf name: String, rows: Int, cols: Int, dims d: DecoderDims, dense: Bool,
-                   matrix: (String, Int, Int, Int?, Int) throws -> Weight, permuted: (Weight, Int) -> Weight) throws -> Weight {
+                   matrix: (String, Int, Int, Int?, Int) throws -> Weight, permuted: (Weight, Int) throws -> Weight) throws -> Weight {
         switch name {
         case MixtralNames.embed: return try matrix("token_embd.weight", rows, cols, nil, 1)
         case MixtralNames.lmHead: return try matrix("output.weight", rows, cols, nil, 1)
@@ -174,8 +174,8 @@ struct GGUFImport {
         switch rest {
         case "input_layernorm.weight": return try matrix(b + "attn_norm.weight", rows, cols, nil, 1)
         case "post_attention_layernorm.weight": return try matrix(b + "ffn_norm.weight", rows, cols, nil, 1)
-        case "self_attn.q_proj.weight": return permuted(try matrix(b + "attn_q.weight", rows, cols, nil, 1), d.H)
-        case "self_attn.k_proj.weight": return permuted(try matrix(b + "attn_k.weight", rows, cols, nil, 1), d.KV)
+        case "self_attn.q_proj.weight": return try permuted(try matrix(b + "attn_q.weight", rows, cols, nil, 1), d.H)
+        case "self_attn.k_proj.weight": return try permuted(try matrix(b + "attn_k.weight", rows, cols, nil, 1), d.KV)
         case "self_attn.v_proj.weight": return try matrix(b + "attn_v.weight", rows, cols, nil, 1)
         case "self_attn.o_proj.weight": return try matrix(b + "attn_output.weight", rows, cols, nil, 1)
         case "block_sparse_moe.gate.weight": return try matrix(b + "ffn_gate_inp.weight", rows, cols, nil, 1)
@@ -207,7 +207,7 @@ struct GGUFImport {
         case .f32:
             if options.checkTensors { try TensorCheck.requireFinite(name: label, dtype: .f32, data: p, count: n, cols: cols) }
             if Int(bitPattern: p) % 4 == 0 { return Weight(.f32(p.assumingMemoryBound(to: Float.self)), rows: rows, cols: cols, owner: map) }
-            let f = FloatBuffer(count: n, zeroed: false)
+            let f = try FloatBuffer(count: n, zeroed: false, for: "an aligned copy of \(label)")
             UnsafeMutableRawPointer(f.pointer).copyMemory(from: p, byteCount: n * 4)
             return Weight(.f32(UnsafePointer(f.pointer)), rows: rows, cols: cols, owner: f)
         case .bf16, .f16:
@@ -216,7 +216,7 @@ struct GGUFImport {
             if Int(bitPattern: p) % 2 == 0 {
                 return Weight(stored(p.assumingMemoryBound(to: UInt16.self)), rows: rows, cols: cols, owner: map)
             }
-            let tmp = AlignedBuffer<UInt16>(count: n, zeroed: false)
+            let tmp = try AlignedBuffer<UInt16>(count: n, zeroed: false, for: "an aligned copy of \(label)")
             UnsafeMutableRawPointer(tmp.pointer).copyMemory(from: p, byteCount: n * 2)
             return Weight(stored(UnsafePointer(tmp.pointer)), rows: rows, cols: cols, owner: tmp)
         case .q8_0:
@@ -245,7 +245,7 @@ struct GGUFImport {
 
     /// Undoes llama.cpp's q/k row permutation: within each head of Dh rows, GGUF row 2i + j
     /// holds HF row j·Dh/2 + i.
-    static func unpermuteRows(_ w: Weight, heads: Int, Dh: Int) -> Weight {
+    static func unpermuteRows(_ w: Weight, heads: Int, Dh: Int) throws -> Weight {
         let half = Dh / 2
         func src(_ r: Int) -> Int {
             let h = r / Dh, k = r % Dh
@@ -255,16 +255,16 @@ struct GGUFImport {
         let cols = w.cols
         switch w.storage {
         case let .f32(p):
-            let out = FloatBuffer(count: w.count, zeroed: false)
+            let out = try FloatBuffer(count: w.count, zeroed: false, for: "a \(w.rows) x \(w.cols) weight with its rows reordered")
             for r in 0..<w.rows { (out.pointer + r * cols).update(from: p + src(r) * cols, count: cols) }
             return Weight(.f32(UnsafePointer(out.pointer)), rows: w.rows, cols: cols, owner: out)
         case let .bf16(p), let .f16(p):
-            let out = AlignedBuffer<UInt16>(count: w.count, zeroed: false)
+            let out = try AlignedBuffer<UInt16>(count: w.count, zeroed: false, for: "a \(w.rows) x \(w.cols) weight with its rows reordered")
             for r in 0..<w.rows { (out.pointer + r * cols).update(from: p + src(r) * cols, count: cols) }
             let q = UnsafePointer(out.pointer)
             return Weight(w.isBF16 ? .bf16(q) : .f16(q), rows: w.rows, cols: cols, owner: out)
         case .q8Rows4:
-            return unpermuteRows(Q8Tensor.rowMajor(w), heads: heads, Dh: Dh)
+            return try unpermuteRows(Q8Tensor.rowMajor(w), heads: heads, Dh: Dh)
         case let .q8(q, s):
             let out = Q8Tensor(rows: w.rows, cols: cols)
             let nb = cols / 32

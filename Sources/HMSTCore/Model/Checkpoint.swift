@@ -231,7 +231,7 @@ extension LanguageModel {
                 return Weight(.f16(p.assumingMemoryBound(to: UInt16.self)), rows: rows, cols: cols, owner: shard)
             default:
                 // convert into owned memory: to bf16 if asked, else f32
-                let f = FloatBuffer(count: n, zeroed: false)
+                let f = try FloatBuffer(count: n, zeroed: false, for: "\(name) as f32")
                 switch t.dtype {
                 case .f32: UnsafeMutableRawPointer(f.pointer).copyMemory(from: p, byteCount: n * 4)
                 case .bf16:

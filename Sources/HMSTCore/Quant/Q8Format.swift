@@ -104,7 +104,7 @@ public enum Q8Format {
         var sp = scales
         var keep: AnyObject = owner
         if Int(bitPattern: scales) % 4 != 0 {
-            let copy = FloatBuffer(count: nb, zeroed: false)
+            let copy = try FloatBuffer(count: nb, zeroed: false, for: "the scales of \(name)")
             UnsafeMutableRawPointer(copy.pointer).copyMemory(from: scales, byteCount: nb * 4)
             sp = UnsafeRawPointer(copy.pointer)
             keep = Owners([owner, copy])

@@ -156,7 +156,7 @@ func roundToHalf(_ out: UnsafeMutablePointer<UInt16>, _ x: UnsafePointer<Float>,
 /// range throws, naming the tensor and the element: the caller keeps the weight in another type.
 func halfWeight(_ w: Weight, name: String) throws -> Weight {
     if case .f16 = w.storage { return w }
-    let h = AlignedBuffer<UInt16>(count: w.count, zeroed: false)
+    let h = try AlignedBuffer<UInt16>(count: w.count, zeroed: false, for: "\(name) as f16")
     let f = FloatBuffer(count: w.cols, zeroed: false)
     for r in 0..<w.rows {
         w.copyRow(r, to: f.pointer)

@@ -21,11 +21,11 @@ public final class AdamW: Optimizer {
     let decays: [Bool]
     public private(set) var step = 0
 
-    public init(params: any ParameterSet, config: AdamWConfig = AdamWConfig()) {
+    public init(params: any ParameterSet, config: AdamWConfig = AdamWConfig()) throws {
         self.params = params
         self.config = config
-        m = FloatBuffer(count: params.count)
-        v = FloatBuffer(count: params.count)
+        m = try FloatBuffer(count: params.count, for: "AdamW's first moments (\(params.count) values)")
+        v = try FloatBuffer(count: params.count, for: "AdamW's second moments (\(params.count) values)")
         decays = params.decayMask
     }
 

@@ -22,7 +22,7 @@ public final class AdamW8bit: Optimizer {
 
     enum Slot { case quantized(code: Int, block: Int), small(Int) }
 
-    public init(params: any ParameterSet, config: AdamWConfig = AdamWConfig()) {
+    public init(params: any ParameterSet, config: AdamWConfig = AdamWConfig()) throws {
         self.params = params
         self.config = config
         decays = params.decayMask
@@ -39,9 +39,9 @@ public final class AdamW8bit: Optimizer {
             }
         }
         slots = s
-        mq = ByteBuffer(count: q); vq = ByteBuffer(count: q)
-        mAbs = FloatBuffer(count: blocks); vAbs = FloatBuffer(count: blocks)
-        mSmall = FloatBuffer(count: small); vSmall = FloatBuffer(count: small)
+        mq = try ByteBuffer(count: q, for: "8-bit AdamW's first moments"); vq = try ByteBuffer(count: q, for: "8-bit AdamW's second moments")
+        mAbs = try FloatBuffer(count: blocks, for: "8-bit AdamW's block scales"); vAbs = try FloatBuffer(count: blocks, for: "8-bit AdamW's block scales")
+        mSmall = try FloatBuffer(count: small, for: "8-bit AdamW's small tensors"); vSmall = try FloatBuffer(count: small, for: "8-bit AdamW's small tensors")
         mapM = FloatBuffer(count: 256); mapV = FloatBuffer(count: 256)
         hk_dynamic_map(mapM.pointer, 1)
         hk_dynamic_map(mapV.pointer, 0)

@@ -94,7 +94,7 @@ public struct OptimizerCompanion {
 
 extension OptimizerStep {
     /// AdamW or 8-bit AdamW over params.
-    public static func makeOptimizer(params: any ParameterSet, use8bit: Bool, config: AdamWConfig) -> Optimizer {
-        use8bit ? AdamW8bit(params: params, config: config) : AdamW(params: params, config: config)
+    public static func makeOptimizer(params: any ParameterSet, use8bit: Bool, config: AdamWConfig) throws -> Optimizer {
+        use8bit ? try AdamW8bit(params: params, config: config) : try AdamW(params: params, config: config)
     }
 }

@@ -126,7 +126,7 @@ public final class Trainer {
         (computePrecision, precisionReason) = ComputeRates.resolve(options.precision)
         grad = ModelGrad(params: params, options: ModelGradOptions(precision: computePrecision,
                                                                    gradientCheckpointing: options.gradientCheckpointing))
-        optimizer = OptimizerStep.makeOptimizer(params: params, use8bit: options.use8bitOptimizer, config: options.adam)
+        optimizer = try OptimizerStep.makeOptimizer(params: params, use8bit: options.use8bitOptimizer, config: options.adam)
         // the schedule needs stepsPerEpoch, which needs self: set at the end of init
         optimizerStep = OptimizerStep(params: params, optimizer: optimizer,
                                       schedule: LRSchedule(maxLR: options.learningRate, warmupSteps: 1, totalSteps: 1),

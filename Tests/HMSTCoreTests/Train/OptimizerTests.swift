@@ -8,6 +8,20 @@ final class OptimizerTests: XCTestCase {
                         numKeyValueHeads: 1, maxPositionEmbeddings: 16, ropeTheta: 10000, numLocalExperts: 4, numExpertsPerTok: 2)
     }
 
+    /// A parameter set too large for memory: the optimizers' state is OUT_OF_MEMORY naming it, not a trap.
+    func testOptimizerStateBeyondMemoryIsAnError() throws {
+        final class Huge: ParameterSet {
+            let names = ["w"], shapes = [[1 << 40, 1 << 21]], offsets = [0], count = 1 << 61
+            let values = FloatBuffer(count: 1), grads = FloatBuffer(count: 1), roles = [ParameterRole.matrix]
+        }
+        for eightBit in [false, true] {
+            XCTAssertThrowsError(try eightBit ? AdamW8bit(params: Huge()) as Optimizer : AdamW(params: Huge())) { e in
+                XCTAssertEqual((e as? HMSTError)?.status, .outOfMemory)
+                XCTAssertTrue("\(e)".contains("AdamW"), "\(e)")
+            }
+        }
+    }
+
     /// One AdamW step against the update written out by hand (PyTorch's AdamW formula).
     func testAdamWMatchesTheFormula() throws {
         let p = Parameters(config: try tinyConfig())
@@ -17,7 +31,7 @@ final class OptimizerTests: XCTestCase {
         let grads = Array(UnsafeBufferPointer(start: p.grads.pointer, count: p.count))
         var cfg = AdamWConfig()
         cfg.weightDecay = 0.1
-        let opt = AdamW(params: p, config: cfg)
+        let opt = try AdamW(params: p, config: cfg)
         opt.update(lr: 0.01)
         let normStart = p.offsets[p.names.firstIndex(of: "model.norm.weight")!]
         for i in [0, 5, normStart, p.count - 1] {
@@ -36,8 +50,8 @@ final class OptimizerTests: XCTestCase {
                 a.values.pointer[i] = before[i]; b.values.pointer[i] = before[i]
                 a.grads.pointer[i] = grads[i]; b.grads.pointer[i] = grads[i] * 4
             }
-            let oa: Optimizer = eightBit ? AdamW8bit(params: a) : AdamW(params: a)
-            let ob: Optimizer = eightBit ? AdamW8bit(params: b) : AdamW(params: b)
+            let oa: Optimizer = eightBit ? try AdamW8bit(params: a) : try AdamW(params: a)
+            let ob: Optimizer = eightBit ? try AdamW8bit(params: b) : try AdamW(params: b)
             oa.update(lr: 0.01)
             ob.update(lr: 0.01, gradScale: 0.25)
             XCTAssertEqual(memcmp(a.values.pointer, b.values.pointer, a.count * 4), 0, "8-bit \(eightBit)")
@@ -102,7 +116,7 @@ final class OptimizerTests: XCTestCase {
             for j in 0..<p.shapes[n][0] { p.values.pointer[p.offsets[n] + j] = 1 }
         }
         let mg = ModelGrad(params: p)
-        let opt = AdamW(params: p)
+        let opt = try AdamW(params: p)
         let windows: [Int32] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 1, 2, 3, 4, 5, 6, 7, 8]  // B = 2, T = 8
         var first = 0.0, last = 0.0
         for step in 0..<150 {
@@ -181,7 +195,7 @@ final class AdamW8bitTests: XCTestCase {
         for eightBit in [false, true] {
             let p = try Parameters(model: LanguageModel.random(config: c, seed: 2))
             let mg = ModelGrad(params: p)
-            let opt: Optimizer = eightBit ? AdamW8bit(params: p) : AdamW(params: p)
+            let opt: Optimizer = eightBit ? try AdamW8bit(params: p) : try AdamW(params: p)
             var rng = RNG(seed: 7)
             // a learnable stream: token t+1 = (3 t + 1) mod 64 with a random start
             var curve: [Double] = []

@@ -32,7 +32,7 @@ public final class EpisodicSoftTraining {
         self.softTokens = softTokens
         self.tokenizer = tokenizer
         factGrad = ModelGrad(params: params, options: options)
-        optimizer = AdamW(params: softTokens, config: adam)
+        optimizer = try AdamW(params: softTokens, config: adam)
         embed = params.value(MixtralNames.embed)
         head = params.value(params.config.tieWordEmbeddings ? MixtralNames.embed : MixtralNames.lmHead)
         V = params.config.vocabSize
@@ -204,7 +204,7 @@ public final class EpisodicSoftTraining {
         guard steps > 0 else { return [] }
         let usable = facts.map { ($0.text, tokenizer.encode(" " + $0.value)) }.filter { !$0.1.isEmpty }
         guard !usable.isEmpty else { throw HMSTError.invalidArgument("read-out pre-training: no facts with a value to read out") }
-        let opt = AdamW(params: softTokens, config: adam)
+        let opt = try AdamW(params: softTokens, config: adam)
         var rng = RNG(seed: seed)
         let K = softTokens.K, C = softTokens.C
         var tenths: [Double] = [], sum = 0.0, n = 0

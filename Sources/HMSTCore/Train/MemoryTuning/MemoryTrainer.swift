@@ -247,7 +247,7 @@ public final class MemoryTrainer {
         let mT = options.memorySequenceLength > 0 ? min(options.memorySequenceLength, options.sequenceLength) : options.sequenceLength
         lmGrad = mT != options.sequenceLength ? ModelGrad(params: params, options: go) : grad
         teacherGrad = options.curriculum.distractorDistillation > 0 ? ModelGrad(params: params, options: go) : nil
-        optimizer = OptimizerStep.makeOptimizer(params: params, use8bit: options.use8bitOptimizer, config: options.adam)
+        optimizer = try OptimizerStep.makeOptimizer(params: params, use8bit: options.use8bitOptimizer, config: options.adam)
         guard options.copyGateLexicalScale.isFinite, options.copyGateLexicalScale > 0, options.copyGateLexicalScale <= 1e4 else {
             throw HMSTError.invalidArgument("the copy gate's lexical scale \(options.copyGateLexicalScale) must be in (0, 10000]")
         }
@@ -272,7 +272,7 @@ public final class MemoryTrainer {
             }
         }
         copyHead = head
-        copyOptimizer = head.map { AdamW(params: $0, config: options.adam) }
+        copyOptimizer = try head.map { try AdamW(params: $0, config: options.adam) }
         grad.copyHead = head
         grad.copyGateTargetWeight = options.copyGateTargetWeight
         grad.softGateTargetWeight = options.distilledGateTargetWeight

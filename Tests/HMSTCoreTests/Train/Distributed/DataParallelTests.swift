@@ -44,7 +44,7 @@ final class DataParallelTests: XCTestCase {
     /// micro-batches x replicas, so the norm is |g| and the loss the replicas' mean.
     func testReplicasDivideTheSummedGradient() throws {
         let p = MemoryTuningTests.TwoTensors()
-        let step = OptimizerStep(params: p, optimizer: OptimizerStep.makeOptimizer(params: p, use8bit: false, config: AdamWConfig()),
+        let step = OptimizerStep(params: p, optimizer: try OptimizerStep.makeOptimizer(params: p, use8bit: false, config: AdamWConfig()),
                                  schedule: LRSchedule(maxLR: 0.1, warmupSteps: 1, totalSteps: 10), gradClip: 100)
         step.replicas = 2
         step.allReduce = { params, loss in

@@ -216,7 +216,7 @@ final class MemoryTuningTests: XCTestCase {
             for i in 0..<7 { p.values.pointer[i] = 2 }
             var c = AdamWConfig()
             c.weightDecay = 0.1
-            let step = OptimizerStep(params: p, optimizer: OptimizerStep.makeOptimizer(params: p, use8bit: eightBit, config: c),
+            let step = OptimizerStep(params: p, optimizer: try OptimizerStep.makeOptimizer(params: p, use8bit: eightBit, config: c),
                                      schedule: LRSchedule(maxLR: 0.5, warmupSteps: 1, totalSteps: 10), gradClip: 1)
             let r = try step.run(step: 0, microBatches: 2) { i in Double(i + 1) }
             XCTAssertEqual(r.loss, 1.5)
