@@ -163,6 +163,11 @@ fails "corrupt tokenizer" bash -c "echo '{' > $W/bad.json && $HMST tokenizer enc
 MEM="$W/mem"
 check "memory add (episodic)" bash -c "$HMST memory add --dir $MEM --model $W/ckpt --state-size 32 --importance 0.9 'The licensee may copy the work.' 'Warranty is disclaimed.' > $W/ids.txt && [[ \$(wc -l < $W/ids.txt) -eq 2 ]]"
 check "memory add (semantic, from a file)" bash -c "printf 'Patents are licensed.\nSource must be offered.\n' > $W/notes.txt && $HMST memory add --dir $MEM --model $W/ckpt --tier semantic --index Flat --file $W/notes.txt"
+check "two memory adds at once into one directory: both land (one process at a time, the other waits)" bash -c \
+    "for i in \$(seq 1 20); do echo \"first note \$i\"; done > $W/n1.txt && for i in \$(seq 1 20); do echo \"second note \$i\"; done > $W/n2.txt && \
+     $HMST memory add --dir $W/memc --model $W/ckpt --tier semantic --index Flat 'seed entry' > /dev/null && \
+     ($HMST memory add --dir $W/memc --model $W/ckpt --tier semantic --file $W/n1.txt > /dev/null & $HMST memory add --dir $W/memc --model $W/ckpt --tier semantic --file $W/n2.txt > /dev/null && wait \$!) && \
+     $HMST memory stats --dir $W/memc | grep -q 'semantic: 41 entries' && rm -rf $W/memc"
 check "memory search finds an entry by its own text" bash -c "$HMST memory search --dir $MEM --model $W/ckpt --tier episodic -k 1 --json 'Warranty is disclaimed.' | grep -q '\"text\":\"Warranty is disclaimed.\"'"
 check "memory stats" bash -c "$HMST memory stats --dir $MEM | grep -q 'episodic: 2/1000' && $HMST memory stats --dir $MEM | grep -q 'semantic: 2 entries'"
 check "memory consolidate moves important entries" bash -c "$HMST memory consolidate --dir $MEM --model $W/ckpt --threshold 0.4 > $W/cons.txt && grep -q 'semantic' $W/cons.txt && $HMST memory stats --dir $MEM | grep -q 'semantic: 4 entries'"

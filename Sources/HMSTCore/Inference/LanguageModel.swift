@@ -32,6 +32,8 @@ public final class LanguageModel: @unchecked Sendable {
     /// Why the checkpoint's critic/ was not loaded (a CriticForAnotherModel), else nil.
     public internal(set) var criticProblem: String?
     let storage: [AnyObject]
+    /// ModelSignature(model:), computed on first use (the weights never change after init).
+    let signatureCache = Locked<ModelSignature?>(nil)
 
     public init(decoder: Decoder, tokenizer: TextTokenizer?, config: JSONValue, report: LoadReport, storage: [AnyObject]) {
         self.decoder = decoder

@@ -327,13 +327,15 @@ public final class EpisodicMemory: @unchecked Sendable {
     /// hidden size, and records the one whose text fills it.
     public func checkModel(_ model: LanguageModel) throws {
         guard model.dims.C == inputSize else {
-            throw HMSTError.invalidArgument("the model's hidden size \(model.dims.C) is not this memory's \(inputSize)")
+            throw HMSTError.invalidArgument("the model's hidden size \(model.dims.C) is not this memory's \(inputSize): " + EpisodicMemory.reencodeHint)
         }
         if let built = lock.withLock({ _ in entries.isEmpty ? nil : builtBy }), let why = built.mismatch(with: ModelSignature(model: model)) {
-            throw HMSTError.invalidArgument("this episodic memory's keys were encoded by another model: \(why); re-encode it for this model "
-                                            + "(`hmst memory reencode --dir DIR --model CHECKPOINT`) or use the model that built it")
+            throw HMSTError.invalidArgument("this episodic memory's keys were encoded by another model: \(why); " + EpisodicMemory.reencodeHint)
         }
     }
+
+    static let reencodeHint = "re-encode it for this model (`hmst memory reencode --dir DIR --model CHECKPOINT`; C hmst_episodic_reencode, "
+        + "Python EpisodicMemory.reencoded), or use the model that built it"
 
     /// Drops the entry with the lowest importance (the oldest among equals). Lock held.
     private func evictOne() {

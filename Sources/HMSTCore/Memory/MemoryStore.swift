@@ -31,6 +31,8 @@ public final class MemoryStore: @unchecked Sendable {
     /// The tiers present on disk when opened, or made since; nil until then.
     public private(set) var episodic: EpisodicMemory?
     public private(set) var semantic: SemanticMemory?
+    /// Held from open (or the save that made the directory) until the store is released.
+    private var lock: MemoryDirectoryLock?
 
     /// Opens the directory's tiers that exist. With mustExist, a missing directory is NOT_FOUND;
     /// otherwise the store starts empty and `save` creates it.
@@ -38,6 +40,9 @@ public final class MemoryStore: @unchecked Sendable {
         guard !directory.isEmpty else { throw HMSTError.invalidArgument("memory directory: empty path") }
         if mustExist, !FileIO.isDirectory(directory) { throw HMSTError.notFound("\(directory): no such memory directory") }
         self.directory = directory
+        // one process at a time, from before the tiers are read (MemoryDirectoryLock); a
+        // directory made later is locked by the save that makes it
+        if FileIO.isDirectory(directory) { lock = try MemoryDirectoryLock.acquire(directory) }
         if try MemoryStore.hasTier(directory + "/episodic", manifest: EpisodicMemory.manifestName) {
             episodic = try EpisodicMemory.load(directory: directory + "/episodic")
         }
@@ -160,12 +165,25 @@ public final class MemoryStore: @unchecked Sendable {
     /// A tier the store does not hold is skipped; nothing held, nothing written.
     public func save(tier: MemoryTier) throws {
         if tier != .episodic, let semantic {
-            try FileIO.makeDirectories(directory)
+            try makeDirectory()
             try semantic.save(directory: semanticDirectory)
         }
         if tier != .semantic, let episodic {
-            try FileIO.makeDirectories(directory)
+            try makeDirectory()
             try episodic.save(directory: episodicDirectory)
+        }
+    }
+
+    /// Makes the directory of a store opened before it existed, and locks it; a tier another
+    /// process saved there meanwhile is an error (this save would replace it).
+    private func makeDirectory() throws {
+        guard lock == nil else { return }
+        try FileIO.makeDirectories(directory)
+        lock = try MemoryDirectoryLock.acquire(directory)
+        let made = [episodic != nil && FileIO.exists(episodicDirectory + "/" + EpisodicMemory.manifestName) ? "episodic" : nil,
+                    semantic != nil && FileIO.exists(semanticDirectory + "/" + SemanticMemory.manifestName) ? "semantic" : nil].compactMap { $0 }
+        if let tier = made.first {
+            throw HMSTError.io("another process made the memory \(directory)'s \(tier) tier since this one opened it; open it again")
         }
     }
 }

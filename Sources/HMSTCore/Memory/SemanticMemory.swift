@@ -306,6 +306,7 @@ public final class SemanticMemory: @unchecked Sendable {
                 embedderName = name
                 builtBy = signature
             } else if entries.isEmpty {
+                embedderName = name
                 builtBy = signature
             } else if let built = builtBy, let why = built.mismatch(with: signature) {
                 throw HMSTError.invalidArgument("this semantic memory's vectors were embedded by another model: \(why)")

@@ -9,20 +9,26 @@ extension SemanticMemory {
     /// Throws INVALID_ARGUMENT unless the model's embeddings fit this memory: the dimension and
     /// the embedder that built the memory's vectors (when known).
     public func checkModel(_ model: LanguageModel) throws {
+        let (built, empty) = lock.withReadLock { (embedderName, entries.isEmpty) }
         // the embedder first: it names the cause when a projection also changed the dimension
-        if let built = embedder, built != model.embedderName {
-            throw HMSTError.invalidArgument("this semantic memory's vectors were built by the \(built) embedder, but the model embeds with \(model.embedderName) (\(model.embeddingDim) values; the memory holds \(config.dim)): use the model (and retriever) that built the memory, or rebuild it")
+        // (an empty memory takes the embedder that fills it, at its dimension)
+        if let built, built != model.embedderName, !empty {
+            throw HMSTError.invalidArgument("this semantic memory's vectors were built by the \(built) embedder, but the model embeds with \(model.embedderName) (\(model.embeddingDim) values; the memory holds \(config.dim)): "
+                                            + SemanticMemory.reencodeHint)
         }
         guard config.dim == model.embeddingDim else {
-            throw HMSTError.invalidArgument("the model's embeddings have \(model.embeddingDim) values (\(model.embedderName)); the semantic memory's dimension is \(config.dim)")
+            throw HMSTError.invalidArgument("the model's embeddings have \(model.embeddingDim) values (\(model.embedderName)); the semantic memory's dimension is \(config.dim): "
+                                            + SemanticMemory.reencodeHint)
         }
         // the same embedder on other weights (a pooled hidden state, a retriever copied along);
         // an empty memory takes the model that fills it
         if let built = lock.withReadLock({ entries.isEmpty ? nil : builtBy }), let why = built.mismatch(with: ModelSignature(model: model)) {
-            throw HMSTError.invalidArgument("this semantic memory's vectors were embedded by another model: \(why); re-encode it for this model "
-                                            + "(`hmst memory reencode --dir DIR --model CHECKPOINT`) or use the model that built it")
+            throw HMSTError.invalidArgument("this semantic memory's vectors were embedded by another model: \(why); " + SemanticMemory.reencodeHint)
         }
     }
+
+    static let reencodeHint = "re-encode it for this model (`hmst memory reencode --dir DIR --model CHECKPOINT`; C hmst_semantic_reencode, "
+        + "Python SemanticMemory.reencoded), or use the model that built it"
 
     /// The vector this memory stores for text: [dim]. Records the model's embedder when the
     /// memory has none yet.
@@ -64,7 +70,11 @@ extension SemanticMemory {
     public func reencoded(for model: LanguageModel, batch: Int = 32) throws -> SemanticMemory {
         var c = config
         c.dim = model.embeddingDim
-        let m = try SemanticMemory(config: c)
+        let m: SemanticMemory
+        do { m = try SemanticMemory(config: c) } catch let e as HMSTError {
+            throw HMSTError(e.status, "the index \"\(c.description)\" does not fit the model's \(c.dim)-value embeddings (\(e.message)): "
+                            + "rebuild the memory with another --index")
+        }
         let (ids, metadata, next) = lock.withReadLock { () -> ([Int64], [MemoryMetadata], Int64) in
             let ids = entries.keys.sorted()
             return (ids, ids.compactMap { entries[$0] }, nextId)

@@ -52,4 +52,37 @@ final class MemoryStoreTests: XCTestCase {
         XCTAssertEqual(third.semantic?.count, 1)
         XCTAssertEqual(third.episodic?.count, 2)
     }
+
+    /// One process at a time: another holder of DIR/.hmst-lock (here an open file of its own,
+    /// as another process has) makes opening wait, then fail naming its pid; stores of one
+    /// process share the lock, and releasing the last frees it.
+    func testOneProcessWorksOnADirectoryAtATime() throws {
+        let model = try byteModel()
+        let dir = tempDirectory("memory-lock")
+        defer { removeTree(dir) }
+        var fd: Int32 = -1
+        do {
+            let store = try MemoryStore(directory: dir)
+            _ = try store.semantic(creatingFor: model, description: "Flat").add(text: "bread", model: model)
+            try store.save()   // makes the directory and locks it
+            let again = try MemoryStore(directory: dir, mustExist: true)   // this process: shared
+            XCTAssertEqual(again.count, 1)
+            fd = open(dir + "/" + MemoryDirectoryLock.fileName, O_RDWR)
+            XCTAssertNotEqual(flock(fd, LOCK_EX | LOCK_NB), 0)   // held by the stores
+            withExtendedLifetime((store, again)) {}
+        }
+        defer { close(fd) }
+        var stores: [MemoryStore] = []
+        XCTAssertEqual(flock(fd, LOCK_EX | LOCK_NB), 0)      // both released
+        XCTAssertEqual(pwrite(fd, "4242\n", 5, 0), 5)
+        let t0 = Clock.nowMs()
+        XCTAssertThrowsError(try MemoryDirectoryLock.acquire(dir, wait: 0.2)) { e in
+            XCTAssertEqual((e as? HMSTError)?.status, .io)
+            XCTAssertTrue("\(e)".contains("in use by process 4242"), "\(e)")
+        }
+        XCTAssertGreaterThanOrEqual(Clock.nowMs() - t0, 200)
+        flock(fd, LOCK_UN)
+        stores.append(try MemoryStore(directory: dir, mustExist: true))
+        XCTAssertEqual(stores[0].count, 1)
+    }
 }

@@ -176,8 +176,10 @@ class SemanticMemory(_Memory):
         return self._hits(hits, n.value)
 
     def remove(self, ids):
-        """Removes the ids present; returns how many were."""
+        """Removes the ids present; returns how many were (0 for no ids)."""
         a = _ids("ids", ids)
+        if a.shape[0] == 0:
+            return 0
         out = ctypes.c_int64()
         _check(_lib.lib.hmst_semantic_remove(self._handle(), _ptr(a, ctypes.c_int64), a.shape[0], ctypes.byref(out)))
         return out.value
@@ -255,7 +257,10 @@ class EpisodicMemory(_Memory):
         return self._hits(hits, n.value)
 
     def remove(self, ids):
+        """Removes the ids present; returns how many were (0 for no ids)."""
         a = _ids("ids", ids)
+        if a.shape[0] == 0:
+            return 0
         out = ctypes.c_int64()
         _check(_lib.lib.hmst_episodic_remove(self._handle(), _ptr(a, ctypes.c_int64), a.shape[0], ctypes.byref(out)))
         return out.value

@@ -151,6 +151,7 @@ def test_memory_refuses_another_model_until_reencoded(model, tmp_path):
                 epi2.search(model, notes[0])
             with pytest.raises(hmst.HMSTError, match="by another model"):
                 sem2.search_text(model, notes[0])
+        assert epi.remove([]) == 0 and sem.remove([]) == 0   # nothing to remove: a no-op
         # the originals are unchanged and still serve their model
         assert epi.search(model, notes[1], k=1)[0].id == ids[1]
         assert sem.search_text(model, notes[1], k=1)[0].id == sids[1]
