@@ -74,7 +74,7 @@ struct AbstentionCommand: ParsableCommand {
             }
             let deletedDir = output + "/memory-deleted"
             if !dryRun { try EngineAbstention.checkCopy(from: memory, to: deletedDir) }
-            let present = try MemoryStore(directory: memory, mustExist: true)
+            let present = try MemoryStore(directory: memory, readOnly: true)
             // a memory another model built is refused before anything is written (the engine would, per condition)
             if let e = present.episodic, e.count > 0 { try e.checkModel(model) }
             if let s = present.semantic, s.count > 0 { try s.checkModel(model) }
@@ -93,7 +93,7 @@ struct AbstentionCommand: ParsableCommand {
             let gold = Set(sel.questions.flatMap { $0.gold + $0.linked })
             let removed = try EngineAbstention.deletedCopy(from: memory, to: deletedDir, texts: gold)
             printError("gold deleted: \(removed.semantic) semantic and \(removed.episodic) episodic entries removed from a copy (\(deletedDir))")
-            let deleted = try MemoryStore(directory: deletedDir, mustExist: true)
+            let deleted = try MemoryStore(directory: deletedDir, readOnly: true)
             var lines: [String] = []
             var tallies: [AbstentionTally] = []
             for (name, store) in [("present", present), ("deleted", deleted)] {

@@ -179,7 +179,7 @@ struct GenerateCommand: ParsableCommand {
 
     /// The interactive engine mode: a question per line; `policy <name>` switches the decisions.
     func engineRepl(_ model: LanguageModel) throws {
-        let store = try memory.map { try MemoryStore(directory: $0, mustExist: true) }
+        let store = try memory.map { try MemoryStore(directory: $0, readOnly: true) }
         var o = EngineOptions()
         o.nCtx = nCtx
         let e = try Engine(model: model, semantic: store?.semantic, episodic: store?.episodic, options: o)

@@ -19,7 +19,9 @@ struct MemoryCommand: ParsableCommand {
     struct Location: ParsableArguments {
         @Option(help: "The memory directory (episodic/ and semantic/ inside).") var dir: String
         /// The directory's tiers (MemoryStore owns the layout); mustExist for commands that only read.
-        func open(mustExist: Bool = false) throws -> MemoryStore { try MemoryStore(directory: dir, mustExist: mustExist) }
+        func open(mustExist: Bool = false, readOnly: Bool = false) throws -> MemoryStore {
+            try MemoryStore(directory: dir, mustExist: mustExist, readOnly: readOnly)
+        }
     }
 
     struct ModelOptions: ParsableArguments {
@@ -164,7 +166,7 @@ struct MemoryCommand: ParsableCommand {
 
         func run() throws {
             try runReportingErrors {
-                let store = try at.open(mustExist: true)
+                let store = try at.open(mustExist: true, readOnly: true)
                 if let mem = store.episodic {
                     let e = mem.allEntries()
                     print("episodic: \(e.count)/\(mem.config.maxEntries) entries, state size \(mem.config.stateSize), input \(mem.inputSize), "

@@ -145,8 +145,14 @@ public enum ControllerTraining {
     /// A new memory directory with those texts in each tier (replacing one there).
     public static func buildMemory(directory: String, model: LanguageModel, semantic: [String], episodic: [String],
                                    progress: (String, Int, Int) -> Void = { _, _, _ in }) throws -> MemoryStore {
-        if FileIO.exists(directory) { try FileManager.default.removeItem(atPath: directory) }
+        // the old memory goes under its lock (a server on it would save over the new one), the lock file stays
+        let old = FileIO.isDirectory(directory) ? try MemoryDirectoryLock.acquire(directory) : nil
+        if old == nil, FileIO.exists(directory) { try FileManager.default.removeItem(atPath: directory) }
+        for name in FileIO.listDirectory(directory) where name != MemoryDirectoryLock.fileName {
+            try FileManager.default.removeItem(atPath: directory + "/" + name)
+        }
         let store = try MemoryStore(directory: directory)
+        withExtendedLifetime(old) {}
         var ec = EpisodicMemoryConfig()
         ec.maxEntries = max(ec.maxEntries, episodic.count + 1)
         let e = try store.episodic(creatingFor: model, config: ec)

@@ -99,7 +99,7 @@ public enum CriticPool {
             guard let dir = req.memoryDirectory else {
                 throw HMSTError.invalidArgument("critic pool: conditions on and deleted need a memory directory")
             }
-            retriever = try MemoryStoreRetriever(store: try MemoryStore(directory: dir, mustExist: true), model: model,
+            retriever = try MemoryStoreRetriever(store: try MemoryStore(directory: dir, readOnly: true), model: model,
                                                  tier: req.tier, options: req.retrieval)
         }
         let ev = try Evaluator(model: model, retriever: retriever, options: options)

@@ -413,7 +413,7 @@ extension Engine {
     public static func open(checkpoint: String, memory: String?, options: EngineOptions = EngineOptions(),
                             loadOptions: ModelLoadOptions = ModelLoadOptions()) throws -> Engine {
         let model = try LanguageModel.load(path: checkpoint, options: loadOptions)
-        let store = try memory.map { try MemoryStore(directory: $0, mustExist: true) }
+        let store = try memory.map { try MemoryStore(directory: $0, readOnly: true) }
         return try Engine(model: model, semantic: store?.semantic, episodic: store?.episodic, options: options)
     }
 

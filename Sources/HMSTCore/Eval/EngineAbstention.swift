@@ -210,7 +210,14 @@ public enum EngineAbstention {
     public static func deletedCopy(from: String, to: String, texts: Set<String>) throws -> (episodic: Int, semantic: Int) {
         try checkCopy(from: from, to: to)
         let fm = FileManager.default
-        if FileIO.exists(to) { try fm.removeItem(atPath: to) }
+        if FileIO.isDirectory(to) {
+            // a memory there goes under its lock (a process on it would save over the copy)
+            let held = try MemoryDirectoryLock.acquire(to)
+            try fm.removeItem(atPath: to)
+            withExtendedLifetime(held) {}
+        } else if FileIO.exists(to) {
+            try fm.removeItem(atPath: to)
+        }
         do { try fm.copyItem(atPath: from, toPath: to) } catch {
             throw HMSTError(.io, "copying the memory \(from) to \(to): \(error.localizedDescription)")
         }
@@ -222,7 +229,7 @@ public enum EngineAbstention {
         if let se = ids[.semantic], !se.isEmpty { removed.semantic = try store.remove(ids: se, tier: .semantic).removed }
         try store.save()
         // read back: nothing deleted may remain
-        let left = try MemoryStore(directory: to, mustExist: true).allEntries().filter { texts.contains($0.text) }
+        let left = try MemoryStore(directory: to, readOnly: true).allEntries().filter { texts.contains($0.text) }
         guard left.isEmpty else { throw HMSTError(.internal, "the deleted copy \(to) still holds \(left.count) gold entries") }
         return removed
     }

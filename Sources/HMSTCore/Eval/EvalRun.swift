@@ -42,7 +42,7 @@ public enum EvalRun {
         try FileIO.refuseOverwriting(inputs: req.taskPaths + tasks.map(\.dataPath), outputs: [req.reportPath, req.itemsPath].compactMap { $0 })
         var retriever: Retriever?
         if let dir = req.memoryDirectory, options.conditions.contains(where: \.retrieves) {
-            let store = try MemoryStore(directory: dir, mustExist: true)
+            let store = try MemoryStore(directory: dir, readOnly: true)
             // a tier the memory lacks would retrieve nothing: "on" would silently equal "off"
             let missing = [store.episodic == nil ? MemoryTier.episodic : nil, store.semantic == nil ? .semantic : nil].compactMap { $0 }
             if missing.contains(req.tier) { throw HMSTError.invalidArgument("--tier \(req.tier.rawValue): \(dir) has no \(req.tier.rawValue) memory") }

@@ -107,10 +107,8 @@ extension EpisodicMemory {
             // NaN rows are entries without features; infinities are corruption
             guard !features.contains(where: \.isInfinite) else { throw HMSTError.badFormat("\(dataPath): features are not finite") }
         }
-        var builtBy: ModelSignature? = nil
-        if let j = m["model"], !j.isNull {
-            do { builtBy = try ModelSignature(json: j) } catch let e as HMSTError { throw bad(e.message) }
-        }
+        let builtBy: ModelSignature?
+        do { builtBy = try ModelSignature.read(manifestField: m["model"]) } catch let e as HMSTError { throw bad(e.message) }
         var entries: [EpisodicEntry] = []
         let text = try FileIO.readText(entriesPath)
         for (n, line) in text.lines().enumerated() {

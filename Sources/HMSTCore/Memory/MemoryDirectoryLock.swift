@@ -1,24 +1,33 @@
-// MemoryDirectoryLock: one process at a time works on a memory directory. A MemoryStore loads
-// the tiers, changes them in memory and saves them whole; two processes doing that at once
-// lost the first one's entries (the last save wins) and could delete files the surviving
-// manifest names (each save removes the files its manifest no longer names). The store holds
-// an exclusive advisory lock (flock) on DIR/.hmst-lock from before it reads the tiers until it
-// is released; another process waits for it up to `wait` seconds (HMST_MEMORY_LOCK_WAIT,
-// default 10), then gets an error naming the holder's pid. Within one process the lock is
-// shared by every store of the directory (a flock is per open file, so a second open would
-// wait for itself). The tier-level C calls (hmst_episodic_load/save, hmst_semantic_load/save)
-// take no lock: their callers own the files.
+// MemoryDirectoryLock: one writer at a time on a memory directory. A MemoryStore loads the
+// tiers, changes them in memory and saves them whole; two processes doing that at once lost
+// the first one's entries (the last save wins) and could delete files the surviving manifest
+// names (each save removes the files its manifest no longer names). A store holds an advisory
+// flock on DIR/.hmst-lock from before it reads the tiers until it is released: exclusive for a
+// store that may save, shared for one opened read-only (evaluation, the engine, stats), so
+// readers run together and a writer runs alone. Another process waits for it up to `wait`
+// seconds (HMST_MEMORY_LOCK_WAIT, default 10), then gets an error naming the holder's pid.
+// Within one process the lock is shared by every store of the directory (a flock is per open
+// file, so a second open would wait for itself); a writer store in a process holding it shared
+// converts it. A directory whose lock file cannot be opened for writing (a read-only mount,
+// another user's) is opened read-only and locked shared; failing that, a read-only store goes
+// on unlocked with a warning. The tier-level C calls (hmst_episodic_load/save,
+// hmst_semantic_load/save) take no lock: their callers own the files.
 import Glibc
 
 final class MemoryDirectoryLock: @unchecked Sendable {
     static let fileName = ".hmst-lock"
-    private static let held = Locked<[String: (fd: Int32, holders: Int)]>([:])
-    /// Serialises acquisitions in this process, so two threads never open the file twice.
-    private static let acquiring = Locked(())
+
+    private enum Entry {
+        case pending                                             // a thread of ours is acquiring it
+        case held(fd: Int32, holders: Int, exclusive: Bool, inode: (UInt64, UInt64))
+    }
+    private static let held = Locked<[String: Entry]>([:])
 
     let key: String
+    /// the open file this holder's lock lives on
+    let fd: Int32
 
-    private init(key: String) { self.key = key }
+    private init(key: String, fd: Int32) { self.key = key; self.fd = fd }
 
     /// Seconds to wait for another process's lock.
     static var defaultWait: Double {
@@ -26,56 +35,135 @@ final class MemoryDirectoryLock: @unchecked Sendable {
         return min(v, 86400)
     }
 
-    /// The lock of an existing directory, shared with this process's other holders.
-    static func acquire(_ directory: String, wait: Double = defaultWait) throws -> MemoryDirectoryLock {
-        try acquiring.withLock { _ in try acquireSerialised(directory, wait: wait) }
+    /// The lock of an existing directory (nil: a read-only store of a directory that cannot be
+    /// locked, said in the log), shared with this process's other holders.
+    static func acquire(_ directory: String, exclusive: Bool = true, wait: Double = defaultWait) throws -> MemoryDirectoryLock? {
+        guard let key = FileIO.resolvedPath(directory) else { throw HMSTError.notFound("\(directory): no such memory directory") }
+        let path = key + "/" + fileName
+        let deadline = Clock.nowMs() + wait * 1000
+        // join this process's lock, or mark the directory pending and take it from the file
+        while true {
+            enum Step { case joined(Int32), mine, convert(Int32), waitForThread }
+            let step = held.withLock { h -> Step in
+                switch h[key] {
+                case nil:
+                    h[key] = .pending
+                    return .mine
+                case .pending?:
+                    return .waitForThread
+                case let .held(fd, holders, ex, inode)?:
+                    // a directory removed and made again under the same path is another lock
+                    guard inodeOf(path: path) == inode else {
+                        h[key] = .pending   // the old fd stays with its holders (closed by the last)
+                        orphans[fd] = holders
+                        return .mine
+                    }
+                    if ex || !exclusive {
+                        h[key] = .held(fd: fd, holders: holders + 1, exclusive: ex, inode: inode)
+                        return .joined(fd)
+                    }
+                    h[key] = .pending   // a writer store in a process holding it shared: convert
+                    pendingConversion[key] = (fd, holders, inode)
+                    return .convert(fd)
+                }
+            }
+            switch step {
+            case .joined(let fd): return MemoryDirectoryLock(key: key, fd: fd)
+            case .waitForThread:
+                guard Clock.nowMs() < deadline else {
+                    throw HMSTError.io("the memory directory \(directory) is being locked by another thread of this process (waited \(describe(wait)))")
+                }
+                usleep(5_000)
+                continue
+            case .convert(let fd):
+                do {
+                    try lockFile(fd, path: path, directory: directory, exclusive: true, deadline: deadline, wait: wait)
+                } catch {
+                    held.withLock { h in
+                        if let c = pendingConversion.removeValue(forKey: key) { h[key] = .held(fd: c.fd, holders: c.holders, exclusive: false, inode: c.inode) }
+                    }
+                    throw error
+                }
+                held.withLock { h in
+                    if let c = pendingConversion.removeValue(forKey: key) { h[key] = .held(fd: c.fd, holders: c.holders + 1, exclusive: true, inode: c.inode) }
+                }
+                return MemoryDirectoryLock(key: key, fd: fd)
+            case .mine:
+                var fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+                if fd < 0 { fd = open(path, O_RDONLY | O_CLOEXEC) }   // another user's file, a read-only mount
+                guard fd >= 0 else {
+                    let why = FileIO.errnoMessage()
+                    held.withLock { $0[key] = nil }
+                    if exclusive { throw HMSTError.io("cannot open \(path) to lock the memory directory: \(why)") }
+                    Log.warn("memory directory \(directory): cannot open \(path) (\(why)); reading it unlocked")
+                    return nil
+                }
+                do {
+                    try lockFile(fd, path: path, directory: directory, exclusive: exclusive, deadline: deadline, wait: wait)
+                } catch {
+                    close(fd)
+                    held.withLock { $0[key] = nil }
+                    throw error
+                }
+                if exclusive {
+                    // the holder's pid, for the message another process gets
+                    let pid = Array("\(getpid())\n".utf8)
+                    _ = ftruncate(fd, 0)
+                    _ = pid.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+                }
+                let inode = inodeOf(fd: fd)
+                held.withLock { $0[key] = .held(fd: fd, holders: 1, exclusive: exclusive, inode: inode) }
+                return MemoryDirectoryLock(key: key, fd: fd)
+            }
+        }
     }
 
-    private static func acquireSerialised(_ directory: String, wait: Double) throws -> MemoryDirectoryLock {
-        guard let key = FileIO.resolvedPath(directory) else { throw HMSTError.notFound("\(directory): no such memory directory") }
-        let taken = held.withLock { h -> Bool in
-            guard let e = h[key] else { return false }
-            h[key] = (e.fd, e.holders + 1)
-            return true
-        }
-        if taken { return MemoryDirectoryLock(key: key) }
-        let path = key + "/" + fileName
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw HMSTError.io("cannot open \(path) to lock the memory directory: \(FileIO.errnoMessage())") }
-        let deadline = Clock.nowMs() + wait * 1000
-        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
-            guard errno == EWOULDBLOCK || errno == EINTR else {
-                let why = FileIO.errnoMessage()
-                close(fd)
-                throw HMSTError.io("cannot lock \(path): \(why)")
-            }
+    /// Holders of each lock whose directory was removed and made again (by fd), closed by the last.
+    nonisolated(unsafe) private static var orphans: [Int32: Int] = [:]
+    /// A shared lock being converted to exclusive: its fd and holders meanwhile.
+    nonisolated(unsafe) private static var pendingConversion: [String: (fd: Int32, holders: Int, inode: (UInt64, UInt64))] = [:]
+
+    private static func lockFile(_ fd: Int32, path: String, directory: String, exclusive: Bool, deadline: Double, wait: Double) throws {
+        while flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0 {
+            guard errno == EWOULDBLOCK || errno == EINTR else { throw HMSTError.io("cannot lock \(path): \(FileIO.errnoMessage())") }
             guard Clock.nowMs() < deadline else {
                 var buf = [UInt8](repeating: 0, count: 32)
                 let n = pread(fd, &buf, 31, 0)
-                close(fd)
                 let digits = n > 0 ? String(decoding: buf[..<n].filter { $0 >= 48 && $0 <= 57 }, as: UTF8.self) : ""
-                let pid = digits.isEmpty ? "?" : digits
-                throw HMSTError.io("the memory directory \(directory) is in use by process \(pid) (a server, or another hmst command) "
-                                   + "after waiting \(Int(wait)) s: one process works on a memory directory at a time (HMST_MEMORY_LOCK_WAIT sets the wait)")
+                let who = digits.isEmpty ? "another process" : "process \(digits)"
+                throw HMSTError.io("the memory directory \(directory) is in use by \(who) (a server, or another hmst command) "
+                                   + "after waiting \(describe(wait)): one writer at a time works on a memory directory "
+                                   + "(readers share it; HMST_MEMORY_LOCK_WAIT sets the wait)")
             }
             usleep(20_000)
         }
-        // the holder's pid, for the message another process gets
-        let pid = Array("\(getpid())\n".utf8)
-        _ = ftruncate(fd, 0)
-        _ = pid.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
-        held.withLock { $0[key] = (fd, 1) }
-        return MemoryDirectoryLock(key: key)
+    }
+
+    private static func describe(_ wait: Double) -> String { wait >= 1 || wait == 0 ? "\(Int(wait)) s" : "\(Int(wait * 1000)) ms" }
+
+    private static func inodeOf(fd: Int32) -> (UInt64, UInt64) {
+        var st = stat()
+        return fstat(fd, &st) == 0 ? (UInt64(st.st_dev), UInt64(st.st_ino)) : (0, 0)
+    }
+
+    private static func inodeOf(path: String) -> (UInt64, UInt64) {
+        var st = stat()
+        return stat(path, &st) == 0 ? (UInt64(st.st_dev), UInt64(st.st_ino)) : (0, 0)
     }
 
     deinit {
         MemoryDirectoryLock.held.withLock { h in
-            guard let e = h[key] else { return }
-            if e.holders > 1 {
-                h[key] = (e.fd, e.holders - 1)
-            } else {
-                h[key] = nil
-                close(e.fd)   // releases the flock
+            if let n = MemoryDirectoryLock.orphans[fd] {   // a holder of a removed directory's lock
+                if n > 1 { MemoryDirectoryLock.orphans[fd] = n - 1 } else { MemoryDirectoryLock.orphans[fd] = nil; close(fd) }
+            } else if case let .held(hfd, holders, ex, inode)? = h[key], hfd == fd {
+                if holders > 1 {
+                    h[key] = .held(fd: fd, holders: holders - 1, exclusive: ex, inode: inode)
+                } else {
+                    h[key] = nil
+                    close(fd)   // releases the flock
+                }
+            } else if let c = MemoryDirectoryLock.pendingConversion[key], c.fd == fd {
+                MemoryDirectoryLock.pendingConversion[key] = (c.fd, c.holders - 1, c.inode)   // converting: the converter keeps it
             }
         }
     }

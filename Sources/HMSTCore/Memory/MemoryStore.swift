@@ -33,16 +33,20 @@ public final class MemoryStore: @unchecked Sendable {
     public private(set) var semantic: SemanticMemory?
     /// Held from open (or the save that made the directory) until the store is released.
     private var lock: MemoryDirectoryLock?
+    /// Opened to read only: never saves.
+    public let readOnly: Bool
 
     /// Opens the directory's tiers that exist. With mustExist, a missing directory is NOT_FOUND;
-    /// otherwise the store starts empty and `save` creates it.
-    public init(directory: String, mustExist: Bool = false) throws {
+    /// otherwise the store starts empty and `save` creates it. readOnly: the store never saves
+    /// (save is INVALID_ARGUMENT) and shares the directory with other readers.
+    public init(directory: String, mustExist: Bool = false, readOnly: Bool = false) throws {
         guard !directory.isEmpty else { throw HMSTError.invalidArgument("memory directory: empty path") }
-        if mustExist, !FileIO.isDirectory(directory) { throw HMSTError.notFound("\(directory): no such memory directory") }
+        if (mustExist || readOnly), !FileIO.isDirectory(directory) { throw HMSTError.notFound("\(directory): no such memory directory") }
         self.directory = directory
-        // one process at a time, from before the tiers are read (MemoryDirectoryLock); a
+        self.readOnly = readOnly
+        // one writer at a time, from before the tiers are read (MemoryDirectoryLock); a
         // directory made later is locked by the save that makes it
-        if FileIO.isDirectory(directory) { lock = try MemoryDirectoryLock.acquire(directory) }
+        if FileIO.isDirectory(directory) { lock = try MemoryDirectoryLock.acquire(directory, exclusive: !readOnly) }
         if try MemoryStore.hasTier(directory + "/episodic", manifest: EpisodicMemory.manifestName) {
             episodic = try EpisodicMemory.load(directory: directory + "/episodic")
         }
@@ -164,6 +168,7 @@ public final class MemoryStore: @unchecked Sendable {
     /// Saves one tier only (search updates episodic access counts without touching semantic).
     /// A tier the store does not hold is skipped; nothing held, nothing written.
     public func save(tier: MemoryTier) throws {
+        guard !readOnly else { throw HMSTError.invalidArgument("the memory \(directory) was opened read-only") }
         if tier != .episodic, let semantic {
             try makeDirectory()
             try semantic.save(directory: semanticDirectory)

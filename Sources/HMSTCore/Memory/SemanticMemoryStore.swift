@@ -112,9 +112,7 @@ extension SemanticMemory {
             guard let name = e.string, !name.isEmpty else { throw bad("\"embedder\" must be a non-empty string") }
             memory.embedderName = name
         }
-        if let j = m["model"], !j.isNull {
-            do { memory.builtBy = try ModelSignature(json: j) } catch let e as HMSTError { throw bad(e.message) }
-        }
+        do { memory.builtBy = try ModelSignature.read(manifestField: m["model"]) } catch let e as HMSTError { throw bad(e.message) }
         return memory
     }
 }

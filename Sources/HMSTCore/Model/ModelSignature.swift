@@ -59,8 +59,9 @@ public struct ModelSignature: Sendable, Equatable {
 
     private init(computing model: LanguageModel) {
         let w = model.decoder.weights
-        var key: [(Weight, Int)] = [(w.embed, 4), (w.finalNorm, 1)]
-        if w.tied == false { key.append((w.lmHead, 2)) }
+        // the LM head is the embedding when tied: sampled either way, so a tied checkpoint and a
+        // converted copy that stores the head apart (a GGUF's output.weight) sample alike
+        var key: [(Weight, Int)] = [(w.embed, 4), (w.finalNorm, 1), (w.lmHead, 2)]
         let L = w.layers.count
         for l in Array(Set([0, L / 2, L - 1])).sorted() where l >= 0 && l < L {
             let layer = w.layers[l]
@@ -96,7 +97,8 @@ public struct ModelSignature: Sendable, Equatable {
             }
         }
         let d = model.dims
-        let config = "V=\(d.V),C=\(d.C),L=\(d.L),H=\(d.H),KV=\(d.KV),Dh=\(d.Dh),F=\(d.F),E=\(d.E),K=\(d.K),eps=\(d.eps),rope=\(d.ropeTheta),tied=\(d.tiedEmbeddings)"
+        // f32 values as a GGUF stores them, so an import of the same model prints alike
+        let config = "V=\(d.V),C=\(d.C),L=\(d.L),H=\(d.H),KV=\(d.KV),Dh=\(d.Dh),F=\(d.F),E=\(d.E),K=\(d.K),eps=\(d.eps),rope=\(Float(d.ropeTheta))"
         self.init(values: values, counts: counts, sizes: sizes, coverage: coverage, groups: groups,
                   tokenizer: ModelSignature.hash(of: model.tokenizer), config: config)
     }
@@ -179,6 +181,15 @@ public struct ModelSignature: Sendable, Equatable {
         return .object([("values", .string(ModelSignature.hex(values))), ("chunks", counts(self.counts)), ("sizes", counts(sizes)),
                         ("coverage", .string(ModelSignature.hex(coverage))), ("groups", counts(groups)),
                         ("tokenizer", .string(tokenizer)), ("config", .string(config))])
+    }
+
+    /// A tier manifest's "model": nil when absent, null, or written by a build of this session
+    /// before the record covered the configuration (no "config"; such a memory is not checked,
+    /// as one saved before any record); BAD_FORMAT for a malformed one.
+    static func read(manifestField j: JSONValue?) throws -> ModelSignature? {
+        guard let j, !j.isNull else { return nil }
+        if case .object = j, j["config"] == nil { return nil }
+        return try ModelSignature(json: j)
     }
 
     /// Reads the manifest form; BAD_FORMAT (without the file's name: the caller adds it) for a malformed one.

@@ -228,6 +228,11 @@ final class MemoryModelTests: XCTestCase {
         _ = try old.episodic?.add(text: "added by the other", model: other)   // entries already there: nothing recorded
         try old.save()
         XCTAssertNil(try JSONValue.parse(file: dir + "/episodic/episodic.json")["model"])
+        // a record of a build before the configuration was part of it (no "config"): unchecked
+        guard case .object(var legacy) = try JSONValue.parse(file: dir + "/episodic/episodic.json") else { return XCTFail() }
+        legacy.append(("model", .object([("values", .string("")), ("chunks", .array([]))])))
+        try FileIO.writeAtomically(dir + "/episodic/episodic.json", text: JSONValue.object(legacy).serialized)
+        XCTAssertFalse(try XCTUnwrap(MemoryStore(directory: dir, mustExist: true).episodic).recordsModel)
         // a malformed "model" is named
         guard case .object(var fields) = try JSONValue.parse(file: dir + "/semantic/memory.json") else { return XCTFail() }
         fields.append(("model", .object([("values", .string("zz")), ("chunks", .array([.number(1)])), ("sizes", .array([.number(1)])),

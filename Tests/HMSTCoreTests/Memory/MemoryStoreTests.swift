@@ -81,8 +81,34 @@ final class MemoryStoreTests: XCTestCase {
             XCTAssertTrue("\(e)".contains("in use by process 4242"), "\(e)")
         }
         XCTAssertGreaterThanOrEqual(Clock.nowMs() - t0, 200)
+        // another process reading (a shared lock): readers join it, a writer waits then fails
+        XCTAssertEqual(flock(fd, LOCK_SH | LOCK_NB), 0)
+        do {
+            let reader = try MemoryStore(directory: dir, readOnly: true)
+            XCTAssertEqual(reader.count, 1)
+            XCTAssertThrowsError(try reader.save()) { XCTAssertTrue("\($0)".contains("read-only"), "\($0)") }
+        }
+        XCTAssertThrowsError(try MemoryDirectoryLock.acquire(dir, exclusive: true, wait: 0.1)) { e in
+            XCTAssertTrue("\(e)".contains("in use by") && "\(e)".contains("100 ms"), "\(e)")
+        }
         flock(fd, LOCK_UN)
         stores.append(try MemoryStore(directory: dir, mustExist: true))
         XCTAssertEqual(stores[0].count, 1)
+        // a reader of this process, then a writer of this process: the lock is converted
+        stores.removeAll()
+        let reader = try MemoryStore(directory: dir, readOnly: true)
+        XCTAssertEqual(flock(fd, LOCK_SH | LOCK_NB), 0)   // shared so far
+        flock(fd, LOCK_UN)
+        let writer = try MemoryStore(directory: dir)
+        XCTAssertNotEqual(flock(fd, LOCK_SH | LOCK_NB), 0)   // exclusive now
+        withExtendedLifetime((reader, writer)) {}
+        // a directory removed and made again under the same path is locked anew
+        removeTree(dir)
+        try FileIO.makeDirectories(dir)
+        let fresh = try MemoryStore(directory: dir)
+        let fd2 = open(dir + "/" + MemoryDirectoryLock.fileName, O_RDWR)
+        defer { close(fd2) }
+        XCTAssertNotEqual(flock(fd2, LOCK_EX | LOCK_NB), 0)   // held by `fresh`, on the new file
+        withExtendedLifetime(fresh) {}
     }
 }
