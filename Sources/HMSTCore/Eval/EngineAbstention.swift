@@ -210,18 +210,21 @@ public enum EngineAbstention {
     public static func deletedCopy(from: String, to: String, texts: Set<String>) throws -> (episodic: Int, semantic: Int) {
         try checkCopy(from: from, to: to)
         let fm = FileManager.default
-        if FileIO.isDirectory(to) {
-            // a memory there goes under its lock (a process on it would save over the copy)
-            let held = try MemoryDirectoryLock.acquire(to)
-            try fm.removeItem(atPath: to)
-            withExtendedLifetime(held) {}
-        } else if FileIO.exists(to) {
-            try fm.removeItem(atPath: to)
-        }
-        do { try fm.copyItem(atPath: from, toPath: to) } catch {
+        if FileIO.exists(to), !FileIO.isDirectory(to) { try fm.removeItem(atPath: to) }
+        try FileIO.makeDirectories(to)
+        // what is there goes under its lock (a process on it would save over the copy), which
+        // stays, with its lock file, until the copy's store holds it
+        let held = try MemoryDirectoryLock.acquire(to)
+        do {
+            for name in FileIO.listDirectory(to) where name != MemoryDirectoryLock.fileName { try fm.removeItem(atPath: to + "/" + name) }
+            for name in FileIO.listDirectory(from) where name != MemoryDirectoryLock.fileName {
+                try fm.copyItem(atPath: from + "/" + name, toPath: to + "/" + name)
+            }
+        } catch {
             throw HMSTError(.io, "copying the memory \(from) to \(to): \(error.localizedDescription)")
         }
         let store = try MemoryStore(directory: to, mustExist: true)
+        withExtendedLifetime(held) {}
         var ids: [MemoryTier: [Int64]] = [:]
         for e in try store.allEntries() where texts.contains(e.text) { ids[e.tier, default: []].append(e.id) }
         var removed = (episodic: 0, semantic: 0)

@@ -7,8 +7,8 @@
 // readers run together and a writer runs alone. Another process waits for it up to `wait`
 // seconds (HMST_MEMORY_LOCK_WAIT, default 10), then gets an error naming the holder's pid.
 // Within one process the lock is shared by every store of the directory (a flock is per open
-// file, so a second open would wait for itself); a writer store in a process holding it shared
-// converts it. A directory whose lock file cannot be opened for writing (a read-only mount,
+// file, so a second open would wait for itself); a writer store in a process holding it only
+// shared is refused (a flock's conversion drops the shared lock first). A directory whose lock file cannot be opened for writing (a read-only mount,
 // another user's) is opened read-only and locked shared; failing that, a read-only store goes
 // on unlocked with a warning. The tier-level C calls (hmst_episodic_load/save,
 // hmst_semantic_load/save) take no lock: their callers own the files.
@@ -43,7 +43,7 @@ final class MemoryDirectoryLock: @unchecked Sendable {
         let deadline = Clock.nowMs() + wait * 1000
         // join this process's lock, or mark the directory pending and take it from the file
         while true {
-            enum Step { case joined(Int32), mine, convert(Int32), waitForThread }
+            enum Step { case joined(Int32), mine, sharedHere, waitForThread }
             let step = held.withLock { h -> Step in
                 switch h[key] {
                 case nil:
@@ -58,13 +58,9 @@ final class MemoryDirectoryLock: @unchecked Sendable {
                         orphans[fd] = holders
                         return .mine
                     }
-                    if ex || !exclusive {
-                        h[key] = .held(fd: fd, holders: holders + 1, exclusive: ex, inode: inode)
-                        return .joined(fd)
-                    }
-                    h[key] = .pending   // a writer store in a process holding it shared: convert
-                    pendingConversion[key] = (fd, holders, inode)
-                    return .convert(fd)
+                    guard ex || !exclusive else { return .sharedHere }
+                    h[key] = .held(fd: fd, holders: holders + 1, exclusive: ex, inode: inode)
+                    return .joined(fd)
                 }
             }
             switch step {
@@ -75,19 +71,11 @@ final class MemoryDirectoryLock: @unchecked Sendable {
                 }
                 usleep(5_000)
                 continue
-            case .convert(let fd):
-                do {
-                    try lockFile(fd, path: path, directory: directory, exclusive: true, deadline: deadline, wait: wait)
-                } catch {
-                    held.withLock { h in
-                        if let c = pendingConversion.removeValue(forKey: key) { h[key] = .held(fd: c.fd, holders: c.holders, exclusive: false, inode: c.inode) }
-                    }
-                    throw error
-                }
-                held.withLock { h in
-                    if let c = pendingConversion.removeValue(forKey: key) { h[key] = .held(fd: c.fd, holders: c.holders + 1, exclusive: true, inode: c.inode) }
-                }
-                return MemoryDirectoryLock(key: key, fd: fd)
+            case .sharedHere:
+                // converting a flock from shared to exclusive drops the shared lock first (and
+                // keeps none when it fails): this process's readers would hold nothing meanwhile
+                throw HMSTError.invalidArgument("a read-only store of the memory directory \(directory) is open in this process: "
+                                                + "release it before opening one that writes")
             case .mine:
                 var fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
                 if fd < 0 { fd = open(path, O_RDONLY | O_CLOEXEC) }   // another user's file, a read-only mount
@@ -105,6 +93,13 @@ final class MemoryDirectoryLock: @unchecked Sendable {
                     held.withLock { $0[key] = nil }
                     throw error
                 }
+                // the file locked must still be the lock file: a holder that removed the directory
+                // (and made it again) while this one waited released a lock on a deleted file
+                guard inodeOf(fd: fd) == inodeOf(path: path) else {
+                    close(fd)
+                    held.withLock { $0[key] = nil }
+                    continue
+                }
                 if exclusive {
                     // the holder's pid, for the message another process gets
                     let pid = Array("\(getpid())\n".utf8)
@@ -120,8 +115,6 @@ final class MemoryDirectoryLock: @unchecked Sendable {
 
     /// Holders of each lock whose directory was removed and made again (by fd), closed by the last.
     nonisolated(unsafe) private static var orphans: [Int32: Int] = [:]
-    /// A shared lock being converted to exclusive: its fd and holders meanwhile.
-    nonisolated(unsafe) private static var pendingConversion: [String: (fd: Int32, holders: Int, inode: (UInt64, UInt64))] = [:]
 
     private static func lockFile(_ fd: Int32, path: String, directory: String, exclusive: Bool, deadline: Double, wait: Double) throws {
         while flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0 {
@@ -162,8 +155,6 @@ final class MemoryDirectoryLock: @unchecked Sendable {
                     h[key] = nil
                     close(fd)   // releases the flock
                 }
-            } else if let c = MemoryDirectoryLock.pendingConversion[key], c.fd == fd {
-                MemoryDirectoryLock.pendingConversion[key] = (c.fd, c.holders - 1, c.inode)   // converting: the converter keeps it
             }
         }
     }

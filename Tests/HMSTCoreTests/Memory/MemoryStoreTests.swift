@@ -94,14 +94,22 @@ final class MemoryStoreTests: XCTestCase {
         flock(fd, LOCK_UN)
         stores.append(try MemoryStore(directory: dir, mustExist: true))
         XCTAssertEqual(stores[0].count, 1)
-        // a reader of this process, then a writer of this process: the lock is converted
+        // a reader of this process, then a writer of this process: refused (converting the flock
+        // would drop the readers' shared lock first); a reader joins a writer
         stores.removeAll()
-        let reader = try MemoryStore(directory: dir, readOnly: true)
-        XCTAssertEqual(flock(fd, LOCK_SH | LOCK_NB), 0)   // shared so far
-        flock(fd, LOCK_UN)
-        let writer = try MemoryStore(directory: dir)
-        XCTAssertNotEqual(flock(fd, LOCK_SH | LOCK_NB), 0)   // exclusive now
-        withExtendedLifetime((reader, writer)) {}
+        do {
+            let reader = try MemoryStore(directory: dir, readOnly: true)
+            XCTAssertEqual(flock(fd, LOCK_SH | LOCK_NB), 0)   // shared
+            flock(fd, LOCK_UN)
+            XCTAssertThrowsError(try MemoryStore(directory: dir)) { XCTAssertTrue("\($0)".contains("read-only store"), "\($0)") }
+            withExtendedLifetime(reader) {}
+        }
+        do {
+            let writer = try MemoryStore(directory: dir)
+            let reader = try MemoryStore(directory: dir, readOnly: true)
+            XCTAssertNotEqual(flock(fd, LOCK_SH | LOCK_NB), 0)   // exclusive
+            withExtendedLifetime((reader, writer)) {}
+        }
         // a directory removed and made again under the same path is locked anew
         removeTree(dir)
         try FileIO.makeDirectories(dir)
