@@ -63,7 +63,7 @@ enum RetrievalBench {
         let vectors = try mem.embeddings(of: texts, model: model)
         let embedS = (Clock.nowMs() - t0) / 1000
         t0 = Clock.nowMs()
-        let ids = try mem.add(vectors: vectors, metadata: texts.map { MemoryMetadata(text: $0) })
+        let ids = try mem.add(vectors: vectors, metadata: texts.map { MemoryMetadata(text: $0) }, embeddedBy: model)
         let indexS = (Clock.nowMs() - t0) / 1000
         let gold = Dictionary(uniqueKeysWithValues: zip(texts.prefix(nFacts), ids.prefix(nFacts)))
         line([("bench", "retrieval"), ("phase", "build"), ("model", path), ("facts", nFacts), ("distractors", texts.count - nFacts),

@@ -96,7 +96,7 @@ struct MemoryCommand: ParsableCommand {
                 } else {
                     let mem = try modelOptions.semantic(store, m)
                     let vectors = try mem.embeddings(of: all, model: m)
-                    let ids = try mem.add(vectors: vectors, metadata: all.map { MemoryMetadata(text: $0, source: source) })
+                    let ids = try mem.add(vectors: vectors, metadata: all.map { MemoryMetadata(text: $0, source: source) }, embeddedBy: m)
                     for id in ids { print(id) }
                 }
                 try store.save(tier: tier.core)

@@ -92,8 +92,7 @@ public enum Consolidator {
             }
             metadata.append(MemoryMetadata(text: e.text, source: "episodic:\(e.id)", timestamp: e.timestamp, json: w.output, owner: e.owner))
         }
-        try semantic.recordEmbedder(model.embedderName, model: model)
-        let ids = try semantic.add(vectors: vectors, metadata: metadata)
+        let ids = try semantic.add(vectors: vectors, metadata: metadata, embeddedBy: model)
         for (n, i) in chosen.enumerated() { report.moved.append((entries[i].id, ids[n], s[i])) }
         if options.removeFromEpisodic { episodic.remove(ids: chosen.map { entries[$0].id }) }
         return report

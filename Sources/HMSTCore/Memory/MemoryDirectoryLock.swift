@@ -38,8 +38,12 @@ final class MemoryDirectoryLock: @unchecked Sendable {
     /// The lock of an existing directory (nil: a read-only store of a directory that cannot be
     /// locked, said in the log), shared with this process's other holders.
     static func acquire(_ directory: String, exclusive: Bool = true, wait: Double = defaultWait) throws -> MemoryDirectoryLock? {
-        guard let key = FileIO.resolvedPath(directory) else { throw HMSTError.notFound("\(directory): no such memory directory") }
-        let path = key + "/" + fileName
+        guard let resolved = FileIO.resolvedPath(directory) else { throw HMSTError.notFound("\(directory): no such memory directory") }
+        let path = resolved + "/" + fileName
+        // keyed by the directory itself (device and inode), so one seen through two paths or
+        // mounts (a bind mount) is one lock in this process, not two that wait on each other
+        let dirInode = inodeOf(path: resolved)
+        let key = "\(dirInode.0):\(dirInode.1)"
         let deadline = Clock.nowMs() + wait * 1000
         // join this process's lock, or mark the directory pending and take it from the file
         while true {

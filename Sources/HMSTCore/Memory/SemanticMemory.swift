@@ -136,9 +136,12 @@ public final class SemanticMemory: @unchecked Sendable {
     /// an index that cannot delete); one bad entry rejects the whole batch. If this add brings
     /// the exact phase to trainThreshold, the configured index is trained before returning
     /// (searches go on meanwhile); a training failure does not fail the add (the exact index
-    /// keeps serving; see stats().lastTrainingError). Thread-safe: takes the write lock.
+    /// keeps serving; see stats().lastTrainingError). embeddedBy: the model whose embeddings the
+    /// vectors are, recorded (or checked against the record) in the same critical section as
+    /// the insert, so two first adds by different models cannot both land. Thread-safe: takes
+    /// the write lock.
     @discardableResult
-    public func add(vectors: [Float], metadata: [MemoryMetadata], ids: [Int64]? = nil) throws -> [Int64] {
+    public func add(vectors: [Float], metadata: [MemoryMetadata], ids: [Int64]? = nil, embeddedBy model: LanguageModel? = nil) throws -> [Int64] {
         let (x, n) = try VectorChecks.prepare(vectors, dim: config.dim, metric: config.metric, "add")
         guard metadata.count == n else {
             throw HMSTError.invalidArgument("add: \(n) vectors but \(metadata.count) metadata entries")
@@ -151,8 +154,10 @@ public final class SemanticMemory: @unchecked Sendable {
         }
         for (i, m) in metadata.enumerated() { try m.validate("add: metadata \(i)") }
         let terms = metadata.map { LexicalTokenizer.terms($0.text) }   // outside the lock
+        let embedder = model.map { ($0.embedderName, ModelSignature(model: $0)) }
         let (assigned, due): ([Int64], Bool) = try lock.withWriteLock {
             let newIds = try checkedIds(ids, n: n)
+            if let (name, signature) = embedder { try recordLocked(name, signature) }
             try index.add(x, ids: newIds)
             for (i, id) in newIds.enumerated() {
                 entries[id] = metadata[i]
@@ -301,16 +306,18 @@ public final class SemanticMemory: @unchecked Sendable {
     /// another model filled it meanwhile (checkModel ran before the embedding). Thread-safe.
     func recordEmbedder(_ name: String, model: LanguageModel) throws {
         let signature = ModelSignature(model: model)
-        try lock.withWriteLock {
-            if embedderName == nil {
-                embedderName = name
-                builtBy = signature
-            } else if entries.isEmpty {
-                embedderName = name
-                builtBy = signature
-            } else if let built = builtBy, let why = built.mismatch(with: signature) {
-                throw HMSTError.invalidArgument("this semantic memory's vectors were embedded by another model: \(why)")
-            }
+        try lock.withWriteLock { try recordLocked(name, signature) }
+    }
+
+    /// recordEmbedder's work. Write lock held.
+    private func recordLocked(_ name: String, _ signature: ModelSignature) throws {
+        if embedderName == nil || entries.isEmpty {
+            embedderName = name
+            builtBy = signature
+        } else if let built = embedderName, built != name {
+            throw HMSTError.invalidArgument("this semantic memory's vectors were built by the \(built) embedder, not \(name)")
+        } else if let built = builtBy, let why = built.mismatch(with: signature) {
+            throw HMSTError.invalidArgument("this semantic memory's vectors were embedded by another model: \(why)")
         }
     }
 

@@ -30,22 +30,18 @@ extension SemanticMemory {
     static let reencodeHint = "re-encode it for this model (`hmst memory reencode --dir DIR --model CHECKPOINT`; C hmst_semantic_reencode, "
         + "Python SemanticMemory.reencoded), or use the model that built it"
 
-    /// The vector this memory stores for text: [dim]. Records the model's embedder when the
-    /// memory has none yet.
+    /// The vector this memory stores for text: [dim] (checked against the memory's model;
+    /// add it with add(vectors:metadata:embeddedBy:), which records that model).
     public func embedding(of text: String, model: LanguageModel) throws -> [Float] {
         try checkModel(model)
-        let v = try model.documentEmbedding(text: text)
-        try recordEmbedder(model.embedderName, model: model)
-        return v
+        return try model.documentEmbedding(text: text)
     }
 
     /// embedding(of:model:) of each text, flat: [texts.count * dim], the model's forwards
     /// batched (LanguageModel.documentEmbeddings).
     public func embeddings(of texts: [String], model: LanguageModel) throws -> [Float] {
         try checkModel(model)
-        let v = try model.documentEmbeddings(texts: texts)
-        try recordEmbedder(model.embedderName, model: model)
-        return v.flatMap { $0 }
+        return try model.documentEmbeddings(texts: texts).flatMap { $0 }
     }
 
     /// The vector a query text is searched with: [dim].
@@ -57,7 +53,8 @@ extension SemanticMemory {
     /// Embeds and adds one text; returns its id. Thread-safe.
     @discardableResult
     public func add(text: String, model: LanguageModel, source: String = "", owner: String = "") throws -> Int64 {
-        try add(vectors: try embedding(of: text, model: model), metadata: [MemoryMetadata(text: text, source: source, owner: owner)])[0]
+        try add(vectors: try embedding(of: text, model: model), metadata: [MemoryMetadata(text: text, source: source, owner: owner)],
+                embeddedBy: model)[0]
     }
 
     /// The same entries (ids, metadata, owners) with vectors embedded anew by the model (its
@@ -88,10 +85,10 @@ extension SemanticMemory {
         while start < ids.count {
             let end = min(ids.count, start + max(1, batch))
             let vectors = try m.embeddings(of: metadata[start..<end].map(\.text), model: model)
-            _ = try m.add(vectors: vectors, metadata: Array(metadata[start..<end]), ids: Array(ids[start..<end]))
+            _ = try m.add(vectors: vectors, metadata: Array(metadata[start..<end]), ids: Array(ids[start..<end]), embeddedBy: model)
             start = end
         }
-        try m.recordEmbedder(model.embedderName, model: model)
+        try m.recordEmbedder(model.embedderName, model: model)   // an empty memory records its model too
         m.waitForTraining()
         m.lock.withWriteLock { m.nextId = max(m.nextId, next) }
         return m

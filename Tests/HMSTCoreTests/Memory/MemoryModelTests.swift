@@ -182,6 +182,15 @@ final class MemoryModelTests: XCTestCase {
         _ = try sem.add(text: "more", model: other)
         XCTAssertEqual(try sem.search(text: "more", model: other, k: 1).count, 1)
         XCTAssertThrowsError(try sem.search(text: "more", model: model, k: 1))
+        // vectors embedded before the add (checkModel passed for both while it was empty): the
+        // add records or checks the model in its own critical section, so the second is refused
+        let fresh = try SemanticMemory(dim: model.embeddingDim, description: "Flat")
+        let va = try fresh.embedding(of: "a", model: model), vb = try fresh.embedding(of: "b", model: other)
+        _ = try fresh.add(vectors: va, metadata: [MemoryMetadata(text: "a")], embeddedBy: model)
+        XCTAssertThrowsError(try fresh.add(vectors: vb, metadata: [MemoryMetadata(text: "b")], embeddedBy: other)) { e in
+            XCTAssertTrue("\(e)".contains("by another model"), "\(e)")
+        }
+        XCTAssertEqual(fresh.count, 1)
     }
 
     func testEntriesWithoutTextAreNamedByTheReencoding() throws {
