@@ -9,7 +9,7 @@ extension SemanticMemory {
     /// Throws INVALID_ARGUMENT unless the model's embeddings fit this memory: the dimension and
     /// the embedder that built the memory's vectors (when known).
     public func checkModel(_ model: LanguageModel) throws {
-        let (built, empty) = lock.withReadLock { (embedderName, entries.isEmpty) }
+        let (built, empty, builtByModel) = lock.withReadLock { (embedderName, entries.isEmpty, builtBy) }
         // the embedder first: it names the cause when a projection also changed the dimension
         // (an empty memory takes the embedder that fills it, at its dimension)
         if let built, built != model.embedderName, !empty {
@@ -22,7 +22,7 @@ extension SemanticMemory {
         }
         // the same embedder on other weights (a pooled hidden state, a retriever copied along);
         // an empty memory takes the model that fills it
-        if let built = lock.withReadLock({ entries.isEmpty ? nil : builtBy }), let why = built.mismatch(with: ModelSignature(model: model)) {
+        if !empty, let builtByModel, let why = builtByModel.mismatch(with: ModelSignature(model: model)) {
             throw HMSTError.invalidArgument("this semantic memory's vectors were embedded by another model: \(why); " + SemanticMemory.reencodeHint)
         }
     }
