@@ -646,6 +646,46 @@ if args.first == "ppl" {
     exit(0)
 }
 
+// ---- signature mode: what recording a memory's model costs, and how far converted copies and
+//      other checkpoints are from it (ModelSignature): one JSON line per weight type and per --against
+if args.first == "signature" {
+    guard let modelPath = option("--model") else {
+        StandardStream.error.write("usage: hmst-bench signature --model CKPT [--weights f32,bf16,f16,int8] [--against CKPT,...]\n")
+        exit(2)
+    }
+    let types = (option("--weights") ?? "f32,bf16,f16,int8").split(separator: ",").map(String.init)
+    func load(_ path: String, _ type: String) throws -> LanguageModel {
+        var o = ModelLoadOptions()
+        switch type {
+        case "f32": o.weightType = .f32
+        case "bf16": o.weightType = .bf16
+        case "f16": o.weightType = .f16
+        case "int8": o.weightType = .int8
+        default: o.weightType = .asStored
+        }
+        return try LanguageModel.load(path: path, options: o)
+    }
+    let base = try load(modelPath, "as-stored")
+    var t0 = Clock.nowMs()
+    let hash = ModelSignature.hash(of: base.tokenizer)
+    let hashMs = Clock.nowMs() - t0
+    t0 = Clock.nowMs()
+    let reference = ModelSignature(model: base)
+    let signatureMs = Clock.nowMs() - t0
+    print(json([("bench", "signature"), ("model", modelPath), ("weights", base.weightsType), ("vocab", base.dims.V),
+                ("layers", base.dims.L), ("tokenizer_hash_ms", hashMs), ("signature_ms", signatureMs),
+                ("key_values", reference.values.count), ("coverage_values", reference.coverage.count), ("tokenizer_hash", hash)]))
+    func report(_ what: String, _ path: String, _ model: LanguageModel) {
+        let s = ModelSignature(model: model)
+        let d = reference.distance(to: s)
+        print(json([("bench", "signature_distance"), ("copy", what), ("path", path), ("weights", model.weightsType),
+                    ("distance_pct", (d ?? .nan) * 100), ("matches", reference.mismatch(with: s) == nil)]))
+    }
+    for type in types { report(type, modelPath, try load(modelPath, type)) }
+    for other in (option("--against") ?? "").split(separator: ",").map(String.init) { report("other", other, try load(other, "as-stored")) }
+    exit(0)
+}
+
 // ---- memory mode: hmst-bench memory [--n 1000000] [--dim 256] [--queries 1000] [--nlist N] ----------
 //      [--indexes "IVF4096,Flat;IVF4096,PQ32"] [--nprobe 1,4,16,64,256] [--threads N]
 //      [--clusters 64] [--noise 1.0] [--latent 32]   (MemoryBench.swift)

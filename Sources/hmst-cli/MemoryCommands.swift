@@ -163,22 +163,43 @@ struct MemoryCommand: ParsableCommand {
     struct Stats: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Counts and settings of both memories.")
         @OptionGroup var at: Location
+        @Option(help: "Also say whether each tier fits this checkpoint (the weights that encoded its entries, or a converted copy of them) and how far the sampled weights differ.")
+        var model: String?
 
         func run() throws {
             try runReportingErrors {
+                let m = try model.map { try LanguageModel.load(path: $0) }
                 let store = try at.open(mustExist: true, readOnly: true)
                 if let mem = store.episodic {
                     let e = mem.allEntries()
                     print("episodic: \(e.count)/\(mem.config.maxEntries) entries, state size \(mem.config.stateSize), input \(mem.inputSize), "
                           + "accesses \(e.reduce(0) { $0 + $1.accessCount })"
                           + (mem.recordsModel || e.isEmpty ? "" : "; its model is not recorded (saved before hmst recorded it): not checked, re-encode to record it"))
+                    if let m { print("episodic: " + Stats.fit(empty: e.isEmpty, recorded: mem.recordedModel, model: m) { try mem.checkModel(m) }) }
                 } else { print("episodic: none") }
                 if let sem = store.semantic {
                     let s = sem.stats()
                     print("semantic: \(s.count) entries, dim \(s.dim), \(s.description) (\(s.metric.rawValue)), phase \(s.phase.rawValue), "
                           + "nprobe \(s.nprobe), index \(s.indexBytes) bytes"
                           + (sem.recordsModel || s.count == 0 ? "" : "; its model is not recorded (saved before hmst recorded it, or bare vectors): not checked"))
+                    if let m { print("semantic: " + Stats.fit(empty: s.count == 0, recorded: sem.recordedModel, model: m) { try sem.checkModel(m) }) }
                 } else { print("semantic: none") }
+            }
+        }
+
+        /// One line on whether a tier fits the model: the tier's own check decides, the
+        /// distance is said beside it.
+        static func fit(empty: Bool, recorded: ModelSignature?, model: LanguageModel, check: () throws -> Void) -> String {
+            let distance = recorded.flatMap { $0.distance(to: ModelSignature(model: model)) }
+            let by = distance.map { d in d.isFinite ? String(format: "; the sampled weights differ by %.2f%% at most (%.0f%% allowed)", d * 100, ModelSignature.tolerance * 100)
+                                                    : "; a sampled weight is not finite" } ?? ""
+            do {
+                try check()
+                if empty { return "fits the model (empty: it takes the model that fills it)" }
+                if recorded == nil { return "not checked (its model is not recorded)" }
+                return "fits the model" + by
+            } catch {
+                return "does not fit the model: \(error)"
             }
         }
     }

@@ -1,13 +1,14 @@
 // hmst train: the seed's train.py (the options implemented so far): data as text or
-// pre-tokenized shards, validation by split or file, a tokenizer reused or trained, and the
-// schedule; writes best_model/, final/, checkpoint-epoch-N/ and metrics.jsonl.
+// pre-tokenized shards, validation by split or file, a tokenizer reused or trained, a fresh
+// model or a checkpoint's weights (--init-from), and the schedule; writes best_model/, final/,
+// checkpoint-epoch-N/ and metrics.jsonl.
 import ArgumentParser
 import Foundation
 import HMSTCore
 
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "train", abstract: "Pre-train a model from scratch on text or pre-tokenized data.")
+        commandName: "train", abstract: "Pre-train a model from scratch (or a checkpoint further) on text or pre-tokenized data.")
 
     @Argument(help: "Training data: text files, or a pre-tokenized directory with --pretokenized.") var data: [String]
     @Flag(help: "DATA is a directory written by `hmst preprocess`.") var pretokenized = false
@@ -41,6 +42,8 @@ struct TrainCommand: ParsableCommand {
     var routerAuxLossCoef: Double?
     @Option(help: "Continue from a checkpoint with trainer state (OUTPUT/final or checkpoint-epoch-N), with the same data and options.")
     var resume: String?
+    @Option(name: .customLong("init-from"), help: ArgumentHelp("Train this checkpoint's weights further (a fresh optimizer and schedule; its config and tokenizer, which tokenizes text DATA) instead of a fresh model.", valueName: "checkpoint"))
+    var initFrom: String?
     @Flag(name: .customLong("mixed-precision"), help: "bf16 matmuls with f32 accumulation and f32 master weights.") var mixedPrecision = false
     @Flag(name: .customLong("gradient-checkpointing"), help: "Recompute each layer's activations in backward (less memory).")
     var gradientCheckpointing = false
@@ -64,6 +67,11 @@ struct TrainCommand: ParsableCommand {
         }
         if pretokenized && data.count != 1 { throw ValidationError("--pretokenized takes one directory") }
         if let c = routerAuxLossCoef, !(c >= 0 && c.isFinite) { throw ValidationError("--router-aux-loss-coef must be >= 0") }
+        if initFrom != nil {
+            if modelSize != nil || configFile != nil { throw ValidationError("--init-from trains a checkpoint of its own shape: leave out --model-size and --config") }
+            if resume != nil { throw ValidationError("--init-from and --resume both give the weights: --resume continues a run (its optimizer too), --init-from starts one from a checkpoint") }
+            if routerAuxLossCoef != nil { throw ValidationError("--init-from keeps the checkpoint's router-aux-loss-coef (in its config.json)") }
+        }
     }
 
     func run() throws {
@@ -83,13 +91,17 @@ struct TrainCommand: ParsableCommand {
                     if valSplit == nil && valFile != nil { writes.append(.valData) }
                 }
                 try runDirectory.prepare(outputDir, resuming: resume != nil, writes: writes,
-                                         inputs: data + [valFile, tokenizerPath, configFile].compactMap { $0 })
+                                         inputs: data + [valFile, tokenizerPath, configFile, initFrom].compactMap { $0 })
                 try FileIO.makeDirectories(outputDir)
             }
             // ---- tokenizer and token data
             var tokenizer: Tokenizer? = try tokenizerPath.map(loadTokenizer)
-            if tokenizer == nil, let resume, FileIO.exists(resume + "/tokenizer.json") {
-                tokenizer = try loadTokenizer(resume + "/tokenizer.json")
+            if let initFrom, let given = tokenizer, FileIO.exists(initFrom + "/tokenizer.json") {
+                // before text is tokenized with it (TrainingRun.model checks again, against what it loads)
+                try TrainingRun.checkSameTokenizer(given, try loadTokenizer(initFrom + "/tokenizer.json"), checkpoint: initFrom)
+            }
+            if tokenizer == nil, let from = resume ?? initFrom, FileIO.exists(from + "/tokenizer.json") {
+                tokenizer = try loadTokenizer(from + "/tokenizer.json")
             }
             var trainSet: TokenDataset
             var valSet: TokenDataset? = nil
@@ -97,8 +109,13 @@ struct TrainCommand: ParsableCommand {
             o.separator = try DocumentSeparator(parsing: docSeparator)
             if pretokenized {
                 trainSet = try TokenDataset(directory: data[0])
-                if tokenizer == nil { tokenizer = try trainSet.namedTokenizer() }
+                // a checkpoint trained further checks the data's own tokenizer (TrainingRun.model)
+                if tokenizer == nil || initFrom != nil, let named = try trainSet.namedTokenizer() { tokenizer = named }
             } else {
+                if let initFrom, tokenizer == nil {
+                    throw HMSTError.invalidArgument("\(initFrom) has no tokenizer.json: give the tokenizer its ids are (--tokenizer-path), "
+                                                    + "or data tokenized with it (--pretokenized)")
+                }
                 if tokenizer == nil {
                     var to = BPETrainingOptions()
                     to.vocabSize = vocabSize
@@ -126,8 +143,9 @@ struct TrainCommand: ParsableCommand {
                 }
             }
             // ---- model and trainer (TrainingRun, shared with hmst_trainer_create)
-            let source: TrainingRun.ModelSource = configFile.map { .configFile($0) } ?? .preset(modelSize ?? TrainingRun.defaultPreset)
-            let shapeName = configFile ?? modelSize ?? TrainingRun.defaultPreset
+            let source: TrainingRun.ModelSource = initFrom.map { .checkpoint($0) } ?? configFile.map { .configFile($0) }
+                ?? .preset(modelSize ?? TrainingRun.defaultPreset)
+            let shapeName = initFrom ?? configFile ?? modelSize ?? TrainingRun.defaultPreset
             let model = try TrainingRun.model(source, data: trainSet, tokenizer: tokenizer, seed: seed, routerAuxLossCoef: routerAuxLossCoef)
             let config = try model.modelConfig()
             var opts = TrainerOptions()

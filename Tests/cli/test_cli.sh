@@ -143,6 +143,22 @@ check "train --config takes the shape from a config.json (vocabulary from the to
 fails "train --config with --model-size" "$HMST" train "$W/train_split" --pretokenized --config "$W/cfg2.json" --model-size micro --output-dir "$W/bad"
 fails "train --config of a file that is not a model config" "$HMST" train "$W/train_split" --pretokenized --config /etc/hostname --output-dir "$W/bad"
 fails "train --time-budget with --epochs" "$HMST" train "$W/train_split" --pretokenized --time-budget 10 --epochs 2 --output-dir "$W/bad"
+# --init-from: a checkpoint's weights trained further with a fresh optimizer, its tokenizer checked against the data's
+check "train --init-from trains a checkpoint's weights further, keeping its shape and tokenizer" bash -c \
+    "$HMST train $W/train_split --pretokenized --init-from $W/run2/final --seq-len 32 --batch-size 2 --steps-per-epoch 2 --output-dir $W/runi --no-progress > $W/init.out 2>&1 && \
+     grep -q 'training $W/run2/final' $W/init.out && cmp -s $W/run2/final/tokenizer.json $W/runi/final/tokenizer.json && \
+     ! cmp -s $W/run2/final/model.safetensors $W/runi/final/model.safetensors && \
+     python3 -c \"import json; a=json.load(open('$W/run2/final/config.json')); b=json.load(open('$W/runi/final/config.json')); assert all(a[k] == b[k] for k in ('hidden_size','num_hidden_layers','vocab_size')), (a, b)\" && \
+     $HMST train ${CORPUS[0]} --init-from $W/run2/final --seq-len 32 --batch-size 2 --steps-per-epoch 1 --output-dir $W/runi2 --no-progress > /dev/null 2>&1 && test ! -e $W/runi2/tokenizer && \
+     cmp -s $W/run2/final/tokenizer.json $W/runi2/final/tokenizer.json"
+check "train --init-from refuses data of another tokenizer, and text for a checkpoint without one" bash -c \
+    "! $HMST train $W/train_split --pretokenized --init-from $W/run/final --seq-len 32 --steps-per-epoch 1 --output-dir $W/bad1 2> $W/ie.err && grep -q 'not the one of the checkpoint' $W/ie.err && \
+     ! $HMST train ${CORPUS[0]} --init-from $W/run2/final --tokenizer-path $W/run/final --seq-len 32 --steps-per-epoch 1 --output-dir $W/bad2 2> $W/ie.err && grep -q 'not the one of the checkpoint' $W/ie.err && test ! -e $W/bad2/data && \
+     cp -r $W/run2/final $W/notok && rm $W/notok/tokenizer.json && \
+     ! $HMST train ${CORPUS[0]} --init-from $W/notok --seq-len 32 --steps-per-epoch 1 --output-dir $W/bad3 2> $W/ie.err && grep -q 'has no tokenizer.json' $W/ie.err && rm -rf $W/notok $W/bad1 $W/bad2 $W/bad3"
+fails "train --init-from with --model-size" "$HMST" train "$W/train_split" --pretokenized --init-from "$W/run2/final" --model-size micro --output-dir "$W/bad"
+fails "train --init-from with --resume" "$HMST" train "$W/train_split" --pretokenized --init-from "$W/run2/final" --resume "$W/run2/final" --output-dir "$W/bad"
+drop runi runi2
 check "train with a batch of 2^63-1 windows: out of memory, not a trap" bash -c "! $HMST train $W/train_split --pretokenized --model-size micro --seq-len 16 --batch-size 9223372036854775807 --output-dir $W/bad 2> $W/e0; grep -q 'out of memory: a training step' $W/e0"
 fails "train --time-budget 0" "$HMST" train "$W/train_split" --pretokenized --time-budget 0 --output-dir "$W/bad"
 # 2^46 MiB shifted to elements wrapped to 0: one-element buckets, millions of all-reduces a step
@@ -256,7 +272,9 @@ check "a memory refuses a retrained model until re-encoded for it; an int8 copy 
      $HMST memory reencode --dir $W/mem-s2 --model $W/s2/final > $W/ms.out && grep -q 're-encoded [0-9]* episodic' $W/ms.out && grep -q 're-embedded [0-9]* semantic entries with the pooled embedder' $W/ms.out && \
      $HMST memory search --dir $W/mem-s2 --model $W/s2/final --tier semantic -k 1 --json 'Source must be offered.' | grep -q '\"text\":\"Source must be offered.\"' && \
      ! $HMST memory search --dir $W/mem-s2 --model $W/ckpt x 2> /dev/null && ! $HMST memory reencode --dir $W/mem-s2 --model $W/s2/final --tier all 2> /dev/null && \
-     $HMST quantize $W/ckpt $W/ckpt-q8 --dtype int8 > /dev/null && $HMST memory search --dir $MEM --model $W/ckpt-q8 --tier semantic -k 1 --json 'Source must be offered.' | grep -q 'Source must be offered.' && rm -rf $W/mem-s2 $W/ckpt-q8"
+     $HMST quantize $W/ckpt $W/ckpt-q8 --dtype int8 > /dev/null && $HMST memory search --dir $MEM --model $W/ckpt-q8 --tier semantic -k 1 --json 'Source must be offered.' | grep -q 'Source must be offered.' && \
+     $HMST memory stats --dir $MEM --model $W/ckpt-q8 > $W/st.out && grep -q 'semantic: fits the model; the sampled weights differ by 0\\.[0-9]*% at most (5% allowed)' $W/st.out && \
+     $HMST memory stats --dir $MEM --model $W/s2/final | grep -q 'semantic: does not fit the model: .*embedded by another model' && rm -rf $W/mem-s2 $W/ckpt-q8"
 drop s2soft
 
 # train-critic: a barely trained model answers nothing right, a clear error (the pool is kept);

@@ -79,6 +79,8 @@ public final class EpisodicMemory: @unchecked Sendable {
     /// Whether the memory records the model its keys came from (false: saved before that
     /// record, not checked). Thread-safe.
     public var recordsModel: Bool { lock.withLock { _ in builtBy != nil } }
+    /// The recorded model (nil: none recorded). Thread-safe.
+    public var recordedModel: ModelSignature? { lock.withLock { _ in builtBy } }
 
     public init(inputSize: Int, config: EpisodicMemoryConfig = EpisodicMemoryConfig(), weights: MambaMixerWeights? = nil) throws {
         try config.validate()

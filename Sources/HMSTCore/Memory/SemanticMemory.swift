@@ -300,6 +300,8 @@ public final class SemanticMemory: @unchecked Sendable {
     /// Whether the memory records the model its vectors came from (false: empty of text so far,
     /// or saved before that record, not checked). Thread-safe.
     public var recordsModel: Bool { lock.withReadLock { builtBy != nil } }
+    /// The recorded model (nil: none recorded). Thread-safe.
+    public var recordedModel: ModelSignature? { lock.withReadLock { builtBy } }
 
     /// Sets the embedder, and the model that embeds with it, when none is recorded yet; the
     /// model also while the memory is empty (it takes the model that fills it). Throws when

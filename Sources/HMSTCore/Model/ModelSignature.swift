@@ -9,12 +9,16 @@
 //     attention, router and two expert matrices ("key" tensors), and 8 values of every tensor
 //     of every layer ("coverage"), each tensor's sample compared on its own.
 // Two models match when those are equal and every compared sample differs by at most
-// `tolerance` (relative L2): a converted copy of the same weights (bf16, f16, int8 Q8_0, the
-// row-quad layout) stays well inside it (MemoryModelTests, a random model, the largest of the
-// tensors' differences: int8 1.1%, bf16 0.3%, f16 0.03%), while every weight moved by 3e-3 (a
-// few optimizer steps) gives 32%, another initialisation 170%, and one layer's k projection
-// taken from another initialisation 155%. Stored in the tiers' manifests (ModelSignature.json). A LanguageModel's weights do
-// not change once it is made (training saves new ones), so each model computes it once.
+// `tolerance` (relative L2: a key chunk, a whole 32-value block, against its own norm; a coverage
+// sample against the larger of its own norm and its block's RMS, kept with it, since one large
+// value the sample skips sets an int8 block's scale and so the sampled values' rounding). A
+// converted copy of the same weights stays well inside it (MemoryModelTests, a random model, the
+// largest of the tensors' differences: int8 0.7%, bf16 0.2%, f16 0.03%; int8 of weights with a
+// value 40x its block's largest in every sampled block 1.6%, 48% against the sample's own norm),
+// while every weight moved by 3e-3 (a few optimizer steps) gives 20%, another initialisation
+// 170%, and one layer's k projection taken from another initialisation 143%. Stored in the
+// tiers' manifests (ModelSignature.json). A LanguageModel's weights do not change once it is
+// made (training saves new ones), so each model computes it once.
 
 public struct ModelSignature: Sendable, Equatable {
     /// Key samples, tensor after tensor: [Σ counts].
@@ -27,6 +31,9 @@ public struct ModelSignature: Sendable, Equatable {
     public let coverage: [Float]
     /// Coverage values per tensor.
     public let groups: [Int]
+    /// The RMS of the whole 32-value block each tensor's coverage values come from, one per
+    /// group (empty in a record written before it: then compared against the values themselves).
+    public let coverageScale: [Float]
     /// The tokenizer's hash ("none" without one).
     public let tokenizer: String
     /// The configuration that shapes hidden states, as "V=..,C=..,...".
@@ -37,13 +44,14 @@ public struct ModelSignature: Sendable, Equatable {
     static let chunk = 32
     static let coverageStride = 4   // every 4th value of a 32-value chunk: 8 per tensor
 
-    init(values: [Float], counts: [Int], sizes: [Int], coverage: [Float] = [], groups: [Int] = [],
+    init(values: [Float], counts: [Int], sizes: [Int], coverage: [Float] = [], groups: [Int] = [], coverageScale: [Float] = [],
          tokenizer: String = "none", config: String = "") {
         self.values = values
         self.counts = counts
         self.sizes = sizes
         self.coverage = coverage
         self.groups = groups
+        self.coverageScale = coverageScale
         self.tokenizer = tokenizer
         self.config = config
     }
@@ -84,6 +92,7 @@ public struct ModelSignature: Sendable, Equatable {
         }
         var coverage: [Float] = []
         var groups: [Int] = []
+        var coverageScale: [Float] = []
         for layer in w.layers {
             let tensors = [layer.attnNorm, layer.q, layer.k, layer.v, layer.o, layer.ffnNorm, layer.router]
                 + layer.experts.flatMap { [$0.w1, $0.w2, $0.w3] }
@@ -94,12 +103,16 @@ public struct ModelSignature: Sendable, Equatable {
                 let picked = stride(from: 0, to: part.count, by: ModelSignature.coverageStride).map { part[$0] }
                 coverage += picked
                 groups.append(picked.count)
+                // the block's RMS, which bounds an int8 copy's error (its scale is the block's
+                // largest value / 127) where an unsampled value is large beside the sampled ones
+                let sq = part.reduce(0.0) { $0 + Double($1) * Double($1) }
+                coverageScale.append(Float((sq / Double(max(1, part.count))).squareRoot()))
             }
         }
         let d = model.dims
         // f32 values as a GGUF stores them, so an import of the same model prints alike
         let config = "V=\(d.V),C=\(d.C),L=\(d.L),H=\(d.H),KV=\(d.KV),Dh=\(d.Dh),F=\(d.F),E=\(d.E),K=\(d.K),eps=\(d.eps),rope=\(Float(d.ropeTheta))"
-        self.init(values: values, counts: counts, sizes: sizes, coverage: coverage, groups: groups,
+        self.init(values: values, counts: counts, sizes: sizes, coverage: coverage, groups: groups, coverageScale: coverageScale,
                   tokenizer: ModelSignature.hash(of: model.tokenizer), config: config)
     }
 
@@ -117,7 +130,7 @@ public struct ModelSignature: Sendable, Equatable {
 
     /// Every token's bytes (length-prefixed) and a probe text's ids, hashed: two tokenizers that
     /// turn text into the same ids hash alike.
-    static func hash(of tokenizer: TextTokenizer?) -> String {
+    public static func hash(of tokenizer: TextTokenizer?) -> String {
         guard let tokenizer else { return "none" }
         var bytes: [UInt8] = []
         for id in 0..<tokenizer.vocabSize {
@@ -147,20 +160,28 @@ public struct ModelSignature: Sendable, Equatable {
 
     /// The largest relative L2 difference of one tensor's key or coverage sample
     /// (inf when a sampled weight is not finite), or nil when the samples are laid out otherwise.
+    /// A key sample is a whole 32-value block, compared with its own norm; a coverage sample (8
+    /// values of a block) is compared with the RMS of its whole block where the record has it
+    /// (the record's, else the other side's), so that one large unsampled value, which sets an
+    /// int8 block's scale and so the sampled values' rounding, does not make a converted copy
+    /// look like another model.
     public func distance(to other: ModelSignature) -> Double? {
         guard counts == other.counts, sizes == other.sizes, groups == other.groups,
               values.count == other.values.count, coverage.count == other.coverage.count else { return nil }
+        let scale = coverageScale.count == groups.count ? coverageScale
+            : other.coverageScale.count == groups.count ? other.coverageScale : nil
         guard let a = ModelSignature.worst(values, other.values, counts),
-              let b = ModelSignature.worst(coverage, other.coverage, groups) else { return .infinity }
+              let b = ModelSignature.worst(coverage, other.coverage, groups, scale: scale) else { return .infinity }
         return max(a, b)
     }
 
     /// The largest relative L2 difference of x and y over consecutive groups of the given
-    /// sizes; nil when a value is not finite.
-    static func worst(_ x: [Float], _ y: [Float], _ sizes: [Int]) -> Double? {
+    /// sizes, relative to x's values or, given `scale`, to each group's RMS scale; nil when a
+    /// value (or a scale) is not finite.
+    static func worst(_ x: [Float], _ y: [Float], _ sizes: [Int], scale: [Float]? = nil) -> Double? {
         var start = 0
         var worst = 0.0
-        for c in sizes {
+        for (g, c) in sizes.enumerated() {
             var dd = 0.0, aa = 0.0
             for i in start..<(start + c) {
                 let a = Double(x[i]), d = a - Double(y[i])
@@ -168,6 +189,10 @@ public struct ModelSignature: Sendable, Equatable {
                 aa += a * a
             }
             start += c
+            if let scale {
+                let s = Double(scale[g])
+                aa = max(aa, s * s * Double(c))   // the larger of the values' norm and the block's RMS over as many values
+            }
             guard dd.isFinite, aa.isFinite else { return nil }   // a non-finite weight on either side: no match
             worst = max(worst, aa > 0 ? (dd / aa).squareRoot() : (dd > 0 ? .infinity : 0))
         }
@@ -180,6 +205,7 @@ public struct ModelSignature: Sendable, Equatable {
         func counts(_ a: [Int]) -> JSONValue { .array(a.map { .number(Double($0)) }) }
         return .object([("values", .string(ModelSignature.hex(values))), ("chunks", counts(self.counts)), ("sizes", counts(sizes)),
                         ("coverage", .string(ModelSignature.hex(coverage))), ("groups", counts(groups)),
+                        ("coverage_scale", .string(ModelSignature.hex(coverageScale))),
                         ("tokenizer", .string(tokenizer)), ("config", .string(config))])
     }
 
@@ -214,7 +240,14 @@ public struct ModelSignature: Sendable, Equatable {
         }
         let values = try ModelSignature.floats(hex: hex, count: counts.reduce(0, +), key: "values")
         let coverage = try ModelSignature.floats(hex: coverageHex, count: groups.reduce(0, +), key: "coverage")
-        self.init(values: values, counts: counts, sizes: sizes, coverage: coverage, groups: groups, tokenizer: tokenizer, config: config)
+        // absent in records written before it (compared as then)
+        var scale: [Float] = []
+        if let j = json["coverage_scale"], !j.isNull {
+            guard let hex = j.string else { throw HMSTError.badFormat("\"model\".\"coverage_scale\" is not a hex string") }
+            scale = try ModelSignature.floats(hex: hex, count: groups.count, key: "coverage_scale")
+        }
+        self.init(values: values, counts: counts, sizes: sizes, coverage: coverage, groups: groups, coverageScale: scale,
+                  tokenizer: tokenizer, config: config)
     }
 
     static func hex(_ values: [Float]) -> String {

@@ -37,7 +37,9 @@ public enum TrainingRun {
         case .checkpoint(let path):
             var o = ModelLoadOptions()
             o.weightType = .f32
-            return try LanguageModel.load(path: path, options: o)
+            let model = try LanguageModel.load(path: path, options: o)
+            if let tokenizer, let own = model.tokenizer { try checkSameTokenizer(tokenizer, own, checkpoint: path) }
+            return model
         case .preset(let name):
             config = try MixtralConfig.preset(name, vocabSize: vocab)
         case .configFile(let path):
@@ -52,6 +54,15 @@ public enum TrainingRun {
         config.eosTokenId = data.endOfTextToken(tokenizer: tokenizer)
         if let c = routerAuxLossCoef { config.routerAuxLossCoef = c }
         return try LanguageModel.random(config: config, seed: seed)
+    }
+
+    /// INVALID_ARGUMENT unless `tokenizer` (the data's) is the checkpoint's own one, `own`: its
+    /// embeddings are that tokenizer's ids, and data made by another (of any size) would train
+    /// them on other meanings.
+    public static func checkSameTokenizer(_ tokenizer: TextTokenizer, _ own: TextTokenizer, checkpoint: String) throws {
+        guard ModelSignature.hash(of: tokenizer) != ModelSignature.hash(of: own) else { return }
+        throw HMSTError.invalidArgument("the data's tokenizer is not the one of the checkpoint \(checkpoint) (another vocabulary or merges): "
+                                        + "tokenize the data with \(checkpoint)/tokenizer.json")
     }
 
     /// The trainer of `model` on `train` (and `val`), writing under outputDir; resumed from

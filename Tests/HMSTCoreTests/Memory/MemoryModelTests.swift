@@ -62,7 +62,7 @@ final class ModelSignatureTests: XCTestCase {
         XCTAssertEqual(ModelSignature(model: bytes).mismatch(with: base), "the model that built it has another tokenizer")
         func with(values: [Float]? = nil, coverage: [Float]? = nil) -> ModelSignature {
             ModelSignature(values: values ?? base.values, counts: base.counts, sizes: base.sizes, coverage: coverage ?? base.coverage,
-                           groups: base.groups, tokenizer: base.tokenizer, config: base.config)
+                           groups: base.groups, coverageScale: base.coverageScale, tokenizer: base.tokenizer, config: base.config)
         }
         XCTAssertEqual(with(), base)
         // a record laid out otherwise (edited, another version) is named
@@ -83,6 +83,53 @@ final class ModelSignatureTests: XCTestCase {
         let k1 = base.groups.count / 2 + 2   // layer 1's third tensor: k
         for i in 0..<8 { cov[base.groups[..<k1].reduce(0, +) + i] *= -1 }
         XCTAssertGreaterThan(try XCTUnwrap(with(coverage: cov).distance(to: base)), ModelSignature.tolerance)
+    }
+
+    /// Trained weights have heavy tails: a large value in a block sets its int8 scale, and the
+    /// other values of the block round to a coarse grid. The coverage samples 8 of a block's 32
+    /// values; compared with their own norm, a block whose large value is not sampled made an
+    /// int8 copy of the same weights look like another model.
+    func testAnInt8CopyOfWeightsWithLargeValuesMatchesAndANudgeStillDoesNot() throws {
+        let bytes = try byteModel(hidden: 64)
+        let p = try Parameters(model: LanguageModel(decoder: bytes.decoder, tokenizer: nil, config: bytes.config, report: LoadReport(), storage: [bytes]))
+        var outliers = 0
+        for (i, name) in p.names.enumerated() where name.hasPrefix("model.layers.") && p.shapes[i].count == 2 {
+            let n = p.shapes[i].reduce(1, *), blocks = n / 32
+            guard blocks > 1, p.shapes[i][1] % 32 == 0 else { continue }
+            // the block the coverage reads (a third of the way in); its value 1 is not sampled (every 4th is)
+            let block = p.value(name) + min(blocks - 1, blocks / 3) * 32
+            var largest: Float = 0
+            for j in 0..<32 { largest = max(largest, abs(block[j])) }
+            block[1] = 40 * largest
+            outliers += 1
+        }
+        XCTAssertGreaterThan(outliers, 10)
+        let model = LanguageModel(decoder: try p.decoder(), tokenizer: nil, config: p.config.json(), report: LoadReport(), storage: [p])
+        let dir = tempDirectory("signature-outliers")
+        defer { removeTree(dir) }
+        try model.save(directory: dir + "/f32")
+        var o = ModelLoadOptions()
+        o.weightType = .int8
+        let int8 = try LanguageModel.load(path: dir + "/f32", options: o)
+        let base = ModelSignature(model: model), copy = ModelSignature(model: int8)
+        let d = try XCTUnwrap(base.distance(to: copy))
+        print("ModelSignature distance of an int8 copy of weights with a 40x value in each sampled block: \(d)")
+        XCTAssertLessThan(d, 0.025)   // a block's rounding error is at most its largest value / 254: √32/254 of its norm
+        XCTAssertNil(base.mismatch(with: copy))
+        // compared as records written before the block scale were (the values' own norm), the copy looked like another model
+        func unscaled(_ s: ModelSignature) -> ModelSignature {
+            ModelSignature(values: s.values, counts: s.counts, sizes: s.sizes, coverage: s.coverage, groups: s.groups,
+                           tokenizer: s.tokenizer, config: s.config)
+        }
+        let old = try XCTUnwrap(unscaled(base).distance(to: unscaled(copy)))
+        print("... compared with the sampled values' own norm: \(old)")
+        XCTAssertGreaterThan(old, ModelSignature.tolerance)
+        // the scale read from either side: a record without it, checked against a model that has it
+        XCTAssertEqual(try XCTUnwrap(unscaled(base).distance(to: copy)), d, accuracy: 1e-3)
+        // training-sized steps are still another model
+        let dt = try XCTUnwrap(base.distance(to: ModelSignature(model: try ModelSignatureTests.nudged(model, by: 3e-3))))
+        print("ModelSignature distance of those weights moved by 3e-3: \(dt)")
+        XCTAssertGreaterThan(dt, ModelSignature.tolerance)
     }
 
     func testManifestFormRoundTripsAndRejectsMalformed() throws {
@@ -108,6 +155,11 @@ final class ModelSignatureTests: XCTestCase {
                 XCTAssertTrue("\(e)".contains(want), "\(text): \(e)")
             }
         }
+        let scaled = #"{"values": "", "chunks": [], "sizes": [], "coverage": "0000803f", "groups": [1], "tokenizer": "none", "config": "x", "coverage_scale": "#
+        XCTAssertEqual(try ModelSignature(json: try JSONValue.parse(scaled + #""0000803f"}"#)).coverageScale, [1])
+        XCTAssertEqual(try ModelSignature(json: try JSONValue.parse(scaled + "null}")).coverageScale, [])
+        XCTAssertThrowsError(try ModelSignature(json: try JSONValue.parse(scaled + #""00"}"#))) { XCTAssertTrue("\($0)".contains("coverage_scale")) }
+        XCTAssertThrowsError(try ModelSignature(json: try JSONValue.parse(scaled + "[1]}"))) { XCTAssertTrue("\($0)".contains("not a hex string")) }
         XCTAssertEqual(try ModelSignature(json: try JSONValue.parse(#"{"values": "0000803f", "chunks": [1], "sizes": [9], "#
                                                                     + rest + "}")).values, [1])
     }

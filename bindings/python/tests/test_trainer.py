@@ -44,6 +44,32 @@ def test_train_steps_progress_and_checkpoints(tmp_path):
         hmst.Trainer(FIXTURE, out, init_from=out / "final", seq_len=32, force=True)
 
 
+@pytest.mark.skipif(not os.path.exists(os.path.join(FIXTURE, "metadata.json")), reason="run `make` fixtures first")
+def test_init_from_trains_a_checkpoint_further_and_checks_its_tokenizer(tmp_path):
+    """init_from starts from a checkpoint's weights; data made by another tokenizer (here the
+    same size, two ids swapped) is refused before anything is written."""
+    micro = os.path.join(FIXTURE, "..", "micro")
+    with hmst.Trainer(FIXTURE, tmp_path / "fresh", val_data=FIXTURE, seq_len=32, batch_size=2, steps_per_epoch=1, seed=1) as t:
+        fresh_loss = t.evaluate()
+    with hmst.Trainer(FIXTURE, tmp_path / "run", val_data=FIXTURE, init_from=micro, seq_len=32, batch_size=2, steps_per_epoch=2) as t:
+        assert t.evaluate() != fresh_loss   # the checkpoint's weights, not a fresh model of the default preset
+        t.run()
+    with hmst.Model(tmp_path / "run" / "final") as m, hmst.Model(micro) as base:
+        assert m.info["shape"] == base.info["shape"]
+    other = tmp_path / "other"
+    other.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (other / name).write_bytes(open(os.path.join(micro, name), "rb").read())
+    tok = json.load(open(os.path.join(micro, "tokenizer.json")))
+    vocab = tok["model"]["vocab"]
+    a, b = [k for k, v in vocab.items() if v in (300, 301)]
+    vocab[a], vocab[b] = vocab[b], vocab[a]
+    (other / "tokenizer.json").write_text(json.dumps(tok))
+    with pytest.raises(hmst.HMSTError, match="not the one of the checkpoint") as e:
+        hmst.Trainer(FIXTURE, tmp_path / "refused", init_from=other, seq_len=32)
+    assert e.value.status_name == "INVALID_ARGUMENT" and not (tmp_path / "refused").exists()
+
+
 def test_memory_and_precision_options(tmp_path):
     """Mixed precision, gradient checkpointing and the 8-bit optimizer train, save their state
     and resume only with the optimizer they were saved with."""
