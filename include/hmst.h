@@ -430,6 +430,12 @@ struct hmst_generate_params {
     bool ignore_eos;                      /* keep going past the end-of-text token */
     hmst_token_callback on_token;         /* optional streaming callback */
     void *user_data;
+    /* Appended (an older struct_size leaves them 0, off). OpenAI's penalties over the last
+     * sampling.repeat_last_n tokens of the context (prompt included, as llama.cpp), after the
+     * repetition penalty: logit -= count * frequency_penalty + (count > 0) * presence_penalty.
+     * Any finite value; negative ones favour repeats. */
+    float frequency_penalty;              /* default 0 */
+    float presence_penalty;               /* default 0 */
 };
 
 /* Thread-safe. */

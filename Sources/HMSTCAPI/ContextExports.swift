@@ -157,6 +157,8 @@ public func hmst_generate_default_params() -> hmst_generate_params {
     p.ignore_eos = false
     p.on_token = nil
     p.user_data = nil
+    p.frequency_penalty = 0
+    p.presence_penalty = 0
     return p
 }
 
@@ -197,6 +199,9 @@ public func hmst_generate(_ ctx: OpaquePointer?, _ prompt: UnsafePointer<CChar>?
         var req = TextGenerationRequest()
         req.maxTokens = Int(p.max_tokens)
         req.sampling = try samplingParams(p.sampling)
+        req.sampling.frequencyPenalty = p.frequency_penalty
+        req.sampling.presencePenalty = p.presence_penalty
+        try req.sampling.validate()
         req.stopAtEOS = !p.ignore_eos
         for i in 0..<nStop {
             guard let s = p.stop![i] else { throw HMSTError.invalidArgument("stop[\(i)] is NULL") }

@@ -10,7 +10,7 @@ struct GenerateCommand: ParsableCommand {
         abstract: "Generate text from a checkpoint (interactive, single prompt, or batch).",
         discussion: """
             Interactive commands: set <param> <value> (max_length, temperature, top_p, top_k, min_p, \
-            repetition_penalty, seed), stats, help, quit/exit.
+            repetition_penalty, repeat_last_n, frequency_penalty, presence_penalty, seed), stats, help, quit/exit.
             """)
 
     @Argument(help: "Checkpoint directory (config.json, model.safetensors, tokenizer.json) or a .gguf file.")
@@ -42,6 +42,15 @@ struct GenerateCommand: ParsableCommand {
 
     @Option(name: .customLong("repetition-penalty"), help: "Penalty for recent tokens (1 = off).")
     var repetitionPenalty: Float = 1
+
+    @Option(name: .customLong("repeat-last-n"), help: "Recent tokens the penalties look at (the prompt's included).")
+    var repeatLastN = 64
+
+    @Option(name: .customLong("frequency-penalty"), help: "Subtracted from a token's logit per time it occurs in the recent tokens (OpenAI's; 0 = off).")
+    var frequencyPenalty: Float = 0
+
+    @Option(name: .customLong("presence-penalty"), help: "Subtracted from the logit of every token in the recent tokens (OpenAI's; 0 = off).")
+    var presencePenalty: Float = 0
 
     @Option(help: "Random seed (same seed, same text).")
     var seed: UInt64 = 0
@@ -99,6 +108,9 @@ struct GenerateCommand: ParsableCommand {
             settings.sampling.topK = topK
             settings.sampling.minP = minP
             settings.sampling.repetitionPenalty = repetitionPenalty
+            settings.sampling.repeatLastN = repeatLastN
+            settings.sampling.frequencyPenalty = frequencyPenalty
+            settings.sampling.presencePenalty = presencePenalty
             settings.sampling.seed = seed
             try settings.sampling.validate()
             let runner = Runner(session: session, tokenizer: tokenizer, stops: stop, loadMs: model.report.loadMs)
@@ -220,7 +232,8 @@ struct GenerateCommand: ParsableCommand {
             switch words[0].lowercased() {
             case "quit", "exit": return false
             case "help":
-                print("max_length=\(s.maxLength) temperature=\(s.sampling.temperature) top_p=\(s.sampling.topP) top_k=\(s.sampling.topK) min_p=\(s.sampling.minP) repetition_penalty=\(s.sampling.repetitionPenalty) seed=\(s.sampling.seed)")
+                print("max_length=\(s.maxLength) temperature=\(s.sampling.temperature) top_p=\(s.sampling.topP) top_k=\(s.sampling.topK) min_p=\(s.sampling.minP) repetition_penalty=\(s.sampling.repetitionPenalty) "
+                      + "repeat_last_n=\(s.sampling.repeatLastN) frequency_penalty=\(s.sampling.frequencyPenalty) presence_penalty=\(s.sampling.presencePenalty) seed=\(s.sampling.seed)")
                 print("commands: set <param> <value> | stats | help | quit | exit; anything else is a prompt")
             case "stats":
                 let h = runner.history
@@ -239,6 +252,9 @@ struct GenerateCommand: ParsableCommand {
                 case "top_k", "top-k": n.sampling.topK = Int(words[2]) ?? -1
                 case "min_p", "min-p": n.sampling.minP = Float(words[2]) ?? -1
                 case "repetition_penalty", "repetition-penalty": n.sampling.repetitionPenalty = Float(words[2]) ?? -1
+                case "repeat_last_n", "repeat-last-n": n.sampling.repeatLastN = Int(words[2]) ?? -1
+                case "frequency_penalty", "frequency-penalty": n.sampling.frequencyPenalty = Float(words[2]) ?? .nan
+                case "presence_penalty", "presence-penalty": n.sampling.presencePenalty = Float(words[2]) ?? .nan
                 case "seed": n.sampling.seed = UInt64(words[2]) ?? 0
                 default:
                     print("unknown parameter \(words[1])")

@@ -93,8 +93,10 @@ struct CompletionRequest {
         sampling.topK = try f.int("top_k", in: 0...1_000_000) ?? 0
         sampling.minP = Float(try f.number("min_p", in: 0...1) ?? 0)
         sampling.repetitionPenalty = Float(try f.number("repetition_penalty", in: 0.01...100) ?? 1)
-        _ = try f.number("frequency_penalty", in: -2...2)
-        _ = try f.number("presence_penalty", in: -2...2)
+        // OpenAI's penalties, over the last repeat_last_n tokens of the context (prompt included, as llama.cpp's server)
+        sampling.frequencyPenalty = Float(try f.number("frequency_penalty", in: -2...2) ?? 0)
+        sampling.presencePenalty = Float(try f.number("presence_penalty", in: -2...2) ?? 0)
+        sampling.repeatLastN = try f.int("repeat_last_n", in: 0...1_000_000) ?? sampling.repeatLastN
         if let s = try f.seed() {
             sampling.seed = s
             seedGiven = true

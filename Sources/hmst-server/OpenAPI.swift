@@ -930,19 +930,29 @@ enum OpenAPIDocument {
       "nullable": true,
       "default": 1
      },
+     "repeat_last_n": {
+      "type": "integer",
+      "minimum": 0,
+      "maximum": 1000000,
+      "nullable": true,
+      "default": 64,
+      "description": "Recent tokens the repetition, frequency and presence penalties look at (hmst's extension, as llama.cpp's)."
+     },
      "frequency_penalty": {
       "type": "number",
       "minimum": -2,
       "maximum": 2,
       "nullable": true,
-      "description": "Accepted and ignored."
+      "default": 0,
+      "description": "OpenAI's: logit -= count * frequency_penalty + (count > 0) * presence_penalty, counts over the last repeat_last_n tokens of the context (prompt included)."
      },
      "presence_penalty": {
       "type": "number",
       "minimum": -2,
       "maximum": 2,
       "nullable": true,
-      "description": "Accepted and ignored."
+      "default": 0,
+      "description": "OpenAI's: logit -= count * frequency_penalty + (count > 0) * presence_penalty, counts over the last repeat_last_n tokens of the context (prompt included)."
      },
      "seed": {
       "type": "integer",
@@ -1100,19 +1110,29 @@ enum OpenAPIDocument {
       "nullable": true,
       "default": 1
      },
+     "repeat_last_n": {
+      "type": "integer",
+      "minimum": 0,
+      "maximum": 1000000,
+      "nullable": true,
+      "default": 64,
+      "description": "Recent tokens the repetition, frequency and presence penalties look at (hmst's extension, as llama.cpp's)."
+     },
      "frequency_penalty": {
       "type": "number",
       "minimum": -2,
       "maximum": 2,
       "nullable": true,
-      "description": "Accepted and ignored."
+      "default": 0,
+      "description": "OpenAI's: logit -= count * frequency_penalty + (count > 0) * presence_penalty, counts over the last repeat_last_n tokens of the context (prompt included)."
      },
      "presence_penalty": {
       "type": "number",
       "minimum": -2,
       "maximum": 2,
       "nullable": true,
-      "description": "Accepted and ignored."
+      "default": 0,
+      "description": "OpenAI's: logit -= count * frequency_penalty + (count > 0) * presence_penalty, counts over the last repeat_last_n tokens of the context (prompt included)."
      },
      "seed": {
       "type": "integer",

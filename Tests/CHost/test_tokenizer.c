@@ -1,6 +1,8 @@
 /* test_tokenizer.c: standalone tokenizers and text generation through a checkpoint that
  * carries a tokenizer.json, via the real library. */
 #include <hmst.h>
+#include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -18,6 +20,19 @@ static bool on_token(int32_t token, const char *piece, size_t len, void *ud) {
     *total += len;
     pieces_seen++;
     return pieces_seen < 1000;
+}
+
+struct recorded {
+    int32_t ids[64];
+    size_t n;
+};
+
+static bool record_token(int32_t token, const char *piece, size_t len, void *user_data) {
+    (void)piece;
+    (void)len;
+    struct recorded *r = user_data;
+    if (r->n < 64) r->ids[r->n++] = token;
+    return true;
 }
 
 static bool stop_early(int32_t token, const char *piece, size_t len, void *ud) {
@@ -161,6 +176,40 @@ static void test_generation(void) {
         CHECK_STATUS(hmst_generate(c, "x", &gp, &st), HMST_STATUS_INVALID_ARGUMENT);
         gp.stop = NULL;
         gp.n_stop = 0;
+    }
+    /* OpenAI's penalties (appended fields): a huge presence penalty over the whole context
+     * never repeats a token of it, prompt included; a struct_size from before them leaves them
+     * off whatever the bytes after it hold; a non-finite one is refused */
+    {
+        struct recorded r = {0};
+        gp.on_token = record_token;
+        gp.user_data = &r;
+        gp.presence_penalty = 1e4f;
+        gp.sampling.repeat_last_n = 4096;
+        CHECK_STATUS(hmst_context_reset(c), HMST_STATUS_OK);
+        CHECK_STATUS(hmst_generate(c, "The license", &gp, &st), HMST_STATUS_OK);
+        int32_t prompt_ids[16];
+        size_t np = 0;
+        CHECK_STATUS(hmst_tokenize(m, "The license", 11, prompt_ids, 16, &np), HMST_STATUS_OK);
+        CHECK(r.n == 12);
+        for (size_t i = 0; i < r.n; i++) {
+            for (size_t j = 0; j < i; j++) CHECK(r.ids[i] != r.ids[j]);
+            for (size_t j = 0; j < np; j++) CHECK(r.ids[i] != prompt_ids[j]);
+        }
+        gp.sampling.repeat_last_n = 64;
+        gp.struct_size = (uint32_t)offsetof(struct hmst_generate_params, frequency_penalty);
+        gp.frequency_penalty = NAN;
+        gp.on_token = on_token;
+        gp.user_data = &streamed;
+        CHECK_STATUS(hmst_context_reset(c), HMST_STATUS_OK);
+        CHECK_STATUS(hmst_generate(c, "The license", &gp, &st), HMST_STATUS_OK);
+        CHECK_STATUS(hmst_context_last_output(c, second, n + 1, &n2), HMST_STATUS_OK);
+        CHECK(n2 == n && memcmp(first, second, n) == 0);
+        gp.struct_size = sizeof gp;
+        CHECK_STATUS(hmst_generate(c, "x", &gp, &st), HMST_STATUS_INVALID_ARGUMENT);
+        CHECK(strstr(hmst_last_error(), "frequency_penalty nan must be finite") != NULL);
+        gp.frequency_penalty = 0;
+        gp.presence_penalty = 0;
     }
     /* the callback stops generation */
     gp.on_token = stop_early;

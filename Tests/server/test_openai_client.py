@@ -40,6 +40,26 @@ def test_completion_greedy_matches_cli(server):
     assert again.choices[0].text == text
 
 
+def test_frequency_and_presence_penalties_match_cli(server):
+    """frequency_penalty and presence_penalty change greedy text (they were accepted and
+    ignored), as `hmst generate --frequency-penalty --presence-penalty` does."""
+    c = server.client()
+    def cli(*extra):
+        out = subprocess.run([CLI_BIN, "generate", FIXTURE, "--prompt", "The license", "--max-length", "12",
+                              "--temperature", "0", "--threads", "1", *extra], capture_output=True, check=True).stdout
+        return out.decode("utf-8", "replace")
+    penalized = c.completions.create(model="micro", prompt="The license", max_tokens=12, temperature=0,
+                                     frequency_penalty=1.5, presence_penalty=2).choices[0].text
+    assert cli("--frequency-penalty", "1.5", "--presence-penalty", "2") == "The license" + penalized + "\n"
+    assert cli() != "The license" + penalized + "\n"
+    # repeat_last_n 0: nothing is recent, so nothing is penalized
+    none = c.completions.create(model="micro", prompt="The license", max_tokens=12, temperature=0,
+                                frequency_penalty=1.5, presence_penalty=2, extra_body={"repeat_last_n": 0}).choices[0].text
+    assert cli() == "The license" + none + "\n"
+    with pytest.raises(openai.BadRequestError):
+        c.completions.create(model="micro", prompt="x", max_tokens=1, presence_penalty=2.5)
+
+
 def test_completion_token_prompt_and_usage(server):
     c = server.client()
     r = c.completions.create(model="micro", prompt=[5, 6, 7, 8], max_tokens=3, temperature=0)

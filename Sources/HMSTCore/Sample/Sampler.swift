@@ -1,5 +1,6 @@
-// Sampler: turns a row of logits into the next token. Order: repetition penalty on recent
-// tokens, then greedy (temperature 0) or temperature, top-k, softmax, top-p, min-p, draw.
+// Sampler: turns a row of logits into the next token. Order: penalties on recent tokens
+// (repetition, then frequency and presence), then greedy (temperature 0) or temperature, top-k,
+// softmax, top-p, min-p, draw.
 // Validation of the settings happens once in SamplingParams.validate(), not per token.
 
 public struct SamplingParams: Sendable, Equatable {
@@ -13,7 +14,14 @@ public struct SamplingParams: Sendable, Equatable {
     public var minP: Float = 0
     /// 1 = off; > 1 discourages tokens seen in the last `repeatLastN`
     public var repetitionPenalty: Float = 1
+    /// Tokens the penalties look at: the last N of the context (prompt included, as llama.cpp)
     public var repeatLastN: Int = 64
+    /// 0 = off; subtracted from a token's logit once per time it occurs in the last
+    /// `repeatLastN` (OpenAI's frequency_penalty; negative values favour repeats)
+    public var frequencyPenalty: Float = 0
+    /// 0 = off; subtracted from the logit of every token that occurs in the last `repeatLastN`
+    /// (OpenAI's presence_penalty)
+    public var presencePenalty: Float = 0
     public var seed: UInt64 = 0
 
     public init() {}
@@ -28,6 +36,8 @@ public struct SamplingParams: Sendable, Equatable {
             throw bad("repetition_penalty \(repetitionPenalty) must be finite and > 0")
         }
         guard repeatLastN >= 0 else { throw bad("repeat_last_n \(repeatLastN) must be >= 0") }
+        guard frequencyPenalty.isFinite else { throw bad("frequency_penalty \(frequencyPenalty) must be finite") }
+        guard presencePenalty.isFinite else { throw bad("presence_penalty \(presencePenalty) must be finite") }
     }
 }
 
@@ -36,6 +46,7 @@ public struct Sampler {
     public var rng: RNG
     private var candidates: [(id: Int32, p: Float)] = []
     private var scratch: [Float] = []
+    private var counts: [Int32: Int] = [:]
 
     public init(params: SamplingParams) throws {
         try params.validate()
@@ -51,18 +62,23 @@ public struct Sampler {
         return buf.withUnsafeMutableBufferPointer { l in
             guard let base = l.baseAddress, V > 0 else { return 0 }
             base.update(from: logits, count: V)
-            applyRepetitionPenalty(l, recent: recent)
+            applyPenalties(l, recent: recent)
             if params.temperature == 0 { return Sampler.argmax(l) }
             return draw(l)
         }
     }
 
-    private func applyRepetitionPenalty(_ l: UnsafeMutableBufferPointer<Float>, recent: ArraySlice<Int32>) {
-        guard params.repetitionPenalty != 1, params.repeatLastN > 0 else { return }
-        var seen = Set<Int32>()
-        for id in recent.suffix(params.repeatLastN) where id >= 0 && Int(id) < l.count && seen.insert(id).inserted {
-            let v = l[Int(id)]
-            l[Int(id)] = v > 0 ? v / params.repetitionPenalty : v * params.repetitionPenalty
+    /// The repetition penalty (a seen token's logit divided by it when positive, multiplied when
+    /// not: llama.cpp's and HF's), then logit -= count · frequency + presence, count over the window.
+    private mutating func applyPenalties(_ l: UnsafeMutableBufferPointer<Float>, recent: ArraySlice<Int32>) {
+        let p = params
+        guard p.repeatLastN > 0, p.repetitionPenalty != 1 || p.frequencyPenalty != 0 || p.presencePenalty != 0 else { return }
+        counts.removeAll(keepingCapacity: true)
+        for id in recent.suffix(p.repeatLastN) where id >= 0 && Int(id) < l.count { counts[id, default: 0] += 1 }
+        for (id, n) in counts {
+            var v = l[Int(id)]
+            if p.repetitionPenalty != 1 { v = v > 0 ? v / p.repetitionPenalty : v * p.repetitionPenalty }
+            l[Int(id)] = v - Float(n) * p.frequencyPenalty - p.presencePenalty
         }
     }
 

@@ -75,6 +75,39 @@ final class SamplerTests: XCTestCase {
         bad = SamplingParams()
         bad.minP = .nan
         XCTAssertThrowsError(try Sampler(params: bad))
+        for field in [\SamplingParams.frequencyPenalty, \SamplingParams.presencePenalty] {
+            bad = SamplingParams()
+            bad[keyPath: field] = .infinity
+            XCTAssertThrowsError(try Sampler(params: bad))
+        }
+    }
+
+    /// OpenAI's formula: logit[j] -= count[j] · frequency + (count[j] > 0) · presence, the
+    /// counts over the last repeat_last_n tokens, after the repetition penalty.
+    func testFrequencyAndPresencePenalties() throws {
+        var p = SamplingParams()
+        p.temperature = 0
+        // token 1 (3.0) against token 5 (2.9), at frequency 0.04
+        p.frequencyPenalty = 0.04
+        XCTAssertEqual(try draw(p, n: 3, recent: [1, 1, 1])[5], 3)      // 3.0 - 0.12 = 2.88 < 2.9
+        p.repeatLastN = 2
+        XCTAssertEqual(try draw(p, n: 3, recent: [1, 1, 1])[1], 3)      // only the last 2 count: 2.92
+        p.repeatLastN = 0
+        XCTAssertEqual(try draw(p, n: 3, recent: [1, 1, 1])[1], 3)      // none count
+        p.repeatLastN = 64
+        p.frequencyPenalty = 0
+        p.presencePenalty = 0.2                                          // once, however often
+        XCTAssertEqual(try draw(p, n: 3, recent: [1])[5], 3)             // 2.8 < 2.9
+        XCTAssertEqual(try draw(p, n: 3, recent: [1, 5, 5, 5])[1], 3)   // both seen: 2.8 against 2.7
+        p.presencePenalty = -1                                           // negative: favours what was seen
+        XCTAssertEqual(try draw(p, n: 3, recent: [4])[1], 3)             // -1.0 + 1 = 0, still below 3.0
+        XCTAssertEqual(try draw(p, n: 3, recent: [3])[3], 3)             // 2.5 + 1 = 3.5 > 3.0
+        // after the repetition penalty: 1 -> 3.0 / 2 - 0.2 = 1.3, 5 -> 2.9 / 2 - 0.2 = 1.25, 3 keeps 2.5
+        p.repetitionPenalty = 2
+        p.presencePenalty = 0.2
+        XCTAssertEqual(try draw(p, n: 3, recent: [1, 5])[3], 3)
+        // off by default, and out-of-vocabulary ids in the window are skipped
+        XCTAssertEqual(try draw(SamplingParams(), n: 1, recent: [-1, 99]).reduce(0, +), 1)
     }
 }
 

@@ -175,6 +175,8 @@ class GenerateParams(_Struct):
         ("ignore_eos", ctypes.c_bool),
         ("on_token", TOKEN_CALLBACK),
         ("user_data", ctypes.c_void_p),
+        ("frequency_penalty", ctypes.c_float),
+        ("presence_penalty", ctypes.c_float),
     ]
 
 

@@ -134,3 +134,30 @@ def test_close_is_idempotent_and_guards_use(tmp_path):
     with pytest.raises(hmst.HMSTError) as e:
         hmst.Model(tmp_path / "ckpt", progress=lambda f: False)
     assert e.value.status_name == "CANCELLED"
+
+
+FIXTURE_MODEL = os.path.join(os.path.dirname(__file__), "..", "..", "..", "build", "fixtures", "micro")
+
+
+@pytest.mark.skipif(not os.path.exists(os.path.join(FIXTURE_MODEL, "tokenizer.json")), reason="run `make` fixtures first")
+def test_frequency_and_presence_penalties():
+    """OpenAI's penalties over the last repeat_last_n tokens, prompt included: a huge presence
+    penalty never repeats a token of the window, a huge negative frequency penalty only repeats."""
+    prompt = "The license grants"
+    with hmst.Model(FIXTURE_MODEL) as m, m.context() as ctx:
+        seen = m.tokenize(prompt)
+        def run(**kw):
+            ctx.reset()
+            out = []
+            ctx.generate(prompt, max_tokens=24, temperature=0, ignore_eos=True, repeat_last_n=4096,
+                         on_token=lambda t, _p: out.append(t), **kw)
+            return out
+        fresh = run(presence_penalty=1e4)
+        assert len(fresh) == 24 and len(set(fresh)) == 24 and not set(fresh) & set(seen)
+        same = run(frequency_penalty=-1e4)
+        assert len(same) == 24
+        for i, t in enumerate(same):
+            assert t in set(seen) | set(same[:i])
+        assert run() == run(frequency_penalty=0.0, presence_penalty=0.0)
+        with pytest.raises(hmst.HMSTError, match="presence_penalty inf must be finite"):
+            run(presence_penalty=float("inf"))
