@@ -436,6 +436,12 @@ struct hmst_generate_params {
      * Any finite value; negative ones favour repeats. */
     float frequency_penalty;              /* default 0 */
     float presence_penalty;               /* default 0 */
+    /* Appended: added to these tokens' logits before the penalties (OpenAI's logit_bias: -100
+     * all but bans a token, 100 all but forces it, -INFINITY bans it). n_logit_bias ids (each
+     * below the vocabulary; a repeated id: the last bias) and their biases (no NaN, no +inf). */
+    const int32_t *logit_bias_tokens;     /* default NULL */
+    const float *logit_bias;              /* default NULL */
+    size_t n_logit_bias;                  /* default 0; at most 65536 */
 };
 
 /* Thread-safe. */

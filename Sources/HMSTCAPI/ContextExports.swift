@@ -159,6 +159,9 @@ public func hmst_generate_default_params() -> hmst_generate_params {
     p.user_data = nil
     p.frequency_penalty = 0
     p.presence_penalty = 0
+    p.logit_bias_tokens = nil
+    p.logit_bias = nil
+    p.n_logit_bias = 0
     return p
 }
 
@@ -201,6 +204,13 @@ public func hmst_generate(_ ctx: OpaquePointer?, _ prompt: UnsafePointer<CChar>?
         req.sampling = try samplingParams(p.sampling)
         req.sampling.frequencyPenalty = p.frequency_penalty
         req.sampling.presencePenalty = p.presence_penalty
+        let nBias = try sizeArgument(p.n_logit_bias, "n_logit_bias", in: 0 ... 65536)
+        if nBias > 0 {
+            guard let ids = p.logit_bias_tokens, let biases = p.logit_bias else {
+                throw HMSTError.invalidArgument("n_logit_bias is \(nBias) but logit_bias_tokens or logit_bias is NULL")
+            }
+            for i in 0..<nBias { req.sampling.logitBias[ids[i]] = biases[i] }
+        }
         try req.sampling.validate()
         req.stopAtEOS = !p.ignore_eos
         for i in 0..<nStop {

@@ -52,6 +52,22 @@ struct GenerateCommand: ParsableCommand {
     @Option(name: .customLong("presence-penalty"), help: "Subtracted from the logit of every token in the recent tokens (OpenAI's; 0 = off).")
     var presencePenalty: Float = 0
 
+    @Option(name: .customLong("logit-bias"), help: ArgumentHelp("Add BIAS to token ID's logit (repeatable; -inf bans it).", valueName: "ID=BIAS"))
+    var logitBias: [String] = []
+
+    /// --logit-bias values as a map.
+    func parsedLogitBias() throws -> [Int32: Float] {
+        var out: [Int32: Float] = [:]
+        for item in logitBias {
+            let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, let id = Int32(parts[0]), let b = Float(parts[1]) else {
+                throw ValidationError("--logit-bias takes ID=BIAS (a token id and a number, or -inf), not '\(item)'")
+            }
+            out[id] = b
+        }
+        return out
+    }
+
     @Option(help: "Random seed (same seed, same text).")
     var seed: UInt64 = 0
 
@@ -111,6 +127,10 @@ struct GenerateCommand: ParsableCommand {
             settings.sampling.repeatLastN = repeatLastN
             settings.sampling.frequencyPenalty = frequencyPenalty
             settings.sampling.presencePenalty = presencePenalty
+            settings.sampling.logitBias = try parsedLogitBias()
+            if let id = settings.sampling.logitBias.keys.first(where: { Int($0) >= tokenizer.vocabSize }) {
+                throw HMSTError.invalidArgument("--logit-bias names token \(id); the tokenizer's ids are 0..<\(tokenizer.vocabSize)")
+            }
             settings.sampling.seed = seed
             try settings.sampling.validate()
             let runner = Runner(session: session, tokenizer: tokenizer, stops: stop, loadMs: model.report.loadMs)

@@ -43,9 +43,6 @@ struct CompletionRequest {
         if try f.bool("echo") == true {
             throw APIError.invalid("'echo' is not supported by hmst serve", param: "echo", code: "unsupported_parameter")
         }
-        if let lb = f["logit_bias"], !(lb.object?.isEmpty ?? false) {
-            throw APIError.invalid("'logit_bias' is not supported by hmst serve", param: "logit_bias", code: "unsupported_parameter")
-        }
         // ---- prompts
         let promptParam: String
         switch kind {
@@ -97,6 +94,7 @@ struct CompletionRequest {
         sampling.frequencyPenalty = Float(try f.number("frequency_penalty", in: -2...2) ?? 0)
         sampling.presencePenalty = Float(try f.number("presence_penalty", in: -2...2) ?? 0)
         sampling.repeatLastN = try f.int("repeat_last_n", in: 0...1_000_000) ?? sampling.repeatLastN
+        sampling.logitBias = try CompletionRequest.logitBias(f, vocab: state.tokenizer.vocabSize)
         if let s = try f.seed() {
             sampling.seed = s
             seedGiven = true
@@ -126,6 +124,28 @@ struct CompletionRequest {
             includeUsage = try sf.bool("include_usage") ?? false
         }
         _ = try f.string("user")
+    }
+
+    /// OpenAI's logit_bias: {"token id": bias in -100...100}, ids of this model's vocabulary.
+    static func logitBias(_ f: Fields, vocab V: Int) throws -> [Int32: Float] {
+        guard let v = f["logit_bias"] else { return [:] }
+        guard case .object(let entries) = v else {
+            throw APIError.invalid("'logit_bias' must be an object mapping token ids to biases", param: "logit_bias")
+        }
+        guard entries.count <= 1024 else {
+            throw APIError.invalid("'logit_bias' has \(entries.count) entries; at most 1024", param: "logit_bias")
+        }
+        var out: [Int32: Float] = [:]
+        for (key, value) in entries {
+            guard let id = Int(key), id >= 0, id < V else {
+                throw APIError.invalid("'logit_bias' key '\(key)' is not a token id in 0..<\(V)", param: "logit_bias")
+            }
+            guard let b = value.number, b.isFinite, b >= -100, b <= 100 else {
+                throw APIError.invalid("'logit_bias' of token \(id) must be a number in -100...100", param: "logit_bias")
+            }
+            out[Int32(id)] = Float(b)
+        }
+        return out
     }
 
     /// prompt: a string, an array of strings, an array of token ids, or an array of such arrays.

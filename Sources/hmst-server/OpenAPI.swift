@@ -936,7 +936,7 @@ enum OpenAPIDocument {
       "maximum": 1000000,
       "nullable": true,
       "default": 64,
-      "description": "Recent tokens the repetition, frequency and presence penalties look at (hmst's extension, as llama.cpp's)."
+      "description": "hmst's: the recent tokens of the context (prompt included) the repetition, frequency and presence penalties count."
      },
      "frequency_penalty": {
       "type": "number",
@@ -944,7 +944,7 @@ enum OpenAPIDocument {
       "maximum": 2,
       "nullable": true,
       "default": 0,
-      "description": "OpenAI's: logit -= count * frequency_penalty + (count > 0) * presence_penalty, counts over the last repeat_last_n tokens of the context (prompt included)."
+      "description": "OpenAI's: logit -= count * frequency_penalty + (count > 0) * presence_penalty, count over the last repeat_last_n tokens."
      },
      "presence_penalty": {
       "type": "number",
@@ -952,7 +952,18 @@ enum OpenAPIDocument {
       "maximum": 2,
       "nullable": true,
       "default": 0,
-      "description": "OpenAI's: logit -= count * frequency_penalty + (count > 0) * presence_penalty, counts over the last repeat_last_n tokens of the context (prompt included)."
+      "description": "See frequency_penalty."
+     },
+     "logit_bias": {
+      "type": "object",
+      "nullable": true,
+      "maxProperties": 1024,
+      "additionalProperties": {
+       "type": "number",
+       "minimum": -100,
+       "maximum": 100
+      },
+      "description": "Token id (a decimal string, below the vocabulary) to a bias added to its logit before sampling: -100 all but bans it, 100 all but forces it."
      },
      "seed": {
       "type": "integer",
@@ -1116,7 +1127,7 @@ enum OpenAPIDocument {
       "maximum": 1000000,
       "nullable": true,
       "default": 64,
-      "description": "Recent tokens the repetition, frequency and presence penalties look at (hmst's extension, as llama.cpp's)."
+      "description": "hmst's: the recent tokens of the context (prompt included) the repetition, frequency and presence penalties count."
      },
      "frequency_penalty": {
       "type": "number",
@@ -1124,7 +1135,7 @@ enum OpenAPIDocument {
       "maximum": 2,
       "nullable": true,
       "default": 0,
-      "description": "OpenAI's: logit -= count * frequency_penalty + (count > 0) * presence_penalty, counts over the last repeat_last_n tokens of the context (prompt included)."
+      "description": "OpenAI's: logit -= count * frequency_penalty + (count > 0) * presence_penalty, count over the last repeat_last_n tokens."
      },
      "presence_penalty": {
       "type": "number",
@@ -1132,7 +1143,18 @@ enum OpenAPIDocument {
       "maximum": 2,
       "nullable": true,
       "default": 0,
-      "description": "OpenAI's: logit -= count * frequency_penalty + (count > 0) * presence_penalty, counts over the last repeat_last_n tokens of the context (prompt included)."
+      "description": "See frequency_penalty."
+     },
+     "logit_bias": {
+      "type": "object",
+      "nullable": true,
+      "maxProperties": 1024,
+      "additionalProperties": {
+       "type": "number",
+       "minimum": -100,
+       "maximum": 100
+      },
+      "description": "Token id (a decimal string, below the vocabulary) to a bias added to its logit before sampling: -100 all but bans it, 100 all but forces it."
      },
      "seed": {
       "type": "integer",

@@ -210,6 +210,31 @@ static void test_generation(void) {
         CHECK(strstr(hmst_last_error(), "frequency_penalty nan must be finite") != NULL);
         gp.frequency_penalty = 0;
         gp.presence_penalty = 0;
+        /* logit bias (appended): +100 on one token forces it under greedy decoding; an id
+         * beyond the vocabulary and a count without arrays are refused */
+        int32_t bias_ids[2] = {7, 8};
+        float bias[2] = {100.0f, -INFINITY};
+        r.n = 0;
+        gp.on_token = record_token;
+        gp.user_data = &r;
+        gp.sampling.temperature = 0;
+        gp.logit_bias_tokens = bias_ids;
+        gp.logit_bias = bias;
+        gp.n_logit_bias = 2;
+        CHECK_STATUS(hmst_context_reset(c), HMST_STATUS_OK);
+        CHECK_STATUS(hmst_generate(c, "The license", &gp, &st), HMST_STATUS_OK);
+        CHECK(r.n == 12);
+        for (size_t i = 0; i < r.n; i++) CHECK(r.ids[i] == 7);
+        bias_ids[1] = 1 << 20;
+        CHECK_STATUS(hmst_generate(c, "x", &gp, &st), HMST_STATUS_INVALID_ARGUMENT);
+        CHECK(strstr(hmst_last_error(), "logit_bias names token 1048576") != NULL);
+        gp.logit_bias = NULL;
+        CHECK_STATUS(hmst_generate(c, "x", &gp, &st), HMST_STATUS_INVALID_ARGUMENT);
+        gp.n_logit_bias = 0;
+        gp.logit_bias_tokens = NULL;
+        gp.sampling.temperature = 0.8f;
+        gp.on_token = on_token;
+        gp.user_data = &streamed;
     }
     /* the callback stops generation */
     gp.on_token = stop_early;

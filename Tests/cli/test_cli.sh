@@ -71,6 +71,11 @@ check "a negative option value reaches the range check (not 'Missing value'); --
      ! $HMST memory search --dir $W/nomem --model $W/ckpt --mode lexical -k -1 x 2> $W/negk.err && grep -q 'k = -1 must be' $W/negk.err && ! grep -q 'Missing value' $W/negk.err && \
      ! $HMST memory search --dir $W/nomem --model $W/ckpt --mode lexical x 2> $W/nomem.err && grep -q 'no such memory directory' $W/nomem.err"
 check "generate batch --input/--output" "$HMST" generate "$W/ckpt" --input "$W/prompts.txt" --output "$W/results.txt" --max-length 5 --temperature 0
+check "generate --logit-bias forces a token; a bad one is named" bash -c \
+    "a=\$($HMST generate $W/ckpt --prompt 'A' --max-length 6 --temperature 0 --logit-bias 34=100 2>/dev/null) && [[ \$a == AAAAAAA* ]] && [[ \$($HMST tokenizer encode --tokenizer $W/tok.json A) == 34 ]] && \
+     ! $HMST generate $W/ckpt --prompt A --logit-bias 65 2> $W/lb.err && grep -q 'takes ID=BIAS' $W/lb.err && \
+     ! $HMST generate $W/ckpt --prompt A --logit-bias 99999=1 2> $W/lb.err && grep -q 'names token 99999' $W/lb.err && \
+     ! $HMST generate $W/ckpt --prompt A --presence-penalty nan 2> $W/lb.err && grep -q 'presence_penalty nan must be finite' $W/lb.err"
 fails "generate --output over its --input" bash -c "cp $W/prompts.txt $W/prompts2.txt && $HMST generate $W/ckpt --input $W/prompts2.txt --output $W/prompts2.txt --max-length 2"
 check "batch output has both prompts" bash -c "grep -q 'First prompt' $W/results.txt && grep -q 'Second prompt' $W/results.txt"
 check "interactive REPL" bash -c "printf 'help\nset temperature 0\nset top_k 5\nset nonsense 1\nHello there\nstats\nquit\n' | $HMST generate $W/ckpt --max-length 4 > $W/repl.txt && grep -q 'temperature = 0' $W/repl.txt && grep -q 'unknown parameter' $W/repl.txt && grep -q 'generations' $W/repl.txt"

@@ -60,6 +60,24 @@ def test_frequency_and_presence_penalties_match_cli(server):
         c.completions.create(model="micro", prompt="x", max_tokens=1, presence_penalty=2.5)
 
 
+def test_logit_bias(server):
+    """logit_bias +100 forces a token under greedy decoding (the ids come back as the
+    log-probabilities' tokens); keys must be token ids of the vocabulary, values in -100...100."""
+    c = server.client()
+    r = c.completions.create(model="micro", prompt="The license", max_tokens=5, temperature=0, logprobs=0,
+                             logit_bias={"7": 100})
+    assert r.choices[0].logprobs.tokens and len(set(r.choices[0].logprobs.tokens)) == 1
+    plain = c.completions.create(model="micro", prompt="The license", max_tokens=5, temperature=0).choices[0].text
+    assert r.choices[0].text != plain
+    assert subprocess.run([CLI_BIN, "generate", FIXTURE, "--prompt", "The license", "--max-length", "5", "--temperature", "0",
+                           "--threads", "1", "--logit-bias", "7=100"], capture_output=True, check=True).stdout.decode("utf-8", "replace") \
+        == "The license" + r.choices[0].text + "\n"
+    for bad in ({"x": 1}, {"-1": 1}, {"100000000": 1}, {"7": 101}, {"7": "a"}):
+        with pytest.raises(openai.BadRequestError) as e:
+            c.completions.create(model="micro", prompt="x", max_tokens=1, logit_bias=bad)
+        assert e.value.body["param"] == "logit_bias"
+
+
 def test_completion_token_prompt_and_usage(server):
     c = server.client()
     r = c.completions.create(model="micro", prompt=[5, 6, 7, 8], max_tokens=3, temperature=0)

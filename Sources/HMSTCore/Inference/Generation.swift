@@ -47,6 +47,10 @@ extension Session {
     public func generate(prompt: [Int32], _ req: GenerationRequest) throws -> (tokens: [Int32], stats: GenerationStats) {
         guard req.maxTokens >= 0 else { throw HMSTError.invalidArgument("max_tokens \(req.maxTokens) must be >= 0") }
         var sampler = try Sampler(params: req.sampling)
+        let V = min(decoder.dims.V, req.vocabLimit ?? Int.max)
+        if let id = req.sampling.logitBias.keys.first(where: { Int($0) >= V }) {
+            throw HMSTError.invalidArgument("logit_bias names token \(id); this model's tokens are 0..<\(V)")
+        }
         var stats = GenerationStats()
         let t0 = Clock.nowMs()
         if !prompt.isEmpty { try evaluate(prompt) } else if logitsRows == 0 {
@@ -56,7 +60,6 @@ extension Session {
         stats.promptMs = Clock.nowMs() - t0
         var out: [Int32] = []
         var tFirst = 0.0
-        let V = min(decoder.dims.V, req.vocabLimit ?? Int.max)
         while out.count < req.maxTokens {
             let row = try logits()
             let next = sampler.sample(logits: row.baseAddress!, V: V, recent: history[...])

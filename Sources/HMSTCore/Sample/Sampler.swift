@@ -1,6 +1,6 @@
-// Sampler: turns a row of logits into the next token. Order: penalties on recent tokens
-// (repetition, then frequency and presence), then greedy (temperature 0) or temperature, top-k,
-// softmax, top-p, min-p, draw.
+// Sampler: turns a row of logits into the next token. Order: logit bias, penalties on recent
+// tokens (repetition, then frequency and presence), then greedy (temperature 0) or temperature,
+// top-k, softmax, top-p, min-p, draw.
 // Validation of the settings happens once in SamplingParams.validate(), not per token.
 
 public struct SamplingParams: Sendable, Equatable {
@@ -22,6 +22,10 @@ public struct SamplingParams: Sendable, Equatable {
     /// 0 = off; subtracted from the logit of every token that occurs in the last `repeatLastN`
     /// (OpenAI's presence_penalty)
     public var presencePenalty: Float = 0
+    /// Added to these tokens' logits before anything else (OpenAI's logit_bias: -100 all but
+    /// bans a token, +100 all but forces it; -inf bans it). Ids at or above the vocabulary
+    /// are refused by generation (Session.generate).
+    public var logitBias: [Int32: Float] = [:]
     public var seed: UInt64 = 0
 
     public init() {}
@@ -38,6 +42,10 @@ public struct SamplingParams: Sendable, Equatable {
         guard repeatLastN >= 0 else { throw bad("repeat_last_n \(repeatLastN) must be >= 0") }
         guard frequencyPenalty.isFinite else { throw bad("frequency_penalty \(frequencyPenalty) must be finite") }
         guard presencePenalty.isFinite else { throw bad("presence_penalty \(presencePenalty) must be finite") }
+        for (id, b) in logitBias {
+            guard id >= 0 else { throw bad("logit_bias names token \(id); ids are >= 0") }
+            guard !b.isNaN, b != .infinity else { throw bad("logit_bias of token \(id) is \(b): a number, or -inf to ban it") }
+        }
     }
 }
 
@@ -62,6 +70,7 @@ public struct Sampler {
         return buf.withUnsafeMutableBufferPointer { l in
             guard let base = l.baseAddress, V > 0 else { return 0 }
             base.update(from: logits, count: V)
+            for (id, b) in params.logitBias where Int(id) < V { l[Int(id)] += b }
             applyPenalties(l, recent: recent)
             if params.temperature == 0 { return Sampler.argmax(l) }
             return draw(l)

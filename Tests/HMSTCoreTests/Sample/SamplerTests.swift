@@ -106,6 +106,24 @@ final class SamplerTests: XCTestCase {
         p.repetitionPenalty = 2
         p.presencePenalty = 0.2
         XCTAssertEqual(try draw(p, n: 3, recent: [1, 5])[3], 3)
+        // logit bias: added first; -inf bans, a large bias forces
+        var b = SamplingParams()
+        b.temperature = 0
+        b.logitBias = [1: -0.2]
+        XCTAssertEqual(try draw(b, n: 3)[5], 3)                            // 2.8 < 2.9
+        b.logitBias = [1: -.infinity, 5: -.infinity]
+        XCTAssertEqual(try draw(b, n: 3)[3], 3)
+        b.temperature = 1
+        b.topK = 0
+        b.topP = 1
+        b.logitBias = [4: 100]
+        XCTAssertEqual(try draw(b, n: 200)[4], 200)
+        b.logitBias = [2: -.infinity]
+        XCTAssertEqual(try draw(b, n: 2000)[2], 0)
+        for bad in [[Int32(1): Float.nan], [1: .infinity], [-1: 1]] {
+            b.logitBias = bad
+            XCTAssertThrowsError(try Sampler(params: b)) { XCTAssertTrue("\($0)".contains("logit_bias"), "\($0)") }
+        }
         // off by default, and out-of-vocabulary ids in the window are skipped
         XCTAssertEqual(try draw(SamplingParams(), n: 1, recent: [-1, 99]).reduce(0, +), 1)
     }
@@ -130,6 +148,22 @@ final class TextGenerationTests: XCTestCase {
                             ropeTheta: 10000, maxPositions: 256, tiedEmbeddings: true)
         let (w, _) = try RandomWeights.make(dims: d, seed: 3, std: 0.5)
         return try Session(decoder: Decoder(dims: d, weights: w), params: SessionParams())
+    }
+
+    func testLogitBiasForcesATokenAndIdsBeyondTheVocabularyAreRefused() throws {
+        let s = try makeSession()
+        var req = TextGenerationRequest()
+        req.sampling.temperature = 0
+        req.stopAtEOS = false
+        req.maxTokens = 6
+        req.sampling.logitBias = [Int32(UInt8(ascii: "q")): 1000]
+        XCTAssertEqual(try s.generate(prompt: Array("hello".utf8), tokenizer: ByteTokenizer(), req).text, Array("qqqqqq".utf8))
+        s.reset()
+        req.sampling.logitBias = [257: 1]
+        XCTAssertThrowsError(try s.generate(prompt: Array("hello".utf8), tokenizer: ByteTokenizer(), req)) {
+            XCTAssertTrue("\($0)".contains("logit_bias names token 257"), "\($0)")
+        }
+        XCTAssertEqual(s.position, 0)   // refused before the prompt was evaluated
     }
 
     func testStopStringsTrimAndStreamingMatchesResult() throws {

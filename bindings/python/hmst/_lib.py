@@ -177,6 +177,9 @@ class GenerateParams(_Struct):
         ("user_data", ctypes.c_void_p),
         ("frequency_penalty", ctypes.c_float),
         ("presence_penalty", ctypes.c_float),
+        ("logit_bias_tokens", ctypes.POINTER(ctypes.c_int32)),
+        ("logit_bias", ctypes.POINTER(ctypes.c_float)),
+        ("n_logit_bias", ctypes.c_size_t),
     ]
 
 

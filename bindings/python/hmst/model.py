@@ -213,7 +213,7 @@ class Context(_Resource):
         return experts.reshape(-1, L, K), gates.reshape(-1, L, K)
 
     def _params(self, max_tokens, temperature, top_k, top_p, min_p, repetition_penalty, repeat_last_n, seed,
-                stop, ignore_eos, frequency_penalty=0.0, presence_penalty=0.0):
+                stop, ignore_eos, frequency_penalty=0.0, presence_penalty=0.0, logit_bias=None):
         p = _lib.lib.hmst_generate_default_params()
         p.max_tokens = _int("max_tokens", max_tokens, -2**31)
         s = p.sampling
@@ -231,16 +231,26 @@ class Context(_Resource):
             p.n_stop = len(stop)
         p.ignore_eos = bool(ignore_eos)
         p.frequency_penalty, p.presence_penalty = float(frequency_penalty), float(presence_penalty)
+        if logit_bias:
+            items = list(dict(logit_bias).items())
+            ids = (ctypes.c_int32 * len(items))(*[_int("logit_bias token", k, -2**31) for k, _ in items])
+            values = (ctypes.c_float * len(items))(*[float(v) for _, v in items])
+            keep += [ids, values]
+            p.logit_bias_tokens = ctypes.cast(ids, ctypes.POINTER(ctypes.c_int32))
+            p.logit_bias = ctypes.cast(values, ctypes.POINTER(ctypes.c_float))
+            p.n_logit_bias = len(items)
         return p, keep
 
     def generate(self, prompt, max_tokens=50, temperature=0.8, top_k=50, top_p=0.9, min_p=0.0,
                  repetition_penalty=1.0, repeat_last_n=64, seed=0, stop=None, ignore_eos=False, on_token=None,
-                 frequency_penalty=0.0, presence_penalty=0.0):
+                 frequency_penalty=0.0, presence_penalty=0.0, logit_bias=None):
         """Appends `prompt` and generates; returns a Generation (text + stats dict).
         on_token(token_id, piece_bytes) -> False stops early. frequency_penalty and
-        presence_penalty are OpenAI's, over the last repeat_last_n tokens (prompt included)."""
+        presence_penalty are OpenAI's, over the last repeat_last_n tokens (prompt included);
+        logit_bias maps token ids to what is added to their logits (-100 all but bans a token,
+        float('-inf') bans it)."""
         p, keep = self._params(max_tokens, temperature, top_k, top_p, min_p, repetition_penalty, repeat_last_n,
-                               seed, stop, ignore_eos, frequency_penalty, presence_penalty)
+                               seed, stop, ignore_eos, frequency_penalty, presence_penalty, logit_bias)
         errors = []
         if on_token is not None:
             def cb(token, piece, n, _ud):

@@ -161,3 +161,22 @@ def test_frequency_and_presence_penalties():
         assert run() == run(frequency_penalty=0.0, presence_penalty=0.0)
         with pytest.raises(hmst.HMSTError, match="presence_penalty inf must be finite"):
             run(presence_penalty=float("inf"))
+
+
+@pytest.mark.skipif(not os.path.exists(os.path.join(FIXTURE_MODEL, "tokenizer.json")), reason="run `make` fixtures first")
+def test_logit_bias():
+    """logit_bias forces a token (+100), bans one (-inf), and names an id beyond the vocabulary."""
+    with hmst.Model(FIXTURE_MODEL) as m, m.context() as ctx:
+        def run(**kw):
+            ctx.reset()
+            out = []
+            ctx.generate("The license", max_tokens=8, temperature=0, ignore_eos=True, on_token=lambda t, _p: out.append(t), **kw)
+            return out
+        plain = run()
+        assert run(logit_bias={7: 100.0}) == [7] * 8
+        banned = run(logit_bias={plain[0]: float("-inf")})
+        assert banned[0] != plain[0] and plain[0] not in banned
+        with pytest.raises(hmst.HMSTError, match="logit_bias names token 1000000"):
+            run(logit_bias={1000000: 1.0})
+        with pytest.raises(hmst.HMSTError, match="logit_bias of token 3 is nan"):
+            run(logit_bias={3: float("nan")})
