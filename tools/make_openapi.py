@@ -49,7 +49,8 @@ sampling = {
 }
 completion_req = {"type": "object", "required": ["prompt"], "properties": dict(sampling, prompt=prompt,
     logprobs={"type": "integer", "minimum": 0, "maximum": 20, "nullable": True},
-    echo={"type": "boolean", "nullable": True, "description": "Only false is supported."})}
+    echo={"type": "boolean", "nullable": True, "default": False,
+          "description": "The prompt's text ahead of the completion; with logprobs, its tokens' log-probabilities too (null for the first)."})}
 message = {"type": "object", "required": ["role", "content"], "properties": {
     "role": {"type": "string", "enum": ["system", "developer", "user", "assistant", "tool"]},
     "content": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "object", "required": ["type", "text"], "properties": {

@@ -1,6 +1,6 @@
 // CompletionRequest: a /v1/completions or /v1/chat/completions body, checked: the prompts as
-// token ids, sampling, stops, n, log-probabilities, streaming, and max_tokens against both the
-// server's cap and the context left after the prompt (400 context_length_exceeded).
+// token ids, sampling, stops, n, log-probabilities, echo, streaming, and max_tokens against both
+// the server's cap and the context left after the prompt (400 context_length_exceeded).
 import HMSTCore
 
 enum CompletionKind { case text, chat }
@@ -14,6 +14,7 @@ struct CompletionRequest {
     var seedGiven = false
     var stops: [[UInt8]] = []
     var topLogprobs: Int?              // nil: off
+    var echo = false                   // completions: the prompt ahead of the text (and its log-probabilities)
     var stream = false
     var includeUsage = false
 
@@ -25,7 +26,7 @@ struct CompletionRequest {
                 var s = sampling
                 s.seed = sampling.seed &+ UInt64(p * n + i)
                 out.append(GenerationJob(promptTokens: tokens, maxTokens: maxTokens[p], sampling: s, stops: stops,
-                                         topLogprobs: topLogprobs))
+                                         topLogprobs: topLogprobs, echo: echo))
             }
         }
         return out
@@ -40,8 +41,9 @@ struct CompletionRequest {
             if unsupported == "tool_choice" || unsupported == "function_call", f[unsupported]?.string == "none" { continue }
             throw APIError.invalid("'\(unsupported)' is not supported by hmst serve", param: unsupported, code: "unsupported_parameter")
         }
-        if try f.bool("echo") == true {
-            throw APIError.invalid("'echo' is not supported by hmst serve", param: "echo", code: "unsupported_parameter")
+        echo = try f.bool("echo") ?? false
+        if echo && kind == .chat {
+            throw APIError.invalid("'echo' applies to /v1/completions", param: "echo", code: "unsupported_parameter")
         }
         // ---- prompts
         let promptParam: String

@@ -91,8 +91,9 @@ struct CompletionRoutes {
             for t in lps { offsets.append(.number(Double(off))); off += t.bytes.count }
             return .object([
                 ("tokens", .array(lps.map { .string(tok($0.bytes)) })),
-                ("token_logprobs", .array(lps.map { .number($0.logprob) })),
-                ("top_logprobs", .array(lps.map { t in .object(t.top.map { (tok($0.bytes), JSONValue.number($0.logprob)) }) })),
+                ("token_logprobs", .array(lps.map { $0.predicted ? .number($0.logprob) : .null })),
+                ("top_logprobs", .array(lps.map { t in
+                    t.predicted ? .object(t.top.map { (tok($0.bytes), JSONValue.number($0.logprob)) }) : .null })),
                 ("text_offset", .array(offsets)),
             ])
         case .chat:

@@ -1,7 +1,8 @@
 // Generator: one completion on a slot's Session, on top of Session.generate (prefill, sample,
 // stop at EOS): stop strings on the decoded bytes, log-probabilities of each sampled token and
-// its top alternatives (from the raw logits, before temperature), and streaming that never
-// emits a partial UTF-8 character or the start of a stop string that may still complete.
+// its top alternatives (from the raw logits, before temperature), the prompt echoed with its
+// tokens' log-probabilities, and streaming that never emits a partial UTF-8 character or the
+// start of a stop string that may still complete.
 // A cancel flag, checked after every token, stops a generation whose client has gone.
 import HMSTCore
 
@@ -12,6 +13,9 @@ struct GenerationJob: Sendable {
     var stops: [[UInt8]]
     /// nil: no log-probabilities; n: the sampled token's and its n best alternatives'
     var topLogprobs: Int?
+    /// the prompt's text ahead of the completion's, and with log-probabilities the prompt
+    /// tokens' too (the first has none: OpenAI's null), as /v1/completions' echo
+    var echo = false
 }
 
 struct TokenLogprob: Sendable {
@@ -19,6 +23,8 @@ struct TokenLogprob: Sendable {
     var bytes: [UInt8]
     var logprob: Double
     var top: [(id: Int32, bytes: [UInt8], logprob: Double)]
+    /// false for an echoed prompt's first token, which nothing predicts (null in the response)
+    var predicted = true
 }
 
 struct GenerationOutcome: Sendable {
@@ -50,6 +56,36 @@ enum Generator {
         var logprobs: [TokenLogprob] = []
         var pendingLogprobs: [TokenLogprob] = []
         var cancelled = false
+        // echo: the prompt's text (and its tokens' log-probabilities) first; stops look only
+        // at the completion after it
+        var promptEvaluated = false, echoMs = 0.0
+        if job.echo {
+            let t0 = Clock.nowMs()
+            let tokens = job.promptTokens
+            for id in tokens { text += try tokenizer.decode([id]) }
+            if let top = job.topLogprobs, let first = tokens.first {
+                // the prompt through the model in chunks, all rows' logits kept (row j predicts
+                // token j + 1), so a long prompt holds a chunk's logits, not the prompt's
+                var lps = [TokenLogprob(id: first, bytes: try tokenizer.decode([first]), logprob: 0, top: [], predicted: false)]
+                var start = 0
+                while start < tokens.count {
+                    let end = min(tokens.count, start + Generator.echoChunk)
+                    try session.evaluate(Array(tokens[start..<end]), allLogits: true)
+                    for j in start..<end where j + 1 < tokens.count {
+                        var lp = Generator.logprob(row: try session.logits(row: j - start), V: V, id: tokens[j + 1], top: top)
+                        lp.bytes = try tokenizer.decode([tokens[j + 1]])
+                        for k in lp.top.indices { lp.top[k].bytes = (try? tokenizer.decode([lp.top[k].id])) ?? [] }
+                        lps.append(lp)
+                    }
+                    start = end
+                }
+                promptEvaluated = true
+                logprobs += lps
+                pendingLogprobs += lps
+            }
+            echoMs = Clock.nowMs() - t0
+        }
+        let completionStart = text.count
 
         func flush(upTo end: Int) {
             guard let emit, end > emitted || !pendingLogprobs.isEmpty else { return }
@@ -79,17 +115,24 @@ enum Generator {
         }
         r.shouldStop = { _ in
             for s in job.stops {
-                let from = max(0, text.count - s.count - 64)
+                let from = max(completionStart, text.count - s.count - 64)
                 if let i = Generator.find(s, in: text, from: from) {
                     stopAt = stopAt.map { min($0, i) } ?? i
                 }
             }
             if stopAt != nil { return true }
             // stream what can no longer be the start of a stop string or a partial character
-            flush(upTo: Generator.safeEnd(text, from: emitted, holdBack: Generator.stopPrefixLength(text, job.stops, maxStop)))
+            let hold = Generator.stopPrefixLength(Array(text[completionStart...]), job.stops, maxStop)
+            flush(upTo: Generator.safeEnd(text, from: emitted, holdBack: hold))
             return false
         }
-        var (_, stats) = try session.generate(prompt: job.promptTokens, r)
+        var (_, stats) = try session.generate(prompt: promptEvaluated ? [] : job.promptTokens, r)
+        if promptEvaluated {
+            // the prompt went through evaluate above: count it as Session.generate would have
+            stats.promptTokens = job.promptTokens.count
+            stats.promptMs += echoMs
+            if stats.generatedTokens > 0 { stats.timeToFirstTokenMs += echoMs }
+        }
         if let decodeError { throw decodeError }
         if let stopAt { text.removeLast(text.count - stopAt) }
         let finish: String
@@ -106,6 +149,9 @@ enum Generator {
         return GenerationOutcome(text: String(decoding: text, as: UTF8.self), completionTokens: stats.generatedTokens,
                                  finishReason: finish, logprobs: logprobs, stats: stats)
     }
+
+    /// Prompt tokens evaluated at once for an echo's log-probabilities.
+    static let echoChunk = 256
 
     /// log p(id) under softmax(row[0..<V]) and the `top` most likely ids with theirs.
     static func logprob(row: UnsafeBufferPointer<Float>, V: Int, id: Int32, top: Int) -> TokenLogprob {

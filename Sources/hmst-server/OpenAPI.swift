@@ -1065,7 +1065,8 @@ enum OpenAPIDocument {
      "echo": {
       "type": "boolean",
       "nullable": true,
-      "description": "Only false is supported."
+      "default": false,
+      "description": "The prompt's text ahead of the completion; with logprobs, its tokens' log-probabilities too (null for the first)."
      }
     }
    },

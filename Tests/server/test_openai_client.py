@@ -78,6 +78,39 @@ def test_logit_bias(server):
         assert e.value.body["param"] == "logit_bias"
 
 
+def test_echo(server):
+    """echo: the prompt's text ahead of the completion and, with logprobs, its tokens'
+    log-probabilities (null for the first), as lm-evaluation-harness reads them (max_tokens 0).
+    They equal the log-probabilities generation reports for the same tokens at the same place,
+    across the 256-token chunks the prompt is evaluated in."""
+    c = server.client()
+    prompt = [(37 * i + 11) % 1000 for i in range(300)]
+    # two tokens forced by logit_bias; their log-probabilities come from the model's own logits
+    gen = c.completions.create(model="micro", prompt=prompt, max_tokens=2, temperature=0, logprobs=1, logit_bias={"7": 100})
+    forced = gen.choices[0].logprobs.token_logprobs
+    echo = c.completions.create(model="micro", prompt=prompt + [7, 7], max_tokens=0, temperature=0, logprobs=2, echo=True)
+    lp = echo.choices[0].logprobs
+    assert len(lp.tokens) == 302 and lp.token_logprobs[0] is None and lp.top_logprobs[0] is None
+    assert all(x is not None and x <= 0 for x in lp.token_logprobs[1:])
+    assert all(len(t) == 2 for t in lp.top_logprobs[1:])
+    assert lp.token_logprobs[-2:] == pytest.approx(forced, abs=1e-4)
+    assert echo.choices[0].text == "".join(lp.tokens) and lp.text_offset[0] == 0
+    assert echo.usage.prompt_tokens == 302 and echo.usage.completion_tokens == 0
+    # a prefix's log-probabilities are the same (causal), whatever the chunking
+    short = c.completions.create(model="micro", prompt=prompt[:260], max_tokens=0, logprobs=0, echo=True).choices[0].logprobs
+    assert short.token_logprobs[1:] == pytest.approx(lp.token_logprobs[1:260], abs=1e-4)
+    # text: the prompt, then the same completion as without echo; a stop string inside the prompt does not stop it
+    plain = c.completions.create(model="micro", prompt="The license", max_tokens=6, temperature=0).choices[0].text
+    e = c.completions.create(model="micro", prompt="The license", max_tokens=6, temperature=0, echo=True, stop=["lic"])
+    assert e.choices[0].text.startswith("The license") and plain.startswith(e.choices[0].text[len("The license"):])
+    streamed = "".join(ch.choices[0].text for ch in c.completions.create(model="micro", prompt="The license", max_tokens=6,
+                                                                          temperature=0, echo=True, stream=True) if ch.choices)
+    assert streamed == "The license" + plain
+    with pytest.raises(openai.BadRequestError) as err:
+        c.chat.completions.create(model="micro", messages=[{"role": "user", "content": "hi"}], extra_body={"echo": True})
+    assert err.value.body["param"] == "echo"
+
+
 def test_completion_token_prompt_and_usage(server):
     c = server.client()
     r = c.completions.create(model="micro", prompt=[5, 6, 7, 8], max_tokens=3, temperature=0)
