@@ -171,6 +171,16 @@ doc = {
             "content": dict({"application/json": {"schema": ref("ChatCompletion")}}, **sse)}}, **errors(*std))}},
     "/v1/embeddings": {"post": {"operationId": "createEmbedding", "requestBody": body(ref("EmbeddingRequest")),
         "responses": dict(ok(ref("EmbeddingList")), **errors(*std))}},
+    "/tokenize": {"post": {"operationId": "tokenize", "summary": "The model's tokenizer: text to token ids (llama.cpp's route).",
+        "requestBody": body({"type": "object", "required": ["content"], "properties": {
+            "content": {"type": "string"}, "with_pieces": {"type": "boolean", "nullable": True, "default": False}}}),
+        "responses": dict(ok({"type": "object", "required": ["tokens"], "properties": {"tokens": {"type": "array", "items": {"oneOf": [
+            {"type": "integer"}, {"type": "object", "required": ["id", "piece"], "properties": {"id": {"type": "integer"}, "piece": {"type": "string"}}}]}}}}),
+            **errors(400, 401, 413))}},
+    "/detokenize": {"post": {"operationId": "detokenize", "summary": "The model's tokenizer: token ids to text (llama.cpp's route).",
+        "requestBody": body({"type": "object", "required": ["tokens"], "properties": {
+            "tokens": {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": VOCAB_MAX}, "maxItems": 1048576}}}),
+        "responses": dict(ok({"type": "object", "required": ["content"], "properties": {"content": {"type": "string"}}}), **errors(400, 401, 413))}},
     "/v1/hmst/ask": {"post": {"operationId": "ask", "summary": "The engine: answer, confidence, the five decisions, citations and cost; memory scoped to the owner. 501 when the checkpoint cannot run the engine.",
         "requestBody": body(ref("AskRequest")),
         "responses": dict({"200": {"description": "The answer, or server-sent events with stream: true (hmst.answer.attempt, hmst.answer.delta, then the hmst.answer object)",

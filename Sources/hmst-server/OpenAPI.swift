@@ -329,6 +329,145 @@ enum OpenAPIDocument {
     }
    }
   },
+  "/tokenize": {
+   "post": {
+    "operationId": "tokenize",
+    "summary": "The model's tokenizer: text to token ids (llama.cpp's route).",
+    "requestBody": {
+     "required": true,
+     "content": {
+      "application/json": {
+       "schema": {
+        "type": "object",
+        "required": [
+         "content"
+        ],
+        "properties": {
+         "content": {
+          "type": "string"
+         },
+         "with_pieces": {
+          "type": "boolean",
+          "nullable": true,
+          "default": false
+         }
+        }
+       }
+      }
+     }
+    },
+    "responses": {
+     "200": {
+      "description": "OK",
+      "content": {
+       "application/json": {
+        "schema": {
+         "type": "object",
+         "required": [
+          "tokens"
+         ],
+         "properties": {
+          "tokens": {
+           "type": "array",
+           "items": {
+            "oneOf": [
+             {
+              "type": "integer"
+             },
+             {
+              "type": "object",
+              "required": [
+               "id",
+               "piece"
+              ],
+              "properties": {
+               "id": {
+                "type": "integer"
+               },
+               "piece": {
+                "type": "string"
+               }
+              }
+             }
+            ]
+           }
+          }
+         }
+        }
+       }
+      }
+     },
+     "400": {
+      "$ref": "#/components/responses/Error"
+     },
+     "401": {
+      "$ref": "#/components/responses/Error"
+     },
+     "413": {
+      "$ref": "#/components/responses/Error"
+     }
+    }
+   }
+  },
+  "/detokenize": {
+   "post": {
+    "operationId": "detokenize",
+    "summary": "The model's tokenizer: token ids to text (llama.cpp's route).",
+    "requestBody": {
+     "required": true,
+     "content": {
+      "application/json": {
+       "schema": {
+        "type": "object",
+        "required": [
+         "tokens"
+        ],
+        "properties": {
+         "tokens": {
+          "type": "array",
+          "items": {
+           "type": "integer",
+           "minimum": 0,
+           "maximum": 2147483001
+          },
+          "maxItems": 1048576
+         }
+        }
+       }
+      }
+     }
+    },
+    "responses": {
+     "200": {
+      "description": "OK",
+      "content": {
+       "application/json": {
+        "schema": {
+         "type": "object",
+         "required": [
+          "content"
+         ],
+         "properties": {
+          "content": {
+           "type": "string"
+          }
+         }
+        }
+       }
+      }
+     },
+     "400": {
+      "$ref": "#/components/responses/Error"
+     },
+     "401": {
+      "$ref": "#/components/responses/Error"
+     },
+     "413": {
+      "$ref": "#/components/responses/Error"
+     }
+    }
+   }
+  },
   "/v1/hmst/ask": {
    "post": {
     "operationId": "ask",

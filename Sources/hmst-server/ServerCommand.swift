@@ -262,6 +262,9 @@ struct ServerCommand: AsyncParsableCommand {
         on(.post, "/v1/chat/completions") { r, c in try await completions.handle(r, c, kind: .chat) }
         let embeddings = EmbeddingRoutes(state: state)
         on(.post, "/v1/embeddings") { r, c in try await embeddings.handle(r, c) }
+        let tokenize = TokenizeRoutes(state: state)
+        on(.post, "/tokenize") { r, c in try await tokenize.tokenize(r, c) }
+        on(.post, "/detokenize") { r, c in try await tokenize.detokenize(r, c) }
         let ask = AskRoutes(state: state)
         on(.post, "/v1/hmst/ask") { r, c in try await ask.handle(r, c) }
         let mem = MemoryRoutes(state: state)

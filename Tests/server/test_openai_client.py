@@ -111,6 +111,30 @@ def test_echo(server):
     assert err.value.body["param"] == "echo"
 
 
+def test_tokenize_and_detokenize(server):
+    """/tokenize and /detokenize (llama.cpp's routes) use the served tokenizer: the ids are the
+    ones `hmst tokenizer encode` gives and a completion counts, and they decode back."""
+    h = server.headers()
+    text = "The license, naïve 東京"
+    r = requests.post(server.url + "/tokenize", json={"content": text}, headers=h, timeout=30)
+    assert r.status_code == 200
+    ids = r.json()["tokens"]
+    assert all(isinstance(i, int) for i in ids) and len(ids) > 3
+    out = subprocess.run([CLI_BIN, "tokenizer", "encode", "--tokenizer", FIXTURE, text], capture_output=True, check=True, text=True).stdout
+    assert [int(x) for x in out.split()] == ids
+    usage = server.client().completions.create(model="micro", prompt=text, max_tokens=1, temperature=0).usage
+    assert usage.prompt_tokens == len(ids)
+    pieces = requests.post(server.url + "/tokenize", json={"content": text, "with_pieces": True}, headers=h, timeout=30).json()["tokens"]
+    assert [p["id"] for p in pieces] == ids and "".join(p["piece"] for p in pieces).startswith("The license, na")
+    back = requests.post(server.url + "/detokenize", json={"tokens": ids}, headers=h, timeout=30)
+    assert back.status_code == 200 and back.json()["content"] == text
+    for path, body in (("/detokenize", {"tokens": [-1]}), ("/detokenize", {"tokens": [10**9]}), ("/detokenize", {"tokens": "x"}),
+                       ("/tokenize", {}), ("/tokenize", {"content": 5})):
+        bad = requests.post(server.url + path, json=body, headers=h, timeout=30)
+        assert bad.status_code == 400 and bad.json()["error"]["param"] in ("tokens", "content"), (path, body, bad.text)
+    assert requests.post(server.url + "/tokenize", json={"content": "x"}, timeout=30).status_code == 401
+
+
 def test_completion_token_prompt_and_usage(server):
     c = server.client()
     r = c.completions.create(model="micro", prompt=[5, 6, 7, 8], max_tokens=3, temperature=0)
