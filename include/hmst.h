@@ -442,6 +442,10 @@ struct hmst_generate_params {
     const int32_t *logit_bias_tokens;     /* default NULL */
     const float *logit_bias;              /* default NULL */
     size_t n_logit_bias;                  /* default 0; at most 65536 */
+    /* Appended: the text is one JSON object (RFC 8259): every token that cannot extend it is
+     * masked before sampling, end-of-text too until it is closed; generation stops when it
+     * closes (HMST_STOP_EOS). max_tokens may still cut it short. */
+    bool json_object;                     /* default false */
 };
 
 /* Thread-safe. */

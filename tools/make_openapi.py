@@ -42,6 +42,8 @@ sampling = {
                    "description": "Token id (a decimal string, below the vocabulary) to a bias added to its logit before sampling: -100 all but bans it, 100 all but forces it."},
     "seed": {"type": "integer", "format": "int64", "minimum": -9223372036854775808, "maximum": 9223372036854775807, "nullable": True},
     "stop": stop,
+    "response_format": {"type": "object", "nullable": True, "required": ["type"], "properties": {"type": {"type": "string", "enum": ["text", "json_object"]}},
+                        "description": "json_object: the text is one JSON object (every token checked; generation ends when it closes)."},
     "n": {"type": "integer", "minimum": 1, "maximum": 8, "nullable": True, "default": 1},
     "stream": {"type": "boolean", "nullable": True, "default": False},
     "stream_options": {"type": "object", "nullable": True, "properties": {"include_usage": {"type": "boolean"}}},

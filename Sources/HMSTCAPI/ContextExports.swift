@@ -162,6 +162,7 @@ public func hmst_generate_default_params() -> hmst_generate_params {
     p.logit_bias_tokens = nil
     p.logit_bias = nil
     p.n_logit_bias = 0
+    p.json_object = false
     return p
 }
 
@@ -213,6 +214,7 @@ public func hmst_generate(_ ctx: OpaquePointer?, _ prompt: UnsafePointer<CChar>?
         }
         try req.sampling.validate()
         req.stopAtEOS = !p.ignore_eos
+        req.jsonObject = p.json_object
         for i in 0..<nStop {
             guard let s = p.stop![i] else { throw HMSTError.invalidArgument("stop[\(i)] is NULL") }
             req.stopStrings.append(String(cString: s))

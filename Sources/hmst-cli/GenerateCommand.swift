@@ -52,6 +52,9 @@ struct GenerateCommand: ParsableCommand {
     @Option(name: .customLong("presence-penalty"), help: "Subtracted from the logit of every token in the recent tokens (OpenAI's; 0 = off).")
     var presencePenalty: Float = 0
 
+    @Flag(name: .customLong("json"), help: "The text is one JSON object (tokens that cannot extend it are masked; generation stops when it closes).")
+    var jsonObject = false
+
     @Option(name: .customLong("logit-bias"), help: ArgumentHelp("Add BIAS to token ID's logit (repeatable; -inf bans it).", valueName: "ID=BIAS"))
     var logitBias: [String] = []
 
@@ -118,7 +121,7 @@ struct GenerateCommand: ParsableCommand {
             guard let kv = KVCacheType(rawValue: kvCache) else { throw HMSTError.invalidArgument("--kv-cache must be f32 or bf16") }
             sp.kvType = kv
             let session = try Session(decoder: model.decoder, params: sp)
-            var settings = Settings(maxLength: maxLength, sampling: SamplingParams())
+            var settings = Settings(maxLength: maxLength, sampling: SamplingParams(), jsonObject: jsonObject)
             settings.sampling.temperature = temperature
             settings.sampling.topP = topP
             settings.sampling.topK = topK
@@ -148,6 +151,7 @@ struct GenerateCommand: ParsableCommand {
     struct Settings {
         var maxLength: Int
         var sampling: SamplingParams
+        var jsonObject = false
     }
 
     final class Runner {
@@ -170,6 +174,7 @@ struct GenerateCommand: ParsableCommand {
             var req = TextGenerationRequest()
             req.maxTokens = s.maxLength
             req.sampling = s.sampling
+            req.jsonObject = s.jsonObject
             req.stopStrings = stops
             if stream {
                 StandardStream.output.write(prompt)

@@ -15,6 +15,7 @@ struct CompletionRequest {
     var stops: [[UInt8]] = []
     var topLogprobs: Int?              // nil: off
     var echo = false                   // completions: the prompt ahead of the text (and its log-probabilities)
+    var jsonObject = false             // response_format {"type": "json_object"}
     var stream = false
     var includeUsage = false
 
@@ -26,7 +27,7 @@ struct CompletionRequest {
                 var s = sampling
                 s.seed = sampling.seed &+ UInt64(p * n + i)
                 out.append(GenerationJob(promptTokens: tokens, maxTokens: maxTokens[p], sampling: s, stops: stops,
-                                         topLogprobs: topLogprobs, echo: echo))
+                                         topLogprobs: topLogprobs, echo: echo, jsonObject: jsonObject))
             }
         }
         return out
@@ -40,6 +41,18 @@ struct CompletionRequest {
             if let a = f[unsupported]?.array, a.isEmpty { continue }
             if unsupported == "tool_choice" || unsupported == "function_call", f[unsupported]?.string == "none" { continue }
             throw APIError.invalid("'\(unsupported)' is not supported by hmst serve", param: unsupported, code: "unsupported_parameter")
+        }
+        if let rf = f["response_format"] {
+            guard case .object = rf, let type = rf["type"]?.string else {
+                throw APIError.invalid("'response_format' must be an object with a 'type'", param: "response_format")
+            }
+            switch type {
+            case "text": break
+            case "json_object": jsonObject = true
+            default:
+                throw APIError.invalid("'response_format' type '\(type)' is not supported by hmst serve (text, json_object)",
+                                       param: "response_format", code: "unsupported_parameter")
+            }
         }
         echo = try f.bool("echo") ?? false
         if echo && kind == .chat {

@@ -16,6 +16,8 @@ struct GenerationJob: Sendable {
     /// the prompt's text ahead of the completion's, and with log-probabilities the prompt
     /// tokens' too (the first has none: OpenAI's null), as /v1/completions' echo
     var echo = false
+    /// response_format {"type": "json_object"}: one JSON object (JSONConstraint)
+    var jsonObject = false
 }
 
 struct TokenLogprob: Sendable {
@@ -48,6 +50,7 @@ enum Generator {
         r.sampling = job.sampling
         r.vocabLimit = tokenizer.vocabSize
         if let eos = tokenizer.eosId { r.eosTokens = [eos] }
+        if job.jsonObject { r.constraint = JSONConstraint(tokenizer: tokenizer) }
         let maxStop = job.stops.map(\.count).max() ?? 0
         var text: [UInt8] = []
         var emitted = 0

@@ -1126,6 +1126,23 @@ enum OpenAPIDocument {
       ],
       "nullable": true
      },
+     "response_format": {
+      "type": "object",
+      "nullable": true,
+      "required": [
+       "type"
+      ],
+      "properties": {
+       "type": {
+        "type": "string",
+        "enum": [
+         "text",
+         "json_object"
+        ]
+       }
+      },
+      "description": "json_object: the text is one JSON object (every token checked; generation ends when it closes)."
+     },
      "n": {
       "type": "integer",
       "minimum": 1,
@@ -1317,6 +1334,23 @@ enum OpenAPIDocument {
        }
       ],
       "nullable": true
+     },
+     "response_format": {
+      "type": "object",
+      "nullable": true,
+      "required": [
+       "type"
+      ],
+      "properties": {
+       "type": {
+        "type": "string",
+        "enum": [
+         "text",
+         "json_object"
+        ]
+       }
+      },
+      "description": "json_object: the text is one JSON object (every token checked; generation ends when it closes)."
      },
      "n": {
       "type": "integer",

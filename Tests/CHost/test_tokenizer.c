@@ -232,6 +232,37 @@ static void test_generation(void) {
         CHECK_STATUS(hmst_generate(c, "x", &gp, &st), HMST_STATUS_INVALID_ARGUMENT);
         gp.n_logit_bias = 0;
         gp.logit_bias_tokens = NULL;
+        /* json_object (appended): the text starts with '{' and, when generation ends by itself
+         * (HMST_STOP_EOS), ends with the '}' that closes it */
+        gp.json_object = true;
+        gp.ignore_eos = false;
+        gp.max_tokens = 48;
+        gp.on_token = on_token;
+        gp.user_data = &streamed;
+        int closed = 0;
+        for (uint64_t seed = 0; seed < 6; seed++) {
+            gp.sampling.seed = seed;
+            gp.sampling.temperature = 1.0f;
+            CHECK_STATUS(hmst_context_reset(c), HMST_STATUS_OK);
+            CHECK_STATUS(hmst_generate(c, "JSON:", &gp, &st), HMST_STATUS_OK);
+            char json[4096];
+            size_t nj = 0;
+            CHECK_STATUS(hmst_context_last_output(c, json, sizeof json, &nj), HMST_STATUS_OK);
+            size_t at = 0;
+            while (at < nj && (json[at] == ' ' || json[at] == '\n' || json[at] == '\t' || json[at] == '\r')) at++;
+            CHECK(at < nj && json[at] == '{');
+            if (st.stop_reason == HMST_STOP_EOS) {
+                CHECK(nj > 0 && json[nj - 1] == '}');
+                closed++;
+            } else {
+                CHECK(st.stop_reason == HMST_STOP_MAX_TOKENS);
+            }
+        }
+        CHECK(closed > 0);
+        gp.json_object = false;
+        gp.ignore_eos = true;
+        gp.max_tokens = 12;
+        gp.sampling.seed = 42;
         gp.sampling.temperature = 0.8f;
         gp.on_token = on_token;
         gp.user_data = &streamed;

@@ -76,6 +76,9 @@ check "generate --logit-bias forces a token; a bad one is named" bash -c \
      ! $HMST generate $W/ckpt --prompt A --logit-bias 65 2> $W/lb.err && grep -q 'takes ID=BIAS' $W/lb.err && \
      ! $HMST generate $W/ckpt --prompt A --logit-bias 99999=1 2> $W/lb.err && grep -q 'names token 99999' $W/lb.err && \
      ! $HMST generate $W/ckpt --prompt A --presence-penalty nan 2> $W/lb.err && grep -q 'presence_penalty nan must be finite' $W/lb.err"
+check "generate --json: one JSON object, or a prefix of one when cut" bash -c \
+    "$HMST generate $W/ckpt --prompt J --json --max-length 40 --seed 2 --temperature 1 > $W/json.out 2> $W/json.err && \
+     python3 -c 'import json,sys; t=open(sys.argv[1]).read()[1:-1]; done=\"stop: eos\" in open(sys.argv[2]).read(); assert t.lstrip().startswith(\"{\"), t; assert not done or isinstance(json.loads(t), dict), t' $W/json.out $W/json.err"
 fails "generate --output over its --input" bash -c "cp $W/prompts.txt $W/prompts2.txt && $HMST generate $W/ckpt --input $W/prompts2.txt --output $W/prompts2.txt --max-length 2"
 check "batch output has both prompts" bash -c "grep -q 'First prompt' $W/results.txt && grep -q 'Second prompt' $W/results.txt"
 check "interactive REPL" bash -c "printf 'help\nset temperature 0\nset top_k 5\nset nonsense 1\nHello there\nstats\nquit\n' | $HMST generate $W/ckpt --max-length 4 > $W/repl.txt && grep -q 'temperature = 0' $W/repl.txt && grep -q 'unknown parameter' $W/repl.txt && grep -q 'generations' $W/repl.txt"

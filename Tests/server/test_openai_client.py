@@ -135,6 +135,35 @@ def test_tokenize_and_detokenize(server):
     assert requests.post(server.url + "/tokenize", json={"content": "x"}, timeout=30).status_code == 401
 
 
+def test_response_format_json_object(server):
+    """response_format json_object: the text is one JSON object when it ends by itself
+    (finish_reason stop), a prefix of one when max_tokens cuts it; other types are a 400."""
+    import json as _json
+    c = server.client()
+    closed = 0
+    for seed in range(6):
+        r = c.chat.completions.create(model="micro", messages=[{"role": "user", "content": "Reply in JSON."}], max_tokens=48,
+                                      seed=seed, temperature=1, response_format={"type": "json_object"})
+        text, finish = r.choices[0].message.content, r.choices[0].finish_reason
+        assert text.lstrip().startswith("{"), text
+        if finish == "stop":
+            assert isinstance(_json.loads(text), dict), text
+            closed += 1
+        else:
+            assert finish == "length"
+    assert closed > 0
+    streamed = "".join(ch.choices[0].delta.content or "" for ch in c.chat.completions.create(
+        model="micro", messages=[{"role": "user", "content": "Reply in JSON."}], max_tokens=48, seed=0, temperature=1,
+        response_format={"type": "json_object"}, stream=True) if ch.choices)
+    first = c.chat.completions.create(model="micro", messages=[{"role": "user", "content": "Reply in JSON."}], max_tokens=48, seed=0,
+                                      temperature=1, response_format={"type": "json_object"}).choices[0].message.content
+    assert streamed == first
+    for bad in ({"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}, {"type": "yaml"}, {"kind": "text"}):
+        with pytest.raises(openai.BadRequestError) as e:
+            c.chat.completions.create(model="micro", messages=[{"role": "user", "content": "x"}], max_tokens=1, response_format=bad)
+        assert e.value.body["param"] == "response_format"
+
+
 def test_completion_token_prompt_and_usage(server):
     c = server.client()
     r = c.completions.create(model="micro", prompt=[5, 6, 7, 8], max_tokens=3, temperature=0)

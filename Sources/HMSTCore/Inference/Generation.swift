@@ -38,6 +38,9 @@ public struct GenerationRequest {
     public var vocabLimit: Int? = nil
     /// Called after each token with all generated tokens; return true to stop (stop strings).
     public var shouldStop: ([Int32]) -> Bool = { _ in false }
+    /// Tokens allowed next (JSONConstraint); generation stops when it is complete, or when it
+    /// allows nothing (stop reason eos).
+    public var constraint: TokenConstraint? = nil
 
     public init() {}
 }
@@ -62,15 +65,20 @@ extension Session {
         var tFirst = 0.0
         while out.count < req.maxTokens {
             let row = try logits()
-            let next = sampler.sample(logits: row.baseAddress!, V: V, recent: history[...])
+            var allowed = true
+            let mask = req.constraint.map { c in { (l: UnsafeMutableBufferPointer<Float>) in allowed = c.mask(l, eos: req.eosTokens) } }
+            let next = sampler.sample(logits: row.baseAddress!, V: V, recent: history[...], mask: mask)
+            if !allowed { stats.stopReason = .eos; break }
             if out.isEmpty {
                 tFirst = Clock.nowMs()
                 stats.timeToFirstTokenMs = tFirst - t0
             }
             if req.eosTokens.contains(next) { stats.stopReason = .eos; break }
             out.append(next)
+            req.constraint?.accept(next)
             if !req.onToken(next) { stats.stopReason = .callback; break }
             if req.shouldStop(out) { stats.stopReason = .stopString; break }
+            if req.constraint?.isComplete == true { stats.stopReason = .eos; break }
             if out.count == req.maxTokens { stats.stopReason = .maxTokens; break }
             if position >= nCtx { stats.stopReason = .contextFull; break }
             try evaluate([next])

@@ -11,6 +11,8 @@ public struct TextGenerationRequest {
     public var stopAtEOS = true
     /// Called with each token and its bytes; return false to stop.
     public var onPiece: (Int32, [UInt8]) -> Bool = { _, _ in true }
+    /// Only one JSON object (JSONConstraint); generation stops when it is closed.
+    public var jsonObject = false
     public init() {}
 }
 
@@ -32,6 +34,7 @@ extension Session {
         r.sampling = req.sampling
         r.vocabLimit = tokenizer.vocabSize
         if req.stopAtEOS, let eos = tokenizer.eosId { r.eosTokens = [eos] }
+        if req.jsonObject { r.constraint = JSONConstraint(tokenizer: tokenizer) }
         var text: [UInt8] = []
         var stopAt: Int?
         var decodeError: Error?

@@ -62,8 +62,11 @@ public struct Sampler {
         rng = RNG(seed: params.seed)
     }
 
-    /// logits: [V] (not modified). recent: tokens the repetition penalty looks at.
-    public mutating func sample(logits: UnsafePointer<Float>, V: Int, recent: ArraySlice<Int32>) -> Int32 {
+    /// logits: [V] (not modified). recent: tokens the repetition penalty looks at. mask, when
+    /// given, sets the logits of tokens that may not come next to -inf (a constraint: after the
+    /// bias and penalties, before temperature and the cuts).
+    public mutating func sample(logits: UnsafePointer<Float>, V: Int, recent: ArraySlice<Int32>,
+                                mask: ((UnsafeMutableBufferPointer<Float>) -> Void)? = nil) -> Int32 {
         var buf = scratch.count == V ? scratch : [Float](repeating: 0, count: V)
         scratch = []
         defer { scratch = buf }
@@ -72,6 +75,7 @@ public struct Sampler {
             base.update(from: logits, count: V)
             for (id, b) in params.logitBias where Int(id) < V { l[Int(id)] += b }
             applyPenalties(l, recent: recent)
+            mask?(l)
             if params.temperature == 0 { return Sampler.argmax(l) }
             return draw(l)
         }

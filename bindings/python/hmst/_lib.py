@@ -180,6 +180,7 @@ class GenerateParams(_Struct):
         ("logit_bias_tokens", ctypes.POINTER(ctypes.c_int32)),
         ("logit_bias", ctypes.POINTER(ctypes.c_float)),
         ("n_logit_bias", ctypes.c_size_t),
+        ("json_object", ctypes.c_bool),
     ]
 
 

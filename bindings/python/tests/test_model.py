@@ -180,3 +180,20 @@ def test_logit_bias():
             run(logit_bias={1000000: 1.0})
         with pytest.raises(hmst.HMSTError, match="logit_bias of token 3 is nan"):
             run(logit_bias={3: float("nan")})
+
+
+@pytest.mark.skipif(not os.path.exists(os.path.join(FIXTURE_MODEL, "tokenizer.json")), reason="run `make` fixtures first")
+def test_json_object():
+    """json_object=True: one JSON object when generation ends by itself, a prefix of one when cut."""
+    with hmst.Model(FIXTURE_MODEL) as m, m.context() as ctx:
+        closed = 0
+        for seed in range(6):
+            ctx.reset()
+            g = ctx.generate("Reply in JSON:", max_tokens=48, temperature=1.0, top_k=0, top_p=1.0, seed=seed, json_object=True)
+            assert g.text.lstrip().startswith("{"), g.text
+            if g.stats["stop_reason"] == "eos":
+                assert isinstance(json.loads(g.text), dict)
+                closed += 1
+            else:
+                assert g.stats["stop_reason"] == "max_tokens"
+        assert closed > 0

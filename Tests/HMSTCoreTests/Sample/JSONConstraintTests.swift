@@ -1,0 +1,99 @@
+// JSONPrefix accepts exactly the prefixes of JSON texts that are one object (checked against
+// hand-made cases, every prefix of valid documents, and random byte edits judged by Foundation's
+// parser), and generation under JSONConstraint yields a JSON object or a prefix of one.
+import Foundation
+import XCTest
+@testable import HMSTCore
+
+final class JSONConstraintTests: XCTestCase {
+    func accepts(_ text: String) -> (ok: Bool, complete: Bool) {
+        var p = JSONPrefix()
+        let ok = p.feed(Array(text.utf8))
+        return (ok, ok && p.isComplete)
+    }
+
+    func testObjectsArePrefixesAndCompleteOthersAreNot() {
+        let whole = [#"{}"#, #"{"a":1}"#, #" { "a" : [1, -2.5e+3, 0, true, false, null, "x\"\\\/\n\u00e9"], "b": {"c": []} }"#,
+                     #"{"k":0.5,"n":-0,"e":1E9,"s":"東京 naïve"}"#, "{\"tab\":\"a\\tb\"}"]
+        for w in whole {
+            XCTAssertEqual(accepts(w).complete, true, w)
+            for cut in 1..<w.utf8.count {
+                let prefix = String(decoding: Array(w.utf8)[..<cut], as: UTF8.self)
+                XCTAssertTrue(accepts(prefix).ok, "prefix \(cut) of \(w)")
+            }
+        }
+        let refused = ["[]", "1", "\"s\"", "{a:1}", "{\"a\" 1}", "{\"a\":01}", "{\"a\":1.}", "{\"a\":.5}", "{\"a\":-}", "{\"a\":1e}",
+                       "{\"a\":tru }", "{\"a\":nul1}", "{\"a\":1,}", "{,}", "{\"a\":[1,]}", "{\"a\":\"\\x\"}", "{\"a\":\"\\u12g4\"}",
+                       "{\"a\":\"line\nbreak\"}", "{}}", "{} ", "{\"a\":1]", "{\"a\":[1}", "{\"" + String(repeating: " ", count: 0) + "a\":"
+                       + String(repeating: " ", count: 17) + "1}"]
+        for r in refused { XCTAssertFalse(accepts(r).complete && accepts(r).ok, r) }
+        // whitespace runs are capped (16), other whitespace is fine
+        XCTAssertTrue(accepts("{" + String(repeating: " ", count: 16) + "}").complete)
+        XCTAssertFalse(accepts("{" + String(repeating: " ", count: 17)).ok)
+    }
+
+    /// Random edits of valid documents: whatever JSONPrefix completes, Foundation parses as an object.
+    func testCompletedTextsAlwaysParse() throws {
+        var rng = RNG(seed: 11)
+        let bases = [#"{"a":[1,2,{"b":"c\n"}],"d":-1.5e3,"e":null}"#, #"{"x":{"y":{"z":[true,false,"\u0041"]}}}"#]
+        let alphabet = Array(#"{}[]":,-+.0123456789eEtrufalsn\ "#.utf8) + [0x0A, 0xC3, 0xA9]
+        var completed = 0, refused = 0
+        for i in 0..<4000 {
+            var bytes = Array(bases[i % 2].utf8)
+            for _ in 0..<(1 + Int(rng.next() % 3)) {
+                let at = Int(rng.next() % UInt64(bytes.count))
+                switch rng.next() % 3 {
+                case 0: bytes[at] = alphabet[Int(rng.next() % UInt64(alphabet.count))]
+                case 1: bytes.insert(alphabet[Int(rng.next() % UInt64(alphabet.count))], at: at)
+                default: bytes.remove(at: at)
+                }
+            }
+            var p = JSONPrefix()
+            guard p.feed(bytes) else { refused += 1; continue }
+            guard p.isComplete else { continue }
+            completed += 1
+            let parsed = try? JSONSerialization.jsonObject(with: Data(bytes))
+            XCTAssertTrue(parsed is [String: Any], String(decoding: bytes, as: UTF8.self))
+        }
+        XCTAssertGreaterThan(completed, 100)
+        XCTAssertGreaterThan(refused, 1000)
+    }
+
+    func testGenerationUnderTheConstraintIsAnObjectOrAPrefixOfOne() throws {
+        let d = DecoderDims(C: 32, H: 4, KV: 2, Dh: 8, F: 48, E: 8, K: 2, V: 257, L: 2, eps: 1e-5,
+                            ropeTheta: 10000, maxPositions: 256, tiedEmbeddings: true)
+        let (w, _) = try RandomWeights.make(dims: d, seed: 3, std: 0.5)
+        let s = try Session(decoder: Decoder(dims: d, weights: w), params: SessionParams())
+        var closed = 0
+        for seed in 0..<12 {
+            s.reset()
+            var req = TextGenerationRequest()
+            req.jsonObject = true
+            req.maxTokens = 60
+            req.sampling.temperature = 1
+            req.sampling.topK = 0
+            req.sampling.topP = 1
+            req.sampling.seed = UInt64(seed)
+            // towards short objects, so that some close within 60 bytes
+            req.sampling.logitBias = [Int32(UInt8(ascii: "}")): 4, Int32(UInt8(ascii: "\"")): 3, Int32(UInt8(ascii: "]")): 3]
+            let r = try s.generate(prompt: Array("json:".utf8), tokenizer: ByteTokenizer(), req)
+            var p = JSONPrefix()
+            XCTAssertTrue(p.feed(r.text), String(decoding: r.text, as: UTF8.self))
+            if r.stats.stopReason == .eos {
+                XCTAssertTrue(p.isComplete)
+                XCTAssertTrue((try? JSONSerialization.jsonObject(with: Data(r.text))) is [String: Any], String(decoding: r.text, as: UTF8.self))
+                closed += 1
+            } else {
+                XCTAssertEqual(r.stats.stopReason, .maxTokens)
+            }
+        }
+        XCTAssertGreaterThan(closed, 0)
+        // without the constraint the same settings do not give JSON
+        s.reset()
+        var free = TextGenerationRequest()
+        free.maxTokens = 20
+        free.sampling.temperature = 0
+        var p = JSONPrefix()
+        XCTAssertFalse(p.feed(try s.generate(prompt: Array("json:".utf8), tokenizer: ByteTokenizer(), free).text))
+    }
+}
