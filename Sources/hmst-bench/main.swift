@@ -646,6 +646,38 @@ if args.first == "ppl" {
     exit(0)
 }
 
+// ---- sample mode: the sampler's cost per token on random logits (Gaussian, sd 3: peaked like a
+//      trained model's; sd 0.1: flat like an untrained one), per vocabulary and setting
+if args.first == "sample" {
+    let vocabs = (option("--vocab") ?? "32000,128000").split(separator: ",").compactMap { Int($0) }
+    let settings: [(String, Int, Float, Float)] = [("greedy", 0, 1, 0), ("top_k=50,top_p=0.9", 50, 0.9, 0), ("top_k=0,top_p=1", 0, 1, 0),
+                                                    ("top_k=0,top_p=0.9", 0, 0.9, 0), ("top_k=0,min_p=0.05", 0, 1, 0.05)]
+    var rng = RNG(seed: 1)
+    for V in vocabs {
+        for sd: Float in [3, 0.1] {
+            let logits = (0..<V).map { _ in rng.nextGaussian() * sd }
+            for (name, k, topP, minP) in settings {
+                var p = SamplingParams()
+                p.temperature = name == "greedy" ? 0 : 0.8
+                p.topK = k
+                p.topP = topP
+                p.minP = minP
+                var sampler = try Sampler(params: p)
+                let n = 200
+                var times: [Double] = []
+                for _ in 0..<5 {
+                    let t0 = Clock.nowMs()
+                    for _ in 0..<n { _ = logits.withUnsafeBufferPointer { sampler.sample(logits: $0.baseAddress!, V: V, recent: []) } }
+                    times.append((Clock.nowMs() - t0) / Double(n))
+                }
+                print(json([("bench", "sample"), ("vocab", V), ("logit_sd", Double(sd)), ("setting", name),
+                            ("ms_per_token_median", times.sorted()[2])]))
+            }
+        }
+    }
+    exit(0)
+}
+
 // ---- signature mode: what recording a memory's model costs, and how far converted copies and
 //      other checkpoints are from it (ModelSignature): one JSON line per weight type and per --against
 if args.first == "signature" {

@@ -82,6 +82,63 @@ final class SamplerTests: XCTestCase {
         }
     }
 
+    /// The sampler before it selected instead of sorting everything (session 38), as the reference:
+    /// top-k and top-k + top-p pick the same tokens from the same seed; top-p alone too (its
+    /// normalizer is summed in another order: a rounding apart at most); min-p alike.
+    static func reference(_ logits: [Float], _ p: SamplingParams, _ rng: inout RNG) -> Int32 {
+        var top = -Float.infinity
+        for x in logits where x > top { top = x }
+        let shift = top.isFinite ? top : 0
+        var c: [(id: Int32, p: Float)] = logits.enumerated().filter { !$0.element.isNaN }.map { (Int32($0.offset), ($0.element - shift) / p.temperature) }
+        c.sort { $0.p > $1.p || ($0.p == $1.p && $0.id < $1.id) }
+        if p.topK > 0 && p.topK < c.count { c.removeLast(c.count - p.topK) }
+        let m = c[0].p
+        var sum: Float = 0
+        for i in c.indices { c[i].p = m.isInfinite ? (c[i].p == m ? 1 : 0) : expf(c[i].p - m); sum += c[i].p }
+        for i in c.indices { c[i].p /= sum }
+        if p.topP < 1 {
+            var cum: Float = 0, keep = c.count
+            for i in c.indices { cum += c[i].p; if cum >= p.topP { keep = i + 1; break } }
+            c.removeLast(c.count - keep)
+        }
+        if p.minP > 0 {
+            let floor = p.minP * c[0].p
+            let keep = c.firstIndex { $0.p < floor } ?? c.count
+            c.removeLast(c.count - max(1, keep))
+        }
+        var total: Float = 0
+        for x in c { total += x.p }
+        var u = rng.nextFloat() * total
+        for x in c { u -= x.p; if u < 0 { return x.id } }
+        return c[c.count - 1].id
+    }
+
+    func testSelectionDrawsWhatSortingDrew() throws {
+        var gen = RNG(seed: 5)
+        for (k, topP, minP) in [(50, Float(1), Float(0)), (40, 0.9, 0), (0, 0.9, 0), (0, 0.5, 0.05), (7, 1, 0.3), (0, 0.999, 0)] {
+            var p = SamplingParams()
+            p.temperature = 0.9
+            p.topK = k
+            p.topP = topP
+            p.minP = minP
+            var same = 0
+            let n = 150
+            for trial in 0..<n {
+                // 3,000 logits with ties (rounded) and a NaN, sometimes flat, sometimes peaked
+                let scale: Float = trial % 3 == 0 ? 0.05 : 3
+                var logits = (0..<3000).map { _ in (gen.nextFloat() * 8 * scale).rounded() / 4 }
+                logits[17] = .nan
+                p.seed = UInt64(trial)
+                var s = try Sampler(params: p)
+                var r = RNG(seed: UInt64(trial))
+                let got = logits.withUnsafeBufferPointer { s.sample(logits: $0.baseAddress!, V: $0.count, recent: []) }
+                if got == SamplerTests.reference(logits, p, &r) { same += 1 }
+            }
+            if k > 0 { XCTAssertEqual(same, n, "top_k \(k) top_p \(topP) min_p \(minP)") }
+            else { XCTAssertGreaterThanOrEqual(same, n * 97 / 100, "top_p \(topP) min_p \(minP)") }   // a cut at a rounding's distance
+        }
+    }
+
     /// OpenAI's formula: logit[j] -= count[j] · frequency + (count[j] > 0) · presence, the
     /// counts over the last repeat_last_n tokens, after the repetition penalty.
     func testFrequencyAndPresencePenalties() throws {
