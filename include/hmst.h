@@ -21,7 +21,12 @@
  *  - Versioned structs. Every params or info struct starts with `uint32_t struct_size`.
  *    Params structs come from hmst_<object>_default_params(), which fills struct_size; info
  *    structs are filled by the library up to the struct_size the host set. New fields are only
- *    ever appended, so a host built against an older header keeps working.
+ *    ever appended: a struct with an older struct_size is read with today's defaults for the
+ *    fields it lacks, and host source written for an older header compiles and works unchanged.
+ *    A host *binary* built against an older header must be rebuilt when a params struct it
+ *    gets from a _default_params() function has grown (those return today's layout by value,
+ *    which is larger than the space the old binary made for it). Grown during 0.1:
+ *    hmst_generate_params, hmst_trainer_params, hmst_memory_trainer_params.
  *  - Bulk data goes through caller-owned buffers: a pointer, a capacity in elements and a
  *    `size_t *n_out` that receives the needed count. If the capacity is too small the call
  *    returns HMST_STATUS_BUFFER_TOO_SMALL, writes the needed count to *n_out and nothing else,

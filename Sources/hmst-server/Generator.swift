@@ -72,7 +72,7 @@ enum Generator {
                 var lps = [TokenLogprob(id: first, bytes: try tokenizer.decode([first]), logprob: 0, top: [], predicted: false)]
                 var start = 0
                 while start < tokens.count {
-                    let end = min(tokens.count, start + Generator.echoChunk)
+                    let end = min(tokens.count, start + min(Generator.echoChunk, session.params.nBatch, session.nCtx))
                     try session.evaluate(Array(tokens[start..<end]), allLogits: true)
                     for j in start..<end where j + 1 < tokens.count {
                         var lp = Generator.logprob(row: try session.logits(row: j - start), V: V, id: tokens[j + 1], top: top)
@@ -125,7 +125,8 @@ enum Generator {
             }
             if stopAt != nil { return true }
             // stream what can no longer be the start of a stop string or a partial character
-            let hold = Generator.stopPrefixLength(Array(text[completionStart...]), job.stops, maxStop)
+            // (only the completion's last maxStop bytes can start a stop string)
+            let hold = Generator.stopPrefixLength(Array(text[max(completionStart, text.count - maxStop)...]), job.stops, maxStop)
             flush(upTo: Generator.safeEnd(text, from: emitted, holdBack: hold))
             return false
         }

@@ -191,6 +191,7 @@ public struct ModelSignature: Sendable, Equatable {
             start += c
             if let scale {
                 let s = Double(scale[g])
+                guard s.isFinite else { return nil }
                 aa = max(aa, s * s * Double(c))   // the larger of the values' norm and the block's RMS over as many values
             }
             guard dd.isFinite, aa.isFinite else { return nil }   // a non-finite weight on either side: no match

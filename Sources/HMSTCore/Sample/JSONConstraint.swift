@@ -3,8 +3,10 @@
 // would not extend the text to a prefix of a JSON object (RFC 8259, an object at the top) is
 // masked out (its logit -inf), and the end-of-text token until the object is closed; once it
 // is, generation stops. Whitespace between tokens is allowed, as JSON allows it, but at most
-// `maxWhitespaceRun` bytes in a row, so a model cannot pad forever. JSONPrefix is the byte-level
-// recognizer; a token is checked by feeding its bytes to a copy of the state.
+// `maxWhitespaceRun` bytes in a row (plus 4 per open container), so a model cannot pad forever.
+// Special tokens (a chat template's end of turn, which decodes to its text) are never allowed.
+// JSONPrefix is the byte-level recognizer; a token is checked by feeding its bytes to a copy of
+// the state.
 //
 // Cost: one pass over the vocabulary per generated token (each token's bytes through a copy of
 // the state; most fail on their first byte), plus decoding every token once per request.
@@ -32,7 +34,9 @@ public struct JSONPrefix: Sendable, Equatable {
     var stack: [Container] = []
     var state: State = .start
     var whitespaceRun = 0
+    /// Whitespace bytes in a row: 16, plus 4 per open container (4-space indentation at any depth).
     static let maxWhitespaceRun = 16
+    var whitespaceLimit: Int { JSONPrefix.maxWhitespaceRun + 4 * stack.count }
 
     public init() {}
 
@@ -59,7 +63,7 @@ public struct JSONPrefix: Sendable, Equatable {
             break
         }
         if ws {
-            guard state != .done, whitespaceRun < JSONPrefix.maxWhitespaceRun else { return false }
+            guard state != .done, whitespaceRun < whitespaceLimit else { return false }
             whitespaceRun += 1
             return true
         }
@@ -187,13 +191,19 @@ public protocol TokenConstraint: AnyObject {
 public final class JSONConstraint: TokenConstraint {
     private var state = JSONPrefix()
     private let pieces: [[UInt8]]
+    /// a token the mask refused was accepted (a caller's bug): generation stops
+    private var broken = false
 
-    /// The tokenizer's bytes of every id (decoded once).
+    /// The tokenizer's bytes of every id (decoded once); special tokens get none (never allowed).
     public init(tokenizer: TextTokenizer) {
-        pieces = (0..<tokenizer.vocabSize).map { (try? tokenizer.decode([Int32($0)])) ?? [] }
+        var p = (0..<tokenizer.vocabSize).map { (try? tokenizer.decode([Int32($0)])) ?? [] }
+        if let t = tokenizer as? Tokenizer {
+            for a in t.addedTokens where a.special && Int(a.id) >= 0 && Int(a.id) < p.count { p[Int(a.id)] = [] }
+        }
+        pieces = p
     }
 
-    public var isComplete: Bool { state.isComplete }
+    public var isComplete: Bool { state.isComplete || broken }
 
     public func mask(_ logits: UnsafeMutableBufferPointer<Float>, eos: Set<Int32>) -> Bool {
         var any = false
@@ -201,7 +211,7 @@ public final class JSONConstraint: TokenConstraint {
             let id = Int32(i)
             if eos.contains(id) { continue }
             var ok = false
-            if i < pieces.count, !pieces[i].isEmpty {
+            if i < pieces.count, !pieces[i].isEmpty, logits[i] > -.infinity {   // a banned token (logit_bias) stays banned
                 var s = state
                 ok = s.feed(pieces[i])
             }
@@ -213,12 +223,11 @@ public final class JSONConstraint: TokenConstraint {
             for id in eos where Int(id) < logits.count { logits[Int(id)] = -.infinity }
             return true
         }
-        return eos.contains { Int($0) < logits.count }
+        return eos.contains { Int($0) < logits.count && logits[Int($0)] > -.infinity }
     }
 
     public func accept(_ id: Int32) {
         let i = Int(id)
-        guard i >= 0, i < pieces.count else { return }
-        _ = state.feed(pieces[i])
+        guard i >= 0, i < pieces.count, state.feed(pieces[i]) else { broken = true; return }
     }
 }

@@ -133,27 +133,25 @@ public struct Sampler {
         @inline(__always) func weight(_ x: Float) -> Float { m.isInfinite ? (x == m ? 1 : 0) : expf(x - m) }
         let topK = params.topK > 0 && params.topK < valid ? params.topK : 0
         if topK == 0 && params.topP >= 1 {
-            // no cut by rank: every token, in id order
-            var total: Float = 0
+            // no cut by rank: every token, in id order; sums in Double (in Float, tokens after
+            // a heavy one lose their weight to rounding and the walk could run off the end)
             var pmax: Float = 0
             for i in 0..<V where !l[i].isNaN {
                 let w = weight(l[i])
                 l[i] = w
-                total += w
                 if w > pmax { pmax = w }
             }
             let floor = params.minP > 0 ? params.minP * pmax : 0
-            var kept: Float = 0
-            for i in 0..<V where !l[i].isNaN && l[i] >= floor { kept += l[i] }
-            var u = rng.nextFloat() * kept
+            var kept = 0.0
+            for i in 0..<V where !l[i].isNaN && l[i] >= floor { kept += Double(l[i]) }
+            var u = Double(rng.nextFloat()) * kept
             var last: Int32 = 0
-            for i in 0..<V where !l[i].isNaN && l[i] >= floor {
-                u -= l[i]
+            for i in 0..<V where !l[i].isNaN && l[i] >= floor && l[i] > 0 {
+                u -= Double(l[i])
                 last = Int32(i)
                 if u < 0 { return last }
             }
-            _ = total
-            return last
+            return last   // the last token with any weight (rounding left u at or above 0)
         }
         // the best `want` tokens, sorted; for top-p alone, widened until they hold top_p
         var z: Float = 0
@@ -199,7 +197,8 @@ public struct Sampler {
             u -= c.p
             if u < 0 { return c.id }
         }
-        return candidates[candidates.count - 1].id
+        // rounding left u at or above 0: the least likely survivor with any weight
+        return (candidates.last { $0.p > 0 } ?? candidates[candidates.count - 1]).id
     }
 
     /// candidates = the `count` largest non-NaN values of l (ids and values), sorted by value,

@@ -24,12 +24,22 @@ final class JSONConstraintTests: XCTestCase {
         }
         let refused = ["[]", "1", "\"s\"", "{a:1}", "{\"a\" 1}", "{\"a\":01}", "{\"a\":1.}", "{\"a\":.5}", "{\"a\":-}", "{\"a\":1e}",
                        "{\"a\":tru }", "{\"a\":nul1}", "{\"a\":1,}", "{,}", "{\"a\":[1,]}", "{\"a\":\"\\x\"}", "{\"a\":\"\\u12g4\"}",
-                       "{\"a\":\"line\nbreak\"}", "{}}", "{} ", "{\"a\":1]", "{\"a\":[1}", "{\"" + String(repeating: " ", count: 0) + "a\":"
-                       + String(repeating: " ", count: 17) + "1}"]
-        for r in refused { XCTAssertFalse(accepts(r).complete && accepts(r).ok, r) }
-        // whitespace runs are capped (16), other whitespace is fine
-        XCTAssertTrue(accepts("{" + String(repeating: " ", count: 16) + "}").complete)
-        XCTAssertFalse(accepts("{" + String(repeating: " ", count: 17)).ok)
+                       "{\"a\":\"line\nbreak\"}", "{}}", "{} ", "{\"a\":1]", "{\"a\":[1}", "{\"a\":" + String(repeating: " ", count: 21) + "1}"]
+        for r in refused { XCTAssertFalse(accepts(r).ok, r) }
+        // bytes that are not UTF-8 inside a string: a stray continuation, 0xFF, a lead byte cut short, a surrogate
+        for bad: [UInt8] in [[0x80], [0xFF], [0xC3, 0x28], [0xED, 0xA0, 0x80], [0xF4, 0x90, 0x80, 0x80], [0xC0, 0xAF]] {
+            var p = JSONPrefix()
+            XCTAssertFalse(p.feed(Array("{\"a\":\"".utf8) + bad + Array("\"}".utf8)), "\(bad)")
+        }
+        var good = JSONPrefix()
+        XCTAssertTrue(good.feed(Array("{\"a\":\"".utf8) + [0xC3, 0xA9, 0xF0, 0x9F, 0x98, 0x80] + Array("\"}".utf8)) && good.isComplete)
+        // whitespace runs are capped (16, plus 4 per open container), so pretty-printed JSON passes
+        XCTAssertTrue(accepts("{" + String(repeating: " ", count: 20) + "}").complete)
+        XCTAssertFalse(accepts("{" + String(repeating: " ", count: 21)).ok)
+        let nested: [String: Any] = ["a": ["b": ["c": ["d": ["e": [1, 2, ["f": "g"]]]]]]]
+        let pretty = String(decoding: try! JSONSerialization.data(withJSONObject: nested, options: [.prettyPrinted]), as: UTF8.self)
+        XCTAssertTrue(accepts(pretty).complete, pretty)
+        XCTAssertTrue(accepts(pretty.replacingOccurrences(of: "  ", with: "    ")).complete)
     }
 
     /// Random edits of valid documents: whatever JSONPrefix completes, Foundation parses as an object.

@@ -137,6 +137,39 @@ final class SamplerTests: XCTestCase {
             if k > 0 { XCTAssertEqual(same, n, "top_k \(k) top_p \(topP) min_p \(minP)") }
             else { XCTAssertGreaterThanOrEqual(same, n * 97 / 100, "top_p \(topP) min_p \(minP)") }   // a cut at a rounding's distance
         }
+        // top-p alone over 40,000 peaked logits: the selection starts at 256 and widens. Its
+        // normalizer is summed in id order, the reference's in rank order: over thousands of
+        // survivors the Float sums differ by a rounding, which moves a draw by a few ranks
+        var p = SamplingParams()
+        p.temperature = 0.9
+        p.topK = 0
+        p.topP = 0.95
+        var same = 0
+        for trial in 0..<30 {
+            let logits = (0..<40000).map { _ in (gen.nextGaussian() * 2.5 * 4).rounded() / 4 }
+            p.seed = UInt64(trial)
+            var s = try Sampler(params: p)
+            var r = RNG(seed: UInt64(trial))
+            let got = logits.withUnsafeBufferPointer { s.sample(logits: $0.baseAddress!, V: $0.count, recent: []) }
+            let want = SamplerTests.reference(logits, p, &r)
+            if got == want { same += 1; continue }
+            let rank = Dictionary(uniqueKeysWithValues: logits.enumerated()
+                .sorted { $0.element > $1.element || ($0.element == $1.element && $0.offset < $1.offset) }.enumerated().map { ($1.offset, $0) })
+            XCTAssertLessThanOrEqual(abs(rank[Int(got)]! - rank[Int(want)]!), 16, "trial \(trial)")
+        }
+        XCTAssertGreaterThanOrEqual(same, 15)
+        // nothing cut: never a token without weight (a banned last token stays banned, however the sums round)
+        var q = SamplingParams()
+        q.temperature = 1
+        q.topK = 0
+        q.topP = 1
+        q.logitBias = [39999: -.infinity]
+        var logits = (0..<40000).map { _ in gen.nextGaussian() - 30 }
+        logits[39998] = 10
+        var s = try Sampler(params: q)
+        for _ in 0..<400 {
+            XCTAssertNotEqual(logits.withUnsafeBufferPointer { s.sample(logits: $0.baseAddress!, V: $0.count, recent: []) }, 39999)
+        }
     }
 
     /// OpenAI's formula: logit[j] -= count[j] · frequency + (count[j] > 0) · presence, the
