@@ -8,8 +8,9 @@
 // JSONPrefix is the byte-level recognizer; a token is checked by feeding its bytes to a copy of
 // the state.
 //
-// Cost: one pass over the vocabulary per generated token (each token's bytes through a copy of
-// the state; most fail on their first byte), plus decoding every token once per request.
+// Cost: one pass over the vocabulary per generated token: a token whose first byte cannot come
+// next is out at once, inside a string a token of plain string content is in at once, the rest
+// go through a copy of the state; plus decoding every token once per request.
 
 /// The state of a recognizer of JSON text that must be one object, fed byte by byte.
 public struct JSONPrefix: Sendable, Equatable {
@@ -194,6 +195,10 @@ public final class JSONConstraint: TokenConstraint {
     /// a token the mask refused was accepted (a caller's bug): generation stops
     private var broken = false
 
+    /// Tokens whose bytes are string content on their own (no quote, backslash or control
+    /// character, whole UTF-8 characters): inside a string, between characters, they fit as they are.
+    private let plain: [Bool]
+
     /// The tokenizer's bytes of every id (decoded once); special tokens get none (never allowed).
     public init(tokenizer: TextTokenizer) {
         var p = (0..<tokenizer.vocabSize).map { (try? tokenizer.decode([Int32($0)])) ?? [] }
@@ -201,19 +206,39 @@ public final class JSONConstraint: TokenConstraint {
             for a in t.addedTokens where a.special && Int(a.id) >= 0 && Int(a.id) < p.count { p[Int(a.id)] = [] }
         }
         pieces = p
+        var inString = JSONPrefix()
+        _ = inString.feed(Array("{\"".utf8))
+        let start = inString
+        plain = p.map { bytes in
+            var s = start
+            return !bytes.isEmpty && s.feed(bytes) && s == start
+        }
     }
 
     public var isComplete: Bool { state.isComplete || broken }
 
     public func mask(_ logits: UnsafeMutableBufferPointer<Float>, eos: Set<Int32>) -> Bool {
         var any = false
+        // between characters of a string, plain tokens fit without a check; elsewhere a token
+        // whose first byte cannot come next is out without feeding the rest
+        let betweenCharacters: Bool
+        if case .string(_, 0, 0, _, _) = state.state { betweenCharacters = true } else { betweenCharacters = false }
+        var firstOK = [Bool](repeating: false, count: 256)
+        for b in 0..<256 {
+            var s = state
+            firstOK[b] = s.feed(UInt8(b))
+        }
         for i in 0..<logits.count {
             let id = Int32(i)
             if eos.contains(id) { continue }
             var ok = false
-            if i < pieces.count, !pieces[i].isEmpty, logits[i] > -.infinity {   // a banned token (logit_bias) stays banned
-                var s = state
-                ok = s.feed(pieces[i])
+            if i < pieces.count, logits[i] > -.infinity, let first = pieces[i].first, firstOK[Int(first)] {   // a banned token stays banned
+                if betweenCharacters && plain[i] {
+                    ok = true
+                } else {
+                    var s = state
+                    ok = s.feed(pieces[i])
+                }
             }
             if ok { any = true } else { logits[i] = -.infinity }
         }
@@ -224,6 +249,11 @@ public final class JSONConstraint: TokenConstraint {
             return true
         }
         return eos.contains { Int($0) < logits.count && logits[Int($0)] > -.infinity }
+    }
+
+    /// Feeds bytes that no token carried (tests drive the state through a document with it).
+    func acceptBytes(_ bytes: [UInt8]) {
+        if !state.feed(bytes) { broken = true }
     }
 
     public func accept(_ id: Int32) {

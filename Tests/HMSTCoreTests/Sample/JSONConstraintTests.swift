@@ -69,6 +69,40 @@ final class JSONConstraintTests: XCTestCase {
         XCTAssertGreaterThan(refused, 1000)
     }
 
+    /// Tokens of random bytes (quotes, backslashes, UTF-8 pieces, letters, digits, whitespace).
+    final class PiecesTokenizer: TextTokenizer, @unchecked Sendable {
+        let pieces: [[UInt8]]
+        init(_ pieces: [[UInt8]]) { self.pieces = pieces }
+        var vocabSize: Int { pieces.count }
+        var eosId: Int32? { nil }
+        func encode(bytes: [UInt8]) -> [Int32] { [] }
+        func decode(_ ids: [Int32]) throws -> [UInt8] { ids.flatMap { pieces[Int($0)] } }
+    }
+
+    /// The mask's shortcuts (first byte, plain string content) allow exactly the tokens that a
+    /// full check of their bytes allows, at every step of a document.
+    func testTheMaskEqualsCheckingEveryTokenInFull() {
+        var rng = RNG(seed: 4)
+        let alphabet = Array(#"{}[]":,\-.0123456789eEtrufalsnab "#.utf8) + [0x0A, 0x5C, 0xC3, 0xA9, 0xE6, 0x9D, 0xB1, 0x1F]
+        var pieces: [[UInt8]] = (0..<3000).map { _ in (0..<(1 + Int(rng.next() % 4))).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] } }
+        pieces.append([])
+        let c = JSONConstraint(tokenizer: PiecesTokenizer(pieces))
+        let doc = Array(#"{"a\u00e9b": [1, -2.5e3, "x\"y é", {"k": true}], "東": null, "n": 0}"#.utf8)
+        var state = JSONPrefix()
+        for b in doc {
+            var logits = [Float](repeating: 0, count: pieces.count)
+            _ = logits.withUnsafeMutableBufferPointer { c.mask($0, eos: []) }
+            for (i, piece) in pieces.enumerated() {
+                var s = state
+                let full = !piece.isEmpty && s.feed(piece)
+                XCTAssertEqual(logits[i] > -.infinity, full, "token \(piece) after \(state)")
+            }
+            XCTAssertTrue(state.feed(b), "byte \(b) after \(state)")
+            // keep the constraint in step, one byte at a time, through a one-byte token
+            c.acceptBytes([b])
+        }
+    }
+
     func testGenerationUnderTheConstraintIsAnObjectOrAPrefixOfOne() throws {
         let d = DecoderDims(C: 32, H: 4, KV: 2, Dh: 8, F: 48, E: 8, K: 2, V: 257, L: 2, eps: 1e-5,
                             ropeTheta: 10000, maxPositions: 256, tiedEmbeddings: true)
