@@ -108,7 +108,7 @@ public struct Sampler {
 
     /// Temperature, top-k, softmax, top-p, min-p, draw. The survivors of a top-k or top-p are
     /// drawn in order of probability (ties: the smaller id first) and only they are sorted: the
-    /// top k are selected with a heap, and a top-p without top-k widens a selection from 256
+    /// top k are selected with a heap (TopN), and a top-p without top-k widens a selection from 256
     /// (x8) until it holds top_p of the mass (a flat distribution ends up sorting all). With neither,
     /// every token is drawn from in id order, with no sort. O(V) per token in the common cases
     /// (sorting all V, as this did, took 15 ms a token at V = 128k).
@@ -202,45 +202,10 @@ public struct Sampler {
     }
 
     /// candidates = the `count` largest non-NaN values of l (ids and values), sorted by value,
-    /// ties by the smaller id: a heap of the best so far whose root is the worst of them.
+    /// ties by the smaller id (TopN).
     private mutating func selectBest(_ l: UnsafeMutableBufferPointer<Float>, count: Int) {
-        @inline(__always) func better(_ a: (id: Int32, p: Float), _ b: (id: Int32, p: Float)) -> Bool {
-            a.p > b.p || (a.p == b.p && a.id < b.id)
-        }
         candidates.removeAll(keepingCapacity: true)
-        if count * 8 >= l.count {   // most of them: sort everything
-            for i in 0..<l.count where !l[i].isNaN { candidates.append((Int32(i), l[i])) }
-            candidates.sort { better($0, $1) }
-            candidates.removeLast(candidates.count - min(count, candidates.count))
-            return
-        }
-        candidates.reserveCapacity(count)
-        for i in 0..<l.count where !l[i].isNaN {
-            let c = (id: Int32(i), p: l[i])
-            if candidates.count < count {
-                // sift up: the root is the worst
-                candidates.append(c)
-                var j = candidates.count - 1
-                while j > 0 {
-                    let parent = (j - 1) / 2
-                    guard better(candidates[parent], candidates[j]) else { break }
-                    candidates.swapAt(parent, j)
-                    j = parent
-                }
-            } else if better(c, candidates[0]) {
-                candidates[0] = c
-                var j = 0
-                while true {
-                    let a = 2 * j + 1, b = a + 1
-                    var worst = j
-                    if a < count && better(candidates[worst], candidates[a]) { worst = a }
-                    if b < count && better(candidates[worst], candidates[b]) { worst = b }
-                    if worst == j { break }
-                    candidates.swapAt(worst, j)
-                    j = worst
-                }
-            }
-        }
-        candidates.sort { better($0, $1) }
+        guard let base = l.baseAddress else { return }
+        for i in TopN.largest(base, count: l.count, n: count) { candidates.append((Int32(i), l[i])) }
     }
 }

@@ -300,3 +300,21 @@ final class TextGenerationTests: XCTestCase {
         XCTAssertEqual(a.tokens, b.tokens)
     }
 }
+
+final class TopNTests: XCTestCase {
+    /// The heap and the sort-everything path agree with a plain sort: largest first, ties by
+    /// the smaller index, NaNs skipped, fewer results when fewer values are numbers.
+    func testTopNMatchesASortOnEitherPath() {
+        var rng = RNG(seed: 9)
+        for count in [1, 7, 100, 5000] {
+            var v = (0..<count).map { _ in Float(Int(rng.next() % 50)) / 4 }   // many ties
+            if count > 3 { v[2] = .nan }
+            let order = v.indices.filter { !v[$0].isNaN }.sorted { v[$0] > v[$1] || (v[$0] == v[$1] && $0 < $1) }
+            for n in [1, 3, count / 9 + 1, count / 8 + 1, count, count + 5] {
+                let got = v.withUnsafeBufferPointer { TopN.largest($0.baseAddress!, count: count, n: n) }
+                XCTAssertEqual(got, Array(order.prefix(n)), "count \(count) n \(n)")
+            }
+        }
+        XCTAssertEqual([Float.nan, .nan].withUnsafeBufferPointer { TopN.largest($0.baseAddress!, count: 2, n: 1) }, [])
+    }
+}

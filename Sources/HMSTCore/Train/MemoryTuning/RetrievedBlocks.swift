@@ -110,41 +110,8 @@ enum RetrievedBlocks {
         return out
     }
 
-    /// The n largest of v[0..<count], largest first, ties by the smaller index: a min-heap of
-    /// the best n so far, so most values cost one comparison.
+    /// The n largest of v[0..<count], largest first, ties by the smaller index (TopN).
     static func topN(_ v: UnsafePointer<Float>, count: Int, n: Int) -> [(id: Int64, score: Float)] {
-        guard n > 0 else { return [] }
-        // heap of indices ordered by "worse first": lower score, or equal score and larger index
-        func worse(_ a: Int, _ b: Int) -> Bool { v[a] < v[b] || (v[a] == v[b] && a > b) }
-        var heap: [Int] = []
-        heap.reserveCapacity(n)
-        func siftDown(_ i0: Int) {
-            var i = i0
-            while true {
-                let l = 2 * i + 1, r = l + 1
-                var m = i
-                if l < heap.count, worse(heap[l], heap[m]) { m = l }
-                if r < heap.count, worse(heap[r], heap[m]) { m = r }
-                if m == i { return }
-                heap.swapAt(i, m)
-                i = m
-            }
-        }
-        for i in 0..<count {
-            if heap.count < n {
-                heap.append(i)
-                var c = heap.count - 1
-                while c > 0 {
-                    let p = (c - 1) / 2
-                    guard worse(heap[c], heap[p]) else { break }
-                    heap.swapAt(c, p)
-                    c = p
-                }
-            } else if worse(heap[0], i) {
-                heap[0] = i
-                siftDown(0)
-            }
-        }
-        return heap.sorted { worse($1, $0) }.map { (id: Int64($0), score: v[$0]) }
+        TopN.largest(v, count: count, n: n).map { (id: Int64($0), score: v[$0]) }
     }
 }
