@@ -65,18 +65,19 @@ enum Generator {
         if job.echo {
             let t0 = Clock.nowMs()
             let tokens = job.promptTokens
-            for id in tokens { text += try tokenizer.decode([id]) }
+            let pieces = try tokens.map { try tokenizer.decode([$0]) }
+            for piece in pieces { text += piece }
             if let top = job.topLogprobs, let first = tokens.first {
                 // the prompt through the model in chunks, all rows' logits kept (row j predicts
                 // token j + 1), so a long prompt holds a chunk's logits, not the prompt's
-                var lps = [TokenLogprob(id: first, bytes: try tokenizer.decode([first]), logprob: 0, top: [], predicted: false)]
+                var lps = [TokenLogprob(id: first, bytes: pieces[0], logprob: 0, top: [], predicted: false)]
                 var start = 0
                 while start < tokens.count {
                     let end = min(tokens.count, start + min(Generator.echoChunk, session.params.nBatch, session.nCtx))
                     try session.evaluate(Array(tokens[start..<end]), allLogits: true)
                     for j in start..<end where j + 1 < tokens.count {
                         var lp = Generator.logprob(row: try session.logits(row: j - start), V: V, id: tokens[j + 1], top: top)
-                        lp.bytes = try tokenizer.decode([tokens[j + 1]])
+                        lp.bytes = pieces[j + 1]
                         for k in lp.top.indices { lp.top[k].bytes = (try? tokenizer.decode([lp.top[k].id])) ?? [] }
                         lps.append(lp)
                     }
