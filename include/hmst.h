@@ -451,10 +451,26 @@ struct hmst_generate_params {
      * masked before sampling, end-of-text too until it is closed; generation stops when it
      * closes (HMST_STOP_EOS). max_tokens may still cut it short. */
     bool json_object;                     /* default false */
+    /* Appended: the text is a sentence of `grammar`, in llama.cpp's GBNF notation (it starts at
+     * the rule `root`), or one JSON value that the JSON Schema `json_schema` (its JSON text)
+     * accepts (the keywords enforced are in the README; others that constrain are refused).
+     * Tokens that cannot continue it are masked before sampling, end-of-text too until it is
+     * whole; generation stops when nothing can follow (HMST_STOP_EOS). At most one of
+     * json_object, grammar and json_schema. Text that cannot be read is
+     * HMST_STATUS_INVALID_ARGUMENT naming the line and column, or the keyword and where. */
+    const char *grammar;                  /* default NULL; UTF-8, NUL-terminated */
+    const char *json_schema;              /* default NULL; UTF-8, NUL-terminated */
 };
 
 /* Thread-safe. */
 HMST_API struct hmst_generate_params hmst_generate_default_params(void);
+
+/* The GBNF grammar that hmst_generate uses for a JSON Schema (llama.cpp's
+ * json_schema_to_grammar), NUL-terminated in buf with the buffer protocol; a schema that cannot
+ * be converted is HMST_STATUS_INVALID_ARGUMENT saying why. hmst_grammar_check reads GBNF text
+ * and says what is wrong with it. Both thread-safe. */
+HMST_API int hmst_json_schema_to_grammar(const char *json_schema, char *buf, size_t cap, size_t *n_out);
+HMST_API int hmst_grammar_check(const char *grammar);
 
 struct hmst_generation_stats {
     uint32_t struct_size;         /* set by the host */

@@ -42,8 +42,18 @@ sampling = {
                    "description": "Token id (a decimal string, below the vocabulary) to a bias added to its logit before sampling: -100 all but bans it, 100 all but forces it."},
     "seed": {"type": "integer", "format": "int64", "minimum": -9223372036854775808, "maximum": 9223372036854775807, "nullable": True},
     "stop": stop,
-    "response_format": {"type": "object", "nullable": True, "required": ["type"], "properties": {"type": {"type": "string", "enum": ["text", "json_object"]}},
-                        "description": "json_object: the text is one JSON object (every token checked; generation ends when it closes)."},
+    "response_format": {"type": "object", "nullable": True, "required": ["type"], "properties": {
+                            "type": {"type": "string", "enum": ["text", "json_object", "json_schema"]},
+                            "json_schema": {"type": "object", "properties": {"name": {"type": "string"}, "description": {"type": "string"},
+                                                                             "schema": {"type": "object"}, "strict": {"type": "boolean", "nullable": True}}}},
+                        "description": "json_object: the text is one JSON object; json_schema: one JSON value json_schema.schema accepts "
+                                       "(type, enum, const, anyOf, oneOf, $ref, properties, required, additionalProperties, items, prefixItems, "
+                                       "minItems, maxItems, minLength, maxLength; other constraining keywords are a 400). Every token is checked; "
+                                       "generation ends when the value is complete."},
+    "grammar": {"type": "string", "nullable": True,
+                "description": "llama.cpp's: the text is a sentence of this GBNF grammar (it starts at rule root). Not with response_format json_object/json_schema."},
+    "json_schema": {"type": "object", "nullable": True,
+                    "description": "llama.cpp's: as response_format json_schema with this schema."},
     "n": {"type": "integer", "minimum": 1, "maximum": 8, "nullable": True, "default": 1},
     "stream": {"type": "boolean", "nullable": True, "default": False},
     "stream_options": {"type": "object", "nullable": True, "properties": {"include_usage": {"type": "boolean"}}},

@@ -163,7 +163,46 @@ public func hmst_generate_default_params() -> hmst_generate_params {
     p.logit_bias = nil
     p.n_logit_bias = 0
     p.json_object = false
+    p.grammar = nil
+    p.json_schema = nil
     return p
+}
+
+/// A NUL-terminated UTF-8 argument: INVALID_ARGUMENT when it is not UTF-8 (a lossy conversion
+/// would change what a grammar means).
+func utf8String(_ p: UnsafePointer<CChar>, _ name: String) throws -> String {
+    guard let s = String(validatingUTF8: p) else { throw HMSTError.invalidArgument("\(name) is not UTF-8") }
+    return s
+}
+
+/// The grammar a generate call asks for (GBNF text or a JSON Schema), or nil.
+func requestedGrammar(gbnf: UnsafePointer<CChar>?, jsonSchema: UnsafePointer<CChar>?) throws -> Grammar? {
+    if gbnf != nil && jsonSchema != nil { throw HMSTError.invalidArgument("grammar and json_schema both set: give one") }
+    if let g = gbnf { return try Grammar.parse(gbnf: try utf8String(g, "grammar")) }
+    if let j = jsonSchema { return try JSONSchemaGrammar.grammar(schemaText: try utf8String(j, "json_schema")) }
+    return nil
+}
+
+@_cdecl("hmst_json_schema_to_grammar")
+public func hmst_json_schema_to_grammar(_ schema: UnsafePointer<CChar>?, _ buf: UnsafeMutablePointer<CChar>?, _ cap: Int,
+                                        _ nOut: UnsafeMutablePointer<Int>?) -> Int32 {
+    hmstCall {
+        let text = try utf8String(try required(schema, "json_schema"), "json_schema")
+        let value: JSONValue
+        do { value = try JSONValue.parse(text) } catch let e as HMSTError {
+            throw HMSTError.invalidArgument("json schema: not valid JSON: \(e.message)")
+        }
+        let gbnf = try JSONSchemaGrammar.gbnf(schema: value)
+        _ = try Grammar.parse(gbnf: gbnf)
+        try writeString(gbnf, buf, cap, nOut)
+    }
+}
+
+@_cdecl("hmst_grammar_check")
+public func hmst_grammar_check(_ grammar: UnsafePointer<CChar>?) -> Int32 {
+    hmstCall {
+        _ = try Grammar.parse(gbnf: try utf8String(try required(grammar, "grammar"), "grammar"))
+    }
 }
 
 func samplingParams(_ s: hmst_sampling_params) throws -> SamplingParams {
@@ -215,6 +254,7 @@ public func hmst_generate(_ ctx: OpaquePointer?, _ prompt: UnsafePointer<CChar>?
         try req.sampling.validate()
         req.stopAtEOS = !p.ignore_eos
         req.jsonObject = p.json_object
+        req.grammar = try requestedGrammar(gbnf: p.grammar, jsonSchema: p.json_schema)
         for i in 0..<nStop {
             guard let s = p.stop![i] else { throw HMSTError.invalidArgument("stop[\(i)] is NULL") }
             req.stopStrings.append(String(cString: s))

@@ -678,6 +678,71 @@ if args.first == "sample" {
     exit(0)
 }
 
+// ---- constraint mode: what constrained generation costs per token (JSONConstraint, a JSON
+//      Schema's GrammarConstraint, a GBNF JSON grammar): building it once, then the mask and
+//      accept of each token of a document as the tokenizer encodes it
+if args.first == "constraint" {
+    guard let path = option("--tokenizer") else {
+        StandardStream.error.write("usage: hmst-bench constraint --tokenizer tokenizer.json\n")
+        exit(2)
+    }
+    let tokenizer = try Tokenizer(jsonPath: path)
+    let doc = #"{"name": "Ada Lovelace", "born": 1815, "fields": ["mathematics", "computing"], "notes": {"first_program": true, "engine": "Analytical Engine", "score": 9.75}}"#
+    let schema = #"""
+        {"type": "object", "properties": {"name": {"type": "string"}, "born": {"type": "integer"},
+         "fields": {"type": "array", "items": {"type": "string"}},
+         "notes": {"type": "object", "properties": {"first_program": {"type": "boolean"}, "engine": {"type": "string"}, "score": {"type": "number"}}}},
+         "required": ["name", "born"]}
+        """#
+    let gbnf = #"""
+        root   ::= object
+        value  ::= object | array | string | number | "true" | "false" | "null"
+        object ::= "{" ws ( string ws ":" ws value ws ( "," ws string ws ":" ws value ws )* )? "}"
+        array  ::= "[" ws ( value ws ( "," ws value ws )* )? "]"
+        string ::= "\"" ( [^"\\\x00-\x1F] | "\\" ( ["\\/bfnrt] | "u" [0-9a-fA-F]{4} ) )* "\""
+        number ::= "-"? ( "0" | [1-9] [0-9]{0,15} ) ( "." [0-9]{1,16} )? ( [eE] [-+]? [0-9]{1,3} )?
+        ws     ::= [ \t\n]{0,20}
+        """#
+    let ids = tokenizer.encode(bytes: Array(doc.utf8))
+    let V = tokenizer.vocabSize
+    let cases: [(String, () throws -> TokenConstraint)] = [
+        ("json_object", { JSONConstraint(tokenizer: tokenizer) }),
+        ("json_schema", { try GrammarConstraint(grammar: try JSONSchemaGrammar.grammar(schemaText: schema), tokenizer: tokenizer) }),
+        ("gbnf_json", { try GrammarConstraint(gbnf: gbnf, tokenizer: tokenizer) }),
+    ]
+    for (name, make) in cases {
+        var buildMs: [Double] = [], maskMs: [Double] = []
+        var allowedMedian = 0
+        for round in 0..<3 {
+            var t0 = Clock.nowMs()
+            let c = try make()
+            buildMs.append(Clock.nowMs() - t0)
+            var logits = [Float](repeating: 0, count: V)
+            var allowed: [Int] = []
+            for id in ids {
+                for i in 0..<V { logits[i] = 0 }
+                t0 = Clock.nowMs()
+                let ok = logits.withUnsafeMutableBufferPointer { c.mask($0, eos: []) }
+                if round == 2 { maskMs.append(Clock.nowMs() - t0) }
+                allowed.append(logits.filter { $0 > -.infinity }.count)
+                guard ok, logits[Int(id)] > -.infinity else {
+                    StandardStream.error.write("\(name): token \(id) of the document was masked out\n")
+                    exit(1)
+                }
+                c.accept(id)
+            }
+            guard c.isComplete else { StandardStream.error.write("\(name): the document did not complete it\n"); exit(1) }
+            allowedMedian = allowed.sorted()[allowed.count / 2]
+        }
+        let sorted = maskMs.sorted()
+        print(json([("bench", "constraint"), ("constraint", name), ("vocab", V), ("doc_tokens", ids.count),
+                    ("build_ms_median", buildMs.sorted()[1]), ("mask_ms_median", sorted[sorted.count / 2]),
+                    ("mask_ms_max", sorted.last ?? 0), ("mask_ms_mean", maskMs.reduce(0, +) / Double(max(1, maskMs.count))),
+                    ("allowed_tokens_median", allowedMedian)]))
+    }
+    exit(0)
+}
+
 // ---- signature mode: what recording a memory's model costs, and how far converted copies and
 //      other checkpoints are from it (ModelSignature): one JSON line per weight type and per --against
 if args.first == "signature" {

@@ -55,6 +55,27 @@ struct GenerateCommand: ParsableCommand {
     @Flag(name: .customLong("json"), help: "The text is one JSON object (tokens that cannot extend it are masked; generation stops when it closes).")
     var jsonObject = false
 
+    @Option(help: ArgumentHelp("The text is a sentence of this GBNF grammar (llama.cpp's notation; it starts at rule root).", valueName: "GBNF"))
+    var grammar: String?
+
+    @Option(name: .customLong("grammar-file"), help: "--grammar read from a file.")
+    var grammarFile: String?
+
+    @Option(name: .customLong("json-schema"), help: ArgumentHelp("The text is one JSON value this JSON Schema accepts (see `hmst grammar`).", valueName: "JSON"))
+    var jsonSchema: String?
+
+    @Option(name: .customLong("json-schema-file"), help: "--json-schema read from a file.")
+    var jsonSchemaFile: String?
+
+    /// The grammar the constraint options ask for (read and checked before the model loads).
+    func requestedGrammar() throws -> Grammar? {
+        if let g = grammar { return try Grammar.parse(gbnf: g) }
+        if let f = grammarFile { return try withSource(f) { try Grammar.parse(gbnf: try FileIO.readText(f)) } }
+        if let j = jsonSchema { return try JSONSchemaGrammar.grammar(schemaText: j) }
+        if let f = jsonSchemaFile { return try withSource(f) { try JSONSchemaGrammar.grammar(schemaText: try FileIO.readText(f)) } }
+        return nil
+    }
+
     @Option(name: .customLong("logit-bias"), help: ArgumentHelp("Add BIAS to token ID's logit (repeatable; -inf bans it).", valueName: "ID=BIAS"))
     var logitBias: [String] = []
 
@@ -102,11 +123,15 @@ struct GenerateCommand: ParsableCommand {
         if NUMAStrategy(name: numa) == nil { throw ValidationError("--numa must be disabled, distribute, isolate or numactl") }
         if engine && (prompt != nil || input != nil) { throw ValidationError("--engine is an interactive mode (use `hmst ask` for one question)") }
         if memory != nil && !engine { throw ValidationError("--memory needs --engine") }
+        let constraints = [grammar, grammarFile, jsonSchema, jsonSchemaFile].compactMap { $0 }.count + (jsonObject ? 1 : 0)
+        if constraints > 1 { throw ValidationError("give one of --json, --grammar, --grammar-file, --json-schema, --json-schema-file") }
+        if engine && constraints > 0 { throw ValidationError("--engine answers in text; --json and grammars are for plain generation") }
     }
 
     func run() throws {
         try runReportingErrors {
             try threadOptions.apply()
+            let constraint = try requestedGrammar()
             var load = try loadFlags.options()
             load.placement.strategy = NUMAStrategy(name: numa) ?? .disabled
             let model = try LanguageModel.load(path: checkpoint, options: load)
@@ -121,7 +146,7 @@ struct GenerateCommand: ParsableCommand {
             guard let kv = KVCacheType(rawValue: kvCache) else { throw HMSTError.invalidArgument("--kv-cache must be f32 or bf16") }
             sp.kvType = kv
             let session = try Session(decoder: model.decoder, params: sp)
-            var settings = Settings(maxLength: maxLength, sampling: SamplingParams(), jsonObject: jsonObject)
+            var settings = Settings(maxLength: maxLength, sampling: SamplingParams(), jsonObject: jsonObject, grammar: constraint)
             settings.sampling.temperature = temperature
             settings.sampling.topP = topP
             settings.sampling.topK = topK
@@ -152,6 +177,7 @@ struct GenerateCommand: ParsableCommand {
         var maxLength: Int
         var sampling: SamplingParams
         var jsonObject = false
+        var grammar: Grammar? = nil
     }
 
     final class Runner {
@@ -175,6 +201,7 @@ struct GenerateCommand: ParsableCommand {
             req.maxTokens = s.maxLength
             req.sampling = s.sampling
             req.jsonObject = s.jsonObject
+            req.grammar = s.grammar
             req.stopStrings = stops
             if stream {
                 StandardStream.output.write(prompt)

@@ -16,6 +16,7 @@ struct CompletionRequest {
     var topLogprobs: Int?              // nil: off
     var echo = false                   // completions: the prompt ahead of the text (and its log-probabilities)
     var jsonObject = false             // response_format {"type": "json_object"}
+    var grammar: Grammar?              // response_format json_schema, or llama.cpp's grammar / json_schema fields
     var stream = false
     var includeUsage = false
 
@@ -27,10 +28,17 @@ struct CompletionRequest {
                 var s = sampling
                 s.seed = sampling.seed &+ UInt64(p * n + i)
                 out.append(GenerationJob(promptTokens: tokens, maxTokens: maxTokens[p], sampling: s, stops: stops,
-                                         topLogprobs: topLogprobs, echo: echo, jsonObject: jsonObject))
+                                         topLogprobs: topLogprobs, echo: echo, jsonObject: jsonObject, grammar: grammar))
             }
         }
         return out
+    }
+
+    /// A JSON Schema's grammar; what cannot be converted is a 400 naming the keyword.
+    static func schemaGrammar(_ schema: JSONValue, param: String) throws -> Grammar {
+        do { return try JSONSchemaGrammar.grammar(schema: schema) } catch let e as HMSTError {
+            throw APIError.invalid(e.message, param: param)
+        }
     }
 
     init(kind: CompletionKind, fields f: Fields, state: ServerState) throws {
@@ -49,10 +57,29 @@ struct CompletionRequest {
             switch type {
             case "text": break
             case "json_object": jsonObject = true
+            case "json_schema":
+                guard case .object = rf["json_schema"] ?? .null, let spec = rf["json_schema"] else {
+                    throw APIError.invalid("'response_format' json_schema needs a 'json_schema' object (name, schema)", param: "response_format")
+                }
+                grammar = try CompletionRequest.schemaGrammar(spec["schema"] ?? .bool(true), param: "response_format")
             default:
-                throw APIError.invalid("'response_format' type '\(type)' is not supported by hmst serve (text, json_object)",
+                throw APIError.invalid("'response_format' type '\(type)' is not supported by hmst serve (text, json_object, json_schema)",
                                        param: "response_format", code: "unsupported_parameter")
             }
+        }
+        // llama.cpp's server fields: GBNF text, or a JSON Schema
+        if let g = f["grammar"], !g.isNull {
+            guard let text = g.string else { throw APIError.invalid("'grammar' must be GBNF text", param: "grammar") }
+            do { grammar = try Grammar.parse(gbnf: text) } catch let e as HMSTError {
+                throw APIError.invalid(e.message, param: "grammar")
+            }
+        }
+        if let j = f["json_schema"], !j.isNull {
+            if grammar != nil { throw APIError.invalid("give one of 'grammar', 'json_schema' and a response_format json_schema", param: "json_schema") }
+            grammar = try CompletionRequest.schemaGrammar(j, param: "json_schema")
+        }
+        if grammar != nil && jsonObject {
+            throw APIError.invalid("response_format json_object and a grammar: give one", param: "response_format")
         }
         echo = try f.bool("echo") ?? false
         if echo && kind == .chat {

@@ -18,6 +18,8 @@ struct GenerationJob: Sendable {
     var echo = false
     /// response_format {"type": "json_object"}: one JSON object (JSONConstraint)
     var jsonObject = false
+    /// response_format json_schema or a GBNF grammar: a sentence of it (GrammarConstraint)
+    var grammar: Grammar? = nil
 }
 
 struct TokenLogprob: Sendable {
@@ -51,6 +53,7 @@ enum Generator {
         r.vocabLimit = tokenizer.vocabSize
         if let eos = tokenizer.eosId { r.eosTokens = [eos] }
         if job.jsonObject { r.constraint = JSONConstraint(tokenizer: tokenizer) }
+        if let g = job.grammar { r.constraint = try GrammarConstraint(grammar: g, tokenizer: tokenizer) }
         let maxStop = job.stops.map(\.count).max() ?? 0
         var text: [UInt8] = []
         var emitted = 0

@@ -1137,11 +1137,40 @@ enum OpenAPIDocument {
         "type": "string",
         "enum": [
          "text",
-         "json_object"
+         "json_object",
+         "json_schema"
         ]
+       },
+       "json_schema": {
+        "type": "object",
+        "properties": {
+         "name": {
+          "type": "string"
+         },
+         "description": {
+          "type": "string"
+         },
+         "schema": {
+          "type": "object"
+         },
+         "strict": {
+          "type": "boolean",
+          "nullable": true
+         }
+        }
        }
       },
-      "description": "json_object: the text is one JSON object (every token checked; generation ends when it closes)."
+      "description": "json_object: the text is one JSON object; json_schema: one JSON value json_schema.schema accepts (type, enum, const, anyOf, oneOf, $ref, properties, required, additionalProperties, items, prefixItems, minItems, maxItems, minLength, maxLength; other constraining keywords are a 400). Every token is checked; generation ends when the value is complete."
+     },
+     "grammar": {
+      "type": "string",
+      "nullable": true,
+      "description": "llama.cpp's: the text is a sentence of this GBNF grammar (it starts at rule root). Not with response_format json_object/json_schema."
+     },
+     "json_schema": {
+      "type": "object",
+      "nullable": true,
+      "description": "llama.cpp's: as response_format json_schema with this schema."
      },
      "n": {
       "type": "integer",
@@ -1346,11 +1375,40 @@ enum OpenAPIDocument {
         "type": "string",
         "enum": [
          "text",
-         "json_object"
+         "json_object",
+         "json_schema"
         ]
+       },
+       "json_schema": {
+        "type": "object",
+        "properties": {
+         "name": {
+          "type": "string"
+         },
+         "description": {
+          "type": "string"
+         },
+         "schema": {
+          "type": "object"
+         },
+         "strict": {
+          "type": "boolean",
+          "nullable": true
+         }
+        }
        }
       },
-      "description": "json_object: the text is one JSON object (every token checked; generation ends when it closes)."
+      "description": "json_object: the text is one JSON object; json_schema: one JSON value json_schema.schema accepts (type, enum, const, anyOf, oneOf, $ref, properties, required, additionalProperties, items, prefixItems, minItems, maxItems, minLength, maxLength; other constraining keywords are a 400). Every token is checked; generation ends when the value is complete."
+     },
+     "grammar": {
+      "type": "string",
+      "nullable": true,
+      "description": "llama.cpp's: the text is a sentence of this GBNF grammar (it starts at rule root). Not with response_format json_object/json_schema."
+     },
+     "json_schema": {
+      "type": "object",
+      "nullable": true,
+      "description": "llama.cpp's: as response_format json_schema with this schema."
      },
      "n": {
       "type": "integer",

@@ -260,6 +260,76 @@ static void test_generation(void) {
         }
         CHECK(closed > 0);
         gp.json_object = false;
+        /* grammar (appended): "yes" or "no", a space, 1 to 3 digits; after 3 digits nothing can
+         * follow, so generation ends by itself (HMST_STOP_EOS) with a whole sentence */
+        gp.grammar = "root ::= (\"yes\" | \"no\") \" \" [0-9]{1,3}";
+        gp.max_tokens = 16;
+        for (uint64_t seed = 0; seed < 4; seed++) {
+            gp.sampling.seed = seed;
+            CHECK_STATUS(hmst_context_reset(c), HMST_STATUS_OK);
+            CHECK_STATUS(hmst_generate(c, "Answer:", &gp, &st), HMST_STATUS_OK);
+            char out[256];
+            size_t no = 0;
+            CHECK_STATUS(hmst_context_last_output(c, out, sizeof out, &no), HMST_STATUS_OK);
+            CHECK(st.stop_reason == HMST_STOP_EOS);
+            size_t word = strncmp(out, "yes ", 4) == 0 ? 4 : strncmp(out, "no ", 3) == 0 ? 3 : 0;
+            CHECK(word > 0 && no > word && no <= word + 3);
+            for (size_t i = word; i < no; i++) CHECK(out[i] >= '0' && out[i] <= '9');
+        }
+        /* json_schema: {"ok": true|false}, whitespace aside */
+        gp.grammar = NULL;
+        gp.json_schema = "{\"type\":\"object\",\"properties\":{\"ok\":{\"type\":\"boolean\"}},\"required\":[\"ok\"]}";
+        gp.max_tokens = 64;
+        closed = 0;
+        for (uint64_t seed = 0; seed < 4; seed++) {
+            gp.sampling.seed = seed;
+            CHECK_STATUS(hmst_context_reset(c), HMST_STATUS_OK);
+            CHECK_STATUS(hmst_generate(c, "JSON:", &gp, &st), HMST_STATUS_OK);
+            char out[1024], squeezed[1024];
+            size_t no = 0, k = 0;
+            CHECK_STATUS(hmst_context_last_output(c, out, sizeof out, &no), HMST_STATUS_OK);
+            for (size_t i = 0; i < no; i++) if (out[i] != ' ' && out[i] != '\n' && out[i] != '\t') squeezed[k++] = out[i];
+            squeezed[k] = 0;
+            if (st.stop_reason == HMST_STOP_EOS) {
+                CHECK(strcmp(squeezed, "{\"ok\":true}") == 0 || strcmp(squeezed, "{\"ok\":false}") == 0);
+                closed++;
+            }
+        }
+        CHECK(closed > 0);
+        /* what cannot be read is refused, naming where; two constraints at once are refused */
+        gp.json_schema = "{\"type\":\"string\",\"pattern\":\"^a\"}";
+        CHECK_STATUS(hmst_generate(c, "x", &gp, &st), HMST_STATUS_INVALID_ARGUMENT);
+        CHECK(strstr(hmst_last_error(), "'pattern' is not supported") != NULL);
+        gp.json_schema = "{\"type\":\"object\"}";
+        gp.grammar = "root ::= \"a\"";
+        CHECK_STATUS(hmst_generate(c, "x", &gp, &st), HMST_STATUS_INVALID_ARGUMENT);
+        gp.json_schema = NULL;
+        gp.grammar = "root ::= \"a\" undefined-rule";
+        CHECK_STATUS(hmst_generate(c, "x", &gp, &st), HMST_STATUS_INVALID_ARGUMENT);
+        CHECK(strstr(hmst_last_error(), "line 1, column 14: rule 'undefined-rule' is used but not defined") != NULL);
+        gp.grammar = "root ::= \"\xff\"";
+        CHECK_STATUS(hmst_generate(c, "x", &gp, &st), HMST_STATUS_INVALID_ARGUMENT);
+        CHECK(strstr(hmst_last_error(), "grammar is not UTF-8") != NULL);
+        gp.grammar = "root ::= \"a\"";
+        gp.json_object = true;
+        CHECK_STATUS(hmst_generate(c, "x", &gp, &st), HMST_STATUS_INVALID_ARGUMENT);
+        gp.json_object = false;
+        gp.grammar = NULL;
+        CHECK_STATUS(hmst_grammar_check("root ::= [a-z]+ (\",\" [a-z]+)*"), HMST_STATUS_OK);
+        CHECK_STATUS(hmst_grammar_check("root ::= root \"a\""), HMST_STATUS_INVALID_ARGUMENT);
+        CHECK(strstr(hmst_last_error(), "left-recursive") != NULL);
+        CHECK_STATUS(hmst_grammar_check(NULL), HMST_STATUS_INVALID_ARGUMENT);
+        /* a schema's grammar, with the buffer protocol: too small says the length; it reads back */
+        char gbnf[4096];
+        size_t ng = 0;
+        const char *schema = "{\"type\":\"array\",\"items\":{\"enum\":[1,\"two\"]},\"maxItems\":2}";
+        CHECK_STATUS(hmst_json_schema_to_grammar(schema, gbnf, 4, &ng), HMST_STATUS_BUFFER_TOO_SMALL);
+        CHECK(ng > 4);
+        CHECK_STATUS(hmst_json_schema_to_grammar(schema, gbnf, sizeof gbnf, &ng), HMST_STATUS_OK);
+        CHECK(strlen(gbnf) == ng && strstr(gbnf, "root ::=") != NULL);
+        CHECK_STATUS(hmst_grammar_check(gbnf), HMST_STATUS_OK);
+        CHECK_STATUS(hmst_json_schema_to_grammar("{\"type\":", gbnf, sizeof gbnf, &ng), HMST_STATUS_INVALID_ARGUMENT);
+        CHECK(strstr(hmst_last_error(), "not valid JSON") != NULL);
         gp.ignore_eos = true;
         gp.max_tokens = 12;
         gp.sampling.seed = 42;

@@ -79,6 +79,19 @@ check "generate --logit-bias forces a token; a bad one is named" bash -c \
 check "generate --json: one JSON object, or a prefix of one when cut" bash -c \
     "$HMST generate $W/ckpt --prompt J --json --max-length 40 --seed 2 --temperature 1 > $W/json.out 2> $W/json.err && \
      python3 -c 'import json,sys; t=open(sys.argv[1]).read()[1:-1]; done=\"stop: eos\" in open(sys.argv[2]).read(); assert t.lstrip().startswith(\"{\"), t; assert not done or isinstance(json.loads(t), dict), t' $W/json.out $W/json.err"
+check "generate --grammar: a whole sentence, ended by the grammar" bash -c \
+    "$HMST generate $W/ckpt --prompt Q --grammar 'root ::= (\"yes\" | \"no\") \" \" [0-9]{1,3}' --max-length 16 --seed 1 --temperature 1 > $W/gr.out 2> $W/gr.err && \
+     grep -Eqx 'Q(yes|no) [0-9]{1,3}' $W/gr.out && grep -q 'stop: eos' $W/gr.err"
+check "generate --json-schema-file: JSON the schema accepts when it ends by itself" bash -c \
+    "echo '{\"type\":\"object\",\"properties\":{\"ok\":{\"type\":\"boolean\"},\"n\":{\"enum\":[1,2]}},\"required\":[\"ok\",\"n\"]}' > $W/schema.json && \
+     $HMST generate $W/ckpt --prompt J --json-schema-file $W/schema.json --max-length 60 --seed 3 --temperature 1 > $W/js.out 2> $W/js.err && \
+     python3 -c 'import json,sys; t=open(sys.argv[1]).read()[1:-1]; done=\"stop: eos\" in open(sys.argv[2]).read(); v=json.loads(t) if done else None; assert not done or (set(v)=={\"ok\",\"n\"} and isinstance(v[\"ok\"],bool) and v[\"n\"] in (1,2)), t' $W/js.out $W/js.err"
+check "grammar: a schema's GBNF reads back; errors name line and column, or the keyword" bash -c \
+    "$HMST grammar --json-schema-file $W/schema.json > $W/schema.gbnf && grep -q '^root ::=' $W/schema.gbnf && $HMST grammar --check $W/schema.gbnf | grep -q reads && \
+     printf 'root ::= \"a\" b\n' > $W/bad.gbnf && ! $HMST grammar --check $W/bad.gbnf 2> $W/g.err && grep -q 'bad.gbnf: grammar: line 1, column 14' $W/g.err && \
+     ! $HMST generate $W/ckpt --prompt Q --grammar-file $W/bad.gbnf 2> $W/g.err && grep -q 'line 1, column 14' $W/g.err && \
+     ! $HMST generate $W/ckpt --prompt Q --json-schema '{\"pattern\":\"a\"}' 2> $W/g.err && grep -q \"'pattern' is not supported\" $W/g.err && \
+     ! $HMST generate $W/ckpt --prompt Q --json --grammar 'root ::= \"a\"' 2> $W/g.err && grep -q 'give one of' $W/g.err"
 fails "generate --output over its --input" bash -c "cp $W/prompts.txt $W/prompts2.txt && $HMST generate $W/ckpt --input $W/prompts2.txt --output $W/prompts2.txt --max-length 2"
 check "batch output has both prompts" bash -c "grep -q 'First prompt' $W/results.txt && grep -q 'Second prompt' $W/results.txt"
 check "interactive REPL" bash -c "printf 'help\nset temperature 0\nset top_k 5\nset nonsense 1\nHello there\nstats\nquit\n' | $HMST generate $W/ckpt --max-length 4 > $W/repl.txt && grep -q 'temperature = 0' $W/repl.txt && grep -q 'unknown parameter' $W/repl.txt && grep -q 'generations' $W/repl.txt"

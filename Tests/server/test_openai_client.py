@@ -158,10 +158,56 @@ def test_response_format_json_object(server):
     first = c.chat.completions.create(model="micro", messages=[{"role": "user", "content": "Reply in JSON."}], max_tokens=48, seed=0,
                                       temperature=1, response_format={"type": "json_object"}).choices[0].message.content
     assert streamed == first
-    for bad in ({"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}, {"type": "yaml"}, {"kind": "text"}):
+    for bad in ({"type": "json_schema"}, {"type": "json_schema", "json_schema": {"name": "x", "schema": {"pattern": "a"}}},
+                {"type": "yaml"}, {"kind": "text"}):
         with pytest.raises(openai.BadRequestError) as e:
             c.chat.completions.create(model="micro", messages=[{"role": "user", "content": "x"}], max_tokens=1, response_format=bad)
         assert e.value.body["param"] == "response_format"
+
+
+def test_response_format_json_schema_and_grammar(server):
+    """response_format json_schema (OpenAI's structured outputs): a text that ends by itself is
+    JSON the schema accepts; llama.cpp's `grammar` field (GBNF) on both endpoints; errors say where."""
+    import json as _json
+    c = server.client()
+    schema = {"type": "object", "additionalProperties": False, "required": ["answer", "confidence"],
+              "properties": {"answer": {"enum": ["yes", "no"]}, "confidence": {"type": "integer"},
+                             "why": {"type": "array", "items": {"type": "boolean"}, "maxItems": 2}}}
+    fmt = {"type": "json_schema", "json_schema": {"name": "verdict", "schema": schema, "strict": True}}
+    closed = 0
+    for seed in range(6):
+        r = c.chat.completions.create(model="micro", messages=[{"role": "user", "content": "Verdict?"}], max_tokens=64,
+                                      seed=seed, temperature=1, response_format=fmt)
+        text, finish = r.choices[0].message.content, r.choices[0].finish_reason
+        if finish == "stop":
+            v = _json.loads(text)
+            assert v["answer"] in ("yes", "no") and isinstance(v["confidence"], int), text
+            assert set(v) <= {"answer", "confidence", "why"} and len(v.get("why", [])) <= 2, text
+            closed += 1
+        else:
+            assert finish == "length"
+    assert closed > 0
+    # streaming gives the same text
+    streamed = "".join(ch.choices[0].delta.content or "" for ch in c.chat.completions.create(
+        model="micro", messages=[{"role": "user", "content": "Verdict?"}], max_tokens=64, seed=1, temperature=1,
+        response_format=fmt, stream=True) if ch.choices)
+    assert streamed == c.chat.completions.create(model="micro", messages=[{"role": "user", "content": "Verdict?"}], max_tokens=64,
+                                                 seed=1, temperature=1, response_format=fmt).choices[0].message.content
+    # llama.cpp's grammar field, on /v1/completions: ends by itself after at most 3 digits
+    for seed in range(3):
+        r = c.completions.create(model="micro", prompt="Count:", max_tokens=16, seed=seed, temperature=1,
+                                 extra_body={"grammar": 'root ::= ("yes" | "no") " " [0-9]{1,3}'})
+        word, _, digits = r.choices[0].text.partition(" ")
+        assert r.choices[0].finish_reason == "stop" and word in ("yes", "no") and digits.isdigit() and len(digits) <= 3
+    with pytest.raises(openai.BadRequestError) as e:
+        c.completions.create(model="micro", prompt="x", max_tokens=1, extra_body={"grammar": 'root ::= "a" b'})
+    assert e.value.body["param"] == "grammar" and "line 1, column 14" in e.value.body["message"]
+    with pytest.raises(openai.BadRequestError) as e:
+        c.completions.create(model="micro", prompt="x", max_tokens=1,
+                             extra_body={"grammar": 'root ::= "a"', "response_format": {"type": "json_object"}})
+    with pytest.raises(openai.BadRequestError) as e:
+        c.completions.create(model="micro", prompt="x", max_tokens=1, extra_body={"json_schema": {"type": "strin"}})
+    assert e.value.body["param"] == "json_schema" and "unknown type 'strin'" in e.value.body["message"]
 
 
 def test_completion_token_prompt_and_usage(server):

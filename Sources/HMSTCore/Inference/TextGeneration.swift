@@ -13,6 +13,9 @@ public struct TextGenerationRequest {
     public var onPiece: (Int32, [UInt8]) -> Bool = { _, _ in true }
     /// Only one JSON object (JSONConstraint); generation stops when it is closed.
     public var jsonObject = false
+    /// Only sentences of this grammar (GrammarConstraint: GBNF, or a JSON Schema through
+    /// JSONSchemaGrammar); generation stops when nothing can follow. Not with jsonObject.
+    public var grammar: Grammar? = nil
     public init() {}
 }
 
@@ -34,7 +37,11 @@ extension Session {
         r.sampling = req.sampling
         r.vocabLimit = tokenizer.vocabSize
         if req.stopAtEOS, let eos = tokenizer.eosId { r.eosTokens = [eos] }
+        if req.jsonObject && req.grammar != nil {
+            throw HMSTError.invalidArgument("a JSON object and a grammar both asked for: give one (a JSON Schema says both)")
+        }
         if req.jsonObject { r.constraint = JSONConstraint(tokenizer: tokenizer) }
+        if let g = req.grammar { r.constraint = try GrammarConstraint(grammar: g, tokenizer: tokenizer) }
         var text: [UInt8] = []
         var stopAt: Int?
         var decodeError: Error?

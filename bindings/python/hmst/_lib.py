@@ -181,6 +181,8 @@ class GenerateParams(_Struct):
         ("logit_bias", ctypes.POINTER(ctypes.c_float)),
         ("n_logit_bias", ctypes.c_size_t),
         ("json_object", ctypes.c_bool),
+        ("grammar", ctypes.c_char_p),
+        ("json_schema", ctypes.c_char_p),
     ]
 
 
@@ -643,6 +645,8 @@ _declare("hmst_generate_default_params", GenerateParams)
 _declare("hmst_generate", ctypes.c_int, _P, ctypes.c_char_p, ctypes.POINTER(GenerateParams),
          ctypes.POINTER(GenerationStats))
 _declare("hmst_context_last_output", ctypes.c_int, _P, ctypes.c_char_p, ctypes.c_size_t, _SIZE_P)
+_declare("hmst_json_schema_to_grammar", ctypes.c_int, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t, _SIZE_P)
+_declare("hmst_grammar_check", ctypes.c_int, ctypes.c_char_p)
 _declare("hmst_tokenizer_load", ctypes.c_int, ctypes.c_char_p, ctypes.POINTER(_P))
 _declare("hmst_tokenizer_train_default_params", TokenizerTrainParams)
 _declare("hmst_tokenizer_train", ctypes.c_int, ctypes.POINTER(ctypes.c_char_p), ctypes.c_size_t,

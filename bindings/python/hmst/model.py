@@ -9,6 +9,7 @@ import numpy as np
 
 from . import _lib
 from .api import HMSTError, _check, _int, _path, _Progress, _read_string, _Resource, _text
+from .grammar import _schema_text
 from .tokenizer import _decode_call, _encode_call
 
 _WEIGHTS = {"as_stored": 0, "f32": 1, "bf16": 2, "int8": 3, "f16": 4}  # enum hmst_weight_type
@@ -213,7 +214,8 @@ class Context(_Resource):
         return experts.reshape(-1, L, K), gates.reshape(-1, L, K)
 
     def _params(self, max_tokens, temperature, top_k, top_p, min_p, repetition_penalty, repeat_last_n, seed,
-                stop, ignore_eos, frequency_penalty=0.0, presence_penalty=0.0, logit_bias=None, json_object=False):
+                stop, ignore_eos, frequency_penalty=0.0, presence_penalty=0.0, logit_bias=None, json_object=False,
+                grammar=None, json_schema=None):
         p = _lib.lib.hmst_generate_default_params()
         p.max_tokens = _int("max_tokens", max_tokens, -2**31)
         s = p.sampling
@@ -232,6 +234,12 @@ class Context(_Resource):
         p.ignore_eos = bool(ignore_eos)
         p.frequency_penalty, p.presence_penalty = float(frequency_penalty), float(presence_penalty)
         p.json_object = bool(json_object)
+        if grammar is not None:
+            keep.append(_text(grammar, "grammar"))
+            p.grammar = keep[-1]
+        if json_schema is not None:
+            keep.append(_schema_text(json_schema))
+            p.json_schema = keep[-1]
         if logit_bias:
             items = list(dict(logit_bias).items())
             ids = (ctypes.c_int32 * len(items))(*[_int("logit_bias token", k, -2**31) for k, _ in items])
@@ -244,15 +252,20 @@ class Context(_Resource):
 
     def generate(self, prompt, max_tokens=50, temperature=0.8, top_k=50, top_p=0.9, min_p=0.0,
                  repetition_penalty=1.0, repeat_last_n=64, seed=0, stop=None, ignore_eos=False, on_token=None,
-                 frequency_penalty=0.0, presence_penalty=0.0, logit_bias=None, json_object=False):
+                 frequency_penalty=0.0, presence_penalty=0.0, logit_bias=None, json_object=False,
+                 grammar=None, json_schema=None):
         """Appends `prompt` and generates; returns a Generation (text + stats dict).
         on_token(token_id, piece_bytes) -> False stops early. frequency_penalty and
         presence_penalty are OpenAI's, over the last repeat_last_n tokens (prompt included);
         logit_bias maps token ids to what is added to their logits (-100 all but bans a token,
         float('-inf') bans it). json_object=True: the text is one JSON object (generation stops
-        when it closes; max_tokens may cut it short)."""
+        when it closes; max_tokens may cut it short). grammar: GBNF text (llama.cpp's notation,
+        starting at `root`); json_schema: a JSON Schema (dict or JSON text): the text is one JSON
+        value it accepts. Generation stops when nothing can follow. A grammar or schema that
+        cannot be read raises HMSTError naming the line and column, or the keyword."""
         p, keep = self._params(max_tokens, temperature, top_k, top_p, min_p, repetition_penalty, repeat_last_n,
-                               seed, stop, ignore_eos, frequency_penalty, presence_penalty, logit_bias, json_object)
+                               seed, stop, ignore_eos, frequency_penalty, presence_penalty, logit_bias, json_object,
+                               grammar, json_schema)
         errors = []
         if on_token is not None:
             def cb(token, piece, n, _ud):

@@ -183,6 +183,45 @@ def test_logit_bias():
 
 
 @pytest.mark.skipif(not os.path.exists(os.path.join(FIXTURE_MODEL, "tokenizer.json")), reason="run `make` fixtures first")
+def test_grammar_and_json_schema():
+    """grammar= (GBNF) and json_schema= (dict or text) give sentences of the grammar; errors name where."""
+    with hmst.Model(FIXTURE_MODEL) as m, m.context() as ctx:
+        for seed in range(3):
+            ctx.reset()
+            g = ctx.generate("Answer:", max_tokens=16, temperature=1.0, top_k=0, top_p=1.0, seed=seed,
+                             grammar='root ::= ("yes" | "no") " " [0-9]{1,3}')
+            assert g.stats["stop_reason"] == "eos"
+            word, _, digits = g.text.partition(" ")
+            assert word in ("yes", "no") and 1 <= len(digits) <= 3 and digits.isdigit(), g.text
+        schema = {"type": "object", "properties": {"ok": {"type": "boolean"}, "n": {"enum": [1, 2]}},
+                  "required": ["ok", "n"]}
+        closed = 0
+        for seed in range(4):
+            ctx.reset()
+            g = ctx.generate("JSON:", max_tokens=80, temperature=1.0, top_k=0, top_p=1.0, seed=seed, json_schema=schema)
+            if g.stats["stop_reason"] == "eos":
+                v = json.loads(g.text)
+                assert isinstance(v["ok"], bool) and v["n"] in (1, 2) and set(v) == {"ok", "n"}, g.text
+                closed += 1
+        assert closed > 0
+        # the same schema as JSON text; a schema with an unsupported keyword; bad GBNF
+        ctx.reset()
+        ctx.generate("JSON:", max_tokens=4, json_schema=json.dumps(schema))
+        with pytest.raises(hmst.HMSTError, match="'pattern' is not supported"):
+            ctx.generate("x", json_schema={"type": "string", "pattern": "a+"})
+        with pytest.raises(hmst.HMSTError, match="line 2, column 11: rule 'b' is used but not defined"):
+            ctx.generate("x", grammar='root ::= a\na ::= "x" b')
+        with pytest.raises(hmst.HMSTError, match="both"):
+            ctx.generate("x", grammar='root ::= "a"', json_schema=True)
+        with pytest.raises(TypeError):
+            ctx.generate("x", json_schema=3)
+    text = hmst.json_schema_to_grammar(schema)
+    assert "root ::=" in text
+    hmst.check_grammar(text)
+    with pytest.raises(hmst.HMSTError, match="left-recursive"):
+        hmst.check_grammar('root ::= root "a" | "b"')
+
+
 def test_json_object():
     """json_object=True: one JSON object when generation ends by itself, a prefix of one when cut."""
     with hmst.Model(FIXTURE_MODEL) as m, m.context() as ctx:

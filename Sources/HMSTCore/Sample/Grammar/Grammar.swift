@@ -1,0 +1,213 @@
+// Grammar: a context-free grammar over Unicode code points, written in llama.cpp's GBNF notation
+// (GBNFParser.swift reads it; JSONSchemaGrammar.swift writes it from a JSON Schema), compiled
+// into flat arrays for GrammarConstraint, which masks the tokens that cannot come next.
+//
+// A rule is a list of alternatives; an alternative is a sequence of elements, each a character
+// class (a set of code-point ranges, maybe negated) or a reference to a rule, ended by `end`.
+// The runtime state is a set of stacks in the style of llama.cpp's grammar sampler: a stack's
+// top is the character element to match next, the nodes below it are where to go on when the
+// rule above finishes (NodeArena: nodes are shared, so a stack costs one node per level).
+// An empty stack (-1 in a set) means the text so far is a whole sentence of the grammar.
+//
+// Left recursion (`a ::= a "x" | "y"`, also through rules that can be empty) would expand
+// forever; compiling refuses it and names the cycle, as repetition (`"y" "x"*`) says the same.
+
+public struct Grammar: Sendable {
+    /// An element of a rule while building (GBNFParser): a character class or a rule.
+    enum Item: Equatable, Sendable { case chars(Int), ref(Int) }
+
+    struct CharClass: Hashable, Sendable {
+        var negated: Bool
+        var ranges: [ClosedRange<UInt32>]
+    }
+
+    enum Kind: UInt8 { case end = 0, chars = 1, ref = 2 }
+
+    // compiled form: element p is (kind[p], arg[p]); rule r's alternatives start at alternatives[r]
+    let kind: [UInt8]
+    let arg: [Int32]
+    let alternatives: [[Int32]]
+    let classNegated: [Bool]
+    let classRanges: [[ClosedRange<UInt32>]]
+    let root: Int32
+    /// The rule names (generated ones for groups and repetitions look like "name-3").
+    public let ruleNames: [String]
+    /// The GBNF text it was read from.
+    public let source: String
+
+    /// The largest number of stacks a state may hold: a grammar more ambiguous than this is an
+    /// error at the token that makes it so, not a slow crawl.
+    static let maxStacks = 1024
+
+    init(source: String, names: [String], rules: [[[Item]]], classes: [CharClass], root: Int) throws {
+        var kind: [UInt8] = [], arg: [Int32] = [], alternatives: [[Int32]] = []
+        for rule in rules {
+            var starts: [Int32] = []
+            for alt in rule {
+                starts.append(Int32(kind.count))
+                for item in alt {
+                    switch item {
+                    case .chars(let c): kind.append(Kind.chars.rawValue); arg.append(Int32(c))
+                    case .ref(let r): kind.append(Kind.ref.rawValue); arg.append(Int32(r))
+                    }
+                }
+                kind.append(Kind.end.rawValue); arg.append(-1)
+            }
+            alternatives.append(starts)
+        }
+        self.kind = kind
+        self.arg = arg
+        self.alternatives = alternatives
+        classNegated = classes.map(\.negated)
+        classRanges = classes.map(\.ranges)
+        self.root = Int32(root)
+        ruleNames = names
+        self.source = source
+        try Grammar.checkLeftRecursion(names: names, rules: rules)
+        var arena = NodeArena()
+        guard initialStacks(arena: &arena) != nil else {
+            throw HMSTError.invalidArgument("grammar: more than \(Grammar.maxStacks) ways to start (too ambiguous)")
+        }
+    }
+
+    /// Refuses rules that can reach themselves before reading a character.
+    static func checkLeftRecursion(names: [String], rules: [[[Item]]]) throws {
+        var nullable = [Bool](repeating: false, count: rules.count)
+        var changed = true
+        while changed {
+            changed = false
+            for (r, rule) in rules.enumerated() where !nullable[r] {
+                let empty = rule.contains { alt in
+                    alt.allSatisfy { if case .ref(let s) = $0 { return nullable[s] }; return false }
+                }
+                if empty { nullable[r] = true; changed = true }
+            }
+        }
+        // edges r -> s: s can come first in r (after rules that can be empty)
+        var first = [[Int]](repeating: [], count: rules.count)
+        for (r, rule) in rules.enumerated() {
+            for alt in rule {
+                for item in alt {
+                    guard case .ref(let s) = item else { break }
+                    first[r].append(s)
+                    if !nullable[s] { break }
+                }
+            }
+        }
+        // depth-first search for a cycle: 0 unvisited, 1 on the path, 2 done
+        var mark = [UInt8](repeating: 0, count: rules.count)
+        var path: [Int] = []
+        func visit(_ r: Int) -> [Int]? {
+            mark[r] = 1
+            path.append(r)
+            for s in first[r] {
+                if mark[s] == 1 { return Array(path[path.lastIndex(of: s)!...]) + [s] }
+                if mark[s] == 0, let cycle = visit(s) { return cycle }
+            }
+            path.removeLast()
+            mark[r] = 2
+            return nil
+        }
+        for r in rules.indices where mark[r] == 0 {
+            if let cycle = visit(r) {
+                let shown = cycle.map { names[$0] }.joined(separator: " -> ")
+                throw HMSTError.invalidArgument("grammar: rule '\(names[cycle[0]])' is left-recursive (\(shown)); "
+                    + "write it with repetition instead (a ::= b c* rather than a ::= a c | b), and do not repeat what can be empty")
+            }
+        }
+    }
+
+    @inline(__always) func matches(_ element: Int32, _ cp: UInt32) -> Bool {
+        let c = Int(arg[Int(element)])
+        var hit = false
+        for r in classRanges[c] where r.contains(cp) { hit = true; break }
+        return hit != classNegated[c]
+    }
+
+    /// Whether the class of element p may hold a code point in lo...hi (a character whose first
+    /// bytes are known). Negated classes answer yes unless one range covers all of lo...hi.
+    func mayMatch(_ element: Int32, _ lo: UInt32, _ hi: UInt32) -> Bool {
+        let c = Int(arg[Int(element)])
+        if classNegated[c] { return !classRanges[c].contains { $0.lowerBound <= lo && $0.upperBound >= hi } }
+        return classRanges[c].contains { $0.lowerBound <= hi && $0.upperBound >= lo }
+    }
+
+    /// Appends to out[from...] the stacks that continue at element p over the stack `parent`,
+    /// each with a character element on top (or -1: the text may end here); no duplicates.
+    /// False when there would be more than maxStacks.
+    func expand(_ p0: Int32, _ parent0: Int32, arena: inout NodeArena, out: inout [Int32], from: Int) -> Bool {
+        var p = p0, parent = parent0
+        // an alternative that ends returns to the element its rule was called from
+        while kind[Int(p)] == Kind.end.rawValue {
+            if parent < 0 {
+                if !out[from...].contains(-1) { out.append(-1) }
+                return true
+            }
+            p = arena.pos[Int(parent)]
+            parent = arena.parent[Int(parent)]
+        }
+        if kind[Int(p)] == Kind.chars.rawValue {
+            var i = from
+            while i < out.count {
+                let t = out[i]
+                if t >= 0 && arena.pos[Int(t)] == p && arena.parent[Int(t)] == parent { return true }
+                i += 1
+            }
+            guard out.count - from < Grammar.maxStacks else { return false }
+            out.append(arena.push(p, parent))
+            return true
+        }
+        // a rule: where to go on after it (nothing to push when it ends this alternative)
+        let next = p + 1
+        let cont = kind[Int(next)] == Kind.end.rawValue ? parent : arena.push(next, parent)
+        for start in alternatives[Int(arg[Int(p)])] {
+            if !expand(start, cont, arena: &arena, out: &out, from: from) { return false }
+        }
+        return true
+    }
+
+    /// The stacks at the start of a text.
+    func initialStacks(arena: inout NodeArena) -> [Int32]? {
+        var out: [Int32] = []
+        for start in alternatives[Int(root)] {
+            if !expand(start, -1, arena: &arena, out: &out, from: 0) { return nil }
+        }
+        return out
+    }
+
+    /// Appends to out[from...] the stacks after code point cp from the stacks in
+    /// stacks[range] (which may be out itself, before `from`). False when too ambiguous.
+    func advance(_ stacks: inout [Int32], _ range: Range<Int>, _ cp: UInt32, arena: inout NodeArena, from: Int) -> Bool {
+        var i = range.lowerBound
+        while i < range.upperBound {
+            let t = stacks[i]
+            i += 1
+            guard t >= 0 else { continue }
+            let p = arena.pos[Int(t)]
+            if matches(p, cp), !expand(p + 1, arena.parent[Int(t)], arena: &arena, out: &stacks, from: from) { return false }
+        }
+        return true
+    }
+}
+
+/// The nodes of the stacks of a Grammar's state: node i is element pos[i] over node parent[i]
+/// (-1: the bottom). Nodes are only appended; a caller that tries tokens truncates back.
+struct NodeArena {
+    var pos: [Int32] = []
+    var parent: [Int32] = []
+
+    mutating func push(_ p: Int32, _ q: Int32) -> Int32 {
+        pos.append(p)
+        parent.append(q)
+        return Int32(pos.count - 1)
+    }
+
+    var count: Int { pos.count }
+
+    mutating func truncate(to n: Int) {
+        if pos.count > n {
+            pos.removeSubrange(n...)
+            parent.removeSubrange(n...)
+        }
+    }
+}

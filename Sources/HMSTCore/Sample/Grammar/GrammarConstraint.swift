@@ -1,0 +1,254 @@
+// GrammarConstraint: generation whose text is a sentence of a Grammar (llama.cpp's --grammar,
+// OpenAI's response_format json_schema through JSONSchemaGrammar). Before each token, every
+// token whose bytes cannot continue the text towards a sentence is masked out (logit -inf);
+// end of text is allowed only where the text is a whole sentence, and generation stops when
+// nothing can follow. Special tokens (a chat template's end of turn) are never allowed.
+//
+// Characters are code points: a token that ends inside a UTF-8 character is allowed when some
+// stack's class can hold a character that starts with its bytes; the next token must finish it.
+// Bytes that are not UTF-8 (overlong, surrogates, above U+10FFFF, stray continuations) never fit.
+//
+// Cost: the vocabulary is decoded and sorted by its bytes once per constraint; the mask walks it
+// in that order, so a prefix shared by many tokens ("\"na", " the") is fed to the grammar once
+// (the bytes fed per token are those of a trie of the vocabulary), and a token whose prefix was
+// refused costs one comparison. Masks are kept by state (the last 64): inside a string the state
+// after a token is the state before it, so the walk runs once per value, not once per token.
+
+/// The first bytes of a UTF-8 character still missing `need` bytes; need 0: between characters.
+struct PartialChar: Equatable {
+    var cp: UInt32 = 0
+    var need: UInt8 = 0
+    var len: UInt8 = 0
+}
+
+public final class GrammarConstraint: TokenConstraint {
+    public let grammar: Grammar
+    private var arena = NodeArena()
+    private var stacks: [Int32]
+    private var partial = PartialChar()
+    /// a token the mask refused was accepted, or the grammar became too ambiguous: generation stops
+    private var broken = false
+
+    // the vocabulary in byte order: sorted position k is token order[k], whose bytes are
+    // bytes[start[k]..<start[k+1]] and share their first lcp[k] bytes with position k-1's
+    private let order: [Int32]
+    private let start: [Int32]
+    private let bytes: [UInt8]
+    private let lcp: [Int32]
+
+    // scratch of the mask: level d of the current path holds the stacks after its first d bytes
+    private var buffer: [Int32] = []
+    private let vocabSize: Int
+
+    /// Decodes the tokenizer's vocabulary (special tokens excluded: never allowed).
+    public init(grammar: Grammar, tokenizer: TextTokenizer) throws {
+        self.grammar = grammar
+        guard let s = grammar.initialStacks(arena: &arena) else {
+            throw HMSTError.invalidArgument("grammar: more than \(Grammar.maxStacks) ways to start (too ambiguous)")
+        }
+        stacks = s
+        var pieces = (0..<tokenizer.vocabSize).map { (try? tokenizer.decode([Int32($0)])) ?? [] }
+        if let t = tokenizer as? Tokenizer {
+            for a in t.addedTokens where a.special && Int(a.id) >= 0 && Int(a.id) < pieces.count { pieces[Int(a.id)] = [] }
+        }
+        let ids = pieces.indices.filter { !pieces[$0].isEmpty }.sorted { pieces[$0].lexicographicallyPrecedes(pieces[$1]) }
+        var start: [Int32] = [0], bytes: [UInt8] = [], lcp: [Int32] = []
+        var previous: [UInt8] = []
+        for id in ids {
+            let p = pieces[id]
+            var n = 0
+            while n < p.count && n < previous.count && p[n] == previous[n] { n += 1 }
+            lcp.append(Int32(n))
+            bytes += p
+            start.append(Int32(bytes.count))
+            previous = p
+        }
+        order = ids.map { Int32($0) }
+        vocabSize = pieces.count
+        self.start = start
+        self.bytes = bytes
+        self.lcp = lcp
+    }
+
+    /// Parses GBNF text and builds the constraint.
+    public convenience init(gbnf: String, tokenizer: TextTokenizer) throws {
+        try self.init(grammar: try Grammar.parse(gbnf: gbnf), tokenizer: tokenizer)
+    }
+
+    public var isComplete: Bool { broken || (partial.need == 0 && stacks.allSatisfy { $0 < 0 }) }
+
+    /// Whether the text so far is a whole sentence (end of text may come).
+    public var canEnd: Bool { partial.need == 0 && stacks.contains(-1) }
+
+    /// Feeds byte b to the state whose stacks are buf[range] and whose character so far is p:
+    /// appends the new stacks to buf and returns the new partial character, or nil (refused).
+    @inline(__always)
+    static func step(_ g: Grammar, _ b: UInt8, _ range: Range<Int>, _ p: PartialChar,
+                     arena: inout NodeArena, buf: inout [Int32]) -> PartialChar? {
+        var q = p
+        if q.need == 0 {
+            switch b {
+            case 0x00...0x7F: q.cp = UInt32(b); q.len = 1
+            case 0xC2...0xDF: q.cp = UInt32(b & 0x1F); q.need = 1; q.len = 2
+            case 0xE0...0xEF: q.cp = UInt32(b & 0x0F); q.need = 2; q.len = 3
+            case 0xF0...0xF4: q.cp = UInt32(b & 0x07); q.need = 3; q.len = 4
+            default: return nil
+            }
+        } else {
+            guard b & 0xC0 == 0x80 else { return nil }
+            q.cp = q.cp << 6 | UInt32(b & 0x3F)
+            q.need -= 1
+        }
+        let least: UInt32 = q.len == 2 ? 0x80 : q.len == 3 ? 0x800 : q.len == 4 ? 0x10000 : 0
+        let from = buf.count
+        if q.need > 0 {
+            // the code points a character with these first bytes can be
+            let shift = 6 * UInt32(q.need)
+            let lo = max(q.cp << shift, least), hi = min(q.cp << shift | (1 << shift - 1), 0x10FFFF)
+            guard lo <= hi, !(lo >= 0xD800 && hi <= 0xDFFF) else { return nil }
+            var i = range.lowerBound
+            while i < range.upperBound {
+                let t = buf[i]
+                if t >= 0 && g.mayMatch(arena.pos[Int(t)], lo, hi) { buf.append(t) }
+                i += 1
+            }
+            return buf.count > from ? q : nil
+        }
+        guard q.cp >= least, q.cp <= 0x10FFFF, !(0xD800...0xDFFF).contains(q.cp) else { return nil }
+        guard g.advance(&buf, range, q.cp, arena: &arena, from: from), buf.count > from else {
+            buf.removeSubrange(from...)
+            return nil
+        }
+        return PartialChar()
+    }
+
+    public func mask(_ logits: UnsafeMutableBufferPointer<Float>, eos: Set<Int32>) -> Bool {
+        let eosList = eos.filter { Int($0) < logits.count }.sorted()
+        let eosLogits = eosList.map { logits[Int($0)] }
+        let key = stateKey()
+        let bits: [UInt64]
+        if let hit = masks[key], hit.eos == eosList {
+            bits = hit.bits
+        } else {
+            bits = allowedTokens(eos: eosList)
+            if masks.count >= GrammarConstraint.maxCachedMasks { masks.removeAll(keepingCapacity: true) }
+            masks[key] = (eosList, bits)
+        }
+        var any = false
+        for i in 0..<logits.count {
+            if i >> 6 < bits.count && bits[i >> 6] & (1 << UInt64(i & 63)) != 0 {
+                if logits[i] > -.infinity { any = true }
+            } else {
+                logits[i] = -.infinity
+            }
+        }
+        // end of text only where the text is a whole sentence, or where no token can go on (the
+        // unfinished text is then the result, as when max_tokens ends it)
+        let end = canEnd || !any
+        for (id, l) in zip(eosList, eosLogits) { logits[Int(id)] = end ? l : -.infinity }
+        return any || eosList.contains { logits[Int($0)] > -.infinity }
+    }
+
+    /// Masks already computed, by state: inside a string (or any loop) the state after each
+    /// token is the state before it, so most tokens of a long value cost one lookup.
+    private var masks: [[Int32]: (eos: [Int32], bits: [UInt64])] = [:]
+    static let maxCachedMasks = 64
+
+    /// The state as its stacks' element chains (sorted) and the partial character: equal for
+    /// states that allow the same tokens, however their nodes were made.
+    private func stateKey() -> [Int32] {
+        var chains: [[Int32]] = []
+        chains.reserveCapacity(stacks.count)
+        for t in stacks {
+            var chain: [Int32] = []
+            var n = t
+            while n >= 0 { chain.append(arena.pos[Int(n)]); n = arena.parent[Int(n)] }
+            chains.append(chain)
+        }
+        chains.sort { $0.lexicographicallyPrecedes($1) }
+        var key: [Int32] = [Int32(bitPattern: partial.cp), Int32(partial.need), Int32(partial.len)]
+        for c in chains { key.append(-2); key += c }
+        return key
+    }
+
+    /// A bit per token id: whether its bytes continue the text (end-of-text ids left out).
+    private func allowedTokens(eos: [Int32]) -> [UInt64] {
+        let g = grammar
+        var arena = self.arena
+        self.arena = NodeArena()
+        var buf = buffer
+        buffer = []
+        buf.removeAll(keepingCapacity: true)
+        buf += stacks
+        let mark0 = arena.count
+        // level d: stacks buf[levelStart[d]..<levelStart[d+1]], character partials[d], arena size marks[d]
+        var levelStart = [0, buf.count]
+        var partials = [partial]
+        var marks = [mark0]
+        var bits = [UInt64](repeating: 0, count: (vocabSize + 63) / 64)
+        var shared = Int.max   // bytes the next token shares with the current path's
+        bytes.withUnsafeBufferPointer { bytes in
+            for k in 0..<order.count {
+                shared = min(shared, Int(lcp[k]))
+                let id = Int(order[k])
+                if eos.contains(Int32(id)) { continue }
+                let lo = Int(start[k]), hi = Int(start[k + 1])
+                // keep the levels of the bytes shared with the path
+                let keep = min(shared, partials.count - 1)
+                if keep < partials.count - 1 {
+                    partials.removeSubrange((keep + 1)...)
+                    marks.removeSubrange((keep + 1)...)
+                    levelStart.removeSubrange((keep + 2)...)
+                    buf.removeSubrange(levelStart[keep + 1]...)
+                    arena.truncate(to: marks[keep])
+                }
+                shared = Int.max
+                var d = keep
+                var fits = true
+                while lo + d < hi {
+                    guard let p = GrammarConstraint.step(g, bytes[lo + d], levelStart[d]..<levelStart[d + 1], partials[d],
+                                                         arena: &arena, buf: &buf) else { fits = false; break }
+                    levelStart.append(buf.count)
+                    partials.append(p)
+                    marks.append(arena.count)
+                    d += 1
+                }
+                // refused at byte d: the path keeps levels 0...d, and a token that shares
+                // more than d bytes is refused again at its first step
+                if fits { bits[id >> 6] |= 1 << UInt64(id & 63) }
+            }
+        }
+        arena.truncate(to: mark0)
+        self.arena = arena
+        buffer = buf
+        return bits
+    }
+
+    /// Feeds bytes to the state; false (and the constraint broken) when they do not fit.
+    @discardableResult
+    func acceptBytes(_ piece: [UInt8]) -> Bool {
+        guard !broken else { return false }
+        var buf = stacks
+        var range = 0..<buf.count
+        var p = partial
+        for b in piece {
+            guard let next = GrammarConstraint.step(grammar, b, range, p, arena: &arena, buf: &buf) else {
+                broken = true
+                return false
+            }
+            p = next
+            range = range.upperBound..<buf.count
+        }
+        stacks = Array(buf[range])
+        partial = p
+        return true
+    }
+
+    public func accept(_ id: Int32) {
+        guard let k = position(of: id) else { broken = true; return }
+        acceptBytes(Array(bytes[Int(start[k])..<Int(start[k + 1])]))
+    }
+
+    private lazy var positions: [Int32: Int] = Dictionary(uniqueKeysWithValues: order.enumerated().map { ($1, $0) })
+    private func position(of id: Int32) -> Int? { positions[id] }
+}

@@ -1,0 +1,326 @@
+// JSONSchemaGrammar: a JSON Schema into GBNF (then a Grammar), for OpenAI's response_format
+// {"type": "json_schema"} and llama.cpp's --json-schema. The text generated is one JSON value
+// that the schema accepts, written compactly or with modest whitespace: between tokens one space,
+// or a line break and up to 20 spaces or tabs of indentation.
+//
+// Enforced: type (one or a list), enum, const, anyOf, oneOf (as anyOf: exclusivity is not
+// checked), allOf with one member, $ref to "#", "#/$defs/...", "#/definitions/..." or any JSON
+// pointer into the schema (recursion allowed), properties, required, additionalProperties,
+// items, prefixItems, minItems, maxItems (at most 1000), minLength, maxLength (at most 1000),
+// nullable (OpenAPI). Properties come in the schema's order, required ones always, optional ones
+// maybe. With `properties`, a missing additionalProperties means none (OpenAI's strict mode);
+// without them, any members. Extra members (additionalProperties true or a schema) may take any
+// key, also a declared one. Annotations (title, description, default, examples, format, $schema,
+// $id, $comment, deprecated, readOnly, writeOnly) are ignored, as a validator ignores `format` by
+// default; constraints that are not enforced (pattern, minimum, maximum, multipleOf, uniqueItems,
+// not, if/then/else, ...) are an error that names them, never silently dropped.
+//
+// Strings may not hold raw control characters or DEL (JSON allows DEL; no model needs it).
+// Numbers are bounded so a model cannot write digits forever: at most 16 integer digits, 16
+// fraction digits and 3 exponent digits.
+
+public enum JSONSchemaGrammar {
+    /// The GBNF text for `schema` (its root rule is `root`).
+    public static func gbnf(schema: JSONValue) throws -> String {
+        var w = Writer(root: schema)
+        let top = try w.rule(for: schema, name: "root", depth: 0)
+        if top != "root" { w.define("root", top) }
+        return w.text()
+    }
+
+    /// The Grammar for a schema given as JSON text.
+    public static func grammar(schemaText: String) throws -> Grammar {
+        let schema: JSONValue
+        do { schema = try JSONValue.parse(schemaText) } catch let e as HMSTError {
+            throw HMSTError.invalidArgument("json schema: not valid JSON: \(e.message)")
+        }
+        return try grammar(schema: schema)
+    }
+
+    public static func grammar(schema: JSONValue) throws -> Grammar {
+        try Grammar.parse(gbnf: try gbnf(schema: schema))
+    }
+
+    static let ignored: Set<String> = ["title", "description", "default", "examples", "format", "$schema", "$id",
+                                       "$comment", "deprecated", "readOnly", "writeOnly", "$defs", "definitions", "strict"]
+    static let refused: [String] = ["pattern", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
+                                    "patternProperties", "propertyNames", "minProperties", "maxProperties", "uniqueItems",
+                                    "contains", "minContains", "maxContains", "not", "if", "then", "else", "dependentRequired",
+                                    "dependentSchemas", "dependencies", "unevaluatedProperties", "unevaluatedItems", "contentEncoding",
+                                    "contentMediaType", "$dynamicRef", "$recursiveRef"]
+    static let maxDepth = 64
+    static let maxCount = 1000
+
+    /// A GBNF string literal of `text`.
+    static func literal(_ text: String) -> String {
+        var out = "\""
+        for u in text.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where u.value < 0x20 || u.value == 0x7F:
+                let hex = String(u.value, radix: 16)
+                out += "\\x" + String(repeating: "0", count: 2 - hex.count) + hex
+            default: out.unicodeScalars.append(u)
+            }
+        }
+        return out + "\""
+    }
+
+    struct Writer {
+        let root: JSONValue
+        var rules: [(String, String)] = []
+        var used: Set<String> = []
+        var refs: [String: String] = [:]     // JSON pointer -> rule name
+
+        init(root: JSONValue) { self.root = root }
+
+        func text() -> String { rules.map { "\($0.0) ::= \($0.1)" }.joined(separator: "\n") + "\n" }
+
+        mutating func define(_ name: String, _ body: String) {
+            used.insert(name)
+            rules.append((name, body))
+        }
+
+        /// A fresh rule name from a readable one.
+        mutating func fresh(_ hint: String) -> String {
+            var base = String(hint.unicodeScalars.map { c -> Character in
+                (c.properties.isASCIIHexDigit || (c.value >= 0x61 && c.value <= 0x7A) || (c.value >= 0x41 && c.value <= 0x5A)
+                 || (c.value >= 0x30 && c.value <= 0x39)) ? Character(c) : "-"
+            })
+            if base.isEmpty { base = "r" }
+            var name = base, k = 1
+            while used.contains(name) { k += 1; name = "\(base)-\(k)" }
+            used.insert(name)
+            return name
+        }
+
+        /// The shared rules every JSON value uses (defined on first use).
+        mutating func primitive(_ name: String) -> String {
+            if used.contains(name) { return name }
+            let body: String
+            switch name {
+            case "ws": body = #"(" " | "\n" [ \t]{0,20})?"#   // one space, or a line break and indentation
+            case "char": body = #"[^"\\\x00-\x1F\x7F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})"#
+            case "string": body = "\"\\\"\" \(primitive("char"))* \"\\\"\""
+            case "integer": body = #""-"? ("0" | [1-9] [0-9]{0,15})"#
+            case "number": body = "\(primitive("integer")) (\".\" [0-9]{1,16})? ([eE] [-+]? [0-9]{1,3})?"
+            case "boolean": body = #""true" | "false""#
+            case "null": body = #""null""#
+            case "value":
+                used.insert(name)
+                let ws = primitive("ws"), s = primitive("string")
+                let members = "\(s) \(ws) \":\" \(ws) value \(ws)"
+                let elements = "value \(ws)"
+                rules.append(("value", "\"{\" \(ws) (\(members) (\",\" \(ws) \(members))*)? \"}\" | \"[\" \(ws) (\(elements) (\",\" \(ws) \(elements))*)? \"]\" | "
+                              + "\(s) | \(primitive("number")) | \(primitive("boolean")) | \(primitive("null"))"))
+                return name
+            default: body = ""
+            }
+            define(name, body)
+            return name
+        }
+
+        func error(_ what: String, _ path: String) -> HMSTError {
+            HMSTError.invalidArgument("json schema: at \(path.isEmpty ? "the root" : path): \(what)")
+        }
+
+        /// A rule (or an expression fit to stand in a sequence) for schema s.
+        mutating func rule(for s: JSONValue, name: String, depth: Int, path: String = "") throws -> String {
+            guard depth <= JSONSchemaGrammar.maxDepth else { throw error("nested deeper than \(JSONSchemaGrammar.maxDepth)", path) }
+            if case .bool(let b) = s {
+                guard b else { throw error("schema false accepts nothing", path) }
+                return primitive("value")
+            }
+            guard let members = s.object else { throw error("a schema must be an object or a boolean", path) }
+            for (k, _) in members where JSONSchemaGrammar.refused.contains(k) {
+                throw error("'\(k)' is not supported (hmst enforces type, enum, const, anyOf, oneOf, $ref, properties, required, "
+                            + "additionalProperties, items, prefixItems, minItems, maxItems, minLength, maxLength)", path)
+            }
+            if let r = s["$ref"] {
+                guard let ref = r.string else { throw error("$ref must be a string", path) }
+                return try reference(ref, depth: depth, path: path)
+            }
+            var alternatives: [String]
+            if let c = s["const"] {
+                alternatives = [JSONSchemaGrammar.literal(c.serialized)]
+            } else if let e = s["enum"] {
+                guard let values = e.array, !values.isEmpty else { throw error("enum must be a non-empty array", path) }
+                alternatives = values.map { JSONSchemaGrammar.literal($0.serialized) }
+            } else if let any = s["anyOf"] ?? s["oneOf"] {
+                let key = s["anyOf"] != nil ? "anyOf" : "oneOf"
+                guard let list = any.array, !list.isEmpty else { throw error("\(key) must be a non-empty array", path) }
+                alternatives = try list.enumerated().map { i, sub in
+                    try rule(for: sub, name: "\(name)-\(i)", depth: depth + 1, path: "\(path)/\(key)/\(i)")
+                }
+            } else if let all = s["allOf"] {
+                guard let list = all.array, list.count == 1 else {
+                    throw error("allOf with more than one schema is not supported (merge them into one)", path)
+                }
+                alternatives = [try rule(for: list[0], name: name, depth: depth + 1, path: "\(path)/allOf/0")]
+            } else {
+                let types: [String]
+                switch s["type"] {
+                case .none: types = inferredTypes(s)
+                case .some(.string(let t)): types = [t]
+                case .some(.array(let list)):
+                    types = try list.map { guard let t = $0.string else { throw error("type must be a string or strings", path) }; return t }
+                    if types.isEmpty { throw error("type is an empty list", path) }
+                default: throw error("type must be a string or an array of strings", path)
+                }
+                alternatives = try types.map { try typed($0, s, name: name, depth: depth, path: path) }
+            }
+            if s["nullable"]?.bool == true { alternatives.append(primitive("null")) }
+            if alternatives.count == 1 { return alternatives[0] }
+            let r = fresh(name)
+            rules.append((r, alternatives.joined(separator: " | ")))
+            return r
+        }
+
+        /// The types a schema without "type" describes: from its keywords, or any value.
+        func inferredTypes(_ s: JSONValue) -> [String] {
+            if s["properties"] != nil || s["additionalProperties"] != nil || s["required"] != nil { return ["object"] }
+            if s["items"] != nil || s["prefixItems"] != nil || s["minItems"] != nil || s["maxItems"] != nil { return ["array"] }
+            if s["minLength"] != nil || s["maxLength"] != nil { return ["string"] }
+            return ["any"]
+        }
+
+        mutating func count(_ s: JSONValue, _ key: String, path: String) throws -> Int? {
+            guard let v = s[key] else { return nil }
+            guard let n = v.int, n >= 0 else { throw error("\(key) must be a non-negative integer", path) }
+            guard n <= JSONSchemaGrammar.maxCount else { throw error("\(key) \(n) is above \(JSONSchemaGrammar.maxCount), the most hmst enforces", path) }
+            return n
+        }
+
+        /// `x` repeated min...max times, separated by `sep` (nil max: any number).
+        func repeatedList(_ x: String, sep: String, min: Int, max: Int?) -> String {
+            if let m = max, m == 0 { return "" }
+            let more = max.map { "{\(Swift.max(min - 1, 0)),\($0 - 1)}" } ?? (min > 1 ? "{\(min - 1),}" : "*")
+            let list = "\(x) (\(sep) \(x))\(more)"
+            return min == 0 ? "(\(list))?" : list
+        }
+
+        mutating func typed(_ type: String, _ s: JSONValue, name: String, depth: Int, path: String) throws -> String {
+            let ws = primitive("ws")
+            switch type {
+            case "any": return primitive("value")
+            case "null", "boolean", "integer", "number": return primitive(type)
+            case "string":
+                let lo = try count(s, "minLength", path: path) ?? 0
+                let hi = try count(s, "maxLength", path: path)
+                if lo == 0 && hi == nil { return primitive("string") }
+                if let h = hi, h < lo { throw error("maxLength \(h) is below minLength \(lo)", path) }
+                let r = fresh(name + "-string")
+                rules.append((r, "\"\\\"\" \(primitive("char")){\(lo),\(hi.map(String.init) ?? "")} \"\\\"\""))
+                return r
+            case "array":
+                let lo = try count(s, "minItems", path: path) ?? 0
+                let hi = try count(s, "maxItems", path: path)
+                if let h = hi, h < lo { throw error("maxItems \(h) is below minItems \(lo)", path) }
+                let r = fresh(name)
+                used.insert(r)
+                if let prefix = s["prefixItems"] {
+                    guard let list = prefix.array else { throw error("prefixItems must be an array", path) }
+                    guard s["minItems"] == nil && s["maxItems"] == nil else {
+                        throw error("minItems or maxItems with prefixItems is not supported", path)
+                    }
+                    var parts: [String] = []
+                    for (i, sub) in list.enumerated() {
+                        parts.append(try rule(for: sub, name: "\(r)-\(i)", depth: depth + 1, path: "\(path)/prefixItems/\(i)") + " \(ws)")
+                    }
+                    var tail = ""
+                    if let items = s["items"], items != .bool(false) {
+                        let x = try rule(for: items, name: "\(r)-item", depth: depth + 1, path: "\(path)/items")
+                        tail = list.isEmpty ? repeatedList("\(x) \(ws)", sep: "\",\" \(ws)", min: 0, max: nil)
+                                            : "(\",\" \(ws) \(x) \(ws))*"
+                    }
+                    rules.append((r, "\"[\" \(ws) \(parts.joined(separator: " \",\" \(ws) ")) \(tail) \"]\""))
+                    return r
+                }
+                let item: String
+                if let items = s["items"] {
+                    if items == .bool(false) {
+                        guard lo == 0 else { throw error("items false with minItems above 0 accepts nothing", path) }
+                        rules.append((r, "\"[\" \(ws) \"]\""))
+                        return r
+                    }
+                    item = try rule(for: items, name: "\(r)-item", depth: depth + 1, path: "\(path)/items")
+                } else {
+                    item = primitive("value")
+                }
+                rules.append((r, "\"[\" \(ws) \(repeatedList("\(item) \(ws)", sep: "\",\" \(ws)", min: lo, max: hi)) \"]\""))
+                return r
+            case "object":
+                return try object(s, name: name, depth: depth, path: path)
+            default:
+                throw error("unknown type '\(type)' (string, number, integer, boolean, null, object, array)", path)
+            }
+        }
+
+        mutating func object(_ s: JSONValue, name: String, depth: Int, path: String) throws -> String {
+            let ws = primitive("ws")
+            var props: [(String, JSONValue)] = []
+            if let p = s["properties"] {
+                guard let list = p.object else { throw error("properties must be an object", path) }
+                props = list
+            }
+            var required: [String] = []
+            if let r = s["required"] {
+                guard let list = r.array, list.allSatisfy({ $0.string != nil }) else { throw error("required must be an array of strings", path) }
+                required = list.compactMap(\.string)
+            }
+            // a required name without a schema: any value
+            for k in required where !props.contains(where: { $0.0 == k }) { props.append((k, .bool(true))) }
+            var extra: String? = nil
+            switch s["additionalProperties"] {
+            case .none: if s["properties"] == nil && s["required"] == nil { extra = primitive("value") }
+            case .some(.bool(false)): extra = nil
+            case .some(let a):
+                extra = try rule(for: a, name: "\(name)-additional", depth: depth + 1, path: "\(path)/additionalProperties")
+            }
+            let r = fresh(name)
+            let extraMember = extra.map { "\(primitive("string")) \(ws) \":\" \(ws) \($0) \(ws)" }
+            // first-k: members k... when none came yet; rest-k: after one came (so a comma first)
+            var first = extraMember.map { "(\($0) (\",\" \(ws) \($0))*)?" } ?? ""
+            var rest = extraMember.map { "(\",\" \(ws) \($0))*" } ?? ""
+            for (k, (key, sub)) in props.enumerated().reversed() {
+                let value = try rule(for: sub, name: "\(r)-\(key)", depth: depth + 1, path: "\(path)/properties/\(key)")
+                let member = "\(JSONSchemaGrammar.literal(JSONWriter.quote(key))) \(ws) \":\" \(ws) \(value) \(ws)"
+                let firstName = fresh("\(r)-first\(k)")
+                let isRequired = required.contains(key)
+                rules.append((firstName, isRequired ? "\(member) \(rest)" : "\(member) \(rest) | \(first.isEmpty ? "\"\"" : first)"))
+                first = firstName
+                if k > 0 {   // after an earlier member: a comma first (the first member has none)
+                    let restName = fresh("\(r)-rest\(k)")
+                    rules.append((restName, isRequired ? "\",\" \(ws) \(member) \(rest)" : "(\",\" \(ws) \(member))? \(rest)"))
+                    rest = restName
+                }
+            }
+            rules.append((r, "\"{\" \(ws) \(first) \"}\""))
+            return r
+        }
+
+        mutating func reference(_ ref: String, depth: Int, path: String) throws -> String {
+            if let known = refs[ref] { return known }
+            guard ref == "#" || ref.hasPrefix("#/") else {
+                throw error("$ref '\(ref)' is not supported (only references into this schema: \"#\", \"#/$defs/NAME\")", path)
+            }
+            var target = root
+            for raw in ref.dropFirst(2).split(separator: "/", omittingEmptySubsequences: false) where ref != "#" {
+                let key = raw.replacingOccurrences(of: "~1", with: "/").replacingOccurrences(of: "~0", with: "~")
+                if let next = target[key] { target = next }
+                else if let list = target.array, let i = Int(key), i >= 0, i < list.count { target = list[i] }
+                else { throw error("$ref '\(ref)' names nothing in the schema", path) }
+            }
+            // named before its body is written, so a recursive reference finds it
+            let r = fresh("ref-" + (ref.split(separator: "/").last.map(String.init) ?? "root"))
+            refs[ref] = r
+            let body = try rule(for: target, name: r, depth: depth + 1, path: String(ref.dropFirst()))
+            rules.append((r, body))
+            return r
+        }
+    }
+}

@@ -1,0 +1,51 @@
+// hmst grammar: the GBNF grammar a JSON Schema becomes (what `generate --json-schema` and the
+// server's response_format json_schema follow; llama.cpp's json_schema_to_grammar), or a check
+// of a GBNF file (`generate --grammar-file`) without loading a model.
+import ArgumentParser
+import HMSTCore
+
+struct GrammarCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "grammar",
+        abstract: "Print the GBNF grammar of a JSON Schema, or check a GBNF grammar file.")
+
+    @Option(name: .customLong("json-schema"), help: ArgumentHelp("A JSON Schema (its JSON text).", valueName: "JSON"))
+    var jsonSchema: String?
+
+    @Option(name: .customLong("json-schema-file"), help: "A JSON Schema file.")
+    var jsonSchemaFile: String?
+
+    @Option(help: ArgumentHelp("Check this GBNF grammar file: its rules, or what is wrong and where.", valueName: "FILE"))
+    var check: String?
+
+    func validate() throws {
+        if [jsonSchema, jsonSchemaFile, check].compactMap({ $0 }).count != 1 {
+            throw ValidationError("give one of --json-schema, --json-schema-file, --check")
+        }
+    }
+
+    func run() throws {
+        try runReportingErrors {
+            if let path = check {
+                let g = try withSource(path) { try Grammar.parse(gbnf: try FileIO.readText(path)) }
+                print("\(path): reads: \(g.ruleNames.count) rules (groups and repetitions included), starting at root")
+                return
+            }
+            let text = try jsonSchemaFile.map { f in try withSource(f) { try FileIO.readText(f) } } ?? jsonSchema!
+            let schema: JSONValue
+            do { schema = try JSONValue.parse(text) } catch let e as HMSTError {
+                throw HMSTError.invalidArgument("\(jsonSchemaFile ?? "--json-schema"): not valid JSON: \(e.message)")
+            }
+            let gbnf = try withSource(jsonSchemaFile ?? "--json-schema") { try JSONSchemaGrammar.gbnf(schema: schema) }
+            _ = try Grammar.parse(gbnf: gbnf)
+            StandardStream.output.write(gbnf)
+        }
+    }
+}
+
+/// Runs body; an INVALID_ARGUMENT it throws names `source` (a file or an option) first.
+func withSource<T>(_ source: String, _ body: () throws -> T) throws -> T {
+    do { return try body() } catch let e as HMSTError where e.status == .invalidArgument {
+        throw HMSTError.invalidArgument("\(source): \(e.message)")
+    }
+}
