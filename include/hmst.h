@@ -423,7 +423,10 @@ enum hmst_stop_reason {
     HMST_STOP_EOS = 1,
     HMST_STOP_STRING = 2,
     HMST_STOP_CALLBACK = 3,
-    HMST_STOP_CONTEXT_FULL = 4
+    HMST_STOP_CONTEXT_FULL = 4,
+    /* json_object, grammar or json_schema allows no token of the vocabulary here (or the
+     * grammar became too ambiguous): the text is unfinished */
+    HMST_STOP_NO_CONTINUATION = 5
 };
 
 struct hmst_generate_params {

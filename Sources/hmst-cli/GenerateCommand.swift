@@ -70,9 +70,9 @@ struct GenerateCommand: ParsableCommand {
     /// The grammar the constraint options ask for (read and checked before the model loads).
     func requestedGrammar() throws -> Grammar? {
         if let g = grammar { return try Grammar.parse(gbnf: g) }
-        if let f = grammarFile { return try withSource(f) { try Grammar.parse(gbnf: try FileIO.readText(f)) } }
+        if let f = grammarFile { return try withSource(f) { try Grammar.parse(gbnf: try readUTF8(f)) } }
         if let j = jsonSchema { return try JSONSchemaGrammar.grammar(schemaText: j) }
-        if let f = jsonSchemaFile { return try withSource(f) { try JSONSchemaGrammar.grammar(schemaText: try FileIO.readText(f)) } }
+        if let f = jsonSchemaFile { return try withSource(f) { try JSONSchemaGrammar.grammar(schemaText: try readUTF8(f)) } }
         return nil
     }
 

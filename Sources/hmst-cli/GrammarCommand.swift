@@ -27,11 +27,11 @@ struct GrammarCommand: ParsableCommand {
     func run() throws {
         try runReportingErrors {
             if let path = check {
-                let g = try withSource(path) { try Grammar.parse(gbnf: try FileIO.readText(path)) }
+                let g = try withSource(path) { try Grammar.parse(gbnf: try readUTF8(path)) }
                 print("\(path): reads: \(g.ruleNames.count) rules (groups and repetitions included), starting at root")
                 return
             }
-            let text = try jsonSchemaFile.map { f in try withSource(f) { try FileIO.readText(f) } } ?? jsonSchema!
+            let text = try jsonSchemaFile.map { f in try withSource(f) { try readUTF8(f) } } ?? jsonSchema ?? ""
             let schema: JSONValue
             do { schema = try JSONValue.parse(text) } catch let e as HMSTError {
                 throw HMSTError.invalidArgument("\(jsonSchemaFile ?? "--json-schema"): not valid JSON: \(e.message)")
@@ -41,6 +41,14 @@ struct GrammarCommand: ParsableCommand {
             StandardStream.output.write(gbnf)
         }
     }
+}
+
+/// A grammar or schema file's text; not UTF-8 is an error (a lossy reading would change what it says).
+func readUTF8(_ path: String) throws -> String {
+    guard let s = String(validating: try FileIO.readAll(path), as: UTF8.self) else {
+        throw HMSTError.invalidArgument("not UTF-8")
+    }
+    return s
 }
 
 /// Runs body; an INVALID_ARGUMENT it throws names `source` (a file or an option) first.

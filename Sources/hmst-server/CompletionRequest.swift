@@ -70,6 +70,7 @@ struct CompletionRequest {
         // llama.cpp's server fields: GBNF text, or a JSON Schema
         if let g = f["grammar"], !g.isNull {
             guard let text = g.string else { throw APIError.invalid("'grammar' must be GBNF text", param: "grammar") }
+            if grammar != nil { throw APIError.invalid("give one of 'grammar', 'json_schema' and a response_format json_schema", param: "grammar") }
             do { grammar = try Grammar.parse(gbnf: text) } catch let e as HMSTError {
                 throw APIError.invalid(e.message, param: "grammar")
             }

@@ -148,7 +148,7 @@ enum Generator {
         else {
             switch stats.stopReason {
             case .eos, .stopString: finish = stopAt != nil || stats.stopReason == .eos ? "stop" : "length"
-            case .maxTokens, .contextFull: finish = "length"
+            case .maxTokens, .contextFull, .noContinuation: finish = "length"
             case .callback: finish = "stop"
             }
         }

@@ -205,6 +205,10 @@ def test_response_format_json_schema_and_grammar(server):
     with pytest.raises(openai.BadRequestError) as e:
         c.completions.create(model="micro", prompt="x", max_tokens=1,
                              extra_body={"grammar": 'root ::= "a"', "response_format": {"type": "json_object"}})
+    with pytest.raises(openai.BadRequestError) as e:   # a schema and a grammar: which one would win is not guessed
+        c.chat.completions.create(model="micro", messages=[{"role": "user", "content": "x"}], max_tokens=1, response_format=fmt,
+                                  extra_body={"grammar": 'root ::= "a"'})
+    assert e.value.body["param"] == "grammar"
     with pytest.raises(openai.BadRequestError) as e:
         c.completions.create(model="micro", prompt="x", max_tokens=1, extra_body={"json_schema": {"type": "strin"}})
     assert e.value.body["param"] == "json_schema" and "unknown type 'strin'" in e.value.body["message"]

@@ -25,6 +25,8 @@ public enum StopReason: Int32, Sendable {
     case stopString = 2
     case callback = 3
     case contextFull = 4
+    /// the constraint (JSON mode, a grammar) allows no token of the vocabulary: the text is unfinished
+    case noContinuation = 5
 }
 
 public struct GenerationRequest {
@@ -38,8 +40,8 @@ public struct GenerationRequest {
     public var vocabLimit: Int? = nil
     /// Called after each token with all generated tokens; return true to stop (stop strings).
     public var shouldStop: ([Int32]) -> Bool = { _ in false }
-    /// Tokens allowed next (JSONConstraint); generation stops when it is complete, or when it
-    /// allows nothing (stop reason eos).
+    /// Tokens allowed next (JSONConstraint, GrammarConstraint); generation stops when it is
+    /// complete (stop reason eos), or when it allows nothing (noContinuation).
     public var constraint: TokenConstraint? = nil
 
     public init() {}
@@ -68,7 +70,7 @@ extension Session {
             var allowed = true
             let mask = req.constraint.map { c in { (l: UnsafeMutableBufferPointer<Float>) in allowed = c.mask(l, eos: req.eosTokens) } }
             let next = sampler.sample(logits: row.baseAddress!, V: V, recent: history[...], mask: mask)
-            if !allowed { stats.stopReason = .eos; break }
+            if !allowed { stats.stopReason = .noContinuation; break }
             if out.isEmpty {
                 tFirst = Clock.nowMs()
                 stats.timeToFirstTokenMs = tFirst - t0

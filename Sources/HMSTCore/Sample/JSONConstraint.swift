@@ -215,9 +215,14 @@ public final class JSONConstraint: TokenConstraint {
         }
     }
 
-    public var isComplete: Bool { state.isComplete || broken }
+    /// Complete (generation stops, eos); a broken constraint is not: its next mask allows nothing.
+    public var isComplete: Bool { state.isComplete && !broken }
 
     public func mask(_ logits: UnsafeMutableBufferPointer<Float>, eos: Set<Int32>) -> Bool {
+        if broken {
+            for i in 0..<logits.count { logits[i] = -.infinity }
+            return false
+        }
         var any = false
         // between characters of a string, plain tokens fit without a check; elsewhere a token
         // whose first byte cannot come next is out without feeding the rest
@@ -242,13 +247,13 @@ public final class JSONConstraint: TokenConstraint {
             }
             if ok { any = true } else { logits[i] = -.infinity }
         }
-        // end of text only where the object is closed, or where no token can go on (an object
-        // left open is then the result: max_tokens says the same)
-        if any && !state.isComplete {
+        // end of text only where the object is closed; where no token can go on, false (the
+        // object is left open: stop reason noContinuation)
+        if !state.isComplete {
             for id in eos where Int(id) < logits.count { logits[Int(id)] = -.infinity }
-            return true
+            return any
         }
-        return eos.contains { Int($0) < logits.count && logits[Int($0)] > -.infinity }
+        return any || eos.contains { Int($0) < logits.count && logits[Int($0)] > -.infinity }
     }
 
     /// Feeds bytes that no token carried (tests drive the state through a document with it).

@@ -79,6 +79,8 @@ final class GrammarTests: XCTestCase {
             ("root ::= \"\\uD800\"", "not a Unicode scalar"),
             ("root = \"a\"", "expected '::=' after rule name 'root'"),
             ("root ::= \"a\" @", "line 1, column 14: unexpected '@'"),
+            ("root ::= " + String(repeating: "(", count: 65) + "\"a\"" + String(repeating: ")", count: 65), "groups nested deeper than 64"),
+            ("root ::= " + String(repeating: "\"" + String(repeating: "x", count: 900) + "\"{1000} ", count: 5), "expand to more than 4000000 elements"),
         ]
         for (text, expected) in cases {
             XCTAssertThrowsError(try Grammar.parse(gbnf: text), text) { e in
@@ -86,6 +88,61 @@ final class GrammarTests: XCTestCase {
                 XCTAssertEqual((e as? HMSTError)?.status, .invalidArgument)
             }
         }
+    }
+
+    /// Long chains of rules (from a big grammar file) are checked and expanded without recursion;
+    /// a left-recursive cycle through all of them is still found.
+    func testLongRuleChainsNeedNoDeepStack() throws {
+        let n = 50_000
+        var text = "root ::= r0\n"
+        for i in 0..<n { text += "r\(i) ::= r\(i + 1)\n" }
+        let g = try Grammar.parse(gbnf: text + "r\(n) ::= \"z\"\n")
+        XCTAssertTrue(try check(g, "z").complete)
+        XCTAssertFalse(try check(g, "y").ok)
+        XCTAssertThrowsError(try Grammar.parse(gbnf: text + "r\(n) ::= \"\" r0 \"z\"\n")) { e in
+            XCTAssertTrue("\(e)".contains("left-recursive"), "\(e)")
+        }
+        // a chain that is empty all the way: found empty in one pass, not one pass per rule
+        let t0 = Clock.nowMs()
+        let empty = try Grammar.parse(gbnf: text + "r\(n) ::= \"\"\n")
+        XCTAssertTrue(try check(empty, "").complete)
+        XCTAssertLessThan(Clock.nowMs() - t0, 20_000)
+    }
+
+    func testAmbiguityNamesAndDeadEnds() throws {
+        // two ways to read the same text merge into one stack, however long the text
+        let twice = try Grammar.parse(gbnf: #"root ::= ("a" | "a") root "c" | "z""#)
+        let deep = String(repeating: "a", count: 40) + "z" + String(repeating: "c", count: 40)
+        XCTAssertTrue(try check(twice, deep).complete)
+        XCTAssertFalse(try check(twice, String(repeating: "a", count: 40) + "zc").complete)
+        // empty rules whose ways multiply are refused at once, not expanded for ever
+        var chain = "a0 ::= \"\"\n"
+        for i in 1...24 { chain += "a\(i) ::= a\(i - 1) a\(i - 1)\n" }
+        XCTAssertThrowsError(try Grammar.parse(gbnf: chain + "root ::= a24 \"x\"")) { e in
+            XCTAssertTrue("\(e)".contains("too ambiguous"), "\(e)")
+        }
+        // a generated rule never takes a name the grammar uses
+        let named = try Grammar.parse(gbnf: "root ::= root-2 \"a\"* (\"b\")\nroot-2 ::= \"b\"\n")
+        XCTAssertTrue(try check(named, "baab").complete)
+        XCTAssertFalse(try check(named, "aa").ok)
+        XCTAssertTrue(named.ruleNames.contains { $0.hasPrefix("root(") })
+        // a negated class whose ranges touch: a lead byte that can only become excluded characters is refused
+        let gap = try Grammar.parse(gbnf: #"root ::= [^\u1000-\u17FF\u1800-\u1FFF]"#)
+        XCTAssertFalse(try check(gap, [0xE1]).ok)
+        XCTAssertTrue(try check(gap, [0xE2]).ok)
+        // no token can go on: the mask allows nothing, not even the end (the text is unfinished)
+        let c = try GrammarConstraint(gbnf: #"root ::= "a" "b""#, tokenizer: JSONConstraintTests.PiecesTokenizer([Array("a".utf8), Array("c".utf8)]))
+        c.accept(0)
+        var logits: [Float] = [0, 0, 0]
+        XCTAssertFalse(logits.withUnsafeMutableBufferPointer { c.mask($0, eos: [2]) })
+        XCTAssertEqual(logits, [-.infinity, -.infinity, -.infinity])
+        XCTAssertFalse(c.isComplete)
+        // a refused token accepted anyway breaks it: nothing is allowed after, and it is not complete
+        let b = try GrammarConstraint(gbnf: #"root ::= "a""#, tokenizer: JSONConstraintTests.PiecesTokenizer([Array("a".utf8), Array("c".utf8)]))
+        b.accept(1)
+        logits = [0, 0, 0]
+        XCTAssertFalse(logits.withUnsafeMutableBufferPointer { b.mask($0, eos: [2]) })
+        XCTAssertFalse(b.isComplete)
     }
 
     /// A JSON grammar in GBNF and JSONPrefix (a hand-written recognizer) agree on every prefix of
@@ -216,6 +273,14 @@ final class GrammarTests: XCTestCase {
         XCTAssertTrue(try check(tuple, #"["a", 1]"#).complete)
         XCTAssertFalse(try check(tuple, #"["a", 1, 2]"#).ok)
         // a bare schema ({} or true) is any JSON value; the texts are whole values, nothing after
+        // required without properties: those members first, then any others
+        let ids = try JSONSchemaGrammar.grammar(schemaText: #"{"type":"object","required":["id"]}"#)
+        XCTAssertTrue(try check(ids, #"{"id":1,"x":2}"#).complete)
+        XCTAssertFalse(try check(ids, #"{"x":2}"#).complete)
+        // type beside enum keeps the values of that type
+        let typedEnum = try JSONSchemaGrammar.grammar(schemaText: #"{"type":"string","enum":["a",1,"b"]}"#)
+        XCTAssertTrue(try check(typedEnum, #""b""#).complete)
+        XCTAssertFalse(try check(typedEnum, "1").ok)
         let any = try JSONSchemaGrammar.grammar(schemaText: "true")
         for w in ["1", "\"s\"", "[1,{}]", "null"] { XCTAssertTrue(try check(any, w).complete, w) }
     }
@@ -234,6 +299,12 @@ final class GrammarTests: XCTestCase {
             (##"{"$ref":"#/$defs/a","$defs":{"a":{"$ref":"#/$defs/b"},"b":{"$ref":"#/$defs/a"}}}"##, "left-recursive"),
             (#"{"type":"object""#, "not valid JSON"),
             ("false", "schema false accepts nothing"),
+            (#"{"type":"object","properties":{"a":{"type":"integer"}},"anyOf":[{"required":["a"]}]}"#, "'type' beside 'anyOf' is not supported"),
+            (#"{"anyOf":[{"type":"string"}],"oneOf":[{"type":"integer"}]}"#, "'anyOf' beside 'oneOf'"),
+            (#"{"enum":["a","bbbb"],"maxLength":2}"#, "'maxLength' beside 'enum'"),
+            (##"{"$ref":"#/$defs/a","maxItems":1,"$defs":{"a":{"type":"array"}}}"##, "'maxItems' beside '$ref'"),
+            (#"{"type":"any"}"#, "unknown type 'any'"),
+            (#"{"type":"integer","enum":["a"]}"#, "no value of enum has the type given"),
         ]
         for (text, expected) in cases {
             XCTAssertThrowsError(try JSONSchemaGrammar.grammar(schemaText: text), text) { e in

@@ -95,7 +95,7 @@ TOKEN_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_bool, ctypes.c_int32, ctypes.POINTER(
 # enum hmst_numa_strategy
 NUMA_DISABLED, NUMA_DISTRIBUTE, NUMA_ISOLATE, NUMA_NUMACTL = range(4)
 # enum hmst_stop_reason
-STOP_REASONS = ["max_tokens", "eos", "stop_string", "callback", "context_full"]
+STOP_REASONS = ["max_tokens", "eos", "stop_string", "callback", "context_full", "no_continuation"]
 
 
 class ModelParams(_Struct):

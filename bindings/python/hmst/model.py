@@ -284,7 +284,7 @@ class Context(_Resource):
         raw = self._last_output()
         return Generation(raw, {
             "prompt_tokens": stats.prompt_tokens, "generated_tokens": stats.generated_tokens,
-            "stop_reason": _lib.STOP_REASONS[stats.stop_reason] if 0 <= stats.stop_reason < 5 else stats.stop_reason,
+            "stop_reason": _lib.STOP_REASONS[stats.stop_reason] if 0 <= stats.stop_reason < len(_lib.STOP_REASONS) else stats.stop_reason,
             "load_ms": stats.load_ms, "prompt_ms": stats.prompt_ms, "generate_ms": stats.generate_ms,
             "time_to_first_token_ms": stats.time_to_first_token_ms,
             "prompt_tokens_per_second": stats.prompt_tokens_per_second, "tokens_per_second": stats.tokens_per_second})

@@ -22,6 +22,10 @@ struct GBNFParser {
     static let maxSource = 1 << 20
     static let maxRepeat = 1000
     static let maxRules = 100_000
+    static let maxNesting = 64
+    /// the most elements repetitions may add (x{1000} of a long literal, nested): the compiled
+    /// grammar stays within memory
+    static let maxExpanded = 4_000_000
 
     let src: [UInt8]
     var i = 0
@@ -32,6 +36,8 @@ struct GBNFParser {
     var rules: [[[Grammar.Item]]] = []
     var classes: [Grammar.CharClass] = []
     var classIndex: [Grammar.CharClass: Int] = [:]
+    var nesting = 0
+    var expanded = 0
 
     init(_ src: [UInt8]) { self.src = src }
 
@@ -84,16 +90,30 @@ struct GBNFParser {
         return names.count - 1
     }
 
+    /// A rule for a group or repetition, named "parent(k)": parentheses are not name
+    /// characters, so it never takes a name the grammar uses.
     mutating func newRule(_ parent: String, _ alts: [[Grammar.Item]]) throws -> Int {
         var k = names.count
-        while index["\(parent)-\(k)"] != nil { k += 1 }
-        let r = try rule(named: "\(parent)-\(k)", at: i)
+        while index["\(parent)(\(k))"] != nil { k += 1 }
+        let r = try rule(named: "\(parent)(\(k))", at: i)
         defined[r] = true
         rules[r] = alts
         return r
     }
 
-    mutating func charClass(_ c: Grammar.CharClass) -> Grammar.Item {
+    /// The class with its ranges sorted and merged (overlapping or adjacent ones joined), so
+    /// that "one range covers lo...hi" is exact for Grammar.mayMatch.
+    mutating func charClass(_ c0: Grammar.CharClass) -> Grammar.Item {
+        var c = c0
+        var merged: [ClosedRange<UInt32>] = []
+        for r in c0.ranges.sorted(by: { $0.lowerBound < $1.lowerBound }) {
+            if let last = merged.last, r.lowerBound <= last.upperBound &+ 1 {
+                merged[merged.count - 1] = last.lowerBound...max(last.upperBound, r.upperBound)
+            } else {
+                merged.append(r)
+            }
+        }
+        c.ranges = merged
         if let k = classIndex[c] { return .chars(k) }
         classes.append(c)
         classIndex[c] = classes.count - 1
@@ -176,6 +196,9 @@ struct GBNFParser {
                 seq.append(charClass(Grammar.CharClass(negated: true, ranges: [])))
             } else if b == UInt8(ascii: "(") {
                 i += 1
+                nesting += 1
+                defer { nesting -= 1 }
+                guard nesting <= GBNFParser.maxNesting else { throw error("groups nested deeper than \(GBNFParser.maxNesting)") }
                 let alts = try alternatives(of: parent, nested: true)
                 guard peek == UInt8(ascii: ")") else { throw error("expected ')' to close the group opened", at: at) }
                 i += 1
@@ -233,6 +256,10 @@ struct GBNFParser {
 
     /// x repeated lo...hi times (hi nil: any number more).
     mutating func repeated(_ x: [Grammar.Item], _ lo: Int, _ hi: Int?, parent: String) throws -> [Grammar.Item] {
+        expanded += x.count * (max(lo, hi ?? 0) + 1)
+        guard expanded <= GBNFParser.maxExpanded else {
+            throw error("repetitions expand to more than \(GBNFParser.maxExpanded) elements")
+        }
         var out: [Grammar.Item] = []
         for _ in 0..<lo { out += x }
         if let h = hi {
@@ -243,8 +270,7 @@ struct GBNFParser {
             }
             if let t = tail { out.append(.ref(t)) }
         } else {
-            let k = try rule(named: "\(parent)-\(names.count)", at: i)
-            defined[k] = true
+            let k = try newRule(parent, [])
             rules[k] = [x + [.ref(k)], []]
             out.append(.ref(k))
         }

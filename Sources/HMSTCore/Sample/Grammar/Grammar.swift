@@ -30,13 +30,13 @@ public struct Grammar: Sendable {
     let classNegated: [Bool]
     let classRanges: [[ClosedRange<UInt32>]]
     let root: Int32
-    /// The rule names (generated ones for groups and repetitions look like "name-3").
+    /// The rule names (generated ones for groups and repetitions look like "name(3)").
     public let ruleNames: [String]
     /// The GBNF text it was read from.
     public let source: String
 
-    /// The largest number of stacks a state may hold: a grammar more ambiguous than this is an
-    /// error at the token that makes it so, not a slow crawl.
+    /// The largest number of stacks a state may hold: a token that would make a state more
+    /// ambiguous than this is refused (at the start: the grammar is an error), not a slow crawl.
     static let maxStacks = 1024
 
     init(source: String, names: [String], rules: [[[Item]]], classes: [CharClass], root: Int) throws {
@@ -70,17 +70,34 @@ public struct Grammar: Sendable {
         }
     }
 
-    /// Refuses rules that can reach themselves before reading a character.
+    /// Refuses rules that can reach themselves before reading a character. Linear in the
+    /// grammar's size, and without recursion (a chain of 100,000 rules is fine).
     static func checkLeftRecursion(names: [String], rules: [[[Item]]]) throws {
+        // rules that can match the empty text: an alternative of rules only, all of them empty
         var nullable = [Bool](repeating: false, count: rules.count)
-        var changed = true
-        while changed {
-            changed = false
-            for (r, rule) in rules.enumerated() where !nullable[r] {
-                let empty = rule.contains { alt in
-                    alt.allSatisfy { if case .ref(let s) = $0 { return nullable[s] }; return false }
+        var pending: [Int] = []          // per alternative of rules only: how many are not known empty yet
+        var owner: [Int] = []
+        var uses = [[Int]](repeating: [], count: rules.count)   // rule -> those alternatives, once per use
+        var queue: [Int] = []
+        for (r, rule) in rules.enumerated() {
+            for alt in rule {
+                var refs: [Int] = []
+                for item in alt { if case .ref(let s) = item { refs.append(s) } }
+                guard refs.count == alt.count else { continue }     // a character: never empty
+                if refs.isEmpty {
+                    if !nullable[r] { nullable[r] = true; queue.append(r) }
+                    continue
                 }
-                if empty { nullable[r] = true; changed = true }
+                let a = pending.count
+                pending.append(refs.count)
+                owner.append(r)
+                for s in refs { uses[s].append(a) }
+            }
+        }
+        while let s = queue.popLast() {
+            for a in uses[s] {
+                pending[a] -= 1
+                if pending[a] == 0 && !nullable[owner[a]] { nullable[owner[a]] = true; queue.append(owner[a]) }
             }
         }
         // edges r -> s: s can come first in r (after rules that can be empty)
@@ -94,25 +111,29 @@ public struct Grammar: Sendable {
                 }
             }
         }
-        // depth-first search for a cycle: 0 unvisited, 1 on the path, 2 done
+        // depth-first search for a cycle, with its own stack: 0 unvisited, 1 on the path, 2 done
         var mark = [UInt8](repeating: 0, count: rules.count)
-        var path: [Int] = []
-        func visit(_ r: Int) -> [Int]? {
-            mark[r] = 1
-            path.append(r)
-            for s in first[r] {
-                if mark[s] == 1 { return Array(path[path.lastIndex(of: s)!...]) + [s] }
-                if mark[s] == 0, let cycle = visit(s) { return cycle }
-            }
-            path.removeLast()
-            mark[r] = 2
-            return nil
-        }
-        for r in rules.indices where mark[r] == 0 {
-            if let cycle = visit(r) {
-                let shown = cycle.map { names[$0] }.joined(separator: " -> ")
-                throw HMSTError.invalidArgument("grammar: rule '\(names[cycle[0]])' is left-recursive (\(shown)); "
-                    + "write it with repetition instead (a ::= b c* rather than a ::= a c | b), and do not repeat what can be empty")
+        for root in rules.indices where mark[root] == 0 {
+            var path: [(rule: Int, next: Int)] = [(root, 0)]
+            mark[root] = 1
+            while let (r, i) = path.last {
+                guard i < first[r].count else {
+                    mark[r] = 2
+                    path.removeLast()
+                    continue
+                }
+                path[path.count - 1].next = i + 1
+                let s = first[r][i]
+                if mark[s] == 1 {
+                    let from = path.lastIndex { $0.rule == s } ?? 0
+                    let shown = (path[from...].map { names[$0.rule] } + [names[s]]).joined(separator: " -> ")
+                    throw HMSTError.invalidArgument("grammar: rule '\(names[s])' is left-recursive (\(shown)); "
+                        + "write it with repetition instead (a ::= b c* rather than a ::= a c | b), and do not repeat what can be empty")
+                }
+                if mark[s] == 0 {
+                    mark[s] = 1
+                    path.append((s, 0))
+                }
             }
         }
     }
@@ -134,37 +155,62 @@ public struct Grammar: Sendable {
 
     /// Appends to out[from...] the stacks that continue at element p over the stack `parent`,
     /// each with a character element on top (or -1: the text may end here); no duplicates.
-    /// False when there would be more than maxStacks.
+    /// False when there would be more than maxStacks. Works from its own list, not recursion,
+    /// so deep chains of rules cannot exhaust a thread's stack.
     func expand(_ p0: Int32, _ parent0: Int32, arena: inout NodeArena, out: inout [Int32], from: Int) -> Bool {
+        // what is left to expand beyond the current item lives in arena.work above `base` (the
+        // common case, a character element next, never touches it)
+        let base = arena.work.count
         var p = p0, parent = parent0
-        // an alternative that ends returns to the element its rule was called from
-        while kind[Int(p)] == Kind.end.rawValue {
-            if parent < 0 {
+        var visits = 0
+        while true {
+            visits += 1
+            guard visits <= Grammar.maxVisits else { arena.work.removeSubrange(base...); return false }
+            // an alternative that ends returns to the element its rule was called from
+            var accepted = false
+            while kind[Int(p)] == Kind.end.rawValue {
+                if parent < 0 { accepted = true; break }
+                p = arena.pos[Int(parent)]
+                parent = arena.parent[Int(parent)]
+            }
+            if accepted {
                 if !out[from...].contains(-1) { out.append(-1) }
-                return true
+            } else if kind[Int(p)] == Kind.chars.rawValue {
+                // the same stack (by content: two paths may build equal chains of distinct nodes)
+                var seen = false
+                var i = from
+                while i < out.count {
+                    let t = out[i]
+                    if t >= 0 && arena.pos[Int(t)] == p && arena.sameChain(arena.parent[Int(t)], parent) { seen = true; break }
+                    i += 1
+                }
+                if !seen {
+                    guard out.count - from < Grammar.maxStacks else { arena.work.removeSubrange(base...); return false }
+                    out.append(arena.push(p, parent))
+                }
+            } else {
+                // a rule: where to go on after it (nothing to push when it ends this alternative)
+                let after = p + 1
+                let cont = kind[Int(after)] == Kind.end.rawValue ? parent : arena.push(after, parent)
+                let alts = alternatives[Int(arg[Int(p)])]
+                guard arena.work.count - base + alts.count <= Grammar.maxWork else { arena.work.removeSubrange(base...); return false }
+                if let first = alts.first {   // (the parser gives every rule one at least)
+                    for k in stride(from: alts.count - 1, to: 0, by: -1) { arena.work.append((alts[k], cont)) }
+                    p = first
+                    parent = cont
+                    continue
+                }
             }
-            p = arena.pos[Int(parent)]
-            parent = arena.parent[Int(parent)]
+            guard arena.work.count > base else { return true }
+            (p, parent) = arena.work.removeLast()
         }
-        if kind[Int(p)] == Kind.chars.rawValue {
-            var i = from
-            while i < out.count {
-                let t = out[i]
-                if t >= 0 && arena.pos[Int(t)] == p && arena.parent[Int(t)] == parent { return true }
-                i += 1
-            }
-            guard out.count - from < Grammar.maxStacks else { return false }
-            out.append(arena.push(p, parent))
-            return true
-        }
-        // a rule: where to go on after it (nothing to push when it ends this alternative)
-        let next = p + 1
-        let cont = kind[Int(next)] == Kind.end.rawValue ? parent : arena.push(next, parent)
-        for start in alternatives[Int(arg[Int(p)])] {
-            if !expand(start, cont, arena: &arena, out: &out, from: from) { return false }
-        }
-        return true
     }
+
+    /// The most pending expansions at once, and the most steps one expansion may take (rules
+    /// that can be empty, nested so that their ways multiply: a0 ::= "", a1 ::= a0 a0, ...):
+    /// a grammar past them is as ambiguous as one past maxStacks.
+    static let maxWork = 1 << 20
+    static let maxVisits = 1 << 16
 
     /// The stacks at the start of a text.
     func initialStacks(arena: inout NodeArena) -> [Int32]? {
@@ -195,6 +241,8 @@ public struct Grammar: Sendable {
 struct NodeArena {
     var pos: [Int32] = []
     var parent: [Int32] = []
+    /// Grammar.expand's list of what is left to expand (kept to reuse its storage)
+    var work: [(Int32, Int32)] = []
 
     mutating func push(_ p: Int32, _ q: Int32) -> Int32 {
         pos.append(p)
@@ -203,6 +251,17 @@ struct NodeArena {
     }
 
     var count: Int { pos.count }
+
+    /// Whether the stacks below nodes a and b hold the same elements.
+    func sameChain(_ a0: Int32, _ b0: Int32) -> Bool {
+        var a = a0, b = b0
+        while a != b {
+            guard a >= 0, b >= 0, pos[Int(a)] == pos[Int(b)] else { return false }
+            a = parent[Int(a)]
+            b = parent[Int(b)]
+        }
+        return true
+    }
 
     mutating func truncate(to n: Int) {
         if pos.count > n {

@@ -11,8 +11,9 @@
 // Cost: the vocabulary is decoded and sorted by its bytes once per constraint; the mask walks it
 // in that order, so a prefix shared by many tokens ("\"na", " the") is fed to the grammar once
 // (the bytes fed per token are those of a trie of the vocabulary), and a token whose prefix was
-// refused costs one comparison. Masks are kept by state (the last 64): inside a string the state
-// after a token is the state before it, so the walk runs once per value, not once per token.
+// refused costs one comparison. Masks are kept by state (up to 64, then the cache starts over):
+// inside a string the state after a token is the state before it, so the walk runs once per
+// value, not once per token.
 
 /// The first bytes of a UTF-8 character still missing `need` bytes; need 0: between characters.
 struct PartialChar: Equatable {
@@ -75,7 +76,9 @@ public final class GrammarConstraint: TokenConstraint {
         try self.init(grammar: try Grammar.parse(gbnf: gbnf), tokenizer: tokenizer)
     }
 
-    public var isComplete: Bool { broken || (partial.need == 0 && stacks.allSatisfy { $0 < 0 }) }
+    /// Nothing can follow (generation stops, eos). A broken constraint is not complete: its
+    /// next mask allows nothing (stop reason noContinuation).
+    public var isComplete: Bool { !broken && partial.need == 0 && stacks.allSatisfy { $0 < 0 } }
 
     /// Whether the text so far is a whole sentence (end of text may come).
     public var canEnd: Bool { partial.need == 0 && stacks.contains(-1) }
@@ -123,6 +126,10 @@ public final class GrammarConstraint: TokenConstraint {
     }
 
     public func mask(_ logits: UnsafeMutableBufferPointer<Float>, eos: Set<Int32>) -> Bool {
+        if broken {
+            for i in 0..<logits.count { logits[i] = -.infinity }
+            return false
+        }
         let eosList = eos.filter { Int($0) < logits.count }.sorted()
         let eosLogits = eosList.map { logits[Int($0)] }
         let key = stateKey()
@@ -142,15 +149,16 @@ public final class GrammarConstraint: TokenConstraint {
                 logits[i] = -.infinity
             }
         }
-        // end of text only where the text is a whole sentence, or where no token can go on (the
-        // unfinished text is then the result, as when max_tokens ends it)
-        let end = canEnd || !any
+        // end of text only where the text is a whole sentence; where nothing can go on, false
+        // (the text is unfinished: stop reason noContinuation)
+        let end = canEnd
         for (id, l) in zip(eosList, eosLogits) { logits[Int(id)] = end ? l : -.infinity }
         return any || eosList.contains { logits[Int($0)] > -.infinity }
     }
 
     /// Masks already computed, by state: inside a string (or any loop) the state after each
-    /// token is the state before it, so most tokens of a long value cost one lookup.
+    /// token is the state before it, so most tokens of a long value cost one lookup. At most
+    /// 64 are kept (then the cache starts over).
     private var masks: [[Int32]: (eos: [Int32], bits: [UInt64])] = [:]
     static let maxCachedMasks = 64
 
@@ -241,7 +249,32 @@ public final class GrammarConstraint: TokenConstraint {
         }
         stacks = Array(buf[range])
         partial = p
+        if arena.count > GrammarConstraint.compactAbove { compact() }
         return true
+    }
+
+    /// Nodes are only appended while tokens are accepted; past this many the arena is rebuilt
+    /// with the nodes the current stacks use (node ids stay far below Int32's range).
+    static let compactAbove = 1 << 22
+
+    private func compact() {
+        var fresh = NodeArena()
+        var moved: [Int32: Int32] = [:]
+        func copy(_ n: Int32) -> Int32 {
+            // the chain below n, bottom first, then pushed up in order
+            var chain: [Int32] = []
+            var m = n
+            while m >= 0, moved[m] == nil { chain.append(m); m = arena.parent[Int(m)] }
+            var below = m < 0 ? -1 : (moved[m] ?? -1)   // (set: the loop stopped at a moved node)
+            for c in chain.reversed() {
+                below = fresh.push(arena.pos[Int(c)], below)
+                moved[c] = below
+            }
+            return below
+        }
+        stacks = stacks.map { $0 < 0 ? $0 : copy($0) }
+        arena = fresh
+        masks.removeAll()
     }
 
     public func accept(_ id: Int32) {

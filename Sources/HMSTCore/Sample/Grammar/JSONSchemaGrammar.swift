@@ -6,14 +6,19 @@
 // Enforced: type (one or a list), enum, const, anyOf, oneOf (as anyOf: exclusivity is not
 // checked), allOf with one member, $ref to "#", "#/$defs/...", "#/definitions/..." or any JSON
 // pointer into the schema (recursion allowed), properties, required, additionalProperties,
-// items, prefixItems, minItems, maxItems (at most 1000), minLength, maxLength (at most 1000),
-// nullable (OpenAPI). Properties come in the schema's order, required ones always, optional ones
-// maybe. With `properties`, a missing additionalProperties means none (OpenAI's strict mode);
-// without them, any members. Extra members (additionalProperties true or a schema) may take any
-// key, also a declared one. Annotations (title, description, default, examples, format, $schema,
-// $id, $comment, deprecated, readOnly, writeOnly) are ignored, as a validator ignores `format` by
-// default; constraints that are not enforced (pattern, minimum, maximum, multipleOf, uniqueItems,
-// not, if/then/else, ...) are an error that names them, never silently dropped.
+// items, prefixItems, minItems, maxItems (at most 1000), minLength, maxLength (at most 1000,
+// counted in string characters as written: an escape such as \u00e9 is one, a surrogate pair
+// two), nullable (OpenAPI). Properties come in the schema's order, required ones always,
+// optional ones maybe. With `properties`, a missing additionalProperties means none (OpenAI's
+// strict mode); without them, any members. Extra members (additionalProperties true or a
+// schema) may take any key, also a declared one. prefixItems are all required; without `items`
+// nothing may follow them. Beside $ref, const, enum, anyOf, oneOf and allOf (which write the
+// whole value) a keyword that shapes the value is refused, except `type` beside const or enum,
+// which keeps the values of that type. Annotations (title, description, default, examples,
+// format, $schema, $id, $comment, deprecated, readOnly, writeOnly) and unknown keywords are
+// ignored, as a validator ignores `format` by default; constraints that are not enforced
+// (pattern, minimum, maximum, multipleOf, uniqueItems, not, if/then/else, ...) are an error that
+// names them, never silently dropped.
 //
 // Strings may not hold raw control characters or DEL (JSON allows DEL; no model needs it).
 // Numbers are bounded so a model cannot write digits forever: at most 16 integer digits, 16
@@ -41,15 +46,31 @@ public enum JSONSchemaGrammar {
         try Grammar.parse(gbnf: try gbnf(schema: schema))
     }
 
-    static let ignored: Set<String> = ["title", "description", "default", "examples", "format", "$schema", "$id",
-                                       "$comment", "deprecated", "readOnly", "writeOnly", "$defs", "definitions", "strict"]
+    /// Keywords that constrain a value's shape (beside $ref, const, enum, anyOf, oneOf, allOf
+    /// they are refused: they would be dropped, as those keywords write the whole value).
+    static let shaping: [String] = ["type", "properties", "required", "additionalProperties", "items", "prefixItems",
+                                    "minItems", "maxItems", "minLength", "maxLength"]
+    static let types: Set<String> = ["string", "number", "integer", "boolean", "null", "object", "array"]
     static let refused: [String] = ["pattern", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
                                     "patternProperties", "propertyNames", "minProperties", "maxProperties", "uniqueItems",
                                     "contains", "minContains", "maxContains", "not", "if", "then", "else", "dependentRequired",
                                     "dependentSchemas", "dependencies", "unevaluatedProperties", "unevaluatedItems", "contentEncoding",
                                     "contentMediaType", "$dynamicRef", "$recursiveRef"]
-    static let maxDepth = 64
+    static let maxDepth = 32
     static let maxCount = 1000
+
+    /// The JSON Schema type of a value ("integer" for integral numbers).
+    static func typeName(_ v: JSONValue) -> String {
+        switch v {
+        case .null: return "null"
+        case .bool: return "boolean"
+        case .integer: return "integer"
+        case .number(let n): return n == n.rounded() && n.isFinite ? "integer" : "number"
+        case .string: return "string"
+        case .array: return "array"
+        case .object: return "object"
+        }
+    }
 
     /// A GBNF string literal of `text`.
     static func literal(_ text: String) -> String {
@@ -88,8 +109,7 @@ public enum JSONSchemaGrammar {
         /// A fresh rule name from a readable one.
         mutating func fresh(_ hint: String) -> String {
             var base = String(hint.unicodeScalars.map { c -> Character in
-                (c.properties.isASCIIHexDigit || (c.value >= 0x61 && c.value <= 0x7A) || (c.value >= 0x41 && c.value <= 0x5A)
-                 || (c.value >= 0x30 && c.value <= 0x39)) ? Character(c) : "-"
+                c.value < 0x80 && GBNFParser.isNameByte(UInt8(c.value)) ? Character(c) : "-"
             })
             if base.isEmpty { base = "r" }
             var name = base, k = 1
@@ -140,15 +160,33 @@ public enum JSONSchemaGrammar {
                 throw error("'\(k)' is not supported (hmst enforces type, enum, const, anyOf, oneOf, $ref, properties, required, "
                             + "additionalProperties, items, prefixItems, minItems, maxItems, minLength, maxLength)", path)
             }
+            let writers = ["$ref", "const", "enum", "anyOf", "oneOf", "allOf"].filter { s[$0] != nil }
+            if writers.count > 1 {
+                throw error("'\(writers[0])' beside '\(writers[1])' is not supported (nest one inside the other)", path)
+            }
+            if let w = writers.first {
+                // beside const or enum, type picks the values of that type; anything else would be dropped
+                let typeFilters = w == "const" || w == "enum"
+                if let k = JSONSchemaGrammar.shaping.first(where: { s[$0] != nil && !($0 == "type" && typeFilters) }) {
+                    throw error("'\(k)' beside '\(w)' is not supported (move it into \(w == "$ref" ? "the schema referenced" : w == "const" || w == "enum" ? "the values" : "each alternative"))", path)
+                }
+            }
             if let r = s["$ref"] {
                 guard let ref = r.string else { throw error("$ref must be a string", path) }
                 return try reference(ref, depth: depth, path: path)
             }
             var alternatives: [String]
-            if let c = s["const"] {
-                alternatives = [JSONSchemaGrammar.literal(c.serialized)]
-            } else if let e = s["enum"] {
-                guard let values = e.array, !values.isEmpty else { throw error("enum must be a non-empty array", path) }
+            if s["const"] != nil || s["enum"] != nil {
+                var values: [JSONValue]
+                if let c = s["const"] { values = [c] } else {
+                    guard let list = s["enum"]?.array, !list.isEmpty else { throw error("enum must be a non-empty array", path) }
+                    values = list
+                }
+                if let t = s["type"] {
+                    let allowed = Set(t.string.map { [$0] } ?? t.array?.compactMap(\.string) ?? [])
+                    values = values.filter { allowed.contains(JSONSchemaGrammar.typeName($0)) || (allowed.contains("number") && JSONSchemaGrammar.typeName($0) == "integer") }
+                    guard !values.isEmpty else { throw error("no value of \(s["const"] != nil ? "const" : "enum") has the type given", path) }
+                }
                 alternatives = values.map { JSONSchemaGrammar.literal($0.serialized) }
             } else if let any = s["anyOf"] ?? s["oneOf"] {
                 let key = s["anyOf"] != nil ? "anyOf" : "oneOf"
@@ -170,6 +208,9 @@ public enum JSONSchemaGrammar {
                     types = try list.map { guard let t = $0.string else { throw error("type must be a string or strings", path) }; return t }
                     if types.isEmpty { throw error("type is an empty list", path) }
                 default: throw error("type must be a string or an array of strings", path)
+                }
+                if let t = types.first(where: { s["type"] != nil && !JSONSchemaGrammar.types.contains($0) }) {
+                    throw error("unknown type '\(t)' (string, number, integer, boolean, null, object, array)", path)
                 }
                 alternatives = try types.map { try typed($0, s, name: name, depth: depth, path: path) }
             }
@@ -255,7 +296,7 @@ public enum JSONSchemaGrammar {
                 return r
             case "object":
                 return try object(s, name: name, depth: depth, path: path)
-            default:
+            default:   // (types were checked where they were read)
                 throw error("unknown type '\(type)' (string, number, integer, boolean, null, object, array)", path)
             }
         }
@@ -276,7 +317,7 @@ public enum JSONSchemaGrammar {
             for k in required where !props.contains(where: { $0.0 == k }) { props.append((k, .bool(true))) }
             var extra: String? = nil
             switch s["additionalProperties"] {
-            case .none: if s["properties"] == nil && s["required"] == nil { extra = primitive("value") }
+            case .none: if s["properties"] == nil { extra = primitive("value") }
             case .some(.bool(false)): extra = nil
             case .some(let a):
                 extra = try rule(for: a, name: "\(name)-additional", depth: depth + 1, path: "\(path)/additionalProperties")
