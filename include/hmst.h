@@ -452,13 +452,15 @@ struct hmst_generate_params {
     size_t n_logit_bias;                  /* default 0; at most 65536 */
     /* Appended: the text is one JSON object (RFC 8259): every token that cannot extend it is
      * masked before sampling, end-of-text too until it is closed; generation stops when it
-     * closes (HMST_STOP_EOS). max_tokens may still cut it short. */
+     * closes (HMST_STOP_EOS). max_tokens may still cut it short; where no token can extend it,
+     * HMST_STOP_NO_CONTINUATION. */
     bool json_object;                     /* default false */
     /* Appended: the text is a sentence of `grammar`, in llama.cpp's GBNF notation (it starts at
      * the rule `root`), or one JSON value that the JSON Schema `json_schema` (its JSON text)
      * accepts (the keywords enforced are in the README; others that constrain are refused).
      * Tokens that cannot continue it are masked before sampling, end-of-text too until it is
-     * whole; generation stops when nothing can follow (HMST_STOP_EOS). At most one of
+     * whole; generation stops when nothing can follow (HMST_STOP_EOS), or when no token of
+     * the vocabulary can continue it (HMST_STOP_NO_CONTINUATION: unfinished). At most one of
      * json_object, grammar and json_schema. Text that cannot be read is
      * HMST_STATUS_INVALID_ARGUMENT naming the line and column, or the keyword and where. */
     const char *grammar;                  /* default NULL; UTF-8, NUL-terminated */

@@ -70,7 +70,7 @@ extension Session {
             var allowed = true
             let mask = req.constraint.map { c in { (l: UnsafeMutableBufferPointer<Float>) in allowed = c.mask(l, eos: req.eosTokens) } }
             let next = sampler.sample(logits: row.baseAddress!, V: V, recent: history[...], mask: mask)
-            if !allowed { stats.stopReason = .noContinuation; break }
+            if !allowed { stats.stopReason = req.constraint?.canEnd == true ? .eos : .noContinuation; break }
             if out.isEmpty {
                 tFirst = Clock.nowMs()
                 stats.timeToFirstTokenMs = tFirst - t0

@@ -186,6 +186,9 @@ public protocol TokenConstraint: AnyObject {
     func accept(_ id: Int32)
     /// Whether the text is complete: generation stops.
     var isComplete: Bool { get }
+    /// Whether the text so far may end here (a whole sentence, though more could follow): when
+    /// no token is allowed and no end-of-text token can be sampled, generation stops as at eos.
+    var canEnd: Bool { get }
 }
 
 /// Generation of one JSON object (see the header).
@@ -217,6 +220,7 @@ public final class JSONConstraint: TokenConstraint {
 
     /// Complete (generation stops, eos); a broken constraint is not: its next mask allows nothing.
     public var isComplete: Bool { state.isComplete && !broken }
+    public var canEnd: Bool { isComplete }
 
     public func mask(_ logits: UnsafeMutableBufferPointer<Float>, eos: Set<Int32>) -> Bool {
         if broken {

@@ -137,6 +137,28 @@ final class GrammarTests: XCTestCase {
         XCTAssertFalse(logits.withUnsafeMutableBufferPointer { c.mask($0, eos: [2]) })
         XCTAssertEqual(logits, [-.infinity, -.infinity, -.infinity])
         XCTAssertFalse(c.isComplete)
+        // a whole sentence with nothing more to come and no end-of-text token to sample ends as eos
+        let whole = try GrammarConstraint(gbnf: #"root ::= "a" "b"?"#, tokenizer: JSONConstraintTests.PiecesTokenizer([Array("a".utf8), Array("c".utf8)]))
+        whole.accept(0)
+        logits = [0, 0]
+        XCTAssertFalse(logits.withUnsafeMutableBufferPointer { whole.mask($0, eos: []) })
+        XCTAssertTrue(whole.canEnd && !whole.isComplete)
+        // compacting the arena changes no mask
+        let json = try Grammar.parse(gbnf: GrammarTests.jsonObjectGBNF)
+        var rng = RNG(seed: 2)
+        let pieces: [[UInt8]] = (0..<300).map { _ in (0..<(1 + Int(rng.next() % 3))).map { _ in Array(#"{}[]":,\-.0123456789eEtrufalsnab "#.utf8)[Int(rng.next() % 33)] } }
+        let plain = try GrammarConstraint(grammar: json, tokenizer: JSONConstraintTests.PiecesTokenizer(pieces))
+        let compacting = try GrammarConstraint(grammar: json, tokenizer: JSONConstraintTests.PiecesTokenizer(pieces))
+        compacting.compactAbove = 8
+        for b in Array(#"{"a": [1, {"b": [true, "x"]}], "c": -2.5}"#.utf8) {
+            var l1 = [Float](repeating: 0, count: pieces.count), l2 = l1
+            _ = l1.withUnsafeMutableBufferPointer { plain.mask($0, eos: []) }
+            _ = l2.withUnsafeMutableBufferPointer { compacting.mask($0, eos: []) }
+            XCTAssertEqual(l1, l2)
+            XCTAssertTrue(plain.acceptBytes([b]) && compacting.acceptBytes([b]))
+            XCTAssertEqual(plain.canEnd, compacting.canEnd)
+        }
+        XCTAssertTrue(compacting.isComplete)
         // a refused token accepted anyway breaks it: nothing is allowed after, and it is not complete
         let b = try GrammarConstraint(gbnf: #"root ::= "a""#, tokenizer: JSONConstraintTests.PiecesTokenizer([Array("a".utf8), Array("c".utf8)]))
         b.accept(1)
@@ -165,14 +187,7 @@ final class GrammarTests: XCTestCase {
         var agreedComplete = 0, refused = 0
         for i in 0..<1500 {
             var bytes = Array(bases[i % 2].utf8)
-            for _ in 0..<(1 + Int(rng.next() % 3)) {
-                let at = Int(rng.next() % UInt64(bytes.count))
-                switch rng.next() % 3 {
-                case 0: bytes[at] = alphabet[Int(rng.next() % UInt64(alphabet.count))]
-                case 1: bytes.insert(alphabet[Int(rng.next() % UInt64(alphabet.count))], at: at)
-                default: bytes.remove(at: at)
-                }
-            }
+            JSONConstraintTests.randomEdits(&bytes, alphabet: alphabet, rng: &rng)
             var p = JSONPrefix()
             let ok = p.feed(bytes)
             let mine = try check(g, bytes)
@@ -277,6 +292,10 @@ final class GrammarTests: XCTestCase {
         let ids = try JSONSchemaGrammar.grammar(schemaText: #"{"type":"object","required":["id"]}"#)
         XCTAssertTrue(try check(ids, #"{"id":1,"x":2}"#).complete)
         XCTAssertFalse(try check(ids, #"{"x":2}"#).complete)
+        // nullable beside $ref adds null
+        let maybe = try JSONSchemaGrammar.grammar(schemaText: ##"{"$ref":"#/$defs/n","nullable":true,"$defs":{"n":{"type":"integer"}}}"##)
+        XCTAssertTrue(try check(maybe, "null").complete)
+        XCTAssertTrue(try check(maybe, "12").complete)
         // type beside enum keeps the values of that type
         let typedEnum = try JSONSchemaGrammar.grammar(schemaText: #"{"type":"string","enum":["a",1,"b"]}"#)
         XCTAssertTrue(try check(typedEnum, #""b""#).complete)
@@ -322,14 +341,7 @@ final class GrammarTests: XCTestCase {
         for i in 0..<3000 {
             var bytes = Array(seeds[i % 2].utf8)
             if i % 3 == 0 { bytes = (0..<Int(rng.next() % 40)).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] } }
-            for _ in 0..<(1 + Int(rng.next() % 4)) where !bytes.isEmpty {
-                let at = Int(rng.next() % UInt64(bytes.count))
-                switch rng.next() % 3 {
-                case 0: bytes[at] = alphabet[Int(rng.next() % UInt64(alphabet.count))]
-                case 1: bytes.insert(alphabet[Int(rng.next() % UInt64(alphabet.count))], at: at)
-                default: bytes.remove(at: at)
-                }
-            }
+            JSONConstraintTests.randomEdits(&bytes, alphabet: alphabet, rng: &rng, maxEdits: 4)
             if let g = try? Grammar.parse(gbnf: String(decoding: bytes, as: UTF8.self)) {
                 parsed += 1
                 _ = try? check(g, "{\"a\": [1, \"x\"]}")

@@ -42,6 +42,18 @@ final class JSONConstraintTests: XCTestCase {
         XCTAssertTrue(accepts(pretty.replacingOccurrences(of: "  ", with: "    ")).complete)
     }
 
+    /// 1...maxEdits random edits of bytes: a byte replaced, inserted or removed (from alphabet).
+    static func randomEdits(_ bytes: inout [UInt8], alphabet: [UInt8], rng: inout RNG, maxEdits: Int = 3) {
+        for _ in 0..<(1 + Int(rng.next() % UInt64(maxEdits))) where !bytes.isEmpty {
+            let at = Int(rng.next() % UInt64(bytes.count))
+            switch rng.next() % 3 {
+            case 0: bytes[at] = alphabet[Int(rng.next() % UInt64(alphabet.count))]
+            case 1: bytes.insert(alphabet[Int(rng.next() % UInt64(alphabet.count))], at: at)
+            default: bytes.remove(at: at)
+            }
+        }
+    }
+
     /// Random edits of valid documents: whatever JSONPrefix completes, Foundation parses as an object.
     func testCompletedTextsAlwaysParse() throws {
         var rng = RNG(seed: 11)
@@ -50,14 +62,7 @@ final class JSONConstraintTests: XCTestCase {
         var completed = 0, refused = 0
         for i in 0..<4000 {
             var bytes = Array(bases[i % 2].utf8)
-            for _ in 0..<(1 + Int(rng.next() % 3)) {
-                let at = Int(rng.next() % UInt64(bytes.count))
-                switch rng.next() % 3 {
-                case 0: bytes[at] = alphabet[Int(rng.next() % UInt64(alphabet.count))]
-                case 1: bytes.insert(alphabet[Int(rng.next() % UInt64(alphabet.count))], at: at)
-                default: bytes.remove(at: at)
-                }
-            }
+            JSONConstraintTests.randomEdits(&bytes, alphabet: alphabet, rng: &rng)
             var p = JSONPrefix()
             guard p.feed(bytes) else { refused += 1; continue }
             guard p.isComplete else { continue }

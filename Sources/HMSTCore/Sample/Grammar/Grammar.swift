@@ -162,10 +162,9 @@ public struct Grammar: Sendable {
         // common case, a character element next, never touches it)
         let base = arena.work.count
         var p = p0, parent = parent0
-        var visits = 0
         while true {
-            visits += 1
-            guard visits <= Grammar.maxVisits else { arena.work.removeSubrange(base...); return false }
+            arena.ops += 1
+            guard arena.ops <= arena.opsLimit else { arena.work.removeSubrange(base...); return false }
             // an alternative that ends returns to the element its rule was called from
             var accepted = false
             while kind[Int(p)] == Kind.end.rawValue {
@@ -174,11 +173,15 @@ public struct Grammar: Sendable {
                 parent = arena.parent[Int(parent)]
             }
             if accepted {
-                if !out[from...].contains(-1) { out.append(-1) }
+                if !out[from...].contains(-1) {
+                    guard out.count - from < Grammar.maxStacks else { arena.work.removeSubrange(base...); return false }
+                    out.append(-1)
+                }
             } else if kind[Int(p)] == Kind.chars.rawValue {
                 // the same stack (by content: two paths may build equal chains of distinct nodes)
                 var seen = false
                 var i = from
+                arena.ops += out.count - from
                 while i < out.count {
                     let t = out[i]
                     if t >= 0 && arena.pos[Int(t)] == p && arena.sameChain(arena.parent[Int(t)], parent) { seen = true; break }
@@ -190,10 +193,10 @@ public struct Grammar: Sendable {
                 }
             } else {
                 // a rule: where to go on after it (nothing to push when it ends this alternative)
-                let after = p + 1
-                let cont = kind[Int(after)] == Kind.end.rawValue ? parent : arena.push(after, parent)
                 let alts = alternatives[Int(arg[Int(p)])]
                 guard arena.work.count - base + alts.count <= Grammar.maxWork else { arena.work.removeSubrange(base...); return false }
+                let after = p + 1
+                let cont = kind[Int(after)] == Kind.end.rawValue ? parent : arena.push(after, parent)
                 if let first = alts.first {   // (the parser gives every rule one at least)
                     for k in stride(from: alts.count - 1, to: 0, by: -1) { arena.work.append((alts[k], cont)) }
                     p = first
@@ -206,14 +209,16 @@ public struct Grammar: Sendable {
         }
     }
 
-    /// The most pending expansions at once, and the most steps one expansion may take (rules
-    /// that can be empty, nested so that their ways multiply: a0 ::= "", a1 ::= a0 a0, ...):
-    /// a grammar past them is as ambiguous as one past maxStacks.
+    /// The most pending expansions at once, and the most work (elements visited and stacks
+    /// compared) one character may take (rules that can be empty, nested so that their ways
+    /// multiply: a0 ::= "", a1 ::= a0 a0, ...; many stacks over wide rules): a grammar past
+    /// them is as ambiguous as one past maxStacks. Nodes made per character stay below it.
     static let maxWork = 1 << 20
-    static let maxVisits = 1 << 16
+    static let maxStepOps = 1 << 18
 
     /// The stacks at the start of a text.
     func initialStacks(arena: inout NodeArena) -> [Int32]? {
+        arena.opsLimit = arena.ops + Grammar.maxStepOps
         var out: [Int32] = []
         for start in alternatives[Int(root)] {
             if !expand(start, -1, arena: &arena, out: &out, from: 0) { return nil }
@@ -243,6 +248,9 @@ struct NodeArena {
     var parent: [Int32] = []
     /// Grammar.expand's list of what is left to expand (kept to reuse its storage)
     var work: [(Int32, Int32)] = []
+    /// work done (Grammar.expand counts it), and where the current character must stop
+    var ops = 0
+    var opsLimit = Int.max
 
     mutating func push(_ p: Int32, _ q: Int32) -> Int32 {
         pos.append(p)

@@ -81,7 +81,7 @@ public final class GrammarConstraint: TokenConstraint {
     public var isComplete: Bool { !broken && partial.need == 0 && stacks.allSatisfy { $0 < 0 } }
 
     /// Whether the text so far is a whole sentence (end of text may come).
-    public var canEnd: Bool { partial.need == 0 && stacks.contains(-1) }
+    public var canEnd: Bool { !broken && partial.need == 0 && stacks.contains(-1) }
 
     /// Feeds byte b to the state whose stacks are buf[range] and whose character so far is p:
     /// appends the new stacks to buf and returns the new partial character, or nil (refused).
@@ -118,6 +118,7 @@ public final class GrammarConstraint: TokenConstraint {
             return buf.count > from ? q : nil
         }
         guard q.cp >= least, q.cp <= 0x10FFFF, !(0xD800...0xDFFF).contains(q.cp) else { return nil }
+        arena.opsLimit = arena.ops + Grammar.maxStepOps
         guard g.advance(&buf, range, q.cp, arena: &arena, from: from), buf.count > from else {
             buf.removeSubrange(from...)
             return nil
@@ -138,6 +139,10 @@ public final class GrammarConstraint: TokenConstraint {
             bits = hit.bits
         } else {
             bits = allowedTokens(eos: eosList)
+            if broken {
+                for i in 0..<logits.count { logits[i] = -.infinity }
+                return false
+            }
             if masks.count >= GrammarConstraint.maxCachedMasks { masks.removeAll(keepingCapacity: true) }
             masks[key] = (eosList, bits)
         }
@@ -195,8 +200,11 @@ public final class GrammarConstraint: TokenConstraint {
         var marks = [mark0]
         var bits = [UInt64](repeating: 0, count: (vocabSize + 63) / 64)
         var shared = Int.max   // bytes the next token shares with the current path's
+        let opsStart = arena.ops
+        var overBudget = false
         bytes.withUnsafeBufferPointer { bytes in
             for k in 0..<order.count {
+                if arena.ops - opsStart > GrammarConstraint.maxMaskOps { overBudget = true; break }
                 shared = min(shared, Int(lcp[k]))
                 let id = Int(order[k])
                 if eos.contains(Int32(id)) { continue }
@@ -229,8 +237,13 @@ public final class GrammarConstraint: TokenConstraint {
         arena.truncate(to: mark0)
         self.arena = arena
         buffer = buf
+        if overBudget { broken = true }
         return bits
     }
+
+    /// The most grammar work one mask may take (about a second): past it the grammar is too
+    /// costly for this vocabulary and generation stops (noContinuation), not crawls.
+    static let maxMaskOps = 1 << 27
 
     /// Feeds bytes to the state; false (and the constraint broken) when they do not fit.
     @discardableResult
@@ -249,13 +262,13 @@ public final class GrammarConstraint: TokenConstraint {
         }
         stacks = Array(buf[range])
         partial = p
-        if arena.count > GrammarConstraint.compactAbove { compact() }
+        if arena.count > compactAbove { compact() }
         return true
     }
 
     /// Nodes are only appended while tokens are accepted; past this many the arena is rebuilt
     /// with the nodes the current stacks use (node ids stay far below Int32's range).
-    static let compactAbove = 1 << 22
+    var compactAbove = 1 << 22
 
     private func compact() {
         var fresh = NodeArena()

@@ -72,24 +72,9 @@ public enum JSONSchemaGrammar {
         }
     }
 
-    /// A GBNF string literal of `text`.
-    static func literal(_ text: String) -> String {
-        var out = "\""
-        for u in text.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where u.value < 0x20 || u.value == 0x7F:
-                let hex = String(u.value, radix: 16)
-                out += "\\x" + String(repeating: "0", count: 2 - hex.count) + hex
-            default: out.unicodeScalars.append(u)
-            }
-        }
-        return out + "\""
-    }
+    /// A GBNF string literal of `text`: JSON's quoting, whose escapes (\" \\ \n \r \t \uXXXX)
+    /// GBNF reads the same way.
+    static func literal(_ text: String) -> String { JSONWriter.quote(text) }
 
     struct Writer {
         let root: JSONValue
@@ -171,12 +156,11 @@ public enum JSONSchemaGrammar {
                     throw error("'\(k)' beside '\(w)' is not supported (move it into \(w == "$ref" ? "the schema referenced" : w == "const" || w == "enum" ? "the values" : "each alternative"))", path)
                 }
             }
+            var alternatives: [String]
             if let r = s["$ref"] {
                 guard let ref = r.string else { throw error("$ref must be a string", path) }
-                return try reference(ref, depth: depth, path: path)
-            }
-            var alternatives: [String]
-            if s["const"] != nil || s["enum"] != nil {
+                alternatives = [try reference(ref, depth: depth, path: path)]
+            } else if s["const"] != nil || s["enum"] != nil {
                 var values: [JSONValue]
                 if let c = s["const"] { values = [c] } else {
                     guard let list = s["enum"]?.array, !list.isEmpty else { throw error("enum must be a non-empty array", path) }
