@@ -11,7 +11,8 @@
 // Cost: the vocabulary is decoded and sorted by its bytes once per constraint; the mask walks it
 // in that order, so a prefix shared by many tokens ("\"na", " the") is fed to the grammar once
 // (the bytes fed per token are those of a trie of the vocabulary), and a token whose prefix was
-// refused costs one comparison. Masks are kept by state (up to 64, then the cache starts over):
+// refused costs one comparison; a token of ASCII bytes after each of which the state is itself
+// again (plain characters inside a string) fits at once, without being fed. Masks are kept by state (up to 64, then the cache starts over):
 // inside a string the state after a token is the state before it, so the walk runs once per
 // value, not once per token.
 
@@ -30,45 +31,21 @@ public final class GrammarConstraint: TokenConstraint {
     /// a token the mask refused was accepted, or the grammar became too ambiguous: generation stops
     private var broken = false
 
-    // the vocabulary in byte order: sorted position k is token order[k], whose bytes are
-    // bytes[start[k]..<start[k+1]] and share their first lcp[k] bytes with position k-1's
-    private let order: [Int32]
-    private let start: [Int32]
-    private let bytes: [UInt8]
-    private let lcp: [Int32]
+    /// the vocabulary in byte order (shared by every constraint over the tokenizer)
+    private let vocab: VocabularyIndex
 
     // scratch of the mask: level d of the current path holds the stacks after its first d bytes
     private var buffer: [Int32] = []
-    private let vocabSize: Int
 
-    /// Decodes the tokenizer's vocabulary (special tokens excluded: never allowed).
+    /// Over the tokenizer's vocabulary (special tokens excluded: never allowed), decoded and
+    /// sorted at the first constraint over this tokenizer object.
     public init(grammar: Grammar, tokenizer: TextTokenizer) throws {
         self.grammar = grammar
         guard let s = grammar.initialStacks(arena: &arena) else {
             throw HMSTError.invalidArgument("grammar: more than \(Grammar.maxStacks) ways to start (too ambiguous)")
         }
         stacks = s
-        var pieces = (0..<tokenizer.vocabSize).map { (try? tokenizer.decode([Int32($0)])) ?? [] }
-        if let t = tokenizer as? Tokenizer {
-            for a in t.addedTokens where a.special && Int(a.id) >= 0 && Int(a.id) < pieces.count { pieces[Int(a.id)] = [] }
-        }
-        let ids = pieces.indices.filter { !pieces[$0].isEmpty }.sorted { pieces[$0].lexicographicallyPrecedes(pieces[$1]) }
-        var start: [Int32] = [0], bytes: [UInt8] = [], lcp: [Int32] = []
-        var previous: [UInt8] = []
-        for id in ids {
-            let p = pieces[id]
-            var n = 0
-            while n < p.count && n < previous.count && p[n] == previous[n] { n += 1 }
-            lcp.append(Int32(n))
-            bytes += p
-            start.append(Int32(bytes.count))
-            previous = p
-        }
-        order = ids.map { Int32($0) }
-        vocabSize = pieces.count
-        self.start = start
-        self.bytes = bytes
-        self.lcp = lcp
+        vocab = VocabularyIndex.shared(for: tokenizer)
     }
 
     /// Parses GBNF text and builds the constraint.
@@ -170,6 +147,10 @@ public final class GrammarConstraint: TokenConstraint {
     /// The state as its stacks' element chains (sorted) and the partial character: equal for
     /// states that allow the same tokens, however their nodes were made.
     private func stateKey() -> [Int32] {
+        GrammarConstraint.key(stacks[...], partial, arena)
+    }
+
+    static func key(_ stacks: ArraySlice<Int32>, _ partial: PartialChar, _ arena: NodeArena) -> [Int32] {
         var chains: [[Int32]] = []
         chains.reserveCapacity(stacks.count)
         for t in stacks {
@@ -182,6 +163,24 @@ public final class GrammarConstraint: TokenConstraint {
         var key: [Int32] = [Int32(bitPattern: partial.cp), Int32(partial.need), Int32(partial.len)]
         for c in chains { key.append(-2); key += c }
         return key
+    }
+
+    /// The ASCII bytes after which the state is the state again (inside a string: its plain
+    /// characters), as a 128-bit set: a token made only of them fits without being fed.
+    static func loopBytes(_ g: Grammar, _ stacks: Range<Int>, _ partial: PartialChar,
+                          arena: inout NodeArena, buf: inout [Int32]) -> (UInt64, UInt64) {
+        guard partial.need == 0 else { return (0, 0) }
+        let here = key(buf[stacks], partial, arena)
+        let mark = arena.count, end = buf.count
+        var lo: UInt64 = 0, hi: UInt64 = 0
+        for b in 0..<128 {
+            if let p = step(g, UInt8(b), stacks, partial, arena: &arena, buf: &buf), key(buf[end...], p, arena) == here {
+                if b < 64 { lo |= 1 << UInt64(b) } else { hi |= 1 << UInt64(b - 64) }
+            }
+            buf.removeSubrange(end...)
+            arena.truncate(to: mark)
+        }
+        return (lo, hi)
     }
 
     /// A bit per token id: whether its bytes continue the text (end-of-text ids left out).
@@ -198,16 +197,25 @@ public final class GrammarConstraint: TokenConstraint {
         var levelStart = [0, buf.count]
         var partials = [partial]
         var marks = [mark0]
-        var bits = [UInt64](repeating: 0, count: (vocabSize + 63) / 64)
+        let vocab = self.vocab
+        let order = vocab.order, start = vocab.start, lcp = vocab.lcp
+        let asciiOnly = vocab.asciiOnly, asciiLo = vocab.asciiLo, asciiHi = vocab.asciiHi
+        var bits = [UInt64](repeating: 0, count: (vocab.vocabSize + 63) / 64)
+        let (loopLo, loopHi) = GrammarConstraint.loopBytes(g, 0..<buf.count, partial, arena: &arena, buf: &buf)
         var shared = Int.max   // bytes the next token shares with the current path's
         let opsStart = arena.ops
         var overBudget = false
-        bytes.withUnsafeBufferPointer { bytes in
+        vocab.bytes.withUnsafeBufferPointer { bytes in
             for k in 0..<order.count {
                 if arena.ops - opsStart > GrammarConstraint.maxMaskOps { overBudget = true; break }
                 shared = min(shared, Int(lcp[k]))
                 let id = Int(order[k])
                 if eos.contains(Int32(id)) { continue }
+                // only bytes the state loops on: it fits (and the path is left as it is)
+                if asciiOnly[k] && asciiLo[k] & ~loopLo == 0 && asciiHi[k] & ~loopHi == 0 {
+                    bits[id >> 6] |= 1 << UInt64(id & 63)
+                    continue
+                }
                 let lo = Int(start[k]), hi = Int(start[k + 1])
                 // keep the levels of the bytes shared with the path
                 let keep = min(shared, partials.count - 1)
@@ -291,10 +299,7 @@ public final class GrammarConstraint: TokenConstraint {
     }
 
     public func accept(_ id: Int32) {
-        guard let k = position(of: id) else { broken = true; return }
-        acceptBytes(Array(bytes[Int(start[k])..<Int(start[k + 1])]))
+        guard let piece = vocab.piece(id) else { broken = true; return }
+        acceptBytes(Array(piece))
     }
-
-    private lazy var positions: [Int32: Int] = Dictionary(uniqueKeysWithValues: order.enumerated().map { ($1, $0) })
-    private func position(of id: Int32) -> Int? { positions[id] }
 }
