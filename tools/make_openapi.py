@@ -44,6 +44,7 @@ sampling = {
     "stop": stop,
     "response_format": {"type": "object", "nullable": True, "required": ["type"], "properties": {
                             "type": {"type": "string", "enum": ["text", "json_object", "json_schema"]},
+                            "schema": {"type": "object", "description": "llama.cpp's: json_object with a schema is json_schema with it."},
                             "json_schema": {"type": "object", "properties": {"name": {"type": "string"}, "description": {"type": "string"},
                                                                              "schema": {"type": "object"}, "strict": {"type": "boolean", "nullable": True}}}},
                         "description": "json_object: the text is one JSON object; json_schema: one JSON value json_schema.schema accepts "

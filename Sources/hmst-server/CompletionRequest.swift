@@ -56,7 +56,10 @@ struct CompletionRequest {
             }
             switch type {
             case "text": break
-            case "json_object": jsonObject = true
+            case "json_object":
+                // llama.cpp's server: json_object with a schema is json_schema
+                if let schema = rf["schema"], !schema.isNull { grammar = try CompletionRequest.schemaGrammar(schema, param: "response_format") }
+                else { jsonObject = true }
             case "json_schema":
                 guard case .object = rf["json_schema"] ?? .null, let spec = rf["json_schema"] else {
                     throw APIError.invalid("'response_format' json_schema needs a 'json_schema' object (name, schema)", param: "response_format")

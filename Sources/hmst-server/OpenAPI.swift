@@ -1141,6 +1141,10 @@ enum OpenAPIDocument {
          "json_schema"
         ]
        },
+       "schema": {
+        "type": "object",
+        "description": "llama.cpp's: json_object with a schema is json_schema with it."
+       },
        "json_schema": {
         "type": "object",
         "properties": {
@@ -1378,6 +1382,10 @@ enum OpenAPIDocument {
          "json_object",
          "json_schema"
         ]
+       },
+       "schema": {
+        "type": "object",
+        "description": "llama.cpp's: json_object with a schema is json_schema with it."
        },
        "json_schema": {
         "type": "object",

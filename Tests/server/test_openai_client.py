@@ -193,6 +193,10 @@ def test_response_format_json_schema_and_grammar(server):
         response_format=fmt, stream=True) if ch.choices)
     assert streamed == c.chat.completions.create(model="micro", messages=[{"role": "user", "content": "Verdict?"}], max_tokens=64,
                                                  seed=1, temperature=1, response_format=fmt).choices[0].message.content
+    # llama.cpp's json_object with a schema is the same as json_schema
+    same = c.chat.completions.create(model="micro", messages=[{"role": "user", "content": "Verdict?"}], max_tokens=64, seed=1,
+                                     temperature=1, response_format={"type": "json_object", "schema": schema}).choices[0].message.content
+    assert same == streamed
     # llama.cpp's grammar field, on /v1/completions: ends by itself after at most 3 digits
     for seed in range(3):
         r = c.completions.create(model="micro", prompt="Count:", max_tokens=16, seed=seed, temperature=1,

@@ -350,6 +350,56 @@ final class GrammarTests: XCTestCase {
         XCTAssertGreaterThan(parsed, 100)
     }
 
+    /// Random schemas (keywords with values of every kind, nested, refs into themselves): an
+    /// error that says where, or a grammar that reads; never a trap or a hang.
+    func testRandomSchemasConvertOrSayWhy() throws {
+        var rng = RNG(seed: 33)
+        let keys = ["type", "properties", "required", "additionalProperties", "items", "prefixItems", "minItems", "maxItems",
+                    "minLength", "maxLength", "enum", "const", "anyOf", "oneOf", "allOf", "$ref", "nullable", "description", "$defs", "x"]
+        let types = ["string", "number", "integer", "boolean", "null", "object", "array", "strin"]
+        func value(_ depth: Int) -> JSONValue {
+            switch rng.next() % (depth > 3 ? 5 : 8) {
+            case 0: return .integer(Int64(rng.next() % 5) - 1)
+            case 1: return .string(rng.next() % 2 == 0 ? types[Int(rng.next() % UInt64(types.count))] : ["#", "#/$defs/a", "#/properties/p", "a\"b"][Int(rng.next() % 4)])
+            case 2: return .bool(rng.next() % 2 == 0)
+            case 3: return .null
+            case 4: return .number(1.5)
+            case 5: return .array((0..<Int(rng.next() % 3)).map { _ in schema(depth + 1) })
+            default: return schema(depth + 1)
+            }
+        }
+        func schema(_ depth: Int) -> JSONValue {
+            var members: [(String, JSONValue)] = []
+            for _ in 0..<Int(rng.next() % 4) {
+                let k = keys[Int(rng.next() % UInt64(keys.count))]
+                guard !members.contains(where: { $0.0 == k }) else { continue }
+                switch k {
+                case "properties", "$defs":
+                    members.append((k, .object((0..<Int(rng.next() % 3)).map { i in (["p", "a", "q\"u"][i], schema(depth + 1)) })))
+                case "required": members.append((k, .array([.string("p"), .string("z")])))
+                case "type": members.append((k, .string(types[Int(rng.next() % UInt64(types.count))])))
+                default: members.append((k, value(depth)))
+                }
+            }
+            return .object(members)
+        }
+        var converted = 0, refused = 0
+        for _ in 0..<3000 {
+            let s = schema(0)
+            do {
+                let g = try JSONSchemaGrammar.grammar(schema: s)
+                converted += 1
+                _ = try check(g, #"{"p": [1, "x", null], "a": {"q"u": true}}"#)
+            } catch let e as HMSTError {
+                refused += 1
+                XCTAssertEqual(e.status, .invalidArgument)
+                XCTAssertTrue(e.message.hasPrefix("json schema: "), e.message)
+            }
+        }
+        XCTAssertGreaterThan(converted, 300)
+        XCTAssertGreaterThan(refused, 300)
+    }
+
     func testGenerationUnderASchemaGivesValidJSON() throws {
         let d = DecoderDims(C: 32, H: 4, KV: 2, Dh: 8, F: 48, E: 8, K: 2, V: 257, L: 2, eps: 1e-5,
                             ropeTheta: 10000, maxPositions: 256, tiedEmbeddings: true)

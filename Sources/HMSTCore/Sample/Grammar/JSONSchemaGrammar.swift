@@ -43,7 +43,10 @@ public enum JSONSchemaGrammar {
     }
 
     public static func grammar(schema: JSONValue) throws -> Grammar {
-        try Grammar.parse(gbnf: try gbnf(schema: schema))
+        let text = try gbnf(schema: schema)
+        do { return try Grammar.parse(gbnf: text) } catch let e as HMSTError {
+            throw HMSTError(e.status, "json schema: its grammar is refused: \(e.message)")
+        }
     }
 
     /// Keywords that constrain a value's shape (beside $ref, const, enum, anyOf, oneOf, allOf
