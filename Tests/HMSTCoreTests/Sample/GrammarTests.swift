@@ -304,10 +304,42 @@ final class GrammarTests: XCTestCase {
         for w in ["1", "\"s\"", "[1,{}]", "null"] { XCTAssertTrue(try check(any, w).complete, w) }
     }
 
+    /// Integer bounds: every integer in a window is accepted exactly when it is within them.
+    func testIntegerBoundsAcceptExactlyTheRange() throws {
+        let cases: [(String, ClosedRange<Int>)] = [
+            (#""minimum":15,"maximum":233"#, 15...233), (#""minimum":-120,"maximum":-7"#, -120 ... -7),
+            (#""minimum":-19,"maximum":101"#, -19...101), (#""exclusiveMinimum":0,"exclusiveMaximum":10"#, 1...9),
+            (#""minimum":0"#, 0...Int.max), (#""maximum":-3"#, Int.min ... -3), (#""minimum":7,"maximum":7"#, 7...7),
+            (#""minimum":0.5,"maximum":99.9"#, 1...99), (#""minimum":100,"maximum":999"#, 100...999), (#""maximum":42"#, Int.min...42),
+        ]
+        for (bounds, range) in cases {
+            let g = try JSONSchemaGrammar.grammar(schemaText: "{\"type\":\"integer\",\(bounds)}")
+            for v in -300...1100 {
+                XCTAssertEqual(try check(g, String(v)).complete, range.contains(v), "\(bounds): \(v)")
+            }
+            XCTAssertFalse(try check(g, "-0").complete && !range.contains(0), bounds)
+            XCTAssertFalse(try check(g, "012").complete, bounds)
+        }
+        // open ends reach the 16-digit integers and no further
+        let big = try JSONSchemaGrammar.grammar(schemaText: #"{"type":"integer","minimum":5}"#)
+        XCTAssertTrue(try check(big, "9999999999999999").complete)
+        XCTAssertFalse(try check(big, "10000000000000000").ok)
+        XCTAssertTrue(try check(big, "123456789").complete)
+        // formats
+        let dates = try JSONSchemaGrammar.grammar(schemaText: #"{"type":"array","items":{"anyOf":[{"type":"string","format":"date-time"},{"type":"string","format":"uuid"}]}}"#)
+        XCTAssertTrue(try check(dates, #"["2024-02-29T23:59:60Z", "123e4567-e89b-12d3-a456-426614174000", "1999-12-31T00:00:00.123+05:30"]"#).complete == false)
+        XCTAssertTrue(try check(dates, #"["2024-02-29T23:59:59Z", "123e4567-e89b-12d3-a456-426614174000", "1999-12-31T00:00:00.123+05:30"]"#).complete)
+        for bad in [#"["2024-13-01T00:00:00Z"]"#, #"["2024-01-01 00:00:00Z"]"#, #"["123e4567-e89b-12d3-a456-42661417400"]"#] {
+            XCTAssertFalse(try check(dates, bad).complete, bad)
+        }
+        let other = try JSONSchemaGrammar.grammar(schemaText: #"{"type":"string","format":"email"}"#)
+        XCTAssertTrue(try check(other, #""not an email""#).complete)   // an annotation
+    }
+
     func testSchemaErrorsNameTheKeywordAndPlace() {
         let cases: [(String, String)] = [
             (#"{"type":"string","pattern":"^a"}"#, "at the root: 'pattern' is not supported"),
-            (#"{"properties":{"a":{"minimum":3}}}"#, "at /properties/a: 'minimum' is not supported"),
+            (#"{"properties":{"a":{"multipleOf":3}}}"#, "at /properties/a: 'multipleOf' is not supported"),
             (#"{"$ref":"https://example.com/s.json"}"#, "$ref 'https://example.com/s.json' is not supported"),
             (##"{"$ref":"#/$defs/missing"}"##, "names nothing"),
             (#"{"type":"strin"}"#, "unknown type 'strin'"),
@@ -324,6 +356,11 @@ final class GrammarTests: XCTestCase {
             (##"{"$ref":"#/$defs/a","maxItems":1,"$defs":{"a":{"type":"array"}}}"##, "'maxItems' beside '$ref'"),
             (#"{"type":"any"}"#, "unknown type 'any'"),
             (#"{"type":"integer","enum":["a"]}"#, "no value of enum has the type given"),
+            (#"{"type":"number","minimum":0}"#, "'minimum' is supported for integers only"),
+            (#"{"maximum":3}"#, "'maximum' is supported for integers only"),
+            (#"{"type":"integer","minimum":5,"maximum":4}"#, "no integer (of at most 16 digits) is within the bounds"),
+            (#"{"type":"integer","minimum":"a"}"#, "minimum must be a number"),
+            (#"{"type":"string","format":"date","maxLength":3}"#, "'maxLength' beside a 'format'"),
         ]
         for (text, expected) in cases {
             XCTAssertThrowsError(try JSONSchemaGrammar.grammar(schemaText: text), text) { e in

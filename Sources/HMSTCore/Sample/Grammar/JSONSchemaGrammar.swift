@@ -8,7 +8,9 @@
 // pointer into the schema (recursion allowed), properties, required, additionalProperties,
 // items, prefixItems, minItems, maxItems (at most 1000), minLength, maxLength (at most 1000,
 // counted in string characters as written: an escape such as \u00e9 is one, a surrogate pair
-// two), nullable (OpenAPI). Properties come in the schema's order, required ones always,
+// two), nullable (OpenAPI), minimum / maximum / exclusiveMinimum / exclusiveMaximum on integers
+// (IntegerRange; on numbers they are refused), and the string formats date, time, date-time
+// (RFC 3339) and uuid (other formats are annotations). Properties come in the schema's order, required ones always,
 // optional ones maybe. With `properties`, a missing additionalProperties means none (OpenAI's
 // strict mode); without them, any members. Extra members (additionalProperties true or a
 // schema) may take any key, also a declared one. prefixItems are all required; without `items`
@@ -54,7 +56,16 @@ public enum JSONSchemaGrammar {
     static let shaping: [String] = ["type", "properties", "required", "additionalProperties", "items", "prefixItems",
                                     "minItems", "maxItems", "minLength", "maxLength"]
     static let types: Set<String> = ["string", "number", "integer", "boolean", "null", "object", "array"]
-    static let refused: [String] = ["pattern", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
+    static let bounds = ["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"]
+    /// The string formats enforced (the text inside the quotes); other formats are annotations.
+    static let formats: [String: String] = {
+        let date = #"[0-9]{4} "-" ("0" [1-9] | "1" [0-2]) "-" ("0" [1-9] | [12] [0-9] | "3" [01])"#
+        let time = #"([01] [0-9] | "2" [0-3]) ":" [0-5] [0-9] ":" [0-5] [0-9] ("." [0-9]{1,9})? ("Z" | [+-] ([01] [0-9] | "2" [0-3]) ":" [0-5] [0-9])"#
+        let hex = "[0-9a-fA-F]"
+        return ["date": date, "time": time, "date-time": "\(date) \"T\" \(time)",
+                "uuid": "\(hex){8} \"-\" \(hex){4} \"-\" \(hex){4} \"-\" \(hex){4} \"-\" \(hex){12}"]
+    }()
+    static let refused: [String] = ["pattern", "multipleOf",
                                     "patternProperties", "propertyNames", "minProperties", "maxProperties", "uniqueItems",
                                     "contains", "minContains", "maxContains", "not", "if", "then", "else", "dependentRequired",
                                     "dependentSchemas", "dependencies", "unevaluatedProperties", "unevaluatedItems", "contentEncoding",
@@ -146,7 +157,8 @@ public enum JSONSchemaGrammar {
             guard let members = s.object else { throw error("a schema must be an object or a boolean", path) }
             for (k, _) in members where JSONSchemaGrammar.refused.contains(k) {
                 throw error("'\(k)' is not supported (hmst enforces type, enum, const, anyOf, oneOf, $ref, properties, required, "
-                            + "additionalProperties, items, prefixItems, minItems, maxItems, minLength, maxLength)", path)
+                            + "additionalProperties, items, prefixItems, minItems, maxItems, minLength, maxLength, integer bounds, "
+                            + "formats date, time, date-time, uuid)", path)
             }
             let writers = ["$ref", "const", "enum", "anyOf", "oneOf", "allOf"].filter { s[$0] != nil }
             if writers.count > 1 {
@@ -199,6 +211,13 @@ public enum JSONSchemaGrammar {
                 if let t = types.first(where: { s["type"] != nil && !JSONSchemaGrammar.types.contains($0) }) {
                     throw error("unknown type '\(t)' (string, number, integer, boolean, null, object, array)", path)
                 }
+                if let k = JSONSchemaGrammar.bounds.first(where: { s[$0] != nil }), types.contains(where: { $0 == "number" || $0 == "any" }) {
+                    throw error("'\(k)' is supported for integers only (a number's range cannot be written as a grammar here)", path)
+                }
+                if s["format"]?.string.map({ JSONSchemaGrammar.formats[$0] != nil }) == true,
+                   let k = ["minLength", "maxLength"].first(where: { s[$0] != nil }) {
+                    throw error("'\(k)' beside a 'format' hmst enforces is not supported (the format fixes the text)", path)
+                }
                 alternatives = try types.map { try typed($0, s, name: name, depth: depth, path: path) }
             }
             if s["nullable"]?.bool == true { alternatives.append(primitive("null")) }
@@ -223,6 +242,28 @@ public enum JSONSchemaGrammar {
             return n
         }
 
+        /// An integer within minimum / maximum / exclusiveMinimum / exclusiveMaximum (fractional
+        /// bounds round inwards).
+        mutating func integer(_ s: JSONValue, name: String, path: String) throws -> String {
+            func bound(_ key: String, lower: Bool) throws -> Int64? {
+                guard let v = s[key] else { return nil }
+                guard let x = v.number, x.isFinite else { throw error("\(key) must be a number", path) }
+                let exclusive = key.hasPrefix("exclusive")
+                var r = lower ? x.rounded(.up) : x.rounded(.down)
+                if exclusive && r == x { r += lower ? 1 : -1 }
+                return Int64(max(min(r, 1e17), -1e17))
+            }
+            let los = try [bound("minimum", lower: true), bound("exclusiveMinimum", lower: true)].compactMap { $0 }
+            let his = try [bound("maximum", lower: false), bound("exclusiveMaximum", lower: false)].compactMap { $0 }
+            if los.isEmpty && his.isEmpty { return primitive("integer") }
+            let lo = los.max(), hi = his.min()
+            let alts = IntegerRange.alternatives(lo: lo, hi: hi)
+            guard !alts.isEmpty else { throw error("no integer (of at most 16 digits) is within the bounds given", path) }
+            let r = fresh(name + "-integer")
+            rules.append((r, alts.joined(separator: " | ")))
+            return r
+        }
+
         /// `x` repeated min...max times, separated by `sep` (nil max: any number).
         func repeatedList(_ x: String, sep: String, min: Int, max: Int?) -> String {
             if let m = max, m == 0 { return "" }
@@ -235,8 +276,15 @@ public enum JSONSchemaGrammar {
             let ws = primitive("ws")
             switch type {
             case "any": return primitive("value")
-            case "null", "boolean", "integer", "number": return primitive(type)
+            case "integer":
+                return try integer(s, name: name, path: path)
+            case "null", "boolean", "number": return primitive(type)
             case "string":
+                if let f = s["format"]?.string, let body = JSONSchemaGrammar.formats[f] {
+                    let r = fresh(name + "-" + f)
+                    rules.append((r, "\"\\\"\" \(body) \"\\\"\""))
+                    return r
+                }
                 let lo = try count(s, "minLength", path: path) ?? 0
                 let hi = try count(s, "maxLength", path: path)
                 if lo == 0 && hi == nil { return primitive("string") }
