@@ -73,13 +73,13 @@ struct CompletionRequest {
         // llama.cpp's server fields: GBNF text, or a JSON Schema
         if let g = f["grammar"], !g.isNull {
             guard let text = g.string else { throw APIError.invalid("'grammar' must be GBNF text", param: "grammar") }
-            if grammar != nil { throw APIError.invalid("give one of 'grammar', 'json_schema' and a response_format json_schema", param: "grammar") }
+            if grammar != nil { throw APIError.invalid("give one of 'grammar', 'json_schema' and a response_format with a schema", param: "grammar") }
             do { grammar = try Grammar.parse(gbnf: text) } catch let e as HMSTError {
                 throw APIError.invalid(e.message, param: "grammar")
             }
         }
         if let j = f["json_schema"], !j.isNull {
-            if grammar != nil { throw APIError.invalid("give one of 'grammar', 'json_schema' and a response_format json_schema", param: "json_schema") }
+            if grammar != nil { throw APIError.invalid("give one of 'grammar', 'json_schema' and a response_format with a schema", param: "json_schema") }
             grammar = try CompletionRequest.schemaGrammar(j, param: "json_schema")
         }
         if grammar != nil && jsonObject {

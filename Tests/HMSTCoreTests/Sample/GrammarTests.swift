@@ -311,6 +311,7 @@ final class GrammarTests: XCTestCase {
             (#""minimum":-19,"maximum":101"#, -19...101), (#""exclusiveMinimum":0,"exclusiveMaximum":10"#, 1...9),
             (#""minimum":0"#, 0...Int.max), (#""maximum":-3"#, Int.min ... -3), (#""minimum":7,"maximum":7"#, 7...7),
             (#""minimum":0.5,"maximum":99.9"#, 1...99), (#""minimum":100,"maximum":999"#, 100...999), (#""maximum":42"#, Int.min...42),
+            (#""minimum":3,"exclusiveMinimum":true,"maximum":9,"exclusiveMaximum":true"#, 4...8), (#""exclusiveMaximum":0.5"#, Int.min...0),
         ]
         for (bounds, range) in cases {
             let g = try JSONSchemaGrammar.grammar(schemaText: "{\"type\":\"integer\",\(bounds)}")
@@ -320,6 +321,10 @@ final class GrammarTests: XCTestCase {
             XCTAssertFalse(try check(g, "-0").complete && !range.contains(0), bounds)
             XCTAssertFalse(try check(g, "012").complete, bounds)
         }
+        // bounds past 2^53 are exact
+        let exact = try JSONSchemaGrammar.grammar(schemaText: #"{"type":"integer","minimum":9007199254740993}"#)
+        XCTAssertFalse(try check(exact, "9007199254740992").complete)
+        XCTAssertTrue(try check(exact, "9007199254740993").complete)
         // open ends reach the 16-digit integers and no further
         let big = try JSONSchemaGrammar.grammar(schemaText: #"{"type":"integer","minimum":5}"#)
         XCTAssertTrue(try check(big, "9999999999999999").complete)
@@ -329,7 +334,8 @@ final class GrammarTests: XCTestCase {
         let dates = try JSONSchemaGrammar.grammar(schemaText: #"{"type":"array","items":{"anyOf":[{"type":"string","format":"date-time"},{"type":"string","format":"uuid"}]}}"#)
         XCTAssertTrue(try check(dates, #"["2024-02-29T23:59:60Z", "123e4567-e89b-12d3-a456-426614174000", "1999-12-31T00:00:00.123+05:30"]"#).complete == false)
         XCTAssertTrue(try check(dates, #"["2024-02-29T23:59:59Z", "123e4567-e89b-12d3-a456-426614174000", "1999-12-31T00:00:00.123+05:30"]"#).complete)
-        for bad in [#"["2024-13-01T00:00:00Z"]"#, #"["2024-01-01 00:00:00Z"]"#, #"["123e4567-e89b-12d3-a456-42661417400"]"#] {
+        for bad in [#"["2024-13-01T00:00:00Z"]"#, #"["2024-01-01 00:00:00Z"]"#, #"["123e4567-e89b-12d3-a456-42661417400"]"#,
+                    #"["2024-04-31T00:00:00Z"]"#, #"["2024-02-30T00:00:00Z"]"#] {
             XCTAssertFalse(try check(dates, bad).complete, bad)
         }
         let other = try JSONSchemaGrammar.grammar(schemaText: #"{"type":"string","format":"email"}"#)
@@ -361,6 +367,9 @@ final class GrammarTests: XCTestCase {
             (#"{"type":"integer","minimum":5,"maximum":4}"#, "no integer (of at most 16 digits) is within the bounds"),
             (#"{"type":"integer","minimum":"a"}"#, "minimum must be a number"),
             (#"{"type":"string","format":"date","maxLength":3}"#, "'maxLength' beside a 'format'"),
+            (#"{"type":"integer","enum":[1,50],"maximum":10}"#, "'maximum' beside 'enum'"),
+            (#"{"anyOf":[{"type":"integer"},{"type":"null"}],"minimum":0}"#, "'minimum' beside 'anyOf'"),
+            (#"{"enum":["x"],"format":"date"}"#, "'format' beside 'enum'"),
         ]
         for (text, expected) in cases {
             XCTAssertThrowsError(try JSONSchemaGrammar.grammar(schemaText: text), text) { e in
@@ -392,12 +401,13 @@ final class GrammarTests: XCTestCase {
     func testRandomSchemasConvertOrSayWhy() throws {
         var rng = RNG(seed: 33)
         let keys = ["type", "properties", "required", "additionalProperties", "items", "prefixItems", "minItems", "maxItems",
-                    "minLength", "maxLength", "enum", "const", "anyOf", "oneOf", "allOf", "$ref", "nullable", "description", "$defs", "x"]
+                    "minLength", "maxLength", "enum", "const", "anyOf", "oneOf", "allOf", "$ref", "nullable", "description", "$defs", "x",
+                    "minimum", "maximum", "exclusiveMinimum", "format"]
         let types = ["string", "number", "integer", "boolean", "null", "object", "array", "strin"]
         func value(_ depth: Int) -> JSONValue {
             switch rng.next() % (depth > 3 ? 5 : 8) {
             case 0: return .integer(Int64(rng.next() % 5) - 1)
-            case 1: return .string(rng.next() % 2 == 0 ? types[Int(rng.next() % UInt64(types.count))] : ["#", "#/$defs/a", "#/properties/p", "a\"b"][Int(rng.next() % 4)])
+            case 1: return .string(rng.next() % 2 == 0 ? types[Int(rng.next() % UInt64(types.count))] : ["#", "#/$defs/a", "#/properties/p", "a\"b", "date", "uuid"][Int(rng.next() % 6)])
             case 2: return .bool(rng.next() % 2 == 0)
             case 3: return .null
             case 4: return .number(1.5)

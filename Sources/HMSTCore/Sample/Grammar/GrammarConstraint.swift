@@ -8,11 +8,12 @@
 // stack's class can hold a character that starts with its bytes; the next token must finish it.
 // Bytes that are not UTF-8 (overlong, surrogates, above U+10FFFF, stray continuations) never fit.
 //
-// Cost: the vocabulary is decoded and sorted by its bytes once per constraint; the mask walks it
-// in that order, so a prefix shared by many tokens ("\"na", " the") is fed to the grammar once
-// (the bytes fed per token are those of a trie of the vocabulary), and a token whose prefix was
-// refused costs one comparison; a token of ASCII bytes after each of which the state is itself
-// again (plain characters inside a string) fits at once, without being fed. Masks are kept by state (up to 64, then the cache starts over):
+// Cost: the vocabulary is decoded and sorted by its bytes once per tokenizer object
+// (VocabularyIndex); the mask walks it in that order, so a prefix shared by many tokens ("\"na",
+// " the") is fed to the grammar once (the bytes fed per token are those of a trie of the
+// vocabulary), and a token whose prefix was refused costs one comparison; a token of ASCII bytes
+// after each of which the state is itself again (plain characters inside a string) fits at once,
+// without being fed. Masks are kept by state (up to 64, then the cache starts over):
 // inside a string the state after a token is the state before it, so the walk runs once per
 // value, not once per token.
 
@@ -174,7 +175,8 @@ public final class GrammarConstraint: TokenConstraint {
         let mark = arena.count, end = buf.count
         var lo: UInt64 = 0, hi: UInt64 = 0
         for b in 0..<128 {
-            if let p = step(g, UInt8(b), stacks, partial, arena: &arena, buf: &buf), key(buf[end...], p, arena) == here {
+            if let p = step(g, UInt8(b), stacks, partial, arena: &arena, buf: &buf), buf.count - end == stacks.count,
+               key(buf[end...], p, arena) == here {
                 if b < 64 { lo |= 1 << UInt64(b) } else { hi |= 1 << UInt64(b - 64) }
             }
             buf.removeSubrange(end...)
@@ -201,9 +203,9 @@ public final class GrammarConstraint: TokenConstraint {
         let order = vocab.order, start = vocab.start, lcp = vocab.lcp
         let asciiOnly = vocab.asciiOnly, asciiLo = vocab.asciiLo, asciiHi = vocab.asciiHi
         var bits = [UInt64](repeating: 0, count: (vocab.vocabSize + 63) / 64)
+        let opsStart = arena.ops
         let (loopLo, loopHi) = GrammarConstraint.loopBytes(g, 0..<buf.count, partial, arena: &arena, buf: &buf)
         var shared = Int.max   // bytes the next token shares with the current path's
-        let opsStart = arena.ops
         var overBudget = false
         vocab.bytes.withUnsafeBufferPointer { bytes in
             for k in 0..<order.count {

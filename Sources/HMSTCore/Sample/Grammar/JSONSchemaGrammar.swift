@@ -9,8 +9,9 @@
 // items, prefixItems, minItems, maxItems (at most 1000), minLength, maxLength (at most 1000,
 // counted in string characters as written: an escape such as \u00e9 is one, a surrogate pair
 // two), nullable (OpenAPI), minimum / maximum / exclusiveMinimum / exclusiveMaximum on integers
-// (IntegerRange; on numbers they are refused), and the string formats date, time, date-time
-// (RFC 3339) and uuid (other formats are annotations). Properties come in the schema's order, required ones always,
+// (IntegerRange; on numbers they are refused; draft 4's boolean exclusiveMinimum too), and the
+// string formats date, time, date-time (a subset of RFC 3339: upper-case T and Z, seconds 00-59,
+// at most 9 fraction digits, February 29 in any year) and uuid (other formats are annotations). Properties come in the schema's order, required ones always,
 // optional ones maybe. With `properties`, a missing additionalProperties means none (OpenAI's
 // strict mode); without them, any members. Extra members (additionalProperties true or a
 // schema) may take any key, also a declared one. prefixItems are all required; without `items`
@@ -59,7 +60,8 @@ public enum JSONSchemaGrammar {
     static let bounds = ["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"]
     /// The string formats enforced (the text inside the quotes); other formats are annotations.
     static let formats: [String: String] = {
-        let date = #"[0-9]{4} "-" ("0" [1-9] | "1" [0-2]) "-" ("0" [1-9] | [12] [0-9] | "3" [01])"#
+        // days by month (February to 29 in any year)
+        let date = #"[0-9]{4} "-" (("0" [13578] | "1" [02]) "-" ("0" [1-9] | [12] [0-9] | "3" [01]) | ("0" [469] | "11") "-" ("0" [1-9] | [12] [0-9] | "30") | "02-" ("0" [1-9] | [12] [0-9]))"#
         let time = #"([01] [0-9] | "2" [0-3]) ":" [0-5] [0-9] ":" [0-5] [0-9] ("." [0-9]{1,9})? ("Z" | [+-] ([01] [0-9] | "2" [0-3]) ":" [0-5] [0-9])"#
         let hex = "[0-9a-fA-F]"
         return ["date": date, "time": time, "date-time": "\(date) \"T\" \(time)",
@@ -167,7 +169,9 @@ public enum JSONSchemaGrammar {
             if let w = writers.first {
                 // beside const or enum, type picks the values of that type; anything else would be dropped
                 let typeFilters = w == "const" || w == "enum"
-                if let k = JSONSchemaGrammar.shaping.first(where: { s[$0] != nil && !($0 == "type" && typeFilters) }) {
+                let enforcedFormat = s["format"]?.string.map { JSONSchemaGrammar.formats[$0] != nil } == true
+                if let k = (JSONSchemaGrammar.shaping + JSONSchemaGrammar.bounds).first(where: { s[$0] != nil && !($0 == "type" && typeFilters) })
+                    ?? (enforcedFormat ? "format" : nil) {
                     throw error("'\(k)' beside '\(w)' is not supported (move it into \(w == "$ref" ? "the schema referenced" : w == "const" || w == "enum" ? "the values" : "each alternative"))", path)
                 }
             }
@@ -247,8 +251,14 @@ public enum JSONSchemaGrammar {
         mutating func integer(_ s: JSONValue, name: String, path: String) throws -> String {
             func bound(_ key: String, lower: Bool) throws -> Int64? {
                 guard let v = s[key] else { return nil }
+                if case .bool = v { return nil }   // draft 4 / OpenAPI 3.0: exclusiveMinimum true makes minimum exclusive
+                // draft 4's boolean form: the bound itself is exclusive
+                let exclusive = key.hasPrefix("exclusive") || s[lower ? "exclusiveMinimum" : "exclusiveMaximum"]?.bool == true
+                if case .integer(let i) = v {   // exact, also past 2^53
+                    let c = max(min(i, 100_000_000_000_000_000), -100_000_000_000_000_000)
+                    return exclusive ? (lower ? c + 1 : c - 1) : c
+                }
                 guard let x = v.number, x.isFinite else { throw error("\(key) must be a number", path) }
-                let exclusive = key.hasPrefix("exclusive")
                 var r = lower ? x.rounded(.up) : x.rounded(.down)
                 if exclusive && r == x { r += lower ? 1 : -1 }
                 return Int64(max(min(r, 1e17), -1e17))

@@ -2,7 +2,8 @@
 // (special tokens and tokens of no bytes left out: never allowed), sorted by bytes, with the
 // length each shares with the one before it, and ASCII-only tokens' byte sets. Built once per
 // tokenizer object and shared by every constraint over it (a server builds it at the first
-// grammar request, not at each).
+// grammar request, not at each). A tokenizer object's vocabulary must not change. An index
+// outlives its tokenizer until the next index is built (then entries of freed ones are dropped).
 
 final class VocabularyIndex: @unchecked Sendable {   // immutable after init
     /// sorted position k is token order[k], whose bytes are bytes[start[k]..<start[k+1]] and
