@@ -10,7 +10,7 @@
 //
 // Cost: one pass over the vocabulary per generated token: a token whose first byte cannot come
 // next is out at once, inside a string a token of plain string content is in at once, the rest
-// go through a copy of the state; plus decoding every token once per request.
+// go through a copy of the state. The vocabulary is decoded once per tokenizer (VocabularyIndex).
 
 /// The state of a recognizer of JSON text that must be one object, fed byte by byte.
 public struct JSONPrefix: Sendable, Equatable {
@@ -97,7 +97,7 @@ public struct JSONPrefix: Sendable, Equatable {
     }
 
     /// Takes every byte of `bytes`; false when one is refused (the state is then unspecified).
-    public mutating func feed(_ bytes: [UInt8]) -> Bool {
+    public mutating func feed<C: Collection>(_ bytes: C) -> Bool where C.Element == UInt8 {
         for b in bytes where !feed(b) { return false }
         return true
     }
@@ -194,7 +194,9 @@ public protocol TokenConstraint: AnyObject {
 /// Generation of one JSON object (see the header).
 public final class JSONConstraint: TokenConstraint {
     private var state = JSONPrefix()
-    private let pieces: [[UInt8]]
+    /// the tokenizer's decoded vocabulary, shared with GrammarConstraint (special tokens and
+    /// tokens of no bytes are not in it: never allowed)
+    private let vocab: VocabularyIndex
     /// a token the mask refused was accepted (a caller's bug): generation stops
     private var broken = false
 
@@ -202,20 +204,10 @@ public final class JSONConstraint: TokenConstraint {
     /// character, whole UTF-8 characters): inside a string, between characters, they fit as they are.
     private let plain: [Bool]
 
-    /// The tokenizer's bytes of every id (decoded once); special tokens get none (never allowed).
+    /// Over the tokenizer's vocabulary, decoded at the first constraint over this tokenizer object.
     public init(tokenizer: TextTokenizer) {
-        var p = (0..<tokenizer.vocabSize).map { (try? tokenizer.decode([Int32($0)])) ?? [] }
-        if let t = tokenizer as? Tokenizer {
-            for a in t.addedTokens where a.special && Int(a.id) >= 0 && Int(a.id) < p.count { p[Int(a.id)] = [] }
-        }
-        pieces = p
-        var inString = JSONPrefix()
-        _ = inString.feed(Array("{\"".utf8))
-        let start = inString
-        plain = p.map { bytes in
-            var s = start
-            return !bytes.isEmpty && s.feed(bytes) && s == start
-        }
+        vocab = VocabularyIndex.shared(for: tokenizer)
+        plain = vocab.jsonPlain()
     }
 
     /// Complete (generation stops, eos); a broken constraint is not: its next mask allows nothing.
@@ -241,12 +233,12 @@ public final class JSONConstraint: TokenConstraint {
             let id = Int32(i)
             if eos.contains(id) { continue }
             var ok = false
-            if i < pieces.count, logits[i] > -.infinity, let first = pieces[i].first, firstOK[Int(first)] {   // a banned token stays banned
+            if logits[i] > -.infinity, let piece = vocab.piece(id), let first = piece.first, firstOK[Int(first)] {   // a banned token stays banned
                 if betweenCharacters && plain[i] {
                     ok = true
                 } else {
                     var s = state
-                    ok = s.feed(pieces[i])
+                    ok = s.feed(piece)
                 }
             }
             if ok { any = true } else { logits[i] = -.infinity }
@@ -266,7 +258,6 @@ public final class JSONConstraint: TokenConstraint {
     }
 
     public func accept(_ id: Int32) {
-        let i = Int(id)
-        guard i >= 0, i < pieces.count, state.feed(pieces[i]) else { broken = true; return }
+        guard let piece = vocab.piece(id), state.feed(piece) else { broken = true; return }
     }
 }

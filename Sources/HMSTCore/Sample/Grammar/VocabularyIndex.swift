@@ -59,6 +59,24 @@ final class VocabularyIndex: @unchecked Sendable {   // immutable after init
         self.position = position
     }
 
+    /// Per token id: whether its bytes are JSON string content on their own (no quote, backslash
+    /// or control character, whole UTF-8 characters): JSONConstraint's fast path inside strings.
+    /// Computed at the first call.
+    func jsonPlain() -> [Bool] {
+        if let p = plainCache.withLock({ $0 }) { return p }
+        var inString = JSONPrefix()
+        _ = inString.feed(Array("{\"".utf8))
+        let start = inString
+        let p = (0..<vocabSize).map { id -> Bool in
+            guard let bytes = piece(Int32(id)) else { return false }
+            var s = start
+            return s.feed(bytes) && s == start
+        }
+        plainCache.withLock { $0 = p }
+        return p
+    }
+    private let plainCache = Locked<[Bool]?>(nil)
+
     /// The bytes of token id, or nil when it is never allowed.
     func piece(_ id: Int32) -> ArraySlice<UInt8>? {
         guard id >= 0, Int(id) < position.count, position[Int(id)] >= 0 else { return nil }
