@@ -188,13 +188,7 @@ public func hmst_json_schema_to_grammar(_ schema: UnsafePointer<CChar>?, _ buf: 
                                         _ nOut: UnsafeMutablePointer<Int>?) -> Int32 {
     hmstCall {
         let text = try utf8String(try required(schema, "json_schema"), "json_schema")
-        let value: JSONValue
-        do { value = try JSONValue.parse(text) } catch let e as HMSTError {
-            throw HMSTError.invalidArgument("json schema: not valid JSON: \(e.message)")
-        }
-        let gbnf = try JSONSchemaGrammar.gbnf(schema: value)
-        _ = try Grammar.parse(gbnf: gbnf)
-        try writeString(gbnf, buf, cap, nOut)
+        try writeString(try JSONSchemaGrammar.grammar(schemaText: text).source, buf, cap, nOut)
     }
 }
 

@@ -32,13 +32,9 @@ struct GrammarCommand: ParsableCommand {
                 return
             }
             let text = try jsonSchemaFile.map { f in try withSource(f) { try readUTF8(f) } } ?? jsonSchema ?? ""
-            let schema: JSONValue
-            do { schema = try JSONValue.parse(text) } catch let e as HMSTError {
-                throw HMSTError.invalidArgument("\(jsonSchemaFile ?? "--json-schema"): not valid JSON: \(e.message)")
-            }
-            let gbnf = try withSource(jsonSchemaFile ?? "--json-schema") { try JSONSchemaGrammar.gbnf(schema: schema) }
-            _ = try Grammar.parse(gbnf: gbnf)
-            StandardStream.output.write(gbnf)
+            // the grammar's source: the GBNF text, checked by reading it back
+            let g = try withSource(jsonSchemaFile ?? "--json-schema") { try JSONSchemaGrammar.grammar(schemaText: text) }
+            StandardStream.output.write(g.source)
         }
     }
 }
