@@ -229,11 +229,12 @@ struct CompletionRequest {
         return out
     }
 
-    /// messages: [{role, content}] with content a string or an array of {"type": "text", "text"} parts.
+    /// messages: [{role, content, ...}] with content a string, null, or an array of
+    /// {"type": "text", "text"} parts; the model's chat template renders them (ChatTemplate),
+    /// with llama.cpp's and vLLM's `chat_template_kwargs` as extra template variables.
     static func chatPrompt(_ f: Fields, template: ChatTemplate) throws -> PromptText {
         guard let ms = f["messages"]?.array else { throw APIError.invalid("'messages' must be an array", param: "messages") }
         guard !ms.isEmpty else { throw APIError.invalid("'messages' must hold at least one message", param: "messages") }
-        var out: [(role: String, content: String)] = []
         for (i, m) in ms.enumerated() {
             let p = "messages[\(i)]"
             guard case .object = m else { throw APIError.invalid("\(p) must be an object", param: p) }
@@ -242,25 +243,26 @@ struct CompletionRequest {
                   ["system", "developer", "user", "assistant", "tool"].contains(role) else {
                 throw APIError.invalid("\(p).role must be system, developer, user, assistant or tool", param: "\(p).role")
             }
-            var content = ""
-            if let c = mf["content"] {
-                if let s = c.string { content = s }
-                else if let parts = c.array {
-                    for (j, part) in parts.enumerated() {
-                        guard part["type"]?.string == "text", let t = part["text"]?.string else {
-                            throw APIError.invalid("\(p).content[\(j)] must be {\"type\": \"text\", \"text\": ...}; only text is supported",
-                                                   param: "\(p).content")
-                        }
-                        content += t
-                    }
-                } else {
-                    throw APIError.invalid("\(p).content must be a string or an array of text parts", param: "\(p).content")
-                }
-            } else if role != "assistant" {
+            if mf["content"] == nil || mf["content"]?.isNull == true, role != "assistant" {
                 throw APIError.invalid("\(p).content is required", param: "\(p).content")
             }
-            out.append((role, content))
+            for (j, part) in (mf["content"]?.array ?? []).enumerated() where part["type"]?.string != "text" || part["text"]?.string == nil {
+                throw APIError.invalid("\(p).content[\(j)] must be {\"type\": \"text\", \"text\": ...}; only text is supported",
+                                       param: "\(p).content")
+            }
         }
-        return template.render(out)
+        var extra: [(String, JSONValue)] = []
+        if let kw = f["chat_template_kwargs"] {
+            guard let o = kw.object else {
+                throw APIError.invalid("'chat_template_kwargs' must be an object", param: "chat_template_kwargs")
+            }
+            extra = o
+        }
+        do {
+            return try template.render(messages: ms, addGenerationPrompt: true, extra: extra)
+        } catch let e as HMSTError {
+            // malformed content, or the template's own refusal (raise_exception: roles out of order)
+            throw APIError.invalid(e.message, param: "messages")
+        }
     }
 }

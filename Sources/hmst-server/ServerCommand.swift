@@ -123,7 +123,8 @@ struct ServerCommand: AsyncParsableCommand {
         guard let tokenizer = model.tokenizer else {
             throw HMSTError.unsupported("\(checkpoint) has no tokenizer.json; the server needs one")
         }
-        let template = try ChatTemplate.load(checkpoint: checkpoint)
+        let template = try ChatTemplate.of(model: model)
+        logger.info("chat template: \(template.isJinja ? "Jinja" : "patterns") from \(template.origin)")
         var sp = SessionParams()
         sp.nCtx = nCtx
         sp.nThreads = perSlot

@@ -56,8 +56,13 @@ extension LanguageModel {
         }
         let finalWeights = options.weightType == .asStored ? weights : try weights.converted(to: options.weightType)
         report.loadMs = Clock.nowMs() - t0
-        return LanguageModel(decoder: Decoder(dims: config.dims, weights: finalWeights), tokenizer: tokenizer, config: json,
-                             report: report, storage: [map])
+        let model = LanguageModel(decoder: Decoder(dims: config.dims, weights: finalWeights), tokenizer: tokenizer, config: json,
+                                  report: report, storage: [map])
+        if let t = file.metadata["tokenizer.chat_template"] {
+            guard let s = t.string else { throw HMSTError.badFormat("\(path): tokenizer.chat_template is not a string") }
+            model.ggufChatTemplate = s
+        }
+        return model
     }
 }
 

@@ -31,6 +31,8 @@ public final class LanguageModel: @unchecked Sendable {
     public internal(set) var critic: EngineVerifier?
     /// Why the checkpoint's critic/ was not loaded (a CriticForAnotherModel), else nil.
     public internal(set) var criticProblem: String?
+    /// A GGUF file's tokenizer.chat_template, set by load; ChatTemplate.of(model:) reads it.
+    public internal(set) var ggufChatTemplate: String?
     let storage: [AnyObject]
     /// ModelSignature(model:), computed on first use (the weights never change after init).
     let signatureCache = Locked<ModelSignature?>(nil)
@@ -49,6 +51,17 @@ public final class LanguageModel: @unchecked Sendable {
     public var activeParameterCount: Int { dims.activeParameterCount }
 
     public var weightsBF16: Bool { decoder.weights.hasBF16 }
+
+    /// The text of the config's bos and eos tokens ("" where there is none or no tokenizer),
+    /// for chat templates' bos_token / eos_token.
+    public func specialTokenTexts() -> (bos: String, eos: String) {
+        func text(_ key: String) -> String {
+            guard let tokenizer, let id = config[key]?.int ?? config[key]?.array?.first?.int,
+                  id >= 0, id < tokenizer.vocabSize, let b = try? tokenizer.decode([Int32(id)]) else { return "" }
+            return String(decoding: b, as: UTF8.self)
+        }
+        return (text("bos_token_id"), text("eos_token_id"))
+    }
 
     /// "f32", "bf16", "int8" or "mixed (…)": the projection matrices' storage.
     public var weightsType: String { decoder.weights.typeDescription }

@@ -9,7 +9,7 @@ public enum CheckpointParts {
     /// Files a part is stored in, directly in the checkpoint directory.
     static let files = [RetrieverProjection.weightsName, RetrieverProjection.configName, ExitHead.weightsName, ExitHead.configName,
                         CopyHead.weightsName, CopyHead.configName, EpisodicSoftTokens.weightsName, EpisodicSoftTokens.configName,
-                        "chat_template.json"]   // the server's chat template (hmst-server's ChatTemplate.fileName)
+                        ChatTemplate.patternFileName, ChatTemplate.jinjaFileName, "tokenizer_config.json"]
     /// Parts stored in a directory of their own.
     static let directories = [Critic.directoryName, MetaController.directoryName]
 
