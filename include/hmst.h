@@ -496,7 +496,32 @@ struct hmst_generation_stats {
 HMST_API int hmst_generate(hmst_context *ctx, const char *prompt, const struct hmst_generate_params *params,
                            struct hmst_generation_stats *stats);
 
-/* The text of the last hmst_generate (bytes, NUL-terminated in buf; cap counts the NUL), with
+/* Chat. A model's chat template is its checkpoint's chat_template.jinja, chat_template.json
+ * (transformers' {"chat_template": ...} or hmst's pattern form), tokenizer_config.json's
+ * "chat_template", or a GGUF file's tokenizer.chat_template, else hmst's built-in
+ * "System: / User: / Assistant:" patterns. Jinja templates are rendered as Hugging Face
+ * transformers renders them (jinja2's sandbox, trim_blocks and lstrip_blocks) with messages,
+ * add_generation_prompt, bos_token, eos_token and tools.
+ * messages_json: a JSON array of {"role", "content", ...} (content a string, null, or text parts
+ * [{"type": "text", "text": ...}]; other members such as tool_calls reach the template as
+ * given); tools_json: NULL, or a JSON array of OpenAI-style tools.
+ * hmst_chat_apply_template writes the rendered prompt (NUL-terminated, the buffer protocol).
+ * Thread-safe. A template's own refusal (raise_exception) and malformed messages are
+ * HMST_STATUS_INVALID_ARGUMENT saying why; a template that does not parse is
+ * HMST_STATUS_BAD_FORMAT naming its line. */
+HMST_API int hmst_chat_apply_template(const hmst_model *model, const char *messages_json, const char *tools_json,
+                                      int add_generation_prompt, char *buf, size_t cap, size_t *n_out);
+
+/* Clears the context, renders the messages with the model's chat template (ending with the
+ * assistant's opening) and generates the assistant's reply, which ends at the model's
+ * end-of-turn tokens (its end-of-text token, every eos_token_id of config.json and
+ * generation_config.json, a GGUF's end-of-turn ids, and special tokens such as <|im_end|> and
+ * <|eot_id|>) unless params->ignore_eos. The messages' text is literal: special tokens typed in
+ * it are plain text. Fetch the reply with hmst_context_last_output. One thread per context. */
+HMST_API int hmst_chat_generate(hmst_context *ctx, const char *messages_json, const char *tools_json,
+                                const struct hmst_generate_params *params, struct hmst_generation_stats *stats);
+
+/* The text of the last hmst_generate or hmst_chat_generate (bytes, NUL-terminated in buf; cap counts the NUL), with
  * the stop string cut off. One thread per context. */
 HMST_API int hmst_context_last_output(const hmst_context *ctx, char *buf, size_t cap, size_t *n_out);
 

@@ -222,62 +222,118 @@ public func hmst_generate(_ ctx: OpaquePointer?, _ prompt: UnsafePointer<CChar>?
         let c = try resolveContext(ctx)
         let promptPtr = try required(prompt, "prompt")
         let promptBytes = Array(UnsafeRawBufferPointer(start: promptPtr, count: strlen(promptPtr)))
-        let p = try readParams(params, defaults: hmst_generate_default_params(), name: "params")
-        if let stats {
-            let s = Int(UnsafeRawPointer(stats).load(as: UInt32.self))
-            guard s >= 8 else { throw HMSTError.invalidArgument("stats->struct_size is \(s); set it to sizeof(struct hmst_generation_stats)") }
-        }
-        guard let tok = c.model.tokenizer else {
-            throw HMSTError.unsupported("this model has no tokenizer; use hmst_context_eval with token ids")
-        }
-        guard p.max_tokens >= 0 else { throw HMSTError.invalidArgument("max_tokens \(p.max_tokens) must be >= 0") }
-        let nStop = try sizeArgument(p.n_stop, "n_stop", in: 0 ... 1024)
-        if p.n_stop > 0 && p.stop == nil { throw HMSTError.invalidArgument("stop is NULL but n_stop is \(p.n_stop)") }
-        var req = TextGenerationRequest()
-        req.maxTokens = Int(p.max_tokens)
-        req.sampling = try samplingParams(p.sampling)
-        req.sampling.frequencyPenalty = p.frequency_penalty
-        req.sampling.presencePenalty = p.presence_penalty
-        let nBias = try sizeArgument(p.n_logit_bias, "n_logit_bias", in: 0 ... 65536)
-        if nBias > 0 {
-            guard let ids = p.logit_bias_tokens, let biases = p.logit_bias else {
-                throw HMSTError.invalidArgument("n_logit_bias is \(nBias) but logit_bias_tokens or logit_bias is NULL")
-            }
-            for i in 0..<nBias { req.sampling.logitBias[ids[i]] = biases[i] }
-        }
-        try req.sampling.validate()
-        req.stopAtEOS = !p.ignore_eos
-        req.jsonObject = p.json_object
-        req.grammar = try requestedGrammar(gbnf: p.grammar, jsonSchema: p.json_schema)
-        for i in 0..<nStop {
-            guard let s = p.stop![i] else { throw HMSTError.invalidArgument("stop[\(i)] is NULL") }
-            req.stopStrings.append(String(cString: s))
-        }
-        if let cb = p.on_token {
-            let ud = p.user_data
-            req.onPiece = { id, piece in
-                piece.withUnsafeBufferPointer { b in
-                    b.withMemoryRebound(to: CChar.self) { cb(id, $0.baseAddress, $0.count, ud) }
-                }
-            }
-        }
+        let (tok, req) = try textRequest(c, params, stats)
         try c.changing.lock()
         defer { c.changing.unlock() }
         let r = try c.session.generate(prompt: promptBytes, tokenizer: tok, req)
-        c.lastOutput = r.text
-        if let stats {
-            var s = hmst_generation_stats()
-            s.prompt_tokens = Int32(r.stats.promptTokens)
-            s.generated_tokens = Int32(r.stats.generatedTokens)
-            s.stop_reason = r.stats.stopReason.rawValue
-            s.load_ms = c.model.report.loadMs
-            s.prompt_ms = r.stats.promptMs
-            s.generate_ms = r.stats.generateMs
-            s.time_to_first_token_ms = r.stats.timeToFirstTokenMs
-            s.prompt_tokens_per_second = r.stats.promptTokensPerSecond
-            s.tokens_per_second = r.stats.tokensPerSecond
-            try writeInfo(s, to: stats, minimum: 8, name: "stats")
+        try finish(c, r, stats)
+    }
+}
+
+@_cdecl("hmst_chat_apply_template")
+public func hmst_chat_apply_template(_ model: OpaquePointer?, _ messagesJSON: UnsafePointer<CChar>?, _ toolsJSON: UnsafePointer<CChar>?,
+                                     _ addGenerationPrompt: Int32, _ buf: UnsafeMutablePointer<CChar>?, _ cap: Int,
+                                     _ nOut: UnsafeMutablePointer<Int>?) -> Int32 {
+    hmstCall {
+        let m = try resolveModel(model)
+        let prompt = try chatPrompt(m, messagesJSON, toolsJSON, addGenerationPrompt: addGenerationPrompt != 0)
+        try writeBytes(prompt.bytes, buf, cap, nOut)
+    }
+}
+
+@_cdecl("hmst_chat_generate")
+public func hmst_chat_generate(_ ctx: OpaquePointer?, _ messagesJSON: UnsafePointer<CChar>?, _ toolsJSON: UnsafePointer<CChar>?,
+                               _ params: UnsafePointer<hmst_generate_params>?, _ stats: UnsafeMutablePointer<hmst_generation_stats>?) -> Int32 {
+    hmstCall {
+        let c = try resolveContext(ctx)
+        let prompt = try chatPrompt(c.model, messagesJSON, toolsJSON, addGenerationPrompt: true)
+        var (tok, req) = try textRequest(c, params, stats)
+        req.stopStrings += try c.model.chatTemplate().stop
+        if req.stopAtEOS { req.endTokens = c.model.endOfTurnTokens() }
+        try c.changing.lock()
+        defer { c.changing.unlock() }
+        c.session.reset()
+        let r = try c.session.generate(prompt: prompt, tokenizer: tok, req)
+        try finish(c, r, stats)
+    }
+}
+
+/// messages (and tools) as JSON, rendered with the model's chat template
+func chatPrompt(_ m: LanguageModel, _ messagesJSON: UnsafePointer<CChar>?, _ toolsJSON: UnsafePointer<CChar>?,
+                addGenerationPrompt: Bool) throws -> PromptText {
+    func json(_ p: UnsafePointer<CChar>, _ name: String) throws -> JSONValue {
+        do {
+            return try JSONValue.parse(bytes: Array(UnsafeRawBufferPointer(start: p, count: strlen(p))))
+        } catch let e as HMSTError {
+            throw HMSTError.invalidArgument("\(name): \(e.message)")
         }
+    }
+    let messages = try json(try required(messagesJSON, "messages_json"), "messages_json")
+    guard let list = messages.array else { throw HMSTError.invalidArgument("messages_json must be a JSON array of messages") }
+    let tools = try toolsJSON.map { try json($0, "tools_json") }
+    return try m.chatTemplate().render(messages: list, addGenerationPrompt: addGenerationPrompt, tools: tools)
+}
+
+/// hmst_generate's parameters as a request (the stats pointer checked too)
+func textRequest(_ c: ContextBox, _ params: UnsafePointer<hmst_generate_params>?,
+                 _ stats: UnsafeMutablePointer<hmst_generation_stats>?) throws -> (TextTokenizer, TextGenerationRequest) {
+    let p = try readParams(params, defaults: hmst_generate_default_params(), name: "params")
+    if let stats {
+        let s = Int(UnsafeRawPointer(stats).load(as: UInt32.self))
+        guard s >= 8 else { throw HMSTError.invalidArgument("stats->struct_size is \(s); set it to sizeof(struct hmst_generation_stats)") }
+    }
+    guard let tok = c.model.tokenizer else {
+        throw HMSTError.unsupported("this model has no tokenizer; use hmst_context_eval with token ids")
+    }
+    guard p.max_tokens >= 0 else { throw HMSTError.invalidArgument("max_tokens \(p.max_tokens) must be >= 0") }
+    let nStop = try sizeArgument(p.n_stop, "n_stop", in: 0 ... 1024)
+    if p.n_stop > 0 && p.stop == nil { throw HMSTError.invalidArgument("stop is NULL but n_stop is \(p.n_stop)") }
+    var req = TextGenerationRequest()
+    req.maxTokens = Int(p.max_tokens)
+    req.sampling = try samplingParams(p.sampling)
+    req.sampling.frequencyPenalty = p.frequency_penalty
+    req.sampling.presencePenalty = p.presence_penalty
+    let nBias = try sizeArgument(p.n_logit_bias, "n_logit_bias", in: 0 ... 65536)
+    if nBias > 0 {
+        guard let ids = p.logit_bias_tokens, let biases = p.logit_bias else {
+            throw HMSTError.invalidArgument("n_logit_bias is \(nBias) but logit_bias_tokens or logit_bias is NULL")
+        }
+        for i in 0..<nBias { req.sampling.logitBias[ids[i]] = biases[i] }
+    }
+    try req.sampling.validate()
+    req.stopAtEOS = !p.ignore_eos
+    req.jsonObject = p.json_object
+    req.grammar = try requestedGrammar(gbnf: p.grammar, jsonSchema: p.json_schema)
+    for i in 0..<nStop {
+        guard let s = p.stop![i] else { throw HMSTError.invalidArgument("stop[\(i)] is NULL") }
+        req.stopStrings.append(String(cString: s))
+    }
+    if let cb = p.on_token {
+        let ud = p.user_data
+        req.onPiece = { id, piece in
+            piece.withUnsafeBufferPointer { b in
+                b.withMemoryRebound(to: CChar.self) { cb(id, $0.baseAddress, $0.count, ud) }
+            }
+        }
+    }
+    return (tok, req)
+}
+
+/// The output kept for hmst_context_last_output, and the stats
+func finish(_ c: ContextBox, _ r: TextGenerationResult, _ stats: UnsafeMutablePointer<hmst_generation_stats>?) throws {
+    c.lastOutput = r.text
+    if let stats {
+        var s = hmst_generation_stats()
+        s.prompt_tokens = Int32(r.stats.promptTokens)
+        s.generated_tokens = Int32(r.stats.generatedTokens)
+        s.stop_reason = r.stats.stopReason.rawValue
+        s.load_ms = c.model.report.loadMs
+        s.prompt_ms = r.stats.promptMs
+        s.generate_ms = r.stats.generateMs
+        s.time_to_first_token_ms = r.stats.timeToFirstTokenMs
+        s.prompt_tokens_per_second = r.stats.promptTokensPerSecond
+        s.tokens_per_second = r.stats.tokensPerSecond
+        try writeInfo(s, to: stats, minimum: 8, name: "stats")
     }
 }
 

@@ -111,6 +111,12 @@ struct GenerateCommand: ParsableCommand {
     @Option(name: .customLong("kv-cache"), help: "KV cache storage: f32 or bf16 (half the memory).")
     var kvCache = "f32"
 
+    @Flag(help: "Chat: each prompt is a user message, rendered with the model's chat template (see `hmst chat-template`); generation stops at the end of the assistant's turn; interactive mode keeps the conversation.")
+    var chat = false
+
+    @Option(help: "With --chat: a system message first.")
+    var system: String?
+
     @Flag(help: "Interactive engine mode: each line is a question answered through the HMST engine (decisions, citations, confidence).")
     var engine = false
 
@@ -123,6 +129,8 @@ struct GenerateCommand: ParsableCommand {
         if NUMAStrategy(name: numa) == nil { throw ValidationError("--numa must be disabled, distribute, isolate or numactl") }
         if engine && (prompt != nil || input != nil) { throw ValidationError("--engine is an interactive mode (use `hmst ask` for one question)") }
         if memory != nil && !engine { throw ValidationError("--memory needs --engine") }
+        if system != nil && !chat { throw ValidationError("--system needs --chat") }
+        if chat && engine { throw ValidationError("--chat and --engine are different modes; give one") }
         let constraints = [grammar, grammarFile, jsonSchema, jsonSchemaFile].compactMap { $0 }.count + (jsonObject ? 1 : 0)
         if constraints > 1 { throw ValidationError("give one of --json, --grammar, --grammar-file, --json-schema, --json-schema-file") }
         if engine && constraints > 0 { throw ValidationError("--engine answers in text; --json and grammars are for plain generation") }
@@ -162,6 +170,13 @@ struct GenerateCommand: ParsableCommand {
             settings.sampling.seed = seed
             try settings.sampling.validate()
             let runner = Runner(session: session, tokenizer: tokenizer, stops: stop, loadMs: model.report.loadMs)
+            if chat {
+                let template = try model.chatTemplate()
+                runner.chat = (template, model.endOfTurnTokens())
+                runner.stops += template.stop
+                if let system { runner.conversation = [.object([("role", .string("system")), ("content", .string(system))])] }
+                if prompt == nil && input == nil { printError("hmst: chat template: \(template.isJinja ? "Jinja" : "patterns") from \(template.origin)") }
+            }
             if let prompt {
                 _ = try runner.run(prompt, settings, stream: true)
                 printError(runner.lastStatsLine)
@@ -183,8 +198,14 @@ struct GenerateCommand: ParsableCommand {
     final class Runner {
         let session: Session
         let tokenizer: TextTokenizer
-        let stops: [String]
+        var stops: [String]
         let loadMs: Double
+        /// --chat: the template and the tokens that end a turn
+        var chat: (template: ChatTemplate, endTokens: Set<Int32>)?
+        /// --chat: the messages so far (a system message, then the turns of interactive mode)
+        var conversation: [JSONValue] = []
+        /// interactive chat keeps the turns; single prompts and batches start again each time
+        var keepConversation = false
         var history: [GenerationStats] = []
         var lastStatsLine = ""
 
@@ -203,14 +224,25 @@ struct GenerateCommand: ParsableCommand {
             req.jsonObject = s.jsonObject
             req.grammar = s.grammar
             req.stopStrings = stops
+            if let (_, ends) = chat { req.endTokens = ends }
             if stream {
-                StandardStream.output.write(prompt)
+                if chat == nil { StandardStream.output.write(prompt) }
                 req.onPiece = { _, piece in
                     StandardStream.output.write(piece)
                     return true
                 }
             }
-            let r = try session.generate(prompt: Array(prompt.utf8), tokenizer: tokenizer, req)
+            let r: TextGenerationResult
+            if let (template, _) = chat {
+                let turn = JSONValue.object([("role", .string("user")), ("content", .string(prompt))])
+                let text = try template.render(messages: conversation + [turn], addGenerationPrompt: true)
+                r = try session.generate(prompt: text, tokenizer: tokenizer, req)
+                if keepConversation {
+                    conversation += [turn, .object([("role", .string("assistant")), ("content", .string(r.string))])]
+                }
+            } else {
+                r = try session.generate(prompt: Array(prompt.utf8), tokenizer: tokenizer, req)
+            }
             if stream { StandardStream.output.write("\n") }
             history.append(r.stats)
             let st = r.stats
@@ -279,10 +311,15 @@ struct GenerateCommand: ParsableCommand {
     }
 
     func repl(_ runner: Runner, _ s: inout Settings) throws {
-        print("hmst interactive generation. Type a prompt, or: set <param> <value>, stats, help, quit.")
+        runner.keepConversation = runner.chat != nil
+        print("hmst interactive generation. Type a prompt, or: set <param> <value>, stats, help, quit"
+              + (runner.chat != nil ? ", reset (a new conversation)." : "."))
         try readCommands(prompt: "> ") { t, words in
             switch words[0].lowercased() {
             case "quit", "exit": return false
+            case "reset" where runner.chat != nil && words.count == 1:
+                runner.conversation = runner.conversation.filter { $0["role"]?.string == "system" }
+                print("(a new conversation)")
             case "help":
                 print("max_length=\(s.maxLength) temperature=\(s.sampling.temperature) top_p=\(s.sampling.topP) top_k=\(s.sampling.topK) min_p=\(s.sampling.minP) repetition_penalty=\(s.sampling.repetitionPenalty) "
                       + "repeat_last_n=\(s.sampling.repeatLastN) frequency_penalty=\(s.sampling.frequencyPenalty) presence_penalty=\(s.sampling.presencePenalty) seed=\(s.sampling.seed)")

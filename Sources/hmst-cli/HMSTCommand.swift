@@ -52,7 +52,7 @@ struct HMSTCommand: ParsableCommand {
                       FactsCommand.self, EvalCommand.self, TrainRetrieverCommand.self, TrainMemoryCommand.self,
                       TrainCriticCommand.self, ServeCommand.self, PlacementReportCommand.self,
                       QuantizeCommand.self, AskCommand.self, RLTrainCommand.self, TrainExitHeadCommand.self,
-                      AbstentionCommand.self, GrammarCommand.self])
+                      AbstentionCommand.self, GrammarCommand.self, ChatTemplateCommand.self])
 }
 
 /// Options every subcommand that computes accepts.

@@ -19,6 +19,8 @@ struct CompletionRequest {
     var grammar: Grammar?              // response_format json_schema, or llama.cpp's grammar / json_schema fields
     var stream = false
     var includeUsage = false
+    /// tokens that end generation: the end-of-text token, for chat also the end-of-turn tokens
+    var endTokens: Set<Int32> = []
 
     /// Jobs in choice order: prompt-major, then n.
     var jobs: [GenerationJob] {
@@ -28,7 +30,8 @@ struct CompletionRequest {
                 var s = sampling
                 s.seed = sampling.seed &+ UInt64(p * n + i)
                 out.append(GenerationJob(promptTokens: tokens, maxTokens: maxTokens[p], sampling: s, stops: stops,
-                                         topLogprobs: topLogprobs, echo: echo, jsonObject: jsonObject, grammar: grammar))
+                                         topLogprobs: topLogprobs, echo: echo, jsonObject: jsonObject, grammar: grammar,
+                                         endTokens: endTokens))
             }
         }
         return out
@@ -151,6 +154,7 @@ struct CompletionRequest {
         // ---- stops: the request's, plus the chat template's for chat
         var stopStrings = try f.strings("stop", maxCount: L.maxStops) ?? []
         if kind == .chat { stopStrings += state.template.stop }
+        endTokens = kind == .chat ? state.endOfTurn : Set(state.tokenizer.eosId.map { [$0] } ?? [])
         stops = stopStrings.filter { !$0.isEmpty }.map { Array($0.utf8) }
         // ---- log-probabilities
         switch kind {

@@ -20,6 +20,8 @@ struct GenerationJob: Sendable {
     var jsonObject = false
     /// response_format json_schema or a GBNF grammar: a sentence of it (GrammarConstraint)
     var grammar: Grammar? = nil
+    /// tokens that end generation (finish_reason "stop")
+    var endTokens: Set<Int32> = []
 }
 
 struct TokenLogprob: Sendable {
@@ -51,7 +53,7 @@ enum Generator {
         r.maxTokens = job.maxTokens
         r.sampling = job.sampling
         r.vocabLimit = tokenizer.vocabSize
-        if let eos = tokenizer.eosId { r.eosTokens = [eos] }
+        r.eosTokens = job.endTokens
         if job.jsonObject { r.constraint = JSONConstraint(tokenizer: tokenizer) }
         if let g = job.grammar { r.constraint = try GrammarConstraint(grammar: g, tokenizer: tokenizer) }
         let maxStop = job.stops.map(\.count).max() ?? 0

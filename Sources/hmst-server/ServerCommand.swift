@@ -123,7 +123,7 @@ struct ServerCommand: AsyncParsableCommand {
         guard let tokenizer = model.tokenizer else {
             throw HMSTError.unsupported("\(checkpoint) has no tokenizer.json; the server needs one")
         }
-        let template = try ChatTemplate.of(model: model)
+        let template = try model.chatTemplate()
         logger.info("chat template: \(template.isJinja ? "Jinja" : "patterns") from \(template.origin)")
         var sp = SessionParams()
         sp.nCtx = nCtx

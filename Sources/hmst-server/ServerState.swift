@@ -35,6 +35,8 @@ final class ServerState: @unchecked Sendable {
     let modelName: String
     let created: Int
     let template: ChatTemplate
+    /// what ends an assistant's turn (LanguageModel.endOfTurnTokens)
+    let endOfTurn: Set<Int32>
     let pool: SlotPool
     let nCtx: Int
     let limits: ServerLimits
@@ -56,6 +58,7 @@ final class ServerState: @unchecked Sendable {
         self.modelName = modelName
         created = Int(Date().timeIntervalSince1970)
         self.template = template
+        endOfTurn = model.endOfTurnTokens()
         self.pool = pool
         pool.onBusy = { [metrics] in metrics.rejectedBusy() }
         self.nCtx = nCtx

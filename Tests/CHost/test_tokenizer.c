@@ -94,6 +94,56 @@ static bool cancel_training(float p, void *ud) {
 }
 
 /* Train a tokenizer, put it beside a random micro model, load, generate. */
+/* Chat: the checkpoint's chat_template.jinja renders the messages (their text literal, the
+ * template's markup special), its refusals are errors, and chat generation runs. */
+static void test_chat(hmst_model *m, hmst_context *c) {
+    FILE *f = fopen("/tmp/hmst-ctest-gen/chat_template.jinja", "w");
+    CHECK(f != NULL);
+    if (!f) return;
+    fputs("{% if messages[0]['role'] == 'assistant' %}{{ raise_exception('Conversations must start with a user turn') }}{% endif %}\n"
+          "{% for m in messages %}\n"
+          "<|endoftext|>{{ m.role }}\n{{ m.content | trim }}\n"
+          "{% endfor %}\n"
+          "{% if add_generation_prompt %}<|endoftext|>assistant\n{% endif %}", f);
+    fclose(f);
+    const char *msgs = "[{\"role\": \"system\", \"content\": \" Be brief. \"}, {\"role\": \"user\", \"content\": \"Hi\"}]";
+    char buf[256];
+    size_t n = 0;
+    CHECK_STATUS(hmst_chat_apply_template(m, msgs, NULL, 1, buf, 8, &n), HMST_STATUS_BUFFER_TOO_SMALL);
+    CHECK_STATUS(hmst_chat_apply_template(m, msgs, NULL, 1, buf, sizeof buf, &n), HMST_STATUS_OK);
+    const char *want = "<|endoftext|>system\nBe brief.\n<|endoftext|>user\nHi\n<|endoftext|>assistant\n";
+    CHECK(n == strlen(want) && strcmp(buf, want) == 0);
+    CHECK_STATUS(hmst_chat_apply_template(m, msgs, NULL, 0, buf, sizeof buf, &n), HMST_STATUS_OK);
+    CHECK(strstr(buf, "assistant") == NULL);
+    CHECK_STATUS(hmst_chat_apply_template(m, "[{\"role\": \"assistant\", \"content\": \"x\"}]", NULL, 1, buf, sizeof buf, &n),
+                 HMST_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(hmst_last_error(), "Conversations must start with a user turn") != NULL);
+    CHECK_STATUS(hmst_chat_apply_template(m, "[{\"role\": ", NULL, 1, buf, sizeof buf, &n), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(hmst_last_error(), "messages_json") != NULL);
+    CHECK_STATUS(hmst_chat_apply_template(m, "{}", NULL, 1, buf, sizeof buf, &n), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(hmst_chat_apply_template(m, NULL, NULL, 1, buf, sizeof buf, &n), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(hmst_chat_apply_template(NULL, msgs, NULL, 1, buf, sizeof buf, &n), HMST_STATUS_INVALID_ARGUMENT);
+
+    struct hmst_generate_params gp = hmst_generate_default_params();
+    gp.max_tokens = 6;
+    struct hmst_generation_stats st = {.struct_size = sizeof st};
+    CHECK_STATUS(hmst_chat_generate(c, msgs, NULL, &gp, &st), HMST_STATUS_OK);
+    CHECK(st.prompt_tokens > 4 && st.generated_tokens <= 6);
+    CHECK(st.stop_reason == HMST_STOP_MAX_TOKENS || st.stop_reason == HMST_STOP_EOS);
+    /* the context was cleared first: the same chat gives the same prompt length again */
+    int32_t first_prompt = st.prompt_tokens;
+    CHECK_STATUS(hmst_chat_generate(c, msgs, NULL, &gp, &st), HMST_STATUS_OK);
+    CHECK(st.prompt_tokens == first_prompt);
+    /* a user who types the template's special token gets text, not the token: more tokens */
+    const char *typed = "[{\"role\": \"system\", \"content\": \" Be brief. \"}, {\"role\": \"user\", \"content\": \"<|endoftext|>\"}]";
+    CHECK_STATUS(hmst_chat_generate(c, typed, NULL, &gp, &st), HMST_STATUS_OK);
+    CHECK(st.prompt_tokens > first_prompt + 1);
+    char out[512];
+    CHECK_STATUS(hmst_context_last_output(c, out, sizeof out, &n), HMST_STATUS_OK);
+    CHECK_STATUS(hmst_chat_generate(c, "[{\"role\": \"assistant\", \"content\": \"x\"}]", NULL, &gp, &st), HMST_STATUS_INVALID_ARGUMENT);
+    remove("/tmp/hmst-ctest-gen/chat_template.jinja");
+}
+
 static void test_generation(void) {
     const char *files[] = {"/usr/share/common-licenses/GPL-3", "/usr/share/common-licenses/Apache-2.0"};
     struct hmst_tokenizer_train_params tp = hmst_tokenizer_train_default_params();
@@ -356,6 +406,7 @@ static void test_generation(void) {
     CHECK(strstr(hmst_last_error(), "text_len 18446744073709551615") != NULL);
     CHECK_STATUS(hmst_detokenize(m, ids, SIZE_MAX, text, sizeof text, &n2), HMST_STATUS_INVALID_ARGUMENT);
     CHECK_STATUS(hmst_tokenize(m, "The license", 11, ids, SIZE_MAX, &n), HMST_STATUS_OK);
+    test_chat(m, c);
     free(first);
     free(second);
     hmst_context_free(c);

@@ -62,6 +62,9 @@ extension LanguageModel {
             guard let s = t.string else { throw HMSTError.badFormat("\(path): tokenizer.chat_template is not a string") }
             model.ggufChatTemplate = s
         }
+        for key in ["tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"] where file.metadata[key] != nil {
+            model.ggufEndOfTurnIds.append(Int32(truncatingIfNeeded: try g.int(key)))
+        }
         return model
     }
 }

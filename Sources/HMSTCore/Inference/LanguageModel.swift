@@ -33,9 +33,13 @@ public final class LanguageModel: @unchecked Sendable {
     public internal(set) var criticProblem: String?
     /// A GGUF file's tokenizer.chat_template, set by load; ChatTemplate.of(model:) reads it.
     public internal(set) var ggufChatTemplate: String?
+    /// A GGUF file's tokenizer.ggml.eot_token_id / eom_token_id (endOfTurnTokens()).
+    public internal(set) var ggufEndOfTurnIds: [Int32] = []
     let storage: [AnyObject]
     /// ModelSignature(model:), computed on first use (the weights never change after init).
     let signatureCache = Locked<ModelSignature?>(nil)
+    /// ChatTemplate.of(model:), found on first use (chatTemplate()).
+    let chatTemplateCache = Locked<ChatTemplate?>(nil)
 
     public init(decoder: Decoder, tokenizer: TextTokenizer?, config: JSONValue, report: LoadReport, storage: [AnyObject]) {
         self.decoder = decoder

@@ -16,6 +16,9 @@ public struct TextGenerationRequest {
     /// Only sentences of this grammar (GrammarConstraint: GBNF, or a JSON Schema through
     /// JSONSchemaGrammar); generation stops when nothing can follow. Not with jsonObject.
     public var grammar: Grammar? = nil
+    /// Tokens that end generation besides the end-of-text token (with stopAtEOS): a chat's
+    /// end-of-turn tokens (LanguageModel.endOfTurnTokens).
+    public var endTokens: Set<Int32> = []
     public init() {}
 }
 
@@ -28,6 +31,15 @@ public struct TextGenerationResult: Sendable {
 
 extension Session {
     public func generate(prompt: [UInt8], tokenizer: TextTokenizer, _ req: TextGenerationRequest) throws -> TextGenerationResult {
+        try generate(promptTokens: tokenizer.encode(bytes: prompt), tokenizer: tokenizer, req)
+    }
+
+    /// A prompt whose literal parts get no special tokens (a chat template's rendering).
+    public func generate(prompt: PromptText, tokenizer: TextTokenizer, _ req: TextGenerationRequest) throws -> TextGenerationResult {
+        try generate(promptTokens: tokenizer.encode(prompt), tokenizer: tokenizer, req)
+    }
+
+    func generate(promptTokens: [Int32], tokenizer: TextTokenizer, _ req: TextGenerationRequest) throws -> TextGenerationResult {
         guard tokenizer.vocabSize <= decoder.dims.V else {
             throw HMSTError.invalidArgument("tokenizer vocabulary \(tokenizer.vocabSize) is larger than the model's \(decoder.dims.V)")
         }
@@ -36,7 +48,10 @@ extension Session {
         r.maxTokens = req.maxTokens
         r.sampling = req.sampling
         r.vocabLimit = tokenizer.vocabSize
-        if req.stopAtEOS, let eos = tokenizer.eosId { r.eosTokens = [eos] }
+        if req.stopAtEOS {
+            if let eos = tokenizer.eosId { r.eosTokens = [eos] }
+            r.eosTokens.formUnion(req.endTokens)
+        }
         if req.jsonObject && req.grammar != nil {
             throw HMSTError.invalidArgument("a JSON object and a grammar both asked for: give one (a JSON Schema says both)")
         }
@@ -63,7 +78,6 @@ extension Session {
             }
             return false
         }
-        let promptTokens = tokenizer.encode(bytes: prompt)
         var (tokens, stats) = try generate(prompt: promptTokens, r)
         if let decodeError { throw decodeError }
         if let stopAt { text.removeLast(text.count - stopAt) }

@@ -21,6 +21,18 @@ public enum StandardStream {
     }
 
     public func write(_ text: String) { write(Array(text.utf8)) }
+
+    /// Everything on standard input up to its end.
+    public static func readAllInput() -> [UInt8] {
+        var out: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = buf.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, stdin) }
+            if n <= 0 { break }
+            out += buf[0..<n]
+        }
+        return out
+    }
 }
 
 /// 64-byte aligned memory from posix_memalign, released with free(). Swift's `allocate` traps

@@ -246,3 +246,39 @@ public struct ChatTemplate: @unchecked Sendable {
         }
     }
 }
+
+extension LanguageModel {
+    /// This model's chat template (ChatTemplate.of(model:)), read once.
+    public func chatTemplate() throws -> ChatTemplate {
+        if let t = chatTemplateCache.get() { return t }
+        let t = try ChatTemplate.of(model: self)
+        chatTemplateCache.set(t)
+        return t
+    }
+
+    /// Special tokens that end an assistant's turn, for chat generation: the tokenizer's
+    /// end-of-text token, every eos_token_id of config.json and generation_config.json (Llama 3
+    /// lists three), a GGUF's end-of-turn ids (tokenizer.ggml.eot/eom_token_id), and the
+    /// common end-of-turn special tokens the vocabulary holds as added special tokens
+    /// (<|im_end|>, <|eot_id|>, <end_of_turn>, ...), as llama.cpp's end-of-generation set.
+    public func endOfTurnTokens() -> Set<Int32> {
+        guard let tokenizer else { return [] }
+        var ids = Set<Int32>()
+        if let e = tokenizer.eosId { ids.insert(e) }
+        func add(_ v: JSONValue?) {
+            if let i = v?.int { ids.insert(Int32(truncatingIfNeeded: i)) }
+            for x in v?.array ?? [] { if let i = x.int { ids.insert(Int32(truncatingIfNeeded: i)) } }
+        }
+        add(config["eos_token_id"])
+        if FileIO.isDirectory(report.path), let g = try? JSONValue.parse(file: report.path + "/generation_config.json") {
+            add(g["eos_token_id"])
+        }
+        for i in ggufEndOfTurnIds { ids.insert(i) }
+        if let t = tokenizer as? Tokenizer {
+            let endings: Set<String> = ["<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
+                                        "<|END_OF_TURN_TOKEN|>", "<|end_of_text|>", "</s>", "<|end▁of▁sentence|>", "<|return|>"]
+            for a in t.addedTokens where a.special && endings.contains(a.content) { ids.insert(a.id) }
+        }
+        return ids.filter { $0 >= 0 && Int($0) < tokenizer.vocabSize }
+    }
+}

@@ -4,9 +4,6 @@
 // and other mutation) is refused with its message. Names outside these tables are errors at
 // parse time, as in jinja2.
 
-#if canImport(Glibc)
-import Glibc
-#endif
 
 enum JinjaBuiltins {
     static let filters: Set<String> = [
@@ -338,6 +335,10 @@ extension JinjaRenderer {
             guard let xs = v.items else { throw error("'\(v.typeName)' object is not iterable (filter \(name))") }
             return xs
         }
+        if !v.truthy, ["map", "select", "reject", "selectattr", "rejectattr"].contains(name) {
+            // jinja2 yields nothing for a false value (none included) before iterating it
+            return .list([])
+        }
         switch name {
         case "trim":
             guard let s = v.str else { return v.isUndefined ? .markup("") : .string(v.printed.stripped(leading: true, trailing: true)) }
@@ -383,8 +384,16 @@ extension JinjaRenderer {
             return .list(try seq())
         case "string":
             return .string(v.printed)
-        case "safe", "e", "escape":
-            return v
+        case "safe":
+            guard case var .string(s) = v else { return v }
+            s.safe = true
+            return .string(s)
+        case "e", "escape":
+            guard case let .string(s) = v else { return .string(v.printed.htmlEscaped) }
+            if s.safe { return v }
+            var e = s.htmlEscaped
+            e.safe = true
+            return .string(e)
         case "int":
             let d = arg(0, "default") ?? .int(0)
             switch v {

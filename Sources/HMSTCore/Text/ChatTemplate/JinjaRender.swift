@@ -411,8 +411,10 @@ final class JinjaRenderer {
         if case let .undefined(hint) = b { throw error(hint) }
         switch (op, a, b) {
         case let ("+", .string(x), .string(y)):
-            var s = x
-            s.append(y)
+            // a safe string plus a plain one escapes the plain one (markupsafe.Markup)
+            var s = y.safe && !x.safe ? x.htmlEscaped : x
+            s.append(x.safe && !y.safe ? y.htmlEscaped : y)
+            s.safe = x.safe || y.safe
             return .string(s)
         case let ("+", .list(x), .list(y)): return .list(x + y)
         case let ("+", .tuple(x), .tuple(y)): return .tuple(x + y)
@@ -487,6 +489,3 @@ final class JinjaRenderer {
     func checked(_ r: (partialValue: Int, overflow: Bool)) throws -> JValue { .int(try checkedInt(r)) }
 }
 
-#if canImport(Glibc)
-import Glibc
-#endif

@@ -9,6 +9,9 @@
 /// A string in pieces, each either markup (template text) or literal (caller data).
 struct JStr {
     private(set) var parts: [(text: String, literal: Bool)] = []
+    /// Marked safe (`|safe`, markupsafe's Markup): adding a plain string to it escapes that
+    /// string for HTML, as jinja2 does even without autoescaping (a template or two relies on it).
+    var safe = false
 
     init() {}
     init(_ s: String, literal: Bool) { if !s.isEmpty { parts = [(s, literal)] } }
@@ -31,7 +34,31 @@ struct JStr {
     mutating func append(_ o: JStr) { for p in o.parts { append(p.text, literal: p.literal) } }
 
     /// The same text transformed, kept in one piece of the derived kind.
-    func mapped(_ f: (String) -> String) -> JStr { JStr(f(text), literal: derivedLiteral) }
+    func mapped(_ f: (String) -> String) -> JStr {
+        var out = JStr(f(text), literal: derivedLiteral)
+        out.safe = safe
+        return out
+    }
+
+    /// The pieces with & < > " ' written as HTML entities (markupsafe's escape).
+    var htmlEscaped: JStr {
+        var out = JStr()
+        for p in parts {
+            var t = ""
+            for c in p.text.unicodeScalars {
+                switch c {
+                case "&": t += "&amp;"
+                case "<": t += "&lt;"
+                case ">": t += "&gt;"
+                case "\"": t += "&#34;"
+                case "'": t += "&#39;"
+                default: t.unicodeScalars.append(c)
+                }
+            }
+            out.append(t, literal: p.literal)
+        }
+        return out
+    }
 
     /// Whitespace (or `chars`) removed from the ends, piece by piece, so markup and literal
     /// pieces keep their kinds (`trim` on "<|im_start|>" + content is common).
