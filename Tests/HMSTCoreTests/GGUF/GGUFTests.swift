@@ -241,6 +241,31 @@ final class GGUFTests: XCTestCase {
         XCTAssertEqual(t.encode(bytes: Array("a b".utf8)), tok.encode("a b"))
     }
 
+    /// A GGUF's tokenizer.chat_template is the model's chat template (bos/eos from its token
+    /// ids), and its end-of-turn id ends chat turns.
+    func testChatTemplateAndEndOfTurnFromMetadata() throws {
+        let tok = try Tokenizer(jsonPath: Golden.root + "/tokenizer/hf_tokenizer.json")
+        let c = try GGUFTests.config(V: tok.vocabSize, E: 4, K: 2, tied: false)
+        let m = try LanguageModel.random(config: c, seed: 5, tokenizer: tok)
+        var g = try gguf(m, storage: .f32, tokenizer: tok)
+        g.kv += [("tokenizer.chat_template", .string("{% for m in messages %}[{{ m.role }}] {{ m.content }}{{ eos_token }}{% endfor %}")),
+                 ("tokenizer.ggml.eot_token_id", .u32(7))]
+        let loaded = try LanguageModel.load(path: try write(g, "chat"))
+        let t = try loaded.chatTemplate()
+        XCTAssertTrue(t.isJinja)
+        XCTAssertTrue(t.origin.hasSuffix("(tokenizer.chat_template)"), t.origin)
+        let eos = String(decoding: try XCTUnwrap(loaded.tokenizer).decode([0]), as: UTF8.self)
+        XCTAssertEqual(t.eosToken, eos)
+        let p = try t.render(messages: [.object([("role", .string("user")), ("content", .string("hi"))])], addGenerationPrompt: false)
+        XCTAssertEqual(p.string, "[user] hi" + eos)
+        XCTAssertTrue(loaded.endOfTurnTokens().isSuperset(of: [0, 7]))
+        // a chat template that is not a string is a format error
+        g.kv = g.kv.map { $0.0 == "tokenizer.chat_template" ? ($0.0, .u32(1)) : $0 }
+        XCTAssertThrowsError(try LanguageModel.load(path: try write(g, "chat-bad"))) { e in
+            XCTAssertTrue("\(e)".contains("tokenizer.chat_template is not a string"), "\(e)")
+        }
+    }
+
     /// llama.cpp's F16 files (its converter's default for f16 sources) load in place as f16, with
     /// the logits of hmst's own f16 checkpoint of the same values, prompt and token by token.
     func testF16EqualsTheSafetensorsF16Load() throws {

@@ -57,3 +57,140 @@ final class ChatTemplateTests: XCTestCase {
         XCTAssert(failures.isEmpty, "\(failures.count) of \(cases.count) cases differ from jinja2:\n" + failures.joined(separator: "\n"))
     }
 }
+
+extension ChatTemplateTests {
+    static func message(_ role: String, _ content: String) -> JSONValue {
+        .object([("role", .string(role)), ("content", .string(content))])
+    }
+
+    /// Message text is literal (its special tokens are plain text); the template's text,
+    /// bos/eos and what the template computes from its own literals are markup.
+    func testMessageTextIsLiteralTemplateTextIsMarkup() throws {
+        let t = try ChatTemplate(jinja: "{{ bos_token }}{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content | trim }}<|im_end|>\n{% endfor %}",
+                                 bosToken: "<s>")
+        let p = try t.render(messages: [ChatTemplateTests.message("user", " <|im_end|>x ")], addGenerationPrompt: false)
+        XCTAssertEqual(p.string, "<s><|im_start|>user\n<|im_end|>x<|im_end|>\n")
+        let literal = p.literalRanges.map { String(decoding: p.bytes[$0], as: UTF8.self) }
+        XCTAssertEqual(literal, ["user", "<|im_end|>x"])
+        // a tokenizer with <|im_end|> as a special token sees one special token, typed text stays text
+        let tok = try Tokenizer(jsonPath: Golden.root + "/tokenizer/hf_tokenizer.json")
+        let plain = tok.encode(bytes: Array(p.bytes))
+        XCTAssertGreaterThanOrEqual(tok.encode(p).count, plain.count)
+    }
+
+    func expectError(_ template: String, _ fragment: String, messages: [JSONValue] = [ChatTemplateTests.message("user", "hi")],
+                     file: StaticString = #filePath, line: UInt = #line) {
+        do {
+            var t = try ChatTemplate(jinja: template)
+            t.limits = JinjaRenderLimits(maxOutputBytes: 1 << 20, maxSteps: 200_000, maxCallDepth: 64)
+            let out = try t.render(messages: messages)
+            XCTFail("rendered \(out.string.prefix(80).debugDescription), expected an error with \(fragment)", file: file, line: line)
+        } catch let e as HMSTError {
+            XCTAssertTrue(e.message.contains(fragment), "\(e.message) lacks \(fragment)", file: file, line: line)
+        } catch {
+            XCTFail("\(error)", file: file, line: line)
+        }
+    }
+
+    /// Malformed and hostile templates: errors naming the line, never a hang, trap or deep stack.
+    func testMalformedAndHostileTemplates() {
+        expectError("a\n{% if x %}\nno end", "line 2: {% if %} without {% endif %}")
+        expectError("{{ 1 + }}", "line 1: expected an expression")
+        expectError("{{ 'abc }}", "unterminated string")
+        expectError("{% for %}{% endfor %}", "expected a loop variable")
+        expectError("{% endfor %}", "unexpected 'endfor'")
+        expectError("{% include 'x' %}", "unknown tag 'include'")
+        expectError("{{ x | nope }}", "no filter named 'nope'")
+        expectError("{{ x is nope }}", "no test named 'nope'")
+        expectError("{# open", "unterminated comment")
+        expectError("{{ foo.bar }}", "'foo' is undefined")
+        expectError("{{ messages[0].missing.x }}", "'dict object' has no attribute 'missing'")
+        expectError("{{ raise_exception('Only user and assistant roles are supported') }}", "Only user and assistant roles are supported")
+        expectError("{{ 1 // 0 }}", "division or modulo by zero")
+        expectError("{{ 9223372036854775807 + 1 }}", "integer overflow")
+        expectError("{{ 2 ** 64 }}", "integer overflow")
+        expectError("{% break %}", "break or continue outside a loop")
+        expectError("{{ messages.append(1) }}", "'append' of 'list' object is unsafe")
+        expectError("{% set x = 1 %}{% set x.y = 2 %}", "'x' is not a namespace()")
+        expectError("{% for a, b in [1] %}{% endfor %}", "cannot unpack int into 2 loop variables")
+        // bounded: nesting, work, output, recursion, sizes
+        expectError("{{ " + String(repeating: "(", count: 5000) + "1" + String(repeating: ")", count: 5000) + " }}", "nested deeper than 200")
+        expectError(String(repeating: "{% if true %}", count: 300), "nested deeper than 200")
+        expectError("{% for i in range(1000000) %}{% for j in range(1000000) %}{% endfor %}{% endfor %}", "more than 200000 steps")
+        expectError("{% for i in range(100000000) %}{% endfor %}", "at most 1048576")
+        expectError("{{ 'x' * 100000000000 }}", "string repetition too long")
+        expectError("{{ 'x' * 2000000 }}", "string repetition too long")
+        expectError("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", "macros called 64 deep")
+        expectError("{% set s = 'xxxxxxxxxxxxxxxx' * 40000 %}{{ s }}{{ s }}", "passed 1048576 bytes")
+        expectError("{{ range(3)[::0] }}", "slice step cannot be zero")
+    }
+
+    /// Random edits of the golden templates: each renders or throws, never traps or hangs.
+    func testMutatedTemplatesNeverTrap() throws {
+        let j = try JSONValue.parse(file: Golden.root + "/chat_template/cases.json")
+        let sources = (j["cases"]?.array ?? []).compactMap { $0["template"]?.string }
+        var rng = RNG(seed: 7)
+        let alphabet = Array("{}%#-+|()[]'\".,:=~ \nabcifnorstx0123_".unicodeScalars)
+        var rendered = 0, failed = 0
+        for i in 0..<3000 {
+            var s = Array(sources[i % sources.count].unicodeScalars)
+            for _ in 0..<(1 + Int(rng.next() % 4)) where !s.isEmpty {
+                let at = Int(rng.next() % UInt64(s.count))
+                switch rng.next() % 3 {
+                case 0: s.remove(at: at)
+                case 1: s.insert(alphabet[Int(rng.next() % UInt64(alphabet.count))], at: at)
+                default: s[at] = alphabet[Int(rng.next() % UInt64(alphabet.count))]
+                }
+            }
+            var text = String.UnicodeScalarView()
+            text.append(contentsOf: s)
+            do {
+                var t = try ChatTemplate(jinja: String(text))
+                t.limits = JinjaRenderLimits(maxOutputBytes: 1 << 20, maxSteps: 100_000, maxCallDepth: 16)
+                _ = try t.render(messages: [ChatTemplateTests.message("system", "s"), ChatTemplateTests.message("user", "u")])
+                rendered += 1
+            } catch is HMSTError {
+                failed += 1
+            }
+        }
+        XCTAssertGreaterThan(rendered, 300)
+        XCTAssertGreaterThan(failed, 300)
+    }
+
+    /// Where a checkpoint's template is found: chat_template.jinja, then chat_template.json
+    /// (transformers' form or hmst's patterns), then tokenizer_config.json (a string or named
+    /// templates), else the built-in patterns; bos/eos from tokenizer_config.json.
+    func testCheckpointTemplateDiscovery() throws {
+        let dir = "/tmp/hmst-chat-template-\(getpid())"
+        _ = system("rm -rf '\(dir)'")
+        defer { _ = system("rm -rf '\(dir)'") }
+        let tok = try Tokenizer(jsonPath: Golden.root + "/tokenizer/hf_tokenizer.json")
+        let m = try LanguageModel.random(config: try MixtralConfig.preset("micro"), seed: 1, tokenizer: tok)
+        try m.save(directory: dir)
+        func template() throws -> ChatTemplate { try LanguageModel.load(path: dir).chatTemplate() }
+        func write(_ name: String, _ text: String) throws { try FileIO.writeAtomically(dir + "/" + name, Array(text.utf8)) }
+        XCTAssertEqual(try template().origin, "built-in")
+        XCTAssertEqual(try template().render(messages: [ChatTemplateTests.message("user", "hi")]).string, "User: hi\nAssistant:")
+
+        try write("tokenizer_config.json", #"{"bos_token": {"content": "<B>"}, "eos_token": "<E>", "chat_template": [{"name": "tool_use", "template": "T"}, {"name": "default", "template": "{{ bos_token }}D{{ eos_token }}"}]}"#)
+        XCTAssertEqual(try template().render(messages: []).string, "<B>D<E>")
+        try write("chat_template.json", #"{"chat_template": "J{{ messages | length }}"}"#)
+        XCTAssertEqual(try template().render(messages: [ChatTemplateTests.message("user", "hi")]).string, "J1")
+        try write("chat_template.json", #"{"user": "<u>{content}</u>", "generation_prompt": "<a>", "stop": ["</a>"]}"#)
+        let patterns = try template()
+        XCTAssertEqual(try patterns.render(messages: [ChatTemplateTests.message("user", "hi")]).string, "<u>hi</u><a>")
+        XCTAssertEqual(patterns.stop, ["</a>"])
+        try write("chat_template.jinja", "{{ 'JJ' }}")
+        XCTAssertEqual(try template().render(messages: []).string, "JJ")
+        XCTAssertTrue(try template().origin.hasSuffix("chat_template.jinja"))
+        try write("chat_template.jinja", "{% if %}")
+        XCTAssertThrowsError(try template()) { e in XCTAssertTrue("\(e)".contains("chat_template.jinja: chat template line 1"), "\(e)") }
+        try write("chat_template.jinja", "{{ messages[0].content }}")
+        // typed text parts are joined for a template that prints content as a string
+        let parts: JSONValue = .object([("role", .string("user")), ("content", .array([
+            .object([("type", .string("text")), ("text", .string("a"))]), .object([("type", .string("text")), ("text", .string("b"))])]))])
+        XCTAssertEqual(try template().render(messages: [parts]).string, "ab")
+        XCTAssertThrowsError(try template().render(messages: [.object([("role", .string("user")), ("content", .number(3))])]))
+        XCTAssertThrowsError(try template().render(messages: [.object([("content", .string("no role"))])]))
+    }
+}

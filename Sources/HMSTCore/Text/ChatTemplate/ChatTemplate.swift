@@ -37,6 +37,8 @@ public struct ChatTemplate: @unchecked Sendable {
     public let stop: [String]
     public var bosToken: String
     public var eosToken: String
+    /// Bounds on a rendering (work, output, macro depth); tests lower them.
+    var limits = JinjaRenderLimits()
 
     public static let patternFileName = "chat_template.json"
     public static let jinjaFileName = "chat_template.jinja"
@@ -229,7 +231,7 @@ public struct ChatTemplate: @unchecked Sendable {
             ]
             if let tools, !tools.isNull { globals["tools"] = JValue(json: tools) }
             for (k, v) in extra { globals[k] = JValue(json: v) }
-            let r = JinjaRenderer(globals: globals, now: now ?? Clock.wallSeconds())
+            let r = JinjaRenderer(globals: globals, limits: limits, now: now ?? Clock.wallSeconds())
             let text: JStr
             do {
                 text = try r.render(t.body)

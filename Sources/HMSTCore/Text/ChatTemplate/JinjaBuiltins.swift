@@ -37,6 +37,7 @@ extension JinjaRenderer {
                 guard step != 0 else { throw self.error("range() arg 3 must not be zero") }
                 let n = step > 0 ? (stop > start ? (stop - start - 1) / step + 1 : 0) : (start > stop ? (start - stop - 1) / -step + 1 : 0)
                 guard n <= 1 << 20 else { throw self.error("range() of \(n) items; at most \(1 << 20)") }
+                try self.charge(n)
                 return .list((0..<n).map { .int(start + $0 * step) })
             }),
             "namespace": .function(JFunction(name: "namespace") { args, kwargs in
@@ -84,7 +85,12 @@ extension JinjaRenderer {
         }
         switch v {
         case let .string(s):
-            return stringMethod(s, name).map { f in bound { a, kw in try f(a, kw) } }
+            return stringMethod(s, name).map { f in
+                bound { a, kw in
+                    try self.charge(s.text.utf8.count / 64)
+                    return try f(a, kw)
+                }
+            }
         case let .dict(d):
             switch name {
             case "items": return bound { _, _ in .list(d.map { .tuple([$0.0, $0.1]) }) }
@@ -333,8 +339,10 @@ extension JinjaRenderer {
         func arg(_ i: Int, _ key: String) -> JValue? { i < a.count ? a[i] : kw.first { $0.0 == key }?.1 }
         func seq() throws -> [JValue] {
             guard let xs = v.items else { throw error("'\(v.typeName)' object is not iterable (filter \(name))") }
+            try charge(xs.count)
             return xs
         }
+        if let s = v.str { try charge(s.text.utf8.count / 64) }
         if !v.truthy, ["map", "select", "reject", "selectattr", "rejectattr"].contains(name) {
             // jinja2 yields nothing for a false value (none included) before iterating it
             return .list([])

@@ -8,7 +8,8 @@
 
 struct JinjaRenderLimits {
     var maxOutputBytes = 64 << 20
-    var maxSteps = 20_000_000
+    /// a real template spends some tens of steps a message
+    var maxSteps = 5_000_000
     var maxCallDepth = 64
 }
 
@@ -34,8 +35,12 @@ final class JinjaRenderer {
 
     func error(_ m: String) -> HMSTError { HMSTError.invalidArgument("chat template line \(line): \(m)") }
 
-    func step() throws {
-        steps += 1
+    func step() throws { try charge(1) }
+
+    /// Work in steps: one a node, one an element an operation makes or walks (ranges,
+    /// repetitions, joins, sorts), one per 64 bytes a string operation writes.
+    func charge(_ n: Int) throws {
+        steps += max(0, n)
         if steps > limits.maxSteps { throw error("rendering took more than \(limits.maxSteps) steps") }
     }
 
@@ -128,6 +133,7 @@ final class JinjaRenderer {
               into out: inout JStr) throws {
         let seqValue = try eval(over)
         guard var seq = seqValue.items else { throw error("'\(seqValue.typeName)' object is not iterable") }
+        try charge(seq.count)
         func bind(_ x: JValue) throws {
             if targets.count == 1 { assign(targets[0], x); return }
             guard let xs = x.items, xs.count == targets.count else {
@@ -370,6 +376,7 @@ final class JinjaRenderer {
         case "~":
             var s = a.printed
             s.append(b.printed)
+            try charge(s.text.utf8.count / 64)
             return .string(s)
         default: return try arithmetic(op, a, b)
         }
@@ -411,13 +418,18 @@ final class JinjaRenderer {
         if case let .undefined(hint) = b { throw error(hint) }
         switch (op, a, b) {
         case let ("+", .string(x), .string(y)):
+            try charge((x.text.utf8.count + y.text.utf8.count) / 64)
             // a safe string plus a plain one escapes the plain one (markupsafe.Markup)
             var s = y.safe && !x.safe ? x.htmlEscaped : x
             s.append(x.safe && !y.safe ? y.htmlEscaped : y)
             s.safe = x.safe || y.safe
             return .string(s)
-        case let ("+", .list(x), .list(y)): return .list(x + y)
-        case let ("+", .tuple(x), .tuple(y)): return .tuple(x + y)
+        case let ("+", .list(x), .list(y)):
+            try charge(x.count + y.count)
+            return .list(x + y)
+        case let ("+", .tuple(x), .tuple(y)):
+            try charge(x.count + y.count)
+            return .tuple(x + y)
         case ("*", .string, _), ("*", _, .string), ("*", .list, _), ("*", _, .list):
             let (seq, count) = b.integer != nil ? (a, b.integer!) : (b, a.integer ?? -1)
             guard count >= -0, a.integer != nil || b.integer != nil else {
@@ -427,11 +439,13 @@ final class JinjaRenderer {
             if case let .string(s) = seq {
                 guard s.text.utf8.count.multipliedReportingOverflow(by: n).partialValue <= limits.maxOutputBytes,
                       !s.text.utf8.count.multipliedReportingOverflow(by: n).overflow else { throw error("string repetition too long") }
+                try charge(s.text.utf8.count * n / 64)
                 return .string(JStr(String(repeating: s.text, count: n), literal: s.derivedLiteral))
             }
             if case let .list(xs) = seq {
                 guard xs.count.multipliedReportingOverflow(by: n).partialValue <= 1 << 20,
                       !xs.count.multipliedReportingOverflow(by: n).overflow else { throw error("list repetition too long") }
+                try charge(xs.count * n)
                 return .list(Array((0..<n).map { _ in xs }.joined()))
             }
         default: break
