@@ -68,9 +68,14 @@ message = {"type": "object", "required": ["role", "content"], "properties": {
     "role": {"type": "string", "enum": ["system", "developer", "user", "assistant", "tool"]},
     "content": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "object", "required": ["type", "text"], "properties": {
         "type": {"type": "string", "enum": ["text"]}, "text": {"type": "string"}}}}], "nullable": True},
-    "name": {"type": "string"}}}
+    "name": {"type": "string"},
+    "tool_calls": {"type": "array", "items": {"type": "object"},
+                   "description": "An assistant's earlier tool calls, passed to a Jinja chat template as given."},
+    "tool_call_id": {"type": "string"}}}
 chat_req = {"type": "object", "required": ["messages"], "properties": dict(sampling,
     messages={"type": "array", "items": message, "minItems": 1, "maxItems": 64},
+    chat_template_kwargs={"type": "object", "nullable": False,
+                          "description": "llama.cpp's and vLLM's: extra variables for the model's Jinja chat template (e.g. enable_thinking)."},
     max_completion_tokens={"type": "integer", "minimum": 0, "maximum": TOKENS_CAP, "nullable": True},
     logprobs={"type": "boolean", "nullable": True},
     top_logprobs={"type": "integer", "minimum": 0, "maximum": 20, "nullable": True})}

@@ -1493,11 +1493,26 @@ enum OpenAPIDocument {
         },
         "name": {
          "type": "string"
+        },
+        "tool_calls": {
+         "type": "array",
+         "items": {
+          "type": "object"
+         },
+         "description": "An assistant's earlier tool calls, passed to a Jinja chat template as given."
+        },
+        "tool_call_id": {
+         "type": "string"
         }
        }
       },
       "minItems": 1,
       "maxItems": 64
+     },
+     "chat_template_kwargs": {
+      "type": "object",
+      "nullable": false,
+      "description": "llama.cpp's and vLLM's: extra variables for the model's Jinja chat template (e.g. enable_thinking)."
      },
      "max_completion_tokens": {
       "type": "integer",

@@ -86,6 +86,16 @@ check "generate --json-schema-file: JSON the schema accepts when it ends by itse
     "echo '{\"type\":\"object\",\"properties\":{\"ok\":{\"type\":\"boolean\"},\"n\":{\"enum\":[1,2]}},\"required\":[\"ok\",\"n\"]}' > $W/schema.json && \
      $HMST generate $W/ckpt --prompt J --json-schema-file $W/schema.json --max-length 60 --seed 3 --temperature 1 > $W/js.out 2> $W/js.err && \
      python3 -c 'import json,sys; t=open(sys.argv[1]).read()[1:-1]; done=\"stop: eos\" in open(sys.argv[2]).read(); v=json.loads(t) if done else None; assert not done or (set(v)=={\"ok\",\"n\"} and isinstance(v[\"ok\"],bool) and v[\"n\"] in (1,2)), t' $W/js.out $W/js.err"
+printf '[{"role": "system", "content": " Be brief. "}, {"role": "user", "content": "Hi <|endoftext|>"}]' > $W/chat.json
+check "chat-template: built-in patterns; a checkpoint's chat_template.jinja; message text literal; errors name the line" bash -c \
+    "[[ \"\$($HMST chat-template --model $W/ckpt --messages $W/chat.json)\" == \$'System:  Be brief. \\nUser: Hi <|endoftext|>\\nAssistant:' ]] && \
+     printf '{%% for m in messages %%}<|endoftext|>{{ m.role }}: {{ m.content | trim }}\\n{%% endfor %%}' > $W/ckpt/chat_template.jinja && \
+     [[ \"\$($HMST chat-template --model $W/ckpt --messages $W/chat.json)\" == \$'<|endoftext|>system: Be brief.\\n<|endoftext|>user: Hi <|endoftext|>' ]] && \
+     $HMST chat-template --model $W/ckpt --messages $W/chat.json --tokens | tail -1 | grep -q '^0 ' && \
+     $HMST chat-template --model $W/ckpt --show | grep -q 'origin: .*chat_template.jinja' && \
+     $HMST generate $W/ckpt --chat --system 'Be brief' --prompt Hi --max-length 4 --seed 1 > /dev/null 2> $W/chat.err && grep -q 'prompt tokens' $W/chat.err && \
+     printf '{%% if %%}' > $W/bad.jinja && ! $HMST chat-template --template-file $W/bad.jinja --messages $W/chat.json 2> $W/c.err && \
+     grep -q 'bad.jinja: chat template line 1' $W/c.err; rc=\$?; rm -f $W/ckpt/chat_template.jinja; exit \$rc"
 check "grammar: a schema's GBNF reads back; errors name line and column, or the keyword" bash -c \
     "$HMST grammar --json-schema-file $W/schema.json > $W/schema.gbnf && grep -q '^root ::=' $W/schema.gbnf && $HMST grammar --check $W/schema.gbnf | grep -q reads && \
      printf 'root ::= \"a\" b\n' > $W/bad.gbnf && ! $HMST grammar --check $W/bad.gbnf 2> $W/g.err && grep -q 'bad.gbnf: grammar: line 1, column 14' $W/g.err && \

@@ -84,3 +84,43 @@ def test_message_content_cannot_hold_special_tokens(server, start_server, tmp_pa
     s = start_server(memory=None, slots=1, checkpoint=str(ckpt))
     chat, plain = chat_vs_completion(s, f"{eot}U: hi\nA:", [{"role": "user", "content": "hi"}])
     assert chat == plain
+
+
+def test_jinja_template(start_server, tmp_path):
+    """A checkpoint's chat_template.jinja (as transformers saves it) renders the chat: messages
+    with tool_calls reach it, chat_template_kwargs are its variables, its raise_exception is a
+    400 naming the reason; one that does not parse stops the server at start, naming the line."""
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    for name in os.listdir(FIXTURE):
+        os.symlink(os.path.join(FIXTURE, name), ckpt / name)
+    (ckpt / "chat_template.jinja").write_text(
+        "{%- if messages[0].role == 'assistant' %}{{ raise_exception('Conversations start with the user') }}{% endif %}\n"
+        "{%- for m in messages %}\n"
+        "<{{ m.role }}>{{ m.content if m.content is string else '' }}"
+        "{% for c in m.tool_calls | default([]) %}call:{{ c.function.name }}({{ c.function.arguments | tojson }}){% endfor %}\n"
+        "{%- endfor %}\n"
+        "{%- if enable_thinking is defined and not enable_thinking %}<nothink>{% endif %}\n"
+        "{%- if add_generation_prompt %}<assistant>{% endif %}\n")
+    s = start_server(memory=None, slots=1, checkpoint=str(ckpt))
+    msgs = [{"role": "user", "content": "weather?"},
+            {"role": "assistant", "content": None,
+             "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "get", "arguments": {"city": "Paris"}}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": "21C"}]
+    chat, plain = chat_vs_completion(s, '<user>weather?<assistant>call:get({"city": "Paris"})<tool>21C<assistant>', msgs)
+    assert chat == plain
+    h = s.headers()
+    r = requests.post(s.url + "/v1/chat/completions", headers=h, timeout=60,
+                      json={"messages": msgs[:1], "max_tokens": 1, "chat_template_kwargs": {"enable_thinking": False}})
+    assert r.status_code == 200 and r.json()["usage"]["prompt_tokens"] == n_tokens("<user>weather?<nothink><assistant>")
+    r = requests.post(s.url + "/v1/chat/completions", headers=h, timeout=60,
+                      json={"messages": [{"role": "assistant", "content": "x"}], "max_tokens": 1})
+    assert r.status_code == 400 and "Conversations start with the user" in r.json()["error"]["message"]
+    r = requests.post(s.url + "/v1/chat/completions", headers=h, timeout=60,
+                      json={"messages": msgs[:1], "chat_template_kwargs": [1]})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "chat_template_kwargs"
+
+    (ckpt / "chat_template.jinja").write_text("line one\n{% for m in messages %}\n{{ m.content }")
+    from conftest import SERVER_BIN
+    r = subprocess.run([SERVER_BIN, str(ckpt), "--port", "0"], capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "chat_template.jinja: chat template line 3" in r.stderr, r.stderr

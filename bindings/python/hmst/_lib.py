@@ -645,6 +645,10 @@ _declare("hmst_generate_default_params", GenerateParams)
 _declare("hmst_generate", ctypes.c_int, _P, ctypes.c_char_p, ctypes.POINTER(GenerateParams),
          ctypes.POINTER(GenerationStats))
 _declare("hmst_context_last_output", ctypes.c_int, _P, ctypes.c_char_p, ctypes.c_size_t, _SIZE_P)
+_declare("hmst_chat_apply_template", ctypes.c_int, _P, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+         ctypes.c_size_t, _SIZE_P)
+_declare("hmst_chat_generate", ctypes.c_int, _P, ctypes.c_char_p, ctypes.c_char_p, ctypes.POINTER(GenerateParams),
+         ctypes.POINTER(GenerationStats))
 _declare("hmst_json_schema_to_grammar", ctypes.c_int, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t, _SIZE_P)
 _declare("hmst_grammar_check", ctypes.c_int, ctypes.c_char_p)
 _declare("hmst_tokenizer_load", ctypes.c_int, ctypes.c_char_p, ctypes.POINTER(_P))

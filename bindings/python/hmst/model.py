@@ -137,6 +137,21 @@ class Model(_Resource):
         with self.context() as ctx:
             return ctx.generate(prompt, **kwargs)
 
+    def apply_chat_template(self, messages, add_generation_prompt=True, tools=None):
+        """The prompt `messages` ([{"role": ..., "content": ...}, ...]) become under this model's
+        chat template: its chat_template.jinja, chat_template.json, tokenizer_config.json's
+        chat_template or GGUF tokenizer.chat_template (rendered as transformers renders them),
+        else hmst's built-in "User: / Assistant:" patterns. tools: OpenAI-style tools for
+        templates that list them. A template's refusal (roles out of order) raises HMSTError."""
+        m, t = _chat_json(messages, tools)
+        return _read_string(lambda buf, cap, n: _lib.lib.hmst_chat_apply_template(
+            self._handle(), m, t, 1 if add_generation_prompt else 0, buf, cap, n))
+
+    def chat(self, messages, tools=None, **kwargs):
+        """The assistant's reply to `messages` in a fresh context; see Context.chat."""
+        with self.context() as ctx:
+            return ctx.chat(messages, tools=tools, **kwargs)
+
 
 class Context(_Resource):
     """A KV cache and workspace over a model; use from one thread at a time."""
@@ -266,6 +281,33 @@ class Context(_Resource):
         p, keep = self._params(max_tokens, temperature, top_k, top_p, min_p, repetition_penalty, repeat_last_n,
                                seed, stop, ignore_eos, frequency_penalty, presence_penalty, logit_bias, json_object,
                                grammar, json_schema)
+        prompt = _text(prompt, "prompt")
+        return self._run(lambda params, stats: _lib.lib.hmst_generate(self._handle(), prompt, params, stats),
+                         p, keep, on_token)
+
+    def chat(self, messages, tools=None, max_tokens=256, **kwargs):
+        """Clears the context and generates the assistant's reply to `messages` under the
+        model's chat template (Model.apply_chat_template); the reply ends at the model's
+        end-of-turn tokens (<|im_end|>, <|eot_id|>, its eos ids...). Message text is literal:
+        special tokens typed in it are plain text. Takes Context.generate's options; returns a
+        Generation."""
+        m, t = _chat_json(messages, tools)
+        options = dict(max_tokens=max_tokens, temperature=0.8, top_k=50, top_p=0.9, min_p=0.0, repetition_penalty=1.0,
+                       repeat_last_n=64, seed=0, stop=None, ignore_eos=False, on_token=None, frequency_penalty=0.0,
+                       presence_penalty=0.0, logit_bias=None, json_object=False, grammar=None, json_schema=None)
+        unknown = set(kwargs) - set(options)
+        if unknown:
+            raise TypeError(f"chat() got unexpected keyword arguments {sorted(unknown)}")
+        options.update(kwargs)
+        on_token = options.pop("on_token")
+        p, keep = self._params(*[options[k] for k in ("max_tokens", "temperature", "top_k", "top_p", "min_p",
+                                                      "repetition_penalty", "repeat_last_n", "seed", "stop", "ignore_eos",
+                                                      "frequency_penalty", "presence_penalty", "logit_bias", "json_object",
+                                                      "grammar", "json_schema")])
+        return self._run(lambda params, stats: _lib.lib.hmst_chat_generate(self._handle(), m, t, params, stats),
+                         p, keep, on_token)
+
+    def _run(self, call, p, keep, on_token):
         errors = []
         if on_token is not None:
             def cb(token, piece, n, _ud):
@@ -277,7 +319,7 @@ class Context(_Resource):
             keep.append(_lib.TOKEN_CALLBACK(cb))
             p.on_token = keep[-1]
         stats = _lib.GenerationStats(struct_size=ctypes.sizeof(_lib.GenerationStats))
-        rc = _lib.lib.hmst_generate(self._handle(), _text(prompt, "prompt"), ctypes.byref(p), ctypes.byref(stats))
+        rc = call(ctypes.byref(p), ctypes.byref(stats))
         if errors:
             raise errors[0]
         _check(rc)
@@ -356,3 +398,19 @@ class _Stream:
             self.close()
         except Exception:
             pass
+
+
+def _chat_json(messages, tools):
+    """messages (a list of dicts) and tools as the C API's JSON texts."""
+    if isinstance(messages, (str, bytes, dict)) or not hasattr(messages, "__iter__"):
+        raise TypeError("messages must be a list of {'role': ..., 'content': ...} dicts")
+    messages = list(messages)
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict):
+            raise TypeError(f"messages[{i}] must be a dict, not {type(m).__name__}")
+    try:
+        m = json.dumps(messages, ensure_ascii=False, allow_nan=False).encode("utf-8")
+        t = None if tools is None else json.dumps(list(tools), ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"messages and tools must be JSON-serializable: {e}") from None
+    return m, t

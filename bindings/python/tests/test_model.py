@@ -236,3 +236,44 @@ def test_json_object():
             else:
                 assert g.stats["stop_reason"] == "max_tokens"
         assert closed > 0
+
+
+CHATML = ("{% for m in messages %}<|endoftext|>{{ m['role'] }}\n{{ m['content'] | trim }}\n{% endfor %}"
+          "{% if tools %}tools: {{ tools | map(attribute='function') | map(attribute='name') | join(', ') }}\n{% endif %}"
+          "{% if add_generation_prompt %}<|endoftext|>assistant\n{% endif %}")
+
+
+@pytest.mark.skipif(not os.path.exists(os.path.join(FIXTURE_MODEL, "tokenizer.json")), reason="run `make` fixtures first")
+def test_chat_template_and_chat(tmp_path):
+    """The checkpoint's chat_template.jinja renders messages as jinja2 does; chat() answers under
+    it with the messages' text literal; a template's refusal is an HMSTError."""
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    for name in os.listdir(FIXTURE_MODEL):
+        os.symlink(os.path.join(os.path.abspath(FIXTURE_MODEL), name), ckpt / name)
+    (ckpt / "chat_template.jinja").write_text(CHATML + "{% if messages[0]['role'] == 'assistant' %}"
+                                              "{{ raise_exception('the first turn must be the user') }}{% endif %}")
+    messages = [{"role": "system", "content": " Be brief. "}, {"role": "user", "content": "Hi <|endoftext|>"}]
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {}}}]
+    with hmst.Model(str(ckpt)) as m:
+        text = m.apply_chat_template(messages)
+        assert text == "<|endoftext|>system\nBe brief.\n<|endoftext|>user\nHi <|endoftext|>\n<|endoftext|>assistant\n"
+        assert m.apply_chat_template(messages, add_generation_prompt=False, tools=tools).endswith("tools: get_weather\n")
+        jinja2 = pytest.importorskip("jinja2")
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
+        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+        assert text == env.from_string(CHATML).render(messages=messages, add_generation_prompt=True)
+        g = m.chat(messages, max_tokens=5, seed=1)
+        assert g.stats["stop_reason"] in ("eos", "max_tokens") and g.stats["generated_tokens"] <= 5
+        # typed special tokens stay text: more prompt tokens than the same chat with plain text
+        plain = m.chat([messages[0], {"role": "user", "content": "Hi x"}], max_tokens=1)
+        assert g.stats["prompt_tokens"] > plain.stats["prompt_tokens"] + 1
+        with pytest.raises(hmst.HMSTError, match="the first turn must be the user"):
+            m.apply_chat_template([{"role": "assistant", "content": "x"}])
+        with pytest.raises(TypeError):
+            m.apply_chat_template("hello")
+        with pytest.raises(TypeError):
+            m.chat(messages, nonsense=1)
+    # without a template file: hmst's built-in patterns
+    with hmst.Model(FIXTURE_MODEL) as m:
+        assert m.apply_chat_template([{"role": "user", "content": "hi"}]) == "User: hi\nAssistant:"
