@@ -501,24 +501,42 @@ HMST_API int hmst_generate(hmst_context *ctx, const char *prompt, const struct h
  * "chat_template", or a GGUF file's tokenizer.chat_template, else hmst's built-in
  * "System: / User: / Assistant:" patterns. Jinja templates are rendered as Hugging Face
  * transformers renders them (jinja2's sandbox, trim_blocks and lstrip_blocks) with messages,
- * add_generation_prompt, bos_token, eos_token and tools.
+ * add_generation_prompt, bos_token, eos_token, tools and the caller's template variables.
  * messages_json: a JSON array of {"role", "content", ...} (content a string, null, or text parts
  * [{"type": "text", "text": ...}]; other members such as tool_calls reach the template as
- * given); tools_json: NULL, or a JSON array of OpenAI-style tools.
- * hmst_chat_apply_template writes the rendered prompt (NUL-terminated, the buffer protocol).
- * Thread-safe. A template's own refusal (raise_exception) and malformed messages are
- * HMST_STATUS_INVALID_ARGUMENT saying why; a template that does not parse is
- * HMST_STATUS_BAD_FORMAT naming its line. */
-HMST_API int hmst_chat_apply_template(const hmst_model *model, const char *messages_json, const char *tools_json,
-                                      int add_generation_prompt, char *buf, size_t cap, size_t *n_out);
+ * given). The messages' text is literal: special tokens a user types in it are plain text in
+ * hmst_chat_tokenize and hmst_chat_generate; the text of hmst_chat_apply_template cannot carry
+ * that distinction, so pass it to hmst_generate only when the messages are trusted. A template's
+ * own refusal (raise_exception) and malformed messages are HMST_STATUS_INVALID_ARGUMENT saying
+ * why; a template that does not parse is HMST_STATUS_BAD_FORMAT naming its line. */
+struct hmst_chat_params {
+    uint32_t struct_size;                 /* set by hmst_chat_default_params() */
+    bool add_generation_prompt;           /* default true: end with the assistant's turn opening */
+    const char *tools_json;               /* default NULL; a JSON array of OpenAI-style tools */
+    const char *template_vars_json;       /* default NULL; a JSON object of extra template variables
+                                             (e.g. {"enable_thinking": false}) */
+};
 
-/* Clears the context, renders the messages with the model's chat template (ending with the
- * assistant's opening) and generates the assistant's reply, which ends at the model's
- * end-of-turn tokens (its end-of-text token, every eos_token_id of config.json and
- * generation_config.json, a GGUF's end-of-turn ids, and special tokens such as <|im_end|> and
- * <|eot_id|>) unless params->ignore_eos. The messages' text is literal: special tokens typed in
- * it are plain text. Fetch the reply with hmst_context_last_output. One thread per context. */
-HMST_API int hmst_chat_generate(hmst_context *ctx, const char *messages_json, const char *tools_json,
+/* Thread-safe. */
+HMST_API struct hmst_chat_params hmst_chat_default_params(void);
+
+/* The rendered prompt, NUL-terminated in buf with the buffer protocol. params may be NULL
+ * (defaults). Thread-safe. */
+HMST_API int hmst_chat_apply_template(const hmst_model *model, const char *messages_json, const struct hmst_chat_params *params,
+                                      char *buf, size_t cap, size_t *n_out);
+
+/* The rendered prompt's token ids (the template's special tokens as tokens, the messages'
+ * text literal), with the buffer protocol of hmst_tokenize. Thread-safe. */
+HMST_API int hmst_chat_tokenize(const hmst_model *model, const char *messages_json, const struct hmst_chat_params *params,
+                                int32_t *out, size_t cap, size_t *n_out);
+
+/* Clears the context, renders the messages with the model's chat template and generates the
+ * assistant's reply, which ends at the model's end-of-turn tokens (its end-of-text token, every
+ * eos_token_id of config.json and generation_config.json, a GGUF's end-of-turn ids, and special
+ * tokens such as <|im_end|> and <|eot_id|>) unless params->ignore_eos. chat_params may be NULL;
+ * its add_generation_prompt is ignored (a reply always follows the opening). Fetch the reply
+ * with hmst_context_last_output. One thread per context. */
+HMST_API int hmst_chat_generate(hmst_context *ctx, const char *messages_json, const struct hmst_chat_params *chat_params,
                                 const struct hmst_generate_params *params, struct hmst_generation_stats *stats);
 
 /* The text of the last hmst_generate or hmst_chat_generate (bytes, NUL-terminated in buf; cap counts the NUL), with

@@ -230,23 +230,45 @@ public func hmst_generate(_ ctx: OpaquePointer?, _ prompt: UnsafePointer<CChar>?
     }
 }
 
+@_cdecl("hmst_chat_default_params")
+public func hmst_chat_default_params() -> hmst_chat_params {
+    var p = hmst_chat_params()
+    p.struct_size = UInt32(MemoryLayout<hmst_chat_params>.size)
+    p.add_generation_prompt = true
+    return p
+}
+
 @_cdecl("hmst_chat_apply_template")
-public func hmst_chat_apply_template(_ model: OpaquePointer?, _ messagesJSON: UnsafePointer<CChar>?, _ toolsJSON: UnsafePointer<CChar>?,
-                                     _ addGenerationPrompt: Int32, _ buf: UnsafeMutablePointer<CChar>?, _ cap: Int,
-                                     _ nOut: UnsafeMutablePointer<Int>?) -> Int32 {
+public func hmst_chat_apply_template(_ model: OpaquePointer?, _ messagesJSON: UnsafePointer<CChar>?, _ params: UnsafePointer<hmst_chat_params>?,
+                                     _ buf: UnsafeMutablePointer<CChar>?, _ cap: Int, _ nOut: UnsafeMutablePointer<Int>?) -> Int32 {
     hmstCall {
-        let m = try resolveModel(model)
-        let prompt = try chatPrompt(m, messagesJSON, toolsJSON, addGenerationPrompt: addGenerationPrompt != 0)
+        let prompt = try chatPrompt(try resolveModel(model), messagesJSON, params, generating: false)
         try writeBytes(prompt.bytes, buf, cap, nOut)
     }
 }
 
+@_cdecl("hmst_chat_tokenize")
+public func hmst_chat_tokenize(_ model: OpaquePointer?, _ messagesJSON: UnsafePointer<CChar>?, _ params: UnsafePointer<hmst_chat_params>?,
+                               _ out: UnsafeMutablePointer<Int32>?, _ cap: Int, _ nOut: UnsafeMutablePointer<Int>?) -> Int32 {
+    hmstCall {
+        let m = try resolveModel(model)
+        let nOut = try required(nOut, "n_out")
+        let cap = try outputCapacity(out, cap, "out")
+        guard let tok = m.tokenizer else { throw HMSTError.unsupported("this model has no tokenizer") }
+        let ids = tok.encode(try chatPrompt(m, messagesJSON, params, generating: false))
+        nOut.pointee = ids.count
+        if ids.isEmpty { return }
+        guard ids.count <= cap, let out else { throw HMSTError(.bufferTooSmall, "\(ids.count) tokens do not fit cap \(cap)") }
+        ids.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: ids.count) }
+    }
+}
+
 @_cdecl("hmst_chat_generate")
-public func hmst_chat_generate(_ ctx: OpaquePointer?, _ messagesJSON: UnsafePointer<CChar>?, _ toolsJSON: UnsafePointer<CChar>?,
+public func hmst_chat_generate(_ ctx: OpaquePointer?, _ messagesJSON: UnsafePointer<CChar>?, _ chatParams: UnsafePointer<hmst_chat_params>?,
                                _ params: UnsafePointer<hmst_generate_params>?, _ stats: UnsafeMutablePointer<hmst_generation_stats>?) -> Int32 {
     hmstCall {
         let c = try resolveContext(ctx)
-        let prompt = try chatPrompt(c.model, messagesJSON, toolsJSON, addGenerationPrompt: true)
+        let prompt = try chatPrompt(c.model, messagesJSON, chatParams, generating: true)
         var (tok, req) = try textRequest(c, params, stats)
         req.stopStrings += try c.model.chatTemplate().stop
         if req.stopAtEOS { req.endTokens = c.model.endOfTurnTokens() }
@@ -258,9 +280,9 @@ public func hmst_chat_generate(_ ctx: OpaquePointer?, _ messagesJSON: UnsafePoin
     }
 }
 
-/// messages (and tools) as JSON, rendered with the model's chat template
-func chatPrompt(_ m: LanguageModel, _ messagesJSON: UnsafePointer<CChar>?, _ toolsJSON: UnsafePointer<CChar>?,
-                addGenerationPrompt: Bool) throws -> PromptText {
+/// messages, tools and template variables as JSON, rendered with the model's chat template
+func chatPrompt(_ m: LanguageModel, _ messagesJSON: UnsafePointer<CChar>?, _ params: UnsafePointer<hmst_chat_params>?,
+                generating: Bool) throws -> PromptText {
     func json(_ p: UnsafePointer<CChar>, _ name: String) throws -> JSONValue {
         do {
             return try JSONValue.parse(bytes: Array(UnsafeRawBufferPointer(start: p, count: strlen(p))))
@@ -268,10 +290,19 @@ func chatPrompt(_ m: LanguageModel, _ messagesJSON: UnsafePointer<CChar>?, _ too
             throw HMSTError.invalidArgument("\(name): \(e.message)")
         }
     }
+    let p = try readParams(params, defaults: hmst_chat_default_params(), name: "params")
     let messages = try json(try required(messagesJSON, "messages_json"), "messages_json")
     guard let list = messages.array else { throw HMSTError.invalidArgument("messages_json must be a JSON array of messages") }
-    let tools = try toolsJSON.map { try json($0, "tools_json") }
-    return try m.chatTemplate().render(messages: list, addGenerationPrompt: addGenerationPrompt, tools: tools)
+    let tools = try p.tools_json.map { try json($0, "tools_json") }
+    var vars: [(String, JSONValue)] = []
+    if let v = p.template_vars_json {
+        guard let o = try json(v, "template_vars_json").object else {
+            throw HMSTError.invalidArgument("template_vars_json must be a JSON object")
+        }
+        vars = o
+    }
+    return try m.chatTemplate().render(messages: list, addGenerationPrompt: generating || p.add_generation_prompt, tools: tools,
+                                       extra: vars)
 }
 
 /// hmst_generate's parameters as a request (the stats pointer checked too)

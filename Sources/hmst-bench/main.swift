@@ -744,6 +744,36 @@ if args.first == "constraint" {
     exit(0)
 }
 
+// ---- chat-template mode: what rendering a chat costs (ChatTemplate over a Jinja file): the
+//      template read once, then --rounds renders of the messages; the median and fastest ms
+if args.first == "chat-template" {
+    guard let templatePath = option("--template"), let messagesPath = option("--messages") else {
+        StandardStream.error.write("usage: hmst-bench chat-template --template T.jinja --messages M.json [--rounds 200]\n")
+        exit(2)
+    }
+    let rounds = max(1, Int(option("--rounds") ?? "200") ?? 200)
+    let source = String(decoding: try FileIO.readAll(templatePath), as: UTF8.self)
+    let t0 = Clock.nowMs()
+    let template = try ChatTemplate(jinja: source, bosToken: "<s>", eosToken: "</s>", origin: templatePath)
+    let parseMs = Clock.nowMs() - t0
+    let parsed = try JSONValue.parse(bytes: try FileIO.readAll(messagesPath))
+    let messages = parsed["messages"]?.array ?? []
+    let tools = parsed["tools"]
+    var ms: [Double] = []
+    var bytes = 0
+    for _ in 0..<rounds {
+        let s = Clock.nowMs()
+        let p = try template.render(messages: messages, addGenerationPrompt: true, tools: tools, now: 1_796_551_200)
+        ms.append(Clock.nowMs() - s)
+        bytes = p.bytes.count
+    }
+    ms.sort()
+    print(json([("bench", "chat_template"), ("template", templatePath.split(separator: "/").last.map(String.init) ?? templatePath),
+                ("messages", messages.count), ("prompt_bytes", bytes), ("parse_ms", parseMs),
+                ("render_ms_median", ms[ms.count / 2]), ("render_ms_min", ms[0])]))
+    exit(0)
+}
+
 // ---- signature mode: what recording a memory's model costs, and how far converted copies and
 //      other checkpoints are from it (ModelSignature): one JSON line per weight type and per --against
 if args.first == "signature" {

@@ -49,6 +49,7 @@ struct ChatTemplateCommand: ParsableCommand {
         if (model == nil) == (templateFile == nil) { throw ValidationError("give one of --model, --template-file") }
         if messages == nil && !show { throw ValidationError("give --messages FILE (or --show)") }
         if tokens && model == nil { throw ValidationError("--tokens needs --model") }
+        if let now, !(now.isFinite && abs(now) < 1e15) { throw ValidationError("--now must be a finite number of seconds") }
     }
 
     func run() throws {
@@ -83,14 +84,7 @@ struct ChatTemplateCommand: ParsableCommand {
                 throw HMSTError.invalidArgument("--messages: expected a JSON array of messages or {\"messages\": [...]}")
             }
             let toolsJSON = try tools.map { try readJSONArgument($0, what: "--tools") }
-            var extra: [(String, JSONValue)] = []
-            for v in vars {
-                guard let eq = v.firstIndex(of: "="), eq != v.startIndex else {
-                    throw HMSTError.invalidArgument("--var \(v): expected NAME=VALUE")
-                }
-                let value = String(v[v.index(after: eq)...])
-                extra.append((String(v[..<eq]), (try? JSONValue.parse(bytes: Array(value.utf8))) ?? .string(value)))
-            }
+            let extra = try templateVariables(vars, option: "--var")
             let prompt = try template.render(messages: ms, addGenerationPrompt: !noGenerationPrompt, tools: toolsJSON,
                                              extra: extra, now: now)
             StandardStream.output.write(prompt.string)
@@ -98,6 +92,17 @@ struct ChatTemplateCommand: ParsableCommand {
                 StandardStream.output.write("\n" + t.encode(prompt).map(String.init).joined(separator: " ") + "\n")
             }
         }
+    }
+}
+
+/// NAME=VALUE options as template variables: VALUE as JSON, or as text when it is not JSON.
+func templateVariables(_ options: [String], option: String) throws -> [(String, JSONValue)] {
+    try options.map { v in
+        guard let eq = v.firstIndex(of: "="), eq != v.startIndex else {
+            throw HMSTError.invalidArgument("\(option) \(v): expected NAME=VALUE")
+        }
+        let value = String(v[v.index(after: eq)...])
+        return (String(v[..<eq]), (try? JSONValue.parse(bytes: Array(value.utf8))) ?? .string(value))
     }
 }
 

@@ -117,6 +117,13 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "With --chat: a system message first.")
     var system: String?
 
+    @Option(name: .customLong("chat-template-file"), help: "With --chat: a Jinja chat template to use instead of the checkpoint's own.")
+    var chatTemplateFile: String?
+
+    @Option(name: .customLong("chat-var"), help: ArgumentHelp("With --chat: a template variable (repeatable); VALUE is JSON, or text if it is not JSON.",
+                                                             valueName: "NAME=VALUE"))
+    var chatVars: [String] = []
+
     @Flag(help: "Interactive engine mode: each line is a question answered through the HMST engine (decisions, citations, confidence).")
     var engine = false
 
@@ -129,7 +136,9 @@ struct GenerateCommand: ParsableCommand {
         if NUMAStrategy(name: numa) == nil { throw ValidationError("--numa must be disabled, distribute, isolate or numactl") }
         if engine && (prompt != nil || input != nil) { throw ValidationError("--engine is an interactive mode (use `hmst ask` for one question)") }
         if memory != nil && !engine { throw ValidationError("--memory needs --engine") }
-        if system != nil && !chat { throw ValidationError("--system needs --chat") }
+        if (system != nil || chatTemplateFile != nil || !chatVars.isEmpty) && !chat {
+            throw ValidationError("--system, --chat-template-file and --chat-var need --chat")
+        }
         if chat && engine { throw ValidationError("--chat and --engine are different modes; give one") }
         let constraints = [grammar, grammarFile, jsonSchema, jsonSchemaFile].compactMap { $0 }.count + (jsonObject ? 1 : 0)
         if constraints > 1 { throw ValidationError("give one of --json, --grammar, --grammar-file, --json-schema, --json-schema-file") }
@@ -171,8 +180,9 @@ struct GenerateCommand: ParsableCommand {
             try settings.sampling.validate()
             let runner = Runner(session: session, tokenizer: tokenizer, stops: stop, loadMs: model.report.loadMs)
             if chat {
-                let template = try model.chatTemplate()
+                let template = try chatTemplateFile.map { f in try withSource(f) { try ChatTemplate.file(f, for: model) } } ?? model.chatTemplate()
                 runner.chat = (template, model.endOfTurnTokens())
+                runner.chatVars = try templateVariables(chatVars, option: "--chat-var")
                 runner.stops += template.stop
                 if let system { runner.conversation = [.object([("role", .string("system")), ("content", .string(system))])] }
                 if prompt == nil && input == nil { printError("hmst: chat template: \(template.isJinja ? "Jinja" : "patterns") from \(template.origin)") }
@@ -202,6 +212,8 @@ struct GenerateCommand: ParsableCommand {
         let loadMs: Double
         /// --chat: the template and the tokens that end a turn
         var chat: (template: ChatTemplate, endTokens: Set<Int32>)?
+        /// --chat: template variables
+        var chatVars: [(String, JSONValue)] = []
         /// --chat: the messages so far (a system message, then the turns of interactive mode)
         var conversation: [JSONValue] = []
         /// interactive chat keeps the turns; single prompts and batches start again each time
@@ -235,7 +247,7 @@ struct GenerateCommand: ParsableCommand {
             let r: TextGenerationResult
             if let (template, _) = chat {
                 let turn = JSONValue.object([("role", .string("user")), ("content", .string(prompt))])
-                let text = try template.render(messages: conversation + [turn], addGenerationPrompt: true)
+                let text = try template.render(messages: conversation + [turn], addGenerationPrompt: true, extra: chatVars)
                 r = try session.generate(prompt: text, tokenizer: tokenizer, req)
                 if keepConversation {
                     conversation += [turn, .object([("role", .string("assistant")), ("content", .string(r.string))])]

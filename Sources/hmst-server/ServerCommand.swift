@@ -44,6 +44,9 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(name: .customLong("api-key-file"), help: "File with one accepted API key per line.")
     var apiKeyFile: String?
 
+    @Option(name: .customLong("chat-template-file"), help: "A Jinja chat template to use instead of the checkpoint's own.")
+    var chatTemplateFile: String?
+
     @Option(name: .customLong("n-ctx"), help: "Context length of each slot (0: the model's).")
     var nCtx = 0
 
@@ -123,7 +126,7 @@ struct ServerCommand: AsyncParsableCommand {
         guard let tokenizer = model.tokenizer else {
             throw HMSTError.unsupported("\(checkpoint) has no tokenizer.json; the server needs one")
         }
-        let template = try model.chatTemplate()
+        let template = try chatTemplateFile.map { try ChatTemplate.file($0, for: model) } ?? model.chatTemplate()
         logger.info("chat template: \(template.isJinja ? "Jinja" : "patterns") from \(template.origin)")
         var sp = SessionParams()
         sp.nCtx = nCtx

@@ -100,7 +100,8 @@ static void test_chat(hmst_model *m, hmst_context *c) {
     FILE *f = fopen("/tmp/hmst-ctest-gen/chat_template.jinja", "w");
     CHECK(f != NULL);
     if (!f) return;
-    fputs("{% if messages[0]['role'] == 'assistant' %}{{ raise_exception('Conversations must start with a user turn') }}{% endif %}\n"
+    fputs("{% if greeting is defined %}{{ greeting }} {{ tools[0].function.name }}{% endif %}"
+          "{% if messages[0]['role'] == 'assistant' %}{{ raise_exception('Conversations must start with a user turn') }}{% endif %}\n"
           "{% for m in messages %}\n"
           "<|endoftext|>{{ m.role }}\n{{ m.content | trim }}\n"
           "{% endfor %}\n"
@@ -109,20 +110,49 @@ static void test_chat(hmst_model *m, hmst_context *c) {
     const char *msgs = "[{\"role\": \"system\", \"content\": \" Be brief. \"}, {\"role\": \"user\", \"content\": \"Hi\"}]";
     char buf[256];
     size_t n = 0;
-    CHECK_STATUS(hmst_chat_apply_template(m, msgs, NULL, 1, buf, 8, &n), HMST_STATUS_BUFFER_TOO_SMALL);
-    CHECK_STATUS(hmst_chat_apply_template(m, msgs, NULL, 1, buf, sizeof buf, &n), HMST_STATUS_OK);
+    CHECK_STATUS(hmst_chat_apply_template(m, msgs, NULL, buf, 8, &n), HMST_STATUS_BUFFER_TOO_SMALL);
+    CHECK_STATUS(hmst_chat_apply_template(m, msgs, NULL, buf, sizeof buf, &n), HMST_STATUS_OK);
     const char *want = "<|endoftext|>system\nBe brief.\n<|endoftext|>user\nHi\n<|endoftext|>assistant\n";
     CHECK(n == strlen(want) && strcmp(buf, want) == 0);
-    CHECK_STATUS(hmst_chat_apply_template(m, msgs, NULL, 0, buf, sizeof buf, &n), HMST_STATUS_OK);
+    struct hmst_chat_params cp = hmst_chat_default_params();
+    CHECK(cp.add_generation_prompt && cp.tools_json == NULL && cp.template_vars_json == NULL);
+    cp.add_generation_prompt = false;
+    CHECK_STATUS(hmst_chat_apply_template(m, msgs, &cp, buf, sizeof buf, &n), HMST_STATUS_OK);
     CHECK(strstr(buf, "assistant") == NULL);
-    CHECK_STATUS(hmst_chat_apply_template(m, "[{\"role\": \"assistant\", \"content\": \"x\"}]", NULL, 1, buf, sizeof buf, &n),
+    /* template variables and tools reach the template; hmst's own names cannot be replaced */
+    cp.template_vars_json = "{\"greeting\": \"hello\"}";
+    cp.tools_json = "[{\"type\": \"function\", \"function\": {\"name\": \"f\"}}]";
+    CHECK_STATUS(hmst_chat_apply_template(m, msgs, &cp, buf, sizeof buf, &n), HMST_STATUS_OK);
+    CHECK(strstr(buf, "hello f") != NULL);
+    cp.template_vars_json = "{\"messages\": []}";
+    CHECK_STATUS(hmst_chat_apply_template(m, msgs, &cp, buf, sizeof buf, &n), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(hmst_last_error(), "'messages' is set by hmst") != NULL);
+    cp.template_vars_json = "[1]";
+    CHECK_STATUS(hmst_chat_apply_template(m, msgs, &cp, buf, sizeof buf, &n), HMST_STATUS_INVALID_ARGUMENT);
+    cp = hmst_chat_default_params();
+    CHECK_STATUS(hmst_chat_apply_template(m, "[{\"role\": \"assistant\", \"content\": \"x\"}]", NULL, buf, sizeof buf, &n),
                  HMST_STATUS_INVALID_ARGUMENT);
     CHECK(strstr(hmst_last_error(), "Conversations must start with a user turn") != NULL);
-    CHECK_STATUS(hmst_chat_apply_template(m, "[{\"role\": ", NULL, 1, buf, sizeof buf, &n), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(hmst_chat_apply_template(m, "[{\"role\": ", NULL, buf, sizeof buf, &n), HMST_STATUS_INVALID_ARGUMENT);
     CHECK(strstr(hmst_last_error(), "messages_json") != NULL);
-    CHECK_STATUS(hmst_chat_apply_template(m, "{}", NULL, 1, buf, sizeof buf, &n), HMST_STATUS_INVALID_ARGUMENT);
-    CHECK_STATUS(hmst_chat_apply_template(m, NULL, NULL, 1, buf, sizeof buf, &n), HMST_STATUS_INVALID_ARGUMENT);
-    CHECK_STATUS(hmst_chat_apply_template(NULL, msgs, NULL, 1, buf, sizeof buf, &n), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(hmst_chat_apply_template(m, "{}", NULL, buf, sizeof buf, &n), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(hmst_chat_apply_template(m, NULL, NULL, buf, sizeof buf, &n), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(hmst_chat_apply_template(NULL, msgs, NULL, buf, sizeof buf, &n), HMST_STATUS_INVALID_ARGUMENT);
+    cp.struct_size = 2;
+    CHECK_STATUS(hmst_chat_apply_template(m, msgs, &cp, buf, sizeof buf, &n), HMST_STATUS_INVALID_ARGUMENT);
+    /* tokens: the template's <|endoftext|> is token 0, the same text typed by a user is not */
+    int32_t ids[128];
+    CHECK_STATUS(hmst_chat_tokenize(m, msgs, NULL, ids, 2, &n), HMST_STATUS_BUFFER_TOO_SMALL);
+    CHECK_STATUS(hmst_chat_tokenize(m, msgs, NULL, ids, 128, &n), HMST_STATUS_OK);
+    CHECK(n > 4 && ids[0] == 0);
+    size_t zeros = 0;
+    for (size_t i = 0; i < n; i++) zeros += ids[i] == 0;
+    const char *typed_ids = "[{\"role\": \"user\", \"content\": \"<|endoftext|><|endoftext|>\"}]";
+    size_t n_typed = 0;
+    CHECK_STATUS(hmst_chat_tokenize(m, typed_ids, NULL, ids, 128, &n_typed), HMST_STATUS_OK);
+    size_t typed_zeros = 0;
+    for (size_t i = 0; i < n_typed; i++) typed_zeros += ids[i] == 0;
+    CHECK(zeros == 3 && typed_zeros == 2); /* the template's openings only */
 
     struct hmst_generate_params gp = hmst_generate_default_params();
     gp.max_tokens = 6;

@@ -58,12 +58,14 @@ extension LanguageModel {
         report.loadMs = Clock.nowMs() - t0
         let model = LanguageModel(decoder: Decoder(dims: config.dims, weights: finalWeights), tokenizer: tokenizer, config: json,
                                   report: report, storage: [map])
+        // chat metadata is not the model: what is malformed in it is a warning, and left out
         if let t = file.metadata["tokenizer.chat_template"] {
-            guard let s = t.string else { throw HMSTError.badFormat("\(path): tokenizer.chat_template is not a string") }
-            model.ggufChatTemplate = s
+            if let s = t.string { model.ggufChatTemplate = s }
+            else { model.report.warnings.append("\(path): tokenizer.chat_template is not a string; ignored") }
         }
         for key in ["tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"] where file.metadata[key] != nil {
-            model.ggufEndOfTurnIds.append(Int32(truncatingIfNeeded: try g.int(key)))
+            if let id = try? g.int(key) { model.ggufEndOfTurnIds.append(Int32(truncatingIfNeeded: id)) }
+            else { model.report.warnings.append("\(path): \(key) is not an integer; ignored") }
         }
         return model
     }

@@ -60,3 +60,8 @@ func requireMemory(bytes: Double, for need: String, hint: String = "") throws {
     guard physical > 0, bytes > Double(physical) else { return }
     throw HMSTError(.outOfMemory, "\(need) needs about \(Int(min(bytes, 9e18)) >> 20) MiB; this machine has \(physical >> 20) MiB of memory\(hint)")
 }
+
+/// C strftime (a function of this name elsewhere in the module would hide the global).
+func formatTimeC(_ buf: UnsafeMutablePointer<CChar>, _ cap: Int, _ format: String, _ t: UnsafePointer<tm>) -> Int {
+    strftime(buf, cap, format, t)
+}

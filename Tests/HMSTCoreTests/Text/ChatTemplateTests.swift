@@ -11,7 +11,8 @@ final class ChatTemplateTests: XCTestCase {
     static let now = 1_796_551_200.0
 
     func render(_ template: String, _ vars: JSONValue) throws -> PromptText {
-        let t = try ChatTemplate(jinja: template, bosToken: vars["bos_token"]?.string ?? "", eosToken: vars["eos_token"]?.string ?? "")
+        var t = try ChatTemplate(jinja: template, bosToken: vars["bos_token"]?.string ?? "", eosToken: vars["eos_token"]?.string ?? "")
+        t.allowsNonTextParts = true   // jinja2 renders the image placeholders of the multimodal case
         let fixed: Set<String> = ["messages", "add_generation_prompt", "bos_token", "eos_token", "tools"]
         let extra = (vars.object ?? []).filter { !fixed.contains($0.0) }
         return try t.render(messages: vars["messages"]?.array ?? [], addGenerationPrompt: vars["add_generation_prompt"]?.bool ?? false,
@@ -114,13 +115,13 @@ extension ChatTemplateTests {
         expectError("{% set x = 1 %}{% set x.y = 2 %}", "'x' is not a namespace()")
         expectError("{% for a, b in [1] %}{% endfor %}", "cannot unpack int into 2 loop variables")
         // bounded: nesting, work, output, recursion, sizes
-        expectError("{{ " + String(repeating: "(", count: 5000) + "1" + String(repeating: ")", count: 5000) + " }}", "nested deeper than 200")
-        expectError(String(repeating: "{% if true %}", count: 300), "nested deeper than 200")
+        expectError("{{ " + String(repeating: "(", count: 5000) + "1" + String(repeating: ")", count: 5000) + " }}", "nested deeper than 100")
+        expectError(String(repeating: "{% if true %}", count: 300), "nested deeper than 100")
         expectError("{% for i in range(1000000) %}{% for j in range(1000000) %}{% endfor %}{% endfor %}", "more than 200000 steps")
         expectError("{% for i in range(100000000) %}{% endfor %}", "at most 1048576")
         expectError("{{ 'x' * 100000000000 }}", "string repetition too long")
         expectError("{{ 'x' * 2000000 }}", "string repetition too long")
-        expectError("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", "macros called 64 deep")
+        expectError("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", "deep")
         expectError("{% set s = 'xxxxxxxxxxxxxxxx' * 40000 %}{{ s }}{{ s }}", "passed 1048576 bytes")
         expectError("{{ range(3)[::0] }}", "slice step cannot be zero")
     }
@@ -192,5 +193,105 @@ extension ChatTemplateTests {
         XCTAssertEqual(try template().render(messages: [parts]).string, "ab")
         XCTAssertThrowsError(try template().render(messages: [.object([("role", .string("user")), ("content", .number(3))])]))
         XCTAssertThrowsError(try template().render(messages: [.object([("content", .string("no role"))])]))
+    }
+}
+
+extension ChatTemplateTests {
+    func render(_ template: String, messages: [JSONValue] = [ChatTemplateTests.message("user", "hi")]) throws -> String {
+        var t = try ChatTemplate(jinja: template)
+        t.limits = JinjaRenderLimits(maxOutputBytes: 1 << 20, maxSteps: 200_000, maxCallDepth: 16)
+        return try t.render(messages: messages).string
+    }
+
+    /// What a review found: chains, deep or exponential values, stored callers, integer edges,
+    /// output-multiplying operations, quadratic work; and jinja2's answers where it has one.
+    func testBoundsAndJinja2EdgesFromReview() throws {
+        // left-associative chains count as nesting
+        expectError("{{ " + String(repeating: "x~", count: 50_000) + "x }}", "nested deeper than")
+        expectError("{{ x" + String(repeating: "|trim", count: 500) + " }}", "nested deeper than")
+        expectError("{{ a" + String(repeating: ".b", count: 500) + " }}", "nested deeper than")
+        // values a variable holds are bounded in depth and size; exponential sharing is charged
+        expectError("{% set ns = namespace(a=[]) %}{% for i in range(100) %}{% set ns.a = [ns.a] %}{% endfor %}{{ ns.a }}",
+                    "nested more than 64 deep")
+        expectError("{% set ns = namespace(a=[1]) %}{% for i in range(62) %}{% set ns.a = [ns.a, ns.a] %}{% endfor %}{{ ns.a }}",
+                    "steps")
+        // a caller kept past its macro still counts its calls
+        expectError("{% set ns = namespace(c=none) %}{% macro m() %}{% set ns.c = caller %}{% endmacro %}"
+                    + "{% call m() %}{{ ns.c() }}{% endcall %}{{ ns.c() }}", "deep")
+        // output-multiplying operations are checked before they build
+        expectError("{{ ([('x' * 60000)] * 100) | join }}", "at most 1048576")
+        expectError("{{ ('x' * 1000) | replace('x', 'y' * 60000) }}", "at most 1048576")
+        expectError("{{ ('\\n' * 100000) | indent(100, true, true) }}", "at most 1048576")
+        expectError("{{ ('{0}' * 1000).format('x' * 60000) }}", "at most 1048576")
+        expectError("{{ [('x' * 60000)] * 100 }}", "passed 1048576 bytes")
+        expectError("{{ ([('x' * 60000)] * 100) | tojson }}", "passed 1048576 bytes")
+        // quadratic work is charged
+        expectError("{{ range(100000) | unique | length }}", "steps")
+        XCTAssertEqual(try render("{{ ('a' * 100000).split('a' * 50000 ~ 'b') | length }}"), "1")
+        // integer edges: jinja2's answers, or errors, never traps
+        XCTAssertEqual(try render("{{ 'abc'[1::9223372036854775807] }}"), "b")
+        XCTAssertEqual(try render("{{ (-9223372036854775807 - 1) is divisibleby(-1) }}"), "True")
+        expectError("{{ range(-9223372036854775807, 9223372036854775807) | length }}", "at most 1048576")
+        XCTAssertEqual(try render("{{ range(0, -1, -9223372036854775807 - 1) | length }}"), "1")
+        XCTAssertTrue(try render("{{ '%d' | format(1e300) }}").hasPrefix("10000000000000000525"))
+        expectError("{{ '%d' | format('nan' | float) }}", "cannot convert float nan")
+        // jinja2's results
+        XCTAssertEqual(try render("{{ {'b': 1, 'a': 2}.items() | sort }}"), "[('a', 2), ('b', 1)]")
+        XCTAssertEqual(try render("{{ '-' * -1 }}|{{ (1, 2) * 2 }}|{{ 'a b c'.split(None, 1) }}|{{ 7 | round(-1) }}"),
+                       "|(1, 2, 1, 2)|['a', 'b c']|10")
+        XCTAssertEqual(try render("{{ 15 | round(-1) }} {{ 25 | round(-1) }} {{ 2.5 | round }}"), "20 20 2.0")
+        XCTAssertEqual(try render("{{ 'é' == 'e\u{301}' }} {{ 'a\u{301}' in 'xá' }}"), "False False")
+        XCTAssertEqual(try render("{{ {'a': 'é😀'} | tojson(true) }}"), #"{"a": "\u00e9\ud83d\ude00"}"#)
+        XCTAssertEqual(try render("{{ [1] | tojson(false, 2) }}"), "[\n  1\n]")
+        expectError("{% macro m() %}{% break %}{% endmacro %}{% for i in [1] %}{{ m() }}{% endfor %}", "break or continue outside a loop")
+        XCTAssertEqual(try render("{{ none | selectattr('a') | list }}{{ none | map('upper') | list }}"), "[][]")
+        XCTAssertEqual(try render(#"{{ "'<"|safe + "<b>" }}|{{ "<" ~ "<"|safe }}"#), "'<&lt;b&gt;|<<")
+    }
+
+    /// Caller text stays literal through strftime_now's format and indent's width.
+    func testCallerTextThroughFormatsStaysLiteral() throws {
+        let t = try ChatTemplate(jinja: "{{ strftime_now(messages[0].content) }}|{{ 'a\nb' | indent(messages[0].content) }}")
+        let p = try t.render(messages: [ChatTemplateTests.message("user", "<|im_end|>")])
+        XCTAssertEqual(p.string, "<|im_end|>|a\n<|im_end|>b")
+        XCTAssertEqual(p.literalRanges.count, 2)
+        XCTAssertEqual(p.literalRanges.reduce(0) { $0 + $1.count }, p.bytes.count - 1)   // all but "|"
+    }
+
+    /// Templates as deep as the limits allow render on a thread with a 1 MiB stack in a debug
+    /// build (whose frames are several times a release build's): a crash here is a stack
+    /// overflow the limits let through.
+    func testDeepestTemplateFitsASmallStack() throws {
+        let blocks = String(repeating: "{% if true %}", count: 40) + "{{ " + String(repeating: "(", count: 20) + "1"
+            + String(repeating: ")", count: 20) + " }}" + String(repeating: "{% endif %}", count: 40)
+        let macros = "{% macro f(n) %}{% if n > 0 %}" + String(repeating: "{% if true %}", count: 10) + "{{ f(n - 1) }}"
+            + String(repeating: "{% endif %}", count: 10) + "{% else %}x{% endif %}{% endmacro %}{{ f(6) }}"
+        let deepest = "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}" + String(repeating: "{% if true %}", count: 90) + "{{ f(0) }}"
+            + String(repeating: "{% endif %}", count: 90)
+        XCTAssertEqual(try onSmallStack(blocks), "1")
+        XCTAssertEqual(try onSmallStack(macros), "x")
+        XCTAssertThrowsError(try onSmallStack(deepest)) { e in XCTAssertTrue("\(e)".contains("deep"), "\(e)") }
+    }
+
+    final class StackJob: @unchecked Sendable {
+        let source: String
+        var result: Result<String, Error>?
+        init(_ source: String) { self.source = source }
+    }
+
+    func onSmallStack(_ source: String) throws -> String {
+        let job = StackJob(source)
+        var attr = pthread_attr_t()
+        pthread_attr_init(&attr)
+        defer { pthread_attr_destroy(&attr) }
+        pthread_attr_setstacksize(&attr, 1 << 20)
+        var thread = pthread_t()
+        let arg = Unmanaged.passRetained(job).toOpaque()
+        guard pthread_create(&thread, &attr, { raw in
+            let j = Unmanaged<StackJob>.fromOpaque(raw!).takeRetainedValue()
+            j.result = Result { try ChatTemplate(jinja: j.source).render(messages: []).string }
+            return nil
+        }, arg) == 0 else { throw HMSTError.invalidArgument("pthread_create failed") }
+        pthread_join(thread, nil)
+        return try XCTUnwrap(job.result).get()
     }
 }

@@ -164,6 +164,16 @@ class SamplingParams(_Struct):
     ]
 
 
+class ChatParams(_Struct):
+    """struct hmst_chat_params"""
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("add_generation_prompt", ctypes.c_bool),
+        ("tools_json", ctypes.c_char_p),
+        ("template_vars_json", ctypes.c_char_p),
+    ]
+
+
 class GenerateParams(_Struct):
     """struct hmst_generate_params"""
     _fields_ = [
@@ -645,9 +655,12 @@ _declare("hmst_generate_default_params", GenerateParams)
 _declare("hmst_generate", ctypes.c_int, _P, ctypes.c_char_p, ctypes.POINTER(GenerateParams),
          ctypes.POINTER(GenerationStats))
 _declare("hmst_context_last_output", ctypes.c_int, _P, ctypes.c_char_p, ctypes.c_size_t, _SIZE_P)
-_declare("hmst_chat_apply_template", ctypes.c_int, _P, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+_declare("hmst_chat_default_params", ChatParams)
+_declare("hmst_chat_apply_template", ctypes.c_int, _P, ctypes.c_char_p, ctypes.POINTER(ChatParams), ctypes.c_char_p,
          ctypes.c_size_t, _SIZE_P)
-_declare("hmst_chat_generate", ctypes.c_int, _P, ctypes.c_char_p, ctypes.c_char_p, ctypes.POINTER(GenerateParams),
+_declare("hmst_chat_tokenize", ctypes.c_int, _P, ctypes.c_char_p, ctypes.POINTER(ChatParams), ctypes.POINTER(ctypes.c_int32),
+         ctypes.c_size_t, _SIZE_P)
+_declare("hmst_chat_generate", ctypes.c_int, _P, ctypes.c_char_p, ctypes.POINTER(ChatParams), ctypes.POINTER(GenerateParams),
          ctypes.POINTER(GenerationStats))
 _declare("hmst_json_schema_to_grammar", ctypes.c_int, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t, _SIZE_P)
 _declare("hmst_grammar_check", ctypes.c_int, ctypes.c_char_p)

@@ -137,20 +137,31 @@ class Model(_Resource):
         with self.context() as ctx:
             return ctx.generate(prompt, **kwargs)
 
-    def apply_chat_template(self, messages, add_generation_prompt=True, tools=None):
+    def apply_chat_template(self, messages, add_generation_prompt=True, tools=None, tokenize=False, **template_vars):
         """The prompt `messages` ([{"role": ..., "content": ...}, ...]) become under this model's
         chat template: its chat_template.jinja, chat_template.json, tokenizer_config.json's
         chat_template or GGUF tokenizer.chat_template (rendered as transformers renders them),
         else hmst's built-in "User: / Assistant:" patterns. tools: OpenAI-style tools for
-        templates that list them. A template's refusal (roles out of order) raises HMSTError."""
-        m, t = _chat_json(messages, tools)
-        return _read_string(lambda buf, cap, n: _lib.lib.hmst_chat_apply_template(
-            self._handle(), m, t, 1 if add_generation_prompt else 0, buf, cap, n))
+        templates that list them; other keyword arguments are template variables (e.g.
+        enable_thinking=False). tokenize=True returns the token ids (an int32 array; the
+        messages' text literal, so special tokens a user typed stay text), else the text. A
+        template's refusal (roles out of order) raises HMSTError."""
+        m, p, keep = _chat_params(messages, tools, template_vars, add_generation_prompt)
+        if tokenize:
+            n = ctypes.c_size_t()
+            rc = _lib.lib.hmst_chat_tokenize(self._handle(), m, ctypes.byref(p), None, 0, ctypes.byref(n))
+            if rc not in (_lib.OK, _lib.BUFFER_TOO_SMALL):
+                _check(rc)
+            out = np.zeros(max(1, n.value), dtype=np.int32)
+            _check(_lib.lib.hmst_chat_tokenize(self._handle(), m, ctypes.byref(p),
+                                               out.ctypes.data_as(ctypes.POINTER(ctypes.c_int32)), out.shape[0], ctypes.byref(n)))
+            return out[:n.value]
+        return _read_string(lambda buf, cap, n: _lib.lib.hmst_chat_apply_template(self._handle(), m, ctypes.byref(p), buf, cap, n))
 
-    def chat(self, messages, tools=None, **kwargs):
+    def chat(self, messages, tools=None, template_vars=None, **kwargs):
         """The assistant's reply to `messages` in a fresh context; see Context.chat."""
         with self.context() as ctx:
-            return ctx.chat(messages, tools=tools, **kwargs)
+            return ctx.chat(messages, tools=tools, template_vars=template_vars, **kwargs)
 
 
 class Context(_Resource):
@@ -285,13 +296,13 @@ class Context(_Resource):
         return self._run(lambda params, stats: _lib.lib.hmst_generate(self._handle(), prompt, params, stats),
                          p, keep, on_token)
 
-    def chat(self, messages, tools=None, max_tokens=256, **kwargs):
+    def chat(self, messages, tools=None, template_vars=None, max_tokens=256, **kwargs):
         """Clears the context and generates the assistant's reply to `messages` under the
         model's chat template (Model.apply_chat_template); the reply ends at the model's
         end-of-turn tokens (<|im_end|>, <|eot_id|>, its eos ids...). Message text is literal:
-        special tokens typed in it are plain text. Takes Context.generate's options; returns a
-        Generation."""
-        m, t = _chat_json(messages, tools)
+        special tokens typed in it are plain text. template_vars: a dict of extra template
+        variables. Takes Context.generate's options; returns a Generation."""
+        m, cp, chat_keep = _chat_params(messages, tools, template_vars or {}, True)
         options = dict(max_tokens=max_tokens, temperature=0.8, top_k=50, top_p=0.9, min_p=0.0, repetition_penalty=1.0,
                        repeat_last_n=64, seed=0, stop=None, ignore_eos=False, on_token=None, frequency_penalty=0.0,
                        presence_penalty=0.0, logit_bias=None, json_object=False, grammar=None, json_schema=None)
@@ -304,7 +315,8 @@ class Context(_Resource):
                                                       "repetition_penalty", "repeat_last_n", "seed", "stop", "ignore_eos",
                                                       "frequency_penalty", "presence_penalty", "logit_bias", "json_object",
                                                       "grammar", "json_schema")])
-        return self._run(lambda params, stats: _lib.lib.hmst_chat_generate(self._handle(), m, t, params, stats),
+        keep += chat_keep
+        return self._run(lambda params, stats: _lib.lib.hmst_chat_generate(self._handle(), m, ctypes.byref(cp), params, stats),
                          p, keep, on_token)
 
     def _run(self, call, p, keep, on_token):
@@ -400,17 +412,24 @@ class _Stream:
             pass
 
 
-def _chat_json(messages, tools):
-    """messages (a list of dicts) and tools as the C API's JSON texts."""
+def _chat_params(messages, tools, template_vars, add_generation_prompt):
+    """messages as the C API's JSON text, and a ChatParams for the rest (with what it points to)."""
     if isinstance(messages, (str, bytes, dict)) or not hasattr(messages, "__iter__"):
         raise TypeError("messages must be a list of {'role': ..., 'content': ...} dicts")
     messages = list(messages)
     for i, m in enumerate(messages):
         if not isinstance(m, dict):
             raise TypeError(f"messages[{i}] must be a dict, not {type(m).__name__}")
+    if not isinstance(template_vars, dict):
+        raise TypeError("template variables must be a dict")
     try:
         m = json.dumps(messages, ensure_ascii=False, allow_nan=False).encode("utf-8")
         t = None if tools is None else json.dumps(list(tools), ensure_ascii=False, allow_nan=False).encode("utf-8")
+        v = json.dumps(template_vars, ensure_ascii=False, allow_nan=False).encode("utf-8") if template_vars else None
     except (TypeError, ValueError) as e:
-        raise TypeError(f"messages and tools must be JSON-serializable: {e}") from None
-    return m, t
+        raise TypeError(f"messages, tools and template variables must be JSON-serializable: {e}") from None
+    p = _lib.lib.hmst_chat_default_params()
+    p.add_generation_prompt = bool(add_generation_prompt)
+    p.tools_json = t
+    p.template_vars_json = v
+    return m, p, [t, v]

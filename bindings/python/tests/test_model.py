@@ -238,7 +238,7 @@ def test_json_object():
         assert closed > 0
 
 
-CHATML = ("{% for m in messages %}<|endoftext|>{{ m['role'] }}\n{{ m['content'] | trim }}\n{% endfor %}"
+CHATML = ("{% if greeting is defined %}{{ greeting }}\n{% endif %}{% for m in messages %}<|endoftext|>{{ m['role'] }}\n{{ m['content'] | trim }}\n{% endfor %}"
           "{% if tools %}tools: {{ tools | map(attribute='function') | map(attribute='name') | join(', ') }}\n{% endif %}"
           "{% if add_generation_prompt %}<|endoftext|>assistant\n{% endif %}")
 
@@ -259,6 +259,7 @@ def test_chat_template_and_chat(tmp_path):
         text = m.apply_chat_template(messages)
         assert text == "<|endoftext|>system\nBe brief.\n<|endoftext|>user\nHi <|endoftext|>\n<|endoftext|>assistant\n"
         assert m.apply_chat_template(messages, add_generation_prompt=False, tools=tools).endswith("tools: get_weather\n")
+        assert m.apply_chat_template(messages, greeting="hello").startswith("hello\n<|endoftext|>system")
         jinja2 = pytest.importorskip("jinja2")
         from jinja2.sandbox import ImmutableSandboxedEnvironment
         env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
@@ -274,6 +275,14 @@ def test_chat_template_and_chat(tmp_path):
             m.apply_chat_template("hello")
         with pytest.raises(TypeError):
             m.chat(messages, nonsense=1)
+        # template variables; token ids with the template's specials as tokens, typed ones as text
+        assert m.apply_chat_template(messages, add_generation_prompt=False, tools=tools).endswith("tools: get_weather\n")
+        with pytest.raises(hmst.HMSTError, match="'messages' is set by hmst"):
+            m.chat(messages, template_vars={"messages": []})
+        with pytest.raises(hmst.HMSTError, match="'bos_token' is set by hmst"):
+            m.apply_chat_template(messages, bos_token="x")
+        ids = m.apply_chat_template(messages, tokenize=True)
+        assert ids.dtype == np.int32 and list(ids).count(0) == 3
     # without a template file: hmst's built-in patterns
     with hmst.Model(FIXTURE_MODEL) as m:
         assert m.apply_chat_template([{"role": "user", "content": "hi"}]) == "User: hi\nAssistant:"

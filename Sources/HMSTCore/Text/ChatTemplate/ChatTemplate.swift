@@ -39,6 +39,15 @@ public struct ChatTemplate: @unchecked Sendable {
     public var eosToken: String
     /// Bounds on a rendering (work, output, macro depth); tests lower them.
     var limits = JinjaRenderLimits()
+    /// Content parts other than text ([{"type": "image_url", ...}]) reach a template that takes
+    /// typed content; off: hmst reads text only, so a placeholder for an image it cannot see is
+    /// refused rather than rendered. The jinja2 goldens turn it on.
+    var allowsNonTextParts = false
+
+    /// Variables a template gets from render's own arguments, and the globals every template
+    /// has: `extra` may not replace them.
+    static let reservedNames: Set<String> = ["messages", "add_generation_prompt", "bos_token", "eos_token", "tools",
+                                             "range", "namespace", "dict", "raise_exception", "strftime_now"]
 
     public static let patternFileName = "chat_template.json"
     public static let jinjaFileName = "chat_template.jinja"
@@ -83,8 +92,9 @@ public struct ChatTemplate: @unchecked Sendable {
     public var isJinja: Bool { source != nil }
 
     /// Whether the template reads content given as typed parts ([{"type": "text", ...}]) itself
-    /// (multimodal templates); others get the text parts joined into one string, as llama.cpp
-    /// does. Found once by rendering a probe message, as llama.cpp's template capabilities are.
+    /// (multimodal templates); others get the text parts joined into one string (with nothing
+    /// between them, as hmst's server always has). Found once by rendering a probe message, as
+    /// llama.cpp finds its templates' capabilities.
     public let takesTypedContent: Bool
 
     static func probeTypedContent(_ form: Form) -> Bool {
@@ -105,15 +115,7 @@ public struct ChatTemplate: @unchecked Sendable {
     public static func of(model: LanguageModel) throws -> ChatTemplate {
         let path = model.report.path
         let dir = FileIO.isDirectory(path) ? path : nil
-        var (bos, eos) = model.specialTokenTexts()
-        var tokenizerConfig: JSONValue? = nil
-        if let dir, FileIO.exists(dir + "/tokenizer_config.json") {
-            let tc = try JSONValue.parse(file: dir + "/tokenizer_config.json")
-            tokenizerConfig = tc
-            func token(_ k: String) -> String? { tc[k]?.string ?? tc[k]?["content"]?.string }
-            bos = token("bos_token") ?? bos
-            eos = token("eos_token") ?? eos
-        }
+        let (bos, eos, tokenizerConfig) = try specialTokens(model)
         if let dir {
             let jinjaPath = dir + "/" + jinjaFileName
             if FileIO.exists(jinjaPath) {
@@ -137,6 +139,26 @@ public struct ChatTemplate: @unchecked Sendable {
             return try ChatTemplate(jinja: gguf, bosToken: bos, eosToken: eos, origin: path + " (tokenizer.chat_template)")
         }
         return ChatTemplate()
+    }
+
+    /// A Jinja template file in place of the model's own (llama.cpp's --chat-template-file),
+    /// with the model's bos_token and eos_token.
+    public static func file(_ path: String, for model: LanguageModel) throws -> ChatTemplate {
+        let (bos, eos, _) = try specialTokens(model)
+        return try ChatTemplate(jinja: try readText(path), bosToken: bos, eosToken: eos, origin: path)
+    }
+
+    /// bos_token and eos_token: tokenizer_config.json's (also returned), else the tokens of the
+    /// config's bos/eos ids.
+    static func specialTokens(_ model: LanguageModel) throws -> (bos: String, eos: String, tokenizerConfig: JSONValue?) {
+        var (bos, eos) = model.specialTokenTexts()
+        let path = model.report.path + "/tokenizer_config.json"
+        guard FileIO.isDirectory(model.report.path), FileIO.exists(path) else { return (bos, eos, nil) }
+        let tc = try JSONValue.parse(file: path)
+        func token(_ k: String) -> String? { tc[k]?.string ?? tc[k]?["content"]?.string }
+        bos = token("bos_token") ?? bos
+        eos = token("eos_token") ?? eos
+        return (bos, eos, tc)
     }
 
     static func readText(_ path: String) throws -> String {
@@ -191,6 +213,11 @@ public struct ChatTemplate: @unchecked Sendable {
         for (i, m) in messages.enumerated() {
             guard case var .object(members) = m else { throw HMSTError.invalidArgument("messages[\(i)] must be an object") }
             guard m["role"]?.string != nil else { throw HMSTError.invalidArgument("messages[\(i)].role must be a string") }
+            if let parts = m["content"]?.array, !allowsNonTextParts {
+                for (j, part) in parts.enumerated() where part["type"]?.string != "text" || part["text"]?.string == nil {
+                    throw HMSTError.invalidArgument("messages[\(i)].content[\(j)] must be {\"type\": \"text\", \"text\": ...}; only text is supported")
+                }
+            }
             if let ci = members.firstIndex(where: { $0.0 == "content" }), let parts = members[ci].1.array, !takesTypedContent {
                 var text = ""
                 for (j, part) in parts.enumerated() {
@@ -230,7 +257,12 @@ public struct ChatTemplate: @unchecked Sendable {
                 "eos_token": .markup(eosToken),
             ]
             if let tools, !tools.isNull { globals["tools"] = JValue(json: tools) }
-            for (k, v) in extra { globals[k] = JValue(json: v) }
+            for (k, v) in extra {
+                guard !ChatTemplate.reservedNames.contains(k) else {
+                    throw HMSTError.invalidArgument("template variable '\(k)' is set by hmst; pass messages and tools as such")
+                }
+                globals[k] = JValue(json: v)
+            }
             let r = JinjaRenderer(globals: globals, limits: limits, now: now ?? Clock.wallSeconds())
             let text: JStr
             do {
@@ -279,7 +311,10 @@ extension LanguageModel {
         if let t = tokenizer as? Tokenizer {
             let endings: Set<String> = ["<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
                                         "<|END_OF_TURN_TOKEN|>", "<|end_of_text|>", "</s>", "<|end▁of▁sentence|>", "<|return|>"]
-            for a in t.addedTokens where a.special && endings.contains(a.content) { ids.insert(a.id) }
+            // OpenAI's harmony format (gpt-oss) ends a channel with <|end|> and the answer with
+            // <|return|> or <|call|>: there <|end|> does not end the turn
+            let harmony = t.addedTokens.contains { $0.special && $0.content == "<|return|>" }
+            for a in t.addedTokens where a.special && endings.contains(a.content) && !(harmony && a.content == "<|end|>") { ids.insert(a.id) }
         }
         return ids.filter { $0 >= 0 && Int($0) < tokenizer.vocabSize }
     }

@@ -22,7 +22,7 @@ enum JinjaBuiltins {
 extension JinjaRenderer {
     func builtinGlobals() -> [String: JValue] {
         [
-            "range": .function(JFunction(name: "range") { args, _ in
+            "range": .function(JFunction(name: "range") { [unowned self] args, _ in
                 let ints = try args.map { a -> Int in
                     guard let i = a.integer else { throw self.error("range() takes integers, not '\(a.typeName)'") }
                     return i
@@ -35,21 +35,25 @@ extension JinjaRenderer {
                 default: throw self.error("range() takes 1 to 3 arguments")
                 }
                 guard step != 0 else { throw self.error("range() arg 3 must not be zero") }
-                let n = step > 0 ? (stop > start ? (stop - start - 1) / step + 1 : 0) : (start > stop ? (start - stop - 1) / -step + 1 : 0)
-                guard n <= 1 << 20 else { throw self.error("range() of \(n) items; at most \(1 << 20)") }
+                // in the magnitudes' own width: no overflow for any Int arguments
+                let span: UInt = step > 0 ? (stop > start ? UInt(bitPattern: stop &- start) : 0)
+                                          : (start > stop ? UInt(bitPattern: start &- stop) : 0)
+                let n64 = span == 0 ? 0 : (span - 1) / step.magnitude + 1
+                guard n64 <= 1 << 20 else { throw self.error("range() of \(n64) items; at most \(1 << 20)") }
+                let n = Int(n64)
                 try self.charge(n)
                 return .list((0..<n).map { .int(start + $0 * step) })
             }),
-            "namespace": .function(JFunction(name: "namespace") { args, kwargs in
+            "namespace": .function(JFunction(name: "namespace") { [unowned self] args, kwargs in
                 let ns = JNamespace()
                 for a in args {
                     guard case let .dict(d) = a else { throw self.error("namespace() takes a dict or keyword arguments") }
-                    for (k, v) in d { ns.set(k.printed.text, v) }
+                    for (k, v) in d { ns.set(try self.printed(k).text, v) }
                 }
                 for (k, v) in kwargs { ns.set(k, v) }
                 return .namespace(ns)
             }),
-            "dict": .function(JFunction(name: "dict") { args, kwargs in
+            "dict": .function(JFunction(name: "dict") { [unowned self] args, kwargs in
                 var d: [(JValue, JValue)] = []
                 if let first = args.first, case let .dict(base) = first { d = base }
                 for (k, v) in kwargs {
@@ -57,22 +61,27 @@ extension JinjaRenderer {
                 }
                 return .dict(d)
             }),
-            "raise_exception": .function(JFunction(name: "raise_exception") { args, _ in
-                throw HMSTError.invalidArgument("chat template: \(args.first?.printed.text ?? "raise_exception() called")")
+            "raise_exception": .function(JFunction(name: "raise_exception") { [unowned self] args, _ in
+                let message = try args.first.map { try self.printed($0).text } ?? "raise_exception() called"
+                throw HMSTError.invalidArgument("chat template: \(message)")
             }),
-            "strftime_now": .function(JFunction(name: "strftime_now") { args, _ in
-                guard let f = args.first?.str?.text else { throw self.error("strftime_now() takes a format string") }
-                return .markup(self.formatTime(f))
+            "strftime_now": .function(JFunction(name: "strftime_now") { [unowned self] args, _ in
+                guard let f = args.first?.str else { throw self.error("strftime_now() takes a format string") }
+                guard let text = self.formatTime(f.text) else { throw self.error("strftime_now(): the time's text is too long") }
+                return .string(JStr(text, literal: f.hasLiteral))
             }),
         ]
     }
 
-    func formatTime(_ format: String) -> String {
-        var t = time_t(now)
+    /// `format` of the render's time (UTC), nil when the text passes 4 KB (or is empty where the
+    /// format is not: strftime gives 0 for both).
+    func formatTime(_ format: String) -> String? {
+        var t = time_t(now.isFinite ? max(-1e15, min(1e15, now)) : 0)
         var tmv = tm()
         gmtime_r(&t, &tmv)
-        var buf = [Int8](repeating: 0, count: 512)
-        let n = Glibc.strftime(&buf, buf.count, format, &tmv)
+        var buf = [Int8](repeating: 0, count: 4096)
+        let n = formatTimeC(&buf, buf.count, format, &tmv)
+        if n == 0 && !format.isEmpty { return nil }
         return String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
@@ -108,11 +117,15 @@ extension JinjaRenderer {
             switch name {
             case "append", "extend", "insert", "pop", "remove", "clear", "sort", "reverse":
                 return bound { _, _ in throw self.error("access to attribute '\(name)' of 'list' object is unsafe.") }
-            case "index": return bound { a, _ in
+            case "index": return bound { [unowned self] a, _ in
+                try self.charge(v.sequence?.count ?? 0)
                 guard let x = a.first, let i = v.items?.firstIndex(of: x) else { throw self.error("the value is not in the list") }
                 return .int(i)
             }
-            case "count": return bound { a, _ in .int(v.items?.filter { $0 == a.first }.count ?? 0) }
+            case "count": return bound { [unowned self] a, _ in
+                try self.charge(v.sequence?.count ?? 0)
+                return .int(v.items?.filter { $0 == a.first }.count ?? 0)
+            }
             default: return nil
             }
         default:
@@ -149,6 +162,21 @@ extension JinjaRenderer {
         case "split", "rsplit": return { a, kw in
             let sep = a.first.flatMap { $0.isNone ? nil : $0 } ?? kw.first { $0.0 == "sep" }?.1
             let maxsplit = (a.count > 1 ? a[1] : kw.first { $0.0 == "maxsplit" }?.1)?.integer ?? -1
+            if sep == nil && maxsplit >= 0 {
+                // whitespace runs, at most maxsplit splits; the rest kept as it is (left-trimmed)
+                var words: [String] = []
+                var rest = text.unicodeScalars[...]
+                if name == "rsplit" { throw self.error("rsplit(None, maxsplit) is not supported") }
+                while true {
+                    rest = rest.drop(while: { $0.properties.isWhitespace })
+                    if rest.isEmpty { break }
+                    if words.count == maxsplit { words.append(String(String.UnicodeScalarView(rest))); break }
+                    let word = rest.prefix(while: { !$0.properties.isWhitespace })
+                    words.append(String(String.UnicodeScalarView(word)))
+                    rest = rest[word.endIndex...]
+                }
+                return .list(words.map(str))
+            }
             if let sep {
                 guard let p = sep.str?.text, !p.isEmpty else { throw self.error("empty separator") }
                 var parts = JinjaRenderer.split(text, by: p)
@@ -168,8 +196,9 @@ extension JinjaRenderer {
         case "replace": return { a, _ in
             let old = try strArg(a, 0, "the old text"), new = try strArg(a, 1, "the new text")
             let count = a.count > 2 ? a[2].integer ?? -1 : -1
-            var parts = JinjaRenderer.split(text, by: old)
             if old.isEmpty { return str(text) }
+            var parts = JinjaRenderer.split(text, by: old)
+            try self.ensureSize(text.utf8.count + (parts.count - 1) * new.utf8.count)
             if count >= 0 && parts.count > count + 1 { parts = Array(parts[..<count]) + [parts[count...].joined(separator: old)] }
             var out = JStr(parts.joined(separator: new), literal: lit || a[1].hasLiteral)
             if !lit && !a[1].hasLiteral { out = JStr(out.text, literal: false) }
@@ -177,10 +206,7 @@ extension JinjaRenderer {
         }
         case "find": return { a, _ in
             let p = try strArg(a, 0, "the text to find")
-            let sc = Array(text.unicodeScalars), ps = Array(p.unicodeScalars)
-            if ps.isEmpty { return .int(0) }
-            if ps.count <= sc.count { for i in 0...(sc.count - ps.count) where Array(sc[i..<i + ps.count]) == ps { return .int(i) } }
-            return .int(-1)
+            return .int(JinjaRenderer.find(p, in: text) ?? -1)
         }
         case "count": return { a, _ in
             let p = try strArg(a, 0, "the text to count")
@@ -188,6 +214,7 @@ extension JinjaRenderer {
         }
         case "join": return { a, _ in
             guard let xs = a.first?.items else { throw self.error("join() takes an iterable") }
+            try self.ensureSize(xs.reduce(0) { $0 + ($1.str?.text.utf8.count ?? 0) } + max(0, xs.count - 1) * text.utf8.count)
             var out = JStr()
             for (i, x) in xs.enumerated() {
                 if i > 0 { out.append(s) }
@@ -210,22 +237,47 @@ extension JinjaRenderer {
         }
     }
 
+    /// Start offsets (in code points) of the non-overlapping occurrences of sep in text, left to
+    /// right, at most `limit` of them: Knuth-Morris-Pratt, linear in both lengths.
+    static func occurrences(of sep: [Unicode.Scalar], in sc: [Unicode.Scalar], limit: Int = Int.max) -> [Int] {
+        guard !sep.isEmpty, sep.count <= sc.count else { return [] }
+        var fail = [Int](repeating: 0, count: sep.count)
+        var k = 0
+        for i in 1..<max(1, sep.count) where sep.count > 1 {
+            while k > 0 && sep[i] != sep[k] { k = fail[k - 1] }
+            if sep[i] == sep[k] { k += 1 }
+            fail[i] = k
+        }
+        var out: [Int] = []
+        var j = 0
+        for (i, c) in sc.enumerated() {
+            while j > 0 && c != sep[j] { j = fail[j - 1] }
+            if c == sep[j] { j += 1 }
+            if j == sep.count {
+                out.append(i + 1 - sep.count)
+                if out.count >= limit { break }
+                j = 0   // non-overlapping: start again after the match
+            }
+        }
+        return out
+    }
+
     static func split(_ text: String, by sep: String) -> [String] {
         guard !sep.isEmpty else { return [text] }
         let sc = Array(text.unicodeScalars), ps = Array(sep.unicodeScalars)
         var out: [String] = []
-        var start = 0, i = 0
-        while i + ps.count <= sc.count {
-            if sc[i] == ps[0] && Array(sc[i..<i + ps.count]) == ps {
-                out.append(String(String.UnicodeScalarView(sc[start..<i])))
-                i += ps.count
-                start = i
-            } else {
-                i += 1
-            }
+        var start = 0
+        for at in occurrences(of: ps, in: sc) {
+            out.append(String(String.UnicodeScalarView(sc[start..<at])))
+            start = at + ps.count
         }
         out.append(String(String.UnicodeScalarView(sc[start...])))
         return out
+    }
+
+    static func find(_ needle: String, in text: String) -> Int? {
+        if needle.isEmpty { return 0 }
+        return occurrences(of: Array(needle.unicodeScalars), in: Array(text.unicodeScalars), limit: 1).first
     }
 
     static func trimmed(_ s: String) -> String {
@@ -288,7 +340,8 @@ extension JinjaRenderer {
                 guard let x = kw.first(where: { $0.0 == field })?.1 else { throw error("format(): no argument '\(field)'") }
                 v = x
             }
-            out.append(v.printed)
+            out.append(try self.printed(v))
+            try ensureSize(out.parts.reduce(0) { $0 + $1.text.utf8.count })
         }
         out.append(plain, literal: lit)
         return .string(out)
@@ -310,11 +363,16 @@ extension JinjaRenderer {
             let v = a[k]
             k += 1
             switch spec {
-            case "s": out.append(v.printed)
+            case "s":
+                out.append(try self.printed(v))
+                try ensureSize(out.parts.reduce(0) { $0 + $1.text.utf8.count })
             case "r": out.append(JStr(v.repr(), literal: v.hasLiteral))
             case "d", "i":
                 guard let n = v.number else { throw error("format: %\(spec) format: a number is required, not \(v.typeName)") }
-                out.append(String(Int(n.rounded(.towardZero))), literal: false)
+                if let i = v.integer { out.append(String(i), literal: false) }
+                else if let i = Int(exactly: n.rounded(.towardZero)) { out.append(String(i), literal: false) }
+                else if n.isFinite { out.append(JinjaRenderer.fixed(n.rounded(.towardZero), 0), literal: false) }
+                else { throw error("format: cannot convert float \(JValue.pythonFloat(n)) to integer") }
             case "f":
                 guard let n = v.number else { throw error("format: %f format: a number is required, not \(v.typeName)") }
                 out.append(JinjaRenderer.fixed(n, 6), literal: false)
@@ -349,7 +407,7 @@ extension JinjaRenderer {
         }
         switch name {
         case "trim":
-            guard let s = v.str else { return v.isUndefined ? .markup("") : .string(v.printed.stripped(leading: true, trailing: true)) }
+            guard let s = v.str else { return v.isUndefined ? .markup("") : .string(try self.printed(v).stripped(leading: true, trailing: true)) }
             let chars = arg(0, "chars")?.str.map { Set($0.text.unicodeScalars) }
             return .string(s.stripped(leading: true, trailing: true, chars: chars))
         case "length", "count":
@@ -361,7 +419,7 @@ extension JinjaRenderer {
             default: throw error("object of type '\(v.typeName)' has no len()")
             }
         case "upper", "lower", "capitalize", "title":
-            let s = v.printed
+            let s = try self.printed(v)
             return .string(s.mapped { t in
                 switch name {
                 case "upper": return t.uppercased()
@@ -376,12 +434,14 @@ extension JinjaRenderer {
             if v.isUndefined || (boolean && !v.truthy) { return fallback }
             return v
         case "join":
-            let sep = arg(0, "d")?.printed ?? JStr()
+            let sep = try arg(0, "d").map { try self.printed($0) } ?? JStr()
             let attribute = arg(1, "attribute")
+            let pieces = try seq().map { x in try self.printed(try attribute.map { try self.attributePath(x, $0) } ?? x) }
+            try ensureSize(pieces.reduce(0) { $0 + $1.text.utf8.count } + max(0, pieces.count - 1) * sep.text.utf8.count)
             var out = JStr()
-            for (i, x) in try seq().enumerated() {
+            for (i, p) in pieces.enumerated() {
                 if i > 0 { out.append(sep) }
-                out.append(try attribute.map { try self.attributePath(x, $0) }?.printed ?? x.printed)
+                out.append(p)
             }
             return .string(out)
         case "first":
@@ -391,13 +451,13 @@ extension JinjaRenderer {
         case "list":
             return .list(try seq())
         case "string":
-            return .string(v.printed)
+            return .string(try self.printed(v))
         case "safe":
             guard case var .string(s) = v else { return v }
             s.safe = true
             return .string(s)
         case "e", "escape":
-            guard case let .string(s) = v else { return .string(v.printed.htmlEscaped) }
+            guard case let .string(s) = v else { return .string(try self.printed(v).htmlEscaped) }
             if s.safe { return v }
             var e = s.htmlEscaped
             e.safe = true
@@ -429,7 +489,14 @@ extension JinjaRenderer {
         case "round":
             let precision = arg(0, "precision")?.integer ?? 0
             let method = arg(1, "method")?.str?.text ?? "common"
-            if case let .int(i) = v, precision >= 0 { return .int(i) }
+            if case let .int(i) = v {
+                if precision >= 0 { return .int(i) }
+                guard precision >= -18 else { return .int(0) }
+                var p = 1
+                for _ in 0 ..< -precision { p *= 10 }
+                let r = (Double(i) / Double(p)).rounded(method == "floor" ? .down : method == "ceil" ? .up : .toNearestOrEven) * Double(p)
+                return Int(exactly: r).map { .int($0) } ?? .double(r)
+            }
             guard let x = v.number else { throw error(misuse(v, "round needs a number, not '\(v.typeName)'")) }
             guard (-20...20).contains(precision) else { throw error("round precision must be within -20...20") }
             let scale = pow(10.0, Double(precision))
@@ -443,23 +510,25 @@ extension JinjaRenderer {
             }
             return .double(r / scale)
         case "replace":
-            guard let old = arg(0, "old")?.printed.text, let new = arg(1, "new") else { throw error("replace needs the old and new text") }
+            guard let oldValue = arg(0, "old"), let new = arg(1, "new") else { throw error("replace needs the old and new text") }
+            let old = try self.printed(oldValue).text
             let count = arg(2, "count")?.integer ?? -1
-            var a2: [JValue] = [.markup(old), .string(new.printed)]
+            var a2: [JValue] = [.markup(old), .string(try self.printed(new))]
             if count >= 0 { a2.append(.int(count)) }
-            return try stringMethod(v.printed, "replace")!(a2, [])
+            return try stringMethod(try self.printed(v), "replace")!(a2, [])
         case "indent":
             let width = arg(0, "width")
             let first = arg(1, "first")?.truthy ?? false
             let blank = arg(2, "blank")?.truthy ?? false
             let pad: String
             if let w = width?.str?.text { pad = w } else { pad = String(repeating: " ", count: max(0, min(width?.integer ?? 4, 1000))) }
-            let s = v.printed
+            let s = try self.printed(v)
             var lines = s.text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false).map { String(String.UnicodeScalarView($0)) }
+            try ensureSize(s.text.utf8.count + lines.count * pad.utf8.count)
             for i in lines.indices where (i > 0 || first) && (blank || !lines[i].allSatisfy(\.isWhitespace)) {
                 lines[i] = pad + lines[i]
             }
-            return .string(JStr(lines.joined(separator: "\n"), literal: s.derivedLiteral))
+            return .string(JStr(lines.joined(separator: "\n"), literal: s.derivedLiteral || (width?.hasLiteral ?? false)))
         case "map":
             let xs = try seq()
             if let attribute = kw.first(where: { $0.0 == "attribute" })?.1 {
@@ -492,6 +561,7 @@ extension JinjaRenderer {
             var out: [JValue] = []
             for x in try seq() {
                 let k = try sortKey(try attribute.map { try attributePath(x, $0) } ?? x, caseSensitive)
+                try charge(seen.count)
                 if !seen.contains(k) { seen.append(k); out.append(x) }
             }
             return .list(out)
@@ -516,22 +586,24 @@ extension JinjaRenderer {
             guard case let .dict(d) = v else { throw error("items needs a dict, not '\(v.typeName)'") }
             return .list(d.map { .tuple([$0.0, $0.1]) })
         case "tojson":
-            let indent = arg(0, "indent")?.integer
+            // transformers' tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False)
+            let ensureASCII = arg(0, "ensure_ascii")?.truthy ?? false
+            let indent = arg(1, "indent")?.integer
             let sortKeys = kw.first { $0.0 == "sort_keys" }?.1.truthy ?? false
             var sep = (", ", ": ")
             if indent != nil { sep.0 = "," }
             if case let .tuple(s)? = kw.first(where: { $0.0 == "separators" })?.1, s.count == 2,
                let x = s[0].str?.text, let y = s[1].str?.text { sep = (x, y) }
             var out = ""
-            try toJSON(v, indent: indent.map { max(0, min($0, 64)) }, level: 0, sep: sep, sortKeys: sortKeys, into: &out)
+            try toJSON(v, indent: indent.map { max(0, min($0, 64)) }, level: 0, sep: sep, sortKeys: sortKeys, ascii: ensureASCII, into: &out)
             return .string(JStr(out, literal: v.hasLiteral))
         case "format":
-            return try percentFormat(v.printed.text, v.hasLiteral, a)
+            return try percentFormat(try self.printed(v).text, v.hasLiteral, a)
         case "attr":
             guard let n = arg(0, "name")?.str?.text else { throw error("attr needs a name") }
             return try attribute(v, n)
         case "wordcount":
-            return .int(v.printed.text.split(whereSeparator: { $0.isWhitespace || $0.isPunctuation }).count)
+            return .int(try self.printed(v).text.split(whereSeparator: { $0.isWhitespace || $0.isPunctuation }).count)
         case "sum":
             var total: JValue = arg(1, "start") ?? .int(0)
             let attribute = arg(0, "attribute")
@@ -554,7 +626,7 @@ extension JinjaRenderer {
     func attributePath(_ x: JValue, _ path: JValue) throws -> JValue {
         if let i = path.integer { return try item(x, .int(i)) }
         var cur = x
-        for part in path.printed.text.split(separator: ".") {
+        for part in try self.printed(path).text.split(separator: ".") {
             if cur.isUndefined { return cur }
             cur = try item(cur, Int(part).map { .int($0) } ?? .markup(String(part)))
         }
@@ -582,7 +654,8 @@ extension JinjaRenderer {
     }
 
     /// json.dumps(x, ensure_ascii=False, indent, separators, sort_keys), as transformers' tojson.
-    func toJSON(_ v: JValue, indent: Int?, level: Int, sep: (String, String), sortKeys: Bool, into out: inout String) throws {
+    func toJSON(_ v: JValue, indent: Int?, level: Int, sep: (String, String), sortKeys: Bool, ascii: Bool,
+                into out: inout String) throws {
         try step()
         guard level < 200 else { throw error("tojson: nested deeper than 200") }
         func newline(_ l: Int) { if let indent { out += "\n" + String(repeating: " ", count: indent * l) } }
@@ -591,14 +664,16 @@ extension JinjaRenderer {
         case let .bool(b): out += b ? "true" : "false"
         case let .int(i): out += String(i)
         case let .double(d): out += d.isNaN ? "NaN" : d.isInfinite ? (d < 0 ? "-Infinity" : "Infinity") : JValue.pythonFloat(d)
-        case let .string(s): out += JinjaRenderer.jsonQuote(s.text)
+        case let .string(s):
+            out += JinjaRenderer.jsonQuote(s.text, ascii: ascii)
+            if out.utf8.count > limits.maxOutputBytes { throw error("tojson: the text passed \(limits.maxOutputBytes) bytes") }
         case let .list(xs), let .tuple(xs):
             if xs.isEmpty { out += "[]"; return }
             out += "["
             for (i, x) in xs.enumerated() {
                 if i > 0 { out += sep.0 }
                 newline(level + 1)
-                try toJSON(x, indent: indent, level: level + 1, sep: sep, sortKeys: sortKeys, into: &out)
+                try toJSON(x, indent: indent, level: level + 1, sep: sep, sortKeys: sortKeys, ascii: ascii, into: &out)
             }
             newline(level)
             out += "]"
@@ -617,19 +692,19 @@ extension JinjaRenderer {
             for (i, (k, x)) in members.enumerated() {
                 if i > 0 { out += sep.0 }
                 newline(level + 1)
-                out += JinjaRenderer.jsonQuote(k) + sep.1
-                try toJSON(x, indent: indent, level: level + 1, sep: sep, sortKeys: sortKeys, into: &out)
+                out += JinjaRenderer.jsonQuote(k, ascii: ascii) + sep.1
+                try toJSON(x, indent: indent, level: level + 1, sep: sep, sortKeys: sortKeys, ascii: ascii, into: &out)
             }
             newline(level)
             out += "}"
         case let .namespace(ns):
-            try toJSON(.dict(ns.members.map { (.markup($0.0), $0.1) }), indent: indent, level: level, sep: sep, sortKeys: sortKeys, into: &out)
+            try toJSON(.dict(ns.members.map { (.markup($0.0), $0.1) }), indent: indent, level: level, sep: sep, sortKeys: sortKeys, ascii: ascii, into: &out)
         case .function:
             throw error("tojson: Object of type function is not JSON serializable")
         }
     }
 
-    static func jsonQuote(_ s: String) -> String {
+    static func jsonQuote(_ s: String, ascii: Bool = false) -> String {
         var out = "\""
         for c in s.unicodeScalars {
             switch c {
@@ -641,7 +716,14 @@ extension JinjaRenderer {
             case "\u{08}": out += "\\b"
             case "\u{0C}": out += "\\f"
             default:
-                if c.value < 0x20 { out += "\\u" + JValue.hex(c.value, 4) } else { out.unicodeScalars.append(c) }
+                if c.value < 0x20 || (ascii && c.value > 0x7e && c.value <= 0xffff) {
+                    out += "\\u" + JValue.hex(c.value, 4)
+                } else if ascii && c.value > 0xffff {
+                    let v = c.value - 0x10000
+                    out += "\\u" + JValue.hex(0xd800 + (v >> 10), 4) + "\\u" + JValue.hex(0xdc00 + (v & 0x3ff), 4)
+                } else {
+                    out.unicodeScalars.append(c)
+                }
             }
         }
         return out + "\""
@@ -676,7 +758,7 @@ extension JinjaRenderer {
             return (i & 1 == 1) == (name == "odd")
         case "divisibleby":
             guard let i = v.integer, let n = try other().integer, n != 0 else { throw error("divisibleby needs integers and a non-zero divisor") }
-            return i % n == 0
+            return n == -1 || i % n == 0
         case "eq", "equalto", "==": return v == (try other())
         case "ne", "!=": return !(v == (try other()))
         case "lt", "lessthan": return try order(v, other()) < 0

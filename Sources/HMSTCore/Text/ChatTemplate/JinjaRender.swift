@@ -10,7 +10,12 @@ struct JinjaRenderLimits {
     var maxOutputBytes = 64 << 20
     /// a real template spends some tens of steps a message
     var maxSteps = 5_000_000
-    var maxCallDepth = 64
+    var maxCallDepth = 16
+    /// nested evaluation (expressions, blocks, macro calls together): bounds the stack
+    var maxEvalDepth = 160
+    /// what a variable may hold: elements and nesting
+    var maxStoredNodes = 1 << 20
+    var maxStoredDepth = 64
 }
 
 final class JinjaRenderer {
@@ -18,6 +23,7 @@ final class JinjaRenderer {
     let limits: JinjaRenderLimits
     var steps = 0
     var callDepth = 0
+    var evalDepth = 0
     var outputBytes = 0
     var line = 1
     /// seconds since 1970 for strftime_now
@@ -63,7 +69,48 @@ final class JinjaRenderer {
         out.append(s)
     }
 
+    func enter() throws {
+        evalDepth += 1
+        if evalDepth > limits.maxEvalDepth { throw error("the template nests more than \(limits.maxEvalDepth) deep") }
+    }
+
+    /// A value a variable will hold: at most maxStoredNodes elements nested maxStoredDepth deep
+    /// (its walk is charged), so printing, comparing or freeing it is bounded too.
+    func storable(_ v: JValue) throws -> JValue {
+        switch v {
+        case .list, .tuple, .dict:
+            guard let e = v.extent(maxNodes: limits.maxStoredNodes, maxDepth: limits.maxStoredDepth) else {
+                throw error("a value of more than \(limits.maxStoredNodes) elements or nested more than \(limits.maxStoredDepth) deep")
+            }
+            try charge(e.nodes)
+        default: break
+        }
+        return v
+    }
+
+    /// str(value), bounded by the output limit (a container's repr is built only that far)
+    func printed(_ v: JValue) throws -> JStr {
+        switch v {
+        case .list, .tuple, .dict, .namespace:
+            guard let text = v.repr(top: true, limitBytes: limits.maxOutputBytes) else {
+                throw error("the value's text passed \(limits.maxOutputBytes) bytes")
+            }
+            try charge(text.utf8.count / 64)
+            return JStr(text, literal: v.hasLiteral)
+        default:
+            return v.printed
+        }
+    }
+
+    /// Fails when a result of `bytes` would pass the output limit (checked before building it).
+    func ensureSize(_ bytes: Int) throws {
+        guard bytes <= limits.maxOutputBytes else { throw error("a string of \(bytes) bytes; at most \(limits.maxOutputBytes)") }
+        try charge(bytes / 64)
+    }
+
     func run(_ nodes: [JNode], into out: inout JStr) throws {
+        try enter()
+        defer { evalDepth -= 1 }
         for n in nodes {
             try step()
             switch n {
@@ -71,7 +118,7 @@ final class JinjaRenderer {
                 try emit(JStr(s, literal: false), into: &out)
             case let .output(e, l):
                 line = l
-                try emit(try eval(e).printed, into: &out)
+                try emit(try printed(try eval(e)), into: &out)
             case let .branches(bs, otherwise, l):
                 line = l
                 var taken = false
@@ -86,7 +133,7 @@ final class JinjaRenderer {
                 try loop(targets, over, filter, body, otherwise, into: &out)
             case let .set(target, e, l):
                 line = l
-                let v = try eval(e)
+                let v = try storable(try eval(e))
                 switch target {
                 case let .names(ns):
                     if ns.count == 1 { assign(ns[0], v); break }
@@ -112,13 +159,16 @@ final class JinjaRenderer {
                 guard case let .function(fn) = try eval(f) else { throw error("{% call %} needs a macro") }
                 let scopesHere = scopes
                 let caller = JFunction(name: "caller") { [unowned self] _, _ in
+                    self.callDepth += 1
+                    defer { self.callDepth -= 1 }
+                    guard self.callDepth <= self.limits.maxCallDepth else { throw self.error("macros called \(self.limits.maxCallDepth) deep") }
                     let saved = self.scopes
                     self.scopes = scopesHere
                     defer { self.scopes = saved }
                     return .string(try self.render(body))
                 }
                 let kw = try kwargs.map { ($0.0, try eval($0.1)) } + [("caller", JValue.function(caller))]
-                try emit(try fn.call(try args.map(eval), kw).printed, into: &out)
+                try emit(try printed(try fn.call(try args.map(eval), kw)), into: &out)
             case let .breakLoop(l):
                 line = l
                 throw Flow.breakLoop
@@ -157,7 +207,7 @@ final class JinjaRenderer {
             scopes.append([:])
             defer { scopes.removeLast() }
             try bind(x)
-            let cycle = JFunction(name: "loop.cycle") { args, _ in
+            let cycle = JFunction(name: "loop.cycle") { [unowned self] args, _ in
                 guard !args.isEmpty else { throw self.error("loop.cycle needs at least one value") }
                 return args[i % args.count]
             }
@@ -203,7 +253,11 @@ final class JinjaRenderer {
             let saved = self.scopes
             self.scopes = [self.scopes[0], self.scopes[1], frame]
             defer { self.scopes = saved }
-            return .string(try self.render(body))
+            do {
+                return .string(try self.render(body))
+            } catch is Flow {
+                throw self.error("break or continue outside a loop (in macro '\(name)')")
+            }
         }
     }
 
@@ -211,6 +265,8 @@ final class JinjaRenderer {
 
     func eval(_ e: JExpr) throws -> JValue {
         try step()
+        try enter()
+        defer { evalDepth -= 1 }
         switch e {
         case let .at(l, inner):
             line = l
@@ -339,11 +395,21 @@ final class JinjaRenderer {
             if step > 0 {
                 var i = max(0, min(start ?? 0, n))
                 let e = max(0, min(stop ?? n, n))
-                while i < e { out.append(i); i += step }
+                while i < e {
+                    out.append(i)
+                    let (next, over) = i.addingReportingOverflow(step)
+                    if over { break }
+                    i = next
+                }
             } else {
                 var i = min(n - 1, max(start ?? (n - 1), -1))
                 let e = min(n - 1, max(stop ?? -1, -1))
-                while i > e { out.append(i); i += step }
+                while i > e {
+                    out.append(i)
+                    let (next, over) = i.addingReportingOverflow(step)
+                    if over { break }
+                    i = next
+                }
             }
             return out
         }
@@ -374,8 +440,8 @@ final class JinjaRenderer {
         case "in": return .bool(try contains(b, a))
         case "not in": return .bool(!(try contains(b, a)))
         case "~":
-            var s = a.printed
-            s.append(b.printed)
+            var s = try printed(a)
+            s.append(try printed(b))
             try charge(s.text.utf8.count / 64)
             return .string(s)
         default: return try arithmetic(op, a, b)
@@ -390,7 +456,7 @@ final class JinjaRenderer {
             let p = Array(x.text.unicodeScalars).map(\.value), q = Array(y.text.unicodeScalars).map(\.value)
             return p.lexicographicallyPrecedes(q) ? -1 : p == q ? 0 : 1
         }
-        if case let .list(x) = a, case let .list(y) = b {
+        if let x = a.sequence, let y = b.sequence {
             for (p, q) in zip(x, y) { let c = try order(p, q); if c != 0 { return c } }
             return x.count < y.count ? -1 : x.count > y.count ? 1 : 0
         }
@@ -406,8 +472,11 @@ final class JinjaRenderer {
             guard case let .string(needle) = x else {
                 throw error(misuse(x, "'in <string>' requires string as left operand, not \(x.typeName)"))
             }
-            return needle.isEmpty || s.text.contains(needle.text)
-        case let .list(a), let .tuple(a): return a.contains(x)
+            try charge(s.text.utf8.count / 64)
+            return JinjaRenderer.find(needle.text, in: s.text) != nil
+        case let .list(a), let .tuple(a):
+            try charge(a.count)
+            return a.contains(x)
         case let .dict(d): return d.contains { $0.0 == x }
         default: throw error("argument of type '\(container.typeName)' is not iterable")
         }
@@ -430,11 +499,12 @@ final class JinjaRenderer {
         case let ("+", .tuple(x), .tuple(y)):
             try charge(x.count + y.count)
             return .tuple(x + y)
-        case ("*", .string, _), ("*", _, .string), ("*", .list, _), ("*", _, .list):
-            let (seq, count) = b.integer != nil ? (a, b.integer!) : (b, a.integer ?? -1)
-            guard count >= -0, a.integer != nil || b.integer != nil else {
-                throw error("can't multiply sequence by non-int of type '\(b.integer != nil ? a.typeName : b.typeName)'")
+        case ("*", .string, _), ("*", _, .string), ("*", .list, _), ("*", _, .list), ("*", .tuple, _), ("*", _, .tuple):
+            let seqFirst = a.integer == nil
+            guard let count = seqFirst ? b.integer : a.integer else {
+                throw error("can't multiply sequence by non-int of type '\(seqFirst ? b.typeName : a.typeName)'")
             }
+            let seq = seqFirst ? a : b
             let n = max(0, count)
             if case let .string(s) = seq {
                 guard s.text.utf8.count.multipliedReportingOverflow(by: n).partialValue <= limits.maxOutputBytes,
@@ -442,11 +512,13 @@ final class JinjaRenderer {
                 try charge(s.text.utf8.count * n / 64)
                 return .string(JStr(String(repeating: s.text, count: n), literal: s.derivedLiteral))
             }
-            if case let .list(xs) = seq {
+            if let xs = seq.sequence {
                 guard xs.count.multipliedReportingOverflow(by: n).partialValue <= 1 << 20,
                       !xs.count.multipliedReportingOverflow(by: n).overflow else { throw error("list repetition too long") }
                 try charge(xs.count * n)
-                return .list(Array((0..<n).map { _ in xs }.joined()))
+                let r = Array((0..<n).map { _ in xs }.joined())
+                if case .tuple = seq { return .tuple(r) }
+                return .list(r)
             }
         default: break
         }

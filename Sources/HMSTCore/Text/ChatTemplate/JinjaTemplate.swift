@@ -49,7 +49,7 @@ indirect enum JNode {
 
 struct JinjaTemplate {
     let body: [JNode]
-    static let maxDepth = 200
+    static let maxDepth = 100
     static let maxSourceBytes = 1 << 20
 
     init(source: String) throws {
@@ -558,15 +558,26 @@ struct JParser {
     /// the iterable of a for tag: no conditional (its `if` is the loop filter)
     mutating func conditionalFree() throws -> JExpr { .at(line: line, try orExpr()) }
 
+    /// Each link of a left-associative chain (a ~ b ~ c, x|f|g, a.b.c) is one level of the
+    /// tree the evaluator recurses through: it counts against maxDepth like a bracket.
+    mutating func link(_ links: inout Int) throws {
+        try nest()
+        links += 1
+    }
+
     mutating func orExpr() throws -> JExpr {
+        var links = 0
+        defer { depth -= links }
         var l = try andExpr()
-        while peekName("or") { t += 1; l = .or(l, try andExpr()) }
+        while peekName("or") { t += 1; try link(&links); l = .or(l, try andExpr()) }
         return l
     }
 
     mutating func andExpr() throws -> JExpr {
+        var links = 0
+        defer { depth -= links }
         var l = try notExpr()
-        while peekName("and") { t += 1; l = .and(l, try notExpr()) }
+        while peekName("and") { t += 1; try link(&links); l = .and(l, try notExpr()) }
         return l
     }
 
@@ -582,6 +593,8 @@ struct JParser {
 
     /// `a < b < c` chains as `a < b and b < c` (Python's comparison chains)
     mutating func compare() throws -> JExpr {
+        var links = 0
+        defer { depth -= links }
         var left = try math1()
         var chain: JExpr? = nil
         while true {
@@ -598,6 +611,7 @@ struct JParser {
             } else {
                 return chain ?? left
             }
+            try link(&links)
             let right = try math1()
             let c = JExpr.binary(op, left, right)
             chain = chain.map { .and($0, c) } ?? c
@@ -606,26 +620,34 @@ struct JParser {
     }
 
     mutating func math1() throws -> JExpr {
+        var links = 0
+        defer { depth -= links }
         var l = try concat()
-        while case let .op(o)? = peek(), o == "+" || o == "-" { t += 1; l = .binary(o, l, try concat()) }
+        while case let .op(o)? = peek(), o == "+" || o == "-" { t += 1; try link(&links); l = .binary(o, l, try concat()) }
         return l
     }
 
     mutating func concat() throws -> JExpr {
+        var links = 0
+        defer { depth -= links }
         var l = try math2()
-        while skipOp("~") { l = .binary("~", l, try math2()) }
+        while skipOp("~") { try link(&links); l = .binary("~", l, try math2()) }
         return l
     }
 
     mutating func math2() throws -> JExpr {
+        var links = 0
+        defer { depth -= links }
         var l = try power()
-        while case let .op(o)? = peek(), ["*", "/", "//", "%"].contains(o) { t += 1; l = .binary(o, l, try power()) }
+        while case let .op(o)? = peek(), ["*", "/", "//", "%"].contains(o) { t += 1; try link(&links); l = .binary(o, l, try power()) }
         return l
     }
 
     mutating func power() throws -> JExpr {
+        var links = 0
+        defer { depth -= links }
         var l = try unary(withFilter: true)
-        while skipOp("**") { l = .binary("**", l, try unary(withFilter: true)) }
+        while skipOp("**") { try link(&links); l = .binary("**", l, try unary(withFilter: true)) }
         return l
     }
 
@@ -692,8 +714,11 @@ struct JParser {
     }
 
     mutating func postfix(_ base: JExpr) throws -> JExpr {
+        var links = 0
+        defer { depth -= links }
         var e = base
         while true {
+            if peekOp(".") || peekOp("[") || peekOp("(") { try link(&links) }
             if skipOp(".") {
                 switch next() {
                 case let .name(n)?: e = .attr(e, n)
@@ -747,8 +772,11 @@ struct JParser {
     }
 
     mutating func filtersAndTests(_ base: JExpr) throws -> JExpr {
+        var links = 0
+        defer { depth -= links }
         var e = base
         while true {
+            if peekOp("|") || peekName("is") { try link(&links) }
             if skipOp("|") {
                 guard case let .name(f)? = next() else { throw jinjaError(line, "expected a filter name after '|'") }
                 guard JinjaBuiltins.filters.contains(f) else { throw jinjaError(line, "no filter named '\(f)'") }

@@ -24,7 +24,8 @@ struct JStr {
 
     mutating func append(_ s: String, literal: Bool) {
         guard !s.isEmpty else { return }
-        if let last = parts.last, last.literal == literal {
+        // no copy of the last piece is held while it grows (that would copy it every append)
+        if !parts.isEmpty, parts[parts.count - 1].literal == literal {
             parts[parts.count - 1].text += s
         } else {
             parts.append((s, literal))
@@ -139,6 +140,14 @@ indirect enum JValue {
         }
     }
 
+    /// a list's or tuple's elements
+    var sequence: [JValue]? {
+        switch self {
+        case let .list(a), let .tuple(a): return a
+        default: return nil
+        }
+    }
+
     var isUndefined: Bool { if case .undefined = self { return true }; return false }
     var isNone: Bool { if case .none = self { return true }; return false }
     var str: JStr? { if case let .string(s) = self { return s }; return nil }
@@ -225,7 +234,7 @@ indirect enum JValue {
 
     // MARK: printing, as Python's str() and repr()
 
-    /// str(value): strings as they are; everything else as Python prints it.
+    /// str(value) for scalars and strings (containers: JinjaRenderer.printed, which bounds the size).
     var printed: JStr {
         switch self {
         case .undefined: return JStr()
@@ -234,20 +243,76 @@ indirect enum JValue {
         }
     }
 
-    func repr(top: Bool = false) -> String {
-        switch self {
-        case .undefined: return ""
-        case .none: return "None"
-        case let .bool(b): return b ? "True" : "False"
-        case let .int(i): return String(i)
-        case let .double(d): return JValue.pythonFloat(d)
-        case let .string(s): return top ? s.text : JValue.pythonRepr(s.text)
-        case let .list(a): return "[" + a.map { $0.repr() }.joined(separator: ", ") + "]"
-        case let .tuple(a): return "(" + a.map { $0.repr() }.joined(separator: ", ") + (a.count == 1 ? ",)" : ")")
-        case let .dict(d): return "{" + d.map { $0.0.repr() + ": " + $0.1.repr() }.joined(separator: ", ") + "}"
-        case let .function(f): return "<function \(f.name)>"
-        case let .namespace(n): return "<Namespace " + n.members.map { "\($0.0)=\($0.1.repr())" }.joined(separator: ", ") + ">"
+    /// Python's repr (str() with top: a string as it is); nil past limitBytes.
+    func repr(top: Bool, limitBytes: Int) -> String? {
+        var out = ""
+        return writeRepr(&out, top: top, limit: limitBytes) ? out : nil
+    }
+
+    func repr(top: Bool = false) -> String { repr(top: top, limitBytes: Int.max) ?? "" }
+
+    private func writeRepr(_ out: inout String, top: Bool, limit: Int) -> Bool {
+        func seq(_ xs: [JValue], _ open: String, _ close: String) -> Bool {
+            out += open
+            for (i, x) in xs.enumerated() {
+                if i > 0 { out += ", " }
+                guard x.writeRepr(&out, top: false, limit: limit) else { return false }
+            }
+            out += close
+            return out.utf8.count <= limit
         }
+        switch self {
+        case .undefined: break
+        case .none: out += "None"
+        case let .bool(b): out += b ? "True" : "False"
+        case let .int(i): out += String(i)
+        case let .double(d): out += JValue.pythonFloat(d)
+        case let .string(s): out += top ? s.text : JValue.pythonRepr(s.text)
+        case let .list(a): return seq(a, "[", "]")
+        case let .tuple(a): return seq(a, "(", a.count == 1 ? ",)" : ")")
+        case let .dict(d):
+            out += "{"
+            for (i, kv) in d.enumerated() {
+                if i > 0 { out += ", " }
+                guard kv.0.writeRepr(&out, top: false, limit: limit) else { return false }
+                out += ": "
+                guard kv.1.writeRepr(&out, top: false, limit: limit) else { return false }
+            }
+            out += "}"
+        case let .function(f): out += "<function \(f.name)>"
+        case let .namespace(n):
+            out += "<Namespace "
+            for (i, kv) in n.members.enumerated() {
+                out += (i > 0 ? ", " : "") + kv.0 + "="
+                guard kv.1.writeRepr(&out, top: false, limit: limit) else { return false }
+            }
+            out += ">"
+        }
+        return out.utf8.count <= limit
+    }
+
+    /// Elements and nesting depth (a scalar: 1 and 0), walking at most maxNodes elements
+    /// (nil past it or past maxDepth): what a stored value may hold.
+    func extent(maxNodes: Int, maxDepth: Int) -> (nodes: Int, depth: Int)? {
+        var nodes = 0
+        func walk(_ v: JValue, _ depth: Int) -> Int? {
+            nodes += 1
+            guard nodes <= maxNodes, depth <= maxDepth else { return nil }
+            var deepest = depth
+            switch v {
+            case let .list(a), let .tuple(a):
+                for x in a { guard let d = walk(x, depth + 1) else { return nil }; deepest = max(deepest, d) }
+            case let .dict(d):
+                for (k, x) in d {
+                    guard let a = walk(k, depth + 1), let b = walk(x, depth + 1) else { return nil }
+                    deepest = max(deepest, a, b)
+                }
+            default: break
+            }
+            return deepest
+        }
+        guard let d = walk(self, 0) else { return nil }
+        return (nodes, d)
     }
 
     /// Python's repr of a float: the shortest digits that read back, fixed notation for
@@ -319,8 +384,9 @@ extension JValue: Equatable {
     static func == (a: JValue, b: JValue) -> Bool {
         switch (a, b) {
         case (.undefined, .undefined), (.none, .none): return true
-        case let (.string(x), .string(y)): return x.text == y.text
-        case let (.list(x), .list(y)), let (.tuple(x), .tuple(y)): return x == y
+        // code points, as Python (Swift's == would equate canonically equivalent strings)
+        case let (.string(x), .string(y)): return x.text.unicodeScalars.elementsEqual(y.text.unicodeScalars)
+        case let (.list(x), .list(y)), let (.tuple(x), .tuple(y)): return x.count == y.count && zip(x, y).allSatisfy { $0 == $1 }
         case let (.dict(x), .dict(y)):
             return x.count == y.count && x.allSatisfy { kv in y.contains { $0.0 == kv.0 && $0.1 == kv.1 } }
         case let (.namespace(x), .namespace(y)): return x === y
