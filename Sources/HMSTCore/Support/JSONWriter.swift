@@ -34,7 +34,7 @@ public final class JSONWriter {
     }
     public func field(_ k: String, _ v: [String]) {
         key(k)
-        output += "[" + v.map(JSONWriter.quote).joined(separator: ",") + "]"
+        output += "[" + v.map { JSONWriter.quote($0) }.joined(separator: ",") + "]"
     }
     public func field(_ k: String, _ v: JSONValue) {
         key(k)
@@ -46,7 +46,13 @@ public final class JSONWriter {
         object(body)
     }
 
-    public static func quote(_ s: String) -> String {
+    /// A JSON string literal. pythonStyle: as Python's json.dumps writes it (\\b and \\f
+    /// short, and with ascii everything past U+007E as \\uXXXX, surrogate pairs above U+FFFF).
+    public static func quote(_ s: String, pythonStyle: Bool = false, ascii: Bool = false) -> String {
+        func escaped(_ v: UInt32) -> String {
+            let hex = String(v, radix: 16)
+            return "\\u" + String(repeating: "0", count: max(0, 4 - hex.count)) + hex
+        }
         var out = "\""
         for u in s.unicodeScalars {
             switch u {
@@ -55,9 +61,16 @@ public final class JSONWriter {
             case "\n": out += "\\n"
             case "\r": out += "\\r"
             case "\t": out += "\\t"
-            case _ where u.value < 0x20:
-                let hex = String(u.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            case "\u{08}" where pythonStyle: out += "\\b"
+            case "\u{0C}" where pythonStyle: out += "\\f"
+            case _ where u.value < 0x20: out += escaped(u.value)
+            case _ where ascii && u.value > 0x7e:
+                if u.value <= 0xffff {
+                    out += escaped(u.value)
+                } else {
+                    let v = u.value - 0x10000
+                    out += escaped(0xd800 + (v >> 10)) + escaped(0xdc00 + (v & 0x3ff))
+                }
             default: out.unicodeScalars.append(u)
             }
         }

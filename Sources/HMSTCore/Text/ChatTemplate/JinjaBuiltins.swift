@@ -704,30 +704,8 @@ extension JinjaRenderer {
         }
     }
 
-    static func jsonQuote(_ s: String, ascii: Bool = false) -> String {
-        var out = "\""
-        for c in s.unicodeScalars {
-            switch c {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "\u{08}": out += "\\b"
-            case "\u{0C}": out += "\\f"
-            default:
-                if c.value < 0x20 || (ascii && c.value > 0x7e && c.value <= 0xffff) {
-                    out += "\\u" + JValue.hex(c.value, 4)
-                } else if ascii && c.value > 0xffff {
-                    let v = c.value - 0x10000
-                    out += "\\u" + JValue.hex(0xd800 + (v >> 10), 4) + "\\u" + JValue.hex(0xdc00 + (v & 0x3ff), 4)
-                } else {
-                    out.unicodeScalars.append(c)
-                }
-            }
-        }
-        return out + "\""
-    }
+    /// As Python's json.dumps quotes a string (transformers' tojson)
+    static func jsonQuote(_ s: String, ascii: Bool = false) -> String { JSONWriter.quote(s, pythonStyle: true, ascii: ascii) }
 
     // MARK: tests
 
