@@ -53,7 +53,7 @@ extension JinjaRenderer {
                 for (k, v) in kwargs { ns.set(k, v) }
                 return .namespace(ns)
             }),
-            "dict": .function(JFunction(name: "dict") { [unowned self] args, kwargs in
+            "dict": .function(JFunction(name: "dict") { args, kwargs in
                 var d: [(JValue, JValue)] = []
                 if let first = args.first, case let .dict(base) = first { d = base }
                 for (k, v) in kwargs {
