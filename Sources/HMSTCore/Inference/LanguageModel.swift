@@ -40,6 +40,8 @@ public final class LanguageModel: @unchecked Sendable {
     let signatureCache = Locked<ModelSignature?>(nil)
     /// ChatTemplate.of(model:), found on first use (chatTemplate()).
     let chatTemplateCache = Locked<ChatTemplate?>(nil)
+    /// endOfTurnTokens(), found on first use (it reads generation_config.json).
+    let endOfTurnCache = Locked<Set<Int32>?>(nil)
 
     public init(decoder: Decoder, tokenizer: TextTokenizer?, config: JSONValue, report: LoadReport, storage: [AnyObject]) {
         self.decoder = decoder

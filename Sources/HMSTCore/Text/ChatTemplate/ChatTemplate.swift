@@ -296,6 +296,13 @@ extension LanguageModel {
     /// common end-of-turn special tokens the vocabulary holds as added special tokens
     /// (<|im_end|>, <|eot_id|>, <end_of_turn>, ...), as llama.cpp's end-of-generation set.
     public func endOfTurnTokens() -> Set<Int32> {
+        if let cached = endOfTurnCache.get() { return cached }
+        let ids = findEndOfTurnTokens()
+        endOfTurnCache.set(ids)
+        return ids
+    }
+
+    func findEndOfTurnTokens() -> Set<Int32> {
         guard let tokenizer else { return [] }
         var ids = Set<Int32>()
         if let e = tokenizer.eosId { ids.insert(e) }
