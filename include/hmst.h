@@ -380,6 +380,16 @@ HMST_API int hmst_context_reset(hmst_context *ctx);
 /* Number of tokens in the context (the next token's position). One thread per context. */
 HMST_API int hmst_context_n_past(const hmst_context *ctx, int32_t *out_n);
 
+/* The context's tokens (positions 0 ..< n_past: the prompts evaluated and the tokens generated),
+ * with the buffer protocol of hmst_tokenize. One thread per context. */
+HMST_API int hmst_context_tokens(const hmst_context *ctx, int32_t *out, size_t cap, size_t *n_out);
+
+/* Forgets positions >= n (0 <= n <= n_past): the KV cache, the tokens and the route trace end
+ * at n, and the next hmst_context_eval or hmst_generate continues from there (e.g. to try
+ * another continuation of a shared prompt, or to drop a reply). The logits are gone until the
+ * next evaluation. One thread per context. */
+HMST_API int hmst_context_rewind(hmst_context *ctx, int32_t n);
+
 /* Appends tokens[0..n) to the context and runs the model over them. With all_logits, logits
  * are kept for every token (n must be <= n_batch); otherwise only for the last. Fails without
  * changing the context on bad ids or when n_past + n > n_ctx. One thread per context. */
@@ -414,7 +424,7 @@ HMST_API struct hmst_sampling_params hmst_sampling_default_params(void);
 /* Called with every generated token and its bytes (piece is not NUL-terminated and may hold
  * part of a UTF-8 sequence). Return false to stop generation. Runs on the generating thread.
  * It may read its context (hmst_context_get_logits, hmst_context_n_past); hmst_context_eval,
- * hmst_context_reset or hmst_generate on that context from inside it return
+ * hmst_context_reset, hmst_context_rewind or hmst_generate on that context from inside it return
  * HMST_STATUS_INVALID_ARGUMENT (the generation is using the cache they would change). */
 typedef bool (*hmst_token_callback)(int32_t token, const char *piece, size_t piece_len, void *user_data);
 
@@ -488,6 +498,9 @@ struct hmst_generation_stats {
     double time_to_first_token_ms;
     double prompt_tokens_per_second;
     double tokens_per_second;     /* decode speed */
+    /* Appended: prompt tokens the context already held and kept (hmst_chat_generate's prompt
+     * caching), not evaluated again; prompt_tokens counts the ones evaluated. */
+    int32_t cached_tokens;
 };
 
 /* Tokenizes `prompt` (NUL-terminated), appends it to the context and generates. The text is
@@ -530,12 +543,17 @@ HMST_API int hmst_chat_apply_template(const hmst_model *model, const char *messa
 HMST_API int hmst_chat_tokenize(const hmst_model *model, const char *messages_json, const struct hmst_chat_params *params,
                                 int32_t *out, size_t cap, size_t *n_out);
 
-/* Clears the context, renders the messages with the model's chat template and generates the
- * assistant's reply, which ends at the model's end-of-turn tokens (its end-of-text token, every
- * eos_token_id of config.json and generation_config.json, a GGUF's end-of-turn ids, and special
- * tokens such as <|im_end|> and <|eot_id|>) unless params->ignore_eos. chat_params may be NULL;
- * its add_generation_prompt is ignored (a reply always follows the opening). Fetch the reply
- * with hmst_context_last_output. One thread per context. */
+/* Renders the messages with the model's chat template and generates the assistant's reply,
+ * which ends at the model's end-of-turn tokens (its end-of-text token, every eos_token_id of
+ * config.json and generation_config.json, a GGUF's end-of-turn ids, and special tokens such as
+ * <|im_end|> and <|eot_id|>) unless params->ignore_eos. The context becomes the conversation
+ * and the reply: whatever it held before is replaced, except the longest prefix it shares
+ * with the rendered conversation, whose KV cache is kept (prompt caching: the next turn of a
+ * conversation evaluates only its new messages; stats->cached_tokens counts what was kept).
+ * The cached rows were computed in other batches, so logits may differ from a fresh context's
+ * in the last bits; call hmst_context_reset first for a fresh one. chat_params may be NULL; its
+ * add_generation_prompt is ignored (a reply always follows the opening). Fetch the reply with
+ * hmst_context_last_output. One thread per context. */
 HMST_API int hmst_chat_generate(hmst_context *ctx, const char *messages_json, const struct hmst_chat_params *chat_params,
                                 const struct hmst_generate_params *params, struct hmst_generation_stats *stats);
 

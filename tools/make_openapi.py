@@ -59,6 +59,8 @@ sampling = {
     "stream": {"type": "boolean", "nullable": True, "default": False},
     "stream_options": {"type": "object", "nullable": True, "properties": {"include_usage": {"type": "boolean"}}},
     "user": {"type": "string", "nullable": True},
+    "cache_prompt": {"type": "boolean", "nullable": True, "default": True,
+                     "description": "llama.cpp's: keep the longest prefix of the prompt that a slot's context already holds (its KV cache) and evaluate only the rest; the request goes to the free slot that holds the most of it. usage.prompt_tokens_details.cached_tokens counts the tokens kept. Cached rows may differ from a fresh evaluation's in the last bits; false evaluates the whole prompt."},
 }
 completion_req = {"type": "object", "required": ["prompt"], "properties": dict(sampling, prompt=prompt,
     logprobs={"type": "integer", "minimum": 0, "maximum": 20, "nullable": True},
@@ -80,7 +82,9 @@ chat_req = {"type": "object", "required": ["messages"], "properties": dict(sampl
     logprobs={"type": "boolean", "nullable": True},
     top_logprobs={"type": "integer", "minimum": 0, "maximum": 20, "nullable": True})}
 usage = {"type": "object", "required": ["prompt_tokens", "completion_tokens", "total_tokens"], "properties": {
-    "prompt_tokens": {"type": "integer"}, "completion_tokens": {"type": "integer"}, "total_tokens": {"type": "integer"}}}
+    "prompt_tokens": {"type": "integer"}, "completion_tokens": {"type": "integer"}, "total_tokens": {"type": "integer"},
+    "prompt_tokens_details": {"type": "object", "properties": {"cached_tokens": {"type": "integer",
+        "description": "Prompt tokens taken from a slot's KV cache instead of evaluated (cache_prompt); each prompt counted once."}}}}}
 finish = {"type": "string", "enum": ["stop", "length"]}
 completion = {"type": "object", "required": ["id", "object", "created", "model", "choices", "usage"], "properties": {
     "id": {"type": "string"}, "object": {"type": "string", "enum": ["text_completion"]}, "created": {"type": "integer"},

@@ -78,6 +78,34 @@ public func hmst_context_n_past(_ ctx: OpaquePointer?, _ out: UnsafeMutablePoint
     }
 }
 
+@_cdecl("hmst_context_tokens")
+public func hmst_context_tokens(_ ctx: OpaquePointer?, _ out: UnsafeMutablePointer<Int32>?, _ cap: Int,
+                                _ nOut: UnsafeMutablePointer<Int>?) -> Int32 {
+    hmstCall {
+        let c = try resolveContext(ctx)
+        let nOut = try required(nOut, "n_out")
+        let cap = try outputCapacity(out, cap, "out")
+        let ids = c.session.history
+        nOut.pointee = ids.count
+        if ids.isEmpty { return }
+        guard ids.count <= cap, let out else { throw HMSTError(.bufferTooSmall, "\(ids.count) tokens do not fit cap \(cap)") }
+        ids.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: ids.count) }
+    }
+}
+
+@_cdecl("hmst_context_rewind")
+public func hmst_context_rewind(_ ctx: OpaquePointer?, _ n: Int32) -> Int32 {
+    hmstCall {
+        let c = try resolveContext(ctx)
+        try c.changing.lock()
+        defer { c.changing.unlock() }
+        guard n >= 0, Int(n) <= c.session.position else {
+            throw HMSTError.invalidArgument("n = \(n) must be in 0 ... n_past (\(c.session.position))")
+        }
+        c.session.rewind(to: Int(n))
+    }
+}
+
 @_cdecl("hmst_context_eval")
 public func hmst_context_eval(_ ctx: OpaquePointer?, _ tokens: UnsafePointer<Int32>?, _ n: Int, _ allLogits: Bool) -> Int32 {
     hmstCall {
@@ -274,8 +302,11 @@ public func hmst_chat_generate(_ ctx: OpaquePointer?, _ messagesJSON: UnsafePoin
         if req.stopAtEOS { req.endTokens = c.model.endOfTurnTokens() }
         try c.changing.lock()
         defer { c.changing.unlock() }
-        c.session.reset()
-        let r = try c.session.generate(prompt: prompt, tokenizer: tok, req)
+        let ids = tok.encode(prompt)
+        guard !ids.isEmpty else { throw HMSTError.invalidArgument("the chat template rendered an empty prompt") }
+        let cached = c.session.keepPrefix(of: ids)
+        var r = try c.session.generate(promptTokens: Array(ids[cached...]), tokenizer: tok, req)
+        r.stats.cachedTokens = cached
         try finish(c, r, stats)
     }
 }
@@ -364,6 +395,7 @@ func finish(_ c: ContextBox, _ r: TextGenerationResult, _ stats: UnsafeMutablePo
         s.time_to_first_token_ms = r.stats.timeToFirstTokenMs
         s.prompt_tokens_per_second = r.stats.promptTokensPerSecond
         s.tokens_per_second = r.stats.tokensPerSecond
+        s.cached_tokens = Int32(r.stats.cachedTokens)
         try writeInfo(s, to: stats, minimum: 8, name: "stats")
     }
 }

@@ -229,7 +229,6 @@ struct GenerateCommand: ParsableCommand {
         }
 
         func run(_ prompt: String, _ s: Settings, stream: Bool) throws -> String {
-            session.reset()
             var req = TextGenerationRequest()
             req.maxTokens = s.maxLength
             req.sampling = s.sampling
@@ -244,22 +243,30 @@ struct GenerateCommand: ParsableCommand {
                     return true
                 }
             }
-            let r: TextGenerationResult
+            var r: TextGenerationResult
             if let (template, _) = chat {
                 let turn = JSONValue.object([("role", .string("user")), ("content", .string(prompt))])
-                let text = try template.render(messages: conversation + [turn], addGenerationPrompt: true, extra: chatVars)
-                r = try session.generate(prompt: text, tokenizer: tokenizer, req)
+                let ids = tokenizer.encode(try template.render(messages: conversation + [turn], addGenerationPrompt: true, extra: chatVars))
+                guard !ids.isEmpty else { throw HMSTError.invalidArgument("the chat template rendered an empty prompt") }
+                // a conversation's next turn keeps the cache of what it shares with the last
+                // (prompt caching); single prompts and batches start from an empty context
+                if !keepConversation { session.reset() }
+                let cached = session.keepPrefix(of: ids)
+                r = try session.generate(promptTokens: Array(ids[cached...]), tokenizer: tokenizer, req)
+                r.stats.cachedTokens = cached
                 if keepConversation {
                     conversation += [turn, .object([("role", .string("assistant")), ("content", .string(r.string))])]
                 }
             } else {
+                session.reset()
                 r = try session.generate(prompt: Array(prompt.utf8), tokenizer: tokenizer, req)
             }
             if stream { StandardStream.output.write("\n") }
             history.append(r.stats)
             let st = r.stats
-            lastStatsLine = String(format: "[%ld prompt tokens in %.1f ms, %ld generated in %.1f ms: %.1f tokens/s, TTFT %.1f ms, latency %.1f ms, stop: %@]",
-                                   st.promptTokens, st.promptMs, st.generatedTokens, st.generateMs, st.tokensPerSecond,
+            let cachedNote = st.cachedTokens > 0 ? " (+\(st.cachedTokens) cached)" : ""
+            lastStatsLine = String(format: "[%ld prompt tokens%@ in %.1f ms, %ld generated in %.1f ms: %.1f tokens/s, TTFT %.1f ms, latency %.1f ms, stop: %@]",
+                                   st.promptTokens, cachedNote, st.promptMs, st.generatedTokens, st.generateMs, st.tokensPerSecond,
                                    st.timeToFirstTokenMs, st.timeToFirstTokenMs + st.generateMs, "\(st.stopReason)")
             return r.string
         }

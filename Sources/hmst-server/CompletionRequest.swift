@@ -19,6 +19,7 @@ struct CompletionRequest {
     var grammar: Grammar?              // response_format json_schema, or llama.cpp's grammar / json_schema fields
     var stream = false
     var includeUsage = false
+    var cachePrompt = true             // llama.cpp's cache_prompt: reuse a slot's cached prefix
     /// tokens that end generation: the end-of-text token, for chat also the end-of-turn tokens
     var endTokens: Set<Int32> = []
 
@@ -31,7 +32,7 @@ struct CompletionRequest {
                 s.seed = sampling.seed &+ UInt64(p * n + i)
                 out.append(GenerationJob(promptTokens: tokens, maxTokens: maxTokens[p], sampling: s, stops: stops,
                                          topLogprobs: topLogprobs, echo: echo, jsonObject: jsonObject, grammar: grammar,
-                                         endTokens: endTokens))
+                                         endTokens: endTokens, cachePrompt: cachePrompt))
             }
         }
         return out
@@ -89,6 +90,7 @@ struct CompletionRequest {
             throw APIError.invalid("response_format json_object and a grammar: give one", param: "response_format")
         }
         echo = try f.bool("echo") ?? false
+        cachePrompt = try f.bool("cache_prompt") ?? true
         if echo && kind == .chat {
             throw APIError.invalid("'echo' applies to /v1/completions", param: "echo", code: "unsupported_parameter")
         }

@@ -16,7 +16,9 @@ struct CompletionRoutes {
         let req = try CompletionRequest(kind: kind, fields: try Fields(body: body), state: state)
         let id = (kind == .chat ? "chatcmpl-" : "cmpl-") + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
         let cancel = CancelFlag(channel: context.channel)
-        let slot = try await state.pool.acquire()   // a 503 is counted by the pool
+        // the free slot whose context shares the longest prefix with the first prompt (its
+        // cache is kept); a 503 is counted by the pool
+        let slot = try await state.pool.acquire(prompt: req.cachePrompt ? req.prompts.first : nil)
         if req.stream { return stream(req, id: id, slot: slot, cancel: cancel, context: context) }
         let jobs = req.jobs
         let state = self.state
@@ -28,7 +30,7 @@ struct CompletionRoutes {
             var out: [GenerationOutcome] = []
             for job in jobs {
                 let o = try Generator.run(session: s.session, tokenizer: state.tokenizer, job: job, cancel: cancel)
-                state.metrics.generation(promptTokens: job.promptTokens.count, completionTokens: o.completionTokens,
+                state.metrics.generation(promptTokens: o.stats.promptTokens, cachedTokens: o.stats.cachedTokens, completionTokens: o.completionTokens,
                                          ttftMs: o.stats.timeToFirstTokenMs, decodeMs: o.stats.generateMs,
                                          cancelled: o.finishReason == "cancelled")
                 out.append(o)
@@ -39,6 +41,7 @@ struct CompletionRoutes {
         }, onInboundClosed: { cancel.cancel() })
         let usage = self.usage(req, outcomes)
         context.stats.add(prompt: usage.prompt, completion: usage.completion)
+        let cached = CompletionRoutes.cachedPromptTokens(outcomes, choicesPerPrompt: req.n)
         var choices: [JSONValue] = []
         for (i, o) in outcomes.enumerated() {
             choices.append(choice(kind, index: i, outcome: o, topLogprobs: req.topLogprobs))
@@ -47,7 +50,7 @@ struct CompletionRoutes {
             ("id", .string(id)), ("object", .string(kind == .chat ? "chat.completion" : "text_completion")),
             ("created", .number(Double(Int(Date().timeIntervalSince1970)))), ("model", .string(state.modelName)),
             ("system_fingerprint", .string("hmst")),
-            ("choices", .array(choices)), ("usage", usageJSON(usage.prompt, usage.completion)),
+            ("choices", .array(choices)), ("usage", usageJSON(usage.prompt, usage.completion, cached: cached)),
         ])
         // watching the inbound side ends this connection after the response: say so, so that
         // clients open a new one rather than reuse it
@@ -61,9 +64,17 @@ struct CompletionRoutes {
         return (prompt, outcomes.reduce(0) { $0 + $1.completionTokens })
     }
 
-    private func usageJSON(_ p: Int, _ c: Int) -> JSONValue {
+    /// OpenAI's usage; prompt_tokens_details.cached_tokens: the prompt tokens a slot's cache held
+    private func usageJSON(_ p: Int, _ c: Int, cached: Int) -> JSONValue {
         .object([("prompt_tokens", .number(Double(p))), ("completion_tokens", .number(Double(c))),
-                 ("total_tokens", .number(Double(p + c)))])
+                 ("total_tokens", .number(Double(p + c))),
+                 ("prompt_tokens_details", .object([("cached_tokens", .number(Double(cached)))]))])
+    }
+
+    /// The cached tokens of each prompt's first choice: later choices of the same prompt find
+    /// it all in the cache, but a prompt counts once (as in prompt_tokens).
+    static func cachedPromptTokens(_ outcomes: [GenerationOutcome], choicesPerPrompt n: Int) -> Int {
+        stride(from: 0, to: outcomes.count, by: max(1, n)).reduce(0) { $0 + outcomes[$1].stats.cachedTokens }
     }
 
     private func choice(_ kind: CompletionKind, index: Int, outcome o: GenerationOutcome, topLogprobs: Int?) -> JSONValue {
@@ -140,7 +151,7 @@ struct CompletionRoutes {
         let includeUsage = req.includeUsage
         slot.queue.async {
             defer { state.pool.release(slot) }
-            var completion = 0
+            var completion = 0, cached = 0
             for (i, job) in jobs.enumerated() {
                 if kind == .chat { es.send(chunk([delta(i, "", role: true, lps: [], finish: nil)])) }
                 do {
@@ -148,12 +159,13 @@ struct CompletionRoutes {
                         es.send(chunk([delta(i, text, role: false, lps: lps, finish: nil)]))
                     }
                     completion += o.completionTokens
-                    state.metrics.generation(promptTokens: job.promptTokens.count, completionTokens: o.completionTokens,
+                    if i % max(1, req.n) == 0 { cached += o.stats.cachedTokens }
+                    state.metrics.generation(promptTokens: o.stats.promptTokens, cachedTokens: o.stats.cachedTokens, completionTokens: o.completionTokens,
                                              ttftMs: o.stats.timeToFirstTokenMs, decodeMs: o.stats.generateMs,
                                              cancelled: o.finishReason == "cancelled")
                     if o.finishReason == "cancelled" { break }
                     let last = i == jobs.count - 1
-                    let usage = last && !includeUsage ? usageJSON(promptTokens, completion) : nil
+                    let usage = last && !includeUsage ? usageJSON(promptTokens, completion, cached: cached) : nil
                     es.send(chunk([delta(i, kind == .chat ? nil : "", role: false, lps: [], finish: o.finishReason)], usage: usage))
                 } catch {
                     // headers are sent: report in the stream, in the error shape
@@ -163,7 +175,7 @@ struct CompletionRoutes {
                     break
                 }
             }
-            if includeUsage { es.send(chunk([], usage: usageJSON(promptTokens, completion))) }
+            if includeUsage { es.send(chunk([], usage: usageJSON(promptTokens, completion, cached: cached))) }
             stats.add(prompt: promptTokens, completion: completion)
             es.send("data: [DONE]\n\n")
             es.finish()

@@ -22,6 +22,9 @@ struct GenerationJob: Sendable {
     var grammar: Grammar? = nil
     /// tokens that end generation (finish_reason "stop")
     var endTokens: Set<Int32> = []
+    /// keep the longest prefix of the prompt the slot's context already holds (llama.cpp's
+    /// cache_prompt); false: start from an empty context
+    var cachePrompt = true
 }
 
 struct TokenLogprob: Sendable {
@@ -43,11 +46,15 @@ struct GenerationOutcome: Sendable {
 }
 
 enum Generator {
-    /// Runs the job on the session (reset first, so the result depends on the job alone).
+    /// Runs the job on the session, which keeps the longest prefix of the prompt it already
+    /// holds (cachePrompt, unless the prompt's own log-probabilities are asked for) or starts
+    /// empty: the result depends on the job alone, up to rounding in the cached rows.
     /// emit(textDelta, logprobsOfItsTokens) is called as text becomes safe to send.
     static func run(session: Session, tokenizer: TextTokenizer, job: GenerationJob, cancel: CancelFlag,
                     emit: ((String, [TokenLogprob]) -> Void)? = nil) throws -> GenerationOutcome {
-        session.reset()
+        let promptLogprobs = job.echo && job.topLogprobs != nil
+        if !job.cachePrompt || promptLogprobs { session.reset() }
+        let cached = promptLogprobs ? 0 : session.keepPrefix(of: job.promptTokens)
         let V = min(session.decoder.dims.V, tokenizer.vocabSize)
         var r = GenerationRequest()
         r.maxTokens = job.maxTokens
@@ -136,7 +143,8 @@ enum Generator {
             flush(upTo: Generator.safeEnd(text, from: emitted, holdBack: hold))
             return false
         }
-        var (_, stats) = try session.generate(prompt: promptEvaluated ? [] : job.promptTokens, r)
+        var (_, stats) = try session.generate(prompt: promptEvaluated ? [] : Array(job.promptTokens[cached...]), r)
+        stats.cachedTokens = cached
         if promptEvaluated {
             // the prompt went through evaluate above: count it as Session.generate would have
             stats.promptTokens = job.promptTokens.count

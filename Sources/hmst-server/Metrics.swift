@@ -10,6 +10,7 @@ final class Metrics: @unchecked Sendable {
     private let lock = NSLock()
     private var requests: [String: Int] = [:]       // "route|method|status" -> count
     private var promptTokens = 0
+    private var cachedTokens = 0
     private var completionTokens = 0
     private var ttftCounts = [Int](repeating: 0, count: Metrics.ttftBucketsMs.count)
     private var ttftSumMs = 0.0
@@ -25,9 +26,12 @@ final class Metrics: @unchecked Sendable {
         requests["\(route)|\(method)|\(status)", default: 0] += 1
     }
 
-    func generation(promptTokens p: Int, completionTokens c: Int, ttftMs: Double, decodeMs: Double, cancelled wasCancelled: Bool) {
+    /// p: prompt tokens evaluated; cached: prompt tokens a slot's cache already held
+    func generation(promptTokens p: Int, cachedTokens cached: Int, completionTokens c: Int, ttftMs: Double, decodeMs: Double,
+                    cancelled wasCancelled: Bool) {
         lock.lock(); defer { lock.unlock() }
         promptTokens += p
+        cachedTokens += cached
         completionTokens += c
         if c > 0 {
             ttftSumMs += ttftMs
@@ -68,6 +72,8 @@ final class Metrics: @unchecked Sendable {
         }
         metric("hmst_prompt_tokens_total", "counter", "Prompt tokens evaluated (completions, chat, embeddings).")
         o += "hmst_prompt_tokens_total \(promptTokens)\n"
+        metric("hmst_prompt_tokens_cached_total", "counter", "Prompt tokens taken from a slot's KV cache instead of evaluated (cache_prompt).")
+        o += "hmst_prompt_tokens_cached_total \(cachedTokens)\n"
         metric("hmst_completion_tokens_total", "counter", "Tokens generated.")
         o += "hmst_completion_tokens_total \(completionTokens)\n"
         metric("hmst_slots", "gauge", "Generation slots (contexts) sharing the model's weights.")

@@ -1014,6 +1014,15 @@ enum OpenAPIDocument {
      },
      "total_tokens": {
       "type": "integer"
+     },
+     "prompt_tokens_details": {
+      "type": "object",
+      "properties": {
+       "cached_tokens": {
+        "type": "integer",
+        "description": "Prompt tokens taken from a slot's KV cache instead of evaluated (cache_prompt); each prompt counted once."
+       }
+      }
      }
     }
    },
@@ -1200,6 +1209,12 @@ enum OpenAPIDocument {
      "user": {
       "type": "string",
       "nullable": true
+     },
+     "cache_prompt": {
+      "type": "boolean",
+      "nullable": true,
+      "default": true,
+      "description": "llama.cpp's: keep the longest prefix of the prompt that a slot's context already holds (its KV cache) and evaluate only the rest; the request goes to the free slot that holds the most of it. usage.prompt_tokens_details.cached_tokens counts the tokens kept. Cached rows may differ from a fresh evaluation's in the last bits; false evaluates the whole prompt."
      },
      "prompt": {
       "oneOf": [
@@ -1442,6 +1457,12 @@ enum OpenAPIDocument {
      "user": {
       "type": "string",
       "nullable": true
+     },
+     "cache_prompt": {
+      "type": "boolean",
+      "nullable": true,
+      "default": true,
+      "description": "llama.cpp's: keep the longest prefix of the prompt that a slot's context already holds (its KV cache) and evaluate only the rest; the request goes to the free slot that holds the most of it. usage.prompt_tokens_details.cached_tokens counts the tokens kept. Cached rows may differ from a fresh evaluation's in the last bits; false evaluates the whole prompt."
      },
      "messages": {
       "type": "array",

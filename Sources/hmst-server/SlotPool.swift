@@ -33,22 +33,42 @@ final class SlotPool: @unchecked Sendable {
     init(slots: [Slot], queueLimit: Int) {
         self.slots = slots
         self.queueLimit = queueLimit
-        free = slots.reversed()
+        free = slots
     }
 
     var busy: Int { lock.lock(); defer { lock.unlock() }; return slots.count - free.count }
     var queueDepth: Int { lock.lock(); defer { lock.unlock() }; return waiters.count }
 
-    /// A free slot, or a place in the queue; APIError.busy when the queue is full.
-    func acquire() async throws -> Slot {
+    /// A free slot, or a place in the queue; APIError.busy when the queue is full. With a
+    /// prompt, the free slot whose context holds the longest prefix of it when that prefix is at
+    /// least half the prompt (its KV cache is reused; llama.cpp's slot similarity), else the one
+    /// used least recently: a short shared opening ("User:", a chat template's header) does not
+    /// take another conversation's slot, whose cache it would overwrite.
+    func acquire(prompt: [Int32]? = nil) async throws -> Slot {
         // Waiters are not cancelled: Hummingbird does not cancel a handler whose client left,
         // and a queued request costs nothing but its place; it gets its slot in arrival order.
-        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Slot, Error>) in takeOrWait(c) }
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Slot, Error>) in takeOrWait(c, prompt: prompt) }
     }
 
-    private func takeOrWait(_ c: CheckedContinuation<Slot, Error>) {
+    /// The index in `free` of the slot to give: free is ordered from least to most recently
+    /// released, and a free slot's session is not running (its history is stable under the lock).
+    private func pick(for prompt: [Int32]?) -> Int {
+        guard let prompt, free.count > 1 else { return 0 }
+        var best = 0, bestShared = 0
+        for (i, slot) in free.enumerated() {
+            let s = slot.session
+            let limit = min(s.reusableLength, prompt.count)
+            var n = 0
+            while n < limit && s.history[n] == prompt[n] { n += 1 }
+            if n > bestShared { best = i; bestShared = n }
+        }
+        return 2 * bestShared >= prompt.count ? best : 0
+    }
+
+    private func takeOrWait(_ c: CheckedContinuation<Slot, Error>, prompt: [Int32]?) {
         lock.lock()
-        if let s = free.popLast() {
+        if !free.isEmpty {
+            let s = free.remove(at: pick(for: prompt))
             lock.unlock()
             c.resume(returning: s)
         } else if waiters.count >= queueLimit {

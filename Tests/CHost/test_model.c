@@ -213,6 +213,38 @@ static void test_random_model(void) {
     }
     CHECK(worst < 1e-4f);
 
+    /* the context's tokens, and rewind: forget positions >= 3, evaluate 4 5 6 again */
+    int32_t held[8] = {0};
+    CHECK_STATUS(hmst_context_tokens(c, NULL, 0, &n), HMST_STATUS_BUFFER_TOO_SMALL);
+    CHECK(n == 6);
+    CHECK_STATUS(hmst_context_tokens(c, held, 2, &n), HMST_STATUS_BUFFER_TOO_SMALL);
+    CHECK_STATUS(hmst_context_tokens(c, held, 8, &n), HMST_STATUS_OK);
+    CHECK(n == 6 && memcmp(held, all6, sizeof all6) == 0);
+    CHECK_STATUS(hmst_context_tokens(c, held, 8, NULL), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(hmst_context_rewind(c, 7), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(hmst_last_error(), "n_past") != NULL);
+    CHECK_STATUS(hmst_context_rewind(c, -1), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(hmst_context_rewind(NULL, 0), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(hmst_context_rewind(c, 3), HMST_STATUS_OK);
+    CHECK_STATUS(hmst_context_n_past(c, &past), HMST_STATUS_OK);
+    CHECK(past == 3);
+    CHECK_STATUS(hmst_context_get_logits(c, -1, last, 4096, &n), HMST_STATUS_INVALID_ARGUMENT); /* gone with the rest */
+    CHECK_STATUS(hmst_context_route_trace(c, NULL, NULL, 0, &n), HMST_STATUS_BUFFER_TOO_SMALL);
+    CHECK(n == 3 * 4 * 2);
+    CHECK_STATUS(hmst_context_eval(c, all6 + 3, 3, false), HMST_STATUS_OK);
+    CHECK_STATUS(hmst_context_get_logits(c, -1, last, 4096, &n), HMST_STATUS_OK);
+    worst = 0;
+    for (int i = 0; i < 4096; i++) {
+        float d = logits[i] - last[i];
+        if (d < 0) d = -d;
+        if (d > worst) worst = d;
+    }
+    CHECK(worst < 1e-4f);
+    CHECK_STATUS(hmst_context_rewind(c, 0), HMST_STATUS_OK);
+    CHECK_STATUS(hmst_context_tokens(c, held, 8, &n), HMST_STATUS_OK);
+    CHECK(n == 0);
+    CHECK_STATUS(hmst_context_eval(c, all6, 6, false), HMST_STATUS_OK);
+
     /* context full */
     int32_t many[64] = {0};
     CHECK_STATUS(hmst_context_eval(c, many, 64, false), HMST_STATUS_INVALID_ARGUMENT);

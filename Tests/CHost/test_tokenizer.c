@@ -160,15 +160,36 @@ static void test_chat(hmst_model *m, hmst_context *c) {
     CHECK_STATUS(hmst_chat_generate(c, msgs, NULL, &gp, &st), HMST_STATUS_OK);
     CHECK(st.prompt_tokens > 4 && st.generated_tokens <= 6);
     CHECK(st.stop_reason == HMST_STOP_MAX_TOKENS || st.stop_reason == HMST_STOP_EOS);
-    /* the context was cleared first: the same chat gives the same prompt length again */
     int32_t first_prompt = st.prompt_tokens;
+    CHECK(st.cached_tokens == 0);
+    /* prompt caching: the same chat again keeps all of its prompt but the last token */
     CHECK_STATUS(hmst_chat_generate(c, msgs, NULL, &gp, &st), HMST_STATUS_OK);
-    CHECK(st.prompt_tokens == first_prompt);
+    CHECK(st.prompt_tokens == 1 && st.cached_tokens == first_prompt - 1);
+    char out[512];
+    CHECK_STATUS(hmst_context_last_output(c, out, sizeof out, &n), HMST_STATUS_OK);
+    /* the next turn: the conversation so far is cached, only the rest is evaluated */
+    int32_t held = 0;
+    CHECK_STATUS(hmst_context_n_past(c, &held), HMST_STATUS_OK);
+    CHECK(held >= first_prompt);
+    const char *turn2 = "[{\"role\": \"system\", \"content\": \" Be brief. \"}, {\"role\": \"user\", \"content\": \"Hi\"},"
+                        " {\"role\": \"assistant\", \"content\": \"Hello there.\"}, {\"role\": \"user\", \"content\": \"And you?\"}]";
+    CHECK_STATUS(hmst_chat_tokenize(m, turn2, NULL, ids, 128, &n), HMST_STATUS_OK);
+    int32_t turn2_tokens = (int32_t)n;
+    CHECK_STATUS(hmst_chat_generate(c, turn2, NULL, &gp, &st), HMST_STATUS_OK);
+    CHECK(st.cached_tokens >= first_prompt && st.cached_tokens + st.prompt_tokens == turn2_tokens);
+    /* after a reset, nothing is cached */
+    CHECK_STATUS(hmst_context_reset(c), HMST_STATUS_OK);
+    CHECK_STATUS(hmst_chat_generate(c, msgs, NULL, &gp, &st), HMST_STATUS_OK);
+    CHECK(st.prompt_tokens == first_prompt && st.cached_tokens == 0);
+    /* an older stats struct (without cached_tokens) is filled up to its size */
+    struct hmst_generation_stats old = {.struct_size = offsetof(struct hmst_generation_stats, cached_tokens)};
+    old.cached_tokens = -7;
+    CHECK_STATUS(hmst_chat_generate(c, msgs, NULL, &gp, &old), HMST_STATUS_OK);
+    CHECK(old.prompt_tokens == 1 && old.cached_tokens == -7);
     /* a user who types the template's special token gets text, not the token: more tokens */
     const char *typed = "[{\"role\": \"system\", \"content\": \" Be brief. \"}, {\"role\": \"user\", \"content\": \"<|endoftext|>\"}]";
     CHECK_STATUS(hmst_chat_generate(c, typed, NULL, &gp, &st), HMST_STATUS_OK);
-    CHECK(st.prompt_tokens > first_prompt + 1);
-    char out[512];
+    CHECK(st.prompt_tokens + st.cached_tokens > first_prompt + 1);
     CHECK_STATUS(hmst_context_last_output(c, out, sizeof out, &n), HMST_STATUS_OK);
     CHECK_STATUS(hmst_chat_generate(c, "[{\"role\": \"assistant\", \"content\": \"x\"}]", NULL, &gp, &st), HMST_STATUS_INVALID_ARGUMENT);
     remove("/tmp/hmst-ctest-gen/chat_template.jinja");

@@ -90,9 +90,7 @@ public enum CriticObserver {
             let given = EvalMetrics.normalizeAnswer(e.answerText)
             var agree = 0
             for s in 0..<settings.samples {
-                session.cache.truncate(to: P)
-                session.copy?.truncate(to: P)
-                session.history = e.promptTokens
+                session.rewind(to: P)
                 let (text, toks, c) = try sample(session: session, model: model, firstRow: firstRow, settings: settings,
                                                  seed: seed &+ UInt64(s + 1) &* 0x9E37_79B9_7F4A_7C15)
                 cost += c

@@ -80,14 +80,6 @@ extension Session {
         }
     }
 
-    /// Forgets positions >= n: the context shared by several continuations stays in the cache.
-    func rewind(to n: Int) {
-        cache.truncate(to: n)
-        copy?.truncate(to: n)
-        if history.count > n { history.removeLast(history.count - n) }
-        logitsRows = 0
-    }
-
     /// Each continuation scored after the same context, which is evaluated once (multiple-choice
     /// options share their question). Equal to logLikelihood(context + c, from: context.count)
     /// per continuation; falls back to it when context and the longest continuation overflow n_ctx.
@@ -95,7 +87,7 @@ extension Session {
         guard !context.isEmpty else { throw HMSTError.invalidArgument("log-likelihood: empty context") }
         guard continuations.allSatisfy({ !$0.isEmpty }) else { throw HMSTError.invalidArgument("log-likelihood: empty continuation") }
         let longest = continuations.map(\.count).max() ?? 0
-        if context.count + longest - 1 > nCtx || params.traceRoutes {   // rewind keeps no route trace
+        if context.count + longest - 1 > nCtx {
             return try continuations.map { try logLikelihood(context + $0, from: context.count, vocabLimit: vocabLimit) }
         }
         let V = decoder.dims.V

@@ -3,7 +3,10 @@
 // needs no tokenizer.
 
 public struct GenerationStats: Sendable, Equatable {
+    /// prompt tokens evaluated (cachedTokens more came from the context's cache)
     public var promptTokens = 0
+    /// prompt tokens the context already held (Session.keepPrefix), not evaluated again
+    public var cachedTokens = 0
     public var promptMs = 0.0
     public var generatedTokens = 0
     public var generateMs = 0.0

@@ -75,6 +75,10 @@ public final class Session: @unchecked Sendable {
     let cache: KVCache
     let ws: Workspace
     public internal(set) var history: [Int32] = []
+    /// How many leading positions of the cache hold what evaluating history[0..<n] from an
+    /// empty context gives: positions from an injected row onwards do not (their tokens are
+    /// placeholders), so they are never reused for a prompt that names those tokens.
+    public private(set) var reusableLength = 0
     public private(set) var trace: ExpertTrace
     /// the decoder's copy head over this context (Copy/CopyHeadSession.swift), if it has one
     let copy: CopyState?
@@ -131,13 +135,37 @@ public final class Session: @unchecked Sendable {
     public var position: Int { cache.length }
     public var memoryBytes: Int { cache.bytes + ws.bytes }
 
-    public func reset() {
-        cache.reset()
-        history.removeAll(keepingCapacity: true)
-        trace.experts.removeAll(keepingCapacity: true)
-        trace.gates.removeAll(keepingCapacity: true)
+    public func reset() { rewind(to: 0) }
+
+    /// Forgets positions >= n (n is clamped to 0 ... position): the cache, the history, the
+    /// expert trace and the copy head's state end at n. The logits are gone until the next
+    /// evaluate.
+    public func rewind(to n: Int) {
+        let n = max(0, min(n, cache.length))
+        cache.truncate(to: n)
+        if history.count > n { history.removeLast(history.count - n) }
+        let keep = n * trace.nLayers * trace.K
+        if trace.experts.count > keep {
+            trace.experts.removeLast(trace.experts.count - keep)
+            trace.gates.removeLast(trace.gates.count - keep)
+        }
+        reusableLength = min(reusableLength, n)
         logitsRows = 0
-        copy?.reset()
+        copy?.truncate(to: n)
+    }
+
+    /// Prompt caching: rewinds the context to the longest prefix of `tokens` it already holds
+    /// (reusable positions only), leaving at least the last token of `tokens` to evaluate so
+    /// that its logits are computed. Returns that prefix's length; evaluating
+    /// tokens[result...] then gives the context `tokens` would give from an empty one, up to
+    /// rounding (the cached rows were computed in other batches).
+    @discardableResult
+    public func keepPrefix(of tokens: [Int32]) -> Int {
+        let limit = min(reusableLength, tokens.count - 1)
+        var n = 0
+        while n < limit && history[n] == tokens[n] { n += 1 }
+        rewind(to: n)
+        return n
     }
 
     /// Appends `tokens` to the context. With allLogits, logits for every token of the final
@@ -158,6 +186,7 @@ public final class Session: @unchecked Sendable {
         if allLogits && tokens.count > ws.maxT {
             throw HMSTError.invalidArgument("all-token logits need the batch to fit n_batch \(ws.maxT); got \(tokens.count) tokens")
         }
+        let callStart = cache.length, wasReusable = reusableLength == callStart
         var start = 0
         while start < tokens.count {
             let n = min(ws.maxT, tokens.count - start)
@@ -194,6 +223,7 @@ public final class Session: @unchecked Sendable {
             if last { logitsRows = allLogits ? n : 1 }
         }
         history += tokens
+        if wasReusable { reusableLength = callStart + (inject?.positions.min() ?? tokens.count) }
     }
 
     /// Logits of row r of the last evaluate: [V]. Valid until the next evaluate.

@@ -39,7 +39,9 @@ extension Session {
         try generate(promptTokens: tokenizer.encode(prompt), tokenizer: tokenizer, req)
     }
 
-    func generate(promptTokens: [Int32], tokenizer: TextTokenizer, _ req: TextGenerationRequest) throws -> TextGenerationResult {
+    /// Appends promptTokens to the context and generates (the tokens of a prompt encoded by the
+    /// caller, e.g. to keep a cached prefix first).
+    public func generate(promptTokens: [Int32], tokenizer: TextTokenizer, _ req: TextGenerationRequest) throws -> TextGenerationResult {
         guard tokenizer.vocabSize <= decoder.dims.V else {
             throw HMSTError.invalidArgument("tokenizer vocabulary \(tokenizer.vocabSize) is larger than the model's \(decoder.dims.V)")
         }

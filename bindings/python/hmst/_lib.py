@@ -209,6 +209,7 @@ class GenerationStats(_Struct):
         ("time_to_first_token_ms", ctypes.c_double),
         ("prompt_tokens_per_second", ctypes.c_double),
         ("tokens_per_second", ctypes.c_double),
+        ("cached_tokens", ctypes.c_int32),
     ]
 
 
@@ -645,6 +646,9 @@ _declare("hmst_context_new", ctypes.c_int, _P, ctypes.POINTER(ContextParams), ct
 _declare("hmst_context_free", None, _P)
 _declare("hmst_context_reset", ctypes.c_int, _P)
 _declare("hmst_context_n_past", ctypes.c_int, _P, ctypes.POINTER(ctypes.c_int32))
+_declare("hmst_context_tokens", ctypes.c_int, _P, ctypes.POINTER(ctypes.c_int32), ctypes.c_size_t,
+         ctypes.POINTER(ctypes.c_size_t))
+_declare("hmst_context_rewind", ctypes.c_int, _P, ctypes.c_int32)
 _declare("hmst_context_eval", ctypes.c_int, _P, ctypes.POINTER(ctypes.c_int32), ctypes.c_size_t, ctypes.c_bool)
 _declare("hmst_context_get_logits", ctypes.c_int, _P, ctypes.c_int32, ctypes.POINTER(ctypes.c_float),
          ctypes.c_size_t, _SIZE_P)

@@ -195,6 +195,22 @@ class Context(_Resource):
         _check(_lib.lib.hmst_context_n_past(self._handle(), ctypes.byref(n)))
         return n.value
 
+    @property
+    def tokens(self):
+        """int32 array of the context's tokens (prompts evaluated and tokens generated)."""
+        n = ctypes.c_size_t()
+        rc = _lib.lib.hmst_context_tokens(self._handle(), None, 0, ctypes.byref(n))
+        if rc not in (_lib.OK, _lib.BUFFER_TOO_SMALL):
+            _check(rc)
+        out = np.zeros(max(1, n.value), dtype=np.int32)
+        _check(_lib.lib.hmst_context_tokens(self._handle(), out.ctypes.data_as(ctypes.POINTER(ctypes.c_int32)),
+                                            out.shape[0], ctypes.byref(n)))
+        return out[:n.value]
+
+    def rewind(self, n):
+        """Forgets positions >= n (0 <= n <= n_past): the next eval or generate continues from n."""
+        _check(_lib.lib.hmst_context_rewind(self._handle(), _int("n", n, -2**31)))
+
     def eval(self, tokens, all_logits=False):
         """Appends token ids (int array-like) to the context and runs the model."""
         t = np.ascontiguousarray(np.asarray(tokens).reshape(-1))
@@ -297,11 +313,14 @@ class Context(_Resource):
                          p, keep, on_token)
 
     def chat(self, messages, tools=None, template_vars=None, max_tokens=256, **kwargs):
-        """Clears the context and generates the assistant's reply to `messages` under the
-        model's chat template (Model.apply_chat_template); the reply ends at the model's
-        end-of-turn tokens (<|im_end|>, <|eot_id|>, its eos ids...). Message text is literal:
-        special tokens typed in it are plain text. template_vars: a dict of extra template
-        variables. Takes Context.generate's options; returns a Generation."""
+        """Generates the assistant's reply to `messages` under the model's chat template
+        (Model.apply_chat_template); the reply ends at the model's end-of-turn tokens
+        (<|im_end|>, <|eot_id|>, its eos ids...). The context becomes the conversation and the
+        reply; the longest prefix it already held is kept, not evaluated again (the next turn
+        costs only its new messages; stats["cached_tokens"]). reset() first for a fresh
+        context. Message text is literal: special tokens typed in it are plain text.
+        template_vars: a dict of extra template variables. Takes Context.generate's options;
+        returns a Generation."""
         m, cp, chat_keep = _chat_params(messages, tools, template_vars or {}, True)
         options = dict(max_tokens=max_tokens, temperature=0.8, top_k=50, top_p=0.9, min_p=0.0, repetition_penalty=1.0,
                        repeat_last_n=64, seed=0, stop=None, ignore_eos=False, on_token=None, frequency_penalty=0.0,
@@ -341,7 +360,8 @@ class Context(_Resource):
             "stop_reason": _lib.STOP_REASONS[stats.stop_reason] if 0 <= stats.stop_reason < len(_lib.STOP_REASONS) else stats.stop_reason,
             "load_ms": stats.load_ms, "prompt_ms": stats.prompt_ms, "generate_ms": stats.generate_ms,
             "time_to_first_token_ms": stats.time_to_first_token_ms,
-            "prompt_tokens_per_second": stats.prompt_tokens_per_second, "tokens_per_second": stats.tokens_per_second})
+            "prompt_tokens_per_second": stats.prompt_tokens_per_second, "tokens_per_second": stats.tokens_per_second,
+            "cached_tokens": stats.cached_tokens})
 
     def _last_output(self):
         n = ctypes.c_size_t()

@@ -283,6 +283,27 @@ def test_chat_template_and_chat(tmp_path):
             m.apply_chat_template(messages, bos_token="x")
         ids = m.apply_chat_template(messages, tokenize=True)
         assert ids.dtype == np.int32 and list(ids).count(0) == 3
+        # prompt caching in a context: the next turn evaluates only what the last did not hold
+        with m.context() as ctx:
+            first = ctx.chat(messages, max_tokens=4, temperature=0)
+            n = first.stats["prompt_tokens"]
+            assert first.stats["cached_tokens"] == 0 and n == len(ids)
+            held = ctx.tokens
+            assert held.dtype == np.int32 and len(held) == ctx.n_past >= n and list(held[:n]) == list(ids)
+            turn2 = messages + [{"role": "assistant", "content": first.text}, {"role": "user", "content": "More?"}]
+            second = ctx.chat(turn2, max_tokens=4, temperature=0)
+            assert second.stats["cached_tokens"] >= n
+            assert second.stats["cached_tokens"] + second.stats["prompt_tokens"] == len(m.apply_chat_template(turn2, tokenize=True))
+            # greedy: the same reply as from an empty context
+            ctx.reset()
+            fresh = ctx.chat(turn2, max_tokens=4, temperature=0)
+            assert fresh.stats["cached_tokens"] == 0 and fresh.text == second.text
+            ctx.rewind(3)
+            assert ctx.n_past == 3 and list(ctx.tokens) == list(ids[:3])
+            with pytest.raises(hmst.HMSTError, match="n_past"):
+                ctx.rewind(10**6)
+            with pytest.raises(hmst.HMSTError):
+                ctx.rewind(2**40)
     # without a template file: hmst's built-in patterns
     with hmst.Model(FIXTURE_MODEL) as m:
         assert m.apply_chat_template([{"role": "user", "content": "hi"}]) == "User: hi\nAssistant:"
