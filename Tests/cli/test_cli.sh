@@ -94,6 +94,8 @@ check "chat-template: built-in patterns; a checkpoint's chat_template.jinja; mes
      $HMST chat-template --model $W/ckpt --messages $W/chat.json --tokens | tail -1 | grep -q '^0 ' && \
      $HMST chat-template --model $W/ckpt --show | grep -q 'origin: .*chat_template.jinja' && \
      $HMST generate $W/ckpt --chat --system 'Be brief' --prompt Hi --max-length 4 --seed 1 > /dev/null 2> $W/chat.err && grep -q 'prompt tokens' $W/chat.err && \
+     printf 'Hi\\nAnd you?\\n' | $HMST generate $W/ckpt --chat --max-length 4 --seed 1 > $W/chat.err 2>&1 && \
+     [[ \$(grep -c 'prompt tokens' $W/chat.err) == 2 ]] && grep -q 'prompt tokens (+[0-9]* cached)' $W/chat.err && \
      printf '{{ raise_exception(\"no \" ~ mood) }}' > $W/refuse.jinja && \
      ! $HMST generate $W/ckpt --chat --chat-template-file $W/refuse.jinja --chat-var mood=chat --prompt Hi 2> $W/chat.err && grep -q 'no chat' $W/chat.err && \
      printf '{%% if %%}' > $W/bad.jinja && ! $HMST chat-template --template-file $W/bad.jinja --messages $W/chat.json 2> $W/c.err && \
