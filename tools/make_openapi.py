@@ -74,7 +74,21 @@ message = {"type": "object", "required": ["role", "content"], "properties": {
     "tool_calls": {"type": "array", "items": {"type": "object"},
                    "description": "An assistant's earlier tool calls, passed to a Jinja chat template as given."},
     "tool_call_id": {"type": "string"}}}
+tool = {"type": "object", "required": ["type", "function"], "properties": {
+    "type": {"type": "string", "enum": ["function"]},
+    "function": {"type": "object", "required": ["name"], "properties": {
+        "name": {"type": "string", "pattern": "^[a-zA-Z0-9_-]{1,64}$"}, "description": {"type": "string"},
+        "parameters": {"type": "object", "description": "JSON Schema of the arguments"}}}}}
 chat_req = {"type": "object", "required": ["messages"], "properties": dict(sampling,
+    tools={"type": "array", "items": tool, "maxItems": 128, "nullable": True,
+           "description": "The calls are written in the syntax of the model's chat template: <tool_call> (Hermes, Qwen), [TOOL_CALLS] (Mistral), a JSON reply (Llama 3.x), "
+                          "else hmst's generic format (the tools described in a system message, the reply held to {\"tool_calls\": [...]} or {\"response\": ...} by a grammar). "
+                          "Replies are parsed into message.tool_calls (finish_reason tool_calls); text that does not parse stays content."},
+    tool_choice={"oneOf": [{"type": "string", "enum": ["none", "auto", "required"]},
+                           {"type": "object", "required": ["type", "function"], "properties": {"type": {"type": "string", "enum": ["function"]},
+                                                                                                "function": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}}}],
+                 "nullable": True, "description": "required or a named function: a grammar holds the reply to a call of those tools, whose arguments follow their schema."},
+    parallel_tool_calls={"type": "boolean", "nullable": True, "default": True},
     messages={"type": "array", "items": message, "minItems": 1, "maxItems": 64},
     chat_template_kwargs={"type": "object", "nullable": False,
                           "description": "llama.cpp's and vLLM's: extra variables for the model's Jinja chat template (e.g. enable_thinking)."},
@@ -96,8 +110,13 @@ chat = {"type": "object", "required": ["id", "object", "created", "model", "choi
     "id": {"type": "string"}, "object": {"type": "string", "enum": ["chat.completion"]}, "created": {"type": "integer"},
     "model": {"type": "string"}, "system_fingerprint": {"type": "string"}, "usage": ref("Usage"),
     "choices": {"type": "array", "items": {"type": "object", "required": ["index", "message", "finish_reason"], "properties": {
-        "index": {"type": "integer"}, "finish_reason": finish,
-        "message": {"type": "object", "required": ["role", "content"], "properties": {"role": {"type": "string"}, "content": {"type": "string"}}},
+        "index": {"type": "integer"}, "finish_reason": {"type": "string", "enum": ["stop", "length", "tool_calls"]},
+        "message": {"type": "object", "required": ["role", "content"], "properties": {
+            "role": {"type": "string"}, "content": {"type": "string", "nullable": True},
+            "tool_calls": {"type": "array", "items": {"type": "object", "required": ["id", "type", "function"], "properties": {
+                "id": {"type": "string"}, "type": {"type": "string", "enum": ["function"]},
+                "function": {"type": "object", "required": ["name", "arguments"], "properties": {
+                    "name": {"type": "string"}, "arguments": {"type": "string", "description": "JSON text of an object"}}}}}}}},
         "logprobs": {"type": "object", "nullable": True}}}}}}
 # before OpenAPI 3.2 the schema of text/event-stream describes one event
 sse = {"text/event-stream": {"schema": {"type": "object", "required": ["data"],

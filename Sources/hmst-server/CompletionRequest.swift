@@ -20,6 +20,9 @@ struct CompletionRequest {
     var stream = false
     var includeUsage = false
     var cachePrompt = true             // llama.cpp's cache_prompt: reuse a slot's cached prefix
+    var toolFormat: ToolCallFormat?    // chat with tools (tool_choice not none): how calls are written
+    var toolGrammar: Grammar?          // tool_choice required / named, or the generic format
+    var parallelToolCalls = true
     /// tokens that end generation: the end-of-text token, for chat also the end-of-turn tokens
     var endTokens: Set<Int32> = []
 
@@ -49,10 +52,34 @@ struct CompletionRequest {
         self.kind = kind
         let L = state.limits
         _ = try f.string("model")
-        for unsupported in ["suffix", "tools", "functions", "tool_choice", "function_call"] where f[unsupported] != nil {
+        for unsupported in ["suffix", "functions", "function_call"] + (kind == .text ? ["tools", "tool_choice"] : [])
+            where f[unsupported] != nil {
             if let a = f[unsupported]?.array, a.isEmpty { continue }
             if unsupported == "tool_choice" || unsupported == "function_call", f[unsupported]?.string == "none" { continue }
-            throw APIError.invalid("'\(unsupported)' is not supported by hmst serve", param: unsupported, code: "unsupported_parameter")
+            throw APIError.invalid("'\(unsupported)' is not supported by hmst serve" + (kind == .text ? " on /v1/completions" : ""),
+                                   param: unsupported, code: "unsupported_parameter")
+        }
+        // ---- tools (chat): the template's call syntax; a grammar for required / named calls
+        var tools: JSONValue? = nil
+        if kind == .chat, let t = f["tools"], !t.isNull, t.array?.isEmpty != true {
+            let choice: ToolChoice
+            do {
+                _ = try ToolCallFormat.functions(t)
+                choice = try ToolChoice(json: f["tool_choice"])
+            } catch let e as HMSTError {
+                throw APIError.invalid(e.message, param: f["tool_choice"] != nil && !e.message.hasPrefix("tools") ? "tool_choice" : "tools")
+            }
+            parallelToolCalls = try f.bool("parallel_tool_calls") ?? true
+            if choice != .none {
+                let format = ToolCallFormat(template: state.template)
+                tools = t
+                toolFormat = format
+                do { toolGrammar = try format.grammar(tools: t, choice: choice, parallel: parallelToolCalls) } catch let e as HMSTError {
+                    throw APIError.invalid(e.message, param: "tool_choice")
+                }
+            }
+        } else if kind == .chat, let c = f["tool_choice"], !c.isNull, c.string != "none", c.string != "auto" {
+            throw APIError.invalid("'tool_choice' needs 'tools'", param: "tool_choice")
         }
         if let rf = f["response_format"] {
             guard case .object = rf, let type = rf["type"]?.string else {
@@ -89,6 +116,13 @@ struct CompletionRequest {
         if grammar != nil && jsonObject {
             throw APIError.invalid("response_format json_object and a grammar: give one", param: "response_format")
         }
+        if let g = toolGrammar {
+            guard grammar == nil && !jsonObject else {
+                throw APIError.invalid("tools with tool_choice required, a named function, or this model's generic tool format hold the reply to a grammar; "
+                                       + "response_format and grammar cannot be given with them", param: "tool_choice")
+            }
+            grammar = g
+        }
         echo = try f.bool("echo") ?? false
         cachePrompt = try f.bool("cache_prompt") ?? true
         if echo && kind == .chat {
@@ -102,7 +136,7 @@ struct CompletionRequest {
             prompts = try CompletionRequest.prompts(f, state: state)
         case .chat:
             promptParam = "messages"
-            prompts = [state.encode(try CompletionRequest.chatPrompt(f, template: state.template))]
+            prompts = [state.encode(try CompletionRequest.chatPrompt(f, template: state.template, tools: tools, format: toolFormat))]
         }
         for (i, p) in prompts.enumerated() {
             guard !p.isEmpty else { throw APIError.invalid("prompt \(i) has no tokens", param: promptParam) }
@@ -238,7 +272,7 @@ struct CompletionRequest {
     /// messages: [{role, content, ...}] with content a string, null, or an array of
     /// {"type": "text", "text"} parts; the model's chat template renders them (ChatTemplate),
     /// with llama.cpp's and vLLM's `chat_template_kwargs` as extra template variables.
-    static func chatPrompt(_ f: Fields, template: ChatTemplate) throws -> PromptText {
+    static func chatPrompt(_ f: Fields, template: ChatTemplate, tools: JSONValue?, format: ToolCallFormat?) throws -> PromptText {
         guard let ms = f["messages"]?.array else { throw APIError.invalid("'messages' must be an array", param: "messages") }
         guard !ms.isEmpty else { throw APIError.invalid("'messages' must hold at least one message", param: "messages") }
         for (i, m) in ms.enumerated() {
@@ -265,7 +299,12 @@ struct CompletionRequest {
             extra = o
         }
         do {
-            return try template.render(messages: ms, addGenerationPrompt: true, extra: extra)
+            // an assistant's tool_calls with their arguments as objects; the generic tool format's
+            // system message
+            let format = format ?? ToolCallFormat(template: template)
+            let messages = try format.messages(ms, tools: tools)
+            return try template.render(messages: messages, addGenerationPrompt: true,
+                                       tools: format.templateRendersTools ? tools : nil, extra: extra)
         } catch let e as HMSTError {
             // malformed content, or the template's own refusal (raise_exception: roles out of order)
             throw APIError.invalid(e.message, param: "messages")

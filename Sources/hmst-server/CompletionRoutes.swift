@@ -44,7 +44,8 @@ struct CompletionRoutes {
         let cached = CompletionRoutes.cachedPromptTokens(outcomes, choicesPerPrompt: req.n)
         var choices: [JSONValue] = []
         for (i, o) in outcomes.enumerated() {
-            choices.append(choice(kind, index: i, outcome: o, topLogprobs: req.topLogprobs))
+            choices.append(choice(kind, index: i, outcome: o, topLogprobs: req.topLogprobs,
+                                  tools: req.toolFormat.map { ($0, req.parallelToolCalls) }))
         }
         let obj: JSONValue = .object([
             ("id", .string(id)), ("object", .string(kind == .chat ? "chat.completion" : "text_completion")),
@@ -77,16 +78,25 @@ struct CompletionRoutes {
         stride(from: 0, to: outcomes.count, by: max(1, n)).reduce(0) { $0 + outcomes[$1].stats.cachedTokens }
     }
 
-    private func choice(_ kind: CompletionKind, index: Int, outcome o: GenerationOutcome, topLogprobs: Int?) -> JSONValue {
-        let finish: JSONValue = .string(o.finishReason == "cancelled" ? "stop" : o.finishReason)
+    private func choice(_ kind: CompletionKind, index: Int, outcome o: GenerationOutcome, topLogprobs: Int?,
+                        tools: (format: ToolCallFormat, parallel: Bool)?) -> JSONValue {
+        var finish: JSONValue = .string(o.finishReason == "cancelled" ? "stop" : o.finishReason)
         let lp: JSONValue = topLogprobs == nil ? .null : logprobsJSON(kind, o.logprobs)
         switch kind {
         case .text:
             return .object([("index", .number(Double(index))), ("text", .string(o.text)), ("logprobs", lp), ("finish_reason", finish)])
         case .chat:
-            return .object([("index", .number(Double(index))),
-                            ("message", .object([("role", .string("assistant")), ("content", .string(o.text)), ("refusal", .null)])),
-                            ("logprobs", lp), ("finish_reason", finish)])
+            var message: [(String, JSONValue)] = [("role", .string("assistant")), ("content", .string(o.text)), ("refusal", .null)]
+            if let tools {
+                // the reply's calls (text that does not parse as a call stays content)
+                let reply = tools.format.parse(o.text, parallel: tools.parallel)
+                message[1].1 = reply.calls.isEmpty || !reply.content.isEmpty ? .string(reply.content) : .null
+                if !reply.calls.isEmpty {
+                    message.append(("tool_calls", .array(reply.calls.map(\.json))))
+                    finish = .string("tool_calls")
+                }
+            }
+            return .object([("index", .number(Double(index))), ("message", .object(message)), ("logprobs", lp), ("finish_reason", finish)])
         }
     }
 
@@ -155,8 +165,24 @@ struct CompletionRoutes {
             for (i, job) in jobs.enumerated() {
                 if kind == .chat { es.send(chunk([delta(i, "", role: true, lps: [], finish: nil)])) }
                 do {
+                    // with tools, text that may be a call is held back and sent as tool_calls at the end
+                    let filter = req.toolFormat.map { ToolCallStream(format: $0, parallel: req.parallelToolCalls) }
                     let o = try Generator.run(session: slot.session, tokenizer: state.tokenizer, job: job, cancel: cancel) { text, lps in
-                        es.send(chunk([delta(i, text, role: false, lps: lps, finish: nil)]))
+                        es.send(chunk([delta(i, filter?.push(text) ?? text, role: false, lps: lps, finish: nil)]))
+                    }
+                    var finish = o.finishReason
+                    if let filter, o.finishReason != "cancelled" {
+                        let (rest, calls) = filter.finish()
+                        if !rest.isEmpty { es.send(chunk([delta(i, rest, role: false, lps: [], finish: nil)])) }
+                        if !calls.isEmpty {
+                            let list: [JSONValue] = calls.enumerated().map { k, c in
+                                .object([("index", .number(Double(k))), ("id", .string(c.id)), ("type", .string("function")),
+                                         ("function", .object([("name", .string(c.name)), ("arguments", .string(c.arguments))]))])
+                            }
+                            es.send(chunk([.object([("index", .number(Double(i))), ("delta", .object([("tool_calls", .array(list))])),
+                                                    ("logprobs", .null), ("finish_reason", .null)])]))
+                            finish = "tool_calls"
+                        }
                     }
                     completion += o.completionTokens
                     if i % max(1, req.n) == 0 { cached += o.stats.cachedTokens }
@@ -166,7 +192,7 @@ struct CompletionRoutes {
                     if o.finishReason == "cancelled" { break }
                     let last = i == jobs.count - 1
                     let usage = last && !includeUsage ? usageJSON(promptTokens, completion, cached: cached) : nil
-                    es.send(chunk([delta(i, kind == .chat ? nil : "", role: false, lps: [], finish: o.finishReason)], usage: usage))
+                    es.send(chunk([delta(i, kind == .chat ? nil : "", role: false, lps: [], finish: finish)], usage: usage))
                 } catch {
                     // headers are sent: report in the stream, in the error shape
                     let e = (error as? HMSTError).map(APIError.from) ??
@@ -192,6 +218,71 @@ struct CompletionRoutes {
                 throw error
             }
         }
-        return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
+        return Response(status: .ok, headers: [.contentType: "text/event-stream; charset=utf-8", .cacheControl: "no-cache"], body: body)
+    }
+}
+
+/// A streamed chat reply with tools: text is passed on until it may be starting a call (the
+/// format's marker, or for Llama 3 and the generic format a reply that starts as JSON), then
+/// held; finish() parses the whole reply into what content is still unsent and the calls.
+final class ToolCallStream: @unchecked Sendable {
+    let format: ToolCallFormat
+    let parallel: Bool
+    private var text: [UInt8] = []
+    private var sent = 0       // bytes of text already passed on
+    private var holding = false
+
+    init(format: ToolCallFormat, parallel: Bool) {
+        self.format = format
+        self.parallel = parallel
+    }
+
+    /// The part of the text so far that can be sent now (deltas arrive as whole characters; the
+    /// markers are ASCII, so every cut is at a character's boundary).
+    func push(_ delta: String) -> String {
+        text += delta.utf8
+        if holding { return "" }
+        var end = text.count
+        switch format.syntax {
+        case .generic:
+            holding = true
+            return ""
+        case .llama3:
+            let t = text.drop { $0 == 0x20 || $0 == 0x0A || $0 == 0x09 || $0 == 0x0D }
+            let tag = Array("<|python_tag|>".utf8)
+            if t.isEmpty { return "" }
+            if t.first == UInt8(ascii: "{") || t.starts(with: tag) { holding = true; return "" }
+            if tag.starts(with: t) { return "" }
+        case .hermes, .mistral:
+            for m in format.markers.map({ Array($0.utf8) }) {
+                if let at = Self.find(m, in: text, from: max(0, sent - m.count)) { end = at; holding = true; break }
+                // a suffix that may still become the marker waits
+                var k = min(m.count - 1, text.count)
+                while k > 0 && !m.starts(with: text.suffix(k)) { k -= 1 }
+                end = text.count - k
+            }
+        }
+        guard end > sent else { return "" }
+        let out = String(decoding: text[sent..<end], as: UTF8.self)
+        sent = end
+        return out
+    }
+
+    static func find(_ needle: [UInt8], in hay: [UInt8], from: Int) -> Int? {
+        guard needle.count <= hay.count else { return nil }
+        var i = from
+        while i + needle.count <= hay.count {
+            if hay[i..<(i + needle.count)].elementsEqual(needle) { return i }
+            i += 1
+        }
+        return nil
+    }
+
+    /// The content not yet sent, and the calls.
+    func finish() -> (String, [ToolCall]) {
+        let reply = format.parse(String(decoding: text, as: UTF8.self), parallel: parallel)
+        let content = Array(reply.content.utf8)
+        let rest = content.starts(with: text[0..<sent]) ? String(decoding: content[sent...], as: UTF8.self) : ""
+        return (rest, reply.calls)
     }
 }

@@ -1464,6 +1464,91 @@ enum OpenAPIDocument {
       "default": true,
       "description": "llama.cpp's: keep the longest prefix of the prompt that a slot's context already holds (its KV cache) and evaluate only the rest; the request goes to the free slot that holds the most of it. usage.prompt_tokens_details.cached_tokens counts the tokens kept. Cached rows may differ from a fresh evaluation's in the last bits; false evaluates the whole prompt."
      },
+     "tools": {
+      "type": "array",
+      "items": {
+       "type": "object",
+       "required": [
+        "type",
+        "function"
+       ],
+       "properties": {
+        "type": {
+         "type": "string",
+         "enum": [
+          "function"
+         ]
+        },
+        "function": {
+         "type": "object",
+         "required": [
+          "name"
+         ],
+         "properties": {
+          "name": {
+           "type": "string",
+           "pattern": "^[a-zA-Z0-9_-]{1,64}$"
+          },
+          "description": {
+           "type": "string"
+          },
+          "parameters": {
+           "type": "object",
+           "description": "JSON Schema of the arguments"
+          }
+         }
+        }
+       }
+      },
+      "maxItems": 128,
+      "nullable": true,
+      "description": "The calls are written in the syntax of the model's chat template: <tool_call> (Hermes, Qwen), [TOOL_CALLS] (Mistral), a JSON reply (Llama 3.x), else hmst's generic format (the tools described in a system message, the reply held to {\"tool_calls\": [...]} or {\"response\": ...} by a grammar). Replies are parsed into message.tool_calls (finish_reason tool_calls); text that does not parse stays content."
+     },
+     "tool_choice": {
+      "oneOf": [
+       {
+        "type": "string",
+        "enum": [
+         "none",
+         "auto",
+         "required"
+        ]
+       },
+       {
+        "type": "object",
+        "required": [
+         "type",
+         "function"
+        ],
+        "properties": {
+         "type": {
+          "type": "string",
+          "enum": [
+           "function"
+          ]
+         },
+         "function": {
+          "type": "object",
+          "required": [
+           "name"
+          ],
+          "properties": {
+           "name": {
+            "type": "string"
+           }
+          }
+         }
+        }
+       }
+      ],
+      "nullable": true,
+      "description": "required or a named function: a grammar holds the reply to a call of those tools, whose arguments follow their schema."
+     },
+     "parallel_tool_calls": {
+      "type": "boolean",
+      "nullable": true,
+      "default": true
+     },
      "messages": {
       "type": "array",
       "items": {
@@ -1666,7 +1751,8 @@ enum OpenAPIDocument {
          "type": "string",
          "enum": [
           "stop",
-          "length"
+          "length",
+          "tool_calls"
          ]
         },
         "message": {
@@ -1680,7 +1766,46 @@ enum OpenAPIDocument {
            "type": "string"
           },
           "content": {
-           "type": "string"
+           "type": "string",
+           "nullable": true
+          },
+          "tool_calls": {
+           "type": "array",
+           "items": {
+            "type": "object",
+            "required": [
+             "id",
+             "type",
+             "function"
+            ],
+            "properties": {
+             "id": {
+              "type": "string"
+             },
+             "type": {
+              "type": "string",
+              "enum": [
+               "function"
+              ]
+             },
+             "function": {
+              "type": "object",
+              "required": [
+               "name",
+               "arguments"
+              ],
+              "properties": {
+               "name": {
+                "type": "string"
+               },
+               "arguments": {
+                "type": "string",
+                "description": "JSON text of an object"
+               }
+              }
+             }
+            }
+           }
           }
          }
         },

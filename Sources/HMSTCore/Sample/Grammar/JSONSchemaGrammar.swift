@@ -36,6 +36,20 @@ public enum JSONSchemaGrammar {
         return w.text()
     }
 
+    /// The GBNF text for fixed text, then one value of `schema`, then fixed text (a tool call's
+    /// markers around its JSON); the value's rule is not `root`.
+    public static func gbnf(schema: JSONValue, prefix: String, suffix: String) throws -> String {
+        var w = Writer(root: schema)
+        w.used.insert("root")
+        let value = try w.rule(for: schema, name: "value", depth: 0)
+        var parts: [String] = []
+        if !prefix.isEmpty { parts.append(literal(prefix)) }
+        parts.append(value)
+        if !suffix.isEmpty { parts.append(literal(suffix)) }
+        w.define("root", parts.joined(separator: " "))
+        return w.text()
+    }
+
     /// The Grammar for a schema given as JSON text.
     public static func grammar(schemaText: String) throws -> Grammar {
         let schema: JSONValue

@@ -1,0 +1,368 @@
+// Tool calling (OpenAI's `tools`): each model family writes a call its own way, so the format is
+// read from the chat template, as llama.cpp does:
+//   hermes   <tool_call>{"name": ..., "arguments": {...}}</tool_call>, repeated for parallel
+//            calls (Hermes 2 Pro/3, Qwen 2.5/3, QwQ, and the many templates that copied them)
+//   mistral  [TOOL_CALLS][{"name": ..., "arguments": {...}, "id": ...}, ...] (Mistral Nemo), or
+//            [TOOL_CALLS]name[ARGS]{...} per call (Mistral Small 3.2, Devstral, Magistral)
+//   llama3   the reply is one JSON object {"name": ..., "parameters": {...}} (Llama 3.1-3.3;
+//            optionally after <|python_tag|>)
+//   generic  any other template (hmst's patterns, templates without a known call syntax): the
+//            tools and a JSON reply format are described in a system message, and the reply is
+//            held to {"tool_calls": [{"name", "arguments"}]} or {"response": "..."} by a grammar
+// The first three get `tools` as the template variable and parse the reply after generation;
+// tool_choice "required" or a named function holds the reply to a call by a grammar in every
+// format (so even an untrained model writes a call that parses). Arguments are checked against
+// the tool's JSON Schema only where a grammar holds them (required, named, generic); a schema the
+// grammar cannot enforce (JSONSchemaGrammar refuses pattern, multipleOf, ...) holds that tool's
+// arguments to a JSON object.
+
+/// One call of a tool, as OpenAI's message.tool_calls[i]: arguments is JSON text.
+public struct ToolCall: Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public var arguments: String
+    public init(id: String, name: String, arguments: String) {
+        self.id = id
+        self.name = name
+        self.arguments = arguments
+    }
+
+    public var json: JSONValue {
+        .object([("id", .string(id)), ("type", .string("function")),
+                 ("function", .object([("name", .string(name)), ("arguments", .string(arguments))]))])
+    }
+}
+
+/// OpenAI's tool_choice.
+public enum ToolChoice: Sendable, Equatable {
+    case none, auto, required
+    case function(String)
+
+    /// "none" | "auto" | "required" | {"type": "function", "function": {"name": ...}}
+    public init(json: JSONValue?) throws {
+        guard let json, !json.isNull else { self = .auto; return }
+        if let s = json.string {
+            switch s {
+            case "none": self = .none
+            case "auto": self = .auto
+            case "required": self = .required
+            default: throw HMSTError.invalidArgument("tool_choice \"\(s)\" must be none, auto, required or {\"type\": \"function\", \"function\": {\"name\": ...}}")
+            }
+            return
+        }
+        guard json["type"]?.string == "function", let name = json["function"]?["name"]?.string else {
+            throw HMSTError.invalidArgument("tool_choice must be none, auto, required or {\"type\": \"function\", \"function\": {\"name\": ...}}")
+        }
+        self = .function(name)
+    }
+}
+
+/// What a reply holds: its text for the user, and the calls it makes.
+public struct ToolCallReply: Sendable, Equatable {
+    public var content: String
+    public var calls: [ToolCall]
+}
+
+public struct ToolCallFormat: Sendable, Equatable {
+    public enum Syntax: String, Sendable, CaseIterable { case hermes, mistral, llama3, generic }
+    public let syntax: Syntax
+
+    public init(_ syntax: Syntax) { self.syntax = syntax }
+
+    /// The format a chat template's model writes calls in.
+    public init(template: ChatTemplate) {
+        guard let src = template.source else { syntax = .generic; return }
+        if src.contains("<tool_call>") { syntax = .hermes }
+        else if src.contains("[TOOL_CALLS]") { syntax = .mistral }
+        else if src.contains("<|start_header_id|>") && src.contains("tools") { syntax = .llama3 }
+        else { syntax = .generic }
+    }
+
+    /// Whether the template receives `tools` itself (else the tools go into a system message).
+    public var templateRendersTools: Bool { syntax != .generic }
+
+    /// Text that starts a call: a streamed reply is held back from there on.
+    public var markers: [String] {
+        switch syntax {
+        case .hermes: return ["<tool_call>"]
+        case .mistral: return ["[TOOL_CALLS]"]
+        case .llama3, .generic: return []
+        }
+    }
+
+    // MARK: tools
+
+    /// The tools as given (OpenAI's [{"type": "function", "function": {"name", "description",
+    /// "parameters"}}]), checked: (name, description, parameters schema) each.
+    public static func functions(_ tools: JSONValue) throws -> [(name: String, description: String, parameters: JSONValue)] {
+        guard let list = tools.array else { throw HMSTError.invalidArgument("tools must be an array") }
+        guard list.count <= 128 else { throw HMSTError.invalidArgument("tools holds \(list.count) tools; at most 128") }
+        var out: [(String, String, JSONValue)] = []
+        var seen: Set<String> = []
+        for (i, t) in list.enumerated() {
+            guard t["type"]?.string == "function", let f = t["function"], f.object != nil else {
+                throw HMSTError.invalidArgument("tools[\(i)] must be {\"type\": \"function\", \"function\": {\"name\": ...}}")
+            }
+            guard let name = f["name"]?.string, !name.isEmpty, name.utf8.count <= 64,
+                  name.unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "_" || $0 == "-") }) else {
+                throw HMSTError.invalidArgument("tools[\(i)].function.name must be 1-64 characters of a-z, A-Z, 0-9, _ and -")
+            }
+            guard seen.insert(name).inserted else { throw HMSTError.invalidArgument("tools[\(i)]: a second tool named \(name)") }
+            let params = f["parameters"] ?? .object([("type", .string("object"))])
+            guard params.object != nil else { throw HMSTError.invalidArgument("tools[\(i)].function.parameters must be a JSON Schema object") }
+            out.append((name, f["description"]?.string ?? "", params))
+        }
+        return out
+    }
+
+    // MARK: prompt
+
+    /// The messages as the template should see them: an assistant's tool_calls with their
+    /// arguments as JSON objects (OpenAI sends them as text; templates write them with tojson),
+    /// and for the generic format the tools described in the system message, calls written as
+    /// the JSON replies they were and tool results as user turns.
+    /// Without tools (nil), only the arguments are changed.
+    public func messages(_ messages: [JSONValue], tools: JSONValue?) throws -> [JSONValue] {
+        let generic = syntax == .generic && tools != nil
+        var out: [JSONValue] = []
+        for m in messages {
+            guard case var .object(members) = m else { out.append(m); continue }
+            if let i = members.firstIndex(where: { $0.0 == "tool_calls" }), let calls = members[i].1.array {
+                let fixed = calls.map { call -> JSONValue in
+                    guard case var .object(c) = call, let fi = c.firstIndex(where: { $0.0 == "function" }),
+                          case var .object(f) = c[fi].1, let ai = f.firstIndex(where: { $0.0 == "arguments" }),
+                          let text = f[ai].1.string, let parsed = try? JSONValue.parse(text) else { return call }
+                    f[ai].1 = parsed
+                    c[fi].1 = .object(f)
+                    return .object(c)
+                }
+                members[i].1 = .array(fixed)
+                if generic {
+                    let written: [JSONValue] = fixed.map { .object([("name", $0["function"]?["name"] ?? .null),
+                                                                    ("arguments", $0["function"]?["arguments"] ?? .object([]))]) }
+                    members.removeAll { $0.0 == "tool_calls" || $0.0 == "content" }
+                    members.append(("content", .string(JSONValue.object([("tool_calls", .array(written))]).serialized)))
+                }
+            }
+            if generic, m["role"]?.string == "tool" {
+                let who = m["name"]?.string ?? m["tool_call_id"]?.string ?? "tool"
+                members = [("role", .string("user")), ("content", .string("Result of \(who): \(Self.text(of: m["content"]))"))]
+            }
+            out.append(.object(members))
+        }
+        guard generic, let tools, let fs = try? Self.functions(tools), !fs.isEmpty else { return out }
+        var text = "You can call these tools; their arguments follow the JSON Schema given:\n"
+        for f in fs {
+            text += "- \(f.name)" + (f.description.isEmpty ? "" : ": \(f.description)") + "\n  arguments: \(f.parameters.serialized)\n"
+        }
+        text += "Reply with one JSON object: {\"tool_calls\": [{\"name\": \"<tool>\", \"arguments\": {...}}]} to call tools, "
+            + "or {\"response\": \"<your answer>\"} to answer."
+        if let first = out.first, let role = first["role"]?.string, role == "system" || role == "developer", case var .object(members) = first {
+            let old = Self.text(of: first["content"])
+            members.removeAll { $0.0 == "content" }
+            members.append(("content", .string(old.isEmpty ? text : old + "\n\n" + text)))
+            out[0] = .object(members)
+        } else {
+            out.insert(.object([("role", .string("system")), ("content", .string(text))]), at: 0)
+        }
+        return out
+    }
+
+    static func text(of content: JSONValue?) -> String {
+        if let s = content?.string { return s }
+        return (content?.array ?? []).compactMap { $0["text"]?.string }.joined()
+    }
+
+    // MARK: grammar
+
+    /// The grammar a reply is held to, or nil (free text, parsed after). Refuses a named tool
+    /// that is not among the tools.
+    public func grammar(tools: JSONValue, choice: ToolChoice, parallel: Bool) throws -> Grammar? {
+        var fs = try Self.functions(tools)
+        switch choice {
+        case .none: return nil
+        case .auto: if syntax != .generic { return nil }
+        case .required: break
+        case let .function(name):
+            fs = fs.filter { $0.name == name }
+            guard !fs.isEmpty else { throw HMSTError.invalidArgument("tool_choice names \(name), which is not among the tools") }
+        }
+        guard !fs.isEmpty else { throw HMSTError.invalidArgument("tools is empty") }
+        let argsKey = syntax == .llama3 ? "parameters" : "arguments"
+        let call: JSONValue = .object([("anyOf", .array(fs.map { f in
+            // a schema the grammar cannot enforce holds the arguments to an object
+            let params = (try? JSONSchemaGrammar.gbnf(schema: f.parameters)) != nil ? f.parameters : .object([("type", .string("object"))])
+            return .object([("type", .string("object")),
+                            ("properties", .object([("name", .object([("const", .string(f.name))])), (argsKey, params)])),
+                            ("required", .array([.string("name"), .string(argsKey)]))])
+        }))])
+        func calls(min: Int) -> JSONValue {
+            var o: [(String, JSONValue)] = [("type", .string("array")), ("items", call), ("minItems", .number(Double(min)))]
+            if !parallel { o.append(("maxItems", .number(1))) }
+            return .object(o)
+        }
+        let text: String
+        switch syntax {
+        case .hermes: text = try JSONSchemaGrammar.gbnf(schema: call, prefix: "<tool_call>\n", suffix: "\n</tool_call>")
+        case .mistral: text = try JSONSchemaGrammar.gbnf(schema: calls(min: 1), prefix: "[TOOL_CALLS]", suffix: "")
+        case .llama3: text = try JSONSchemaGrammar.gbnf(schema: call)
+        case .generic:
+            let toolCalls: JSONValue = .object([("type", .string("object")), ("properties", .object([("tool_calls", calls(min: 1))])),
+                                                ("required", .array([.string("tool_calls")]))])
+            let response: JSONValue = .object([("type", .string("object")), ("properties", .object([("response", .object([("type", .string("string"))]))])),
+                                               ("required", .array([.string("response")]))])
+            text = try JSONSchemaGrammar.gbnf(schema: choice == .auto ? .object([("anyOf", .array([toolCalls, response]))]) : toolCalls)
+        }
+        return try Grammar.parse(gbnf: text)
+    }
+
+    // MARK: parsing
+
+    /// The reply's content and calls. Text that does not parse as a call stays content (a
+    /// model that writes a broken call gets its text back, not an error).
+    public func parse(_ reply: String, parallel: Bool = true) -> ToolCallReply {
+        var r: ToolCallReply
+        switch syntax {
+        case .hermes: r = parseHermes(reply)
+        case .mistral: r = parseMistral(reply)
+        case .llama3: r = parseLlama3(reply)
+        case .generic: r = parseGeneric(reply)
+        }
+        if !parallel && r.calls.count > 1 { r.calls = [r.calls[0]] }
+        return r
+    }
+
+    private func call(_ v: JSONValue?, argsKeys: [String]) -> ToolCall? {
+        guard let v, let name = v["name"]?.string, !name.isEmpty else { return nil }
+        var args: JSONValue = .object([])
+        for k in argsKeys { if let a = v[k] { args = a; break } }
+        let text: String
+        if let s = args.string, let parsed = try? JSONValue.parse(s), parsed.object != nil { text = parsed.serialized }
+        else if args.object != nil { text = args.serialized }
+        else { return nil }
+        return ToolCall(id: v["id"]?.string ?? newID(), name: name, arguments: text)
+    }
+
+    /// OpenAI's call_ plus 24 characters; Mistral's templates require 9 letters and digits.
+    private func newID() -> String {
+        let chars = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+        var g = SystemRandomNumberGenerator()
+        let n = syntax == .mistral ? 9 : 24
+        let s = String((0..<n).map { _ in chars[Int(g.next() % UInt64(chars.count))] })
+        return syntax == .mistral ? s : "call_" + s
+    }
+
+    private func parseHermes(_ reply: String) -> ToolCallReply {
+        var content = "", calls: [ToolCall] = []
+        var rest = Substring(reply)
+        while let open = rest.range(of: "<tool_call>") {
+            content += rest[..<open.lowerBound]
+            let after = rest[open.upperBound...]
+            let close = after.range(of: "</tool_call>")
+            let body = close.map { after[..<$0.lowerBound] } ?? after
+            guard let v = try? JSONValue.parse(String(body).trimmingWhitespace()),
+                  let c = call(v, argsKeys: ["arguments", "parameters"]) else {
+                return ToolCallReply(content: reply, calls: [])
+            }
+            calls.append(c)
+            rest = close.map { after[$0.upperBound...] } ?? ""
+        }
+        content += rest
+        return ToolCallReply(content: calls.isEmpty ? reply : content.trimmingWhitespace(), calls: calls)
+    }
+
+    private func parseMistral(_ reply: String) -> ToolCallReply {
+        guard let first = reply.range(of: "[TOOL_CALLS]") else { return ToolCallReply(content: reply, calls: []) }
+        var calls: [ToolCall] = []
+        var rest = reply[first.upperBound...]
+        let failed = ToolCallReply(content: reply, calls: [])
+        while true {
+            rest = rest.drop { $0 == " " || $0 == "\n" }
+            if rest.hasPrefix("[") {
+                // Nemo: a JSON array of calls
+                guard let (v, end) = Self.jsonPrefix(rest), let list = v.array else { return failed }
+                for item in list {
+                    guard let c = call(item, argsKeys: ["arguments", "parameters"]) else { return failed }
+                    calls.append(c)
+                }
+                rest = rest[end...]
+            } else if let args = rest.range(of: "[ARGS]") {
+                // Small 3.2: name[ARGS]{...}
+                let name = String(rest[..<args.lowerBound]).trimmingWhitespace()
+                guard let (v, end) = Self.jsonPrefix(rest[args.upperBound...]), v.object != nil,
+                      let c = call(.object([("name", .string(name)), ("arguments", v)]), argsKeys: ["arguments"]) else { return failed }
+                calls.append(c)
+                rest = rest[end...]
+            } else {
+                return failed
+            }
+            rest = rest.drop { $0 == " " || $0 == "\n" }
+            if rest.hasPrefix("[TOOL_CALLS]") { rest = rest.dropFirst("[TOOL_CALLS]".count); continue }
+            break
+        }
+        guard rest.trimmingWhitespace().isEmpty else { return failed }
+        return ToolCallReply(content: String(reply[..<first.lowerBound]).trimmingWhitespace(), calls: calls)
+    }
+
+    private func parseLlama3(_ reply: String) -> ToolCallReply {
+        var body = Substring(reply.trimmingWhitespace())
+        if body.hasPrefix("<|python_tag|>") { body = body.dropFirst("<|python_tag|>".count) }
+        var calls: [ToolCall] = []
+        while body.hasPrefix("{") {
+            guard let (v, end) = Self.jsonPrefix(body), let c = call(v, argsKeys: ["parameters", "arguments"]) else {
+                return ToolCallReply(content: reply, calls: [])
+            }
+            calls.append(c)
+            body = body[end...].drop { $0 == " " || $0 == "\n" || $0 == ";" }
+        }
+        guard !calls.isEmpty, body.isEmpty else { return ToolCallReply(content: reply, calls: []) }
+        return ToolCallReply(content: "", calls: calls)
+    }
+
+    private func parseGeneric(_ reply: String) -> ToolCallReply {
+        guard let v = try? JSONValue.parse(reply.trimmingWhitespace()) else { return ToolCallReply(content: reply, calls: []) }
+        if let list = v["tool_calls"]?.array {
+            let calls = list.compactMap { call($0, argsKeys: ["arguments", "parameters"]) }
+            if calls.count == list.count, !calls.isEmpty { return ToolCallReply(content: "", calls: calls) }
+        }
+        if let c = call(v["tool_call"], argsKeys: ["arguments", "parameters"]) { return ToolCallReply(content: "", calls: [c]) }
+        if let s = v["response"]?.string { return ToolCallReply(content: s, calls: []) }
+        return ToolCallReply(content: reply, calls: [])
+    }
+
+    /// The JSON value at the start of text (objects and arrays, found by balancing brackets
+    /// outside strings) and where it ends.
+    static func jsonPrefix(_ text: Substring) -> (JSONValue, Substring.Index)? {
+        var depth = 0, inString = false, escaped = false
+        var i = text.startIndex
+        while i < text.endIndex {
+            let c = text[i]
+            if inString {
+                if escaped { escaped = false } else if c == "\\" { escaped = true } else if c == "\"" { inString = false }
+            } else if c == "\"" {
+                inString = true
+            } else if c == "{" || c == "[" {
+                depth += 1
+            } else if c == "}" || c == "]" {
+                depth -= 1
+                if depth == 0 {
+                    let end = text.index(after: i)
+                    guard let v = try? JSONValue.parse(String(text[..<end])) else { return nil }
+                    return (v, end)
+                }
+                if depth < 0 { return nil }
+            }
+            i = text.index(after: i)
+        }
+        return nil
+    }
+}
+
+extension StringProtocol {
+    /// Without leading and trailing spaces, tabs and line breaks.
+    func trimmingWhitespace() -> String {
+        let ws: (Character) -> Bool = { $0 == " " || $0 == "\n" || $0 == "\t" || $0 == "\r" }
+        guard let a = firstIndex(where: { !ws($0) }), let b = lastIndex(where: { !ws($0) }) else { return "" }
+        return String(self[a...b])
+    }
+}

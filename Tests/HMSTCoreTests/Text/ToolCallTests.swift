@@ -1,0 +1,179 @@
+// Tool calls: the format read from a chat template; replies of each family parsed into content and
+// calls (and broken calls left as content); the grammars of tool_choice required / named /
+// generic accept the calls each family writes and refuse others; messages prepared for the
+// template (arguments as objects, the generic format's system message).
+import XCTest
+@testable import HMSTCore
+
+final class ToolCallTests: XCTestCase {
+    let tools = try! JSONValue.parse("""
+        [{"type": "function", "function": {"name": "get_weather", "description": "Weather in a city",
+          "parameters": {"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer", "minimum": 1, "maximum": 7}},
+                         "required": ["city"]}}},
+         {"type": "function", "function": {"name": "now", "parameters": {"type": "object", "properties": {}}}},
+         {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object", "properties": {"q": {"type": "string", "pattern": "^a"}}}}}]
+        """)
+
+    func format(_ s: ToolCallFormat.Syntax) -> ToolCallFormat { ToolCallFormat(s) }
+
+    func check(_ g: Grammar, _ text: String) throws -> (ok: Bool, complete: Bool) {
+        let c = try GrammarConstraint(grammar: g, tokenizer: JSONConstraintTests.PiecesTokenizer([]))
+        let ok = c.acceptBytes(Array(text.utf8))
+        return (ok, ok && c.canEnd)
+    }
+
+    func testFormatFromTemplate() throws {
+        XCTAssertEqual(ToolCallFormat(template: ChatTemplate()).syntax, .generic)
+        let cases: [(String, ToolCallFormat.Syntax)] = [
+            ("{% for t in tools %}{{ t | tojson }}{% endfor %}<tool_call>{{ messages[0].content }}", .hermes),
+            ("[AVAILABLE_TOOLS]{{ tools | tojson }}[/AVAILABLE_TOOLS][TOOL_CALLS]", .mistral),
+            ("<|start_header_id|>ipython<|end_header_id|>{{ tools | tojson }}", .llama3),
+            ("<|start_header_id|>user<|end_header_id|>{{ messages[0].content }}", .generic),
+            ("<|im_start|>user\n{{ messages[0].content }}", .generic),
+        ]
+        for (src, want) in cases {
+            XCTAssertEqual(ToolCallFormat(template: try ChatTemplate(jinja: src)).syntax, want, src)
+        }
+    }
+
+    func testHermesReplies() {
+        let f = format(.hermes)
+        let r = f.parse("Let me check.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>\n"
+                        + "<tool_call>{\"name\": \"now\", \"arguments\": \"{}\"}</tool_call>")
+        XCTAssertEqual(r.content, "Let me check.")
+        XCTAssertEqual(r.calls.map(\.name), ["get_weather", "now"])
+        XCTAssertEqual(r.calls.map(\.arguments), ["{\"city\":\"Paris\"}", "{}"])
+        XCTAssertTrue(r.calls.allSatisfy { $0.id.hasPrefix("call_") && $0.id.count == 29 })
+        XCTAssertNotEqual(r.calls[0].id, r.calls[1].id)
+        // unclosed at the end of the reply (the end-of-turn token came first): still a call
+        XCTAssertEqual(f.parse("<tool_call>{\"name\": \"now\", \"arguments\": {}}").calls.count, 1)
+        // broken calls stay text
+        for text in ["<tool_call>{\"name\": \"now\", \"arguments\": {}</tool_call>", "<tool_call>{\"arguments\": {}}</tool_call>",
+                     "<tool_call>{\"name\": \"now\", \"arguments\": [1]}</tool_call>", "no call here", ""] {
+            XCTAssertEqual(f.parse(text), ToolCallReply(content: text, calls: []), text)
+        }
+        XCTAssertEqual(f.parse("two\n<tool_call>{\"name\": \"now\", \"arguments\": {}}</tool_call>\n", parallel: false).calls.count, 1)
+    }
+
+    func testMistralReplies() {
+        let f = format(.mistral)
+        let nemo = f.parse("[TOOL_CALLS][{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Oslo\"}, \"id\": \"abc123XYZ\"}, {\"name\": \"now\", \"arguments\": {}}]")
+        XCTAssertEqual(nemo.content, "")
+        XCTAssertEqual(nemo.calls.map(\.name), ["get_weather", "now"])
+        XCTAssertEqual(nemo.calls[0].id, "abc123XYZ")
+        XCTAssertEqual(nemo.calls[1].id.count, 9, "Mistral's templates need 9 characters")
+        XCTAssertTrue(nemo.calls[1].id.allSatisfy { $0.isLetter || $0.isNumber })
+        let small = f.parse("Sure. [TOOL_CALLS]get_weather[ARGS]{\"city\": \"Rome\"}[TOOL_CALLS]now[ARGS]{}")
+        XCTAssertEqual(small.content, "Sure.")
+        XCTAssertEqual(small.calls.map(\.name), ["get_weather", "now"])
+        XCTAssertEqual(small.calls[0].arguments, "{\"city\":\"Rome\"}")
+        for text in ["[TOOL_CALLS][{\"name\": \"x\"", "[TOOL_CALLS]get_weather{}", "[TOOL_CALLS][{\"name\": \"now\", \"arguments\": {}}] and more"] {
+            XCTAssertEqual(f.parse(text).calls, [], text)
+            XCTAssertEqual(f.parse(text).content, text)
+        }
+    }
+
+    func testLlama3Replies() {
+        let f = format(.llama3)
+        let r = f.parse(" {\"name\": \"get_weather\", \"parameters\": {\"city\": \"Lima\", \"days\": 2}}")
+        XCTAssertEqual(r.calls.map(\.name), ["get_weather"])
+        XCTAssertEqual(r.calls[0].arguments, "{\"city\":\"Lima\",\"days\":2}")
+        XCTAssertEqual(f.parse("<|python_tag|>{\"name\": \"now\", \"parameters\": {}}; {\"name\": \"now\", \"arguments\": {}}").calls.count, 2)
+        for text in ["The weather is {\"name\": \"now\"}", "{\"name\": \"now\", \"parameters\": {}} and text", "{\"city\": \"x\"}", "{"] {
+            XCTAssertEqual(f.parse(text), ToolCallReply(content: text, calls: []), text)
+        }
+    }
+
+    func testGenericReplies() {
+        let f = format(.generic)
+        let r = f.parse("{\"tool_calls\": [{\"name\": \"now\", \"arguments\": {}}, {\"name\": \"get_weather\", \"arguments\": {\"city\": \"Bern\"}}]}")
+        XCTAssertEqual(r.calls.map(\.name), ["now", "get_weather"])
+        XCTAssertEqual(f.parse("{\"tool_call\": {\"name\": \"now\", \"arguments\": {}}}").calls.count, 1)
+        XCTAssertEqual(f.parse("{\"response\": \"It is sunny.\"}"), ToolCallReply(content: "It is sunny.", calls: []))
+        XCTAssertEqual(f.parse("plain words"), ToolCallReply(content: "plain words", calls: []))
+        XCTAssertEqual(f.parse("{\"tool_calls\": [{\"name\": \"now\"}, 3]}").calls, [])
+    }
+
+    func testGrammarsHoldRepliesToCalls() throws {
+        let call = "{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", \"days\": 3}}"
+        let hermes = try XCTUnwrap(try format(.hermes).grammar(tools: tools, choice: .required, parallel: true))
+        XCTAssertTrue(try check(hermes, "<tool_call>\n\(call)\n</tool_call>").complete)
+        XCTAssertTrue(try check(hermes, "<tool_call>\n{\"name\": \"lookup\", \"arguments\": {\"q\": \"zebra\", \"any\": [1]}}\n</tool_call>").complete,
+                      "a schema the grammar cannot enforce (pattern) holds the arguments to an object")
+        XCTAssertFalse(try check(hermes, "Sure").ok)
+        XCTAssertFalse(try check(hermes, "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"days\": 3}}").ok, "city is required")
+        XCTAssertFalse(try check(hermes, "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"P\", \"days\": 9}}").ok, "days <= 7")
+        XCTAssertFalse(try check(hermes, "<tool_call>\n{\"name\": \"delete_all\"").ok)
+        XCTAssertNil(try format(.hermes).grammar(tools: tools, choice: .auto, parallel: true))
+        XCTAssertNil(try format(.hermes).grammar(tools: tools, choice: .none, parallel: true))
+
+        let named = try XCTUnwrap(try format(.hermes).grammar(tools: tools, choice: .function("now"), parallel: true))
+        XCTAssertTrue(try check(named, "<tool_call>\n{\"name\": \"now\", \"arguments\": {}}\n</tool_call>").complete)
+        XCTAssertFalse(try check(named, "<tool_call>\n{\"name\": \"get_weather\"").ok)
+        XCTAssertThrowsError(try format(.hermes).grammar(tools: tools, choice: .function("nope"), parallel: true)) {
+            XCTAssertTrue("\($0)".contains("not among the tools"))
+        }
+
+        let mistral = try XCTUnwrap(try format(.mistral).grammar(tools: tools, choice: .required, parallel: true))
+        XCTAssertTrue(try check(mistral, "[TOOL_CALLS][\(call), {\"name\": \"now\", \"arguments\": {}}]").complete)
+        let single = try XCTUnwrap(try format(.mistral).grammar(tools: tools, choice: .required, parallel: false))
+        XCTAssertFalse(try check(single, "[TOOL_CALLS][\(call), {").ok)
+
+        let llama = try XCTUnwrap(try format(.llama3).grammar(tools: tools, choice: .required, parallel: true))
+        XCTAssertTrue(try check(llama, "{\"name\": \"now\", \"parameters\": {}}").complete)
+        XCTAssertFalse(try check(llama, "{\"name\": \"now\", \"arguments\"").ok)
+
+        let generic = try XCTUnwrap(try format(.generic).grammar(tools: tools, choice: .auto, parallel: true))
+        XCTAssertTrue(try check(generic, "{\"tool_calls\": [\(call)]}").complete)
+        XCTAssertTrue(try check(generic, "{\"response\": \"Hello\"}").complete)
+        XCTAssertFalse(try check(generic, "Hello").ok)
+        let genericRequired = try XCTUnwrap(try format(.generic).grammar(tools: tools, choice: .required, parallel: true))
+        XCTAssertFalse(try check(genericRequired, "{\"response\"").ok)
+
+        // each grammar's sentences parse back into the call
+        XCTAssertEqual(format(.hermes).parse("<tool_call>\n\(call)\n</tool_call>").calls.first?.arguments, "{\"city\":\"Paris\",\"days\":3}")
+    }
+
+    func testToolsAndChoiceAreChecked() throws {
+        for bad in ["{}", "[1]", "[{\"type\": \"function\"}]", "[{\"type\": \"function\", \"function\": {\"name\": \"a b\"}}]",
+                    "[{\"type\": \"function\", \"function\": {\"name\": \"a\"}}, {\"type\": \"function\", \"function\": {\"name\": \"a\"}}]",
+                    "[{\"type\": \"function\", \"function\": {\"name\": \"a\", \"parameters\": 3}}]"] {
+            XCTAssertThrowsError(try ToolCallFormat.functions(try JSONValue.parse(bad)), bad)
+        }
+        XCTAssertEqual(try ToolCallFormat.functions(tools).map(\.name), ["get_weather", "now", "lookup"])
+        XCTAssertEqual(try ToolChoice(json: nil), .auto)
+        XCTAssertEqual(try ToolChoice(json: .string("required")), .required)
+        XCTAssertEqual(try ToolChoice(json: try JSONValue.parse("{\"type\": \"function\", \"function\": {\"name\": \"now\"}}")), .function("now"))
+        XCTAssertThrowsError(try ToolChoice(json: .string("always")))
+        XCTAssertThrowsError(try ToolChoice(json: .number(1)))
+    }
+
+    func testMessagesForTheTemplate() throws {
+        let ms = try JSONValue.parse("""
+            [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Weather?"},
+             {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function",
+               "function": {"name": "get_weather", "arguments": "{\\"city\\": \\"Paris\\"}"}}]},
+             {"role": "tool", "tool_call_id": "call_1", "content": "sunny"}]
+            """).array!
+        let hermes = try format(.hermes).messages(ms, tools: tools)
+        XCTAssertEqual(hermes.count, 4)
+        XCTAssertEqual(hermes[2]["tool_calls"]?.array?.first?["function"]?["arguments"], try JSONValue.parse("{\"city\": \"Paris\"}"))
+        XCTAssertEqual(hermes[3]["role"]?.string, "tool")
+
+        let generic = try format(.generic).messages(ms, tools: tools)
+        XCTAssertEqual(generic.count, 4)
+        let system = try XCTUnwrap(generic[0]["content"]?.string)
+        XCTAssertTrue(system.hasPrefix("Be brief.\n\nYou can call these tools"))
+        XCTAssertTrue(system.contains("- get_weather: Weather in a city\n  arguments: {\"type\":\"object\""))
+        XCTAssertEqual(generic[2]["content"]?.string, "{\"tool_calls\":[{\"name\":\"get_weather\",\"arguments\":{\"city\":\"Paris\"}}]}")
+        XCTAssertNil(generic[2]["tool_calls"])
+        XCTAssertEqual(generic[3]["role"]?.string, "user")
+        XCTAssertEqual(generic[3]["content"]?.string, "Result of call_1: sunny")
+        // no system message: one is added first
+        let added = try format(.generic).messages([ms[1]], tools: tools)
+        XCTAssertEqual(added.first?["role"]?.string, "system")
+        // the generic prompt renders with the built-in patterns
+        let text = try ChatTemplate().render(messages: generic).string
+        XCTAssertTrue(text.contains("User: Result of call_1: sunny"))
+    }
+}
