@@ -528,6 +528,19 @@ struct hmst_chat_params {
     const char *tools_json;               /* default NULL; a JSON array of OpenAI-style tools */
     const char *template_vars_json;       /* default NULL; a JSON object of extra template variables
                                              (e.g. {"enable_thinking": false}) */
+    /* Appended. Tool calling, with tools_json (OpenAI's [{"type": "function", "function":
+     * {"name", "description", "parameters"}}]): the calls are written in the syntax of the
+     * model's template: <tool_call>{...}</tool_call> (Hermes, Qwen), [TOOL_CALLS] (Mistral), a
+     * JSON reply (Llama 3.x); a template with another syntax gets the tools as transformers gives
+     * them; a template that does not mention tools gets hmst's generic format (the tools and a
+     * JSON reply format described in the system message, the reply held to it by a grammar).
+     * hmst_chat_generate parses the reply: hmst_context_last_output holds its text for the user
+     * and hmst_context_last_tool_calls the calls. tool_choice: NULL or "auto", "none" (the tools
+     * are left out), "required" (a grammar holds the reply to a call of the tools, arguments
+     * following their schemas; not with params->json_object, grammar or json_schema), or one
+     * function as JSON {"type": "function", "function": {"name": "..."}}. */
+    const char *tool_choice;              /* default NULL (auto) */
+    bool parallel_tool_calls;             /* default true; false keeps the first call */
 };
 
 /* Thread-safe. */
@@ -558,8 +571,14 @@ HMST_API int hmst_chat_generate(hmst_context *ctx, const char *messages_json, co
                                 const struct hmst_generate_params *params, struct hmst_generation_stats *stats);
 
 /* The text of the last hmst_generate or hmst_chat_generate (bytes, NUL-terminated in buf; cap counts the NUL), with
- * the stop string cut off. One thread per context. */
+ * the stop string cut off (with tools: the reply's text without its calls). One thread per context. */
 HMST_API int hmst_context_last_output(const hmst_context *ctx, char *buf, size_t cap, size_t *n_out);
+
+/* The tool calls of the last hmst_chat_generate with tools, as a JSON array of OpenAI's
+ * message.tool_calls ([{"id", "type": "function", "function": {"name", "arguments"}}], arguments
+ * as JSON text), NUL-terminated in buf with the buffer protocol; "[]" when the reply made none
+ * (text that does not parse as a call stays in hmst_context_last_output). One thread per context. */
+HMST_API int hmst_context_last_tool_calls(const hmst_context *ctx, char *buf, size_t cap, size_t *n_out);
 
 /* ---------------------------------------------------------------------------------------------
  * Tokenizers (standalone; a model's own tokenizer is used through hmst_tokenize)

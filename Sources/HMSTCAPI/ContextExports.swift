@@ -6,6 +6,8 @@ final class ContextBox {
     let model: LanguageModel
     let session: Session
     var lastOutput: [UInt8] = []
+    /// the calls of the last chat reply with tools
+    var lastToolCalls: [ToolCall] = []
     /// Held by the calls that change the session (eval, reset, generate): one made from a
     /// generation's own on_token callback is INVALID_ARGUMENT instead of altering the cache the
     /// generation is decoding from; two threads misusing one context wait for each other.
@@ -67,6 +69,7 @@ public func hmst_context_reset(_ ctx: OpaquePointer?) -> Int32 {
         defer { c.changing.unlock() }
         c.session.reset()
         c.lastOutput = []
+        c.lastToolCalls = []
     }
 }
 
@@ -263,6 +266,8 @@ public func hmst_chat_default_params() -> hmst_chat_params {
     var p = hmst_chat_params()
     p.struct_size = UInt32(MemoryLayout<hmst_chat_params>.size)
     p.add_generation_prompt = true
+    p.tool_choice = nil
+    p.parallel_tool_calls = true
     return p
 }
 
@@ -270,8 +275,8 @@ public func hmst_chat_default_params() -> hmst_chat_params {
 public func hmst_chat_apply_template(_ model: OpaquePointer?, _ messagesJSON: UnsafePointer<CChar>?, _ params: UnsafePointer<hmst_chat_params>?,
                                      _ buf: UnsafeMutablePointer<CChar>?, _ cap: Int, _ nOut: UnsafeMutablePointer<Int>?) -> Int32 {
     hmstCall {
-        let prompt = try chatPrompt(try resolveModel(model), messagesJSON, params, generating: false)
-        try writeBytes(prompt.bytes, buf, cap, nOut)
+        let chat = try chatRequest(try resolveModel(model), messagesJSON, params, generating: false)
+        try writeBytes(chat.prompt.bytes, buf, cap, nOut)
     }
 }
 
@@ -283,7 +288,7 @@ public func hmst_chat_tokenize(_ model: OpaquePointer?, _ messagesJSON: UnsafePo
         let nOut = try required(nOut, "n_out")
         let cap = try outputCapacity(out, cap, "out")
         guard let tok = m.tokenizer else { throw HMSTError.unsupported("this model has no tokenizer") }
-        let ids = tok.encode(try chatPrompt(m, messagesJSON, params, generating: false))
+        let ids = tok.encode(try chatRequest(m, messagesJSON, params, generating: false).prompt)
         nOut.pointee = ids.count
         if ids.isEmpty { return }
         guard ids.count <= cap, let out else { throw HMSTError(.bufferTooSmall, "\(ids.count) tokens do not fit cap \(cap)") }
@@ -296,24 +301,43 @@ public func hmst_chat_generate(_ ctx: OpaquePointer?, _ messagesJSON: UnsafePoin
                                _ params: UnsafePointer<hmst_generate_params>?, _ stats: UnsafeMutablePointer<hmst_generation_stats>?) -> Int32 {
     hmstCall {
         let c = try resolveContext(ctx)
-        let prompt = try chatPrompt(c.model, messagesJSON, chatParams, generating: true)
+        let chat = try chatRequest(c.model, messagesJSON, chatParams, generating: true)
         var (tok, req) = try textRequest(c, params, stats)
+        if let g = chat.grammar {
+            guard !req.jsonObject && req.grammar == nil else {
+                throw HMSTError.invalidArgument("this tool_choice holds the reply to a grammar; params->json_object, grammar and json_schema cannot be set with it")
+            }
+            req.grammar = g
+        }
         req.stopStrings += try c.model.chatTemplate().stop
         if req.stopAtEOS { req.endTokens = c.model.endOfTurnTokens() }
         try c.changing.lock()
         defer { c.changing.unlock() }
-        let ids = tok.encode(prompt)
+        let ids = tok.encode(chat.prompt)
         guard !ids.isEmpty else { throw HMSTError.invalidArgument("the chat template rendered an empty prompt") }
         let cached = c.session.keepPrefix(of: ids)
         var r = try c.session.generate(promptTokens: Array(ids[cached...]), tokenizer: tok, req)
         r.stats.cachedTokens = cached
         try finish(c, r, stats)
+        if let format = chat.toolFormat {
+            let reply = format.parse(r.string, parallel: chat.parallel)
+            c.lastOutput = Array(reply.content.utf8)
+            c.lastToolCalls = reply.calls
+        }
     }
 }
 
+/// A chat's prompt, and with tools how the reply's calls are written and held
+struct ChatRequest {
+    var prompt: PromptText
+    var toolFormat: ToolCallFormat?
+    var grammar: Grammar?
+    var parallel = true
+}
+
 /// messages, tools and template variables as JSON, rendered with the model's chat template
-func chatPrompt(_ m: LanguageModel, _ messagesJSON: UnsafePointer<CChar>?, _ params: UnsafePointer<hmst_chat_params>?,
-                generating: Bool) throws -> PromptText {
+func chatRequest(_ m: LanguageModel, _ messagesJSON: UnsafePointer<CChar>?, _ params: UnsafePointer<hmst_chat_params>?,
+                 generating: Bool) throws -> ChatRequest {
     func json(_ p: UnsafePointer<CChar>, _ name: String) throws -> JSONValue {
         do {
             return try JSONValue.parse(bytes: Array(UnsafeRawBufferPointer(start: p, count: strlen(p))))
@@ -332,8 +356,30 @@ func chatPrompt(_ m: LanguageModel, _ messagesJSON: UnsafePointer<CChar>?, _ par
         }
         vars = o
     }
-    return try m.chatTemplate().render(messages: list, addGenerationPrompt: generating || p.add_generation_prompt, tools: tools,
-                                       extra: vars)
+    let template = try m.chatTemplate()
+    let format = ToolCallFormat(template: template)
+    var out = ChatRequest(prompt: PromptText(), parallel: p.parallel_tool_calls)
+    var activeTools: JSONValue? = nil
+    if let tools, !tools.isNull {
+        do { _ = try ToolCallFormat.functions(tools) } catch let e as HMSTError { throw HMSTError.invalidArgument("tools_json: \(e.message)") }
+        var choice = ToolChoice.auto
+        if let tc = p.tool_choice {
+            let text = String(cString: tc)
+            choice = try ToolChoice(json: text.hasPrefix("{") ? try json(tc, "tool_choice") : .string(text))
+        }
+        if choice != .none {
+            activeTools = tools
+            out.toolFormat = format
+            out.grammar = try format.grammar(tools: tools, choice: choice, parallel: p.parallel_tool_calls)
+        }
+    } else if p.tool_choice != nil, let tc = p.tool_choice, !["auto", "none"].contains(String(cString: tc)) {
+        throw HMSTError.invalidArgument("tool_choice \(String(cString: tc)) needs tools_json")
+    }
+    // tool_choice none leaves the tools out; the generic format describes them in a system message
+    out.prompt = try template.render(messages: try format.messages(list, tools: activeTools),
+                                     addGenerationPrompt: generating || p.add_generation_prompt,
+                                     tools: format.templateRendersTools ? activeTools : nil, extra: vars)
+    return out
 }
 
 /// hmst_generate's parameters as a request (the stats pointer checked too)
@@ -384,6 +430,7 @@ func textRequest(_ c: ContextBox, _ params: UnsafePointer<hmst_generate_params>?
 /// The output kept for hmst_context_last_output, and the stats
 func finish(_ c: ContextBox, _ r: TextGenerationResult, _ stats: UnsafeMutablePointer<hmst_generation_stats>?) throws {
     c.lastOutput = r.text
+    c.lastToolCalls = []
     if let stats {
         var s = hmst_generation_stats()
         s.prompt_tokens = Int32(r.stats.promptTokens)
@@ -397,6 +444,15 @@ func finish(_ c: ContextBox, _ r: TextGenerationResult, _ stats: UnsafeMutablePo
         s.tokens_per_second = r.stats.tokensPerSecond
         s.cached_tokens = Int32(r.stats.cachedTokens)
         try writeInfo(s, to: stats, minimum: 8, name: "stats")
+    }
+}
+
+@_cdecl("hmst_context_last_tool_calls")
+public func hmst_context_last_tool_calls(_ ctx: OpaquePointer?, _ buf: UnsafeMutablePointer<CChar>?, _ cap: Int,
+                                         _ nOut: UnsafeMutablePointer<Int>?) -> Int32 {
+    hmstCall {
+        let c = try resolveContext(ctx)
+        try writeBytes(Array(JSONValue.array(c.lastToolCalls.map(\.json)).serialized.utf8), buf, cap, nOut)
     }
 }
 

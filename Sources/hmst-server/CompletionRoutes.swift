@@ -253,13 +253,23 @@ final class ToolCallStream: @unchecked Sendable {
             if t.isEmpty { return "" }
             if t.first == UInt8(ascii: "{") || t.starts(with: tag) { holding = true; return "" }
             if tag.starts(with: t) { return "" }
-        case .hermes, .mistral:
+        case .hermes, .mistral, .other:
+            if format.syntax == .other {
+                // a reply that starts as JSON may be a call
+                let t = text.drop { $0 == 0x20 || $0 == 0x0A || $0 == 0x09 || $0 == 0x0D }
+                if t.isEmpty { return "" }
+                if t.first == UInt8(ascii: "{") { holding = true; return "" }
+            }
             for m in format.markers.map({ Array($0.utf8) }) {
-                if let at = Self.find(m, in: text, from: max(0, sent - m.count)) { end = at; holding = true; break }
-                // a suffix that may still become the marker waits
-                var k = min(m.count - 1, text.count)
-                while k > 0 && !m.starts(with: text.suffix(k)) { k -= 1 }
-                end = text.count - k
+                if let at = Self.find(m, in: text, from: max(0, sent - m.count)) {
+                    end = min(end, at)
+                    holding = true
+                } else {
+                    // a suffix that may still become the marker waits
+                    var k = min(m.count - 1, text.count)
+                    while k > 0 && !m.starts(with: text.suffix(k)) { k -= 1 }
+                    end = min(end, text.count - k)
+                }
             }
         }
         guard end > sent else { return "" }

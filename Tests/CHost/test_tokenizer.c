@@ -192,6 +192,45 @@ static void test_chat(hmst_model *m, hmst_context *c) {
     CHECK(st.prompt_tokens + st.cached_tokens > first_prompt + 1);
     CHECK_STATUS(hmst_context_last_output(c, out, sizeof out, &n), HMST_STATUS_OK);
     CHECK_STATUS(hmst_chat_generate(c, "[{\"role\": \"assistant\", \"content\": \"x\"}]", NULL, &gp, &st), HMST_STATUS_INVALID_ARGUMENT);
+
+    /* tool calls: this template renders tools in no syntax hmst knows, so a required call is
+     * one JSON object {"name", "arguments"}, held by a grammar; the reply is parsed */
+    char calls[1024];
+    CHECK_STATUS(hmst_context_last_tool_calls(c, calls, sizeof calls, &n), HMST_STATUS_OK);
+    CHECK(strcmp(calls, "[]") == 0);
+    struct hmst_chat_params tp = hmst_chat_default_params();
+    CHECK(tp.tool_choice == NULL && tp.parallel_tool_calls);
+    tp.tools_json = "[{\"type\": \"function\", \"function\": {\"name\": \"f\", \"parameters\": {\"type\": \"object\", \"properties\": {}}}}]";
+    tp.tool_choice = "required";
+    gp.max_tokens = 400;
+    gp.sampling.temperature = 0;
+    CHECK_STATUS(hmst_chat_generate(c, msgs, &tp, &gp, &st), HMST_STATUS_OK);
+    CHECK(st.stop_reason == HMST_STOP_EOS);
+    CHECK_STATUS(hmst_context_last_tool_calls(c, NULL, 0, &n), HMST_STATUS_BUFFER_TOO_SMALL);
+    CHECK_STATUS(hmst_context_last_tool_calls(c, calls, sizeof calls, &n), HMST_STATUS_OK);
+    CHECK(strstr(calls, "\"type\":\"function\"") != NULL && strstr(calls, "\"name\":\"f\"") != NULL &&
+          strstr(calls, "\"arguments\":\"{}\"") != NULL && strstr(calls, "\"id\":\"call_") != NULL);
+    CHECK_STATUS(hmst_context_last_output(c, out, sizeof out, &n), HMST_STATUS_OK);
+    CHECK(n == 0); /* the reply was the call */
+    tp.tool_choice = "{\"type\": \"function\", \"function\": {\"name\": \"g\"}}";
+    CHECK_STATUS(hmst_chat_generate(c, msgs, &tp, &gp, &st), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(hmst_last_error(), "not among the tools") != NULL);
+    tp.tool_choice = "sometimes";
+    CHECK_STATUS(hmst_chat_apply_template(m, msgs, &tp, buf, sizeof buf, &n), HMST_STATUS_INVALID_ARGUMENT);
+    tp.tool_choice = "required";
+    gp.json_object = true;
+    CHECK_STATUS(hmst_chat_generate(c, msgs, &tp, &gp, &st), HMST_STATUS_INVALID_ARGUMENT);
+    gp.json_object = false;
+    tp.tools_json = "[{\"type\": \"function\"}]";
+    CHECK_STATUS(hmst_chat_generate(c, msgs, &tp, &gp, &st), HMST_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(hmst_last_error(), "tools_json") != NULL);
+    tp.tools_json = NULL;
+    CHECK_STATUS(hmst_chat_generate(c, msgs, &tp, &gp, &st), HMST_STATUS_INVALID_ARGUMENT); /* required without tools */
+    /* an older struct (without tool_choice): the defaults, auto */
+    struct hmst_chat_params old_cp = hmst_chat_default_params();
+    old_cp.struct_size = offsetof(struct hmst_chat_params, tool_choice);
+    old_cp.tool_choice = "required";
+    CHECK_STATUS(hmst_chat_apply_template(m, msgs, &old_cp, buf, sizeof buf, &n), HMST_STATUS_OK);
     remove("/tmp/hmst-ctest-gen/chat_template.jinja");
 }
 

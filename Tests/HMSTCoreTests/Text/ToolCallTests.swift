@@ -30,6 +30,7 @@ final class ToolCallTests: XCTestCase {
             ("<|start_header_id|>ipython<|end_header_id|>{{ tools | tojson }}", .llama3),
             ("<|start_header_id|>user<|end_header_id|>{{ messages[0].content }}", .generic),
             ("<|im_start|>user\n{{ messages[0].content }}", .generic),
+            ("{% if tools %}{{ tools | tojson }}{% endif %}<|im_start|>user\n{{ messages[0].content }}", .other),
         ]
         for (src, want) in cases {
             XCTAssertEqual(ToolCallFormat(template: try ChatTemplate(jinja: src)).syntax, want, src)
@@ -92,6 +93,21 @@ final class ToolCallTests: XCTestCase {
         XCTAssertEqual(f.parse("{\"response\": \"It is sunny.\"}"), ToolCallReply(content: "It is sunny.", calls: []))
         XCTAssertEqual(f.parse("plain words"), ToolCallReply(content: "plain words", calls: []))
         XCTAssertEqual(f.parse("{\"tool_calls\": [{\"name\": \"now\"}, 3]}").calls, [])
+    }
+
+    /// A template with its own tool syntax: every parser is tried; a required call is one JSON object.
+    func testOtherTemplatesTryEveryParser() throws {
+        let f = format(.other)
+        XCTAssertEqual(f.parse("<tool_call>{\"name\": \"now\", \"arguments\": {}}</tool_call>").calls.map(\.name), ["now"])
+        XCTAssertEqual(f.parse("[TOOL_CALLS]now[ARGS]{}").calls.map(\.name), ["now"])
+        XCTAssertEqual(f.parse("{\"name\": \"now\", \"arguments\": {}}").calls.map(\.name), ["now"])
+        XCTAssertEqual(f.parse("{\"tool_calls\": [{\"name\": \"now\", \"arguments\": {}}]}").calls.map(\.name), ["now"])
+        XCTAssertEqual(f.parse("Just text."), ToolCallReply(content: "Just text.", calls: []))
+        let g = try XCTUnwrap(try f.grammar(tools: tools, choice: .required, parallel: true))
+        XCTAssertTrue(try check(g, "{\"name\": \"now\", \"arguments\": {}}").complete)
+        XCTAssertNil(try f.grammar(tools: tools, choice: .auto, parallel: true))
+        XCTAssertTrue(f.templateRendersTools)
+        XCTAssertFalse(format(.generic).templateRendersTools)
     }
 
     func testGrammarsHoldRepliesToCalls() throws {
@@ -159,6 +175,7 @@ final class ToolCallTests: XCTestCase {
         XCTAssertEqual(hermes.count, 4)
         XCTAssertEqual(hermes[2]["tool_calls"]?.array?.first?["function"]?["arguments"], try JSONValue.parse("{\"city\": \"Paris\"}"))
         XCTAssertEqual(hermes[3]["role"]?.string, "tool")
+        XCTAssertEqual(hermes[2]["content"]?.string, "", "null content beside calls becomes a string")
 
         let generic = try format(.generic).messages(ms, tools: tools)
         XCTAssertEqual(generic.count, 4)

@@ -171,6 +171,8 @@ class ChatParams(_Struct):
         ("add_generation_prompt", ctypes.c_bool),
         ("tools_json", ctypes.c_char_p),
         ("template_vars_json", ctypes.c_char_p),
+        ("tool_choice", ctypes.c_char_p),
+        ("parallel_tool_calls", ctypes.c_bool),
     ]
 
 
@@ -659,6 +661,7 @@ _declare("hmst_generate_default_params", GenerateParams)
 _declare("hmst_generate", ctypes.c_int, _P, ctypes.c_char_p, ctypes.POINTER(GenerateParams),
          ctypes.POINTER(GenerationStats))
 _declare("hmst_context_last_output", ctypes.c_int, _P, ctypes.c_char_p, ctypes.c_size_t, _SIZE_P)
+_declare("hmst_context_last_tool_calls", ctypes.c_int, _P, ctypes.c_char_p, ctypes.c_size_t, _SIZE_P)
 _declare("hmst_chat_default_params", ChatParams)
 _declare("hmst_chat_apply_template", ctypes.c_int, _P, ctypes.c_char_p, ctypes.POINTER(ChatParams), ctypes.c_char_p,
          ctypes.c_size_t, _SIZE_P)

@@ -18,12 +18,15 @@ _NUMA = {"disabled": _lib.NUMA_DISABLED, "distribute": _lib.NUMA_DISTRIBUTE, "is
 
 
 class Generation:
-    """The result of a generation: `text` (str), `raw` (bytes) and `stats` (dict)."""
+    """The result of a generation: `text` (str), `raw` (bytes), `stats` (dict), and for a chat
+    with tools `tool_calls`: OpenAI's [{"id", "type": "function", "function": {"name",
+    "arguments"}}] (arguments as JSON text; empty when the reply made no call)."""
 
-    def __init__(self, raw, stats):
+    def __init__(self, raw, stats, tool_calls=None):
         self.raw = raw
         self.text = raw.decode("utf-8", "replace")
         self.stats = stats
+        self.tool_calls = tool_calls or []
 
     def __str__(self):
         return self.text
@@ -137,7 +140,8 @@ class Model(_Resource):
         with self.context() as ctx:
             return ctx.generate(prompt, **kwargs)
 
-    def apply_chat_template(self, messages, add_generation_prompt=True, tools=None, tokenize=False, **template_vars):
+    def apply_chat_template(self, messages, add_generation_prompt=True, tools=None, tokenize=False, tool_choice=None,
+                            **template_vars):
         """The prompt `messages` ([{"role": ..., "content": ...}, ...]) become under this model's
         chat template: its chat_template.jinja, chat_template.json, tokenizer_config.json's
         chat_template or GGUF tokenizer.chat_template (rendered as transformers renders them),
@@ -145,8 +149,10 @@ class Model(_Resource):
         templates that list them; other keyword arguments are template variables (e.g.
         enable_thinking=False). tokenize=True returns the token ids (an int32 array; the
         messages' text literal, so special tokens a user typed stay text), else the text. A
-        template's refusal (roles out of order) raises HMSTError."""
-        m, p, keep = _chat_params(messages, tools, template_vars, add_generation_prompt)
+        template's refusal (roles out of order) raises HMSTError. With tools, the prompt
+        Context.chat would evaluate (tool_choice "none" leaves them out; a template that does not
+        mention tools gets hmst's generic tool format in its system message)."""
+        m, p, keep = _chat_params(messages, tools, template_vars, add_generation_prompt, tool_choice)
         if tokenize:
             n = ctypes.c_size_t()
             rc = _lib.lib.hmst_chat_tokenize(self._handle(), m, ctypes.byref(p), None, 0, ctypes.byref(n))
@@ -312,7 +318,8 @@ class Context(_Resource):
         return self._run(lambda params, stats: _lib.lib.hmst_generate(self._handle(), prompt, params, stats),
                          p, keep, on_token)
 
-    def chat(self, messages, tools=None, template_vars=None, max_tokens=256, **kwargs):
+    def chat(self, messages, tools=None, template_vars=None, max_tokens=256, tool_choice=None, parallel_tool_calls=True,
+             **kwargs):
         """Generates the assistant's reply to `messages` under the model's chat template
         (Model.apply_chat_template); the reply ends at the model's end-of-turn tokens
         (<|im_end|>, <|eot_id|>, its eos ids...). The context becomes the conversation and the
@@ -320,8 +327,15 @@ class Context(_Resource):
         costs only its new messages; stats["cached_tokens"]). reset() first for a fresh
         context. Message text is literal: special tokens typed in it are plain text.
         template_vars: a dict of extra template variables. Takes Context.generate's options;
-        returns a Generation."""
-        m, cp, chat_keep = _chat_params(messages, tools, template_vars or {}, True)
+        returns a Generation.
+
+        tools: OpenAI's [{"type": "function", "function": {"name", "description",
+        "parameters"}}]; the reply is parsed in the syntax of the model's template (Hermes/Qwen
+        <tool_call>, Mistral [TOOL_CALLS], Llama 3 JSON, else hmst's generic JSON format) into
+        Generation.tool_calls, and Generation.text keeps the rest. tool_choice: "auto"
+        (default), "none", "required", or a function's name as {"type": "function", "function":
+        {"name": ...}} (a grammar then holds the reply to a call)."""
+        m, cp, chat_keep = _chat_params(messages, tools, template_vars or {}, True, tool_choice, parallel_tool_calls)
         options = dict(max_tokens=max_tokens, temperature=0.8, top_k=50, top_p=0.9, min_p=0.0, repetition_penalty=1.0,
                        repeat_last_n=64, seed=0, stop=None, ignore_eos=False, on_token=None, frequency_penalty=0.0,
                        presence_penalty=0.0, logit_bias=None, json_object=False, grammar=None, json_schema=None)
@@ -335,8 +349,10 @@ class Context(_Resource):
                                                       "frequency_penalty", "presence_penalty", "logit_bias", "json_object",
                                                       "grammar", "json_schema")])
         keep += chat_keep
-        return self._run(lambda params, stats: _lib.lib.hmst_chat_generate(self._handle(), m, ctypes.byref(cp), params, stats),
-                         p, keep, on_token)
+        g = self._run(lambda params, stats: _lib.lib.hmst_chat_generate(self._handle(), m, ctypes.byref(cp), params, stats),
+                      p, keep, on_token)
+        g.tool_calls = json.loads(_read_string(lambda buf, cap, n: _lib.lib.hmst_context_last_tool_calls(self._handle(), buf, cap, n)))
+        return g
 
     def _run(self, call, p, keep, on_token):
         errors = []
@@ -432,7 +448,7 @@ class _Stream:
             pass
 
 
-def _chat_params(messages, tools, template_vars, add_generation_prompt):
+def _chat_params(messages, tools, template_vars, add_generation_prompt, tool_choice=None, parallel_tool_calls=True):
     """messages as the C API's JSON text, and a ChatParams for the rest (with what it points to)."""
     if isinstance(messages, (str, bytes, dict)) or not hasattr(messages, "__iter__"):
         raise TypeError("messages must be a list of {'role': ..., 'content': ...} dicts")
@@ -452,4 +468,14 @@ def _chat_params(messages, tools, template_vars, add_generation_prompt):
     p.add_generation_prompt = bool(add_generation_prompt)
     p.tools_json = t
     p.template_vars_json = v
-    return m, p, [t, v]
+    c = None
+    if tool_choice is not None:
+        if isinstance(tool_choice, dict):
+            c = json.dumps(tool_choice, ensure_ascii=False).encode("utf-8")
+        elif isinstance(tool_choice, str):
+            c = tool_choice.encode("utf-8")
+        else:
+            raise TypeError("tool_choice must be 'auto', 'none', 'required' or {'type': 'function', 'function': {'name': ...}}")
+    p.tool_choice = c
+    p.parallel_tool_calls = bool(parallel_tool_calls)
+    return m, p, [t, v, c]

@@ -304,6 +304,21 @@ def test_chat_template_and_chat(tmp_path):
                 ctx.rewind(10**6)
             with pytest.raises(hmst.HMSTError):
                 ctx.rewind(2**40)
+        # tool calls: this template lists tools in no known call syntax, so a required call is
+        # one JSON object held by a grammar, parsed into tool_calls
+        now = [{"type": "function", "function": {"name": "now", "parameters": {"type": "object", "properties": {}}}}]
+        with m.context() as ctx:
+            g = ctx.chat(messages, tools=now, tool_choice="required", max_tokens=400, temperature=0)
+            assert g.stats["stop_reason"] == "eos", g.text
+            assert [c["function"]["name"] for c in g.tool_calls] == ["now"] and g.text == ""
+            assert json.loads(g.tool_calls[0]["function"]["arguments"]) == {} and g.tool_calls[0]["id"].startswith("call_")
+            assert ctx.chat(messages, max_tokens=2).tool_calls == []
+            with pytest.raises(TypeError):
+                ctx.chat(messages, tools=now, tool_choice=3)
+            with pytest.raises(hmst.HMSTError, match="not among the tools"):
+                ctx.chat(messages, tools=now, tool_choice={"type": "function", "function": {"name": "zzz"}})
+        assert "tools: now" in m.apply_chat_template(messages, tools=now)
+        assert "tools:" not in m.apply_chat_template(messages, tools=now, tool_choice="none")
     # without a template file: hmst's built-in patterns
     with hmst.Model(FIXTURE_MODEL) as m:
         assert m.apply_chat_template([{"role": "user", "content": "hi"}]) == "User: hi\nAssistant:"

@@ -6,10 +6,14 @@
 //            [TOOL_CALLS]name[ARGS]{...} per call (Mistral Small 3.2, Devstral, Magistral)
 //   llama3   the reply is one JSON object {"name": ..., "parameters": {...}} (Llama 3.1-3.3;
 //            optionally after <|python_tag|>)
-//   generic  any other template (hmst's patterns, templates without a known call syntax): the
-//            tools and a JSON reply format are described in a system message, and the reply is
-//            held to {"tool_calls": [{"name", "arguments"}]} or {"response": "..."} by a grammar
-// The first three get `tools` as the template variable and parse the reply after generation;
+//   other    a template that renders `tools` in a syntax hmst does not know (Functionary,
+//            Command-R, DeepSeek, ...): it gets `tools` as transformers would give them; the
+//            reply is read by every parser above (the first that finds calls), and a required
+//            call is one JSON object {"name", "arguments"}
+//   generic  a template that does not mention tools (hmst's patterns, plain chat templates):
+//            the tools and a JSON reply format are described in a system message, and the reply
+//            is held to {"tool_calls": [{"name", "arguments"}]} or {"response": "..."} by a grammar
+// All but generic get `tools` as the template variable and parse the reply after generation;
 // tool_choice "required" or a named function holds the reply to a call by a grammar in every
 // format (so even an untrained model writes a call that parses). Arguments are checked against
 // the tool's JSON Schema only where a grammar holds them (required, named, generic); a schema the
@@ -64,7 +68,7 @@ public struct ToolCallReply: Sendable, Equatable {
 }
 
 public struct ToolCallFormat: Sendable, Equatable {
-    public enum Syntax: String, Sendable, CaseIterable { case hermes, mistral, llama3, generic }
+    public enum Syntax: String, Sendable, CaseIterable { case hermes, mistral, llama3, other, generic }
     public let syntax: Syntax
 
     public init(_ syntax: Syntax) { self.syntax = syntax }
@@ -75,6 +79,7 @@ public struct ToolCallFormat: Sendable, Equatable {
         if src.contains("<tool_call>") { syntax = .hermes }
         else if src.contains("[TOOL_CALLS]") { syntax = .mistral }
         else if src.contains("<|start_header_id|>") && src.contains("tools") { syntax = .llama3 }
+        else if src.contains("tools") { syntax = .other }
         else { syntax = .generic }
     }
 
@@ -86,6 +91,7 @@ public struct ToolCallFormat: Sendable, Equatable {
         switch syntax {
         case .hermes: return ["<tool_call>"]
         case .mistral: return ["[TOOL_CALLS]"]
+        case .other: return ["<tool_call>", "[TOOL_CALLS]"]
         case .llama3, .generic: return []
         }
     }
@@ -118,7 +124,8 @@ public struct ToolCallFormat: Sendable, Equatable {
     // MARK: prompt
 
     /// The messages as the template should see them: an assistant's tool_calls with their
-    /// arguments as JSON objects (OpenAI sends them as text; templates write them with tojson),
+    /// arguments as JSON objects (OpenAI sends them as text; templates write them with tojson)
+    /// and its null content as "",
     /// and for the generic format the tools described in the system message, calls written as
     /// the JSON replies they were and tool results as user turns.
     /// Without tools (nil), only the arguments are changed.
@@ -137,6 +144,13 @@ public struct ToolCallFormat: Sendable, Equatable {
                     return .object(c)
                 }
                 members[i].1 = .array(fixed)
+                // OpenAI sends null content beside calls; many templates test or split it as a
+                // string (Qwen 3, QwQ, Devstral), so it becomes "" as llama.cpp makes it
+                if let ci = members.firstIndex(where: { $0.0 == "content" }) {
+                    if members[ci].1.isNull { members[ci].1 = .string("") }
+                } else {
+                    members.append(("content", .string("")))
+                }
                 if generic {
                     let written: [JSONValue] = fixed.map { .object([("name", $0["function"]?["name"] ?? .null),
                                                                     ("arguments", $0["function"]?["arguments"] ?? .object([]))]) }
@@ -205,7 +219,7 @@ public struct ToolCallFormat: Sendable, Equatable {
         switch syntax {
         case .hermes: text = try JSONSchemaGrammar.gbnf(schema: call, prefix: "<tool_call>\n", suffix: "\n</tool_call>")
         case .mistral: text = try JSONSchemaGrammar.gbnf(schema: calls(min: 1), prefix: "[TOOL_CALLS]", suffix: "")
-        case .llama3: text = try JSONSchemaGrammar.gbnf(schema: call)
+        case .llama3, .other: text = try JSONSchemaGrammar.gbnf(schema: call)
         case .generic:
             let toolCalls: JSONValue = .object([("type", .string("object")), ("properties", .object([("tool_calls", calls(min: 1))])),
                                                 ("required", .array([.string("tool_calls")]))])
@@ -227,6 +241,12 @@ public struct ToolCallFormat: Sendable, Equatable {
         case .mistral: r = parseMistral(reply)
         case .llama3: r = parseLlama3(reply)
         case .generic: r = parseGeneric(reply)
+        case .other:
+            r = ToolCallReply(content: reply, calls: [])
+            for parse in [parseHermes, parseMistral, parseLlama3, parseGeneric] {
+                let p = parse(reply)
+                if !p.calls.isEmpty { r = p; break }
+            }
         }
         if !parallel && r.calls.count > 1 { r.calls = [r.calls[0]] }
         return r
