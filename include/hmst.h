@@ -399,7 +399,7 @@ HMST_API int hmst_context_eval(hmst_context *ctx, const int32_t *tokens, size_t 
  * (cap in floats). One thread per context. */
 HMST_API int hmst_context_get_logits(const hmst_context *ctx, int32_t row, float *out, size_t cap, size_t *n_out);
 
-/* Experts and gates of every token evaluated since the last reset, when the context was
+/* Experts and gates of every token in the context (positions 0 ..< n_past), when the context was
  * created with trace_routes: experts[N][n_layer][n_expert_used] and gates likewise (cap in
  * elements, both arrays the same size; either may be NULL to skip it). *n_out = N * L * K.
  * One thread per context. */
@@ -535,10 +535,13 @@ struct hmst_chat_params {
      * them; a template that does not mention tools gets hmst's generic format (the tools and a
      * JSON reply format described in the system message, the reply held to it by a grammar).
      * hmst_chat_generate parses the reply: hmst_context_last_output holds its text for the user
-     * and hmst_context_last_tool_calls the calls. tool_choice: NULL or "auto", "none" (the tools
-     * are left out), "required" (a grammar holds the reply to a call of the tools, arguments
-     * following their schemas; not with params->json_object, grammar or json_schema), or one
-     * function as JSON {"type": "function", "function": {"name": "..."}}. */
+     * and hmst_context_last_tool_calls the calls (a reply naming a function that is not among
+     * the tools stays text); on_token sees the raw reply, call syntax included. tool_choice:
+     * NULL or "auto", "none" (the tools are left out), "required" (a grammar holds the reply to
+     * one call of the tools, Mistral's syntax to a list, arguments following their schemas), or
+     * one function as JSON {"type": "function", "function": {"name": "..."}}. Where a grammar
+     * holds the reply (required, a function, and auto in the generic format)
+     * params->json_object, grammar and json_schema must be unset. */
     const char *tool_choice;              /* default NULL (auto) */
     bool parallel_tool_calls;             /* default true; false keeps the first call */
 };

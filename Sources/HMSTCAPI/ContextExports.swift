@@ -303,9 +303,9 @@ public func hmst_chat_generate(_ ctx: OpaquePointer?, _ messagesJSON: UnsafePoin
         let c = try resolveContext(ctx)
         let chat = try chatRequest(c.model, messagesJSON, chatParams, generating: true)
         var (tok, req) = try textRequest(c, params, stats)
-        if let g = chat.grammar {
+        if let g = chat.tools?.grammar {
             guard !req.jsonObject && req.grammar == nil else {
-                throw HMSTError.invalidArgument("this tool_choice holds the reply to a grammar; params->json_object, grammar and json_schema cannot be set with it")
+                throw HMSTError.invalidArgument("with these tools and tool_choice a grammar holds the reply (required, a named function, or the generic tool format); params->json_object, grammar and json_schema cannot be set with it")
             }
             req.grammar = g
         }
@@ -319,20 +319,18 @@ public func hmst_chat_generate(_ ctx: OpaquePointer?, _ messagesJSON: UnsafePoin
         var r = try c.session.generate(promptTokens: Array(ids[cached...]), tokenizer: tok, req)
         r.stats.cachedTokens = cached
         try finish(c, r, stats)
-        if let format = chat.toolFormat {
-            let reply = format.parse(r.string, parallel: chat.parallel)
+        if let setup = chat.tools {
+            let reply = setup.parse(r.string)
             c.lastOutput = Array(reply.content.utf8)
             c.lastToolCalls = reply.calls
         }
     }
 }
 
-/// A chat's prompt, and with tools how the reply's calls are written and held
+/// A chat's prompt, and with tools how the reply's calls are read
 struct ChatRequest {
     var prompt: PromptText
-    var toolFormat: ToolCallFormat?
-    var grammar: Grammar?
-    var parallel = true
+    var tools: ToolCallSetup?
 }
 
 /// messages, tools and template variables as JSON, rendered with the model's chat template
@@ -356,30 +354,18 @@ func chatRequest(_ m: LanguageModel, _ messagesJSON: UnsafePointer<CChar>?, _ pa
         }
         vars = o
     }
-    let template = try m.chatTemplate()
-    let format = ToolCallFormat(template: template)
-    var out = ChatRequest(prompt: PromptText(), parallel: p.parallel_tool_calls)
-    var activeTools: JSONValue? = nil
+    var choice = ToolChoice.auto
+    if let tc = p.tool_choice {
+        let text = String(cString: tc)
+        choice = try ToolChoice(json: text.hasPrefix("{") ? try json(tc, "tool_choice") : .string(text))
+    }
     if let tools, !tools.isNull {
         do { _ = try ToolCallFormat.functions(tools) } catch let e as HMSTError { throw HMSTError.invalidArgument("tools_json: \(e.message)") }
-        var choice = ToolChoice.auto
-        if let tc = p.tool_choice {
-            let text = String(cString: tc)
-            choice = try ToolChoice(json: text.hasPrefix("{") ? try json(tc, "tool_choice") : .string(text))
-        }
-        if choice != .none {
-            activeTools = tools
-            out.toolFormat = format
-            out.grammar = try format.grammar(tools: tools, choice: choice, parallel: p.parallel_tool_calls)
-        }
-    } else if p.tool_choice != nil, let tc = p.tool_choice, !["auto", "none"].contains(String(cString: tc)) {
-        throw HMSTError.invalidArgument("tool_choice \(String(cString: tc)) needs tools_json")
     }
-    // tool_choice none leaves the tools out; the generic format describes them in a system message
-    out.prompt = try template.render(messages: try format.messages(list, tools: activeTools),
-                                     addGenerationPrompt: generating || p.add_generation_prompt,
-                                     tools: format.templateRendersTools ? activeTools : nil, extra: vars)
-    return out
+    let (prompt, setup) = try m.chatTemplate().render(messages: list, addGenerationPrompt: generating || p.add_generation_prompt,
+                                                      tools: tools, toolChoice: choice, parallelToolCalls: p.parallel_tool_calls,
+                                                      extra: vars)
+    return ChatRequest(prompt: prompt, tools: setup)
 }
 
 /// hmst_generate's parameters as a request (the stats pointer checked too)

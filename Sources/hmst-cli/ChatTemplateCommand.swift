@@ -23,6 +23,10 @@ struct ChatTemplateCommand: ParsableCommand {
     @Option(help: "A JSON file of tools (OpenAI's [{\"type\": \"function\", \"function\": {...}}]) for the template.")
     var tools: String?
 
+    @Option(name: .customLong("tool-choice"),
+            help: "auto (default), none (the tools left out), required, or a function's name: the prompt as hmst_chat_generate and the server give it.")
+    var toolChoice: String?
+
     @Flag(name: .customLong("no-generation-prompt"), help: "Do not end with the assistant's turn opening (add_generation_prompt false).")
     var noGenerationPrompt = false
 
@@ -85,8 +89,17 @@ struct ChatTemplateCommand: ParsableCommand {
             }
             let toolsJSON = try tools.map { try readJSONArgument($0, what: "--tools") }
             let extra = try templateVariables(vars, option: "--var")
-            let prompt = try template.render(messages: ms, addGenerationPrompt: !noGenerationPrompt, tools: toolsJSON,
-                                             extra: extra, now: now)
+            let choice: ToolChoice
+            switch toolChoice {
+            case nil: choice = .auto
+            case let c? where ["auto", "none", "required"].contains(c): choice = try ToolChoice(json: .string(c))
+            case let name?: choice = .function(name)
+            }
+            // the tools as the template's call syntax expects them (hmst's generic format in the
+            // system message for a template that does not mention tools)
+            let (prompt, setup) = try template.render(messages: ms, addGenerationPrompt: !noGenerationPrompt, tools: toolsJSON,
+                                                      toolChoice: choice, extra: extra, now: now)
+            if let setup { printError("hmst: tool calls: \(setup.format.syntax.rawValue) syntax" + (setup.grammar != nil ? ", the reply held to a call by a grammar" : "")) }
             StandardStream.output.write(prompt.string)
             if tokens, let t = loaded?.tokenizer {
                 StandardStream.output.write("\n" + t.encode(prompt).map(String.init).joined(separator: " ") + "\n")

@@ -20,9 +20,7 @@ struct CompletionRequest {
     var stream = false
     var includeUsage = false
     var cachePrompt = true             // llama.cpp's cache_prompt: reuse a slot's cached prefix
-    var toolFormat: ToolCallFormat?    // chat with tools (tool_choice not none): how calls are written
-    var toolGrammar: Grammar?          // tool_choice required / named, or the generic format
-    var parallelToolCalls = true
+    var toolSetup: ToolCallSetup?      // chat with tools (tool_choice not none): how the reply's calls are read
     /// tokens that end generation: the end-of-text token, for chat also the end-of-turn tokens
     var endTokens: Set<Int32> = []
 
@@ -59,27 +57,23 @@ struct CompletionRequest {
             throw APIError.invalid("'\(unsupported)' is not supported by hmst serve" + (kind == .text ? " on /v1/completions" : ""),
                                    param: unsupported, code: "unsupported_parameter")
         }
-        // ---- tools (chat): the template's call syntax; a grammar for required / named calls
-        var tools: JSONValue? = nil
-        if kind == .chat, let t = f["tools"], !t.isNull, t.array?.isEmpty != true {
-            let choice: ToolChoice
-            do {
-                _ = try ToolCallFormat.functions(t)
-                choice = try ToolChoice(json: f["tool_choice"])
-            } catch let e as HMSTError {
-                throw APIError.invalid(e.message, param: f["tool_choice"] != nil && !e.message.hasPrefix("tools") ? "tool_choice" : "tools")
+        // ---- tools (chat): checked here, rendered with the messages (ChatTemplate.render)
+        var tools = ToolsRequest()
+        if kind == .chat {
+            let t = f["tools"].flatMap { $0.isNull || $0.array?.isEmpty == true ? nil : $0 }
+            var names: [String] = []
+            if let t {
+                do { names = try ToolCallFormat.functions(t).map(\.name) } catch let e as HMSTError { throw APIError.invalid(e.message, param: "tools") }
             }
-            parallelToolCalls = try f.bool("parallel_tool_calls") ?? true
-            if choice != .none {
-                let format = ToolCallFormat(template: state.template)
-                tools = t
-                toolFormat = format
-                do { toolGrammar = try format.grammar(tools: t, choice: choice, parallel: parallelToolCalls) } catch let e as HMSTError {
-                    throw APIError.invalid(e.message, param: "tool_choice")
-                }
+            do { tools.choice = try ToolChoice(json: f["tool_choice"]) } catch let e as HMSTError { throw APIError.invalid(e.message, param: "tool_choice") }
+            switch tools.choice {
+            case .required where t == nil: throw APIError.invalid("'tool_choice' required needs 'tools'", param: "tool_choice")
+            case let .function(name) where !names.contains(name):
+                throw APIError.invalid("tool_choice names \(name), which is not among the tools", param: "tool_choice")
+            default: break
             }
-        } else if kind == .chat, let c = f["tool_choice"], !c.isNull, c.string != "none", c.string != "auto" {
-            throw APIError.invalid("'tool_choice' needs 'tools'", param: "tool_choice")
+            tools.list = t
+            tools.parallel = try f.bool("parallel_tool_calls") ?? true
         }
         if let rf = f["response_format"] {
             guard case .object = rf, let type = rf["type"]?.string else {
@@ -116,13 +110,6 @@ struct CompletionRequest {
         if grammar != nil && jsonObject {
             throw APIError.invalid("response_format json_object and a grammar: give one", param: "response_format")
         }
-        if let g = toolGrammar {
-            guard grammar == nil && !jsonObject else {
-                throw APIError.invalid("tools with tool_choice required, a named function, or this model's generic tool format hold the reply to a grammar; "
-                                       + "response_format and grammar cannot be given with them", param: "tool_choice")
-            }
-            grammar = g
-        }
         echo = try f.bool("echo") ?? false
         cachePrompt = try f.bool("cache_prompt") ?? true
         if echo && kind == .chat {
@@ -136,7 +123,16 @@ struct CompletionRequest {
             prompts = try CompletionRequest.prompts(f, state: state)
         case .chat:
             promptParam = "messages"
-            prompts = [state.encode(try CompletionRequest.chatPrompt(f, template: state.template, tools: tools, format: toolFormat))]
+            let (prompt, setup) = try CompletionRequest.chatPrompt(f, template: state.template, tools: tools)
+            prompts = [state.encode(prompt)]
+            toolSetup = setup
+            if let g = setup?.grammar {
+                guard grammar == nil && !jsonObject else {
+                    throw APIError.invalid("tools with tool_choice required, a named function, or this model's generic tool format hold the reply to a grammar; "
+                                           + "response_format and grammar cannot be given with them", param: "tool_choice")
+                }
+                grammar = g
+            }
         }
         for (i, p) in prompts.enumerated() {
             guard !p.isEmpty else { throw APIError.invalid("prompt \(i) has no tokens", param: promptParam) }
@@ -272,7 +268,7 @@ struct CompletionRequest {
     /// messages: [{role, content, ...}] with content a string, null, or an array of
     /// {"type": "text", "text"} parts; the model's chat template renders them (ChatTemplate),
     /// with llama.cpp's and vLLM's `chat_template_kwargs` as extra template variables.
-    static func chatPrompt(_ f: Fields, template: ChatTemplate, tools: JSONValue?, format: ToolCallFormat?) throws -> PromptText {
+    static func chatPrompt(_ f: Fields, template: ChatTemplate, tools: ToolsRequest) throws -> (PromptText, ToolCallSetup?) {
         guard let ms = f["messages"]?.array else { throw APIError.invalid("'messages' must be an array", param: "messages") }
         guard !ms.isEmpty else { throw APIError.invalid("'messages' must hold at least one message", param: "messages") }
         for (i, m) in ms.enumerated() {
@@ -299,15 +295,18 @@ struct CompletionRequest {
             extra = o
         }
         do {
-            // an assistant's tool_calls with their arguments as objects; the generic tool format's
-            // system message
-            let format = format ?? ToolCallFormat(template: template)
-            let messages = try format.messages(ms, tools: tools)
-            return try template.render(messages: messages, addGenerationPrompt: true,
-                                       tools: format.templateRendersTools ? tools : nil, extra: extra)
+            return try template.render(messages: ms, addGenerationPrompt: true, tools: tools.list, toolChoice: tools.choice,
+                                       parallelToolCalls: tools.parallel, extra: extra)
         } catch let e as HMSTError {
             // malformed content, or the template's own refusal (raise_exception: roles out of order)
             throw APIError.invalid(e.message, param: "messages")
         }
     }
+}
+
+/// A chat request's tools, tool_choice and parallel_tool_calls, checked.
+struct ToolsRequest {
+    var list: JSONValue? = nil
+    var choice = ToolChoice.auto
+    var parallel = true
 }

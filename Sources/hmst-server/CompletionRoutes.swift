@@ -45,7 +45,7 @@ struct CompletionRoutes {
         var choices: [JSONValue] = []
         for (i, o) in outcomes.enumerated() {
             choices.append(choice(kind, index: i, outcome: o, topLogprobs: req.topLogprobs,
-                                  tools: req.toolFormat.map { ($0, req.parallelToolCalls) }))
+                                  tools: req.toolSetup))
         }
         let obj: JSONValue = .object([
             ("id", .string(id)), ("object", .string(kind == .chat ? "chat.completion" : "text_completion")),
@@ -79,7 +79,7 @@ struct CompletionRoutes {
     }
 
     private func choice(_ kind: CompletionKind, index: Int, outcome o: GenerationOutcome, topLogprobs: Int?,
-                        tools: (format: ToolCallFormat, parallel: Bool)?) -> JSONValue {
+                        tools: ToolCallSetup?) -> JSONValue {
         var finish: JSONValue = .string(o.finishReason == "cancelled" ? "stop" : o.finishReason)
         let lp: JSONValue = topLogprobs == nil ? .null : logprobsJSON(kind, o.logprobs)
         switch kind {
@@ -89,7 +89,7 @@ struct CompletionRoutes {
             var message: [(String, JSONValue)] = [("role", .string("assistant")), ("content", .string(o.text)), ("refusal", .null)]
             if let tools {
                 // the reply's calls (text that does not parse as a call stays content)
-                let reply = tools.format.parse(o.text, parallel: tools.parallel)
+                let reply = tools.parse(o.text)
                 message[1].1 = reply.calls.isEmpty || !reply.content.isEmpty ? .string(reply.content) : .null
                 if !reply.calls.isEmpty {
                     message.append(("tool_calls", .array(reply.calls.map(\.json))))
@@ -166,7 +166,7 @@ struct CompletionRoutes {
                 if kind == .chat { es.send(chunk([delta(i, "", role: true, lps: [], finish: nil)])) }
                 do {
                     // with tools, text that may be a call is held back and sent as tool_calls at the end
-                    let filter = req.toolFormat.map { ToolCallStream(format: $0, parallel: req.parallelToolCalls) }
+                    let filter = req.toolSetup.map { ToolCallStream(setup: $0) }
                     let o = try Generator.run(session: slot.session, tokenizer: state.tokenizer, job: job, cancel: cancel) { text, lps in
                         es.send(chunk([delta(i, filter?.push(text) ?? text, role: false, lps: lps, finish: nil)]))
                     }
@@ -226,16 +226,13 @@ struct CompletionRoutes {
 /// format's marker, or for Llama 3 and the generic format a reply that starts as JSON), then
 /// held; finish() parses the whole reply into what content is still unsent and the calls.
 final class ToolCallStream: @unchecked Sendable {
-    let format: ToolCallFormat
-    let parallel: Bool
+    let setup: ToolCallSetup
+    var format: ToolCallFormat { setup.format }
     private var text: [UInt8] = []
     private var sent = 0       // bytes of text already passed on
     private var holding = false
 
-    init(format: ToolCallFormat, parallel: Bool) {
-        self.format = format
-        self.parallel = parallel
-    }
+    init(setup: ToolCallSetup) { self.setup = setup }
 
     /// The part of the text so far that can be sent now (deltas arrive as whole characters; the
     /// markers are ASCII, so every cut is at a character's boundary).
@@ -290,9 +287,12 @@ final class ToolCallStream: @unchecked Sendable {
 
     /// The content not yet sent, and the calls.
     func finish() -> (String, [ToolCall]) {
-        let reply = format.parse(String(decoding: text, as: UTF8.self), parallel: parallel)
+        let reply = setup.parse(String(decoding: text, as: UTF8.self))
         let content = Array(reply.content.utf8)
-        let rest = content.starts(with: text[0..<sent]) ? String(decoding: content[sent...], as: UTF8.self) : ""
+        // content with calls is trimmed: then what was sent is compared without its leading whitespace
+        var sentText = text[0..<sent]
+        if !content.starts(with: sentText) { sentText = sentText.drop { $0 == 0x20 || $0 == 0x0A || $0 == 0x09 || $0 == 0x0D } }
+        let rest = content.starts(with: sentText) ? String(decoding: content[sentText.count...], as: UTF8.self) : ""
         return (rest, reply.calls)
     }
 }

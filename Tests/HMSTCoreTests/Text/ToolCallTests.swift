@@ -150,6 +150,68 @@ final class ToolCallTests: XCTestCase {
         XCTAssertEqual(format(.hermes).parse("<tool_call>\n\(call)\n</tool_call>").calls.first?.arguments, "{\"city\":\"Paris\",\"days\":3}")
     }
 
+    /// Review findings: references inside a tool's schema ($defs, as Pydantic writes them), an
+    /// unconstrained object in Mistral's list syntax (the shared "value" rule), calls of unknown
+    /// tools, Llama 3 JSON without arguments, Mistral's [CALL_ID], a reasoning block.
+    func testSchemasWithReferencesNamesAndVariants() throws {
+        let pydantic = try JSONValue.parse("""
+            [{"type": "function", "function": {"name": "book", "parameters": {
+              "$defs": {"Seat": {"type": "object", "properties": {"row": {"type": "integer", "minimum": 1, "maximum": 40}}, "required": ["row"]}},
+              "type": "object", "properties": {"seat": {"$ref": "#/$defs/Seat"}}, "required": ["seat"]}}},
+             {"type": "function", "function": {"name": "any", "parameters": {"type": "object"}}}]
+            """)
+        for syntax in ToolCallFormat.Syntax.allCases {
+            let g = try XCTUnwrap(try format(syntax).grammar(tools: pydantic, choice: .required, parallel: true), "\(syntax)")
+            let key = syntax == .llama3 ? "parameters" : "arguments"
+            let call = "{\"name\": \"book\", \"\(key)\": {\"seat\": {\"row\": 12}}}"
+            let any = "{\"name\": \"any\", \"\(key)\": {\"x\": [1, \"a\"], \"y\": {}}}"
+            let wrap: (String) -> String = {
+                switch syntax {
+                case .hermes: return "<tool_call>\n\($0)\n</tool_call>"
+                case .mistral: return "[TOOL_CALLS][\($0)]"
+                case .llama3, .other: return $0
+                case .generic: return "{\"tool_calls\": [\($0)]}"
+                }
+            }
+            XCTAssertTrue(try check(g, wrap(call)).complete, "\(syntax)")
+            XCTAssertTrue(try check(g, wrap(any)).complete, "\(syntax): any object for a schema without properties")
+            XCTAssertFalse(try check(g, wrap("{\"name\": \"book\", \"\(key)\": {\"seat\": {\"row\": 41}}}")).ok, "\(syntax)")
+        }
+        let names: Set<String> = ["now"]
+        XCTAssertEqual(format(.hermes).parse("<tool_call>{\"name\": \"rm\", \"arguments\": {}}</tool_call>", names: names).calls, [])
+        XCTAssertEqual(format(.hermes).parse("<tool_call>{\"name\": \"now\", \"arguments\": {}}</tool_call>", names: names).calls.count, 1)
+        let person = "{\"name\": \"Alice\", \"age\": 30}"
+        XCTAssertEqual(format(.llama3).parse(person), ToolCallReply(content: person, calls: []), "JSON without arguments is not a call")
+        XCTAssertEqual(format(.other).parse(person).calls, [])
+        let withID = format(.mistral).parse("[TOOL_CALLS]now[CALL_ID]a1b2c3d4e[ARGS]{}")
+        XCTAssertEqual(withID.calls.map(\.name), ["now"])
+        XCTAssertEqual(withID.calls.first?.id, "a1b2c3d4e")
+        let thinking = format(.hermes).parse("<think>I could use <tool_call> here.</think>\n\n<tool_call>\n{\"name\": \"now\", \"arguments\": {}}\n</tool_call>")
+        XCTAssertEqual(thinking.calls.map(\.name), ["now"])
+        XCTAssertEqual(thinking.content, "<think>I could use <tool_call> here.</think>")
+    }
+
+    /// Generic format: a template without a system turn gets the tool list in the first user
+    /// turn; the results of one turn's calls become one user turn.
+    func testGenericFormatKeepsRolesAlternating() throws {
+        let ms = try JSONValue.parse("""
+            [{"role": "user", "content": "Weather?"},
+             {"role": "assistant", "content": null, "tool_calls": [
+               {"id": "a", "type": "function", "function": {"name": "now", "arguments": "{}"}},
+               {"id": "b", "type": "function", "function": {"name": "get_weather", "arguments": "{\\"city\\": \\"Rome\\"}"}}]},
+             {"role": "tool", "tool_call_id": "a", "content": "noon"},
+             {"role": "tool", "tool_call_id": "b", "content": "rain"}]
+            """).array!
+        let noSystem = ToolCallFormat(template: try ChatTemplate(jinja: "{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}"))
+        XCTAssertEqual(noSystem.syntax, .generic)
+        XCTAssertFalse(noSystem.systemTurn)
+        let out = try noSystem.messages(ms, tools: tools)
+        XCTAssertEqual(out.map { $0["role"]?.string ?? "" }, ["user", "assistant", "user"])
+        XCTAssertTrue(out[0]["content"]?.string?.hasPrefix("You can call these tools") == true)
+        XCTAssertTrue(out[0]["content"]?.string?.hasSuffix("\n\nWeather?") == true)
+        XCTAssertEqual(out[2]["content"]?.string, "Result of a: noon\nResult of b: rain")
+    }
+
     func testToolsAndChoiceAreChecked() throws {
         for bad in ["{}", "[1]", "[{\"type\": \"function\"}]", "[{\"type\": \"function\", \"function\": {\"name\": \"a b\"}}]",
                     "[{\"type\": \"function\", \"function\": {\"name\": \"a\"}}, {\"type\": \"function\", \"function\": {\"name\": \"a\"}}]",

@@ -41,7 +41,7 @@ public enum JSONSchemaGrammar {
     public static func gbnf(schema: JSONValue, prefix: String, suffix: String) throws -> String {
         var w = Writer(root: schema)
         w.used.insert("root")
-        let value = try w.rule(for: schema, name: "value", depth: 0)
+        let value = try w.rule(for: schema, name: "wrapped", depth: 0)   // not "value": a shared rule's name
         var parts: [String] = []
         if !prefix.isEmpty { parts.append(literal(prefix)) }
         parts.append(value)

@@ -38,9 +38,18 @@ public struct ToolCall: Sendable, Equatable {
 }
 
 /// OpenAI's tool_choice.
-public enum ToolChoice: Sendable, Equatable {
+public enum ToolChoice: Sendable, Equatable, CustomStringConvertible {
     case none, auto, required
     case function(String)
+
+    public var description: String {
+        switch self {
+        case .none: return "none"
+        case .auto: return "auto"
+        case .required: return "required"
+        case let .function(name): return "function \(name)"
+        }
+    }
 
     /// "none" | "auto" | "required" | {"type": "function", "function": {"name": ...}}
     public init(json: JSONValue?) throws {
@@ -70,14 +79,22 @@ public struct ToolCallReply: Sendable, Equatable {
 public struct ToolCallFormat: Sendable, Equatable {
     public enum Syntax: String, Sendable, CaseIterable { case hermes, mistral, llama3, other, generic }
     public let syntax: Syntax
+    /// whether the template has a system turn (the generic format's tool list goes there, else
+    /// into the first user turn: Gemma's templates refuse a system role)
+    public let systemTurn: Bool
 
-    public init(_ syntax: Syntax) { self.syntax = syntax }
+    public init(_ syntax: Syntax, systemTurn: Bool = true) {
+        self.syntax = syntax
+        self.systemTurn = systemTurn
+    }
 
     /// The format a chat template's model writes calls in.
     public init(template: ChatTemplate) {
-        guard let src = template.source else { syntax = .generic; return }
+        guard let src = template.source else { syntax = .generic; systemTurn = true; return }
+        systemTurn = src.contains("system")
         if src.contains("<tool_call>") { syntax = .hermes }
         else if src.contains("[TOOL_CALLS]") { syntax = .mistral }
+        else if src.contains(">>>all") || src.contains("<function=") { syntax = .other }   // Functionary 3.x
         else if src.contains("<|start_header_id|>") && src.contains("tools") { syntax = .llama3 }
         else if src.contains("tools") { syntax = .other }
         else { syntax = .generic }
@@ -132,6 +149,7 @@ public struct ToolCallFormat: Sendable, Equatable {
     public func messages(_ messages: [JSONValue], tools: JSONValue?) throws -> [JSONValue] {
         let generic = syntax == .generic && tools != nil
         var out: [JSONValue] = []
+        var previousWasToolResult = false
         for m in messages {
             guard case var .object(members) = m else { out.append(m); continue }
             if let i = members.firstIndex(where: { $0.0 == "tool_calls" }), let calls = members[i].1.array {
@@ -160,8 +178,20 @@ public struct ToolCallFormat: Sendable, Equatable {
             }
             if generic, m["role"]?.string == "tool" {
                 let who = m["name"]?.string ?? m["tool_call_id"]?.string ?? "tool"
-                members = [("role", .string("user")), ("content", .string("Result of \(who): \(Self.text(of: m["content"]))"))]
+                let line = "Result of \(who): \(Self.text(of: m["content"]))"
+                // the results of one turn's calls become one user turn (roles keep alternating)
+                if previousWasToolResult, case var .object(prev) = out[out.count - 1],
+                   let ci = prev.firstIndex(where: { $0.0 == "content" }) {
+                    prev[ci].1 = .string(Self.text(of: prev[ci].1) + "\n" + line)
+                    out[out.count - 1] = .object(prev)
+                    continue
+                }
+                members = [("role", .string("user")), ("content", .string(line))]
+                out.append(.object(members))
+                previousWasToolResult = true
+                continue
             }
+            previousWasToolResult = false
             out.append(.object(members))
         }
         guard generic, let tools, let fs = try? Self.functions(tools), !fs.isEmpty else { return out }
@@ -171,13 +201,16 @@ public struct ToolCallFormat: Sendable, Equatable {
         }
         text += "Reply with one JSON object: {\"tool_calls\": [{\"name\": \"<tool>\", \"arguments\": {...}}]} to call tools, "
             + "or {\"response\": \"<your answer>\"} to answer."
-        if let first = out.first, let role = first["role"]?.string, role == "system" || role == "developer", case var .object(members) = first {
-            let old = Self.text(of: first["content"])
+        let opening = out.firstIndex { ["system", "developer"].contains($0["role"]?.string ?? "") }
+            ?? (systemTurn ? nil : out.firstIndex { $0["role"]?.string == "user" })
+        if let i = opening, case var .object(members) = out[i] {
+            let old = Self.text(of: out[i]["content"])
+            let isSystem = ["system", "developer"].contains(out[i]["role"]?.string ?? "")
             members.removeAll { $0.0 == "content" }
-            members.append(("content", .string(old.isEmpty ? text : old + "\n\n" + text)))
-            out[0] = .object(members)
+            members.append(("content", .string(old.isEmpty ? text : isSystem ? old + "\n\n" + text : text + "\n\n" + old)))
+            out[i] = .object(members)
         } else {
-            out.insert(.object([("role", .string("system")), ("content", .string(text))]), at: 0)
+            out.insert(.object([("role", .string(systemTurn ? "system" : "user")), ("content", .string(text))]), at: 0)
         }
         return out
     }
@@ -203,13 +236,22 @@ public struct ToolCallFormat: Sendable, Equatable {
         }
         guard !fs.isEmpty else { throw HMSTError.invalidArgument("tools is empty") }
         let argsKey = syntax == .llama3 ? "parameters" : "arguments"
-        let call: JSONValue = .object([("anyOf", .array(fs.map { f in
+        // each tool's schema under the document's $defs, its references into itself moved there
+        var defs: [(String, JSONValue)] = []
+        let call: JSONValue = .object([("anyOf", .array(fs.enumerated().map { i, f in
             // a schema the grammar cannot enforce holds the arguments to an object
             let params = (try? JSONSchemaGrammar.gbnf(schema: f.parameters)) != nil ? f.parameters : .object([("type", .string("object"))])
+            defs.append(("tool-\(i)", Self.rebase(params, to: "#/$defs/tool-\(i)")))
             return .object([("type", .string("object")),
-                            ("properties", .object([("name", .object([("const", .string(f.name))])), (argsKey, params)])),
+                            ("properties", .object([("name", .object([("const", .string(f.name))])),
+                                                    (argsKey, .object([("$ref", .string("#/$defs/tool-\(i)"))]))])),
                             ("required", .array([.string("name"), .string(argsKey)]))])
         }))])
+        func document(_ root: JSONValue) -> JSONValue {
+            guard case var .object(o) = root else { return root }
+            o.append(("$defs", .object(defs)))
+            return .object(o)
+        }
         func calls(min: Int) -> JSONValue {
             var o: [(String, JSONValue)] = [("type", .string("array")), ("items", call), ("minItems", .number(Double(min)))]
             if !parallel { o.append(("maxItems", .number(1))) }
@@ -217,24 +259,38 @@ public struct ToolCallFormat: Sendable, Equatable {
         }
         let text: String
         switch syntax {
-        case .hermes: text = try JSONSchemaGrammar.gbnf(schema: call, prefix: "<tool_call>\n", suffix: "\n</tool_call>")
-        case .mistral: text = try JSONSchemaGrammar.gbnf(schema: calls(min: 1), prefix: "[TOOL_CALLS]", suffix: "")
-        case .llama3, .other: text = try JSONSchemaGrammar.gbnf(schema: call)
+        case .hermes: text = try JSONSchemaGrammar.gbnf(schema: document(call), prefix: "<tool_call>\n", suffix: "\n</tool_call>")
+        case .mistral: text = try JSONSchemaGrammar.gbnf(schema: document(calls(min: 1)), prefix: "[TOOL_CALLS]", suffix: "")
+        case .llama3, .other: text = try JSONSchemaGrammar.gbnf(schema: document(call))
         case .generic:
             let toolCalls: JSONValue = .object([("type", .string("object")), ("properties", .object([("tool_calls", calls(min: 1))])),
                                                 ("required", .array([.string("tool_calls")]))])
             let response: JSONValue = .object([("type", .string("object")), ("properties", .object([("response", .object([("type", .string("string"))]))])),
                                                ("required", .array([.string("response")]))])
-            text = try JSONSchemaGrammar.gbnf(schema: choice == .auto ? .object([("anyOf", .array([toolCalls, response]))]) : toolCalls)
+            text = try JSONSchemaGrammar.gbnf(schema: document(choice == .auto ? .object([("anyOf", .array([toolCalls, response]))]) : toolCalls))
         }
         return try Grammar.parse(gbnf: text)
+    }
+
+    /// The schema with its references into itself ("#", "#/...") pointing under `base`.
+    static func rebase(_ v: JSONValue, to base: String) -> JSONValue {
+        switch v {
+        case let .object(o):
+            return .object(o.map { k, x in
+                if k == "$ref", let r = x.string, r == "#" || r.hasPrefix("#/") { return (k, .string(base + r.dropFirst())) }
+                return (k, rebase(x, to: base))
+            })
+        case let .array(a): return .array(a.map { rebase($0, to: base) })
+        default: return v
+        }
     }
 
     // MARK: parsing
 
     /// The reply's content and calls. Text that does not parse as a call stays content (a
     /// model that writes a broken call gets its text back, not an error).
-    public func parse(_ reply: String, parallel: Bool = true) -> ToolCallReply {
+    /// names: the tools' names; a reply that calls another is left as content.
+    public func parse(_ reply: String, parallel: Bool = true, names: Set<String>? = nil) -> ToolCallReply {
         var r: ToolCallReply
         switch syntax {
         case .hermes: r = parseHermes(reply)
@@ -248,17 +304,21 @@ public struct ToolCallFormat: Sendable, Equatable {
                 if !p.calls.isEmpty { r = p; break }
             }
         }
+        if let names, r.calls.contains(where: { !names.contains($0.name) }) { return ToolCallReply(content: reply, calls: []) }
         if !parallel && r.calls.count > 1 { r.calls = [r.calls[0]] }
         return r
     }
 
-    private func call(_ v: JSONValue?, argsKeys: [String]) -> ToolCall? {
+    /// A call from {"name", one of argsKeys}; without the arguments key only where markers
+    /// already say it is a call (requireArguments false).
+    private func call(_ v: JSONValue?, argsKeys: [String], requireArguments: Bool = false) -> ToolCall? {
         guard let v, let name = v["name"]?.string, !name.isEmpty else { return nil }
-        var args: JSONValue = .object([])
-        for k in argsKeys { if let a = v[k] { args = a; break } }
+        let given = argsKeys.lazy.compactMap { v[$0] }.first
+        if given == nil && requireArguments { return nil }
+        let arguments = given ?? .object([])
         let text: String
-        if let s = args.string, let parsed = try? JSONValue.parse(s), parsed.object != nil { text = parsed.serialized }
-        else if args.object != nil { text = args.serialized }
+        if let s = arguments.string, let parsed = try? JSONValue.parse(s), parsed.object != nil { text = parsed.serialized }
+        else if arguments.object != nil { text = arguments.serialized }
         else { return nil }
         return ToolCall(id: v["id"]?.string ?? newID(), name: name, arguments: text)
     }
@@ -275,6 +335,11 @@ public struct ToolCallFormat: Sendable, Equatable {
     private func parseHermes(_ reply: String) -> ToolCallReply {
         var content = "", calls: [ToolCall] = []
         var rest = Substring(reply)
+        // a reasoning block (Qwen 3, QwQ) may mention the tag: calls come after it
+        if let thought = rest.range(of: "</think>") {
+            content += rest[..<thought.upperBound]
+            rest = rest[thought.upperBound...]
+        }
         while let open = rest.range(of: "<tool_call>") {
             content += rest[..<open.lowerBound]
             let after = rest[open.upperBound...]
@@ -307,10 +372,15 @@ public struct ToolCallFormat: Sendable, Equatable {
                 }
                 rest = rest[end...]
             } else if let args = rest.range(of: "[ARGS]") {
-                // Small 3.2: name[ARGS]{...}
-                let name = String(rest[..<args.lowerBound]).trimmingWhitespace()
+                // Small 3.2: name[ARGS]{...}; newer tokenizers: name[CALL_ID]id[ARGS]{...}
+                var name = String(rest[..<args.lowerBound]).trimmingWhitespace()
+                var fields: [(String, JSONValue)] = []
+                if let idMark = name.range(of: "[CALL_ID]") {
+                    fields.append(("id", .string(String(name[idMark.upperBound...]).trimmingWhitespace())))
+                    name = String(name[..<idMark.lowerBound]).trimmingWhitespace()
+                }
                 guard let (v, end) = Self.jsonPrefix(rest[args.upperBound...]), v.object != nil,
-                      let c = call(.object([("name", .string(name)), ("arguments", v)]), argsKeys: ["arguments"]) else { return failed }
+                      let c = call(.object([("name", .string(name)), ("arguments", v)] + fields), argsKeys: ["arguments"]) else { return failed }
                 calls.append(c)
                 rest = rest[end...]
             } else {
@@ -329,7 +399,7 @@ public struct ToolCallFormat: Sendable, Equatable {
         if body.hasPrefix("<|python_tag|>") { body = body.dropFirst("<|python_tag|>".count) }
         var calls: [ToolCall] = []
         while body.hasPrefix("{") {
-            guard let (v, end) = Self.jsonPrefix(body), let c = call(v, argsKeys: ["parameters", "arguments"]) else {
+            guard let (v, end) = Self.jsonPrefix(body), let c = call(v, argsKeys: ["parameters", "arguments"], requireArguments: true) else {
                 return ToolCallReply(content: reply, calls: [])
             }
             calls.append(c)
@@ -384,5 +454,43 @@ extension StringProtocol {
         let ws: (Character) -> Bool = { $0 == " " || $0 == "\n" || $0 == "\t" || $0 == "\r" }
         guard let a = firstIndex(where: { !ws($0) }), let b = lastIndex(where: { !ws($0) }) else { return "" }
         return String(self[a...b])
+    }
+}
+
+/// How a chat's reply with tools is read: the syntax, the grammar that holds it (tool_choice
+/// required or named, or the generic format), whether parallel calls are kept.
+public struct ToolCallSetup: Sendable {
+    public let format: ToolCallFormat
+    public let grammar: Grammar?
+    public let parallel: Bool
+    /// the tools' names: a reply calling another is content
+    public let names: Set<String>
+
+    public func parse(_ reply: String) -> ToolCallReply { format.parse(reply, parallel: parallel, names: names) }
+}
+
+extension ChatTemplate {
+    /// The prompt of a chat with tools as the template's call syntax expects them (see
+    /// ToolCallFormat: the template's own `tools`, or the generic format's system message), and
+    /// how to read the reply: nil when no tools are active (none given, or tool_choice none,
+    /// which leaves them out). INVALID_ARGUMENT for malformed tools or a choice naming no tool.
+    public func render(messages: [JSONValue], addGenerationPrompt: Bool = true, tools: JSONValue?, toolChoice: ToolChoice,
+                       parallelToolCalls: Bool = true, extra: [(String, JSONValue)] = [],
+                       now: Double? = nil) throws -> (prompt: PromptText, tools: ToolCallSetup?) {
+        let format = ToolCallFormat(template: self)
+        var setup: ToolCallSetup? = nil
+        if let tools, !tools.isNull, tools.array?.isEmpty != true {
+            let names = Set(try ToolCallFormat.functions(tools).map(\.name))
+            if toolChoice != .none {
+                setup = ToolCallSetup(format: format, grammar: try format.grammar(tools: tools, choice: toolChoice, parallel: parallelToolCalls),
+                                      parallel: parallelToolCalls, names: names)
+            }
+        } else if toolChoice == .required || { if case .function = toolChoice { return true }; return false }() {
+            throw HMSTError.invalidArgument("tool_choice \(toolChoice) needs tools")
+        }
+        let active = setup == nil ? nil : tools
+        let prompt = try render(messages: try format.messages(messages, tools: active), addGenerationPrompt: addGenerationPrompt,
+                                tools: format.templateRendersTools ? active : nil, extra: extra, now: now)
+        return (prompt, setup)
     }
 }
