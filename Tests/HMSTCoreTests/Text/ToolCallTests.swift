@@ -212,6 +212,40 @@ final class ToolCallTests: XCTestCase {
         XCTAssertEqual(out[2]["content"]?.string, "Result of a: noon\nResult of b: rain")
     }
 
+    /// Streaming: text goes out until a call may begin, the call never does, and content after
+    /// a call (or a held reply that was no call) comes at the end.
+    func testStreamHoldsCallsBack() {
+        func run(_ syntax: ToolCallFormat.Syntax, _ pieces: [String]) -> (sent: String, rest: String, calls: [String]) {
+            let s = ToolCallStream(setup: ToolCallSetup(format: format(syntax), grammar: nil, parallel: true, names: ["now"]))
+            let sent = pieces.map { s.push($0) }.joined()
+            let (rest, calls) = s.finish()
+            return (sent, rest, calls.map(\.name))
+        }
+        let h = run(.hermes, ["\nLet me ", "check.<", "tool_", "call>\n{\"name\": \"now\", \"arguments\": {}}\n</tool_call>", " Done."])
+        XCTAssertEqual(h.sent, "\nLet me check.")
+        XCTAssertEqual(h.rest, " Done.")
+        XCTAssertEqual(h.calls, ["now"])
+        let plain = run(.hermes, ["a <", "b ", "<tool", " no"])
+        XCTAssertEqual(plain.sent + plain.rest, "a <b <tool no")
+        XCTAssertEqual(plain.calls, [])
+        let l = run(.llama3, [" {\"name\": \"now\", ", "\"parameters\": {}}"])
+        XCTAssertEqual(l.sent, "")
+        XCTAssertEqual(l.rest, "")
+        XCTAssertEqual(l.calls, ["now"])
+        XCTAssertEqual(run(.llama3, ["Hello", " world"]).sent, "Hello world")
+        let notCall = run(.llama3, ["{\"a\": ", "1}"])
+        XCTAssertEqual(notCall.sent + notCall.rest, "{\"a\": 1}")
+        let g = run(.generic, ["{\"response\": ", "\"Hi\"}"])
+        XCTAssertEqual(g.sent, "")
+        XCTAssertEqual(g.rest, "Hi")
+        let m = run(.mistral, ["Sure. [TOOL", "_CALLS][{\"name\": \"now\", \"arguments\": {}}]"])
+        XCTAssertEqual(m.sent, "Sure. ")
+        XCTAssertEqual(m.rest, "")
+        XCTAssertEqual(m.calls, ["now"])
+        let unknown = run(.hermes, ["<tool_call>{\"name\": \"rm\", \"arguments\": {}}</tool_call>"])
+        XCTAssertEqual(unknown.sent + unknown.rest, "<tool_call>{\"name\": \"rm\", \"arguments\": {}}</tool_call>")
+    }
+
     func testToolsAndChoiceAreChecked() throws {
         for bad in ["{}", "[1]", "[{\"type\": \"function\"}]", "[{\"type\": \"function\", \"function\": {\"name\": \"a b\"}}]",
                     "[{\"type\": \"function\", \"function\": {\"name\": \"a\"}}, {\"type\": \"function\", \"function\": {\"name\": \"a\"}}]",

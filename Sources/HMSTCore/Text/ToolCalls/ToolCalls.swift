@@ -494,3 +494,78 @@ extension ChatTemplate {
         return (prompt, setup)
     }
 }
+
+/// A streamed chat reply with tools: text is passed on until it may be starting a call (the
+/// format's marker, or for Llama 3 and the generic format a reply that starts as JSON), then
+/// held; finish() parses the whole reply into what content is still unsent and the calls.
+public final class ToolCallStream: @unchecked Sendable {
+    public let setup: ToolCallSetup
+    var format: ToolCallFormat { setup.format }
+    private var text: [UInt8] = []
+    private var sent = 0       // bytes of text already passed on
+    private var holding = false
+
+    public init(setup: ToolCallSetup) { self.setup = setup }
+
+    /// The part of the text so far that can be sent now (deltas arrive as whole characters; the
+    /// markers are ASCII, so every cut is at a character's boundary).
+    public func push(_ delta: String) -> String {
+        text += delta.utf8
+        if holding { return "" }
+        var end = text.count
+        switch format.syntax {
+        case .generic:
+            holding = true
+            return ""
+        case .llama3:
+            let t = text.drop { $0 == 0x20 || $0 == 0x0A || $0 == 0x09 || $0 == 0x0D }
+            let tag = Array("<|python_tag|>".utf8)
+            if t.isEmpty { return "" }
+            if t.first == UInt8(ascii: "{") || t.starts(with: tag) { holding = true; return "" }
+            if tag.starts(with: t) { return "" }
+        case .hermes, .mistral, .other:
+            if format.syntax == .other {
+                // a reply that starts as JSON may be a call
+                let t = text.drop { $0 == 0x20 || $0 == 0x0A || $0 == 0x09 || $0 == 0x0D }
+                if t.isEmpty { return "" }
+                if t.first == UInt8(ascii: "{") { holding = true; return "" }
+            }
+            for m in format.markers.map({ Array($0.utf8) }) {
+                if let at = Self.find(m, in: text, from: max(0, sent - m.count)) {
+                    end = min(end, at)
+                    holding = true
+                } else {
+                    // a suffix that may still become the marker waits
+                    var k = min(m.count - 1, text.count)
+                    while k > 0 && !m.starts(with: text.suffix(k)) { k -= 1 }
+                    end = min(end, text.count - k)
+                }
+            }
+        }
+        guard end > sent else { return "" }
+        let out = String(decoding: text[sent..<end], as: UTF8.self)
+        sent = end
+        return out
+    }
+
+    static func find(_ needle: [UInt8], in hay: [UInt8], from: Int) -> Int? {
+        guard needle.count <= hay.count else { return nil }
+        var i = from
+        while i + needle.count <= hay.count {
+            if hay[i..<(i + needle.count)].elementsEqual(needle) { return i }
+            i += 1
+        }
+        return nil
+    }
+
+    /// The content not yet sent, and the calls.
+    public func finish() -> (String, [ToolCall]) {
+        let reply = setup.parse(String(decoding: text, as: UTF8.self))
+        let content = Array(reply.content.utf8)
+        // content with calls is trimmed: then what was sent is compared without its leading whitespace
+        var sentText = text[0..<sent]
+        if !content.starts(with: sentText) { sentText = sentText.drop { $0 == 0x20 || $0 == 0x0A || $0 == 0x09 || $0 == 0x0D } }
+        let rest = content.starts(with: sentText) ? String(decoding: content[sentText.count...], as: UTF8.self) : ""
+        return (rest, reply.calls)
+    }
+}
