@@ -344,7 +344,8 @@ final class GrammarTests: XCTestCase {
 
     func testSchemaErrorsNameTheKeywordAndPlace() {
         let cases: [(String, String)] = [
-            (#"{"type":"string","pattern":"^a"}"#, "at the root: 'pattern' is not supported"),
+            (#"{"type":"array","uniqueItems":true}"#, "at the root: 'uniqueItems' is not supported"),
+            (#"{"type":"string","pattern":"^(?=a)"}"#, "at the root: pattern '^(?=a)': lookarounds"),
             (#"{"properties":{"a":{"multipleOf":3}}}"#, "at /properties/a: 'multipleOf' is not supported"),
             (#"{"$ref":"https://example.com/s.json"}"#, "$ref 'https://example.com/s.json' is not supported"),
             (##"{"$ref":"#/$defs/missing"}"##, "names nothing"),

@@ -6,7 +6,8 @@
 // Enforced: type (one or a list), enum, const, anyOf, oneOf (as anyOf: exclusivity is not
 // checked), allOf with one member, $ref to "#", "#/$defs/...", "#/definitions/..." or any JSON
 // pointer into the schema (recursion allowed), properties, required, additionalProperties,
-// items, prefixItems, minItems, maxItems (at most 1000), minLength, maxLength (at most 1000,
+// items, prefixItems, minItems, maxItems (at most 1000), pattern (PatternGrammar: a subset of
+// ECMA-262 regular expressions), minLength, maxLength (at most 1000,
 // counted in string characters as written: an escape such as \u00e9 is one, a surrogate pair
 // two), nullable (OpenAPI), minimum / maximum / exclusiveMinimum / exclusiveMaximum on integers
 // (IntegerRange; on numbers they are refused; draft 4's boolean exclusiveMinimum too), and the
@@ -20,7 +21,7 @@
 // which keeps the values of that type. Annotations (title, description, default, examples,
 // format, $schema, $id, $comment, deprecated, readOnly, writeOnly) and unknown keywords are
 // ignored, as a validator ignores `format` by default; constraints that are not enforced
-// (pattern, minimum, maximum, multipleOf, uniqueItems, not, if/then/else, ...) are an error that
+// (minimum, maximum on numbers, multipleOf, uniqueItems, not, if/then/else, ...) are an error that
 // names them, never silently dropped.
 //
 // Strings may not hold raw control characters or DEL (JSON allows DEL; no model needs it).
@@ -69,7 +70,7 @@ public enum JSONSchemaGrammar {
     /// Keywords that constrain a value's shape (beside $ref, const, enum, anyOf, oneOf, allOf
     /// they are refused: they would be dropped, as those keywords write the whole value).
     static let shaping: [String] = ["type", "properties", "required", "additionalProperties", "items", "prefixItems",
-                                    "minItems", "maxItems", "minLength", "maxLength"]
+                                    "minItems", "maxItems", "minLength", "maxLength", "pattern"]
     static let types: Set<String> = ["string", "number", "integer", "boolean", "null", "object", "array"]
     static let bounds = ["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"]
     /// The string formats enforced (the text inside the quotes); other formats are annotations.
@@ -81,7 +82,7 @@ public enum JSONSchemaGrammar {
         return ["date": date, "time": time, "date-time": "\(date) \"T\" \(time)",
                 "uuid": "\(hex){8} \"-\" \(hex){4} \"-\" \(hex){4} \"-\" \(hex){4} \"-\" \(hex){12}"]
     }()
-    static let refused: [String] = ["pattern", "multipleOf",
+    static let refused: [String] = ["multipleOf",
                                     "patternProperties", "propertyNames", "minProperties", "maxProperties", "uniqueItems",
                                     "contains", "minContains", "maxContains", "not", "if", "then", "else", "dependentRequired",
                                     "dependentSchemas", "dependencies", "unevaluatedProperties", "unevaluatedItems", "contentEncoding",
@@ -249,7 +250,7 @@ public enum JSONSchemaGrammar {
         func inferredTypes(_ s: JSONValue) -> [String] {
             if s["properties"] != nil || s["additionalProperties"] != nil || s["required"] != nil { return ["object"] }
             if s["items"] != nil || s["prefixItems"] != nil || s["minItems"] != nil || s["maxItems"] != nil { return ["array"] }
-            if s["minLength"] != nil || s["maxLength"] != nil { return ["string"] }
+            if s["minLength"] != nil || s["maxLength"] != nil || s["pattern"] != nil { return ["string"] }
             return ["any"]
         }
 
@@ -304,6 +305,22 @@ public enum JSONSchemaGrammar {
                 return try integer(s, name: name, path: path)
             case "null", "boolean", "number": return primitive(type)
             case "string":
+                if let pv = s["pattern"] {
+                    guard let pattern = pv.string else { throw error("pattern must be a string", path) }
+                    if let k = ["minLength", "maxLength"].first(where: { s[$0] != nil }) {
+                        throw error("'\(k)' beside 'pattern' is not supported (write the length into the pattern)", path)
+                    }
+                    if s["format"]?.string.map({ JSONSchemaGrammar.formats[$0] != nil }) == true {
+                        throw error("'pattern' beside a 'format' hmst enforces is not supported", path)
+                    }
+                    let body: String
+                    do { body = try PatternGrammar.expression(pattern, char: primitive("char")) } catch let e as HMSTError {
+                        throw error(e.message, path)
+                    }
+                    let r = fresh(name + "-pattern")
+                    rules.append((r, "\"\\\"\" \(body) \"\\\"\""))
+                    return r
+                }
                 if let f = s["format"]?.string, let body = JSONSchemaGrammar.formats[f] {
                     let r = fresh(name + "-" + f)
                     rules.append((r, "\"\\\"\" \(body) \"\\\"\""))
