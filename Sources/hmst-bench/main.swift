@@ -679,7 +679,8 @@ if args.first == "sample" {
 }
 
 // ---- constraint mode: what constrained generation costs per token (JSONConstraint, a JSON
-//      Schema's GrammarConstraint, a GBNF JSON grammar): building it (first over the tokenizer,
+//      Schema's GrammarConstraint, a GBNF JSON grammar, a required tool call in Hermes' syntax
+//      over three tools, strings with patterns): building it (first over the tokenizer,
 //      and again: GrammarConstraint shares the decoded vocabulary), then the mask before each
 //      token of a document as the tokenizer encodes it (timed in the third round)
 if args.first == "constraint" {
@@ -704,14 +705,29 @@ if args.first == "constraint" {
         number ::= "-"? ( "0" | [1-9] [0-9]{0,15} ) ( "." [0-9]{1,16} )? ( [eE] [-+]? [0-9]{1,3} )?
         ws     ::= [ \t\n]{0,20}
         """#
-    let ids = tokenizer.encode(bytes: Array(doc.utf8))
+    let tools = try JSONValue.parse(#"""
+        [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {
+           "city": {"type": "string"}, "days": {"type": "integer", "minimum": 1, "maximum": 14}, "units": {"enum": ["metric", "imperial"]}},
+           "required": ["city", "days"]}}},
+         {"type": "function", "function": {"name": "search", "parameters": {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]}}},
+         {"type": "function", "function": {"name": "now", "parameters": {"type": "object", "properties": {}}}}]
+        """#)
+    let call = "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", \"days\": 3, \"units\": \"metric\"}}\n</tool_call>"
+    let patternSchema = #"{"type": "object", "properties": {"code": {"type": "string", "pattern": "^[A-Z]{3}-[0-9]{4}$"}, "email": {"type": "string", "pattern": "^[a-z0-9._]+@[a-z0-9-]+\\.(com|org|net)$"}}, "required": ["code", "email"]}"#
+    let patternDoc = #"{"code": "ABC-1234", "email": "ada.lovelace@example.org"}"#
     let V = tokenizer.vocabSize
-    let cases: [(String, () throws -> TokenConstraint)] = [
-        ("json_object", { JSONConstraint(tokenizer: tokenizer) }),
-        ("json_schema", { try GrammarConstraint(grammar: try JSONSchemaGrammar.grammar(schemaText: schema), tokenizer: tokenizer) }),
-        ("gbnf_json", { try GrammarConstraint(gbnf: gbnf, tokenizer: tokenizer) }),
+    let cases: [(String, String, () throws -> TokenConstraint)] = [
+        ("json_object", doc, { JSONConstraint(tokenizer: tokenizer) }),
+        ("json_schema", doc, { try GrammarConstraint(grammar: try JSONSchemaGrammar.grammar(schemaText: schema), tokenizer: tokenizer) }),
+        ("gbnf_json", doc, { try GrammarConstraint(gbnf: gbnf, tokenizer: tokenizer) }),
+        ("tool_call_hermes", call, {
+            guard let g = try ToolCallFormat(.hermes).grammar(tools: tools, choice: .required, parallel: true) else { throw HMSTError.invalidArgument("no grammar") }
+            return try GrammarConstraint(grammar: g, tokenizer: tokenizer)
+        }),
+        ("json_schema_pattern", patternDoc, { try GrammarConstraint(grammar: try JSONSchemaGrammar.grammar(schemaText: patternSchema), tokenizer: tokenizer) }),
     ]
-    for (name, make) in cases {
+    for (name, text, make) in cases {
+        let ids = tokenizer.encode(bytes: Array(text.utf8))
         var buildMs: [Double] = [], maskMs: [Double] = []
         var allowedMedian = 0
         for round in 0..<3 {
