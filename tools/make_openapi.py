@@ -49,7 +49,7 @@ sampling = {
                                                                              "schema": {"type": "object"}, "strict": {"type": "boolean", "nullable": True}}}},
                         "description": "json_object: the text is one JSON object; json_schema: one JSON value json_schema.schema accepts "
                                        "(type, enum, const, anyOf, oneOf, $ref, properties, required, additionalProperties, items, prefixItems, "
-                                       "minItems, maxItems, minLength, maxLength, pattern (ECMA-262 subset), integer minimum/maximum, formats date/time/date-time/uuid; other constraining keywords are a 400). Every token is checked; "
+                                       "minItems, maxItems, minLength, maxLength, pattern (ECMA-262 subset), minimum/maximum/exclusiveMinimum/exclusiveMaximum, formats date/time/date-time/uuid; other constraining keywords are a 400). Every token is checked; "
                                        "generation ends when the value is complete."},
     "grammar": {"type": "string", "nullable": True,
                 "description": "llama.cpp's: the text is a sentence of this GBNF grammar (it starts at rule root). Not with response_format json_object/json_schema."},

@@ -1173,7 +1173,7 @@ enum OpenAPIDocument {
         }
        }
       },
-      "description": "json_object: the text is one JSON object; json_schema: one JSON value json_schema.schema accepts (type, enum, const, anyOf, oneOf, $ref, properties, required, additionalProperties, items, prefixItems, minItems, maxItems, minLength, maxLength, pattern (ECMA-262 subset), integer minimum/maximum, formats date/time/date-time/uuid; other constraining keywords are a 400). Every token is checked; generation ends when the value is complete."
+      "description": "json_object: the text is one JSON object; json_schema: one JSON value json_schema.schema accepts (type, enum, const, anyOf, oneOf, $ref, properties, required, additionalProperties, items, prefixItems, minItems, maxItems, minLength, maxLength, pattern (ECMA-262 subset), minimum/maximum/exclusiveMinimum/exclusiveMaximum, formats date/time/date-time/uuid; other constraining keywords are a 400). Every token is checked; generation ends when the value is complete."
      },
      "grammar": {
       "type": "string",
@@ -1421,7 +1421,7 @@ enum OpenAPIDocument {
         }
        }
       },
-      "description": "json_object: the text is one JSON object; json_schema: one JSON value json_schema.schema accepts (type, enum, const, anyOf, oneOf, $ref, properties, required, additionalProperties, items, prefixItems, minItems, maxItems, minLength, maxLength, pattern (ECMA-262 subset), integer minimum/maximum, formats date/time/date-time/uuid; other constraining keywords are a 400). Every token is checked; generation ends when the value is complete."
+      "description": "json_object: the text is one JSON object; json_schema: one JSON value json_schema.schema accepts (type, enum, const, anyOf, oneOf, $ref, properties, required, additionalProperties, items, prefixItems, minItems, maxItems, minLength, maxLength, pattern (ECMA-262 subset), minimum/maximum/exclusiveMinimum/exclusiveMaximum, formats date/time/date-time/uuid; other constraining keywords are a 400). Every token is checked; generation ends when the value is complete."
      },
      "grammar": {
       "type": "string",

@@ -10,7 +10,8 @@
 // ECMA-262 regular expressions), minLength, maxLength (at most 1000,
 // counted in string characters as written: an escape such as \u00e9 is one, a surrogate pair
 // two), nullable (OpenAPI), minimum / maximum / exclusiveMinimum / exclusiveMaximum on integers
-// (IntegerRange; on numbers they are refused; draft 4's boolean exclusiveMinimum too), and the
+// (IntegerRange) and numbers (NumberRange: bounded numbers are written without an exponent;
+// draft 4's boolean exclusiveMinimum too), and the
 // string formats date, time, date-time (a subset of RFC 3339: upper-case T and Z, seconds 00-59,
 // at most 9 fraction digits, February 29 in any year) and uuid (other formats are annotations). Properties come in the schema's order, required ones always,
 // optional ones maybe. With `properties`, a missing additionalProperties means none (OpenAI's
@@ -21,7 +22,7 @@
 // which keeps the values of that type. Annotations (title, description, default, examples,
 // format, $schema, $id, $comment, deprecated, readOnly, writeOnly) and unknown keywords are
 // ignored, as a validator ignores `format` by default; constraints that are not enforced
-// (minimum, maximum on numbers, multipleOf, uniqueItems, not, if/then/else, ...) are an error that
+// (multipleOf, uniqueItems, not, if/then/else, ...) are an error that
 // names them, never silently dropped.
 //
 // Strings may not hold raw control characters or DEL (JSON allows DEL; no model needs it).
@@ -230,8 +231,8 @@ public enum JSONSchemaGrammar {
                 if let t = types.first(where: { s["type"] != nil && !JSONSchemaGrammar.types.contains($0) }) {
                     throw error("unknown type '\(t)' (string, number, integer, boolean, null, object, array)", path)
                 }
-                if let k = JSONSchemaGrammar.bounds.first(where: { s[$0] != nil }), types.contains(where: { $0 == "number" || $0 == "any" }) {
-                    throw error("'\(k)' is supported for integers only (a number's range cannot be written as a grammar here)", path)
+                if let k = JSONSchemaGrammar.bounds.first(where: { s[$0] != nil }), types.contains("any") {
+                    throw error("'\(k)' needs a type (integer or number)", path)
                 }
                 if s["format"]?.string.map({ JSONSchemaGrammar.formats[$0] != nil }) == true,
                    let k = ["minLength", "maxLength"].first(where: { s[$0] != nil }) {
@@ -251,6 +252,7 @@ public enum JSONSchemaGrammar {
             if s["properties"] != nil || s["additionalProperties"] != nil || s["required"] != nil { return ["object"] }
             if s["items"] != nil || s["prefixItems"] != nil || s["minItems"] != nil || s["maxItems"] != nil { return ["array"] }
             if s["minLength"] != nil || s["maxLength"] != nil || s["pattern"] != nil { return ["string"] }
+            if JSONSchemaGrammar.bounds.contains(where: { s[$0] != nil }) { return ["number"] }
             return ["any"]
         }
 
@@ -289,6 +291,36 @@ public enum JSONSchemaGrammar {
             return r
         }
 
+        /// A number within minimum / maximum / exclusiveMinimum / exclusiveMaximum (NumberRange:
+        /// written without an exponent when bounded).
+        mutating func number(_ s: JSONValue, name: String, path: String) throws -> String {
+            func bound(_ key: String) throws -> NumberRange.Bound? {
+                guard let v = s[key] else { return nil }
+                if case .bool = v { return nil }   // draft 4: makes minimum / maximum exclusive
+                guard v.number != nil else { throw error("\(key) must be a number", path) }
+                guard let d = NumberRange.Decimal(v) else {
+                    throw error("\(key) \(v.serialized) needs more than 16 integer or 16 fraction digits, the most hmst writes", path)
+                }
+                let exclusive = key.hasPrefix("exclusive") || s[key == "minimum" ? "exclusiveMinimum" : "exclusiveMaximum"]?.bool == true
+                return NumberRange.Bound(value: d, exclusive: exclusive)
+            }
+            func value(_ b: NumberRange.Bound) -> Double {
+                let m = Double(b.value.int) + (Double("0." + b.value.frac.map(String.init).joined()) ?? 0)
+                return b.value.negative ? -m : m
+            }
+            let los = try [bound("minimum"), bound("exclusiveMinimum")].compactMap { $0 }
+            let his = try [bound("maximum"), bound("exclusiveMaximum")].compactMap { $0 }
+            if los.isEmpty && his.isEmpty { return primitive("number") }
+            // two lower (upper) bounds: the tighter, the exclusive one on a tie
+            let lo = los.max { (value($0), $0.exclusive ? 1 : 0) < (value($1), $1.exclusive ? 1 : 0) }
+            let hi = his.min { (value($0), $0.exclusive ? 0 : 1) < (value($1), $1.exclusive ? 0 : 1) }
+            let alts = NumberRange.alternatives(lo: lo, hi: hi)
+            guard !alts.isEmpty else { throw error("no number (of at most 16 integer and 16 fraction digits) is within the bounds given", path) }
+            let r = fresh(name + "-number")
+            rules.append((r, alts.joined(separator: " | ")))
+            return r
+        }
+
         /// `x` repeated min...max times, separated by `sep` (nil max: any number).
         func repeatedList(_ x: String, sep: String, min: Int, max: Int?) -> String {
             if let m = max, m == 0 { return "" }
@@ -303,7 +335,8 @@ public enum JSONSchemaGrammar {
             case "any": return primitive("value")
             case "integer":
                 return try integer(s, name: name, path: path)
-            case "null", "boolean", "number": return primitive(type)
+            case "number": return try number(s, name: name, path: path)
+            case "null", "boolean": return primitive(type)
             case "string":
                 if let pv = s["pattern"] {
                     guard let pattern = pv.string else { throw error("pattern must be a string", path) }
