@@ -38,7 +38,7 @@ final class NumberRangeTests: XCTestCase {
         let fixed = ["0", "1", "0.5", "1.0", "1.00", "0.999", "0.0", "0.001", "0.0009", "-1.5", "-1.50", "-1.51", "2.25", "2.250", "2.2501",
                      "-10", "-10.0", "-10.01", "-0.5", "-0.49", "-0.51", "3.7", "3.70", "3.71", "3.6999", "12.5", "12.75", "12.76", "12.6",
                      "5", "5.0", "5.00001", "5.5", "5.51", "0.45", "0.4500", "0.45009", "0.4501", "0.46", "0.05", "-0.05", "0.051", "-0.0501",
-                     "2", "2.0000000000000001", "1", "1.1", "-3", "-3.0001", "-2.4", "-2.25", "-2.5", "0.09", "0.1", "0.10", "0.0999",
+                     "2", "2.0001", "1", "1.1", "-3", "-3.0001", "-2.4", "-2.25", "-2.5", "0.09", "0.1", "0.10", "0.0999",
                      "0.00001", "0.000009", "100", "100.0", "100.0001", "99.99", "7", "123456", "-123456"]
         var rng = Xorshift(state: 0xD1B5_4A32_D192_ED03)
         let ints = ["0", "1", "2", "3", "5", "7", "9", "10", "12", "13", "99", "100", "101", "12345"]
@@ -60,6 +60,25 @@ final class NumberRangeTests: XCTestCase {
             // no exponent, no leading zeros, no bare point
             for bad in ["1e0", "01", "1.", ".5", "+1"] { XCTAssertFalse(try accepts(g, bad), "\(schema) on \(bad)") }
         }
+    }
+
+    /// Review findings: an exclusive bound is not met by a text that reads back as the bound
+    /// itself; bounds past the digit cap; the tighter of two bounds compared exactly.
+    func testDoubleSemanticsAndCaps() throws {
+        let g = try JSONSchemaGrammar.grammar(schemaText: #"{"type":"number","exclusiveMinimum":1,"exclusiveMaximum":10}"#)
+        for text in ["9.9999999999999999", "10", "1.0000000000000001", "1"] { XCTAssertFalse(try accepts(g, text), text) }
+        for text in ["9.999999999999998", "1.000000000000001", "5"] { XCTAssertTrue(try accepts(g, text), text) }
+        let wide = try JSONSchemaGrammar.grammar(schemaText: #"{"type":"number","minimum":-1e20,"maximum":1e20}"#)
+        for text in ["9999999999999999", "-9999999999999999.5", "0"] { XCTAssertTrue(try accepts(wide, text), text) }
+        XCTAssertFalse(try accepts(wide, "1e5"), "bounded numbers have no exponent")
+        XCTAssertThrowsError(try JSONSchemaGrammar.grammar(schemaText: #"{"type":"number","minimum":1e20}"#))
+        let tie = try JSONSchemaGrammar.grammar(schemaText: #"{"type":"number","minimum":9007199254740993,"exclusiveMinimum":9007199254740992.0}"#)
+        XCTAssertFalse(try accepts(tie, "9007199254740992.5"), "the integer minimum is the tighter bound")
+        // 9007199254740993 is above the exclusive bound as a decimal, but reads back as it as a double
+        XCTAssertFalse(try accepts(tie, "9007199254740993"))
+        XCTAssertTrue(try accepts(tie, "9007199254740994"))
+        XCTAssertEqual(NumberRange.compare(NumberRange.Decimal(.number(0.5))!, NumberRange.Decimal(.number(0.50))!), 0)
+        XCTAssertEqual(NumberRange.compare(NumberRange.Decimal(.number(-0.5))!, NumberRange.Decimal(.number(-0.25))!), -1)
     }
 
     func testBoundsAsDecimals() {

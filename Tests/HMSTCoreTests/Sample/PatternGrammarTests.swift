@@ -77,7 +77,9 @@ final class PatternGrammarTests: XCTestCase {
             ("a{3,2}", "below the minimum"), ("a{2000}", "a repetition above 1000"), ("[z-a]", "out of order"),
             ("[abc", "unclosed '['"), ("*a", "nothing to repeat"), ("^a|b$", "group them"), ("\\p{L}", "Unicode property"),
             (String(repeating: "(", count: 40) + "a" + String(repeating: ")", count: 40), "nested deeper"), ("a\\", "trailing"),
-            ("[\\W]", "inside a class"), ("\\q", "unknown escape"),
+            ("[\\W]", "inside a class"), ("\\q", "unknown escape"), ("^\\x+1$", "hex digits"), ("\\01", "octal"),
+            ("[\\1]", "inside a class"), ("^(a*)*$", "can match nothing"), ("^(a|)+$", "can match nothing"),
+            ("^([a-z]*\\.?)*$", "can match nothing"),
         ]
         for (p, want) in cases {
             XCTAssertThrowsError(try grammar(p), p) { XCTAssertTrue("\($0)".contains(want), "\(p): \($0)") }

@@ -92,6 +92,7 @@ final class ToolCallTests: XCTestCase {
         XCTAssertEqual(f.parse("{\"tool_call\": {\"name\": \"now\", \"arguments\": {}}}").calls.count, 1)
         XCTAssertEqual(f.parse("{\"response\": \"It is sunny.\"}"), ToolCallReply(content: "It is sunny.", calls: []))
         XCTAssertEqual(f.parse("plain words"), ToolCallReply(content: "plain words", calls: []))
+        XCTAssertEqual(f.parse("{\"response\": \"It is su"), ToolCallReply(content: "It is su", calls: []), "cut short by max_tokens")
         XCTAssertEqual(f.parse("{\"tool_calls\": [{\"name\": \"now\"}, 3]}").calls, [])
     }
 
@@ -235,9 +236,17 @@ final class ToolCallTests: XCTestCase {
         XCTAssertEqual(run(.llama3, ["Hello", " world"]).sent, "Hello world")
         let notCall = run(.llama3, ["{\"a\": ", "1}"])
         XCTAssertEqual(notCall.sent + notCall.rest, "{\"a\": 1}")
-        let g = run(.generic, ["{\"response\": ", "\"Hi\"}"])
-        XCTAssertEqual(g.sent, "")
-        XCTAssertEqual(g.rest, "Hi")
+        // the generic format's answer streams as its string's text, escapes decoded when whole
+        let g = run(.generic, ["{\"resp", "onse\": \"Hel", "lo \\u00e9\\", "n\\ud83d", "\\ude00 \\\"q\\\"", "\"}"])
+        XCTAssertEqual(g.sent, "Hello é\n😀 \"q\"")
+        XCTAssertEqual(g.rest, "")
+        XCTAssertEqual(g.calls, [])
+        let gc = run(.generic, ["{\"tool", "_calls\": [{\"name\": \"now\", \"arguments\": {}}]}"])
+        XCTAssertEqual(gc.sent, "")
+        XCTAssertEqual(gc.calls, ["now"])
+        let ws = run(.generic, ["\n{ \"response\"\n  :", " \"ok", "\" }"])
+        XCTAssertEqual(ws.sent + ws.rest, "ok")
+        XCTAssertEqual(ToolCallStream.decodedPrefix(Array("ab\\u00".utf8)[...]), Array("ab".utf8))
         let m = run(.mistral, ["Sure. [TOOL", "_CALLS][{\"name\": \"now\", \"arguments\": {}}]"])
         XCTAssertEqual(m.sent, "Sure. ")
         XCTAssertEqual(m.rest, "")

@@ -294,26 +294,42 @@ public enum JSONSchemaGrammar {
         /// A number within minimum / maximum / exclusiveMinimum / exclusiveMaximum (NumberRange:
         /// written without an exponent when bounded).
         mutating func number(_ s: JSONValue, name: String, path: String) throws -> String {
-            func bound(_ key: String) throws -> NumberRange.Bound? {
+            /// A bound as a decimal. An exclusive one becomes inclusive at the next double inward
+            /// when that has few enough digits: then no text the grammar allows reads back, as a
+            /// double, as the bound itself (9.9999999999999999 is 10.0 to Python and JavaScript).
+            /// A bound past the 16-digit cap on the side that constrains nothing is none.
+            func bound(_ key: String, lower: Bool) throws -> NumberRange.Bound? {
                 guard let v = s[key] else { return nil }
                 if case .bool = v { return nil }   // draft 4: makes minimum / maximum exclusive
-                guard v.number != nil else { throw error("\(key) must be a number", path) }
-                guard let d = NumberRange.Decimal(v) else {
-                    throw error("\(key) \(v.serialized) needs more than 16 integer or 16 fraction digits, the most hmst writes", path)
-                }
+                guard let x = v.number, x.isFinite else { throw error("\(key) must be a finite number", path) }
                 let exclusive = key.hasPrefix("exclusive") || s[key == "minimum" ? "exclusiveMinimum" : "exclusiveMaximum"]?.bool == true
+                if x.magnitude >= 1e16 {
+                    if lower == (x < 0) { return nil }
+                    throw error("no number (of at most 16 integer digits) is within \(key) \(v.serialized)", path)
+                }
+                if exclusive && x != 0, let d = NumberRange.Decimal(.number(lower ? x.nextUp : x.nextDown)) {
+                    return NumberRange.Bound(value: d, exclusive: false)
+                }
+                guard let d = NumberRange.Decimal(v) else {
+                    throw error("\(key) \(v.serialized) needs more than 16 fraction digits, the most hmst writes", path)
+                }
                 return NumberRange.Bound(value: d, exclusive: exclusive)
             }
-            func value(_ b: NumberRange.Bound) -> Double {
-                let m = Double(b.value.int) + (Double("0." + b.value.frac.map(String.init).joined()) ?? 0)
-                return b.value.negative ? -m : m
+            let los = try [bound("minimum", lower: true), bound("exclusiveMinimum", lower: true)].compactMap { $0 }
+            let his = try [bound("maximum", lower: false), bound("exclusiveMaximum", lower: false)].compactMap { $0 }
+            // no numeric bound at all: any number (a bound past the cap still means no exponent)
+            if los.isEmpty && his.isEmpty && !JSONSchemaGrammar.bounds.contains(where: { s[$0]?.number != nil }) {
+                return primitive("number")
             }
-            let los = try [bound("minimum"), bound("exclusiveMinimum")].compactMap { $0 }
-            let his = try [bound("maximum"), bound("exclusiveMaximum")].compactMap { $0 }
-            if los.isEmpty && his.isEmpty { return primitive("number") }
-            // two lower (upper) bounds: the tighter, the exclusive one on a tie
-            let lo = los.max { (value($0), $0.exclusive ? 1 : 0) < (value($1), $1.exclusive ? 1 : 0) }
-            let hi = his.min { (value($0), $0.exclusive ? 0 : 1) < (value($1), $1.exclusive ? 0 : 1) }
+            // two lower (upper) bounds: the tighter, compared exactly; the exclusive one on a tie
+            let lo = los.max { a, b in
+                let c = NumberRange.compare(a.value, b.value)
+                return c != 0 ? c < 0 : (!a.exclusive && b.exclusive)
+            }
+            let hi = his.min { a, b in
+                let c = NumberRange.compare(a.value, b.value)
+                return c != 0 ? c < 0 : (a.exclusive && !b.exclusive)
+            }
             let alts = NumberRange.alternatives(lo: lo, hi: hi)
             guard !alts.isEmpty else { throw error("no number (of at most 16 integer and 16 fraction digits) is within the bounds given", path) }
             let r = fresh(name + "-number")

@@ -56,6 +56,20 @@ enum NumberRange {
         }
     }
 
+    /// -1, 0, 1 as a < b, a == b, a > b.
+    static func compare(_ a: Decimal, _ b: Decimal) -> Int {
+        if a.isZero && b.isZero { return 0 }
+        if a.negative != b.negative { return a.negative ? -1 : 1 }
+        var m = a.int < b.int ? -1 : a.int > b.int ? 1 : 0
+        if m == 0 {
+            for k in 0..<max(a.frac.count, b.frac.count) {
+                let x = k < a.frac.count ? a.frac[k] : 0, y = k < b.frac.count ? b.frac[k] : 0
+                if x != y { m = x < y ? -1 : 1; break }
+            }
+        }
+        return a.negative ? -m : m
+    }
+
     struct Bound {
         var value: Decimal
         var exclusive: Bool

@@ -37,7 +37,7 @@ enum PatternGrammar {
             if k % 2 == 0 { anchoredEnd = true; body = body.dropLast() }
         }
         var p = Parser(s: Array(body), pattern: pattern)
-        let (expr, topLevelAlternatives) = try p.alternation(depth: 0)
+        let (expr, topLevelAlternatives, _) = try p.alternation(depth: 0)
         guard p.i == p.s.count else { throw p.error("unmatched ')'") }
         if topLevelAlternatives && (anchoredStart || anchoredEnd) {
             throw HMSTError.invalidArgument("pattern '\(pattern)': an anchor beside a top-level '|' applies to one alternative only; group them, as ^(a|b)$")
@@ -60,7 +60,7 @@ enum PatternGrammar {
         case "\u{8}": return "\\b"
         case "\u{C}": return "\\f"
         default:
-            if c.value < 0x20 {
+            if c.value < 0x20 || c.value == 0x7F {
                 let h = String(c.value, radix: 16)
                 return "\\u" + String(repeating: "0", count: 4 - h.count) + h
             }
@@ -137,6 +137,8 @@ enum PatternGrammar {
         let s: [Unicode.Scalar]
         let pattern: String
         var i = 0
+        /// whether the last atom (a group) can match the empty string
+        var atomNullable = false
 
         func error(_ what: String) -> HMSTError {
             HMSTError.invalidArgument("pattern '\(pattern)': \(what) (at character \(i + 1))")
@@ -144,36 +146,40 @@ enum PatternGrammar {
 
         var peek: Unicode.Scalar? { i < s.count ? s[i] : nil }
 
-        /// a|b|...; whether there was more than one alternative
-        mutating func alternation(depth: Int) throws -> (String, Bool) {
+        /// a|b|...; whether there was more than one alternative, and whether it can match nothing
+        mutating func alternation(depth: Int) throws -> (String, Bool, Bool) {
             guard depth <= PatternGrammar.maxDepth else { throw error("groups nested deeper than \(PatternGrammar.maxDepth)") }
             var alts = [try sequence(depth: depth)]
             while peek == "|" {
                 i += 1
                 alts.append(try sequence(depth: depth))
             }
-            if alts.count == 1 { return (alts[0] ?? "", false) }
+            let nullable = alts.contains { $0.0 == nil || $0.1 }
+            if alts.count == 1 { return (alts[0].0 ?? "", false, nullable) }
             // an empty alternative makes the rest optional
-            let some = alts.compactMap { $0 }
+            let some = alts.compactMap(\.0)
             let joined = some.count == 1 ? some[0] : "(" + some.joined(separator: " | ") + ")"
-            if some.isEmpty { return ("", true) }
-            return (some.count < alts.count ? "(" + joined + ")?" : joined, true)
+            if some.isEmpty { return ("", true, true) }
+            return (some.count < alts.count ? "(" + joined + ")?" : joined, true, nullable)
         }
 
-        /// Atoms with their quantifiers until | or ); nil when empty.
-        mutating func sequence(depth: Int) throws -> String? {
+        /// Atoms with their quantifiers until | or ); nil when empty; whether it can match nothing.
+        mutating func sequence(depth: Int) throws -> (String?, Bool) {
             var items: [String] = []
+            var nullable = true
             while let c = peek, c != "|", c != ")" {
-                var atom = try self.atom(depth: depth)
-                atom = try quantified(atom)
-                if !atom.isEmpty { items.append(atom) }
+                let atom = try self.atom(depth: depth)
+                let (q, n) = try quantified(atom)
+                if !q.isEmpty { items.append(q) }
+                nullable = nullable && (n || q.isEmpty)
             }
-            return items.isEmpty ? nil : items.joined(separator: " ")
+            return (items.isEmpty ? nil : items.joined(separator: " "), nullable)
         }
 
         mutating func atom(depth: Int) throws -> String {
             let c = s[i]
             i += 1
+            atomNullable = false
             switch c {
             case "(":
                 if peek == "?" {
@@ -181,9 +187,10 @@ enum PatternGrammar {
                         throw error("lookarounds and named groups ('(?') are not supported")
                     }
                 }
-                let (inner, _) = try alternation(depth: depth + 1)
+                let (inner, _, nullable) = try alternation(depth: depth + 1)
                 guard peek == ")" else { throw error("unclosed '('") }
                 i += 1
+                atomNullable = nullable
                 return inner.isEmpty ? "" : "(" + inner + ")"
             case "[": return try characterClass()
             case ".": return PatternGrammar.negative([0x2028...0x2029])
@@ -220,16 +227,27 @@ enum PatternGrammar {
             return (lo, hi, j + 1)
         }
 
-        mutating func quantified(_ atom: String) throws -> String {
-            guard let c = peek else { return atom }
+        /// The atom with its quantifier, and whether the result can match nothing.
+        mutating func quantified(_ atom: String) throws -> (String, Bool) {
+            let nullable = atomNullable
+            guard let c = peek else { return (atom, nullable) }
             var out = atom
+            var zero = false
+            func repeatable() throws {
+                // a grammar cannot repeat what may be empty (the rule would be left-recursive)
+                if nullable && !atom.isEmpty {
+                    throw error("a repetition of a group that can match nothing, as (a*)*, is not supported: repeat its non-empty part")
+                }
+            }
             switch c {
-            case "*": i += 1; out = atom.isEmpty ? "" : atom + "*"
-            case "+": i += 1; out = atom.isEmpty ? "" : atom + "+"
-            case "?": i += 1; out = atom.isEmpty ? "" : atom + "?"
+            case "*": i += 1; try repeatable(); out = atom.isEmpty ? "" : atom + "*"; zero = true
+            case "+": i += 1; try repeatable(); out = atom.isEmpty ? "" : atom + "+"
+            case "?": i += 1; out = atom.isEmpty ? "" : atom + "?"; zero = true
             case "{":
-                guard let (lo, hi, next) = try? quantifierBounds(from: i) else { return atom }
+                guard let (lo, hi, next) = try? quantifierBounds(from: i) else { return (atom, nullable) }
                 i = next
+                zero = lo == 0
+                if hi.map({ $0 > 1 }) ?? true { try repeatable() }
                 if let h = hi, h < lo { throw error("{\(lo),\(h)}: the maximum is below the minimum") }
                 guard lo <= PatternGrammar.maxRepeat, (hi ?? 0) <= PatternGrammar.maxRepeat else {
                     throw error("a repetition above \(PatternGrammar.maxRepeat)")
@@ -237,13 +255,13 @@ enum PatternGrammar {
                 if atom.isEmpty { out = "" }
                 else if let h = hi { out = h == 0 ? "" : atom + "{\(lo),\(h)}" }
                 else { out = atom + "{\(lo),}" }
-            default: return atom
+            default: return (atom, nullable)
             }
             if peek == "?" { i += 1 }   // lazy: the same language
             if let n = peek, n == "*" || n == "+" || n == "?" || (n == "{" && (try? quantifierBounds(from: i)) != nil) {
                 throw error("a quantifier after a quantifier")
             }
-            return out
+            return (out, nullable || zero)
         }
 
         /// An escape outside a class.
@@ -274,10 +292,13 @@ enum PatternGrammar {
             case "r": return "\r"
             case "f": return "\u{C}"
             case "v": return "\u{B}"
-            case "0": return "\u{0}"
+            case "0":
+                if let d = peek, (0x30...0x39).contains(d.value) { throw error("octal escapes are not supported") }
+                return "\u{0}"
             case "x", "u":
                 let n = e == "x" ? 2 : 4
-                guard i + n <= s.count, let v = UInt32(String(String.UnicodeScalarView(s[i..<(i + n)])), radix: 16),
+                guard i + n <= s.count, s[i..<(i + n)].allSatisfy({ $0.properties.isASCIIHexDigit }),
+                      let v = UInt32(String(String.UnicodeScalarView(s[i..<(i + n)])), radix: 16),
                       let c = Unicode.Scalar(v) else { throw error("'\\\(e)' needs \(n) hex digits of a character") }
                 i += n
                 return c
@@ -308,6 +329,7 @@ enum PatternGrammar {
                     case "s": ranges += PatternGrammar.space; continue
                     case "D", "W", "S": throw error("'\\\(e)' inside a class is not supported")
                     case "b": lo = 0x08
+                    case "1"..."9": throw error("a backreference or octal escape inside a class is not supported")
                     default: lo = try scalar(after: e).value
                     }
                 } else {

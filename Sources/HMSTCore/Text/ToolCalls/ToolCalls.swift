@@ -410,7 +410,14 @@ public struct ToolCallFormat: Sendable, Equatable {
     }
 
     private func parseGeneric(_ reply: String) -> ToolCallReply {
-        guard let v = try? JSONValue.parse(reply.trimmingWhitespace()) else { return ToolCallReply(content: reply, calls: []) }
+        guard let v = try? JSONValue.parse(reply.trimmingWhitespace()) else {
+            // cut short (max_tokens) inside {"response": "...": its text so far, as streamed
+            let bytes = Array(reply.utf8)
+            if case let .at(i) = ToolCallStream.responseStart(bytes) {
+                return ToolCallReply(content: String(decoding: ToolCallStream.decodedPrefix(bytes[i...]), as: UTF8.self), calls: [])
+            }
+            return ToolCallReply(content: reply, calls: [])
+        }
         if let list = v["tool_calls"]?.array {
             let calls = list.compactMap { call($0, argsKeys: ["arguments", "parameters"]) }
             if calls.count == list.count, !calls.isEmpty { return ToolCallReply(content: "", calls: calls) }
@@ -502,8 +509,10 @@ public final class ToolCallStream: @unchecked Sendable {
     public let setup: ToolCallSetup
     var format: ToolCallFormat { setup.format }
     private var text: [UInt8] = []
-    private var sent = 0       // bytes of text already passed on
+    private var sent = 0       // bytes of text already passed on (or read, in a generic response)
+    private var emitted: [UInt8] = []   // what push returned
     private var holding = false
+    private var responseStart: Int?     // generic format: where the response string's text starts
 
     public init(setup: ToolCallSetup) { self.setup = setup }
 
@@ -515,8 +524,19 @@ public final class ToolCallStream: @unchecked Sendable {
         var end = text.count
         switch format.syntax {
         case .generic:
-            holding = true
-            return ""
+            // {"response": "..."}: the string's text as it comes; anything else is held
+            if responseStart == nil {
+                switch Self.responseStart(text) {
+                case .undecided: return ""
+                case .no: holding = true; return ""
+                case let .at(i): responseStart = i
+                }
+            }
+            let decoded = Self.decodedPrefix(text[responseStart!...])
+            guard decoded.count > emitted.count else { return "" }
+            let out = decoded[emitted.count...]
+            emitted = decoded
+            return String(decoding: out, as: UTF8.self)
         case .llama3:
             let t = text.drop { $0 == 0x20 || $0 == 0x0A || $0 == 0x09 || $0 == 0x0D }
             let tag = Array("<|python_tag|>".utf8)
@@ -544,7 +564,57 @@ public final class ToolCallStream: @unchecked Sendable {
         }
         guard end > sent else { return "" }
         let out = String(decoding: text[sent..<end], as: UTF8.self)
+        emitted += text[sent..<end]
         sent = end
+        return out
+    }
+
+    enum ResponseStart { case undecided, no, at(Int) }
+
+    /// Where `{ "response" : "` ends (JSON whitespace allowed between), if the text starts so.
+    static func responseStart(_ t: [UInt8]) -> ResponseStart {
+        var i = 0
+        func ws() { while i < t.count, t[i] == 0x20 || t[i] == 0x0A || t[i] == 0x09 || t[i] == 0x0D { i += 1 } }
+        for part in ["{", "\"response\"", ":", "\""] {
+            ws()
+            let p = Array(part.utf8)
+            let n = min(p.count, t.count - i)
+            guard t[i..<(i + n)].elementsEqual(p[0..<n]) else { return .no }
+            if n < p.count { return .undecided }
+            i += n
+        }
+        return .at(i)
+    }
+
+    /// The decoded text of a JSON string's body up to its closing quote or the last complete
+    /// character (an escape cut short waits for the next piece).
+    static func decodedPrefix(_ b: ArraySlice<UInt8>) -> [UInt8] {
+        var out: [UInt8] = []
+        var i = b.startIndex
+        func hex4(_ at: Int) -> UInt32? {
+            guard at + 4 <= b.endIndex else { return nil }
+            return UInt32(String(decoding: b[at..<(at + 4)], as: UTF8.self), radix: 16)
+        }
+        while i < b.endIndex {
+            let c = b[i]
+            if c == UInt8(ascii: "\"") { break }
+            if c != UInt8(ascii: "\\") { out.append(c); i += 1; continue }
+            guard i + 1 < b.endIndex else { break }
+            let e = b[i + 1]
+            let simple: [UInt8: UInt8] = [0x22: 0x22, 0x5C: 0x5C, 0x2F: 0x2F, 0x62: 0x08, 0x66: 0x0C, 0x6E: 0x0A, 0x72: 0x0D, 0x74: 0x09]
+            if let v = simple[e] { out.append(v); i += 2; continue }
+            guard e == UInt8(ascii: "u"), var v = hex4(i + 2) else { break }
+            var used = 6
+            if (0xD800...0xDBFF).contains(v) {   // a pair: both halves first
+                guard i + 12 <= b.endIndex, b[i + 6] == UInt8(ascii: "\\"), b[i + 7] == UInt8(ascii: "u"),
+                      let lo = hex4(i + 8), (0xDC00...0xDFFF).contains(lo) else { break }
+                v = 0x10000 + ((v - 0xD800) << 10) + (lo - 0xDC00)
+                used = 12
+            }
+            guard let scalar = Unicode.Scalar(v) else { break }
+            out += Array(String(Character(scalar)).utf8)
+            i += used
+        }
         return out
     }
 
@@ -563,7 +633,7 @@ public final class ToolCallStream: @unchecked Sendable {
         let reply = setup.parse(String(decoding: text, as: UTF8.self))
         let content = Array(reply.content.utf8)
         // content with calls is trimmed: then what was sent is compared without its leading whitespace
-        var sentText = text[0..<sent]
+        var sentText = emitted[...]
         if !content.starts(with: sentText) { sentText = sentText.drop { $0 == 0x20 || $0 == 0x0A || $0 == 0x09 || $0 == 0x0D } }
         let rest = content.starts(with: sentText) ? String(decoding: content[sentText.count...], as: UTF8.self) : ""
         return (rest, reply.calls)
