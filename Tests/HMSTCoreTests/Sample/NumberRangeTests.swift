@@ -77,6 +77,11 @@ final class NumberRangeTests: XCTestCase {
         // 9007199254740993 is above the exclusive bound as a decimal, but reads back as it as a double
         XCTAssertFalse(try accepts(tie, "9007199254740993"))
         XCTAssertTrue(try accepts(tie, "9007199254740994"))
+        // at most 16 fraction digits, also right above an exclusive 0
+        let above0 = try JSONSchemaGrammar.grammar(schemaText: #"{"type":"number","exclusiveMinimum":0,"maximum":0.5}"#)
+        XCTAssertTrue(try accepts(above0, "0." + String(repeating: "0", count: 15) + "1"))
+        XCTAssertFalse(try accepts(above0, "0." + String(repeating: "0", count: 16) + "1"))
+        XCTAssertFalse(try accepts(above0, "0.1" + String(repeating: "2", count: 16)))
         XCTAssertEqual(NumberRange.compare(NumberRange.Decimal(.number(0.5))!, NumberRange.Decimal(.number(0.50))!), 0)
         XCTAssertEqual(NumberRange.compare(NumberRange.Decimal(.number(-0.5))!, NumberRange.Decimal(.number(-0.25))!), -1)
     }

@@ -129,7 +129,7 @@ enum NumberRange {
     static func atLeast(_ d: [Int], _ strict: Bool, _ n: Int) -> Digits {
         guard let first = d.first else {
             if !strict { return (n > 0 ? ["[0-9]{1,\(n)}"] : [], true) }
-            return (n > 0 ? ["\"0\"{0,\(n - 1)} [1-9] [0-9]{0,\(n - 1)}"] : [], false)
+            return (nonZeroDigits(n), false)
         }
         guard n > 0 else { return ([], false) }
         var alts: [String] = []
@@ -184,6 +184,11 @@ enum NumberRange {
         return (alts, false)
     }
 
+    /// Digit strings of at most n digits with a nonzero digit: k zeros, then [1-9], then any.
+    static func nonZeroDigits(_ n: Int) -> [String] {
+        (0..<max(0, n)).map { k in (k > 0 ? "\"0\"{\(k)} " : "") + "[1-9]" + (n - 1 - k > 0 ? " [0-9]{0,\(n - 1 - k)}" : "") }
+    }
+
     /// 0 < 0.S <= 0.B (< when strict): digit strings with a nonzero digit, at most 0.B.
     static func nonZero(_ b: [Int], _ strict: Bool, _ n: Int) -> Digits {
         guard let first = b.first, n > 0 else { return ([], false) }
@@ -193,8 +198,8 @@ enum NumberRange {
             let rest = atMost(Array(b.dropFirst()), strict, n - 1)
             alts += rest.alternatives.map { "\"\(first)\" " + $0 }
             if rest.empty { alts.append("\"\(first)\"") }
-            // a leading 0, then still nonzero and at most 0.B's rest is not needed: 0.0x < 0.first
-            alts.append("\"0\" " + "\"0\"{0,\(max(0, n - 2))} [1-9] [0-9]{0,\(max(0, n - 2))}")
+            // a leading 0, then any nonzero digits: 0.0x < 0.first
+            alts += nonZeroDigits(n - 1).map { "\"0\" " + $0 }
         } else {
             let rest = nonZero(Array(b.dropFirst()), strict, n - 1)
             alts += rest.alternatives.map { "\"0\" " + $0 }
