@@ -124,6 +124,12 @@ struct GenerateCommand: ParsableCommand {
                                                              valueName: "NAME=VALUE"))
     var chatVars: [String] = []
 
+    @Option(help: "With --chat: a JSON file of tools (OpenAI's [{\"type\": \"function\", \"function\": {...}}]); the reply's calls are printed as JSON.")
+    var tools: String?
+
+    @Option(name: .customLong("tool-choice"), help: "With --tools: auto (default), none, required, or a function's name (a grammar holds the reply to a call).")
+    var toolChoice: String?
+
     @Flag(help: "Interactive engine mode: each line is a question answered through the HMST engine (decisions, citations, confidence).")
     var engine = false
 
@@ -136,9 +142,10 @@ struct GenerateCommand: ParsableCommand {
         if NUMAStrategy(name: numa) == nil { throw ValidationError("--numa must be disabled, distribute, isolate or numactl") }
         if engine && (prompt != nil || input != nil) { throw ValidationError("--engine is an interactive mode (use `hmst ask` for one question)") }
         if memory != nil && !engine { throw ValidationError("--memory needs --engine") }
-        if (system != nil || chatTemplateFile != nil || !chatVars.isEmpty) && !chat {
-            throw ValidationError("--system, --chat-template-file and --chat-var need --chat")
+        if (system != nil || chatTemplateFile != nil || !chatVars.isEmpty || tools != nil) && !chat {
+            throw ValidationError("--system, --chat-template-file, --chat-var and --tools need --chat")
         }
+        if toolChoice != nil && tools == nil { throw ValidationError("--tool-choice needs --tools") }
         if chat && engine { throw ValidationError("--chat and --engine are different modes; give one") }
         let constraints = [grammar, grammarFile, jsonSchema, jsonSchemaFile].compactMap { $0 }.count + (jsonObject ? 1 : 0)
         if constraints > 1 { throw ValidationError("give one of --json, --grammar, --grammar-file, --json-schema, --json-schema-file") }
@@ -183,6 +190,14 @@ struct GenerateCommand: ParsableCommand {
                 let template = try chatTemplateFile.map { f in try withSource(f) { try ChatTemplate.file(f, for: model) } } ?? model.chatTemplate()
                 runner.chat = (template, model.endOfTurnTokens())
                 runner.chatVars = try templateVariables(chatVars, option: "--chat-var")
+                if let tools {
+                    runner.tools = try readJSONArgument(tools, what: "--tools")
+                    switch toolChoice {
+                    case nil: runner.toolChoice = .auto
+                    case let c? where ["auto", "none", "required"].contains(c): runner.toolChoice = try ToolChoice(json: .string(c))
+                    case let name?: runner.toolChoice = .function(name)
+                    }
+                }
                 runner.stops += template.stop
                 if let system { runner.conversation = [.object([("role", .string("system")), ("content", .string(system))])] }
                 if prompt == nil && input == nil { printError("hmst: chat template: \(template.isJinja ? "Jinja" : "patterns") from \(template.origin)") }
@@ -214,6 +229,9 @@ struct GenerateCommand: ParsableCommand {
         var chat: (template: ChatTemplate, endTokens: Set<Int32>)?
         /// --chat: template variables
         var chatVars: [(String, JSONValue)] = []
+        /// --chat --tools: the tools and tool_choice
+        var tools: JSONValue?
+        var toolChoice = ToolChoice.auto
         /// --chat: the messages so far (a system message, then the turns of interactive mode)
         var conversation: [JSONValue] = []
         /// interactive chat keeps the turns; single prompts and batches start again each time
@@ -244,9 +262,23 @@ struct GenerateCommand: ParsableCommand {
                 }
             }
             var r: TextGenerationResult
+            var toolSetup: ToolCallSetup?
             if let (template, _) = chat {
                 let turn = JSONValue.object([("role", .string("user")), ("content", .string(prompt))])
-                let ids = tokenizer.encode(try template.render(messages: conversation + [turn], addGenerationPrompt: true, extra: chatVars))
+                let (rendered, setup) = try template.render(messages: conversation + [turn], addGenerationPrompt: true, tools: tools,
+                                                            toolChoice: toolChoice, extra: chatVars)
+                if let setup {
+                    // the reply is parsed once whole: no raw call syntax on the terminal
+                    req.onPiece = { _, _ in true }
+                    if let g = setup.grammar {
+                        if req.jsonObject || req.grammar != nil {
+                            throw HMSTError.invalidArgument("--tool-choice \(toolChoice) (or this template's generic tool format) holds the reply to a grammar; drop --json / --grammar / --json-schema")
+                        }
+                        req.grammar = g
+                    }
+                    toolSetup = setup
+                }
+                let ids = tokenizer.encode(rendered)
                 guard !ids.isEmpty else { throw HMSTError.invalidArgument("the chat template rendered an empty prompt") }
                 // a conversation's next turn keeps the cache of what it shares with the last
                 // (prompt caching); single prompts and batches start from an empty context
@@ -254,9 +286,23 @@ struct GenerateCommand: ParsableCommand {
                 let cached = session.keepPrefix(of: ids)
                 r = try session.generate(promptTokens: Array(ids[cached...]), tokenizer: tokenizer, req)
                 r.stats.cachedTokens = cached
-                if keepConversation {
-                    conversation += [turn, .object([("role", .string("assistant")), ("content", .string(r.string))])]
+                var reply: JSONValue = .object([("role", .string("assistant")), ("content", .string(r.string))])
+                if let toolSetup {
+                    let parsed = toolSetup.parse(r.string)
+                    r.text = Array(parsed.content.utf8)
+                    if stream { StandardStream.output.write(parsed.content) }
+                    var members: [(String, JSONValue)] = [("role", .string("assistant")), ("content", .string(parsed.content))]
+                    if !parsed.calls.isEmpty {
+                        let calls = JSONValue.array(parsed.calls.map(\.json))
+                        members.append(("tool_calls", calls))
+                        let line = "tool_calls: " + calls.serialized
+                        if stream { StandardStream.output.write((parsed.content.isEmpty ? "" : "\n") + line) } else {
+                            r.text += Array(((parsed.content.isEmpty ? "" : "\n") + line).utf8)
+                        }
+                    }
+                    reply = .object(members)
                 }
+                if keepConversation { conversation += [turn, reply] }
             } else {
                 session.reset()
                 r = try session.generate(prompt: Array(prompt.utf8), tokenizer: tokenizer, req)

@@ -100,6 +100,16 @@ check "chat-template: built-in patterns; a checkpoint's chat_template.jinja; mes
      ! $HMST generate $W/ckpt --chat --chat-template-file $W/refuse.jinja --chat-var mood=chat --prompt Hi 2> $W/chat.err && grep -q 'no chat' $W/chat.err && \
      printf '{%% if %%}' > $W/bad.jinja && ! $HMST chat-template --template-file $W/bad.jinja --messages $W/chat.json 2> $W/c.err && \
      grep -q 'bad.jinja: chat template line 1' $W/c.err; rc=\$?; rm -f $W/ckpt/chat_template.jinja; exit \$rc"
+printf '[{"type": "function", "function": {"name": "now", "parameters": {"type": "object", "properties": {}}}}]' > $W/tools.json
+check "generate --chat --tools: a required call printed as OpenAI's tool_calls; chat-template --tool-choice; errors" bash -c \
+    "$HMST generate $W/ckpt --chat --tools $W/tools.json --tool-choice required --prompt Time? --max-length 600 --temperature 0 > $W/tc.out 2> $W/tc.err && \
+     grep -q 'tool_calls: \\[{\"id\":\"call_' $W/tc.out && grep -q 'stop: eos' $W/tc.err && \
+     printf '[{\"role\": \"user\", \"content\": \"Hi\"}]' > $W/m1.json && \
+     $HMST chat-template --model $W/ckpt --messages $W/m1.json --tools $W/tools.json --tool-choice required 2> $W/ct.err | grep -q 'You can call these tools' && \
+     grep -q 'generic syntax, the reply held to a call by a grammar' $W/ct.err && \
+     ! $HMST chat-template --model $W/ckpt --messages $W/m1.json --tools $W/tools.json --tool-choice none | grep -q 'You can call' && \
+     ! $HMST generate $W/ckpt --tools $W/tools.json --prompt Hi 2> /dev/null && \
+     ! $HMST generate $W/ckpt --chat --tools $W/tools.json --tool-choice nope --prompt Hi 2> $W/tc.err && grep -q 'not among the tools' $W/tc.err"
 check "grammar: a schema's GBNF reads back; errors name line and column, or the keyword" bash -c \
     "$HMST grammar --json-schema-file $W/schema.json > $W/schema.gbnf && grep -q '^root ::=' $W/schema.gbnf && $HMST grammar --check $W/schema.gbnf | grep -q reads && \
      printf 'root ::= \"a\" b\n' > $W/bad.gbnf && ! $HMST grammar --check $W/bad.gbnf 2> $W/g.err && grep -q 'bad.gbnf: grammar: line 1, column 14' $W/g.err && \

@@ -100,6 +100,9 @@ public struct ToolCallFormat: Sendable, Equatable {
         else { syntax = .generic }
     }
 
+    /// The most calls a grammar lets one reply list (parallel_tool_calls).
+    public static let maxParallelCalls = 16
+
     /// Whether the template receives `tools` itself (else the tools go into a system message).
     public var templateRendersTools: Bool { syntax != .generic }
 
@@ -254,7 +257,8 @@ public struct ToolCallFormat: Sendable, Equatable {
         }
         func calls(min: Int) -> JSONValue {
             var o: [(String, JSONValue)] = [("type", .string("array")), ("items", call), ("minItems", .number(Double(min)))]
-            if !parallel { o.append(("maxItems", .number(1))) }
+            // parallel calls: at most 16 in one reply (a model that keeps listing calls stops)
+            o.append(("maxItems", .number(parallel ? Double(ToolCallFormat.maxParallelCalls) : 1)))
             return .object(o)
         }
         let text: String
