@@ -393,24 +393,39 @@ class Context(_Resource):
         stops generation. The final Generation is available as the iterator's `.result`."""
         return _Stream(self, prompt, kwargs)
 
+    def chat_stream(self, messages, **kwargs):
+        """Context.chat, streamed: yields the reply's text pieces (str) as they are produced;
+        breaking out of the loop stops generation; the final Generation (stats, tool_calls) is
+        the iterator's `.result`. With tools (tool_choice not "none") the reply is parsed first,
+        so its text comes whole at the end and the calls are in `.result.tool_calls`."""
+        if "on_token" in kwargs:
+            raise TypeError("chat_stream() streams through its iterator; on_token is not accepted")
+        return _Stream(self, None, kwargs, chat=messages)
+
 
 class _Stream:
-    def __init__(self, ctx, prompt, kwargs):
+    def __init__(self, ctx, prompt, kwargs, chat=None):
+        """prompt for Context.generate, or chat (messages) for Context.chat."""
         self._q = queue.Queue()
         self._stop = threading.Event()
         self.result = None
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        # with tools the raw reply holds the call syntax: its parsed text comes at the end
+        whole = chat is not None and bool(kwargs.get("tools")) and kwargs.get("tool_choice") != "none"
 
         def on_token(_tok, piece):
-            text = decoder.decode(piece)
+            text = "" if whole else decoder.decode(piece)
             if text:
                 self._q.put(("piece", text))
             return not self._stop.is_set()
 
         def run():
             try:
-                self.result = ctx.generate(prompt, on_token=on_token, **kwargs)
-                tail = decoder.decode(b"", final=True)
+                if chat is None:
+                    self.result = ctx.generate(prompt, on_token=on_token, **kwargs)
+                else:
+                    self.result = ctx.chat(chat, on_token=on_token, **kwargs)
+                tail = self.result.text if whole else decoder.decode(b"", final=True)
                 if tail:
                     self._q.put(("piece", tail))
                 self._q.put(("done", None))

@@ -313,6 +313,20 @@ def test_chat_template_and_chat(tmp_path):
             assert [c["function"]["name"] for c in g.tool_calls] == ["now"] and g.text == ""
             assert json.loads(g.tool_calls[0]["function"]["arguments"]) == {} and g.tool_calls[0]["id"].startswith("call_")
             assert ctx.chat(messages, max_tokens=2).tool_calls == []
+            # streamed chat: the pieces are the reply; with tools the parsed text comes at the end
+            ctx.reset()
+            plain = ctx.chat(messages, max_tokens=6, temperature=0)
+            ctx.reset()
+            it = ctx.chat_stream(messages, max_tokens=6, temperature=0)
+            assert "".join(it) == plain.text and it.result.stats["generated_tokens"] == plain.stats["generated_tokens"]
+            it = ctx.chat_stream(messages, tools=now, tool_choice="required", max_tokens=400, temperature=0)
+            assert "".join(it) == it.result.text == "" and [c["function"]["name"] for c in it.result.tool_calls] == ["now"]
+            it = ctx.chat_stream(messages, max_tokens=50, temperature=1)
+            next(it, None)
+            it.close()
+            assert it.result is not None and it.result.stats["stop_reason"] in ("callback", "eos")
+            with pytest.raises(TypeError):
+                ctx.chat_stream(messages, on_token=print)
             with pytest.raises(TypeError):
                 ctx.chat(messages, tools=now, tool_choice=3)
             with pytest.raises(hmst.HMSTError, match="not among the tools"):
