@@ -70,6 +70,18 @@ final class PatternGrammarTests: XCTestCase {
         XCTAssertFalse(bad.acceptBytes(Array(#"{"zip": "0123a"#.utf8)))
     }
 
+    /// Characters past the BMP: a surrogate pair of \u escapes, and \u{...}.
+    func testAstralEscapes() throws {
+        XCTAssertTrue(try accepts(try grammar("^\\ud83d\\ude00$"), "😀"))
+        XCTAssertTrue(try accepts(try grammar("^\\u{1F600}\\u{41}$"), "😀A"))
+        let emoji = try grammar("^[\\ud83d\\ude00-\\ud83d\\ude4f]+$")
+        XCTAssertTrue(try accepts(emoji, "🙂😀"))
+        XCTAssertFalse(try accepts(emoji, "🚀"))
+        XCTAssertThrowsError(try grammar("^\\ud83d$")) { XCTAssertTrue("\($0)".contains("lone surrogate")) }
+        XCTAssertThrowsError(try grammar("^\\u{110000}$"))
+        XCTAssertThrowsError(try grammar("^\\u{}$"))
+    }
+
     func testRefusalsNameTheConstruct() {
         let cases: [(String, String)] = [
             ("^(?=a)b$", "lookarounds"), ("^(a)\\1$", "backreferences"), ("\\bword", "word boundaries"),

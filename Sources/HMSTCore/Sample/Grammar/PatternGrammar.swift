@@ -2,7 +2,8 @@
 // for the text between a JSON string's quotes, for JSONSchemaGrammar.
 //
 // The subset: literals, `.`, classes `[...]` / `[^...]` with ranges and the escapes \d \w \s
-// (and \D \W \S outside classes), \n \t \r \f \v \0 \xHH \uHHHH and escaped punctuation, groups
+// (and \D \W \S outside classes), \n \t \r \f \v \0 \xHH \uHHHH (a surrogate pair of them is one
+// character) \u{H...} and escaped punctuation, groups
 // `(...)` and `(?:...)`, alternation, the quantifiers * + ? {n} {n,} {n,m} (lazy forms read as
 // greedy: a grammar has no preference), `^` at the start and `$` at the end. A pattern without
 // `^` may match after any text and without `$` before any (JSON Schema's search semantics), so
@@ -295,12 +296,29 @@ enum PatternGrammar {
             case "0":
                 if let d = peek, (0x30...0x39).contains(d.value) { throw error("octal escapes are not supported") }
                 return "\u{0}"
+            case "u" where peek == "{":
+                // \u{1F600}: one to six hex digits (the u flag's form)
+                guard let close = s[i...].firstIndex(of: "}"), close - i - 1 >= 1, close - i - 1 <= 6,
+                      s[(i + 1)..<close].allSatisfy({ $0.properties.isASCIIHexDigit }),
+                      let v = UInt32(String(String.UnicodeScalarView(s[(i + 1)..<close])), radix: 16),
+                      let c = Unicode.Scalar(v) else { throw error("'\\u{...}' needs 1 to 6 hex digits of a character") }
+                i = close + 1
+                return c
             case "x", "u":
                 let n = e == "x" ? 2 : 4
-                guard i + n <= s.count, s[i..<(i + n)].allSatisfy({ $0.properties.isASCIIHexDigit }),
-                      let v = UInt32(String(String.UnicodeScalarView(s[i..<(i + n)])), radix: 16),
-                      let c = Unicode.Scalar(v) else { throw error("'\\\(e)' needs \(n) hex digits of a character") }
+                func hex(_ at: Int) -> UInt32? {
+                    guard at + n <= s.count, s[at..<(at + n)].allSatisfy({ $0.properties.isASCIIHexDigit }) else { return nil }
+                    return UInt32(String(String.UnicodeScalarView(s[at..<(at + n)])), radix: 16)
+                }
+                guard var v = hex(i) else { throw error("'\\\(e)' needs \(n) hex digits of a character") }
                 i += n
+                // a surrogate pair written as two escapes: one character
+                if e == "u", (0xD800...0xDBFF).contains(v), i + 6 <= s.count, s[i] == "\\", s[i + 1] == "u",
+                   let lo = hex(i + 2), (0xDC00...0xDFFF).contains(lo) {
+                    v = 0x10000 + ((v - 0xD800) << 10) + (lo - 0xDC00)
+                    i += 6
+                }
+                guard let c = Unicode.Scalar(v) else { throw error("'\\u' of a lone surrogate is not a character") }
                 return c
             default:
                 if e.properties.isAlphabetic { throw error("unknown escape '\\\(e)'") }
