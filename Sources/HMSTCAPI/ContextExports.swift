@@ -313,11 +313,7 @@ public func hmst_chat_generate(_ ctx: OpaquePointer?, _ messagesJSON: UnsafePoin
         if req.stopAtEOS { req.endTokens = c.model.endOfTurnTokens() }
         try c.changing.lock()
         defer { c.changing.unlock() }
-        let ids = tok.encode(chat.prompt)
-        guard !ids.isEmpty else { throw HMSTError.invalidArgument("the chat template rendered an empty prompt") }
-        let cached = c.session.keepPrefix(of: ids)
-        var r = try c.session.generate(promptTokens: Array(ids[cached...]), tokenizer: tok, req)
-        r.stats.cachedTokens = cached
+        let r = try c.session.generate(replacingContextWith: tok.encode(chat.prompt), tokenizer: tok, req)
         try finish(c, r, stats)
         if let setup = chat.tools {
             let reply = setup.parse(r.string)

@@ -89,12 +89,7 @@ struct ChatTemplateCommand: ParsableCommand {
             }
             let toolsJSON = try tools.map { try readJSONArgument($0, what: "--tools") }
             let extra = try templateVariables(vars, option: "--var")
-            let choice: ToolChoice
-            switch toolChoice {
-            case nil: choice = .auto
-            case let c? where ["auto", "none", "required"].contains(c): choice = try ToolChoice(json: .string(c))
-            case let name?: choice = .function(name)
-            }
+            let choice = toolChoiceArgument(toolChoice)
             // the tools as the template's call syntax expects them (hmst's generic format in the
             // system message for a template that does not mention tools)
             let (prompt, setup) = try template.render(messages: ms, addGenerationPrompt: !noGenerationPrompt, tools: toolsJSON,
@@ -105,6 +100,16 @@ struct ChatTemplateCommand: ParsableCommand {
                 StandardStream.output.write("\n" + t.encode(prompt).map(String.init).joined(separator: " ") + "\n")
             }
         }
+    }
+}
+
+/// --tool-choice: auto (also when absent), none, required, or a function's name.
+func toolChoiceArgument(_ value: String?) -> ToolChoice {
+    switch value {
+    case nil, "auto"?: return .auto
+    case "none"?: return .none
+    case "required"?: return .required
+    case let name?: return .function(name)
     }
 }
 

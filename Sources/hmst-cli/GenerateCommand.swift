@@ -192,11 +192,7 @@ struct GenerateCommand: ParsableCommand {
                 runner.chatVars = try templateVariables(chatVars, option: "--chat-var")
                 if let tools {
                     runner.tools = try readJSONArgument(tools, what: "--tools")
-                    switch toolChoice {
-                    case nil: runner.toolChoice = .auto
-                    case let c? where ["auto", "none", "required"].contains(c): runner.toolChoice = try ToolChoice(json: .string(c))
-                    case let name?: runner.toolChoice = .function(name)
-                    }
+                    runner.toolChoice = toolChoiceArgument(toolChoice)
                 }
                 runner.stops += template.stop
                 if let system { runner.conversation = [.object([("role", .string("system")), ("content", .string(system))])] }
@@ -279,13 +275,10 @@ struct GenerateCommand: ParsableCommand {
                     toolSetup = setup
                 }
                 let ids = tokenizer.encode(rendered)
-                guard !ids.isEmpty else { throw HMSTError.invalidArgument("the chat template rendered an empty prompt") }
                 // a conversation's next turn keeps the cache of what it shares with the last
                 // (prompt caching); single prompts and batches start from an empty context
                 if !keepConversation { session.reset() }
-                let cached = session.keepPrefix(of: ids)
-                r = try session.generate(promptTokens: Array(ids[cached...]), tokenizer: tokenizer, req)
-                r.stats.cachedTokens = cached
+                r = try session.generate(replacingContextWith: ids, tokenizer: tokenizer, req)
                 var reply: JSONValue = .object([("role", .string("assistant")), ("content", .string(r.string))])
                 if let toolSetup {
                     let parsed = toolSetup.parse(r.string)

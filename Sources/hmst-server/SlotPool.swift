@@ -56,10 +56,7 @@ final class SlotPool: @unchecked Sendable {
         guard let prompt, free.count > 1 else { return 0 }
         var best = 0, bestShared = 0
         for (i, slot) in free.enumerated() {
-            let s = slot.session
-            let limit = min(s.reusableLength, prompt.count)
-            var n = 0
-            while n < limit && s.history[n] == prompt[n] { n += 1 }
+            let n = slot.session.sharedPrefixLength(with: prompt[...])
             if n > bestShared { best = i; bestShared = n }
         }
         return 2 * bestShared >= prompt.count ? best : 0

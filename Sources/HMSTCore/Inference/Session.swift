@@ -161,10 +161,16 @@ public final class Session: @unchecked Sendable {
     /// rounding (the cached rows were computed in other batches).
     @discardableResult
     public func keepPrefix(of tokens: [Int32]) -> Int {
-        let limit = min(reusableLength, tokens.count - 1)
-        var n = 0
-        while n < limit && history[n] == tokens[n] { n += 1 }
+        let n = sharedPrefixLength(with: tokens.dropLast())
         rewind(to: n)
+        return n
+    }
+
+    /// How many leading tokens of `tokens` the context holds at reusable positions.
+    public func sharedPrefixLength(with tokens: ArraySlice<Int32>) -> Int {
+        let limit = min(reusableLength, tokens.count)
+        var n = 0
+        while n < limit && history[n] == tokens[tokens.startIndex + n] { n += 1 }
         return n
     }
 

@@ -39,9 +39,19 @@ extension Session {
         try generate(promptTokens: tokenizer.encode(prompt), tokenizer: tokenizer, req)
     }
 
-    /// Appends promptTokens to the context and generates (the tokens of a prompt encoded by the
-    /// caller, e.g. to keep a cached prefix first).
-    public func generate(promptTokens: [Int32], tokenizer: TextTokenizer, _ req: TextGenerationRequest) throws -> TextGenerationResult {
+    /// A (chat) prompt that replaces the context: the longest prefix the context already holds
+    /// is kept (Session.keepPrefix), the rest evaluated; stats.cachedTokens counts what was kept.
+    public func generate(replacingContextWith promptTokens: [Int32], tokenizer: TextTokenizer,
+                         _ req: TextGenerationRequest) throws -> TextGenerationResult {
+        guard !promptTokens.isEmpty else { throw HMSTError.invalidArgument("the chat template rendered an empty prompt") }
+        let cached = keepPrefix(of: promptTokens)
+        var r = try generate(promptTokens: Array(promptTokens[cached...]), tokenizer: tokenizer, req)
+        r.stats.cachedTokens = cached
+        return r
+    }
+
+    /// Appends promptTokens to the context and generates.
+    func generate(promptTokens: [Int32], tokenizer: TextTokenizer, _ req: TextGenerationRequest) throws -> TextGenerationResult {
         guard tokenizer.vocabSize <= decoder.dims.V else {
             throw HMSTError.invalidArgument("tokenizer vocabulary \(tokenizer.vocabSize) is larger than the model's \(decoder.dims.V)")
         }

@@ -50,23 +50,11 @@ enum PatternGrammar {
         return parts.isEmpty ? "" : "(" + parts.joined(separator: " ") + ")"
     }
 
-    /// JSON text for one character (escaped where JSON requires it).
+    /// JSON text for one character (escaped where JSON requires it; DEL too, which the schema
+    /// grammar never writes raw).
     static func json(_ c: Unicode.Scalar) -> String {
-        switch c {
-        case "\"": return "\\\""
-        case "\\": return "\\\\"
-        case "\n": return "\\n"
-        case "\t": return "\\t"
-        case "\r": return "\\r"
-        case "\u{8}": return "\\b"
-        case "\u{C}": return "\\f"
-        default:
-            if c.value < 0x20 || c.value == 0x7F {
-                let h = String(c.value, radix: 16)
-                return "\\u" + String(repeating: "0", count: 4 - h.count) + h
-            }
-            return String(Character(c))
-        }
+        if c.value == 0x7F { return "\\u007f" }
+        return String(JSONWriter.quote(String(Character(c)), pythonStyle: true).dropFirst().dropLast())
     }
 
     /// A GBNF literal of the JSON text of c.

@@ -542,7 +542,7 @@ public final class ToolCallStream: @unchecked Sendable {
             emitted = decoded
             return String(decoding: out, as: UTF8.self)
         case .llama3:
-            let t = text.drop { $0 == 0x20 || $0 == 0x0A || $0 == 0x09 || $0 == 0x0D }
+            let t = text.drop(while: Self.isSpace)
             let tag = Array("<|python_tag|>".utf8)
             if t.isEmpty { return "" }
             if t.first == UInt8(ascii: "{") || t.starts(with: tag) { holding = true; return "" }
@@ -550,12 +550,12 @@ public final class ToolCallStream: @unchecked Sendable {
         case .hermes, .mistral, .other:
             if format.syntax == .other {
                 // a reply that starts as JSON may be a call
-                let t = text.drop { $0 == 0x20 || $0 == 0x0A || $0 == 0x09 || $0 == 0x0D }
+                let t = text.drop(while: Self.isSpace)
                 if t.isEmpty { return "" }
                 if t.first == UInt8(ascii: "{") { holding = true; return "" }
             }
             for m in format.markers.map({ Array($0.utf8) }) {
-                if let at = Self.find(m, in: text, from: max(0, sent - m.count)) {
+                if let at = TextGeneration.find(m, in: text, from: max(0, sent - m.count)) {
                     end = min(end, at)
                     holding = true
                 } else {
@@ -578,7 +578,7 @@ public final class ToolCallStream: @unchecked Sendable {
     /// Where `{ "response" : "` ends (JSON whitespace allowed between), if the text starts so.
     static func responseStart(_ t: [UInt8]) -> ResponseStart {
         var i = 0
-        func ws() { while i < t.count, t[i] == 0x20 || t[i] == 0x0A || t[i] == 0x09 || t[i] == 0x0D { i += 1 } }
+        func ws() { while i < t.count, isSpace(t[i]) { i += 1 } }
         for part in ["{", "\"response\"", ":", "\""] {
             ws()
             let p = Array(part.utf8)
@@ -622,15 +622,8 @@ public final class ToolCallStream: @unchecked Sendable {
         return out
     }
 
-    static func find(_ needle: [UInt8], in hay: [UInt8], from: Int) -> Int? {
-        guard needle.count <= hay.count else { return nil }
-        var i = from
-        while i + needle.count <= hay.count {
-            if hay[i..<(i + needle.count)].elementsEqual(needle) { return i }
-            i += 1
-        }
-        return nil
-    }
+    /// JSON whitespace.
+    static func isSpace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x0A || b == 0x09 || b == 0x0D }
 
     /// The content not yet sent, and the calls.
     public func finish() -> (String, [ToolCall]) {
@@ -638,7 +631,7 @@ public final class ToolCallStream: @unchecked Sendable {
         let content = Array(reply.content.utf8)
         // content with calls is trimmed: then what was sent is compared without its leading whitespace
         var sentText = emitted[...]
-        if !content.starts(with: sentText) { sentText = sentText.drop { $0 == 0x20 || $0 == 0x0A || $0 == 0x09 || $0 == 0x0D } }
+        if !content.starts(with: sentText) { sentText = sentText.drop(while: Self.isSpace) }
         let rest = content.starts(with: sentText) ? String(decoding: content[sentText.count...], as: UTF8.self) : ""
         return (rest, reply.calls)
     }
