@@ -537,11 +537,14 @@ struct hmst_chat_params {
      * hmst_chat_generate parses the reply: hmst_context_last_output holds its text for the user
      * and hmst_context_last_tool_calls the calls (a reply naming a function that is not among
      * the tools stays text); on_token sees the raw reply, call syntax included. tool_choice:
-     * NULL or "auto", "none" (the tools are left out), "required" (a grammar holds the reply to
-     * one call of the tools, Mistral's syntax to a list, arguments following their schemas), or
-     * one function as JSON {"type": "function", "function": {"name": "..."}}. Where a grammar
-     * holds the reply (required, a function, and auto in the generic format)
-     * params->json_object, grammar and json_schema must be unset. */
+     * NULL or "auto" (free text until the reply starts a call: <tool_call>, [TOOL_CALLS] before
+     * a JSON list, <|python_tag|> or a Llama 3 reply opening with {"name"; from there a grammar
+     * holds it to calls of the tools, arguments following their schemas), "none" (the tools
+     * are left out), "required" (a grammar holds the reply to one call of the tools, Mistral's
+     * syntax to a list), or one function as JSON {"type": "function", "function": {"name":
+     * "..."}}. Where a grammar holds the whole reply (required, a function, and auto in the
+     * generic format) params->json_object, grammar and json_schema must be unset; under auto
+     * they may be set, and then hold the whole reply instead (calls still parsed from it). */
     const char *tool_choice;              /* default NULL (auto) */
     bool parallel_tool_calls;             /* default true; false keeps the first call */
 };

@@ -94,7 +94,7 @@ struct ChatTemplateCommand: ParsableCommand {
             // system message for a template that does not mention tools)
             let (prompt, setup) = try template.render(messages: ms, addGenerationPrompt: !noGenerationPrompt, tools: toolsJSON,
                                                       toolChoice: choice, extra: extra, now: now)
-            if let setup { printError("hmst: tool calls: \(setup.format.syntax.rawValue) syntax" + (setup.grammar != nil ? ", the reply held to a call by a grammar" : "")) }
+            if let setup { printError("hmst: tool calls: \(setup.format.syntax.rawValue) syntax" + (setup.grammar.map { $0.isLazy ? ", a call held to the tools' schemas by a grammar once it starts" : ", the reply held to a call by a grammar" } ?? "")) }
             StandardStream.output.write(prompt.string)
             if tokens, let t = loaded?.tokenizer {
                 StandardStream.output.write("\n" + t.encode(prompt).map(String.init).joined(separator: " ") + "\n")

@@ -62,7 +62,7 @@ enum Generator {
         r.vocabLimit = tokenizer.vocabSize
         r.eosTokens = job.endTokens
         if job.jsonObject { r.constraint = JSONConstraint(tokenizer: tokenizer) }
-        if let g = job.grammar { r.constraint = try GrammarConstraint(grammar: g, tokenizer: tokenizer) }
+        if let g = job.grammar { r.constraint = try g.constraint(tokenizer: tokenizer) }
         let maxStop = job.stops.map(\.count).max() ?? 0
         var text: [UInt8] = []
         var emitted = 0

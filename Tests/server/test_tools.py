@@ -114,6 +114,29 @@ def test_named_call_with_a_hermes_template(start_server, tmp_path):
         check_call(calls[0])
 
 
+def test_auto_with_a_hermes_template(start_server, tmp_path):
+    """tool_choice auto (the default) with a call syntax: the reply is free until it starts a call
+    (the untrained fixture rarely does: then its text is the content), any call it makes parses
+    and follows the schema; a response_format then holds the whole reply instead."""
+    s = start_server(checkpoint=hermes_checkpoint(tmp_path))
+    messages = [{"role": "user", "content": "Weather in Oslo?"}]
+    for seed in range(3):
+        r = post(s, {"messages": messages, "tools": TOOLS, "max_tokens": 40, "temperature": 1, "seed": seed})
+        assert r.status_code == 200, r.text
+        choice = r.json()["choices"][0]
+        assert choice["finish_reason"] in ("stop", "length", "tool_calls")
+        for call in choice["message"].get("tool_calls") or []:
+            check_call(call)
+    r = post(s, {"messages": messages, "tools": TOOLS, "max_tokens": 40, "temperature": 0,
+                 "response_format": {"type": "json_object"}})
+    assert r.status_code == 200, r.text
+    choice = r.json()["choices"][0]
+    if choice["finish_reason"] == "stop":
+        assert isinstance(json.loads(choice["message"]["content"]), dict)
+    r = post(s, {"messages": messages, "tools": TOOLS, "tool_choice": "required", "response_format": {"type": "json_object"}})
+    assert r.status_code == 400 and "tool_choice" in r.text
+
+
 def test_openai_client_reads_the_calls(start_server, tmp_path):
     import openai
     s = start_server(checkpoint=hermes_checkpoint(tmp_path))

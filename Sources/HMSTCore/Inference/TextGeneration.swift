@@ -14,7 +14,8 @@ public struct TextGenerationRequest {
     /// Only one JSON object (JSONConstraint); generation stops when it is closed.
     public var jsonObject = false
     /// Only sentences of this grammar (GrammarConstraint: GBNF, or a JSON Schema through
-    /// JSONSchemaGrammar); generation stops when nothing can follow. Not with jsonObject.
+    /// JSONSchemaGrammar), or with triggers free text until one and the grammar from there on
+    /// (TriggeredConstraint); generation stops when nothing can follow. Not with jsonObject.
     public var grammar: Grammar? = nil
     /// Tokens that end generation besides the end-of-text token (with stopAtEOS): a chat's
     /// end-of-turn tokens (LanguageModel.endOfTurnTokens).
@@ -68,7 +69,7 @@ extension Session {
             throw HMSTError.invalidArgument("a JSON object and a grammar both asked for: give one (a JSON Schema says both)")
         }
         if req.jsonObject { r.constraint = JSONConstraint(tokenizer: tokenizer) }
-        if let g = req.grammar { r.constraint = try GrammarConstraint(grammar: g, tokenizer: tokenizer) }
+        if let g = req.grammar { r.constraint = try g.constraint(tokenizer: tokenizer) }
         var text: [UInt8] = []
         var stopAt: Int?
         var decodeError: Error?

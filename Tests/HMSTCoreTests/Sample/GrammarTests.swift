@@ -487,4 +487,45 @@ final class GrammarTests: XCTestCase {
         both.jsonObject = true
         XCTAssertThrowsError(try s.generate(prompt: Array("x".utf8), tokenizer: ByteTokenizer(), both))
     }
+
+    /// A grammar with triggers through Session.generate: the text before the trigger is what
+    /// unconstrained sampling writes (same seed, same tokens), and from the trigger on the text
+    /// is a prefix of a sentence (whole when generation ended at eos).
+    func testTriggeredGrammarLeavesTextFreeUntilTheTrigger() throws {
+        let d = DecoderDims(C: 32, H: 4, KV: 2, Dh: 8, F: 48, E: 8, K: 2, V: 257, L: 2, eps: 1e-5,
+                            ropeTheta: 10000, maxPositions: 256, tiedEmbeddings: true)
+        let (w, _) = try RandomWeights.make(dims: d, seed: 3, std: 0.5)
+        let s = try Session(decoder: Decoder(dims: d, weights: w), params: SessionParams())
+        let eager = try Grammar.parse(gbnf: #"root ::= "@" [ ]? "{" [a-c]{1,6} ":" [0-9]{1,3} "}""#)
+        var lazy = eager
+        lazy.triggers = GrammarTriggers(words: ["@"])
+        XCTAssertTrue(try lazy.constraint(tokenizer: ByteTokenizer()) is TriggeredConstraint)
+        XCTAssertTrue(try eager.constraint(tokenizer: ByteTokenizer()) is GrammarConstraint)
+        var triggered = 0, whole = 0
+        for seed in 0..<12 {
+            var req = TextGenerationRequest()
+            req.maxTokens = 60
+            req.sampling.temperature = 1
+            req.sampling.topK = 0
+            req.sampling.topP = 1
+            req.sampling.seed = UInt64(seed)
+            req.sampling.logitBias = [Int32(UInt8(ascii: "@")): 4, Int32(UInt8(ascii: "}")): 4]
+            s.reset()
+            let free = try s.generate(prompt: Array("call:".utf8), tokenizer: ByteTokenizer(), req)
+            req.grammar = lazy
+            s.reset()
+            let held = try s.generate(prompt: Array("call:".utf8), tokenizer: ByteTokenizer(), req)
+            guard let at = held.text.firstIndex(of: UInt8(ascii: "@")) else {
+                XCTAssertEqual(held.text, free.text, "no trigger: the same text as without the grammar")
+                continue
+            }
+            triggered += 1
+            XCTAssertEqual(Array(held.text[...at]), Array(free.text.prefix(at + 1)), "up to the trigger: the free text")
+            let call = try check(eager, Array(held.text[at...]))
+            XCTAssertTrue(call.ok, String(decoding: held.text, as: UTF8.self))
+            if held.stats.stopReason == .eos { XCTAssertTrue(call.complete); whole += 1 }
+        }
+        XCTAssertGreaterThan(triggered, 0)
+        XCTAssertGreaterThan(whole, 0)
+    }
 }

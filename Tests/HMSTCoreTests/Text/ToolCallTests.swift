@@ -121,7 +121,11 @@ final class ToolCallTests: XCTestCase {
         XCTAssertFalse(try check(hermes, "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"days\": 3}}").ok, "city is required")
         XCTAssertFalse(try check(hermes, "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"P\", \"days\": 9}}").ok, "days <= 7")
         XCTAssertFalse(try check(hermes, "<tool_call>\n{\"name\": \"delete_all\"").ok)
-        XCTAssertNil(try format(.hermes).grammar(tools: tools, choice: .auto, parallel: true))
+        XCTAssertEqual(try format(.hermes).grammar(tools: tools, choice: .auto, parallel: true)?.triggers?.words, ["<tool_call>"],
+                       "auto: a grammar that waits for a call to start")
+        XCTAssertNil(try format(.other).grammar(tools: tools, choice: .auto, parallel: true))
+        XCTAssertNil(try ToolCallFormat(.mistral, argsMarker: true).grammar(tools: tools, choice: .auto, parallel: true),
+                     "name[ARGS]{...}: its markers are special tokens a grammar cannot write")
         XCTAssertNil(try format(.hermes).grammar(tools: tools, choice: .none, parallel: true))
 
         let named = try XCTUnwrap(try format(.hermes).grammar(tools: tools, choice: .function("now"), parallel: true))
@@ -211,6 +215,96 @@ final class ToolCallTests: XCTestCase {
         XCTAssertTrue(out[0]["content"]?.string?.hasPrefix("You can call these tools") == true)
         XCTAssertTrue(out[0]["content"]?.string?.hasSuffix("\n\nWeather?") == true)
         XCTAssertEqual(out[2]["content"]?.string, "Result of a: noon\nResult of b: rain")
+    }
+
+    /// A vocabulary of the 256 single bytes: any text is a sequence of its tokens.
+    static let bytes = JSONConstraintTests.PiecesTokenizer((0..<256).map { [UInt8($0)] })
+
+    /// tool_choice auto: the reply is free (the mask changes nothing) until it starts a call, then
+    /// held to the tools' calls; a reasoning block never triggers; a trigger whose token goes on
+    /// with text no call allows leaves the reply free.
+    func testAutoHoldsCallsOnceTheyStart() throws {
+        func constraint(_ syntax: ToolCallFormat.Syntax, thought: Bool = false) throws -> TriggeredConstraint {
+            var g = try XCTUnwrap(try format(syntax).grammar(tools: tools, choice: .auto, parallel: true))
+            g.triggers?.startsInThought = thought
+            return try TriggeredConstraint(grammar: g, tokenizer: Self.bytes)
+        }
+        func allowed(_ c: TriggeredConstraint) -> Set<UInt8> {
+            var logits = [Float](repeating: 0, count: 256)
+            _ = logits.withUnsafeMutableBufferPointer { c.mask($0, eos: []) }
+            return Set((0..<256).filter { logits[$0] > -.infinity }.map { UInt8($0) })
+        }
+        func feed(_ c: TriggeredConstraint, _ text: String) { for b in text.utf8 { c.accept(Int32(b)) } }
+
+        let c = try constraint(.hermes)
+        feed(c, "Let me check the weather first. ")
+        XCTAssertFalse(c.triggered)
+        XCTAssertEqual(allowed(c).count, 256, "free text: the mask changes nothing")
+        XCTAssertTrue(c.canEnd)
+        feed(c, "<tool_")
+        XCTAssertFalse(c.triggered)
+        feed(c, "call>\n{\"name\": \"")
+        XCTAssertTrue(c.triggered)
+        XCTAssertEqual(allowed(c), Set("gnl".utf8), "only the tools' names (get_weather, now, lookup)")
+        feed(c, "get_weather\", \"arguments\": {\"city\": \"Paris\", \"days\": ")
+        XCTAssertEqual(allowed(c), Set("1234567".utf8), "the schema's bounds: 1...7")
+        feed(c, "3}}\n</tool_call>")
+        XCTAssertTrue(c.canEnd)
+        XCTAssertFalse(c.isComplete, "a second call may follow")
+        feed(c, "\n<tool_call>{\"name\": \"now\", \"arguments\": {}}</tool_call>")
+        XCTAssertTrue(c.canEnd)
+        XCTAssertFalse(allowed(c).contains(UInt8(ascii: "S")), "after the calls, no prose")
+
+        // the token that brings the trigger goes on with what no call allows: free again
+        let broken = try constraint(.hermes)
+        broken.acceptFree(Array("<tool_call>}".utf8))
+        XCTAssertFalse(broken.triggered)
+        XCTAssertEqual(allowed(broken).count, 256)
+        feed(broken, "<tool_call>")
+        XCTAssertFalse(broken.triggered, "one trigger only")
+
+        // a reasoning block that opens the reply, or that the prompt left open, never triggers
+        let thinking = try constraint(.hermes)
+        feed(thinking, "\n<think>\nI could write <tool_call> now.\n")
+        XCTAssertFalse(thinking.triggered)
+        feed(thinking, "</think>\n\n<tool_call>")
+        XCTAssertTrue(thinking.triggered)
+        let open = try constraint(.hermes, thought: true)
+        feed(open, "Use <tool_call>? Yes.</think>")
+        XCTAssertFalse(open.triggered)
+        feed(open, "<tool_call>")
+        XCTAssertTrue(open.triggered)
+        XCTAssertTrue(ChatTemplate.opensThought(Array("<|im_start|>assistant\n<think>\n".utf8)))
+        XCTAssertFalse(ChatTemplate.opensThought(Array("<|im_start|>assistant\n<think>\n\n</think>\n\n".utf8)))
+        XCTAssertFalse(ChatTemplate.opensThought(Array("<|im_start|>assistant\n".utf8)))
+
+        // Llama 3: a reply that opens as {"name" is a call; JSON elsewhere or with another key is not
+        let llama = try constraint(.llama3)
+        feed(llama, " {\"na")
+        XCTAssertFalse(llama.triggered)
+        feed(llama, "me\": \"")
+        XCTAssertTrue(llama.triggered)
+        feed(llama, "now\", \"")
+        XCTAssertEqual(allowed(llama), Set("p".utf8), "Llama 3 writes parameters")
+        feed(llama, "parameters\": {}}")
+        XCTAssertTrue(llama.isComplete)
+        for reply in ["The answer: {\"name\": \"now\"", "{\"city\": \"Paris\", \"name\": \"x\"}"] {
+            let l = try constraint(.llama3)
+            feed(l, reply)
+            XCTAssertFalse(l.triggered, reply)
+        }
+        let tagged = try constraint(.llama3)
+        feed(tagged, "<|python_tag|>")
+        XCTAssertTrue(tagged.triggered)
+        feed(tagged, "{\"name\": \"now\", \"parameters\": {}}")
+        XCTAssertTrue(tagged.isComplete)
+
+        // Mistral Nemo: [TOOL_CALLS] then the JSON list
+        let nemo = try constraint(.mistral)
+        feed(nemo, "Sure. [TOOL_CALLS][{\"name\": \"now\", \"arguments\": {}}")
+        XCTAssertTrue(nemo.triggered)
+        XCTAssertTrue(allowed(nemo).isSubset(of: Set(",] \n".utf8)), "another call or the list's end")
+        XCTAssertTrue(allowed(nemo).contains(UInt8(ascii: "]")))
     }
 
     /// Streaming: text goes out until a call may begin, the call never does, and content after

@@ -333,8 +333,9 @@ class Context(_Resource):
         "parameters"}}]; the reply is parsed in the syntax of the model's template (Hermes/Qwen
         <tool_call>, Mistral [TOOL_CALLS], Llama 3 JSON, else hmst's generic JSON format) into
         Generation.tool_calls, and Generation.text keeps the rest. tool_choice: "auto"
-        (default), "none", "required", or a function's name as {"type": "function", "function":
-        {"name": ...}} (a grammar then holds the reply to a call)."""
+        (default: free text until the reply starts a call, then a grammar holds the call to the
+        tools' schemas), "none", "required", or a function's name as {"type": "function",
+        "function": {"name": ...}} (a grammar then holds the reply to a call)."""
         m, cp, chat_keep = _chat_params(messages, tools, template_vars or {}, True, tool_choice, parallel_tool_calls)
         options = dict(max_tokens=max_tokens, temperature=0.8, top_k=50, top_p=0.9, min_p=0.0, repetition_penalty=1.0,
                        repeat_last_n=64, seed=0, stop=None, ignore_eos=False, on_token=None, frequency_penalty=0.0,

@@ -34,6 +34,10 @@ public struct Grammar: Sendable {
     public let ruleNames: [String]
     /// The GBNF text it was read from.
     public let source: String
+    /// nil: the grammar holds the whole text. Otherwise the text is free until a trigger
+    /// appears in it, and the grammar holds the text from the trigger's first byte on
+    /// (llama.cpp's lazy grammars: tool calls under tool_choice auto; TriggeredConstraint).
+    public var triggers: GrammarTriggers? = nil
 
     /// The largest number of stacks a state may hold: a token that would make a state more
     /// ambiguous than this is refused (at the start: the grammar is an error), not a slow crawl.

@@ -41,14 +41,18 @@ public enum JSONSchemaGrammar {
     /// The GBNF text for fixed text, then one value of `schema`, then fixed text (a tool call's
     /// markers around its JSON); the value's rule is not `root`.
     public static func gbnf(schema: JSONValue, prefix: String, suffix: String) throws -> String {
+        try gbnf(schema: schema) { value in
+            ([prefix].filter { !$0.isEmpty }.map(literal) + [value] + [suffix].filter { !$0.isEmpty }.map(literal)).joined(separator: " ")
+        }
+    }
+
+    /// The GBNF text whose root is `root(rule)`, rule being the name of the rule for one value of
+    /// `schema` (not `root`): e.g. several values between markers.
+    public static func gbnf(schema: JSONValue, root: (String) -> String) throws -> String {
         var w = Writer(root: schema)
         w.used.insert("root")
         let value = try w.rule(for: schema, name: "wrapped", depth: 0)   // not "value": a shared rule's name
-        var parts: [String] = []
-        if !prefix.isEmpty { parts.append(literal(prefix)) }
-        parts.append(value)
-        if !suffix.isEmpty { parts.append(literal(suffix)) }
-        w.define("root", parts.joined(separator: " "))
+        w.define("root", root(value))
         return w.text()
     }
 

@@ -15,10 +15,13 @@
 //            is held to {"tool_calls": [{"name", "arguments"}]} or {"response": "..."} by a grammar
 // All but generic get `tools` as the template variable and parse the reply after generation;
 // tool_choice "required" or a named function holds the reply to a call by a grammar in every
-// format (so even an untrained model writes a call that parses). Arguments are checked against
-// the tool's JSON Schema only where a grammar holds them (required, named, generic); a schema the
-// grammar cannot enforce (JSONSchemaGrammar refuses pattern, multipleOf, ...) holds that tool's
-// arguments to a JSON object.
+// format (so even an untrained model writes a call that parses). Under "auto" the reply is free
+// until it starts a call (hermes `<tool_call>`, mistral `[TOOL_CALLS]` before a JSON list, llama3
+// `<|python_tag|>` or a reply opening with {"name"), and from there a grammar holds it to calls
+// of the tools (a lazy grammar, as llama.cpp's: Grammar.triggers, TriggeredConstraint); Mistral's
+// name[ARGS]{...} syntax and `other` templates stay free under auto (their markers are special
+// tokens a grammar cannot write, or unknown). A schema the grammar cannot enforce (JSONSchemaGrammar
+// refuses multipleOf, not, ...) holds that tool's arguments to a JSON object.
 
 /// One call of a tool, as OpenAI's message.tool_calls[i]: arguments is JSON text.
 public struct ToolCall: Sendable, Equatable {
@@ -82,16 +85,20 @@ public struct ToolCallFormat: Sendable, Equatable {
     /// whether the template has a system turn (the generic format's tool list goes there, else
     /// into the first user turn: Gemma's templates refuse a system role)
     public let systemTurn: Bool
+    /// mistral: calls written name[ARGS]{...} (Mistral Small 3.2, Devstral), not as a JSON list
+    public let argsMarker: Bool
 
-    public init(_ syntax: Syntax, systemTurn: Bool = true) {
+    public init(_ syntax: Syntax, systemTurn: Bool = true, argsMarker: Bool = false) {
         self.syntax = syntax
         self.systemTurn = systemTurn
+        self.argsMarker = argsMarker
     }
 
     /// The format a chat template's model writes calls in.
     public init(template: ChatTemplate) {
-        guard let src = template.source else { syntax = .generic; systemTurn = true; return }
+        guard let src = template.source else { syntax = .generic; systemTurn = true; argsMarker = false; return }
         systemTurn = src.contains("system")
+        argsMarker = src.contains("[ARGS]")
         if src.contains("<tool_call>") { syntax = .hermes }
         else if src.contains("[TOOL_CALLS]") { syntax = .mistral }
         else if src.contains(">>>all") || src.contains("<function=") { syntax = .other }   // Functionary 3.x
@@ -225,13 +232,29 @@ public struct ToolCallFormat: Sendable, Equatable {
 
     // MARK: grammar
 
-    /// The grammar a reply is held to, or nil (free text, parsed after). Refuses a named tool
+    /// Under tool_choice auto, what starts a call that a grammar can hold from there (nil: the
+    /// reply stays free and is parsed after).
+    var autoTriggers: GrammarTriggers? {
+        switch syntax {
+        case .hermes: return GrammarTriggers(words: ["<tool_call>"])
+        case .mistral: return argsMarker ? nil : GrammarTriggers(words: ["[TOOL_CALLS]"])
+        case .llama3: return GrammarTriggers(words: ["<|python_tag|>"], jsonObjectKey: "name")
+        case .other, .generic: return nil
+        }
+    }
+
+    /// Whitespace a lazy grammar allows around and between calls.
+    static let callSpace = "[ \\t\\r\\n]{0,4}"
+
+    /// The grammar a reply is held to, or nil (free text, parsed after): the whole reply, or
+    /// under auto the reply from the start of a call on (`triggers` set). Refuses a named tool
     /// that is not among the tools.
     public func grammar(tools: JSONValue, choice: ToolChoice, parallel: Bool) throws -> Grammar? {
         var fs = try Self.functions(tools)
+        let lazy = choice == .auto ? autoTriggers : nil
         switch choice {
         case .none: return nil
-        case .auto: if syntax != .generic { return nil }
+        case .auto: if syntax != .generic && lazy == nil { return nil }
         case .required: break
         case let .function(name):
             fs = fs.filter { $0.name == name }
@@ -262,9 +285,18 @@ public struct ToolCallFormat: Sendable, Equatable {
             return .object(o)
         }
         let text: String
+        let sp = Self.callSpace
         switch syntax {
+        case .hermes where lazy != nil:
+            // the model's own spacing around each call, up to 16 calls when parallel
+            text = try JSONSchemaGrammar.gbnf(schema: document(call)) { v in
+                let one = "\"<tool_call>\" \(sp) \(v) \(sp) \"</tool_call>\""
+                return parallel ? "\(one) (\(sp) \(one)){0,\(ToolCallFormat.maxParallelCalls - 1)}" : one
+            }
         case .hermes: text = try JSONSchemaGrammar.gbnf(schema: document(call), prefix: "<tool_call>\n", suffix: "\n</tool_call>")
         case .mistral: text = try JSONSchemaGrammar.gbnf(schema: document(calls(min: 1)), prefix: "[TOOL_CALLS]", suffix: "")
+        case .llama3 where lazy != nil:
+            text = try JSONSchemaGrammar.gbnf(schema: document(call)) { v in "(\"<|python_tag|>\" \(sp))? \(v)" }
         case .llama3, .other: text = try JSONSchemaGrammar.gbnf(schema: document(call))
         case .generic:
             let toolCalls: JSONValue = .object([("type", .string("object")), ("properties", .object([("tool_calls", calls(min: 1))])),
@@ -273,7 +305,9 @@ public struct ToolCallFormat: Sendable, Equatable {
                                                ("required", .array([.string("response")]))])
             text = try JSONSchemaGrammar.gbnf(schema: document(choice == .auto ? .object([("anyOf", .array([toolCalls, response]))]) : toolCalls))
         }
-        return try Grammar.parse(gbnf: text)
+        var g = try Grammar.parse(gbnf: text)
+        g.triggers = lazy
+        return g
     }
 
     /// The schema with its references into itself ("#", "#/...") pointing under `base`.
@@ -469,7 +503,8 @@ extension StringProtocol {
 }
 
 /// How a chat's reply with tools is read: the syntax, the grammar that holds it (tool_choice
-/// required or named, or the generic format), whether parallel calls are kept.
+/// required or named, or the generic format; from the start of a call under auto), whether
+/// parallel calls are kept.
 public struct ToolCallSetup: Sendable {
     public let format: ToolCallFormat
     public let grammar: Grammar?
@@ -502,7 +537,27 @@ extension ChatTemplate {
         let active = setup == nil ? nil : tools
         let prompt = try render(messages: try format.messages(messages, tools: active), addGenerationPrompt: addGenerationPrompt,
                                 tools: format.templateRendersTools ? active : nil, extra: extra, now: now)
+        // a generation prompt that opens a reasoning block (QwQ, DeepSeek R1): the reply thinks
+        // first, and a lazy grammar waits for its end
+        if var s = setup, var g = s.grammar, g.triggers != nil, Self.opensThought(prompt.bytes) {
+            g.triggers?.startsInThought = true
+            s = ToolCallSetup(format: s.format, grammar: g, parallel: s.parallel, names: s.names)
+            setup = s
+        }
         return (prompt, setup)
+    }
+
+    /// Whether a prompt ends inside a reasoning block: its last `<think>` comes after its last
+    /// `</think>` (searched in the last 256 bytes: the generation prompt).
+    static func opensThought(_ bytes: [UInt8]) -> Bool {
+        let tail = Array(bytes.suffix(256))
+        func last(_ s: String) -> Int? {
+            let n = Array(s.utf8)
+            guard tail.count >= n.count else { return nil }
+            return stride(from: tail.count - n.count, through: 0, by: -1).first { tail[$0..<($0 + n.count)].elementsEqual(n) }
+        }
+        guard let open = last("<think>") else { return false }
+        return last("</think>").map { $0 < open } ?? true
     }
 }
 
@@ -542,7 +597,7 @@ public final class ToolCallStream: @unchecked Sendable {
             emitted = decoded
             return String(decoding: out, as: UTF8.self)
         case .llama3:
-            let t = text.drop(while: Self.isSpace)
+            let t = text.drop(while: JSONOpening.isSpace)
             let tag = Array("<|python_tag|>".utf8)
             if t.isEmpty { return "" }
             if t.first == UInt8(ascii: "{") || t.starts(with: tag) { holding = true; return "" }
@@ -550,7 +605,7 @@ public final class ToolCallStream: @unchecked Sendable {
         case .hermes, .mistral, .other:
             if format.syntax == .other {
                 // a reply that starts as JSON may be a call
-                let t = text.drop(while: Self.isSpace)
+                let t = text.drop(while: JSONOpening.isSpace)
                 if t.isEmpty { return "" }
                 if t.first == UInt8(ascii: "{") { holding = true; return "" }
             }
@@ -573,21 +628,9 @@ public final class ToolCallStream: @unchecked Sendable {
         return out
     }
 
-    enum ResponseStart { case undecided, no, at(Int) }
-
     /// Where `{ "response" : "` ends (JSON whitespace allowed between), if the text starts so.
-    static func responseStart(_ t: [UInt8]) -> ResponseStart {
-        var i = 0
-        func ws() { while i < t.count, isSpace(t[i]) { i += 1 } }
-        for part in ["{", "\"response\"", ":", "\""] {
-            ws()
-            let p = Array(part.utf8)
-            let n = min(p.count, t.count - i)
-            guard t[i..<(i + n)].elementsEqual(p[0..<n]) else { return .no }
-            if n < p.count { return .undecided }
-            i += n
-        }
-        return .at(i)
+    static func responseStart(_ t: [UInt8]) -> JSONOpening.Match {
+        JSONOpening.match(t[...], parts: ["{", "\"response\"", ":", "\""])
     }
 
     /// The decoded text of a JSON string's body up to its closing quote or the last complete
@@ -622,16 +665,13 @@ public final class ToolCallStream: @unchecked Sendable {
         return out
     }
 
-    /// JSON whitespace.
-    static func isSpace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x0A || b == 0x09 || b == 0x0D }
-
     /// The content not yet sent, and the calls.
     public func finish() -> (String, [ToolCall]) {
         let reply = setup.parse(String(decoding: text, as: UTF8.self))
         let content = Array(reply.content.utf8)
         // content with calls is trimmed: then what was sent is compared without its leading whitespace
         var sentText = emitted[...]
-        if !content.starts(with: sentText) { sentText = sentText.drop(while: Self.isSpace) }
+        if !content.starts(with: sentText) { sentText = sentText.drop(while: JSONOpening.isSpace) }
         let rest = content.starts(with: sentText) ? String(decoding: content[sentText.count...], as: UTF8.self) : ""
         return (rest, reply.calls)
     }
