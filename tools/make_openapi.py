@@ -87,7 +87,9 @@ chat_req = {"type": "object", "required": ["messages"], "properties": dict(sampl
     tool_choice={"oneOf": [{"type": "string", "enum": ["none", "auto", "required"]},
                            {"type": "object", "required": ["type", "function"], "properties": {"type": {"type": "string", "enum": ["function"]},
                                                                                                 "function": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}}}],
-                 "nullable": True, "description": "required or a named function: a grammar holds the reply to a call of those tools, whose arguments follow their schema."},
+                 "nullable": True, "description": "required or a named function: a grammar holds the reply to a call of those tools, whose arguments follow their schema; "
+                                                  "auto (default): the reply is free until it starts a call, then the same grammar holds the call. "
+                                                  "Streamed, a call a grammar holds goes out as it is written (delta.tool_calls: id and name, then pieces of its arguments)."},
     parallel_tool_calls={"type": "boolean", "nullable": True, "default": True},
     messages={"type": "array", "items": message, "minItems": 1, "maxItems": 64},
     chat_template_kwargs={"type": "object", "nullable": False,

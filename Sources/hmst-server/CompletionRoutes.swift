@@ -165,24 +165,26 @@ struct CompletionRoutes {
             for (i, job) in jobs.enumerated() {
                 if kind == .chat { es.send(chunk([delta(i, "", role: true, lps: [], finish: nil)])) }
                 do {
-                    // with tools, text that may be a call is held back and sent as tool_calls at the end
+                    // with tools, text that may be a call is held back; calls a grammar holds go out
+                    // as delta.tool_calls while they are written, others whole at the end
                     let filter = req.toolSetup.map { ToolCallStream(setup: $0) }
+                    func sendCalls(_ deltas: [ToolCallDelta]) {
+                        guard !deltas.isEmpty else { return }
+                        es.send(chunk([.object([("index", .number(Double(i))), ("delta", .object([("tool_calls", .array(deltas.map(\.json)))])),
+                                                ("logprobs", .null), ("finish_reason", .null)])]))
+                    }
                     let o = try Generator.run(session: slot.session, tokenizer: state.tokenizer, job: job, cancel: cancel) { text, lps in
                         es.send(chunk([delta(i, filter?.push(text) ?? text, role: false, lps: lps, finish: nil)]))
+                        if let filter { sendCalls(filter.takeCallDeltas()) }
                     }
                     var finish = o.finishReason
                     if let filter, o.finishReason != "cancelled" {
                         let (rest, calls) = filter.finish()
                         if !rest.isEmpty { es.send(chunk([delta(i, rest, role: false, lps: [], finish: nil)])) }
-                        if !calls.isEmpty {
-                            let list: [JSONValue] = calls.enumerated().map { k, c in
-                                .object([("index", .number(Double(k))), ("id", .string(c.id)), ("type", .string("function")),
-                                         ("function", .object([("name", .string(c.name)), ("arguments", .string(c.arguments))]))])
-                            }
-                            es.send(chunk([.object([("index", .number(Double(i))), ("delta", .object([("tool_calls", .array(list))])),
-                                                    ("logprobs", .null), ("finish_reason", .null)])]))
-                            finish = "tool_calls"
-                        }
+                        sendCalls(filter.takeCallDeltas(flush: true)
+                                  + calls.enumerated().map { k, c in ToolCallDelta(index: k, id: c.id, name: c.name, arguments: c.arguments) })
+                        // a call cut short (max_tokens) keeps the finish reason that cut it
+                        if !calls.isEmpty || filter.callsComplete { finish = "tool_calls" }
                     }
                     completion += o.completionTokens
                     if i % max(1, req.n) == 0 { cached += o.stats.cachedTokens }

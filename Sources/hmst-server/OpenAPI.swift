@@ -1542,7 +1542,7 @@ enum OpenAPIDocument {
        }
       ],
       "nullable": true,
-      "description": "required or a named function: a grammar holds the reply to a call of those tools, whose arguments follow their schema."
+      "description": "required or a named function: a grammar holds the reply to a call of those tools, whose arguments follow their schema; auto (default): the reply is free until it starts a call, then the same grammar holds the call. Streamed, a call a grammar holds goes out as it is written (delta.tool_calls: id and name, then pieces of its arguments)."
      },
      "parallel_tool_calls": {
       "type": "boolean",

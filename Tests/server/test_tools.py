@@ -55,6 +55,19 @@ def check_call(call, names=("get_weather", "now")):
     return args
 
 
+def joined_calls(pieces):
+    """delta.tool_calls pieces joined as OpenAI's clients join them."""
+    calls = []
+    for p in pieces:
+        if "id" in p:
+            assert p["index"] == len(calls) and p["type"] == "function" and p["function"]["arguments"] == ""
+            calls.append({"id": p["id"], "type": "function", "function": {"name": p["function"]["name"], "arguments": ""}})
+        else:
+            assert p["index"] == len(calls) - 1 and "name" not in p["function"]
+            calls[-1]["function"]["arguments"] += p["function"]["arguments"]
+    return calls
+
+
 def test_required_call_in_the_generic_format(server):
     """The fixture's built-in patterns have no call syntax: the generic JSON format."""
     messages = [{"role": "user", "content": "What is the weather in Paris?"}]
@@ -100,17 +113,19 @@ def test_named_call_with_a_hermes_template(start_server, tmp_path):
                             json={"content": json.dumps({"name": "get_weather", "arguments": args})}).json()["tokens"]
         assert r2.json()["usage"]["prompt_tokens"] > len(tok)
 
-    # streamed: content never shows the call's markup; the call comes as delta.tool_calls
+    # streamed: content never shows the call's markup; the call comes as delta.tool_calls while it
+    # is written: its id and name first, then its arguments in pieces that join into JSON
     r = requests.post(s.url + "/v1/chat/completions", headers=s.headers(), timeout=120, stream=True,
                       json=dict(body, stream=True, tool_choice="required", max_tokens=200))
     chunks = [json.loads(l[6:]) for l in r.iter_lines(decode_unicode=True) if l.startswith("data: {")]
     text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
-    calls = [tc for c in chunks if c["choices"] for tc in c["choices"][0]["delta"].get("tool_calls", [])]
+    pieces = [tc for c in chunks if c["choices"] for tc in c["choices"][0]["delta"].get("tool_calls", [])]
     finish = [c["choices"][0]["finish_reason"] for c in chunks if c["choices"] and c["choices"][0]["finish_reason"]]
     assert finish in (["tool_calls"], ["length"])
+    calls = joined_calls(pieces)
     if finish == ["tool_calls"]:
         assert "<tool_call>" not in text
-        assert calls and calls[0]["index"] == 0
+        assert len(calls) == 1 and len(pieces) > 2, pieces
         check_call(calls[0])
 
 

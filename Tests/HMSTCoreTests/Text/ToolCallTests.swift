@@ -307,6 +307,87 @@ final class ToolCallTests: XCTestCase {
         XCTAssertTrue(allowed(nemo).contains(UInt8(ascii: "]")))
     }
 
+    /// Where a grammar holds the calls, a streamed reply's calls go out as they are written: a
+    /// call's id and name once its name is whole, then its arguments' JSON text in pieces that
+    /// join into what the model wrote (nested "name" keys and strings that look like JSON are
+    /// arguments); a reply cut short leaves its last call open.
+    func testCallsStreamAsTheyAreWritten() throws {
+        func stream(_ syntax: ToolCallFormat.Syntax, _ choice: ToolChoice, _ reply: String, step: Int = 3)
+            -> (content: String, deltas: [ToolCallDelta], s: ToolCallStream) {
+            let f = format(syntax)
+            let s = ToolCallStream(setup: ToolCallSetup(format: f, grammar: try! f.grammar(tools: tools, choice: choice, parallel: true),
+                                                        parallel: true, names: ["get_weather", "now", "lookup"]))
+            var content = "", deltas: [ToolCallDelta] = []
+            let chars = Array(reply)
+            for i in stride(from: 0, to: chars.count, by: step) {
+                content += s.push(String(chars[i..<min(i + step, chars.count)]))
+                deltas += s.takeCallDeltas()
+            }
+            let (rest, calls) = s.finish()
+            XCTAssertTrue(calls.isEmpty, "the calls went out as written")
+            return (content + rest, deltas + s.takeCallDeltas(flush: true), s)
+        }
+        func joined(_ deltas: [ToolCallDelta]) -> [(id: String, name: String, arguments: String)] {
+            var out: [(id: String, name: String, arguments: String)] = []
+            for d in deltas {
+                if let id = d.id {
+                    XCTAssertEqual(d.index, out.count, "a new call takes the next index")
+                    XCTAssertEqual(d.arguments, "")
+                    out.append((id, d.name ?? "", ""))
+                } else {
+                    XCTAssertEqual(d.index, out.count - 1, "pieces of the last announced call")
+                    XCTAssertNil(d.name)
+                    out[d.index].arguments += d.arguments
+                }
+            }
+            return out
+        }
+
+        let weather = #"{"city": "Zürich", "days": 3}"#
+        for step in [1, 3, 17] {
+            let (content, deltas, s) = stream(.hermes, .auto, "Checking. <tool_call>\n{\"name\": \"get_weather\", \"arguments\": \(weather)}\n</tool_call>\n<tool_call>{\"name\": \"now\", \"arguments\": {}}</tool_call>", step: step)
+            XCTAssertEqual(content, "Checking. ")
+            let calls = joined(deltas)
+            XCTAssertEqual(calls.map(\.name), ["get_weather", "now"])
+            XCTAssertEqual(calls.map(\.arguments), [weather, "{}"])
+            XCTAssertTrue(calls.allSatisfy { $0.id.hasPrefix("call_") && $0.id.count == 29 })
+            XCTAssertNotEqual(calls[0].id, calls[1].id)
+            XCTAssertGreaterThan(deltas.count, step == 17 ? 3 : 6, "arguments in several pieces")
+            XCTAssertTrue(s.callsComplete && s.streamsCalls)
+        }
+
+        // cut short inside the arguments: the call is open
+        let (_, cut, s) = stream(.hermes, .required, "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"ci")
+        XCTAssertEqual(joined(cut).map(\.arguments), [#"{"ci"#])
+        XCTAssertFalse(s.callsComplete)
+
+        // arguments that hold "name" keys and JSON-looking strings; Llama 3's parameters
+        let nested = #"{"name": "Paris", "inner": {"name": "x", "s": "{\"name\": 1, \"arguments\": [}"}}"#
+        let (_, l3, _) = stream(.llama3, .auto, #"{"name": "lookup", "parameters": "# + nested + "}")
+        XCTAssertEqual(joined(l3).map(\.name), ["lookup"])
+        XCTAssertEqual(joined(l3).map(\.arguments), [nested])
+
+        // Mistral's list after its marker; the generic format's tool_calls, and its response as content
+        let (_, m, _) = stream(.mistral, .required, #"[TOOL_CALLS][{"name": "now", "arguments": {}}, {"name": "get_weather", "arguments": {"city": "a", "days": 1}}]"#)
+        XCTAssertEqual(joined(m).map(\.name), ["now", "get_weather"])
+        XCTAssertEqual(joined(m).map(\.arguments), ["{}", #"{"city": "a", "days": 1}"#])
+        let (_, g, gs) = stream(.generic, .auto, #"{"tool_calls": [{"name": "now", "arguments": {}}]}"#)
+        XCTAssertEqual(joined(g).map(\.name), ["now"])
+        XCTAssertTrue(gs.callsComplete)
+        let (answer, none, ns) = stream(.generic, .auto, #"{"response": "It is {\"sunny\"}"}"#)
+        XCTAssertEqual(answer, #"It is {"sunny"}"#)
+        XCTAssertTrue(none.isEmpty)
+        XCTAssertFalse(ns.callsComplete)
+
+        // no grammar (Mistral's name[ARGS] syntax under auto): the calls come whole from finish()
+        let f = ToolCallFormat(.mistral, argsMarker: true)
+        let free = ToolCallStream(setup: ToolCallSetup(format: f, grammar: nil, parallel: true, names: ["now"]))
+        XCTAssertEqual(free.push("[TOOL_CALLS]now[ARGS]{}"), "")
+        XCTAssertTrue(free.takeCallDeltas().isEmpty)
+        XCTAssertEqual(free.finish().1.map(\.name), ["now"])
+        XCTAssertFalse(free.streamsCalls)
+    }
+
     /// Streaming: text goes out until a call may begin, the call never does, and content after
     /// a call (or a held reply that was no call) comes at the end.
     func testStreamHoldsCallsBack() {

@@ -362,7 +362,7 @@ public struct ToolCallFormat: Sendable, Equatable {
     }
 
     /// OpenAI's call_ plus 24 characters; Mistral's templates require 9 letters and digits.
-    private func newID() -> String {
+    func newID() -> String {
         let chars = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
         var g = SystemRandomNumberGenerator()
         let n = syntax == .mistral ? 9 : 24
@@ -563,7 +563,10 @@ extension ChatTemplate {
 
 /// A streamed chat reply with tools: text is passed on until it may be starting a call (the
 /// format's marker, or for Llama 3 and the generic format a reply that starts as JSON), then
-/// held; finish() parses the whole reply into what content is still unsent and the calls.
+/// held. Where a grammar holds the calls (required, a named function, the generic format, auto
+/// once a call starts), the calls go out as they are written (takeCallDeltas: a call's id and
+/// name, then its arguments piece by piece, as OpenAI streams them); otherwise finish() parses
+/// the whole reply into what content is still unsent and the calls.
 public final class ToolCallStream: @unchecked Sendable {
     public let setup: ToolCallSetup
     var format: ToolCallFormat { setup.format }
@@ -571,23 +574,59 @@ public final class ToolCallStream: @unchecked Sendable {
     private var sent = 0       // bytes of text already passed on (or read, in a generic response)
     private var emitted: [UInt8] = []   // what push returned
     private var holding = false
+    private var holdAt = 0              // where the held text starts
     private var responseStart: Int?     // generic format: where the response string's text starts
+    private var scanner: CallScanner?   // calls read as written (a grammar holds them)
+    private var scanned = 0             // bytes of text the scanner has read (from holdAt on)
 
-    public init(setup: ToolCallSetup) { self.setup = setup }
+    public init(setup: ToolCallSetup) {
+        self.setup = setup
+        if setup.grammar != nil {
+            let depth = setup.format.syntax == .mistral ? 1 : setup.format.syntax == .generic ? 2 : 0
+            scanner = CallScanner(callDepth: depth, newID: setup.format.newID)
+        }
+    }
+
+    /// Whether calls go out as they are written (else whole, from finish()).
+    public var streamsCalls: Bool { scanner != nil }
+
+    /// The calls streamed so far all ended (at least one): the reply's finish reason is tool_calls.
+    public var callsComplete: Bool { scanner.map { !$0.calls.isEmpty && !$0.callOpen } ?? false }
+
+    /// The pieces of calls written since the last take (all that is left with `flush`, at the end).
+    public func takeCallDeltas(flush: Bool = false) -> [ToolCallDelta] {
+        guard scanner != nil else { return [] }
+        return scanner!.takeDeltas(flush: flush)
+    }
+
+    private func hold(at i: Int) {
+        holding = true
+        holdAt = i
+        // Mistral's list comes after its marker (whose brackets are no JSON)
+        scanned = i + (format.syntax == .mistral && text[i...].starts(with: Array("[TOOL_CALLS]".utf8)) ? "[TOOL_CALLS]".utf8.count : 0)
+        scan()
+    }
+
+    private func scan() {
+        guard holding, scanner != nil, text.count > scanned else { return }
+        scanner!.feed(text[scanned...])
+        scanned = text.count
+    }
 
     /// The part of the text so far that can be sent now (deltas arrive as whole characters; the
     /// markers are ASCII, so every cut is at a character's boundary).
     public func push(_ delta: String) -> String {
         text += delta.utf8
-        if holding { return "" }
+        if holding { scan(); return "" }
         var end = text.count
+        var marker: Int?        // where a call's marker starts
         switch format.syntax {
         case .generic:
             // {"response": "..."}: the string's text as it comes; anything else is held
             if responseStart == nil {
                 switch Self.responseStart(text) {
                 case .undecided: return ""
-                case .no: holding = true; return ""
+                case .no: hold(at: 0); return ""
                 case let .at(i): responseStart = i
                 }
             }
@@ -600,19 +639,19 @@ public final class ToolCallStream: @unchecked Sendable {
             let t = text.drop(while: JSONOpening.isSpace)
             let tag = Array("<|python_tag|>".utf8)
             if t.isEmpty { return "" }
-            if t.first == UInt8(ascii: "{") || t.starts(with: tag) { holding = true; return "" }
+            if t.first == UInt8(ascii: "{") || t.starts(with: tag) { hold(at: 0); return "" }
             if tag.starts(with: t) { return "" }
         case .hermes, .mistral, .other:
             if format.syntax == .other {
                 // a reply that starts as JSON may be a call
                 let t = text.drop(while: JSONOpening.isSpace)
                 if t.isEmpty { return "" }
-                if t.first == UInt8(ascii: "{") { holding = true; return "" }
+                if t.first == UInt8(ascii: "{") { hold(at: 0); return "" }
             }
             for m in format.markers.map({ Array($0.utf8) }) {
                 if let at = TextGeneration.find(m, in: text, from: max(0, sent - m.count)) {
                     end = min(end, at)
-                    holding = true
+                    marker = min(marker ?? .max, at)
                 } else {
                     // a suffix that may still become the marker waits
                     var k = min(m.count - 1, text.count)
@@ -621,6 +660,7 @@ public final class ToolCallStream: @unchecked Sendable {
                 }
             }
         }
+        if let marker { hold(at: marker) }
         guard end > sent else { return "" }
         let out = String(decoding: text[sent..<end], as: UTF8.self)
         emitted += text[sent..<end]
@@ -665,8 +705,11 @@ public final class ToolCallStream: @unchecked Sendable {
         return out
     }
 
-    /// The content not yet sent, and the calls.
+    /// The content not yet sent, and the calls not streamed (takeCallDeltas has the rest of the
+    /// streamed ones: all of a reply's calls go one way).
     public func finish() -> (String, [ToolCall]) {
+        // calls that went out as written: the held text was theirs
+        if let s = scanner, !s.calls.isEmpty { return ("", []) }
         let reply = setup.parse(String(decoding: text, as: UTF8.self))
         let content = Array(reply.content.utf8)
         // content with calls is trimmed: then what was sent is compared without its leading whitespace
