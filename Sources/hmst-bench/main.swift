@@ -715,6 +715,8 @@ if args.first == "constraint" {
     let call = "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", \"days\": 3, \"units\": \"metric\"}}\n</tool_call>"
     let patternSchema = #"{"type": "object", "properties": {"code": {"type": "string", "pattern": "^[A-Z]{3}-[0-9]{4}$"}, "email": {"type": "string", "pattern": "^[a-z0-9._]+@[a-z0-9-]+\\.(com|org|net)$"}}, "required": ["code", "email"]}"#
     let patternDoc = #"{"code": "ABC-1234", "email": "ada.lovelace@example.org"}"#
+    let multipleSchema = #"{"type": "object", "properties": {"price": {"type": "number", "multipleOf": 0.01, "minimum": 0}, "qty": {"type": "integer", "multipleOf": 5}}, "required": ["price", "qty"]}"#
+    let multipleDoc = #"{"price": 1299.95, "qty": 40}"#
     let V = tokenizer.vocabSize
     let cases: [(String, String, () throws -> TokenConstraint)] = [
         ("json_object", doc, { JSONConstraint(tokenizer: tokenizer) }),
@@ -725,6 +727,12 @@ if args.first == "constraint" {
             return try GrammarConstraint(grammar: g, tokenizer: tokenizer)
         }),
         ("json_schema_pattern", patternDoc, { try GrammarConstraint(grammar: try JSONSchemaGrammar.grammar(schemaText: patternSchema), tokenizer: tokenizer) }),
+        ("json_schema_multiple_of", multipleDoc, { try GrammarConstraint(grammar: try JSONSchemaGrammar.grammar(schemaText: multipleSchema), tokenizer: tokenizer) }),
+        // tool_choice auto: free text, then the call held from its marker on
+        ("tool_call_hermes_auto", "Let me look that up for you. " + call, {
+            guard let g = try ToolCallFormat(.hermes).grammar(tools: tools, choice: .auto, parallel: true) else { throw HMSTError.invalidArgument("no grammar") }
+            return try g.constraint(tokenizer: tokenizer)
+        }),
     ]
     for (name, text, make) in cases {
         let ids = tokenizer.encode(bytes: Array(text.utf8))

@@ -114,7 +114,7 @@ check "grammar: a schema's GBNF reads back; errors name line and column, or the 
     "$HMST grammar --json-schema-file $W/schema.json > $W/schema.gbnf && grep -q '^root ::=' $W/schema.gbnf && $HMST grammar --check $W/schema.gbnf | grep -q reads && \
      printf 'root ::= \"a\" b\n' > $W/bad.gbnf && ! $HMST grammar --check $W/bad.gbnf 2> $W/g.err && grep -q 'bad.gbnf: grammar: line 1, column 14' $W/g.err && \
      ! $HMST generate $W/ckpt --prompt Q --grammar-file $W/bad.gbnf 2> $W/g.err && grep -q 'line 1, column 14' $W/g.err && \
-     ! $HMST generate $W/ckpt --prompt Q --json-schema '{\"multipleOf\":2}' 2> $W/g.err && grep -q \"'multipleOf' is not supported\" $W/g.err && \
+     ! $HMST generate $W/ckpt --prompt Q --json-schema '{\"uniqueItems\":true}' 2> $W/g.err && grep -q \"'uniqueItems' is not supported\" $W/g.err && \
      ! $HMST generate $W/ckpt --prompt Q --json --grammar 'root ::= \"a\"' 2> $W/g.err && grep -q 'give one of' $W/g.err"
 fails "generate --output over its --input" bash -c "cp $W/prompts.txt $W/prompts2.txt && $HMST generate $W/ckpt --input $W/prompts2.txt --output $W/prompts2.txt --max-length 2"
 check "batch output has both prompts" bash -c "grep -q 'First prompt' $W/results.txt && grep -q 'Second prompt' $W/results.txt"

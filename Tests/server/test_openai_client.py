@@ -158,7 +158,7 @@ def test_response_format_json_object(server):
     first = c.chat.completions.create(model="micro", messages=[{"role": "user", "content": "Reply in JSON."}], max_tokens=48, seed=0,
                                       temperature=1, response_format={"type": "json_object"}).choices[0].message.content
     assert streamed == first
-    for bad in ({"type": "json_schema"}, {"type": "json_schema", "json_schema": {"name": "x", "schema": {"multipleOf": 2}}},
+    for bad in ({"type": "json_schema"}, {"type": "json_schema", "json_schema": {"name": "x", "schema": {"uniqueItems": True}}},
                 {"type": "yaml"}, {"kind": "text"}):
         with pytest.raises(openai.BadRequestError) as e:
             c.chat.completions.create(model="micro", messages=[{"role": "user", "content": "x"}], max_tokens=1, response_format=bad)

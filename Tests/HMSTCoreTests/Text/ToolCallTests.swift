@@ -11,7 +11,7 @@ final class ToolCallTests: XCTestCase {
           "parameters": {"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer", "minimum": 1, "maximum": 7}},
                          "required": ["city"]}}},
          {"type": "function", "function": {"name": "now", "parameters": {"type": "object", "properties": {}}}},
-         {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object", "properties": {"q": {"type": "number", "multipleOf": 2}}}}}]
+         {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object", "properties": {"q": {"type": "array", "uniqueItems": true}}}}}]
         """)
 
     func format(_ s: ToolCallFormat.Syntax) -> ToolCallFormat { ToolCallFormat(s) }
@@ -116,7 +116,7 @@ final class ToolCallTests: XCTestCase {
         let hermes = try XCTUnwrap(try format(.hermes).grammar(tools: tools, choice: .required, parallel: true))
         XCTAssertTrue(try check(hermes, "<tool_call>\n\(call)\n</tool_call>").complete)
         XCTAssertTrue(try check(hermes, "<tool_call>\n{\"name\": \"lookup\", \"arguments\": {\"q\": \"zebra\", \"any\": [1]}}\n</tool_call>").complete,
-                      "a schema the grammar cannot enforce (multipleOf) holds the arguments to an object")
+                      "a schema the grammar cannot enforce (uniqueItems) holds the arguments to an object")
         XCTAssertFalse(try check(hermes, "Sure").ok)
         XCTAssertFalse(try check(hermes, "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"days\": 3}}").ok, "city is required")
         XCTAssertFalse(try check(hermes, "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"P\", \"days\": 9}}").ok, "days <= 7")

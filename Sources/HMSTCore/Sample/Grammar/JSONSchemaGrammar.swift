@@ -11,7 +11,8 @@
 // counted in string characters as written: an escape such as \u00e9 is one, a surrogate pair
 // two), nullable (OpenAPI), minimum / maximum / exclusiveMinimum / exclusiveMaximum on integers
 // (IntegerRange) and numbers (NumberRange: bounded numbers are written without an exponent;
-// draft 4's boolean exclusiveMinimum too), and the
+// draft 4's boolean exclusiveMinimum too), multipleOf on both (MultipleOf: any multiple, those
+// at least 0, or at most 512 listed between two bounds), and the
 // string formats date, time, date-time (a subset of RFC 3339: upper-case T and Z, seconds 00-59,
 // at most 9 fraction digits, February 29 in any year) and uuid (other formats are annotations). Properties come in the schema's order, required ones always,
 // optional ones maybe. With `properties`, a missing additionalProperties means none (OpenAI's
@@ -22,7 +23,7 @@
 // which keeps the values of that type. Annotations (title, description, default, examples,
 // format, $schema, $id, $comment, deprecated, readOnly, writeOnly) and unknown keywords are
 // ignored, as a validator ignores `format` by default; constraints that are not enforced
-// (multipleOf, uniqueItems, not, if/then/else, ...) are an error that
+// (uniqueItems, not, if/then/else, ...) are an error that
 // names them, never silently dropped.
 //
 // Strings may not hold raw control characters or DEL (JSON allows DEL; no model needs it).
@@ -87,8 +88,7 @@ public enum JSONSchemaGrammar {
         return ["date": date, "time": time, "date-time": "\(date) \"T\" \(time)",
                 "uuid": "\(hex){8} \"-\" \(hex){4} \"-\" \(hex){4} \"-\" \(hex){4} \"-\" \(hex){12}"]
     }()
-    static let refused: [String] = ["multipleOf",
-                                    "patternProperties", "propertyNames", "minProperties", "maxProperties", "uniqueItems",
+    static let refused: [String] = ["patternProperties", "propertyNames", "minProperties", "maxProperties", "uniqueItems",
                                     "contains", "minContains", "maxContains", "not", "if", "then", "else", "dependentRequired",
                                     "dependentSchemas", "dependencies", "unevaluatedProperties", "unevaluatedItems", "contentEncoding",
                                     "contentMediaType", "$dynamicRef", "$recursiveRef"]
@@ -256,7 +256,7 @@ public enum JSONSchemaGrammar {
             if s["properties"] != nil || s["additionalProperties"] != nil || s["required"] != nil { return ["object"] }
             if s["items"] != nil || s["prefixItems"] != nil || s["minItems"] != nil || s["maxItems"] != nil { return ["array"] }
             if s["minLength"] != nil || s["maxLength"] != nil || s["pattern"] != nil { return ["string"] }
-            if JSONSchemaGrammar.bounds.contains(where: { s[$0] != nil }) { return ["number"] }
+            if JSONSchemaGrammar.bounds.contains(where: { s[$0] != nil }) || s["multipleOf"] != nil { return ["number"] }
             return ["any"]
         }
 
@@ -270,6 +270,7 @@ public enum JSONSchemaGrammar {
         /// An integer within minimum / maximum / exclusiveMinimum / exclusiveMaximum (fractional
         /// bounds round inwards).
         mutating func integer(_ s: JSONValue, name: String, path: String) throws -> String {
+            if s["multipleOf"] != nil { return try multiple(s, integer: true, name: name, path: path) }
             func bound(_ key: String, lower: Bool) throws -> Int64? {
                 guard let v = s[key] else { return nil }
                 if case .bool = v { return nil }   // draft 4 / OpenAPI 3.0: exclusiveMinimum true makes minimum exclusive
@@ -298,6 +299,7 @@ public enum JSONSchemaGrammar {
         /// A number within minimum / maximum / exclusiveMinimum / exclusiveMaximum (NumberRange:
         /// written without an exponent when bounded).
         mutating func number(_ s: JSONValue, name: String, path: String) throws -> String {
+            if s["multipleOf"] != nil { return try multiple(s, integer: false, name: name, path: path) }
             /// A bound as a decimal. An exclusive one becomes inclusive at the next double inward
             /// when that has few enough digits: then no text the grammar allows reads back, as a
             /// double, as the bound itself (9.9999999999999999 is 10.0 to Python and JavaScript).
@@ -338,6 +340,54 @@ public enum JSONSchemaGrammar {
             guard !alts.isEmpty else { throw error("no number (of at most 16 integer and 16 fraction digits) is within the bounds given", path) }
             let r = fresh(name + "-number")
             rules.append((r, alts.joined(separator: " | ")))
+            return r
+        }
+
+        /// A multiple of multipleOf (MultipleOf): any, at least 0 (minimum 0), or listed between
+        /// two bounds (at most 512). An integer multiple of a fractional m is a multiple of the
+        /// integer p / gcd(p, 10^d); a number multiple of an integral m is written as an integer.
+        mutating func multiple(_ s: JSONValue, integer: Bool, name: String, path: String) throws -> String {
+            guard let mv = s["multipleOf"], let (p0, d0) = MultipleOf.decimal(mv) else {
+                throw error("multipleOf must be a positive number of at most 16 digits on either side of the point", path)
+            }
+            let (p, d) = integer || d0 == 0 ? (MultipleOf.integerModulus(p: p0, d: d0), 0) : (p0, d0)
+            let unit = MultipleOf.pow10(d)
+            /// A bound in units of 10^-d, rounded inwards; an exclusive one moved one unit in.
+            func bound(_ key: String, lower: Bool) throws -> Int64? {
+                guard let v = s[key] else { return nil }
+                if case .bool = v { return nil }   // draft 4: makes minimum / maximum exclusive
+                let exclusive = key.hasPrefix("exclusive") || s[key == "minimum" ? "exclusiveMinimum" : "exclusiveMaximum"]?.bool == true
+                guard let x = NumberRange.Decimal(v), x.int <= (Int64.max / 10) / unit else {
+                    throw error("\(key) \(v.serialized) is too large or too fine beside multipleOf", path)
+                }
+                var mag = x.int * unit
+                for (i, f) in x.frac.prefix(d).enumerated() { mag += Int64(f) * MultipleOf.pow10(d - 1 - i) }
+                let cut = x.frac.count > d   // digits below 10^-d: the bound lies between two units
+                var b = x.negative ? -mag : mag
+                if cut { b += lower ? (x.negative ? 0 : 1) : (x.negative ? -1 : 0) }
+                if exclusive && !cut { b += lower ? 1 : -1 }
+                return b
+            }
+            let los = try [bound("minimum", lower: true), bound("exclusiveMinimum", lower: true)].compactMap { $0 }
+            let his = try [bound("maximum", lower: false), bound("exclusiveMaximum", lower: false)].compactMap { $0 }
+            let lo = los.max(), hi = his.min()
+            let r = fresh(name + "-multiple")
+            if let lo, let hi {
+                guard let values = MultipleOf.listed(p: p, d: d, lo: lo, hi: hi) else {
+                    throw error("multipleOf \(mv.serialized) has more than \(MultipleOf.maxListed) multiples between the bounds, the most hmst lists", path)
+                }
+                guard !values.isEmpty else { throw error("no multiple of \(mv.serialized) is within the bounds given", path) }
+                rules.append((r, values.joined(separator: " | ")))
+                return r
+            }
+            guard lo == nil && hi == nil || lo == 0 && hi == nil else {
+                throw error("multipleOf beside one bound is supported only as minimum 0; give both bounds (at most \(MultipleOf.maxListed) multiples between them)", path)
+            }
+            guard let made = MultipleOf.rules(p: p, d: d, signed: lo == nil, root: r) else {
+                throw error("multipleOf \(mv.serialized) needs more than \(MultipleOf.maxRules) grammar rules (at most about 250 for an integer step, fewer with fraction digits)", path)
+            }
+            for (n, body) in made { rules.append((n, body)) }
+            used.formUnion(made.map(\.0))
             return r
         }
 

@@ -21,7 +21,7 @@
 // of the tools (a lazy grammar, as llama.cpp's: Grammar.triggers, TriggeredConstraint); Mistral's
 // name[ARGS]{...} syntax and `other` templates stay free under auto (their markers are special
 // tokens a grammar cannot write, or unknown). A schema the grammar cannot enforce (JSONSchemaGrammar
-// refuses multipleOf, not, ...) holds that tool's arguments to a JSON object.
+// refuses uniqueItems, not, ...) holds that tool's arguments to a JSON object.
 
 /// One call of a tool, as OpenAI's message.tool_calls[i]: arguments is JSON text.
 public struct ToolCall: Sendable, Equatable {
