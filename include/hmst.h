@@ -538,7 +538,7 @@ struct hmst_chat_params {
      * and hmst_context_last_tool_calls the calls (a reply naming a function that is not among
      * the tools stays text); on_token sees the raw reply, call syntax included. tool_choice:
      * NULL or "auto" (free text until the reply starts a call: <tool_call>, [TOOL_CALLS] before
-     * a JSON list, <|python_tag|> or a Llama 3 reply opening with {"name"; from there a grammar
+     * a JSON list, a Llama 3 reply opening with <|python_tag|> or {"name"; from there a grammar
      * holds it to calls of the tools, arguments following their schemas), "none" (the tools
      * are left out), "required" (a grammar holds the reply to one call of the tools, Mistral's
      * syntax to a list), or one function as JSON {"type": "function", "function": {"name":

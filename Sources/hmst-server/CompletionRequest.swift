@@ -21,6 +21,7 @@ struct CompletionRequest {
     var includeUsage = false
     var cachePrompt = true             // llama.cpp's cache_prompt: reuse a slot's cached prefix
     var toolSetup: ToolCallSetup?      // chat with tools (tool_choice not none): how the reply's calls are read
+    var toolGrammarHolds = false       // the tools' grammar is the constraint (calls can stream as written)
     /// tokens that end generation: the end-of-text token, for chat also the end-of-turn tokens
     var endTokens: Set<Int32> = []
 
@@ -134,6 +135,7 @@ struct CompletionRequest {
                                            + "response_format and grammar cannot be given with them", param: "tool_choice")
                 }
                 grammar = g
+                toolGrammarHolds = true
             }
         }
         for (i, p) in prompts.enumerated() {

@@ -167,7 +167,7 @@ struct CompletionRoutes {
                 do {
                     // with tools, text that may be a call is held back; calls a grammar holds go out
                     // as delta.tool_calls while they are written, others whole at the end
-                    let filter = req.toolSetup.map { ToolCallStream(setup: $0) }
+                    let filter = req.toolSetup.map { ToolCallStream(setup: $0, grammarHolds: req.toolGrammarHolds) }
                     func sendCalls(_ deltas: [ToolCallDelta]) {
                         guard !deltas.isEmpty else { return }
                         es.send(chunk([.object([("index", .number(Double(i))), ("delta", .object([("tool_calls", .array(deltas.map(\.json)))])),
@@ -183,8 +183,8 @@ struct CompletionRoutes {
                         if !rest.isEmpty { es.send(chunk([delta(i, rest, role: false, lps: [], finish: nil)])) }
                         sendCalls(filter.takeCallDeltas(flush: true)
                                   + calls.enumerated().map { k, c in ToolCallDelta(index: k, id: c.id, name: c.name, arguments: c.arguments) })
-                        // a call cut short (max_tokens) keeps the finish reason that cut it
-                        if !calls.isEmpty || filter.callsComplete { finish = "tool_calls" }
+                        // a reply cut short (max_tokens) in or between streamed calls keeps "length"
+                        if !calls.isEmpty || filter.callsComplete && o.finishReason != "length" { finish = "tool_calls" }
                     }
                     completion += o.completionTokens
                     if i % max(1, req.n) == 0 { cached += o.stats.cachedTokens }

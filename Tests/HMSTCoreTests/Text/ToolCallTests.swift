@@ -248,8 +248,8 @@ final class ToolCallTests: XCTestCase {
         XCTAssertEqual(allowed(c), Set("gnl".utf8), "only the tools' names (get_weather, now, lookup)")
         feed(c, "get_weather\", \"arguments\": {\"city\": \"Paris\", \"days\": ")
         XCTAssertEqual(allowed(c), Set("1234567".utf8), "the schema's bounds: 1...7")
-        feed(c, "3}}\n</tool_call>")
-        XCTAssertTrue(c.canEnd)
+        feed(c, "3}}\n</tool_call>\n")
+        XCTAssertTrue(c.canEnd, "a line break after a call does not force another")
         XCTAssertFalse(c.isComplete, "a second call may follow")
         feed(c, "\n<tool_call>{\"name\": \"now\", \"arguments\": {}}</tool_call>")
         XCTAssertTrue(c.canEnd)
@@ -277,6 +277,8 @@ final class ToolCallTests: XCTestCase {
         XCTAssertTrue(ChatTemplate.opensThought(Array("<|im_start|>assistant\n<think>\n".utf8)))
         XCTAssertFalse(ChatTemplate.opensThought(Array("<|im_start|>assistant\n<think>\n\n</think>\n\n".utf8)))
         XCTAssertFalse(ChatTemplate.opensThought(Array("<|im_start|>assistant\n".utf8)))
+        XCTAssertFalse(ChatTemplate.opensThought(Array("<|im_start|>user\nWhat does <think> do?<|im_end|>\n<|im_start|>assistant\n".utf8)),
+                       "a message that mentions the tag")
 
         // Llama 3: a reply that opens as {"name" is a call; JSON elsewhere or with another key is not
         let llama = try constraint(.llama3)
@@ -293,8 +295,11 @@ final class ToolCallTests: XCTestCase {
             feed(l, reply)
             XCTAssertFalse(l.triggered, reply)
         }
+        let late = try constraint(.llama3)
+        feed(late, "Let me check.<|python_tag|>{\"name\": \"now\"")
+        XCTAssertFalse(late.triggered, "Llama 3's tag counts where the reply opens, as its parser reads it")
         let tagged = try constraint(.llama3)
-        feed(tagged, "<|python_tag|>")
+        feed(tagged, " <|python_tag|>")
         XCTAssertTrue(tagged.triggered)
         feed(tagged, "{\"name\": \"now\", \"parameters\": {}}")
         XCTAssertTrue(tagged.isComplete)
@@ -378,6 +383,27 @@ final class ToolCallTests: XCTestCase {
         XCTAssertEqual(answer, #"It is {"sunny"}"#)
         XCTAssertTrue(none.isEmpty)
         XCTAssertFalse(ns.callsComplete)
+
+        // the stream reads calls from where the constraint triggers, not from every hold: JSON
+        // that is no call, a marker inside a reasoning block, then a real call after it
+        let (notCall, none2, nc) = stream(.llama3, .auto, #"{"city": "Paris", "name": "x"}"#)
+        XCTAssertTrue(none2.isEmpty)
+        XCTAssertEqual(notCall, #"{"city": "Paris", "name": "x"}"#)
+        XCTAssertFalse(nc.callsComplete)
+        let thought = "<think>\nCall <tool_call> with {\"name\": \"now\"}?\n</think>\n\nIt is noon."
+        let (noon, none3, _) = stream(.hermes, .auto, thought)
+        XCTAssertTrue(none3.isEmpty)
+        XCTAssertEqual(noon, thought, "nothing lost")
+        let (before, real, _) = stream(.hermes, .auto, "<think>\nMaybe <tool_call>.\n</think>\n\n<tool_call>\n{\"name\": \"now\", \"arguments\": {}}\n</tool_call>")
+        XCTAssertEqual(joined(real).map(\.name), ["now"])
+        XCTAssertEqual(before, "<think>\nMaybe <tool_call>.\n</think>")
+        // the caller's own grammar replaced the tools' grammar: calls come whole from finish()
+        let f0 = format(.hermes)
+        let mine = ToolCallStream(setup: ToolCallSetup(format: f0, grammar: try f0.grammar(tools: tools, choice: .auto, parallel: true),
+                                                       parallel: true, names: ["now"]), grammarHolds: false)
+        _ = mine.push("<tool_call>{\"name\": \"now\", \"arguments\": {}}</tool_call> Done.")
+        XCTAssertTrue(mine.takeCallDeltas().isEmpty)
+        XCTAssertEqual(mine.finish().1.map(\.name), ["now"])
 
         // no grammar (Mistral's name[ARGS] syntax under auto): the calls come whole from finish()
         let f = ToolCallFormat(.mistral, argsMarker: true)

@@ -10,20 +10,24 @@
 // with something no call allows), the rest of the reply stays free, as if no trigger had come,
 // and the reply is parsed as written. A reasoning block (`<think>` ... `</think>`, at the start
 // of the reply or left open by the prompt) never triggers: a model may mention a call while
-// it thinks.
+// it thinks. Opening triggers (Llama 3's `<|python_tag|>` and JSON call) count only where the
+// reply opens, as its parser reads them.
 
 public struct GrammarTriggers: Sendable, Equatable {
     /// texts that trigger anywhere in the reply (outside a reasoning block)
     public var words: [String] = []
-    /// a reply that opens (after whitespace, or after its reasoning block) with a JSON object
-    /// whose first key is this one triggers at its `{` (Llama 3's calls have no marker)
+    /// texts that trigger only where the reply opens (after whitespace)
+    public var openingWords: [String] = []
+    /// a reply that opens (after whitespace) with a JSON object whose first key is this one
+    /// triggers at its `{` (Llama 3's calls have no marker)
     public var jsonObjectKey: String? = nil
     /// the prompt leaves a reasoning block open (`<think>` at the end of the generation prompt):
     /// the reply is thought until `</think>`
     public var startsInThought = false
 
-    public init(words: [String] = [], jsonObjectKey: String? = nil, startsInThought: Bool = false) {
+    public init(words: [String] = [], openingWords: [String] = [], jsonObjectKey: String? = nil, startsInThought: Bool = false) {
         self.words = words
+        self.openingWords = openingWords
         self.jsonObjectKey = jsonObjectKey
         self.startsInThought = startsInThought
     }
@@ -42,20 +46,12 @@ extension Grammar {
 
 public final class TriggeredConstraint: TokenConstraint {
     private let inner: GrammarConstraint
-    private let triggers: GrammarTriggers
     private let tokenizer: TextTokenizer
-    private let words: [[UInt8]]
+    private var watch: TriggerWatch
     /// the grammar holds the text (a trigger came and its text fit)
     public private(set) var triggered = false
     /// a trigger's text did not fit: free to the end
     private var off = false
-    private var text: [UInt8] = []
-    private var scanned = 0               // bytes already searched
-    private var thinking: Bool
-    private var contentStart: Int?        // where the text after a reasoning block starts (nil: undecided)
-    private var jsonDecided = false
-
-    private static let thinkOpen = Array("<think>".utf8), thinkClose = Array("</think>".utf8)
 
     /// The grammar's triggers must be set; the grammar itself (built now, so a grammar too
     /// ambiguous to start is an error before generation) waits for one.
@@ -64,10 +60,8 @@ public final class TriggeredConstraint: TokenConstraint {
         var g = grammar
         g.triggers = nil
         inner = try GrammarConstraint(grammar: g, tokenizer: tokenizer)
-        triggers = t
         self.tokenizer = tokenizer
-        words = t.words.map { Array($0.utf8) }.filter { !$0.isEmpty }
-        thinking = t.startsInThought
+        watch = TriggerWatch(t)
     }
 
     public func mask(_ logits: UnsafeMutableBufferPointer<Float>, eos: Set<Int32>) -> Bool {
@@ -84,17 +78,70 @@ public final class TriggeredConstraint: TokenConstraint {
     /// Text generated while free (tests feed it directly).
     func acceptFree(_ piece: [UInt8]) {
         guard !triggered, !off else { return }
-        text += piece
-        guard let at = findTrigger() else { return }
-        if inner.acceptBytes(Array(text[at...])) { triggered = true } else { off = true }
-        text = []
+        guard let at = watch.feed(piece) else { return }
+        if inner.acceptBytes(Array(watch.text[at...])) { triggered = true } else { off = true }
+        watch.text = []
     }
 
     public var isComplete: Bool { triggered && inner.isComplete }
     public var canEnd: Bool { !triggered || inner.canEnd }
+}
+
+/// Where a lazy grammar's trigger comes in a reply fed piece by piece (TriggeredConstraint, and
+/// ToolCallStream, which must read calls from the same byte).
+struct TriggerWatch {
+    let triggers: GrammarTriggers
+    private let words: [[UInt8]], openings: [[UInt8]]
+    /// the reply so far (until a trigger)
+    var text: [UInt8] = []
+    /// where the trigger came, once it has
+    private(set) var found: Int?
+    private var scanned = 0               // bytes already searched for words
+    private var thinking: Bool
+    private var contentStart: Int?        // where the text after a reasoning block starts (nil: undecided)
+    private var openingDecided = false
+
+    private static let thinkOpen = Array("<think>".utf8), thinkClose = Array("</think>".utf8)
+
+    init(_ t: GrammarTriggers) {
+        triggers = t
+        words = t.words.map { Array($0.utf8) }.filter { !$0.isEmpty }
+        openings = t.openingWords.map { Array($0.utf8) }.filter { !$0.isEmpty }
+        thinking = t.startsInThought
+    }
+
+    /// Feeds a piece; the trigger's offset in the reply when it comes with this piece.
+    mutating func feed(_ piece: [UInt8]) -> Int? {
+        guard found == nil else { return nil }
+        text += piece
+        found = findTrigger()
+        return found
+    }
 
     /// Where a trigger starts in the text, if one has come.
-    private func findTrigger() -> Int? {
+    private mutating func findTrigger() -> Int? {
+        var best: Int?
+        // opening triggers: the reply's first bytes after whitespace (never after a thought)
+        if !openingDecided && !(openings.isEmpty && triggers.jsonObjectKey == nil) {
+            let first = text.firstIndex { !JSONOpening.isSpace($0) }
+            if let first {
+                var undecided = false
+                for w in openings {
+                    let t = text[first...]
+                    if t.starts(with: w) { best = first } else if w.starts(with: t) { undecided = true }
+                }
+                if let key = triggers.jsonObjectKey {
+                    switch JSONOpening.match(text[first...], parts: ["{", "\"\(key)\""]) {
+                    case .undecided: undecided = true
+                    case .no: break
+                    case .at: best = first
+                    }
+                }
+                openingDecided = best != nil || !undecided
+            }
+        }
+        if let best { return best }
+        if words.isEmpty { return nil }
         if thinking {
             let from = max(0, scanned - Self.thinkClose.count + 1)
             scanned = text.count
@@ -115,22 +162,11 @@ public final class TriggeredConstraint: TokenConstraint {
             contentStart = 0
         }
         let start = contentStart!
-        var best: Int?
         for w in words {
             let from = max(start, scanned - w.count + 1)
             if let i = TextGeneration.find(w, in: text, from: from), i < (best ?? .max) { best = i }
         }
         scanned = text.count
-        if let key = triggers.jsonObjectKey, !jsonDecided {
-            switch JSONOpening.match(text[start...], parts: ["{", "\"\(key)\""]) {
-            case .undecided: break
-            case .no: jsonDecided = true
-            case .at:
-                jsonDecided = true
-                let brace = text[start...].firstIndex { !JSONOpening.isSpace($0) } ?? start
-                if brace < (best ?? .max) { best = brace }
-            }
-        }
         return best
     }
 }

@@ -43,7 +43,7 @@ struct CallScanner {
         var name: String?
         var arguments: [UInt8] = []
         var sent = 0              // argument bytes already in deltas
-        var announced = false     // the id/name piece is out
+        var index: Int?           // its index in the deltas, once its id/name piece is out
         var complete = false
     }
 
@@ -67,6 +67,10 @@ struct CallScanner {
 
     /// A call is open (begun, not closed: the reply was cut short inside it).
     var callOpen: Bool { calls.last.map { !$0.complete } ?? false }
+    /// Calls whose id and name went out.
+    private(set) var announced = 0
+    /// A call named a function that is not among the tools: nothing more goes out.
+    private(set) var rejected = false
 
     private var atCallLevel: Bool { depth == callDepth + 1 && callOpen }
 
@@ -130,19 +134,23 @@ struct CallScanner {
     }
 
     /// The pieces not yet taken: a call's id and name once its name is whole, then its
-    /// arguments up to the last complete UTF-8 character (all of them with `flush`).
-    mutating func takeDeltas(flush: Bool = false) -> [ToolCallDelta] {
+    /// arguments up to the last complete UTF-8 character (all of them with `flush`). A call
+    /// of a function not in `names` stops the stream of calls (the reply is then parsed whole).
+    mutating func takeDeltas(names: Set<String>, flush: Bool = false) -> [ToolCallDelta] {
         var out: [ToolCallDelta] = []
-        for i in calls.indices {
+        for i in calls.indices where !rejected {
             guard let name = calls[i].name else { continue }
-            if !calls[i].announced {
-                out.append(ToolCallDelta(index: i, id: calls[i].id, name: name, arguments: ""))
-                calls[i].announced = true
+            if calls[i].index == nil {
+                guard names.contains(name) else { rejected = true; break }
+                calls[i].index = announced
+                announced += 1
+                out.append(ToolCallDelta(index: calls[i].index!, id: calls[i].id, name: name, arguments: ""))
             }
+            guard let index = calls[i].index else { continue }
             let args = calls[i].arguments
             let end = flush || calls[i].complete ? args.count : Self.wholeCharacters(args, from: calls[i].sent)
             if end > calls[i].sent {
-                out.append(ToolCallDelta(index: i, id: nil, name: nil, arguments: String(decoding: args[calls[i].sent..<end], as: UTF8.self)))
+                out.append(ToolCallDelta(index: index, id: nil, name: nil, arguments: String(decoding: args[calls[i].sent..<end], as: UTF8.self)))
                 calls[i].sent = end
             }
         }

@@ -17,7 +17,7 @@
 // tool_choice "required" or a named function holds the reply to a call by a grammar in every
 // format (so even an untrained model writes a call that parses). Under "auto" the reply is free
 // until it starts a call (hermes `<tool_call>`, mistral `[TOOL_CALLS]` before a JSON list, llama3
-// `<|python_tag|>` or a reply opening with {"name"), and from there a grammar holds it to calls
+// a reply opening with `<|python_tag|>` or {"name"), and from there a grammar holds it to calls
 // of the tools (a lazy grammar, as llama.cpp's: Grammar.triggers, TriggeredConstraint); Mistral's
 // name[ARGS]{...} syntax and `other` templates stay free under auto (their markers are special
 // tokens a grammar cannot write, or unknown). A schema the grammar cannot enforce (JSONSchemaGrammar
@@ -143,6 +143,10 @@ public struct ToolCallFormat: Sendable, Equatable {
             guard seen.insert(name).inserted else { throw HMSTError.invalidArgument("tools[\(i)]: a second tool named \(name)") }
             let params = f["parameters"] ?? .object([("type", .string("object"))])
             guard params.object != nil else { throw HMSTError.invalidArgument("tools[\(i)].function.parameters must be a JSON Schema object") }
+            // arguments are a JSON object (OpenAI's rule; every call syntax writes an object)
+            if let t = params["type"], t.string != "object" {
+                throw HMSTError.invalidArgument("tools[\(i)].function.parameters must describe an object (\"type\": \"object\")")
+            }
             out.append((name, f["description"]?.string ?? "", params))
         }
         return out
@@ -238,7 +242,7 @@ public struct ToolCallFormat: Sendable, Equatable {
         switch syntax {
         case .hermes: return GrammarTriggers(words: ["<tool_call>"])
         case .mistral: return argsMarker ? nil : GrammarTriggers(words: ["[TOOL_CALLS]"])
-        case .llama3: return GrammarTriggers(words: ["<|python_tag|>"], jsonObjectKey: "name")
+        case .llama3: return GrammarTriggers(openingWords: ["<|python_tag|>"], jsonObjectKey: "name")
         case .other, .generic: return nil
         }
     }
@@ -291,7 +295,8 @@ public struct ToolCallFormat: Sendable, Equatable {
             // the model's own spacing around each call, up to 16 calls when parallel
             text = try JSONSchemaGrammar.gbnf(schema: document(call)) { v in
                 let one = "\"<tool_call>\" \(sp) \(v) \(sp) \"</tool_call>\""
-                return parallel ? "\(one) (\(sp) \(one)){0,\(ToolCallFormat.maxParallelCalls - 1)}" : one
+                // spacing after the last call too, so a line break there does not force another call
+                return (parallel ? "\(one) (\(sp) \(one)){0,\(ToolCallFormat.maxParallelCalls - 1)}" : one) + " \(sp)"
             }
         case .hermes: text = try JSONSchemaGrammar.gbnf(schema: document(call), prefix: "<tool_call>\n", suffix: "\n</tool_call>")
         case .mistral: text = try JSONSchemaGrammar.gbnf(schema: document(calls(min: 1)), prefix: "[TOOL_CALLS]", suffix: "")
@@ -547,17 +552,12 @@ extension ChatTemplate {
         return (prompt, setup)
     }
 
-    /// Whether a prompt ends inside a reasoning block: its last `<think>` comes after its last
-    /// `</think>` (searched in the last 256 bytes: the generation prompt).
+    /// Whether a prompt ends inside a reasoning block: the generation prompt ends with
+    /// `<think>` (and whitespace), as QwQ's and DeepSeek R1's do.
     static func opensThought(_ bytes: [UInt8]) -> Bool {
-        let tail = Array(bytes.suffix(256))
-        func last(_ s: String) -> Int? {
-            let n = Array(s.utf8)
-            guard tail.count >= n.count else { return nil }
-            return stride(from: tail.count - n.count, through: 0, by: -1).first { tail[$0..<($0 + n.count)].elementsEqual(n) }
-        }
-        guard let open = last("<think>") else { return false }
-        return last("</think>").map { $0 < open } ?? true
+        var end = bytes.count
+        while end > 0 && JSONOpening.isSpace(bytes[end - 1]) { end -= 1 }
+        return bytes[..<end].elementsEqual([]) ? false : bytes[..<end].reversed().starts(with: Array("<think>".utf8).reversed())
     }
 }
 
@@ -577,39 +577,48 @@ public final class ToolCallStream: @unchecked Sendable {
     private var holdAt = 0              // where the held text starts
     private var responseStart: Int?     // generic format: where the response string's text starts
     private var scanner: CallScanner?   // calls read as written (a grammar holds them)
-    private var scanned = 0             // bytes of text the scanner has read (from holdAt on)
+    private var scanFrom: Int?          // where the calls start (the hold, or a lazy grammar's trigger)
+    private var scanned = 0             // bytes of text the scanner has read
+    private var watch: TriggerWatch?    // a lazy grammar's trigger, found as the constraint finds it
 
-    public init(setup: ToolCallSetup) {
+    /// grammarHolds: the setup's grammar is the generation's constraint (not replaced by the
+    /// caller's own grammar or JSON mode): only then are calls read as they are written.
+    public init(setup: ToolCallSetup, grammarHolds: Bool = true) {
         self.setup = setup
-        if setup.grammar != nil {
+        if let g = setup.grammar, grammarHolds {
             let depth = setup.format.syntax == .mistral ? 1 : setup.format.syntax == .generic ? 2 : 0
             scanner = CallScanner(callDepth: depth, newID: setup.format.newID)
+            watch = g.triggers.map { TriggerWatch($0) }
         }
     }
 
     /// Whether calls go out as they are written (else whole, from finish()).
     public var streamsCalls: Bool { scanner != nil }
 
-    /// The calls streamed so far all ended (at least one): the reply's finish reason is tool_calls.
-    public var callsComplete: Bool { scanner.map { !$0.calls.isEmpty && !$0.callOpen } ?? false }
+    /// Calls went out and all of them ended: the reply's finish reason is tool_calls.
+    public var callsComplete: Bool { scanner.map { $0.announced > 0 && !$0.callOpen && !$0.rejected } ?? false }
 
     /// The pieces of calls written since the last take (all that is left with `flush`, at the end).
     public func takeCallDeltas(flush: Bool = false) -> [ToolCallDelta] {
         guard scanner != nil else { return [] }
-        return scanner!.takeDeltas(flush: flush)
+        return scanner!.takeDeltas(names: setup.names, flush: flush)
     }
 
     private func hold(at i: Int) {
         holding = true
         holdAt = i
-        // Mistral's list comes after its marker (whose brackets are no JSON)
+        if watch == nil && scanFrom == nil { startScan(at: i) }
+    }
+
+    /// Calls are read from byte i on (Mistral's list after its marker, whose brackets are no JSON).
+    private func startScan(at i: Int) {
+        scanFrom = i
         scanned = i + (format.syntax == .mistral && text[i...].starts(with: Array("[TOOL_CALLS]".utf8)) ? "[TOOL_CALLS]".utf8.count : 0)
-        scan()
     }
 
     private func scan() {
-        guard holding, scanner != nil, text.count > scanned else { return }
-        scanner!.feed(text[scanned...])
+        guard let from = scanFrom, scanner != nil, text.count > max(scanned, from) else { return }
+        scanner!.feed(text[max(scanned, from)...])
         scanned = text.count
     }
 
@@ -617,7 +626,12 @@ public final class ToolCallStream: @unchecked Sendable {
     /// markers are ASCII, so every cut is at a character's boundary).
     public func push(_ delta: String) -> String {
         text += delta.utf8
-        if holding { scan(); return "" }
+        if watch != nil && scanFrom == nil, let at = watch!.feed(Array(delta.utf8)) {
+            watch!.text = []
+            startScan(at: at)
+        }
+        defer { scan() }
+        if holding { return "" }
         var end = text.count
         var marker: Int?        // where a call's marker starts
         switch format.syntax {
@@ -708,8 +722,11 @@ public final class ToolCallStream: @unchecked Sendable {
     /// The content not yet sent, and the calls not streamed (takeCallDeltas has the rest of the
     /// streamed ones: all of a reply's calls go one way).
     public func finish() -> (String, [ToolCall]) {
-        // calls that went out as written: the held text was theirs
-        if let s = scanner, !s.calls.isEmpty { return ("", []) }
+        // calls that went out as written: the held text before them is content
+        if let s = scanner, s.announced > 0, let from = scanFrom {
+            let held = from > sent ? String(decoding: text[sent..<from], as: UTF8.self) : ""
+            return (emitted.isEmpty ? held.trimmingWhitespace() : String(held.reversed().drop { " \n\t\r".contains($0) }.reversed()), [])
+        }
         let reply = setup.parse(String(decoding: text, as: UTF8.self))
         let content = Array(reply.content.utf8)
         // content with calls is trimmed: then what was sent is compared without its leading whitespace
