@@ -235,6 +235,13 @@ final class ToolCallTests: XCTestCase {
             return Set((0..<256).filter { logits[$0] > -.infinity }.map { UInt8($0) })
         }
         func feed(_ c: TriggeredConstraint, _ text: String) { for b in text.utf8 { c.accept(Int32(b)) } }
+        /// `free` leaves the reply free; `trigger` then starts the call.
+        func expectTrigger(_ c: TriggeredConstraint, free: String, trigger: String, line: UInt = #line) {
+            feed(c, free)
+            XCTAssertFalse(c.triggered, free, line: line)
+            feed(c, trigger)
+            XCTAssertTrue(c.triggered, trigger, line: line)
+        }
 
         let c = try constraint(.hermes)
         feed(c, "Let me check the weather first. ")
@@ -264,16 +271,8 @@ final class ToolCallTests: XCTestCase {
         XCTAssertFalse(broken.triggered, "one trigger only")
 
         // a reasoning block that opens the reply, or that the prompt left open, never triggers
-        let thinking = try constraint(.hermes)
-        feed(thinking, "\n<think>\nI could write <tool_call> now.\n")
-        XCTAssertFalse(thinking.triggered)
-        feed(thinking, "</think>\n\n<tool_call>")
-        XCTAssertTrue(thinking.triggered)
-        let open = try constraint(.hermes, thought: true)
-        feed(open, "Use <tool_call>? Yes.</think>")
-        XCTAssertFalse(open.triggered)
-        feed(open, "<tool_call>")
-        XCTAssertTrue(open.triggered)
+        expectTrigger(try constraint(.hermes), free: "\n<think>\nI could write <tool_call> now.\n", trigger: "</think>\n\n<tool_call>")
+        expectTrigger(try constraint(.hermes, thought: true), free: "Use <tool_call>? Yes.</think>", trigger: "<tool_call>")
         XCTAssertTrue(ChatTemplate.opensThought(Array("<|im_start|>assistant\n<think>\n".utf8)))
         XCTAssertFalse(ChatTemplate.opensThought(Array("<|im_start|>assistant\n<think>\n\n</think>\n\n".utf8)))
         XCTAssertFalse(ChatTemplate.opensThought(Array("<|im_start|>assistant\n".utf8)))
@@ -282,10 +281,7 @@ final class ToolCallTests: XCTestCase {
 
         // Llama 3: a reply that opens as {"name" is a call; JSON elsewhere or with another key is not
         let llama = try constraint(.llama3)
-        feed(llama, " {\"na")
-        XCTAssertFalse(llama.triggered)
-        feed(llama, "me\": \"")
-        XCTAssertTrue(llama.triggered)
+        expectTrigger(llama, free: " {\"na", trigger: "me\": \"")
         feed(llama, "now\", \"")
         XCTAssertEqual(allowed(llama), Set("p".utf8), "Llama 3 writes parameters")
         feed(llama, "parameters\": {}}")
@@ -299,8 +295,7 @@ final class ToolCallTests: XCTestCase {
         feed(late, "Let me check.<|python_tag|>{\"name\": \"now\"")
         XCTAssertFalse(late.triggered, "Llama 3's tag counts where the reply opens, as its parser reads it")
         let tagged = try constraint(.llama3)
-        feed(tagged, " <|python_tag|>")
-        XCTAssertTrue(tagged.triggered)
+        expectTrigger(tagged, free: " <|python", trigger: "_tag|>")
         feed(tagged, "{\"name\": \"now\", \"parameters\": {}}")
         XCTAssertTrue(tagged.isComplete)
 
