@@ -52,15 +52,28 @@ final class SlotPool: @unchecked Sendable {
 
     /// The index in `free` of the slot to give: free is ordered from least to most recently
     /// released, and a free slot's session is not running (its history is stable under the lock).
+    /// When the least recently used slot is given and another free slot holds a longer prefix
+    /// of the prompt (a system prompt two conversations share), that prefix is copied into the
+    /// given slot first (Session.copyPrefix: its KV rows, no recomputation), so both
+    /// conversations keep their caches.
     private func pick(for prompt: [Int32]?) -> Int {
         guard let prompt, free.count > 1 else { return 0 }
         var best = 0, bestShared = 0
+        var shared: [Int] = []
         for (i, slot) in free.enumerated() {
-            let n = slot.session.sharedPrefixLength(with: prompt[...])
+            let n = slot.session.sharedPrefixLength(with: prompt.dropLast())
+            shared.append(n)
             if n > bestShared { best = i; bestShared = n }
         }
-        return 2 * bestShared >= prompt.count ? best : 0
+        if 2 * bestShared >= prompt.count { return best }
+        if bestShared >= shared[0] + SlotPool.minCopiedPrefix {
+            free[0].session.copyPrefix(from: free[best].session, count: bestShared)
+        }
+        return 0
     }
+
+    /// The shortest prefix worth copying from another slot (shorter ones are recomputed).
+    static let minCopiedPrefix = 16
 
     private func takeOrWait(_ c: CheckedContinuation<Slot, Error>, prompt: [Int32]?) {
         lock.lock()

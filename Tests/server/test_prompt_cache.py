@@ -52,6 +52,27 @@ def test_each_conversation_finds_its_slot(start_server):
     assert uy2["prompt_tokens_details"]["cached_tokens"] >= uy["prompt_tokens"]
 
 
+def test_a_shared_system_prompt_is_copied_to_another_slot(start_server):
+    """A new conversation that shares a long system prompt with another slot's conversation, but
+    less than half of its own prompt, goes to the least recently used slot; the shared prefix is
+    copied there (no recomputation), and the first conversation keeps its cache."""
+    s = start_server(slots=2)
+    system = {"role": "system", "content": "You are a careful assistant for a shipping company. " * 6}
+    a = [system, {"role": "user", "content": "Where is my parcel?"}]
+    ra, ua = chat(s, a)
+    long_question = "Please list every port on the route from Rotterdam to Singapore, with the days between them. " * 8
+    b = [system, {"role": "user", "content": long_question}]
+    rb, ub = chat(s, b)
+    shared = ub["prompt_tokens_details"]["cached_tokens"]
+    assert 0.25 * ua["prompt_tokens"] < shared < ua["prompt_tokens"], (ua, ub)
+    assert 2 * shared < ub["prompt_tokens"]    # less than half: not a's slot, so a's cache stays
+    _, ua2 = chat(s, a + [{"role": "assistant", "content": ra}, {"role": "user", "content": "Thanks."}])
+    assert ua2["prompt_tokens_details"]["cached_tokens"] >= ua["prompt_tokens"]
+    # the copied rows give what computing them gives: the same greedy reply without the cache
+    rb_fresh, _ = chat(s, b, cache_prompt=False)
+    assert rb == rb_fresh
+
+
 def test_completions_streaming_n_and_echo(start_server):
     s = start_server(slots=1)
     prompt = "Once upon a time there was a quiet village by the sea"

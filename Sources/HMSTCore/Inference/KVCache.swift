@@ -80,5 +80,20 @@ public final class KVCache: @unchecked Sendable {
     /// Forgets positions >= n (n <= length), e.g. to rewind to a shared prompt prefix.
     public func truncate(to n: Int) { length = max(0, min(n, length)) }
 
+    /// Replaces this cache's contents with the first n positions of another cache of the same
+    /// shape and type (n <= other.length, n <= nCtx).
+    func copyRows(from other: KVCache, count n: Int) {
+        precondition(other.type == type && other.L == L && other.KV == KV && other.Dh == Dh && n <= other.length && n <= nCtx)
+        let size = type == .bf16 ? 2 : 4
+        for l in 0..<L {
+            for h in 0..<KV {
+                let dst = ((l * KV + h) * nCtx) * Dh * size, src = ((l * KV + h) * other.nCtx) * Dh * size
+                (k + dst).copyMemory(from: other.k + src, byteCount: n * Dh * size)
+                (v + dst).copyMemory(from: other.v + src, byteCount: n * Dh * size)
+            }
+        }
+        length = n
+    }
+
     public var bytes: Int { 2 * count * (type == .bf16 ? 2 : 4) }
 }

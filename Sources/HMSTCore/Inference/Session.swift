@@ -166,6 +166,28 @@ public final class Session: @unchecked Sendable {
         return n
     }
 
+    /// Prompt caching across contexts (a server's slots): replaces this context with the first
+    /// `count` positions of another over the same decoder, cache type and compute budget (its
+    /// cache rows, history and expert trace; clamped to the other's reusable positions and this
+    /// context's size), as if those tokens had been evaluated here. Returns the positions copied:
+    /// 0, leaving this context as it was, for another decoder, cache type or budget, a decoder
+    /// with a copy head (whose state follows the text), or the same context.
+    @discardableResult
+    public func copyPrefix(from other: Session, count: Int) -> Int {
+        guard other !== self, other.decoder === decoder, other.cache.type == cache.type, other.budget == budget,
+              copy == nil, other.copy == nil else { return 0 }
+        let n = max(0, min(count, other.reusableLength, nCtx))
+        guard n > 0 else { return 0 }
+        cache.copyRows(from: other.cache, count: n)
+        history = Array(other.history[0..<n])
+        let perPosition = trace.nLayers * trace.K
+        trace.experts = Array(other.trace.experts.prefix(n * perPosition))
+        trace.gates = Array(other.trace.gates.prefix(n * perPosition))
+        reusableLength = n
+        logitsRows = 0
+        return n
+    }
+
     /// How many leading tokens of `tokens` the context holds at reusable positions.
     public func sharedPrefixLength(with tokens: ArraySlice<Int32>) -> Int {
         let limit = min(reusableLength, tokens.count)

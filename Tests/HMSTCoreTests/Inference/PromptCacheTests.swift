@@ -29,6 +29,42 @@ final class PromptCacheTests: XCTestCase {
 
     func maxDiff(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).map { abs($0 - $1) }.max() ?? .infinity }
 
+    /// A prefix copied from another context (a server's other slot) and the rest evaluated
+    /// gives what a fresh context gives; copies refused where the rows would not match.
+    func testCopiedPrefixFromAnotherContext() throws {
+        let a = try makeSession()
+        let shared: [Int32] = (0..<24).map { Int32(($0 * 7 + 3) % 61) }
+        try a.evaluate(shared + [1, 2, 3])
+        let b = try Session(decoder: a.decoder, params: a.params)   // another slot over the same model
+        try b.evaluate([9, 9, 9, 9])
+        let prompt = shared + [40, 41, 42]
+        XCTAssertEqual(b.copyPrefix(from: a, count: 100), 27, "clamped to what a holds")
+        XCTAssertEqual(b.copyPrefix(from: a, count: shared.count), shared.count)
+        XCTAssertEqual(b.history, shared)
+        XCTAssertEqual(b.position, shared.count)
+        XCTAssertEqual(b.keepPrefix(of: prompt), shared.count, "the copied rows are reused")
+        try b.evaluate(Array(prompt[shared.count...]), allLogits: true)
+        let (ref, refTrace) = try fresh(b, prompt)
+        for (row, pos) in (shared.count..<prompt.count).enumerated() {
+            XCTAssertLessThan(maxDiff(Array(try b.logits(row: row)), ref[pos]), 1e-4, "position \(pos)")
+        }
+        XCTAssertEqual(b.trace.experts, refTrace.experts)
+
+        // refused: itself, another decoder, another cache type, another budget
+        XCTAssertEqual(a.copyPrefix(from: a, count: 5), 0)
+        let other = try Session(decoder: try Decoder(dims: PromptCacheTests.dims,
+                                                     weights: RandomWeights.make(dims: PromptCacheTests.dims, seed: 6, std: 0.3).0),
+                                params: a.params)
+        XCTAssertEqual(other.copyPrefix(from: a, count: 5), 0)
+        var p16 = a.params
+        p16.kvType = .bf16
+        XCTAssertEqual(try Session(decoder: a.decoder, params: p16).copyPrefix(from: a, count: 5), 0)
+        let shallow = try Session(decoder: a.decoder, params: a.params)
+        try shallow.setBudget(ComputeBudget(layers: 1))
+        XCTAssertEqual(shallow.copyPrefix(from: a, count: 5), 0)
+        XCTAssertEqual(b.history, prompt, "a refused copy leaves the context as it was")
+    }
+
     func testKeptPrefixPlusTheRestEqualsAFreshContext() throws {
         let s = try makeSession()
         let first: [Int32] = [3, 17, 60, 0, 5, 5, 42, 9, 1, 33]
