@@ -540,8 +540,9 @@ struct hmst_chat_params {
      * NULL or "auto" (free text until the reply starts a call: <tool_call>, [TOOL_CALLS] before
      * a JSON list, a Llama 3 reply opening with <|python_tag|> or {"name"; from there a grammar
      * holds it to calls of the tools, arguments following their schemas), "none" (the tools
-     * are left out), "required" (a grammar holds the reply to one call of the tools, Mistral's
-     * syntax to a list), or one function as JSON {"type": "function", "function": {"name":
+     * are left out), "required" (a grammar holds the reply to calls of the tools: up to 16 in
+     * Hermes' and Mistral's syntaxes with parallel_tool_calls, else one), or one function as
+     * JSON {"type": "function", "function": {"name":
      * "..."}}. Where a grammar holds the whole reply (required, a function, and auto in the
      * generic format) params->json_object, grammar and json_schema must be unset; under auto
      * they may be set, and then hold the whole reply instead (calls still parsed from it). */

@@ -125,8 +125,9 @@ def test_named_call_with_a_hermes_template(start_server, tmp_path):
     calls = joined_calls(pieces)
     if finish == ["tool_calls"]:
         assert "<tool_call>" not in text
-        assert len(calls) == 1 and len(pieces) > 2, pieces
-        check_call(calls[0])
+        assert calls and len(pieces) > 2 * len(calls), pieces    # required with parallel calls: one or more
+        for call in calls:
+            check_call(call)
 
 
 def test_auto_with_a_hermes_template(start_server, tmp_path):

@@ -115,6 +115,11 @@ final class ToolCallTests: XCTestCase {
         let call = "{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", \"days\": 3}}"
         let hermes = try XCTUnwrap(try format(.hermes).grammar(tools: tools, choice: .required, parallel: true))
         XCTAssertTrue(try check(hermes, "<tool_call>\n\(call)\n</tool_call>").complete)
+        let second = "<tool_call>\n{\"name\": \"now\", \"arguments\": {}}\n</tool_call>"
+        XCTAssertTrue(try check(hermes, "<tool_call>\n\(call)\n</tool_call>\n\(second)").complete, "parallel calls under required")
+        XCTAssertEqual(format(.hermes).parse("<tool_call>\n\(call)\n</tool_call>\n\(second)").calls.map(\.name), ["get_weather", "now"])
+        let one = try XCTUnwrap(try format(.hermes).grammar(tools: tools, choice: .required, parallel: false))
+        XCTAssertFalse(try check(one, "<tool_call>\n\(call)\n</tool_call>\n<").ok, "parallel_tool_calls false: one call")
         XCTAssertTrue(try check(hermes, "<tool_call>\n{\"name\": \"lookup\", \"arguments\": {\"q\": \"zebra\", \"any\": [1]}}\n</tool_call>").complete,
                       "a schema the grammar cannot enforce (uniqueItems) holds the arguments to an object")
         XCTAssertFalse(try check(hermes, "Sure").ok)
@@ -131,6 +136,7 @@ final class ToolCallTests: XCTestCase {
         let named = try XCTUnwrap(try format(.hermes).grammar(tools: tools, choice: .function("now"), parallel: true))
         XCTAssertTrue(try check(named, "<tool_call>\n{\"name\": \"now\", \"arguments\": {}}\n</tool_call>").complete)
         XCTAssertFalse(try check(named, "<tool_call>\n{\"name\": \"get_weather\"").ok)
+        XCTAssertFalse(try check(named, "<tool_call>\n{\"name\": \"now\", \"arguments\": {}}\n</tool_call>\n<").ok, "a named function: one call")
         XCTAssertThrowsError(try format(.hermes).grammar(tools: tools, choice: .function("nope"), parallel: true)) {
             XCTAssertTrue("\($0)".contains("not among the tools"))
         }

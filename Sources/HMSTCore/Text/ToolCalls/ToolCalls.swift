@@ -298,7 +298,12 @@ public struct ToolCallFormat: Sendable, Equatable {
                 // spacing after the last call too, so a line break there does not force another call
                 return (parallel ? "\(one) (\(sp) \(one)){0,\(ToolCallFormat.maxParallelCalls - 1)}" : one) + " \(sp)"
             }
-        case .hermes: text = try JSONSchemaGrammar.gbnf(schema: document(call), prefix: "<tool_call>\n", suffix: "\n</tool_call>")
+        case .hermes:
+            // required: up to 16 calls when parallel, one a line as Qwen writes them; a named function: one
+            text = try JSONSchemaGrammar.gbnf(schema: document(call)) { v in
+                let one = "\"<tool_call>\\n\" \(v) \"\\n</tool_call>\""
+                return parallel && choice == .required ? "\(one) (\"\\n\" \(one)){0,\(ToolCallFormat.maxParallelCalls - 1)}" : one
+            }
         case .mistral: text = try JSONSchemaGrammar.gbnf(schema: document(calls(min: 1)), prefix: "[TOOL_CALLS]", suffix: "")
         case .llama3 where lazy != nil:
             text = try JSONSchemaGrammar.gbnf(schema: document(call)) { v in "(\"<|python_tag|>\" \(sp))? \(v)" }
