@@ -303,9 +303,7 @@ public func hmst_chat_generate(_ ctx: OpaquePointer?, _ messagesJSON: UnsafePoin
         let c = try resolveContext(ctx)
         let chat = try chatRequest(c.model, messagesJSON, chatParams, generating: true)
         var (tok, req) = try textRequest(c, params, stats)
-        // under auto the calls' grammar waits for a call to start: the caller's own grammar or
-        // JSON object then holds the whole reply instead
-        if let g = chat.tools?.grammar, !(g.isLazy && (req.jsonObject || req.grammar != nil)) {
+        if let g = chat.tools?.grammar(besideCallerConstraint: req.jsonObject || req.grammar != nil) {
             guard !req.jsonObject && req.grammar == nil else {
                 throw HMSTError.invalidArgument("with these tools and tool_choice a grammar holds the reply (required, a named function, or the generic tool format); params->json_object, grammar and json_schema cannot be set with it")
             }

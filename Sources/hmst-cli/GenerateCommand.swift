@@ -266,9 +266,7 @@ struct GenerateCommand: ParsableCommand {
                 if let setup {
                     // the reply is parsed once whole: no raw call syntax on the terminal
                     req.onPiece = { _, _ in true }
-                    // under auto the calls' grammar waits for a call to start; --json / --grammar
-                    // then hold the whole reply instead
-                    if let g = setup.grammar, !(g.isLazy && (req.jsonObject || req.grammar != nil)) {
+                    if let g = setup.grammar(besideCallerConstraint: req.jsonObject || req.grammar != nil) {
                         if req.jsonObject || req.grammar != nil {
                             throw HMSTError.invalidArgument("--tool-choice \(toolChoice) (or this template's generic tool format) holds the reply to a grammar; drop --json / --grammar / --json-schema")
                         }

@@ -127,9 +127,7 @@ struct CompletionRequest {
             let (prompt, setup) = try CompletionRequest.chatPrompt(f, template: state.template, tools: tools)
             prompts = [state.encode(prompt)]
             toolSetup = setup
-            // under auto the calls' grammar waits for a call to start; the caller's own grammar or
-            // JSON mode then holds the whole reply instead (its calls parsed after, as before)
-            if let g = setup?.grammar, !(g.isLazy && (grammar != nil || jsonObject)) {
+            if let g = setup?.grammar(besideCallerConstraint: grammar != nil || jsonObject) {
                 guard grammar == nil && !jsonObject else {
                     throw APIError.invalid("tools with tool_choice required, a named function, or this model's generic tool format hold the reply to a grammar; "
                                            + "response_format and grammar cannot be given with them", param: "tool_choice")

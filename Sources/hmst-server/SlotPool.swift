@@ -58,15 +58,14 @@ final class SlotPool: @unchecked Sendable {
     /// conversations keep their caches.
     private func pick(for prompt: [Int32]?) -> Int {
         guard let prompt, free.count > 1 else { return 0 }
-        var best = 0, bestShared = 0
-        var shared: [Int] = []
+        var best = 0, bestShared = 0, lruShared = 0
         for (i, slot) in free.enumerated() {
             let n = slot.session.sharedPrefixLength(with: prompt.dropLast())
-            shared.append(n)
+            if i == 0 { lruShared = n }
             if n > bestShared { best = i; bestShared = n }
         }
         if 2 * bestShared >= prompt.count { return best }
-        if bestShared >= shared[0] + SlotPool.minCopiedPrefix {
+        if bestShared >= lruShared + SlotPool.minCopiedPrefix {
             free[0].session.copyPrefix(from: free[best].session, count: bestShared)
         }
         return 0

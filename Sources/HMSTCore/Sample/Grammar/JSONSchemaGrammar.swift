@@ -79,6 +79,12 @@ public enum JSONSchemaGrammar {
                                     "minItems", "maxItems", "minLength", "maxLength", "pattern"]
     static let types: Set<String> = ["string", "number", "integer", "boolean", "null", "object", "array"]
     static let bounds = ["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"]
+
+    /// Whether bound `key` of s excludes its value: exclusiveMinimum / exclusiveMaximum, or
+    /// minimum / maximum beside draft 4's boolean exclusiveMinimum / exclusiveMaximum true.
+    static func isExclusive(_ s: JSONValue, _ key: String) -> Bool {
+        key.hasPrefix("exclusive") || s[key == "minimum" ? "exclusiveMinimum" : "exclusiveMaximum"]?.bool == true
+    }
     /// The string formats enforced (the text inside the quotes); other formats are annotations.
     static let formats: [String: String] = {
         // days by month (February to 29 in any year)
@@ -275,7 +281,7 @@ public enum JSONSchemaGrammar {
                 guard let v = s[key] else { return nil }
                 if case .bool = v { return nil }   // draft 4 / OpenAPI 3.0: exclusiveMinimum true makes minimum exclusive
                 // draft 4's boolean form: the bound itself is exclusive
-                let exclusive = key.hasPrefix("exclusive") || s[lower ? "exclusiveMinimum" : "exclusiveMaximum"]?.bool == true
+                let exclusive = JSONSchemaGrammar.isExclusive(s, key)
                 if case .integer(let i) = v {   // exact, also past 2^53
                     let c = max(min(i, 100_000_000_000_000_000), -100_000_000_000_000_000)
                     return exclusive ? (lower ? c + 1 : c - 1) : c
@@ -308,7 +314,7 @@ public enum JSONSchemaGrammar {
                 guard let v = s[key] else { return nil }
                 if case .bool = v { return nil }   // draft 4: makes minimum / maximum exclusive
                 guard let x = v.number, x.isFinite else { throw error("\(key) must be a finite number", path) }
-                let exclusive = key.hasPrefix("exclusive") || s[key == "minimum" ? "exclusiveMinimum" : "exclusiveMaximum"]?.bool == true
+                let exclusive = JSONSchemaGrammar.isExclusive(s, key)
                 if x.magnitude >= 1e16 {
                     if lower == (x < 0) { return nil }
                     throw error("no number (of at most 16 integer digits) is within \(key) \(v.serialized)", path)
@@ -356,7 +362,7 @@ public enum JSONSchemaGrammar {
             func bound(_ key: String, lower: Bool) throws -> Int64? {
                 guard let v = s[key] else { return nil }
                 if case .bool = v { return nil }   // draft 4: makes minimum / maximum exclusive
-                let exclusive = key.hasPrefix("exclusive") || s[key == "minimum" ? "exclusiveMinimum" : "exclusiveMaximum"]?.bool == true
+                let exclusive = JSONSchemaGrammar.isExclusive(s, key)
                 guard let x = NumberRange.Decimal(v), x.int <= (Int64.max / 10) / unit else {
                     throw error("\(key) \(v.serialized) is too large or too fine beside multipleOf", path)
                 }

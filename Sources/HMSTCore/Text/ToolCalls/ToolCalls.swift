@@ -523,6 +523,15 @@ public struct ToolCallSetup: Sendable {
     public let names: Set<String>
 
     public func parse(_ reply: String) -> ToolCallReply { format.parse(reply, parallel: parallel, names: names) }
+
+    /// The grammar to hold the reply to when the caller may also ask for a constraint of their
+    /// own (a grammar, a JSON Schema, JSON mode): under auto the calls' grammar only waits for a
+    /// call to start, so the caller's constraint holds the whole reply instead (nil); other
+    /// grammars stay (and the caller's constraint is a conflict to refuse).
+    public func grammar(besideCallerConstraint callerConstrains: Bool) -> Grammar? {
+        guard let g = grammar, !(g.isLazy && callerConstrains) else { return nil }
+        return g
+    }
 }
 
 extension ChatTemplate {
@@ -579,7 +588,6 @@ public final class ToolCallStream: @unchecked Sendable {
     private var sent = 0       // bytes of text already passed on (or read, in a generic response)
     private var emitted: [UInt8] = []   // what push returned
     private var holding = false
-    private var holdAt = 0              // where the held text starts
     private var responseStart: Int?     // generic format: where the response string's text starts
     private var scanner: CallScanner?   // calls read as written (a grammar holds them)
     private var scanFrom: Int?          // where the calls start (the hold, or a lazy grammar's trigger)
@@ -611,7 +619,6 @@ public final class ToolCallStream: @unchecked Sendable {
 
     private func hold(at i: Int) {
         holding = true
-        holdAt = i
         if watch == nil && scanFrom == nil { startScan(at: i) }
     }
 
@@ -622,8 +629,8 @@ public final class ToolCallStream: @unchecked Sendable {
     }
 
     private func scan() {
-        guard let from = scanFrom, scanner != nil, text.count > max(scanned, from) else { return }
-        scanner!.feed(text[max(scanned, from)...])
+        guard scanFrom != nil, scanner != nil, text.count > scanned else { return }   // startScan: scanned >= scanFrom
+        scanner!.feed(text[scanned...])
         scanned = text.count
     }
 
