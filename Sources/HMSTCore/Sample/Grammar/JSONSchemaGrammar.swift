@@ -357,7 +357,7 @@ public enum JSONSchemaGrammar {
                 throw error("multipleOf must be a positive number of at most 16 digits on either side of the point", path)
             }
             let (p, d) = integer || d0 == 0 ? (MultipleOf.integerModulus(p: p0, d: d0), 0) : (p0, d0)
-            let unit = MultipleOf.pow10(d)
+            let unit = IntegerRange.pow10(d)
             /// A bound in units of 10^-d, rounded inwards; an exclusive one moved one unit in.
             func bound(_ key: String, lower: Bool) throws -> Int64? {
                 guard let v = s[key] else { return nil }
@@ -367,7 +367,7 @@ public enum JSONSchemaGrammar {
                     throw error("\(key) \(v.serialized) is too large or too fine beside multipleOf", path)
                 }
                 var mag = x.int * unit
-                for (i, f) in x.frac.prefix(d).enumerated() { mag += Int64(f) * MultipleOf.pow10(d - 1 - i) }
+                for (i, f) in x.frac.prefix(d).enumerated() { mag += Int64(f) * IntegerRange.pow10(d - 1 - i) }
                 let cut = x.frac.count > d   // digits below 10^-d: the bound lies between two units
                 var b = x.negative ? -mag : mag
                 if cut { b += lower ? (x.negative ? 0 : 1) : (x.negative ? -1 : 0) }

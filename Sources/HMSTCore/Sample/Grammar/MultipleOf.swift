@@ -28,10 +28,9 @@ enum MultipleOf {
 
     static func gcd(_ a: Int64, _ b: Int64) -> Int64 { b == 0 ? a : gcd(b, a % b) }
 
-    static func pow10(_ n: Int) -> Int64 { (0..<n).reduce(Int64(1)) { r, _ in r * 10 } }
 
     /// For integers: an integer v is a multiple of p · 10^-d when v is a multiple of this.
-    static func integerModulus(p: Int64, d: Int) -> Int64 { d > 18 ? p : p / gcd(p, pow10(d)) }
+    static func integerModulus(p: Int64, d: Int) -> Int64 { d > 18 ? p : p / gcd(p, IntegerRange.pow10(d)) }
 
     /// The automaton's rules: `root` the multiples of p · 10^-d written with at most d fraction
     /// digits (negatives too when `signed`). nil when it needs more than maxRules rules.
@@ -122,7 +121,7 @@ enum MultipleOf {
         guard first <= hi else { return [] }
         let count = (hi - first) / p + 1
         guard count <= Int64(maxListed) else { return nil }
-        let unit = pow10(d)
+        let unit = IntegerRange.pow10(d)
         return (0..<count).map { i in
             let v = first + i * p
             let mag = v.magnitude
